@@ -1,0 +1,81 @@
+/* event.h - parsing and validating one transaction event (SPEC section 1).
+ *
+ * vg_event_parse() turns the bytes of one NDJSON line (without its newline) into a
+ * vg_event_t, or rejects it with a machine code and a precise reason for a person.
+ *
+ * Ownership: the caller owns the vg_event_t (vg_event_init / vg_event_deinit). The
+ * parsed strings (id, account, field values, extras) live in buffers inside the event
+ * and stay valid until the next vg_event_parse() into the same event. Once the buffers
+ * have grown to the largest event seen, parsing allocates nothing.
+ * Threading: one vg_event_t per thread; the parser itself has no shared state.
+ */
+#ifndef VG_EVENT_H
+#define VG_EVENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rules/value.h"
+
+#define VG_EVENT_MAX_BYTES 65536   /* the line without its newline */
+#define VG_EVENT_MAX_ID 128        /* id and account: 1..128 bytes */
+
+/* Rejection codes (SPEC section 3). */
+#define VG_REJECT_LIST(X)            \
+    X(NONE, "")                      \
+    X(INVALID_JSON, "invalid_json")  \
+    X(TOO_LARGE, "too_large")        \
+    X(MISSING_FIELD, "missing_field") \
+    X(BAD_TYPE, "bad_type")          \
+    X(BAD_TIMESTAMP, "bad_timestamp") \
+    X(NON_FINITE, "non_finite")      \
+    X(BAD_VALUE, "bad_value")        \
+    X(LATE, "late")                  \
+    X(FUTURE, "future")
+
+typedef enum vg_reject {
+#define VG_REJECT_ENUM(name, code) VG_REJECT_##name,
+    VG_REJECT_LIST(VG_REJECT_ENUM)
+#undef VG_REJECT_ENUM
+    VG_REJECT__COUNT
+} vg_reject_t;
+
+/* The machine code of a rejection, e.g. "bad_timestamp". Can't fail. */
+const char *vg_reject_code(vg_reject_t r);
+
+typedef struct vg_event_bufs vg_event_bufs_t;  /* private growable buffers */
+
+typedef struct vg_event {
+    vg_tx_t tx;              /* the fields as the rules VM reads them */
+    /* convenience copies of the required fields */
+    vg_str_t id;
+    vg_str_t account;
+    int64_t ts_ms;
+    double amount;
+    /* after a failed parse: the id when the line was an object with a valid string id
+     * (has_id = 1), else has_id = 0 */
+    int has_id;
+    vg_reject_t reject;
+    char reason[256];        /* for a person, e.g. "field 'ts': no time zone" */
+    vg_event_bufs_t *bufs;
+} vg_event_t;
+
+/* Initialises an event. Can't fail (allocates lazily). */
+void vg_event_init(vg_event_t *ev);
+/* Frees the event's buffers. Accepts an initialised, never-used event. */
+void vg_event_deinit(vg_event_t *ev);
+
+/* Parses `len` bytes at `line` (no trailing newline). Returns 0 and fills `ev` on
+ * success; on rejection returns VG_EINVAL with ev->reject, ev->reason, and ev->has_id /
+ * ev->id set. Returns VG_ENOMEM when a buffer cannot grow. Never reads past len. */
+int vg_event_parse(vg_event_t *ev, const char *line, size_t len);
+
+/* Parses an RFC 3339 timestamp (SPEC section 1) into epoch milliseconds (fraction
+ * truncated to the millisecond). Returns 0, or VG_EINVAL with a reason in errbuf. */
+int vg_time_parse(const char *s, size_t len, int64_t *ms, char *errbuf, size_t errlen);
+
+/* Formats epoch milliseconds as "YYYY-MM-DDTHH:MM:SS.mmmZ" into buf (at least 32
+ * bytes). Returns the length written. Can't fail for years 0..9999. */
+size_t vg_time_format(int64_t ms, char *buf);
+
+#endif

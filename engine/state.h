@@ -1,0 +1,103 @@
+/* state.h - all per-key state of one engine: accounts, `by K` keys, duplicates, memory.
+ *
+ * vg_state_t holds, in memory, every account's window state (engine/window.h), its
+ * dedupe ring (the ids of its accepted events within the dedupe horizon, with the
+ * decision each one got), and the window state of every `by K` key. With a store it
+ * is also durable: vg_state_checkpoint() writes every account and key changed since the
+ * last checkpoint, plus the caller's meta records (the input position), in one atomic
+ * RocksDB write; accounts not in memory are loaded from the store on demand; and when
+ * memory exceeds the budget, the least recently used accounts that are clean (written
+ * by a checkpoint) are dropped from memory, to be reloaded unchanged when next needed.
+ *
+ * Store keys: "a/" + account -> account record; "k/" + group index (2 bytes, big endian)
+ * + key bytes -> by-key record; "m/" + name -> meta records of the caller; "m/layout"
+ * the fingerprint of the program's layouts (a state made with other rules is refused).
+ *
+ * Threading: one vg_state_t per processing thread, no locks. Ownership: the caller owns
+ * the state (vg_state_free accepts NULL); the state keeps a reference to the program
+ * and borrows the store, which must outlive it.
+ */
+#ifndef VG_STATE_H
+#define VG_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/store.h"
+#include "rules/arena.h"
+#include "rules/program.h"
+
+typedef struct vg_state vg_state_t;
+typedef struct vg_acct vg_acct_t;
+
+typedef struct vg_state_opts {
+    int64_t lateness_ms;        /* default 1 h */
+    int64_t dedupe_horizon_ms;  /* default 24 h */
+    size_t mem_budget;          /* bytes of account state kept in memory; 0 = unlimited.
+                                   Only enforced with a store. */
+    vg_store_t *store;          /* borrowed; NULL: memory only */
+} vg_state_opts_t;
+
+typedef struct vg_kv {
+    const char *key;            /* meta name, stored under "m/" + key */
+    const void *val;
+    size_t len;
+} vg_kv_t;
+
+/* Creates the state for program `p`. With a store that already holds state, checks the
+ * layout fingerprint: returns NULL with a reason in errbuf when the state was made by
+ * other rules or options (lateness). Returns NULL on out of memory too. */
+vg_state_t *vg_state_new(vg_program_t *p, const vg_state_opts_t *o, char *errbuf,
+                         size_t errlen);
+void vg_state_free(vg_state_t *st);
+
+/* Finds the account (memory, else the store), creating an empty one when it has none.
+ * The pointer stays valid until the next call of vg_state_account,
+ * vg_state_checkpoint or vg_state_evict. Returns 0, VG_ENOMEM, or VG_ESTORE. */
+int vg_state_account(vg_state_t *st, const char *account, size_t len, vg_acct_t **out);
+
+/* Time of the account's newest accepted event, INT64_MIN when none. */
+int64_t vg_state_newest(const vg_acct_t *a);
+
+/* When (account, id) was accepted within the dedupe horizon, returns 1 and points
+ * `decision` at the decision it got (borrowed, valid like the account pointer);
+ * else returns 0. Can't fail. */
+int vg_state_find_dup(vg_state_t *st, vg_acct_t *a, const char *id, size_t idlen,
+                      const char **decision, size_t *dlen);
+
+/* Applies an accepted event at time ts to the account and to every by-key group
+ * (by-key windows skip the event when its key is null or late for that key, and then
+ * read null); fills spec_vals[0 .. nspecs-1]. Returns 0, VG_ENOMEM or VG_ESTORE. */
+int vg_state_apply(vg_state_t *st, vg_acct_t *a, int64_t ts, const vg_spec_input_t *in,
+                   vg_value_t *spec_vals, vg_arena_t *scratch);
+
+/* Records the decision of the accepted event (account, id) at time ts for duplicate
+ * detection; forgets ids older than the account's newest time minus the horizon.
+ * Returns 0 or VG_ENOMEM. */
+int vg_state_remember(vg_state_t *st, vg_acct_t *a, const char *id, size_t idlen,
+                      int64_t ts, const char *decision, size_t dlen);
+
+/* Writes every changed account and key and the meta records in one atomic write
+ * (`sync`: wait for the disk). Without a store, returns 0 and does nothing.
+ * Returns 0 or VG_ESTORE with a reason in errbuf. */
+int vg_state_checkpoint(vg_state_t *st, const vg_kv_t *meta, int n_meta, int sync,
+                        char *errbuf, size_t errlen);
+
+/* Reads meta record `key` written by a checkpoint into out. 0, VG_ENOTFOUND, or error. */
+int vg_state_meta(vg_state_t *st, const char *key, vg_buf_t *out);
+
+/* Drops clean least-recently-used accounts until memory is within the budget. Only
+ * with a store and a budget; never drops an account changed since the last
+ * checkpoint. Returns the number dropped. */
+int vg_state_evict(vg_state_t *st);
+
+typedef struct vg_state_stats {
+    size_t accounts_in_memory;
+    size_t keys_in_memory;      /* by-key states */
+    size_t bytes;               /* memory held by account and key state */
+    uint64_t loads;             /* accounts reloaded from the store */
+    uint64_t evictions;
+} vg_state_stats_t;
+void vg_state_get_stats(const vg_state_t *st, vg_state_stats_t *out);
+
+#endif

@@ -1,0 +1,51 @@
+/* store.h - the store of record: a RocksDB database of keys and values.
+ *
+ * A thin layer over RocksDB's C API: point reads, atomic write batches, prefix scans.
+ * Everything vigil keeps durably goes through it (account state, by-key state, the
+ * checkpoint's input position).
+ *
+ * Threading: a vg_store_t may be used from several threads (RocksDB is thread-safe); a
+ * vg_batch_t belongs to one thread. Ownership: the caller owns stores and batches
+ * (vg_store_close / vg_batch_free accept NULL). Values returned by vg_store_get are
+ * copied into the caller's buffer.
+ */
+#ifndef VG_STORE_H
+#define VG_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/jsonout.h"
+
+typedef struct vg_store vg_store_t;
+typedef struct vg_batch vg_batch_t;
+
+/* Opens (creating if needed) the database in directory `dir`. Returns NULL with a
+ * reason in errbuf on failure (e.g. locked by another process). */
+vg_store_t *vg_store_open(const char *dir, char *errbuf, size_t errlen);
+void vg_store_close(vg_store_t *s);
+
+/* Reads `key` into `out` (replacing its contents). Returns 0, VG_ENOTFOUND, or
+ * VG_ESTORE / VG_ENOMEM. */
+int vg_store_get(vg_store_t *s, const void *key, size_t klen, vg_buf_t *out);
+
+vg_batch_t *vg_batch_new(void);
+void vg_batch_free(vg_batch_t *b);
+void vg_batch_clear(vg_batch_t *b);
+/* Number of operations in the batch. */
+int vg_batch_count(const vg_batch_t *b);
+void vg_batch_put(vg_batch_t *b, const void *k, size_t kl, const void *v, size_t vl);
+void vg_batch_delete(vg_batch_t *b, const void *k, size_t kl);
+/* Writes the batch atomically (all or nothing); `sync` waits for the WAL to reach the
+ * disk. Returns 0 or VG_ESTORE with a reason in errbuf. */
+int vg_store_write(vg_store_t *s, vg_batch_t *b, int sync, char *errbuf, size_t errlen);
+
+/* Calls cb for every key starting with `prefix`, in key order, until cb returns
+ * non-zero (which is then returned). Returns 0 when all were visited, VG_ESTORE on
+ * error. */
+typedef int (*vg_store_scan_cb)(void *ctx, const void *k, size_t kl, const void *v,
+                                size_t vl);
+int vg_store_scan(vg_store_t *s, const void *prefix, size_t plen, vg_store_scan_cb cb,
+                  void *ctx);
+
+#endif

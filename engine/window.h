@@ -1,0 +1,79 @@
+/* window.h - the exact event-time state of one key: sliding windows, sessions, history.
+ *
+ * A key is an account, or one value of a `by K` expression. Every spec (rules/program.h)
+ * of one key group (the account group, by_group == -1, or one by-group) is kept in one
+ * vg_wstate_t: a time-ordered log of the key's recent events (the events inside the
+ * group's longest window plus the allowed lateness, plus the newest event before that
+ * span, so that prev() and sessions always find their predecessor) and, per spec, the
+ * running state that makes an in-order event cost O(1) amortized:
+ *   count/sum/avg/stddev: running sums over the frontier window, compensated and
+ *     recomputed when the window empties or drifts;
+ *   min/max: a monotonic deque; distinct/seen: a value->count hash table;
+ *   sessions: per event, the run (first time, count, sum) that ends at it;
+ *   prev: the predecessor in the log.
+ * An out-of-order event (older than the key's newest, within the lateness) is inserted
+ * at its place by time (equal times: after the events already there) and its values
+ * are computed over [t - w, t] among the events that have arrived so far.
+ *
+ * A vg_wlayout_t describes, for one key group of a program, which specs it holds and
+ * how an event's inputs are stored; it is immutable and shared by every vg_wstate_t of
+ * that group.
+ *
+ * Threading: a vg_wstate_t belongs to one thread. Ownership: the caller owns layouts
+ * and states (free with vg_wlayout_free / vg_wstate_free, both accept NULL). Strings
+ * returned in `vals` (prev() of a string) borrow from the state and stay valid until
+ * the next vg_wstate_add() or vg_wstate_free() on that state.
+ */
+#ifndef VG_WINDOW_H
+#define VG_WINDOW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/jsonout.h"
+#include "rules/arena.h"
+#include "rules/program.h"
+
+typedef struct vg_wlayout vg_wlayout_t;
+typedef struct vg_wstate vg_wstate_t;
+
+/* Builds the layout of key group `by_group` (-1: the account) of program `p`, for the
+ * allowed lateness `lateness_ms`. Returns NULL when out of memory. The layout keeps a
+ * reference to `p` (vg_prog_ref) and releases it in vg_wlayout_free(). */
+vg_wlayout_t *vg_wlayout_new(vg_program_t *p, int by_group, int64_t lateness_ms);
+void vg_wlayout_free(vg_wlayout_t *l);
+/* Number of specs in this group (0: the group needs no state). */
+int vg_wlayout_nspecs(const vg_wlayout_t *l);
+/* A 64-bit fingerprint of the layout (specs, their texts, lateness): an encoded state
+ * is only decoded by a layout with the same fingerprint. */
+uint64_t vg_wlayout_fingerprint(const vg_wlayout_t *l);
+
+/* A new empty state. Returns NULL when out of memory. */
+vg_wstate_t *vg_wstate_new(const vg_wlayout_t *l);
+void vg_wstate_free(vg_wstate_t *w);
+
+/* Time of the newest event added, or INT64_MIN when none. Can't fail. */
+int64_t vg_wstate_newest(const vg_wstate_t *w);
+
+/* Adds one event at time `ts` (the caller has already checked that ts is not older
+ * than newest - lateness) and computes this group's specs for it.
+ * `in` and `vals` are indexed by the program's spec index (only this group's entries
+ * are read and written). A spec whose input says keep == 0, or whose x is null for an
+ * aggregate that needs x, does not add the event to that spec but still gets its value.
+ * `scratch` may be used for temporary memory (it is reset by the caller per event).
+ * Returns 0, or VG_ENOMEM (the state is then unchanged). */
+int vg_wstate_add(vg_wstate_t *w, const vg_wlayout_t *l, int64_t ts,
+                  const vg_spec_input_t *in, vg_value_t *vals, vg_arena_t *scratch);
+
+/* Bytes of memory held by the state (for the memory budget). Can't fail. */
+size_t vg_wstate_mem(const vg_wstate_t *w);
+
+/* Appends a self-contained encoding of the state to `out`. Returns 0 or VG_ENOMEM. */
+int vg_wstate_encode(const vg_wstate_t *w, const vg_wlayout_t *l, vg_buf_t *out);
+/* Decodes an encoding made by vg_wstate_encode() with a layout of the same
+ * fingerprint. Returns the state, or NULL when the bytes are corrupt or memory runs
+ * out (errbuf says which). A decoded state behaves exactly like the encoded one. */
+vg_wstate_t *vg_wstate_decode(const vg_wlayout_t *l, const void *p, size_t n,
+                              char *errbuf, size_t errlen);
+
+#endif

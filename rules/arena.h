@@ -1,0 +1,28 @@
+/* arena.h - a bump allocator for per-event scratch memory.
+ *
+ * The caller owns the arena (embed a vg_arena_t and vg_arena_init() it). Allocations
+ * live until vg_arena_reset(); reset keeps the largest block so that, once warm, the
+ * hot path never calls malloc. Not thread-safe: one arena per thread.
+ */
+#ifndef VG_ARENA_H
+#define VG_ARENA_H
+
+#include <stddef.h>
+
+typedef struct vg_arena_block vg_arena_block_t;
+
+typedef struct vg_arena {
+    vg_arena_block_t *head;   /* current block, newest first */
+    size_t used;              /* bytes used in head */
+} vg_arena_t;
+
+/* Initialises an empty arena. Can't fail (allocates nothing). */
+void vg_arena_init(vg_arena_t *a);
+/* Frees every block. Accepts an arena that was only initialised. */
+void vg_arena_deinit(vg_arena_t *a);
+/* Returns `n` bytes aligned to 16, or NULL when memory is exhausted. */
+void *vg_arena_alloc(vg_arena_t *a, size_t n);
+/* Forgets every allocation; keeps one block (the largest) for reuse. Can't fail. */
+void vg_arena_reset(vg_arena_t *a);
+
+#endif

@@ -1,0 +1,132 @@
+/* program.h - a compiled ruleset: what the engine must keep per key, and how to evaluate.
+ *
+ * This is the whole interface between the rules language (rules/) and the engine
+ * (engine/). The engine never sees the AST or the bytecode; it sees:
+ *
+ *   - a list of state specs (vg_spec_t): every aggregate, session, prev() and seen()
+ *     used by any feature, deduplicated (two features writing count(10m) share one
+ *     spec). Each spec says what the engine keeps and for which key;
+ *   - phase 1, vg_prog_eval_inputs(): from the event alone, the inputs of each spec
+ *     (the x value, whether `where` holds, the `by` key);
+ *   - the engine then updates its state and computes each spec's value for this event;
+ *   - phase 2, vg_prog_eval_features(): from the event and the spec values, every named
+ *     feature's value (later also rules, decisions).
+ *
+ * Threading: a vg_program_t is immutable after compilation and may be shared by any
+ * number of threads; it is reference counted (vg_prog_ref / vg_prog_unref). Evaluation
+ * functions are reentrant: all mutable scratch lives in the caller's arena and output
+ * arrays. Evaluation never calls malloc except through the arena (which, once warm,
+ * does not allocate either).
+ */
+#ifndef VG_PROGRAM_H
+#define VG_PROGRAM_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "rules/arena.h"
+#include "rules/value.h"
+
+typedef struct vg_program vg_program_t;
+
+typedef enum vg_spec_kind {
+    VG_SPEC_COUNT = 0,   /* count(W [where P] [by K])          -> number (integer) */
+    VG_SPEC_SUM,         /* sum(x, W [where P] [by K])         -> number, 0 when empty */
+    VG_SPEC_AVG,         /* avg(x, ...)                        -> number or null when empty */
+    VG_SPEC_MIN,         /* min(x, ...)                        -> number or null */
+    VG_SPEC_MAX,         /* max(x, ...)                        -> number or null */
+    VG_SPEC_STDDEV,      /* stddev(x, ...) population          -> number or null */
+    VG_SPEC_DISTINCT,    /* distinct(x, ...)                   -> number (integer) */
+    VG_SPEC_SESSION_COUNT,    /* session_count(gap)            -> number (integer) */
+    VG_SPEC_SESSION_SUM,      /* session_sum(x, gap)           -> number */
+    VG_SPEC_SESSION_DURATION, /* session_duration(gap)         -> number (seconds) */
+    VG_SPEC_PREV,        /* prev(x)                            -> x's type or null */
+    VG_SPEC_SEEN         /* seen(x, W)                         -> bool or null */
+} vg_spec_kind_t;
+
+typedef struct vg_spec {
+    vg_spec_kind_t kind;
+    int64_t window_ms;   /* aggregates and seen: the window W; sessions: the gap; prev: 0 */
+    uint8_t has_x;       /* the spec has an x argument */
+    uint8_t has_where;   /* count/aggregates only */
+    uint8_t x_type;      /* vg_type_t the checker inferred for x (VG_T_NULL if unknown) */
+    int by_group;        /* -1: keyed by the account; else index of the `by` key
+                            expression (specs with the same K text share a group) */
+    const char *text;    /* canonical source text, e.g. "count(1m where tx.amount < 5)" */
+} vg_spec_t;
+
+/* Phase-1 result for one spec. Value semantics (SPEC section 2, and these):
+ *   - keep == 0 when the spec has `where P` and P is not true (false or null): the
+ *     event is not added to this spec's window (it still reads the window's value);
+ *   - key: the `by` key value (string or number or bool); null means the event has no
+ *     key: it is not added and the spec's value is null;
+ *   - x: the argument; for sum/avg/min/max/stddev/session_sum a number or null; an
+ *     event whose x is null is not added to that aggregate (like SQL's aggregates),
+ *     but it is still an event of the account for sessions and prev().
+ *     For distinct and seen any type (hashed by type and bytes); for prev any type.
+ */
+typedef struct vg_spec_input {
+    vg_value_t x;
+    vg_value_t key;
+    uint8_t keep;
+} vg_spec_input_t;
+
+/* One diagnostic of the compiler. */
+typedef struct vg_diag {
+    int is_error;        /* 1: error, 0: warning */
+    const char *file;    /* borrowed from the source given to the compiler */
+    int line, col;       /* 1-based */
+    char msg[256];
+} vg_diag_t;
+
+typedef struct vg_diags {
+    vg_diag_t *v;
+    int n, cap;
+    int n_errors;
+} vg_diags_t;
+
+void vg_diags_init(vg_diags_t *d);
+void vg_diags_deinit(vg_diags_t *d);
+/* Prints each diagnostic as `file:line:col: error: message`, then the source line and
+ * a caret under the column. `srcs` are the sources the diagnostics refer to. */
+typedef struct vg_source {
+    const char *name;    /* file name used in diagnostics, e.g. "rules/cards.vrl" */
+    const char *text;    /* the source text; need not be NUL-terminated */
+    size_t len;
+} vg_source_t;
+void vg_diags_print(const vg_diags_t *d, const vg_source_t *srcs, int n_srcs, FILE *out);
+
+/* Compiles `n` sources as one ruleset. Returns the program, or NULL when any error was
+ * found (every error is appended to `diags`; warnings are appended in both cases).
+ * The program copies what it needs; the sources may be freed afterwards.
+ * Free with vg_prog_unref(). */
+vg_program_t *vg_prog_compile(const vg_source_t *srcs, int n, vg_diags_t *diags);
+
+vg_program_t *vg_prog_ref(vg_program_t *p);
+void vg_prog_unref(vg_program_t *p);   /* accepts NULL */
+
+/* Introspection. Indexes are stable for the program's lifetime. */
+int vg_prog_nspecs(const vg_program_t *p);
+const vg_spec_t *vg_prog_spec(const vg_program_t *p, int i);
+int vg_prog_nbygroups(const vg_program_t *p);
+const char *vg_prog_bygroup_text(const vg_program_t *p, int g);  /* e.g. "tx.card" */
+int vg_prog_nfeatures(const vg_program_t *p);
+const char *vg_prog_feature_name(const vg_program_t *p, int i);  /* declaration order */
+/* The longest aggregate or seen() window in ms, 0 if none. */
+int64_t vg_prog_max_window(const vg_program_t *p);
+
+/* Phase 1: fills in[0 .. nspecs-1]. Strings in the results borrow from the event or
+ * from `arena`. Returns 0, or a negative VG_E* code when the arena is exhausted. */
+int vg_prog_eval_inputs(const vg_program_t *p, const vg_tx_t *tx, vg_arena_t *arena,
+                        vg_spec_input_t *in);
+
+/* Phase 2: given spec_vals[0 .. nspecs-1] (each spec's value for this event, computed
+ * by the engine), fills features[0 .. nfeatures-1]. Returns 0 or a negative code. */
+int vg_prog_eval_features(const vg_program_t *p, const vg_tx_t *tx,
+                          const vg_value_t *spec_vals, vg_arena_t *arena,
+                          vg_value_t *features);
+
+/* Writes a readable disassembly of the program (specs, features, bytecode). */
+void vg_prog_explain(const vg_program_t *p, FILE *out);
+
+#endif
