@@ -1,12 +1,38 @@
-/* main.c - the `vigil` command line: dispatches to replay, check and serve. */
+/* main.c - the `vigil` command line: dispatches to the subcommands (SPEC section 5). */
 #include <stdio.h>
 #include <string.h>
 
+#include "api/cli.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: vigil <command> [options]\n"
+            "\n"
+            "commands:\n"
+            "  replay   read NDJSON events, write decisions (vigil replay --help)\n"
+            "  check    compile rule modules and print diagnostics (vigil check --help)\n"
+            "\n"
+            "  --help     this text\n"
+            "  --version  print the version\n");
+}
+
 int main(int argc, char **argv) {
-    if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
         printf("vigil %s\n", VIGIL_VERSION);
         return 0;
     }
-    fprintf(stderr, "usage: vigil replay|check|serve ...\n");
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "replay") == 0) return vg_cmd_replay(argc - 1, argv + 1);
+    if (strcmp(argv[1], "check") == 0) return vg_cmd_check(argc - 1, argv + 1);
+    fprintf(stderr, "vigil: unknown command '%s'\n", argv[1]);
+    usage(stderr);
     return 2;
 }

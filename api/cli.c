@@ -1,0 +1,208 @@
+/* cli.c - helpers shared by the `vigil` subcommands (see cli.h). */
+#include "api/cli.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "rules/errors.h"
+
+int vg_cli_duration(const char *s, int64_t *ms) {
+    if (!s || !*s) return VG_EINVAL;
+    const char *p = s;
+    int64_t n = 0;
+    if (*p < '0' || *p > '9') return VG_EINVAL;
+    while (*p >= '0' && *p <= '9') {
+        if (n > (INT64_MAX / 10) - 10) return VG_EINVAL;
+        n = n * 10 + (*p - '0');
+        p++;
+    }
+    int64_t mul;
+    if (strcmp(p, "ms") == 0) mul = 1;
+    else if (strcmp(p, "s") == 0) mul = 1000;
+    else if (strcmp(p, "m") == 0) mul = 60 * 1000;
+    else if (strcmp(p, "h") == 0) mul = 3600 * 1000;
+    else if (strcmp(p, "d") == 0) mul = 86400 * 1000;
+    else if (*p == 0 && n == 0) mul = 1;
+    else return VG_EINVAL;
+    if (n > INT64_MAX / mul / 4) return VG_EINVAL;
+    *ms = n * mul;
+    return 0;
+}
+
+int vg_cli_size(const char *s, size_t *bytes) {
+    if (!s || *s < '0' || *s > '9') return VG_EINVAL;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(s, &end, 10);
+    if (errno) return VG_EINVAL;
+    unsigned long long mul = 1;
+    if (*end == 'k' || *end == 'K') mul = 1ULL << 10, end++;
+    else if (*end == 'm' || *end == 'M') mul = 1ULL << 20, end++;
+    else if (*end == 'g' || *end == 'G') mul = 1ULL << 30, end++;
+    if (*end == 'i' && end[1] == 'B') end += 2;
+    else if (*end == 'B') end++;
+    if (*end) return VG_EINVAL;
+    if (n > (~0ULL) / mul) return VG_EINVAL;
+    *bytes = (size_t)(n * mul);
+    return 0;
+}
+
+static int read_file(const char *path, char **out, size_t *len, char *errbuf, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
+        return VG_EIO;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    if (!buf) {
+        fclose(f);
+        snprintf(errbuf, errlen, "out of memory");
+        return VG_ENOMEM;
+    }
+    for (;;) {
+        if (n == cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                snprintf(errbuf, errlen, "out of memory");
+                return VG_ENOMEM;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (r == 0) break;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err) {
+        free(buf);
+        snprintf(errbuf, errlen, "%s: read error", path);
+        return VG_EIO;
+    }
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+static int add_source(vg_sources_t *s, const char *path, char *errbuf, size_t errlen) {
+    vg_source_t *nv = realloc(s->v, sizeof(*nv) * (size_t)(s->n + 1));
+    if (!nv) {
+        snprintf(errbuf, errlen, "out of memory");
+        return VG_ENOMEM;
+    }
+    s->v = nv;
+    char *text;
+    size_t len;
+    int rc = read_file(path, &text, &len, errbuf, errlen);
+    if (rc) return rc;
+    char *name = strdup(path);
+    if (!name) {
+        free(text);
+        snprintf(errbuf, errlen, "out of memory");
+        return VG_ENOMEM;
+    }
+    s->v[s->n].name = name;
+    s->v[s->n].text = text;
+    s->v[s->n].len = len;
+    s->n++;
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int ends_with(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && memcmp(s + a - b, suf, b) == 0;
+}
+
+int vg_sources_load(vg_sources_t *s, char *const *paths, int npaths, char *errbuf,
+                    size_t errlen) {
+    s->v = NULL;
+    s->n = 0;
+    for (int i = 0; i < npaths; i++) {
+        struct stat st;
+        if (stat(paths[i], &st) != 0) {
+            snprintf(errbuf, errlen, "%s: %s", paths[i], strerror(errno));
+            vg_sources_free(s);
+            return VG_EIO;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            int rc = add_source(s, paths[i], errbuf, errlen);
+            if (rc) {
+                vg_sources_free(s);
+                return rc;
+            }
+            continue;
+        }
+        DIR *d = opendir(paths[i]);
+        if (!d) {
+            snprintf(errbuf, errlen, "%s: %s", paths[i], strerror(errno));
+            vg_sources_free(s);
+            return VG_EIO;
+        }
+        char **names = NULL;
+        int nn = 0, rc = 0;
+        struct dirent *de;
+        while ((de = readdir(d)) != NULL) {
+            if (de->d_name[0] == '.' || !ends_with(de->d_name, ".vrl")) continue;
+            size_t l = strlen(paths[i]) + strlen(de->d_name) + 2;
+            char *full = malloc(l);
+            char **nv = realloc(names, sizeof(*names) * (size_t)(nn + 1));
+            if (!full || !nv) {
+                free(full);
+                if (nv) names = nv;
+                rc = VG_ENOMEM;
+                break;
+            }
+            names = nv;
+            snprintf(full, l, "%s/%s", paths[i], de->d_name);
+            names[nn++] = full;
+        }
+        closedir(d);
+        if (!rc && nn == 0) {
+            snprintf(errbuf, errlen, "%s: no .vrl files in this directory", paths[i]);
+            rc = VG_EINVAL;
+        }
+        if (!rc) qsort(names, (size_t)nn, sizeof(*names), cmp_str);
+        for (int k = 0; !rc && k < nn; k++) rc = add_source(s, names[k], errbuf, errlen);
+        for (int k = 0; k < nn; k++) free(names[k]);
+        free(names);
+        if (rc) {
+            if (rc == VG_ENOMEM) snprintf(errbuf, errlen, "out of memory");
+            vg_sources_free(s);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+void vg_sources_free(vg_sources_t *s) {
+    for (int i = 0; i < s->n; i++) {
+        free((char *)s->v[i].name);
+        free((char *)s->v[i].text);
+    }
+    free(s->v);
+    s->v = NULL;
+    s->n = 0;
+}
+
+vg_program_t *vg_cli_compile(const vg_sources_t *s, int *n_errors, int *n_warnings) {
+    vg_diags_t d;
+    vg_diags_init(&d);
+    vg_program_t *p = vg_prog_compile(s->v, s->n, &d);
+    vg_diags_print(&d, s->v, s->n, stderr);
+    if (n_errors) *n_errors = d.n_errors;
+    if (n_warnings) *n_warnings = d.n - d.n_errors;
+    vg_diags_deinit(&d);
+    return p;
+}

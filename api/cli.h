@@ -1,0 +1,39 @@
+/* cli.h - helpers shared by the `vigil` subcommands: durations, sizes, rule sources.
+ *
+ * Nothing here keeps state; every function is reentrant.
+ */
+#ifndef VG_CLI_H
+#define VG_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rules/program.h"
+
+/* Parses a duration like "500ms", "30s", "10m", "1h", "7d" (a non-negative integer and a
+ * unit; "0" alone is accepted) into milliseconds. Returns 0 or VG_EINVAL. */
+int vg_cli_duration(const char *s, int64_t *ms);
+
+/* Parses a size like "512", "64k", "256M", "2G" (bytes, binary units). 0 or VG_EINVAL. */
+int vg_cli_size(const char *s, size_t *bytes);
+
+/* The rule sources of a ruleset: PATHs are .vrl files or directories (every *.vrl file
+ * in it, sorted by name, not recursive). */
+typedef struct vg_sources {
+    vg_source_t *v;
+    int n;
+} vg_sources_t;
+
+/* Reads every source. Returns 0, or VG_EIO/VG_EINVAL with a reason in errbuf (missing
+ * file, a directory without .vrl files, unreadable file). Free with vg_sources_free. */
+int vg_sources_load(vg_sources_t *s, char *const *paths, int npaths, char *errbuf,
+                    size_t errlen);
+void vg_sources_free(vg_sources_t *s);
+
+/* Compiles the sources, printing diagnostics to stderr. Returns the program or NULL. */
+vg_program_t *vg_cli_compile(const vg_sources_t *s, int *n_errors, int *n_warnings);
+
+int vg_cmd_replay(int argc, char **argv);
+int vg_cmd_check(int argc, char **argv);
+
+#endif

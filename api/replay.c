@@ -1,0 +1,574 @@
+/* replay.c - `vigil replay`: NDJSON events in, decisions out, in input order.
+ *
+ * With --state DIR the state lives in RocksDB under DIR and is checkpointed, together
+ * with the input position, the output length and a fingerprint of the input and of the
+ * rules, in one atomic write. Killed at any point and started again with the same
+ * arguments, replay cuts the output back to the checkpoint's length, skips the input to
+ * the checkpoint's position and goes on, so that the finished output is byte for byte
+ * that of an uninterrupted run. The output is made durable (fdatasync) before the
+ * checkpoint that records its length.
+ *
+ * Exit: 0 when the input was read to its end (rejected lines included); 1 when the
+ * rules do not compile or input, output or state fail; 2 on a usage error.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/cli.h"
+#include "engine/pipeline.h"
+#include "engine/store.h"
+#include "rules/errors.h"
+
+#define READ_CHUNK (1u << 20)
+#define OUT_FLUSH (1u << 20)
+#define MAX_HELD_LINE (VG_EVENT_MAX_BYTES + 1)
+#define FP_HEAD (64u << 10)   /* the input fingerprint covers the first 64 KiB ... */
+#define FP_TAIL (4u << 10)    /* ... and the 4 KiB before the checkpoint's position */
+
+typedef struct opts {
+    char **rules;
+    int nrules;
+    const char *input, *output, *state;
+    int64_t lateness_ms, horizon_ms;
+    size_t mem_budget;
+    uint64_t ckpt_every;
+    int64_t ckpt_interval_ms;
+    int sync;
+} opts_t;
+
+static void usage(FILE *f) {
+    fprintf(f,
+        "usage: vigil replay --rules PATH [--input FILE|-] [--output FILE|-] [--state DIR]\n"
+        "                    [--lateness DUR] [--dedupe-horizon DUR] [--mem-budget SIZE]\n"
+        "\n"
+        "Reads NDJSON events in order and writes one decision (or rejection) per line.\n"
+        "  --rules PATH           a .vrl file or a directory of .vrl files (repeatable)\n"
+        "  --input FILE|-         events, default standard input\n"
+        "  --output FILE|-        decisions, default standard output\n"
+        "  --state DIR            keep state in RocksDB under DIR and checkpoint it; a\n"
+        "                         killed run started again with the same arguments\n"
+        "                         continues from its last checkpoint (needs --output FILE)\n"
+        "  --lateness DUR         allowed lateness of out-of-order events (default 1h)\n"
+        "  --dedupe-horizon DUR   how long an (account, id) is remembered (default 24h)\n"
+        "  --mem-budget SIZE      with --state: keep at most SIZE bytes of account state\n"
+        "                         in memory (e.g. 512M), evicting cold accounts to disk\n"
+        "  --checkpoint-every N   with --state: checkpoint every N lines (default 100000)\n"
+        "  --checkpoint-interval DUR  ... and at least this often (default 1s)\n"
+        "  --no-sync              do not wait for the disk at checkpoints (faster; safe\n"
+        "                         against a killed process, not against power loss)\n"
+        "Durations: 500ms, 30s, 10m, 1h, 7d. Exit status: 0 input read to its end,\n"
+        "1 rules, input, output or state failed, 2 usage error.\n");
+}
+
+/* A 64-bit FNV-1a, streaming. */
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+    const unsigned char *s = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= s[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+#define FNV_INIT 14695981039346656037ULL
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int write_all(int fd, const char *p, size_t n) {
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* The input reader: a growable buffer of bytes read from fd, split into lines. */
+typedef struct reader {
+    int fd;
+    char *buf;
+    size_t cap, start, end;
+    int eof;
+    uint64_t pos;           /* input offset of buf[start] */
+    /* fingerprint of the input, maintained as lines are consumed */
+    uint64_t head_hash;     /* hash of the first min(pos, FP_HEAD) bytes */
+    char tail[FP_TAIL];     /* ring of the last FP_TAIL bytes consumed */
+    uint64_t consumed;
+} reader_t;
+
+static void fp_consume(reader_t *r, const char *p, size_t n) {
+    if (r->consumed < FP_HEAD) {
+        size_t k = n;
+        if (r->consumed + k > FP_HEAD) k = (size_t)(FP_HEAD - r->consumed);
+        r->head_hash = fnv(r->head_hash, p, k);
+    }
+    for (size_t i = n > FP_TAIL ? n - FP_TAIL : 0; i < n; i++)
+        r->tail[(r->consumed + i) % FP_TAIL] = p[i];
+    r->consumed += n;
+}
+
+static uint64_t fp_value(const reader_t *r) {
+    uint64_t h = r->head_hash;
+    uint64_t n = r->consumed < FP_TAIL ? r->consumed : FP_TAIL;
+    for (uint64_t i = r->consumed - n; i < r->consumed; i++) {
+        char c = r->tail[i % FP_TAIL];
+        h = fnv(h, &c, 1);
+    }
+    return fnv(h, &r->consumed, sizeof(r->consumed));
+}
+
+/* Returns 1 with a line (without newline; `*oversize` set when the line was longer
+ * than MAX_HELD_LINE and only its length is known), 0 at the end, -1 on read error. */
+static int next_line(reader_t *r, const char **line, size_t *len, size_t *oversize) {
+    size_t skipped = 0;   /* bytes of an oversize line already dropped */
+    *oversize = 0;
+    for (;;) {
+        char *nl = memchr(r->buf + r->start, '\n', r->end - r->start);
+        if (nl || (r->eof && r->end > r->start)) {
+            size_t l = nl ? (size_t)(nl - (r->buf + r->start)) : r->end - r->start;
+            size_t adv = nl ? l + 1 : l;
+            *line = r->buf + r->start;
+            *len = l;
+            if (skipped) *oversize = skipped + l;
+            else if (l > MAX_HELD_LINE) *oversize = l;
+            fp_consume(r, r->buf + r->start, adv);
+            r->start += adv;
+            r->pos += adv;
+            return 1;
+        }
+        if (r->eof) {
+            if (skipped) {   /* an oversize last line without newline */
+                *oversize = skipped;
+                *line = r->buf;
+                *len = 0;
+                return 1;
+            }
+            return 0;
+        }
+        /* keep at most MAX_HELD_LINE bytes of a line: drop the rest, counting it */
+        if (r->end - r->start > MAX_HELD_LINE + (size_t)READ_CHUNK) {
+            size_t drop = r->end - r->start;
+            fp_consume(r, r->buf + r->start, drop);
+            r->pos += drop;
+            skipped += drop;
+            r->start = r->end = 0;
+        }
+        if (r->start > 0 && (r->cap - r->end) < READ_CHUNK) {
+            memmove(r->buf, r->buf + r->start, r->end - r->start);
+            r->end -= r->start;
+            r->start = 0;
+        }
+        if (r->cap - r->end < READ_CHUNK) {
+            size_t ncap = r->cap ? r->cap * 2 : 4 * READ_CHUNK;
+            char *nb = realloc(r->buf, ncap);
+            if (!nb) return -1;
+            r->buf = nb;
+            r->cap = ncap;
+        }
+        ssize_t n = read(r->fd, r->buf + r->end, r->cap - r->end);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        if (n == 0) r->eof = 1;
+        r->end += (size_t)n;
+    }
+}
+
+static int parse_args(int argc, char **argv, opts_t *o) {
+    static const struct option lo[] = {
+        {"rules", required_argument, 0, 'r'},
+        {"input", required_argument, 0, 'i'},
+        {"output", required_argument, 0, 'o'},
+        {"state", required_argument, 0, 's'},
+        {"lateness", required_argument, 0, 'l'},
+        {"dedupe-horizon", required_argument, 0, 'd'},
+        {"mem-budget", required_argument, 0, 'm'},
+        {"checkpoint-every", required_argument, 0, 'c'},
+        {"checkpoint-interval", required_argument, 0, 'C'},
+        {"no-sync", no_argument, 0, 'n'},
+        {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},
+        {0, 0, 0, 0},
+    };
+    memset(o, 0, sizeof(*o));
+    o->input = "-";
+    o->output = "-";
+    o->lateness_ms = 3600 * 1000LL;
+    o->horizon_ms = 24 * 3600 * 1000LL;
+    o->ckpt_every = 100000;
+    o->ckpt_interval_ms = 1000;
+    o->sync = 1;
+    o->rules = calloc((size_t)argc + 1, sizeof(char *));
+    if (!o->rules) return 1;
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (c) {
+        case 'r': o->rules[o->nrules++] = optarg; break;
+        case 'i': o->input = optarg; break;
+        case 'o': o->output = optarg; break;
+        case 's': o->state = optarg; break;
+        case 'l':
+            if (vg_cli_duration(optarg, &o->lateness_ms)) {
+                fprintf(stderr, "vigil replay: --lateness: bad duration '%s' (e.g. 30m, 1h)\n", optarg);
+                return 2;
+            }
+            break;
+        case 'd':
+            if (vg_cli_duration(optarg, &o->horizon_ms)) {
+                fprintf(stderr, "vigil replay: --dedupe-horizon: bad duration '%s' (e.g. 24h)\n", optarg);
+                return 2;
+            }
+            break;
+        case 'm':
+            if (vg_cli_size(optarg, &o->mem_budget)) {
+                fprintf(stderr, "vigil replay: --mem-budget: bad size '%s' (e.g. 512M)\n", optarg);
+                return 2;
+            }
+            break;
+        case 'c': {
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(optarg, &end, 10);
+            if (errno || *end || v == 0) {
+                fprintf(stderr, "vigil replay: --checkpoint-every: bad count '%s'\n", optarg);
+                return 2;
+            }
+            o->ckpt_every = v;
+            break;
+        }
+        case 'C':
+            if (vg_cli_duration(optarg, &o->ckpt_interval_ms)) {
+                fprintf(stderr, "vigil replay: --checkpoint-interval: bad duration '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'n': o->sync = 0; break;
+        case 'h': usage(stdout); return -1;
+        case 'V': printf("vigil %s\n", VIGIL_VERSION); return -1;
+        default:
+            if (optopt)
+                fprintf(stderr, "vigil replay: option '%s' needs a value\n", argv[optind - 1]);
+            else
+                fprintf(stderr, "vigil replay: unknown option '%s'\n", argv[optind - 1]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "vigil replay: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    if (o->nrules == 0) {
+        fprintf(stderr, "vigil replay: --rules PATH is required\n");
+        usage(stderr);
+        return 2;
+    }
+    if (o->state && strcmp(o->output, "-") == 0) {
+        fprintf(stderr, "vigil replay: --state needs --output FILE (the output is cut back "
+                        "to the last checkpoint when resuming)\n");
+        return 2;
+    }
+    return 0;
+}
+
+typedef struct run {
+    opts_t o;
+    vg_sources_t src;
+    vg_program_t *prog;
+    vg_store_t *store;
+    vg_pipeline_t *pl;
+    reader_t rd;
+    int out_fd;
+    vg_buf_t out;
+    uint64_t out_len;       /* bytes of output written or buffered so far */
+    uint64_t rules_hash;
+    uint64_t lines;         /* input lines consumed (blank ones included) */
+} run_t;
+
+static int flush_out(run_t *r) {
+    if (r->out.len == 0) return 0;
+    if (write_all(r->out_fd, r->out.p, r->out.len) < 0) {
+        fprintf(stderr, "vigil replay: writing %s: %s\n", r->o.output, strerror(errno));
+        return -1;
+    }
+    vg_buf_clear(&r->out);
+    return 0;
+}
+
+static int checkpoint(run_t *r) {
+    if (!r->store) return 0;
+    if (flush_out(r) < 0) return -1;
+    if (r->o.sync && fdatasync(r->out_fd) < 0 && errno != EINVAL) {
+        fprintf(stderr, "vigil replay: syncing %s: %s\n", r->o.output, strerror(errno));
+        return -1;
+    }
+    uint64_t in_pos = r->rd.pos;
+    uint64_t fp = fp_value(&r->rd);
+    vg_kv_t meta[] = {
+        {"replay/input_pos", &in_pos, sizeof(in_pos)},
+        {"replay/input_fp", &fp, sizeof(fp)},
+        {"replay/output_len", &r->out_len, sizeof(r->out_len)},
+        {"replay/lines", &r->lines, sizeof(r->lines)},
+        {"replay/rules", &r->rules_hash, sizeof(r->rules_hash)},
+    };
+    char err[256];
+    if (vg_pipeline_checkpoint(r->pl, meta, (int)(sizeof(meta) / sizeof(meta[0])), r->o.sync,
+                               err, sizeof(err)) != 0) {
+        fprintf(stderr, "vigil replay: checkpoint failed: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+static int meta_u64(run_t *r, const char *key, uint64_t *v) {
+    vg_buf_t b;
+    vg_buf_init(&b);
+    int rc = vg_pipeline_meta(r->pl, key, &b);
+    if (rc == 0) {
+        if (b.len != sizeof(*v)) rc = VG_ESTORE;
+        else memcpy(v, b.p, sizeof(*v));
+    }
+    vg_buf_deinit(&b);
+    return rc;
+}
+
+/* Resumes from the last checkpoint in the state directory, if any. */
+static int resume(run_t *r) {
+    uint64_t in_pos, fp, out_len, lines, rules;
+    int rc = meta_u64(r, "replay/input_pos", &in_pos);
+    if (rc == VG_ENOTFOUND) {
+        if (ftruncate(r->out_fd, 0) < 0 && errno != EINVAL) {
+            fprintf(stderr, "vigil replay: truncating %s: %s\n", r->o.output, strerror(errno));
+            return -1;
+        }
+        return 0;
+    }
+    if (rc || meta_u64(r, "replay/input_fp", &fp) || meta_u64(r, "replay/output_len", &out_len) ||
+        meta_u64(r, "replay/lines", &lines) || meta_u64(r, "replay/rules", &rules)) {
+        fprintf(stderr, "vigil replay: %s: checkpoint records are unreadable\n", r->o.state);
+        return -1;
+    }
+    if (rules != r->rules_hash) {
+        fprintf(stderr, "vigil replay: %s holds state made with other rules; use a new "
+                        "--state directory\n", r->o.state);
+        return -1;
+    }
+    /* skip the input to the checkpoint's position, checking that it is the same input */
+    reader_t *rd = &r->rd;
+    while (rd->pos < in_pos) {
+        if (rd->start == rd->end) {
+            if (rd->eof) break;
+            if (rd->cap == 0) {
+                rd->buf = malloc(4 * READ_CHUNK);
+                if (!rd->buf) return -1;
+                rd->cap = 4 * READ_CHUNK;
+            }
+            rd->start = rd->end = 0;
+            ssize_t n = read(rd->fd, rd->buf, rd->cap);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                fprintf(stderr, "vigil replay: reading %s: %s\n", r->o.input, strerror(errno));
+                return -1;
+            }
+            if (n == 0) rd->eof = 1;
+            rd->end = (size_t)n;
+            continue;
+        }
+        size_t k = rd->end - rd->start;
+        if (k > in_pos - rd->pos) k = (size_t)(in_pos - rd->pos);
+        fp_consume(rd, rd->buf + rd->start, k);
+        rd->start += k;
+        rd->pos += k;
+    }
+    if (rd->pos != in_pos || fp_value(rd) != fp) {
+        fprintf(stderr, "vigil replay: %s was checkpointed with another input than %s; "
+                        "use a new --state directory\n", r->o.state, r->o.input);
+        return -1;
+    }
+    struct stat st;
+    if (fstat(r->out_fd, &st) < 0 || (uint64_t)st.st_size < out_len) {
+        fprintf(stderr, "vigil replay: %s is shorter than its checkpoint says; it was changed "
+                        "outside vigil\n", r->o.output);
+        return -1;
+    }
+    if (ftruncate(r->out_fd, (off_t)out_len) < 0 || lseek(r->out_fd, 0, SEEK_END) < 0) {
+        fprintf(stderr, "vigil replay: cutting %s back: %s\n", r->o.output, strerror(errno));
+        return -1;
+    }
+    r->out_len = out_len;
+    r->lines = lines;
+    fprintf(stderr, "vigil replay: resuming from checkpoint at line %" PRIu64 " (input byte %"
+            PRIu64 ")\n", lines, in_pos);
+    return 0;
+}
+
+static void summary(run_t *r, double secs, int tty) {
+    vg_pipeline_stats_t s;
+    vg_pipeline_get_stats(r->pl, &s);
+    if (tty) fprintf(stderr, "\r\033[K");
+    fprintf(stderr, "vigil replay: %" PRIu64 " events: %" PRIu64 " decided, %" PRIu64
+            " duplicates, %" PRIu64 " rejected", s.lines, s.decided, s.duplicates, s.rejected);
+    if (s.rejected) {
+        fprintf(stderr, " (");
+        int first = 1;
+        for (int i = 1; i < VG_REJECT__COUNT; i++) {
+            if (!s.rejected_by[i]) continue;
+            fprintf(stderr, "%s%s %" PRIu64, first ? "" : ", ", vg_reject_code((vg_reject_t)i),
+                    s.rejected_by[i]);
+            first = 0;
+        }
+        fprintf(stderr, ")");
+    }
+    fprintf(stderr, "; %.2f s, %.0f events/s\n", secs, secs > 0 ? (double)s.lines / secs : 0.0);
+}
+
+int vg_cmd_replay(int argc, char **argv) {
+    run_t r;
+    memset(&r, 0, sizeof(r));
+    r.out_fd = -1;
+    r.rd.fd = -1;
+    r.rd.head_hash = FNV_INIT;
+    vg_buf_init(&r.out);
+    int status = 1;
+    int prc = parse_args(argc, argv, &r.o);
+    if (prc) {
+        free(r.o.rules);
+        return prc < 0 ? 0 : prc;
+    }
+    char err[512];
+    if (vg_sources_load(&r.src, r.o.rules, r.o.nrules, err, sizeof(err)) != 0) {
+        fprintf(stderr, "vigil replay: %s\n", err);
+        goto done;
+    }
+    r.prog = vg_cli_compile(&r.src, NULL, NULL);
+    if (!r.prog) {
+        fprintf(stderr, "vigil replay: the rules do not compile\n");
+        goto done;
+    }
+    r.rules_hash = FNV_INIT;
+    for (int i = 0; i < r.src.n; i++) {
+        r.rules_hash = fnv(r.rules_hash, r.src.v[i].name, strlen(r.src.v[i].name) + 1);
+        r.rules_hash = fnv(r.rules_hash, r.src.v[i].text, r.src.v[i].len);
+    }
+    r.rules_hash = fnv(r.rules_hash, &r.o.lateness_ms, sizeof(r.o.lateness_ms));
+    r.rules_hash = fnv(r.rules_hash, &r.o.horizon_ms, sizeof(r.o.horizon_ms));
+
+    if (strcmp(r.o.input, "-") == 0) r.rd.fd = 0;
+    else if ((r.rd.fd = open(r.o.input, O_RDONLY | O_CLOEXEC)) < 0) {
+        fprintf(stderr, "vigil replay: %s: %s\n", r.o.input, strerror(errno));
+        goto done;
+    }
+    if (strcmp(r.o.output, "-") == 0) r.out_fd = 1;
+    else if ((r.out_fd = open(r.o.output, O_WRONLY | O_CREAT | O_CLOEXEC | (r.o.state ? 0 : O_TRUNC),
+                              0644)) < 0) {
+        fprintf(stderr, "vigil replay: %s: %s\n", r.o.output, strerror(errno));
+        goto done;
+    }
+    if (r.o.state) {
+        if (mkdir(r.o.state, 0755) < 0 && errno != EEXIST) {
+            fprintf(stderr, "vigil replay: %s: %s\n", r.o.state, strerror(errno));
+            goto done;
+        }
+        r.store = vg_store_open(r.o.state, err, sizeof(err));
+        if (!r.store) {
+            fprintf(stderr, "vigil replay: state %s: %s\n", r.o.state, err);
+            goto done;
+        }
+    }
+    vg_pipeline_opts_t po;
+    vg_pipeline_opts_default(&po);
+    po.lateness_ms = r.o.lateness_ms;
+    po.dedupe_horizon_ms = r.o.horizon_ms;
+    po.mem_budget = r.o.mem_budget;
+    po.store = r.store;
+    r.pl = vg_pipeline_new(r.prog, &po, err, sizeof(err));
+    if (!r.pl) {
+        fprintf(stderr, "vigil replay: %s\n", err);
+        goto done;
+    }
+    if (r.store && resume(&r) < 0) goto done;
+
+    int tty = isatty(2);
+    int64_t t0 = now_ms(), last_ckpt = t0, last_progress = t0;
+    uint64_t since_ckpt = 0;
+    signal(SIGPIPE, SIG_IGN);
+    for (;;) {
+        const char *line;
+        size_t len, oversize;
+        int got = next_line(&r.rd, &line, &len, &oversize);
+        if (got < 0) {
+            fprintf(stderr, "vigil replay: reading %s: %s\n", r.o.input, strerror(errno));
+            goto done;
+        }
+        if (got == 0) break;
+        r.lines++;
+        vg_outcome_t oc;
+        size_t before = r.out.len;
+        int rc = oversize ? vg_pipeline_oversize(r.pl, oversize, &r.out)
+                          : vg_pipeline_line(r.pl, line, len, &r.out, &oc);
+        if (rc) {
+            fprintf(stderr, "vigil replay: line %" PRIu64 ": %s\n", r.lines, vg_strerror(rc));
+            goto done;
+        }
+        r.out_len += r.out.len - before;
+        if (r.out.len >= OUT_FLUSH && flush_out(&r) < 0) goto done;
+        since_ckpt++;
+        if ((r.lines & 1023) == 0) {
+            int64_t t = now_ms();
+            if (r.store && (since_ckpt >= r.o.ckpt_every || t - last_ckpt >= r.o.ckpt_interval_ms)) {
+                if (checkpoint(&r) < 0) goto done;
+                since_ckpt = 0;
+                last_ckpt = t;
+            }
+            if (tty && t - last_progress >= 500) {
+                fprintf(stderr, "\r\033[Kvigil replay: %" PRIu64 " lines, %.0f lines/s", r.lines,
+                        (double)r.lines * 1000.0 / (double)(t - t0 + 1));
+                last_progress = t;
+            }
+        } else if (r.store && since_ckpt >= r.o.ckpt_every) {
+            if (checkpoint(&r) < 0) goto done;
+            since_ckpt = 0;
+            last_ckpt = now_ms();
+        }
+    }
+    if (flush_out(&r) < 0) goto done;
+    if (r.store && checkpoint(&r) < 0) goto done;
+    summary(&r, (double)(now_ms() - t0) / 1000.0, tty);
+    status = 0;
+done:
+    if (r.out_fd > 1) {
+        if (close(r.out_fd) < 0 && status == 0) {
+            fprintf(stderr, "vigil replay: closing %s: %s\n", r.o.output, strerror(errno));
+            status = 1;
+        }
+    }
+    if (r.rd.fd > 0) close(r.rd.fd);
+    vg_pipeline_free(r.pl);
+    vg_store_close(r.store);
+    vg_prog_unref(r.prog);
+    vg_sources_free(&r.src);
+    vg_buf_deinit(&r.out);
+    free(r.rd.buf);
+    free(r.o.rules);
+    return status;
+}

@@ -1,0 +1,243 @@
+/* pipeline.c - the per-event path (see pipeline.h).
+ *
+ * Parse -> duplicate check -> lateness -> phase-1 inputs (rules VM) -> state update
+ * (windows, sessions, history) -> phase-2 features (rules VM) -> decision line.
+ * Everything per event lives in reused buffers and the scratch arena, so a warm
+ * pipeline does not allocate.
+ */
+#include "engine/pipeline.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rules/errors.h"
+
+struct vg_pipeline {
+    vg_program_t *prog;
+    vg_state_t *state;
+    vg_event_t ev;
+    vg_arena_t scratch;
+    vg_spec_input_t *inputs;
+    vg_value_t *spec_vals;
+    vg_value_t *features;
+    int nspecs, nfeatures;
+    char **feature_keys;        /* pre-escaped `"name":` for each feature */
+    size_t *feature_key_len;
+    char ruleset_tail[64];      /* `},"anomaly":{},"ruleset":N}` */
+    size_t ruleset_tail_len;
+    int64_t lateness_ms;
+    vg_reject_t last_reject;
+    vg_pipeline_stats_t stats;
+    vg_buf_t tmp;
+};
+
+void vg_pipeline_opts_default(vg_pipeline_opts_t *o) {
+    memset(o, 0, sizeof(*o));
+    o->lateness_ms = 3600 * 1000LL;
+    o->dedupe_horizon_ms = 24 * 3600 * 1000LL;
+    o->ruleset_version = 1;
+}
+
+vg_pipeline_t *vg_pipeline_new(vg_program_t *p, const vg_pipeline_opts_t *o,
+                               char *errbuf, size_t errlen) {
+    vg_pipeline_t *pl = calloc(1, sizeof(*pl));
+    if (!pl) goto oom;
+    pl->prog = vg_prog_ref(p);
+    vg_event_init(&pl->ev);
+    vg_arena_init(&pl->scratch);
+    vg_buf_init(&pl->tmp);
+    pl->lateness_ms = o->lateness_ms;
+    pl->nspecs = vg_prog_nspecs(p);
+    pl->nfeatures = vg_prog_nfeatures(p);
+    pl->inputs = calloc((size_t)pl->nspecs + 1, sizeof(*pl->inputs));
+    pl->spec_vals = calloc((size_t)pl->nspecs + 1, sizeof(*pl->spec_vals));
+    pl->features = calloc((size_t)pl->nfeatures + 1, sizeof(*pl->features));
+    pl->feature_keys = calloc((size_t)pl->nfeatures + 1, sizeof(*pl->feature_keys));
+    pl->feature_key_len = calloc((size_t)pl->nfeatures + 1, sizeof(*pl->feature_key_len));
+    if (!pl->inputs || !pl->spec_vals || !pl->features || !pl->feature_keys ||
+        !pl->feature_key_len)
+        goto oom;
+    for (int i = 0; i < pl->nfeatures; i++) {
+        const char *name = vg_prog_feature_name(p, i);
+        vg_buf_clear(&pl->tmp);
+        if (i > 0 && vg_buf_putc(&pl->tmp, ',') < 0) goto oom;
+        if (vg_json_str(&pl->tmp, name, strlen(name)) < 0 || vg_buf_putc(&pl->tmp, ':') < 0)
+            goto oom;
+        pl->feature_keys[i] = malloc(pl->tmp.len);
+        if (!pl->feature_keys[i]) goto oom;
+        memcpy(pl->feature_keys[i], pl->tmp.p, pl->tmp.len);
+        pl->feature_key_len[i] = pl->tmp.len;
+    }
+    int n = snprintf(pl->ruleset_tail, sizeof(pl->ruleset_tail),
+                     "},\"anomaly\":{},\"ruleset\":%lld}\n", (long long)o->ruleset_version);
+    pl->ruleset_tail_len = (size_t)n;
+
+    vg_state_opts_t so = {
+        .lateness_ms = o->lateness_ms,
+        .dedupe_horizon_ms = o->dedupe_horizon_ms,
+        .mem_budget = o->mem_budget,
+        .store = o->store,
+    };
+    pl->state = vg_state_new(p, &so, errbuf, errlen);
+    if (!pl->state) {
+        vg_pipeline_free(pl);
+        return NULL;
+    }
+    return pl;
+oom:
+    snprintf(errbuf, errlen, "out of memory");
+    vg_pipeline_free(pl);
+    return NULL;
+}
+
+void vg_pipeline_free(vg_pipeline_t *pl) {
+    if (!pl) return;
+    vg_state_free(pl->state);
+    vg_event_deinit(&pl->ev);
+    vg_arena_deinit(&pl->scratch);
+    vg_buf_deinit(&pl->tmp);
+    if (pl->feature_keys)
+        for (int i = 0; i < pl->nfeatures; i++) free(pl->feature_keys[i]);
+    free(pl->feature_keys);
+    free(pl->feature_key_len);
+    free(pl->inputs);
+    free(pl->spec_vals);
+    free(pl->features);
+    vg_prog_unref(pl->prog);
+    free(pl);
+}
+
+static int is_blank(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') return 0;
+    return 1;
+}
+
+/* {"id":...,"error":"...","code":"..."} */
+static int write_reject(vg_pipeline_t *pl, vg_buf_t *out, vg_reject_t code,
+                        const char *reason) {
+    size_t mark = out->len;
+    int rc = vg_buf_puts(out, "{\"id\":");
+    if (!rc) {
+        if (pl->ev.has_id) rc = vg_json_str(out, pl->ev.id.p, pl->ev.id.len);
+        else rc = vg_buf_puts(out, "null");
+    }
+    if (!rc) rc = vg_buf_puts(out, ",\"error\":");
+    if (!rc) rc = vg_json_str(out, reason, strlen(reason));
+    if (!rc) rc = vg_buf_puts(out, ",\"code\":\"");
+    if (!rc) rc = vg_buf_puts(out, vg_reject_code(code));
+    if (!rc) rc = vg_buf_puts(out, "\"}\n");
+    if (rc) out->len = mark;
+    pl->last_reject = code;
+    pl->stats.rejected++;
+    pl->stats.rejected_by[code]++;
+    return rc;
+}
+
+int vg_pipeline_line(vg_pipeline_t *pl, const char *line, size_t len, vg_buf_t *out,
+                     vg_outcome_t *outcome) {
+    *outcome = VG_OUT_BLANK;
+    if (is_blank(line, len)) return 0;
+    pl->stats.lines++;
+    vg_event_t *ev = &pl->ev;
+    int rc = vg_event_parse(ev, line, len);
+    if (rc == VG_ENOMEM) return rc;
+    if (rc != 0) {
+        *outcome = VG_OUT_REJECTED;
+        return write_reject(pl, out, ev->reject, ev->reason);
+    }
+
+    vg_acct_t *a;
+    rc = vg_state_account(pl->state, ev->account.p, ev->account.len, &a);
+    if (rc) return rc;
+
+    const char *dec;
+    size_t dlen;
+    if (vg_state_find_dup(pl->state, a, ev->id.p, ev->id.len, &dec, &dlen)) {
+        *outcome = VG_OUT_DUPLICATE;
+        pl->stats.duplicates++;
+        if (vg_buf_append(out, dec, dlen) < 0 || vg_buf_putc(out, '\n') < 0)
+            return VG_ENOMEM;
+        return 0;
+    }
+
+    int64_t newest = vg_state_newest(a);
+    if (newest != INT64_MIN && ev->ts_ms < newest - pl->lateness_ms) {
+        char reason[160];
+        char tbuf[40];
+        vg_time_format(newest, tbuf);
+        snprintf(reason, sizeof(reason),
+                 "event is %lld ms older than the account's newest event (%s); "
+                 "allowed lateness is %lld ms",
+                 (long long)(newest - ev->ts_ms), tbuf, (long long)pl->lateness_ms);
+        *outcome = VG_OUT_REJECTED;
+        return write_reject(pl, out, VG_REJECT_LATE, reason);
+    }
+
+    vg_arena_reset(&pl->scratch);
+    rc = vg_prog_eval_inputs(pl->prog, &ev->tx, &pl->scratch, pl->inputs);
+    if (rc) return rc;
+    rc = vg_state_apply(pl->state, a, ev->ts_ms, pl->inputs, pl->spec_vals, &pl->scratch);
+    if (rc) return rc;
+    rc = vg_prog_eval_features(pl->prog, &ev->tx, pl->spec_vals, &pl->scratch,
+                               pl->features);
+    if (rc) return rc;
+
+    /* the decision line (SPEC section 3); rules come with the rules issue */
+    size_t mark = out->len;
+    char tbuf[40];
+    size_t tl = vg_time_format(ev->ts_ms, tbuf);
+    rc = vg_buf_puts(out, "{\"id\":");
+    if (!rc) rc = vg_json_str(out, ev->id.p, ev->id.len);
+    if (!rc) rc = vg_buf_puts(out, ",\"account\":");
+    if (!rc) rc = vg_json_str(out, ev->account.p, ev->account.len);
+    if (!rc) rc = vg_buf_puts(out, ",\"ts\":\"");
+    if (!rc) rc = vg_buf_append(out, tbuf, tl);
+    if (!rc) rc = vg_buf_puts(out, "\",\"decision\":\"allow\",\"score\":0,\"rules\":[],"
+                                   "\"shadow\":[],\"features\":{");
+    for (int i = 0; !rc && i < pl->nfeatures; i++) {
+        rc = vg_buf_append(out, pl->feature_keys[i], pl->feature_key_len[i]);
+        if (!rc) rc = vg_json_value(out, &pl->features[i]);
+    }
+    if (!rc) rc = vg_buf_append(out, pl->ruleset_tail, pl->ruleset_tail_len);
+    if (rc) {
+        out->len = mark;
+        return rc;
+    }
+    /* remember the decision without its newline */
+    rc = vg_state_remember(pl->state, a, ev->id.p, ev->id.len, ev->ts_ms, out->p + mark,
+                           out->len - mark - 1);
+    if (rc) return rc;
+    *outcome = VG_OUT_DECIDED;
+    pl->stats.decided++;
+    return 0;
+}
+
+int vg_pipeline_oversize(vg_pipeline_t *pl, size_t len, vg_buf_t *out) {
+    char reason[128];
+    snprintf(reason, sizeof(reason), "line is %zu bytes, limit %d", len, VG_EVENT_MAX_BYTES);
+    pl->stats.lines++;
+    pl->ev.has_id = 0;
+    return write_reject(pl, out, VG_REJECT_TOO_LARGE, reason);
+}
+
+vg_reject_t vg_pipeline_last_reject(const vg_pipeline_t *pl) { return pl->last_reject; }
+
+int vg_pipeline_checkpoint(vg_pipeline_t *pl, const vg_kv_t *meta, int n_meta, int sync,
+                           char *errbuf, size_t errlen) {
+    int rc = vg_state_checkpoint(pl->state, meta, n_meta, sync, errbuf, errlen);
+    if (rc) return rc;
+    vg_state_evict(pl->state);
+    return 0;
+}
+
+int vg_pipeline_meta(vg_pipeline_t *pl, const char *key, vg_buf_t *out) {
+    return vg_state_meta(pl->state, key, out);
+}
+
+void vg_pipeline_get_stats(const vg_pipeline_t *pl, vg_pipeline_stats_t *out) {
+    *out = pl->stats;
+}
+
+vg_state_t *vg_pipeline_state(vg_pipeline_t *pl) { return pl->state; }

@@ -1,0 +1,83 @@
+/* pipeline.h - the per-event path: bytes in, decision out.
+ *
+ * vg_pipeline_line() takes one input line (NDJSON, no newline) and appends exactly one
+ * output line (with its newline) to the caller's buffer: the decision of SPEC section 3
+ * for an accepted event, the original decision again for a duplicate, or the rejection
+ * object {"id":..,"error":..,"code":..}. Blank lines produce nothing.
+ *
+ * Order of checks for an event: parse and validate (section 1), duplicate (the same
+ * (account, id) accepted within the dedupe horizon), lateness (older than the account's
+ * newest by more than the allowed lateness), then state update, features, decision.
+ * A rejected event leaves no trace in the state.
+ *
+ * Threading: a pipeline belongs to one thread (it owns its state and scratch).
+ * Ownership: the pipeline keeps a reference to the program and borrows the store.
+ */
+#ifndef VG_PIPELINE_H
+#define VG_PIPELINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/event.h"
+#include "engine/jsonout.h"
+#include "engine/state.h"
+#include "rules/program.h"
+
+typedef struct vg_pipeline vg_pipeline_t;
+
+typedef struct vg_pipeline_opts {
+    int64_t lateness_ms;         /* default 1 h */
+    int64_t dedupe_horizon_ms;   /* default 24 h */
+    size_t mem_budget;           /* bytes; 0 = unlimited (only with a store) */
+    vg_store_t *store;           /* borrowed; NULL = memory only */
+    int64_t ruleset_version;     /* printed as "ruleset" */
+} vg_pipeline_opts_t;
+
+typedef enum vg_outcome {
+    VG_OUT_BLANK = 0,     /* blank line: no output */
+    VG_OUT_DECIDED,       /* accepted and decided */
+    VG_OUT_DUPLICATE,     /* duplicate: the original decision was repeated */
+    VG_OUT_REJECTED       /* rejected: see vg_pipeline_last_reject() */
+} vg_outcome_t;
+
+typedef struct vg_pipeline_stats {
+    uint64_t lines, decided, duplicates, rejected;
+    uint64_t rejected_by[VG_REJECT__COUNT];
+} vg_pipeline_stats_t;
+
+/* Sets the defaults: lateness 1 h, horizon 24 h, no budget, no store, version 1. */
+void vg_pipeline_opts_default(vg_pipeline_opts_t *o);
+
+/* Creates a pipeline for program `p`. Returns NULL with a reason in errbuf (e.g. the
+ * store holds state made by other rules). */
+vg_pipeline_t *vg_pipeline_new(vg_program_t *p, const vg_pipeline_opts_t *o,
+                               char *errbuf, size_t errlen);
+void vg_pipeline_free(vg_pipeline_t *pl);   /* accepts NULL */
+
+/* Processes one line (without its newline) and appends its output line to `out`.
+ * Sets *outcome. Returns 0; VG_ENOMEM or VG_ESTORE when the engine itself fails (the
+ * event is then not processed and the caller should stop). Bad input is never an
+ * error of this function: it is a VG_OUT_REJECTED outcome. */
+int vg_pipeline_line(vg_pipeline_t *pl, const char *line, size_t len, vg_buf_t *out,
+                     vg_outcome_t *outcome);
+
+/* Rejects a line of `len` bytes that the caller could not hold (over the 64 KiB limit)
+ * with code too_large, appending the rejection line. Returns 0 or VG_ENOMEM. */
+int vg_pipeline_oversize(vg_pipeline_t *pl, size_t len, vg_buf_t *out);
+
+/* The code of the last rejection. */
+vg_reject_t vg_pipeline_last_reject(const vg_pipeline_t *pl);
+
+/* Checkpoints the state with the caller's meta records (see vg_state_checkpoint), then
+ * evicts cold accounts when over the memory budget. */
+int vg_pipeline_checkpoint(vg_pipeline_t *pl, const vg_kv_t *meta, int n_meta, int sync,
+                           char *errbuf, size_t errlen);
+
+/* Reads a meta record of the last checkpoint. 0, VG_ENOTFOUND or an error. */
+int vg_pipeline_meta(vg_pipeline_t *pl, const char *key, vg_buf_t *out);
+
+void vg_pipeline_get_stats(const vg_pipeline_t *pl, vg_pipeline_stats_t *out);
+vg_state_t *vg_pipeline_state(vg_pipeline_t *pl);
+
+#endif
