@@ -23,17 +23,25 @@ typedef struct vg_batch vg_batch_t;
 /* Opens (creating if needed) the database in directory `dir`. Returns NULL with a
  * reason in errbuf on failure (e.g. locked by another process). */
 vg_store_t *vg_store_open(const char *dir, char *errbuf, size_t errlen);
+/* Flushes nothing, closes the database and frees the handle. Accepts NULL. */
 void vg_store_close(vg_store_t *s);
+/* The directory the store was opened on (borrowed, valid until vg_store_close).
+ * Can't fail. */
+const char *vg_store_path(const vg_store_t *s);
 
 /* Reads `key` into `out` (replacing its contents). Returns 0, VG_ENOTFOUND, or
  * VG_ESTORE / VG_ENOMEM. */
 int vg_store_get(vg_store_t *s, const void *key, size_t klen, vg_buf_t *out);
 
+/* A new empty batch, or NULL when out of memory. Free with vg_batch_free(). */
 vg_batch_t *vg_batch_new(void);
 void vg_batch_free(vg_batch_t *b);
+/* Forgets every operation (the batch keeps its memory for reuse). Can't fail. */
 void vg_batch_clear(vg_batch_t *b);
 /* Number of operations in the batch. */
 int vg_batch_count(const vg_batch_t *b);
+/* Queue a put / a delete; the batch copies the bytes. Can't fail (RocksDB aborts on
+ * out of memory). */
 void vg_batch_put(vg_batch_t *b, const void *k, size_t kl, const void *v, size_t vl);
 void vg_batch_delete(vg_batch_t *b, const void *k, size_t kl);
 /* Writes the batch atomically (all or nothing); `sync` waits for the WAL to reach the
