@@ -1,0 +1,200 @@
+/* test_pipeline.c - unit tests for engine/pipeline.c: the per-event path from bytes to
+ * a decision line, duplicates, lateness, rejections, blank lines, checkpoints. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/pipeline.h"
+#include "engine/store.h"
+#include "rules/errors.h"
+
+static vg_program_t *compile(const char *src) {
+    vg_source_t s = {"t.vrl", src, strlen(src)};
+    vg_diags_t d;
+    vg_diags_init(&d);
+    vg_program_t *p = vg_prog_compile(&s, 1, &d);
+    if (!p) vg_diags_print(&d, &s, 1, stderr);
+    vg_diags_deinit(&d);
+    assert_non_null(p);
+    return p;
+}
+
+/* Feeds one line and returns its output (static buffer), asserting the outcome. */
+static const char *feed(vg_pipeline_t *pl, const char *line, vg_outcome_t want) {
+    static vg_buf_t out;
+    static char copy[4096];
+    vg_buf_init(&out);
+    vg_outcome_t oc;
+    assert_int_equal(vg_pipeline_line(pl, line, strlen(line), &out, &oc), 0);
+    assert_int_equal(oc, want);
+    size_t n = out.len < sizeof(copy) - 1 ? out.len : sizeof(copy) - 1;
+    memcpy(copy, out.p ? out.p : "", n);
+    copy[n] = 0;
+    vg_buf_deinit(&out);
+    return copy;
+}
+
+static const char *SRC =
+    "feature n = count(1h)\n"
+    "feature s = sum(tx.amount, 1h)\n"
+    "feature big = tx.amount > 100\n";
+
+static void test_decision_line(void **st) {
+    (void)st;
+    vg_program_t *p = compile(SRC);
+    vg_pipeline_opts_t o;
+    vg_pipeline_opts_default(&o);
+    char err[256];
+    vg_pipeline_t *pl = vg_pipeline_new(p, &o, err, sizeof(err));
+    assert_non_null(pl);
+    const char *out = feed(pl,
+        "{\"id\":\"t1\",\"account\":\"a\",\"ts\":\"2026-01-01T00:00:00Z\",\"amount\":0.1}",
+        VG_OUT_DECIDED);
+    assert_string_equal(out,
+        "{\"id\":\"t1\",\"account\":\"a\",\"ts\":\"2026-01-01T00:00:00.000Z\","
+        "\"decision\":\"allow\",\"score\":0,\"rules\":[],\"shadow\":[],"
+        "\"features\":{\"n\":1,\"s\":0.1,\"big\":false},\"anomaly\":{},\"ruleset\":1}\n");
+    out = feed(pl,
+        "{\"id\":\"t2\",\"account\":\"a\",\"ts\":\"2026-01-01T00:30:00+00:00\",\"amount\":0.2}",
+        VG_OUT_DECIDED);
+    assert_non_null(strstr(out, "\"features\":{\"n\":2,\"s\":0.30000000000000004,\"big\":false}"));
+    vg_pipeline_free(pl);
+    vg_prog_unref(p);
+}
+
+static void test_duplicates_late_rejects(void **st) {
+    (void)st;
+    vg_program_t *p = compile(SRC);
+    vg_pipeline_opts_t o;
+    vg_pipeline_opts_default(&o);
+    char err[256];
+    vg_pipeline_t *pl = vg_pipeline_new(p, &o, err, sizeof(err));
+    assert_non_null(pl);
+    char first[4096];
+    strcpy(first, feed(pl,
+        "{\"id\":\"t1\",\"account\":\"a\",\"ts\":\"2026-01-01T10:00:00Z\",\"amount\":5}",
+        VG_OUT_DECIDED));
+    /* the same (account, id) again, even with other content: the original decision */
+    const char *dup = feed(pl,
+        "{\"id\":\"t1\",\"account\":\"a\",\"ts\":\"2026-01-01T10:05:00Z\",\"amount\":500}",
+        VG_OUT_DUPLICATE);
+    assert_string_equal(dup, first);
+    /* the same id for another account is another transaction */
+    const char *other = feed(pl,
+        "{\"id\":\"t1\",\"account\":\"b\",\"ts\":\"2026-01-01T10:05:00Z\",\"amount\":7}",
+        VG_OUT_DECIDED);
+    assert_non_null(strstr(other, "\"n\":1,\"s\":7"));
+    /* late: more than 1 h older than the account's newest */
+    const char *late = feed(pl,
+        "{\"id\":\"t0\",\"account\":\"a\",\"ts\":\"2026-01-01T08:59:59.999Z\",\"amount\":1}",
+        VG_OUT_REJECTED);
+    assert_non_null(strstr(late, "\"code\":\"late\""));
+    assert_non_null(strstr(late, "{\"id\":\"t0\""));
+    assert_int_equal(vg_pipeline_last_reject(pl), VG_REJECT_LATE);
+    /* exactly the lateness is accepted, and counted with the others in [t-1h, t] */
+    const char *edge = feed(pl,
+        "{\"id\":\"t3\",\"account\":\"a\",\"ts\":\"2026-01-01T09:00:00Z\",\"amount\":1}",
+        VG_OUT_DECIDED);
+    assert_non_null(strstr(edge, "\"n\":1,\"s\":1"));
+    /* blank lines produce nothing */
+    feed(pl, "   ", VG_OUT_BLANK);
+    feed(pl, "", VG_OUT_BLANK);
+    /* invalid JSON: id null */
+    const char *bad = feed(pl, "{not json", VG_OUT_REJECTED);
+    assert_non_null(strstr(bad, "{\"id\":null,\"error\":"));
+    assert_non_null(strstr(bad, "\"code\":\"invalid_json\""));
+    /* a rejected event leaves no trace: its corrected re-send is processed normally */
+    const char *r1 = feed(pl, "{\"id\":\"t9\",\"account\":\"a\",\"ts\":\"2026-01-01T10:10:00\",\"amount\":3}",
+                          VG_OUT_REJECTED);
+    assert_non_null(strstr(r1, "\"id\":\"t9\""));
+    assert_non_null(strstr(r1, "bad_timestamp"));
+    const char *r2 = feed(pl, "{\"id\":\"t9\",\"account\":\"a\",\"ts\":\"2026-01-01T10:10:00Z\",\"amount\":3}",
+                          VG_OUT_DECIDED);
+    assert_non_null(strstr(r2, "\"n\":3,\"s\":9"));
+    /* an oversize line */
+    vg_buf_t out;
+    vg_buf_init(&out);
+    assert_int_equal(vg_pipeline_oversize(pl, 100000, &out), 0);
+    assert_non_null(strstr(out.p, "\"code\":\"too_large\""));
+    vg_buf_deinit(&out);
+    vg_pipeline_stats_t s;
+    vg_pipeline_get_stats(pl, &s);
+    assert_int_equal(s.decided, 4);
+    assert_int_equal(s.duplicates, 1);
+    assert_int_equal(s.rejected, 4);
+    assert_int_equal(s.rejected_by[VG_REJECT_LATE], 1);
+    vg_pipeline_free(pl);
+    vg_prog_unref(p);
+}
+
+static void test_checkpoint_resume(void **st) {
+    (void)st;
+    char dir[] = "/tmp/vigil-test-pipeline-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    vg_program_t *p = compile(SRC);
+    char err[256];
+    vg_store_t *store = vg_store_open(dir, err, sizeof(err));
+    assert_non_null(store);
+    vg_pipeline_opts_t o;
+    vg_pipeline_opts_default(&o);
+    o.store = store;
+    vg_pipeline_t *pl = vg_pipeline_new(p, &o, err, sizeof(err));
+    assert_non_null(pl);
+    feed(pl, "{\"id\":\"t1\",\"account\":\"a\",\"ts\":1767261600000,\"amount\":5}", VG_OUT_DECIDED);
+    uint64_t pos = 42;
+    vg_kv_t meta = {"pos", &pos, sizeof(pos)};
+    assert_int_equal(vg_pipeline_checkpoint(pl, &meta, 1, 0, err, sizeof(err)), 0);
+    /* changes after the checkpoint are lost with the process */
+    feed(pl, "{\"id\":\"t2\",\"account\":\"a\",\"ts\":1767261600001,\"amount\":50}", VG_OUT_DECIDED);
+    vg_pipeline_free(pl);
+    vg_store_close(store);
+
+    store = vg_store_open(dir, err, sizeof(err));
+    assert_non_null(store);
+    o.store = store;
+    pl = vg_pipeline_new(p, &o, err, sizeof(err));
+    assert_non_null(pl);
+    vg_buf_t b;
+    vg_buf_init(&b);
+    assert_int_equal(vg_pipeline_meta(pl, "pos", &b), 0);
+    assert_int_equal(b.len, sizeof(pos));
+    uint64_t got;
+    memcpy(&got, b.p, sizeof(got));
+    assert_int_equal(got, 42);
+    assert_int_equal(vg_pipeline_meta(pl, "nope", &b), VG_ENOTFOUND);
+    vg_buf_deinit(&b);
+    const char *out =
+        feed(pl, "{\"id\":\"t2\",\"account\":\"a\",\"ts\":1767261600001,\"amount\":50}", VG_OUT_DECIDED);
+    assert_non_null(strstr(out, "\"n\":2,\"s\":55"));
+    vg_pipeline_free(pl);
+    vg_store_close(store);
+
+    /* other rules on the same state are refused */
+    vg_program_t *p2 = compile("feature m = max(tx.amount, 2h)\n");
+    store = vg_store_open(dir, err, sizeof(err));
+    o.store = store;
+    pl = vg_pipeline_new(p2, &o, err, sizeof(err));
+    assert_null(pl);
+    vg_store_close(store);
+    vg_prog_unref(p2);
+    vg_prog_unref(p);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_decision_line),
+        cmocka_unit_test(test_duplicates_late_rejects),
+        cmocka_unit_test(test_checkpoint_resume),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
