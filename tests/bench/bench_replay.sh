@@ -19,7 +19,8 @@
 # Usage: tests/bench/bench_replay.sh
 # Environment: EVENTS (1000000), ACCOUNTS (100000), DAYS (7), SEED (1), RUNS (2: best
 # of), CHECK_EVENTS (200000), BUILD_DIR (default: ops/build.sh Release -> build/release;
-# when set, only the needed targets are built there), WORK (scratch directory, default
+# when set, only the needed targets are built there), NO_BUILD=1 (use BUILD_DIR as it
+# is), WORK (scratch directory, default
 # a fresh one under /tmp, removed at the end unless KEEP=1).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -36,7 +37,9 @@ RULES="$root/tests/bench/bench.vrl"
 say() { printf '%s\n' "$*" >&2; }
 
 # ---------------------------------------------------------------- build
-if [ -z "${BUILD_DIR:-}" ]; then
+if [ "${NO_BUILD:-0}" = 1 ]; then
+  BUILD_DIR="${BUILD_DIR:-build/release}"
+elif [ -z "${BUILD_DIR:-}" ]; then
   BUILD_DIR=build/release
   bash ops/build.sh Release >&2
 else
