@@ -1,0 +1,887 @@
+/* state.c - per-key state of one engine: accounts, `by K` keys, duplicates, memory
+ * (see state.h).
+ *
+ * Accounts and by-keys are "entries" (ent_t) held in two open-addressing hash tables
+ * (linear probing, backward-shift deletion, pointers to entries so that an entry never
+ * moves). An account holds its window state for the account group, its newest time and
+ * its dedupe log; a by-key entry holds the window state of one key of one by-group,
+ * keyed by 2-byte group + type byte + value bytes (the same bytes follow "k/" in the
+ * store).
+ *
+ * With a store, every entry is either dirty (changed since the last checkpoint; listed
+ * in st->dirty, never evicted) or clean (on the LRU list, most recently used first).
+ * vg_state_evict() drops clean entries from the LRU tail, accounts and by-keys alike,
+ * until the memory is within the budget; a dropped entry is reloaded from the store,
+ * unchanged, when next needed. A checkpoint writes the dirty entries and puts them back
+ * on the LRU list in the order they were last used. Without a store there is no LRU,
+ * nothing is dirty and nothing is dropped.
+ *
+ * Dedupe log (per account): accepted events in arrival order, each an entry
+ * {ts, offset, id length, decision length, id hash} and the id and decision bytes
+ * appended to one per-account byte buffer. Entries older than newest - horizon are
+ * dropped from the front; the buffer and the entry array are compacted when the dead
+ * front is at least half of them, so that a warm account appends without allocating.
+ * Lookups compare the 32-bit hash, then the id bytes exactly.
+ *
+ * Records in the store (integers little endian):
+ *   account "a/" + name: u8 version 1, i64 newest, u32 n, n x (i64 ts, u32 idlen,
+ *     u32 dlen, id, decision), u8 has_window, window state (vg_wstate_encode).
+ *   by-key "k/" + u16be group + u8 type + bytes: u8 version 1, window state.
+ *   "m/layout": "vglay1", u32 ngroups, u64 fingerprint of the account layout and of
+ *     each group's, i64 lateness, i64 horizon.
+ */
+#include "engine/state.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/window.h"
+#include "rules/errors.h"
+
+#define REC_VERSION 1
+#define DEFAULT_LATENESS_MS (3600LL * 1000)
+#define DEFAULT_HORIZON_MS (24LL * 3600 * 1000)
+
+/* ---- entries, hash tables, LRU ------------------------------------------------ */
+
+typedef struct ent ent_t;
+struct ent {
+    ent_t *prev, *next;     /* LRU links (clean entries, with a store) */
+    uint64_t hash;
+    uint64_t tick;          /* last use */
+    size_t mem;             /* bytes held, counted in st->bytes */
+    char *key;              /* the entry's key bytes, inside the entry's allocation */
+    uint32_t klen;
+    uint8_t dirty, linked, is_key;
+};
+
+typedef struct dd_ent {
+    int64_t ts;
+    uint32_t off;           /* of the id in the byte buffer; the decision follows */
+    uint32_t idlen, dlen;
+    uint32_t h;             /* hash of the id */
+} dd_ent_t;
+
+typedef struct dedupe {
+    dd_ent_t *e;            /* live entries e[head .. n) */
+    uint32_t head, n, cap;
+    char *b;                /* live bytes b[bhead .. blen) */
+    uint32_t bhead, blen, bcap;
+} dedupe_t;
+
+struct vg_acct {
+    ent_t e;
+    int64_t newest;
+    vg_wstate_t *w;         /* NULL until the first event (or when no account specs) */
+    dedupe_t dd;
+    char name[];
+};
+
+typedef struct kstate {
+    ent_t e;
+    vg_wstate_t *w;
+    char kb[];              /* u16be group, u8 type, value bytes */
+} kstate_t;
+
+typedef struct htab {
+    ent_t **slot;
+    size_t cap, n;          /* cap a power of two */
+} htab_t;
+
+typedef struct group {
+    vg_wlayout_t *lay;
+    int nspecs;
+    int *specs;             /* the program's spec indexes of this group */
+} group_t;
+
+struct vg_state {
+    vg_program_t *p;
+    vg_store_t *store;
+    int64_t lateness, horizon;
+    size_t budget;
+    vg_wlayout_t *alay;
+    int a_nspecs;
+    int ngroups;
+    group_t *groups;
+    htab_t accts, keys;
+    ent_t lru;              /* sentinel: lru.next most recent, lru.prev least recent */
+    ent_t **dirty;
+    size_t ndirty, dcap;
+    uint64_t tick;
+    size_t bytes;           /* sum of entries' mem */
+    uint64_t loads, key_loads, evictions;
+    int acct_maybe_stored, key_maybe_stored;
+    vg_buf_t kbuf, vbuf, layout;
+    vg_batch_t *batch;
+};
+
+static inline uint64_t mix64(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static uint64_t hash_bytes(const void *p, size_t n) {
+    const unsigned char *s = p;
+    uint64_t h = 0x243f6a8885a308d3ULL ^ ((uint64_t)n * 0x9e3779b97f4a7c15ULL);
+    while (n >= 8) {
+        uint64_t k;
+        memcpy(&k, s, 8);
+        h = (h ^ mix64(k)) * 0x9e3779b97f4a7c15ULL;
+        s += 8;
+        n -= 8;
+    }
+    uint64_t k = 0;
+    for (size_t i = 0; i < n; i++) k |= (uint64_t)s[i] << (8 * i);
+    h = (h ^ mix64(k ^ ((uint64_t)n << 59))) * 0x9e3779b97f4a7c15ULL;
+    return mix64(h);
+}
+
+static int ht_init(htab_t *t, size_t cap) {
+    t->slot = calloc(cap, sizeof *t->slot);
+    t->cap = cap;
+    t->n = 0;
+    return t->slot ? 0 : VG_ENOMEM;
+}
+
+static ent_t *ht_find(const htab_t *t, uint64_t h, const char *k, uint32_t kl) {
+    size_t m = t->cap - 1;
+    for (size_t i = h & m;; i = (i + 1) & m) {
+        ent_t *e = t->slot[i];
+        if (!e) return NULL;
+        if (e->hash == h && e->klen == kl && memcmp(e->key, k, kl) == 0) return e;
+    }
+}
+
+static void ht_place(ent_t **slot, size_t cap, ent_t *e) {
+    size_t m = cap - 1, i = e->hash & m;
+    while (slot[i]) i = (i + 1) & m;
+    slot[i] = e;
+}
+
+/* Inserts e (not present). Returns 0 or VG_ENOMEM (table unchanged). */
+static int ht_insert(htab_t *t, ent_t *e) {
+    if ((t->n + 1) * 10 > t->cap * 7) {
+        size_t ncap = t->cap * 2;
+        ent_t **ns = calloc(ncap, sizeof *ns);
+        if (!ns) return VG_ENOMEM;
+        for (size_t i = 0; i < t->cap; i++)
+            if (t->slot[i]) ht_place(ns, ncap, t->slot[i]);
+        free(t->slot);
+        t->slot = ns;
+        t->cap = ncap;
+    }
+    ht_place(t->slot, t->cap, e);
+    t->n++;
+    return 0;
+}
+
+/* Removes e (present) by backward-shift deletion. Can't fail. */
+static void ht_remove(htab_t *t, ent_t *e) {
+    size_t m = t->cap - 1, i = e->hash & m;
+    while (t->slot[i] != e) i = (i + 1) & m;
+    size_t j = i;
+    for (;;) {
+        j = (j + 1) & m;
+        ent_t *x = t->slot[j];
+        if (!x) break;
+        size_t home = x->hash & m;
+        /* x may move to i when its home is not in (i, j] cyclically */
+        if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+            t->slot[i] = x;
+            i = j;
+        }
+    }
+    t->slot[i] = NULL;
+    t->n--;
+}
+
+static void lru_unlink(ent_t *e) {
+    if (!e->linked) return;
+    e->prev->next = e->next;
+    e->next->prev = e->prev;
+    e->prev = e->next = NULL;
+    e->linked = 0;
+}
+
+static void lru_push_front(vg_state_t *st, ent_t *e) {
+    e->next = st->lru.next;
+    e->prev = &st->lru;
+    st->lru.next->prev = e;
+    st->lru.next = e;
+    e->linked = 1;
+}
+
+static void touch(vg_state_t *st, ent_t *e) {
+    e->tick = ++st->tick;
+    if (e->linked && st->lru.next != e) {
+        lru_unlink(e);
+        lru_push_front(st, e);
+    }
+}
+
+/* Marks e changed since the last checkpoint. Returns 0 or VG_ENOMEM (nothing done). */
+static int mark_dirty(vg_state_t *st, ent_t *e) {
+    if (!st->store || e->dirty) return 0;
+    if (st->ndirty == st->dcap) {
+        size_t nc = st->dcap ? st->dcap * 2 : 256;
+        ent_t **nd = realloc(st->dirty, nc * sizeof *nd);
+        if (!nd) return VG_ENOMEM;
+        st->dirty = nd;
+        st->dcap = nc;
+    }
+    st->dirty[st->ndirty++] = e;
+    e->dirty = 1;
+    lru_unlink(e);
+    return 0;
+}
+
+static void set_mem(vg_state_t *st, ent_t *e, size_t mem) {
+    st->bytes = st->bytes - e->mem + mem;
+    e->mem = mem;
+}
+
+static void acct_remem(vg_state_t *st, vg_acct_t *a) {
+    size_t m = sizeof *a + a->e.klen + (size_t)a->dd.cap * sizeof(dd_ent_t) + a->dd.bcap;
+    if (a->w) m += vg_wstate_mem(a->w);
+    set_mem(st, &a->e, m);
+}
+
+static void key_remem(vg_state_t *st, kstate_t *k) {
+    size_t m = sizeof *k + k->e.klen;
+    if (k->w) m += vg_wstate_mem(k->w);
+    set_mem(st, &k->e, m);
+}
+
+static void acct_free(vg_acct_t *a) {
+    vg_wstate_free(a->w);
+    free(a->dd.e);
+    free(a->dd.b);
+    free(a);
+}
+
+static void key_free(kstate_t *k) {
+    vg_wstate_free(k->w);
+    free(k);
+}
+
+static void ent_free(ent_t *e) {
+    if (e->is_key) key_free((kstate_t *)e);
+    else acct_free((vg_acct_t *)e);
+}
+
+/* ---- little-endian encoding ----------------------------------------------------- */
+
+static int put_u32(vg_buf_t *b, uint32_t v) {
+    unsigned char x[4];
+    for (int i = 0; i < 4; i++) x[i] = (unsigned char)(v >> (8 * i));
+    return vg_buf_append(b, x, 4);
+}
+
+static int put_u64(vg_buf_t *b, uint64_t v) {
+    unsigned char x[8];
+    for (int i = 0; i < 8; i++) x[i] = (unsigned char)(v >> (8 * i));
+    return vg_buf_append(b, x, 8);
+}
+
+typedef struct rd {
+    const unsigned char *p;
+    size_t n, i;
+    int bad;
+} rd_t;
+
+static uint64_t get_u(rd_t *r, int bytes) {
+    if (r->bad || r->n - r->i < (size_t)bytes) {
+        r->bad = 1;
+        return 0;
+    }
+    uint64_t v = 0;
+    for (int k = 0; k < bytes; k++) v |= (uint64_t)r->p[r->i + k] << (8 * k);
+    r->i += (size_t)bytes;
+    return v;
+}
+
+static const void *get_bytes(rd_t *r, size_t n) {
+    if (r->bad || r->n - r->i < n) {
+        r->bad = 1;
+        return NULL;
+    }
+    const void *p = r->p + r->i;
+    r->i += n;
+    return p;
+}
+
+/* ---- dedupe log ------------------------------------------------------------------- */
+
+static inline int64_t sat_sub(int64_t a, int64_t b) {
+    if (b > 0 && a < INT64_MIN + b) return INT64_MIN;
+    return a - b;
+}
+
+/* Moves the live entries and bytes to the front of their arrays; shrinks arrays far
+ * larger than their contents. Can't fail (a failed shrink keeps the old block). */
+static void dd_compact(dedupe_t *d) {
+    if (d->head == d->n) {
+        d->head = d->n = 0;
+        d->bhead = d->blen = 0;
+    } else if (d->head > 0 || d->bhead > 0) {
+        uint32_t shift = d->bhead;
+        memmove(d->e, d->e + d->head, (size_t)(d->n - d->head) * sizeof *d->e);
+        d->n -= d->head;
+        d->head = 0;
+        for (uint32_t i = 0; i < d->n; i++) d->e[i].off -= shift;
+        memmove(d->b, d->b + shift, d->blen - shift);
+        d->blen -= shift;
+        d->bhead = 0;
+    }
+    if (d->bcap > 4096 && d->blen < d->bcap / 4) {
+        uint32_t nc = d->blen * 2 > 1024 ? d->blen * 2 : 1024;
+        char *nb = realloc(d->b, nc);
+        if (nb) {
+            d->b = nb;
+            d->bcap = nc;
+        }
+    }
+    if (d->cap > 64 && d->n < d->cap / 4) {
+        uint32_t nc = d->n * 2 > 16 ? d->n * 2 : 16;
+        dd_ent_t *ne = realloc(d->e, (size_t)nc * sizeof *ne);
+        if (ne) {
+            d->e = ne;
+            d->cap = nc;
+        }
+    }
+}
+
+/* Drops entries older than `oldest` from the front. Can't fail. */
+static void dd_expire(dedupe_t *d, int64_t oldest) {
+    uint32_t h0 = d->head;
+    while (d->head < d->n && d->e[d->head].ts < oldest) {
+        dd_ent_t *x = &d->e[d->head];
+        d->bhead = x->off + x->idlen + x->dlen;
+        d->head++;
+    }
+    if (d->head == d->n) dd_compact(d);
+    else if (d->head != h0 && d->head >= 8 && d->head * 2 >= d->n) dd_compact(d);
+}
+
+static int dd_append(dedupe_t *d, int64_t ts, const char *id, uint32_t idlen,
+                     const char *dec, uint32_t dlen, uint32_t h) {
+    size_t need = (size_t)idlen + dlen;
+    if (d->blen + need > d->bcap && d->bhead > 0) dd_compact(d);
+    if (d->blen + need > d->bcap) {
+        size_t nc = d->bcap ? d->bcap : 256;
+        while (nc < d->blen + need) nc *= 2;
+        if (nc > UINT32_MAX) return VG_ENOMEM;
+        char *nb = realloc(d->b, nc);
+        if (!nb) return VG_ENOMEM;
+        d->b = nb;
+        d->bcap = (uint32_t)nc;
+    }
+    if (d->n == d->cap && d->head > 0) dd_compact(d);
+    if (d->n == d->cap) {
+        uint32_t nc = d->cap ? d->cap * 2 : 4;
+        dd_ent_t *ne = realloc(d->e, (size_t)nc * sizeof *ne);
+        if (!ne) return VG_ENOMEM;
+        d->e = ne;
+        d->cap = nc;
+    }
+    dd_ent_t *x = &d->e[d->n++];
+    x->ts = ts;
+    x->off = d->blen;
+    x->idlen = idlen;
+    x->dlen = dlen;
+    x->h = h;
+    memcpy(d->b + d->blen, id, idlen);
+    memcpy(d->b + d->blen + idlen, dec, dlen);
+    d->blen += (uint32_t)need;
+    return 0;
+}
+
+/* ---- accounts and keys: create, encode, decode ---------------------------------- */
+
+static vg_acct_t *acct_alloc(const char *name, size_t len, uint64_t h) {
+    vg_acct_t *a = calloc(1, sizeof *a + len);
+    if (!a) return NULL;
+    memcpy(a->name, name, len);
+    a->e.key = a->name;
+    a->e.klen = (uint32_t)len;
+    a->e.hash = h;
+    a->newest = INT64_MIN;
+    return a;
+}
+
+static int acct_encode(const vg_state_t *st, const vg_acct_t *a, vg_buf_t *out) {
+    const dedupe_t *d = &a->dd;
+    int rc = vg_buf_putc(out, REC_VERSION);
+    if (!rc) rc = put_u64(out, (uint64_t)a->newest);
+    if (!rc) rc = put_u32(out, d->n - d->head);
+    for (uint32_t i = d->head; !rc && i < d->n; i++) {
+        const dd_ent_t *x = &d->e[i];
+        rc = put_u64(out, (uint64_t)x->ts);
+        if (!rc) rc = put_u32(out, x->idlen);
+        if (!rc) rc = put_u32(out, x->dlen);
+        if (!rc) rc = vg_buf_append(out, d->b + x->off, (size_t)x->idlen + x->dlen);
+    }
+    if (!rc) rc = vg_buf_putc(out, a->w ? 1 : 0);
+    if (!rc && a->w) rc = vg_wstate_encode(a->w, st->alay, out);
+    return rc;
+}
+
+/* Decodes an account record into a new account. Returns 0, VG_ENOMEM or VG_ESTORE
+ * (corrupt record). */
+static int acct_decode(const vg_state_t *st, vg_acct_t *a, const void *p, size_t n) {
+    rd_t r = {p, n, 0, 0};
+    if (get_u(&r, 1) != REC_VERSION) return VG_ESTORE;
+    a->newest = (int64_t)get_u(&r, 8);
+    uint32_t cnt = (uint32_t)get_u(&r, 4);
+    if (r.bad || cnt > n) return VG_ESTORE;
+    dedupe_t *d = &a->dd;
+    if (cnt) {
+        /* sizes first, so that the byte buffer is allocated once */
+        size_t save = r.i, total = 0;
+        for (uint32_t i = 0; i < cnt && !r.bad; i++) {
+            get_u(&r, 8);
+            size_t il = get_u(&r, 4), dl = get_u(&r, 4);
+            get_bytes(&r, il + dl);
+            total += il + dl;
+        }
+        if (r.bad || total > UINT32_MAX) return VG_ESTORE;
+        r.i = save;
+        d->e = malloc((size_t)cnt * sizeof *d->e);
+        d->b = malloc(total ? total : 1);
+        if (!d->e || !d->b) return VG_ENOMEM;
+        d->cap = cnt;
+        d->bcap = (uint32_t)(total ? total : 1);
+        for (uint32_t i = 0; i < cnt; i++) {
+            int64_t ts = (int64_t)get_u(&r, 8);
+            uint32_t il = (uint32_t)get_u(&r, 4), dl = (uint32_t)get_u(&r, 4);
+            const char *id = get_bytes(&r, (size_t)il + dl);
+            dd_append(d, ts, id, il, id + il, dl, (uint32_t)hash_bytes(id, il));
+        }
+    }
+    uint64_t has_w = get_u(&r, 1);
+    if (r.bad) return VG_ESTORE;
+    if (has_w) {
+        char err[128];
+        a->w = vg_wstate_decode(st->alay, r.p + r.i, r.n - r.i, err, sizeof err);
+        if (!a->w) return VG_ESTORE;
+    } else if (r.i != r.n) {
+        return VG_ESTORE;
+    }
+    return 0;
+}
+
+/* Builds "a/" + name in st->kbuf. */
+static int acct_store_key(vg_state_t *st, const char *name, size_t len) {
+    vg_buf_clear(&st->kbuf);
+    int rc = vg_buf_append(&st->kbuf, "a/", 2);
+    if (!rc) rc = vg_buf_append(&st->kbuf, name, len);
+    return rc;
+}
+
+/* Builds "k/" + u16be group + type + value bytes in st->kbuf. Returns 0, VG_ENOMEM. */
+static int key_store_key(vg_state_t *st, int g, const vg_value_t *v) {
+    vg_buf_t *b = &st->kbuf;
+    vg_buf_clear(b);
+    unsigned char hd[5] = {'k', '/', (unsigned char)(g >> 8), (unsigned char)g, v->type};
+    int rc = vg_buf_append(b, hd, sizeof hd);
+    if (rc) return rc;
+    unsigned char x[8];
+    uint64_t u = 0;
+    switch (v->type) {
+    case VG_T_BOOL:
+        return vg_buf_putc(b, v->u.b ? 1 : 0);
+    case VG_T_NUM: {
+        double d = v->u.n == 0 ? 0.0 : v->u.n;   /* -0 and 0 are one key */
+        memcpy(&u, &d, 8);
+        break;
+    }
+    case VG_T_TIME:
+    case VG_T_DUR:
+        u = (uint64_t)v->u.ms;
+        break;
+    default:   /* strings, raw JSON */
+        return vg_buf_append(b, v->u.s.p, v->u.s.len);
+    }
+    for (int i = 0; i < 8; i++) x[i] = (unsigned char)(u >> (56 - 8 * i));
+    return vg_buf_append(b, x, 8);
+}
+
+/* ---- the state -------------------------------------------------------------------- */
+
+static int any_record_cb(void *ctx, const void *k, size_t kl, const void *v, size_t vl) {
+    (void)ctx;
+    (void)k;
+    (void)kl;
+    (void)v;
+    (void)vl;
+    return 1;
+}
+
+static void seterr(char *errbuf, size_t errlen, const char *msg, const char *arg) {
+    if (!errbuf || !errlen) return;
+    size_t i = 0;
+    for (const char *s = msg; *s && i + 1 < errlen; s++) {
+        if (*s == '%' && arg) {
+            for (const char *q = arg; *q && i + 1 < errlen; q++) errbuf[i++] = *q;
+            continue;
+        }
+        errbuf[i++] = *s;
+    }
+    errbuf[i] = 0;
+}
+
+vg_state_t *vg_state_new(vg_program_t *p, const vg_state_opts_t *o, char *errbuf,
+                         size_t errlen) {
+    vg_state_t *st = calloc(1, sizeof *st);
+    if (!st) goto nomem;
+    st->p = vg_prog_ref(p);
+    st->lateness = o && o->lateness_ms >= 0 ? o->lateness_ms : DEFAULT_LATENESS_MS;
+    st->horizon = o && o->dedupe_horizon_ms >= 0 ? o->dedupe_horizon_ms : DEFAULT_HORIZON_MS;
+    st->budget = o ? o->mem_budget : 0;
+    st->store = o ? o->store : NULL;
+    st->lru.next = st->lru.prev = &st->lru;
+    vg_buf_init(&st->kbuf);
+    vg_buf_init(&st->vbuf);
+    vg_buf_init(&st->layout);
+    if (ht_init(&st->accts, 1024) || ht_init(&st->keys, 1024)) goto nomem;
+
+    st->alay = vg_wlayout_new(p, -1, st->lateness);
+    if (!st->alay) goto nomem;
+    st->a_nspecs = vg_wlayout_nspecs(st->alay);
+    st->ngroups = vg_prog_nbygroups(p);
+    if (st->ngroups > 0xffff) {
+        seterr(errbuf, errlen, "too many `by` key expressions", NULL);
+        goto err;
+    }
+    st->groups = calloc((size_t)st->ngroups + 1, sizeof *st->groups);
+    if (!st->groups) goto nomem;
+    int nspecs = vg_prog_nspecs(p);
+    for (int g = 0; g < st->ngroups; g++) {
+        group_t *gr = &st->groups[g];
+        gr->lay = vg_wlayout_new(p, g, st->lateness);
+        gr->specs = malloc(((size_t)nspecs + 1) * sizeof *gr->specs);
+        if (!gr->lay || !gr->specs) goto nomem;
+        for (int i = 0; i < nspecs; i++)
+            if (vg_prog_spec(p, i)->by_group == g) gr->specs[gr->nspecs++] = i;
+    }
+
+    /* the layout record */
+    vg_buf_t *L = &st->layout;
+    int rc = vg_buf_append(L, "vglay1", 6);
+    if (!rc) rc = put_u32(L, (uint32_t)st->ngroups);
+    if (!rc) rc = put_u64(L, vg_wlayout_fingerprint(st->alay));
+    for (int g = 0; !rc && g < st->ngroups; g++)
+        rc = put_u64(L, vg_wlayout_fingerprint(st->groups[g].lay));
+    if (!rc) rc = put_u64(L, (uint64_t)st->lateness);
+    if (!rc) rc = put_u64(L, (uint64_t)st->horizon);
+    if (rc) goto nomem;
+
+    if (st->store) {
+        st->batch = vg_batch_new();
+        if (!st->batch) goto nomem;
+        rc = vg_store_get(st->store, "m/layout", 8, &st->vbuf);
+        if (rc == 0) {
+            if (st->vbuf.len != L->len || memcmp(st->vbuf.p, L->p, L->len) != 0) {
+                seterr(errbuf, errlen, "state in % was made by other rules or options",
+                       vg_store_path(st->store));
+                goto err;
+            }
+            st->acct_maybe_stored = st->key_maybe_stored = 1;
+        } else if (rc == VG_ENOTFOUND) {
+            int ra = vg_store_scan(st->store, "a/", 2, any_record_cb, NULL);
+            int rk = vg_store_scan(st->store, "k/", 2, any_record_cb, NULL);
+            if (ra < 0 || rk < 0) goto storeerr;
+            st->acct_maybe_stored = ra != 0;
+            st->key_maybe_stored = rk != 0;
+        } else {
+            goto storeerr;
+        }
+    }
+    return st;
+
+storeerr:
+    seterr(errbuf, errlen, "cannot read the state in %", vg_store_path(st->store));
+    goto err;
+nomem:
+    seterr(errbuf, errlen, "out of memory", NULL);
+err:
+    vg_state_free(st);
+    return NULL;
+}
+
+void vg_state_free(vg_state_t *st) {
+    if (!st) return;
+    htab_t *tabs[2] = {&st->accts, &st->keys};
+    for (int t = 0; t < 2; t++) {
+        if (!tabs[t]->slot) continue;
+        for (size_t i = 0; i < tabs[t]->cap; i++)
+            if (tabs[t]->slot[i]) ent_free(tabs[t]->slot[i]);
+        free(tabs[t]->slot);
+    }
+    if (st->groups) {
+        for (int g = 0; g < st->ngroups; g++) {
+            vg_wlayout_free(st->groups[g].lay);
+            free(st->groups[g].specs);
+        }
+        free(st->groups);
+    }
+    vg_wlayout_free(st->alay);
+    free(st->dirty);
+    vg_buf_deinit(&st->kbuf);
+    vg_buf_deinit(&st->vbuf);
+    vg_buf_deinit(&st->layout);
+    vg_batch_free(st->batch);
+    vg_prog_unref(st->p);
+    free(st);
+}
+
+/* Inserts a new entry into table t (and the LRU with a store). */
+static int add_entry(vg_state_t *st, htab_t *t, ent_t *e) {
+    int rc = ht_insert(t, e);
+    if (rc) return rc;
+    e->tick = ++st->tick;
+    if (st->store) lru_push_front(st, e);
+    return 0;
+}
+
+int vg_state_account(vg_state_t *st, const char *account, size_t len, vg_acct_t **out) {
+    if (len > UINT32_MAX) return VG_EINVAL;
+    uint64_t h = hash_bytes(account, len);
+    ent_t *e = ht_find(&st->accts, h, account, (uint32_t)len);
+    if (e) {
+        touch(st, e);
+        *out = (vg_acct_t *)e;
+        return 0;
+    }
+    vg_acct_t *a = acct_alloc(account, len, h);
+    if (!a) return VG_ENOMEM;
+    int rc = 0;
+    if (st->store && st->acct_maybe_stored) {
+        rc = acct_store_key(st, account, len);
+        if (!rc) rc = vg_store_get(st->store, st->kbuf.p, st->kbuf.len, &st->vbuf);
+        if (rc == 0) {
+            rc = acct_decode(st, a, st->vbuf.p, st->vbuf.len);
+            if (rc == 0) st->loads++;
+        } else if (rc == VG_ENOTFOUND) {
+            rc = 0;
+        }
+    }
+    if (!rc) rc = add_entry(st, &st->accts, &a->e);
+    if (rc) {
+        acct_free(a);
+        return rc == VG_ENOMEM ? rc : VG_ESTORE;
+    }
+    acct_remem(st, a);
+    *out = a;
+    return 0;
+}
+
+int64_t vg_state_newest(const vg_acct_t *a) { return a->newest; }
+
+int vg_state_find_dup(vg_state_t *st, vg_acct_t *a, const char *id, size_t idlen,
+                      const char **decision, size_t *dlen) {
+    const dedupe_t *d = &a->dd;
+    if (d->head == d->n) return 0;
+    int64_t oldest = sat_sub(a->newest, st->horizon);
+    uint32_t h = (uint32_t)hash_bytes(id, idlen);
+    for (uint32_t i = d->n; i-- > d->head;) {
+        const dd_ent_t *x = &d->e[i];
+        if (x->h == h && x->idlen == idlen && x->ts >= oldest &&
+            memcmp(d->b + x->off, id, idlen) == 0) {
+            *decision = d->b + x->off + x->idlen;
+            *dlen = x->dlen;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Finds or loads or creates the state of the key in st->kbuf (group g). */
+static int key_get(vg_state_t *st, int g, kstate_t **out) {
+    const char *kb = st->kbuf.p + 2;
+    uint32_t kl = (uint32_t)(st->kbuf.len - 2);
+    uint64_t h = hash_bytes(kb, kl);
+    ent_t *e = ht_find(&st->keys, h, kb, kl);
+    if (e) {
+        touch(st, e);
+        *out = (kstate_t *)e;
+        return 0;
+    }
+    kstate_t *k = calloc(1, sizeof *k + kl);
+    if (!k) return VG_ENOMEM;
+    memcpy(k->kb, kb, kl);
+    k->e.key = k->kb;
+    k->e.klen = kl;
+    k->e.hash = h;
+    k->e.is_key = 1;
+    const vg_wlayout_t *lay = st->groups[g].lay;
+    int rc = VG_ENOTFOUND;
+    if (st->store && st->key_maybe_stored) {
+        rc = vg_store_get(st->store, st->kbuf.p, st->kbuf.len, &st->vbuf);
+        if (rc == 0) {
+            char err[128];
+            if (st->vbuf.len < 1 || st->vbuf.p[0] != REC_VERSION) rc = VG_ESTORE;
+            else if (!(k->w = vg_wstate_decode(lay, st->vbuf.p + 1, st->vbuf.len - 1, err,
+                                               sizeof err)))
+                rc = VG_ESTORE;
+            else st->key_loads++;
+        } else if (rc != VG_ENOTFOUND) {
+            rc = VG_ESTORE;
+        }
+    }
+    if (rc == VG_ENOTFOUND) rc = (k->w = vg_wstate_new(lay)) ? 0 : VG_ENOMEM;
+    if (!rc) rc = add_entry(st, &st->keys, &k->e);
+    if (rc) {
+        key_free(k);
+        return rc;
+    }
+    key_remem(st, k);
+    *out = k;
+    return 0;
+}
+
+int vg_state_apply(vg_state_t *st, vg_acct_t *a, int64_t ts, const vg_spec_input_t *in,
+                   vg_value_t *spec_vals, vg_arena_t *scratch) {
+    int rc = mark_dirty(st, &a->e);
+    if (rc) return rc;
+    if (st->a_nspecs > 0) {
+        if (!a->w && !(a->w = vg_wstate_new(st->alay))) return VG_ENOMEM;
+        rc = vg_wstate_add(a->w, st->alay, ts, in, spec_vals, scratch);
+        if (rc) return rc;
+    }
+    if (ts > a->newest) a->newest = ts;
+    acct_remem(st, a);
+
+    for (int g = 0; g < st->ngroups; g++) {
+        const group_t *gr = &st->groups[g];
+        if (gr->nspecs == 0) continue;
+        const vg_value_t *key = &in[gr->specs[0]].key;
+        kstate_t *k = NULL;
+        if (key->type != VG_T_NULL) {
+            rc = key_store_key(st, g, key);
+            if (!rc) rc = key_get(st, g, &k);
+            if (rc) return rc;
+            int64_t kn = vg_wstate_newest(k->w);
+            if (kn != INT64_MIN && ts < sat_sub(kn, st->lateness)) k = NULL;  /* late */
+        }
+        if (!k) {
+            for (int i = 0; i < gr->nspecs; i++) spec_vals[gr->specs[i]] = vg_null();
+            continue;
+        }
+        rc = mark_dirty(st, &k->e);
+        if (!rc) rc = vg_wstate_add(k->w, gr->lay, ts, in, spec_vals, scratch);
+        if (rc) return rc;
+        key_remem(st, k);
+    }
+    return 0;
+}
+
+int vg_state_remember(vg_state_t *st, vg_acct_t *a, const char *id, size_t idlen,
+                      int64_t ts, const char *decision, size_t dlen) {
+    if (idlen > UINT32_MAX || dlen > UINT32_MAX) return VG_ENOMEM;
+    int rc = mark_dirty(st, &a->e);
+    if (rc) return rc;
+    if (ts > a->newest) a->newest = ts;
+    dd_expire(&a->dd, sat_sub(a->newest, st->horizon));
+    rc = dd_append(&a->dd, ts, id, (uint32_t)idlen, decision, (uint32_t)dlen,
+                   (uint32_t)hash_bytes(id, idlen));
+    acct_remem(st, a);
+    return rc;
+}
+
+static int cmp_tick(const void *x, const void *y) {
+    const ent_t *a = *(ent_t *const *)x, *b = *(ent_t *const *)y;
+    return a->tick < b->tick ? -1 : a->tick > b->tick;
+}
+
+int vg_state_checkpoint(vg_state_t *st, const vg_kv_t *meta, int n_meta, int sync,
+                        char *errbuf, size_t errlen) {
+    if (!st->store) return 0;
+    vg_batch_clear(st->batch);
+    int rc = 0;
+    for (size_t i = 0; !rc && i < st->ndirty; i++) {
+        ent_t *e = st->dirty[i];
+        vg_buf_clear(&st->kbuf);
+        vg_buf_clear(&st->vbuf);
+        rc = vg_buf_append(&st->kbuf, e->is_key ? "k/" : "a/", 2);
+        if (!rc) rc = vg_buf_append(&st->kbuf, e->key, e->klen);
+        if (!rc) {
+            if (e->is_key) {
+                rc = vg_buf_putc(&st->vbuf, REC_VERSION);
+                if (!rc) rc = vg_wstate_encode(((kstate_t *)e)->w,
+                                               st->groups[(uint8_t)e->key[0] << 8 |
+                                                          (uint8_t)e->key[1]].lay,
+                                               &st->vbuf);
+            } else {
+                rc = acct_encode(st, (vg_acct_t *)e, &st->vbuf);
+            }
+        }
+        if (!rc) vg_batch_put(st->batch, st->kbuf.p, st->kbuf.len, st->vbuf.p, st->vbuf.len);
+    }
+    for (int i = 0; !rc && i < n_meta; i++) {
+        vg_buf_clear(&st->kbuf);
+        rc = vg_buf_append(&st->kbuf, "m/", 2);
+        if (!rc) rc = vg_buf_puts(&st->kbuf, meta[i].key);
+        if (!rc)
+            vg_batch_put(st->batch, st->kbuf.p, st->kbuf.len, meta[i].val, meta[i].len);
+    }
+    if (!rc) vg_batch_put(st->batch, "m/layout", 8, st->layout.p, st->layout.len);
+    if (rc) {
+        seterr(errbuf, errlen, "out of memory while writing a checkpoint", NULL);
+        vg_batch_clear(st->batch);
+        return rc;
+    }
+    rc = vg_store_write(st->store, st->batch, sync, errbuf, errlen);
+    vg_batch_clear(st->batch);
+    if (rc) return VG_ESTORE;
+    /* clean again: back on the LRU list in the order of their last use */
+    qsort(st->dirty, st->ndirty, sizeof *st->dirty, cmp_tick);
+    for (size_t i = 0; i < st->ndirty; i++) {
+        st->dirty[i]->dirty = 0;
+        lru_push_front(st, st->dirty[i]);
+    }
+    st->ndirty = 0;
+    return 0;
+}
+
+int vg_state_meta(vg_state_t *st, const char *key, vg_buf_t *out) {
+    if (!st->store) return VG_ENOTFOUND;
+    vg_buf_clear(&st->kbuf);
+    int rc = vg_buf_append(&st->kbuf, "m/", 2);
+    if (!rc) rc = vg_buf_puts(&st->kbuf, key);
+    if (rc) return rc;
+    return vg_store_get(st->store, st->kbuf.p, st->kbuf.len, out);
+}
+
+static size_t total_bytes(const vg_state_t *st) {
+    return st->bytes + (st->accts.cap + st->keys.cap + st->dcap) * sizeof(void *);
+}
+
+int vg_state_evict(vg_state_t *st) {
+    if (!st->store || st->budget == 0) return 0;
+    int n = 0;
+    while (total_bytes(st) > st->budget && st->lru.prev != &st->lru) {
+        ent_t *e = st->lru.prev;
+        lru_unlink(e);
+        ht_remove(e->is_key ? &st->keys : &st->accts, e);
+        if (e->is_key) st->key_maybe_stored = 1;
+        else st->acct_maybe_stored = 1;
+        st->bytes -= e->mem;
+        ent_free(e);
+        st->evictions++;
+        n++;
+    }
+    return n;
+}
+
+void vg_state_get_stats(const vg_state_t *st, vg_state_stats_t *out) {
+    out->accounts_in_memory = st->accts.n;
+    out->keys_in_memory = st->keys.n;
+    out->bytes = total_bytes(st);
+    out->loads = st->loads;
+    out->evictions = st->evictions;
+}

@@ -1,0 +1,536 @@
+/* test_state.c - per-key state (engine/state.c): duplicates, the account map, by-key
+ * windows (null and late keys), checkpoints and reopening, eviction under a memory
+ * budget, and refusal of a state made by other rules. Uses a real RocksDB store in a
+ * temporary directory and a program compiled from a small .vrl source. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/state.h"
+#include "engine/store.h"
+#include "rules/errors.h"
+
+#define H (3600LL * 1000)
+#define T0 (1700000000000LL)
+
+static const char *SRC =
+    "feature n = count(1h)\n"
+    "feature s = sum(tx.amount, 1h)\n"
+    "feature c = count(1h by tx.card)\n"
+    "feature cs = sum(tx.amount, 1h by tx.card)\n";
+
+/* The program, its spec indexes, and per-event buffers. */
+typedef struct fx {
+    vg_program_t *p;
+    int nspecs;
+    int i_n, i_s, i_c, i_cs;
+    vg_spec_input_t *in;
+    vg_value_t *vals;
+    vg_arena_t arena;
+    vg_buf_t dec;
+    char dir[64];
+} fx_t;
+
+static vg_program_t *compile(const char *src) {
+    vg_source_t s = {"test.vrl", src, strlen(src)};
+    vg_diags_t d;
+    vg_diags_init(&d);
+    vg_program_t *p = vg_prog_compile(&s, 1, &d);
+    if (!p) vg_diags_print(&d, &s, 1, stderr);
+    vg_diags_deinit(&d);
+    return p;
+}
+
+static void rm_rf(const char *dir) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
+}
+
+static int setup(void **state) {
+    fx_t *f = calloc(1, sizeof *f);
+    f->p = compile(SRC);
+    if (!f->p) return -1;
+    f->nspecs = vg_prog_nspecs(f->p);
+    f->i_n = f->i_s = f->i_c = f->i_cs = -1;
+    for (int i = 0; i < f->nspecs; i++) {
+        const vg_spec_t *s = vg_prog_spec(f->p, i);
+        if (s->kind == VG_SPEC_COUNT && s->by_group < 0) f->i_n = i;
+        if (s->kind == VG_SPEC_SUM && s->by_group < 0) f->i_s = i;
+        if (s->kind == VG_SPEC_COUNT && s->by_group == 0) f->i_c = i;
+        if (s->kind == VG_SPEC_SUM && s->by_group == 0) f->i_cs = i;
+    }
+    if (f->i_n < 0 || f->i_s < 0 || f->i_c < 0 || f->i_cs < 0) return -1;
+    f->in = calloc((size_t)f->nspecs, sizeof *f->in);
+    f->vals = calloc((size_t)f->nspecs, sizeof *f->vals);
+    vg_arena_init(&f->arena);
+    vg_buf_init(&f->dec);
+    strcpy(f->dir, "/tmp/vg_state_XXXXXX");
+    if (!mkdtemp(f->dir)) return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fx_t *f = *state;
+    vg_prog_unref(f->p);
+    free(f->in);
+    free(f->vals);
+    vg_arena_deinit(&f->arena);
+    vg_buf_deinit(&f->dec);
+    rm_rf(f->dir);
+    free(f);
+    return 0;
+}
+
+static vg_store_t *open_store(fx_t *f) {
+    char err[512];
+    vg_store_t *s = vg_store_open(f->dir, err, sizeof err);
+    if (!s) fprintf(stderr, "%s\n", err);
+    assert_non_null(s);
+    return s;
+}
+
+static vg_state_t *new_state(fx_t *f, vg_store_t *store, size_t budget) {
+    vg_state_opts_t o = {.lateness_ms = H, .dedupe_horizon_ms = 24 * H,
+                         .mem_budget = budget, .store = store};
+    char err[256] = "";
+    vg_state_t *st = vg_state_new(f->p, &o, err, sizeof err);
+    if (!st) fprintf(stderr, "%s\n", err);
+    assert_non_null(st);
+    return st;
+}
+
+enum { R_DECIDED, R_DUP, R_LATE };
+
+/* One event through the state as the pipeline does it: account, duplicate check,
+ * lateness, apply, remember a decision made of the spec values (into f->dec). */
+static int event(fx_t *f, vg_state_t *st, const char *acct, const char *id, int64_t ts,
+                 double amount, const char *card) {
+    vg_acct_t *a;
+    assert_int_equal(vg_state_account(st, acct, strlen(acct), &a), 0);
+    const char *d;
+    size_t dl;
+    vg_buf_clear(&f->dec);
+    if (vg_state_find_dup(st, a, id, strlen(id), &d, &dl)) {
+        assert_int_equal(vg_buf_append(&f->dec, d, dl), 0);
+        return R_DUP;
+    }
+    int64_t newest = vg_state_newest(a);
+    if (newest != INT64_MIN && ts < newest - H) return R_LATE;
+    vg_tx_t tx;
+    for (int i = 0; i < VG_FIELD__COUNT; i++) tx.f[i] = vg_null();
+    tx.extra = NULL;
+    tx.n_extra = 0;
+    tx.f[VG_FIELD_ID] = vg_strv(id, (uint32_t)strlen(id));
+    tx.f[VG_FIELD_ACCOUNT] = vg_strv(acct, (uint32_t)strlen(acct));
+    tx.f[VG_FIELD_TS] = vg_time(ts);
+    tx.f[VG_FIELD_AMOUNT] = vg_num(amount);
+    if (card) tx.f[VG_FIELD_CARD] = vg_strv(card, (uint32_t)strlen(card));
+    vg_arena_reset(&f->arena);
+    assert_int_equal(vg_prog_eval_inputs(f->p, &tx, &f->arena, f->in), 0);
+    assert_int_equal(vg_state_apply(st, a, ts, f->in, f->vals, &f->arena), 0);
+    char line[512];
+    int n = snprintf(line, sizeof line, "{\"id\":\"%s\"", id);
+    for (int i = 0; i < f->nspecs; i++) {
+        if (f->vals[i].type == VG_T_NUM)
+            n += snprintf(line + n, sizeof line - (size_t)n, ",%.17g", f->vals[i].u.n);
+        else if (f->vals[i].type == VG_T_NULL)
+            n += snprintf(line + n, sizeof line - (size_t)n, ",null");
+        else
+            n += snprintf(line + n, sizeof line - (size_t)n, ",t%d", f->vals[i].type);
+    }
+    n += snprintf(line + n, sizeof line - (size_t)n, "}");
+    assert_int_equal(vg_buf_append(&f->dec, line, (size_t)n), 0);
+    assert_int_equal(vg_state_remember(st, a, id, strlen(id), ts, line, (size_t)n), 0);
+    return R_DECIDED;
+}
+
+static double num(const vg_value_t *v) {
+    assert_int_equal(v->type, VG_T_NUM);
+    return v->u.n;
+}
+
+/* ---- duplicates ------------------------------------------------------------------ */
+
+static void test_dedupe_exact_within_horizon(void **state) {
+    fx_t *f = *state;
+    vg_state_t *st = new_state(f, NULL, 0);
+    assert_int_equal(event(f, st, "acc", "e1", T0, 10, "c1"), R_DECIDED);
+    char first[512];
+    snprintf(first, sizeof first, "%.*s", (int)f->dec.len, f->dec.p);
+    assert_int_equal(event(f, st, "acc", "e2", T0 + 1000, 5, "c1"), R_DECIDED);
+    /* exact id: the original decision bytes */
+    assert_int_equal(event(f, st, "acc", "e1", T0 + 2000, 99, "c1"), R_DUP);
+    assert_int_equal(f->dec.len, strlen(first));
+    assert_memory_equal(f->dec.p, first, f->dec.len);
+    /* prefixes, extensions and other accounts are not duplicates */
+    assert_int_equal(event(f, st, "acc", "e", T0 + 3000, 1, NULL), R_DECIDED);
+    assert_int_equal(event(f, st, "acc", "e1x", T0 + 4000, 1, NULL), R_DECIDED);
+    assert_int_equal(event(f, st, "acc2", "e1", T0 + 5000, 1, NULL), R_DECIDED);
+    /* the duplicate did not change state: count(1h) of acc is 5 with the next event */
+    assert_int_equal(event(f, st, "acc", "e5", T0 + 6000, 1, NULL), R_DECIDED);
+    assert_int_equal(num(&f->vals[f->i_n]), 5);
+
+    /* exactly at the horizon it is still a duplicate; 1 ms past it is forgotten */
+    assert_int_equal(event(f, st, "acc", "n1", T0 + 24 * H, 1, NULL), R_DECIDED);
+    assert_int_equal(event(f, st, "acc", "e1", T0 + 24 * H, 1, NULL), R_DUP);
+    assert_int_equal(event(f, st, "acc", "n2", T0 + 24 * H + 1, 1, NULL), R_DECIDED);
+    assert_int_equal(event(f, st, "acc", "e1", T0 + 24 * H + 2, 1, NULL), R_DECIDED);
+    assert_int_equal(event(f, st, "acc", "e2", T0 + 24 * H + 3, 1, NULL), R_DUP);
+
+    /* an out-of-order event expires by its own time, even behind a newer one */
+    assert_int_equal(event(f, st, "b", "new", T0 + H / 2, 1, NULL), R_DECIDED);
+    assert_int_equal(event(f, st, "b", "old", T0, 1, NULL), R_DECIDED);
+    assert_int_equal(event(f, st, "b", "x", T0 + 24 * H + H / 4, 1, NULL), R_DECIDED);
+    assert_int_equal(event(f, st, "b", "new", T0 + 24 * H + H / 4, 1, NULL), R_DUP);
+    assert_int_equal(event(f, st, "b", "old", T0 + 24 * H + H / 4, 1, NULL), R_DECIDED);
+    vg_state_free(st);
+}
+
+static void test_dedupe_memory_bounded(void **state) {
+    fx_t *f = *state;
+    vg_state_opts_t o = {.lateness_ms = H, .dedupe_horizon_ms = 10 * 1000};
+    vg_state_t *st = vg_state_new(f->p, &o, NULL, 0);
+    assert_non_null(st);
+    vg_acct_t *a;
+    assert_int_equal(vg_state_account(st, "x", 1, &a), 0);
+    char id[32], dec[400];
+    memset(dec, 'd', sizeof dec);
+    vg_state_stats_t s1, s2;
+    for (int i = 0; i < 20000; i++) {
+        snprintf(id, sizeof id, "id-%d", i);
+        dec[0] = (char)('a' + i % 26);
+        assert_int_equal(vg_state_remember(st, a, id, strlen(id), T0 + i * 1000LL, dec,
+                                           sizeof dec), 0);
+        if (i == 1000) vg_state_get_stats(st, &s1);
+        /* ids in the last 10 s are found with their own decision; older ones are not */
+        if (i % 997 == 0 && i >= 20) {
+            const char *d;
+            size_t dl;
+            snprintf(id, sizeof id, "id-%d", i - 10);
+            assert_int_equal(vg_state_find_dup(st, a, id, strlen(id), &d, &dl), 1);
+            assert_int_equal(dl, sizeof dec);
+            assert_int_equal(d[0], 'a' + (i - 10) % 26);
+            snprintf(id, sizeof id, "id-%d", i - 11);
+            assert_int_equal(vg_state_find_dup(st, a, id, strlen(id), &d, &dl), 0);
+        }
+    }
+    vg_state_get_stats(st, &s2);
+    /* 11 live entries of ~400 bytes: the memory does not grow with the stream */
+    assert_true(s2.bytes <= s1.bytes + 4096);
+    vg_state_free(st);
+}
+
+/* ---- the account map --------------------------------------------------------------- */
+
+static void test_many_accounts(void **state) {
+    fx_t *f = *state;
+    vg_state_t *st = new_state(f, NULL, 0);
+    char name[32];
+    enum { N = 100000 };
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "acct-%d", i);
+        vg_acct_t *a;
+        assert_int_equal(vg_state_account(st, name, strlen(name), &a), 0);
+        assert_int_equal(vg_state_newest(a), INT64_MIN);
+        assert_int_equal(vg_state_remember(st, a, "i", 1, T0 + i, name, strlen(name)), 0);
+    }
+    vg_state_stats_t s;
+    vg_state_get_stats(st, &s);
+    assert_int_equal(s.accounts_in_memory, N);
+    for (int i = 0; i < N; i += 7) {
+        snprintf(name, sizeof name, "acct-%d", i);
+        vg_acct_t *a;
+        assert_int_equal(vg_state_account(st, name, strlen(name), &a), 0);
+        assert_int_equal(vg_state_newest(a), T0 + i);
+        const char *d;
+        size_t dl;
+        assert_int_equal(vg_state_find_dup(st, a, "i", 1, &d, &dl), 1);
+        assert_int_equal(dl, strlen(name));
+        assert_memory_equal(d, name, dl);
+    }
+    vg_state_get_stats(st, &s);
+    assert_int_equal(s.accounts_in_memory, N);
+    /* an evict without a store does nothing */
+    assert_int_equal(vg_state_evict(st), 0);
+    vg_state_free(st);
+}
+
+/* ---- by-key windows ---------------------------------------------------------------- */
+
+static void test_bykey_null_and_late(void **state) {
+    fx_t *f = *state;
+    vg_state_t *st = new_state(f, NULL, 0);
+    vg_acct_t *a;
+    /* card K at 10h */
+    assert_int_equal(event(f, st, "a1", "1", T0 + 10 * H, 7, "K"), R_DECIDED);
+    assert_int_equal(num(&f->vals[f->i_c]), 1);
+    assert_int_equal(num(&f->vals[f->i_cs]), 7);
+    /* no card: the by-card specs read null, the account's are computed */
+    assert_int_equal(event(f, st, "a1", "2", T0 + 10 * H + 1, 3, NULL), R_DECIDED);
+    assert_int_equal(f->vals[f->i_c].type, VG_T_NULL);
+    assert_int_equal(f->vals[f->i_cs].type, VG_T_NULL);
+    assert_int_equal(num(&f->vals[f->i_n]), 2);
+    assert_int_equal(num(&f->vals[f->i_s]), 10);
+    /* another account, card K two hours back: late for the key, not for the account */
+    assert_int_equal(event(f, st, "a2", "3", T0 + 8 * H, 100, "K"), R_DECIDED);
+    assert_int_equal(f->vals[f->i_c].type, VG_T_NULL);
+    assert_int_equal(f->vals[f->i_cs].type, VG_T_NULL);
+    assert_int_equal(num(&f->vals[f->i_n]), 1);
+    assert_int_equal(num(&f->vals[f->i_s]), 100);
+    /* exactly the lateness back is accepted; the late event was not added */
+    assert_int_equal(event(f, st, "a3", "4", T0 + 9 * H, 1, "K"), R_DECIDED);
+    assert_int_equal(num(&f->vals[f->i_c]), 1);
+    assert_int_equal(num(&f->vals[f->i_cs]), 1);
+    assert_int_equal(event(f, st, "a3", "5", T0 + 10 * H, 1, "K"), R_DECIDED);
+    assert_int_equal(num(&f->vals[f->i_c]), 3);
+    assert_int_equal(num(&f->vals[f->i_cs]), 9);
+    /* numbers and strings are different keys: "1" vs 1 cannot collide (type byte);
+     * a null-card event made no key */
+    vg_state_stats_t s;
+    vg_state_get_stats(st, &s);
+    assert_int_equal(s.keys_in_memory, 1);
+    assert_int_equal(vg_state_account(st, "a2", 2, &a), 0);
+    assert_int_equal(vg_state_newest(a), T0 + 8 * H);
+    vg_state_free(st);
+}
+
+/* ---- checkpoint, reopen, eviction ------------------------------------------------- */
+
+typedef struct ev {
+    char acct[16], id[16], card[16];
+    int64_t ts;
+    double amount;
+    int has_card;
+} ev_t;
+
+/* A random stream: nacct accounts, ncards cards, mostly in order with some late,
+ * duplicate and too-late events. Deterministic. */
+static ev_t *make_stream(int n, int nacct, int ncards, unsigned seed) {
+    ev_t *v = calloc((size_t)n, sizeof *v);
+    uint64_t x = seed * 2654435761u + 1;
+#define RND() (x = x * 6364136223846793005ULL + 1442695040888963407ULL, (uint32_t)(x >> 33))
+    int64_t t = T0;
+    for (int i = 0; i < n; i++) {
+        t += RND() % 60000;
+        ev_t *e = &v[i];
+        snprintf(e->acct, sizeof e->acct, "u%u", RND() % (uint32_t)nacct);
+        uint32_t r = RND() % 100;
+        snprintf(e->id, sizeof e->id, "e%d", i);
+        if (r < 5 && i > 10) {   /* a re-sent earlier event, sometimes after a long time */
+            const ev_t *o = &v[i - 1 - RND() % (r < 2 ? 10 : (uint32_t)i - 1)];
+            memcpy(e->acct, o->acct, sizeof e->acct);
+            memcpy(e->id, o->id, sizeof e->id);
+        }
+        e->ts = t;
+        if (r >= 5 && r < 15) e->ts = t - (int64_t)(RND() % (uint32_t)(2 * H));
+        e->amount = (double)(RND() % 10000) / 100.0;
+        e->has_card = RND() % 10 != 0;
+        snprintf(e->card, sizeof e->card, "c%u", RND() % (uint32_t)ncards);
+    }
+#undef RND
+    return v;
+}
+
+/* The output of one event: result kind and decision bytes. */
+typedef struct out {
+    int r;
+    char dec[512];
+} out_t;
+
+static void run(fx_t *f, vg_state_t *st, const ev_t *v, int from, int to, out_t *out) {
+    for (int i = from; i < to; i++) {
+        out[i].r = event(f, st, v[i].acct, v[i].id, v[i].ts, v[i].amount,
+                         v[i].has_card ? v[i].card : NULL);
+        snprintf(out[i].dec, sizeof out[i].dec, "%.*s", (int)f->dec.len, f->dec.p);
+    }
+}
+
+static void assert_same(const out_t *a, const out_t *b, int n) {
+    for (int i = 0; i < n; i++) {
+        if (a[i].r != b[i].r || strcmp(a[i].dec, b[i].dec) != 0)
+            fail_msg("event %d differs: %d %s / %d %s", i, a[i].r, a[i].dec, b[i].r,
+                     b[i].dec);
+    }
+}
+
+static void test_checkpoint_reopen_identical(void **state) {
+    fx_t *f = *state;
+    enum { N = 3000 };
+    ev_t *v = make_stream(N, 50, 20, 1);
+    out_t *ref = calloc(N, sizeof *ref), *got = calloc(N, sizeof *got);
+
+    vg_state_t *st = new_state(f, NULL, 0);
+    run(f, st, v, 0, N, ref);
+    vg_state_free(st);
+    int kinds[3] = {0, 0, 0};
+    for (int i = 0; i < N; i++) kinds[ref[i].r]++;
+    print_message("decided %d, duplicates %d, late %d\n", kinds[0], kinds[1], kinds[2]);
+    assert_true(kinds[R_DUP] > 10 && kinds[R_LATE] > 10 && kinds[R_DECIDED] > N / 2);
+
+    /* three segments, each in a fresh state over a reopened store */
+    int cut[4] = {0, 1000, 2200, N};
+    char err[256];
+    for (int seg = 0; seg < 3; seg++) {
+        vg_store_t *s = open_store(f);
+        st = new_state(f, s, 0);
+        if (seg > 0) {
+            vg_buf_t pos;
+            vg_buf_init(&pos);
+            assert_int_equal(vg_state_meta(st, "pos", &pos), 0);
+            char want[16];
+            snprintf(want, sizeof want, "%d", cut[seg]);
+            assert_int_equal(pos.len, strlen(want));
+            assert_memory_equal(pos.p, want, pos.len);
+            vg_buf_deinit(&pos);
+        }
+        run(f, st, v, cut[seg], cut[seg + 1], got);
+        char pos[16];
+        snprintf(pos, sizeof pos, "%d", cut[seg + 1]);
+        vg_kv_t meta = {"pos", pos, strlen(pos)};
+        assert_int_equal(vg_state_checkpoint(st, &meta, 1, seg == 2, err, sizeof err), 0);
+        vg_state_stats_t stats;
+        vg_state_get_stats(st, &stats);
+        if (seg > 0) assert_true(stats.loads > 0);
+        vg_state_free(st);
+        vg_store_close(s);
+    }
+    assert_same(ref, got, N);
+    free(v);
+    free(ref);
+    free(got);
+}
+
+static void test_evict_identical(void **state) {
+    fx_t *f = *state;
+    enum { N = 6000 };
+    ev_t *v = make_stream(N, 300, 60, 2);
+    out_t *ref = calloc(N, sizeof *ref), *got = calloc(N, sizeof *got);
+
+    vg_state_t *st = new_state(f, NULL, 0);
+    run(f, st, v, 0, N, ref);
+    vg_state_free(st);
+
+    vg_store_t *s = open_store(f);
+    st = new_state(f, s, 20000);   /* far less than 300 accounts need */
+    char err[256];
+    uint64_t evicted = 0;
+    for (int i = 0; i < N; i += 37) {
+        int to = i + 37 < N ? i + 37 : N;
+        run(f, st, v, i, to, got);
+        assert_int_equal(vg_state_checkpoint(st, NULL, 0, 0, err, sizeof err), 0);
+        evicted += (uint64_t)vg_state_evict(st);
+        vg_state_stats_t stats;
+        vg_state_get_stats(st, &stats);
+        /* within budget, or only the most recent entry left */
+        assert_true(stats.bytes <= 20000 || stats.accounts_in_memory + stats.keys_in_memory <= 1);
+    }
+    vg_state_stats_t stats;
+    vg_state_get_stats(st, &stats);
+    assert_true(evicted > 1000);
+    assert_int_equal(stats.evictions, evicted);
+    assert_true(stats.loads > 1000);
+    assert_true(stats.accounts_in_memory < 100);
+    vg_state_free(st);
+    vg_store_close(s);
+    assert_same(ref, got, N);
+    free(v);
+    free(ref);
+    free(got);
+}
+
+static void test_dirty_never_evicted(void **state) {
+    fx_t *f = *state;
+    vg_store_t *s = open_store(f);
+    vg_state_t *st = new_state(f, s, 1);
+    char name[16], err[256];
+    for (int i = 0; i < 50; i++) {
+        snprintf(name, sizeof name, "d%d", i);
+        assert_int_equal(event(f, st, name, "x", T0 + i, 1, "k"), R_DECIDED);
+    }
+    assert_int_equal(vg_state_evict(st), 0);
+    vg_state_stats_t stats;
+    vg_state_get_stats(st, &stats);
+    assert_int_equal(stats.accounts_in_memory, 50);
+    assert_int_equal(stats.keys_in_memory, 1);
+    assert_int_equal(vg_state_checkpoint(st, NULL, 0, 0, err, sizeof err), 0);
+    /* one account changed again after the checkpoint stays */
+    assert_int_equal(event(f, st, "d7", "y", T0 + 100, 1, NULL), R_DECIDED);
+    assert_int_equal(vg_state_evict(st), 50);
+    vg_state_get_stats(st, &stats);
+    assert_int_equal(stats.accounts_in_memory, 1);
+    assert_int_equal(stats.keys_in_memory, 0);
+    vg_acct_t *a;
+    assert_int_equal(vg_state_account(st, "d7", 2, &a), 0);
+    assert_int_equal(vg_state_newest(a), T0 + 100);
+    vg_state_get_stats(st, &stats);
+    assert_int_equal(stats.loads, 0);
+    /* an evicted one comes back from the store with its dedupe log */
+    assert_int_equal(event(f, st, "d3", "x", T0 + 200, 1, NULL), R_DUP);
+    vg_state_get_stats(st, &stats);
+    assert_int_equal(stats.loads, 1);
+    vg_state_free(st);
+    vg_store_close(s);
+}
+
+static void test_layout_mismatch_refused(void **state) {
+    fx_t *f = *state;
+    char err[256];
+    vg_store_t *s = open_store(f);
+    vg_state_t *st = new_state(f, s, 0);
+    assert_int_equal(event(f, st, "a", "1", T0, 1, "k"), R_DECIDED);
+    assert_int_equal(vg_state_checkpoint(st, NULL, 0, 1, err, sizeof err), 0);
+    vg_state_free(st);
+
+    /* other rules */
+    vg_program_t *p2 = compile("feature n = count(2h)\nfeature s = sum(tx.amount, 1h)\n"
+                               "feature c = count(1h by tx.card)\n"
+                               "feature cs = sum(tx.amount, 1h by tx.card)\n");
+    assert_non_null(p2);
+    vg_state_opts_t o = {.lateness_ms = H, .dedupe_horizon_ms = 24 * H, .store = s};
+    err[0] = 0;
+    assert_null(vg_state_new(p2, &o, err, sizeof err));
+    assert_non_null(strstr(err, "made by other rules or options"));
+    assert_non_null(strstr(err, f->dir));
+    vg_prog_unref(p2);
+    /* other lateness, other horizon */
+    o.lateness_ms = 2 * H;
+    assert_null(vg_state_new(f->p, &o, err, sizeof err));
+    o.lateness_ms = H;
+    o.dedupe_horizon_ms = 12 * H;
+    assert_null(vg_state_new(f->p, &o, err, sizeof err));
+    /* the same: accepted, and the state is there */
+    o.dedupe_horizon_ms = 24 * H;
+    st = vg_state_new(f->p, &o, err, sizeof err);
+    assert_non_null(st);
+    assert_int_equal(event(f, st, "a", "1", T0 + 5, 1, "k"), R_DUP);
+    assert_int_equal(event(f, st, "a", "2", T0 + 5, 1, "k"), R_DECIDED);
+    assert_int_equal(num(&f->vals[f->i_c]), 2);
+    vg_buf_t b;
+    vg_buf_init(&b);
+    assert_int_equal(vg_state_meta(st, "nothing", &b), VG_ENOTFOUND);
+    vg_buf_deinit(&b);
+    vg_state_free(st);
+    vg_store_close(s);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_dedupe_exact_within_horizon, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dedupe_memory_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_accounts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bykey_null_and_late, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_reopen_identical, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_evict_identical, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dirty_never_evicted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_layout_mismatch_refused, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
