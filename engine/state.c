@@ -67,7 +67,12 @@ typedef struct dedupe {
     uint32_t head, n, cap;
     char *b;                /* live bytes b[bhead .. blen) */
     uint32_t bhead, blen, bcap;
+    uint32_t *ix;           /* with more than IX_MIN live entries: open-addressing
+                               index of 1 + entry position by id hash, else NULL */
+    uint32_t ixcap;
 } dedupe_t;
+
+#define IX_MIN 16
 
 struct vg_acct {
     ent_t e;
@@ -245,7 +250,8 @@ static void set_mem(vg_state_t *st, ent_t *e, size_t mem) {
 }
 
 static void acct_remem(vg_state_t *st, vg_acct_t *a) {
-    size_t m = sizeof *a + a->e.klen + (size_t)a->dd.cap * sizeof(dd_ent_t) + a->dd.bcap;
+    size_t m = sizeof *a + a->e.klen + (size_t)a->dd.cap * sizeof(dd_ent_t) + a->dd.bcap +
+               (size_t)a->dd.ixcap * sizeof(uint32_t);
     if (a->w) m += vg_wstate_mem(a->w);
     set_mem(st, &a->e, m);
 }
@@ -258,6 +264,7 @@ static void key_remem(vg_state_t *st, kstate_t *k) {
 
 static void acct_free(vg_acct_t *a) {
     vg_wstate_free(a->w);
+    free(a->dd.ix);
     free(a->dd.e);
     free(a->dd.b);
     free(a);
@@ -321,8 +328,45 @@ static inline int64_t sat_sub(int64_t a, int64_t b) {
     return a - b;
 }
 
+/* (Re)builds the index for the entries e[head .. n) with room for `room` more, or
+ * frees it when there are few entries. Returns 0 or VG_ENOMEM (no index then: lookups
+ * scan, which is slower but correct). */
+static int dd_reindex(dedupe_t *d, uint32_t room) {
+    uint32_t live = d->n - d->head;
+    if (live + room <= IX_MIN) {
+        free(d->ix);
+        d->ix = NULL;
+        d->ixcap = 0;
+        return 0;
+    }
+    uint64_t want = 64;
+    while (want < 2 * ((uint64_t)d->n + room)) want *= 2;
+    if (want > UINT32_MAX) return VG_ENOMEM;
+    if (want != d->ixcap) {
+        uint32_t *nx = malloc((size_t)want * sizeof *nx);
+        if (!nx) {
+            free(d->ix);
+            d->ix = NULL;
+            d->ixcap = 0;
+            return VG_ENOMEM;
+        }
+        free(d->ix);
+        d->ix = nx;
+        d->ixcap = (uint32_t)want;
+    }
+    memset(d->ix, 0, (size_t)d->ixcap * sizeof *d->ix);
+    uint32_t m = d->ixcap - 1;
+    for (uint32_t i = d->head; i < d->n; i++) {
+        uint32_t j = d->e[i].h & m;
+        while (d->ix[j]) j = (j + 1) & m;
+        d->ix[j] = i + 1;
+    }
+    return 0;
+}
+
 /* Moves the live entries and bytes to the front of their arrays; shrinks arrays far
- * larger than their contents. Can't fail (a failed shrink keeps the old block). */
+ * larger than their contents; rebuilds the index. Can't fail (a failed shrink keeps
+ * the old block, a failed index rebuild leaves no index). */
 static void dd_compact(dedupe_t *d) {
     if (d->head == d->n) {
         d->head = d->n = 0;
@@ -353,6 +397,7 @@ static void dd_compact(dedupe_t *d) {
             d->cap = nc;
         }
     }
+    if (d->ix || d->n > IX_MIN) dd_reindex(d, 0);
 }
 
 /* Drops entries older than `oldest` from the front. Can't fail. */
@@ -387,6 +432,13 @@ static int dd_append(dedupe_t *d, int64_t ts, const char *id, uint32_t idlen,
         if (!ne) return VG_ENOMEM;
         d->e = ne;
         d->cap = nc;
+    }
+    if (d->n - d->head + 1 > IX_MIN && (!d->ix || 2 * ((uint64_t)d->n + 1) > d->ixcap))
+        dd_reindex(d, d->cap - d->n);
+    if (d->ix) {
+        uint32_t m = d->ixcap - 1, j = h & m;
+        while (d->ix[j]) j = (j + 1) & m;
+        d->ix[j] = d->n + 1;
     }
     dd_ent_t *x = &d->e[d->n++];
     x->ts = ts;
@@ -688,16 +740,32 @@ int vg_state_find_dup(vg_state_t *st, vg_acct_t *a, const char *id, size_t idlen
     if (d->head == d->n) return 0;
     int64_t oldest = sat_sub(a->newest, st->horizon);
     uint32_t h = (uint32_t)hash_bytes(id, idlen);
-    for (uint32_t i = d->n; i-- > d->head;) {
-        const dd_ent_t *x = &d->e[i];
-        if (x->h == h && x->idlen == idlen && x->ts >= oldest &&
-            memcmp(d->b + x->off, id, idlen) == 0) {
-            *decision = d->b + x->off + x->idlen;
-            *dlen = x->dlen;
-            return 1;
+    const dd_ent_t *x;
+    if (d->ix) {
+        /* at most one unexpired entry has this id (an id is only accepted again once
+         * its entry has expired), so the first match in probe order is the one */
+        uint32_t m = d->ixcap - 1;
+        for (uint32_t j = h & m; d->ix[j]; j = (j + 1) & m) {
+            uint32_t i = d->ix[j] - 1;
+            if (i < d->head) continue;   /* dropped from the front */
+            x = &d->e[i];
+            if (x->h == h && x->idlen == idlen && x->ts >= oldest &&
+                memcmp(d->b + x->off, id, idlen) == 0)
+                goto found;
         }
+        return 0;
+    }
+    for (uint32_t i = d->n; i-- > d->head;) {
+        x = &d->e[i];
+        if (x->h == h && x->idlen == idlen && x->ts >= oldest &&
+            memcmp(d->b + x->off, id, idlen) == 0)
+            goto found;
     }
     return 0;
+found:
+    *decision = d->b + x->off + x->idlen;
+    *dlen = x->dlen;
+    return 1;
 }
 
 /* Finds or loads or creates the state of the key in st->kbuf (group g). */

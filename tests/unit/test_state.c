@@ -228,6 +228,39 @@ static void test_dedupe_memory_bounded(void **state) {
     vg_state_free(st);
 }
 
+/* A heavy account: thousands of live ids (the indexed lookup), across compactions. */
+static void test_dedupe_many_live(void **state) {
+    fx_t *f = *state;
+    vg_state_t *st = new_state(f, NULL, 0);   /* horizon 24 h */
+    vg_acct_t *a;
+    assert_int_equal(vg_state_account(st, "heavy", 5, &a), 0);
+    char id[32], dec[32];
+    const int64_t step = 10000;               /* 8640 ids per horizon */
+    for (int i = 0; i < 30000; i++) {
+        snprintf(id, sizeof id, "tx-%d", i);
+        snprintf(dec, sizeof dec, "d%d", i);
+        assert_int_equal(vg_state_remember(st, a, id, strlen(id), T0 + i * step, dec,
+                                           strlen(dec)), 0);
+        if (i % 1001 == 0 || i == 29999) {
+            for (int k = 0; k <= 8641 && k <= i; k += (k < 8630 ? 97 : 1)) {
+                const char *d;
+                size_t dl;
+                snprintf(id, sizeof id, "tx-%d", i - k);
+                int want = k <= 8640;
+                assert_int_equal(vg_state_find_dup(st, a, id, strlen(id), &d, &dl), want);
+                if (want) {
+                    snprintf(dec, sizeof dec, "d%d", i - k);
+                    assert_int_equal(dl, strlen(dec));
+                    assert_memory_equal(d, dec, dl);
+                }
+            }
+            assert_int_equal(vg_state_find_dup(st, a, "tx-", 3, &(const char *){0},
+                                               &(size_t){0}), 0);
+        }
+    }
+    vg_state_free(st);
+}
+
 /* ---- the account map --------------------------------------------------------------- */
 
 static void test_many_accounts(void **state) {
@@ -525,6 +558,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_dedupe_exact_within_horizon, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dedupe_memory_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dedupe_many_live, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_accounts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bykey_null_and_late, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_reopen_identical, setup, teardown),
