@@ -85,8 +85,19 @@ typedef struct vg_diags {
     int n_errors;
 } vg_diags_t;
 
+/* Initialises an empty list (allocates nothing; can't fail). */
 void vg_diags_init(vg_diags_t *d);
+/* Frees the list's storage; the list is empty and usable afterwards. Accepts NULL. */
 void vg_diags_deinit(vg_diags_t *d);
+/* Appends a diagnostic (printf-style message, truncated to 255 bytes). `file` is
+ * borrowed. Returns 0, or VG_ENOMEM (the diagnostic is lost but n_errors still counts
+ * an error, so that a failed compile is never mistaken for a success). */
+int vg_diags_add(vg_diags_t *d, int is_error, const char *file, int line, int col,
+                 const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 6, 7)))
+#endif
+    ;
 /* Prints each diagnostic as `file:line:col: error: message`, then the source line and
  * a caret under the column. `srcs` are the sources the diagnostics refer to. */
 typedef struct vg_source {
@@ -95,6 +106,16 @@ typedef struct vg_source {
     size_t len;
 } vg_source_t;
 void vg_diags_print(const vg_diags_t *d, const vg_source_t *srcs, int n_srcs, FILE *out);
+
+/* Limits, enforced while compiling (each one is a compile error, never a run-time one). */
+#define VG_RULES_MAX_SOURCE   (1 << 20)  /* bytes per module */
+#define VG_RULES_MAX_DEPTH    64         /* expression nesting: (), calls, [], not, - */
+#define VG_RULES_MAX_HEIGHT   512        /* expression tree height (long a + b + ... chains) */
+#define VG_RULES_MAX_FEATURES 10000      /* per ruleset */
+#define VG_RULES_MAX_RULES    10000      /* per ruleset */
+#define VG_RULES_MAX_STRING   4096       /* bytes of one string literal, after escapes */
+#define VG_RULES_MAX_NAME     128        /* bytes of a feature, rule, list or field name */
+#define VG_RULES_MAX_ITEMS    1000       /* items of one [..] list literal */
 
 /* Compiles `n` sources as one ruleset. Returns the program, or NULL when any error was
  * found (every error is appended to `diags`; warnings are appended in both cases).

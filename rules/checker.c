@@ -1,0 +1,713 @@
+/* checker.c - names, feature order and types of a ruleset (see checker.h).
+ *
+ * Steps: collect declarations (duplicates, limits); resolve every name a feature uses
+ * and record its dependencies; order the features by an iterative depth-first search
+ * that reports each cycle with its path; then infer types feature by feature in that
+ * order, so that a feature reference has the type of the feature's expression; last,
+ * check rule blocks. A node whose type cannot be known gets TY_ERR, which silences
+ * follow-on errors about the same mistake.
+ */
+#include "rules/checker.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rules/errors.h"
+#include "rules/strmap.h"
+
+#define TY_ERR 18
+
+typedef struct checker {
+    vg_diags_t *d;
+    vg_arena_t *ar;
+    vg_checked_t *out;
+    vg_strmap_t fmap, lmap;
+    int *ftype;            /* per feature: its type once checked, or TY_ERR */
+    int nomem;
+    const char *file;      /* of the declaration being checked */
+} checker_t;
+
+/* flags of the expression context */
+enum { IN_SPEC = 1, IN_RULE = 2 };
+
+static const char *fn_names[] = {
+#define VG_FN_NAME(name, text) text,
+    VG_FN_LIST(VG_FN_NAME)
+#undef VG_FN_NAME
+};
+
+const char *vg_check_type_name(int t) {
+    switch (t) {
+    case VG_T_NULL: return "null";
+    case VG_T_BOOL: return "bool";
+    case VG_T_NUM: return "number";
+    case VG_T_STR: return "string";
+    case VG_T_TIME: return "time";
+    case VG_T_DUR: return "duration";
+    case VG_T_JSON: return "json";
+    case VG_CT_ANY: return "any";
+    case VG_CT_LIST: return "list";
+    default: return "error";
+    }
+}
+
+static void err(checker_t *c, int line, int col, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+static void err(checker_t *c, int line, int col, const char *fmt, ...) {
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    vg_diags_add(c->d, 1, c->file, line, col, "%s", msg);
+}
+
+static void warn(checker_t *c, int line, int col, const char *msg) {
+    vg_diags_add(c->d, 0, c->file, line, col, "%s", msg);
+}
+
+static int is_agg(int fn) { return fn <= VG_FN_DISTINCT; }
+
+/* ---- dependencies ------------------------------------------------------------------ */
+
+typedef struct ivec { int *v; int n, cap; } ivec_t;
+
+static int ivec_push(ivec_t *a, int x) {
+    if (a->n == a->cap) {
+        int ncap = a->cap ? a->cap * 2 : 16;
+        int *nv = realloc(a->v, sizeof(int) * (size_t)ncap);
+        if (!nv) return -1;
+        a->v = nv;
+        a->cap = ncap;
+    }
+    a->v[a->n++] = x;
+    return 0;
+}
+
+/* Resolves feature names under e; appends the features used to deps. */
+static void resolve(checker_t *c, vg_ast_t *e, ivec_t *deps) {
+    if (!e) return;
+    if (e->kind == VG_AST_NAME) {
+        e->ref = vg_strmap_get(&c->fmap, e->str.p, e->str.len);
+        if (e->ref < 0)
+            err(c, e->line, e->col, "unknown feature '%.*s'", (int)e->str.len, e->str.p);
+        else if (deps && ivec_push(deps, e->ref) < 0)
+            c->nomem = 1;
+        return;
+    }
+    resolve(c, e->a, deps);
+    resolve(c, e->b, deps);
+    for (int i = 0; i < e->nargs; i++) resolve(c, e->args[i], deps);
+    resolve(c, e->where, deps);
+    resolve(c, e->by, deps);
+}
+
+/* ---- types ------------------------------------------------------------------------ */
+
+static int check(checker_t *c, vg_ast_t *e, int flags);
+
+static int is_numlike(int t) { return t == VG_T_NUM || t == VG_CT_ANY || t == VG_T_NULL; }
+static int is_boollike(int t) { return t == VG_T_BOOL || t == VG_CT_ANY || t == VG_T_NULL; }
+
+static const char *op_text(int op) {
+    static const char *t[] = {"or", "and", "not", "==", "!=", "<", "<=", ">", ">=", "in",
+                              "+", "-", "*", "/", "-"};
+    return t[op];
+}
+
+static int arith(checker_t *c, vg_ast_t *e, int ta, int tb) {
+    if (ta == TY_ERR || tb == TY_ERR) return TY_ERR;
+    /* an `any` operand (extra field) is read as a number; a null literal takes the
+     * other side's type */
+    if (ta == VG_CT_ANY) ta = VG_T_NUM;
+    if (tb == VG_CT_ANY) tb = VG_T_NUM;
+    if (ta == VG_T_NULL) ta = tb == VG_T_NULL ? VG_T_NUM : tb;
+    if (tb == VG_T_NULL) tb = ta;
+    int r = -1;
+    switch (e->op) {
+    case VG_OP_ADD:
+        if (ta == VG_T_NUM && tb == VG_T_NUM) r = VG_T_NUM;
+        else if (ta == VG_T_TIME && tb == VG_T_DUR) r = VG_T_TIME;
+        else if (ta == VG_T_DUR && tb == VG_T_TIME) r = VG_T_TIME;
+        else if (ta == VG_T_DUR && tb == VG_T_DUR) r = VG_T_DUR;
+        break;
+    case VG_OP_SUB:
+        if (ta == VG_T_NUM && tb == VG_T_NUM) r = VG_T_NUM;
+        else if (ta == VG_T_TIME && tb == VG_T_TIME) r = VG_T_DUR;
+        else if (ta == VG_T_TIME && tb == VG_T_DUR) r = VG_T_TIME;
+        else if (ta == VG_T_DUR && tb == VG_T_DUR) r = VG_T_DUR;
+        break;
+    case VG_OP_MUL:
+        if (ta == VG_T_NUM && tb == VG_T_NUM) r = VG_T_NUM;
+        else if (ta == VG_T_DUR && tb == VG_T_NUM) r = VG_T_DUR;
+        else if (ta == VG_T_NUM && tb == VG_T_DUR) r = VG_T_DUR;
+        break;
+    case VG_OP_DIV:
+        if (ta == VG_T_NUM && tb == VG_T_NUM) r = VG_T_NUM;
+        else if (ta == VG_T_DUR && tb == VG_T_NUM) r = VG_T_DUR;
+        else if (ta == VG_T_DUR && tb == VG_T_DUR) r = VG_T_NUM;
+        break;
+    }
+    if (r < 0) {
+        err(c, e->line, e->col, "cannot apply '%s' to %s and %s", op_text(e->op),
+            vg_check_type_name(ta), vg_check_type_name(tb));
+        return TY_ERR;
+    }
+    return r;
+}
+
+static int compare(checker_t *c, vg_ast_t *e, int ta, int tb) {
+    if (ta == TY_ERR || tb == TY_ERR) return TY_ERR;
+    if (ta == VG_T_NULL || tb == VG_T_NULL) {
+        warn(c, e->line, e->col, "comparison with null is always null (never true)");
+        return VG_T_BOOL;
+    }
+    if (ta == VG_CT_ANY || tb == VG_CT_ANY || ta == tb) return VG_T_BOOL;
+    if ((ta == VG_T_DUR && tb == VG_T_NUM) || (ta == VG_T_NUM && tb == VG_T_DUR)) {
+        err(c, e->line, e->col,
+            "cannot compare %s with %s (seconds_between() and session_duration() give "
+            "seconds as numbers: compare with 3600, not 1h)",
+            vg_check_type_name(ta), vg_check_type_name(tb));
+        return TY_ERR;
+    }
+    err(c, e->line, e->col, "cannot compare %s with %s", vg_check_type_name(ta),
+        vg_check_type_name(tb));
+    return TY_ERR;
+}
+
+/* The literal type of a [..] item (numbers may be negated), or -1. */
+static int literal_type(const vg_ast_t *e) {
+    switch (e->kind) {
+    case VG_AST_NUM: return VG_T_NUM;
+    case VG_AST_STR: return VG_T_STR;
+    case VG_AST_BOOL: return VG_T_BOOL;
+    case VG_AST_UNARY:
+        return e->op == VG_OP_NEG && e->a->kind == VG_AST_NUM ? VG_T_NUM : -1;
+    default: return -1;
+    }
+}
+
+static int check_in(checker_t *c, vg_ast_t *e, int ta, int flags) {
+    vg_ast_t *s = e->b;
+    s->type = VG_CT_LIST;
+    if (s->kind == VG_AST_LISTREF) {
+        if (vg_strmap_get(&c->lmap, s->str.p, s->str.len) < 0)
+            err(c, s->line, s->col, "unknown list \"%.*s\" (declare it with `list %.*s`)",
+                (int)s->str.len, s->str.p, (int)s->str.len, s->str.p);
+        else if (!(flags & IN_RULE))
+            err(c, s->line, s->col,
+                "list(\"%.*s\") can only be used in rules for now, not in features",
+                (int)s->str.len, s->str.p);
+        if (ta != TY_ERR && ta != VG_T_STR && ta != VG_CT_ANY && ta != VG_T_NULL) {
+            err(c, e->line, e->col, "named lists hold strings, not %s", vg_check_type_name(ta));
+            return TY_ERR;
+        }
+        return VG_T_BOOL;
+    }
+    int bad = 0;
+    int lt = -1;
+    for (int i = 0; i < s->nargs; i++) {
+        vg_ast_t *it = s->args[i];
+        int t = literal_type(it);
+        if (t < 0) {
+            err(c, it->line, it->col, "the items of [..] must be string, number or bool literals");
+            bad = 1;
+            continue;
+        }
+        it->type = (uint8_t)t;
+        if (lt < 0) lt = t;
+        else if (t != lt) {
+            err(c, it->line, it->col, "mixed types in [..]: %s and %s", vg_check_type_name(lt),
+                vg_check_type_name(t));
+            bad = 1;
+        }
+    }
+    if (bad || ta == TY_ERR) return TY_ERR;
+    if (lt >= 0 && ta != lt && ta != VG_CT_ANY && ta != VG_T_NULL) {
+        err(c, e->line, e->col, "cannot test a %s for membership in a list of %s",
+            vg_check_type_name(ta), vg_check_type_name(lt));
+        return TY_ERR;
+    }
+    if (ta == VG_T_NULL) warn(c, e->line, e->col, "'null in [..]' is always null (never true)");
+    return VG_T_BOOL;
+}
+
+/* The window argument `w` of fn: a positive duration literal. */
+static int check_window(checker_t *c, const vg_ast_t *call, vg_ast_t *w, const char *what) {
+    if (w->kind != VG_AST_DUR) {
+        err(c, w->line, w->col, "the %s of %.*s() must be a duration literal such as 10m",
+            what, (int)call->str.len, call->str.p);
+        return -1;
+    }
+    if (w->v.ms <= 0) {
+        err(c, w->line, w->col, "the %s of %.*s() must be positive", what, (int)call->str.len,
+            call->str.p);
+        return -1;
+    }
+    w->type = VG_T_DUR;
+    return 0;
+}
+
+static int check_call(checker_t *c, vg_ast_t *e, int flags) {
+    int fn = -1;
+    for (int i = 0; i < VG_FN__COUNT; i++)
+        if (strlen(fn_names[i]) == e->str.len && memcmp(fn_names[i], e->str.p, e->str.len) == 0)
+            fn = i;
+    if (fn < 0) {
+        err(c, e->line, e->col, "unknown function '%.*s'", (int)e->str.len, e->str.p);
+        return TY_ERR;
+    }
+    e->ref = fn;
+    const char *name = fn_names[fn];
+    /* arity: x args then window */
+    static const signed char nx[VG_FN__COUNT] = {0, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 1, 4, 2};
+    static const signed char nw[VG_FN__COUNT] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 0};
+    int want = nx[fn] + nw[fn];
+    if ((fn == VG_FN_MIN || fn == VG_FN_MAX) && e->nargs == 2 && e->args[1]->kind != VG_AST_DUR) {
+        err(c, e->args[1]->line, e->args[1]->col,
+            "%s(x, W) needs a duration literal window W such as 1d (%s of two numbers is "
+            "not available yet)", name, name);
+        return TY_ERR;
+    }
+    if (e->nargs != want) {
+        static const char *sig[VG_FN__COUNT] = {
+            "count(W [where P] [by K])", "sum(x, W [where P] [by K])",
+            "avg(x, W [where P] [by K])", "min(x, W [where P] [by K])",
+            "max(x, W [where P] [by K])", "stddev(x, W [where P] [by K])",
+            "distinct(x, W [where P] [by K])", "session_count(gap)", "session_sum(x, gap)",
+            "session_duration(gap)", "prev(x)", "seen(x, W)", "geo_km(lat1, lon1, lat2, lon2)",
+            "seconds_between(a, b)"};
+        err(c, e->line, e->col, "%s() takes %d argument%s, %d given: %s", name, want,
+            want == 1 ? "" : "s", e->nargs, sig[fn]);
+        return TY_ERR;
+    }
+    if ((e->where || e->by) && !is_agg(fn)) {
+        vg_ast_t *w = e->where ? e->where : e->by;
+        err(c, w->line, w->col,
+            "'%s' is only allowed in count, sum, avg, min, max, stddev and distinct",
+            e->where ? "where" : "by");
+        return TY_ERR;
+    }
+    int is_spec = fn <= VG_FN_SEEN;
+    if (is_spec && (flags & IN_SPEC)) {
+        err(c, e->line, e->col,
+            "%s() cannot be used inside an aggregate, prev() or seen() argument (only event "
+            "fields, literals and pure functions can)", name);
+        return TY_ERR;
+    }
+    int aflags = flags | (is_spec ? IN_SPEC : 0);
+    int bad = 0;
+    int tx[4] = {0, 0, 0, 0};
+    for (int i = 0; i < nx[fn]; i++) {
+        tx[i] = check(c, e->args[i], aflags);
+        if (tx[i] == TY_ERR) bad = 1;
+    }
+    if (nw[fn] && check_window(c, e, e->args[nx[fn]],
+                               fn >= VG_FN_SESSION_COUNT && fn <= VG_FN_SESSION_DURATION
+                                   ? "gap" : "window") < 0)
+        bad = 1;
+    if (e->where) {
+        int t = check(c, e->where, aflags);
+        if (t != TY_ERR && !is_boollike(t)) {
+            err(c, e->where->line, e->where->col, "'where' needs a boolean condition, found %s",
+                vg_check_type_name(t));
+            bad = 1;
+        } else if (t == TY_ERR) bad = 1;
+    }
+    if (e->by) {
+        int t = check(c, e->by, aflags);
+        if (t != TY_ERR && t != VG_T_STR && t != VG_T_NUM && t != VG_T_BOOL && t != VG_CT_ANY) {
+            err(c, e->by->line, e->by->col, "'by' needs a string, number or bool key, found %s",
+                vg_check_type_name(t));
+            bad = 1;
+        } else if (t == TY_ERR) bad = 1;
+    }
+    if (bad) return TY_ERR;
+    e->is_spec = (uint8_t)is_spec;
+    switch (fn) {
+    case VG_FN_SUM: case VG_FN_AVG: case VG_FN_MIN: case VG_FN_MAX: case VG_FN_STDDEV:
+    case VG_FN_SESSION_SUM:
+        if (tx[0] != VG_T_NUM && tx[0] != VG_CT_ANY) {
+            err(c, e->args[0]->line, e->args[0]->col, "%s() needs a number, found %s", name,
+                vg_check_type_name(tx[0]));
+            return TY_ERR;
+        }
+        return VG_T_NUM;
+    case VG_FN_DISTINCT: case VG_FN_SEEN: case VG_FN_PREV:
+        if (tx[0] == VG_T_NULL) {
+            err(c, e->args[0]->line, e->args[0]->col, "%s() of null is always null", name);
+            return TY_ERR;
+        }
+        return fn == VG_FN_DISTINCT ? VG_T_NUM : fn == VG_FN_SEEN ? VG_T_BOOL : tx[0];
+    case VG_FN_GEO_KM:
+        for (int i = 0; i < 4; i++)
+            if (!is_numlike(tx[i])) {
+                err(c, e->args[i]->line, e->args[i]->col,
+                    "geo_km() needs numbers (degrees), found %s", vg_check_type_name(tx[i]));
+                return TY_ERR;
+            }
+        return VG_T_NUM;
+    case VG_FN_SECONDS_BETWEEN:
+        for (int i = 0; i < 2; i++)
+            if (tx[i] != VG_T_TIME && tx[i] != VG_T_NULL) {
+                err(c, e->args[i]->line, e->args[i]->col,
+                    "seconds_between() needs times (such as tx.ts), found %s",
+                    vg_check_type_name(tx[i]));
+                return TY_ERR;
+            }
+        return VG_T_NUM;
+    default:
+        return VG_T_NUM;  /* count, sessions */
+    }
+}
+
+static int check(checker_t *c, vg_ast_t *e, int flags) {
+    int t = TY_ERR, ta, tb;
+    switch (e->kind) {
+    case VG_AST_NUM: t = VG_T_NUM; break;
+    case VG_AST_STR: t = VG_T_STR; break;
+    case VG_AST_BOOL: t = VG_T_BOOL; break;
+    case VG_AST_NULL: t = VG_T_NULL; break;
+    case VG_AST_DUR: t = VG_T_DUR; break;
+    case VG_AST_FIELD:
+        t = VG_CT_ANY;
+        e->ref = -1;
+#define VG_FIELD_MATCH(name, text, type)                                                  \
+        if (e->str.len == sizeof(text) - 1 && memcmp(e->str.p, text, e->str.len) == 0) { \
+            e->ref = VG_FIELD_##name;                                                      \
+            t = type;                                                                      \
+        }
+        VG_FIELD_LIST(VG_FIELD_MATCH)
+#undef VG_FIELD_MATCH
+        break;
+    case VG_AST_ANOMALY:
+        err(c, e->line, e->col,
+            "anomaly.%.*s is not available yet: anomaly scores come with the anomaly models "
+            "(a later version)", (int)e->str.len, e->str.p);
+        break;
+    case VG_AST_NAME:
+        if (flags & IN_SPEC) {
+            err(c, e->line, e->col,
+                "feature '%.*s' cannot be used inside an aggregate, prev() or seen() argument "
+                "(only event fields, literals and pure functions can)",
+                (int)e->str.len, e->str.p);
+            break;
+        }
+        if (e->ref >= 0) t = c->ftype[e->ref];
+        break;
+    case VG_AST_UNARY:
+        ta = check(c, e->a, flags);
+        if (ta == TY_ERR) break;
+        if (e->op == VG_OP_NOT) {
+            if (is_boollike(ta)) t = VG_T_BOOL;
+            else err(c, e->line, e->col, "'not' needs a bool, found %s", vg_check_type_name(ta));
+        } else {
+            if (ta == VG_T_DUR) t = VG_T_DUR;
+            else if (is_numlike(ta)) t = VG_T_NUM;
+            else err(c, e->line, e->col, "cannot negate a %s", vg_check_type_name(ta));
+        }
+        break;
+    case VG_AST_BINARY:
+        ta = check(c, e->a, flags);
+        if (e->op == VG_OP_IN) {
+            t = check_in(c, e, ta, flags);
+            break;
+        }
+        tb = check(c, e->b, flags);
+        if (ta == TY_ERR || tb == TY_ERR) break;
+        if (e->op == VG_OP_AND || e->op == VG_OP_OR) {
+            if (!is_boollike(ta) || !is_boollike(tb))
+                err(c, e->line, e->col, "'%s' needs bools, found %s and %s", op_text(e->op),
+                    vg_check_type_name(ta), vg_check_type_name(tb));
+            else t = VG_T_BOOL;
+        } else if (e->op >= VG_OP_EQ && e->op <= VG_OP_GE) {
+            t = compare(c, e, ta, tb);
+        } else {
+            t = arith(c, e, ta, tb);
+        }
+        break;
+    case VG_AST_CALL:
+        t = check_call(c, e, flags);
+        break;
+    case VG_AST_ARRAY:
+    case VG_AST_LISTREF:
+        err(c, e->line, e->col, "a list can only be used after 'in'");
+        break;
+    }
+    e->type = (uint8_t)t;
+    return t;
+}
+
+/* ---- rules ------------------------------------------------------------------------ */
+
+static int word_is(vg_str_t w, const char *const *words) {
+    for (int i = 0; words[i]; i++)
+        if (strlen(words[i]) == w.len && memcmp(words[i], w.p, w.len) == 0) return 1;
+    return 0;
+}
+
+static void check_message(checker_t *c, const vg_ast_clause_t *cl) {
+    const char *s = cl->word.p;
+    uint32_t n = cl->word.len;
+    for (uint32_t i = 0; i < n; i++) {
+        if (s[i] != '{') continue;
+        uint32_t j = i + 1;
+        while (j < n && s[j] != '}' && s[j] != '{') j++;
+        if (j >= n || s[j] != '}') continue;
+        const char *name = s + i + 1;
+        uint32_t len = j - i - 1;
+        int ok = vg_strmap_get(&c->fmap, name, len) >= 0 ||
+                 (len > 3 && memcmp(name, "tx.", 3) == 0);
+        if (!ok)
+            err(c, cl->word_line, cl->word_col,
+                "message placeholder {%.*s} names no feature (use a feature name or tx.<field>)",
+                (int)len, name);
+        i = j;
+    }
+}
+
+static void check_rule(checker_t *c, vg_ast_decl_t *r) {
+    static const char *const sev[] = {"low", "medium", "high", "critical", NULL};
+    static const char *const act[] = {"allow", "review", "block", "alert", NULL};
+    static const char *const mode[] = {"active", "shadow", "disabled", NULL};
+    static const char *const clname[] = {"severity", "action", "score", "mode", "when",
+                                         "message", "suppress"};
+    const vg_ast_clause_t *seen[VG_CL__COUNT] = {0};
+    for (int i = 0; i < r->nclauses; i++) {
+        vg_ast_clause_t *cl = &r->clauses[i];
+        if (seen[cl->kind]) {
+            err(c, cl->line, cl->col, "duplicate '%s' clause in rule '%.*s' (first at line %d)",
+                clname[cl->kind], (int)r->name.len, r->name.p, seen[cl->kind]->line);
+            continue;
+        }
+        seen[cl->kind] = cl;
+        int t;
+        switch (cl->kind) {
+        case VG_CL_SEVERITY:
+            if (!word_is(cl->word, sev))
+                err(c, cl->word_line, cl->word_col,
+                    "unknown severity '%.*s' (expected low, medium, high or critical)",
+                    (int)cl->word.len, cl->word.p);
+            break;
+        case VG_CL_ACTION:
+            if (!word_is(cl->word, act))
+                err(c, cl->word_line, cl->word_col,
+                    "unknown action '%.*s' (expected allow, review, block or alert)",
+                    (int)cl->word.len, cl->word.p);
+            break;
+        case VG_CL_MODE:
+            if (!word_is(cl->word, mode))
+                err(c, cl->word_line, cl->word_col,
+                    "unknown mode '%.*s' (expected active, shadow or disabled)",
+                    (int)cl->word.len, cl->word.p);
+            break;
+        case VG_CL_SCORE:
+            resolve(c, cl->expr, NULL);
+            t = check(c, cl->expr, IN_RULE);
+            if (t != TY_ERR && !is_numlike(t))
+                err(c, cl->expr->line, cl->expr->col, "a score must be a number, found %s",
+                    vg_check_type_name(t));
+            else if (cl->expr->kind == VG_AST_NUM && (cl->expr->v.n < 0 || cl->expr->v.n > 100))
+                err(c, cl->expr->line, cl->expr->col, "score %g is out of range 0..100",
+                    cl->expr->v.n);
+            break;
+        case VG_CL_WHEN:
+            resolve(c, cl->expr, NULL);
+            t = check(c, cl->expr, IN_RULE);
+            if (t != TY_ERR && !is_boollike(t))
+                err(c, cl->expr->line, cl->expr->col,
+                    "the condition of rule '%.*s' must be a bool, found %s", (int)r->name.len,
+                    r->name.p, vg_check_type_name(t));
+            break;
+        case VG_CL_MESSAGE:
+            check_message(c, cl);
+            break;
+        case VG_CL_SUPPRESS:
+            if (cl->ms <= 0)
+                err(c, cl->word_line, cl->word_col, "suppress needs a positive duration");
+            break;
+        }
+    }
+    static const int required[] = {VG_CL_ACTION, VG_CL_SCORE, VG_CL_WHEN};
+    for (int i = 0; i < 3; i++)
+        if (!seen[required[i]])
+            err(c, r->line, r->col, "rule '%.*s' has no '%s' clause (action, score and when "
+                "are required)", (int)r->name.len, r->name.p, clname[required[i]]);
+}
+
+/* ---- driver ----------------------------------------------------------------------- */
+
+static void *aalloc(checker_t *c, size_t n) {
+    void *p = vg_arena_alloc(c->ar, n ? n : 1);
+    if (!p) c->nomem = 1;
+    else memset(p, 0, n ? n : 1);
+    return p;
+}
+
+/* Orders features dependencies-first; reports each cycle once with its path. */
+static int order_features(checker_t *c, int **deps, int *ndeps) {
+    int n = c->out->nfeatures;
+    int *color = calloc((size_t)n + 1, sizeof(int));     /* 0 new, 1 on stack, 2 done */
+    int *stk = malloc(sizeof(int) * ((size_t)n + 1));
+    int *pos = malloc(sizeof(int) * ((size_t)n + 1));
+    int k = 0, rc = 0;
+    if (!color || !stk || !pos) { rc = -1; goto out; }
+    for (int s = 0; s < n; s++) {
+        if (color[s]) continue;
+        int sp = 0;
+        stk[sp] = s; pos[sp] = 0; sp++;
+        color[s] = 1;
+        while (sp) {
+            int f = stk[sp - 1];
+            if (pos[sp - 1] < ndeps[f]) {
+                int g = deps[f][pos[sp - 1]++];
+                if (color[g] == 0) {
+                    color[g] = 1;
+                    stk[sp] = g; pos[sp] = 0; sp++;
+                } else if (color[g] == 1) {
+                    /* cycle: g ... f on the stack */
+                    char path[200];
+                    size_t pl = 0;
+                    int from = sp - 1;
+                    while (stk[from] != g) from--;
+                    for (int i = from; i < sp && pl < sizeof path - 40; i++) {
+                        vg_ast_decl_t *d = c->out->features[stk[i]];
+                        pl += (size_t)snprintf(path + pl, sizeof path - pl, "%.*s -> ",
+                                               (int)(d->name.len > 30 ? 30 : d->name.len),
+                                               d->name.p);
+                    }
+                    vg_ast_decl_t *dg = c->out->features[g];
+                    snprintf(path + pl, sizeof path - pl, "%.*s", (int)dg->name.len, dg->name.p);
+                    c->file = dg->file;
+                    err(c, dg->name_line, dg->name_col, "feature '%.*s' depends on itself: %s",
+                        (int)dg->name.len, dg->name.p, path);
+                    for (int i = from; i < sp; i++) c->ftype[stk[i]] = TY_ERR;
+                }
+            } else {
+                color[f] = 2;
+                c->out->order[k++] = f;
+                sp--;
+            }
+        }
+    }
+out:
+    free(color);
+    free(stk);
+    free(pos);
+    return rc;
+}
+
+int vg_check(vg_ast_module_t *mods, int nmods, vg_arena_t *arena, vg_diags_t *diags,
+             vg_checked_t *out) {
+    checker_t c;
+    memset(&c, 0, sizeof c);
+    memset(out, 0, sizeof *out);
+    c.d = diags;
+    c.ar = arena;
+    c.out = out;
+    vg_strmap_init(&c.fmap);
+    vg_strmap_init(&c.lmap);
+    vg_strmap_t rmap;
+    vg_strmap_init(&rmap);
+    int nerr0 = diags->n_errors;
+    int **deps = NULL, *ndeps = NULL;
+    ivec_t dv = {0};
+
+    int nf = 0, nr = 0, nl = 0;
+    for (int m = 0; m < nmods; m++)
+        for (vg_ast_decl_t *d = mods[m].first; d; d = d->next)
+            if (d->kind == VG_DECL_FEATURE) nf++;
+            else if (d->kind == VG_DECL_RULE) nr++;
+            else nl++;
+    out->features = aalloc(&c, sizeof(void *) * (size_t)nf);
+    out->order = aalloc(&c, sizeof(int) * (size_t)nf);
+    out->rules = aalloc(&c, sizeof(void *) * (size_t)nr);
+    out->lists = aalloc(&c, sizeof(void *) * (size_t)nl);
+    c.ftype = aalloc(&c, sizeof(int) * (size_t)nf);
+    deps = calloc((size_t)nf + 1, sizeof(int *));
+    ndeps = calloc((size_t)nf + 1, sizeof(int));
+    if (c.nomem || !deps || !ndeps) goto nomem;
+
+    for (int m = 0; m < nmods; m++) {
+        for (vg_ast_decl_t *d = mods[m].first; d; d = d->next) {
+            c.file = d->file;
+            vg_strmap_t *map = d->kind == VG_DECL_FEATURE ? &c.fmap
+                               : d->kind == VG_DECL_RULE  ? &rmap : &c.lmap;
+            const char *what = d->kind == VG_DECL_FEATURE ? "feature"
+                               : d->kind == VG_DECL_RULE  ? "rule" : "list";
+            int idx = d->kind == VG_DECL_FEATURE ? out->nfeatures
+                      : d->kind == VG_DECL_RULE  ? out->nrules : out->nlists;
+            if (d->kind == VG_DECL_FEATURE && idx == VG_RULES_MAX_FEATURES) {
+                err(&c, d->line, d->col, "too many features (limit %d)", VG_RULES_MAX_FEATURES);
+                continue;
+            }
+            if (d->kind == VG_DECL_RULE && idx == VG_RULES_MAX_RULES) {
+                err(&c, d->line, d->col, "too many rules (limit %d)", VG_RULES_MAX_RULES);
+                continue;
+            }
+            int prev = vg_strmap_put(map, d->name.p, d->name.len, idx);
+            if (prev == -2) goto nomem;
+            if (prev >= 0) {
+                vg_ast_decl_t *first = d->kind == VG_DECL_FEATURE ? out->features[prev]
+                                       : d->kind == VG_DECL_RULE  ? out->rules[prev]
+                                                                  : out->lists[prev];
+                err(&c, d->name_line, d->name_col, "duplicate %s '%.*s' (first declared at %s:%d:%d)",
+                    what, (int)d->name.len, d->name.p, first->file, first->name_line,
+                    first->name_col);
+                continue;
+            }
+            if (d->kind == VG_DECL_FEATURE) out->features[out->nfeatures++] = d;
+            else if (d->kind == VG_DECL_RULE) out->rules[out->nrules++] = d;
+            else out->lists[out->nlists++] = d;
+        }
+    }
+    /* dependencies */
+    for (int i = 0; i < out->nfeatures; i++) {
+        vg_ast_decl_t *d = out->features[i];
+        c.file = d->file;
+        dv.n = 0;
+        resolve(&c, d->expr, &dv);
+        if (c.nomem) goto nomem;
+        if (dv.n) {
+            if (!(deps[i] = aalloc(&c, sizeof(int) * (size_t)dv.n))) goto nomem;
+            memcpy(deps[i], dv.v, sizeof(int) * (size_t)dv.n);
+        }
+        ndeps[i] = dv.n;
+    }
+    if (order_features(&c, deps, ndeps) < 0) goto nomem;
+    /* types, dependencies first */
+    for (int k = 0; k < out->nfeatures; k++) {
+        int i = out->order[k];
+        if (c.ftype[i] == TY_ERR) continue;  /* on a cycle */
+        vg_ast_decl_t *d = out->features[i];
+        c.file = d->file;
+        int bad_dep = 0;
+        for (int j = 0; j < ndeps[i]; j++) if (c.ftype[deps[i][j]] == TY_ERR) bad_dep = 1;
+        c.ftype[i] = bad_dep ? TY_ERR : check(&c, d->expr, 0);
+    }
+    for (int i = 0; i < out->nrules; i++) {
+        c.file = out->rules[i]->file;
+        check_rule(&c, out->rules[i]);
+    }
+    if (c.nomem) goto nomem;
+    free(dv.v);
+    free(deps);
+    free(ndeps);
+    vg_strmap_deinit(&c.fmap);
+    vg_strmap_deinit(&c.lmap);
+    vg_strmap_deinit(&rmap);
+    return diags->n_errors > nerr0 ? VG_ECOMPILE : 0;
+nomem:
+    free(dv.v);
+    free(deps);
+    free(ndeps);
+    vg_strmap_deinit(&c.fmap);
+    vg_strmap_deinit(&c.lmap);
+    vg_strmap_deinit(&rmap);
+    vg_diags_add(diags, 1, c.file, 1, 1, "out of memory while checking");
+    return VG_ENOMEM;
+}

@@ -1,0 +1,52 @@
+/* vm.h - the register machine that runs compiled rules bytecode (opcodes.h).
+ *
+ * A program is a straight-line array of instructions ending in Halt; there are no
+ * jumps (every operator evaluates both operands: expressions have no side effects).
+ * Registers are vg_value_t slots the caller provides, sized at compile time; the VM
+ * never allocates, never fails and keeps no state, so any number of threads may run
+ * the same code at once with their own registers.
+ */
+#ifndef VG_VM_H
+#define VG_VM_H
+
+#include <stdint.h>
+
+#include "rules/opcodes.h"
+#include "rules/program.h"
+#include "rules/value.h"
+
+typedef struct vg_ins {
+    uint32_t op;           /* vg_opcode_t */
+    uint32_t p1, p2, p3;
+} vg_ins_t;
+
+/* A constant list for InList: items of one type. */
+typedef struct vg_vm_list {
+    const vg_value_t *items;
+    uint32_t n;
+} vg_vm_list_t;
+
+/* What the instructions read and write besides registers (all borrowed). Pointers an
+ * instruction of the program does not use may be NULL. */
+typedef struct vg_vm_ctx {
+    const vg_tx_t *tx;             /* Field, Extra */
+    const vg_value_t *spec;        /* Spec: the engine's spec values */
+    vg_spec_input_t *in;           /* InX, InKey, InKeep, KeepAll */
+    vg_value_t *out;               /* Out: the features */
+    const vg_str_t *names;         /* Extra: field names */
+    const vg_vm_list_t *lists;     /* InList */
+} vg_vm_ctx_t;
+
+/* Runs code (ending in Halt) over registers r. Can't fail. */
+void vg_vm_run(const vg_ins_t *code, vg_value_t *r, const vg_vm_ctx_t *ctx);
+
+/* The haversine distance in km between two points in degrees (radius 6371.0 km).
+ * Can't fail. */
+double vg_vm_geo_km(double lat1, double lon1, double lat2, double lon2);
+
+/* Opcode metadata for the compiler and the disassembler. Can't fail. */
+const char *vg_vm_opname(int op);
+const char *vg_vm_synopsis(int op);
+int vg_vm_regmask(int op);
+
+#endif
