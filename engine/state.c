@@ -952,4 +952,5 @@ void vg_state_get_stats(const vg_state_t *st, vg_state_stats_t *out) {
     out->bytes = total_bytes(st);
     out->loads = st->loads;
     out->evictions = st->evictions;
+    out->key_loads = st->key_loads;
 }

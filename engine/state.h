@@ -10,8 +10,18 @@
  * by a checkpoint) are dropped from memory, to be reloaded unchanged when next needed.
  *
  * Store keys: "a/" + account -> account record; "k/" + group index (2 bytes, big endian)
- * + key bytes -> by-key record; "m/" + name -> meta records of the caller; "m/layout"
- * the fingerprint of the program's layouts (a state made with other rules is refused).
+ * + key type byte (vg_type_t) + key bytes (strings as is, numbers as the 8 bytes of the
+ * double with -0 as 0, booleans 1 byte) -> by-key record; "m/" + name -> meta records
+ * of the caller; "m/layout" the fingerprint of the program's layouts, lateness and
+ * horizon (a state made with other rules or options is refused).
+ *
+ * Eviction: `by K` key states are kept and dropped exactly like accounts (clean ones,
+ * least recently used first, reloaded unchanged from the store), so eviction never
+ * changes a result. Without a store nothing is ever dropped: memory grows with the
+ * number of distinct accounts and keys.
+ * Memory per account: about 110 bytes + the name + its window state + per remembered
+ * event (within the horizon) 24 bytes + id + decision bytes (+ 8 bytes of index once
+ * an account has more than 16).
  *
  * Threading: one vg_state_t per processing thread, no locks. Ownership: the caller owns
  * the state (vg_state_free accepts NULL); the state keeps a reference to the program
@@ -67,7 +77,10 @@ int vg_state_find_dup(vg_state_t *st, vg_acct_t *a, const char *id, size_t idlen
 
 /* Applies an accepted event at time ts to the account and to every by-key group
  * (by-key windows skip the event when its key is null or late for that key, and then
- * read null); fills spec_vals[0 .. nspecs-1]. Returns 0, VG_ENOMEM or VG_ESTORE. */
+ * read null); fills spec_vals[0 .. nspecs-1]. Returns 0, VG_ENOMEM or VG_ESTORE; after
+ * an error the account may hold the event while some by-key state does not (the
+ * caller treats it as fatal). String values borrow from the state until its next
+ * change. */
 int vg_state_apply(vg_state_t *st, vg_acct_t *a, int64_t ts, const vg_spec_input_t *in,
                    vg_value_t *spec_vals, vg_arena_t *scratch);
 
@@ -96,7 +109,8 @@ typedef struct vg_state_stats {
     size_t keys_in_memory;      /* by-key states */
     size_t bytes;               /* memory held by account and key state */
     uint64_t loads;             /* accounts reloaded from the store */
-    uint64_t evictions;
+    uint64_t evictions;         /* accounts and keys dropped from memory */
+    uint64_t key_loads;         /* by-key states reloaded from the store */
 } vg_state_stats_t;
 void vg_state_get_stats(const vg_state_t *st, vg_state_stats_t *out);
 

@@ -470,6 +470,7 @@ static void test_evict_identical(void **state) {
     assert_true(evicted > 1000);
     assert_int_equal(stats.evictions, evicted);
     assert_true(stats.loads > 1000);
+    assert_true(stats.key_loads > 100);
     assert_true(stats.accounts_in_memory < 100);
     vg_state_free(st);
     vg_store_close(s);
