@@ -20,6 +20,14 @@
 #define VG_EVENT_MAX_BYTES 65536   /* the line without its newline */
 #define VG_EVENT_MAX_ID 128        /* id and account: 1..128 bytes */
 
+/* Accepted times: 0000-01-01T00:00:00.000Z .. 9999-12-31T23:59:59.999Z (epoch ms). */
+#define VG_TIME_MIN_MS (-62167219200000LL)
+#define VG_TIME_MAX_MS 253402300799999LL
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Rejection codes (SPEC section 3). */
 #define VG_REJECT_LIST(X)            \
     X(NONE, "")                      \
@@ -31,7 +39,8 @@
     X(NON_FINITE, "non_finite")      \
     X(BAD_VALUE, "bad_value")        \
     X(LATE, "late")                  \
-    X(FUTURE, "future")
+    X(FUTURE, "future")              \
+    X(DUPLICATE_FIELD, "duplicate_field")
 
 typedef enum vg_reject {
 #define VG_REJECT_ENUM(name, code) VG_REJECT_##name,
@@ -77,5 +86,9 @@ int vg_time_parse(const char *s, size_t len, int64_t *ms, char *errbuf, size_t e
 /* Formats epoch milliseconds as "YYYY-MM-DDTHH:MM:SS.mmmZ" into buf (at least 32
  * bytes). Returns the length written. Can't fail for years 0..9999. */
 size_t vg_time_format(int64_t ms, char *buf);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

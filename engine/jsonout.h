@@ -15,6 +15,10 @@
 
 #include "rules/value.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct vg_buf {
     char *p;
     size_t len, cap;
@@ -36,5 +40,9 @@ size_t vg_fmt_double(double d, char *buf);
 int vg_json_str(vg_buf_t *b, const char *s, size_t len);
 /* A value as SPEC section 3 prints it. */
 int vg_json_value(vg_buf_t *b, const vg_value_t *v);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

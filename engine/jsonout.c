@@ -1,0 +1,206 @@
+/* jsonout.c - growable output buffers and exact JSON tokens (SPEC section 3).
+ *
+ * Numbers: integers that a double holds exactly (|d| < 2^53) print without a fraction
+ * ("7", "-3"); other finite doubles print in the fewest significant digits that strtod()
+ * reads back to the same double ("0.1", "1e300", "5e-324"); -0 prints "0"; NaN and
+ * infinities print "null". Exponents are written without '+' and leading zeros.
+ * Assumes the "C" LC_NUMERIC locale (vigil never calls setlocale()).
+ * Strings: RFC 8259 escaping; valid UTF-8 passes through; each byte that does not begin
+ * a valid UTF-8 sequence (overlong forms, surrogates, > U+10FFFF, truncated sequences)
+ * is written as \ufffd.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/event.h"
+#include "engine/jsonout.h"
+#include "rules/errors.h"
+
+void vg_buf_init(vg_buf_t *b) {
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+void vg_buf_deinit(vg_buf_t *b) {
+    free(b->p);
+    vg_buf_init(b);
+}
+
+int vg_buf_reserve(vg_buf_t *b, size_t extra) {
+    if (extra <= b->cap - b->len) return 0;
+    if (extra > SIZE_MAX / 2 - b->len) return VG_ENOMEM;
+    size_t need = b->len + extra, cap = b->cap ? b->cap : 256;
+    while (cap < need) cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) return VG_ENOMEM;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+int vg_buf_append(vg_buf_t *b, const void *p, size_t n) {
+    if (vg_buf_reserve(b, n) < 0) return VG_ENOMEM;
+    if (n) memcpy(b->p + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+int vg_buf_puts(vg_buf_t *b, const char *s) { return vg_buf_append(b, s, strlen(s)); }
+
+int vg_buf_putc(vg_buf_t *b, char c) {
+    if (vg_buf_reserve(b, 1) < 0) return VG_ENOMEM;
+    b->p[b->len++] = c;
+    return 0;
+}
+
+/* Writes a %g result without '+' and leading zeros in the exponent. */
+static size_t tidy_exponent(char *buf, size_t n) {
+    char *e = memchr(buf, 'e', n);
+    if (!e) return n;
+    char *src = e + 1, *dst = e + 1;
+    if (*src == '+') src++;
+    else if (*src == '-') *dst++ = *src++;
+    while (*src == '0' && src[1] != '\0') src++;
+    while (*src) *dst++ = *src++;
+    *dst = '\0';
+    return (size_t)(dst - buf);
+}
+
+static size_t fmt_int(int64_t v, char *buf) {
+    char tmp[24];
+    size_t n = 0, k = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) buf[k++] = '-';
+    while (n) buf[k++] = tmp[--n];
+    buf[k] = '\0';
+    return k;
+}
+
+size_t vg_fmt_double(double d, char *buf) {
+    if (!isfinite(d)) {
+        memcpy(buf, "null", 5);
+        return 4;
+    }
+    if (d == 0) {
+        buf[0] = '0';
+        buf[1] = '\0';
+        return 1;
+    }
+    if (fabs(d) < 9007199254740992.0 && d == (double)(int64_t)d) return fmt_int((int64_t)d, buf);
+    /* For normal doubles, the nearest 15-digit decimal round-trips whenever any decimal of
+     * at most 15 digits does, so 15, 16, 17 finds the shortest; subnormals have fewer
+     * significant bits and need the full search from 1 digit. */
+    int p = fabs(d) < DBL_MIN ? 1 : 15;
+    int n = 0;
+    for (; p <= 17; p++) {
+        n = snprintf(buf, 32, "%.*g", p, d);
+        if (strtod(buf, NULL) == d) break;
+    }
+    return tidy_exponent(buf, (size_t)n);
+}
+
+int vg_json_num(vg_buf_t *b, double d) {
+    char tmp[40];
+    size_t n = vg_fmt_double(d, tmp);
+    return vg_buf_append(b, tmp, n);
+}
+
+/* Length of the valid UTF-8 sequence at s (n bytes available), or 0 when invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    if (c < 0x80) return 1;
+    if (c < 0xC2) return 0;
+    if (c < 0xE0) return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c < 0xF0) {
+        if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80) return 0;
+        if (c == 0xE0 && s[1] < 0xA0) return 0; /* overlong */
+        if (c == 0xED && s[1] >= 0xA0) return 0; /* surrogate */
+        return 3;
+    }
+    if (c < 0xF5) {
+        if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
+            return 0;
+        if (c == 0xF0 && s[1] < 0x90) return 0; /* overlong */
+        if (c == 0xF4 && s[1] >= 0x90) return 0; /* > U+10FFFF */
+        return 4;
+    }
+    return 0;
+}
+
+int vg_json_str(vg_buf_t *b, const char *s, size_t len) {
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *u = (const unsigned char *)s;
+    /* worst case 6 output bytes per input byte, plus the quotes */
+    if (len > (SIZE_MAX - 2) / 6 || vg_buf_reserve(b, len * 6 + 2) < 0) return VG_ENOMEM;
+    char *o = b->p + b->len;
+    *o++ = '"';
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = u[i];
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            *o++ = (char)c;
+            i++;
+            continue;
+        }
+        if (c >= 0x80) {
+            size_t k = utf8_seq(u + i, len - i);
+            if (k == 0) {
+                memcpy(o, "\\ufffd", 6);
+                o += 6;
+                i++;
+            } else {
+                memcpy(o, u + i, k);
+                o += k;
+                i += k;
+            }
+            continue;
+        }
+        *o++ = '\\';
+        switch (c) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        case '\b': *o++ = 'b'; break;
+        case '\f': *o++ = 'f'; break;
+        default:
+            *o++ = 'u';
+            *o++ = '0';
+            *o++ = '0';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        }
+        i++;
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->p);
+    return 0;
+}
+
+int vg_json_value(vg_buf_t *b, const vg_value_t *v) {
+    char tmp[40];
+    switch (v->type) {
+    case VG_T_BOOL: return vg_buf_puts(b, v->u.b ? "true" : "false");
+    case VG_T_NUM: return vg_json_num(b, v->u.n);
+    case VG_T_STR: return vg_json_str(b, v->u.s.p, v->u.s.len);
+    case VG_T_TIME: {
+        tmp[0] = '"';
+        size_t n = vg_time_format(v->u.ms, tmp + 1);
+        tmp[n + 1] = '"';
+        return vg_buf_append(b, tmp, n + 2);
+    }
+    case VG_T_DUR: return vg_json_num(b, (double)v->u.ms / 1000.0);
+    case VG_T_JSON: return vg_buf_append(b, v->u.s.p, v->u.s.len);
+    case VG_T_NULL:
+    default: return vg_buf_puts(b, "null");
+    }
+}

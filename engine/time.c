@@ -1,0 +1,185 @@
+/* time.c - RFC 3339 timestamps <-> epoch milliseconds (SPEC section 1 and 3).
+ *
+ * Pure functions with civil-calendar arithmetic (days_from_civil / civil_from_days,
+ * proleptic Gregorian): no timegm(), no time zone database, no locale, no allocation.
+ *
+ * Accepted by vg_time_parse(): YYYY-MM-DD, then 'T', 't' or a space, then HH:MM:SS,
+ * then optionally '.' and one or more fraction digits (any number; truncated to the
+ * millisecond, never rounded), then 'Z', 'z' or an offset +hh:mm / -hh:mm.
+ * Ranges: month 1-12, day within the month (leap years by the Gregorian rule), hour
+ * 0-23, minute 0-59, second 0-60, offset hours 0-23 and minutes 0-59. A leap second
+ * (second 60) is accepted and kept inside its minute as :59.999 (the fraction is
+ * ignored), so that times stay ordered and never spill into the next minute or day.
+ * The result, after applying the offset, must lie in years 0000-9999 UTC
+ * [VG_TIME_MIN_MS, VG_TIME_MAX_MS].
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "engine/event.h"
+#include "rules/errors.h"
+
+/* Days since 1970-01-01 of a proleptic Gregorian date. */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+static int is_leap(int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+static unsigned days_in_month(int64_t y, unsigned m) {
+    static const unsigned char dm[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    return m == 2 && is_leap(y) ? 29 : dm[m - 1];
+}
+
+/* Reads exactly n digits at s[*i]; returns -1 when they are not all digits. */
+static int digits(const char *s, size_t len, size_t *i, int n) {
+    int v = 0;
+    if (*i + (size_t)n > len) return -1;
+    for (int k = 0; k < n; k++) {
+        unsigned char c = (unsigned char)s[*i + (size_t)k];
+        if (c < '0' || c > '9') return -1;
+        v = v * 10 + (c - '0');
+    }
+    *i += (size_t)n;
+    return v;
+}
+
+static int fail(char *errbuf, size_t errlen, const char *msg) {
+    if (errbuf && errlen) snprintf(errbuf, errlen, "%s", msg);
+    return VG_EINVAL;
+}
+
+int vg_time_parse(const char *s, size_t len, int64_t *ms, char *errbuf, size_t errlen) {
+    char tmp[96];
+    size_t i = 0;
+    int year, mon, day, hh, mm, ss, msec = 0;
+
+    if ((year = digits(s, len, &i, 4)) < 0 || i >= len || s[i++] != '-' ||
+        (mon = digits(s, len, &i, 2)) < 0 || i >= len || s[i++] != '-' ||
+        (day = digits(s, len, &i, 2)) < 0)
+        return fail(errbuf, errlen, "expected a date YYYY-MM-DD at the start");
+    if (mon < 1 || mon > 12) {
+        snprintf(tmp, sizeof tmp, "month %02d out of range 01-12", mon);
+        return fail(errbuf, errlen, tmp);
+    }
+    if (day < 1 || (unsigned)day > days_in_month(year, (unsigned)mon)) {
+        snprintf(tmp, sizeof tmp, "day %02d out of range for %04d-%02d (01-%02u)", day, year,
+                 mon, days_in_month(year, (unsigned)mon));
+        return fail(errbuf, errlen, tmp);
+    }
+    if (i == len) return fail(errbuf, errlen, "date without a time");
+    if (s[i] != 'T' && s[i] != 't' && s[i] != ' ')
+        return fail(errbuf, errlen, "expected 'T', 't' or a space between date and time");
+    i++;
+    if ((hh = digits(s, len, &i, 2)) < 0 || i >= len || s[i++] != ':' ||
+        (mm = digits(s, len, &i, 2)) < 0 || i >= len || s[i++] != ':' ||
+        (ss = digits(s, len, &i, 2)) < 0)
+        return fail(errbuf, errlen, "expected a time HH:MM:SS after the date");
+    if (hh > 23) {
+        snprintf(tmp, sizeof tmp, "hour %02d out of range 00-23", hh);
+        return fail(errbuf, errlen, tmp);
+    }
+    if (mm > 59) {
+        snprintf(tmp, sizeof tmp, "minute %02d out of range 00-59", mm);
+        return fail(errbuf, errlen, tmp);
+    }
+    if (ss > 60) {
+        snprintf(tmp, sizeof tmp, "second %02d out of range 00-60", ss);
+        return fail(errbuf, errlen, tmp);
+    }
+    if (i < len && s[i] == '.') {
+        size_t start = ++i;
+        while (i < len && s[i] >= '0' && s[i] <= '9') {
+            if (i - start < 3) msec = msec * 10 + (s[i] - '0');
+            i++;
+        }
+        if (i == start) return fail(errbuf, errlen, "expected digits after '.'");
+        for (size_t k = i - start; k < 3; k++) msec *= 10;
+    }
+    if (ss == 60) { /* leap second: the last millisecond of the minute */
+        ss = 59;
+        msec = 999;
+    }
+    if (i == len) return fail(errbuf, errlen, "time zone missing (expected Z or an offset like +01:00)");
+    int off_min = 0;
+    if (s[i] == 'Z' || s[i] == 'z') {
+        i++;
+    } else if (s[i] == '+' || s[i] == '-') {
+        int sign = s[i++] == '-' ? -1 : 1;
+        int oh, om;
+        if ((oh = digits(s, len, &i, 2)) < 0 || i >= len || s[i++] != ':' ||
+            (om = digits(s, len, &i, 2)) < 0)
+            return fail(errbuf, errlen, "expected a time zone offset +hh:mm or -hh:mm");
+        if (oh > 23) {
+            snprintf(tmp, sizeof tmp, "offset hours %02d out of range 00-23", oh);
+            return fail(errbuf, errlen, tmp);
+        }
+        if (om > 59) {
+            snprintf(tmp, sizeof tmp, "offset minutes %02d out of range 00-59", om);
+            return fail(errbuf, errlen, tmp);
+        }
+        off_min = sign * (oh * 60 + om);
+    } else {
+        return fail(errbuf, errlen, "expected 'Z', 'z' or an offset like +01:00 after the time");
+    }
+    if (i != len) return fail(errbuf, errlen, "unexpected text after the time zone");
+
+    int64_t days = days_from_civil(year, (unsigned)mon, (unsigned)day);
+    int64_t secs = days * 86400 + hh * 3600 + mm * 60 + ss - (int64_t)off_min * 60;
+    int64_t r = secs * 1000 + msec;
+    if (r < VG_TIME_MIN_MS || r > VG_TIME_MAX_MS)
+        return fail(errbuf, errlen, "time out of range (years 0000-9999 UTC)");
+    *ms = r;
+    return 0;
+}
+
+static void put2(char *p, unsigned v) {
+    p[0] = (char)('0' + v / 10);
+    p[1] = (char)('0' + v % 10);
+}
+
+size_t vg_time_format(int64_t ms, char *buf) {
+    if (ms < VG_TIME_MIN_MS) ms = VG_TIME_MIN_MS;
+    if (ms > VG_TIME_MAX_MS) ms = VG_TIME_MAX_MS;
+    int64_t days = ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
+    int64_t rem = ms - days * 86400000; /* 0 .. 86399999 */
+    int64_t y;
+    unsigned m, d;
+    civil_from_days(days, &y, &m, &d);
+    unsigned yy = (unsigned)y, msec = (unsigned)(rem % 1000), sec = (unsigned)(rem / 1000);
+    put2(buf, yy / 100);
+    put2(buf + 2, yy % 100);
+    buf[4] = '-';
+    put2(buf + 5, m);
+    buf[7] = '-';
+    put2(buf + 8, d);
+    buf[10] = 'T';
+    put2(buf + 11, sec / 3600);
+    buf[13] = ':';
+    put2(buf + 14, sec / 60 % 60);
+    buf[16] = ':';
+    put2(buf + 17, sec % 60);
+    buf[19] = '.';
+    buf[20] = (char)('0' + msec / 100);
+    put2(buf + 21, msec % 100);
+    buf[23] = 'Z';
+    buf[24] = '\0';
+    return 24;
+}
