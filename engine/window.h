@@ -38,9 +38,21 @@ typedef struct vg_wlayout vg_wlayout_t;
 typedef struct vg_wstate vg_wstate_t;
 
 /* Builds the layout of key group `by_group` (-1: the account) of program `p`, for the
- * allowed lateness `lateness_ms`. Returns NULL when out of memory. The layout keeps a
- * reference to `p` (vg_prog_ref) and releases it in vg_wlayout_free(). */
+ * allowed lateness `lateness_ms`: the program's specs whose by_group equals `by_group`
+ * (prev, seen and the session specs always belong to the account group, -1). The log
+ * keeps the group's longest aggregate/seen window plus the lateness. Returns NULL when
+ * out of memory. The layout keeps a reference to `p` (vg_prog_ref) and releases it in
+ * vg_wlayout_free(). */
 vg_wlayout_t *vg_wlayout_new(vg_program_t *p, int by_group, int64_t lateness_ms);
+/* Builds a layout directly from `n` specs (the caller has already selected one key
+ * group's specs; `by_group` of each is ignored), for tests and tools that have no
+ * compiled program. `spec_index[i]` is the program spec index of specs[i]: the index
+ * into the `in` and `vals` arrays of vg_wstate_add(); NULL means 0 .. n-1. The specs
+ * are copied (their `text` is only read, for the fingerprint), so the caller keeps
+ * ownership of both arrays. A layout with n == 0 is valid (it holds no state).
+ * Returns NULL when out of memory or n < 0. Free with vg_wlayout_free(). */
+vg_wlayout_t *vg_wlayout_new_specs(const vg_spec_t *specs, const int *spec_index, int n,
+                                   int64_t lateness_ms);
 void vg_wlayout_free(vg_wlayout_t *l);
 /* Number of specs in this group (0: the group needs no state). */
 int vg_wlayout_nspecs(const vg_wlayout_t *l);

@@ -1,0 +1,966 @@
+/* window.c - the exact event-time state of one key: windows, sessions, history.
+ *
+ * Design (see window.h for the contract).
+ *
+ * The log. A state keeps one time-ordered log of rows, the key's retained events. A
+ * row is a fixed array of 64-bit words whose layout the vg_wlayout_t computes:
+ *   word 0            event time (ms);
+ *   flag words        one bit per count spec: the event is kept (`where` holds);
+ *   per spec slots    sum/avg/min/max/stddev: x, or NaN when not added (null x, where);
+ *                     distinct/seen: the 64-bit hash of x's type and bytes (numbers by
+ *                       value, -0 == 0), 0 when not added;
+ *                     session_count/duration: first time and event count of the run that
+ *                       ends at this row; session_sum also x and the run's compensated sum;
+ *                     prev: x's payload and type (strings: offset and length into the
+ *                       state's byte store `sb`, compacted when half of it is dead).
+ * The log is one array with a moving head (rows[head .. head+n)); rows are addressed
+ * by absolute position (first + i), so that positions kept in deques survive dropping
+ * old rows. Retention: every row with ts >= newest - maxW - lateness, plus the newest
+ * row before that span (the predecessor of any allowed late event, for prev/sessions).
+ * Memory per row: 8 bytes per word (typically 8 + 8 + 8-16 per spec), the array grows
+ * geometrically and shrinks when 8x too large.
+ *
+ * The frontier. For each windowed spec of width w the state keeps the window
+ * [newest - w, newest] as a left position L into the log and:
+ *   count/sum/avg/stddev: the count and Neumaier-compensated sums of x and of x^2 (each
+ *     square added exactly as fma hi + lo); reset to exact zero when the window empties,
+ *     recomputed from the log when more than 2*(rows in window) + 64 rows have moved
+ *     in or out since the last recompute (O(1) amortized); stddev is evaluated in
+ *     double-double arithmetic (S2 - S1^2/n)/n, so that it stays exact to ~1e-16 of
+ *     the values even for a tiny variance;
+ *   min/max: a monotonic deque of positions (strictly increasing values for min);
+ *   distinct/seen: a hash table value-hash -> count of the rows in the window.
+ * Hash collisions of distinct/seen values (64-bit) are ignored: about 1 in 1e10 for
+ * 1e5 distinct values in one window. Numbers hash by a bijection of their bits, so two
+ * distinct numbers never collide.
+ *
+ * In-order event (ts >= newest): append the row; per spec move L past rows older than
+ * ts - w (removing them), add the row, read the value. O(1) amortized per spec.
+ *
+ * Late event (ts < newest, within the lateness): its row goes after the rows with time
+ * <= ts (position k). Its own values are computed first, from the state before the
+ * insertion: its window [ts - w, ts] holds the rows [a, k) plus itself. For
+ * count/sum/avg/stddev/distinct/seen this is the frontier minus the rows [k, end)
+ * (times in (ts, newest]) plus the rows [a, L) (times in [ts - w, newest - w)), or the
+ * rows [a, k) directly, whichever is shorter: both are bounded by the rows within the
+ * lateness span. min/max use the frontier's extreme when it lies before k, plus a scan
+ * of [a, L); otherwise they scan [a, k) (cost: the rows of the late event's window).
+ * Then the row is inserted (memmove of the rows after it), the frontiers that contain
+ * ts take it in (deque fix-up: O(rows after k) amortized), and the session runs of the
+ * rows after it are recomputed. All of that is bounded by the rows in the lateness span.
+ *
+ * Failure: every allocation of an add (log, byte store, deques, tables, scratch) is
+ * made before the state changes, so VG_ENOMEM leaves the state unchanged.
+ */
+#include "engine/window.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/window_int.h"
+#include "rules/errors.h"
+
+/* ---- hashing ---- */
+
+static inline uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+
+static inline uint64_t fmix64(uint64_t k) {
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdULL;
+    k ^= k >> 33;
+    k *= 0xc4ceb9fe1a85ec53ULL;
+    k ^= k >> 33;
+    return k;
+}
+
+static inline uint64_t lane(uint64_t k) {
+    k *= 0x87c37b91114253d5ULL;
+    k = rotl64(k, 31);
+    k *= 0x4cf5ad432745937fULL;
+    return k;
+}
+
+uint64_t vg_whash_bytes(uint64_t seed, const void *data, size_t n) {
+    const unsigned char *p = data;
+    uint64_t h = fmix64(seed ^ ((uint64_t)n * 0x9E3779B97F4A7C15ULL));
+    while (n >= 8) {
+        uint64_t k = (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 |
+                     (uint64_t)p[3] << 24 | (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 |
+                     (uint64_t)p[6] << 48 | (uint64_t)p[7] << 56;
+        h ^= lane(k);
+        h = rotl64(h, 27) * 5 + 0x52dce729;
+        p += 8;
+        n -= 8;
+    }
+    if (n) {
+        uint64_t k = 0;
+        for (size_t i = 0; i < n; i++) k |= (uint64_t)p[i] << (8 * i);
+        h ^= lane(k);
+    }
+    return fmix64(h);
+}
+
+/* Hash of a value by type and bytes; 0 for null (and never 0 otherwise). */
+static uint64_t vhash(const vg_value_t *v) {
+    uint64_t bits;
+    switch (v->type) {
+    case VG_T_BOOL: bits = v->u.b ? 1 : 0; break;
+    case VG_T_NUM: {
+        double d = v->u.n;
+        if (d != d) return 0;
+        if (d == 0) d = 0.0;   /* -0 == 0 */
+        memcpy(&bits, &d, 8);
+        break;
+    }
+    case VG_T_TIME:
+    case VG_T_DUR: bits = (uint64_t)v->u.ms; break;
+    case VG_T_STR:
+    case VG_T_JSON: {
+        uint64_t h = vg_whash_bytes(0x5bd1e9955bd1e995ULL + v->type, v->u.s.p, v->u.s.len);
+        return h ? h : 1;
+    }
+    default: return 0;
+    }
+    /* a bijection of the bits per type: distinct numbers never collide */
+    uint64_t h = fmix64(bits ^ (0x9E3779B97F4A7C15ULL * (uint64_t)(v->type + 1)));
+    return h ? h : 1;
+}
+
+/* ---- compensated and double-double arithmetic ---- */
+
+static inline void ks_add(ksum_t *k, double v) {
+    double t = k->s + v;
+    if (fabs(k->s) >= fabs(v))
+        k->c += (k->s - t) + v;
+    else
+        k->c += (v - t) + k->s;
+    k->s = t;
+}
+
+static inline double ks_val(ksum_t k) { return k.s + k.c; }
+
+typedef struct dd {
+    double hi, lo;
+} dd_t;
+
+static inline dd_t two_sum(double a, double b) {
+    double s = a + b, bb = s - a;
+    dd_t r = {s, (a - (s - bb)) + (b - bb)};
+    return r;
+}
+static inline dd_t dd_add(dd_t a, dd_t b) {
+    dd_t s = two_sum(a.hi, b.hi);
+    return two_sum(s.hi, s.lo + a.lo + b.lo);
+}
+static inline dd_t dd_mul(dd_t a, dd_t b) {
+    double p = a.hi * b.hi;
+    double e = fma(a.hi, b.hi, -p) + (a.hi * b.lo + a.lo * b.hi);
+    return two_sum(p, e);
+}
+static inline dd_t dd_div_d(dd_t a, double b) {
+    double q1 = a.hi / b, p = q1 * b, pe = fma(q1, b, -p);
+    double r = ((a.hi - p) - pe) + a.lo;
+    return two_sum(q1, r / b);
+}
+
+/* Population variance from count and sums, in double-double; >= 0. */
+static double variance(const acc_t *a) {
+    double n = (double)a->cnt;
+    dd_t s1 = two_sum(a->s1.s, a->s1.c), s2 = two_sum(a->s2.s, a->s2.c);
+    dd_t m = dd_div_d(dd_mul(s1, s1), n);
+    m.hi = -m.hi;
+    m.lo = -m.lo;
+    dd_t v = dd_div_d(dd_add(s2, m), n);
+    double r = v.hi + v.lo;
+    return r > 0 ? r : 0;
+}
+
+static inline vg_value_t finite_num(double d) { return isfinite(d) ? vg_num(d) : vg_null(); }
+
+static vg_value_t agg_value(int kind, const acc_t *a) {
+    switch (kind) {
+    case VG_SPEC_COUNT: return vg_num((double)a->cnt);
+    case VG_SPEC_SUM: return a->cnt ? finite_num(ks_val(a->s1)) : vg_num(0);
+    case VG_SPEC_AVG: return a->cnt ? finite_num(ks_val(a->s1) / (double)a->cnt) : vg_null();
+    case VG_SPEC_STDDEV: return a->cnt ? finite_num(sqrt(variance(a))) : vg_null();
+    default: return vg_null();
+    }
+}
+
+/* Adds (sign +1) or removes (-1) a row's contribution to count/sums. */
+static inline void row_acc(const lspec_t *s, const word_t *r, int sign, acc_t *a) {
+    if (s->kind == VG_SPEC_COUNT) {
+        if (r[1 + s->off / 64].u >> (s->off % 64) & 1) a->cnt += sign;
+        return;
+    }
+    double x = r[s->off].d;
+    if (x != x) return;
+    a->cnt += sign;
+    if (s->kind == VG_SPEC_MIN || s->kind == VG_SPEC_MAX) return;
+    ks_add(&a->s1, sign > 0 ? x : -x);
+    if (s->kind == VG_SPEC_STDDEV) {
+        double hi = x * x, lo = fma(x, x, -hi);
+        ks_add(&a->s2, sign > 0 ? hi : -hi);
+        ks_add(&a->s2, sign > 0 ? lo : -lo);
+    }
+}
+
+/* ---- deque (min/max) ---- */
+
+int vg_wdq_reserve(dq_t *d) {
+    uint32_t cap = d->cap;
+    if (d->n + 1 <= cap) {
+        if (cap <= 64 || (uint64_t)d->n * 8 >= cap) return 0;
+        cap /= 2;   /* much too large: shrink (failure is harmless) */
+    } else {
+        if (cap >= (1u << 30)) return VG_ENOMEM;
+        cap = cap ? cap * 2 : 4;
+    }
+    int64_t *v = malloc((size_t)cap * sizeof *v);
+    if (!v) return d->n + 1 <= d->cap ? 0 : VG_ENOMEM;
+    for (uint32_t i = 0; i < d->n; i++) v[i] = DQ_AT(d, i);
+    free(d->v);
+    d->v = v;
+    d->cap = cap;
+    d->head = 0;
+    return 0;
+}
+
+/* x is "better" than y: min keeps strictly smaller, max strictly larger. */
+static inline int better(int kind, double x, double y) {
+    return kind == VG_SPEC_MIN ? x < y : x > y;
+}
+
+/* Pushes the row at pos (the newest of the frontier) if it has an x. */
+void vg_wdq_push(dq_t *d, const vg_wstate_t *w, const vg_wlayout_t *l, const lspec_t *s,
+                 int64_t pos) {
+    double x = wrow(w, l, pos)[s->off].d;
+    if (x != x) return;
+    while (d->n && !better(s->kind, wrow(w, l, DQ_AT(d, d->n - 1))[s->off].d, x)) d->n--;
+    DQ_AT(d, d->n) = pos;
+    d->n++;
+}
+
+/* After a late row was inserted at k (positions >= k of the old log shifted by one),
+ * puts it into the deque of a frontier that contains it. */
+static void dq_insert_mid(dq_t *d, const vg_wstate_t *w, const vg_wlayout_t *l,
+                          const lspec_t *s, int64_t k) {
+    double x = wrow(w, l, k)[s->off].d;
+    if (x != x) return;
+    uint32_t j = d->n;
+    while (j > 0 && DQ_AT(d, j - 1) > k) j--;
+    /* the first entry after k is the extreme of the rows after k */
+    if (j < d->n && !better(s->kind, x, wrow(w, l, DQ_AT(d, j))[s->off].d)) return;
+    uint32_t r = j;
+    while (r > 0 && !better(s->kind, wrow(w, l, DQ_AT(d, r - 1))[s->off].d, x)) r--;
+    if (r == j) {   /* insert one entry before j */
+        for (uint32_t i = d->n; i > j; i--) DQ_AT(d, i) = DQ_AT(d, i - 1);
+        DQ_AT(d, j) = k;
+        d->n++;
+    } else {        /* replace [r, j) by k */
+        DQ_AT(d, r) = k;
+        uint32_t o = r + 1;
+        for (uint32_t i = j; i < d->n; i++) DQ_AT(d, o++) = DQ_AT(d, i);
+        d->n = o;
+    }
+}
+
+/* ---- hash table (distinct/seen) ---- */
+
+int vg_wht_resize(htab_t *h, uint32_t cap) {
+    void *blk = calloc(cap, sizeof(uint64_t) + sizeof(uint32_t));
+    if (!blk) return VG_ENOMEM;
+    htab_t nh = {blk, (uint32_t *)((uint64_t *)blk + cap), cap, 0};
+    for (uint32_t i = 0; i < h->cap; i++) {
+        if (!h->k[i]) continue;
+        uint32_t m = cap - 1, j = (uint32_t)h->k[i] & m;
+        while (nh.k[j]) j = (j + 1) & m;
+        nh.k[j] = h->k[i];
+        nh.c[j] = h->c[i];
+        nh.n++;
+    }
+    free(h->k);
+    *h = nh;
+    return 0;
+}
+
+/* Room for one more key; shrinks a table 8x too large. */
+static int ht_reserve(htab_t *h) {
+    if ((uint64_t)(h->n + 1) * 2 > h->cap) {
+        if (h->cap >= (1u << 30)) return VG_ENOMEM;
+        return vg_wht_resize(h, h->cap ? h->cap * 2 : 8);
+    }
+    if (h->cap > 64 && (uint64_t)h->n * 8 < h->cap) (void)vg_wht_resize(h, h->cap / 2);
+    return 0;
+}
+
+static uint32_t ht_get(const htab_t *h, uint64_t key) {
+    if (!h->cap) return 0;
+    uint32_t m = h->cap - 1, i = (uint32_t)key & m;
+    while (h->k[i]) {
+        if (h->k[i] == key) return h->c[i];
+        i = (i + 1) & m;
+    }
+    return 0;
+}
+
+void vg_wht_inc(htab_t *h, uint64_t key) {
+    uint32_t m = h->cap - 1, i = (uint32_t)key & m;
+    while (h->k[i]) {
+        if (h->k[i] == key) {
+            h->c[i]++;
+            return;
+        }
+        i = (i + 1) & m;
+    }
+    h->k[i] = key;
+    h->c[i] = 1;
+    h->n++;
+}
+
+static void ht_dec(htab_t *h, uint64_t key) {
+    if (!h->cap) return;
+    uint32_t m = h->cap - 1, i = (uint32_t)key & m;
+    while (h->k[i] != key) {
+        if (!h->k[i]) return;   /* not there: cannot happen */
+        i = (i + 1) & m;
+    }
+    if (--h->c[i]) return;
+    /* backward-shift deletion: no tombstones */
+    uint32_t j = i;
+    for (;;) {
+        j = (j + 1) & m;
+        if (!h->k[j]) break;
+        uint32_t ideal = (uint32_t)h->k[j] & m;
+        if (((j - ideal) & m) >= ((j - i) & m)) {
+            h->k[i] = h->k[j];
+            h->c[i] = h->c[j];
+            i = j;
+        }
+    }
+    h->k[i] = 0;
+    h->c[i] = 0;
+    h->n--;
+}
+
+/* Temporary value -> delta map for a late distinct, in scratch memory. */
+typedef struct tmap {
+    uint64_t *k;
+    int32_t *d;
+    uint32_t cap;
+} tmap_t;
+
+static int tmap_init(tmap_t *t, vg_arena_t *scratch, int64_t m) {
+    uint64_t cap = 16;
+    while (cap < (uint64_t)m * 2) cap <<= 1;
+    if (cap > (1u << 30)) return VG_ENOMEM;
+    size_t bytes = (size_t)cap * (sizeof(uint64_t) + sizeof(int32_t));
+    void *p = scratch ? vg_arena_alloc(scratch, bytes) : malloc(bytes);
+    if (!p) return VG_ENOMEM;
+    memset(p, 0, bytes);
+    t->k = p;
+    t->d = (int32_t *)(t->k + cap);
+    t->cap = (uint32_t)cap;
+    return 0;
+}
+
+static void tmap_add(tmap_t *t, uint64_t key, int32_t d) {
+    uint32_t m = t->cap - 1, i = (uint32_t)key & m;
+    while (t->k[i] && t->k[i] != key) i = (i + 1) & m;
+    t->k[i] = key;
+    t->d[i] += d;
+}
+
+/* ---- layout ---- */
+
+static int spec_words(int kind) {
+    switch (kind) {
+    case VG_SPEC_COUNT: return 0;
+    case VG_SPEC_SESSION_COUNT:
+    case VG_SPEC_SESSION_DURATION: return 2;
+    case VG_SPEC_SESSION_SUM: return 5;
+    case VG_SPEC_PREV: return 2;
+    default: return 1;
+    }
+}
+
+vg_wlayout_t *vg_wlayout_new_specs(const vg_spec_t *specs, const int *spec_index, int n,
+                                   int64_t lateness_ms) {
+    if (n < 0 || (n > 0 && !specs)) return NULL;
+    vg_wlayout_t *l = calloc(1, sizeof *l);
+    if (!l) return NULL;
+    l->s = calloc(n ? (size_t)n : 1, sizeof *l->s);
+    if (!l->s) goto err;
+    l->n = n;
+    l->lateness = lateness_ms > 0 ? lateness_ms : 0;
+    int ncount = 0;
+    for (int i = 0; i < n; i++)
+        if (specs[i].kind == VG_SPEC_COUNT) ncount++;
+    int off = 1 + (ncount + 63) / 64, bit = 0;
+    uint64_t fp = vg_whash_bytes(0x766777696e646f77ULL, "vgwin1", 6);
+    fp = vg_whash_bytes(fp, &l->lateness, sizeof l->lateness);
+    for (int i = 0; i < n; i++) {
+        const vg_spec_t *sp = &specs[i];
+        lspec_t *s = &l->s[i];
+        s->kind = (int)sp->kind;
+        if (s->kind < VG_SPEC_COUNT || s->kind > VG_SPEC_SEEN) goto err;
+        s->has_x = sp->has_x;
+        s->has_where = sp->has_where;
+        s->w = sp->window_ms > 0 ? sp->window_ms : 0;
+        s->pidx = spec_index ? spec_index[i] : i;
+        if (s->pidx < 0) goto err;
+        if (s->kind == VG_SPEC_COUNT) {
+            s->off = bit++;
+        } else {
+            s->off = off;
+            off += spec_words(s->kind);
+        }
+        if (kind_windowed(s->kind) && s->w > l->maxw) l->maxw = s->w;
+        if (s->kind == VG_SPEC_PREV) l->nprev++;
+        if (kind_session(s->kind)) l->nsess++;
+        int64_t d[6] = {s->kind, s->w, s->has_x, s->has_where, sp->x_type, s->pidx};
+        unsigned char b[48];
+        for (int j = 0; j < 6; j++)
+            for (int q = 0; q < 8; q++) b[j * 8 + q] = (unsigned char)((uint64_t)d[j] >> (8 * q));
+        fp = vg_whash_bytes(fp, b, sizeof b);
+        if (sp->text) fp = vg_whash_bytes(fp, sp->text, strlen(sp->text));
+    }
+    l->rw = off;
+    l->fp = fp;
+    return l;
+err:
+    vg_wlayout_free(l);
+    return NULL;
+}
+
+vg_wlayout_t *vg_wlayout_new(vg_program_t *p, int by_group, int64_t lateness_ms) {
+    int np = vg_prog_nspecs(p), m = 0;
+    vg_spec_t *sp = malloc((size_t)(np > 0 ? np : 1) * sizeof *sp);
+    int *idx = malloc((size_t)(np > 0 ? np : 1) * sizeof *idx);
+    vg_wlayout_t *l = NULL;
+    if (!sp || !idx) goto out;
+    for (int i = 0; i < np; i++) {
+        const vg_spec_t *s = vg_prog_spec(p, i);
+        int acct_only = s->kind == VG_SPEC_PREV || s->kind == VG_SPEC_SEEN ||
+                        kind_session((int)s->kind);
+        if ((acct_only ? -1 : s->by_group) != by_group) continue;
+        sp[m] = *s;
+        idx[m++] = i;
+    }
+    l = vg_wlayout_new_specs(sp, idx, m, lateness_ms);
+    if (l) l->prog = vg_prog_ref(p);
+out:
+    free(sp);
+    free(idx);
+    return l;
+}
+
+void vg_wlayout_free(vg_wlayout_t *l) {
+    if (!l) return;
+    if (l->prog) vg_prog_unref(l->prog);
+    free(l->s);
+    free(l);
+}
+
+int vg_wlayout_nspecs(const vg_wlayout_t *l) { return l ? l->n : 0; }
+
+uint64_t vg_wlayout_fingerprint(const vg_wlayout_t *l) { return l ? l->fp : 0; }
+
+/* ---- state ---- */
+
+vg_wstate_t *vg_wstate_new(const vg_wlayout_t *l) {
+    vg_wstate_t *w = calloc(1, sizeof *w);
+    if (!w) return NULL;
+    w->newest = INT64_MIN;
+    w->nspecs = l->n;
+    w->rw = l->rw;
+    w->ss = calloc(l->n ? (size_t)l->n : 1, sizeof *w->ss);
+    w->tmp = calloc((size_t)l->rw, sizeof *w->tmp);
+    if (!w->ss || !w->tmp) {
+        vg_wstate_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void vg_wstate_free(vg_wstate_t *w) {
+    if (!w) return;
+    if (w->ss) {
+        for (int i = 0; i < w->nspecs; i++) {
+            free(w->ss[i].dq.v);
+            free(w->ss[i].ht.k);
+        }
+    }
+    free(w->ss);
+    free(w->tmp);
+    free(w->rows);
+    free(w->sb);
+    free(w);
+}
+
+int64_t vg_wstate_newest(const vg_wstate_t *w) { return w->newest; }
+
+size_t vg_wstate_mem(const vg_wstate_t *w) {
+    size_t m = sizeof *w + (size_t)w->nspecs * sizeof *w->ss + w->sb_cap;
+    for (int i = 0; i < w->nspecs; i++) {
+        m += (size_t)w->ss[i].dq.cap * sizeof(int64_t);
+        m += (size_t)w->ss[i].ht.cap * (sizeof(uint64_t) + sizeof(uint32_t));
+    }
+    return m + (w->cap + 1) * (size_t)w->rw * sizeof(word_t);
+}
+
+/* ---- the log ---- */
+
+int vg_wstate_reserve_rows(vg_wstate_t *w, const vg_wlayout_t *l, size_t extra) {
+    size_t rw = (size_t)l->rw, need = w->n + extra;
+    if (w->head + need <= w->cap) return 0;
+    if (need <= w->cap / 2) {   /* the dead front is at least half: slide down */
+        memmove(w->rows, w->rows + w->head * rw, w->n * rw * sizeof(word_t));
+        w->head = 0;
+        if (w->cap > 64 && need * 8 <= w->cap) {   /* much too large: shrink */
+            word_t *r = realloc(w->rows, w->cap / 4 * rw * sizeof(word_t));
+            if (r) {
+                w->rows = r;
+                w->cap /= 4;
+            }
+        }
+        return 0;
+    }
+    size_t nc = w->cap ? w->cap * 2 : 4;
+    while (nc < need) nc *= 2;
+    if (nc > SIZE_MAX / (rw * sizeof(word_t))) return VG_ENOMEM;
+    word_t *r = malloc(nc * rw * sizeof(word_t));
+    if (!r) return VG_ENOMEM;
+    if (w->n) memcpy(r, w->rows + w->head * rw, w->n * rw * sizeof(word_t));
+    free(w->rows);
+    w->rows = r;
+    w->cap = nc;
+    w->head = 0;
+    return 0;
+}
+
+/* First position with time >= t (end when none). */
+int64_t vg_wlower_bound(const vg_wstate_t *w, const vg_wlayout_t *l, int64_t t) {
+    int64_t lo = w->first, hi = w->first + (int64_t)w->n;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (wrow(w, l, mid)[0].i < t)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* First position with time > t (end when none). */
+static int64_t upper_bound(const vg_wstate_t *w, const vg_wlayout_t *l, int64_t t) {
+    int64_t lo = w->first, hi = w->first + (int64_t)w->n;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (wrow(w, l, mid)[0].i <= t)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Room for b more string bytes; compacts the store (dropping dead bytes) when it must
+ * grow or is 8x too large. */
+static int reserve_sb(vg_wstate_t *w, const vg_wlayout_t *l, size_t b) {
+    if (!l->nprev) return 0;
+    size_t live = w->sb_len - w->sb_dead;
+    int shrink = w->sb_cap > 1024 && live * 8 < w->sb_cap;
+    if (w->sb_len + b <= w->sb_cap && !shrink) return 0;
+    size_t nc = 2 * (live + b);
+    if (nc < 64) nc = 64;
+    char *nb = malloc(nc);
+    if (!nb) return w->sb_len + b <= w->sb_cap ? 0 : VG_ENOMEM;
+    size_t pos = 0;
+    for (int64_t p = w->first; p < w->first + (int64_t)w->n; p++) {
+        word_t *r = wrow(w, l, p);
+        for (int i = 0; i < l->n; i++) {
+            if (l->s[i].kind != VG_SPEC_PREV) continue;
+            word_t *q = r + l->s[i].off;
+            if (!type_is_str(prev_type(q))) continue;
+            uint32_t len = prev_len(q);
+            if (len) memcpy(nb + pos, w->sb + q[0].u, len);
+            q[0].u = pos;
+            pos += len;
+        }
+    }
+    free(w->sb);
+    w->sb = nb;
+    w->sb_cap = nc;
+    w->sb_len = pos;
+    w->sb_dead = 0;
+    return 0;
+}
+
+static void drop_front(vg_wstate_t *w, const vg_wlayout_t *l) {
+    if (l->nprev) {
+        const word_t *r = wrow(w, l, w->first);
+        for (int i = 0; i < l->n; i++)
+            if (l->s[i].kind == VG_SPEC_PREV && type_is_str(prev_type(r + l->s[i].off)))
+                w->sb_dead += prev_len(r + l->s[i].off);
+    }
+    w->head++;
+    w->first++;
+    w->n--;
+}
+
+/* Drops rows older than the retention span, keeping the newest row before it. */
+static void retain(vg_wstate_t *w, const vg_wlayout_t *l) {
+    int64_t cut = sat_sub(sat_sub(w->newest, l->maxw), l->lateness);
+    while (w->n >= 2 && wrow(w, l, w->first + 1)[0].i < cut) drop_front(w, l);
+}
+
+/* ---- rows ---- */
+
+/* The run of a session spec that ends at row r, given its predecessor row. */
+static void sess_run(const lspec_t *s, const word_t *pred, word_t *r) {
+    word_t *q = r + s->off;
+    ksum_t sum = {0, 0};
+    if (pred && pred[0].i >= sat_sub(r[0].i, s->w)) {
+        const word_t *pq = pred + s->off;
+        q[0] = pq[0];
+        q[1].i = pq[1].i + 1;
+        if (s->kind == VG_SPEC_SESSION_SUM) {
+            sum.s = pq[3].d;
+            sum.c = pq[4].d;
+        }
+    } else {
+        q[0].i = r[0].i;
+        q[1].i = 1;
+    }
+    if (s->kind == VG_SPEC_SESSION_SUM) {
+        if (q[2].d == q[2].d) ks_add(&sum, q[2].d);
+        q[3].d = sum.s;
+        q[4].d = sum.c;
+    }
+}
+
+static vg_value_t sess_value(const lspec_t *s, const word_t *r) {
+    const word_t *q = r + s->off;
+    switch (s->kind) {
+    case VG_SPEC_SESSION_COUNT: return vg_num((double)q[1].i);
+    case VG_SPEC_SESSION_SUM: return finite_num(q[3].d + q[4].d);
+    default: return vg_num((double)(r[0].i - q[0].i) / 1000.0);
+    }
+}
+
+static vg_value_t prev_value(const vg_wstate_t *w, const lspec_t *s, const word_t *pred) {
+    if (!pred) return vg_null();
+    const word_t *q = pred + s->off;
+    int t = prev_type(q);
+    switch (t) {
+    case VG_T_BOOL: return vg_bool((int)q[0].u);
+    case VG_T_NUM: return vg_num(q[0].d);
+    case VG_T_TIME: return vg_time(q[0].i);
+    case VG_T_DUR: return vg_dur(q[0].i);
+    case VG_T_STR:
+    case VG_T_JSON: {
+        vg_value_t v = vg_strv(w->sb ? w->sb + q[0].u : "", prev_len(q));
+        v.type = (uint8_t)t;
+        return v;
+    }
+    default: return vg_null();
+    }
+}
+
+static inline int num_ok(const vg_value_t *v) { return v->type == VG_T_NUM && isfinite(v->u.n); }
+
+/* Fills row r for an event (prev strings get their offsets in store_strings()). */
+static void build_row(const vg_wlayout_t *l, int64_t ts, const vg_spec_input_t *in,
+                      const word_t *pred, word_t *r) {
+    memset(r, 0, (size_t)l->rw * sizeof *r);
+    r[0].i = ts;
+    for (int i = 0; i < l->n; i++) {
+        const lspec_t *s = &l->s[i];
+        const vg_spec_input_t *x = &in[s->pidx];
+        int keep = s->has_where ? x->keep != 0 : 1;
+        word_t *q = r + s->off;
+        switch (s->kind) {
+        case VG_SPEC_COUNT:
+            if (keep) r[1 + s->off / 64].u |= 1ULL << (s->off % 64);
+            break;
+        case VG_SPEC_SUM:
+        case VG_SPEC_AVG:
+        case VG_SPEC_MIN:
+        case VG_SPEC_MAX:
+        case VG_SPEC_STDDEV: q->d = keep && num_ok(&x->x) ? x->x.u.n : NAN; break;
+        case VG_SPEC_DISTINCT:
+        case VG_SPEC_SEEN: q->u = keep ? vhash(&x->x) : 0; break;
+        case VG_SPEC_SESSION_SUM: q[2].d = num_ok(&x->x) ? x->x.u.n : NAN; /* fall through */
+        case VG_SPEC_SESSION_COUNT:
+        case VG_SPEC_SESSION_DURATION: sess_run(s, pred, r); break;
+        case VG_SPEC_PREV: {
+            const vg_value_t *v = &x->x;
+            uint32_t len = 0;
+            switch (v->type) {
+            case VG_T_BOOL: q[0].u = v->u.b ? 1 : 0; break;
+            case VG_T_NUM: q[0].d = v->u.n; break;
+            case VG_T_TIME:
+            case VG_T_DUR: q[0].i = v->u.ms; break;
+            case VG_T_STR:
+            case VG_T_JSON: len = v->u.s.len; break;
+            default: break;
+            }
+            int t = v->type <= VG_T_JSON ? v->type : VG_T_NULL;
+            if (t == VG_T_NUM && !isfinite(v->u.n)) t = VG_T_NULL;
+            q[1].u = (uint64_t)t | (uint64_t)len << 32;
+            break;
+        }
+        }
+    }
+}
+
+/* Copies the event's prev strings into the (reserved) byte store. */
+static void store_strings(vg_wstate_t *w, const vg_wlayout_t *l, const vg_spec_input_t *in,
+                          word_t *r) {
+    if (!l->nprev) return;
+    for (int i = 0; i < l->n; i++) {
+        const lspec_t *s = &l->s[i];
+        if (s->kind != VG_SPEC_PREV) continue;
+        word_t *q = r + s->off;
+        if (!type_is_str(prev_type(q))) continue;
+        uint32_t len = prev_len(q);
+        if (len) memcpy(w->sb + w->sb_len, in[s->pidx].x.u.s.p, len);
+        q[0].u = w->sb_len;
+        w->sb_len += len;
+    }
+}
+
+/* ---- frontier ---- */
+
+static void recompute(const vg_wstate_t *w, const vg_wlayout_t *l, const lspec_t *s,
+                      sstate_t *ss) {
+    acc_t a = {0, {0, 0}, {0, 0}};
+    for (int64_t p = ss->L; p < w->first + (int64_t)w->n; p++) row_acc(s, wrow(w, l, p), 1, &a);
+    ss->a = a;
+    ss->ops = 0;
+}
+
+/* Keeps the sums exact: zero when the window is empty, recomputed when drifting. */
+static void settle(const vg_wstate_t *w, const vg_wlayout_t *l, const lspec_t *s, sstate_t *ss) {
+    if (!kind_sumlike(s->kind)) return;
+    if (ss->a.cnt == 0) {
+        ss->a.s1.s = ss->a.s1.c = ss->a.s2.s = ss->a.s2.c = 0;
+        ss->ops = 0;
+    } else if (ss->ops > 2 * (w->first + (int64_t)w->n - ss->L) + 64) {
+        recompute(w, l, s, ss);
+    }
+}
+
+/* A row enters (+1) or leaves (-1) the frontier of a spec (not the min/max deque). */
+static inline void fr_move(const lspec_t *s, sstate_t *ss, const word_t *r, int sign) {
+    if (kind_hashed(s->kind)) {
+        uint64_t h = r[s->off].u;
+        if (h) {
+            if (sign > 0)
+                vg_wht_inc(&ss->ht, h);
+            else
+                ht_dec(&ss->ht, h);
+        }
+    } else if (!kind_minmax(s->kind)) {
+        row_acc(s, r, sign, &ss->a);
+        ss->ops++;
+    }
+}
+
+/* The newest row (at end - 1) has just been appended with a time >= every other. */
+static void inorder_update(vg_wstate_t *w, const vg_wlayout_t *l, vg_value_t *vals) {
+    int64_t pos = w->first + (int64_t)w->n - 1, ts = w->newest;
+    const word_t *r = wrow(w, l, pos);
+    for (int i = 0; i < l->n; i++) {
+        const lspec_t *s = &l->s[i];
+        if (!kind_windowed(s->kind)) continue;
+        sstate_t *ss = &w->ss[i];
+        int64_t cut = sat_sub(ts, s->w);
+        while (wrow(w, l, ss->L)[0].i < cut) {
+            fr_move(s, ss, wrow(w, l, ss->L), -1);
+            ss->L++;
+        }
+        vg_value_t *v = &vals[s->pidx];
+        if (kind_minmax(s->kind)) {
+            dq_t *d = &ss->dq;
+            while (d->n && DQ_AT(d, 0) < ss->L) {
+                d->head = (d->head + 1) & (d->cap - 1);
+                d->n--;
+            }
+            vg_wdq_push(d, w, l, s, pos);
+            *v = d->n ? vg_num(wrow(w, l, DQ_AT(d, 0))[s->off].d) : vg_null();
+        } else if (kind_hashed(s->kind)) {
+            uint64_t h = r[s->off].u;
+            if (s->kind == VG_SPEC_SEEN) *v = h ? vg_bool(ht_get(&ss->ht, h) > 0) : vg_null();
+            if (h) vg_wht_inc(&ss->ht, h);
+            if (s->kind == VG_SPEC_DISTINCT) *v = vg_num((double)ss->ht.n);
+        } else {
+            fr_move(s, ss, r, 1);
+            settle(w, l, s, ss);
+            *v = agg_value(s->kind, &ss->a);
+        }
+    }
+}
+
+static int64_t count_hash(const vg_wstate_t *w, const vg_wlayout_t *l, const lspec_t *s,
+                          int64_t from, int64_t to, uint64_t h) {
+    int64_t c = 0;
+    for (int64_t p = from; p < to; p++) c += wrow(w, l, p)[s->off].u == h;
+    return c;
+}
+
+/* The values of a late event (row nr, to be inserted at k) over [ts - w, ts], from the
+ * state before its insertion. Returns 0 or VG_ENOMEM (scratch exhausted). */
+static int late_values(const vg_wstate_t *w, const vg_wlayout_t *l, int64_t k,
+                       const word_t *nr, vg_value_t *vals, vg_arena_t *scratch) {
+    int64_t end = w->first + (int64_t)w->n, ts = nr[0].i;
+    for (int i = 0; i < l->n; i++) {
+        const lspec_t *s = &l->s[i];
+        if (!kind_windowed(s->kind)) continue;
+        const sstate_t *ss = &w->ss[i];
+        int64_t a = vg_wlower_bound(w, l, sat_sub(ts, s->w)), L = ss->L;
+        /* [a, k) directly, or the frontier - [k, end) + [a, L): the shorter */
+        int adjust = k >= L && (L - a) + (end - k) < (k - a);
+        vg_value_t *v = &vals[s->pidx];
+        if (kind_minmax(s->kind)) {
+            double best = nr[s->off].d;
+            int64_t to = k;
+            if (k > L && ss->dq.n && DQ_AT(&ss->dq, 0) < k) {
+                double x = wrow(w, l, DQ_AT(&ss->dq, 0))[s->off].d;
+                if (best != best || better(s->kind, x, best)) best = x;
+                to = L;
+            }
+            for (int64_t p = a; p < to; p++) {
+                double x = wrow(w, l, p)[s->off].d;
+                if (x == x && (best != best || better(s->kind, x, best))) best = x;
+            }
+            *v = best == best ? vg_num(best) : vg_null();
+        } else if (s->kind == VG_SPEC_SEEN) {
+            uint64_t h = nr[s->off].u;
+            if (!h) {
+                *v = vg_null();
+                continue;
+            }
+            int64_t c = adjust ? (int64_t)ht_get(&ss->ht, h) - count_hash(w, l, s, k, end, h) +
+                                     count_hash(w, l, s, a, L, h)
+                               : count_hash(w, l, s, a, k, h);
+            *v = vg_bool(c > 0);
+        } else if (s->kind == VG_SPEC_DISTINCT) {
+            tmap_t t;
+            if (tmap_init(&t, scratch, adjust ? (L - a) + (end - k) + 1 : (k - a) + 1))
+                return VG_ENOMEM;
+            int64_t res = 0;
+            if (nr[s->off].u) tmap_add(&t, nr[s->off].u, 1);
+            if (adjust) {
+                for (int64_t p = k; p < end; p++)
+                    if (wrow(w, l, p)[s->off].u) tmap_add(&t, wrow(w, l, p)[s->off].u, -1);
+                for (int64_t p = a; p < L; p++)
+                    if (wrow(w, l, p)[s->off].u) tmap_add(&t, wrow(w, l, p)[s->off].u, 1);
+                res = ss->ht.n;
+                for (uint32_t j = 0; j < t.cap; j++) {
+                    if (!t.k[j]) continue;
+                    int64_t c = ht_get(&ss->ht, t.k[j]);
+                    res += (c + t.d[j] > 0) - (c > 0);
+                }
+            } else {
+                for (int64_t p = a; p < k; p++)
+                    if (wrow(w, l, p)[s->off].u) tmap_add(&t, wrow(w, l, p)[s->off].u, 1);
+                for (uint32_t j = 0; j < t.cap; j++) res += t.k[j] && t.d[j] > 0;
+            }
+            if (!scratch) free(t.k);
+            *v = vg_num((double)res);
+        } else {
+            acc_t acc = {0, {0, 0}, {0, 0}};
+            if (adjust) {
+                acc = ss->a;
+                for (int64_t p = k; p < end; p++) row_acc(s, wrow(w, l, p), -1, &acc);
+                for (int64_t p = a; p < L; p++) row_acc(s, wrow(w, l, p), 1, &acc);
+            } else {
+                for (int64_t p = a; p < k; p++) row_acc(s, wrow(w, l, p), 1, &acc);
+            }
+            row_acc(s, nr, 1, &acc);
+            *v = agg_value(s->kind, &acc);
+        }
+    }
+    return 0;
+}
+
+/* Inserts the late row nr at k and fixes the frontiers and the later session runs. */
+static void late_insert(vg_wstate_t *w, const vg_wlayout_t *l, int64_t k, const word_t *nr) {
+    size_t rw = (size_t)l->rw;
+    int64_t end = w->first + (int64_t)w->n;
+    word_t *base = wrow(w, l, k);
+    memmove(base + rw, base, (size_t)(end - k) * rw * sizeof(word_t));
+    memcpy(base, nr, rw * sizeof(word_t));
+    w->n++;
+    for (int i = 0; i < l->n; i++) {
+        const lspec_t *s = &l->s[i];
+        if (!kind_windowed(s->kind)) continue;
+        sstate_t *ss = &w->ss[i];
+        if (kind_minmax(s->kind))
+            for (uint32_t j = ss->dq.n; j > 0 && DQ_AT(&ss->dq, j - 1) >= k; j--)
+                DQ_AT(&ss->dq, j - 1)++;
+        if (nr[0].i < sat_sub(w->newest, s->w)) {   /* not in the frontier: k <= L */
+            ss->L++;
+            continue;
+        }
+        if (kind_minmax(s->kind)) {
+            dq_insert_mid(&ss->dq, w, l, s, k);
+        } else {
+            fr_move(s, ss, nr, 1);
+            settle(w, l, s, ss);
+        }
+    }
+    if (l->nsess)
+        for (int64_t p = k + 1; p <= end; p++)
+            for (int i = 0; i < l->n; i++)
+                if (kind_session(l->s[i].kind))
+                    sess_run(&l->s[i], wrow(w, l, p - 1), wrow(w, l, p));
+}
+
+int vg_wstate_add(vg_wstate_t *w, const vg_wlayout_t *l, int64_t ts,
+                  const vg_spec_input_t *in, vg_value_t *vals, vg_arena_t *scratch) {
+    if (l->n == 0) {
+        if (ts > w->newest) w->newest = ts;
+        return 0;
+    }
+    int late = w->n > 0 && ts < w->newest;
+    size_t sbytes = 0;
+    for (int i = 0; i < l->n; i++)
+        if (l->s[i].kind == VG_SPEC_PREV && type_is_str(in[l->s[i].pidx].x.type))
+            sbytes += in[l->s[i].pidx].x.u.s.len;
+    /* every allocation first: an error leaves the state unchanged */
+    if (vg_wstate_reserve_rows(w, l, 1) || reserve_sb(w, l, sbytes)) return VG_ENOMEM;
+    for (int i = 0; i < l->n; i++) {
+        if (kind_minmax(l->s[i].kind) && vg_wdq_reserve(&w->ss[i].dq)) return VG_ENOMEM;
+        if (kind_hashed(l->s[i].kind) && ht_reserve(&w->ss[i].ht)) return VG_ENOMEM;
+    }
+    int64_t end = w->first + (int64_t)w->n;
+    int64_t k = late ? upper_bound(w, l, ts) : end;
+    build_row(l, ts, in, k > w->first ? wrow(w, l, k - 1) : NULL, w->tmp);
+    if (late) {
+        int rc = late_values(w, l, k, w->tmp, vals, scratch);
+        if (rc) return rc;
+    }
+    store_strings(w, l, in, w->tmp);
+    if (late) {
+        late_insert(w, l, k, w->tmp);
+    } else {
+        memcpy(wrow(w, l, end), w->tmp, (size_t)l->rw * sizeof(word_t));
+        w->n++;
+        w->newest = ts;
+        inorder_update(w, l, vals);
+    }
+    const word_t *r = wrow(w, l, k), *pred = k > w->first ? wrow(w, l, k - 1) : NULL;
+    for (int i = 0; i < l->n; i++) {
+        const lspec_t *s = &l->s[i];
+        if (kind_session(s->kind))
+            vals[s->pidx] = sess_value(s, r);
+        else if (s->kind == VG_SPEC_PREV)
+            vals[s->pidx] = prev_value(w, s, pred);
+    }
+    if (!late) retain(w, l);
+    return 0;
+}

@@ -1,0 +1,134 @@
+/* window_int.h - internals shared by window.c (updates) and window_codec.c (encoding).
+ *
+ * Not an interface: only the engine/window_*.c files include it. See window.c for the
+ * design (row layout, frontier state, costs).
+ */
+#ifndef VG_WINDOW_INT_H
+#define VG_WINDOW_INT_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "engine/window.h"
+
+/* One 64-bit word of a row: an event time, an x, a hash, a count, ... */
+typedef union word {
+    uint64_t u;
+    int64_t i;
+    double d;
+} word_t;
+
+/* One spec of a layout. */
+typedef struct lspec {
+    int kind;          /* vg_spec_kind_t */
+    int has_x, has_where;
+    int64_t w;         /* window (aggregates, seen) or gap (sessions), >= 0 */
+    int pidx;          /* program spec index: index into `in` and `vals` */
+    int off;           /* COUNT: bit index in the flag words; else word offset in a row */
+} lspec_t;
+
+struct vg_wlayout {
+    vg_program_t *prog;    /* referenced, or NULL (vg_wlayout_new_specs) */
+    lspec_t *s;
+    int n;
+    int rw;                /* words per row: ts, flag words, slots */
+    int nprev;             /* number of prev specs */
+    int nsess;             /* number of session specs */
+    int64_t maxw;          /* longest aggregate/seen window */
+    int64_t lateness;
+    uint64_t fp;
+};
+
+/* Compensated (Neumaier) sum: the value is s + c. */
+typedef struct ksum {
+    double s, c;
+} ksum_t;
+
+/* Count and sums of one window (or of a range of rows). */
+typedef struct acc {
+    int64_t cnt;
+    ksum_t s1;     /* sum of x */
+    ksum_t s2;     /* sum of x*x (stddev), each square added exactly as hi + lo */
+} acc_t;
+
+/* Monotonic deque of absolute row positions (min/max), a ring of power-of-2 capacity. */
+typedef struct dq {
+    int64_t *v;
+    uint32_t cap, head, n;
+} dq_t;
+
+/* Open-addressing (linear probing) table: value hash -> count. Key 0 means empty. */
+typedef struct htab {
+    uint64_t *k;
+    uint32_t *c;
+    uint32_t cap, n;
+} htab_t;
+
+/* The frontier state of one windowed spec: the rows [L, end) have ts >= newest - w. */
+typedef struct sstate {
+    int64_t L;     /* absolute position of the frontier's first row */
+    int64_t ops;   /* rows moved in or out since the sums were last recomputed */
+    acc_t a;       /* count (all windowed kinds but distinct/seen) and sums */
+    dq_t dq;       /* min, max */
+    htab_t ht;     /* distinct, seen */
+} sstate_t;
+
+struct vg_wstate {
+    int64_t newest;        /* INT64_MIN when empty; else the last row's time */
+    int64_t first;         /* absolute position of the oldest row */
+    word_t *rows;          /* rows[head .. head + n) (times rw words) is the log */
+    size_t cap, head, n;   /* in rows */
+    sstate_t *ss;          /* one per layout spec */
+    word_t *tmp;           /* one row: the event being added */
+    char *sb;              /* prev() string bytes; rows hold offsets */
+    size_t sb_len, sb_cap, sb_dead;
+    int nspecs;
+    int rw;                /* words per row (of the layout) */
+};
+
+/* Row at absolute position pos. */
+static inline word_t *wrow(const vg_wstate_t *w, const vg_wlayout_t *l, int64_t pos) {
+    return w->rows + (w->head + (size_t)(pos - w->first)) * (size_t)l->rw;
+}
+
+#define DQ_AT(d, i) ((d)->v[((d)->head + (uint32_t)(i)) & ((d)->cap - 1)])
+
+static inline int kind_windowed(int k) {
+    return k <= VG_SPEC_DISTINCT || k == VG_SPEC_SEEN;
+}
+static inline int kind_sumlike(int k) {
+    return k == VG_SPEC_SUM || k == VG_SPEC_AVG || k == VG_SPEC_STDDEV;
+}
+static inline int kind_minmax(int k) { return k == VG_SPEC_MIN || k == VG_SPEC_MAX; }
+static inline int kind_hashed(int k) { return k == VG_SPEC_DISTINCT || k == VG_SPEC_SEEN; }
+static inline int kind_xagg(int k) { return k >= VG_SPEC_SUM && k <= VG_SPEC_STDDEV; }
+static inline int kind_session(int k) {
+    return k >= VG_SPEC_SESSION_COUNT && k <= VG_SPEC_SESSION_DURATION;
+}
+
+static inline int64_t sat_sub(int64_t a, int64_t b) {
+    if (b > 0 && a < INT64_MIN + b) return INT64_MIN;
+    if (b < 0 && a > INT64_MAX + b) return INT64_MAX;
+    return a - b;
+}
+
+/* Prev slot: word 0 the payload (string: offset into sb), word 1 type | len << 32. */
+static inline int prev_type(const word_t *q) { return (int)(q[1].u & 0xff); }
+static inline uint32_t prev_len(const word_t *q) { return (uint32_t)(q[1].u >> 32); }
+static inline int type_is_str(int t) { return t == VG_T_STR || t == VG_T_JSON; }
+
+/* A 64-bit hash of bytes (murmur3-like lane, then the 64-bit finalizer). Stable across
+ * machines (reads little-endian). Can't fail. */
+uint64_t vg_whash_bytes(uint64_t seed, const void *data, size_t n);
+
+/* Frontier maintenance shared with the decoder. */
+int vg_wdq_reserve(dq_t *d);
+void vg_wdq_push(dq_t *d, const vg_wstate_t *w, const vg_wlayout_t *l, const lspec_t *s,
+                 int64_t pos);
+int vg_wht_resize(htab_t *h, uint32_t cap);
+void vg_wht_inc(htab_t *h, uint64_t key);
+int vg_wstate_reserve_rows(vg_wstate_t *w, const vg_wlayout_t *l, size_t extra);
+int64_t vg_wlower_bound(const vg_wstate_t *w, const vg_wlayout_t *l, int64_t t);
+
+#endif
