@@ -138,11 +138,8 @@
 /* Opcode: InKeep P1 P2                                                                \
  * Synopsis: in[P2].keep=(r[P1] is true)                                               \
  * `where` keeps only true: false and null give 0. */                                  \
-    X(InKeep, 1, "in[P2].keep=(r[P1] is true)")                                        \
-/* Opcode: KeepAll P1 P2                                                               \
- * Synopsis: in[P2].keep=1                                                             \
- * For a spec without `where`. P1 is unused. */                                        \
-    X(KeepAll, 0, "in[P2].keep=1")
+    X(InKeep, 1, "in[P2].keep=(r[P1] is true)")
+
 
 typedef enum vg_opcode {
 #define VG_OPCODE_ENUM(name, regs, synopsis) VG_OPC_##name,

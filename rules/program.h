@@ -126,13 +126,19 @@ vg_program_t *vg_prog_compile(const vg_source_t *srcs, int n, vg_diags_t *diags)
 vg_program_t *vg_prog_ref(vg_program_t *p);
 void vg_prog_unref(vg_program_t *p);   /* accepts NULL */
 
-/* Introspection. Indexes are stable for the program's lifetime. */
+/* Introspection. Indexes are stable for the program's lifetime. Out-of-range indexes
+ * give NULL. */
 int vg_prog_nspecs(const vg_program_t *p);
 const vg_spec_t *vg_prog_spec(const vg_program_t *p, int i);
 int vg_prog_nbygroups(const vg_program_t *p);
 const char *vg_prog_bygroup_text(const vg_program_t *p, int g);  /* e.g. "tx.card" */
 int vg_prog_nfeatures(const vg_program_t *p);
 const char *vg_prog_feature_name(const vg_program_t *p, int i);  /* declaration order */
+/* The static type of feature i (vg_type_t; VG_T_NULL when it is only known at run
+ * time, e.g. an extra field). */
+int vg_prog_feature_type(const vg_program_t *p, int i);
+/* Number of rule blocks (checked; evaluated in a later version). */
+int vg_prog_nrules(const vg_program_t *p);
 /* The longest aggregate or seen() window in ms, 0 if none. */
 int64_t vg_prog_max_window(const vg_program_t *p);
 

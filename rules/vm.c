@@ -219,7 +219,6 @@ dispatch:
     OP(InX) ctx->in[pc->p2].x = r[pc->p1]; NEXT();
     OP(InKey) ctx->in[pc->p2].key = r[pc->p1]; NEXT();
     OP(InKeep) ctx->in[pc->p2].keep = (uint8_t)is_true(&r[pc->p1]); NEXT();
-    OP(KeepAll) ctx->in[pc->p2].keep = 1; NEXT();
 #if !defined(__GNUC__)
     default: return;
     }

@@ -31,7 +31,7 @@ typedef struct vg_vm_list {
 typedef struct vg_vm_ctx {
     const vg_tx_t *tx;             /* Field, Extra */
     const vg_value_t *spec;        /* Spec: the engine's spec values */
-    vg_spec_input_t *in;           /* InX, InKey, InKeep, KeepAll */
+    vg_spec_input_t *in;           /* InX, InKey, InKeep */
     vg_value_t *out;               /* Out: the features */
     const vg_str_t *names;         /* Extra: field names */
     const vg_vm_list_t *lists;     /* InList */

@@ -1,0 +1,279 @@
+/* program.c - the public face of the rules compiler (program.h): diagnostics, compile,
+ * reference counting, introspection, the two evaluation phases and the disassembler.
+ */
+#include "rules/program.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rules/checker.h"
+#include "rules/compiler.h"
+#include "rules/errors.h"
+#include "rules/parser.h"
+#include "rules/vm.h"
+
+/* ---- diagnostics ------------------------------------------------------------------ */
+
+void vg_diags_init(vg_diags_t *d) { memset(d, 0, sizeof *d); }
+
+void vg_diags_deinit(vg_diags_t *d) {
+    if (!d) return;
+    free(d->v);
+    memset(d, 0, sizeof *d);
+}
+
+int vg_diags_add(vg_diags_t *d, int is_error, const char *file, int line, int col,
+                 const char *fmt, ...) {
+    if (is_error) d->n_errors++;
+    if (d->n == d->cap) {
+        int ncap = d->cap ? d->cap * 2 : 16;
+        vg_diag_t *nv = realloc(d->v, sizeof(vg_diag_t) * (size_t)ncap);
+        if (!nv) return VG_ENOMEM;
+        d->v = nv;
+        d->cap = ncap;
+    }
+    vg_diag_t *g = &d->v[d->n++];
+    g->is_error = is_error;
+    g->file = file ? file : "";
+    g->line = line;
+    g->col = col;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g->msg, sizeof g->msg, fmt, ap);
+    va_end(ap);
+    return 0;
+}
+
+void vg_diags_print(const vg_diags_t *d, const vg_source_t *srcs, int n_srcs, FILE *out) {
+    for (int i = 0; i < d->n; i++) {
+        const vg_diag_t *g = &d->v[i];
+        fprintf(out, "%s:%d:%d: %s: %s\n", g->file, g->line, g->col,
+                g->is_error ? "error" : "warning", g->msg);
+        const vg_source_t *s = NULL;
+        for (int k = 0; k < n_srcs && !s; k++)
+            if (srcs[k].name == g->file || (srcs[k].name && strcmp(srcs[k].name, g->file) == 0))
+                s = &srcs[k];
+        if (!s || g->line < 1) continue;
+        size_t pos = 0;
+        for (int ln = 1; ln < g->line && pos < s->len; pos++)
+            if (s->text[pos] == '\n') ln++;
+        if (pos >= s->len && g->line > 1) continue;
+        size_t end = pos;
+        while (end < s->len && s->text[end] != '\n') end++;
+        size_t len = end - pos;
+        if (len && s->text[end - 1] == '\r') len--;
+        fprintf(out, "  %.*s\n  ", (int)len, s->text + pos);
+        /* the caret: keep tabs so that it lines up under the column */
+        for (size_t k = 0; k + 1 < (size_t)g->col && k < len; k++)
+            fputc(s->text[pos + k] == '\t' ? '\t' : ' ', out);
+        fputs("^\n", out);
+    }
+}
+
+/* ---- compile and lifetime ----------------------------------------------------------- */
+
+vg_program_t *vg_prog_compile(const vg_source_t *srcs, int n, vg_diags_t *diags) {
+    vg_arena_t ar;
+    vg_arena_init(&ar);
+    vg_program_t *p = NULL;
+    int nerr0 = diags->n_errors;
+    vg_ast_module_t *mods = calloc((size_t)(n > 0 ? n : 1), sizeof *mods);
+    if (!mods) {
+        vg_diags_add(diags, 1, n > 0 ? srcs[0].name : "", 1, 1, "out of memory");
+        return NULL;
+    }
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        int r = vg_parse(&srcs[i], &ar, diags, &mods[i]);
+        if (r == VG_ENOMEM) { rc = r; break; }
+        if (r < 0) rc = r;
+    }
+    if (rc == 0) {
+        vg_checked_t ck;
+        if (vg_check(mods, n, &ar, diags, &ck) == 0 && diags->n_errors == nerr0)
+            p = vg_compile(&ck, diags);
+    }
+    free(mods);
+    vg_arena_deinit(&ar);
+    return p;
+}
+
+vg_program_t *vg_prog_ref(vg_program_t *p) {
+    atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+    return p;
+}
+
+void vg_prog_unref(vg_program_t *p) {
+    if (!p) return;
+    if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1) vg_compile_free(p);
+}
+
+int vg_prog_nspecs(const vg_program_t *p) { return p->nspecs; }
+const vg_spec_t *vg_prog_spec(const vg_program_t *p, int i) {
+    return i >= 0 && i < p->nspecs ? &p->specs[i] : NULL;
+}
+int vg_prog_nbygroups(const vg_program_t *p) { return p->nby; }
+const char *vg_prog_bygroup_text(const vg_program_t *p, int g) {
+    return g >= 0 && g < p->nby ? p->bytext[g] : NULL;
+}
+int vg_prog_nfeatures(const vg_program_t *p) { return p->nfeatures; }
+const char *vg_prog_feature_name(const vg_program_t *p, int i) {
+    return i >= 0 && i < p->nfeatures ? p->fnames[i] : NULL;
+}
+int vg_prog_feature_type(const vg_program_t *p, int i) {
+    return i >= 0 && i < p->nfeatures && p->ftypes[i] <= VG_T_JSON ? p->ftypes[i] : VG_T_NULL;
+}
+int vg_prog_nrules(const vg_program_t *p) { return p->nrules; }
+int64_t vg_prog_max_window(const vg_program_t *p) { return p->max_window; }
+
+/* ---- evaluation --------------------------------------------------------------------- */
+
+#define LOCAL_REGS 128
+
+static int run(const vg_program_t *p, const vg_ins_t *code, vg_arena_t *arena,
+               const vg_vm_ctx_t *ctx) {
+    vg_value_t local[LOCAL_REGS];
+    vg_value_t *r = local;
+    if (p->nregs > LOCAL_REGS) {
+        r = vg_arena_alloc(arena, sizeof(vg_value_t) * p->nregs);
+        if (!r) return VG_ENOMEM;
+    }
+    if (p->nconst) memcpy(r, p->consts, sizeof(vg_value_t) * p->nconst);
+    vg_vm_run(code, r, ctx);
+    return 0;
+}
+
+int vg_prog_eval_inputs(const vg_program_t *p, const vg_tx_t *tx, vg_arena_t *arena,
+                        vg_spec_input_t *in) {
+    if (p->nspecs) memcpy(in, p->in_init, sizeof(vg_spec_input_t) * (size_t)p->nspecs);
+    vg_vm_ctx_t ctx = {tx, NULL, in, NULL, p->names, p->lists};
+    return run(p, p->code1, arena, &ctx);
+}
+
+int vg_prog_eval_features(const vg_program_t *p, const vg_tx_t *tx,
+                          const vg_value_t *spec_vals, vg_arena_t *arena,
+                          vg_value_t *features) {
+    vg_vm_ctx_t ctx = {tx, spec_vals, NULL, features, p->names, p->lists};
+    return run(p, p->code2, arena, &ctx);
+}
+
+/* ---- disassembler ----------------------------------------------------------------- */
+
+static void print_value(FILE *out, vg_value_t v) {
+    switch (v.type) {
+    case VG_T_NULL: fputs("null", out); break;
+    case VG_T_BOOL: fputs(v.u.b ? "true" : "false", out); break;
+    case VG_T_NUM: {
+        char t[40];
+        for (int prec = 1; prec <= 17; prec++) {
+            snprintf(t, sizeof t, "%.*g", prec, v.u.n);
+            if (strtod(t, NULL) == v.u.n) break;
+        }
+        fputs(t, out);
+        break;
+    }
+    case VG_T_STR:
+        fputc('"', out);
+        for (uint32_t i = 0; i < v.u.s.len; i++) {
+            unsigned char c = (unsigned char)v.u.s.p[i];
+            if (c == '"' || c == '\\') fprintf(out, "\\%c", c);
+            else if (c < 0x20) fprintf(out, "\\u%04x", c);
+            else fputc(c, out);
+        }
+        fputc('"', out);
+        break;
+    case VG_T_TIME: fprintf(out, "time(%lld)", (long long)v.u.ms); break;
+    case VG_T_DUR: fprintf(out, "%lldms", (long long)v.u.ms); break;
+    default: fputs("json", out); break;
+    }
+}
+
+static const char *field_name(uint32_t f) {
+    static const char *names[] = {
+#define VG_FN_STR(name, str, type) str,
+        VG_FIELD_LIST(VG_FN_STR)
+#undef VG_FN_STR
+    };
+    return f < VG_FIELD__COUNT ? names[f] : "?";
+}
+
+static void print_code(const vg_program_t *p, const vg_ins_t *code, uint32_t n, FILE *out) {
+    fprintf(out, "  %4s  %-12s %5s %5s %5s  %s\n", "addr", "opcode", "p1", "p2", "p3", "synopsis");
+    for (uint32_t i = 0; i < n; i++) {
+        const vg_ins_t *c = &code[i];
+        char syn[160];
+        size_t k = 0;
+        for (const char *s = vg_vm_synopsis((int)c->op); *s && k < sizeof syn - 12; s++) {
+            if (s[0] == 'P' && s[1] >= '1' && s[1] <= '3') {
+                uint32_t v = s[1] == '1' ? c->p1 : s[1] == '2' ? c->p2 : c->p3;
+                k += (size_t)snprintf(syn + k, sizeof syn - k, "%u", v);
+                s++;
+            } else syn[k++] = *s;
+        }
+        syn[k] = 0;
+        fprintf(out, "  %4u  %-12s %5u %5u %5u  %s", i, vg_vm_opname((int)c->op), c->p1, c->p2,
+                c->p3, syn);
+        switch (c->op) {
+        case VG_OPC_Field: fprintf(out, "  ; tx.%s", field_name(c->p1)); break;
+        case VG_OPC_Extra:
+            fprintf(out, "  ; tx.%.*s", (int)p->names[c->p1].len, p->names[c->p1].p);
+            break;
+        case VG_OPC_Spec: fprintf(out, "  ; %s", p->specs[c->p1].text); break;
+        case VG_OPC_Out: fprintf(out, "  ; %s", p->fnames[c->p2]); break;
+        case VG_OPC_InX: case VG_OPC_InKey: case VG_OPC_InKeep:
+            fprintf(out, "  ; %s", p->specs[c->p2].text);
+            break;
+        case VG_OPC_InList: {
+            const vg_vm_list_t *l = &p->lists[c->p2];
+            fputs("  ; [", out);
+            for (uint32_t j = 0; j < l->n; j++) {
+                if (j) fputs(", ", out);
+                print_value(out, l->items[j]);
+            }
+            fputs("]", out);
+            break;
+        }
+        default: break;
+        }
+        fputc('\n', out);
+    }
+}
+
+void vg_prog_explain(const vg_program_t *p, FILE *out) {
+    static const char *kinds[] = {"count", "sum", "avg", "min", "max", "stddev", "distinct",
+                                  "session_count", "session_sum", "session_duration", "prev",
+                                  "seen"};
+    fprintf(out, "ruleset: %d features, %d specs, %d by-groups, %d rules "
+                 "(rules are checked, not compiled yet)\n",
+            p->nfeatures, p->nspecs, p->nby, p->nrules);
+    fprintf(out, "specs (state the engine keeps):\n");
+    for (int i = 0; i < p->nspecs; i++) {
+        const vg_spec_t *s = &p->specs[i];
+        fprintf(out, "  s%-3d %-40s %s", i, s->text, kinds[s->kind]);
+        if (s->kind != VG_SPEC_PREV) fprintf(out, " %s=%lldms",
+            s->kind >= VG_SPEC_SESSION_COUNT && s->kind <= VG_SPEC_SESSION_DURATION ? "gap" : "window",
+            (long long)s->window_ms);
+        if (s->has_x) fprintf(out, " x:%s", vg_check_type_name(s->x_type == VG_T_NULL ? VG_CT_ANY : s->x_type));
+        if (s->has_where) fputs(" where", out);
+        if (s->by_group >= 0) fprintf(out, " key=g%d", s->by_group);
+        else fputs(" key=account", out);
+        fputc('\n', out);
+    }
+    if (p->nby) fprintf(out, "by-groups:\n");
+    for (int g = 0; g < p->nby; g++) fprintf(out, "  g%-3d %s\n", g, p->bytext[g]);
+    fprintf(out, "features (output order):\n");
+    for (int i = 0; i < p->nfeatures; i++)
+        fprintf(out, "  f%-3d %-30s %s\n", i, p->fnames[i], vg_check_type_name(p->ftypes[i]));
+    fprintf(out, "longest window: %lldms\n", (long long)p->max_window);
+    fprintf(out, "registers: %u (%u constants)\n", p->nregs, p->nconst);
+    for (uint32_t i = 0; i < p->nconst; i++) {
+        fprintf(out, "  r[%u] = ", i);
+        print_value(out, p->consts[i]);
+        fputc('\n', out);
+    }
+    fprintf(out, "phase 1: spec inputs from the event (%u instructions)\n", p->n1);
+    print_code(p, p->code1, p->n1, out);
+    fprintf(out, "phase 2: features from the event and the spec values (%u instructions)\n", p->n2);
+    print_code(p, p->code2, p->n2, out);
+}
