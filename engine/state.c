@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/dpack.h"
 #include "engine/window.h"
 #include "rules/errors.h"
 
@@ -58,9 +59,12 @@ struct ent {
 typedef struct dd_ent {
     int64_t ts;
     uint32_t off;           /* of the id in the byte buffer; the decision follows */
-    uint32_t idlen, dlen;
+    uint32_t idlen, dlen;   /* dlen: stored bytes, | DL_PACKED when packed (dpack.h) */
     uint32_t h;             /* hash of the id */
 } dd_ent_t;
+
+#define DL_PACKED 0x80000000u
+#define DL_LEN(x) ((x) & ~DL_PACKED)
 
 typedef struct dedupe {
     dd_ent_t *e;            /* live entries e[head .. n) */
@@ -117,6 +121,8 @@ struct vg_state {
     uint64_t loads, key_loads, evictions;
     int acct_maybe_stored, key_maybe_stored;
     vg_buf_t kbuf, vbuf, layout;
+    vg_dpack_t dp;          /* decision template, the first decision line of 64+ bytes */
+    vg_buf_t pbuf, ubuf;    /* packed / unpacked decision scratch */
     vg_batch_t *batch;
 };
 
@@ -405,7 +411,7 @@ static void dd_expire(dedupe_t *d, int64_t oldest) {
     uint32_t h0 = d->head;
     while (d->head < d->n && d->e[d->head].ts < oldest) {
         dd_ent_t *x = &d->e[d->head];
-        d->bhead = x->off + x->idlen + x->dlen;
+        d->bhead = x->off + x->idlen + DL_LEN(x->dlen);
         d->head++;
     }
     if (d->head == d->n) dd_compact(d);
@@ -414,7 +420,7 @@ static void dd_expire(dedupe_t *d, int64_t oldest) {
 
 static int dd_append(dedupe_t *d, int64_t ts, const char *id, uint32_t idlen,
                      const char *dec, uint32_t dlen, uint32_t h) {
-    size_t need = (size_t)idlen + dlen;
+    size_t need = (size_t)idlen + DL_LEN(dlen);
     if (d->blen + need > d->bcap && d->bhead > 0) dd_compact(d);
     if (d->blen + need > d->bcap) {
         size_t nc = d->bcap ? d->bcap : 256;
@@ -447,7 +453,7 @@ static int dd_append(dedupe_t *d, int64_t ts, const char *id, uint32_t idlen,
     x->dlen = dlen;
     x->h = h;
     memcpy(d->b + d->blen, id, idlen);
-    memcpy(d->b + d->blen + idlen, dec, dlen);
+    memcpy(d->b + d->blen + idlen, dec, DL_LEN(dlen));
     d->blen += (uint32_t)need;
     return 0;
 }
@@ -465,17 +471,60 @@ static vg_acct_t *acct_alloc(const char *name, size_t len, uint64_t h) {
     return a;
 }
 
-static int acct_encode(const vg_state_t *st, const vg_acct_t *a, vg_buf_t *out) {
+/* Appends (id, decision) to the log, the decision packed against the state's template
+ * when that is shorter. Returns 0 or VG_ENOMEM. */
+static int log_entry(vg_state_t *st, dedupe_t *d, int64_t ts, const char *id,
+                     uint32_t idlen, const char *dec, size_t dlen) {
+    if (dlen >= DL_PACKED) return VG_ENOMEM;
+    if (!st->dp.tpl && dlen >= 64) {
+        int rc = vg_dpack_set_template(&st->dp, dec, dlen);
+        if (rc) return rc;
+    }
+    uint32_t flag = 0;
+    if (st->dp.tpl) {
+        vg_buf_clear(&st->pbuf);
+        if (vg_dpack_pack(&st->dp, dec, dlen, &st->pbuf) == 0 && st->pbuf.len < dlen) {
+            dec = st->pbuf.p;
+            dlen = st->pbuf.len;
+            flag = DL_PACKED;
+        }
+    }
+    return dd_append(d, ts, id, idlen, dec, (uint32_t)dlen | flag,
+                     (uint32_t)hash_bytes(id, idlen));
+}
+
+/* Points *dec at the decision of entry x (unpacked into st->ubuf when packed). */
+static int entry_decision(vg_state_t *st, const dedupe_t *d, const dd_ent_t *x,
+                          const char **dec, size_t *dlen) {
+    const char *p = d->b + x->off + x->idlen;
+    if (!(x->dlen & DL_PACKED)) {
+        *dec = p;
+        *dlen = x->dlen;
+        return 0;
+    }
+    vg_buf_clear(&st->ubuf);
+    int rc = vg_dpack_unpack(&st->dp, p, DL_LEN(x->dlen), &st->ubuf);
+    if (rc) return rc;
+    *dec = st->ubuf.p ? st->ubuf.p : "";
+    *dlen = st->ubuf.len;
+    return 0;
+}
+
+static int acct_encode(vg_state_t *st, const vg_acct_t *a, vg_buf_t *out) {
     const dedupe_t *d = &a->dd;
     int rc = vg_buf_putc(out, REC_VERSION);
     if (!rc) rc = put_u64(out, (uint64_t)a->newest);
     if (!rc) rc = put_u32(out, d->n - d->head);
     for (uint32_t i = d->head; !rc && i < d->n; i++) {
         const dd_ent_t *x = &d->e[i];
-        rc = put_u64(out, (uint64_t)x->ts);
+        const char *dec;
+        size_t dl;
+        rc = entry_decision(st, d, x, &dec, &dl);
+        if (!rc) rc = put_u64(out, (uint64_t)x->ts);
         if (!rc) rc = put_u32(out, x->idlen);
-        if (!rc) rc = put_u32(out, x->dlen);
-        if (!rc) rc = vg_buf_append(out, d->b + x->off, (size_t)x->idlen + x->dlen);
+        if (!rc) rc = put_u32(out, (uint32_t)dl);
+        if (!rc) rc = vg_buf_append(out, d->b + x->off, x->idlen);
+        if (!rc) rc = vg_buf_append(out, dec, dl);
     }
     if (!rc) rc = vg_buf_putc(out, a->w ? 1 : 0);
     if (!rc && a->w) rc = vg_wstate_encode(a->w, st->alay, out);
@@ -484,7 +533,7 @@ static int acct_encode(const vg_state_t *st, const vg_acct_t *a, vg_buf_t *out) 
 
 /* Decodes an account record into a new account. Returns 0, VG_ENOMEM or VG_ESTORE
  * (corrupt record). */
-static int acct_decode(const vg_state_t *st, vg_acct_t *a, const void *p, size_t n) {
+static int acct_decode(vg_state_t *st, vg_acct_t *a, const void *p, size_t n) {
     rd_t r = {p, n, 0, 0};
     if (get_u(&r, 1) != REC_VERSION) return VG_ESTORE;
     a->newest = (int64_t)get_u(&r, 8);
@@ -492,7 +541,7 @@ static int acct_decode(const vg_state_t *st, vg_acct_t *a, const void *p, size_t
     if (r.bad || cnt > n) return VG_ESTORE;
     dedupe_t *d = &a->dd;
     if (cnt) {
-        /* sizes first, so that the byte buffer is allocated once */
+        /* check the bounds first; then entries are allocated once, bytes as packed */
         size_t save = r.i, total = 0;
         for (uint32_t i = 0; i < cnt && !r.bad; i++) {
             get_u(&r, 8);
@@ -503,15 +552,14 @@ static int acct_decode(const vg_state_t *st, vg_acct_t *a, const void *p, size_t
         if (r.bad || total > UINT32_MAX) return VG_ESTORE;
         r.i = save;
         d->e = malloc((size_t)cnt * sizeof *d->e);
-        d->b = malloc(total ? total : 1);
-        if (!d->e || !d->b) return VG_ENOMEM;
+        if (!d->e) return VG_ENOMEM;
         d->cap = cnt;
-        d->bcap = (uint32_t)(total ? total : 1);
         for (uint32_t i = 0; i < cnt; i++) {
             int64_t ts = (int64_t)get_u(&r, 8);
             uint32_t il = (uint32_t)get_u(&r, 4), dl = (uint32_t)get_u(&r, 4);
             const char *id = get_bytes(&r, (size_t)il + dl);
-            dd_append(d, ts, id, il, id + il, dl, (uint32_t)hash_bytes(id, il));
+            int rc = log_entry(st, d, ts, id, il, id + il, dl);
+            if (rc) return rc;
         }
     }
     uint64_t has_w = get_u(&r, 1);
@@ -599,6 +647,9 @@ vg_state_t *vg_state_new(vg_program_t *p, const vg_state_opts_t *o, char *errbuf
     vg_buf_init(&st->kbuf);
     vg_buf_init(&st->vbuf);
     vg_buf_init(&st->layout);
+    vg_buf_init(&st->pbuf);
+    vg_buf_init(&st->ubuf);
+    vg_dpack_init(&st->dp);
     if (ht_init(&st->accts, 1024) || ht_init(&st->keys, 1024)) goto nomem;
 
     st->alay = vg_wlayout_new(p, -1, st->lateness);
@@ -686,6 +737,9 @@ void vg_state_free(vg_state_t *st) {
     vg_buf_deinit(&st->kbuf);
     vg_buf_deinit(&st->vbuf);
     vg_buf_deinit(&st->layout);
+    vg_buf_deinit(&st->pbuf);
+    vg_buf_deinit(&st->ubuf);
+    vg_dpack_deinit(&st->dp);
     vg_batch_free(st->batch);
     vg_prog_unref(st->p);
     free(st);
@@ -763,9 +817,7 @@ int vg_state_find_dup(vg_state_t *st, vg_acct_t *a, const char *id, size_t idlen
     }
     return 0;
 found:
-    *decision = d->b + x->off + x->idlen;
-    *dlen = x->dlen;
-    return 1;
+    return entry_decision(st, d, x, decision, dlen) == 0;
 }
 
 /* Finds or loads or creates the state of the key in st->kbuf (group g). */
@@ -855,8 +907,7 @@ int vg_state_remember(vg_state_t *st, vg_acct_t *a, const char *id, size_t idlen
     if (rc) return rc;
     if (ts > a->newest) a->newest = ts;
     dd_expire(&a->dd, sat_sub(a->newest, st->horizon));
-    rc = dd_append(&a->dd, ts, id, (uint32_t)idlen, decision, (uint32_t)dlen,
-                   (uint32_t)hash_bytes(id, idlen));
+    rc = log_entry(st, &a->dd, ts, id, (uint32_t)idlen, decision, dlen);
     acct_remem(st, a);
     return rc;
 }

@@ -20,8 +20,9 @@
  * changes a result. Without a store nothing is ever dropped: memory grows with the
  * number of distinct accounts and keys.
  * Memory per account: about 110 bytes + the name + its window state + per remembered
- * event (within the horizon) 24 bytes + id + decision bytes (+ 8 bytes of index once
- * an account has more than 16).
+ * event (within the horizon) 24 bytes + id + the decision packed against a template
+ * (engine/dpack.h; typically a quarter of the line) (+ 8 bytes of index once an
+ * account has more than 16).
  *
  * Threading: one vg_state_t per processing thread, no locks. Ownership: the caller owns
  * the state (vg_state_free accepts NULL); the state keeps a reference to the program
@@ -70,8 +71,9 @@ int vg_state_account(vg_state_t *st, const char *account, size_t len, vg_acct_t 
 int64_t vg_state_newest(const vg_acct_t *a);
 
 /* When (account, id) was accepted within the dedupe horizon, returns 1 and points
- * `decision` at the decision it got (borrowed, valid like the account pointer);
- * else returns 0. Can't fail. */
+ * `decision` at the decision it got (borrowed, valid like the account pointer and
+ * until the next vg_state_find_dup); else returns 0. Can't fail (decisions are kept
+ * packed; should unpacking run out of memory, it answers 0). */
 int vg_state_find_dup(vg_state_t *st, vg_acct_t *a, const char *id, size_t idlen,
                       const char **decision, size_t *dlen);
 

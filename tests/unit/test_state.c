@@ -136,17 +136,22 @@ static int event(fx_t *f, vg_state_t *st, const char *acct, const char *id, int6
     vg_arena_reset(&f->arena);
     assert_int_equal(vg_prog_eval_inputs(f->p, &tx, &f->arena, f->in), 0);
     assert_int_equal(vg_state_apply(st, a, ts, f->in, f->vals, &f->arena), 0);
+    /* a line like the pipeline's, so that decisions are packed (engine/dpack.h) */
     char line[512];
-    int n = snprintf(line, sizeof line, "{\"id\":\"%s\"", id);
+    int n = snprintf(line, sizeof line,
+                     "{\"id\":\"%s\",\"account\":\"%s\",\"ts\":%lld,\"decision\":\"allow\","
+                     "\"score\":0,\"rules\":[],\"shadow\":[],\"features\":{",
+                     id, acct, (long long)ts);
     for (int i = 0; i < f->nspecs; i++) {
+        n += snprintf(line + n, sizeof line - (size_t)n, "%s\"spec_%d\":", i ? "," : "", i);
         if (f->vals[i].type == VG_T_NUM)
-            n += snprintf(line + n, sizeof line - (size_t)n, ",%.17g", f->vals[i].u.n);
+            n += snprintf(line + n, sizeof line - (size_t)n, "%.17g", f->vals[i].u.n);
         else if (f->vals[i].type == VG_T_NULL)
-            n += snprintf(line + n, sizeof line - (size_t)n, ",null");
+            n += snprintf(line + n, sizeof line - (size_t)n, "null");
         else
-            n += snprintf(line + n, sizeof line - (size_t)n, ",t%d", f->vals[i].type);
+            n += snprintf(line + n, sizeof line - (size_t)n, "t%d", f->vals[i].type);
     }
-    n += snprintf(line + n, sizeof line - (size_t)n, "}");
+    n += snprintf(line + n, sizeof line - (size_t)n, "},\"anomaly\":{},\"ruleset\":1}");
     assert_int_equal(vg_buf_append(&f->dec, line, (size_t)n), 0);
     assert_int_equal(vg_state_remember(st, a, id, strlen(id), ts, line, (size_t)n), 0);
     return R_DECIDED;
