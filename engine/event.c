@@ -125,9 +125,39 @@ static const char *jtype_name(uint8_t t) {
 
 static int is_number(uint8_t t) { return t == VG_J_INT || t == VG_J_UINT || t == VG_J_DOUBLE; }
 
+/* The known field named k, or -1. Constant-size memcmp compiles to integer compares. */
 static int find_known(const char *k, uint32_t n) {
-    for (int i = 0; i < VG_FIELD__COUNT; i++)
-        if (known[i].len == n && memcmp(known[i].name, k, n) == 0) return i;
+#define IS(lit) (memcmp(k, lit, sizeof(lit) - 1) == 0)
+    switch (n) {
+    case 2:
+        if (IS("id")) return VG_FIELD_ID;
+        if (IS("ts")) return VG_FIELD_TS;
+        if (IS("ip")) return VG_FIELD_IP;
+        break;
+    case 3:
+        if (IS("mcc")) return VG_FIELD_MCC;
+        if (IS("lat")) return VG_FIELD_LAT;
+        if (IS("lon")) return VG_FIELD_LON;
+        break;
+    case 4:
+        if (IS("card")) return VG_FIELD_CARD;
+        if (IS("type")) return VG_FIELD_TYPE;
+        break;
+    case 6:
+        if (IS("amount")) return VG_FIELD_AMOUNT;
+        if (IS("device")) return VG_FIELD_DEVICE;
+        break;
+    case 7:
+        if (IS("account")) return VG_FIELD_ACCOUNT;
+        if (IS("country")) return VG_FIELD_COUNTRY;
+        if (IS("channel")) return VG_FIELD_CHANNEL;
+        break;
+    case 8:
+        if (IS("currency")) return VG_FIELD_CURRENCY;
+        if (IS("merchant")) return VG_FIELD_MERCHANT;
+        break;
+    }
+#undef IS
     return -1;
 }
 
