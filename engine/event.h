@@ -8,6 +8,8 @@
  * and stay valid until the next vg_event_parse() into the same event. Once the buffers
  * have grown to the largest event seen, parsing allocates nothing.
  * Threading: one vg_event_t per thread; the parser itself has no shared state.
+ * The decisions beyond SPEC section 1 (reason order, null, duplicate keys, leap seconds,
+ * epoch-ms range, ...) are listed at the top of engine/event.c.
  */
 #ifndef VG_EVENT_H
 #define VG_EVENT_H
@@ -61,11 +63,11 @@ typedef struct vg_event {
     vg_str_t account;
     int64_t ts_ms;
     double amount;
-    /* after a failed parse: the id when the line was an object with a valid string id
-     * (has_id = 1), else has_id = 0 */
+    /* 1 when the line was a JSON object whose "id" appeared once as a valid id (a string
+     * of 1..128 bytes), also after a rejection; then `id` holds it. Else 0. */
     int has_id;
-    vg_reject_t reject;
-    char reason[256];        /* for a person, e.g. "field 'ts': no time zone" */
+    vg_reject_t reject;      /* VG_REJECT_NONE after a successful parse */
+    char reason[256];        /* for a person, e.g. "field 'ts': time zone missing (...)" */
     vg_event_bufs_t *bufs;
 } vg_event_t;
 
@@ -74,9 +76,11 @@ void vg_event_init(vg_event_t *ev);
 /* Frees the event's buffers. Accepts an initialised, never-used event. */
 void vg_event_deinit(vg_event_t *ev);
 
-/* Parses `len` bytes at `line` (no trailing newline). Returns 0 and fills `ev` on
- * success; on rejection returns VG_EINVAL with ev->reject, ev->reason, and ev->has_id /
- * ev->id set. Returns VG_ENOMEM when a buffer cannot grow. Never reads past len. */
+/* Parses `len` bytes at `line` (no trailing newline; borrowed, not kept). Returns 0 and
+ * fills `ev` on success; on rejection returns VG_EINVAL with ev->reject, ev->reason, and
+ * ev->has_id / ev->id set (the other fields of ev are then unspecified). Returns
+ * VG_ENOMEM when a buffer cannot grow (ev->reason says so, ev->reject is NONE). A line
+ * over VG_EVENT_MAX_BYTES is rejected as too_large without being read. */
 int vg_event_parse(vg_event_t *ev, const char *line, size_t len);
 
 /* Parses an RFC 3339 timestamp (SPEC section 1) into epoch milliseconds (fraction
@@ -84,7 +88,8 @@ int vg_event_parse(vg_event_t *ev, const char *line, size_t len);
 int vg_time_parse(const char *s, size_t len, int64_t *ms, char *errbuf, size_t errlen);
 
 /* Formats epoch milliseconds as "YYYY-MM-DDTHH:MM:SS.mmmZ" into buf (at least 32
- * bytes). Returns the length written. Can't fail for years 0..9999. */
+ * bytes, NUL-terminated). Returns the length written (24). Can't fail; times outside
+ * [VG_TIME_MIN_MS, VG_TIME_MAX_MS] are clamped to that range. */
 size_t vg_time_format(int64_t ms, char *buf);
 
 #ifdef __cplusplus

@@ -24,21 +24,31 @@ typedef struct vg_buf {
     size_t len, cap;
 } vg_buf_t;
 
+/* An empty buffer; allocates nothing. Can't fail. */
 void vg_buf_init(vg_buf_t *b);
+/* Frees the bytes; the buffer is empty and reusable after. Accepts an empty buffer. */
 void vg_buf_deinit(vg_buf_t *b);
+/* Forgets the contents, keeps the memory. Can't fail. */
 static inline void vg_buf_clear(vg_buf_t *b) { b->len = 0; }
+/* Makes room for `extra` more bytes (capacity doubles). 0 or VG_ENOMEM. */
 int vg_buf_reserve(vg_buf_t *b, size_t extra);
+/* Appends n bytes copied from p (borrowed). 0 or VG_ENOMEM. */
 int vg_buf_append(vg_buf_t *b, const void *p, size_t n);
 int vg_buf_puts(vg_buf_t *b, const char *s);
 int vg_buf_putc(vg_buf_t *b, char c);
 
-/* Shortest round-trip decimal for a finite double (non-finite writes null). */
+/* Shortest round-trip decimal for a double: integers below 2^53 without a fraction
+ * ("7"), else the fewest digits strtod() reads back exactly ("0.1", "1e300"); -0 is
+ * "0"; NaN and infinities write null. */
 int vg_json_num(vg_buf_t *b, double d);
-/* Formats a finite double the same way into buf (at least 32 bytes); returns length. */
+/* Formats a double the same way into buf (at least 32 bytes, NUL-terminated); returns
+ * the length. Can't fail. */
 size_t vg_fmt_double(double d, char *buf);
 /* A JSON string with quotes; invalid UTF-8 bytes are written as \ufffd. */
 int vg_json_str(vg_buf_t *b, const char *s, size_t len);
-/* A value as SPEC section 3 prints it. */
+/* A value as SPEC section 3 prints it: true/false, numbers as vg_json_num, strings
+ * escaped, times as "YYYY-MM-DDTHH:MM:SS.mmmZ", durations as seconds (ms / 1000.0),
+ * null, VG_T_JSON raw text as it is. */
 int vg_json_value(vg_buf_t *b, const vg_value_t *v);
 
 #ifdef __cplusplus
