@@ -127,7 +127,7 @@ static size_t scan_string(const char *z, size_t n, int *type) {
         }
         if (c == '\n') break;
         if (c == '\\') {
-            if (i + 1 >= n) break;
+            if (i + 1 >= n) { i = n; break; }
             char e = z[i + 1];
             if (e == '"' || e == '\\' || e == 'n' || e == 't') {
                 i += 2;
