@@ -65,6 +65,11 @@ static void puts_(comp_t *c, cbuf_t *b, const char *s) { put(c, b, s, strlen(s))
 /* Shortest %g form that reads back as the same double. */
 static void put_num(comp_t *c, cbuf_t *b, double v) {
     char t[40];
+    if (v == floor(v) && fabs(v) < 1e15) {
+        snprintf(t, sizeof t, "%.0f", v);
+        puts_(c, b, strcmp(t, "-0") == 0 ? "0" : t);
+        return;
+    }
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(t, sizeof t, "%.*g", prec, v);
         if (strtod(t, NULL) == v) break;
@@ -486,13 +491,34 @@ static void end_phase(comp_t *c, vg_ins_t **code, uint32_t *n) {
     c->code = NULL;
 }
 
-static void relocate(vg_program_t *p, vg_ins_t *code, uint32_t n) {
+/* Marks the constants the code reads (folding leaves intermediate ones unused). */
+static void mark_consts(const vg_ins_t *code, uint32_t n, uint32_t *remap) {
+    for (uint32_t i = 0; i < n; i++) {
+        int m = vg_vm_regmask((int)code[i].op);
+        const uint32_t ps[3] = {code[i].p1, code[i].p2, code[i].p3};
+        for (int k = 0; k < 3; k++)
+            if ((m & (1 << k)) && (ps[k] & CONST_TAG)) remap[ps[k] & ~CONST_TAG] = 1;
+    }
+}
+
+/* Keeps only the used constants; remap[old] becomes the new index. */
+static void compact_consts(vg_program_t *p, uint32_t *remap) {
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < p->nconst; i++) {
+        if (!remap[i]) continue;
+        p->consts[k] = p->consts[i];
+        remap[i] = k++;
+    }
+    p->nconst = k;
+}
+
+static void relocate(vg_program_t *p, vg_ins_t *code, uint32_t n, const uint32_t *remap) {
     for (uint32_t i = 0; i < n; i++) {
         int m = vg_vm_regmask((int)code[i].op);
         uint32_t *ps[3] = {&code[i].p1, &code[i].p2, &code[i].p3};
         for (int k = 0; k < 3; k++)
             if (m & (1 << k))
-                *ps[k] = (*ps[k] & CONST_TAG) ? (*ps[k] & ~CONST_TAG) : *ps[k] + p->nconst;
+                *ps[k] = (*ps[k] & CONST_TAG) ? remap[*ps[k] & ~CONST_TAG] : *ps[k] + p->nconst;
     }
 }
 
@@ -556,9 +582,15 @@ vg_program_t *vg_compile(const vg_checked_t *ck, vg_diags_t *diags) {
                      "ruleset too large (more than %u registers)", MAX_REGS);
         goto fail;
     }
+    uint32_t *remap = calloc((size_t)p->nconst + 1, sizeof(uint32_t));
+    if (!remap) goto nomem;
+    mark_consts(p->code1, p->n1, remap);
+    mark_consts(p->code2, p->n2, remap);
+    compact_consts(p, remap);
     p->nregs += p->nconst;
-    relocate(p, p->code1, p->n1);
-    relocate(p, p->code2, p->n2);
+    relocate(p, p->code1, p->n1, remap);
+    relocate(p, p->code2, p->n2, remap);
+    free(remap);
     goto done;
 nomem:
     vg_diags_add(diags, 1, "", 1, 1, "out of memory while compiling");

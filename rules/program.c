@@ -166,6 +166,10 @@ static void print_value(FILE *out, vg_value_t v) {
     case VG_T_BOOL: fputs(v.u.b ? "true" : "false", out); break;
     case VG_T_NUM: {
         char t[40];
+        if (v.u.n == (double)(int64_t)v.u.n && v.u.n > -1e15 && v.u.n < 1e15) {
+            fprintf(out, "%lld", (long long)v.u.n);
+            break;
+        }
         for (int prec = 1; prec <= 17; prec++) {
             snprintf(t, sizeof t, "%.*g", prec, v.u.n);
             if (strtod(t, NULL) == v.u.n) break;
