@@ -167,6 +167,10 @@ static inline dd_t dd_div_d(dd_t a, double b) {
 /* Population variance from count and sums, in double-double; >= 0. */
 static double variance(const acc_t *a) {
     double n = (double)a->cnt;
+    /* fast path: when the variance is not small against the mean square, plain double
+     * arithmetic is exact to ~1e-12 relative */
+    double m1 = ks_val(a->s1) / n, m2 = ks_val(a->s2) / n, v0 = m2 - m1 * m1;
+    if (v0 > 1e-4 * m2) return v0;
     dd_t s1 = two_sum(a->s1.s, a->s1.c), s2 = two_sum(a->s2.s, a->s2.c);
     dd_t m = dd_div_d(dd_mul(s1, s1), n);
     m.hi = -m.hi;
@@ -198,6 +202,9 @@ static inline void row_acc(const lspec_t *s, const word_t *r, int sign, acc_t *a
     if (x != x) return;
     a->cnt += sign;
     if (s->kind == VG_SPEC_MIN || s->kind == VG_SPEC_MAX) return;
+    double ax = fabs(x);
+    a->sabs += sign > 0 ? ax : -ax;
+    if (ax > a->hw) a->hw = ax;
     ks_add(&a->s1, sign > 0 ? x : -x);
     if (s->kind == VG_SPEC_STDDEV) {
         double hi = x * x, lo = fma(x, x, -hi);
@@ -514,17 +521,19 @@ size_t vg_wstate_mem(const vg_wstate_t *w) {
 
 int vg_wstate_reserve_rows(vg_wstate_t *w, const vg_wlayout_t *l, size_t extra) {
     size_t rw = (size_t)l->rw, need = w->n + extra;
+    if (w->cap > 64 && need * 8 <= w->cap) {   /* much too large: halve (may fail) */
+        memmove(w->rows, w->rows + w->head * rw, w->n * rw * sizeof(word_t));
+        w->head = 0;
+        word_t *r = realloc(w->rows, w->cap / 2 * rw * sizeof(word_t));
+        if (r) {
+            w->rows = r;
+            w->cap /= 2;
+        }
+    }
     if (w->head + need <= w->cap) return 0;
     if (need <= w->cap / 2) {   /* the dead front is at least half: slide down */
         memmove(w->rows, w->rows + w->head * rw, w->n * rw * sizeof(word_t));
         w->head = 0;
-        if (w->cap > 64 && need * 8 <= w->cap) {   /* much too large: shrink */
-            word_t *r = realloc(w->rows, w->cap / 4 * rw * sizeof(word_t));
-            if (r) {
-                w->rows = r;
-                w->cap /= 4;
-            }
-        }
         return 0;
     }
     size_t nc = w->cap ? w->cap * 2 : 4;
@@ -736,19 +745,26 @@ static void store_strings(vg_wstate_t *w, const vg_wlayout_t *l, const vg_spec_i
 
 static void recompute(const vg_wstate_t *w, const vg_wlayout_t *l, const lspec_t *s,
                       sstate_t *ss) {
-    acc_t a = {0, {0, 0}, {0, 0}};
+    acc_t a = {0, {0, 0}, {0, 0}, 0, 0};
     for (int64_t p = ss->L; p < w->first + (int64_t)w->n; p++) row_acc(s, wrow(w, l, p), 1, &a);
     ss->a = a;
     ss->ops = 0;
 }
 
+/* The compensated sums carry an error of about ops * eps^2 * hw (hw: the largest |x|
+ * seen since the last recompute). When the window's magnitude falls far below hw (a
+ * large value left), the sums are recomputed: each recompute is charged to the rows
+ * that entered since the previous one, so this stays O(1) amortized. */
+#define MAG_DROP 1e-3
+
 /* Keeps the sums exact: zero when the window is empty, recomputed when drifting. */
 static void settle(const vg_wstate_t *w, const vg_wlayout_t *l, const lspec_t *s, sstate_t *ss) {
     if (!kind_sumlike(s->kind)) return;
     if (ss->a.cnt == 0) {
-        ss->a.s1.s = ss->a.s1.c = ss->a.s2.s = ss->a.s2.c = 0;
+        ss->a.s1.s = ss->a.s1.c = ss->a.s2.s = ss->a.s2.c = ss->a.sabs = ss->a.hw = 0;
         ss->ops = 0;
-    } else if (ss->ops > 2 * (w->first + (int64_t)w->n - ss->L) + 64) {
+    } else if (ss->ops > 2 * (w->first + (int64_t)w->n - ss->L) + 64 ||
+               ss->a.sabs < MAG_DROP * ss->a.hw) {
         recompute(w, l, s, ss);
     }
 }
@@ -872,12 +888,17 @@ static int late_values(const vg_wstate_t *w, const vg_wlayout_t *l, int64_t k,
             if (!scratch) free(t.k);
             *v = vg_num((double)res);
         } else {
-            acc_t acc = {0, {0, 0}, {0, 0}};
+            acc_t acc = {0, {0, 0}, {0, 0}, 0, 0};
             if (adjust) {
                 acc = ss->a;
                 for (int64_t p = k; p < end; p++) row_acc(s, wrow(w, l, p), -1, &acc);
                 for (int64_t p = a; p < L; p++) row_acc(s, wrow(w, l, p), 1, &acc);
-            } else {
+                if (acc.sabs < MAG_DROP * acc.hw) {   /* cancellation: sum directly */
+                    memset(&acc, 0, sizeof acc);
+                    adjust = 0;
+                }
+            }
+            if (!adjust) {
                 for (int64_t p = a; p < k; p++) row_acc(s, wrow(w, l, p), 1, &acc);
             }
             row_acc(s, nr, 1, &acc);

@@ -5,7 +5,7 @@
  *   u32 number of specs, u32 words per row, u64 number of rows n,
  *   n rows of `words per row` u64 (prev() strings: the offset word is rewritten),
  *   u64 string bytes, the prev() strings of every row in row order,
- *   per sum/avg/stddev spec: f64 s1.s, s1.c, s2.s, s2.c (the running compensated
+ *   per sum/avg/stddev spec: f64 s1.s, s1.c, s2.s, s2.c, sabs, hw (the running
  *     sums, so that a decoded state computes bit-identical values), i64 ops,
  *   u64 checksum (vg_whash_bytes of everything before it).
  * Everything else (frontier positions, counts, min/max deques, distinct/seen tables)
@@ -59,7 +59,7 @@ int vg_wstate_encode(const vg_wstate_t *w, const vg_wlayout_t *l, vg_buf_t *out)
     size_t rw = (size_t)l->rw, nsum = 0;
     for (int i = 0; i < l->n; i++) nsum += kind_sumlike(l->s[i].kind);
     size_t sbytes = live_string_bytes(w, l);
-    size_t total = HDR_BYTES + w->n * rw * 8 + 8 + sbytes + nsum * 40 + 8;
+    size_t total = HDR_BYTES + w->n * rw * 8 + 8 + sbytes + nsum * 56 + 8;
     if (vg_buf_reserve(out, total)) return VG_ENOMEM;
     unsigned char *p0 = (unsigned char *)out->p + out->len, *p = p0;
     put32(p, WIN_MAGIC);
@@ -90,13 +90,15 @@ int vg_wstate_encode(const vg_wstate_t *w, const vg_wlayout_t *l, vg_buf_t *out)
     for (int i = 0; i < l->n; i++) {
         if (!kind_sumlike(l->s[i].kind)) continue;
         const sstate_t *ss = &w->ss[i];
-        word_t v[5];
+        word_t v[7];
         v[0].d = ss->a.s1.s;
         v[1].d = ss->a.s1.c;
         v[2].d = ss->a.s2.s;
         v[3].d = ss->a.s2.c;
-        v[4].i = ss->ops;
-        for (int j = 0; j < 5; j++, p += 8) put64(p, v[j].u);
+        v[4].d = ss->a.sabs;
+        v[5].d = ss->a.hw;
+        v[6].i = ss->ops;
+        for (int j = 0; j < 7; j++, p += 8) put64(p, v[j].u);
     }
     put64(p, vg_whash_bytes(WIN_MAGIC, p0, (size_t)(p - p0)));
     p += 8;
@@ -201,7 +203,7 @@ vg_wstate_t *vg_wstate_decode(const vg_wlayout_t *l, const void *data, size_t n,
     uint64_t nrows = get64(p + 32), rw = (uint64_t)l->rw;
     size_t nsum = 0;
     for (int i = 0; i < l->n; i++) nsum += kind_sumlike(l->s[i].kind);
-    size_t fixed = HDR_BYTES + 8 + nsum * 40 + 8;
+    size_t fixed = HDR_BYTES + 8 + nsum * 56 + 8;
     if (n < fixed || nrows > (n - fixed) / (rw * 8)) return fail(w, errbuf, errlen, "bad row count");
     if (!(w = vg_wstate_new(l))) return fail(w, errbuf, errlen, "out of memory");
     if (nrows && vg_wstate_reserve_rows(w, l, (size_t)nrows + 1))
@@ -231,16 +233,18 @@ vg_wstate_t *vg_wstate_decode(const vg_wlayout_t *l, const void *data, size_t n,
     for (int i = 0; i < l->n; i++) {
         if (!kind_sumlike(l->s[i].kind)) continue;
         sstate_t *ss = &w->ss[i];
-        word_t v[5];
-        for (int j = 0; j < 5; j++, q += 8) v[j].u = get64(q);
-        if (!isfinite(v[0].d) || !isfinite(v[1].d) || !isfinite(v[2].d) || !isfinite(v[3].d) ||
-            v[4].i < 0)
-            return fail(w, errbuf, errlen, "bad sums");
+        word_t v[7];
+        for (int j = 0; j < 7; j++, q += 8) v[j].u = get64(q);
+        for (int j = 0; j < 6; j++)
+            if (!isfinite(v[j].d)) return fail(w, errbuf, errlen, "bad sums");
+        if (v[6].i < 0) return fail(w, errbuf, errlen, "bad sums");
         ss->a.s1.s = v[0].d;
         ss->a.s1.c = v[1].d;
         ss->a.s2.s = v[2].d;
         ss->a.s2.c = v[3].d;
-        ss->ops = v[4].i;
+        ss->a.sabs = v[4].d;
+        ss->a.hw = v[5].d;
+        ss->ops = v[6].i;
     }
     if ((size_t)(q - p) != n - 8) return fail(w, errbuf, errlen, "trailing bytes");
     if (rebuild(w, l)) return fail(w, errbuf, errlen, "out of memory");

@@ -50,6 +50,8 @@ typedef struct acc {
     int64_t cnt;
     ksum_t s1;     /* sum of x */
     ksum_t s2;     /* sum of x*x (stddev), each square added exactly as hi + lo */
+    double sabs;   /* sum of |x| (plain: only a trigger for recomputing) */
+    double hw;     /* largest |x| added or removed since the sums were recomputed */
 } acc_t;
 
 /* Monotonic deque of absolute row positions (min/max), a ring of power-of-2 capacity. */
