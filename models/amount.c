@@ -1,0 +1,239 @@
+/* amount.c - robust online amount model: ring median/MAD, seasonal offsets, population
+ * prior, Student-t tails. See amount.h. */
+#include "models/amount.h"
+
+#include <math.h>
+#include <string.h>
+
+#define HALF (VG_AMOUNT_RING / 2)
+
+vg_amount_cfg_t vg_amount_cfg_default(void) {
+    vg_amount_cfg_t c;
+    c.lambda = 0.5f;
+    c.prior_n = 4.0f;
+    c.season_k = 8.0f;
+    c.season_rate = 1.0f / 64.0f;
+    c.rel_floor = 0.02f;
+    c.abs_floor = 0.01f;
+    return c;
+}
+
+void vg_amount_init(vg_amount_t *m) { memset(m, 0, sizeof *m); }
+
+double vg_amount_transform(const vg_amount_cfg_t *cfg, double x) {
+    double a = fabs(x), y;
+    if (cfg->lambda < 1e-6f)
+        y = log1p(a);
+    else
+        y = (pow(1.0 + a, cfg->lambda) - 1.0) / cfg->lambda;
+    return x < 0 ? -y : y;
+}
+
+static double untransform(const vg_amount_cfg_t *cfg, double y) {
+    double a = fabs(y), x;
+    if (cfg->lambda < 1e-6f)
+        x = expm1(a);
+    else
+        x = pow(1.0 + cfg->lambda * a, 1.0 / cfg->lambda) - 1.0;
+    return y < 0 ? -x : x;
+}
+
+/* ---- tails ---- */
+
+double vg_amount_norm_sf(double z) { return 0.5 * erfc(z / sqrt(2.0)); }
+
+/* Continued fraction of the incomplete beta (Lentz), as in Numerical Recipes. */
+static double betacf(double a, double b, double x) {
+    const double tiny = 1e-300;
+    double qab = a + b, qap = a + 1.0, qam = a - 1.0, c = 1.0, d = 1.0 - qab * x / qap;
+    if (fabs(d) < tiny) d = tiny;
+    d = 1.0 / d;
+    double h = d;
+    for (int m = 1; m <= 200; m++) {
+        int m2 = 2 * m;
+        double aa = m * (b - m) * x / ((qam + m2) * (a + m2));
+        d = 1.0 + aa * d;
+        if (fabs(d) < tiny) d = tiny;
+        c = 1.0 + aa / c;
+        if (fabs(c) < tiny) c = tiny;
+        d = 1.0 / d;
+        h *= d * c;
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
+        d = 1.0 + aa * d;
+        if (fabs(d) < tiny) d = tiny;
+        c = 1.0 + aa / c;
+        if (fabs(c) < tiny) c = tiny;
+        d = 1.0 / d;
+        double del = d * c;
+        h *= del;
+        if (fabs(del - 1.0) < 1e-10) break;
+    }
+    return h;
+}
+
+/* Regularised incomplete beta I_x(a, b). */
+static double ibeta(double a, double b, double x) {
+    if (x <= 0) return 0;
+    if (x >= 1) return 1;
+    double lbt = lgamma(a + b) - lgamma(a) - lgamma(b) + a * log(x) + b * log1p(-x);
+    double bt = exp(lbt);
+    if (x < (a + 1.0) / (a + b + 2.0)) return bt * betacf(a, b, x) / a;
+    return 1.0 - bt * betacf(b, a, 1.0 - x) / b;
+}
+
+double vg_amount_t_sf(double t, double nu) {
+    if (!(nu > 0)) return 0.5;
+    if (nu > 200) return vg_amount_norm_sf(t);
+    if (isnan(t)) return 1.0;
+    double x = nu / (nu + t * t);
+    double tail = 0.5 * ibeta(nu / 2.0, 0.5, x);
+    return t > 0 ? tail : 1.0 - tail;
+}
+
+/* ---- robust statistics of the ring ---- */
+
+static void sortf(float *a, int n) {
+    for (int i = 1; i < n; i++) {
+        float v = a[i];
+        int j = i - 1;
+        while (j >= 0 && a[j] > v) {
+            a[j + 1] = a[j];
+            j--;
+        }
+        a[j + 1] = v;
+    }
+}
+
+static double median_sorted(const float *a, int n) {
+    return (n & 1) ? a[n / 2] : 0.5 * ((double)a[n / 2 - 1] + a[n / 2]);
+}
+
+/* Level (median of the newest HALF values, or of all when fewer), and scale
+ * (1.4826 * MAD of all held values about their median). */
+static void ring_stats(const vg_amount_t *m, int *cnt, double *level, double *scale) {
+    int n = m->n < VG_AMOUNT_RING ? (int)m->n : VG_AMOUNT_RING;
+    *cnt = n;
+    if (n == 0) {
+        *level = 0;
+        *scale = 0;
+        return;
+    }
+    float a[VG_AMOUNT_RING], newest[HALF];
+    int nn = n < HALF ? n : HALF;
+    for (int i = 0; i < n; i++) {
+        int idx = ((int)m->head - 1 - i + 2 * VG_AMOUNT_RING) % VG_AMOUNT_RING;
+        a[i] = m->ring[idx];
+        if (i < nn) newest[i] = a[i];
+    }
+    sortf(a, n);
+    sortf(newest, nn);
+    double med = median_sorted(a, n);
+    *level = n >= HALF + HALF / 2 ? median_sorted(newest, nn) : med;
+    for (int i = 0; i < n; i++) a[i] = (float)fabs(a[i] - med);
+    sortf(a, n);
+    *scale = 1.4826 * median_sorted(a, n);
+}
+
+static void season_index(int64_t ts_ms, int *h, int *d) {
+    int64_t hour = ts_ms >= 0 ? ts_ms / 3600000 : -((-ts_ms + 3599999) / 3600000);
+    int64_t day = hour >= 0 ? hour / 24 : -((-hour + 23) / 24);
+    *h = (int)(hour - day * 24);
+    int64_t w = (day + 3) % 7; /* 1970-01-01 was a Thursday; 0 = Monday */
+    if (w < 0) w += 7;
+    *d = (int)w;
+}
+
+static double season(const vg_amount_cfg_t *cfg, const vg_amount_t *m, int h, int d,
+                     double *sh, double *sd) {
+    if (cfg->season_k <= 0) {
+        *sh = *sd = 0;
+        return 0;
+    }
+    *sh = m->hod[h] * (m->hod_n[h] / (m->hod_n[h] + cfg->season_k));
+    *sd = m->dow[d] * (m->dow_n[d] / (m->dow_n[d] + cfg->season_k));
+    return *sh + *sd;
+}
+
+/* Effective level, scale and degrees of freedom after the prior. Returns 0 when there is
+ * nothing to score against. */
+static int effective(const vg_amount_cfg_t *cfg, const vg_amount_t *m,
+                     const vg_amount_prior_t *prior, double *lvl, double *scl, double *nu,
+                     double *neff) {
+    int n;
+    double level, scale;
+    ring_stats(m, &n, &level, &scale);
+    double k = (prior && prior->scale > 0) ? cfg->prior_n : 0;
+    if (n == 0 && k == 0) return 0;
+    /* prior weight fades as history grows; with a full ring it is small but present */
+    double w = n + k;
+    double l = (n * level + k * (prior ? prior->level : 0)) / w;
+    double v = (n * scale * scale + k * (prior ? (double)prior->scale * prior->scale : 0)) / w;
+    double s = sqrt(v);
+    double floor_ = cfg->abs_floor + cfg->rel_floor * fabs(l);
+    if (s < floor_) s = floor_;
+    *lvl = l;
+    *scl = s;
+    *nu = w - 1 < 1 ? 1 : w - 1;
+    *neff = n;
+    return 1;
+}
+
+void vg_amount_score(const vg_amount_cfg_t *cfg, const vg_amount_t *m,
+                     const vg_amount_prior_t *prior, int64_t ts_ms, double x,
+                     vg_amount_score_t *out) {
+    memset(out, 0, sizeof *out);
+    out->p_hi = out->p_lo = 1.0;
+    if (!isfinite(x)) return;
+    double lvl, scl, nu, neff;
+    if (!effective(cfg, m, prior, &lvl, &scl, &nu, &neff)) return;
+    int h, d;
+    double sh, sd;
+    season_index(ts_ms, &h, &d);
+    double pred = lvl + season(cfg, m, h, d, &sh, &sd);
+    double y = vg_amount_transform(cfg, x);
+    double t = (y - pred) / scl;
+    if (!isfinite(t)) t = t > 0 ? 1e300 : -1e300;
+    out->z = t;
+    out->p_hi = vg_amount_t_sf(t, nu);
+    out->p_lo = vg_amount_t_sf(-t, nu);
+    if (out->p_hi < 1e-300) out->p_hi = 1e-300;
+    if (out->p_lo < 1e-300) out->p_lo = 1e-300;
+    out->expected = untransform(cfg, pred);
+    out->median = untransform(cfg, lvl);
+    out->ratio = out->median > 0 ? x / out->median : 0;
+    out->n_eff = neff;
+}
+
+void vg_amount_learn(const vg_amount_cfg_t *cfg, vg_amount_t *m, int64_t ts_ms, double x) {
+    if (!isfinite(x)) return;
+    int h, d, n;
+    double sh, sd, level, scale;
+    season_index(ts_ms, &h, &d);
+    double y = vg_amount_transform(cfg, x);
+    if (!isfinite(y)) return;
+    if (y > 3e38) y = 3e38;
+    if (y < -3e38) y = -3e38;
+    double s = season(cfg, m, h, d, &sh, &sd);
+    ring_stats(m, &n, &level, &scale);
+    if (cfg->season_k > 0 && n >= 8) {
+        double floor_ = cfg->abs_floor + cfg->rel_floor * fabs(level);
+        double c = 3.0 * (scale > floor_ ? scale : floor_);
+        double rh = y - level - sd, rd = y - level - sh;
+        double eh = m->hod[h] + c, ehl = m->hod[h] - c;
+        double ed = m->dow[d] + c, edl = m->dow[d] - c;
+        if (rh > eh) rh = eh;
+        if (rh < ehl) rh = ehl;
+        if (rd > ed) rd = ed;
+        if (rd < edl) rd = edl;
+        double ah = 1.0 / (m->hod_n[h] + 1.0), ad = 1.0 / (m->dow_n[d] + 1.0);
+        if (ah < cfg->season_rate) ah = cfg->season_rate;
+        if (ad < cfg->season_rate) ad = cfg->season_rate;
+        m->hod[h] += (float)(ah * (rh - m->hod[h]));
+        m->dow[d] += (float)(ad * (rd - m->dow[d]));
+        if (m->hod_n[h] < 255) m->hod_n[h]++;
+        if (m->dow_n[d] < 255) m->dow_n[d]++;
+    }
+    m->ring[m->head] = (float)(y - s);
+    m->head = (uint8_t)((m->head + 1) % VG_AMOUNT_RING);
+    if (m->n < UINT32_MAX) m->n++;
+}

@@ -1,0 +1,545 @@
+/* anomaly.c - per-account anomaly signals, their combination into one posterior score,
+ * the account compromise filter, and explanations. See anomaly.h; persistence is in
+ * anomaly_codec.c. */
+#include "models/anomaly.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define DAY_MS 86400000.0
+#define HOW_K 4.0   /* weight of the population hour-of-week prior, in events */
+#define LBF_MAX 700.0
+
+static const int nov_off[VG_ANOMALY_CAT__COUNT] = {0, 12, 18, 24, 30, 36};
+static const int nov_len[VG_ANOMALY_CAT__COUNT] = {12, 6, 6, 6, 6, 4};
+static const char *const cat_name[VG_ANOMALY_CAT__COUNT] = {"merchant", "country", "device",
+                                                            "ip",       "mcc",     "channel"};
+
+const char *vg_anomaly_signal_name(int sig) {
+    static const char *const names[] = {
+#define VG_ANOMALY_SIG_NAME(name, str) str,
+        VG_ANOMALY_SIGNAL_LIST(VG_ANOMALY_SIG_NAME)
+#undef VG_ANOMALY_SIG_NAME
+    };
+    return sig >= 0 && sig < VG_ANOMALY__COUNT ? names[sig] : NULL;
+}
+
+vg_anomaly_cfg_t vg_anomaly_cfg_default(void) {
+    vg_anomaly_cfg_t c;
+    memset(&c, 0, sizeof c);
+    c.amount = vg_amount_cfg_default();
+    c.base_rate = 1e-3f;
+    c.compromise_hazard = 1e-3f;
+    c.compromise_days = 7.0f;
+    c.compromise_frac = 0.3f;
+    c.pop_amount_weight = 0.5f;
+    c.time_weight = 1.0f;
+    c.velocity_weight = 0.3f;
+    c.novelty_weight = 1.0f;
+    c.multi_weight = 0.5f;
+    c.burst_tau_s = 3600.0f;
+    return c;
+}
+
+void vg_anomaly_pop_init(vg_anomaly_pop_t *pop, const vg_anomaly_cfg_t *cfg, uint64_t seed) {
+    memset(pop, 0, sizeof *pop);
+    pop->cfg = cfg ? *cfg : vg_anomaly_cfg_default();
+    vg_hstree_init(&pop->trees, VG_HST_DIMS, seed);
+}
+
+void vg_anomaly_state_init(vg_anomaly_state_t *st) { memset(st, 0, sizeof *st); }
+
+void vg_anomaly_state_reset(vg_anomaly_state_t *st) { vg_anomaly_state_init(st); }
+
+/* ---- helpers ---- */
+
+/* Mixture p-to-Bayes-factor calibrator, in log: ln((1 - p + p ln p) / (p ln^2 p)). */
+static double calib_lbf(double p) {
+    if (!(p < 0.999)) return log(0.5);
+    if (p < 1e-300) p = 1e-300;
+    double lp = log(p);
+    double num = 1.0 - p + p * lp;
+    double lbf = log(num) - lp - 2.0 * log(-lp);
+    return lbf > LBF_MAX ? LBF_MAX : lbf;
+}
+
+
+/* Score of total evidence x (log-odds above the base rate): softplus(x)/(softplus(x)+c)
+ * with c = -logit(base_rate), so 0.5 is posterior odds even; monotone and below 1 for
+ * every finite x, so scores keep their order even for overwhelming evidence. */
+static double squash(double base_rate, double x) {
+    double sp = x > 30 ? x : log1p(exp(x));
+    double c = log((1.0 - base_rate) / base_rate);
+    if (c < 1e-3) c = 1e-3;
+    double s = sp / (sp + c);
+    return s > 0 ? (s < 1 ? s : nextafter(1.0, 0.0)) : 0;
+}
+
+static uint32_t hash32(const char *p, uint32_t len, int field) {
+    uint64_t h = 1469598103934665603ull ^ (uint64_t)(field + 1) * 0x9E3779B97F4A7C15ull;
+    for (uint32_t i = 0; i < len; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 1099511628211ull;
+    }
+    h ^= h >> 32;
+    uint32_t r = (uint32_t)h;
+    return r ? r : 1;
+}
+
+static int amt_bin(double a) {
+    double l = log10(fabs(a) + 1e-12);
+    int b = (int)floor((l + 2.0) * (VG_ANOMALY_POP_BINS / 12.0));
+    return b < 0 ? 0 : (b >= VG_ANOMALY_POP_BINS ? VG_ANOMALY_POP_BINS - 1 : b);
+}
+
+static double bin_value(int b) { return pow(10.0, (b + 0.5) * (12.0 / VG_ANOMALY_POP_BINS) - 2.0); }
+
+/* P(|amount| >= |x|) in the population (mid-p within x's bin); 1 with little data. */
+static double pop_amount_p(const vg_anomaly_pop_t *pop, double x) {
+    if (pop->amt_total < 100) return 1.0;
+    int b = amt_bin(x);
+    double s = 0.5 * pop->amt_hist[b];
+    for (int i = b + 1; i < VG_ANOMALY_POP_BINS; i++) s += pop->amt_hist[i];
+    double p = (s + 0.5) / (pop->amt_total + 1.0);
+    return p > 1 ? 1 : p;
+}
+
+static void how_index(int64_t ts, int *how, int *hod, int *dow) {
+    int64_t hour = ts >= 0 ? ts / 3600000 : -((-ts + 3599999) / 3600000);
+    int64_t day = hour >= 0 ? hour / 24 : -((-hour + 23) / 24);
+    int h = (int)(hour - day * 24);
+    int64_t w = (day + 3) % 7;
+    if (w < 0) w += 7;
+    *hod = h;
+    *dow = (int)w;
+    *how = (int)w * 24 + h;
+}
+
+/* Tail probability of the event's hour of week: the predictive mass of the hours at most
+ * as likely as this one (a discrete p-value). */
+static double time_p(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st, int how,
+                     double *intensity) {
+    double q[168], daily[24] = {0};
+    double n = 0;
+    for (int b = 0; b < 168; b++) {
+        daily[b % 24] += st->how[b];
+        n += st->how[b];
+    }
+    for (int b = 0; b < 168; b++) {
+        double c = 0.5 * st->how[b] + 0.25 * (st->how[(b + 167) % 168] + st->how[(b + 1) % 168]);
+        int h = b % 24;
+        double d = (0.5 * daily[h] + 0.25 * (daily[(h + 23) % 24] + daily[(h + 1) % 24])) / 7.0;
+        double pp = pop->how_total > 0 ? pop->hist_how[b] / pop->how_total : 1.0 / 168;
+        q[b] = (0.5 * c + 0.5 * d + HOW_K * pp) / (n + HOW_K);
+    }
+    /* this hour's share of the week relative to a flat week, smoothed over +-1 h */
+    *intensity = 168.0 * (0.5 * q[how] + 0.25 * (q[(how + 167) % 168] + q[(how + 1) % 168]));
+    double qx = q[how] * (1 + 1e-9), p = 0;
+    for (int b = 0; b < 168; b++)
+        if (q[b] <= qx) p += q[b];
+    return p > 1 ? 1 : (p < 1e-12 ? 1e-12 : p);
+}
+
+static int nov_find(const vg_anomaly_state_t *st, int f, uint32_t h) {
+    for (int i = 0; i < nov_len[f]; i++)
+        if (st->slot[nov_off[f] + i].h == h) return nov_off[f] + i;
+    return -1;
+}
+
+static int nov_distinct(const vg_anomaly_state_t *st, int f) {
+    int k = 0;
+    for (int i = 0; i < nov_len[f]; i++) k += st->slot[nov_off[f] + i].h != 0;
+    return k;
+}
+
+/* Upper tail of a Poisson(mu) at k: P(N >= k). */
+static double poisson_sf(double k, double mu) {
+    if (k <= mu || k <= 0) return 1.0;
+    long kk = (long)ceil(k - 1e-9);
+    double lt = -mu + kk * log(mu) - lgamma(kk + 1.0), s = 0;
+    for (int i = 0; i < 400; i++) {
+        double t = exp(lt);
+        s += t;
+        if (t < s * 1e-12) break;
+        lt += log(mu) - log((double)(kk + i + 1));
+    }
+    return s > 1 ? 1 : (s < 1e-300 ? 1e-300 : s);
+}
+
+static double rate_per_s(const vg_anomaly_state_t *st, int64_t ts) {
+    /* events per second, prior one event a day with the weight of one day */
+    double span = st->n ? (double)(ts - st->first_ts) / 1000.0 : 0;
+    if (span < 0) span = 0;
+    return (st->n + 1.0) / (span + 86400.0);
+}
+
+static double clamp01(double v) { return v > 0 ? (v < 1 ? v : 1) : 0; }
+
+static void multi_features(const vg_anomaly_state_t *st, const vg_anomaly_input_t *in,
+                           double amount_z, double *f) {
+    f[0] = clamp01(0.5 + amount_z / 16.0);
+    int64_t tod = in->ts_ms % 86400000;
+    if (tod < 0) tod += 86400000;
+    f[1] = tod / DAY_MS;
+    f[2] = isfinite(in->amount) ? clamp01((log10(fabs(in->amount) + 0.01) + 2.0) / 12.0) : 0;
+    double gap = st->n ? (in->ts_ms - st->last_ts) / 1000.0 : 1e7;
+    f[3] = clamp01(log10(1.0 + (gap > 0 ? gap : 0)) / 7.0);
+    const vg_str_t *m = &in->cat[VG_ANOMALY_CAT_MERCHANT];
+    f[4] = m->p ? (nov_find(st, 0, hash32(m->p, m->len, 0)) < 0 ? 1.0 : 0.0) : 0.5;
+    f[5] = clamp01(log10(1.0 + st->n) / 4.0);
+}
+
+/* ---- scoring ---- */
+
+typedef struct cand {
+    int sig;
+    double lbf;
+} cand_t;
+
+static const char *dow_name(int d) {
+    static const char *const n[7] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
+    return n[d];
+}
+
+void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
+                      const vg_anomaly_input_t *in, vg_anomaly_result_t *res) {
+    const vg_anomaly_cfg_t *cfg = &pop->cfg;
+    double lbf[VG_ANOMALY__COUNT] = {0};
+    memset(res, 0, sizeof *res);
+    for (int i = 0; i < VG_ANOMALY__COUNT; i++) res->p[i] = 1.0;
+
+    /* amount: the account's robust model (shrunk to the population) and the population
+     * tail */
+    vg_amount_score_t as;
+    memset(&as, 0, sizeof as);
+    double p_pop = 1.0;
+    if (isfinite(in->amount)) {
+        vg_amount_score(&cfg->amount, &st->amount, pop->prior.scale > 0 ? &pop->prior : NULL,
+                        in->ts_ms, in->amount, &as);
+        double p = 2.0 * (as.p_hi < as.p_lo ? as.p_hi : as.p_lo);
+        if (p > 1) p = 1;
+        p_pop = pop_amount_p(pop, in->amount);
+        double l = calib_lbf(p);
+        if (p_pop < 1.0) l += cfg->pop_amount_weight * calib_lbf(p_pop);
+        if (as.n_eff > 0 || pop->prior.scale > 0 || p_pop < 1.0) {
+            res->present |= 1u << VG_ANOMALY_AMOUNT;
+            res->p[VG_ANOMALY_AMOUNT] = p;
+            lbf[VG_ANOMALY_AMOUNT] = l;
+        }
+    }
+
+    /* time of week */
+    int how, hod, dow;
+    how_index(in->ts_ms, &how, &hod, &dow);
+    double intensity = 1.0;
+    if (st->n > 0 || pop->how_total > 0) {
+        double p = time_p(pop, st, how, &intensity);
+        res->present |= 1u << VG_ANOMALY_TIME;
+        res->p[VG_ANOMALY_TIME] = p;
+        lbf[VG_ANOMALY_TIME] = cfg->time_weight * calib_lbf(p);
+    }
+
+    /* novelty: likelihood ratio of new / seen with P(new | anomalous) = 0.8 against the
+     * account's own rate of new values */
+    int is_new[VG_ANOMALY_CAT__COUNT] = {0};
+    double rnew[VG_ANOMALY_CAT__COUNT] = {0};
+    for (int f = 0; f < VG_ANOMALY_CAT__COUNT; f++) {
+        const vg_str_t *v = &in->cat[f];
+        if (!v->p) continue;
+        int sig = VG_ANOMALY_MERCHANT + f;
+        double r = (st->nov_new[f] + 0.5) / (st->nov_seen[f] + 1.0);
+        const double phi = 0.8;
+        is_new[f] = nov_find(st, f, hash32(v->p, v->len, f)) < 0;
+        rnew[f] = r;
+        double l = 0;
+        if (r < phi) l = is_new[f] ? log(phi / r) : log((1 - phi) / (1 - r));
+        res->present |= 1u << sig;
+        res->p[sig] = is_new[f] ? r : 1.0;
+        lbf[sig] = cfg->novelty_weight * l;
+    }
+
+    /* velocity: short gap against the account's gaps, event count and spend in the burst
+     * window against the account's rate */
+    double gap_s = 0, burst_c = 0, mu = 0, spend = 0, spend_k = 0;
+    if (st->n > 0) {
+        gap_s = (in->ts_ms - st->last_ts) / 1000.0;
+        if (gap_s < 0) gap_s = 0;
+        double decay = exp(-gap_s / cfg->burst_tau_s);
+        burst_c = st->burst * decay + 1.0;
+        /* the account's rate, modulated by its activity at this hour of the week */
+        double rate = rate_per_s(st, in->ts_ms) * intensity;
+        mu = rate * cfg->burst_tau_s;
+        /* P(a gap this short) for a Poisson process at that rate */
+        double p_gap = -expm1(-rate * gap_s);
+        if (p_gap < 1e-300) p_gap = 1e-300;
+        double p_cnt = poisson_sf(burst_c, mu);
+        double p_sp = 1.0;
+        if (isfinite(in->amount) && as.median > 0) {
+            spend = st->burst_spend * decay + fabs(in->amount);
+            spend_k = spend / as.median;
+            p_sp = poisson_sf(spend_k, mu);
+        }
+        double p = p_gap < p_cnt ? p_gap : p_cnt;
+        if (p_sp < p) p = p_sp;
+        p *= 3.0;
+        if (p > 1) p = 1;
+        res->present |= 1u << VG_ANOMALY_VELOCITY;
+        res->p[VG_ANOMALY_VELOCITY] = p;
+        lbf[VG_ANOMALY_VELOCITY] = cfg->velocity_weight * calib_lbf(p);
+    }
+
+    /* multivariate */
+    if (pop->trees.ready) {
+        double f[VG_HST_DIMS];
+        multi_features(st, in, as.z, f);
+        double bf = vg_hstree_score(&pop->trees, f);
+        double l = log(bf);
+        if (l > LBF_MAX) l = LBF_MAX;
+        if (l < -LBF_MAX) l = -LBF_MAX;
+        res->present |= 1u << VG_ANOMALY_MULTI;
+        res->p[VG_ANOMALY_MULTI] = bf > 1 ? 1.0 / bf : 1.0;
+        lbf[VG_ANOMALY_MULTI] = cfg->multi_weight * l;
+    }
+
+    /* combine, with the prior raised by the compromise filter */
+    double total = 0;
+    for (int s = 0; s < VG_ANOMALY__COUNT; s++) {
+        if (!(res->present & (1u << s))) continue;
+        total += lbf[s];
+        res->signal[s] = squash(cfg->base_rate, lbf[s]);
+    }
+    if (total > 700) total = 700;
+    if (total < -700) total = -700;
+    double pc = 0;
+    if (st->n > 0) {
+        double dt_days = (in->ts_ms - st->last_ts) / DAY_MS;
+        if (dt_days < 0) dt_days = 0;
+        double stay = exp(-dt_days / cfg->compromise_days);
+        double turn = 1.0 - exp(-cfg->compromise_hazard * dt_days);
+        pc = st->p_comp * stay + (1.0 - st->p_comp * stay) * turn;
+    }
+    double prior = cfg->base_rate + pc * cfg->compromise_frac;
+    if (prior > 0.999) prior = 0.999;
+    res->lbf = total;
+    res->score = squash(cfg->base_rate,
+                        total + log(prior / (1 - prior)) - log(cfg->base_rate / (1 - cfg->base_rate)));
+    double bf = exp(total);
+    double lc = cfg->compromise_frac * bf + (1.0 - cfg->compromise_frac);
+    double ln = cfg->base_rate * bf + (1.0 - cfg->base_rate);
+    double pc_post = pc * lc / (pc * lc + (1.0 - pc) * ln);
+    if (!(pc_post >= 0)) pc_post = 0;
+    if (pc_post > 1) pc_post = 1;
+    res->present |= 1u << VG_ANOMALY_COMPROMISE;
+    res->signal[VG_ANOMALY_COMPROMISE] = pc_post;
+    res->p[VG_ANOMALY_COMPROMISE] = 1.0 - pc;
+    lbf[VG_ANOMALY_COMPROMISE] = pc > cfg->base_rate ? log(prior / cfg->base_rate) : 0;
+
+    /* explanations: the strongest factors for "anomalous", strongest first */
+    cand_t c[VG_ANOMALY__COUNT];
+    int nc = 0;
+    for (int s = 0; s < VG_ANOMALY__COUNT; s++)
+        if ((res->present & (1u << s)) && lbf[s] > log(3.0)) c[nc++] = (cand_t){s, lbf[s]};
+    for (int i = 1; i < nc; i++)
+        for (int j = i; j > 0 && c[j].lbf > c[j - 1].lbf; j--) {
+            cand_t t = c[j];
+            c[j] = c[j - 1];
+            c[j - 1] = t;
+        }
+    for (int i = 0; i < nc && res->nreasons < VG_ANOMALY_REASONS; i++) {
+        char *r = res->reason[res->nreasons];
+        const size_t L = VG_ANOMALY_REASON_LEN;
+        int s = c[i].sig;
+        switch (s) {
+        case VG_ANOMALY_AMOUNT:
+            if (as.n_eff >= 3 && as.median > 0 && as.ratio >= 1.5)
+                snprintf(r, L, "amount %.2f is %.1fx this account's median %.2f", in->amount,
+                         as.ratio, as.median);
+            else if (as.n_eff >= 3 && as.median > 0)
+                snprintf(r, L, "amount %.2f is unusual for this account (median %.2f, p=%.2g)",
+                         in->amount, as.median, res->p[s]);
+            else
+                snprintf(r, L, "amount %.2f is large for an account with %.0f payments "
+                               "(top %.2g%% of all amounts)",
+                         in->amount, as.n_eff, 100.0 * p_pop);
+            break;
+        case VG_ANOMALY_TIME:
+            snprintf(r, L, "payment on %s at %02d:00 UTC, rare for this account (p=%.2g)",
+                     dow_name(dow), hod, res->p[s]);
+            break;
+        case VG_ANOMALY_VELOCITY:
+            if (burst_c >= 2 && poisson_sf(burst_c, mu) <= res->p[s] / 3.0 * 1.0001)
+                snprintf(r, L, "%.0f payments within about %.0f min, this account averages "
+                               "%.2f a day",
+                         burst_c, cfg->burst_tau_s / 60.0,
+                         rate_per_s(st, in->ts_ms) * 86400.0);
+            else if (spend_k > 0 && poisson_sf(spend_k, mu) <= res->p[s] / 3.0 * 1.0001)
+                snprintf(r, L, "spent %.2f within about %.0f min, %.1fx the usual pace",
+                         spend, cfg->burst_tau_s / 60.0, mu > 0 ? spend_k / mu : 0.0);
+            else
+                snprintf(r, L, "%.0fs since the previous payment, usually about %.0fs at this "
+                               "hour", gap_s, 1.0 / (rate_per_s(st, in->ts_ms) * intensity));
+            break;
+        case VG_ANOMALY_MULTI:
+            snprintf(r, L, "rare combination of amount, hour, gap and merchant (%.0fx rarer "
+                           "than uniform)",
+                     exp(lbf[s] / (cfg->multi_weight > 0 ? cfg->multi_weight : 1)));
+            break;
+        case VG_ANOMALY_COMPROMISE:
+            snprintf(r, L, "account shows recent anomalies: P(compromised) %.2f", pc);
+            break;
+        default: {
+            int f = s - VG_ANOMALY_MERCHANT;
+            const vg_str_t *v = &in->cat[f];
+            int len = v->len > 40 ? 40 : (int)v->len;
+            if (f == VG_ANOMALY_CAT_COUNTRY || st->nov_seen[f] < 0.5)
+                snprintf(r, L, "first payment from %s %.*s", cat_name[f], len, v->p);
+            else
+                snprintf(r, L, "new %s %.*s; %.0f%% of this account's payments use a new "
+                               "one, %d known",
+                         cat_name[f], len, v->p, 100.0 * rnew[f], nov_distinct(st, f));
+            break;
+        }
+        }
+        res->reason_signal[res->nreasons++] = s;
+    }
+    (void)is_new;
+}
+
+/* ---- learning ---- */
+
+static void pop_refresh_prior(vg_anomaly_pop_t *pop) {
+    if (pop->amt_total < 100) return;
+    double q[3] = {0.25, 0.5, 0.75}, v[3] = {0};
+    int k = 0;
+    double s = 0;
+    for (int b = 0; b < VG_ANOMALY_POP_BINS && k < 3; b++) {
+        s += pop->amt_hist[b];
+        while (k < 3 && s >= q[k] * pop->amt_total) v[k++] = bin_value(b);
+    }
+    const vg_amount_cfg_t *ac = &pop->cfg.amount;
+    double t25 = vg_amount_transform(ac, v[0]), t50 = vg_amount_transform(ac, v[1]);
+    double t75 = vg_amount_transform(ac, v[2]);
+    pop->prior.level = (float)t50;
+    pop->prior.scale = (float)((t75 - t25) / 1.349);
+    if (pop->prior.scale <= 0) pop->prior.scale = (float)(ac->abs_floor + ac->rel_floor * t50);
+}
+
+static void pop_learn(vg_anomaly_pop_t *pop, const vg_anomaly_input_t *in) {
+    int how, hod, dow;
+    how_index(in->ts_ms, &how, &hod, &dow);
+    if (isfinite(in->amount)) {
+        pop->amt_hist[amt_bin(in->amount)] += 1.0;
+        pop->amt_total += 1.0;
+    }
+    pop->hist_how[how] += 1.0;
+    pop->how_total += 1.0;
+    pop->n++;
+    if ((pop->n & 1023) == 0) {
+        /* forget with a half-life of about 35,000 events */
+        const double f = 0.98;
+        for (int b = 0; b < VG_ANOMALY_POP_BINS; b++) pop->amt_hist[b] *= f;
+        for (int b = 0; b < 168; b++) pop->hist_how[b] *= f;
+        pop->amt_total *= f;
+        pop->how_total *= f;
+    }
+    if ((pop->n & 255) == 0 || pop->n == 100) pop_refresh_prior(pop);
+}
+
+static void nov_learn(vg_anomaly_state_t *st, int f, const vg_str_t *v) {
+    uint32_t h = hash32(v->p, v->len, f);
+    int i = nov_find(st, f, h);
+    const float decay = 0.97f; /* about the last 33 events carrying the field */
+    st->nov_seen[f] = st->nov_seen[f] * decay + 1.0f;
+    st->nov_new[f] = st->nov_new[f] * decay + (i < 0 ? 1.0f : 0.0f);
+    if (i < 0) {
+        /* take an empty slot, else the least recently used one */
+        int best = nov_off[f];
+        uint16_t best_age = 0;
+        for (int k = 0; k < nov_len[f]; k++) {
+            vg_anomaly_slot_t *s = &st->slot[nov_off[f] + k];
+            if (s->h == 0) {
+                best = nov_off[f] + k;
+                break;
+            }
+            uint16_t age = (uint16_t)(st->tick - s->last);
+            if (age >= best_age) {
+                best_age = age;
+                best = nov_off[f] + k;
+            }
+        }
+        i = best;
+        st->slot[i].h = h;
+        st->slot[i].n = 0;
+    }
+    if (st->slot[i].n < UINT16_MAX) st->slot[i].n++;
+    st->slot[i].last = st->tick;
+}
+
+void vg_anomaly_learn(vg_anomaly_pop_t *pop, vg_anomaly_state_t *st,
+                      const vg_anomaly_input_t *in, const vg_anomaly_result_t *res) {
+    vg_anomaly_result_t tmp;
+    if (!res) {
+        vg_anomaly_score(pop, st, in, &tmp);
+        res = &tmp;
+    }
+    const vg_anomaly_cfg_t *cfg = &pop->cfg;
+    if (pop->trees.ready || pop->n > 0) {
+        double f[VG_HST_DIMS], z = 0;
+        if (isfinite(in->amount) && st->n > 0) {
+            vg_amount_score_t as;
+            vg_amount_score(&cfg->amount, &st->amount, pop->prior.scale > 0 ? &pop->prior : NULL,
+                            in->ts_ms, in->amount, &as);
+            z = as.z;
+        }
+        multi_features(st, in, z, f);
+        vg_hstree_learn(&pop->trees, f);
+    }
+    pop_learn(pop, in);
+
+    int how, hod, dow;
+    how_index(in->ts_ms, &how, &hod, &dow);
+    st->tick++;
+    if (isfinite(in->amount)) vg_amount_learn(&cfg->amount, &st->amount, in->ts_ms, in->amount);
+    if (st->how[how] == 255) {
+        for (int b = 0; b < 168; b++) st->how[b] /= 2;
+    }
+    st->how[how]++;
+    uint32_t tot = 0;
+    for (int b = 0; b < 168; b++) tot += st->how[b];
+    st->how_total = (uint16_t)(tot > UINT16_MAX ? UINT16_MAX : tot);
+    for (int f = 0; f < VG_ANOMALY_CAT__COUNT; f++)
+        if (in->cat[f].p) nov_learn(st, f, &in->cat[f]);
+
+    if (st->n > 0) {
+        double gap_s = (in->ts_ms - st->last_ts) / 1000.0;
+        if (gap_s < 0) gap_s = 0;
+        double lg = log10(1.0 + gap_s);
+        double a = st->n < 20 ? 1.0 / st->n : 0.05;
+        double d = lg - st->gap_mean;
+        st->gap_mean += (float)(a * d);
+        st->gap_var = (float)((1 - a) * (st->gap_var + a * d * d));
+        double decay = exp(-gap_s / cfg->burst_tau_s);
+        st->burst = (float)(st->burst * decay + 1.0);
+        st->burst_spend = (float)(st->burst_spend * decay +
+                                  (isfinite(in->amount) ? fabs(in->amount) : 0.0));
+        double ev = st->evidence * exp(-gap_s / (cfg->compromise_days * 86400.0));
+        st->evidence = (float)ev;
+    } else {
+        st->first_ts = in->ts_ms;
+        st->burst = 1.0f;
+        st->burst_spend = isfinite(in->amount) ? (float)fabs(in->amount) : 0.0f;
+    }
+    /* recent evidence (decayed sum of positive event log factors), for inspection */
+    double tot_l = res->lbf;
+    if (tot_l > 0) st->evidence += (float)tot_l;
+    st->p_comp = (float)res->signal[VG_ANOMALY_COMPROMISE];
+    if (st->n == 0 || in->ts_ms > st->last_ts) st->last_ts = in->ts_ms;
+    if (st->n < UINT32_MAX) st->n++;
+}
+
+void vg_anomaly_process(vg_anomaly_pop_t *pop, vg_anomaly_state_t *st,
+                        const vg_anomaly_input_t *in, vg_anomaly_result_t *res) {
+    vg_anomaly_score(pop, st, in, res);
+    vg_anomaly_learn(pop, st, in, res);
+}

@@ -1,0 +1,202 @@
+/* anomaly.h - online per-account anomaly scores: amount, time, novelty, velocity,
+ * multivariate, and account compromise, with explanations.
+ *
+ * Each signal turns "how unusual is this event for this account" into a tail
+ * probability p under the account's own model (shrunk to the population when the
+ * account has little history). p is turned into a Bayes factor with the parameter-free
+ * mixture calibrator BF(p) = (1 - p + p ln p) / (p ln^2 p), which has expectation 1
+ * under the account's model; a signal's score is the posterior probability of
+ * "anomalous" with that factor alone and the base rate cfg.base_rate. The overall score
+ * is the posterior with all factors multiplied (missing fields contribute nothing) and
+ * a prior raised by the account's compromise state: a two-state filter (normal /
+ * compromised, with a hazard of becoming compromised and a mean duration) whose
+ * compromised state makes a fraction of the events anomalous. So an account that has
+ * just shown anomalies scores its next unusual events higher.
+ *
+ * Score first, then learn: vg_anomaly_score() reads the state and the population only;
+ * vg_anomaly_learn() then adds the event; vg_anomaly_process() does both in that order.
+ * No function allocates; the per-account state is a fixed-size POD struct without
+ * pointers (sizeof(vg_anomaly_state_t) bytes, see docs/anomaly.md) that the engine
+ * embeds in its account record and stores with vg_anomaly_state_encode().
+ *
+ * Threading: none inside. One vg_anomaly_pop_t per engine thread (population prior and
+ * multivariate trees, shared by the accounts that thread processes); states are per
+ * account. The caller owns every struct; strings in inputs are borrowed for the call.
+ */
+#ifndef VG_ANOMALY_H
+#define VG_ANOMALY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "models/amount.h"
+#include "models/hstree.h"
+#include "rules/value.h"
+
+#define VG_ANOMALY_VERSION 1
+
+/* Signals, in the order of vg_anomaly_result_t.signal[]. X(NAME, "name"). */
+#define VG_ANOMALY_SIGNAL_LIST(X) \
+    X(AMOUNT, "amount")           \
+    X(TIME, "time")               \
+    X(MERCHANT, "merchant")       \
+    X(COUNTRY, "country")         \
+    X(DEVICE, "device")           \
+    X(IP, "ip")                   \
+    X(MCC, "mcc")                 \
+    X(CHANNEL, "channel")         \
+    X(VELOCITY, "velocity")       \
+    X(MULTI, "multi")             \
+    X(COMPROMISE, "compromise")
+
+typedef enum vg_anomaly_signal {
+#define VG_ANOMALY_SIG_ENUM(name, str) VG_ANOMALY_##name,
+    VG_ANOMALY_SIGNAL_LIST(VG_ANOMALY_SIG_ENUM)
+#undef VG_ANOMALY_SIG_ENUM
+    VG_ANOMALY__COUNT
+} vg_anomaly_signal_t;
+
+/* Categorical fields with a novelty model, in the order of vg_anomaly_input_t.cat[];
+ * the same order as their signals VG_ANOMALY_MERCHANT .. VG_ANOMALY_CHANNEL. */
+enum {
+    VG_ANOMALY_CAT_MERCHANT,
+    VG_ANOMALY_CAT_COUNTRY,
+    VG_ANOMALY_CAT_DEVICE,
+    VG_ANOMALY_CAT_IP,
+    VG_ANOMALY_CAT_MCC,
+    VG_ANOMALY_CAT_CHANNEL,
+    VG_ANOMALY_CAT__COUNT
+};
+
+/* Name of a signal ("amount", ...); NULL when out of range. Can't fail. */
+const char *vg_anomaly_signal_name(int sig);
+
+/* ---- configuration and population (one per engine thread) ---- */
+
+typedef struct vg_anomaly_cfg {
+    vg_amount_cfg_t amount;
+    float base_rate;          /* prior probability that an event is anomalous */
+    float compromise_hazard;  /* per day, probability that a normal account turns */
+    float compromise_days;    /* mean duration of a compromise, days */
+    float compromise_frac;    /* share of a compromised account's events that are anomalous */
+    float pop_amount_weight;  /* exponent of the population amount factor (0: off) */
+    float time_weight;        /* exponent of the time factor */
+    float velocity_weight;    /* exponent of the velocity factor */
+    float novelty_weight;     /* exponent of each novelty factor */
+    float multi_weight;       /* exponent of the multivariate factor */
+    float burst_tau_s;        /* velocity burst window (decay constant), seconds */
+} vg_anomaly_cfg_t;
+
+#define VG_ANOMALY_POP_BINS 96 /* log-spaced bins of |amount|, 10^-2 .. 10^10 */
+
+typedef struct vg_anomaly_pop {
+    vg_anomaly_cfg_t cfg;
+    double amt_hist[VG_ANOMALY_POP_BINS]; /* decayed counts of |amount| */
+    double amt_total;
+    double hist_how[168];                 /* decayed counts of hour of week */
+    double how_total;
+    vg_amount_prior_t prior;              /* cached from amt_hist */
+    uint64_t n;                           /* events learned */
+    vg_hstree_t trees;                    /* multivariate model (models/hstree.h) */
+} vg_anomaly_pop_t;
+
+/* Defaults (documented in docs/anomaly.md). Can't fail. */
+vg_anomaly_cfg_t vg_anomaly_cfg_default(void);
+
+/* Initialises a population with cfg (NULL: defaults); `seed` fixes the random trees.
+ * Can't fail. */
+void vg_anomaly_pop_init(vg_anomaly_pop_t *pop, const vg_anomaly_cfg_t *cfg, uint64_t seed);
+
+/* ---- per-account state ---- */
+
+#define VG_ANOMALY_NOV_SLOTS 40 /* merchant 12, country 6, device 6, ip 6, mcc 6, channel 4 */
+
+typedef struct vg_anomaly_slot {
+    uint32_t h;        /* hash of the value (0: empty) */
+    uint16_t n;        /* times seen, saturating */
+    uint16_t last;     /* event tick of last use (LRU) */
+} vg_anomaly_slot_t;
+
+typedef struct vg_anomaly_state {
+    uint32_t n;                      /* events learned, saturating */
+    uint16_t tick;                   /* event counter for LRU, wrapping */
+    uint16_t flags;
+    int64_t first_ts, last_ts;       /* ms; valid when n > 0 */
+    vg_amount_t amount;
+    uint8_t how[168];                /* hour-of-week counts, halved on overflow */
+    uint16_t how_total;
+    uint16_t pad;
+    float nov_seen[VG_ANOMALY_CAT__COUNT]; /* decayed events carrying the field */
+    float nov_new[VG_ANOMALY_CAT__COUNT];  /* decayed events whose value was new */
+    vg_anomaly_slot_t slot[VG_ANOMALY_NOV_SLOTS];
+    float gap_mean, gap_var;         /* EW of log10(1 + gap seconds) */
+    float burst;                     /* decayed event count, burst_tau_s */
+    float burst_spend;               /* decayed |amount| sum, burst_tau_s */
+    float p_comp;                    /* P(compromised) after the last event */
+    float evidence;                  /* decayed sum of recent log Bayes factors (info) */
+} vg_anomaly_state_t;
+
+/* Empties a state (a new account). Can't fail. */
+void vg_anomaly_state_init(vg_anomaly_state_t *st);
+
+/* Resets an account's baseline: forgets everything learned (amounts, times, novelty,
+ * velocity, compromise), as vg_anomaly_state_init. Can't fail. */
+void vg_anomaly_state_reset(vg_anomaly_state_t *st);
+
+/* ---- events and results ---- */
+
+typedef struct vg_anomaly_input {
+    int64_t ts_ms;
+    double amount;                 /* NaN: no amount */
+    vg_str_t cat[VG_ANOMALY_CAT__COUNT]; /* borrowed; p == NULL: absent */
+} vg_anomaly_input_t;
+
+#define VG_ANOMALY_REASONS 3
+#define VG_ANOMALY_REASON_LEN 128
+
+typedef struct vg_anomaly_result {
+    double score;                        /* overall, in [0, 1]; 0.5 = posterior odds even */
+    double lbf;                          /* the event's total log Bayes factor (nats) */
+    double signal[VG_ANOMALY__COUNT];    /* in [0, 1]; 0 where not present */
+    double p[VG_ANOMALY__COUNT];         /* tail probabilities behind them (1: none) */
+    uint32_t present;                    /* bit s set: signal s was computed */
+    int nreasons;                        /* explanations in reason[], strongest first */
+    int reason_signal[VG_ANOMALY_REASONS];
+    char reason[VG_ANOMALY_REASONS][VG_ANOMALY_REASON_LEN]; /* NUL-terminated */
+} vg_anomaly_result_t;
+
+/* Scores the event against the state and population (neither is changed) and fills
+ * *res. Missing fields give absent signals. Can't fail. */
+void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
+                      const vg_anomaly_input_t *in, vg_anomaly_result_t *res);
+
+/* Learns the event into the state and the population, after it was scored. `res` is the
+ * event's result from vg_anomaly_score (for the compromise filter and the trees); NULL
+ * makes it score internally. Can't fail. */
+void vg_anomaly_learn(vg_anomaly_pop_t *pop, vg_anomaly_state_t *st,
+                      const vg_anomaly_input_t *in, const vg_anomaly_result_t *res);
+
+/* vg_anomaly_score then vg_anomaly_learn. Can't fail. */
+void vg_anomaly_process(vg_anomaly_pop_t *pop, vg_anomaly_state_t *st,
+                        const vg_anomaly_input_t *in, vg_anomaly_result_t *res);
+
+/* ---- persistence (versioned, little endian, size checked) ---- */
+
+/* Bytes needed by vg_anomaly_state_encode. Can't fail. */
+size_t vg_anomaly_state_encoded_size(void);
+
+/* Writes the state into buf[0..cap). Returns the length written, or VG_ELIMIT when cap
+ * is too small (nothing meaningful written). */
+int vg_anomaly_state_encode(const vg_anomaly_state_t *st, uint8_t *buf, size_t cap);
+
+/* Reads a state written by vg_anomaly_state_encode. Returns 0, or VG_EINVAL when the
+ * bytes are not a state of this version or size (*st is then initialised empty). */
+int vg_anomaly_state_decode(vg_anomaly_state_t *st, const uint8_t *buf, size_t len);
+
+/* Same for a population (its configuration included). On a decode error the population
+ * is reinitialised with the defaults and seed 0. */
+size_t vg_anomaly_pop_encoded_size(void);
+int vg_anomaly_pop_encode(const vg_anomaly_pop_t *pop, uint8_t *buf, size_t cap);
+int vg_anomaly_pop_decode(vg_anomaly_pop_t *pop, const uint8_t *buf, size_t len);
+
+#endif
