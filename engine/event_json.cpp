@@ -461,7 +461,7 @@ extern "C" int vg_jdoc_parse(vg_jdoc_t *d, const char *line, size_t len, vg_jdoc
         if (d->pad.size() < len + simdjson::SIMDJSON_PADDING)
             d->pad.resize(len + simdjson::SIMDJSON_PADDING);
         char *p = d->pad.data();
-        std::memcpy(p, line, len);
+        if (len) std::memcpy(p, line, len);
         std::memset(p + len, 0, simdjson::SIMDJSON_PADDING);
 
         dom::element root;
