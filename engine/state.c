@@ -25,8 +25,11 @@
  *
  * Records in the store (integers little endian):
  *   account "a/" + name: u8 version 1, i64 newest, u32 n, n x (i64 ts, u32 idlen,
- *     u32 dlen, id, decision), u8 has_window, window state (vg_wstate_encode).
+ *     u32 dlen, id, decision), u8 has_window, window state (vg_wstate_encode); dlen
+ *     has its top bit set when the decision is packed against "m/dtpl".
  *   by-key "k/" + u16be group + u8 type + bytes: u8 version 1, window state.
+ *   "m/dtpl": the decision template (engine/dpack.h), written once, with the first
+ *     checkpoint after it was chosen (the first decision line of 64 bytes or more).
  *   "m/layout": "vglay1", u32 ngroups, u64 fingerprint of the account layout and of
  *     each group's, i64 lateness, i64 horizon.
  */
@@ -122,6 +125,7 @@ struct vg_state {
     int acct_maybe_stored, key_maybe_stored;
     vg_buf_t kbuf, vbuf, layout;
     vg_dpack_t dp;          /* decision template, the first decision line of 64+ bytes */
+    int dtpl_saved;         /* "m/dtpl" is in the store */
     vg_buf_t pbuf, ubuf;    /* packed / unpacked decision scratch */
     vg_batch_t *batch;
 };
@@ -517,14 +521,10 @@ static int acct_encode(vg_state_t *st, const vg_acct_t *a, vg_buf_t *out) {
     if (!rc) rc = put_u32(out, d->n - d->head);
     for (uint32_t i = d->head; !rc && i < d->n; i++) {
         const dd_ent_t *x = &d->e[i];
-        const char *dec;
-        size_t dl;
-        rc = entry_decision(st, d, x, &dec, &dl);
-        if (!rc) rc = put_u64(out, (uint64_t)x->ts);
+        rc = put_u64(out, (uint64_t)x->ts);
         if (!rc) rc = put_u32(out, x->idlen);
-        if (!rc) rc = put_u32(out, (uint32_t)dl);
-        if (!rc) rc = vg_buf_append(out, d->b + x->off, x->idlen);
-        if (!rc) rc = vg_buf_append(out, dec, dl);
+        if (!rc) rc = put_u32(out, x->dlen);   /* packed ones stay packed */
+        if (!rc) rc = vg_buf_append(out, d->b + x->off, (size_t)x->idlen + DL_LEN(x->dlen));
     }
     if (!rc) rc = vg_buf_putc(out, a->w ? 1 : 0);
     if (!rc && a->w) rc = vg_wstate_encode(a->w, st->alay, out);
@@ -546,6 +546,8 @@ static int acct_decode(vg_state_t *st, vg_acct_t *a, const void *p, size_t n) {
         for (uint32_t i = 0; i < cnt && !r.bad; i++) {
             get_u(&r, 8);
             size_t il = get_u(&r, 4), dl = get_u(&r, 4);
+            if ((dl & DL_PACKED) && !st->dp.tpl) return VG_ESTORE;
+            dl = DL_LEN(dl);
             get_bytes(&r, il + dl);
             total += il + dl;
         }
@@ -557,8 +559,10 @@ static int acct_decode(vg_state_t *st, vg_acct_t *a, const void *p, size_t n) {
         for (uint32_t i = 0; i < cnt; i++) {
             int64_t ts = (int64_t)get_u(&r, 8);
             uint32_t il = (uint32_t)get_u(&r, 4), dl = (uint32_t)get_u(&r, 4);
-            const char *id = get_bytes(&r, (size_t)il + dl);
-            int rc = log_entry(st, d, ts, id, il, id + il, dl);
+            const char *id = get_bytes(&r, (size_t)il + DL_LEN(dl));
+            int rc = (dl & DL_PACKED)
+                         ? dd_append(d, ts, id, il, id + il, dl, (uint32_t)hash_bytes(id, il))
+                         : log_entry(st, d, ts, id, il, id + il, dl);
             if (rc) return rc;
         }
     }
@@ -694,6 +698,13 @@ vg_state_t *vg_state_new(vg_program_t *p, const vg_state_opts_t *o, char *errbuf
                 goto err;
             }
             st->acct_maybe_stored = st->key_maybe_stored = 1;
+            rc = vg_store_get(st->store, "m/dtpl", 6, &st->vbuf);
+            if (rc == 0) {
+                if (vg_dpack_set_template(&st->dp, st->vbuf.p, st->vbuf.len)) goto nomem;
+                st->dtpl_saved = 1;
+            } else if (rc != VG_ENOTFOUND) {
+                goto storeerr;
+            }
         } else if (rc == VG_ENOTFOUND) {
             int ra = vg_store_scan(st->store, "a/", 2, any_record_cb, NULL);
             int rk = vg_store_scan(st->store, "k/", 2, any_record_cb, NULL);
@@ -949,6 +960,8 @@ int vg_state_checkpoint(vg_state_t *st, const vg_kv_t *meta, int n_meta, int syn
             vg_batch_put(st->batch, st->kbuf.p, st->kbuf.len, meta[i].val, meta[i].len);
     }
     if (!rc) vg_batch_put(st->batch, "m/layout", 8, st->layout.p, st->layout.len);
+    if (!rc && st->dp.tpl && !st->dtpl_saved)
+        vg_batch_put(st->batch, "m/dtpl", 6, st->dp.tpl, st->dp.tlen);
     if (rc) {
         seterr(errbuf, errlen, "out of memory while writing a checkpoint", NULL);
         vg_batch_clear(st->batch);
@@ -957,6 +970,7 @@ int vg_state_checkpoint(vg_state_t *st, const vg_kv_t *meta, int n_meta, int syn
     rc = vg_store_write(st->store, st->batch, sync, errbuf, errlen);
     vg_batch_clear(st->batch);
     if (rc) return VG_ESTORE;
+    if (st->dp.tpl) st->dtpl_saved = 1;
     /* clean again: back on the LRU list in the order of their last use */
     qsort(st->dirty, st->ndirty, sizeof *st->dirty, cmp_tick);
     for (size_t i = 0; i < st->ndirty; i++) {
