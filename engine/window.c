@@ -575,17 +575,10 @@ static int64_t upper_bound(const vg_wstate_t *w, const vg_wlayout_t *l, int64_t 
     return lo;
 }
 
-/* Room for b more string bytes; compacts the store (dropping dead bytes) when it must
- * grow or is 8x too large. */
-static int reserve_sb(vg_wstate_t *w, const vg_wlayout_t *l, size_t b) {
-    if (!l->nprev) return 0;
-    size_t live = w->sb_len - w->sb_dead;
-    int shrink = w->sb_cap > 1024 && live * 8 < w->sb_cap;
-    if (w->sb_len + b <= w->sb_cap && !shrink) return 0;
-    size_t nc = 2 * (live + b);
-    if (nc < 64) nc = 64;
-    char *nb = malloc(nc);
-    if (!nb) return w->sb_len + b <= w->sb_cap ? 0 : VG_ENOMEM;
+/* Moves every live prev() string of the log to dst, in row order, and rewrites the
+ * offsets. dst may be sb itself when the offsets increase in row order (then every
+ * string moves down or stays). Returns the live length. */
+static size_t sb_pack(vg_wstate_t *w, const vg_wlayout_t *l, char *dst) {
     size_t pos = 0;
     for (int64_t p = w->first; p < w->first + (int64_t)w->n; p++) {
         word_t *r = wrow(w, l, p);
@@ -594,15 +587,52 @@ static int reserve_sb(vg_wstate_t *w, const vg_wlayout_t *l, size_t b) {
             word_t *q = r + l->s[i].off;
             if (!type_is_str(prev_type(q))) continue;
             uint32_t len = prev_len(q);
-            if (len) memcpy(nb + pos, w->sb + q[0].u, len);
+            if (len) memmove(dst + pos, w->sb + q[0].u, len);
             q[0].u = pos;
             pos += len;
         }
     }
+    return pos;
+}
+
+/* The offsets of the log's strings increase in row order (no late row among them). */
+static int sb_monotonic(const vg_wstate_t *w, const vg_wlayout_t *l) {
+    uint64_t last = 0;
+    for (int64_t p = w->first; p < w->first + (int64_t)w->n; p++) {
+        const word_t *r = wrow(w, l, p);
+        for (int i = 0; i < l->n; i++) {
+            const word_t *q = r + l->s[i].off;
+            if (l->s[i].kind != VG_SPEC_PREV || !type_is_str(prev_type(q))) continue;
+            if (q[0].u < last) return 0;
+            last = q[0].u + prev_len(q);
+        }
+    }
+    return 1;
+}
+
+/* Room for b more string bytes. When the store is full it is packed (dead bytes of
+ * dropped rows removed): in place when at most half of it stays live and the strings
+ * are in row order, else into a new buffer twice the live size (also when the store is
+ * 8x too large). Amortized O(1) per byte; allocates only when the live size grows
+ * or shrinks a lot (or after late rows). */
+static int reserve_sb(vg_wstate_t *w, const vg_wlayout_t *l, size_t b) {
+    if (!l->nprev) return 0;
+    size_t live = w->sb_len - w->sb_dead;
+    int shrink = w->sb_cap > 1024 && live * 8 < w->sb_cap;
+    if (w->sb_len + b <= w->sb_cap && !shrink) return 0;
+    size_t nc = 2 * (live + b);
+    if (nc < 64) nc = 64;
+    if (!shrink && nc <= w->sb_cap && sb_monotonic(w, l)) {
+        w->sb_len = sb_pack(w, l, w->sb);
+        w->sb_dead = 0;
+        return 0;
+    }
+    char *nb = malloc(nc);
+    if (!nb) return w->sb_len + b <= w->sb_cap ? 0 : VG_ENOMEM;
+    w->sb_len = sb_pack(w, l, nb);
     free(w->sb);
     w->sb = nb;
     w->sb_cap = nc;
-    w->sb_len = pos;
     w->sb_dead = 0;
     return 0;
 }

@@ -15,6 +15,16 @@
  * at its place by time (equal times: after the events already there) and its values
  * are computed over [t - w, t] among the events that have arrived so far.
  *
+ * Costs (engine/window.c has the details): an in-order event is O(1) amortized per
+ * spec; a late event costs O(log n + rows within the lateness span) per spec, except
+ * min/max, which cost up to the rows of the late event's own window when the
+ * frontier's extreme lies after the late event. Memory: the retained rows (8 bytes per
+ * word: 1 + 1 flag word per 64 count specs + 1 per sum/avg/min/max/stddev/distinct/seen,
+ * 2 per session_count/duration and prev, 5 per session_sum), plus prev() string bytes,
+ * plus per min/max spec a deque and per distinct/seen spec a hash table of the window.
+ * Numbers returned are always finite (a non-finite sum reads null).
+ * distinct/seen compare 64-bit hashes of the values (numbers exactly, by value).
+ *
  * A vg_wlayout_t describes, for one key group of a program, which specs it holds and
  * how an event's inputs are stored; it is immutable and shared by every vg_wstate_t of
  * that group.
@@ -72,7 +82,12 @@ int64_t vg_wstate_newest(const vg_wstate_t *w);
  * `in` and `vals` are indexed by the program's spec index (only this group's entries
  * are read and written). A spec whose input says keep == 0, or whose x is null for an
  * aggregate that needs x, does not add the event to that spec but still gets its value.
- * `scratch` may be used for temporary memory (it is reset by the caller per event).
+ * `keep` is only read for specs with has_where (others always keep the event). An
+ * event older than newest - lateness (a broken contract) is not rejected: it is placed
+ * like a late one among the rows still retained, and may get approximate values.
+ * `scratch` may be used for temporary memory (it is reset by the caller per event; NULL:
+ * late distinct() uses malloc). An in-order event never allocates once the state's
+ * arrays have grown.
  * Returns 0, or VG_ENOMEM (the state is then unchanged). */
 int vg_wstate_add(vg_wstate_t *w, const vg_wlayout_t *l, int64_t ts,
                   const vg_spec_input_t *in, vg_value_t *vals, vg_arena_t *scratch);

@@ -675,6 +675,30 @@ static void test_empty_layout(void **st) {
     vg_wlayout_free(l);
 }
 
+/* A caller that breaks the lateness contract gets approximate values, never a crash,
+ * NaN or infinity; and the state keeps working for later in-order events. */
+static void test_too_late_is_safe(void **st) {
+    (void)st;
+    uint64_t s = 99;
+    vg_wlayout_t *l = make_layout(MIXED, NMIXED, 1 * MIN);
+    vg_wstate_t *w = vg_wstate_new(l);
+    assert_non_null(w);
+    tev_t e;
+    int64_t newest = 0;
+    vg_value_t v[NSLOT];
+    for (int j = 0; j < 3000; j++) {
+        e.ts = rng_unit(&s) < 0.3 ? newest - rng_range(&s, 3 * DAY) : newest + rng_range(&s, 5 * MIN);
+        if (e.ts > newest) newest = e.ts;
+        gen_inputs(&s, MIXED, NMIXED, &e);
+        assert_int_equal(vg_wstate_add(w, l, e.ts, e.in, v, NULL), 0);
+        for (int i = 0; i < NMIXED; i++)
+            if (v[PIDX(i)].type == VG_T_NUM) assert_true(isfinite(v[PIDX(i)].u.n));
+        if (j % 500 == 0) w = roundtrip(w, l);
+    }
+    vg_wstate_free(w);
+    vg_wlayout_free(l);
+}
+
 /* Not an assertion: prints ns per in-order event for 12 specs. */
 static void test_bench_print(void **st) {
     (void)st;
@@ -720,6 +744,7 @@ int main(void) {
         cmocka_unit_test(test_values_and_types),
         cmocka_unit_test(test_codec_rejects_corrupt),
         cmocka_unit_test(test_empty_layout),
+        cmocka_unit_test(test_too_late_is_safe),
         cmocka_unit_test(test_memory_bounded),
         cmocka_unit_test(test_random_in_order),
         cmocka_unit_test(test_random_late),
