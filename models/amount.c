@@ -9,7 +9,7 @@
 
 vg_amount_cfg_t vg_amount_cfg_default(void) {
     vg_amount_cfg_t c;
-    c.lambda = 0.5f;
+    c.lambda = 1.0f;
     c.prior_n = 4.0f;
     c.season_k = 8.0f;
     c.season_rate = 1.0f / 64.0f;
@@ -164,16 +164,25 @@ static int effective(const vg_amount_cfg_t *cfg, const vg_amount_t *m,
     ring_stats(m, &n, &level, &scale);
     double k = (prior && prior->scale > 0) ? cfg->prior_n : 0;
     if (n == 0 && k == 0) return 0;
-    /* prior weight fades as history grows; with a full ring it is small but present */
-    double w = n + k;
-    double l = (n * level + k * (prior ? prior->level : 0)) / w;
-    double v = (n * scale * scale + k * (prior ? (double)prior->scale * prior->scale : 0)) / w;
-    double s = sqrt(v);
+    /* the prior's weight fades with the whole history (not only the ring); scales are
+     * pooled geometrically so that a wide population spread does not swamp an account
+     * that has a long history */
+    double nh = m->n > 100000 ? 100000.0 : (double)m->n;
+    double w = nh + k;
+    double l = (nh * level + k * (prior ? prior->level : 0)) / w;
+    double s;
+    if (k > 0 && n > 0) {
+        double fl = cfg->abs_floor + cfg->rel_floor * fabs(level);
+        double sa = scale > fl ? scale : fl;
+        s = exp((nh * log(sa) + k * log(prior->scale)) / w);
+    } else {
+        s = n > 0 ? scale : prior->scale;
+    }
     double floor_ = cfg->abs_floor + cfg->rel_floor * fabs(l);
     if (s < floor_) s = floor_;
     *lvl = l;
     *scl = s;
-    *nu = w - 1 < 1 ? 1 : w - 1;
+    *nu = n + k - 1 < 1 ? 1 : n + k - 1;
     *neff = n;
     return 1;
 }

@@ -10,6 +10,7 @@
 #define DAY_MS 86400000.0
 #define HOW_K 4.0   /* weight of the population hour-of-week prior, in events */
 #define LBF_MAX 700.0
+#define VEL_DISCOUNT 3.0 /* ln 20 */
 
 static const int nov_off[VG_ANOMALY_CAT__COUNT] = {0, 12, 18, 24, 30, 36};
 static const int nov_len[VG_ANOMALY_CAT__COUNT] = {12, 6, 6, 6, 6, 4};
@@ -205,7 +206,8 @@ static const char *dow_name(int d) {
 void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
                       const vg_anomaly_input_t *in, vg_anomaly_result_t *res) {
     const vg_anomaly_cfg_t *cfg = &pop->cfg;
-    double lbf[VG_ANOMALY__COUNT] = {0};
+    double lbf[VG_ANOMALY__COUNT] = {0}; /* weighted, for the combination */
+    double raw[VG_ANOMALY__COUNT] = {0}; /* unweighted, for the signal's own score */
     memset(res, 0, sizeof *res);
     for (int i = 0; i < VG_ANOMALY__COUNT; i++) res->p[i] = 1.0;
 
@@ -225,7 +227,7 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
         if (as.n_eff > 0 || pop->prior.scale > 0 || p_pop < 1.0) {
             res->present |= 1u << VG_ANOMALY_AMOUNT;
             res->p[VG_ANOMALY_AMOUNT] = p;
-            lbf[VG_ANOMALY_AMOUNT] = l;
+            lbf[VG_ANOMALY_AMOUNT] = raw[VG_ANOMALY_AMOUNT] = l;
         }
     }
 
@@ -237,7 +239,8 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
         double p = time_p(pop, st, how, &intensity);
         res->present |= 1u << VG_ANOMALY_TIME;
         res->p[VG_ANOMALY_TIME] = p;
-        lbf[VG_ANOMALY_TIME] = cfg->time_weight * calib_lbf(p);
+        raw[VG_ANOMALY_TIME] = calib_lbf(p);
+        lbf[VG_ANOMALY_TIME] = cfg->time_weight * raw[VG_ANOMALY_TIME];
     }
 
     /* novelty: likelihood ratio of new / seen with P(new | anomalous) = 0.8 against the
@@ -256,6 +259,7 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
         if (r < phi) l = is_new[f] ? log(phi / r) : log((1 - phi) / (1 - r));
         res->present |= 1u << sig;
         res->p[sig] = is_new[f] ? r : 1.0;
+        raw[sig] = l;
         lbf[sig] = cfg->novelty_weight * l;
     }
 
@@ -286,7 +290,13 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
         if (p > 1) p = 1;
         res->present |= 1u << VG_ANOMALY_VELOCITY;
         res->p[VG_ANOMALY_VELOCITY] = p;
-        lbf[VG_ANOMALY_VELOCITY] = cfg->velocity_weight * calib_lbf(p);
+        raw[VG_ANOMALY_VELOCITY] = calib_lbf(p);
+        /* arrival processes are far from Poisson: only evidence beyond strong (BF 20)
+         * counts in full, weaker evidence is discounted */
+        double rv = raw[VG_ANOMALY_VELOCITY];
+        lbf[VG_ANOMALY_VELOCITY] = rv > VEL_DISCOUNT ? rv - VEL_DISCOUNT
+                                   : rv > 0          ? 0
+                                                     : cfg->velocity_weight * rv;
     }
 
     /* multivariate */
@@ -299,6 +309,7 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
         if (l < -LBF_MAX) l = -LBF_MAX;
         res->present |= 1u << VG_ANOMALY_MULTI;
         res->p[VG_ANOMALY_MULTI] = bf > 1 ? 1.0 / bf : 1.0;
+        raw[VG_ANOMALY_MULTI] = l;
         lbf[VG_ANOMALY_MULTI] = cfg->multi_weight * l;
     }
 
@@ -307,7 +318,7 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
     for (int s = 0; s < VG_ANOMALY__COUNT; s++) {
         if (!(res->present & (1u << s))) continue;
         total += lbf[s];
-        res->signal[s] = squash(cfg->base_rate, lbf[s]);
+        res->signal[s] = squash(1.0 / 21.0, raw[s]);
     }
     if (total > 700) total = 700;
     if (total < -700) total = -700;

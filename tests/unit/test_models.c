@@ -1,0 +1,310 @@
+/* test_models.c - unit tests of models/: the amount model, the anomaly signals, score then
+ * learn, persistence, reset, and robustness on adversarial inputs. Synthetic streams with
+ * known answers; deterministic (fixed seeds). */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "models/amount.h"
+#include "models/anomaly.h"
+#include "rules/errors.h"
+
+static uint64_t rs;
+static double runif(void) {
+    uint64_t z = (rs += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return (z >> 11) * (1.0 / 9007199254740992.0);
+}
+static double rnorm(void) {
+    double u = runif(), v = runif();
+    if (u < 1e-300) u = 1e-300;
+    return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
+}
+
+#define T0 1704067200000LL /* 2024-01-01T00:00Z */
+#define HOUR 3600000LL
+
+static vg_anomaly_input_t mk(int64_t ts, double amount, const char *merchant,
+                             const char *country) {
+    vg_anomaly_input_t in;
+    memset(&in, 0, sizeof in);
+    in.ts_ms = ts;
+    in.amount = amount;
+    if (merchant) in.cat[VG_ANOMALY_CAT_MERCHANT] = (vg_str_t){merchant, (uint32_t)strlen(merchant)};
+    if (country) in.cat[VG_ANOMALY_CAT_COUNTRY] = (vg_str_t){country, (uint32_t)strlen(country)};
+    return in;
+}
+
+typedef struct fx {
+    vg_anomaly_pop_t pop;
+    vg_anomaly_state_t st;
+    int64_t ts;
+} fx_t;
+
+/* A loyal account: about 3 payments a day between 9:00 and 18:00, amount ~ N(50, 8), at
+ * three merchants, always from FR. Other accounts feed the population. */
+static fx_t *history(int days) {
+    fx_t *f = malloc(sizeof *f);
+    assert_non_null(f);
+    rs = 7;
+    vg_anomaly_pop_init(&f->pop, NULL, 1);
+    vg_anomaly_state_init(&f->st);
+    vg_anomaly_state_t other;
+    vg_anomaly_state_init(&other);
+    vg_anomaly_result_t r;
+    static const char *const m[3] = {"m-1", "m-2", "m-3"};
+    for (int d = 0; d < days; d++)
+        for (int k = 0; k < 3; k++) {
+            int64_t ts = T0 + d * 24 * HOUR + (9 + 3 * k) * HOUR + (int64_t)(runif() * HOUR);
+            vg_anomaly_input_t in = mk(ts, 50 + 8 * rnorm(), m[k], "FR");
+            vg_anomaly_process(&f->pop, &f->st, &in, &r);
+            in = mk(ts + 1000, 20 + 200 * runif(), "m-x", "DE");
+            vg_anomaly_process(&f->pop, &other, &in, &r);
+            f->ts = ts;
+        }
+    return f;
+}
+
+static void test_stationary_low(void **state) {
+    (void)state;
+    fx_t *f = history(30);
+    vg_anomaly_result_t r;
+    int high = 0;
+    for (int d = 30; d < 60; d++)
+        for (int k = 0; k < 3; k++) {
+            int64_t ts = T0 + d * 24 * HOUR + (9 + 3 * k) * HOUR + (int64_t)(runif() * HOUR);
+            vg_anomaly_input_t in = mk(ts, 50 + 8 * rnorm(), k == 0 ? "m-1" : "m-2", "FR");
+            vg_anomaly_process(&f->pop, &f->st, &in, &r);
+            assert_true(r.score >= 0 && r.score <= 1);
+            if (r.score > 0.5) high++;
+        }
+    assert_true(high <= 1); /* 90 ordinary events */
+    free(f);
+}
+
+static void test_injected_amount(void **state) {
+    (void)state;
+    fx_t *f = history(30);
+    vg_anomaly_result_t r;
+    vg_anomaly_input_t in = mk(f->ts + 20 * HOUR, 500.0, "m-1", "FR");
+    vg_anomaly_score(&f->pop, &f->st, &in, &r);
+    assert_true(r.score > 0.5);
+    assert_true(r.signal[VG_ANOMALY_AMOUNT] > 0.5);
+    assert_true(r.nreasons >= 1);
+    assert_int_equal(r.reason_signal[0], VG_ANOMALY_AMOUNT);
+    assert_non_null(strstr(r.reason[0], "x this account's median"));
+    /* an ordinary amount at the same time and place scores low */
+    in.amount = 52.0;
+    vg_anomaly_score(&f->pop, &f->st, &in, &r);
+    assert_true(r.score < 0.2);
+    free(f);
+}
+
+static void test_new_country(void **state) {
+    (void)state;
+    fx_t *f = history(30);
+    vg_anomaly_result_t r, base;
+    vg_anomaly_input_t in = mk(f->ts + 21 * HOUR, 50.0, "m-1", "FR");
+    vg_anomaly_score(&f->pop, &f->st, &in, &base);
+    in = mk(f->ts + 21 * HOUR, 50.0, "m-1", "BR");
+    vg_anomaly_score(&f->pop, &f->st, &in, &r);
+    assert_true(r.signal[VG_ANOMALY_COUNTRY] > 0.5);
+    assert_true(r.score > 0.1 && r.score > 5 * base.score);
+    assert_int_equal(r.reason_signal[0], VG_ANOMALY_COUNTRY);
+    int found = 0;
+    for (int i = 0; i < r.nreasons; i++)
+        if (strstr(r.reason[i], "first payment from country BR")) found = 1;
+    assert_true(found);
+    /* a field the event does not carry contributes nothing */
+    in = mk(f->ts + 21 * HOUR, 50.0, "m-1", NULL);
+    vg_anomaly_score(&f->pop, &f->st, &in, &r);
+    assert_false(r.present & (1u << VG_ANOMALY_COUNTRY));
+    assert_true(r.signal[VG_ANOMALY_COUNTRY] == 0);
+    free(f);
+}
+
+static void test_burst(void **state) {
+    (void)state;
+    fx_t *f = history(30);
+    vg_anomaly_result_t r;
+    int64_t ts = f->ts + 22 * HOUR;
+    double vel = 0;
+    for (int i = 0; i < 12; i++) {
+        vg_anomaly_input_t in = mk(ts + i * 20000, 50.0, "m-1", "FR");
+        vg_anomaly_process(&f->pop, &f->st, &in, &r);
+        vel = r.signal[VG_ANOMALY_VELOCITY];
+    }
+    assert_true(vel > 0.5);
+    assert_true(r.score > 0.5);
+    free(f);
+}
+
+static void test_score_then_learn(void **state) {
+    (void)state;
+    fx_t *f = history(20);
+    vg_anomaly_state_t copy = f->st;
+    vg_anomaly_result_t r1, r2;
+    vg_anomaly_input_t in = mk(f->ts + 5 * HOUR, 777.0, "m-9", "US");
+    vg_anomaly_score(&f->pop, &f->st, &in, &r1);
+    assert_memory_equal(&copy, &f->st, sizeof copy); /* scoring changes nothing */
+    vg_anomaly_score(&f->pop, &f->st, &in, &r2);
+    assert_true(r1.score == r2.score);
+    /* process scores with the state before the event: same score as score alone */
+    vg_anomaly_process(&f->pop, &f->st, &in, &r2);
+    assert_true(r1.score == r2.score);
+    /* and the event was learned: the same amount is now less surprising */
+    vg_anomaly_score(&f->pop, &f->st, &in, &r2);
+    assert_true(r2.signal[VG_ANOMALY_COUNTRY] < r1.signal[VG_ANOMALY_COUNTRY]);
+    assert_int_equal(f->st.n, copy.n + 1);
+    free(f);
+}
+
+static void test_roundtrip(void **state) {
+    (void)state;
+    fx_t *f = history(25);
+    size_t sz = vg_anomaly_state_encoded_size();
+    uint8_t *buf = malloc(sz);
+    assert_int_equal(vg_anomaly_state_encode(&f->st, buf, sz), (int)sz);
+    assert_int_equal(vg_anomaly_state_encode(&f->st, buf, sz - 1), VG_ELIMIT);
+    vg_anomaly_state_t back;
+    assert_int_equal(vg_anomaly_state_decode(&back, buf, sz), 0);
+    size_t psz = vg_anomaly_pop_encoded_size();
+    uint8_t *pbuf = malloc(psz);
+    assert_int_equal(vg_anomaly_pop_encode(&f->pop, pbuf, psz), (int)psz);
+    vg_anomaly_pop_t *pop2 = malloc(sizeof *pop2);
+    assert_int_equal(vg_anomaly_pop_decode(pop2, pbuf, psz), 0);
+    /* identical subsequent scores */
+    for (int i = 0; i < 50; i++) {
+        vg_anomaly_input_t in = mk(f->ts + (i + 1) * 3 * HOUR, i == 30 ? 900 : 45 + i % 7,
+                                   i % 2 ? "m-1" : "m-7", i == 40 ? "JP" : "FR");
+        vg_anomaly_result_t a, b;
+        vg_anomaly_process(&f->pop, &f->st, &in, &a);
+        vg_anomaly_process(pop2, &back, &in, &b);
+        assert_true(a.score == b.score);
+        for (int s = 0; s < VG_ANOMALY__COUNT; s++) assert_true(a.signal[s] == b.signal[s]);
+    }
+    /* corrupt bytes are refused and leave an empty state */
+    buf[2] = 99;
+    assert_int_equal(vg_anomaly_state_decode(&back, buf, sz), VG_EINVAL);
+    assert_int_equal(back.n, 0);
+    assert_int_equal(vg_anomaly_state_decode(&back, buf, sz - 3), VG_EINVAL);
+    assert_int_equal(vg_anomaly_pop_decode(pop2, pbuf, psz - 1), VG_EINVAL);
+    free(buf);
+    free(pbuf);
+    free(pop2);
+    free(f);
+}
+
+static void test_reset(void **state) {
+    (void)state;
+    fx_t *f = history(20);
+    vg_anomaly_result_t r;
+    vg_anomaly_input_t in = mk(f->ts + 20 * HOUR, 400.0, "m-1", "FR");
+    vg_anomaly_score(&f->pop, &f->st, &in, &r);
+    double before = r.signal[VG_ANOMALY_AMOUNT];
+    vg_anomaly_state_reset(&f->st);
+    vg_anomaly_state_t empty;
+    vg_anomaly_state_init(&empty);
+    assert_memory_equal(&empty, &f->st, sizeof empty);
+    vg_anomaly_score(&f->pop, &f->st, &in, &r);
+    assert_true(r.signal[VG_ANOMALY_AMOUNT] < before); /* only the population prior left */
+    free(f);
+}
+
+static void check_result(const vg_anomaly_result_t *r) {
+    assert_true(r->score >= 0 && r->score <= 1);
+    for (int s = 0; s < VG_ANOMALY__COUNT; s++) assert_true(r->signal[s] >= 0 && r->signal[s] <= 1);
+    for (int i = 0; i < r->nreasons; i++) assert_true(strlen(r->reason[i]) < VG_ANOMALY_REASON_LEN);
+}
+
+static void test_adversarial(void **state) {
+    (void)state;
+    vg_anomaly_pop_t *pop = malloc(sizeof *pop);
+    vg_anomaly_pop_init(pop, NULL, 3);
+    vg_anomaly_state_t st;
+    vg_anomaly_state_init(&st);
+    vg_anomaly_result_t r;
+    static const double amts[] = {0, 0, 0, -50, 1e300, -1e300, 1e-300, 0, 5e307, 12.5, NAN, INFINITY};
+    char longname[300];
+    memset(longname, 'x', sizeof longname - 1);
+    longname[sizeof longname - 1] = 0;
+    for (int i = 0; i < 3000; i++) {
+        int64_t ts = i < 1500 ? T0 : (i % 3 ? INT64_C(-5000000) : T0 + i); /* identical, backwards */
+        vg_anomaly_input_t in = mk(ts, amts[i % 12], i % 5 ? longname : "", i % 7 ? "" : "ZZ");
+        vg_anomaly_process(pop, &st, &in, &r);
+        check_result(&r);
+        assert_false(isnan(r.score));
+    }
+    /* a constant stream: any change is noticed, the same value is not */
+    vg_anomaly_pop_init(pop, NULL, 3);
+    vg_anomaly_state_init(&st);
+    for (int i = 0; i < 100; i++) {
+        vg_anomaly_input_t in = mk(T0 + i * 24 * HOUR, 9.99, "sub", NULL);
+        vg_anomaly_process(pop, &st, &in, &r);
+        check_result(&r);
+    }
+    vg_anomaly_input_t in = mk(T0 + 100 * 24 * HOUR, 9.99, "sub", NULL);
+    vg_anomaly_score(pop, &st, &in, &r);
+    assert_true(r.signal[VG_ANOMALY_AMOUNT] < 0.2);
+    in.amount = 99.9;
+    vg_anomaly_score(pop, &st, &in, &r);
+    assert_true(r.signal[VG_ANOMALY_AMOUNT] > 0.5);
+    free(pop);
+}
+
+/* The amount model alone on a long seasonal stream with a trend: quiet on ordinary
+ * points, loud on a spike, and it absorbs a level shift. */
+static void test_amount_stream(void **state) {
+    (void)state;
+    vg_amount_cfg_t cfg = vg_amount_cfg_default();
+    vg_amount_t m;
+    vg_amount_init(&m);
+    rs = 11;
+    int alarms = 0, after_shift = 0;
+    double shift = 0;
+    for (int i = 0; i < 3000; i++) {
+        int64_t ts = T0 + i * HOUR;
+        double v = 200 + 0.02 * i + 60 * sin(2 * M_PI * (i % 24) / 24.0) +
+                   ((i / 24) % 7 >= 5 ? -30 : 0) + shift + 5 * rnorm();
+        if (i == 2000) shift = 100;
+        vg_amount_score_t sc;
+        vg_amount_score(&cfg, &m, NULL, ts, v, &sc);
+        double p = 2 * fmin(sc.p_hi, sc.p_lo);
+        if (i >= 600 && i < 2000 && p < 1e-4) alarms++;
+        if (i >= 2030 && p < 1e-4) after_shift++;
+        if (i == 1500) {
+            vg_amount_score(&cfg, &m, NULL, ts, v + 100, &sc);
+            assert_true(sc.p_hi < 1e-6);
+        }
+        vg_amount_learn(&cfg, &m, ts, v);
+    }
+    assert_true(alarms <= 5);       /* 1400 ordinary points */
+    assert_true(after_shift <= 10); /* the new level is learned */
+}
+
+static void test_names(void **state) {
+    (void)state;
+    assert_string_equal(vg_anomaly_signal_name(VG_ANOMALY_AMOUNT), "amount");
+    assert_string_equal(vg_anomaly_signal_name(VG_ANOMALY_COMPROMISE), "compromise");
+    assert_null(vg_anomaly_signal_name(VG_ANOMALY__COUNT));
+    assert_true(sizeof(vg_anomaly_state_t) <= 1024);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_stationary_low),  cmocka_unit_test(test_injected_amount),
+        cmocka_unit_test(test_new_country),     cmocka_unit_test(test_burst),
+        cmocka_unit_test(test_score_then_learn), cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_reset),           cmocka_unit_test(test_adversarial),
+        cmocka_unit_test(test_amount_stream),   cmocka_unit_test(test_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
