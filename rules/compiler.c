@@ -42,7 +42,8 @@ typedef struct comp {
     uint32_t *spec_reg;                   /* phase 2: register of a loaded spec */
     int spec_cap, call_cap, reg_cap, by_cap, byx_cap, const_cap, name_cap, list_cap;
     vg_ast_t **by_expr;                   /* per group: the key expression */
-    uint32_t *freg;                       /* per feature: its register */
+    uint32_t *freg;                       /* per feature: its register, NONE until needed */
+    vg_ast_decl_t *const *features;
 } comp_t;
 
 /* ---- canonical text ------------------------------------------------------------------- */
@@ -344,6 +345,9 @@ static uint32_t expr(comp_t *c, vg_ast_t *e) {
             return reg;
         }
     case VG_AST_NAME:
+        /* a feature written with OutSpec has no register until a later feature reads it;
+         * its expression is then one spec call, whose load is emitted here once */
+        if (c->freg[e->ref] == NONE) c->freg[e->ref] = expr(c, c->features[e->ref]->expr);
         return c->freg[e->ref];
     case VG_AST_UNARY: {
         uint32_t a = expr(c, e->a);
@@ -545,9 +549,19 @@ vg_program_t *vg_compile(const vg_checked_t *ck, vg_diags_t *diags) {
     }
     /* phase 2: the features, dependencies first (this also registers the specs) */
     start_phase(&c);
+    c.features = ck->features;
     for (int k = 0; k < nf; k++) {
         int i = ck->order[k];
-        c.freg[i] = expr(&c, ck->features[i]->expr);
+        vg_ast_t *fe = ck->features[i]->expr;
+        c.freg[i] = NONE;
+        if (fe->kind == VG_AST_CALL && fe->is_spec) {
+            int si = spec_for(&c, fe);
+            if (si >= 0 && c.spec_reg[si] == NONE) {
+                emit(&c, VG_OPC_OutSpec, (uint32_t)si, (uint32_t)i, 0);
+                continue;
+            }
+        }
+        c.freg[i] = expr(&c, fe);
         emit(&c, VG_OPC_Out, c.freg[i], (uint32_t)i, 0);
     }
     end_phase(&c, &p->code2, &p->n2);

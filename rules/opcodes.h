@@ -31,6 +31,10 @@
  * Synopsis: r[P2]=spec[P1]                                                            \
  * Loads the engine's value of state spec P1 for this event (phase 2). */              \
     X(Spec, 2, "r[P2]=spec[P1]")                                                       \
+/* Opcode: OutSpec P1 P2                                                               \
+ * Synopsis: feature[P2]=spec[P1]                                                      \
+ * A feature that is exactly one spec's value, in one step. */                         \
+    X(OutSpec, 0, "feature[P2]=spec[P1]")                                              \
 /* Opcode: Copy P1 P2                                                                  \
  * Synopsis: r[P2]=r[P1] */                                                            \
     X(Copy, 3, "r[P2]=r[P1]")                                                          \

@@ -139,7 +139,7 @@ static int run(const vg_program_t *p, const vg_ins_t *code, vg_arena_t *arena,
         r = vg_arena_alloc(arena, sizeof(vg_value_t) * p->nregs);
         if (!r) return VG_ENOMEM;
     }
-    if (p->nconst) memcpy(r, p->consts, sizeof(vg_value_t) * p->nconst);
+    for (uint32_t i = 0; i < p->nconst; i++) r[i] = p->consts[i];
     vg_vm_run(code, r, ctx);
     return 0;
 }
@@ -224,6 +224,9 @@ static void print_code(const vg_program_t *p, const vg_ins_t *code, uint32_t n, 
             fprintf(out, "  ; tx.%.*s", (int)p->names[c->p1].len, p->names[c->p1].p);
             break;
         case VG_OPC_Spec: fprintf(out, "  ; %s", p->specs[c->p1].text); break;
+        case VG_OPC_OutSpec:
+            fprintf(out, "  ; %s = %s", p->fnames[c->p2], p->specs[c->p1].text);
+            break;
         case VG_OPC_Out: fprintf(out, "  ; %s", p->fnames[c->p2]); break;
         case VG_OPC_InX: case VG_OPC_InKey: case VG_OPC_InKeep:
             fprintf(out, "  ; %s", p->specs[c->p2].text);

@@ -92,6 +92,11 @@ void vg_vm_run(const vg_ins_t *pc, vg_value_t *r, const vg_vm_ctx_t *ctx) {
     const vg_value_t *a, *b;
     int ok, c;
     int64_t t;
+    /* the context's pointers in locals: stores through r[] cannot reload them */
+    const vg_tx_t *const tx = ctx->tx;
+    const vg_value_t *const spec = ctx->spec;
+    vg_value_t *const out = ctx->out;
+    vg_spec_input_t *const in = ctx->in;
 #if defined(__GNUC__)
     static const void *const jt[] = {
 #define VG_OPJ(name, regs, syn) &&L_##name,
@@ -108,13 +113,14 @@ dispatch:
     switch (pc->op) {
 #endif
     OP(Halt) return;
-    OP(Field) r[pc->p2] = ctx->tx->f[pc->p1]; NEXT();
+    OP(Field) r[pc->p2] = tx->f[pc->p1]; NEXT();
     OP(Extra) {
         const vg_str_t *nm = &ctx->names[pc->p1];
-        r[pc->p2] = vg_tx_extra(ctx->tx, nm->p, nm->len);
+        r[pc->p2] = vg_tx_extra(tx, nm->p, nm->len);
         NEXT();
     }
-    OP(Spec) r[pc->p2] = ctx->spec[pc->p1]; NEXT();
+    OP(Spec) r[pc->p2] = spec[pc->p1]; NEXT();
+    OP(OutSpec) out[pc->p2] = spec[pc->p1]; NEXT();
     OP(Copy) r[pc->p2] = r[pc->p1]; NEXT();
     OP(CastNum) a = &r[pc->p1]; r[pc->p2] = num_or_null(a->u.n, a->type == VG_T_NUM); NEXT();
     OP(Add) a = &r[pc->p1]; b = &r[pc->p2];
@@ -215,10 +221,10 @@ dispatch:
         ok = (a->type == VG_T_TIME) & (b->type == VG_T_TIME);
         r[pc->p3] = num_or_null(ok ? ((double)b->u.ms - (double)a->u.ms) / 1000.0 : 0, ok);
         NEXT();
-    OP(Out) ctx->out[pc->p2] = r[pc->p1]; NEXT();
-    OP(InX) ctx->in[pc->p2].x = r[pc->p1]; NEXT();
-    OP(InKey) ctx->in[pc->p2].key = r[pc->p1]; NEXT();
-    OP(InKeep) ctx->in[pc->p2].keep = (uint8_t)is_true(&r[pc->p1]); NEXT();
+    OP(Out) out[pc->p2] = r[pc->p1]; NEXT();
+    OP(InX) in[pc->p2].x = r[pc->p1]; NEXT();
+    OP(InKey) in[pc->p2].key = r[pc->p1]; NEXT();
+    OP(InKeep) in[pc->p2].keep = (uint8_t)is_true(&r[pc->p1]); NEXT();
 #if !defined(__GNUC__)
     default: return;
     }
