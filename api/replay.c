@@ -139,7 +139,7 @@ static int next_line(reader_t *r, const char **line, size_t *len, size_t *oversi
     size_t skipped = 0;   /* bytes of an oversize line already dropped */
     *oversize = 0;
     for (;;) {
-        char *nl = memchr(r->buf + r->start, '\n', r->end - r->start);
+        char *nl = r->end > r->start ? memchr(r->buf + r->start, '\n', r->end - r->start) : NULL;
         if (nl || (r->eof && r->end > r->start)) {
             size_t l = nl ? (size_t)(nl - (r->buf + r->start)) : r->end - r->start;
             size_t adv = nl ? l + 1 : l;

@@ -84,6 +84,32 @@ static size_t fmt_int(int64_t v, char *buf) {
     return k;
 }
 
+/* Writes m / 10^k in fixed notation (k >= 1 decimals, m not a multiple of 10). */
+static size_t fmt_fixed(int64_t m, int k, char *buf) {
+    char digits[24];
+    int nd = 0;
+    int neg = m < 0;
+    uint64_t u = neg ? (uint64_t)(-m) : (uint64_t)m;
+    do {
+        digits[nd++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    size_t n = 0;
+    if (neg) buf[n++] = '-';
+    if (nd <= k) {
+        buf[n++] = '0';
+        buf[n++] = '.';
+        for (int i = 0; i < k - nd; i++) buf[n++] = '0';
+        for (int i = nd - 1; i >= 0; i--) buf[n++] = digits[i];
+    } else {
+        for (int i = nd - 1; i >= k; i--) buf[n++] = digits[i];
+        buf[n++] = '.';
+        for (int i = k - 1; i >= 0; i--) buf[n++] = digits[i];
+    }
+    buf[n] = '\0';
+    return n;
+}
+
 size_t vg_fmt_double(double d, char *buf) {
     if (!isfinite(d)) {
         memcpy(buf, "null", 5);
@@ -95,6 +121,21 @@ size_t vg_fmt_double(double d, char *buf) {
         return 1;
     }
     if (fabs(d) < 9007199254740992.0 && d == (double)(int64_t)d) return fmt_int((int64_t)d, buf);
+    /* Fast path for the common case of a few decimals (amounts, averages of them): the
+     * smallest k <= 9 for which the integer m = round(d * 10^k) gives back d as m / 10^k
+     * (a correctly rounded division, the same double strtod() gives for the decimal
+     * string) is the shortest fixed-point form; with |m| < 10^15 it has at most 15
+     * significant digits, which is exactly what "%.15g" below would print, and with
+     * |d| >= 1e-4 "%g" would print it without an exponent too. */
+    double ad = fabs(d);
+    if (ad >= 1e-4 && ad < 1e15) {
+        static const double p10[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
+        for (int k = 1; k <= 9; k++) {
+            double m = nearbyint(d * p10[k]);
+            if (fabs(m) >= 1e15) break;
+            if (m / p10[k] == d) return fmt_fixed((int64_t)m, k, buf);
+        }
+    }
     /* For normal doubles, the nearest 15-digit decimal round-trips whenever any decimal of
      * at most 15 digits does, so 15, 16, 17 finds the shortest; subnormals have fewer
      * significant bits and need the full search from 1 digit. */

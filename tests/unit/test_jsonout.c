@@ -133,6 +133,43 @@ static void expect_str_json(const char *in, size_t len, const char *want) {
 }
 #define EXPECT_STR(lit, want) expect_str_json(lit, sizeof(lit) - 1, want)
 
+/* Decimal-looking values (a few decimals, as amounts and their sums are) take a fast
+ * path; it must print exactly what the general %.15g/%.16g/%.17g search prints. */
+static void test_numbers_fast_path_matches_general(void **state) {
+    (void)state;
+    uint64_t x = 0x9E3779B97F4A7C15ULL;
+    static const double p10[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11};
+    for (int i = 0; i < 300000; i++) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        int k = (int)(x % 12);
+        int64_t m = (int64_t)((x >> 8) % 100000000000000000ULL) >> (int)((x >> 3) % 50);
+        if (x & 1) m = -m;
+        double d = (double)m / p10[k];
+        if (i % 7 == 0) d = d + d * 1e-16 * (double)((x >> 20) % 5);  /* near misses */
+        if (!isfinite(d) || d == 0) continue;
+        double ad = fabs(d);
+        if (ad < 1e-4 || ad >= 1e15) continue;
+        char got[40], want[40];
+        vg_fmt_double(d, got);
+        int p = 15;
+        for (; p <= 17; p++) {
+            snprintf(want, sizeof(want), "%.*g", p, d);
+            if (strtod(want, NULL) == d) break;
+        }
+        if (strchr(want, 'e')) continue;   /* exponent forms are tidied differently */
+        if (strcmp(got, want) != 0) fail_msg("d=%.17g: got %s, want %s", d, got, want);
+    }
+    char buf[40];
+    vg_fmt_double(16.53, buf);
+    assert_string_equal(buf, "16.53");
+    vg_fmt_double(-0.0001, buf);
+    assert_string_equal(buf, "-0.0001");
+    vg_fmt_double(0.30000000000000004, buf);
+    assert_string_equal(buf, "0.30000000000000004");
+    vg_fmt_double(123456789012345.6, buf);
+    assert_string_equal(buf, "123456789012345.6");
+}
+
 static void test_string_escaping(void **state) {
     (void)state;
     EXPECT_STR("", "\"\"");
@@ -243,6 +280,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_numbers_shortest),
         cmocka_unit_test(test_numbers_round_trip_random),
+        cmocka_unit_test(test_numbers_fast_path_matches_general),
         cmocka_unit_test(test_string_escaping),
         cmocka_unit_test(test_times),
         cmocka_unit_test(test_values),
