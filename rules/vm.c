@@ -8,6 +8,9 @@
 
 #include <math.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 static const char *const op_names[] = {
 #define VG_OPN(name, regs, syn) #name,
@@ -39,28 +42,32 @@ double vg_vm_geo_km(double lat1, double lon1, double lat2, double lon2) {
     return 2.0 * 6371.0 * asin(sqrt(h));
 }
 
-/* r = x when ok, else null */
-static inline vg_value_t num_or_null(double x, int ok) {
-    vg_value_t v;
+/* Results are written with one 16-byte store (type word, payload), so that the next
+ * instruction's 16-byte load of the value is forwarded from that store instead of
+ * stalling on two partial ones. */
+static inline void put(vg_value_t *d, uint64_t type, uint64_t bits) {
+#if defined(__SSE2__)
+    _mm_storeu_si128((__m128i *)(void *)d, _mm_set_epi64x((long long)bits, (long long)type));
+#else
+    uint64_t w[2] = {type, bits};
+    memcpy(d, w, sizeof w);
+#endif
+}
+
+/* d = x when ok (and x finite), else null */
+static inline void num_to(vg_value_t *d, double x, int ok) {
+    uint64_t bits;
     ok &= isfinite(x) != 0;
-    v.type = ok ? VG_T_NUM : VG_T_NULL;
-    v.u.n = ok ? x : 0;
-    return v;
+    memcpy(&bits, &x, 8);
+    put(d, ok ? VG_T_NUM : VG_T_NULL, ok ? bits : 0);
 }
 
-static inline vg_value_t ms_or_null(int64_t ms, int type, int ok) {
-    vg_value_t v;
-    v.type = (uint8_t)(ok ? type : VG_T_NULL);
-    v.u.ms = ok ? ms : 0;
-    return v;
+static inline void ms_to(vg_value_t *d, int64_t ms, int type, int ok) {
+    put(d, (uint64_t)(ok ? type : VG_T_NULL), ok ? (uint64_t)ms : 0);
 }
 
-static inline vg_value_t bool_or_null(int b, int ok) {
-    vg_value_t v;
-    v.type = ok ? VG_T_BOOL : VG_T_NULL;
-    v.u.ms = 0;
-    v.u.b = b;
-    return v;
+static inline void bool_to(vg_value_t *d, int b, int ok) {
+    put(d, ok ? VG_T_BOOL : VG_T_NULL, (uint64_t)(unsigned)b);  /* u.b is the low word */
 }
 
 /* Three-way comparison of a and b; *ok = 0 when either is null, their types differ or
@@ -122,55 +129,55 @@ dispatch:
     OP(Spec) r[pc->p2] = spec[pc->p1]; NEXT();
     OP(OutSpec) out[pc->p2] = spec[pc->p1]; NEXT();
     OP(Copy) r[pc->p2] = r[pc->p1]; NEXT();
-    OP(CastNum) a = &r[pc->p1]; r[pc->p2] = num_or_null(a->u.n, a->type == VG_T_NUM); NEXT();
+    OP(CastNum) a = &r[pc->p1]; num_to(&r[pc->p2], a->u.n, a->type == VG_T_NUM); NEXT();
     OP(Add) a = &r[pc->p1]; b = &r[pc->p2];
-        r[pc->p3] = num_or_null(a->u.n + b->u.n, (a->type == VG_T_NUM) & (b->type == VG_T_NUM));
+        num_to(&r[pc->p3], a->u.n + b->u.n, (a->type == VG_T_NUM) & (b->type == VG_T_NUM));
         NEXT();
     OP(Sub) a = &r[pc->p1]; b = &r[pc->p2];
-        r[pc->p3] = num_or_null(a->u.n - b->u.n, (a->type == VG_T_NUM) & (b->type == VG_T_NUM));
+        num_to(&r[pc->p3], a->u.n - b->u.n, (a->type == VG_T_NUM) & (b->type == VG_T_NUM));
         NEXT();
     OP(Mul) a = &r[pc->p1]; b = &r[pc->p2];
-        r[pc->p3] = num_or_null(a->u.n * b->u.n, (a->type == VG_T_NUM) & (b->type == VG_T_NUM));
+        num_to(&r[pc->p3], a->u.n * b->u.n, (a->type == VG_T_NUM) & (b->type == VG_T_NUM));
         NEXT();
     OP(Div) a = &r[pc->p1]; b = &r[pc->p2];
         ok = (a->type == VG_T_NUM) & (b->type == VG_T_NUM) & (b->u.n != 0);
-        r[pc->p3] = num_or_null(ok ? a->u.n / b->u.n : 0, ok);
+        num_to(&r[pc->p3], ok ? a->u.n / b->u.n : 0, ok);
         NEXT();
-    OP(Neg) a = &r[pc->p1]; r[pc->p2] = num_or_null(-a->u.n, a->type == VG_T_NUM); NEXT();
+    OP(Neg) a = &r[pc->p1]; num_to(&r[pc->p2], -a->u.n, a->type == VG_T_NUM); NEXT();
     OP(NegD) a = &r[pc->p1];
         ok = a->type == VG_T_DUR && a->u.ms != INT64_MIN;
-        r[pc->p2] = ms_or_null(ok ? -a->u.ms : 0, VG_T_DUR, ok);
+        ms_to(&r[pc->p2], ok ? -a->u.ms : 0, VG_T_DUR, ok);
         NEXT();
     OP(SubTT) a = &r[pc->p1]; b = &r[pc->p2];
         ok = (a->type == VG_T_TIME) & (b->type == VG_T_TIME);
         ok &= !__builtin_sub_overflow(a->u.ms, b->u.ms, &t);
-        r[pc->p3] = ms_or_null(t, VG_T_DUR, ok);
+        ms_to(&r[pc->p3], t, VG_T_DUR, ok);
         NEXT();
     OP(AddTD) a = &r[pc->p1]; b = &r[pc->p2];
         ok = (a->type == VG_T_TIME) & (b->type == VG_T_DUR);
         ok &= !__builtin_add_overflow(a->u.ms, b->u.ms, &t);
-        r[pc->p3] = ms_or_null(t, VG_T_TIME, ok);
+        ms_to(&r[pc->p3], t, VG_T_TIME, ok);
         NEXT();
     OP(SubTD) a = &r[pc->p1]; b = &r[pc->p2];
         ok = (a->type == VG_T_TIME) & (b->type == VG_T_DUR);
         ok &= !__builtin_sub_overflow(a->u.ms, b->u.ms, &t);
-        r[pc->p3] = ms_or_null(t, VG_T_TIME, ok);
+        ms_to(&r[pc->p3], t, VG_T_TIME, ok);
         NEXT();
     OP(AddDD) a = &r[pc->p1]; b = &r[pc->p2];
         ok = (a->type == VG_T_DUR) & (b->type == VG_T_DUR);
         ok &= !__builtin_add_overflow(a->u.ms, b->u.ms, &t);
-        r[pc->p3] = ms_or_null(t, VG_T_DUR, ok);
+        ms_to(&r[pc->p3], t, VG_T_DUR, ok);
         NEXT();
     OP(SubDD) a = &r[pc->p1]; b = &r[pc->p2];
         ok = (a->type == VG_T_DUR) & (b->type == VG_T_DUR);
         ok &= !__builtin_sub_overflow(a->u.ms, b->u.ms, &t);
-        r[pc->p3] = ms_or_null(t, VG_T_DUR, ok);
+        ms_to(&r[pc->p3], t, VG_T_DUR, ok);
         NEXT();
     OP(MulDN) {
         a = &r[pc->p1]; b = &r[pc->p2];
         double x = (double)a->u.ms * b->u.n;
         ok = (a->type == VG_T_DUR) & (b->type == VG_T_NUM) & (fabs(x) < 9.2e18);
-        r[pc->p3] = ms_or_null(ok ? (int64_t)llround(x) : 0, VG_T_DUR, ok);
+        ms_to(&r[pc->p3], ok ? (int64_t)llround(x) : 0, VG_T_DUR, ok);
         NEXT();
     }
     OP(DivDN) {
@@ -178,28 +185,28 @@ dispatch:
         ok = (a->type == VG_T_DUR) & (b->type == VG_T_NUM) & (b->u.n != 0);
         double x = ok ? (double)a->u.ms / b->u.n : 0;
         ok &= fabs(x) < 9.2e18;
-        r[pc->p3] = ms_or_null(ok ? (int64_t)llround(x) : 0, VG_T_DUR, ok);
+        ms_to(&r[pc->p3], ok ? (int64_t)llround(x) : 0, VG_T_DUR, ok);
         NEXT();
     }
     OP(DivDD) a = &r[pc->p1]; b = &r[pc->p2];
         ok = (a->type == VG_T_DUR) & (b->type == VG_T_DUR) & (b->u.ms != 0);
-        r[pc->p3] = num_or_null(ok ? (double)a->u.ms / (double)b->u.ms : 0, ok);
+        num_to(&r[pc->p3], ok ? (double)a->u.ms / (double)b->u.ms : 0, ok);
         NEXT();
-    OP(Eq) c = cmpv(&r[pc->p1], &r[pc->p2], &ok); r[pc->p3] = bool_or_null(c == 0, ok); NEXT();
-    OP(Ne) c = cmpv(&r[pc->p1], &r[pc->p2], &ok); r[pc->p3] = bool_or_null(c != 0, ok); NEXT();
-    OP(Lt) c = cmpv(&r[pc->p1], &r[pc->p2], &ok); r[pc->p3] = bool_or_null(c < 0, ok); NEXT();
-    OP(Le) c = cmpv(&r[pc->p1], &r[pc->p2], &ok); r[pc->p3] = bool_or_null(c <= 0, ok); NEXT();
-    OP(Gt) c = cmpv(&r[pc->p1], &r[pc->p2], &ok); r[pc->p3] = bool_or_null(c > 0, ok); NEXT();
-    OP(Ge) c = cmpv(&r[pc->p1], &r[pc->p2], &ok); r[pc->p3] = bool_or_null(c >= 0, ok); NEXT();
+    OP(Eq) c = cmpv(&r[pc->p1], &r[pc->p2], &ok); bool_to(&r[pc->p3], c == 0, ok); NEXT();
+    OP(Ne) c = cmpv(&r[pc->p1], &r[pc->p2], &ok); bool_to(&r[pc->p3], c != 0, ok); NEXT();
+    OP(Lt) c = cmpv(&r[pc->p1], &r[pc->p2], &ok); bool_to(&r[pc->p3], c < 0, ok); NEXT();
+    OP(Le) c = cmpv(&r[pc->p1], &r[pc->p2], &ok); bool_to(&r[pc->p3], c <= 0, ok); NEXT();
+    OP(Gt) c = cmpv(&r[pc->p1], &r[pc->p2], &ok); bool_to(&r[pc->p3], c > 0, ok); NEXT();
+    OP(Ge) c = cmpv(&r[pc->p1], &r[pc->p2], &ok); bool_to(&r[pc->p3], c >= 0, ok); NEXT();
     OP(And) a = &r[pc->p1]; b = &r[pc->p2];
         c = is_false(a) | is_false(b);
-        r[pc->p3] = bool_or_null(!c, c | (is_true(a) & is_true(b)));
+        bool_to(&r[pc->p3], !c, c | (is_true(a) & is_true(b)));
         NEXT();
     OP(Or) a = &r[pc->p1]; b = &r[pc->p2];
         c = is_true(a) | is_true(b);
-        r[pc->p3] = bool_or_null(c, c | (is_false(a) & is_false(b)));
+        bool_to(&r[pc->p3], c, c | (is_false(a) & is_false(b)));
         NEXT();
-    OP(Not) a = &r[pc->p1]; r[pc->p2] = bool_or_null(!a->u.b, a->type == VG_T_BOOL); NEXT();
+    OP(Not) a = &r[pc->p1]; bool_to(&r[pc->p2], !a->u.b, a->type == VG_T_BOOL); NEXT();
     OP(InList) {
         const vg_vm_list_t *l = &ctx->lists[pc->p2];
         a = &r[pc->p1];
@@ -209,17 +216,17 @@ dispatch:
             int k;
             found = cmpv(a, &l->items[i], &k) == 0 && k;
         }
-        r[pc->p3] = bool_or_null(found, ok);
+        bool_to(&r[pc->p3], found, ok);
         NEXT();
     }
     OP(GeoKm) a = &r[pc->p1];
         ok = (a[0].type == VG_T_NUM) & (a[1].type == VG_T_NUM) & (a[2].type == VG_T_NUM) &
              (a[3].type == VG_T_NUM);
-        r[pc->p3] = num_or_null(ok ? vg_vm_geo_km(a[0].u.n, a[1].u.n, a[2].u.n, a[3].u.n) : 0, ok);
+        num_to(&r[pc->p3], ok ? vg_vm_geo_km(a[0].u.n, a[1].u.n, a[2].u.n, a[3].u.n) : 0, ok);
         NEXT();
     OP(SecsBetween) a = &r[pc->p1]; b = &r[pc->p2];
         ok = (a->type == VG_T_TIME) & (b->type == VG_T_TIME);
-        r[pc->p3] = num_or_null(ok ? ((double)b->u.ms - (double)a->u.ms) / 1000.0 : 0, ok);
+        num_to(&r[pc->p3], ok ? ((double)b->u.ms - (double)a->u.ms) / 1000.0 : 0, ok);
         NEXT();
     OP(Out) out[pc->p2] = r[pc->p1]; NEXT();
     OP(InX) in[pc->p2].x = r[pc->p1]; NEXT();
