@@ -143,14 +143,55 @@ static void season_index(int64_t ts_ms, int *h, int *d) {
     *d = (int)w;
 }
 
+/* Empirical-Bayes shrinkage of bucket b of a seasonal profile: offsets are noisy means
+ * (variance sigma2 / effective count); their spread beyond that noise is the real
+ * seasonal variance tau2, and the offset is weighted tau2 / (tau2 + its noise). With no
+ * real seasonality (a card account) the weight is 0. */
+static double eb_weight(const float *off, const uint8_t *cnt, int nb, int b, double sigma2,
+                        double rate) {
+    double cap = 2.0 / rate - 1.0, sum = 0, noise = 0;
+    int k = 0;
+    if (cnt[b] == 0) return 0;
+    for (int i = 0; i < nb; i++) {
+        if (!cnt[i]) continue;
+        double ce = cnt[i] < cap ? cnt[i] : cap;
+        sum += (double)off[i] * off[i];
+        noise += sigma2 / ce;
+        k++;
+    }
+    if (k < 3) return 0;
+    double tau2 = (sum - noise) / k;
+    if (tau2 <= 0) return 0;
+    double ce = cnt[b] < cap ? cnt[b] : cap;
+    return tau2 / (tau2 + sigma2 / ce);
+}
+
+/* Mean of the offsets of the buckets seen: the profile is identified up to a constant,
+ * which belongs to the level. */
+static double centre(const float *off, const uint8_t *cnt, int nb) {
+    double s = 0;
+    int k = 0;
+    for (int i = 0; i < nb; i++)
+        if (cnt[i]) {
+            s += off[i];
+            k++;
+        }
+    return k ? s / k : 0;
+}
+
 static double season(const vg_amount_cfg_t *cfg, const vg_amount_t *m, int h, int d,
-                     double *sh, double *sd) {
-    if (cfg->season_k <= 0) {
+                     double sigma, double *sh, double *sd) {
+    if (cfg->season_k <= 0 || !(sigma > 0)) {
         *sh = *sd = 0;
         return 0;
     }
-    *sh = m->hod[h] * (m->hod_n[h] / (m->hod_n[h] + cfg->season_k));
-    *sd = m->dow[d] * (m->dow_n[d] / (m->dow_n[d] + cfg->season_k));
+    double s2 = sigma * sigma;
+    float ch[24], cd[7];
+    double mh = centre(m->hod, m->hod_n, 24), md = centre(m->dow, m->dow_n, 7);
+    for (int i = 0; i < 24; i++) ch[i] = (float)(m->hod[i] - mh);
+    for (int i = 0; i < 7; i++) cd[i] = (float)(m->dow[i] - md);
+    *sh = ch[h] * eb_weight(ch, m->hod_n, 24, h, s2, cfg->season_rate);
+    *sd = cd[d] * eb_weight(cd, m->dow_n, 7, d, s2, cfg->season_rate);
     return *sh + *sd;
 }
 
@@ -198,7 +239,11 @@ void vg_amount_score(const vg_amount_cfg_t *cfg, const vg_amount_t *m,
     int h, d;
     double sh, sd;
     season_index(ts_ms, &h, &d);
-    double pred = lvl + season(cfg, m, h, d, &sh, &sd);
+    int rn;
+    double rl, rsc;
+    ring_stats(m, &rn, &rl, &rsc); /* the same seasonal weights as vg_amount_learn uses */
+    double fl0 = cfg->abs_floor + cfg->rel_floor * fabs(rl);
+    double pred = lvl + season(cfg, m, h, d, rsc > fl0 ? rsc : fl0, &sh, &sd);
     double y = vg_amount_transform(cfg, x);
     double t = (y - pred) / scl;
     if (!isfinite(t)) t = t > 0 ? 1e300 : -1e300;
@@ -222,12 +267,16 @@ void vg_amount_learn(const vg_amount_cfg_t *cfg, vg_amount_t *m, int64_t ts_ms, 
     if (!isfinite(y)) return;
     if (y > 3e38) y = 3e38;
     if (y < -3e38) y = -3e38;
-    double s = season(cfg, m, h, d, &sh, &sd);
     ring_stats(m, &n, &level, &scale);
+    double fl0 = cfg->abs_floor + cfg->rel_floor * fabs(level);
+    double s = season(cfg, m, h, d, scale > fl0 ? scale : fl0, &sh, &sd);
+    double floor_ = cfg->abs_floor + cfg->rel_floor * fabs(level);
+    double c = 3.0 * (scale > floor_ ? scale : floor_);
     if (cfg->season_k > 0 && n >= 8) {
-        double floor_ = cfg->abs_floor + cfg->rel_floor * fabs(level);
-        double c = 3.0 * (scale > floor_ ? scale : floor_);
-        double rh = y - level - sd, rd = y - level - sh;
+        /* offsets are residuals from the slow level, so that the fast ring level does not
+         * absorb them (a level that follows the data within hours would hide a weekday
+         * effect from the day-of-week offsets) */
+        double rh = y - m->slow - sd, rd = y - m->slow - sh;
         double eh = m->hod[h] + c, ehl = m->hod[h] - c;
         double ed = m->dow[d] + c, edl = m->dow[d] - c;
         if (rh > eh) rh = eh;
@@ -241,6 +290,16 @@ void vg_amount_learn(const vg_amount_cfg_t *cfg, vg_amount_t *m, int64_t ts_ms, 
         m->dow[d] += (float)(ad * (rd - m->dow[d]));
         if (m->hod_n[h] < 255) m->hod_n[h]++;
         if (m->dow_n[d] < 255) m->dow_n[d]++;
+    }
+    /* slow level: Huber-clipped EW mean of the deseasonalised values, about a week */
+    if (n == 0) {
+        m->slow = (float)(y - s);
+    } else {
+        double a = 1.0 / (m->n + 1.0) > 1.0 / 168 ? 1.0 / (m->n + 1.0) : 1.0 / 168;
+        double r = y - s - m->slow;
+        if (n >= 8 && r > c) r = c;
+        if (n >= 8 && r < -c) r = -c;
+        m->slow += (float)(a * r);
     }
     m->ring[m->head] = (float)(y - s);
     m->head = (uint8_t)((m->head + 1) % VG_AMOUNT_RING);

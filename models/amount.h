@@ -6,8 +6,10 @@
  *     its median (newest half when full) is the level, its MAD the scale: a few outliers
  *     or a third of contaminated points do not move them;
  *   - hour-of-day and day-of-week offsets (EW means of the residuals, Huber-clipped,
- *     shrunk by how often each bucket was seen), so that daily and weekly seasonality
- *     are expected rather than scored;
+ *     shrunk by empirical Bayes: weight tau2 / (tau2 + noise of the bucket's mean), tau2
+ *     the spread of the offsets beyond their noise), so that daily and weekly
+ *     seasonality are expected rather than scored, and an account without seasonality
+ *     gets none;
  *   - with little history the level and scale are shrunk towards a population prior
  *     (vg_amount_prior_t) and the tail uses a Student-t with few degrees of freedom.
  * A level shift is absorbed after about VG_AMOUNT_RING/4 points; a slow trend is
@@ -27,7 +29,7 @@
 typedef struct vg_amount_cfg {
     float lambda;       /* Box-Cox exponent of the transform: 1 linear, 0 log1p */
     float prior_n;      /* weight of the population prior, in points */
-    float season_k;     /* shrinkage of a seasonal bucket seen c times: c/(c+k); 0 = off */
+    float season_k;     /* > 0: seasonal offsets on (empirical-Bayes shrunk); 0: off */
     float season_rate;  /* slowest EW rate of the seasonal offsets */
     float rel_floor;    /* scale floor relative to |level| (constant streams) */
     float abs_floor;    /* absolute scale floor, in transformed units */
@@ -47,6 +49,7 @@ typedef struct vg_amount {
     uint8_t dow_n[7];
     uint8_t head;               /* next ring slot */
     uint32_t n;                 /* values learned, saturating */
+    float slow;                 /* slow robust level (about a week), the seasonal base */
 } vg_amount_t;
 
 /* What a score found; every field is filled by vg_amount_score(). */

@@ -71,6 +71,7 @@ static void walk_state(codec_t *c, vg_anomaly_state_t *s) {
     for (int i = 0; i < 7; i++) U8(s->amount.dow_n[i]);
     U8(s->amount.head);
     U32(s->amount.n);
+    F32(s->amount.slow);
     for (int i = 0; i < 168; i++) U8(s->how[i]);
     U16(s->how_total);
     for (int i = 0; i < VG_ANOMALY_CAT__COUNT; i++) F32(s->nov_seen[i]);
@@ -175,7 +176,7 @@ static int state_valid(const vg_anomaly_state_t *s) {
     if (s->amount.head >= VG_AMOUNT_RING) return 0;
     for (int i = 0; i < VG_AMOUNT_RING; i++)
         if (!isfinite(s->amount.ring[i])) return 0;
-    if (!isfinite(s->gap_mean) || !isfinite(s->gap_var) || !isfinite(s->burst) ||
+    if (!isfinite(s->amount.slow) || !isfinite(s->gap_mean) || !isfinite(s->gap_var) || !isfinite(s->burst) ||
         !isfinite(s->burst_spend) || !(s->p_comp >= 0 && s->p_comp <= 1))
         return 0;
     return 1;
