@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/dtoa.h"
 #include "engine/event.h"
 #include "engine/jsonout.h"
 #include "rules/errors.h"
@@ -55,19 +56,6 @@ int vg_buf_putc(vg_buf_t *b, char c) {
     if (vg_buf_reserve(b, 1) < 0) return VG_ENOMEM;
     b->p[b->len++] = c;
     return 0;
-}
-
-/* Writes a %g result without '+' and leading zeros in the exponent. */
-static size_t tidy_exponent(char *buf, size_t n) {
-    char *e = memchr(buf, 'e', n);
-    if (!e) return n;
-    char *src = e + 1, *dst = e + 1;
-    if (*src == '+') src++;
-    else if (*src == '-') *dst++ = *src++;
-    while (*src == '0' && src[1] != '\0') src++;
-    while (*src) *dst++ = *src++;
-    *dst = '\0';
-    return (size_t)(dst - buf);
 }
 
 static size_t fmt_int(int64_t v, char *buf) {
@@ -120,7 +108,7 @@ size_t vg_fmt_double(double d, char *buf) {
         buf[1] = '\0';
         return 1;
     }
-    if (fabs(d) < 9007199254740992.0 && d == (double)(int64_t)d) return fmt_int((int64_t)d, buf);
+    if (fabs(d) <= 9007199254740992.0 && d == (double)(int64_t)d) return fmt_int((int64_t)d, buf);
     /* Fast path for the common case of a few decimals (amounts, averages of them): the
      * smallest k <= 9 for which the integer m = round(d * 10^k) gives back d as m / 10^k
      * (a correctly rounded division, the same double strtod() gives for the decimal
@@ -136,16 +124,8 @@ size_t vg_fmt_double(double d, char *buf) {
             if (m / p10[k] == d) return fmt_fixed((int64_t)m, k, buf);
         }
     }
-    /* For normal doubles, the nearest 15-digit decimal round-trips whenever any decimal of
-     * at most 15 digits does, so 15, 16, 17 finds the shortest; subnormals have fewer
-     * significant bits and need the full search from 1 digit. */
-    int p = fabs(d) < DBL_MIN ? 1 : 15;
-    int n = 0;
-    for (; p <= 17; p++) {
-        n = snprintf(buf, 32, "%.*g", p, d);
-        if (strtod(buf, NULL) == d) break;
-    }
-    return tidy_exponent(buf, (size_t)n);
+    /* everything else: the shortest decimal that round-trips (double-conversion) */
+    return vg_dtoa_shortest(d, buf);
 }
 
 int vg_json_num(vg_buf_t *b, double d) {
