@@ -777,6 +777,7 @@ typedef struct {
     char *merchant, *device, *card, *country, *channel;
     int has_lat, has_lon, has_risk;
     double lat, lon, risk;
+    int merchant_id, device_id, country_id;   /* interned strings, -1 when missing */
 } ev_t;
 
 typedef struct { ivec_t evs; int64_t newest; } group_t;   /* an account or a by-key */
@@ -923,14 +924,39 @@ typedef struct {
     size_t nev, capev;
     groups_t accts, cards, merchs;
     int64_t lateness, horizon;
+    long key_late, prev_ties, out_of_order, forgotten;   /* coverage of the stream */
+    smap_t strings;      /* interned field values -> id */
+    int nstrings;
+    unsigned *mark;      /* per string id: the stamp that last counted it (distinct) */
+    size_t capmark;
+    unsigned stamp;
 } ref_t;
+
+static int intern(ref_t *R, const char *s)
+{
+    if (!s) return -1;
+    int id = smap_get(&R->strings, s);
+    if (id >= 0) return id;
+    smap_put(&R->strings, s, R->nstrings);
+    if ((size_t)R->nstrings >= R->capmark) {
+        size_t old = R->capmark;
+        R->capmark = old ? 2 * old : 1024;
+        R->mark = xrealloc(R->mark, R->capmark * sizeof *R->mark);
+        memset(R->mark + old, 0, (R->capmark - old) * sizeof *R->mark);
+    }
+    return R->nstrings++;
+}
+
+/* Distinct count of ids in the window: each id counted the first time it is met. */
+static int distinct_new(ref_t *R, int id)
+{
+    if (id < 0 || R->mark[id] == R->stamp) return 0;
+    R->mark[id] = R->stamp;
+    return 1;
+}
 
 static double mag_tol(double mag) { return 1e-9 * (mag > 1 ? mag : 1); }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
 static int cmp_dbl(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -942,15 +968,6 @@ static int cmp_pair(const void *a, const void *b)   /* (time, amount) by time */
     return x[0] < y[0] ? -1 : x[0] > y[0];
 }
 
-static long count_distinct_str(char **v, size_t n)
-{
-    if (!n) return 0;
-    qsort(v, n, sizeof *v, cmp_str);
-    long d = 1;
-    for (size_t i = 1; i < n; i++)
-        d += strcmp(v[i], v[i - 1]) != 0;
-    return d;
-}
 
 static long count_distinct_dbl(double *v, size_t n)
 {
@@ -965,12 +982,11 @@ static long count_distinct_dbl(double *v, size_t n)
 static int in_win(int64_t t, int64_t u, int64_t w) { return u <= t && u >= t - w; }
 
 /* Scratch buffers reused across events (the reference is not on any hot path). */
-typedef struct { char **s; double *d; size_t cap; } scratch_t;
+typedef struct { double *d; size_t cap; } scratch_t;
 static void scratch_need(scratch_t *sc, size_t n)
 {
     if (n > sc->cap) {
         sc->cap = 2 * n;
-        sc->s = xrealloc(sc->s, sc->cap * sizeof *sc->s);
         sc->d = xrealloc(sc->d, sc->cap * 2 * sizeof *sc->d);
     }
 }
@@ -992,8 +1008,10 @@ static group_t *by_key(ref_t *R, groups_t *gs, const char *key, int64_t t, int i
     if (!key)
         return NULL;
     group_t *g = group_of(gs, key, 1);
-    if (g->newest != INT64_MIN && t < g->newest - R->lateness)
+    if (g->newest != INT64_MIN && t < g->newest - R->lateness) {
+        R->key_late++;
         return NULL;
+    }
     ivec_push(&g->evs, idx);
     if (t > g->newest)
         g->newest = t;
@@ -1039,9 +1057,9 @@ static void compute(ref_t *R, group_t *acct, int idx, val_t *f, scratch_t *sc)
         }
         if (i != idx && u <= t && (!prev || u > prev->t || (u == prev->t && i > prev_i)))
             prev = x, prev_i = i;
-        if (i != idx && in_win(t, u, MS_D) && e->device && x->device && !strcmp(e->device, x->device))
+        if (i != idx && in_win(t, u, MS_D) && e->device_id >= 0 && x->device_id == e->device_id)
             seen_dev = 1;
-        if (i != idx && in_win(t, u, 7 * MS_D) && e->country && x->country && !strcmp(e->country, x->country))
+        if (i != idx && in_win(t, u, 7 * MS_D) && e->country_id >= 0 && x->country_id == e->country_id)
             seen_cty = 1;
     }
     f[F_n_30s] = vint(n30s);
@@ -1066,19 +1084,21 @@ static void compute(ref_t *R, group_t *acct, int idx, val_t *f, scratch_t *sc)
         f[F_sd_1d] = vnull();
     }
     /* distinct */
+    long d = 0;
+    R->stamp++;
+    for (size_t j = 0; j < n; j++) {
+        const ev_t *x = &R->ev[acct->evs.v[j]];
+        if (in_win(t, x->t, MS_D)) d += distinct_new(R, x->merchant_id);
+    }
+    f[F_merch_1d] = vint(d);
+    d = 0;
+    R->stamp++;
+    for (size_t j = 0; j < n; j++) {
+        const ev_t *x = &R->ev[acct->evs.v[j]];
+        if (in_win(t, x->t, 7 * MS_D)) d += distinct_new(R, x->device_id);
+    }
+    f[F_dev_7d] = vint(d);
     size_t k = 0;
-    for (size_t j = 0; j < n; j++) {
-        const ev_t *x = &R->ev[acct->evs.v[j]];
-        if (x->merchant && in_win(t, x->t, MS_D)) sc->s[k++] = x->merchant;
-    }
-    f[F_merch_1d] = vint(count_distinct_str(sc->s, k));
-    k = 0;
-    for (size_t j = 0; j < n; j++) {
-        const ev_t *x = &R->ev[acct->evs.v[j]];
-        if (x->device && in_win(t, x->t, 7 * MS_D)) sc->s[k++] = x->device;
-    }
-    f[F_dev_7d] = vint(count_distinct_str(sc->s, k));
-    k = 0;
     for (size_t j = 0; j < n; j++) {
         const ev_t *x = &R->ev[acct->evs.v[j]];
         if (in_win(t, x->t, MS_H)) sc->d[k++] = x->amount;
@@ -1106,6 +1126,7 @@ static void compute(ref_t *R, group_t *acct, int idx, val_t *f, scratch_t *sc)
     double dur = (double)(t - (int64_t)sc->d[2 * first]) / 1000.0;
     f[F_sess_secs] = vnum(dur, 1e-12 * dur);
     /* history */
+    R->prev_ties += prev && prev->t == t;
     f[F_prev_amt] = prev ? vnum(prev->amount, 0) : vnull();
     f[F_prev_dev] = prev ? vstr(prev->device) : vnull();
     f[F_prev_ts] = prev ? vtime(prev->t) : vnull();
@@ -1142,15 +1163,15 @@ static void compute(ref_t *R, group_t *acct, int idx, val_t *f, scratch_t *sc)
     if (mg) {
         long c = 0;
         long double s = 0, m = 0;
-        k = 0;
-        scratch_need(sc, mg->evs.n + 1);
+        d = 0;
+        R->stamp++;
         for (size_t j = 0; j < mg->evs.n; j++) {
             const ev_t *x = &R->ev[mg->evs.v[j]];
             if (in_win(t, x->t, MS_D)) c++, s += x->amount, m += fabs(x->amount);
-            if (in_win(t, x->t, MS_H) && x->device) sc->s[k++] = x->device;
+            if (in_win(t, x->t, MS_H)) d += distinct_new(R, x->device_id);
         }
         f[F_merch_avg_1d] = c ? vnum((double)(s / c), mag_tol((double)m)) : vnull();
-        f[F_merch_dev_1h] = vint(count_distinct_str(sc->s, k));
+        f[F_merch_dev_1h] = vint(d);
     } else {
         f[F_merch_avg_1d] = f[F_merch_dev_1h] = vnull();
     }
@@ -1430,11 +1451,13 @@ static void check_numbers(report_t *rp, const char *s, size_t n)
         }
         if (v == 0)
             continue;
-        int best = 17;
-        for (int p = 1; p <= 17; p++) {
+        int lo = 1, best = 17;   /* round-tripping is monotonic in the digits */
+        while (lo < best) {
+            int p = (lo + best) / 2;
             char b[40];
             snprintf(b, sizeof b, "%.*e", p - 1, v);
-            if (strtod(b, NULL) == v) { best = p; break; }
+            if (strtod(b, NULL) == v) best = p;
+            else lo = p + 1;
         }
         if (nz != best)
             mismatch(rp, "number %s is not printed in its shortest form (%d significant digits, %d needed)",
@@ -1629,6 +1652,8 @@ static void ref_free(ref_t *R)
         free(R->ev[i].country), free(R->ev[i].channel);
     free(R->ev);
     groups_free(&R->accts), groups_free(&R->cards), groups_free(&R->merchs);
+    smap_free(&R->strings);
+    free(R->mark);
 }
 
 /* check (emit_path NULL): compare out_path with the reference. expect: write the
@@ -1671,6 +1696,7 @@ static int cmd_check(const char *in_path, const char *out_path, const char *emit
             key = xprintf("%.200s\x1f%.200s", vd.account, vd.id);
             acct = group_of(&R.accts, vd.account, 1);
             int orig = smap_get(&seen_ids, key);
+            R.forgotten += orig >= 0 && R.ev[line_ev.v[orig]].t < acct->newest - horizon;
             if (orig >= 0 && R.ev[line_ev.v[orig]].t >= acct->newest - horizon)
                 dup_of = orig;
             else if (acct->newest != INT64_MIN && vd.ev.t < acct->newest - lateness)
@@ -1684,6 +1710,10 @@ static int cmd_check(const char *in_path, const char *out_path, const char *emit
             R.ev[R.nev] = vd.ev;             /* its strings now belong to R.ev */
             vd.ev.merchant = vd.ev.device = vd.ev.card = vd.ev.country = vd.ev.channel = NULL;
             idx = (int)R.nev++;
+            R.ev[idx].merchant_id = intern(&R, R.ev[idx].merchant);
+            R.ev[idx].device_id = intern(&R, R.ev[idx].device);
+            R.ev[idx].country_id = intern(&R, R.ev[idx].country);
+            R.out_of_order += vd.ev.t < acct->newest;
             ivec_push(&acct->evs, idx);
             if (R.ev[idx].t > acct->newest) acct->newest = R.ev[idx].t;
             smap_put(&seen_ids, key, (int)this_out);
@@ -1757,12 +1787,15 @@ static int cmd_check(const char *in_path, const char *out_path, const char *emit
            " (%ld values with no verdict: within rounding of a division by zero or a comparison)\n",
            rp.events, rp.features, rp.rejected, rp.duplicates, rp.mismatches ? "FAILED" : "OK",
            rp.skipped);
+    printf("coverage: %ld out-of-order events accepted, %ld reads late for a by-key, %ld prev() "
+           "ties at equal times, %ld ids re-sent after the dedupe horizon\n",
+           R.out_of_order, R.key_late, R.prev_ties, R.forgotten);
     if (rp.mismatches)
         printf("%ld mismatches\n", rp.mismatches);
     lines_free(&in), lines_free(&out);
     ref_free(&R);
     smap_free(&seen_ids);
-    free(line_ev.v), free(sc.s), free(sc.d);
+    free(line_ev.v), free(sc.d);
     return rp.mismatches ? 1 : 0;
 }
 
