@@ -8,7 +8,6 @@
 #include <string.h>
 
 #define DAY_MS 86400000.0
-#define HOW_K 4.0   /* weight of the population hour-of-week prior, in events */
 #define LBF_MAX 700.0
 #define VEL_DISCOUNT 3.0 /* ln 20 */
 
@@ -117,29 +116,67 @@ static void how_index(int64_t ts, int *how, int *hod, int *dow) {
     *how = (int)w * 24 + h;
 }
 
+/* Hour-of-week predictive models: q(b) = (w c_b + (1 - w) d_h + K pop_b) / (n + K), with
+ * c the account's counts smoothed over +-1 h, d its daily profile (same hour of every
+ * day, smoothed, / 7), pop the population's profile. The strength K of the population
+ * prior and the weekly share w are chosen per population by prequential likelihood
+ * (the candidate that best predicted the hours of the events learned so far): an
+ * empirical-Bayes choice of how much an account's own hours can be trusted. */
+static const double how_K[VG_ANOMALY_HOW_MODELS] = {2, 8, 32, 128, 2, 8, 32, 128};
+static const double how_w[VG_ANOMALY_HOW_MODELS] = {0.5, 0.5, 0.5, 0.5, 0, 0, 0, 0};
+
+static int how_best(const vg_anomaly_pop_t *pop) {
+    int best = 1;
+    for (int j = 0; j < VG_ANOMALY_HOW_MODELS; j++)
+        if (pop->how_ll[j] > pop->how_ll[best]) best = j;
+    return best;
+}
+
+static void how_parts(const vg_anomaly_state_t *st, double *c, double *d, double *n) {
+    double daily[24] = {0};
+    *n = 0;
+    for (int b = 0; b < 168; b++) {
+        daily[b % 24] += st->how[b];
+        *n += st->how[b];
+    }
+    for (int b = 0; b < 168; b++) {
+        c[b] = 0.5 * st->how[b] + 0.25 * (st->how[(b + 167) % 168] + st->how[(b + 1) % 168]);
+        int h = b % 24;
+        d[b] = (0.5 * daily[h] + 0.25 * (daily[(h + 23) % 24] + daily[(h + 1) % 24])) / 7.0;
+    }
+}
+
+static double pop_how(const vg_anomaly_pop_t *pop, int b) {
+    return pop->how_total > 0 ? (pop->hist_how[b] + 1e-3) / (pop->how_total + 0.168)
+                              : 1.0 / 168;
+}
+
 /* Tail probability of the event's hour of week: the predictive mass of the hours at most
  * as likely as this one (a discrete p-value). */
 static double time_p(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st, int how,
                      double *intensity) {
-    double q[168], daily[24] = {0};
-    double n = 0;
-    for (int b = 0; b < 168; b++) {
-        daily[b % 24] += st->how[b];
-        n += st->how[b];
-    }
-    for (int b = 0; b < 168; b++) {
-        double c = 0.5 * st->how[b] + 0.25 * (st->how[(b + 167) % 168] + st->how[(b + 1) % 168]);
-        int h = b % 24;
-        double d = (0.5 * daily[h] + 0.25 * (daily[(h + 23) % 24] + daily[(h + 1) % 24])) / 7.0;
-        double pp = pop->how_total > 0 ? pop->hist_how[b] / pop->how_total : 1.0 / 168;
-        q[b] = (0.5 * c + 0.5 * d + HOW_K * pp) / (n + HOW_K);
-    }
+    double q[168], c[168], d[168], n;
+    how_parts(st, c, d, &n);
+    int j = how_best(pop);
+    double K = how_K[j], w = how_w[j];
+    for (int b = 0; b < 168; b++) q[b] = (w * c[b] + (1 - w) * d[b] + K * pop_how(pop, b)) / (n + K);
     /* this hour's share of the week relative to a flat week, smoothed over +-1 h */
     *intensity = 168.0 * (0.5 * q[how] + 0.25 * (q[(how + 167) % 168] + q[(how + 1) % 168]));
     double qx = q[how] * (1 + 1e-9), p = 0;
     for (int b = 0; b < 168; b++)
         if (q[b] <= qx) p += q[b];
     return p > 1 ? 1 : (p < 1e-12 ? 1e-12 : p);
+}
+
+/* Adds each candidate's log predictive probability of this event's hour. */
+static void how_score_models(vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st, int how) {
+    double c[168], d[168], n;
+    how_parts(st, c, d, &n);
+    for (int j = 0; j < VG_ANOMALY_HOW_MODELS; j++) {
+        double q = (how_w[j] * c[how] + (1 - how_w[j]) * d[how] + how_K[j] * pop_how(pop, how)) /
+                   (n + how_K[j]);
+        pop->how_ll[j] += log(q);
+    }
 }
 
 static int nov_find(const vg_anomaly_state_t *st, int f, uint32_t h) {
@@ -275,11 +312,13 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
         double rate = rate_per_s(st, in->ts_ms) * intensity;
         mu = rate * cfg->burst_tau_s;
         /* P(a gap this short) for a Poisson process at that rate */
-        double p_gap = -expm1(-rate * gap_s);
+        double p_gap = -expm1(-rate * (gap_s + 1.0)); /* times have 1 s resolution */
         if (p_gap < 1e-300) p_gap = 1e-300;
         double p_cnt = poisson_sf(burst_c, mu);
         double p_sp = 1.0;
-        if (isfinite(in->amount) && as.median > 0) {
+        if (isfinite(in->amount) && as.median > 0 && burst_c >= 2.0) {
+            /* spend of several payments in the window (one payment alone is the amount
+             * signal's business) */
             spend = st->burst_spend * decay + fabs(in->amount);
             spend_k = spend / as.median;
             p_sp = poisson_sf(spend_k, mu);
@@ -333,6 +372,10 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
     double prior = cfg->base_rate + pc * cfg->compromise_frac;
     if (prior > 0.999) prior = 0.999;
     res->lbf = total;
+    {
+        double lo = total + log(prior / (1 - prior));
+        res->posterior = lo > 700 ? 1.0 : (lo < -700 ? 0.0 : 1.0 / (1.0 + exp(-lo)));
+    }
     res->score = squash(cfg->base_rate,
                         total + log(prior / (1 - prior)) - log(cfg->base_rate / (1 - cfg->base_rate)));
     double bf = exp(total);
@@ -451,16 +494,18 @@ static void pop_learn(vg_anomaly_pop_t *pop, const vg_anomaly_input_t *in) {
         const double f = 0.98;
         for (int b = 0; b < VG_ANOMALY_POP_BINS; b++) pop->amt_hist[b] *= f;
         for (int b = 0; b < 168; b++) pop->hist_how[b] *= f;
+        for (int j = 0; j < VG_ANOMALY_HOW_MODELS; j++) pop->how_ll[j] *= f;
         pop->amt_total *= f;
         pop->how_total *= f;
     }
     if ((pop->n & 255) == 0 || pop->n == 100) pop_refresh_prior(pop);
 }
 
-static void nov_learn(vg_anomaly_state_t *st, int f, const vg_str_t *v) {
+static void nov_learn(vg_anomaly_state_t *st, int f, const vg_str_t *v, int keep_out) {
     uint32_t h = hash32(v->p, v->len, f);
     int i = nov_find(st, f, h);
     const float decay = 0.97f; /* about the last 33 events carrying the field */
+    if (keep_out) return;
     st->nov_seen[f] = st->nov_seen[f] * decay + 1.0f;
     st->nov_new[f] = st->nov_new[f] * decay + (i < 0 ? 1.0f : 0.0f);
     if (i < 0) {
@@ -510,8 +555,12 @@ void vg_anomaly_learn(vg_anomaly_pop_t *pop, vg_anomaly_state_t *st,
 
     int how, hod, dow;
     how_index(in->ts_ms, &how, &hod, &dow);
+    if (st->n > 0) how_score_models(pop, st, how);
     st->tick++;
-    if (isfinite(in->amount)) vg_amount_learn(&cfg->amount, &st->amount, in->ts_ms, in->amount);
+    int keep_out = res->posterior > 0.5 && st->skip_run < VG_ANOMALY_SKIP_MAX;
+    st->skip_run = keep_out ? (uint16_t)(st->skip_run + 1) : 0;
+    if (isfinite(in->amount) && !keep_out)
+        vg_amount_learn(&cfg->amount, &st->amount, in->ts_ms, in->amount);
     if (st->how[how] == 255) {
         for (int b = 0; b < 168; b++) st->how[b] /= 2;
     }
@@ -520,7 +569,7 @@ void vg_anomaly_learn(vg_anomaly_pop_t *pop, vg_anomaly_state_t *st,
     for (int b = 0; b < 168; b++) tot += st->how[b];
     st->how_total = (uint16_t)(tot > UINT16_MAX ? UINT16_MAX : tot);
     for (int f = 0; f < VG_ANOMALY_CAT__COUNT; f++)
-        if (in->cat[f].p) nov_learn(st, f, &in->cat[f]);
+        if (in->cat[f].p) nov_learn(st, f, &in->cat[f], keep_out);
 
     if (st->n > 0) {
         double gap_s = (in->ts_ms - st->last_ts) / 1000.0;

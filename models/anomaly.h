@@ -87,6 +87,7 @@ typedef struct vg_anomaly_cfg {
     float burst_tau_s;        /* velocity burst window (decay constant), seconds */
 } vg_anomaly_cfg_t;
 
+#define VG_ANOMALY_HOW_MODELS 8 /* candidate time models, chosen by prequential fit */
 #define VG_ANOMALY_POP_BINS 96 /* log-spaced bins of |amount|, 10^-2 .. 10^10 */
 
 typedef struct vg_anomaly_pop {
@@ -95,6 +96,7 @@ typedef struct vg_anomaly_pop {
     double amt_total;
     double hist_how[168];                 /* decayed counts of hour of week */
     double how_total;
+    double how_ll[VG_ANOMALY_HOW_MODELS]; /* decayed log-likelihood of each time model */
     vg_amount_prior_t prior;              /* cached from amt_hist */
     uint64_t n;                           /* events learned */
     vg_hstree_t trees;                    /* multivariate model (models/hstree.h) */
@@ -120,7 +122,7 @@ typedef struct vg_anomaly_slot {
 typedef struct vg_anomaly_state {
     uint32_t n;                      /* events learned, saturating */
     uint16_t tick;                   /* event counter for LRU, wrapping */
-    uint16_t flags;
+    uint16_t skip_run;               /* consecutive anomalous events kept out of the baseline */
     int64_t first_ts, last_ts;       /* ms; valid when n > 0 */
     vg_amount_t amount;
     uint8_t how[168];                /* hour-of-week counts, halved on overflow */
@@ -151,12 +153,14 @@ typedef struct vg_anomaly_input {
     vg_str_t cat[VG_ANOMALY_CAT__COUNT]; /* borrowed; p == NULL: absent */
 } vg_anomaly_input_t;
 
+#define VG_ANOMALY_SKIP_MAX 8
 #define VG_ANOMALY_REASONS 3
 #define VG_ANOMALY_REASON_LEN 128
 
 typedef struct vg_anomaly_result {
     double score;                        /* overall, in [0, 1]; 0.5 = posterior odds even */
     double lbf;                          /* the event's total log Bayes factor (nats) */
+    double posterior;                    /* P(event anomalous | account, event) */
     double signal[VG_ANOMALY__COUNT];    /* in [0, 1]; 0 where not present */
     double p[VG_ANOMALY__COUNT];         /* tail probabilities behind them (1: none) */
     uint32_t present;                    /* bit s set: signal s was computed */
@@ -171,8 +175,11 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
                       const vg_anomaly_input_t *in, vg_anomaly_result_t *res);
 
 /* Learns the event into the state and the population, after it was scored. `res` is the
- * event's result from vg_anomaly_score (for the compromise filter and the trees); NULL
- * makes it score internally. Can't fail. */
+ * event's result from vg_anomaly_score (for the compromise filter); NULL makes it score
+ * internally. An event whose posterior is above 0.5 is kept out of the account's amount
+ * baseline and known values (so that a fraudster's amounts and devices do not become
+ * normal), unless VG_ANOMALY_SKIP_MAX such events came in a row (a lasting change of
+ * regime is then learned). Can't fail. */
 void vg_anomaly_learn(vg_anomaly_pop_t *pop, vg_anomaly_state_t *st,
                       const vg_anomaly_input_t *in, const vg_anomaly_result_t *res);
 

@@ -61,7 +61,7 @@ static void walk_amount_cfg(codec_t *c, vg_amount_cfg_t *a) {
 static void walk_state(codec_t *c, vg_anomaly_state_t *s) {
     U32(s->n);
     U16(s->tick);
-    U16(s->flags);
+    U16(s->skip_run);
     U64(s->first_ts);
     U64(s->last_ts);
     for (int i = 0; i < VG_AMOUNT_RING; i++) F32(s->amount.ring[i]);
@@ -106,6 +106,7 @@ static void walk_pop(codec_t *c, vg_anomaly_pop_t *p) {
     F64(p->amt_total);
     for (int i = 0; i < 168; i++) F64(p->hist_how[i]);
     F64(p->how_total);
+    for (int i = 0; i < VG_ANOMALY_HOW_MODELS; i++) F64(p->how_ll[i]);
     F32(p->prior.level);
     F32(p->prior.scale);
     U64(p->n);
@@ -197,7 +198,7 @@ int vg_anomaly_state_decode(vg_anomaly_state_t *st, const uint8_t *buf, size_t l
 
 size_t vg_anomaly_pop_encoded_size(void) {
     /* field by field, as walk_pop() writes them (a test checks they agree) */
-    return HDR + 6 * 4 + 10 * 4 + VG_ANOMALY_POP_BINS * 8 + 8 + 168 * 8 + 8 + 4 + 4 + 8 +
+    return HDR + 6 * 4 + 10 * 4 + VG_ANOMALY_POP_BINS * 8 + 8 + 168 * 8 + 8 + VG_ANOMALY_HOW_MODELS * 8 + 4 + 4 + 8 +
            (size_t)VG_HST_TREES * VG_HST_NODES * (1 + 4 + 4 + 4) + 12;
 }
 

@@ -275,6 +275,7 @@ static const char *const sc_name[NSC] = {
     "zscore (running)", "amount > 220"};
 
 static vg_anomaly_cfg_t g_cfg;
+static FILE *g_dump; /* --dump FILE: one line per test event: score amount z fraud scenario */
 
 /* --set name=value: overrides one configuration field (for experiments). */
 static void set_cfg(vg_anomaly_cfg_t *c, const char *kv) {
@@ -400,6 +401,10 @@ static int run_labelled(const char *events, const char *labels, const char *from
                    ev[n].fraud, ev[n].scenario, res.score, res.signal[VG_ANOMALY_COMPROMISE],
                    res.reason[0], res.nreasons > 1 ? res.reason[1] : "");
         }
+        if (g_dump && ev[n].test)
+            fprintf(g_dump, "%.*s %d %.6g %.6g %.6g %.6g %d %d %s\n", (int)idl, id, a, sc[0][n],
+                    in.amount, res.signal[VG_ANOMALY_AMOUNT], res.signal[VG_ANOMALY_COMPROMISE],
+                    ev[n].fraud, ev[n].scenario, res.nreasons ? res.reason[0] : "-");
         vg_anomaly_process(pop2, &st2[a], &in, &res);
         sc[3][n] = res.score;
         /* baseline: running z-score of the amount, score first then learn (Welford) */
@@ -625,7 +630,7 @@ static int run_streams(int nstreams, int points, unsigned long seed) {
 static void usage(void) {
     fprintf(stderr,
             "usage: bench_eval --events FILE --labels FILE [--from YYYY-MM-DD] [--to "
-            "YYYY-MM-DD] [--verbose] [--set name=value]...\n"
+            "YYYY-MM-DD] [--verbose] [--dump FILE] [--set name=value]...\n"
             "       bench_eval --streams N [--points P] [--seed S]\n");
     exit(2);
 }
@@ -644,10 +649,16 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--points") && i + 1 < argc) points = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoul(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--verbose")) verbose = 1;
+        else if (!strcmp(argv[i], "--dump") && i + 1 < argc) {
+            g_dump = fopen(argv[++i], "w");
+            if (!g_dump) die("cannot open --dump file");
+        }
         else if (!strcmp(argv[i], "--set") && i + 1 < argc) set_cfg(&g_cfg, argv[++i]);
         else usage();
     }
     if (streams > 0) return run_streams(streams, points, seed);
     if (!events || !labels) usage();
-    return run_labelled(events, labels, from, to, verbose);
+    int rc = run_labelled(events, labels, from, to, verbose);
+    if (g_dump) fclose(g_dump);
+    return rc;
 }
