@@ -10,10 +10,10 @@
 #      N / (t_replay - t_parse);
 #   3. SQLite (bench_sqlite): the count/sum/avg/min/max features of bench.vrl as
 #      window queries over the same events, in memory, indexed;
-#   4. correctness: vigil's seven count/sum/avg/min/max features on the first
-#      CHECK_EVENTS events against a brute-force reference (all seven) and against
-#      SQLite (count, sum, avg; SQLite 3.40.1's min and max over RANGE frames are
-#      not trusted and only compared with the reference).
+#   4. correctness: vigil's 16 features on the first CHECK_EVENTS events against a
+#      brute-force reference (all 16), and its count/sum/avg features against SQLite
+#      (SQLite 3.40.1's min and max over RANGE frames are not trusted and are only
+#      compared with the reference).
 # Prints a table with the targets: engine after parsing >= 1,000,000 events/s per
 # core, replay >= 10x SQLite. Never run by ctest; see tests/bench/README.md.
 #

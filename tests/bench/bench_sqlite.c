@@ -13,7 +13,9 @@
  * time in [t - w, t]), and compares: SQLite against the reference (events with an equal
  * time in their account are skipped: SQL's frame takes in peers that arrive later), and,
  * given --decisions, vigil's decisions (line k answers event line k) against the
- * reference for all seven and against SQLite for count, sum and avg. SQLite 3.40.1
+ * reference for all seven and against SQLite for count, sum and avg. The nine other
+ * features of bench.vrl (stddev, distinct, where, by card, sessions, prev, seen) are
+ * also recomputed by brute force and compared with vigil's. SQLite 3.40.1
  * returns wrong min and max over RANGE frames when partitions interleave, so its min and
  * max mismatches are reported but not held against anyone.
  *
@@ -69,8 +71,26 @@ typedef struct ev {
     uint32_t acct;
     uint32_t line;      /* 0-based input line */
     int32_t prev;       /* previous event of the account in arrival order, or -1 */
+    int32_t prev_card;  /* previous event of the card in arrival order, or -1 */
+    uint32_t str[3];    /* merchant, card, device as numbers; NOSTR when missing */
+    double lat, lon;    /* NAN when missing */
     uint8_t tied;       /* another event of the account has the same ts */
 } ev_t;
+
+#define NOSTR UINT32_MAX
+enum { S_MERCHANT, S_CARD, S_DEVICE };
+static const char *STR_KEYS[3] = {"merchant", "card", "device"};
+
+/* The fields the checks read from one event line. */
+typedef struct fields {
+    const char *acct;
+    size_t alen;
+    int64_t ts;
+    double amount;
+    const char *str[3];
+    size_t slen[3];
+    double lat, lon;
+} fields_t;
 
 typedef struct res { double v[NFEAT]; uint8_t null[NFEAT]; } res_t;
 
@@ -135,31 +155,81 @@ static int parse_ts(const char *s, int64_t *out)
     return 0;
 }
 
+/* A string field `"key":"..."` of a flat line, or NULL. */
+static const char *flat_str(const char *line, const char *key, size_t *len)
+{
+    char pat[32];
+    snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    const char *p = strstr(line, pat);
+    if (!p) return NULL;
+    p += strlen(pat);
+    const char *e = strchr(p, '"');
+    if (!e) return NULL;
+    *len = (size_t)(e - p);
+    return p;
+}
+
+/* A number field `"key":n` of a flat line: 1 found, 0 missing, -1 not a number. */
+static int flat_num(const char *line, const char *key, double *v)
+{
+    char pat[32];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(line, pat);
+    if (!p) return 0;
+    p += strlen(pat);
+    char *end;
+    *v = strtod(p, &end);
+    if (end == p || (*end != ',' && *end != '}') || !isfinite(*v)) return -1;
+    return 1;
+}
+
 /* The fields of a flat line without escapes (vigil-gen's), without a JSON library:
  * with no backslash a string cannot hold a quote, and with no nested object every
  * `"key":` is a top-level key. Returns 0, or -1 to let jansson read the line. */
-static int fast_fields(const char *line, const char **acct, size_t *alen, int64_t *ts,
-                       double *amount)
+static int fast_fields(const char *line, fields_t *fl)
 {
     if (line[0] != '{' || strchr(line, '\\') || strchr(line + 1, '{')) return -1;
-    const char *a = strstr(line, "\"account\":\"");
-    const char *t = strstr(line, "\"ts\":\"");
-    const char *m = strstr(line, "\"amount\":");
-    if (!a || !t || !m) return -1;
-    a += 11;
-    const char *ae = strchr(a, '"');
-    t += 6;
-    const char *te = strchr(t, '"');
-    if (!ae || !te || te - t > 63) return -1;
+    size_t tlen;
+    const char *t = flat_str(line, "ts", &tlen);
+    fl->acct = flat_str(line, "account", &fl->alen);
+    if (!fl->acct || !t || tlen > 63 || flat_num(line, "amount", &fl->amount) != 1) return -1;
     char tbuf[64];
-    memcpy(tbuf, t, (size_t)(te - t));
-    tbuf[te - t] = 0;
-    if (parse_ts(tbuf, ts)) return -1;
-    char *end;
-    *amount = strtod(m + 9, &end);
-    if (end == m + 9 || (*end != ',' && *end != '}') || !isfinite(*amount)) return -1;
-    *acct = a;
-    *alen = (size_t)(ae - a);
+    memcpy(tbuf, t, tlen);
+    tbuf[tlen] = 0;
+    if (parse_ts(tbuf, &fl->ts)) return -1;
+    for (int k = 0; k < 3; k++) fl->str[k] = flat_str(line, STR_KEYS[k], &fl->slen[k]);
+    if (flat_num(line, "lat", &fl->lat) != 1) fl->lat = NAN;
+    if (flat_num(line, "lon", &fl->lon) != 1) fl->lon = NAN;
+    return 0;
+}
+
+/* The same with jansson; the strings live in *o (json_decref it after use). */
+static int json_fields(const char *line, json_t **o, fields_t *fl)
+{
+    json_error_t jerr;
+    *o = json_loads(line, JSON_DECODE_ANY, &jerr);
+    json_t *ja = json_object_get(*o, "account");
+    json_t *jt = json_object_get(*o, "ts");
+    json_t *jm = json_object_get(*o, "amount");
+    if (!json_is_string(ja) || !json_is_number(jm)) return -1;
+    if (json_is_string(jt)) {
+        if (parse_ts(json_string_value(jt), &fl->ts)) return -1;
+    } else if (json_is_integer(jt)) {
+        fl->ts = json_integer_value(jt);
+    } else {
+        return -1;
+    }
+    fl->acct = json_string_value(ja);
+    fl->alen = json_string_length(ja);
+    fl->amount = json_number_value(jm);
+    for (int k = 0; k < 3; k++) {
+        json_t *v = json_object_get(*o, STR_KEYS[k]);
+        fl->str[k] = json_is_string(v) ? json_string_value(v) : NULL;
+        fl->slen[k] = json_is_string(v) ? json_string_length(v) : 0;
+    }
+    json_t *la = json_object_get(*o, "lat"), *lo = json_object_get(*o, "lon");
+    fl->lat = json_is_number(la) ? json_number_value(la) : NAN;
+    fl->lon = json_is_number(lo) ? json_number_value(lo) : NAN;
     return 0;
 }
 
@@ -244,6 +314,89 @@ static void reference(const ev_t *ev, size_t i, res_t *r, double *mag)
     }
 }
 
+/* The other nine features of bench.vrl, which SQLite cannot compute, by brute force.
+ * Each gives a value or null (*isnull), and the magnitude its tolerance is relative to. */
+#define NEXTRA 9
+static const char *EXTRA[NEXTRA] = {"sd_7d", "merch_1d", "small_10m", "card_1h", "sess_n",
+                                    "sess_sum", "km_prev", "secs_prev", "new_device"};
+
+static double haversine(double lat1, double lon1, double lat2, double lon2)
+{
+    const double rad = 3.14159265358979323846 / 180.0;
+    double dlat = (lat2 - lat1) * rad, dlon = (lon2 - lon1) * rad;
+    double a = sin(dlat / 2) * sin(dlat / 2)
+               + cos(lat1 * rad) * cos(lat2 * rad) * sin(dlon / 2) * sin(dlon / 2);
+    return 2 * 6371.0 * asin(sqrt(a < 1 ? a : 1));
+}
+
+static void reference_extra(const ev_t *ev, size_t i, double *v, uint8_t *isnull, double *mag)
+{
+    const ev_t *e = &ev[i];
+    memset(isnull, 0, NEXTRA);
+    for (int k = 0; k < NEXTRA; k++) mag[k] = 0;
+    /* stddev(tx.amount, 7d), population */
+    double cnt = 0, sum = 0, abs = 0;
+    for (int32_t j = (int32_t)i; j >= 0 && ev[j].ts >= e->ts - 604800000; j = ev[j].prev) {
+        cnt++;
+        sum += ev[j].amount;
+        abs += fabs(ev[j].amount);
+    }
+    double mean = sum / cnt, ss = 0;
+    for (int32_t j = (int32_t)i; j >= 0 && ev[j].ts >= e->ts - 604800000; j = ev[j].prev)
+        ss += (ev[j].amount - mean) * (ev[j].amount - mean);
+    v[0] = sqrt(ss / cnt);
+    mag[0] = abs;
+    /* distinct(tx.merchant, 1d) */
+    v[1] = 0;
+    for (int32_t j = (int32_t)i; j >= 0 && ev[j].ts >= e->ts - 86400000; j = ev[j].prev) {
+        if (ev[j].str[S_MERCHANT] == NOSTR) continue;
+        int dup = 0;
+        for (int32_t k = (int32_t)i; k != j; k = ev[k].prev)
+            if (ev[k].ts >= e->ts - 86400000 && ev[k].str[S_MERCHANT] == ev[j].str[S_MERCHANT]) dup = 1;
+        v[1] += !dup;
+    }
+    /* count(10m where tx.amount < 5) */
+    v[2] = 0;
+    for (int32_t j = (int32_t)i; j >= 0 && ev[j].ts >= e->ts - 600000; j = ev[j].prev)
+        v[2] += ev[j].amount < 5;
+    /* count(1h by tx.card) */
+    if (e->str[S_CARD] == NOSTR) {
+        isnull[3] = 1;
+    } else {
+        v[3] = 0;
+        for (int32_t j = (int32_t)i; j >= 0 && ev[j].ts >= e->ts - 3600000; j = ev[j].prev_card)
+            v[3]++;
+    }
+    /* session_count(30m), session_sum(tx.amount, 30m) */
+    v[4] = 1;
+    v[5] = e->amount;
+    mag[5] = fabs(e->amount);
+    for (int32_t c = (int32_t)i, j = e->prev; j >= 0 && ev[c].ts - ev[j].ts <= 1800000;
+         c = j, j = ev[j].prev) {
+        v[4]++;
+        v[5] += ev[j].amount;
+        mag[5] += fabs(ev[j].amount);
+    }
+    /* km and seconds from the previous event */
+    int32_t p = e->prev;
+    if (p < 0 || isnan(e->lat) || isnan(e->lon) || isnan(ev[p].lat) || isnan(ev[p].lon)) {
+        isnull[6] = 1;
+    } else {
+        v[6] = haversine(e->lat, e->lon, ev[p].lat, ev[p].lon);
+        mag[6] = v[6];
+    }
+    if (p < 0) isnull[7] = 1;
+    else { v[7] = (double)(e->ts - ev[p].ts) / 1000.0; mag[7] = v[7]; }
+    /* not seen(tx.device, 7d): 1 for true, 0 for false */
+    if (e->str[S_DEVICE] == NOSTR) {
+        isnull[8] = 1;
+    } else {
+        v[8] = 1;
+        for (int32_t j = p; j >= 0 && ev[j].ts >= e->ts - 604800000; j = ev[j].prev)
+            if (ev[j].str[S_DEVICE] == e->str[S_DEVICE]) v[8] = 0;
+    }
+}
+
 static int sqlfail(sqlite3 *db, const char *what)
 {
     fprintf(stderr, "bench_sqlite: %s: %s\n", what, sqlite3_errmsg(db));
@@ -268,32 +421,21 @@ int main(int argc, char **argv)
     if (!f) { fprintf(stderr, "bench_sqlite: %s: %s\n", input, strerror(errno)); return 1; }
     size_t cap = 1 << 20, n = 0;
     ev_t *ev = xmalloc(cap * sizeof *ev);
-    amap_t accts = {0};
-    int32_t *last = NULL;
+    amap_t accts = {0}, strs[3] = {{0}, {0}, {0}};
+    int32_t *last = NULL, *lastc = NULL;
+    size_t lastc_cap = 0;
     size_t last_cap = 0;
     char *line = xmalloc(MAX_LINE + 2);
     uint32_t lineno = 0;
     long skipped = 0;
     double t0 = now_s();
     for (; fgets(line, MAX_LINE + 2, f); lineno++) {
-        const char *acct;
-        size_t alen;
-        int64_t ts;
-        double amount;
+        fields_t fl;
         json_t *o = NULL;
-        if (fast_fields(line, &acct, &alen, &ts, &amount)) {
-            json_error_t jerr;
-            o = json_loads(line, JSON_DECODE_ANY, &jerr);
-            json_t *ja = o ? json_object_get(o, "account") : NULL;
-            json_t *jt = o ? json_object_get(o, "ts") : NULL;
-            json_t *jm = o ? json_object_get(o, "amount") : NULL;
-            int ok = json_is_string(ja) && json_is_number(jm)
-                     && ((json_is_string(jt) && parse_ts(json_string_value(jt), &ts) == 0)
-                         || (json_is_integer(jt) && ((ts = json_integer_value(jt)), 1)));
-            if (!ok) { skipped++; json_decref(o); continue; }
-            acct = json_string_value(ja);
-            alen = json_string_length(ja);
-            amount = json_number_value(jm);
+        if (fast_fields(line, &fl) && json_fields(line, &o, &fl)) {
+            skipped++;
+            json_decref(o);
+            continue;
         }
         if (n == cap) {
             cap *= 2;
@@ -301,9 +443,27 @@ int main(int argc, char **argv)
             if (!ev) { fprintf(stderr, "bench_sqlite: out of memory\n"); return 1; }
         }
         ev_t *e = &ev[n];
-        e->ts = ts;
-        e->amount = amount;
-        e->acct = amap_get(&accts, acct, alen);
+        e->ts = fl.ts;
+        e->amount = fl.amount;
+        e->acct = amap_get(&accts, fl.acct, fl.alen);
+        for (int k = 0; k < 3; k++)
+            e->str[k] = fl.str[k] ? amap_get(&strs[k], fl.str[k], fl.slen[k]) : NOSTR;
+        e->lat = fl.lat;
+        e->lon = fl.lon;
+        e->prev_card = -1;
+        if (e->str[S_CARD] != NOSTR) {
+            uint32_t c = e->str[S_CARD];
+            if (c >= lastc_cap) {
+                size_t nc = lastc_cap ? lastc_cap * 2 : 1 << 16;
+                while (nc <= c) nc *= 2;
+                lastc = realloc(lastc, nc * sizeof *lastc);
+                if (!lastc) { fprintf(stderr, "bench_sqlite: out of memory\n"); return 1; }
+                for (size_t k = lastc_cap; k < nc; k++) lastc[k] = -1;
+                lastc_cap = nc;
+            }
+            e->prev_card = lastc[c];
+            lastc[c] = (int32_t)n;
+        }
         e->line = lineno;
         e->tied = 0;
         if (e->acct >= last_cap) {
@@ -402,7 +562,7 @@ int main(int argc, char **argv)
     if (decisions) {
         FILE *d = fopen(decisions, "rb");
         if (!d) { fprintf(stderr, "bench_sqlite: %s: %s\n", decisions, strerror(errno)); return 1; }
-        tally_t vg_ref[NFEAT] = {{0, 0}}, vg_sq[NFEAT] = {{0, 0}};
+        tally_t vg_ref[NFEAT] = {{0, 0}}, vg_sq[NFEAT] = {{0, 0}}, vg_ex[NEXTRA] = {{0, 0}};
         size_t i = 0;
         long decided = 0;
         for (uint32_t dl = 0; fgets(line, MAX_LINE + 2, d); dl++) {
@@ -431,6 +591,29 @@ int main(int argc, char **argv)
                         vg_sq[k].mismatched++;
                 }
             }
+            double xv[NEXTRA], xmag[NEXTRA];
+            uint8_t xnull[NEXTRA];
+            reference_extra(ev, i, xv, xnull, xmag);
+            for (int k = 0; k < NEXTRA; k++) {
+                json_t *v = json_object_get(fs, EXTRA[k]);
+                int ok;
+                double x = NAN;
+                if (xnull[k]) ok = json_is_null(v);
+                else if (k == NEXTRA - 1) ok = json_is_boolean(v) && json_is_true(v) == (xv[k] == 1);
+                else ok = json_is_number(v) && (x = json_number_value(v),
+                          fabs(x - xv[k]) <= 1e-9 * (xmag[k] > 1 ? xmag[k] : 1));
+                vg_ex[k].compared++;
+                if (!ok && vg_ex[k].mismatched++ < 3) {
+                    char *txt = v ? json_dumps(v, JSON_ENCODE_ANY) : NULL;
+                    char want[32];
+                    if (xnull[k]) snprintf(want, sizeof want, "null");
+                    else if (k == NEXTRA - 1) snprintf(want, sizeof want, xv[k] == 1 ? "true" : "false");
+                    else snprintf(want, sizeof want, "%.17g", xv[k]);
+                    fprintf(stderr, "vigil %s line %u: %s, reference %s\n", EXTRA[k], dl + 1,
+                            txt ? txt : "(missing)", want);
+                    free(txt);
+                }
+            }
             json_decref(o);
         }
         fclose(d);
@@ -439,6 +622,11 @@ int main(int argc, char **argv)
             printf("check_vigil_vs_reference %s %ld %ld\n", FEATS[k].name, vg_ref[k].compared,
                    vg_ref[k].mismatched);
             if (vg_ref[k].mismatched || !vg_ref[k].compared) status = 1;
+        }
+        for (int k = 0; k < NEXTRA; k++) {
+            printf("check_vigil_vs_reference %s %ld %ld\n", EXTRA[k], vg_ex[k].compared,
+                   vg_ex[k].mismatched);
+            if (vg_ex[k].mismatched || !vg_ex[k].compared) status = 1;
         }
         for (int k = 0; k < NFEAT; k++) {
             if (FEATS[k].kind > F_AVG) continue;
@@ -452,5 +640,7 @@ int main(int argc, char **argv)
     free(last);
     free(ev);
     amap_free(&accts);
+    for (int k = 0; k < 3; k++) amap_free(&strs[k]);
+    free(lastc);
     return status;
 }
