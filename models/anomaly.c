@@ -557,8 +557,10 @@ void vg_anomaly_learn(vg_anomaly_pop_t *pop, vg_anomaly_state_t *st,
     how_index(in->ts_ms, &how, &hod, &dow);
     if (st->n > 0) how_score_models(pop, st, how);
     st->tick++;
-    int keep_out = res->posterior > 0.5 && st->skip_run < VG_ANOMALY_SKIP_MAX;
-    st->skip_run = keep_out ? (uint16_t)(st->skip_run + 1) : 0;
+    int anomalous = res->posterior > 0.5;
+    int keep_out = anomalous && st->skip_run < VG_ANOMALY_SKIP_MAX;
+    /* the run saturates: once a change has lasted, it is learned until it ends */
+    st->skip_run = anomalous ? (uint16_t)(keep_out ? st->skip_run + 1 : st->skip_run) : 0;
     if (isfinite(in->amount) && !keep_out)
         vg_amount_learn(&cfg->amount, &st->amount, in->ts_ms, in->amount);
     if (st->how[how] == 255) {

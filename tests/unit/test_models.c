@@ -160,10 +160,25 @@ static void test_score_then_learn(void **state) {
     /* process scores with the state before the event: same score as score alone */
     vg_anomaly_process(&f->pop, &f->st, &in, &r2);
     assert_true(r1.score == r2.score);
-    /* and the event was learned: the same amount is now less surprising */
-    vg_anomaly_score(&f->pop, &f->st, &in, &r2);
-    assert_true(r2.signal[VG_ANOMALY_COUNTRY] < r1.signal[VG_ANOMALY_COUNTRY]);
+    /* an anomalous event is counted but kept out of the baseline */
+    assert_true(r1.posterior > 0.5);
     assert_int_equal(f->st.n, copy.n + 1);
+    assert_int_equal(f->st.amount.n, copy.amount.n);
+    assert_int_equal(f->st.skip_run, 1);
+    vg_anomaly_score(&f->pop, &f->st, &in, &r2);
+    assert_true(r2.signal[VG_ANOMALY_COUNTRY] == r1.signal[VG_ANOMALY_COUNTRY]);
+    /* an ordinary one is learned */
+    in = mk(f->ts + 6 * HOUR, 51.0, "m-1", "FR");
+    vg_anomaly_process(&f->pop, &f->st, &in, &r1);
+    assert_true(r1.posterior < 0.5);
+    assert_int_equal(f->st.amount.n, copy.amount.n + 1);
+    assert_int_equal(f->st.skip_run, 0);
+    /* a lasting change is learned after VG_ANOMALY_SKIP_MAX anomalous events in a row */
+    for (int i = 0; i < VG_ANOMALY_SKIP_MAX + 30; i++) {
+        in = mk(f->ts + (8 + i) * HOUR, 5000.0, "m-1", "FR");
+        vg_anomaly_process(&f->pop, &f->st, &in, &r1);
+    }
+    assert_true(r1.signal[VG_ANOMALY_AMOUNT] < 0.5);
     free(f);
 }
 
