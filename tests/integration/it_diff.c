@@ -298,6 +298,9 @@ typedef struct {
     int cards[2];
     int64_t newest;       /* the generator's own idea of the account's newest time */
     double lat, lon;
+    char last_amount[40]; /* repeated amounts: a stddev of exactly 0 */
+    int64_t *times;       /* every time emitted for the account (window boundaries) */
+    size_t ntimes, captimes;
 } gacct_t;
 
 typedef struct {
@@ -363,10 +366,14 @@ static char *ts_literal(gen_t *g, int64_t *ms)
     return xprintf("\"%04d-%02d-%02d%c%02d:%02d:%02d%s%s\"", y, mo, d, sep, h, mi, s, frac, zone);
 }
 
-static char *amount_literal(rng_t *r)
+static char *amount_literal(rng_t *r, const char *last)
 {
     double u = runi(r);
-    if (u < 0.03) {      /* the same values in several spellings: distinct by value */
+    if (u < 0.08 && last[0])
+        return xstrdup(last);
+    if (u < 0.085)      /* huge: sums must not keep its rounding once it left the window */
+        return xprintf("%.2f", 1e8 + runi(r) * 1e10);
+    if (u < 0.11) {      /* the same values in several spellings: distinct by value */
         static const char *forms[] = {"20", "20.0", "2e1", "100", "100.00", "1e2", "12", "12.0",
                                       "0.1", "0", "0.30000000000000004", "1.2e1"};
         return xstrdup(forms[rint64(r, 0, 11)]);
@@ -393,7 +400,8 @@ static void build_event(gen_t *g, obj_t *o, int a, const char *id_lit, int64_t *
     obj_set(o, "id", xstrdup(id_lit));
     obj_set(o, "account", xprintf("\"acct-%02d\"", a));
     obj_set(o, "ts", ts_literal(g, ts));
-    obj_set(o, "amount", amount_literal(r));
+    obj_set(o, "amount", amount_literal(r, A->last_amount));
+    snprintf(A->last_amount, sizeof A->last_amount, "%s", o->kv[o->n - 1].val);
     if (runi(r) < 0.9)
         obj_set(o, "merchant", xprintf("\"m-%02d\"", (int)rint64(r, 0, G_MERCH - 1)));
     if (runi(r) < 0.8)
@@ -474,8 +482,14 @@ static void emit_event(gen_t *g, int a, const char *id_lit, const char *alt_lit,
         free(line);
     }
     obj_free(&o);
-    if (ts > g->a[a].newest)
-        g->a[a].newest = ts;
+    gacct_t *A = &g->a[a];
+    if (ts > A->newest)
+        A->newest = ts;
+    if (A->ntimes == A->captimes) {
+        A->captimes = A->captimes ? 2 * A->captimes : 256;
+        A->times = xrealloc(A->times, A->captimes * sizeof *A->times);
+    }
+    A->times[A->ntimes++] = ts;
     remember(g, id_lit, alt_lit, a, ts);
 }
 
@@ -690,6 +704,18 @@ static int cmd_gen(uint64_t seed, long n, const char *path, int64_t lateness)
                 ts = newest - L - 1;                         /* just beyond it */
             else if (v < 0.16)
                 ts = newest;                                 /* equal times */
+            else if (v < 0.20 && A->ntimes) {                /* exactly on a window edge */
+                static const int64_t widths[] = {30 * MS_S, MS_M, 10 * MS_M, 30 * MS_M, MS_H,
+                                                 MS_D, 7 * MS_D};
+                int64_t w = widths[rint64(r, 0, 6)], d = rint64(r, -1, 1);
+                for (size_t k = A->ntimes; k-- > 0 && A->ntimes - k < 4000;) {
+                    int64_t c = A->times[k] + w + d;
+                    if (c <= g.T && c >= newest - L / 2) {
+                        ts = c;
+                        break;
+                    }
+                }
+            }
             char *lit, *alt;
             new_id(&g, &lit, &alt);
             emit_event(&g, a, lit, alt, ts, 0);
@@ -698,6 +724,8 @@ static int cmd_gen(uint64_t seed, long n, const char *path, int64_t lateness)
     }
     for (size_t k = 0; k < g.nhist; k++)
         free(g.hist[k].id_lit), free(g.hist[k].alt_lit);
+    for (int a = 0; a < G_ACCTS; a++)
+        free(g.a[a].times);
     for (int k = 0; k < g.npending; k++)
         free(g.pending[k].id_lit), free(g.pending[k].alt_lit);
     free(g.hist);
@@ -924,7 +952,7 @@ typedef struct {
     size_t nev, capev;
     groups_t accts, cards, merchs;
     int64_t lateness, horizon;
-    long key_late, prev_ties, out_of_order, forgotten;   /* coverage of the stream */
+    long key_late, prev_ties, out_of_order, forgotten, edges;   /* coverage of the stream */
     smap_t strings;      /* interned field values -> id */
     int nstrings;
     unsigned *mark;      /* per string id: the stamp that last counted it (distinct) */
@@ -1036,6 +1064,9 @@ static void compute(ref_t *R, group_t *acct, int idx, val_t *f, scratch_t *sc)
         int i = acct->evs.v[j];
         const ev_t *x = &R->ev[i];
         int64_t u = x->t;
+        int64_t dt = t - u;
+        R->edges += dt == 30 * MS_S || dt == MS_M || dt == 10 * MS_M || dt == 30 * MS_M ||
+                    dt == MS_H || dt == MS_D || dt == 7 * MS_D;
         if (in_win(t, u, 30 * MS_S)) n30s++;
         if (in_win(t, u, 10 * MS_M)) n10m++;
         if (in_win(t, u, MS_M) && x->amount < 20) small1m++;
@@ -1788,8 +1819,8 @@ static int cmd_check(const char *in_path, const char *out_path, const char *emit
            rp.events, rp.features, rp.rejected, rp.duplicates, rp.mismatches ? "FAILED" : "OK",
            rp.skipped);
     printf("coverage: %ld out-of-order events accepted, %ld reads late for a by-key, %ld prev() "
-           "ties at equal times, %ld ids re-sent after the dedupe horizon\n",
-           R.out_of_order, R.key_late, R.prev_ties, R.forgotten);
+           "ties at equal times, %ld ids re-sent after the dedupe horizon, %ld events exactly "
+           "on a window's edge\n", R.out_of_order, R.key_late, R.prev_ties, R.forgotten, R.edges);
     if (rp.mismatches)
         printf("%ld mismatches\n", rp.mismatches);
     lines_free(&in), lines_free(&out);
