@@ -227,7 +227,7 @@ static int parse_rfc3339(const char *s, size_t n, int64_t *out)
 
 /* ================================================================== generator */
 
-#define G_ACCTS 30
+#define G_ACCTS 100   /* at most; --accounts, default 30 */
 #define G_CARDS 36
 #define G_MERCH 12
 static const char *COUNTRIES[] = {"US", "CA", "GB", "FR", "DE", "BR", "IN", "JP"};
@@ -314,6 +314,7 @@ typedef struct {
     uint64_t seed;
     int64_t T, lateness;
     gacct_t a[G_ACCTS];
+    int naccts;
     int last_acct;
     long next_id;
     ghist_t *hist;
@@ -617,10 +618,11 @@ static void emit_malformed(gen_t *g, int a)
         free(lit), free(alt);
 }
 
-static int cmd_gen(uint64_t seed, long n, const char *path, int64_t lateness)
+static int cmd_gen(uint64_t seed, long n, const char *path, int64_t lateness, int naccts)
 {
     gen_t g;
     memset(&g, 0, sizeof g);
+    g.naccts = naccts;
     g.r.s = seed * 0x2545F4914F6CDD1DULL + 1;
     g.seed = seed;
     g.lateness = lateness;
@@ -628,7 +630,7 @@ static int cmd_gen(uint64_t seed, long n, const char *path, int64_t lateness)
     g.out = fopen(path, "w");
     if (!g.out)
         die("cannot write %s", path);
-    for (int a = 0; a < G_ACCTS; a++) {
+    for (int a = 0; a < g.naccts; a++) {
         g.a[a].cards[0] = (int)rint64(&g.r, 0, G_CARDS - 1);
         g.a[a].cards[1] = (int)rint64(&g.r, 0, G_CARDS - 1);
         g.a[a].lat = runi(&g.r) * 120 - 60;
@@ -650,7 +652,7 @@ static int cmd_gen(uint64_t seed, long n, const char *path, int64_t lateness)
             g.T += rint64(r, 1, 180000);
         else
             g.T += rint64(r, 1, 1800000);
-        int a = runi(r) < 0.35 ? g.last_acct : (int)(G_ACCTS * runi(r) * runi(r));
+        int a = runi(r) < 0.35 ? g.last_acct : (int)(g.naccts * runi(r) * runi(r));
         g.last_acct = a;
         gacct_t *A = &g.a[a];
         u = runi(r);
@@ -680,7 +682,7 @@ static int cmd_gen(uint64_t seed, long n, const char *path, int64_t lateness)
             free(id), free(alt);
         } else if (u < 0.025 && g.nhist > 0) {   /* same id, another account */
             ghist_t h = g.hist[rint64(r, (int64_t)(g.nhist > 50 ? g.nhist - 50 : 0), (int64_t)g.nhist - 1)];
-            int b = (h.acct + 1 + (int)rint64(r, 0, G_ACCTS - 2)) % G_ACCTS;
+            int b = (h.acct + 1 + (int)rint64(r, 0, g.naccts > 1 ? g.naccts - 2 : 0)) % g.naccts;
             char *id = xstrdup(h.id_lit), *alt = xstrdup(h.alt_lit);
             emit_event(&g, b, id, alt, g.T, 0);
             free(id), free(alt);
@@ -1834,7 +1836,7 @@ static int cmd_check(const char *in_path, const char *out_path, const char *emit
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: it_diff gen --seed S --events N --out FILE [--lateness DUR]\n"
+    fprintf(stderr, "usage: it_diff gen --seed S --events N --out FILE [--lateness DUR] [--accounts N]\n"
                     "       it_diff check --input FILE --output FILE [--lateness DUR] [--horizon DUR]\n"
                     "       it_diff expect --input FILE --output FILE [--lateness DUR] [--horizon DUR]\n");
     exit(2);
@@ -1846,12 +1848,14 @@ int main(int argc, char **argv)
     const char *in = NULL, *out = NULL;
     uint64_t seed = 1;
     long events = 1000;
+    int accounts = 30;
     int64_t lateness = MS_H, horizon = 24 * MS_H;
     for (int i = 2; i < argc; i++) {
         if (i + 1 >= argc) usage();
         const char *k = argv[i], *v = argv[++i];
         if (!strcmp(k, "--seed")) seed = strtoull(v, NULL, 10);
         else if (!strcmp(k, "--events")) events = strtol(v, NULL, 10);
+        else if (!strcmp(k, "--accounts")) accounts = atoi(v);
         else if (!strcmp(k, "--out") || !strcmp(k, "--output")) out = v;
         else if (!strcmp(k, "--input")) in = v;
         else if (!strcmp(k, "--lateness")) { if ((lateness = parse_dur(v)) < 0) usage(); }
@@ -1860,7 +1864,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "gen")) {
         if (!out || events < 1) usage();
-        return cmd_gen(seed, events, out, lateness);
+        if (accounts < 1 || accounts > G_ACCTS) usage();
+        return cmd_gen(seed, events, out, lateness, accounts);
     }
     if (!strcmp(argv[1], "check")) {
         if (!in || !out) usage();
