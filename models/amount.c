@@ -128,10 +128,39 @@ static void ring_stats(const vg_amount_t *m, int *cnt, double *level, double *sc
     sortf(a, n);
     sortf(newest, nn);
     double med = median_sorted(a, n);
-    *level = n >= HALF + HALF / 2 ? median_sorted(newest, nn) : med;
-    for (int i = 0; i < n; i++) a[i] = (float)fabs(a[i] - med);
-    sortf(a, n);
-    *scale = 1.4826 * median_sorted(a, n);
+    int use_new = n >= HALF + HALF / 2;
+    double lmed = use_new ? median_sorted(newest, nn) : med;
+    float dev[VG_AMOUNT_RING];
+    for (int i = 0; i < n; i++) dev[i] = (float)fabs(a[i] - med);
+    sortf(dev, n);
+    double smad = 1.4826 * median_sorted(dev, n);
+    /* one-step 3-sigma rejection around the medians, then the mean and the standard
+     * deviation of what is left: as robust as the median and MAD to a few outliers, and
+     * much more efficient on the small samples an account has (the deviation is divided
+     * by 0.9866, the factor a +-3 sigma truncation of a normal takes off) */
+    double lim = 3.0 * smad, sum = 0, sum2 = 0;
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (fabs(a[i] - med) <= lim) {
+            sum += a[i];
+            k++;
+        }
+    double mean = k ? sum / k : med;
+    for (int i = 0; i < n; i++)
+        if (fabs(a[i] - med) <= lim) sum2 += (a[i] - mean) * (a[i] - mean);
+    *scale = k >= 4 ? sqrt(sum2 / (k - 1)) / 0.9866 : smad;
+    if (use_new) {
+        double sl = 0;
+        int kl = 0;
+        for (int i = 0; i < nn; i++)
+            if (fabs(newest[i] - lmed) <= lim) {
+                sl += newest[i];
+                kl++;
+            }
+        *level = kl ? sl / kl : lmed;
+    } else {
+        *level = mean;
+    }
 }
 
 static void season_index(int64_t ts_ms, int *h, int *d) {

@@ -33,7 +33,8 @@ vg_anomaly_cfg_t vg_anomaly_cfg_default(void) {
     c.compromise_hazard = 1e-3f;
     c.compromise_days = 7.0f;
     c.compromise_frac = 0.3f;
-    c.pop_amount_weight = 0.5f;
+    c.pop_amount_weight = 1.0f;
+    c.amount_up = 0.8f;
     c.time_weight = 1.0f;
     c.velocity_weight = 0.3f;
     c.novelty_weight = 1.0f;
@@ -259,7 +260,11 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
         double p = 2.0 * (as.p_hi < as.p_lo ? as.p_hi : as.p_lo);
         if (p > 1) p = 1;
         p_pop = pop_amount_p(pop, in->amount);
-        double l = calib_lbf(p);
+        /* a mixture over the direction of the anomaly: up with prior amount_up, down with
+         * 1 - amount_up; each one-sided p calibrated on its own */
+        double up = cfg->amount_up;
+        double l1 = log(up) + calib_lbf(as.p_hi), l2 = log(1.0 - up) + calib_lbf(as.p_lo);
+        double l = l1 > l2 ? l1 + log1p(exp(l2 - l1)) : l2 + log1p(exp(l1 - l2));
         if (p_pop < 1.0) l += cfg->pop_amount_weight * calib_lbf(p_pop);
         if (as.n_eff > 0 || pop->prior.scale > 0 || p_pop < 1.0) {
             res->present |= 1u << VG_ANOMALY_AMOUNT;
@@ -583,8 +588,10 @@ void vg_anomaly_learn(vg_anomaly_pop_t *pop, vg_anomaly_state_t *st,
         st->gap_var = (float)((1 - a) * (st->gap_var + a * d * d));
         double decay = exp(-gap_s / cfg->burst_tau_s);
         st->burst = (float)(st->burst * decay + 1.0);
+        /* an amount kept out of the baseline is the amount signal's business, not the
+         * spend rate's */
         st->burst_spend = (float)(st->burst_spend * decay +
-                                  (isfinite(in->amount) ? fabs(in->amount) : 0.0));
+                                  (isfinite(in->amount) && !keep_out ? fabs(in->amount) : 0.0));
         double ev = st->evidence * exp(-gap_s / (cfg->compromise_days * 86400.0));
         st->evidence = (float)ev;
     } else {

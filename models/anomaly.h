@@ -80,6 +80,7 @@ typedef struct vg_anomaly_cfg {
     float compromise_days;    /* mean duration of a compromise, days */
     float compromise_frac;    /* share of a compromised account's events that are anomalous */
     float pop_amount_weight;  /* exponent of the population amount factor (0: off) */
+    float amount_up;          /* prior share of amount anomalies that are increases, (0,1) */
     float time_weight;        /* exponent of the time factor */
     float velocity_weight;    /* exponent of the velocity factor */
     float novelty_weight;     /* exponent of each novelty factor */

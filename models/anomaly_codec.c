@@ -97,6 +97,7 @@ static void walk_pop(codec_t *c, vg_anomaly_pop_t *p) {
     F32(g->compromise_days);
     F32(g->compromise_frac);
     F32(g->pop_amount_weight);
+    F32(g->amount_up);
     F32(g->time_weight);
     F32(g->velocity_weight);
     F32(g->novelty_weight);
@@ -198,7 +199,7 @@ int vg_anomaly_state_decode(vg_anomaly_state_t *st, const uint8_t *buf, size_t l
 
 size_t vg_anomaly_pop_encoded_size(void) {
     /* field by field, as walk_pop() writes them (a test checks they agree) */
-    return HDR + 6 * 4 + 10 * 4 + VG_ANOMALY_POP_BINS * 8 + 8 + 168 * 8 + 8 + VG_ANOMALY_HOW_MODELS * 8 + 4 + 4 + 8 +
+    return HDR + 6 * 4 + 11 * 4 + VG_ANOMALY_POP_BINS * 8 + 8 + 168 * 8 + 8 + VG_ANOMALY_HOW_MODELS * 8 + 4 + 4 + 8 +
            (size_t)VG_HST_TREES * VG_HST_NODES * (1 + 4 + 4 + 4) + 12;
 }
 

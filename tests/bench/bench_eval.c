@@ -269,10 +269,10 @@ static double cp_at_k(const ev_t *e, const double *score, size_t n, int nacct, i
 
 /* ---- mode 1 ---- */
 
-#define NSC 6
+#define NSC 7
 static const char *const sc_name[NSC] = {
     "anomaly.score", "anomaly.amount", "anomaly.compromise", "anomaly.score (no prior)",
-    "zscore (running)", "amount > 220"};
+    "zscore (running)", "amount > 220", "amount > 220, then score"};
 
 static vg_anomaly_cfg_t g_cfg;
 static FILE *g_dump; /* --dump FILE: one line per test event: score amount z fraud scenario */
@@ -292,6 +292,7 @@ static void set_cfg(vg_anomaly_cfg_t *c, const char *kv) {
     SETF("days", compromise_days)
     SETF("frac", compromise_frac)
     SETF("pop_w", pop_amount_weight)
+    SETF("up", amount_up)
     SETF("time_w", time_weight)
     SETF("vel_w", velocity_weight)
     SETF("nov_w", novelty_weight)
@@ -415,6 +416,8 @@ static int run_labelled(const char *events, const char *labels, const char *from
         zm[a] += d / zn[a];
         zs[a] += d * (x - zm[a]);
         sc[5][n] = x > 220 ? 1 : 0;
+        /* the rule first, the anomaly score within each side (as the oracle is combined) */
+        sc[6][n] = sc[5][n] + sc[0][n];
         n++;
     }
     pipe_ ? pclose(f) : fclose(f);
