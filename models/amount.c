@@ -228,10 +228,12 @@ static double season(const vg_amount_cfg_t *cfg, const vg_amount_t *m, int h, in
  * nothing to score against. */
 static int effective(const vg_amount_cfg_t *cfg, const vg_amount_t *m,
                      const vg_amount_prior_t *prior, double *lvl, double *scl, double *nu,
-                     double *neff) {
+                     double *neff, double *ring_scale) {
     int n;
     double level, scale;
     ring_stats(m, &n, &level, &scale);
+    double fl0 = cfg->abs_floor + cfg->rel_floor * fabs(level);
+    *ring_scale = scale > fl0 ? scale : fl0;
     double k = (prior && prior->scale > 0) ? cfg->prior_n : 0;
     if (n == 0 && k == 0) return 0;
     /* the prior's weight fades with the whole history (not only the ring); scales are
@@ -263,16 +265,13 @@ void vg_amount_score(const vg_amount_cfg_t *cfg, const vg_amount_t *m,
     memset(out, 0, sizeof *out);
     out->p_hi = out->p_lo = 1.0;
     if (!isfinite(x)) return;
-    double lvl, scl, nu, neff;
-    if (!effective(cfg, m, prior, &lvl, &scl, &nu, &neff)) return;
+    double lvl, scl, nu, neff, rsc;
+    if (!effective(cfg, m, prior, &lvl, &scl, &nu, &neff, &rsc)) return;
     int h, d;
     double sh, sd;
     season_index(ts_ms, &h, &d);
-    int rn;
-    double rl, rsc;
-    ring_stats(m, &rn, &rl, &rsc); /* the same seasonal weights as vg_amount_learn uses */
-    double fl0 = cfg->abs_floor + cfg->rel_floor * fabs(rl);
-    double pred = lvl + season(cfg, m, h, d, rsc > fl0 ? rsc : fl0, &sh, &sd);
+    /* the ring's own scale: the same seasonal weights as vg_amount_learn uses */
+    double pred = lvl + season(cfg, m, h, d, rsc, &sh, &sd);
     double y = vg_amount_transform(cfg, x);
     double t = (y - pred) / scl;
     if (!isfinite(t)) t = t > 0 ? 1e300 : -1e300;

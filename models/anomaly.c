@@ -171,11 +171,15 @@ static double time_p(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st, 
 
 /* Adds each candidate's log predictive probability of this event's hour. */
 static void how_score_models(vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st, int how) {
-    double c[168], d[168], n;
-    how_parts(st, c, d, &n);
+    double n = st->how_total, daily[3] = {0};
+    int h = how % 24;
+    for (int k = 0; k < 3; k++)
+        for (int dd = 0; dd < 7; dd++) daily[k] += st->how[dd * 24 + (h + 23 + k) % 24];
+    double c = 0.5 * st->how[how] + 0.25 * (st->how[(how + 167) % 168] + st->how[(how + 1) % 168]);
+    double d = (0.5 * daily[1] + 0.25 * (daily[0] + daily[2])) / 7.0;
+    double pp = pop_how(pop, how);
     for (int j = 0; j < VG_ANOMALY_HOW_MODELS; j++) {
-        double q = (how_w[j] * c[how] + (1 - how_w[j]) * d[how] + how_K[j] * pop_how(pop, how)) /
-                   (n + how_K[j]);
+        double q = (how_w[j] * c + (1 - how_w[j]) * d + how_K[j] * pp) / (n + how_K[j]);
         pop->how_ll[j] += log(q);
     }
 }
@@ -260,6 +264,7 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
         double p = 2.0 * (as.p_hi < as.p_lo ? as.p_hi : as.p_lo);
         if (p > 1) p = 1;
         p_pop = pop_amount_p(pop, in->amount);
+        res->amount_z = as.z;
         /* a mixture over the direction of the anomaly: up with prior amount_up, down with
          * 1 - amount_up; each one-sided p calibrated on its own */
         double up = cfg->amount_up;
@@ -545,15 +550,9 @@ void vg_anomaly_learn(vg_anomaly_pop_t *pop, vg_anomaly_state_t *st,
         res = &tmp;
     }
     const vg_anomaly_cfg_t *cfg = &pop->cfg;
-    if (pop->trees.ready || pop->n > 0) {
-        double f[VG_HST_DIMS], z = 0;
-        if (isfinite(in->amount) && st->n > 0) {
-            vg_amount_score_t as;
-            vg_amount_score(&cfg->amount, &st->amount, pop->prior.scale > 0 ? &pop->prior : NULL,
-                            in->ts_ms, in->amount, &as);
-            z = as.z;
-        }
-        multi_features(st, in, z, f);
+    {
+        double f[VG_HST_DIMS];
+        multi_features(st, in, res->amount_z, f);
         vg_hstree_learn(&pop->trees, f);
     }
     pop_learn(pop, in);

@@ -26,6 +26,7 @@
 #ifndef VG_ANOMALY_H
 #define VG_ANOMALY_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -154,6 +155,27 @@ typedef struct vg_anomaly_input {
     vg_str_t cat[VG_ANOMALY_CAT__COUNT]; /* borrowed; p == NULL: absent */
 } vg_anomaly_input_t;
 
+/* Fills *in from an event's view (rules/value.h): time, amount (NaN when not a number),
+ * and the categorical fields that are strings (absent otherwise). The strings stay
+ * borrowed from the event. Can't fail. */
+static inline void vg_anomaly_input_from_tx(const vg_tx_t *tx, vg_anomaly_input_t *in) {
+    static const int map[VG_ANOMALY_CAT__COUNT] = {VG_FIELD_MERCHANT, VG_FIELD_COUNTRY,
+                                                   VG_FIELD_DEVICE,   VG_FIELD_IP,
+                                                   VG_FIELD_MCC,      VG_FIELD_CHANNEL};
+    const vg_value_t *ts = &tx->f[VG_FIELD_TS], *am = &tx->f[VG_FIELD_AMOUNT];
+    in->ts_ms = ts->type == VG_T_TIME ? ts->u.ms : 0;
+    in->amount = am->type == VG_T_NUM ? am->u.n : (double)NAN;
+    for (int i = 0; i < VG_ANOMALY_CAT__COUNT; i++) {
+        const vg_value_t *v = &tx->f[map[i]];
+        if (v->type == VG_T_STR) {
+            in->cat[i] = v->u.s;
+        } else {
+            in->cat[i].p = NULL;
+            in->cat[i].len = 0;
+        }
+    }
+}
+
 #define VG_ANOMALY_SKIP_MAX 8
 #define VG_ANOMALY_REASONS 3
 #define VG_ANOMALY_REASON_LEN 128
@@ -162,6 +184,7 @@ typedef struct vg_anomaly_result {
     double score;                        /* overall, in [0, 1]; 0.5 = posterior odds even */
     double lbf;                          /* the event's total log Bayes factor (nats) */
     double posterior;                    /* P(event anomalous | account, event) */
+    double amount_z;                     /* robust z of the amount (0 without one) */
     double signal[VG_ANOMALY__COUNT];    /* in [0, 1]; 0 where not present */
     double p[VG_ANOMALY__COUNT];         /* tail probabilities behind them (1: none) */
     uint32_t present;                    /* bit s set: signal s was computed */

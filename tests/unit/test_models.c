@@ -305,6 +305,35 @@ static void test_amount_stream(void **state) {
     assert_true(after_shift <= 10); /* the new level is learned */
 }
 
+static void test_input_from_tx(void **state) {
+    (void)state;
+    vg_tx_t tx;
+    memset(&tx, 0, sizeof tx);
+    for (int i = 0; i < VG_FIELD__COUNT; i++) tx.f[i] = vg_null();
+    tx.f[VG_FIELD_TS] = vg_time(T0);
+    tx.f[VG_FIELD_AMOUNT] = vg_num(12.5);
+    tx.f[VG_FIELD_COUNTRY] = vg_strv("BR", 2);
+    vg_anomaly_input_t in;
+    vg_anomaly_input_from_tx(&tx, &in);
+    assert_true(in.ts_ms == T0 && in.amount == 12.5);
+    assert_non_null(in.cat[VG_ANOMALY_CAT_COUNTRY].p);
+    assert_int_equal(in.cat[VG_ANOMALY_CAT_COUNTRY].len, 2);
+    assert_null(in.cat[VG_ANOMALY_CAT_MERCHANT].p);
+    tx.f[VG_FIELD_AMOUNT] = vg_null();
+    vg_anomaly_input_from_tx(&tx, &in);
+    assert_true(isnan(in.amount));
+    /* no amount: the amount signal is absent, the rest still works */
+    vg_anomaly_pop_t *pop = malloc(sizeof *pop);
+    vg_anomaly_pop_init(pop, NULL, 1);
+    vg_anomaly_state_t st;
+    vg_anomaly_state_init(&st);
+    vg_anomaly_result_t r;
+    vg_anomaly_process(pop, &st, &in, &r);
+    assert_false(r.present & (1u << VG_ANOMALY_AMOUNT));
+    assert_true(r.present & (1u << VG_ANOMALY_COUNTRY));
+    free(pop);
+}
+
 static void test_names(void **state) {
     (void)state;
     assert_string_equal(vg_anomaly_signal_name(VG_ANOMALY_AMOUNT), "amount");
@@ -319,7 +348,8 @@ int main(void) {
         cmocka_unit_test(test_new_country),     cmocka_unit_test(test_burst),
         cmocka_unit_test(test_score_then_learn), cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_reset),           cmocka_unit_test(test_adversarial),
-        cmocka_unit_test(test_amount_stream),   cmocka_unit_test(test_names),
+        cmocka_unit_test(test_amount_stream),   cmocka_unit_test(test_input_from_tx),
+        cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
