@@ -18,7 +18,7 @@
  * old rows. Retention: every row with ts >= newest - maxW - lateness, plus the newest
  * row before that span (the predecessor of any allowed late event, for prev/sessions).
  * Memory per row: 8 bytes per word (typically 8 + 8 + 8-16 per spec), the array grows
- * geometrically and shrinks when 8x too large.
+ * by half (from 2 rows) and shrinks when 8x too large.
  *
  * The frontier. For each windowed spec of width w the state keeps the window
  * [newest - w, newest] as a left position L into the log and:
@@ -29,7 +29,14 @@
  *     double-double arithmetic (S2 - S1^2/n)/n, so that it stays exact to ~1e-16 of
  *     the values even for a tiny variance;
  *   min/max: a monotonic deque of positions (strictly increasing values for min);
- *   distinct/seen: a hash table value-hash -> count of the rows in the window.
+ *   distinct/seen: a hash table value-hash -> count of the rows in the window;
+ *   but a frontier of at most SMALL_ROWS rows (most keys: a few events per window)
+ *   has no deque or table: its value is computed by scanning its rows, and the
+ *   structure is built from the rows when the frontier grows past that and freed
+ *   when it falls to SMALL_DROP rows. Both ways give the same values.
+ * The frontier states of a key's specs share one allocation with the key's state
+ * (each kind takes only the bytes it uses), so a new key costs two allocations
+ * (state, rows) plus the prev() string store when there are strings.
  * Hash collisions of distinct/seen values (64-bit) are ignored: about 1 in 1e10 for
  * 1e5 distinct values in one window. Numbers hash by a bijection of their bits, so two
  * distinct numbers never collide.
@@ -423,6 +430,7 @@ vg_wlayout_t *vg_wlayout_new_specs(const vg_spec_t *specs, const int *spec_index
             s->off = off;
             off += spec_words(s->kind);
         }
+        s->soff = -1;
         if (kind_windowed(s->kind) && s->w > l->maxw) l->maxw = s->w;
         if (s->kind == VG_SPEC_PREV) l->nprev++;
         if (kind_session(s->kind)) l->nsess++;
@@ -435,6 +443,21 @@ vg_wlayout_t *vg_wlayout_new_specs(const vg_spec_t *specs, const int *spec_index
     }
     l->rw = off;
     l->fp = fp;
+    /* frontier states: the small kinds first, then sum/avg/stddev (full size), and
+     * room for a whole sstate_t after the last one, so that no access through an
+     * sstate_t pointer can leave the block */
+    size_t so = 0, last = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < n; i++) {
+            lspec_t *s = &l->s[i];
+            size_t b = ss_bytes(s->kind);
+            if (!b || kind_sumlike(s->kind) != pass) continue;
+            s->soff = (int)so;
+            last = so;
+            so += b;
+        }
+    if (so && so < last + sizeof(sstate_t)) so = last + sizeof(sstate_t);
+    l->ssbytes = so;
     return l;
 err:
     vg_wlayout_free(l);
@@ -476,30 +499,35 @@ uint64_t vg_wlayout_fingerprint(const vg_wlayout_t *l) { return l ? l->fp : 0; }
 
 /* ---- state ---- */
 
+/* Rows of a layout too wide for add()'s stack buffer get a per-state one. */
+#define STACK_ROW_WORDS 64
+
 vg_wstate_t *vg_wstate_new(const vg_wlayout_t *l) {
-    vg_wstate_t *w = calloc(1, sizeof *w);
+    vg_wstate_t *w = calloc(1, sizeof *w + l->ssbytes);
     if (!w) return NULL;
+    w->lay = l;
     w->newest = INT64_MIN;
     w->nspecs = l->n;
     w->rw = l->rw;
-    w->ss = calloc(l->n ? (size_t)l->n : 1, sizeof *w->ss);
-    w->tmp = calloc((size_t)l->rw, sizeof *w->tmp);
-    if (!w->ss || !w->tmp) {
-        vg_wstate_free(w);
-        return NULL;
-    }
     return w;
+}
+
+/* Frees the deque or table of spec s (back to scanning). Can't fail. */
+static void ss_drop(sstate_t *ss, int kind) {
+    if (kind_minmax(kind)) {
+        free(ss->dq.v);
+        memset(&ss->dq, 0, sizeof ss->dq);
+    } else if (kind_hashed(kind)) {
+        free(ss->ht.k);
+        memset(&ss->ht, 0, sizeof ss->ht);
+    }
 }
 
 void vg_wstate_free(vg_wstate_t *w) {
     if (!w) return;
-    if (w->ss) {
-        for (int i = 0; i < w->nspecs; i++) {
-            free(w->ss[i].dq.v);
-            free(w->ss[i].ht.k);
-        }
-    }
-    free(w->ss);
+    const vg_wlayout_t *l = w->lay;
+    for (int i = 0; i < l->n; i++)
+        if (l->s[i].soff >= 0) ss_drop(wss(w, &l->s[i]), l->s[i].kind);
     free(w->tmp);
     free(w->rows);
     free(w->sb);
@@ -509,12 +537,16 @@ void vg_wstate_free(vg_wstate_t *w) {
 int64_t vg_wstate_newest(const vg_wstate_t *w) { return w->newest; }
 
 size_t vg_wstate_mem(const vg_wstate_t *w) {
-    size_t m = sizeof *w + (size_t)w->nspecs * sizeof *w->ss + w->sb_cap;
-    for (int i = 0; i < w->nspecs; i++) {
-        m += (size_t)w->ss[i].dq.cap * sizeof(int64_t);
-        m += (size_t)w->ss[i].ht.cap * (sizeof(uint64_t) + sizeof(uint32_t));
+    const vg_wlayout_t *l = w->lay;
+    size_t m = sizeof *w + l->ssbytes + w->sb_cap;
+    if (w->tmp) m += (size_t)w->rw * sizeof(word_t);
+    for (int i = 0; i < l->n; i++) {
+        const lspec_t *s = &l->s[i];
+        if (kind_minmax(s->kind)) m += (size_t)wss(w, s)->dq.cap * sizeof(int64_t);
+        if (kind_hashed(s->kind))
+            m += (size_t)wss(w, s)->ht.cap * (sizeof(uint64_t) + sizeof(uint32_t));
     }
-    return m + (w->cap + 1) * (size_t)w->rw * sizeof(word_t);
+    return m + w->cap * (size_t)w->rw * sizeof(word_t);
 }
 
 /* ---- the log ---- */
@@ -531,21 +563,23 @@ int vg_wstate_reserve_rows(vg_wstate_t *w, const vg_wlayout_t *l, size_t extra) 
         }
     }
     if (w->head + need <= w->cap) return 0;
-    if (need <= w->cap / 2) {   /* the dead front is at least half: slide down */
+    if (need <= w->cap && w->head >= w->n) {   /* the dead front is the larger: slide */
         memmove(w->rows, w->rows + w->head * rw, w->n * rw * sizeof(word_t));
         w->head = 0;
         return 0;
     }
-    size_t nc = w->cap ? w->cap * 2 : 4;
-    while (nc < need) nc *= 2;
+    /* grow by half (most keys keep a handful of rows: start at 2) */
+    size_t nc = w->cap < 2 ? 2 : w->cap + w->cap / 2;
+    if (nc < need) nc = need;
     if (nc > SIZE_MAX / (rw * sizeof(word_t))) return VG_ENOMEM;
-    word_t *r = malloc(nc * rw * sizeof(word_t));
+    if (w->head) {   /* the live rows to the front first, so that realloc copies them */
+        memmove(w->rows, w->rows + w->head * rw, w->n * rw * sizeof(word_t));
+        w->head = 0;
+    }
+    word_t *r = realloc(w->rows, nc * rw * sizeof(word_t));
     if (!r) return VG_ENOMEM;
-    if (w->n) memcpy(r, w->rows + w->head * rw, w->n * rw * sizeof(word_t));
-    free(w->rows);
     w->rows = r;
     w->cap = nc;
-    w->head = 0;
     return 0;
 }
 
@@ -775,7 +809,8 @@ static void store_strings(vg_wstate_t *w, const vg_wlayout_t *l, const vg_spec_i
 
 static void recompute(const vg_wstate_t *w, const vg_wlayout_t *l, const lspec_t *s,
                       sstate_t *ss) {
-    acc_t a = {0, {0, 0}, {0, 0}, 0, 0};
+    acc_t a;
+    memset(&a, 0, sizeof a);
     for (int64_t p = ss->L; p < w->first + (int64_t)w->n; p++) row_acc(s, wrow(w, l, p), 1, &a);
     ss->a = a;
     ss->ops = 0;
@@ -799,11 +834,12 @@ static void settle(const vg_wstate_t *w, const vg_wlayout_t *l, const lspec_t *s
     }
 }
 
-/* A row enters (+1) or leaves (-1) the frontier of a spec (not the min/max deque). */
+/* A row enters (+1) or leaves (-1) the frontier of a spec (not the min/max deque; not
+ * a distinct/seen frontier that is scanned). */
 static inline void fr_move(const lspec_t *s, sstate_t *ss, const word_t *r, int sign) {
     if (kind_hashed(s->kind)) {
         uint64_t h = r[s->off].u;
-        if (h) {
+        if (h && ss->ht.cap) {
             if (sign > 0)
                 vg_wht_inc(&ss->ht, h);
             else
@@ -815,14 +851,70 @@ static inline void fr_move(const lspec_t *s, sstate_t *ss, const word_t *r, int 
     }
 }
 
+/* Builds the deque or table of a min/max/distinct/seen spec from its frontier rows
+ * [L, end) (it had none: the frontier was scanned). Returns 0 or VG_ENOMEM (still
+ * none). */
+int vg_wss_build(const vg_wstate_t *w, const vg_wlayout_t *l, const lspec_t *s, sstate_t *ss) {
+    int64_t end = w->first + (int64_t)w->n;
+    if (kind_minmax(s->kind)) {
+        uint64_t cap = 8;
+        while (cap < (uint64_t)(end - ss->L) + 1) cap <<= 1;
+        if (cap > (1u << 30) || !(ss->dq.v = malloc((size_t)cap * sizeof *ss->dq.v)))
+            return VG_ENOMEM;
+        ss->dq.cap = (uint32_t)cap;
+        ss->dq.head = ss->dq.n = 0;
+        for (int64_t p = ss->L; p < end; p++) vg_wdq_push(&ss->dq, w, l, s, p);
+    } else if (kind_hashed(s->kind)) {
+        uint64_t cap = 16;
+        while (cap < (uint64_t)(end - ss->L) * 2 + 2) cap <<= 1;
+        if (cap > (1u << 30) || vg_wht_resize(&ss->ht, (uint32_t)cap)) return VG_ENOMEM;
+        for (int64_t p = ss->L; p < end; p++)
+            if (wrow(w, l, p)[s->off].u) vg_wht_inc(&ss->ht, wrow(w, l, p)[s->off].u);
+    }
+    return 0;
+}
+
+/* min/max of a scanned frontier [L, end): the extreme, among equal values the newest
+ * row's (as the deque would give). */
+static vg_value_t scan_extreme(const vg_wstate_t *w, const vg_wlayout_t *l, const lspec_t *s,
+                               int64_t from, int64_t end) {
+    double best = NAN;
+    for (int64_t p = from; p < end; p++) {
+        double x = wrow(w, l, p)[s->off].d;
+        if (x == x && (best != best || !better(s->kind, best, x))) best = x;
+    }
+    return best == best ? vg_num(best) : vg_null();
+}
+
+/* Distinct non-zero hashes among the rows [from, end) (few: quadratic). */
+static int64_t scan_distinct(const vg_wstate_t *w, const vg_wlayout_t *l, const lspec_t *s,
+                             int64_t from, int64_t end) {
+    int64_t c = 0;
+    for (int64_t p = from; p < end; p++) {
+        uint64_t h = wrow(w, l, p)[s->off].u;
+        if (!h) continue;
+        int64_t q = from;
+        while (q < p && wrow(w, l, q)[s->off].u != h) q++;
+        c += q == p;
+    }
+    return c;
+}
+
+static int64_t count_hash(const vg_wstate_t *w, const vg_wlayout_t *l, const lspec_t *s,
+                          int64_t from, int64_t to, uint64_t h) {
+    int64_t c = 0;
+    for (int64_t p = from; p < to; p++) c += wrow(w, l, p)[s->off].u == h;
+    return c;
+}
+
 /* The newest row (at end - 1) has just been appended with a time >= every other. */
 static void inorder_update(vg_wstate_t *w, const vg_wlayout_t *l, vg_value_t *vals) {
-    int64_t pos = w->first + (int64_t)w->n - 1, ts = w->newest;
+    int64_t end = w->first + (int64_t)w->n, pos = end - 1, ts = w->newest;
     const word_t *r = wrow(w, l, pos);
     for (int i = 0; i < l->n; i++) {
         const lspec_t *s = &l->s[i];
-        if (!kind_windowed(s->kind)) continue;
-        sstate_t *ss = &w->ss[i];
+        if (s->soff < 0) continue;
+        sstate_t *ss = wss(w, s);
         int64_t cut = sat_sub(ts, s->w);
         while (wrow(w, l, ss->L)[0].i < cut) {
             fr_move(s, ss, wrow(w, l, ss->L), -1);
@@ -831,6 +923,10 @@ static void inorder_update(vg_wstate_t *w, const vg_wlayout_t *l, vg_value_t *va
         vg_value_t *v = &vals[s->pidx];
         if (kind_minmax(s->kind)) {
             dq_t *d = &ss->dq;
+            if (!d->cap) {
+                *v = scan_extreme(w, l, s, ss->L, end);
+                continue;
+            }
             while (d->n && DQ_AT(d, 0) < ss->L) {
                 d->head = (d->head + 1) & (d->cap - 1);
                 d->n--;
@@ -839,6 +935,13 @@ static void inorder_update(vg_wstate_t *w, const vg_wlayout_t *l, vg_value_t *va
             *v = d->n ? vg_num(wrow(w, l, DQ_AT(d, 0))[s->off].d) : vg_null();
         } else if (kind_hashed(s->kind)) {
             uint64_t h = r[s->off].u;
+            if (!ss->ht.cap) {
+                if (s->kind == VG_SPEC_SEEN)
+                    *v = h ? vg_bool(count_hash(w, l, s, ss->L, pos, h) > 0) : vg_null();
+                else
+                    *v = vg_num((double)scan_distinct(w, l, s, ss->L, end));
+                continue;
+            }
             if (s->kind == VG_SPEC_SEEN) *v = h ? vg_bool(ht_get(&ss->ht, h) > 0) : vg_null();
             if (h) vg_wht_inc(&ss->ht, h);
             if (s->kind == VG_SPEC_DISTINCT) *v = vg_num((double)ss->ht.n);
@@ -850,13 +953,6 @@ static void inorder_update(vg_wstate_t *w, const vg_wlayout_t *l, vg_value_t *va
     }
 }
 
-static int64_t count_hash(const vg_wstate_t *w, const vg_wlayout_t *l, const lspec_t *s,
-                          int64_t from, int64_t to, uint64_t h) {
-    int64_t c = 0;
-    for (int64_t p = from; p < to; p++) c += wrow(w, l, p)[s->off].u == h;
-    return c;
-}
-
 /* The values of a late event (row nr, to be inserted at k) over [ts - w, ts], from the
  * state before its insertion. Returns 0 or VG_ENOMEM (scratch exhausted). */
 static int late_values(const vg_wstate_t *w, const vg_wlayout_t *l, int64_t k,
@@ -864,16 +960,18 @@ static int late_values(const vg_wstate_t *w, const vg_wlayout_t *l, int64_t k,
     int64_t end = w->first + (int64_t)w->n, ts = nr[0].i;
     for (int i = 0; i < l->n; i++) {
         const lspec_t *s = &l->s[i];
-        if (!kind_windowed(s->kind)) continue;
-        const sstate_t *ss = &w->ss[i];
+        if (s->soff < 0) continue;
+        const sstate_t *ss = wss(w, s);
         int64_t a = vg_wlower_bound(w, l, sat_sub(ts, s->w)), L = ss->L;
-        /* [a, k) directly, or the frontier - [k, end) + [a, L): the shorter */
+        /* [a, k) directly, or the frontier - [k, end) + [a, L): the shorter (a scanned
+         * frontier is small: directly) */
         int adjust = k >= L && (L - a) + (end - k) < (k - a);
+        if (kind_hashed(s->kind) && !ss->ht.cap) adjust = 0;
         vg_value_t *v = &vals[s->pidx];
         if (kind_minmax(s->kind)) {
             double best = nr[s->off].d;
             int64_t to = k;
-            if (k > L && ss->dq.n && DQ_AT(&ss->dq, 0) < k) {
+            if (k > L && ss->dq.cap && ss->dq.n && DQ_AT(&ss->dq, 0) < k) {
                 double x = wrow(w, l, DQ_AT(&ss->dq, 0))[s->off].d;
                 if (best != best || better(s->kind, x, best)) best = x;
                 to = L;
@@ -918,9 +1016,11 @@ static int late_values(const vg_wstate_t *w, const vg_wlayout_t *l, int64_t k,
             if (!scratch) free(t.k);
             *v = vg_num((double)res);
         } else {
-            acc_t acc = {0, {0, 0}, {0, 0}, 0, 0};
+            acc_t acc;
+            memset(&acc, 0, sizeof acc);
             if (adjust) {
-                acc = ss->a;
+                if (s->kind == VG_SPEC_COUNT) acc.cnt = ss->a.cnt;   /* it has no sums */
+                else acc = ss->a;
                 for (int64_t p = k; p < end; p++) row_acc(s, wrow(w, l, p), -1, &acc);
                 for (int64_t p = a; p < L; p++) row_acc(s, wrow(w, l, p), 1, &acc);
                 if (acc.sabs < MAG_DROP * acc.hw) {   /* cancellation: sum directly */
@@ -948,16 +1048,17 @@ static void late_insert(vg_wstate_t *w, const vg_wlayout_t *l, int64_t k, const 
     w->n++;
     for (int i = 0; i < l->n; i++) {
         const lspec_t *s = &l->s[i];
-        if (!kind_windowed(s->kind)) continue;
-        sstate_t *ss = &w->ss[i];
-        if (kind_minmax(s->kind))
+        if (s->soff < 0) continue;
+        sstate_t *ss = wss(w, s);
+        int dq = kind_minmax(s->kind) && ss->dq.cap;
+        if (dq)
             for (uint32_t j = ss->dq.n; j > 0 && DQ_AT(&ss->dq, j - 1) >= k; j--)
                 DQ_AT(&ss->dq, j - 1)++;
         if (nr[0].i < sat_sub(w->newest, s->w)) {   /* not in the frontier: k <= L */
             ss->L++;
             continue;
         }
-        if (kind_minmax(s->kind)) {
+        if (dq) {
             dq_insert_mid(&ss->dq, w, l, s, k);
         } else {
             fr_move(s, ss, nr, 1);
@@ -971,6 +1072,37 @@ static void late_insert(vg_wstate_t *w, const vg_wlayout_t *l, int64_t k, const 
                     sess_run(&l->s[i], wrow(w, l, p - 1), wrow(w, l, p));
 }
 
+/* Makes room for one more entry in each deque and table, building them for frontiers
+ * that may outgrow SMALL_ROWS with this event. Returns 0 or VG_ENOMEM (the frontiers
+ * still give the same values: a structure built is a function of the rows). */
+static int reserve_frontiers(vg_wstate_t *w, const vg_wlayout_t *l) {
+    int64_t end = w->first + (int64_t)w->n;
+    for (int i = 0; i < l->n; i++) {
+        const lspec_t *s = &l->s[i];
+        if (!kind_minmax(s->kind) && !kind_hashed(s->kind)) continue;
+        sstate_t *ss = wss(w, s);
+        int built = kind_minmax(s->kind) ? ss->dq.cap != 0 : ss->ht.cap != 0;
+        if (!built) {
+            if (end - ss->L + 1 <= SMALL_ROWS) continue;
+            if (vg_wss_build(w, l, s, ss)) return VG_ENOMEM;
+        }
+        if (kind_minmax(s->kind) ? vg_wdq_reserve(&ss->dq) : ht_reserve(&ss->ht))
+            return VG_ENOMEM;
+    }
+    return 0;
+}
+
+/* Drops the deques and tables of frontiers that became small. Can't fail. */
+static void drop_small(vg_wstate_t *w, const vg_wlayout_t *l) {
+    int64_t end = w->first + (int64_t)w->n;
+    for (int i = 0; i < l->n; i++) {
+        const lspec_t *s = &l->s[i];
+        if (!kind_minmax(s->kind) && !kind_hashed(s->kind)) continue;
+        sstate_t *ss = wss(w, s);
+        if (end - ss->L <= SMALL_DROP) ss_drop(ss, s->kind);
+    }
+}
+
 int vg_wstate_add(vg_wstate_t *w, const vg_wlayout_t *l, int64_t ts,
                   const vg_spec_input_t *in, vg_value_t *vals, vg_arena_t *scratch) {
     if (l->n == 0) {
@@ -979,39 +1111,45 @@ int vg_wstate_add(vg_wstate_t *w, const vg_wlayout_t *l, int64_t ts,
     }
     int late = w->n > 0 && ts < w->newest;
     size_t sbytes = 0;
-    for (int i = 0; i < l->n; i++)
-        if (l->s[i].kind == VG_SPEC_PREV && type_is_str(in[l->s[i].pidx].x.type))
-            sbytes += in[l->s[i].pidx].x.u.s.len;
+    if (l->nprev)
+        for (int i = 0; i < l->n; i++)
+            if (l->s[i].kind == VG_SPEC_PREV && type_is_str(in[l->s[i].pidx].x.type))
+                sbytes += in[l->s[i].pidx].x.u.s.len;
     /* every allocation first: an error leaves the state unchanged */
-    if (vg_wstate_reserve_rows(w, l, 1) || reserve_sb(w, l, sbytes)) return VG_ENOMEM;
-    for (int i = 0; i < l->n; i++) {
-        if (kind_minmax(l->s[i].kind) && vg_wdq_reserve(&w->ss[i].dq)) return VG_ENOMEM;
-        if (kind_hashed(l->s[i].kind) && ht_reserve(&w->ss[i].ht)) return VG_ENOMEM;
+    word_t stackrow[STACK_ROW_WORDS];
+    word_t *nr = stackrow;
+    if (l->rw > STACK_ROW_WORDS) {
+        if (!w->tmp && !(w->tmp = malloc((size_t)l->rw * sizeof *w->tmp))) return VG_ENOMEM;
+        nr = w->tmp;
     }
+    if (vg_wstate_reserve_rows(w, l, 1) || reserve_sb(w, l, sbytes) || reserve_frontiers(w, l))
+        return VG_ENOMEM;
     int64_t end = w->first + (int64_t)w->n;
     int64_t k = late ? upper_bound(w, l, ts) : end;
-    build_row(l, ts, in, k > w->first ? wrow(w, l, k - 1) : NULL, w->tmp);
+    if (!late) nr = wrow(w, l, end);   /* in order: built in place */
+    build_row(l, ts, in, k > w->first ? wrow(w, l, k - 1) : NULL, nr);
     if (late) {
-        int rc = late_values(w, l, k, w->tmp, vals, scratch);
+        int rc = late_values(w, l, k, nr, vals, scratch);
         if (rc) return rc;
     }
-    store_strings(w, l, in, w->tmp);
+    store_strings(w, l, in, nr);
     if (late) {
-        late_insert(w, l, k, w->tmp);
+        late_insert(w, l, k, nr);
     } else {
-        memcpy(wrow(w, l, end), w->tmp, (size_t)l->rw * sizeof(word_t));
         w->n++;
         w->newest = ts;
         inorder_update(w, l, vals);
     }
     const word_t *r = wrow(w, l, k), *pred = k > w->first ? wrow(w, l, k - 1) : NULL;
-    for (int i = 0; i < l->n; i++) {
-        const lspec_t *s = &l->s[i];
-        if (kind_session(s->kind))
-            vals[s->pidx] = sess_value(s, r);
-        else if (s->kind == VG_SPEC_PREV)
-            vals[s->pidx] = prev_value(w, s, pred);
-    }
+    if (l->nsess || l->nprev)
+        for (int i = 0; i < l->n; i++) {
+            const lspec_t *s = &l->s[i];
+            if (kind_session(s->kind))
+                vals[s->pidx] = sess_value(s, r);
+            else if (s->kind == VG_SPEC_PREV)
+                vals[s->pidx] = prev_value(w, s, pred);
+        }
     if (!late) retain(w, l);
+    drop_small(w, l);
     return 0;
 }

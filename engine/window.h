@@ -20,8 +20,11 @@
  * min/max, which cost up to the rows of the late event's own window when the
  * frontier's extreme lies after the late event. Memory: the retained rows (8 bytes per
  * word: 1 + 1 flag word per 64 count specs + 1 per sum/avg/min/max/stddev/distinct/seen,
- * 2 per session_count/duration and prev, 5 per session_sum), plus prev() string bytes,
- * plus per min/max spec a deque and per distinct/seen spec a hash table of the window.
+ * 2 per session_count/duration and prev, 5 per session_sum; the array grows by half,
+ * from 2 rows), plus prev() string bytes, plus one block per state of ~100 bytes and
+ * 24 (count), 40 (min/max/distinct/seen) or 72 (sum/avg/stddev) bytes per windowed
+ * spec, plus, once a window holds more than 8 rows, per min/max spec a deque and per
+ * distinct/seen spec a hash table of the window (smaller windows are scanned).
  * Numbers returned are always finite (a non-finite sum reads null).
  * distinct/seen compare 64-bit hashes of the values (numbers exactly, by value).
  *
@@ -30,7 +33,8 @@
  * that group.
  *
  * Threading: a vg_wstate_t belongs to one thread. Ownership: the caller owns layouts
- * and states (free with vg_wlayout_free / vg_wstate_free, both accept NULL). Strings
+ * and states (free with vg_wlayout_free / vg_wstate_free, both accept NULL); a state
+ * keeps a pointer to the layout it was made with, which must outlive it. Strings
  * returned in `vals` (prev() of a string) borrow from the state and stay valid until
  * the next vg_wstate_add() or vg_wstate_free() on that state.
  */

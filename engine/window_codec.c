@@ -89,7 +89,7 @@ int vg_wstate_encode(const vg_wstate_t *w, const vg_wlayout_t *l, vg_buf_t *out)
     }
     for (int i = 0; i < l->n; i++) {
         if (!kind_sumlike(l->s[i].kind)) continue;
-        const sstate_t *ss = &w->ss[i];
+        const sstate_t *ss = wss(w, &l->s[i]);
         word_t v[7];
         v[0].d = ss->a.s1.s;
         v[1].d = ss->a.s1.c;
@@ -162,22 +162,17 @@ static int rebuild(vg_wstate_t *w, const vg_wlayout_t *l) {
     int64_t end = w->first + (int64_t)w->n;
     for (int i = 0; i < l->n; i++) {
         const lspec_t *s = &l->s[i];
-        if (!kind_windowed(s->kind)) continue;
-        sstate_t *ss = &w->ss[i];
+        if (s->soff < 0) continue;
+        sstate_t *ss = wss(w, s);
         ss->L = w->n ? vg_wlower_bound(w, l, sat_sub(w->newest, s->w)) : w->first;
-        if (kind_hashed(s->kind)) {
-            uint64_t cap = 8;
-            while (cap < (uint64_t)(end - ss->L) * 2 + 2) cap <<= 1;
-            if (cap > (1u << 30) || vg_wht_resize(&ss->ht, (uint32_t)cap)) return VG_ENOMEM;
+        if (kind_minmax(s->kind) || kind_hashed(s->kind)) {
+            /* small frontiers are scanned (window.c) */
+            if (end - ss->L > SMALL_ROWS && vg_wss_build(w, l, s, ss)) return VG_ENOMEM;
+            continue;
         }
         for (int64_t p = ss->L; p < end; p++) {
             const word_t *r = wrow(w, l, p);
-            if (kind_minmax(s->kind)) {
-                if (vg_wdq_reserve(&ss->dq)) return VG_ENOMEM;
-                vg_wdq_push(&ss->dq, w, l, s, p);
-            } else if (kind_hashed(s->kind)) {
-                if (r[s->off].u) vg_wht_inc(&ss->ht, r[s->off].u);
-            } else if (s->kind == VG_SPEC_COUNT) {
+            if (s->kind == VG_SPEC_COUNT) {
                 if (r[1 + s->off / 64].u >> (s->off % 64) & 1) ss->a.cnt++;
             } else if (r[s->off].d == r[s->off].d) {
                 ss->a.cnt++;
@@ -232,7 +227,7 @@ vg_wstate_t *vg_wstate_decode(const vg_wlayout_t *l, const void *data, size_t n,
     }
     for (int i = 0; i < l->n; i++) {
         if (!kind_sumlike(l->s[i].kind)) continue;
-        sstate_t *ss = &w->ss[i];
+        sstate_t *ss = wss(w, &l->s[i]);
         word_t v[7];
         for (int j = 0; j < 7; j++, q += 8) v[j].u = get64(q);
         for (int j = 0; j < 6; j++)

@@ -7,6 +7,7 @@
 #define VG_WINDOW_INT_H
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -26,6 +27,8 @@ typedef struct lspec {
     int64_t w;         /* window (aggregates, seen) or gap (sessions), >= 0 */
     int pidx;          /* program spec index: index into `in` and `vals` */
     int off;           /* COUNT: bit index in the flag words; else word offset in a row */
+    int soff;          /* windowed kinds: byte offset of its sstate_t in the state's
+                          frontier block (see SS_BYTES); others -1 */
 } lspec_t;
 
 struct vg_wlayout {
@@ -38,6 +41,7 @@ struct vg_wlayout {
     int64_t maxw;          /* longest aggregate/seen window */
     int64_t lateness;
     uint64_t fp;
+    size_t ssbytes;        /* bytes of the frontier block of a state */
 };
 
 /* Compensated (Neumaier) sum: the value is s + c. */
@@ -45,13 +49,14 @@ typedef struct ksum {
     double s, c;
 } ksum_t;
 
-/* Count and sums of one window (or of a range of rows). */
+/* Count and sums of one window (or of a range of rows). cnt comes first: a count
+ * spec's frontier state stops right after it (SS_BYTES). */
 typedef struct acc {
     int64_t cnt;
-    ksum_t s1;     /* sum of x */
-    ksum_t s2;     /* sum of x*x (stddev), each square added exactly as hi + lo */
     double sabs;   /* sum of |x| (plain: only a trigger for recomputing) */
     double hw;     /* largest |x| added or removed since the sums were recomputed */
+    ksum_t s1;     /* sum of x */
+    ksum_t s2;     /* sum of x*x (stddev), each square added exactly as hi + lo */
 } acc_t;
 
 /* Monotonic deque of absolute row positions (min/max), a ring of power-of-2 capacity. */
@@ -67,27 +72,44 @@ typedef struct htab {
     uint32_t cap, n;
 } htab_t;
 
-/* The frontier state of one windowed spec: the rows [L, end) have ts >= newest - w. */
+/* The frontier state of one windowed spec: the rows [L, end) have ts >= newest - w.
+ * Only the member of the union that the spec's kind uses exists: a state's specs are
+ * packed in one block, each taking ss_bytes(kind) bytes (a count spec only L, ops and
+ * a.cnt), so code must never touch another kind's member. */
 typedef struct sstate {
     int64_t L;     /* absolute position of the frontier's first row */
     int64_t ops;   /* rows moved in or out since the sums were last recomputed */
-    acc_t a;       /* count (all windowed kinds but distinct/seen) and sums */
-    dq_t dq;       /* min, max */
-    htab_t ht;     /* distinct, seen */
+    union {
+        acc_t a;       /* count: a.cnt only; sum/avg/stddev: count and sums */
+        dq_t dq;       /* min, max; cap 0: no deque, the frontier is scanned (small) */
+        htab_t ht;     /* distinct, seen; cap 0: no table, the frontier is scanned */
+    };
 } sstate_t;
 
+/* A frontier of at most this many rows is scanned instead of keeping a min/max deque
+ * or a distinct/seen table; the structure is built when the frontier grows past it
+ * and dropped when it shrinks to SMALL_DROP rows or fewer. */
+#define SMALL_ROWS 8
+#define SMALL_DROP 2
+
 struct vg_wstate {
+    const vg_wlayout_t *lay;   /* the layout it was made with (outlives the state) */
     int64_t newest;        /* INT64_MIN when empty; else the last row's time */
     int64_t first;         /* absolute position of the oldest row */
     word_t *rows;          /* rows[head .. head + n) (times rw words) is the log */
     size_t cap, head, n;   /* in rows */
-    sstate_t *ss;          /* one per layout spec */
-    word_t *tmp;           /* one row: the event being added */
+    word_t *tmp;           /* one row for layouts too wide for the stack, else NULL */
     char *sb;              /* prev() string bytes; rows hold offsets */
     size_t sb_len, sb_cap, sb_dead;
     int nspecs;
     int rw;                /* words per row (of the layout) */
+    uint64_t ssb[];        /* the specs' frontier states (lspec_t.soff), ssbytes */
 };
+
+/* The frontier state of windowed spec s. */
+static inline sstate_t *wss(const vg_wstate_t *w, const lspec_t *s) {
+    return (sstate_t *)(void *)((unsigned char *)w->ssb + s->soff);
+}
 
 /* Row at absolute position pos. */
 static inline word_t *wrow(const vg_wstate_t *w, const vg_wlayout_t *l, int64_t pos) {
@@ -107,6 +129,15 @@ static inline int kind_hashed(int k) { return k == VG_SPEC_DISTINCT || k == VG_S
 static inline int kind_xagg(int k) { return k >= VG_SPEC_SUM && k <= VG_SPEC_STDDEV; }
 static inline int kind_session(int k) {
     return k >= VG_SPEC_SESSION_COUNT && k <= VG_SPEC_SESSION_DURATION;
+}
+
+/* Bytes of a spec's frontier state in the block (0: not windowed). */
+static inline size_t ss_bytes(int kind) {
+    if (kind == VG_SPEC_COUNT) return offsetof(sstate_t, a) + sizeof(int64_t);
+    if (kind_sumlike(kind)) return sizeof(sstate_t);
+    if (kind_minmax(kind)) return offsetof(sstate_t, dq) + sizeof(dq_t);
+    if (kind_hashed(kind)) return offsetof(sstate_t, ht) + sizeof(htab_t);
+    return 0;
 }
 
 static inline int64_t sat_sub(int64_t a, int64_t b) {
@@ -130,6 +161,9 @@ void vg_wdq_push(dq_t *d, const vg_wstate_t *w, const vg_wlayout_t *l, const lsp
                  int64_t pos);
 int vg_wht_resize(htab_t *h, uint32_t cap);
 void vg_wht_inc(htab_t *h, uint64_t key);
+/* Builds the deque (min/max) or table (distinct/seen) of a scanned frontier [L, end).
+ * Returns 0 or VG_ENOMEM. */
+int vg_wss_build(const vg_wstate_t *w, const vg_wlayout_t *l, const lspec_t *s, sstate_t *ss);
 int vg_wstate_reserve_rows(vg_wstate_t *w, const vg_wlayout_t *l, size_t extra);
 int64_t vg_wlower_bound(const vg_wstate_t *w, const vg_wlayout_t *l, int64_t t);
 

@@ -420,6 +420,16 @@ static void test_random_late(void **st) {
     run_stream(14, 3000, 5 * SEC, 1 * SEC, 0.4, MIXED, NMIXED);   /* dense: 1-5 keys' worth */
 }
 
+/* Frontiers that hover around the size where min/max deques and distinct/seen tables
+ * are built or dropped (window.c scans small frontiers): about 8 rows in the 1-minute
+ * windows (10 s steps) and in the 10-minute ones (75 s steps), in order and late. */
+static void test_random_small_frontiers(void **st) {
+    (void)st;
+    run_stream(21, 3000, 0, 10 * SEC, 0, MIXED, NMIXED);
+    run_stream(22, 3000, 1 * MIN, 10 * SEC, 0.3, MIXED, NMIXED);
+    run_stream(23, 3000, 10 * MIN, 75 * SEC, 0.3, MIXED, NMIXED);
+}
+
 /* One kind at a time, so that layouts with a single spec (no flag words, no prev) work. */
 static void test_random_single_kinds(void **st) {
     (void)st;
@@ -748,6 +758,7 @@ int main(void) {
         cmocka_unit_test(test_memory_bounded),
         cmocka_unit_test(test_random_in_order),
         cmocka_unit_test(test_random_late),
+        cmocka_unit_test(test_random_small_frontiers),
         cmocka_unit_test(test_random_single_kinds),
         cmocka_unit_test(test_bench_print),
     };
