@@ -37,7 +37,7 @@
 typedef struct opts {
     char **rules;
     int nrules;
-    const char *input, *output, *state;
+    const char *input, *output, *state, *lists;
     int64_t lateness_ms, horizon_ms;
     size_t mem_budget;
     uint64_t ckpt_every;
@@ -48,7 +48,8 @@ typedef struct opts {
 static void usage(FILE *f) {
     fprintf(f,
         "usage: vigil replay --rules PATH [--input FILE|-] [--output FILE|-] [--state DIR]\n"
-        "                    [--lateness DUR] [--dedupe-horizon DUR] [--mem-budget SIZE]\n"
+        "                    [--lists FILE] [--lateness DUR] [--dedupe-horizon DUR]\n"
+        "                    [--mem-budget SIZE]\n"
         "\n"
         "Reads NDJSON events in order and writes one decision (or rejection) per line.\n"
         "  --rules PATH           a .vrl file or a directory of .vrl files (repeatable)\n"
@@ -57,6 +58,8 @@ static void usage(FILE *f) {
         "  --state DIR            keep state in RocksDB under DIR and checkpoint it; a\n"
         "                         killed run started again with the same arguments\n"
         "                         continues from its last checkpoint (needs --output FILE)\n"
+        "  --lists FILE           named lists for `in list(\"name\")`: a JSON object\n"
+        "                         {\"name\": [\"item\", ...]}; without it every list is empty\n"
         "  --lateness DUR         allowed lateness of out-of-order events (default 1h)\n"
         "  --dedupe-horizon DUR   how long an (account, id) is remembered (default 24h)\n"
         "  --mem-budget SIZE      with --state: keep at most SIZE bytes of account state\n"
@@ -203,6 +206,7 @@ static int parse_args(int argc, char **argv, opts_t *o) {
         {"checkpoint-every", required_argument, 0, 'c'},
         {"checkpoint-interval", required_argument, 0, 'C'},
         {"no-sync", no_argument, 0, 'n'},
+        {"lists", required_argument, 0, 'L'},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0},
@@ -262,6 +266,7 @@ static int parse_args(int argc, char **argv, opts_t *o) {
             }
             break;
         case 'n': o->sync = 0; break;
+        case 'L': o->lists = optarg; break;
         case 'h': usage(stdout); return -1;
         case 'V': printf("vigil %s\n", VIGIL_VERSION); return -1;
         default:
@@ -495,13 +500,32 @@ int vg_cmd_replay(int argc, char **argv) {
             goto done;
         }
     }
+    vg_lists_t *lists = NULL;
+    if (r.o.lists) {
+        vg_list_source_t ls;
+        if (vg_list_source_file(&ls, r.o.lists) != 0) goto done;
+        lists = vg_list_source_fetch(&ls, err, sizeof(err));
+        vg_list_source_close(&ls);
+        if (!lists) {
+            fprintf(stderr, "vigil replay: --lists %s\n", err);
+            goto done;
+        }
+        for (int i = 0; i < vg_prog_nlists(r.prog); i++) {
+            const char *nm = vg_prog_list_name(r.prog, i);
+            if (!vg_lists_get(lists, nm, strlen(nm)))
+                fprintf(stderr, "vigil replay: note: %s has no list \"%s\"; it is empty\n",
+                        r.o.lists, nm);
+        }
+    }
     vg_pipeline_opts_t po;
     vg_pipeline_opts_default(&po);
+    po.lists = lists;
     po.lateness_ms = r.o.lateness_ms;
     po.dedupe_horizon_ms = r.o.horizon_ms;
     po.mem_budget = r.o.mem_budget;
     po.store = r.store;
     r.pl = vg_pipeline_new(r.prog, &po, err, sizeof(err));
+    vg_lists_unref(lists);   /* the pipeline holds its own reference */
     if (!r.pl) {
         fprintf(stderr, "vigil replay: %s\n", err);
         goto done;

@@ -30,6 +30,15 @@ struct vg_pipeline {
     vg_reject_t last_reject;
     vg_pipeline_stats_t stats;
     vg_buf_t tmp;
+    /* rules */
+    int nrules;
+    vg_rule_result_t *res;
+    uint8_t *suppressed;        /* per rule, this event */
+    const vg_strset_t **bound;  /* per declared list: its set in `lists` */
+    vg_lists_t *lists;          /* reference, or NULL */
+    int64_t version;            /* printed as each rule's "version" */
+    int last_alert;
+    vg_buf_t msg;
 };
 
 void vg_pipeline_opts_default(vg_pipeline_opts_t *o) {
@@ -37,6 +46,7 @@ void vg_pipeline_opts_default(vg_pipeline_opts_t *o) {
     o->lateness_ms = 3600 * 1000LL;
     o->dedupe_horizon_ms = 24 * 3600 * 1000LL;
     o->ruleset_version = 1;
+    o->module_version = 1;
 }
 
 vg_pipeline_t *vg_pipeline_new(vg_program_t *p, const vg_pipeline_opts_t *o,
@@ -55,9 +65,16 @@ vg_pipeline_t *vg_pipeline_new(vg_program_t *p, const vg_pipeline_opts_t *o,
     pl->features = calloc((size_t)pl->nfeatures + 1, sizeof(*pl->features));
     pl->feature_keys = calloc((size_t)pl->nfeatures + 1, sizeof(*pl->feature_keys));
     pl->feature_key_len = calloc((size_t)pl->nfeatures + 1, sizeof(*pl->feature_key_len));
+    pl->nrules = vg_prog_nrules(p);
+    pl->res = calloc((size_t)pl->nrules + 1, sizeof(*pl->res));
+    pl->suppressed = calloc((size_t)pl->nrules + 1, 1);
+    pl->bound = calloc((size_t)vg_prog_nlists(p) + 1, sizeof(*pl->bound));
+    vg_buf_init(&pl->msg);
+    pl->version = o->module_version;
     if (!pl->inputs || !pl->spec_vals || !pl->features || !pl->feature_keys ||
-        !pl->feature_key_len)
+        !pl->feature_key_len || !pl->res || !pl->suppressed || !pl->bound)
         goto oom;
+    vg_pipeline_set_lists(pl, o->lists);
     for (int i = 0; i < pl->nfeatures; i++) {
         const char *name = vg_prog_feature_name(p, i);
         vg_buf_clear(&pl->tmp);
@@ -104,6 +121,11 @@ void vg_pipeline_free(vg_pipeline_t *pl) {
     free(pl->inputs);
     free(pl->spec_vals);
     free(pl->features);
+    free(pl->res);
+    free(pl->suppressed);
+    free(pl->bound);
+    vg_lists_unref(pl->lists);
+    vg_buf_deinit(&pl->msg);
     vg_prog_unref(pl->prog);
     free(pl);
 }
@@ -132,6 +154,113 @@ static int write_reject(vg_pipeline_t *pl, vg_buf_t *out, vg_reject_t code,
     pl->last_reject = code;
     pl->stats.rejected++;
     pl->stats.rejected_by[code]++;
+    return rc;
+}
+
+void vg_pipeline_set_lists(vg_pipeline_t *pl, vg_lists_t *lists) {
+    if (lists) vg_lists_ref(lists);
+    vg_lists_unref(pl->lists);
+    pl->lists = lists;
+    vg_prog_bind_lists(pl->prog, lists, pl->bound);
+}
+
+int vg_pipeline_last_alert(const vg_pipeline_t *pl) { return pl->last_alert; }
+
+/* SPEC section 2, Alerts: marks the fired rules whose alert is suppressed (the same
+ * rule alerted for this account less than D before), decides whether the event raises
+ * an alert, and records the alert time of each rule that alerted. A shadow rule keeps
+ * its own would-be alert times, so that its report shows what it would do; it never
+ * changes the decision or the alert. */
+static int suppress(vg_pipeline_t *pl, vg_acct_t *a, int64_t ts, int action) {
+    int alerting = action != VG_ACTION_ALLOW;
+    int alert = 0;
+    for (int i = 0; i < pl->nrules; i++) {
+        pl->suppressed[i] = 0;
+        if (!pl->res[i].fired) continue;
+        const vg_rule_info_t *r = vg_prog_rule(pl->prog, i);
+        if (r->suppress_ms > 0) {
+            int64_t last = vg_state_last_alert(a, r->id);
+            pl->suppressed[i] = last != INT64_MIN && ts - last < r->suppress_ms;
+        }
+        if (r->mode == VG_MODE_ACTIVE && alerting && !pl->suppressed[i] &&
+            (int)r->action == action)
+            alert = 1;
+    }
+    pl->last_alert = alert;
+    for (int i = 0; i < pl->nrules; i++) {
+        if (!pl->res[i].fired || pl->suppressed[i]) continue;
+        const vg_rule_info_t *r = vg_prog_rule(pl->prog, i);
+        if (r->suppress_ms <= 0 || r->action == VG_ACTION_ALLOW) continue;
+        /* an active rule alerted when the event raised an alert; a shadow rule would
+         * have alerted on its own */
+        if (r->mode == VG_MODE_ACTIVE && !alert) continue;
+        int rc = vg_state_set_alert(pl->state, a, r->id, ts);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* Appends v as message text: strings as they are, times as RFC 3339, numbers, bools,
+ * durations and null as in JSON. */
+static int msg_value(vg_buf_t *b, const vg_value_t *v) {
+    if (v->type == VG_T_STR) return vg_buf_append(b, v->u.s.p, v->u.s.len);
+    if (v->type == VG_T_TIME) {
+        char t[40];
+        size_t n = vg_time_format(v->u.ms, t);
+        return vg_buf_append(b, t, n);
+    }
+    return vg_json_value(b, v);
+}
+
+/* The entries of the fired rules of one mode. */
+static int write_rules(vg_pipeline_t *pl, vg_buf_t *out, int mode) {
+    int rc = 0, first = 1;
+    const vg_tx_t *tx = &pl->ev.tx;
+    for (int i = 0; !rc && i < pl->nrules; i++) {
+        if (!pl->res[i].fired) continue;
+        const vg_rule_info_t *r = vg_prog_rule(pl->prog, i);
+        if (r->mode != mode) continue;
+        if (!first) rc = vg_buf_putc(out, ',');
+        first = 0;
+        if (!rc) rc = vg_buf_puts(out, "{\"rule\":");
+        if (!rc) rc = vg_json_str(out, r->name, strlen(r->name));
+        if (!rc) rc = vg_buf_puts(out, ",\"module\":");
+        if (!rc) rc = vg_json_str(out, r->module, strlen(r->module));
+        if (!rc) rc = vg_buf_puts(out, ",\"version\":");
+        if (!rc) rc = vg_json_num(out, (double)pl->version);
+        if (!rc) rc = vg_buf_puts(out, ",\"action\":\"");
+        if (!rc) rc = vg_buf_puts(out, vg_action_name(r->action));
+        if (!rc) rc = vg_buf_puts(out, "\",\"severity\":\"");
+        if (!rc) rc = vg_buf_puts(out, vg_severity_name(r->severity));
+        if (!rc) rc = vg_buf_puts(out, "\",\"score\":");
+        if (!rc) rc = vg_json_num(out, pl->res[i].score);
+        if (!rc) rc = vg_buf_puts(out, ",\"message\":");
+        if (!rc && !r->has_message) rc = vg_buf_puts(out, "null");
+        else if (!rc) {
+            vg_buf_clear(&pl->msg);
+            for (int k = 0; !rc && k < r->nmsg; k++) {
+                const vg_ref_t *m = &r->msg[k];
+                if (m->kind == VG_REF_TEXT) rc = vg_buf_append(&pl->msg, m->text, m->len);
+                else {
+                    vg_value_t v = vg_prog_ref_value(pl->prog, m, tx, pl->spec_vals, pl->features);
+                    rc = msg_value(&pl->msg, &v);
+                }
+            }
+            if (!rc) rc = vg_json_str(out, pl->msg.p ? pl->msg.p : "", pl->msg.len);
+        }
+        if (!rc) rc = vg_buf_puts(out, ",\"values\":{");
+        for (int k = 0; !rc && k < r->nvalues; k++) {
+            const vg_ref_t *m = &r->values[k];
+            vg_value_t v = vg_prog_ref_value(pl->prog, m, tx, pl->spec_vals, pl->features);
+            if (k) rc = vg_buf_putc(out, ',');
+            if (!rc) rc = vg_json_str(out, m->text, m->len);
+            if (!rc) rc = vg_buf_putc(out, ':');
+            if (!rc) rc = vg_json_value(out, &v);
+        }
+        if (!rc) rc = vg_buf_putc(out, '}');
+        if (!rc && pl->suppressed[i]) rc = vg_buf_puts(out, ",\"suppressed\":true");
+        if (!rc) rc = vg_buf_putc(out, '}');
+    }
     return rc;
 }
 
@@ -183,8 +312,18 @@ int vg_pipeline_line(vg_pipeline_t *pl, const char *line, size_t len, vg_buf_t *
     rc = vg_prog_eval_features(pl->prog, &ev->tx, pl->spec_vals, &pl->scratch,
                                pl->features);
     if (rc) return rc;
+    int action = VG_ACTION_ALLOW;
+    double score = 0;
+    if (pl->nrules) {
+        rc = vg_prog_eval_rules(pl->prog, &ev->tx, pl->spec_vals, pl->features, pl->bound,
+                                &pl->scratch, pl->res);
+        if (rc) return rc;
+        vg_prog_decide(pl->prog, pl->res, &action, &score);
+        rc = suppress(pl, a, ev->ts_ms, action);
+        if (rc) return rc;
+    }
 
-    /* the decision line (SPEC section 3); rules come with the rules issue */
+    /* the decision line (SPEC section 3) */
     size_t mark = out->len;
     char tbuf[40];
     size_t tl = vg_time_format(ev->ts_ms, tbuf);
@@ -194,8 +333,20 @@ int vg_pipeline_line(vg_pipeline_t *pl, const char *line, size_t len, vg_buf_t *
     if (!rc) rc = vg_json_str(out, ev->account.p, ev->account.len);
     if (!rc) rc = vg_buf_puts(out, ",\"ts\":\"");
     if (!rc) rc = vg_buf_append(out, tbuf, tl);
-    if (!rc) rc = vg_buf_puts(out, "\",\"decision\":\"allow\",\"score\":0,\"rules\":[],"
-                                   "\"shadow\":[],\"features\":{");
+    if (!pl->nrules) {
+        if (!rc) rc = vg_buf_puts(out, "\",\"decision\":\"allow\",\"score\":0,\"rules\":[],"
+                                       "\"shadow\":[],\"features\":{");
+    } else {
+        if (!rc) rc = vg_buf_puts(out, "\",\"decision\":\"");
+        if (!rc) rc = vg_buf_puts(out, vg_action_name(action));
+        if (!rc) rc = vg_buf_puts(out, "\",\"score\":");
+        if (!rc) rc = vg_json_num(out, score);
+        if (!rc) rc = vg_buf_puts(out, ",\"rules\":[");
+        if (!rc) rc = write_rules(pl, out, VG_MODE_ACTIVE);
+        if (!rc) rc = vg_buf_puts(out, "],\"shadow\":[");
+        if (!rc) rc = write_rules(pl, out, VG_MODE_SHADOW);
+        if (!rc) rc = vg_buf_puts(out, "],\"features\":{");
+    }
     for (int i = 0; !rc && i < pl->nfeatures; i++) {
         rc = vg_buf_append(out, pl->feature_keys[i], pl->feature_key_len[i]);
         if (!rc) rc = vg_json_value(out, &pl->features[i]);

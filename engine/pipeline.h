@@ -7,7 +7,8 @@
  *
  * Order of checks for an event: parse and validate (section 1), duplicate (the same
  * (account, id) accepted within the dedupe horizon), lateness (older than the account's
- * newest by more than the allowed lateness), then state update, features, decision.
+ * newest by more than the allowed lateness), then state update, features, rules,
+ * decision (SPEC section 2: precedence, score, shadow rules, suppression).
  * A rejected event leaves no trace in the state.
  *
  * Threading: a pipeline belongs to one thread (it owns its state and scratch).
@@ -32,6 +33,9 @@ typedef struct vg_pipeline_opts {
     size_t mem_budget;           /* bytes; 0 = unlimited (only with a store) */
     vg_store_t *store;           /* borrowed; NULL = memory only */
     int64_t ruleset_version;     /* printed as "ruleset" */
+    int64_t module_version;      /* printed as each fired rule's "version" (default 1) */
+    vg_lists_t *lists;           /* named lists for `in list("..")`; the pipeline takes a
+                                    reference; NULL: every list is empty */
 } vg_pipeline_opts_t;
 
 typedef enum vg_outcome {
@@ -65,6 +69,15 @@ int vg_pipeline_line(vg_pipeline_t *pl, const char *line, size_t len, vg_buf_t *
 /* Rejects a line of `len` bytes that the caller could not hold (over the 64 KiB limit)
  * with code too_large, appending the rejection line. Returns 0 or VG_ENOMEM. */
 int vg_pipeline_oversize(vg_pipeline_t *pl, size_t len, vg_buf_t *out);
+
+/* Replaces the named lists used from the next event on (the pipeline takes a
+ * reference to `lists` and drops the old one; NULL: every list empty). Can't fail. */
+void vg_pipeline_set_lists(vg_pipeline_t *pl, vg_lists_t *lists);
+
+/* 1 when the last decided event raised an alert (SPEC section 2, Alerts): its decision
+ * is block, review or alert and a fired active rule with that action was not
+ * suppressed. Can't fail. */
+int vg_pipeline_last_alert(const vg_pipeline_t *pl);
 
 /* The code of the last rejection. */
 vg_reject_t vg_pipeline_last_reject(const vg_pipeline_t *pl);

@@ -26,7 +26,9 @@
  * Records in the store (integers little endian):
  *   account "a/" + name: u8 version 1, i64 newest, u32 n, n x (i64 ts, u32 idlen,
  *     u32 dlen, id, decision), u8 has_window, window state (vg_wstate_encode); dlen
- *     has its top bit set when the decision is packed against "m/dtpl".
+ *     has its top bit set when the decision is packed against "m/dtpl". Version 2
+ *     (written only by an account with suppression state) has, before has_window,
+ *     u32 m > 0, m x (u64 rule id, i64 time of that rule's last alert).
  *   by-key "k/" + u16be group + u8 type + bytes: u8 version 1, window state.
  *   "m/dtpl": the decision template (engine/dpack.h), written once, with the first
  *     checkpoint after it was chosen (the first decision line of 64 bytes or more).
@@ -43,6 +45,7 @@
 #include "rules/errors.h"
 
 #define REC_VERSION 1
+#define REC_VERSION_SUPP 2   /* account record with a suppression table */
 #define DEFAULT_LATENESS_MS (3600LL * 1000)
 #define DEFAULT_HORIZON_MS (24LL * 3600 * 1000)
 
@@ -81,11 +84,19 @@ typedef struct dedupe {
 
 #define IX_MIN 16
 
+/* Suppression: the time of the last alert of one rule (by rule id) for the account. */
+typedef struct supp {
+    uint64_t rule;
+    int64_t last;
+} supp_t;
+
 struct vg_acct {
     ent_t e;
     int64_t newest;
     vg_wstate_t *w;         /* NULL until the first event (or when no account specs) */
     dedupe_t dd;
+    supp_t *sup;            /* last alert per suppressing rule; few entries, linear search */
+    uint32_t nsup, supcap;
     char name[];
 };
 
@@ -95,8 +106,16 @@ typedef struct kstate {
     char kb[];              /* u16be group, u8 type, value bytes */
 } kstate_t;
 
+/* A slot holds the entry's hash beside the pointer, so that probing past other
+ * entries (and missing) never touches them: one cache miss per lookup, not one per
+ * probe. */
+typedef struct hslot {
+    uint64_t h;
+    ent_t *e;               /* NULL: empty */
+} hslot_t;
+
 typedef struct htab {
-    ent_t **slot;
+    hslot_t *slot;
     size_t cap, n;          /* cap a power of two */
 } htab_t;
 
@@ -165,31 +184,32 @@ static int ht_init(htab_t *t, size_t cap) {
 static ent_t *ht_find(const htab_t *t, uint64_t h, const char *k, uint32_t kl) {
     size_t m = t->cap - 1;
     for (size_t i = h & m;; i = (i + 1) & m) {
-        ent_t *e = t->slot[i];
-        if (!e) return NULL;
-        if (e->hash == h && e->klen == kl && memcmp(e->key, k, kl) == 0) return e;
+        const hslot_t *s = &t->slot[i];
+        if (!s->e) return NULL;
+        if (s->h == h && s->e->klen == kl && memcmp(s->e->key, k, kl) == 0) return s->e;
     }
 }
 
-static void ht_place(ent_t **slot, size_t cap, ent_t *e) {
-    size_t m = cap - 1, i = e->hash & m;
-    while (slot[i]) i = (i + 1) & m;
-    slot[i] = e;
+static void ht_place(hslot_t *slot, size_t cap, uint64_t h, ent_t *e) {
+    size_t m = cap - 1, i = h & m;
+    while (slot[i].e) i = (i + 1) & m;
+    slot[i].h = h;
+    slot[i].e = e;
 }
 
 /* Inserts e (not present). Returns 0 or VG_ENOMEM (table unchanged). */
 static int ht_insert(htab_t *t, ent_t *e) {
     if ((t->n + 1) * 10 > t->cap * 7) {
         size_t ncap = t->cap * 2;
-        ent_t **ns = calloc(ncap, sizeof *ns);
+        hslot_t *ns = calloc(ncap, sizeof *ns);
         if (!ns) return VG_ENOMEM;
         for (size_t i = 0; i < t->cap; i++)
-            if (t->slot[i]) ht_place(ns, ncap, t->slot[i]);
+            if (t->slot[i].e) ht_place(ns, ncap, t->slot[i].h, t->slot[i].e);
         free(t->slot);
         t->slot = ns;
         t->cap = ncap;
     }
-    ht_place(t->slot, t->cap, e);
+    ht_place(t->slot, t->cap, e->hash, e);
     t->n++;
     return 0;
 }
@@ -197,20 +217,20 @@ static int ht_insert(htab_t *t, ent_t *e) {
 /* Removes e (present) by backward-shift deletion. Can't fail. */
 static void ht_remove(htab_t *t, ent_t *e) {
     size_t m = t->cap - 1, i = e->hash & m;
-    while (t->slot[i] != e) i = (i + 1) & m;
+    while (t->slot[i].e != e) i = (i + 1) & m;
     size_t j = i;
     for (;;) {
         j = (j + 1) & m;
-        ent_t *x = t->slot[j];
-        if (!x) break;
-        size_t home = x->hash & m;
+        hslot_t x = t->slot[j];
+        if (!x.e) break;
+        size_t home = x.h & m;
         /* x may move to i when its home is not in (i, j] cyclically */
         if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
             t->slot[i] = x;
             i = j;
         }
     }
-    t->slot[i] = NULL;
+    t->slot[i].e = NULL;
     t->n--;
 }
 
@@ -261,7 +281,7 @@ static void set_mem(vg_state_t *st, ent_t *e, size_t mem) {
 
 static void acct_remem(vg_state_t *st, vg_acct_t *a) {
     size_t m = sizeof *a + a->e.klen + (size_t)a->dd.cap * sizeof(dd_ent_t) + a->dd.bcap +
-               (size_t)a->dd.ixcap * sizeof(uint32_t);
+               (size_t)a->dd.ixcap * sizeof(uint32_t) + (size_t)a->supcap * sizeof(supp_t);
     if (a->w) m += vg_wstate_mem(a->w);
     set_mem(st, &a->e, m);
 }
@@ -274,6 +294,7 @@ static void key_remem(vg_state_t *st, kstate_t *k) {
 
 static void acct_free(vg_acct_t *a) {
     vg_wstate_free(a->w);
+    free(a->sup);
     free(a->dd.ix);
     free(a->dd.e);
     free(a->dd.b);
@@ -516,7 +537,9 @@ static int entry_decision(vg_state_t *st, const dedupe_t *d, const dd_ent_t *x,
 
 static int acct_encode(vg_state_t *st, const vg_acct_t *a, vg_buf_t *out) {
     const dedupe_t *d = &a->dd;
-    int rc = vg_buf_putc(out, REC_VERSION);
+    /* version 2 only when there is suppression state, so that feature-only rules keep
+     * writing version 1 records */
+    int rc = vg_buf_putc(out, a->nsup ? REC_VERSION_SUPP : REC_VERSION);
     if (!rc) rc = put_u64(out, (uint64_t)a->newest);
     if (!rc) rc = put_u32(out, d->n - d->head);
     for (uint32_t i = d->head; !rc && i < d->n; i++) {
@@ -525,6 +548,13 @@ static int acct_encode(vg_state_t *st, const vg_acct_t *a, vg_buf_t *out) {
         if (!rc) rc = put_u32(out, x->idlen);
         if (!rc) rc = put_u32(out, x->dlen);   /* packed ones stay packed */
         if (!rc) rc = vg_buf_append(out, d->b + x->off, (size_t)x->idlen + DL_LEN(x->dlen));
+    }
+    if (!rc && a->nsup) {
+        rc = put_u32(out, a->nsup);
+        for (uint32_t i = 0; !rc && i < a->nsup; i++) {
+            rc = put_u64(out, a->sup[i].rule);
+            if (!rc) rc = put_u64(out, (uint64_t)a->sup[i].last);
+        }
     }
     if (!rc) rc = vg_buf_putc(out, a->w ? 1 : 0);
     if (!rc && a->w) rc = vg_wstate_encode(a->w, st->alay, out);
@@ -535,7 +565,8 @@ static int acct_encode(vg_state_t *st, const vg_acct_t *a, vg_buf_t *out) {
  * (corrupt record). */
 static int acct_decode(vg_state_t *st, vg_acct_t *a, const void *p, size_t n) {
     rd_t r = {p, n, 0, 0};
-    if (get_u(&r, 1) != REC_VERSION) return VG_ESTORE;
+    uint64_t ver = get_u(&r, 1);
+    if (ver != REC_VERSION && ver != REC_VERSION_SUPP) return VG_ESTORE;
     a->newest = (int64_t)get_u(&r, 8);
     uint32_t cnt = (uint32_t)get_u(&r, 4);
     if (r.bad || cnt > n) return VG_ESTORE;
@@ -564,6 +595,16 @@ static int acct_decode(vg_state_t *st, vg_acct_t *a, const void *p, size_t n) {
                          ? dd_append(d, ts, id, il, id + il, dl, (uint32_t)hash_bytes(id, il))
                          : log_entry(st, d, ts, id, il, id + il, dl);
             if (rc) return rc;
+        }
+    }
+    if (ver == REC_VERSION_SUPP) {
+        uint32_t ns = (uint32_t)get_u(&r, 4);
+        if (r.bad || ns == 0 || (size_t)ns > (r.n - r.i) / 16) return VG_ESTORE;
+        if (!(a->sup = malloc(sizeof(supp_t) * ns))) return VG_ENOMEM;
+        a->supcap = a->nsup = ns;
+        for (uint32_t i = 0; i < ns; i++) {
+            a->sup[i].rule = get_u(&r, 8);
+            a->sup[i].last = (int64_t)get_u(&r, 8);
         }
     }
     uint64_t has_w = get_u(&r, 1);
@@ -733,7 +774,7 @@ void vg_state_free(vg_state_t *st) {
     for (int t = 0; t < 2; t++) {
         if (!tabs[t]->slot) continue;
         for (size_t i = 0; i < tabs[t]->cap; i++)
-            if (tabs[t]->slot[i]) ent_free(tabs[t]->slot[i]);
+            if (tabs[t]->slot[i].e) ent_free(tabs[t]->slot[i].e);
         free(tabs[t]->slot);
     }
     if (st->groups) {
@@ -911,6 +952,32 @@ int vg_state_apply(vg_state_t *st, vg_acct_t *a, int64_t ts, const vg_spec_input
     return 0;
 }
 
+int64_t vg_state_last_alert(const vg_acct_t *a, uint64_t rule_id) {
+    for (uint32_t i = 0; i < a->nsup; i++)
+        if (a->sup[i].rule == rule_id) return a->sup[i].last;
+    return INT64_MIN;
+}
+
+int vg_state_set_alert(vg_state_t *st, vg_acct_t *a, uint64_t rule_id, int64_t ts) {
+    int rc = mark_dirty(st, &a->e);
+    if (rc) return rc;
+    for (uint32_t i = 0; i < a->nsup; i++)
+        if (a->sup[i].rule == rule_id) {
+            a->sup[i].last = ts;
+            return 0;
+        }
+    if (a->nsup == a->supcap) {
+        uint32_t ncap = a->supcap ? a->supcap * 2 : 4;
+        supp_t *ns = realloc(a->sup, sizeof(supp_t) * ncap);
+        if (!ns) return VG_ENOMEM;
+        a->sup = ns;
+        a->supcap = ncap;
+    }
+    a->sup[a->nsup++] = (supp_t){rule_id, ts};
+    acct_remem(st, a);
+    return 0;
+}
+
 int vg_state_remember(vg_state_t *st, vg_acct_t *a, const char *id, size_t idlen,
                       int64_t ts, const char *decision, size_t dlen) {
     if (idlen > UINT32_MAX || dlen > UINT32_MAX) return VG_ENOMEM;
@@ -991,7 +1058,8 @@ int vg_state_meta(vg_state_t *st, const char *key, vg_buf_t *out) {
 }
 
 static size_t total_bytes(const vg_state_t *st) {
-    return st->bytes + (st->accts.cap + st->keys.cap + st->dcap) * sizeof(void *);
+    return st->bytes + (st->accts.cap + st->keys.cap) * sizeof(hslot_t) +
+           st->dcap * sizeof(void *);
 }
 
 int vg_state_evict(vg_state_t *st) {

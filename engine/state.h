@@ -92,6 +92,13 @@ int vg_state_apply(vg_state_t *st, vg_acct_t *a, int64_t ts, const vg_spec_input
 int vg_state_remember(vg_state_t *st, vg_acct_t *a, const char *id, size_t idlen,
                       int64_t ts, const char *decision, size_t dlen);
 
+/* Suppression state (rules with `suppress D`): the time of the last alert of rule
+ * `rule_id` (vg_rule_info_t.id) for the account, INT64_MIN when none. Can't fail. */
+int64_t vg_state_last_alert(const vg_acct_t *a, uint64_t rule_id);
+/* Records an alert of rule `rule_id` for the account at time ts (kept with the account:
+ * checkpointed, evicted and reloaded with it). Returns 0 or VG_ENOMEM. */
+int vg_state_set_alert(vg_state_t *st, vg_acct_t *a, uint64_t rule_id, int64_t ts);
+
 /* Writes every changed account and key and the meta records in one atomic write
  * (`sync`: wait for the disk). Without a store, returns 0 and does nothing.
  * Returns 0 or VG_ESTORE with a reason in errbuf. */

@@ -53,7 +53,22 @@ typedef enum vg_ast_op {
     X(PREV, "prev")                                    \
     X(SEEN, "seen")                                    \
     X(GEO_KM, "geo_km")                                \
-    X(SECONDS_BETWEEN, "seconds_between")
+    X(SECONDS_BETWEEN, "seconds_between")              \
+    X(LOWER, "lower")                                  \
+    X(UPPER, "upper")                                  \
+    X(STARTS_WITH, "starts_with")                      \
+    X(ENDS_WITH, "ends_with")                          \
+    X(CONTAINS, "contains")                            \
+    X(MATCHES, "matches")                              \
+    X(ABS, "abs")                                      \
+    X(ROUND, "round")                                  \
+    X(LOG, "log")                                      \
+    X(NMIN, "min")       /* min(a, b, ...) of numbers */ \
+    X(NMAX, "max")       /* max(a, b, ...) of numbers */ \
+    X(HOUR_OF_DAY, "hour_of_day")                      \
+    X(DAY_OF_WEEK, "day_of_week")                      \
+    X(IS_NULL, "is_null")                              \
+    X(COALESCE, "coalesce")
 
 typedef enum vg_fn {
 #define VG_FN_ENUM(name, text) VG_FN_##name,

@@ -9,12 +9,16 @@
  */
 #include "rules/checker.h"
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "rules/errors.h"
 #include "rules/strmap.h"
+#include "rules/tz.h"
 
 #define TY_ERR 18
 
@@ -26,6 +30,7 @@ typedef struct checker {
     int *ftype;            /* per feature: its type once checked, or TY_ERR */
     int nomem;
     const char *file;      /* of the declaration being checked */
+    uint8_t *used;         /* per feature: read by a rule, a message or another feature */
 } checker_t;
 
 /* flags of the expression context */
@@ -36,6 +41,21 @@ static const char *fn_names[] = {
     VG_FN_LIST(VG_FN_NAME)
 #undef VG_FN_NAME
 };
+
+int vg_check_regex(const char *re, size_t len, char *why, size_t whylen) {
+    int ec;
+    PCRE2_SIZE off;
+    pcre2_code *code = pcre2_compile((PCRE2_SPTR)re, len, PCRE2_UTF, &ec,
+                                     &off, NULL);
+    if (code) {
+        pcre2_code_free(code);
+        return -1;
+    }
+    PCRE2_UCHAR buf[160];
+    pcre2_get_error_message(ec, buf, sizeof buf);
+    snprintf(why, whylen, "%s", (const char *)buf);
+    return (int)off;
+}
 
 const char *vg_check_type_name(int t) {
     switch (t) {
@@ -93,6 +113,7 @@ static void resolve(checker_t *c, vg_ast_t *e, ivec_t *deps) {
     if (!e) return;
     if (e->kind == VG_AST_NAME) {
         e->ref = vg_strmap_get(&c->fmap, e->str.p, e->str.len);
+        if (e->ref >= 0 && c->used) c->used[e->ref] = 1;
         if (e->ref < 0)
             err(c, e->line, e->col, "unknown feature '%.*s'", (int)e->str.len, e->str.p);
         else if (deps && ivec_push(deps, e->ref) < 0)
@@ -252,27 +273,155 @@ static int check_window(checker_t *c, const vg_ast_t *call, vg_ast_t *w, const c
     return 0;
 }
 
+/* A string literal argument (regex, zone); NULL with an error otherwise. */
+static const vg_ast_t *lit_str(checker_t *c, const vg_ast_t *call, int i, const char *what) {
+    const vg_ast_t *a = call->args[i];
+    if (a->kind != VG_AST_STR) {
+        err(c, a->line, a->col, "the %s of %.*s() must be a string literal", what,
+            (int)call->str.len, call->str.p);
+        return NULL;
+    }
+    return a;
+}
+
+/* The pure functions added with rules: strings, math, time, null. */
+static int check_pure(checker_t *c, vg_ast_t *e, int fn, int flags) {
+    const char *name = fn_names[fn];
+    static const struct { signed char lo, hi; const char *sig; } ar[] = {
+        [VG_FN_LOWER] = {1, 1, "lower(s)"},
+        [VG_FN_UPPER] = {1, 1, "upper(s)"},
+        [VG_FN_STARTS_WITH] = {2, 2, "starts_with(s, prefix)"},
+        [VG_FN_ENDS_WITH] = {2, 2, "ends_with(s, suffix)"},
+        [VG_FN_CONTAINS] = {2, 2, "contains(s, part)"},
+        [VG_FN_MATCHES] = {2, 2, "matches(s, \"regex\")"},
+        [VG_FN_ABS] = {1, 1, "abs(x)"},
+        [VG_FN_ROUND] = {1, 2, "round(x [, digits])"},
+        [VG_FN_LOG] = {1, 1, "log(x)"},
+        [VG_FN_NMIN] = {2, 16, "min(a, b, ...) or min(x, W [where P] [by K])"},
+        [VG_FN_NMAX] = {2, 16, "max(a, b, ...) or max(x, W [where P] [by K])"},
+        [VG_FN_HOUR_OF_DAY] = {1, 2, "hour_of_day(t [, \"Zone/Name\"])"},
+        [VG_FN_DAY_OF_WEEK] = {1, 2, "day_of_week(t [, \"Zone/Name\"])"},
+        [VG_FN_IS_NULL] = {1, 1, "is_null(x)"},
+        [VG_FN_COALESCE] = {2, 16, "coalesce(a, b, ...)"},
+    };
+    if (e->where || e->by) {
+        vg_ast_t *w = e->where ? e->where : e->by;
+        err(c, w->line, w->col,
+            "'%s' is only allowed in count, sum, avg, min, max, stddev and distinct",
+            e->where ? "where" : "by");
+        return TY_ERR;
+    }
+    if (e->nargs < ar[fn].lo || e->nargs > ar[fn].hi) {
+        if (ar[fn].lo == ar[fn].hi)
+            err(c, e->line, e->col, "%s() takes %d argument%s, %d given: %s", name, ar[fn].lo,
+                ar[fn].lo == 1 ? "" : "s", e->nargs, ar[fn].sig);
+        else
+            err(c, e->line, e->col, "%s() takes %d to %d arguments, %d given: %s", name,
+                ar[fn].lo, ar[fn].hi, e->nargs, ar[fn].sig);
+        return TY_ERR;
+    }
+    int t[16], bad = 0;
+    for (int i = 0; i < e->nargs; i++) {
+        t[i] = check(c, e->args[i], flags);
+        if (t[i] == TY_ERR) bad = 1;
+    }
+    if (bad) return TY_ERR;
+    for (int i = 0; i < e->nargs; i++) {
+        int want = -1;
+        switch (fn) {
+        case VG_FN_LOWER: case VG_FN_UPPER: case VG_FN_STARTS_WITH: case VG_FN_ENDS_WITH:
+        case VG_FN_CONTAINS: case VG_FN_MATCHES:
+            want = VG_T_STR; break;
+        case VG_FN_ABS: case VG_FN_ROUND: case VG_FN_LOG: case VG_FN_NMIN: case VG_FN_NMAX:
+            want = VG_T_NUM; break;
+        case VG_FN_HOUR_OF_DAY: case VG_FN_DAY_OF_WEEK:
+            want = i == 0 ? VG_T_TIME : VG_T_STR; break;
+        default: break;
+        }
+        if (want >= 0 && t[i] != want && t[i] != VG_CT_ANY && t[i] != VG_T_NULL) {
+            err(c, e->args[i]->line, e->args[i]->col, "%s() needs %s, found %s", name,
+                want == VG_T_STR ? "a string" : want == VG_T_NUM ? "a number" : "a time (such as tx.ts)",
+                vg_check_type_name(t[i]));
+            return TY_ERR;
+        }
+    }
+    switch (fn) {
+    case VG_FN_LOWER: case VG_FN_UPPER: return VG_T_STR;
+    case VG_FN_STARTS_WITH: case VG_FN_ENDS_WITH: case VG_FN_CONTAINS: return VG_T_BOOL;
+    case VG_FN_MATCHES: {
+        const vg_ast_t *re = lit_str(c, e, 1, "pattern");
+        if (!re) return TY_ERR;
+        char why[160];
+        int off = vg_check_regex(re->str.p, re->str.len, why, sizeof why);
+        if (off >= 0) {
+            err(c, re->line, re->col, "bad regular expression at offset %d: %s", off, why);
+            return TY_ERR;
+        }
+        return VG_T_BOOL;
+    }
+    case VG_FN_ROUND:
+        if (e->nargs == 2) {
+            const vg_ast_t *d = e->args[1];
+            if (d->kind != VG_AST_NUM || d->v.n != (double)(int)d->v.n || d->v.n < 0 || d->v.n > 15) {
+                err(c, d->line, d->col, "the digits of round() must be a whole number 0..15");
+                return TY_ERR;
+            }
+        }
+        return VG_T_NUM;
+    case VG_FN_ABS: case VG_FN_LOG: case VG_FN_NMIN: case VG_FN_NMAX: return VG_T_NUM;
+    case VG_FN_HOUR_OF_DAY: case VG_FN_DAY_OF_WEEK:
+        if (e->nargs == 2) {
+            const vg_ast_t *z = lit_str(c, e, 1, "time zone");
+            if (!z) return TY_ERR;
+            vg_tz_t tz;
+            char why[300];
+            if (vg_tz_load(&tz, z->str.p, z->str.len, why, sizeof why) != 0) {
+                err(c, z->line, z->col, "%s", why);
+                return TY_ERR;
+            }
+            vg_tz_free(&tz);
+        }
+        return VG_T_NUM;
+    case VG_FN_IS_NULL: return VG_T_BOOL;
+    case VG_FN_COALESCE: {
+        int r = VG_T_NULL;
+        for (int i = 0; i < e->nargs; i++) {
+            if (t[i] == VG_T_NULL) continue;
+            if (r == VG_T_NULL || r == VG_CT_ANY) { if (r == VG_T_NULL || t[i] != VG_CT_ANY) r = t[i]; continue; }
+            if (t[i] != r && t[i] != VG_CT_ANY) {
+                err(c, e->args[i]->line, e->args[i]->col,
+                    "coalesce() needs arguments of one type: %s and %s",
+                    vg_check_type_name(r), vg_check_type_name(t[i]));
+                return TY_ERR;
+            }
+        }
+        return r;
+    }
+    default: return TY_ERR;
+    }
+}
+
 static int check_call(checker_t *c, vg_ast_t *e, int flags) {
     int fn = -1;
-    for (int i = 0; i < VG_FN__COUNT; i++)
+    for (int i = 0; i < VG_FN__COUNT && fn < 0; i++)
         if (strlen(fn_names[i]) == e->str.len && memcmp(fn_names[i], e->str.p, e->str.len) == 0)
             fn = i;
     if (fn < 0) {
         err(c, e->line, e->col, "unknown function '%.*s'", (int)e->str.len, e->str.p);
         return TY_ERR;
     }
+    /* min/max: an aggregate when the second argument is a duration literal, else the
+     * smaller/larger of numbers */
+    if ((fn == VG_FN_MIN || fn == VG_FN_MAX) &&
+        !(e->nargs == 2 && e->args[1]->kind == VG_AST_DUR) && !e->where && !e->by)
+        fn = fn == VG_FN_MIN ? VG_FN_NMIN : VG_FN_NMAX;
     e->ref = fn;
+    if (fn > VG_FN_SECONDS_BETWEEN) return check_pure(c, e, fn, flags);
     const char *name = fn_names[fn];
     /* arity: x args then window */
     static const signed char nx[VG_FN__COUNT] = {0, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 1, 4, 2};
     static const signed char nw[VG_FN__COUNT] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 0};
     int want = nx[fn] + nw[fn];
-    if ((fn == VG_FN_MIN || fn == VG_FN_MAX) && e->nargs == 2 && e->args[1]->kind != VG_AST_DUR) {
-        err(c, e->args[1]->line, e->args[1]->col,
-            "%s(x, W) needs a duration literal window W such as 1d (%s of two numbers is "
-            "not available yet)", name, name);
-        return TY_ERR;
-    }
     if (e->nargs != want) {
         static const char *sig[VG_FN__COUNT] = {
             "count(W [where P] [by K])", "sum(x, W [where P] [by K])",
@@ -460,8 +609,9 @@ static void check_message(checker_t *c, const vg_ast_clause_t *cl) {
         if (j >= n || s[j] != '}') continue;
         const char *name = s + i + 1;
         uint32_t len = j - i - 1;
-        int ok = vg_strmap_get(&c->fmap, name, len) >= 0 ||
-                 (len > 3 && memcmp(name, "tx.", 3) == 0);
+        int fi = vg_strmap_get(&c->fmap, name, len);
+        if (fi >= 0 && c->used) c->used[fi] = 1;
+        int ok = fi >= 0 || (len > 3 && memcmp(name, "tx.", 3) == 0);
         if (!ok)
             err(c, cl->word_line, cl->word_col,
                 "message placeholder {%.*s} names no feature (use a feature name or tx.<field>)",
@@ -628,6 +778,7 @@ int vg_check(vg_ast_module_t *mods, int nmods, vg_arena_t *arena, vg_diags_t *di
     out->rules = aalloc(&c, sizeof(void *) * (size_t)nr);
     out->lists = aalloc(&c, sizeof(void *) * (size_t)nl);
     c.ftype = aalloc(&c, sizeof(int) * (size_t)nf);
+    c.used = aalloc(&c, (size_t)nf);
     deps = calloc((size_t)nf + 1, sizeof(int *));
     ndeps = calloc((size_t)nf + 1, sizeof(int));
     if (c.nomem || !deps || !ndeps) goto nomem;
@@ -693,6 +844,16 @@ int vg_check(vg_ast_module_t *mods, int nmods, vg_arena_t *arena, vg_diags_t *di
         c.file = out->rules[i]->file;
         check_rule(&c, out->rules[i]);
     }
+    /* with rules, a feature nothing reads is likely a mistake (it is still output) */
+    if (out->nrules > 0 && diags->n_errors == nerr0)
+        for (int i = 0; i < out->nfeatures; i++) {
+            vg_ast_decl_t *d = out->features[i];
+            if (c.used[i]) continue;
+            c.file = d->file;
+            vg_diags_add(diags, 0, d->file, d->name_line, d->name_col,
+                         "feature '%.*s' is not used by any rule or feature (it is still "
+                         "computed and output)", (int)d->name.len, d->name.p);
+        }
     if (c.nomem) goto nomem;
     free(dv.v);
     free(deps);

@@ -9,6 +9,8 @@
 #ifndef VG_CHECKER_H
 #define VG_CHECKER_H
 
+#include <stddef.h>
+
 #include "rules/arena.h"
 #include "rules/ast.h"
 #include "rules/program.h"
@@ -28,6 +30,10 @@ typedef struct vg_checked {
  * VG_ECOMPILE when errors were appended to `diags`, VG_ENOMEM when memory ran out. */
 int vg_check(vg_ast_module_t *modules, int n, vg_arena_t *arena, vg_diags_t *diags,
              vg_checked_t *out);
+
+/* Compiles regular expression re (PCRE2, UTF-8) to validate it. Returns -1 when it is
+ * valid, else the offset of the error with the reason in `why`. */
+int vg_check_regex(const char *re, size_t len, char *why, size_t whylen);
 
 /* The name of a checker type ("number", "string", ..., "any", "list"). Can't fail. */
 const char *vg_check_type_name(int type);

@@ -15,6 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 #include "rules/errors.h"
 #include "rules/strmap.h"
 
@@ -44,6 +47,13 @@ typedef struct comp {
     vg_ast_t **by_expr;                   /* per group: the key expression */
     uint32_t *freg;                       /* per feature: its register, NONE until needed */
     vg_ast_decl_t *const *features;
+    /* phase 3 (rules) */
+    int phase;                            /* 1, 2 or 3 */
+    int depth;                            /* > 0: inside code a jump may skip */
+    uint32_t *featreg;                    /* phase 3: register of a loaded feature */
+    vg_strmap_t named_map;                /* declared list name -> index */
+    vg_strmap_t zone_map;                 /* zone name -> index */
+    int regex_cap, zone_cap;
 } comp_t;
 
 /* ---- canonical text ------------------------------------------------------------------- */
@@ -239,7 +249,7 @@ static vg_value_t const_val(comp_t *c, uint32_t r) { return c->p->consts[r & ~CO
 
 /* Emits op over a (and b, when binary) into a new register, or folds constants. */
 static uint32_t op1(comp_t *c, int op, uint32_t a) {
-    if (is_const(a) && !c->nomem) {
+    if (is_const(a) && !c->nomem && op != VG_OPC_Lower && op != VG_OPC_Upper) {
         vg_value_t r[3] = {const_val(c, a), vg_null(), vg_null()};
         vg_ins_t code[2] = {{(uint32_t)op, 0, 2, 0}, {VG_OPC_Halt, 0, 0, 0}};
         vg_vm_ctx_t ctx;
@@ -279,6 +289,156 @@ static vg_value_t literal(const vg_ast_t *e) {
 
 static int spec_for(comp_t *c, vg_ast_t *call);
 static uint32_t expr(comp_t *c, vg_ast_t *e);
+
+/* Estimated evaluation cost of e (phase 3), in rough instruction units. Features and
+ * inline aggregates cost one load: their values are computed before the rules. */
+static uint32_t cost(const vg_ast_t *e) {
+    if (!e) return 0;
+    switch (e->kind) {
+    case VG_AST_NUM: case VG_AST_STR: case VG_AST_BOOL: case VG_AST_NULL: case VG_AST_DUR:
+        return 0;
+    case VG_AST_FIELD: return e->ref >= 0 ? 1 : 4;
+    case VG_AST_NAME: return 1;
+    case VG_AST_UNARY: return 1 + cost(e->a);
+    case VG_AST_BINARY:
+        if (e->op == VG_OP_IN)
+            return cost(e->a) + (e->b->kind == VG_AST_LISTREF ? 4 : 1 + (uint32_t)e->b->nargs / 2);
+        return 1 + cost(e->a) + cost(e->b);
+    case VG_AST_CALL: {
+        if (e->is_spec) return 1;
+        uint32_t k = e->ref == VG_FN_MATCHES ? 50 : e->ref == VG_FN_GEO_KM ? 12
+                   : e->ref == VG_FN_LOWER || e->ref == VG_FN_UPPER ? 6
+                   : e->ref == VG_FN_HOUR_OF_DAY || e->ref == VG_FN_DAY_OF_WEEK ? 4 : 2;
+        for (int i = 0; i < e->nargs; i++) k += cost(e->args[i]);
+        return k;
+    }
+    default: return 1;
+    }
+}
+
+static void collect(vg_ast_t *e, int op, vg_ast_t ***v, int *n, int *cap, int *nomem) {
+    if (e->kind == VG_AST_BINARY && e->op == op) {
+        collect(e->a, op, v, n, cap, nomem);
+        collect(e->b, op, v, n, cap, nomem);
+        return;
+    }
+    if (*n == *cap) {
+        int ncap = *cap ? *cap * 2 : 8;
+        vg_ast_t **nv = realloc(*v, sizeof(vg_ast_t *) * (size_t)ncap);
+        if (!nv) { *nomem = 1; return; }
+        *v = nv;
+        *cap = ncap;
+    }
+    (*v)[(*n)++] = e;
+}
+
+/* A chain of `and` (or `or`) in a rule: its operands cheapest first (three-valued
+ * `and`/`or` are commutative and nothing has side effects, so the order cannot change
+ * the result), and a jump out as soon as the result is decided (false for `and`, true
+ * for `or`). */
+static uint32_t logic(comp_t *c, vg_ast_t *e) {
+    int is_and = e->op == VG_OP_AND;
+    vg_ast_t **v = NULL;
+    int n = 0, cap = 0;
+    collect(e, e->op, &v, &n, &cap, &c->nomem);
+    if (c->nomem) { free(v); return CONST_TAG; }
+    uint32_t *k = malloc(sizeof(uint32_t) * (size_t)n);
+    uint32_t *fix = malloc(sizeof(uint32_t) * (size_t)n);
+    if (!k || !fix) { c->nomem = 1; free(v); free(k); free(fix); return CONST_TAG; }
+    for (int i = 0; i < n; i++) k[i] = cost(v[i]);
+    for (int i = 1; i < n; i++)   /* stable insertion sort by cost */
+        for (int j = i; j > 0 && k[j - 1] > k[j]; j--) {
+            uint32_t t = k[j]; k[j] = k[j - 1]; k[j - 1] = t;
+            vg_ast_t *x = v[j]; v[j] = v[j - 1]; v[j - 1] = x;
+        }
+    uint32_t acc = newreg(c);
+    emit(c, VG_OPC_Copy, konst(c, vg_bool(is_and)), acc, 0);
+    int nfix = 0;
+    for (int i = 0; i < n; i++) {
+        if (i) c->depth++;
+        uint32_t x = expr(c, v[i]);
+        emit(c, is_and ? VG_OPC_And : VG_OPC_Or, acc, x, acc);
+        if (i + 1 < n) {
+            fix[nfix++] = c->n;
+            emit(c, is_and ? VG_OPC_JumpIfFalse : VG_OPC_JumpIfTrue, acc, 0, 0);
+        }
+    }
+    c->depth -= n - 1;
+    for (int i = 0; i < nfix && !c->nomem; i++) c->code[fix[i]].p2 = c->n;
+    free(v);
+    free(k);
+    free(fix);
+    return acc;
+}
+
+/* Index of the zone named by literal z (loaded once per program). */
+static uint32_t zone_for(comp_t *c, const vg_ast_t *z) {
+    const char *nm = z ? z->str.p : "UTC";
+    uint32_t len = z ? z->str.len : 3;
+    int zi = vg_strmap_get(&c->zone_map, nm, len);
+    if (zi >= 0) return (uint32_t)zi;
+    vg_program_t *p = c->p;
+    zi = (int)p->nzones;
+    if (grow(c, (void **)&p->zones, &c->zone_cap, zi + 1, sizeof(vg_tz_t)) < 0) return 0;
+    char why[300];
+    if (vg_tz_load(&p->zones[zi], nm, len, why, sizeof why) != 0) {
+        memset(&p->zones[zi], 0, sizeof(vg_tz_t));   /* the checker loaded it a moment ago */
+    }
+    p->nzones++;
+    char *k = keep(c, nm, len);
+    if (k && vg_strmap_put(&c->zone_map, k, len, zi) == -2) c->nomem = 1;
+    return (uint32_t)zi;
+}
+
+static uint32_t regex_for(comp_t *c, const vg_ast_t *re) {
+    vg_program_t *p = c->p;
+    uint32_t ri = p->nregex;
+    if (grow(c, (void **)&p->regex, &c->regex_cap, (int)ri + 1, sizeof(void *)) < 0) return 0;
+    int ec;
+    PCRE2_SIZE off;
+    pcre2_code *code = pcre2_compile((PCRE2_SPTR)re->str.p, re->str.len, PCRE2_UTF, &ec, &off, NULL);
+    if (!code) { c->nomem = 1; return 0; }   /* the checker compiled it: only memory fails */
+    p->regex[ri] = code;
+    p->nregex++;
+    return ri;
+}
+
+/* The pure functions: strings, math, time, null. */
+static uint32_t pure(comp_t *c, vg_ast_t *e) {
+    uint32_t a = expr(c, e->args[0]), out, acc;
+    switch (e->ref) {
+    case VG_FN_LOWER: return op1(c, VG_OPC_Lower, a);
+    case VG_FN_UPPER: return op1(c, VG_OPC_Upper, a);
+    case VG_FN_STARTS_WITH: return op2(c, VG_OPC_StartsWith, a, expr(c, e->args[1]));
+    case VG_FN_ENDS_WITH: return op2(c, VG_OPC_EndsWith, a, expr(c, e->args[1]));
+    case VG_FN_CONTAINS: return op2(c, VG_OPC_Contains, a, expr(c, e->args[1]));
+    case VG_FN_MATCHES: {
+        uint32_t ri = regex_for(c, e->args[1]);
+        out = newreg(c);
+        emit(c, VG_OPC_Matches, a, ri, out);
+        return out;
+    }
+    case VG_FN_ABS: return op1(c, VG_OPC_Abs, a);
+    case VG_FN_LOG: return op1(c, VG_OPC_Log, a);
+    case VG_FN_ROUND:
+        return op2(c, VG_OPC_Round, a, e->nargs > 1 ? expr(c, e->args[1]) : konst(c, vg_num(0)));
+    case VG_FN_NMIN: case VG_FN_NMAX: case VG_FN_COALESCE:
+        acc = a;
+        for (int i = 1; i < e->nargs; i++)
+            acc = op2(c, e->ref == VG_FN_NMIN ? VG_OPC_Min2 : e->ref == VG_FN_NMAX ? VG_OPC_Max2
+                                                                          : VG_OPC_Coalesce,
+                      acc, expr(c, e->args[i]));
+        return acc;
+    case VG_FN_HOUR_OF_DAY: case VG_FN_DAY_OF_WEEK: {
+        uint32_t zi = zone_for(c, e->nargs > 1 ? e->args[1] : NULL);
+        out = newreg(c);
+        emit(c, e->ref == VG_FN_HOUR_OF_DAY ? VG_OPC_Hour : VG_OPC_Dow, a, zi, out);
+        return out;
+    }
+    case VG_FN_IS_NULL: return op1(c, VG_OPC_IsNull, a);
+    default: return konst(c, vg_null());
+    }
+}
 
 static uint32_t arith(comp_t *c, vg_ast_t *e) {
     uint32_t a = expr(c, e->a), b = expr(c, e->b);
@@ -320,8 +480,10 @@ static uint32_t expr(comp_t *c, vg_ast_t *e) {
     case VG_AST_FIELD:
         if (e->ref >= 0) {
             if (c->field_reg[e->ref] == NONE) {
-                c->field_reg[e->ref] = newreg(c);
-                emit(c, VG_OPC_Field, (uint32_t)e->ref, c->field_reg[e->ref], 0);
+                uint32_t reg = newreg(c);
+                emit(c, VG_OPC_Field, (uint32_t)e->ref, reg, 0);
+                if (c->depth) return reg;   /* a jump may skip this load: not reusable */
+                c->field_reg[e->ref] = reg;
             }
             return c->field_reg[e->ref];
         } else {
@@ -340,11 +502,19 @@ static uint32_t expr(comp_t *c, vg_ast_t *e) {
             }
             uint32_t reg = newreg(c);
             const vg_str_t *nm = &c->p->names[ni];
-            if (vg_strmap_put(&c->extra_reg, nm->p, nm->len, (int)reg) == -2) c->nomem = 1;
+            if (!c->depth && vg_strmap_put(&c->extra_reg, nm->p, nm->len, (int)reg) == -2)
+                c->nomem = 1;
             emit(c, VG_OPC_Extra, (uint32_t)ni, reg, 0);
             return reg;
         }
     case VG_AST_NAME:
+        if (c->phase == 3) {   /* rules read the features phase 2 computed */
+            if (c->featreg[e->ref] != NONE) return c->featreg[e->ref];
+            uint32_t reg = newreg(c);
+            emit(c, VG_OPC_Feat, (uint32_t)e->ref, reg, 0);
+            if (!c->depth) c->featreg[e->ref] = reg;
+            return reg;
+        }
         /* a feature written with OutSpec has no register until a later feature reads it;
          * its expression is then one spec call, whose load is emitted here once */
         if (c->freg[e->ref] == NONE) c->freg[e->ref] = expr(c, c->features[e->ref]->expr);
@@ -356,8 +526,12 @@ static uint32_t expr(comp_t *c, vg_ast_t *e) {
     }
     case VG_AST_BINARY:
         switch (e->op) {
-        case VG_OP_OR: return op2(c, VG_OPC_Or, expr(c, e->a), expr(c, e->b));
-        case VG_OP_AND: return op2(c, VG_OPC_And, expr(c, e->a), expr(c, e->b));
+        case VG_OP_OR:
+            if (c->phase == 3) return logic(c, e);
+            return op2(c, VG_OPC_Or, expr(c, e->a), expr(c, e->b));
+        case VG_OP_AND:
+            if (c->phase == 3) return logic(c, e);
+            return op2(c, VG_OPC_And, expr(c, e->a), expr(c, e->b));
         case VG_OP_EQ: return op2(c, VG_OPC_Eq, expr(c, e->a), expr(c, e->b));
         case VG_OP_NE: return op2(c, VG_OPC_Ne, expr(c, e->a), expr(c, e->b));
         case VG_OP_LT: return op2(c, VG_OPC_Lt, expr(c, e->a), expr(c, e->b));
@@ -366,7 +540,13 @@ static uint32_t expr(comp_t *c, vg_ast_t *e) {
         case VG_OP_GE: return op2(c, VG_OPC_Ge, expr(c, e->a), expr(c, e->b));
         case VG_OP_IN: {
             uint32_t a = expr(c, e->a);
-            vg_ast_t *s = e->b;   /* an ARRAY: the checker keeps list() out of features */
+            vg_ast_t *s = e->b;
+            if (s->kind == VG_AST_LISTREF) {   /* rules only (the checker says so) */
+                int li = vg_strmap_get(&c->named_map, s->str.p, s->str.len);
+                uint32_t out = newreg(c);
+                emit(c, VG_OPC_InNamed, a, (uint32_t)(li < 0 ? 0 : li), out);
+                return out;
+            }
             uint32_t li = c->p->nlists;
             if (grow(c, (void **)&c->p->lists, &c->list_cap, (int)li + 1, sizeof(vg_vm_list_t)) < 0)
                 return CONST_TAG;
@@ -394,11 +574,14 @@ static uint32_t expr(comp_t *c, vg_ast_t *e) {
             int si = spec_for(c, e);
             if (si < 0) return CONST_TAG;
             if (c->spec_reg[si] == NONE) {
-                c->spec_reg[si] = newreg(c);
-                emit(c, VG_OPC_Spec, (uint32_t)si, c->spec_reg[si], 0);
+                uint32_t reg = newreg(c);
+                emit(c, VG_OPC_Spec, (uint32_t)si, reg, 0);
+                if (c->depth) return reg;
+                c->spec_reg[si] = reg;
             }
             return c->spec_reg[si];
         }
+        if (e->ref > VG_FN_SECONDS_BETWEEN) return pure(c, e);
         if (e->ref == VG_FN_GEO_KM) {
             uint32_t base = newreg(c);
             for (int i = 1; i < 4; i++) newreg(c);
@@ -478,6 +661,238 @@ static int spec_for(comp_t *c, vg_ast_t *call) {
     return si;
 }
 
+/* ---- rules ------------------------------------------------------------------------ */
+
+static int has_runtime_input(const vg_ast_t *e) {
+    if (!e) return 0;
+    switch (e->kind) {
+    case VG_AST_FIELD: case VG_AST_NAME: case VG_AST_ANOMALY: case VG_AST_LISTREF: return 1;
+    case VG_AST_CALL:
+        if (e->is_spec) return 1;
+        for (int i = 0; i < e->nargs; i++) if (has_runtime_input(e->args[i])) return 1;
+        return 0;
+    default:
+        return has_runtime_input(e->a) || has_runtime_input(e->b);
+    }
+}
+
+static uint64_t hash64(const char *p, size_t n) {
+    uint64_t h = 14695981039346656037ULL;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
+    return h;
+}
+
+typedef struct refs { vg_ref_t *v; int n, cap; } refs_t;
+
+static void add_ref(comp_t *c, refs_t *r, int kind, uint32_t index, const char *text,
+                    size_t len) {
+    if (kind != VG_REF_TEXT)
+        for (int i = 0; i < r->n; i++)
+            if (r->v[i].kind == kind && r->v[i].len == len && memcmp(r->v[i].text, text, len) == 0)
+                return;
+    if (grow(c, (void **)&r->v, &r->cap, r->n + 1, sizeof(vg_ref_t)) < 0) return;
+    char *t = keep(c, text, len);
+    if (!t) return;
+    r->v[r->n++] = (vg_ref_t){(uint8_t)kind, index, t, (uint32_t)len};
+}
+
+/* The features, fields and inline aggregates a condition reads, first use first. */
+static void value_refs(comp_t *c, refs_t *r, vg_ast_t *e) {
+    if (!e || c->nomem) return;
+    switch (e->kind) {
+    case VG_AST_NAME:
+        add_ref(c, r, VG_REF_FEATURE, (uint32_t)e->ref, e->str.p, e->str.len);
+        return;
+    case VG_AST_FIELD: {
+        char t[VG_RULES_MAX_NAME + 8];
+        int n = snprintf(t, sizeof t, "tx.%.*s", (int)e->str.len, e->str.p);
+        add_ref(c, r, e->ref >= 0 ? VG_REF_FIELD : VG_REF_EXTRA,
+                (uint32_t)(e->ref >= 0 ? e->ref : 0), t, (size_t)n);
+        return;
+    }
+    case VG_AST_CALL:
+        if (e->is_spec) {
+            int si = spec_for(c, e);
+            if (si >= 0) add_ref(c, r, VG_REF_SPEC, (uint32_t)si, c->p->specs[si].text,
+                                 strlen(c->p->specs[si].text));
+            return;
+        }
+        for (int i = 0; i < e->nargs; i++) value_refs(c, r, e->args[i]);
+        return;
+    default:
+        value_refs(c, r, e->a);
+        if (!(e->kind == VG_AST_BINARY && e->op == VG_OP_IN)) value_refs(c, r, e->b);
+        return;
+    }
+}
+
+/* The message template: text runs and {placeholders}. */
+static void message_refs(comp_t *c, refs_t *r, vg_str_t m, const vg_strmap_t *fmap) {
+    uint32_t i = 0, lit = 0;
+    while (i < m.len) {
+        if (m.p[i] != '{') { i++; continue; }
+        uint32_t j = i + 1;
+        while (j < m.len && m.p[j] != '}' && m.p[j] != '{') j++;
+        if (j >= m.len || m.p[j] != '}') { i = j; continue; }
+        const char *name = m.p + i + 1;
+        uint32_t len = j - i - 1;
+        int kind = -1;
+        uint32_t idx = 0;
+        int fi = vg_strmap_get(fmap, name, len);
+        if (fi >= 0) { kind = VG_REF_FEATURE; idx = (uint32_t)fi; }
+        else if (len > 3 && memcmp(name, "tx.", 3) == 0) {
+            kind = VG_REF_EXTRA;
+#define VG_FIELD_IDX(nm, text, type)                                                     \
+            if (len - 3 == sizeof(text) - 1 && memcmp(name + 3, text, len - 3) == 0) {    \
+                kind = VG_REF_FIELD;                                                       \
+                idx = VG_FIELD_##nm;                                                       \
+            }
+            VG_FIELD_LIST(VG_FIELD_IDX)
+#undef VG_FIELD_IDX
+        }
+        if (kind < 0) { i = j; continue; }
+        if (i > lit) add_ref(c, r, VG_REF_TEXT, 0, m.p + lit, i - lit);
+        if (kind == VG_REF_EXTRA) add_ref(c, r, kind, 0, name + 3, len - 3);
+        else add_ref(c, r, kind, idx, name, len);
+        i = lit = j + 1;
+    }
+    if (m.len > lit) add_ref(c, r, VG_REF_TEXT, 0, m.p + lit, m.len - lit);
+}
+
+static int word_index(vg_str_t w, const char *const *words, int dflt) {
+    for (int i = 0; words[i]; i++)
+        if (strlen(words[i]) == w.len && memcmp(words[i], w.p, w.len) == 0) return i;
+    return dflt;
+}
+
+/* Counts the distinct specs an expression needs, through features. */
+static void count_state(const vg_checked_t *ck, const vg_ast_t *e, uint8_t *fseen,
+                        comp_t *c, uint8_t *sseen, int sscap, int *n) {
+    if (!e || c->nomem) return;
+    if (e->kind == VG_AST_NAME) {
+        if (e->ref < 0 || fseen[e->ref]) return;
+        fseen[e->ref] = 1;
+        count_state(ck, ck->features[e->ref]->expr, fseen, c, sseen, sscap, n);
+        return;
+    }
+    if (e->kind == VG_AST_CALL && e->is_spec) {
+        int si = spec_for(c, (vg_ast_t *)e);
+        if (si >= 0 && si < sscap && !sseen[si]) { sseen[si] = 1; (*n)++; }
+        return;
+    }
+    count_state(ck, e->a, fseen, c, sseen, sscap, n);
+    count_state(ck, e->b, fseen, c, sseen, sscap, n);
+    for (int i = 0; i < e->nargs; i++) count_state(ck, e->args[i], fseen, c, sseen, sscap, n);
+}
+
+/* Phase 3: every rule that is not disabled, in declaration order. */
+static void compile_rules(comp_t *c, const vg_checked_t *ck) {
+    static const char *const sev[] = {"low", "medium", "high", "critical", NULL};
+    static const char *const act[] = {"allow", "review", "block", "alert", NULL};
+    static const char *const mode[] = {"active", "shadow", "disabled", NULL};
+    vg_program_t *p = c->p;
+    vg_strmap_t fmap;
+    vg_strmap_init(&fmap);
+    for (int i = 0; i < ck->nfeatures; i++)
+        if (vg_strmap_put(&fmap, ck->features[i]->name.p, ck->features[i]->name.len, i) == -2)
+            c->nomem = 1;
+    p->rules = calloc((size_t)ck->nrules + 1, sizeof(vg_rule_info_t));
+    p->rule_init = calloc((size_t)ck->nrules + 1, sizeof(vg_rule_result_t));
+    if (!p->rules || !p->rule_init) { c->nomem = 1; goto out; }
+    for (int ri = 0; ri < ck->nrules && !c->nomem && !c->toobig; ri++) {
+        vg_ast_decl_t *d = ck->rules[ri];
+        vg_rule_info_t *info = &p->rules[ri];
+        info->name = keep(c, d->name.p, d->name.len);
+        info->file = keep(c, d->file, strlen(d->file));
+        const char *base = strrchr(d->file, '/');
+        base = base ? base + 1 : d->file;
+        size_t bl = strlen(base);
+        if (bl > 4 && strcmp(base + bl - 4, ".vrl") == 0) bl -= 4;
+        info->module = keep(c, base, bl);
+        info->line = d->line;
+        info->severity = VG_SEV_MEDIUM;
+        info->id = hash64(d->name.p, d->name.len);
+        vg_ast_t *when = NULL, *score = NULL;
+        for (int k = 0; k < d->nclauses; k++) {
+            const vg_ast_clause_t *cl = &d->clauses[k];
+            switch (cl->kind) {
+            case VG_CL_SEVERITY: info->severity = (uint8_t)word_index(cl->word, sev, 1); break;
+            case VG_CL_ACTION: info->action = (uint8_t)word_index(cl->word, act, 0); break;
+            case VG_CL_MODE: info->mode = (uint8_t)word_index(cl->word, mode, 0); break;
+            case VG_CL_WHEN: when = cl->expr; break;
+            case VG_CL_SCORE: score = cl->expr; break;
+            case VG_CL_SUPPRESS: info->suppress_ms = cl->ms; break;
+            case VG_CL_MESSAGE: {
+                refs_t m = {0};
+                info->has_message = 1;
+                message_refs(c, &m, cl->word, &fmap);
+                vg_ref_t *mv = vg_arena_alloc(&p->mem, sizeof(vg_ref_t) * (size_t)(m.n + 1));
+                if (!mv) c->nomem = 1;
+                else if (m.n) memcpy(mv, m.v, sizeof(vg_ref_t) * (size_t)m.n);
+                info->msg = mv;
+                info->nmsg = m.n;
+                free(m.v);
+                break;
+            }
+            }
+        }
+        if (!when || !score) continue;   /* the checker reported it */
+        if (info->mode == VG_MODE_DISABLED) continue;   /* not evaluated, its state not kept */
+        refs_t vr = {0};
+        value_refs(c, &vr, when);
+        vg_ref_t *vv = vg_arena_alloc(&p->mem, sizeof(vg_ref_t) * (size_t)(vr.n + 1));
+        if (!vv) c->nomem = 1;
+        else if (vr.n) memcpy(vv, vr.v, sizeof(vg_ref_t) * (size_t)vr.n);
+        info->values = vv;
+        info->nvalues = vr.n;
+        free(vr.v);
+        /* state it needs */
+        uint8_t *fseen = calloc((size_t)ck->nfeatures + 1, 1);
+        int sscap = p->nspecs + 64;   /* room for aggregates written inline in score */
+        uint8_t *sseen = calloc((size_t)sscap + 1, 1);
+        if (fseen && sseen) {
+            int n = 0;
+            count_state(ck, when, fseen, c, sseen, sscap, &n);
+            count_state(ck, score, fseen, c, sseen, sscap, &n);
+            info->nstate = n;
+        }
+        free(fseen);
+        free(sseen);
+        /* code: when, Rule (skip the score when not fired), score */
+        uint32_t start = c->n;
+        uint32_t cond;
+        if (!has_runtime_input(when)) {
+            c->phase = 2;   /* fold it whole */
+            cond = expr(c, when);
+            c->phase = 3;
+            if (is_const(cond) && !(const_val(c, cond).type == VG_T_BOOL && const_val(c, cond).u.b))
+                vg_diags_add(c->d, 0, d->file, d->name_line, d->name_col,
+                             "rule '%.*s' can never fire: its condition is always %s",
+                             (int)d->name.len, d->name.p,
+                             const_val(c, cond).type == VG_T_NULL ? "null" : "false");
+        } else {
+            cond = expr(c, when);
+        }
+        uint32_t at = c->n;
+        emit(c, VG_OPC_Rule, cond, (uint32_t)ri, 0);
+        c->depth++;
+        uint32_t sc = expr(c, score);
+        if (is_const(sc)) {
+            vg_value_t v = const_val(c, sc);
+            double x = v.type == VG_T_NUM ? v.u.n : 0;
+            p->rule_init[ri].score = x < 0 ? 0 : x > 100 ? 100 : x;
+        } else {
+            emit(c, VG_OPC_RuleScore, sc, (uint32_t)ri, 0);
+        }
+        c->depth--;
+        if (!c->nomem) c->code[at].p3 = c->n;
+        info->ninstr = c->n - start;
+        info->cost = cost(when) + cost(score) + 2;
+    }
+out:
+    vg_strmap_deinit(&fmap);
+}
+
 static void start_phase(comp_t *c) {
     c->code = NULL;
     c->n = c->cap = 0;
@@ -549,6 +964,7 @@ vg_program_t *vg_compile(const vg_checked_t *ck, vg_diags_t *diags) {
     }
     /* phase 2: the features, dependencies first (this also registers the specs) */
     start_phase(&c);
+    c.phase = 2;
     c.features = ck->features;
     for (int k = 0; k < nf; k++) {
         int i = ck->order[k];
@@ -565,6 +981,24 @@ vg_program_t *vg_compile(const vg_checked_t *ck, vg_diags_t *diags) {
         emit(&c, VG_OPC_Out, c.freg[i], (uint32_t)i, 0);
     }
     end_phase(&c, &p->code2, &p->n2);
+    /* phase 3: the rules (may register more specs: aggregates written inline) */
+    start_phase(&c);
+    c.phase = 3;
+    c.featreg = malloc(sizeof(uint32_t) * ((size_t)nf + 1));
+    if (!c.featreg) goto nomem;
+    for (int i = 0; i < nf; i++) c.featreg[i] = NONE;
+    for (int i = 0; i < p->nspecs; i++) c.spec_reg[i] = NONE;
+    p->named = calloc((size_t)ck->nlists + 1, sizeof(char *));
+    if (!p->named) goto nomem;
+    for (int i = 0; i < ck->nlists; i++) {
+        vg_ast_decl_t *d = ck->lists[i];
+        if (!(p->named[i] = keep(&c, d->name.p, d->name.len))) goto nomem;
+        if (vg_strmap_put(&c.named_map, p->named[i], d->name.len, i) == -2) goto nomem;
+        p->nnamed++;
+    }
+    compile_rules(&c, ck);
+    end_phase(&c, &p->code3, &p->n3);
+    c.phase = 1;
     /* phase 1: the inputs of each spec */
     start_phase(&c);
     uint32_t *greg = calloc((size_t)p->nby + 1, sizeof(uint32_t));
@@ -600,10 +1034,19 @@ vg_program_t *vg_compile(const vg_checked_t *ck, vg_diags_t *diags) {
     if (!remap) goto nomem;
     mark_consts(p->code1, p->n1, remap);
     mark_consts(p->code2, p->n2, remap);
+    mark_consts(p->code3, p->n3, remap);
     compact_consts(p, remap);
     p->nregs += p->nconst;
     relocate(p, p->code1, p->n1, remap);
     relocate(p, p->code2, p->n2, remap);
+    relocate(p, p->code3, p->n3, remap);
+    {
+        pcre2_match_context *mc = pcre2_match_context_create(NULL);
+        if (!mc) goto nomem;
+        pcre2_set_match_limit(mc, VG_RULES_REGEX_MATCH_LIMIT);
+        pcre2_set_depth_limit(mc, VG_RULES_REGEX_DEPTH_LIMIT);
+        p->mctx = mc;
+    }
     free(remap);
     goto done;
 nomem:
@@ -614,6 +1057,9 @@ fail:
     p = NULL;
 done:
     free(c.freg);
+    free(c.featreg);
+    vg_strmap_deinit(&c.named_map);
+    vg_strmap_deinit(&c.zone_map);
     free(c.spec_call);
     free(c.spec_reg);
     free(c.by_expr);
@@ -637,6 +1083,15 @@ void vg_compile_free(vg_program_t *p) {
     free(p->in_init);
     free(p->code1);
     free(p->code2);
+    free(p->code3);
+    free(p->rules);
+    free(p->rule_init);
+    free(p->named);
+    for (uint32_t i = 0; i < p->nregex; i++) pcre2_code_free(p->regex[i]);
+    free(p->regex);
+    pcre2_match_context_free(p->mctx);
+    for (uint32_t i = 0; i < p->nzones; i++) vg_tz_free(&p->zones[i]);
+    free(p->zones);
     vg_arena_deinit(&p->mem);
     free(p);
 }

@@ -41,8 +41,23 @@ struct vg_program {
                                   unless the spec has `where` */
     vg_ins_t *code1, *code2;   /* malloc; phase 1 and phase 2, each ending in Halt */
     uint32_t n1, n2;
-    uint32_t nregs;            /* register file size of either phase */
+    vg_ins_t *code3;           /* malloc; phase 3: the rules, ending in Halt */
+    uint32_t n3;
+    uint32_t nregs;            /* register file size of any phase */
+    vg_rule_info_t *rules;     /* malloc; nrules; strings and arrays in mem */
+    vg_rule_result_t *rule_init; /* malloc; phase 3 starts from a copy (constant scores) */
+    const char **named;        /* malloc; declared list names (in mem) */
+    int nnamed;
+    void **regex;              /* malloc; pcre2_code * per matches() pattern */
+    uint32_t nregex;
+    void *mctx;                /* pcre2_match_context * with the match and depth limits */
+    vg_tz_t *zones;            /* malloc; time zones of hour_of_day/day_of_week */
+    uint32_t nzones;
 };
+
+/* Limits of one regular-expression match (PCRE2 match and depth limits). */
+#define VG_RULES_REGEX_MATCH_LIMIT 100000
+#define VG_RULES_REGEX_DEPTH_LIMIT 1000
 
 /* Builds the program of a checked ruleset. Returns the program (reference count 1), or
  * NULL with an error appended to `diags` (limits: VG_ELIMIT-type errors such as too many

@@ -9,7 +9,9 @@
  * Values follow SPEC section 2: every operator is null when an operand is null or of
  * the wrong type (extra fields are typed at run time), and arithmetic is null when the
  * result is not finite or divides by zero. Times and durations are int64 milliseconds.
- * No opcode allocates or fails.
+ * No opcode fails; Lower and Upper take their result bytes from the per-event arena
+ * (null if it is exhausted), Matches its match data; nothing calls malloc once warm.
+ * Jumps (JumpIfFalse, JumpIfTrue, Rule) only go forward.
  */
 #ifndef VG_OPCODES_H
 #define VG_OPCODES_H
@@ -142,7 +144,85 @@
 /* Opcode: InKeep P1 P2                                                                \
  * Synopsis: in[P2].keep=(r[P1] is true)                                               \
  * `where` keeps only true: false and null give 0. */                                  \
-    X(InKeep, 1, "in[P2].keep=(r[P1] is true)")
+    X(InKeep, 1, "in[P2].keep=(r[P1] is true)")                                        \
+/* Opcode: Feat P1 P2                                                                  \
+ * Synopsis: r[P2]=feature[P1]                                                         \
+ * Rules (phase 3) read the features computed by phase 2. */                           \
+    X(Feat, 2, "r[P2]=feature[P1]")                                                    \
+/* Opcode: JumpIfFalse P1 P2                                                           \
+ * Synopsis: if r[P1] is false goto P2                                                 \
+ * Short-circuit of `and`: the rest cannot change a false result. */                   \
+    X(JumpIfFalse, 1, "if r[P1] is false goto P2")                                     \
+/* Opcode: JumpIfTrue P1 P2                                                            \
+ * Synopsis: if r[P1] is true goto P2                                                  \
+ * Short-circuit of `or`. */                                                           \
+    X(JumpIfTrue, 1, "if r[P1] is true goto P2")                                       \
+/* Opcode: Rule P1 P2 P3                                                               \
+ * Synopsis: rule[P2].fired=(r[P1] is true); if not fired goto P3                      \
+ * A rule fires only when its condition is true; its score is computed only then. */   \
+    X(Rule, 1, "rule[P2].fired=(r[P1] is true); if not fired goto P3")                 \
+/* Opcode: RuleScore P1 P2                                                             \
+ * Synopsis: rule[P2].score=clamp(r[P1],0,100)                                         \
+ * Null (or not a number) counts as 0. */                                              \
+    X(RuleScore, 1, "rule[P2].score=clamp(r[P1],0,100)")                               \
+/* Opcode: InNamed P1 P2 P3                                                            \
+ * Synopsis: r[P3]=r[P1] in named list[P2]                                             \
+ * Hashed membership in the list bound to declared list P2 (an unbound list is         \
+ * empty); null when r[P1] is not a string. */                                         \
+    X(InNamed, 5, "r[P3]=r[P1] in named list[P2]")                                     \
+/* Opcode: Lower P1 P2                                                                 \
+ * Synopsis: r[P2]=lower(r[P1])                                                        \
+ * ASCII letters; the bytes are copied to the per-event arena. */                      \
+    X(Lower, 3, "r[P2]=lower(r[P1])")                                                  \
+/* Opcode: Upper P1 P2                                                                 \
+ * Synopsis: r[P2]=upper(r[P1]) */                                                     \
+    X(Upper, 3, "r[P2]=upper(r[P1])")                                                  \
+/* Opcode: StartsWith P1 P2 P3                                                         \
+ * Synopsis: r[P3]=starts_with(r[P1],r[P2]) */                                         \
+    X(StartsWith, 7, "r[P3]=starts_with(r[P1],r[P2])")                                 \
+/* Opcode: EndsWith P1 P2 P3                                                           \
+ * Synopsis: r[P3]=ends_with(r[P1],r[P2]) */                                           \
+    X(EndsWith, 7, "r[P3]=ends_with(r[P1],r[P2])")                                     \
+/* Opcode: Contains P1 P2 P3                                                           \
+ * Synopsis: r[P3]=contains(r[P1],r[P2]) */                                            \
+    X(Contains, 7, "r[P3]=contains(r[P1],r[P2])")                                      \
+/* Opcode: Matches P1 P2 P3                                                            \
+ * Synopsis: r[P3]=r[P1] matches regex[P2]                                             \
+ * PCRE2 compiled at compile time; match and depth limits; null when a limit is hit    \
+ * or r[P1] is not a string. */                                                        \
+    X(Matches, 5, "r[P3]=r[P1] matches regex[P2]")                                     \
+/* Opcode: Abs P1 P2                                                                   \
+ * Synopsis: r[P2]=abs(r[P1]) */                                                       \
+    X(Abs, 3, "r[P2]=abs(r[P1])")                                                      \
+/* Opcode: Round P1 P2 P3                                                              \
+ * Synopsis: r[P3]=round(r[P1],r[P2] digits)                                           \
+ * Half away from zero. */                                                             \
+    X(Round, 7, "r[P3]=round(r[P1],r[P2] digits)")                                     \
+/* Opcode: Log P1 P2                                                                   \
+ * Synopsis: r[P2]=ln(r[P1])                                                           \
+ * Null for x <= 0. */                                                                 \
+    X(Log, 3, "r[P2]=ln(r[P1])")                                                       \
+/* Opcode: Min2 P1 P2 P3                                                               \
+ * Synopsis: r[P3]=min(r[P1],r[P2]) */                                                 \
+    X(Min2, 7, "r[P3]=min(r[P1],r[P2])")                                               \
+/* Opcode: Max2 P1 P2 P3                                                               \
+ * Synopsis: r[P3]=max(r[P1],r[P2]) */                                                 \
+    X(Max2, 7, "r[P3]=max(r[P1],r[P2])")                                               \
+/* Opcode: Hour P1 P2 P3                                                               \
+ * Synopsis: r[P3]=hour_of_day(r[P1]) in zone[P2]                                      \
+ * 0..23, from the zone's transition table (no libc time zone state). */               \
+    X(Hour, 5, "r[P3]=hour_of_day(r[P1]) in zone[P2]")                                 \
+/* Opcode: Dow P1 P2 P3                                                                \
+ * Synopsis: r[P3]=day_of_week(r[P1]) in zone[P2]                                      \
+ * ISO: 1 Monday .. 7 Sunday. */                                                       \
+    X(Dow, 5, "r[P3]=day_of_week(r[P1]) in zone[P2]")                                  \
+/* Opcode: IsNull P1 P2                                                                \
+ * Synopsis: r[P2]=is_null(r[P1])                                                      \
+ * Never null itself. */                                                               \
+    X(IsNull, 3, "r[P2]=is_null(r[P1])")                                               \
+/* Opcode: Coalesce P1 P2 P3                                                           \
+ * Synopsis: r[P3]=r[P1] if not null else r[P2] */                                     \
+    X(Coalesce, 7, "r[P3]=r[P1] if not null else r[P2]")
 
 
 typedef enum vg_opcode {

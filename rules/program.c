@@ -144,18 +144,109 @@ static int run(const vg_program_t *p, const vg_ins_t *code, vg_arena_t *arena,
     return 0;
 }
 
+static void ctx_init(const vg_program_t *p, vg_vm_ctx_t *ctx, const vg_tx_t *tx,
+                     vg_arena_t *arena) {
+    memset(ctx, 0, sizeof *ctx);
+    ctx->tx = tx;
+    ctx->names = p->names;
+    ctx->lists = p->lists;
+    ctx->regex = p->regex;
+    ctx->mctx = p->mctx;
+    ctx->zones = p->zones;
+    ctx->arena = arena;
+}
+
 int vg_prog_eval_inputs(const vg_program_t *p, const vg_tx_t *tx, vg_arena_t *arena,
                         vg_spec_input_t *in) {
     if (p->nspecs) memcpy(in, p->in_init, sizeof(vg_spec_input_t) * (size_t)p->nspecs);
-    vg_vm_ctx_t ctx = {tx, NULL, in, NULL, p->names, p->lists};
+    vg_vm_ctx_t ctx;
+    ctx_init(p, &ctx, tx, arena);
+    ctx.in = in;
     return run(p, p->code1, arena, &ctx);
 }
 
 int vg_prog_eval_features(const vg_program_t *p, const vg_tx_t *tx,
                           const vg_value_t *spec_vals, vg_arena_t *arena,
                           vg_value_t *features) {
-    vg_vm_ctx_t ctx = {tx, spec_vals, NULL, features, p->names, p->lists};
+    vg_vm_ctx_t ctx;
+    ctx_init(p, &ctx, tx, arena);
+    ctx.spec = spec_vals;
+    ctx.out = features;
     return run(p, p->code2, arena, &ctx);
+}
+
+int vg_prog_eval_rules(const vg_program_t *p, const vg_tx_t *tx, const vg_value_t *spec_vals,
+                       const vg_value_t *features, const vg_strset_t *const *lists,
+                       vg_arena_t *arena, vg_rule_result_t *res) {
+    if (p->nrules) memcpy(res, p->rule_init, sizeof(vg_rule_result_t) * (size_t)p->nrules);
+    if (p->n3 <= 1) return 0;
+    vg_vm_ctx_t ctx;
+    ctx_init(p, &ctx, tx, arena);
+    ctx.spec = spec_vals;
+    ctx.feat = features;
+    ctx.rules = res;
+    ctx.named = lists;
+    return run(p, p->code3, arena, &ctx);
+}
+
+void vg_prog_decide(const vg_program_t *p, const vg_rule_result_t *res, int *action,
+                    double *score) {
+    int seen[4] = {0, 0, 0, 0};
+    double best = 0;
+    for (int i = 0; i < p->nrules; i++) {
+        if (!res[i].fired || p->rules[i].mode != VG_MODE_ACTIVE) continue;
+        seen[p->rules[i].action & 3] = 1;
+        if (res[i].score > best) best = res[i].score;
+    }
+    *action = seen[VG_ACTION_ALLOW]    ? VG_ACTION_ALLOW
+              : seen[VG_ACTION_BLOCK]  ? VG_ACTION_BLOCK
+              : seen[VG_ACTION_REVIEW] ? VG_ACTION_REVIEW
+              : seen[VG_ACTION_ALERT]  ? VG_ACTION_ALERT : VG_ACTION_ALLOW;
+    *score = best;
+}
+
+const char *vg_action_name(int a) {
+    static const char *n[] = {"allow", "review", "block", "alert"};
+    return a >= 0 && a < 4 ? n[a] : "?";
+}
+const char *vg_severity_name(int s) {
+    static const char *n[] = {"low", "medium", "high", "critical"};
+    return s >= 0 && s < 4 ? n[s] : "?";
+}
+const char *vg_mode_name(int m) {
+    static const char *n[] = {"active", "shadow", "disabled"};
+    return m >= 0 && m < 3 ? n[m] : "?";
+}
+
+const vg_rule_info_t *vg_prog_rule(const vg_program_t *p, int i) {
+    return i >= 0 && i < p->nrules ? &p->rules[i] : NULL;
+}
+
+vg_value_t vg_prog_ref_value(const vg_program_t *p, const vg_ref_t *r, const vg_tx_t *tx,
+                             const vg_value_t *spec_vals, const vg_value_t *features) {
+    (void)p;
+    switch (r->kind) {
+    case VG_REF_FEATURE: return features[r->index];
+    case VG_REF_FIELD: return tx->f[r->index];
+    case VG_REF_EXTRA: {
+        const char *nm = r->text;
+        uint32_t len = r->len;
+        if (len > 3 && memcmp(nm, "tx.", 3) == 0) { nm += 3; len -= 3; }
+        return vg_tx_extra(tx, nm, len);
+    }
+    case VG_REF_SPEC: return spec_vals[r->index];
+    default: return vg_null();
+    }
+}
+
+int vg_prog_nlists(const vg_program_t *p) { return p->nnamed; }
+const char *vg_prog_list_name(const vg_program_t *p, int i) {
+    return i >= 0 && i < p->nnamed ? p->named[i] : NULL;
+}
+
+void vg_prog_bind_lists(const vg_program_t *p, const vg_lists_t *l, const vg_strset_t **out) {
+    for (int i = 0; i < p->nnamed; i++)
+        out[i] = l ? vg_lists_get(l, p->named[i], strlen(p->named[i])) : NULL;
 }
 
 /* ---- disassembler ----------------------------------------------------------------- */
@@ -228,6 +319,11 @@ static void print_code(const vg_program_t *p, const vg_ins_t *code, uint32_t n, 
             fprintf(out, "  ; %s = %s", p->fnames[c->p2], p->specs[c->p1].text);
             break;
         case VG_OPC_Out: fprintf(out, "  ; %s", p->fnames[c->p2]); break;
+        case VG_OPC_Feat: fprintf(out, "  ; %s", p->fnames[c->p1]); break;
+        case VG_OPC_Rule: case VG_OPC_RuleScore:
+            fprintf(out, "  ; %s", p->rules[c->p2].name);
+            break;
+        case VG_OPC_InNamed: fprintf(out, "  ; list(\"%s\")", p->named[c->p2]); break;
         case VG_OPC_InX: case VG_OPC_InKey: case VG_OPC_InKeep:
             fprintf(out, "  ; %s", p->specs[c->p2].text);
             break;
@@ -251,9 +347,8 @@ void vg_prog_explain(const vg_program_t *p, FILE *out) {
     static const char *kinds[] = {"count", "sum", "avg", "min", "max", "stddev", "distinct",
                                   "session_count", "session_sum", "session_duration", "prev",
                                   "seen"};
-    fprintf(out, "ruleset: %d features, %d specs, %d by-groups, %d rules "
-                 "(rules are checked, not compiled yet)\n",
-            p->nfeatures, p->nspecs, p->nby, p->nrules);
+    fprintf(out, "ruleset: %d features, %d specs, %d by-groups, %d rules, %d lists\n",
+            p->nfeatures, p->nspecs, p->nby, p->nrules, p->nnamed);
     fprintf(out, "specs (state the engine keeps):\n");
     for (int i = 0; i < p->nspecs; i++) {
         const vg_spec_t *s = &p->specs[i];
@@ -283,4 +378,29 @@ void vg_prog_explain(const vg_program_t *p, FILE *out) {
     print_code(p, p->code1, p->n1, out);
     fprintf(out, "phase 2: features from the event and the spec values (%u instructions)\n", p->n2);
     print_code(p, p->code2, p->n2, out);
+    if (p->nrules) {
+        fprintf(out, "rules (cost: weighted instructions of when + score; state: specs needed):\n");
+        for (int i = 0; i < p->nrules; i++) {
+            const vg_rule_info_t *r = &p->rules[i];
+            fprintf(out, "  rule%-3d %-28s %s/%s %s", i, r->name, r->module,
+                    vg_mode_name(r->mode), vg_action_name(r->action));
+            if (r->mode == VG_MODE_DISABLED) {
+                fputs("  (disabled: not evaluated, no state kept for it)\n", out);
+                continue;
+            }
+            fprintf(out, " severity=%s cost=%u instructions=%u state=%d", vg_severity_name(r->severity),
+                    r->cost, r->ninstr, r->nstate);
+            if (r->suppress_ms) fprintf(out, " suppress=%lldms", (long long)r->suppress_ms);
+            if (r->nvalues) {
+                fputs(" reads:", out);
+                for (int k = 0; k < r->nvalues; k++) fprintf(out, " %s", r->values[k].text);
+            }
+            fputc('\n', out);
+        }
+        for (int i = 0; i < p->nnamed; i++) fprintf(out, "  list[%d] = %s\n", i, p->named[i]);
+        for (uint32_t i = 0; i < p->nzones; i++)
+            fprintf(out, "  zone[%u]: %u transitions\n", i, p->zones[i].n);
+        fprintf(out, "phase 3: rules from the features (%u instructions)\n", p->n3);
+        print_code(p, p->code3, p->n3, out);
+    }
 }

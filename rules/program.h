@@ -10,7 +10,11 @@
  *     (the x value, whether `where` holds, the `by` key);
  *   - the engine then updates its state and computes each spec's value for this event;
  *   - phase 2, vg_prog_eval_features(): from the event and the spec values, every named
- *     feature's value (later also rules, decisions).
+ *     feature's value;
+ *   - phase 3, vg_prog_eval_rules(): which rules fired and their scores; then
+ *     vg_prog_decide() applies SPEC section 2's precedence. Rule metadata (action,
+ *     message template, the values a condition reads, suppression) is introspected with
+ *     vg_prog_rule(); suppression state is the engine's (it is per account).
  *
  * Threading: a vg_program_t is immutable after compilation and may be shared by any
  * number of threads; it is reference counted (vg_prog_ref / vg_prog_unref). Evaluation
@@ -25,6 +29,7 @@
 #include <stdio.h>
 
 #include "rules/arena.h"
+#include "rules/lists.h"
 #include "rules/value.h"
 
 typedef struct vg_program vg_program_t;
@@ -137,7 +142,7 @@ const char *vg_prog_feature_name(const vg_program_t *p, int i);  /* declaration 
 /* The static type of feature i (vg_type_t; VG_T_NULL when it is only known at run
  * time, e.g. an extra field). */
 int vg_prog_feature_type(const vg_program_t *p, int i);
-/* Number of rule blocks (checked; evaluated in a later version). */
+/* Number of rule blocks, disabled ones included (they never fire). */
 int vg_prog_nrules(const vg_program_t *p);
 /* The longest aggregate or seen() window in ms, 0 if none. */
 int64_t vg_prog_max_window(const vg_program_t *p);
@@ -152,6 +157,93 @@ int vg_prog_eval_inputs(const vg_program_t *p, const vg_tx_t *tx, vg_arena_t *ar
 int vg_prog_eval_features(const vg_program_t *p, const vg_tx_t *tx,
                           const vg_value_t *spec_vals, vg_arena_t *arena,
                           vg_value_t *features);
+
+/* ---- rules (phase 3) ------------------------------------------------------------- */
+
+typedef enum vg_action {
+    VG_ACTION_ALLOW = 0, VG_ACTION_REVIEW, VG_ACTION_BLOCK, VG_ACTION_ALERT
+} vg_action_t;
+typedef enum vg_severity {
+    VG_SEV_LOW = 0, VG_SEV_MEDIUM, VG_SEV_HIGH, VG_SEV_CRITICAL
+} vg_severity_t;
+typedef enum vg_rule_mode {
+    VG_MODE_ACTIVE = 0, VG_MODE_SHADOW, VG_MODE_DISABLED
+} vg_rule_mode_t;
+
+/* "allow", "review", ...; "low", ...; "active", ... Can't fail. */
+const char *vg_action_name(int a);
+const char *vg_severity_name(int s);
+const char *vg_mode_name(int m);
+
+/* A reference to something a rule reads or a message shows. */
+typedef enum vg_ref_kind {
+    VG_REF_TEXT = 0,   /* literal message text (text, len) */
+    VG_REF_FEATURE,    /* features[index] */
+    VG_REF_FIELD,      /* tx->f[index] (VG_FIELD_*) */
+    VG_REF_EXTRA,      /* the extra field named by text */
+    VG_REF_SPEC        /* spec_vals[index]: an aggregate written inline in a rule */
+} vg_ref_kind_t;
+
+typedef struct vg_ref {
+    uint8_t kind;
+    uint32_t index;
+    const char *text;  /* TEXT: the bytes; EXTRA: the field name; FEATURE, FIELD, SPEC:
+                          the name shown in `values` ("spend_1h", "tx.amount", "count(1h)");
+                          NUL-terminated, owned by the program */
+    uint32_t len;
+} vg_ref_t;
+
+typedef struct vg_rule_info {
+    const char *name;
+    const char *module;       /* the file name without directory and .vrl */
+    const char *file;
+    int line;
+    uint8_t action, severity, mode;
+    int64_t suppress_ms;      /* 0: no suppress clause */
+    uint64_t id;              /* 64-bit hash of the name: the key of its suppression state */
+    int has_message;          /* without a message clause the message is null */
+    const vg_ref_t *msg;      /* the message template: text and placeholders, in order */
+    int nmsg;
+    const vg_ref_t *values;   /* what the condition reads, first use first, no repeats */
+    int nvalues;
+    uint32_t cost;            /* estimated cost: weighted instructions of when + score */
+    uint32_t ninstr;          /* instructions emitted for the rule */
+    int nstate;               /* state specs the rule needs (through its features too) */
+} vg_rule_info_t;
+
+/* Rule i in declaration order (modules in the order given), or NULL. Borrowed. */
+const vg_rule_info_t *vg_prog_rule(const vg_program_t *p, int i);
+
+/* The value of a reference for the current event (TEXT gives null). Can't fail. */
+vg_value_t vg_prog_ref_value(const vg_program_t *p, const vg_ref_t *r, const vg_tx_t *tx,
+                             const vg_value_t *spec_vals, const vg_value_t *features);
+
+/* Per rule, phase 3's result. Disabled rules never fire. */
+typedef struct vg_rule_result {
+    uint8_t fired;
+    double score;             /* clamped to [0, 100]; meaningful when fired */
+} vg_rule_result_t;
+
+/* Declared lists (`list NAME`), in declaration order. */
+int vg_prog_nlists(const vg_program_t *p);
+const char *vg_prog_list_name(const vg_program_t *p, int i);
+/* Binds each declared list to its set in `l` (NULL or a missing name: empty), filling
+ * out[0 .. nlists-1] with borrowed pointers (valid while `l` is). Can't fail. */
+void vg_prog_bind_lists(const vg_program_t *p, const vg_lists_t *l, const vg_strset_t **out);
+
+/* Phase 3: given the features of phase 2, fills res[0 .. nrules-1]. `lists` is the
+ * array of vg_prog_bind_lists (NULL: every list empty). Returns 0 or VG_ENOMEM when the
+ * arena is exhausted. Never calls malloc once the arena is warm. */
+int vg_prog_eval_rules(const vg_program_t *p, const vg_tx_t *tx, const vg_value_t *spec_vals,
+                       const vg_value_t *features, const vg_strset_t *const *lists,
+                       vg_arena_t *arena, vg_rule_result_t *res);
+
+/* The decision of SPEC section 2 from phase 3's results: `allow` if an active allow rule
+ * fired, else block, else review, else alert, else allow; *score the maximum score of
+ * the fired active rules (0 if none). Shadow and disabled rules count for nothing.
+ * Can't fail. */
+void vg_prog_decide(const vg_program_t *p, const vg_rule_result_t *res, int *action,
+                    double *score);
 
 /* Writes a readable disassembly of the program (specs, features, bytecode). */
 void vg_prog_explain(const vg_program_t *p, FILE *out);

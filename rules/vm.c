@@ -6,7 +6,9 @@
  */
 #include "rules/vm.h"
 
+#define PCRE2_CODE_UNIT_WIDTH 8
 #include <math.h>
+#include <pcre2.h>
 #include <string.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -95,7 +97,25 @@ static inline int cmpv(const vg_value_t *a, const vg_value_t *b, int *ok) {
 static inline int is_true(const vg_value_t *v) { return v->type == VG_T_BOOL && v->u.b; }
 static inline int is_false(const vg_value_t *v) { return v->type == VG_T_BOOL && !v->u.b; }
 
+/* 1 when needle (n > 0 bytes) occurs in hay. */
+static int contains(const char *hay, uint32_t hn, const char *needle, uint32_t n) {
+    if (n > hn) return 0;
+    for (uint32_t i = 0; i + n <= hn; i++) {
+        const char *q = memchr(hay + i, needle[0], hn - n + 1 - i);
+        if (!q) return 0;
+        i = (uint32_t)(q - hay);
+        if (memcmp(q, needle, n) == 0) return 1;
+    }
+    return 0;
+}
+
+/* pcre2 memory from the per-event arena: nothing is freed until the arena is reset. */
+static void *arena_malloc(PCRE2_SIZE n, void *arena) { return vg_arena_alloc(arena, n); }
+static void arena_free(void *p, void *arena) { (void)p; (void)arena; }
+
 void vg_vm_run(const vg_ins_t *pc, vg_value_t *r, const vg_vm_ctx_t *ctx) {
+    const vg_ins_t *const base = pc;
+    pcre2_match_data *md = NULL;   /* created on the first Matches of this run */
     const vg_value_t *a, *b;
     int ok, c;
     int64_t t;
@@ -112,10 +132,12 @@ void vg_vm_run(const vg_ins_t *pc, vg_value_t *r, const vg_vm_ctx_t *ctx) {
     };
 #define OP(name) L_##name:
 #define NEXT() do { pc++; goto *jt[pc->op]; } while (0)
+#define JUMP(t) do { pc = base + (t); goto *jt[pc->op]; } while (0)
     goto *jt[pc->op];
 #else
 #define OP(name) case VG_OPC_##name:
 #define NEXT() do { pc++; goto dispatch; } while (0)
+#define JUMP(t) do { pc = base + (t); goto dispatch; } while (0)
 dispatch:
     switch (pc->op) {
 #endif
@@ -228,6 +250,113 @@ dispatch:
         ok = (a->type == VG_T_TIME) & (b->type == VG_T_TIME);
         num_to(&r[pc->p3], ok ? ((double)b->u.ms - (double)a->u.ms) / 1000.0 : 0, ok);
         NEXT();
+    OP(Feat) r[pc->p2] = ctx->feat[pc->p1]; NEXT();
+    OP(JumpIfFalse)
+        if (is_false(&r[pc->p1])) JUMP(pc->p2);
+        NEXT();
+    OP(JumpIfTrue)
+        if (is_true(&r[pc->p1])) JUMP(pc->p2);
+        NEXT();
+    OP(Rule)
+        c = is_true(&r[pc->p1]);
+        ctx->rules[pc->p2].fired = (uint8_t)c;
+        if (!c) JUMP(pc->p3);
+        NEXT();
+    OP(RuleScore) {
+        a = &r[pc->p1];
+        double x = a->type == VG_T_NUM ? a->u.n : 0;
+        ctx->rules[pc->p2].score = x < 0 ? 0 : x > 100 ? 100 : x;
+        NEXT();
+    }
+    OP(InNamed) a = &r[pc->p1];
+        ok = a->type == VG_T_STR;
+        bool_to(&r[pc->p3],
+                ok && ctx->named && vg_strset_has(ctx->named[pc->p2], a->u.s.p, a->u.s.len), ok);
+        NEXT();
+    OP(Lower) OP(Upper) {
+        a = &r[pc->p1];
+        char *m = a->type == VG_T_STR && ctx->arena ? vg_arena_alloc(ctx->arena, a->u.s.len + 1) : NULL;
+        if (!m) { put(&r[pc->p2], VG_T_NULL, 0); NEXT(); }
+        int up = pc->op == VG_OPC_Upper;
+        for (uint32_t i = 0; i < a->u.s.len; i++) {
+            char ch = a->u.s.p[i];
+            if (up && ch >= 'a' && ch <= 'z') ch = (char)(ch - 32);
+            else if (!up && ch >= 'A' && ch <= 'Z') ch = (char)(ch + 32);
+            m[i] = ch;
+        }
+        r[pc->p2] = vg_strv(m, a->u.s.len);
+        NEXT();
+    }
+    OP(StartsWith) a = &r[pc->p1]; b = &r[pc->p2];
+        ok = (a->type == VG_T_STR) & (b->type == VG_T_STR);
+        bool_to(&r[pc->p3], ok && b->u.s.len <= a->u.s.len &&
+                (b->u.s.len == 0 || memcmp(a->u.s.p, b->u.s.p, b->u.s.len) == 0), ok);
+        NEXT();
+    OP(EndsWith) a = &r[pc->p1]; b = &r[pc->p2];
+        ok = (a->type == VG_T_STR) & (b->type == VG_T_STR);
+        bool_to(&r[pc->p3], ok && b->u.s.len <= a->u.s.len &&
+                (b->u.s.len == 0 || memcmp(a->u.s.p + a->u.s.len - b->u.s.len, b->u.s.p,
+                                           b->u.s.len) == 0), ok);
+        NEXT();
+    OP(Contains) a = &r[pc->p1]; b = &r[pc->p2];
+        ok = (a->type == VG_T_STR) & (b->type == VG_T_STR);
+        bool_to(&r[pc->p3], ok && (b->u.s.len == 0 ||
+                contains(a->u.s.p, a->u.s.len, b->u.s.p, b->u.s.len)), ok);
+        NEXT();
+    OP(Matches) {
+        a = &r[pc->p1];
+        int res = -1;
+        if (a->type == VG_T_STR && ctx->arena) {
+            if (!md) {
+                pcre2_general_context *g =
+                    pcre2_general_context_create(arena_malloc, arena_free, ctx->arena);
+                md = g ? pcre2_match_data_create(1, g) : NULL;
+            }
+            if (md) {
+                int rc = pcre2_match((const pcre2_code *)ctx->regex[pc->p2],
+                                     (PCRE2_SPTR)(a->u.s.p ? a->u.s.p : ""), a->u.s.len, 0, 0,
+                                     md, (pcre2_match_context *)ctx->mctx);
+                res = rc >= 0 ? 1 : rc == PCRE2_ERROR_NOMATCH ? 0 : -1;
+            }
+        }
+        bool_to(&r[pc->p3], res == 1, res >= 0);
+        NEXT();
+    }
+    OP(Abs) a = &r[pc->p1]; num_to(&r[pc->p2], fabs(a->u.n), a->type == VG_T_NUM); NEXT();
+    OP(Round) {
+        a = &r[pc->p1]; b = &r[pc->p2];
+        ok = (a->type == VG_T_NUM) & (b->type == VG_T_NUM);
+        double x = 0;
+        if (ok) {
+            double f = pow(10.0, b->u.n);
+            x = b->u.n == 0 ? round(a->u.n) : round(a->u.n * f) / f;
+            if (!isfinite(x)) x = a->u.n;   /* too large to have digits to round */
+        }
+        num_to(&r[pc->p3], x, ok);
+        NEXT();
+    }
+    OP(Log) a = &r[pc->p1];
+        ok = a->type == VG_T_NUM && a->u.n > 0;
+        num_to(&r[pc->p2], ok ? log(a->u.n) : 0, ok);
+        NEXT();
+    OP(Min2) a = &r[pc->p1]; b = &r[pc->p2];
+        num_to(&r[pc->p3], a->u.n < b->u.n ? a->u.n : b->u.n,
+               (a->type == VG_T_NUM) & (b->type == VG_T_NUM));
+        NEXT();
+    OP(Max2) a = &r[pc->p1]; b = &r[pc->p2];
+        num_to(&r[pc->p3], a->u.n > b->u.n ? a->u.n : b->u.n,
+               (a->type == VG_T_NUM) & (b->type == VG_T_NUM));
+        NEXT();
+    OP(Hour) a = &r[pc->p1];
+        ok = a->type == VG_T_TIME;
+        num_to(&r[pc->p3], ok ? vg_tz_hour(&ctx->zones[pc->p2], a->u.ms) : 0, ok);
+        NEXT();
+    OP(Dow) a = &r[pc->p1];
+        ok = a->type == VG_T_TIME;
+        num_to(&r[pc->p3], ok ? vg_tz_dow(&ctx->zones[pc->p2], a->u.ms) : 0, ok);
+        NEXT();
+    OP(IsNull) bool_to(&r[pc->p2], r[pc->p1].type == VG_T_NULL, 1); NEXT();
+    OP(Coalesce) r[pc->p3] = r[pc->p1].type != VG_T_NULL ? r[pc->p1] : r[pc->p2]; NEXT();
     OP(Out) out[pc->p2] = r[pc->p1]; NEXT();
     OP(InX) in[pc->p2].x = r[pc->p1]; NEXT();
     OP(InKey) in[pc->p2].key = r[pc->p1]; NEXT();
@@ -238,4 +367,5 @@ dispatch:
 #endif
 #undef OP
 #undef NEXT
+#undef JUMP
 }

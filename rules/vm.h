@@ -1,18 +1,22 @@
 /* vm.h - the register machine that runs compiled rules bytecode (opcodes.h).
  *
- * A program is a straight-line array of instructions ending in Halt; there are no
- * jumps (every operator evaluates both operands: expressions have no side effects).
- * Registers are vg_value_t slots the caller provides, sized at compile time; the VM
- * never allocates, never fails and keeps no state, so any number of threads may run
- * the same code at once with their own registers.
+ * A program is an array of instructions ending in Halt; jumps only go forward (the
+ * short-circuit of `and`/`or` in rules, and skipping a rule's score when it does not
+ * fire), so every program ends. Registers are vg_value_t slots the caller provides,
+ * sized at compile time; the VM never calls malloc (string results and regex match
+ * data come from the caller's arena), never fails and keeps no state, so any number of
+ * threads may run the same code at once with their own registers.
  */
 #ifndef VG_VM_H
 #define VG_VM_H
 
 #include <stdint.h>
 
+#include "rules/arena.h"
+#include "rules/lists.h"
 #include "rules/opcodes.h"
 #include "rules/program.h"
+#include "rules/tz.h"
 #include "rules/value.h"
 
 typedef struct vg_ins {
@@ -35,6 +39,13 @@ typedef struct vg_vm_ctx {
     vg_value_t *out;               /* Out: the features */
     const vg_str_t *names;         /* Extra: field names */
     const vg_vm_list_t *lists;     /* InList */
+    const vg_value_t *feat;        /* Feat: the features (phase 3) */
+    vg_rule_result_t *rules;       /* Rule, RuleScore */
+    const vg_strset_t *const *named; /* InNamed: bound named lists (NULL: all empty) */
+    void *const *regex;            /* Matches: pcre2_code * per pattern */
+    void *mctx;                    /* Matches: pcre2_match_context * (limits) */
+    const vg_tz_t *zones;          /* Hour, Dow */
+    vg_arena_t *arena;             /* Lower, Upper, Matches scratch; NULL: they give null */
 } vg_vm_ctx_t;
 
 /* Runs code (ending in Halt) over registers r. Can't fail. */

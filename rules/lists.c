@@ -1,0 +1,244 @@
+/* lists.c - named string sets (see lists.h).
+ *
+ * Each set is an open-addressing table of {64-bit hash, length, bytes}; the bytes of
+ * every item live in one growing buffer per set (offsets, so the buffer may move while
+ * building). Hash: FNV-1a 64 mixed, computed once per lookup.
+ */
+#include "rules/lists.h"
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rules/errors.h"
+
+typedef struct slot {
+    uint64_t h;        /* 0: empty */
+    uint32_t off, len;
+} slot_t;
+
+struct vg_strset {
+    char *name;
+    slot_t *slots;
+    size_t cap, n;     /* cap a power of two */
+    char *bytes;
+    size_t blen, bcap;
+};
+
+struct vg_lists {
+    atomic_int refs;
+    vg_strset_t *sets;
+    int n, cap;
+};
+
+static uint64_t hash64(const char *p, size_t n) {
+    uint64_t h = 14695981039346656037ULL;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h ? h : 1;
+}
+
+vg_lists_t *vg_lists_new(void) {
+    vg_lists_t *l = calloc(1, sizeof *l);
+    if (l) atomic_init(&l->refs, 1);
+    return l;
+}
+
+vg_lists_t *vg_lists_ref(vg_lists_t *l) {
+    atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);
+    return l;
+}
+
+void vg_lists_unref(vg_lists_t *l) {
+    if (!l || atomic_fetch_sub_explicit(&l->refs, 1, memory_order_acq_rel) != 1) return;
+    for (int i = 0; i < l->n; i++) {
+        free(l->sets[i].name);
+        free(l->sets[i].slots);
+        free(l->sets[i].bytes);
+    }
+    free(l->sets);
+    free(l);
+}
+
+static vg_strset_t *find(const vg_lists_t *l, const char *name, size_t nlen) {
+    for (int i = 0; i < l->n; i++)
+        if (strlen(l->sets[i].name) == nlen && memcmp(l->sets[i].name, name, nlen) == 0)
+            return &l->sets[i];
+    return NULL;
+}
+
+const vg_strset_t *vg_lists_get(const vg_lists_t *l, const char *name, size_t nlen) {
+    return l ? find(l, name, nlen) : NULL;
+}
+
+int vg_lists_count(const vg_lists_t *l) { return l ? l->n : 0; }
+const char *vg_lists_name(const vg_lists_t *l, int i) { return l->sets[i].name; }
+size_t vg_strset_size(const vg_strset_t *s) { return s ? s->n : 0; }
+
+int vg_lists_declare(vg_lists_t *l, const char *name, size_t nlen) {
+    if (find(l, name, nlen)) return 0;
+    if (l->n == l->cap) {
+        int ncap = l->cap ? l->cap * 2 : 8;
+        vg_strset_t *ns = realloc(l->sets, sizeof *ns * (size_t)ncap);
+        if (!ns) return VG_ENOMEM;
+        l->sets = ns;
+        l->cap = ncap;
+    }
+    vg_strset_t *s = &l->sets[l->n];
+    memset(s, 0, sizeof *s);
+    if (!(s->name = malloc(nlen + 1))) return VG_ENOMEM;
+    memcpy(s->name, name, nlen);
+    s->name[nlen] = 0;
+    l->n++;
+    return 0;
+}
+
+static slot_t *probe(slot_t *slots, size_t cap, const char *bytes, uint64_t h, const char *p,
+                     size_t n) {
+    for (size_t i = h & (cap - 1);; i = (i + 1) & (cap - 1)) {
+        slot_t *s = &slots[i];
+        if (!s->h) return s;
+        if (s->h == h && s->len == n && memcmp(bytes + s->off, p, n) == 0) return s;
+    }
+}
+
+int vg_lists_add(vg_lists_t *l, const char *name, size_t nlen, const char *item, size_t ilen) {
+    if (ilen > UINT32_MAX / 2) return VG_ENOMEM;
+    if (vg_lists_declare(l, name, nlen)) return VG_ENOMEM;
+    vg_strset_t *s = find(l, name, nlen);
+    if ((s->n + 1) * 2 > s->cap) {
+        size_t ncap = s->cap ? s->cap * 2 : 16;
+        slot_t *ns = calloc(ncap, sizeof *ns);
+        if (!ns) return VG_ENOMEM;
+        for (size_t i = 0; i < s->cap; i++)
+            if (s->slots[i].h) {
+                size_t j = s->slots[i].h & (ncap - 1);
+                while (ns[j].h) j = (j + 1) & (ncap - 1);
+                ns[j] = s->slots[i];
+            }
+        free(s->slots);
+        s->slots = ns;
+        s->cap = ncap;
+    }
+    uint64_t h = hash64(item, ilen);
+    slot_t *sl = probe(s->slots, s->cap, s->bytes, h, item, ilen);
+    if (sl->h) return 0;   /* already there */
+    if (s->blen + ilen + 1 > s->bcap) {
+        size_t nb = s->bcap ? s->bcap * 2 : 256;
+        while (nb < s->blen + ilen + 1) nb *= 2;
+        if (nb > UINT32_MAX) return VG_ENOMEM;
+        char *b = realloc(s->bytes, nb);
+        if (!b) return VG_ENOMEM;
+        s->bytes = b;
+        s->bcap = nb;
+    }
+    if (ilen) memcpy(s->bytes + s->blen, item, ilen);
+    sl->h = h;
+    sl->off = (uint32_t)s->blen;
+    sl->len = (uint32_t)ilen;
+    s->blen += ilen;
+    s->n++;
+    return 0;
+}
+
+int vg_strset_has(const vg_strset_t *s, const char *p, size_t n) {
+    if (!s || !s->n) return 0;
+    return probe(s->slots, s->cap, s->bytes, hash64(p, n), p, n)->h != 0;
+}
+
+int vg_lists_load_json(vg_lists_t *l, const char *text, size_t len, char *errbuf,
+                       size_t errlen) {
+    json_error_t je;
+    json_t *root = json_loadb(text, len, 0, &je);
+    if (!root) {
+        snprintf(errbuf, errlen, "line %d, column %d: %s", je.line, je.column, je.text);
+        return VG_EINVAL;
+    }
+    int rc = 0;
+    if (!json_is_object(root)) {
+        snprintf(errbuf, errlen, "expected an object {\"name\": [\"item\", ...]}");
+        rc = VG_EINVAL;
+        goto out;
+    }
+    const char *name;
+    json_t *arr;
+    json_object_foreach(root, name, arr) {
+        if (!json_is_array(arr)) {
+            snprintf(errbuf, errlen, "list \"%s\": expected an array of strings", name);
+            rc = VG_EINVAL;
+            goto out;
+        }
+        if ((rc = vg_lists_declare(l, name, strlen(name)))) goto out;
+        size_t i;
+        json_t *it;
+        json_array_foreach(arr, i, it) {
+            if (!json_is_string(it)) {
+                snprintf(errbuf, errlen, "list \"%s\", item %zu: expected a string", name, i);
+                rc = VG_EINVAL;
+                goto out;
+            }
+            rc = vg_lists_add(l, name, strlen(name), json_string_value(it), json_string_length(it));
+            if (rc) goto out;
+        }
+    }
+out:
+    if (rc == VG_ENOMEM) snprintf(errbuf, errlen, "out of memory");
+    json_decref(root);
+    return rc;
+}
+
+/* ---- the file source ------------------------------------------------------------- */
+
+static vg_lists_t *file_fetch(void *ctx, char *errbuf, size_t errlen) {
+    const char *path = ctx;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(errbuf, errlen, "%s: cannot open", path);
+        return NULL;
+    }
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 65536;
+            char *nb = realloc(buf, cap);
+            if (!nb) { free(buf); fclose(f); snprintf(errbuf, errlen, "out of memory"); return NULL; }
+            buf = nb;
+        }
+        size_t k = fread(buf + n, 1, cap - n, f);
+        n += k;
+        if (k == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        snprintf(errbuf, errlen, "%s: read error", path);
+        return NULL;
+    }
+    vg_lists_t *l = vg_lists_new();
+    char why[200];
+    if (!l || vg_lists_load_json(l, buf ? buf : "", n, why, sizeof why) != 0) {
+        snprintf(errbuf, errlen, "%s: %s", path, l ? why : "out of memory");
+        vg_lists_unref(l);
+        l = NULL;
+    }
+    free(buf);
+    return l;
+}
+
+static void file_close(void *ctx) { free(ctx); }
+
+static const vg_list_source_ops_t file_ops = {"file", file_fetch, file_close};
+
+int vg_list_source_file(vg_list_source_t *src, const char *path) {
+    char *p = strdup(path);
+    if (!p) return VG_ENOMEM;
+    src->ops = &file_ops;
+    src->ctx = p;
+    return 0;
+}
