@@ -191,9 +191,10 @@ static int suppress(vg_pipeline_t *pl, vg_acct_t *a, int64_t ts, int action) {
         if (!pl->res[i].fired || pl->suppressed[i]) continue;
         const vg_rule_info_t *r = vg_prog_rule(pl->prog, i);
         if (r->suppress_ms <= 0 || r->action == VG_ACTION_ALLOW) continue;
-        /* an active rule alerted when the event raised an alert; a shadow rule would
-         * have alerted on its own */
-        if (r->mode == VG_MODE_ACTIVE && !alert) continue;
+        /* an active rule alerted when the event raised an alert with the rule's own
+         * action (a review rule under a block decision did not alert); a shadow rule
+         * would have alerted on its own */
+        if (r->mode == VG_MODE_ACTIVE && (!alert || (int)r->action != action)) continue;
         int rc = vg_state_set_alert(pl->state, a, r->id, ts);
         if (rc) return rc;
     }

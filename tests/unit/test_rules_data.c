@@ -1,0 +1,304 @@
+/* test_rules_data.c - runs every .test file of tests/rules: rules, events, and the
+ * decisions or diagnostics they must give (the format is in tests/rules/README.md).
+ *
+ * Each case compiles its modules with vg_prog_compile(), runs its events through a
+ * memory-only vg_pipeline_t (the same path as `vigil replay`) and compares:
+ *   - `--- diagnostics`: the exact list of `file:line:col: error|warning: message`
+ *     lines (a line ending in "..." matches any line starting with the rest);
+ *   - `--- decisions`: one JSON object per decided event; each key must equal the
+ *     actual line's value (jansson json_equal), plus the pseudo keys "fired" and
+ *     "shadow_fired" (names of the fired active / shadow rules, in order) and
+ *     "suppressed" (names of fired rules marked suppressed).
+ * Every case of every file runs; the test fails listing each failing case.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <dirent.h>
+#include <jansson.h>
+
+#include "engine/pipeline.h"
+#include "rules/lists.h"
+#include "rules/program.h"
+
+#define MAX_MODS 8
+
+typedef struct section { const char *p; size_t n; } section_t;
+
+typedef struct tcase {
+    char name[200];
+    int line;                       /* of the === line */
+    section_t mods[MAX_MODS];
+    char modname[MAX_MODS][64];
+    int nmods;
+    section_t lists, events, decisions, diags;
+    int has_decisions, has_diags;
+} tcase_t;
+
+static int failures;
+
+static void failf(const char *file, const tcase_t *c, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "FAIL %s:%d (%s): ", file, c->line, c->name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    failures++;
+}
+
+/* Next line of s[*pos..n): returns its start and sets *len (without newline). */
+static const char *next_line(const char *s, size_t n, size_t *pos, size_t *len) {
+    if (*pos >= n) return NULL;
+    const char *b = s + *pos;
+    const char *nl = memchr(b, '\n', n - *pos);
+    *len = nl ? (size_t)(nl - b) : n - *pos;
+    *pos += *len + (nl ? 1 : 0);
+    return b;
+}
+
+static void diag_line(char *out, size_t cap, const vg_diag_t *g) {
+    snprintf(out, cap, "%s:%d:%d: %s: %s", g->file, g->line, g->col,
+             g->is_error ? "error" : "warning", g->msg);
+}
+
+static int line_matches(const char *want, size_t wl, const char *got) {
+    if (wl >= 3 && memcmp(want + wl - 3, "...", 3) == 0)
+        return strncmp(got, want, wl - 3) == 0;
+    return strlen(got) == wl && memcmp(got, want, wl) == 0;
+}
+
+/* Names of fired rules in `arr` (the "rules" or "shadow" array), optionally only the
+ * suppressed ones, as a JSON array. */
+static json_t *names_of(json_t *arr, int only_suppressed) {
+    json_t *r = json_array();
+    size_t i;
+    json_t *e;
+    json_array_foreach(arr, i, e) {
+        if (only_suppressed && !json_is_true(json_object_get(e, "suppressed"))) continue;
+        json_array_append(r, json_object_get(e, "rule"));
+    }
+    return r;
+}
+
+static void run_case(const char *file, tcase_t *c) {
+    vg_source_t src[MAX_MODS];
+    for (int i = 0; i < c->nmods; i++) {
+        src[i].name = c->modname[i];
+        src[i].text = c->mods[i].p;
+        src[i].len = c->mods[i].n;
+    }
+    vg_diags_t d;
+    vg_diags_init(&d);
+    vg_program_t *p = vg_prog_compile(src, c->nmods, &d);
+    if (c->has_diags) {
+        size_t pos = 0, wl;
+        const char *w;
+        int k = 0;
+        char got[512];
+        while ((w = next_line(c->diags.p, c->diags.n, &pos, &wl))) {
+            if (wl == 0) continue;
+            if (k >= d.n) {
+                failf(file, c, "missing diagnostic: %.*s", (int)wl, w);
+                k++;
+                continue;
+            }
+            diag_line(got, sizeof got, &d.v[k]);
+            if (!line_matches(w, wl, got))
+                failf(file, c, "diagnostic %d:\n  want %.*s\n  got  %s", k + 1, (int)wl, w, got);
+            k++;
+        }
+        for (; k < d.n; k++) {
+            diag_line(got, sizeof got, &d.v[k]);
+            failf(file, c, "unexpected diagnostic: %s", got);
+        }
+    } else if (!p) {
+        char got[512];
+        diag_line(got, sizeof got, d.n ? &d.v[0] : &(vg_diag_t){1, "?", 0, 0, "?"});
+        failf(file, c, "does not compile: %s", got);
+    }
+    if (!p || !c->has_decisions) goto out;
+
+    vg_pipeline_opts_t o;
+    vg_pipeline_opts_default(&o);
+    vg_lists_t *lists = NULL;
+    char err[256];
+    if (c->lists.n) {
+        lists = vg_lists_new();
+        if (vg_lists_load_json(lists, c->lists.p, c->lists.n, err, sizeof err) != 0) {
+            failf(file, c, "bad lists: %s", err);
+            vg_lists_unref(lists);
+            goto out;
+        }
+    }
+    o.lists = lists;
+    vg_pipeline_t *pl = vg_pipeline_new(p, &o, err, sizeof err);
+    vg_lists_unref(lists);
+    if (!pl) {
+        failf(file, c, "pipeline: %s", err);
+        goto out;
+    }
+    vg_buf_t out;
+    vg_buf_init(&out);
+    size_t pos = 0, len;
+    const char *ln;
+    while ((ln = next_line(c->events.p, c->events.n, &pos, &len))) {
+        vg_outcome_t oc;
+        if (vg_pipeline_line(pl, ln, len, &out, &oc) != 0) {
+            failf(file, c, "engine error");
+            break;
+        }
+    }
+    /* compare line by line */
+    size_t ap = 0, wp = 0, al, wl;
+    const char *a, *w;
+    int n = 0;
+    for (;;) {
+        w = next_line(c->decisions.p, c->decisions.n, &wp, &wl);
+        while (w && wl == 0) w = next_line(c->decisions.p, c->decisions.n, &wp, &wl);
+        a = next_line(out.p ? out.p : "", out.len, &ap, &al);
+        if (!w && !a) break;
+        n++;
+        if (!w) { failf(file, c, "output line %d not expected: %.*s", n, (int)al, a); break; }
+        if (!a) { failf(file, c, "output line %d missing (want %.*s)", n, (int)wl, w); break; }
+        json_error_t je;
+        json_t *jw = json_loadb(w, wl, 0, &je);
+        json_t *ja = json_loadb(a, al, 0, &je);
+        if (!jw || !ja) {
+            failf(file, c, "line %d: bad JSON (%s)", n, jw ? "actual" : "expected");
+        } else {
+            const char *key;
+            json_t *v;
+            json_object_foreach(jw, key, v) {
+                json_t *got;
+                int own = 1;
+                if (strcmp(key, "fired") == 0) got = names_of(json_object_get(ja, "rules"), 0);
+                else if (strcmp(key, "shadow_fired") == 0)
+                    got = names_of(json_object_get(ja, "shadow"), 0);
+                else if (strcmp(key, "suppressed") == 0) {
+                    got = names_of(json_object_get(ja, "rules"), 1);
+                    json_t *s2 = names_of(json_object_get(ja, "shadow"), 1);
+                    json_array_extend(got, s2);
+                    json_decref(s2);
+                } else { got = json_object_get(ja, key); own = 0; }
+                if (!got || !json_equal(got, v)) {
+                    char *gs = got ? json_dumps(got, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+                    char *ws = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+                    failf(file, c, "line %d, \"%s\":\n  want %s\n  got  %s\n  line %.*s", n, key,
+                          ws, gs ? gs : "(absent)", (int)al, a);
+                    free(gs);
+                    free(ws);
+                }
+                if (own) json_decref(got);
+            }
+        }
+        json_decref(jw);
+        json_decref(ja);
+    }
+    vg_buf_deinit(&out);
+    vg_pipeline_free(pl);
+out:
+    vg_prog_unref(p);
+    vg_diags_deinit(&d);
+}
+
+/* Splits a file into cases and runs each. Returns the number of cases. */
+static int run_file(const char *path, const char *short_name) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    static char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    tcase_t c;
+    int have = 0, ncases = 0, lineno = 0;
+    section_t *cur = NULL;
+    size_t pos = 0, len;
+    const char *ln;
+    while (1) {
+        ln = next_line(buf, n, &pos, &len);
+        lineno++;
+        int is_case = ln && len >= 4 && memcmp(ln, "=== ", 4) == 0;
+        if ((!ln || is_case) && have) {
+            run_case(short_name, &c);
+            ncases++;
+            have = 0;
+        }
+        if (!ln) break;
+        if (is_case) {
+            memset(&c, 0, sizeof c);
+            snprintf(c.name, sizeof c.name, "%.*s", (int)(len - 4), ln + 4);
+            c.line = lineno;
+            have = 1;
+            cur = NULL;
+            continue;
+        }
+        if (!have) continue;   /* text before the first case: comments */
+        if (len >= 4 && memcmp(ln, "--- ", 4) == 0) {
+            const char *s = ln + 4;
+            size_t sl = len - 4;
+            if (sl >= 5 && memcmp(s, "rules", 5) == 0 && c.nmods < MAX_MODS) {
+                const char *nm = sl > 6 ? s + 6 : "m.vrl";
+                size_t nl = sl > 6 ? sl - 6 : 5;
+                snprintf(c.modname[c.nmods], sizeof c.modname[0], "%.*s", (int)nl, nm);
+                cur = &c.mods[c.nmods++];
+            } else if (sl == 5 && memcmp(s, "lists", 5) == 0) cur = &c.lists;
+            else if (sl == 6 && memcmp(s, "events", 6) == 0) cur = &c.events;
+            else if (sl == 9 && memcmp(s, "decisions", 9) == 0) { cur = &c.decisions; c.has_decisions = 1; }
+            else if (sl == 11 && memcmp(s, "diagnostics", 11) == 0) { cur = &c.diags; c.has_diags = 1; }
+            else { fprintf(stderr, "%s:%d: unknown section\n", short_name, lineno); failures++; cur = NULL; }
+            if (cur) { cur->p = buf + pos; cur->n = 0; }
+            continue;
+        }
+        if (cur) cur->n = (size_t)(ln + len - cur->p) + (pos <= n && ln[len] == '\n' ? 1 : 0);
+    }
+    return ncases;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void test_rules_files(void **state) {
+    (void)state;
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", __FILE__);
+    char *slash = strstr(dir, "tests/unit/test_rules_data.c");
+    assert_non_null(slash);
+    strcpy(slash, "tests/rules");
+    DIR *dp = opendir(dir);
+    assert_non_null(dp);
+    char *names[512];
+    int nn = 0;
+    struct dirent *de;
+    while ((de = readdir(dp)) && nn < 512) {
+        size_t l = strlen(de->d_name);
+        if (l > 5 && strcmp(de->d_name + l - 5, ".test") == 0) names[nn++] = strdup(de->d_name);
+    }
+    closedir(dp);
+    qsort(names, (size_t)nn, sizeof names[0], cmp_str);
+    int total = 0;
+    for (int i = 0; i < nn; i++) {
+        char path[1400];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        int k = run_file(path, names[i]);
+        fprintf(stderr, "%s: %d cases\n", names[i], k);
+        total += k;
+        free(names[i]);
+    }
+    fprintf(stderr, "%d files, %d cases, %d failures\n", nn, total, failures);
+    assert_true(nn > 0);
+    assert_true(total > 0);
+    assert_int_equal(failures, 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_rules_files)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
