@@ -41,47 +41,69 @@ int vg_dpack_set_template(vg_dpack_t *d, const char *p, size_t n) {
     return 0;
 }
 
-/* Appends a length continuation (value v >= 15 already signalled by a nibble 15). */
-static int put_ext(vg_buf_t *out, size_t v) {
+/* Writes a length continuation (value v >= 15 already signalled by a nibble 15). */
+static unsigned char *put_ext(unsigned char *o, size_t v) {
     v -= 15;
     while (v >= 255) {
-        if (vg_buf_putc(out, (char)255)) return VG_ENOMEM;
+        *o++ = 255;
         v -= 255;
     }
-    return vg_buf_putc(out, (char)v);
+    *o++ = (unsigned char)v;
+    return o;
 }
 
-static int emit(vg_buf_t *out, const unsigned char *lit, size_t nlit, uint32_t off,
-                size_t mlen) {
+static unsigned char *emit(unsigned char *o, const unsigned char *lit, size_t nlit,
+                           uint32_t off, size_t mlen) {
     size_t mcode = mlen ? mlen - 3 : 0;
-    unsigned char tok = (unsigned char)((nlit < 15 ? nlit : 15) << 4 | (mcode < 15 ? mcode : 15));
-    if (vg_buf_putc(out, (char)tok)) return VG_ENOMEM;
-    if (nlit >= 15 && put_ext(out, nlit)) return VG_ENOMEM;
-    if (nlit && vg_buf_append(out, lit, nlit)) return VG_ENOMEM;
+    *o++ = (unsigned char)((nlit < 15 ? nlit : 15) << 4 | (mcode < 15 ? mcode : 15));
+    if (nlit >= 15) o = put_ext(o, nlit);
+    memcpy(o, lit, nlit);
+    o += nlit;
     if (mlen) {
-        if (mcode >= 15 && put_ext(out, mcode)) return VG_ENOMEM;
-        unsigned char o[2] = {(unsigned char)off, (unsigned char)(off >> 8)};
-        if (vg_buf_append(out, o, 2)) return VG_ENOMEM;
+        if (mcode >= 15) o = put_ext(o, mcode);
+        o[0] = (unsigned char)off;
+        o[1] = (unsigned char)(off >> 8);
+        o += 2;
     }
-    return 0;
+    return o;
+}
+
+/* Length of the common prefix of a and b, at most n bytes. */
+static inline size_t common(const unsigned char *a, const unsigned char *b, size_t n) {
+    size_t i = 0;
+    while (i + 8 <= n) {
+        uint64_t x, y;
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        if (x != y) {
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            return i + (size_t)(__builtin_ctzll(x ^ y) >> 3);
+#else
+            break;
+#endif
+        }
+        i += 8;
+    }
+    while (i < n && a[i] == b[i]) i++;
+    return i;
 }
 
 int vg_dpack_pack(const vg_dpack_t *d, const char *p, size_t n, vg_buf_t *out) {
-    size_t mark = out->len;
+    /* worst case: every token costs at most 5 bytes more than the 4+ bytes it covers,
+     * plus one byte per 255 of a length: within 2n + 16 */
+    if (n > (SIZE_MAX - 16) / 2 || vg_buf_reserve(out, 2 * n + 16)) return VG_ENOMEM;
     const unsigned char *s = (const unsigned char *)p;
     const unsigned char *t = (const unsigned char *)d->tpl;
+    unsigned char *o0 = (unsigned char *)out->p + out->len, *o = o0;
     size_t i = 0, lit = 0;
-    int rc = 0;
     if (d->tpl && d->tlen >= 4) {
         while (i + 4 <= n) {
             uint16_t e = d->tbl[h4(s + i)];
             if (e && memcmp(t + e - 1, s + i, 4) == 0) {
                 uint32_t off = (uint32_t)e - 1;
-                size_t len = 4;
-                while (off + len < d->tlen && i + len < n && t[off + len] == s[i + len])
-                    len++;
-                rc = emit(out, s + lit, i - lit, off, len);
-                if (rc) break;
+                size_t room = d->tlen - off < n - i ? d->tlen - off : n - i;
+                size_t len = 4 + common(t + off + 4, s + i + 4, room - 4);
+                o = emit(o, s + lit, i - lit, off, len);
                 i += len;
                 lit = i;
             } else {
@@ -89,9 +111,9 @@ int vg_dpack_pack(const vg_dpack_t *d, const char *p, size_t n, vg_buf_t *out) {
             }
         }
     }
-    if (!rc && (lit < n || n == 0)) rc = emit(out, s + lit, n - lit, 0, 0);
-    if (rc) out->len = mark;
-    return rc;
+    if (lit < n || n == 0) o = emit(o, s + lit, n - lit, 0, 0);
+    out->len += (size_t)(o - o0);
+    return 0;
 }
 
 /* Reads a length that continues past a nibble 15. */

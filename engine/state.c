@@ -62,24 +62,24 @@ struct ent {
     uint8_t dirty, linked, is_key;
 };
 
-typedef struct dd_ent {
+/* One remembered event: this header, then the id and decision bytes, padded to 8. */
+typedef struct dd_rec {
     int64_t ts;
-    uint32_t off;           /* of the id in the byte buffer; the decision follows */
     uint32_t idlen, dlen;   /* dlen: stored bytes, | DL_PACKED when packed (dpack.h) */
     uint32_t h;             /* hash of the id */
-} dd_ent_t;
+    uint32_t pad;
+} dd_rec_t;
 
 #define DL_PACKED 0x80000000u
 #define DL_LEN(x) ((x) & ~DL_PACKED)
 
 typedef struct dedupe {
-    dd_ent_t *e;            /* live entries e[head .. n) */
-    uint32_t head, n, cap;
-    char *b;                /* live bytes b[bhead .. blen) */
+    char *b;                /* live records b[bhead .. blen), in arrival order */
     uint32_t bhead, blen, bcap;
-    uint32_t *ix;           /* with more than IX_MIN live entries: open-addressing
-                               index of 1 + entry position by id hash, else NULL */
-    uint32_t ixcap;
+    uint32_t n;             /* live records */
+    uint32_t *ix;           /* with more than IX_MIN live records: open-addressing
+                               index of 1 + record offset / 8 by id hash, else NULL */
+    uint32_t ixcap, ixn;    /* ixn: records in the index (dropped ones included) */
 } dedupe_t;
 
 #define IX_MIN 16
@@ -280,7 +280,7 @@ static void set_mem(vg_state_t *st, ent_t *e, size_t mem) {
 }
 
 static void acct_remem(vg_state_t *st, vg_acct_t *a) {
-    size_t m = sizeof *a + a->e.klen + (size_t)a->dd.cap * sizeof(dd_ent_t) + a->dd.bcap +
+    size_t m = sizeof *a + a->e.klen + a->dd.bcap +
                (size_t)a->dd.ixcap * sizeof(uint32_t) + (size_t)a->supcap * sizeof(supp_t);
     if (a->w) m += vg_wstate_mem(a->w);
     set_mem(st, &a->e, m);
@@ -296,7 +296,6 @@ static void acct_free(vg_acct_t *a) {
     vg_wstate_free(a->w);
     free(a->sup);
     free(a->dd.ix);
-    free(a->dd.e);
     free(a->dd.b);
     free(a);
 }
@@ -359,15 +358,27 @@ static inline int64_t sat_sub(int64_t a, int64_t b) {
     return a - b;
 }
 
-/* (Re)builds the index for the entries e[head .. n) with room for `room` more, or
- * frees it when there are few entries. Returns 0 or VG_ENOMEM (no index then: lookups
- * scan, which is slower but correct). */
+static inline dd_rec_t *dd_rec(const dedupe_t *d, uint32_t off) {
+    return (dd_rec_t *)(void *)(d->b + off);
+}
+
+static inline uint32_t dd_size(uint32_t idlen, uint32_t dlen) {
+    return (uint32_t)((sizeof(dd_rec_t) + idlen + DL_LEN(dlen) + 7) & ~(size_t)7);
+}
+
+static inline uint32_t dd_next(const dedupe_t *d, uint32_t off) {
+    const dd_rec_t *x = dd_rec(d, off);
+    return off + dd_size(x->idlen, x->dlen);
+}
+
+/* (Re)builds the index for the live records with room for `room` more, or frees it
+ * when there are few records. Returns 0 or VG_ENOMEM (no index then: lookups scan,
+ * which is slower but correct). */
 static int dd_reindex(dedupe_t *d, uint32_t room) {
-    uint32_t live = d->n - d->head;
-    if (live + room <= IX_MIN) {
+    if (d->n + room <= IX_MIN) {
         free(d->ix);
         d->ix = NULL;
-        d->ixcap = 0;
+        d->ixcap = d->ixn = 0;
         return 0;
     }
     uint64_t want = 64;
@@ -378,7 +389,7 @@ static int dd_reindex(dedupe_t *d, uint32_t room) {
         if (!nx) {
             free(d->ix);
             d->ix = NULL;
-            d->ixcap = 0;
+            d->ixcap = d->ixn = 0;
             return VG_ENOMEM;
         }
         free(d->ix);
@@ -387,29 +398,24 @@ static int dd_reindex(dedupe_t *d, uint32_t room) {
     }
     memset(d->ix, 0, (size_t)d->ixcap * sizeof *d->ix);
     uint32_t m = d->ixcap - 1;
-    for (uint32_t i = d->head; i < d->n; i++) {
-        uint32_t j = d->e[i].h & m;
+    for (uint32_t off = d->bhead; off < d->blen; off = dd_next(d, off)) {
+        uint32_t j = dd_rec(d, off)->h & m;
         while (d->ix[j]) j = (j + 1) & m;
-        d->ix[j] = i + 1;
+        d->ix[j] = off / 8 + 1;
     }
+    d->ixn = d->n;
     return 0;
 }
 
-/* Moves the live entries and bytes to the front of their arrays; shrinks arrays far
- * larger than their contents; rebuilds the index. Can't fail (a failed shrink keeps
- * the old block, a failed index rebuild leaves no index). */
+/* Moves the live records to the front of the buffer; shrinks a buffer far larger than
+ * its contents; rebuilds the index. Can't fail (a failed shrink keeps the old block,
+ * a failed index rebuild leaves no index). */
 static void dd_compact(dedupe_t *d) {
-    if (d->head == d->n) {
-        d->head = d->n = 0;
+    if (d->n == 0) {
         d->bhead = d->blen = 0;
-    } else if (d->head > 0 || d->bhead > 0) {
-        uint32_t shift = d->bhead;
-        memmove(d->e, d->e + d->head, (size_t)(d->n - d->head) * sizeof *d->e);
-        d->n -= d->head;
-        d->head = 0;
-        for (uint32_t i = 0; i < d->n; i++) d->e[i].off -= shift;
-        memmove(d->b, d->b + shift, d->blen - shift);
-        d->blen -= shift;
+    } else if (d->bhead > 0) {
+        memmove(d->b, d->b + d->bhead, d->blen - d->bhead);
+        d->blen -= d->bhead;
         d->bhead = 0;
     }
     if (d->bcap > 4096 && d->blen < d->bcap / 4) {
@@ -420,66 +426,55 @@ static void dd_compact(dedupe_t *d) {
             d->bcap = nc;
         }
     }
-    if (d->cap > 64 && d->n < d->cap / 4) {
-        uint32_t nc = d->n * 2 > 16 ? d->n * 2 : 16;
-        dd_ent_t *ne = realloc(d->e, (size_t)nc * sizeof *ne);
-        if (ne) {
-            d->e = ne;
-            d->cap = nc;
-        }
-    }
     if (d->ix || d->n > IX_MIN) dd_reindex(d, 0);
 }
 
-/* Drops entries older than `oldest` from the front. Can't fail. */
+/* Drops records older than `oldest` from the front. Can't fail. */
 static void dd_expire(dedupe_t *d, int64_t oldest) {
-    uint32_t h0 = d->head;
-    while (d->head < d->n && d->e[d->head].ts < oldest) {
-        dd_ent_t *x = &d->e[d->head];
-        d->bhead = x->off + x->idlen + DL_LEN(x->dlen);
-        d->head++;
+    uint32_t h0 = d->bhead;
+    while (d->n > 0 && dd_rec(d, d->bhead)->ts < oldest) {
+        d->bhead = dd_next(d, d->bhead);
+        d->n--;
     }
-    if (d->head == d->n) dd_compact(d);
-    else if (d->head != h0 && d->head >= 8 && d->head * 2 >= d->n) dd_compact(d);
+    if (d->n == 0) dd_compact(d);
+    else if (d->bhead != h0 && d->bhead * 2 >= d->blen) dd_compact(d);
 }
 
 static int dd_append(dedupe_t *d, int64_t ts, const char *id, uint32_t idlen,
                      const char *dec, uint32_t dlen, uint32_t h) {
-    size_t need = (size_t)idlen + DL_LEN(dlen);
-    if (d->blen + need > d->bcap && d->bhead > 0) dd_compact(d);
-    if (d->blen + need > d->bcap) {
-        size_t nc = d->bcap ? d->bcap : 256;
-        while (nc < d->blen + need) nc *= 2;
-        if (nc > UINT32_MAX) return VG_ENOMEM;
-        char *nb = realloc(d->b, nc);
+    uint32_t need = dd_size(idlen, dlen);
+    if (d->blen + (uint64_t)need > d->bcap && d->bhead > 0) dd_compact(d);
+    if (d->blen + (uint64_t)need > d->bcap) {
+        /* the first block fits the record exactly (most accounts keep one), then the
+         * buffer grows by half */
+        uint64_t nc = d->bcap + (uint64_t)d->bcap / 2;
+        if (nc < (uint64_t)d->blen + need) nc = (uint64_t)d->blen + need;
+        nc = (nc + 15) & ~(uint64_t)15;
+        if (nc > UINT32_MAX / 2) return VG_ENOMEM;
+        char *nb = realloc(d->b, (size_t)nc);
         if (!nb) return VG_ENOMEM;
         d->b = nb;
         d->bcap = (uint32_t)nc;
     }
-    if (d->n == d->cap && d->head > 0) dd_compact(d);
-    if (d->n == d->cap) {
-        uint32_t nc = d->cap ? d->cap * 2 : 4;
-        dd_ent_t *ne = realloc(d->e, (size_t)nc * sizeof *ne);
-        if (!ne) return VG_ENOMEM;
-        d->e = ne;
-        d->cap = nc;
-    }
-    if (d->n - d->head + 1 > IX_MIN && (!d->ix || 2 * ((uint64_t)d->n + 1) > d->ixcap))
-        dd_reindex(d, d->cap - d->n);
+    if (d->n + 1 > IX_MIN && (!d->ix || 2 * ((uint64_t)d->ixn + 1) > d->ixcap))
+        dd_reindex(d, d->n + 1);
     if (d->ix) {
         uint32_t m = d->ixcap - 1, j = h & m;
         while (d->ix[j]) j = (j + 1) & m;
-        d->ix[j] = d->n + 1;
+        d->ix[j] = d->blen / 8 + 1;
+        d->ixn++;
     }
-    dd_ent_t *x = &d->e[d->n++];
+    dd_rec_t *x = dd_rec(d, d->blen);
     x->ts = ts;
-    x->off = d->blen;
     x->idlen = idlen;
     x->dlen = dlen;
     x->h = h;
-    memcpy(d->b + d->blen, id, idlen);
-    memcpy(d->b + d->blen + idlen, dec, DL_LEN(dlen));
-    d->blen += (uint32_t)need;
+    x->pad = 0;
+    char *p = (char *)(x + 1);
+    memcpy(p, id, idlen);
+    memcpy(p + idlen, dec, DL_LEN(dlen));
+    d->blen += need;
+    d->n++;
     return 0;
 }
 
@@ -519,9 +514,9 @@ static int log_entry(vg_state_t *st, dedupe_t *d, int64_t ts, const char *id,
 }
 
 /* Points *dec at the decision of entry x (unpacked into st->ubuf when packed). */
-static int entry_decision(vg_state_t *st, const dedupe_t *d, const dd_ent_t *x,
-                          const char **dec, size_t *dlen) {
-    const char *p = d->b + x->off + x->idlen;
+static int entry_decision(vg_state_t *st, const dd_rec_t *x, const char **dec,
+                          size_t *dlen) {
+    const char *p = (const char *)(x + 1) + x->idlen;
     if (!(x->dlen & DL_PACKED)) {
         *dec = p;
         *dlen = x->dlen;
@@ -541,13 +536,13 @@ static int acct_encode(vg_state_t *st, const vg_acct_t *a, vg_buf_t *out) {
      * writing version 1 records */
     int rc = vg_buf_putc(out, a->nsup ? REC_VERSION_SUPP : REC_VERSION);
     if (!rc) rc = put_u64(out, (uint64_t)a->newest);
-    if (!rc) rc = put_u32(out, d->n - d->head);
-    for (uint32_t i = d->head; !rc && i < d->n; i++) {
-        const dd_ent_t *x = &d->e[i];
+    if (!rc) rc = put_u32(out, d->n);
+    for (uint32_t off = d->bhead; !rc && off < d->blen; off = dd_next(d, off)) {
+        const dd_rec_t *x = dd_rec(d, off);
         rc = put_u64(out, (uint64_t)x->ts);
         if (!rc) rc = put_u32(out, x->idlen);
         if (!rc) rc = put_u32(out, x->dlen);   /* packed ones stay packed */
-        if (!rc) rc = vg_buf_append(out, d->b + x->off, (size_t)x->idlen + DL_LEN(x->dlen));
+        if (!rc) rc = vg_buf_append(out, x + 1, (size_t)x->idlen + DL_LEN(x->dlen));
     }
     if (!rc && a->nsup) {
         rc = put_u32(out, a->nsup);
@@ -572,7 +567,8 @@ static int acct_decode(vg_state_t *st, vg_acct_t *a, const void *p, size_t n) {
     if (r.bad || cnt > n) return VG_ESTORE;
     dedupe_t *d = &a->dd;
     if (cnt) {
-        /* check the bounds first; then entries are allocated once, bytes as packed */
+        /* check the bounds first; then the buffer is allocated once, for the records
+         * as they are stored (unpacked ones can only shrink when packed) */
         size_t save = r.i, total = 0;
         for (uint32_t i = 0; i < cnt && !r.bad; i++) {
             get_u(&r, 8);
@@ -580,13 +576,14 @@ static int acct_decode(vg_state_t *st, vg_acct_t *a, const void *p, size_t n) {
             if ((dl & DL_PACKED) && !st->dp.tpl) return VG_ESTORE;
             dl = DL_LEN(dl);
             get_bytes(&r, il + dl);
-            total += il + dl;
+            total += (sizeof(dd_rec_t) + il + dl + 7) & ~(size_t)7;
         }
-        if (r.bad || total > UINT32_MAX) return VG_ESTORE;
+        if (r.bad || total > UINT32_MAX / 2) return VG_ESTORE;
         r.i = save;
-        d->e = malloc((size_t)cnt * sizeof *d->e);
-        if (!d->e) return VG_ENOMEM;
-        d->cap = cnt;
+        total = (total + 15) & ~(size_t)15;
+        d->b = malloc(total);
+        if (!d->b) return VG_ENOMEM;
+        d->bcap = (uint32_t)total;
         for (uint32_t i = 0; i < cnt; i++) {
             int64_t ts = (int64_t)get_u(&r, 8);
             uint32_t il = (uint32_t)get_u(&r, 4), dl = (uint32_t)get_u(&r, 4);
@@ -843,33 +840,34 @@ int64_t vg_state_newest(const vg_acct_t *a) { return a->newest; }
 int vg_state_find_dup(vg_state_t *st, vg_acct_t *a, const char *id, size_t idlen,
                       const char **decision, size_t *dlen) {
     const dedupe_t *d = &a->dd;
-    if (d->head == d->n) return 0;
+    if (d->n == 0) return 0;
     int64_t oldest = sat_sub(a->newest, st->horizon);
     uint32_t h = (uint32_t)hash_bytes(id, idlen);
-    const dd_ent_t *x;
+    const dd_rec_t *x = NULL;
     if (d->ix) {
-        /* at most one unexpired entry has this id (an id is only accepted again once
-         * its entry has expired), so the first match in probe order is the one */
+        /* at most one unexpired record has this id (an id is only accepted again once
+         * its record has expired), so the first match in probe order is the one */
         uint32_t m = d->ixcap - 1;
         for (uint32_t j = h & m; d->ix[j]; j = (j + 1) & m) {
-            uint32_t i = d->ix[j] - 1;
-            if (i < d->head) continue;   /* dropped from the front */
-            x = &d->e[i];
-            if (x->h == h && x->idlen == idlen && x->ts >= oldest &&
-                memcmp(d->b + x->off, id, idlen) == 0)
-                goto found;
+            uint32_t off = (d->ix[j] - 1) * 8;
+            if (off < d->bhead) continue;   /* dropped from the front */
+            const dd_rec_t *y = dd_rec(d, off);
+            if (y->h == h && y->idlen == idlen && y->ts >= oldest &&
+                memcmp(y + 1, id, idlen) == 0) {
+                x = y;
+                break;
+            }
         }
-        return 0;
+    } else {
+        /* the newest match (the last in arrival order) */
+        for (uint32_t off = d->bhead; off < d->blen; off = dd_next(d, off)) {
+            const dd_rec_t *y = dd_rec(d, off);
+            if (y->h == h && y->idlen == idlen && y->ts >= oldest &&
+                memcmp(y + 1, id, idlen) == 0)
+                x = y;
+        }
     }
-    for (uint32_t i = d->n; i-- > d->head;) {
-        x = &d->e[i];
-        if (x->h == h && x->idlen == idlen && x->ts >= oldest &&
-            memcmp(d->b + x->off, id, idlen) == 0)
-            goto found;
-    }
-    return 0;
-found:
-    return entry_decision(st, d, x, decision, dlen) == 0;
+    return x && entry_decision(st, x, decision, dlen) == 0;
 }
 
 /* Finds or loads or creates the state of the key in st->kbuf (group g). */
