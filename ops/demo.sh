@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo on embedded defaults: installs dependencies, builds vigil (Release), replays
 # the committed sample transactions (fixtures/sample.ndjson) through the demo features
-# (fixtures/demo.vrl) and shows a readable summary of what the engine saw.
+# and rules (fixtures/demo.vrl) and shows a readable summary of what the engine saw:
+# decisions, the rules that fired with their messages, counts by rule.
 # Usage: ops/demo.sh [events.ndjson] [rules.vrl]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,29 @@ codes = {}
 for d in rej: codes[d["code"]] = codes.get(d["code"], 0) + 1
 for c, n in sorted(codes.items()): print(f"   rejected {c}: {n}")
 if not ok: sys.exit(0)
+decs = {}
+for d in ok: decs[d["decision"]] = decs.get(d["decision"], 0) + 1
+print("== decisions: " + ", ".join(f"{k} {v}" for k, v in sorted(decs.items())))
+byrule, shadow, supp = {}, {}, 0
+for d in ok:
+    for r in d.get("rules", []):
+        byrule[r["rule"]] = byrule.get(r["rule"], 0) + 1
+        supp += bool(r.get("suppressed"))
+    for r in d.get("shadow", []): shadow[r["rule"]] = shadow.get(r["rule"], 0) + 1
+if byrule or shadow:
+    print("== fired rules (events)")
+    for k, v in sorted(byrule.items(), key=lambda x: -x[1]): print(f"   {k:>24}: {v}")
+    for k, v in sorted(shadow.items(), key=lambda x: -x[1]): print(f"   {k:>24}: {v} (shadow)")
+    print(f"   {supp} firings were suppressed (no new alert)")
+    print()
+    print("== first alerts of each rule")
+    shown = set()
+    for d in ok:
+        for r in d.get("rules", []):
+            if r["rule"] in shown or r.get("suppressed"): continue
+            shown.add(r["rule"])
+            print(f'   {d["ts"]} {d["account"]} {d["decision"]:>6} {r["rule"]}: {r["message"]}')
+print()
 names = list(ok[0]["features"].keys())
 print()
 print("== the most unusual events by feature (top 3 each)")
