@@ -60,7 +60,11 @@ struct ent {
     char *key;              /* the entry's key bytes, inside the entry's allocation */
     uint32_t klen;
     uint8_t dirty, linked, is_key;
+    uint8_t wspace;         /* the allocation has room for the window state after the
+                               key (ent_wspace): a new key's state lives there */
 };
+
+static inline size_t al8(size_t x) { return (x + 7) & ~(size_t)7; }
 
 /* One remembered event: this header, then the id and decision bytes, padded to 8. */
 typedef struct dd_rec {
@@ -280,14 +284,18 @@ static void set_mem(vg_state_t *st, ent_t *e, size_t mem) {
 }
 
 static void acct_remem(vg_state_t *st, vg_acct_t *a) {
-    size_t m = sizeof *a + a->e.klen + a->dd.bcap +
+    size_t m = al8(sizeof *a + a->e.klen) + (a->e.wspace ? vg_wstate_size(st->alay) : 0) +
+               a->dd.bcap +
                (size_t)a->dd.ixcap * sizeof(uint32_t) + (size_t)a->supcap * sizeof(supp_t);
     if (a->w) m += vg_wstate_mem(a->w);
     set_mem(st, &a->e, m);
 }
 
 static void key_remem(vg_state_t *st, kstate_t *k) {
-    size_t m = sizeof *k + k->e.klen;
+    size_t m = al8(sizeof *k + k->e.klen) +
+               (k->e.wspace ? vg_wstate_size(st->groups[(uint8_t)k->kb[0] << 8 |
+                                                        (uint8_t)k->kb[1]].lay)
+                            : 0);
     if (k->w) m += vg_wstate_mem(k->w);
     set_mem(st, &k->e, m);
 }
@@ -480,13 +488,18 @@ static int dd_append(dedupe_t *d, int64_t ts, const char *id, uint32_t idlen,
 
 /* ---- accounts and keys: create, encode, decode ---------------------------------- */
 
-static vg_acct_t *acct_alloc(const char *name, size_t len, uint64_t h) {
-    vg_acct_t *a = calloc(1, sizeof *a + len);
+/* The room for a window state in an entry's allocation, after its key. */
+static void *ent_wspace(ent_t *e, size_t fixed) { return (char *)e + al8(fixed + e->klen); }
+
+/* A new account; with room for its window state when wsize > 0. */
+static vg_acct_t *acct_alloc(const char *name, size_t len, uint64_t h, size_t wsize) {
+    vg_acct_t *a = calloc(1, al8(sizeof *a + len) + wsize);
     if (!a) return NULL;
     memcpy(a->name, name, len);
     a->e.key = a->name;
     a->e.klen = (uint32_t)len;
     a->e.hash = h;
+    a->e.wspace = wsize > 0;
     a->newest = INT64_MIN;
     return a;
 }
@@ -812,18 +825,23 @@ int vg_state_account(vg_state_t *st, const char *account, size_t len, vg_acct_t 
         *out = (vg_acct_t *)e;
         return 0;
     }
-    vg_acct_t *a = acct_alloc(account, len, h);
-    if (!a) return VG_ENOMEM;
-    int rc = 0;
+    int rc = VG_ENOTFOUND;
     if (st->store && st->acct_maybe_stored) {
         rc = acct_store_key(st, account, len);
         if (!rc) rc = vg_store_get(st->store, st->kbuf.p, st->kbuf.len, &st->vbuf);
-        if (rc == 0) {
-            rc = acct_decode(st, a, st->vbuf.p, st->vbuf.len);
-            if (rc == 0) st->loads++;
-        } else if (rc == VG_ENOTFOUND) {
-            rc = 0;
-        }
+        if (rc && rc != VG_ENOTFOUND) return rc == VG_ENOMEM ? rc : VG_ESTORE;
+    }
+    /* a new account's window state shares its allocation (a loaded one is decoded
+     * apart) */
+    vg_acct_t *a = acct_alloc(account, len, h,
+                              rc == VG_ENOTFOUND && st->a_nspecs > 0 ? vg_wstate_size(st->alay)
+                                                                     : 0);
+    if (!a) return VG_ENOMEM;
+    if (rc == 0) {
+        rc = acct_decode(st, a, st->vbuf.p, st->vbuf.len);
+        if (rc == 0) st->loads++;
+    } else {
+        rc = 0;
     }
     if (!rc) rc = add_entry(st, &st->accts, &a->e);
     if (rc) {
@@ -881,17 +899,21 @@ static int key_get(vg_state_t *st, int g, kstate_t **out) {
         *out = (kstate_t *)e;
         return 0;
     }
-    kstate_t *k = calloc(1, sizeof *k + kl);
+    const vg_wlayout_t *lay = st->groups[g].lay;
+    int rc = VG_ENOTFOUND;
+    if (st->store && st->key_maybe_stored) rc = vg_store_get(st->store, st->kbuf.p,
+                                                             st->kbuf.len, &st->vbuf);
+    /* a new key's window state shares its allocation; a loaded one is decoded apart */
+    size_t wsize = rc == VG_ENOTFOUND ? vg_wstate_size(lay) : 0;
+    kstate_t *k = calloc(1, al8(sizeof *k + kl) + wsize);
     if (!k) return VG_ENOMEM;
     memcpy(k->kb, kb, kl);
     k->e.key = k->kb;
     k->e.klen = kl;
     k->e.hash = h;
     k->e.is_key = 1;
-    const vg_wlayout_t *lay = st->groups[g].lay;
-    int rc = VG_ENOTFOUND;
+    k->e.wspace = wsize > 0;
     if (st->store && st->key_maybe_stored) {
-        rc = vg_store_get(st->store, st->kbuf.p, st->kbuf.len, &st->vbuf);
         if (rc == 0) {
             char err[128];
             if (st->vbuf.len < 1 || st->vbuf.p[0] != REC_VERSION) rc = VG_ESTORE;
@@ -903,7 +925,10 @@ static int key_get(vg_state_t *st, int g, kstate_t **out) {
             rc = VG_ESTORE;
         }
     }
-    if (rc == VG_ENOTFOUND) rc = (k->w = vg_wstate_new(lay)) ? 0 : VG_ENOMEM;
+    if (rc == VG_ENOTFOUND) {
+        k->w = vg_wstate_init_at(ent_wspace(&k->e, sizeof *k), lay);
+        rc = 0;
+    }
     if (!rc) rc = add_entry(st, &st->keys, &k->e);
     if (rc) {
         key_free(k);
@@ -919,7 +944,11 @@ int vg_state_apply(vg_state_t *st, vg_acct_t *a, int64_t ts, const vg_spec_input
     int rc = mark_dirty(st, &a->e);
     if (rc) return rc;
     if (st->a_nspecs > 0) {
-        if (!a->w && !(a->w = vg_wstate_new(st->alay))) return VG_ENOMEM;
+        if (!a->w) {
+            a->w = a->e.wspace ? vg_wstate_init_at(ent_wspace(&a->e, sizeof *a), st->alay)
+                               : vg_wstate_new(st->alay);
+            if (!a->w) return VG_ENOMEM;
+        }
         rc = vg_wstate_add(a->w, st->alay, ts, in, spec_vals, scratch);
         if (rc) return rc;
     }

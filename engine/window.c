@@ -502,14 +502,25 @@ uint64_t vg_wlayout_fingerprint(const vg_wlayout_t *l) { return l ? l->fp : 0; }
 /* Rows of a layout too wide for add()'s stack buffer get a per-state one. */
 #define STACK_ROW_WORDS 64
 
-vg_wstate_t *vg_wstate_new(const vg_wlayout_t *l) {
-    vg_wstate_t *w = calloc(1, sizeof *w + l->ssbytes);
-    if (!w) return NULL;
+size_t vg_wstate_size(const vg_wlayout_t *l) { return sizeof(vg_wstate_t) + l->ssbytes; }
+
+static vg_wstate_t *init(vg_wstate_t *w, const vg_wlayout_t *l) {
     w->lay = l;
     w->newest = INT64_MIN;
-    w->nspecs = l->n;
     w->rw = l->rw;
     return w;
+}
+
+vg_wstate_t *vg_wstate_init_at(void *mem, const vg_wlayout_t *l) {
+    memset(mem, 0, vg_wstate_size(l));
+    vg_wstate_t *w = init(mem, l);
+    w->embedded = 1;
+    return w;
+}
+
+vg_wstate_t *vg_wstate_new(const vg_wlayout_t *l) {
+    vg_wstate_t *w = calloc(1, vg_wstate_size(l));
+    return w ? init(w, l) : NULL;
 }
 
 /* Frees the deque or table of spec s (back to scanning). Can't fail. */
@@ -531,14 +542,14 @@ void vg_wstate_free(vg_wstate_t *w) {
     free(w->tmp);
     free(w->rows);
     free(w->sb);
-    free(w);
+    if (!w->embedded) free(w);
 }
 
 int64_t vg_wstate_newest(const vg_wstate_t *w) { return w->newest; }
 
 size_t vg_wstate_mem(const vg_wstate_t *w) {
     const vg_wlayout_t *l = w->lay;
-    size_t m = sizeof *w + l->ssbytes + w->sb_cap;
+    size_t m = (w->embedded ? 0 : vg_wstate_size(l)) + w->sb_cap;
     if (w->tmp) m += (size_t)w->rw * sizeof(word_t);
     for (int i = 0; i < l->n; i++) {
         const lspec_t *s = &l->s[i];

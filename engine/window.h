@@ -76,7 +76,16 @@ uint64_t vg_wlayout_fingerprint(const vg_wlayout_t *l);
 
 /* A new empty state. Returns NULL when out of memory. */
 vg_wstate_t *vg_wstate_new(const vg_wlayout_t *l);
+/* Frees the state and what it holds; a state made by vg_wstate_init_at() leaves the
+ * caller's block alone. Accepts NULL. */
 void vg_wstate_free(vg_wstate_t *w);
+/* Bytes of the fixed part of a state of layout `l`, for embedding it in a caller's
+ * allocation (one allocation per key instead of two). Can't fail. */
+size_t vg_wstate_size(const vg_wlayout_t *l);
+/* Makes a new empty state in `mem` (vg_wstate_size(l) bytes, 8-byte aligned, owned by
+ * the caller, which must outlive the state; vg_wstate_free() then frees only what the
+ * state allocated). Can't fail. */
+vg_wstate_t *vg_wstate_init_at(void *mem, const vg_wlayout_t *l);
 
 /* Time of the newest event added, or INT64_MIN when none. Can't fail. */
 int64_t vg_wstate_newest(const vg_wstate_t *w);
@@ -96,7 +105,8 @@ int64_t vg_wstate_newest(const vg_wstate_t *w);
 int vg_wstate_add(vg_wstate_t *w, const vg_wlayout_t *l, int64_t ts,
                   const vg_spec_input_t *in, vg_value_t *vals, vg_arena_t *scratch);
 
-/* Bytes of memory held by the state (for the memory budget). Can't fail. */
+/* Bytes of memory held by the state (for the memory budget), without the caller's
+ * block for an embedded state. Can't fail. */
 size_t vg_wstate_mem(const vg_wstate_t *w);
 
 /* Appends a self-contained encoding of the state to `out`. Returns 0 or VG_ENOMEM. */

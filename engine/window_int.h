@@ -101,7 +101,7 @@ struct vg_wstate {
     word_t *tmp;           /* one row for layouts too wide for the stack, else NULL */
     char *sb;              /* prev() string bytes; rows hold offsets */
     size_t sb_len, sb_cap, sb_dead;
-    int nspecs;
+    int embedded;          /* in a caller's block (vg_wstate_init_at): not freed */
     int rw;                /* words per row (of the layout) */
     uint64_t ssb[];        /* the specs' frontier states (lspec_t.soff), ssbytes */
 };
