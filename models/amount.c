@@ -1,5 +1,6 @@
-/* amount.c - robust online amount model: ring median/MAD, seasonal offsets, population
- * prior, Student-t tails. See amount.h. */
+/* amount.c - robust online amount model: clipped ring statistics under a transform chosen
+ * by prequential likelihood, seasonal offsets, population prior, Student-t tails. See
+ * amount.h. */
 #include "models/amount.h"
 
 #include <math.h>
@@ -7,9 +8,14 @@
 
 #define HALF (VG_AMOUNT_RING / 2)
 
+/* Effective seasonal offsets by hour of day and day of week. */
+typedef struct seas {
+    float h[24], d[7];
+} seas_t;
+
 vg_amount_cfg_t vg_amount_cfg_default(void) {
     vg_amount_cfg_t c;
-    c.lambda = 1.0f;
+    c.lambda = -1.0f;
     c.prior_n = 4.0f;
     c.season_k = 8.0f;
     c.season_rate = 1.0f / 64.0f;
@@ -20,21 +26,31 @@ vg_amount_cfg_t vg_amount_cfg_default(void) {
 
 void vg_amount_init(vg_amount_t *m) { memset(m, 0, sizeof *m); }
 
-double vg_amount_transform(const vg_amount_cfg_t *cfg, double x) {
+static const double lambdas[VG_AMOUNT_LAMBDAS] = {0.0, 0.5, 1.0};
+
+double vg_amount_lambda(int j) {
+    return j >= 0 && j < VG_AMOUNT_LAMBDAS ? lambdas[j] : 1.0;
+}
+
+double vg_amount_transform(double lambda, double x) {
     double a = fabs(x), y;
-    if (cfg->lambda < 1e-6f)
+    if (lambda < 1e-6)
         y = log1p(a);
+    else if (lambda == 1.0)
+        y = a;
     else
-        y = (pow(1.0 + a, cfg->lambda) - 1.0) / cfg->lambda;
+        y = (pow(1.0 + a, lambda) - 1.0) / lambda;
     return x < 0 ? -y : y;
 }
 
-static double untransform(const vg_amount_cfg_t *cfg, double y) {
+static double untransform(double lambda, double y) {
     double a = fabs(y), x;
-    if (cfg->lambda < 1e-6f)
-        x = expm1(a);
+    if (lambda < 1e-6)
+        x = expm1(a > 700 ? 700 : a);
+    else if (lambda == 1.0)
+        x = a;
     else
-        x = pow(1.0 + cfg->lambda * a, 1.0 / cfg->lambda) - 1.0;
+        x = pow(1.0 + lambda * a, 1.0 / lambda) - 1.0;
     return y < 0 ? -x : x;
 }
 
@@ -110,7 +126,8 @@ static double median_sorted(const float *a, int n) {
 
 /* Level (median of the newest HALF values, or of all when fewer), and scale
  * (1.4826 * MAD of all held values about their median). */
-static void ring_stats(const vg_amount_t *m, int *cnt, double *level, double *scale) {
+static void ring_stats(const vg_amount_t *m, double lambda, const seas_t *se, int *cnt,
+                       double *level, double *scale) {
     int n = m->n < VG_AMOUNT_RING ? (int)m->n : VG_AMOUNT_RING;
     *cnt = n;
     if (n == 0) {
@@ -122,7 +139,9 @@ static void ring_stats(const vg_amount_t *m, int *cnt, double *level, double *sc
     int nn = n < HALF ? n : HALF;
     for (int i = 0; i < n; i++) {
         int idx = ((int)m->head - 1 - i + 2 * VG_AMOUNT_RING) % VG_AMOUNT_RING;
-        a[i] = m->ring[idx];
+        double y = vg_amount_transform(lambda, m->ring[idx]);
+        if (se) y -= se->h[m->ring_how[idx] % 24] + se->d[m->ring_how[idx] / 24];
+        a[i] = (float)y;
         if (i < nn) newest[i] = a[i];
     }
     sortf(a, n);
@@ -208,47 +227,91 @@ static double centre(const float *off, const uint8_t *cnt, int nb) {
     return k ? s / k : 0;
 }
 
-static double season(const vg_amount_cfg_t *cfg, const vg_amount_t *m, int h, int d,
-                     double sigma, double *sh, double *sd) {
-    if (cfg->season_k <= 0 || !(sigma > 0)) {
-        *sh = *sd = 0;
-        return 0;
-    }
-    double s2 = sigma * sigma;
+/* Effective (centred, shrunk) seasonal offsets in the space of m->lam, for residual
+ * variance sigma2. All zero when seasonality is off or unknown. */
+static void season_table(const vg_amount_cfg_t *cfg, const vg_amount_t *m, seas_t *t) {
+    memset(t, 0, sizeof *t);
+    double s2 = m->svar;
+    if (cfg->season_k <= 0 || !(s2 > 0)) return;
     float ch[24], cd[7];
     double mh = centre(m->hod, m->hod_n, 24), md = centre(m->dow, m->dow_n, 7);
     for (int i = 0; i < 24; i++) ch[i] = (float)(m->hod[i] - mh);
     for (int i = 0; i < 7; i++) cd[i] = (float)(m->dow[i] - md);
-    *sh = ch[h] * eb_weight(ch, m->hod_n, 24, h, s2, cfg->season_rate);
-    *sd = cd[d] * eb_weight(cd, m->dow_n, 7, d, s2, cfg->season_rate);
-    return *sh + *sd;
+    for (int i = 0; i < 24; i++)
+        t->h[i] = (float)(ch[i] * eb_weight(ch, m->hod_n, 24, i, s2, cfg->season_rate));
+    for (int i = 0; i < 7; i++)
+        t->d[i] = (float)(cd[i] * eb_weight(cd, m->dow_n, 7, i, s2, cfg->season_rate));
 }
 
-/* Effective level, scale and degrees of freedom after the prior. Returns 0 when there is
- * nothing to score against. */
+/* Largest exponent whose two-sided tail exceedance rate (p < SEL_ALPHA) is calibrated:
+ * the least compressive transform, so the most sensitive to multiplicative changes, that
+ * does not alarm more often than its nominal rate. Hysteresis around the current one
+ * (cur) keeps it from flapping. */
+#define SEL_ALPHA 0.01
+static int pick(const double *rate, int cur) {
+    int best = -1;
+    for (int j = VG_AMOUNT_LAMBDAS - 1; j >= 0 && best < 0; j--)
+        if (rate[j] <= 2 * SEL_ALPHA) best = j;
+    if (best < 0) {
+        best = 0;
+        for (int j = 1; j < VG_AMOUNT_LAMBDAS; j++)
+            if (rate[j] < rate[best]) best = j;
+    }
+    /* up to a less compressive candidate as soon as it is calibrated; down only when the
+     * current one clearly over-alarms */
+    if (cur >= 0 && best < cur && rate[cur] <= 3 * SEL_ALPHA) best = cur;
+    return best;
+}
+
+int vg_amount_pick(const float *exc, int cur) {
+    double r[VG_AMOUNT_LAMBDAS];
+    for (int j = 0; j < VG_AMOUNT_LAMBDAS; j++) r[j] = exc[j];
+    return pick(r, cur);
+}
+
+/* The candidate used: the fixed one; else the population's choice when it has one; else
+ * linear. */
+static int choose(const vg_amount_cfg_t *cfg, const vg_amount_t *m,
+                  const vg_amount_prior_t *prior) {
+    if (cfg->lambda >= 0) {
+        int best = 0;
+        for (int j = 1; j < VG_AMOUNT_LAMBDAS; j++)
+            if (fabs(lambdas[j] - cfg->lambda) < fabs(lambdas[best] - cfg->lambda)) best = j;
+        return best;
+    }
+    double r[VG_AMOUNT_LAMBDAS];
+    if (prior && prior->exc_n >= 1000) {
+        for (int j = 0; j < VG_AMOUNT_LAMBDAS; j++) r[j] = prior->exc[j];
+        return pick(r, prior->lam);
+    }
+    (void)m; /* a stream without a population stays linear (its own rates are kept for
+              * inspection: m->exc) */
+    return VG_AMOUNT_LAMBDAS - 1;
+}
+
+/* Effective level, scale and degrees of freedom under candidate j after the prior.
+ * Returns 0 when there is nothing to score against. */
 static int effective(const vg_amount_cfg_t *cfg, const vg_amount_t *m,
-                     const vg_amount_prior_t *prior, double *lvl, double *scl, double *nu,
-                     double *neff, double *ring_scale) {
+                     const vg_amount_prior_t *prior, int j, const seas_t *se, double *lvl,
+                     double *scl, double *nu, double *neff) {
     int n;
     double level, scale;
-    ring_stats(m, &n, &level, &scale);
-    double fl0 = cfg->abs_floor + cfg->rel_floor * fabs(level);
-    *ring_scale = scale > fl0 ? scale : fl0;
-    double k = (prior && prior->scale > 0) ? cfg->prior_n : 0;
+    ring_stats(m, lambdas[j], se, &n, &level, &scale);
+    double k = (prior && prior->scale[j] > 0) ? cfg->prior_n : 0;
     if (n == 0 && k == 0) return 0;
     /* the prior's weight fades with the whole history (not only the ring); scales are
      * pooled geometrically so that a wide population spread does not swamp an account
      * that has a long history */
     double nh = m->n > 100000 ? 100000.0 : (double)m->n;
     double w = nh + k;
-    double l = (nh * level + k * (prior ? prior->level : 0)) / w;
+    double l = (nh * level + k * (k > 0 ? prior->level[j] : 0)) / w;
     double s;
     if (k > 0 && n > 0) {
         double fl = cfg->abs_floor + cfg->rel_floor * fabs(level);
         double sa = scale > fl ? scale : fl;
-        s = exp((nh * log(sa) + k * log(prior->scale)) / w);
+        s = exp((nh * log(sa) + k * log(prior->scale[j])) / w);
     } else {
-        s = n > 0 ? scale : prior->scale;
+        s = n > 0 ? scale : prior->scale[j];
     }
     double floor_ = cfg->abs_floor + cfg->rel_floor * fabs(l);
     if (s < floor_) s = floor_;
@@ -259,47 +322,107 @@ static int effective(const vg_amount_cfg_t *cfg, const vg_amount_t *m,
     return 1;
 }
 
+
 void vg_amount_score(const vg_amount_cfg_t *cfg, const vg_amount_t *m,
                      const vg_amount_prior_t *prior, int64_t ts_ms, double x,
                      vg_amount_score_t *out) {
     memset(out, 0, sizeof *out);
     out->p_hi = out->p_lo = 1.0;
+    if (prior && !(prior->scale[0] > 0)) prior = NULL;
     if (!isfinite(x)) return;
-    double lvl, scl, nu, neff, rsc;
-    if (!effective(cfg, m, prior, &lvl, &scl, &nu, &neff, &rsc)) return;
+    int j = choose(cfg, m, prior);
+    out->lambda = lambdas[j];
+    /* the seasonal offsets belong to the transform learned with; after a change of
+     * choice they are relearned (vg_amount_learn) and not used meanwhile */
+    seas_t se;
+    season_table(cfg, m, &se);
+    const seas_t *sp = j == m->lam ? &se : NULL;
+    double lvl, scl, nu, neff;
+    if (!effective(cfg, m, prior, j, sp, &lvl, &scl, &nu, &neff)) return;
     int h, d;
-    double sh, sd;
     season_index(ts_ms, &h, &d);
-    /* the ring's own scale: the same seasonal weights as vg_amount_learn uses */
-    double pred = lvl + season(cfg, m, h, d, rsc, &sh, &sd);
-    double y = vg_amount_transform(cfg, x);
-    double t = (y - pred) / scl;
+    double s = sp ? sp->h[h] + sp->d[d] : 0;
+    double y = vg_amount_transform(lambdas[j], x);
+    double t = (y - lvl - s) / scl;
     if (!isfinite(t)) t = t > 0 ? 1e300 : -1e300;
     out->z = t;
     out->p_hi = vg_amount_t_sf(t, nu);
     out->p_lo = vg_amount_t_sf(-t, nu);
     if (out->p_hi < 1e-300) out->p_hi = 1e-300;
     if (out->p_lo < 1e-300) out->p_lo = 1e-300;
-    out->expected = untransform(cfg, pred);
-    out->median = untransform(cfg, lvl);
+    out->median = untransform(lambdas[j], lvl);
+    out->expected = untransform(lambdas[j], lvl + s);
     out->ratio = out->median > 0 ? x / out->median : 0;
     out->n_eff = neff;
 }
 
-void vg_amount_learn(const vg_amount_cfg_t *cfg, vg_amount_t *m, int64_t ts_ms, double x) {
-    if (!isfinite(x)) return;
-    int h, d, n;
-    double sh, sd, level, scale;
+void vg_amount_exceed(const vg_amount_cfg_t *cfg, const vg_amount_t *m,
+                      const vg_amount_prior_t *prior, int64_t ts_ms, double x, double *e) {
+    /* seasonality only for the candidate it was learned in */
+    int h, d;
     season_index(ts_ms, &h, &d);
-    double y = vg_amount_transform(cfg, x);
-    if (!isfinite(y)) return;
+    if (prior && !(prior->scale[0] > 0)) prior = NULL;
+    seas_t se;
+    season_table(cfg, m, &se);
+    for (int j = 0; j < VG_AMOUNT_LAMBDAS; j++) {
+        double lvl, scl, nu, neff;
+        const seas_t *sp = j == m->lam ? &se : NULL;
+        e[j] = 0;
+        if (!isfinite(x) || !effective(cfg, m, prior, j, sp, &lvl, &scl, &nu, &neff)) continue;
+        double sv = sp ? sp->h[h] + sp->d[d] : 0;
+        double t = (vg_amount_transform(lambdas[j], x) - lvl - sv) / scl;
+        e[j] = 2 * vg_amount_t_sf(fabs(t), nu) < SEL_ALPHA ? 1.0 : 0.0;
+    }
+}
+
+void vg_amount_learn(const vg_amount_cfg_t *cfg, vg_amount_t *m,
+                     const vg_amount_prior_t *prior, int64_t ts_ms, double x,
+                     double *exc_out) {
+    if (exc_out)
+        for (int j = 0; j < VG_AMOUNT_LAMBDAS; j++) exc_out[j] = 0;
+    if (!isfinite(x)) return;
+    if (x > 3e38) x = 3e38;
+    if (x < -3e38) x = -3e38;
+    if (prior && !(prior->scale[0] > 0)) prior = NULL;
+    int h, d;
+    season_index(ts_ms, &h, &d);
+    double e[VG_AMOUNT_LAMBDAS];
+    vg_amount_exceed(cfg, m, prior, ts_ms, x, e);
+    for (int j = 0; j < VG_AMOUNT_LAMBDAS; j++) {
+        if (exc_out) exc_out[j] = e[j];
+        if (m->n > 0) {
+            double a = 1.0 / m->n > 1.0 / 256 ? 1.0 / m->n : 1.0 / 256;
+            m->exc[j] = (float)((1 - a) * m->exc[j] + a * e[j]);
+        }
+    }
+    int j = choose(cfg, m, prior);
+    if (j != m->lam) {
+        /* the seasonal part is relearned in the new space; the slow level carried over */
+        double raw = untransform(lambdas[m->lam], m->slow);
+        m->slow = (float)vg_amount_transform(lambdas[j], raw);
+        memset(m->hod, 0, sizeof m->hod);
+        memset(m->dow, 0, sizeof m->dow);
+        memset(m->hod_n, 0, sizeof m->hod_n);
+        memset(m->dow_n, 0, sizeof m->dow_n);
+        m->svar = 0;
+        m->lam = (uint8_t)j;
+    }
+    double y = vg_amount_transform(lambdas[j], x);
     if (y > 3e38) y = 3e38;
     if (y < -3e38) y = -3e38;
-    ring_stats(m, &n, &level, &scale);
-    double fl0 = cfg->abs_floor + cfg->rel_floor * fabs(level);
-    double s = season(cfg, m, h, d, scale > fl0 ? scale : fl0, &sh, &sd);
-    double floor_ = cfg->abs_floor + cfg->rel_floor * fabs(level);
-    double c = 3.0 * (scale > floor_ ? scale : floor_);
+    seas_t se;
+    season_table(cfg, m, &se);
+    double sh = se.h[h], sd = se.d[d];
+    int n = m->n < VG_AMOUNT_RING ? (int)m->n : VG_AMOUNT_RING;
+    double c = m->svar > 0 ? 3.0 * sqrt(m->svar) : INFINITY;
+    double r = y - m->slow - sh - sd;
+    if (m->n >= 2) {
+        /* residual variance against slow level and season: the seasonal weights' noise
+         * and the clipping scale */
+        double r2 = r * r, cap = m->svar > 0 ? 9.0 * m->svar : r2;
+        double a = 1.0 / m->n > 1.0 / 64 ? 1.0 / m->n : 1.0 / 64;
+        m->svar = (float)((1 - a) * m->svar + a * (r2 < cap ? r2 : cap));
+    }
     if (cfg->season_k > 0 && n >= 8) {
         /* offsets are residuals from the slow level, so that the fast ring level does not
          * absorb them (a level that follows the data within hours would hide a weekday
@@ -320,16 +443,17 @@ void vg_amount_learn(const vg_amount_cfg_t *cfg, vg_amount_t *m, int64_t ts_ms, 
         if (m->dow_n[d] < 255) m->dow_n[d]++;
     }
     /* slow level: Huber-clipped EW mean of the deseasonalised values, about a week */
-    if (n == 0) {
-        m->slow = (float)(y - s);
+    if (m->n == 0) {
+        m->slow = (float)y;
     } else {
         double a = 1.0 / (m->n + 1.0) > 1.0 / 168 ? 1.0 / (m->n + 1.0) : 1.0 / 168;
-        double r = y - s - m->slow;
-        if (n >= 8 && r > c) r = c;
-        if (n >= 8 && r < -c) r = -c;
-        m->slow += (float)(a * r);
+        double rr = y - sh - sd - m->slow;
+        if (n >= 8 && rr > c) rr = c;
+        if (n >= 8 && rr < -c) rr = -c;
+        m->slow += (float)(a * rr);
     }
-    m->ring[m->head] = (float)(y - s);
+    m->ring[m->head] = (float)x;
+    m->ring_how[m->head] = (uint8_t)(d * 24 + h);
     m->head = (uint8_t)((m->head + 1) % VG_AMOUNT_RING);
     if (m->n < UINT32_MAX) m->n++;
 }

@@ -1,19 +1,27 @@
 /* amount.h - robust online model of one numeric stream (an account's amounts, a metric).
  *
- * The model keeps, in a fixed-size POD struct (no pointers, ~300 bytes):
- *   - a ring of the last VG_AMOUNT_RING deseasonalised values, in a transformed space
- *     y = T(x) (Box-Cox on |x| with the sign kept; lambda 1 is linear, 0 is log1p);
- *     its median (newest half when full) is the level, its MAD the scale: a few outliers
- *     or a third of contaminated points do not move them;
- *   - hour-of-day and day-of-week offsets (EW means of the residuals, Huber-clipped,
- *     shrunk by empirical Bayes: weight tau2 / (tau2 + noise of the bucket's mean), tau2
- *     the spread of the offsets beyond their noise), so that daily and weekly
- *     seasonality are expected rather than scored, and an account without seasonality
- *     gets none;
+ * The model keeps, in a fixed-size POD struct (no pointers, about 340 bytes):
+ *   - a ring of the last VG_AMOUNT_RING values with their hour of week; statistics are
+ *     taken, after removing the seasonal offsets, in a transformed space y = T(x) (Box-Cox on |x| with the sign kept: lambda 1 linear,
+ *     0.5 square root, 0 log1p): one-step 3-sigma rejection around the median, then
+ *     mean (of the newest half, once the ring is full, to follow level shifts) and
+ *     standard deviation of the rest: a few outliers, or a third of contaminated points,
+ *     do not move them;
+ *   - the transform is chosen by tail calibration: each learned value records, for
+ *     each candidate, whether its two-sided p was below 1%; the largest exponent whose
+ *     rate stays within 2% (with hysteresis) is used: the least compressive transform
+ *     that does not over-alarm (normal-like amounts stay linear, lognormal ones go to
+ *     log). The population's rates decide for accounts (too few points each); a stream
+ *     without a population stays linear (or cfg.lambda);
+ *   - hour-of-day and day-of-week offsets (Huber-clipped EW means of the residuals
+ *     against a slow level, centred, shrunk by empirical Bayes: weight tau2 / (tau2 +
+ *     noise of the bucket's mean), tau2 the spread of the offsets beyond their noise),
+ *     so that daily and weekly seasonality are expected rather than scored, and an
+ *     account without seasonality gets none;
  *   - with little history the level and scale are shrunk towards a population prior
- *     (vg_amount_prior_t) and the tail uses a Student-t with few degrees of freedom.
- * A level shift is absorbed after about VG_AMOUNT_RING/4 points; a slow trend is
- * followed with a lag of about VG_AMOUNT_RING/4 points.
+ *     (vg_amount_prior_t) and the tail is a Student-t with n + prior_n - 1 degrees of
+ *     freedom.
+ * A level shift is absorbed after about VG_AMOUNT_RING/4 points.
  *
  * Score first, then learn: vg_amount_score() reads the model only; vg_amount_learn()
  * adds the value. Neither allocates. Threading: none; the caller owns the struct.
@@ -24,10 +32,11 @@
 #include <stdint.h>
 
 #define VG_AMOUNT_RING 32
+#define VG_AMOUNT_LAMBDAS 3      /* candidate transforms: lambda 0, 0.5, 1 */
 
 /* Tunables shared by every model of one population (see vg_amount_cfg_default()). */
 typedef struct vg_amount_cfg {
-    float lambda;       /* Box-Cox exponent of the transform: 1 linear, 0 log1p */
+    float lambda;       /* < 0: transform chosen per stream (default); else fixed exponent */
     float prior_n;      /* weight of the population prior, in points */
     float season_k;     /* > 0: seasonal offsets on (empirical-Bayes shrunk); 0: off */
     float season_rate;  /* slowest EW rate of the seasonal offsets */
@@ -35,21 +44,30 @@ typedef struct vg_amount_cfg {
     float abs_floor;    /* absolute scale floor, in transformed units */
 } vg_amount_cfg_t;
 
-/* Population prior: location and scale of the transformed values. */
+/* Population prior: location and scale of the values under each candidate transform,
+ * and the population's tail exceedance rate under each (exc_n points behind it; the
+ * population's choice `lam` is used once exc_n >= 1000). scale[0] <= 0: no prior. */
 typedef struct vg_amount_prior {
-    float level;
-    float scale;
+    float level[VG_AMOUNT_LAMBDAS];
+    float scale[VG_AMOUNT_LAMBDAS];
+    float exc[VG_AMOUNT_LAMBDAS];
+    float exc_n;
+    int32_t lam;      /* the population's current choice, -1 none */
 } vg_amount_prior_t;
 
 typedef struct vg_amount {
-    float ring[VG_AMOUNT_RING]; /* deseasonalised transformed values */
-    float hod[24];              /* hour-of-day offsets (UTC) */
+    float ring[VG_AMOUNT_RING]; /* recent values, original units */
+    uint8_t ring_how[VG_AMOUNT_RING]; /* their hour of week (day * 24 + hour) */
+    float exc[VG_AMOUNT_LAMBDAS]; /* EW rate of two-sided p < 0.01 per candidate */
+    float hod[24];              /* hour-of-day offsets (UTC), in the space of `lam` */
     float dow[7];               /* day-of-week offsets (0 = Monday) */
     uint8_t hod_n[24];          /* saturating counts per bucket */
     uint8_t dow_n[7];
     uint8_t head;               /* next ring slot */
     uint32_t n;                 /* values learned, saturating */
     float slow;                 /* slow robust level (about a week), the seasonal base */
+    float svar;                 /* EW variance of the residuals against slow + season */
+    uint8_t lam;                /* candidate the seasonal part was learned in */
 } vg_amount_t;
 
 /* What a score found; every field is filled by vg_amount_score(). */
@@ -61,6 +79,7 @@ typedef struct vg_amount_score {
     double median;     /* median of the recent raw values, original units */
     double ratio;      /* x / median when median > 0, else 0 */
     double n_eff;      /* history weight used (points) */
+    double lambda;     /* the transform used */
 } vg_amount_score_t;
 
 /* Default configuration. Can't fail. */
@@ -69,8 +88,11 @@ vg_amount_cfg_t vg_amount_cfg_default(void);
 /* Empties a model. Can't fail. */
 void vg_amount_init(vg_amount_t *m);
 
-/* Transform of the model space; T(x) for this configuration. Can't fail. */
-double vg_amount_transform(const vg_amount_cfg_t *cfg, double x);
+/* Box-Cox transform with the sign kept: T(x) for exponent lambda. Can't fail. */
+double vg_amount_transform(double lambda, double x);
+
+/* The candidate exponent number j (0 .. VG_AMOUNT_LAMBDAS-1). Can't fail. */
+double vg_amount_lambda(int j);
 
 /* Scores x at time ts_ms against the model (read only) and the prior (NULL: none).
  * Non-finite x gives p_hi = p_lo = 1. Can't fail. */
@@ -78,8 +100,21 @@ void vg_amount_score(const vg_amount_cfg_t *cfg, const vg_amount_t *m,
                      const vg_amount_prior_t *prior, int64_t ts_ms, double x,
                      vg_amount_score_t *out);
 
-/* Adds x at time ts_ms. Non-finite x is ignored. Can't fail. */
-void vg_amount_learn(const vg_amount_cfg_t *cfg, vg_amount_t *m, int64_t ts_ms, double x);
+/* Adds x at time ts_ms. When exc_out is not NULL, it receives, per candidate transform,
+ * 1 when x's two-sided p (before adding) was below 1%, else 0: the population's choice
+ * is made from these. Non-finite x is ignored (exc_out zeroed). Can't fail. */
+void vg_amount_learn(const vg_amount_cfg_t *cfg, vg_amount_t *m,
+                     const vg_amount_prior_t *prior, int64_t ts_ms, double x,
+                     double *exc_out);
+
+/* e[j] = 1 when x's two-sided p under candidate j is below 1%, else 0 (read only).
+ * Can't fail. */
+void vg_amount_exceed(const vg_amount_cfg_t *cfg, const vg_amount_t *m,
+                      const vg_amount_prior_t *prior, int64_t ts_ms, double x, double *e);
+
+/* The transform the population's rates choose (for vg_amount_prior_t.lam), given the
+ * current choice cur (-1 none). Can't fail. */
+int vg_amount_pick(const float *exc, int cur);
 
 /* Two-sided helpers shared with the other models. Standard normal upper tail; Student-t
  * upper tail (approximation, relative error under a few percent). Can't fail. */

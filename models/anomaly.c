@@ -47,6 +47,7 @@ void vg_anomaly_pop_init(vg_anomaly_pop_t *pop, const vg_anomaly_cfg_t *cfg, uin
     memset(pop, 0, sizeof *pop);
     pop->cfg = cfg ? *cfg : vg_anomaly_cfg_default();
     vg_hstree_init(&pop->trees, VG_HST_DIMS, seed);
+    pop->prior.lam = -1;
 }
 
 void vg_anomaly_state_init(vg_anomaly_state_t *st) { memset(st, 0, sizeof *st); }
@@ -259,8 +260,7 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
     memset(&as, 0, sizeof as);
     double p_pop = 1.0;
     if (isfinite(in->amount)) {
-        vg_amount_score(&cfg->amount, &st->amount, pop->prior.scale > 0 ? &pop->prior : NULL,
-                        in->ts_ms, in->amount, &as);
+        vg_amount_score(&cfg->amount, &st->amount, &pop->prior, in->ts_ms, in->amount, &as);
         double p = 2.0 * (as.p_hi < as.p_lo ? as.p_hi : as.p_lo);
         if (p > 1) p = 1;
         p_pop = pop_amount_p(pop, in->amount);
@@ -271,7 +271,7 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
         double l1 = log(up) + calib_lbf(as.p_hi), l2 = log(1.0 - up) + calib_lbf(as.p_lo);
         double l = l1 > l2 ? l1 + log1p(exp(l2 - l1)) : l2 + log1p(exp(l1 - l2));
         if (p_pop < 1.0) l += cfg->pop_amount_weight * calib_lbf(p_pop);
-        if (as.n_eff > 0 || pop->prior.scale > 0 || p_pop < 1.0) {
+        if (as.n_eff > 0 || pop->prior.scale[0] > 0 || p_pop < 1.0) {
             res->present |= 1u << VG_ANOMALY_AMOUNT;
             res->p[VG_ANOMALY_AMOUNT] = p;
             lbf[VG_ANOMALY_AMOUNT] = raw[VG_ANOMALY_AMOUNT] = l;
@@ -482,11 +482,18 @@ static void pop_refresh_prior(vg_anomaly_pop_t *pop) {
         while (k < 3 && s >= q[k] * pop->amt_total) v[k++] = bin_value(b);
     }
     const vg_amount_cfg_t *ac = &pop->cfg.amount;
-    double t25 = vg_amount_transform(ac, v[0]), t50 = vg_amount_transform(ac, v[1]);
-    double t75 = vg_amount_transform(ac, v[2]);
-    pop->prior.level = (float)t50;
-    pop->prior.scale = (float)((t75 - t25) / 1.349);
-    if (pop->prior.scale <= 0) pop->prior.scale = (float)(ac->abs_floor + ac->rel_floor * t50);
+    for (int j = 0; j < VG_AMOUNT_LAMBDAS; j++) {
+        double lam = vg_amount_lambda(j);
+        double t25 = vg_amount_transform(lam, v[0]), t50 = vg_amount_transform(lam, v[1]);
+        double t75 = vg_amount_transform(lam, v[2]);
+        double sc = (t75 - t25) / 1.349;
+        if (!(sc > 0)) sc = ac->abs_floor + ac->rel_floor * fabs(t50);
+        pop->prior.level[j] = (float)t50;
+        pop->prior.scale[j] = (float)sc;
+        pop->prior.exc[j] = pop->amt_ll_n > 0 ? (float)(pop->amt_ll[j] / pop->amt_ll_n) : 0.0f;
+    }
+    pop->prior.exc_n = (float)pop->amt_ll_n;
+    if (pop->amt_ll_n >= 1000) pop->prior.lam = vg_amount_pick(pop->prior.exc, pop->prior.lam);
 }
 
 static void pop_learn(vg_anomaly_pop_t *pop, const vg_anomaly_input_t *in) {
@@ -506,6 +513,8 @@ static void pop_learn(vg_anomaly_pop_t *pop, const vg_anomaly_input_t *in) {
         for (int b = 0; b < 168; b++) pop->hist_how[b] *= f;
         for (int j = 0; j < VG_ANOMALY_HOW_MODELS; j++) pop->how_ll[j] *= f;
         pop->amt_total *= f;
+        for (int j = 0; j < VG_AMOUNT_LAMBDAS; j++) pop->amt_ll[j] *= f;
+        pop->amt_ll_n *= f;
         pop->how_total *= f;
     }
     if ((pop->n & 255) == 0 || pop->n == 100) pop_refresh_prior(pop);
@@ -565,8 +574,20 @@ void vg_anomaly_learn(vg_anomaly_pop_t *pop, vg_anomaly_state_t *st,
     int keep_out = anomalous && st->skip_run < VG_ANOMALY_SKIP_MAX;
     /* the run saturates: once a change has lasted, it is learned until it ends */
     st->skip_run = anomalous ? (uint16_t)(keep_out ? st->skip_run + 1 : st->skip_run) : 0;
-    if (isfinite(in->amount) && !keep_out)
-        vg_amount_learn(&cfg->amount, &st->amount, in->ts_ms, in->amount);
+    if (isfinite(in->amount)) {
+        /* every event, kept out or not, tells whether each transform alarms too often */
+        double ll[VG_AMOUNT_LAMBDAS];
+        int had = st->amount.n > 2;
+        if (keep_out)
+            vg_amount_exceed(&cfg->amount, &st->amount, &pop->prior, in->ts_ms, in->amount, ll);
+        else
+            vg_amount_learn(&cfg->amount, &st->amount, &pop->prior, in->ts_ms, in->amount, ll);
+        if (had) {
+            /* accounts with some history tell the population which transform fits */
+            for (int j = 0; j < VG_AMOUNT_LAMBDAS; j++) pop->amt_ll[j] += ll[j];
+            pop->amt_ll_n += 1.0;
+        }
+    }
     if (st->how[how] == 255) {
         for (int b = 0; b < 168; b++) st->how[b] /= 2;
     }

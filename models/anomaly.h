@@ -99,7 +99,9 @@ typedef struct vg_anomaly_pop {
     double hist_how[168];                 /* decayed counts of hour of week */
     double how_total;
     double how_ll[VG_ANOMALY_HOW_MODELS]; /* decayed log-likelihood of each time model */
-    vg_amount_prior_t prior;              /* cached from amt_hist */
+    vg_amount_prior_t prior;              /* cached from amt_hist and amt_ll */
+    double amt_ll[VG_AMOUNT_LAMBDAS];     /* decayed tail exceedances per transform */
+    double amt_ll_n;                      /* and their count */
     uint64_t n;                           /* events learned */
     vg_hstree_t trees;                    /* multivariate model (models/hstree.h) */
 } vg_anomaly_pop_t;

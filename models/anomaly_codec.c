@@ -65,6 +65,8 @@ static void walk_state(codec_t *c, vg_anomaly_state_t *s) {
     U64(s->first_ts);
     U64(s->last_ts);
     for (int i = 0; i < VG_AMOUNT_RING; i++) F32(s->amount.ring[i]);
+    for (int i = 0; i < VG_AMOUNT_RING; i++) U8(s->amount.ring_how[i]);
+    for (int i = 0; i < VG_AMOUNT_LAMBDAS; i++) F32(s->amount.exc[i]);
     for (int i = 0; i < 24; i++) F32(s->amount.hod[i]);
     for (int i = 0; i < 7; i++) F32(s->amount.dow[i]);
     for (int i = 0; i < 24; i++) U8(s->amount.hod_n[i]);
@@ -72,6 +74,8 @@ static void walk_state(codec_t *c, vg_anomaly_state_t *s) {
     U8(s->amount.head);
     U32(s->amount.n);
     F32(s->amount.slow);
+    F32(s->amount.svar);
+    U8(s->amount.lam);
     for (int i = 0; i < 168; i++) U8(s->how[i]);
     U16(s->how_total);
     for (int i = 0; i < VG_ANOMALY_CAT__COUNT; i++) F32(s->nov_seen[i]);
@@ -108,8 +112,15 @@ static void walk_pop(codec_t *c, vg_anomaly_pop_t *p) {
     for (int i = 0; i < 168; i++) F64(p->hist_how[i]);
     F64(p->how_total);
     for (int i = 0; i < VG_ANOMALY_HOW_MODELS; i++) F64(p->how_ll[i]);
-    F32(p->prior.level);
-    F32(p->prior.scale);
+    for (int i = 0; i < VG_AMOUNT_LAMBDAS; i++) {
+        F32(p->prior.level[i]);
+        F32(p->prior.scale[i]);
+        F32(p->prior.exc[i]);
+    }
+    F32(p->prior.exc_n);
+    U32(p->prior.lam);
+    for (int i = 0; i < VG_AMOUNT_LAMBDAS; i++) F64(p->amt_ll[i]);
+    F64(p->amt_ll_n);
     U64(p->n);
     vg_hstree_t *t = &p->trees;
     for (int k = 0; k < VG_HST_TREES; k++)
@@ -175,10 +186,14 @@ int vg_anomaly_state_encode(const vg_anomaly_state_t *st, uint8_t *buf, size_t c
 }
 
 static int state_valid(const vg_anomaly_state_t *s) {
-    if (s->amount.head >= VG_AMOUNT_RING) return 0;
+    if (s->amount.head >= VG_AMOUNT_RING || s->amount.lam >= VG_AMOUNT_LAMBDAS) return 0;
+    for (int i = 0; i < VG_AMOUNT_RING; i++)
+        if (s->amount.ring_how[i] >= 168) return 0;
     for (int i = 0; i < VG_AMOUNT_RING; i++)
         if (!isfinite(s->amount.ring[i])) return 0;
-    if (!isfinite(s->amount.slow) || !isfinite(s->gap_mean) || !isfinite(s->gap_var) || !isfinite(s->burst) ||
+    for (int i = 0; i < VG_AMOUNT_LAMBDAS; i++)
+        if (!isfinite(s->amount.exc[i])) return 0;
+    if (!isfinite(s->amount.slow) || !(s->amount.svar >= 0) || !isfinite(s->gap_mean) || !isfinite(s->gap_var) || !isfinite(s->burst) ||
         !isfinite(s->burst_spend) || !(s->p_comp >= 0 && s->p_comp <= 1))
         return 0;
     return 1;
@@ -199,7 +214,8 @@ int vg_anomaly_state_decode(vg_anomaly_state_t *st, const uint8_t *buf, size_t l
 
 size_t vg_anomaly_pop_encoded_size(void) {
     /* field by field, as walk_pop() writes them (a test checks they agree) */
-    return HDR + 6 * 4 + 11 * 4 + VG_ANOMALY_POP_BINS * 8 + 8 + 168 * 8 + 8 + VG_ANOMALY_HOW_MODELS * 8 + 4 + 4 + 8 +
+    return HDR + 6 * 4 + 11 * 4 + VG_ANOMALY_POP_BINS * 8 + 8 + 168 * 8 + 8 +
+           VG_ANOMALY_HOW_MODELS * 8 + VG_AMOUNT_LAMBDAS * 12 + 8 + VG_AMOUNT_LAMBDAS * 8 + 8 + 8 +
            (size_t)VG_HST_TREES * VG_HST_NODES * (1 + 4 + 4 + 4) + 12;
 }
 

@@ -429,6 +429,17 @@ static int run_labelled(const char *events, const char *labels, const char *from
     pipe_ ? pclose(f) : fclose(f);
     free(line);
 
+    {
+        int lamh[VG_AMOUNT_LAMBDAS] = {0};
+        for (int a = 0; a < nacct; a++) lamh[st[a].amount.lam]++;
+        printf("transforms chosen by the accounts:");
+        for (int j = 0; j < VG_AMOUNT_LAMBDAS; j++)
+            printf(" lambda %.1f: %d", vg_amount_lambda(j), lamh[j]);
+        printf("; population: p<1%% rates");
+        for (int j = 0; j < VG_AMOUNT_LAMBDAS; j++) printf(" %.4f", pop->prior.exc[j]);
+        printf(", choice lambda %.1f", vg_amount_lambda(pop->prior.lam));
+        printf("\n");
+    }
     size_t ntest = 0, nfr = 0, nfr2 = 0;
     for (size_t i = 0; i < n; i++)
         if (ev[i].test) {
@@ -577,7 +588,7 @@ static int run_streams(int nstreams, int points, unsigned long seed) {
                     vg_amount_score(&cfg, &am, NULL, ts, x[i], &sc);
                     double p = 2 * (sc.p_hi < sc.p_lo ? sc.p_hi : sc.p_lo);
                     a = am.n >= 8 && p < pthr;
-                    vg_amount_learn(&cfg, &am, ts, x[i]);
+                    vg_amount_learn(&cfg, &am, NULL, ts, x[i], NULL);
                 } else if (m == 1) {
                     a = n >= 8 && fabs(x[i] - mean) >= zthr * sqrt(m2 / n);
                     n++;
@@ -636,17 +647,200 @@ static int run_streams(int nstreams, int points, unsigned long seed) {
     return 0;
 }
 
+/* ---- mode 3: synthetic card accounts with every field ---- */
+
+typedef struct cev {
+    int64_t ts;
+    int acct;
+    double amount;
+    int merchant, device, ip, country;
+    int fraud; /* 0, or 1 + fraud kind */
+} cev_t;
+
+static int cmp_cev(const void *a, const void *b) {
+    const cev_t *x = a, *y = b;
+    return x->ts < y->ts ? -1 : (x->ts > y->ts ? 1 : x->acct - y->acct);
+}
+
+static const char *const cfraud_name[4] = {"takeover", "card testing", "big purchase",
+                                           "subtle (x3, new merchant)"};
+
+/* Accounts with lognormal amounts (sigma of log 0.3..1.0: heavy tails), loyal merchants,
+ * one or two devices, a home country and a preferred hour; about 5% of them get one
+ * fraud episode of one of four kinds. Scores are compared on the second half. */
+static int run_cards(int naccts, int days, unsigned long seed) {
+    uint64_t rs = seed * 0x9E3779B97F4A7C15ull + 7;
+    size_t cap = (size_t)naccts * days * 3 + 1024, n = 0;
+    cev_t *e = malloc(cap * sizeof *e);
+    if (!e) die("out of memory");
+    const int64_t t0 = 1704067200000LL, day = 86400000LL;
+    for (int a = 0; a < naccts; a++) {
+        double rate = 0.3 + 4.7 * runif(&rs), mu = 3.5 + 0.8 * rnorm(&rs);
+        double sig = 0.3 + 0.7 * runif(&rs), h0 = 8 + 12 * runif(&rs);
+        int home = runif(&rs) < 0.7 ? 0 : 1 + (int)(runif(&rs) * 19);
+        int nfav = 3 + (int)(runif(&rs) * 12), fav0 = (int)(runif(&rs) * 4000);
+        int dev0 = a * 4, ndev = runif(&rs) < 0.7 ? 1 : 2;
+        for (int64_t t = 0;;) {
+            t += (int64_t)(-log(1 - runif(&rs)) / rate * day);
+            if (t >= days * day) break;
+            if (n + 64 >= cap) break;
+            int64_t dstart = t / day * day;
+            double hr = h0 + 3 * rnorm(&rs);
+            hr = fmod(fmod(hr, 24) + 24, 24);
+            cev_t c;
+            c.ts = t0 + dstart + (int64_t)(hr * 3600000);
+            c.acct = a;
+            c.amount = round(exp(mu + sig * rnorm(&rs)) * 100) / 100;
+            c.merchant = runif(&rs) < 0.85 ? fav0 + (int)(runif(&rs) * nfav)
+                                           : (int)(runif(&rs) * 5000);
+            c.device = dev0 + (int)(runif(&rs) * ndev);
+            c.ip = runif(&rs) < 0.9 ? c.device : 100000 + (int)(runif(&rs) * 100000);
+            c.country = runif(&rs) < 0.97 ? home : (int)(runif(&rs) * 20);
+            c.fraud = 0;
+            e[n++] = c;
+        }
+        if (runif(&rs) < 0.05) {
+            int kind = (int)(runif(&rs) * 4);
+            int64_t ft = t0 + (int64_t)((days * (0.25 + 0.7 * runif(&rs))) * day);
+            int nf = kind == 0 ? 3 + (int)(runif(&rs) * 6)
+                   : kind == 1 ? 6 + (int)(runif(&rs) * 10)
+                               : 1 + (kind == 3) * (int)(runif(&rs) * 3);
+            int fdev = 900000 + a, fcountry = (home + 1 + (int)(runif(&rs) * 19)) % 20;
+            for (int k = 0; k < nf && n + 1 < cap; k++) {
+                cev_t c;
+                c.acct = a;
+                c.fraud = 1 + kind;
+                c.ip = 300000 + (int)(runif(&rs) * 100000);
+                c.device = dev0;
+                c.country = home;
+                c.merchant = fav0;
+                if (kind == 0) {
+                    c.ts = ft + (int64_t)(runif(&rs) * 2 * day);
+                    c.amount = round(exp(mu + 1.5 + sig * rnorm(&rs)) * 100) / 100;
+                    c.device = fdev;
+                    if (runif(&rs) < 0.5) c.country = fcountry;
+                    c.merchant = (int)(runif(&rs) * 5000);
+                } else if (kind == 1) {
+                    c.ts = ft + (int64_t)(runif(&rs) * 1800000);
+                    c.amount = round((0.5 + 1.5 * runif(&rs)) * 100) / 100;
+                    c.merchant = (int)(runif(&rs) * 5000);
+                    c.device = fdev;
+                } else if (kind == 2) {
+                    c.ts = ft;
+                    c.amount = round(8 * exp(mu) * 100) / 100;
+                    c.ip = c.device;
+                } else {
+                    c.ts = ft + (int64_t)(runif(&rs) * 3 * day);
+                    c.amount = round(3 * exp(mu + sig * rnorm(&rs)) * 100) / 100;
+                    c.merchant = (int)(runif(&rs) * 5000);
+                    c.ip = c.device;
+                }
+                e[n++] = c;
+            }
+        }
+    }
+    qsort(e, n, sizeof *e, cmp_cev);
+    vg_anomaly_pop_t *pop = malloc(sizeof *pop), *pop2 = malloc(sizeof *pop2);
+    vg_anomaly_cfg_t cfg2 = g_cfg;
+    cfg2.compromise_hazard = 0;
+    vg_anomaly_pop_init(pop, &g_cfg, 1);
+    vg_anomaly_pop_init(pop2, &cfg2, 1);
+    vg_anomaly_state_t *st = calloc(naccts, sizeof *st), *st2 = calloc(naccts, sizeof *st2);
+    double *zm = calloc(naccts, sizeof(double)), *zs = calloc(naccts, sizeof(double));
+    double *zn = calloc(naccts, sizeof(double));
+    for (int a = 0; a < naccts; a++) {
+        vg_anomaly_state_init(&st[a]);
+        vg_anomaly_state_init(&st2[a]);
+    }
+    enum { NS = 4 };
+    static const char *const nm[NS] = {"anomaly.score", "anomaly.amount",
+                                       "anomaly.score (no prior)", "zscore (running)"};
+    rec_t *r[NS];
+    for (int k = 0; k < NS; k++) r[k] = malloc(n * sizeof(rec_t));
+    int *kind = malloc(n * sizeof(int));
+    size_t m = 0, nfr = 0;
+    int64_t half = t0 + days / 2 * day;
+    for (size_t i = 0; i < n; i++) {
+        char mb[16], db[16], ib[16], cb[8];
+        int lm = snprintf(mb, sizeof mb, "m%d", e[i].merchant);
+        int ld = snprintf(db, sizeof db, "d%d", e[i].device);
+        int li = snprintf(ib, sizeof ib, "i%d", e[i].ip);
+        int lc = snprintf(cb, sizeof cb, "C%d", e[i].country);
+        vg_anomaly_input_t in;
+        memset(&in, 0, sizeof in);
+        in.ts_ms = e[i].ts;
+        in.amount = e[i].amount;
+        in.cat[VG_ANOMALY_CAT_MERCHANT] = (vg_str_t){mb, (uint32_t)lm};
+        in.cat[VG_ANOMALY_CAT_DEVICE] = (vg_str_t){db, (uint32_t)ld};
+        in.cat[VG_ANOMALY_CAT_IP] = (vg_str_t){ib, (uint32_t)li};
+        in.cat[VG_ANOMALY_CAT_COUNTRY] = (vg_str_t){cb, (uint32_t)lc};
+        vg_anomaly_result_t res, res2;
+        int a = e[i].acct;
+        vg_anomaly_process(pop, &st[a], &in, &res);
+        vg_anomaly_process(pop2, &st2[a], &in, &res2);
+        double x = e[i].amount;
+        double z = zn[a] >= 2 ? fabs(x - zm[a]) / (sqrt(zs[a] / zn[a]) + 1e-9) : 0;
+        zn[a] += 1;
+        double d = x - zm[a];
+        zm[a] += d / zn[a];
+        zs[a] += d * (x - zm[a]);
+        if (e[i].ts < half) continue;
+        int y = e[i].fraud != 0;
+        r[0][m] = (rec_t){res.score, y};
+        r[1][m] = (rec_t){res.signal[VG_ANOMALY_AMOUNT], y};
+        r[2][m] = (rec_t){res2.score, y};
+        r[3][m] = (rec_t){z, y};
+        kind[m] = e[i].fraud;
+        nfr += y;
+        m++;
+    }
+    printf("%d synthetic card accounts x %d days (lognormal amounts, merchant, device, ip, "
+           "country), %zu events; second half: %zu events, %zu frauds\n\n",
+           naccts, days, n, m, nfr);
+    printf("%-26s | %6s %6s |", "score", "AUC", "AP");
+    for (int k = 0; k < 4; k++) printf(" AUC %s |", cfraud_name[k]);
+    printf("\n");
+    rec_t *tmp = malloc(m * sizeof(rec_t));
+    for (int k = 0; k < NS; k++) {
+        double auc, ap;
+        memcpy(tmp, r[k], m * sizeof(rec_t));
+        auc_ap(tmp, m, &auc, &ap);
+        printf("%-26s | %6.4f %6.4f |", nm[k], auc, ap);
+        for (int f = 1; f <= 4; f++) {
+            size_t q = 0;
+            for (size_t i = 0; i < m; i++)
+                if (kind[i] == 0 || kind[i] == f) tmp[q++] = r[k][i];
+            auc_ap(tmp, q, &auc, &ap);
+            printf(" %*.4f |", (int)strlen(cfraud_name[f - 1]) + 4, auc);
+        }
+        printf("\n");
+    }
+    free(tmp);
+    for (int k = 0; k < NS; k++) free(r[k]);
+    free(kind);
+    free(e);
+    free(pop);
+    free(pop2);
+    free(st);
+    free(st2);
+    free(zm);
+    free(zs);
+    free(zn);
+    return 0;
+}
+
 static void usage(void) {
     fprintf(stderr,
             "usage: bench_eval --events FILE --labels FILE [--from YYYY-MM-DD] [--to "
             "YYYY-MM-DD] [--verbose] [--dump FILE] [--set name=value]...\n"
-            "       bench_eval --streams N [--points P] [--seed S]\n");
+            "       bench_eval --streams N [--points P] [--seed S]\n"
+            "       bench_eval --cards N [--days D] [--seed S]\n");
     exit(2);
 }
 
 int main(int argc, char **argv) {
     const char *events = NULL, *labels = NULL, *from = "2018-04-15", *to = "2018-04-28";
-    int streams = 0, points = 2016, verbose = 0;
+    int streams = 0, points = 2016, verbose = 0, cards = 0, days = 56;
     unsigned long seed = 42;
     g_cfg = vg_anomaly_cfg_default();
     for (int i = 1; i < argc; i++) {
@@ -656,6 +850,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--to") && i + 1 < argc) to = argv[++i];
         else if (!strcmp(argv[i], "--streams") && i + 1 < argc) streams = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--points") && i + 1 < argc) points = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--cards") && i + 1 < argc) cards = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--days") && i + 1 < argc) days = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoul(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--verbose")) verbose = 1;
         else if (!strcmp(argv[i], "--dump") && i + 1 < argc) {
@@ -666,6 +862,7 @@ int main(int argc, char **argv) {
         else usage();
     }
     if (streams > 0) return run_streams(streams, points, seed);
+    if (cards > 0) return run_cards(cards, days, seed);
     if (!events || !labels) usage();
     int rc = run_labelled(events, labels, from, to, verbose);
     if (g_dump) fclose(g_dump);

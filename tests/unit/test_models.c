@@ -299,7 +299,7 @@ static void test_amount_stream(void **state) {
             vg_amount_score(&cfg, &m, NULL, ts, v + 100, &sc);
             assert_true(sc.p_hi < 1e-6);
         }
-        vg_amount_learn(&cfg, &m, ts, v);
+        vg_amount_learn(&cfg, &m, NULL, ts, v, NULL);
     }
     assert_true(alarms <= 5);       /* 1400 ordinary points */
     assert_true(after_shift <= 10); /* the new level is learned */
