@@ -116,6 +116,12 @@ size_t vg_fmt_double(double d, char *buf) {
      * significant digits, which is exactly what "%.15g" below would print, and with
      * |d| >= 1e-4 "%g" would print it without an exponent too. */
     double ad = fabs(d);
+    /* When d = RN(m / 10^k) for some k <= 9, y = RN(d * 1e9) lies within |y| * 2^-52 of
+     * the integer m * 10^(9-k); so a y far from every integer (most means and
+     * deviations) cannot take the fast path and skips its nine tries. */
+    double y = ad * 1e9;
+    if (y < 4503599627370496.0 && fabs(y - nearbyint(y)) > y * 4.5e-16 + 1e-300)
+        ad = 0;   /* not a short decimal: straight to the shortest form below */
     if (ad >= 1e-4 && ad < 1e15) {
         static const double p10[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
         for (int k = 1; k <= 9; k++) {
