@@ -257,7 +257,7 @@ static void print_value(FILE *out, vg_value_t v) {
     case VG_T_BOOL: fputs(v.u.b ? "true" : "false", out); break;
     case VG_T_NUM: {
         char t[40];
-        if (v.u.n == (double)(int64_t)v.u.n && v.u.n > -1e15 && v.u.n < 1e15) {
+        if (v.u.n > -1e15 && v.u.n < 1e15 && v.u.n == (double)(int64_t)v.u.n) {
             fprintf(out, "%lld", (long long)v.u.n);
             break;
         }
