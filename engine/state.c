@@ -1022,10 +1022,23 @@ static int cmp_tick(const void *x, const void *y) {
     return a->tick < b->tick ? -1 : a->tick > b->tick;
 }
 
+/* Store-key order: accounts ("a/") before keys ("k/"), then the key bytes. */
+static int cmp_storekey(const void *x, const void *y) {
+    const ent_t *a = *(ent_t *const *)x, *b = *(ent_t *const *)y;
+    if (a->is_key != b->is_key) return a->is_key ? 1 : -1;
+    uint32_t n = a->klen < b->klen ? a->klen : b->klen;
+    int c = memcmp(a->key, b->key, n);
+    if (c) return c;
+    return a->klen < b->klen ? -1 : a->klen > b->klen;
+}
+
 int vg_state_checkpoint(vg_state_t *st, const vg_kv_t *meta, int n_meta, int sync,
                         char *errbuf, size_t errlen) {
     if (!st->store) return 0;
     vg_batch_clear(st->batch);
+    /* records in key order: RocksDB's memtable inserts a sorted batch much faster
+     * (each insert starts from the previous one's place in the skip list) */
+    qsort(st->dirty, st->ndirty, sizeof *st->dirty, cmp_storekey);
     int rc = 0;
     for (size_t i = 0; !rc && i < st->ndirty; i++) {
         ent_t *e = st->dirty[i];
