@@ -156,8 +156,8 @@ static double pop_how(const vg_anomaly_pop_t *pop, int b) {
 /* Tail probability of the event's hour of week: the predictive mass of the hours at most
  * as likely as this one (a discrete p-value). */
 static double time_p(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st, int how,
-                     double *intensity) {
-    double q[168], c[168], d[168], n;
+                     double *intensity, double *q) {
+    double c[168], d[168], n;
     how_parts(st, c, d, &n);
     int j = how_best(pop);
     double K = how_K[j], w = how_w[j];
@@ -281,9 +281,9 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
     /* time of week */
     int how, hod, dow;
     how_index(in->ts_ms, &how, &hod, &dow);
-    double intensity = 1.0;
+    double intensity = 1.0, q_how[168];
     if (st->n > 0 || pop->how_total > 0) {
-        double p = time_p(pop, st, how, &intensity);
+        double p = time_p(pop, st, how, &intensity, q_how);
         res->present |= 1u << VG_ANOMALY_TIME;
         res->p[VG_ANOMALY_TIME] = p;
         raw[VG_ANOMALY_TIME] = calib_lbf(p);
@@ -321,21 +321,21 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
         /* the account's rate, modulated by its activity at this hour of the week */
         double rate = rate_per_s(st, in->ts_ms) * intensity;
         mu = rate * cfg->burst_tau_s;
-        /* P(a gap this short) for a Poisson process at that rate */
-        double p_gap = -expm1(-rate * (gap_s + 1.0)); /* times have 1 s resolution */
-        if (p_gap < 1e-300) p_gap = 1e-300;
-        double p_cnt = poisson_sf(burst_c, mu);
+        /* (no separate "gap this short" test: under the account's hourly profile it
+         * would mostly repeat the time signal; the count and the spend in the window
+         * carry the rhythm) */
+        /* given this event (whose hour is the time signal's business and whose amount the
+         * amount signal's), are the *other* events of the window too many, or their spend
+         * too high, for the account's rate at this hour? */
+        double p_cnt = burst_c >= 2.0 ? poisson_sf(burst_c - 1.0, mu) : 1.0;
         double p_sp = 1.0;
-        if (isfinite(in->amount) && as.median > 0 && burst_c >= 2.0) {
-            /* spend of several payments in the window (one payment alone is the amount
-             * signal's business) */
-            spend = st->burst_spend * decay + fabs(in->amount);
+        if (as.median > 0 && burst_c >= 2.0) {
+            spend = st->burst_spend * decay;
             spend_k = spend / as.median;
             p_sp = poisson_sf(spend_k, mu);
         }
-        double p = p_gap < p_cnt ? p_gap : p_cnt;
-        if (p_sp < p) p = p_sp;
-        p *= 3.0;
+        double p = p_cnt < p_sp ? p_cnt : p_sp;
+        p *= 2.0;
         if (p > 1) p = 1;
         res->present |= 1u << VG_ANOMALY_VELOCITY;
         res->p[VG_ANOMALY_VELOCITY] = p;
@@ -432,17 +432,16 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
                      dow_name(dow), hod, res->p[s]);
             break;
         case VG_ANOMALY_VELOCITY:
-            if (burst_c >= 2 && poisson_sf(burst_c, mu) <= res->p[s] / 3.0 * 1.0001)
+            if (spend_k > 0 && poisson_sf(spend_k, mu) < poisson_sf(burst_c - 1.0, mu))
+                snprintf(r, L, "%.2f spent in the %.0f other payments of the last %.0f min, "
+                               "%.1fx the usual pace",
+                         spend, burst_c - 1.0, cfg->burst_tau_s / 60.0,
+                         mu > 0 ? spend_k / mu : 0.0);
+            else
                 snprintf(r, L, "%.0f payments within about %.0f min, this account averages "
                                "%.2f a day",
                          burst_c, cfg->burst_tau_s / 60.0,
                          rate_per_s(st, in->ts_ms) * 86400.0);
-            else if (spend_k > 0 && poisson_sf(spend_k, mu) <= res->p[s] / 3.0 * 1.0001)
-                snprintf(r, L, "spent %.2f within about %.0f min, %.1fx the usual pace",
-                         spend, cfg->burst_tau_s / 60.0, mu > 0 ? spend_k / mu : 0.0);
-            else
-                snprintf(r, L, "%.0fs since the previous payment, usually about %.0fs at this "
-                               "hour", gap_s, 1.0 / (rate_per_s(st, in->ts_ms) * intensity));
             break;
         case VG_ANOMALY_MULTI:
             snprintf(r, L, "rare combination of amount, hour, gap and merchant (%.0fx rarer "

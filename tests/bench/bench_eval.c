@@ -43,7 +43,7 @@ static uint64_t fnv(const char *s, size_t n) {
     return h;
 }
 
-static void die(const char *m) {
+static _Noreturn void die(const char *m) {
     fprintf(stderr, "bench_eval: %s\n", m);
     exit(1);
 }
@@ -329,7 +329,7 @@ static int run_labelled(const char *events, const char *labels, const char *from
     }
     pipe_ ? pclose(f) : fclose(f);
 
-    int64_t t0, t1;
+    int64_t t0 = 0, t1 = 0;
     char b0[64], b1[64];
     snprintf(b0, sizeof b0, "\"%sT00:00:00Z\"", from);
     snprintf(b1, sizeof b1, "\"%sT00:00:00Z\"", to);
