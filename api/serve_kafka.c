@@ -1,0 +1,363 @@
+/* serve_kafka.c - the Kafka pipeline of `vigil serve` and the `vigil stream` command
+ * (see serve_kafka.h).
+ *
+ * `vigil stream` takes the Kafka settings of SPEC section 5 as flags, each also read from
+ * VIGIL_<NAME> (a flag wins over the environment), compiles the rules, starts the
+ * service, and runs until SIGTERM or SIGINT, which stop it cleanly (produced output
+ * acknowledged, state checkpointed with the offsets, group left). It exits 1 when the
+ * service failed (a restart resumes from the last checkpoint).
+ */
+#include "api/serve_kafka.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/cli.h"
+#include "engine/kafka.h"
+#include "rules/errors.h"
+
+struct vg_serve_kafka {
+    vg_kafka_mock_t *mock;
+    vg_kafka_t *k;
+    char *brokers;
+};
+
+vg_serve_kafka_t *vg_serve_kafka_start(const vg_serve_kafka_cfg_t *cfg, vg_program_t *prog,
+                                       vg_lists_t *lists, char *errbuf, size_t errlen) {
+    vg_serve_kafka_t *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    vg_kafka_opts_t o;
+    vg_kafka_opts_default(&o);
+    if (cfg->group) o.group = cfg->group;
+    if (cfg->topic_in) o.topic_in = cfg->topic_in;
+    if (cfg->topic_alerts) o.topic_alerts = cfg->topic_alerts;
+    if (cfg->topic_dlq) o.topic_dlq = cfg->topic_dlq;
+    o.topic_decisions = cfg->topic_decisions;
+    if (!cfg->kafka || !*cfg->kafka) {
+        snprintf(errbuf, errlen, "--kafka BROKERS|embedded is required");
+        goto err;
+    }
+    if (strcmp(cfg->kafka, "embedded") == 0) {
+        int parts = cfg->partitions > 0 ? cfg->partitions : 8;
+        char t[4][300];
+        snprintf(t[0], sizeof(t[0]), "%.250s:%d", o.topic_in, parts);
+        snprintf(t[1], sizeof(t[1]), "%.250s:%d", o.topic_alerts, parts);
+        snprintf(t[2], sizeof(t[2]), "%.250s:%d", o.topic_dlq, parts);
+        snprintf(t[3], sizeof(t[3]), "%.250s:%d", o.topic_decisions ? o.topic_decisions : "",
+                 parts);
+        const char *topics[] = {t[0], t[1], t[2], o.topic_decisions ? t[3] : NULL, NULL};
+        s->mock = vg_kafka_mock_new(1, topics, parts, errbuf, errlen);
+        if (!s->mock) goto err;
+        s->brokers = strdup(vg_kafka_mock_bootstrap(s->mock));
+        fprintf(stderr, "vigil: embedded Kafka broker (librdkafka mock cluster) at %s\n",
+                s->brokers ? s->brokers : "?");
+        if (cfg->addr_file && s->brokers) {
+            FILE *f = fopen(cfg->addr_file, "w");
+            if (!f || fprintf(f, "%s\n", s->brokers) < 0 || fclose(f) != 0) {
+                snprintf(errbuf, errlen, "cannot write %.200s", cfg->addr_file);
+                goto err;
+            }
+        }
+    } else {
+        s->brokers = strdup(cfg->kafka);
+    }
+    if (!s->brokers) {
+        snprintf(errbuf, errlen, "out of memory");
+        goto err;
+    }
+    o.brokers = s->brokers;
+    o.state_dir = cfg->state;
+    o.prog = prog;
+    o.pipeline.lists = lists;
+    if (cfg->lateness_ms > 0) o.pipeline.lateness_ms = cfg->lateness_ms;
+    if (cfg->dedupe_horizon_ms > 0) o.pipeline.dedupe_horizon_ms = cfg->dedupe_horizon_ms;
+    if (cfg->ruleset_version > 0) o.pipeline.ruleset_version = cfg->ruleset_version;
+    o.pipeline.mem_budget = cfg->mem_budget;
+    if (cfg->future_ms != 0) o.future_ms = cfg->future_ms;
+    if (cfg->checkpoint_ms > 0) o.checkpoint_ms = cfg->checkpoint_ms;
+    if (cfg->threads > 0) o.threads = cfg->threads;
+    o.sync = !cfg->no_sync;
+    o.conf = cfg->kafka_conf;
+    o.quiet = cfg->quiet;
+    s->k = vg_kafka_new(&o, errbuf, errlen);
+    if (!s->k || vg_kafka_start(s->k, errbuf, errlen) != 0) goto err;
+    return s;
+err:
+    vg_kafka_free(s->k);
+    vg_kafka_mock_free(s->mock);
+    free(s->brokers);
+    free(s);
+    return NULL;
+}
+
+int vg_serve_kafka_stop(vg_serve_kafka_t *s) {
+    if (!s) return 0;
+    vg_kafka_stop(s->k);
+    int rc = vg_kafka_wait(s->k);
+    vg_kafka_free(s->k);
+    vg_kafka_mock_free(s->mock);
+    free(s->brokers);
+    free(s);
+    return rc;
+}
+
+int vg_serve_kafka_failed(const vg_serve_kafka_t *s) { return vg_kafka_failed(s->k); }
+int vg_serve_kafka_ready(const vg_serve_kafka_t *s) { return vg_kafka_ready(s->k); }
+int vg_serve_kafka_metrics(const vg_serve_kafka_t *s, vg_buf_t *out) {
+    return vg_kafka_metrics(s->k, out);
+}
+const char *vg_serve_kafka_brokers(const vg_serve_kafka_t *s) { return s->brokers; }
+
+/* ---- vigil stream ---- */
+
+static volatile sig_atomic_t g_stop;
+static void on_signal(int sig) {
+    (void)sig;
+    g_stop = 1;
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+        "usage: vigil stream --kafka BROKERS|embedded --rules PATH [--state DIR] [options]\n"
+        "\n"
+        "The Kafka pipeline of `vigil serve` without the HTTP API: consumes transactions,\n"
+        "decides, produces alerts, decisions and dead letters; state and offsets are\n"
+        "checkpointed together. SIGTERM/SIGINT stop it cleanly.\n"
+        "  --kafka BROKERS|embedded   bootstrap servers; `embedded` starts a mock broker\n"
+        "                             in this process (address on stderr)\n"
+        "  --group NAME               consumer group (vigil)\n"
+        "  --topic-in NAME            transactions (transactions)\n"
+        "  --topic-alerts NAME        alerts (alerts)\n"
+        "  --topic-decisions NAME     every decision (unset: none)\n"
+        "  --topic-dlq NAME           rejected input (transactions.dlq)\n"
+        "  --state DIR                state directory (./vigil-data)\n"
+        "  --rules PATH               .vrl file or directory (repeatable)\n"
+        "  --lists FILE               named lists, {\"name\": [\"item\", ...]}\n"
+        "  --lateness DUR             allowed lateness (1h)\n"
+        "  --dedupe-horizon DUR       duplicate horizon (24h)\n"
+        "  --future DUR|off           reject events further ahead of the clock (5m)\n"
+        "  --threads N                processing threads = group members (2)\n"
+        "  --checkpoint-interval DUR  (1s)\n"
+        "  --no-sync                  no fsync at checkpoints\n"
+        "  -X NAME=VALUE              librdkafka setting for every client (repeatable;\n"
+        "                             consumer.NAME / producer.NAME for one kind)\n"
+        "  --partitions N             embedded: partitions per topic (8)\n"
+        "  --kafka-addr-file FILE     embedded: write the broker address to FILE\n"
+        "  --metrics-file FILE        write the metrics (Prometheus text) every second\n"
+        "Each flag is also read from VIGIL_<NAME> (VIGIL_TOPIC_IN, VIGIL_KAFKA, ...).\n");
+}
+
+static const char *env_or(const char *flag_val, const char *env) {
+    if (flag_val) return flag_val;
+    const char *v = getenv(env);
+    return v && *v ? v : NULL;
+}
+
+static int write_metrics(vg_serve_kafka_t *s, const char *path) {
+    vg_buf_t b;
+    vg_buf_init(&b);
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    int rc = vg_serve_kafka_metrics(s, &b);
+    FILE *f = rc ? NULL : fopen(tmp, "w");
+    if (f) {
+        if (b.len) fwrite(b.p, 1, b.len, f);
+        if (fclose(f) == 0) rename(tmp, path);
+    }
+    vg_buf_deinit(&b);
+    return 0;
+}
+
+int vg_cmd_stream(int argc, char **argv) {
+    static const struct option lo[] = {
+        {"kafka", required_argument, 0, 'k'},
+        {"group", required_argument, 0, 'g'},
+        {"topic-in", required_argument, 0, 'i'},
+        {"topic-alerts", required_argument, 0, 'a'},
+        {"topic-decisions", required_argument, 0, 'd'},
+        {"topic-dlq", required_argument, 0, 'q'},
+        {"state", required_argument, 0, 's'},
+        {"rules", required_argument, 0, 'r'},
+        {"lists", required_argument, 0, 'L'},
+        {"lateness", required_argument, 0, 'l'},
+        {"dedupe-horizon", required_argument, 0, 'H'},
+        {"future", required_argument, 0, 'f'},
+        {"threads", required_argument, 0, 't'},
+        {"checkpoint-interval", required_argument, 0, 'C'},
+        {"no-sync", no_argument, 0, 'n'},
+        {"partitions", required_argument, 0, 'p'},
+        {"kafka-addr-file", required_argument, 0, 'A'},
+        {"metrics-file", required_argument, 0, 'M'},
+        {"quiet", no_argument, 0, 'Q'},
+        {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},
+        {0, 0, 0, 0},
+    };
+    const char *kafka = NULL, *group = NULL, *tin = NULL, *talerts = NULL, *tdec = NULL,
+               *tdlq = NULL, *state = NULL, *lists_file = NULL, *lateness = NULL,
+               *horizon = NULL, *future = NULL, *threads = NULL, *ckpt = NULL,
+               *metrics_file = NULL;
+    vg_serve_kafka_cfg_t cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    char **rules = calloc((size_t)argc + 2, sizeof(char *));
+    char **xconf = calloc((size_t)argc + 1, sizeof(char *));
+    int nrules = 0, nx = 0, status = 2;
+    vg_sources_t src = {0};
+    vg_program_t *prog = NULL;
+    vg_lists_t *lists = NULL;
+    vg_serve_kafka_t *s = NULL;
+    if (!rules || !xconf) {
+        status = 1;
+        goto done;
+    }
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "X:", lo, NULL)) != -1) {
+        switch (c) {
+        case 'k': kafka = optarg; break;
+        case 'g': group = optarg; break;
+        case 'i': tin = optarg; break;
+        case 'a': talerts = optarg; break;
+        case 'd': tdec = optarg; break;
+        case 'q': tdlq = optarg; break;
+        case 's': state = optarg; break;
+        case 'r': rules[nrules++] = optarg; break;
+        case 'L': lists_file = optarg; break;
+        case 'l': lateness = optarg; break;
+        case 'H': horizon = optarg; break;
+        case 'f': future = optarg; break;
+        case 't': threads = optarg; break;
+        case 'C': ckpt = optarg; break;
+        case 'n': cfg.no_sync = 1; break;
+        case 'p': cfg.partitions = atoi(optarg); break;
+        case 'A': cfg.addr_file = optarg; break;
+        case 'M': metrics_file = optarg; break;
+        case 'Q': cfg.quiet = 1; break;
+        case 'X': xconf[nx++] = optarg; break;
+        case 'h': usage(stdout); status = 0; goto done;
+        case 'V': printf("vigil %s\n", VIGIL_VERSION); status = 0; goto done;
+        default:
+            fprintf(stderr, "vigil stream: bad option '%s'\n", argv[optind - 1]);
+            usage(stderr);
+            goto done;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "vigil stream: unexpected argument '%s'\n", argv[optind]);
+        goto done;
+    }
+    cfg.kafka = env_or(kafka, "VIGIL_KAFKA");
+    cfg.group = env_or(group, "VIGIL_GROUP");
+    cfg.topic_in = env_or(tin, "VIGIL_TOPIC_IN");
+    cfg.topic_alerts = env_or(talerts, "VIGIL_TOPIC_ALERTS");
+    cfg.topic_decisions = env_or(tdec, "VIGIL_TOPIC_DECISIONS");
+    cfg.topic_dlq = env_or(tdlq, "VIGIL_TOPIC_DLQ");
+    cfg.state = env_or(state, "VIGIL_STATE");
+    if (!cfg.state) cfg.state = "./vigil-data";
+    if (nrules == 0 && getenv("VIGIL_RULES") && *getenv("VIGIL_RULES"))
+        rules[nrules++] = getenv("VIGIL_RULES");
+    lateness = env_or(lateness, "VIGIL_LATENESS");
+    horizon = env_or(horizon, "VIGIL_DEDUPE_HORIZON");
+    future = env_or(future, "VIGIL_FUTURE");
+    threads = env_or(threads, "VIGIL_THREADS");
+    if (!cfg.kafka) {
+        fprintf(stderr, "vigil stream: --kafka BROKERS|embedded is required\n");
+        goto done;
+    }
+    if (nrules == 0) {
+        fprintf(stderr, "vigil stream: --rules PATH is required\n");
+        goto done;
+    }
+    if ((lateness && vg_cli_duration(lateness, &cfg.lateness_ms)) ||
+        (horizon && vg_cli_duration(horizon, &cfg.dedupe_horizon_ms)) ||
+        (ckpt && vg_cli_duration(ckpt, &cfg.checkpoint_ms))) {
+        fprintf(stderr, "vigil stream: bad duration (e.g. 500ms, 30s, 10m, 1h)\n");
+        goto done;
+    }
+    if (future) {
+        if (strcmp(future, "off") == 0) cfg.future_ms = -1;
+        else if (vg_cli_duration(future, &cfg.future_ms)) {
+            fprintf(stderr, "vigil stream: --future: bad duration '%s'\n", future);
+            goto done;
+        } else if (cfg.future_ms == 0) cfg.future_ms = -1;
+    }
+    if (threads) {
+        cfg.threads = atoi(threads);
+        if (cfg.threads < 1 || cfg.threads > 256) {
+            fprintf(stderr, "vigil stream: --threads must be 1..256\n");
+            goto done;
+        }
+    }
+    cfg.kafka_conf = (const char *const *)xconf;
+    status = 1;
+    char err[1024];
+    if (vg_sources_load(&src, rules, nrules, err, sizeof(err)) != 0) {
+        fprintf(stderr, "vigil stream: %s\n", err);
+        goto done;
+    }
+    prog = vg_cli_compile(&src, NULL, NULL);
+    if (!prog) {
+        fprintf(stderr, "vigil stream: the rules do not compile\n");
+        goto done;
+    }
+    if (lists_file) {
+        vg_list_source_t ls;
+        if (vg_list_source_file(&ls, lists_file) != 0) goto done;
+        lists = vg_list_source_fetch(&ls, err, sizeof(err));
+        vg_list_source_close(&ls);
+        if (!lists) {
+            fprintf(stderr, "vigil stream: --lists %s\n", err);
+            goto done;
+        }
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    s = vg_serve_kafka_start(&cfg, prog, lists, err, sizeof(err));
+    if (!s) {
+        fprintf(stderr, "vigil stream: %s\n", err);
+        goto done;
+    }
+    int ready_said = 0, tick = 0;
+    while (!g_stop && !vg_serve_kafka_failed(s)) {
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+        if (!ready_said && vg_serve_kafka_ready(s)) {
+            fprintf(stderr, "vigil stream: ready\n");
+            ready_said = 1;
+        }
+        if (metrics_file && ++tick % 10 == 0) write_metrics(s, metrics_file);
+    }
+    fprintf(stderr, "vigil stream: stopping\n");
+    vg_kafka_stop(s->k);
+    int rc = vg_kafka_wait(s->k);
+    if (metrics_file) write_metrics(s, metrics_file);
+    vg_kafka_stats_t st;
+    vg_kafka_get_stats(s->k, &st);
+    fprintf(stderr, "vigil stream: %" PRIu64 " messages: %" PRIu64 " decided, %" PRIu64
+            " duplicates, %" PRIu64 " rejected; %" PRIu64 " alerts, %" PRIu64
+            " dead letters; %s\n", st.messages, st.decided, st.duplicates, st.rejected,
+            st.alerts, st.dead_letters, rc == 0 ? "stopped cleanly" : "FAILED");
+    status = rc == 0 ? 0 : 1;
+done:
+    vg_serve_kafka_stop(s);
+    vg_lists_unref(lists);
+    vg_prog_unref(prog);
+    vg_sources_free(&src);
+    free(rules);
+    free(xconf);
+    return status;
+}

@@ -1,0 +1,1091 @@
+/* kafka.c - the streaming service core (see kafka.h for the design and guarantees).
+ *
+ * Each worker thread is one consumer-group member with its own producer. Its loop:
+ * consume a batch -> for each message: the `future` check, vg_pipeline_line() on the
+ * partition's pipeline, produce alert / decision / dead letter -> serve delivery
+ * reports -> every checkpoint interval: flush the producer (wait for the broker's
+ * acknowledgements), then write every changed partition's state with its next offset
+ * in one RocksDB write, then commit the offsets to the group (informational).
+ * A failed delivery rewinds: the partitions' in-memory state is dropped and reloaded
+ * from their last checkpoint, and the consumer seeks back to the checkpoint offsets,
+ * so that the lost outputs are produced again.
+ */
+#define _GNU_SOURCE   /* memmem */
+#include "engine/kafka.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "engine/store.h"
+#include "rules/errors.h"
+
+#define BATCH 1024
+#define STOP_GRACE_MS 30000      /* how long a stopping worker waits for the broker */
+#define OPEN_RETRY_MS 30000      /* how long an assigned store may stay locked */
+#define NB 16
+
+const double vg_kafka_latency_bounds_ms[NB] = {1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 100,
+                                               250, 500, 1000, 5000, INFINITY};
+
+enum { OUT_ALERT = 1, OUT_DECISION = 2, OUT_DLQ = 3 };
+
+/* Written by the owning worker only, read by anyone: relaxed load + store. */
+#define INC(x, n) atomic_store_explicit(&(x), atomic_load_explicit(&(x), memory_order_relaxed) + (n), memory_order_relaxed)
+#define GET(x) atomic_load_explicit(&(x), memory_order_relaxed)
+#define SET(x, v) atomic_store_explicit(&(x), (v), memory_order_relaxed)
+
+typedef struct counters {
+    _Atomic uint64_t messages, decided, duplicates, rejected, blank;
+    _Atomic uint64_t by_decision[4];
+    _Atomic uint64_t rejected_by[VG_REJECT__COUNT];
+    _Atomic uint64_t alerts, alerts_acked, decisions_out, dead_letters;
+    _Atomic uint64_t stale, gaps, backpressure, checkpoints, ckpt_us_sum, ckpt_us_max;
+    _Atomic uint64_t delivery_errors, rewinds;
+    _Atomic int64_t lag;
+    _Atomic uint32_t partitions;
+    _Atomic uint64_t lat[NB], lat_count, lat_sum_us;
+} counters_t;
+
+typedef struct part {
+    int32_t id;
+    vg_store_t *store;
+    vg_pipeline_t *pl;
+    int64_t next_off;     /* next offset to process; -1: take the first one that comes */
+    int64_t ckpt_off;     /* next_off as of the last checkpoint (-1: none) */
+    int resync;           /* after an assign or a rewind: wait for next_off itself */
+} part_t;
+
+typedef struct worker {
+    vg_kafka_t *k;
+    int index;
+    pthread_t tid;
+    int started;
+    rd_kafka_t *c, *p;
+    rd_kafka_topic_t *t_alerts, *t_dec, *t_dlq;
+    part_t **parts;       /* indexed by partition id */
+    int32_t cap;
+    vg_buf_t out, rec;
+    int fatal;
+    int need_rewind;      /* a delivery failed since the last checkpoint */
+    atomic_int ready;
+    int64_t stop_at;      /* monotonic ms when the stop was seen, 0 before */
+    counters_t ct;
+} worker_t;
+
+struct vg_kafka {
+    vg_kafka_opts_t o;
+    char *brokers, *group, *topic_in, *topic_alerts, *topic_dec, *topic_dlq, *state_dir;
+    char **conf;
+    int nconf;
+    worker_t *w;
+    int nw;
+    atomic_int stop;
+    atomic_int failed;
+    int running;
+};
+
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t real_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void logf_(const vg_kafka_t *k, int always, const char *fmt, ...) {
+    if (k->o.quiet && !always) return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "vigil kafka: %s\n", line);
+}
+
+void vg_kafka_opts_default(vg_kafka_opts_t *o) {
+    memset(o, 0, sizeof(*o));
+    o->group = "vigil";
+    o->topic_in = "transactions";
+    o->topic_alerts = "alerts";
+    o->topic_dlq = "transactions.dlq";
+    vg_pipeline_opts_default(&o->pipeline);
+    o->threads = 2;
+    o->future_ms = 5 * 60 * 1000;
+    o->checkpoint_ms = 1000;
+    o->sync = 1;
+}
+
+/* ---- client configuration ---- */
+
+static int conf_set(rd_kafka_conf_t *c, const char *name, const char *val, char *errbuf,
+                    size_t errlen) {
+    char e[512];
+    if (rd_kafka_conf_set(c, name, val, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
+        snprintf(errbuf, errlen, "kafka setting %s=%s: %s", name, val, e);
+        return VG_EINVAL;
+    }
+    return 0;
+}
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque);
+
+/* The configuration of a consumer (consumer=1) or producer; NULL with errbuf. */
+static rd_kafka_conf_t *make_conf(vg_kafka_t *k, int consumer, void *opaque, char *errbuf,
+                                  size_t errlen) {
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    if (!c) {
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    int rc = conf_set(c, "bootstrap.servers", k->brokers, errbuf, errlen);
+    if (!rc) rc = conf_set(c, "client.id", "vigil", errbuf, errlen);
+    if (consumer) {
+        if (!rc) rc = conf_set(c, "group.id", k->group, errbuf, errlen);
+        if (!rc) rc = conf_set(c, "enable.auto.commit", "false", errbuf, errlen);
+        if (!rc) rc = conf_set(c, "enable.auto.offset.store", "false", errbuf, errlen);
+        if (!rc) rc = conf_set(c, "auto.offset.reset", "earliest", errbuf, errlen);
+        if (!rc) rc = conf_set(c, "enable.partition.eof", "false", errbuf, errlen);
+        if (!rc) rc = conf_set(c, "fetch.wait.max.ms", "10", errbuf, errlen);
+    } else {
+        if (!rc) rc = conf_set(c, "enable.idempotence", "true", errbuf, errlen);
+        if (!rc) rc = conf_set(c, "acks", "all", errbuf, errlen);
+        if (!rc) rc = conf_set(c, "compression.codec", "lz4", errbuf, errlen);
+        if (!rc) rc = conf_set(c, "linger.ms", "2", errbuf, errlen);
+    }
+    for (int i = 0; !rc && i < k->nconf; i++) {
+        const char *kv = k->conf[i];
+        if (strncmp(kv, "consumer.", 9) == 0) {
+            if (!consumer) continue;
+            kv += 9;
+        } else if (strncmp(kv, "producer.", 9) == 0) {
+            if (consumer) continue;
+            kv += 9;
+        }
+        const char *eq = strchr(kv, '=');
+        if (!eq || eq == kv) {
+            snprintf(errbuf, errlen, "kafka setting '%s': expected name=value", k->conf[i]);
+            rc = VG_EINVAL;
+            break;
+        }
+        char name[256];
+        size_t n = (size_t)(eq - kv);
+        if (n >= sizeof(name)) n = sizeof(name) - 1;
+        memcpy(name, kv, n);
+        name[n] = 0;
+        rc = conf_set(c, name, eq + 1, errbuf, errlen);
+    }
+    if (rc) {
+        rd_kafka_conf_destroy(c);
+        return NULL;
+    }
+    rd_kafka_conf_set_opaque(c, opaque);
+    if (consumer) rd_kafka_conf_set_rebalance_cb(c, rebalance_cb);
+    else rd_kafka_conf_set_dr_msg_cb(c, dr_cb);
+    return c;
+}
+
+/* ---- partitions ---- */
+
+static int mkdir_p(const char *dir) {
+    char tmp[4096];
+    size_t n = strlen(dir);
+    if (n >= sizeof(tmp)) return -1;
+    memcpy(tmp, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (tmp[i] == '/' || tmp[i] == 0) {
+            char c = tmp[i];
+            tmp[i] = 0;
+            if (mkdir(tmp, 0755) < 0 && errno != EEXIST) return -1;
+            tmp[i] = c;
+        }
+    }
+    return 0;
+}
+
+static int read_offset(vg_pipeline_t *pl, int64_t *off) {
+    vg_buf_t b;
+    vg_buf_init(&b);
+    int rc = vg_pipeline_meta(pl, "kafka/offset", &b);
+    if (rc == 0 && b.len == sizeof(*off)) memcpy(off, b.p, sizeof(*off));
+    else if (rc == 0) rc = VG_ESTORE;
+    vg_buf_deinit(&b);
+    return rc;
+}
+
+/* A pipeline over the partition's store, resuming at its checkpoint. */
+static int part_load(worker_t *w, part_t *pt, char *errbuf, size_t errlen) {
+    vg_kafka_t *k = w->k;
+    vg_pipeline_opts_t po = k->o.pipeline;
+    po.store = pt->store;
+    pt->pl = vg_pipeline_new(k->o.prog, &po, errbuf, errlen);
+    if (!pt->pl) return VG_ESTORE;
+    int64_t off = -1;
+    int rc = read_offset(pt->pl, &off);
+    if (rc && rc != VG_ENOTFOUND) {
+        snprintf(errbuf, errlen, "partition %d: unreadable checkpoint offset", (int)pt->id);
+        return rc;
+    }
+    pt->next_off = pt->ckpt_off = off;
+    pt->resync = 1;
+    return 0;
+}
+
+static void part_free(part_t *pt) {
+    if (!pt) return;
+    vg_pipeline_free(pt->pl);
+    vg_store_close(pt->store);
+    free(pt);
+}
+
+static part_t *part_open(worker_t *w, int32_t id, char *errbuf, size_t errlen) {
+    vg_kafka_t *k = w->k;
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s/kafka/%s-%d", k->state_dir, k->topic_in, (int)id);
+    if (mkdir_p(dir) < 0) {
+        snprintf(errbuf, errlen, "%.300s: %s", dir, strerror(errno));
+        return NULL;
+    }
+    part_t *pt = calloc(1, sizeof(*pt));
+    if (!pt) {
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    pt->id = id;
+    /* the previous owner (another thread or instance sharing the directory) may still
+     * be closing it */
+    int64_t t0 = mono_ms();
+    for (;;) {
+        pt->store = vg_store_open(dir, errbuf, errlen);
+        if (pt->store || mono_ms() - t0 > OPEN_RETRY_MS || GET(k->stop)) break;
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (!pt->store || part_load(w, pt, errbuf, errlen) != 0) {
+        part_free(pt);
+        return NULL;
+    }
+    return pt;
+}
+
+static int part_put(worker_t *w, part_t *pt) {
+    if (pt->id >= w->cap) {
+        int32_t ncap = w->cap ? w->cap : 16;
+        while (ncap <= pt->id) ncap *= 2;
+        part_t **np = realloc(w->parts, (size_t)ncap * sizeof(*np));
+        if (!np) return VG_ENOMEM;
+        memset(np + w->cap, 0, (size_t)(ncap - w->cap) * sizeof(*np));
+        w->parts = np;
+        w->cap = ncap;
+    }
+    part_free(w->parts[pt->id]);
+    w->parts[pt->id] = pt;
+    return 0;
+}
+
+static void set_fatal(worker_t *w, const char *fmt, ...) {
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    logf_(w->k, 1, "worker %d: fatal: %s", w->index, line);
+    w->fatal = 1;
+    SET(w->k->failed, 1);
+    SET(w->k->stop, 1);
+}
+
+/* ---- checkpoint ---- */
+
+/* Waits until the broker acknowledged everything produced so far. 0, or -1 when
+ * stopping and the grace period ran out. */
+static int wait_acks(worker_t *w) {
+    while (rd_kafka_outq_len(w->p) > 0) {
+        rd_kafka_flush(w->p, 100);
+        if (GET(w->k->stop)) {
+            if (!w->stop_at) w->stop_at = mono_ms();
+            if (mono_ms() - w->stop_at > STOP_GRACE_MS) return -1;
+        }
+    }
+    return 0;
+}
+
+/* Drops the in-memory state of every owned partition and resumes from the last
+ * checkpoint (a produced message was lost). */
+static void rewind_parts(worker_t *w) {
+    vg_kafka_t *k = w->k;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+    for (int32_t i = 0; i < w->cap; i++) {
+        part_t *pt = w->parts[i];
+        if (!pt) continue;
+        vg_pipeline_free(pt->pl);
+        pt->pl = NULL;
+        char err[512];
+        if (part_load(w, pt, err, sizeof(err)) != 0) {
+            set_fatal(w, "partition %d: reloading after a failed delivery: %s", (int)i, err);
+            break;
+        }
+        rd_kafka_topic_partition_list_add(l, k->topic_in, i)->offset =
+            pt->next_off >= 0 ? pt->next_off : RD_KAFKA_OFFSET_BEGINNING;
+    }
+    if (!w->fatal && l->cnt) {
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(w->c, l, 10000);
+        if (e) {
+            set_fatal(w, "seeking back after a failed delivery: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    w->need_rewind = 0;
+    INC(w->ct.rewinds, 1);
+    logf_(k, 1, "worker %d: a delivery failed; resumed from the last checkpoint", w->index);
+}
+
+static void update_lag(worker_t *w) {
+    int64_t lag = 0;
+    uint32_t n = 0;
+    for (int32_t i = 0; i < w->cap; i++) {
+        part_t *pt = w->parts[i];
+        if (!pt) continue;
+        n++;
+        int64_t lo, hi;
+        if (rd_kafka_get_watermark_offsets(w->c, w->k->topic_in, i, &lo, &hi) == 0 && hi >= 0) {
+            int64_t at = pt->next_off >= 0 ? pt->next_off : lo;
+            if (at >= 0 && hi > at) lag += hi - at;
+        }
+    }
+    SET(w->ct.lag, lag);
+    SET(w->ct.partitions, n);
+}
+
+/* Checkpoints every changed partition after the broker acknowledged every message
+ * produced before. 0, or -1 when it could not (the state stays at the previous
+ * checkpoint, which is always safe). */
+static int checkpoint(worker_t *w, int commit) {
+    vg_kafka_t *k = w->k;
+    int any = 0;
+    for (int32_t i = 0; i < w->cap; i++)
+        if (w->parts[i] && w->parts[i]->next_off != w->parts[i]->ckpt_off) any = 1;
+    if (!any || w->fatal) return 0;
+    int64_t t0 = real_us();
+    if (wait_acks(w) < 0) return -1;
+    rd_kafka_poll(w->p, 0);
+    if (w->need_rewind) {
+        rewind_parts(w);
+        return -1;
+    }
+    rd_kafka_topic_partition_list_t *l = commit ? rd_kafka_topic_partition_list_new(8) : NULL;
+    for (int32_t i = 0; i < w->cap; i++) {
+        part_t *pt = w->parts[i];
+        if (!pt || pt->next_off == pt->ckpt_off) continue;
+        vg_kv_t meta = {"kafka/offset", &pt->next_off, sizeof(pt->next_off)};
+        char err[512];
+        if (vg_pipeline_checkpoint(pt->pl, &meta, 1, k->o.sync, err, sizeof(err)) != 0) {
+            set_fatal(w, "partition %d: checkpoint: %s", (int)i, err);
+            break;
+        }
+        pt->ckpt_off = pt->next_off;
+        if (l) rd_kafka_topic_partition_list_add(l, k->topic_in, i)->offset = pt->next_off;
+    }
+    if (l && l->cnt && !w->fatal) rd_kafka_commit(w->c, l, 1);
+    if (l) rd_kafka_topic_partition_list_destroy(l);
+    uint64_t us = (uint64_t)(real_us() - t0);
+    INC(w->ct.checkpoints, 1);
+    INC(w->ct.ckpt_us_sum, us);
+    if (us > GET(w->ct.ckpt_us_max)) SET(w->ct.ckpt_us_max, us);
+    return w->fatal ? -1 : 0;
+}
+
+/* ---- callbacks ---- */
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    (void)rk;
+    worker_t *w = opaque;
+    uintptr_t tag = (uintptr_t)m->_private;
+    int kind = (int)(tag & 3);
+    if (m->err) {
+        INC(w->ct.delivery_errors, 1);
+        w->need_rewind = 1;
+        logf_(w->k, 1, "worker %d: delivery to %s failed: %s", w->index,
+              rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+        return;
+    }
+    if (kind != OUT_ALERT) return;
+    INC(w->ct.alerts_acked, 1);
+    int64_t ts_ms = (int64_t)(tag >> 2);
+    if (ts_ms <= 0) return;
+    int64_t us = real_us() - ts_ms * 1000;
+    if (us < 0) us = 0;
+    double ms = (double)us / 1000.0;
+    int b = 0;
+    while (b < NB - 1 && ms > vg_kafka_latency_bounds_ms[b]) b++;
+    INC(w->ct.lat[b], 1);
+    INC(w->ct.lat_count, 1);
+    INC(w->ct.lat_sum_us, (uint64_t)us);
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque) {
+    worker_t *w = opaque;
+    vg_kafka_t *k = w->k;
+    int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        for (int i = 0; i < parts->cnt && !w->fatal; i++) {
+            rd_kafka_topic_partition_t *tp = &parts->elems[i];
+            if (strcmp(tp->topic, k->topic_in) != 0) continue;
+            char e[512];
+            part_t *pt = part_open(w, tp->partition, e, sizeof(e));
+            if (!pt) {
+                set_fatal(w, "partition %d: %s", (int)tp->partition, e);
+                break;
+            }
+            if (part_put(w, pt) != 0) {
+                part_free(pt);
+                set_fatal(w, "out of memory");
+                break;
+            }
+            tp->offset = pt->next_off >= 0 ? pt->next_off : RD_KAFKA_OFFSET_BEGINNING;
+            logf_(k, 0, "worker %d: assigned %s [%d] at offset %" PRId64, w->index, tp->topic,
+                  (int)tp->partition, pt->next_off);
+        }
+        if (coop) {
+            rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
+            if (e) rd_kafka_error_destroy(e);
+        } else {
+            rd_kafka_assign(rk, parts);
+        }
+        update_lag(w);
+        SET(w->ready, 1);
+    } else {
+        /* revoked (or lost): checkpoint, then hand the stores over by closing them; a
+         * partition that could not be checkpointed resumes at its last checkpoint */
+        if (checkpoint(w, err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) != 0 && !w->fatal)
+            logf_(k, 1, "worker %d: revoked partitions resume at their last checkpoint",
+                  w->index);
+        for (int i = 0; i < parts->cnt; i++) {
+            rd_kafka_topic_partition_t *tp = &parts->elems[i];
+            if (strcmp(tp->topic, k->topic_in) != 0 || tp->partition >= w->cap) continue;
+            part_free(w->parts[tp->partition]);
+            w->parts[tp->partition] = NULL;
+            logf_(k, 0, "worker %d: revoked %s [%d]", w->index, tp->topic, (int)tp->partition);
+        }
+        if (coop) {
+            rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
+            if (e) rd_kafka_error_destroy(e);
+        } else {
+            rd_kafka_assign(rk, NULL);
+        }
+        update_lag(w);
+    }
+}
+
+/* ---- per message ---- */
+
+/* Produces one record, waiting while the producer's queue is full. 0 or -1. */
+static int produce(worker_t *w, rd_kafka_topic_t *t, const void *val, size_t len,
+                   const void *key, size_t klen, int kind, int64_t ts_ms) {
+    uintptr_t tag = ((uintptr_t)(ts_ms > 0 ? ts_ms : 0) << 2) | (uintptr_t)kind;
+    for (;;) {
+        if (rd_kafka_produce(t, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)val, len,
+                             key, klen, (void *)tag) == 0)
+            return 0;
+        rd_kafka_resp_err_t e = rd_kafka_last_error();
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            set_fatal(w, "producing to %s: %s", rd_kafka_topic_name(t), rd_kafka_err2str(e));
+            return -1;
+        }
+        INC(w->ct.backpressure, 1);
+        rd_kafka_poll(w->p, 10);
+        if (GET(w->k->stop)) {
+            if (!w->stop_at) w->stop_at = mono_ms();
+            if (mono_ms() - w->stop_at > STOP_GRACE_MS) {
+                set_fatal(w, "the producer's queue stayed full while stopping");
+                return -1;
+            }
+        }
+    }
+}
+
+/* i at an opening quote: the index past the closing one (or n). */
+static size_t str_end(const char *s, size_t n, size_t i) {
+    for (i++; i < n; i++) {
+        if (s[i] == '\\') i++;
+        else if (s[i] == '"') return i + 1;
+    }
+    return n;
+}
+
+static const char *const SEVERITIES[] = {"low", "medium", "high", "critical"};
+
+/* The highest severity among the fired active rules of a decision line. */
+static const char *max_severity(const char *d, size_t n) {
+    const char *r = memmem(d, n, "\"rules\":[", 9);
+    if (!r) return "medium";
+    const char *end = memmem(r, n - (size_t)(r - d), "],\"shadow\":[", 12);
+    if (!end) end = d + n;
+    int best = -1;
+    const char *p = r;
+    static const char pat[] = "\",\"severity\":\"";
+    while ((p = memmem(p, (size_t)(end - p), pat, sizeof(pat) - 1)) != NULL) {
+        p += sizeof(pat) - 1;
+        for (int s = 0; s < 4; s++) {
+            size_t l = strlen(SEVERITIES[s]);
+            if ((size_t)(end - p) > l && memcmp(p, SEVERITIES[s], l) == 0 && p[l] == '"' &&
+                s > best)
+                best = s;
+        }
+    }
+    return best < 0 ? "medium" : SEVERITIES[best];
+}
+
+/* Points at the escaped text of the decision's "id" and "account". 0 or -1. */
+static int dec_id_account(const char *d, size_t n, const char **id, size_t *il,
+                          const char **acc, size_t *al) {
+    if (n < 8 || memcmp(d, "{\"id\":\"", 7) != 0) return -1;
+    size_t e = str_end(d, n, 6);
+    *id = d + 7;
+    *il = e - 1 - 7;
+    if (e + 12 > n || memcmp(d + e, ",\"account\":\"", 12) != 0) return -1;
+    size_t a0 = e + 11;
+    size_t ae = str_end(d, n, a0);
+    *acc = d + a0 + 1;
+    *al = ae - 1 - (a0 + 1);
+    return 0;
+}
+
+static int decision_index(const char *d, size_t n) {
+    const char *p = memmem(d, n, "\"decision\":\"", 12);
+    if (!p) return 0;
+    p += 12;
+    size_t left = n - (size_t)(p - d);
+    if (left >= 6 && memcmp(p, "review", 6) == 0) return 1;
+    if (left >= 5 && memcmp(p, "block", 5) == 0) return 2;
+    if (left >= 5 && memcmp(p, "alert", 5) == 0) return 3;
+    return 0;
+}
+
+static int put_b64(vg_buf_t *b, const unsigned char *s, size_t n) {
+    static const char tb[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if (vg_buf_reserve(b, (n + 2) / 3 * 4) < 0) return VG_ENOMEM;
+    char *o = b->p + b->len;
+    size_t i = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
+        *o++ = tb[v >> 18];
+        *o++ = tb[(v >> 12) & 63];
+        *o++ = tb[(v >> 6) & 63];
+        *o++ = tb[v & 63];
+    }
+    if (i < n) {
+        uint32_t v = (uint32_t)s[i] << 16 | (i + 1 < n ? (uint32_t)s[i + 1] << 8 : 0);
+        *o++ = tb[v >> 18];
+        *o++ = tb[(v >> 12) & 63];
+        *o++ = i + 1 < n ? tb[(v >> 6) & 63] : '=';
+        *o++ = '=';
+    }
+    b->len = (size_t)(o - b->p);
+    return 0;
+}
+
+/* The rejection line for an event ahead of the clock, into w->out. */
+static int future_reject(worker_t *w, const char *s, size_t n, int64_t ts, int64_t now) {
+    vg_buf_t *o = &w->out;
+    int rc = vg_buf_puts(o, "{\"id\":");
+    /* the id, when the message is an object whose top-level "id" is a plain string */
+    const char *id = NULL;
+    size_t il = 0;
+    const char *p = memmem(s, n, "\"id\"", 4);
+    if (p) {
+        size_t i = (size_t)(p - s) + 4;
+        while (i < n && (s[i] == ' ' || s[i] == ':')) i++;
+        if (i < n && s[i] == '"') {
+            size_t e = str_end(s, n, i);
+            if (e <= n && e >= i + 2 && s[e - 1] == '"') {
+                id = s + i + 1;
+                il = e - 1 - (i + 1);
+            }
+        }
+    }
+    if (!rc && id && il >= 1 && il <= VG_EVENT_MAX_ID && !memchr(id, '\\', il))
+        rc = vg_json_str(o, id, il);
+    else if (!rc)
+        rc = vg_buf_puts(o, "null");
+    char reason[200];
+    snprintf(reason, sizeof(reason),
+             "event time is %" PRId64 " ms ahead of the service clock; at most %" PRId64
+             " ms is allowed", ts - now, w->k->o.future_ms);
+    if (!rc) rc = vg_buf_puts(o, ",\"error\":");
+    if (!rc) rc = vg_json_str(o, reason, strlen(reason));
+    if (!rc) rc = vg_buf_puts(o, ",\"code\":\"future\"}\n");
+    return rc;
+}
+
+static void handle(worker_t *w, const rd_kafka_message_t *m, int64_t now_ms) {
+    vg_kafka_t *k = w->k;
+    if (m->err) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            logf_(k, 0, "worker %d: consumer: %s", w->index, rd_kafka_message_errstr(m));
+        return;
+    }
+    part_t *pt = m->partition >= 0 && m->partition < w->cap ? w->parts[m->partition] : NULL;
+    if (!pt || (pt->next_off >= 0 && m->offset < pt->next_off)) {
+        INC(w->ct.stale, 1);
+        return;
+    }
+    if (pt->next_off >= 0 && m->offset > pt->next_off) {
+        if (pt->resync) {
+            /* a message fetched before the seek: wait for next_off, unless the broker
+             * no longer has it */
+            int64_t lo = -1, hi = -1;
+            rd_kafka_get_watermark_offsets(w->c, k->topic_in, m->partition, &lo, &hi);
+            if (lo < 0 || lo <= pt->next_off) {
+                INC(w->ct.stale, 1);
+                return;
+            }
+        }
+        INC(w->ct.gaps, (uint64_t)(m->offset - pt->next_off));
+        logf_(k, 1, "worker %d: %s [%d]: offsets %" PRId64 "..%" PRId64
+              " are gone from the broker (retention or truncation); they were never processed",
+              w->index, k->topic_in, (int)m->partition, pt->next_off, m->offset - 1);
+    }
+    pt->resync = 0;
+    INC(w->ct.messages, 1);
+
+    const char *s = m->payload ? (const char *)m->payload : "";
+    size_t n = m->payload ? m->len : 0;
+    while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r')) n--;
+    rd_kafka_timestamp_type_t tst;
+    int64_t ts_msg = rd_kafka_message_timestamp(m, &tst);
+    vg_buf_clear(&w->out);
+    vg_outcome_t oc = VG_OUT_BLANK;
+    vg_reject_t code = VG_REJECT_NONE;
+    int64_t ts;
+    int rc;
+    if (k->o.future_ms >= 0 && n <= VG_EVENT_MAX_BYTES && vg_kafka_peek_ts(s, n, &ts) == 0 &&
+        ts > now_ms + k->o.future_ms) {
+        rc = future_reject(w, s, n, ts, now_ms);
+        oc = VG_OUT_REJECTED;
+        code = VG_REJECT_FUTURE;
+    } else {
+        rc = vg_pipeline_line(pt->pl, s, n, &w->out, &oc);
+        if (oc == VG_OUT_REJECTED) code = vg_pipeline_last_reject(pt->pl);
+    }
+    if (rc) {
+        set_fatal(w, "%s [%d] offset %" PRId64 ": %s", k->topic_in, (int)m->partition,
+                  m->offset, vg_strerror(rc));
+        return;
+    }
+    const char *d = w->out.p;
+    size_t dl = w->out.len ? w->out.len - 1 : 0;   /* without the newline */
+    switch (oc) {
+    case VG_OUT_DECIDED: {
+        INC(w->ct.decided, 1);
+        INC(w->ct.by_decision[decision_index(d, dl)], 1);
+        const char *id = NULL, *acc = NULL;
+        size_t il = 0, al = 0;
+        if (dec_id_account(d, dl, &id, &il, &acc, &al) != 0) {
+            set_fatal(w, "unexpected decision line");
+            return;
+        }
+        const void *key = m->key ? m->key : (const void *)acc;
+        size_t klen = m->key ? m->key_len : al;
+        if (vg_pipeline_last_alert(pt->pl)) {
+            char aid[33];
+            vg_kafka_alert_id(acc, al, id, il, k->o.pipeline.ruleset_version, aid);
+            vg_buf_t *r = &w->rec;
+            vg_buf_clear(r);
+            rc = vg_buf_append(r, d, dl - 1);   /* without the closing brace */
+            if (!rc) rc = vg_buf_puts(r, ",\"alert_id\":\"");
+            if (!rc) rc = vg_buf_append(r, aid, 32);
+            if (!rc) rc = vg_buf_puts(r, "\",\"severity\":\"");
+            if (!rc) rc = vg_buf_puts(r, max_severity(d, dl));
+            if (!rc) rc = vg_buf_puts(r, "\"}");
+            if (rc) {
+                set_fatal(w, "out of memory");
+                return;
+            }
+            if (produce(w, w->t_alerts, r->p, r->len, key, klen, OUT_ALERT, ts_msg) < 0) return;
+            INC(w->ct.alerts, 1);
+        }
+        if (w->t_dec) {
+            if (produce(w, w->t_dec, d, dl, key, klen, OUT_DECISION, ts_msg) < 0) return;
+            INC(w->ct.decisions_out, 1);
+        }
+        break;
+    }
+    case VG_OUT_DUPLICATE:
+        INC(w->ct.duplicates, 1);
+        if (w->t_dec) {
+            if (produce(w, w->t_dec, d, dl, m->key, m->key ? m->key_len : 0, OUT_DECISION,
+                        ts_msg) < 0)
+                return;
+            INC(w->ct.decisions_out, 1);
+        }
+        break;
+    case VG_OUT_REJECTED: {
+        INC(w->ct.rejected, 1);
+        INC(w->ct.rejected_by[code], 1);
+        vg_buf_t *r = &w->rec;
+        vg_buf_clear(r);
+        char num[64];
+        rc = vg_buf_puts(r, "{\"original\":\"");
+        if (!rc) rc = put_b64(r, m->payload, m->payload ? m->len : 0);
+        if (!rc) rc = vg_buf_puts(r, "\",\"topic\":");
+        if (!rc) rc = vg_json_str(r, k->topic_in, strlen(k->topic_in));
+        snprintf(num, sizeof(num), ",\"partition\":%d,\"offset\":%" PRId64 ",",
+                 (int)m->partition, m->offset);
+        if (!rc) rc = vg_buf_puts(r, num);
+        if (!rc) rc = vg_buf_append(r, d + 1, dl - 1);   /* "id":..,"error":..,"code":..} */
+        if (rc) {
+            set_fatal(w, "out of memory");
+            return;
+        }
+        if (produce(w, w->t_dlq, r->p, r->len, m->key, m->key ? m->key_len : 0, OUT_DLQ,
+                    ts_msg) < 0)
+            return;
+        INC(w->ct.dead_letters, 1);
+        break;
+    }
+    case VG_OUT_BLANK:
+        INC(w->ct.blank, 1);
+        break;
+    }
+    pt->next_off = m->offset + 1;
+}
+
+/* ---- worker thread ---- */
+
+static int64_t clock_now(vg_kafka_t *k) {
+    if (k->o.now_ms) return k->o.now_ms(k->o.now_ctx);
+    return real_us() / 1000;
+}
+
+static void *worker_main(void *arg) {
+    worker_t *w = arg;
+    vg_kafka_t *k = w->k;
+    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(sub, k->topic_in, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(w->c, sub);
+    rd_kafka_topic_partition_list_destroy(sub);
+    if (e) set_fatal(w, "subscribing to %s: %s", k->topic_in, rd_kafka_err2str(e));
+    rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(w->c);
+    rd_kafka_message_t *msgs[BATCH];
+    int64_t last_ckpt = mono_ms();
+    while (!GET(k->stop) && !w->fatal) {
+        ssize_t n = rd_kafka_consume_batch_queue(q, 100, msgs, BATCH);
+        int64_t now = clock_now(k);
+        for (ssize_t i = 0; i < n; i++) {
+            if (!w->fatal && !w->need_rewind) handle(w, msgs[i], now);
+            rd_kafka_message_destroy(msgs[i]);
+        }
+        rd_kafka_poll(w->p, 0);
+        int64_t t = mono_ms();
+        if (w->need_rewind || t - last_ckpt >= k->o.checkpoint_ms) {
+            checkpoint(w, 1);
+            update_lag(w);
+            last_ckpt = mono_ms();
+        }
+    }
+    /* graceful: checkpoint (after the broker acknowledged everything), leave the group
+     * (the revocation checkpoints again and closes the stores) */
+    if (!w->fatal && checkpoint(w, 1) != 0 && !w->fatal)
+        logf_(k, 1, "worker %d: final checkpoint not written (broker unreachable); a restart "
+              "resumes from the previous one", w->index);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_consumer_close(w->c);
+    for (int32_t i = 0; i < w->cap; i++) {
+        part_free(w->parts[i]);
+        w->parts[i] = NULL;
+    }
+    SET(w->ct.partitions, 0);
+    rd_kafka_flush(w->p, 5000);
+    return NULL;
+}
+
+/* ---- lifecycle ---- */
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+vg_kafka_t *vg_kafka_new(const vg_kafka_opts_t *o, char *errbuf, size_t errlen) {
+    if (!o->brokers || !*o->brokers || !o->state_dir || !o->prog || !o->group ||
+        !o->topic_in || !o->topic_alerts || !o->topic_dlq) {
+        snprintf(errbuf, errlen, "kafka: brokers, state directory, rules, group and topics "
+                                 "are required");
+        return NULL;
+    }
+    if (o->threads < 1 || o->threads > 256 || o->checkpoint_ms < 1) {
+        snprintf(errbuf, errlen, "kafka: threads must be 1..256 and the checkpoint interval "
+                                 "positive");
+        return NULL;
+    }
+    vg_kafka_t *k = calloc(1, sizeof(*k));
+    if (!k) goto oom;
+    k->o = *o;
+    k->o.prog = vg_prog_ref(o->prog);   /* references first: vg_kafka_free drops them */
+    k->o.pipeline.lists = o->pipeline.lists;
+    if (o->pipeline.lists) vg_lists_ref(o->pipeline.lists);
+    k->brokers = strdup(o->brokers);
+    k->group = strdup(o->group);
+    k->topic_in = strdup(o->topic_in);
+    k->topic_alerts = strdup(o->topic_alerts);
+    k->topic_dec = dup_or_null(o->topic_decisions);
+    k->topic_dlq = strdup(o->topic_dlq);
+    k->state_dir = strdup(o->state_dir);
+    if (!k->brokers || !k->group || !k->topic_in || !k->topic_alerts || !k->topic_dlq ||
+        !k->state_dir || (o->topic_decisions && !k->topic_dec))
+        goto oom;
+    for (int i = 0; o->conf && o->conf[i]; i++) k->nconf++;
+    k->conf = calloc((size_t)k->nconf + 1, sizeof(char *));
+    if (!k->conf) goto oom;
+    for (int i = 0; i < k->nconf; i++)
+        if (!(k->conf[i] = strdup(o->conf[i]))) goto oom;
+    /* check the settings once, so that a typo fails before anything starts */
+    for (int c = 0; c < 2; c++) {
+        rd_kafka_conf_t *cf = make_conf(k, c, NULL, errbuf, errlen);
+        if (!cf) goto fail;
+        rd_kafka_conf_destroy(cf);
+    }
+    k->nw = o->threads;
+    k->w = calloc((size_t)k->nw, sizeof(worker_t));
+    if (!k->w) goto oom;
+    if (mkdir_p(k->state_dir) < 0) {
+        snprintf(errbuf, errlen, "%.300s: %s", k->state_dir, strerror(errno));
+        goto fail;
+    }
+    return k;
+oom:
+    snprintf(errbuf, errlen, "out of memory");
+fail:
+    vg_kafka_free(k);
+    return NULL;
+}
+
+static void worker_deinit(worker_t *w) {
+    if (w->t_alerts) rd_kafka_topic_destroy(w->t_alerts);
+    if (w->t_dec) rd_kafka_topic_destroy(w->t_dec);
+    if (w->t_dlq) rd_kafka_topic_destroy(w->t_dlq);
+    w->t_alerts = w->t_dec = w->t_dlq = NULL;
+    if (w->c) rd_kafka_destroy(w->c);
+    if (w->p) rd_kafka_destroy(w->p);
+    w->c = w->p = NULL;
+    if (w->parts)
+        for (int32_t i = 0; i < w->cap; i++) part_free(w->parts[i]);
+    free(w->parts);
+    w->parts = NULL;
+    w->cap = 0;
+    vg_buf_deinit(&w->out);
+    vg_buf_deinit(&w->rec);
+}
+
+static int worker_init(vg_kafka_t *k, worker_t *w, int index, char *errbuf, size_t errlen) {
+    char e[512];
+    w->k = k;
+    w->index = index;
+    vg_buf_init(&w->out);
+    vg_buf_init(&w->rec);
+    rd_kafka_conf_t *cc = make_conf(k, 1, w, errbuf, errlen);
+    if (!cc) return VG_EINVAL;
+    w->c = rd_kafka_new(RD_KAFKA_CONSUMER, cc, e, sizeof(e));   /* takes cc on success */
+    if (!w->c) {
+        rd_kafka_conf_destroy(cc);
+        snprintf(errbuf, errlen, "kafka consumer: %s", e);
+        return VG_EIO;
+    }
+    rd_kafka_poll_set_consumer(w->c);
+    rd_kafka_conf_t *pc = make_conf(k, 0, w, errbuf, errlen);
+    if (!pc) return VG_EINVAL;
+    w->p = rd_kafka_new(RD_KAFKA_PRODUCER, pc, e, sizeof(e));   /* takes pc on success */
+    if (!w->p) {
+        rd_kafka_conf_destroy(pc);
+        snprintf(errbuf, errlen, "kafka producer: %s", e);
+        return VG_EIO;
+    }
+    w->t_alerts = rd_kafka_topic_new(w->p, k->topic_alerts, NULL);
+    w->t_dlq = rd_kafka_topic_new(w->p, k->topic_dlq, NULL);
+    if (k->topic_dec) w->t_dec = rd_kafka_topic_new(w->p, k->topic_dec, NULL);
+    if (!w->t_alerts || !w->t_dlq || (k->topic_dec && !w->t_dec)) {
+        snprintf(errbuf, errlen, "kafka topics: %s", rd_kafka_err2str(rd_kafka_last_error()));
+        return VG_EIO;
+    }
+    return 0;
+}
+
+int vg_kafka_start(vg_kafka_t *k, char *errbuf, size_t errlen) {
+    if (k->running) return 0;
+    for (int i = 0; i < k->nw; i++) {
+        if (worker_init(k, &k->w[i], i, errbuf, errlen) != 0) goto fail;
+    }
+    for (int i = 0; i < k->nw; i++) {
+        if (pthread_create(&k->w[i].tid, NULL, worker_main, &k->w[i]) != 0) {
+            snprintf(errbuf, errlen, "cannot start a thread");
+            SET(k->stop, 1);
+            goto fail;
+        }
+        k->w[i].started = 1;
+    }
+    k->running = 1;
+    logf_(k, 0, "consuming %s from %s in group %s with %d thread(s)", k->topic_in, k->brokers,
+          k->group, k->nw);
+    return 0;
+fail:
+    for (int i = 0; i < k->nw; i++) {
+        if (k->w[i].started) pthread_join(k->w[i].tid, NULL);
+        k->w[i].started = 0;
+        worker_deinit(&k->w[i]);
+    }
+    return VG_EIO;
+}
+
+void vg_kafka_stop(vg_kafka_t *k) { SET(k->stop, 1); }
+
+int vg_kafka_wait(vg_kafka_t *k) {
+    for (int i = 0; i < k->nw; i++) {
+        if (k->w[i].started) pthread_join(k->w[i].tid, NULL);
+        k->w[i].started = 0;
+    }
+    k->running = 0;
+    return GET(k->failed) ? VG_EIO : 0;
+}
+
+int vg_kafka_failed(const vg_kafka_t *k) { return GET(((vg_kafka_t *)k)->failed); }
+
+void vg_kafka_free(vg_kafka_t *k) {
+    if (!k) return;
+    if (k->w) {
+        vg_kafka_stop(k);
+        vg_kafka_wait(k);
+        for (int i = 0; i < k->nw; i++) worker_deinit(&k->w[i]);
+        free(k->w);
+    }
+    if (k->conf)
+        for (int i = 0; i < k->nconf; i++) free(k->conf[i]);
+    free(k->conf);
+    vg_prog_unref(k->o.prog);
+    vg_lists_unref(k->o.pipeline.lists);
+    free(k->brokers);
+    free(k->group);
+    free(k->topic_in);
+    free(k->topic_alerts);
+    free(k->topic_dec);
+    free(k->topic_dlq);
+    free(k->state_dir);
+    free(k);
+}
+
+int vg_kafka_ready(const vg_kafka_t *k) {
+    if (!k->running) return 0;
+    for (int i = 0; i < k->nw; i++)
+        if (!GET(((vg_kafka_t *)k)->w[i].ready)) return 0;
+    return 1;
+}
+
+void vg_kafka_get_stats(const vg_kafka_t *k, vg_kafka_stats_t *s) {
+    memset(s, 0, sizeof(*s));
+    for (int i = 0; i < k->nw; i++) {
+        counters_t *c = &((vg_kafka_t *)k)->w[i].ct;
+        s->messages += GET(c->messages);
+        s->decided += GET(c->decided);
+        s->duplicates += GET(c->duplicates);
+        s->rejected += GET(c->rejected);
+        s->blank += GET(c->blank);
+        for (int j = 0; j < 4; j++) s->by_decision[j] += GET(c->by_decision[j]);
+        for (int j = 0; j < VG_REJECT__COUNT; j++) s->rejected_by[j] += GET(c->rejected_by[j]);
+        s->alerts += GET(c->alerts);
+        s->alerts_acked += GET(c->alerts_acked);
+        s->decisions_out += GET(c->decisions_out);
+        s->dead_letters += GET(c->dead_letters);
+        s->stale += GET(c->stale);
+        s->gaps += GET(c->gaps);
+        s->backpressure += GET(c->backpressure);
+        s->checkpoints += GET(c->checkpoints);
+        s->checkpoint_us_sum += GET(c->ckpt_us_sum);
+        uint64_t mx = GET(c->ckpt_us_max);
+        if (mx > s->checkpoint_us_max) s->checkpoint_us_max = mx;
+        s->lag += GET(c->lag);
+        s->partitions += GET(c->partitions);
+        for (int j = 0; j < NB; j++) s->latency_buckets[j] += GET(c->lat[j]);
+        s->latency_count += GET(c->lat_count);
+        s->latency_sum_s += (double)GET(c->lat_sum_us) / 1e6;
+    }
+}
+
+int vg_kafka_metrics(const vg_kafka_t *k, vg_buf_t *out) {
+    vg_kafka_stats_t s;
+    vg_kafka_get_stats(k, &s);
+    char line[256];
+    int rc = 0;
+#define EMIT(...)                                          \
+    do {                                                   \
+        snprintf(line, sizeof(line), __VA_ARGS__);         \
+        if (!rc) rc = vg_buf_puts(out, line);              \
+    } while (0)
+#define COUNTER(name, help, v)                                                   \
+    EMIT("# HELP vigil_kafka_" name " " help "\n# TYPE vigil_kafka_" name " counter\n"); \
+    EMIT("vigil_kafka_" name " %" PRIu64 "\n", (uint64_t)(v))
+    COUNTER("messages_total", "Messages consumed and processed.", s.messages);
+    EMIT("# HELP vigil_kafka_decisions_total Decided events by decision.\n"
+         "# TYPE vigil_kafka_decisions_total counter\n");
+    static const char *const dn[4] = {"allow", "review", "block", "alert"};
+    for (int i = 0; i < 4; i++)
+        EMIT("vigil_kafka_decisions_total{decision=\"%s\"} %" PRIu64 "\n", dn[i],
+             s.by_decision[i]);
+    COUNTER("duplicates_total", "Duplicate events answered with their original decision.",
+            s.duplicates);
+    EMIT("# HELP vigil_kafka_rejected_total Rejected events by code.\n"
+         "# TYPE vigil_kafka_rejected_total counter\n");
+    for (int i = 1; i < VG_REJECT__COUNT; i++)
+        EMIT("vigil_kafka_rejected_total{code=\"%s\"} %" PRIu64 "\n",
+             vg_reject_code((vg_reject_t)i), s.rejected_by[i]);
+    COUNTER("alerts_total", "Alerts produced.", s.alerts);
+    COUNTER("alerts_acked_total", "Alerts acknowledged by the broker.", s.alerts_acked);
+    COUNTER("decisions_published_total", "Decisions produced to the decisions topic.",
+            s.decisions_out);
+    COUNTER("dead_letters_total", "Records produced to the dead-letter topic.", s.dead_letters);
+    COUNTER("stale_total", "Messages dropped as already processed or not owned.", s.stale);
+    COUNTER("offset_gaps_total", "Offsets the broker no longer had (never processed).", s.gaps);
+    COUNTER("backpressure_total", "Produce calls that waited on a full producer queue.",
+            s.backpressure);
+    COUNTER("checkpoints_total", "Checkpoints written.", s.checkpoints);
+    EMIT("# HELP vigil_kafka_checkpoint_seconds Time to acknowledge and write checkpoints.\n"
+         "# TYPE vigil_kafka_checkpoint_seconds summary\n");
+    EMIT("vigil_kafka_checkpoint_seconds_sum %.6f\n", (double)s.checkpoint_us_sum / 1e6);
+    EMIT("vigil_kafka_checkpoint_seconds_count %" PRIu64 "\n", s.checkpoints);
+    EMIT("# HELP vigil_kafka_checkpoint_seconds_max Longest checkpoint.\n"
+         "# TYPE vigil_kafka_checkpoint_seconds_max gauge\n"
+         "vigil_kafka_checkpoint_seconds_max %.6f\n", (double)s.checkpoint_us_max / 1e6);
+    EMIT("# HELP vigil_kafka_consumer_lag Messages behind the high watermark.\n"
+         "# TYPE vigil_kafka_consumer_lag gauge\nvigil_kafka_consumer_lag %" PRId64 "\n", s.lag);
+    EMIT("# HELP vigil_kafka_partitions Partitions owned.\n"
+         "# TYPE vigil_kafka_partitions gauge\nvigil_kafka_partitions %u\n", s.partitions);
+    EMIT("# HELP vigil_kafka_alert_latency_seconds Event (Kafka timestamp) to alert "
+         "acknowledged by the broker.\n# TYPE vigil_kafka_alert_latency_seconds histogram\n");
+    uint64_t cum = 0;
+    for (int i = 0; i < NB; i++) {
+        cum += s.latency_buckets[i];
+        if (i == NB - 1)
+            EMIT("vigil_kafka_alert_latency_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", cum);
+        else
+            EMIT("vigil_kafka_alert_latency_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                 vg_kafka_latency_bounds_ms[i] / 1000.0, cum);
+    }
+    EMIT("vigil_kafka_alert_latency_seconds_sum %.6f\n", s.latency_sum_s);
+    EMIT("vigil_kafka_alert_latency_seconds_count %" PRIu64 "\n", s.latency_count);
+#undef COUNTER
+#undef EMIT
+    return rc;
+}

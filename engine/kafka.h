@@ -1,0 +1,166 @@
+/* kafka.h - the streaming service core: transactions from Kafka in, decisions, alerts
+ * and dead letters out, with state and consumed offsets committed together.
+ *
+ * Design (docs/kafka.md has the long form):
+ * - T processing threads; each is one member of the consumer group (its own
+ *   KafkaConsumer) and owns the partitions the group assigns to it, and its own
+ *   idempotent producer (acks=all, lz4). Nothing on the hot path takes a lock.
+ * - Every assigned partition has its own state: a RocksDB store under
+ *   STATE/kafka/<topic>-<partition> and a vg_pipeline_t over it. Per-account state is
+ *   then exactly replay's (an account's events stay in one partition, in order), and
+ *   state keyed otherwise (`by K` windows) is per partition, as SPEC section 5 says.
+ * - Offsets are vigil's own: a checkpoint writes a partition's changed state and the
+ *   next offset to consume (meta record "kafka/offset") in one atomic RocksDB write,
+ *   and only after the broker acknowledged every message the thread produced before
+ *   it (the producer is flushed first). On assignment a partition resumes at its
+ *   stored offset (from the beginning when it has none). Offsets are also committed to
+ *   the group afterwards, for lag monitoring only.
+ * - After a crash the events after the last checkpoint are processed again from the
+ *   same state, so the same decisions and alerts (same alert_id) are produced again:
+ *   at least once, never fewer, state never counts an event twice.
+ * - Rebalance: a revoked partition is checkpointed and its store closed before the
+ *   revocation returns; the new owner opens the same directory. Handover therefore
+ *   works between threads and between instances sharing STATE (one host or a shared
+ *   volume); instances with separate disks do not hand state over (see docs/kafka.md).
+ *
+ * Output records:
+ *   alert     (topic_alerts, key = input key, else the account): the decision line of
+ *             SPEC section 3 plus "alert_id" (32 hex digits, a 128-bit hash of account,
+ *             event id and ruleset version) and "severity" (highest of the fired active
+ *             rules). Only when vg_pipeline_last_alert() says so; duplicates raise none.
+ *   decision  (topic_decisions, when set): every decision line, duplicates included.
+ *   dead letter (topic_dlq): {"original":base64,"topic":..,"partition":..,"offset":..,
+ *             "id":..,"error":..,"code":..} for every rejected message.
+ *
+ * Threading: vg_kafka_new/start/stop/wait/free from one controlling thread;
+ * vg_kafka_get_stats, vg_kafka_metrics and vg_kafka_ready from any thread.
+ * Ownership: the service keeps a reference to the program and the lists; it copies
+ * every string of the options.
+ */
+#ifndef VG_KAFKA_H
+#define VG_KAFKA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/jsonout.h"
+#include "engine/pipeline.h"
+#include "rules/program.h"
+
+typedef struct vg_kafka vg_kafka_t;
+
+typedef struct vg_kafka_opts {
+    const char *brokers;          /* bootstrap servers; required */
+    const char *group;            /* consumer group, default "vigil" */
+    const char *topic_in;         /* default "transactions" */
+    const char *topic_alerts;     /* default "alerts" */
+    const char *topic_decisions;  /* NULL: decisions are not published */
+    const char *topic_dlq;        /* default "transactions.dlq" */
+    const char *state_dir;        /* required: partitions' stores live under it */
+    vg_program_t *prog;           /* borrowed; each partition's pipeline takes a ref */
+    vg_pipeline_opts_t pipeline;  /* lateness, horizon, lists, versions, mem_budget (per
+                                     partition); its `store` is ignored */
+    int threads;                  /* processing threads, default 2 */
+    int64_t future_ms;            /* reject events more than this ahead of the clock
+                                     (code `future`); default 5 min; < 0: never */
+    int64_t checkpoint_ms;        /* checkpoint interval, default 1000 */
+    int sync;                     /* fsync the state at checkpoints (default 1) */
+    const char *const *conf;      /* librdkafka settings "name=value" for every client
+                                     ("consumer.name=v" / "producer.name=v" for one
+                                     kind), NULL-terminated; may be NULL */
+    int64_t (*now_ms)(void *ctx); /* clock for `future`; NULL: the real-time clock */
+    void *now_ctx;
+    int quiet;                    /* 1: no informational log lines on stderr */
+} vg_kafka_opts_t;
+
+/* Fills the defaults above (brokers, state_dir and prog stay NULL). Can't fail. */
+void vg_kafka_opts_default(vg_kafka_opts_t *o);
+
+/* Checks the options and the librdkafka settings and creates the service without
+ * starting it. Returns NULL with a reason in errbuf. Free with vg_kafka_free(). */
+vg_kafka_t *vg_kafka_new(const vg_kafka_opts_t *o, char *errbuf, size_t errlen);
+
+/* Starts the processing threads (each joins the group). Returns 0, or VG_EIO with a
+ * reason in errbuf (clients could not be created; nothing is left running). */
+int vg_kafka_start(vg_kafka_t *k, char *errbuf, size_t errlen);
+
+/* Asks every thread to stop: each finishes its current batch, waits for its produced
+ * messages to be acknowledged, checkpoints, commits and leaves the group. Returns at
+ * once; async-signal-safe (it only sets a flag). Can't fail. */
+void vg_kafka_stop(vg_kafka_t *k);
+
+/* Waits for every thread to end. Returns 0 when all stopped cleanly (final checkpoint
+ * written), VG_EIO when a thread failed (store error, a message the broker refused, a
+ * checkpoint that could not complete); the state is then at its last checkpoint and a
+ * restart resumes from there. Can't fail otherwise. */
+int vg_kafka_wait(vg_kafka_t *k);
+
+/* 1 when a thread ended on a fatal error (the service should stop and be restarted);
+ * 0 otherwise. Can't fail. */
+int vg_kafka_failed(const vg_kafka_t *k);
+
+/* Stops (if running), waits and frees. Accepts NULL. */
+void vg_kafka_free(vg_kafka_t *k);
+
+/* 1 once every thread has received its first assignment from the group. */
+int vg_kafka_ready(const vg_kafka_t *k);
+
+typedef struct vg_kafka_stats {
+    uint64_t messages;            /* consumed messages processed */
+    uint64_t decided, duplicates, rejected, blank;
+    uint64_t by_decision[4];      /* allow, review, block, alert */
+    uint64_t rejected_by[VG_REJECT__COUNT];
+    uint64_t alerts, alerts_acked, decisions_out, dead_letters;
+    uint64_t stale;               /* dropped: partition not owned or offset already done */
+    uint64_t gaps;                /* offsets skipped by the broker (truncation) */
+    uint64_t backpressure;        /* produce calls that waited on a full queue */
+    uint64_t checkpoints;
+    uint64_t checkpoint_us_sum, checkpoint_us_max;
+    int64_t lag;                  /* sum over owned partitions (as of the last check) */
+    uint32_t partitions;          /* owned now */
+    uint64_t latency_buckets[16]; /* event (Kafka timestamp) to alert acknowledged */
+    uint64_t latency_count;
+    double latency_sum_s;
+} vg_kafka_stats_t;
+
+/* Upper bounds of latency_buckets in milliseconds; the last is +Inf. */
+extern const double vg_kafka_latency_bounds_ms[16];
+
+/* Sums the threads' counters (a consistent-enough snapshot). Can't fail. */
+void vg_kafka_get_stats(const vg_kafka_t *k, vg_kafka_stats_t *out);
+
+/* Appends the metrics in Prometheus text format (vigil_kafka_*). 0 or VG_ENOMEM. */
+int vg_kafka_metrics(const vg_kafka_t *k, vg_buf_t *out);
+
+/* --- helpers, exported for tests and for `replay --partitions` --- */
+
+/* Kafka's partitioner for a key over n partitions: murmur2 as Java's default
+ * partitioner (and librdkafka's "murmur2"/"murmur2_random"), or CRC32 as
+ * librdkafka's default "consistent_random" when crc is 1. Can't fail (n >= 1). */
+int32_t vg_kafka_partition(const void *key, size_t len, int32_t n, int crc);
+
+/* The alert id: 32 lowercase hex digits + NUL into out (33 bytes) for (account, event
+ * id, ruleset version) (the strings as they appear in the decision, escaped). Can't
+ * fail. */
+void vg_kafka_alert_id(const char *account, size_t alen, const char *id, size_t idlen,
+                       int64_t ruleset, char out[33]);
+
+/* Event time of a JSON object's top-level "ts" (RFC 3339 string or epoch-ms integer),
+ * read without a full parse. 0 and *ms, or VG_ENOTFOUND when absent or unreadable
+ * (the pipeline then judges the event). */
+int vg_kafka_peek_ts(const char *s, size_t len, int64_t *ms);
+
+/* Embedded broker: librdkafka's mock cluster in this process, on loopback. */
+typedef struct vg_kafka_mock vg_kafka_mock_t;
+/* Starts `brokers` mock brokers and creates each topic of `topics` (NULL-terminated
+ * "name" or "name:partitions"; default_parts when no count). NULL with errbuf on
+ * failure. Free with vg_kafka_mock_free(). */
+vg_kafka_mock_t *vg_kafka_mock_new(int brokers, const char *const *topics,
+                                   int default_parts, char *errbuf, size_t errlen);
+/* The bootstrap servers (borrowed, valid until vg_kafka_mock_free). */
+const char *vg_kafka_mock_bootstrap(const vg_kafka_mock_t *m);
+/* Sets every broker down (down=1) or up (0). Can't fail. */
+void vg_kafka_mock_set_down(vg_kafka_mock_t *m, int down);
+void vg_kafka_mock_free(vg_kafka_mock_t *m);
+
+#endif

@@ -1,0 +1,323 @@
+/* kafka_util.c - pure helpers of the Kafka service (see kafka.h): Kafka's partitioners,
+ * the alert id hash, a top-level "ts" peek for the `future` check, and the embedded
+ * mock broker.
+ */
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/event.h"
+#include "engine/kafka.h"
+#include "rules/errors.h"
+
+/* ---- partitioners ---- */
+
+/* murmur2 exactly as Kafka's Java client (Utils.murmur2) and librdkafka. */
+static uint32_t murmur2(const unsigned char *d, size_t len) {
+    const uint32_t m = 0x5bd1e995;
+    const int r = 24;
+    uint32_t h = 0x9747b28c ^ (uint32_t)len;
+    size_t i = 0;
+    for (; i + 4 <= len; i += 4) {
+        uint32_t k = (uint32_t)d[i] | (uint32_t)d[i + 1] << 8 | (uint32_t)d[i + 2] << 16 |
+                     (uint32_t)d[i + 3] << 24;
+        k *= m;
+        k ^= k >> r;
+        k *= m;
+        h *= m;
+        h ^= k;
+    }
+    switch (len & 3) {
+    case 3: h ^= (uint32_t)d[i + 2] << 16; /* fall through */
+    case 2: h ^= (uint32_t)d[i + 1] << 8;  /* fall through */
+    case 1:
+        h ^= d[i];
+        h *= m;
+    }
+    h ^= h >> 13;
+    h *= m;
+    h ^= h >> 15;
+    return h;
+}
+
+static uint32_t crc32(const unsigned char *d, size_t len) {
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < len; i++) {
+        c ^= d[i];
+        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1)));
+    }
+    return c ^ 0xffffffffu;
+}
+
+int32_t vg_kafka_partition(const void *key, size_t len, int32_t n, int crc) {
+    if (n <= 1) return 0;
+    if (crc) return (int32_t)(crc32(key, len) % (uint32_t)n);
+    return (int32_t)((murmur2(key, len) & 0x7fffffff) % (uint32_t)n);
+}
+
+/* ---- alert id: MurmurHash3 x64 128 ---- */
+
+static uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+static uint64_t fmix64(uint64_t k) {
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdULL;
+    k ^= k >> 33;
+    k *= 0xc4ceb9fe1a85ec53ULL;
+    k ^= k >> 33;
+    return k;
+}
+
+static void murmur3_128(const unsigned char *d, size_t len, uint64_t seed, uint64_t out[2]) {
+    uint64_t h1 = seed, h2 = seed;
+    const uint64_t c1 = 0x87c37b91114253d5ULL, c2 = 0x4cf5ad432745937fULL;
+    size_t nblocks = len / 16;
+    for (size_t i = 0; i < nblocks; i++) {
+        uint64_t k1, k2;
+        memcpy(&k1, d + i * 16, 8);
+        memcpy(&k2, d + i * 16 + 8, 8);
+        k1 *= c1; k1 = rotl64(k1, 31); k1 *= c2; h1 ^= k1;
+        h1 = rotl64(h1, 27); h1 += h2; h1 = h1 * 5 + 0x52dce729;
+        k2 *= c2; k2 = rotl64(k2, 33); k2 *= c1; h2 ^= k2;
+        h2 = rotl64(h2, 31); h2 += h1; h2 = h2 * 5 + 0x38495ab5;
+    }
+    const unsigned char *t = d + nblocks * 16;
+    uint64_t k1 = 0, k2 = 0;
+    switch (len & 15) {
+    case 15: k2 ^= (uint64_t)t[14] << 48; /* fall through */
+    case 14: k2 ^= (uint64_t)t[13] << 40; /* fall through */
+    case 13: k2 ^= (uint64_t)t[12] << 32; /* fall through */
+    case 12: k2 ^= (uint64_t)t[11] << 24; /* fall through */
+    case 11: k2 ^= (uint64_t)t[10] << 16; /* fall through */
+    case 10: k2 ^= (uint64_t)t[9] << 8;   /* fall through */
+    case 9:
+        k2 ^= (uint64_t)t[8];
+        k2 *= c2; k2 = rotl64(k2, 33); k2 *= c1; h2 ^= k2;
+        /* fall through */
+    case 8: k1 ^= (uint64_t)t[7] << 56; /* fall through */
+    case 7: k1 ^= (uint64_t)t[6] << 48; /* fall through */
+    case 6: k1 ^= (uint64_t)t[5] << 40; /* fall through */
+    case 5: k1 ^= (uint64_t)t[4] << 32; /* fall through */
+    case 4: k1 ^= (uint64_t)t[3] << 24; /* fall through */
+    case 3: k1 ^= (uint64_t)t[2] << 16; /* fall through */
+    case 2: k1 ^= (uint64_t)t[1] << 8;  /* fall through */
+    case 1:
+        k1 ^= (uint64_t)t[0];
+        k1 *= c1; k1 = rotl64(k1, 31); k1 *= c2; h1 ^= k1;
+    }
+    h1 ^= (uint64_t)len;
+    h2 ^= (uint64_t)len;
+    h1 += h2;
+    h2 += h1;
+    h1 = fmix64(h1);
+    h2 = fmix64(h2);
+    h1 += h2;
+    h2 += h1;
+    out[0] = h1;
+    out[1] = h2;
+}
+
+void vg_kafka_alert_id(const char *account, size_t alen, const char *id, size_t idlen,
+                       int64_t ruleset, char out[33]) {
+    /* length-prefixed fields, so that ("ab","c") and ("a","bc") differ */
+    unsigned char buf[2 * (VG_EVENT_MAX_ID * 6 + 8) + 16];
+    unsigned char *heap = NULL, *p = buf;
+    size_t need = alen + idlen + 8 + 8 + 8;
+    if (need > sizeof(buf)) {
+        heap = malloc(need);
+        p = heap;
+    }
+    uint64_t h[2] = {0, 0};
+    if (p) {
+        uint64_t al = alen, il = idlen;
+        size_t o = 0;
+        memcpy(p + o, &al, 8); o += 8;
+        memcpy(p + o, account, alen); o += alen;
+        memcpy(p + o, &il, 8); o += 8;
+        memcpy(p + o, id, idlen); o += idlen;
+        memcpy(p + o, &ruleset, 8); o += 8;
+        murmur3_128(p, o, 0x76696769 /* "vigi" */, h);
+    }
+    free(heap);
+    static const char hex[] = "0123456789abcdef";
+    for (int w = 0; w < 2; w++)
+        for (int i = 0; i < 16; i++) out[w * 16 + i] = hex[(h[w] >> (60 - 4 * i)) & 15];
+    out[32] = 0;
+}
+
+/* ---- peek at the top-level "ts" ---- */
+
+static size_t skip_ws(const char *s, size_t n, size_t i) {
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) i++;
+    return i;
+}
+
+/* i at an opening quote; returns the index just past the closing quote, or n. Sets
+ * *esc when the string holds a backslash. */
+static size_t skip_str(const char *s, size_t n, size_t i, int *esc) {
+    *esc = 0;
+    for (i++; i < n; i++) {
+        if (s[i] == '\\') {
+            *esc = 1;
+            i++;
+        } else if (s[i] == '"') {
+            return i + 1;
+        }
+    }
+    return n;
+}
+
+/* Skips one JSON value starting at i (not validated); returns the index past it. */
+static size_t skip_value(const char *s, size_t n, size_t i) {
+    int esc;
+    if (i >= n) return n;
+    if (s[i] == '"') return skip_str(s, n, i, &esc);
+    if (s[i] == '{' || s[i] == '[') {
+        int depth = 0;
+        while (i < n) {
+            char c = s[i];
+            if (c == '"') {
+                i = skip_str(s, n, i, &esc);
+                continue;
+            }
+            if (c == '{' || c == '[') depth++;
+            else if (c == '}' || c == ']') {
+                if (--depth == 0) return i + 1;
+            }
+            i++;
+        }
+        return n;
+    }
+    while (i < n && s[i] != ',' && s[i] != '}' && s[i] != ']' && s[i] != ' ' &&
+           s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
+        i++;
+    return i;
+}
+
+int vg_kafka_peek_ts(const char *s, size_t n, int64_t *ms) {
+    size_t i = skip_ws(s, n, 0);
+    if (i >= n || s[i] != '{') return VG_ENOTFOUND;
+    i++;
+    for (;;) {
+        i = skip_ws(s, n, i);
+        if (i >= n || s[i] != '"') return VG_ENOTFOUND;
+        int esc;
+        size_t k0 = i + 1;
+        i = skip_str(s, n, i, &esc);
+        if (i >= n) return VG_ENOTFOUND;
+        size_t klen = i - 1 - k0;
+        int is_ts = !esc && klen == 2 && s[k0] == 't' && s[k0 + 1] == 's';
+        i = skip_ws(s, n, i);
+        if (i >= n || s[i] != ':') return VG_ENOTFOUND;
+        i = skip_ws(s, n, i + 1);
+        if (is_ts) {
+            if (i < n && s[i] == '"') {
+                size_t v0 = i + 1;
+                size_t e = skip_str(s, n, i, &esc);
+                if (esc || e < v0 + 1 || s[e - 1] != '"') return VG_ENOTFOUND;
+                char err[8];
+                return vg_time_parse(s + v0, e - 1 - v0, ms, err, sizeof err) == 0
+                           ? 0 : VG_ENOTFOUND;
+            }
+            /* an integer of epoch milliseconds */
+            int neg = 0;
+            if (i < n && s[i] == '-') {
+                neg = 1;
+                i++;
+            }
+            if (i >= n || s[i] < '0' || s[i] > '9') return VG_ENOTFOUND;
+            int64_t v = 0;
+            int digits = 0;
+            while (i < n && s[i] >= '0' && s[i] <= '9') {
+                if (++digits > 17) return VG_ENOTFOUND;
+                v = v * 10 + (s[i] - '0');
+                i++;
+            }
+            if (i < n && (s[i] == '.' || s[i] == 'e' || s[i] == 'E')) return VG_ENOTFOUND;
+            *ms = neg ? -v : v;
+            return 0;
+        }
+        i = skip_value(s, n, i);
+        i = skip_ws(s, n, i);
+        if (i >= n || s[i] != ',') return VG_ENOTFOUND;
+        i++;
+    }
+}
+
+/* ---- embedded mock broker ---- */
+
+struct vg_kafka_mock {
+    rd_kafka_t *rk;
+    rd_kafka_mock_cluster_t *mc;
+    int brokers;
+    char *bootstrap;
+};
+
+vg_kafka_mock_t *vg_kafka_mock_new(int brokers, const char *const *topics,
+                                   int default_parts, char *errbuf, size_t errlen) {
+    char errstr[512];
+    vg_kafka_mock_t *m = calloc(1, sizeof(*m));
+    if (!m) {
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    m->brokers = brokers < 1 ? 1 : brokers;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof(errstr));
+    m->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (!m->rk) {   /* rd_kafka_new() took ownership of conf only on success */
+        rd_kafka_conf_destroy(conf);
+        snprintf(errbuf, errlen, "embedded broker: %s", errstr);
+        goto err;
+    }
+    m->mc = rd_kafka_mock_cluster_new(m->rk, m->brokers);
+    if (!m->mc) {
+        snprintf(errbuf, errlen, "embedded broker: cannot create the mock cluster");
+        goto err;
+    }
+    for (int i = 0; topics && topics[i]; i++) {
+        char name[256];
+        const char *colon = strrchr(topics[i], ':');
+        int parts = colon ? atoi(colon + 1) : default_parts;
+        size_t n = colon ? (size_t)(colon - topics[i]) : strlen(topics[i]);
+        if (n == 0 || n >= sizeof(name) || parts < 1) {
+            snprintf(errbuf, errlen, "embedded broker: bad topic '%s'", topics[i]);
+            goto err;
+        }
+        memcpy(name, topics[i], n);
+        name[n] = 0;
+        rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(m->mc, name, parts,
+                                                           m->brokers < 3 ? m->brokers : 3);
+        if (e) {
+            snprintf(errbuf, errlen, "embedded broker: topic %s: %s", name, rd_kafka_err2str(e));
+            goto err;
+        }
+    }
+    m->bootstrap = strdup(rd_kafka_mock_cluster_bootstraps(m->mc));
+    if (!m->bootstrap) {
+        snprintf(errbuf, errlen, "out of memory");
+        goto err;
+    }
+    return m;
+err:
+    vg_kafka_mock_free(m);
+    return NULL;
+}
+
+const char *vg_kafka_mock_bootstrap(const vg_kafka_mock_t *m) { return m->bootstrap; }
+
+void vg_kafka_mock_set_down(vg_kafka_mock_t *m, int down) {
+    for (int b = 1; b <= m->brokers; b++) {
+        if (down) rd_kafka_mock_broker_set_down(m->mc, b);
+        else rd_kafka_mock_broker_set_up(m->mc, b);
+    }
+}
+
+void vg_kafka_mock_free(vg_kafka_mock_t *m) {
+    if (!m) return;
+    if (m->mc) rd_kafka_mock_cluster_destroy(m->mc);
+    if (m->rk) rd_kafka_destroy(m->rk);
+    free(m->bootstrap);
+    free(m);
+}
