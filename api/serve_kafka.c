@@ -153,6 +153,7 @@ static void usage(FILE *f) {
         "  --partitions N             embedded: partitions per topic (8)\n"
         "  --kafka-addr-file FILE     embedded: write the broker address to FILE\n"
         "  --metrics-file FILE        write the metrics (Prometheus text) every second\n"
+        "  --drain                    stop cleanly once caught up (no lag, idle for 1 s)\n"
         "Each flag is also read from VIGIL_<NAME> (VIGIL_TOPIC_IN, VIGIL_KAFKA, ...).\n");
 }
 
@@ -198,6 +199,7 @@ int vg_cmd_stream(int argc, char **argv) {
         {"kafka-addr-file", required_argument, 0, 'A'},
         {"metrics-file", required_argument, 0, 'M'},
         {"quiet", no_argument, 0, 'Q'},
+        {"drain", no_argument, 0, 'D'},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0},
@@ -210,7 +212,7 @@ int vg_cmd_stream(int argc, char **argv) {
     memset(&cfg, 0, sizeof(cfg));
     char **rules = calloc((size_t)argc + 2, sizeof(char *));
     char **xconf = calloc((size_t)argc + 1, sizeof(char *));
-    int nrules = 0, nx = 0, status = 2;
+    int nrules = 0, nx = 0, status = 2, drain = 0;
     vg_sources_t src = {0};
     vg_program_t *prog = NULL;
     vg_lists_t *lists = NULL;
@@ -243,6 +245,7 @@ int vg_cmd_stream(int argc, char **argv) {
         case 'A': cfg.addr_file = optarg; break;
         case 'M': metrics_file = optarg; break;
         case 'Q': cfg.quiet = 1; break;
+        case 'D': drain = 1; break;
         case 'X': xconf[nx++] = optarg; break;
         case 'h': usage(stdout); status = 0; goto done;
         case 'V': printf("vigil %s\n", VIGIL_VERSION); status = 0; goto done;
@@ -331,7 +334,8 @@ int vg_cmd_stream(int argc, char **argv) {
         fprintf(stderr, "vigil stream: %s\n", err);
         goto done;
     }
-    int ready_said = 0, tick = 0;
+    int ready_said = 0, tick = 0, drain_idle = 0;
+    uint64_t drain_seen = UINT64_MAX;
     while (!g_stop && !vg_serve_kafka_failed(s)) {
         struct timespec ts = {0, 100 * 1000000L};
         nanosleep(&ts, NULL);
@@ -340,6 +344,17 @@ int vg_cmd_stream(int argc, char **argv) {
             ready_said = 1;
         }
         if (metrics_file && ++tick % 10 == 0) write_metrics(s, metrics_file);
+        if (drain && ready_said) {
+            /* caught up: no lag and nothing new for a second */
+            vg_kafka_stats_t ds;
+            vg_kafka_get_stats(s->k, &ds);
+            if (ds.lag == 0 && ds.partitions > 0 && ds.messages == drain_seen) {
+                if (++drain_idle >= 10) break;
+            } else {
+                drain_idle = 0;
+            }
+            drain_seen = ds.messages;
+        }
     }
     fprintf(stderr, "vigil stream: stopping\n");
     vg_kafka_stop(s->k);

@@ -356,20 +356,26 @@ static void rewind_parts(worker_t *w) {
     logf_(k, 1, "worker %d: a delivery failed; resumed from the last checkpoint", w->index);
 }
 
+/* Lag over the owned partitions from the watermarks of the last fetch responses;
+ * -1 while a partition's watermarks are not known yet. */
 static void update_lag(worker_t *w) {
     int64_t lag = 0;
     uint32_t n = 0;
+    int unknown = 0;
     for (int32_t i = 0; i < w->cap; i++) {
         part_t *pt = w->parts[i];
         if (!pt) continue;
         n++;
-        int64_t lo, hi;
-        if (rd_kafka_get_watermark_offsets(w->c, w->k->topic_in, i, &lo, &hi) == 0 && hi >= 0) {
+        int64_t lo = -1, hi = -1;
+        if (rd_kafka_get_watermark_offsets(w->c, w->k->topic_in, i, &lo, &hi) == 0 && hi >= 0 &&
+            lo >= 0) {
             int64_t at = pt->next_off >= 0 ? pt->next_off : lo;
-            if (at >= 0 && hi > at) lag += hi - at;
+            if (hi > at) lag += hi - at;
+        } else {
+            unknown = 1;
         }
     }
-    SET(w->ct.lag, lag);
+    SET(w->ct.lag, unknown ? -1 : lag);
     SET(w->ct.partitions, n);
 }
 
@@ -785,7 +791,7 @@ static void *worker_main(void *arg) {
     if (e) set_fatal(w, "subscribing to %s: %s", k->topic_in, rd_kafka_err2str(e));
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(w->c);
     rd_kafka_message_t *msgs[BATCH];
-    int64_t last_ckpt = mono_ms();
+    int64_t last_ckpt = mono_ms(), last_lag = 0;
     while (!GET(k->stop) && !w->fatal) {
         ssize_t n = rd_kafka_consume_batch_queue(q, 100, msgs, BATCH);
         int64_t now = clock_now(k);
@@ -795,6 +801,10 @@ static void *worker_main(void *arg) {
         }
         rd_kafka_poll(w->p, 0);
         int64_t t = mono_ms();
+        if (t - last_lag >= 100) {
+            update_lag(w);
+            last_lag = t;
+        }
         if (w->need_rewind || t - last_ckpt >= k->o.checkpoint_ms) {
             checkpoint(w, 1);
             update_lag(w);
@@ -1016,7 +1026,9 @@ void vg_kafka_get_stats(const vg_kafka_t *k, vg_kafka_stats_t *s) {
         s->checkpoint_us_sum += GET(c->ckpt_us_sum);
         uint64_t mx = GET(c->ckpt_us_max);
         if (mx > s->checkpoint_us_max) s->checkpoint_us_max = mx;
-        s->lag += GET(c->lag);
+        int64_t lag = GET(c->lag);
+        if (lag < 0 || s->lag < 0) s->lag = -1;
+        else s->lag += lag;
         s->partitions += GET(c->partitions);
         for (int j = 0; j < NB; j++) s->latency_buckets[j] += GET(c->lat[j]);
         s->latency_count += GET(c->lat_count);

@@ -116,7 +116,8 @@ typedef struct vg_kafka_stats {
     uint64_t backpressure;        /* produce calls that waited on a full queue */
     uint64_t checkpoints;
     uint64_t checkpoint_us_sum, checkpoint_us_max;
-    int64_t lag;                  /* sum over owned partitions (as of the last check) */
+    int64_t lag;                  /* sum over owned partitions (refreshed every 100 ms);
+                                     -1 while some partition's watermarks are unknown */
     uint32_t partitions;          /* owned now */
     uint64_t latency_buckets[16]; /* event (Kafka timestamp) to alert acknowledged */
     uint64_t latency_count;
