@@ -1,0 +1,367 @@
+/* config.c - settings of `vigil serve` from flags, environment and file (see config.h).
+ *
+ * Every setting is a row of one table (name, kind, where it goes, default). Values are
+ * gathered as strings in three layers (file, environment, flags), the highest layer
+ * that has a value wins, and then each winner is parsed into its typed field, so that
+ * every source reports errors the same way.
+ */
+#include "api/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "api/cli.h"
+#include "rules/errors.h"
+
+typedef enum { K_STR, K_DUR, K_INT, K_SIZE } kind_t;
+
+typedef struct setting {
+    const char *name;      /* flag without dashes; env is VIGIL_ + upper, '-' -> '_' */
+    kind_t kind;
+    size_t off;            /* offset in vg_config_t */
+    const char *def;       /* default, or NULL */
+    const char *help;
+} setting_t;
+
+#define OFF(f) offsetof(vg_config_t, f)
+static const setting_t SETTINGS[] = {
+    {"http", K_STR, OFF(http), "127.0.0.1:8080", "HOST:PORT of the HTTP API"},
+    {"state", K_STR, OFF(state), "./vigil-data", "state directory (RocksDB)"},
+    {"rules", K_STR, OFF(rules), NULL, "a .vrl file or directory loaded at start"},
+    {"kafka", K_STR, OFF(kafka), NULL, "Kafka brokers (or `embedded`)"},
+    {"group", K_STR, OFF(group), "vigil", "Kafka consumer group"},
+    {"topic-in", K_STR, OFF(topic_in), "transactions", "input topic"},
+    {"topic-alerts", K_STR, OFF(topic_alerts), "alerts", "alerts topic"},
+    {"topic-decisions", K_STR, OFF(topic_decisions), NULL, "decisions topic (unset: none)"},
+    {"topic-dlq", K_STR, OFF(topic_dlq), "transactions.dlq", "dead-letter topic"},
+    {"redis", K_STR, OFF(redis), NULL, "HOST:PORT of Redis (control plane)"},
+    {"lateness", K_DUR, OFF(lateness_ms), "1h", "allowed lateness"},
+    {"dedupe-horizon", K_DUR, OFF(dedupe_horizon_ms), "24h", "duplicate horizon"},
+    {"future", K_DUR, OFF(future_ms), "5m", "reject events this far ahead of the clock"},
+    {"shards", K_INT, OFF(shards), "1", "engine shards (account hash % N)"},
+    {"threads", K_INT, OFF(threads), "2", "HTTP worker threads"},
+    {"max-body", K_SIZE, OFF(max_body), "1M", "largest request body (events: 64K)"},
+    {"max-connections", K_INT, OFF(max_connections), "1024", "concurrent connections"},
+    {"request-timeout", K_DUR, OFF(request_timeout_ms), "30s", "idle connection timeout"},
+    {"deadline", K_DUR, OFF(deadline_ms), "250ms", "queueing deadline before 429"},
+    {"alert-retention", K_DUR, OFF(alert_retention_ms), "30d", "how long alerts are kept"},
+    {"checkpoint-interval", K_DUR, OFF(checkpoint_ms), "1s", "state checkpoint interval"},
+    {"mem-budget", K_SIZE, OFF(mem_budget), "0", "account state per shard in memory"},
+};
+#define NSET ((int)(sizeof(SETTINGS) / sizeof(SETTINGS[0])))
+
+void vg_config_usage(FILE *f) {
+    fprintf(f, "usage: vigil serve [--config FILE] [--SETTING VALUE ...]\n\n"
+               "The service: the HTTP API (docs/api.md), Redis control plane when --redis is\n"
+               "set. Every setting is also a config-file key (`key = value`) and an\n"
+               "environment variable VIGIL_<NAME>; a flag wins over the environment, the\n"
+               "environment over the file. Tokens (`role:token,...`, roles admin, analyst,\n"
+               "scorer) come from the file's `tokens` key or VIGIL_TOKENS only.\n\n"
+               "  --config FILE            config file (or VIGIL_CONFIG)\n");
+    for (int i = 0; i < NSET; i++) {
+        char flag[64];
+        snprintf(flag, sizeof(flag), "--%s", SETTINGS[i].name);
+        fprintf(f, "  %-24s %s%s%s%s\n", flag, SETTINGS[i].help, SETTINGS[i].def ? " (" : "",
+                SETTINGS[i].def ? SETTINGS[i].def : "", SETTINGS[i].def ? ")" : "");
+    }
+    fprintf(f, "  --help, --version\n");
+}
+
+void vg_sha256(const void *p, size_t n, unsigned char out[32]) {
+    unsigned int len = 32;
+    EVP_Digest(p, n, out, &len, EVP_sha256(), NULL);
+}
+
+const char *vg_role_name(vg_role_t r) {
+    switch (r) {
+    case VG_ROLE_SCORER: return "scorer";
+    case VG_ROLE_ANALYST: return "analyst";
+    case VG_ROLE_ADMIN: return "admin";
+    default: return "none";
+    }
+}
+
+static vg_role_t parse_role(const char *s, size_t n) {
+    if (n == 5 && memcmp(s, "admin", 5) == 0) return VG_ROLE_ADMIN;
+    if (n == 7 && memcmp(s, "analyst", 7) == 0) return VG_ROLE_ANALYST;
+    if (n == 6 && memcmp(s, "scorer", 6) == 0) return VG_ROLE_SCORER;
+    return VG_ROLE_NONE;
+}
+
+int vg_config_add_tokens(vg_config_t *c, const char *spec, char *errbuf, size_t errlen) {
+    const char *p = spec;
+    while (*p) {
+        while (*p == ',' || isspace((unsigned char)*p)) p++;
+        if (!*p) break;
+        const char *e = p;
+        while (*e && *e != ',') e++;
+        const char *end = e;
+        while (end > p && isspace((unsigned char)end[-1])) end--;
+        const char *colon = memchr(p, ':', (size_t)(end - p));
+        if (!colon || colon == p || colon + 1 == end) {
+            snprintf(errbuf, errlen, "token entry '%.*s' is not role:token", (int)(end - p > 40 ? 40 : end - p), p);
+            return VG_EINVAL;
+        }
+        vg_role_t r = parse_role(p, (size_t)(colon - p));
+        if (r == VG_ROLE_NONE) {
+            snprintf(errbuf, errlen, "unknown role '%.*s' (admin, analyst, scorer)",
+                     (int)(colon - p), p);
+            return VG_EINVAL;
+        }
+        vg_token_t *nt = realloc(c->tokens, (size_t)(c->ntokens + 1) * sizeof(*nt));
+        if (!nt) return VG_ENOMEM;
+        c->tokens = nt;
+        nt[c->ntokens].role = r;
+        vg_sha256(colon + 1, (size_t)(end - colon - 1), nt[c->ntokens].hash);
+        c->ntokens++;
+        p = e;
+    }
+    return 0;
+}
+
+vg_role_t vg_config_role(const vg_config_t *c, const char *token, size_t len,
+                         unsigned char hash_out[32]) {
+    unsigned char h[32];
+    vg_sha256(token, len, h);
+    if (hash_out) memcpy(hash_out, h, 32);
+    vg_role_t role = VG_ROLE_NONE;
+    for (int i = 0; i < c->ntokens; i++)
+        if (CRYPTO_memcmp(h, c->tokens[i].hash, 32) == 0) role = c->tokens[i].role;
+    return role;
+}
+
+void vg_config_free(vg_config_t *c) {
+    if (!c) return;
+    for (int i = 0; i < NSET; i++)
+        if (SETTINGS[i].kind == K_STR) free(*(char **)((char *)c + SETTINGS[i].off));
+    if (c->tokens) OPENSSL_cleanse(c->tokens, (size_t)c->ntokens * sizeof(*c->tokens));
+    free(c->tokens);
+    free(c->config_file);
+    free(c);
+}
+
+static int find_setting(const char *name, size_t n) {
+    for (int i = 0; i < NSET; i++) {
+        const char *s = SETTINGS[i].name;
+        if (strlen(s) != n) continue;
+        size_t k = 0;
+        for (; k < n; k++) {
+            char a = name[k] == '_' ? '-' : (char)tolower((unsigned char)name[k]);
+            if (a != s[k]) break;
+        }
+        if (k == n) return i;
+    }
+    return -1;
+}
+
+/* Parses value `v` of setting i into c. 0 or 2 (message printed). */
+static int set_value(vg_config_t *c, int i, const char *v, const char *from) {
+    const setting_t *s = &SETTINGS[i];
+    void *dst = (char *)c + s->off;
+    switch (s->kind) {
+    case K_STR: {
+        char *d = strdup(v);
+        if (!d) return 2;
+        free(*(char **)dst);
+        *(char **)dst = d;
+        return 0;
+    }
+    case K_DUR:
+        if (vg_cli_duration(v, (int64_t *)dst) == 0) return 0;
+        fprintf(stderr, "vigil serve: %s: %s: bad duration '%s' (e.g. 30s, 10m, 1h)\n", from,
+                s->name, v);
+        return 2;
+    case K_SIZE:
+        if (vg_cli_size(v, (size_t *)dst) == 0) return 0;
+        fprintf(stderr, "vigil serve: %s: %s: bad size '%s' (e.g. 64K, 1M)\n", from, s->name, v);
+        return 2;
+    case K_INT: {
+        char *end;
+        errno = 0;
+        long n = strtol(v, &end, 10);
+        if (errno || *end || end == v || n < 1 || n > 1000000) {
+            fprintf(stderr, "vigil serve: %s: %s: bad number '%s'\n", from, s->name, v);
+            return 2;
+        }
+        *(int *)dst = (int)n;
+        return 0;
+    }
+    }
+    return 2;
+}
+
+/* Reads the config file into vals[] (strdup'ed) and tokens. 0 or 2. */
+static int read_file(vg_config_t *c, const char *path, char **vals) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "vigil serve: config %s: %s\n", path, strerror(errno));
+        return 2;
+    }
+    char line[4096];
+    int lno = 0, rc = 0;
+    while (!rc && fgets(line, sizeof(line), f)) {
+        lno++;
+        char *p = line;
+        while (isspace((unsigned char)*p)) p++;
+        if (*p == 0 || *p == '#') continue;
+        char *eq = strchr(p, '=');
+        if (!eq) {
+            fprintf(stderr, "vigil serve: %s:%d: expected `key = value`\n", path, lno);
+            rc = 2;
+            break;
+        }
+        char *ke = eq;
+        while (ke > p && isspace((unsigned char)ke[-1])) ke--;
+        char *v = eq + 1;
+        while (*v == ' ' || *v == '\t') v++;
+        char *ve = v + strlen(v);
+        while (ve > v && isspace((unsigned char)ve[-1])) ve--;
+        *ve = 0;
+        if (*v == '"') {
+            char *q = strrchr(v + 1, '"');
+            if (!q) {
+                fprintf(stderr, "vigil serve: %s:%d: unterminated quote\n", path, lno);
+                rc = 2;
+                break;
+            }
+            *q = 0;
+            v++;
+        } else {
+            for (char *h = v; *h; h++)   /* a comment after whitespace */
+                if (*h == '#' && h > v && isspace((unsigned char)h[-1])) {
+                    *h = 0;
+                    ve = h;
+                    while (ve > v && isspace((unsigned char)ve[-1])) *--ve = 0;
+                    break;
+                }
+        }
+        size_t kl = (size_t)(ke - p);
+        if ((kl == 6 && memcmp(p, "tokens", 6) == 0) || (kl == 5 && memcmp(p, "token", 5) == 0)) {
+            char err[200];
+            if (vg_config_add_tokens(c, v, err, sizeof(err)) != 0) {
+                fprintf(stderr, "vigil serve: %s:%d: %s\n", path, lno, err);
+                rc = 2;
+            }
+            continue;
+        }
+        int i = find_setting(p, kl);
+        if (i < 0) {
+            fprintf(stderr, "vigil serve: %s:%d: unknown setting '%.*s'\n", path, lno, (int)kl, p);
+            rc = 2;
+            break;
+        }
+        free(vals[i]);
+        vals[i] = strdup(v);
+        if (!vals[i]) rc = 2;
+    }
+    fclose(f);
+    return rc;
+}
+
+int vg_config_load(int argc, char **argv, vg_config_t **out) {
+    *out = NULL;
+    vg_config_t *c = calloc(1, sizeof(*c));
+    char *file_vals[NSET], *flag_vals[NSET];
+    memset(file_vals, 0, sizeof(file_vals));
+    memset(flag_vals, 0, sizeof(flag_vals));
+    if (!c) return 2;
+    int rc = 0;
+    const char *cfg = getenv("VIGIL_CONFIG");
+
+    /* flags: --name VALUE or --name=VALUE */
+    for (int i = 1; i < argc && !rc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            vg_config_usage(stdout);
+            rc = -1;
+            break;
+        }
+        if (strcmp(a, "--version") == 0) {
+            printf("vigil %s\n", VIGIL_VERSION);
+            rc = -1;
+            break;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            fprintf(stderr, "vigil serve: unexpected argument '%s'\n", a);
+            rc = 2;
+            break;
+        }
+        const char *name = a + 2, *eq = strchr(name, '=');
+        size_t nl = eq ? (size_t)(eq - name) : strlen(name);
+        const char *val = eq ? eq + 1 : NULL;
+        if (!val) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "vigil serve: option '%s' needs a value\n", a);
+                rc = 2;
+                break;
+            }
+            val = argv[++i];
+        }
+        if (nl == 6 && memcmp(name, "config", 6) == 0) {
+            cfg = val;
+            continue;
+        }
+        if ((nl == 6 && memcmp(name, "tokens", 6) == 0) || (nl == 5 && memcmp(name, "token", 5) == 0)) {
+            fprintf(stderr, "vigil serve: tokens are never given as flags (command lines are "
+                            "visible to every user); use the config file or VIGIL_TOKENS\n");
+            rc = 2;
+            break;
+        }
+        int s = -1;
+        for (int k = 0; k < NSET; k++)
+            if (strlen(SETTINGS[k].name) == nl && memcmp(SETTINGS[k].name, name, nl) == 0) s = k;
+        if (s < 0) {
+            fprintf(stderr, "vigil serve: unknown option '--%.*s'\n", (int)nl, name);
+            rc = 2;
+            break;
+        }
+        free(flag_vals[s]);
+        flag_vals[s] = strdup(val);
+    }
+    if (!rc && cfg) {
+        c->config_file = strdup(cfg);
+        rc = read_file(c, cfg, file_vals);
+    }
+    if (!rc) {
+        const char *t = getenv("VIGIL_TOKENS");
+        char err[200];
+        if (t && vg_config_add_tokens(c, t, err, sizeof(err)) != 0) {
+            fprintf(stderr, "vigil serve: VIGIL_TOKENS: %s\n", err);
+            rc = 2;
+        }
+    }
+    for (int i = 0; i < NSET && !rc; i++) {
+        char env[64] = "VIGIL_";
+        size_t k = 6;
+        for (const char *n = SETTINGS[i].name; *n && k < sizeof(env) - 1; n++)
+            env[k++] = *n == '-' ? '_' : (char)toupper((unsigned char)*n);
+        env[k] = 0;
+        const char *ev = getenv(env);
+        const char *v = SETTINGS[i].def, *from = "default";
+        if (file_vals[i]) v = file_vals[i], from = "config file";
+        if (ev && *ev) v = ev, from = env;
+        if (flag_vals[i]) v = flag_vals[i], from = "flag";
+        if (v) rc = set_value(c, i, v, from);
+    }
+    if (!rc && c->shards > 256) {
+        fprintf(stderr, "vigil serve: shards: at most 256\n");
+        rc = 2;
+    }
+    for (int i = 0; i < NSET; i++) {
+        free(file_vals[i]);
+        free(flag_vals[i]);
+    }
+    if (rc) {
+        vg_config_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}

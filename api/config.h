@@ -1,0 +1,82 @@
+/* config.h - the settings of `vigil serve` (SPEC section 5): flags, VIGIL_<NAME>
+ * environment variables and a config file, with precedence flag > environment > file.
+ *
+ * The config file has one `key = value` per line; `#` starts a comment (at the start of
+ * a line or after whitespace); blank lines are skipped; the key is the flag's name
+ * without its dashes (`topic-in = transactions`; `topic_in` is accepted too); values
+ * may be quoted with "..." to keep leading or trailing spaces. Tokens come from the
+ * file (`tokens = role:token,role:token`, or one `token = role:token` per line) or from
+ * VIGIL_TOKENS, never from a flag; they are hashed (SHA-256) as soon as they are read
+ * and only the hashes are kept.
+ *
+ * Threading: a vg_config_t is built by one thread and then read-only.
+ * Ownership: the caller owns the config (vg_config_free accepts NULL).
+ */
+#ifndef VG_CONFIG_H
+#define VG_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum vg_role {
+    VG_ROLE_NONE = 0,   /* no token: only the open routes */
+    VG_ROLE_SCORER,     /* score only */
+    VG_ROLE_ANALYST,    /* reads, score, validate, labels */
+    VG_ROLE_ADMIN       /* everything */
+} vg_role_t;
+
+typedef struct vg_token {
+    vg_role_t role;
+    unsigned char hash[32];   /* SHA-256 of the token */
+} vg_token_t;
+
+typedef struct vg_config {
+    /* SPEC section 5 */
+    char *http;               /* HOST:PORT, default 127.0.0.1:8080 */
+    char *state;              /* default ./vigil-data */
+    char *rules;              /* .vrl file or directory loaded at start; NULL: none */
+    char *kafka, *group, *topic_in, *topic_alerts, *topic_decisions, *topic_dlq;
+    char *redis;              /* HOST:PORT or NULL */
+    int64_t lateness_ms, dedupe_horizon_ms;
+    /* vigil's own */
+    int64_t future_ms;        /* `future` rejection: ahead of the clock by more (5m) */
+    int shards;               /* engine shards (1); each a mutex-protected pipeline */
+    int threads;              /* HTTP worker threads (2) */
+    size_t max_body;          /* bytes of a request body (1 MiB; events: 64 KiB) */
+    int max_connections;      /* concurrent connections (1024) */
+    int64_t request_timeout_ms;   /* idle connection timeout (30s) */
+    int64_t deadline_ms;      /* a request waiting longer for its shard gets 429 (250ms) */
+    int64_t alert_retention_ms;   /* alerts older than this are deleted (30d) */
+    int64_t checkpoint_ms;    /* state checkpoint interval (1s) */
+    size_t mem_budget;        /* per shard, 0 = unlimited */
+    vg_token_t *tokens;
+    int ntokens;
+    char *config_file;        /* the file read, or NULL */
+} vg_config_t;
+
+/* Builds the configuration from argv (argv[0] is the subcommand name), the process
+ * environment and the config file named by --config or VIGIL_CONFIG. Returns 0 and sets
+ * *out (free with vg_config_free), -1 when --help or --version was printed (nothing to
+ * do), or 2 on a usage error (message printed on stderr). */
+int vg_config_load(int argc, char **argv, vg_config_t **out);
+void vg_config_free(vg_config_t *c);
+
+/* Parses "role:token,role:token" adding hashed tokens to c. Returns 0 or VG_EINVAL
+ * with a reason in errbuf (unknown role, empty token). */
+int vg_config_add_tokens(vg_config_t *c, const char *spec, char *errbuf, size_t errlen);
+
+/* The SHA-256 of n bytes (OpenSSL's libcrypto). Can't fail. */
+void vg_sha256(const void *p, size_t n, unsigned char out[32]);
+
+/* The role of a bearer token (constant-time comparison of hashes), VG_ROLE_NONE when
+ * unknown. Can't fail. */
+vg_role_t vg_config_role(const vg_config_t *c, const char *token, size_t len,
+                         unsigned char hash_out[32]);
+
+const char *vg_role_name(vg_role_t r);
+
+/* Prints the serve usage text. */
+void vg_config_usage(FILE *f);
+
+#endif

@@ -1,0 +1,70 @@
+/* ctl.h - the control store of `vigil serve`: rule modules and their versions, lists,
+ * the audit trail, alerts, labels and recent decisions, in a RocksDB database of its own
+ * (STATE/control), beside the engine's state store.
+ *
+ * A thin key-value layer with what the HTTP API needs and engine/store.h does not
+ * offer: seeking scans (cursor pagination of alerts and audit, newest first) and range
+ * deletion (alert retention). The record formats are the API's (JSON), see api/http.c.
+ *
+ * Keys: "R/" module -> current module record; "V/" module 0x00 BE32(version) -> an old
+ * version; "L/" name -> list record; "A/" BE64(~seq) -> audit entry; "N/" BE64(~id) ->
+ * alert (id = created ms << 16 | counter, so that a forward scan is newest first);
+ * "B/" account 0x00 id -> label; "D/" account 0x00 BE64(~id) -> a recent decision;
+ * "G/" name -> counters.
+ *
+ * Threading: every function may be called from any thread (RocksDB is thread-safe).
+ * Ownership: the caller owns the handle (vg_ctl_close accepts NULL); values are copied
+ * into the caller's buffers.
+ */
+#ifndef VG_CTL_H
+#define VG_CTL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/jsonout.h"
+
+typedef struct vg_ctl vg_ctl_t;
+
+/* Opens (creating) the database in `dir`. NULL with a reason in errbuf. */
+vg_ctl_t *vg_ctl_open(const char *dir, char *errbuf, size_t errlen);
+void vg_ctl_close(vg_ctl_t *c);
+
+/* Reads `key` into out. 0, VG_ENOTFOUND or VG_ESTORE. */
+int vg_ctl_get(vg_ctl_t *c, const void *key, size_t klen, vg_buf_t *out);
+
+/* One operation of an atomic write: a put, or a delete when val is NULL. */
+typedef struct vg_ctl_op {
+    const void *key;
+    size_t klen;
+    const void *val;
+    size_t vlen;
+} vg_ctl_op_t;
+
+/* Writes all ops atomically. 0 or VG_ESTORE. */
+int vg_ctl_write(vg_ctl_t *c, const vg_ctl_op_t *ops, int n);
+static inline int vg_ctl_put(vg_ctl_t *c, const void *k, size_t kl, const void *v, size_t vl) {
+    vg_ctl_op_t op = {k, kl, v, vl};
+    return vg_ctl_write(c, &op, 1);
+}
+static inline int vg_ctl_del(vg_ctl_t *c, const void *k, size_t kl) {
+    vg_ctl_op_t op = {k, kl, NULL, 0};
+    return vg_ctl_write(c, &op, 1);
+}
+
+/* Calls cb for each key with `prefix`, in key order, starting at the first key >=
+ * `from` (NULL: the prefix's first key), until cb returns non-zero (returned). 0 when
+ * all were visited, VG_ESTORE on error. */
+typedef int (*vg_ctl_scan_cb)(void *ctx, const char *k, size_t kl, const char *v, size_t vl);
+int vg_ctl_scan(vg_ctl_t *c, const void *prefix, size_t plen, const void *from, size_t flen,
+                vg_ctl_scan_cb cb, void *ctx);
+
+/* Deletes every key in [from, to). 0 or VG_ESTORE. */
+int vg_ctl_delete_range(vg_ctl_t *c, const void *from, size_t flen, const void *to,
+                        size_t tlen);
+
+/* Big-endian helpers for keys. Can't fail. */
+void vg_be64(unsigned char out[8], uint64_t v);
+uint64_t vg_rd_be64(const unsigned char in[8]);
+
+#endif

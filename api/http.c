@@ -1,0 +1,653 @@
+/* http.c - the HTTP server: libmicrohttpd set-up, request bodies and limits, routing,
+ * auth, errors, metrics, health, scoring (see http.h; the other handlers are in
+ * api/http_rules.c and api/http_data.c).
+ *
+ * A request goes: route (404, 405) -> auth (401 with WWW-Authenticate, 403) -> body
+ * limit (413, from Content-Length before reading, else while reading) -> handler.
+ * Every error is {"error":{"code":"...","message":"..."}} with its status.
+ *
+ * Overload: a scoring request waits for its engine shard at most `deadline` after it
+ * arrived; past that it is answered 429 with Retry-After, so that a backlog turns into
+ * quick refusals rather than ever slower answers. Connections are limited
+ * (max-connections) and idle ones closed after request-timeout.
+ */
+#include "api/http.h"
+
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <microhttpd.h>
+
+#include "rules/errors.h"
+
+extern const char vg_openapi_json[];
+
+static const double BUCKETS[VG_HIST_N] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                         0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
+                                         1,      2.5};
+static const int CODES[VG_NCODES] = {200, 201, 202, 204, 400, 401, 403, 404, 405,
+                                     409, 412, 413, 415, 422, 429, 500, 503, 0};
+static const char *ROUTE_NAMES[] = {
+#define VG_ROUTE_NAME(n, s) s,
+    VG_ROUTE_LIST(VG_ROUTE_NAME)
+#undef VG_ROUTE_NAME
+};
+
+int64_t vg_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void vg_iso_time(int64_t ms, char out[40]) { vg_time_format(ms, out); }
+
+void vg_resp_error(vg_resp_t *r, int status, const char *code, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    r->status = status;
+    r->ctype = "application/json";
+    vg_buf_clear(&r->body);
+    vg_buf_puts(&r->body, "{\"error\":{\"code\":");
+    vg_json_str(&r->body, code, strlen(code));
+    vg_buf_puts(&r->body, ",\"message\":");
+    vg_json_str(&r->body, msg, strlen(msg));
+    vg_buf_puts(&r->body, "}}");
+}
+
+void vg_resp_json(vg_resp_t *r, int status, json_t *j) {
+    r->status = status;
+    r->ctype = "application/json";
+    vg_buf_clear(&r->body);
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!s) {
+        vg_resp_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    vg_buf_puts(&r->body, s);
+    free(s);
+}
+
+const char *vg_req_arg(vg_req_t *q, const char *name) {
+    return MHD_lookup_connection_value((struct MHD_Connection *)q->conn, MHD_GET_ARGUMENT_KIND,
+                                       name);
+}
+
+const char *vg_req_header(vg_req_t *q, const char *name) {
+    return MHD_lookup_connection_value((struct MHD_Connection *)q->conn, MHD_HEADER_KIND, name);
+}
+
+/* ---- routing --------------------------------------------------------------------- */
+
+enum { M_GET = 1, M_PUT = 2, M_POST = 4, M_DELETE = 8 };
+typedef struct route_def {
+    vg_route_t route;
+    int methods;
+    vg_role_t need_get, need_other;   /* role for GET, for the other methods */
+} route_def_t;
+
+/* Splits the path into segments (in place, in `buf`), returns the count (max 8). */
+static int split(char *buf, char **seg) {
+    int n = 0;
+    char *p = buf;
+    while (*p == '/') p++;
+    while (*p && n < 8) {
+        seg[n++] = p;
+        char *s = strchr(p, '/');
+        if (!s) break;
+        *s = 0;
+        p = s + 1;
+        if (!*p) break;   /* a trailing slash is ignored */
+    }
+    return n;
+}
+
+/* Finds the route; returns 0 and fills q (segments borrowed from buf), or 404. */
+static int match(char *buf, vg_req_t *q, route_def_t *d) {
+    char *s[8];
+    int n = split(buf, s);
+    memset(d, 0, sizeof(*d));
+    d->need_get = VG_ROLE_NONE;
+    q->nseg = 0;
+#define R(rt, m, g, o) (d->route = (rt), d->methods = (m), d->need_get = (g), d->need_other = (o), 0)
+    if (n == 1 && strcmp(s[0], "healthz") == 0) return R(VG_ROUTE_HEALTHZ, M_GET, VG_ROLE_NONE, 0);
+    if (n == 1 && strcmp(s[0], "readyz") == 0) return R(VG_ROUTE_READYZ, M_GET, VG_ROLE_NONE, 0);
+    if (n == 1 && strcmp(s[0], "metrics") == 0) return R(VG_ROUTE_METRICS, M_GET, VG_ROLE_NONE, 0);
+    if (n < 2 || strcmp(s[0], "v1") != 0) return 404;
+    for (int i = 2; i < n; i++) q->seg[q->nseg++] = s[i];
+    const char *r = s[1];
+    if (n == 2 && strcmp(r, "openapi.json") == 0) return R(VG_ROUTE_OPENAPI, M_GET, VG_ROLE_NONE, 0);
+    if (n == 2 && strcmp(r, "score") == 0) return R(VG_ROUTE_SCORE, M_POST, 0, VG_ROLE_SCORER);
+    if (n == 2 && strcmp(r, "alerts") == 0) return R(VG_ROUTE_ALERTS, M_GET, VG_ROLE_ANALYST, 0);
+    if (n == 2 && strcmp(r, "audit") == 0) return R(VG_ROUTE_AUDIT, M_GET, VG_ROLE_ANALYST, 0);
+    if (n == 2 && strcmp(r, "labels") == 0) return R(VG_ROUTE_LABELS, M_POST, 0, VG_ROLE_ANALYST);
+    if (strcmp(r, "rules") == 0) {
+        if (n == 2) return R(VG_ROUTE_RULES, M_GET, VG_ROLE_ANALYST, 0);
+        if (n == 3 && strcmp(s[2], "validate") == 0)
+            return R(VG_ROUTE_VALIDATE, M_POST, 0, VG_ROLE_ANALYST);
+        if (n == 3) return R(VG_ROUTE_RULE, M_GET | M_PUT | M_DELETE, VG_ROLE_ANALYST, VG_ROLE_ADMIN);
+        if ((n == 4 || n == 5) && strcmp(s[3], "versions") == 0)
+            return R(VG_ROUTE_RULE_VERSIONS, M_GET, VG_ROLE_ANALYST, 0);
+        if (n == 4 && strcmp(s[3], "rollback") == 0)
+            return R(VG_ROUTE_RULE_ROLLBACK, M_POST, 0, VG_ROLE_ADMIN);
+        return 404;
+    }
+    if (strcmp(r, "accounts") == 0 && n == 3)
+        return R(VG_ROUTE_ACCOUNT, M_GET | M_DELETE, VG_ROLE_ANALYST, VG_ROLE_ADMIN);
+    if (strcmp(r, "lists") == 0) {
+        if (n == 2) return R(VG_ROUTE_LISTS, M_GET, VG_ROLE_ANALYST, 0);
+        if (n == 3) return R(VG_ROUTE_LIST, M_GET | M_PUT | M_DELETE, VG_ROLE_ANALYST, VG_ROLE_ADMIN);
+        if (n == 4) return R(VG_ROUTE_LIST_ITEM, M_PUT | M_DELETE, 0, VG_ROLE_ADMIN);
+        return 404;
+    }
+#undef R
+    return 404;
+}
+
+static int method_bit(const char *m) {
+    if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) return M_GET;
+    if (strcmp(m, "PUT") == 0) return M_PUT;
+    if (strcmp(m, "POST") == 0) return M_POST;
+    if (strcmp(m, "DELETE") == 0) return M_DELETE;
+    return 0;
+}
+
+static void allow_header(int methods, char *out, size_t n) {
+    out[0] = 0;
+    const char *names[] = {"GET", "PUT", "POST", "DELETE"};
+    for (int i = 0; i < 4; i++)
+        if (methods & (1 << i)) {
+            if (out[0]) strncat(out, ", ", n - strlen(out) - 1);
+            strncat(out, names[i], n - strlen(out) - 1);
+        }
+}
+
+/* ---- per connection and per request ---------------------------------------------- */
+
+typedef struct conn_ctx {
+    vg_engine_ctx_t ectx;
+    vg_buf_t out;
+} conn_ctx_t;
+
+typedef struct req_state {
+    int64_t start_us;
+    route_def_t def;
+    vg_req_t q;
+    char path[1024];
+    vg_buf_t body;
+    size_t limit;
+    int too_large;
+    int done;            /* a response was queued on the first call */
+} req_state_t;
+
+static void notify_conn(void *cls, struct MHD_Connection *c, void **socket_ctx,
+                        enum MHD_ConnectionNotificationCode toe) {
+    (void)cls;
+    (void)c;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        conn_ctx_t *x = calloc(1, sizeof(*x));
+        if (x) {
+            vg_engine_ctx_init(&x->ectx);
+            vg_buf_init(&x->out);
+        }
+        *socket_ctx = x;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        conn_ctx_t *x = *socket_ctx;
+        if (x) {
+            vg_engine_ctx_deinit(&x->ectx);
+            vg_buf_deinit(&x->out);
+            free(x);
+        }
+        *socket_ctx = NULL;
+    }
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                      enum MHD_RequestTerminationCode toe) {
+    (void)cls;
+    (void)c;
+    (void)toe;
+    req_state_t *rs = *con_cls;
+    if (rs) {
+        vg_buf_deinit(&rs->body);
+        free(rs);
+    }
+    *con_cls = NULL;
+}
+
+static int code_index(int status) {
+    for (int i = 0; i < VG_NCODES - 1; i++)
+        if (CODES[i] == status) return i;
+    return VG_NCODES - 1;
+}
+
+static void observe(vg_api_t *a, vg_route_t rt, int status, int64_t us) {
+    vg_route_metrics_t *m = &a->routes[rt];
+    atomic_fetch_add(&m->by_code[code_index(status)], 1);
+    double s = (double)us / 1e6;
+    int b = 0;
+    while (b < VG_HIST_N && s > BUCKETS[b]) b++;
+    atomic_fetch_add(&m->hist[b], 1);
+    atomic_fetch_add(&m->sum_us, (uint64_t)us);
+}
+
+static enum MHD_Result send_resp(vg_api_t *a, struct MHD_Connection *c, req_state_t *rs,
+                                 vg_resp_t *r) {
+    struct MHD_Response *resp = MHD_create_response_from_buffer(r->body.len, r->body.p,
+                                                                MHD_RESPMEM_MUST_COPY);
+    if (!resp) return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", r->ctype ? r->ctype : "application/json");
+    if (r->etag[0]) MHD_add_response_header(resp, "ETag", r->etag);
+    if (r->retry_after > 0) {
+        char ra[16];
+        snprintf(ra, sizeof(ra), "%d", r->retry_after);
+        MHD_add_response_header(resp, "Retry-After", ra);
+    }
+    if (r->www_auth) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"vigil\"");
+    if (r->status == 405) {
+        char allow[64];
+        allow_header(rs->def.methods, allow, sizeof(allow));
+        MHD_add_response_header(resp, "Allow", allow);
+    }
+    enum MHD_Result ok = MHD_queue_response(c, (unsigned)r->status, resp);
+    MHD_destroy_response(resp);
+    observe(a, rs->def.route, r->status, mono_us() - rs->start_us);
+    return ok;
+}
+
+/* ---- built-in handlers ----------------------------------------------------------- */
+
+static void h_metrics(vg_api_t *a, vg_resp_t *r) {
+    vg_buf_t *b = &r->body;
+    char line[512];
+    r->status = 200;
+    r->ctype = "text/plain; version=0.0.4";
+    vg_buf_puts(b, "# HELP vigil_http_requests_total HTTP requests by route and status.\n"
+                   "# TYPE vigil_http_requests_total counter\n");
+    for (int rt = 0; rt < VG_ROUTE__COUNT; rt++)
+        for (int k = 0; k < VG_NCODES; k++) {
+            uint64_t v = atomic_load(&a->routes[rt].by_code[k]);
+            if (!v) continue;
+            snprintf(line, sizeof(line), "vigil_http_requests_total{route=\"%s\",code=\"%d\"} %" PRIu64 "\n",
+                     ROUTE_NAMES[rt], CODES[k], v);
+            vg_buf_puts(b, line);
+        }
+    vg_buf_puts(b, "# HELP vigil_http_request_duration_seconds Request latency by route.\n"
+                   "# TYPE vigil_http_request_duration_seconds histogram\n");
+    for (int rt = 0; rt < VG_ROUTE__COUNT; rt++) {
+        uint64_t cum = 0;
+        for (int k = 0; k <= VG_HIST_N; k++) {
+            cum += atomic_load(&a->routes[rt].hist[k]);
+            if (k < VG_HIST_N)
+                snprintf(line, sizeof(line),
+                         "vigil_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %" PRIu64 "\n",
+                         ROUTE_NAMES[rt], BUCKETS[k], cum);
+            else
+                snprintf(line, sizeof(line),
+                         "vigil_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %" PRIu64 "\n"
+                         "vigil_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n"
+                         "vigil_http_request_duration_seconds_count{route=\"%s\"} %" PRIu64 "\n",
+                         ROUTE_NAMES[rt], cum, ROUTE_NAMES[rt],
+                         (double)atomic_load(&a->routes[rt].sum_us) / 1e6, ROUTE_NAMES[rt], cum);
+            vg_buf_puts(b, line);
+        }
+    }
+    static const char *dn[4] = {"allow", "review", "block", "alert"};
+    vg_buf_puts(b, "# HELP vigil_decisions_total Scored events by decision or outcome.\n"
+                   "# TYPE vigil_decisions_total counter\n");
+    for (int i = 0; i < 4; i++) {
+        snprintf(line, sizeof(line), "vigil_decisions_total{decision=\"%s\"} %" PRIu64 "\n", dn[i],
+                 (uint64_t)atomic_load(&a->decisions[i]));
+        vg_buf_puts(b, line);
+    }
+    snprintf(line, sizeof(line),
+             "vigil_decisions_total{decision=\"rejected\"} %" PRIu64 "\n"
+             "vigil_decisions_total{decision=\"duplicate\"} %" PRIu64 "\n"
+             "# HELP vigil_alerts_total Alerts raised.\n# TYPE vigil_alerts_total counter\n"
+             "vigil_alerts_total %" PRIu64 "\n"
+             "# HELP vigil_overloaded_total Requests refused with 429.\n"
+             "# TYPE vigil_overloaded_total counter\nvigil_overloaded_total %" PRIu64 "\n",
+             (uint64_t)atomic_load(&a->rejected), (uint64_t)atomic_load(&a->duplicates),
+             (uint64_t)atomic_load(&a->alerts), (uint64_t)atomic_load(&a->overloaded));
+    vg_buf_puts(b, line);
+    vg_buf_puts(b, "# HELP vigil_rule_hits_total Fired rules (active and shadow).\n"
+                   "# TYPE vigil_rule_hits_total counter\n");
+    pthread_mutex_lock(&a->hits_mu);
+    for (int i = 0; i < a->nhits; i++) {
+        vg_buf_puts(b, "vigil_rule_hits_total{rule=");
+        vg_json_str(b, a->hit_names[i], strlen(a->hit_names[i]));
+        snprintf(line, sizeof(line), "} %" PRIu64 "\n", a->hit_counts[i]);
+        vg_buf_puts(b, line);
+    }
+    pthread_mutex_unlock(&a->hits_mu);
+    vg_engine_stats_t es;
+    vg_engine_get_stats(a->eng, &es);
+    pthread_mutex_lock(&a->mu);
+    int64_t rs = a->ruleset;
+    int nf = 0;
+    pthread_mutex_unlock(&a->mu);
+    (void)nf;
+    snprintf(line, sizeof(line),
+             "# HELP vigil_accounts_in_memory Accounts held in memory.\n"
+             "# TYPE vigil_accounts_in_memory gauge\nvigil_accounts_in_memory %zu\n"
+             "# HELP vigil_keys_in_memory by-key window states held in memory.\n"
+             "# TYPE vigil_keys_in_memory gauge\nvigil_keys_in_memory %zu\n"
+             "# HELP vigil_state_bytes Bytes of account and key state in memory.\n"
+             "# TYPE vigil_state_bytes gauge\nvigil_state_bytes %zu\n"
+             "# HELP vigil_ruleset_version The active ruleset version.\n"
+             "# TYPE vigil_ruleset_version gauge\nvigil_ruleset_version %" PRId64 "\n",
+             es.accounts_in_memory, es.keys_in_memory, es.bytes, rs);
+    vg_buf_puts(b, line);
+}
+
+static void h_score(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
+    const char *dr = vg_req_arg(q, "dry_run");
+    int dry = dr && (strcmp(dr, "true") == 0 || strcmp(dr, "1") == 0);
+    if (dr && !dry && strcmp(dr, "false") != 0 && strcmp(dr, "0") != 0) {
+        vg_resp_error(r, 400, "bad_request", "dry_run must be true or false");
+        return;
+    }
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    int64_t left_us = a->cfg->deadline_ms * 1000 - (mono_us() - q->start_us);
+    if (left_us <= 0) {
+        atomic_fetch_add(&a->overloaded, 1);
+        r->retry_after = 1;
+        vg_resp_error(r, 429, "overloaded", "the request waited longer than its deadline");
+        return;
+    }
+    dl.tv_nsec += (long)(left_us % 1000000) * 1000;
+    dl.tv_sec += (time_t)(left_us / 1000000) + dl.tv_nsec / 1000000000;
+    dl.tv_nsec %= 1000000000;
+    vg_buf_t *out = q->out;
+    vg_buf_clear(out);
+    vg_engine_result_t res;
+    int rc = vg_engine_score(a->eng, q->ectx, q->body, q->len, dry, &dl, out, &res);
+    if (rc == VG_ELIMIT) {
+        atomic_fetch_add(&a->overloaded, 1);
+        r->retry_after = 1;
+        vg_resp_error(r, 429, "overloaded", "the engine is busy; retry later");
+        return;
+    }
+    if (rc == VG_EINVAL) {
+        vg_resp_error(r, 400, "bad_request", "dry runs need a state directory");
+        return;
+    }
+    if (rc) {
+        vg_resp_error(r, 500, "internal", "engine failure: %s", vg_strerror(rc));
+        return;
+    }
+    if (out->len && out->p[out->len - 1] == '\n') out->len--;
+    if (res.outcome == VG_OUT_REJECTED) {
+        /* {"id":..,"error":"..","code":".."} -> the error shape of section 6 */
+        json_t *j = json_loadb(out->p, out->len, 0, NULL);
+        const char *code = vg_reject_code(res.reject);
+        const char *msg = j ? json_string_value(json_object_get(j, "error")) : NULL;
+        json_t *e = json_pack("{s:s,s:s}", "code", code, "message", msg ? msg : code);
+        json_t *id = j ? json_object_get(j, "id") : NULL;
+        json_object_set(e, "id", id ? id : json_null());
+        json_decref(j);
+        atomic_fetch_add(&a->rejected, 1);
+        vg_resp_json(r, res.reject == VG_REJECT_TOO_LARGE ? 413 : 400, json_pack("{s:o}", "error", e));
+        return;
+    }
+    if (res.outcome == VG_OUT_BLANK) {
+        vg_resp_error(r, 400, "invalid_json", "the body is empty");
+        return;
+    }
+    r->status = 200;
+    r->ctype = "application/json";
+    vg_buf_clear(&r->body);
+    vg_buf_append(&r->body, out->p, out->len);
+    if (res.outcome == VG_OUT_DUPLICATE) {
+        atomic_fetch_add(&a->duplicates, 1);
+        return;
+    }
+    if (!dry)
+        vg_api_record_decision(a, q->ectx->ev.account.p, q->ectx->ev.account.len, out->p,
+                               out->len, res.alert);
+}
+
+static void dispatch(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
+    switch (q->route) {
+    case VG_ROUTE_HEALTHZ:
+        vg_resp_json(r, 200, json_pack("{s:s}", "status", "ok"));
+        break;
+    case VG_ROUTE_READYZ: {
+        int ready = atomic_load(&a->ready);
+        pthread_mutex_lock(&a->mu);
+        int64_t rs = a->ruleset;
+        pthread_mutex_unlock(&a->mu);
+        if (!ready) r->retry_after = 1;
+        vg_resp_json(r, ready ? 200 : 503,
+                     json_pack("{s:s,s:I}", "status", ready ? "ready" : "starting", "ruleset",
+                               (json_int_t)rs));
+        break;
+    }
+    case VG_ROUTE_METRICS: h_metrics(a, r); break;
+    case VG_ROUTE_OPENAPI:
+        r->status = 200;
+        r->ctype = "application/json";
+        vg_buf_puts(&r->body, vg_openapi_json);
+        break;
+    case VG_ROUTE_SCORE: h_score(a, q, r); break;
+    case VG_ROUTE_RULES: vg_h_rules(a, q, r); break;
+    case VG_ROUTE_RULE: vg_h_rule(a, q, r); break;
+    case VG_ROUTE_RULE_VERSIONS: vg_h_rule_versions(a, q, r); break;
+    case VG_ROUTE_RULE_ROLLBACK: vg_h_rule_rollback(a, q, r); break;
+    case VG_ROUTE_VALIDATE: vg_h_validate(a, q, r); break;
+    case VG_ROUTE_ACCOUNT: vg_h_account(a, q, r); break;
+    case VG_ROUTE_ALERTS: vg_h_alerts(a, q, r); break;
+    case VG_ROUTE_LISTS: vg_h_lists(a, q, r); break;
+    case VG_ROUTE_LIST: vg_h_list(a, q, r); break;
+    case VG_ROUTE_LIST_ITEM: vg_h_list_item(a, q, r); break;
+    case VG_ROUTE_LABELS: vg_h_labels(a, q, r); break;
+    case VG_ROUTE_AUDIT: vg_h_audit(a, q, r); break;
+    default: vg_resp_error(r, 404, "not_found", "no such route"); break;
+    }
+}
+
+/* Auth: 0 when allowed, else the error set in r. */
+static int authorize(vg_api_t *a, struct MHD_Connection *c, req_state_t *rs, vg_resp_t *r) {
+    vg_req_t *q = &rs->q;
+    int is_get = strcmp(q->method, "GET") == 0 || strcmp(q->method, "HEAD") == 0;
+    vg_role_t need = is_get ? rs->def.need_get : rs->def.need_other;
+    snprintf(q->who, sizeof(q->who), "anonymous");
+    if (a->cfg->ntokens == 0) {
+        q->role = VG_ROLE_ADMIN;
+        return 0;
+    }
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    if (need == VG_ROLE_NONE) {
+        q->role = VG_ROLE_NONE;
+        return 0;
+    }
+    if (!h) {
+        r->www_auth = 1;
+        vg_resp_error(r, 401, "unauthorized", "a bearer token is required");
+        return -1;
+    }
+    if (strncasecmp(h, "Bearer ", 7) != 0) {
+        r->www_auth = 1;
+        vg_resp_error(r, 401, "unauthorized", "the Authorization header must be `Bearer TOKEN`");
+        return -1;
+    }
+    const char *t = h + 7;
+    while (*t == ' ') t++;
+    unsigned char hash[32];
+    q->role = vg_config_role(a->cfg, t, strlen(t), hash);
+    if (q->role == VG_ROLE_NONE) {
+        r->www_auth = 1;
+        vg_resp_error(r, 401, "unauthorized", "unknown token");
+        return -1;
+    }
+    snprintf(q->who, sizeof(q->who), "%s:%02x%02x%02x%02x", vg_role_name(q->role), hash[0],
+             hash[1], hash[2], hash[3]);
+    if (q->role < need) {
+        vg_resp_error(r, 403, "forbidden", "role %s may not %s %s (needs %s)", vg_role_name(q->role),
+                      q->method, ROUTE_NAMES[rs->def.route], vg_role_name(need));
+        return -1;
+    }
+    return 0;
+}
+
+static size_t route_limit(vg_api_t *a, vg_route_t rt) {
+    if (rt == VG_ROUTE_SCORE) return VG_EVENT_MAX_BYTES;
+    if (rt == VG_ROUTE_RULE || rt == VG_ROUTE_VALIDATE) return VG_RULES_MAX_SOURCE;
+    return a->cfg->max_body;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload, size_t *upload_size, void **con_cls) {
+    (void)version;
+    vg_api_t *a = cls;
+    req_state_t *rs = *con_cls;
+    if (!rs) {
+        rs = calloc(1, sizeof(*rs));
+        if (!rs) return MHD_NO;
+        *con_cls = rs;
+        rs->start_us = mono_us();
+        vg_buf_init(&rs->body);
+        vg_resp_t r;
+        memset(&r, 0, sizeof(r));
+        vg_buf_init(&r.body);
+        snprintf(rs->path, sizeof(rs->path), "%s", url);
+        rs->q.method = method;
+        rs->q.conn = c;
+        rs->q.start_us = rs->start_us;
+        int err = 0;
+        if (strlen(url) >= sizeof(rs->path)) {
+            rs->def.route = VG_ROUTE_OTHER;
+            vg_resp_error(&r, 404, "not_found", "path too long");
+            err = 1;
+        } else if (match(rs->path, &rs->q, &rs->def) != 0) {
+            rs->def.route = VG_ROUTE_OTHER;
+            vg_resp_error(&r, 404, "not_found", "no route %s", url);
+            err = 1;
+        } else if (!(method_bit(method) & rs->def.methods)) {
+            vg_resp_error(&r, 405, "method_not_allowed", "%s is not allowed on %s", method,
+                          ROUTE_NAMES[rs->def.route]);
+            err = 1;
+        } else if (authorize(a, c, rs, &r) != 0) {
+            err = 1;
+        } else {
+            rs->limit = route_limit(a, rs->def.route);
+            const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+            if (cl && strtoull(cl, NULL, 10) > rs->limit) {
+                vg_resp_error(&r, 413, "too_large", "the body is %s bytes, limit %zu", cl, rs->limit);
+                err = 1;
+            }
+        }
+        rs->q.route = rs->def.route;
+        if (err) {
+            rs->done = 1;
+            enum MHD_Result ok = send_resp(a, c, rs, &r);
+            vg_buf_deinit(&r.body);
+            return ok;
+        }
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!rs->done && !rs->too_large) {
+            if (rs->body.len + *upload_size > rs->limit) rs->too_large = 1;
+            else vg_buf_append(&rs->body, upload, *upload_size);
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (rs->done) return MHD_YES;
+    rs->done = 1;
+    vg_resp_t r;
+    memset(&r, 0, sizeof(r));
+    vg_buf_init(&r.body);
+    if (rs->too_large) {
+        vg_resp_error(&r, 413, "too_large", "the body is over the limit of %zu bytes", rs->limit);
+    } else {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        conn_ctx_t *x = ci ? ci->socket_context : NULL;
+        if (!x) {
+            vg_resp_error(&r, 500, "internal", "out of memory");
+        } else {
+            rs->q.body = rs->body.p ? rs->body.p : "";
+            rs->q.len = rs->body.len;
+            rs->q.ectx = &x->ectx;
+            rs->q.out = &x->out;
+            dispatch(a, &rs->q, &r);
+        }
+    }
+    enum MHD_Result ok = send_resp(a, c, rs, &r);
+    vg_buf_deinit(&r.body);
+    return ok;
+}
+
+int vg_api_listen(vg_api_t *a, char *errbuf, size_t errlen) {
+    const char *hp = a->cfg->http;
+    const char *colon = strrchr(hp, ':');
+    if (!colon) {
+        snprintf(errbuf, errlen, "--http %s: expected HOST:PORT", hp);
+        return VG_EINVAL;
+    }
+    char host[256];
+    snprintf(host, sizeof(host), "%.*s", (int)(colon - hp), hp);
+    int port = atoi(colon + 1);
+    if (port < 0 || port > 65535) {
+        snprintf(errbuf, errlen, "--http %s: bad port", hp);
+        return VG_EINVAL;
+    }
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    if (strcmp(host, "localhost") == 0) snprintf(host, sizeof(host), "127.0.0.1");
+    if (host[0] == 0 || strcmp(host, "*") == 0) sa.sin_addr.s_addr = htonl(INADDR_ANY);
+    else if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        snprintf(errbuf, errlen, "--http %s: host must be an IPv4 address", hp);
+        return VG_EINVAL;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    struct MHD_Daemon *d = MHD_start_daemon(
+        flags, (uint16_t)port, NULL, NULL, on_request, a,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)a->cfg->threads,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->cfg->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)((a->cfg->request_timeout_ms + 999) / 1000),
+        MHD_OPTION_NOTIFY_CONNECTION, notify_conn, a,
+        MHD_OPTION_NOTIFY_COMPLETED, completed, a,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
+        MHD_OPTION_END);
+    if (!d) {
+        snprintf(errbuf, errlen, "cannot listen on %s (address in use?)", hp);
+        return VG_EIO;
+    }
+    a->mhd = d;
+    return 0;
+}
+
+int vg_api_port(vg_api_t *a) {
+    if (!a->mhd) return 0;
+    const union MHD_DaemonInfo *i = MHD_get_daemon_info(a->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    return i ? i->port : 0;
+}
+
+void vg_api_stop(vg_api_t *a) {
+    if (a->mhd) MHD_stop_daemon(a->mhd);
+    a->mhd = NULL;
+}

@@ -1,0 +1,186 @@
+/* http.h - the HTTP API of SPEC section 6 on libmicrohttpd, and the service state it
+ * serves (vg_api_t): the engine, the control store, the rule modules, the lists, the
+ * metrics, and the Redis control plane when configured.
+ *
+ * Threading: libmicrohttpd runs an epoll thread pool (`threads` workers) with
+ * keep-alive; handlers run on those threads. Scoring takes only the account's engine
+ * shard (engine/engine.h); rules and lists changes are serialised by one mutex
+ * (vg_api_t.mu) and swap the ruleset or the lists whole. Everything else is atomic
+ * counters or RocksDB (thread-safe).
+ * Ownership: vg_api_new takes nothing; the caller frees with vg_api_free.
+ */
+#ifndef VG_HTTP_H
+#define VG_HTTP_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "api/config.h"
+#include "api/ctl.h"
+#include "engine/engine.h"
+
+#include <jansson.h>
+
+/* Routes, for metrics. */
+#define VG_ROUTE_LIST(X) \
+    X(SCORE, "/v1/score") X(RULES, "/v1/rules") X(RULE, "/v1/rules/{module}") \
+    X(RULE_VERSIONS, "/v1/rules/{module}/versions") X(RULE_ROLLBACK, "/v1/rules/{module}/rollback") \
+    X(VALIDATE, "/v1/rules/validate") X(ACCOUNT, "/v1/accounts/{account}") \
+    X(ALERTS, "/v1/alerts") X(LISTS, "/v1/lists") X(LIST, "/v1/lists/{name}") \
+    X(LIST_ITEM, "/v1/lists/{name}/{item}") X(LABELS, "/v1/labels") X(AUDIT, "/v1/audit") \
+    X(HEALTHZ, "/healthz") X(READYZ, "/readyz") X(METRICS, "/metrics") \
+    X(OPENAPI, "/v1/openapi.json") X(OTHER, "other")
+typedef enum vg_route {
+#define VG_ROUTE_ENUM(n, s) VG_ROUTE_##n,
+    VG_ROUTE_LIST(VG_ROUTE_ENUM)
+#undef VG_ROUTE_ENUM
+    VG_ROUTE__COUNT
+} vg_route_t;
+
+#define VG_HIST_N 14     /* latency buckets, seconds, see http.c */
+#define VG_NCODES 18     /* statuses counted per route */
+
+typedef struct vg_route_metrics {
+    atomic_uint_least64_t by_code[VG_NCODES];
+    atomic_uint_least64_t hist[VG_HIST_N + 1];   /* cumulative at export; last: +Inf */
+    atomic_uint_least64_t sum_us;
+} vg_route_metrics_t;
+
+/* A rule module as this instance holds it. */
+typedef struct vg_module {
+    char *name;
+    char *record;        /* the JSON record (module, version, ruleset, source, ...) */
+    int64_t version, ruleset;
+    int deleted;
+    char *source;        /* NULL when deleted */
+} vg_module_t;
+
+/* A list as this instance holds it. */
+typedef struct vg_list {
+    char *name;
+    int64_t version;
+    char **items;        /* sorted, unique */
+    size_t n;
+    int deleted;         /* a tombstone: its version is kept so that versions only grow */
+} vg_list_t;
+
+typedef struct vg_redis vg_redis_t;
+
+typedef struct vg_api {
+    vg_config_t *cfg;    /* borrowed */
+    vg_engine_t *eng;
+    vg_ctl_t *ctl;
+    vg_redis_t *redis;   /* NULL without --redis */
+    pthread_mutex_t mu;  /* modules, lists, program swaps, counters below */
+    vg_module_t *mods;
+    int nmods;
+    vg_list_t *lists;
+    int nlists;
+    int64_t ruleset;     /* version of the active ruleset */
+    uint64_t audit_seq;
+    atomic_uint_least64_t idgen;   /* ids of alerts and recent decisions: ms << 16 | n */
+    atomic_int ready;
+    atomic_uint_least64_t decisions[4], rejected, duplicates, alerts, overloaded;
+    vg_route_metrics_t routes[VG_ROUTE__COUNT];
+    pthread_mutex_t hits_mu;   /* rule hit counters */
+    char **hit_names;
+    uint64_t *hit_counts;
+    int nhits;
+    char *openapi;       /* the OpenAPI document served at /v1/openapi.json */
+    size_t openapi_len;
+    void *mhd;           /* struct MHD_Daemon */
+} vg_api_t;
+
+/* Opens the control store under cfg->state, loads modules and lists from it (and from
+ * cfg->rules), builds the engine. NULL with a reason in errbuf. */
+vg_api_t *vg_api_new(vg_config_t *cfg, char *errbuf, size_t errlen);
+void vg_api_free(vg_api_t *a);
+
+/* Starts serving on cfg->http. 0 or VG_EIO with a reason in errbuf. */
+int vg_api_listen(vg_api_t *a, char *errbuf, size_t errlen);
+/* Stops accepting and waits for the handlers to finish. Can't fail. */
+void vg_api_stop(vg_api_t *a);
+/* The bound port (useful with port 0). */
+int vg_api_port(vg_api_t *a);
+
+/* Periodic work (checkpoint, alert retention); called by serve's main loop. */
+void vg_api_tick(vg_api_t *a, int64_t now_ms);
+
+/* ---- shared by api/http*.c and api/redis.c (not for other callers) ---- */
+
+typedef struct vg_req {
+    const char *method;
+    vg_route_t route;
+    const char *seg[4];       /* path parameters */
+    int nseg;
+    const char *body;
+    size_t len;
+    void *conn;               /* struct MHD_Connection */
+    vg_role_t role;
+    char who[48];             /* "role:hash8" or "anonymous" */
+    vg_engine_ctx_t *ectx;    /* per-connection engine scratch */
+    vg_buf_t *out;            /* per-connection output buffer */
+    int64_t start_us;
+} vg_req_t;
+
+typedef struct vg_resp {
+    int status;
+    vg_buf_t body;            /* JSON unless ctype says otherwise */
+    const char *ctype;
+    char etag[48];
+    int retry_after;          /* seconds, 0: none */
+    int www_auth;
+} vg_resp_t;
+
+/* Sets an error response {"error":{"code":..,"message":..}}. */
+void vg_resp_error(vg_resp_t *r, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Sets a JSON response from a jansson value (takes ownership of j). */
+void vg_resp_json(vg_resp_t *r, int status, json_t *j);
+/* A query argument, or NULL. */
+const char *vg_req_arg(vg_req_t *q, const char *name);
+/* The If-Match header, or NULL. */
+const char *vg_req_header(vg_req_t *q, const char *name);
+int64_t vg_now_ms(void);
+void vg_iso_time(int64_t ms, char out[40]);
+
+/* Handlers (api/http_rules.c, api/http_data.c). */
+void vg_h_rules(vg_api_t *a, vg_req_t *q, vg_resp_t *r);
+void vg_h_rule(vg_api_t *a, vg_req_t *q, vg_resp_t *r);
+void vg_h_rule_versions(vg_api_t *a, vg_req_t *q, vg_resp_t *r);
+void vg_h_rule_rollback(vg_api_t *a, vg_req_t *q, vg_resp_t *r);
+void vg_h_validate(vg_api_t *a, vg_req_t *q, vg_resp_t *r);
+void vg_h_lists(vg_api_t *a, vg_req_t *q, vg_resp_t *r);
+void vg_h_list(vg_api_t *a, vg_req_t *q, vg_resp_t *r);
+void vg_h_list_item(vg_api_t *a, vg_req_t *q, vg_resp_t *r);
+void vg_h_labels(vg_api_t *a, vg_req_t *q, vg_resp_t *r);
+void vg_h_account(vg_api_t *a, vg_req_t *q, vg_resp_t *r);
+void vg_h_alerts(vg_api_t *a, vg_req_t *q, vg_resp_t *r);
+void vg_h_audit(vg_api_t *a, vg_req_t *q, vg_resp_t *r);
+
+/* Rules and lists state (api/http_rules.c, api/http_data.c), mu held by the caller. */
+/* Loads modules and lists from the control store; compiles; 0 or error with errbuf. */
+int vg_api_load_state(vg_api_t *a, char *errbuf, size_t errlen);
+/* Compiles the active modules (with `override` replacing or adding module `name`, or
+ * removing it when override is NULL and remove is set). Returns the program or NULL
+ * with diagnostics in d. */
+vg_program_t *vg_api_compile(vg_api_t *a, const char *name, const char *override, int remove,
+                             vg_diags_t *d);
+/* Installs a module record (JSON text) coming from this instance or from Redis:
+ * ignored when not newer than the one held; else stored, compiled and swapped in.
+ * 0, or an error (logged). */
+int vg_api_apply_module(vg_api_t *a, const char *record, size_t len, int64_t *ruleset_out);
+/* Installs a list (name, version, items) coming from this instance or Redis. */
+int vg_api_apply_list(vg_api_t *a, const char *name, int64_t version, char **items, size_t n,
+                      int deleted);
+/* Rebuilds the engine's lists from a->lists. */
+int vg_api_push_lists(vg_api_t *a);
+/* Appends an audit entry. */
+void vg_api_audit(vg_api_t *a, const vg_req_t *q, const char *action, const char *target,
+                  int64_t old_version, int64_t new_version);
+/* Records a decision (recent decisions, alert, rule hits). */
+void vg_api_record_decision(vg_api_t *a, const char *account, size_t alen, const char *line,
+                            size_t len, int alert);
+
+#endif

@@ -1,0 +1,692 @@
+/* http_data.c - lists, labels, accounts, alerts and the audit trail over HTTP
+ * (SPEC section 6).
+ *
+ * A list is kept as {"name","version","items":[sorted],"deleted"} under "L/" in the
+ * control store; every change bumps its version (ETag) and swaps the engine's lists
+ * whole. With Redis, the change is made in Redis first (api/redis.c), which then
+ * installs the shared result here.
+ * Alerts and recent decisions are written by vg_api_record_decision (http_state.c);
+ * alerts are read newest first with an opaque cursor (the alert's id).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/http.h"
+#include "api/redis.h"
+#include "rules/errors.h"
+
+static int find_list(vg_api_t *a, const char *name) {
+    for (int i = 0; i < a->nlists; i++)
+        if (strcmp(a->lists[i].name, name) == 0) return i;
+    return -1;
+}
+
+static int valid_list_name(const char *s) {
+    size_t n = strlen(s);
+    if (n == 0 || n > 128) return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == '"') return 0;
+    return 1;
+}
+
+static int cmpstr(const void *x, const void *y) {
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+static void free_items(char **items, size_t n) {
+    for (size_t k = 0; k < n; k++) free(items[k]);
+    free(items);
+}
+
+/* Sorted, unique copy. NULL on out of memory (n == 0 gives a valid empty array). */
+static char **copy_items(char **items, size_t n, size_t *out_n) {
+    char **c = calloc(n + 1, sizeof(*c));
+    if (!c) return NULL;
+    for (size_t k = 0; k < n; k++)
+        if (!(c[k] = strdup(items[k]))) {
+            free_items(c, k);
+            return NULL;
+        }
+    qsort(c, n, sizeof(*c), cmpstr);
+    size_t m = 0;
+    for (size_t k = 0; k < n; k++) {
+        if (m > 0 && strcmp(c[m - 1], c[k]) == 0) free(c[k]);
+        else c[m++] = c[k];
+    }
+    *out_n = m;
+    return c;
+}
+
+vg_lists_t *vg_api_build_lists(vg_api_t *a) {
+    vg_lists_t *l = vg_lists_new();
+    if (!l) return NULL;
+    for (int i = 0; i < a->nlists; i++) {
+        vg_list_t *x = &a->lists[i];
+        if (x->deleted) continue;
+        vg_lists_declare(l, x->name, strlen(x->name));
+        for (size_t k = 0; k < x->n; k++)
+            vg_lists_add(l, x->name, strlen(x->name), x->items[k], strlen(x->items[k]));
+    }
+    return l;
+}
+
+int vg_api_push_lists(vg_api_t *a) {
+    vg_lists_t *l = vg_api_build_lists(a);
+    if (!l) return VG_ENOMEM;
+    if (a->eng) vg_engine_set_lists(a->eng, l);
+    vg_lists_unref(l);
+    return 0;
+}
+
+static char *list_record(const vg_list_t *x) {
+    json_t *items = json_array();
+    for (size_t k = 0; k < x->n; k++) json_array_append_new(items, json_string(x->items[k]));
+    json_t *j = json_pack("{s:s,s:I,s:b,s:o}", "name", x->name, "version", (json_int_t)x->version,
+                          "deleted", x->deleted, "items", items);
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return s;
+}
+
+/* mu held */
+static int apply_list_locked(vg_api_t *a, const char *name, int64_t version, char **items,
+                             size_t n, int deleted) {
+    int i = find_list(a, name);
+    if (i >= 0 && a->lists[i].version >= version) return 0;
+    vg_list_t nx = {0};
+    nx.name = strdup(name);
+    nx.version = version;
+    nx.deleted = deleted;
+    nx.items = copy_items(items, deleted ? 0 : n, &nx.n);
+    if (!nx.name || !nx.items) {
+        free(nx.name);
+        if (nx.items) free_items(nx.items, nx.n);
+        return VG_ENOMEM;
+    }
+    char *rec = list_record(&nx);
+    size_t nl = strlen(name);
+    char *key = malloc(nl + 2);
+    int rc = rec && key ? 0 : VG_ENOMEM;
+    if (!rc) {
+        memcpy(key, "L/", 2);
+        memcpy(key + 2, name, nl);
+        rc = vg_ctl_put(a->ctl, key, nl + 2, rec, strlen(rec));
+    }
+    free(key);
+    free(rec);
+    if (rc) {
+        free(nx.name);
+        free_items(nx.items, nx.n);
+        return rc;
+    }
+    if (i < 0) {
+        vg_list_t *nl2 = realloc(a->lists, (size_t)(a->nlists + 1) * sizeof(*nl2));
+        if (!nl2) {
+            free(nx.name);
+            free_items(nx.items, nx.n);
+            return VG_ENOMEM;
+        }
+        a->lists = nl2;
+        i = a->nlists++;
+    } else {
+        free(a->lists[i].name);
+        free_items(a->lists[i].items, a->lists[i].n);
+    }
+    a->lists[i] = nx;
+    return vg_api_push_lists(a);
+}
+
+int vg_api_apply_list(vg_api_t *a, const char *name, int64_t version, char **items, size_t n,
+                      int deleted) {
+    pthread_mutex_lock(&a->mu);
+    int rc = apply_list_locked(a, name, version, items, n, deleted);
+    pthread_mutex_unlock(&a->mu);
+    return rc;
+}
+
+static int load_list_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
+    (void)k;
+    (void)kl;
+    vg_api_t *a = ctx;
+    json_t *j = json_loadb(v, vl, 0, NULL);
+    if (!j) return 0;
+    const char *name = json_string_value(json_object_get(j, "name"));
+    json_t *items = json_object_get(j, "items");
+    size_t n = json_array_size(items);
+    char **it = calloc(n + 1, sizeof(*it));
+    vg_list_t *nl = realloc(a->lists, (size_t)(a->nlists + 1) * sizeof(*nl));
+    if (nl) a->lists = nl;
+    if (name && it && nl) {
+        for (size_t k2 = 0; k2 < n; k2++) {
+            const char *s = json_string_value(json_array_get(items, k2));
+            it[k2] = strdup(s ? s : "");
+        }
+        vg_list_t *x = &a->lists[a->nlists++];
+        memset(x, 0, sizeof(*x));
+        x->name = strdup(name);
+        x->version = json_integer_value(json_object_get(j, "version"));
+        x->deleted = json_is_true(json_object_get(j, "deleted"));
+        x->items = it;
+        x->n = n;
+        it = NULL;
+    }
+    free(it);
+    json_decref(j);
+    return 0;
+}
+
+int vg_api_load_lists(vg_api_t *a) { return vg_ctl_scan(a->ctl, "L/", 2, NULL, 0, load_list_cb, a); }
+
+/* ---- list handlers --------------------------------------------------------------- */
+
+static int if_match(vg_req_t *q, vg_resp_t *r, int64_t cur, int exists, int64_t *expect) {
+    const char *im = vg_req_header(q, "If-Match");
+    *expect = -1;
+    if (!im) return 0;
+    while (*im == ' ') im++;
+    if (strcmp(im, "*") == 0) {
+        if (exists) return 0;
+        vg_resp_error(r, 412, "precondition_failed", "If-Match: * but the list does not exist");
+        return -1;
+    }
+    if (im[0] == 'W' && im[1] == '/') im += 2;
+    if (*im == '"') im++;
+    long long v = strtoll(im, NULL, 10);
+    if (v != cur || !exists) {
+        vg_resp_error(r, 412, "precondition_failed",
+                      "the current version is %lld, not %lld: reload and retry", (long long)cur, v);
+        return -1;
+    }
+    *expect = v;
+    return 0;
+}
+
+static json_t *list_json(const vg_list_t *x) {
+    json_t *items = json_array();
+    for (size_t k = 0; k < x->n; k++) json_array_append_new(items, json_string(x->items[k]));
+    return json_pack("{s:s,s:I,s:I,s:o}", "name", x->name, "version", (json_int_t)x->version,
+                     "size", (json_int_t)x->n, "items", items);
+}
+
+void vg_h_lists(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
+    (void)q;
+    json_t *arr = json_array();
+    pthread_mutex_lock(&a->mu);
+    for (int i = 0; i < a->nlists; i++)
+        if (!a->lists[i].deleted)
+            json_array_append_new(arr, json_pack("{s:s,s:I,s:I}", "name", a->lists[i].name,
+                                                 "version", (json_int_t)a->lists[i].version,
+                                                 "size", (json_int_t)a->lists[i].n));
+    pthread_mutex_unlock(&a->mu);
+    vg_resp_json(r, 200, json_pack("{s:o}", "lists", arr));
+}
+
+/* Applies op to list `name` (locally or through Redis) and answers. `items` for "put",
+ * `item` for "add"/"rem". */
+static void list_change(vg_api_t *a, vg_req_t *q, vg_resp_t *r, const char *name, const char *op,
+                        char **items, size_t n) {
+    pthread_mutex_lock(&a->mu);
+    int i = find_list(a, name);
+    int exists = i >= 0 && !a->lists[i].deleted;
+    int64_t cur = i >= 0 ? a->lists[i].version : 0, expect;
+    if (if_match(q, r, cur, exists, &expect) != 0) {
+        pthread_mutex_unlock(&a->mu);
+        return;
+    }
+    int is_del = strcmp(op, "del") == 0, is_rem = strcmp(op, "rem") == 0;
+    if ((is_del || is_rem) && !exists) {
+        pthread_mutex_unlock(&a->mu);
+        vg_resp_error(r, 404, "not_found", "no list %s", name);
+        return;
+    }
+    if (is_rem && !bsearch(&items[0], a->lists[i].items, a->lists[i].n, sizeof(char *), cmpstr)) {
+        pthread_mutex_unlock(&a->mu);
+        vg_resp_error(r, 404, "not_found", "list %s has no item %s", name, items[0]);
+        return;
+    }
+    int rc = 0;
+    int64_t nv = cur + 1;
+    if (a->redis) {
+        pthread_mutex_unlock(&a->mu);
+        rc = vg_redis_list_op(a->redis, name, expect, op, items, n, &nv);
+        if (rc == VG_EIO) {
+            r->retry_after = 1;
+            vg_resp_error(r, 503, "unavailable", "Redis is down: list changes are refused until "
+                                                 "it is back (scoring goes on)");
+            return;
+        }
+        if (rc == VG_EMISMATCH) {
+            vg_resp_error(r, 412, "precondition_failed", "the shared version is %lld: reload and "
+                                                         "retry", (long long)nv);
+            return;
+        }
+        pthread_mutex_lock(&a->mu);
+    } else {
+        /* the new contents from the local copy */
+        size_t m = 0;
+        const vg_list_t *x = i >= 0 ? &a->lists[i] : NULL;
+        size_t base = exists ? x->n : 0;
+        char **nw = calloc(base + n + 1, sizeof(*nw));
+        if (!nw) rc = VG_ENOMEM;
+        else {
+            if (strcmp(op, "put") == 0) {
+                for (size_t k = 0; k < n; k++) nw[m++] = items[k];
+            } else if (!is_del) {
+                for (size_t k = 0; k < base; k++)
+                    if (!is_rem || strcmp(x->items[k], items[0]) != 0) nw[m++] = x->items[k];
+                if (!is_rem) nw[m++] = items[0];
+            }
+            rc = apply_list_locked(a, name, nv, nw, m, is_del);
+            free(nw);
+        }
+    }
+    if (rc) {
+        pthread_mutex_unlock(&a->mu);
+        vg_resp_error(r, 500, "internal", "cannot change the list: %s", vg_strerror(rc));
+        return;
+    }
+    i = find_list(a, name);
+    json_t *out = i >= 0 ? list_json(&a->lists[i]) : json_object();
+    if (i >= 0) nv = a->lists[i].version;
+    if (is_del) json_object_set_new(out, "deleted", json_true());
+    pthread_mutex_unlock(&a->mu);
+    char action[32];
+    snprintf(action, sizeof(action), "lists.%s", op);
+    char target[400];
+    if (strcmp(op, "add") == 0 || is_rem) snprintf(target, sizeof(target), "%s/%s", name, items[0]);
+    else snprintf(target, sizeof(target), "%s", name);
+    vg_api_audit(a, q, action, target, cur, nv);
+    snprintf(r->etag, sizeof(r->etag), "\"%lld\"", (long long)nv);
+    vg_resp_json(r, !exists && !is_del ? 201 : 200, out);
+}
+
+void vg_h_list(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
+    const char *name = q->seg[0];
+    if (!valid_list_name(name)) {
+        vg_resp_error(r, 400, "bad_request", "bad list name");
+        return;
+    }
+    if (strcmp(q->method, "GET") == 0 || strcmp(q->method, "HEAD") == 0) {
+        pthread_mutex_lock(&a->mu);
+        int i = find_list(a, name);
+        if (i < 0 || a->lists[i].deleted) {
+            pthread_mutex_unlock(&a->mu);
+            vg_resp_error(r, 404, "not_found", "no list %s", name);
+            return;
+        }
+        json_t *j = list_json(&a->lists[i]);
+        snprintf(r->etag, sizeof(r->etag), "\"%lld\"", (long long)a->lists[i].version);
+        pthread_mutex_unlock(&a->mu);
+        vg_resp_json(r, 200, j);
+        return;
+    }
+    if (strcmp(q->method, "DELETE") == 0) {
+        list_change(a, q, r, name, "del", NULL, 0);
+        return;
+    }
+    json_error_t je;
+    json_t *b = json_loadb(q->body, q->len, 0, &je);
+    if (!b) {
+        vg_resp_error(r, 400, "invalid_json", "body: %s (line %d, column %d)", je.text, je.line,
+                      je.column);
+        return;
+    }
+    if (!json_is_array(b)) {
+        json_decref(b);
+        vg_resp_error(r, 400, "bad_type", "the body must be a JSON array of strings");
+        return;
+    }
+    size_t n = json_array_size(b);
+    char **items = calloc(n + 1, sizeof(*items));
+    for (size_t k = 0; items && k < n; k++) {
+        json_t *v = json_array_get(b, k);
+        if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 1024) {
+            free(items);
+            json_decref(b);
+            vg_resp_error(r, 400, "bad_type", "item %zu must be a string of 1..1024 bytes", k);
+            return;
+        }
+        items[k] = (char *)json_string_value(v);
+    }
+    if (items) list_change(a, q, r, name, "put", items, n);
+    else vg_resp_error(r, 500, "internal", "out of memory");
+    free(items);
+    json_decref(b);
+}
+
+void vg_h_list_item(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
+    const char *name = q->seg[0];
+    char *item = (char *)q->seg[1];
+    if (!valid_list_name(name) || strlen(item) == 0 || strlen(item) > 1024) {
+        vg_resp_error(r, 400, "bad_request", "bad list name or item");
+        return;
+    }
+    list_change(a, q, r, name, strcmp(q->method, "PUT") == 0 ? "add" : "rem", &item, 1);
+}
+
+/* ---- labels ---------------------------------------------------------------------- */
+
+static int check_label(json_t *l, size_t idx, vg_resp_t *r) {
+    const char *f[2] = {"id", "account"};
+    if (!json_is_object(l)) {
+        vg_resp_error(r, 400, "bad_type", "label %zu must be an object", idx);
+        return -1;
+    }
+    for (int k = 0; k < 2; k++) {
+        json_t *v = json_object_get(l, f[k]);
+        if (!v) {
+            vg_resp_error(r, 400, "missing_field", "label %zu: field '%s' is missing", idx, f[k]);
+            return -1;
+        }
+        if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 128) {
+            vg_resp_error(r, 400, "bad_type", "label %zu: field '%s' must be a string of 1..128 "
+                                              "bytes", idx, f[k]);
+            return -1;
+        }
+    }
+    json_t *fr = json_object_get(l, "fraud");
+    if (!fr) {
+        vg_resp_error(r, 400, "missing_field", "label %zu: field 'fraud' is missing", idx);
+        return -1;
+    }
+    if (!json_is_boolean(fr)) {
+        vg_resp_error(r, 400, "bad_type", "label %zu: field 'fraud' must be true or false", idx);
+        return -1;
+    }
+    return 0;
+}
+
+void vg_h_labels(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
+    json_error_t je;
+    json_t *b = json_loadb(q->body, q->len, 0, &je);
+    if (!b) {
+        vg_resp_error(r, 400, "invalid_json", "body: %s (line %d, column %d)", je.text, je.line,
+                      je.column);
+        return;
+    }
+    if (json_is_object(b)) {
+        json_t *arr = json_array();
+        json_array_append(arr, b);
+        json_decref(b);
+        b = arr;
+    }
+    if (!json_is_array(b) || json_array_size(b) == 0) {
+        json_decref(b);
+        vg_resp_error(r, 400, "bad_type", "the body must be a label object or a non-empty array");
+        return;
+    }
+    size_t i;
+    json_t *l;
+    json_array_foreach(b, i, l) {
+        if (check_label(l, i, r) != 0) {
+            json_decref(b);
+            return;
+        }
+    }
+    char at[40];
+    vg_iso_time(vg_now_ms(), at);
+    size_t n = json_array_size(b);
+    vg_ctl_op_t *ops = calloc(n, sizeof(*ops));
+    char **keys = calloc(n, sizeof(*keys)), **vals = calloc(n, sizeof(*vals));
+    int rc = ops && keys && vals ? 0 : VG_ENOMEM;
+    json_array_foreach(b, i, l) {
+        if (rc) break;
+        const char *id = json_string_value(json_object_get(l, "id"));
+        const char *acct = json_string_value(json_object_get(l, "account"));
+        json_t *rec = json_pack("{s:s,s:s,s:O,s:s,s:s}", "id", id, "account", acct, "fraud",
+                                json_object_get(l, "fraud"), "at", at, "by", q->who);
+        vals[i] = json_dumps(rec, JSON_COMPACT);
+        json_decref(rec);
+        size_t al = strlen(acct), il = strlen(id);
+        keys[i] = malloc(2 + al + 1 + il);
+        if (!keys[i] || !vals[i]) {
+            rc = VG_ENOMEM;
+            break;
+        }
+        memcpy(keys[i], "B/", 2);
+        memcpy(keys[i] + 2, acct, al);
+        keys[i][2 + al] = 0;
+        memcpy(keys[i] + 3 + al, id, il);
+        ops[i] = (vg_ctl_op_t){keys[i], 3 + al + il, vals[i], strlen(vals[i])};
+    }
+    if (!rc) rc = vg_ctl_write(a->ctl, ops, (int)n);
+    for (size_t k = 0; keys && vals && k < n; k++) {
+        free(keys[k]);
+        free(vals[k]);
+    }
+    free(keys);
+    free(vals);
+    free(ops);
+    json_decref(b);
+    if (rc) vg_resp_error(r, 500, "internal", "cannot store the labels");
+    else vg_resp_json(r, 200, json_pack("{s:I}", "accepted", (json_int_t)n));
+}
+
+/* ---- accounts -------------------------------------------------------------------- */
+
+typedef struct collect {
+    json_t *arr;
+    int limit;
+    vg_ctl_t *ctl;      /* delete mode when set */
+} collect_t;
+
+static int collect_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
+    collect_t *c = ctx;
+    if (c->ctl) {
+        vg_ctl_del(c->ctl, k, kl);
+        return 0;
+    }
+    json_t *j = json_loadb(v, vl, 0, NULL);
+    if (j) json_array_append_new(c->arr, j);
+    return (int)json_array_size(c->arr) >= c->limit;
+}
+
+static size_t acct_prefix(char c, const char *acct, unsigned char *out) {
+    size_t al = strlen(acct);
+    out[0] = (unsigned char)c;
+    out[1] = '/';
+    memcpy(out + 2, acct, al);
+    out[2 + al] = 0;
+    return 3 + al;
+}
+
+typedef struct alert_del {
+    vg_ctl_t *ctl;
+    const char *acct;
+    int n;
+} alert_del_t;
+
+static int alert_del_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
+    alert_del_t *d = ctx;
+    json_t *j = json_loadb(v, vl, 0, NULL);
+    const char *ac = j ? json_string_value(json_object_get(j, "account")) : NULL;
+    if (ac && strcmp(ac, d->acct) == 0) {
+        vg_ctl_del(d->ctl, k, kl);
+        d->n++;
+    }
+    json_decref(j);
+    return 0;
+}
+
+void vg_h_account(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
+    const char *acct = q->seg[0];
+    size_t al = strlen(acct);
+    if (al == 0 || al > VG_EVENT_MAX_ID) {
+        vg_resp_error(r, 400, "bad_request", "an account is 1..128 bytes");
+        return;
+    }
+    unsigned char pre[2 + VG_EVENT_MAX_ID + 1];
+    if (strcmp(q->method, "DELETE") == 0) {
+        char err[512];
+        int rc = vg_engine_forget(a->eng, acct, al, err, sizeof(err));
+        collect_t c = {NULL, 0, a->ctl};
+        size_t pl = acct_prefix('D', acct, pre);
+        if (!rc) rc = vg_ctl_scan(a->ctl, pre, pl, NULL, 0, collect_cb, &c);
+        pl = acct_prefix('B', acct, pre);
+        if (!rc) rc = vg_ctl_scan(a->ctl, pre, pl, NULL, 0, collect_cb, &c);
+        alert_del_t d = {a->ctl, acct, 0};
+        if (!rc) rc = vg_ctl_scan(a->ctl, "N/", 2, NULL, 0, alert_del_cb, &d);
+        if (rc) {
+            vg_resp_error(r, 500, "internal", "erasing the account failed: %s", err);
+            return;
+        }
+        vg_api_audit(a, q, "accounts.delete", acct, 0, 0);
+        vg_resp_json(r, 200, json_pack("{s:s,s:b,s:i}", "account", acct, "erased", 1,
+                                       "alerts_erased", d.n));
+        return;
+    }
+    collect_t c = {json_array(), 10, NULL};
+    size_t pl = acct_prefix('D', acct, pre);
+    vg_ctl_scan(a->ctl, pre, pl, NULL, 0, collect_cb, &c);
+    if (json_array_size(c.arr) == 0) {
+        json_decref(c.arr);
+        vg_resp_error(r, 404, "not_found", "no scored events for account %s", acct);
+        return;
+    }
+    json_t *last = json_array_get(c.arr, 0);
+    collect_t lb = {json_array(), 100, NULL};
+    pl = acct_prefix('B', acct, pre);
+    vg_ctl_scan(a->ctl, pre, pl, NULL, 0, collect_cb, &lb);
+    json_t *out = json_pack("{s:s,s:O,s:O,s:O,s:O,s:o,s:o}", "account", acct,
+                            "last_event", json_object_get(last, "ts"),
+                            "ruleset", json_object_get(last, "ruleset"),
+                            "features", json_object_get(last, "features"),
+                            "anomaly", json_object_get(last, "anomaly"),
+                            "recent_decisions", c.arr, "labels", lb.arr);
+    json_object_set_new(out, "shard",
+                        json_integer(vg_engine_shard_of(a->eng, acct, al)));
+    vg_resp_json(r, 200, out);
+}
+
+/* ---- alerts and audit: newest first, with a cursor ------------------------------- */
+
+typedef struct page {
+    json_t *arr;
+    int limit;
+    const char *account, *rule, *action, *target;
+    int64_t since_ms;
+    uint64_t last;       /* id of the last entry taken */
+    int more;
+    int audit;
+} page_t;
+
+static int rule_match(json_t *j, const char *rule) {
+    const char *lists[2] = {"rules", "shadow"};
+    for (int l = 0; l < 2; l++) {
+        size_t i;
+        json_t *x;
+        json_array_foreach(json_object_get(j, lists[l]), i, x) {
+            const char *n = json_string_value(json_object_get(x, "rule"));
+            if (n && strcmp(n, rule) == 0) return 1;
+        }
+    }
+    return 0;
+}
+
+static int page_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
+    page_t *p = ctx;
+    if (kl != 10) return 0;
+    uint64_t id = ~vg_rd_be64((const unsigned char *)k + 2);
+    if (!p->audit && p->since_ms > 0 && (int64_t)(id >> 16) < p->since_ms) return 1;
+    if ((int)json_array_size(p->arr) >= p->limit) {
+        p->more = 1;
+        return 1;
+    }
+    json_t *j = json_loadb(v, vl, 0, NULL);
+    if (!j) return 0;
+    int ok = 1;
+    if (p->account && (!json_is_string(json_object_get(j, "account")) ||
+                       strcmp(json_string_value(json_object_get(j, "account")), p->account) != 0))
+        ok = 0;
+    if (ok && p->rule && !rule_match(j, p->rule)) ok = 0;
+    const char *act = json_string_value(json_object_get(j, "action"));
+    const char *tg = json_string_value(json_object_get(j, "target"));
+    if (ok && p->action && (!act || strcmp(act, p->action) != 0)) ok = 0;
+    if (ok && p->target && (!tg || strcmp(tg, p->target) != 0)) ok = 0;
+    if (ok) {
+        if (p->audit) json_object_del(j, "cursor");
+        json_array_append_new(p->arr, j);
+        p->last = id;
+    } else {
+        json_decref(j);
+    }
+    return 0;
+}
+
+static int page_args(vg_req_t *q, vg_resp_t *r, page_t *p, unsigned char from[10], char pfx) {
+    const char *lim = vg_req_arg(q, "limit"), *cur = vg_req_arg(q, "cursor");
+    p->limit = 50;
+    if (lim) {
+        char *end;
+        long v = strtol(lim, &end, 10);
+        if (*end || v < 1 || v > 1000) {
+            vg_resp_error(r, 400, "bad_request", "limit must be 1..1000");
+            return -1;
+        }
+        p->limit = (int)v;
+    }
+    from[0] = (unsigned char)pfx;
+    from[1] = '/';
+    vg_be64(from + 2, 0);
+    if (cur) {
+        char *end;
+        unsigned long long c = strtoull(cur, &end, 10);
+        if (*end || c == 0) {
+            vg_resp_error(r, 400, "bad_request", "bad cursor");
+            return -1;
+        }
+        vg_be64(from + 2, ~(uint64_t)c + 1);
+    }
+    return 0;
+}
+
+void vg_h_alerts(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
+    page_t p = {0};
+    unsigned char from[10];
+    if (page_args(q, r, &p, from, 'N') != 0) return;
+    p.account = vg_req_arg(q, "account");
+    p.rule = vg_req_arg(q, "rule");
+    const char *since = vg_req_arg(q, "since");
+    if (since) {
+        char err[200];
+        char *end;
+        long long ms = strtoll(since, &end, 10);
+        if (*end == 0 && end != since) p.since_ms = ms;
+        else if (vg_time_parse(since, strlen(since), &p.since_ms, err, sizeof(err)) != 0) {
+            vg_resp_error(r, 400, "bad_timestamp", "since: %s", err);
+            return;
+        }
+    }
+    p.arr = json_array();
+    vg_ctl_scan(a->ctl, "N/", 2, from, sizeof(from), page_cb, &p);
+    json_t *out = json_pack("{s:o}", "alerts", p.arr);
+    if (p.more) {
+        char c[32];
+        snprintf(c, sizeof(c), "%llu", (unsigned long long)p.last);
+        json_object_set_new(out, "next_cursor", json_string(c));
+    } else {
+        json_object_set_new(out, "next_cursor", json_null());
+    }
+    vg_resp_json(r, 200, out);
+}
+
+void vg_h_audit(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
+    page_t p = {0};
+    unsigned char from[10];
+    if (page_args(q, r, &p, from, 'A') != 0) return;
+    p.audit = 1;
+    p.action = vg_req_arg(q, "action");
+    p.target = vg_req_arg(q, "target");
+    p.arr = json_array();
+    vg_ctl_scan(a->ctl, "A/", 2, from, sizeof(from), page_cb, &p);
+    json_t *out = json_pack("{s:o}", "entries", p.arr);
+    if (p.more) {
+        char c[32];
+        snprintf(c, sizeof(c), "%llu", (unsigned long long)p.last);
+        json_object_set_new(out, "next_cursor", json_string(c));
+    } else {
+        json_object_set_new(out, "next_cursor", json_null());
+    }
+    vg_resp_json(r, 200, out);
+}

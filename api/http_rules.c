@@ -1,0 +1,578 @@
+/* http_rules.c - rule modules over HTTP: list, read, put, delete, versions, rollback,
+ * validate (SPEC section 6), with ETag / If-Match and the audit trail.
+ *
+ * A module record is JSON {"module","version","ruleset","source","deleted","updated_at",
+ * "by"}; every version is kept ("V/" keys of the control store), a deletion is a
+ * tombstone version, so that versions only grow and a module can be rolled back to any
+ * earlier version. The ruleset version grows by one with every change of any module.
+ * A change that does not compile (with every other active module) answers 422 with
+ * every error's line and column and changes nothing. The ruleset is swapped whole in
+ * the engine between two events.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/http.h"
+#include "api/redis.h"
+#include "rules/errors.h"
+
+static int find_module(vg_api_t *a, const char *name) {
+    for (int i = 0; i < a->nmods; i++)
+        if (strcmp(a->mods[i].name, name) == 0) return i;
+    return -1;
+}
+
+static int valid_name(const char *s) {
+    size_t n = strlen(s);
+    if (n == 0 || n > 64) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-') return 0;
+    return 1;
+}
+
+vg_program_t *vg_api_compile(vg_api_t *a, const char *name, const char *override, int remove,
+                             vg_diags_t *d) {
+    vg_source_t *src = calloc((size_t)a->nmods + 2, sizeof(*src));
+    char **names = calloc((size_t)a->nmods + 2, sizeof(*names));
+    int n = 0, placed = 0;
+    vg_program_t *p = NULL;
+    if (!src || !names) goto done;
+    for (int i = 0; i <= a->nmods; i++) {
+        /* keep modules in name order, the override at its place */
+        if (name && !placed && !remove && override &&
+            (i == a->nmods || strcmp(name, a->mods[i].name) <= 0)) {
+            names[n] = malloc(strlen(name) + 5);
+            if (!names[n]) goto done;
+            sprintf(names[n], "%s.vrl", name);
+            src[n].name = names[n];
+            src[n].text = override;
+            src[n].len = strlen(override);
+            n++;
+            placed = 1;
+        }
+        if (i == a->nmods) break;
+        vg_module_t *m = &a->mods[i];
+        if (m->deleted || !m->source) continue;
+        if (name && strcmp(name, m->name) == 0) continue;
+        names[n] = malloc(strlen(m->name) + 5);
+        if (!names[n]) goto done;
+        sprintf(names[n], "%s.vrl", m->name);
+        src[n].name = names[n];
+        src[n].text = m->source;
+        src[n].len = strlen(m->source);
+        n++;
+    }
+    if (n == 0) {
+        src[0].name = "empty.vrl";
+        src[0].text = "";
+        src[0].len = 0;
+        p = vg_prog_compile(src, 1, d);
+    } else {
+        p = vg_prog_compile(src, n, d);
+    }
+done:
+    if (names)
+        for (int i = 0; i < a->nmods + 2; i++) free(names[i]);
+    free(names);
+    free(src);
+    return p;
+}
+
+/* Installs a parsed module record (mu held). `pre`: the program already compiled for
+ * it, or NULL. Returns 0 (also when the record is not newer: nothing to do) or an
+ * error. */
+static int apply_locked(vg_api_t *a, const char *rec, size_t len, vg_program_t *pre) {
+    json_t *j = json_loadb(rec, len, 0, NULL);
+    if (!j) return VG_EINVAL;
+    const char *name = json_string_value(json_object_get(j, "module"));
+    json_int_t version = json_integer_value(json_object_get(j, "version"));
+    json_int_t ruleset = json_integer_value(json_object_get(j, "ruleset"));
+    int deleted = json_is_true(json_object_get(j, "deleted"));
+    const char *source = json_string_value(json_object_get(j, "source"));
+    int rc = 0;
+    if (!name || !valid_name(name) || version < 1 || (!deleted && !source)) {
+        rc = VG_EINVAL;
+        goto done;
+    }
+    int i = find_module(a, name);
+    if (i >= 0 && a->mods[i].version >= version) goto done;   /* not newer */
+    vg_program_t *p = pre ? vg_prog_ref(pre) : NULL;
+    if (!p) {
+        vg_diags_t d;
+        vg_diags_init(&d);
+        p = vg_api_compile(a, name, deleted ? NULL : source, deleted, &d);
+        if (!p) {
+            fprintf(stderr, "vigil serve: module %s version %lld does not compile with the "
+                            "active modules; keeping the previous ruleset\n", name,
+                    (long long)version);
+            for (int k = 0; k < d.n; k++)
+                fprintf(stderr, "  %s:%d:%d: %s\n", d.v[k].file, d.v[k].line, d.v[k].col, d.v[k].msg);
+        }
+        vg_diags_deinit(&d);
+    }
+    /* durable first: the record and its version */
+    unsigned char vkey[2 + 64 + 1 + 8];
+    size_t nl = strlen(name);
+    vkey[0] = 'V';
+    vkey[1] = '/';
+    memcpy(vkey + 2, name, nl);
+    vkey[2 + nl] = 0;
+    vg_be64(vkey + 3 + nl, (uint64_t)version);
+    char rkey[2 + 64];
+    memcpy(rkey, "R/", 2);
+    memcpy(rkey + 2, name, nl);
+    vg_ctl_op_t ops[2] = {{rkey, 2 + nl, rec, len}, {vkey, 3 + nl + 8, rec, len}};
+    rc = vg_ctl_write(a->ctl, ops, 2);
+    if (rc) {
+        vg_prog_unref(p);
+        goto done;
+    }
+    if (i < 0) {
+        vg_module_t *nm = realloc(a->mods, (size_t)(a->nmods + 1) * sizeof(*nm));
+        if (!nm) {
+            vg_prog_unref(p);
+            rc = VG_ENOMEM;
+            goto done;
+        }
+        a->mods = nm;
+        i = 0;
+        while (i < a->nmods && strcmp(a->mods[i].name, name) < 0) i++;
+        memmove(&a->mods[i + 1], &a->mods[i], (size_t)(a->nmods - i) * sizeof(*nm));
+        memset(&a->mods[i], 0, sizeof(*nm));
+        a->mods[i].name = strdup(name);
+        a->nmods++;
+    }
+    vg_module_t *m = &a->mods[i];
+    free(m->record);
+    free(m->source);
+    m->record = strndup(rec, len);
+    m->source = deleted ? NULL : strdup(source);
+    m->version = version;
+    m->ruleset = ruleset;
+    m->deleted = deleted;
+    if (ruleset > a->ruleset) a->ruleset = ruleset;
+    if (p && a->eng) {
+        char err[512];
+        rc = vg_engine_set_program(a->eng, p, a->ruleset, err, sizeof(err));
+        if (rc) fprintf(stderr, "vigil serve: ruleset swap failed: %s\n", err);
+    }
+    vg_prog_unref(p);
+done:
+    json_decref(j);
+    return rc;
+}
+
+int vg_api_apply_module(vg_api_t *a, const char *record, size_t len, int64_t *ruleset_out) {
+    pthread_mutex_lock(&a->mu);
+    int rc = apply_locked(a, record, len, NULL);
+    if (ruleset_out) *ruleset_out = a->ruleset;
+    pthread_mutex_unlock(&a->mu);
+    return rc;
+}
+
+static int load_mod_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
+    (void)k;
+    (void)kl;
+    vg_api_t *a = ctx;
+    json_t *j = json_loadb(v, vl, 0, NULL);
+    if (!j) return 0;
+    const char *name = json_string_value(json_object_get(j, "module"));
+    const char *source = json_string_value(json_object_get(j, "source"));
+    vg_module_t *nm = realloc(a->mods, (size_t)(a->nmods + 1) * sizeof(*nm));
+    if (nm && name) {
+        a->mods = nm;
+        vg_module_t *m = &a->mods[a->nmods++];
+        memset(m, 0, sizeof(*m));
+        m->name = strdup(name);
+        m->record = strndup(v, vl);
+        m->version = json_integer_value(json_object_get(j, "version"));
+        m->ruleset = json_integer_value(json_object_get(j, "ruleset"));
+        m->deleted = json_is_true(json_object_get(j, "deleted"));
+        m->source = m->deleted || !source ? NULL : strdup(source);
+        if (m->ruleset > a->ruleset) a->ruleset = m->ruleset;
+    } else if (nm) {
+        a->mods = nm;
+    }
+    json_decref(j);
+    return 0;
+}
+
+/* in http_data.c */
+int vg_api_load_lists(vg_api_t *a);
+vg_lists_t *vg_api_build_lists(vg_api_t *a);
+
+int vg_api_load_state(vg_api_t *a, char *errbuf, size_t errlen) {
+    if (vg_ctl_scan(a->ctl, "R/", 2, NULL, 0, load_mod_cb, a) != 0 || vg_api_load_lists(a) != 0) {
+        snprintf(errbuf, errlen, "cannot read the control store");
+        return VG_ESTORE;
+    }
+    vg_diags_t d;
+    vg_diags_init(&d);
+    vg_program_t *p = vg_api_compile(a, NULL, NULL, 0, &d);
+    if (!p) {
+        snprintf(errbuf, errlen, "the stored rule modules do not compile (%d errors; first: "
+                                 "%s:%d:%d: %s)", d.n_errors, d.n ? d.v[0].file : "?",
+                 d.n ? d.v[0].line : 0, d.n ? d.v[0].col : 0, d.n ? d.v[0].msg : "");
+        vg_diags_deinit(&d);
+        return VG_ECOMPILE;
+    }
+    vg_diags_deinit(&d);
+    vg_lists_t *l = vg_api_build_lists(a);
+    vg_engine_opts_t eo = {
+        .shards = a->cfg->shards,
+        .state_dir = a->cfg->state,
+        .lateness_ms = a->cfg->lateness_ms,
+        .dedupe_horizon_ms = a->cfg->dedupe_horizon_ms,
+        .future_ms = a->cfg->future_ms,
+        .mem_budget = a->cfg->mem_budget,
+        .reset_mismatch = 1,
+    };
+    a->eng = vg_engine_new(&eo, p, a->ruleset, l, errbuf, errlen);
+    vg_prog_unref(p);
+    vg_lists_unref(l);
+    return a->eng ? 0 : VG_ESTORE;
+}
+
+/* ---- helpers for handlers -------------------------------------------------------- */
+
+/* If-Match against the current version (0: none). 0 when fine, else sets 412. */
+static int check_if_match(vg_req_t *q, vg_resp_t *r, int64_t cur, int exists, int64_t *expect) {
+    const char *im = vg_req_header(q, "If-Match");
+    *expect = -1;
+    if (!im) return 0;
+    while (*im == ' ') im++;
+    if (strcmp(im, "*") == 0) {
+        if (exists) return 0;
+        vg_resp_error(r, 412, "precondition_failed", "If-Match: * but it does not exist");
+        return -1;
+    }
+    if (im[0] == 'W' && im[1] == '/') im += 2;
+    if (*im == '"') im++;
+    char *end;
+    long long v = strtoll(im, &end, 10);
+    if (end == im || (*end && *end != '"')) {
+        vg_resp_error(r, 412, "precondition_failed", "If-Match must be an ETag like \"3\"");
+        return -1;
+    }
+    if (v != cur || !exists) {
+        vg_resp_error(r, 412, "precondition_failed",
+                      "the current version is %lld, not %lld: reload and retry", (long long)cur, v);
+        return -1;
+    }
+    *expect = v;
+    return 0;
+}
+
+static json_t *diags_json(const vg_diags_t *d, int errors) {
+    json_t *arr = json_array();
+    for (int i = 0; i < d->n; i++) {
+        if (d->v[i].is_error != errors) continue;
+        json_array_append_new(arr, json_pack("{s:s,s:i,s:i,s:s}", "file", d->v[i].file ? d->v[i].file : "",
+                                             "line", d->v[i].line, "col", d->v[i].col,
+                                             "message", d->v[i].msg));
+    }
+    return arr;
+}
+
+static void compile_error(vg_resp_t *r, int status, const char *code, const vg_diags_t *d) {
+    json_t *e = json_pack("{s:s,s:s}", "code", code, "message", "the rules do not compile");
+    char msg[400];
+    if (d->n > 0)
+        for (int i = 0; i < d->n; i++)
+            if (d->v[i].is_error) {
+                snprintf(msg, sizeof(msg), "%d error(s); first: %s:%d:%d: %s", d->n_errors,
+                         d->v[i].file, d->v[i].line, d->v[i].col, d->v[i].msg);
+                json_object_set_new(e, "message", json_string(msg));
+                break;
+            }
+    json_object_set_new(e, "errors", diags_json(d, 1));
+    json_object_set_new(e, "warnings", diags_json(d, 0));
+    vg_resp_json(r, status, json_pack("{s:o}", "error", e));
+}
+
+static json_t *summary(const vg_module_t *m, int with_source) {
+    json_t *j = json_loadb(m->record, strlen(m->record), 0, NULL);
+    if (!j) j = json_object();
+    if (!with_source) json_object_del(j, "source");
+    return j;
+}
+
+/* Changes module `name` to `source` (NULL: delete). Sets the response. */
+static void commit(vg_api_t *a, vg_req_t *q, vg_resp_t *r, const char *name, const char *source,
+                   const char *action) {
+    pthread_mutex_lock(&a->mu);
+    int i = find_module(a, name);
+    int64_t cur = i >= 0 ? a->mods[i].version : 0;
+    int exists = i >= 0 && !a->mods[i].deleted;
+    int64_t expect;
+    if (check_if_match(q, r, cur, exists, &expect) != 0) {
+        pthread_mutex_unlock(&a->mu);
+        return;
+    }
+    if (!source && !exists) {
+        pthread_mutex_unlock(&a->mu);
+        vg_resp_error(r, 404, "not_found", "no module %s", name);
+        return;
+    }
+    vg_diags_t d;
+    vg_diags_init(&d);
+    vg_program_t *p = vg_api_compile(a, name, source, source == NULL, &d);
+    if (!p) {
+        pthread_mutex_unlock(&a->mu);
+        /* deleting a module others depend on is a conflict, a bad PUT is 422 */
+        compile_error(r, source ? 422 : 409, source ? "compile_error" : "conflict", &d);
+        vg_diags_deinit(&d);
+        return;
+    }
+    vg_diags_deinit(&d);
+    char at[40];
+    vg_iso_time(vg_now_ms(), at);
+    json_t *j = json_pack("{s:s,s:I,s:I,s:b,s:s,s:s}", "module", name, "version",
+                          (json_int_t)(cur + 1), "ruleset", (json_int_t)(a->ruleset + 1),
+                          "deleted", source == NULL, "updated_at", at, "by", q->who);
+    json_object_set_new(j, "source", source ? json_string(source) : json_null());
+    char *rec = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    int rc;
+    if (!rec) {
+        rc = VG_ENOMEM;
+    } else if (a->redis) {
+        pthread_mutex_unlock(&a->mu);
+        char *stored = NULL;
+        int64_t current = 0;
+        rc = vg_redis_put_module(a->redis, name, expect >= 0 ? expect : -1, rec, &stored, &current);
+        if (rc) {
+            free(stored);
+            if (rc == VG_EIO) {
+                r->retry_after = 1;
+                vg_resp_error(r, 503, "unavailable", "Redis is down: rule changes are refused "
+                                                     "until it is back (scoring goes on)");
+            } else if (rc == VG_EMISMATCH) {
+                vg_resp_error(r, 412, "precondition_failed",
+                              "the shared version is %lld: reload and retry", (long long)current);
+            } else {
+                vg_resp_error(r, 500, "internal", "Redis: %s", vg_strerror(rc));
+            }
+            vg_prog_unref(p);
+            free(rec);
+            return;
+        }
+        free(rec);
+        rec = stored;
+        pthread_mutex_lock(&a->mu);
+        rc = apply_locked(a, rec, strlen(rec), NULL);
+    } else {
+        rc = apply_locked(a, rec, strlen(rec), p);
+    }
+    vg_prog_unref(p);
+    if (rc) {
+        pthread_mutex_unlock(&a->mu);
+        free(rec);
+        vg_resp_error(r, 500, "internal", "cannot store the module: %s", vg_strerror(rc));
+        return;
+    }
+    i = find_module(a, name);
+    int64_t nv = i >= 0 ? a->mods[i].version : cur + 1;
+    json_t *out = i >= 0 ? summary(&a->mods[i], 0) : json_object();
+    pthread_mutex_unlock(&a->mu);
+    free(rec);
+    vg_api_audit(a, q, action, name, cur, nv);
+    snprintf(r->etag, sizeof(r->etag), "\"%lld\"", (long long)nv);
+    vg_resp_json(r, source && cur == 0 ? 201 : 200, out);
+}
+
+/* ---- handlers -------------------------------------------------------------------- */
+
+void vg_h_rules(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
+    (void)q;
+    json_t *arr = json_array();
+    pthread_mutex_lock(&a->mu);
+    for (int i = 0; i < a->nmods; i++)
+        if (!a->mods[i].deleted) json_array_append_new(arr, summary(&a->mods[i], 0));
+    int64_t rs = a->ruleset;
+    pthread_mutex_unlock(&a->mu);
+    vg_resp_json(r, 200, json_pack("{s:I,s:o}", "ruleset", (json_int_t)rs, "modules", arr));
+}
+
+void vg_h_rule(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
+    const char *name = q->seg[0];
+    if (!valid_name(name)) {
+        vg_resp_error(r, 400, "bad_request", "a module name is 1..64 letters, digits, _ or -");
+        return;
+    }
+    if (strcmp(q->method, "PUT") == 0) {
+        if (memchr(q->body, 0, q->len)) {
+            vg_resp_error(r, 400, "bad_request", "the body must be .vrl source text");
+            return;
+        }
+        char *src = strndup(q->body, q->len);
+        if (!src) {
+            vg_resp_error(r, 500, "internal", "out of memory");
+            return;
+        }
+        commit(a, q, r, name, src, "rules.put");
+        free(src);
+        return;
+    }
+    if (strcmp(q->method, "DELETE") == 0) {
+        commit(a, q, r, name, NULL, "rules.delete");
+        return;
+    }
+    pthread_mutex_lock(&a->mu);
+    int i = find_module(a, name);
+    if (i < 0 || a->mods[i].deleted) {
+        pthread_mutex_unlock(&a->mu);
+        vg_resp_error(r, 404, "not_found", "no module %s", name);
+        return;
+    }
+    json_t *j = summary(&a->mods[i], 1);
+    snprintf(r->etag, sizeof(r->etag), "\"%lld\"", (long long)a->mods[i].version);
+    pthread_mutex_unlock(&a->mu);
+    vg_resp_json(r, 200, j);
+}
+
+typedef struct ver_ctx {
+    json_t *arr;
+    int64_t want;        /* > 0: the record of this version */
+    json_t *found;
+} ver_ctx_t;
+
+static int ver_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
+    (void)k;
+    (void)kl;
+    ver_ctx_t *c = ctx;
+    json_t *j = json_loadb(v, vl, 0, NULL);
+    if (!j) return 0;
+    if (c->want > 0) {
+        if (json_integer_value(json_object_get(j, "version")) == c->want) {
+            c->found = j;
+            return 1;
+        }
+        json_decref(j);
+        return 0;
+    }
+    json_object_del(j, "source");
+    json_array_insert_new(c->arr, 0, j);   /* newest first */
+    return 0;
+}
+
+static int versions(vg_api_t *a, const char *name, ver_ctx_t *c) {
+    unsigned char pre[2 + 64 + 1];
+    size_t nl = strlen(name);
+    pre[0] = 'V';
+    pre[1] = '/';
+    memcpy(pre + 2, name, nl);
+    pre[2 + nl] = 0;
+    return vg_ctl_scan(a->ctl, pre, 3 + nl, NULL, 0, ver_cb, c);
+}
+
+void vg_h_rule_versions(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
+    const char *name = q->seg[0];
+    if (!valid_name(name)) {
+        vg_resp_error(r, 404, "not_found", "no module %s", name);
+        return;
+    }
+    ver_ctx_t c = {json_array(), 0, NULL};
+    if (q->nseg == 3) {
+        char *end;
+        c.want = strtoll(q->seg[2], &end, 10);
+        if (*end || c.want < 1) {
+            json_decref(c.arr);
+            vg_resp_error(r, 400, "bad_request", "a version is a positive integer");
+            return;
+        }
+    }
+    versions(a, name, &c);
+    if (q->nseg == 3) {
+        json_decref(c.arr);
+        if (!c.found) vg_resp_error(r, 404, "not_found", "module %s has no version %s", name, q->seg[2]);
+        else vg_resp_json(r, 200, c.found);
+        return;
+    }
+    if (json_array_size(c.arr) == 0) {
+        json_decref(c.arr);
+        vg_resp_error(r, 404, "not_found", "no module %s", name);
+        return;
+    }
+    vg_resp_json(r, 200, json_pack("{s:s,s:o}", "module", name, "versions", c.arr));
+}
+
+void vg_h_rule_rollback(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
+    const char *name = q->seg[0];
+    int64_t want = 0;
+    const char *qv = vg_req_arg(q, "version");
+    if (qv) {
+        want = strtoll(qv, NULL, 10);
+    } else {
+        json_error_t je;
+        json_t *b = json_loadb(q->body, q->len, 0, &je);
+        if (!b) {
+            vg_resp_error(r, 400, "invalid_json", "body: %s (line %d, column %d)", je.text, je.line,
+                          je.column);
+            return;
+        }
+        json_t *v = json_object_get(b, "version");
+        if (!v) {
+            json_decref(b);
+            vg_resp_error(r, 400, "missing_field", "field 'version' is missing");
+            return;
+        }
+        if (!json_is_integer(v)) {
+            json_decref(b);
+            vg_resp_error(r, 400, "bad_type", "field 'version' must be an integer");
+            return;
+        }
+        want = json_integer_value(v);
+        json_decref(b);
+    }
+    if (want < 1 || !valid_name(name)) {
+        vg_resp_error(r, 400, "bad_request", "version must be a positive integer");
+        return;
+    }
+    ver_ctx_t c = {NULL, want, NULL};
+    versions(a, name, &c);
+    if (!c.found) {
+        vg_resp_error(r, 404, "not_found", "module %s has no version %lld", name, (long long)want);
+        return;
+    }
+    const char *src = json_string_value(json_object_get(c.found, "source"));
+    if (!src) {
+        json_decref(c.found);
+        vg_resp_error(r, 409, "conflict", "version %lld of %s is a deletion", (long long)want, name);
+        return;
+    }
+    char *s = strdup(src);
+    json_decref(c.found);
+    commit(a, q, r, name, s, "rules.rollback");
+    free(s);
+}
+
+void vg_h_validate(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
+    const char *name = vg_req_arg(q, "module");
+    if (!name) name = "validate";
+    if (!valid_name(name)) {
+        vg_resp_error(r, 400, "bad_request", "a module name is 1..64 letters, digits, _ or -");
+        return;
+    }
+    char *src = strndup(q->body, q->len);
+    if (!src || memchr(q->body, 0, q->len)) {
+        free(src);
+        vg_resp_error(r, 400, "bad_request", "the body must be .vrl source text");
+        return;
+    }
+    vg_diags_t d;
+    vg_diags_init(&d);
+    pthread_mutex_lock(&a->mu);
+    vg_program_t *p = vg_api_compile(a, name, src, 0, &d);
+    pthread_mutex_unlock(&a->mu);
+    free(src);
+    if (!p) compile_error(r, 422, "compile_error", &d);
+    else
+        vg_resp_json(r, 200, json_pack("{s:b,s:i,s:i,s:o}", "valid", 1, "features",
+                                       vg_prog_nfeatures(p), "rules", vg_prog_nrules(p),
+                                       "warnings", diags_json(&d, 0)));
+    vg_prog_unref(p);
+    vg_diags_deinit(&d);
+}

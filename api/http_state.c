@@ -1,0 +1,309 @@
+/* http_state.c - the service state behind the HTTP API (see http.h): start-up (control
+ * store, rule modules, lists, engine, Redis), the audit trail, recorded decisions and
+ * alerts, and the periodic work (checkpoints, alert retention).
+ */
+#define _GNU_SOURCE 1   /* memmem */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "api/cli.h"
+#include "api/http.h"
+#include "api/redis.h"
+#include "rules/errors.h"
+
+static uint64_t next_id(vg_api_t *a) {
+    uint64_t want = (uint64_t)vg_now_ms() << 16;
+    uint64_t cur = atomic_load(&a->idgen);
+    for (;;) {
+        uint64_t nx = cur + 1 > want ? cur + 1 : want;
+        if (atomic_compare_exchange_weak(&a->idgen, &cur, nx)) return nx;
+    }
+}
+
+void vg_api_audit(vg_api_t *a, const vg_req_t *q, const char *action, const char *target,
+                  int64_t old_version, int64_t new_version) {
+    pthread_mutex_lock(&a->mu);
+    uint64_t seq = ++a->audit_seq;
+    pthread_mutex_unlock(&a->mu);
+    char at[40];
+    vg_iso_time(vg_now_ms(), at);
+    json_t *j = json_pack("{s:I,s:s,s:s,s:s,s:s,s:s}", "seq", (json_int_t)seq, "at", at, "who",
+                          q ? q->who : "system", "role", q ? vg_role_name(q->role) : "system",
+                          "action", action, "target", target);
+    json_object_set_new(j, "old_version", old_version > 0 ? json_integer(old_version) : json_null());
+    json_object_set_new(j, "new_version", new_version > 0 ? json_integer(new_version) : json_null());
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    unsigned char key[10] = {'A', '/'};
+    vg_be64(key + 2, ~seq);
+    if (s && vg_ctl_put(a->ctl, key, sizeof(key), s, strlen(s)) != 0)
+        fprintf(stderr, "vigil serve: cannot write the audit trail\n");
+    free(s);
+}
+
+static int seq_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
+    (void)v;
+    (void)vl;
+    if (kl == 10) *(uint64_t *)ctx = ~vg_rd_be64((const unsigned char *)k + 2);
+    return 1;
+}
+
+typedef struct trim_ctx {
+    vg_ctl_t *ctl;
+    int seen, keep;
+} trim_ctx_t;
+
+static int trim_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
+    (void)v;
+    (void)vl;
+    trim_ctx_t *t = ctx;
+    if (++t->seen > t->keep) vg_ctl_del(t->ctl, k, kl);
+    return 0;
+}
+
+#define RECENT_DECISIONS 10
+
+static int sev_rank(const char *s) {
+    if (!s) return -1;
+    if (strcmp(s, "low") == 0) return 0;
+    if (strcmp(s, "medium") == 0) return 1;
+    if (strcmp(s, "high") == 0) return 2;
+    if (strcmp(s, "critical") == 0) return 3;
+    return -1;
+}
+
+static void count_hit(vg_api_t *a, const char *name) {
+    pthread_mutex_lock(&a->hits_mu);
+    int i = 0;
+    for (; i < a->nhits; i++)
+        if (strcmp(a->hit_names[i], name) == 0) break;
+    if (i == a->nhits && a->nhits < 4096) {
+        char **nn = realloc(a->hit_names, (size_t)(a->nhits + 1) * sizeof(*nn));
+        if (nn) a->hit_names = nn;
+        uint64_t *nc = realloc(a->hit_counts, (size_t)(a->nhits + 1) * sizeof(*nc));
+        if (nc) a->hit_counts = nc;
+        char *d = strdup(name);
+        if (nn && nc && d) {
+            a->hit_names[i] = d;
+            a->hit_counts[i] = 0;
+            a->nhits++;
+        } else {
+            free(d);
+        }
+    }
+    if (i < a->nhits) a->hit_counts[i]++;
+    pthread_mutex_unlock(&a->hits_mu);
+}
+
+void vg_api_record_decision(vg_api_t *a, const char *account, size_t alen, const char *line,
+                            size_t len, int alert) {
+    static const char *dn[4] = {"allow", "review", "block", "alert"};
+    const char *d = memmem(line, len, "\"decision\":\"", 12);
+    if (d)
+        for (int i = 0; i < 4; i++)
+            if (strncmp(d + 12, dn[i], strlen(dn[i])) == 0 && d[12 + strlen(dn[i])] == '"')
+                atomic_fetch_add(&a->decisions[i], 1);
+    /* recent decisions of the account */
+    uint64_t id = next_id(a);
+    size_t kl = 2 + alen + 1 + 8;
+    unsigned char kb[2 + VG_EVENT_MAX_ID + 1 + 8];
+    if (alen <= VG_EVENT_MAX_ID) {
+        kb[0] = 'D';
+        kb[1] = '/';
+        memcpy(kb + 2, account, alen);
+        kb[2 + alen] = 0;
+        vg_be64(kb + 3 + alen, ~id);
+        vg_ctl_put(a->ctl, kb, kl, line, len);
+        trim_ctx_t t = {a->ctl, 0, RECENT_DECISIONS};
+        vg_ctl_scan(a->ctl, kb, 3 + alen, NULL, 0, trim_cb, &t);
+    }
+    int fired = !memmem(line, len, "\"rules\":[],\"shadow\":[]", 22);
+    if (!fired && !alert) return;
+    json_t *j = json_loadb(line, len, 0, NULL);
+    if (!j) return;
+    int best = -1;
+    const char *sev = NULL;
+    const char *lists[2] = {"rules", "shadow"};
+    for (int l = 0; l < 2; l++) {
+        size_t i;
+        json_t *r;
+        json_array_foreach(json_object_get(j, lists[l]), i, r) {
+            const char *name = json_string_value(json_object_get(r, "rule"));
+            if (name) count_hit(a, name);
+            const char *s = json_string_value(json_object_get(r, "severity"));
+            if (l == 0 && sev_rank(s) > best) best = sev_rank(s), sev = s;
+        }
+    }
+    if (alert) {
+        atomic_fetch_add(&a->alerts, 1);
+        const char *eid = json_string_value(json_object_get(j, "id"));
+        json_int_t rs = json_integer_value(json_object_get(j, "ruleset"));
+        char buf[400];
+        int n = snprintf(buf, sizeof(buf), "%.*s%c%s%c%lld", (int)alen, account, 0, eid ? eid : "",
+                         0, (long long)rs);
+        unsigned char h[32];
+        vg_sha256(buf, (size_t)(n < (int)sizeof(buf) ? n : (int)sizeof(buf) - 1), h);
+        char hex[33];
+        for (int i = 0; i < 16; i++) snprintf(hex + 2 * i, 3, "%02x", h[i]);
+        json_object_set_new(j, "alert_id", json_string(hex));
+        json_object_set_new(j, "severity", json_string(sev ? sev : "medium"));
+        char at[40];
+        vg_iso_time(vg_now_ms(), at);
+        json_object_set_new(j, "alerted_at", json_string(at));
+        uint64_t aid = next_id(a);
+        char cur[24];
+        snprintf(cur, sizeof(cur), "%llu", (unsigned long long)aid);
+        json_object_set_new(j, "cursor", json_string(cur));
+        char *s = json_dumps(j, JSON_COMPACT);
+        unsigned char key[10] = {'N', '/'};
+        vg_be64(key + 2, ~aid);
+        if (s) vg_ctl_put(a->ctl, key, sizeof(key), s, strlen(s));
+        free(s);
+    }
+    json_decref(j);
+}
+
+void vg_api_tick(vg_api_t *a, int64_t now_ms) {
+    char err[512];
+    if (vg_engine_checkpoint(a->eng, 0, err, sizeof(err)) != 0)
+        fprintf(stderr, "vigil serve: checkpoint failed: %s\n", err);
+    if (a->cfg->alert_retention_ms > 0) {
+        int64_t cutoff = now_ms - a->cfg->alert_retention_ms;
+        if (cutoff > 0) {
+            unsigned char from[10] = {'N', '/'};
+            vg_be64(from + 2, ~((uint64_t)cutoff << 16) + 1);
+            vg_ctl_delete_range(a->ctl, from, sizeof(from), "N0", 2);
+        }
+    }
+}
+
+vg_api_t *vg_api_new(vg_config_t *cfg, char *errbuf, size_t errlen) {
+    vg_api_t *a = calloc(1, sizeof(*a));
+    if (!a) {
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    a->cfg = cfg;
+    pthread_mutex_init(&a->mu, NULL);
+    pthread_mutex_init(&a->hits_mu, NULL);
+    atomic_store(&a->idgen, (uint64_t)vg_now_ms() << 16);
+    if (mkdir(cfg->state, 0755) < 0 && errno != EEXIST) {
+        snprintf(errbuf, errlen, "%s: %s", cfg->state, strerror(errno));
+        goto err;
+    }
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s/control", cfg->state);
+    char e2[512];
+    a->ctl = vg_ctl_open(dir, e2, sizeof(e2));
+    if (!a->ctl) {
+        snprintf(errbuf, errlen, "control store %s: %s", dir, e2);
+        goto err;
+    }
+    /* the shard count is fixed for a state directory */
+    vg_buf_t b;
+    vg_buf_init(&b);
+    char sh[16];
+    snprintf(sh, sizeof(sh), "%d", cfg->shards);
+    int rc = vg_ctl_get(a->ctl, "G/shards", 8, &b);
+    if (rc == 0 && (b.len != strlen(sh) || memcmp(b.p, sh, b.len) != 0)) {
+        snprintf(errbuf, errlen, "%s was made with shards = %.*s; use the same or a new state",
+                 cfg->state, (int)b.len, b.p);
+        vg_buf_deinit(&b);
+        goto err;
+    }
+    vg_buf_deinit(&b);
+    if (rc == VG_ENOTFOUND) vg_ctl_put(a->ctl, "G/shards", 8, sh, strlen(sh));
+    vg_ctl_scan(a->ctl, "A/", 2, NULL, 0, seq_cb, &a->audit_seq);
+
+    pthread_mutex_lock(&a->mu);
+    rc = vg_api_load_state(a, errbuf, errlen);
+    pthread_mutex_unlock(&a->mu);
+    if (rc) goto err;
+
+    /* --rules: modules from files, installed as new versions when their text differs */
+    if (cfg->rules) {
+        vg_sources_t src;
+        char *paths[1] = {cfg->rules};
+        if (vg_sources_load(&src, paths, 1, errbuf, errlen) != 0) goto err;
+        for (int i = 0; i < src.n; i++) {
+            const char *base = strrchr(src.v[i].name, '/');
+            base = base ? base + 1 : src.v[i].name;
+            size_t bl = strlen(base);
+            if (bl > 4 && strcmp(base + bl - 4, ".vrl") == 0) bl -= 4;
+            char name[256];
+            snprintf(name, sizeof(name), "%.*s", (int)bl, base);
+            int64_t cur = 0, rsmax;
+            int same = 0;
+            pthread_mutex_lock(&a->mu);
+            for (int m = 0; m < a->nmods; m++)
+                if (strcmp(a->mods[m].name, name) == 0) {
+                    cur = a->mods[m].version;
+                    same = a->mods[m].source && strlen(a->mods[m].source) == src.v[i].len &&
+                           memcmp(a->mods[m].source, src.v[i].text, src.v[i].len) == 0;
+                }
+            rsmax = a->ruleset;
+            pthread_mutex_unlock(&a->mu);
+            if (same) continue;
+            char at[40];
+            vg_iso_time(vg_now_ms(), at);
+            json_t *j = json_pack("{s:s,s:I,s:I,s:s%,s:b,s:s,s:s}", "module", name, "version",
+                                  (json_int_t)(cur + 1), "ruleset", (json_int_t)(rsmax + 1),
+                                  "source", src.v[i].text, src.v[i].len, "deleted", 0,
+                                  "updated_at", at, "by", "--rules");
+            char *s = json_dumps(j, JSON_COMPACT);
+            json_decref(j);
+            if (!s || vg_api_apply_module(a, s, strlen(s), NULL) != 0) {
+                snprintf(errbuf, errlen, "--rules %s: module %s does not compile with the "
+                                         "others (see above)", cfg->rules, name);
+                free(s);
+                vg_sources_free(&src);
+                goto err;
+            }
+            free(s);
+            vg_api_audit(a, NULL, "rules.load", name, cur, cur + 1);
+        }
+        vg_sources_free(&src);
+    }
+    if (cfg->redis) {
+        a->redis = vg_redis_new(a, cfg->redis, errbuf, errlen);
+        if (!a->redis) goto err;
+    }
+    return a;
+err:
+    vg_api_free(a);
+    return NULL;
+}
+
+void vg_api_free(vg_api_t *a) {
+    if (!a) return;
+    vg_api_stop(a);
+    vg_redis_free(a->redis);
+    if (a->eng) {
+        char err[512];
+        if (vg_engine_checkpoint(a->eng, 1, err, sizeof(err)) != 0)
+            fprintf(stderr, "vigil serve: final checkpoint failed: %s\n", err);
+    }
+    vg_engine_free(a->eng);
+    vg_ctl_close(a->ctl);
+    for (int i = 0; i < a->nmods; i++) {
+        free(a->mods[i].name);
+        free(a->mods[i].record);
+        free(a->mods[i].source);
+    }
+    free(a->mods);
+    for (int i = 0; i < a->nlists; i++) {
+        free(a->lists[i].name);
+        for (size_t k = 0; k < a->lists[i].n; k++) free(a->lists[i].items[k]);
+        free(a->lists[i].items);
+    }
+    free(a->lists);
+    for (int i = 0; i < a->nhits; i++) free(a->hit_names[i]);
+    free(a->hit_names);
+    free(a->hit_counts);
+    pthread_mutex_destroy(&a->mu);
+    pthread_mutex_destroy(&a->hits_mu);
+    free(a);
+}

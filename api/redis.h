@@ -1,0 +1,49 @@
+/* redis.h - the Redis control plane (SPEC section 7): rule modules and lists shared by
+ * every instance, with change notifications.
+ *
+ * Redis keys: `vigil:rules` (hash module -> module record JSON, deleted modules kept as
+ * tombstones so that versions only grow), `vigil:ruleset` (counter of ruleset
+ * versions), `vigil:list:<name>` (set of items, SPEC), `vigil:listver` (hash name ->
+ * version), `vigil:listdel` (set of deleted list names); channel `vigil:changes`
+ * carries "rules:<module>" and "list:<name>".
+ *
+ * Writes are compare-and-set Lua scripts (the expected version, from If-Match or the
+ * local copy), so that two writers never overwrite each other; they fail with VG_EIO
+ * while Redis is down (the API answers 503). A subscriber thread applies every change
+ * to the local copy (api/http_rules.c, api/http_data.c: RocksDB + the engine), and on
+ * every (re)connection resynchronises both ways: what Redis has that is newer is
+ * applied locally; what this instance has that is newer (or Redis lost) is written
+ * back, so that instances converge on the highest version of everything.
+ *
+ * Threading: writes may come from any thread (one mutex-guarded connection); the
+ * subscriber has its own connection and thread. Ownership: vg_redis_free stops the
+ * thread and frees everything.
+ */
+#ifndef VG_REDIS_H
+#define VG_REDIS_H
+
+#include <stdint.h>
+
+#include "api/http.h"
+
+/* Connects (or keeps trying in the background) to HOST:PORT. NULL on bad address or
+ * out of memory, with a reason in errbuf. Never waits for Redis to be up. */
+vg_redis_t *vg_redis_new(vg_api_t *a, const char *hostport, char *errbuf, size_t errlen);
+void vg_redis_free(vg_redis_t *r);
+
+/* 1 when the last exchange with Redis succeeded. */
+int vg_redis_up(vg_redis_t *r);
+
+/* Writes module `name`'s record (source NULL: a deletion) if Redis holds version
+ * `expect` (-1: any). On success returns 0 and the stored record (JSON, malloc'ed,
+ * with its version and ruleset) in *record. VG_EMISMATCH with *current set when the
+ * version differs; VG_EIO when Redis is down. */
+int vg_redis_put_module(vg_redis_t *r, const char *name, int64_t expect, const char *record,
+                        char **stored, int64_t *current);
+
+/* List operations: op "put" (items replace the list), "add", "rem" (one item), "del".
+ * Same contract; *version the new version. */
+int vg_redis_list_op(vg_redis_t *r, const char *name, int64_t expect, const char *op,
+                     char **items, size_t n, int64_t *version);
+
+#endif

@@ -1,0 +1,406 @@
+/* engine.c - N mutex-protected pipelines shared by many threads (see engine.h).
+ *
+ * A shard is a pipeline, its store and a mutex. Everything that changes a shard's
+ * pipeline (scoring, swapping the ruleset or the lists, checkpoints, erasing an
+ * account) holds that shard's mutex, so that it happens between two events.
+ */
+#include "engine/engine.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "engine/store.h"
+#include "rules/errors.h"
+
+typedef struct shard {
+    pthread_mutex_t mu;
+    vg_pipeline_t *pl;
+    vg_store_t *store;
+    uint64_t swapped_decided, swapped_dups, swapped_rejected;   /* of freed pipelines */
+    uint64_t ckpt_decided;       /* the pipeline's decided count at its last checkpoint */
+} shard_t;
+
+/* Checkpoints the shard (locked) when it decided anything since its last checkpoint:
+ * an idle shard costs nothing. */
+static int shard_checkpoint(shard_t *s, int sync, char *errbuf, size_t errlen) {
+    if (!s->pl) return 0;
+    vg_pipeline_stats_t st;
+    vg_pipeline_get_stats(s->pl, &st);
+    if (st.decided == s->ckpt_decided) return 0;
+    int rc = vg_pipeline_checkpoint(s->pl, NULL, 0, sync, errbuf, errlen);
+    if (!rc) s->ckpt_decided = st.decided;
+    return rc;
+}
+
+struct vg_engine {
+    vg_engine_opts_t o;
+    int n;
+    shard_t *sh;
+    pthread_mutex_t mu;          /* guards prog, lists, version */
+    vg_program_t *prog;
+    vg_lists_t *lists;
+    int64_t version;
+};
+
+void vg_engine_ctx_init(vg_engine_ctx_t *x) { vg_event_init(&x->ev); }
+void vg_engine_ctx_deinit(vg_engine_ctx_t *x) { vg_event_deinit(&x->ev); }
+
+static uint64_t hash_account(const char *p, size_t n) {
+    uint64_t h = 14695981039346656037ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+int vg_engine_shard_of(const vg_engine_t *e, const char *account, size_t len) {
+    if (e->n == 1) return 0;
+    return (int)(hash_account(account, len) % (uint64_t)e->n);
+}
+
+static vg_pipeline_t *make_pipeline(vg_engine_t *e, shard_t *s, vg_program_t *p,
+                                    int64_t version, vg_lists_t *lists, char *errbuf,
+                                    size_t errlen) {
+    vg_pipeline_opts_t po;
+    vg_pipeline_opts_default(&po);
+    po.lateness_ms = e->o.lateness_ms;
+    po.dedupe_horizon_ms = e->o.dedupe_horizon_ms;
+    po.mem_budget = e->o.mem_budget;
+    po.store = s->store;
+    po.ruleset_version = version;
+    po.lists = lists;
+    return vg_pipeline_new(p, &po, errbuf, errlen);
+}
+
+static int wipe_cb(void *ctx, const void *k, size_t kl, const void *v, size_t vl) {
+    (void)v;
+    (void)vl;
+    vg_batch_delete((vg_batch_t *)ctx, k, kl);
+    return 0;
+}
+
+/* Deletes the shard's engine records ("a/", "k/", "m/layout", "m/dtpl"). */
+static int wipe_state(shard_t *s, char *errbuf, size_t errlen) {
+    vg_batch_t *b = vg_batch_new();
+    if (!b) return VG_ENOMEM;
+    int rc = vg_store_scan(s->store, "a/", 2, wipe_cb, b);
+    if (!rc) rc = vg_store_scan(s->store, "k/", 2, wipe_cb, b);
+    if (!rc) {
+        vg_batch_delete(b, "m/layout", 8);
+        vg_batch_delete(b, "m/dtpl", 6);
+        rc = vg_store_write(s->store, b, 1, errbuf, errlen);
+    }
+    vg_batch_free(b);
+    return rc;
+}
+
+vg_engine_t *vg_engine_new(const vg_engine_opts_t *o, vg_program_t *p, int64_t version,
+                           vg_lists_t *lists, char *errbuf, size_t errlen) {
+    vg_engine_t *e = calloc(1, sizeof(*e));
+    if (!e) {
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    e->o = *o;
+    e->o.state_dir = NULL;
+    e->n = o->shards < 1 ? 1 : o->shards;
+    pthread_mutex_init(&e->mu, NULL);
+    e->prog = vg_prog_ref(p);
+    e->lists = lists ? vg_lists_ref(lists) : NULL;
+    e->version = version;
+    e->sh = calloc((size_t)e->n, sizeof(*e->sh));
+    if (!e->sh) {
+        snprintf(errbuf, errlen, "out of memory");
+        goto err;
+    }
+    for (int i = 0; i < e->n; i++) pthread_mutex_init(&e->sh[i].mu, NULL);
+    for (int i = 0; i < e->n; i++) {
+        shard_t *s = &e->sh[i];
+        if (o->state_dir) {
+            char dir[4096];
+            if (e->n == 1) snprintf(dir, sizeof(dir), "%s", o->state_dir);
+            else snprintf(dir, sizeof(dir), "%s/shard-%d", o->state_dir, i);
+            if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+                snprintf(errbuf, errlen, "%s: %s", dir, strerror(errno));
+                goto err;
+            }
+            char err[512];
+            s->store = vg_store_open(dir, err, sizeof(err));
+            if (!s->store) {
+                snprintf(errbuf, errlen, "state %s: %s", dir, err);
+                goto err;
+            }
+        }
+        s->pl = make_pipeline(e, s, p, version, lists, errbuf, errlen);
+        if (!s->pl && s->store && o->reset_mismatch) {
+            fprintf(stderr, "vigil: %s; that state starts empty\n", errbuf);
+            if (wipe_state(s, errbuf, errlen) == 0)
+                s->pl = make_pipeline(e, s, p, version, lists, errbuf, errlen);
+        }
+        if (!s->pl) goto err;
+    }
+    e->o.state_dir = o->state_dir;   /* only non-NULL once stores are open */
+    return e;
+err:
+    vg_engine_free(e);
+    return NULL;
+}
+
+void vg_engine_free(vg_engine_t *e) {
+    if (!e) return;
+    for (int i = 0; e->sh && i < e->n; i++) {
+        vg_pipeline_free(e->sh[i].pl);
+        vg_store_close(e->sh[i].store);
+        pthread_mutex_destroy(&e->sh[i].mu);
+    }
+    free(e->sh);
+    vg_prog_unref(e->prog);
+    vg_lists_unref(e->lists);
+    pthread_mutex_destroy(&e->mu);
+    free(e);
+}
+
+static int lock_shard(shard_t *s, const struct timespec *deadline) {
+    if (!deadline) return pthread_mutex_lock(&s->mu) == 0 ? 0 : VG_ELIMIT;
+    int rc = pthread_mutex_timedlock(&s->mu, deadline);
+    return rc == 0 ? 0 : VG_ELIMIT;
+}
+
+static int write_future(vg_buf_t *out, const vg_event_t *ev, int64_t now, int64_t lim) {
+    char reason[200], t1[40], t2[40];
+    vg_time_format(ev->ts_ms, t1);
+    vg_time_format(now, t2);
+    snprintf(reason, sizeof(reason),
+             "event time %s is %lld ms ahead of the service clock (%s); at most %lld ms allowed",
+             t1, (long long)(ev->ts_ms - now), t2, (long long)lim);
+    int rc = vg_buf_puts(out, "{\"id\":");
+    if (!rc) rc = vg_json_str(out, ev->id.p, ev->id.len);
+    if (!rc) rc = vg_buf_puts(out, ",\"error\":");
+    if (!rc) rc = vg_json_str(out, reason, strlen(reason));
+    if (!rc) rc = vg_buf_puts(out, ",\"code\":\"future\"}\n");
+    return rc;
+}
+
+/* Scores in a throw-away pipeline over the shard's store (shard locked). */
+static int dry_score(vg_engine_t *e, shard_t *s, const char *body, size_t len, vg_buf_t *out,
+                     vg_engine_result_t *res) {
+    char err[512];
+    int rc = shard_checkpoint(s, 0, err, sizeof(err));
+    if (rc) return rc;
+    pthread_mutex_lock(&e->mu);
+    vg_program_t *p = vg_prog_ref(e->prog);
+    vg_lists_t *l = e->lists ? vg_lists_ref(e->lists) : NULL;
+    int64_t v = e->version;
+    pthread_mutex_unlock(&e->mu);
+    vg_pipeline_t *pl = make_pipeline(e, s, p, v, l, err, sizeof(err));
+    vg_prog_unref(p);
+    vg_lists_unref(l);
+    if (!pl) return VG_ENOMEM;
+    rc = vg_pipeline_line(pl, body, len, out, &res->outcome);
+    if (!rc && res->outcome == VG_OUT_REJECTED) res->reject = vg_pipeline_last_reject(pl);
+    if (!rc && res->outcome == VG_OUT_DECIDED) res->alert = vg_pipeline_last_alert(pl);
+    res->ruleset = v;
+    vg_pipeline_free(pl);
+    return rc;
+}
+
+int vg_engine_score(vg_engine_t *e, vg_engine_ctx_t *x, const char *body, size_t len,
+                    int dry_run, const struct timespec *deadline, vg_buf_t *out,
+                    vg_engine_result_t *res) {
+    memset(res, 0, sizeof(*res));
+    if (dry_run && !e->o.state_dir) return VG_EINVAL;
+    int sh = 0;
+    /* parse once here to route and to check the clock; the pipeline validates again */
+    int prc = vg_event_parse(&x->ev, body, len);
+    if (prc == VG_ENOMEM) return VG_ENOMEM;
+    if (prc == 0) {
+        sh = vg_engine_shard_of(e, x->ev.account.p, x->ev.account.len);
+        if (e->o.future_ms > 0) {
+            struct timespec now;
+            clock_gettime(CLOCK_REALTIME, &now);
+            int64_t nms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+            if (x->ev.ts_ms > nms + e->o.future_ms) {
+                res->outcome = VG_OUT_REJECTED;
+                res->reject = VG_REJECT_FUTURE;
+                return write_future(out, &x->ev, nms, e->o.future_ms);
+            }
+        }
+    }
+    shard_t *s = &e->sh[sh];
+    int rc = lock_shard(s, deadline);
+    if (rc) return rc;
+    if (!s->pl) {   /* a failed ruleset swap left no pipeline */
+        pthread_mutex_unlock(&s->mu);
+        return VG_ESTORE;
+    }
+    if (dry_run) {
+        rc = dry_score(e, s, body, len, out, res);
+    } else {
+        rc = vg_pipeline_line(s->pl, body, len, out, &res->outcome);
+        if (!rc && res->outcome == VG_OUT_REJECTED) res->reject = vg_pipeline_last_reject(s->pl);
+        if (!rc && res->outcome == VG_OUT_DECIDED) res->alert = vg_pipeline_last_alert(s->pl);
+        pthread_mutex_lock(&e->mu);
+        res->ruleset = e->version;   /* the shard's pipeline was swapped under its lock */
+        pthread_mutex_unlock(&e->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* Replaces the shard's pipeline (shard locked). */
+static int rebuild(vg_engine_t *e, shard_t *s, vg_program_t *p, int64_t version,
+                   vg_lists_t *lists, int allow_wipe, char *errbuf, size_t errlen) {
+    int rc = shard_checkpoint(s, 0, errbuf, errlen);
+    if (rc) return rc;
+    vg_pipeline_stats_t st;
+    vg_pipeline_get_stats(s->pl, &st);
+    vg_pipeline_t *npl = NULL;
+    /* the old pipeline must be gone before the new one reads the store */
+    vg_pipeline_free(s->pl);
+    s->pl = NULL;
+    s->swapped_decided += st.decided;
+    s->swapped_dups += st.duplicates;
+    s->swapped_rejected += st.rejected;
+    char err[512];
+    npl = make_pipeline(e, s, p, version, lists, err, sizeof(err));
+    if (!npl && s->store && allow_wipe) {
+        fprintf(stderr, "vigil: the new ruleset changes the state layout (%s); the "
+                        "state of %s starts empty\n", err, vg_store_path(s->store));
+        rc = wipe_state(s, errbuf, errlen);
+        if (rc) return rc;
+        npl = make_pipeline(e, s, p, version, lists, err, sizeof(err));
+    }
+    if (!npl) {
+        snprintf(errbuf, errlen, "%s", err);
+        return VG_ESTORE;
+    }
+    s->pl = npl;
+    s->ckpt_decided = 0;
+    return 0;
+}
+
+int vg_engine_set_program(vg_engine_t *e, vg_program_t *p, int64_t version, char *errbuf,
+                          size_t errlen) {
+    pthread_mutex_lock(&e->mu);
+    vg_lists_t *l = e->lists ? vg_lists_ref(e->lists) : NULL;
+    pthread_mutex_unlock(&e->mu);
+    int rc = 0;
+    /* lock every shard so that no event is scored with a mix of versions */
+    for (int i = 0; i < e->n; i++) pthread_mutex_lock(&e->sh[i].mu);
+    for (int i = 0; !rc && i < e->n; i++)
+        rc = rebuild(e, &e->sh[i], p, version, l, 1, errbuf, errlen);
+    if (!rc) {
+        pthread_mutex_lock(&e->mu);
+        vg_prog_ref(p);
+        vg_prog_unref(e->prog);
+        e->prog = p;
+        e->version = version;
+        pthread_mutex_unlock(&e->mu);
+    } else {
+        /* put the old ruleset back where the new one could not be installed */
+        pthread_mutex_lock(&e->mu);
+        for (int i = 0; i < e->n; i++)
+            if (!e->sh[i].pl) {
+                char err[256];
+                e->sh[i].pl = make_pipeline(e, &e->sh[i], e->prog, e->version, l, err, sizeof(err));
+            }
+        pthread_mutex_unlock(&e->mu);
+    }
+    for (int i = e->n - 1; i >= 0; i--) pthread_mutex_unlock(&e->sh[i].mu);
+    vg_lists_unref(l);
+    return rc;
+}
+
+void vg_engine_set_lists(vg_engine_t *e, vg_lists_t *lists) {
+    pthread_mutex_lock(&e->mu);
+    if (lists) vg_lists_ref(lists);
+    vg_lists_unref(e->lists);
+    e->lists = lists;
+    pthread_mutex_unlock(&e->mu);
+    for (int i = 0; i < e->n; i++) {
+        pthread_mutex_lock(&e->sh[i].mu);
+        if (e->sh[i].pl) vg_pipeline_set_lists(e->sh[i].pl, lists);
+        pthread_mutex_unlock(&e->sh[i].mu);
+    }
+}
+
+int64_t vg_engine_version(vg_engine_t *e) {
+    pthread_mutex_lock(&e->mu);
+    int64_t v = e->version;
+    pthread_mutex_unlock(&e->mu);
+    return v;
+}
+
+int vg_engine_checkpoint(vg_engine_t *e, int sync, char *errbuf, size_t errlen) {
+    int rc = 0;
+    for (int i = 0; !rc && i < e->n; i++) {
+        pthread_mutex_lock(&e->sh[i].mu);
+        rc = shard_checkpoint(&e->sh[i], sync, errbuf, errlen);
+        pthread_mutex_unlock(&e->sh[i].mu);
+    }
+    return rc;
+}
+
+int vg_engine_forget(vg_engine_t *e, const char *account, size_t len, char *errbuf,
+                     size_t errlen) {
+    if (!e->o.state_dir) {
+        snprintf(errbuf, errlen, "erasing an account needs a state directory");
+        return VG_EINVAL;
+    }
+    shard_t *s = &e->sh[vg_engine_shard_of(e, account, len)];
+    pthread_mutex_lock(&e->mu);
+    vg_program_t *p = vg_prog_ref(e->prog);
+    vg_lists_t *l = e->lists ? vg_lists_ref(e->lists) : NULL;
+    int64_t v = e->version;
+    pthread_mutex_unlock(&e->mu);
+    pthread_mutex_lock(&s->mu);
+    int rc = shard_checkpoint(s, 0, errbuf, errlen);
+    if (!rc) {
+        vg_batch_t *b = vg_batch_new();
+        char *key = malloc(len + 2);
+        if (!b || !key) rc = VG_ENOMEM;
+        else {
+            memcpy(key, "a/", 2);
+            memcpy(key + 2, account, len);
+            vg_batch_delete(b, key, len + 2);
+            rc = vg_store_write(s->store, b, 1, errbuf, errlen);
+        }
+        free(key);
+        vg_batch_free(b);
+    }
+    /* drop the in-memory copy: a fresh pipeline reloads the others from the store */
+    if (!rc) rc = rebuild(e, s, p, v, l, 0, errbuf, errlen);
+    pthread_mutex_unlock(&s->mu);
+    vg_prog_unref(p);
+    vg_lists_unref(l);
+    return rc;
+}
+
+void vg_engine_get_stats(vg_engine_t *e, vg_engine_stats_t *out) {
+    memset(out, 0, sizeof(*out));
+    for (int i = 0; i < e->n; i++) {
+        shard_t *s = &e->sh[i];
+        pthread_mutex_lock(&s->mu);
+        if (s->pl) {
+            vg_pipeline_stats_t ps;
+            vg_pipeline_get_stats(s->pl, &ps);
+            vg_state_stats_t ss;
+            vg_state_get_stats(vg_pipeline_state(s->pl), &ss);
+            out->decided += ps.decided;
+            out->duplicates += ps.duplicates;
+            out->rejected += ps.rejected;
+            out->accounts_in_memory += ss.accounts_in_memory;
+            out->keys_in_memory += ss.keys_in_memory;
+            out->bytes += ss.bytes;
+        }
+        out->decided += s->swapped_decided;
+        out->duplicates += s->swapped_dups;
+        out->rejected += s->swapped_rejected;
+        pthread_mutex_unlock(&s->mu);
+    }
+}

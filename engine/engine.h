@@ -1,0 +1,115 @@
+/* engine.h - one scoring engine shared by many threads: N shards, each a pipeline
+ * (engine/pipeline.h) behind its own mutex.
+ *
+ * An event goes to shard hash(account) % N, so that an account's events are always
+ * processed by the same pipeline, in the order their requests took the shard's lock;
+ * different accounts on different shards are scored in parallel. `by K` windows and
+ * population statistics are per shard (like per partition with Kafka): with N = 1 (the
+ * default) serve's decisions equal replay's for every rule.
+ *
+ * State: with a state directory, shard i keeps its state in a RocksDB store (N = 1:
+ * the directory itself, so that a `replay --state DIR` directory is served warm; N > 1:
+ * DIR/shard-<i>). vg_engine_checkpoint() writes every shard's changed state.
+ *
+ * Ruleset and lists are swapped whole between two events of each shard
+ * (vg_engine_set_program, vg_engine_set_lists): an event is scored entirely with the
+ * old or entirely with the new ruleset, and its decision names the version it used.
+ *
+ * Dry runs (vg_engine_score with dry_run) change no state: the shard is checkpointed,
+ * and the event is scored by a throw-away pipeline reading the same store, which is
+ * then dropped (a dry run is therefore slower than a real one).
+ *
+ * Threading: every function may be called from any thread. Ownership: the caller owns
+ * the engine (vg_engine_free accepts NULL); the engine keeps references to the program
+ * and lists it is given.
+ */
+#ifndef VG_ENGINE_H
+#define VG_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "engine/event.h"
+#include "engine/jsonout.h"
+#include "engine/pipeline.h"
+#include "rules/lists.h"
+#include "rules/program.h"
+
+typedef struct vg_engine vg_engine_t;
+
+typedef struct vg_engine_opts {
+    int shards;                  /* >= 1 */
+    const char *state_dir;       /* NULL: memory only (no dry runs, nothing durable) */
+    int64_t lateness_ms, dedupe_horizon_ms;
+    int64_t future_ms;           /* reject events further ahead of the clock; <= 0: off */
+    size_t mem_budget;           /* per shard; 0 = unlimited */
+    int reset_mismatch;          /* a store holding state of other rules is emptied (logged)
+                                    instead of refused */
+} vg_engine_opts_t;
+
+/* Per-caller scratch (one per thread or connection): the routing parser and buffers.
+ * vg_engine_ctx_init can't fail; vg_engine_ctx_deinit frees. */
+typedef struct vg_engine_ctx {
+    vg_event_t ev;
+} vg_engine_ctx_t;
+void vg_engine_ctx_init(vg_engine_ctx_t *x);
+void vg_engine_ctx_deinit(vg_engine_ctx_t *x);
+
+/* Creates the engine with program `p` (a reference is taken) as ruleset `version`, and
+ * `lists` (a reference is taken; NULL: empty). NULL with a reason in errbuf (store
+ * cannot be opened, state made by other rules). */
+vg_engine_t *vg_engine_new(const vg_engine_opts_t *o, vg_program_t *p, int64_t version,
+                           vg_lists_t *lists, char *errbuf, size_t errlen);
+void vg_engine_free(vg_engine_t *e);
+
+typedef struct vg_engine_result {
+    vg_outcome_t outcome;
+    vg_reject_t reject;          /* when REJECTED */
+    int alert;                   /* the event raised an alert */
+    int64_t ruleset;             /* the ruleset version used */
+} vg_engine_result_t;
+
+/* Scores one event (`len` bytes of JSON) and appends the decision or the rejection line
+ * (with its newline) to out. `deadline` (CLOCK_REALTIME, NULL: none): when the shard
+ * cannot be had before it, returns VG_ELIMIT without scoring (the caller answers 429).
+ * Returns 0 (bad input is a REJECTED outcome), VG_ELIMIT, VG_EINVAL (dry run without a
+ * state directory), VG_ENOMEM or VG_ESTORE. */
+int vg_engine_score(vg_engine_t *e, vg_engine_ctx_t *x, const char *body, size_t len,
+                    int dry_run, const struct timespec *deadline, vg_buf_t *out,
+                    vg_engine_result_t *res);
+
+/* Replaces the ruleset of every shard between two events (a reference to p is taken).
+ * When the new ruleset keeps the state layout, every account keeps its state; when
+ * the layout changed (new or changed aggregates) the state cannot be carried over and
+ * the shard starts empty (logged on stderr). Returns 0, or VG_ESTORE / VG_ENOMEM with a
+ * reason in errbuf (the shard then keeps its old ruleset). */
+int vg_engine_set_program(vg_engine_t *e, vg_program_t *p, int64_t version, char *errbuf,
+                          size_t errlen);
+
+/* Replaces the lists of every shard between two events (a reference is taken). */
+void vg_engine_set_lists(vg_engine_t *e, vg_lists_t *lists);
+
+/* The current ruleset version. */
+int64_t vg_engine_version(vg_engine_t *e);
+
+/* Checkpoints every shard (`sync`: wait for the disk). 0 or VG_ESTORE. */
+int vg_engine_checkpoint(vg_engine_t *e, int sync, char *errbuf, size_t errlen);
+
+/* Erases the account's state (its windows, history, remembered decisions) from memory
+ * and the store. `by K` windows keep the aggregates its events contributed. Returns 0,
+ * VG_EINVAL without a state directory, or VG_ESTORE. */
+int vg_engine_forget(vg_engine_t *e, const char *account, size_t len, char *errbuf,
+                     size_t errlen);
+
+/* The shard an account maps to. Can't fail. */
+int vg_engine_shard_of(const vg_engine_t *e, const char *account, size_t len);
+
+typedef struct vg_engine_stats {
+    uint64_t decided, duplicates, rejected;
+    size_t accounts_in_memory, keys_in_memory, bytes;
+} vg_engine_stats_t;
+/* Sums the shards' statistics (takes each lock briefly). */
+void vg_engine_get_stats(vg_engine_t *e, vg_engine_stats_t *out);
+
+#endif
