@@ -386,14 +386,14 @@ void vg_amount_learn(const vg_amount_cfg_t *cfg, vg_amount_t *m,
     if (prior && !(prior->scale[0] > 0)) prior = NULL;
     int h, d;
     season_index(ts_ms, &h, &d);
-    double e[VG_AMOUNT_LAMBDAS];
-    vg_amount_exceed(cfg, m, prior, ts_ms, x, e);
-    for (int j = 0; j < VG_AMOUNT_LAMBDAS; j++) {
-        if (exc_out) exc_out[j] = e[j];
-        if (m->n > 0) {
-            double a = 1.0 / m->n > 1.0 / 256 ? 1.0 / m->n : 1.0 / 256;
-            m->exc[j] = (float)((1 - a) * m->exc[j] + a * e[j]);
-        }
+    if (exc_out) {
+        /* only on request: three candidates' statistics cost more than the rest */
+        vg_amount_exceed(cfg, m, prior, ts_ms, x, exc_out);
+        for (int j = 0; j < VG_AMOUNT_LAMBDAS; j++)
+            if (m->n > 0) {
+                double a = 1.0 / m->n > 1.0 / 256 ? 1.0 / m->n : 1.0 / 256;
+                m->exc[j] = (float)((1 - a) * m->exc[j] + a * exc_out[j]);
+            }
     }
     int j = choose(cfg, m, prior);
     if (j != m->lam) {

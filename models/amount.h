@@ -58,7 +58,8 @@ typedef struct vg_amount_prior {
 typedef struct vg_amount {
     float ring[VG_AMOUNT_RING]; /* recent values, original units */
     uint8_t ring_how[VG_AMOUNT_RING]; /* their hour of week (day * 24 + hour) */
-    float exc[VG_AMOUNT_LAMBDAS]; /* EW rate of two-sided p < 0.01 per candidate */
+    float exc[VG_AMOUNT_LAMBDAS]; /* EW rate of two-sided p < 0.01 per candidate, over
+                                     the learns that asked for it */
     float hod[24];              /* hour-of-day offsets (UTC), in the space of `lam` */
     float dow[7];               /* day-of-week offsets (0 = Monday) */
     uint8_t hod_n[24];          /* saturating counts per bucket */
@@ -101,8 +102,9 @@ void vg_amount_score(const vg_amount_cfg_t *cfg, const vg_amount_t *m,
                      vg_amount_score_t *out);
 
 /* Adds x at time ts_ms. When exc_out is not NULL, it receives, per candidate transform,
- * 1 when x's two-sided p (before adding) was below 1%, else 0: the population's choice
- * is made from these. Non-finite x is ignored (exc_out zeroed). Can't fail. */
+ * 1 when x's two-sided p (before adding) was below 1%, else 0 (as vg_amount_exceed, and
+ * m->exc is updated with it): the population's choice is made from these; a sample of
+ * the events is enough. Non-finite x is ignored (exc_out zeroed). Can't fail. */
 void vg_amount_learn(const vg_amount_cfg_t *cfg, vg_amount_t *m,
                      const vg_amount_prior_t *prior, int64_t ts_ms, double x,
                      double *exc_out);

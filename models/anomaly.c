@@ -576,12 +576,15 @@ void vg_anomaly_learn(vg_anomaly_pop_t *pop, vg_anomaly_state_t *st,
     if (isfinite(in->amount)) {
         /* every event, kept out or not, tells whether each transform alarms too often */
         double ll[VG_AMOUNT_LAMBDAS];
-        int had = st->amount.n > 2;
-        if (keep_out)
+        int had = st->amount.n >= 16; /* calibration in the steady state */
+        /* a quarter of each account's events (deterministic) is plenty for the choice */
+        int sample = had && (st->tick & 3) == 0;
+        if (keep_out && sample)
             vg_amount_exceed(&cfg->amount, &st->amount, &pop->prior, in->ts_ms, in->amount, ll);
-        else
-            vg_amount_learn(&cfg->amount, &st->amount, &pop->prior, in->ts_ms, in->amount, ll);
-        if (had) {
+        else if (!keep_out)
+            vg_amount_learn(&cfg->amount, &st->amount, &pop->prior, in->ts_ms, in->amount,
+                            sample ? ll : NULL);
+        if (sample) {
             /* accounts with some history tell the population which transform fits */
             for (int j = 0; j < VG_AMOUNT_LAMBDAS; j++) pop->amt_ll[j] += ll[j];
             pop->amt_ll_n += 1.0;
