@@ -200,7 +200,29 @@ vg_program_t *vg_cli_compile(const vg_sources_t *s, int *n_errors, int *n_warnin
     vg_diags_t d;
     vg_diags_init(&d);
     vg_program_t *p = vg_prog_compile(s->v, s->n, &d);
-    vg_diags_print(&d, s->v, s->n, stderr);
+    if (n_warnings) {
+        vg_diags_print(&d, s->v, s->n, stderr);
+    } else {
+        /* replay and serve print errors only; `vigil check` shows the warnings */
+        vg_diags_t e = d;
+        int k = 0, nw = 0;
+        vg_diag_t *only = malloc(sizeof(*only) * (size_t)(d.n ? d.n : 1));
+        if (only) {
+            for (int i = 0; i < d.n; i++) {
+                if (d.v[i].is_error) only[k++] = d.v[i];
+                else nw++;
+            }
+            e.v = only;
+            e.n = k;
+            vg_diags_print(&e, s->v, s->n, stderr);
+            free(only);
+        } else {
+            vg_diags_print(&d, s->v, s->n, stderr);
+        }
+        if (nw)
+            fprintf(stderr, "vigil: %d warning%s in the rules (vigil check shows them)\n", nw,
+                    nw == 1 ? "" : "s");
+    }
     if (n_errors) *n_errors = d.n_errors;
     if (n_warnings) *n_warnings = d.n - d.n_errors;
     vg_diags_deinit(&d);

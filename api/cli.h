@@ -30,7 +30,9 @@ int vg_sources_load(vg_sources_t *s, char *const *paths, int npaths, char *errbu
                     size_t errlen);
 void vg_sources_free(vg_sources_t *s);
 
-/* Compiles the sources, printing diagnostics to stderr. Returns the program or NULL. */
+/* Compiles the sources, printing diagnostics to stderr: every diagnostic when
+ * n_warnings is given (vigil check), else the errors and a count of warnings.
+ * Returns the program or NULL. */
 vg_program_t *vg_cli_compile(const vg_sources_t *s, int *n_errors, int *n_warnings);
 
 int vg_cmd_replay(int argc, char **argv);

@@ -113,17 +113,31 @@ typedef struct reader {
     uint64_t head_hash;     /* hash of the first min(pos, FP_HEAD) bytes */
     char tail[FP_TAIL];     /* ring of the last FP_TAIL bytes consumed */
     uint64_t consumed;
+    int fp_on;              /* fingerprinting only matters with --state */
 } reader_t;
 
 static void fp_consume(reader_t *r, const char *p, size_t n) {
+    if (!r->fp_on) {
+        r->consumed += n;
+        return;
+    }
     if (r->consumed < FP_HEAD) {
         size_t k = n;
         if (r->consumed + k > FP_HEAD) k = (size_t)(FP_HEAD - r->consumed);
         r->head_hash = fnv(r->head_hash, p, k);
     }
-    for (size_t i = n > FP_TAIL ? n - FP_TAIL : 0; i < n; i++)
-        r->tail[(r->consumed + i) % FP_TAIL] = p[i];
-    r->consumed += n;
+    /* copy the last min(n, FP_TAIL) bytes into the ring, in at most two pieces */
+    uint64_t at = r->consumed;
+    if (n > FP_TAIL) {
+        at += n - FP_TAIL;
+        p += n - FP_TAIL;
+        n = FP_TAIL;
+    }
+    size_t off = (size_t)(at % FP_TAIL);
+    size_t first = n < FP_TAIL - off ? n : FP_TAIL - off;
+    memcpy(r->tail + off, p, first);
+    memcpy(r->tail, p + first, n - first);
+    r->consumed = at + n;
 }
 
 static uint64_t fp_value(const reader_t *r) {
@@ -530,6 +544,7 @@ int vg_cmd_replay(int argc, char **argv) {
         fprintf(stderr, "vigil replay: %s\n", err);
         goto done;
     }
+    r.rd.fp_on = r.store != NULL;
     if (r.store && resume(&r) < 0) goto done;
 
     int tty = isatty(2);
