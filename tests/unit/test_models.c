@@ -334,6 +334,42 @@ static void test_input_from_tx(void **state) {
     free(pop);
 }
 
+/* The population picks the transform by tail calibration: log for lognormal amounts,
+ * linear for normal ones. */
+static void run_population(int lognormal, int *lam) {
+    vg_anomaly_pop_t *pop = malloc(sizeof *pop);
+    vg_anomaly_state_t *st = calloc(150, sizeof *st);
+    assert_non_null(pop);
+    assert_non_null(st);
+    vg_anomaly_pop_init(pop, NULL, 1);
+    rs = 5;
+    double mu[150];
+    for (int a = 0; a < 150; a++) {
+        vg_anomaly_state_init(&st[a]);
+        mu[a] = lognormal ? 3 + runif() : 20 + 80 * runif();
+    }
+    vg_anomaly_result_t r;
+    for (int k = 0; k < 80; k++)
+        for (int a = 0; a < 150; a++) {
+            double x = lognormal ? exp(mu[a] + 1.0 * rnorm()) : mu[a] * (1 + 0.25 * rnorm());
+            vg_anomaly_input_t in = mk(T0 + (int64_t)k * 8 * HOUR + a * 1000, x, NULL, NULL);
+            vg_anomaly_process(pop, &st[a], &in, &r);
+            check_result(&r);
+        }
+    *lam = pop->prior.lam;
+    free(pop);
+    free(st);
+}
+
+static void test_transform_choice(void **state) {
+    (void)state;
+    int lam;
+    run_population(1, &lam);
+    assert_int_equal(lam, 0);                     /* log */
+    run_population(0, &lam);
+    assert_int_equal(lam, VG_AMOUNT_LAMBDAS - 1); /* linear */
+}
+
 static void test_names(void **state) {
     (void)state;
     assert_string_equal(vg_anomaly_signal_name(VG_ANOMALY_AMOUNT), "amount");
@@ -349,7 +385,7 @@ int main(void) {
         cmocka_unit_test(test_score_then_learn), cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_reset),           cmocka_unit_test(test_adversarial),
         cmocka_unit_test(test_amount_stream),   cmocka_unit_test(test_input_from_tx),
-        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_transform_choice), cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
