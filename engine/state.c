@@ -853,6 +853,37 @@ int vg_state_account(vg_state_t *st, const char *account, size_t len, vg_acct_t 
     return 0;
 }
 
+#if defined(__GNUC__)
+#define PREFETCH(p) __builtin_prefetch(p)
+#else
+#define PREFETCH(p) ((void)(p))
+#endif
+
+void vg_state_prefetch(const vg_state_t *st, const char *account, size_t len, int stage) {
+    if (len > UINT32_MAX) return;
+    uint64_t h = hash_bytes(account, len);
+    const htab_t *t = &st->accts;
+    size_t m = t->cap - 1, i = h & m;
+    if (stage <= 0) {
+        PREFETCH(&t->slot[i]);
+        return;
+    }
+    for (;; i = (i + 1) & m) {   /* the first slot with this hash: almost always it */
+        const hslot_t *s = &t->slot[i];
+        if (!s->e) return;
+        if (s->h == h) break;
+    }
+    const ent_t *e = t->slot[i].e;
+    if (stage == 1) {
+        for (int k = 0; k < 4; k++) PREFETCH((const char *)e + 64 * k);
+        return;
+    }
+    if (e->is_key) return;
+    const vg_acct_t *a = (const vg_acct_t *)e;
+    if (a->dd.b) PREFETCH(a->dd.b + a->dd.bhead);
+    if (a->w) vg_wstate_prefetch(a->w);
+}
+
 int64_t vg_state_newest(const vg_acct_t *a) { return a->newest; }
 
 int vg_state_find_dup(vg_state_t *st, vg_acct_t *a, const char *id, size_t idlen,

@@ -67,6 +67,13 @@ void vg_state_free(vg_state_t *st);
  * vg_state_checkpoint or vg_state_evict. Returns 0, VG_ENOMEM, or VG_ESTORE. */
 int vg_state_account(vg_state_t *st, const char *account, size_t len, vg_acct_t **out);
 
+/* A hint that `account` will be looked up soon, to hide memory latency when events
+ * are known ahead (a batch): stage 0 prefetches its slot of the account table; stage 1
+ * (the slot being in cache by then) the account; stage 2 (the account being in cache)
+ * its dedupe log and window rows. Call the stages some events apart, in order. Changes
+ * nothing, allocates nothing; can't fail. */
+void vg_state_prefetch(const vg_state_t *st, const char *account, size_t len, int stage);
+
 /* Time of the account's newest accepted event, INT64_MIN when none. */
 int64_t vg_state_newest(const vg_acct_t *a);
 

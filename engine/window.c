@@ -547,6 +547,19 @@ void vg_wstate_free(vg_wstate_t *w) {
 
 int64_t vg_wstate_newest(const vg_wstate_t *w) { return w->newest; }
 
+void vg_wstate_prefetch(const vg_wstate_t *w) {
+#if defined(__GNUC__)
+    if (!w->n) return;
+    const char *r = (const char *)(w->rows + (w->head + w->n - 1) * (size_t)w->rw);
+    __builtin_prefetch(r);
+    __builtin_prefetch(r + 64);
+    __builtin_prefetch(r + 128);
+    if (w->n > 1) __builtin_prefetch(w->rows + w->head * (size_t)w->rw);
+#else
+    (void)w;
+#endif
+}
+
 size_t vg_wstate_mem(const vg_wstate_t *w) {
     const vg_wlayout_t *l = w->lay;
     size_t m = (w->embedded ? 0 : vg_wstate_size(l)) + w->sb_cap;

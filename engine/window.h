@@ -87,6 +87,10 @@ size_t vg_wstate_size(const vg_wlayout_t *l);
  * state allocated). Can't fail. */
 vg_wstate_t *vg_wstate_init_at(void *mem, const vg_wlayout_t *l);
 
+/* A hint that the state will be updated soon: prefetches its newest and oldest rows.
+ * Changes nothing; can't fail. */
+void vg_wstate_prefetch(const vg_wstate_t *w);
+
 /* Time of the newest event added, or INT64_MIN when none. Can't fail. */
 int64_t vg_wstate_newest(const vg_wstate_t *w);
 

@@ -285,6 +285,11 @@ static void test_many_accounts(void **state) {
     assert_int_equal(s.accounts_in_memory, N);
     for (int i = 0; i < N; i += 7) {
         snprintf(name, sizeof name, "acct-%d", i);
+        /* prefetch hints (present and absent accounts) change nothing */
+        for (int stage = 0; stage < 3; stage++) {
+            vg_state_prefetch(st, name, strlen(name), stage);
+            vg_state_prefetch(st, "nobody", 6, stage);
+        }
         vg_acct_t *a;
         assert_int_equal(vg_state_account(st, name, strlen(name), &a), 0);
         assert_int_equal(vg_state_newest(a), T0 + i);
