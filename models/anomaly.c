@@ -466,7 +466,6 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
         }
         res->reason_signal[res->nreasons++] = s;
     }
-    (void)is_new;
 }
 
 /* ---- learning ---- */
@@ -603,11 +602,6 @@ void vg_anomaly_learn(vg_anomaly_pop_t *pop, vg_anomaly_state_t *st,
     if (st->n > 0) {
         double gap_s = (in->ts_ms - st->last_ts) / 1000.0;
         if (gap_s < 0) gap_s = 0;
-        double lg = log10(1.0 + gap_s);
-        double a = st->n < 20 ? 1.0 / st->n : 0.05;
-        double d = lg - st->gap_mean;
-        st->gap_mean += (float)(a * d);
-        st->gap_var = (float)((1 - a) * (st->gap_var + a * d * d));
         double decay = exp(-gap_s / cfg->burst_tau_s);
         st->burst = (float)(st->burst * decay + 1.0);
         /* an amount kept out of the baseline is the amount signal's business, not the

@@ -135,7 +135,6 @@ typedef struct vg_anomaly_state {
     float nov_seen[VG_ANOMALY_CAT__COUNT]; /* decayed events carrying the field */
     float nov_new[VG_ANOMALY_CAT__COUNT];  /* decayed events whose value was new */
     vg_anomaly_slot_t slot[VG_ANOMALY_NOV_SLOTS];
-    float gap_mean, gap_var;         /* EW of log10(1 + gap seconds) */
     float burst;                     /* decayed event count, burst_tau_s */
     float burst_spend;               /* decayed |amount| sum, burst_tau_s */
     float p_comp;                    /* P(compromised) after the last event */

@@ -85,8 +85,6 @@ static void walk_state(codec_t *c, vg_anomaly_state_t *s) {
         U16(s->slot[i].n);
         U16(s->slot[i].last);
     }
-    F32(s->gap_mean);
-    F32(s->gap_var);
     F32(s->burst);
     F32(s->burst_spend);
     F32(s->p_comp);
@@ -193,7 +191,7 @@ static int state_valid(const vg_anomaly_state_t *s) {
         if (!isfinite(s->amount.ring[i])) return 0;
     for (int i = 0; i < VG_AMOUNT_LAMBDAS; i++)
         if (!isfinite(s->amount.exc[i])) return 0;
-    if (!isfinite(s->amount.slow) || !(s->amount.svar >= 0) || !isfinite(s->gap_mean) || !isfinite(s->gap_var) || !isfinite(s->burst) ||
+    if (!isfinite(s->amount.slow) || !(s->amount.svar >= 0) || !isfinite(s->burst) ||
         !isfinite(s->burst_spend) || !(s->p_comp >= 0 && s->p_comp <= 1))
         return 0;
     return 1;
