@@ -161,7 +161,8 @@ static double time_p(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st, 
     how_parts(st, c, d, &n);
     int j = how_best(pop);
     double K = how_K[j], w = how_w[j];
-    for (int b = 0; b < 168; b++) q[b] = (w * c[b] + (1 - w) * d[b] + K * pop_how(pop, b)) / (n + K);
+    for (int b = 0; b < 168; b++)
+        q[b] = (w * c[b] + (1 - w) * d[b] + K * pop_how(pop, b)) / (n + K);
     /* this hour's share of the week relative to a flat week, smoothed over +-1 h */
     *intensity = 168.0 * (0.5 * q[how] + 0.25 * (q[(how + 167) % 168] + q[(how + 1) % 168]));
     double qx = q[how] * (1 + 1e-9), p = 0;
@@ -386,8 +387,8 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
         double lo = total + log(prior / (1 - prior));
         res->posterior = lo > 700 ? 1.0 : (lo < -700 ? 0.0 : 1.0 / (1.0 + exp(-lo)));
     }
-    res->score = squash(cfg->base_rate,
-                        total + log(prior / (1 - prior)) - log(cfg->base_rate / (1 - cfg->base_rate)));
+    double lift = log(prior / (1 - prior)) - log(cfg->base_rate / (1 - cfg->base_rate));
+    res->score = squash(cfg->base_rate, total + lift);
     double bf = exp(total);
     double lc = cfg->compromise_frac * bf + (1.0 - cfg->compromise_frac);
     double ln = cfg->base_rate * bf + (1.0 - cfg->base_rate);
@@ -488,10 +489,11 @@ static void pop_refresh_prior(vg_anomaly_pop_t *pop) {
         if (!(sc > 0)) sc = ac->abs_floor + ac->rel_floor * fabs(t50);
         pop->prior.level[j] = (float)t50;
         pop->prior.scale[j] = (float)sc;
-        pop->prior.exc[j] = pop->amt_ll_n > 0 ? (float)(pop->amt_ll[j] / pop->amt_ll_n) : 0.0f;
+        pop->prior.exc[j] =
+            pop->amt_exc_n > 0 ? (float)(pop->amt_exc[j] / pop->amt_exc_n) : 0.0f;
     }
-    pop->prior.exc_n = (float)pop->amt_ll_n;
-    if (pop->amt_ll_n >= 1000) pop->prior.lam = vg_amount_pick(pop->prior.exc, pop->prior.lam);
+    pop->prior.exc_n = (float)pop->amt_exc_n;
+    if (pop->amt_exc_n >= 1000) pop->prior.lam = vg_amount_pick(pop->prior.exc, pop->prior.lam);
 }
 
 static void pop_learn(vg_anomaly_pop_t *pop, const vg_anomaly_input_t *in) {
@@ -511,8 +513,8 @@ static void pop_learn(vg_anomaly_pop_t *pop, const vg_anomaly_input_t *in) {
         for (int b = 0; b < 168; b++) pop->hist_how[b] *= f;
         for (int j = 0; j < VG_ANOMALY_HOW_MODELS; j++) pop->how_ll[j] *= f;
         pop->amt_total *= f;
-        for (int j = 0; j < VG_AMOUNT_LAMBDAS; j++) pop->amt_ll[j] *= f;
-        pop->amt_ll_n *= f;
+        for (int j = 0; j < VG_AMOUNT_LAMBDAS; j++) pop->amt_exc[j] *= f;
+        pop->amt_exc_n *= f;
         pop->how_total *= f;
     }
     if ((pop->n & 255) == 0 || pop->n == 100) pop_refresh_prior(pop);
@@ -585,8 +587,8 @@ void vg_anomaly_learn(vg_anomaly_pop_t *pop, vg_anomaly_state_t *st,
                             sample ? ll : NULL);
         if (sample) {
             /* accounts with some history tell the population which transform fits */
-            for (int j = 0; j < VG_AMOUNT_LAMBDAS; j++) pop->amt_ll[j] += ll[j];
-            pop->amt_ll_n += 1.0;
+            for (int j = 0; j < VG_AMOUNT_LAMBDAS; j++) pop->amt_exc[j] += ll[j];
+            pop->amt_exc_n += 1.0;
         }
     }
     if (st->how[how] == 255) {

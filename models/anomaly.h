@@ -5,13 +5,18 @@
  * probability p under the account's own model (shrunk to the population when the
  * account has little history). p is turned into a Bayes factor with the parameter-free
  * mixture calibrator BF(p) = (1 - p + p ln p) / (p ln^2 p), which has expectation 1
- * under the account's model; a signal's score is the posterior probability of
- * "anomalous" with that factor alone and the base rate cfg.base_rate. The overall score
- * is the posterior with all factors multiplied (missing fields contribute nothing) and
- * a prior raised by the account's compromise state: a two-state filter (normal /
- * compromised, with a hazard of becoming compromised and a mean duration) whose
- * compromised state makes a fraction of the events anomalous. So an account that has
- * just shown anomalies scores its next unusual events higher.
+ * under the account's model. The event's posterior probability of "anomalous" combines
+ * all factors (missing fields contribute nothing) with a prior raised by the account's
+ * compromise state: a two-state filter (normal / compromised, with a hazard of becoming
+ * compromised and a mean duration) whose compromised state makes a fraction of the
+ * events anomalous. So an account that has just shown anomalies scores its next unusual
+ * events higher.
+ *
+ * Scales: with x the evidence in nats above the base rate, a score is
+ * softplus(x) / (softplus(x) + c), monotone, below 1 for any finite evidence (so the
+ * order of overwhelming cases is kept). For anomaly.score, c = -logit(base_rate): 0.5
+ * is posterior odds even. For a signal's own score, x is that signal's log factor and
+ * c = ln 20: 0.5 is a Bayes factor of 20 ("strong evidence") from that signal alone.
  *
  * Score first, then learn: vg_anomaly_score() reads the state and the population only;
  * vg_anomaly_learn() then adds the event; vg_anomaly_process() does both in that order.
@@ -99,9 +104,9 @@ typedef struct vg_anomaly_pop {
     double hist_how[168];                 /* decayed counts of hour of week */
     double how_total;
     double how_ll[VG_ANOMALY_HOW_MODELS]; /* decayed log-likelihood of each time model */
-    vg_amount_prior_t prior;              /* cached from amt_hist and amt_ll */
-    double amt_ll[VG_AMOUNT_LAMBDAS];     /* decayed tail exceedances per transform */
-    double amt_ll_n;                      /* and their count */
+    vg_amount_prior_t prior;              /* cached from amt_hist and amt_exc */
+    double amt_exc[VG_AMOUNT_LAMBDAS];     /* decayed tail exceedances per transform */
+    double amt_exc_n;                      /* and their count */
     uint64_t n;                           /* events learned */
     vg_hstree_t trees;                    /* multivariate model (models/hstree.h) */
 } vg_anomaly_pop_t;

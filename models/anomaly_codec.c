@@ -117,8 +117,8 @@ static void walk_pop(codec_t *c, vg_anomaly_pop_t *p) {
     }
     F32(p->prior.exc_n);
     U32(p->prior.lam);
-    for (int i = 0; i < VG_AMOUNT_LAMBDAS; i++) F64(p->amt_ll[i]);
-    F64(p->amt_ll_n);
+    for (int i = 0; i < VG_AMOUNT_LAMBDAS; i++) F64(p->amt_exc[i]);
+    F64(p->amt_exc_n);
     U64(p->n);
     vg_hstree_t *t = &p->trees;
     for (int k = 0; k < VG_HST_TREES; k++)

@@ -461,7 +461,8 @@ static int run_labelled(const char *events, const char *labels, const char *from
         for (int s2 = 0; s2 < 2; s2++) {
             size_t m = 0;
             for (size_t i = 0; i < n; i++)
-                if (ev[i].test && !(s2 && ev[i].scenario == 2)) r[m++] = (rec_t){sc[k][i], ev[i].fraud};
+                if (ev[i].test && !(s2 && ev[i].scenario == 2))
+                    r[m++] = (rec_t){sc[k][i], ev[i].fraud};
             auc_ap(r, m, &out[s2 * 3], &out[s2 * 3 + 1]);
             out[s2 * 3 + 2] = cp_at_k(ev, sc[k], n, nacct, 100, s2);
         }

@@ -38,7 +38,8 @@ static vg_anomaly_input_t mk(int64_t ts, double amount, const char *merchant,
     memset(&in, 0, sizeof in);
     in.ts_ms = ts;
     in.amount = amount;
-    if (merchant) in.cat[VG_ANOMALY_CAT_MERCHANT] = (vg_str_t){merchant, (uint32_t)strlen(merchant)};
+    if (merchant)
+        in.cat[VG_ANOMALY_CAT_MERCHANT] = (vg_str_t){merchant, (uint32_t)strlen(merchant)};
     if (country) in.cat[VG_ANOMALY_CAT_COUNTRY] = (vg_str_t){country, (uint32_t)strlen(country)};
     return in;
 }
@@ -247,12 +248,14 @@ static void test_adversarial(void **state) {
     vg_anomaly_state_t st;
     vg_anomaly_state_init(&st);
     vg_anomaly_result_t r;
-    static const double amts[] = {0, 0, 0, -50, 1e300, -1e300, 1e-300, 0, 5e307, 12.5, NAN, INFINITY};
+    static const double amts[] = {0,   0,     0,    -50,  1e300, -1e300,
+                                  1e-300, 0, 5e307, 12.5, NAN,   INFINITY};
     char longname[300];
     memset(longname, 'x', sizeof longname - 1);
     longname[sizeof longname - 1] = 0;
     for (int i = 0; i < 3000; i++) {
-        int64_t ts = i < 1500 ? T0 : (i % 3 ? INT64_C(-5000000) : T0 + i); /* identical, backwards */
+        /* identical timestamps, then times going backwards */
+        int64_t ts = i < 1500 ? T0 : (i % 3 ? INT64_C(-5000000) : T0 + i);
         vg_anomaly_input_t in = mk(ts, amts[i % 12], i % 5 ? longname : "", i % 7 ? "" : "ZZ");
         vg_anomaly_process(pop, &st, &in, &r);
         check_result(&r);
