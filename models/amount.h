@@ -1,10 +1,11 @@
 /* amount.h - robust online model of one numeric stream (an account's amounts, a metric).
  *
- * The model keeps, in a fixed-size POD struct (no pointers, about 340 bytes):
+ * The model keeps, in a fixed-size POD struct (no pointers, about 390 bytes):
  *   - a ring of the last VG_AMOUNT_RING values with their hour of week; statistics are
  *     taken, after removing the seasonal offsets, in a transformed space y = T(x)
- *     (Box-Cox on |x| with the sign kept: lambda 1 linear, 0.5 square root, 0 log1p): one-step 3-sigma rejection around the median, then
- *     mean (of the newest half, once the ring is full, to follow level shifts) and
+ *     (Box-Cox on |x| with the sign kept: lambda 1 linear, 0.5 square root, 0 log1p):
+ *     one-step 3-sigma rejection around the median, then mean (of the newest half,
+ *     once the ring is full, to follow level shifts) and
  *     standard deviation of the rest: a few outliers, or a third of contaminated points,
  *     do not move them;
  *   - the transform is chosen by tail calibration: each learned value records, for
