@@ -87,6 +87,8 @@ typedef struct vg_api {
     char **hit_names;
     uint64_t *hit_counts;
     int nhits;
+    char **fnames;       /* interned "<module>.vrl" names (diagnostics point at them) */
+    int nfnames;
     char *openapi;       /* the OpenAPI document served at /v1/openapi.json */
     size_t openapi_len;
     void *mhd;           /* struct MHD_Daemon */

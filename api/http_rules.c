@@ -32,21 +32,33 @@ static int valid_name(const char *s) {
     return 1;
 }
 
+/* A persistent "<name>.vrl" (mu held): compiler diagnostics keep pointers to it. */
+static const char *intern(vg_api_t *a, const char *name) {
+    char buf[80];
+    snprintf(buf, sizeof(buf), "%s.vrl", name);
+    for (int i = 0; i < a->nfnames; i++)
+        if (strcmp(a->fnames[i], buf) == 0) return a->fnames[i];
+    if (a->nfnames >= 10000) return "module.vrl";
+    char **nf = realloc(a->fnames, (size_t)(a->nfnames + 1) * sizeof(*nf));
+    if (!nf) return "module.vrl";
+    a->fnames = nf;
+    char *d = strdup(buf);
+    if (!d) return "module.vrl";
+    a->fnames[a->nfnames++] = d;
+    return d;
+}
+
 vg_program_t *vg_api_compile(vg_api_t *a, const char *name, const char *override, int remove,
                              vg_diags_t *d) {
     vg_source_t *src = calloc((size_t)a->nmods + 2, sizeof(*src));
-    char **names = calloc((size_t)a->nmods + 2, sizeof(*names));
     int n = 0, placed = 0;
     vg_program_t *p = NULL;
-    if (!src || !names) goto done;
+    if (!src) goto done;
     for (int i = 0; i <= a->nmods; i++) {
         /* keep modules in name order, the override at its place */
         if (name && !placed && !remove && override &&
             (i == a->nmods || strcmp(name, a->mods[i].name) <= 0)) {
-            names[n] = malloc(strlen(name) + 5);
-            if (!names[n]) goto done;
-            sprintf(names[n], "%s.vrl", name);
-            src[n].name = names[n];
+            src[n].name = intern(a, name);
             src[n].text = override;
             src[n].len = strlen(override);
             n++;
@@ -56,10 +68,7 @@ vg_program_t *vg_api_compile(vg_api_t *a, const char *name, const char *override
         vg_module_t *m = &a->mods[i];
         if (m->deleted || !m->source) continue;
         if (name && strcmp(name, m->name) == 0) continue;
-        names[n] = malloc(strlen(m->name) + 5);
-        if (!names[n]) goto done;
-        sprintf(names[n], "%s.vrl", m->name);
-        src[n].name = names[n];
+        src[n].name = intern(a, m->name);
         src[n].text = m->source;
         src[n].len = strlen(m->source);
         n++;
@@ -73,9 +82,6 @@ vg_program_t *vg_api_compile(vg_api_t *a, const char *name, const char *override
         p = vg_prog_compile(src, n, d);
     }
 done:
-    if (names)
-        for (int i = 0; i < a->nmods + 2; i++) free(names[i]);
-    free(names);
     free(src);
     return p;
 }

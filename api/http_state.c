@@ -300,6 +300,8 @@ void vg_api_free(vg_api_t *a) {
         free(a->lists[i].items);
     }
     free(a->lists);
+    for (int i = 0; i < a->nfnames; i++) free(a->fnames[i]);
+    free(a->fnames);
     for (int i = 0; i < a->nhits; i++) free(a->hit_names[i]);
     free(a->hit_names);
     free(a->hit_counts);

@@ -1,0 +1,103 @@
+# http_lib.sh - helpers for the HTTP integration tests (sourced; not a test itself).
+# Usage: source http_lib.sh BUILD_DIR SOURCE_DIR. Every process a test starts is
+# recorded by PID and stopped by PID on exit.
+BUILD=$(cd "$1" && pwd)
+SRC=$(cd "$2" && pwd)
+VIGIL="$BUILD/vigil"
+TMP=$(mktemp -d /tmp/vigil-http.XXXXXX)
+PIDS=()
+FAILS=0
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do
+        for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null || true
+    done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# start_vigil NAME PORT ARGS... : starts `vigil serve`, waits for /readyz.
+start_vigil() {
+    local name=$1 port=$2
+    shift 2
+    "$VIGIL" serve --http "127.0.0.1:$port" "$@" >"$TMP/$name.log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    eval "PID_$name=$pid"
+    for _ in $(seq 1 300); do
+        if curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/readyz" 2>/dev/null | grep -q 200; then
+            return 0
+        fi
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "vigil $name exited:"; cat "$TMP/$name.log"; exit 1
+        fi
+        sleep 0.1
+    done
+    echo "vigil $name not ready"; cat "$TMP/$name.log"; exit 1
+}
+
+# stop_pid PID : SIGTERM and wait; sets STOP_STATUS to the exit status.
+stop_pid() {
+    kill -TERM "$1"
+    STOP_STATUS=0
+    wait "$1" || STOP_STATUS=$?
+}
+
+# req METHOD URL TOKEN [BODY|@FILE] [curl args...] : sets STATUS, BODY, HEADERS.
+req() {
+    local method=$1 url=$2 token=$3
+    shift 3
+    local args=(-s -X "$method" -o "$TMP/body" -D "$TMP/headers" -w '%{http_code}')
+    if [ -n "$token" ]; then args+=(-H "Authorization: Bearer $token"); fi
+    if [ $# -gt 0 ]; then
+        local b=$1
+        shift
+        if [ "${b:0:1}" = "@" ]; then args+=(--data-binary "$b"); else args+=(--data-binary "$b"); fi
+    fi
+    STATUS=$(curl "${args[@]}" "$@" "$url")
+    BODY=$(cat "$TMP/body")
+    HEADERS=$(cat "$TMP/headers")
+}
+
+ok() { echo "ok   $*"; }
+bad() { echo "FAIL $*"; FAILS=$((FAILS + 1)); }
+
+# expect STATUS [JSON-CHECK (python expression over j)] DESCRIPTION
+expect() {
+    local want=$1 check=$2 desc=$3
+    if [ "$STATUS" != "$want" ]; then
+        bad "$desc: status $STATUS, want $want: $BODY"
+        return
+    fi
+    if [ -n "$check" ]; then
+        if ! BODY="$BODY" python3 -c "
+import json, os, sys
+j = json.loads(os.environ['BODY'])
+sys.exit(0 if ($check) else 1)" 2>"$TMP/pyerr"; then
+            bad "$desc: check '$check' failed on: ${BODY:0:400} $(cat "$TMP/pyerr" | tail -1)"
+            return
+        fi
+    fi
+    ok "$desc"
+}
+
+# expect_error STATUS CODE DESCRIPTION : the JSON error shape of SPEC section 6
+expect_error() {
+    expect "$1" "set(j) == {'error'} and j['error']['code'] == '$2' and isinstance(j['error']['message'], str)" "$3"
+}
+
+header() { echo "$HEADERS" | tr -d '\r' | grep -i "^$1:" | head -1 | cut -d' ' -f2-; }
+
+finish() {
+    if [ "$FAILS" -ne 0 ]; then
+        echo "$FAILS check(s) failed"
+        for f in "$TMP"/*.log; do echo "== $f"; tail -20 "$f"; done
+        exit 1
+    fi
+    echo "all checks passed"
+}

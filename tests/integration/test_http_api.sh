@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# test_http_api.sh - every endpoint of the HTTP API (SPEC section 6) over real HTTP:
+# successes, bad JSON, wrong types, missing fields, unknown routes and methods, oversized
+# bodies, missing/invalid/insufficient tokens, ETag/If-Match, versions and rollback,
+# cursor pagination, account erasure, audit trail, dry runs, metrics, restart.
+# Usage: bash test_http_api.sh BUILD_DIR SOURCE_DIR
+set -uo pipefail
+source "$(dirname "$0")/http_lib.sh" "$1" "$2"
+
+PORT=$(free_port)
+U="http://127.0.0.1:$PORT"
+export VIGIL_TOKENS="admin:adm-secret,analyst:ana-secret,scorer:sco-secret"
+A=adm-secret N=ana-secret S=sco-secret
+cat >"$TMP/cards.vrl" <<'EOF'
+list blocked_cards
+feature tx_10m = count(10m)
+rule blocked_card
+  severity critical
+  action block
+  score 100
+  when tx.card in list("blocked_cards")
+end
+EOF
+start_vigil a "$PORT" --state "$TMP/st" --rules "$TMP/cards.vrl"
+
+ev() {  # ev ID ACCOUNT SECONDS [CARD]
+    printf '{"id":"%s","account":"%s","ts":"2026-01-01T00:00:%02dZ","amount":10,"card":"%s"}' \
+        "$1" "$2" "$3" "${4:-c0}"
+}
+
+echo "--- open routes"
+req GET "$U/healthz" ""; expect 200 "j['status']=='ok'" "GET /healthz without a token"
+req GET "$U/readyz" ""; expect 200 "j['status']=='ready' and j['ruleset']>=1" "GET /readyz"
+req GET "$U/v1/openapi.json" ""
+expect 200 "j['openapi'].startswith('3.') and '/v1/score' in j['paths']" "GET /v1/openapi.json"
+if python3 -c "import json,sys; sys.exit(0 if json.load(open('$TMP/body'))==json.load(open('$SRC/docs/openapi.json')) else 1)"; then
+    ok "served OpenAPI equals docs/openapi.json"
+else bad "served OpenAPI differs from docs/openapi.json (run ops/gen_openapi_c.sh)"; fi
+
+echo "--- auth"
+req POST "$U/v1/score" "" "$(ev t1 acct-1 1)"
+expect_error 401 unauthorized "score without a token"
+[ "$(header WWW-Authenticate)" != "" ] && ok "401 has WWW-Authenticate" || bad "401 without WWW-Authenticate"
+req POST "$U/v1/score" "wrong" "$(ev t1 acct-1 1)"; expect_error 401 unauthorized "score with an unknown token"
+req POST "$U/v1/score" "" "$(ev t1 acct-1 1)" -H "Authorization: Basic Zm9vOmJhcg=="
+expect_error 401 unauthorized "score with a non-bearer Authorization"
+req GET "$U/v1/rules" "$S"; expect_error 403 forbidden "scorer may not read rules"
+req PUT "$U/v1/rules/x" "$N" "feature f = count(1m)"; expect_error 403 forbidden "analyst may not put rules"
+req PUT "$U/v1/lists/l" "$S" '["a"]'; expect_error 403 forbidden "scorer may not put lists"
+req DELETE "$U/v1/accounts/acct-1" "$N"; expect_error 403 forbidden "analyst may not erase accounts"
+req GET "$U/v1/alerts" "$S"; expect_error 403 forbidden "scorer may not read alerts"
+req POST "$U/v1/labels" "$S" '{"id":"x","account":"y","fraud":true}'; expect_error 403 forbidden "scorer may not label"
+
+echo "--- routes and methods"
+req GET "$U/v1/nothing" "$A"; expect_error 404 not_found "unknown route"
+req GET "$U/" "$A"; expect_error 404 not_found "root"
+req GET "$U/v1/score" "$S"; expect_error 405 method_not_allowed "GET /v1/score"
+[ "$(header Allow)" = "POST" ] && ok "405 says Allow: POST" || bad "405 Allow header: $(header Allow)"
+req PATCH "$U/v1/rules/cards" "$A" "x"; expect_error 405 method_not_allowed "PATCH a module"
+req POST "$U/healthz" ""; expect_error 405 method_not_allowed "POST /healthz"
+
+echo "--- score"
+req POST "$U/v1/score" "$S" "$(ev t1 acct-1 1)"
+expect 200 "j['id']=='t1' and j['decision']=='allow' and j['features']['tx_10m']==1 and j['ruleset']>=1" "score an event"
+req POST "$U/v1/score" "$S" "$(ev t1 acct-1 1)"
+expect 200 "j['features']['tx_10m']==1" "a duplicate gets the original decision"
+req POST "$U/v1/score?dry_run=true" "$S" "$(ev t2 acct-1 2)"
+expect 200 "j['features']['tx_10m']==2" "dry run sees the state"
+req POST "$U/v1/score?dry_run=true" "$S" "$(ev t2 acct-1 2)"
+expect 200 "j['features']['tx_10m']==2" "dry run changed nothing (same answer again)"
+req POST "$U/v1/score" "$S" "$(ev t2 acct-1 2)"
+expect 200 "j['features']['tx_10m']==2" "real score after dry runs"
+req POST "$U/v1/score?dry_run=maybe" "$S" "$(ev t3 acct-1 3)"; expect_error 400 bad_request "bad dry_run value"
+req POST "$U/v1/score" "$S" '{"id":"t9","account":'; expect_error 400 invalid_json "bad JSON"
+req POST "$U/v1/score" "$S" '{"id":"t9","account":"a","ts":"2026-01-01T00:00:00Z"}'
+expect_error 400 missing_field "missing amount"
+req POST "$U/v1/score" "$S" '{"id":"t9","account":"a","ts":"2026-01-01T00:00:00Z","amount":"12"}'
+expect_error 400 bad_type "amount of the wrong type"
+req POST "$U/v1/score" "$S" '{"id":"t9","account":"a","ts":"2026-01-01 00:00:00","amount":1}'
+expect_error 400 bad_timestamp "time without a zone"
+req POST "$U/v1/score" "$S" '{"id":"t9","account":"a","ts":"2999-01-01T00:00:00Z","amount":1}'
+expect_error 400 future "an event far ahead of the clock"
+req POST "$U/v1/score" "$S" ""; expect_error 400 invalid_json "empty body"
+python3 -c "print('{\"id\":\"big\",\"account\":\"a\",\"ts\":1,\"amount\":1,\"x\":\"' + 'y'*70000 + '\"}')" >"$TMP/big.json"
+req POST "$U/v1/score" "$S" "@$TMP/big.json"; expect_error 413 too_large "event over 64 KiB"
+req POST "$U/v1/score" "$S" "@$TMP/big.json" -H "Transfer-Encoding: chunked"
+expect_error 413 too_large "chunked event over 64 KiB"
+
+echo "--- rules"
+req GET "$U/v1/rules" "$N"; expect 200 "[m['module'] for m in j['modules']]==['cards'] and 'source' not in j['modules'][0]" "list modules"
+req GET "$U/v1/rules/cards" "$N"; expect 200 "j['version']==1 and 'list blocked_cards' in j['source']" "get a module"
+[ "$(header ETag)" = '"1"' ] && ok "module ETag" || bad "module ETag: $(header ETag)"
+req GET "$U/v1/rules/none" "$N"; expect_error 404 not_found "unknown module"
+req GET "$U/v1/rules/bad%20name" "$N"; expect_error 400 bad_request "bad module name"
+printf 'rule r1\n  action review\n  score 50\n  when tx.amount > 25 and nope > 1\nend\nrule r2\n  action block\n  score 50\n  when other < 2\nend\n' >"$TMP/bad.vrl"
+req PUT "$U/v1/rules/velocity" "$A" "@$TMP/bad.vrl"
+expect 422 "j['error']['code']=='compile_error' and len(j['error']['errors'])>=2 and all(e['line']>0 and e['col']>0 for e in j['error']['errors'])" "PUT that does not compile: 422 with lines and columns"
+req GET "$U/v1/rules/velocity" "$N"; expect_error 404 not_found "a failed PUT changed nothing"
+req POST "$U/v1/rules/validate" "$N" "@$TMP/bad.vrl"; expect 422 "len(j['error']['errors'])>=2" "validate bad source"
+printf 'rule big_spender\n  severity high\n  action review\n  score 50\n  when tx.amount > 5 and tx_10m >= 3\nend\n' >"$TMP/velocity.vrl"
+req POST "$U/v1/rules/validate?module=velocity" "$N" "@$TMP/velocity.vrl"; expect 200 "j['valid'] and j['rules']==2" "validate good source"
+req PUT "$U/v1/rules/velocity" "$A" "@$TMP/velocity.vrl"; expect 201 "j['version']==1 and j['ruleset']==2" "create a module"
+[ "$(header ETag)" = '"1"' ] && ok "PUT returns the ETag" || bad "PUT ETag: $(header ETag)"
+req POST "$U/v1/score" "$S" "$(ev t3 acct-1 3)"
+expect 200 "j['decision']=='review' and j['rules'][0]['rule']=='big_spender' and j['ruleset']==2" "the new rule fires; decision names ruleset 2"
+sed 's/tx.amount > 5/tx.amount > 1000/' "$TMP/velocity.vrl" >"$TMP/velocity2.vrl"
+req PUT "$U/v1/rules/velocity" "$A" "@$TMP/velocity2.vrl" -H 'If-Match: "1"'; expect 200 "j['version']==2" "PUT with a matching If-Match"
+req PUT "$U/v1/rules/velocity" "$A" "@$TMP/velocity.vrl" -H 'If-Match: "1"'
+expect_error 412 precondition_failed "PUT with a stale If-Match"
+req POST "$U/v1/score" "$S" "$(ev t4 acct-1 4)"; expect 200 "j['decision']=='allow' and j['ruleset']==3" "version 2 in force"
+req GET "$U/v1/rules/velocity/versions" "$N"; expect 200 "[v['version'] for v in j['versions']]==[2,1]" "versions newest first"
+req GET "$U/v1/rules/velocity/versions/1" "$N"; expect 200 "'tx.amount > 5 ' in j['source']" "an old version's source"
+req POST "$U/v1/rules/velocity/rollback" "$A" '{"version":1}'; expect 200 "j['version']==3" "roll back to version 1"
+req POST "$U/v1/score" "$S" "$(ev t5 acct-1 5)"; expect 200 "j['decision']=='review' and j['ruleset']==4" "rolled-back rule fires"
+req POST "$U/v1/rules/velocity/rollback" "$A" '{"version":"1"}'; expect_error 400 bad_type "rollback version of the wrong type"
+req POST "$U/v1/rules/velocity/rollback" "$A" '{}'; expect_error 400 missing_field "rollback without version"
+req POST "$U/v1/rules/velocity/rollback" "$A" '{"version":'; expect_error 400 invalid_json "rollback bad JSON"
+req POST "$U/v1/rules/velocity/rollback" "$A" '{"version":99}'; expect_error 404 not_found "rollback to a missing version"
+python3 -c "print('# ' + 'x'*(1100*1024))" >"$TMP/huge.vrl"
+req PUT "$U/v1/rules/huge" "$A" "@$TMP/huge.vrl"; expect_error 413 too_large "module over 1 MiB"
+req DELETE "$U/v1/rules/velocity" "$A" "" -H 'If-Match: "2"'; expect_error 412 precondition_failed "DELETE with a stale If-Match"
+req DELETE "$U/v1/rules/velocity" "$A"; expect 200 "j['deleted'] is True and j['version']==4" "delete a module"
+req GET "$U/v1/rules/velocity" "$N"; expect_error 404 not_found "deleted module is gone"
+req DELETE "$U/v1/rules/velocity" "$A"; expect_error 404 not_found "delete it again"
+
+echo "--- lists"
+req PUT "$U/v1/lists/blocked_cards" "$A" '["c9",'; expect_error 400 invalid_json "list bad JSON"
+req PUT "$U/v1/lists/blocked_cards" "$A" '{"a":1}'; expect_error 400 bad_type "list not an array"
+req PUT "$U/v1/lists/blocked_cards" "$A" '["c9", 3]'; expect_error 400 bad_type "list item not a string"
+req PUT "$U/v1/lists/blocked_cards" "$A" '["c9","c8","c9"]'; expect 201 "j['items']==['c8','c9'] and j['version']==1" "create a list"
+req POST "$U/v1/score" "$S" "$(ev t6 acct-2 6 c9)"; expect 200 "j['decision']=='block'" "a listed card blocks"
+req GET "$U/v1/lists/blocked_cards" "$N"; expect 200 "j['size']==2" "get a list"
+[ "$(header ETag)" = '"1"' ] && ok "list ETag" || bad "list ETag: $(header ETag)"
+req PUT "$U/v1/lists/blocked_cards/c7" "$A" "" -H 'If-Match: "1"'; expect 200 "'c7' in j['items'] and j['version']==2" "add an item"
+req PUT "$U/v1/lists/blocked_cards/c6" "$A" "" -H 'If-Match: "1"'; expect_error 412 precondition_failed "add with a stale If-Match"
+req DELETE "$U/v1/lists/blocked_cards/c9" "$A"; expect 200 "j['items']==['c7','c8']" "remove an item"
+req DELETE "$U/v1/lists/blocked_cards/c9" "$A"; expect_error 404 not_found "remove a missing item"
+req POST "$U/v1/score" "$S" "$(ev t7 acct-2 7 c9)"; expect 200 "j['decision']=='allow'" "an unlisted card passes"
+req GET "$U/v1/lists" "$N"; expect 200 "j['lists'][0]['name']=='blocked_cards'" "all lists"
+req PUT "$U/v1/lists/tmp" "$A" '[]'; expect 201 "j['size']==0" "an empty list"
+req DELETE "$U/v1/lists/tmp" "$A"; expect 200 "j['deleted'] is True" "delete a list"
+req GET "$U/v1/lists/tmp" "$N"; expect_error 404 not_found "deleted list is gone"
+req DELETE "$U/v1/lists/tmp" "$A"; expect_error 404 not_found "delete a missing list"
+
+echo "--- labels"
+req POST "$U/v1/labels" "$N" '{"id":"t1","account":"acct-1","fraud":true}'; expect 200 "j['accepted']==1" "one label"
+req POST "$U/v1/labels" "$N" '[{"id":"t2","account":"acct-1","fraud":false},{"id":"t3","account":"acct-1","fraud":true}]'
+expect 200 "j['accepted']==2" "an array of labels"
+req POST "$U/v1/labels" "$N" '{"id":"t1","account":"acct-1"}'; expect_error 400 missing_field "label without fraud"
+req POST "$U/v1/labels" "$N" '{"id":"t1","account":"acct-1","fraud":"yes"}'; expect_error 400 bad_type "label fraud not a boolean"
+req POST "$U/v1/labels" "$N" '{"id":1,"account":"acct-1","fraud":true}'; expect_error 400 bad_type "label id not a string"
+req POST "$U/v1/labels" "$N" '{"id":'; expect_error 400 invalid_json "label bad JSON"
+req POST "$U/v1/labels" "$N" '[]'; expect_error 400 bad_type "empty label array"
+
+echo "--- accounts"
+req GET "$U/v1/accounts/acct-1" "$N"
+expect 200 "j['account']=='acct-1' and j['features']['tx_10m']==5 and len(j['recent_decisions'])==5 and len(j['labels'])==3" "account state"
+req GET "$U/v1/accounts/nobody" "$N"; expect_error 404 not_found "unknown account"
+
+echo "--- alerts"
+for i in 1 2 3; do req POST "$U/v1/score" "$S" "$(ev al$i acct-3 $((10 + i)) c8)"; done
+req GET "$U/v1/alerts?account=acct-3&limit=2" "$N"
+expect 200 "[a['id'] for a in j['alerts']]==['al3','al2'] and j['next_cursor'] and j['alerts'][0]['severity']=='critical' and len(j['alerts'][0]['alert_id'])==32" "first page of alerts"
+CUR=$(python3 -c "import json; print(json.load(open('$TMP/body'))['next_cursor'])")
+req GET "$U/v1/alerts?account=acct-3&limit=2&cursor=$CUR" "$N"
+expect 200 "[a['id'] for a in j['alerts']]==['al1'] and j['next_cursor'] is None" "second page"
+req GET "$U/v1/alerts?rule=blocked_card" "$N"; expect 200 "len(j['alerts'])==4" "alerts by rule"
+req GET "$U/v1/alerts?rule=nope" "$N"; expect 200 "j['alerts']==[]" "alerts of another rule"
+req GET "$U/v1/alerts?limit=0" "$N"; expect_error 400 bad_request "bad limit"
+req GET "$U/v1/alerts?cursor=xyz" "$N"; expect_error 400 bad_request "bad cursor"
+req GET "$U/v1/alerts?since=yesterday" "$N"; expect_error 400 bad_timestamp "bad since"
+req GET "$U/v1/alerts?since=2999-01-01T00:00:00Z" "$N"; expect 200 "j['alerts']==[]" "alerts since the future"
+
+echo "--- erase an account"
+req DELETE "$U/v1/accounts/acct-3" "$A"; expect 200 "j['erased'] is True and j['alerts_erased']==3" "erase acct-3"
+req GET "$U/v1/accounts/acct-3" "$N"; expect_error 404 not_found "erased account has no decisions"
+req GET "$U/v1/alerts?account=acct-3" "$N"; expect 200 "j['alerts']==[]" "its alerts are gone"
+req POST "$U/v1/score" "$S" "$(ev al1 acct-3 11 c0)"; expect 200 "j['features']['tx_10m']==1 and j['decision']=='allow'" "its state is gone (not a duplicate, count restarts)"
+
+echo "--- audit"
+req GET "$U/v1/audit?limit=100" "$N"
+expect 200 "any(e['action']=='rules.put' and e['target']=='velocity' and e['old_version']==1 and e['new_version']==2 and e['who'].startswith('admin:') for e in j['entries']) and any(e['action']=='accounts.delete' for e in j['entries']) and any(e['action']=='lists.rem' for e in j['entries']) and any(e['action']=='rules.rollback' for e in j['entries'])" "audit trail"
+req GET "$U/v1/audit?limit=2" "$N"; expect 200 "len(j['entries'])==2 and j['next_cursor']" "audit pages"
+req GET "$U/v1/audit?action=rules.delete" "$N"; expect 200 "len(j['entries'])==1" "audit filtered by action"
+req GET "$U/v1/audit" "$S"; expect_error 403 forbidden "scorer may not read the audit"
+
+echo "--- metrics"
+req GET "$U/metrics" ""
+if echo "$BODY" | grep -q 'vigil_http_requests_total{route="/v1/score",code="200"}' &&
+   echo "$BODY" | grep -q 'vigil_http_request_duration_seconds_bucket{route="/v1/score",le="+Inf"}' &&
+   echo "$BODY" | grep -q 'vigil_decisions_total{decision="block"}' &&
+   echo "$BODY" | grep -q 'vigil_rule_hits_total{rule="blocked_card"}' &&
+   echo "$BODY" | grep -q '^vigil_accounts_in_memory'; then ok "metrics"; else bad "metrics: $BODY"; fi
+
+echo "--- restart keeps rules, lists and state"
+stop_pid "$PID_a"; [ "$STOP_STATUS" = 0 ] && ok "SIGTERM: exit 0" || bad "SIGTERM exit $STOP_STATUS"
+grep -q "stopped" "$TMP/a.log" && ok "clean stop logged" || bad "no clean stop"
+start_vigil b "$PORT" --state "$TMP/st" --rules "$TMP/cards.vrl"
+req POST "$U/v1/score" "$S" "$(ev t8 acct-2 8 c7)"
+expect 200 "j['decision']=='block' and j['features']['tx_10m']==3" "after restart: list and account state kept"
+req GET "$U/v1/rules" "$N"; expect 200 "[m['module'] for m in j['modules']]==['cards']" "after restart: modules kept"
+finish
