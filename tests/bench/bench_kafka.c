@@ -1,0 +1,306 @@
+/* bench_kafka.c - end-to-end throughput and event-to-alert latency of the Kafka service,
+ * next to raw librdkafka produce and consume rates measured in the same run.
+ *
+ *   bench_kafka [--events N] [--partitions P] [--threads T] [--rules FILE]
+ *               [--brokers B] [--rate R] [--latency-events N]
+ *
+ * With no --brokers, librdkafka's mock cluster runs in this process (the broker, the
+ * load and vigil then share the machine). Steps:
+ *   1. raw produce: N events (key = account, lz4, acks=all) -> events/s
+ *   2. raw consume: a plain consumer reads them all -> events/s
+ *   3. vigil end to end: the service consumes the N events, decides, produces alerts
+ *      (topic alerts), acknowledged and checkpointed -> events/s
+ *   4. latency: events paced at R/s (default half of step 3's rate), each alert read
+ *      back by a consumer; latency = alert read - event sent (microseconds) -> p50, p99,
+ *      p99.9.
+ */
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/cli.h"
+#include "engine/kafka.h"
+
+static int64_t now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static const char *RULES =
+    "feature n_1h = count(1h)\n"
+    "feature spend_1h = sum(tx.amount, 1h)\n"
+    "feature avg_1d = avg(tx.amount, 1d)\n"
+    "feature merch_1h = distinct(tx.merchant, 1h)\n"
+    "rule big\n  severity high\n  action review\n  score 70\n"
+    "  when tx.amount > 900\nend\n";
+
+static int make_event(char *buf, size_t cap, const char *prefix, long i, int64_t ts_ms,
+                      char *acct, size_t acap) {
+    snprintf(acct, acap, "acct-%ld", (i * 7919) % 20000);
+    double amount = (double)((i * 37) % 1000) + 0.5;   /* 1 in 10 over 900: an alert */
+    return snprintf(buf, cap,
+                    "{\"id\":\"%s-%ld\",\"account\":\"%s\",\"ts\":%" PRId64 ",\"amount\":%.2f,"
+                    "\"currency\":\"USD\",\"merchant\":\"m-%ld\",\"country\":\"US\","
+                    "\"channel\":\"ecom\",\"device\":\"d-%ld\"}",
+                    prefix, i, acct, ts_ms, amount, i % 300, i % 5000);
+}
+
+static rd_kafka_t *client(rd_kafka_type_t type, const char *brokers, const char *group) {
+    char e[512];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    rd_kafka_conf_set(c, "bootstrap.servers", brokers, e, sizeof(e));
+    if (type == RD_KAFKA_PRODUCER) {
+        rd_kafka_conf_set(c, "compression.codec", "lz4", e, sizeof(e));
+        rd_kafka_conf_set(c, "acks", "all", e, sizeof(e));
+        rd_kafka_conf_set(c, "linger.ms", "5", e, sizeof(e));
+        rd_kafka_conf_set(c, "partitioner", "murmur2_random", e, sizeof(e));
+    } else {
+        rd_kafka_conf_set(c, "group.id", group, e, sizeof(e));
+        rd_kafka_conf_set(c, "auto.offset.reset", "earliest", e, sizeof(e));
+        rd_kafka_conf_set(c, "enable.auto.commit", "false", e, sizeof(e));
+        rd_kafka_conf_set(c, "fetch.wait.max.ms", "5", e, sizeof(e));
+    }
+    rd_kafka_t *rk = rd_kafka_new(type, c, e, sizeof(e));   /* takes c on success */
+    if (!rk) {
+        fprintf(stderr, "bench_kafka: %s\n", e);
+        exit(1);
+    }
+    if (type == RD_KAFKA_CONSUMER) rd_kafka_poll_set_consumer(rk);
+    return rk;
+}
+
+static void produce_one(rd_kafka_t *p, const char *topic, const char *v, size_t n,
+                        const char *key) {
+    for (;;) {
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+            RD_KAFKA_V_VALUE((void *)v, n), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_END);
+        if (!e) return;
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            fprintf(stderr, "bench_kafka: produce: %s\n", rd_kafka_err2str(e));
+            exit(1);
+        }
+        rd_kafka_poll(p, 1);
+    }
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv) {
+    long events = 400000, lat_events = 300000;
+    int partitions = 8, threads = 2;
+    double rate = 0;
+    const char *brokers = NULL, *rules_file = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--events") && i + 1 < argc) events = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--partitions") && i + 1 < argc) partitions = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--rate") && i + 1 < argc) rate = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--brokers") && i + 1 < argc) brokers = argv[++i];
+        else if (!strcmp(argv[i], "--rules") && i + 1 < argc) rules_file = argv[++i];
+        else if (!strcmp(argv[i], "--latency-events") && i + 1 < argc) lat_events = atol(argv[++i]);
+        else {
+            fprintf(stderr, "usage: bench_kafka [--events N] [--partitions P] [--threads T] "
+                            "[--rules FILE] [--brokers B] [--rate R] [--latency-events N]\n");
+            return 2;
+        }
+    }
+    char err[1024];
+    vg_kafka_mock_t *mock = NULL;
+    char topic_spec[3][64];
+    snprintf(topic_spec[0], 64, "bench-in:%d", partitions);
+    snprintf(topic_spec[1], 64, "bench-alerts:%d", partitions);
+    snprintf(topic_spec[2], 64, "bench-dlq:%d", 1);
+    const char *topics[] = {topic_spec[0], topic_spec[1], topic_spec[2], NULL};
+    if (!brokers) {
+        mock = vg_kafka_mock_new(1, topics, partitions, err, sizeof(err));
+        if (!mock) {
+            fprintf(stderr, "bench_kafka: %s\n", err);
+            return 1;
+        }
+        brokers = vg_kafka_mock_bootstrap(mock);
+    }
+    printf("bench_kafka: %ld events, %d partitions, %d vigil threads, broker %s\n", events,
+           partitions, threads, mock ? "in-process mock cluster" : brokers);
+
+    /* 1. raw produce */
+    rd_kafka_t *p = client(RD_KAFKA_PRODUCER, brokers, NULL);
+    char buf[512], acct[64];
+    int64_t base_ts = (int64_t)time(NULL) * 1000 - 3600 * 1000;
+    int64_t t0 = now_us();
+    for (long i = 0; i < events; i++) {
+        int n = make_event(buf, sizeof(buf), "b", i, base_ts + i / 100, acct, sizeof(acct));
+        produce_one(p, "bench-in", buf, (size_t)n, acct);
+        if ((i & 1023) == 0) rd_kafka_poll(p, 0);
+    }
+    rd_kafka_flush(p, 60000);
+    double produce_s = (double)(now_us() - t0) / 1e6;
+    double produce_rate = (double)events / produce_s;
+    printf("raw produce:       %9.0f events/s (%.2f s)\n", produce_rate, produce_s);
+
+    /* 2. raw consume */
+    rd_kafka_t *c = client(RD_KAFKA_CONSUMER, brokers, "bench-raw");
+    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(sub, "bench-in", RD_KAFKA_PARTITION_UA);
+    rd_kafka_subscribe(c, sub);
+    rd_kafka_topic_partition_list_destroy(sub);
+    long got = 0;
+    int64_t first = 0;
+    rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(c);
+    rd_kafka_message_t *msgs[1024];
+    while (got < events) {
+        ssize_t n = rd_kafka_consume_batch_queue(q, 100, msgs, 1024);
+        for (ssize_t i = 0; i < n; i++) {
+            if (!msgs[i]->err) {
+                if (!first) first = now_us();
+                got++;
+            }
+            rd_kafka_message_destroy(msgs[i]);
+        }
+    }
+    double consume_s = (double)(now_us() - first) / 1e6;
+    double consume_rate = (double)events / consume_s;
+    printf("raw consume:       %9.0f events/s (%.2f s, from the first message)\n", consume_rate,
+           consume_s);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+
+    /* 3. vigil end to end */
+    vg_source_t src = {.name = "bench.vrl", .text = RULES, .len = strlen(RULES)};
+    vg_sources_t srcs = {&src, 1};
+    vg_sources_t loaded = {0};
+    if (rules_file) {
+        char *paths[] = {(char *)rules_file};
+        if (vg_sources_load(&loaded, paths, 1, err, sizeof(err)) != 0) {
+            fprintf(stderr, "bench_kafka: %s\n", err);
+            return 1;
+        }
+    }
+    vg_program_t *prog = vg_cli_compile(rules_file ? &loaded : &srcs, NULL, NULL);
+    if (!prog) return 1;
+    char state[] = "/tmp/bench_kafka.XXXXXX";
+    if (!mkdtemp(state)) return 1;
+    vg_kafka_opts_t o;
+    vg_kafka_opts_default(&o);
+    o.brokers = brokers;
+    o.group = "bench-vigil";
+    o.topic_in = "bench-in";
+    o.topic_alerts = "bench-alerts";
+    o.topic_dlq = "bench-dlq";
+    o.state_dir = state;
+    o.prog = prog;
+    o.threads = threads;
+    o.sync = 0;
+    o.quiet = 1;
+    o.future_ms = -1;
+    vg_kafka_t *k = vg_kafka_new(&o, err, sizeof(err));
+    if (!k || vg_kafka_start(k, err, sizeof(err)) != 0) {
+        fprintf(stderr, "bench_kafka: %s\n", err);
+        return 1;
+    }
+    vg_kafka_stats_t st;
+    int64_t v0 = 0;
+    for (;;) {
+        vg_kafka_get_stats(k, &st);
+        if (!v0 && st.messages > 0) v0 = now_us();
+        if ((long)st.messages >= events && st.alerts_acked >= st.alerts) break;
+        if (vg_kafka_failed(k)) return 1;
+        usleep(1000);
+    }
+    double e2e_s = (double)(now_us() - v0) / 1e6;
+    double e2e_rate = (double)events / e2e_s;
+    printf("vigil end to end:  %9.0f events/s (%.2f s from the first message; %" PRIu64
+           " alerts acknowledged)\n", e2e_rate, e2e_s, st.alerts_acked);
+    double raw = consume_rate < produce_rate ? consume_rate : produce_rate;
+    printf("  = %.0f%% of the slower raw rate (%.0f events/s); target >= 300000 events/s and "
+           ">= 50%%\n", 100.0 * e2e_rate / raw, raw);
+
+    /* 4. latency at a paced rate */
+    if (rate <= 0) rate = e2e_rate / 2;
+    rd_kafka_t *ac = client(RD_KAFKA_CONSUMER, brokers, "bench-alerts-reader");
+    sub = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(sub, "bench-alerts", RD_KAFKA_PARTITION_UA);
+    rd_kafka_subscribe(ac, sub);
+    rd_kafka_topic_partition_list_destroy(sub);
+    /* skip the alerts of step 3 */
+    uint64_t skip = st.alerts_acked;
+    int64_t *sent = calloc((size_t)lat_events, sizeof(int64_t));
+    int64_t *lat = calloc((size_t)lat_events, sizeof(int64_t));
+    long nlat = 0;
+    uint64_t seen = 0;
+    q = rd_kafka_queue_get_consumer(ac);
+    /* join the group and read the alerts of step 3 before sending */
+    int64_t wait_until = now_us() + 30 * 1000000;
+    while (seen < skip && now_us() < wait_until) {
+        ssize_t n = rd_kafka_consume_batch_queue(q, 100, msgs, 1024);
+        for (ssize_t j = 0; j < n; j++) {
+            if (!msgs[j]->err) seen++;
+            rd_kafka_message_destroy(msgs[j]);
+        }
+    }
+    int64_t start = now_us();
+    long i = 0;
+    int64_t deadline = 0;
+    while (i < lat_events || (nlat < (long)(lat_events / 10) && now_us() < deadline)) {
+        int64_t t = now_us();
+        long due = (long)((double)(t - start) * rate / 1e6);
+        if (due > lat_events) due = lat_events;
+        for (; i < due; i++) {
+            int n = make_event(buf, sizeof(buf), "L", i, base_ts + 3600 * 1000 + i / 100, acct,
+                               sizeof(acct));
+            sent[i] = now_us();
+            produce_one(p, "bench-in", buf, (size_t)n, acct);
+        }
+        rd_kafka_poll(p, 0);
+        if (i >= lat_events && !deadline) deadline = now_us() + 10 * 1000000;
+        ssize_t n = rd_kafka_consume_batch_queue(q, 0, msgs, 1024);
+        for (ssize_t j = 0; j < n; j++) {
+            rd_kafka_message_t *m = msgs[j];
+            if (!m->err && ++seen > skip && m->len > 12) {
+                const char *s = m->payload;
+                if (!memcmp(s, "{\"id\":\"L-", 9)) {
+                    long idx = atol(s + 9);
+                    if (idx >= 0 && idx < lat_events && nlat < lat_events)
+                        lat[nlat++] = now_us() - sent[idx];
+                }
+            }
+            rd_kafka_message_destroy(m);
+        }
+        if (n <= 0) usleep(50);
+    }
+    qsort(lat, (size_t)nlat, sizeof(int64_t), cmp_i64);
+    if (nlat > 0)
+        printf("latency at %.0f events/s (%ld alerts): p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, "
+               "max %.2f ms (event sent -> alert read; target p99 < 20 ms)\n",
+               rate, nlat, lat[nlat / 2] / 1e3, lat[(long)(nlat * 0.99)] / 1e3,
+               lat[(long)(nlat * 0.999)] / 1e3, lat[nlat - 1] / 1e3);
+    else
+        printf("latency: no alerts read back\n");
+    rd_kafka_queue_destroy(q);
+    rd_kafka_consumer_close(ac);
+    rd_kafka_destroy(ac);
+    vg_kafka_free(k);
+    rd_kafka_flush(p, 5000);
+    rd_kafka_destroy(p);
+    vg_prog_unref(prog);
+    vg_sources_free(&loaded);
+    vg_kafka_mock_free(mock);
+    free(sent);
+    free(lat);
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", state);
+    if (system(cmd) != 0) return 1;
+    return 0;
+}
