@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# test_http_redis.sh - two `vigil serve` instances sharing one real redis-server (started
+# here on a free loopback port): a rule PUT on one fires on the other within a second, a
+# list item added on one blocks on the other; Redis stopped while scoring: no scoring
+# request fails, writes answer 503, and after Redis restarts (empty) the instances
+# resynchronise and converge; a rule change under load loses no request and every
+# decision names the ruleset version it used.
+# Usage: bash test_http_redis.sh BUILD_DIR SOURCE_DIR
+set -uo pipefail
+source "$(dirname "$0")/http_lib.sh" "$1" "$2"
+command -v redis-server >/dev/null || { echo "redis-server missing"; exit 1; }
+
+RPORT=$(free_port)
+start_redis() {
+    redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no \
+        --dir "$TMP" >"$TMP/redis.log" 2>&1 &
+    RPID=$!
+    PIDS+=("$RPID")
+    for _ in $(seq 1 100); do
+        redis-cli -p "$RPORT" ping 2>/dev/null | grep -q PONG && return 0
+        sleep 0.05
+    done
+    echo "redis did not start"; exit 1
+}
+start_redis
+
+P1=$(free_port); P2=$(free_port)
+U1="http://127.0.0.1:$P1"; U2="http://127.0.0.1:$P2"
+cat >"$TMP/base.vrl" <<'EOF'
+list blocked_cards
+feature tx_10m = count(10m)
+rule blocked_card
+  action block
+  score 100
+  when tx.card in list("blocked_cards")
+end
+EOF
+start_vigil one "$P1" --state "$TMP/s1" --redis "127.0.0.1:$RPORT" --rules "$TMP/base.vrl"
+start_vigil two "$P2" --state "$TMP/s2" --redis "127.0.0.1:$RPORT" --rules "$TMP/base.vrl"
+
+ev() { printf '{"id":"%s","account":"%s","ts":"2026-01-01T00:%02d:%02dZ","amount":%s,"card":"%s"}' \
+    "$1" "$2" "$(( $3 / 60 ))" "$(( $3 % 60 ))" "${4:-10}" "${5:-c0}"; }
+
+# wait_for URL CHECK DESC : polls GET URL until the python check holds (at most 1 s)
+wait_for() {
+    local t0 t1
+    t0=$(date +%s%N)
+    for _ in $(seq 1 100); do
+        req GET "$1" ""
+        if [ "$STATUS" = 200 ] && BODY="$BODY" python3 -c "import json,os,sys; j=json.loads(os.environ['BODY']); sys.exit(0 if ($2) else 1)" 2>/dev/null; then
+            t1=$(date +%s%N)
+            local ms=$(( (t1 - t0) / 1000000 ))
+            if [ "$ms" -le 1000 ]; then ok "$3 (${ms} ms)"; else bad "$3 took ${ms} ms"; fi
+            return 0
+        fi
+        sleep 0.01
+    done
+    bad "$3: never ($BODY)"
+}
+
+echo "--- a rule PUT on one fires on the other"
+printf 'rule big\n  action review\n  score 70\n  when tx.amount > 500\nend\n' >"$TMP/big.vrl"
+req PUT "$U1/v1/rules/big" "" "@$TMP/big.vrl"; expect 201 "j['version']==1" "PUT on instance one"
+RS=$(python3 -c "import json; print(json.load(open('$TMP/body'))['ruleset'])")
+wait_for "$U2/v1/rules" "any(m['module']=='big' for m in j['modules']) and j['ruleset']==$RS" "instance two has the module"
+req POST "$U2/v1/score" "" "$(ev e1 acct-1 1 900)"
+expect 200 "j['decision']=='review' and j['rules'][0]['rule']=='big' and j['ruleset']==$RS" "the rule fires on instance two"
+
+echo "--- a list item added on one blocks on the other"
+req PUT "$U1/v1/lists/blocked_cards/card-x" ""; expect 201 "j['items']==['card-x']" "add an item on one"
+wait_for "$U2/v1/lists/blocked_cards" "'card-x' in j['items']" "instance two has the item"
+req POST "$U2/v1/score" "" "$(ev e2 acct-2 2 10 card-x)"; expect 200 "j['decision']=='block'" "the item blocks on two"
+[ "$(redis-cli -p "$RPORT" sismember vigil:list:blocked_cards card-x)" = 1 ] && ok "Redis holds vigil:list:blocked_cards" || bad "no vigil:list:blocked_cards set"
+req PUT "$U2/v1/rules/big" "" "@$TMP/big.vrl" -H 'If-Match: "7"'; expect_error 412 precondition_failed "stale If-Match across instances"
+
+echo "--- Redis down while scoring"
+SC_OUT="$TMP/scoring.txt"
+score_loop() {  # score_loop URL PREFIX N : one line per request: status ruleset
+    local i
+    for i in $(seq 1 "$3"); do
+        curl -s -o "$TMP/sl.$2" -w '%{http_code} ' -X POST "$1/v1/score" \
+            --data-binary "$(ev "$2-$i" "acct-$2" $((i % 3000)))" >>"$SC_OUT.$2"
+        python3 -c "import json; print(json.load(open('$TMP/sl.$2')).get('ruleset'))" >>"$SC_OUT.$2" 2>/dev/null || echo none >>"$SC_OUT.$2"
+    done
+}
+score_loop "$U1" down 60 &
+LOOP=$!
+sleep 0.3
+kill -TERM "$RPID"; wait "$RPID" 2>/dev/null
+for _ in $(seq 1 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 || break; sleep 0.05; done
+sleep 0.3
+req PUT "$U1/v1/lists/blocked_cards/card-y" ""; expect_error 503 unavailable "a list write while Redis is down"
+[ "$(header Retry-After)" != "" ] && ok "503 has Retry-After" || bad "503 without Retry-After"
+req PUT "$U2/v1/rules/big" "" "@$TMP/big.vrl"; expect_error 503 unavailable "a rule write while Redis is down"
+req GET "$U2/v1/lists/blocked_cards" ""; expect 200 "'card-x' in j['items']" "reads go on from the local copy"
+req POST "$U2/v1/score" "" "$(ev e3 acct-3 3 10 card-x)"; expect 200 "j['decision']=='block'" "scoring goes on from the local copy"
+wait "$LOOP"
+N200=$(grep -o '^200 ' "$SC_OUT.down" | wc -l)
+[ "$N200" = 60 ] && ok "no scoring request failed while Redis went down (60/60)" || bad "scoring while Redis down: $N200/60 answered 200: $(sort "$SC_OUT.down" | uniq -c | head)"
+
+echo "--- Redis back (empty): resynchronise and converge"
+start_redis
+wait_for "$U1/readyz" "True" "instance one up"
+for _ in $(seq 1 100); do
+    [ "$(redis-cli -p "$RPORT" hexists vigil:rules big)" = 1 ] && [ "$(redis-cli -p "$RPORT" sismember vigil:list:blocked_cards card-x)" = 1 ] && break
+    sleep 0.05
+done
+[ "$(redis-cli -p "$RPORT" hexists vigil:rules big)" = 1 ] && ok "instances wrote their modules back to the empty Redis" || bad "Redis not repopulated"
+[ "$(redis-cli -p "$RPORT" sismember vigil:list:blocked_cards card-x)" = 1 ] && ok "... and their lists" || bad "lists not repopulated"
+req PUT "$U1/v1/lists/blocked_cards/card-z" ""; expect 200 "'card-z' in j['items'] and 'card-x' in j['items']" "writes work again"
+wait_for "$U2/v1/lists/blocked_cards" "'card-z' in j['items'] and 'card-x' in j['items']" "instance two converged"
+req GET "$U1/v1/rules" ""; R1=$(python3 -c "import json; print(json.load(open('$TMP/body'))['ruleset'])")
+req GET "$U2/v1/rules" ""; R2=$(python3 -c "import json; print(json.load(open('$TMP/body'))['ruleset'])")
+[ "$R1" = "$R2" ] && ok "same ruleset version on both ($R1)" || bad "ruleset versions differ: $R1 vs $R2"
+
+echo "--- a rule change under load"
+rm -f "$SC_OUT.load"
+score_loop "$U2" load 80 &
+LOOP=$!
+sleep 0.2
+printf 'rule big\n  action review\n  score 75\n  when tx.amount > 5\nend\n' >"$TMP/big2.vrl"
+req PUT "$U1/v1/rules/big" "" "@$TMP/big2.vrl"; expect 200 "j['version']==2" "change the rule while instance two scores"
+NEWRS=$(python3 -c "import json; print(json.load(open('$TMP/body'))['ruleset'])")
+wait "$LOOP"
+N200=$(grep -o '^200 ' "$SC_OUT.load" | wc -l)
+[ "$N200" = 80 ] && ok "no request lost under a rule change (80/80)" || bad "under load: $N200/80 answered 200"
+if awk '{print $2}' "$SC_OUT.load" | grep -qv '^[0-9][0-9]*$'; then bad "a decision without its ruleset"; else ok "every decision names its ruleset"; fi
+awk '{print $2}' "$SC_OUT.load" | grep -q "^$NEWRS\$" && ok "the new ruleset ($NEWRS) was used after the change" || bad "new ruleset never used: $(awk '{print $2}' "$SC_OUT.load" | sort | uniq -c)"
+finish
