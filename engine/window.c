@@ -10,7 +10,8 @@
  *                     distinct/seen: the 64-bit hash of x's type and bytes (numbers by
  *                       value, -0 == 0), 0 when not added;
  *                     session_count/duration: first time and event count of the run that
- *                       ends at this row; session_sum also x and the run's compensated sum;
+ *                       ends at this row (one copy per gap, shared by the session specs
+ *                       of that gap); session_sum also x and the run's compensated sum;
  *                     prev: x's payload and type (strings: offset and length into the
  *                       state's byte store `sb`, compacted when half of it is dead).
  * The log is one array with a moving head (rows[head .. head+n)); rows are addressed
@@ -412,7 +413,8 @@ vg_wlayout_t *vg_wlayout_new_specs(const vg_spec_t *specs, const int *spec_index
     for (int i = 0; i < n; i++)
         if (specs[i].kind == VG_SPEC_COUNT) ncount++;
     int off = 1 + (ncount + 63) / 64, bit = 0;
-    uint64_t fp = vg_whash_bytes(0x766777696e646f77ULL, "vgwin1", 6);
+    /* "vgwin2": session runs shared by the session specs of one gap */
+    uint64_t fp = vg_whash_bytes(0x766777696e646f77ULL, "vgwin2", 6);
     fp = vg_whash_bytes(fp, &l->lateness, sizeof l->lateness);
     for (int i = 0; i < n; i++) {
         const vg_spec_t *sp = &specs[i];
@@ -426,6 +428,8 @@ vg_wlayout_t *vg_wlayout_new_specs(const vg_spec_t *specs, const int *spec_index
         if (s->pidx < 0) goto err;
         if (s->kind == VG_SPEC_COUNT) {
             s->off = bit++;
+        } else if (s->kind == VG_SPEC_SESSION_COUNT || s->kind == VG_SPEC_SESSION_DURATION) {
+            s->off = -1;   /* below: the run words of its gap */
         } else {
             s->off = off;
             off += spec_words(s->kind);
@@ -440,6 +444,19 @@ vg_wlayout_t *vg_wlayout_new_specs(const vg_spec_t *specs, const int *spec_index
             for (int q = 0; q < 8; q++) b[j * 8 + q] = (unsigned char)((uint64_t)d[j] >> (8 * q));
         fp = vg_whash_bytes(fp, b, sizeof b);
         if (sp->text) fp = vg_whash_bytes(fp, sp->text, strlen(sp->text));
+    }
+    /* session_count/duration of one gap read the same run (first time, count) as each
+     * other and as a session_sum of that gap (its first two words): one copy per gap */
+    for (int i = 0; i < n; i++) {
+        lspec_t *s = &l->s[i];
+        if (s->off >= 0 || !kind_session(s->kind)) continue;
+        for (int j = 0; j < n && s->off < 0; j++)
+            if (j != i && kind_session(l->s[j].kind) && l->s[j].off >= 0 && l->s[j].w == s->w)
+                s->off = l->s[j].off;
+        if (s->off < 0) {
+            s->off = off;
+            off += spec_words(s->kind);
+        }
     }
     l->rw = off;
     l->fp = fp;
