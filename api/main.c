@@ -4,7 +4,6 @@
 
 #include "api/cli.h"
 #include "api/serve.h"
-#include "api/serve.h"
 #include "api/serve_kafka.h"
 
 static void usage(FILE *f) {
@@ -14,7 +13,6 @@ static void usage(FILE *f) {
             "commands:\n"
             "  replay   read NDJSON events, write decisions (vigil replay --help)\n"
             "  check    compile rule modules and print diagnostics (vigil check --help)\n"
-            "  serve    the service: HTTP API, Redis control plane (vigil serve --help)\n"
             "  serve    the service: HTTP API, Redis control plane (vigil serve --help)\n"
             "  stream   the Kafka pipeline without the HTTP API (vigil stream --help)\n"
             "\n"
@@ -38,7 +36,6 @@ int main(int argc, char **argv) {
     }
     if (strcmp(argv[1], "replay") == 0) return vg_cmd_replay(argc - 1, argv + 1);
     if (strcmp(argv[1], "check") == 0) return vg_cmd_check(argc - 1, argv + 1);
-    if (strcmp(argv[1], "serve") == 0) return vg_cmd_serve(argc - 1, argv + 1);
     if (strcmp(argv[1], "serve") == 0) return vg_cmd_serve(argc - 1, argv + 1);
     if (strcmp(argv[1], "stream") == 0) return vg_cmd_stream(argc - 1, argv + 1);
     fprintf(stderr, "vigil: unknown command '%s'\n", argv[1]);
