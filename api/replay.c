@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "api/cli.h"
+#include "engine/kafka.h"
 #include "engine/pipeline.h"
 #include "engine/store.h"
 #include "rules/errors.h"
@@ -43,13 +44,14 @@ typedef struct opts {
     uint64_t ckpt_every;
     int64_t ckpt_interval_ms;
     int sync;
+    int partitions;         /* --partitions N: serve's split over N partitions */
 } opts_t;
 
 static void usage(FILE *f) {
     fprintf(f,
         "usage: vigil replay --rules PATH [--input FILE|-] [--output FILE|-] [--state DIR]\n"
         "                    [--lists FILE] [--lateness DUR] [--dedupe-horizon DUR]\n"
-        "                    [--mem-budget SIZE]\n"
+        "                    [--mem-budget SIZE] [--partitions N]\n"
         "\n"
         "Reads NDJSON events in order and writes one decision (or rejection) per line.\n"
         "  --rules PATH           a .vrl file or a directory of .vrl files (repeatable)\n"
@@ -66,6 +68,10 @@ static void usage(FILE *f) {
         "                         in memory (e.g. 512M), evicting cold accounts to disk\n"
         "  --checkpoint-every N   with --state: checkpoint every N lines (default 100000)\n"
         "  --checkpoint-interval DUR  ... and at least this often (default 1s)\n"
+        "  --partitions N         decide as `vigil serve` over N Kafka partitions keyed by\n"
+        "                         account (murmur2, Kafka's default partitioner): one\n"
+        "                         state per partition, so `by K` windows are per\n"
+        "                         partition; output in input order (not with --state)\n"
         "  --no-sync              do not wait for the disk at checkpoints (faster; safe\n"
         "                         against a killed process, not against power loss)\n"
         "Durations: 500ms, 30s, 10m, 1h, 7d. Exit status: 0 input read to its end,\n"
@@ -221,6 +227,7 @@ static int parse_args(int argc, char **argv, opts_t *o) {
         {"checkpoint-interval", required_argument, 0, 'C'},
         {"no-sync", no_argument, 0, 'n'},
         {"lists", required_argument, 0, 'L'},
+        {"partitions", required_argument, 0, 'P'},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0},
@@ -281,6 +288,17 @@ static int parse_args(int argc, char **argv, opts_t *o) {
             break;
         case 'n': o->sync = 0; break;
         case 'L': o->lists = optarg; break;
+        case 'P': {
+            char *end;
+            errno = 0;
+            long v = strtol(optarg, &end, 10);
+            if (errno || *end || v < 1 || v > 100000) {
+                fprintf(stderr, "vigil replay: --partitions: bad count '%s' (1..100000)\n", optarg);
+                return 2;
+            }
+            o->partitions = (int)v;
+            break;
+        }
         case 'h': usage(stdout); return -1;
         case 'V': printf("vigil %s\n", VIGIL_VERSION); return -1;
         default:
@@ -302,6 +320,10 @@ static int parse_args(int argc, char **argv, opts_t *o) {
         usage(stderr);
         return 2;
     }
+    if (o->state && o->partitions > 1) {
+        fprintf(stderr, "vigil replay: --partitions does not work with --state\n");
+        return 2;
+    }
     if (o->state && strcmp(o->output, "-") == 0) {
         fprintf(stderr, "vigil replay: --state needs --output FILE (the output is cut back "
                         "to the last checkpoint when resuming)\n");
@@ -316,6 +338,8 @@ typedef struct run {
     vg_program_t *prog;
     vg_store_t *store;
     vg_pipeline_t *pl;
+    vg_pipeline_t **parts;  /* --partitions N > 1: one pipeline per partition (pl = [0]) */
+    vg_event_t route_ev;    /* the account of a line, for routing */
     reader_t rd;
     int out_fd;
     vg_buf_t out;
@@ -444,6 +468,15 @@ static int resume(run_t *r) {
 static void summary(run_t *r, double secs, int tty) {
     vg_pipeline_stats_t s;
     vg_pipeline_get_stats(r->pl, &s);
+    for (int p = 1; r->parts && p < r->o.partitions; p++) {
+        vg_pipeline_stats_t t;
+        vg_pipeline_get_stats(r->parts[p], &t);
+        s.lines += t.lines;
+        s.decided += t.decided;
+        s.duplicates += t.duplicates;
+        s.rejected += t.rejected;
+        for (int i = 0; i < VG_REJECT__COUNT; i++) s.rejected_by[i] += t.rejected_by[i];
+    }
     if (tty) fprintf(stderr, "\r\033[K");
     fprintf(stderr, "vigil replay: %" PRIu64 " events: %" PRIu64 " decided, %" PRIu64
             " duplicates, %" PRIu64 " rejected", s.lines, s.decided, s.duplicates, s.rejected);
@@ -461,9 +494,19 @@ static void summary(run_t *r, double secs, int tty) {
     fprintf(stderr, "; %.2f s, %.0f events/s\n", secs, secs > 0 ? (double)s.lines / secs : 0.0);
 }
 
+/* --partitions: the pipeline of the line's partition, as Kafka's default (murmur2)
+ * partitioner places a message keyed by the event's account. A line without a valid
+ * account is rejected the same way by every pipeline and changes no state: partition 0. */
+static vg_pipeline_t *route(run_t *r, const char *line, size_t len) {
+    if (vg_event_parse(&r->route_ev, line, len) != 0) return r->parts[0];
+    return r->parts[vg_kafka_partition(r->route_ev.account.p, r->route_ev.account.len,
+                                       r->o.partitions, 0)];
+}
+
 int vg_cmd_replay(int argc, char **argv) {
     run_t r;
     memset(&r, 0, sizeof(r));
+    vg_event_init(&r.route_ev);
     r.out_fd = -1;
     r.rd.fd = -1;
     r.rd.head_hash = FNV_INIT;
@@ -539,8 +582,19 @@ int vg_cmd_replay(int argc, char **argv) {
     po.mem_budget = r.o.mem_budget;
     po.store = r.store;
     r.pl = vg_pipeline_new(r.prog, &po, err, sizeof(err));
+    if (r.pl && r.o.partitions > 1) {
+        r.parts = calloc((size_t)r.o.partitions, sizeof(*r.parts));
+        if (r.parts) r.parts[0] = r.pl;
+        for (int p = 1; r.parts && p < r.o.partitions; p++)
+            if (!(r.parts[p] = vg_pipeline_new(r.prog, &po, err, sizeof(err)))) {
+                vg_lists_unref(lists);
+                fprintf(stderr, "vigil replay: partition %d: %s\n", p, err);
+                goto done;
+            }
+        if (!r.parts) snprintf(err, sizeof(err), "out of memory");
+    }
     vg_lists_unref(lists);   /* the pipeline holds its own reference */
-    if (!r.pl) {
+    if (!r.pl || (r.o.partitions > 1 && !r.parts)) {
         fprintf(stderr, "vigil replay: %s\n", err);
         goto done;
     }
@@ -563,8 +617,9 @@ int vg_cmd_replay(int argc, char **argv) {
         r.lines++;
         vg_outcome_t oc;
         size_t before = r.out.len;
+        vg_pipeline_t *pl = r.parts && !oversize ? route(&r, line, len) : r.pl;
         int rc = oversize ? vg_pipeline_oversize(r.pl, oversize, &r.out)
-                          : vg_pipeline_line(r.pl, line, len, &r.out, &oc);
+                          : vg_pipeline_line(pl, line, len, &r.out, &oc);
         if (rc) {
             fprintf(stderr, "vigil replay: line %" PRIu64 ": %s\n", r.lines, vg_strerror(rc));
             goto done;
@@ -602,6 +657,11 @@ done:
         }
     }
     if (r.rd.fd > 0) close(r.rd.fd);
+    if (r.parts) {
+        for (int p = 1; p < r.o.partitions; p++) vg_pipeline_free(r.parts[p]);
+        free(r.parts);
+    }
+    vg_event_deinit(&r.route_ev);
     vg_pipeline_free(r.pl);
     vg_store_close(r.store);
     vg_prog_unref(r.prog);
