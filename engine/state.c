@@ -1069,7 +1069,7 @@ int vg_state_checkpoint(vg_state_t *st, const vg_kv_t *meta, int n_meta, int syn
     vg_batch_clear(st->batch);
     /* records in key order: RocksDB's memtable inserts a sorted batch much faster
      * (each insert starts from the previous one's place in the skip list) */
-    qsort(st->dirty, st->ndirty, sizeof *st->dirty, cmp_storekey);
+    if (st->ndirty > 1) qsort(st->dirty, st->ndirty, sizeof *st->dirty, cmp_storekey);
     int rc = 0;
     for (size_t i = 0; !rc && i < st->ndirty; i++) {
         ent_t *e = st->dirty[i];
@@ -1110,7 +1110,7 @@ int vg_state_checkpoint(vg_state_t *st, const vg_kv_t *meta, int n_meta, int syn
     if (rc) return VG_ESTORE;
     if (st->dp.tpl) st->dtpl_saved = 1;
     /* clean again: back on the LRU list in the order of their last use */
-    qsort(st->dirty, st->ndirty, sizeof *st->dirty, cmp_tick);
+    if (st->ndirty > 1) qsort(st->dirty, st->ndirty, sizeof *st->dirty, cmp_tick);
     for (size_t i = 0; i < st->ndirty; i++) {
         st->dirty[i]->dirty = 0;
         lru_push_front(st, st->dirty[i]);
