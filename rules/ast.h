@@ -23,7 +23,7 @@ typedef enum vg_ast_kind {
     VG_AST_NULL,
     VG_AST_DUR,      /* v.ms */
     VG_AST_FIELD,    /* tx.<str>; ref = VG_FIELD_* index, or -1 for an extra field */
-    VG_AST_ANOMALY,  /* anomaly.<str> */
+    VG_AST_ANOMALY,  /* anomaly.<str>; ref = signal index, -1 for anomaly.score */
     VG_AST_NAME,     /* a feature; ref = the feature's index once resolved */
     VG_AST_UNARY,    /* op (VG_OP_NEG, VG_OP_NOT) a */
     VG_AST_BINARY,   /* a op b */
@@ -68,7 +68,9 @@ typedef enum vg_ast_op {
     X(HOUR_OF_DAY, "hour_of_day")                      \
     X(DAY_OF_WEEK, "day_of_week")                      \
     X(IS_NULL, "is_null")                              \
-    X(COALESCE, "coalesce")
+    X(COALESCE, "coalesce")                            \
+    X(FRAUD_COUNT, "fraud_count")      /* label aggregates (engine values) */ \
+    X(LABELLED_COUNT, "labelled_count")
 
 typedef enum vg_fn {
 #define VG_FN_ENUM(name, text) VG_FN_##name,
@@ -82,7 +84,8 @@ struct vg_ast {
     uint8_t kind;        /* vg_ast_kind_t */
     uint8_t op;          /* vg_ast_op_t */
     uint8_t type;        /* checker: vg_type_t or VG_CT_* (VG_T_NULL before checking) */
-    uint8_t is_spec;     /* checker: this call is a state spec (aggregate, session, prev, seen) */
+    uint8_t is_spec;     /* checker: this call is a state spec (aggregate, session, prev, seen)
+                            or a label aggregate (an engine value, ref FRAUD_COUNT..) */
     int line, col;       /* 1-based position of the node's first token (operators: the operator) */
     int ref;             /* see vg_ast_kind_t */
     int height;          /* 1 for a leaf; 1 + the tallest operand otherwise */

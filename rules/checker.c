@@ -401,6 +401,39 @@ static int check_pure(checker_t *c, vg_ast_t *e, int fn, int flags) {
     }
 }
 
+/* fraud_count(W [by K]) / labelled_count(W [by K]): engine values over the labels
+ * applied so far (docs/rules.md, Labels). */
+static int check_label(checker_t *c, vg_ast_t *e, int fn, int flags) {
+    const char *name = fn_names[fn];
+    if (flags & IN_SPEC) {
+        err(c, e->line, e->col,
+            "%s() cannot be used inside an aggregate, prev() or seen() argument (only event "
+            "fields, literals and pure functions can)", name);
+        return TY_ERR;
+    }
+    if (e->nargs != 1) {
+        err(c, e->line, e->col, "%s() takes 1 argument, %d given: %s(W [by K])", name, e->nargs,
+            name);
+        return TY_ERR;
+    }
+    if (e->where) {
+        err(c, e->where->line, e->where->col, "'where' is not allowed in %s()", name);
+        return TY_ERR;
+    }
+    if (check_window(c, e, e->args[0], "window") < 0) return TY_ERR;
+    if (e->by) {
+        int t = check(c, e->by, flags | IN_SPEC);
+        if (t == TY_ERR) return TY_ERR;
+        if (t != VG_T_STR && t != VG_T_NUM && t != VG_T_BOOL && t != VG_CT_ANY) {
+            err(c, e->by->line, e->by->col, "'by' needs a string, number or bool key, found %s",
+                vg_check_type_name(t));
+            return TY_ERR;
+        }
+    }
+    e->is_spec = 1;
+    return VG_T_NUM;
+}
+
 static int check_call(checker_t *c, vg_ast_t *e, int flags) {
     int fn = -1;
     for (int i = 0; i < VG_FN__COUNT && fn < 0; i++)
@@ -416,6 +449,7 @@ static int check_call(checker_t *c, vg_ast_t *e, int flags) {
         !(e->nargs == 2 && e->args[1]->kind == VG_AST_DUR) && !e->where && !e->by)
         fn = fn == VG_FN_MIN ? VG_FN_NMIN : VG_FN_NMAX;
     e->ref = fn;
+    if (fn == VG_FN_FRAUD_COUNT || fn == VG_FN_LABELLED_COUNT) return check_label(c, e, fn, flags);
     if (fn > VG_FN_SECONDS_BETWEEN) return check_pure(c, e, fn, flags);
     const char *name = fn_names[fn];
     /* arity: x args then window */
@@ -533,11 +567,28 @@ static int check(checker_t *c, vg_ast_t *e, int flags) {
         VG_FIELD_LIST(VG_FIELD_MATCH)
 #undef VG_FIELD_MATCH
         break;
-    case VG_AST_ANOMALY:
-        err(c, e->line, e->col,
-            "anomaly.%.*s is not available yet: anomaly scores come with the anomaly models "
-            "(a later version)", (int)e->str.len, e->str.p);
+    case VG_AST_ANOMALY: {
+        static const char *const sig[] = {VG_RULES_ANOMALY_SIGNALS};
+        e->ref = -2;
+        if (e->str.len == 5 && memcmp(e->str.p, "score", 5) == 0) e->ref = -1;
+        for (int i = 0; i < VG_RULES_NANOMALY && e->ref == -2; i++)
+            if (strlen(sig[i]) == e->str.len && memcmp(sig[i], e->str.p, e->str.len) == 0)
+                e->ref = i;
+        if (e->ref == -2) {
+            err(c, e->line, e->col,
+                "unknown anomaly signal 'anomaly.%.*s' (known: score, amount, time, merchant, "
+                "country, device, ip, mcc, channel, velocity, multi, compromise)",
+                (int)e->str.len, e->str.p);
+        } else if (flags & IN_SPEC) {
+            err(c, e->line, e->col,
+                "anomaly.%.*s cannot be used inside an aggregate, prev() or seen() argument "
+                "(only event fields, literals and pure functions can)",
+                (int)e->str.len, e->str.p);
+        } else {
+            t = VG_T_NUM;
+        }
         break;
+    }
     case VG_AST_NAME:
         if (flags & IN_SPEC) {
             err(c, e->line, e->col,

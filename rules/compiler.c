@@ -24,6 +24,8 @@
 #define CONST_TAG 0x80000000u
 #define MAX_REGS (1u << 22)
 #define NONE 0xFFFFFFFFu
+#define EXT_TAG 0x40000000u   /* spec index of ext value j while compiling: EXT_TAG | j;
+                                 relocated to nspecs + j at the end */
 
 typedef struct cbuf { char *p; size_t n, cap; } cbuf_t;
 
@@ -43,6 +45,10 @@ typedef struct comp {
     vg_strmap_t bys;                      /* by text -> group */
     vg_ast_t **spec_call;                 /* per spec: its call node */
     uint32_t *spec_reg;                   /* phase 2: register of a loaded spec */
+    vg_strmap_t exts;                     /* canonical text -> ext index */
+    vg_ast_t **ext_call;                  /* per ext value: its node */
+    uint32_t *ext_reg;                    /* register of a loaded ext value */
+    int ext_cap, ecall_cap, ereg_cap;
     int spec_cap, call_cap, reg_cap, by_cap, byx_cap, const_cap, name_cap, list_cap;
     vg_ast_t **by_expr;                   /* per group: the key expression */
     uint32_t *freg;                       /* per feature: its register, NONE until needed */
@@ -289,6 +295,18 @@ static vg_value_t literal(const vg_ast_t *e) {
 
 static int spec_for(comp_t *c, vg_ast_t *call);
 static uint32_t expr(comp_t *c, vg_ast_t *e);
+
+/* The register slot of spec si (or of ext value EXT_TAG | j). */
+static uint32_t *spec_slot(comp_t *c, int si) {
+    return ((uint32_t)si & EXT_TAG) ? &c->ext_reg[(uint32_t)si & ~EXT_TAG] : &c->spec_reg[si];
+}
+static const char *spec_text(comp_t *c, int si) {
+    return ((uint32_t)si & EXT_TAG) ? c->p->ext[(uint32_t)si & ~EXT_TAG].text : c->p->specs[si].text;
+}
+static int is_ext_node(const vg_ast_t *e) {
+    return e->kind == VG_AST_ANOMALY ||
+           (e->kind == VG_AST_CALL && (e->ref == VG_FN_FRAUD_COUNT || e->ref == VG_FN_LABELLED_COUNT));
+}
 
 /* Estimated evaluation cost of e (phase 3), in rough instruction units. Features and
  * inline aggregates cost one load: their values are computed before the rules. */
@@ -569,17 +587,18 @@ static uint32_t expr(comp_t *c, vg_ast_t *e) {
         default:
             return arith(c, e);
         }
+    case VG_AST_ANOMALY:
     case VG_AST_CALL:
-        if (e->is_spec) {
+        if (e->kind == VG_AST_ANOMALY || e->is_spec) {
             int si = spec_for(c, e);
             if (si < 0) return CONST_TAG;
-            if (c->spec_reg[si] == NONE) {
+            if (*spec_slot(c, si) == NONE) {
                 uint32_t reg = newreg(c);
                 emit(c, VG_OPC_Spec, (uint32_t)si, reg, 0);
                 if (c->depth) return reg;
-                c->spec_reg[si] = reg;
+                *spec_slot(c, si) = reg;
             }
-            return c->spec_reg[si];
+            return *spec_slot(c, si);
         }
         if (e->ref > VG_FN_SECONDS_BETWEEN) return pure(c, e);
         if (e->ref == VG_FN_GEO_KM) {
@@ -597,11 +616,79 @@ static uint32_t expr(comp_t *c, vg_ast_t *e) {
     }
 }
 
-/* Finds or registers the spec of an aggregate/session/prev/seen call. */
+static int by_group_of(comp_t *c, vg_ast_t *by);
+
+/* Finds or registers the ext value of an anomaly.<signal> or label aggregate node;
+ * returns EXT_TAG | j, or -1. */
+static int ext_for(comp_t *c, vg_ast_t *e, const char *text, size_t n) {
+    vg_program_t *p = c->p;
+    int j = p->next;
+    if (grow(c, (void **)&p->ext, &c->ext_cap, j + 1, sizeof(vg_ext_t)) < 0 ||
+        grow(c, (void **)&c->ext_call, &c->ecall_cap, j + 1, sizeof(vg_ast_t *)) < 0 ||
+        grow(c, (void **)&c->ext_reg, &c->ereg_cap, j + 1, sizeof(uint32_t)) < 0)
+        return -1;
+    char *t = keep(c, text, n);
+    if (!t) return -1;
+    vg_ext_t *x = &p->ext[j];
+    memset(x, 0, sizeof *x);
+    x->text = t;
+    x->by_group = -1;
+    if (e->kind == VG_AST_ANOMALY) {
+        x->kind = VG_EXT_ANOMALY;
+        x->signal = e->ref;
+        p->uses_anomaly = 1;
+    } else {
+        x->kind = e->ref == VG_FN_FRAUD_COUNT ? VG_EXT_FRAUD_COUNT : VG_EXT_LABELLED_COUNT;
+        x->window_ms = e->args[0]->v.ms;
+        if (x->window_ms > p->max_label_window) p->max_label_window = x->window_ms;
+        if (e->by && (x->by_group = by_group_of(c, e->by)) < 0) return -1;
+        p->uses_labels = 1;
+    }
+    c->ext_call[j] = e;
+    c->ext_reg[j] = NONE;
+    p->next++;
+    if (vg_strmap_put(&c->exts, t, (uint32_t)n, j) == -2) c->nomem = 1;
+    return (int)(EXT_TAG | (uint32_t)j);
+}
+
+/* The group of a `by` key expression (registered on first use), or -1. */
+static int by_group_of(comp_t *c, vg_ast_t *by) {
+    vg_program_t *p = c->p;
+    cbuf_t kb = {0};
+    print_expr(c, &kb, by, 0);
+    if (c->nomem) { free(kb.p); return -1; }
+    int g = vg_strmap_get(&c->bys, kb.p, (uint32_t)kb.n);
+    if (g < 0) {
+        g = p->nby;
+        if (grow(c, (void **)&p->bytext, &c->by_cap, g + 1, sizeof(char *)) < 0 ||
+            grow(c, (void **)&c->by_expr, &c->byx_cap, g + 1, sizeof(vg_ast_t *)) < 0) {
+            free(kb.p);
+            return -1;
+        }
+        char *kt = keep(c, kb.p, kb.n);
+        if (!kt) { free(kb.p); return -1; }
+        p->bytext[g] = kt;
+        c->by_expr[g] = by;
+        p->nby++;
+        if (vg_strmap_put(&c->bys, kt, (uint32_t)kb.n, g) == -2) c->nomem = 1;
+    }
+    free(kb.p);
+    return g;
+}
+
+/* Finds or registers the spec of an aggregate/session/prev/seen call (or the ext value
+ * of an anomaly.<signal> or label aggregate: EXT_TAG | j). */
 static int spec_for(comp_t *c, vg_ast_t *call) {
     cbuf_t b = {0};
     print_expr(c, &b, call, 0);
     if (c->nomem) { free(b.p); return -1; }
+    if (is_ext_node(call)) {
+        int j = vg_strmap_get(&c->exts, b.p, (uint32_t)b.n);
+        if (j < 0) j = ext_for(c, call, b.p, b.n);
+        else j = (int)(EXT_TAG | (uint32_t)j);
+        free(b.p);
+        return j;
+    }
     int si = vg_strmap_get(&c->specs, b.p, (uint32_t)b.n);
     if (si >= 0) { free(b.p); return si; }
     vg_program_t *p = c->p;
@@ -633,25 +720,8 @@ static int spec_for(comp_t *c, vg_ast_t *call) {
     if ((fn <= VG_FN_DISTINCT || fn == VG_FN_SEEN) && s->window_ms > p->max_window)
         p->max_window = s->window_ms;
     if (call->by) {
-        cbuf_t kb = {0};
-        print_expr(c, &kb, call->by, 0);
-        if (c->nomem) { free(kb.p); return -1; }
-        int g = vg_strmap_get(&c->bys, kb.p, (uint32_t)kb.n);
-        if (g < 0) {
-            g = p->nby;
-            if (grow(c, (void **)&p->bytext, &c->by_cap, g + 1, sizeof(char *)) < 0 ||
-                grow(c, (void **)&c->by_expr, &c->byx_cap, g + 1, sizeof(vg_ast_t *)) < 0) {
-                free(kb.p);
-                return -1;
-            }
-            char *kt = keep(c, kb.p, kb.n);
-            if (!kt) { free(kb.p); return -1; }
-            p->bytext[g] = kt;
-            c->by_expr[g] = call->by;
-            p->nby++;
-            if (vg_strmap_put(&c->bys, kt, (uint32_t)kb.n, g) == -2) c->nomem = 1;
-        }
-        free(kb.p);
+        int g = by_group_of(c, call->by);
+        if (g < 0) return -1;
         s->by_group = g;
     }
     c->spec_call[si] = call;
@@ -710,11 +780,12 @@ static void value_refs(comp_t *c, refs_t *r, vg_ast_t *e) {
                 (uint32_t)(e->ref >= 0 ? e->ref : 0), t, (size_t)n);
         return;
     }
+    case VG_AST_ANOMALY:
     case VG_AST_CALL:
-        if (e->is_spec) {
+        if (e->kind == VG_AST_ANOMALY || e->is_spec) {
             int si = spec_for(c, e);
-            if (si >= 0) add_ref(c, r, VG_REF_SPEC, (uint32_t)si, c->p->specs[si].text,
-                                 strlen(c->p->specs[si].text));
+            if (si >= 0) add_ref(c, r, VG_REF_SPEC, (uint32_t)si, spec_text(c, si),
+                                 strlen(spec_text(c, si)));
             return;
         }
         for (int i = 0; i < e->nargs; i++) value_refs(c, r, e->args[i]);
@@ -931,6 +1002,17 @@ static void compact_consts(vg_program_t *p, uint32_t *remap) {
     p->nconst = k;
 }
 
+/* Ext value operands (EXT_TAG | j) -> nspecs + j: Spec and OutSpec P1, InKey P2. */
+static void relocate_ext(const vg_program_t *p, vg_ins_t *code, uint32_t n) {
+    for (uint32_t i = 0; i < n; i++) {
+        vg_ins_t *x = &code[i];
+        if ((x->op == VG_OPC_Spec || x->op == VG_OPC_OutSpec) && (x->p1 & EXT_TAG))
+            x->p1 = (uint32_t)p->nspecs + (x->p1 & ~EXT_TAG);
+        if (x->op == VG_OPC_InKey && (x->p2 & EXT_TAG))
+            x->p2 = (uint32_t)p->nspecs + (x->p2 & ~EXT_TAG);
+    }
+}
+
 static void relocate(vg_program_t *p, vg_ins_t *code, uint32_t n, const uint32_t *remap) {
     for (uint32_t i = 0; i < n; i++) {
         int m = vg_vm_regmask((int)code[i].op);
@@ -970,9 +1052,9 @@ vg_program_t *vg_compile(const vg_checked_t *ck, vg_diags_t *diags) {
         int i = ck->order[k];
         vg_ast_t *fe = ck->features[i]->expr;
         c.freg[i] = NONE;
-        if (fe->kind == VG_AST_CALL && fe->is_spec) {
+        if ((fe->kind == VG_AST_CALL && fe->is_spec) || fe->kind == VG_AST_ANOMALY) {
             int si = spec_for(&c, fe);
-            if (si >= 0 && c.spec_reg[si] == NONE) {
+            if (si >= 0 && *spec_slot(&c, si) == NONE) {
                 emit(&c, VG_OPC_OutSpec, (uint32_t)si, (uint32_t)i, 0);
                 continue;
             }
@@ -988,6 +1070,7 @@ vg_program_t *vg_compile(const vg_checked_t *ck, vg_diags_t *diags) {
     if (!c.featreg) goto nomem;
     for (int i = 0; i < nf; i++) c.featreg[i] = NONE;
     for (int i = 0; i < p->nspecs; i++) c.spec_reg[i] = NONE;
+    for (int j = 0; j < p->next; j++) c.ext_reg[j] = NONE;
     p->named = calloc((size_t)ck->nlists + 1, sizeof(char *));
     if (!p->named) goto nomem;
     for (int i = 0; i < ck->nlists; i++) {
@@ -1015,14 +1098,26 @@ vg_program_t *vg_compile(const vg_checked_t *ck, vg_diags_t *diags) {
         if (call->where) emit(&c, VG_OPC_InKeep, expr(&c, call->where), (uint32_t)s, 0);
         if (call->by) emit(&c, VG_OPC_InKey, greg[p->specs[s].by_group], (uint32_t)s, 0);
     }
+    for (int j = 0; j < p->next; j++)
+        if (p->ext[j].by_group >= 0)
+            emit(&c, VG_OPC_InKey, greg[p->ext[j].by_group], EXT_TAG | (uint32_t)j, 0);
     free(greg);
     end_phase(&c, &p->code1, &p->n1);
-    p->in_init = calloc((size_t)p->nspecs + 1, sizeof(vg_spec_input_t));
+    p->in_init = calloc((size_t)p->nspecs + (size_t)p->next + 1, sizeof(vg_spec_input_t));
     if (!p->in_init) goto nomem;
-    for (int s = 0; s < p->nspecs; s++) {
+    for (int s = 0; s < p->nspecs + p->next; s++) {
         p->in_init[s].x = vg_null();
         p->in_init[s].key = vg_null();
-        p->in_init[s].keep = !p->specs[s].has_where;
+        p->in_init[s].keep = s >= p->nspecs || !p->specs[s].has_where;
+    }
+    relocate_ext(p, p->code1, p->n1);
+    relocate_ext(p, p->code2, p->n2);
+    relocate_ext(p, p->code3, p->n3);
+    for (int i = 0; i < p->nrules && p->rules; i++) {
+        vg_ref_t *v = (vg_ref_t *)p->rules[i].values;
+        for (int k = 0; k < p->rules[i].nvalues; k++)
+            if (v[k].kind == VG_REF_SPEC && (v[k].index & EXT_TAG))
+                v[k].index = (uint32_t)p->nspecs + (v[k].index & ~EXT_TAG);
     }
     if (c.nomem) goto nomem;
     if (c.toobig) {
@@ -1062,6 +1157,9 @@ done:
     vg_strmap_deinit(&c.zone_map);
     free(c.spec_call);
     free(c.spec_reg);
+    free(c.ext_call);
+    free(c.ext_reg);
+    vg_strmap_deinit(&c.exts);
     free(c.by_expr);
     vg_strmap_deinit(&c.extra_reg);
     vg_strmap_deinit(&c.name_idx);
@@ -1074,6 +1172,7 @@ done:
 void vg_compile_free(vg_program_t *p) {
     if (!p) return;
     free(p->specs);
+    free(p->ext);
     free(p->bytext);
     free(p->fnames);
     free(p->ftypes);

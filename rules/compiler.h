@@ -37,8 +37,12 @@ struct vg_program {
     uint32_t nnames;
     vg_vm_list_t *lists;       /* malloc; items malloc'd per list */
     uint32_t nlists;
-    vg_spec_input_t *in_init;  /* malloc; phase 1 starts from a copy: x, key null; keep 1
-                                  unless the spec has `where` */
+    vg_ext_t *ext;             /* malloc; ext values (program.h), at nspecs + j */
+    int next;
+    int uses_anomaly, uses_labels;
+    int64_t max_label_window;
+    vg_spec_input_t *in_init;  /* malloc; nspecs + next; phase 1 starts from a copy: x,
+                                  key null; keep 1 unless the spec has `where` */
     vg_ins_t *code1, *code2;   /* malloc; phase 1 and phase 2, each ending in Halt */
     uint32_t n1, n2;
     vg_ins_t *code3;           /* malloc; phase 3: the rules, ending in Halt */

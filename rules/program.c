@@ -110,6 +110,13 @@ void vg_prog_unref(vg_program_t *p) {
 }
 
 int vg_prog_nspecs(const vg_program_t *p) { return p->nspecs; }
+int vg_prog_next(const vg_program_t *p) { return p->next; }
+const vg_ext_t *vg_prog_ext(const vg_program_t *p, int j) {
+    return j >= 0 && j < p->next ? &p->ext[j] : NULL;
+}
+int vg_prog_uses_anomaly(const vg_program_t *p) { return p->uses_anomaly; }
+int vg_prog_uses_labels(const vg_program_t *p) { return p->uses_labels; }
+int64_t vg_prog_max_label_window(const vg_program_t *p) { return p->max_label_window; }
 const vg_spec_t *vg_prog_spec(const vg_program_t *p, int i) {
     return i >= 0 && i < p->nspecs ? &p->specs[i] : NULL;
 }
@@ -158,7 +165,8 @@ static void ctx_init(const vg_program_t *p, vg_vm_ctx_t *ctx, const vg_tx_t *tx,
 
 int vg_prog_eval_inputs(const vg_program_t *p, const vg_tx_t *tx, vg_arena_t *arena,
                         vg_spec_input_t *in) {
-    if (p->nspecs) memcpy(in, p->in_init, sizeof(vg_spec_input_t) * (size_t)p->nspecs);
+    if (p->nspecs + p->next)
+        memcpy(in, p->in_init, sizeof(vg_spec_input_t) * (size_t)(p->nspecs + p->next));
     vg_vm_ctx_t ctx;
     ctx_init(p, &ctx, tx, arena);
     ctx.in = in;
@@ -293,6 +301,13 @@ static const char *field_name(uint32_t f) {
     return f < VG_FIELD__COUNT ? names[f] : "?";
 }
 
+/* The text of spec i, or of ext value i - nspecs. */
+static const char *spec_or_ext_text(const vg_program_t *p, uint32_t i) {
+    if (i < (uint32_t)p->nspecs) return p->specs[i].text;
+    if (i < (uint32_t)(p->nspecs + p->next)) return p->ext[i - (uint32_t)p->nspecs].text;
+    return "?";
+}
+
 static void print_code(const vg_program_t *p, const vg_ins_t *code, uint32_t n, FILE *out) {
     fprintf(out, "  %4s  %-12s %5s %5s %5s  %s\n", "addr", "opcode", "p1", "p2", "p3", "synopsis");
     for (uint32_t i = 0; i < n; i++) {
@@ -314,9 +329,9 @@ static void print_code(const vg_program_t *p, const vg_ins_t *code, uint32_t n, 
         case VG_OPC_Extra:
             fprintf(out, "  ; tx.%.*s", (int)p->names[c->p1].len, p->names[c->p1].p);
             break;
-        case VG_OPC_Spec: fprintf(out, "  ; %s", p->specs[c->p1].text); break;
+        case VG_OPC_Spec: fprintf(out, "  ; %s", spec_or_ext_text(p, c->p1)); break;
         case VG_OPC_OutSpec:
-            fprintf(out, "  ; %s = %s", p->fnames[c->p2], p->specs[c->p1].text);
+            fprintf(out, "  ; %s = %s", p->fnames[c->p2], spec_or_ext_text(p, c->p1));
             break;
         case VG_OPC_Out: fprintf(out, "  ; %s", p->fnames[c->p2]); break;
         case VG_OPC_Feat: fprintf(out, "  ; %s", p->fnames[c->p1]); break;
@@ -325,7 +340,7 @@ static void print_code(const vg_program_t *p, const vg_ins_t *code, uint32_t n, 
             break;
         case VG_OPC_InNamed: fprintf(out, "  ; list(\"%s\")", p->named[c->p2]); break;
         case VG_OPC_InX: case VG_OPC_InKey: case VG_OPC_InKeep:
-            fprintf(out, "  ; %s", p->specs[c->p2].text);
+            fprintf(out, "  ; %s", spec_or_ext_text(p, c->p2));
             break;
         case VG_OPC_InList: {
             const vg_vm_list_t *l = &p->lists[c->p2];
@@ -360,6 +375,16 @@ void vg_prog_explain(const vg_program_t *p, FILE *out) {
         if (s->has_where) fputs(" where", out);
         if (s->by_group >= 0) fprintf(out, " key=g%d", s->by_group);
         else fputs(" key=account", out);
+        fputc('\n', out);
+    }
+    if (p->next) fprintf(out, "engine values (anomaly scores, label aggregates):\n");
+    for (int j = 0; j < p->next; j++) {
+        const vg_ext_t *x = &p->ext[j];
+        fprintf(out, "  s%-3d %-40s %s", p->nspecs + j, x->text,
+                x->kind == VG_EXT_ANOMALY ? "anomaly" : "label");
+        if (x->kind != VG_EXT_ANOMALY)
+            fprintf(out, " window=%lldms key=%s%d", (long long)x->window_ms,
+                    x->by_group >= 0 ? "g" : "account", x->by_group >= 0 ? x->by_group : 0);
         fputc('\n', out);
     }
     if (p->nby) fprintf(out, "by-groups:\n");

@@ -147,13 +147,51 @@ int vg_prog_nrules(const vg_program_t *p);
 /* The longest aggregate or seen() window in ms, 0 if none. */
 int64_t vg_prog_max_window(const vg_program_t *p);
 
-/* Phase 1: fills in[0 .. nspecs-1]. Strings in the results borrow from the event or
+/* ---- engine values: anomaly signals and label aggregates ------------------------------
+ *
+ * Besides the window specs, a program may read values the engine computes by other
+ * means ("ext" values): anomaly.score / anomaly.<signal> (models/anomaly.h) and the label
+ * aggregates fraud_count(W [by K]) and labelled_count(W [by K]) (docs/rules.md). They
+ * live in the same index space as the specs, after them: ext value j is
+ * spec_vals[nspecs + j], and for a `by K` label aggregate phase 1 writes its key into
+ * in[nspecs + j].key (x and keep are unused). So the arrays given to the evaluation
+ * functions hold vg_prog_nspecs() + vg_prog_next() entries. The window layouts never see
+ * ext values (vg_prog_spec() does not list them). A program without ext values behaves
+ * exactly as before. */
+typedef enum vg_ext_kind {
+    VG_EXT_ANOMALY = 0,      /* anomaly.<signal>: a number in [0, 1] or null */
+    VG_EXT_FRAUD_COUNT,      /* fraud_count(W [by K]): integer */
+    VG_EXT_LABELLED_COUNT    /* labelled_count(W [by K]): integer */
+} vg_ext_kind_t;
+
+/* Anomaly signal names the language knows, in the order of models/anomaly.h's
+ * VG_ANOMALY_SIGNAL_LIST; "score" (the combined score) is signal -1. */
+#define VG_RULES_ANOMALY_SIGNALS                                                              "amount", "time", "merchant", "country", "device", "ip", "mcc", "channel", "velocity",         "multi", "compromise"
+#define VG_RULES_NANOMALY 11
+
+typedef struct vg_ext {
+    vg_ext_kind_t kind;
+    int signal;          /* VG_EXT_ANOMALY: -1 for anomaly.score, else the signal index */
+    int64_t window_ms;   /* label aggregates: W */
+    int by_group;        /* label aggregates: -1 (the account) or the `by` group */
+    const char *text;    /* canonical text: "anomaly.score", "fraud_count(28d by tx.merchant)" */
+} vg_ext_t;
+
+int vg_prog_next(const vg_program_t *p);
+const vg_ext_t *vg_prog_ext(const vg_program_t *p, int j);   /* NULL when out of range */
+/* 1 when the program reads any anomaly value; 1 when it reads any label aggregate. */
+int vg_prog_uses_anomaly(const vg_program_t *p);
+int vg_prog_uses_labels(const vg_program_t *p);
+/* The longest label aggregate window in ms, 0 if none. */
+int64_t vg_prog_max_label_window(const vg_program_t *p);
+
+/* Phase 1: fills in[0 .. nspecs + next - 1]. Strings in the results borrow from the event or
  * from `arena`. Returns 0, or a negative VG_E* code when the arena is exhausted. */
 int vg_prog_eval_inputs(const vg_program_t *p, const vg_tx_t *tx, vg_arena_t *arena,
                         vg_spec_input_t *in);
 
-/* Phase 2: given spec_vals[0 .. nspecs-1] (each spec's value for this event, computed
- * by the engine), fills features[0 .. nfeatures-1]. Returns 0 or a negative code. */
+/* Phase 2: given spec_vals[0 .. nspecs + next - 1] (each spec's and ext value for this
+ * event, computed by the engine), fills features[0 .. nfeatures-1]. Returns 0 or a negative code. */
 int vg_prog_eval_features(const vg_program_t *p, const vg_tx_t *tx,
                           const vg_value_t *spec_vals, vg_arena_t *arena,
                           vg_value_t *features);

@@ -94,7 +94,12 @@ static void test_type_errors(void **state) {
     expect_err("list l\nfeature f = list(\"l\")", 2, 13, "a list can only be used after 'in'");
     expect_err("list l\nfeature f = tx.card in list(\"l\")", 2, 24,
                "can only be used in rules for now");
-    expect_err("feature f = anomaly.amount", 1, 13, "anomaly.amount is not available yet");
+    expect_err("feature f = anomaly.nope", 1, 13, "unknown anomaly signal 'anomaly.nope'");
+    expect_err("feature f = fraud_count(1h where tx.amount > 1)", 1, 44,
+               "'where' is not allowed in fraud_count()");
+    expect_err("feature f = labelled_count(1h, 2h)", 1, 13, "labelled_count() takes 1 argument");
+    expect_err("feature f = count(1h where fraud_count(1d) > 0)", 1, 28,
+               "fraud_count() cannot be used inside an aggregate");
     /* what is allowed */
     expect_ok("feature a = tx.ts - tx.ts\n"           /* duration */
               "feature b = tx.ts + 1h - 30m\n"        /* time */
@@ -144,7 +149,8 @@ static void test_calls(void **state) {
     expect_err("feature f = count(1h where seen(tx.ip, 1h))", 1, 28,
                "seen() cannot be used inside an aggregate");
     expect_err("feature f = prev(count(1h))", 1, 18, "count() cannot be used inside");
-    expect_err("feature f = count(1h by anomaly.score)", 1, 25, "anomaly.score is not available yet");
+    expect_err("feature f = count(1h by anomaly.score)", 1, 25,
+               "anomaly.score cannot be used inside an aggregate");
     expect_ok("feature a = sum(tx.amount * 2 + 1, 1h where tx.amount > 5 and tx.mcc in [\"1\"] by tx.card)\n"
               "feature b = count(1d by tx.extra_key)\n"
               "feature c = prev(geo_km(tx.lat, tx.lon, 0, 0))\n"
@@ -181,8 +187,10 @@ static void test_rules(void **state) {
                "message placeholder {nope} names no feature");
     expect_err("list x\nrule r action block score 1 when tx.amount in list(\"x\") end", 2, 44,
                "named lists hold strings, not number");
-    expect_err("rule r action block score 1 when anomaly.amount > 0.5 end", 1, 34,
-               "anomaly.amount is not available yet");
+    expect_ok("feature f = anomaly.score\nfeature g = fraud_count(28d by tx.merchant) / "
+              "labelled_count(28d by tx.merchant)\n"
+              "rule r action block score 40 + 60 * anomaly.amount when anomaly.velocity > 0.5 "
+              "and f > 0.1 and g > 0 end");
 }
 
 static void test_warnings(void **state) {
@@ -215,8 +223,7 @@ static void test_limits(void **state) {
     free(src);
 }
 
-/* The example module of SPEC section 2 compiles, except for anomaly.amount (anomaly
- * scores are not available yet: a clear error at its position). */
+/* The example module of SPEC section 2 compiles (anomaly.amount included). */
 static void test_spec_example(void **state) {
     (void)state;
     /* the sources are found from this file's path (CMake compiles it by absolute path) */
@@ -233,18 +240,6 @@ static void test_spec_example(void **state) {
     buf[len] = 0;
     vg_diags_t d;
     vg_program_t *p = compile(buf, &d);
-    assert_null(p);
-    assert_int_equal(d.n_errors, 1);
-    assert_int_equal(d.n, 1);
-    assert_int_equal(d.v[0].line, 45);
-    assert_int_equal(d.v[0].col, 8);
-    assert_non_null(strstr(d.v[0].msg, "anomaly.amount is not available yet"));
-    vg_diags_deinit(&d);
-    /* without that condition the module compiles */
-    char *cut = strstr(buf, "anomaly.amount > 0.99 and ");
-    assert_non_null(cut);
-    memmove(cut, cut + 26, strlen(cut + 26) + 1);
-    p = compile(buf, &d);
     assert_non_null(p);
     assert_int_equal(d.n_errors, 0);
     for (int i = 0; i < d.n; i++)   /* only "not used by any rule" warnings */
