@@ -40,12 +40,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/acctx.h"
 #include "engine/dpack.h"
 #include "engine/window.h"
 #include "rules/errors.h"
 
 #define REC_VERSION 1
 #define REC_VERSION_SUPP 2   /* account record with a suppression table */
+#define REC_VERSION_X 3      /* ... (possibly empty) and an extension (engine/acctx.h) */
 #define DEFAULT_LATENESS_MS (3600LL * 1000)
 #define DEFAULT_HORIZON_MS (24LL * 3600 * 1000)
 
@@ -101,6 +103,7 @@ struct vg_acct {
     dedupe_t dd;
     supp_t *sup;            /* last alert per suppressing rule; few entries, linear search */
     uint32_t nsup, supcap;
+    vg_acctx_t *x;          /* anomaly baseline and label memo, or NULL */
     char name[];
 };
 
@@ -151,6 +154,8 @@ struct vg_state {
     int dtpl_saved;         /* "m/dtpl" is in the store */
     vg_buf_t pbuf, ubuf;    /* packed / unpacked decision scratch */
     vg_batch_t *batch;
+    int has_x;              /* accounts may carry an extension (engine/acctx.h) */
+    vg_acctx_layout_t xlay;
 };
 
 static inline uint64_t mix64(uint64_t x) {
@@ -288,6 +293,7 @@ static void acct_remem(vg_state_t *st, vg_acct_t *a) {
                a->dd.bcap +
                (size_t)a->dd.ixcap * sizeof(uint32_t) + (size_t)a->supcap * sizeof(supp_t);
     if (a->w) m += vg_wstate_mem(a->w);
+    if (a->x) m += vg_acctx_mem(a->x);
     set_mem(st, &a->e, m);
 }
 
@@ -302,6 +308,7 @@ static void key_remem(vg_state_t *st, kstate_t *k) {
 
 static void acct_free(vg_acct_t *a) {
     vg_wstate_free(a->w);
+    vg_acctx_free(a->x);
     free(a->sup);
     free(a->dd.ix);
     free(a->dd.b);
@@ -547,7 +554,7 @@ static int acct_encode(vg_state_t *st, const vg_acct_t *a, vg_buf_t *out) {
     const dedupe_t *d = &a->dd;
     /* version 2 only when there is suppression state, so that feature-only rules keep
      * writing version 1 records */
-    int rc = vg_buf_putc(out, a->nsup ? REC_VERSION_SUPP : REC_VERSION);
+    int rc = vg_buf_putc(out, a->x ? REC_VERSION_X : a->nsup ? REC_VERSION_SUPP : REC_VERSION);
     if (!rc) rc = put_u64(out, (uint64_t)a->newest);
     if (!rc) rc = put_u32(out, d->n);
     for (uint32_t off = d->bhead; !rc && off < d->blen; off = dd_next(d, off)) {
@@ -557,11 +564,20 @@ static int acct_encode(vg_state_t *st, const vg_acct_t *a, vg_buf_t *out) {
         if (!rc) rc = put_u32(out, x->dlen);   /* packed ones stay packed */
         if (!rc) rc = vg_buf_append(out, x + 1, (size_t)x->idlen + DL_LEN(x->dlen));
     }
-    if (!rc && a->nsup) {
+    if (!rc && (a->nsup || a->x)) {
         rc = put_u32(out, a->nsup);
         for (uint32_t i = 0; !rc && i < a->nsup; i++) {
             rc = put_u64(out, a->sup[i].rule);
             if (!rc) rc = put_u64(out, (uint64_t)a->sup[i].last);
+        }
+    }
+    if (!rc && a->x) {   /* u32 length, then the extension record */
+        size_t at = out->len;
+        rc = put_u32(out, 0);
+        if (!rc) rc = vg_acctx_encode(a->x, out);
+        if (!rc) {
+            uint32_t xl = (uint32_t)(out->len - at - 4);
+            for (int i = 0; i < 4; i++) out->p[at + (size_t)i] = (char)(xl >> (8 * i));
         }
     }
     if (!rc) rc = vg_buf_putc(out, a->w ? 1 : 0);
@@ -574,7 +590,7 @@ static int acct_encode(vg_state_t *st, const vg_acct_t *a, vg_buf_t *out) {
 static int acct_decode(vg_state_t *st, vg_acct_t *a, const void *p, size_t n) {
     rd_t r = {p, n, 0, 0};
     uint64_t ver = get_u(&r, 1);
-    if (ver != REC_VERSION && ver != REC_VERSION_SUPP) return VG_ESTORE;
+    if (ver != REC_VERSION && ver != REC_VERSION_SUPP && ver != REC_VERSION_X) return VG_ESTORE;
     a->newest = (int64_t)get_u(&r, 8);
     uint32_t cnt = (uint32_t)get_u(&r, 4);
     if (r.bad || cnt > n) return VG_ESTORE;
@@ -607,15 +623,24 @@ static int acct_decode(vg_state_t *st, vg_acct_t *a, const void *p, size_t n) {
             if (rc) return rc;
         }
     }
-    if (ver == REC_VERSION_SUPP) {
+    if (ver == REC_VERSION_SUPP || ver == REC_VERSION_X) {
         uint32_t ns = (uint32_t)get_u(&r, 4);
-        if (r.bad || ns == 0 || (size_t)ns > (r.n - r.i) / 16) return VG_ESTORE;
-        if (!(a->sup = malloc(sizeof(supp_t) * ns))) return VG_ENOMEM;
+        if (r.bad || (ns == 0 && ver == REC_VERSION_SUPP) || (size_t)ns > (r.n - r.i) / 16)
+            return VG_ESTORE;
+        if (ns && !(a->sup = malloc(sizeof(supp_t) * ns))) return VG_ENOMEM;
         a->supcap = a->nsup = ns;
         for (uint32_t i = 0; i < ns; i++) {
             a->sup[i].rule = get_u(&r, 8);
             a->sup[i].last = (int64_t)get_u(&r, 8);
         }
+    }
+    if (ver == REC_VERSION_X) {
+        uint32_t xl = (uint32_t)get_u(&r, 4);
+        const void *xp = get_bytes(&r, xl);
+        if (r.bad || !st->has_x) return VG_ESTORE;
+        int corrupt = 0;
+        a->x = vg_acctx_decode(&st->xlay, xp, xl, &corrupt);
+        if (!a->x) return corrupt ? VG_ESTORE : VG_ENOMEM;
     }
     uint64_t has_w = get_u(&r, 1);
     if (r.bad) return VG_ESTORE;
@@ -698,6 +723,10 @@ vg_state_t *vg_state_new(vg_program_t *p, const vg_state_opts_t *o, char *errbuf
     st->horizon = o && o->dedupe_horizon_ms >= 0 ? o->dedupe_horizon_ms : DEFAULT_HORIZON_MS;
     st->budget = o ? o->mem_budget : 0;
     st->store = o ? o->store : NULL;
+    if (o && o->acctx) {
+        st->has_x = 1;
+        st->xlay = *o->acctx;
+    }
     st->lru.next = st->lru.prev = &st->lru;
     vg_buf_init(&st->kbuf);
     vg_buf_init(&st->vbuf);
@@ -736,6 +765,8 @@ vg_state_t *vg_state_new(vg_program_t *p, const vg_state_opts_t *o, char *errbuf
         rc = put_u64(L, vg_wlayout_fingerprint(st->groups[g].lay));
     if (!rc) rc = put_u64(L, (uint64_t)st->lateness);
     if (!rc) rc = put_u64(L, (uint64_t)st->horizon);
+    if (!rc && st->has_x) rc = vg_buf_append(L, "acctx", 5);
+    if (!rc && st->has_x) rc = put_u64(L, vg_acctx_fingerprint(&st->xlay));
     if (rc) goto nomem;
 
     if (st->store) {
@@ -1007,6 +1038,31 @@ int vg_state_apply(vg_state_t *st, vg_acct_t *a, int64_t ts, const vg_spec_input
         if (rc) return rc;
         key_remem(st, k);
     }
+    return 0;
+}
+
+vg_acctx_t *vg_state_acctx(vg_state_t *st, vg_acct_t *a) {
+    if (!st->has_x) return NULL;
+    if (mark_dirty(st, &a->e)) return NULL;
+    if (!a->x) {
+        if (!(a->x = vg_acctx_new(&st->xlay))) return NULL;
+        acct_remem(st, a);
+    }
+    return a->x;
+}
+
+vg_acctx_t *vg_state_acctx_peek(vg_acct_t *a) { return a->x; }
+
+void vg_state_acctx_remem(vg_state_t *st, vg_acct_t *a) { acct_remem(st, a); }
+
+int vg_state_reset_baseline(vg_state_t *st, const char *account, size_t len) {
+    vg_acct_t *a;
+    int rc = vg_state_account(st, account, len, &a);
+    if (rc) return rc;
+    if (!a->x || !a->x->has_anomaly) return 0;
+    rc = mark_dirty(st, &a->e);
+    if (rc) return rc;
+    vg_anomaly_state_reset(&a->x->an);
     return 0;
 }
 

@@ -47,6 +47,10 @@ typedef struct vg_state_opts {
     size_t mem_budget;          /* bytes of account state kept in memory; 0 = unlimited.
                                    Only enforced with a store. */
     vg_store_t *store;          /* borrowed; NULL: memory only */
+    const struct vg_acctx_layout *acctx;  /* copied; non-NULL: accounts may carry an
+                                   extension (engine/acctx.h: anomaly baseline, label
+                                   memo), kept, checkpointed, evicted and reloaded with
+                                   them; part of the layout fingerprint */
 } vg_state_opts_t;
 
 typedef struct vg_kv {
@@ -98,6 +102,21 @@ int vg_state_apply(vg_state_t *st, vg_acct_t *a, int64_t ts, const vg_spec_input
  * Returns 0 or VG_ENOMEM. */
 int vg_state_remember(vg_state_t *st, vg_acct_t *a, const char *id, size_t idlen,
                       int64_t ts, const char *decision, size_t dlen);
+
+/* The account's extension (engine/acctx.h), created empty on first use, and the account
+ * marked changed (the caller is about to change it). NULL when the state has no
+ * extensions (opts.acctx NULL) or on out of memory. Valid like the account pointer. */
+struct vg_acctx *vg_state_acctx(vg_state_t *st, vg_acct_t *a);
+/* The extension if the account has one (nothing marked), else NULL. Can't fail. */
+struct vg_acctx *vg_state_acctx_peek(vg_acct_t *a);
+/* Recounts the account's memory after its extension grew. Can't fail. */
+void vg_state_acctx_remem(vg_state_t *st, vg_acct_t *a);
+
+/* Resets the account's anomaly baseline (models/anomaly.h vg_anomaly_state_reset): its
+ * next events are scored as a new account's. Loads the account when it is stored; an
+ * account without a baseline is left as it is. The change is checkpointed like any
+ * other. Returns 0, VG_ENOMEM or VG_ESTORE. */
+int vg_state_reset_baseline(vg_state_t *st, const char *account, size_t len);
 
 /* Suppression state (rules with `suppress D`): the time of the last alert of rule
  * `rule_id` (vg_rule_info_t.id) for the account, INT64_MIN when none. Can't fail. */
