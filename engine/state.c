@@ -64,6 +64,8 @@ struct ent {
     uint8_t dirty, linked, is_key;
     uint8_t wspace;         /* the allocation has room for the window state after the
                                key (ent_wspace): a new key's state lives there */
+    uint8_t pending;        /* encoded by vg_state_checkpoint_some, not yet written:
+                               kept off the LRU */
 };
 
 static inline size_t al8(size_t x) { return (x + 7) & ~(size_t)7; }
@@ -154,6 +156,9 @@ struct vg_state {
     int dtpl_saved;         /* "m/dtpl" is in the store */
     vg_buf_t pbuf, ubuf;    /* packed / unpacked decision scratch */
     vg_batch_t *batch;
+    ent_t **pend;           /* the slice of vg_state_checkpoint_some being written */
+    size_t npend, pcap;
+    int dtpl_pend;          /* that slice holds "m/dtpl" */
     int has_x;              /* accounts may carry an extension (engine/acctx.h) */
     vg_acctx_layout_t xlay;
 };
@@ -834,6 +839,7 @@ void vg_state_free(vg_state_t *st) {
     vg_buf_deinit(&st->ubuf);
     vg_dpack_deinit(&st->dp);
     vg_batch_free(st->batch);
+    free(st->pend);
     vg_prog_unref(st->p);
     free(st);
 }
@@ -1169,10 +1175,92 @@ int vg_state_checkpoint(vg_state_t *st, const vg_kv_t *meta, int n_meta, int syn
     if (st->ndirty > 1) qsort(st->dirty, st->ndirty, sizeof *st->dirty, cmp_tick);
     for (size_t i = 0; i < st->ndirty; i++) {
         st->dirty[i]->dirty = 0;
-        lru_push_front(st, st->dirty[i]);
+        if (!st->dirty[i]->pending) lru_push_front(st, st->dirty[i]);
     }
     st->ndirty = 0;
     return 0;
+}
+
+/* ---- incremental checkpoints (vg_state_checkpoint_some / _done) --------------------- */
+
+/* Appends e's record to batch b (copied). Returns 0 or VG_ENOMEM. */
+static int put_entry(vg_state_t *st, const ent_t *e, vg_batch_t *b) {
+    vg_buf_clear(&st->kbuf);
+    vg_buf_clear(&st->vbuf);
+    int rc = vg_buf_append(&st->kbuf, e->is_key ? "k/" : "a/", 2);
+    if (!rc) rc = vg_buf_append(&st->kbuf, e->key, e->klen);
+    if (!rc && e->is_key) {
+        rc = vg_buf_putc(&st->vbuf, REC_VERSION);
+        if (!rc) rc = vg_wstate_encode(((const kstate_t *)e)->w,
+                                       st->groups[(uint8_t)e->key[0] << 8 |
+                                                  (uint8_t)e->key[1]].lay,
+                                       &st->vbuf);
+    } else if (!rc) {
+        rc = acct_encode(st, (const vg_acct_t *)e, &st->vbuf);
+    }
+    if (!rc) vg_batch_put(b, st->kbuf.p, st->kbuf.len, st->vbuf.p, st->vbuf.len);
+    return rc;
+}
+
+int vg_state_checkpoint_some(vg_state_t *st, size_t max_records, vg_batch_t *b,
+                             size_t *left) {
+    *left = 0;
+    if (!st->store) return 0;
+    if (st->npend) vg_state_checkpoint_done(st, 0);   /* a forgotten slice: write again */
+    size_t k = st->ndirty < max_records ? st->ndirty : max_records;
+    if (k > st->pcap) {
+        ent_t **np = realloc(st->pend, k * sizeof *np);
+        if (!np) return VG_ENOMEM;
+        st->pend = np;
+        st->pcap = k;
+    }
+    /* the k changed longest ago (st->dirty is in the order entries became dirty),
+     * encoded in store-key order (a sorted batch is inserted faster) */
+    if (k) memcpy(st->pend, st->dirty, k * sizeof *st->pend);
+    if (k > 1) qsort(st->pend, k, sizeof *st->pend, cmp_storekey);
+    int rc = 0;
+    for (size_t i = 0; !rc && i < k; i++) rc = put_entry(st, st->pend[i], b);
+    if (rc) return rc;   /* the caller clears its batch; nothing changed here */
+    vg_batch_put(b, "m/layout", 8, st->layout.p, st->layout.len);
+    st->dtpl_pend = 0;
+    if (st->dp.tpl && !st->dtpl_saved) {
+        vg_batch_put(b, "m/dtpl", 6, st->dp.tpl, st->dp.tlen);
+        st->dtpl_pend = 1;
+    }
+    memmove(st->dirty, st->dirty + k, (st->ndirty - k) * sizeof *st->dirty);
+    st->ndirty -= k;
+    for (size_t i = 0; i < k; i++) {
+        st->pend[i]->dirty = 0;
+        st->pend[i]->pending = 1;   /* off the LRU (never evicted) until written */
+    }
+    st->npend = k;
+    *left = st->ndirty;
+    return 0;
+}
+
+void vg_state_checkpoint_done(vg_state_t *st, int written) {
+    if (written) {
+        if (st->dtpl_pend) st->dtpl_saved = 1;
+        /* evictable again, in the order of their last use; an entry changed since it
+         * was encoded is dirty (written by a later checkpoint), one a full checkpoint
+         * wrote meanwhile is on the LRU already */
+        if (st->npend > 1) qsort(st->pend, st->npend, sizeof *st->pend, cmp_tick);
+        for (size_t i = 0; i < st->npend; i++) {
+            ent_t *e = st->pend[i];
+            e->pending = 0;
+            if (!e->dirty && !e->linked) lru_push_front(st, e);
+        }
+    } else {
+        for (size_t i = 0; i < st->npend; i++) {
+            ent_t *e = st->pend[i];
+            e->pending = 0;
+            /* on out of memory the entry stays clean and off the LRU: kept in memory,
+             * written again when it next changes */
+            mark_dirty(st, e);
+        }
+    }
+    st->dtpl_pend = 0;
+    st->npend = 0;
 }
 
 int vg_state_meta(vg_state_t *st, const char *key, vg_buf_t *out) {

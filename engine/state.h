@@ -131,6 +131,28 @@ int vg_state_set_alert(vg_state_t *st, vg_acct_t *a, uint64_t rule_id, int64_t t
 int vg_state_checkpoint(vg_state_t *st, const vg_kv_t *meta, int n_meta, int sync,
                         char *errbuf, size_t errlen);
 
+/* Incremental checkpoint, in two steps so that the caller can write without holding
+ * the lock that guards the state (a slice at a time, scoring in between):
+ *
+ * vg_state_checkpoint_some() appends to `b` (the caller's batch; it holds copies, never
+ * references to the state) the records of at most max_records changed accounts and
+ * keys, those changed longest ago first, plus "m/layout" and the decision template
+ * when it is not stored yet; no caller meta records (each record is self-consistent,
+ * but a slice is not a consistent cut of the input: use vg_state_checkpoint() when an
+ * input position must match the state). The encoded entries count as clean from then
+ * on (a change makes them dirty again, for a later checkpoint) but are never evicted
+ * until vg_state_checkpoint_done(). *left is set to the number of changed entries not
+ * encoded. Returns 0, or VG_ENOMEM (nothing is marked clean; clear the batch).
+ * Without a store: 0, nothing appended, *left = 0.
+ *
+ * vg_state_checkpoint_done(): call after writing the batch, `written` 1 when the write
+ * succeeded (the entries may be evicted again), 0 when it failed (they are dirty
+ * again). A vg_state_checkpoint_some() whose done was never called is treated as
+ * failed. Can't fail. */
+int vg_state_checkpoint_some(vg_state_t *st, size_t max_records, vg_batch_t *b,
+                             size_t *left);
+void vg_state_checkpoint_done(vg_state_t *st, int written);
+
 /* Reads meta record `key` written by a checkpoint into out. 0, VG_ENOTFOUND, or error. */
 int vg_state_meta(vg_state_t *st, const char *key, vg_buf_t *out);
 
