@@ -39,6 +39,7 @@ typedef struct opts {
     char **rules;
     int nrules;
     const char *input, *output, *state, *lists;
+    const char *labels;     /* --labels FILE */
     int64_t lateness_ms, horizon_ms;
     size_t mem_budget;
     uint64_t ckpt_every;
@@ -51,7 +52,7 @@ static void usage(FILE *f) {
     fprintf(f,
         "usage: vigil replay --rules PATH [--input FILE|-] [--output FILE|-] [--state DIR]\n"
         "                    [--lists FILE] [--lateness DUR] [--dedupe-horizon DUR]\n"
-        "                    [--mem-budget SIZE] [--partitions N]\n"
+        "                    [--mem-budget SIZE] [--partitions N] [--labels FILE]\n"
         "\n"
         "Reads NDJSON events in order and writes one decision (or rejection) per line.\n"
         "  --rules PATH           a .vrl file or a directory of .vrl files (repeatable)\n"
@@ -62,6 +63,9 @@ static void usage(FILE *f) {
         "                         continues from its last checkpoint (needs --output FILE)\n"
         "  --lists FILE           named lists for `in list(\"name\")`: a JSON object\n"
         "                         {\"name\": [\"item\", ...]}; without it every list is empty\n"
+        "  --labels FILE          confirmed labels, CSV with the header id,account,fraud,at:\n"
+        "                         each is applied before the first event whose time is\n"
+        "                         at or after its `at` (fraud_count, labelled_count)\n"
         "  --lateness DUR         allowed lateness of out-of-order events (default 1h)\n"
         "  --dedupe-horizon DUR   how long an (account, id) is remembered (default 24h)\n"
         "  --mem-budget SIZE      with --state: keep at most SIZE bytes of account state\n"
@@ -228,6 +232,7 @@ static int parse_args(int argc, char **argv, opts_t *o) {
         {"no-sync", no_argument, 0, 'n'},
         {"lists", required_argument, 0, 'L'},
         {"partitions", required_argument, 0, 'P'},
+        {"labels", required_argument, 0, 'B'},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0},
@@ -288,6 +293,7 @@ static int parse_args(int argc, char **argv, opts_t *o) {
             break;
         case 'n': o->sync = 0; break;
         case 'L': o->lists = optarg; break;
+        case 'B': o->labels = optarg; break;
         case 'P': {
             char *end;
             errno = 0;
@@ -339,6 +345,7 @@ typedef struct run {
     vg_store_t *store;
     vg_pipeline_t *pl;
     vg_pipeline_t **parts;  /* --partitions N > 1: one pipeline per partition (pl = [0]) */
+    vg_labels_t *labels;    /* --labels */
     vg_event_t route_ev;    /* the account of a line, for routing */
     reader_t rd;
     int out_fd;
@@ -598,6 +605,15 @@ int vg_cmd_replay(int argc, char **argv) {
         fprintf(stderr, "vigil replay: %s\n", err);
         goto done;
     }
+    if (r.o.labels) {
+        if (!(r.labels = vg_labels_load(r.o.labels, err, sizeof(err)))) {
+            fprintf(stderr, "vigil replay: --labels %s\n", err);
+            goto done;
+        }
+        vg_pipeline_set_labels(r.pl, r.labels);
+        for (int p = 1; r.parts && p < r.o.partitions; p++)
+            vg_pipeline_set_labels(r.parts[p], r.labels);
+    }
     r.rd.fp_on = r.store != NULL;
     if (r.store && resume(&r) < 0) goto done;
 
@@ -663,6 +679,7 @@ done:
     }
     vg_event_deinit(&r.route_ev);
     vg_pipeline_free(r.pl);
+    vg_labels_free(r.labels);
     vg_store_close(r.store);
     vg_prog_unref(r.prog);
     vg_sources_free(&r.src);

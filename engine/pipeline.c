@@ -11,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/acctx.h"
+#include "engine/labels.h"
+#include "models/anomaly.h"
 #include "rules/errors.h"
 
 struct vg_pipeline {
@@ -39,6 +42,28 @@ struct vg_pipeline {
     int64_t version;            /* printed as each rule's "version" */
     int last_alert;
     vg_buf_t msg;
+    /* engine values (anomaly scores, label aggregates): ext j is spec_vals[nspecs + j] */
+    int next;
+    int use_an, use_lab;          /* compute anomaly scores / keep label state */
+    vg_anomaly_pop_t *pop;        /* this pipeline's population (checkpointed as a meta record) */
+    vg_anomaly_input_t ain;
+    vg_anomaly_result_t ares;
+    int ares_valid;               /* the last decided event has an anomaly result */
+    double last_score;            /* the last decided event's decision score */
+    vg_lkeys_t *lk;               /* label windows by key */
+    int ngroups;
+    int *lgext;                   /* per by-group: an ext index reading it for labels, or -1 */
+    uint64_t *keyh;               /* per by-group: this event's key hash (0: none) */
+    uint8_t *klate;               /* per by-group: the event is late for its key */
+    int64_t memo_horizon;         /* longest label window + lateness */
+    const vg_labels_t *labels;    /* borrowed: applied before the events they precede */
+    size_t lnext;                 /* next label of `labels` to apply */
+    uint64_t labels_applied, labels_unmatched;
+    vg_buf_t mnames, mvals;       /* checkpoint meta records */
+    vg_kv_t *mkv;
+    size_t mkv_cap, mkv_n;
+    uint8_t *popbuf;
+    size_t popcap;
 };
 
 void vg_pipeline_opts_default(vg_pipeline_opts_t *o) {
@@ -47,6 +72,49 @@ void vg_pipeline_opts_default(vg_pipeline_opts_t *o) {
     o->dedupe_horizon_ms = 24 * 3600 * 1000LL;
     o->ruleset_version = 1;
     o->module_version = 1;
+}
+
+static int lk_scan_cb(void *ctx, const void *k, size_t kl, const void *v, size_t vl) {
+    vg_pipeline_t *pl = ctx;
+    if (kl < 2) return -1;
+    int rc = vg_lkeys_load(pl->lk, (const char *)k + 2, kl - 2, v, vl);
+    return rc ? -1 : 0;
+}
+
+/* With a store: the population, the label windows by key and the label cursor of the
+ * last checkpoint. */
+static int load_engine_meta(vg_pipeline_t *pl, vg_store_t *store, char *errbuf,
+                            size_t errlen) {
+    vg_buf_t b;
+    vg_buf_init(&b);
+    int rc = 0;
+    errbuf[0] = 0;
+    if (pl->pop) {
+        rc = vg_state_meta(pl->state, "anomaly/pop", &b);
+        if (rc == 0 && vg_anomaly_pop_decode(pl->pop, (const uint8_t *)b.p, b.len) != 0) {
+            snprintf(errbuf, errlen, "the anomaly population in the state is unreadable");
+            rc = VG_ESTORE;
+        } else if (rc == VG_ENOTFOUND) {
+            rc = 0;
+        }
+    }
+    if (!rc) {
+        rc = vg_state_meta(pl->state, "labels/next", &b);
+        if (rc == 0 && b.len == 8) {
+            uint64_t v = 0;
+            for (int i = 0; i < 8; i++) v |= (uint64_t)(unsigned char)b.p[i] << (8 * i);
+            pl->lnext = (size_t)v;
+        } else if (rc == VG_ENOTFOUND) {
+            rc = 0;
+        }
+    }
+    if (!rc && pl->lk && vg_store_scan(store, "m/lk/", 5, lk_scan_cb, pl) < 0) {
+        snprintf(errbuf, errlen, "the label windows in the state are unreadable");
+        rc = VG_ESTORE;
+    }
+    if (rc && !errbuf[0]) snprintf(errbuf, errlen, "cannot read the state");
+    vg_buf_deinit(&b);
+    return rc;
 }
 
 vg_pipeline_t *vg_pipeline_new(vg_program_t *p, const vg_pipeline_opts_t *o,
@@ -86,18 +154,61 @@ vg_pipeline_t *vg_pipeline_new(vg_program_t *p, const vg_pipeline_opts_t *o,
         memcpy(pl->feature_keys[i], pl->tmp.p, pl->tmp.len);
         pl->feature_key_len[i] = pl->tmp.len;
     }
+    pl->next = vg_prog_next(p);
+    pl->use_an = vg_prog_uses_anomaly(p) || o->anomaly;
+    pl->use_lab = vg_prog_uses_labels(p);
+    vg_buf_init(&pl->mnames);
+    vg_buf_init(&pl->mvals);
     int n = snprintf(pl->ruleset_tail, sizeof(pl->ruleset_tail),
-                     "},\"anomaly\":{},\"ruleset\":%lld}\n", (long long)o->ruleset_version);
+                     pl->use_an ? ",\"ruleset\":%lld}\n" : "},\"anomaly\":{},\"ruleset\":%lld}\n",
+                     (long long)o->ruleset_version);
     pl->ruleset_tail_len = (size_t)n;
+    if (pl->next) {   /* the arrays hold the ext values after the specs */
+        vg_spec_input_t *ni = calloc((size_t)(pl->nspecs + pl->next) + 1, sizeof(*ni));
+        vg_value_t *nv = calloc((size_t)(pl->nspecs + pl->next) + 1, sizeof(*nv));
+        if (!ni || !nv) {
+            free(ni);
+            free(nv);
+            goto oom;
+        }
+        free(pl->inputs);
+        free(pl->spec_vals);
+        pl->inputs = ni;
+        pl->spec_vals = nv;
+    }
+    pl->ngroups = vg_prog_nbygroups(p);
+    pl->lgext = calloc((size_t)pl->ngroups + 1, sizeof(*pl->lgext));
+    pl->keyh = calloc((size_t)pl->ngroups + 1, sizeof(*pl->keyh));
+    pl->klate = calloc((size_t)pl->ngroups + 1, 1);
+    if (!pl->lgext || !pl->keyh || !pl->klate) goto oom;
+    for (int g = 0; g < pl->ngroups; g++) pl->lgext[g] = -1;
+    for (int j = 0; j < pl->next; j++) {
+        const vg_ext_t *x = vg_prog_ext(p, j);
+        if (x->kind != VG_EXT_ANOMALY && x->by_group >= 0 && pl->lgext[x->by_group] < 0)
+            pl->lgext[x->by_group] = j;
+    }
+    pl->memo_horizon = vg_prog_max_label_window(p) + o->lateness_ms;
+    if (pl->use_an) {
+        if (!(pl->pop = malloc(sizeof(*pl->pop)))) goto oom;
+        vg_anomaly_pop_init(pl->pop, NULL, 1);
+    }
+    if (pl->use_lab && !(pl->lk = vg_lkeys_new(o->lateness_ms, vg_prog_max_label_window(p))))
+        goto oom;
 
+    vg_acctx_layout_t xl = {pl->use_an, pl->use_lab, pl->use_lab ? pl->ngroups : 0};
     vg_state_opts_t so = {
         .lateness_ms = o->lateness_ms,
         .dedupe_horizon_ms = o->dedupe_horizon_ms,
         .mem_budget = o->mem_budget,
         .store = o->store,
+        .acctx = pl->use_an || pl->use_lab ? &xl : NULL,
     };
     pl->state = vg_state_new(p, &so, errbuf, errlen);
     if (!pl->state) {
+        vg_pipeline_free(pl);
+        return NULL;
+    }
+    if (o->store && load_engine_meta(pl, o->store, errbuf, errlen) != 0) {
         vg_pipeline_free(pl);
         return NULL;
     }
@@ -110,6 +221,15 @@ oom:
 
 void vg_pipeline_free(vg_pipeline_t *pl) {
     if (!pl) return;
+    free(pl->pop);
+    vg_lkeys_free(pl->lk);
+    free(pl->lgext);
+    free(pl->keyh);
+    free(pl->klate);
+    vg_buf_deinit(&pl->mnames);
+    vg_buf_deinit(&pl->mvals);
+    free(pl->mkv);
+    free(pl->popbuf);
     vg_state_free(pl->state);
     vg_event_deinit(&pl->ev);
     vg_arena_deinit(&pl->scratch);
@@ -265,6 +385,157 @@ static int write_rules(vg_pipeline_t *pl, vg_buf_t *out, int mode) {
     return rc;
 }
 
+/* The label-window key of a `by` value (0: none). */
+static uint64_t key_hash(int g, const vg_value_t *v) {
+    unsigned char b[8];
+    switch (v->type) {
+    case VG_T_NULL: return 0;
+    case VG_T_BOOL: b[0] = v->u.b ? 1 : 0; return vg_lkeys_key(g, v->type, b, 1);
+    case VG_T_NUM: {
+        double d = v->u.n == 0 ? 0.0 : v->u.n;
+        memcpy(b, &d, 8);
+        return vg_lkeys_key(g, v->type, b, 8);
+    }
+    case VG_T_TIME: case VG_T_DUR: memcpy(b, &v->u.ms, 8); return vg_lkeys_key(g, v->type, b, 8);
+    default: return vg_lkeys_key(g, v->type, v->u.s.p, v->u.s.len);
+    }
+}
+
+static uint64_t id_hash(const char *id, size_t n) { return vg_acctx_hash(id, n, 0x1d); }
+
+/* The engine values of an accepted event (after its windows were updated): anomaly
+ * scores (score, then learn), label aggregates, and the event's label memo entry. */
+static int engine_values(vg_pipeline_t *pl, vg_acct_t *a) {
+    vg_event_t *ev = &pl->ev;
+    vg_acctx_t *x = vg_state_acctx(pl->state, a);
+    if (!x) return VG_ENOMEM;
+    int64_t t = ev->ts_ms;
+    vg_value_t *ext = pl->spec_vals + pl->nspecs;
+    if (pl->use_an) {
+        vg_anomaly_input_from_tx(&ev->tx, &pl->ain);
+        vg_anomaly_score(pl->pop, &x->an, &pl->ain, &pl->ares);
+        vg_anomaly_learn(pl->pop, &x->an, &pl->ain, &pl->ares);
+        pl->ares_valid = 1;
+    }
+    if (pl->use_lab) {
+        for (int g = 0; g < pl->ngroups; g++) {
+            pl->keyh[g] = 0;
+            pl->klate[g] = 0;
+            if (pl->lgext[g] < 0) continue;
+            pl->keyh[g] = key_hash(g, &pl->inputs[pl->nspecs + pl->lgext[g]].key);
+            if (!pl->keyh[g]) continue;
+            int rc = vg_lkeys_touch(pl->lk, pl->keyh[g], t);
+            if (rc < 0) return rc;
+            pl->klate[g] = (uint8_t)rc;
+        }
+    }
+    for (int j = 0; j < pl->next; j++) {
+        const vg_ext_t *e = vg_prog_ext(pl->prog, j);
+        if (e->kind == VG_EXT_ANOMALY) {
+            const vg_anomaly_result_t *r = &pl->ares;
+            if (e->signal < 0) ext[j] = vg_num(r->score);
+            else if (e->signal < VG_ANOMALY__COUNT && (r->present & (1u << e->signal)))
+                ext[j] = vg_num(r->signal[e->signal]);
+            else ext[j] = vg_null();
+            continue;
+        }
+        int64_t f = 0, l = 0, lo = t - e->window_ms;
+        if (e->by_group < 0) {
+            vg_acctx_memo_count(x, lo, t, &f, &l);
+        } else {
+            uint64_t kh = pl->keyh[e->by_group];
+            if (!kh || pl->klate[e->by_group]) {
+                ext[j] = vg_null();
+                continue;
+            }
+            vg_lkeys_count(pl->lk, kh, lo, t, &f, &l);
+        }
+        ext[j] = vg_num((double)(e->kind == VG_EXT_FRAUD_COUNT ? f : l));
+    }
+    if (pl->use_lab) {
+        int64_t newest = vg_state_newest(a);
+        vg_acctx_memo_expire(x, newest - pl->memo_horizon);
+        int rc = vg_acctx_memo_add(x, id_hash(ev->id.p, ev->id.len), t, pl->keyh);
+        if (rc) return rc;
+        vg_state_acctx_remem(pl->state, a);
+    }
+    return 0;
+}
+
+int vg_pipeline_label(vg_pipeline_t *pl, const vg_label_t *lb) {
+    if (!pl->use_lab) {
+        pl->labels_unmatched++;
+        return 0;
+    }
+    vg_acct_t *a;
+    int rc = vg_state_account(pl->state, lb->account, lb->alen, &a);
+    if (rc) return rc;
+    vg_acctx_t *x = vg_state_acctx_peek(a);
+    uint64_t idh = id_hash(lb->id, lb->idlen);
+    long i = x ? vg_acctx_memo_find(x, idh) : -1;
+    if (i < 0) {
+        pl->labels_unmatched++;
+        return 0;
+    }
+    uint64_t status = lb->fraud ? VG_LABEL_FRAUD : VG_LABEL_GENUINE;
+    pl->labels_applied++;
+    if (VG_ACCTX_STATUS(x, i) == status) return 0;
+    if (!vg_state_acctx(pl->state, a)) return VG_ENOMEM;   /* marks the account changed */
+    VG_ACCTX_STATUS(x, i) = status;
+    for (int g = 0; g < pl->ngroups; g++) {
+        uint64_t kh = VG_ACCTX_KEYH(x, i, g);
+        if (!kh) continue;
+        rc = vg_lkeys_set(pl->lk, kh, idh, VG_ACCTX_TS(x, i), (int)status);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+void vg_pipeline_set_labels(vg_pipeline_t *pl, const vg_labels_t *labels) {
+    pl->labels = labels;
+}
+
+int vg_pipeline_reset_baseline(vg_pipeline_t *pl, const char *account, size_t len) {
+    return vg_state_reset_baseline(pl->state, account, len);
+}
+
+void vg_pipeline_last_scores(const vg_pipeline_t *pl, double *score, double *anomaly) {
+    *score = pl->last_score;
+    *anomaly = pl->ares_valid ? pl->ares.score : (double)NAN;
+}
+
+void vg_pipeline_label_stats(const vg_pipeline_t *pl, uint64_t *applied, uint64_t *unmatched) {
+    *applied = pl->labels_applied;
+    *unmatched = pl->labels_unmatched;
+}
+
+/* `"anomaly":{"score":..,"<signal>":..,"reasons":[{"signal":..,"text":..}]}` */
+static int write_anomaly(vg_pipeline_t *pl, vg_buf_t *out) {
+    const vg_anomaly_result_t *r = &pl->ares;
+    int rc = vg_buf_puts(out, "},\"anomaly\":{\"score\":");
+    if (!rc) rc = vg_json_num(out, r->score);
+    for (int s = 0; !rc && s < VG_ANOMALY__COUNT; s++) {
+        if (!(r->present & (1u << s))) continue;
+        const char *nm = vg_anomaly_signal_name(s);
+        rc = vg_buf_puts(out, ",\"");
+        if (!rc) rc = vg_buf_puts(out, nm);
+        if (!rc) rc = vg_buf_puts(out, "\":");
+        if (!rc) rc = vg_json_num(out, r->signal[s]);
+    }
+    if (!rc) rc = vg_buf_puts(out, ",\"reasons\":[");
+    for (int k = 0; !rc && k < r->nreasons && k < VG_ANOMALY_REASONS; k++) {
+        if (k) rc = vg_buf_putc(out, ',');
+        if (!rc) rc = vg_buf_puts(out, "{\"signal\":\"");
+        const char *nm = vg_anomaly_signal_name(r->reason_signal[k]);
+        if (!rc) rc = vg_buf_puts(out, nm ? nm : "");
+        if (!rc) rc = vg_buf_puts(out, "\",\"text\":");
+        if (!rc) rc = vg_json_str(out, r->reason[k], strnlen(r->reason[k], VG_ANOMALY_REASON_LEN));
+        if (!rc) rc = vg_buf_putc(out, '}');
+    }
+    if (!rc) rc = vg_buf_puts(out, "]}");
+    return rc;
+}
+
 int vg_pipeline_line(vg_pipeline_t *pl, const char *line, size_t len, vg_buf_t *out,
                      vg_outcome_t *outcome) {
     *outcome = VG_OUT_BLANK;
@@ -276,6 +547,14 @@ int vg_pipeline_line(vg_pipeline_t *pl, const char *line, size_t len, vg_buf_t *
     if (rc != 0) {
         *outcome = VG_OUT_REJECTED;
         return write_reject(pl, out, ev->reject, ev->reason);
+    }
+    /* labels known by this event's time come first (SPEC section 5, --labels) */
+    while (pl->labels && pl->lnext < vg_labels_count(pl->labels)) {
+        const vg_label_t *lb = vg_labels_get(pl->labels, pl->lnext);
+        if (lb->at_ms > ev->ts_ms) break;
+        rc = vg_pipeline_label(pl, lb);
+        if (rc) return rc;
+        pl->lnext++;
     }
 
     vg_acct_t *a;
@@ -310,16 +589,22 @@ int vg_pipeline_line(vg_pipeline_t *pl, const char *line, size_t len, vg_buf_t *
     if (rc) return rc;
     rc = vg_state_apply(pl->state, a, ev->ts_ms, pl->inputs, pl->spec_vals, &pl->scratch);
     if (rc) return rc;
+    if (pl->use_an || pl->use_lab) {
+        rc = engine_values(pl, a);
+        if (rc) return rc;
+    }
     rc = vg_prog_eval_features(pl->prog, &ev->tx, pl->spec_vals, &pl->scratch,
                                pl->features);
     if (rc) return rc;
     int action = VG_ACTION_ALLOW;
     double score = 0;
+    pl->last_score = 0;
     if (pl->nrules) {
         rc = vg_prog_eval_rules(pl->prog, &ev->tx, pl->spec_vals, pl->features, pl->bound,
                                 &pl->scratch, pl->res);
         if (rc) return rc;
         vg_prog_decide(pl->prog, pl->res, &action, &score);
+        pl->last_score = score;
         rc = suppress(pl, a, ev->ts_ms, action);
         if (rc) return rc;
     }
@@ -352,6 +637,7 @@ int vg_pipeline_line(vg_pipeline_t *pl, const char *line, size_t len, vg_buf_t *
         rc = vg_buf_append(out, pl->feature_keys[i], pl->feature_key_len[i]);
         if (!rc) rc = vg_json_value(out, &pl->features[i]);
     }
+    if (!rc && pl->use_an) rc = write_anomaly(pl, out);
     if (!rc) rc = vg_buf_append(out, pl->ruleset_tail, pl->ruleset_tail_len);
     if (rc) {
         out->len = mark;
@@ -376,8 +662,67 @@ int vg_pipeline_oversize(vg_pipeline_t *pl, size_t len, vg_buf_t *out) {
 
 vg_reject_t vg_pipeline_last_reject(const vg_pipeline_t *pl) { return pl->last_reject; }
 
+static int add_kv(vg_pipeline_t *pl, const char *key, const void *val, size_t len) {
+    if (pl->mkv_n == pl->mkv_cap) {
+        size_t nc = pl->mkv_cap ? pl->mkv_cap * 2 : 64;
+        vg_kv_t *nk = realloc(pl->mkv, nc * sizeof(*nk));
+        if (!nk) return VG_ENOMEM;
+        pl->mkv = nk;
+        pl->mkv_cap = nc;
+    }
+    pl->mkv[pl->mkv_n++] = (vg_kv_t){key, val, len};
+    return 0;
+}
+
+/* label-window records: offsets now, pointers once the buffers stop moving */
+static int lk_emit(void *ctx, size_t noff, size_t voff, size_t vlen) {
+    return add_kv(ctx, (const char *)(uintptr_t)(noff + 1), (const void *)(uintptr_t)voff, vlen);
+}
+
 int vg_pipeline_checkpoint(vg_pipeline_t *pl, const vg_kv_t *meta, int n_meta, int sync,
                            char *errbuf, size_t errlen) {
+    if (pl->use_an || pl->use_lab || pl->labels) {
+        if (!vg_pipeline_state(pl) || !errbuf) return VG_EINVAL;
+        pl->mkv_n = 0;
+        vg_buf_clear(&pl->mnames);
+        vg_buf_clear(&pl->mvals);
+        int rc = 0;
+        size_t nlk = 0;
+        if (pl->lk) {
+            rc = vg_lkeys_dirty(pl->lk, &pl->mnames, &pl->mvals, lk_emit, pl);
+            nlk = pl->mkv_n;
+            for (size_t i = 0; !rc && i < nlk; i++) {
+                pl->mkv[i].key = pl->mnames.p + ((uintptr_t)pl->mkv[i].key - 1);
+                pl->mkv[i].val = pl->mvals.p + (uintptr_t)pl->mkv[i].val;
+            }
+        }
+        for (int i = 0; !rc && i < n_meta; i++) rc = add_kv(pl, meta[i].key, meta[i].val, meta[i].len);
+        if (!rc && pl->pop) {
+            size_t need = vg_anomaly_pop_encoded_size();
+            if (pl->popcap < need) {
+                uint8_t *nb = realloc(pl->popbuf, need);
+                if (!nb) rc = VG_ENOMEM;
+                else {
+                    pl->popbuf = nb;
+                    pl->popcap = need;
+                }
+            }
+            int n = rc ? -1 : vg_anomaly_pop_encode(pl->pop, pl->popbuf, pl->popcap);
+            if (n < 0) rc = VG_ENOMEM;
+            else rc = add_kv(pl, "anomaly/pop", pl->popbuf, (size_t)n);
+        }
+        unsigned char nx[8];
+        for (int i = 0; i < 8; i++) nx[i] = (unsigned char)((uint64_t)pl->lnext >> (8 * i));
+        if (!rc && pl->labels) rc = add_kv(pl, "labels/next", nx, 8);
+        if (rc) {
+            snprintf(errbuf, errlen, "out of memory while writing a checkpoint");
+            return rc;
+        }
+        rc = vg_state_checkpoint(pl->state, pl->mkv, (int)pl->mkv_n, sync, errbuf, errlen);
+        if (rc) return rc;
+        vg_state_evict(pl->state);
+        return 0;
+    }
     int rc = vg_state_checkpoint(pl->state, meta, n_meta, sync, errbuf, errlen);
     if (rc) return rc;
     vg_state_evict(pl->state);

@@ -22,6 +22,7 @@
 
 #include "engine/event.h"
 #include "engine/jsonout.h"
+#include "engine/labels.h"
 #include "engine/state.h"
 #include "rules/program.h"
 
@@ -36,6 +37,8 @@ typedef struct vg_pipeline_opts {
     int64_t module_version;      /* printed as each fired rule's "version" (default 1) */
     vg_lists_t *lists;           /* named lists for `in list("..")`; the pipeline takes a
                                     reference; NULL: every list is empty */
+    int anomaly;                 /* 0: anomaly scores only when the ruleset reads anomaly.*
+                                    (else decisions carry "anomaly":{}); 1: always */
 } vg_pipeline_opts_t;
 
 typedef enum vg_outcome {
@@ -91,6 +94,36 @@ int vg_pipeline_checkpoint(vg_pipeline_t *pl, const vg_kv_t *meta, int n_meta, i
 int vg_pipeline_meta(vg_pipeline_t *pl, const char *key, vg_buf_t *out);
 
 void vg_pipeline_get_stats(const vg_pipeline_t *pl, vg_pipeline_stats_t *out);
+
+/* ---- labels and anomaly baselines (docs/anomaly.md, docs/rules.md Labels) ---- */
+
+/* Applies one confirmed label now: the event (account, id) is found in the account's
+ * label memo (events of the last longest-label-window + lateness); its status is set
+ * there (fraud_count/labelled_count of the account) and in the label window of each of
+ * its `by` keys used by label aggregates. Later events see it; earlier decisions are not
+ * changed. A label for an unknown or forgotten event, or when the ruleset has no label
+ * aggregates, is counted as unmatched and changes nothing. Relabelling (fraud ->
+ * genuine) replaces the status. Strings are borrowed for the call. The change is kept
+ * with the account and checkpointed like any other. This is the entry point for
+ * `POST /v1/labels`. Returns 0, VG_ENOMEM or VG_ESTORE (fatal, like vg_pipeline_line). */
+int vg_pipeline_label(vg_pipeline_t *pl, const vg_label_t *lb);
+
+/* Gives the pipeline a label list (borrowed; must outlive the pipeline or the next
+ * call): before each event whose time is t, the labels not applied yet with at <= t are
+ * applied, in list order. The position in the list is checkpointed ("labels/next") and
+ * restored when the pipeline is created on a stored state, so a resumed replay goes on
+ * with the same list. Can't fail. */
+void vg_pipeline_set_labels(vg_pipeline_t *pl, const vg_labels_t *labels);
+
+/* Resets an account's anomaly baseline (vg_state_reset_baseline). For the HTTP API. */
+int vg_pipeline_reset_baseline(vg_pipeline_t *pl, const char *account, size_t len);
+
+/* The last decided event's decision score and anomaly.score (NaN when anomaly scores are
+ * not computed). Can't fail. */
+void vg_pipeline_last_scores(const vg_pipeline_t *pl, double *score, double *anomaly);
+
+/* Labels applied (matched an event) and unmatched so far. Can't fail. */
+void vg_pipeline_label_stats(const vg_pipeline_t *pl, uint64_t *applied, uint64_t *unmatched);
 vg_state_t *vg_pipeline_state(vg_pipeline_t *pl);
 
 #endif
