@@ -6,6 +6,8 @@
 #include "api/serve.h"
 #include "api/serve_kafka.h"
 
+int vg_cmd_eval(int argc, char **argv);   /* api/eval.c */
+
 static void usage(FILE *f) {
     fprintf(f,
             "usage: vigil <command> [options]\n"
@@ -15,6 +17,7 @@ static void usage(FILE *f) {
             "  check    compile rule modules and print diagnostics (vigil check --help)\n"
             "  serve    the service: HTTP API, Redis control plane (vigil serve --help)\n"
             "  stream   the Kafka pipeline without the HTTP API (vigil stream --help)\n"
+            "  eval     detection quality of rules on labelled events (vigil eval --help)\n"
             "\n"
             "  --help     this text\n"
             "  --version  print the version\n");
@@ -38,6 +41,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "check") == 0) return vg_cmd_check(argc - 1, argv + 1);
     if (strcmp(argv[1], "serve") == 0) return vg_cmd_serve(argc - 1, argv + 1);
     if (strcmp(argv[1], "stream") == 0) return vg_cmd_stream(argc - 1, argv + 1);
+    if (strcmp(argv[1], "eval") == 0) return vg_cmd_eval(argc - 1, argv + 1);
     fprintf(stderr, "vigil: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

@@ -1,0 +1,462 @@
+/* eval.c - `vigil eval`: detection quality of a rule pack on labelled events.
+ *
+ * Replays the events through the real pipeline (the same code as `vigil replay`, with
+ * anomaly scores always computed and `--labels` fed back as replay does), then compares
+ * two rankings with the truth file (`id,fraud[,scenario]`) over the events whose day
+ * (UTC) is in [--from, --to]:
+ *   - anomaly.score (label-free);
+ *   - the decision `score`, ties broken by anomaly.score.
+ * For each: AUC ROC (ties counted half), average precision (as scikit-learn's
+ * average_precision_score: sum over distinct thresholds of recall step x precision) and
+ * card precision top-100 (CP@100, the Fraud Detection Handbook's: for each day, each
+ * account's highest score that day, the 100 highest accounts, the share of them with a
+ * fraud that day; accounts found so on an earlier day of the period are left out; the
+ * mean over the days). With a scenario column, the same again without the events of
+ * --exclude-scenario (default 2).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/cli.h"
+#include "engine/event.h"
+#include "engine/labels.h"
+#include "engine/pipeline.h"
+#include "rules/errors.h"
+
+typedef struct row {
+    uint64_t idh;
+    uint32_t acct;      /* index of the account name */
+    int32_t day;        /* days since epoch (UTC) */
+    double s1, s2;      /* ranking keys: primary, tie-break */
+    int8_t fraud;       /* -1 unknown */
+    int8_t scenario;
+} row_t;
+
+typedef struct eval {
+    row_t *v;
+    size_t n, cap;
+    char **acct;        /* account names, interned */
+    size_t nacct, acap;
+    uint32_t *amap;     /* open addressing: 1 + account index */
+    size_t amcap;
+} eval_t;
+
+static uint64_t h64(const char *s, size_t n) {
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    h ^= h >> 29;
+    return h ? h : 1;
+}
+
+static int intern(eval_t *e, const char *s, size_t n, uint32_t *out) {
+    if ((e->nacct + 1) * 2 > e->amcap) {
+        size_t nc = e->amcap ? e->amcap * 2 : 4096;
+        uint32_t *nm = calloc(nc, sizeof *nm);
+        if (!nm) return -1;
+        for (size_t i = 0; i < e->nacct; i++) {
+            size_t j = h64(e->acct[i], strlen(e->acct[i])) & (nc - 1);
+            while (nm[j]) j = (j + 1) & (nc - 1);
+            nm[j] = (uint32_t)i + 1;
+        }
+        free(e->amap);
+        e->amap = nm;
+        e->amcap = nc;
+    }
+    size_t j = h64(s, n) & (e->amcap - 1);
+    for (; e->amap[j]; j = (j + 1) & (e->amcap - 1)) {
+        const char *a = e->acct[e->amap[j] - 1];
+        if (strlen(a) == n && memcmp(a, s, n) == 0) {
+            *out = e->amap[j] - 1;
+            return 0;
+        }
+    }
+    if (e->nacct == e->acap) {
+        size_t nc = e->acap ? e->acap * 2 : 4096;
+        char **na = realloc(e->acct, nc * sizeof *na);
+        if (!na) return -1;
+        e->acct = na;
+        e->acap = nc;
+    }
+    char *c = malloc(n + 1);
+    if (!c) return -1;
+    memcpy(c, s, n);
+    c[n] = 0;
+    e->acct[e->nacct] = c;
+    e->amap[j] = (uint32_t)++e->nacct;
+    *out = (uint32_t)(e->nacct - 1);
+    return 0;
+}
+
+static int cmp_desc(const void *x, const void *y) {
+    const row_t *a = *(const row_t *const *)x, *b = *(const row_t *const *)y;
+    if (a->s1 != b->s1) return a->s1 > b->s1 ? -1 : 1;
+    if (a->s2 != b->s2) return a->s2 > b->s2 ? -1 : 1;
+    return 0;
+}
+
+static int same_key(const row_t *a, const row_t *b) { return a->s1 == b->s1 && a->s2 == b->s2; }
+
+/* AUC and AP over rows r[0..n) sorted by descending score. */
+static void auc_ap(row_t **r, size_t n, double *auc, double *ap) {
+    double P = 0, N = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (r[i]->fraud) P++;
+        else N++;
+    }
+    double tp = 0, fp = 0, area = 0, apsum = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        double dtp = 0, dfp = 0;
+        while (j < n && same_key(r[i], r[j])) {
+            if (r[j]->fraud) dtp++;
+            else dfp++;
+            j++;
+        }
+        area += dfp * (tp + dtp / 2);   /* (positive above negative) pairs, ties half */
+        tp += dtp;
+        fp += dfp;
+        if (dtp > 0 && P > 0) apsum += (dtp / P) * (tp / (tp + fp));
+        i = j;
+    }
+    *auc = P > 0 && N > 0 ? area / (P * N) : NAN;
+    *ap = P > 0 ? apsum : NAN;
+}
+
+typedef struct cand {
+    uint32_t acct;
+    double s1, s2;
+    int fraud;
+} cand_t;
+
+static int cmp_cand(const void *x, const void *y) {
+    const cand_t *a = x, *b = y;
+    if (a->s1 != b->s1) return a->s1 > b->s1 ? -1 : 1;
+    if (a->s2 != b->s2) return a->s2 > b->s2 ? -1 : 1;
+    return a->acct < b->acct ? -1 : a->acct > b->acct;
+}
+
+static int cmp_acct_day(const void *x, const void *y) {
+    const row_t *a = *(const row_t *const *)x, *b = *(const row_t *const *)y;
+    if (a->day != b->day) return a->day < b->day ? -1 : 1;
+    return a->acct < b->acct ? -1 : a->acct > b->acct;
+}
+
+/* CP@k over the rows (any order; re-sorted by day and account). */
+static double cp_at(row_t **r, size_t n, size_t nacct, int k) {
+    if (n == 0) return NAN;
+    qsort(r, n, sizeof *r, cmp_acct_day);
+    uint8_t *found = calloc(nacct + 1, 1);
+    cand_t *c = malloc((n + 1) * sizeof *c);
+    if (!found || !c) {
+        free(found);
+        free(c);
+        return NAN;
+    }
+    double sum = 0;
+    int days = 0;
+    for (size_t i = 0; i < n;) {
+        int32_t day = r[i]->day;
+        size_t nc = 0;
+        while (i < n && r[i]->day == day) {
+            uint32_t a = r[i]->acct;
+            cand_t x = {a, r[i]->s1, r[i]->s2, r[i]->fraud};
+            i++;
+            while (i < n && r[i]->day == day && r[i]->acct == a) {
+                if (r[i]->s1 > x.s1 || (r[i]->s1 == x.s1 && r[i]->s2 > x.s2)) {
+                    x.s1 = r[i]->s1;
+                    x.s2 = r[i]->s2;
+                }
+                if (r[i]->fraud) x.fraud = 1;
+                i++;
+            }
+            if (!found[a]) c[nc++] = x;
+        }
+        qsort(c, nc, sizeof *c, cmp_cand);
+        int hit = 0;
+        for (size_t q = 0; q < nc && q < (size_t)k; q++)
+            if (c[q].fraud) {
+                hit++;
+                found[c[q].acct] = 1;
+            }
+        sum += (double)hit / k;
+        days++;
+    }
+    free(found);
+    free(c);
+    return days ? sum / days : NAN;
+}
+
+static int32_t day_of(int64_t ms) { return (int32_t)(ms >= 0 ? ms / 86400000 : (ms - 86399999) / 86400000); }
+
+static void report(eval_t *e, int32_t d0, int32_t d1, int excl, int which, const char *title) {
+    row_t **r = malloc((e->n + 1) * sizeof *r);
+    if (!r) return;
+    size_t n = 0, pos = 0;
+    for (size_t i = 0; i < e->n; i++) {
+        row_t *x = &e->v[i];
+        if (x->fraud < 0 || x->day < d0 || x->day > d1) continue;
+        if (excl >= 0 && x->scenario == excl) continue;
+        if (which == 0) {
+            x->s1 = x->s2;   /* anomaly.score alone: keep it as both keys */
+        }
+        r[n++] = x;
+        pos += x->fraud > 0;
+    }
+    qsort(r, n, sizeof *r, cmp_desc);
+    double auc, ap;
+    auc_ap(r, n, &auc, &ap);
+    double cp = cp_at(r, n, e->nacct, 100);
+    printf("  %-34s %7zu %5zu   %.4f  %.4f  %.4f\n", title, n, pos, auc, ap, cp);
+    free(r);
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+        "usage: vigil eval --rules PATH --input FILE --truth FILE [--labels FILE]\n"
+        "                  [--from DATE] [--to DATE] [--exclude-scenario N]\n"
+        "                  [--lateness DUR]\n"
+        "\n"
+        "Replays labelled events through the pipeline and prints AUC ROC, average\n"
+        "precision and card precision top-100 over the days [--from, --to] (UTC, both\n"
+        "included; default: the last 14 days of the input) for anomaly.score and for the\n"
+        "decision score (ties broken by anomaly.score), over all frauds and without the\n"
+        "events of scenario N (default 2) when the truth file has a scenario column.\n"
+        "  --truth FILE   CSV id,fraud[,scenario] (header line first)\n"
+        "  --labels FILE  labels fed back as `vigil replay --labels` does\n");
+}
+
+static int parse_day(const char *s, int32_t *out) {
+    char b[64];
+    snprintf(b, sizeof b, "%sT00:00:00Z", s);
+    int64_t ms;
+    char err[64];
+    if (vg_time_parse(b, strlen(b), &ms, err, sizeof err) != 0) return -1;
+    *out = day_of(ms);
+    return 0;
+}
+
+int vg_cmd_eval(int argc, char **argv);
+int vg_cmd_eval(int argc, char **argv) {
+    static const struct option lo[] = {
+        {"rules", required_argument, 0, 'r'}, {"input", required_argument, 0, 'i'},
+        {"truth", required_argument, 0, 't'}, {"labels", required_argument, 0, 'B'},
+        {"from", required_argument, 0, 'f'},  {"to", required_argument, 0, 'T'},
+        {"exclude-scenario", required_argument, 0, 'x'},
+        {"lateness", required_argument, 0, 'l'},
+        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0},
+    };
+    char **rules = calloc((size_t)argc + 1, sizeof(char *));
+    int nrules = 0, excl = 2, c;
+    const char *input = NULL, *truth = NULL, *labels = NULL, *from = NULL, *to = NULL;
+    int64_t lateness = 3600 * 1000LL;
+    if (!rules) return 1;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (c) {
+        case 'r': rules[nrules++] = optarg; break;
+        case 'i': input = optarg; break;
+        case 't': truth = optarg; break;
+        case 'B': labels = optarg; break;
+        case 'f': from = optarg; break;
+        case 'T': to = optarg; break;
+        case 'x': excl = atoi(optarg); break;
+        case 'l':
+            if (vg_cli_duration(optarg, &lateness)) {
+                fprintf(stderr, "vigil eval: --lateness: bad duration '%s'\n", optarg);
+                free(rules);
+                return 2;
+            }
+            break;
+        case 'h': usage(stdout); free(rules); return 0;
+        default: usage(stderr); free(rules); return 2;
+        }
+    }
+    if (!nrules || !input || !truth || optind < argc) {
+        usage(stderr);
+        free(rules);
+        return 2;
+    }
+    int status = 1;
+    char err[512];
+    vg_sources_t src;
+    memset(&src, 0, sizeof src);
+    vg_program_t *prog = NULL;
+    vg_pipeline_t *pl = NULL;
+    vg_labels_t *lab = NULL;
+    FILE *in = NULL, *tf = NULL;
+    char *line = NULL;
+    size_t lcap = 0;
+    vg_buf_t out;
+    vg_buf_init(&out);
+    eval_t e;
+    memset(&e, 0, sizeof e);
+    uint64_t *tmap = NULL;
+    size_t tcap = 0;
+
+    if (vg_sources_load(&src, rules, nrules, err, sizeof err) != 0) {
+        fprintf(stderr, "vigil eval: %s\n", err);
+        goto done;
+    }
+    if (!(prog = vg_cli_compile(&src, NULL, NULL))) {
+        fprintf(stderr, "vigil eval: the rules do not compile\n");
+        goto done;
+    }
+    vg_pipeline_opts_t po;
+    vg_pipeline_opts_default(&po);
+    po.anomaly = 1;
+    po.lateness_ms = lateness;
+    if (!(pl = vg_pipeline_new(prog, &po, err, sizeof err))) {
+        fprintf(stderr, "vigil eval: %s\n", err);
+        goto done;
+    }
+    if (labels) {
+        if (!(lab = vg_labels_load(labels, err, sizeof err))) {
+            fprintf(stderr, "vigil eval: --labels %s\n", err);
+            goto done;
+        }
+        vg_pipeline_set_labels(pl, lab);
+    }
+    if (!(in = fopen(input, "rb"))) {
+        fprintf(stderr, "vigil eval: %s: %s\n", input, strerror(errno));
+        goto done;
+    }
+    ssize_t len;
+    while ((len = getline(&line, &lcap, in)) >= 0) {
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
+        vg_outcome_t oc;
+        vg_buf_clear(&out);
+        if (vg_pipeline_line(pl, line, (size_t)len, &out, &oc) != 0) {
+            fprintf(stderr, "vigil eval: the engine failed\n");
+            goto done;
+        }
+        if (oc != VG_OUT_DECIDED) continue;
+        /* the event as the pipeline parsed it: id, account and time from a second
+         * parse (cheap next to the pipeline) */
+        vg_event_t ev;
+        vg_event_init(&ev);
+        if (vg_event_parse(&ev, line, (size_t)len) != 0) {
+            vg_event_deinit(&ev);
+            continue;
+        }
+        if (e.n == e.cap) {
+            size_t nc = e.cap ? e.cap * 2 : 1 << 16;
+            row_t *nv = realloc(e.v, nc * sizeof *nv);
+            if (!nv) {
+                vg_event_deinit(&ev);
+                goto nomem;
+            }
+            e.v = nv;
+            e.cap = nc;
+        }
+        row_t *x = &e.v[e.n];
+        double sc, an;
+        vg_pipeline_last_scores(pl, &sc, &an);
+        x->idh = h64(ev.id.p, ev.id.len);
+        x->day = day_of(ev.ts_ms);
+        x->s1 = sc;
+        x->s2 = isnan(an) ? 0 : an;
+        x->fraud = -1;
+        x->scenario = -1;
+        int irc = intern(&e, ev.account.p, ev.account.len, &x->acct);
+        vg_event_deinit(&ev);
+        if (irc) goto nomem;
+        e.n++;
+    }
+    uint64_t applied, unmatched;
+    vg_pipeline_label_stats(pl, &applied, &unmatched);
+    /* truth: id -> row */
+    tcap = 1;
+    while (tcap < 2 * e.n + 2) tcap *= 2;
+    if (!(tmap = calloc(tcap, sizeof *tmap))) goto nomem;
+    for (size_t i = 0; i < e.n; i++) {
+        size_t j = e.v[i].idh & (tcap - 1);
+        while (tmap[j]) j = (j + 1) & (tcap - 1);
+        tmap[j] = i + 1;
+    }
+    if (!(tf = fopen(truth, "rb"))) {
+        fprintf(stderr, "vigil eval: %s: %s\n", truth, strerror(errno));
+        goto done;
+    }
+    long ln = 0;
+    size_t matched = 0;
+    while ((len = getline(&line, &lcap, tf)) >= 0) {
+        ln++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        if (ln == 1 || len == 0) continue;
+        char *c1 = strchr(line, ',');
+        if (!c1) {
+            fprintf(stderr, "vigil eval: %s:%ld: expected id,fraud[,scenario]\n", truth, ln);
+            goto done;
+        }
+        uint64_t h = h64(line, (size_t)(c1 - line));
+        int fraud = atoi(c1 + 1);
+        char *c2 = strchr(c1 + 1, ',');
+        int scen = c2 ? atoi(c2 + 1) : -1;
+        for (size_t j = h & (tcap - 1); tmap[j]; j = (j + 1) & (tcap - 1))
+            if (e.v[tmap[j] - 1].idh == h) {
+                e.v[tmap[j] - 1].fraud = (int8_t)(fraud != 0);
+                e.v[tmap[j] - 1].scenario = (int8_t)scen;
+                matched++;
+                break;
+            }
+    }
+    int32_t d0, d1, dmax = INT32_MIN;
+    for (size_t i = 0; i < e.n; i++)
+        if (e.v[i].day > dmax) dmax = e.v[i].day;
+    d1 = dmax;
+    d0 = dmax - 13;
+    if ((from && parse_day(from, &d0)) || (to && parse_day(to, &d1))) {
+        fprintf(stderr, "vigil eval: --from/--to: expected a date YYYY-MM-DD\n");
+        status = 2;
+        goto done;
+    }
+    char a0[40], a1[40];
+    vg_time_format((int64_t)d0 * 86400000, a0);
+    vg_time_format((int64_t)d1 * 86400000, a1);
+    a0[10] = a1[10] = 0;
+    printf("vigil eval: %zu events decided, %zu with truth; labels applied %" PRIu64
+           ", unmatched %" PRIu64 "\n",
+           e.n, matched, applied, unmatched);
+    printf("days %s .. %s                  events  frauds   AUC     AP      CP@100\n", a0, a1);
+    /* the decision ranking first (report() overwrites s1 for the anomaly ranking) */
+    report(&e, d0, d1, -1, 1, "decision score (all frauds)");
+    int has_scen = 0;
+    for (size_t i = 0; i < e.n && !has_scen; i++) has_scen = e.v[i].scenario >= 0;
+    if (has_scen) {
+        char t[64];
+        snprintf(t, sizeof t, "decision score (without scen. %d)", excl);
+        report(&e, d0, d1, excl, 1, t);
+    }
+    report(&e, d0, d1, -1, 0, "anomaly.score (all frauds)");
+    if (has_scen) {
+        char t[64];
+        snprintf(t, sizeof t, "anomaly.score (without scen. %d)", excl);
+        report(&e, d0, d1, excl, 0, t);
+    }
+    status = 0;
+    goto done;
+nomem:
+    fprintf(stderr, "vigil eval: out of memory\n");
+done:
+    free(tmap);
+    if (tf) fclose(tf);
+    if (in) fclose(in);
+    free(line);
+    for (size_t i = 0; i < e.nacct; i++) free(e.acct[i]);
+    free(e.acct);
+    free(e.amap);
+    free(e.v);
+    vg_buf_deinit(&out);
+    vg_labels_free(lab);
+    vg_pipeline_free(pl);
+    vg_prog_unref(prog);
+    vg_sources_free(&src);
+    free(rules);
+    return status;
+}
