@@ -3,6 +3,14 @@
  * A shard is a pipeline, its store and a mutex. Everything that changes a shard's
  * pipeline (scoring, swapping the ruleset or the lists, checkpoints, erasing an
  * account) holds that shard's mutex, so that it happens between two events.
+ *
+ * Periodic checkpoints do not stop scoring for long: they take the shard's mutex for
+ * one slice of CKPT_SLICE changed accounts and keys at a time (encoded into a batch of
+ * the shard's), and write that batch after releasing it, so that events are scored
+ * while RocksDB writes. Writes to a shard's store are ordered by its write mutex `wmu`,
+ * taken with `mu` held (lock order: engine ckmu, then shard mu, then shard wmu): a full
+ * checkpoint (dry runs, ruleset swaps, erasing, the final one) waits for the slice in
+ * flight, so that an older copy of an account never lands after a newer one.
  */
 #include "engine/engine.h"
 
@@ -16,8 +24,13 @@
 #include "engine/store.h"
 #include "rules/errors.h"
 
+#define CKPT_SLICE 128   /* records per slice of a periodic checkpoint */
+
 typedef struct shard {
     pthread_mutex_t mu;
+    pthread_mutex_t wmu;         /* orders writes to the store (see above) */
+    uint64_t gen;                /* bumped when the pipeline is replaced */
+    vg_batch_t *cb;              /* the slice being written (under wmu) */
     vg_pipeline_t *pl;
     vg_store_t *store;
     uint64_t swapped_decided, swapped_dups, swapped_rejected;   /* of freed pipelines */
@@ -31,8 +44,56 @@ static int shard_checkpoint(shard_t *s, int sync, char *errbuf, size_t errlen) {
     vg_pipeline_stats_t st;
     vg_pipeline_get_stats(s->pl, &st);
     if (st.decided == s->ckpt_decided) return 0;
+    pthread_mutex_lock(&s->wmu);
     int rc = vg_pipeline_checkpoint(s->pl, NULL, 0, sync, errbuf, errlen);
+    pthread_mutex_unlock(&s->wmu);
     if (!rc) s->ckpt_decided = st.decided;
+    return rc;
+}
+
+/* Checkpoints the shard (not locked) a slice at a time, the shard's lock released
+ * while each slice is written: what changed before the call is written when it
+ * returns; what changes meanwhile may be written too, or by the next checkpoint. */
+static int shard_checkpoint_sliced(shard_t *s, char *errbuf, size_t errlen) {
+    pthread_mutex_lock(&s->mu);
+    if (!s->pl || !s->store || !s->cb) {
+        pthread_mutex_unlock(&s->mu);
+        return 0;
+    }
+    vg_pipeline_stats_t st;
+    vg_pipeline_get_stats(s->pl, &st);
+    uint64_t decided = st.decided, gen = s->gen;
+    int rc = 0;
+    size_t slices = 0;   /* still to write of what was changed at the start; 0: unknown */
+    while (s->ckpt_decided != decided) {
+        if (!s->pl || s->gen != gen) break;   /* replaced: the swap checkpointed it */
+        size_t left = 0;
+        vg_batch_clear(s->cb);
+        rc = vg_state_checkpoint_some(vg_pipeline_state(s->pl), CKPT_SLICE, s->cb, &left);
+        if (rc) {
+            snprintf(errbuf, errlen, "out of memory while writing a checkpoint");
+            break;
+        }
+        pthread_mutex_lock(&s->wmu);
+        pthread_mutex_unlock(&s->mu);
+        rc = vg_store_write(s->store, s->cb, 0, errbuf, errlen);
+        pthread_mutex_unlock(&s->wmu);
+        pthread_mutex_lock(&s->mu);
+        if (s->pl && s->gen == gen) {
+            vg_state_t *vs = vg_pipeline_state(s->pl);
+            vg_state_checkpoint_done(vs, rc == 0);
+            vg_state_evict(vs);
+        }
+        if (rc) break;
+        /* the changes are written oldest first: those of the start are written after
+         * this slice and ceil(left / CKPT_SLICE) more */
+        if (slices == 0) slices = 1 + (left + CKPT_SLICE - 1) / CKPT_SLICE;
+        if (left == 0 || --slices == 0) {
+            if (s->gen == gen) s->ckpt_decided = decided;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
     return rc;
 }
 
@@ -41,6 +102,7 @@ struct vg_engine {
     int n;
     shard_t *sh;
     pthread_mutex_t mu;          /* guards prog, lists, version */
+    pthread_mutex_t ckmu;        /* one periodic checkpoint at a time */
     vg_program_t *prog;
     vg_lists_t *lists;
     int64_t version;
@@ -88,6 +150,7 @@ static int wipe_cb(void *ctx, const void *k, size_t kl, const void *v, size_t vl
 static int wipe_state(shard_t *s, char *errbuf, size_t errlen) {
     vg_batch_t *b = vg_batch_new();
     if (!b) return VG_ENOMEM;
+    pthread_mutex_lock(&s->wmu);
     int rc = vg_store_scan(s->store, "a/", 2, wipe_cb, b);
     if (!rc) rc = vg_store_scan(s->store, "k/", 2, wipe_cb, b);
     if (!rc) {
@@ -95,6 +158,7 @@ static int wipe_state(shard_t *s, char *errbuf, size_t errlen) {
         vg_batch_delete(b, "m/dtpl", 6);
         rc = vg_store_write(s->store, b, 1, errbuf, errlen);
     }
+    pthread_mutex_unlock(&s->wmu);
     vg_batch_free(b);
     return rc;
 }
@@ -110,6 +174,7 @@ vg_engine_t *vg_engine_new(const vg_engine_opts_t *o, vg_program_t *p, int64_t v
     e->o.state_dir = NULL;
     e->n = o->shards < 1 ? 1 : o->shards;
     pthread_mutex_init(&e->mu, NULL);
+    pthread_mutex_init(&e->ckmu, NULL);
     e->prog = vg_prog_ref(p);
     e->lists = lists ? vg_lists_ref(lists) : NULL;
     e->version = version;
@@ -118,7 +183,10 @@ vg_engine_t *vg_engine_new(const vg_engine_opts_t *o, vg_program_t *p, int64_t v
         snprintf(errbuf, errlen, "out of memory");
         goto err;
     }
-    for (int i = 0; i < e->n; i++) pthread_mutex_init(&e->sh[i].mu, NULL);
+    for (int i = 0; i < e->n; i++) {
+        pthread_mutex_init(&e->sh[i].mu, NULL);
+        pthread_mutex_init(&e->sh[i].wmu, NULL);
+    }
     for (int i = 0; i < e->n; i++) {
         shard_t *s = &e->sh[i];
         if (o->state_dir) {
@@ -133,6 +201,11 @@ vg_engine_t *vg_engine_new(const vg_engine_opts_t *o, vg_program_t *p, int64_t v
             s->store = vg_store_open(dir, err, sizeof(err));
             if (!s->store) {
                 snprintf(errbuf, errlen, "state %s: %s", dir, err);
+                goto err;
+            }
+            s->cb = vg_batch_new();
+            if (!s->cb) {
+                snprintf(errbuf, errlen, "out of memory");
                 goto err;
             }
         }
@@ -156,12 +229,15 @@ void vg_engine_free(vg_engine_t *e) {
     for (int i = 0; e->sh && i < e->n; i++) {
         vg_pipeline_free(e->sh[i].pl);
         vg_store_close(e->sh[i].store);
+        vg_batch_free(e->sh[i].cb);
         pthread_mutex_destroy(&e->sh[i].mu);
+        pthread_mutex_destroy(&e->sh[i].wmu);
     }
     free(e->sh);
     vg_prog_unref(e->prog);
     vg_lists_unref(e->lists);
     pthread_mutex_destroy(&e->mu);
+    pthread_mutex_destroy(&e->ckmu);
     free(e);
 }
 
@@ -263,6 +339,7 @@ static int rebuild(vg_engine_t *e, shard_t *s, vg_program_t *p, int64_t version,
     /* the old pipeline must be gone before the new one reads the store */
     vg_pipeline_free(s->pl);
     s->pl = NULL;
+    s->gen++;
     s->swapped_decided += st.decided;
     s->swapped_dups += st.duplicates;
     s->swapped_rejected += st.rejected;
@@ -338,11 +415,17 @@ int64_t vg_engine_version(vg_engine_t *e) {
 
 int vg_engine_checkpoint(vg_engine_t *e, int sync, char *errbuf, size_t errlen) {
     int rc = 0;
+    pthread_mutex_lock(&e->ckmu);
     for (int i = 0; !rc && i < e->n; i++) {
+        if (!sync) {
+            rc = shard_checkpoint_sliced(&e->sh[i], errbuf, errlen);
+            continue;
+        }
         pthread_mutex_lock(&e->sh[i].mu);
         rc = shard_checkpoint(&e->sh[i], sync, errbuf, errlen);
         pthread_mutex_unlock(&e->sh[i].mu);
     }
+    pthread_mutex_unlock(&e->ckmu);
     return rc;
 }
 
@@ -368,7 +451,9 @@ int vg_engine_forget(vg_engine_t *e, const char *account, size_t len, char *errb
             memcpy(key, "a/", 2);
             memcpy(key + 2, account, len);
             vg_batch_delete(b, key, len + 2);
+            pthread_mutex_lock(&s->wmu);
             rc = vg_store_write(s->store, b, 1, errbuf, errlen);
+            pthread_mutex_unlock(&s->wmu);
         }
         free(key);
         vg_batch_free(b);

@@ -9,7 +9,8 @@
  *
  * State: with a state directory, shard i keeps its state in a RocksDB store (N = 1:
  * the directory itself, so that a `replay --state DIR` directory is served warm; N > 1:
- * DIR/shard-<i>). vg_engine_checkpoint() writes every shard's changed state.
+ * DIR/shard-<i>). vg_engine_checkpoint() writes every shard's changed state (without
+ * stopping scoring for more than a slice of accounts, see engine.c).
  *
  * Ruleset and lists are swapped whole between two events of each shard
  * (vg_engine_set_program, vg_engine_set_lists): an event is scored entirely with the
@@ -93,7 +94,11 @@ void vg_engine_set_lists(vg_engine_t *e, vg_lists_t *lists);
 /* The current ruleset version. */
 int64_t vg_engine_version(vg_engine_t *e);
 
-/* Checkpoints every shard (`sync`: wait for the disk). 0 or VG_ESTORE. */
+/* Checkpoints every shard (`sync`: wait for the disk): everything changed before the
+ * call is in the store when it returns. Without `sync` (periodic checkpoints) a shard
+ * is written a slice of accounts at a time, scoring going on between slices and while
+ * each is written; with `sync` each shard is written whole under its lock. 0,
+ * VG_ENOMEM or VG_ESTORE with a reason in errbuf. */
 int vg_engine_checkpoint(vg_engine_t *e, int sync, char *errbuf, size_t errlen);
 
 /* Erases the account's state (its windows, history, remembered decisions) from memory

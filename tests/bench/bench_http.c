@@ -91,7 +91,13 @@ int main(int argc, char **argv) {
     for (int i = 0; i < nc; i++) cs[i].fd = dial(host, port);
     long sent = 0, done = 0, non200 = 0;
     int64_t period = (int64_t)(1e9 / rate), t0 = now_ns() + 10000000;
-    int64_t base_ms = 1767225600000LL;   /* 2026-01-01 */
+    /* ids unique per run and times from a day ago: a second run against the same state
+     * scores new events (with the ids of the last run, every event would be a duplicate,
+     * answered from the dedupe log without scoring) */
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    long run = (long)wall.tv_sec;
+    int64_t base_ms = (int64_t)wall.tv_sec * 1000 - 24LL * 3600 * 1000;
     char body[512], reqb[1024];
     while (done < total) {
         int64_t now = now_ns();
@@ -105,9 +111,9 @@ int main(int argc, char **argv) {
                 }
             if (k < 0) break;   /* all busy: it waits, and the wait counts */
             int bl = snprintf(body, sizeof(body),
-                              "{\"id\":\"b%ld\",\"account\":\"acct-%ld\",\"ts\":%lld,\"amount\":%ld.5,"
+                              "{\"id\":\"b%ld-%ld\",\"account\":\"acct-%ld\",\"ts\":%lld,\"amount\":%ld.5,"
                               "\"merchant\":\"m-%ld\",\"card\":\"card-%ld\",\"country\":\"US\"}",
-                              sent, sent % naccts, (long long)(base_ms + sent * 10), 5 + sent % 200,
+                              run, sent, sent % naccts, (long long)(base_ms + sent * 10), 5 + sent % 200,
                               sent % 97, sent % naccts);
             int rl = snprintf(reqb, sizeof(reqb),
                               "POST /v1/score HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
@@ -121,9 +127,15 @@ int main(int argc, char **argv) {
             sent++;
         }
         for (int i = 0; i < nc; i++) pf[i] = (struct pollfd){cs[i].fd, POLLIN, 0};
-        int64_t next = sent < total ? t0 + sent * period - now_ns() : 1000000;
-        int to = next > 0 ? (int)(next / 1000000) : 0;
-        if (poll(pf, (nfds_t)nc, to) < 0 && errno != EINTR) return 1;
+        /* sleep until the next request is due (ppoll: a millisecond timeout would
+         * spin at rates above 1,000/s and take a core from the server) */
+        int64_t next = sent < total ? t0 + sent * period - now_ns() : 1000000000;
+        int anyfree = 0;
+        for (int i = 0; i < nc && !anyfree; i++) anyfree = !cs[i].busy;
+        if (!anyfree) next = 1000000000;   /* nothing can be sent before an answer */
+        if (next < 0) next = 0;
+        struct timespec to = {(time_t)(next / 1000000000), (long)(next % 1000000000)};
+        if (ppoll(pf, (nfds_t)nc, &to, NULL) < 0 && errno != EINTR) return 1;
         for (int i = 0; i < nc; i++) {
             if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
             ssize_t n = read(cs[i].fd, cs[i].in + cs[i].inlen, sizeof(cs[i].in) - 1 - cs[i].inlen);
