@@ -490,6 +490,82 @@ static void test_evict_identical(void **state) {
     free(got);
 }
 
+/* Drains every change with vg_state_checkpoint_some slices of `slice` records. */
+static void drain_some(vg_state_t *st, vg_store_t *s, vg_batch_t *b, size_t slice) {
+    char err[256];
+    size_t left = 1;
+    for (int guard = 0; left > 0; guard++) {
+        assert_true(guard < 100000);
+        vg_batch_clear(b);
+        assert_int_equal(vg_state_checkpoint_some(st, slice, b, &left), 0);
+        assert_int_equal(vg_store_write(s, b, 0, err, sizeof err), 0);
+        vg_state_checkpoint_done(st, 1);
+    }
+}
+
+/* Partial checkpoints interleaved with events (events scored between a slice's encoding
+ * and its write, evictions meanwhile, some writes failing), then reopened twice: the
+ * same results as one uninterrupted run in memory. */
+static void test_checkpoint_some_identical(void **state) {
+    fx_t *f = *state;
+    enum { N = 6000 };
+    ev_t *v = make_stream(N, 300, 60, 3);
+    out_t *ref = calloc(N, sizeof *ref), *got = calloc(N, sizeof *got);
+
+    vg_state_t *st = new_state(f, NULL, 0);
+    run(f, st, v, 0, N, ref);
+    vg_state_free(st);
+
+    vg_batch_t *b = vg_batch_new();
+    assert_non_null(b);
+    int cut[4] = {0, 2000, 4100, N};
+    char err[256];
+    uint64_t evicted = 0, loads = 0;
+    size_t partial = 0;
+    for (int seg = 0; seg < 3; seg++) {
+        vg_store_t *s = open_store(f);
+        st = new_state(f, s, 20000);   /* far less than 300 accounts need */
+        int slices = 0;
+        for (int i = cut[seg]; i < cut[seg + 1];) {
+            int to = i + 23 < cut[seg + 1] ? i + 23 : cut[seg + 1];
+            run(f, st, v, i, to, got);
+            i = to;
+            size_t left;
+            vg_batch_clear(b);
+            assert_int_equal(vg_state_checkpoint_some(st, 7, b, &left), 0);
+            if (left > 0) partial++;
+            /* events between encoding and writing: some encoded accounts change again */
+            to = i + 5 < cut[seg + 1] ? i + 5 : cut[seg + 1];
+            run(f, st, v, i, to, got);
+            i = to;
+            evicted += (uint64_t)vg_state_evict(st);
+            if (++slices % 5 == 0) {
+                vg_state_checkpoint_done(st, 0);   /* as if the write failed */
+            } else {
+                assert_int_equal(vg_store_write(s, b, 0, err, sizeof err), 0);
+                vg_state_checkpoint_done(st, 1);
+            }
+            evicted += (uint64_t)vg_state_evict(st);
+        }
+        drain_some(st, s, b, 50);
+        vg_state_stats_t stats;
+        vg_state_get_stats(st, &stats);
+        loads += stats.loads;
+        vg_state_free(st);
+        vg_store_close(s);
+    }
+    print_message("evicted %llu, loads %llu, partial slices %zu\n", (unsigned long long)evicted,
+                  (unsigned long long)loads, partial);
+    assert_true(evicted > 500);
+    assert_true(loads > 500);
+    assert_true(partial > 100);
+    assert_same(ref, got, N);
+    vg_batch_free(b);
+    free(v);
+    free(ref);
+    free(got);
+}
+
 static void test_dirty_never_evicted(void **state) {
     fx_t *f = *state;
     vg_store_t *s = open_store(f);
@@ -574,6 +650,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_bykey_null_and_late, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_reopen_identical, setup, teardown),
         cmocka_unit_test_setup_teardown(test_evict_identical, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_some_identical, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dirty_never_evicted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_layout_mismatch_refused, setup, teardown),
     };
