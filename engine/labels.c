@@ -122,7 +122,12 @@ vg_labels_t *vg_labels_read(FILE *f, const char *name, char *errbuf, size_t errl
         }
         int64_t at;
         char terr[128];
-        if (vg_time_parse(fld[3], fl[3], &at, terr, sizeof terr) != 0) {
+        int digits = fl[3] > 0 && fl[3] <= 18;
+        for (size_t i = 0; digits && i < fl[3]; i++) digits = fld[3][i] >= '0' && fld[3][i] <= '9';
+        if (digits) {
+            at = 0;
+            for (size_t i = 0; i < fl[3]; i++) at = at * 10 + (fld[3][i] - '0');
+        } else if (vg_time_parse(fld[3], fl[3], &at, terr, sizeof terr) != 0) {
             snprintf(errbuf, errlen, "%s:%ld: bad time '%.*s': %s", name, line,
                      (int)(fl[3] > 40 ? 40 : fl[3]), fld[3], terr);
             goto fail;
