@@ -1,17 +1,20 @@
 /* amount.c - robust online amount model: clipped ring statistics under a transform chosen
- * by prequential likelihood, seasonal offsets, population prior, Student-t tails. See
- * amount.h. */
+ * by tail calibration, seasonal offsets, population prior, Student-t tails. See
+ * amount.h.
+ *
+ * Cost: the ring is stored in the transformed space of the current candidate, without
+ * the seasonal offsets of the value's hour (those at the time it was learned), and in
+ * sorted order (m->ord, kept by an O(ring) insertion on learn), so that a score takes
+ * its medians, deviations and clipped moments in O(ring) without a transform, a sort
+ * or a seasonal table; the shrinkage of the offsets (centres and tau2 of both profiles)
+ * is computed once per learn and kept, so one offset costs O(1); one incomplete beta
+ * gives both tails. */
 #include "models/amount.h"
 
 #include <math.h>
 #include <string.h>
 
 #define HALF (VG_AMOUNT_RING / 2)
-
-/* Effective seasonal offsets by hour of day and day of week. */
-typedef struct seas {
-    float h[24], d[7];
-} seas_t;
 
 vg_amount_cfg_t vg_amount_cfg_default(void) {
     vg_amount_cfg_t c;
@@ -38,6 +41,8 @@ double vg_amount_transform(double lambda, double x) {
         y = log1p(a);
     else if (lambda == 1.0)
         y = a;
+    else if (lambda == 0.5)
+        y = 2.0 * (sqrt(1.0 + a) - 1.0);
     else
         y = (pow(1.0 + a, lambda) - 1.0) / lambda;
     return x < 0 ? -y : y;
@@ -49,7 +54,10 @@ static double untransform(double lambda, double y) {
         x = expm1(a > 700 ? 700 : a);
     else if (lambda == 1.0)
         x = a;
-    else
+    else if (lambda == 0.5) {
+        double u = 1.0 + 0.5 * a;
+        x = u * u - 1.0;
+    } else
         x = pow(1.0 + lambda * a, 1.0 / lambda) - 1.0;
     return y < 0 ? -x : x;
 }
@@ -106,28 +114,51 @@ double vg_amount_t_sf(double t, double nu) {
     return t > 0 ? tail : 1.0 - tail;
 }
 
-/* ---- robust statistics of the ring ---- */
-
-static void sortf(float *a, int n) {
-    for (int i = 1; i < n; i++) {
-        float v = a[i];
-        int j = i - 1;
-        while (j >= 0 && a[j] > v) {
-            a[j + 1] = a[j];
-            j--;
-        }
-        a[j + 1] = v;
+/* Both tails at once: *hi = t_sf(t), *lo = t_sf(-t), with one incomplete beta. */
+static void t_tails(double t, double nu, double *hi, double *lo) {
+    if (!(nu > 0) || nu > 200 || isnan(t)) {
+        *hi = vg_amount_t_sf(t, nu);
+        *lo = vg_amount_t_sf(-t, nu);
+        return;
     }
+    double x = nu / (nu + t * t);
+    double tail = 0.5 * ibeta(nu / 2.0, 0.5, x);
+    *hi = t > 0 ? tail : 1.0 - tail;
+    *lo = -t > 0 ? tail : 1.0 - tail;
 }
+
+/* ---- robust statistics of the ring ---- */
 
 static double median_sorted(const float *a, int n) {
     return (n & 1) ? a[n / 2] : 0.5 * ((double)a[n / 2 - 1] + a[n / 2]);
 }
 
-/* Level (median of the newest HALF values, or of all when fewer), and scale
- * (1.4826 * MAD of all held values about their median). */
-static void ring_stats(const vg_amount_t *m, double lambda, const seas_t *se, int *cnt,
-                       double *level, double *scale) {
+/* Median of the deviations |a[i] - med| of a sorted a[0..n): the two ascending runs
+ * (below the median, read downwards; from it, read upwards) are merged up to the middle,
+ * which gives the same value as sorting the deviations. */
+static double dev_median(const float *a, int n, double med) {
+    int lo = 0;
+    while (lo < n && a[lo] < med) lo++;
+    int l = lo - 1, r = lo, want = n / 2;
+    float prev = 0, cur = 0;
+    for (int k = 0; k <= want; k++) { /* branch-free: the choice is a coin toss */
+        float dl = l >= 0 ? (float)(med - a[l]) : INFINITY;
+        float dr = r < n ? (float)(a[r] - med) : INFINITY;
+        int left = dl <= dr;
+        prev = cur;
+        cur = left ? dl : dr;
+        l -= left;
+        r += !left;
+    }
+    return (n & 1) ? cur : 0.5 * ((double)prev + cur);
+}
+
+/* Statistics of the held values (their seasonal offsets removed) under candidate j:
+ * one-step 3-sigma rejection around the median (scale 1.4826 MAD), then the mean and
+ * standard deviation of the rest; the level is the clipped mean of the newest HALF once
+ * the ring holds HALF + HALF/2 values. The ring is kept sorted and every transform is
+ * monotone, so nothing is sorted here. */
+static void ring_stats(const vg_amount_t *m, int j, int *cnt, double *level, double *scale) {
     int n = m->n < VG_AMOUNT_RING ? (int)m->n : VG_AMOUNT_RING;
     *cnt = n;
     if (n == 0) {
@@ -135,30 +166,27 @@ static void ring_stats(const vg_amount_t *m, double lambda, const seas_t *se, in
         *scale = 0;
         return;
     }
-    float a[VG_AMOUNT_RING], newest[HALF];
-    int nn = n < HALF ? n : HALF;
+    float a[VG_AMOUNT_RING] = {0}, newest[HALF + 1] = {0}; /* (init: for -O1 warnings) */
+    int nn = n < HALF ? n : HALF, k = 0;
     for (int i = 0; i < n; i++) {
-        int idx = ((int)m->head - 1 - i + 2 * VG_AMOUNT_RING) % VG_AMOUNT_RING;
-        double y = vg_amount_transform(lambda, m->ring[idx]);
-        if (se) y -= se->h[m->ring_how[idx] % 24] + se->d[m->ring_how[idx] / 24];
-        a[i] = (float)y;
-        if (i < nn) newest[i] = a[i];
+        int idx = m->ord[i];
+        float y = m->ring[idx];
+        if (j != m->lam)
+            y = (float)vg_amount_transform(lambdas[j], untransform(lambdas[m->lam], y));
+        a[i] = y;
+        newest[k] = y; /* kept when among the newest nn (branch-free; k <= nn <= HALF) */
+        k += (((int)m->head - 1 - idx) & (VG_AMOUNT_RING - 1)) < nn;
     }
-    sortf(a, n);
-    sortf(newest, nn);
     double med = median_sorted(a, n);
     int use_new = n >= HALF + HALF / 2;
     double lmed = use_new ? median_sorted(newest, nn) : med;
-    float dev[VG_AMOUNT_RING];
-    for (int i = 0; i < n; i++) dev[i] = (float)fabs(a[i] - med);
-    sortf(dev, n);
-    double smad = 1.4826 * median_sorted(dev, n);
+    double smad = 1.4826 * dev_median(a, n, med);
     /* one-step 3-sigma rejection around the medians, then the mean and the standard
      * deviation of what is left: as robust as the median and MAD to a few outliers, and
      * much more efficient on the small samples an account has (the deviation is divided
      * by 0.9866, the factor a +-3 sigma truncation of a normal takes off) */
     double lim = 3.0 * smad, sum = 0, sum2 = 0;
-    int k = 0;
+    k = 0;
     for (int i = 0; i < n; i++)
         if (fabs(a[i] - med) <= lim) {
             sum += a[i];
@@ -191,27 +219,65 @@ static void season_index(int64_t ts_ms, int *h, int *d) {
     *d = (int)w;
 }
 
-/* Empirical-Bayes shrinkage of bucket b of a seasonal profile: offsets are noisy means
- * (variance sigma2 / effective count); their spread beyond that noise is the real
- * seasonal variance tau2, and the offset is weighted tau2 / (tau2 + its noise). With no
- * real seasonality (a card account) the weight is 0. */
-static double eb_weight(const float *off, const uint8_t *cnt, int nb, int b, double sigma2,
-                        double rate) {
-    double cap = 2.0 / rate - 1.0, sum = 0, noise = 0;
+/* Empirical-Bayes shrinkage of a seasonal profile: offsets are noisy means (variance
+ * sigma2 / effective count); their spread beyond that noise is the real seasonal
+ * variance tau2, and bucket b is weighted tau2 / (tau2 + its noise). With no real
+ * seasonality (a card account) tau2 is 0 and so is every weight. recip[c] = 1 / c. */
+static const double recip[256] = {
+    0.0, 1.0 / 1, 1.0 / 2, 1.0 / 3, 1.0 / 4, 1.0 / 5, 1.0 / 6, 1.0 / 7, 1.0 / 8, 1.0 / 9,
+    1.0 / 10, 1.0 / 11, 1.0 / 12, 1.0 / 13, 1.0 / 14, 1.0 / 15, 1.0 / 16, 1.0 / 17,
+    1.0 / 18, 1.0 / 19, 1.0 / 20, 1.0 / 21, 1.0 / 22, 1.0 / 23, 1.0 / 24, 1.0 / 25,
+    1.0 / 26, 1.0 / 27, 1.0 / 28, 1.0 / 29, 1.0 / 30, 1.0 / 31, 1.0 / 32, 1.0 / 33,
+    1.0 / 34, 1.0 / 35, 1.0 / 36, 1.0 / 37, 1.0 / 38, 1.0 / 39, 1.0 / 40, 1.0 / 41,
+    1.0 / 42, 1.0 / 43, 1.0 / 44, 1.0 / 45, 1.0 / 46, 1.0 / 47, 1.0 / 48, 1.0 / 49,
+    1.0 / 50, 1.0 / 51, 1.0 / 52, 1.0 / 53, 1.0 / 54, 1.0 / 55, 1.0 / 56, 1.0 / 57,
+    1.0 / 58, 1.0 / 59, 1.0 / 60, 1.0 / 61, 1.0 / 62, 1.0 / 63, 1.0 / 64, 1.0 / 65,
+    1.0 / 66, 1.0 / 67, 1.0 / 68, 1.0 / 69, 1.0 / 70, 1.0 / 71, 1.0 / 72, 1.0 / 73,
+    1.0 / 74, 1.0 / 75, 1.0 / 76, 1.0 / 77, 1.0 / 78, 1.0 / 79, 1.0 / 80, 1.0 / 81,
+    1.0 / 82, 1.0 / 83, 1.0 / 84, 1.0 / 85, 1.0 / 86, 1.0 / 87, 1.0 / 88, 1.0 / 89,
+    1.0 / 90, 1.0 / 91, 1.0 / 92, 1.0 / 93, 1.0 / 94, 1.0 / 95, 1.0 / 96, 1.0 / 97,
+    1.0 / 98, 1.0 / 99, 1.0 / 100, 1.0 / 101, 1.0 / 102, 1.0 / 103, 1.0 / 104, 1.0 / 105,
+    1.0 / 106, 1.0 / 107, 1.0 / 108, 1.0 / 109, 1.0 / 110, 1.0 / 111, 1.0 / 112, 1.0 / 113,
+    1.0 / 114, 1.0 / 115, 1.0 / 116, 1.0 / 117, 1.0 / 118, 1.0 / 119, 1.0 / 120, 1.0 / 121,
+    1.0 / 122, 1.0 / 123, 1.0 / 124, 1.0 / 125, 1.0 / 126, 1.0 / 127, 1.0 / 128, 1.0 / 129,
+    1.0 / 130, 1.0 / 131, 1.0 / 132, 1.0 / 133, 1.0 / 134, 1.0 / 135, 1.0 / 136, 1.0 / 137,
+    1.0 / 138, 1.0 / 139, 1.0 / 140, 1.0 / 141, 1.0 / 142, 1.0 / 143, 1.0 / 144, 1.0 / 145,
+    1.0 / 146, 1.0 / 147, 1.0 / 148, 1.0 / 149, 1.0 / 150, 1.0 / 151, 1.0 / 152, 1.0 / 153,
+    1.0 / 154, 1.0 / 155, 1.0 / 156, 1.0 / 157, 1.0 / 158, 1.0 / 159, 1.0 / 160, 1.0 / 161,
+    1.0 / 162, 1.0 / 163, 1.0 / 164, 1.0 / 165, 1.0 / 166, 1.0 / 167, 1.0 / 168, 1.0 / 169,
+    1.0 / 170, 1.0 / 171, 1.0 / 172, 1.0 / 173, 1.0 / 174, 1.0 / 175, 1.0 / 176, 1.0 / 177,
+    1.0 / 178, 1.0 / 179, 1.0 / 180, 1.0 / 181, 1.0 / 182, 1.0 / 183, 1.0 / 184, 1.0 / 185,
+    1.0 / 186, 1.0 / 187, 1.0 / 188, 1.0 / 189, 1.0 / 190, 1.0 / 191, 1.0 / 192, 1.0 / 193,
+    1.0 / 194, 1.0 / 195, 1.0 / 196, 1.0 / 197, 1.0 / 198, 1.0 / 199, 1.0 / 200, 1.0 / 201,
+    1.0 / 202, 1.0 / 203, 1.0 / 204, 1.0 / 205, 1.0 / 206, 1.0 / 207, 1.0 / 208, 1.0 / 209,
+    1.0 / 210, 1.0 / 211, 1.0 / 212, 1.0 / 213, 1.0 / 214, 1.0 / 215, 1.0 / 216, 1.0 / 217,
+    1.0 / 218, 1.0 / 219, 1.0 / 220, 1.0 / 221, 1.0 / 222, 1.0 / 223, 1.0 / 224, 1.0 / 225,
+    1.0 / 226, 1.0 / 227, 1.0 / 228, 1.0 / 229, 1.0 / 230, 1.0 / 231, 1.0 / 232, 1.0 / 233,
+    1.0 / 234, 1.0 / 235, 1.0 / 236, 1.0 / 237, 1.0 / 238, 1.0 / 239, 1.0 / 240, 1.0 / 241,
+    1.0 / 242, 1.0 / 243, 1.0 / 244, 1.0 / 245, 1.0 / 246, 1.0 / 247, 1.0 / 248, 1.0 / 249,
+    1.0 / 250, 1.0 / 251, 1.0 / 252, 1.0 / 253, 1.0 / 254, 1.0 / 255,
+};
+
+static int season_cap(const vg_amount_cfg_t *cfg) {
+    double cap = 2.0 / cfg->season_rate - 1.0;
+    return cap < 1 ? 1 : (cap > 255 ? 255 : (int)cap);
+}
+
+/* tau2 of a profile about its centre (0: no seasonality), branch-free. */
+static double profile_tau2(const float *off, const uint8_t *cnt, int nb, double centre,
+                           double sigma2, int icap) {
+    double sum = 0, inv_ce = 0;
     int k = 0;
-    if (cnt[b] == 0) return 0;
     for (int i = 0; i < nb; i++) {
-        if (!cnt[i]) continue;
-        double ce = cnt[i] < cap ? cnt[i] : cap;
-        sum += (double)off[i] * off[i];
-        noise += sigma2 / ce;
-        k++;
+        float c = (float)(off[i] - centre);
+        int on = cnt[i] != 0;
+        sum += on ? (double)c * c : 0.0;
+        inv_ce += recip[cnt[i] < icap ? cnt[i] : icap];
+        k += on;
     }
     if (k < 3) return 0;
-    double tau2 = (sum - noise) / k;
-    if (tau2 <= 0) return 0;
-    double ce = cnt[b] < cap ? cnt[b] : cap;
-    return tau2 / (tau2 + sigma2 / ce);
+    double tau2 = (sum - sigma2 * inv_ce) / k;
+    return tau2 > 0 ? tau2 : 0;
 }
 
 /* Mean of the offsets of the buckets seen: the profile is identified up to a constant,
@@ -219,28 +285,70 @@ static double eb_weight(const float *off, const uint8_t *cnt, int nb, int b, dou
 static double centre(const float *off, const uint8_t *cnt, int nb) {
     double s = 0;
     int k = 0;
-    for (int i = 0; i < nb; i++)
-        if (cnt[i]) {
-            s += off[i];
-            k++;
-        }
+    for (int i = 0; i < nb; i++) {
+        s += cnt[i] ? off[i] : 0.0f;
+        k += cnt[i] != 0;
+    }
     return k ? s / k : 0;
 }
 
-/* Effective (centred, shrunk) seasonal offsets in the space of m->lam, for residual
- * variance sigma2. All zero when seasonality is off or unknown. */
-static void season_table(const vg_amount_cfg_t *cfg, const vg_amount_t *m, seas_t *t) {
-    memset(t, 0, sizeof *t);
+/* Recomputes the kept shrinkage constants (after a learn). */
+static void season_refresh(const vg_amount_cfg_t *cfg, vg_amount_t *m) {
+    m->s_mh = m->s_md = m->s_tau_h = m->s_tau_d = 0;
     double s2 = m->svar;
     if (cfg->season_k <= 0 || !(s2 > 0)) return;
-    float ch[24], cd[7];
+    int icap = season_cap(cfg);
     double mh = centre(m->hod, m->hod_n, 24), md = centre(m->dow, m->dow_n, 7);
-    for (int i = 0; i < 24; i++) ch[i] = (float)(m->hod[i] - mh);
-    for (int i = 0; i < 7; i++) cd[i] = (float)(m->dow[i] - md);
-    for (int i = 0; i < 24; i++)
-        t->h[i] = (float)(ch[i] * eb_weight(ch, m->hod_n, 24, i, s2, cfg->season_rate));
-    for (int i = 0; i < 7; i++)
-        t->d[i] = (float)(cd[i] * eb_weight(cd, m->dow_n, 7, i, s2, cfg->season_rate));
+    m->s_mh = (float)mh;
+    m->s_md = (float)md;
+    m->s_tau_h = (float)profile_tau2(m->hod, m->hod_n, 24, mh, s2, icap);
+    m->s_tau_d = (float)profile_tau2(m->dow, m->dow_n, 7, md, s2, icap);
+}
+
+/* The whole table of effective offsets (as season_at); returns 0 when all are 0. */
+static int season_all(const vg_amount_cfg_t *cfg, const vg_amount_t *m, float *th, float *td) {
+    for (int i = 0; i < 24; i++) th[i] = 0;
+    for (int i = 0; i < 7; i++) td[i] = 0;
+    if (!(m->s_tau_h > 0) && !(m->s_tau_d > 0)) return 0;
+    double s2 = m->svar;
+    int icap = season_cap(cfg);
+    if (m->s_tau_h > 0) {
+        double tau2 = m->s_tau_h;
+        for (int i = 0; i < 24; i++) {
+            float c = (float)(m->hod[i] - m->s_mh);
+            int k = m->hod_n[i] < icap ? m->hod_n[i] : icap;
+            th[i] = m->hod_n[i] ? (float)(c * (tau2 / (tau2 + s2 * recip[k]))) : 0.0f;
+        }
+    }
+    if (m->s_tau_d > 0) {
+        double tau2 = m->s_tau_d;
+        for (int i = 0; i < 7; i++) {
+            float c = (float)(m->dow[i] - m->s_md);
+            int k = m->dow_n[i] < icap ? m->dow_n[i] : icap;
+            td[i] = m->dow_n[i] ? (float)(c * (tau2 / (tau2 + s2 * recip[k]))) : 0.0f;
+        }
+    }
+    return 1;
+}
+
+/* Effective (centred, shrunk) offsets of hour of day h and day of week d, in the space of
+ * m->lam; 0 when seasonality is off or unknown. */
+static void season_at(const vg_amount_cfg_t *cfg, const vg_amount_t *m, int h, int d,
+                      double *sh, double *sd) {
+    *sh = *sd = 0;
+    if (!(m->s_tau_h > 0) && !(m->s_tau_d > 0)) return;
+    double s2 = m->svar;
+    int icap = season_cap(cfg);
+    if (m->s_tau_h > 0 && m->hod_n[h]) {
+        double tau2 = m->s_tau_h;
+        float c = (float)(m->hod[h] - m->s_mh);
+        *sh = (float)(c * (tau2 / (tau2 + s2 * recip[m->hod_n[h] < icap ? m->hod_n[h] : icap])));
+    }
+    if (m->s_tau_d > 0 && m->dow_n[d]) {
+        double tau2 = m->s_tau_d;
+        float c = (float)(m->dow[d] - m->s_md);
+        *sd = (float)(c * (tau2 / (tau2 + s2 * recip[m->dow_n[d] < icap ? m->dow_n[d] : icap])));
+    }
 }
 
 /* Largest exponent whose two-sided tail exceedance rate (p < SEL_ALPHA) is calibrated:
@@ -292,11 +400,11 @@ static int choose(const vg_amount_cfg_t *cfg, const vg_amount_t *m,
 /* Effective level, scale and degrees of freedom under candidate j after the prior.
  * Returns 0 when there is nothing to score against. */
 static int effective(const vg_amount_cfg_t *cfg, const vg_amount_t *m,
-                     const vg_amount_prior_t *prior, int j, const seas_t *se, double *lvl,
-                     double *scl, double *nu, double *neff) {
+                     const vg_amount_prior_t *prior, int j, double *lvl, double *scl,
+                     double *nu, double *neff) {
     int n;
     double level, scale;
-    ring_stats(m, lambdas[j], se, &n, &level, &scale);
+    ring_stats(m, j, &n, &level, &scale);
     double k = (prior && prior->scale[j] > 0) ? cfg->prior_n : 0;
     if (n == 0 && k == 0) return 0;
     /* the prior's weight fades with the whole history (not only the ring); scales are
@@ -309,7 +417,7 @@ static int effective(const vg_amount_cfg_t *cfg, const vg_amount_t *m,
     if (k > 0 && n > 0) {
         double fl = cfg->abs_floor + cfg->rel_floor * fabs(level);
         double sa = scale > fl ? scale : fl;
-        s = exp((nh * log(sa) + k * log(prior->scale[j])) / w);
+        s = exp((nh * log(sa) + k * prior->lscale[j]) / w);
     } else {
         s = n > 0 ? scale : prior->scale[j];
     }
@@ -332,22 +440,20 @@ void vg_amount_score(const vg_amount_cfg_t *cfg, const vg_amount_t *m,
     if (!isfinite(x)) return;
     int j = choose(cfg, m, prior);
     out->lambda = lambdas[j];
+    double lvl, scl, nu, neff;
+    if (!effective(cfg, m, prior, j, &lvl, &scl, &nu, &neff)) return;
     /* the seasonal offsets belong to the transform learned with; after a change of
      * choice they are relearned (vg_amount_learn) and not used meanwhile */
-    seas_t se;
-    season_table(cfg, m, &se);
-    const seas_t *sp = j == m->lam ? &se : NULL;
-    double lvl, scl, nu, neff;
-    if (!effective(cfg, m, prior, j, sp, &lvl, &scl, &nu, &neff)) return;
     int h, d;
+    double sh = 0, sd = 0;
     season_index(ts_ms, &h, &d);
-    double s = sp ? sp->h[h] + sp->d[d] : 0;
+    if (j == m->lam) season_at(cfg, m, h, d, &sh, &sd);
+    double s = sh + sd;
     double y = vg_amount_transform(lambdas[j], x);
     double t = (y - lvl - s) / scl;
     if (!isfinite(t)) t = t > 0 ? 1e300 : -1e300;
     out->z = t;
-    out->p_hi = vg_amount_t_sf(t, nu);
-    out->p_lo = vg_amount_t_sf(-t, nu);
+    t_tails(t, nu, &out->p_hi, &out->p_lo);
     if (out->p_hi < 1e-300) out->p_hi = 1e-300;
     if (out->p_lo < 1e-300) out->p_lo = 1e-300;
     out->median = untransform(lambdas[j], lvl);
@@ -356,23 +462,48 @@ void vg_amount_score(const vg_amount_cfg_t *cfg, const vg_amount_t *m,
     out->n_eff = neff;
 }
 
+/* e[j] for each candidate; s_lam: the event's seasonal offset in the space of m->lam. */
+static void exceed(const vg_amount_cfg_t *cfg, const vg_amount_t *m,
+                   const vg_amount_prior_t *prior, double s_lam, double x, double *e) {
+    for (int j = 0; j < VG_AMOUNT_LAMBDAS; j++) {
+        double lvl, scl, nu, neff;
+        e[j] = 0;
+        if (!isfinite(x) || !effective(cfg, m, prior, j, &lvl, &scl, &nu, &neff)) continue;
+        double sv = j == m->lam ? s_lam : 0;
+        double t = (vg_amount_transform(lambdas[j], x) - lvl - sv) / scl;
+        e[j] = 2 * vg_amount_t_sf(fabs(t), nu) < SEL_ALPHA ? 1.0 : 0.0;
+    }
+}
+
 void vg_amount_exceed(const vg_amount_cfg_t *cfg, const vg_amount_t *m,
                       const vg_amount_prior_t *prior, int64_t ts_ms, double x, double *e) {
     /* seasonality only for the candidate it was learned in */
     int h, d;
+    double sh, sd;
     season_index(ts_ms, &h, &d);
     if (prior && !(prior->scale[0] > 0)) prior = NULL;
-    seas_t se;
-    season_table(cfg, m, &se);
-    for (int j = 0; j < VG_AMOUNT_LAMBDAS; j++) {
-        double lvl, scl, nu, neff;
-        const seas_t *sp = j == m->lam ? &se : NULL;
-        e[j] = 0;
-        if (!isfinite(x) || !effective(cfg, m, prior, j, sp, &lvl, &scl, &nu, &neff)) continue;
-        double sv = sp ? sp->h[h] + sp->d[d] : 0;
-        double t = (vg_amount_transform(lambdas[j], x) - lvl - sv) / scl;
-        e[j] = 2 * vg_amount_t_sf(fabs(t), nu) < SEL_ALPHA ? 1.0 : 0.0;
+    season_at(cfg, m, h, d, &sh, &sd);
+    exceed(cfg, m, prior, sh + sd, x, e);
+}
+
+/* Puts y into the ring slot m->head and keeps m->ord sorted (before m->n counts it). */
+static void ring_put(vg_amount_t *m, float y) {
+    int cnt = m->n < VG_AMOUNT_RING ? (int)m->n : VG_AMOUNT_RING, slot = m->head;
+    if (cnt == VG_AMOUNT_RING) {
+        int p = 0;
+        while (p < cnt - 1 && m->ord[p] != slot) p++;
+        memmove(&m->ord[p], &m->ord[p + 1], (size_t)(cnt - 1 - p));
+        cnt--;
     }
+    int lo = 0, hi = cnt;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (m->ring[m->ord[mid]] <= y) lo = mid + 1;
+        else hi = mid;
+    }
+    memmove(&m->ord[lo + 1], &m->ord[lo], (size_t)(cnt - lo));
+    m->ord[lo] = (uint8_t)slot;
+    m->ring[slot] = y;
 }
 
 void vg_amount_learn(const vg_amount_cfg_t *cfg, vg_amount_t *m,
@@ -385,10 +516,12 @@ void vg_amount_learn(const vg_amount_cfg_t *cfg, vg_amount_t *m,
     if (x < -3e38) x = -3e38;
     if (prior && !(prior->scale[0] > 0)) prior = NULL;
     int h, d;
+    double sh, sd;
     season_index(ts_ms, &h, &d);
+    season_at(cfg, m, h, d, &sh, &sd);
     if (exc_out) {
         /* only on request: three candidates' statistics cost more than the rest */
-        vg_amount_exceed(cfg, m, prior, ts_ms, x, exc_out);
+        exceed(cfg, m, prior, sh + sd, x, exc_out);
         for (int j = 0; j < VG_AMOUNT_LAMBDAS; j++)
             if (m->n > 0) {
                 double a = 1.0 / m->n > 1.0 / 256 ? 1.0 / m->n : 1.0 / 256;
@@ -400,19 +533,37 @@ void vg_amount_learn(const vg_amount_cfg_t *cfg, vg_amount_t *m,
         /* the seasonal part is relearned in the new space; the slow level carried over */
         double raw = untransform(lambdas[m->lam], m->slow);
         m->slow = (float)vg_amount_transform(lambdas[j], raw);
+        /* the ring back to original units (its offsets put back), into the new space */
+        int cnt = m->n < VG_AMOUNT_RING ? (int)m->n : VG_AMOUNT_RING;
+        for (int i = 0; i < cnt; i++) {
+            double oh, od;
+            season_at(cfg, m, m->ring_how[i] % 24, m->ring_how[i] / 24, &oh, &od);
+            m->ring[i] = (float)vg_amount_transform(
+                lambdas[j], untransform(lambdas[m->lam], m->ring[i] + oh + od));
+        }
+        for (int i = 1; i < cnt; i++) { /* the offsets may have changed the order */
+            uint8_t v = m->ord[i];
+            int k = i - 1;
+            while (k >= 0 && m->ring[m->ord[k]] > m->ring[v]) {
+                m->ord[k + 1] = m->ord[k];
+                k--;
+            }
+            m->ord[k + 1] = v;
+        }
         memset(m->hod, 0, sizeof m->hod);
         memset(m->dow, 0, sizeof m->dow);
         memset(m->hod_n, 0, sizeof m->hod_n);
         memset(m->dow_n, 0, sizeof m->dow_n);
         m->svar = 0;
         m->lam = (uint8_t)j;
+        season_refresh(cfg, m); /* (zero: nothing learned in the new space yet) */
+        sh = sd = 0;
     }
+    float oh[24], od[7];
+    int old_on = season_all(cfg, m, oh, od);
     double y = vg_amount_transform(lambdas[j], x);
     if (y > 3e38) y = 3e38;
     if (y < -3e38) y = -3e38;
-    seas_t se;
-    season_table(cfg, m, &se);
-    double sh = se.h[h], sd = se.d[d];
     int n = m->n < VG_AMOUNT_RING ? (int)m->n : VG_AMOUNT_RING;
     double c = m->svar > 0 ? 3.0 * sqrt(m->svar) : INFINITY;
     double r = y - m->slow - sh - sd;
@@ -452,8 +603,28 @@ void vg_amount_learn(const vg_amount_cfg_t *cfg, vg_amount_t *m,
         if (n >= 8 && rr < -c) rr = -c;
         m->slow += (float)(a * rr);
     }
-    m->ring[m->head] = (float)x;
+    ring_put(m, (float)(y - sh - sd));
     m->ring_how[m->head] = (uint8_t)(d * 24 + h);
     m->head = (uint8_t)((m->head + 1) % VG_AMOUNT_RING);
     if (m->n < UINT32_MAX) m->n++;
+    season_refresh(cfg, m);
+    /* the held values follow the new offsets (each value stays T(x) minus the current
+     * offsets of its hour, as if they were removed at scoring time), then their order */
+    float nh[24], nd[7];
+    if (old_on | season_all(cfg, m, nh, nd)) {
+        int cnt = m->n < VG_AMOUNT_RING ? (int)m->n : VG_AMOUNT_RING;
+        for (int i = 0; i < cnt; i++) {
+            int hh = m->ring_how[i] % 24, dd = m->ring_how[i] / 24;
+            m->ring[i] -= (nh[hh] - oh[hh]) + (nd[dd] - od[dd]);
+        }
+        for (int i = 1; i < cnt; i++) {
+            uint8_t v = m->ord[i];
+            int k = i - 1;
+            while (k >= 0 && m->ring[m->ord[k]] > m->ring[v]) {
+                m->ord[k + 1] = m->ord[k];
+                k--;
+            }
+            m->ord[k + 1] = v;
+        }
+    }
 }

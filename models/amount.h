@@ -1,8 +1,11 @@
 /* amount.h - robust online model of one numeric stream (an account's amounts, a metric).
  *
- * The model keeps, in a fixed-size POD struct (no pointers, about 390 bytes):
- *   - a ring of the last VG_AMOUNT_RING values with their hour of week; statistics are
- *     taken, after removing the seasonal offsets, in a transformed space y = T(x)
+ * The model keeps, in a fixed-size POD struct (no pointers, about 420 bytes):
+ *   - a ring of the last VG_AMOUNT_RING values with their hour of week, stored in the
+ *     current transformed space without their seasonal offsets (those known when each
+ *     was learned) and kept in sorted order (an index array updated in O(ring) per
+ *     learn, so that a score sorts nothing); statistics are taken in a transformed
+ *     space y = T(x)
  *     (Box-Cox on |x| with the sign kept: lambda 1 linear, 0.5 square root, 0 log1p):
  *     one-step 3-sigma rejection around the median, then mean (of the newest half,
  *     once the ring is full, to follow level shifts) and
@@ -51,14 +54,18 @@ typedef struct vg_amount_cfg {
 typedef struct vg_amount_prior {
     float level[VG_AMOUNT_LAMBDAS];
     float scale[VG_AMOUNT_LAMBDAS];
+    float lscale[VG_AMOUNT_LAMBDAS]; /* ln scale (derived, for the pooling of scales) */
     float exc[VG_AMOUNT_LAMBDAS];
     float exc_n;
     int32_t lam;      /* the population's current choice, -1 none */
 } vg_amount_prior_t;
 
 typedef struct vg_amount {
-    float ring[VG_AMOUNT_RING]; /* recent values, original units */
+    float ring[VG_AMOUNT_RING]; /* recent values, transformed with candidate `lam`, minus
+                                   the seasonal offsets of their hour when learned */
     uint8_t ring_how[VG_AMOUNT_RING]; /* their hour of week (day * 24 + hour) */
+    uint8_t ord[VG_AMOUNT_RING]; /* the min(n, RING) slots held, in ascending order of value
+                                    (kept on learn, so that scoring never sorts) */
     float exc[VG_AMOUNT_LAMBDAS]; /* EW rate of two-sided p < 0.01 per candidate, over
                                      the learns that asked for it */
     float hod[24];              /* hour-of-day offsets (UTC), in the space of `lam` */
@@ -69,7 +76,9 @@ typedef struct vg_amount {
     uint32_t n;                 /* values learned, saturating */
     float slow;                 /* slow robust level (about a week), the seasonal base */
     float svar;                 /* EW variance of the residuals against slow + season */
-    uint8_t lam;                /* candidate the seasonal part was learned in */
+    uint8_t lam;                /* candidate the ring and the seasonal part are in */
+    float s_mh, s_md;           /* kept by learn: centres of the hod and dow offsets */
+    float s_tau_h, s_tau_d;     /* and their real seasonal variance (0: no seasonality) */
 } vg_amount_t;
 
 /* What a score found; every field is filled by vg_amount_score(). */

@@ -1,6 +1,13 @@
 /* anomaly.c - per-account anomaly signals, their combination into one posterior score,
  * the account compromise filter, and explanations. See anomaly.h; persistence is in
- * anomaly_codec.c. */
+ * anomaly_codec.c.
+ *
+ * Cost (see docs/anomaly.md, "Memory and cost"): every per-event loop is over a fixed
+ * small array (the 168 hours of the week, in float so that it vectorises; a field's
+ * 4..12 known values); each categorical value is hashed once per call; the population's
+ * tables that would need a logarithm per event are derived when they change (the
+ * trees' log masses once per window); signals whose field is absent, or which the
+ * configuration switches off (cfg.signals), cost nothing. */
 #include "models/anomaly.h"
 
 #include <math.h>
@@ -10,6 +17,7 @@
 #define DAY_MS 86400000.0
 #define LBF_MAX 700.0
 #define VEL_DISCOUNT 3.0 /* ln 20 */
+#define LN20 2.995732273553991
 
 static const int nov_off[VG_ANOMALY_CAT__COUNT] = {0, 12, 18, 24, 30, 36};
 static const int nov_len[VG_ANOMALY_CAT__COUNT] = {12, 6, 6, 6, 6, 4};
@@ -40,6 +48,7 @@ vg_anomaly_cfg_t vg_anomaly_cfg_default(void) {
     c.novelty_weight = 1.0f;
     c.multi_weight = 0.5f;
     c.burst_tau_s = 3600.0f;
+    c.signals = VG_ANOMALY_SIGNALS_ALL;
     return c;
 }
 
@@ -48,6 +57,18 @@ void vg_anomaly_pop_init(vg_anomaly_pop_t *pop, const vg_anomaly_cfg_t *cfg, uin
     pop->cfg = cfg ? *cfg : vg_anomaly_cfg_default();
     vg_hstree_init(&pop->trees, VG_HST_DIMS, seed);
     pop->prior.lam = -1;
+    vg_anomaly_pop_derive(pop);
+}
+
+void vg_anomaly_pop_derive(vg_anomaly_pop_t *pop) {
+    const vg_anomaly_cfg_t *cfg = &pop->cfg;
+    double b = cfg->base_rate;
+    pop->k_base_c = log((1.0 - b) / b);
+    pop->k_log_up = log(cfg->amount_up);
+    pop->k_log_down = log(1.0 - cfg->amount_up);
+    for (int j = 0; j < VG_AMOUNT_LAMBDAS; j++)
+        pop->prior.lscale[j] = pop->prior.scale[j] > 0 ? (float)log(pop->prior.scale[j]) : 0;
+    vg_hstree_derive(&pop->trees);
 }
 
 void vg_anomaly_state_init(vg_anomaly_state_t *st) { memset(st, 0, sizeof *st); }
@@ -70,9 +91,8 @@ static double calib_lbf(double p) {
 /* Score of total evidence x (log-odds above the base rate): softplus(x)/(softplus(x)+c)
  * with c = -logit(base_rate), so 0.5 is posterior odds even; monotone and below 1 for
  * every finite x, so scores keep their order even for overwhelming evidence. */
-static double squash(double base_rate, double x) {
-    double sp = x > 30 ? x : log1p(exp(x));
-    double c = log((1.0 - base_rate) / base_rate);
+static double squash(double c, double x) {
+    double sp = x > 30 ? x : (x < -30 ? exp(x) : log1p(exp(x)));
     if (c < 1e-3) c = 1e-3;
     double s = sp / (sp + c);
     return s > 0 ? (s < 1 ? s : nextafter(1.0, 0.0)) : 0;
@@ -98,9 +118,8 @@ static int amt_bin(double a) {
 static double bin_value(int b) { return pow(10.0, (b + 0.5) * (12.0 / VG_ANOMALY_POP_BINS) - 2.0); }
 
 /* P(|amount| >= |x|) in the population (mid-p within x's bin); 1 with little data. */
-static double pop_amount_p(const vg_anomaly_pop_t *pop, double x) {
+static double pop_amount_p(const vg_anomaly_pop_t *pop, int b) {
     if (pop->amt_total < 100) return 1.0;
-    int b = amt_bin(x);
     double s = 0.5 * pop->amt_hist[b];
     for (int i = b + 1; i < VG_ANOMALY_POP_BINS; i++) s += pop->amt_hist[i];
     double p = (s + 0.5) / (pop->amt_total + 1.0);
@@ -134,40 +153,53 @@ static int how_best(const vg_anomaly_pop_t *pop) {
     return best;
 }
 
-static void how_parts(const vg_anomaly_state_t *st, double *c, double *d, double *n) {
-    double daily[24] = {0};
-    *n = 0;
-    for (int b = 0; b < 168; b++) {
-        daily[b % 24] += st->how[b];
-        *n += st->how[b];
-    }
-    for (int b = 0; b < 168; b++) {
-        c[b] = 0.5 * st->how[b] + 0.25 * (st->how[(b + 167) % 168] + st->how[(b + 1) % 168]);
-        int h = b % 24;
-        d[b] = (0.5 * daily[h] + 0.25 * (daily[(h + 23) % 24] + daily[(h + 1) % 24])) / 7.0;
-    }
-}
-
 static double pop_how(const vg_anomaly_pop_t *pop, int b) {
     return pop->how_total > 0 ? (pop->hist_how[b] + 1e-3) / (pop->how_total + 0.168)
                               : 1.0 / 168;
 }
 
 /* Tail probability of the event's hour of week: the predictive mass of the hours at most
- * as likely as this one (a discrete p-value). */
+ * as likely as this one (a discrete p-value). q(b) = A c_b + B d_(b mod 24) + C pop_b + D
+ * is computed for the whole week in float (168 = 42 x 4 lanes, no modulo, no division
+ * in the loops). */
 static double time_p(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st, int how,
-                     double *intensity, double *q) {
-    double c[168], d[168], n;
-    how_parts(st, c, d, &n);
+                     double *intensity) {
     int j = how_best(pop);
-    double K = how_K[j], w = how_w[j];
-    for (int b = 0; b < 168; b++)
-        q[b] = (w * c[b] + (1 - w) * d[b] + K * pop_how(pop, b)) / (n + K);
+    double K = how_K[j], w = how_w[j], n = st->how_total, inv = 1.0 / (n + K);
+    float hw[168 + 2], daily[24 + 2], bd[24], q[168];
+    for (int b = 0; b < 168; b++) hw[b + 1] = st->how[b];
+    hw[0] = hw[168];
+    hw[169] = hw[1];
+    for (int h = 0; h < 24; h++) daily[h + 1] = 0;
+    for (int d = 0; d < 7; d++)
+        for (int h = 0; h < 24; h++) daily[h + 1] += hw[1 + d * 24 + h];
+    daily[0] = daily[24];
+    daily[25] = daily[1];
+    float B = (float)((1 - w) * inv / 7.0), A = (float)(w * inv);
+    for (int h = 0; h < 24; h++)
+        bd[h] = B * (0.5f * daily[h + 1] + 0.25f * (daily[h] + daily[h + 2]));
+    double C = 0, D = K * inv / 168;
+    if (pop->how_total > 0) {
+        C = K * inv / (pop->how_total + 0.168);
+        D = C * 1e-3;
+    }
+    float Cf = (float)C, Df = (float)D;
+    for (int d = 0; d < 7; d++)
+        for (int h = 0; h < 24; h++) {
+            int b = d * 24 + h;
+            q[b] = A * (0.5f * hw[b + 1] + 0.25f * (hw[b] + hw[b + 2])) + bd[h] +
+                   (Cf * (float)pop->hist_how[b] + Df);
+        }
     /* this hour's share of the week relative to a flat week, smoothed over +-1 h */
-    *intensity = 168.0 * (0.5 * q[how] + 0.25 * (q[(how + 167) % 168] + q[(how + 1) % 168]));
-    double qx = q[how] * (1 + 1e-9), p = 0;
-    for (int b = 0; b < 168; b++)
-        if (q[b] <= qx) p += q[b];
+    *intensity = 168.0 * (0.5 * q[how] + 0.25 * ((double)q[(how + 167) % 168] + q[(how + 1) % 168]));
+    float qx = q[how] * (1 + 1e-6f), p0 = 0, p1 = 0, p2 = 0, p3 = 0;
+    for (int b = 0; b < 168; b += 4) {
+        p0 += q[b] <= qx ? q[b] : 0;
+        p1 += q[b + 1] <= qx ? q[b + 1] : 0;
+        p2 += q[b + 2] <= qx ? q[b + 2] : 0;
+        p3 += q[b + 3] <= qx ? q[b + 3] : 0;
+    }
+    double p = (double)p0 + p1 + p2 + p3;
     return p > 1 ? 1 : (p < 1e-12 ? 1e-12 : p);
 }
 
@@ -182,19 +214,20 @@ static void how_score_models(vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st
     double pp = pop_how(pop, how);
     for (int j = 0; j < VG_ANOMALY_HOW_MODELS; j++) {
         double q = (how_w[j] * c + (1 - how_w[j]) * d + how_K[j] * pp) / (n + how_K[j]);
-        pop->how_ll[j] += log(q);
+        pop->how_ll[j] += logf((float)q);
     }
 }
 
 static int nov_find(const vg_anomaly_state_t *st, int f, uint32_t h) {
+    const uint32_t *hs = st->nov_h + nov_off[f];
     for (int i = 0; i < nov_len[f]; i++)
-        if (st->slot[nov_off[f] + i].h == h) return nov_off[f] + i;
+        if (hs[i] == h) return nov_off[f] + i;
     return -1;
 }
 
 static int nov_distinct(const vg_anomaly_state_t *st, int f) {
     int k = 0;
-    for (int i = 0; i < nov_len[f]; i++) k += st->slot[nov_off[f] + i].h != 0;
+    for (int i = 0; i < nov_len[f]; i++) k += st->nov_h[nov_off[f] + i] != 0;
     return k;
 }
 
@@ -202,12 +235,12 @@ static int nov_distinct(const vg_anomaly_state_t *st, int f) {
 static double poisson_sf(double k, double mu) {
     if (k <= mu || k <= 0) return 1.0;
     long kk = (long)ceil(k - 1e-9);
-    double lt = -mu + kk * log(mu) - lgamma(kk + 1.0), s = 0;
-    for (int i = 0; i < 400; i++) {
-        double t = exp(lt);
+    /* the first term, then the ratio of consecutive terms mu / (i + 1) */
+    double t = exp(-mu + kk * log(mu) - lgamma(kk + 1.0)), s = 0;
+    for (int i = 0; i < 400 && t > 0; i++) {
         s += t;
         if (t < s * 1e-12) break;
-        lt += log(mu) - log((double)(kk + i + 1));
+        t *= mu / (double)(kk + i + 1);
     }
     return s > 1 ? 1 : (s < 1e-300 ? 1e-300 : s);
 }
@@ -221,18 +254,35 @@ static double rate_per_s(const vg_anomaly_state_t *st, int64_t ts) {
 
 static double clamp01(double v) { return v > 0 ? (v < 1 ? v : 1) : 0; }
 
+/* Features of the multivariate trees; mnew: the merchant is new (1), known (0), absent
+ * (-1). Float logarithms: the trees only compare them with their splits. */
 static void multi_features(const vg_anomaly_state_t *st, const vg_anomaly_input_t *in,
-                           double amount_z, double *f) {
+                           double amount_z, int mnew, double *f) {
     f[0] = clamp01(0.5 + amount_z / 16.0);
     int64_t tod = in->ts_ms % 86400000;
     if (tod < 0) tod += 86400000;
     f[1] = tod / DAY_MS;
-    f[2] = isfinite(in->amount) ? clamp01((log10(fabs(in->amount) + 0.01) + 2.0) / 12.0) : 0;
+    f[2] = isfinite(in->amount)
+               ? clamp01((log10f((float)(fabs(in->amount) + 0.01)) + 2.0) / 12.0)
+               : 0;
     double gap = st->n ? (in->ts_ms - st->last_ts) / 1000.0 : 1e7;
-    f[3] = clamp01(log10(1.0 + (gap > 0 ? gap : 0)) / 7.0);
-    const vg_str_t *m = &in->cat[VG_ANOMALY_CAT_MERCHANT];
-    f[4] = m->p ? (nov_find(st, 0, hash32(m->p, m->len, 0)) < 0 ? 1.0 : 0.0) : 0.5;
-    f[5] = clamp01(log10(1.0 + st->n) / 4.0);
+    f[3] = clamp01(log10f((float)(1.0 + (gap > 0 ? gap : 0))) / 7.0);
+    f[4] = mnew < 0 ? 0.5 : mnew;
+    f[5] = clamp01(log10f((float)(1.0 + st->n)) / 4.0);
+}
+
+/* Hashes of the event's categorical fields (0: absent). */
+static void hash_fields(const vg_anomaly_input_t *in, uint32_t on, uint32_t *h) {
+    for (int f = 0; f < VG_ANOMALY_CAT__COUNT; f++) {
+        const vg_str_t *v = &in->cat[f];
+        int want = (on >> (VG_ANOMALY_MERCHANT + f)) & 1;
+        if (f == VG_ANOMALY_CAT_MERCHANT) want |= (on >> VG_ANOMALY_MULTI) & 1;
+        h[f] = v->p && want ? hash32(v->p, v->len, f) : 0;
+    }
+}
+
+static int merchant_new(const vg_anomaly_state_t *st, const uint32_t *h) {
+    return h[VG_ANOMALY_CAT_MERCHANT] ? nov_find(st, 0, h[VG_ANOMALY_CAT_MERCHANT]) < 0 : -1;
 }
 
 /* ---- scoring ---- */
@@ -250,26 +300,39 @@ static const char *dow_name(int d) {
 void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
                       const vg_anomaly_input_t *in, vg_anomaly_result_t *res) {
     const vg_anomaly_cfg_t *cfg = &pop->cfg;
+    const uint32_t on = cfg->signals;
     double lbf[VG_ANOMALY__COUNT] = {0}; /* weighted, for the combination */
     double raw[VG_ANOMALY__COUNT] = {0}; /* unweighted, for the signal's own score */
-    memset(res, 0, sizeof *res);
+    uint32_t hf[VG_ANOMALY_CAT__COUNT];
+    memset(res, 0, offsetof(vg_anomaly_result_t, reason));
+    for (int i = 0; i < VG_ANOMALY_REASONS; i++) res->reason[i][0] = 0;
     for (int i = 0; i < VG_ANOMALY__COUNT; i++) res->p[i] = 1.0;
+    hash_fields(in, on, hf);
+    struct vg_anomaly_memo *mo = &res->memo;
+    mo->ts_ms = in->ts_ms;
+    mo->amount = in->amount;
+    mo->n = st->n;
+    mo->tick = st->tick;
+    mo->signals = on;
+    mo->has_leaf = 0;
+    mo->amt_bin = isfinite(in->amount) ? amt_bin(in->amount) : -1;
+    memcpy(mo->hash, hf, sizeof hf);
+    mo->ok = 1;
 
     /* amount: the account's robust model (shrunk to the population) and the population
      * tail */
     vg_amount_score_t as;
     memset(&as, 0, sizeof as);
     double p_pop = 1.0;
-    if (isfinite(in->amount)) {
+    if ((on & (1u << VG_ANOMALY_AMOUNT)) && isfinite(in->amount)) {
         vg_amount_score(&cfg->amount, &st->amount, &pop->prior, in->ts_ms, in->amount, &as);
         double p = 2.0 * (as.p_hi < as.p_lo ? as.p_hi : as.p_lo);
         if (p > 1) p = 1;
-        p_pop = pop_amount_p(pop, in->amount);
+        p_pop = pop_amount_p(pop, mo->amt_bin);
         res->amount_z = as.z;
         /* a mixture over the direction of the anomaly: up with prior amount_up, down with
          * 1 - amount_up; each one-sided p calibrated on its own */
-        double up = cfg->amount_up;
-        double l1 = log(up) + calib_lbf(as.p_hi), l2 = log(1.0 - up) + calib_lbf(as.p_lo);
+        double l1 = pop->k_log_up + calib_lbf(as.p_hi), l2 = pop->k_log_down + calib_lbf(as.p_lo);
         double l = l1 > l2 ? l1 + log1p(exp(l2 - l1)) : l2 + log1p(exp(l1 - l2));
         if (p_pop < 1.0) l += cfg->pop_amount_weight * calib_lbf(p_pop);
         if (as.n_eff > 0 || pop->prior.scale[0] > 0 || p_pop < 1.0) {
@@ -282,9 +345,9 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
     /* time of week */
     int how, hod, dow;
     how_index(in->ts_ms, &how, &hod, &dow);
-    double intensity = 1.0, q_how[168];
-    if (st->n > 0 || pop->how_total > 0) {
-        double p = time_p(pop, st, how, &intensity, q_how);
+    double intensity = 1.0;
+    if ((on & (1u << VG_ANOMALY_TIME)) && (st->n > 0 || pop->how_total > 0)) {
+        double p = time_p(pop, st, how, &intensity);
         res->present |= 1u << VG_ANOMALY_TIME;
         res->p[VG_ANOMALY_TIME] = p;
         raw[VG_ANOMALY_TIME] = calib_lbf(p);
@@ -296,12 +359,11 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
     int is_new[VG_ANOMALY_CAT__COUNT] = {0};
     double rnew[VG_ANOMALY_CAT__COUNT] = {0};
     for (int f = 0; f < VG_ANOMALY_CAT__COUNT; f++) {
-        const vg_str_t *v = &in->cat[f];
-        if (!v->p) continue;
         int sig = VG_ANOMALY_MERCHANT + f;
+        if (!in->cat[f].p || !(on & (1u << sig))) continue;
         double r = (st->nov_new[f] + 0.5) / (st->nov_seen[f] + 1.0);
         const double phi = 0.8;
-        is_new[f] = nov_find(st, f, hash32(v->p, v->len, f)) < 0;
+        is_new[f] = nov_find(st, f, hf[f]) < 0;
         rnew[f] = r;
         double l = 0;
         if (r < phi) l = is_new[f] ? log(phi / r) : log((1 - phi) / (1 - r));
@@ -314,7 +376,7 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
     /* velocity: short gap against the account's gaps, event count and spend in the burst
      * window against the account's rate */
     double gap_s = 0, burst_c = 0, mu = 0, spend = 0, spend_k = 0;
-    if (st->n > 0) {
+    if ((on & (1u << VG_ANOMALY_VELOCITY)) && st->n > 0) {
         gap_s = (in->ts_ms - st->last_ts) / 1000.0;
         if (gap_s < 0) gap_s = 0;
         double decay = exp(-gap_s / cfg->burst_tau_s);
@@ -350,15 +412,20 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
     }
 
     /* multivariate */
-    if (pop->trees.ready) {
+    if (on & (1u << VG_ANOMALY_MULTI)) {
+        /* the leaves serve the learn too, so they are found even before the trees have
+         * a reference window */
         double f[VG_HST_DIMS];
-        multi_features(st, in, as.z, f);
-        double bf = vg_hstree_score(&pop->trees, f);
-        double l = log(bf);
+        multi_features(st, in, as.z, merchant_new(st, hf), f);
+        vg_hstree_leaves(&pop->trees, f, mo->leaf);
+        mo->has_leaf = 1;
+    }
+    if ((on & (1u << VG_ANOMALY_MULTI)) && pop->trees.ready) {
+        double l = vg_hstree_log_score_leaves(&pop->trees, mo->leaf);
         if (l > LBF_MAX) l = LBF_MAX;
         if (l < -LBF_MAX) l = -LBF_MAX;
         res->present |= 1u << VG_ANOMALY_MULTI;
-        res->p[VG_ANOMALY_MULTI] = bf > 1 ? 1.0 / bf : 1.0;
+        res->p[VG_ANOMALY_MULTI] = l > 0 ? exp(-l) : 1.0;
         raw[VG_ANOMALY_MULTI] = l;
         lbf[VG_ANOMALY_MULTI] = cfg->multi_weight * l;
     }
@@ -368,7 +435,7 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
     for (int s = 0; s < VG_ANOMALY__COUNT; s++) {
         if (!(res->present & (1u << s))) continue;
         total += lbf[s];
-        res->signal[s] = squash(1.0 / 21.0, raw[s]);
+        res->signal[s] = squash(LN20, raw[s]);
     }
     if (total > 700) total = 700;
     if (total < -700) total = -700;
@@ -383,12 +450,13 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
     double prior = cfg->base_rate + pc * cfg->compromise_frac;
     if (prior > 0.999) prior = 0.999;
     res->lbf = total;
+    double prior_lo = pc > 0 ? log(prior / (1 - prior)) : -pop->k_base_c;
     {
-        double lo = total + log(prior / (1 - prior));
+        double lo = total + prior_lo;
         res->posterior = lo > 700 ? 1.0 : (lo < -700 ? 0.0 : 1.0 / (1.0 + exp(-lo)));
     }
-    double lift = log(prior / (1 - prior)) - log(cfg->base_rate / (1 - cfg->base_rate));
-    res->score = squash(cfg->base_rate, total + lift);
+    double lift = prior_lo + pop->k_base_c;
+    res->score = squash(pop->k_base_c, total + lift);
     double bf = exp(total);
     double lc = cfg->compromise_frac * bf + (1.0 - cfg->compromise_frac);
     double ln = cfg->base_rate * bf + (1.0 - cfg->base_rate);
@@ -489,6 +557,7 @@ static void pop_refresh_prior(vg_anomaly_pop_t *pop) {
         if (!(sc > 0)) sc = ac->abs_floor + ac->rel_floor * fabs(t50);
         pop->prior.level[j] = (float)t50;
         pop->prior.scale[j] = (float)sc;
+        pop->prior.lscale[j] = (float)log(pop->prior.scale[j]);
         pop->prior.exc[j] =
             pop->amt_exc_n > 0 ? (float)(pop->amt_exc[j] / pop->amt_exc_n) : 0.0f;
     }
@@ -496,15 +565,16 @@ static void pop_refresh_prior(vg_anomaly_pop_t *pop) {
     if (pop->amt_exc_n >= 1000) pop->prior.lam = vg_amount_pick(pop->prior.exc, pop->prior.lam);
 }
 
-static void pop_learn(vg_anomaly_pop_t *pop, const vg_anomaly_input_t *in) {
-    int how, hod, dow;
-    how_index(in->ts_ms, &how, &hod, &dow);
-    if (isfinite(in->amount)) {
-        pop->amt_hist[amt_bin(in->amount)] += 1.0;
+static void pop_learn(vg_anomaly_pop_t *pop, const vg_anomaly_input_t *in, int how, int bin) {
+    const uint32_t on = pop->cfg.signals;
+    if ((on & (1u << VG_ANOMALY_AMOUNT)) && isfinite(in->amount)) {
+        pop->amt_hist[bin] += 1.0;
         pop->amt_total += 1.0;
     }
-    pop->hist_how[how] += 1.0;
-    pop->how_total += 1.0;
+    if (on & (1u << VG_ANOMALY_TIME)) {
+        pop->hist_how[how] += 1.0;
+        pop->how_total += 1.0;
+    }
     pop->n++;
     if ((pop->n & 1023) == 0) {
         /* forget with a half-life of about 35,000 events */
@@ -520,8 +590,7 @@ static void pop_learn(vg_anomaly_pop_t *pop, const vg_anomaly_input_t *in) {
     if ((pop->n & 255) == 0 || pop->n == 100) pop_refresh_prior(pop);
 }
 
-static void nov_learn(vg_anomaly_state_t *st, int f, const vg_str_t *v, int keep_out) {
-    uint32_t h = hash32(v->p, v->len, f);
+static void nov_learn(vg_anomaly_state_t *st, int f, uint32_t h, int keep_out) {
     int i = nov_find(st, f, h);
     const float decay = 0.97f; /* about the last 33 events carrying the field */
     if (keep_out) return;
@@ -532,23 +601,21 @@ static void nov_learn(vg_anomaly_state_t *st, int f, const vg_str_t *v, int keep
         int best = nov_off[f];
         uint16_t best_age = 0;
         for (int k = 0; k < nov_len[f]; k++) {
-            vg_anomaly_slot_t *s = &st->slot[nov_off[f] + k];
-            if (s->h == 0) {
-                best = nov_off[f] + k;
+            int sl = nov_off[f] + k;
+            if (st->nov_h[sl] == 0) {
+                best = sl;
                 break;
             }
-            uint16_t age = (uint16_t)(st->tick - s->last);
+            uint16_t age = (uint16_t)(st->tick - st->nov_last[sl]);
             if (age >= best_age) {
                 best_age = age;
-                best = nov_off[f] + k;
+                best = sl;
             }
         }
         i = best;
-        st->slot[i].h = h;
-        st->slot[i].n = 0;
+        st->nov_h[i] = h;
     }
-    if (st->slot[i].n < UINT16_MAX) st->slot[i].n++;
-    st->slot[i].last = st->tick;
+    st->nov_last[i] = st->tick;
 }
 
 void vg_anomaly_learn(vg_anomaly_pop_t *pop, vg_anomaly_state_t *st,
@@ -559,27 +626,42 @@ void vg_anomaly_learn(vg_anomaly_pop_t *pop, vg_anomaly_state_t *st,
         res = &tmp;
     }
     const vg_anomaly_cfg_t *cfg = &pop->cfg;
-    {
-        double f[VG_HST_DIMS];
-        multi_features(st, in, res->amount_z, f);
-        vg_hstree_learn(&pop->trees, f);
+    const uint32_t on = cfg->signals;
+    const struct vg_anomaly_memo *mo = &res->memo;
+    int same = mo->ok && mo->ts_ms == in->ts_ms && mo->n == st->n && mo->tick == st->tick &&
+               mo->signals == on &&
+               (mo->amount == in->amount || (isnan(mo->amount) && isnan(in->amount)));
+    uint32_t hf[VG_ANOMALY_CAT__COUNT];
+    if (same) memcpy(hf, mo->hash, sizeof hf);
+    else hash_fields(in, on, hf);
+    if (on & (1u << VG_ANOMALY_MULTI)) {
+        if (same && mo->has_leaf) {
+            vg_hstree_learn_leaves(&pop->trees, mo->leaf);
+        } else {
+            double f[VG_HST_DIMS];
+            multi_features(st, in, res->amount_z, merchant_new(st, hf), f);
+            vg_hstree_learn(&pop->trees, f);
+        }
     }
-    pop_learn(pop, in);
-
     int how, hod, dow;
     how_index(in->ts_ms, &how, &hod, &dow);
-    if (st->n > 0) how_score_models(pop, st, how);
+    pop_learn(pop, in, how,
+              same ? mo->amt_bin : (isfinite(in->amount) ? amt_bin(in->amount) : -1));
+    if ((on & (1u << VG_ANOMALY_TIME)) && st->n > 0) how_score_models(pop, st, how);
     st->tick++;
     int anomalous = res->posterior > 0.5;
     int keep_out = anomalous && st->skip_run < VG_ANOMALY_SKIP_MAX;
     /* the run saturates: once a change has lasted, it is learned until it ends */
     st->skip_run = anomalous ? (uint16_t)(keep_out ? st->skip_run + 1 : st->skip_run) : 0;
-    if (isfinite(in->amount)) {
+    if ((on & (1u << VG_ANOMALY_AMOUNT)) && isfinite(in->amount)) {
         /* every event, kept out or not, tells whether each transform alarms too often */
         double ll[VG_AMOUNT_LAMBDAS];
         int had = st->amount.n >= 16; /* calibration in the steady state */
-        /* a quarter of each account's events (deterministic) is plenty for the choice */
-        int sample = had && (st->tick & 3) == 0;
+        /* a quarter of each account's events (deterministic) until the population has
+         * 2,000 of them, then a sixteenth (about 3,000 within the rates' memory of 50,000
+         * events): plenty for the choice, and three candidates' statistics cost more than
+         * the rest of the amount model */
+        int sample = had && (st->tick & (pop->amt_exc_n < 2000 ? 3 : 15)) == 0;
         if (keep_out && sample)
             vg_amount_exceed(&cfg->amount, &st->amount, &pop->prior, in->ts_ms, in->amount, ll);
         else if (!keep_out)
@@ -591,15 +673,18 @@ void vg_anomaly_learn(vg_anomaly_pop_t *pop, vg_anomaly_state_t *st,
             pop->amt_exc_n += 1.0;
         }
     }
-    if (st->how[how] == 255) {
-        for (int b = 0; b < 168; b++) st->how[b] /= 2;
+    if (on & (1u << VG_ANOMALY_TIME)) {
+        if (st->how[how] == 255) {
+            uint32_t tot = 0;
+            for (int b = 0; b < 168; b++) tot += st->how[b] /= 2;
+            st->how_total = (uint16_t)tot; /* at most 168 x 255 */
+        }
+        st->how[how]++;
+        st->how_total++;
     }
-    st->how[how]++;
-    uint32_t tot = 0;
-    for (int b = 0; b < 168; b++) tot += st->how[b];
-    st->how_total = (uint16_t)(tot > UINT16_MAX ? UINT16_MAX : tot);
     for (int f = 0; f < VG_ANOMALY_CAT__COUNT; f++)
-        if (in->cat[f].p) nov_learn(st, f, &in->cat[f], keep_out);
+        if (in->cat[f].p && (on & (1u << (VG_ANOMALY_MERCHANT + f))))
+            nov_learn(st, f, hf[f], keep_out);
 
     if (st->n > 0) {
         double gap_s = (in->ts_ms - st->last_ts) / 1000.0;

@@ -39,7 +39,7 @@
 #include "models/hstree.h"
 #include "rules/value.h"
 
-#define VG_ANOMALY_VERSION 1
+#define VG_ANOMALY_VERSION 2
 
 /* Signals, in the order of vg_anomaly_result_t.signal[]. X(NAME, "name"). */
 #define VG_ANOMALY_SIGNAL_LIST(X) \
@@ -92,7 +92,12 @@ typedef struct vg_anomaly_cfg {
     float novelty_weight;     /* exponent of each novelty factor */
     float multi_weight;       /* exponent of the multivariate factor */
     float burst_tau_s;        /* velocity burst window (decay constant), seconds */
+    uint32_t signals;         /* bit (1u << VG_ANOMALY_<NAME>): compute that signal (default
+                                 all). A signal off is absent, learns nothing, costs nothing;
+                                 COMPROMISE and the combination always run */
 } vg_anomaly_cfg_t;
+
+#define VG_ANOMALY_SIGNALS_ALL ((1u << VG_ANOMALY__COUNT) - 1)
 
 #define VG_ANOMALY_HOW_MODELS 8 /* candidate time models, chosen by prequential fit */
 #define VG_ANOMALY_POP_BINS 96 /* log-spaced bins of |amount|, 10^-2 .. 10^10 */
@@ -109,6 +114,8 @@ typedef struct vg_anomaly_pop {
     double amt_exc_n;                      /* and their count */
     uint64_t n;                           /* events learned */
     vg_hstree_t trees;                    /* multivariate model (models/hstree.h) */
+    double k_base_c;                      /* derived from cfg: ln((1 - base_rate) / base_rate) */
+    double k_log_up, k_log_down;          /* ln amount_up, ln (1 - amount_up) */
 } vg_anomaly_pop_t;
 
 /* Defaults (documented in docs/anomaly.md). Can't fail. */
@@ -118,15 +125,13 @@ vg_anomaly_cfg_t vg_anomaly_cfg_default(void);
  * Can't fail. */
 void vg_anomaly_pop_init(vg_anomaly_pop_t *pop, const vg_anomaly_cfg_t *cfg, uint64_t seed);
 
+/* Recomputes the population's derived fields (k_*, the trees' log masses) after its cfg
+ * was changed in place; pop_init and pop_decode call it. Can't fail. */
+void vg_anomaly_pop_derive(vg_anomaly_pop_t *pop);
+
 /* ---- per-account state ---- */
 
 #define VG_ANOMALY_NOV_SLOTS 40 /* merchant 12, country 6, device 6, ip 6, mcc 6, channel 4 */
-
-typedef struct vg_anomaly_slot {
-    uint32_t h;        /* hash of the value (0: empty) */
-    uint16_t n;        /* times seen, saturating */
-    uint16_t last;     /* event tick of last use (LRU) */
-} vg_anomaly_slot_t;
 
 typedef struct vg_anomaly_state {
     uint32_t n;                      /* events learned, saturating */
@@ -139,7 +144,8 @@ typedef struct vg_anomaly_state {
     uint16_t pad;
     float nov_seen[VG_ANOMALY_CAT__COUNT]; /* decayed events carrying the field */
     float nov_new[VG_ANOMALY_CAT__COUNT];  /* decayed events whose value was new */
-    vg_anomaly_slot_t slot[VG_ANOMALY_NOV_SLOTS];
+    uint32_t nov_h[VG_ANOMALY_NOV_SLOTS];    /* hashes of the known values (0: empty) */
+    uint16_t nov_last[VG_ANOMALY_NOV_SLOTS]; /* event tick of their last use (LRU) */
     float burst;                     /* decayed event count, burst_tau_s */
     float burst_spend;               /* decayed |amount| sum, burst_tau_s */
     float p_comp;                    /* P(compromised) after the last event */
@@ -197,6 +203,19 @@ typedef struct vg_anomaly_result {
     int nreasons;                        /* explanations in reason[], strongest first */
     int reason_signal[VG_ANOMALY_REASONS];
     char reason[VG_ANOMALY_REASONS][VG_ANOMALY_REASON_LEN]; /* NUL-terminated */
+    /* What vg_anomaly_score found that vg_anomaly_learn of the same event and state
+     * reuses instead of recomputing (not for callers; learn checks that it matches) */
+    struct vg_anomaly_memo {
+        int64_t ts_ms;
+        double amount;
+        uint32_t n;                      /* the state's n and tick when scored */
+        uint16_t tick;
+        uint8_t ok, has_leaf;
+        uint32_t signals;
+        uint32_t hash[VG_ANOMALY_CAT__COUNT];
+        int32_t amt_bin;                 /* population bin of |amount| (-1: none) */
+        uint8_t leaf[VG_HST_TREES];      /* the multivariate trees' leaves */
+    } memo;
 } vg_anomaly_result_t;
 
 /* Scores the event against the state and population (neither is changed) and fills

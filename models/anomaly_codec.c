@@ -66,6 +66,7 @@ static void walk_state(codec_t *c, vg_anomaly_state_t *s) {
     U64(s->last_ts);
     for (int i = 0; i < VG_AMOUNT_RING; i++) F32(s->amount.ring[i]);
     for (int i = 0; i < VG_AMOUNT_RING; i++) U8(s->amount.ring_how[i]);
+    for (int i = 0; i < VG_AMOUNT_RING; i++) U8(s->amount.ord[i]);
     for (int i = 0; i < VG_AMOUNT_LAMBDAS; i++) F32(s->amount.exc[i]);
     for (int i = 0; i < 24; i++) F32(s->amount.hod[i]);
     for (int i = 0; i < 7; i++) F32(s->amount.dow[i]);
@@ -76,15 +77,16 @@ static void walk_state(codec_t *c, vg_anomaly_state_t *s) {
     F32(s->amount.slow);
     F32(s->amount.svar);
     U8(s->amount.lam);
+    F32(s->amount.s_mh);
+    F32(s->amount.s_md);
+    F32(s->amount.s_tau_h);
+    F32(s->amount.s_tau_d);
     for (int i = 0; i < 168; i++) U8(s->how[i]);
     U16(s->how_total);
     for (int i = 0; i < VG_ANOMALY_CAT__COUNT; i++) F32(s->nov_seen[i]);
     for (int i = 0; i < VG_ANOMALY_CAT__COUNT; i++) F32(s->nov_new[i]);
-    for (int i = 0; i < VG_ANOMALY_NOV_SLOTS; i++) {
-        U32(s->slot[i].h);
-        U16(s->slot[i].n);
-        U16(s->slot[i].last);
-    }
+    for (int i = 0; i < VG_ANOMALY_NOV_SLOTS; i++) U32(s->nov_h[i]);
+    for (int i = 0; i < VG_ANOMALY_NOV_SLOTS; i++) U16(s->nov_last[i]);
     F32(s->burst);
     F32(s->burst_spend);
     F32(s->p_comp);
@@ -105,6 +107,7 @@ static void walk_pop(codec_t *c, vg_anomaly_pop_t *p) {
     F32(g->novelty_weight);
     F32(g->multi_weight);
     F32(g->burst_tau_s);
+    U32(g->signals);
     for (int i = 0; i < VG_ANOMALY_POP_BINS; i++) F64(p->amt_hist[i]);
     F64(p->amt_total);
     for (int i = 0; i < 168; i++) F64(p->hist_how[i]);
@@ -123,10 +126,10 @@ static void walk_pop(codec_t *c, vg_anomaly_pop_t *p) {
     vg_hstree_t *t = &p->trees;
     for (int k = 0; k < VG_HST_TREES; k++)
         for (int i = 0; i < VG_HST_NODES; i++) {
-            U8(t->dim[k][i]);
-            F32(t->split[k][i]);
-            F32(t->ref[k][i]);
-            F32(t->cur[k][i]);
+            U8(t->node[k][i].dim);
+            F32(t->node[k][i].split);
+            U16(t->node[k][i].ref);
+            U16(t->node[k][i].cur);
         }
     U32(t->ndims);
     U32(t->count);
@@ -184,7 +187,22 @@ int vg_anomaly_state_encode(const vg_anomaly_state_t *st, uint8_t *buf, size_t c
 }
 
 static int state_valid(const vg_anomaly_state_t *s) {
-    if (s->amount.head >= VG_AMOUNT_RING || s->amount.lam >= VG_AMOUNT_LAMBDAS) return 0;
+    if (s->amount.head >= VG_AMOUNT_RING || s->amount.lam >= VG_AMOUNT_LAMBDAS ||
+        !isfinite(s->amount.s_mh) || !isfinite(s->amount.s_md) ||
+        !(s->amount.s_tau_h >= 0) || !(s->amount.s_tau_d >= 0) || !isfinite(s->amount.s_tau_h) ||
+        !isfinite(s->amount.s_tau_d))
+        return 0;
+    /* ord: the held slots (all, or 0 .. n-1 before the ring is full), each once, in
+     * ascending order of value */
+    int held = s->amount.n < VG_AMOUNT_RING ? (int)s->amount.n : VG_AMOUNT_RING;
+    if (held < VG_AMOUNT_RING && s->amount.head != held) return 0;
+    uint32_t seen = 0;
+    for (int i = 0; i < held; i++) {
+        int o = s->amount.ord[i];
+        if (o >= held || (seen >> o & 1u)) return 0;
+        seen |= 1u << o;
+        if (i > 0 && !(s->amount.ring[s->amount.ord[i - 1]] <= s->amount.ring[o])) return 0;
+    }
     for (int i = 0; i < VG_AMOUNT_RING; i++)
         if (s->amount.ring_how[i] >= 168) return 0;
     for (int i = 0; i < VG_AMOUNT_RING; i++)
@@ -212,9 +230,9 @@ int vg_anomaly_state_decode(vg_anomaly_state_t *st, const uint8_t *buf, size_t l
 
 size_t vg_anomaly_pop_encoded_size(void) {
     /* field by field, as walk_pop() writes them (a test checks they agree) */
-    return HDR + 6 * 4 + 11 * 4 + VG_ANOMALY_POP_BINS * 8 + 8 + 168 * 8 + 8 +
+    return HDR + 6 * 4 + 12 * 4 + VG_ANOMALY_POP_BINS * 8 + 8 + 168 * 8 + 8 +
            VG_ANOMALY_HOW_MODELS * 8 + VG_AMOUNT_LAMBDAS * 12 + 8 + VG_AMOUNT_LAMBDAS * 8 + 8 + 8 +
-           (size_t)VG_HST_TREES * VG_HST_NODES * (1 + 4 + 4 + 4) + 12;
+           (size_t)VG_HST_TREES * VG_HST_NODES * (1 + 4 + 2 + 2) + 12;
 }
 
 int vg_anomaly_pop_encode(const vg_anomaly_pop_t *pop, uint8_t *buf, size_t cap) {
@@ -227,7 +245,10 @@ int vg_anomaly_pop_decode(vg_anomaly_pop_t *pop, const uint8_t *buf, size_t len)
     if (rc == 0 && (pop->trees.ndims < 1 || pop->trees.ndims > VG_HST_DIMS)) rc = VG_EINVAL;
     for (int k = 0; rc == 0 && k < VG_HST_TREES; k++)
         for (int i = 0; i < VG_HST_NODES; i++)
-            if (pop->trees.dim[k][i] >= pop->trees.ndims) rc = VG_EINVAL;
+            if (pop->trees.node[k][i].dim >= pop->trees.ndims) rc = VG_EINVAL;
+    if (rc == 0 && (pop->trees.count >= VG_HST_WINDOW || pop->prior.lam >= VG_AMOUNT_LAMBDAS))
+        rc = VG_EINVAL;
     if (rc) vg_anomaly_pop_init(pop, NULL, 0);
+    else vg_anomaly_pop_derive(pop);
     return rc;
 }

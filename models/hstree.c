@@ -17,8 +17,8 @@ static void build(vg_hstree_t *t, int tree, int node, double *lo, double *hi, ui
     if (node >= VG_HST_NODES) return;
     int d = (int)(splitmix(rng) % t->ndims);
     double mid = 0.5 * (lo[d] + hi[d]);
-    t->dim[tree][node] = (uint8_t)d;
-    t->split[tree][node] = (float)mid;
+    t->node[tree][node].dim = (uint8_t)d;
+    t->node[tree][node].split = (float)mid;
     double save = hi[d];
     hi[d] = mid;
     build(t, tree, 2 * node + 1, lo, hi, rng);
@@ -46,44 +46,92 @@ void vg_hstree_init(vg_hstree_t *t, int ndims, uint64_t seed) {
     }
 }
 
-static double clamp01(double v) { return v > 0 ? (v < 1 ? v : 1) : 0; }
+/* Node of the path to leaf at depth d. */
+#define PATH(leaf, d) ((((leaf) + (1 << VG_HST_DEPTH)) >> (VG_HST_DEPTH - (d))) - 1)
+
+void vg_hstree_derive(vg_hstree_t *t) {
+    for (int k = 0; k < VG_HST_TREES; k++) {
+        vg_hst_node_t *nd = t->node[k];
+        for (int node = 0, depth = 0; node < VG_HST_NODES; node++) {
+            if (node + 1 == 2 << depth) depth++;
+            double mass = (nd[node].ref + 0.5) / (VG_HST_WINDOW + 1.0);
+            /* the work space is 2x wider than [0,1] per dimension on average; a node at
+             * depth d covers 2^-d of it */
+            nd[node].lbf = (float)-(log(mass) + depth * log(2.0));
+        }
+        /* a point descends while the child has VG_HST_MIN_MASS reference points */
+        for (int leaf = 0; leaf < VG_HST_LEAVES; leaf++) {
+            int node = 0;
+            for (int d = 1; d <= VG_HST_DEPTH; d++) {
+                int child = PATH(leaf, d);
+                if (nd[child].ref < VG_HST_MIN_MASS) break;
+                node = child;
+            }
+            t->leaf_lbf[k][leaf] = nd[node].lbf;
+        }
+    }
+}
+
+static void clampv(const double *x, int nd, float *c) {
+    for (int d = 0; d < nd; d++) c[d] = x[d] > 0 ? (x[d] < 1 ? (float)x[d] : 1.0f) : 0.0f;
+}
+
+void vg_hstree_leaves(const vg_hstree_t *t, const double *x, uint8_t *leaf) {
+    float c[VG_HST_DIMS];
+    clampv(x, (int)t->ndims, c);
+    int node[VG_HST_TREES] = {0};
+    for (int depth = 0; depth < VG_HST_DEPTH; depth++)
+        for (int k = 0; k < VG_HST_TREES; k++) {
+            const vg_hst_node_t *nd = &t->node[k][node[k]];
+            node[k] = 2 * node[k] + 1 + (c[nd->dim] >= nd->split);
+        }
+    for (int k = 0; k < VG_HST_TREES; k++)
+        leaf[k] = (uint8_t)(node[k] - ((1 << VG_HST_DEPTH) - 1));
+}
+
+double vg_hstree_log_score_leaves(const vg_hstree_t *t, const uint8_t *leaf) {
+    if (!t->ready) return 0.0;
+    float s0 = 0, s1 = 0;
+    for (int k = 0; k < VG_HST_TREES; k += 2) {
+        s0 += t->leaf_lbf[k][leaf[k] & (VG_HST_LEAVES - 1)];
+        s1 += t->leaf_lbf[k + 1][leaf[k + 1] & (VG_HST_LEAVES - 1)];
+    }
+    return ((double)s0 + s1) / VG_HST_TREES;
+}
+
+double vg_hstree_log_score(const vg_hstree_t *t, const double *x) {
+    uint8_t leaf[VG_HST_TREES];
+    if (!t->ready) return 0.0;
+    vg_hstree_leaves(t, x, leaf);
+    return vg_hstree_log_score_leaves(t, leaf);
+}
 
 double vg_hstree_score(const vg_hstree_t *t, const double *x) {
-    if (!t->ready) return 1.0;
-    double logsum = 0;
-    for (int k = 0; k < VG_HST_TREES; k++) {
-        int node = 0, depth = 0;
-        for (;;) {
-            int d = t->dim[k][node];
-            int child = clamp01(x[d]) < t->split[k][node] ? 2 * node + 1 : 2 * node + 2;
-            if (child >= VG_HST_NODES || t->ref[k][child] < VG_HST_MIN_MASS) break;
-            node = child;
-            depth++;
+    return exp(vg_hstree_log_score(t, x));
+}
+
+void vg_hstree_learn_leaves(vg_hstree_t *t, const uint8_t *leaf) {
+    const int first = VG_HST_LEAVES - 1; /* node index of leaf 0 */
+    for (int k = 0; k < VG_HST_TREES; k++)
+        t->node[k][first + (leaf[k] & (VG_HST_LEAVES - 1))].cur++;
+    if (++t->count >= VG_HST_WINDOW) {
+        for (int k = 0; k < VG_HST_TREES; k++) {
+            vg_hst_node_t *nd = t->node[k];
+            for (int i = first; i < VG_HST_NODES; i++) {
+                nd[i].ref = nd[i].cur;
+                nd[i].cur = 0;
+            }
+            for (int i = first - 1; i >= 0; i--) /* internal: the sum of the children */
+                nd[i].ref = (uint16_t)(nd[2 * i + 1].ref + nd[2 * i + 2].ref);
         }
-        double mass = (t->ref[k][node] + 0.5) / (VG_HST_WINDOW + 1.0);
-        /* the work space is 2x wider than [0,1] per dimension on average; a node at
-         * depth d covers 2^-d of it */
-        logsum += log(mass) + depth * log(2.0);
+        t->count = 0;
+        t->ready = 1;
+        vg_hstree_derive(t);
     }
-    double lbf = -logsum / VG_HST_TREES;
-    return exp(lbf);
 }
 
 void vg_hstree_learn(vg_hstree_t *t, const double *x) {
-    for (int k = 0; k < VG_HST_TREES; k++) {
-        int node = 0;
-        for (;;) {
-            t->cur[k][node] += 1.0f;
-            int d = t->dim[k][node];
-            int child = clamp01(x[d]) < t->split[k][node] ? 2 * node + 1 : 2 * node + 2;
-            if (child >= VG_HST_NODES) break;
-            node = child;
-        }
-    }
-    if (++t->count >= VG_HST_WINDOW) {
-        memcpy(t->ref, t->cur, sizeof t->ref);
-        memset(t->cur, 0, sizeof t->cur);
-        t->count = 0;
-        t->ready = 1;
-    }
+    uint8_t leaf[VG_HST_TREES];
+    vg_hstree_leaves(t, x, leaf);
+    vg_hstree_learn_leaves(t, leaf);
 }
