@@ -51,20 +51,29 @@ static int seq_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl)
     return 1;
 }
 
+#define RECENT_DECISIONS 10
+#define TRIM_EVERY 8        /* recent decisions are trimmed by one request in 8 */
+#define TRIM_MAX 32         /* records deleted by one trim at most */
+
+/* The recent decisions of an account past the newest `keep` (collected to be deleted
+ * in the write that adds the new one). */
 typedef struct trim_ctx {
-    vg_ctl_t *ctl;
-    int seen, keep;
+    int seen, keep, n;
+    vg_ctl_op_t op[1 + TRIM_MAX];
+    unsigned char kb[TRIM_MAX][2 + VG_EVENT_MAX_ID + 1 + 8];
 } trim_ctx_t;
 
 static int trim_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
     (void)v;
     (void)vl;
     trim_ctx_t *t = ctx;
-    if (++t->seen > t->keep) vg_ctl_del(t->ctl, k, kl);
+    if (++t->seen <= t->keep) return 0;
+    if (t->n == TRIM_MAX || kl > sizeof t->kb[0]) return 1;   /* the rest next time */
+    memcpy(t->kb[t->n], k, kl);
+    t->op[1 + t->n] = (vg_ctl_op_t){t->kb[t->n], kl, NULL, 0};
+    t->n++;
     return 0;
 }
-
-#define RECENT_DECISIONS 10
 
 static int sev_rank(const char *s) {
     if (!s) return -1;
@@ -116,9 +125,15 @@ void vg_api_record_decision(vg_api_t *a, const char *account, size_t alen, const
         memcpy(kb + 2, account, alen);
         kb[2 + alen] = 0;
         vg_be64(kb + 3 + alen, ~id);
-        vg_ctl_put(a->ctl, kb, kl, line, len);
-        trim_ctx_t t = {a->ctl, 0, RECENT_DECISIONS};
-        vg_ctl_scan(a->ctl, kb, 3 + alen, NULL, 0, trim_cb, &t);
+        /* one write per request; the scan for the records past the newest 10 (which
+         * GET /v1/accounts never shows) only by one request in TRIM_EVERY, so that an
+         * account keeps at most about 10 + TRIM_EVERY of them */
+        trim_ctx_t t;
+        t.seen = t.n = 0;
+        t.keep = RECENT_DECISIONS - 1;
+        t.op[0] = (vg_ctl_op_t){kb, kl, line, len};
+        if (id % TRIM_EVERY == 0) vg_ctl_scan(a->ctl, kb, 3 + alen, NULL, 0, trim_cb, &t);
+        vg_ctl_write(a->ctl, t.op, 1 + t.n);
     }
     int fired = !memmem(line, len, "\"rules\":[],\"shadow\":[]", 22);
     if (!fired && !alert) return;
