@@ -95,14 +95,48 @@ static double betacf(double a, double b, double x) {
     return h;
 }
 
-/* Regularised incomplete beta I_x(a, b). */
-static double ibeta(double a, double b, double x) {
+/* ln Gamma((nu + 1) / 2) - ln Gamma(nu / 2) - ln Gamma(1 / 2) for nu = 1 .. 80: the
+ * Student-t normaliser for the degrees of freedom an account has (ring + prior). */
+static const double t_lbeta[80] = {
+    -1.1447298858494008, -0.69314718055994584, -0.45158270528945499, -0.28768207245178079,
+    -0.16390063283767509, -0.064538521137571525, 0.018420923956281143, 0.089612158689686972,
+    0.15195231658080166, 0.20739519434607123, 0.25731283223862977, 0.302705374150392,
+    0.34432420922826257, 0.38274808182393105, 0.41843218138198068, 0.4517409533108836,
+    0.48297070251954999, 0.51236557512731906, 0.54012911635949834, 0.56643279639759569,
+    0.59142241074705026, 0.61522296056702785, 0.63794242638194376, 0.65967472313786146,
+    0.68050204080073584, 0.70049671765811539, 0.71972275395402008, 0.73823704564096815,
+    0.75609039812489343, 0.77332836545222605, 0.78999194980058007, 0.80611818827522796,
+    0.82174064811515279, 0.83688984694197188, 0.85159361126484612, 0.86587738381522428,
+    0.87976448823153675, 0.89327635800334804, 0.90643273531369317, 0.91925184440660246,
+    0.93175054329798712, 0.94394445699697371, 0.95584809487704803, 0.96747495440716591,
+    0.97883761310174577, 0.98994781025923118, 1.0008165198205248, 1.0114540154801901,
+    1.0218699290183508, 1.0320733026829245, 1.0420726363358739, 1.0518759299791185,
+    1.0614907221929712, 1.0709241249497978, 1.0801828552051305, 1.08927326361799,
+    1.0982013607077974, 1.1069728407173969, 1.1155931034196769, 1.124067274076701,
+    1.13240022173607, 1.1405965760279102, 1.1486607426078237, 1.1565969173743511,
+    1.1644090995759697, 1.1721011039103146, 1.1796765717067714, 1.1871389812748632,
+    1.194491657491902, 1.2017377806959999, 1.2088803949440106, 1.2159224156879631,
+    1.2228666369187451, 1.2297157378202925, 1.2364722889745323, 1.2431387581524334,
+    1.2497175157245479, 1.2562108397197917, 1.2626209205604582, 1.2689498654972269,
+};
+
+/* Regularised incomplete beta I_x(a, b), lab = ln Gamma(a + b) - ln Gamma(a) - ln Gamma(b). */
+static double ibeta_l(double a, double b, double x, double lab) {
     if (x <= 0) return 0;
     if (x >= 1) return 1;
-    double lbt = lgamma(a + b) - lgamma(a) - lgamma(b) + a * log(x) + b * log1p(-x);
+    double lbt = lab + a * log(x) + b * log1p(-x);
     double bt = exp(lbt);
     if (x < (a + 1.0) / (a + b + 2.0)) return bt * betacf(a, b, x) / a;
     return 1.0 - bt * betacf(b, a, 1.0 - x) / b;
+}
+
+/* I_x(nu / 2, 1 / 2), the Student-t tail's incomplete beta. */
+static double ibeta_t(double nu, double x) {
+    int k = (int)nu;
+    double lab = k == nu && k >= 1 && k <= 80
+                     ? t_lbeta[k - 1]
+                     : lgamma(nu / 2.0 + 0.5) - lgamma(nu / 2.0) - lgamma(0.5);
+    return ibeta_l(nu / 2.0, 0.5, x, lab);
 }
 
 double vg_amount_t_sf(double t, double nu) {
@@ -110,7 +144,7 @@ double vg_amount_t_sf(double t, double nu) {
     if (nu > 200) return vg_amount_norm_sf(t);
     if (isnan(t)) return 1.0;
     double x = nu / (nu + t * t);
-    double tail = 0.5 * ibeta(nu / 2.0, 0.5, x);
+    double tail = 0.5 * ibeta_t(nu, x);
     return t > 0 ? tail : 1.0 - tail;
 }
 
@@ -122,7 +156,7 @@ static void t_tails(double t, double nu, double *hi, double *lo) {
         return;
     }
     double x = nu / (nu + t * t);
-    double tail = 0.5 * ibeta(nu / 2.0, 0.5, x);
+    double tail = 0.5 * ibeta_t(nu, x);
     *hi = t > 0 ? tail : 1.0 - tail;
     *lo = -t > 0 ? tail : 1.0 - tail;
 }
@@ -133,24 +167,38 @@ static double median_sorted(const float *a, int n) {
     return (n & 1) ? a[n / 2] : 0.5 * ((double)a[n / 2 - 1] + a[n / 2]);
 }
 
-/* Median of the deviations |a[i] - med| of a sorted a[0..n): the two ascending runs
- * (below the median, read downwards; from it, read upwards) are merged up to the middle,
- * which gives the same value as sorting the deviations. */
-static double dev_median(const float *a, int n, double med) {
-    int lo = 0;
-    while (lo < n && a[lo] < med) lo++;
-    int l = lo - 1, r = lo, want = n / 2;
-    float prev = 0, cur = 0;
-    for (int k = 0; k <= want; k++) { /* branch-free: the choice is a coin toss */
-        float dl = l >= 0 ? (float)(med - a[l]) : INFINITY;
-        float dr = r < n ? (float)(a[r] - med) : INFINITY;
-        int left = dl <= dr;
-        prev = cur;
-        cur = left ? dl : dr;
-        l -= left;
-        r += !left;
+/* The k-th smallest (0-based) of the deviations |a[i] - med| of a sorted a[0..n), lo the
+ * first index with a[lo] >= med: the deviations are two ascending runs (below the
+ * median, read downwards: L; from it, read upwards: R), and the k-th of their union is
+ * found by bisection on how many come from L. Equal to sorting the deviations. */
+static float dev_kth(const float *a, int n, int lo, double med, int k) {
+    int nl = lo, nr = n - lo;
+#define DL(i) ((float)(med - a[lo - 1 - (i)]))
+#define DR(j) ((float)(a[lo + (j)] - med))
+    int i0 = k + 1 - nr > 0 ? k + 1 - nr : 0, i1 = k + 1 < nl ? k + 1 : nl;
+    while (i0 < i1) { /* smallest i (taken from L) with R[k - i] <= L[i] */
+        int i = (i0 + i1) / 2, j = k + 1 - i;
+        if (j > 0 && DR(j - 1) > DL(i)) i0 = i + 1;
+        else i1 = i;
     }
-    return (n & 1) ? cur : 0.5 * ((double)prev + cur);
+    int j = k + 1 - i0;
+    float vl = i0 > 0 ? DL(i0 - 1) : -INFINITY, vr = j > 0 ? DR(j - 1) : -INFINITY;
+#undef DL
+#undef DR
+    return vl > vr ? vl : vr;
+}
+
+/* Median of the deviations |a[i] - med| of a sorted a[0..n). */
+static double dev_median(const float *a, int n, double med) {
+    int l0 = 0, l1 = n;
+    while (l0 < l1) { /* first index with a >= med */
+        int mid = (l0 + l1) / 2;
+        if (a[mid] < med) l0 = mid + 1;
+        else l1 = mid;
+    }
+    float cur = dev_kth(a, n, l0, med, n / 2);
+    if (n & 1) return cur;
+    return 0.5 * ((double)dev_kth(a, n, l0, med, n / 2 - 1) + cur);
 }
 
 /* Statistics of the held values (their seasonal offsets removed) under candidate j:
@@ -263,33 +311,29 @@ static int season_cap(const vg_amount_cfg_t *cfg) {
     return cap < 1 ? 1 : (cap > 255 ? 255 : (int)cap);
 }
 
-/* tau2 of a profile about its centre (0: no seasonality), branch-free. */
-static double profile_tau2(const float *off, const uint8_t *cnt, int nb, double centre,
-                           double sigma2, int icap) {
-    double sum = 0, inv_ce = 0;
+/* Centre (mean of the offsets of the buckets seen: the profile is identified up to a
+ * constant, which belongs to the level) and tau2 (0: no seasonality) of a profile, in
+ * one branch-free pass with independent sums. */
+static void profile_stats(const float *off, const uint8_t *cnt, int nb, double sigma2, int icap,
+                          float *centre, float *tau2) {
+    double s1[2] = {0, 0}, s2[2] = {0, 0}, ic[2] = {0, 0}; /* two chains of each sum */
     int k = 0;
     for (int i = 0; i < nb; i++) {
-        float c = (float)(off[i] - centre);
-        int on = cnt[i] != 0;
-        sum += on ? (double)c * c : 0.0;
-        inv_ce += recip[cnt[i] < icap ? cnt[i] : icap];
-        k += on;
-    }
-    if (k < 3) return 0;
-    double tau2 = (sum - sigma2 * inv_ce) / k;
-    return tau2 > 0 ? tau2 : 0;
-}
-
-/* Mean of the offsets of the buckets seen: the profile is identified up to a constant,
- * which belongs to the level. */
-static double centre(const float *off, const uint8_t *cnt, int nb) {
-    double s = 0;
-    int k = 0;
-    for (int i = 0; i < nb; i++) {
-        s += cnt[i] ? off[i] : 0.0f;
+        double o = cnt[i] ? off[i] : 0.0f;
+        s1[i & 1] += o;
+        s2[i & 1] += o * o;
+        ic[i & 1] += recip[cnt[i] < icap ? cnt[i] : icap];
         k += cnt[i] != 0;
     }
-    return k ? s / k : 0;
+    double inv_ce = ic[0] + ic[1];
+    double c = k ? (s1[0] + s1[1]) / k : 0, t = 0;
+    if (k >= 3) {
+        /* sum of squared centred offsets, minus their expected noise */
+        double ss = (s2[0] + s2[1]) - k * c * c;
+        t = ((ss > 0 ? ss : 0) - sigma2 * inv_ce) / k;
+    }
+    *centre = (float)c;
+    *tau2 = t > 0 ? (float)t : 0.0f;
 }
 
 /* Recomputes the kept shrinkage constants (after a learn). */
@@ -298,37 +342,33 @@ static void season_refresh(const vg_amount_cfg_t *cfg, vg_amount_t *m) {
     double s2 = m->svar;
     if (cfg->season_k <= 0 || !(s2 > 0)) return;
     int icap = season_cap(cfg);
-    double mh = centre(m->hod, m->hod_n, 24), md = centre(m->dow, m->dow_n, 7);
-    m->s_mh = (float)mh;
-    m->s_md = (float)md;
-    m->s_tau_h = (float)profile_tau2(m->hod, m->hod_n, 24, mh, s2, icap);
-    m->s_tau_d = (float)profile_tau2(m->dow, m->dow_n, 7, md, s2, icap);
+    profile_stats(m->hod, m->hod_n, 24, s2, icap, &m->s_mh, &m->s_tau_h);
+    profile_stats(m->dow, m->dow_n, 7, s2, icap, &m->s_md, &m->s_tau_d);
+}
+
+/* Shrunk offset of one bucket, in float: weight tau2 / (tau2 + s2 / ce) written as
+ * tau2 ce / (tau2 ce + s2), one division that vectorises over a profile. */
+static inline float shrunk(float off, float centre, uint8_t cnt, float tau2, float s2,
+                           float fcap) {
+    float ce = (float)cnt < fcap ? (float)cnt : fcap, tc = tau2 * ce;
+    return cnt ? (off - centre) * (tc / (tc + s2)) : 0.0f;
 }
 
 /* The whole table of effective offsets (as season_at); returns 0 when all are 0. */
 static int season_all(const vg_amount_cfg_t *cfg, const vg_amount_t *m, float *th, float *td) {
-    for (int i = 0; i < 24; i++) th[i] = 0;
-    for (int i = 0; i < 7; i++) td[i] = 0;
-    if (!(m->s_tau_h > 0) && !(m->s_tau_d > 0)) return 0;
-    double s2 = m->svar;
-    int icap = season_cap(cfg);
-    if (m->s_tau_h > 0) {
-        double tau2 = m->s_tau_h;
-        for (int i = 0; i < 24; i++) {
-            float c = (float)(m->hod[i] - m->s_mh);
-            int k = m->hod_n[i] < icap ? m->hod_n[i] : icap;
-            th[i] = m->hod_n[i] ? (float)(c * (tau2 / (tau2 + s2 * recip[k]))) : 0.0f;
-        }
-    }
-    if (m->s_tau_d > 0) {
-        double tau2 = m->s_tau_d;
-        for (int i = 0; i < 7; i++) {
-            float c = (float)(m->dow[i] - m->s_md);
-            int k = m->dow_n[i] < icap ? m->dow_n[i] : icap;
-            td[i] = m->dow_n[i] ? (float)(c * (tau2 / (tau2 + s2 * recip[k]))) : 0.0f;
-        }
-    }
-    return 1;
+    float s2 = m->svar, fcap = (float)season_cap(cfg);
+    /* (tau2 > 0 implies svar > 0: no 0 / 0) */
+    if (m->s_tau_h > 0)
+        for (int i = 0; i < 24; i++)
+            th[i] = shrunk(m->hod[i], m->s_mh, m->hod_n[i], m->s_tau_h, s2, fcap);
+    else
+        for (int i = 0; i < 24; i++) th[i] = 0;
+    if (m->s_tau_d > 0)
+        for (int i = 0; i < 7; i++)
+            td[i] = shrunk(m->dow[i], m->s_md, m->dow_n[i], m->s_tau_d, s2, fcap);
+    else
+        for (int i = 0; i < 7; i++) td[i] = 0;
+    return m->s_tau_h > 0 || m->s_tau_d > 0;
 }
 
 /* Effective (centred, shrunk) offsets of hour of day h and day of week d, in the space of
@@ -337,18 +377,9 @@ static void season_at(const vg_amount_cfg_t *cfg, const vg_amount_t *m, int h, i
                       double *sh, double *sd) {
     *sh = *sd = 0;
     if (!(m->s_tau_h > 0) && !(m->s_tau_d > 0)) return;
-    double s2 = m->svar;
-    int icap = season_cap(cfg);
-    if (m->s_tau_h > 0 && m->hod_n[h]) {
-        double tau2 = m->s_tau_h;
-        float c = (float)(m->hod[h] - m->s_mh);
-        *sh = (float)(c * (tau2 / (tau2 + s2 * recip[m->hod_n[h] < icap ? m->hod_n[h] : icap])));
-    }
-    if (m->s_tau_d > 0 && m->dow_n[d]) {
-        double tau2 = m->s_tau_d;
-        float c = (float)(m->dow[d] - m->s_md);
-        *sd = (float)(c * (tau2 / (tau2 + s2 * recip[m->dow_n[d] < icap ? m->dow_n[d] : icap])));
-    }
+    float s2 = m->svar, fcap = (float)season_cap(cfg);
+    if (m->s_tau_h > 0) *sh = shrunk(m->hod[h], m->s_mh, m->hod_n[h], m->s_tau_h, s2, fcap);
+    if (m->s_tau_d > 0) *sd = shrunk(m->dow[d], m->s_md, m->dow_n[d], m->s_tau_d, s2, fcap);
 }
 
 /* Largest exponent whose two-sided tail exceedance rate (p < SEL_ALPHA) is calibrated:
@@ -612,19 +643,32 @@ void vg_amount_learn(const vg_amount_cfg_t *cfg, vg_amount_t *m,
      * offsets of its hour, as if they were removed at scoring time), then their order */
     float nh[24], nd[7];
     if (old_on | season_all(cfg, m, nh, nd)) {
-        int cnt = m->n < VG_AMOUNT_RING ? (int)m->n : VG_AMOUNT_RING;
+        int cnt = m->n < VG_AMOUNT_RING ? (int)m->n : VG_AMOUNT_RING, sorted = 1;
         for (int i = 0; i < cnt; i++) {
             int hh = m->ring_how[i] % 24, dd = m->ring_how[i] / 24;
             m->ring[i] -= (nh[hh] - oh[hh]) + (nd[dd] - od[dd]);
         }
-        for (int i = 1; i < cnt; i++) {
-            uint8_t v = m->ord[i];
-            int k = i - 1;
-            while (k >= 0 && m->ring[m->ord[k]] > m->ring[v]) {
-                m->ord[k + 1] = m->ord[k];
-                k--;
+        float v[VG_AMOUNT_RING];
+        uint8_t o[VG_AMOUNT_RING];
+        for (int i = 0; i < cnt; i++) {
+            o[i] = m->ord[i];
+            v[i] = m->ring[o[i]];
+            sorted &= i == 0 || v[i - 1] <= v[i];
+        }
+        if (!sorted) { /* small moves: insertion on local copies */
+            for (int i = 1; i < cnt; i++) {
+                float x = v[i];
+                uint8_t ox = o[i];
+                int k = i - 1;
+                while (k >= 0 && v[k] > x) {
+                    v[k + 1] = v[k];
+                    o[k + 1] = o[k];
+                    k--;
+                }
+                v[k + 1] = x;
+                o[k + 1] = ox;
             }
-            m->ord[k + 1] = v;
+            memcpy(m->ord, o, (size_t)cnt);
         }
     }
 }

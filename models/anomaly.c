@@ -57,6 +57,7 @@ void vg_anomaly_pop_init(vg_anomaly_pop_t *pop, const vg_anomaly_cfg_t *cfg, uin
     pop->cfg = cfg ? *cfg : vg_anomaly_cfg_default();
     vg_hstree_init(&pop->trees, VG_HST_DIMS, seed);
     pop->prior.lam = -1;
+    for (int j = 0; j < VG_ANOMALY_HOW_MODELS; j++) pop->how_prod[j] = 1;
     vg_anomaly_pop_derive(pop);
 }
 
@@ -64,6 +65,7 @@ void vg_anomaly_pop_derive(vg_anomaly_pop_t *pop) {
     const vg_anomaly_cfg_t *cfg = &pop->cfg;
     double b = cfg->base_rate;
     pop->k_base_c = log((1.0 - b) / b);
+    pop->k_base_odds = (1.0 - b) / b;
     pop->k_log_up = log(cfg->amount_up);
     pop->k_log_down = log(1.0 - cfg->amount_up);
     for (int j = 0; j < VG_AMOUNT_LAMBDAS; j++)
@@ -75,15 +77,29 @@ void vg_anomaly_state_init(vg_anomaly_state_t *st) { memset(st, 0, sizeof *st); 
 
 void vg_anomaly_state_reset(vg_anomaly_state_t *st) { vg_anomaly_state_init(st); }
 
+void vg_anomaly_state_prefetch(const vg_anomaly_state_t *st) {
+#if defined(__GNUC__) || defined(__clang__)
+    /* all lines at once: their misses overlap instead of following each other */
+    const char *p = (const char *)st;
+    for (size_t off = 0; off < sizeof *st; off += 64) __builtin_prefetch(p + off);
+#else
+    (void)st;
+#endif
+}
+
 /* ---- helpers ---- */
 
 /* Mixture p-to-Bayes-factor calibrator, in log: ln((1 - p + p ln p) / (p ln^2 p)). */
-static double calib_lbf(double p) {
-    if (!(p < 0.999)) return log(0.5);
+static double calib_lbf(double p, double *bf) {
+    if (!(p < 0.999)) {
+        *bf = 0.5;
+        return -M_LN2;
+    }
     if (p < 1e-300) p = 1e-300;
     double lp = log(p);
-    double num = 1.0 - p + p * lp;
-    double lbf = log(num) - lp - 2.0 * log(-lp);
+    double r = (1.0 - p + p * lp) / (lp * lp);
+    double lbf = log(r) - lp;
+    *bf = r / p; /* at most about 1e296 */
     return lbf > LBF_MAX ? LBF_MAX : lbf;
 }
 
@@ -91,8 +107,8 @@ static double calib_lbf(double p) {
 /* Score of total evidence x (log-odds above the base rate): softplus(x)/(softplus(x)+c)
  * with c = -logit(base_rate), so 0.5 is posterior odds even; monotone and below 1 for
  * every finite x, so scores keep their order even for overwhelming evidence. */
-static double squash(double c, double x) {
-    double sp = x > 30 ? x : (x < -30 ? exp(x) : log1p(exp(x)));
+static double squash(double c, double x, double ex) {
+    double sp = x > 30 ? x : (x < -30 ? ex : log1p(ex)); /* ex = e^x, known to the caller */
     if (c < 1e-3) c = 1e-3;
     double s = sp / (sp + c);
     return s > 0 ? (s < 1 ? s : nextafter(1.0, 0.0)) : 0;
@@ -120,8 +136,16 @@ static double bin_value(int b) { return pow(10.0, (b + 0.5) * (12.0 / VG_ANOMALY
 /* P(|amount| >= |x|) in the population (mid-p within x's bin); 1 with little data. */
 static double pop_amount_p(const vg_anomaly_pop_t *pop, int b) {
     if (pop->amt_total < 100) return 1.0;
-    double s = 0.5 * pop->amt_hist[b];
-    for (int i = b + 1; i < VG_ANOMALY_POP_BINS; i++) s += pop->amt_hist[i];
+    double s0 = 0.5 * pop->amt_hist[b], s1 = 0, s2 = 0, s3 = 0;
+    int i = b + 1;
+    for (; i + 3 < VG_ANOMALY_POP_BINS; i += 4) { /* four chains of additions, not one */
+        s0 += pop->amt_hist[i];
+        s1 += pop->amt_hist[i + 1];
+        s2 += pop->amt_hist[i + 2];
+        s3 += pop->amt_hist[i + 3];
+    }
+    for (; i < VG_ANOMALY_POP_BINS; i++) s0 += pop->amt_hist[i];
+    double s = (s0 + s1) + (s2 + s3);
     double p = (s + 0.5) / (pop->amt_total + 1.0);
     return p > 1 ? 1 : p;
 }
@@ -166,13 +190,14 @@ static double time_p(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st, 
                      double *intensity) {
     int j = how_best(pop);
     double K = how_K[j], w = how_w[j], n = st->how_total, inv = 1.0 / (n + K);
-    float hw[168 + 2], daily[24 + 2], bd[24], q[168];
-    for (int b = 0; b < 168; b++) hw[b + 1] = st->how[b];
-    hw[0] = hw[168];
-    hw[169] = hw[1];
+    /* the counts with one hour of wrap-around on each side (float: the loops vectorise) */
+    float hp[168 + 2], daily[24 + 2], bd[24], q[168];
+    for (int b = 0; b < 168; b++) hp[b + 1] = st->how[b];
+    hp[0] = hp[168];
+    hp[169] = hp[1];
     for (int h = 0; h < 24; h++) daily[h + 1] = 0;
     for (int d = 0; d < 7; d++)
-        for (int h = 0; h < 24; h++) daily[h + 1] += hw[1 + d * 24 + h];
+        for (int h = 0; h < 24; h++) daily[h + 1] += hp[1 + d * 24 + h];
     daily[0] = daily[24];
     daily[25] = daily[1];
     float B = (float)((1 - w) * inv / 7.0), A = (float)(w * inv);
@@ -184,15 +209,18 @@ static double time_p(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st, 
         D = C * 1e-3;
     }
     float Cf = (float)C, Df = (float)D;
+#define Q(b, h)                                                                            \
+    (A * (0.5f * hp[(b) + 1] + 0.25f * (hp[b] + hp[(b) + 2])) + bd[h] + \
+     (Cf * (float)pop->hist_how[b] + Df))
     for (int d = 0; d < 7; d++)
-        for (int h = 0; h < 24; h++) {
-            int b = d * 24 + h;
-            q[b] = A * (0.5f * hw[b + 1] + 0.25f * (hw[b] + hw[b + 2])) + bd[h] +
-                   (Cf * (float)pop->hist_how[b] + Df);
-        }
+        for (int h = 0; h < 24; h++) q[d * 24 + h] = Q(d * 24 + h, h);
+    /* (the same expression again, not a load of what the vector loop just stored) */
+    int hm = (how + 167) % 168, hq = (how + 1) % 168;
+    float qh = Q(how, how % 24), qm = Q(hm, hm % 24), qp = Q(hq, hq % 24);
+#undef Q
     /* this hour's share of the week relative to a flat week, smoothed over +-1 h */
-    *intensity = 168.0 * (0.5 * q[how] + 0.25 * ((double)q[(how + 167) % 168] + q[(how + 1) % 168]));
-    float qx = q[how] * (1 + 1e-6f), p0 = 0, p1 = 0, p2 = 0, p3 = 0;
+    *intensity = 168.0 * (0.5 * qh + 0.25 * ((double)qm + qp));
+    float qx = qh * (1 + 1e-6f), p0 = 0, p1 = 0, p2 = 0, p3 = 0;
     for (int b = 0; b < 168; b += 4) {
         p0 += q[b] <= qx ? q[b] : 0;
         p1 += q[b + 1] <= qx ? q[b + 1] : 0;
@@ -203,6 +231,13 @@ static double time_p(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st, 
     return p > 1 ? 1 : (p < 1e-12 ? 1e-12 : p);
 }
 
+static void how_fold(vg_anomaly_pop_t *pop) {
+    for (int j = 0; j < VG_ANOMALY_HOW_MODELS; j++) {
+        if (pop->how_prod[j] > 0) pop->how_ll[j] += log(pop->how_prod[j]);
+        pop->how_prod[j] = 1;
+    }
+}
+
 /* Adds each candidate's log predictive probability of this event's hour. */
 static void how_score_models(vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st, int how) {
     double n = st->how_total, daily[3] = {0};
@@ -211,11 +246,16 @@ static void how_score_models(vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st
         for (int dd = 0; dd < 7; dd++) daily[k] += st->how[dd * 24 + (h + 23 + k) % 24];
     double c = 0.5 * st->how[how] + 0.25 * (st->how[(how + 167) % 168] + st->how[(how + 1) % 168]);
     double d = (0.5 * daily[1] + 0.25 * (daily[0] + daily[2])) / 7.0;
-    double pp = pop_how(pop, how);
+    double pp = pop_how(pop, how), low = 1;
+    /* products of the predictive probabilities, folded into the log-likelihoods when one
+     * gets small (and before each decay): eight multiplications an event instead of
+     * eight logarithms; the choice lags by at most some hundred events */
     for (int j = 0; j < VG_ANOMALY_HOW_MODELS; j++) {
         double q = (how_w[j] * c + (1 - how_w[j]) * d + how_K[j] * pp) / (n + how_K[j]);
-        pop->how_ll[j] += logf((float)q);
+        pop->how_prod[j] *= q;
+        if (pop->how_prod[j] < low) low = pop->how_prod[j];
     }
+    if (low < 1e-200) how_fold(pop);
 }
 
 static int nov_find(const vg_anomaly_state_t *st, int f, uint32_t h) {
@@ -301,8 +341,10 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
                       const vg_anomaly_input_t *in, vg_anomaly_result_t *res) {
     const vg_anomaly_cfg_t *cfg = &pop->cfg;
     const uint32_t on = cfg->signals;
+    vg_anomaly_state_prefetch(st);
     double lbf[VG_ANOMALY__COUNT] = {0}; /* weighted, for the combination */
     double raw[VG_ANOMALY__COUNT] = {0}; /* unweighted, for the signal's own score */
+    double eraw[VG_ANOMALY__COUNT] = {0}; /* e^raw where raw <= 30 (no exp to undo a log) */
     uint32_t hf[VG_ANOMALY_CAT__COUNT];
     memset(res, 0, offsetof(vg_anomaly_result_t, reason));
     for (int i = 0; i < VG_ANOMALY_REASONS; i++) res->reason[i][0] = 0;
@@ -332,9 +374,19 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
         res->amount_z = as.z;
         /* a mixture over the direction of the anomaly: up with prior amount_up, down with
          * 1 - amount_up; each one-sided p calibrated on its own */
-        double l1 = pop->k_log_up + calib_lbf(as.p_hi), l2 = pop->k_log_down + calib_lbf(as.p_lo);
-        double l = l1 > l2 ? l1 + log1p(exp(l2 - l1)) : l2 + log1p(exp(l1 - l2));
-        if (p_pop < 1.0) l += cfg->pop_amount_weight * calib_lbf(p_pop);
+        double bh, bl, bp = 1;
+        double l1 = pop->k_log_up + calib_lbf(as.p_hi, &bh);
+        double l2 = pop->k_log_down + calib_lbf(as.p_lo, &bl);
+        double mix = cfg->amount_up * bh + (1.0 - cfg->amount_up) * bl; /* < 1e297 */
+        double l = log(mix);
+        if (!(l > -745)) /* (mix underflowed: both factors tiny) */
+            l = l1 > l2 ? l1 + log1p(exp(l2 - l1)) : l2 + log1p(exp(l1 - l2));
+        if (p_pop < 1.0) {
+            double lp = calib_lbf(p_pop, &bp);
+            l += cfg->pop_amount_weight * lp;
+            bp = cfg->pop_amount_weight == 1.0f ? bp : (l <= 30 ? exp(cfg->pop_amount_weight * lp) : 0);
+        }
+        eraw[VG_ANOMALY_AMOUNT] = mix * bp;
         if (as.n_eff > 0 || pop->prior.scale[0] > 0 || p_pop < 1.0) {
             res->present |= 1u << VG_ANOMALY_AMOUNT;
             res->p[VG_ANOMALY_AMOUNT] = p;
@@ -350,7 +402,7 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
         double p = time_p(pop, st, how, &intensity);
         res->present |= 1u << VG_ANOMALY_TIME;
         res->p[VG_ANOMALY_TIME] = p;
-        raw[VG_ANOMALY_TIME] = calib_lbf(p);
+        raw[VG_ANOMALY_TIME] = calib_lbf(p, &eraw[VG_ANOMALY_TIME]);
         lbf[VG_ANOMALY_TIME] = cfg->time_weight * raw[VG_ANOMALY_TIME];
     }
 
@@ -365,8 +417,12 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
         const double phi = 0.8;
         is_new[f] = nov_find(st, f, hf[f]) < 0;
         rnew[f] = r;
-        double l = 0;
-        if (r < phi) l = is_new[f] ? log(phi / r) : log((1 - phi) / (1 - r));
+        double l = 0, e = 1;
+        if (r < phi) {
+            e = is_new[f] ? phi / r : (1 - phi) / (1 - r);
+            l = log(e);
+        }
+        eraw[sig] = e;
         res->present |= 1u << sig;
         res->p[sig] = is_new[f] ? r : 1.0;
         raw[sig] = l;
@@ -402,7 +458,7 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
         if (p > 1) p = 1;
         res->present |= 1u << VG_ANOMALY_VELOCITY;
         res->p[VG_ANOMALY_VELOCITY] = p;
-        raw[VG_ANOMALY_VELOCITY] = calib_lbf(p);
+        raw[VG_ANOMALY_VELOCITY] = calib_lbf(p, &eraw[VG_ANOMALY_VELOCITY]);
         /* arrival processes are far from Poisson: only evidence beyond strong (BF 20)
          * counts in full, weaker evidence is discounted */
         double rv = raw[VG_ANOMALY_VELOCITY];
@@ -424,8 +480,10 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
         double l = vg_hstree_log_score_leaves(&pop->trees, mo->leaf);
         if (l > LBF_MAX) l = LBF_MAX;
         if (l < -LBF_MAX) l = -LBF_MAX;
+        double e = exp(l);
         res->present |= 1u << VG_ANOMALY_MULTI;
-        res->p[VG_ANOMALY_MULTI] = l > 0 ? exp(-l) : 1.0;
+        res->p[VG_ANOMALY_MULTI] = l > 0 ? 1.0 / e : 1.0;
+        eraw[VG_ANOMALY_MULTI] = e;
         raw[VG_ANOMALY_MULTI] = l;
         lbf[VG_ANOMALY_MULTI] = cfg->multi_weight * l;
     }
@@ -435,7 +493,7 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
     for (int s = 0; s < VG_ANOMALY__COUNT; s++) {
         if (!(res->present & (1u << s))) continue;
         total += lbf[s];
-        res->signal[s] = squash(LN20, raw[s]);
+        res->signal[s] = squash(LN20, raw[s], eraw[s]);
     }
     if (total > 700) total = 700;
     if (total < -700) total = -700;
@@ -451,13 +509,19 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
     if (prior > 0.999) prior = 0.999;
     res->lbf = total;
     double prior_lo = pc > 0 ? log(prior / (1 - prior)) : -pop->k_base_c;
-    {
-        double lo = total + prior_lo;
-        res->posterior = lo > 700 ? 1.0 : (lo < -700 ? 0.0 : 1.0 / (1.0 + exp(-lo)));
+    /* one exponential serves the posterior, the score and the Bayes factor:
+     * e^lo = BF x prior odds, and the score's x = lo + c has e^x = e^lo (1 - b) / b */
+    double lo = total + prior_lo, bf, e_lo = 0;
+    if (lo > 700 || lo < -700) {
+        res->posterior = lo > 700 ? 1.0 : 0.0;
+        bf = exp(total);
+    } else {
+        e_lo = exp(lo);
+        res->posterior = e_lo / (1.0 + e_lo);
+        bf = e_lo * ((1 - prior) / prior);
     }
     double lift = prior_lo + pop->k_base_c;
-    res->score = squash(pop->k_base_c, total + lift);
-    double bf = exp(total);
+    res->score = squash(pop->k_base_c, total + lift, e_lo * pop->k_base_odds);
     double lc = cfg->compromise_frac * bf + (1.0 - cfg->compromise_frac);
     double ln = cfg->base_rate * bf + (1.0 - cfg->base_rate);
     double pc_post = pc * lc / (pc * lc + (1.0 - pc) * ln);
@@ -579,6 +643,7 @@ static void pop_learn(vg_anomaly_pop_t *pop, const vg_anomaly_input_t *in, int h
     if ((pop->n & 1023) == 0) {
         /* forget with a half-life of about 35,000 events */
         const double f = 0.98;
+        how_fold(pop);
         for (int b = 0; b < VG_ANOMALY_POP_BINS; b++) pop->amt_hist[b] *= f;
         for (int b = 0; b < 168; b++) pop->hist_how[b] *= f;
         for (int j = 0; j < VG_ANOMALY_HOW_MODELS; j++) pop->how_ll[j] *= f;

@@ -109,12 +109,14 @@ typedef struct vg_anomaly_pop {
     double hist_how[168];                 /* decayed counts of hour of week */
     double how_total;
     double how_ll[VG_ANOMALY_HOW_MODELS]; /* decayed log-likelihood of each time model */
+    double how_prod[VG_ANOMALY_HOW_MODELS]; /* likelihood not yet folded into how_ll */
     vg_amount_prior_t prior;              /* cached from amt_hist and amt_exc */
     double amt_exc[VG_AMOUNT_LAMBDAS];     /* decayed tail exceedances per transform */
     double amt_exc_n;                      /* and their count */
     uint64_t n;                           /* events learned */
     vg_hstree_t trees;                    /* multivariate model (models/hstree.h) */
     double k_base_c;                      /* derived from cfg: ln((1 - base_rate) / base_rate) */
+    double k_base_odds;                   /* (1 - base_rate) / base_rate */
     double k_log_up, k_log_down;          /* ln amount_up, ln (1 - amount_up) */
 } vg_anomaly_pop_t;
 
@@ -154,6 +156,10 @@ typedef struct vg_anomaly_state {
 
 /* Empties a state (a new account). Can't fail. */
 void vg_anomaly_state_init(vg_anomaly_state_t *st);
+
+/* A hint that st will be scored soon (e.g. a few events ahead in a batch): prefetches its
+ * cache lines. vg_anomaly_score also does it for its own state. Can't fail. */
+void vg_anomaly_state_prefetch(const vg_anomaly_state_t *st);
 
 /* Resets an account's baseline: forgets everything learned (amounts, times, novelty,
  * velocity, compromise), as vg_anomaly_state_init. Can't fail. */

@@ -113,6 +113,7 @@ static void walk_pop(codec_t *c, vg_anomaly_pop_t *p) {
     for (int i = 0; i < 168; i++) F64(p->hist_how[i]);
     F64(p->how_total);
     for (int i = 0; i < VG_ANOMALY_HOW_MODELS; i++) F64(p->how_ll[i]);
+    for (int i = 0; i < VG_ANOMALY_HOW_MODELS; i++) F64(p->how_prod[i]);
     for (int i = 0; i < VG_AMOUNT_LAMBDAS; i++) {
         F32(p->prior.level[i]);
         F32(p->prior.scale[i]);
@@ -231,7 +232,7 @@ int vg_anomaly_state_decode(vg_anomaly_state_t *st, const uint8_t *buf, size_t l
 size_t vg_anomaly_pop_encoded_size(void) {
     /* field by field, as walk_pop() writes them (a test checks they agree) */
     return HDR + 6 * 4 + 12 * 4 + VG_ANOMALY_POP_BINS * 8 + 8 + 168 * 8 + 8 +
-           VG_ANOMALY_HOW_MODELS * 8 + VG_AMOUNT_LAMBDAS * 12 + 8 + VG_AMOUNT_LAMBDAS * 8 + 8 + 8 +
+           2 * VG_ANOMALY_HOW_MODELS * 8 + VG_AMOUNT_LAMBDAS * 12 + 8 + VG_AMOUNT_LAMBDAS * 8 + 8 + 8 +
            (size_t)VG_HST_TREES * VG_HST_NODES * (1 + 4 + 2 + 2) + 12;
 }
 
