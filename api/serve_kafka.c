@@ -146,7 +146,7 @@ static void usage(FILE *f) {
         "  --dedupe-horizon DUR       duplicate horizon (24h)\n"
         "  --future DUR|off           reject events further ahead of the clock (5m)\n"
         "  --threads N                processing threads = group members (2)\n"
-        "  --checkpoint-interval DUR  (1s)\n"
+        "  --checkpoint-interval DUR  each partition about this often (5s)\n"
         "  --no-sync                  no fsync at checkpoints\n"
         "  -X NAME=VALUE              librdkafka setting for every client (repeatable;\n"
         "                             consumer.NAME / producer.NAME for one kind)\n"

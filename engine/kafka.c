@@ -39,6 +39,13 @@ const double vg_kafka_latency_bounds_ms[NB] = {1, 2, 3, 5, 7, 10, 15, 20, 30, 50
 
 enum { OUT_ALERT = 1, OUT_DECISION = 2, OUT_DLQ = 3 };
 
+/* A produced message's opaque tag: kind (2 bits), input partition (20 bits, for the
+ * per-partition acknowledgement count; PART_NONE when it does not fit), and the input
+ * message's timestamp in ms (42 bits: until the year 2109) for the latency histogram. */
+#define PART_BITS 20
+#define PART_NONE ((1u << PART_BITS) - 1)
+_Static_assert(sizeof(uintptr_t) >= 8, "the produce tag needs 64 bits");
+
 /* Written by the owning worker only, read by anyone: relaxed load + store. */
 #define INC(x, n) atomic_store_explicit(&(x), atomic_load_explicit(&(x), memory_order_relaxed) + (n), memory_order_relaxed)
 #define GET(x) atomic_load_explicit(&(x), memory_order_relaxed)
@@ -63,7 +70,27 @@ typedef struct part {
     int64_t next_off;     /* next offset to process; -1: take the first one that comes */
     int64_t ckpt_off;     /* next_off as of the last checkpoint (-1: none) */
     int resync;           /* after an assign or a rewind: wait for next_off itself */
+    int64_t outstanding;  /* produced for this partition, not yet acknowledged */
+    int64_t last_ckpt;    /* monotonic ms of the last checkpoint (or of the assignment) */
+    /* an asynchronous checkpoint (see ckpt_step): while `busy`, the partition's
+     * messages are held here in order and its pipeline belongs to the checkpoint */
+    int busy;
+    int64_t ck_off;       /* the offset being checkpointed */
+    rd_kafka_message_t **held;
+    size_t nheld, held_cap;
 } part_t;
+
+/* The checkpoint helper of a worker: writes one partition's checkpoint while the
+ * worker goes on with its other partitions. */
+typedef struct helper {
+    pthread_t tid;
+    int started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    part_t *job;          /* being written (set by the worker, cleared by the helper) */
+    int done, rc, quit;
+    char err[512];
+} helper_t;
 
 typedef struct worker {
     vg_kafka_t *k;
@@ -79,6 +106,10 @@ typedef struct worker {
     int need_rewind;      /* a delivery failed since the last checkpoint */
     atomic_int ready;
     int64_t stop_at;      /* monotonic ms when the stop was seen, 0 before */
+    part_t *pending;      /* the partition of the asynchronous checkpoint under way */
+    int64_t pending_t0;   /* real_us() when it started */
+    int writing;          /* 0: waiting for its acknowledgements; 1: handed to the helper */
+    helper_t h;
     counters_t ct;
 } worker_t;
 
@@ -125,7 +156,7 @@ void vg_kafka_opts_default(vg_kafka_opts_t *o) {
     vg_pipeline_opts_default(&o->pipeline);
     o->threads = 2;
     o->future_ms = 5 * 60 * 1000;
-    o->checkpoint_ms = 1000;
+    o->checkpoint_ms = 5000;
     o->sync = 1;
 }
 
@@ -246,8 +277,15 @@ static int part_load(worker_t *w, part_t *pt, char *errbuf, size_t errlen) {
     return 0;
 }
 
+static void drop_held(part_t *pt) {
+    for (size_t i = 0; i < pt->nheld; i++) rd_kafka_message_destroy(pt->held[i]);
+    pt->nheld = 0;
+}
+
 static void part_free(part_t *pt) {
     if (!pt) return;
+    drop_held(pt);
+    free(pt->held);
     vg_pipeline_free(pt->pl);
     vg_store_close(pt->store);
     free(pt);
@@ -267,6 +305,7 @@ static part_t *part_open(worker_t *w, int32_t id, char *errbuf, size_t errlen) {
         return NULL;
     }
     pt->id = id;
+    pt->last_ckpt = mono_ms();
     /* the previous owner (another thread or instance sharing the directory) may still
      * be closing it */
     int64_t t0 = mono_ms();
@@ -325,14 +364,149 @@ static int wait_acks(worker_t *w) {
     return 0;
 }
 
+/* ---- asynchronous checkpoints ----
+ *
+ * In steady state a worker checkpoints one partition at a time, each about every
+ * checkpoint interval, without stopping its other partitions:
+ *   1. the partition is marked busy at its next offset O: its messages are held (in
+ *      order, not processed) from then on;
+ *   2. once the broker acknowledged every message produced for it (a per-partition
+ *      count kept by the delivery reports), its pipeline is handed to the worker's
+ *      helper thread, which writes the state with O in one RocksDB write;
+ *   3. when the write is done the worker takes the pipeline back, commits O to the
+ *      group and processes the held messages.
+ * Only the busy partition waits, and only for its own acknowledgements and its own
+ * write; alerts of the other partitions are never delayed by a checkpoint. */
+
+static void *helper_main(void *arg) {
+    worker_t *w = arg;
+    helper_t *h = &w->h;
+    char tname[16];
+    snprintf(tname, sizeof(tname), "vigil-ckpt-%d", w->index);
+    pthread_setname_np(pthread_self(), tname);
+    pthread_mutex_lock(&h->mu);
+    for (;;) {
+        while (!h->job && !h->quit) pthread_cond_wait(&h->cv, &h->mu);
+        if (!h->job) break;
+        part_t *pt = h->job;
+        pthread_mutex_unlock(&h->mu);
+        vg_kv_t meta = {"kafka/offset", &pt->ck_off, sizeof(pt->ck_off)};
+        char err[512];
+        err[0] = 0;
+        int rc = vg_pipeline_checkpoint(pt->pl, &meta, 1, w->k->o.sync, err, sizeof(err));
+        pthread_mutex_lock(&h->mu);
+        h->job = NULL;
+        h->done = 1;
+        h->rc = rc;
+        memcpy(h->err, err, sizeof(err));
+        pthread_cond_broadcast(&h->cv);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
+static int handle(worker_t *w, rd_kafka_message_t *m, int64_t now_ms);
+static int64_t clock_now(vg_kafka_t *k);
+
+static void commit_one(worker_t *w, int32_t id, int64_t off) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, w->k->topic_in, id)->offset = off;
+    rd_kafka_commit(w->c, l, 1);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Ends the pending checkpoint: waits for the helper when it is writing (wait=1) or
+ * returns 0 at once when it is not done yet (wait=0); then releases the partition
+ * and processes its held messages (or drops them when the worker must rewind).
+ * Returns 1 when the checkpoint ended. */
+static int ckpt_finish(worker_t *w, int wait) {
+    part_t *pt = w->pending;
+    if (!pt) return 1;
+    if (w->writing) {
+        helper_t *h = &w->h;
+        pthread_mutex_lock(&h->mu);
+        if (!h->done && !wait) {
+            pthread_mutex_unlock(&h->mu);
+            return 0;
+        }
+        while (!h->done) pthread_cond_wait(&h->cv, &h->mu);
+        h->done = 0;
+        int rc = h->rc;
+        pthread_mutex_unlock(&h->mu);
+        if (rc) {
+            set_fatal(w, "partition %d: checkpoint: %s", (int)pt->id, h->err);
+        } else {
+            pt->ckpt_off = pt->ck_off;
+            commit_one(w, pt->id, pt->ck_off);
+            uint64_t us = (uint64_t)(real_us() - w->pending_t0);
+            INC(w->ct.checkpoints, 1);
+            INC(w->ct.ckpt_us_sum, us);
+            if (us > GET(w->ct.ckpt_us_max)) SET(w->ct.ckpt_us_max, us);
+        }
+    }
+    /* not written (still waiting for acknowledgements): simply given up; the next
+     * checkpoint covers it */
+    pt->busy = 0;
+    pt->last_ckpt = mono_ms();
+    w->pending = NULL;
+    w->writing = 0;
+    int64_t now = clock_now(w->k);
+    size_t n = pt->nheld;
+    pt->nheld = 0;
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_message_t *m = pt->held[i];
+        if (w->fatal || w->need_rewind || !handle(w, m, now)) rd_kafka_message_destroy(m);
+    }
+    return 1;
+}
+
+/* One step of the asynchronous checkpoints, called between batches. */
+static void ckpt_step(worker_t *w) {
+    vg_kafka_t *k = w->k;
+    if (w->fatal || w->need_rewind) return;
+    if (w->pending) {
+        part_t *pt = w->pending;
+        if (w->writing) {
+            ckpt_finish(w, 0);
+        } else if (pt->outstanding == 0) {
+            helper_t *h = &w->h;
+            pthread_mutex_lock(&h->mu);
+            h->job = pt;
+            h->done = 0;
+            pthread_cond_broadcast(&h->cv);
+            pthread_mutex_unlock(&h->mu);
+            w->writing = 1;
+        }
+        return;
+    }
+    /* the changed partition whose last checkpoint is oldest, once it is due */
+    int64_t now = mono_ms();
+    part_t *best = NULL;
+    for (int32_t i = 0; i < w->cap; i++) {
+        part_t *pt = w->parts[i];
+        if (!pt || pt->next_off == pt->ckpt_off || now - pt->last_ckpt < k->o.checkpoint_ms)
+            continue;
+        if (!best || pt->last_ckpt < best->last_ckpt) best = pt;
+    }
+    if (!best) return;
+    best->busy = 1;
+    best->ck_off = best->next_off;
+    w->pending = best;
+    w->writing = 0;
+    w->pending_t0 = real_us();
+    ckpt_step(w);   /* nothing outstanding: hand it over at once */
+}
+
 /* Drops the in-memory state of every owned partition and resumes from the last
  * checkpoint (a produced message was lost). */
 static void rewind_parts(worker_t *w) {
     vg_kafka_t *k = w->k;
+    ckpt_finish(w, 1);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
     for (int32_t i = 0; i < w->cap; i++) {
         part_t *pt = w->parts[i];
         if (!pt) continue;
+        drop_held(pt);
         vg_pipeline_free(pt->pl);
         pt->pl = NULL;
         char err[512];
@@ -384,6 +558,7 @@ static void update_lag(worker_t *w) {
  * checkpoint, which is always safe). */
 static int checkpoint(worker_t *w, int commit) {
     vg_kafka_t *k = w->k;
+    ckpt_finish(w, 1);
     int any = 0;
     for (int32_t i = 0; i < w->cap; i++)
         if (w->parts[i] && w->parts[i]->next_off != w->parts[i]->ckpt_off) any = 1;
@@ -406,6 +581,7 @@ static int checkpoint(worker_t *w, int commit) {
             break;
         }
         pt->ckpt_off = pt->next_off;
+        pt->last_ckpt = mono_ms();
         if (l) rd_kafka_topic_partition_list_add(l, k->topic_in, i)->offset = pt->next_off;
     }
     if (l && l->cnt && !w->fatal) rd_kafka_commit(w->c, l, 1);
@@ -424,6 +600,9 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     worker_t *w = opaque;
     uintptr_t tag = (uintptr_t)m->_private;
     int kind = (int)(tag & 3);
+    uint32_t pid = (uint32_t)((tag >> 2) & PART_NONE);
+    part_t *pt = pid != PART_NONE && (int32_t)pid < w->cap ? w->parts[pid] : NULL;
+    if (pt && pt->outstanding > 0) pt->outstanding--;
     if (m->err) {
         INC(w->ct.delivery_errors, 1);
         w->need_rewind = 1;
@@ -433,7 +612,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     }
     if (kind != OUT_ALERT) return;
     INC(w->ct.alerts_acked, 1);
-    int64_t ts_ms = (int64_t)(tag >> 2);
+    int64_t ts_ms = (int64_t)(tag >> (2 + PART_BITS));
     if (ts_ms <= 0) return;
     int64_t us = real_us() - ts_ms * 1000;
     if (us < 0) us = 0;
@@ -451,6 +630,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     vg_kafka_t *k = w->k;
     int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        ckpt_finish(w, 1);   /* no pipeline with the helper while partitions change hands */
         for (int i = 0; i < parts->cnt && !w->fatal; i++) {
             rd_kafka_topic_partition_t *tp = &parts->elems[i];
             if (strcmp(tp->topic, k->topic_in) != 0) continue;
@@ -503,13 +683,17 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 /* ---- per message ---- */
 
 /* Produces one record, waiting while the producer's queue is full. 0 or -1. */
-static int produce(worker_t *w, rd_kafka_topic_t *t, const void *val, size_t len,
+static int produce(worker_t *w, part_t *pt, rd_kafka_topic_t *t, const void *val, size_t len,
                    const void *key, size_t klen, int kind, int64_t ts_ms) {
-    uintptr_t tag = ((uintptr_t)(ts_ms > 0 ? ts_ms : 0) << 2) | (uintptr_t)kind;
+    uint32_t pid = pt->id >= 0 && pt->id < (int32_t)PART_NONE ? (uint32_t)pt->id : PART_NONE;
+    uint64_t ts = ts_ms > 0 && ts_ms < (INT64_C(1) << 42) ? (uint64_t)ts_ms : 0;
+    uintptr_t tag = (uintptr_t)(ts << (2 + PART_BITS)) | (uintptr_t)pid << 2 | (uintptr_t)kind;
     for (;;) {
         if (rd_kafka_produce(t, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)val, len,
-                             key, klen, (void *)tag) == 0)
+                             key, klen, (void *)tag) == 0) {
+            pt->outstanding++;
             return 0;
+        }
         rd_kafka_resp_err_t e = rd_kafka_last_error();
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             set_fatal(w, "producing to %s: %s", rd_kafka_topic_name(t), rd_kafka_err2str(e));
@@ -641,14 +825,38 @@ static int future_reject(worker_t *w, const char *s, size_t n, int64_t ts, int64
     return rc;
 }
 
-static void handle(worker_t *w, const rd_kafka_message_t *m, int64_t now_ms) {
+static void handle_msg(worker_t *w, part_t *pt, const rd_kafka_message_t *m, int64_t now_ms);
+
+/* Processes one consumed message. Returns 1 when it keeps the message (held while its
+ * partition is being checkpointed), 0 when the caller destroys it. */
+static int handle(worker_t *w, rd_kafka_message_t *m, int64_t now_ms) {
     vg_kafka_t *k = w->k;
     if (m->err) {
         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
             logf_(k, 0, "worker %d: consumer: %s", w->index, rd_kafka_message_errstr(m));
-        return;
+        return 0;
     }
     part_t *pt = m->partition >= 0 && m->partition < w->cap ? w->parts[m->partition] : NULL;
+    if (pt && pt->busy) {
+        if (pt->nheld == pt->held_cap) {
+            size_t nc = pt->held_cap ? pt->held_cap * 2 : 1024;
+            rd_kafka_message_t **nh = realloc(pt->held, nc * sizeof(*nh));
+            if (!nh) {
+                set_fatal(w, "out of memory");
+                return 0;
+            }
+            pt->held = nh;
+            pt->held_cap = nc;
+        }
+        pt->held[pt->nheld++] = m;
+        return 1;
+    }
+    handle_msg(w, pt, m, now_ms);
+    return 0;
+}
+
+static void handle_msg(worker_t *w, part_t *pt, const rd_kafka_message_t *m, int64_t now_ms) {
+    vg_kafka_t *k = w->k;
     if (!pt || (pt->next_off >= 0 && m->offset < pt->next_off)) {
         INC(w->ct.stale, 1);
         return;
@@ -725,11 +933,11 @@ static void handle(worker_t *w, const rd_kafka_message_t *m, int64_t now_ms) {
                 set_fatal(w, "out of memory");
                 return;
             }
-            if (produce(w, w->t_alerts, r->p, r->len, key, klen, OUT_ALERT, ts_msg) < 0) return;
+            if (produce(w, pt, w->t_alerts, r->p, r->len, key, klen, OUT_ALERT, ts_msg) < 0) return;
             INC(w->ct.alerts, 1);
         }
         if (w->t_dec) {
-            if (produce(w, w->t_dec, d, dl, key, klen, OUT_DECISION, ts_msg) < 0) return;
+            if (produce(w, pt, w->t_dec, d, dl, key, klen, OUT_DECISION, ts_msg) < 0) return;
             INC(w->ct.decisions_out, 1);
         }
         break;
@@ -737,7 +945,7 @@ static void handle(worker_t *w, const rd_kafka_message_t *m, int64_t now_ms) {
     case VG_OUT_DUPLICATE:
         INC(w->ct.duplicates, 1);
         if (w->t_dec) {
-            if (produce(w, w->t_dec, d, dl, m->key, m->key ? m->key_len : 0, OUT_DECISION,
+            if (produce(w, pt, w->t_dec, d, dl, m->key, m->key ? m->key_len : 0, OUT_DECISION,
                         ts_msg) < 0)
                 return;
             INC(w->ct.decisions_out, 1);
@@ -761,7 +969,7 @@ static void handle(worker_t *w, const rd_kafka_message_t *m, int64_t now_ms) {
             set_fatal(w, "out of memory");
             return;
         }
-        if (produce(w, w->t_dlq, r->p, r->len, m->key, m->key ? m->key_len : 0, OUT_DLQ,
+        if (produce(w, pt, w->t_dlq, r->p, r->len, m->key, m->key ? m->key_len : 0, OUT_DLQ,
                     ts_msg) < 0)
             return;
         INC(w->ct.dead_letters, 1);
@@ -784,6 +992,9 @@ static int64_t clock_now(vg_kafka_t *k) {
 static void *worker_main(void *arg) {
     worker_t *w = arg;
     vg_kafka_t *k = w->k;
+    char tname[16];
+    snprintf(tname, sizeof(tname), "vigil-kafka-%d", w->index);
+    pthread_setname_np(pthread_self(), tname);   /* for top -H and perf */
     rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(sub, k->topic_in, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t e = rd_kafka_subscribe(w->c, sub);
@@ -791,13 +1002,23 @@ static void *worker_main(void *arg) {
     if (e) set_fatal(w, "subscribing to %s: %s", k->topic_in, rd_kafka_err2str(e));
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(w->c);
     rd_kafka_message_t *msgs[BATCH];
-    int64_t last_ckpt = mono_ms(), last_lag = 0;
+    int64_t last_lag = 0;
     while (!GET(k->stop) && !w->fatal) {
-        ssize_t n = rd_kafka_consume_batch_queue(q, 100, msgs, BATCH);
+        /* whatever is there at once; else wait for one message (not for a full batch:
+         * that would delay alerts at low rates) */
+        ssize_t n = rd_kafka_consume_batch_queue(q, 0, msgs, BATCH);
+        if (n == 0) {
+            if (w->pending) rd_kafka_poll(w->p, 1);   /* acknowledgements, helper */
+            else n = rd_kafka_consume_batch_queue(q, 100, msgs, 1);
+            if (n == 1) {
+                ssize_t more = rd_kafka_consume_batch_queue(q, 0, msgs + 1, BATCH - 1);
+                if (more > 0) n += more;
+            }
+        }
         int64_t now = clock_now(k);
         for (ssize_t i = 0; i < n; i++) {
-            if (!w->fatal && !w->need_rewind) handle(w, msgs[i], now);
-            rd_kafka_message_destroy(msgs[i]);
+            if (w->fatal || w->need_rewind || !handle(w, msgs[i], now))
+                rd_kafka_message_destroy(msgs[i]);
         }
         rd_kafka_poll(w->p, 0);
         int64_t t = mono_ms();
@@ -805,10 +1026,11 @@ static void *worker_main(void *arg) {
             update_lag(w);
             last_lag = t;
         }
-        if (w->need_rewind || t - last_ckpt >= k->o.checkpoint_ms) {
+        if (w->need_rewind) {
             checkpoint(w, 1);
             update_lag(w);
-            last_ckpt = mono_ms();
+        } else {
+            ckpt_step(w);
         }
     }
     /* graceful: checkpoint (after the broker acknowledged everything), leave the group
@@ -885,7 +1107,21 @@ fail:
     return NULL;
 }
 
+static void helper_stop(worker_t *w) {
+    helper_t *h = &w->h;
+    if (!h->started) return;
+    pthread_mutex_lock(&h->mu);
+    h->quit = 1;
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+    pthread_join(h->tid, NULL);
+    pthread_mutex_destroy(&h->mu);
+    pthread_cond_destroy(&h->cv);
+    h->started = 0;
+}
+
 static void worker_deinit(worker_t *w) {
+    helper_stop(w);
     if (w->t_alerts) rd_kafka_topic_destroy(w->t_alerts);
     if (w->t_dec) rd_kafka_topic_destroy(w->t_dec);
     if (w->t_dlq) rd_kafka_topic_destroy(w->t_dlq);
@@ -908,6 +1144,15 @@ static int worker_init(vg_kafka_t *k, worker_t *w, int index, char *errbuf, size
     w->index = index;
     vg_buf_init(&w->out);
     vg_buf_init(&w->rec);
+    pthread_mutex_init(&w->h.mu, NULL);
+    pthread_cond_init(&w->h.cv, NULL);
+    if (pthread_create(&w->h.tid, NULL, helper_main, w) != 0) {
+        pthread_mutex_destroy(&w->h.mu);
+        pthread_cond_destroy(&w->h.cv);
+        snprintf(errbuf, errlen, "cannot start a thread");
+        return VG_EIO;
+    }
+    w->h.started = 1;
     rd_kafka_conf_t *cc = make_conf(k, 1, w, errbuf, errlen);
     if (!cc) return VG_EINVAL;
     w->c = rd_kafka_new(RD_KAFKA_CONSUMER, cc, e, sizeof(e));   /* takes cc on success */

@@ -63,7 +63,8 @@ typedef struct vg_kafka_opts {
     int threads;                  /* processing threads, default 2 */
     int64_t future_ms;            /* reject events more than this ahead of the clock
                                      (code `future`); default 5 min; < 0: never */
-    int64_t checkpoint_ms;        /* checkpoint interval, default 1000 */
+    int64_t checkpoint_ms;        /* each partition is checkpointed about this often,
+                                     default 5000 (see kafka.c: asynchronous) */
     int sync;                     /* fsync the state at checkpoints (default 1) */
     const char *const *conf;      /* librdkafka settings "name=value" for every client
                                      ("consumer.name=v" / "producer.name=v" for one
