@@ -354,6 +354,7 @@ static void h_metrics(vg_api_t *a, vg_resp_t *r) {
              "# TYPE vigil_ruleset_version gauge\nvigil_ruleset_version %" PRId64 "\n",
              es.accounts_in_memory, es.keys_in_memory, es.bytes, rs);
     vg_buf_puts(b, line);
+    if (a->extra_metrics) a->extra_metrics(a->extra_metrics_ctx, b);
 }
 
 static void h_score(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {

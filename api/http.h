@@ -92,6 +92,10 @@ typedef struct vg_api {
     char *openapi;       /* the OpenAPI document served at /v1/openapi.json */
     size_t openapi_len;
     void *mhd;           /* struct MHD_Daemon */
+    /* set by serve before listening: more of /metrics (the Kafka pipeline's) and a
+     * condition of /readyz is serve's own (it stores `ready`); NULL: none */
+    int (*extra_metrics)(const void *ctx, vg_buf_t *out);
+    const void *extra_metrics_ctx;
 } vg_api_t;
 
 /* Opens the control store under cfg->state, loads modules and lists from it (and from

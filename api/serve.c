@@ -1,5 +1,8 @@
 /* serve.c - `vigil serve`: starts the HTTP API over the engine and waits for SIGTERM or
  * SIGINT, checkpointing the state and expiring old alerts every checkpoint interval.
+ * With --kafka it also runs the Kafka pipeline (api/serve_kafka.h) with the rules and
+ * lists loaded at start: /readyz waits for its first assignment, /metrics includes it,
+ * and it is stopped (acknowledged, checkpointed, group left) before the HTTP API.
  *
  * Signals are blocked in every thread and taken synchronously by the main thread
  * (sigtimedwait), so that no handler runs inside a worker and no global flag is needed.
@@ -16,6 +19,39 @@
 #include "api/config.h"
 #include "api/http.h"
 #include "api/redis.h"
+#include "api/serve_kafka.h"
+
+vg_lists_t *vg_api_build_lists(vg_api_t *a);   /* api/http_data.c */
+
+static int kafka_metrics(const void *ctx, vg_buf_t *out) {
+    return vg_serve_kafka_metrics(ctx, out);
+}
+
+/* Starts the Kafka pipeline over the rules and lists active now. NULL with errbuf. */
+static vg_serve_kafka_t *start_kafka(vg_api_t *a, const vg_config_t *cfg, char *errbuf,
+                                     size_t errlen) {
+    vg_serve_kafka_cfg_t kc = {
+        .kafka = cfg->kafka, .group = cfg->group, .topic_in = cfg->topic_in,
+        .topic_alerts = cfg->topic_alerts, .topic_decisions = cfg->topic_decisions,
+        .topic_dlq = cfg->topic_dlq, .state = cfg->state, .lateness_ms = cfg->lateness_ms,
+        .dedupe_horizon_ms = cfg->dedupe_horizon_ms, .future_ms = cfg->future_ms,
+        .mem_budget = cfg->mem_budget,
+    };
+    vg_diags_t d;
+    vg_diags_init(&d);
+    pthread_mutex_lock(&a->mu);
+    vg_program_t *p = vg_api_compile(a, NULL, NULL, 0, &d);
+    vg_lists_t *l = vg_api_build_lists(a);
+    kc.ruleset_version = a->ruleset;
+    pthread_mutex_unlock(&a->mu);
+    vg_diags_deinit(&d);
+    vg_serve_kafka_t *k = NULL;
+    if (!p) snprintf(errbuf, errlen, "kafka: the rules do not compile");
+    else k = vg_serve_kafka_start(&kc, p, l, errbuf, errlen);
+    vg_prog_unref(p);
+    vg_lists_unref(l);
+    return k;
+}
 
 int vg_cmd_serve(int argc, char **argv) {
     vg_config_t *cfg = NULL;
@@ -35,8 +71,20 @@ int vg_cmd_serve(int argc, char **argv) {
         vg_config_free(cfg);
         return 1;
     }
+    vg_serve_kafka_t *kafka = NULL;
+    if (cfg->kafka && !(kafka = start_kafka(a, cfg, err, sizeof(err)))) {
+        fprintf(stderr, "vigil serve: %s\n", err);
+        vg_api_free(a);
+        vg_config_free(cfg);
+        return 1;
+    }
+    if (kafka) {   /* before listening: the HTTP threads only read them */
+        a->extra_metrics = kafka_metrics;
+        a->extra_metrics_ctx = kafka;
+    }
     if (vg_api_listen(a, err, sizeof(err)) != 0) {
         fprintf(stderr, "vigil serve: %s\n", err);
+        vg_serve_kafka_stop(kafka);
         vg_api_free(a);
         vg_config_free(cfg);
         return 1;
@@ -48,10 +96,12 @@ int vg_cmd_serve(int argc, char **argv) {
             (long long)vg_engine_version(a->eng), cfg->shards, cfg->shards == 1 ? "" : "s",
             cfg->threads, cfg->redis ? ", redis " : "", cfg->redis ? cfg->redis : "",
             cfg->ntokens ? "bearer tokens" : "off (no tokens configured)");
-    atomic_store(&a->ready, 1);
-    int64_t every = cfg->checkpoint_ms > 0 ? cfg->checkpoint_ms : 1000;
-    for (;;) {
-        struct timespec ts = {(time_t)(every / 1000), (long)(every % 1000) * 1000000L};
+    int status = 0;
+    atomic_store(&a->ready, !cfg->kafka);   /* with Kafka: once it has its partitions */
+    int64_t every = cfg->checkpoint_ms > 0 ? cfg->checkpoint_ms : 1000, last_tick = vg_now_ms();
+    while (status == 0) {
+        int64_t wait = kafka && !atomic_load(&a->ready) ? 100 : every;
+        struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
         siginfo_t si;
         int sig = sigtimedwait(&set, &si, &ts);
         if (sig == SIGINT || sig == SIGTERM) {
@@ -59,12 +109,23 @@ int vg_cmd_serve(int argc, char **argv) {
             break;
         }
         if (sig < 0 && errno != EAGAIN && errno != EINTR) break;
-        vg_api_tick(a, vg_now_ms());
+        if (kafka && vg_serve_kafka_failed(kafka)) {
+            fprintf(stderr, "vigil serve: the Kafka pipeline failed; stopping (a restart "
+                            "resumes from its last checkpoint)\n");
+            status = 1;
+        } else if (kafka && vg_serve_kafka_ready(kafka)) {
+            atomic_store(&a->ready, 1);
+        }
+        if (vg_now_ms() - last_tick >= every) {
+            vg_api_tick(a, vg_now_ms());
+            last_tick = vg_now_ms();
+        }
     }
     atomic_store(&a->ready, 0);
-    vg_api_stop(a);
+    vg_api_stop(a);   /* the HTTP threads are done: then the pipeline they report on */
+    if (kafka && vg_serve_kafka_stop(kafka) != 0) status = 1;
     vg_api_free(a);   /* final checkpoint, synchronous */
     vg_config_free(cfg);
     fprintf(stderr, "vigil serve: stopped\n");
-    return 0;
+    return status;
 }
