@@ -201,6 +201,45 @@ static double dev_median(const float *a, int n, double med) {
     return 0.5 * ((double)dev_kth(a, n, l0, med, n / 2 - 1) + cur);
 }
 
+/* The values of a sorted a[0..n) within lim of c (|a - c| <= lim: a contiguous range,
+ * since a - c is monotone in a): a[*i0 .. *i1). */
+static void clip_range(const float *a, int n, double c, double lim, int *i0, int *i1) {
+    int lo = 0, hi = n;
+    while (lo < n && !(fabs(a[lo] - c) <= lim)) lo++;
+    while (hi > lo && !(fabs(a[hi - 1] - c) <= lim)) hi--;
+    *i0 = lo;
+    *i1 = hi;
+}
+
+/* Sum of a[i0..i1), and of (a - mean)^2, in four independent chains. */
+static double sum_range(const float *a, int i0, int i1) {
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int i = i0;
+    for (; i + 3 < i1; i += 4) {
+        s0 += a[i];
+        s1 += a[i + 1];
+        s2 += a[i + 2];
+        s3 += a[i + 3];
+    }
+    for (; i < i1; i++) s0 += a[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
+static double ss_range(const float *a, int i0, int i1, double mean) {
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int i = i0;
+    for (; i + 3 < i1; i += 4) {
+        double d0 = a[i] - mean, d1 = a[i + 1] - mean, d2 = a[i + 2] - mean,
+               d3 = a[i + 3] - mean;
+        s0 += d0 * d0;
+        s1 += d1 * d1;
+        s2 += d2 * d2;
+        s3 += d3 * d3;
+    }
+    for (; i < i1; i++) s0 += (a[i] - mean) * (a[i] - mean);
+    return (s0 + s1) + (s2 + s3);
+}
+
 /* Statistics of the held values (their seasonal offsets removed) under candidate j:
  * one-step 3-sigma rejection around the median (scale 1.4826 MAD), then the mean and
  * standard deviation of the rest; the level is the clipped mean of the newest HALF once
@@ -233,26 +272,16 @@ static void ring_stats(const vg_amount_t *m, int j, int *cnt, double *level, dou
      * deviation of what is left: as robust as the median and MAD to a few outliers, and
      * much more efficient on the small samples an account has (the deviation is divided
      * by 0.9866, the factor a +-3 sigma truncation of a normal takes off) */
-    double lim = 3.0 * smad, sum = 0, sum2 = 0;
-    k = 0;
-    for (int i = 0; i < n; i++)
-        if (fabs(a[i] - med) <= lim) {
-            sum += a[i];
-            k++;
-        }
-    double mean = k ? sum / k : med;
-    for (int i = 0; i < n; i++)
-        if (fabs(a[i] - med) <= lim) sum2 += (a[i] - mean) * (a[i] - mean);
-    *scale = k >= 4 ? sqrt(sum2 / (k - 1)) / 0.9866 : smad;
+    double lim = 3.0 * smad;
+    int i0, i1;
+    clip_range(a, n, med, lim, &i0, &i1);
+    k = i1 - i0;
+    double mean = k ? sum_range(a, i0, i1) / k : med;
+    *scale = k >= 4 ? sqrt(ss_range(a, i0, i1, mean) / (k - 1)) / 0.9866 : smad;
     if (use_new) {
-        double sl = 0;
-        int kl = 0;
-        for (int i = 0; i < nn; i++)
-            if (fabs(newest[i] - lmed) <= lim) {
-                sl += newest[i];
-                kl++;
-            }
-        *level = kl ? sl / kl : lmed;
+        clip_range(newest, nn, lmed, lim, &i0, &i1);
+        int kl = i1 - i0;
+        *level = kl ? sum_range(newest, i0, i1) / kl : lmed;
     } else {
         *level = mean;
     }
@@ -316,20 +345,27 @@ static int season_cap(const vg_amount_cfg_t *cfg) {
  * one branch-free pass with independent sums. */
 static void profile_stats(const float *off, const uint8_t *cnt, int nb, double sigma2, int icap,
                           float *centre, float *tau2) {
-    double s1[2] = {0, 0}, s2[2] = {0, 0}, ic[2] = {0, 0}; /* two chains of each sum */
-    int k = 0;
-    for (int i = 0; i < nb; i++) {
-        double o = cnt[i] ? off[i] : 0.0f;
-        s1[i & 1] += o;
-        s2[i & 1] += o * o;
-        ic[i & 1] += recip[cnt[i] < icap ? cnt[i] : icap];
-        k += cnt[i] != 0;
+    double a1 = 0, b1 = 0, a2 = 0, b2 = 0, ai = 0, bi = 0; /* two chains of each sum */
+    int k = 0, i = 0;
+#define ACC(i, s1, s2, ic)                                  \
+    do {                                                    \
+        double o = (double)off[i] * (cnt[i] != 0);          \
+        s1 += o;                                            \
+        s2 += o * o;                                        \
+        ic += recip[cnt[i] < icap ? cnt[i] : icap];         \
+        k += cnt[i] != 0;                                   \
+    } while (0)
+    for (; i + 1 < nb; i += 2) {
+        ACC(i, a1, a2, ai);
+        ACC(i + 1, b1, b2, bi);
     }
-    double inv_ce = ic[0] + ic[1];
-    double c = k ? (s1[0] + s1[1]) / k : 0, t = 0;
+    if (i < nb) ACC(i, a1, a2, ai);
+#undef ACC
+    double s1 = a1 + b1, s2 = a2 + b2, inv_ce = ai + bi;
+    double c = k ? s1 / k : 0, t = 0;
     if (k >= 3) {
         /* sum of squared centred offsets, minus their expected noise */
-        double ss = (s2[0] + s2[1]) - k * c * c;
+        double ss = s2 - k * c * c;
         t = ((ss > 0 ? ss : 0) - sigma2 * inv_ce) / k;
     }
     *centre = (float)c;
@@ -351,7 +387,7 @@ static void season_refresh(const vg_amount_cfg_t *cfg, vg_amount_t *m) {
 static inline float shrunk(float off, float centre, uint8_t cnt, float tau2, float s2,
                            float fcap) {
     float ce = (float)cnt < fcap ? (float)cnt : fcap, tc = tau2 * ce;
-    return cnt ? (off - centre) * (tc / (tc + s2)) : 0.0f;
+    return (off - centre) * (tc / (tc + s2)); /* (0 for an empty bucket: tc = 0 < s2) */
 }
 
 /* The whole table of effective offsets (as season_at); returns 0 when all are 0. */

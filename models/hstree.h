@@ -24,7 +24,7 @@
 
 #include <stdint.h>
 
-#define VG_HST_TREES 16
+#define VG_HST_TREES 8
 #define VG_HST_DEPTH 7
 #define VG_HST_DIMS 6
 #define VG_HST_NODES ((1 << (VG_HST_DEPTH + 1)) - 1)

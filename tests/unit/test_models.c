@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <stdio.h>
 
 #include "models/amount.h"
 #include "models/anomaly.h"
@@ -373,6 +374,118 @@ static void test_transform_choice(void **state) {
     assert_int_equal(lam, VG_AMOUNT_LAMBDAS - 1); /* linear */
 }
 
+/* cfg.signals: a signal switched off is absent and changes nothing in the state. */
+static void test_signals_mask(void **state) {
+    (void)state;
+    vg_anomaly_cfg_t cfg = vg_anomaly_cfg_default();
+    cfg.signals = 1u << VG_ANOMALY_AMOUNT;
+    vg_anomaly_pop_t *pop = malloc(sizeof *pop);
+    assert_non_null(pop);
+    vg_anomaly_pop_init(pop, &cfg, 1);
+    vg_anomaly_state_t st;
+    vg_anomaly_state_init(&st);
+    vg_anomaly_result_t r;
+    rs = 3;
+    for (int i = 0; i < 200; i++) {
+        vg_anomaly_input_t in = mk(T0 + i * HOUR, 40 + 5 * rnorm(), "m-1", "FR");
+        vg_anomaly_process(pop, &st, &in, &r);
+        assert_int_equal(r.present & ~((1u << VG_ANOMALY_AMOUNT) | (1u << VG_ANOMALY_COMPROMISE)), 0);
+        if (i > 0) assert_true(r.present & (1u << VG_ANOMALY_AMOUNT));
+    }
+    assert_int_equal(st.how_total, 0);
+    assert_int_equal(st.nov_h[0], 0);
+    assert_int_equal(st.amount.n, 200);
+    vg_anomaly_input_t in = mk(T0 + 300 * HOUR, 400, "m-9", "BR");
+    vg_anomaly_score(pop, &st, &in, &r);
+    assert_true(r.signal[VG_ANOMALY_AMOUNT] > 0.5);
+    free(pop);
+}
+
+/* Learn reuses what score found (hashes, tree leaves) only for the same event and state;
+ * a result without that memo gives the same state and population. */
+static void test_learn_memo(void **state) {
+    (void)state;
+    fx_t *a = history(10), *b = history(10);
+    for (int i = 0; i < 300; i++) {
+        char m[16];
+        snprintf(m, sizeof m, "m-%d", i % 17);
+        vg_anomaly_input_t in = mk(a->ts + (i + 1) * 1800000LL, 30 + i % 40, m, i % 9 ? "FR" : "IT");
+        vg_anomaly_result_t ra, rb;
+        vg_anomaly_score(&a->pop, &a->st, &in, &ra);
+        vg_anomaly_learn(&a->pop, &a->st, &in, &ra);
+        vg_anomaly_score(&b->pop, &b->st, &in, &rb);
+        memset(&rb.memo, 0, sizeof rb.memo); /* as if the result came from elsewhere */
+        vg_anomaly_learn(&b->pop, &b->st, &in, &rb);
+        assert_true(ra.score == rb.score);
+    }
+    assert_memory_equal(&a->st, &b->st, sizeof a->st);
+    assert_memory_equal(&a->pop, &b->pop, sizeof a->pop);
+    free(a);
+    free(b);
+}
+
+/* The trees: a score through the leaves equals a score of the point; after two windows
+ * every node's reference count is the number of reference points under it. */
+static void test_hstree(void **state) {
+    (void)state;
+    vg_hstree_t *t = malloc(sizeof *t);
+    assert_non_null(t);
+    vg_hstree_init(t, VG_HST_DIMS, 5);
+    rs = 9;
+    enum { N = 2 * VG_HST_WINDOW };
+    static uint8_t leaves[VG_HST_WINDOW][VG_HST_TREES];
+    for (int i = 0; i < N; i++) {
+        double x[VG_HST_DIMS];
+        for (int d = 0; d < VG_HST_DIMS; d++) x[d] = d % 2 ? runif() : 0.3 + 0.1 * rnorm();
+        uint8_t lf[VG_HST_TREES];
+        vg_hstree_leaves(t, x, lf);
+        if (i >= VG_HST_WINDOW) memcpy(leaves[i - VG_HST_WINDOW], lf, sizeof lf);
+        if (t->ready) assert_true(vg_hstree_log_score(t, x) == vg_hstree_log_score_leaves(t, lf));
+        vg_hstree_learn(t, x);
+    }
+    assert_int_equal(t->ready, 1);
+    for (int k = 0; k < VG_HST_TREES; k++) {
+        static unsigned cnt[VG_HST_NODES];
+        memset(cnt, 0, sizeof cnt);
+        for (int i = 0; i < VG_HST_WINDOW; i++) {
+            int node = leaves[i][k] + VG_HST_LEAVES - 1;
+            for (;;) {
+                cnt[node]++;
+                if (node == 0) break;
+                node = (node - 1) / 2;
+            }
+        }
+        for (int i = 0; i < VG_HST_NODES; i++) assert_int_equal(t->node[k][i].ref, cnt[i]);
+    }
+    /* a dense region scores lower than an empty one */
+    double dense[VG_HST_DIMS] = {0.3, 0.5, 0.3, 0.5, 0.3, 0.5};
+    double empty[VG_HST_DIMS] = {0.95, 0.5, 0.95, 0.5, 0.95, 0.5};
+    assert_true(vg_hstree_log_score(t, dense) < vg_hstree_log_score(t, empty) - 1.0);
+    free(t);
+}
+
+/* A state whose sorted-order index is corrupt is refused. */
+static void test_decode_order(void **state) {
+    (void)state;
+    fx_t *f = history(20);
+    size_t sz = vg_anomaly_state_encoded_size();
+    uint8_t *buf = malloc(sz);
+    assert_int_equal(vg_anomaly_state_encode(&f->st, buf, sz), (int)sz);
+    vg_anomaly_state_t back;
+    assert_int_equal(vg_anomaly_state_decode(&back, buf, sz), 0);
+    /* header 8, n 4, tick 2, skip_run 2, first_ts 8, last_ts 8, ring 128, ring_how 32 */
+    size_t ord = 8 + 4 + 2 + 2 + 8 + 8 + 4 * VG_AMOUNT_RING + VG_AMOUNT_RING;
+    assert_int_equal(buf[ord], f->st.amount.ord[0]);
+    uint8_t t = buf[ord];
+    buf[ord] = buf[ord + VG_AMOUNT_RING - 1]; /* the largest first: not sorted */
+    buf[ord + VG_AMOUNT_RING - 1] = t;
+    assert_int_equal(vg_anomaly_state_decode(&back, buf, sz), VG_EINVAL);
+    buf[ord + VG_AMOUNT_RING - 1] = buf[ord]; /* a slot twice */
+    assert_int_equal(vg_anomaly_state_decode(&back, buf, sz), VG_EINVAL);
+    free(buf);
+    free(f);
+}
+
 static void test_names(void **state) {
     (void)state;
     assert_string_equal(vg_anomaly_signal_name(VG_ANOMALY_AMOUNT), "amount");
@@ -389,6 +502,8 @@ int main(void) {
         cmocka_unit_test(test_reset),           cmocka_unit_test(test_adversarial),
         cmocka_unit_test(test_amount_stream),   cmocka_unit_test(test_input_from_tx),
         cmocka_unit_test(test_transform_choice), cmocka_unit_test(test_names),
+        cmocka_unit_test(test_signals_mask),    cmocka_unit_test(test_learn_memo),
+        cmocka_unit_test(test_hstree),          cmocka_unit_test(test_decode_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
