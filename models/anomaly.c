@@ -357,6 +357,7 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
     mo->tick = st->tick;
     mo->signals = on;
     mo->has_leaf = 0;
+    mo->burst_decay = mo->stay = -1;
     mo->amt_bin = isfinite(in->amount) ? amt_bin(in->amount) : -1;
     memcpy(mo->hash, hf, sizeof hf);
     mo->ok = 1;
@@ -436,6 +437,7 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
         gap_s = (in->ts_ms - st->last_ts) / 1000.0;
         if (gap_s < 0) gap_s = 0;
         double decay = exp(-gap_s / cfg->burst_tau_s);
+        mo->burst_decay = decay;
         burst_c = st->burst * decay + 1.0;
         /* the account's rate, modulated by its activity at this hour of the week */
         double rate = rate_per_s(st, in->ts_ms) * intensity;
@@ -502,6 +504,7 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
         double dt_days = (in->ts_ms - st->last_ts) / DAY_MS;
         if (dt_days < 0) dt_days = 0;
         double stay = exp(-dt_days / cfg->compromise_days);
+        mo->stay = stay;
         double turn = 1.0 - exp(-cfg->compromise_hazard * dt_days);
         pc = st->p_comp * stay + (1.0 - st->p_comp * stay) * turn;
     }
@@ -752,16 +755,22 @@ void vg_anomaly_learn(vg_anomaly_pop_t *pop, vg_anomaly_state_t *st,
             nov_learn(st, f, hf[f], keep_out);
 
     if (st->n > 0) {
+        /* the decays the score computed, when it did */
         double gap_s = (in->ts_ms - st->last_ts) / 1000.0;
         if (gap_s < 0) gap_s = 0;
-        double decay = exp(-gap_s / cfg->burst_tau_s);
-        st->burst = (float)(st->burst * decay + 1.0);
-        /* an amount kept out of the baseline is the amount signal's business, not the
-         * spend rate's */
-        st->burst_spend = (float)(st->burst_spend * decay +
-                                  (isfinite(in->amount) && !keep_out ? fabs(in->amount) : 0.0));
-        double ev = st->evidence * exp(-gap_s / (cfg->compromise_days * 86400.0));
-        st->evidence = (float)ev;
+        if (on & (1u << VG_ANOMALY_VELOCITY)) {
+            double decay = same && mo->burst_decay >= 0 ? mo->burst_decay
+                                                        : exp(-gap_s / cfg->burst_tau_s);
+            st->burst = (float)(st->burst * decay + 1.0);
+            /* an amount kept out of the baseline is the amount signal's business, not the
+             * spend rate's */
+            st->burst_spend =
+                (float)(st->burst_spend * decay +
+                        (isfinite(in->amount) && !keep_out ? fabs(in->amount) : 0.0));
+        }
+        double stay = same && mo->stay >= 0 ? mo->stay
+                                            : exp(-gap_s / (cfg->compromise_days * 86400.0));
+        st->evidence = (float)(st->evidence * stay);
     } else {
         st->first_ts = in->ts_ms;
         st->burst = 1.0f;

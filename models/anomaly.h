@@ -220,6 +220,7 @@ typedef struct vg_anomaly_result {
         uint32_t signals;
         uint32_t hash[VG_ANOMALY_CAT__COUNT];
         int32_t amt_bin;                 /* population bin of |amount| (-1: none) */
+        double burst_decay, stay;        /* decays since the last event (-1: none) */
         uint8_t leaf[VG_HST_TREES];      /* the multivariate trees' leaves */
     } memo;
 } vg_anomaly_result_t;
