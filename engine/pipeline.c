@@ -17,6 +17,7 @@
 #include "rules/errors.h"
 
 struct vg_pipeline {
+    vg_pipeline_opts_t opts;    /* as created (lists: see `lists`) */
     vg_program_t *prog;
     vg_state_t *state;
     vg_event_t ev;
@@ -121,6 +122,7 @@ vg_pipeline_t *vg_pipeline_new(vg_program_t *p, const vg_pipeline_opts_t *o,
                                char *errbuf, size_t errlen) {
     vg_pipeline_t *pl = calloc(1, sizeof(*pl));
     if (!pl) goto oom;
+    pl->opts = *o;
     pl->prog = vg_prog_ref(p);
     vg_event_init(&pl->ev);
     vg_arena_init(&pl->scratch);
@@ -738,3 +740,77 @@ void vg_pipeline_get_stats(const vg_pipeline_t *pl, vg_pipeline_stats_t *out) {
 }
 
 vg_state_t *vg_pipeline_state(vg_pipeline_t *pl) { return pl->state; }
+
+/* ---- ruleset swap ---- */
+
+/* 1 when the label windows by key of `old` can serve `nw`: the same longest label
+ * window and lateness, and every `by` group a label aggregate of `nw` reads has the
+ * number and key text it had in `old` (the windows are keyed by group number). */
+static int lk_compatible(const vg_pipeline_t *old, const vg_pipeline_t *nw) {
+    if (vg_prog_max_label_window(old->prog) != vg_prog_max_label_window(nw->prog))
+        return 0;
+    for (int h = 0; h < nw->ngroups; h++) {
+        if (nw->lgext[h] < 0) continue;
+        if (h >= old->ngroups) continue;
+        const char *a = vg_prog_bygroup_text(old->prog, h), *b = vg_prog_bygroup_text(nw->prog, h);
+        if (!a || !b || strcmp(a, b) != 0) return 0;
+    }
+    return 1;
+}
+
+int vg_pipeline_set_program(vg_pipeline_t *pl, vg_program_t *p, char *errbuf, size_t errlen) {
+    if (!pl || !p) return VG_EINVAL;
+    vg_pipeline_opts_t o = pl->opts;
+    o.store = NULL;   /* the new pipeline's own state is a placeholder */
+    o.lists = pl->lists;
+    vg_pipeline_t *npl = vg_pipeline_new(p, &o, errbuf, errlen);
+    if (!npl) return VG_ENOMEM;
+    vg_acctx_layout_t xl = {npl->use_an, npl->use_lab, npl->use_lab ? npl->ngroups : 0};
+    int keep_lk = pl->lk && npl->lk && lk_compatible(pl, npl);
+    int rc = vg_state_set_program(pl->state, p, npl->use_an || npl->use_lab ? &xl : NULL,
+                                  errbuf, errlen);
+    if (rc) {
+        vg_pipeline_free(npl);
+        return rc;
+    }
+    /* stale meta records (a failure only leaves them in the store: they are read
+     * again only by a ruleset that uses them, and then age out) */
+    if (pl->lk && !keep_lk) (void)vg_state_delete_meta(pl->state, "lk/");
+    if (pl->pop && !npl->pop) (void)vg_state_delete_meta(pl->state, "anomaly/pop");
+    /* the new pipeline takes the migrated state and what carries over */
+    vg_state_t *t = npl->state;
+    npl->state = pl->state;
+    pl->state = t;
+    if (npl->pop && pl->pop) {
+        vg_anomaly_pop_t *x = npl->pop;
+        npl->pop = pl->pop;
+        pl->pop = x;
+    }
+    if (keep_lk) {
+        vg_lkeys_t *x = npl->lk;
+        npl->lk = pl->lk;
+        pl->lk = x;
+    }
+    npl->opts.store = pl->opts.store;
+    npl->labels = pl->labels;
+    npl->lnext = pl->lnext;
+    npl->labels_applied = pl->labels_applied;
+    npl->labels_unmatched = pl->labels_unmatched;
+    npl->stats = pl->stats;
+    vg_pipeline_t tmp = *pl;
+    *pl = *npl;
+    *npl = tmp;
+    vg_pipeline_free(npl);
+    return 0;
+}
+
+void vg_pipeline_set_versions(vg_pipeline_t *pl, int64_t ruleset_version,
+                              int64_t module_version) {
+    pl->opts.ruleset_version = ruleset_version;
+    pl->opts.module_version = module_version;
+    pl->version = module_version;
+    int n = snprintf(pl->ruleset_tail, sizeof(pl->ruleset_tail),
+                     pl->use_an ? ",\"ruleset\":%lld}\n" : "},\"anomaly\":{},\"ruleset\":%lld}\n",
+                     (long long)ruleset_version);
+    pl->ruleset_tail_len = (size_t)n;
+}

@@ -126,4 +126,24 @@ void vg_pipeline_last_scores(const vg_pipeline_t *pl, double *score, double *ano
 void vg_pipeline_label_stats(const vg_pipeline_t *pl, uint64_t *applied, uint64_t *unmatched);
 vg_state_t *vg_pipeline_state(vg_pipeline_t *pl);
 
+/* ---- ruleset swap ---- */
+
+/* Swaps the ruleset between two events: the next line is processed with `p` (the
+ * pipeline takes a reference and drops the old program). State carries over
+ * (vg_state_set_program): window specs with the same canonical text (and `by` key
+ * text) keep their state exactly, new ones start cold or warm (docs/rules.md, Modules
+ * and versions), removed ones are freed; dedupe logs, suppression times, anomaly
+ * baselines and population, label memos are kept; label windows by key are kept when
+ * the longest label window and the label `by` groups are unchanged, else they start
+ * empty. Versions printed stay as they were (vg_pipeline_set_versions). With a store,
+ * the next vg_pipeline_checkpoint writes the whole moved state atomically. Returns 0,
+ * or VG_ENOMEM / VG_ESTORE / VG_EINVAL with a reason in errbuf: the pipeline then goes
+ * on with the old program, unchanged. */
+int vg_pipeline_set_program(vg_pipeline_t *pl, vg_program_t *p, char *errbuf, size_t errlen);
+
+/* Sets the "ruleset" and per-rule "version" printed in decisions from the next event.
+ * Can't fail. */
+void vg_pipeline_set_versions(vg_pipeline_t *pl, int64_t ruleset_version,
+                              int64_t module_version);
+
 #endif

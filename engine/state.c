@@ -161,6 +161,12 @@ struct vg_state {
     int dtpl_pend;          /* that slice holds "m/dtpl" */
     int has_x;              /* accounts may carry an extension (engine/acctx.h) */
     vg_acctx_layout_t xlay;
+    /* after vg_state_set_program, until a checkpoint wrote it all: every entry is dirty
+     * (rewritten for the new layouts), `dels` lists the store keys to delete first
+     * (u32 length, bytes), and the next checkpoint, even a slice, writes everything */
+    int swap_pending;
+    int swap_inflight;      /* the slice being written holds the whole swap */
+    vg_buf_t dels;
 };
 
 static inline uint64_t mix64(uint64_t x) {
@@ -719,6 +725,72 @@ static void seterr(char *errbuf, size_t errlen, const char *msg, const char *arg
     errbuf[i] = 0;
 }
 
+/* The window layouts of a program and the "m/layout" record they make. */
+typedef struct lays {
+    vg_wlayout_t *alay;
+    int a_nspecs;
+    int ngroups;
+    group_t *groups;
+    vg_buf_t layout;
+} lays_t;
+
+static void lays_free(lays_t *ls) {
+    if (ls->groups) {
+        for (int g = 0; g < ls->ngroups; g++) {
+            vg_wlayout_free(ls->groups[g].lay);
+            free(ls->groups[g].specs);
+        }
+        free(ls->groups);
+    }
+    vg_wlayout_free(ls->alay);
+    vg_buf_deinit(&ls->layout);
+    memset(ls, 0, sizeof *ls);
+}
+
+/* Builds the layouts of program p for st's lateness and horizon, and extension layout
+ * xl (NULL: none). Returns 0, or an error with a reason in errbuf (*ls then empty). */
+static int make_layouts(const vg_state_t *st, vg_program_t *p, const vg_acctx_layout_t *xl,
+                        lays_t *ls, char *errbuf, size_t errlen) {
+    memset(ls, 0, sizeof *ls);
+    vg_buf_init(&ls->layout);
+    ls->alay = vg_wlayout_new(p, -1, st->lateness);
+    if (!ls->alay) goto nomem;
+    ls->a_nspecs = vg_wlayout_nspecs(ls->alay);
+    ls->ngroups = vg_prog_nbygroups(p);
+    if (ls->ngroups > 0xffff) {
+        seterr(errbuf, errlen, "too many `by` key expressions", NULL);
+        lays_free(ls);
+        return VG_EINVAL;
+    }
+    ls->groups = calloc((size_t)ls->ngroups + 1, sizeof *ls->groups);
+    if (!ls->groups) goto nomem;
+    int nspecs = vg_prog_nspecs(p);
+    for (int g = 0; g < ls->ngroups; g++) {
+        group_t *gr = &ls->groups[g];
+        gr->lay = vg_wlayout_new(p, g, st->lateness);
+        gr->specs = malloc(((size_t)nspecs + 1) * sizeof *gr->specs);
+        if (!gr->lay || !gr->specs) goto nomem;
+        for (int i = 0; i < nspecs; i++)
+            if (vg_prog_spec(p, i)->by_group == g) gr->specs[gr->nspecs++] = i;
+    }
+    vg_buf_t *L = &ls->layout;
+    int rc = vg_buf_append(L, "vglay1", 6);
+    if (!rc) rc = put_u32(L, (uint32_t)ls->ngroups);
+    if (!rc) rc = put_u64(L, vg_wlayout_fingerprint(ls->alay));
+    for (int g = 0; !rc && g < ls->ngroups; g++)
+        rc = put_u64(L, vg_wlayout_fingerprint(ls->groups[g].lay));
+    if (!rc) rc = put_u64(L, (uint64_t)st->lateness);
+    if (!rc) rc = put_u64(L, (uint64_t)st->horizon);
+    if (!rc && xl) rc = vg_buf_append(L, "acctx", 5);
+    if (!rc && xl) rc = put_u64(L, vg_acctx_fingerprint(xl));
+    if (rc) goto nomem;
+    return 0;
+nomem:
+    seterr(errbuf, errlen, "out of memory", NULL);
+    lays_free(ls);
+    return VG_ENOMEM;
+}
+
 vg_state_t *vg_state_new(vg_program_t *p, const vg_state_opts_t *o, char *errbuf,
                          size_t errlen) {
     vg_state_t *st = calloc(1, sizeof *st);
@@ -738,41 +810,20 @@ vg_state_t *vg_state_new(vg_program_t *p, const vg_state_opts_t *o, char *errbuf
     vg_buf_init(&st->layout);
     vg_buf_init(&st->pbuf);
     vg_buf_init(&st->ubuf);
+    vg_buf_init(&st->dels);
     vg_dpack_init(&st->dp);
     if (ht_init(&st->accts, 1024) || ht_init(&st->keys, 1024)) goto nomem;
 
-    st->alay = vg_wlayout_new(p, -1, st->lateness);
-    if (!st->alay) goto nomem;
-    st->a_nspecs = vg_wlayout_nspecs(st->alay);
-    st->ngroups = vg_prog_nbygroups(p);
-    if (st->ngroups > 0xffff) {
-        seterr(errbuf, errlen, "too many `by` key expressions", NULL);
-        goto err;
-    }
-    st->groups = calloc((size_t)st->ngroups + 1, sizeof *st->groups);
-    if (!st->groups) goto nomem;
-    int nspecs = vg_prog_nspecs(p);
-    for (int g = 0; g < st->ngroups; g++) {
-        group_t *gr = &st->groups[g];
-        gr->lay = vg_wlayout_new(p, g, st->lateness);
-        gr->specs = malloc(((size_t)nspecs + 1) * sizeof *gr->specs);
-        if (!gr->lay || !gr->specs) goto nomem;
-        for (int i = 0; i < nspecs; i++)
-            if (vg_prog_spec(p, i)->by_group == g) gr->specs[gr->nspecs++] = i;
-    }
-
-    /* the layout record */
+    lays_t ls;
+    if (make_layouts(st, p, st->has_x ? &st->xlay : NULL, &ls, errbuf, errlen)) goto err;
+    st->alay = ls.alay;
+    st->a_nspecs = ls.a_nspecs;
+    st->ngroups = ls.ngroups;
+    st->groups = ls.groups;
+    vg_buf_deinit(&st->layout);
+    st->layout = ls.layout;
     vg_buf_t *L = &st->layout;
-    int rc = vg_buf_append(L, "vglay1", 6);
-    if (!rc) rc = put_u32(L, (uint32_t)st->ngroups);
-    if (!rc) rc = put_u64(L, vg_wlayout_fingerprint(st->alay));
-    for (int g = 0; !rc && g < st->ngroups; g++)
-        rc = put_u64(L, vg_wlayout_fingerprint(st->groups[g].lay));
-    if (!rc) rc = put_u64(L, (uint64_t)st->lateness);
-    if (!rc) rc = put_u64(L, (uint64_t)st->horizon);
-    if (!rc && st->has_x) rc = vg_buf_append(L, "acctx", 5);
-    if (!rc && st->has_x) rc = put_u64(L, vg_acctx_fingerprint(&st->xlay));
-    if (rc) goto nomem;
+    int rc;
 
     if (st->store) {
         st->batch = vg_batch_new();
@@ -837,6 +888,7 @@ void vg_state_free(vg_state_t *st) {
     vg_buf_deinit(&st->layout);
     vg_buf_deinit(&st->pbuf);
     vg_buf_deinit(&st->ubuf);
+    vg_buf_deinit(&st->dels);
     vg_dpack_deinit(&st->dp);
     vg_batch_free(st->batch);
     free(st->pend);
@@ -1125,6 +1177,25 @@ static int cmp_storekey(const void *x, const void *y) {
     return a->klen < b->klen ? -1 : a->klen > b->klen;
 }
 
+/* After a ruleset swap: the deletes of the old records, before any put. */
+static void put_dels(vg_state_t *st, vg_batch_t *b) {
+    for (size_t i = 0; i + 4 <= st->dels.len;) {
+        const unsigned char *q = (const unsigned char *)st->dels.p + i;
+        uint32_t n = (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 |
+                     (uint32_t)q[3] << 24;
+        vg_batch_delete(b, q + 4, n);
+        i += 4 + (size_t)n;
+    }
+}
+
+/* A checkpoint holding a whole swap was written: the store is valid again. */
+static void swap_written(vg_state_t *st) {
+    if (!st->swap_pending) return;
+    st->swap_pending = 0;
+    vg_buf_clear(&st->dels);
+    st->acct_maybe_stored = st->key_maybe_stored = 1;
+}
+
 int vg_state_checkpoint(vg_state_t *st, const vg_kv_t *meta, int n_meta, int sync,
                         char *errbuf, size_t errlen) {
     if (!st->store) return 0;
@@ -1132,6 +1203,7 @@ int vg_state_checkpoint(vg_state_t *st, const vg_kv_t *meta, int n_meta, int syn
     /* records in key order: RocksDB's memtable inserts a sorted batch much faster
      * (each insert starts from the previous one's place in the skip list) */
     if (st->ndirty > 1) qsort(st->dirty, st->ndirty, sizeof *st->dirty, cmp_storekey);
+    put_dels(st, st->batch);
     int rc = 0;
     for (size_t i = 0; !rc && i < st->ndirty; i++) {
         ent_t *e = st->dirty[i];
@@ -1171,6 +1243,7 @@ int vg_state_checkpoint(vg_state_t *st, const vg_kv_t *meta, int n_meta, int syn
     vg_batch_clear(st->batch);
     if (rc) return VG_ESTORE;
     if (st->dp.tpl) st->dtpl_saved = 1;
+    swap_written(st);
     /* clean again: back on the LRU list in the order of their last use */
     if (st->ndirty > 1) qsort(st->dirty, st->ndirty, sizeof *st->dirty, cmp_tick);
     for (size_t i = 0; i < st->ndirty; i++) {
@@ -1207,7 +1280,9 @@ int vg_state_checkpoint_some(vg_state_t *st, size_t max_records, vg_batch_t *b,
     *left = 0;
     if (!st->store) return 0;
     if (st->npend) vg_state_checkpoint_done(st, 0);   /* a forgotten slice: write again */
-    size_t k = st->ndirty < max_records ? st->ndirty : max_records;
+    /* after a ruleset swap the whole state is one slice: the store must never hold a
+     * mix of layouts */
+    size_t k = st->ndirty < max_records || st->swap_pending ? st->ndirty : max_records;
     if (k > st->pcap) {
         ent_t **np = realloc(st->pend, k * sizeof *np);
         if (!np) return VG_ENOMEM;
@@ -1219,8 +1294,13 @@ int vg_state_checkpoint_some(vg_state_t *st, size_t max_records, vg_batch_t *b,
     if (k) memcpy(st->pend, st->dirty, k * sizeof *st->pend);
     if (k > 1) qsort(st->pend, k, sizeof *st->pend, cmp_storekey);
     int rc = 0;
+    st->swap_inflight = st->swap_pending;
+    if (st->swap_pending) put_dels(st, b);
     for (size_t i = 0; !rc && i < k; i++) rc = put_entry(st, st->pend[i], b);
-    if (rc) return rc;   /* the caller clears its batch; nothing changed here */
+    if (rc) {
+        st->swap_inflight = 0;
+        return rc;
+    }   /* the caller clears its batch; nothing changed here */
     vg_batch_put(b, "m/layout", 8, st->layout.p, st->layout.len);
     st->dtpl_pend = 0;
     if (st->dp.tpl && !st->dtpl_saved) {
@@ -1239,6 +1319,8 @@ int vg_state_checkpoint_some(vg_state_t *st, size_t max_records, vg_batch_t *b,
 }
 
 void vg_state_checkpoint_done(vg_state_t *st, int written) {
+    if (written && st->swap_inflight) swap_written(st);
+    st->swap_inflight = 0;
     if (written) {
         if (st->dtpl_pend) st->dtpl_saved = 1;
         /* evictable again, in the order of their last use; an entry changed since it
@@ -1301,4 +1383,261 @@ void vg_state_get_stats(const vg_state_t *st, vg_state_stats_t *out) {
     out->loads = st->loads;
     out->evictions = st->evictions;
     out->key_loads = st->key_loads;
+}
+
+/* ---- ruleset swap (vg_state_set_program) ------------------------------------------ */
+
+static int load_acct_cb(void *ctx, const void *k, size_t kl, const void *v, size_t vl) {
+    (void)v;
+    (void)vl;
+    vg_state_t *st = ctx;
+    vg_acct_t *a;
+    return vg_state_account(st, (const char *)k + 2, kl - 2, &a) ? -1 : 0;
+}
+
+static int load_key_cb(void *ctx, const void *k, size_t kl, const void *v, size_t vl) {
+    (void)v;
+    (void)vl;
+    vg_state_t *st = ctx;
+    if (kl < 5) return -1;
+    int g = (uint8_t)((const char *)k)[2] << 8 | (uint8_t)((const char *)k)[3];
+    if (g >= st->ngroups) return -1;
+    vg_buf_clear(&st->kbuf);
+    if (vg_buf_append(&st->kbuf, k, kl)) return -1;
+    kstate_t *ks;
+    return key_get(st, g, &ks) ? -1 : 0;
+}
+
+/* Every entry of table t, in an array the caller frees (NULL when empty or out of
+ * memory: *n says which). */
+static ent_t **table_entries(const htab_t *t, size_t *n) {
+    *n = t->n;
+    if (!t->n) return NULL;
+    ent_t **v = malloc(t->n * sizeof *v);
+    if (!v) return NULL;
+    size_t m = 0;
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->slot[i].e) v[m++] = t->slot[i].e;
+    return v;
+}
+
+/* The extension of an account for the new layout `nl`: the anomaly baseline kept, the
+ * label memo's key hashes moved to the new group numbers (gmap: old -> new, -1 gone).
+ * NULL with *oom = 1 when out of memory; NULL with *oom = 0 when nothing is kept. */
+static vg_acctx_t *acctx_migrate(const vg_acctx_t *x, const vg_acctx_layout_t *ol,
+                                 const vg_acctx_layout_t *nl, const int *gmap, int *oom) {
+    *oom = 0;
+    vg_acctx_t *nx = vg_acctx_new(nl);
+    if (!nx) goto nomem;
+    if (nx->has_anomaly && x->has_anomaly) nx->an = x->an;
+    if (nl->memo && ol->memo) {
+        uint64_t keyh[256], *kh = keyh;
+        int ng = nl->ngroups > 0 ? nl->ngroups : 0;
+        if (ng > 256 && !(kh = malloc((size_t)ng * sizeof *kh))) goto nomem;
+        for (uint32_t i = x->head; i < x->n; i++) {
+            for (int g = 0; g < ng; g++) kh[g] = 0;
+            for (int g = 0; g < ol->ngroups; g++)
+                if (gmap[g] >= 0 && gmap[g] < ng) kh[gmap[g]] = VG_ACCTX_KEYH(x, i, g);
+            if (vg_acctx_memo_add(nx, VG_ACCTX_IDH(x, i), VG_ACCTX_TS(x, i), kh)) {
+                if (kh != keyh) free(kh);
+                goto nomem;
+            }
+            VG_ACCTX_STATUS(nx, nx->n - 1) = VG_ACCTX_STATUS(x, i);
+        }
+        if (kh != keyh) free(kh);
+    }
+    return nx;
+nomem:
+    vg_acctx_free(nx);
+    *oom = 1;
+    return NULL;
+}
+
+int vg_state_set_program(vg_state_t *st, vg_program_t *p, const vg_acctx_layout_t *acctx,
+                         char *errbuf, size_t errlen) {
+    int rc = 0;
+    lays_t ls;
+    memset(&ls, 0, sizeof ls);
+    int *gmap = NULL;
+    ent_t **ea = NULL, **ek = NULL;
+    vg_wstate_t **wa = NULL, **wk = NULL;
+    vg_acctx_t **xa = NULL;
+    hslot_t *nks = NULL;
+    size_t na = 0, nk = 0;
+    if (st->npend) vg_state_checkpoint_done(st, 0);   /* a slice in flight: rewrite it */
+    /* 1. everything stored comes into memory, decoded with the old layouts */
+    if (st->store && !st->swap_pending) {
+        if ((st->acct_maybe_stored &&
+             vg_store_scan(st->store, "a/", 2, load_acct_cb, st) != 0) ||
+            (st->key_maybe_stored && vg_store_scan(st->store, "k/", 2, load_key_cb, st) != 0)) {
+            seterr(errbuf, errlen, "cannot read the state in % to move it to the new rules",
+                   vg_store_path(st->store));
+            return VG_ESTORE;
+        }
+    }
+    /* 2. the new layouts, and every entry's new state, built aside: a failure changes
+     * nothing */
+    if ((rc = make_layouts(st, p, acctx, &ls, errbuf, errlen))) return rc;
+    gmap = malloc(((size_t)st->ngroups + 1) * sizeof *gmap);
+    if (!gmap) goto nomem;
+    for (int g = 0; g < st->ngroups; g++) {
+        gmap[g] = -1;
+        const char *t = vg_prog_bygroup_text(st->p, g);
+        for (int h = 0; t && h < ls.ngroups; h++) {
+            const char *u = vg_prog_bygroup_text(p, h);
+            if (u && strcmp(t, u) == 0) gmap[g] = h;
+        }
+    }
+    ea = table_entries(&st->accts, &na);
+    ek = table_entries(&st->keys, &nk);
+    wa = calloc(na + 1, sizeof *wa);
+    xa = calloc(na + 1, sizeof *xa);
+    wk = calloc(nk + 1, sizeof *wk);
+    if ((na && !ea) || (nk && !ek) || !wa || !xa || !wk) goto nomem;
+    size_t kcap = 1024;
+    while (kcap * 7 < nk * 10 + 10) kcap *= 2;
+    if (!(nks = calloc(kcap, sizeof *nks))) goto nomem;
+    if (st->store && st->dcap < na + nk) {
+        ent_t **nd = realloc(st->dirty, (na + nk) * sizeof *nd);
+        if (!nd) goto nomem;
+        st->dirty = nd;
+        st->dcap = na + nk;
+    }
+    for (size_t i = 0; i < na; i++) {
+        vg_acct_t *a = (vg_acct_t *)ea[i];
+        if (a->w && ls.a_nspecs > 0 && !(wa[i] = vg_wstate_migrate(st->alay, ls.alay, a->w)))
+            goto nomem;
+        if (a->x && acctx) {
+            int oom;
+            xa[i] = acctx_migrate(a->x, &st->xlay, acctx, gmap, &oom);
+            if (oom) goto nomem;
+        }
+    }
+    for (size_t i = 0; i < nk; i++) {
+        kstate_t *k = (kstate_t *)ek[i];
+        int g = (uint8_t)k->kb[0] << 8 | (uint8_t)k->kb[1];
+        if (gmap[g] >= 0 &&
+            !(wk[i] = vg_wstate_migrate(st->groups[g].lay, ls.groups[gmap[g]].lay, k->w)))
+            goto nomem;
+    }
+    /* 3. commit (nothing fails from here on, except the list of store deletes, which
+     * only costs garbage in the store: removed keys are never read again) */
+    st->ndirty = 0;
+    for (size_t i = 0; i < na; i++) {
+        vg_acct_t *a = (vg_acct_t *)ea[i];
+        vg_wstate_free(a->w);
+        a->w = wa[i];
+        a->e.wspace = 0;
+        vg_acctx_free(a->x);
+        a->x = xa[i];
+        a->e.dirty = 0;
+    }
+    for (size_t i = 0; i < nk; i++) ek[i]->dirty = 0;
+    free(st->keys.slot);
+    st->keys.slot = nks;
+    st->keys.cap = kcap;
+    st->keys.n = 0;
+    for (size_t i = 0; i < nk; i++) {
+        kstate_t *k = (kstate_t *)ek[i];
+        int g = (uint8_t)k->kb[0] << 8 | (uint8_t)k->kb[1];
+        if (st->store && gmap[g] != g && !put_u32(&st->dels, k->e.klen + 2) &&
+            !vg_buf_append(&st->dels, "k/", 2))
+            vg_buf_append(&st->dels, k->kb, k->e.klen);
+        lru_unlink(&k->e);
+        if (gmap[g] < 0) {
+            st->bytes -= k->e.mem;
+            k->e.mem = 0;
+            key_free(k);
+            continue;
+        }
+        vg_wstate_free(k->w);
+        k->w = wk[i];
+        k->e.wspace = 0;
+        k->kb[0] = (char)(gmap[g] >> 8);
+        k->kb[1] = (char)gmap[g];
+        k->e.hash = hash_bytes(k->kb, k->e.klen);
+        ht_place(st->keys.slot, st->keys.cap, k->e.hash, &k->e);
+        st->keys.n++;
+        ek[i] = &k->e;
+    }
+    for (int g = 0; g < st->ngroups; g++) {
+        vg_wlayout_free(st->groups[g].lay);
+        free(st->groups[g].specs);
+    }
+    free(st->groups);
+    vg_wlayout_free(st->alay);
+    vg_buf_deinit(&st->layout);
+    st->alay = ls.alay;
+    st->a_nspecs = ls.a_nspecs;
+    st->ngroups = ls.ngroups;
+    st->groups = ls.groups;
+    st->layout = ls.layout;
+    st->has_x = acctx != NULL;
+    if (acctx) st->xlay = *acctx;
+    vg_prog_ref(p);
+    vg_prog_unref(st->p);
+    st->p = p;
+    for (size_t i = 0; i < na; i++) {
+        acct_remem(st, (vg_acct_t *)ea[i]);
+        mark_dirty(st, ea[i]);   /* room reserved above: can't fail */
+    }
+    /* the surviving keys are the ones in the table */
+    for (size_t i = 0; i < st->keys.cap; i++) {
+        ent_t *e = st->keys.slot ? st->keys.slot[i].e : NULL;
+        if (!e) continue;
+        key_remem(st, (kstate_t *)e);
+        mark_dirty(st, e);
+    }
+    if (st->store) {
+        st->swap_pending = 1;
+        /* until that checkpoint, the store holds nothing valid that is not in memory */
+        st->acct_maybe_stored = st->key_maybe_stored = 0;
+    }
+    free(gmap);
+    free(ea);
+    free(ek);
+    free(wa);
+    free(wk);
+    free(xa);
+    return 0;
+nomem:
+    seterr(errbuf, errlen, "out of memory", NULL);
+    if (wa)
+        for (size_t i = 0; i < na; i++) vg_wstate_free(wa[i]);
+    if (xa)
+        for (size_t i = 0; i < na; i++) vg_acctx_free(xa[i]);
+    if (wk)
+        for (size_t i = 0; i < nk; i++) vg_wstate_free(wk[i]);
+    free(gmap);
+    free(ea);
+    free(ek);
+    free(wa);
+    free(wk);
+    free(xa);
+    free(nks);
+    lays_free(&ls);
+    return VG_ENOMEM;
+}
+
+static int del_meta_cb(void *ctx, const void *k, size_t kl, const void *v, size_t vl) {
+    (void)v;
+    (void)vl;
+    vg_state_t *st = ctx;
+    if (put_u32(&st->dels, (uint32_t)kl) || vg_buf_append(&st->dels, k, kl)) return -1;
+    return 0;
+}
+
+int vg_state_delete_meta(vg_state_t *st, const char *prefix) {
+    if (!st->store) return 0;
+    vg_buf_t pre;
+    vg_buf_init(&pre);
+    int rc = vg_buf_append(&pre, "m/", 2);
+    if (!rc) rc = vg_buf_puts(&pre, prefix);
+    if (!rc) {
+        int s = vg_store_scan(st->store, pre.p, pre.len, del_meta_cb, st);
+        rc = s == 0 ? 0 : s == -1 ? VG_ENOMEM : VG_ESTORE;
+    }
+    vg_buf_deinit(&pre);
+    if (!rc) st->swap_pending = 1;
+    return rc;
 }

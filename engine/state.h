@@ -153,6 +153,28 @@ int vg_state_checkpoint_some(vg_state_t *st, size_t max_records, vg_batch_t *b,
                              size_t *left);
 void vg_state_checkpoint_done(vg_state_t *st, int written);
 
+/* Swaps the program (between two events): the window state of every account and key
+ * is moved to the new program's layouts (engine/window.h vg_wstate_migrate: specs with
+ * the same canonical text, in a `by` group of the same key text, keep their state
+ * exactly; new ones start cold or, where the log covers them, warm; removed ones are
+ * freed, `by` groups no longer used with all their keys). Dedupe logs and suppression
+ * times are kept; the extensions are moved to layout `acctx` (NULL: none; the anomaly
+ * baseline kept when both have one, the label memo's key hashes moved to the new group
+ * numbers). With a store, every stored account and key is first loaded (the swap costs
+ * O(state) time and, until the next checkpoint, memory beyond the budget), and the next
+ * checkpoint (vg_state_checkpoint, or vg_state_checkpoint_some, which then takes every
+ * change in one slice) rewrites the whole state with the new "m/layout" in one atomic
+ * write; a crash before it leaves the old state and layout in the store. Returns 0, or
+ * VG_ENOMEM / VG_ESTORE with a reason in errbuf (the state is then unchanged, though
+ * stored entries may have been loaded). Takes a reference to `p`. */
+int vg_state_set_program(vg_state_t *st, vg_program_t *p, const struct vg_acctx_layout *acctx,
+                         char *errbuf, size_t errlen);
+
+/* Deletes, with the next checkpoint, every meta record whose name starts with
+ * `prefix` (a ruleset swap dropping state kept as meta records). Without a store does
+ * nothing. Returns 0, VG_ENOMEM or VG_ESTORE. */
+int vg_state_delete_meta(vg_state_t *st, const char *prefix);
+
 /* Reads meta record `key` written by a checkpoint into out. 0, VG_ENOTFOUND, or error. */
 int vg_state_meta(vg_state_t *st, const char *key, vg_buf_t *out);
 

@@ -443,7 +443,11 @@ vg_wlayout_t *vg_wlayout_new_specs(const vg_spec_t *specs, const int *spec_index
         for (int j = 0; j < 6; j++)
             for (int q = 0; q < 8; q++) b[j * 8 + q] = (unsigned char)((uint64_t)d[j] >> (8 * q));
         fp = vg_whash_bytes(fp, b, sizeof b);
-        if (sp->text) fp = vg_whash_bytes(fp, sp->text, strlen(sp->text));
+        if (sp->text) {
+            fp = vg_whash_bytes(fp, sp->text, strlen(sp->text));
+            s->th = vg_whash_bytes(0x7370656374657874ULL, sp->text, strlen(sp->text));
+            if (!s->th) s->th = 1;
+        }
     }
     /* session_count/duration of one gap read the same run (first time, count) as each
      * other and as a session_sum of that gap (its first two words): one copy per gap */
@@ -736,7 +740,8 @@ static void retain(vg_wstate_t *w, const vg_wlayout_t *l) {
 static void sess_run(const lspec_t *s, const word_t *pred, word_t *r) {
     word_t *q = r + s->off;
     ksum_t sum = {0, 0};
-    if (pred && pred[0].i >= sat_sub(r[0].i, s->w)) {
+    /* a cold row (count 0: made before the spec existed, vg_wstate_migrate) ends no run */
+    if (pred && pred[s->off + 1].i > 0 && pred[0].i >= sat_sub(r[0].i, s->w)) {
         const word_t *pq = pred + s->off;
         q[0] = pq[0];
         q[1].i = pq[1].i + 1;
@@ -1109,7 +1114,7 @@ static void late_insert(vg_wstate_t *w, const vg_wlayout_t *l, int64_t k, const 
     if (l->nsess)
         for (int64_t p = k + 1; p <= end; p++)
             for (int i = 0; i < l->n; i++)
-                if (kind_session(l->s[i].kind))
+                if (kind_session(l->s[i].kind) && wrow(w, l, p)[l->s[i].off + 1].i > 0)
                     sess_run(&l->s[i], wrow(w, l, p - 1), wrow(w, l, p));
 }
 
@@ -1193,4 +1198,158 @@ int vg_wstate_add(vg_wstate_t *w, const vg_wlayout_t *l, int64_t ts,
     if (!late) retain(w, l);
     drop_small(w, l);
     return 0;
+}
+
+/* ---- ruleset swap ---- */
+
+/* The spec of `lo` that new spec `s` continues: same kind, window, arguments and
+ * canonical text, not taken by an earlier new spec; -1 when none. */
+static int old_spec(const vg_wlayout_t *lo, const lspec_t *s, const uint8_t *taken) {
+    if (!s->th) return -1;
+    for (int i = 0; i < lo->n; i++) {
+        const lspec_t *o = &lo->s[i];
+        if (!taken[i] && o->th == s->th && o->kind == s->kind && o->w == s->w &&
+            o->has_x == s->has_x && o->has_where == s->has_where)
+            return i;
+    }
+    return -1;
+}
+
+int vg_wlayout_warm(const vg_wlayout_t *lo, const vg_wlayout_t *ln, int j) {
+    if (!lo || !ln || j < 0 || j >= ln->n) return 0;
+    const lspec_t *s = &ln->s[j];
+    for (int i = 0; i < lo->n; i++) {
+        const lspec_t *o = &lo->s[i];
+        if (s->th && o->th == s->th && o->kind == s->kind && o->w == s->w &&
+            o->has_x == s->has_x && o->has_where == s->has_where)
+            return 1;
+    }
+    /* count(W) without where: every row of the log counts, and the log holds every
+     * event of the last maxw + lateness */
+    return s->kind == VG_SPEC_COUNT && !s->has_where && lo->n > 0 && s->w <= lo->maxw &&
+           ln->lateness == lo->lateness;
+}
+
+vg_wstate_t *vg_wstate_migrate(const vg_wlayout_t *lo, const vg_wlayout_t *ln,
+                               const vg_wstate_t *w) {
+    int nn = ln->n;
+    int *src = malloc(((size_t)nn + 1) * sizeof *src);
+    uint8_t *taken = calloc((size_t)lo->n + 1, 1);
+    uint8_t *warm = calloc((size_t)nn + 1, 1);
+    vg_wstate_t *ns = vg_wstate_new(ln);
+    if (!src || !taken || !warm || !ns) goto err;
+    for (int j = 0; j < nn; j++) {
+        src[j] = old_spec(lo, &ln->s[j], taken);
+        if (src[j] >= 0) taken[src[j]] = 1;
+        warm[j] = src[j] < 0 && vg_wlayout_warm(lo, ln, j);
+    }
+    if (w->n && vg_wstate_reserve_rows(ns, ln, w->n + 1)) goto err;
+    /* string bytes of the prev() specs kept */
+    size_t sbytes = 0;
+    for (int j = 0; j < nn; j++) {
+        if (ln->s[j].kind != VG_SPEC_PREV || src[j] < 0) continue;
+        const lspec_t *o = &lo->s[src[j]];
+        for (int64_t p = w->first; p < w->first + (int64_t)w->n; p++) {
+            const word_t *q = wrow(w, lo, p) + o->off;
+            if (type_is_str(prev_type(q))) sbytes += prev_len(q);
+        }
+    }
+    if (sbytes && !(ns->sb = malloc(sbytes))) goto err;
+    ns->sb_cap = sbytes;
+    ns->first = 0;
+    ns->head = 0;
+    ns->n = w->n;
+    ns->newest = w->newest;
+    for (size_t i = 0; i < w->n; i++) {
+        const word_t *r = wrow(w, lo, w->first + (int64_t)i);
+        word_t *nr = ns->rows + i * (size_t)ln->rw;
+        memset(nr, 0, (size_t)ln->rw * sizeof *nr);
+        nr[0] = r[0];
+        /* everything but the sessions first, then the kept sessions, then the new ones
+         * (session specs of one gap share their run words) */
+        for (int pass = 0; pass < 3; pass++)
+            for (int j = 0; j < nn; j++) {
+                const lspec_t *s = &ln->s[j];
+                const lspec_t *o = src[j] >= 0 ? &lo->s[src[j]] : NULL;
+                word_t *q = nr + s->off;
+                if (pass != (kind_session(s->kind) ? (o ? 1 : 2) : 0)) continue;
+                switch (s->kind) {
+                case VG_SPEC_COUNT: {
+                    int bit = o ? (int)(r[1 + o->off / 64].u >> (o->off % 64) & 1) : warm[j];
+                    if (bit) nr[1 + s->off / 64].u |= 1ULL << (s->off % 64);
+                    break;
+                }
+                case VG_SPEC_SUM:
+                case VG_SPEC_AVG:
+                case VG_SPEC_MIN:
+                case VG_SPEC_MAX:
+                case VG_SPEC_STDDEV: q->d = o ? r[o->off].d : NAN; break;
+                case VG_SPEC_DISTINCT:
+                case VG_SPEC_SEEN: q->u = o ? r[o->off].u : 0; break;
+                case VG_SPEC_PREV:
+                    if (!o) break;   /* null: no predecessor */
+                    q[0] = r[o->off];
+                    q[1] = r[o->off + 1];
+                    if (type_is_str(prev_type(q))) {
+                        uint32_t len = prev_len(q);
+                        if (len) memcpy(ns->sb + ns->sb_len, w->sb + r[o->off].u, len);
+                        q[0].u = ns->sb_len;
+                        ns->sb_len += len;
+                    }
+                    break;
+                default: {   /* sessions */
+                    if (o) {
+                        memcpy(q, r + o->off, (size_t)spec_words(s->kind) * sizeof *q);
+                        break;
+                    }
+                    int shared = 0;   /* a kept session spec of the same gap */
+                    for (int k = 0; k < nn; k++)
+                        if (src[k] >= 0 && kind_session(ln->s[k].kind) && ln->s[k].off == s->off)
+                            shared = 1;
+                    if (!shared) {
+                        q[0].i = INT64_MIN;   /* cold: this row ends no run */
+                        q[1].i = 0;
+                    }
+                    int kept_sum = 0;   /* a kept session_sum of that gap: x and sum */
+                    for (int k = 0; k < nn; k++)
+                        if (src[k] >= 0 && ln->s[k].kind == VG_SPEC_SESSION_SUM &&
+                            ln->s[k].off == s->off)
+                            kept_sum = 1;
+                    if (s->kind == VG_SPEC_SESSION_SUM && !kept_sum) {
+                        q[2].d = NAN;
+                        q[3].d = q[4].d = 0;
+                    }
+                    break;
+                }
+                }
+            }
+    }
+    /* the frontiers: positions and counts from the rows; the running sums of kept
+     * specs carried over (bit-identical values), new ones recomputed */
+    int64_t end = (int64_t)ns->n;
+    for (int j = 0; j < nn; j++) {
+        const lspec_t *s = &ln->s[j];
+        if (s->soff < 0) continue;
+        sstate_t *ss = wss(ns, s);
+        ss->L = ns->n ? vg_wlower_bound(ns, ln, sat_sub(ns->newest, s->w)) : 0;
+        if (kind_minmax(s->kind) || kind_hashed(s->kind)) {
+            if (end - ss->L > SMALL_ROWS && vg_wss_build(ns, ln, s, ss)) goto err;
+        } else if (kind_sumlike(s->kind) && src[j] >= 0) {
+            const sstate_t *os = wss(w, &lo->s[src[j]]);
+            ss->a = os->a;
+            ss->ops = os->ops;
+        } else {
+            recompute(ns, ln, s, ss);
+        }
+    }
+    free(src);
+    free(taken);
+    free(warm);
+    return ns;
+err:
+    free(src);
+    free(taken);
+    free(warm);
+    vg_wstate_free(ns);
+    return NULL;
 }

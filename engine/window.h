@@ -122,4 +122,26 @@ int vg_wstate_encode(const vg_wstate_t *w, const vg_wlayout_t *l, vg_buf_t *out)
 vg_wstate_t *vg_wstate_decode(const vg_wlayout_t *l, const void *p, size_t n,
                               char *errbuf, size_t errlen);
 
+/* ---- ruleset swap ----
+ *
+ * A spec of a new layout continues a spec of an old layout when both have the same
+ * kind, window (or gap), arguments and canonical text (vg_spec_t.text): its state is
+ * carried over exactly. Another new spec starts cold (as if the key had no events
+ * before the swap), except count(W) without `where` when W is at most the old layout's
+ * longest window (same lateness): the log holds every event of that span, so it starts
+ * warm, exactly. A new session spec whose gap equals a kept session spec's shares its
+ * run (so a new session_sum of that gap sums only the events after the swap over the
+ * run in progress). */
+
+/* 1 when spec j of `ln` starts with state from `lo` (kept or warm, see above); 0 when
+ * it starts cold (or j is out of range). Can't fail. */
+int vg_wlayout_warm(const vg_wlayout_t *lo, const vg_wlayout_t *ln, int j);
+
+/* A new state of layout `ln` holding what state `w` (of layout `lo`) holds for the specs
+ * `ln` keeps (see above); `w` is not changed (the caller frees it, and keeps `lo` alive
+ * until then). Costs O(rows x specs). Returns NULL when out of memory. Free with
+ * vg_wstate_free(). */
+vg_wstate_t *vg_wstate_migrate(const vg_wlayout_t *lo, const vg_wlayout_t *ln,
+                               const vg_wstate_t *w);
+
 #endif

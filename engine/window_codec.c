@@ -137,7 +137,9 @@ static const char *check_row(const vg_wlayout_t *l, word_t *r, uint64_t *sbytes)
             /* fall through */
         case VG_SPEC_SESSION_COUNT:
         case VG_SPEC_SESSION_DURATION:
-            if (q[1].i < 1 || q[0].i > r[0].i) return "bad session";
+            /* count 0: a cold row (vg_wstate_migrate), first time INT64_MIN */
+            if (q[1].i < 0 || (q[1].i == 0 && q[0].i != INT64_MIN) || q[0].i > r[0].i)
+                return "bad session";
             break;
         case VG_SPEC_PREV: {
             int t = prev_type(q);

@@ -29,6 +29,8 @@ typedef struct lspec {
     int off;           /* COUNT: bit index in the flag words; else word offset in a row */
     int soff;          /* windowed kinds: byte offset of its sstate_t in the state's
                           frontier block (see SS_BYTES); others -1 */
+    uint64_t th;       /* hash of the spec's canonical text (0: none): the identity of a
+                          spec across programs (vg_wstate_migrate) */
 } lspec_t;
 
 struct vg_wlayout {
