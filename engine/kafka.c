@@ -3,9 +3,12 @@
  * Each worker thread is one consumer-group member with its own producer. Its loop:
  * consume a batch -> for each message: the `future` check, vg_pipeline_line() on the
  * partition's pipeline, produce alert / decision / dead letter -> serve delivery
- * reports -> every checkpoint interval: flush the producer (wait for the broker's
- * acknowledgements), then write every changed partition's state with its next offset
- * in one RocksDB write, then commit the offsets to the group (informational).
+ * reports -> one step of the asynchronous checkpoints (see "asynchronous checkpoints"
+ * below: one partition at a time is held while its acknowledgements arrive and its
+ * state is written with its next offset by the worker's helper thread). At a
+ * revocation, a rewind and at shutdown: flush the producer, then write every changed
+ * partition's state with its next offset, then commit the offsets to the group
+ * (informational).
  * A failed delivery rewinds: the partitions' in-memory state is dropped and reloaded
  * from their last checkpoint, and the consumer seeks back to the checkpoint offsets,
  * so that the lost outputs are produced again.

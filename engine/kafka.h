@@ -11,10 +11,14 @@
  *   state keyed otherwise (`by K` windows) is per partition, as SPEC section 5 says.
  * - Offsets are vigil's own: a checkpoint writes a partition's changed state and the
  *   next offset to consume (meta record "kafka/offset") in one atomic RocksDB write,
- *   and only after the broker acknowledged every message the thread produced before
- *   it (the producer is flushed first). On assignment a partition resumes at its
- *   stored offset (from the beginning when it has none). Offsets are also committed to
- *   the group afterwards, for lag monitoring only.
+ *   and only after the broker acknowledged every message produced for the events
+ *   before that offset. In steady state each thread checkpoints one partition at a
+ *   time, about every checkpoint interval, on a helper thread: only that partition's
+ *   messages wait (held in order) meanwhile; at a revocation, a rewind and at shutdown
+ *   every changed partition is checkpointed synchronously after a full flush. On
+ *   assignment a partition resumes at its stored offset (from the beginning when it
+ *   has none). Offsets are also committed to the group afterwards, for lag monitoring
+ *   only.
  * - After a crash the events after the last checkpoint are processed again from the
  *   same state, so the same decisions and alerts (same alert_id) are produced again:
  *   at least once, never fewer, state never counts an event twice.
