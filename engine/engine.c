@@ -361,16 +361,52 @@ static int rebuild(vg_engine_t *e, shard_t *s, vg_program_t *p, int64_t version,
     return 0;
 }
 
+/* Moves the shard's pipeline (locked) to program p, its state carried over
+ * (vg_pipeline_set_program), then writes the moved state at once, so that the store
+ * never waits for the next event to hold the new layout. A failed write is only
+ * reported: the state stays in memory, dirty, for the next checkpoint. */
+static int swap_program(vg_engine_t *e, shard_t *s, vg_program_t *p, int64_t version,
+                        vg_lists_t *lists, char *errbuf, size_t errlen) {
+    if (!s->pl) {   /* a failed swap left no pipeline: build one */
+        char err[512];
+        s->pl = make_pipeline(e, s, p, version, lists, err, sizeof(err));
+        if (!s->pl) {
+            snprintf(errbuf, errlen, "%s", err);
+            return VG_ESTORE;
+        }
+        s->ckpt_decided = 0;
+        return 0;
+    }
+    int rc = vg_pipeline_set_program(s->pl, p, errbuf, errlen);
+    if (rc) return rc;
+    vg_pipeline_set_versions(s->pl, version, -1);
+    s->gen++;   /* a slice in flight belongs to the old layouts */
+    char err[512];
+    pthread_mutex_lock(&s->wmu);
+    int crc = vg_pipeline_checkpoint(s->pl, NULL, 0, 0, err, sizeof(err));
+    pthread_mutex_unlock(&s->wmu);
+    vg_pipeline_stats_t st;
+    vg_pipeline_get_stats(s->pl, &st);
+    if (!crc) s->ckpt_decided = st.decided;
+    else fprintf(stderr, "vigil: writing the state after a ruleset swap: %s (retried at the "
+                         "next checkpoint)\n", err);
+    return 0;
+}
+
 int vg_engine_set_program(vg_engine_t *e, vg_program_t *p, int64_t version, char *errbuf,
                           size_t errlen) {
     pthread_mutex_lock(&e->mu);
     vg_lists_t *l = e->lists ? vg_lists_ref(e->lists) : NULL;
+    vg_program_t *old = vg_prog_ref(e->prog);
+    int64_t oldv = e->version;
     pthread_mutex_unlock(&e->mu);
-    int rc = 0;
+    int rc = 0, done = 0;
     /* lock every shard so that no event is scored with a mix of versions */
     for (int i = 0; i < e->n; i++) pthread_mutex_lock(&e->sh[i].mu);
-    for (int i = 0; !rc && i < e->n; i++)
-        rc = rebuild(e, &e->sh[i], p, version, l, 1, errbuf, errlen);
+    for (; !rc && done < e->n; done++) {
+        rc = swap_program(e, &e->sh[done], p, version, l, errbuf, errlen);
+        if (rc) break;
+    }
     if (!rc) {
         pthread_mutex_lock(&e->mu);
         vg_prog_ref(p);
@@ -379,17 +415,16 @@ int vg_engine_set_program(vg_engine_t *e, vg_program_t *p, int64_t version, char
         e->version = version;
         pthread_mutex_unlock(&e->mu);
     } else {
-        /* put the old ruleset back where the new one could not be installed */
-        pthread_mutex_lock(&e->mu);
-        for (int i = 0; i < e->n; i++)
-            if (!e->sh[i].pl) {
-                char err[256];
-                e->sh[i].pl = make_pipeline(e, &e->sh[i], e->prog, e->version, l, err, sizeof(err));
-            }
-        pthread_mutex_unlock(&e->mu);
+        /* put the old ruleset back on the shards that took the new one */
+        for (int i = 0; i < done; i++) {
+            char err[256];
+            if (swap_program(e, &e->sh[i], old, oldv, l, err, sizeof(err)))
+                fprintf(stderr, "vigil: restoring the previous ruleset: %s\n", err);
+        }
     }
     for (int i = e->n - 1; i >= 0; i--) pthread_mutex_unlock(&e->sh[i].mu);
     vg_lists_unref(l);
+    vg_prog_unref(old);
     return rc;
 }
 

@@ -807,8 +807,10 @@ int vg_pipeline_set_program(vg_pipeline_t *pl, vg_program_t *p, char *errbuf, si
 void vg_pipeline_set_versions(vg_pipeline_t *pl, int64_t ruleset_version,
                               int64_t module_version) {
     pl->opts.ruleset_version = ruleset_version;
-    pl->opts.module_version = module_version;
-    pl->version = module_version;
+    if (module_version >= 0) {
+        pl->opts.module_version = module_version;
+        pl->version = module_version;
+    }
     int n = snprintf(pl->ruleset_tail, sizeof(pl->ruleset_tail),
                      pl->use_an ? ",\"ruleset\":%lld}\n" : "},\"anomaly\":{},\"ruleset\":%lld}\n",
                      (long long)ruleset_version);

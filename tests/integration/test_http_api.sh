@@ -186,11 +186,11 @@ req GET "$U/v1/audit" "$S"; expect_error 403 forbidden "scorer may not read the 
 
 echo "--- metrics"
 req GET "$U/metrics" ""
-if echo "$BODY" | grep -q 'vigil_http_requests_total{route="/v1/score",code="200"}' &&
-   echo "$BODY" | grep -q 'vigil_http_request_duration_seconds_bucket{route="/v1/score",le="+Inf"}' &&
-   echo "$BODY" | grep -q 'vigil_decisions_total{decision="block"}' &&
-   echo "$BODY" | grep -q 'vigil_rule_hits_total{rule="blocked_card"}' &&
-   echo "$BODY" | grep -q '^vigil_accounts_in_memory'; then ok "metrics"; else bad "metrics: $BODY"; fi
+if grep -q 'vigil_http_requests_total{route="/v1/score",code="200"}' <<<"$BODY" &&
+   grep -q 'vigil_http_request_duration_seconds_bucket{route="/v1/score",le="+Inf"}' <<<"$BODY" &&
+   grep -q 'vigil_decisions_total{decision="block"}' <<<"$BODY" &&
+   grep -q 'vigil_rule_hits_total{rule="blocked_card"}' <<<"$BODY" &&
+   grep -q '^vigil_accounts_in_memory' <<<"$BODY"; then ok "metrics"; else bad "metrics: $BODY"; fi
 
 echo "--- restart keeps rules, lists and state"
 stop_pid "$PID_a"; [ "$STOP_STATUS" = 0 ] && ok "SIGTERM: exit 0" || bad "SIGTERM exit $STOP_STATUS"
