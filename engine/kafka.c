@@ -29,13 +29,14 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "engine/kafka_int.h"
 #include "engine/store.h"
 #include "rules/errors.h"
 
 #define BATCH 1024
 #define STOP_GRACE_MS 30000      /* how long a stopping worker waits for the broker */
 #define OPEN_RETRY_MS 30000      /* how long an assigned store may stay locked */
-#define NB 16
+#define NB VG_KAFKA_NB
 
 const double vg_kafka_latency_bounds_ms[NB] = {1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 100,
                                                250, 500, 1000, 5000, INFINITY};
@@ -714,87 +715,6 @@ static int produce(worker_t *w, part_t *pt, rd_kafka_topic_t *t, const void *val
     }
 }
 
-/* i at an opening quote: the index past the closing one (or n). */
-static size_t str_end(const char *s, size_t n, size_t i) {
-    for (i++; i < n; i++) {
-        if (s[i] == '\\') i++;
-        else if (s[i] == '"') return i + 1;
-    }
-    return n;
-}
-
-static const char *const SEVERITIES[] = {"low", "medium", "high", "critical"};
-
-/* The highest severity among the fired active rules of a decision line. */
-static const char *max_severity(const char *d, size_t n) {
-    const char *r = memmem(d, n, "\"rules\":[", 9);
-    if (!r) return "medium";
-    const char *end = memmem(r, n - (size_t)(r - d), "],\"shadow\":[", 12);
-    if (!end) end = d + n;
-    int best = -1;
-    const char *p = r;
-    static const char pat[] = "\",\"severity\":\"";
-    while ((p = memmem(p, (size_t)(end - p), pat, sizeof(pat) - 1)) != NULL) {
-        p += sizeof(pat) - 1;
-        for (int s = 0; s < 4; s++) {
-            size_t l = strlen(SEVERITIES[s]);
-            if ((size_t)(end - p) > l && memcmp(p, SEVERITIES[s], l) == 0 && p[l] == '"' &&
-                s > best)
-                best = s;
-        }
-    }
-    return best < 0 ? "medium" : SEVERITIES[best];
-}
-
-/* Points at the escaped text of the decision's "id" and "account". 0 or -1. */
-static int dec_id_account(const char *d, size_t n, const char **id, size_t *il,
-                          const char **acc, size_t *al) {
-    if (n < 8 || memcmp(d, "{\"id\":\"", 7) != 0) return -1;
-    size_t e = str_end(d, n, 6);
-    *id = d + 7;
-    *il = e - 1 - 7;
-    if (e + 12 > n || memcmp(d + e, ",\"account\":\"", 12) != 0) return -1;
-    size_t a0 = e + 11;
-    size_t ae = str_end(d, n, a0);
-    *acc = d + a0 + 1;
-    *al = ae - 1 - (a0 + 1);
-    return 0;
-}
-
-static int decision_index(const char *d, size_t n) {
-    const char *p = memmem(d, n, "\"decision\":\"", 12);
-    if (!p) return 0;
-    p += 12;
-    size_t left = n - (size_t)(p - d);
-    if (left >= 6 && memcmp(p, "review", 6) == 0) return 1;
-    if (left >= 5 && memcmp(p, "block", 5) == 0) return 2;
-    if (left >= 5 && memcmp(p, "alert", 5) == 0) return 3;
-    return 0;
-}
-
-static int put_b64(vg_buf_t *b, const unsigned char *s, size_t n) {
-    static const char tb[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    if (vg_buf_reserve(b, (n + 2) / 3 * 4) < 0) return VG_ENOMEM;
-    char *o = b->p + b->len;
-    size_t i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
-        *o++ = tb[v >> 18];
-        *o++ = tb[(v >> 12) & 63];
-        *o++ = tb[(v >> 6) & 63];
-        *o++ = tb[v & 63];
-    }
-    if (i < n) {
-        uint32_t v = (uint32_t)s[i] << 16 | (i + 1 < n ? (uint32_t)s[i + 1] << 8 : 0);
-        *o++ = tb[v >> 18];
-        *o++ = tb[(v >> 12) & 63];
-        *o++ = i + 1 < n ? tb[(v >> 6) & 63] : '=';
-        *o++ = '=';
-    }
-    b->len = (size_t)(o - b->p);
-    return 0;
-}
-
 /* The rejection line for an event ahead of the clock, into w->out. */
 static int future_reject(worker_t *w, const char *s, size_t n, int64_t ts, int64_t now) {
     vg_buf_t *o = &w->out;
@@ -807,7 +727,7 @@ static int future_reject(worker_t *w, const char *s, size_t n, int64_t ts, int64
         size_t i = (size_t)(p - s) + 4;
         while (i < n && (s[i] == ' ' || s[i] == ':')) i++;
         if (i < n && s[i] == '"') {
-            size_t e = str_end(s, n, i);
+            size_t e = vg_kafka_str_end(s, n, i);
             if (e <= n && e >= i + 2 && s[e - 1] == '"') {
                 id = s + i + 1;
                 il = e - 1 - (i + 1);
@@ -912,10 +832,10 @@ static void handle_msg(worker_t *w, part_t *pt, const rd_kafka_message_t *m, int
     switch (oc) {
     case VG_OUT_DECIDED: {
         INC(w->ct.decided, 1);
-        INC(w->ct.by_decision[decision_index(d, dl)], 1);
+        INC(w->ct.by_decision[vg_kafka_decision_index(d, dl)], 1);
         const char *id = NULL, *acc = NULL;
         size_t il = 0, al = 0;
-        if (dec_id_account(d, dl, &id, &il, &acc, &al) != 0) {
+        if (vg_kafka_dec_id_account(d, dl, &id, &il, &acc, &al) != 0) {
             set_fatal(w, "unexpected decision line");
             return;
         }
@@ -930,7 +850,7 @@ static void handle_msg(worker_t *w, part_t *pt, const rd_kafka_message_t *m, int
             if (!rc) rc = vg_buf_puts(r, ",\"alert_id\":\"");
             if (!rc) rc = vg_buf_append(r, aid, 32);
             if (!rc) rc = vg_buf_puts(r, "\",\"severity\":\"");
-            if (!rc) rc = vg_buf_puts(r, max_severity(d, dl));
+            if (!rc) rc = vg_buf_puts(r, vg_kafka_max_severity(d, dl));
             if (!rc) rc = vg_buf_puts(r, "\"}");
             if (rc) {
                 set_fatal(w, "out of memory");
@@ -961,7 +881,7 @@ static void handle_msg(worker_t *w, part_t *pt, const rd_kafka_message_t *m, int
         vg_buf_clear(r);
         char num[64];
         rc = vg_buf_puts(r, "{\"original\":\"");
-        if (!rc) rc = put_b64(r, m->payload, m->payload ? m->len : 0);
+        if (!rc) rc = vg_kafka_put_b64(r, m->payload, m->payload ? m->len : 0);
         if (!rc) rc = vg_buf_puts(r, "\",\"topic\":");
         if (!rc) rc = vg_json_str(r, k->topic_in, strlen(k->topic_in));
         snprintf(num, sizeof(num), ",\"partition\":%d,\"offset\":%" PRId64 ",",
@@ -1282,70 +1202,4 @@ void vg_kafka_get_stats(const vg_kafka_t *k, vg_kafka_stats_t *s) {
         s->latency_count += GET(c->lat_count);
         s->latency_sum_s += (double)GET(c->lat_sum_us) / 1e6;
     }
-}
-
-int vg_kafka_metrics(const vg_kafka_t *k, vg_buf_t *out) {
-    vg_kafka_stats_t s;
-    vg_kafka_get_stats(k, &s);
-    char line[256];
-    int rc = 0;
-#define EMIT(...)                                          \
-    do {                                                   \
-        snprintf(line, sizeof(line), __VA_ARGS__);         \
-        if (!rc) rc = vg_buf_puts(out, line);              \
-    } while (0)
-#define COUNTER(name, help, v)                                                   \
-    EMIT("# HELP vigil_kafka_" name " " help "\n# TYPE vigil_kafka_" name " counter\n"); \
-    EMIT("vigil_kafka_" name " %" PRIu64 "\n", (uint64_t)(v))
-    COUNTER("messages_total", "Messages consumed and processed.", s.messages);
-    EMIT("# HELP vigil_kafka_decisions_total Decided events by decision.\n"
-         "# TYPE vigil_kafka_decisions_total counter\n");
-    static const char *const dn[4] = {"allow", "review", "block", "alert"};
-    for (int i = 0; i < 4; i++)
-        EMIT("vigil_kafka_decisions_total{decision=\"%s\"} %" PRIu64 "\n", dn[i],
-             s.by_decision[i]);
-    COUNTER("duplicates_total", "Duplicate events answered with their original decision.",
-            s.duplicates);
-    EMIT("# HELP vigil_kafka_rejected_total Rejected events by code.\n"
-         "# TYPE vigil_kafka_rejected_total counter\n");
-    for (int i = 1; i < VG_REJECT__COUNT; i++)
-        EMIT("vigil_kafka_rejected_total{code=\"%s\"} %" PRIu64 "\n",
-             vg_reject_code((vg_reject_t)i), s.rejected_by[i]);
-    COUNTER("alerts_total", "Alerts produced.", s.alerts);
-    COUNTER("alerts_acked_total", "Alerts acknowledged by the broker.", s.alerts_acked);
-    COUNTER("decisions_published_total", "Decisions produced to the decisions topic.",
-            s.decisions_out);
-    COUNTER("dead_letters_total", "Records produced to the dead-letter topic.", s.dead_letters);
-    COUNTER("stale_total", "Messages dropped as already processed or not owned.", s.stale);
-    COUNTER("offset_gaps_total", "Offsets the broker no longer had (never processed).", s.gaps);
-    COUNTER("backpressure_total", "Produce calls that waited on a full producer queue.",
-            s.backpressure);
-    COUNTER("checkpoints_total", "Checkpoints written.", s.checkpoints);
-    EMIT("# HELP vigil_kafka_checkpoint_seconds Time to acknowledge and write checkpoints.\n"
-         "# TYPE vigil_kafka_checkpoint_seconds summary\n");
-    EMIT("vigil_kafka_checkpoint_seconds_sum %.6f\n", (double)s.checkpoint_us_sum / 1e6);
-    EMIT("vigil_kafka_checkpoint_seconds_count %" PRIu64 "\n", s.checkpoints);
-    EMIT("# HELP vigil_kafka_checkpoint_seconds_max Longest checkpoint.\n"
-         "# TYPE vigil_kafka_checkpoint_seconds_max gauge\n"
-         "vigil_kafka_checkpoint_seconds_max %.6f\n", (double)s.checkpoint_us_max / 1e6);
-    EMIT("# HELP vigil_kafka_consumer_lag Messages behind the high watermark.\n"
-         "# TYPE vigil_kafka_consumer_lag gauge\nvigil_kafka_consumer_lag %" PRId64 "\n", s.lag);
-    EMIT("# HELP vigil_kafka_partitions Partitions owned.\n"
-         "# TYPE vigil_kafka_partitions gauge\nvigil_kafka_partitions %u\n", s.partitions);
-    EMIT("# HELP vigil_kafka_alert_latency_seconds Event (Kafka timestamp) to alert "
-         "acknowledged by the broker.\n# TYPE vigil_kafka_alert_latency_seconds histogram\n");
-    uint64_t cum = 0;
-    for (int i = 0; i < NB; i++) {
-        cum += s.latency_buckets[i];
-        if (i == NB - 1)
-            EMIT("vigil_kafka_alert_latency_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", cum);
-        else
-            EMIT("vigil_kafka_alert_latency_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
-                 vg_kafka_latency_bounds_ms[i] / 1000.0, cum);
-    }
-    EMIT("vigil_kafka_alert_latency_seconds_sum %.6f\n", s.latency_sum_s);
-    EMIT("vigil_kafka_alert_latency_seconds_count %" PRIu64 "\n", s.latency_count);
-#undef COUNTER
-#undef EMIT
-    return rc;
 }

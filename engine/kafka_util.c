@@ -1,15 +1,18 @@
 /* kafka_util.c - pure helpers of the Kafka service (see kafka.h): Kafka's partitioners,
  * the alert id hash, a top-level "ts" peek for the `future` check, and the embedded
- * mock broker.
+ * mock broker; and (kafka_int.h) the decision-line helpers and the metrics text.
  */
+#define _GNU_SOURCE   /* memmem */
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/event.h"
 #include "engine/kafka.h"
+#include "engine/kafka_int.h"
 #include "rules/errors.h"
 
 /* ---- partitioners ---- */
@@ -320,4 +323,155 @@ void vg_kafka_mock_free(vg_kafka_mock_t *m) {
     if (m->rk) rd_kafka_destroy(m->rk);
     free(m->bootstrap);
     free(m);
+}
+
+/* ---- decision lines (kafka_int.h) ---- */
+
+/* i at an opening quote: the index past the closing one (or n). */
+size_t vg_kafka_str_end(const char *s, size_t n, size_t i) {
+    for (i++; i < n; i++) {
+        if (s[i] == '\\') i++;
+        else if (s[i] == '"') return i + 1;
+    }
+    return n;
+}
+
+static const char *const SEVERITIES[] = {"low", "medium", "high", "critical"};
+
+/* The highest severity among the fired active rules of a decision line. */
+const char *vg_kafka_max_severity(const char *d, size_t n) {
+    const char *r = memmem(d, n, "\"rules\":[", 9);
+    if (!r) return "medium";
+    const char *end = memmem(r, n - (size_t)(r - d), "],\"shadow\":[", 12);
+    if (!end) end = d + n;
+    int best = -1;
+    const char *p = r;
+    static const char pat[] = "\",\"severity\":\"";
+    while ((p = memmem(p, (size_t)(end - p), pat, sizeof(pat) - 1)) != NULL) {
+        p += sizeof(pat) - 1;
+        for (int s = 0; s < 4; s++) {
+            size_t l = strlen(SEVERITIES[s]);
+            if ((size_t)(end - p) > l && memcmp(p, SEVERITIES[s], l) == 0 && p[l] == '"' &&
+                s > best)
+                best = s;
+        }
+    }
+    return best < 0 ? "medium" : SEVERITIES[best];
+}
+
+/* Points at the escaped text of the decision's "id" and "account". 0 or -1. */
+int vg_kafka_dec_id_account(const char *d, size_t n, const char **id, size_t *il,
+                          const char **acc, size_t *al) {
+    if (n < 8 || memcmp(d, "{\"id\":\"", 7) != 0) return -1;
+    size_t e = vg_kafka_str_end(d, n, 6);
+    *id = d + 7;
+    *il = e - 1 - 7;
+    if (e + 12 > n || memcmp(d + e, ",\"account\":\"", 12) != 0) return -1;
+    size_t a0 = e + 11;
+    size_t ae = vg_kafka_str_end(d, n, a0);
+    *acc = d + a0 + 1;
+    *al = ae - 1 - (a0 + 1);
+    return 0;
+}
+
+int vg_kafka_decision_index(const char *d, size_t n) {
+    const char *p = memmem(d, n, "\"decision\":\"", 12);
+    if (!p) return 0;
+    p += 12;
+    size_t left = n - (size_t)(p - d);
+    if (left >= 6 && memcmp(p, "review", 6) == 0) return 1;
+    if (left >= 5 && memcmp(p, "block", 5) == 0) return 2;
+    if (left >= 5 && memcmp(p, "alert", 5) == 0) return 3;
+    return 0;
+}
+
+int vg_kafka_put_b64(vg_buf_t *b, const unsigned char *s, size_t n) {
+    static const char tb[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    if (vg_buf_reserve(b, (n + 2) / 3 * 4) < 0) return VG_ENOMEM;
+    char *o = b->p + b->len;
+    size_t i = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
+        *o++ = tb[v >> 18];
+        *o++ = tb[(v >> 12) & 63];
+        *o++ = tb[(v >> 6) & 63];
+        *o++ = tb[v & 63];
+    }
+    if (i < n) {
+        uint32_t v = (uint32_t)s[i] << 16 | (i + 1 < n ? (uint32_t)s[i + 1] << 8 : 0);
+        *o++ = tb[v >> 18];
+        *o++ = tb[(v >> 12) & 63];
+        *o++ = i + 1 < n ? tb[(v >> 6) & 63] : '=';
+        *o++ = '=';
+    }
+    b->len = (size_t)(o - b->p);
+    return 0;
+}
+
+/* ---- metrics ---- */
+
+int vg_kafka_metrics(const vg_kafka_t *k, vg_buf_t *out) {
+    vg_kafka_stats_t s;
+    vg_kafka_get_stats(k, &s);
+    char line[256];
+    int rc = 0;
+#define EMIT(...)                                          \
+    do {                                                   \
+        snprintf(line, sizeof(line), __VA_ARGS__);         \
+        if (!rc) rc = vg_buf_puts(out, line);              \
+    } while (0)
+#define COUNTER(name, help, v)                                                   \
+    EMIT("# HELP vigil_kafka_" name " " help "\n# TYPE vigil_kafka_" name " counter\n"); \
+    EMIT("vigil_kafka_" name " %" PRIu64 "\n", (uint64_t)(v))
+    COUNTER("messages_total", "Messages consumed and processed.", s.messages);
+    EMIT("# HELP vigil_kafka_decisions_total Decided events by decision.\n"
+         "# TYPE vigil_kafka_decisions_total counter\n");
+    static const char *const dn[4] = {"allow", "review", "block", "alert"};
+    for (int i = 0; i < 4; i++)
+        EMIT("vigil_kafka_decisions_total{decision=\"%s\"} %" PRIu64 "\n", dn[i],
+             s.by_decision[i]);
+    COUNTER("duplicates_total", "Duplicate events answered with their original decision.",
+            s.duplicates);
+    EMIT("# HELP vigil_kafka_rejected_total Rejected events by code.\n"
+         "# TYPE vigil_kafka_rejected_total counter\n");
+    for (int i = 1; i < VG_REJECT__COUNT; i++)
+        EMIT("vigil_kafka_rejected_total{code=\"%s\"} %" PRIu64 "\n",
+             vg_reject_code((vg_reject_t)i), s.rejected_by[i]);
+    COUNTER("alerts_total", "Alerts produced.", s.alerts);
+    COUNTER("alerts_acked_total", "Alerts acknowledged by the broker.", s.alerts_acked);
+    COUNTER("decisions_published_total", "Decisions produced to the decisions topic.",
+            s.decisions_out);
+    COUNTER("dead_letters_total", "Records produced to the dead-letter topic.", s.dead_letters);
+    COUNTER("stale_total", "Messages dropped as already processed or not owned.", s.stale);
+    COUNTER("offset_gaps_total", "Offsets the broker no longer had (never processed).", s.gaps);
+    COUNTER("backpressure_total", "Produce calls that waited on a full producer queue.",
+            s.backpressure);
+    COUNTER("checkpoints_total", "Checkpoints written.", s.checkpoints);
+    EMIT("# HELP vigil_kafka_checkpoint_seconds Time to acknowledge and write checkpoints.\n"
+         "# TYPE vigil_kafka_checkpoint_seconds summary\n");
+    EMIT("vigil_kafka_checkpoint_seconds_sum %.6f\n", (double)s.checkpoint_us_sum / 1e6);
+    EMIT("vigil_kafka_checkpoint_seconds_count %" PRIu64 "\n", s.checkpoints);
+    EMIT("# HELP vigil_kafka_checkpoint_seconds_max Longest checkpoint.\n"
+         "# TYPE vigil_kafka_checkpoint_seconds_max gauge\n"
+         "vigil_kafka_checkpoint_seconds_max %.6f\n", (double)s.checkpoint_us_max / 1e6);
+    EMIT("# HELP vigil_kafka_consumer_lag Messages behind the high watermark.\n"
+         "# TYPE vigil_kafka_consumer_lag gauge\nvigil_kafka_consumer_lag %" PRId64 "\n", s.lag);
+    EMIT("# HELP vigil_kafka_partitions Partitions owned.\n"
+         "# TYPE vigil_kafka_partitions gauge\nvigil_kafka_partitions %u\n", s.partitions);
+    EMIT("# HELP vigil_kafka_alert_latency_seconds Event (Kafka timestamp) to alert "
+         "acknowledged by the broker.\n# TYPE vigil_kafka_alert_latency_seconds histogram\n");
+    uint64_t cum = 0;
+    for (int i = 0; i < VG_KAFKA_NB; i++) {
+        cum += s.latency_buckets[i];
+        if (i == VG_KAFKA_NB - 1)
+            EMIT("vigil_kafka_alert_latency_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", cum);
+        else
+            EMIT("vigil_kafka_alert_latency_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                 vg_kafka_latency_bounds_ms[i] / 1000.0, cum);
+    }
+    EMIT("vigil_kafka_alert_latency_seconds_sum %.6f\n", s.latency_sum_s);
+    EMIT("vigil_kafka_alert_latency_seconds_count %" PRIu64 "\n", s.latency_count);
+#undef COUNTER
+#undef EMIT
+    return rc;
 }
