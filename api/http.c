@@ -150,6 +150,8 @@ static int match(char *buf, vg_req_t *q, route_def_t *d) {
     }
     if (strcmp(r, "accounts") == 0 && n == 3)
         return R(VG_ROUTE_ACCOUNT, M_GET | M_DELETE, VG_ROLE_ANALYST, VG_ROLE_ADMIN);
+    if (strcmp(r, "accounts") == 0 && n == 4 && strcmp(s[3], "reset-baseline") == 0)
+        return R(VG_ROUTE_ACCOUNT_RESET, M_POST, 0, VG_ROLE_ANALYST);
     if (strcmp(r, "lists") == 0) {
         if (n == 2) return R(VG_ROUTE_LISTS, M_GET, VG_ROLE_ANALYST, 0);
         if (n == 3) return R(VG_ROUTE_LIST, M_GET | M_PUT | M_DELETE, VG_ROLE_ANALYST, VG_ROLE_ADMIN);
@@ -454,6 +456,7 @@ static void dispatch(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     case VG_ROUTE_RULE_ROLLBACK: vg_h_rule_rollback(a, q, r); break;
     case VG_ROUTE_VALIDATE: vg_h_validate(a, q, r); break;
     case VG_ROUTE_ACCOUNT: vg_h_account(a, q, r); break;
+    case VG_ROUTE_ACCOUNT_RESET: vg_h_account_reset(a, q, r); break;
     case VG_ROUTE_ALERTS: vg_h_alerts(a, q, r); break;
     case VG_ROUTE_LISTS: vg_h_lists(a, q, r); break;
     case VG_ROUTE_LIST: vg_h_list(a, q, r); break;

@@ -27,6 +27,7 @@
     X(SCORE, "/v1/score") X(RULES, "/v1/rules") X(RULE, "/v1/rules/{module}") \
     X(RULE_VERSIONS, "/v1/rules/{module}/versions") X(RULE_ROLLBACK, "/v1/rules/{module}/rollback") \
     X(VALIDATE, "/v1/rules/validate") X(ACCOUNT, "/v1/accounts/{account}") \
+    X(ACCOUNT_RESET, "/v1/accounts/{account}/reset-baseline") \
     X(ALERTS, "/v1/alerts") X(LISTS, "/v1/lists") X(LIST, "/v1/lists/{name}") \
     X(LIST_ITEM, "/v1/lists/{name}/{item}") X(LABELS, "/v1/labels") X(AUDIT, "/v1/audit") \
     X(HEALTHZ, "/healthz") X(READYZ, "/readyz") X(METRICS, "/metrics") \
@@ -162,6 +163,7 @@ void vg_h_list(vg_api_t *a, vg_req_t *q, vg_resp_t *r);
 void vg_h_list_item(vg_api_t *a, vg_req_t *q, vg_resp_t *r);
 void vg_h_labels(vg_api_t *a, vg_req_t *q, vg_resp_t *r);
 void vg_h_account(vg_api_t *a, vg_req_t *q, vg_resp_t *r);
+void vg_h_account_reset(vg_api_t *a, vg_req_t *q, vg_resp_t *r);
 void vg_h_alerts(vg_api_t *a, vg_req_t *q, vg_resp_t *r);
 void vg_h_audit(vg_api_t *a, vg_req_t *q, vg_resp_t *r);
 

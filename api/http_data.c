@@ -451,6 +451,17 @@ void vg_h_labels(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
         ops[i] = (vg_ctl_op_t){keys[i], 3 + al + il, vals[i], strlen(vals[i])};
     }
     if (!rc) rc = vg_ctl_write(a->ctl, ops, (int)n);
+    /* stored, then applied on the shard that owns each account (later events see it) */
+    char err[256] = "";
+    int erc = 0;
+    json_array_foreach(b, i, l) {
+        if (rc || erc) break;
+        const char *id = json_string_value(json_object_get(l, "id"));
+        const char *acct = json_string_value(json_object_get(l, "account"));
+        vg_label_t lb = {id, strlen(id), acct, strlen(acct),
+                         json_is_true(json_object_get(l, "fraud")), INT64_MIN};
+        erc = vg_engine_label(a->eng, &lb, err, sizeof(err));
+    }
     for (size_t k = 0; keys && vals && k < n; k++) {
         free(keys[k]);
         free(vals[k]);
@@ -460,6 +471,7 @@ void vg_h_labels(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     free(ops);
     json_decref(b);
     if (rc) vg_resp_error(r, 500, "internal", "cannot store the labels");
+    else if (erc) vg_resp_error(r, 500, "internal", "labels stored but not applied: %s", err);
     else vg_resp_json(r, 200, json_pack("{s:I}", "accepted", (json_int_t)n));
 }
 
@@ -507,6 +519,24 @@ static int alert_del_cb(void *ctx, const char *k, size_t kl, const char *v, size
     }
     json_decref(j);
     return 0;
+}
+
+/* POST /v1/accounts/{account}/reset-baseline: the account's next events are scored
+ * as a new account's (its anomaly baseline is forgotten); audited. */
+void vg_h_account_reset(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
+    const char *acct = q->seg[0];
+    size_t al = strlen(acct);
+    if (al == 0 || al > VG_EVENT_MAX_ID) {
+        vg_resp_error(r, 400, "bad_request", "an account is 1..128 bytes");
+        return;
+    }
+    char err[256];
+    if (vg_engine_reset_baseline(a->eng, acct, al, err, sizeof(err)) != 0) {
+        vg_resp_error(r, 500, "internal", "%s", err);
+        return;
+    }
+    vg_api_audit(a, q, "accounts.reset_baseline", acct, 0, 0);
+    vg_resp_json(r, 200, json_pack("{s:s,s:b}", "account", acct, "baseline_reset", 1));
 }
 
 void vg_h_account(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {

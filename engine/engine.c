@@ -524,3 +524,23 @@ void vg_engine_get_stats(vg_engine_t *e, vg_engine_stats_t *out) {
         pthread_mutex_unlock(&s->mu);
     }
 }
+
+/* Labels and baselines go to the shard that owns the account (locked). */
+int vg_engine_label(vg_engine_t *e, const vg_label_t *lb, char *errbuf, size_t errlen) {
+    shard_t *s = &e->sh[vg_engine_shard_of(e, lb->account, lb->alen)];
+    pthread_mutex_lock(&s->mu);
+    int rc = s->pl ? vg_pipeline_label(s->pl, lb) : VG_ESTORE;
+    pthread_mutex_unlock(&s->mu);
+    if (rc) snprintf(errbuf, errlen, "applying a label: %s", vg_strerror(rc));
+    return rc;
+}
+
+int vg_engine_reset_baseline(vg_engine_t *e, const char *account, size_t len, char *errbuf,
+                             size_t errlen) {
+    shard_t *s = &e->sh[vg_engine_shard_of(e, account, len)];
+    pthread_mutex_lock(&s->mu);
+    int rc = s->pl ? vg_pipeline_reset_baseline(s->pl, account, len) : VG_ESTORE;
+    pthread_mutex_unlock(&s->mu);
+    if (rc) snprintf(errbuf, errlen, "resetting the baseline: %s", vg_strerror(rc));
+    return rc;
+}

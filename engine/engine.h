@@ -110,6 +110,17 @@ int vg_engine_forget(vg_engine_t *e, const char *account, size_t len, char *errb
 /* The shard an account maps to. Can't fail. */
 int vg_engine_shard_of(const vg_engine_t *e, const char *account, size_t len);
 
+/* Applies one confirmed label on the shard that owns its account (vg_pipeline_label:
+ * later events of that shard see it; strings borrowed for the call). Returns 0, or
+ * VG_ENOMEM / VG_ESTORE with a reason in errbuf. */
+int vg_engine_label(vg_engine_t *e, const vg_label_t *lb, char *errbuf, size_t errlen);
+
+/* Resets the account's anomaly baseline on its shard (vg_pipeline_reset_baseline): its
+ * next events are scored as a new account's. Returns 0, or VG_ENOMEM / VG_ESTORE with a
+ * reason in errbuf. */
+int vg_engine_reset_baseline(vg_engine_t *e, const char *account, size_t len, char *errbuf,
+                             size_t errlen);
+
 typedef struct vg_engine_stats {
     uint64_t decided, duplicates, rejected;
     size_t accounts_in_memory, keys_in_memory, bytes;
