@@ -13,7 +13,10 @@
  * vg_state_evict() drops clean entries from the LRU tail, accounts and by-keys alike,
  * until the memory is within the budget; a dropped entry is reloaded from the store,
  * unchanged, when next needed. A checkpoint writes the dirty entries and puts them back
- * on the LRU list in the order they were last used. Without a store there is no LRU,
+ * on the LRU list in the order they were last used. An incremental checkpoint
+ * (vg_state_checkpoint_some) takes the oldest dirty entries into st->pend, encodes them
+ * into the caller's batch and marks them clean and `pending`: off both lists, so never
+ * evicted, until vg_state_checkpoint_done() after the caller's write. Without a store there is no LRU,
  * nothing is dirty and nothing is dropped.
  *
  * Dedupe log (per account): accepted events in arrival order, each an entry
