@@ -10,6 +10,10 @@
  *     "shadow_fired" (names of the fired active / shadow rules, in order) and
  *     "suppressed" (names of fired rules marked suppressed).
  * Every case of every file runs; the test fails listing each failing case.
+ *
+ * In a rules section, a line `%repeat N TEXT` stands for N copies of TEXT, each with
+ * `{i}` replaced by the copy's number (0..N-1) and `\n` by a newline: it reaches the
+ * size limits (features, rules, module bytes) without megabytes of test file.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -87,12 +91,68 @@ static json_t *names_of(json_t *arr, int only_suppressed) {
     return r;
 }
 
+/* Appends n bytes to a growing malloc'd buffer; exits on out of memory (a test). */
+static void put(char **b, size_t *len, size_t *cap, const char *s, size_t n) {
+    if (*len + n + 1 > *cap) {
+        *cap = (*len + n + 1) * 2;
+        *b = realloc(*b, *cap);
+        if (!*b) { fprintf(stderr, "out of memory\n"); exit(1); }
+    }
+    memcpy(*b + *len, s, n);
+    *len += n;
+    (*b)[*len] = 0;
+}
+
+/* The text of a rules section with `%repeat N TEXT` lines expanded: a malloc'd copy
+ * (the caller frees it) when there is such a line, else NULL. */
+static char *expand(const section_t *m, size_t *outlen) {
+    size_t len = 0, cap = 0, pos = 0, ll;
+    const char *l;
+    int any = 0;
+    while (!any && (l = next_line(m->p, m->n, &pos, &ll)))
+        any = ll > 8 && memcmp(l, "%repeat ", 8) == 0;
+    if (!any) return NULL;
+    char *b = NULL;
+    pos = 0;
+    while ((l = next_line(m->p, m->n, &pos, &ll))) {
+        long n;
+        int skip;
+        if (ll > 8 && memcmp(l, "%repeat ", 8) == 0 && sscanf(l + 8, "%ld %n", &n, &skip) == 1) {
+            const char *t = l + 8 + skip, *e = l + ll;
+            for (long i = 0; i < n; i++) {
+                for (const char *q = t; q < e; q++) {
+                    if (q + 3 <= e && memcmp(q, "{i}", 3) == 0) {
+                        char num[24];
+                        put(&b, &len, &cap, num, (size_t)snprintf(num, sizeof num, "%ld", i));
+                        q += 2;
+                    } else if (q + 2 <= e && q[0] == '\\' && q[1] == 'n') {
+                        put(&b, &len, &cap, "\n", 1);
+                        q++;
+                    } else put(&b, &len, &cap, q, 1);
+                }
+                put(&b, &len, &cap, "\n", 1);
+            }
+        } else {
+            put(&b, &len, &cap, l, ll);
+            put(&b, &len, &cap, "\n", 1);
+        }
+    }
+    *outlen = len;
+    return b ? b : calloc(1, 1);
+}
+
 static void run_case(const char *file, tcase_t *c) {
     vg_source_t src[MAX_MODS];
+    char *big[MAX_MODS] = {0};
     for (int i = 0; i < c->nmods; i++) {
         src[i].name = c->modname[i];
         src[i].text = c->mods[i].p;
         src[i].len = c->mods[i].n;
+        size_t bl;
+        if ((big[i] = expand(&c->mods[i], &bl))) {
+            src[i].text = big[i];
+            src[i].len = bl;
+        }
     }
     vg_diags_t d;
     vg_diags_init(&d);
@@ -206,6 +266,7 @@ static void run_case(const char *file, tcase_t *c) {
 out:
     vg_prog_unref(p);
     vg_diags_deinit(&d);
+    for (int i = 0; i < c->nmods; i++) free(big[i]);
 }
 
 /* Splits a file into cases and runs each. Returns the number of cases. */

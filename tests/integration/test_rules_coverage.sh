@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# test_rules_coverage.sh - every diagnostic the rules compiler can emit has a data case.
+#
+# Extracts the format string of every error and warning in rules/*.c (the calls err(),
+# warn(), error_at(), vg_diags_add(), and the error texts of vg_tz_load() in rules/tz.c),
+# turns each into a pattern (%s, %d, %.*s, %zu, %g, %u match any text) and requires that
+# some line of a `--- diagnostics` section of tests/rules/*.test matches it, unless the
+# format is listed in tests/rules/coverage_exempt.txt (one format per line, then a tab
+# and the reason it cannot be reached from a test). Fails listing the uncovered formats,
+# and also when an exemption no longer names a real format (so the list stays honest).
+#
+# Usage: bash test_rules_coverage.sh BUILD_DIR SOURCE_DIR
+set -u
+SRC=$(cd "${2:?usage: test_rules_coverage.sh BUILD_DIR SOURCE_DIR}" && pwd)
+command -v python3 >/dev/null || { echo "test_rules_coverage: needs python3" >&2; exit 1; }
+exec python3 - "$SRC" <<'PY'
+import glob, re, sys
+src = sys.argv[1]
+call = re.compile(r'\b(err|warn|error_at|vg_diags_add)\s*\(')
+tzcall = re.compile(r'\bsnprintf\s*\(\s*errbuf\b')
+lit = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+def args_of(s, i):
+    """Text of the argument list starting just after '(' at s[i]."""
+    depth, j = 1, i
+    while depth and j < len(s):
+        c = s[j]
+        if c == '"':
+            j += 1
+            while s[j] != '"':
+                j += 2 if s[j] == '\\' else 1
+        elif c == '(':
+            depth += 1
+        elif c == ')':
+            depth -= 1
+        j += 1
+    return s[i:j - 1]
+
+def first_format(args):
+    """The first non-empty run of adjacent string literals, C escapes decoded."""
+    k = 0
+    while True:
+        m = lit.search(args, k)
+        if not m:
+            return None
+        fmt, k = '', m.start()
+        while True:
+            m = lit.match(args, k)
+            if not m:
+                break
+            fmt += m.group(1)
+            k = m.end()
+            while k < len(args) and args[k] in ' \n\t':
+                k += 1
+        if fmt:
+            return fmt.encode().decode('unicode_escape')
+
+formats = {}   # format -> "file:line"
+for f in sorted(glob.glob(src + '/rules/*.c')):
+    s = open(f, encoding='utf-8').read()
+    for rx in (call, tzcall) if f.endswith('/tz.c') else (call,):
+        for m in rx.finditer(s):
+            head = s[s.rfind('\n', 0, m.start()) + 1:m.start()]
+            if 'static' in head or head.lstrip().startswith(('int ', 'void ')):
+                continue   # a definition, not a call
+            fmt = first_format(args_of(s, m.end()))
+            if not fmt or fmt in ('%s',):
+                continue   # a message made elsewhere (regex and time zone texts)
+            line = s.count('\n', 0, m.start()) + 1
+            formats.setdefault(fmt, '%s:%d' % (f[len(src) + 1:], line))
+if len(formats) < 50:
+    print('test_rules_coverage: found only %d formats; is the extraction broken?' % len(formats))
+    sys.exit(1)
+
+diag = re.compile(r'^[^:\s]+:\d+:\d+: (error|warning): (.*)$')
+lines = []
+for t in sorted(glob.glob(src + '/tests/rules/*.test')):
+    in_diags = False
+    for l in open(t, encoding='utf-8').read().split('\n'):
+        if l.startswith('--- ') or l.startswith('=== '):
+            in_diags = l.strip() == '--- diagnostics'
+            continue
+        if in_diags:
+            m = diag.match(l)
+            if m:
+                msg = m.group(2)
+                lines.append(msg[:-3] if msg.endswith('...') else msg)
+
+def pattern(fmt):
+    parts = re.split(r'%(?:\.\*s|zu|[sdgu])', fmt.replace('%%', '%'))
+    return re.compile('^' + '.*'.join(re.escape(p) for p in parts) + '$', re.S)
+
+def covered(fmt):
+    rx = pattern(fmt)
+    return any(rx.match(l) for l in lines)
+
+exempt = {}
+ex_path = src + '/tests/rules/coverage_exempt.txt'
+for l in open(ex_path, encoding='utf-8').read().split('\n'):
+    if l.strip() and not l.startswith('#'):
+        fmt, _, why = l.partition('\t')
+        exempt[fmt] = why
+
+bad = 0
+n_cov = 0
+for fmt, where in sorted(formats.items(), key=lambda kv: kv[1]):
+    if covered(fmt):
+        n_cov += 1
+        if fmt in exempt:
+            print('FAIL exempt but covered (drop it from coverage_exempt.txt): %s' % fmt)
+            bad = 1
+    elif fmt in exempt:
+        print('exempt %s: %s (%s)' % (where, fmt, exempt[fmt]))
+    else:
+        print('FAIL %s: no tests/rules case shows: %s' % (where, fmt))
+        bad = 1
+for fmt in exempt:
+    if fmt not in formats:
+        print('FAIL coverage_exempt.txt names a format that no longer exists: %s' % fmt)
+        bad = 1
+print('%d diagnostic formats, %d covered by tests/rules, %d exempt' %
+      (len(formats), n_cov, len([f for f in formats if f in exempt and not covered(f)])))
+sys.exit(bad)
+PY
