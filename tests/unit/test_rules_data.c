@@ -9,6 +9,8 @@
  *     actual line's value (jansson json_equal), plus the pseudo keys "fired" and
  *     "shadow_fired" (names of the fired active / shadow rules, in order) and
  *     "suppressed" (names of fired rules marked suppressed).
+ * An optional `--- labels` section is a label list (CSV `id,account,fraud,at`, as for
+ * `vigil replay --labels`) given to the pipeline.
  * Every case of every file runs; the test fails listing each failing case.
  *
  * In a rules section, a line `%repeat N TEXT` stands for N copies of TEXT, each with
@@ -41,7 +43,7 @@ typedef struct tcase {
     section_t mods[MAX_MODS];
     char modname[MAX_MODS][64];
     int nmods;
-    section_t lists, events, decisions, diags;
+    section_t lists, labels, events, decisions, diags;
     int has_decisions, has_diags;
 } tcase_t;
 
@@ -204,6 +206,18 @@ static void run_case(const char *file, tcase_t *c) {
         failf(file, c, "pipeline: %s", err);
         goto out;
     }
+    vg_labels_t *labels = NULL;
+    if (c->labels.n) {
+        FILE *lf = fmemopen((void *)c->labels.p, c->labels.n, "r");
+        labels = lf ? vg_labels_read(lf, "labels", err, sizeof err) : NULL;
+        if (lf) fclose(lf);
+        if (!labels) {
+            failf(file, c, "bad labels: %s", lf ? err : "fmemopen");
+            vg_pipeline_free(pl);
+            goto out;
+        }
+        vg_pipeline_set_labels(pl, labels);
+    }
     vg_buf_t out;
     vg_buf_init(&out);
     size_t pos = 0, len;
@@ -263,6 +277,7 @@ static void run_case(const char *file, tcase_t *c) {
     }
     vg_buf_deinit(&out);
     vg_pipeline_free(pl);
+    vg_labels_free(labels);
 out:
     vg_prog_unref(p);
     vg_diags_deinit(&d);
@@ -310,6 +325,7 @@ static int run_file(const char *path, const char *short_name) {
                 snprintf(c.modname[c.nmods], sizeof c.modname[0], "%.*s", (int)nl, nm);
                 cur = &c.mods[c.nmods++];
             } else if (sl == 5 && memcmp(s, "lists", 5) == 0) cur = &c.lists;
+            else if (sl == 6 && memcmp(s, "labels", 6) == 0) cur = &c.labels;
             else if (sl == 6 && memcmp(s, "events", 6) == 0) cur = &c.events;
             else if (sl == 9 && memcmp(s, "decisions", 9) == 0) { cur = &c.decisions; c.has_decisions = 1; }
             else if (sl == 11 && memcmp(s, "diagnostics", 11) == 0) { cur = &c.diags; c.has_diags = 1; }
