@@ -70,6 +70,9 @@ static int shard_checkpoint_sliced(shard_t *s, char *errbuf, size_t errlen) {
         size_t left = 0;
         vg_batch_clear(s->cb);
         rc = vg_state_checkpoint_some(vg_pipeline_state(s->pl), CKPT_SLICE, s->cb, &left);
+        /* the pipeline's own records (anomaly population, label windows) with the
+         * first slice */
+        if (!rc && slices == 0) rc = vg_pipeline_checkpoint_meta(s->pl, s->cb);
         if (rc) {
             snprintf(errbuf, errlen, "out of memory while writing a checkpoint");
             break;

@@ -65,6 +65,7 @@ struct vg_pipeline {
     size_t mkv_cap, mkv_n;
     uint8_t *popbuf;
     size_t popcap;
+    unsigned char lnext_buf[8];   /* "labels/next" of the last gather_meta */
 };
 
 void vg_pipeline_opts_default(vg_pipeline_opts_t *o) {
@@ -681,45 +682,51 @@ static int lk_emit(void *ctx, size_t noff, size_t voff, size_t vlen) {
     return add_kv(ctx, (const char *)(uintptr_t)(noff + 1), (const void *)(uintptr_t)voff, vlen);
 }
 
+/* Gathers the pipeline's own meta records (label windows changed since the last call,
+ * the anomaly population, the label cursor) and the caller's into pl->mkv. Returns 0 or
+ * VG_ENOMEM (errbuf says so). */
+static int gather_meta(vg_pipeline_t *pl, const vg_kv_t *meta, int n_meta, char *errbuf,
+                       size_t errlen) {
+    pl->mkv_n = 0;
+    vg_buf_clear(&pl->mnames);
+    vg_buf_clear(&pl->mvals);
+    int rc = 0;
+    size_t nlk = 0;
+    if (pl->lk) {
+        rc = vg_lkeys_dirty(pl->lk, &pl->mnames, &pl->mvals, lk_emit, pl);
+        nlk = pl->mkv_n;
+        for (size_t i = 0; !rc && i < nlk; i++) {
+            pl->mkv[i].key = pl->mnames.p + ((uintptr_t)pl->mkv[i].key - 1);
+            pl->mkv[i].val = pl->mvals.p + (uintptr_t)pl->mkv[i].val;
+        }
+    }
+    for (int i = 0; !rc && i < n_meta; i++) rc = add_kv(pl, meta[i].key, meta[i].val, meta[i].len);
+    if (!rc && pl->pop) {
+        size_t need = vg_anomaly_pop_encoded_size();
+        if (pl->popcap < need) {
+            uint8_t *nb = realloc(pl->popbuf, need);
+            if (!nb) rc = VG_ENOMEM;
+            else {
+                pl->popbuf = nb;
+                pl->popcap = need;
+            }
+        }
+        int n = rc ? -1 : vg_anomaly_pop_encode(pl->pop, pl->popbuf, pl->popcap);
+        if (n < 0) rc = VG_ENOMEM;
+        else rc = add_kv(pl, "anomaly/pop", pl->popbuf, (size_t)n);
+    }
+    for (int i = 0; i < 8; i++) pl->lnext_buf[i] = (unsigned char)((uint64_t)pl->lnext >> (8 * i));
+    if (!rc && pl->labels) rc = add_kv(pl, "labels/next", pl->lnext_buf, 8);
+    if (rc) snprintf(errbuf, errlen, "out of memory while writing a checkpoint");
+    return rc;
+}
+
 int vg_pipeline_checkpoint(vg_pipeline_t *pl, const vg_kv_t *meta, int n_meta, int sync,
                            char *errbuf, size_t errlen) {
     if (pl->use_an || pl->use_lab || pl->labels) {
         if (!vg_pipeline_state(pl) || !errbuf) return VG_EINVAL;
-        pl->mkv_n = 0;
-        vg_buf_clear(&pl->mnames);
-        vg_buf_clear(&pl->mvals);
-        int rc = 0;
-        size_t nlk = 0;
-        if (pl->lk) {
-            rc = vg_lkeys_dirty(pl->lk, &pl->mnames, &pl->mvals, lk_emit, pl);
-            nlk = pl->mkv_n;
-            for (size_t i = 0; !rc && i < nlk; i++) {
-                pl->mkv[i].key = pl->mnames.p + ((uintptr_t)pl->mkv[i].key - 1);
-                pl->mkv[i].val = pl->mvals.p + (uintptr_t)pl->mkv[i].val;
-            }
-        }
-        for (int i = 0; !rc && i < n_meta; i++) rc = add_kv(pl, meta[i].key, meta[i].val, meta[i].len);
-        if (!rc && pl->pop) {
-            size_t need = vg_anomaly_pop_encoded_size();
-            if (pl->popcap < need) {
-                uint8_t *nb = realloc(pl->popbuf, need);
-                if (!nb) rc = VG_ENOMEM;
-                else {
-                    pl->popbuf = nb;
-                    pl->popcap = need;
-                }
-            }
-            int n = rc ? -1 : vg_anomaly_pop_encode(pl->pop, pl->popbuf, pl->popcap);
-            if (n < 0) rc = VG_ENOMEM;
-            else rc = add_kv(pl, "anomaly/pop", pl->popbuf, (size_t)n);
-        }
-        unsigned char nx[8];
-        for (int i = 0; i < 8; i++) nx[i] = (unsigned char)((uint64_t)pl->lnext >> (8 * i));
-        if (!rc && pl->labels) rc = add_kv(pl, "labels/next", nx, 8);
-        if (rc) {
-            snprintf(errbuf, errlen, "out of memory while writing a checkpoint");
-            return rc;
-        }
+        int rc = gather_meta(pl, meta, n_meta, errbuf, errlen);
+        if (rc) return rc;
         rc = vg_state_checkpoint(pl->state, pl->mkv, (int)pl->mkv_n, sync, errbuf, errlen);
         if (rc) return rc;
         vg_state_evict(pl->state);
@@ -729,6 +736,19 @@ int vg_pipeline_checkpoint(vg_pipeline_t *pl, const vg_kv_t *meta, int n_meta, i
     if (rc) return rc;
     vg_state_evict(pl->state);
     return 0;
+}
+
+int vg_pipeline_checkpoint_meta(vg_pipeline_t *pl, vg_batch_t *b) {
+    if (!pl->opts.store || !(pl->use_an || pl->use_lab || pl->labels)) return 0;
+    char err[64];
+    int rc = gather_meta(pl, NULL, 0, err, sizeof err);
+    for (size_t i = 0; !rc && i < pl->mkv_n; i++) {
+        vg_buf_clear(&pl->tmp);
+        rc = vg_buf_append(&pl->tmp, "m/", 2);
+        if (!rc) rc = vg_buf_puts(&pl->tmp, pl->mkv[i].key);
+        if (!rc) vg_batch_put(b, pl->tmp.p, pl->tmp.len, pl->mkv[i].val, pl->mkv[i].len);
+    }
+    return rc;
 }
 
 int vg_pipeline_meta(vg_pipeline_t *pl, const char *key, vg_buf_t *out) {

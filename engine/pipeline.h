@@ -90,6 +90,15 @@ vg_reject_t vg_pipeline_last_reject(const vg_pipeline_t *pl);
 int vg_pipeline_checkpoint(vg_pipeline_t *pl, const vg_kv_t *meta, int n_meta, int sync,
                            char *errbuf, size_t errlen);
 
+/* For a caller that writes checkpoints itself (vg_state_checkpoint_some slices, as
+ * `vigil serve` does): appends to `b` the pipeline's own meta records, as the full
+ * vg_pipeline_checkpoint writes them (the anomaly population, the label windows by key
+ * changed since the last call, the label cursor), as "m/" + name puts (copied). The label
+ * windows count as written from then on (a failed write loses them until they change
+ * again). Without a store, or when the ruleset keeps no such records: appends nothing.
+ * Returns 0 or VG_ENOMEM. */
+int vg_pipeline_checkpoint_meta(vg_pipeline_t *pl, vg_batch_t *b);
+
 /* Reads a meta record of the last checkpoint. 0, VG_ENOTFOUND or an error. */
 int vg_pipeline_meta(vg_pipeline_t *pl, const char *key, vg_buf_t *out);
 

@@ -291,11 +291,92 @@ static void test_swap_frees(void **st) {
     vg_prog_unref(pn);
 }
 
+/* Serve's way of checkpointing: slices of vg_state_checkpoint_some plus the pipeline's
+ * own records (vg_pipeline_checkpoint_meta) written by the caller; a pipeline reopened
+ * on that store goes on exactly like one that never stopped (anomaly population, label
+ * windows by key, label memos). */
+static void test_sliced_checkpoint_meta(void **st) {
+    (void)st;
+    char dir[] = "/tmp/vigil-test-swapmeta-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    vg_program_t *p = compile("feature fm = fraud_count(30d by tx.merchant)\n"
+                              "feature fa = fraud_count(30d)\n"
+                              "feature an = anomaly.score\n");
+    vg_pipeline_opts_t o;
+    vg_pipeline_opts_default(&o);
+    char err[256];
+    run_t a = {calloc(NEV, sizeof(char *))}, b = {calloc(NEV, sizeof(char *))};
+    vg_pipeline_t *ref = vg_pipeline_new(p, &o, err, sizeof err);
+    assert_non_null(ref);
+    vg_store_t *store = vg_store_open(dir, err, sizeof err);
+    assert_non_null(store);
+    o.store = store;
+    vg_pipeline_t *pl = vg_pipeline_new(p, &o, err, sizeof err);
+    assert_non_null(pl);
+    vg_batch_t *bt = vg_batch_new();
+    int stop = 200;
+    for (int i = 0; i < NEV; i++) {
+        feed(ref, &a, i);
+        feed(pl, &b, i);
+        if (i % 7 == 3) {   /* label event i - 2 as fraud in both */
+            char id[16], acct[16], ev[512];
+            snprintf(id, sizeof id, "e%d", i - 2);
+            event(i - 2, ev, sizeof ev);
+            const char *q = strstr(ev, "\"account\":\"") + 11;
+            size_t al = (size_t)(strchr(q, '"') - q);
+            memcpy(acct, q, al);
+            acct[al] = 0;
+            vg_label_t lb = {id, strlen(id), acct, al, 1, INT64_MIN};
+            assert_int_equal(vg_pipeline_label(ref, &lb), 0);
+            assert_int_equal(vg_pipeline_label(pl, &lb), 0);
+        }
+        if (i == stop) {
+            size_t left = 1;
+            int first = 1;
+            while (left) {
+                vg_batch_clear(bt);
+                assert_int_equal(
+                    vg_state_checkpoint_some(vg_pipeline_state(pl), 16, bt, &left), 0);
+                if (first) assert_int_equal(vg_pipeline_checkpoint_meta(pl, bt), 0);
+                first = 0;
+                assert_int_equal(vg_store_write(store, bt, 0, err, sizeof err), 0);
+                vg_state_checkpoint_done(vg_pipeline_state(pl), 1);
+            }
+            vg_pipeline_free(pl);
+            vg_store_close(store);
+            store = vg_store_open(dir, err, sizeof err);
+            assert_non_null(store);
+            o.store = store;
+            pl = vg_pipeline_new(p, &o, err, sizeof err);
+            if (!pl) fail_msg("reopen: %s", err);
+        }
+    }
+    int fraud_seen = 0;
+    for (int i = 0; i < NEV; i++) {
+        if (strcmp(a.lines[i], b.lines[i]) != 0) fail_msg("event %d:\n%s%s", i, a.lines[i], b.lines[i]);
+        char v[64];
+        feature_value(a.lines[i], "fm", v, sizeof v);
+        fraud_seen |= i > stop && strcmp(v, "0") != 0;
+    }
+    assert_true(fraud_seen);
+    vg_batch_free(bt);
+    vg_pipeline_free(pl);
+    vg_pipeline_free(ref);
+    vg_store_close(store);
+    run_free(&a);
+    run_free(&b);
+    vg_prog_unref(p);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_swap_kept_new_removed),
         cmocka_unit_test(test_swap_with_store),
         cmocka_unit_test(test_swap_frees),
+        cmocka_unit_test(test_sliced_checkpoint_meta),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
