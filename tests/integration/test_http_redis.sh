@@ -5,21 +5,31 @@
 # request fails, writes answer 503, and after Redis restarts (empty) the instances
 # resynchronise and converge; a rule change under load loses no request and every
 # decision names the ruleset version it used.
+# No check depends on timing: every wait polls for its condition with a generous
+# deadline (WAIT_S seconds; the machine may be loaded by other tests), and the
+# propagation time is printed, not asserted (docs/api.md: typically ~10 ms).
 # Usage: bash test_http_redis.sh BUILD_DIR SOURCE_DIR
 set -uo pipefail
 source "$(dirname "$0")/http_lib.sh" "$1" "$2"
 command -v redis-server >/dev/null || { echo "redis-server missing"; exit 1; }
 
+WAIT_S=${WAIT_S:-30}
 RPORT=$(free_port)
+# until_ok CMD... : runs CMD every 50 ms until it succeeds or WAIT_S seconds pass
+until_ok() {
+    local deadline=$(( $(date +%s) + WAIT_S ))
+    until "$@"; do
+        [ "$(date +%s)" -ge "$deadline" ] && return 1
+        sleep 0.05
+    done
+}
+redis_ping() { redis-cli -p "$RPORT" ping 2>/dev/null | grep -q PONG; }
 start_redis() {
     redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no \
         --dir "$TMP" >"$TMP/redis.log" 2>&1 &
     RPID=$!
     PIDS+=("$RPID")
-    for _ in $(seq 1 100); do
-        redis-cli -p "$RPORT" ping 2>/dev/null | grep -q PONG && return 0
-        sleep 0.05
-    done
+    until_ok redis_ping && return 0
     echo "redis did not start"; exit 1
 }
 start_redis
@@ -41,21 +51,22 @@ start_vigil two "$P2" --state "$TMP/s2" --redis "127.0.0.1:$RPORT" --rules "$TMP
 ev() { printf '{"id":"%s","account":"%s","ts":"2026-01-01T00:%02d:%02dZ","amount":%s,"card":"%s"}' \
     "$1" "$2" "$(( $3 / 60 ))" "$(( $3 % 60 ))" "${4:-10}" "${5:-c0}"; }
 
-# wait_for URL CHECK DESC : polls GET URL until the python check holds (at most 1 s)
+# wait_for URL CHECK DESC : polls GET URL until the python check holds (at most WAIT_S
+# seconds; the time it took is printed)
 wait_for() {
-    local t0 t1
+    local t0 t1 deadline=$(( $(date +%s) + WAIT_S ))
     t0=$(date +%s%N)
-    for _ in $(seq 1 100); do
+    while :; do
         req GET "$1" ""
         if [ "$STATUS" = 200 ] && BODY="$BODY" python3 -c "import json,os,sys; j=json.loads(os.environ['BODY']); sys.exit(0 if ($2) else 1)" 2>/dev/null; then
             t1=$(date +%s%N)
-            local ms=$(( (t1 - t0) / 1000000 ))
-            if [ "$ms" -le 1000 ]; then ok "$3 (${ms} ms)"; else bad "$3 took ${ms} ms"; fi
+            ok "$3 (after $(( (t1 - t0) / 1000000 )) ms)"
             return 0
         fi
+        [ "$(date +%s)" -ge "$deadline" ] && break
         sleep 0.01
     done
-    bad "$3: never ($BODY)"
+    bad "$3: not within ${WAIT_S} s ($BODY)"
 }
 
 echo "--- a rule PUT on one fires on the other"
@@ -75,55 +86,76 @@ req PUT "$U2/v1/rules/big" "" "@$TMP/big.vrl" -H 'If-Match: "7"'; expect_error 4
 
 echo "--- Redis down while scoring"
 SC_OUT="$TMP/scoring.txt"
-score_loop() {  # score_loop URL PREFIX N : one line per request: status ruleset
-    local i
-    for i in $(seq 1 "$3"); do
+# score_loop URL PREFIX N : one line per request ("status ruleset"), at least N requests
+# and on until $TMP/stop.PREFIX exists (so that it overlaps what the test does meanwhile)
+score_loop() {
+    local i=0
+    while [ "$i" -lt "$3" ] || [ ! -e "$TMP/stop.$2" ]; do
+        i=$((i + 1))
+        [ "$i" -gt 100000 ] && break
         curl -s -o "$TMP/sl.$2" -w '%{http_code} ' -X POST "$1/v1/score" \
             --data-binary "$(ev "$2-$i" "acct-$2" $((i % 3000)))" >>"$SC_OUT.$2"
         python3 -c "import json; print(json.load(open('$TMP/sl.$2')).get('ruleset'))" >>"$SC_OUT.$2" 2>/dev/null || echo none >>"$SC_OUT.$2"
     done
 }
+lines_of() { [ -e "$1" ] && wc -l <"$1" || echo 0; }
+loop_started() { [ "$(lines_of "$SC_OUT.$1")" -ge 5 ]; }
 score_loop "$U1" down 60 &
 LOOP=$!
-sleep 0.3
+until_ok loop_started down || bad "the scoring loop did not start"
 kill -TERM "$RPID"; wait "$RPID" 2>/dev/null
-for _ in $(seq 1 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 || break; sleep 0.05; done
-sleep 0.3
+redis_down() { ! redis-cli -p "$RPORT" ping >/dev/null 2>&1; }
+until_ok redis_down || bad "redis did not stop"
 req PUT "$U1/v1/lists/blocked_cards/card-y" ""; expect_error 503 unavailable "a list write while Redis is down"
 [ "$(header Retry-After)" != "" ] && ok "503 has Retry-After" || bad "503 without Retry-After"
 req PUT "$U2/v1/rules/big" "" "@$TMP/big.vrl"; expect_error 503 unavailable "a rule write while Redis is down"
 req GET "$U2/v1/lists/blocked_cards" ""; expect 200 "'card-x' in j['items']" "reads go on from the local copy"
 req POST "$U2/v1/score" "" "$(ev e3 acct-3 3 10 card-x)"; expect 200 "j['decision']=='block'" "scoring goes on from the local copy"
+touch "$TMP/stop.down"
 wait "$LOOP"
+NALL=$(lines_of "$SC_OUT.down")
 N200=$(grep -o '^200 ' "$SC_OUT.down" | wc -l)
-[ "$N200" = 60 ] && ok "no scoring request failed while Redis went down (60/60)" || bad "scoring while Redis down: $N200/60 answered 200: $(sort "$SC_OUT.down" | uniq -c | head)"
+[ "$NALL" -ge 60 ] && [ "$N200" = "$NALL" ] && ok "no scoring request failed while Redis went down ($N200/$NALL)" || bad "scoring while Redis down: $N200/$NALL answered 200: $(sort "$SC_OUT.down" | uniq -c | head)"
 
 echo "--- Redis back (empty): resynchronise and converge"
 start_redis
 wait_for "$U1/readyz" "True" "instance one up"
-for _ in $(seq 1 100); do
-    [ "$(redis-cli -p "$RPORT" hexists vigil:rules big)" = 1 ] && [ "$(redis-cli -p "$RPORT" sismember vigil:list:blocked_cards card-x)" = 1 ] && break
-    sleep 0.05
-done
+repopulated() {
+    [ "$(redis-cli -p "$RPORT" hexists vigil:rules big)" = 1 ] &&
+        [ "$(redis-cli -p "$RPORT" sismember vigil:list:blocked_cards card-x)" = 1 ]
+}
+until_ok repopulated
 [ "$(redis-cli -p "$RPORT" hexists vigil:rules big)" = 1 ] && ok "instances wrote their modules back to the empty Redis" || bad "Redis not repopulated"
 [ "$(redis-cli -p "$RPORT" sismember vigil:list:blocked_cards card-x)" = 1 ] && ok "... and their lists" || bad "lists not repopulated"
-req PUT "$U1/v1/lists/blocked_cards/card-z" ""; expect 200 "'card-z' in j['items'] and 'card-x' in j['items']" "writes work again"
+# instance one may reconnect after instance two repopulated Redis: writes answer 503
+# (Retry-After) until it has
+put_z() { req PUT "$U1/v1/lists/blocked_cards/card-z" ""; [ "$STATUS" != 503 ]; }
+until_ok put_z
+expect 200 "'card-z' in j['items'] and 'card-x' in j['items']" "writes work again"
 wait_for "$U2/v1/lists/blocked_cards" "'card-z' in j['items'] and 'card-x' in j['items']" "instance two converged"
-req GET "$U1/v1/rules" ""; R1=$(python3 -c "import json; print(json.load(open('$TMP/body'))['ruleset'])")
-req GET "$U2/v1/rules" ""; R2=$(python3 -c "import json; print(json.load(open('$TMP/body'))['ruleset'])")
-[ "$R1" = "$R2" ] && ok "same ruleset version on both ($R1)" || bad "ruleset versions differ: $R1 vs $R2"
+rulesets() {
+    req GET "$U1/v1/rules" ""; R1=$(python3 -c "import json; print(json.load(open('$TMP/body'))['ruleset'])")
+    req GET "$U2/v1/rules" ""; R2=$(python3 -c "import json; print(json.load(open('$TMP/body'))['ruleset'])")
+    [ "$R1" = "$R2" ]
+}
+until_ok rulesets && ok "same ruleset version on both ($R1)" || bad "ruleset versions differ: $R1 vs $R2"
 
 echo "--- a rule change under load"
 rm -f "$SC_OUT.load"
 score_loop "$U2" load 80 &
 LOOP=$!
-sleep 0.2
+until_ok loop_started load || bad "the scoring loop did not start"
 printf 'rule big\n  action review\n  score 75\n  when tx.amount > 5\nend\n' >"$TMP/big2.vrl"
 req PUT "$U1/v1/rules/big" "" "@$TMP/big2.vrl"; expect 200 "j['version']==2" "change the rule while instance two scores"
 NEWRS=$(python3 -c "import json; print(json.load(open('$TMP/body'))['ruleset'])")
+# scoring goes on until instance two has decided with the new ruleset (or WAIT_S passed)
+new_used() { awk '{print $2}' "$SC_OUT.load" | grep -q "^$NEWRS\$"; }
+until_ok new_used
+touch "$TMP/stop.load"
 wait "$LOOP"
+NALL=$(lines_of "$SC_OUT.load")
 N200=$(grep -o '^200 ' "$SC_OUT.load" | wc -l)
-[ "$N200" = 80 ] && ok "no request lost under a rule change (80/80)" || bad "under load: $N200/80 answered 200"
+[ "$NALL" -ge 80 ] && [ "$N200" = "$NALL" ] && ok "no request lost under a rule change ($N200/$NALL)" || bad "under load: $N200/$NALL answered 200"
 if awk '{print $2}' "$SC_OUT.load" | grep -qv '^[0-9][0-9]*$'; then bad "a decision without its ruleset"; else ok "every decision names its ruleset"; fi
 awk '{print $2}' "$SC_OUT.load" | grep -q "^$NEWRS\$" && ok "the new ruleset ($NEWRS) was used after the change" || bad "new ruleset never used: $(awk '{print $2}' "$SC_OUT.load" | sort | uniq -c)"
 finish
