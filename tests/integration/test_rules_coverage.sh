@@ -9,11 +9,12 @@
 # and the reason it cannot be reached from a test). Fails listing the uncovered formats,
 # and also when an exemption no longer names a real format (so the list stays honest).
 #
-# Usage: bash test_rules_coverage.sh BUILD_DIR SOURCE_DIR
+# Usage: bash test_rules_coverage.sh BUILD_DIR SOURCE_DIR [--table]
+# (--table prints the Markdown coverage table of tests/rules/README.md instead.)
 set -u
 SRC=$(cd "${2:?usage: test_rules_coverage.sh BUILD_DIR SOURCE_DIR}" && pwd)
 command -v python3 >/dev/null || { echo "test_rules_coverage: needs python3" >&2; exit 1; }
-exec python3 - "$SRC" <<'PY'
+exec python3 - "$SRC" "${3:-}" <<'PY'
 import glob, re, sys
 src = sys.argv[1]
 call = re.compile(r'\b(err|warn|error_at|vg_diags_add)\s*\(')
@@ -73,10 +74,10 @@ if len(formats) < 50:
     sys.exit(1)
 
 diag = re.compile(r'^[^:\s]+:\d+:\d+: (error|warning): (.*)$')
-lines = []
+lines = []   # (message, "file.test:line")
 for t in sorted(glob.glob(src + '/tests/rules/*.test')):
     in_diags = False
-    for l in open(t, encoding='utf-8').read().split('\n'):
+    for no, l in enumerate(open(t, encoding='utf-8').read().split('\n'), 1):
         if l.startswith('--- ') or l.startswith('=== '):
             in_diags = l.strip() == '--- diagnostics'
             continue
@@ -84,15 +85,27 @@ for t in sorted(glob.glob(src + '/tests/rules/*.test')):
             m = diag.match(l)
             if m:
                 msg = m.group(2)
-                lines.append(msg[:-3] if msg.endswith('...') else msg)
+                lines.append((msg[:-3] if msg.endswith('...') else msg,
+                              '%s:%d' % (t.rsplit('/', 1)[1], no)))
 
 def pattern(fmt):
     parts = re.split(r'%(?:\.\*s|zu|[sdgu])', fmt.replace('%%', '%'))
     return re.compile('^' + '.*'.join(re.escape(p) for p in parts) + '$', re.S)
 
+# Each case line counts for the most specific format it matches (the one with the most
+# literal text), so that `cannot compare %s with %s` is not covered by a line of
+# `cannot compare %s with %s (seconds_between() ...)`.
+pats = {fmt: pattern(fmt) for fmt in formats}
+first = {}
+for msg, where in lines:
+    hits = [f for f, rx in pats.items() if rx.match(msg)]
+    if hits:
+        best = max(hits, key=lambda f: len(re.sub(r'%(?:\.\*s|zu|[sdgu])', '', f)))
+        first.setdefault(best, where)
+
 def covered(fmt):
-    rx = pattern(fmt)
-    return any(rx.match(l) for l in lines)
+    """The first case line showing fmt, or None."""
+    return first.get(fmt)
 
 exempt = {}
 ex_path = src + '/tests/rules/coverage_exempt.txt'
@@ -100,6 +113,15 @@ for l in open(ex_path, encoding='utf-8').read().split('\n'):
     if l.strip() and not l.startswith('#'):
         fmt, _, why = l.partition('\t')
         exempt[fmt] = why
+
+if sys.argv[2] == '--table':
+    print('| message (format) | emitted at | first case |')
+    print('|---|---|---|')
+    for fmt, where in sorted(formats.items(), key=lambda kv: kv[1]):
+        case = covered(fmt) or ('exempt: ' + exempt.get(fmt, 'NOT COVERED'))
+        print('| `%s` | %s | %s |' % (fmt.replace('|', '\\|').replace('`', "'"),
+                                      re.sub(r':\d+$', '', where), case))
+    sys.exit(0)
 
 bad = 0
 n_cov = 0
