@@ -8,6 +8,8 @@
 # format is listed in tests/rules/coverage_exempt.txt (one format per line, then a tab
 # and the reason it cannot be reached from a test). Fails listing the uncovered formats,
 # and also when an exemption no longer names a real format (so the list stays honest).
+# Likewise every function of VG_FN_LIST (rules/*.h) and every severity, action and mode
+# word must be used by a case that is evaluated (has a `--- decisions` section).
 #
 # Usage: bash test_rules_coverage.sh BUILD_DIR SOURCE_DIR [--table]
 # (--table prints the Markdown coverage table of tests/rules/README.md instead.)
@@ -124,6 +126,36 @@ if sys.argv[2] == '--table':
     sys.exit(0)
 
 bad = 0
+# ---- constructs: functions and clause words used by evaluated cases ----
+evaluated = ''
+for t in sorted(glob.glob(src + '/tests/rules/*.test')):
+    for case in open(t, encoding='utf-8').read().split('\n=== ')[1:]:
+        if '\n--- decisions' in case:
+            evaluated += case
+fns = set()
+for h in glob.glob(src + '/rules/*.h'):
+    hs = open(h, encoding='utf-8').read()
+    m = re.search(r'#define VG_FN_LIST\(\w+\)((?:[^\n]*\\\n)*[^\n]*)', hs)
+    if m:
+        fns |= set(re.findall(r'"(\w+)"', m.group(1)))
+if len(fns) < 20:
+    print('test_rules_coverage: found only %d functions in VG_FN_LIST' % len(fns))
+    sys.exit(1)
+words = ['severity ' + w for w in ('low', 'medium', 'high', 'critical')] + \
+        ['action ' + w for w in ('allow', 'review', 'block', 'alert')] + \
+        ['mode ' + w for w in ('active', 'shadow', 'disabled')] + \
+        ['suppress ', 'message "', 'list("', ' in [', ' where ', ' by ', 'anomaly.score',
+         ' and ', ' or ', 'not ', ' / ', ' * ', ' - ', ' + ', ' == ', ' != ', ' <= ', ' >= ']
+for f in sorted(fns):
+    if not re.search(r'\b%s\(' % f, evaluated):
+        print('FAIL no evaluated case uses %s()' % f)
+        bad = 1
+for w in words:
+    if w not in evaluated:
+        print('FAIL no evaluated case uses `%s`' % w.strip())
+        bad = 1
+print('%d functions and %d clause words and operators used by evaluated cases' %
+      (len(fns), len(words)))
 n_cov = 0
 for fmt, where in sorted(formats.items(), key=lambda kv: kv[1]):
     if covered(fmt):
