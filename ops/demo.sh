@@ -1,63 +1,97 @@
 #!/usr/bin/env bash
-# The demo on embedded defaults: installs dependencies, builds vigil (Release), replays
-# the committed sample transactions (fixtures/sample.ndjson) through the demo features
-# and rules (fixtures/demo.vrl) and shows a readable summary of what the engine saw:
-# decisions, the rules that fired with their messages, counts by rule.
-# Usage: ops/demo.sh [events.ndjson] [rules.vrl]
+# The main job on embedded defaults: installs dependencies, builds vigil (Release),
+# starts `vigil serve --kafka embedded` (the HTTP API plus the Kafka pipeline on an
+# in-process Kafka-protocol broker, librdkafka's mock cluster, on loopback), feeds the
+# committed sample transactions (fixtures/sample.ndjson) to the `transactions` topic
+# with kcat, reads the alerts back from the `alerts` topic with kcat, scores one more
+# event over HTTP, shows a summary and stops the service with SIGTERM.
+# Usage: ops/demo.sh [events.ndjson] [rules.vrl]      (ops/demo-replay.sh: the same
+# events through `vigil replay`, no service)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash ops/install-deps.sh >/dev/null
 bash ops/build.sh Release >/dev/null
 events="${1:-fixtures/sample.ndjson}"
 rules="${2:-fixtures/demo.vrl}"
-out="$(mktemp -d)"
-trap 'rm -rf "$out"' EXIT
-echo "== vigil replay --rules $rules --input $events"
-build/release/vigil replay --rules "$rules" --input "$events" --output "$out/decisions.ndjson"
-echo
-echo "== first decision"
-head -n 1 "$out/decisions.ndjson"
-echo
-python3 - "$out/decisions.ndjson" "$events" <<'PY'
+work="$(mktemp -d)"
+pid=""
+cleanup() {
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill -TERM "$pid"; wait "$pid" || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+echo "== vigil serve --kafka embedded --rules $rules --http 127.0.0.1:$port"
+build/release/vigil serve --kafka embedded --rules "$rules" --state "$work/state" \
+  --http "127.0.0.1:$port" >"$work/serve.out" 2>"$work/serve.err" &
+pid=$!
+for _ in $(seq 1 300); do
+  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/readyz" || true)
+  [ "$code" = 200 ] && break
+  kill -0 "$pid" 2>/dev/null || { cat "$work/serve.err"; exit 1; }
+  sleep 0.1
+done
+[ "$code" = 200 ] || { echo "vigil did not become ready"; cat "$work/serve.err"; exit 1; }
+broker=$(sed -n 's/.*embedded Kafka broker.* at \([0-9.:]*\).*/\1/p' "$work/serve.err" | head -n 1)
+echo "   ready; embedded broker at $broker"
+n=$(grep -c . "$events")
+echo "== producing $n transactions to topic transactions (key: account) with kcat"
+python3 - "$events" >"$work/keyed.txt" <<'PY'
 import json, sys
-dec = [json.loads(l) for l in open(sys.argv[1])]
-ok = [d for d in dec if "features" in d]
-rej = [d for d in dec if "error" in d]
-print(f"== {len(dec)} events: {len(ok)} decided, {len(rej)} rejected")
-codes = {}
-for d in rej: codes[d["code"]] = codes.get(d["code"], 0) + 1
-for c, n in sorted(codes.items()): print(f"   rejected {c}: {n}")
-if not ok: sys.exit(0)
-decs = {}
-for d in ok: decs[d["decision"]] = decs.get(d["decision"], 0) + 1
-print("== decisions: " + ", ".join(f"{k} {v}" for k, v in sorted(decs.items())))
-byrule, shadow, supp = {}, {}, 0
-for d in ok:
-    for r in d.get("rules", []):
-        byrule[r["rule"]] = byrule.get(r["rule"], 0) + 1
-        supp += bool(r.get("suppressed"))
-    for r in d.get("shadow", []): shadow[r["rule"]] = shadow.get(r["rule"], 0) + 1
-if byrule or shadow:
-    print("== fired rules (events)")
-    for k, v in sorted(byrule.items(), key=lambda x: -x[1]): print(f"   {k:>24}: {v}")
-    for k, v in sorted(shadow.items(), key=lambda x: -x[1]): print(f"   {k:>24}: {v} (shadow)")
-    print(f"   {supp} firings were suppressed (no new alert)")
-    print()
-    print("== first alerts of each rule")
-    shown = set()
-    for d in ok:
-        for r in d.get("rules", []):
-            if r["rule"] in shown or r.get("suppressed"): continue
-            shown.add(r["rule"])
-            print(f'   {d["ts"]} {d["account"]} {d["decision"]:>6} {r["rule"]}: {r["message"]}')
-print()
-names = list(ok[0]["features"].keys())
-print()
-print("== the most unusual events by feature (top 3 each)")
-for name in names:
-    vals = [(d["features"][name], d) for d in ok if isinstance(d["features"][name], (int, float)) and not isinstance(d["features"][name], bool)]
-    if not vals: continue
-    vals.sort(key=lambda x: -x[0])
-    top = ", ".join(f'{d["account"]} {v:g} ({d["id"]})' for v, d in vals[:3])
-    print(f"   {name:>16}: {top}")
+for line in open(sys.argv[1]):
+    line = line.rstrip("\n")
+    if not line.strip():
+        continue
+    try:
+        key = json.loads(line).get("account") or "-"
+    except Exception:
+        key = "-"
+    print(f"{key}\t{line}")
 PY
+kcat -P -b "$broker" -t transactions -K $'\t' -z lz4 <"$work/keyed.txt"
+echo "== waiting for vigil to consume them"
+metric() { curl -s "http://127.0.0.1:$port/metrics" | awk -v m="$1" '$1 == m {s += $2} END {print s + 0}'; }
+for _ in $(seq 1 600); do
+  done_n=$(metric vigil_kafka_messages_total)
+  if [ "${done_n:-0}" -ge "$n" ] && [ "$(metric vigil_kafka_alerts_acked_total)" = "$(metric vigil_kafka_alerts_total)" ]; then
+    break
+  fi
+  sleep 0.1
+done
+echo "   consumed $done_n events, $(metric vigil_kafka_alerts_acked_total) alerts acknowledged by the broker"
+kcat -C -b "$broker" -t alerts -e -o beginning -q >"$work/alerts.ndjson" 2>/dev/null || true
+kcat -C -b "$broker" -t transactions.dlq -e -o beginning -q >"$work/dlq.ndjson" 2>/dev/null || true
+echo
+echo "== one more transaction scored over HTTP (POST /v1/score)"
+curl -s -X POST "http://127.0.0.1:$port/v1/score?dry_run=true" -H 'Content-Type: application/json' \
+  -d '{"id":"demo-1","account":"acct-demo","ts":"2026-11-04T12:00:00Z","amount":12.5,"merchant":"m-1","country":"US","device":"d-1","card":"c-1","lat":40.7,"lon":-74.0}' |
+  head -c 400
+echo
+echo
+python3 - "$work/alerts.ndjson" "$work/dlq.ndjson" <<'PY'
+import json, sys
+alerts = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+dlq = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
+print(f"== {len(alerts)} alerts on topic alerts (read with kcat), {len(dlq)} dead letters")
+by_rule, by_sev = {}, {}
+for a in alerts:
+    by_sev[a.get("severity")] = by_sev.get(a.get("severity"), 0) + 1
+    for r in a.get("rules", []):
+        if not r.get("suppressed"):
+            by_rule.setdefault(r["rule"], []).append((a, r))
+print("   by severity: " + ", ".join(f"{k} {v}" for k, v in sorted(by_sev.items(), key=lambda x: -x[1])))
+for rule, items in sorted(by_rule.items(), key=lambda x: -len(x[1])):
+    print(f"   {rule:>18}: {len(items)}")
+print()
+print("== the first alert of each rule")
+for rule, items in sorted(by_rule.items()):
+    a, r = items[0]
+    print(f"   {a['ts']} {a['account']} {a['decision']:>6} {rule}: {r.get('message')}")
+    print(f"      alert_id {a['alert_id']}")
+PY
+echo
+echo "== stopping vigil (SIGTERM: checkpoint, commit, exit)"
+kill -TERM "$pid"
+wait "$pid" || true
+pid=""
+tail -n 1 "$work/serve.err"
