@@ -754,9 +754,11 @@ static uint64_t hash64(const char *p, size_t n) {
 
 typedef struct refs { vg_ref_t *v; int n, cap; } refs_t;
 
-static void add_ref(comp_t *c, refs_t *r, int kind, uint32_t index, const char *text,
-                    size_t len) {
-    if (kind != VG_REF_TEXT)
+/* Appends a reference; a condition's `values` list each reference once (unique), while
+ * a message template keeps every placeholder in order (each occurrence renders). */
+static void add_ref_u(comp_t *c, refs_t *r, int kind, uint32_t index, const char *text,
+                      size_t len, int unique) {
+    if (unique && kind != VG_REF_TEXT)
         for (int i = 0; i < r->n; i++)
             if (r->v[i].kind == kind && r->v[i].len == len && memcmp(r->v[i].text, text, len) == 0)
                 return;
@@ -764,6 +766,11 @@ static void add_ref(comp_t *c, refs_t *r, int kind, uint32_t index, const char *
     char *t = keep(c, text, len);
     if (!t) return;
     r->v[r->n++] = (vg_ref_t){(uint8_t)kind, index, t, (uint32_t)len};
+}
+
+static void add_ref(comp_t *c, refs_t *r, int kind, uint32_t index, const char *text,
+                    size_t len) {
+    add_ref_u(c, r, kind, index, text, len, 1);
 }
 
 /* The features, fields and inline aggregates a condition reads, first use first. */
@@ -822,12 +829,12 @@ static void message_refs(comp_t *c, refs_t *r, vg_str_t m, const vg_strmap_t *fm
 #undef VG_FIELD_IDX
         }
         if (kind < 0) { i = j; continue; }
-        if (i > lit) add_ref(c, r, VG_REF_TEXT, 0, m.p + lit, i - lit);
-        if (kind == VG_REF_EXTRA) add_ref(c, r, kind, 0, name + 3, len - 3);
-        else add_ref(c, r, kind, idx, name, len);
+        if (i > lit) add_ref_u(c, r, VG_REF_TEXT, 0, m.p + lit, i - lit, 0);
+        if (kind == VG_REF_EXTRA) add_ref_u(c, r, kind, 0, name + 3, len - 3, 0);
+        else add_ref_u(c, r, kind, idx, name, len, 0);
         i = lit = j + 1;
     }
-    if (m.len > lit) add_ref(c, r, VG_REF_TEXT, 0, m.p + lit, m.len - lit);
+    if (m.len > lit) add_ref_u(c, r, VG_REF_TEXT, 0, m.p + lit, m.len - lit, 0);
 }
 
 static int word_index(vg_str_t w, const char *const *words, int dflt) {
