@@ -3,7 +3,9 @@
  * Every setting is a row of one table (name, kind, where it goes, default). Values are
  * gathered as strings in three layers (file, environment, flags), the highest layer
  * that has a value wins, and then each winner is parsed into its typed field, so that
- * every source reports errors the same way.
+ * every source reports errors the same way. librdkafka settings (`kafka.<property>`,
+ * `-X property=value`, VIGIL_KAFKA_CONF) are layered the same way, one property at a
+ * time, and each winner is checked by engine/kafka.h's vg_kafka_conf_check().
  */
 #include "api/config.h"
 
@@ -18,6 +20,7 @@
 #include <openssl/evp.h>
 
 #include "api/cli.h"
+#include "engine/kafka.h"
 #include "rules/errors.h"
 
 typedef enum { K_STR, K_DUR, K_INT, K_SIZE } kind_t;
@@ -54,6 +57,7 @@ static const setting_t SETTINGS[] = {
     {"alert-retention", K_DUR, OFF(alert_retention_ms), "30d", "how long alerts are kept"},
     {"checkpoint-interval", K_DUR, OFF(checkpoint_ms), "1s", "state checkpoint interval"},
     {"mem-budget", K_SIZE, OFF(mem_budget), "0", "account state per shard in memory"},
+    {"kafka-threads", K_INT, OFF(kafka_threads), "2", "Kafka processing threads (group members)"},
 };
 #define NSET ((int)(sizeof(SETTINGS) / sizeof(SETTINGS[0])))
 
@@ -64,7 +68,11 @@ void vg_config_usage(FILE *f) {
                "environment variable VIGIL_<NAME>; a flag wins over the environment, the\n"
                "environment over the file. Tokens (`role:token,...`, roles admin, analyst,\n"
                "scorer) come from the file's `tokens` key or VIGIL_TOKENS only.\n\n"
-               "  --config FILE            config file (or VIGIL_CONFIG)\n");
+               "  --config FILE            config file (or VIGIL_CONFIG)\n"
+               "  -X PROPERTY=VALUE        a librdkafka setting for every Kafka client,\n"
+               "                           repeatable (file: `kafka.PROPERTY = VALUE`; env:\n"
+               "                           VIGIL_KAFKA_CONF=\"p=v,p=v\"); `consumer.`/`producer.`\n"
+               "                           prefix: one kind of client only\n");
     for (int i = 0; i < NSET; i++) {
         char flag[64];
         snprintf(flag, sizeof(flag), "--%s", SETTINGS[i].name);
@@ -143,6 +151,8 @@ void vg_config_free(vg_config_t *c) {
         if (SETTINGS[i].kind == K_STR) free(*(char **)((char *)c + SETTINGS[i].off));
     if (c->tokens) OPENSSL_cleanse(c->tokens, (size_t)c->ntokens * sizeof(*c->tokens));
     free(c->tokens);
+    for (int i = 0; i < c->nkafka_conf; i++) free(c->kafka_conf[i]);
+    free(c->kafka_conf);
     free(c->config_file);
     free(c);
 }
@@ -159,6 +169,126 @@ static int find_setting(const char *name, size_t n) {
         if (k == n) return i;
     }
     return -1;
+}
+
+/* ---- librdkafka settings ---- */
+
+/* One layer of librdkafka settings, or the merged result: "name=value" strings (owned)
+ * and where each came from (static strings). */
+typedef struct kconf {
+    char **kv;
+    const char **from;
+    int n, cap;
+} kconf_t;
+
+static void kconf_free(kconf_t *l) {
+    for (int i = 0; i < l->n; i++) free(l->kv[i]);
+    free(l->kv);
+    free(l->from);
+    memset(l, 0, sizeof(*l));
+}
+
+/* Sets name=value (name of nl bytes, value NUL-terminated) in l: an earlier value of
+ * the same name is removed and the new one appended, so that later settings come
+ * later (librdkafka applies aliases such as compression.codec/compression.type in
+ * order). 0 or -1 (out of memory). */
+static int kconf_put(kconf_t *l, const char *name, size_t nl, const char *val,
+                     const char *from) {
+    for (int i = 0; i < l->n; i++)
+        if (strncmp(l->kv[i], name, nl) == 0 && l->kv[i][nl] == '=') {
+            free(l->kv[i]);
+            memmove(&l->kv[i], &l->kv[i + 1], (size_t)(l->n - i - 1) * sizeof(char *));
+            memmove(&l->from[i], &l->from[i + 1], (size_t)(l->n - i - 1) * sizeof(char *));
+            l->n--;
+            break;
+        }
+    if (l->n + 2 > l->cap) {   /* room for a NULL terminator too */
+        int cap = l->cap ? l->cap * 2 : 8;
+        char **kv = realloc(l->kv, (size_t)cap * sizeof(char *));
+        if (!kv) return -1;
+        l->kv = kv;
+        const char **fr = realloc(l->from, (size_t)cap * sizeof(char *));
+        if (!fr) return -1;
+        l->from = fr;
+        l->cap = cap;
+    }
+    size_t vl = strlen(val);
+    char *e = malloc(nl + vl + 2);
+    if (!e) return -1;
+    memcpy(e, name, nl);
+    e[nl] = '=';
+    memcpy(e + nl + 1, val, vl + 1);
+    l->kv[l->n] = e;
+    l->from[l->n] = from;
+    l->n++;
+    l->kv[l->n] = NULL;
+    return 0;
+}
+
+/* Adds "name=value" (as given to -X or in VIGIL_KAFKA_CONF) to l. 0, or 2 with a
+ * message when it is not name=value. */
+static int kconf_put_kv(kconf_t *l, const char *kv, const char *from) {
+    const char *eq = strchr(kv, '=');
+    if (!eq || eq == kv) {
+        fprintf(stderr, "vigil serve: %s: '%s': expected PROPERTY=VALUE (a librdkafka "
+                        "setting)\n", from, kv);
+        return 2;
+    }
+    return kconf_put(l, kv, (size_t)(eq - kv), eq + 1, from) ? 2 : 0;
+}
+
+/* Adds VIGIL_KAFKA_CONF's "p=v,p=v" entries (`\,` is a comma inside a value; spaces
+ * around an entry are dropped). 0 or 2. */
+static int kconf_put_env(kconf_t *l, const char *spec) {
+    char *buf = malloc(strlen(spec) + 1);
+    if (!buf) return 2;
+    int rc = 0;
+    const char *p = spec;
+    while (!rc && *p) {
+        size_t n = 0;
+        for (; *p && *p != ','; p++) {
+            if (*p == '\\' && p[1] == ',') p++;
+            buf[n++] = *p;
+        }
+        if (*p == ',') p++;
+        buf[n] = 0;
+        char *b = buf, *e = buf + n;
+        while (isspace((unsigned char)*b)) b++;
+        while (e > b && isspace((unsigned char)e[-1])) *--e = 0;
+        if (*b) rc = kconf_put_kv(l, b, "VIGIL_KAFKA_CONF");
+    }
+    free(buf);
+    return rc;
+}
+
+/* Merges the layers (file < environment < flags) into c->kafka_conf and checks every
+ * winner. 0 or 2 (message printed). */
+static int kconf_merge(vg_config_t *c, kconf_t *layers[3]) {
+    kconf_t m = {0};
+    int rc = 0;
+    for (int k = 0; k < 3 && !rc; k++)
+        for (int i = 0; i < layers[k]->n && !rc; i++) {
+            const char *kv = layers[k]->kv[i];
+            if (kconf_put(&m, kv, (size_t)(strchr(kv, '=') - kv), strchr(kv, '=') + 1,
+                          layers[k]->from[i]))
+                rc = 2;
+        }
+    for (int i = 0; i < m.n && !rc; i++) {
+        char err[1024];
+        if (vg_kafka_conf_check(m.kv[i], err, sizeof(err)) != 0) {
+            fprintf(stderr, "vigil serve: %s: %s\n", m.from[i], err);
+            rc = 2;
+        }
+    }
+    if (!rc && !m.kv && !(m.kv = calloc(1, sizeof(char *)))) rc = 2;
+    if (rc) {
+        kconf_free(&m);
+        return rc;
+    }
+    c->kafka_conf = m.kv;   /* NULL-terminated */
+    c->nkafka_conf = m.n;
+    free(m.from);
+    return 0;
 }
 
 /* Parses value `v` of setting i into c. 0 or 2 (message printed). */
@@ -197,8 +327,9 @@ static int set_value(vg_config_t *c, int i, const char *v, const char *from) {
     return 2;
 }
 
-/* Reads the config file into vals[] (strdup'ed) and tokens. 0 or 2. */
-static int read_file(vg_config_t *c, const char *path, char **vals) {
+/* Reads the config file into vals[] (strdup'ed), tokens and kafka.* settings into kf.
+ * 0 or 2. */
+static int read_file(vg_config_t *c, const char *path, char **vals, kconf_t *kf) {
     FILE *f = fopen(path, "r");
     if (!f) {
         fprintf(stderr, "vigil serve: config %s: %s\n", path, strerror(errno));
@@ -251,6 +382,10 @@ static int read_file(vg_config_t *c, const char *path, char **vals) {
             }
             continue;
         }
+        if (kl > 6 && memcmp(p, "kafka.", 6) == 0) {
+            if (kconf_put(kf, p + 6, kl - 6, v, "config file")) rc = 2;
+            continue;
+        }
         int i = find_setting(p, kl);
         if (i < 0) {
             fprintf(stderr, "vigil serve: %s:%d: unknown setting '%.*s'\n", path, lno, (int)kl, p);
@@ -271,6 +406,8 @@ int vg_config_load(int argc, char **argv, vg_config_t **out) {
     char *file_vals[NSET], *flag_vals[NSET];
     memset(file_vals, 0, sizeof(file_vals));
     memset(flag_vals, 0, sizeof(flag_vals));
+    kconf_t kfile = {0}, kenv = {0}, kflag = {0};
+    kconf_t *klayers[3] = {&kfile, &kenv, &kflag};
     if (!c) return 2;
     int rc = 0;
     const char *cfg = getenv("VIGIL_CONFIG");
@@ -287,6 +424,16 @@ int vg_config_load(int argc, char **argv, vg_config_t **out) {
             printf("vigil %s\n", VIGIL_VERSION);
             rc = -1;
             break;
+        }
+        if (strncmp(a, "-X", 2) == 0) {   /* -X name=value or -Xname=value */
+            const char *kv = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!kv) {
+                fprintf(stderr, "vigil serve: option '-X' needs PROPERTY=VALUE\n");
+                rc = 2;
+                break;
+            }
+            rc = kconf_put_kv(&kflag, kv, "flag -X");
+            continue;
         }
         if (strncmp(a, "--", 2) != 0) {
             fprintf(stderr, "vigil serve: unexpected argument '%s'\n", a);
@@ -327,8 +474,13 @@ int vg_config_load(int argc, char **argv, vg_config_t **out) {
     }
     if (!rc && cfg) {
         c->config_file = strdup(cfg);
-        rc = read_file(c, cfg, file_vals);
+        rc = read_file(c, cfg, file_vals, &kfile);
     }
+    if (!rc) {
+        const char *kc = getenv("VIGIL_KAFKA_CONF");
+        if (kc) rc = kconf_put_env(&kenv, kc);
+    }
+    if (!rc) rc = kconf_merge(c, klayers);
     if (!rc) {
         const char *t = getenv("VIGIL_TOKENS");
         char err[200];
@@ -354,6 +506,11 @@ int vg_config_load(int argc, char **argv, vg_config_t **out) {
         fprintf(stderr, "vigil serve: shards: at most 256\n");
         rc = 2;
     }
+    if (!rc && c->kafka_threads > 256) {
+        fprintf(stderr, "vigil serve: kafka-threads: at most 256\n");
+        rc = 2;
+    }
+    for (int k = 0; k < 3; k++) kconf_free(klayers[k]);
     for (int i = 0; i < NSET; i++) {
         free(file_vals[i]);
         free(flag_vals[i]);

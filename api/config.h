@@ -9,6 +9,14 @@
  * VIGIL_TOKENS, never from a flag; they are hashed (SHA-256) as soon as they are read
  * and only the hashes are kept.
  *
+ * librdkafka settings pass through to every Kafka client: file keys `kafka.<property>`
+ * (`kafka.security.protocol = SASL_SSL`), repeatable flags `-X property=value` and
+ * VIGIL_KAFKA_CONF="property=value,property=value" (`\,` is a literal comma). Each
+ * property is decided on its own, flag > environment > file; a "consumer." or
+ * "producer." prefix limits it to one kind of client. Every winner is checked with
+ * vg_kafka_conf_check() (engine/kafka.h) while loading: an unknown property, a bad
+ * value or a change to a setting vigil's guarantees depend on is a usage error.
+ *
  * Threading: a vg_config_t is built by one thread and then read-only.
  * Ownership: the caller owns the config (vg_config_free accepts NULL).
  */
@@ -50,6 +58,10 @@ typedef struct vg_config {
     int64_t alert_retention_ms;   /* alerts older than this are deleted (30d) */
     int64_t checkpoint_ms;    /* state checkpoint interval (1s) */
     size_t mem_budget;        /* per shard, 0 = unlimited */
+    int kafka_threads;        /* Kafka processing threads = group members (2) */
+    char **kafka_conf;        /* "property=value" librdkafka settings, NULL-terminated
+                                 (never NULL after a load), in precedence order */
+    int nkafka_conf;
     vg_token_t *tokens;
     int ntokens;
     char *config_file;        /* the file read, or NULL */

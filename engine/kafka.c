@@ -176,6 +176,73 @@ static int conf_set(rd_kafka_conf_t *c, const char *name, const char *val, char 
     return 0;
 }
 
+/* The settings vigil's guarantees depend on (SPEC section 7): a user setting may
+ * repeat vigil's value (in any spelling librdkafka accepts) but not change it. A NULL
+ * value: vigil sets it from its own options, never from a passed-through setting. */
+static const struct {
+    const char *name, *value, *why;
+} PROTECTED[] = {
+    {"enable.auto.commit", "false", "offsets are committed with the state, not by the client"},
+    {"enable.auto.offset.store", "false", "offsets are stored with the state, not by the client"},
+    {"enable.idempotence", "true", "the producers must not duplicate or reorder output"},
+    {"acks", "all", "no alert may be lost when a broker fails"},
+    {"request.required.acks", "all", "no alert may be lost when a broker fails"},
+    {"isolation.level", "read_committed", "aborted transactions must not be consumed"},
+    {"transactional.id", NULL, "vigil's producers are idempotent, not transactional"},
+    {"bootstrap.servers", NULL, "the brokers are set with --kafka"},
+    {"metadata.broker.list", NULL, "the brokers are set with --kafka"},
+    {"group.id", NULL, "the group is set with --group"},
+};
+
+/* librdkafka's canonical text of name=val (rd_kafka_conf_get after a set), or -1 with
+ * librdkafka's reason in errbuf. */
+static int canon(const char *name, const char *val, char *out, size_t outlen, char *errbuf,
+                 size_t errlen) {
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    if (!c) {
+        snprintf(errbuf, errlen, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    if (rd_kafka_conf_set(c, name, val, errbuf, errlen) != RD_KAFKA_CONF_OK) rc = -1;
+    else if (out && rd_kafka_conf_get(c, name, out, &outlen) != RD_KAFKA_CONF_OK) *out = 0;
+    rd_kafka_conf_destroy(c);
+    return rc;
+}
+
+int vg_kafka_conf_check(const char *kv, char *errbuf, size_t errlen) {
+    const char *p = kv;
+    if (strncmp(p, "consumer.", 9) == 0 || strncmp(p, "producer.", 9) == 0) p += 9;
+    const char *eq = strchr(p, '=');
+    char name[256];
+    size_t n = eq ? (size_t)(eq - p) : 0;
+    if (!eq || n == 0 || n >= sizeof(name)) {
+        snprintf(errbuf, errlen, "kafka setting '%.200s': expected name=value", kv);
+        return VG_EINVAL;
+    }
+    memcpy(name, p, n);
+    name[n] = 0;
+    const char *val = eq + 1;
+    char got[512], want[512], e[512];
+    if (canon(name, val, got, sizeof(got), e, sizeof(e)) != 0) {
+        snprintf(errbuf, errlen, "kafka setting %s=%.200s: %s", name, val, e);
+        return VG_EINVAL;
+    }
+    for (size_t i = 0; i < sizeof(PROTECTED) / sizeof(PROTECTED[0]); i++) {
+        if (strcmp(name, PROTECTED[i].name) != 0) continue;
+        if (PROTECTED[i].value && canon(name, PROTECTED[i].value, want, sizeof(want), e,
+                                        sizeof(e)) == 0 && strcmp(got, want) == 0)
+            return 0;   /* vigil's own value, spelled another way */
+        if (PROTECTED[i].value)
+            snprintf(errbuf, errlen, "kafka setting %s=%.200s is refused: vigil needs %s=%s "
+                     "(%s)", name, val, name, PROTECTED[i].value, PROTECTED[i].why);
+        else
+            snprintf(errbuf, errlen, "kafka setting %s is refused: %s", name, PROTECTED[i].why);
+        return VG_EINVAL;
+    }
+    return 0;
+}
+
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque);
@@ -213,11 +280,7 @@ static rd_kafka_conf_t *make_conf(vg_kafka_t *k, int consumer, void *opaque, cha
             kv += 9;
         }
         const char *eq = strchr(kv, '=');
-        if (!eq || eq == kv) {
-            snprintf(errbuf, errlen, "kafka setting '%s': expected name=value", k->conf[i]);
-            rc = VG_EINVAL;
-            break;
-        }
+        if ((rc = vg_kafka_conf_check(kv, errbuf, errlen)) != 0) break;
         char name[256];
         size_t n = (size_t)(eq - kv);
         if (n >= sizeof(name)) n = sizeof(name) - 1;

@@ -78,6 +78,17 @@ typedef struct vg_kafka_opts {
     int quiet;                    /* 1: no informational log lines on stderr */
 } vg_kafka_opts_t;
 
+/* Checks one librdkafka setting "name=value" (optionally "consumer."/"producer."
+ * prefixed) as vg_kafka_new() will apply it, without a client: librdkafka must know
+ * the name and accept the value (its own error text, naming the property, goes in
+ * errbuf), and it must not change a setting vigil's guarantees depend on
+ * (enable.auto.commit=false, enable.auto.offset.store=false, enable.idempotence=true,
+ * acks=all, isolation.level=read_committed; transactional.id, bootstrap.servers and
+ * group.id are refused outright). User settings are applied after vigil's defaults,
+ * so they win over every other default (compression.codec, linger.ms, ...).
+ * Returns 0 or VG_EINVAL with the reason in errbuf. */
+int vg_kafka_conf_check(const char *kv, char *errbuf, size_t errlen);
+
 /* Fills the defaults above (brokers, state_dir and prog stay NULL). Can't fail. */
 void vg_kafka_opts_default(vg_kafka_opts_t *o);
 
