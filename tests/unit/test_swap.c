@@ -153,9 +153,33 @@ static void check_against(const run_t *a, const run_t *ref, const char **names, 
         }
 }
 
+/* A checkpoint: whole (vg_pipeline_checkpoint), or as serve writes them, slices of 16
+ * records and the pipeline's meta records in the caller's batch (after a swap the first
+ * slice takes everything). */
+static void ckpt(vg_pipeline_t *pl, vg_store_t *store, int sliced) {
+    char err[256];
+    if (!sliced) {
+        assert_int_equal(vg_pipeline_checkpoint(pl, NULL, 0, 0, err, sizeof err), 0);
+        return;
+    }
+    vg_batch_t *b = vg_batch_new();
+    assert_non_null(b);
+    size_t left = 1;
+    for (int first = 1; left; first = 0) {
+        vg_batch_clear(b);
+        assert_int_equal(vg_state_checkpoint_some(vg_pipeline_state(pl), 16, b, &left), 0);
+        if (first) assert_int_equal(vg_pipeline_checkpoint_meta(pl, b), 0);
+        assert_int_equal(vg_store_write(store, b, 0, err, sizeof err), 0);
+        vg_state_checkpoint_done(vg_pipeline_state(pl), 1);
+        vg_state_evict(vg_pipeline_state(pl));
+    }
+    vg_batch_free(b);
+}
+
 /* Old rules, then the new ones from event SWAP_AT on (memory only, or with a store:
  * checkpoints, a tiny budget, a reopen with the new rules halfway after the swap). */
-static void swap_run(vg_program_t *po, vg_program_t *pn, const char *dir, run_t *r) {
+static void swap_run(vg_program_t *po, vg_program_t *pn, const char *dir, int sliced,
+                     run_t *r) {
     vg_pipeline_opts_t o;
     vg_pipeline_opts_default(&o);
     char err[256];
@@ -170,8 +194,7 @@ static void swap_run(vg_program_t *po, vg_program_t *pn, const char *dir, run_t 
     assert_non_null(pl);
     for (int i = 0; i < SWAP_AT; i++) {
         feed(pl, r, i);
-        if (store && i % 50 == 49)
-            assert_int_equal(vg_pipeline_checkpoint(pl, NULL, 0, 0, err, sizeof err), 0);
+        if (store && i % 50 == 49) ckpt(pl, store, sliced);
     }
     if (store) {
         vg_state_stats_t ss;
@@ -197,7 +220,7 @@ static void swap_run(vg_program_t *po, vg_program_t *pn, const char *dir, run_t 
     for (int i = SWAP_AT; i < NEV; i++) {
         feed(pl, r, i);
         if (store && i == half) {
-            assert_int_equal(vg_pipeline_checkpoint(pl, NULL, 0, 0, err, sizeof err), 0);
+            ckpt(pl, store, sliced);
             vg_pipeline_free(pl);
             vg_store_close(store);
             store = vg_store_open(dir, err, sizeof err);
@@ -206,7 +229,7 @@ static void swap_run(vg_program_t *po, vg_program_t *pn, const char *dir, run_t 
             pl = vg_pipeline_new(pn, &o, err, sizeof err);
             if (!pl) fail_msg("reopen with the new rules: %s", err);
         } else if (store && i % 40 == 39) {
-            assert_int_equal(vg_pipeline_checkpoint(pl, NULL, 0, 0, err, sizeof err), 0);
+            ckpt(pl, store, sliced);
         }
     }
     vg_pipeline_free(pl);
@@ -218,7 +241,7 @@ static void test_swap_kept_new_removed(void **st) {
     vg_program_t *po = compile(OLD_SRC), *pn = compile(NEW_SRC);
     run_t a = {calloc(NEV, sizeof(char *))}, b = {calloc(NEV, sizeof(char *))},
           c = {calloc(NEV, sizeof(char *))};
-    swap_run(po, pn, NULL, &a);
+    swap_run(po, pn, NULL, 0, &a);
     plain_run(pn, 0, NEV, &b);          /* uninterrupted, new rules */
     plain_run(pn, SWAP_AT, NEV, &c);    /* started at the swap */
     check_against(&a, &b, KEPT, (int)(sizeof KEPT / sizeof *KEPT));
@@ -244,14 +267,13 @@ static void test_swap_kept_new_removed(void **st) {
     vg_prog_unref(pn);
 }
 
-static void test_swap_with_store(void **st) {
-    (void)st;
+static void swap_with_store(int sliced) {
     char dir[] = "/tmp/vigil-test-swap-XXXXXX";
     assert_non_null(mkdtemp(dir));
     vg_program_t *po = compile(OLD_SRC), *pn = compile(NEW_SRC);
     run_t a = {calloc(NEV, sizeof(char *))}, s = {calloc(NEV, sizeof(char *))};
-    swap_run(po, pn, NULL, &a);
-    swap_run(po, pn, dir, &s);
+    swap_run(po, pn, NULL, 0, &a);
+    swap_run(po, pn, dir, sliced, &s);
     for (int i = 0; i < NEV; i++)
         if (strcmp(a.lines[i], s.lines[i]) != 0)
             fail_msg("event %d:\n%s%s", i, a.lines[i], s.lines[i]);
@@ -262,6 +284,16 @@ static void test_swap_with_store(void **st) {
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     assert_int_equal(system(cmd), 0);
+}
+
+static void test_swap_with_store(void **st) {
+    (void)st;
+    swap_with_store(0);
+}
+
+static void test_swap_with_store_sliced(void **st) {
+    (void)st;
+    swap_with_store(1);
 }
 
 static void test_swap_frees(void **st) {
@@ -375,6 +407,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_swap_kept_new_removed),
         cmocka_unit_test(test_swap_with_store),
+        cmocka_unit_test(test_swap_with_store_sliced),
         cmocka_unit_test(test_swap_frees),
         cmocka_unit_test(test_sliced_checkpoint_meta),
     };
