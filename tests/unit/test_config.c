@@ -1,5 +1,6 @@
 /* test_config.c - settings of `vigil serve`: defaults, file, environment and flag
- * precedence, token parsing, hashing and roles. */
+ * precedence, token parsing, hashing and roles; librdkafka settings passed through
+ * (kafka.<property>, -X, VIGIL_KAFKA_CONF) with their precedence and refusals. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +19,31 @@ static void clear_env(void) {
     unsetenv("VIGIL_HTTP");
     unsetenv("VIGIL_TOPIC_IN");
     unsetenv("VIGIL_LATENESS");
+    unsetenv("VIGIL_KAFKA_CONF");
+    unsetenv("VIGIL_KAFKA_THREADS");
+}
+
+/* Writes text to a new temporary file named in path (a mkstemp template). */
+static void write_file(char *path, const char *text) {
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* The value of property name in c->kafka_conf, NULL when absent; asserts it is there
+ * at most once. */
+static const char *kconf(const vg_config_t *c, const char *name) {
+    const char *found = NULL;
+    size_t n = strlen(name);
+    for (int i = 0; i < c->nkafka_conf; i++)
+        if (strncmp(c->kafka_conf[i], name, n) == 0 && c->kafka_conf[i][n] == '=') {
+            assert_null(found);
+            found = c->kafka_conf[i] + n + 1;
+        }
+    return found;
 }
 
 static void test_defaults(void **st) {
@@ -34,7 +60,123 @@ static void test_defaults(void **st) {
     assert_int_equal(c->lateness_ms, 3600 * 1000);
     assert_int_equal(c->dedupe_horizon_ms, 24 * 3600 * 1000LL);
     assert_int_equal(c->ntokens, 0);
+    assert_int_equal(c->kafka_threads, 2);
+    assert_non_null(c->kafka_conf);          /* empty, NULL-terminated */
+    assert_int_equal(c->nkafka_conf, 0);
+    assert_null(c->kafka_conf[0]);
     vg_config_free(c);
+}
+
+static void test_kafka_conf_precedence(void **st) {
+    (void)st;
+    clear_env();
+    char path[] = "/tmp/vigil-test-config-XXXXXX";
+    write_file(path, "kafka = b1:9092\n"
+                     "kafka.security.protocol = SASL_SSL\n"
+                     "kafka.compression.type = gzip\n"
+                     "kafka.linger.ms = 5   # a comment\n"
+                     "kafka.sasl.username = \" u \"\n"
+                     "kafka.consumer.fetch.wait.max.ms = 50\n"
+                     "kafka.client.rack = from-file\n"
+                     "kafka.client.rack = file-again\n"   /* the later line wins */
+                     "kafka-threads = 3\n");
+    setenv("VIGIL_CONFIG", path, 1);
+    setenv("VIGIL_KAFKA_CONF", " compression.type=snappy , linger.ms=7,"
+                               "ssl.cipher.suites=A\\,B ,", 1);
+    char *argv[] = {"serve", "-X", "linger.ms=9", "-Xsocket.keepalive.enable=true",
+                    "--kafka-threads", "4", NULL};
+    vg_config_t *c;
+    assert_int_equal(vg_config_load(6, argv, &c), 0);
+    assert_int_equal(c->nkafka_conf, 8);
+    assert_null(c->kafka_conf[8]);
+    assert_string_equal(kconf(c, "security.protocol"), "SASL_SSL");   /* file */
+    assert_string_equal(kconf(c, "sasl.username"), " u ");           /* quoted */
+    assert_string_equal(kconf(c, "consumer.fetch.wait.max.ms"), "50");
+    assert_string_equal(kconf(c, "client.rack"), "file-again");
+    assert_string_equal(kconf(c, "compression.type"), "snappy");     /* env over file */
+    assert_string_equal(kconf(c, "ssl.cipher.suites"), "A,B");       /* \, */
+    assert_string_equal(kconf(c, "linger.ms"), "9");                 /* flag over env */
+    assert_string_equal(kconf(c, "socket.keepalive.enable"), "true");
+    /* an overridden property moves after the lower layers: the flag comes last */
+    assert_string_equal(c->kafka_conf[7], "socket.keepalive.enable=true");
+    assert_string_equal(c->kafka_conf[6], "linger.ms=9");
+    assert_int_equal(c->kafka_threads, 4);                          /* flag over file */
+    vg_config_free(c);
+    /* without the flags: the environment's value; the file's threads */
+    char *a2[] = {"serve", NULL};
+    assert_int_equal(vg_config_load(1, a2, &c), 0);
+    assert_string_equal(kconf(c, "linger.ms"), "7");
+    assert_int_equal(c->kafka_threads, 3);
+    vg_config_free(c);
+    unlink(path);
+    clear_env();
+}
+
+/* Loads argv (NULL-terminated) expecting exit code want. */
+static void load_expect(char **argv, int want) {
+    int argc = 0;
+    while (argv[argc]) argc++;
+    vg_config_t *c = NULL;
+    assert_int_equal(vg_config_load(argc, argv, &c), want);
+    if (want == 0) assert_non_null(c);
+    else assert_null(c);
+    vg_config_free(c);
+}
+
+static void test_kafka_conf_refusals(void **st) {
+    (void)st;
+    clear_env();
+    /* unknown property, bad value, not name=value, missing value */
+    char *a1[] = {"serve", "-X", "no.such.property=1", NULL};
+    load_expect(a1, 2);
+    char *a2[] = {"serve", "-X", "compression.type=bogus", NULL};
+    load_expect(a2, 2);
+    char *a3[] = {"serve", "-X", "linger.ms", NULL};
+    load_expect(a3, 2);
+    char *a4[] = {"serve", "-X", NULL};
+    load_expect(a4, 2);
+    char *a5[] = {"serve", "-X", "=1", NULL};
+    load_expect(a5, 2);
+    /* the guarantees' settings: changes refused, vigil's own value in any spelling
+     * accepted */
+    const char *refused[] = {
+        "enable.auto.commit=true", "enable.auto.offset.store=true",
+        "enable.idempotence=false", "acks=1", "request.required.acks=0",
+        "isolation.level=read_uncommitted", "transactional.id=t", "group.id=g",
+        "bootstrap.servers=h:1", "producer.acks=1", "consumer.enable.auto.commit=true",
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        char *a[] = {"serve", "-X", (char *)refused[i], NULL};
+        load_expect(a, 2);
+    }
+    const char *same[] = {
+        "enable.auto.commit=false", "enable.idempotence=true", "enable.idempotence=1",
+        "acks=all", "acks=-1", "isolation.level=read_committed",
+        "compression.codec=zstd", "security.protocol=plaintext",
+    };
+    for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+        char *a[] = {"serve", "-X", (char *)same[i], NULL};
+        load_expect(a, 0);
+    }
+    /* the same checks for the file and the environment */
+    char path[] = "/tmp/vigil-test-config-XXXXXX";
+    write_file(path, "kafka.acks = 0\n");
+    setenv("VIGIL_CONFIG", path, 1);
+    char *a6[] = {"serve", NULL};
+    load_expect(a6, 2);
+    char *a7[] = {"serve", "-X", "acks=all", NULL};   /* overridden by a flag: fine */
+    load_expect(a7, 0);
+    unlink(path);
+    clear_env();
+    setenv("VIGIL_KAFKA_CONF", "linger.ms=1,nope.nope=2", 1);
+    load_expect(a6, 2);
+    setenv("VIGIL_KAFKA_CONF", "linger.ms=1,missing-equals", 1);
+    load_expect(a6, 2);
+    clear_env();
+    char *a8[] = {"serve", "--kafka-threads", "0", NULL};
+    load_expect(a8, 2);
+    char *a9[] = {"serve", "--kafka-threads", "257", NULL};
+    load_expect(a9, 2);
 }
 
 static void test_precedence(void **st) {
@@ -110,6 +252,8 @@ int main(void) {
         cmocka_unit_test(test_precedence),
         cmocka_unit_test(test_sha256_vector),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_kafka_conf_precedence),
+        cmocka_unit_test(test_kafka_conf_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
