@@ -121,6 +121,7 @@ struct vg_kafka {
     vg_kafka_opts_t o;
     char *brokers, *group, *topic_in, *topic_alerts, *topic_dec, *topic_dlq, *state_dir;
     char **conf;
+    char *conf_scope;            /* per conf entry: 'C' consumer, 'P' producer, '*' both */
     int nconf;
     worker_t *w;
     int nw;
@@ -243,6 +244,47 @@ int vg_kafka_conf_check(const char *kv, char *errbuf, size_t errlen) {
     return 0;
 }
 
+/* Which clients each user setting applies to: "consumer."/"producer." prefixes, else
+ * librdkafka's own table (the C, P or * column of rd_kafka_conf_properties_show), so that a
+ * producer setting such as compression.type is not given to the consumers (librdkafka
+ * would warn that it ignores it). Unknown names get '*' (the check reports them). */
+static void conf_scopes(const char *const *conf, int n, char *scope) {
+    char *tab = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&tab, &len);
+    if (f) {
+        rd_kafka_conf_properties_show(f);
+        if (fclose(f) != 0) {
+            free(tab);
+            tab = NULL;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        const char *kv = conf[i], *eq = strchr(kv, '=');
+        scope[i] = '*';
+        if (strncmp(kv, "consumer.", 9) == 0) scope[i] = 'C';
+        else if (strncmp(kv, "producer.", 9) == 0) scope[i] = 'P';
+        else if (tab && eq) {
+            size_t nl = (size_t)(eq - kv);
+            const char *l = tab;   /* each line: "name   |  C  | range | ..." */
+            while (l && *l) {
+                const char *next = strchr(l, '\n');
+                if (strncmp(l, kv, nl) == 0 && l[nl] == ' ') {
+                    const char *bar = strchr(l + nl, '|');
+                    if (bar && (!next || bar < next)) {
+                        bar++;
+                        while (*bar == ' ') bar++;
+                        if (*bar == 'C' || *bar == 'P') scope[i] = *bar;
+                        break;
+                    }
+                }
+                l = next ? next + 1 : NULL;
+            }
+        }
+    }
+    free(tab);
+}
+
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque);
@@ -272,13 +314,8 @@ static rd_kafka_conf_t *make_conf(vg_kafka_t *k, int consumer, void *opaque, cha
     }
     for (int i = 0; !rc && i < k->nconf; i++) {
         const char *kv = k->conf[i];
-        if (strncmp(kv, "consumer.", 9) == 0) {
-            if (!consumer) continue;
-            kv += 9;
-        } else if (strncmp(kv, "producer.", 9) == 0) {
-            if (consumer) continue;
-            kv += 9;
-        }
+        if (k->conf_scope[i] == (consumer ? 'P' : 'C')) continue;
+        if (strncmp(kv, "consumer.", 9) == 0 || strncmp(kv, "producer.", 9) == 0) kv += 9;
         const char *eq = strchr(kv, '=');
         if ((rc = vg_kafka_conf_check(kv, errbuf, errlen)) != 0) break;
         char name[256];
@@ -1072,6 +1109,11 @@ vg_kafka_t *vg_kafka_new(const vg_kafka_opts_t *o, char *errbuf, size_t errlen) 
     if (!k->conf) goto oom;
     for (int i = 0; i < k->nconf; i++)
         if (!(k->conf[i] = strdup(o->conf[i]))) goto oom;
+    if (!(k->conf_scope = calloc((size_t)k->nconf + 1, 1))) goto oom;
+    conf_scopes((const char *const *)k->conf, k->nconf, k->conf_scope);
+    /* every setting is checked, whichever clients it applies to */
+    for (int i = 0; i < k->nconf; i++)
+        if (vg_kafka_conf_check(k->conf[i], errbuf, errlen) != 0) goto fail;
     /* check the settings once, so that a typo fails before anything starts */
     for (int c = 0; c < 2; c++) {
         rd_kafka_conf_t *cf = make_conf(k, c, NULL, errbuf, errlen);
@@ -1216,6 +1258,7 @@ void vg_kafka_free(vg_kafka_t *k) {
     if (k->conf)
         for (int i = 0; i < k->nconf; i++) free(k->conf[i]);
     free(k->conf);
+    free(k->conf_scope);
     vg_prog_unref(k->o.prog);
     vg_lists_unref(k->o.pipeline.lists);
     free(k->brokers);

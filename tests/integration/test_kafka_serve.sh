@@ -3,7 +3,10 @@
 # pipeline next to the HTTP API: /readyz answers 503 until the consumer has its
 # partitions and 200 after, /metrics includes the vigil_kafka_* series, the decisions
 # and alerts equal `vigil replay`'s, SIGTERM stops it cleanly (exit 0), and a restart
-# resumes from the checkpoint (nothing is processed twice).
+# resumes from the checkpoint (nothing is processed twice). librdkafka settings pass
+# through: an unknown `-X` property stops serve at start (non-zero, the property named),
+# and `-X compression.type=zstd` makes the producers compress with zstd (seen in
+# librdkafka's produce debug lines) with the output still equal to replay's.
 #
 # Usage: bash test_kafka_serve.sh BUILD_DIR SOURCE_DIR
 set -u
@@ -20,14 +23,21 @@ kt_broker "tx:$PARTS" "alerts:$PARTS" "dec:$PARTS" "dlq:1"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
 URL=http://127.0.0.1:$PORT
 
-# serve SECONDS GROUP: starts serve in the background (SPID), waits until /readyz is 200.
+# an unknown librdkafka property: serve refuses to start and names it
+timeout 30 "$VIGIL" serve --http "127.0.0.1:$PORT" --state "$WORK/state-x" --rules "$RULES" \
+    --kafka "$BROKER" -X no.such.property=1 >"$WORK/serve-x.log" 2>&1
+rc=$?
+[ "$rc" != 0 ] && [ "$rc" != 124 ] || kt_fail "serve with an unknown -X property exited $rc"
+grep -q 'no\.such\.property' "$WORK/serve-x.log" || { kt_fail "the unknown property is not named"; cat "$WORK/serve-x.log"; }
+
+# serve SECONDS GROUP [ARGS...]: starts serve in the background (SPID), waits until /readyz is 200.
 # The restart joins another group: offsets are vigil's own (in the state), the group
 # only assigns partitions, and librdkafka's mock broker keeps a cleanly stopped member
 # until its session times out (45 s by default; serve has no setting for it).
 serve() {
     VIGIL_FUTURE=1000d "$VIGIL" serve --http "127.0.0.1:$PORT" --state "$WORK/state" --rules "$RULES" \
         --kafka "$BROKER" --group "$2" --topic-in tx --topic-alerts alerts --topic-decisions dec \
-        --topic-dlq dlq >>"$WORK/serve.log" 2>&1 &
+        --topic-dlq dlq "${@:3}" >>"$WORK/serve.log" 2>&1 &
     SPID=$!
     KT_PIDS+=("$SPID")
     local code=000 seen503=0 i
@@ -45,7 +55,9 @@ serve() {
 # processed: vigil_kafka_messages_total from /metrics
 processed() { curl -s "$URL/metrics" | awk '$1 == "vigil_kafka_messages_total" {print $2}'; }
 
-serve 60 g1
+ZSTD=zstd
+kcat -X list 2>/dev/null | grep -q '^builtin.features.*zstd' || ZSTD=lz4
+serve 60 g1 -X compression.type=$ZSTD -X producer.debug=msg
 curl -s "$URL/metrics" >"$WORK/metrics1"
 grep -q '^vigil_kafka_partitions 4$' "$WORK/metrics1" || kt_fail "/metrics: not 4 partitions owned"
 grep -q '^vigil_http_requests_total' "$WORK/metrics1" || kt_fail "/metrics: the HTTP series are gone"
@@ -58,6 +70,8 @@ for _ in $(seq 600); do [ "$(processed)" = "$half" ] && break; sleep 0.1; done
 kill -TERM "$SPID"
 kt_wait "$SPID" 60 || kt_fail "serve did not stop cleanly on SIGTERM"
 grep -q "stopped cleanly\|stopped" "$WORK/serve.log" || kt_fail "no clean stop in the log"
+grep -q "Produce MessageSet.*, $ZSTD)" "$WORK/serve.log" || kt_fail "no message set produced with -X compression.type=$ZSTD"
+grep "Produce MessageSet" "$WORK/serve.log" | grep -vq ", $ZSTD)" && kt_fail "a message set produced without $ZSTD"
 
 # restart: resumes after the checkpoint; the second half only
 kt_produce "$WORK/second.keyed" tx
