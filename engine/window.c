@@ -389,6 +389,63 @@ static void tmap_add(tmap_t *t, uint64_t key, int32_t d) {
 
 /* ---- layout ---- */
 
+/* A hash of the inputs of an aggregate from its canonical text
+ * `name(` [x `, `] window [` where ` P] [` by ` K] `)`: x and P (0 when the text does
+ * not parse so). Two specs of one row family (input_family) with the same hash store
+ * the same row words, whatever their windows. */
+static uint64_t input_sig(const char *t, int has_x) {
+    const char *p = t ? strchr(t, '(') : NULL;
+    if (!p) return 0;
+    p++;
+    const char *xs = p, *xe = p;
+    int depth = 0, inq = 0;
+    if (has_x) {
+        for (; *p; p++) {
+            if (inq) {
+                if (*p == '\\' && p[1]) p++;
+                else if (*p == '"') inq = 0;
+            } else if (*p == '"') {
+                inq = 1;
+            } else if (*p == '(' || *p == '[' || *p == '{') {
+                depth++;
+            } else if (*p == ')' || *p == ']' || *p == '}') {
+                if (--depth < 0) return 0;
+            } else if (*p == ',' && depth == 0) {
+                break;
+            }
+        }
+        if (*p != ',') return 0;
+        xe = p++;
+        while (*p == ' ') p++;
+    }
+    while (*p && *p != ' ' && *p != ')') p++;   /* the window */
+    const char *ws = p, *we = p;
+    if (strncmp(p, " where ", 7) == 0) {
+        ws = p += 7;
+        depth = inq = 0;
+        for (; *p; p++) {
+            if (inq) {
+                if (*p == '\\' && p[1]) p++;
+                else if (*p == '"') inq = 0;
+            } else if (*p == '"') {
+                inq = 1;
+            } else if (*p == '(' || *p == '[' || *p == '{') {
+                depth++;
+            } else if (*p == ')' || *p == ']' || *p == '}') {
+                if (depth == 0) break;
+                depth--;
+            } else if (depth == 0 && strncmp(p, " by ", 4) == 0) {
+                break;
+            }
+        }
+        if (!*p) return 0;
+        we = p;
+    }
+    uint64_t h = vg_whash_bytes(0x696e707574736967ULL, xs, (size_t)(xe - xs));
+    h = vg_whash_bytes(h, ws, (size_t)(we - ws));
+    return h ? h : 1;
+}
+
 static int spec_words(int kind) {
     switch (kind) {
     case VG_SPEC_COUNT: return 0;
@@ -447,6 +504,7 @@ vg_wlayout_t *vg_wlayout_new_specs(const vg_spec_t *specs, const int *spec_index
             fp = vg_whash_bytes(fp, sp->text, strlen(sp->text));
             s->th = vg_whash_bytes(0x7370656374657874ULL, sp->text, strlen(sp->text));
             if (!s->th) s->th = 1;
+            s->sig = input_sig(sp->text, s->has_x);
         }
     }
     /* session_count/duration of one gap read the same run (first time, count) as each
@@ -1215,6 +1273,31 @@ static int old_spec(const vg_wlayout_t *lo, const lspec_t *s, const uint8_t *tak
     return -1;
 }
 
+/* The family of a kind's row words: count bits (1); x or NaN (2); hash or 0 (3); none. */
+static int input_family(int kind) {
+    if (kind == VG_SPEC_COUNT) return 1;
+    if (kind_xagg(kind)) return 2;
+    if (kind_hashed(kind)) return 3;
+    return 0;
+}
+
+#define WARM_ALL (-2)   /* warm_source(): every row counts */
+
+/* Where new spec s (not kept) takes its row words from in `lo`: the index of an old spec
+ * of its family with the same inputs, WARM_ALL for a count without `where`, or -1 (cold).
+ * Only when the old log covers s's window: W at most lo's longest, same lateness. */
+static int warm_source(const vg_wlayout_t *lo, const vg_wlayout_t *ln, const lspec_t *s) {
+    int fam = input_family(s->kind);
+    if (!fam || lo->n == 0 || s->w > lo->maxw || ln->lateness != lo->lateness) return -1;
+    if (s->sig)
+        for (int i = 0; i < lo->n; i++)
+            if (input_family(lo->s[i].kind) == fam && lo->s[i].sig == s->sig &&
+                lo->s[i].has_where == s->has_where)
+                return i;
+    if (s->kind == VG_SPEC_COUNT && !s->has_where) return WARM_ALL;
+    return -1;
+}
+
 int vg_wlayout_warm(const vg_wlayout_t *lo, const vg_wlayout_t *ln, int j) {
     if (!lo || !ln || j < 0 || j >= ln->n) return 0;
     const lspec_t *s = &ln->s[j];
@@ -1224,10 +1307,7 @@ int vg_wlayout_warm(const vg_wlayout_t *lo, const vg_wlayout_t *ln, int j) {
             o->has_x == s->has_x && o->has_where == s->has_where)
             return 1;
     }
-    /* count(W) without where: every row of the log counts, and the log holds every
-     * event of the last maxw + lateness */
-    return s->kind == VG_SPEC_COUNT && !s->has_where && lo->n > 0 && s->w <= lo->maxw &&
-           ln->lateness == lo->lateness;
+    return warm_source(lo, ln, s) != -1;
 }
 
 vg_wstate_t *vg_wstate_migrate(const vg_wlayout_t *lo, const vg_wlayout_t *ln,
@@ -1235,13 +1315,16 @@ vg_wstate_t *vg_wstate_migrate(const vg_wlayout_t *lo, const vg_wlayout_t *ln,
     int nn = ln->n;
     int *src = malloc(((size_t)nn + 1) * sizeof *src);
     uint8_t *taken = calloc((size_t)lo->n + 1, 1);
-    uint8_t *warm = calloc((size_t)nn + 1, 1);
+    int *warm = malloc(((size_t)nn + 1) * sizeof *warm);
     vg_wstate_t *ns = vg_wstate_new(ln);
     if (!src || !taken || !warm || !ns) goto err;
     for (int j = 0; j < nn; j++) {
         src[j] = old_spec(lo, &ln->s[j], taken);
         if (src[j] >= 0) taken[src[j]] = 1;
-        warm[j] = src[j] < 0 && vg_wlayout_warm(lo, ln, j);
+        warm[j] = -1;
+    }
+    for (int j = 0; j < nn; j++) {
+        if (src[j] < 0) warm[j] = warm_source(lo, ln, &ln->s[j]);
     }
     if (w->n && vg_wstate_reserve_rows(ns, ln, w->n + 1)) goto err;
     /* string bytes of the prev() specs kept */
@@ -1271,11 +1354,14 @@ vg_wstate_t *vg_wstate_migrate(const vg_wlayout_t *lo, const vg_wlayout_t *ln,
             for (int j = 0; j < nn; j++) {
                 const lspec_t *s = &ln->s[j];
                 const lspec_t *o = src[j] >= 0 ? &lo->s[src[j]] : NULL;
+                /* a warm spec reads the rows of the old spec with the same inputs */
+                if (!o && warm[j] >= 0) o = &lo->s[warm[j]];
                 word_t *q = nr + s->off;
                 if (pass != (kind_session(s->kind) ? (o ? 1 : 2) : 0)) continue;
                 switch (s->kind) {
                 case VG_SPEC_COUNT: {
-                    int bit = o ? (int)(r[1 + o->off / 64].u >> (o->off % 64) & 1) : warm[j];
+                    int bit = o ? (int)(r[1 + o->off / 64].u >> (o->off % 64) & 1)
+                                : warm[j] == WARM_ALL;
                     if (bit) nr[1 + s->off / 64].u |= 1ULL << (s->off % 64);
                     break;
                 }
@@ -1334,7 +1420,13 @@ vg_wstate_t *vg_wstate_migrate(const vg_wlayout_t *lo, const vg_wlayout_t *ln,
         ss->L = ns->n ? vg_wlower_bound(ns, ln, sat_sub(ns->newest, s->w)) : 0;
         if (kind_minmax(s->kind) || kind_hashed(s->kind)) {
             if (end - ss->L > SMALL_ROWS && vg_wss_build(ns, ln, s, ss)) goto err;
-        } else if (kind_sumlike(s->kind) && src[j] >= 0) {
+        } else if (s->kind == VG_SPEC_COUNT) {
+            /* a count's frontier state ends after a.cnt (ss_bytes): never write more */
+            int64_t c = 0;
+            for (int64_t p = ss->L; p < end; p++)
+                if (wrow(ns, ln, p)[1 + s->off / 64].u >> (s->off % 64) & 1) c++;
+            ss->a.cnt = c;
+        } else if (src[j] >= 0) {
             const sstate_t *os = wss(w, &lo->s[src[j]]);
             ss->a = os->a;
             ss->ops = os->ops;

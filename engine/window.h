@@ -127,9 +127,12 @@ vg_wstate_t *vg_wstate_decode(const vg_wlayout_t *l, const void *p, size_t n,
  * A spec of a new layout continues a spec of an old layout when both have the same
  * kind, window (or gap), arguments and canonical text (vg_spec_t.text): its state is
  * carried over exactly. Another new spec starts cold (as if the key had no events
- * before the swap), except count(W) without `where` when W is at most the old layout's
- * longest window (same lateness): the log holds every event of that span, so it starts
- * warm, exactly. A new session spec whose gap equals a kept session spec's shares its
+ * before the swap), except when its window W is at most the old layout's longest (same
+ * lateness), so that the log holds every event W can reach, and its row words can be
+ * rebuilt: count(W) without `where` (every row counts), or a spec of the same row family
+ * (count; sum/avg/min/max/stddev; distinct/seen) with the same x and `where` text in
+ * the old layout: it then starts warm, exactly. A new session spec whose gap equals a
+ * kept session spec's shares its
  * run (so a new session_sum of that gap sums only the events after the swap over the
  * run in progress). */
 

@@ -31,6 +31,8 @@ typedef struct lspec {
                           frontier block (see SS_BYTES); others -1 */
     uint64_t th;       /* hash of the spec's canonical text (0: none): the identity of a
                           spec across programs (vg_wstate_migrate) */
+    uint64_t sig;      /* hash of its inputs' text (x and `where`; 0: unknown): specs of
+                          one family with the same sig store the same row words */
 } lspec_t;
 
 struct vg_wlayout {
