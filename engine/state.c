@@ -972,7 +972,14 @@ void vg_state_prefetch(const vg_state_t *st, const char *account, size_t len, in
     }
     if (e->is_key) return;
     const vg_acct_t *a = (const vg_acct_t *)e;
-    if (a->dd.b) PREFETCH(a->dd.b + a->dd.bhead);
+    if (a->dd.b) {
+        /* without an index, vg_state_find_dup reads every live record's header: their
+         * lines, up to 8 (most accounts keep one to three records) */
+        uint32_t end = a->dd.ix || a->dd.blen - a->dd.bhead > 512 ? a->dd.bhead + 1
+                                                                   : a->dd.blen;
+        for (uint32_t o = a->dd.bhead; o < end; o += 64) PREFETCH(a->dd.b + o);
+        if (end > a->dd.bhead) PREFETCH(a->dd.b + end - 1);
+    }
     if (a->w) vg_wstate_prefetch(a->w);
 }
 
@@ -1467,6 +1474,15 @@ int vg_state_set_program(vg_state_t *st, vg_program_t *p, const vg_acctx_layout_
     vg_acctx_t **xa = NULL;
     hslot_t *nks = NULL;
     size_t na = 0, nk = 0;
+    if ((rc = make_layouts(st, p, acctx, &ls, errbuf, errlen))) return rc;
+    /* the same layouts (same specs, texts, spec indexes, extension): nothing moves */
+    if (ls.layout.len == st->layout.len && memcmp(ls.layout.p, st->layout.p, ls.layout.len) == 0) {
+        lays_free(&ls);
+        vg_prog_ref(p);
+        vg_prog_unref(st->p);
+        st->p = p;
+        return 0;
+    }
     if (st->npend) vg_state_checkpoint_done(st, 0);   /* a slice in flight: rewrite it */
     /* 1. everything stored comes into memory, decoded with the old layouts */
     if (st->store && !st->swap_pending) {
@@ -1475,12 +1491,11 @@ int vg_state_set_program(vg_state_t *st, vg_program_t *p, const vg_acctx_layout_
             (st->key_maybe_stored && vg_store_scan(st->store, "k/", 2, load_key_cb, st) != 0)) {
             seterr(errbuf, errlen, "cannot read the state in % to move it to the new rules",
                    vg_store_path(st->store));
+            lays_free(&ls);
             return VG_ESTORE;
         }
     }
-    /* 2. the new layouts, and every entry's new state, built aside: a failure changes
-     * nothing */
-    if ((rc = make_layouts(st, p, acctx, &ls, errbuf, errlen))) return rc;
+    /* 2. every entry's new state, built aside: a failure changes nothing */
     gmap = malloc(((size_t)st->ngroups + 1) * sizeof *gmap);
     if (!gmap) goto nomem;
     for (int g = 0; g < st->ngroups; g++) {

@@ -160,7 +160,9 @@ void vg_state_checkpoint_done(vg_state_t *st, int written);
  * freed, `by` groups no longer used with all their keys). Dedupe logs and suppression
  * times are kept; the extensions are moved to layout `acctx` (NULL: none; the anomaly
  * baseline kept when both have one, the label memo's key hashes moved to the new group
- * numbers). With a store, every stored account and key is first loaded (the swap costs
+ * numbers). When the new program has the same layouts (same specs in the same order,
+ * e.g. only rules or thresholds changed), nothing moves and the swap costs O(specs).
+ * Otherwise, with a store, every stored account and key is first loaded (the swap costs
  * O(state) time and, until the next checkpoint, memory beyond the budget), and the next
  * checkpoint (vg_state_checkpoint, or vg_state_checkpoint_some, which then takes every
  * change in one slice) rewrites the whole state with the new "m/layout" in one atomic

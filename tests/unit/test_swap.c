@@ -423,12 +423,59 @@ static void test_sliced_checkpoint_meta(void **st) {
     assert_int_equal(system(cmd), 0);
 }
 
+/* Only rules change: the layouts are the same, nothing is loaded or rewritten, and the
+ * features go on exactly. */
+static void test_swap_same_layout(void **st) {
+    (void)st;
+    char dir[] = "/tmp/vigil-test-swapsame-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char src2[2048];
+    snprintf(src2, sizeof src2, "%srule big\n  action review\n  score 50\n  when s1 > 1000\nend\n",
+             OLD_SRC);
+    vg_program_t *po = compile(OLD_SRC), *p2 = compile(src2);
+    char err[256];
+    vg_store_t *store = vg_store_open(dir, err, sizeof err);
+    assert_non_null(store);
+    vg_pipeline_opts_t o;
+    vg_pipeline_opts_default(&o);
+    o.store = store;
+    o.mem_budget = 4096;
+    vg_pipeline_t *pl = vg_pipeline_new(po, &o, err, sizeof err);
+    assert_non_null(pl);
+    run_t a = {calloc(NEV, sizeof(char *))}, b = {calloc(NEV, sizeof(char *))};
+    for (int i = 0; i < SWAP_AT; i++) feed(pl, &a, i);
+    assert_int_equal(vg_pipeline_checkpoint(pl, NULL, 0, 0, err, sizeof err), 0);
+    vg_state_stats_t before, after;
+    vg_state_get_stats(vg_pipeline_state(pl), &before);
+    assert_int_equal(vg_pipeline_set_program(pl, p2, err, sizeof err), 0);
+    vg_state_get_stats(vg_pipeline_state(pl), &after);
+    assert_int_equal(after.accounts_in_memory, before.accounts_in_memory);   /* none loaded */
+    assert_int_equal(after.loads, before.loads);
+    for (int i = SWAP_AT; i < NEV; i++) feed(pl, &a, i);
+    vg_pipeline_free(pl);
+    vg_store_close(store);
+    plain_run(p2, 0, NEV, &b);
+    const char *all[] = {"c1", "s1", "mx", "mc", "pv", "sc", "rm", "rk", "sd", "ow"};
+    check_against(&a, &b, all, (int)(sizeof all / sizeof *all), 0);
+    int fired = 0;
+    for (int i = SWAP_AT; i < NEV; i++) fired |= strstr(a.lines[i], "\"big\"") != NULL;
+    assert_true(fired);
+    run_free(&a);
+    run_free(&b);
+    vg_prog_unref(po);
+    vg_prog_unref(p2);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_swap_kept_new_removed),
         cmocka_unit_test(test_swap_with_store),
         cmocka_unit_test(test_swap_with_store_sliced),
         cmocka_unit_test(test_swap_frees),
+        cmocka_unit_test(test_swap_same_layout),
         cmocka_unit_test(test_sliced_checkpoint_meta),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
