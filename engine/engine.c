@@ -386,7 +386,7 @@ static int swap_program(vg_engine_t *e, shard_t *s, vg_program_t *p, int64_t ver
     s->gen++;   /* a slice in flight belongs to the old layouts */
     char err[512];
     pthread_mutex_lock(&s->wmu);
-    int crc = vg_pipeline_checkpoint(s->pl, NULL, 0, 0, err, sizeof(err));
+    int crc = vg_pipeline_checkpoint(s->pl, NULL, 0, 1, err, sizeof(err));
     pthread_mutex_unlock(&s->wmu);
     vg_pipeline_stats_t st;
     vg_pipeline_get_stats(s->pl, &st);
