@@ -230,6 +230,7 @@ static int next_line(reader_t *r, const char **line, size_t *len, size_t *oversi
 typedef struct pf_ent {
     uint64_t line;          /* input offset of the line's start */
     uint64_t acct;          /* input offset of the account's bytes (0 length: none) */
+    size_t len;             /* the line's length, without its newline */
     uint32_t alen;
     vg_state_t *st;         /* the state of the line's pipeline */
 } pf_ent_t;
@@ -574,6 +575,7 @@ static void pf_step(run_t *run, prefetcher_t *f, uint64_t line) {
         pf_ent_t *e = &f->q[(f->head + f->n) % PF_AHEAD];
         const char *a = NULL;
         e->line = f->scan;
+        e->len = (size_t)(nl - p);
         e->alen = pf_account(p, (size_t)(nl - p), &a);
         e->acct = e->alen ? f->scan + (uint64_t)(a - p) : 0;
         e->st = NULL;
@@ -708,7 +710,19 @@ int vg_cmd_replay(int argc, char **argv) {
         const char *line;
         size_t len, oversize;
         uint64_t line_at = r.rd.pos;
-        int got = next_line(&r.rd, &line, &len, &oversize);
+        int got;
+        if (pf.n && pf.q[pf.head].line == line_at && pf.q[pf.head].len <= MAX_HELD_LINE) {
+            /* the prefetcher already found this line's end: take it without a search */
+            got = 1;
+            line = r.rd.buf + r.rd.start;
+            len = pf.q[pf.head].len;
+            oversize = 0;
+            fp_consume(&r.rd, line, len + 1);
+            r.rd.start += len + 1;
+            r.rd.pos += len + 1;
+        } else {
+            got = next_line(&r.rd, &line, &len, &oversize);
+        }
         if (got < 0) {
             fprintf(stderr, "vigil replay: reading %s: %s\n", r.o.input, strerror(errno));
             goto done;
