@@ -33,7 +33,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         tx.f[VG_FIELD_TS] = vg_time(1767225600000LL);
         tx.f[VG_FIELD_AMOUNT] = vg_num(12.5);
         tx.f[VG_FIELD_MERCHANT] = vg_strv("Shop-1", 6);
-        int ns = vg_prog_nspecs(p), nf = vg_prog_nfeatures(p), nr = vg_prog_nrules(p);
+        /* phase 1 and 2 arrays hold the specs and then the engine values (ext) */
+        int ns = vg_prog_nspecs(p) + vg_prog_next(p), nf = vg_prog_nfeatures(p),
+            nr = vg_prog_nrules(p);
         vg_spec_input_t *in = calloc((size_t)ns + 1, sizeof *in);
         vg_value_t *sv = calloc((size_t)ns + 1, sizeof *sv);
         vg_value_t *fv = calloc((size_t)nf + 1, sizeof *fv);
