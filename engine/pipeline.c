@@ -781,7 +781,7 @@ static int lk_compatible(const vg_pipeline_t *old, const vg_pipeline_t *nw) {
 int vg_pipeline_set_program(vg_pipeline_t *pl, vg_program_t *p, char *errbuf, size_t errlen) {
     if (!pl || !p) return VG_EINVAL;
     vg_pipeline_opts_t o = pl->opts;
-    o.store = NULL;   /* the new pipeline's own state is a placeholder */
+    o.store = NULL;   /* npl is built memory-only; its empty state is swapped out below for the migrated one */
     o.lists = pl->lists;
     vg_pipeline_t *npl = vg_pipeline_new(p, &o, errbuf, errlen);
     if (!npl) return VG_ENOMEM;
