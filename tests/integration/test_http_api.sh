@@ -35,7 +35,7 @@ req GET "$U/v1/openapi.json" ""
 expect 200 "j['openapi'].startswith('3.') and '/v1/score' in j['paths']" "GET /v1/openapi.json"
 if python3 -c "import json,sys; sys.exit(0 if json.load(open('$TMP/body'))==json.load(open('$SRC/docs/openapi.json')) else 1)"; then
     ok "served OpenAPI equals docs/openapi.json"
-else bad "served OpenAPI differs from docs/openapi.json (run ops/gen_openapi_c.sh)"; fi
+else bad "served OpenAPI differs from docs/openapi.json"; fi
 
 echo "--- auth"
 req POST "$U/v1/score" "" "$(ev t1 acct-1 1)"
