@@ -655,3 +655,32 @@ void vg_api_stop(vg_api_t *a) {
     if (a->mhd) MHD_stop_daemon(a->mhd);
     a->mhd = NULL;
 }
+
+/* ---- conditional writes ----------------------------------------------------------- */
+
+int vg_http_if_match(vg_req_t *q, vg_resp_t *r, int64_t cur, int exists, int64_t *expect) {
+    const char *im = vg_req_header(q, "If-Match");
+    *expect = -1;
+    if (!im) return 0;
+    while (*im == ' ') im++;
+    if (strcmp(im, "*") == 0) {
+        if (exists) return 0;
+        vg_resp_error(r, 412, "precondition_failed", "If-Match: * but it does not exist");
+        return -1;
+    }
+    if (im[0] == 'W' && im[1] == '/') im += 2;
+    if (*im == '"') im++;
+    char *end;
+    long long v = strtoll(im, &end, 10);
+    if (end == im || (*end && *end != '"')) {
+        vg_resp_error(r, 412, "precondition_failed", "If-Match must be an ETag like \"3\"");
+        return -1;
+    }
+    if (v != cur || !exists) {
+        vg_resp_error(r, 412, "precondition_failed",
+                      "the current version is %lld, not %lld: reload and retry", (long long)cur, v);
+        return -1;
+    }
+    *expect = v;
+    return 0;
+}

@@ -140,6 +140,12 @@ typedef struct vg_resp {
     int www_auth;
 } vg_resp_t;
 
+/* Checks the request's If-Match against the resource's current version `cur` (0: none;
+ * `exists`: whether the resource exists). Returns 0 when the write may go on, with
+ * *expect the version the client expects (-1 when it sent no If-Match); else sets a
+ * 412 precondition_failed on r and returns -1. Shared by rule modules and lists. */
+int vg_http_if_match(vg_req_t *q, vg_resp_t *r, int64_t cur, int exists, int64_t *expect);
+
 /* Sets an error response {"error":{"code":..,"message":..}}. */
 void vg_resp_error(vg_resp_t *r, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -180,28 +180,6 @@ int vg_api_load_lists(vg_api_t *a) { return vg_ctl_scan(a->ctl, "L/", 2, NULL, 0
 
 /* ---- list handlers --------------------------------------------------------------- */
 
-static int if_match(vg_req_t *q, vg_resp_t *r, int64_t cur, int exists, int64_t *expect) {
-    const char *im = vg_req_header(q, "If-Match");
-    *expect = -1;
-    if (!im) return 0;
-    while (*im == ' ') im++;
-    if (strcmp(im, "*") == 0) {
-        if (exists) return 0;
-        vg_resp_error(r, 412, "precondition_failed", "If-Match: * but the list does not exist");
-        return -1;
-    }
-    if (im[0] == 'W' && im[1] == '/') im += 2;
-    if (*im == '"') im++;
-    long long v = strtoll(im, NULL, 10);
-    if (v != cur || !exists) {
-        vg_resp_error(r, 412, "precondition_failed",
-                      "the current version is %lld, not %lld: reload and retry", (long long)cur, v);
-        return -1;
-    }
-    *expect = v;
-    return 0;
-}
-
 static json_t *list_json(const vg_list_t *x) {
     json_t *items = json_array();
     for (size_t k = 0; k < x->n; k++) json_array_append_new(items, json_string(x->items[k]));
@@ -230,7 +208,7 @@ static void list_change(vg_api_t *a, vg_req_t *q, vg_resp_t *r, const char *name
     int i = find_list(a, name);
     int exists = i >= 0 && !a->lists[i].deleted;
     int64_t cur = i >= 0 ? a->lists[i].version : 0, expect;
-    if (if_match(q, r, cur, exists, &expect) != 0) {
+    if (vg_http_if_match(q, r, cur, exists, &expect) != 0) {
         pthread_mutex_unlock(&a->mu);
         return;
     }

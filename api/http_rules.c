@@ -243,34 +243,6 @@ int vg_api_load_state(vg_api_t *a, char *errbuf, size_t errlen) {
 
 /* ---- helpers for handlers -------------------------------------------------------- */
 
-/* If-Match against the current version (0: none). 0 when fine, else sets 412. */
-static int check_if_match(vg_req_t *q, vg_resp_t *r, int64_t cur, int exists, int64_t *expect) {
-    const char *im = vg_req_header(q, "If-Match");
-    *expect = -1;
-    if (!im) return 0;
-    while (*im == ' ') im++;
-    if (strcmp(im, "*") == 0) {
-        if (exists) return 0;
-        vg_resp_error(r, 412, "precondition_failed", "If-Match: * but it does not exist");
-        return -1;
-    }
-    if (im[0] == 'W' && im[1] == '/') im += 2;
-    if (*im == '"') im++;
-    char *end;
-    long long v = strtoll(im, &end, 10);
-    if (end == im || (*end && *end != '"')) {
-        vg_resp_error(r, 412, "precondition_failed", "If-Match must be an ETag like \"3\"");
-        return -1;
-    }
-    if (v != cur || !exists) {
-        vg_resp_error(r, 412, "precondition_failed",
-                      "the current version is %lld, not %lld: reload and retry", (long long)cur, v);
-        return -1;
-    }
-    *expect = v;
-    return 0;
-}
-
 static json_t *diags_json(const vg_diags_t *d, int errors) {
     json_t *arr = json_array();
     for (int i = 0; i < d->n; i++) {
@@ -313,7 +285,7 @@ static void commit(vg_api_t *a, vg_req_t *q, vg_resp_t *r, const char *name, con
     int64_t cur = i >= 0 ? a->mods[i].version : 0;
     int exists = i >= 0 && !a->mods[i].deleted;
     int64_t expect;
-    if (check_if_match(q, r, cur, exists, &expect) != 0) {
+    if (vg_http_if_match(q, r, cur, exists, &expect) != 0) {
         pthread_mutex_unlock(&a->mu);
         return;
     }
