@@ -4,6 +4,7 @@
  * u32 stride, u32 n, n x stride u64 words.
  */
 #include "engine/acctx.h"
+#include "engine/le.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -60,48 +61,26 @@ size_t vg_acctx_mem(const vg_acctx_t *x) {
     return sizeof *x + (size_t)x->cap * x->stride * 8;
 }
 
-static int put(vg_buf_t *b, uint64_t v, int bytes) {
-    unsigned char t[8];
-    for (int i = 0; i < bytes; i++) t[i] = (unsigned char)(v >> (8 * i));
-    return vg_buf_append(b, t, (size_t)bytes);
-}
-
 int vg_acctx_encode(const vg_acctx_t *x, vg_buf_t *out) {
     int rc = vg_buf_append(out, "X1", 2);
-    if (!rc) rc = put(out, x->has_anomaly, 1);
+    if (!rc) rc = vg_le_put(out, x->has_anomaly, 1);
     if (!rc && x->has_anomaly) {
         uint8_t tmp[2048];
         int n = vg_anomaly_state_encode(&x->an, tmp, sizeof tmp);
         if (n < 0) return VG_ENOMEM;
-        rc = put(out, (uint64_t)n, 4);
+        rc = vg_le_put(out, (uint64_t)n, 4);
         if (!rc) rc = vg_buf_append(out, tmp, (size_t)n);
     }
-    if (!rc) rc = put(out, x->stride, 4);
-    if (!rc) rc = put(out, x->n - x->head, 4);
+    if (!rc) rc = vg_le_put(out, x->stride, 4);
+    if (!rc) rc = vg_le_put(out, x->n - x->head, 4);
     for (uint32_t i = x->head; !rc && i < x->n; i++)
-        for (uint32_t k = 0; !rc && k < x->stride; k++) rc = put(out, x->m[(size_t)i * x->stride + k], 8);
+        for (uint32_t k = 0; !rc && k < x->stride; k++) rc = vg_le_put(out, x->m[(size_t)i * x->stride + k], 8);
     return rc;
 }
 
-typedef struct rd {
-    const unsigned char *p;
-    size_t n, i;
-    int bad;
-} rd_t;
-
-static uint64_t get(rd_t *r, int bytes) {
-    if (r->bad || r->n - r->i < (size_t)bytes) {
-        r->bad = 1;
-        return 0;
-    }
-    uint64_t v = 0;
-    for (int k = 0; k < bytes; k++) v |= (uint64_t)r->p[r->i + k] << (8 * k);
-    r->i += (size_t)bytes;
-    return v;
-}
 
 vg_acctx_t *vg_acctx_decode(const vg_acctx_layout_t *l, const void *p, size_t n, int *corrupt) {
-    rd_t r = {p, n, 0, 0};
+    vg_le_rd_t r = {p, n, 0, 0};
     *corrupt = 1;
     if (n < 2 || memcmp(p, "X1", 2) != 0) return NULL;
     r.i = 2;
@@ -110,15 +89,15 @@ vg_acctx_t *vg_acctx_decode(const vg_acctx_layout_t *l, const void *p, size_t n,
         *corrupt = 0;
         return NULL;
     }
-    uint64_t has_an = get(&r, 1);
+    uint64_t has_an = vg_le_get(&r, 1);
     if (has_an != (uint64_t)x->has_anomaly) goto bad;
     if (has_an) {
-        uint64_t len = get(&r, 4);
+        uint64_t len = vg_le_get(&r, 4);
         if (r.bad || len > r.n - r.i) goto bad;
         if (vg_anomaly_state_decode(&x->an, r.p + r.i, (size_t)len) != 0) goto bad;
         r.i += (size_t)len;
     }
-    uint64_t stride = get(&r, 4), cnt = get(&r, 4);
+    uint64_t stride = vg_le_get(&r, 4), cnt = vg_le_get(&r, 4);
     if (r.bad || stride != x->stride || cnt > (r.n - r.i) / 8 / stride) goto bad;
     if (cnt) {
         x->m = malloc((size_t)cnt * stride * 8);
@@ -127,7 +106,7 @@ vg_acctx_t *vg_acctx_decode(const vg_acctx_layout_t *l, const void *p, size_t n,
             goto bad;
         }
         x->cap = x->n = (uint32_t)cnt;
-        for (size_t i = 0; i < cnt * stride; i++) x->m[i] = get(&r, 8);
+        for (size_t i = 0; i < cnt * stride; i++) x->m[i] = vg_le_get(&r, 8);
     }
     if (r.bad || r.i != r.n) goto bad;
     *corrupt = 0;

@@ -4,6 +4,7 @@
  * n x (u64 id hash, i64 event time, u8 status).
  */
 #include "engine/labels.h"
+#include "engine/le.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -333,12 +334,6 @@ int vg_lkeys_set(vg_lkeys_t *k, uint64_t key, uint64_t idh, int64_t ts, int stat
     return 0;
 }
 
-static int put(vg_buf_t *b, uint64_t v, int bytes) {
-    unsigned char t[8];
-    for (int i = 0; i < bytes; i++) t[i] = (unsigned char)(v >> (8 * i));
-    return vg_buf_append(b, t, (size_t)bytes);
-}
-
 int vg_lkeys_dirty(vg_lkeys_t *k, vg_buf_t *names, vg_buf_t *vals,
                    int (*emit)(void *ctx, size_t noff, size_t voff, size_t vlen), void *ctx) {
     for (size_t d = 0; d < k->ndirty; d++) {
@@ -347,12 +342,12 @@ int vg_lkeys_dirty(vg_lkeys_t *k, vg_buf_t *names, vg_buf_t *vals,
         int nn = snprintf(nm, sizeof nm, "lk/%016" PRIx64, e->key);
         size_t noff = names->len, voff = vals->len;
         int rc = vg_buf_append(names, nm, (size_t)nn + 1);
-        if (!rc) rc = put(vals, (uint64_t)e->newest, 8);
-        if (!rc) rc = put(vals, e->n, 4);
+        if (!rc) rc = vg_le_put(vals, (uint64_t)e->newest, 8);
+        if (!rc) rc = vg_le_put(vals, e->n, 4);
         for (uint32_t i = 0; !rc && i < e->n; i++) {
-            rc = put(vals, e->v[i].idh, 8);
-            if (!rc) rc = put(vals, (uint64_t)e->v[i].ts, 8);
-            if (!rc) rc = put(vals, e->v[i].status, 1);
+            rc = vg_le_put(vals, e->v[i].idh, 8);
+            if (!rc) rc = vg_le_put(vals, (uint64_t)e->v[i].ts, 8);
+            if (!rc) rc = vg_le_put(vals, e->v[i].status, 1);
         }
         if (!rc) rc = emit(ctx, noff, voff, vals->len - voff);
         if (rc) return rc;

@@ -45,6 +45,7 @@
 
 #include "engine/acctx.h"
 #include "engine/dpack.h"
+#include "engine/le.h"
 #include "engine/window.h"
 #include "rules/errors.h"
 
@@ -339,46 +340,10 @@ static void ent_free(ent_t *e) {
     else acct_free((vg_acct_t *)e);
 }
 
-/* ---- little-endian encoding ----------------------------------------------------- */
+/* ---- little-endian encoding (engine/le.h) ---------------------------------------- */
 
-static int put_u32(vg_buf_t *b, uint32_t v) {
-    unsigned char x[4];
-    for (int i = 0; i < 4; i++) x[i] = (unsigned char)(v >> (8 * i));
-    return vg_buf_append(b, x, 4);
-}
-
-static int put_u64(vg_buf_t *b, uint64_t v) {
-    unsigned char x[8];
-    for (int i = 0; i < 8; i++) x[i] = (unsigned char)(v >> (8 * i));
-    return vg_buf_append(b, x, 8);
-}
-
-typedef struct rd {
-    const unsigned char *p;
-    size_t n, i;
-    int bad;
-} rd_t;
-
-static uint64_t get_u(rd_t *r, int bytes) {
-    if (r->bad || r->n - r->i < (size_t)bytes) {
-        r->bad = 1;
-        return 0;
-    }
-    uint64_t v = 0;
-    for (int k = 0; k < bytes; k++) v |= (uint64_t)r->p[r->i + k] << (8 * k);
-    r->i += (size_t)bytes;
-    return v;
-}
-
-static const void *get_bytes(rd_t *r, size_t n) {
-    if (r->bad || r->n - r->i < n) {
-        r->bad = 1;
-        return NULL;
-    }
-    const void *p = r->p + r->i;
-    r->i += n;
-    return p;
-}
+static inline int put_u32(vg_buf_t *b, uint32_t v) { return vg_le_put(b, v, 4); }
+static inline int put_u64(vg_buf_t *b, uint64_t v) { return vg_le_put(b, v, 8); }
 
 /* ---- dedupe log ------------------------------------------------------------------- */
 
@@ -602,11 +567,11 @@ static int acct_encode(vg_state_t *st, const vg_acct_t *a, vg_buf_t *out) {
 /* Decodes an account record into a new account. Returns 0, VG_ENOMEM or VG_ESTORE
  * (corrupt record). */
 static int acct_decode(vg_state_t *st, vg_acct_t *a, const void *p, size_t n) {
-    rd_t r = {p, n, 0, 0};
-    uint64_t ver = get_u(&r, 1);
+    vg_le_rd_t r = {p, n, 0, 0};
+    uint64_t ver = vg_le_get(&r, 1);
     if (ver != REC_VERSION && ver != REC_VERSION_SUPP && ver != REC_VERSION_X) return VG_ESTORE;
-    a->newest = (int64_t)get_u(&r, 8);
-    uint32_t cnt = (uint32_t)get_u(&r, 4);
+    a->newest = (int64_t)vg_le_get(&r, 8);
+    uint32_t cnt = (uint32_t)vg_le_get(&r, 4);
     if (r.bad || cnt > n) return VG_ESTORE;
     dedupe_t *d = &a->dd;
     if (cnt) {
@@ -614,11 +579,11 @@ static int acct_decode(vg_state_t *st, vg_acct_t *a, const void *p, size_t n) {
          * as they are stored (unpacked ones can only shrink when packed) */
         size_t save = r.i, total = 0;
         for (uint32_t i = 0; i < cnt && !r.bad; i++) {
-            get_u(&r, 8);
-            size_t il = get_u(&r, 4), dl = get_u(&r, 4);
+            vg_le_get(&r, 8);
+            size_t il = vg_le_get(&r, 4), dl = vg_le_get(&r, 4);
             if ((dl & DL_PACKED) && !st->dp.tpl) return VG_ESTORE;
             dl = DL_LEN(dl);
-            get_bytes(&r, il + dl);
+            vg_le_bytes(&r, il + dl);
             total += (sizeof(dd_rec_t) + il + dl + 7) & ~(size_t)7;
         }
         if (r.bad || total > UINT32_MAX / 2) return VG_ESTORE;
@@ -628,9 +593,9 @@ static int acct_decode(vg_state_t *st, vg_acct_t *a, const void *p, size_t n) {
         if (!d->b) return VG_ENOMEM;
         d->bcap = (uint32_t)total;
         for (uint32_t i = 0; i < cnt; i++) {
-            int64_t ts = (int64_t)get_u(&r, 8);
-            uint32_t il = (uint32_t)get_u(&r, 4), dl = (uint32_t)get_u(&r, 4);
-            const char *id = get_bytes(&r, (size_t)il + DL_LEN(dl));
+            int64_t ts = (int64_t)vg_le_get(&r, 8);
+            uint32_t il = (uint32_t)vg_le_get(&r, 4), dl = (uint32_t)vg_le_get(&r, 4);
+            const char *id = vg_le_bytes(&r, (size_t)il + DL_LEN(dl));
             int rc = (dl & DL_PACKED)
                          ? dd_append(d, ts, id, il, id + il, dl, (uint32_t)hash_bytes(id, il))
                          : log_entry(st, d, ts, id, il, id + il, dl);
@@ -638,25 +603,25 @@ static int acct_decode(vg_state_t *st, vg_acct_t *a, const void *p, size_t n) {
         }
     }
     if (ver == REC_VERSION_SUPP || ver == REC_VERSION_X) {
-        uint32_t ns = (uint32_t)get_u(&r, 4);
+        uint32_t ns = (uint32_t)vg_le_get(&r, 4);
         if (r.bad || (ns == 0 && ver == REC_VERSION_SUPP) || (size_t)ns > (r.n - r.i) / 16)
             return VG_ESTORE;
         if (ns && !(a->sup = malloc(sizeof(supp_t) * ns))) return VG_ENOMEM;
         a->supcap = a->nsup = ns;
         for (uint32_t i = 0; i < ns; i++) {
-            a->sup[i].rule = get_u(&r, 8);
-            a->sup[i].last = (int64_t)get_u(&r, 8);
+            a->sup[i].rule = vg_le_get(&r, 8);
+            a->sup[i].last = (int64_t)vg_le_get(&r, 8);
         }
     }
     if (ver == REC_VERSION_X) {
-        uint32_t xl = (uint32_t)get_u(&r, 4);
-        const void *xp = get_bytes(&r, xl);
+        uint32_t xl = (uint32_t)vg_le_get(&r, 4);
+        const void *xp = vg_le_bytes(&r, xl);
         if (r.bad || !st->has_x) return VG_ESTORE;
         int corrupt = 0;
         a->x = vg_acctx_decode(&st->xlay, xp, xl, &corrupt);
         if (!a->x) return corrupt ? VG_ESTORE : VG_ENOMEM;
     }
-    uint64_t has_w = get_u(&r, 1);
+    uint64_t has_w = vg_le_get(&r, 1);
     if (r.bad) return VG_ESTORE;
     if (has_w) {
         char err[128];

@@ -1,0 +1,52 @@
+/* le.h - little-endian encoding helpers shared by the engine's record codecs.
+ *
+ * Writers append to a caller's vg_buf_t; a vg_le_rd_t reads a byte range and turns
+ * every read past its end into a sticky `bad` flag (callers check it once at the end),
+ * so that a corrupt record is refused and never read out of bounds. No state; inline.
+ */
+#ifndef VG_LE_H
+#define VG_LE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/jsonout.h"
+
+/* Appends the low `bytes` (1..8) bytes of v, least significant first.
+ * Returns 0 or VG_ENOMEM. */
+static inline int vg_le_put(vg_buf_t *b, uint64_t v, int bytes) {
+    unsigned char t[8];
+    for (int i = 0; i < bytes; i++) t[i] = (unsigned char)(v >> (8 * i));
+    return vg_buf_append(b, t, (size_t)bytes);
+}
+
+typedef struct vg_le_rd {
+    const unsigned char *p;   /* borrowed */
+    size_t n, i;              /* length, read position */
+    int bad;                  /* set by any read past the end */
+} vg_le_rd_t;
+
+/* Reads `bytes` (1..8) bytes as an unsigned integer; 0 and r->bad set when short. */
+static inline uint64_t vg_le_get(vg_le_rd_t *r, int bytes) {
+    if (r->bad || r->n - r->i < (size_t)bytes) {
+        r->bad = 1;
+        return 0;
+    }
+    uint64_t v = 0;
+    for (int k = 0; k < bytes; k++) v |= (uint64_t)r->p[r->i + k] << (8 * k);
+    r->i += (size_t)bytes;
+    return v;
+}
+
+/* Returns a pointer to the next n bytes and skips them; NULL and r->bad when short. */
+static inline const void *vg_le_bytes(vg_le_rd_t *r, size_t n) {
+    if (r->bad || r->n - r->i < n) {
+        r->bad = 1;
+        return NULL;
+    }
+    const void *p = r->p + r->i;
+    r->i += n;
+    return p;
+}
+
+#endif
