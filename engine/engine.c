@@ -149,12 +149,13 @@ static int wipe_cb(void *ctx, const void *k, size_t kl, const void *v, size_t vl
     return 0;
 }
 
-/* Deletes the shard's engine records ("a/", "k/", "m/layout", "m/dtpl"). */
+/* Deletes the shard's engine records ("a/", "d/", "k/", "m/layout", "m/dtpl"). */
 static int wipe_state(shard_t *s, char *errbuf, size_t errlen) {
     vg_batch_t *b = vg_batch_new();
     if (!b) return VG_ENOMEM;
     pthread_mutex_lock(&s->wmu);
     int rc = vg_store_scan(s->store, "a/", 2, wipe_cb, b);
+    if (!rc) rc = vg_store_scan(s->store, "d/", 2, wipe_cb, b);
     if (!rc) rc = vg_store_scan(s->store, "k/", 2, wipe_cb, b);
     if (!rc) {
         vg_batch_delete(b, "m/layout", 8);
@@ -483,12 +484,22 @@ int vg_engine_forget(vg_engine_t *e, const char *account, size_t len, char *errb
     int rc = shard_checkpoint(s, 0, errbuf, errlen);
     if (!rc) {
         vg_batch_t *b = vg_batch_new();
-        char *key = malloc(len + 2);
+        char *key = malloc(len + 6);
         if (!b || !key) rc = VG_ENOMEM;
         else {
             memcpy(key, "a/", 2);
             memcpy(key + 2, account, len);
             vg_batch_delete(b, key, len + 2);
+            /* and its dedupe records, "d/" + u32be length + name + seq (engine/state.c) */
+            memcpy(key, "d/", 2);
+            for (int i = 0; i < 4; i++) key[2 + i] = (char)((uint64_t)len >> (24 - 8 * i));
+            memcpy(key + 6, account, len);
+            pthread_mutex_lock(&s->wmu);
+            rc = vg_store_scan(s->store, key, len + 6, wipe_cb, b) ? VG_ESTORE : 0;
+            pthread_mutex_unlock(&s->wmu);
+            if (rc) snprintf(errbuf, errlen, "cannot read the account's records in the state");
+        }
+        if (!rc) {
             pthread_mutex_lock(&s->wmu);
             rc = vg_store_write(s->store, b, 1, errbuf, errlen);
             pthread_mutex_unlock(&s->wmu);

@@ -27,6 +27,15 @@
  * Lookups compare the 32-bit hash, then the id bytes exactly.
  *
  * Records in the store (integers little endian):
+ *   account "a/" + name: u8 version 4, i64 newest, u64 seq0, u32 n, u32 m, m x (u64 rule
+ *     id, i64 time of that rule's last alert), u8 has_ext, [u32 length, extension
+ *     (engine/acctx.h)], u8 has_window, window state (vg_wstate_encode). Its dedupe log
+ *     is records seq0 .. seq0+n-1 of
+ *   dedupe record "d/" + u32be name length + name + u64be seq: i64 ts, u32 idlen,
+ *     u32 dlen, id, decision (dlen's top bit set when packed against "m/dtpl"), written
+ *     once by the first checkpoint after the event and deleted by the first after it
+ *     left the horizon, so that a checkpoint writes what changed, not the whole log.
+ *   Versions 1-3 (still read; the log inline, numbered from 0 when loaded):
  *   account "a/" + name: u8 version 1, i64 newest, u32 n, n x (i64 ts, u32 idlen,
  *     u32 dlen, id, decision), u8 has_window, window state (vg_wstate_encode); dlen
  *     has its top bit set when the decision is packed against "m/dtpl". Version 2
@@ -52,6 +61,7 @@
 #define REC_VERSION 1
 #define REC_VERSION_SUPP 2   /* account record with a suppression table */
 #define REC_VERSION_X 3      /* ... (possibly empty) and an extension (engine/acctx.h) */
+#define REC_VERSION_D 4      /* the dedupe log in "d/" records (written since 2026-12) */
 #define DEFAULT_LATENESS_MS (3600LL * 1000)
 #define DEFAULT_HORIZON_MS (24LL * 3600 * 1000)
 
@@ -92,6 +102,13 @@ typedef struct dedupe {
     uint32_t *ix;           /* with more than IX_MIN live records: open-addressing
                                index of 1 + record offset / 8 by id hash, else NULL */
     uint32_t ixcap, ixn;    /* ixn: records in the index (dropped ones included) */
+    /* With a store, each record is also a store record of its own ("d/", numbered by
+     * arrival: the first live record is number seq0), written once (log_put) */
+    uint64_t seq0;          /* number of the first live record */
+    uint64_t wseq;          /* records seq0 .. wseq-1 are known written */
+    uint64_t hseq;          /* no record from hseq on was ever put in a batch */
+    uint64_t wlo;           /* records below wlo are known deleted from the store */
+    uint64_t pwseq, pwlo;   /* wseq and wlo once the slice in flight is written */
 } dedupe_t;
 
 #define IX_MIN 16
@@ -429,6 +446,7 @@ static void dd_expire(dedupe_t *d, int64_t oldest) {
     while (d->n > 0 && dd_rec(d, d->bhead)->ts < oldest) {
         d->bhead = dd_next(d, d->bhead);
         d->n--;
+        d->seq0++;
     }
     if (d->n == 0) dd_compact(d);
     else if (d->bhead != h0 && d->bhead * 2 >= d->blen) dd_compact(d);
@@ -531,25 +549,16 @@ static int entry_decision(vg_state_t *st, const dd_rec_t *x, const char **dec,
 
 static int acct_encode(vg_state_t *st, const vg_acct_t *a, vg_buf_t *out) {
     const dedupe_t *d = &a->dd;
-    /* version 2 only when there is suppression state, so that feature-only rules keep
-     * writing version 1 records */
-    int rc = vg_buf_putc(out, a->x ? REC_VERSION_X : a->nsup ? REC_VERSION_SUPP : REC_VERSION);
+    int rc = vg_buf_putc(out, REC_VERSION_D);
     if (!rc) rc = put_u64(out, (uint64_t)a->newest);
+    if (!rc) rc = put_u64(out, d->seq0);
     if (!rc) rc = put_u32(out, d->n);
-    for (uint32_t off = d->bhead; !rc && off < d->blen; off = dd_next(d, off)) {
-        const dd_rec_t *x = dd_rec(d, off);
-        rc = put_u64(out, (uint64_t)x->ts);
-        if (!rc) rc = put_u32(out, x->idlen);
-        if (!rc) rc = put_u32(out, x->dlen);   /* packed ones stay packed */
-        if (!rc) rc = vg_buf_append(out, x + 1, (size_t)x->idlen + DL_LEN(x->dlen));
+    if (!rc) rc = put_u32(out, a->nsup);
+    for (uint32_t i = 0; !rc && i < a->nsup; i++) {
+        rc = put_u64(out, a->sup[i].rule);
+        if (!rc) rc = put_u64(out, (uint64_t)a->sup[i].last);
     }
-    if (!rc && (a->nsup || a->x)) {
-        rc = put_u32(out, a->nsup);
-        for (uint32_t i = 0; !rc && i < a->nsup; i++) {
-            rc = put_u64(out, a->sup[i].rule);
-            if (!rc) rc = put_u64(out, (uint64_t)a->sup[i].last);
-        }
-    }
+    if (!rc) rc = vg_buf_putc(out, a->x ? 1 : 0);
     if (!rc && a->x) {   /* u32 length, then the extension record */
         size_t at = out->len;
         rc = put_u32(out, 0);
@@ -564,11 +573,158 @@ static int acct_encode(vg_state_t *st, const vg_acct_t *a, vg_buf_t *out) {
     return rc;
 }
 
+/* Builds "d/" + u32be name length + name (+ u64be seq when with_seq) in st->kbuf. */
+static int dlog_key(vg_state_t *st, const vg_acct_t *a, int with_seq, uint64_t seq) {
+    vg_buf_clear(&st->kbuf);
+    uint32_t l = a->e.klen;
+    unsigned char hd[6] = {'d', '/', (unsigned char)(l >> 24), (unsigned char)(l >> 16),
+                           (unsigned char)(l >> 8), (unsigned char)l};
+    int rc = vg_buf_append(&st->kbuf, hd, sizeof hd);
+    if (!rc) rc = vg_buf_append(&st->kbuf, a->name, a->e.klen);
+    if (!rc && with_seq) {
+        unsigned char x[8];
+        for (int i = 0; i < 8; i++) x[i] = (unsigned char)(seq >> (56 - 8 * i));
+        rc = vg_buf_append(&st->kbuf, x, 8);
+    }
+    return rc;
+}
+
+/* Adds to b the account's dedupe records not yet written and the deletes of those that
+ * left the log since they were written. With `slice` (b is written later, unlocked),
+ * the values that the account's wseq and wlo take once b is written are left in pwseq
+ * and pwlo; without, the caller calls log_now_written after writing b, the account
+ * unchanged. Returns 0 or VG_ENOMEM. */
+static int log_put(vg_state_t *st, vg_acct_t *a, vg_batch_t *b, int slice) {
+    dedupe_t *d = &a->dd;
+    uint64_t end = d->seq0 + d->n;
+    /* records that may be in the store and are no longer in the log: those below seq0
+     * ever put (a put in a slice still in flight, or written, counts) */
+    uint64_t dend = d->seq0 < d->hseq ? d->seq0 : d->hseq;
+    for (uint64_t q = d->wlo; q < dend; q++) {
+        if (dlog_key(st, a, 1, q)) return VG_ENOMEM;
+        vg_batch_delete(b, st->kbuf.p, st->kbuf.len);
+    }
+    uint64_t from = d->wseq > d->seq0 ? d->wseq : d->seq0, q = d->seq0;
+    for (uint32_t off = d->bhead; off < d->blen; off = dd_next(d, off), q++) {
+        if (q < from) continue;
+        const dd_rec_t *x = dd_rec(d, off);
+        vg_buf_clear(&st->vbuf);
+        int rc = put_u64(&st->vbuf, (uint64_t)x->ts);
+        if (!rc) rc = put_u32(&st->vbuf, x->idlen);
+        if (!rc) rc = put_u32(&st->vbuf, x->dlen);   /* packed ones stay packed */
+        if (!rc) rc = vg_buf_append(&st->vbuf, x + 1, (size_t)x->idlen + DL_LEN(x->dlen));
+        if (!rc) rc = dlog_key(st, a, 1, q);
+        if (rc) return rc;
+        vg_batch_put(b, st->kbuf.p, st->kbuf.len, st->vbuf.p, st->vbuf.len);
+    }
+    if (end > d->hseq) d->hseq = end;
+    if (slice) {
+        d->pwseq = end;
+        d->pwlo = d->seq0;
+    }
+    return 0;
+}
+
+static void log_advance(dedupe_t *d, uint64_t wseq, uint64_t wlo) {
+    if (wseq > d->wseq) d->wseq = wseq;
+    if (wlo > d->wlo) d->wlo = wlo;
+}
+
+/* The slice holding the account's log_put was written. */
+static void log_written(vg_acct_t *a) { log_advance(&a->dd, a->dd.pwseq, a->dd.pwlo); }
+
+/* The batch holding the account's log_put (no slice) was written, the account unchanged
+ * since. */
+static void log_now_written(vg_acct_t *a) {
+    log_advance(&a->dd, a->dd.seq0 + a->dd.n, a->dd.seq0);
+}
+
+typedef struct dload {
+    vg_state_t *st;
+    dedupe_t *d;
+    uint64_t next, end;
+    int bad;
+} dload_t;
+
+/* One stored dedupe record, in seq order: appended to the log when it is live. */
+static int dload_cb(void *ctx, const void *k, size_t kl, const void *v, size_t vl) {
+    dload_t *c = ctx;
+    const unsigned char *kp = k;
+    uint64_t q = 0;
+    for (int i = 0; i < 8; i++) q = q << 8 | kp[kl - 8 + (size_t)i];
+    if (q < c->next) return 0;   /* left the log, its delete not written (can't happen) */
+    if (q != c->next || q >= c->end) {
+        c->bad = 1;
+        return 1;
+    }
+    vg_le_rd_t r = {v, vl, 0, 0};
+    int64_t ts = (int64_t)vg_le_get(&r, 8);
+    uint32_t il = (uint32_t)vg_le_get(&r, 4), dl = (uint32_t)vg_le_get(&r, 4);
+    const char *id = vg_le_bytes(&r, (size_t)il + DL_LEN(dl));
+    if (r.bad || r.i != r.n || ((dl & DL_PACKED) && !c->st->dp.tpl)) {
+        c->bad = 1;
+        return 1;
+    }
+    int rc = (dl & DL_PACKED) ? dd_append(c->d, ts, id, il, id + il, dl, (uint32_t)hash_bytes(id, il))
+                              : log_entry(c->st, c->d, ts, id, il, id + il, dl);
+    if (rc) return -1;
+    c->next++;
+    return 0;
+}
+
+/* The rest of an account record of version 4 (after its version byte), its dedupe log
+ * read from its "d/" records. */
+static int acct_decode_d(vg_state_t *st, vg_acct_t *a, vg_le_rd_t *r) {
+    a->newest = (int64_t)vg_le_get(r, 8);
+    uint64_t seq0 = vg_le_get(r, 8);
+    uint32_t cnt = (uint32_t)vg_le_get(r, 4);
+    uint32_t ns = (uint32_t)vg_le_get(r, 4);
+    if (r->bad || (size_t)ns > (r->n - r->i) / 16 || seq0 > UINT64_MAX - cnt) return VG_ESTORE;
+    if (ns && !(a->sup = malloc(sizeof(supp_t) * ns))) return VG_ENOMEM;
+    a->supcap = a->nsup = ns;
+    for (uint32_t i = 0; i < ns; i++) {
+        a->sup[i].rule = vg_le_get(r, 8);
+        a->sup[i].last = (int64_t)vg_le_get(r, 8);
+    }
+    if (vg_le_get(r, 1)) {
+        uint32_t xl = (uint32_t)vg_le_get(r, 4);
+        const void *xp = vg_le_bytes(r, xl);
+        if (r->bad || !st->has_x) return VG_ESTORE;
+        int corrupt = 0;
+        a->x = vg_acctx_decode(&st->xlay, xp, xl, &corrupt);
+        if (!a->x) return corrupt ? VG_ESTORE : VG_ENOMEM;
+    }
+    uint64_t has_w = vg_le_get(r, 1);
+    if (r->bad) return VG_ESTORE;
+    if (has_w) {
+        char err[128];
+        a->w = vg_wstate_decode(st->alay, r->p + r->i, r->n - r->i, err, sizeof err);
+        if (!a->w) return VG_ESTORE;
+    } else if (r->i != r->n) {
+        return VG_ESTORE;
+    }
+    dedupe_t *d = &a->dd;
+    d->seq0 = d->wlo = seq0;
+    d->wseq = d->hseq = seq0 + cnt;
+    if (cnt) {
+        /* the caller's record (st->vbuf) is decoded: kbuf is free for the prefix */
+        if (dlog_key(st, a, 0, 0)) return VG_ENOMEM;
+        dload_t c = {st, d, seq0, seq0 + cnt, 0};
+        int rc = vg_store_scan(st->store, st->kbuf.p, st->kbuf.len, dload_cb, &c);
+        if (rc == -1) return VG_ENOMEM;
+        if (rc && !c.bad) return VG_ESTORE;
+        if (c.bad || c.next != c.end) return VG_ESTORE;
+        d->seq0 = seq0;   /* dd_append leaves seq0 as it is */
+    }
+    return 0;
+}
+
 /* Decodes an account record into a new account. Returns 0, VG_ENOMEM or VG_ESTORE
  * (corrupt record). */
 static int acct_decode(vg_state_t *st, vg_acct_t *a, const void *p, size_t n) {
     vg_le_rd_t r = {p, n, 0, 0};
     uint64_t ver = vg_le_get(&r, 1);
+    if (ver == REC_VERSION_D) return acct_decode_d(st, a, &r);
     if (ver != REC_VERSION && ver != REC_VERSION_SUPP && ver != REC_VERSION_X) return VG_ESTORE;
     a->newest = (int64_t)vg_le_get(&r, 8);
     uint32_t cnt = (uint32_t)vg_le_get(&r, 4);
@@ -1171,6 +1327,26 @@ static void swap_written(vg_state_t *st) {
     st->acct_maybe_stored = st->key_maybe_stored = 1;
 }
 
+/* Appends e's record to batch b (copied). Returns 0 or VG_ENOMEM. */
+static int put_entry(vg_state_t *st, ent_t *e, vg_batch_t *b, int slice) {
+    vg_buf_clear(&st->kbuf);
+    vg_buf_clear(&st->vbuf);
+    int rc = vg_buf_append(&st->kbuf, e->is_key ? "k/" : "a/", 2);
+    if (!rc) rc = vg_buf_append(&st->kbuf, e->key, e->klen);
+    if (!rc && e->is_key) {
+        rc = vg_buf_putc(&st->vbuf, REC_VERSION);
+        if (!rc) rc = vg_wstate_encode(((const kstate_t *)e)->w,
+                                       st->groups[(uint8_t)e->key[0] << 8 |
+                                                  (uint8_t)e->key[1]].lay,
+                                       &st->vbuf);
+    } else if (!rc) {
+        rc = acct_encode(st, (const vg_acct_t *)e, &st->vbuf);
+    }
+    if (!rc) vg_batch_put(b, st->kbuf.p, st->kbuf.len, st->vbuf.p, st->vbuf.len);
+    if (!rc && !e->is_key) rc = log_put(st, (vg_acct_t *)e, b, slice);
+    return rc;
+}
+
 int vg_state_checkpoint(vg_state_t *st, const vg_kv_t *meta, int n_meta, int sync,
                         char *errbuf, size_t errlen) {
     if (!st->store) return 0;
@@ -1180,25 +1356,8 @@ int vg_state_checkpoint(vg_state_t *st, const vg_kv_t *meta, int n_meta, int syn
     if (st->ndirty > 1) qsort(st->dirty, st->ndirty, sizeof *st->dirty, cmp_storekey);
     put_dels(st, st->batch);
     int rc = 0;
-    for (size_t i = 0; !rc && i < st->ndirty; i++) {
-        ent_t *e = st->dirty[i];
-        vg_buf_clear(&st->kbuf);
-        vg_buf_clear(&st->vbuf);
-        rc = vg_buf_append(&st->kbuf, e->is_key ? "k/" : "a/", 2);
-        if (!rc) rc = vg_buf_append(&st->kbuf, e->key, e->klen);
-        if (!rc) {
-            if (e->is_key) {
-                rc = vg_buf_putc(&st->vbuf, REC_VERSION);
-                if (!rc) rc = vg_wstate_encode(((kstate_t *)e)->w,
-                                               st->groups[(uint8_t)e->key[0] << 8 |
-                                                          (uint8_t)e->key[1]].lay,
-                                               &st->vbuf);
-            } else {
-                rc = acct_encode(st, (vg_acct_t *)e, &st->vbuf);
-            }
-        }
-        if (!rc) vg_batch_put(st->batch, st->kbuf.p, st->kbuf.len, st->vbuf.p, st->vbuf.len);
-    }
+    for (size_t i = 0; !rc && i < st->ndirty; i++)
+        rc = put_entry(st, st->dirty[i], st->batch, 0);
     for (int i = 0; !rc && i < n_meta; i++) {
         vg_buf_clear(&st->kbuf);
         rc = vg_buf_append(&st->kbuf, "m/", 2);
@@ -1222,33 +1381,16 @@ int vg_state_checkpoint(vg_state_t *st, const vg_kv_t *meta, int n_meta, int syn
     /* clean again: back on the LRU list in the order of their last use */
     if (st->ndirty > 1) qsort(st->dirty, st->ndirty, sizeof *st->dirty, cmp_tick);
     for (size_t i = 0; i < st->ndirty; i++) {
-        st->dirty[i]->dirty = 0;
-        if (!st->dirty[i]->pending) lru_push_front(st, st->dirty[i]);
+        ent_t *e = st->dirty[i];
+        e->dirty = 0;
+        if (!e->is_key) log_now_written((vg_acct_t *)e);
+        if (!e->pending) lru_push_front(st, e);
     }
     st->ndirty = 0;
     return 0;
 }
 
 /* ---- incremental checkpoints (vg_state_checkpoint_some / _done) --------------------- */
-
-/* Appends e's record to batch b (copied). Returns 0 or VG_ENOMEM. */
-static int put_entry(vg_state_t *st, const ent_t *e, vg_batch_t *b) {
-    vg_buf_clear(&st->kbuf);
-    vg_buf_clear(&st->vbuf);
-    int rc = vg_buf_append(&st->kbuf, e->is_key ? "k/" : "a/", 2);
-    if (!rc) rc = vg_buf_append(&st->kbuf, e->key, e->klen);
-    if (!rc && e->is_key) {
-        rc = vg_buf_putc(&st->vbuf, REC_VERSION);
-        if (!rc) rc = vg_wstate_encode(((const kstate_t *)e)->w,
-                                       st->groups[(uint8_t)e->key[0] << 8 |
-                                                  (uint8_t)e->key[1]].lay,
-                                       &st->vbuf);
-    } else if (!rc) {
-        rc = acct_encode(st, (const vg_acct_t *)e, &st->vbuf);
-    }
-    if (!rc) vg_batch_put(b, st->kbuf.p, st->kbuf.len, st->vbuf.p, st->vbuf.len);
-    return rc;
-}
 
 int vg_state_checkpoint_some(vg_state_t *st, size_t max_records, vg_batch_t *b,
                              size_t *left) {
@@ -1271,7 +1413,7 @@ int vg_state_checkpoint_some(vg_state_t *st, size_t max_records, vg_batch_t *b,
     int rc = 0;
     st->swap_inflight = st->swap_pending;
     if (st->swap_pending) put_dels(st, b);
-    for (size_t i = 0; !rc && i < k; i++) rc = put_entry(st, st->pend[i], b);
+    for (size_t i = 0; !rc && i < k; i++) rc = put_entry(st, st->pend[i], b, 1);
     if (rc) {
         st->swap_inflight = 0;
         return rc;
@@ -1305,6 +1447,7 @@ void vg_state_checkpoint_done(vg_state_t *st, int written) {
         for (size_t i = 0; i < st->npend; i++) {
             ent_t *e = st->pend[i];
             e->pending = 0;
+            if (!e->is_key) log_written((vg_acct_t *)e);
             if (!e->dirty && !e->linked) lru_push_front(st, e);
         }
     } else {

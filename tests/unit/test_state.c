@@ -641,6 +641,88 @@ static void test_layout_mismatch_refused(void **state) {
     vg_store_close(s);
 }
 
+static int count_cb(void *ctx, const void *k, size_t kl, const void *v, size_t vl) {
+    (void)k;
+    (void)kl;
+    (void)v;
+    (void)vl;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+static int store_count(vg_store_t *s, const char *prefix) {
+    int n = 0;
+    assert_int_equal(vg_store_scan(s, prefix, strlen(prefix), count_cb, &n), 0);
+    return n;
+}
+
+/* A checkpoint writes what changed in an account's dedupe log (one record per new
+ * event, one delete per event that left the horizon), not the whole log; the store
+ * holds exactly the live records, and a reloaded account finds its duplicates. */
+static void test_dedupe_log_delta(void **state) {
+    fx_t *f = *state;
+    char err[256];
+    vg_store_t *s = open_store(f);
+    vg_state_t *st = new_state(f, s, 1);
+    vg_batch_t *b = vg_batch_new();
+    assert_non_null(b);
+    char id[16];
+    for (int i = 0; i < 100; i++) {
+        snprintf(id, sizeof id, "e%d", i);
+        assert_int_equal(event(f, st, "acc", id, T0 + i * 60000LL, 1, NULL), R_DECIDED);
+    }
+    assert_int_equal(vg_state_checkpoint(st, NULL, 0, 0, err, sizeof err), 0);
+    assert_int_equal(store_count(s, "d/"), 100);
+    /* one more event: the account record, one dedupe record and the layout */
+    assert_int_equal(event(f, st, "acc", "e100", T0 + 100 * 60000LL, 1, NULL), R_DECIDED);
+    size_t left;
+    assert_int_equal(vg_state_checkpoint_some(st, 100, b, &left), 0);
+    assert_int_equal(vg_batch_count(b), 3);
+    assert_int_equal(vg_store_write(s, b, 0, err, sizeof err), 0);
+    vg_state_checkpoint_done(st, 1);
+    /* 25 h later: e0..e59 left the horizon (older than newest - 24 h) */
+    assert_int_equal(event(f, st, "acc", "late1", T0 + 25 * H, 1, NULL), R_DECIDED);
+    vg_batch_clear(b);
+    assert_int_equal(vg_state_checkpoint_some(st, 100, b, &left), 0);
+    assert_int_equal(vg_batch_count(b), 60 + 1 + 2);
+    /* the write fails: nothing of it is lost, the next slice writes it again */
+    vg_state_checkpoint_done(st, 0);
+    assert_int_equal(event(f, st, "acc", "late2", T0 + 25 * H, 1, NULL), R_DECIDED);
+    vg_batch_clear(b);
+    assert_int_equal(vg_state_checkpoint_some(st, 100, b, &left), 0);
+    assert_int_equal(vg_batch_count(b), 60 + 2 + 2);
+    assert_int_equal(vg_store_write(s, b, 0, err, sizeof err), 0);
+    vg_state_checkpoint_done(st, 1);
+    assert_int_equal(store_count(s, "d/"), 41 + 2);
+    /* nothing changed: only the layout record */
+    vg_batch_clear(b);
+    assert_int_equal(vg_state_checkpoint_some(st, 100, b, &left), 0);
+    assert_int_equal(vg_batch_count(b), 1);
+    assert_int_equal(vg_store_write(s, b, 0, err, sizeof err), 0);
+    vg_state_checkpoint_done(st, 1);
+    /* evicted, reloaded: e60 is a duplicate with its decision, e59 is not remembered */
+    snprintf(id, sizeof id, "e60");
+    vg_buf_t want;
+    vg_buf_init(&want);
+    assert_int_equal(vg_state_evict(st), 1);
+    vg_acct_t *a;
+    assert_int_equal(vg_state_account(st, "acc", 3, &a), 0);
+    const char *d;
+    size_t dl;
+    assert_int_equal(vg_state_find_dup(st, a, "e59", 3, &d, &dl), 0);
+    assert_int_equal(vg_state_find_dup(st, a, "e60", 3, &d, &dl), 1);
+    assert_non_null(strstr(d, "\"id\":\"e60\""));
+    assert_int_equal(vg_state_find_dup(st, a, "late2", 5, &d, &dl), 1);
+    assert_non_null(strstr(d, "\"id\":\"late2\""));
+    vg_state_stats_t stats;
+    vg_state_get_stats(st, &stats);
+    assert_int_equal(stats.loads, 1);
+    vg_buf_deinit(&want);
+    vg_batch_free(b);
+    vg_state_free(st);
+    vg_store_close(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_dedupe_exact_within_horizon, setup, teardown),
@@ -653,6 +735,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_checkpoint_some_identical, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dirty_never_evicted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_layout_mismatch_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dedupe_log_delta, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
