@@ -1,6 +1,14 @@
-/* ctl.c - the control store on RocksDB's C API (see ctl.h). */
+/* ctl.c - the control store on RocksDB's C API (see ctl.h).
+ *
+ * Write-behind (vg_ctl_write_later): the operations are appended to a pending batch under
+ * a mutex and a writer thread writes whatever is pending as one RocksDB write, so that
+ * while it writes one batch the next fills up (group commit). Every other call first
+ * waits until everything enqueued before it is written, so that readers see the writes
+ * that came before them. At most PEND_MAX bytes wait; a writer past that waits too.
+ */
 #include "api/ctl.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,12 +17,57 @@
 
 #include "rules/errors.h"
 
+#define PEND_MAX (16u << 20)
+
 struct vg_ctl {
     rocksdb_t *db;
     rocksdb_options_t *opts;
     rocksdb_readoptions_t *ro;
     rocksdb_writeoptions_t *wo;
+    pthread_mutex_t mu;
+    pthread_cond_t work, done_cv;
+    pthread_t th;
+    int running, stop;
+    rocksdb_writebatch_t *pend, *spare;
+    uint64_t enq, done;         /* write_later calls enqueued / written (or failed) */
+    uint64_t failed;
 };
+
+static void *writer_main(void *arg) {
+    vg_ctl_t *c = arg;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (!c->stop && c->done == c->enq) pthread_cond_wait(&c->work, &c->mu);
+        if (c->done == c->enq) break;   /* stopping, nothing left */
+        rocksdb_writebatch_t *b = c->pend;
+        c->pend = c->spare;
+        c->spare = b;
+        uint64_t upto = c->enq;
+        pthread_cond_broadcast(&c->done_cv);   /* room again for waiting writers */
+        pthread_mutex_unlock(&c->mu);
+        char *err = NULL;
+        rocksdb_write(c->db, c->wo, b, &err);
+        rocksdb_writebatch_clear(b);
+        pthread_mutex_lock(&c->mu);
+        if (err) {
+            if (c->failed++ == 0) fprintf(stderr, "vigil serve: control store write failed: %s\n", err);
+            rocksdb_free(err);
+        }
+        c->done = upto;
+        pthread_cond_broadcast(&c->done_cv);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+/* Waits until every write_later call made before is written. */
+static void drain(vg_ctl_t *c) {
+    if (!c->running) return;
+    pthread_mutex_lock(&c->mu);
+    uint64_t want = c->enq;
+    while (c->done < want) pthread_cond_wait(&c->done_cv, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+}
 
 void vg_be64(unsigned char out[8], uint64_t v) {
     for (int i = 7; i >= 0; i--) {
@@ -35,6 +88,9 @@ vg_ctl_t *vg_ctl_open(const char *dir, char *errbuf, size_t errlen) {
         snprintf(errbuf, errlen, "out of memory");
         return NULL;
     }
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->work, NULL);
+    pthread_cond_init(&c->done_cv, NULL);
     c->opts = rocksdb_options_create();
     rocksdb_options_set_create_if_missing(c->opts, 1);
     rocksdb_options_set_keep_log_file_num(c->opts, 2);
@@ -49,11 +105,28 @@ vg_ctl_t *vg_ctl_open(const char *dir, char *errbuf, size_t errlen) {
         vg_ctl_close(c);
         return NULL;
     }
+    c->pend = rocksdb_writebatch_create();
+    c->spare = rocksdb_writebatch_create();
+    /* without the thread, write_later writes at once */
+    c->running = pthread_create(&c->th, NULL, writer_main, c) == 0;
     return c;
 }
 
 void vg_ctl_close(vg_ctl_t *c) {
     if (!c) return;
+    if (c->running) {   /* what is pending is written first */
+        pthread_mutex_lock(&c->mu);
+        c->stop = 1;
+        pthread_cond_signal(&c->work);
+        pthread_mutex_unlock(&c->mu);
+        pthread_join(c->th, NULL);
+        c->running = 0;
+    }
+    if (c->pend) rocksdb_writebatch_destroy(c->pend);
+    if (c->spare) rocksdb_writebatch_destroy(c->spare);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->work);
+    pthread_cond_destroy(&c->done_cv);
     if (c->db) rocksdb_close(c->db);
     if (c->opts) rocksdb_options_destroy(c->opts);
     if (c->ro) rocksdb_readoptions_destroy(c->ro);
@@ -62,6 +135,7 @@ void vg_ctl_close(vg_ctl_t *c) {
 }
 
 int vg_ctl_get(vg_ctl_t *c, const void *key, size_t klen, vg_buf_t *out) {
+    drain(c);
     char *err = NULL;
     size_t vl = 0;
     char *v = rocksdb_get(c->db, c->ro, key, klen, &vl, &err);
@@ -76,12 +150,38 @@ int vg_ctl_get(vg_ctl_t *c, const void *key, size_t klen, vg_buf_t *out) {
     return rc;
 }
 
-int vg_ctl_write(vg_ctl_t *c, const vg_ctl_op_t *ops, int n) {
-    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+static void add_ops(rocksdb_writebatch_t *b, const vg_ctl_op_t *ops, int n) {
     for (int i = 0; i < n; i++) {
         if (ops[i].val) rocksdb_writebatch_put(b, ops[i].key, ops[i].klen, ops[i].val, ops[i].vlen);
         else rocksdb_writebatch_delete(b, ops[i].key, ops[i].klen);
     }
+}
+
+void vg_ctl_write_later(vg_ctl_t *c, const vg_ctl_op_t *ops, int n) {
+    if (!c->running) {
+        vg_ctl_write(c, ops, n);
+        return;
+    }
+    pthread_mutex_lock(&c->mu);
+    size_t sz;
+    while (rocksdb_writebatch_data(c->pend, &sz), sz > PEND_MAX)
+        pthread_cond_wait(&c->done_cv, &c->mu);
+    add_ops(c->pend, ops, n);
+    if (c->enq++ == c->done) pthread_cond_signal(&c->work);
+    pthread_mutex_unlock(&c->mu);
+}
+
+uint64_t vg_ctl_failed_writes(vg_ctl_t *c) {
+    pthread_mutex_lock(&c->mu);
+    uint64_t f = c->failed;
+    pthread_mutex_unlock(&c->mu);
+    return f;
+}
+
+int vg_ctl_write(vg_ctl_t *c, const vg_ctl_op_t *ops, int n) {
+    drain(c);
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    add_ops(b, ops, n);
     char *err = NULL;
     rocksdb_write(c->db, c->wo, b, &err);
     rocksdb_writebatch_destroy(b);
@@ -94,6 +194,12 @@ int vg_ctl_write(vg_ctl_t *c, const vg_ctl_op_t *ops, int n) {
 
 int vg_ctl_scan(vg_ctl_t *c, const void *prefix, size_t plen, const void *from, size_t flen,
                 vg_ctl_scan_cb cb, void *ctx) {
+    drain(c);
+    return vg_ctl_scan_written(c, prefix, plen, from, flen, cb, ctx);
+}
+
+int vg_ctl_scan_written(vg_ctl_t *c, const void *prefix, size_t plen, const void *from,
+                        size_t flen, vg_ctl_scan_cb cb, void *ctx) {
     rocksdb_iterator_t *it = rocksdb_create_iterator(c->db, c->ro);
     if (from && flen >= plen) rocksdb_iter_seek(it, from, flen);
     else rocksdb_iter_seek(it, prefix, plen);
@@ -118,6 +224,7 @@ int vg_ctl_scan(vg_ctl_t *c, const void *prefix, size_t plen, const void *from, 
 
 int vg_ctl_delete_range(vg_ctl_t *c, const void *from, size_t flen, const void *to,
                         size_t tlen) {
+    drain(c);
     rocksdb_writebatch_t *b = rocksdb_writebatch_create();
     rocksdb_writebatch_delete_range(b, from, flen, to, tlen);
     char *err = NULL;

@@ -13,6 +13,8 @@
  * "G/" name -> counters.
  *
  * Threading: every function may be called from any thread (RocksDB is thread-safe).
+ * Writes made with vg_ctl_write_later are written by a thread of the store's, soon and
+ * in order; every other call (reads included) first waits for those made before it.
  * Ownership: the caller owns the handle (vg_ctl_close accepts NULL); values are copied
  * into the caller's buffers.
  */
@@ -43,6 +45,14 @@ typedef struct vg_ctl_op {
 
 /* Writes all ops atomically. 0 or VG_ESTORE. */
 int vg_ctl_write(vg_ctl_t *c, const vg_ctl_op_t *ops, int n);
+/* Enqueues ops to be written atomically by the store's writer thread, without waiting
+ * for the disk (for records written on a request's path: recent decisions, alerts).
+ * Waits only when 16 MiB are pending. A failed write is reported on stderr and counted
+ * (vg_ctl_failed_writes). Records enqueued but not yet written are lost if the process
+ * is killed. */
+void vg_ctl_write_later(vg_ctl_t *c, const vg_ctl_op_t *ops, int n);
+uint64_t vg_ctl_failed_writes(vg_ctl_t *c);
+
 static inline int vg_ctl_put(vg_ctl_t *c, const void *k, size_t kl, const void *v, size_t vl) {
     vg_ctl_op_t op = {k, kl, v, vl};
     return vg_ctl_write(c, &op, 1);
@@ -58,6 +68,11 @@ static inline int vg_ctl_del(vg_ctl_t *c, const void *k, size_t kl) {
 typedef int (*vg_ctl_scan_cb)(void *ctx, const char *k, size_t kl, const char *v, size_t vl);
 int vg_ctl_scan(vg_ctl_t *c, const void *prefix, size_t plen, const void *from, size_t flen,
                 vg_ctl_scan_cb cb, void *ctx);
+
+/* vg_ctl_scan without waiting for the pending vg_ctl_write_later records (it may miss
+ * them). */
+int vg_ctl_scan_written(vg_ctl_t *c, const void *prefix, size_t plen, const void *from,
+                        size_t flen, vg_ctl_scan_cb cb, void *ctx);
 
 /* Deletes every key in [from, to). 0 or VG_ESTORE. */
 int vg_ctl_delete_range(vg_ctl_t *c, const void *from, size_t flen, const void *to,

@@ -132,8 +132,9 @@ void vg_api_record_decision(vg_api_t *a, const char *account, size_t alen, const
         t.seen = t.n = 0;
         t.keep = RECENT_DECISIONS - 1;
         t.op[0] = (vg_ctl_op_t){kb, kl, line, len};
-        if (id % TRIM_EVERY == 0) vg_ctl_scan(a->ctl, kb, 3 + alen, NULL, 0, trim_cb, &t);
-        vg_ctl_write(a->ctl, t.op, 1 + t.n);
+        if (id % TRIM_EVERY == 0)
+            vg_ctl_scan_written(a->ctl, kb, 3 + alen, NULL, 0, trim_cb, &t);
+        vg_ctl_write_later(a->ctl, t.op, 1 + t.n);
     }
     int fired = !memmem(line, len, "\"rules\":[],\"shadow\":[]", 22);
     if (!fired && !alert) return;
@@ -175,7 +176,10 @@ void vg_api_record_decision(vg_api_t *a, const char *account, size_t alen, const
         char *s = json_dumps(j, JSON_COMPACT);
         unsigned char key[10] = {'N', '/'};
         vg_be64(key + 2, ~aid);
-        if (s) vg_ctl_put(a->ctl, key, sizeof(key), s, strlen(s));
+        if (s) {
+            vg_ctl_op_t op = {key, sizeof(key), s, strlen(s)};
+            vg_ctl_write_later(a->ctl, &op, 1);
+        }
         free(s);
     }
     json_decref(j);

@@ -15,11 +15,16 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "api/config.h"
 #include "api/http.h"
 #include "api/redis.h"
 #include "api/serve_kafka.h"
+
+#define CHECKPOINT_NICE 19
 
 vg_lists_t *vg_api_build_lists(vg_api_t *a);   /* api/http_data.c */
 
@@ -97,6 +102,12 @@ int vg_cmd_serve(int argc, char **argv) {
             (long long)vg_engine_version(a->eng), cfg->shards, cfg->shards == 1 ? "" : "s",
             cfg->threads, cfg->redis ? ", redis " : "", cfg->redis ? cfg->redis : "",
             cfg->ntokens ? "bearer tokens" : "off (no tokens configured)");
+    /* this thread checkpoints (vg_api_tick): background work, below the threads that
+     * answer (started above at the normal priority), so that a request never waits for
+     * a core behind it (nice values are per thread on Linux) */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), CHECKPOINT_NICE) != 0)
+        fprintf(stderr, "vigil serve: cannot lower the checkpoint thread's priority: %s\n",
+                strerror(errno));
     int status = 0;
     atomic_store(&a->ready, !cfg->kafka);   /* with Kafka: once it has its partitions */
     int64_t every = cfg->checkpoint_ms > 0 ? cfg->checkpoint_ms : 1000, last_tick = vg_now_ms();

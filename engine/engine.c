@@ -24,7 +24,7 @@
 #include "engine/store.h"
 #include "rules/errors.h"
 
-#define CKPT_SLICE 128   /* records per slice of a periodic checkpoint */
+#define CKPT_SLICE 16   /* records per slice of a periodic checkpoint */
 
 typedef struct shard {
     pthread_mutex_t mu;

@@ -8,6 +8,7 @@
  */
 #include "engine/store.h"
 
+#include <pthread.h>
 #include <rocksdb/c.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,9 +34,25 @@ struct vg_batch {
     rocksdb_writebatch_t *wb;
 };
 
+static rocksdb_env_t *the_env;
+
+static void make_env(void) {
+    the_env = rocksdb_create_default_env();
+    rocksdb_env_lower_thread_pool_cpu_priority(the_env);
+    rocksdb_env_lower_high_priority_thread_pool_cpu_priority(the_env);
+}
+
 static void set_err(char *errbuf, size_t errlen, const char *fmt, const char *a,
                     const char *b) {
     if (errbuf && errlen) snprintf(errbuf, errlen, fmt, a, b);
+}
+
+/* RocksDB's default environment (one per process: its thread pools are shared by every
+ * store) with its flush and compaction threads at nice 19. */
+static rocksdb_env_t *background_env(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, make_env);
+    return the_env;
 }
 
 vg_store_t *vg_store_open(const char *dir, char *errbuf, size_t errlen) {
@@ -62,6 +79,9 @@ vg_store_t *vg_store_open(const char *dir, char *errbuf, size_t errlen) {
     rocksdb_options_set_max_open_files(s->opts, 512);
     rocksdb_options_set_keep_log_file_num(s->opts, 3);
     rocksdb_writeoptions_set_sync(s->wo_sync, 1);
+    /* flushes and compactions are background work: at the lowest CPU priority, so that
+     * they take the cores only when the threads that answer (HTTP, Kafka) leave them */
+    rocksdb_options_set_env(s->opts, background_env());
 
     s->db = rocksdb_open(s->opts, dir, &err);
     if (!s->db) {
