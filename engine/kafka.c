@@ -4,8 +4,9 @@
  * consume a batch -> for each message: the `future` check, vg_pipeline_line() on the
  * partition's pipeline, produce alert / decision / dead letter -> serve delivery
  * reports -> one step of the asynchronous checkpoints (see "asynchronous checkpoints"
- * below: one partition at a time is held while its acknowledgements arrive and its
- * state is written with its next offset by the worker's helper thread). At a
+ * below: one partition at a time has its changes encoded with its next offset, written
+ * by the worker's helper thread once the broker acknowledged what was produced before,
+ * while its events go on being processed). At a
  * revocation, a rewind and at shutdown: flush the producer, then write every changed
  * partition's state with its next offset, then commit the offsets to the group
  * (informational).
@@ -43,10 +44,12 @@ const double vg_kafka_latency_bounds_ms[NB] = {1, 2, 3, 5, 7, 10, 15, 20, 30, 50
 
 enum { OUT_ALERT = 1, OUT_DECISION = 2, OUT_DLQ = 3 };
 
-/* A produced message's opaque tag: kind (2 bits), input partition (20 bits, for the
- * per-partition acknowledgement count; PART_NONE when it does not fit), and the input
- * message's timestamp in ms (42 bits: until the year 2109) for the latency histogram. */
-#define PART_BITS 20
+/* A produced message's opaque tag: kind (2 bits), the input partition's checkpoint
+ * epoch (1 bit) and the input partition (19 bits; for the per-partition acknowledgement
+ * counts; PART_NONE when it does not fit), and the input message's timestamp in ms (42
+ * bits: until the year 2109) for the latency histogram. */
+#define PART_BITS 19
+#define TAG_PART_SHIFT 3
 #define PART_NONE ((1u << PART_BITS) - 1)
 _Static_assert(sizeof(uintptr_t) >= 8, "the produce tag needs 64 bits");
 
@@ -74,14 +77,13 @@ typedef struct part {
     int64_t next_off;     /* next offset to process; -1: take the first one that comes */
     int64_t ckpt_off;     /* next_off as of the last checkpoint (-1: none) */
     int resync;           /* after an assign or a rewind: wait for next_off itself */
-    int64_t outstanding;  /* produced for this partition, not yet acknowledged */
     int64_t last_ckpt;    /* monotonic ms of the last checkpoint (or of the assignment) */
-    /* an asynchronous checkpoint (see ckpt_step): while `busy`, the partition's
-     * messages are held here in order and its pipeline belongs to the checkpoint */
-    int busy;
+    /* an asynchronous checkpoint (see ckpt_step) encodes the state at ck_off and flips
+     * the epoch: it is written once every message of the old epoch (produced before
+     * ck_off) is acknowledged */
+    int ep;               /* the epoch of the messages produced now */
+    int64_t out_ep[2];    /* produced in each epoch, not yet acknowledged */
     int64_t ck_off;       /* the offset being checkpointed */
-    rd_kafka_message_t **held;
-    size_t nheld, held_cap;
 } part_t;
 
 /* The checkpoint helper of a worker: writes one partition's checkpoint while the
@@ -91,7 +93,8 @@ typedef struct helper {
     int started;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    part_t *job;          /* being written (set by the worker, cleared by the helper) */
+    part_t *job;          /* its batch (the worker's ckb) being written (set by the
+                             worker, cleared by the helper) */
     int done, rc, quit;
     char err[512];
 } helper_t;
@@ -113,6 +116,7 @@ typedef struct worker {
     part_t *pending;      /* the partition of the asynchronous checkpoint under way */
     int64_t pending_t0;   /* real_us() when it started */
     int writing;          /* 0: waiting for its acknowledgements; 1: handed to the helper */
+    vg_batch_t *ckb;      /* the pending checkpoint's records */
     helper_t h;
     counters_t ct;
 } worker_t;
@@ -381,15 +385,8 @@ static int part_load(worker_t *w, part_t *pt, char *errbuf, size_t errlen) {
     return 0;
 }
 
-static void drop_held(part_t *pt) {
-    for (size_t i = 0; i < pt->nheld; i++) rd_kafka_message_destroy(pt->held[i]);
-    pt->nheld = 0;
-}
-
 static void part_free(part_t *pt) {
     if (!pt) return;
-    drop_held(pt);
-    free(pt->held);
     vg_pipeline_free(pt->pl);
     vg_store_close(pt->store);
     free(pt);
@@ -471,16 +468,19 @@ static int wait_acks(worker_t *w) {
 /* ---- asynchronous checkpoints ----
  *
  * In steady state a worker checkpoints one partition at a time, each about every
- * checkpoint interval, without stopping its other partitions:
- *   1. the partition is marked busy at its next offset O: its messages are held (in
- *      order, not processed) from then on;
- *   2. once the broker acknowledged every message produced for it (a per-partition
- *      count kept by the delivery reports), its pipeline is handed to the worker's
- *      helper thread, which writes the state with O in one RocksDB write;
- *   3. when the write is done the worker takes the pipeline back, commits O to the
- *      group and processes the held messages.
- * Only the busy partition waits, and only for its own acknowledgements and its own
- * write; alerts of the other partitions are never delayed by a checkpoint. */
+ * checkpoint interval, without stopping any partition:
+ *   1. at the partition's next offset O, its changes since the last checkpoint are
+ *      encoded into a batch with O (vg_pipeline_checkpoint_begin; the encoded accounts
+ *      stay in memory until it is written) and its epoch flips: the messages produced
+ *      from then on are counted apart from those produced before O;
+ *   2. once the broker acknowledged every message of the old epoch (counted by the
+ *      delivery reports), the batch is handed to the worker's helper thread, which
+ *      writes it in one RocksDB write;
+ *   3. when the write is done the worker commits O to the group and ends the
+ *      checkpoint (vg_pipeline_checkpoint_end).
+ * Meanwhile every partition goes on: what changes after O is written by the next
+ * checkpoint. A partition is checkpointed only when its other epoch has nothing
+ * outstanding, so that "the old epoch is acknowledged" means "everything before O". */
 
 static void *helper_main(void *arg) {
     worker_t *w = arg;
@@ -494,10 +494,9 @@ static void *helper_main(void *arg) {
         if (!h->job) break;
         part_t *pt = h->job;
         pthread_mutex_unlock(&h->mu);
-        vg_kv_t meta = {"kafka/offset", &pt->ck_off, sizeof(pt->ck_off)};
         char err[512];
         err[0] = 0;
-        int rc = vg_pipeline_checkpoint(pt->pl, &meta, 1, w->k->o.sync, err, sizeof(err));
+        int rc = vg_store_write(pt->store, w->ckb, w->k->o.sync, err, sizeof(err));
         pthread_mutex_lock(&h->mu);
         h->job = NULL;
         h->done = 1;
@@ -520,9 +519,9 @@ static void commit_one(worker_t *w, int32_t id, int64_t off) {
 }
 
 /* Ends the pending checkpoint: waits for the helper when it is writing (wait=1) or
- * returns 0 at once when it is not done yet (wait=0); then releases the partition
- * and processes its held messages (or drops them when the worker must rewind).
- * Returns 1 when the checkpoint ended. */
+ * returns 0 at once when it is not done yet (wait=0). One still waiting for its
+ * acknowledgements is given up (its changes stay to be written). Returns 1 when the
+ * checkpoint ended. */
 static int ckpt_finish(worker_t *w, int wait) {
     part_t *pt = w->pending;
     if (!pt) return 1;
@@ -537,6 +536,7 @@ static int ckpt_finish(worker_t *w, int wait) {
         h->done = 0;
         int rc = h->rc;
         pthread_mutex_unlock(&h->mu);
+        vg_pipeline_checkpoint_end(pt->pl, rc == 0);
         if (rc) {
             set_fatal(w, "partition %d: checkpoint: %s", (int)pt->id, h->err);
         } else {
@@ -548,19 +548,14 @@ static int ckpt_finish(worker_t *w, int wait) {
             if (us > GET(w->ct.ckpt_us_max)) SET(w->ct.ckpt_us_max, us);
         }
     }
-    /* not written (still waiting for acknowledgements): simply given up; the next
-     * checkpoint covers it */
-    pt->busy = 0;
+    else {
+        /* still waiting for acknowledgements: given up, the next checkpoint covers it */
+        vg_pipeline_checkpoint_end(pt->pl, 0);
+    }
     pt->last_ckpt = mono_ms();
     w->pending = NULL;
     w->writing = 0;
-    int64_t now = clock_now(w->k);
-    size_t n = pt->nheld;
-    pt->nheld = 0;
-    for (size_t i = 0; i < n; i++) {
-        rd_kafka_message_t *m = pt->held[i];
-        if (w->fatal || w->need_rewind || !handle(w, m, now)) rd_kafka_message_destroy(m);
-    }
+    vg_batch_clear(w->ckb);
     return 1;
 }
 
@@ -572,7 +567,7 @@ static void ckpt_step(worker_t *w) {
         part_t *pt = w->pending;
         if (w->writing) {
             ckpt_finish(w, 0);
-        } else if (pt->outstanding == 0) {
+        } else if (pt->out_ep[pt->ep ^ 1] == 0) {
             helper_t *h = &w->h;
             pthread_mutex_lock(&h->mu);
             h->job = pt;
@@ -588,16 +583,23 @@ static void ckpt_step(worker_t *w) {
     part_t *best = NULL;
     for (int32_t i = 0; i < w->cap; i++) {
         part_t *pt = w->parts[i];
-        if (!pt || pt->next_off == pt->ckpt_off || now - pt->last_ckpt < k->o.checkpoint_ms)
+        if (!pt || pt->next_off == pt->ckpt_off || now - pt->last_ckpt < k->o.checkpoint_ms ||
+            pt->out_ep[pt->ep ^ 1] != 0)
             continue;
         if (!best || pt->last_ckpt < best->last_ckpt) best = pt;
     }
     if (!best) return;
-    best->busy = 1;
+    w->pending_t0 = real_us();
     best->ck_off = best->next_off;
+    vg_kv_t meta = {"kafka/offset", &best->ck_off, sizeof(best->ck_off)};
+    vg_batch_clear(w->ckb);
+    if (vg_pipeline_checkpoint_begin(best->pl, &meta, 1, w->ckb) != 0) {
+        set_fatal(w, "partition %d: checkpoint: out of memory", (int)best->id);
+        return;
+    }
+    best->ep ^= 1;   /* what is produced from now on is after ck_off */
     w->pending = best;
     w->writing = 0;
-    w->pending_t0 = real_us();
     ckpt_step(w);   /* nothing outstanding: hand it over at once */
 }
 
@@ -610,7 +612,6 @@ static void rewind_parts(worker_t *w) {
     for (int32_t i = 0; i < w->cap; i++) {
         part_t *pt = w->parts[i];
         if (!pt) continue;
-        drop_held(pt);
         vg_pipeline_free(pt->pl);
         pt->pl = NULL;
         char err[512];
@@ -703,10 +704,10 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     (void)rk;
     worker_t *w = opaque;
     uintptr_t tag = (uintptr_t)m->_private;
-    int kind = (int)(tag & 3);
-    uint32_t pid = (uint32_t)((tag >> 2) & PART_NONE);
+    int kind = (int)(tag & 3), ep = (int)((tag >> 2) & 1);
+    uint32_t pid = (uint32_t)((tag >> TAG_PART_SHIFT) & PART_NONE);
     part_t *pt = pid != PART_NONE && (int32_t)pid < w->cap ? w->parts[pid] : NULL;
-    if (pt && pt->outstanding > 0) pt->outstanding--;
+    if (pt && pt->out_ep[ep] > 0) pt->out_ep[ep]--;
     if (m->err) {
         INC(w->ct.delivery_errors, 1);
         w->need_rewind = 1;
@@ -716,7 +717,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     }
     if (kind != OUT_ALERT) return;
     INC(w->ct.alerts_acked, 1);
-    int64_t ts_ms = (int64_t)(tag >> (2 + PART_BITS));
+    int64_t ts_ms = (int64_t)(tag >> (TAG_PART_SHIFT + PART_BITS));
     if (ts_ms <= 0) return;
     int64_t us = real_us() - ts_ms * 1000;
     if (us < 0) us = 0;
@@ -791,11 +792,12 @@ static int produce(worker_t *w, part_t *pt, rd_kafka_topic_t *t, const void *val
                    const void *key, size_t klen, int kind, int64_t ts_ms) {
     uint32_t pid = pt->id >= 0 && pt->id < (int32_t)PART_NONE ? (uint32_t)pt->id : PART_NONE;
     uint64_t ts = ts_ms > 0 && ts_ms < (INT64_C(1) << 42) ? (uint64_t)ts_ms : 0;
-    uintptr_t tag = (uintptr_t)(ts << (2 + PART_BITS)) | (uintptr_t)pid << 2 | (uintptr_t)kind;
+    uintptr_t tag = (uintptr_t)(ts << (TAG_PART_SHIFT + PART_BITS)) |
+                    (uintptr_t)pid << TAG_PART_SHIFT | (uintptr_t)pt->ep << 2 | (uintptr_t)kind;
     for (;;) {
         if (rd_kafka_produce(t, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)val, len,
                              key, klen, (void *)tag) == 0) {
-            pt->outstanding++;
+            pt->out_ep[pt->ep]++;
             return 0;
         }
         rd_kafka_resp_err_t e = rd_kafka_last_error();
@@ -850,8 +852,7 @@ static int future_reject(worker_t *w, const char *s, size_t n, int64_t ts, int64
 
 static void handle_msg(worker_t *w, part_t *pt, const rd_kafka_message_t *m, int64_t now_ms);
 
-/* Processes one consumed message. Returns 1 when it keeps the message (held while its
- * partition is being checkpointed), 0 when the caller destroys it. */
+/* Processes one consumed message. Returns 0: the caller destroys it. */
 static int handle(worker_t *w, rd_kafka_message_t *m, int64_t now_ms) {
     vg_kafka_t *k = w->k;
     if (m->err) {
@@ -860,20 +861,6 @@ static int handle(worker_t *w, rd_kafka_message_t *m, int64_t now_ms) {
         return 0;
     }
     part_t *pt = m->partition >= 0 && m->partition < w->cap ? w->parts[m->partition] : NULL;
-    if (pt && pt->busy) {
-        if (pt->nheld == pt->held_cap) {
-            size_t nc = pt->held_cap ? pt->held_cap * 2 : 1024;
-            rd_kafka_message_t **nh = realloc(pt->held, nc * sizeof(*nh));
-            if (!nh) {
-                set_fatal(w, "out of memory");
-                return 0;
-            }
-            pt->held = nh;
-            pt->held_cap = nc;
-        }
-        pt->held[pt->nheld++] = m;
-        return 1;
-    }
     handle_msg(w, pt, m, now_ms);
     return 0;
 }
@@ -1164,6 +1151,8 @@ static void worker_deinit(worker_t *w) {
     w->cap = 0;
     vg_buf_deinit(&w->out);
     vg_buf_deinit(&w->rec);
+    vg_batch_free(w->ckb);
+    w->ckb = NULL;
 }
 
 static int worker_init(vg_kafka_t *k, worker_t *w, int index, char *errbuf, size_t errlen) {
@@ -1172,6 +1161,11 @@ static int worker_init(vg_kafka_t *k, worker_t *w, int index, char *errbuf, size
     w->index = index;
     vg_buf_init(&w->out);
     vg_buf_init(&w->rec);
+    w->ckb = vg_batch_new();
+    if (!w->ckb) {
+        snprintf(errbuf, errlen, "out of memory");
+        return VG_ENOMEM;
+    }
     pthread_mutex_init(&w->h.mu, NULL);
     pthread_cond_init(&w->h.cv, NULL);
     if (pthread_create(&w->h.tid, NULL, helper_main, w) != 0) {

@@ -13,8 +13,9 @@
  *   next offset to consume (meta record "kafka/offset") in one atomic RocksDB write,
  *   and only after the broker acknowledged every message produced for the events
  *   before that offset. In steady state each thread checkpoints one partition at a
- *   time, about every checkpoint interval, on a helper thread: only that partition's
- *   messages wait (held in order) meanwhile; at a revocation, a rewind and at shutdown
+ *   time, about every checkpoint interval: its changes are encoded at the offset and
+ *   written by a helper thread once the messages produced before are acknowledged,
+ *   while every partition goes on (nothing is held); at a revocation, a rewind and at shutdown
  *   every changed partition is checkpointed synchronously after a full flush. On
  *   assignment a partition resumes at its stored offset (from the beginning when it
  *   has none). Offsets are also committed to the group afterwards, for lag monitoring

@@ -751,6 +751,27 @@ int vg_pipeline_checkpoint_meta(vg_pipeline_t *pl, vg_batch_t *b) {
     return rc;
 }
 
+int vg_pipeline_checkpoint_begin(vg_pipeline_t *pl, const vg_kv_t *meta, int n_meta,
+                                 vg_batch_t *b) {
+    size_t left;
+    int rc = vg_state_checkpoint_some(pl->state, SIZE_MAX, b, &left);
+    if (rc) return rc;
+    rc = vg_pipeline_checkpoint_meta(pl, b);
+    for (int i = 0; !rc && i < n_meta; i++) {
+        vg_buf_clear(&pl->tmp);
+        rc = vg_buf_append(&pl->tmp, "m/", 2);
+        if (!rc) rc = vg_buf_puts(&pl->tmp, meta[i].key);
+        if (!rc) vg_batch_put(b, pl->tmp.p, pl->tmp.len, meta[i].val, meta[i].len);
+    }
+    if (rc) vg_state_checkpoint_done(pl->state, 0);
+    return rc;
+}
+
+void vg_pipeline_checkpoint_end(vg_pipeline_t *pl, int written) {
+    vg_state_checkpoint_done(pl->state, written);
+    if (written) vg_state_evict(pl->state);
+}
+
 int vg_pipeline_meta(vg_pipeline_t *pl, const char *key, vg_buf_t *out) {
     return vg_state_meta(pl->state, key, out);
 }

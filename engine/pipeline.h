@@ -99,6 +99,17 @@ int vg_pipeline_checkpoint(vg_pipeline_t *pl, const vg_kv_t *meta, int n_meta, i
  * Returns 0 or VG_ENOMEM. */
 int vg_pipeline_checkpoint_meta(vg_pipeline_t *pl, vg_batch_t *b);
 
+/* A checkpoint written later, by another thread, while events go on: appends to `b`
+ * every change since the last checkpoint (vg_state_checkpoint_some, all of them), the
+ * pipeline's meta records and the caller's (as "m/" + key). The pipeline goes on taking
+ * events; what they change is written by the next checkpoint. Call
+ * vg_pipeline_checkpoint_end once `b` was written (written = 1) or will not be
+ * (written = 0: the changes stay to be written). Returns 0 or VG_ENOMEM (nothing to end
+ * then). */
+int vg_pipeline_checkpoint_begin(vg_pipeline_t *pl, const vg_kv_t *meta, int n_meta,
+                                 vg_batch_t *b);
+void vg_pipeline_checkpoint_end(vg_pipeline_t *pl, int written);
+
 /* Reads a meta record of the last checkpoint. 0, VG_ENOTFOUND or an error. */
 int vg_pipeline_meta(vg_pipeline_t *pl, const char *key, vg_buf_t *out);
 

@@ -312,8 +312,8 @@ int main(int argc, char **argv) {
     else
         printf("latency: no alerts read back\n");
     vg_kafka_get_stats(k, &st);
-    printf("checkpoints: %" PRIu64 ", a partition held %.1f ms on average, %.1f ms at most "
-           "(acknowledgements + write)\n", st.checkpoints,
+    printf("checkpoints: %" PRIu64 ", %.1f ms on average, %.1f ms at most from encoding to "
+           "written (acknowledgements + write; processing goes on)\n", st.checkpoints,
            st.checkpoints ? (double)st.checkpoint_us_sum / 1e3 / (double)st.checkpoints : 0.0,
            (double)st.checkpoint_us_max / 1e3);
     rd_kafka_queue_destroy(q);
