@@ -12,7 +12,9 @@
 #define VG_JSONOUT_H
 
 #include <stddef.h>
+#include <string.h>
 
+#include "rules/errors.h"
 #include "rules/value.h"
 
 #ifdef __cplusplus
@@ -31,11 +33,23 @@ void vg_buf_deinit(vg_buf_t *b);
 /* Forgets the contents, keeps the memory. Can't fail. */
 static inline void vg_buf_clear(vg_buf_t *b) { b->len = 0; }
 /* Makes room for `extra` more bytes (capacity doubles). 0 or VG_ENOMEM. */
-int vg_buf_reserve(vg_buf_t *b, size_t extra);
+int vg_buf_grow(vg_buf_t *b, size_t extra);   /* the slow half of vg_buf_reserve */
+static inline int vg_buf_reserve(vg_buf_t *b, size_t extra) {
+    return extra <= b->cap - b->len ? 0 : vg_buf_grow(b, extra);
+}
 /* Appends n bytes copied from p (borrowed). 0 or VG_ENOMEM. */
-int vg_buf_append(vg_buf_t *b, const void *p, size_t n);
-int vg_buf_puts(vg_buf_t *b, const char *s);
-int vg_buf_putc(vg_buf_t *b, char c);
+static inline int vg_buf_append(vg_buf_t *b, const void *p, size_t n) {
+    if (vg_buf_reserve(b, n) < 0) return VG_ENOMEM;
+    if (n) memcpy(b->p + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+static inline int vg_buf_puts(vg_buf_t *b, const char *s) { return vg_buf_append(b, s, strlen(s)); }
+static inline int vg_buf_putc(vg_buf_t *b, char c) {
+    if (vg_buf_reserve(b, 1) < 0) return VG_ENOMEM;
+    b->p[b->len++] = c;
+    return 0;
+}
 
 /* Shortest round-trip decimal for a double: integers below 2^53 without a fraction
  * ("7"), else the fewest digits strtod() reads back exactly ("0.1", "1e300"); -0 is
