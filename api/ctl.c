@@ -2,7 +2,8 @@
  *
  * Write-behind (vg_ctl_write_later): the operations are appended to a pending batch under
  * a mutex and a writer thread writes whatever is pending as one RocksDB write, so that
- * while it writes one batch the next fills up (group commit). Every other call first
+ * while it writes one batch the next fills up (group commit); woken by the first record
+ * of a batch, it lets others gather for 1 ms (unless someone waits). Every other call first
  * waits until everything enqueued before it is written, so that readers see the writes
  * that came before them. At most PEND_MAX bytes wait; a writer past that waits too.
  */
@@ -10,6 +11,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +20,7 @@
 #include "rules/errors.h"
 
 #define PEND_MAX (16u << 20)
+#define GATHER_NS 1000000L      /* how long the writer lets records gather */
 
 struct vg_ctl {
     rocksdb_t *db;
@@ -28,6 +31,7 @@ struct vg_ctl {
     pthread_cond_t work, done_cv;
     pthread_t th;
     int running, stop;
+    int hurry;                  /* someone waits for the pending records: write now */
     rocksdb_writebatch_t *pend, *spare;
     uint64_t enq, done;         /* write_later calls enqueued / written (or failed) */
     uint64_t failed;
@@ -39,6 +43,21 @@ static void *writer_main(void *arg) {
     for (;;) {
         while (!c->stop && c->done == c->enq) pthread_cond_wait(&c->work, &c->mu);
         if (c->done == c->enq) break;   /* stopping, nothing left */
+        if (!c->stop && !c->hurry) {
+            /* let a few more come: one write for many records (a reader waiting for
+             * them wakes this thread at once) */
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += GATHER_NS;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            while (!c->stop && !c->hurry &&
+                   pthread_cond_timedwait(&c->work, &c->mu, &until) == 0) {
+            }
+        }
+        c->hurry = 0;
         rocksdb_writebatch_t *b = c->pend;
         c->pend = c->spare;
         c->spare = b;
@@ -65,6 +84,10 @@ static void drain(vg_ctl_t *c) {
     if (!c->running) return;
     pthread_mutex_lock(&c->mu);
     uint64_t want = c->enq;
+    if (c->done < want) {
+        c->hurry = 1;
+        pthread_cond_signal(&c->work);
+    }
     while (c->done < want) pthread_cond_wait(&c->done_cv, &c->mu);
     pthread_mutex_unlock(&c->mu);
 }
@@ -164,8 +187,11 @@ void vg_ctl_write_later(vg_ctl_t *c, const vg_ctl_op_t *ops, int n) {
     }
     pthread_mutex_lock(&c->mu);
     size_t sz;
-    while (rocksdb_writebatch_data(c->pend, &sz), sz > PEND_MAX)
+    while (rocksdb_writebatch_data(c->pend, &sz), sz > PEND_MAX) {
+        c->hurry = 1;
+        pthread_cond_signal(&c->work);
         pthread_cond_wait(&c->done_cv, &c->mu);
+    }
     add_ops(c->pend, ops, n);
     if (c->enq++ == c->done) pthread_cond_signal(&c->work);
     pthread_mutex_unlock(&c->mu);
