@@ -97,6 +97,10 @@ typedef struct vg_api {
      * condition of /readyz is serve's own (it stores `ready`); NULL: none */
     int (*extra_metrics)(const void *ctx, vg_buf_t *out);
     const void *extra_metrics_ctx;
+    /* called (mu held) after each change of the ruleset (p, its version; lists NULL) or
+     * of the lists (p NULL), so that serve's Kafka pipelines follow; NULL: none */
+    void (*on_rules)(void *ctx, vg_program_t *p, int64_t ruleset, vg_lists_t *lists);
+    void *on_rules_ctx;
 } vg_api_t;
 
 /* Opens the control store under cfg->state, loads modules and lists from it (and from

@@ -75,6 +75,7 @@ int vg_api_push_lists(vg_api_t *a) {
     vg_lists_t *l = vg_api_build_lists(a);
     if (!l) return VG_ENOMEM;
     if (a->eng) vg_engine_set_lists(a->eng, l);
+    if (a->on_rules) a->on_rules(a->on_rules_ctx, NULL, 0, l);
     vg_lists_unref(l);
     return 0;
 }

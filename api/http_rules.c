@@ -163,6 +163,7 @@ static int apply_locked(vg_api_t *a, const char *rec, size_t len, vg_program_t *
         char err[512];
         rc = vg_engine_set_program(a->eng, p, a->ruleset, err, sizeof(err));
         if (rc) fprintf(stderr, "vigil serve: ruleset swap failed: %s\n", err);
+        else if (a->on_rules) a->on_rules(a->on_rules_ctx, p, a->ruleset, NULL);
     }
     vg_prog_unref(p);
 done:

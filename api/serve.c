@@ -33,6 +33,11 @@ static int kafka_metrics(const void *ctx, vg_buf_t *out) {
 }
 
 /* Starts the Kafka pipeline over the rules and lists active now. NULL with errbuf. */
+static void on_rules(void *ctx, vg_program_t *p, int64_t ruleset, vg_lists_t *lists) {
+    if (p) vg_serve_kafka_set_program(ctx, p, ruleset);
+    else vg_serve_kafka_set_lists(ctx, lists);
+}
+
 static vg_serve_kafka_t *start_kafka(vg_api_t *a, const vg_config_t *cfg, char *errbuf,
                                      size_t errlen) {
     vg_serve_kafka_cfg_t kc = {
@@ -56,6 +61,23 @@ static vg_serve_kafka_t *start_kafka(vg_api_t *a, const vg_config_t *cfg, char *
     else k = vg_serve_kafka_start(&kc, p, l, errbuf, errlen);
     vg_prog_unref(p);
     vg_lists_unref(l);
+    if (!k) return NULL;
+    /* from now on the pipelines follow every rule and list change; one made while they
+     * started is handed over here */
+    pthread_mutex_lock(&a->mu);
+    if (a->ruleset != kc.ruleset_version) {
+        vg_diags_init(&d);
+        vg_program_t *q = vg_api_compile(a, NULL, NULL, 0, &d);
+        vg_diags_deinit(&d);
+        if (q) vg_serve_kafka_set_program(k, q, a->ruleset);
+        vg_prog_unref(q);
+    }
+    vg_lists_t *l2 = vg_api_build_lists(a);
+    if (l2) vg_serve_kafka_set_lists(k, l2);
+    vg_lists_unref(l2);
+    a->on_rules = on_rules;
+    a->on_rules_ctx = k;
+    pthread_mutex_unlock(&a->mu);
     return k;
 }
 
@@ -90,6 +112,9 @@ int vg_cmd_serve(int argc, char **argv) {
     }
     if (vg_api_listen(a, err, sizeof(err)) != 0) {
         fprintf(stderr, "vigil serve: %s\n", err);
+        pthread_mutex_lock(&a->mu);
+        a->on_rules = NULL;
+        pthread_mutex_unlock(&a->mu);
         vg_serve_kafka_stop(kafka);
         vg_api_free(a);
         vg_config_free(cfg);
@@ -135,6 +160,9 @@ int vg_cmd_serve(int argc, char **argv) {
     }
     atomic_store(&a->ready, 0);
     vg_api_stop(a);   /* the HTTP threads are done: then the pipeline they report on */
+    pthread_mutex_lock(&a->mu);   /* no rule change reaches the pipelines from now on */
+    a->on_rules = NULL;
+    pthread_mutex_unlock(&a->mu);
     if (kafka && vg_serve_kafka_stop(kafka) != 0) status = 1;
     vg_api_free(a);   /* final checkpoint, synchronous */
     vg_config_free(cfg);

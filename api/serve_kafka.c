@@ -116,6 +116,12 @@ int vg_serve_kafka_metrics(const vg_serve_kafka_t *s, vg_buf_t *out) {
     return vg_kafka_metrics(s->k, out);
 }
 const char *vg_serve_kafka_brokers(const vg_serve_kafka_t *s) { return s->brokers; }
+void vg_serve_kafka_set_program(vg_serve_kafka_t *s, vg_program_t *p, int64_t ruleset) {
+    vg_kafka_set_program(s->k, p, ruleset);
+}
+void vg_serve_kafka_set_lists(vg_serve_kafka_t *s, vg_lists_t *lists) {
+    vg_kafka_set_lists(s->k, lists);
+}
 
 /* ---- vigil stream ---- */
 

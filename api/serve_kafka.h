@@ -59,6 +59,9 @@ int vg_serve_kafka_failed(const vg_serve_kafka_t *s);
 int vg_serve_kafka_ready(const vg_serve_kafka_t *s);
 /* Appends the vigil_kafka_* metrics (Prometheus text). 0 or VG_ENOMEM. */
 int vg_serve_kafka_metrics(const vg_serve_kafka_t *s, vg_buf_t *out);
+/* The pipelines follow a rule change (vg_kafka_set_program) or a list change. */
+void vg_serve_kafka_set_program(vg_serve_kafka_t *s, vg_program_t *p, int64_t ruleset);
+void vg_serve_kafka_set_lists(vg_serve_kafka_t *s, vg_lists_t *lists);
 /* The bootstrap servers in use (the embedded broker's address with "embedded"). */
 const char *vg_serve_kafka_brokers(const vg_serve_kafka_t *s);
 

@@ -149,21 +149,11 @@ static int wipe_cb(void *ctx, const void *k, size_t kl, const void *v, size_t vl
     return 0;
 }
 
-/* Deletes the shard's engine records ("a/", "d/", "k/", "m/layout", "m/dtpl"). */
+/* Deletes the shard's engine records (vg_state_wipe). */
 static int wipe_state(shard_t *s, char *errbuf, size_t errlen) {
-    vg_batch_t *b = vg_batch_new();
-    if (!b) return VG_ENOMEM;
     pthread_mutex_lock(&s->wmu);
-    int rc = vg_store_scan(s->store, "a/", 2, wipe_cb, b);
-    if (!rc) rc = vg_store_scan(s->store, "d/", 2, wipe_cb, b);
-    if (!rc) rc = vg_store_scan(s->store, "k/", 2, wipe_cb, b);
-    if (!rc) {
-        vg_batch_delete(b, "m/layout", 8);
-        vg_batch_delete(b, "m/dtpl", 6);
-        rc = vg_store_write(s->store, b, 1, errbuf, errlen);
-    }
+    int rc = vg_state_wipe(s->store, errbuf, errlen);
     pthread_mutex_unlock(&s->wmu);
-    vg_batch_free(b);
     return rc;
 }
 

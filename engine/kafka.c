@@ -118,6 +118,8 @@ typedef struct worker {
     int writing;          /* 0: waiting for its acknowledgements; 1: handed to the helper */
     vg_batch_t *ckb;      /* the pending checkpoint's records */
     helper_t h;
+    uint64_t rules_gen;   /* the change of the rules this worker applied last */
+    int64_t ruleset;      /* the ruleset version of its partitions (alert ids) */
     counters_t ct;
 } worker_t;
 
@@ -132,6 +134,10 @@ struct vg_kafka {
     atomic_int stop;
     atomic_int failed;
     int running;
+    /* o.prog, o.pipeline.lists and o.pipeline.ruleset_version change at runtime
+     * (vg_kafka_set_program / _set_lists) under rmu; rules_gen counts the changes */
+    pthread_mutex_t rmu;
+    _Atomic uint64_t rules_gen;
 };
 
 static int64_t mono_ms(void) {
@@ -370,9 +376,24 @@ static int read_offset(vg_pipeline_t *pl, int64_t *off) {
 /* A pipeline over the partition's store, resuming at its checkpoint. */
 static int part_load(worker_t *w, part_t *pt, char *errbuf, size_t errlen) {
     vg_kafka_t *k = w->k;
+    pthread_mutex_lock(&k->rmu);
     vg_pipeline_opts_t po = k->o.pipeline;
+    vg_program_t *p = vg_prog_ref(k->o.prog);
+    if (po.lists) vg_lists_ref(po.lists);
+    pthread_mutex_unlock(&k->rmu);
     po.store = pt->store;
-    pt->pl = vg_pipeline_new(k->o.prog, &po, errbuf, errlen);
+    pt->pl = vg_pipeline_new(p, &po, errbuf, errlen);
+    if (!pt->pl && strstr(errbuf, "made by other rules")) {
+        /* a state made by other rules (killed between a rule change and the
+         * checkpoint of its moved state): like the HTTP engine's shards, it starts
+         * empty at its checkpointed offset, loudly */
+        logf_(k, 1, "partition %d: %s; its state starts empty at its checkpoint", (int)pt->id,
+              errbuf);
+        if (vg_state_wipe(pt->store, errbuf, errlen) == 0)
+            pt->pl = vg_pipeline_new(p, &po, errbuf, errlen);
+    }
+    vg_prog_unref(p);
+    vg_lists_unref(po.lists);
     if (!pt->pl) return VG_ESTORE;
     int64_t off = -1;
     int rc = read_offset(pt->pl, &off);
@@ -633,6 +654,70 @@ static void rewind_parts(worker_t *w) {
     w->need_rewind = 0;
     INC(w->ct.rewinds, 1);
     logf_(k, 1, "worker %d: a delivery failed; resumed from the last checkpoint", w->index);
+}
+
+/* ---- rule changes ---- */
+
+void vg_kafka_set_program(vg_kafka_t *k, vg_program_t *p, int64_t version) {
+    vg_prog_ref(p);
+    pthread_mutex_lock(&k->rmu);
+    vg_prog_unref(k->o.prog);
+    k->o.prog = p;
+    k->o.pipeline.ruleset_version = version;
+    atomic_fetch_add(&k->rules_gen, 1);
+    pthread_mutex_unlock(&k->rmu);
+}
+
+void vg_kafka_set_lists(vg_kafka_t *k, vg_lists_t *lists) {
+    if (lists) vg_lists_ref(lists);
+    pthread_mutex_lock(&k->rmu);
+    vg_lists_unref(k->o.pipeline.lists);
+    k->o.pipeline.lists = lists;
+    atomic_fetch_add(&k->rules_gen, 1);
+    pthread_mutex_unlock(&k->rmu);
+}
+
+static int checkpoint(worker_t *w, int commit);
+
+/* Applies the latest rules and lists to every owned partition (between batches), then
+ * checkpoints the moved state. */
+static void apply_rules(worker_t *w) {
+    vg_kafka_t *k = w->k;
+    if (atomic_load(&k->rules_gen) == w->rules_gen || w->fatal) return;
+    pthread_mutex_lock(&k->rmu);
+    uint64_t gen = atomic_load(&k->rules_gen);
+    vg_program_t *p = vg_prog_ref(k->o.prog);
+    vg_lists_t *l = k->o.pipeline.lists ? vg_lists_ref(k->o.pipeline.lists) : NULL;
+    int64_t version = k->o.pipeline.ruleset_version;
+    pthread_mutex_unlock(&k->rmu);
+    ckpt_finish(w, 1);   /* no batch in flight across the swap */
+    int moved = 0;
+    for (int32_t i = 0; i < w->cap && !w->fatal; i++) {
+        part_t *pt = w->parts[i];
+        if (!pt || !pt->pl) continue;
+        char err[512];
+        if (vg_pipeline_program(pt->pl) != p) {
+            if (vg_pipeline_set_program(pt->pl, p, err, sizeof(err)) != 0) {
+                set_fatal(w, "partition %d: applying the new rules: %s", (int)i, err);
+                break;
+            }
+            moved = 1;
+        }
+        vg_pipeline_set_lists(pt->pl, l);
+        vg_pipeline_set_versions(pt->pl, version, -1);
+    }
+    w->rules_gen = gen;
+    w->ruleset = version;
+    vg_prog_unref(p);
+    vg_lists_unref(l);
+    if (moved && !w->fatal) {
+        /* the moved state, with every partition's offset, written now: a restart finds
+         * state made by the rules it runs */
+        for (int32_t i = 0; i < w->cap; i++)
+            if (w->parts[i]) w->parts[i]->ckpt_off = -2;   /* changed: all written */
+        checkpoint(w, 1);
+    }
+    logf_(k, 0, "worker %d: rules of ruleset %" PRId64 " applied", w->index, version);
 }
 
 /* Lag over the owned partitions from the watermarks of the last fetch responses;
@@ -930,7 +1015,7 @@ static void handle_msg(worker_t *w, part_t *pt, const rd_kafka_message_t *m, int
         size_t klen = m->key ? m->key_len : al;
         if (vg_pipeline_last_alert(pt->pl)) {
             char aid[33];
-            vg_kafka_alert_id(acc, al, id, il, k->o.pipeline.ruleset_version, aid);
+            vg_kafka_alert_id(acc, al, id, il, w->ruleset, aid);
             vg_buf_t *r = &w->rec;
             vg_buf_clear(r);
             rc = vg_buf_append(r, d, dl - 1);   /* without the closing brace */
@@ -1040,6 +1125,7 @@ static void *worker_main(void *arg) {
             checkpoint(w, 1);
             update_lag(w);
         } else {
+            apply_rules(w);
             ckpt_step(w);
         }
     }
@@ -1078,6 +1164,7 @@ vg_kafka_t *vg_kafka_new(const vg_kafka_opts_t *o, char *errbuf, size_t errlen) 
     vg_kafka_t *k = calloc(1, sizeof(*k));
     if (!k) goto oom;
     k->o = *o;
+    pthread_mutex_init(&k->rmu, NULL);
     k->o.prog = vg_prog_ref(o->prog);   /* references first: vg_kafka_free drops them */
     k->o.pipeline.lists = o->pipeline.lists;
     if (o->pipeline.lists) vg_lists_ref(o->pipeline.lists);
@@ -1161,6 +1248,8 @@ static int worker_init(vg_kafka_t *k, worker_t *w, int index, char *errbuf, size
     w->index = index;
     vg_buf_init(&w->out);
     vg_buf_init(&w->rec);
+    w->ruleset = k->o.pipeline.ruleset_version;
+    w->rules_gen = atomic_load(&k->rules_gen);
     w->ckb = vg_batch_new();
     if (!w->ckb) {
         snprintf(errbuf, errlen, "out of memory");
@@ -1255,6 +1344,7 @@ void vg_kafka_free(vg_kafka_t *k) {
     free(k->conf_scope);
     vg_prog_unref(k->o.prog);
     vg_lists_unref(k->o.pipeline.lists);
+    pthread_mutex_destroy(&k->rmu);
     free(k->brokers);
     free(k->group);
     free(k->topic_in);

@@ -101,6 +101,15 @@ vg_kafka_t *vg_kafka_new(const vg_kafka_opts_t *o, char *errbuf, size_t errlen);
  * reason in errbuf (clients could not be created; nothing is left running). */
 int vg_kafka_start(vg_kafka_t *k, char *errbuf, size_t errlen);
 
+/* Rule and list changes while running (`vigil serve`: PUT /v1/rules, lists, Redis):
+ * each thread applies them between two batches to every partition it owns
+ * (vg_pipeline_set_program: the state carries over as in a ruleset swap) and to the
+ * partitions it is assigned later, then checkpoints the moved state at once. Alert ids
+ * and decisions carry `version` from then on. The service takes references (lists
+ * NULL: every list empty). Any thread; can't fail. */
+void vg_kafka_set_program(vg_kafka_t *k, vg_program_t *p, int64_t version);
+void vg_kafka_set_lists(vg_kafka_t *k, vg_lists_t *lists);
+
 /* Asks every thread to stop: each finishes its current batch, waits for its produced
  * messages to be acknowledged, checkpoints, commits and leaves the group. Returns at
  * once; async-signal-safe (it only sets a flag). Can't fail. */

@@ -782,6 +782,8 @@ void vg_pipeline_get_stats(const vg_pipeline_t *pl, vg_pipeline_stats_t *out) {
 
 vg_state_t *vg_pipeline_state(vg_pipeline_t *pl) { return pl->state; }
 
+vg_program_t *vg_pipeline_program(const vg_pipeline_t *pl) { return pl->prog; }
+
 /* ---- ruleset swap ---- */
 
 /* 1 when the label windows by key of `old` can serve `nw`: the same longest label

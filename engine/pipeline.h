@@ -161,6 +161,9 @@ vg_state_t *vg_pipeline_state(vg_pipeline_t *pl);
  * on with the old program, unchanged. */
 int vg_pipeline_set_program(vg_pipeline_t *pl, vg_program_t *p, char *errbuf, size_t errlen);
 
+/* The program the pipeline runs (borrowed). Can't fail. */
+vg_program_t *vg_pipeline_program(const vg_pipeline_t *pl);
+
 /* Sets the "ruleset" and per-rule "version" printed in decisions from the next event
  * (module_version < 0: unchanged). Can't fail. */
 void vg_pipeline_set_versions(vg_pipeline_t *pl, int64_t ruleset_version,

@@ -1767,3 +1767,32 @@ int vg_state_delete_meta(vg_state_t *st, const char *prefix) {
     if (!rc) st->swap_pending = 1;
     return rc;
 }
+
+static int wipe_cb(void *ctx, const void *k, size_t kl, const void *v, size_t vl) {
+    (void)v;
+    (void)vl;
+    vg_batch_delete((vg_batch_t *)ctx, k, kl);
+    return 0;
+}
+
+int vg_state_wipe(vg_store_t *store, char *errbuf, size_t errlen) {
+    vg_batch_t *b = vg_batch_new();
+    if (!b) {
+        seterr(errbuf, errlen, "out of memory", NULL);
+        return VG_ENOMEM;
+    }
+    static const char *const pre[] = {"a/", "d/", "k/"};
+    int rc = 0;
+    for (int i = 0; !rc && i < 3; i++)
+        if (vg_store_scan(store, pre[i], 2, wipe_cb, b) != 0) {
+            seterr(errbuf, errlen, "cannot read the state in %", vg_store_path(store));
+            rc = VG_ESTORE;
+        }
+    if (!rc) {
+        vg_batch_delete(b, "m/layout", 8);
+        vg_batch_delete(b, "m/dtpl", 6);
+        rc = vg_store_write(store, b, 1, errbuf, errlen) ? VG_ESTORE : 0;
+    }
+    vg_batch_free(b);
+    return rc;
+}

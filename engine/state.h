@@ -195,4 +195,9 @@ typedef struct vg_state_stats {
 } vg_state_stats_t;
 void vg_state_get_stats(const vg_state_t *st, vg_state_stats_t *out);
 
+/* Deletes every record of an engine state from `store` ("a/", "d/", "k/", "m/layout",
+ * "m/dtpl"; the caller's other "m/" records stay), in one write, so that a state made
+ * by other rules starts empty. 0, or VG_ESTORE / VG_ENOMEM with a reason in errbuf. */
+int vg_state_wipe(vg_store_t *store, char *errbuf, size_t errlen);
+
 #endif
