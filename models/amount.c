@@ -479,7 +479,6 @@ static int effective(const vg_amount_cfg_t *cfg, const vg_amount_t *m,
      * that has a long history */
     double nh = m->n > 100000 ? 100000.0 : (double)m->n;
     double w = nh + k;
-    double l = (nh * level + k * (k > 0 ? prior->level[j] : 0)) / w;
     double s;
     if (k > 0 && n > 0) {
         double fl = cfg->abs_floor + cfg->rel_floor * fabs(level);
@@ -488,6 +487,16 @@ static int effective(const vg_amount_cfg_t *cfg, const vg_amount_t *m,
     } else {
         s = n > 0 ? scale : prior->scale[j];
     }
+    /* the level is shrunk as an empirical-Bayes mean: the prior is worth k points of the
+     * population's spread S, that is k (s / S)^2 points of the account's own spread s, so
+     * an account much narrower than the population keeps its own level (a small spender
+     * is not pulled up to the population's median, which would hide 5x its amounts) */
+    double kl = k;
+    if (k > 0 && n > 0 && s < prior->scale[j]) {
+        double r = s / prior->scale[j];
+        kl = k * r * r;
+    }
+    double l = (nh * level + kl * (k > 0 ? prior->level[j] : 0)) / (nh + kl);
     double floor_ = cfg->abs_floor + cfg->rel_floor * fabs(l);
     if (s < floor_) s = floor_;
     *lvl = l;
