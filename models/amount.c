@@ -364,9 +364,14 @@ static void profile_stats(const float *off, const uint8_t *cnt, int nb, double s
     double s1 = a1 + b1, s2 = a2 + b2, inv_ce = ai + bi;
     double c = k ? s1 / k : 0, t = 0;
     if (k >= 3) {
-        /* sum of squared centred offsets, minus their expected noise */
+        /* sum of squared centred offsets, minus their expected noise; the noise is
+         * counted 1 + 2 sqrt(2 / k) times (its mean plus about two standard deviations
+         * of a chi-square with k degrees of freedom), so that offsets are used only when
+         * the profile is significantly seasonal: a few points in each bucket otherwise
+         * give a positive tau2 by chance, the offsets then absorb noise and the account's
+         * deseasonalised amounts look tighter than they are (over-alarming) */
         double ss = s2 - k * c * c;
-        t = ((ss > 0 ? ss : 0) - sigma2 * inv_ce) / k;
+        t = ((ss > 0 ? ss : 0) - sigma2 * inv_ce * (1.0 + 2.0 * sqrt(2.0 / k))) / k;
     }
     *centre = (float)c;
     *tau2 = t > 0 ? (float)t : 0.0f;

@@ -339,6 +339,30 @@ static void test_narrow_account_prior(void **state) {
     assert_true(sc.p_hi < 1e-4);
 }
 
+/* No seasonality, short history: 40 amounts ~ N(80, 25) at random hours of the week. The
+ * hour-of-day and day-of-week profiles (a point or two in each bucket) differ by chance
+ * only, so no offsets are used and an amount 1.5 deviations above the mean is ordinary
+ * (with chance offsets the deseasonalised history looked far tighter than it is). */
+static void test_no_chance_seasonality(void **state) {
+    (void)state;
+    vg_amount_cfg_t cfg = vg_amount_cfg_default();
+    int quiet = 0;
+    for (int seed = 1; seed <= 20; seed++) {
+        vg_amount_t m;
+        vg_amount_init(&m);
+        rs = (uint64_t)seed * 977;
+        int64_t ts = T0;
+        for (int i = 0; i < 40; i++) {
+            ts += (int64_t)(runif() * 24 * HOUR);
+            vg_amount_learn(&cfg, &m, NULL, ts, 80 + 25 * rnorm(), NULL);
+        }
+        vg_amount_score_t sc;
+        vg_amount_score(&cfg, &m, NULL, ts + (int64_t)(runif() * 24 * HOUR), 117.0, &sc);
+        quiet += sc.p_hi > 0.01;
+    }
+    assert_true(quiet >= 19);
+}
+
 static void test_input_from_tx(void **state) {
     (void)state;
     vg_tx_t tx;
@@ -534,7 +558,7 @@ int main(void) {
         cmocka_unit_test(test_transform_choice), cmocka_unit_test(test_names),
         cmocka_unit_test(test_signals_mask),    cmocka_unit_test(test_learn_memo),
         cmocka_unit_test(test_hstree),          cmocka_unit_test(test_decode_order),
-        cmocka_unit_test(test_narrow_account_prior),
+        cmocka_unit_test(test_narrow_account_prior), cmocka_unit_test(test_no_chance_seasonality),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
