@@ -364,9 +364,14 @@ static void profile_stats(const float *off, const uint8_t *cnt, int nb, double s
     double s1 = a1 + b1, s2 = a2 + b2, inv_ce = ai + bi;
     double c = k ? s1 / k : 0, t = 0;
     if (k >= 3) {
-        /* sum of squared centred offsets, minus their expected noise */
+        /* sum of squared centred offsets, minus their expected noise; the noise is
+         * counted 1 + 2 sqrt(2 / k) times (its mean plus about two standard deviations
+         * of a chi-square with k degrees of freedom), so that offsets are used only when
+         * the profile is significantly seasonal: a few points in each bucket otherwise
+         * give a positive tau2 by chance, the offsets then absorb noise and the account's
+         * deseasonalised amounts look tighter than they are (over-alarming) */
         double ss = s2 - k * c * c;
-        t = ((ss > 0 ? ss : 0) - sigma2 * inv_ce) / k;
+        t = ((ss > 0 ? ss : 0) - sigma2 * inv_ce * (1.0 + 2.0 * sqrt(2.0 / k))) / k;
     }
     *centre = (float)c;
     *tau2 = t > 0 ? (float)t : 0.0f;
@@ -479,7 +484,6 @@ static int effective(const vg_amount_cfg_t *cfg, const vg_amount_t *m,
      * that has a long history */
     double nh = m->n > 100000 ? 100000.0 : (double)m->n;
     double w = nh + k;
-    double l = (nh * level + k * (k > 0 ? prior->level[j] : 0)) / w;
     double s;
     if (k > 0 && n > 0) {
         double fl = cfg->abs_floor + cfg->rel_floor * fabs(level);
@@ -488,6 +492,16 @@ static int effective(const vg_amount_cfg_t *cfg, const vg_amount_t *m,
     } else {
         s = n > 0 ? scale : prior->scale[j];
     }
+    /* the level is shrunk as an empirical-Bayes mean: the prior is worth k points of the
+     * population's spread S, that is k (s / S)^2 points of the account's own spread s, so
+     * an account much narrower than the population keeps its own level (a small spender
+     * is not pulled up to the population's median, which would hide 5x its amounts) */
+    double kl = k;
+    if (k > 0 && n > 0 && s < prior->scale[j]) {
+        double r = s / prior->scale[j];
+        kl = k * r * r;
+    }
+    double l = (nh * level + kl * (k > 0 ? prior->level[j] : 0)) / (nh + kl);
     double floor_ = cfg->abs_floor + cfg->rel_floor * fabs(l);
     if (s < floor_) s = floor_;
     *lvl = l;

@@ -309,6 +309,60 @@ static void test_amount_stream(void **state) {
     assert_true(after_shift <= 10); /* the new level is learned */
 }
 
+/* A narrow account against a wide population prior: a small spender (amounts ~ N(7, 2),
+ * 16 payments) is not pulled up to the population's level (about 50): its level stays near
+ * its own, and 5x its amounts is clearly unusual while its ordinary amounts are not. */
+static void test_narrow_account_prior(void **state) {
+    (void)state;
+    vg_amount_cfg_t cfg = vg_amount_cfg_default();
+    cfg.lambda = 1.0f; /* linear, so the level is in original units */
+    vg_amount_prior_t pr;
+    memset(&pr, 0, sizeof pr);
+    for (int j = 0; j < VG_AMOUNT_LAMBDAS; j++) {
+        double lam = vg_amount_lambda(j);
+        pr.level[j] = (float)vg_amount_transform(lam, 50.0);
+        pr.scale[j] = (float)(vg_amount_transform(lam, 80.0) - vg_amount_transform(lam, 20.0)) / 1.349f;
+        pr.lscale[j] = (float)log(pr.scale[j]);
+    }
+    pr.lam = -1;
+    vg_amount_t m;
+    vg_amount_init(&m);
+    rs = 5;
+    int64_t ts = T0;
+    for (int i = 0; i < 16; i++, ts += 7 * HOUR)
+        vg_amount_learn(&cfg, &m, &pr, ts, 7 + 2 * rnorm(), NULL);
+    vg_amount_score_t sc;
+    vg_amount_score(&cfg, &m, &pr, ts, 7.0, &sc);
+    assert_true(sc.median > 5 && sc.median < 9.5); /* was about 16 with the prior worth 4 points */
+    assert_true(sc.p_hi > 0.1);
+    vg_amount_score(&cfg, &m, &pr, ts, 35.0, &sc);
+    assert_true(sc.p_hi < 1e-4);
+}
+
+/* No seasonality, short history: 40 amounts ~ N(80, 25) at random hours of the week. The
+ * hour-of-day and day-of-week profiles (a point or two in each bucket) differ by chance
+ * only, so no offsets are used and an amount 1.5 deviations above the mean is ordinary
+ * (with chance offsets the deseasonalised history looked far tighter than it is). */
+static void test_no_chance_seasonality(void **state) {
+    (void)state;
+    vg_amount_cfg_t cfg = vg_amount_cfg_default();
+    int quiet = 0;
+    for (int seed = 1; seed <= 20; seed++) {
+        vg_amount_t m;
+        vg_amount_init(&m);
+        rs = (uint64_t)seed * 977;
+        int64_t ts = T0;
+        for (int i = 0; i < 40; i++) {
+            ts += (int64_t)(runif() * 24 * HOUR);
+            vg_amount_learn(&cfg, &m, NULL, ts, 80 + 25 * rnorm(), NULL);
+        }
+        vg_amount_score_t sc;
+        vg_amount_score(&cfg, &m, NULL, ts + (int64_t)(runif() * 24 * HOUR), 117.0, &sc);
+        quiet += sc.p_hi > 0.01;
+    }
+    assert_true(quiet >= 19);
+}
+
 static void test_input_from_tx(void **state) {
     (void)state;
     vg_tx_t tx;
@@ -504,6 +558,7 @@ int main(void) {
         cmocka_unit_test(test_transform_choice), cmocka_unit_test(test_names),
         cmocka_unit_test(test_signals_mask),    cmocka_unit_test(test_learn_memo),
         cmocka_unit_test(test_hstree),          cmocka_unit_test(test_decode_order),
+        cmocka_unit_test(test_narrow_account_prior), cmocka_unit_test(test_no_chance_seasonality),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
