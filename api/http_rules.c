@@ -235,6 +235,8 @@ int vg_api_load_state(vg_api_t *a, char *errbuf, size_t errlen) {
         .future_ms = a->cfg->future_ms,
         .mem_budget = a->cfg->mem_budget,
         .reset_mismatch = 1,
+        /* half the interval: done well before the next one */
+        .checkpoint_spread_ms = (a->cfg->checkpoint_ms > 0 ? a->cfg->checkpoint_ms : 1000) / 2,
     };
     a->eng = vg_engine_new(&eo, p, a->ruleset, l, errbuf, errlen);
     vg_prog_unref(p);

@@ -11,6 +11,9 @@
  * taken with `mu` held (lock order: engine ckmu, then shard mu, then shard wmu): a full
  * checkpoint (dry runs, ruleset swaps, erasing, the final one) waits for the slice in
  * flight, so that an older copy of an account never lands after a newer one.
+ * The slices are spread out over up to `checkpoint_spread_ms` (a pause between two,
+ * without the mutex): the checkpoint's CPU and disk work then comes in small pieces
+ * instead of a burst that the request threads would queue behind.
  */
 #include "engine/engine.h"
 
@@ -20,11 +23,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "engine/store.h"
 #include "rules/errors.h"
 
 #define CKPT_SLICE 16   /* records per slice of a periodic checkpoint */
+#define PACE_MAX_NS 1000000L   /* the longest pause between two slices */
 
 typedef struct shard {
     pthread_mutex_t mu;
@@ -54,7 +59,8 @@ static int shard_checkpoint(shard_t *s, int sync, char *errbuf, size_t errlen) {
 /* Checkpoints the shard (not locked) a slice at a time, the shard's lock released
  * while each slice is written: what changed before the call is written when it
  * returns; what changes meanwhile may be written too, or by the next checkpoint. */
-static int shard_checkpoint_sliced(shard_t *s, char *errbuf, size_t errlen) {
+static int shard_checkpoint_sliced(shard_t *s, int64_t spread_ms, char *errbuf, size_t errlen) {
+    long pace_ns = 0;
     pthread_mutex_lock(&s->mu);
     if (!s->pl || !s->store || !s->cb) {
         pthread_mutex_unlock(&s->mu);
@@ -90,10 +96,21 @@ static int shard_checkpoint_sliced(shard_t *s, char *errbuf, size_t errlen) {
         if (rc) break;
         /* the changes are written oldest first: those of the start are written after
          * this slice and ceil(left / CKPT_SLICE) more */
-        if (slices == 0) slices = 1 + (left + CKPT_SLICE - 1) / CKPT_SLICE;
+        if (slices == 0) {
+            slices = 1 + (left + CKPT_SLICE - 1) / CKPT_SLICE;
+            /* the pause between slices: the slices spread over `spread_ms` */
+            long long p = spread_ms > 0 ? spread_ms * 1000000LL / (long long)slices : 0;
+            pace_ns = p > PACE_MAX_NS ? PACE_MAX_NS : (long)p;
+        }
         if (left == 0 || --slices == 0) {
             if (s->gen == gen) s->ckpt_decided = decided;
             break;
+        }
+        if (pace_ns > 0) {   /* spread the slices out: no burst of background work */
+            pthread_mutex_unlock(&s->mu);
+            struct timespec ts = {0, pace_ns};
+            nanosleep(&ts, NULL);
+            pthread_mutex_lock(&s->mu);
         }
     }
     pthread_mutex_unlock(&s->mu);
@@ -447,7 +464,7 @@ int vg_engine_checkpoint(vg_engine_t *e, int sync, char *errbuf, size_t errlen) 
     pthread_mutex_lock(&e->ckmu);
     for (int i = 0; !rc && i < e->n; i++) {
         if (!sync) {
-            rc = shard_checkpoint_sliced(&e->sh[i], errbuf, errlen);
+            rc = shard_checkpoint_sliced(&e->sh[i], e->o.checkpoint_spread_ms, errbuf, errlen);
             continue;
         }
         pthread_mutex_lock(&e->sh[i].mu);

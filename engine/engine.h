@@ -47,6 +47,9 @@ typedef struct vg_engine_opts {
     size_t mem_budget;           /* per shard; 0 = unlimited */
     int reset_mismatch;          /* a store holding state of other rules is emptied (logged)
                                     instead of refused */
+    int64_t checkpoint_spread_ms; /* a periodic checkpoint spreads its slices over up to
+                                    this long (pauses of at most 1 ms between slices), so
+                                    that its work never comes as a burst; 0: no pauses */
 } vg_engine_opts_t;
 
 /* Per-caller scratch (one per thread or connection): the routing parser and buffers.
