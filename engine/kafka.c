@@ -818,7 +818,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
     worker_t *w = opaque;
     vg_kafka_t *k = w->k;
-    int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    /* NULL while the consumer is between groups (closing during a rebalance) */
+    const char *proto = rd_kafka_rebalance_protocol(rk);
+    int coop = proto && strcmp(proto, "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         ckpt_finish(w, 1);   /* no pipeline with the helper while partitions change hands */
         for (int i = 0; i < parts->cnt && !w->fatal; i++) {
