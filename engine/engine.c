@@ -503,6 +503,9 @@ int vg_engine_forget(vg_engine_t *e, const char *account, size_t len, char *errb
             memcpy(key + 6, account, len);
             pthread_mutex_lock(&s->wmu);
             rc = vg_store_scan(s->store, key, len + 6, wipe_cb, b) ? VG_ESTORE : 0;
+            /* and its window rows, "w/" + the same */
+            memcpy(key, "w/", 2);
+            if (!rc) rc = vg_store_scan(s->store, key, len + 6, wipe_cb, b) ? VG_ESTORE : 0;
             pthread_mutex_unlock(&s->wmu);
             if (rc) snprintf(errbuf, errlen, "cannot read the account's records in the state");
         }

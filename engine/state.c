@@ -62,6 +62,8 @@
 #define REC_VERSION_SUPP 2   /* account record with a suppression table */
 #define REC_VERSION_X 3      /* ... (possibly empty) and an extension (engine/acctx.h) */
 #define REC_VERSION_D 4      /* the dedupe log in "d/" records (written since 2026-12) */
+#define REC_VERSION_W 5      /* ... and the window rows in "w/" records */
+#define WCHUNK 4             /* window rows per "w/" record */
 #define DEFAULT_LATENESS_MS (3600LL * 1000)
 #define DEFAULT_HORIZON_MS (24LL * 3600 * 1000)
 
@@ -127,6 +129,12 @@ struct vg_acct {
     supp_t *sup;            /* last alert per suppressing rule; few entries, linear search */
     uint32_t nsup, supcap;
     vg_acctx_t *x;          /* anomaly baseline and label memo, or NULL */
+    /* window rows in the store ("w/" records, WCHUNK rows each, by position / WCHUNK):
+     * the records below wclo are known deleted, none from wchi on was ever put; pwclo
+     * is wclo once the slice in flight is written; enc_from/enc_dirty: what the last
+     * encoding took off the window's dirty mark, given back if it is not written */
+    int64_t wclo, wchi, pwclo, enc_from;
+    int enc_dirty;
     char name[];
 };
 
@@ -549,7 +557,7 @@ static int entry_decision(vg_state_t *st, const dd_rec_t *x, const char **dec,
 
 static int acct_encode(vg_state_t *st, const vg_acct_t *a, vg_buf_t *out) {
     const dedupe_t *d = &a->dd;
-    int rc = vg_buf_putc(out, REC_VERSION_D);
+    int rc = vg_buf_putc(out, REC_VERSION_W);
     if (!rc) rc = put_u64(out, (uint64_t)a->newest);
     if (!rc) rc = put_u64(out, d->seq0);
     if (!rc) rc = put_u32(out, d->n);
@@ -569,8 +577,79 @@ static int acct_encode(vg_state_t *st, const vg_acct_t *a, vg_buf_t *out) {
         }
     }
     if (!rc) rc = vg_buf_putc(out, a->w ? 1 : 0);
-    if (!rc && a->w) rc = vg_wstate_encode(a->w, st->alay, out);
+    if (!rc && a->w) rc = vg_wstate_encode_head(a->w, st->alay, out);   /* rows: "w/" */
     return rc;
+}
+
+/* Builds "w/" + u32be name length + name (+ u64be chunk when with_chunk) in st->kbuf. */
+static int rows_key(vg_state_t *st, const vg_acct_t *a, int with_chunk, int64_t chunk) {
+    vg_buf_clear(&st->kbuf);
+    uint32_t l = a->e.klen;
+    unsigned char hd[6] = {'w', '/', (unsigned char)(l >> 24), (unsigned char)(l >> 16),
+                           (unsigned char)(l >> 8), (unsigned char)l};
+    int rc = vg_buf_append(&st->kbuf, hd, sizeof hd);
+    if (!rc) rc = vg_buf_append(&st->kbuf, a->name, a->e.klen);
+    if (!rc && with_chunk) {
+        unsigned char x[8];
+        for (int i = 0; i < 8; i++) x[i] = (unsigned char)((uint64_t)chunk >> (56 - 8 * i));
+        rc = vg_buf_append(&st->kbuf, x, 8);
+    }
+    return rc;
+}
+
+/* Adds to b the account's window row records that changed (rewritten from the dirty
+ * position on; the lowest live one also when its first rows expired, so that a record
+ * always holds its rows from `first` on: the store's content does not depend on when
+ * checkpoints ran) and the deletes of those entirely expired. Takes the window's dirty
+ * mark (enc_from/enc_dirty keep it for rows_unwritten). Returns 0 or VG_ENOMEM. */
+static int rows_put(vg_state_t *st, vg_acct_t *a, vg_batch_t *b, int slice) {
+    int64_t first = a->w ? vg_wstate_first(a->w) : 0, end = a->w ? vg_wstate_end(a->w) : 0;
+    int64_t lo = a->w ? first / WCHUNK : a->wchi;   /* no window: every record goes */
+    int64_t dend = lo < a->wchi ? lo : a->wchi;
+    for (int64_t c = a->wclo; c < dend; c++) {
+        if (rows_key(st, a, 1, c)) return VG_ENOMEM;
+        vg_batch_delete(b, st->kbuf.p, st->kbuf.len);
+    }
+    int64_t from = 0;
+    int dirty = a->w && vg_wstate_dirty(a->w, &from);
+    /* the lowest record holds rows from `first`: rewrite it when `first` moved */
+    if (a->w && end > first && first % WCHUNK != 0) {
+        if (!dirty || first < from) from = first;
+        dirty = 1;
+    }
+    if (dirty && end > first) {
+        if (from < first) from = first;
+        for (int64_t c = from / WCHUNK; c * WCHUNK < end; c++) {
+            vg_buf_clear(&st->vbuf);
+            int rc = vg_wstate_encode_rows(a->w, st->alay, c * WCHUNK, (c + 1) * WCHUNK, &st->vbuf);
+            if (!rc) rc = rows_key(st, a, 1, c);
+            if (rc) return rc;
+            vg_batch_put(b, st->kbuf.p, st->kbuf.len, st->vbuf.p, st->vbuf.len);
+        }
+        int64_t top = (end - 1) / WCHUNK + 1;
+        if (top > a->wchi) a->wchi = top;
+    }
+    if (a->w) {
+        int64_t f = 0;
+        a->enc_dirty = vg_wstate_dirty(a->w, &f);
+        a->enc_from = f;
+        vg_wstate_set_clean(a->w);
+    }
+    (void)slice;   /* wclo moves in rows_written either way */
+    a->pwclo = lo;
+    return 0;
+}
+
+/* The batch with the account's rows_put was written. */
+static void rows_written(vg_acct_t *a) {
+    if (a->pwclo > a->wclo) a->wclo = a->pwclo;
+    a->enc_dirty = 0;
+}
+
+/* ... or will not be: the rows it held are dirty again. */
+static void rows_unwritten(vg_acct_t *a) {
+    if (a->enc_dirty && a->w) vg_wstate_set_dirty(a->w, a->enc_from);
+    a->enc_dirty = 0;
 }
 
 /* Builds "d/" + u32be name length + name (+ u64be seq when with_seq) in st->kbuf. */
@@ -674,7 +753,60 @@ static int dload_cb(void *ctx, const void *k, size_t kl, const void *v, size_t v
 
 /* The rest of an account record of version 4 (after its version byte), its dedupe log
  * read from its "d/" records. */
-static int acct_decode_d(vg_state_t *st, vg_acct_t *a, vg_le_rd_t *r) {
+typedef struct rload {
+    vg_buf_t *bytes;        /* the records' values, one after another */
+    size_t *off;            /* where each starts */
+    size_t n, cap;
+    int64_t lo, hi;         /* lowest chunk seen, highest + 1 */
+} rload_t;
+
+static int rload_cb(void *ctx, const void *k, size_t kl, const void *v, size_t vl) {
+    rload_t *c = ctx;
+    const unsigned char *kp = k;
+    int64_t chunk = 0;
+    for (int i = 0; i < 8; i++) chunk = (int64_t)((uint64_t)chunk << 8 | kp[kl - 8 + (size_t)i]);
+    if (c->n == c->cap) {
+        size_t nc = c->cap ? c->cap * 2 : 16;
+        size_t *no = realloc(c->off, nc * sizeof *no);
+        if (!no) return -1;
+        c->off = no;
+        c->cap = nc;
+    }
+    c->off[c->n++] = c->bytes->len;
+    if (vg_buf_append(c->bytes, v, vl)) return -1;
+    if (c->n == 1) c->lo = chunk;
+    c->hi = chunk + 1;
+    return 0;
+}
+
+/* The window of a version 5 record: its head (h, hn) and its "w/" records. */
+static int rows_load(vg_state_t *st, vg_acct_t *a, const void *h, size_t hn) {
+    if (rows_key(st, a, 0, 0)) return VG_ENOMEM;
+    vg_buf_t bytes;
+    vg_buf_init(&bytes);
+    rload_t c = {&bytes, NULL, 0, 0, 0, 0};
+    /* the head is in st->vbuf, which the scan does not touch */
+    int rc = vg_store_scan(st->store, st->kbuf.p, st->kbuf.len, rload_cb, &c);
+    vg_wpart_t *parts = rc == 0 && c.n ? malloc(c.n * sizeof *parts) : NULL;
+    if (rc == 0 && c.n && !parts) rc = -1;
+    for (size_t i = 0; rc == 0 && i < c.n; i++) {
+        parts[i].p = bytes.p + c.off[i];
+        parts[i].n = (i + 1 < c.n ? c.off[i + 1] : bytes.len) - c.off[i];
+    }
+    if (rc == 0) {
+        char err[128];
+        a->w = vg_wstate_decode_parts(st->alay, h, hn, parts, c.n, err, sizeof err);
+        if (!a->w) rc = VG_ESTORE;
+        a->wclo = c.n ? c.lo : 0;
+        a->wchi = c.n ? c.hi : 0;
+    }
+    free(parts);
+    free(c.off);
+    vg_buf_deinit(&bytes);
+    return rc == -1 ? VG_ENOMEM : rc ? VG_ESTORE : 0;
+}
+
+static int acct_decode_d(vg_state_t *st, vg_acct_t *a, vg_le_rd_t *r, int rows_apart) {
     a->newest = (int64_t)vg_le_get(r, 8);
     uint64_t seq0 = vg_le_get(r, 8);
     uint32_t cnt = (uint32_t)vg_le_get(r, 4);
@@ -696,10 +828,15 @@ static int acct_decode_d(vg_state_t *st, vg_acct_t *a, vg_le_rd_t *r) {
     }
     uint64_t has_w = vg_le_get(r, 1);
     if (r->bad) return VG_ESTORE;
-    if (has_w) {
+    if (has_w && rows_apart) {
+        int rc = rows_load(st, a, r->p + r->i, r->n - r->i);
+        if (rc) return rc;
+    } else if (has_w) {
         char err[128];
         a->w = vg_wstate_decode(st->alay, r->p + r->i, r->n - r->i, err, sizeof err);
         if (!a->w) return VG_ESTORE;
+        /* its rows were never written apart: all of them go out with the next change */
+        vg_wstate_set_dirty(a->w, vg_wstate_first(a->w));
     } else if (r->i != r->n) {
         return VG_ESTORE;
     }
@@ -724,7 +861,8 @@ static int acct_decode_d(vg_state_t *st, vg_acct_t *a, vg_le_rd_t *r) {
 static int acct_decode(vg_state_t *st, vg_acct_t *a, const void *p, size_t n) {
     vg_le_rd_t r = {p, n, 0, 0};
     uint64_t ver = vg_le_get(&r, 1);
-    if (ver == REC_VERSION_D) return acct_decode_d(st, a, &r);
+    if (ver == REC_VERSION_D || ver == REC_VERSION_W)
+        return acct_decode_d(st, a, &r, ver == REC_VERSION_W);
     if (ver != REC_VERSION && ver != REC_VERSION_SUPP && ver != REC_VERSION_X) return VG_ESTORE;
     a->newest = (int64_t)vg_le_get(&r, 8);
     uint32_t cnt = (uint32_t)vg_le_get(&r, 4);
@@ -783,6 +921,7 @@ static int acct_decode(vg_state_t *st, vg_acct_t *a, const void *p, size_t n) {
         char err[128];
         a->w = vg_wstate_decode(st->alay, r.p + r.i, r.n - r.i, err, sizeof err);
         if (!a->w) return VG_ESTORE;
+        vg_wstate_set_dirty(a->w, vg_wstate_first(a->w));   /* rows not apart yet */
     } else if (r.i != r.n) {
         return VG_ESTORE;
     }
@@ -1344,7 +1483,14 @@ static int put_entry(vg_state_t *st, ent_t *e, vg_batch_t *b, int slice) {
     }
     if (!rc) vg_batch_put(b, st->kbuf.p, st->kbuf.len, st->vbuf.p, st->vbuf.len);
     if (!rc && !e->is_key) rc = log_put(st, (vg_acct_t *)e, b, slice);
+    if (!rc && !e->is_key) rc = rows_put(st, (vg_acct_t *)e, b, slice);
     return rc;
+}
+
+/* A full checkpoint was not written: every dirty account's rows stay dirty. */
+static void rows_all_unwritten(vg_state_t *st) {
+    for (size_t i = 0; i < st->ndirty; i++)
+        if (!st->dirty[i]->is_key) rows_unwritten((vg_acct_t *)st->dirty[i]);
 }
 
 int vg_state_checkpoint(vg_state_t *st, const vg_kv_t *meta, int n_meta, int sync,
@@ -1371,11 +1517,15 @@ int vg_state_checkpoint(vg_state_t *st, const vg_kv_t *meta, int n_meta, int syn
     if (rc) {
         seterr(errbuf, errlen, "out of memory while writing a checkpoint", NULL);
         vg_batch_clear(st->batch);
+        rows_all_unwritten(st);
         return rc;
     }
     rc = vg_store_write(st->store, st->batch, sync, errbuf, errlen);
     vg_batch_clear(st->batch);
-    if (rc) return VG_ESTORE;
+    if (rc) {
+        rows_all_unwritten(st);
+        return VG_ESTORE;
+    }
     if (st->dp.tpl) st->dtpl_saved = 1;
     swap_written(st);
     /* clean again: back on the LRU list in the order of their last use */
@@ -1383,7 +1533,10 @@ int vg_state_checkpoint(vg_state_t *st, const vg_kv_t *meta, int n_meta, int syn
     for (size_t i = 0; i < st->ndirty; i++) {
         ent_t *e = st->dirty[i];
         e->dirty = 0;
-        if (!e->is_key) log_now_written((vg_acct_t *)e);
+        if (!e->is_key) {
+            log_now_written((vg_acct_t *)e);
+            rows_written((vg_acct_t *)e);
+        }
         if (!e->pending) lru_push_front(st, e);
     }
     st->ndirty = 0;
@@ -1447,13 +1600,17 @@ void vg_state_checkpoint_done(vg_state_t *st, int written) {
         for (size_t i = 0; i < st->npend; i++) {
             ent_t *e = st->pend[i];
             e->pending = 0;
-            if (!e->is_key) log_written((vg_acct_t *)e);
+            if (!e->is_key) {
+                log_written((vg_acct_t *)e);
+                rows_written((vg_acct_t *)e);
+            }
             if (!e->dirty && !e->linked) lru_push_front(st, e);
         }
     } else {
         for (size_t i = 0; i < st->npend; i++) {
             ent_t *e = st->pend[i];
             e->pending = 0;
+            if (!e->is_key) rows_unwritten((vg_acct_t *)e);
             /* on out of memory the entry stays clean and off the LRU: kept in memory,
              * written again when it next changes */
             mark_dirty(st, e);
@@ -1781,9 +1938,9 @@ int vg_state_wipe(vg_store_t *store, char *errbuf, size_t errlen) {
         seterr(errbuf, errlen, "out of memory", NULL);
         return VG_ENOMEM;
     }
-    static const char *const pre[] = {"a/", "d/", "k/"};
+    static const char *const pre[] = {"a/", "d/", "k/", "w/"};
     int rc = 0;
-    for (int i = 0; !rc && i < 3; i++)
+    for (int i = 0; !rc && i < 4; i++)
         if (vg_store_scan(store, pre[i], 2, wipe_cb, b) != 0) {
             seterr(errbuf, errlen, "cannot read the state in %", vg_store_path(store));
             rc = VG_ESTORE;

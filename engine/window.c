@@ -625,6 +625,22 @@ void vg_wstate_free(vg_wstate_t *w) {
 }
 
 int64_t vg_wstate_newest(const vg_wstate_t *w) { return w->newest; }
+int64_t vg_wstate_first(const vg_wstate_t *w) { return w->first; }
+int64_t vg_wstate_end(const vg_wstate_t *w) { return w->first + (int64_t)w->n; }
+
+int vg_wstate_dirty(const vg_wstate_t *w, int64_t *from) {
+    if (w->dirty) *from = w->dfrom;
+    return w->dirty;
+}
+
+void vg_wstate_set_clean(vg_wstate_t *w) { w->dirty = 0; }
+
+void vg_wstate_set_dirty(vg_wstate_t *w, int64_t from) {
+    if (!w->dirty || from < w->dfrom) {
+        w->dirty = 1;
+        w->dfrom = from;
+    }
+}
 
 void vg_wstate_prefetch(const vg_wstate_t *w) {
 #if defined(__GNUC__)
@@ -1237,6 +1253,10 @@ int vg_wstate_add(vg_wstate_t *w, const vg_wlayout_t *l, int64_t ts,
         if (rc) return rc;
     }
     store_strings(w, l, in, nr);
+    if (!w->dirty || k < w->dfrom) {   /* rows from k on are new or moved */
+        w->dirty = 1;
+        w->dfrom = k;
+    }
     if (late) {
         late_insert(w, l, k, nr);
     } else {
@@ -1339,9 +1359,11 @@ vg_wstate_t *vg_wstate_migrate(const vg_wlayout_t *lo, const vg_wlayout_t *ln,
     }
     if (sbytes && !(ns->sb = malloc(sbytes))) goto err;
     ns->sb_cap = sbytes;
-    ns->first = 0;
+    ns->first = w->first;   /* the same positions: every row is rewritten (dirty) */
     ns->head = 0;
     ns->n = w->n;
+    ns->dirty = w->n > 0;
+    ns->dfrom = w->first;
     ns->newest = w->newest;
     for (size_t i = 0; i < w->n; i++) {
         const word_t *r = wrow(w, lo, w->first + (int64_t)i);
@@ -1412,12 +1434,12 @@ vg_wstate_t *vg_wstate_migrate(const vg_wlayout_t *lo, const vg_wlayout_t *ln,
     }
     /* the frontiers: positions and counts from the rows; the running sums of kept
      * specs carried over (bit-identical values), new ones recomputed */
-    int64_t end = (int64_t)ns->n;
+    int64_t end = ns->first + (int64_t)ns->n;
     for (int j = 0; j < nn; j++) {
         const lspec_t *s = &ln->s[j];
         if (s->soff < 0) continue;
         sstate_t *ss = wss(ns, s);
-        ss->L = ns->n ? vg_wlower_bound(ns, ln, sat_sub(ns->newest, s->w)) : 0;
+        ss->L = ns->n ? vg_wlower_bound(ns, ln, sat_sub(ns->newest, s->w)) : ns->first;
         if (kind_minmax(s->kind) || kind_hashed(s->kind)) {
             if (end - ss->L > SMALL_ROWS && vg_wss_build(ns, ln, s, ss)) goto err;
         } else if (s->kind == VG_SPEC_COUNT) {

@@ -122,6 +122,35 @@ int vg_wstate_encode(const vg_wstate_t *w, const vg_wlayout_t *l, vg_buf_t *out)
 vg_wstate_t *vg_wstate_decode(const vg_wlayout_t *l, const void *p, size_t n,
                               char *errbuf, size_t errlen);
 
+/* ---- incremental encoding (the account records of engine/state.c) ----
+ *
+ * The rows of a state are addressed by absolute position, [first, end). A caller that
+ * stores the rows apart from the rest writes the head (vg_wstate_encode_head: all but
+ * the rows and their strings) and the rows in pieces (vg_wstate_encode_rows), and
+ * rewrites only the pieces at or after the position that vg_wstate_dirty reports
+ * (rows appended, or moved by a late event, since vg_wstate_set_clean). Rows before
+ * `first` are gone: pieces entirely before it can be deleted, and a piece that starts
+ * before it is read from `first` on. vg_wstate_decode_parts puts a state back together
+ * from the head and its pieces (in position order, covering [first, end)); it is the
+ * state vg_wstate_decode would give for the whole encoding. */
+int64_t vg_wstate_first(const vg_wstate_t *w);
+int64_t vg_wstate_end(const vg_wstate_t *w);
+int vg_wstate_dirty(const vg_wstate_t *w, int64_t *from);
+void vg_wstate_set_clean(vg_wstate_t *w);
+void vg_wstate_set_dirty(vg_wstate_t *w, int64_t from);   /* from the lower of the two */
+int vg_wstate_encode_head(const vg_wstate_t *w, const vg_wlayout_t *l, vg_buf_t *out);
+/* The rows [from, to) (within [first, end)): i64 start, u32 count, the rows, their
+ * prev() strings. */
+int vg_wstate_encode_rows(const vg_wstate_t *w, const vg_wlayout_t *l, int64_t from,
+                          int64_t to, vg_buf_t *out);
+typedef struct vg_wpart {
+    const void *p;
+    size_t n;
+} vg_wpart_t;
+vg_wstate_t *vg_wstate_decode_parts(const vg_wlayout_t *l, const void *head, size_t hn,
+                                    const vg_wpart_t *parts, size_t nparts, char *errbuf,
+                                    size_t errlen);
+
 /* ---- ruleset swap ----
  *
  * A spec of a new layout continues a spec of an old layout when both have the same

@@ -184,8 +184,17 @@ static int rebuild(vg_wstate_t *w, const vg_wlayout_t *l) {
     return 0;
 }
 
+static vg_wstate_t *decode_at(const vg_wlayout_t *l, const void *data, size_t n, int64_t first,
+                              char *errbuf, size_t errlen);
+
 vg_wstate_t *vg_wstate_decode(const vg_wlayout_t *l, const void *data, size_t n, char *errbuf,
                               size_t errlen) {
+    return decode_at(l, data, n, 0, errbuf, errlen);
+}
+
+/* Decodes the whole encoding, the rows placed from position `first` on. */
+static vg_wstate_t *decode_at(const vg_wlayout_t *l, const void *data, size_t n, int64_t first,
+                              char *errbuf, size_t errlen) {
     const unsigned char *p = data;
     vg_wstate_t *w = NULL;
     if (!p || n < HDR_BYTES + 16) return fail(w, errbuf, errlen, "truncated");
@@ -203,6 +212,7 @@ vg_wstate_t *vg_wstate_decode(const vg_wlayout_t *l, const void *data, size_t n,
     size_t fixed = HDR_BYTES + 8 + nsum * 56 + 8;
     if (n < fixed || nrows > (n - fixed) / (rw * 8)) return fail(w, errbuf, errlen, "bad row count");
     if (!(w = vg_wstate_new(l))) return fail(w, errbuf, errlen, "out of memory");
+    w->first = first;
     if (nrows && vg_wstate_reserve_rows(w, l, (size_t)nrows + 1))
         return fail(w, errbuf, errlen, "out of memory");
     const unsigned char *q = p + HDR_BYTES;
@@ -245,5 +255,165 @@ vg_wstate_t *vg_wstate_decode(const vg_wlayout_t *l, const void *data, size_t n,
     }
     if ((size_t)(q - p) != n - 8) return fail(w, errbuf, errlen, "trailing bytes");
     if (rebuild(w, l)) return fail(w, errbuf, errlen, "out of memory");
+    return w;
+}
+
+/* ---- incremental encoding ---- */
+
+static size_t nsums(const vg_wlayout_t *l) {
+    size_t k = 0;
+    for (int i = 0; i < l->n; i++) k += kind_sumlike(l->s[i].kind);
+    return k;
+}
+
+/* Bytes of prev() strings of one row. */
+static size_t row_sbytes(const vg_wlayout_t *l, const word_t *r) {
+    size_t b = 0;
+    for (int i = 0; i < l->n; i++)
+        if (l->s[i].kind == VG_SPEC_PREV && type_is_str(prev_type(r + l->s[i].off)))
+            b += prev_len(r + l->s[i].off);
+    return b;
+}
+
+#define HEAD_EXTRA 8u   /* i64 first after the header */
+
+int vg_wstate_encode_head(const vg_wstate_t *w, const vg_wlayout_t *l, vg_buf_t *out) {
+    size_t ns = nsums(l);
+    if (vg_buf_reserve(out, HDR_BYTES + HEAD_EXTRA + ns * 56)) return VG_ENOMEM;
+    unsigned char *p0 = (unsigned char *)out->p + out->len, *p = p0;
+    put32(p, WIN_MAGIC);
+    put32(p + 4, WIN_VERSION);
+    put64(p + 8, l->fp);
+    put64(p + 16, (uint64_t)w->newest);
+    put32(p + 24, (uint32_t)l->n);
+    put32(p + 28, (uint32_t)l->rw);
+    put64(p + 32, (uint64_t)w->n);
+    put64(p + 40, (uint64_t)w->first);
+    p += HDR_BYTES + HEAD_EXTRA;
+    for (int i = 0; i < l->n; i++) {
+        if (!kind_sumlike(l->s[i].kind)) continue;
+        const sstate_t *ss = wss(w, &l->s[i]);
+        word_t v[7];
+        v[0].d = ss->a.s1.s;
+        v[1].d = ss->a.s1.c;
+        v[2].d = ss->a.s2.s;
+        v[3].d = ss->a.s2.c;
+        v[4].d = ss->a.sabs;
+        v[5].d = ss->a.hw;
+        v[6].i = ss->ops;
+        for (int j = 0; j < 7; j++, p += 8) put64(p, v[j].u);
+    }
+    out->len += (size_t)(p - p0);
+    return 0;
+}
+
+int vg_wstate_encode_rows(const vg_wstate_t *w, const vg_wlayout_t *l, int64_t from,
+                          int64_t to, vg_buf_t *out) {
+    int64_t end = w->first + (int64_t)w->n;
+    if (from < w->first) from = w->first;
+    if (to > end) to = end;
+    if (to < from) to = from;
+    size_t rw = (size_t)l->rw, nr = (size_t)(to - from), sb = 0;
+    for (int64_t pos = from; pos < to; pos++) sb += row_sbytes(l, wrow(w, l, pos));
+    if (vg_buf_reserve(out, 12 + nr * rw * 8 + sb)) return VG_ENOMEM;
+    unsigned char *p0 = (unsigned char *)out->p + out->len, *p = p0;
+    put64(p, (uint64_t)from);
+    put32(p + 8, (uint32_t)nr);
+    p += 12;
+    for (int64_t pos = from; pos < to; pos++) {
+        const word_t *r = wrow(w, l, pos);
+        for (size_t j = 0; j < rw; j++, p += 8) put64(p, r[j].u);
+    }
+    for (int64_t pos = from; pos < to; pos++) {
+        const word_t *r = wrow(w, l, pos);
+        for (int i = 0; i < l->n; i++) {
+            const word_t *q = r + l->s[i].off;
+            if (l->s[i].kind != VG_SPEC_PREV || !type_is_str(prev_type(q))) continue;
+            memcpy(p, w->sb + q[0].u, prev_len(q));
+            p += prev_len(q);
+        }
+    }
+    out->len += (size_t)(p - p0);
+    return 0;
+}
+
+vg_wstate_t *vg_wstate_decode_parts(const vg_wlayout_t *l, const void *head, size_t hn,
+                                    const vg_wpart_t *parts, size_t nparts, char *errbuf,
+                                    size_t errlen) {
+    const unsigned char *h = head;
+    size_t ns = nsums(l), rw = (size_t)l->rw;
+    if (!h || hn != HDR_BYTES + HEAD_EXTRA + ns * 56)
+        return fail(NULL, errbuf, errlen, "bad head");
+    uint64_t nrows = get64(h + 32);
+    int64_t first = (int64_t)get64(h + 40), end;
+    if (first < 0 || nrows > (uint64_t)INT64_MAX - (uint64_t)first)
+        return fail(NULL, errbuf, errlen, "bad head");
+    end = first + (int64_t)nrows;
+    /* the whole encoding: header, the rows [first, end) and their strings from the
+     * pieces, the sums, the checksum */
+    vg_buf_t rows, strs, all;
+    vg_buf_init(&rows);
+    vg_buf_init(&strs);
+    vg_buf_init(&all);
+    const char *why = NULL;
+    int64_t next = first;
+    for (size_t k = 0; k < nparts && !why && next < end; k++) {
+        const unsigned char *p = parts[k].p;
+        size_t n = parts[k].n;
+        if (n < 12) {
+            why = "bad rows";
+            break;
+        }
+        int64_t start = (int64_t)get64(p);
+        uint64_t cnt = get32(p + 8);
+        if (cnt > (n - 12) / (rw * 8) || start > next) {
+            why = "rows missing";
+            break;
+        }
+        const unsigned char *r = p + 12, *sp = r + cnt * rw * 8, *se = p + n;
+        for (uint64_t i = 0; i < cnt && !why; i++) {
+            int64_t pos = start + (int64_t)i;
+            word_t row[rw > 0 ? rw : 1];
+            for (size_t j = 0; j < rw; j++) row[j].u = get64(r + (i * rw + j) * 8);
+            /* string bytes of this row, validated by the decoder again below */
+            size_t sb = 0;
+            for (int s2 = 0; s2 < l->n; s2++) {
+                const word_t *q = row + l->s[s2].off;
+                if (l->s[s2].kind == VG_SPEC_PREV && type_is_str(prev_type(q))) sb += prev_len(q);
+            }
+            if (sb > (size_t)(se - sp)) {
+                why = "bad strings";
+                break;
+            }
+            if (pos == next && pos < end) {
+                if (vg_buf_append(&rows, r + i * rw * 8, rw * 8) || vg_buf_append(&strs, sp, sb))
+                    why = "out of memory";
+                next++;
+            }
+            sp += sb;
+        }
+        if (!why && sp != se) why = "bad strings";
+    }
+    if (!why && next != end) why = "rows missing";
+    if (!why) {
+        int rc = vg_buf_append(&all, h, HDR_BYTES);
+        if (!rc) rc = vg_buf_append(&all, rows.p ? rows.p : "", rows.len);
+        unsigned char sl[8];
+        put64(sl, (uint64_t)strs.len);
+        if (!rc) rc = vg_buf_append(&all, sl, 8);
+        if (!rc) rc = vg_buf_append(&all, strs.p ? strs.p : "", strs.len);
+        if (!rc) rc = vg_buf_append(&all, h + HDR_BYTES + HEAD_EXTRA, ns * 56);
+        if (!rc) {
+            put64(sl, vg_whash_bytes(WIN_MAGIC, all.p, all.len));
+            rc = vg_buf_append(&all, sl, 8);
+        }
+        if (rc) why = "out of memory";
+    }
+    vg_wstate_t *w = NULL;
+    if (!why) w = decode_at(l, all.p, all.len, first, errbuf, errlen);
+    else fail(NULL, errbuf, errlen, why);
+    vg_buf_deinit(&rows);
+    vg_buf_deinit(&strs);
+    vg_buf_deinit(&all);
     return w;
 }

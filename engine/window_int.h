@@ -107,6 +107,8 @@ struct vg_wstate {
     size_t sb_len, sb_cap, sb_dead;
     int embedded;          /* in a caller's block (vg_wstate_init_at): not freed */
     int rw;                /* words per row (of the layout) */
+    int dirty;             /* rows from position dfrom on changed since vg_wstate_clean */
+    int64_t dfrom;
     uint64_t ssb[];        /* the specs' frontier states (lspec_t.soff), ssbytes */
 };
 

@@ -673,27 +673,31 @@ static void test_dedupe_log_delta(void **state) {
     }
     assert_int_equal(vg_state_checkpoint(st, NULL, 0, 0, err, sizeof err), 0);
     assert_int_equal(store_count(s, "d/"), 100);
-    /* one more event: the account record, one dedupe record and the layout */
+    /* one more event: the account record, one dedupe record, one record of window rows
+     * (engine/state.c: WCHUNK rows each) and the layout */
     assert_int_equal(event(f, st, "acc", "e100", T0 + 100 * 60000LL, 1, NULL), R_DECIDED);
     size_t left;
     assert_int_equal(vg_state_checkpoint_some(st, 100, b, &left), 0);
-    assert_int_equal(vg_batch_count(b), 3);
+    assert_int_equal(vg_batch_count(b), 4);
     assert_int_equal(vg_store_write(s, b, 0, err, sizeof err), 0);
     vg_state_checkpoint_done(st, 1);
-    /* 25 h later: e0..e59 left the horizon (older than newest - 24 h) */
+    /* 25 h later: e0..e59 left the horizon (older than newest - 24 h); the windows (1 h,
+     * lateness 1 h) keep only e100 (the predecessor) and the new row: the 25 records of
+     * rows 0..99 go, the one of rows 100..103 is written */
     assert_int_equal(event(f, st, "acc", "late1", T0 + 25 * H, 1, NULL), R_DECIDED);
     vg_batch_clear(b);
     assert_int_equal(vg_state_checkpoint_some(st, 100, b, &left), 0);
-    assert_int_equal(vg_batch_count(b), 60 + 1 + 2);
+    assert_int_equal(vg_batch_count(b), 60 + 1 + 25 + 1 + 2);
     /* the write fails: nothing of it is lost, the next slice writes it again */
     vg_state_checkpoint_done(st, 0);
     assert_int_equal(event(f, st, "acc", "late2", T0 + 25 * H, 1, NULL), R_DECIDED);
     vg_batch_clear(b);
     assert_int_equal(vg_state_checkpoint_some(st, 100, b, &left), 0);
-    assert_int_equal(vg_batch_count(b), 60 + 2 + 2);
+    assert_int_equal(vg_batch_count(b), 60 + 2 + 25 + 1 + 2);
     assert_int_equal(vg_store_write(s, b, 0, err, sizeof err), 0);
     vg_state_checkpoint_done(st, 1);
     assert_int_equal(store_count(s, "d/"), 41 + 2);
+    assert_int_equal(store_count(s, "w/"), 1);
     /* nothing changed: only the layout record */
     vg_batch_clear(b);
     assert_int_equal(vg_state_checkpoint_some(st, 100, b, &left), 0);
