@@ -27,6 +27,15 @@
  * Lookups compare the 32-bit hash, then the id bytes exactly.
  *
  * Records in the store (integers little endian):
+ *   account "a/" + name: u8 version 5 is version 4 (below) with, after has_window, the
+ *     window's head (vg_wstate_encode_head: everything but its rows) instead of the
+ *     whole window state; its rows are in
+ *   window rows "w/" + u32be name length + name + u64be chunk: the rows at positions
+ *     [chunk * WCHUNK, (chunk + 1) * WCHUNK) from the window's first position on
+ *     (vg_wstate_encode_rows), rewritten by a checkpoint from the first row that
+ *     changed (appended, or moved by a late event) and the lowest one when rows before
+ *     it expired, deleted once all its rows expired: so that a checkpoint writes what
+ *     the events changed, not the window's history.
  *   account "a/" + name: u8 version 4, i64 newest, u64 seq0, u32 n, u32 m, m x (u64 rule
  *     id, i64 time of that rule's last alert), u8 has_ext, [u32 length, extension
  *     (engine/acctx.h)], u8 has_window, window state (vg_wstate_encode). Its dedupe log
