@@ -591,19 +591,9 @@ static int acct_encode(vg_state_t *st, const vg_acct_t *a, vg_buf_t *out) {
 }
 
 /* Builds "w/" + u32be name length + name (+ u64be chunk when with_chunk) in st->kbuf. */
+static int acct_sub_key(vg_state_t *st, const vg_acct_t *a, char kind, int with_n, uint64_t n);
 static int rows_key(vg_state_t *st, const vg_acct_t *a, int with_chunk, int64_t chunk) {
-    vg_buf_clear(&st->kbuf);
-    uint32_t l = a->e.klen;
-    unsigned char hd[6] = {'w', '/', (unsigned char)(l >> 24), (unsigned char)(l >> 16),
-                           (unsigned char)(l >> 8), (unsigned char)l};
-    int rc = vg_buf_append(&st->kbuf, hd, sizeof hd);
-    if (!rc) rc = vg_buf_append(&st->kbuf, a->name, a->e.klen);
-    if (!rc && with_chunk) {
-        unsigned char x[8];
-        for (int i = 0; i < 8; i++) x[i] = (unsigned char)((uint64_t)chunk >> (56 - 8 * i));
-        rc = vg_buf_append(&st->kbuf, x, 8);
-    }
-    return rc;
+    return acct_sub_key(st, a, 'w', with_chunk, (uint64_t)chunk);
 }
 
 /* Adds to b the account's window row records that changed (rewritten from the dirty
@@ -661,20 +651,26 @@ static void rows_unwritten(vg_acct_t *a) {
     a->enc_dirty = 0;
 }
 
-/* Builds "d/" + u32be name length + name (+ u64be seq when with_seq) in st->kbuf. */
-static int dlog_key(vg_state_t *st, const vg_acct_t *a, int with_seq, uint64_t seq) {
+/* Builds KIND "/" + u32be name length + name (+ u64be n when with_n) in st->kbuf: the
+ * keys of an account's dedupe ('d') and window row ('w') records. */
+static int acct_sub_key(vg_state_t *st, const vg_acct_t *a, char kind, int with_n, uint64_t n) {
     vg_buf_clear(&st->kbuf);
     uint32_t l = a->e.klen;
-    unsigned char hd[6] = {'d', '/', (unsigned char)(l >> 24), (unsigned char)(l >> 16),
-                           (unsigned char)(l >> 8), (unsigned char)l};
+    unsigned char hd[6] = {(unsigned char)kind, '/', (unsigned char)(l >> 24),
+                           (unsigned char)(l >> 16), (unsigned char)(l >> 8), (unsigned char)l};
     int rc = vg_buf_append(&st->kbuf, hd, sizeof hd);
     if (!rc) rc = vg_buf_append(&st->kbuf, a->name, a->e.klen);
-    if (!rc && with_seq) {
+    if (!rc && with_n) {
         unsigned char x[8];
-        for (int i = 0; i < 8; i++) x[i] = (unsigned char)(seq >> (56 - 8 * i));
+        for (int i = 0; i < 8; i++) x[i] = (unsigned char)(n >> (56 - 8 * i));
         rc = vg_buf_append(&st->kbuf, x, 8);
     }
     return rc;
+}
+
+/* "d/" + u32be name length + name (+ u64be seq when with_seq) in st->kbuf. */
+static int dlog_key(vg_state_t *st, const vg_acct_t *a, int with_seq, uint64_t seq) {
+    return acct_sub_key(st, a, 'd', with_seq, seq);
 }
 
 /* Adds to b the account's dedupe records not yet written and the deletes of those that

@@ -55,38 +55,34 @@ static size_t live_string_bytes(const vg_wstate_t *w, const vg_wlayout_t *l) {
     return b;
 }
 
-int vg_wstate_encode(const vg_wstate_t *w, const vg_wlayout_t *l, vg_buf_t *out) {
-    size_t rw = (size_t)l->rw, nsum = 0;
-    for (int i = 0; i < l->n; i++) nsum += kind_sumlike(l->s[i].kind);
-    size_t sbytes = live_string_bytes(w, l);
-    size_t total = HDR_BYTES + w->n * rw * 8 + 8 + sbytes + nsum * 56 + 8;
-    if (vg_buf_reserve(out, total)) return VG_ENOMEM;
-    unsigned char *p0 = (unsigned char *)out->p + out->len, *p = p0;
+/* The prev() strings of the rows [from, to), in row order, at p; returns the end. */
+static unsigned char *put_strings(unsigned char *p, const vg_wstate_t *w,
+                                  const vg_wlayout_t *l, int64_t from, int64_t to) {
+    for (int64_t pos = from; pos < to; pos++) {
+        const word_t *r = wrow(w, l, pos);
+        for (int i = 0; i < l->n; i++) {
+            const word_t *q = r + l->s[i].off;
+            if (l->s[i].kind != VG_SPEC_PREV || !type_is_str(prev_type(q))) continue;
+            memcpy(p, w->sb + q[0].u, prev_len(q));
+            p += prev_len(q);
+        }
+    }
+    return p;
+}
+
+/* The header (HDR_BYTES) at p. */
+static void put_header(unsigned char *p, const vg_wstate_t *w, const vg_wlayout_t *l) {
     put32(p, WIN_MAGIC);
     put32(p + 4, WIN_VERSION);
     put64(p + 8, l->fp);
     put64(p + 16, (uint64_t)w->newest);
     put32(p + 24, (uint32_t)l->n);
-    put32(p + 28, (uint32_t)rw);
+    put32(p + 28, (uint32_t)l->rw);
     put64(p + 32, (uint64_t)w->n);
-    p += HDR_BYTES;
-    for (int64_t pos = w->first; pos < w->first + (int64_t)w->n; pos++) {
-        const word_t *r = wrow(w, l, pos);
-        for (size_t j = 0; j < rw; j++, p += 8) put64(p, r[j].u);
-    }
-    put64(p, (uint64_t)sbytes);
-    p += 8;
-    if (sbytes) {
-        for (int64_t pos = w->first; pos < w->first + (int64_t)w->n; pos++) {
-            const word_t *r = wrow(w, l, pos);
-            for (int i = 0; i < l->n; i++) {
-                const word_t *q = r + l->s[i].off;
-                if (l->s[i].kind != VG_SPEC_PREV || !type_is_str(prev_type(q))) continue;
-                memcpy(p, w->sb + q[0].u, prev_len(q));
-                p += prev_len(q);
-            }
-        }
-    }
+}
+
+/* The running sums of the sum-like specs (56 bytes each) at p; returns the end. */
+static unsigned char *put_sums(unsigned char *p, const vg_wstate_t *w, const vg_wlayout_t *l) {
     for (int i = 0; i < l->n; i++) {
         if (!kind_sumlike(l->s[i].kind)) continue;
         const sstate_t *ss = wss(w, &l->s[i]);
@@ -100,6 +96,26 @@ int vg_wstate_encode(const vg_wstate_t *w, const vg_wlayout_t *l, vg_buf_t *out)
         v[6].i = ss->ops;
         for (int j = 0; j < 7; j++, p += 8) put64(p, v[j].u);
     }
+    return p;
+}
+
+int vg_wstate_encode(const vg_wstate_t *w, const vg_wlayout_t *l, vg_buf_t *out) {
+    size_t rw = (size_t)l->rw, nsum = 0;
+    for (int i = 0; i < l->n; i++) nsum += kind_sumlike(l->s[i].kind);
+    size_t sbytes = live_string_bytes(w, l);
+    size_t total = HDR_BYTES + w->n * rw * 8 + 8 + sbytes + nsum * 56 + 8;
+    if (vg_buf_reserve(out, total)) return VG_ENOMEM;
+    unsigned char *p0 = (unsigned char *)out->p + out->len, *p = p0;
+    put_header(p, w, l);
+    p += HDR_BYTES;
+    for (int64_t pos = w->first; pos < w->first + (int64_t)w->n; pos++) {
+        const word_t *r = wrow(w, l, pos);
+        for (size_t j = 0; j < rw; j++, p += 8) put64(p, r[j].u);
+    }
+    put64(p, (uint64_t)sbytes);
+    p += 8;
+    if (sbytes) p = put_strings(p, w, l, w->first, w->first + (int64_t)w->n);
+    p = put_sums(p, w, l);
     put64(p, vg_whash_bytes(WIN_MAGIC, p0, (size_t)(p - p0)));
     p += 8;
     out->len += (size_t)(p - p0);
@@ -281,28 +297,9 @@ int vg_wstate_encode_head(const vg_wstate_t *w, const vg_wlayout_t *l, vg_buf_t 
     size_t ns = nsums(l);
     if (vg_buf_reserve(out, HDR_BYTES + HEAD_EXTRA + ns * 56)) return VG_ENOMEM;
     unsigned char *p0 = (unsigned char *)out->p + out->len, *p = p0;
-    put32(p, WIN_MAGIC);
-    put32(p + 4, WIN_VERSION);
-    put64(p + 8, l->fp);
-    put64(p + 16, (uint64_t)w->newest);
-    put32(p + 24, (uint32_t)l->n);
-    put32(p + 28, (uint32_t)l->rw);
-    put64(p + 32, (uint64_t)w->n);
-    put64(p + 40, (uint64_t)w->first);
-    p += HDR_BYTES + HEAD_EXTRA;
-    for (int i = 0; i < l->n; i++) {
-        if (!kind_sumlike(l->s[i].kind)) continue;
-        const sstate_t *ss = wss(w, &l->s[i]);
-        word_t v[7];
-        v[0].d = ss->a.s1.s;
-        v[1].d = ss->a.s1.c;
-        v[2].d = ss->a.s2.s;
-        v[3].d = ss->a.s2.c;
-        v[4].d = ss->a.sabs;
-        v[5].d = ss->a.hw;
-        v[6].i = ss->ops;
-        for (int j = 0; j < 7; j++, p += 8) put64(p, v[j].u);
-    }
+    put_header(p, w, l);
+    put64(p + HDR_BYTES, (uint64_t)w->first);
+    p = put_sums(p + HDR_BYTES + HEAD_EXTRA, w, l);
     out->len += (size_t)(p - p0);
     return 0;
 }
@@ -324,15 +321,7 @@ int vg_wstate_encode_rows(const vg_wstate_t *w, const vg_wlayout_t *l, int64_t f
         const word_t *r = wrow(w, l, pos);
         for (size_t j = 0; j < rw; j++, p += 8) put64(p, r[j].u);
     }
-    for (int64_t pos = from; pos < to; pos++) {
-        const word_t *r = wrow(w, l, pos);
-        for (int i = 0; i < l->n; i++) {
-            const word_t *q = r + l->s[i].off;
-            if (l->s[i].kind != VG_SPEC_PREV || !type_is_str(prev_type(q))) continue;
-            memcpy(p, w->sb + q[0].u, prev_len(q));
-            p += prev_len(q);
-        }
-    }
+    p = put_strings(p, w, l, from, to);
     out->len += (size_t)(p - p0);
     return 0;
 }
