@@ -145,11 +145,15 @@ int vg_engine_shard_of(const vg_engine_t *e, const char *account, size_t len) {
     return (int)(hash_account(account, len) % (uint64_t)e->n);
 }
 
+/* The shard's pipeline; with `reset`, a store holding state of other rules or options
+ * starts empty (*was_reset set) instead of being refused. */
 static vg_pipeline_t *make_pipeline(vg_engine_t *e, shard_t *s, vg_program_t *p,
-                                    int64_t version, vg_lists_t *lists, char *errbuf,
-                                    size_t errlen) {
+                                    int64_t version, vg_lists_t *lists, int reset,
+                                    int *was_reset, char *errbuf, size_t errlen) {
     vg_pipeline_opts_t po;
     vg_pipeline_opts_default(&po);
+    po.reset_mismatch = reset;
+    po.was_reset = was_reset;
     po.lateness_ms = e->o.lateness_ms;
     po.dedupe_horizon_ms = e->o.dedupe_horizon_ms;
     po.mem_budget = e->o.mem_budget;
@@ -157,21 +161,6 @@ static vg_pipeline_t *make_pipeline(vg_engine_t *e, shard_t *s, vg_program_t *p,
     po.ruleset_version = version;
     po.lists = lists;
     return vg_pipeline_new(p, &po, errbuf, errlen);
-}
-
-static int wipe_cb(void *ctx, const void *k, size_t kl, const void *v, size_t vl) {
-    (void)v;
-    (void)vl;
-    vg_batch_delete((vg_batch_t *)ctx, k, kl);
-    return 0;
-}
-
-/* Deletes the shard's engine records (vg_state_wipe). */
-static int wipe_state(shard_t *s, char *errbuf, size_t errlen) {
-    pthread_mutex_lock(&s->wmu);
-    int rc = vg_state_wipe(s->store, errbuf, errlen);
-    pthread_mutex_unlock(&s->wmu);
-    return rc;
 }
 
 vg_engine_t *vg_engine_new(const vg_engine_opts_t *o, vg_program_t *p, int64_t version,
@@ -220,12 +209,14 @@ vg_engine_t *vg_engine_new(const vg_engine_opts_t *o, vg_program_t *p, int64_t v
                 goto err;
             }
         }
-        s->pl = make_pipeline(e, s, p, version, lists, errbuf, errlen);
-        if (!s->pl && s->store && o->reset_mismatch) {
-            fprintf(stderr, "vigil: %s; that state starts empty\n", errbuf);
-            if (wipe_state(s, errbuf, errlen) == 0)
-                s->pl = make_pipeline(e, s, p, version, lists, errbuf, errlen);
-        }
+        int reset = 0;
+        pthread_mutex_lock(&s->wmu);
+        s->pl = make_pipeline(e, s, p, version, lists, s->store && o->reset_mismatch, &reset,
+                              errbuf, errlen);
+        pthread_mutex_unlock(&s->wmu);
+        if (reset)
+            fprintf(stderr, "vigil: state in %s was made by other rules or options; that state "
+                            "starts empty\n", vg_store_path(s->store));
         if (!s->pl) goto err;
     }
     e->o.state_dir = o->state_dir;   /* only non-NULL once stores are open */
@@ -284,7 +275,7 @@ static int dry_score(vg_engine_t *e, shard_t *s, const char *body, size_t len, v
     vg_lists_t *l = e->lists ? vg_lists_ref(e->lists) : NULL;
     int64_t v = e->version;
     pthread_mutex_unlock(&e->mu);
-    vg_pipeline_t *pl = make_pipeline(e, s, p, v, l, err, sizeof(err));
+    vg_pipeline_t *pl = make_pipeline(e, s, p, v, l, 0, NULL, err, sizeof(err));
     vg_prog_unref(p);
     vg_lists_unref(l);
     if (!pl) return VG_ENOMEM;
@@ -355,14 +346,15 @@ static int rebuild(vg_engine_t *e, shard_t *s, vg_program_t *p, int64_t version,
     s->swapped_dups += st.duplicates;
     s->swapped_rejected += st.rejected;
     char err[512];
-    npl = make_pipeline(e, s, p, version, lists, err, sizeof(err));
-    if (!npl && s->store && allow_wipe) {
-        fprintf(stderr, "vigil: the new ruleset changes the state layout (%s); the "
-                        "state of %s starts empty\n", err, vg_store_path(s->store));
-        rc = wipe_state(s, errbuf, errlen);
-        if (rc) return rc;
-        npl = make_pipeline(e, s, p, version, lists, err, sizeof(err));
-    }
+    int reset = 0;
+    pthread_mutex_lock(&s->wmu);
+    npl = make_pipeline(e, s, p, version, lists, s->store && allow_wipe, &reset, err,
+                        sizeof(err));
+    pthread_mutex_unlock(&s->wmu);
+    if (reset)
+        fprintf(stderr, "vigil: the new ruleset changes the state layout (state in %s was "
+                        "made by other rules or options); that state starts empty\n",
+                vg_store_path(s->store));
     if (!npl) {
         snprintf(errbuf, errlen, "%s", err);
         return VG_ESTORE;
@@ -380,7 +372,7 @@ static int swap_program(vg_engine_t *e, shard_t *s, vg_program_t *p, int64_t ver
                         vg_lists_t *lists, char *errbuf, size_t errlen) {
     if (!s->pl) {   /* a failed swap left no pipeline: build one */
         char err[512];
-        s->pl = make_pipeline(e, s, p, version, lists, err, sizeof(err));
+        s->pl = make_pipeline(e, s, p, version, lists, 0, NULL, err, sizeof(err));
         if (!s->pl) {
             snprintf(errbuf, errlen, "%s", err);
             return VG_ESTORE;
@@ -490,32 +482,9 @@ int vg_engine_forget(vg_engine_t *e, const char *account, size_t len, char *errb
     pthread_mutex_lock(&s->mu);
     int rc = shard_checkpoint(s, 0, errbuf, errlen);
     if (!rc) {
-        vg_batch_t *b = vg_batch_new();
-        char *key = malloc(len + 6);
-        if (!b || !key) rc = VG_ENOMEM;
-        else {
-            memcpy(key, "a/", 2);
-            memcpy(key + 2, account, len);
-            vg_batch_delete(b, key, len + 2);
-            /* and its dedupe records, "d/" + u32be length + name + seq (engine/state.c) */
-            memcpy(key, "d/", 2);
-            for (int i = 0; i < 4; i++) key[2 + i] = (char)((uint64_t)len >> (24 - 8 * i));
-            memcpy(key + 6, account, len);
-            pthread_mutex_lock(&s->wmu);
-            rc = vg_store_scan(s->store, key, len + 6, wipe_cb, b) ? VG_ESTORE : 0;
-            /* and its window rows, "w/" + the same */
-            memcpy(key, "w/", 2);
-            if (!rc) rc = vg_store_scan(s->store, key, len + 6, wipe_cb, b) ? VG_ESTORE : 0;
-            pthread_mutex_unlock(&s->wmu);
-            if (rc) snprintf(errbuf, errlen, "cannot read the account's records in the state");
-        }
-        if (!rc) {
-            pthread_mutex_lock(&s->wmu);
-            rc = vg_store_write(s->store, b, 1, errbuf, errlen);
-            pthread_mutex_unlock(&s->wmu);
-        }
-        free(key);
-        vg_batch_free(b);
+        pthread_mutex_lock(&s->wmu);
+        rc = vg_state_delete_account(s->store, account, len, errbuf, errlen);
+        pthread_mutex_unlock(&s->wmu);
     }
     /* drop the in-memory copy: a fresh pipeline reloads the others from the store */
     if (!rc) rc = rebuild(e, s, p, v, l, 0, errbuf, errlen);

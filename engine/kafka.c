@@ -84,7 +84,12 @@ typedef struct part {
     int ep;               /* the epoch of the messages produced now */
     int64_t out_ep[2];    /* produced in each epoch, not yet acknowledged */
     int64_t ck_off;       /* the offset being checkpointed */
+    int moved;            /* its state changed without events (a rule change): to be
+                             checkpointed even at the same offset */
 } part_t;
+
+/* Something to checkpoint: events since the last checkpoint, or a moved state. */
+static inline int part_changed(const part_t *pt) { return pt->next_off != pt->ckpt_off || pt->moved; }
 
 /* The checkpoint helper of a worker: writes one partition's checkpoint while the
  * worker goes on with its other partitions. */
@@ -382,16 +387,16 @@ static int part_load(worker_t *w, part_t *pt, char *errbuf, size_t errlen) {
     if (po.lists) vg_lists_ref(po.lists);
     pthread_mutex_unlock(&k->rmu);
     po.store = pt->store;
+    /* a state made by other rules (killed between a rule change and the checkpoint of
+     * its moved state): like the HTTP engine's shards, it starts empty at its
+     * checkpointed offset, loudly */
+    int reset = 0;
+    po.reset_mismatch = 1;
+    po.was_reset = &reset;
     pt->pl = vg_pipeline_new(p, &po, errbuf, errlen);
-    if (!pt->pl && strstr(errbuf, "made by other rules")) {
-        /* a state made by other rules (killed between a rule change and the
-         * checkpoint of its moved state): like the HTTP engine's shards, it starts
-         * empty at its checkpointed offset, loudly */
-        logf_(k, 1, "partition %d: %s; its state starts empty at its checkpoint", (int)pt->id,
-              errbuf);
-        if (vg_state_wipe(pt->store, errbuf, errlen) == 0)
-            pt->pl = vg_pipeline_new(p, &po, errbuf, errlen);
-    }
+    if (reset)
+        logf_(k, 1, "partition %d: state in %s was made by other rules or options; its state "
+              "starts empty at its checkpoint", (int)pt->id, vg_store_path(pt->store));
     vg_prog_unref(p);
     vg_lists_unref(po.lists);
     if (!pt->pl) return VG_ESTORE;
@@ -562,6 +567,7 @@ static int ckpt_finish(worker_t *w, int wait) {
             set_fatal(w, "partition %d: checkpoint: %s", (int)pt->id, h->err);
         } else {
             pt->ckpt_off = pt->ck_off;
+            pt->moved = 0;   /* no rule change while a checkpoint is pending (apply_rules) */
             commit_one(w, pt->id, pt->ck_off);
             uint64_t us = (uint64_t)(real_us() - w->pending_t0);
             INC(w->ct.checkpoints, 1);
@@ -604,7 +610,7 @@ static void ckpt_step(worker_t *w) {
     part_t *best = NULL;
     for (int32_t i = 0; i < w->cap; i++) {
         part_t *pt = w->parts[i];
-        if (!pt || pt->next_off == pt->ckpt_off || now - pt->last_ckpt < k->o.checkpoint_ms ||
+        if (!pt || !part_changed(pt) || now - pt->last_ckpt < k->o.checkpoint_ms ||
             pt->out_ep[pt->ep ^ 1] != 0)
             continue;
         if (!best || pt->last_ckpt < best->last_ckpt) best = pt;
@@ -714,7 +720,7 @@ static void apply_rules(worker_t *w) {
         /* the moved state, with every partition's offset, written now: a restart finds
          * state made by the rules it runs */
         for (int32_t i = 0; i < w->cap; i++)
-            if (w->parts[i]) w->parts[i]->ckpt_off = -2;   /* changed: all written */
+            if (w->parts[i]) w->parts[i]->moved = 1;
         checkpoint(w, 1);
     }
     logf_(k, 0, "worker %d: rules of ruleset %" PRId64 " applied", w->index, version);
@@ -751,7 +757,7 @@ static int checkpoint(worker_t *w, int commit) {
     ckpt_finish(w, 1);
     int any = 0;
     for (int32_t i = 0; i < w->cap; i++)
-        if (w->parts[i] && w->parts[i]->next_off != w->parts[i]->ckpt_off) any = 1;
+        if (w->parts[i] && part_changed(w->parts[i])) any = 1;
     if (!any || w->fatal) return 0;
     int64_t t0 = real_us();
     if (wait_acks(w) < 0) return -1;
@@ -763,7 +769,7 @@ static int checkpoint(worker_t *w, int commit) {
     rd_kafka_topic_partition_list_t *l = commit ? rd_kafka_topic_partition_list_new(8) : NULL;
     for (int32_t i = 0; i < w->cap; i++) {
         part_t *pt = w->parts[i];
-        if (!pt || pt->next_off == pt->ckpt_off) continue;
+        if (!pt || !part_changed(pt)) continue;
         vg_kv_t meta = {"kafka/offset", &pt->next_off, sizeof(pt->next_off)};
         char err[512];
         if (vg_pipeline_checkpoint(pt->pl, &meta, 1, k->o.sync, err, sizeof(err)) != 0) {
@@ -771,6 +777,7 @@ static int checkpoint(worker_t *w, int commit) {
             break;
         }
         pt->ckpt_off = pt->next_off;
+        pt->moved = 0;
         pt->last_ckpt = mono_ms();
         if (l) rd_kafka_topic_partition_list_add(l, k->topic_in, i)->offset = pt->next_off;
     }

@@ -205,6 +205,8 @@ vg_pipeline_t *vg_pipeline_new(vg_program_t *p, const vg_pipeline_opts_t *o,
         .mem_budget = o->mem_budget,
         .store = o->store,
         .acctx = pl->use_an || pl->use_lab ? &xl : NULL,
+        .reset_mismatch = o->reset_mismatch,
+        .was_reset = o->was_reset,
     };
     pl->state = vg_state_new(p, &so, errbuf, errlen);
     if (!pl->state) {

@@ -39,6 +39,9 @@ typedef struct vg_pipeline_opts {
                                     reference; NULL: every list is empty */
     int anomaly;                 /* 0: anomaly scores only when the ruleset reads anomaly.*
                                     (else decisions carry "anomaly":{}); 1: always */
+    int reset_mismatch;          /* a store holding state of other rules or options starts
+                                    empty instead of being refused (vg_state_opts_t) */
+    int *was_reset;              /* set to 1 when that happened; may be NULL */
 } vg_pipeline_opts_t;
 
 typedef enum vg_outcome {

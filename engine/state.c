@@ -601,7 +601,7 @@ static int rows_key(vg_state_t *st, const vg_acct_t *a, int with_chunk, int64_t 
  * always holds its rows from `first` on: the store's content does not depend on when
  * checkpoints ran) and the deletes of those entirely expired. Takes the window's dirty
  * mark (enc_from/enc_dirty keep it for rows_unwritten). Returns 0 or VG_ENOMEM. */
-static int rows_put(vg_state_t *st, vg_acct_t *a, vg_batch_t *b, int slice) {
+static int rows_put(vg_state_t *st, vg_acct_t *a, vg_batch_t *b) {
     int64_t first = a->w ? vg_wstate_first(a->w) : 0, end = a->w ? vg_wstate_end(a->w) : 0;
     int64_t lo = a->w ? first / WCHUNK : a->wchi;   /* no window: every record goes */
     int64_t dend = lo < a->wchi ? lo : a->wchi;
@@ -634,8 +634,7 @@ static int rows_put(vg_state_t *st, vg_acct_t *a, vg_batch_t *b, int slice) {
         a->enc_from = f;
         vg_wstate_set_clean(a->w);
     }
-    (void)slice;   /* wclo moves in rows_written either way */
-    a->pwclo = lo;
+    a->pwclo = lo;   /* wclo once b is written (rows_written) */
     return 0;
 }
 
@@ -1099,9 +1098,14 @@ vg_state_t *vg_state_new(vg_program_t *p, const vg_state_opts_t *o, char *errbuf
         rc = vg_store_get(st->store, "m/layout", 8, &st->vbuf);
         if (rc == 0) {
             if (st->vbuf.len != L->len || memcmp(st->vbuf.p, L->p, L->len) != 0) {
-                seterr(errbuf, errlen, "state in % was made by other rules or options",
-                       vg_store_path(st->store));
-                goto err;
+                if (!o || !o->reset_mismatch) {
+                    seterr(errbuf, errlen, "state in % was made by other rules or options",
+                           vg_store_path(st->store));
+                    goto err;
+                }
+                if (vg_state_wipe(st->store, errbuf, errlen)) goto err;
+                if (o->was_reset) *o->was_reset = 1;
+                return st;   /* empty: nothing stored */
             }
             st->acct_maybe_stored = st->key_maybe_stored = 1;
             rc = vg_store_get(st->store, "m/dtpl", 6, &st->vbuf);
@@ -1488,7 +1492,7 @@ static int put_entry(vg_state_t *st, ent_t *e, vg_batch_t *b, int slice) {
     }
     if (!rc) vg_batch_put(b, st->kbuf.p, st->kbuf.len, st->vbuf.p, st->vbuf.len);
     if (!rc && !e->is_key) rc = log_put(st, (vg_acct_t *)e, b, slice);
-    if (!rc && !e->is_key) rc = rows_put(st, (vg_acct_t *)e, b, slice);
+    if (!rc && !e->is_key) rc = rows_put(st, (vg_acct_t *)e, b);
     return rc;
 }
 
@@ -1955,6 +1959,36 @@ int vg_state_wipe(vg_store_t *store, char *errbuf, size_t errlen) {
         vg_batch_delete(b, "m/dtpl", 6);
         rc = vg_store_write(store, b, 1, errbuf, errlen) ? VG_ESTORE : 0;
     }
+    vg_batch_free(b);
+    return rc;
+}
+
+int vg_state_delete_account(vg_store_t *store, const char *account, size_t len, char *errbuf,
+                            size_t errlen) {
+    vg_batch_t *b = vg_batch_new();
+    unsigned char *key = malloc(len + 6);
+    int rc = 0;
+    if (!b || !key || len > UINT32_MAX) {
+        seterr(errbuf, errlen, "out of memory", NULL);
+        rc = VG_ENOMEM;
+    } else {
+        memcpy(key, "a/", 2);
+        memcpy(key + 2, account, len);
+        vg_batch_delete(b, key, len + 2);
+        /* its dedupe ('d') and window row ('w') records: KIND "/" + u32be length + name */
+        static const char kinds[2] = {'d', 'w'};
+        for (int i = 0; !rc && i < 2; i++) {
+            key[0] = (unsigned char)kinds[i];
+            for (int j = 0; j < 4; j++) key[2 + j] = (unsigned char)((uint64_t)len >> (24 - 8 * j));
+            memcpy(key + 6, account, len);
+            if (vg_store_scan(store, key, len + 6, wipe_cb, b) != 0) {
+                seterr(errbuf, errlen, "cannot read the account's records in %", vg_store_path(store));
+                rc = VG_ESTORE;
+            }
+        }
+        if (!rc) rc = vg_store_write(store, b, 1, errbuf, errlen) ? VG_ESTORE : 0;
+    }
+    free(key);
     vg_batch_free(b);
     return rc;
 }

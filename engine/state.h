@@ -51,6 +51,10 @@ typedef struct vg_state_opts {
                                    extension (engine/acctx.h: anomaly baseline, label
                                    memo), kept, checkpointed, evicted and reloaded with
                                    them; part of the layout fingerprint */
+    int reset_mismatch;         /* a store holding state of other rules or options is
+                                   emptied (vg_state_wipe) instead of refused, and
+                                   *was_reset (when non-NULL) set to 1 */
+    int *was_reset;
 } vg_state_opts_t;
 
 typedef struct vg_kv {
@@ -199,5 +203,11 @@ void vg_state_get_stats(const vg_state_t *st, vg_state_stats_t *out);
  * "m/dtpl"; the caller's other "m/" records stay), in one write, so that a state made
  * by other rules starts empty. 0, or VG_ESTORE / VG_ENOMEM with a reason in errbuf. */
 int vg_state_wipe(vg_store_t *store, char *errbuf, size_t errlen);
+
+/* Deletes every record of one account from `store` (its account record, dedupe and
+ * window row records), in one synced write; the state in memory is the caller's to
+ * drop. 0, or VG_ESTORE / VG_ENOMEM with a reason in errbuf. */
+int vg_state_delete_account(vg_store_t *store, const char *account, size_t len, char *errbuf,
+                            size_t errlen);
 
 #endif

@@ -365,11 +365,7 @@ vg_wstate_t *vg_wstate_decode_parts(const vg_wlayout_t *l, const void *head, siz
             word_t row[rw > 0 ? rw : 1];
             for (size_t j = 0; j < rw; j++) row[j].u = get64(r + (i * rw + j) * 8);
             /* string bytes of this row, validated by the decoder again below */
-            size_t sb = 0;
-            for (int s2 = 0; s2 < l->n; s2++) {
-                const word_t *q = row + l->s[s2].off;
-                if (l->s[s2].kind == VG_SPEC_PREV && type_is_str(prev_type(q))) sb += prev_len(q);
-            }
+            size_t sb = row_sbytes(l, row);
             if (sb > (size_t)(se - sp)) {
                 why = "bad strings";
                 break;

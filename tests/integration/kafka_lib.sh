@@ -96,6 +96,23 @@ kt_wait() {
     return 124
 }
 
+# kt_ready URL PID SECONDS - waits until URL/readyz answers 200 (fails the test and
+# ends it otherwise, with the serve log); sets KT_SEEN503=1 when it answered 503 first.
+kt_ready() {
+    local code=000 i
+    KT_SEEN503=0
+    for i in $(seq $(($3 * 10))); do
+        code=$(curl -s -o /dev/null -w '%{http_code}' "$1/readyz" 2>/dev/null)
+        [ "$code" = 503 ] && KT_SEEN503=1
+        [ "$code" = 200 ] && return 0
+        kill -0 "$2" 2>/dev/null || break
+        sleep 0.1
+    done
+    kt_fail "/readyz never answered 200 (last $code)"
+    cat "$WORK/serve.log"
+    kt_end
+}
+
 kt_end() {
     if [ "$KT_FAILED" = 0 ]; then echo "$KT_NAME: PASS"; exit 0; fi
     echo "$KT_NAME: FAILED"

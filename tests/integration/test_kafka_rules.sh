@@ -67,14 +67,7 @@ serve() {
         --topic-dlq dlq "${KT_X[@]}" >>"$WORK/serve.log" 2>&1 &
     SPID=$!
     KT_PIDS+=("$SPID")
-    local code=000 i
-    for i in $(seq 600); do
-        code=$(curl -s -o /dev/null -w '%{http_code}' "$URL/readyz" 2>/dev/null)
-        [ "$code" = 200 ] && break
-        kill -0 "$SPID" 2>/dev/null || break
-        sleep 0.1
-    done
-    [ "$code" = 200 ] || { kt_fail "/readyz never answered 200 (last $code)"; cat "$WORK/serve.log"; kt_end; }
+    kt_ready "$URL" "$SPID" 60
 }
 processed() { curl -s "$URL/metrics" | awk '$1 == "vigil_kafka_messages_total" {print $2}'; }
 wait_processed() {

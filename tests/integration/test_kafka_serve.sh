@@ -40,16 +40,8 @@ serve() {
         --topic-dlq dlq "${@:3}" >>"$WORK/serve.log" 2>&1 &
     SPID=$!
     KT_PIDS+=("$SPID")
-    local code=000 seen503=0 i
-    for i in $(seq $(($1 * 10))); do
-        code=$(curl -s -o /dev/null -w '%{http_code}' "$URL/readyz" 2>/dev/null)
-        [ "$code" = 503 ] && seen503=1
-        [ "$code" = 200 ] && break
-        kill -0 "$SPID" 2>/dev/null || break
-        sleep 0.1
-    done
-    [ "$code" = 200 ] || { kt_fail "/readyz never answered 200 (last $code)"; cat "$WORK/serve.log"; kt_end; }
-    READY_AFTER_503=$seen503
+    kt_ready "$URL" "$SPID" "$1"
+    READY_AFTER_503=$KT_SEEN503
 }
 
 # processed: vigil_kafka_messages_total from /metrics
