@@ -44,6 +44,8 @@ static const setting_t SETTINGS[] = {
     {"topic-alerts", K_STR, OFF(topic_alerts), "alerts", "alerts topic"},
     {"topic-decisions", K_STR, OFF(topic_decisions), NULL, "decisions topic (unset: none)"},
     {"topic-dlq", K_STR, OFF(topic_dlq), "transactions.dlq", "dead-letter topic"},
+    {"changelog", K_STR, OFF(changelog), NULL,
+     "state changelog topic (unset: GROUP.changelog; off: none)"},
     {"redis", K_STR, OFF(redis), NULL, "HOST:PORT of Redis (control plane)"},
     {"lateness", K_DUR, OFF(lateness_ms), "1h", "allowed lateness"},
     {"dedupe-horizon", K_DUR, OFF(dedupe_horizon_ms), "24h", "duplicate horizon"},

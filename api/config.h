@@ -44,7 +44,7 @@ typedef struct vg_config {
     char *http;               /* HOST:PORT, default 127.0.0.1:8080 */
     char *state;              /* default ./vigil-data */
     char *rules;              /* .vrl file or directory loaded at start; NULL: none */
-    char *kafka, *group, *topic_in, *topic_alerts, *topic_decisions, *topic_dlq;
+    char *kafka, *group, *topic_in, *topic_alerts, *topic_decisions, *topic_dlq, *changelog;
     char *redis;              /* HOST:PORT or NULL */
     int64_t lateness_ms, dedupe_horizon_ms;
     /* vigil's own */

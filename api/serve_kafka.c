@@ -42,19 +42,33 @@ vg_serve_kafka_t *vg_serve_kafka_start(const vg_serve_kafka_cfg_t *cfg, vg_progr
     if (cfg->topic_alerts) o.topic_alerts = cfg->topic_alerts;
     if (cfg->topic_dlq) o.topic_dlq = cfg->topic_dlq;
     o.topic_decisions = cfg->topic_decisions;
+    char clname[300];
+    if (cfg->changelog && strcmp(cfg->changelog, "off") == 0) {
+        o.topic_changelog = NULL;
+    } else if (cfg->changelog && *cfg->changelog) {
+        o.topic_changelog = cfg->changelog;
+    } else {
+        snprintf(clname, sizeof(clname), "%.240s.changelog", o.group);
+        o.topic_changelog = clname;
+    }
     if (!cfg->kafka || !*cfg->kafka) {
         snprintf(errbuf, errlen, "--kafka BROKERS|embedded is required");
         goto err;
     }
     if (strcmp(cfg->kafka, "embedded") == 0) {
         int parts = cfg->partitions > 0 ? cfg->partitions : 8;
-        char t[4][300];
+        char t[5][300];
         snprintf(t[0], sizeof(t[0]), "%.250s:%d", o.topic_in, parts);
         snprintf(t[1], sizeof(t[1]), "%.250s:%d", o.topic_alerts, parts);
         snprintf(t[2], sizeof(t[2]), "%.250s:%d", o.topic_dlq, parts);
         snprintf(t[3], sizeof(t[3]), "%.250s:%d", o.topic_decisions ? o.topic_decisions : "",
                  parts);
-        const char *topics[] = {t[0], t[1], t[2], o.topic_decisions ? t[3] : NULL, NULL};
+        snprintf(t[4], sizeof(t[4]), "%.250s:%d", o.topic_changelog ? o.topic_changelog : "",
+                 parts);
+        const char *topics[6] = {t[0], t[1], t[2], NULL, NULL, NULL};
+        int nt = 3;
+        if (o.topic_decisions) topics[nt++] = t[3];
+        if (o.topic_changelog) topics[nt++] = t[4];
         s->mock = vg_kafka_mock_new(1, topics, parts, errbuf, errlen);
         if (!s->mock) goto err;
         s->brokers = strdup(vg_kafka_mock_bootstrap(s->mock));
@@ -145,6 +159,8 @@ static void usage(FILE *f) {
         "  --topic-alerts NAME        alerts (alerts)\n"
         "  --topic-decisions NAME     every decision (unset: none)\n"
         "  --topic-dlq NAME           rejected input (transactions.dlq)\n"
+        "  --changelog NAME|off       state changelog, one partition per input partition,\n"
+        "                             compacted, created when missing (GROUP.changelog)\n"
         "  --state DIR                state directory (./vigil-data)\n"
         "  --rules PATH               .vrl file or directory (repeatable)\n"
         "  --lists FILE               named lists, {\"name\": [\"item\", ...]}\n"
@@ -192,6 +208,7 @@ int vg_cmd_stream(int argc, char **argv) {
         {"topic-alerts", required_argument, 0, 'a'},
         {"topic-decisions", required_argument, 0, 'd'},
         {"topic-dlq", required_argument, 0, 'q'},
+        {"changelog", required_argument, 0, 'c'},
         {"state", required_argument, 0, 's'},
         {"rules", required_argument, 0, 'r'},
         {"lists", required_argument, 0, 'L'},
@@ -213,7 +230,7 @@ int vg_cmd_stream(int argc, char **argv) {
     const char *kafka = NULL, *group = NULL, *tin = NULL, *talerts = NULL, *tdec = NULL,
                *tdlq = NULL, *state = NULL, *lists_file = NULL, *lateness = NULL,
                *horizon = NULL, *future = NULL, *threads = NULL, *ckpt = NULL,
-               *metrics_file = NULL;
+               *metrics_file = NULL, *changelog = NULL;
     vg_serve_kafka_cfg_t cfg;
     memset(&cfg, 0, sizeof(cfg));
     char **rules = calloc((size_t)argc + 2, sizeof(char *));
@@ -238,6 +255,7 @@ int vg_cmd_stream(int argc, char **argv) {
         case 'a': talerts = optarg; break;
         case 'd': tdec = optarg; break;
         case 'q': tdlq = optarg; break;
+        case 'c': changelog = optarg; break;
         case 's': state = optarg; break;
         case 'r': rules[nrules++] = optarg; break;
         case 'L': lists_file = optarg; break;
@@ -271,6 +289,7 @@ int vg_cmd_stream(int argc, char **argv) {
     cfg.topic_alerts = env_or(talerts, "VIGIL_TOPIC_ALERTS");
     cfg.topic_decisions = env_or(tdec, "VIGIL_TOPIC_DECISIONS");
     cfg.topic_dlq = env_or(tdlq, "VIGIL_TOPIC_DLQ");
+    cfg.changelog = env_or(changelog, "VIGIL_CHANGELOG");
     cfg.state = env_or(state, "VIGIL_STATE");
     if (!cfg.state) cfg.state = "./vigil-data";
     if (nrules == 0 && getenv("VIGIL_RULES") && *getenv("VIGIL_RULES"))

@@ -27,6 +27,8 @@ typedef struct vg_serve_kafka vg_serve_kafka_t;
 typedef struct vg_serve_kafka_cfg {
     const char *kafka;            /* bootstrap servers or "embedded"; required */
     const char *group;            /* NULL: "vigil" */
+    const char *changelog;        /* the state changelog topic; NULL: GROUP.changelog;
+                                     "off": none */
     const char *topic_in, *topic_alerts, *topic_decisions, *topic_dlq;  /* NULL: defaults
                                      (decisions: none) */
     const char *state;            /* state directory; required */

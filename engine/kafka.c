@@ -42,7 +42,7 @@
 const double vg_kafka_latency_bounds_ms[NB] = {1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 100,
                                                250, 500, 1000, 5000, INFINITY};
 
-enum { OUT_ALERT = 1, OUT_DECISION = 2, OUT_DLQ = 3 };
+enum { OUT_CL = 0, OUT_ALERT = 1, OUT_DECISION = 2, OUT_DLQ = 3 };
 
 /* A produced message's opaque tag: kind (2 bits), the input partition's checkpoint
  * epoch (1 bit) and the input partition (19 bits; for the per-partition acknowledgement
@@ -65,6 +65,7 @@ typedef struct counters {
     _Atomic uint64_t alerts, alerts_acked, decisions_out, dead_letters;
     _Atomic uint64_t stale, gaps, backpressure, checkpoints, ckpt_us_sum, ckpt_us_max;
     _Atomic uint64_t delivery_errors, rewinds;
+    _Atomic uint64_t cl_records, cl_restores, cl_restored, cl_seeds, cl_restore_us;
     _Atomic int64_t lag;
     _Atomic uint32_t partitions;
     _Atomic uint64_t lat[NB], lat_count, lat_sum_us;
@@ -86,6 +87,12 @@ typedef struct part {
     int64_t ck_off;       /* the offset being checkpointed */
     int moved;            /* its state changed without events (a rule change): to be
                              checkpointed even at the same offset */
+    /* the changelog (kafka_int.h) */
+    int64_t cl_last;      /* highest acknowledged changelog offset */
+    vg_buf_t cl_redo;     /* keys to produce again with their stored values */
+    int cl_wipe;          /* the state was reset: the next checkpoint starts with a wipe */
+    int ck_cl;            /* the pending checkpoint's records were produced */
+    int cl_seed;          /* after the assignment: produce the whole local state */
 } part_t;
 
 /* Something to checkpoint: events since the last checkpoint, or a moved state. */
@@ -110,7 +117,8 @@ typedef struct worker {
     pthread_t tid;
     int started;
     rd_kafka_t *c, *p;
-    rd_kafka_topic_t *t_alerts, *t_dec, *t_dlq;
+    rd_kafka_topic_t *t_alerts, *t_dec, *t_dlq, *t_cl;
+    rd_kafka_t *rc;       /* reads changelog partitions on assignment (not in the group) */
     part_t **parts;       /* indexed by partition id */
     int32_t cap;
     vg_buf_t out, rec;
@@ -131,6 +139,7 @@ typedef struct worker {
 struct vg_kafka {
     vg_kafka_opts_t o;
     char *brokers, *group, *topic_in, *topic_alerts, *topic_dec, *topic_dlq, *state_dir;
+    char *topic_cl;              /* NULL: no changelog */
     char **conf;
     char *conf_scope;            /* per conf entry: 'C' consumer, 'P' producer, '*' both */
     int nconf;
@@ -186,7 +195,7 @@ static int conf_set(rd_kafka_conf_t *c, const char *name, const char *val, char 
                     size_t errlen) {
     char e[512];
     if (rd_kafka_conf_set(c, name, val, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
-        snprintf(errbuf, errlen, "kafka setting %s=%s: %s", name, val, e);
+        snprintf(errbuf, errlen, "kafka setting %.100s=%.100s: %.250s", name, val, e);
         return VG_EINVAL;
     }
     return 0;
@@ -394,6 +403,7 @@ static int part_load(worker_t *w, part_t *pt, char *errbuf, size_t errlen) {
     po.reset_mismatch = 1;
     po.was_reset = &reset;
     pt->pl = vg_pipeline_new(p, &po, errbuf, errlen);
+    if (reset) pt->cl_wipe = 1;
     if (reset)
         logf_(k, 1, "partition %d: state in %s was made by other rules or options; its state "
               "starts empty at its checkpoint", (int)pt->id, vg_store_path(pt->store));
@@ -413,9 +423,57 @@ static int part_load(worker_t *w, part_t *pt, char *errbuf, size_t errlen) {
 
 static void part_free(part_t *pt) {
     if (!pt) return;
+    vg_buf_deinit(&pt->cl_redo);
     vg_pipeline_free(pt->pl);
     vg_store_close(pt->store);
     free(pt);
+}
+
+/* The partition's store brought up to date with its changelog partition (another
+ * instance may have owned it since this store was last written). */
+static int cl_restore(worker_t *w, part_t *pt, char *errbuf, size_t errlen) {
+    vg_kafka_t *k = w->k;
+    if (!w->rc) {
+        rd_kafka_conf_t *c = make_conf(k, 1, NULL, errbuf, errlen);
+        if (!c) return VG_EINVAL;
+        char e[512], gid[300];
+        snprintf(gid, sizeof(gid), "%.250s.restore", k->group);   /* never joins: assign only */
+        if (conf_set(c, "group.id", gid, errbuf, errlen) ||
+            conf_set(c, "enable.partition.eof", "true", errbuf, errlen)) {
+            rd_kafka_conf_destroy(c);
+            return VG_EINVAL;
+        }
+        w->rc = rd_kafka_new(RD_KAFKA_CONSUMER, c, e, sizeof(e));
+        if (!w->rc) {
+            rd_kafka_conf_destroy(c);
+            snprintf(errbuf, errlen, "kafka consumer (changelog): %.400s", e);
+            return VG_EIO;
+        }
+        rd_kafka_poll_set_consumer(w->rc);
+    }
+    int64_t t0 = real_us();
+    vg_cl_restore_t r;
+    int rc = vg_cl_restore(w->rc, k->topic_cl, pt->id, pt->store, &k->stop, &pt->cl_redo, &r,
+                           errbuf, errlen);
+    if (rc) return rc;
+    pt->cl_seed = r.seed;
+    if (r.records) {
+        INC(w->ct.cl_restores, 1);
+        INC(w->ct.cl_restored, r.records);
+        INC(w->ct.cl_restore_us, (uint64_t)(real_us() - t0));
+    }
+    if (r.records || r.seed)
+        logf_(k, r.truncated || r.recreated, "partition %d: changelog %s [%d] offsets %" PRId64
+              "..%" PRId64 ": %" PRIu64 " records, %" PRIu64 " checkpoints applied%s%s%s%s",
+              (int)pt->id, k->topic_cl, (int)pt->id, r.from, r.hi, r.records, r.markers,
+              r.wiped ? ", local state replaced" : "",
+              r.tail ? ", an unfinished checkpoint after the last one (written again)" : "",
+              r.truncated ? ", the changelog starts after this store's position (read from "
+                            "its start)" : "",
+              r.recreated ? "; the changelog ends before this store's position (recreated?): "
+                            "the local state is written to it" : 
+                            (r.seed ? "; the local state is written to it" : ""));
+    return 0;
 }
 
 static part_t *part_open(worker_t *w, int32_t id, char *errbuf, size_t errlen) {
@@ -433,6 +491,8 @@ static part_t *part_open(worker_t *w, int32_t id, char *errbuf, size_t errlen) {
     }
     pt->id = id;
     pt->last_ckpt = mono_ms();
+    pt->cl_last = -1;
+    vg_buf_init(&pt->cl_redo);
     /* the previous owner (another thread or instance sharing the directory) may still
      * be closing it */
     int64_t t0 = mono_ms();
@@ -442,7 +502,8 @@ static part_t *part_open(worker_t *w, int32_t id, char *errbuf, size_t errlen) {
         struct timespec ts = {0, 100 * 1000000L};
         nanosleep(&ts, NULL);
     }
-    if (!pt->store || part_load(w, pt, errbuf, errlen) != 0) {
+    if (!pt->store || (k->topic_cl && cl_restore(w, pt, errbuf, errlen) != 0) ||
+        part_load(w, pt, errbuf, errlen) != 0) {
         part_free(pt);
         return NULL;
     }
@@ -475,6 +536,11 @@ static void set_fatal(worker_t *w, const char *fmt, ...) {
     SET(w->k->failed, 1);
     SET(w->k->stop, 1);
 }
+
+static int cl_emit(worker_t *w, part_t *pt, vg_batch_t *b, int64_t off);
+static void cl_abandon(worker_t *w, part_t *pt, vg_batch_t *b);
+static void cl_done(part_t *pt);
+static int cl_after_assign(worker_t *w, part_t *pt);
 
 /* ---- checkpoint ---- */
 
@@ -568,6 +634,7 @@ static int ckpt_finish(worker_t *w, int wait) {
         } else {
             pt->ckpt_off = pt->ck_off;
             pt->moved = 0;   /* no rule change while a checkpoint is pending (apply_rules) */
+            cl_done(pt);
             commit_one(w, pt->id, pt->ck_off);
             uint64_t us = (uint64_t)(real_us() - w->pending_t0);
             INC(w->ct.checkpoints, 1);
@@ -578,6 +645,7 @@ static int ckpt_finish(worker_t *w, int wait) {
     else {
         /* still waiting for acknowledgements: given up, the next checkpoint covers it */
         vg_pipeline_checkpoint_end(pt->pl, 0);
+        cl_abandon(w, pt, w->ckb);
     }
     pt->last_ckpt = mono_ms();
     w->pending = NULL;
@@ -595,6 +663,10 @@ static void ckpt_step(worker_t *w) {
         if (w->writing) {
             ckpt_finish(w, 0);
         } else if (pt->out_ep[pt->ep ^ 1] == 0) {
+            if (pt->ck_cl) {   /* the changelog has it up to cl_last */
+                int64_t np = pt->cl_last + 1;
+                vg_batch_put(w->ckb, VG_CL_POS_KEY, strlen(VG_CL_POS_KEY), &np, sizeof(np));
+            }
             helper_t *h = &w->h;
             pthread_mutex_lock(&h->mu);
             h->job = pt;
@@ -623,6 +695,11 @@ static void ckpt_step(worker_t *w) {
     if (vg_pipeline_checkpoint_begin(best->pl, &meta, 1, w->ckb) != 0) {
         set_fatal(w, "partition %d: checkpoint: out of memory", (int)best->id);
         return;
+    }
+    if (k->topic_cl && cl_emit(w, best, w->ckb, best->ck_off) != 0) {
+        vg_pipeline_checkpoint_end(best->pl, 0);
+        vg_batch_clear(w->ckb);
+        return;   /* fatal */
     }
     best->ep ^= 1;   /* what is produced from now on is after ck_off */
     w->pending = best;
@@ -749,6 +826,39 @@ static void update_lag(worker_t *w) {
     SET(w->ct.partitions, n);
 }
 
+/* A synchronous checkpoint of pt with the changelog: its records produced and
+ * acknowledged, then written to the store with the changelog position. 0; -1 when it
+ * failed (fatal, or *rewind set: a delivery failed, or stopping without the broker). */
+static int cl_checkpoint(worker_t *w, part_t *pt, const vg_kv_t *meta, int *rewind) {
+    vg_batch_clear(w->ckb);
+    if (vg_pipeline_checkpoint_begin(pt->pl, meta, 1, w->ckb) != 0) {
+        set_fatal(w, "partition %d: checkpoint: out of memory", (int)pt->id);
+        return -1;
+    }
+    int64_t off;
+    memcpy(&off, meta->val, sizeof(off));
+    int bad = cl_emit(w, pt, w->ckb, off) != 0;
+    if (!bad) {
+        bad = wait_acks(w) < 0;
+        rd_kafka_poll(w->p, 0);
+        if (w->need_rewind) *rewind = bad = 1;
+    }
+    if (!bad) {
+        int64_t np = pt->cl_last + 1;
+        vg_batch_put(w->ckb, VG_CL_POS_KEY, strlen(VG_CL_POS_KEY), &np, sizeof(np));
+        char err[512];
+        if (vg_store_write(pt->store, w->ckb, w->k->o.sync, err, sizeof(err)) != 0) {
+            set_fatal(w, "partition %d: checkpoint: %s", (int)pt->id, err);
+            bad = 1;
+        }
+    }
+    vg_pipeline_checkpoint_end(pt->pl, !bad);
+    if (bad) cl_abandon(w, pt, w->ckb);
+    else cl_done(pt);
+    vg_batch_clear(w->ckb);
+    return bad ? -1 : 0;
+}
+
 /* Checkpoints every changed partition after the broker acknowledged every message
  * produced before. 0, or -1 when it could not (the state stays at the previous
  * checkpoint, which is always safe). */
@@ -767,12 +877,19 @@ static int checkpoint(worker_t *w, int commit) {
         return -1;
     }
     rd_kafka_topic_partition_list_t *l = commit ? rd_kafka_topic_partition_list_new(8) : NULL;
+    int rewind = 0, failed = 0;
     for (int32_t i = 0; i < w->cap; i++) {
         part_t *pt = w->parts[i];
         if (!pt || !part_changed(pt)) continue;
         vg_kv_t meta = {"kafka/offset", &pt->next_off, sizeof(pt->next_off)};
         char err[512];
-        if (vg_pipeline_checkpoint(pt->pl, &meta, 1, k->o.sync, err, sizeof(err)) != 0) {
+        if (k->topic_cl) {
+            /* the changelog first (acknowledged), then the store with its position */
+            if (cl_checkpoint(w, pt, &meta, &rewind) != 0) {
+                failed = 1;
+                break;
+            }
+        } else if (vg_pipeline_checkpoint(pt->pl, &meta, 1, k->o.sync, err, sizeof(err)) != 0) {
             set_fatal(w, "partition %d: checkpoint: %s", (int)i, err);
             break;
         }
@@ -783,11 +900,15 @@ static int checkpoint(worker_t *w, int commit) {
     }
     if (l && l->cnt && !w->fatal) rd_kafka_commit(w->c, l, 1);
     if (l) rd_kafka_topic_partition_list_destroy(l);
+    if (rewind) {
+        rewind_parts(w);
+        return -1;
+    }
     uint64_t us = (uint64_t)(real_us() - t0);
     INC(w->ct.checkpoints, 1);
     INC(w->ct.ckpt_us_sum, us);
     if (us > GET(w->ct.ckpt_us_max)) SET(w->ct.ckpt_us_max, us);
-    return w->fatal ? -1 : 0;
+    return w->fatal || failed ? -1 : 0;
 }
 
 /* ---- callbacks ---- */
@@ -800,6 +921,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     uint32_t pid = (uint32_t)((tag >> TAG_PART_SHIFT) & PART_NONE);
     part_t *pt = pid != PART_NONE && (int32_t)pid < w->cap ? w->parts[pid] : NULL;
     if (pt && pt->out_ep[ep] > 0) pt->out_ep[ep]--;
+    if (kind == OUT_CL && pt && !m->err && m->offset > pt->cl_last) pt->cl_last = m->offset;
     if (m->err) {
         INC(w->ct.delivery_errors, 1);
         w->need_rewind = 1;
@@ -844,6 +966,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 set_fatal(w, "out of memory");
                 break;
             }
+            if (cl_after_assign(w, pt) != 0) break;   /* fatal */
             tp->offset = pt->next_off >= 0 ? pt->next_off : RD_KAFKA_OFFSET_BEGINNING;
             logf_(k, 0, "worker %d: assigned %s [%d] at offset %" PRId64, w->index, tp->topic,
                   (int)tp->partition, pt->next_off);
@@ -881,15 +1004,17 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* ---- per message ---- */
 
-/* Produces one record, waiting while the producer's queue is full. 0 or -1. */
-static int produce(worker_t *w, part_t *pt, rd_kafka_topic_t *t, const void *val, size_t len,
-                   const void *key, size_t klen, int kind, int64_t ts_ms) {
+/* Produces one record to partition `tp` of t (RD_KAFKA_PARTITION_UA: by key), waiting
+ * while the producer's queue is full. 0 or -1. */
+static int produce_to(worker_t *w, part_t *pt, rd_kafka_topic_t *t, int32_t tp,
+                      const void *val, size_t len, const void *key, size_t klen, int kind,
+                      int64_t ts_ms) {
     uint32_t pid = pt->id >= 0 && pt->id < (int32_t)PART_NONE ? (uint32_t)pt->id : PART_NONE;
     uint64_t ts = ts_ms > 0 && ts_ms < (INT64_C(1) << 42) ? (uint64_t)ts_ms : 0;
     uintptr_t tag = (uintptr_t)(ts << (TAG_PART_SHIFT + PART_BITS)) |
                     (uintptr_t)pid << TAG_PART_SHIFT | (uintptr_t)pt->ep << 2 | (uintptr_t)kind;
     for (;;) {
-        if (rd_kafka_produce(t, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY, (void *)val, len,
+        if (rd_kafka_produce(t, tp, RD_KAFKA_MSG_F_COPY, (void *)val, len,
                              key, klen, (void *)tag) == 0) {
             pt->out_ep[pt->ep]++;
             return 0;
@@ -909,6 +1034,137 @@ static int produce(worker_t *w, part_t *pt, rd_kafka_topic_t *t, const void *val
             }
         }
     }
+}
+
+static int produce(worker_t *w, part_t *pt, rd_kafka_topic_t *t, const void *val, size_t len,
+                   const void *key, size_t klen, int kind, int64_t ts_ms) {
+    return produce_to(w, pt, t, RD_KAFKA_PARTITION_UA, val, len, key, klen, kind, ts_ms);
+}
+
+/* ---- changelog output (kafka_int.h) ---- */
+
+static int cl_put(worker_t *w, part_t *pt, const void *k, size_t kl, const void *v, size_t vl) {
+    if (produce_to(w, pt, w->t_cl, pt->id, v, vl, k, kl, OUT_CL, 0) < 0) return -1;
+    INC(w->ct.cl_records, 1);
+    return 0;
+}
+
+static int is_key(const void *k, size_t kl, const char *name) {
+    size_t n = strlen(name);
+    return kl == n && memcmp(k, name, n) == 0;
+}
+
+typedef struct {
+    worker_t *w;
+    part_t *pt;
+    vg_buf_t *keys;   /* collect the keys instead of producing (NULL: produce) */
+    int err;
+} emit_t;
+
+static void emit_op(void *ctx, const void *k, size_t kl, const void *v, size_t vl) {
+    emit_t *e = ctx;
+    if (e->err || is_key(k, kl, VG_CL_MARK_KEY) || is_key(k, kl, VG_CL_POS_KEY)) return;
+    if (e->keys) {
+        unsigned char n[4] = {(unsigned char)kl, (unsigned char)(kl >> 8),
+                              (unsigned char)(kl >> 16), (unsigned char)(kl >> 24)};
+        if (vg_buf_append(e->keys, n, 4) || vg_buf_append(e->keys, k, kl)) e->err = VG_ENOMEM;
+        return;
+    }
+    if (cl_put(e->w, e->pt, k, kl, v, vl) != 0) e->err = -1;
+}
+
+/* Produces a checkpoint of pt to its changelog partition: wipe, redo records, the
+ * batch's operations, the marker with `off`. 0 or -1 (fatal). */
+static int cl_emit(worker_t *w, part_t *pt, vg_batch_t *b, int64_t off) {
+    if (pt->cl_wipe && cl_put(w, pt, VG_CL_WIPE_KEY, strlen(VG_CL_WIPE_KEY), "1", 1) != 0)
+        return -1;
+    vg_buf_t v;
+    vg_buf_init(&v);
+    for (size_t i = 0; i + 4 <= pt->cl_redo.len;) {
+        const unsigned char *q = (const unsigned char *)pt->cl_redo.p + i;
+        size_t n = (size_t)q[0] | (size_t)q[1] << 8 | (size_t)q[2] << 16 | (size_t)q[3] << 24;
+        int r = vg_store_get(pt->store, q + 4, n, &v);
+        if (r != 0 && r != VG_ENOTFOUND) {
+            vg_buf_deinit(&v);
+            set_fatal(w, "partition %d: reading the state: %s", (int)pt->id, vg_strerror(r));
+            return -1;
+        }
+        if (cl_put(w, pt, q + 4, n, r == 0 ? (v.p ? v.p : "") : NULL, r == 0 ? v.len : 0) != 0) {
+            vg_buf_deinit(&v);
+            return -1;
+        }
+        i += 4 + n;
+    }
+    vg_buf_deinit(&v);
+    emit_t e = {w, pt, NULL, 0};
+    vg_batch_iterate(b, emit_op, &e);
+    if (e.err) return -1;
+    if (cl_put(w, pt, VG_CL_MARK_KEY, strlen(VG_CL_MARK_KEY), &off, sizeof(off)) != 0) return -1;
+    pt->ck_cl = 1;
+    return 0;
+}
+
+/* A checkpoint whose changelog records were produced was given up: its keys are
+ * produced again with their stored values before the next checkpoint's records (they
+ * may have reached the log, after the last marker). */
+static void cl_abandon(worker_t *w, part_t *pt, vg_batch_t *b) {
+    if (!pt->ck_cl) return;
+    pt->ck_cl = 0;
+    emit_t e = {w, pt, &pt->cl_redo, 0};
+    vg_batch_iterate(b, emit_op, &e);
+    if (e.err) set_fatal(w, "out of memory");
+}
+
+/* A checkpoint with its changelog records was written: nothing to redo. */
+static void cl_done(part_t *pt) {
+    if (!pt->ck_cl) return;
+    pt->ck_cl = 0;
+    pt->cl_wipe = 0;
+    vg_buf_clear(&pt->cl_redo);
+}
+
+static int seed_op(void *ctx, const void *k, size_t kl, const void *v, size_t vl) {
+    emit_t *e = ctx;
+    if (is_key(k, kl, VG_CL_MARK_KEY) || is_key(k, kl, VG_CL_POS_KEY)) return 0;
+    return cl_put(e->w, e->pt, k, kl, v, vl) != 0 ? -1 : 0;
+}
+
+/* After an assignment: the redo records of an unfinished checkpoint found by the
+ * restore, or (seed) the whole local state, which the changelog lacks, as one
+ * checkpoint. */
+static int cl_after_assign(worker_t *w, part_t *pt) {
+    vg_kafka_t *k = w->k;
+    if (!pt->cl_seed) return 0;
+    pt->cl_seed = 0;
+    int64_t off = -1;
+    if (vg_cl_get_i64(pt->store, VG_CL_MARK_KEY, &off) != 0) return 0;
+    emit_t e = {w, pt, NULL, 0};
+    if (cl_put(w, pt, VG_CL_WIPE_KEY, strlen(VG_CL_WIPE_KEY), "1", 1) != 0) return -1;
+    int r = vg_store_scan(pt->store, "", 0, seed_op, &e);
+    if (r != 0) {
+        if (!w->fatal) set_fatal(w, "partition %d: reading the state", (int)pt->id);
+        return -1;
+    }
+    if (cl_put(w, pt, VG_CL_MARK_KEY, strlen(VG_CL_MARK_KEY), &off, sizeof(off)) != 0) return -1;
+    if (wait_acks(w) < 0 || w->need_rewind) {
+        /* the next assignment seeds again (no position written) */
+        set_fatal(w, "partition %d: the changelog did not take the local state", (int)pt->id);
+        return -1;
+    }
+    int64_t np = pt->cl_last + 1;
+    vg_batch_clear(w->ckb);
+    vg_batch_put(w->ckb, VG_CL_POS_KEY, strlen(VG_CL_POS_KEY), &np, sizeof(np));
+    char err[512];
+    if (vg_store_write(pt->store, w->ckb, k->o.sync, err, sizeof(err)) != 0) {
+        vg_batch_clear(w->ckb);
+        set_fatal(w, "partition %d: %s", (int)pt->id, err);
+        return -1;
+    }
+    vg_batch_clear(w->ckb);
+    vg_buf_clear(&pt->cl_redo);   /* the seed covers every key */
+    pt->cl_wipe = 0;
+    INC(w->ct.cl_seeds, 1);
+    return 0;
 }
 
 /* The rejection line for an event ahead of the clock, into w->out. */
@@ -1183,9 +1439,11 @@ vg_kafka_t *vg_kafka_new(const vg_kafka_opts_t *o, char *errbuf, size_t errlen) 
     k->topic_alerts = strdup(o->topic_alerts);
     k->topic_dec = dup_or_null(o->topic_decisions);
     k->topic_dlq = strdup(o->topic_dlq);
+    k->topic_cl = dup_or_null(o->topic_changelog);
     k->state_dir = strdup(o->state_dir);
     if (!k->brokers || !k->group || !k->topic_in || !k->topic_alerts || !k->topic_dlq ||
-        !k->state_dir || (o->topic_decisions && !k->topic_dec))
+        !k->state_dir || (o->topic_decisions && !k->topic_dec) ||
+        (o->topic_changelog && !k->topic_cl))
         goto oom;
     for (int i = 0; o->conf && o->conf[i]; i++) k->nconf++;
     k->conf = calloc((size_t)k->nconf + 1, sizeof(char *));
@@ -1236,7 +1494,13 @@ static void worker_deinit(worker_t *w) {
     if (w->t_alerts) rd_kafka_topic_destroy(w->t_alerts);
     if (w->t_dec) rd_kafka_topic_destroy(w->t_dec);
     if (w->t_dlq) rd_kafka_topic_destroy(w->t_dlq);
-    w->t_alerts = w->t_dec = w->t_dlq = NULL;
+    if (w->t_cl) rd_kafka_topic_destroy(w->t_cl);
+    w->t_alerts = w->t_dec = w->t_dlq = w->t_cl = NULL;
+    if (w->rc) {
+        rd_kafka_consumer_close(w->rc);
+        rd_kafka_destroy(w->rc);
+    }
+    w->rc = NULL;
     if (w->c) rd_kafka_destroy(w->c);
     if (w->p) rd_kafka_destroy(w->p);
     w->c = w->p = NULL;
@@ -1293,15 +1557,36 @@ static int worker_init(vg_kafka_t *k, worker_t *w, int index, char *errbuf, size
     w->t_alerts = rd_kafka_topic_new(w->p, k->topic_alerts, NULL);
     w->t_dlq = rd_kafka_topic_new(w->p, k->topic_dlq, NULL);
     if (k->topic_dec) w->t_dec = rd_kafka_topic_new(w->p, k->topic_dec, NULL);
-    if (!w->t_alerts || !w->t_dlq || (k->topic_dec && !w->t_dec)) {
+    if (k->topic_cl) w->t_cl = rd_kafka_topic_new(w->p, k->topic_cl, NULL);
+    if (!w->t_alerts || !w->t_dlq || (k->topic_dec && !w->t_dec) || (k->topic_cl && !w->t_cl)) {
         snprintf(errbuf, errlen, "kafka topics: %s", rd_kafka_err2str(rd_kafka_last_error()));
         return VG_EIO;
     }
     return 0;
 }
 
+/* The changelog topic checked (created when missing) by a client of its own, before
+ * any producer names it: a producer's metadata request may auto-create a topic,
+ * uncompacted and with the broker's default partition count. */
+static int check_changelog(vg_kafka_t *k, char *errbuf, size_t errlen) {
+    rd_kafka_conf_t *c = make_conf(k, 0, NULL, errbuf, errlen);
+    if (!c) return VG_EINVAL;
+    char e[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof(e));
+    if (!rk) {
+        rd_kafka_conf_destroy(c);
+        snprintf(errbuf, errlen, "kafka client: %.400s", e);
+        return VG_EIO;
+    }
+    int32_t nin = 0;
+    int rc = vg_cl_check_topic(rk, k->topic_cl, k->topic_in, &nin, errbuf, errlen);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
 int vg_kafka_start(vg_kafka_t *k, char *errbuf, size_t errlen) {
     if (k->running) return 0;
+    if (k->topic_cl && check_changelog(k, errbuf, errlen) != 0) return VG_EIO;
     for (int i = 0; i < k->nw; i++) {
         if (worker_init(k, &k->w[i], i, errbuf, errlen) != 0) goto fail;
     }
@@ -1360,6 +1645,7 @@ void vg_kafka_free(vg_kafka_t *k) {
     free(k->topic_alerts);
     free(k->topic_dec);
     free(k->topic_dlq);
+    free(k->topic_cl);
     free(k->state_dir);
     free(k);
 }

@@ -61,6 +61,9 @@ typedef struct vg_kafka_opts {
     const char *topic_alerts;     /* default "alerts" */
     const char *topic_decisions;  /* NULL: decisions are not published */
     const char *topic_dlq;        /* default "transactions.dlq" */
+    const char *topic_changelog;  /* the state changelog (one partition per input
+                                     partition, compacted; created when missing); NULL:
+                                     none (state moves only through a shared STATE) */
     const char *state_dir;        /* required: partitions' stores live under it */
     vg_program_t *prog;           /* borrowed; each partition's pipeline takes a ref */
     vg_pipeline_opts_t pipeline;  /* lateness, horizon, lists, versions, mem_budget (per

@@ -7,7 +7,12 @@
 
 #include <stddef.h>
 
+#include <librdkafka/rdkafka.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
 #include "engine/jsonout.h"
+#include "engine/store.h"
 
 #define VG_KAFKA_NB 16   /* buckets of the latency histogram (vg_kafka_latency_bounds_ms) */
 
@@ -28,5 +33,58 @@ int vg_kafka_decision_index(const char *d, size_t n);
 
 /* Appends the standard base64 of s[0..n) to b. 0 or VG_ENOMEM. */
 int vg_kafka_put_b64(vg_buf_t *b, const unsigned char *s, size_t n);
+
+/* ---- the state changelog (engine/kafka_changelog.c; docs/kafka.md "State handover") ----
+ *
+ * Changelog partition p mirrors the store of input partition p: every checkpoint
+ * produces, in order, a wipe record when the state was reset since the last
+ * checkpoint, the redo records (below), each put (key, value) and delete (key,
+ * tombstone) of its RocksDB batch, and last the checkpoint marker: the key
+ * VG_CL_MARK_KEY with the next input offset (8 bytes, as in the store). The records
+ * before a marker are committed by it; what follows the last marker (an owner
+ * stopped while producing a checkpoint) is not. A restore applies the records
+ * marker by marker, each group in one RocksDB write with the position after its
+ * marker (VG_CL_POS_KEY, local only), and returns the keys of the uncommitted tail:
+ * their committed values are produced again (redo records) before the next
+ * checkpoint's, so that a later marker commits correct values for them. With log
+ * compaction (the latest record of each key kept) a read from the start still gives
+ * the state at the last marker, provided a tail's keys are not compacted before the
+ * next owner repairs them (min.compaction.lag.ms above the handover time). */
+#define VG_CL_POS_KEY "m/kafka/changelog"   /* local: next changelog offset to read */
+#define VG_CL_MARK_KEY "m/kafka/offset"     /* the checkpoint's input offset */
+#define VG_CL_WIPE_KEY "x/wipe"             /* everything before is void */
+#define VG_CL_TIMEOUT_MS 30000
+
+typedef struct vg_cl_restore {
+    int64_t lo, hi;          /* the changelog partition's watermarks */
+    int64_t from;            /* where the read started (when it read) */
+    int64_t pos;             /* the local store's position after the restore (-1: none) */
+    uint64_t records, markers;
+    int seed;                /* 1: the changelog lacks the local state: produce all of it
+                                (a wipe, every record, a marker) */
+    int wiped;               /* the local state was replaced by the changelog's */
+    int tail;                /* an uncommitted tail was found */
+    int recreated;           /* the changelog ends before the local position */
+    int truncated;           /* the changelog starts after the local position */
+} vg_cl_restore_t;
+
+/* An int64 value of the store (8 bytes). 0, VG_ENOTFOUND or VG_ESTORE. */
+int vg_cl_get_i64(vg_store_t *s, const char *key, int64_t *out);
+
+/* Brings store `s` up to date with changelog partition `part` of `topic`, reading with
+ * consumer `rc` (not in a group; assigned here, unassigned after; enable.partition.eof
+ * set). Appends the keys of an uncommitted tail to `redo` (u32 little-endian length +
+ * bytes each). Returns 0, or VG_EIO / VG_ESTORE / VG_ENOMEM / VG_EINVAL with errbuf
+ * (the store then holds a consistent earlier state: only whole checkpoints are
+ * applied). */
+int vg_cl_restore(rd_kafka_t *rc, const char *topic, int32_t part, vg_store_t *s,
+                  const atomic_int *stop, vg_buf_t *redo, vg_cl_restore_t *out, char *errbuf,
+                  size_t errlen);
+
+/* Checks that `changelog` has at least as many partitions as `input` (*input_parts),
+ * creating it (compacted) through the admin API when it does not exist. 0, or
+ * VG_EIO / VG_EINVAL with errbuf. */
+int vg_cl_check_topic(rd_kafka_t *rk, const char *changelog, const char *input,
+                      int32_t *input_parts, char *errbuf, size_t errlen);
 
 #endif

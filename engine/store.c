@@ -166,6 +166,26 @@ void vg_batch_delete(vg_batch_t *b, const void *k, size_t kl) {
     rocksdb_writebatch_delete(b->wb, k, kl);
 }
 
+typedef struct {
+    vg_batch_op_cb cb;
+    void *ctx;
+} iter_t;
+
+static void iter_put(void *st, const char *k, size_t kl, const char *v, size_t vl) {
+    iter_t *it = st;
+    it->cb(it->ctx, k, kl, v ? v : "", vl);
+}
+
+static void iter_del(void *st, const char *k, size_t kl) {
+    iter_t *it = st;
+    it->cb(it->ctx, k, kl, NULL, 0);
+}
+
+void vg_batch_iterate(const vg_batch_t *b, vg_batch_op_cb cb, void *ctx) {
+    iter_t it = {cb, ctx};
+    rocksdb_writebatch_iterate(b->wb, &it, iter_put, iter_del);
+}
+
 int vg_store_write(vg_store_t *s, vg_batch_t *b, int sync, char *errbuf, size_t errlen) {
     char *err = NULL;
     rocksdb_write(s->db, sync ? s->wo_sync : s->wo, b->wb, &err);

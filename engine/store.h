@@ -44,6 +44,11 @@ int vg_batch_count(const vg_batch_t *b);
  * out of memory). */
 void vg_batch_put(vg_batch_t *b, const void *k, size_t kl, const void *v, size_t vl);
 void vg_batch_delete(vg_batch_t *b, const void *k, size_t kl);
+/* Calls put (v, vl) or del (v NULL) for every operation of the batch, in order.
+ * Can't fail. */
+typedef void (*vg_batch_op_cb)(void *ctx, const void *k, size_t kl, const void *v,
+                               size_t vl);
+void vg_batch_iterate(const vg_batch_t *b, vg_batch_op_cb cb, void *ctx);
 /* Writes the batch atomically (all or nothing); `sync` waits for the WAL to reach the
  * disk. Returns 0 or VG_ESTORE with a reason in errbuf. */
 int vg_store_write(vg_store_t *s, vg_batch_t *b, int sync, char *errbuf, size_t errlen);

@@ -25,7 +25,7 @@ $CHECK key "$WORK/in.ndjson" "$WORK/in.keyed"
 "$VIGIL" replay --rules "$RULES" --input "$WORK/in.ndjson" --output "$WORK/replay" 2>/dev/null ||
     { echo "FAIL: replay"; exit 1; }
 
-kt_broker "transactions:$PARTS" "alerts-ref:$PARTS" "alerts-crash:$PARTS" "dec-crash:$PARTS" \
+kt_broker "transactions:$PARTS" "g-ref.changelog:$PARTS" "g-crash.changelog:$PARTS" "alerts-ref:$PARTS" "alerts-crash:$PARTS" "dec-crash:$PARTS" \
     "dlq:2"
 kt_produce "$WORK/in.keyed" transactions
 kt_low_watermarks transactions $PARTS
@@ -61,6 +61,7 @@ kt_consume dec-crash "$WORK/dec.crash"
 kt_low_watermarks alerts-ref $PARTS
 kt_low_watermarks alerts-crash $PARTS
 kt_low_watermarks dec-crash $PARTS
+kt_low_watermarks g-crash.changelog $PARTS
 echo "test_kafka_crash: alerts: uninterrupted $(wc -l <"$WORK/alerts.ref"), killed runs $(wc -l <"$WORK/alerts.crash") records"
 
 # every alert of the uninterrupted run, at least once, byte for byte

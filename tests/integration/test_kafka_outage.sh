@@ -22,7 +22,7 @@ n=$(wc -l <"$WORK/in.keyed")
 head -n $((n / 2)) "$WORK/in.keyed" >"$WORK/in1.keyed"
 tail -n +$((n / 2 + 1)) "$WORK/in.keyed" >"$WORK/in2.keyed"
 
-kt_broker "tx-o:$PARTS" "alerts-o:$PARTS" "dec-o:$PARTS" "tx-r:$PARTS" "alerts-r:$PARTS" \
+kt_broker "tx-o:$PARTS" "g-o.changelog:$PARTS" "g-r.changelog:$PARTS" "alerts-o:$PARTS" "dec-o:$PARTS" "tx-r:$PARTS" "alerts-r:$PARTS" \
     "dec-r:$PARTS" "dlq:2"
 COMMON=(--rules "$RULES" --topic-dlq dlq --future off --threads 2 --checkpoint-interval 200ms
         -X message.timeout.ms=120000 -X reconnect.backoff.max.ms=500)

@@ -30,7 +30,7 @@ fi
 "$VIGIL" replay --rules "$RULES" --partitions 1 --input "$WORK/e.ndjson" --output "$WORK/p1.replay" 2>/dev/null &&
     cmp -s "$WORK/one.replay" "$WORK/p1.replay" || kt_fail "replay --partitions 1 differs from replay"
 
-kt_broker "tp:$PARTS" "alerts-p:$PARTS" "dec-p:$PARTS" "dlq-p:2"
+kt_broker "tp:$PARTS" "g-p.changelog:$PARTS" "alerts-p:$PARTS" "dec-p:$PARTS" "dlq-p:2"
 kt_produce "$WORK/e.keyed" tp
 kt_stream p --rules "$RULES" --state "$WORK/state" --group g-p --topic-in tp \
     --topic-alerts alerts-p --topic-decisions dec-p --topic-dlq dlq-p \

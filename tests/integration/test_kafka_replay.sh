@@ -28,7 +28,7 @@ for s in a b; do
         { echo "FAIL: replay $s"; exit 1; }
 done
 
-kt_broker "ta:$PARTS" "tb:$PARTS" "alerts-a:$PARTS" "alerts-b:$PARTS" "dec-a:$PARTS" "dec-b:$PARTS" \
+kt_broker "ta:$PARTS" "g-a.changelog:$PARTS" "g-b.changelog:$PARTS" "tb:$PARTS" "alerts-a:$PARTS" "alerts-b:$PARTS" "dec-a:$PARTS" "dec-b:$PARTS" \
     "dlq-a:2" "dlq-b:2"
 for s in a b; do
     kt_produce "$WORK/$s.keyed" "t$s"

@@ -19,7 +19,7 @@ N=5000
 $CHECK key "$WORK/e.ndjson" "$WORK/e.keyed"
 "$VIGIL" replay --rules "$RULES" --input "$WORK/e.ndjson" --output "$WORK/e.replay" 2>/dev/null ||
     { echo "FAIL: replay"; exit 1; }
-kt_broker "tx:$PARTS" "alerts:$PARTS" "dec:$PARTS" "dlq:1"
+kt_broker "tx:$PARTS" "g1.changelog:$PARTS" "g2.changelog:$PARTS" "alerts:$PARTS" "dec:$PARTS" "dlq:1"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
 URL=http://127.0.0.1:$PORT
 

@@ -1,0 +1,320 @@
+/* kafka_changelog.c - the state changelog of the Kafka pipeline: restoring a
+ * partition's store from its changelog partition, and checking (or creating) the
+ * changelog topic. Producing to it is engine/kafka.c's (it counts the messages with
+ * the partition's other output). Format and reasoning: kafka_int.h and docs/kafka.md
+ * ("State handover").
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/kafka_int.h"
+#include "rules/errors.h"
+
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int is_key(const void *k, size_t kl, const char *name) {
+    size_t n = strlen(name);
+    return kl == n && memcmp(k, name, n) == 0;
+}
+
+int vg_cl_get_i64(vg_store_t *s, const char *key, int64_t *out) {
+    vg_buf_t b;
+    vg_buf_init(&b);
+    int rc = vg_store_get(s, key, strlen(key), &b);
+    if (rc == 0 && b.len == sizeof(*out)) memcpy(out, b.p, sizeof(*out));
+    else if (rc == 0) rc = VG_ESTORE;
+    vg_buf_deinit(&b);
+    return rc;
+}
+
+/* ---- restore ---- */
+
+typedef struct {
+    vg_batch_t *b;       /* what came since the last marker */
+    vg_buf_t keys;       /* its keys (u32 length + bytes each): the tail when no marker follows */
+    int tail_wipe;       /* a wipe since the last marker */
+} pend_t;
+
+static int add_key(vg_buf_t *keys, const void *k, size_t kl) {
+    unsigned char n[4] = {(unsigned char)kl, (unsigned char)(kl >> 8), (unsigned char)(kl >> 16),
+                          (unsigned char)(kl >> 24)};
+    int rc = vg_buf_append(keys, n, 4);
+    return rc ? rc : vg_buf_append(keys, k, kl);
+}
+
+static int del_cb(void *ctx, const void *k, size_t kl, const void *v, size_t vl) {
+    (void)v;
+    (void)vl;
+    vg_batch_delete(ctx, k, kl);
+    return 0;
+}
+
+/* Every local key deleted first (the changelog's state replaces the local one). */
+static int pend_wipe(pend_t *p, vg_store_t *s) {
+    vg_batch_clear(p->b);
+    vg_buf_clear(&p->keys);
+    p->tail_wipe = 1;
+    return vg_store_scan(s, "", 0, del_cb, p->b) ? VG_ESTORE : 0;
+}
+
+int vg_cl_restore(rd_kafka_t *rc, const char *topic, int32_t part, vg_store_t *s,
+                  const atomic_int *stop, vg_buf_t *redo, vg_cl_restore_t *out, char *errbuf,
+                  size_t errlen) {
+    memset(out, 0, sizeof(*out));
+    int64_t pos = -1, off = -1;
+    int r = vg_cl_get_i64(s, VG_CL_POS_KEY, &pos);
+    if (r && r != VG_ENOTFOUND) goto unreadable;
+    r = vg_cl_get_i64(s, VG_CL_MARK_KEY, &off);
+    if (r && r != VG_ENOTFOUND) goto unreadable;
+    int has_state = off >= 0;
+    int64_t lo = -1, hi = -1;
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+    int64_t t0 = mono_ms();
+    do {   /* the partition's leader may be moving: retry for a while */
+        e = rd_kafka_query_watermark_offsets(rc, topic, part, &lo, &hi, 5000);
+    } while (e && mono_ms() - t0 < VG_CL_TIMEOUT_MS && !atomic_load(stop));
+    if (e) {
+        snprintf(errbuf, errlen, "changelog %s [%d]: cannot read its offsets: %s", topic,
+                 (int)part, rd_kafka_err2str(e));
+        return VG_EIO;
+    }
+    out->lo = lo;
+    out->hi = hi;
+    out->pos = pos;
+    int64_t from;
+    int wipe_first = 0;
+    if (pos < 0) {
+        if (hi <= lo) {   /* nothing in the changelog */
+            out->seed = has_state;
+            out->pos = hi;
+            return 0;
+        }
+        from = lo;
+        wipe_first = 1;
+    } else if (hi < pos) {   /* the topic was recreated: the local state is the newest */
+        out->seed = has_state;
+        out->recreated = 1;
+        out->pos = hi;
+        return 0;
+    } else if (hi == pos) {
+        return 0;   /* up to date */
+    } else if (lo > pos) {   /* what the local store lacks is gone: all from the start */
+        from = lo;
+        wipe_first = 1;
+        out->truncated = 1;
+    } else {
+        from = pos;
+    }
+    out->from = from;
+
+    pend_t p = {vg_batch_new(), {0}, 0};
+    vg_buf_init(&p.keys);
+    int rcode = 0;
+    if (!p.b) {
+        snprintf(errbuf, errlen, "out of memory");
+        return VG_ENOMEM;
+    }
+    if (wipe_first && pend_wipe(&p, s) != 0) goto store_err;
+    p.tail_wipe = 0;   /* the local state is not in the changelog's log: a seed covers it */
+    int wiped_pending = wipe_first;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, part)->offset = from;
+    e = rd_kafka_assign(rc, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e) {
+        snprintf(errbuf, errlen, "changelog %s [%d]: %s", topic, (int)part, rd_kafka_err2str(e));
+        rcode = VG_EIO;
+        goto done;
+    }
+    int64_t last_msg = mono_ms(), next = from;
+    while (next < hi) {
+        if (atomic_load(stop)) {
+            snprintf(errbuf, errlen, "changelog %s [%d]: stopped while restoring", topic,
+                     (int)part);
+            rcode = VG_EIO;
+            break;
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rc, 200);
+        if (!m) {
+            if (mono_ms() - last_msg > VG_CL_TIMEOUT_MS) {
+                snprintf(errbuf, errlen, "changelog %s [%d]: no progress for %d s at offset %"
+                         PRId64 " of %" PRId64, topic, (int)part, VG_CL_TIMEOUT_MS / 1000,
+                         next, hi);
+                rcode = VG_EIO;
+                break;
+            }
+            continue;
+        }
+        last_msg = mono_ms();
+        if (m->err) {
+            rd_kafka_resp_err_t me = m->err;
+            int eof = me == RD_KAFKA_RESP_ERR__PARTITION_EOF;
+            if (eof && m->offset > next) next = m->offset;
+            if (me == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE ||
+                me == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
+                me == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+                snprintf(errbuf, errlen, "changelog %s [%d]: %s", topic, (int)part,
+                         rd_kafka_message_errstr(m));
+                rcode = VG_EIO;
+            }
+            rd_kafka_message_destroy(m);
+            if (eof || rcode) break;
+            continue;   /* transient (the broker moving, ...): retried by librdkafka */
+        }
+        if (m->offset < next || m->offset >= hi) {   /* fetched before the assign / after */
+            rd_kafka_message_destroy(m);
+            if (m->offset >= hi) break;
+            continue;
+        }
+        next = m->offset + 1;
+        out->records++;
+        const void *k = m->key;
+        size_t kl = m->key ? m->key_len : 0;
+        if (!k || kl == 0 || is_key(k, kl, VG_CL_POS_KEY)) {
+            /* not vigil's (no key) or a position (never produced): ignored */
+        } else if (is_key(k, kl, VG_CL_WIPE_KEY)) {
+            if (pend_wipe(&p, s) != 0) rcode = VG_ESTORE;
+            wiped_pending = 1;
+        } else if (is_key(k, kl, VG_CL_MARK_KEY)) {
+            if (!m->payload || m->len != sizeof(int64_t)) {
+                snprintf(errbuf, errlen, "changelog %s [%d] offset %" PRId64
+                         ": a checkpoint marker of %zu bytes (8 expected)", topic, (int)part,
+                         m->offset, m->payload ? m->len : 0);
+                rcode = VG_EINVAL;
+            } else {
+                int64_t np = m->offset + 1;
+                vg_batch_put(p.b, k, kl, m->payload, m->len);
+                vg_batch_put(p.b, VG_CL_POS_KEY, strlen(VG_CL_POS_KEY), &np, sizeof(np));
+                if (vg_store_write(s, p.b, 1, errbuf, errlen) != 0) rcode = VG_ESTORE;
+                vg_batch_clear(p.b);
+                vg_buf_clear(&p.keys);
+                p.tail_wipe = 0;
+                if (wiped_pending) out->wiped = 1;
+                wiped_pending = 0;
+                out->markers++;
+                out->pos = np;
+            }
+        } else {
+            if (m->payload) vg_batch_put(p.b, k, kl, m->payload, m->len);
+            else vg_batch_delete(p.b, k, kl);
+            if (add_key(&p.keys, k, kl) != 0) rcode = VG_ENOMEM;
+        }
+        rd_kafka_message_destroy(m);
+        if (rcode) {
+            if (rcode == VG_ENOMEM) snprintf(errbuf, errlen, "out of memory");
+            break;
+        }
+    }
+    rd_kafka_assign(rc, NULL);
+    if (rcode) goto done;
+    /* what follows the last marker was never committed: an owner stopped while writing
+     * a checkpoint. Its keys are written again with their committed values (redo); a
+     * wipe among them, or a changelog without any checkpoint of the local state, needs
+     * all of it (seed). */
+    if (p.tail_wipe || (wipe_first && out->markers == 0 && has_state)) out->seed = 1;
+    else if (p.keys.len && vg_buf_append(redo, p.keys.p, p.keys.len) != 0) {
+        snprintf(errbuf, errlen, "out of memory");
+        rcode = VG_ENOMEM;
+    }
+    out->tail = p.keys.len > 0 || p.tail_wipe;
+    goto done;
+store_err:
+    snprintf(errbuf, errlen, "cannot read the state in %s", vg_store_path(s));
+    rcode = VG_ESTORE;
+done:
+    vg_batch_free(p.b);
+    vg_buf_deinit(&p.keys);
+    return rcode;
+unreadable:
+    snprintf(errbuf, errlen, "%s: unreadable checkpoint position", vg_store_path(s));
+    return VG_ESTORE;
+}
+
+/* ---- the topic ---- */
+
+static int topic_parts(const struct rd_kafka_metadata *md, const char *name) {
+    for (int i = 0; i < md->topic_cnt; i++)
+        if (strcmp(md->topics[i].topic, name) == 0)
+            return md->topics[i].err ? -1 : md->topics[i].partition_cnt;
+    return -1;
+}
+
+int vg_cl_check_topic(rd_kafka_t *rk, const char *changelog, const char *input,
+                      int32_t *input_parts, char *errbuf, size_t errlen) {
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+    int64_t t0 = mono_ms();
+    do {   /* all topics: asking for one would let the broker auto-create it */
+        e = rd_kafka_metadata(rk, 1, NULL, &md, 5000);
+    } while (e && mono_ms() - t0 < VG_CL_TIMEOUT_MS);
+    if (e) {
+        snprintf(errbuf, errlen, "changelog: cannot read the cluster's topics: %s",
+                 rd_kafka_err2str(e));
+        return VG_EIO;
+    }
+    int n_in = topic_parts(md, input), n_cl = topic_parts(md, changelog);
+    rd_kafka_metadata_destroy(md);
+    *input_parts = n_in;
+    if (n_in <= 0) {
+        snprintf(errbuf, errlen, "changelog: the input topic %s does not exist (its partition "
+                 "count sizes the changelog topic %s)", input, changelog);
+        return VG_EINVAL;
+    }
+    if (n_cl > 0) {
+        if (n_cl < n_in) {
+            snprintf(errbuf, errlen, "changelog topic %s has %d partitions, fewer than the %d "
+                     "of %s: give it at least as many (one per input partition)", changelog,
+                     n_cl, n_in, input);
+            return VG_EINVAL;
+        }
+        return 0;
+    }
+    /* create it: compacted, one partition per input partition */
+    char es[512];
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(changelog, n_in, -1, es, sizeof(es));
+    if (!nt) {
+        snprintf(errbuf, errlen, "changelog topic %s: %s", changelog, es);
+        return VG_EINVAL;
+    }
+    rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_AdminOptions_set_request_timeout(ao, 15000, es, sizeof(es));
+    rd_kafka_CreateTopics(rk, &nt, 1, ao, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 20000);
+    int rc = 0;
+    const char *why = NULL;
+    if (!ev) {
+        why = "no answer from the cluster";
+    } else if (rd_kafka_event_error(ev)) {
+        why = rd_kafka_event_error_string(ev);
+    } else {
+        const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
+        size_t cnt = 0;
+        const rd_kafka_topic_result_t **tr = res ? rd_kafka_CreateTopics_result_topics(res, &cnt) : NULL;
+        if (!tr || cnt != 1) why = "no result";
+        else if (rd_kafka_topic_result_error(tr[0]) &&
+                 rd_kafka_topic_result_error(tr[0]) != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+            why = rd_kafka_topic_result_error_string(tr[0]);
+    }
+    if (why) {
+        snprintf(errbuf, errlen, "cannot create the changelog topic %s (%d partitions, "
+                 "cleanup.policy=compact): %s; create it so, or run without a changelog "
+                 "(changelog = off)", changelog, n_in, why);
+        rc = VG_EIO;
+    }
+    if (ev) rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_destroy(ao);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_NewTopic_destroy(nt);
+    return rc;
+}
