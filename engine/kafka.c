@@ -1677,6 +1677,11 @@ void vg_kafka_get_stats(const vg_kafka_t *k, vg_kafka_stats_t *s) {
         s->backpressure += GET(c->backpressure);
         s->checkpoints += GET(c->checkpoints);
         s->checkpoint_us_sum += GET(c->ckpt_us_sum);
+        s->changelog_records += GET(c->cl_records);
+        s->changelog_restores += GET(c->cl_restores);
+        s->changelog_restored += GET(c->cl_restored);
+        s->changelog_seeds += GET(c->cl_seeds);
+        s->changelog_restore_s += (double)GET(c->cl_restore_us) / 1e6;
         uint64_t mx = GET(c->ckpt_us_max);
         if (mx > s->checkpoint_us_max) s->checkpoint_us_max = mx;
         int64_t lag = GET(c->lag);

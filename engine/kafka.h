@@ -145,6 +145,9 @@ typedef struct vg_kafka_stats {
     uint64_t backpressure;        /* produce calls that waited on a full queue */
     uint64_t checkpoints;
     uint64_t checkpoint_us_sum, checkpoint_us_max;
+    uint64_t changelog_records;   /* produced to the state changelog */
+    uint64_t changelog_restores, changelog_restored, changelog_seeds;
+    double changelog_restore_s;
     int64_t lag;                  /* sum over owned partitions (refreshed every 100 ms);
                                      -1 while some partition's watermarks are unknown */
     uint32_t partitions;          /* owned now */

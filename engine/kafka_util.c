@@ -447,6 +447,17 @@ int vg_kafka_metrics(const vg_kafka_t *k, vg_buf_t *out) {
     COUNTER("backpressure_total", "Produce calls that waited on a full producer queue.",
             s.backpressure);
     COUNTER("checkpoints_total", "Checkpoints written.", s.checkpoints);
+    COUNTER("changelog_records_total", "Records produced to the state changelog.",
+            s.changelog_records);
+    COUNTER("changelog_restores_total", "Partitions brought up to date from the changelog.",
+            s.changelog_restores);
+    COUNTER("changelog_restored_records_total", "Changelog records read by restores.",
+            s.changelog_restored);
+    COUNTER("changelog_seeds_total", "Partitions whose whole state was written to the changelog.",
+            s.changelog_seeds);
+    EMIT("# HELP vigil_kafka_changelog_restore_seconds_total Time spent restoring.\n"
+         "# TYPE vigil_kafka_changelog_restore_seconds_total counter\n"
+         "vigil_kafka_changelog_restore_seconds_total %.6f\n", s.changelog_restore_s);
     EMIT("# HELP vigil_kafka_checkpoint_seconds Time to acknowledge and write checkpoints.\n"
          "# TYPE vigil_kafka_checkpoint_seconds summary\n");
     EMIT("vigil_kafka_checkpoint_seconds_sum %.6f\n", (double)s.checkpoint_us_sum / 1e6);
