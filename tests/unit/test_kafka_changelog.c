@@ -1,0 +1,242 @@
+/* test_kafka_changelog.c - unit tests of the changelog restore (engine/kafka_changelog.c,
+ * format in engine/kafka_int.h) against librdkafka's mock cluster in this process: a
+ * changelog partition written by a plain producer (records, markers, a wipe, an
+ * unfinished tail) is applied marker by marker into a RocksDB store; the tail's keys
+ * come back as redo keys; a store ahead of or without a changelog asks for a seed.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <librdkafka/rdkafka.h>
+
+#include "engine/kafka.h"
+#include "engine/kafka_int.h"
+#include "engine/store.h"
+#include "rules/errors.h"
+
+typedef struct {
+    vg_kafka_mock_t *mock;
+    rd_kafka_t *p, *c;
+    char dir[64];
+    vg_store_t *s;
+    atomic_int stop;
+} fx_t;
+
+static int setup(void **st) {
+    fx_t *f = calloc(1, sizeof(*f));
+    char err[512];
+    const char *topics[] = {"cl:2", NULL};
+    f->mock = vg_kafka_mock_new(1, topics, 2, err, sizeof(err));
+    assert_non_null(f->mock);
+    rd_kafka_conf_t *pc = rd_kafka_conf_new();
+    rd_kafka_conf_set(pc, "bootstrap.servers", vg_kafka_mock_bootstrap(f->mock), err, sizeof(err));
+    rd_kafka_conf_set(pc, "enable.idempotence", "true", err, sizeof(err));
+    f->p = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err));
+    assert_non_null(f->p);
+    rd_kafka_conf_t *cc = rd_kafka_conf_new();
+    rd_kafka_conf_set(cc, "bootstrap.servers", vg_kafka_mock_bootstrap(f->mock), err, sizeof(err));
+    rd_kafka_conf_set(cc, "group.id", "restore", err, sizeof(err));
+    rd_kafka_conf_set(cc, "enable.partition.eof", "true", err, sizeof(err));
+    rd_kafka_conf_set(cc, "enable.auto.commit", "false", err, sizeof(err));
+    f->c = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof(err));
+    assert_non_null(f->c);
+    rd_kafka_poll_set_consumer(f->c);
+    snprintf(f->dir, sizeof(f->dir), "/tmp/vigil-test-cl.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    f->s = vg_store_open(f->dir, err, sizeof(err));
+    assert_non_null(f->s);
+    *st = f;
+    return 0;
+}
+
+static int teardown(void **st) {
+    fx_t *f = *st;
+    vg_store_close(f->s);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", f->dir);
+    rd_kafka_consumer_close(f->c);
+    rd_kafka_destroy(f->c);
+    rd_kafka_destroy(f->p);
+    vg_kafka_mock_free(f->mock);
+    free(f);
+    return 0;
+}
+
+/* Produces key=value (value NULL: a tombstone) to cl [part] and waits for it. */
+static void put(fx_t *f, int32_t part, const char *k, const void *v, size_t vl) {
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        f->p, RD_KAFKA_V_TOPIC("cl"), RD_KAFKA_V_PARTITION(part),
+        RD_KAFKA_V_KEY(k, strlen(k)), RD_KAFKA_V_VALUE((void *)v, vl),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    assert_int_equal(e, 0);
+    assert_int_equal(rd_kafka_flush(f->p, 10000), 0);
+}
+
+static void put_s(fx_t *f, int32_t part, const char *k, const char *v) {
+    put(f, part, k, v, v ? strlen(v) : 0);
+}
+
+static void mark(fx_t *f, int32_t part, int64_t off) {
+    put(f, part, VG_CL_MARK_KEY, &off, sizeof(off));
+}
+
+/* The store's value of k as a string ("" when absent: the tests never store "") */
+static const char *get(fx_t *f, const char *k, vg_buf_t *b) {
+    if (vg_store_get(f->s, k, strlen(k), b) != 0) return "";
+    if (vg_buf_putc(b, 0) != 0) return "";
+    return b->p;
+}
+
+static int64_t i64(fx_t *f, const char *k) {
+    int64_t v = -1;
+    return vg_cl_get_i64(f->s, k, &v) == 0 ? v : -1;
+}
+
+static void restore(fx_t *f, int32_t part, vg_buf_t *redo, vg_cl_restore_t *r) {
+    char err[512];
+    int rc = vg_cl_restore(f->c, "cl", part, f->s, &f->stop, redo, r, err, sizeof(err));
+    if (rc) fprintf(stderr, "restore: %s\n", err);
+    assert_int_equal(rc, 0);
+}
+
+/* The keys of a redo list, joined by ',' */
+static void redo_keys(const vg_buf_t *redo, char *out, size_t n) {
+    out[0] = 0;
+    for (size_t i = 0; i + 4 <= redo->len;) {
+        const unsigned char *q = (const unsigned char *)redo->p + i;
+        size_t l = (size_t)q[0] | (size_t)q[1] << 8 | (size_t)q[2] << 16 | (size_t)q[3] << 24;
+        size_t o = strlen(out);
+        snprintf(out + o, n - o, "%s%.*s", o ? "," : "", (int)l, (const char *)(q + 4));
+        i += 4 + l;
+    }
+}
+
+/* Records are applied only up to the last marker; the tail's keys are redo keys; a
+ * second restore from the stored position reads only what came since. */
+static void test_markers_and_tail(void **st) {
+    fx_t *f = *st;
+    vg_buf_t b, redo;
+    vg_buf_init(&b);
+    vg_buf_init(&redo);
+    put_s(f, 0, "a/x", "1");
+    put_s(f, 0, "a/y", "2");
+    mark(f, 0, 100);                 /* offset 2 */
+    put_s(f, 0, "a/x", "3");
+    put_s(f, 0, "a/y", NULL);        /* a delete */
+    mark(f, 0, 200);                 /* offset 5 */
+    put_s(f, 0, "a/x", "4");         /* the tail: never committed */
+    put_s(f, 0, "a/z", "5");
+    vg_cl_restore_t r;
+    restore(f, 0, &redo, &r);
+    assert_int_equal(r.markers, 2);
+    assert_int_equal(r.records, 8);
+    assert_int_equal(r.tail, 1);
+    assert_int_equal(r.seed, 0);
+    assert_string_equal(get(f, "a/x", &b), "3");
+    assert_string_equal(get(f, "a/y", &b), "");
+    assert_string_equal(get(f, "a/z", &b), "");
+    assert_int_equal(i64(f, VG_CL_MARK_KEY), 200);
+    assert_int_equal(i64(f, VG_CL_POS_KEY), 6);
+    char keys[256];
+    redo_keys(&redo, keys, sizeof(keys));
+    assert_string_equal(keys, "a/x,a/z");
+    /* the next owner repairs the tail (stored values), then checkpoints */
+    put_s(f, 0, "a/x", "3");
+    put_s(f, 0, "a/z", NULL);
+    put_s(f, 0, "a/w", "6");
+    mark(f, 0, 300);
+    vg_buf_clear(&redo);
+    restore(f, 0, &redo, &r);
+    assert_int_equal(r.from, 6);
+    assert_int_equal(r.records, 6);   /* the old tail is read again, then applied over */
+    assert_int_equal(r.markers, 1);
+    assert_int_equal(r.tail, 0);
+    assert_int_equal(redo.len, 0);
+    assert_string_equal(get(f, "a/x", &b), "3");
+    assert_string_equal(get(f, "a/z", &b), "");
+    assert_string_equal(get(f, "a/w", &b), "6");
+    assert_int_equal(i64(f, VG_CL_MARK_KEY), 300);
+    /* up to date: nothing read */
+    restore(f, 0, &redo, &r);
+    assert_int_equal(r.records, 0);
+    vg_buf_deinit(&b);
+    vg_buf_deinit(&redo);
+}
+
+/* A wipe voids everything before it, local keys included, once its marker comes; a
+ * wipe in the tail asks for a seed. */
+static void test_wipe(void **st) {
+    fx_t *f = *st;
+    vg_buf_t b, redo;
+    vg_buf_init(&b);
+    vg_buf_init(&redo);
+    put_s(f, 1, "a/x", "1");
+    put_s(f, 1, "k/m", "2");
+    mark(f, 1, 10);
+    put_s(f, 1, VG_CL_WIPE_KEY, "1");
+    put_s(f, 1, "a/y", "3");
+    mark(f, 1, 20);
+    vg_cl_restore_t r;
+    restore(f, 1, &redo, &r);
+    assert_int_equal(r.markers, 2);
+    assert_string_equal(get(f, "a/x", &b), "");
+    assert_string_equal(get(f, "k/m", &b), "");
+    assert_string_equal(get(f, "a/y", &b), "3");
+    assert_int_equal(i64(f, VG_CL_MARK_KEY), 20);
+    put_s(f, 1, VG_CL_WIPE_KEY, "1");   /* an unfinished reset */
+    put_s(f, 1, "a/q", "4");
+    restore(f, 1, &redo, &r);
+    assert_int_equal(r.markers, 0);
+    assert_int_equal(r.seed, 1);
+    assert_string_equal(get(f, "a/y", &b), "3");   /* nothing applied */
+    vg_buf_deinit(&b);
+    vg_buf_deinit(&redo);
+}
+
+/* A store with state and no changelog position (made without a changelog) over an
+ * empty changelog: seed. A fresh store over a changelog: the changelog's state. */
+static void test_seed_and_fresh(void **st) {
+    fx_t *f = *st;
+    vg_buf_t b, redo;
+    vg_buf_init(&b);
+    vg_buf_init(&redo);
+    vg_batch_t *bt = vg_batch_new();
+    int64_t off = 42;
+    vg_batch_put(bt, VG_CL_MARK_KEY, strlen(VG_CL_MARK_KEY), &off, sizeof(off));
+    vg_batch_put(bt, "a/old", 5, "9", 1);
+    char err[256];
+    assert_int_equal(vg_store_write(f->s, bt, 0, err, sizeof(err)), 0);
+    vg_cl_restore_t r;
+    restore(f, 0, &redo, &r);   /* partition 0 is empty in this test */
+    assert_int_equal(r.seed, 1);
+    assert_int_equal(r.records, 0);
+    /* the same store over a changelog with state: replaced by it */
+    put_s(f, 1, "a/new", "7");
+    mark(f, 1, 77);
+    restore(f, 1, &redo, &r);
+    assert_int_equal(r.wiped, 1);
+    assert_int_equal(r.seed, 0);
+    assert_string_equal(get(f, "a/old", &b), "");
+    assert_string_equal(get(f, "a/new", &b), "7");
+    assert_int_equal(i64(f, VG_CL_MARK_KEY), 77);
+    vg_batch_free(bt);
+    vg_buf_deinit(&b);
+    vg_buf_deinit(&redo);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_markers_and_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wipe, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seed_and_fresh, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("kafka_changelog", tests, NULL, NULL);
+}
