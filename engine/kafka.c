@@ -129,6 +129,8 @@ typedef struct worker {
     part_t *pending;      /* the partition of the asynchronous checkpoint under way */
     int64_t pending_t0;   /* real_us() when it started */
     int writing;          /* 0: waiting for its acknowledgements; 1: handed to the helper */
+    int marked;           /* its changelog marker was produced (after everything before
+                             ck_off was acknowledged) */
     vg_batch_t *ckb;      /* the pending checkpoint's records */
     helper_t h;
     uint64_t rules_gen;   /* the change of the rules this worker applied last */
@@ -537,7 +539,8 @@ static void set_fatal(worker_t *w, const char *fmt, ...) {
     SET(w->k->stop, 1);
 }
 
-static int cl_emit(worker_t *w, part_t *pt, vg_batch_t *b, int64_t off);
+static int cl_emit(worker_t *w, part_t *pt, vg_batch_t *b, int mark, int64_t off);
+static int cl_mark(worker_t *w, part_t *pt, int64_t off);
 static void cl_abandon(worker_t *w, part_t *pt, vg_batch_t *b);
 static void cl_done(part_t *pt);
 static int cl_after_assign(worker_t *w, part_t *pt);
@@ -650,6 +653,7 @@ static int ckpt_finish(worker_t *w, int wait) {
     pt->last_ckpt = mono_ms();
     w->pending = NULL;
     w->writing = 0;
+    w->marked = 0;
     vg_batch_clear(w->ckb);
     return 1;
 }
@@ -663,7 +667,17 @@ static void ckpt_step(worker_t *w) {
         if (w->writing) {
             ckpt_finish(w, 0);
         } else if (pt->out_ep[pt->ep ^ 1] == 0) {
-            if (pt->ck_cl) {   /* the changelog has it up to cl_last */
+            if (pt->ck_cl && !w->marked) {
+                /* the outputs before ck_off and the records are acknowledged: the
+                 * marker, counted in the old epoch too */
+                pt->ep ^= 1;
+                int r = cl_mark(w, pt, pt->ck_off);
+                pt->ep ^= 1;
+                w->marked = 1;
+                (void)r;   /* on failure: fatal */
+                return;
+            }
+            if (pt->ck_cl) {   /* the changelog has it up to cl_last (the marker) */
                 int64_t np = pt->cl_last + 1;
                 vg_batch_put(w->ckb, VG_CL_POS_KEY, strlen(VG_CL_POS_KEY), &np, sizeof(np));
             }
@@ -696,7 +710,7 @@ static void ckpt_step(worker_t *w) {
         set_fatal(w, "partition %d: checkpoint: out of memory", (int)best->id);
         return;
     }
-    if (k->topic_cl && cl_emit(w, best, w->ckb, best->ck_off) != 0) {
+    if (k->topic_cl && cl_emit(w, best, w->ckb, 0, 0) != 0) {
         vg_pipeline_checkpoint_end(best->pl, 0);
         vg_batch_clear(w->ckb);
         return;   /* fatal */
@@ -704,6 +718,7 @@ static void ckpt_step(worker_t *w) {
     best->ep ^= 1;   /* what is produced from now on is after ck_off */
     w->pending = best;
     w->writing = 0;
+    w->marked = 0;
     ckpt_step(w);   /* nothing outstanding: hand it over at once */
 }
 
@@ -837,7 +852,7 @@ static int cl_checkpoint(worker_t *w, part_t *pt, const vg_kv_t *meta, int *rewi
     }
     int64_t off;
     memcpy(&off, meta->val, sizeof(off));
-    int bad = cl_emit(w, pt, w->ckb, off) != 0;
+    int bad = cl_emit(w, pt, w->ckb, 1, off) != 0;   /* the outputs are acknowledged */
     if (!bad) {
         bad = wait_acks(w) < 0;
         rd_kafka_poll(w->p, 0);
@@ -1073,9 +1088,16 @@ static void emit_op(void *ctx, const void *k, size_t kl, const void *v, size_t v
     if (cl_put(e->w, e->pt, k, kl, v, vl) != 0) e->err = -1;
 }
 
-/* Produces a checkpoint of pt to its changelog partition: wipe, redo records, the
- * batch's operations, the marker with `off`. 0 or -1 (fatal). */
-static int cl_emit(worker_t *w, part_t *pt, vg_batch_t *b, int64_t off) {
+/* The checkpoint marker of pt at input offset `off`: produced only once every output
+ * of the events before `off` is acknowledged (a restore elsewhere resumes at `off`).
+ * 0 or -1 (fatal). */
+static int cl_mark(worker_t *w, part_t *pt, int64_t off) {
+    return cl_put(w, pt, VG_CL_MARK_KEY, strlen(VG_CL_MARK_KEY), &off, sizeof(off));
+}
+
+/* Produces a checkpoint's records to pt's changelog partition: wipe, redo records, the
+ * batch's operations; then, when `mark`, the marker with `off`. 0 or -1 (fatal). */
+static int cl_emit(worker_t *w, part_t *pt, vg_batch_t *b, int mark, int64_t off) {
     if (pt->cl_wipe && cl_put(w, pt, VG_CL_WIPE_KEY, strlen(VG_CL_WIPE_KEY), "1", 1) != 0)
         return -1;
     vg_buf_t v;
@@ -1098,10 +1120,9 @@ static int cl_emit(worker_t *w, part_t *pt, vg_batch_t *b, int64_t off) {
     vg_buf_deinit(&v);
     emit_t e = {w, pt, NULL, 0};
     vg_batch_iterate(b, emit_op, &e);
-    if (e.err) return -1;
-    if (cl_put(w, pt, VG_CL_MARK_KEY, strlen(VG_CL_MARK_KEY), &off, sizeof(off)) != 0) return -1;
     pt->ck_cl = 1;
-    return 0;
+    if (e.err) return -1;
+    return mark ? cl_mark(w, pt, off) : 0;
 }
 
 /* A checkpoint whose changelog records were produced was given up: its keys are

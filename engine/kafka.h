@@ -24,9 +24,11 @@
  *   same state, so the same decisions and alerts (same alert_id) are produced again:
  *   at least once, never fewer, state never counts an event twice.
  * - Rebalance: a revoked partition is checkpointed and its store closed before the
- *   revocation returns; the new owner opens the same directory. Handover therefore
- *   works between threads and between instances sharing STATE (one host or a shared
- *   volume); instances with separate disks do not hand state over (see docs/kafka.md).
+ *   revocation returns. With a changelog topic (topic_changelog) every checkpoint is
+ *   first produced to the partition's changelog partition and acknowledged, and a new
+ *   owner brings its store up to date from it before resuming, so state moves between
+ *   instances with separate disks (format: kafka_int.h; docs/kafka.md "State
+ *   handover"); without one, only between instances sharing STATE.
  *
  * Output records:
  *   alert     (topic_alerts, key = input key, else the account): the decision line of
