@@ -113,6 +113,7 @@ int main(int argc, char **argv) {
     double rate = 0;
     long ckpt_ms = 1000;
     const char *brokers = NULL, *rules_file = NULL;
+    int changelog = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--events") && i + 1 < argc) events = atol(argv[++i]);
         else if (!strcmp(argv[i], "--partitions") && i + 1 < argc) partitions = atoi(argv[++i]);
@@ -122,20 +123,23 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--rules") && i + 1 < argc) rules_file = argv[++i];
         else if (!strcmp(argv[i], "--latency-events") && i + 1 < argc) lat_events = atol(argv[++i]);
         else if (!strcmp(argv[i], "--checkpoint-ms") && i + 1 < argc) ckpt_ms = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--changelog")) changelog = 1;
         else {
             fprintf(stderr, "usage: bench_kafka [--events N] [--partitions P] [--threads T] "
                             "[--rules FILE] [--brokers B] [--rate R] [--latency-events N] "
-                            "[--checkpoint-ms MS]\n");
+                            "[--checkpoint-ms MS] [--changelog]\n");
             return 2;
         }
     }
     char err[1024];
     vg_kafka_mock_t *mock = NULL;
-    char topic_spec[3][64];
+    char topic_spec[4][64];
     snprintf(topic_spec[0], 64, "bench-in:%d", partitions);
     snprintf(topic_spec[1], 64, "bench-alerts:%d", partitions);
     snprintf(topic_spec[2], 64, "bench-dlq:%d", 1);
-    const char *topics[] = {topic_spec[0], topic_spec[1], topic_spec[2], NULL};
+    snprintf(topic_spec[3], 64, "bench-vigil.changelog:%d", partitions);
+    const char *topics[] = {topic_spec[0], topic_spec[1], topic_spec[2],
+                            changelog ? topic_spec[3] : NULL, NULL};
     if (!brokers) {
         mock = vg_kafka_mock_new(1, topics, partitions, err, sizeof(err));
         if (!mock) {
@@ -145,7 +149,8 @@ int main(int argc, char **argv) {
         brokers = vg_kafka_mock_bootstrap(mock);
     }
     printf("bench_kafka: %ld events, %d partitions, %d vigil threads, checkpoint every %ld ms, "
-           "broker %s\n", events, partitions, threads, ckpt_ms,
+           "state changelog %s, broker %s\n", events, partitions, threads, ckpt_ms,
+           changelog ? "on" : "off",
            mock ? "in-process mock cluster" : brokers);
 
     /* 1. raw produce */
@@ -212,6 +217,7 @@ int main(int argc, char **argv) {
     vg_kafka_opts_default(&o);
     o.brokers = brokers;
     o.group = "bench-vigil";
+    if (changelog) o.topic_changelog = "bench-vigil.changelog";   /* with --brokers: exists */
     o.topic_in = "bench-in";
     o.topic_alerts = "bench-alerts";
     o.topic_dlq = "bench-dlq";
