@@ -155,6 +155,10 @@ int vg_cl_restore(rd_kafka_t *rc, const char *topic, int32_t part, vg_store_t *s
             continue;
         }
         last_msg = mono_ms();
+        if (m->partition != part || !m->rkt || strcmp(rd_kafka_topic_name(m->rkt), topic) != 0) {
+            rd_kafka_message_destroy(m);   /* left over from an earlier restore */
+            continue;
+        }
         if (m->err) {
             rd_kafka_resp_err_t me = m->err;
             int eof = me == RD_KAFKA_RESP_ERR__PARTITION_EOF;
