@@ -10,7 +10,10 @@
 #      with SIGKILL midway, A takes its partitions over (restoring what B checkpointed,
 #      repairing an unfinished checkpoint) and finishes: every decision and alert at
 #      least once and equal to replay's, and A's final state (every key and value of
-#      every partition's store) equals the state of one uninterrupted run.
+#      every partition's store) equals the state of one uninterrupted run;
+#   4. a store made with --changelog off, then run with the changelog, writes its whole
+#      state to it once (seed), and an instance from an empty directory restores
+#      exactly that state.
 #
 # Usage: bash test_kafka_handover.sh BUILD_DIR SOURCE_DIR
 set -u
@@ -37,6 +40,7 @@ for i in 1 2 3; do $CHECK key "$WORK/in.$i" "$WORK/in.$i.keyed"; done
 $CHECK key "$WORK/in.ndjson" "$WORK/in.keyed"
 
 kt_broker "tx:$PARTS" "ref:$PARTS" "g-ref.changelog:$PARTS" "g-h.changelog:$PARTS" \
+    "ts:$PARTS" "g-s.changelog:$PARTS" \
     "alerts-ref:$PARTS" "alerts-1:$PARTS" "alerts-2:$PARTS" "alerts-3:$PARTS" \
     "dec-1:$PARTS" "dec-2:$PARTS" "dec-3:$PARTS" "dlq:1"
 COMMON=(--rules "$RULES" --topic-dlq dlq --future off --threads 2 --checkpoint-interval 200ms)
@@ -123,4 +127,25 @@ if ! cmp -s "$WORK/state.ref" "$WORK/state.a"; then
     kt_fail "A's final state differs from the uninterrupted run's: $(diff "$WORK/state.ref" "$WORK/state.a" | grep -c '^[<>]') lines"
     diff "$WORK/state.ref" "$WORK/state.a" | head -5
 fi
+
+# 4. a store made without the changelog (--changelog off), then run with it: the whole
+# store is written to the changelog once (seed); an instance from an empty directory
+# then restores exactly that state
+kt_produce "$WORK/in.1.keyed" ts
+kt_stream s1 "${COMMON[@]}" --state "$WORK/ss1" --group g-s --topic-in ts --topic-alerts alerts-ref \
+    --changelog off --drain
+kt_wait "$SPID" 120 || kt_fail "the run without a changelog failed"
+kt_produce "$WORK/in.2.keyed" ts
+kt_stream s2 "${COMMON[@]}" --state "$WORK/ss1" --group g-s --topic-in ts --topic-alerts alerts-ref --drain
+kt_wait "$SPID" 120 || kt_fail "the run that seeds the changelog failed"
+seeded=$(grep -c 'the local state is written to it' "$WORK/s2.err")
+[ "$seeded" = "$PARTS" ] || kt_fail "$seeded of $PARTS partitions seeded the changelog"
+kt_stream s3 "${COMMON[@]}" --state "$WORK/ss2" --group g-s --topic-in ts --topic-alerts alerts-ref --drain
+kt_wait "$SPID" 120 || kt_fail "the run restoring a seeded changelog failed"
+grep -q ' 0 messages' "$WORK/s3.err" || kt_fail "the restored instance processed messages again: $(tail -1 "$WORK/s3.err")"
+"$DUMP" "$WORK"/ss1/kafka/* >"$WORK/state.s1" || kt_fail "dump s1"
+"$DUMP" "$WORK"/ss2/kafka/* >"$WORK/state.s2" || kt_fail "dump s2"
+cmp -s "$WORK/state.s1" "$WORK/state.s2" ||
+    kt_fail "the state restored from a seeded changelog differs: $(diff "$WORK/state.s1" "$WORK/state.s2" | grep -c '^[<>]') lines"
+kt_low_watermarks g-s.changelog $PARTS
 kt_end
