@@ -44,6 +44,8 @@ static const setting_t SETTINGS[] = {
     {"topic-alerts", K_STR, OFF(topic_alerts), "alerts", "alerts topic"},
     {"topic-decisions", K_STR, OFF(topic_decisions), NULL, "decisions topic (unset: none)"},
     {"topic-dlq", K_STR, OFF(topic_dlq), "transactions.dlq", "dead-letter topic"},
+    {"advertise", K_STR, OFF(advertise), NULL,
+     "HTTP base URL of this instance for other instances' 409 not_owner (http://HTTP)"},
     {"changelog", K_STR, OFF(changelog), NULL,
      "state changelog topic (unset: GROUP.changelog; off: none)"},
     {"redis", K_STR, OFF(redis), NULL, "HOST:PORT of Redis (control plane)"},

@@ -25,6 +25,7 @@
 
 #include <microhttpd.h>
 
+#include "api/redis.h"
 #include "rules/errors.h"
 
 extern const char vg_openapi_json[];
@@ -359,6 +360,24 @@ static void h_metrics(vg_api_t *a, vg_resp_t *r) {
     if (a->extra_metrics) a->extra_metrics(a->extra_metrics_ctx, b);
 }
 
+/* 409: the account's state lives in a Kafka partition another instance owns; its
+ * HTTP address from the owner registry (Redis), null when unknown. */
+static void not_owner(vg_api_t *a, vg_req_t *q, vg_resp_t *r, int32_t part) {
+    char url[512];
+    int known = part >= 0 && a->redis &&
+                vg_redis_owner_get(a->redis, a->cfg->group ? a->cfg->group : "vigil", part, url,
+                                   sizeof(url)) == 0;
+    char msg[512];
+    snprintf(msg, sizeof(msg), "account %.*s is in Kafka partition %d, owned by %s",
+             (int)(q->ectx->ev.account.len > 200 ? 200 : q->ectx->ev.account.len),
+             q->ectx->ev.account.p, (int)part, known ? "another instance" : "an unknown instance");
+    json_t *e = json_pack("{s:s,s:s,s:i}", "code", "not_owner", "message", msg, "partition",
+                          (int)part);
+    json_object_set_new(e, "owner", known ? json_string(url) : json_null());
+    atomic_fetch_add(&a->not_owner, 1);
+    vg_resp_json(r, 409, json_pack("{s:o}", "error", e));
+}
+
 static void h_score(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     const char *dr = vg_req_arg(q, "dry_run");
     int dry = dr && (strcmp(dr, "true") == 0 || strcmp(dr, "1") == 0);
@@ -381,7 +400,33 @@ static void h_score(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     vg_buf_t *out = q->out;
     vg_buf_clear(out);
     vg_engine_result_t res;
-    int rc = vg_engine_score(a->eng, q->ectx, q->body, q->len, dry, &dl, out, &res);
+    int rc;
+    pthread_rwlock_rdlock(&a->kmu);
+    int via_kafka = a->kafka && vg_event_parse(&q->ectx->ev, q->body, q->len) == 0;
+    if (via_kafka) {
+        /* the partition that holds the account decides (bad input: the HTTP engine
+         * rejects it below as it would anywhere) */
+        vg_kafka_score_res_t kr;
+        rc = vg_kafka_score(a->kafka, q->ectx->ev.account.p, q->ectx->ev.account.len, q->body,
+                            q->len, dry, left_us / 1000 + 1, out, &kr);
+        pthread_rwlock_unlock(&a->kmu);
+        if (rc == VG_ENOTFOUND) {
+            not_owner(a, q, r, kr.partition);
+            return;
+        }
+        if (rc == VG_EIO) {
+            r->retry_after = 1;
+            vg_resp_error(r, 503, "unavailable", "the Kafka pipeline is not running");
+            return;
+        }
+        res.outcome = kr.outcome;
+        res.reject = kr.reject;
+        res.alert = kr.alert;
+        res.ruleset = kr.ruleset;
+    } else {
+        pthread_rwlock_unlock(&a->kmu);
+        rc = vg_engine_score(a->eng, q->ectx, q->body, q->len, dry, &dl, out, &res);
+    }
     if (rc == VG_ELIMIT) {
         atomic_fetch_add(&a->overloaded, 1);
         r->retry_after = 1;

@@ -19,6 +19,7 @@
 #include "api/config.h"
 #include "api/ctl.h"
 #include "engine/engine.h"
+#include "engine/kafka.h"
 
 #include <jansson.h>
 
@@ -82,7 +83,7 @@ typedef struct vg_api {
     uint64_t audit_seq;
     atomic_uint_least64_t idgen;   /* ids of alerts and recent decisions: ms << 16 | n */
     atomic_int ready;
-    atomic_uint_least64_t decisions[4], rejected, duplicates, alerts, overloaded;
+    atomic_uint_least64_t decisions[4], rejected, duplicates, alerts, overloaded, not_owner;
     vg_route_metrics_t routes[VG_ROUTE__COUNT];
     pthread_mutex_t hits_mu;   /* rule hit counters */
     char **hit_names;
@@ -101,6 +102,12 @@ typedef struct vg_api {
      * of the lists (p NULL), so that serve's Kafka pipelines follow; NULL: none */
     void (*on_rules)(void *ctx, vg_program_t *p, int64_t ruleset, vg_lists_t *lists);
     void *on_rules_ctx;
+    /* serve --kafka: POST /v1/score is decided by the Kafka partition that holds the
+     * account (vg_kafka_score), 409 not_owner when another instance holds it; NULL:
+     * by the HTTP engine. Set before listening, cleared before the pipeline stops
+     * (under kmu, which every score holds while it uses it). */
+    vg_kafka_t *kafka;
+    pthread_rwlock_t kmu;
 } vg_api_t;
 
 /* Opens the control store under cfg->state, loads modules and lists from it (and from

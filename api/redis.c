@@ -480,3 +480,40 @@ void vg_redis_free(vg_redis_t *r) {
     pthread_mutex_destroy(&r->mu);
     free(r);
 }
+
+/* ---- owners of Kafka partitions ---- */
+
+int vg_redis_owner_set(vg_redis_t *r, const char *group, int32_t partition, const char *url) {
+    char key[300], field[16];
+    snprintf(key, sizeof(key), "vigil:owners:%.250s", group);
+    snprintf(field, sizeof(field), "%d", (int)partition);
+    const char *argv[] = {"HSET", key, field, url};
+    size_t lens[] = {4, strlen(key), strlen(field), strlen(url)};
+    pthread_mutex_lock(&r->mu);
+    redisReply *rep = command(r, 4, argv, lens);
+    pthread_mutex_unlock(&r->mu);
+    if (!rep) return VG_EIO;
+    freeReplyObject(rep);
+    return 0;
+}
+
+int vg_redis_owner_get(vg_redis_t *r, const char *group, int32_t partition, char *out,
+                       size_t outlen) {
+    char key[300], field[16];
+    snprintf(key, sizeof(key), "vigil:owners:%.250s", group);
+    snprintf(field, sizeof(field), "%d", (int)partition);
+    const char *argv[] = {"HGET", key, field};
+    size_t lens[] = {4, strlen(key), strlen(field)};
+    pthread_mutex_lock(&r->mu);
+    redisReply *rep = command(r, 3, argv, lens);
+    pthread_mutex_unlock(&r->mu);
+    if (!rep) return VG_EIO;
+    int rc = VG_ENOTFOUND;
+    if (rep->type == REDIS_REPLY_STRING && rep->len > 0 && (size_t)rep->len < outlen) {
+        memcpy(out, rep->str, (size_t)rep->len);
+        out[rep->len] = 0;
+        rc = 0;
+    }
+    freeReplyObject(rep);
+    return rc;
+}

@@ -38,6 +38,25 @@ static void on_rules(void *ctx, vg_program_t *p, int64_t ruleset, vg_lists_t *li
     else vg_serve_kafka_set_lists(ctx, lists);
 }
 
+/* A partition assigned to this instance: it is advertised as the owner (Redis), so
+ * that the other instances' 409 not_owner name it. */
+static void on_assign(void *ctx, int32_t partition) {
+    vg_api_t *a = ctx;
+    if (!a->redis) return;
+    char url[600];
+    if (a->cfg->advertise) {
+        snprintf(url, sizeof(url), "%.590s", a->cfg->advertise);
+    } else {
+        const char *h = a->cfg->http, *colon = strrchr(h, ':');
+        int port = vg_api_port(a);
+        if (colon && port > 0) snprintf(url, sizeof(url), "http://%.*s:%d", (int)(colon - h), h, port);
+        else snprintf(url, sizeof(url), "http://%.580s", h);
+    }
+    if (vg_redis_owner_set(a->redis, a->cfg->group ? a->cfg->group : "vigil", partition, url) != 0)
+        fprintf(stderr, "vigil serve: cannot advertise partition %d in Redis (down?): other "
+                        "instances answer not_owner without its address\n", (int)partition);
+}
+
 static vg_serve_kafka_t *start_kafka(vg_api_t *a, const vg_config_t *cfg, char *errbuf,
                                      size_t errlen) {
     vg_serve_kafka_cfg_t kc = {
@@ -47,6 +66,7 @@ static vg_serve_kafka_t *start_kafka(vg_api_t *a, const vg_config_t *cfg, char *
         .dedupe_horizon_ms = cfg->dedupe_horizon_ms, .future_ms = cfg->future_ms,
         .mem_budget = cfg->mem_budget, .threads = cfg->kafka_threads,
         .kafka_conf = (const char *const *)cfg->kafka_conf,
+        .on_assign = on_assign, .on_assign_ctx = a,
     };
     vg_diags_t d;
     vg_diags_init(&d);
@@ -109,12 +129,18 @@ int vg_cmd_serve(int argc, char **argv) {
     if (kafka) {   /* before listening: the HTTP threads only read them */
         a->extra_metrics = kafka_metrics;
         a->extra_metrics_ctx = kafka;
+        pthread_rwlock_wrlock(&a->kmu);
+        a->kafka = vg_serve_kafka_engine(kafka);   /* scores go to the partitions */
+        pthread_rwlock_unlock(&a->kmu);
     }
     if (vg_api_listen(a, err, sizeof(err)) != 0) {
         fprintf(stderr, "vigil serve: %s\n", err);
         pthread_mutex_lock(&a->mu);
         a->on_rules = NULL;
         pthread_mutex_unlock(&a->mu);
+        pthread_rwlock_wrlock(&a->kmu);
+        a->kafka = NULL;
+        pthread_rwlock_unlock(&a->kmu);
         vg_serve_kafka_stop(kafka);
         vg_api_free(a);
         vg_config_free(cfg);
@@ -163,6 +189,9 @@ int vg_cmd_serve(int argc, char **argv) {
     pthread_mutex_lock(&a->mu);   /* no rule change reaches the pipelines from now on */
     a->on_rules = NULL;
     pthread_mutex_unlock(&a->mu);
+    pthread_rwlock_wrlock(&a->kmu);
+    a->kafka = NULL;
+    pthread_rwlock_unlock(&a->kmu);
     if (kafka && vg_serve_kafka_stop(kafka) != 0) status = 1;
     vg_api_free(a);   /* final checkpoint, synchronous */
     vg_config_free(cfg);

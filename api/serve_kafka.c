@@ -102,6 +102,8 @@ vg_serve_kafka_t *vg_serve_kafka_start(const vg_serve_kafka_cfg_t *cfg, vg_progr
     o.sync = !cfg->no_sync;
     o.conf = cfg->kafka_conf;
     o.quiet = cfg->quiet;
+    o.on_assign = cfg->on_assign;
+    o.on_assign_ctx = cfg->on_assign_ctx;
     s->k = vg_kafka_new(&o, errbuf, errlen);
     if (!s->k || vg_kafka_start(s->k, errbuf, errlen) != 0) goto err;
     return s;
@@ -123,6 +125,8 @@ int vg_serve_kafka_stop(vg_serve_kafka_t *s) {
     free(s);
     return rc;
 }
+
+vg_kafka_t *vg_serve_kafka_engine(vg_serve_kafka_t *s) { return s->k; }
 
 int vg_serve_kafka_failed(const vg_serve_kafka_t *s) { return vg_kafka_failed(s->k); }
 int vg_serve_kafka_ready(const vg_serve_kafka_t *s) { return vg_kafka_ready(s->k); }

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "engine/jsonout.h"
+#include "engine/kafka.h"
 #include "rules/lists.h"
 #include "rules/program.h"
 
@@ -43,6 +44,8 @@ typedef struct vg_serve_kafka_cfg {
     const char *addr_file;        /* embedded: write the bootstrap address here */
     int64_t ruleset_version;      /* <= 0: 1 */
     int quiet;
+    void (*on_assign)(void *ctx, int32_t partition);   /* NULL: none (engine/kafka.h) */
+    void *on_assign_ctx;
 } vg_serve_kafka_cfg_t;
 
 /* Starts the pipeline. Returns NULL with a reason in errbuf. Stop and free with
@@ -54,6 +57,9 @@ vg_serve_kafka_t *vg_serve_kafka_start(const vg_serve_kafka_cfg_t *cfg, vg_progr
  * Returns 0 when it stopped cleanly, VG_EIO when the service had failed (state is at
  * its last checkpoint). Accepts NULL (returns 0). */
 int vg_serve_kafka_stop(vg_serve_kafka_t *s);
+
+/* The service itself (vg_kafka_score); borrowed, valid until vg_serve_kafka_stop. */
+vg_kafka_t *vg_serve_kafka_engine(vg_serve_kafka_t *s);
 
 /* 1 when the service failed and should be restarted. */
 int vg_serve_kafka_failed(const vg_serve_kafka_t *s);

@@ -66,6 +66,7 @@ typedef struct counters {
     _Atomic uint64_t stale, gaps, backpressure, checkpoints, ckpt_us_sum, ckpt_us_max;
     _Atomic uint64_t delivery_errors, rewinds;
     _Atomic uint64_t cl_records, cl_restores, cl_restored, cl_seeds, cl_restore_us;
+    _Atomic uint64_t scored;
     _Atomic int64_t lag;
     _Atomic uint32_t partitions;
     _Atomic uint64_t lat[NB], lat_count, lat_sum_us;
@@ -93,10 +94,26 @@ typedef struct part {
     int cl_wipe;          /* the state was reset: the next checkpoint starts with a wipe */
     int ck_cl;            /* the pending checkpoint's records were produced */
     int cl_seed;          /* after the assignment: produce the whole local state */
+    /* events scored over HTTP (vg_kafka_score) change the state without an offset */
+    uint64_t scored, ck_scored, ckpt_scored;
 } part_t;
 
 /* Something to checkpoint: events since the last checkpoint, or a moved state. */
-static inline int part_changed(const part_t *pt) { return pt->next_off != pt->ckpt_off || pt->moved; }
+static inline int part_changed(const part_t *pt) {
+    return pt->next_off != pt->ckpt_off || pt->moved || pt->scored != pt->ckpt_scored;
+}
+
+/* A scoring request of vg_kafka_score, queued for the worker owning its partition. */
+typedef struct kreq {
+    struct kreq *next;
+    int32_t part;
+    const char *body;
+    size_t len;
+    int dry;
+    vg_buf_t *out;
+    vg_kafka_score_res_t *res;
+    int rc, taken, done;
+} kreq_t;
 
 /* The checkpoint helper of a worker: writes one partition's checkpoint while the
  * worker goes on with its other partitions. */
@@ -133,6 +150,12 @@ typedef struct worker {
                              ck_off was acknowledged) */
     vg_batch_t *ckb;      /* the pending checkpoint's records */
     helper_t h;
+    /* scoring requests (vg_kafka_score) */
+    pthread_mutex_t qmu;
+    pthread_cond_t qcv;
+    kreq_t *qhead;
+    int qinit;
+    rd_kafka_queue_t *cq; /* the consumer's queue: yielded to wake the thread */
     uint64_t rules_gen;   /* the change of the rules this worker applied last */
     int64_t ruleset;      /* the ruleset version of its partitions (alert ids) */
     counters_t ct;
@@ -154,6 +177,8 @@ struct vg_kafka {
      * (vg_kafka_set_program / _set_lists) under rmu; rules_gen counts the changes */
     pthread_mutex_t rmu;
     _Atomic uint64_t rules_gen;
+    int32_t nparts;              /* the input topic's partitions (0: unknown) */
+    _Atomic int *owner;          /* per input partition: the owning worker, or -1 */
 };
 
 static int64_t mono_ms(void) {
@@ -636,6 +661,7 @@ static int ckpt_finish(worker_t *w, int wait) {
             set_fatal(w, "partition %d: checkpoint: %s", (int)pt->id, h->err);
         } else {
             pt->ckpt_off = pt->ck_off;
+            pt->ckpt_scored = pt->ck_scored;
             pt->moved = 0;   /* no rule change while a checkpoint is pending (apply_rules) */
             cl_done(pt);
             commit_one(w, pt->id, pt->ck_off);
@@ -704,6 +730,7 @@ static void ckpt_step(worker_t *w) {
     if (!best) return;
     w->pending_t0 = real_us();
     best->ck_off = best->next_off;
+    best->ck_scored = best->scored;
     vg_kv_t meta = {"kafka/offset", &best->ck_off, sizeof(best->ck_off)};
     vg_batch_clear(w->ckb);
     if (vg_pipeline_checkpoint_begin(best->pl, &meta, 1, w->ckb) != 0) {
@@ -909,6 +936,7 @@ static int checkpoint(worker_t *w, int commit) {
             break;
         }
         pt->ckpt_off = pt->next_off;
+        pt->ckpt_scored = pt->scored;
         pt->moved = 0;
         pt->last_ckpt = mono_ms();
         if (l) rd_kafka_topic_partition_list_add(l, k->topic_in, i)->offset = pt->next_off;
@@ -982,6 +1010,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 break;
             }
             if (cl_after_assign(w, pt) != 0) break;   /* fatal */
+            if (k->owner && tp->partition < k->nparts)
+                atomic_store(&k->owner[tp->partition], w->index);
+            if (k->o.on_assign) k->o.on_assign(k->o.on_assign_ctx, tp->partition);
             tp->offset = pt->next_off >= 0 ? pt->next_off : RD_KAFKA_OFFSET_BEGINNING;
             logf_(k, 0, "worker %d: assigned %s [%d] at offset %" PRId64, w->index, tp->topic,
                   (int)tp->partition, pt->next_off);
@@ -1003,6 +1034,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         for (int i = 0; i < parts->cnt; i++) {
             rd_kafka_topic_partition_t *tp = &parts->elems[i];
             if (strcmp(tp->topic, k->topic_in) != 0 || tp->partition >= w->cap) continue;
+            if (k->owner && tp->partition < k->nparts)
+                atomic_store(&k->owner[tp->partition], -1);
             part_free(w->parts[tp->partition]);
             w->parts[tp->partition] = NULL;
             logf_(k, 0, "worker %d: revoked %s [%d]", w->index, tp->topic, (int)tp->partition);
@@ -1223,6 +1256,45 @@ static int future_reject(worker_t *w, const char *s, size_t n, int64_t ts, int64
 
 static void handle_msg(worker_t *w, part_t *pt, const rd_kafka_message_t *m, int64_t now_ms);
 
+/* The output of a decided event (decision line d[0..dl), no newline): its alert when it
+ * raised one, its decision when they are published. 0 or -1 (fatal). */
+static int emit_decided(worker_t *w, part_t *pt, const char *d, size_t dl, const void *key,
+                        size_t klen, int64_t ts_msg) {
+    const char *id = NULL, *acc = NULL;
+    size_t il = 0, al = 0;
+    if (vg_kafka_dec_id_account(d, dl, &id, &il, &acc, &al) != 0) {
+        set_fatal(w, "unexpected decision line");
+        return -1;
+    }
+    if (!key) {
+        key = acc;
+        klen = al;
+    }
+    if (vg_pipeline_last_alert(pt->pl)) {
+        char aid[33];
+        vg_kafka_alert_id(acc, al, id, il, w->ruleset, aid);
+        vg_buf_t *r = &w->rec;
+        vg_buf_clear(r);
+        int rc = vg_buf_append(r, d, dl - 1);   /* without the closing brace */
+        if (!rc) rc = vg_buf_puts(r, ",\"alert_id\":\"");
+        if (!rc) rc = vg_buf_append(r, aid, 32);
+        if (!rc) rc = vg_buf_puts(r, "\",\"severity\":\"");
+        if (!rc) rc = vg_buf_puts(r, vg_kafka_max_severity(d, dl));
+        if (!rc) rc = vg_buf_puts(r, "\"}");
+        if (rc) {
+            set_fatal(w, "out of memory");
+            return -1;
+        }
+        if (produce(w, pt, w->t_alerts, r->p, r->len, key, klen, OUT_ALERT, ts_msg) < 0) return -1;
+        INC(w->ct.alerts, 1);
+    }
+    if (w->t_dec) {
+        if (produce(w, pt, w->t_dec, d, dl, key, klen, OUT_DECISION, ts_msg) < 0) return -1;
+        INC(w->ct.decisions_out, 1);
+    }
+    return 0;
+}
+
 /* Processes one consumed message. Returns 0: the caller destroys it. */
 static int handle(worker_t *w, rd_kafka_message_t *m, int64_t now_ms) {
     vg_kafka_t *k = w->k;
@@ -1291,36 +1363,7 @@ static void handle_msg(worker_t *w, part_t *pt, const rd_kafka_message_t *m, int
     case VG_OUT_DECIDED: {
         INC(w->ct.decided, 1);
         INC(w->ct.by_decision[vg_kafka_decision_index(d, dl)], 1);
-        const char *id = NULL, *acc = NULL;
-        size_t il = 0, al = 0;
-        if (vg_kafka_dec_id_account(d, dl, &id, &il, &acc, &al) != 0) {
-            set_fatal(w, "unexpected decision line");
-            return;
-        }
-        const void *key = m->key ? m->key : (const void *)acc;
-        size_t klen = m->key ? m->key_len : al;
-        if (vg_pipeline_last_alert(pt->pl)) {
-            char aid[33];
-            vg_kafka_alert_id(acc, al, id, il, w->ruleset, aid);
-            vg_buf_t *r = &w->rec;
-            vg_buf_clear(r);
-            rc = vg_buf_append(r, d, dl - 1);   /* without the closing brace */
-            if (!rc) rc = vg_buf_puts(r, ",\"alert_id\":\"");
-            if (!rc) rc = vg_buf_append(r, aid, 32);
-            if (!rc) rc = vg_buf_puts(r, "\",\"severity\":\"");
-            if (!rc) rc = vg_buf_puts(r, vg_kafka_max_severity(d, dl));
-            if (!rc) rc = vg_buf_puts(r, "\"}");
-            if (rc) {
-                set_fatal(w, "out of memory");
-                return;
-            }
-            if (produce(w, pt, w->t_alerts, r->p, r->len, key, klen, OUT_ALERT, ts_msg) < 0) return;
-            INC(w->ct.alerts, 1);
-        }
-        if (w->t_dec) {
-            if (produce(w, pt, w->t_dec, d, dl, key, klen, OUT_DECISION, ts_msg) < 0) return;
-            INC(w->ct.decisions_out, 1);
-        }
+        if (emit_decided(w, pt, d, dl, m->key, m->key ? m->key_len : 0, ts_msg) != 0) return;
         break;
     }
     case VG_OUT_DUPLICATE:
@@ -1370,6 +1413,116 @@ static int64_t clock_now(vg_kafka_t *k) {
     return real_us() / 1000;
 }
 
+/* ---- scoring requests (vg_kafka_score) ---- */
+
+/* A dry run: the owning thread's partitions checkpointed, then a throw-away pipeline
+ * over the partition's store with the partition's rules. */
+static int dry_score(worker_t *w, part_t *pt, kreq_t *q) {
+    vg_kafka_t *k = w->k;
+    if (checkpoint(w, 1) != 0 || w->fatal) return VG_EIO;
+    pt = q->part < w->cap ? w->parts[q->part] : NULL;   /* a rewind reloads partitions */
+    if (!pt || !pt->pl) return VG_ENOTFOUND;
+    pthread_mutex_lock(&k->rmu);
+    vg_pipeline_opts_t po = k->o.pipeline;
+    if (po.lists) vg_lists_ref(po.lists);
+    pthread_mutex_unlock(&k->rmu);
+    po.store = pt->store;
+    po.ruleset_version = w->ruleset;
+    char err[512];
+    vg_pipeline_t *pl = vg_pipeline_new(vg_pipeline_program(pt->pl), &po, err, sizeof(err));
+    vg_lists_unref(po.lists);
+    if (!pl) return VG_EIO;
+    vg_outcome_t oc = VG_OUT_BLANK;
+    int rc = vg_pipeline_line(pl, q->body, q->len, q->out, &oc);
+    q->res->outcome = oc;
+    if (!rc && oc == VG_OUT_REJECTED) q->res->reject = vg_pipeline_last_reject(pl);
+    if (!rc && oc == VG_OUT_DECIDED) q->res->alert = vg_pipeline_last_alert(pl);
+    vg_pipeline_free(pl);
+    return rc;
+}
+
+static int score_one(worker_t *w, kreq_t *q) {
+    part_t *pt = q->part < w->cap ? w->parts[q->part] : NULL;
+    if (!pt || !pt->pl) return VG_ENOTFOUND;   /* revoked since */
+    q->res->ruleset = w->ruleset;
+    if (q->dry) return dry_score(w, pt, q);
+    vg_outcome_t oc = VG_OUT_BLANK;
+    int rc = vg_pipeline_line(pt->pl, q->body, q->len, q->out, &oc);
+    if (rc) return rc;
+    q->res->outcome = oc;
+    if (oc == VG_OUT_REJECTED) {
+        q->res->reject = vg_pipeline_last_reject(pt->pl);
+        return 0;
+    }
+    if (oc != VG_OUT_DECIDED) return 0;
+    pt->scored++;   /* a state change for the next checkpoint */
+    q->res->alert = vg_pipeline_last_alert(pt->pl);
+    const char *d = q->out->p;
+    size_t dl = q->out->len ? q->out->len - 1 : 0;
+    INC(w->ct.scored, 1);
+    return emit_decided(w, pt, d, dl, NULL, 0, real_us() / 1000) ? VG_EIO : 0;
+}
+
+/* Answers the queued requests (between batches). */
+static void serve_reqs(worker_t *w) {
+    pthread_mutex_lock(&w->qmu);
+    kreq_t *q = w->qhead;
+    w->qhead = NULL;
+    for (kreq_t *x = q; x; x = x->next) x->taken = 1;
+    pthread_mutex_unlock(&w->qmu);
+    while (q) {
+        kreq_t *next = q->next;
+        int rc = w->fatal ? VG_EIO : score_one(w, q);
+        pthread_mutex_lock(&w->qmu);
+        q->rc = rc;
+        q->done = 1;
+        pthread_cond_broadcast(&w->qcv);
+        pthread_mutex_unlock(&w->qmu);
+        q = next;
+    }
+}
+
+int vg_kafka_score(vg_kafka_t *k, const char *acct, size_t alen, const char *body, size_t len,
+                   int dry, int64_t timeout_ms, vg_buf_t *out, vg_kafka_score_res_t *res) {
+    memset(res, 0, sizeof(*res));
+    res->partition = -1;
+    if (k->nparts <= 0 || !k->owner) return VG_ENOTFOUND;
+    int32_t p = vg_kafka_partition(acct, alen, k->nparts, 0);
+    res->partition = p;
+    int wi = atomic_load(&k->owner[p]);
+    if (wi < 0 || wi >= k->nw || GET(k->stop)) return wi < 0 ? VG_ENOTFOUND : VG_EIO;
+    worker_t *w = &k->w[wi];
+    kreq_t q = {NULL, p, body, len, dry, out, res, 0, 0, 0};
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += (time_t)(timeout_ms / 1000);
+    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&w->qmu);
+    if (!w->cq) {   /* the thread is not (or no longer) consuming */
+        pthread_mutex_unlock(&w->qmu);
+        return VG_EIO;
+    }
+    q.next = w->qhead;
+    w->qhead = &q;
+    rd_kafka_queue_yield(w->cq);   /* out of its wait for messages */
+    int rc = 0;
+    while (!q.done && rc == 0) rc = pthread_cond_timedwait(&w->qcv, &w->qmu, &dl);
+    if (!q.done && !q.taken) {   /* timed out in the queue: taken out again */
+        kreq_t **pp = &w->qhead;
+        while (*pp && *pp != &q) pp = &(*pp)->next;
+        if (*pp) *pp = q.next;
+        pthread_mutex_unlock(&w->qmu);
+        return VG_ELIMIT;
+    }
+    while (!q.done) pthread_cond_wait(&w->qcv, &w->qmu);   /* being answered */
+    pthread_mutex_unlock(&w->qmu);
+    return q.rc;
+}
+
 static void *worker_main(void *arg) {
     worker_t *w = arg;
     vg_kafka_t *k = w->k;
@@ -1382,6 +1535,9 @@ static void *worker_main(void *arg) {
     rd_kafka_topic_partition_list_destroy(sub);
     if (e) set_fatal(w, "subscribing to %s: %s", k->topic_in, rd_kafka_err2str(e));
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(w->c);
+    pthread_mutex_lock(&w->qmu);
+    w->cq = q;
+    pthread_mutex_unlock(&w->qmu);
     rd_kafka_message_t *msgs[BATCH];
     int64_t last_lag = 0;
     while (!GET(k->stop) && !w->fatal) {
@@ -1412,6 +1568,7 @@ static void *worker_main(void *arg) {
             update_lag(w);
         } else {
             apply_rules(w);
+            serve_reqs(w);
             ckpt_step(w);
         }
     }
@@ -1420,6 +1577,10 @@ static void *worker_main(void *arg) {
     if (!w->fatal && checkpoint(w, 1) != 0 && !w->fatal)
         logf_(k, 1, "worker %d: final checkpoint not written (broker unreachable); a restart "
               "resumes from the previous one", w->index);
+    pthread_mutex_lock(&w->qmu);
+    w->cq = NULL;   /* no new requests */
+    pthread_mutex_unlock(&w->qmu);
+    serve_reqs(w);   /* answered while the partitions are still here */
     rd_kafka_queue_destroy(q);
     rd_kafka_consumer_close(w->c);
     for (int32_t i = 0; i < w->cap; i++) {
@@ -1512,6 +1673,11 @@ static void helper_stop(worker_t *w) {
 
 static void worker_deinit(worker_t *w) {
     helper_stop(w);
+    if (w->qinit) {
+        pthread_mutex_destroy(&w->qmu);
+        pthread_cond_destroy(&w->qcv);
+        w->qinit = 0;
+    }
     if (w->t_alerts) rd_kafka_topic_destroy(w->t_alerts);
     if (w->t_dec) rd_kafka_topic_destroy(w->t_dec);
     if (w->t_dlq) rd_kafka_topic_destroy(w->t_dlq);
@@ -1544,6 +1710,9 @@ static int worker_init(vg_kafka_t *k, worker_t *w, int index, char *errbuf, size
     vg_buf_init(&w->rec);
     w->ruleset = k->o.pipeline.ruleset_version;
     w->rules_gen = atomic_load(&k->rules_gen);
+    pthread_mutex_init(&w->qmu, NULL);
+    pthread_cond_init(&w->qcv, NULL);
+    w->qinit = 1;
     w->ckb = vg_batch_new();
     if (!w->ckb) {
         snprintf(errbuf, errlen, "out of memory");
@@ -1586,10 +1755,11 @@ static int worker_init(vg_kafka_t *k, worker_t *w, int index, char *errbuf, size
     return 0;
 }
 
-/* The changelog topic checked (created when missing) by a client of its own, before
- * any producer names it: a producer's metadata request may auto-create a topic,
- * uncompacted and with the broker's default partition count. */
-static int check_changelog(vg_kafka_t *k, char *errbuf, size_t errlen) {
+/* The input topic's partition count (for vg_kafka_score) and the changelog topic
+ * checked (created when missing), by a client of its own, before any producer names
+ * it: a producer's metadata request may auto-create a topic, uncompacted and with the
+ * broker's default partition count. */
+static int check_cluster(vg_kafka_t *k, char *errbuf, size_t errlen) {
     rd_kafka_conf_t *c = make_conf(k, 0, NULL, errbuf, errlen);
     if (!c) return VG_EINVAL;
     char e[512];
@@ -1600,14 +1770,25 @@ static int check_changelog(vg_kafka_t *k, char *errbuf, size_t errlen) {
         return VG_EIO;
     }
     int32_t nin = 0;
-    int rc = vg_cl_check_topic(rk, k->topic_cl, k->topic_in, &nin, errbuf, errlen);
+    int rc = 0;
+    if (k->topic_cl) rc = vg_cl_check_topic(rk, k->topic_cl, k->topic_in, &nin, errbuf, errlen);
+    else nin = vg_cl_topic_parts(rk, k->topic_in, 5000);   /* unknown: nothing scored */
     rd_kafka_destroy(rk);
+    if (rc == 0 && nin > 0 && !k->owner) {
+        k->owner = malloc((size_t)nin * sizeof(*k->owner));
+        if (!k->owner) {
+            snprintf(errbuf, errlen, "out of memory");
+            return VG_ENOMEM;
+        }
+        for (int32_t i = 0; i < nin; i++) atomic_init(&k->owner[i], -1);
+        k->nparts = nin;
+    }
     return rc;
 }
 
 int vg_kafka_start(vg_kafka_t *k, char *errbuf, size_t errlen) {
     if (k->running) return 0;
-    if (k->topic_cl && check_changelog(k, errbuf, errlen) != 0) return VG_EIO;
+    if (check_cluster(k, errbuf, errlen) != 0) return VG_EIO;
     for (int i = 0; i < k->nw; i++) {
         if (worker_init(k, &k->w[i], i, errbuf, errlen) != 0) goto fail;
     }
@@ -1667,6 +1848,7 @@ void vg_kafka_free(vg_kafka_t *k) {
     free(k->topic_dec);
     free(k->topic_dlq);
     free(k->topic_cl);
+    free((void *)k->owner);
     free(k->state_dir);
     free(k);
 }
@@ -1702,6 +1884,7 @@ void vg_kafka_get_stats(const vg_kafka_t *k, vg_kafka_stats_t *s) {
         s->changelog_restores += GET(c->cl_restores);
         s->changelog_restored += GET(c->cl_restored);
         s->changelog_seeds += GET(c->cl_seeds);
+        s->scored += GET(c->scored);
         s->changelog_restore_s += (double)GET(c->cl_restore_us) / 1e6;
         uint64_t mx = GET(c->ckpt_us_max);
         if (mx > s->checkpoint_us_max) s->checkpoint_us_max = mx;

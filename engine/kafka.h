@@ -82,6 +82,10 @@ typedef struct vg_kafka_opts {
     int64_t (*now_ms)(void *ctx); /* clock for `future`; NULL: the real-time clock */
     void *now_ctx;
     int quiet;                    /* 1: no informational log lines on stderr */
+    /* called from a processing thread when this instance is assigned a partition
+     * (`vigil serve` advertises itself as its owner); may be NULL */
+    void (*on_assign)(void *ctx, int32_t partition);
+    void *on_assign_ctx;
 } vg_kafka_opts_t;
 
 /* Checks one librdkafka setting "name=value" (optionally "consumer."/"producer."
@@ -114,6 +118,29 @@ int vg_kafka_start(vg_kafka_t *k, char *errbuf, size_t errlen);
  * NULL: every list empty). Any thread; can't fail. */
 void vg_kafka_set_program(vg_kafka_t *k, vg_program_t *p, int64_t version);
 void vg_kafka_set_lists(vg_kafka_t *k, vg_lists_t *lists);
+
+/* Scoring outside the log (`vigil serve`'s POST /v1/score): the event of account
+ * `acct` is decided by the pipeline of the partition that holds the account's state
+ * (Kafka's default partitioner, murmur2 of the account, over the input topic's
+ * partitions), on the thread that owns it, between two batches; its alert (and
+ * decision, when published) is produced as for a consumed event. The event is not in
+ * the log: its effect on the state is written by the partition's next checkpoint
+ * (lost if the process dies before it) and it is not replayed after a crash. A dry run
+ * checkpoints the owning thread's partitions, then decides on a throw-away pipeline
+ * over the partition's store (no state changes). Waits at most timeout_ms.
+ * Returns 0 with the decision or rejection line in out (with its newline) and *res;
+ * VG_ENOTFOUND when this instance does not own the account's partition (res->partition
+ * set; -1 while the partition count is unknown); VG_ELIMIT when it timed out; VG_EIO
+ * when the service is stopping or the dry run's checkpoint failed. Any thread. */
+typedef struct vg_kafka_score_res {
+    vg_outcome_t outcome;
+    vg_reject_t reject;           /* when REJECTED */
+    int alert;                    /* an alert was raised */
+    int64_t ruleset;
+    int32_t partition;
+} vg_kafka_score_res_t;
+int vg_kafka_score(vg_kafka_t *k, const char *acct, size_t alen, const char *body, size_t len,
+                   int dry, int64_t timeout_ms, vg_buf_t *out, vg_kafka_score_res_t *res);
 
 /* Asks every thread to stop: each finishes its current batch, waits for its produced
  * messages to be acknowledged, checkpoints, commits and leaves the group. Returns at
@@ -150,6 +177,7 @@ typedef struct vg_kafka_stats {
     uint64_t changelog_records;   /* produced to the state changelog */
     uint64_t changelog_restores, changelog_restored, changelog_seeds;
     double changelog_restore_s;
+    uint64_t scored;              /* events decided by vg_kafka_score (not dry runs) */
     int64_t lag;                  /* sum over owned partitions (refreshed every 100 ms);
                                      -1 while some partition's watermarks are unknown */
     uint32_t partitions;          /* owned now */

@@ -252,6 +252,19 @@ static int topic_parts(const struct rd_kafka_metadata *md, const char *name) {
     return -1;
 }
 
+int32_t vg_cl_topic_parts(rd_kafka_t *rk, const char *topic, int64_t timeout_ms) {
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e;
+    int64_t t0 = mono_ms();
+    do {
+        e = rd_kafka_metadata(rk, 1, NULL, &md, 5000);
+    } while (e && mono_ms() - t0 < timeout_ms);
+    if (e) return -1;
+    int n = topic_parts(md, topic);
+    rd_kafka_metadata_destroy(md);
+    return n;
+}
+
 int vg_cl_check_topic(rd_kafka_t *rk, const char *changelog, const char *input,
                       int32_t *input_parts, char *errbuf, size_t errlen) {
     const struct rd_kafka_metadata *md = NULL;

@@ -81,6 +81,10 @@ int vg_cl_restore(rd_kafka_t *rc, const char *topic, int32_t part, vg_store_t *s
                   const atomic_int *stop, vg_buf_t *redo, vg_cl_restore_t *out, char *errbuf,
                   size_t errlen);
 
+/* The partition count of `topic` from the cluster's metadata (all topics: no
+ * auto-creation), retried for up to timeout_ms; -1 when it does not exist or cannot be read. */
+int32_t vg_cl_topic_parts(rd_kafka_t *rk, const char *topic, int64_t timeout_ms);
+
 /* Checks that `changelog` has at least as many partitions as `input` (*input_parts),
  * creating it (compacted) through the admin API when it does not exist. 0, or
  * VG_EIO / VG_EINVAL with errbuf. */

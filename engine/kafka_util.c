@@ -453,6 +453,8 @@ int vg_kafka_metrics(const vg_kafka_t *k, vg_buf_t *out) {
             s.changelog_restores);
     COUNTER("changelog_restored_records_total", "Changelog records read by restores.",
             s.changelog_restored);
+    COUNTER("http_scored_total", "Events scored over HTTP in a partition's pipeline.",
+            s.scored);
     COUNTER("changelog_seeds_total", "Partitions whose whole state was written to the changelog.",
             s.changelog_seeds);
     EMIT("# HELP vigil_kafka_changelog_restore_seconds_total Time spent restoring.\n"

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# test_kafka_owner.sh - POST /v1/score of `vigil serve --kafka` (SPEC section 6): an
+# account's state lives with the instance that owns its Kafka partition.
+#   1. One instance owns every partition: an event scored over HTTP is decided with
+#      the state the Kafka stream built (equal to replay of the stream plus that
+#      event); a dry run changes nothing (the same event scored afterwards decides as
+#      if the dry run had not happened).
+#   2. A second instance joins the group (separate state, one Redis): for every
+#      account exactly one instance answers 200 and the other 409 `not_owner` with the
+#      owner's HTTP address (read from Redis), which answers 200; dry runs too.
+#
+# Usage: bash test_kafka_owner.sh BUILD_DIR SOURCE_DIR
+set -u
+. "$(dirname "$0")/kafka_lib.sh"
+kt_init test_kafka_owner "$@"
+command -v redis-server >/dev/null || { echo "FAIL: redis-server missing (ops/install-deps.sh)"; exit 1; }
+RULES=$SRC/tests/integration/kafka.vrl
+PARTS=4
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+RPORT=$(free_port)
+redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no >"$WORK/redis.log" 2>&1 &
+KT_PIDS+=($!)
+for _ in $(seq 50); do redis-cli -p "$RPORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+
+"$BUILD/vigil-gen" --accounts 200 --events 3000 --malformed 0 --seed 9 --out "$WORK/e.ndjson" 2>/dev/null || exit 1
+$CHECK key "$WORK/e.ndjson" "$WORK/e.keyed"
+kt_broker "tx:$PARTS" "g-o.changelog:$PARTS" "alerts:$PARTS" "dlq:1"
+kt_produce "$WORK/e.keyed" tx
+
+PA=$(free_port); PB=$(free_port)
+serve() {   # serve NAME PORT
+    VIGIL_FUTURE=1000d "$VIGIL" serve --http "127.0.0.1:$2" --state "$WORK/state-$1" --rules "$RULES" \
+        --kafka "$BROKER" --group g-o --topic-in tx --topic-alerts alerts --topic-dlq dlq \
+        --redis "127.0.0.1:$RPORT" --kafka-threads 1 -X session.timeout.ms=3000 \
+        -X heartbeat.interval.ms=300 >>"$WORK/$1.log" 2>&1 &
+    SPID=$!
+    KT_PIDS+=("$SPID")
+}
+metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m {print $2}'; }
+
+# 1. A alone
+serve a "$PA"; APID=$SPID
+cp "$WORK/a.log" "$WORK/serve.log" 2>/dev/null
+kt_ready "http://127.0.0.1:$PA" "$APID" 60
+n=$(wc -l <"$WORK/e.ndjson")
+for _ in $(seq 300); do [ "$(metric "$PA" vigil_kafka_messages_total)" = "$n" ] && break; sleep 0.1; done
+[ "$(metric "$PA" vigil_kafka_messages_total)" = "$n" ] || kt_fail "A processed $(metric "$PA" vigil_kafka_messages_total) of $n"
+# an event for the busiest account, after its last one
+python3 - "$WORK" <<'EOF'
+import json, sys, collections
+w = sys.argv[1]
+evs = [json.loads(l) for l in open(w + "/e.ndjson")]
+acct = collections.Counter(e["account"] for e in evs).most_common(1)[0][0]
+last = [e for e in evs if e["account"] == acct][-1]
+for i, name in ((1, "x1"), (2, "x2")):
+    e = dict(last)
+    e["id"] = "http-%d" % i
+    e["amount"] = 950.0 * i
+    open("%s/%s.json" % (w, name), "w").write(json.dumps(e))
+open(w + "/with-x.ndjson", "w").write(open(w + "/e.ndjson").read() + open(w + "/x1.json").read() + "\n")
+EOF
+"$VIGIL" replay --rules "$RULES" --input "$WORK/with-x.ndjson" --output "$WORK/with-x.replay" 2>/dev/null ||
+    kt_fail "replay"
+score() {   # score PORT FILE [QUERY] -> body in $WORK/resp, status echoed
+    curl -s -o "$WORK/resp" -w '%{http_code}' -X POST "http://127.0.0.1:$1/v1/score${3:-}" \
+        -H 'Content-Type: application/json' --data-binary @"$2"
+}
+[ "$(score "$PA" "$WORK/x2.json" '?dry_run=true')" = 200 ] || kt_fail "dry run at the owner: $(cat "$WORK/resp")"
+[ "$(score "$PA" "$WORK/x1.json")" = 200 ] || kt_fail "score at the owner: $(cat "$WORK/resp")"
+tail -1 "$WORK/with-x.replay" >"$WORK/want"
+echo >>"$WORK/resp"
+cmp -s "$WORK/want" "$WORK/resp" || { kt_fail "the decision over HTTP differs from replay of the stream plus the event";
+    echo " want: $(cut -c1-300 "$WORK/want")"; echo " got:  $(cut -c1-300 "$WORK/resp")"; }
+grep -q '"n_1h":[2-9]\|"n_1h":[1-9][0-9]' "$WORK/resp" || kt_fail "the decision did not count the account's Kafka events: $(cut -c1-200 "$WORK/resp")"
+
+# 2. B joins: the partitions are split
+serve b "$PB"; BPID=$SPID
+for _ in $(seq 200); do
+    pa=$(metric "$PA" vigil_kafka_partitions); pb=$(metric "$PB" vigil_kafka_partitions)
+    [ -n "$pa" ] && [ -n "$pb" ] && [ "$pb" != 0 ] && [ "$pa" != 0 ] && [ $((pa + pb)) = $PARTS ] && break
+    sleep 0.1
+done
+[ "$(metric "$PB" vigil_kafka_partitions)" != 0 ] && [ "$(metric "$PA" vigil_kafka_partitions)" != 0 ] ||
+    kt_fail "the partitions were not split (A $(metric "$PA" vigil_kafka_partitions), B $(metric "$PB" vigil_kafka_partitions))"
+sleep 1
+python3 - "$WORK" "$PA" "$PB" <<'EOF' || kt_fail "ownership answers"
+import json, sys, urllib.request, urllib.error
+w, pa, pb = sys.argv[1], sys.argv[2], sys.argv[3]
+urls = {"a": "http://127.0.0.1:%s" % pa, "b": "http://127.0.0.1:%s" % pb}
+def post(base, ev, dry=False):
+    req = urllib.request.Request(base + "/v1/score" + ("?dry_run=true" if dry else ""),
+                                 data=json.dumps(ev).encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+accts = sorted({json.loads(l)["account"] for l in open(w + "/e.ndjson")})[:60]
+bad, owners = [], {"a": 0, "b": 0}
+for i, acct in enumerate(accts):
+    ev = {"id": "own-%d" % i, "account": acct, "ts": "2027-01-01T00:00:00Z", "amount": 12.5,
+          "merchant": "m-1", "country": "US"}
+    for dry in (True, False):
+        got = {k: post(u, ev, dry) for k, u in urls.items()}
+        ok = [k for k, (st, _) in got.items() if st == 200]
+        no = [k for k, (st, _) in got.items() if st == 409]
+        if len(ok) != 1 or len(no) != 1:
+            bad.append("%s dry=%s: statuses %s" % (acct, dry, {k: v[0] for k, v in got.items()}))
+            continue
+        err = got[no[0]][1].get("error", {})
+        if err.get("code") != "not_owner" or err.get("owner") != urls[ok[0]] or "partition" not in err:
+            bad.append("%s: 409 body %s (owner should be %s)" % (acct, err, urls[ok[0]]))
+        if not dry:
+            owners[ok[0]] += 1
+if not owners["a"] or not owners["b"]:
+    bad.append("one instance owns every account: %s" % owners)
+for b in bad[:10]:
+    print("  " + b)
+print("test_kafka_owner: %d accounts, owned by A %d, by B %d; %d problems" % (len(accts), owners["a"], owners["b"], len(bad)))
+sys.exit(1 if bad else 0)
+EOF
+kill -TERM "$BPID" "$APID"
+kt_wait "$BPID" 60 || kt_fail "B did not stop cleanly"
+kt_wait "$APID" 60 || kt_fail "A did not stop cleanly"
+kt_end
