@@ -362,15 +362,14 @@ static void h_metrics(vg_api_t *a, vg_resp_t *r) {
 
 /* 409: the account's state lives in a Kafka partition another instance owns; its
  * HTTP address from the owner registry (Redis), null when unknown. */
-static void not_owner(vg_api_t *a, vg_req_t *q, vg_resp_t *r, int32_t part) {
+void vg_api_not_owner(vg_api_t *a, vg_resp_t *r, const char *acct, size_t alen, int32_t part) {
     char url[512];
     int known = part >= 0 && a->redis &&
                 vg_redis_owner_get(a->redis, a->cfg->group ? a->cfg->group : "vigil", part, url,
                                    sizeof(url)) == 0;
     char msg[512];
     snprintf(msg, sizeof(msg), "account %.*s is in Kafka partition %d, owned by %s",
-             (int)(q->ectx->ev.account.len > 200 ? 200 : q->ectx->ev.account.len),
-             q->ectx->ev.account.p, (int)part, known ? "another instance" : "an unknown instance");
+             (int)(alen > 200 ? 200 : alen), acct, (int)part, known ? "another instance" : "an unknown instance");
     json_t *e = json_pack("{s:s,s:s,s:i}", "code", "not_owner", "message", msg, "partition",
                           (int)part);
     json_object_set_new(e, "owner", known ? json_string(url) : json_null());
@@ -411,7 +410,8 @@ static void h_score(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
                             q->len, dry, left_us / 1000 + 1, out, &kr);
         pthread_rwlock_unlock(&a->kmu);
         if (rc == VG_ENOTFOUND) {
-            not_owner(a, q, r, kr.partition);
+            vg_api_not_owner(a, r, q->ectx->ev.account.p, q->ectx->ev.account.len,
+                             kr.partition);
             return;
         }
         if (rc == VG_EIO) {

@@ -202,6 +202,9 @@ int vg_api_apply_list(vg_api_t *a, const char *name, int64_t version, char **ite
 /* Rebuilds the engine's lists from a->lists. */
 int vg_api_push_lists(vg_api_t *a);
 /* Appends an audit entry. */
+/* 409 not_owner for an account whose Kafka partition another instance owns (its
+ * address from the owner registry in Redis, null when unknown). */
+void vg_api_not_owner(vg_api_t *a, vg_resp_t *r, const char *acct, size_t alen, int32_t part);
 void vg_api_audit(vg_api_t *a, const vg_req_t *q, const char *action, const char *target,
                   int64_t old_version, int64_t new_version);
 /* Records a decision (recent decisions, alert, rule hits). */

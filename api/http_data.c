@@ -502,6 +502,31 @@ static int alert_del_cb(void *ctx, const char *k, size_t kl, const char *v, size
 
 /* POST /v1/accounts/{account}/reset-baseline: the account's next events are scored
  * as a new account's (its anomaly baseline is forgotten); audited. */
+/* With Kafka, an account operation goes to the partition that holds the account first
+ * (409 not_owner when another instance owns it); the HTTP engine's copy and the
+ * control store's records are handled as without Kafka after it. 0 to go on; -1 when
+ * the answer was given. */
+static int kafka_op(vg_api_t *a, vg_resp_t *r, int erase, const char *acct, size_t al) {
+    pthread_rwlock_rdlock(&a->kmu);
+    if (!a->kafka) {
+        pthread_rwlock_unlock(&a->kmu);
+        return 0;
+    }
+    int32_t part = -1;
+    int rc = vg_kafka_account_op(a->kafka, erase, acct, al, 30000, &part);
+    pthread_rwlock_unlock(&a->kmu);
+    if (rc == 0) return 0;
+    if (rc == VG_ENOTFOUND) vg_api_not_owner(a, r, acct, al, part);
+    else if (rc == VG_ELIMIT || rc == VG_EIO) {
+        r->retry_after = 1;
+        vg_resp_error(r, 503, "unavailable", "the Kafka partition of the account is busy or "
+                      "stopping (%s)", vg_strerror(rc));
+    } else {
+        vg_resp_error(r, 500, "internal", "in the account's Kafka partition: %s", vg_strerror(rc));
+    }
+    return -1;
+}
+
 void vg_h_account_reset(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     const char *acct = q->seg[0];
     size_t al = strlen(acct);
@@ -510,6 +535,7 @@ void vg_h_account_reset(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
         return;
     }
     char err[256];
+    if (kafka_op(a, r, 0, acct, al) != 0) return;
     if (vg_engine_reset_baseline(a->eng, acct, al, err, sizeof(err)) != 0) {
         vg_resp_error(r, 500, "internal", "%s", err);
         return;
@@ -528,6 +554,7 @@ void vg_h_account(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     unsigned char pre[2 + VG_EVENT_MAX_ID + 1];
     if (strcmp(q->method, "DELETE") == 0) {
         char err[512];
+        if (kafka_op(a, r, 1, acct, al) != 0) return;
         int rc = vg_engine_forget(a->eng, acct, al, err, sizeof(err));
         collect_t c = {NULL, 0, a->ctl};
         size_t pl = acct_prefix('D', acct, pre);

@@ -483,7 +483,7 @@ int vg_engine_forget(vg_engine_t *e, const char *account, size_t len, char *errb
     int rc = shard_checkpoint(s, 0, errbuf, errlen);
     if (!rc) {
         pthread_mutex_lock(&s->wmu);
-        rc = vg_state_delete_account(s->store, account, len, errbuf, errlen);
+        rc = vg_state_delete_account(s->store, account, len, NULL, errbuf, errlen);
         pthread_mutex_unlock(&s->wmu);
     }
     /* drop the in-memory copy: a fresh pipeline reloads the others from the store */

@@ -31,6 +31,7 @@
 #include <time.h>
 
 #include "engine/kafka_int.h"
+#include "engine/state.h"
 #include "engine/store.h"
 #include "rules/errors.h"
 
@@ -104,8 +105,12 @@ static inline int part_changed(const part_t *pt) {
 }
 
 /* A scoring request of vg_kafka_score, queued for the worker owning its partition. */
+enum { REQ_SCORE, REQ_FORGET, REQ_RESET };
 typedef struct kreq {
     struct kreq *next;
+    int kind;
+    const char *acct;
+    size_t alen;
     int32_t part;
     const char *body;
     size_t len;
@@ -1441,9 +1446,39 @@ static int dry_score(worker_t *w, part_t *pt, kreq_t *q) {
     return rc;
 }
 
+/* Erases an account from a partition: its state checkpointed, its records deleted
+ * from the store (and, with the changelog, tombstoned there at once), the partition's
+ * memory state reloaded without it. */
+static int forget_one(worker_t *w, kreq_t *q) {
+    vg_kafka_t *k = w->k;
+    if (checkpoint(w, 1) != 0 || w->fatal) return VG_EIO;
+    part_t *pt = q->part < w->cap ? w->parts[q->part] : NULL;
+    if (!pt || !pt->pl) return VG_ENOTFOUND;
+    char err[512];
+    vg_buf_t *dk = k->topic_cl ? &pt->cl_redo : NULL;   /* tombstones: stored values gone */
+    if (vg_state_delete_account(pt->store, q->acct, q->alen, dk, err, sizeof(err)) != 0) {
+        logf_(k, 1, "partition %d: erasing an account: %s", (int)pt->id, err);
+        return VG_ESTORE;
+    }
+    vg_pipeline_free(pt->pl);
+    pt->pl = NULL;
+    if (part_load(w, pt, err, sizeof(err)) != 0) {
+        set_fatal(w, "partition %d: reloading after an erasure: %s", (int)pt->id, err);
+        return VG_EIO;
+    }
+    pt->moved = 1;   /* the tombstones and the offset, in the changelog now */
+    return checkpoint(w, 1) != 0 ? VG_EIO : 0;
+}
+
 static int score_one(worker_t *w, kreq_t *q) {
     part_t *pt = q->part < w->cap ? w->parts[q->part] : NULL;
     if (!pt || !pt->pl) return VG_ENOTFOUND;   /* revoked since */
+    if (q->kind == REQ_FORGET) return forget_one(w, q);
+    if (q->kind == REQ_RESET) {
+        int rc = vg_pipeline_reset_baseline(pt->pl, q->acct, q->alen);
+        if (!rc) pt->scored++;   /* a state change for the next checkpoint */
+        return rc;
+    }
     q->res->ruleset = w->ruleset;
     if (q->dry) return dry_score(w, pt, q);
     vg_outcome_t oc = VG_OUT_BLANK;
@@ -1482,8 +1517,9 @@ static void serve_reqs(worker_t *w) {
     }
 }
 
-int vg_kafka_score(vg_kafka_t *k, const char *acct, size_t alen, const char *body, size_t len,
-                   int dry, int64_t timeout_ms, vg_buf_t *out, vg_kafka_score_res_t *res) {
+static int submit(vg_kafka_t *k, int kind, const char *acct, size_t alen, const char *body,
+                  size_t len, int dry, int64_t timeout_ms, vg_buf_t *out,
+                  vg_kafka_score_res_t *res) {
     memset(res, 0, sizeof(*res));
     res->partition = -1;
     if (k->nparts <= 0 || !k->owner) return VG_ENOTFOUND;
@@ -1492,7 +1528,7 @@ int vg_kafka_score(vg_kafka_t *k, const char *acct, size_t alen, const char *bod
     int wi = atomic_load(&k->owner[p]);
     if (wi < 0 || wi >= k->nw || GET(k->stop)) return wi < 0 ? VG_ENOTFOUND : VG_EIO;
     worker_t *w = &k->w[wi];
-    kreq_t q = {NULL, p, body, len, dry, out, res, 0, 0, 0};
+    kreq_t q = {NULL, kind, acct, alen, p, body, len, dry, out, res, 0, 0, 0};
     struct timespec dl;
     clock_gettime(CLOCK_REALTIME, &dl);
     dl.tv_sec += (time_t)(timeout_ms / 1000);
@@ -1521,6 +1557,20 @@ int vg_kafka_score(vg_kafka_t *k, const char *acct, size_t alen, const char *bod
     while (!q.done) pthread_cond_wait(&w->qcv, &w->qmu);   /* being answered */
     pthread_mutex_unlock(&w->qmu);
     return q.rc;
+}
+
+int vg_kafka_score(vg_kafka_t *k, const char *acct, size_t alen, const char *body, size_t len,
+                   int dry, int64_t timeout_ms, vg_buf_t *out, vg_kafka_score_res_t *res) {
+    return submit(k, REQ_SCORE, acct, alen, body, len, dry, timeout_ms, out, res);
+}
+
+int vg_kafka_account_op(vg_kafka_t *k, int erase, const char *acct, size_t alen,
+                        int64_t timeout_ms, int32_t *partition) {
+    vg_kafka_score_res_t res;
+    int rc = submit(k, erase ? REQ_FORGET : REQ_RESET, acct, alen, NULL, 0, 0, timeout_ms, NULL,
+                    &res);
+    *partition = res.partition;
+    return rc;
 }
 
 static void *worker_main(void *arg) {

@@ -142,6 +142,14 @@ typedef struct vg_kafka_score_res {
 int vg_kafka_score(vg_kafka_t *k, const char *acct, size_t alen, const char *body, size_t len,
                    int dry, int64_t timeout_ms, vg_buf_t *out, vg_kafka_score_res_t *res);
 
+/* An account operation of the HTTP API in the partition that holds the account:
+ * erase = 1 erases it (DELETE /v1/accounts/{a}: the partition is checkpointed, the
+ * account's records deleted from its store, tombstoned in the changelog and
+ * acknowledged, and the memory state reloaded without it); erase = 0 resets its
+ * anomaly baseline. Same returns as vg_kafka_score (*partition set). Any thread. */
+int vg_kafka_account_op(vg_kafka_t *k, int erase, const char *acct, size_t alen,
+                        int64_t timeout_ms, int32_t *partition);
+
 /* Asks every thread to stop: each finishes its current batch, waits for its produced
  * messages to be acknowledged, checkpoints, commits and leaves the group. Returns at
  * once; async-signal-safe (it only sets a flag). Can't fail. */

@@ -1963,7 +1963,17 @@ int vg_state_wipe(vg_store_t *store, char *errbuf, size_t errlen) {
     return rc;
 }
 
-int vg_state_delete_account(vg_store_t *store, const char *account, size_t len, char *errbuf,
+static void note_key(void *ctx, const void *k, size_t kl, const void *v, size_t vl) {
+    (void)v;
+    (void)vl;
+    vg_buf_t *out = ctx;
+    unsigned char n[4] = {(unsigned char)kl, (unsigned char)(kl >> 8), (unsigned char)(kl >> 16),
+                          (unsigned char)(kl >> 24)};
+    if (vg_buf_append(out, n, 4) == 0) vg_buf_append(out, k, kl);
+}
+
+int vg_state_delete_account(vg_store_t *store, const char *account, size_t len,
+                            vg_buf_t *deleted, char *errbuf,
                             size_t errlen) {
     vg_batch_t *b = vg_batch_new();
     unsigned char *key = malloc(len + 6);
@@ -1987,6 +1997,7 @@ int vg_state_delete_account(vg_store_t *store, const char *account, size_t len, 
             }
         }
         if (!rc) rc = vg_store_write(store, b, 1, errbuf, errlen) ? VG_ESTORE : 0;
+        if (!rc && deleted) vg_batch_iterate(b, note_key, deleted);
     }
     free(key);
     vg_batch_free(b);

@@ -5,9 +5,12 @@
 #      the state the Kafka stream built (equal to replay of the stream plus that
 #      event); a dry run changes nothing (the same event scored afterwards decides as
 #      if the dry run had not happened).
+#      DELETE /v1/accounts/{a} erases the account's state in its partition.
 #   2. A second instance joins the group (separate state, one Redis): for every
 #      account exactly one instance answers 200 and the other 409 `not_owner` with the
-#      owner's HTTP address (read from Redis), which answers 200; dry runs too.
+#      owner's HTTP address (read from Redis), which answers 200; dry runs too. The
+#      erased account stays erased wherever its partition went (the changelog carries
+#      the erasure's tombstones).
 #
 # Usage: bash test_kafka_owner.sh BUILD_DIR SOURCE_DIR
 set -u
@@ -52,7 +55,8 @@ w = sys.argv[1]
 evs = [json.loads(l) for l in open(w + "/e.ndjson")]
 acct = collections.Counter(e["account"] for e in evs).most_common(1)[0][0]
 last = [e for e in evs if e["account"] == acct][-1]
-for i, name in ((1, "x1"), (2, "x2")):
+open(w + "/acct", "w").write(acct)
+for i, name in ((1, "x1"), (2, "x2"), (3, "x3"), (4, "x4")):
     e = dict(last)
     e["id"] = "http-%d" % i
     e["amount"] = 950.0 * i
@@ -72,6 +76,16 @@ echo >>"$WORK/resp"
 cmp -s "$WORK/want" "$WORK/resp" || { kt_fail "the decision over HTTP differs from replay of the stream plus the event";
     echo " want: $(cut -c1-300 "$WORK/want")"; echo " got:  $(cut -c1-300 "$WORK/resp")"; }
 grep -q '"n_1h":[2-9]\|"n_1h":[1-9][0-9]' "$WORK/resp" || kt_fail "the decision did not count the account's Kafka events: $(cut -c1-200 "$WORK/resp")"
+# erasure (DELETE /v1/accounts/{a}) empties the account's state in its partition
+ACCT=$(cat "$WORK/acct")
+code=$(curl -s -o "$WORK/del" -w '%{http_code}' -X DELETE "http://127.0.0.1:$PA/v1/accounts/$ACCT")
+[ "$code" = 200 ] && grep -q '"erased": *true' "$WORK/del" || kt_fail "DELETE /v1/accounts/$ACCT: $code $(cat "$WORK/del")"
+[ "$(score "$PA" "$WORK/x3.json")" = 200 ] || kt_fail "score after the erasure: $(cat "$WORK/resp")"
+grep -q '"n_1h":1,' "$WORK/resp" || kt_fail "the erased account still has its history: $(cut -c1-300 "$WORK/resp")"
+# ... and in the changelog: the account record's last value before x3's is a tombstone
+kcat -C -b "$BROKER" -t g-o.changelog -e -q -Z -f '%k\t%s\n' 2>/dev/null | grep -a "^a/$ACCT	" >"$WORK/cl.acct"
+[ "$(tail -1 "$WORK/cl.acct" | cut -f2)" = NULL ] || [ "$(tail -2 "$WORK/cl.acct" | head -1 | cut -f2)" = NULL ] ||
+    kt_fail "no tombstone of a/$ACCT in the changelog after the erasure: $(cut -c1-40 "$WORK/cl.acct" | tail -3)"
 
 # 2. B joins: the partitions are split
 serve b "$PB"; BPID=$SPID
@@ -112,6 +126,13 @@ for i, acct in enumerate(accts):
             bad.append("%s: 409 body %s (owner should be %s)" % (acct, err, urls[ok[0]]))
         if not dry:
             owners[ok[0]] += 1
+# the erased account, wherever it is now (restored from the changelog by B, or still
+# with A): its history is the one event scored after the erasure
+x4 = json.load(open(w + "/x4.json"))
+got = {k: post(u, x4) for k, u in urls.items()}
+ok = [v for st, v in got.values() if st == 200]
+if len(ok) != 1 or ok[0].get("features", {}).get("n_1h") != 2:
+    bad.append("the erased account after the rebalance: %s" % {k: (st, v.get("features", v)) for k, (st, v) in got.items()})
 if not owners["a"] or not owners["b"]:
     bad.append("one instance owns every account: %s" % owners)
 for b in bad[:10]:
