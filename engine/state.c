@@ -1586,7 +1586,7 @@ int vg_state_checkpoint_some(vg_state_t *st, size_t max_records, vg_batch_t *b,
         vg_batch_put(b, "m/dtpl", 6, st->dp.tpl, st->dp.tlen);
         st->dtpl_pend = 1;
     }
-    memmove(st->dirty, st->dirty + k, (st->ndirty - k) * sizeof *st->dirty);
+    if (st->ndirty > k) memmove(st->dirty, st->dirty + k, (st->ndirty - k) * sizeof *st->dirty);
     st->ndirty -= k;
     for (size_t i = 0; i < k; i++) {
         st->pend[i]->dirty = 0;
