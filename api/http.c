@@ -409,7 +409,12 @@ static void h_score(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
         rc = vg_kafka_score(a->kafka, q->ectx->ev.account.p, q->ectx->ev.account.len, q->body,
                             q->len, dry, left_us / 1000 + 1, out, &kr);
         pthread_rwlock_unlock(&a->kmu);
-        if (rc == VG_ENOTFOUND) {
+        if (rc == VG_ENOTFOUND && kr.partition < 0) {
+            /* the input topic's partitions are unknown (it did not exist at start):
+             * nothing is routed, the HTTP engine decides */
+            rc = vg_engine_score(a->eng, q->ectx, q->body, q->len, dry, &dl, out, &res);
+            via_kafka = 0;
+        } else if (rc == VG_ENOTFOUND) {
             vg_api_not_owner(a, r, q->ectx->ev.account.p, q->ectx->ev.account.len,
                              kr.partition);
             return;
@@ -419,10 +424,12 @@ static void h_score(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
             vg_resp_error(r, 503, "unavailable", "the Kafka pipeline is not running");
             return;
         }
-        res.outcome = kr.outcome;
-        res.reject = kr.reject;
-        res.alert = kr.alert;
-        res.ruleset = kr.ruleset;
+        if (via_kafka) {
+            res.outcome = kr.outcome;
+            res.reject = kr.reject;
+            res.alert = kr.alert;
+            res.ruleset = kr.ruleset;
+        }
     } else {
         pthread_rwlock_unlock(&a->kmu);
         rc = vg_engine_score(a->eng, q->ectx, q->body, q->len, dry, &dl, out, &res);

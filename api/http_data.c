@@ -515,7 +515,7 @@ static int kafka_op(vg_api_t *a, vg_resp_t *r, int erase, const char *acct, size
     int32_t part = -1;
     int rc = vg_kafka_account_op(a->kafka, erase, acct, al, 30000, &part);
     pthread_rwlock_unlock(&a->kmu);
-    if (rc == 0) return 0;
+    if (rc == 0 || (rc == VG_ENOTFOUND && part < 0)) return 0;   /* < 0: not routed */
     if (rc == VG_ENOTFOUND) vg_api_not_owner(a, r, acct, al, part);
     else if (rc == VG_ELIMIT || rc == VG_EIO) {
         r->retry_after = 1;
