@@ -18,6 +18,9 @@
 #include "engine/kafka.h"
 
 #include <errno.h>
+#include <unistd.h>
+#include <poll.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
 #include <math.h>
@@ -160,6 +163,7 @@ typedef struct worker {
     pthread_cond_t qcv;
     kreq_t *qhead;
     int qinit;
+    int pfd[2];           /* wakes the thread from its wait for messages (poll) */
     rd_kafka_queue_t *cq; /* the consumer's queue: yielded to wake the thread */
     uint64_t rules_gen;   /* the change of the rules this worker applied last */
     int64_t ruleset;      /* the ruleset version of its partitions (alert ids) */
@@ -1544,7 +1548,8 @@ static int submit(vg_kafka_t *k, int kind, const char *acct, size_t alen, const 
     }
     q.next = w->qhead;
     w->qhead = &q;
-    rd_kafka_queue_yield(w->cq);   /* out of its wait for messages */
+    if (write(w->pfd[1], "r", 1) < 0 && errno != EAGAIN) {   /* out of its wait */
+    }
     int rc = 0;
     while (!q.done && rc == 0) rc = pthread_cond_timedwait(&w->qcv, &w->qmu, &dl);
     if (!q.done && !q.taken) {   /* timed out in the queue: taken out again */
@@ -1585,6 +1590,7 @@ static void *worker_main(void *arg) {
     rd_kafka_topic_partition_list_destroy(sub);
     if (e) set_fatal(w, "subscribing to %s: %s", k->topic_in, rd_kafka_err2str(e));
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(w->c);
+    rd_kafka_queue_io_event_enable(q, w->pfd[1], "k", 1);
     pthread_mutex_lock(&w->qmu);
     w->cq = q;
     pthread_mutex_unlock(&w->qmu);
@@ -1595,12 +1601,19 @@ static void *worker_main(void *arg) {
          * that would delay alerts at low rates) */
         ssize_t n = rd_kafka_consume_batch_queue(q, 0, msgs, BATCH);
         if (n == 0) {
-            if (w->pending) rd_kafka_poll(w->p, 1);   /* acknowledgements, helper */
-            else n = rd_kafka_consume_batch_queue(q, 100, msgs, 1);
-            if (n == 1) {
-                ssize_t more = rd_kafka_consume_batch_queue(q, 0, msgs + 1, BATCH - 1);
-                if (more > 0) n += more;
+            if (w->pending) {
+                rd_kafka_poll(w->p, 1);   /* acknowledgements, helper */
+            } else {
+                /* the queue is empty: its next message (librdkafka writes to the pipe
+                 * then) or a scoring request (vg_kafka_score writes to it) wakes us */
+                struct pollfd pf = {w->pfd[0], POLLIN, 0};
+                if (poll(&pf, 1, 100) > 0) {
+                    char drain[64];
+                    while (read(w->pfd[0], drain, sizeof(drain)) > 0) {
+                    }
+                }
             }
+            n = rd_kafka_consume_batch_queue(q, 0, msgs, BATCH);
         }
         int64_t now = clock_now(k);
         for (ssize_t i = 0; i < n; i++) {
@@ -1631,6 +1644,7 @@ static void *worker_main(void *arg) {
     w->cq = NULL;   /* no new requests */
     pthread_mutex_unlock(&w->qmu);
     serve_reqs(w);   /* answered while the partitions are still here */
+    rd_kafka_queue_io_event_enable(q, -1, NULL, 0);
     rd_kafka_queue_destroy(q);
     rd_kafka_consumer_close(w->c);
     for (int32_t i = 0; i < w->cap; i++) {
@@ -1727,6 +1741,9 @@ static void worker_deinit(worker_t *w) {
         pthread_mutex_destroy(&w->qmu);
         pthread_cond_destroy(&w->qcv);
         w->qinit = 0;
+        for (int i = 0; i < 2; i++)
+            if (w->pfd[i] >= 0) close(w->pfd[i]);
+        w->pfd[0] = w->pfd[1] = -1;
     }
     if (w->t_alerts) rd_kafka_topic_destroy(w->t_alerts);
     if (w->t_dec) rd_kafka_topic_destroy(w->t_dec);
@@ -1763,6 +1780,11 @@ static int worker_init(vg_kafka_t *k, worker_t *w, int index, char *errbuf, size
     pthread_mutex_init(&w->qmu, NULL);
     pthread_cond_init(&w->qcv, NULL);
     w->qinit = 1;
+    if (pipe2(w->pfd, O_NONBLOCK | O_CLOEXEC) != 0) {
+        w->pfd[0] = w->pfd[1] = -1;
+        snprintf(errbuf, errlen, "pipe: %s", strerror(errno));
+        return VG_EIO;
+    }
     w->ckb = vg_batch_new();
     if (!w->ckb) {
         snprintf(errbuf, errlen, "out of memory");
