@@ -1106,11 +1106,6 @@ static int cl_put(worker_t *w, part_t *pt, const void *k, size_t kl, const void 
     return 0;
 }
 
-static int is_key(const void *k, size_t kl, const char *name) {
-    size_t n = strlen(name);
-    return kl == n && memcmp(k, name, n) == 0;
-}
-
 typedef struct {
     worker_t *w;
     part_t *pt;
@@ -1120,11 +1115,9 @@ typedef struct {
 
 static void emit_op(void *ctx, const void *k, size_t kl, const void *v, size_t vl) {
     emit_t *e = ctx;
-    if (e->err || is_key(k, kl, VG_CL_MARK_KEY) || is_key(k, kl, VG_CL_POS_KEY)) return;
+    if (e->err || vg_cl_is_key(k, kl, VG_CL_MARK_KEY) || vg_cl_is_key(k, kl, VG_CL_POS_KEY)) return;
     if (e->keys) {
-        unsigned char n[4] = {(unsigned char)kl, (unsigned char)(kl >> 8),
-                              (unsigned char)(kl >> 16), (unsigned char)(kl >> 24)};
-        if (vg_buf_append(e->keys, n, 4) || vg_buf_append(e->keys, k, kl)) e->err = VG_ENOMEM;
+        if (vg_cl_add_key(e->keys, k, kl) != 0) e->err = VG_ENOMEM;
         return;
     }
     if (cl_put(e->w, e->pt, k, kl, v, vl) != 0) e->err = -1;
@@ -1188,7 +1181,7 @@ static void cl_done(part_t *pt) {
 
 static int seed_op(void *ctx, const void *k, size_t kl, const void *v, size_t vl) {
     emit_t *e = ctx;
-    if (is_key(k, kl, VG_CL_MARK_KEY) || is_key(k, kl, VG_CL_POS_KEY)) return 0;
+    if (vg_cl_is_key(k, kl, VG_CL_MARK_KEY) || vg_cl_is_key(k, kl, VG_CL_POS_KEY)) return 0;
     return cl_put(e->w, e->pt, k, kl, v, vl) != 0 ? -1 : 0;
 }
 

@@ -21,7 +21,7 @@ static int64_t mono_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int is_key(const void *k, size_t kl, const char *name) {
+int vg_cl_is_key(const void *k, size_t kl, const char *name) {
     size_t n = strlen(name);
     return kl == n && memcmp(k, name, n) == 0;
 }
@@ -44,7 +44,7 @@ typedef struct {
     int tail_wipe;       /* a wipe since the last marker */
 } pend_t;
 
-static int add_key(vg_buf_t *keys, const void *k, size_t kl) {
+int vg_cl_add_key(vg_buf_t *keys, const void *k, size_t kl) {
     unsigned char n[4] = {(unsigned char)kl, (unsigned char)(kl >> 8), (unsigned char)(kl >> 16),
                           (unsigned char)(kl >> 24)};
     int rc = vg_buf_append(keys, n, 4);
@@ -183,12 +183,12 @@ int vg_cl_restore(rd_kafka_t *rc, const char *topic, int32_t part, vg_store_t *s
         out->records++;
         const void *k = m->key;
         size_t kl = m->key ? m->key_len : 0;
-        if (!k || kl == 0 || is_key(k, kl, VG_CL_POS_KEY)) {
+        if (!k || kl == 0 || vg_cl_is_key(k, kl, VG_CL_POS_KEY)) {
             /* not vigil's (no key) or a position (never produced): ignored */
-        } else if (is_key(k, kl, VG_CL_WIPE_KEY)) {
+        } else if (vg_cl_is_key(k, kl, VG_CL_WIPE_KEY)) {
             if (pend_wipe(&p, s) != 0) rcode = VG_ESTORE;
             wiped_pending = 1;
-        } else if (is_key(k, kl, VG_CL_MARK_KEY)) {
+        } else if (vg_cl_is_key(k, kl, VG_CL_MARK_KEY)) {
             if (!m->payload || m->len != sizeof(int64_t)) {
                 snprintf(errbuf, errlen, "changelog %s [%d] offset %" PRId64
                          ": a checkpoint marker of %zu bytes (8 expected)", topic, (int)part,
@@ -210,7 +210,7 @@ int vg_cl_restore(rd_kafka_t *rc, const char *topic, int32_t part, vg_store_t *s
         } else {
             if (m->payload) vg_batch_put(p.b, k, kl, m->payload, m->len);
             else vg_batch_delete(p.b, k, kl);
-            if (add_key(&p.keys, k, kl) != 0) rcode = VG_ENOMEM;
+            if (vg_cl_add_key(&p.keys, k, kl) != 0) rcode = VG_ENOMEM;
         }
         rd_kafka_message_destroy(m);
         if (rcode) {

@@ -68,6 +68,11 @@ typedef struct vg_cl_restore {
     int truncated;           /* the changelog starts after the local position */
 } vg_cl_restore_t;
 
+/* 1 when key k[0..kl) is `name`. */
+int vg_cl_is_key(const void *k, size_t kl, const char *name);
+/* Appends a key to a key list (u32 little-endian length + bytes). 0 or VG_ENOMEM. */
+int vg_cl_add_key(vg_buf_t *keys, const void *k, size_t kl);
+
 /* An int64 value of the store (8 bytes). 0, VG_ENOTFOUND or VG_ESTORE. */
 int vg_cl_get_i64(vg_store_t *s, const char *key, int64_t *out);
 
