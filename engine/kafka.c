@@ -1594,18 +1594,16 @@ static void *worker_main(void *arg) {
          * that would delay alerts at low rates) */
         ssize_t n = rd_kafka_consume_batch_queue(q, 0, msgs, BATCH);
         if (n == 0) {
-            if (w->pending) {
-                rd_kafka_poll(w->p, 1);   /* acknowledgements, helper */
-            } else {
-                /* the queue is empty: its next message (librdkafka writes to the pipe
-                 * then) or a scoring request (vg_kafka_score writes to it) wakes us */
-                struct pollfd pf = {w->pfd[0], POLLIN, 0};
-                if (poll(&pf, 1, 100) > 0) {
-                    char drain[64];
-                    while (read(w->pfd[0], drain, sizeof(drain)) > 0) {
-                    }
+            /* the queue is empty: its next message (librdkafka writes to the pipe
+             * then) or a scoring request (vg_kafka_score writes to it) wakes us; with
+             * a checkpoint pending, after 1 ms at most (acknowledgements, helper) */
+            struct pollfd pf = {w->pfd[0], POLLIN, 0};
+            if (poll(&pf, 1, w->pending ? 1 : 100) > 0) {
+                char drain[64];
+                while (read(w->pfd[0], drain, sizeof(drain)) > 0) {
                 }
             }
+            if (w->pending) rd_kafka_poll(w->p, 0);
             n = rd_kafka_consume_batch_queue(q, 0, msgs, BATCH);
         }
         int64_t now = clock_now(k);
