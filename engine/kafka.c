@@ -34,6 +34,7 @@
 #include <time.h>
 
 #include "engine/kafka_int.h"
+#include "engine/le.h"
 #include "engine/state.h"
 #include "engine/store.h"
 #include "rules/errors.h"
@@ -1117,7 +1118,7 @@ static void emit_op(void *ctx, const void *k, size_t kl, const void *v, size_t v
     emit_t *e = ctx;
     if (e->err || vg_cl_is_key(k, kl, VG_CL_MARK_KEY) || vg_cl_is_key(k, kl, VG_CL_POS_KEY)) return;
     if (e->keys) {
-        if (vg_cl_add_key(e->keys, k, kl) != 0) e->err = VG_ENOMEM;
+        if (vg_le_put_key(e->keys, k, kl) != 0) e->err = VG_ENOMEM;
         return;
     }
     if (cl_put(e->w, e->pt, k, kl, v, vl) != 0) e->err = -1;
@@ -1137,20 +1138,19 @@ static int cl_emit(worker_t *w, part_t *pt, vg_batch_t *b, int mark, int64_t off
         return -1;
     vg_buf_t v;
     vg_buf_init(&v);
-    for (size_t i = 0; i + 4 <= pt->cl_redo.len;) {
-        const unsigned char *q = (const unsigned char *)pt->cl_redo.p + i;
-        size_t n = (size_t)q[0] | (size_t)q[1] << 8 | (size_t)q[2] << 16 | (size_t)q[3] << 24;
-        int r = vg_store_get(pt->store, q + 4, n, &v);
+    vg_le_rd_t rd = {(const unsigned char *)pt->cl_redo.p, pt->cl_redo.len, 0, 0};
+    size_t n;
+    for (const void *key; (key = vg_le_get_key(&rd, &n)) != NULL;) {
+        int r = vg_store_get(pt->store, key, n, &v);
         if (r != 0 && r != VG_ENOTFOUND) {
             vg_buf_deinit(&v);
             set_fatal(w, "partition %d: reading the state: %s", (int)pt->id, vg_strerror(r));
             return -1;
         }
-        if (cl_put(w, pt, q + 4, n, r == 0 ? (v.p ? v.p : "") : NULL, r == 0 ? v.len : 0) != 0) {
+        if (cl_put(w, pt, key, n, r == 0 ? (v.p ? v.p : "") : NULL, r == 0 ? v.len : 0) != 0) {
             vg_buf_deinit(&v);
             return -1;
         }
-        i += 4 + n;
     }
     vg_buf_deinit(&v);
     emit_t e = {w, pt, NULL, 0};

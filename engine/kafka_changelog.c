@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "engine/kafka_int.h"
+#include "engine/le.h"
 #include "rules/errors.h"
 
 static int64_t mono_ms(void) {
@@ -43,13 +44,6 @@ typedef struct {
     vg_buf_t keys;       /* its keys (u32 length + bytes each): the tail when no marker follows */
     int tail_wipe;       /* a wipe since the last marker */
 } pend_t;
-
-int vg_cl_add_key(vg_buf_t *keys, const void *k, size_t kl) {
-    unsigned char n[4] = {(unsigned char)kl, (unsigned char)(kl >> 8), (unsigned char)(kl >> 16),
-                          (unsigned char)(kl >> 24)};
-    int rc = vg_buf_append(keys, n, 4);
-    return rc ? rc : vg_buf_append(keys, k, kl);
-}
 
 static int del_cb(void *ctx, const void *k, size_t kl, const void *v, size_t vl) {
     (void)v;
@@ -210,7 +204,7 @@ int vg_cl_restore(rd_kafka_t *rc, const char *topic, int32_t part, vg_store_t *s
         } else {
             if (m->payload) vg_batch_put(p.b, k, kl, m->payload, m->len);
             else vg_batch_delete(p.b, k, kl);
-            if (vg_cl_add_key(&p.keys, k, kl) != 0) rcode = VG_ENOMEM;
+            if (vg_le_put_key(&p.keys, k, kl) != 0) rcode = VG_ENOMEM;
         }
         rd_kafka_message_destroy(m);
         if (rcode) {

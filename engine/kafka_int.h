@@ -70,16 +70,14 @@ typedef struct vg_cl_restore {
 
 /* 1 when key k[0..kl) is `name`. */
 int vg_cl_is_key(const void *k, size_t kl, const char *name);
-/* Appends a key to a key list (u32 little-endian length + bytes). 0 or VG_ENOMEM. */
-int vg_cl_add_key(vg_buf_t *keys, const void *k, size_t kl);
 
 /* An int64 value of the store (8 bytes). 0, VG_ENOTFOUND or VG_ESTORE. */
 int vg_cl_get_i64(vg_store_t *s, const char *key, int64_t *out);
 
 /* Brings store `s` up to date with changelog partition `part` of `topic`, reading with
  * consumer `rc` (not in a group; assigned here, unassigned after; enable.partition.eof
- * set). Appends the keys of an uncommitted tail to `redo` (u32 little-endian length +
- * bytes each). Returns 0, or VG_EIO / VG_ESTORE / VG_ENOMEM / VG_EINVAL with errbuf
+ * set). Appends the keys of an uncommitted tail to `redo` (a key list,
+ * engine/le.h). Returns 0, or VG_EIO / VG_ESTORE / VG_ENOMEM / VG_EINVAL with errbuf
  * (the store then holds a consistent earlier state: only whole checkpoints are
  * applied). */
 int vg_cl_restore(rd_kafka_t *rc, const char *topic, int32_t part, vg_store_t *s,

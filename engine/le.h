@@ -49,4 +49,18 @@ static inline const void *vg_le_bytes(vg_le_rd_t *r, size_t n) {
     return p;
 }
 
+/* Key lists (a buffer of keys, each a u32 length + its bytes): appends one key.
+ * Returns 0 or VG_ENOMEM. */
+static inline int vg_le_put_key(vg_buf_t *b, const void *k, size_t n) {
+    int rc = vg_le_put(b, (uint64_t)n, 4);
+    return rc ? rc : vg_buf_append(b, k, n);
+}
+
+/* The next key of a key list and its length; NULL at the end (or when corrupt). */
+static inline const void *vg_le_get_key(vg_le_rd_t *r, size_t *n) {
+    if (r->i >= r->n) return NULL;
+    *n = (size_t)vg_le_get(r, 4);
+    return vg_le_bytes(r, *n);
+}
+
 #endif

@@ -1458,13 +1458,9 @@ static int cmp_storekey(const void *x, const void *y) {
 
 /* After a ruleset swap: the deletes of the old records, before any put. */
 static void put_dels(vg_state_t *st, vg_batch_t *b) {
-    for (size_t i = 0; i + 4 <= st->dels.len;) {
-        const unsigned char *q = (const unsigned char *)st->dels.p + i;
-        uint32_t n = (uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 |
-                     (uint32_t)q[3] << 24;
-        vg_batch_delete(b, q + 4, n);
-        i += 4 + (size_t)n;
-    }
+    vg_le_rd_t r = {(const unsigned char *)st->dels.p, st->dels.len, 0, 0};
+    size_t n;
+    for (const void *k; (k = vg_le_get_key(&r, &n)) != NULL;) vg_batch_delete(b, k, n);
 }
 
 /* A checkpoint holding a whole swap was written: the store is valid again. */
@@ -1915,7 +1911,7 @@ static int del_meta_cb(void *ctx, const void *k, size_t kl, const void *v, size_
     (void)v;
     (void)vl;
     vg_state_t *st = ctx;
-    if (put_u32(&st->dels, (uint32_t)kl) || vg_buf_append(&st->dels, k, kl)) return -1;
+    if (vg_le_put_key(&st->dels, k, kl)) return -1;
     return 0;
 }
 
@@ -1966,10 +1962,7 @@ int vg_state_wipe(vg_store_t *store, char *errbuf, size_t errlen) {
 static void note_key(void *ctx, const void *k, size_t kl, const void *v, size_t vl) {
     (void)v;
     (void)vl;
-    vg_buf_t *out = ctx;
-    unsigned char n[4] = {(unsigned char)kl, (unsigned char)(kl >> 8), (unsigned char)(kl >> 16),
-                          (unsigned char)(kl >> 24)};
-    if (vg_buf_append(out, n, 4) == 0) vg_buf_append(out, k, kl);
+    vg_le_put_key(ctx, k, kl);   /* out of memory: fewer tombstones, never a wrong one */
 }
 
 int vg_state_delete_account(vg_store_t *store, const char *account, size_t len,

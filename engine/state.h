@@ -206,8 +206,8 @@ int vg_state_wipe(vg_store_t *store, char *errbuf, size_t errlen);
 
 /* Deletes every record of one account from `store` (its account record, dedupe and
  * window row records), in one synced write; the state in memory is the caller's to
- * drop. With `deleted`, the keys are appended to it (u32 little-endian length + bytes
- * each; the Kafka changelog produces their tombstones). 0, or VG_ESTORE / VG_ENOMEM
+ * drop. With `deleted`, the keys are appended to it (a key list, engine/le.h;
+ * the Kafka changelog produces their tombstones). 0, or VG_ESTORE / VG_ENOMEM
  * with a reason in errbuf. */
 int vg_state_delete_account(vg_store_t *store, const char *account, size_t len,
                             vg_buf_t *deleted, char *errbuf,

@@ -18,6 +18,7 @@
 
 #include "engine/kafka.h"
 #include "engine/kafka_int.h"
+#include "engine/le.h"
 #include "engine/store.h"
 #include "rules/errors.h"
 
@@ -110,12 +111,11 @@ static void restore(fx_t *f, int32_t part, vg_buf_t *redo, vg_cl_restore_t *r) {
 /* The keys of a redo list, joined by ',' */
 static void redo_keys(const vg_buf_t *redo, char *out, size_t n) {
     out[0] = 0;
-    for (size_t i = 0; i + 4 <= redo->len;) {
-        const unsigned char *q = (const unsigned char *)redo->p + i;
-        size_t l = (size_t)q[0] | (size_t)q[1] << 8 | (size_t)q[2] << 16 | (size_t)q[3] << 24;
+    vg_le_rd_t r = {(const unsigned char *)redo->p, redo->len, 0, 0};
+    size_t l;
+    for (const char *k; (k = vg_le_get_key(&r, &l)) != NULL;) {
         size_t o = strlen(out);
-        snprintf(out + o, n - o, "%s%.*s", o ? "," : "", (int)l, (const char *)(q + 4));
-        i += 4 + l;
+        snprintf(out + o, n - o, "%s%.*s", o ? "," : "", (int)l, k);
     }
 }
 
