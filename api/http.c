@@ -400,7 +400,6 @@ static void h_score(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     vg_buf_clear(out);
     vg_engine_result_t res;
     int rc;
-    pthread_rwlock_rdlock(&a->kmu);
     int via_kafka = a->kafka && vg_event_parse(&q->ectx->ev, q->body, q->len) == 0;
     if (via_kafka) {
         /* the partition that holds the account decides (bad input: the HTTP engine
@@ -408,7 +407,6 @@ static void h_score(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
         vg_kafka_score_res_t kr;
         rc = vg_kafka_score(a->kafka, q->ectx->ev.account.p, q->ectx->ev.account.len, q->body,
                             q->len, dry, left_us / 1000 + 1, out, &kr);
-        pthread_rwlock_unlock(&a->kmu);
         if (rc == VG_ENOTFOUND && kr.partition < 0) {
             /* the input topic's partitions are unknown (it did not exist at start):
              * nothing is routed, the HTTP engine decides */
@@ -431,7 +429,6 @@ static void h_score(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
             res.ruleset = kr.ruleset;
         }
     } else {
-        pthread_rwlock_unlock(&a->kmu);
         rc = vg_engine_score(a->eng, q->ectx, q->body, q->len, dry, &dl, out, &res);
     }
     if (rc == VG_ELIMIT) {

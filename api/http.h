@@ -104,10 +104,9 @@ typedef struct vg_api {
     void *on_rules_ctx;
     /* serve --kafka: POST /v1/score is decided by the Kafka partition that holds the
      * account (vg_kafka_score), 409 not_owner when another instance holds it; NULL:
-     * by the HTTP engine. Set before listening, cleared before the pipeline stops
-     * (under kmu, which every score holds while it uses it). */
+     * by the HTTP engine. Set before listening and cleared after vg_api_stop (never
+     * while an HTTP thread runs), so the threads read it without a lock. */
     vg_kafka_t *kafka;
-    pthread_rwlock_t kmu;
 } vg_api_t;
 
 /* Opens the control store under cfg->state, loads modules and lists from it (and from

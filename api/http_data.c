@@ -507,14 +507,9 @@ static int alert_del_cb(void *ctx, const char *k, size_t kl, const char *v, size
  * control store's records are handled as without Kafka after it. 0 to go on; -1 when
  * the answer was given. */
 static int kafka_op(vg_api_t *a, vg_resp_t *r, int erase, const char *acct, size_t al) {
-    pthread_rwlock_rdlock(&a->kmu);
-    if (!a->kafka) {
-        pthread_rwlock_unlock(&a->kmu);
-        return 0;
-    }
+    if (!a->kafka) return 0;
     int32_t part = -1;
     int rc = vg_kafka_account_op(a->kafka, erase, acct, al, 30000, &part);
-    pthread_rwlock_unlock(&a->kmu);
     if (rc == 0 || (rc == VG_ENOTFOUND && part < 0)) return 0;   /* < 0: not routed */
     if (rc == VG_ENOTFOUND) vg_api_not_owner(a, r, acct, al, part);
     else if (rc == VG_ELIMIT || rc == VG_EIO) {

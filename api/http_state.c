@@ -207,7 +207,6 @@ vg_api_t *vg_api_new(vg_config_t *cfg, char *errbuf, size_t errlen) {
     }
     a->cfg = cfg;
     pthread_mutex_init(&a->mu, NULL);
-    pthread_rwlock_init(&a->kmu, NULL);
     pthread_mutex_init(&a->hits_mu, NULL);
     atomic_store(&a->idgen, (uint64_t)vg_now_ms() << 16);
     if (mkdir(cfg->state, 0755) < 0 && errno != EEXIST) {
@@ -326,7 +325,6 @@ void vg_api_free(vg_api_t *a) {
     free(a->hit_names);
     free(a->hit_counts);
     pthread_mutex_destroy(&a->mu);
-    pthread_rwlock_destroy(&a->kmu);
     pthread_mutex_destroy(&a->hits_mu);
     free(a);
 }

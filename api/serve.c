@@ -129,18 +129,14 @@ int vg_cmd_serve(int argc, char **argv) {
     if (kafka) {   /* before listening: the HTTP threads only read them */
         a->extra_metrics = kafka_metrics;
         a->extra_metrics_ctx = kafka;
-        pthread_rwlock_wrlock(&a->kmu);
         a->kafka = vg_serve_kafka_engine(kafka);   /* scores go to the partitions */
-        pthread_rwlock_unlock(&a->kmu);
     }
     if (vg_api_listen(a, err, sizeof(err)) != 0) {
         fprintf(stderr, "vigil serve: %s\n", err);
         pthread_mutex_lock(&a->mu);
         a->on_rules = NULL;
         pthread_mutex_unlock(&a->mu);
-        pthread_rwlock_wrlock(&a->kmu);
         a->kafka = NULL;
-        pthread_rwlock_unlock(&a->kmu);
         vg_serve_kafka_stop(kafka);
         vg_api_free(a);
         vg_config_free(cfg);
@@ -189,9 +185,7 @@ int vg_cmd_serve(int argc, char **argv) {
     pthread_mutex_lock(&a->mu);   /* no rule change reaches the pipelines from now on */
     a->on_rules = NULL;
     pthread_mutex_unlock(&a->mu);
-    pthread_rwlock_wrlock(&a->kmu);
     a->kafka = NULL;
-    pthread_rwlock_unlock(&a->kmu);
     if (kafka && vg_serve_kafka_stop(kafka) != 0) status = 1;
     vg_api_free(a);   /* final checkpoint, synchronous */
     vg_config_free(cfg);

@@ -91,21 +91,21 @@ typedef struct part {
     int ep;               /* the epoch of the messages produced now */
     int64_t out_ep[2];    /* produced in each epoch, not yet acknowledged */
     int64_t ck_off;       /* the offset being checkpointed */
-    int moved;            /* its state changed without events (a rule change): to be
-                             checkpointed even at the same offset */
     /* the changelog (kafka_int.h) */
     int64_t cl_last;      /* highest acknowledged changelog offset */
     vg_buf_t cl_redo;     /* keys to produce again with their stored values */
     int cl_wipe;          /* the state was reset: the next checkpoint starts with a wipe */
     int ck_cl;            /* the pending checkpoint's records were produced */
     int cl_seed;          /* after the assignment: produce the whole local state */
-    /* events scored over HTTP (vg_kafka_score) change the state without an offset */
-    uint64_t scored, ck_scored, ckpt_scored;
+    /* changes of the state that no offset records (a rule change, an event scored over
+     * HTTP, an erasure): counted, so that a checkpoint writes them even at the same
+     * offset; ck_: as of the pending checkpoint's start, ckpt_: as of the last one */
+    uint64_t unlogged, ck_unlogged, ckpt_unlogged;
 } part_t;
 
-/* Something to checkpoint: events since the last checkpoint, or a moved state. */
+/* Something to checkpoint: events since the last checkpoint, or unlogged changes. */
 static inline int part_changed(const part_t *pt) {
-    return pt->next_off != pt->ckpt_off || pt->moved || pt->scored != pt->ckpt_scored;
+    return pt->next_off != pt->ckpt_off || pt->unlogged != pt->ckpt_unlogged;
 }
 
 /* A scoring request of vg_kafka_score, queued for the worker owning its partition. */
@@ -414,24 +414,22 @@ static int mkdir_p(const char *dir) {
     return 0;
 }
 
-static int read_offset(vg_pipeline_t *pl, int64_t *off) {
-    vg_buf_t b;
-    vg_buf_init(&b);
-    int rc = vg_pipeline_meta(pl, "kafka/offset", &b);
-    if (rc == 0 && b.len == sizeof(*off)) memcpy(off, b.p, sizeof(*off));
-    else if (rc == 0) rc = VG_ESTORE;
-    vg_buf_deinit(&b);
-    return rc;
+/* The pipeline options of the rules and lists in force, and (prog not NULL) their
+ * program, read together; lists and program referenced (the caller unrefs them). */
+static vg_pipeline_opts_t opts_now(vg_kafka_t *k, vg_program_t **prog) {
+    pthread_mutex_lock(&k->rmu);
+    vg_pipeline_opts_t po = k->o.pipeline;
+    if (po.lists) vg_lists_ref(po.lists);
+    if (prog) *prog = vg_prog_ref(k->o.prog);
+    pthread_mutex_unlock(&k->rmu);
+    return po;
 }
 
 /* A pipeline over the partition's store, resuming at its checkpoint. */
 static int part_load(worker_t *w, part_t *pt, char *errbuf, size_t errlen) {
     vg_kafka_t *k = w->k;
-    pthread_mutex_lock(&k->rmu);
-    vg_pipeline_opts_t po = k->o.pipeline;
-    vg_program_t *p = vg_prog_ref(k->o.prog);
-    if (po.lists) vg_lists_ref(po.lists);
-    pthread_mutex_unlock(&k->rmu);
+    vg_program_t *p;
+    vg_pipeline_opts_t po = opts_now(k, &p);
     po.store = pt->store;
     /* a state made by other rules (killed between a rule change and the checkpoint of
      * its moved state): like the HTTP engine's shards, it starts empty at its
@@ -448,7 +446,7 @@ static int part_load(worker_t *w, part_t *pt, char *errbuf, size_t errlen) {
     vg_lists_unref(po.lists);
     if (!pt->pl) return VG_ESTORE;
     int64_t off = -1;
-    int rc = read_offset(pt->pl, &off);
+    int rc = vg_cl_get_i64(pt->store, VG_CL_MARK_KEY, &off);
     if (rc && rc != VG_ENOTFOUND) {
         snprintf(errbuf, errlen, "partition %d: unreadable checkpoint offset", (int)pt->id);
         return rc;
@@ -671,8 +669,7 @@ static int ckpt_finish(worker_t *w, int wait) {
             set_fatal(w, "partition %d: checkpoint: %s", (int)pt->id, h->err);
         } else {
             pt->ckpt_off = pt->ck_off;
-            pt->ckpt_scored = pt->ck_scored;
-            pt->moved = 0;   /* no rule change while a checkpoint is pending (apply_rules) */
+            pt->ckpt_unlogged = pt->ck_unlogged;
             cl_done(pt);
             commit_one(w, pt->id, pt->ck_off);
             uint64_t us = (uint64_t)(real_us() - w->pending_t0);
@@ -740,7 +737,7 @@ static void ckpt_step(worker_t *w) {
     if (!best) return;
     w->pending_t0 = real_us();
     best->ck_off = best->next_off;
-    best->ck_scored = best->scored;
+    best->ck_unlogged = best->unlogged;
     vg_kv_t meta = {"kafka/offset", &best->ck_off, sizeof(best->ck_off)};
     vg_batch_clear(w->ckb);
     if (vg_pipeline_checkpoint_begin(best->pl, &meta, 1, w->ckb) != 0) {
@@ -849,7 +846,7 @@ static void apply_rules(worker_t *w) {
         /* the moved state, with every partition's offset, written now: a restart finds
          * state made by the rules it runs */
         for (int32_t i = 0; i < w->cap; i++)
-            if (w->parts[i]) w->parts[i]->moved = 1;
+            if (w->parts[i]) w->parts[i]->unlogged++;
         checkpoint(w, 1);
     }
     logf_(k, 0, "worker %d: rules of ruleset %" PRId64 " applied", w->index, version);
@@ -946,8 +943,7 @@ static int checkpoint(worker_t *w, int commit) {
             break;
         }
         pt->ckpt_off = pt->next_off;
-        pt->ckpt_scored = pt->scored;
-        pt->moved = 0;
+        pt->ckpt_unlogged = pt->unlogged;
         pt->last_ckpt = mono_ms();
         if (l) rd_kafka_topic_partition_list_add(l, k->topic_in, i)->offset = pt->next_off;
     }
@@ -1424,10 +1420,7 @@ static int dry_score(worker_t *w, part_t *pt, kreq_t *q) {
     if (checkpoint(w, 1) != 0 || w->fatal) return VG_EIO;
     pt = q->part < w->cap ? w->parts[q->part] : NULL;   /* a rewind reloads partitions */
     if (!pt || !pt->pl) return VG_ENOTFOUND;
-    pthread_mutex_lock(&k->rmu);
-    vg_pipeline_opts_t po = k->o.pipeline;
-    if (po.lists) vg_lists_ref(po.lists);
-    pthread_mutex_unlock(&k->rmu);
+    vg_pipeline_opts_t po = opts_now(k, NULL);
     po.store = pt->store;
     po.ruleset_version = w->ruleset;
     char err[512];
@@ -1463,7 +1456,7 @@ static int forget_one(worker_t *w, kreq_t *q) {
         set_fatal(w, "partition %d: reloading after an erasure: %s", (int)pt->id, err);
         return VG_EIO;
     }
-    pt->moved = 1;   /* the tombstones and the offset, in the changelog now */
+    pt->unlogged++;   /* the tombstones and the offset, in the changelog now */
     return checkpoint(w, 1) != 0 ? VG_EIO : 0;
 }
 
@@ -1473,7 +1466,7 @@ static int score_one(worker_t *w, kreq_t *q) {
     if (q->kind == REQ_FORGET) return forget_one(w, q);
     if (q->kind == REQ_RESET) {
         int rc = vg_pipeline_reset_baseline(pt->pl, q->acct, q->alen);
-        if (!rc) pt->scored++;   /* a state change for the next checkpoint */
+        if (!rc) pt->unlogged++;   /* a state change for the next checkpoint */
         return rc;
     }
     q->res->ruleset = w->ruleset;
@@ -1487,7 +1480,7 @@ static int score_one(worker_t *w, kreq_t *q) {
         return 0;
     }
     if (oc != VG_OUT_DECIDED) return 0;
-    pt->scored++;   /* a state change for the next checkpoint */
+    pt->unlogged++;   /* a state change for the next checkpoint */
     q->res->alert = vg_pipeline_last_alert(pt->pl);
     const char *d = q->out->p;
     size_t dl = q->out->len ? q->out->len - 1 : 0;

@@ -246,14 +246,21 @@ static int topic_parts(const struct rd_kafka_metadata *md, const char *name) {
     return -1;
 }
 
-int32_t vg_cl_topic_parts(rd_kafka_t *rk, const char *topic, int64_t timeout_ms) {
-    const struct rd_kafka_metadata *md = NULL;
+/* The metadata of every topic (asking for one would let the broker auto-create it),
+ * retried for up to timeout_ms. */
+static rd_kafka_resp_err_t all_topics(rd_kafka_t *rk, int64_t timeout_ms,
+                                      const struct rd_kafka_metadata **md) {
     rd_kafka_resp_err_t e;
     int64_t t0 = mono_ms();
     do {
-        e = rd_kafka_metadata(rk, 1, NULL, &md, 5000);
+        e = rd_kafka_metadata(rk, 1, NULL, md, 5000);
     } while (e && mono_ms() - t0 < timeout_ms);
-    if (e) return -1;
+    return e;
+}
+
+int32_t vg_cl_topic_parts(rd_kafka_t *rk, const char *topic, int64_t timeout_ms) {
+    const struct rd_kafka_metadata *md = NULL;
+    if (all_topics(rk, timeout_ms, &md)) return -1;
     int n = topic_parts(md, topic);
     rd_kafka_metadata_destroy(md);
     return n;
@@ -262,11 +269,7 @@ int32_t vg_cl_topic_parts(rd_kafka_t *rk, const char *topic, int64_t timeout_ms)
 int vg_cl_check_topic(rd_kafka_t *rk, const char *changelog, const char *input,
                       int32_t *input_parts, char *errbuf, size_t errlen) {
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
-    int64_t t0 = mono_ms();
-    do {   /* all topics: asking for one would let the broker auto-create it */
-        e = rd_kafka_metadata(rk, 1, NULL, &md, 5000);
-    } while (e && mono_ms() - t0 < VG_CL_TIMEOUT_MS);
+    rd_kafka_resp_err_t e = all_topics(rk, VG_CL_TIMEOUT_MS, &md);
     if (e) {
         snprintf(errbuf, errlen, "changelog: cannot read the cluster's topics: %s",
                  rd_kafka_err2str(e));
