@@ -489,6 +489,7 @@ int vg_redis_owner_set(vg_redis_t *r, const char *group, int32_t partition, cons
     snprintf(field, sizeof(field), "%d", (int)partition);
     const char *argv[] = {"HSET", key, field, url};
     size_t lens[] = {4, strlen(key), strlen(field), strlen(url)};
+    if (!atomic_load(&r->up)) return VG_EIO;   /* never waits for a Redis that is down */
     pthread_mutex_lock(&r->mu);
     redisReply *rep = command(r, 4, argv, lens);
     pthread_mutex_unlock(&r->mu);
@@ -504,6 +505,7 @@ int vg_redis_owner_get(vg_redis_t *r, const char *group, int32_t partition, char
     snprintf(field, sizeof(field), "%d", (int)partition);
     const char *argv[] = {"HGET", key, field};
     size_t lens[] = {4, strlen(key), strlen(field)};
+    if (!atomic_load(&r->up)) return VG_EIO;   /* never waits for a Redis that is down */
     pthread_mutex_lock(&r->mu);
     redisReply *rep = command(r, 3, argv, lens);
     pthread_mutex_unlock(&r->mu);

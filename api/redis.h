@@ -49,7 +49,7 @@ int vg_redis_list_op(vg_redis_t *r, const char *name, int64_t expect, const char
 /* The owner registry of Kafka partitions (`vigil serve --kafka` with several
  * instances): hash vigil:owners:<group>, field <partition>, value the owner's HTTP base
  * URL. _set: 0 or VG_EIO (Redis down). _get: 0 with the URL in out, VG_ENOTFOUND, or
- * VG_EIO. */
+ * VG_EIO. Both answer VG_EIO at once while Redis is known to be down. */
 int vg_redis_owner_set(vg_redis_t *r, const char *group, int32_t partition, const char *url);
 int vg_redis_owner_get(vg_redis_t *r, const char *group, int32_t partition, char *out,
                        size_t outlen);
