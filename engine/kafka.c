@@ -69,6 +69,7 @@ typedef struct counters {
     _Atomic uint64_t rejected_by[VG_REJECT__COUNT];
     _Atomic uint64_t alerts, alerts_acked, decisions_out, dead_letters;
     _Atomic uint64_t stale, gaps, backpressure, checkpoints, ckpt_us_sum, ckpt_us_max;
+    _Atomic uint64_t enc_us_sum, enc_us_max;   /* encoding, on the processing thread */
     _Atomic uint64_t delivery_errors, rewinds;
     _Atomic uint64_t cl_records, cl_restores, cl_restored, cl_seeds, cl_restore_us;
     _Atomic uint64_t scored;
@@ -154,6 +155,8 @@ typedef struct worker {
     int64_t stop_at;      /* monotonic ms when the stop was seen, 0 before */
     part_t *pending;      /* the partition of the asynchronous checkpoint under way */
     int64_t pending_t0;   /* real_us() when it started */
+    int encoding;         /* 1: its changes are still being encoded, a slice per step */
+    int64_t enc_us;       /* time those slices took so far */
     int writing;          /* 0: waiting for its acknowledgements; 1: handed to the helper */
     int marked;           /* its changelog marker was produced (after everything before
                              ck_off was acknowledged) */
@@ -597,14 +600,18 @@ static int wait_acks(worker_t *w) {
  *
  * In steady state a worker checkpoints one partition at a time, each about every
  * checkpoint interval, without stopping any partition:
- *   1. at the partition's next offset O, its changes since the last checkpoint are
- *      encoded into a batch with O (vg_pipeline_checkpoint_begin; the encoded accounts
- *      stay in memory until it is written) and its epoch flips: the messages produced
- *      from then on are counted apart from those produced before O;
- *   2. once the broker acknowledged every message of the old epoch (counted by the
+ *   1. at the partition's next offset O, the cut is taken (vg_pipeline_checkpoint_cut:
+ *      the accounts changed since the last checkpoint, to be encoded as they are at O,
+ *      and the meta records with O) and its epoch flips: the messages produced from
+ *      then on are counted apart from those produced before O;
+ *   2. the changed accounts are encoded a slice at a time between batches (at most
+ *      ENC_BUDGET_US per step, so that no partition waits for the whole encoding), and
+ *      an account an event is about to change is encoded first; once complete, the
+ *      batch's changelog records are produced (counted in the old epoch);
+ *   3. once the broker acknowledged every message of the old epoch (counted by the
  *      delivery reports), the batch is handed to the worker's helper thread, which
  *      writes it in one RocksDB write;
- *   3. when the write is done the worker commits O to the group and ends the
+ *   4. when the write is done the worker commits O to the group and ends the
  *      checkpoint (vg_pipeline_checkpoint_end).
  * Meanwhile every partition goes on: what changes after O is written by the next
  * checkpoint. A partition is checkpointed only when its other epoch has nothing
@@ -679,17 +686,24 @@ static int ckpt_finish(worker_t *w, int wait) {
         }
     }
     else {
-        /* still waiting for acknowledgements: given up, the next checkpoint covers it */
+        /* still encoding or waiting for acknowledgements: given up, the next
+         * checkpoint covers it */
         vg_pipeline_checkpoint_end(pt->pl, 0);
         cl_abandon(w, pt, w->ckb);
     }
     pt->last_ckpt = mono_ms();
     w->pending = NULL;
+    w->encoding = 0;
     w->writing = 0;
     w->marked = 0;
     vg_batch_clear(w->ckb);
     return 1;
 }
+
+/* Encoding a checkpoint: slices of ENC_SLICE accounts, for at most ENC_BUDGET_US per
+ * step (a step runs between two batches of at most BATCH messages). */
+#define ENC_SLICE 32
+#define ENC_BUDGET_US 500
 
 /* One step of the asynchronous checkpoints, called between batches. */
 static void ckpt_step(worker_t *w) {
@@ -697,6 +711,35 @@ static void ckpt_step(worker_t *w) {
     if (w->fatal || w->need_rewind) return;
     if (w->pending) {
         part_t *pt = w->pending;
+        if (w->encoding) {
+            int64_t t0 = real_us(), t = t0;
+            size_t left = 1;
+            int rc = 0;
+            while (!rc && left && t - t0 < ENC_BUDGET_US) {
+                rc = vg_pipeline_checkpoint_step(pt->pl, ENC_SLICE, &left);
+                t = real_us();
+            }
+            w->enc_us += t - t0;
+            if (rc) {
+                logf_(k, 1, "partition %d: checkpoint: out of memory; given up",
+                      (int)pt->id);
+                ckpt_finish(w, 1);
+                return;
+            }
+            if (left) return;
+            w->encoding = 0;
+            INC(w->ct.enc_us_sum, (uint64_t)w->enc_us);
+            if ((uint64_t)w->enc_us > GET(w->ct.enc_us_max))
+                SET(w->ct.enc_us_max, (uint64_t)w->enc_us);
+            if (k->topic_cl) {
+                /* the records of the state at ck_off: counted with the outputs before
+                 * it, so that the marker waits for them too */
+                pt->ep ^= 1;
+                int r = cl_emit(w, pt, w->ckb, 0, 0);
+                pt->ep ^= 1;
+                if (r != 0) return;   /* fatal */
+            }
+        }
         if (w->writing) {
             ckpt_finish(w, 0);
         } else if (pt->out_ep[pt->ep ^ 1] == 0) {
@@ -740,20 +783,18 @@ static void ckpt_step(worker_t *w) {
     best->ck_unlogged = best->unlogged;
     vg_kv_t meta = {"kafka/offset", &best->ck_off, sizeof(best->ck_off)};
     vg_batch_clear(w->ckb);
-    if (vg_pipeline_checkpoint_begin(best->pl, &meta, 1, w->ckb) != 0) {
+    size_t left;
+    if (vg_pipeline_checkpoint_cut(best->pl, &meta, 1, w->ckb, &left) != 0) {
         set_fatal(w, "partition %d: checkpoint: out of memory", (int)best->id);
         return;
     }
-    if (k->topic_cl && cl_emit(w, best, w->ckb, 0, 0) != 0) {
-        vg_pipeline_checkpoint_end(best->pl, 0);
-        vg_batch_clear(w->ckb);
-        return;   /* fatal */
-    }
+    w->enc_us = real_us() - w->pending_t0;
     best->ep ^= 1;   /* what is produced from now on is after ck_off */
     w->pending = best;
+    w->encoding = 1;
     w->writing = 0;
     w->marked = 0;
-    ckpt_step(w);   /* nothing outstanding: hand it over at once */
+    ckpt_step(w);   /* a first slice; with nothing outstanding, handed over at once */
 }
 
 /* Drops the in-memory state of every owned partition and resumes from the last
@@ -1936,6 +1977,9 @@ void vg_kafka_get_stats(const vg_kafka_t *k, vg_kafka_stats_t *s) {
         s->backpressure += GET(c->backpressure);
         s->checkpoints += GET(c->checkpoints);
         s->checkpoint_us_sum += GET(c->ckpt_us_sum);
+        s->checkpoint_encode_us_sum += GET(c->enc_us_sum);
+        if (GET(c->enc_us_max) > s->checkpoint_encode_us_max)
+            s->checkpoint_encode_us_max = GET(c->enc_us_max);
         s->changelog_records += GET(c->cl_records);
         s->changelog_restores += GET(c->cl_restores);
         s->changelog_restored += GET(c->cl_restored);

@@ -182,6 +182,8 @@ typedef struct vg_kafka_stats {
     uint64_t backpressure;        /* produce calls that waited on a full queue */
     uint64_t checkpoints;
     uint64_t checkpoint_us_sum, checkpoint_us_max;
+    uint64_t checkpoint_encode_us_sum,  /* encoding the changes on the processing */
+        checkpoint_encode_us_max;       /* thread, in slices (the write is the helper's) */
     uint64_t changelog_records;   /* produced to the state changelog */
     uint64_t changelog_restores, changelog_restored, changelog_seeds;
     double changelog_restore_s;

@@ -467,6 +467,16 @@ int vg_kafka_metrics(const vg_kafka_t *k, vg_buf_t *out) {
     EMIT("# HELP vigil_kafka_checkpoint_seconds_max Longest checkpoint.\n"
          "# TYPE vigil_kafka_checkpoint_seconds_max gauge\n"
          "vigil_kafka_checkpoint_seconds_max %.6f\n", (double)s.checkpoint_us_max / 1e6);
+    EMIT("# HELP vigil_kafka_checkpoint_encode_seconds Time the processing threads spent "
+         "encoding checkpoints (in slices between batches).\n");
+    EMIT("# TYPE vigil_kafka_checkpoint_encode_seconds summary\n");
+    EMIT("vigil_kafka_checkpoint_encode_seconds_sum %.6f\n",
+         (double)s.checkpoint_encode_us_sum / 1e6);
+    EMIT("vigil_kafka_checkpoint_encode_seconds_count %" PRIu64 "\n", s.checkpoints);
+    EMIT("# HELP vigil_kafka_checkpoint_encode_seconds_max Longest checkpoint encoding.\n"
+         "# TYPE vigil_kafka_checkpoint_encode_seconds_max gauge\n");
+    EMIT("vigil_kafka_checkpoint_encode_seconds_max %.6f\n",
+         (double)s.checkpoint_encode_us_max / 1e6);
     EMIT("# HELP vigil_kafka_consumer_lag Messages behind the high watermark.\n"
          "# TYPE vigil_kafka_consumer_lag gauge\nvigil_kafka_consumer_lag %" PRId64 "\n", s.lag);
     EMIT("# HELP vigil_kafka_partitions Partitions owned.\n"

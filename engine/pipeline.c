@@ -753,10 +753,9 @@ int vg_pipeline_checkpoint_meta(vg_pipeline_t *pl, vg_batch_t *b) {
     return rc;
 }
 
-int vg_pipeline_checkpoint_begin(vg_pipeline_t *pl, const vg_kv_t *meta, int n_meta,
-                                 vg_batch_t *b) {
-    size_t left;
-    int rc = vg_state_checkpoint_some(pl->state, SIZE_MAX, b, &left);
+int vg_pipeline_checkpoint_cut(vg_pipeline_t *pl, const vg_kv_t *meta, int n_meta,
+                               vg_batch_t *b, size_t *left) {
+    int rc = vg_state_snapshot_begin(pl->state, b, left);
     if (rc) return rc;
     rc = vg_pipeline_checkpoint_meta(pl, b);
     for (int i = 0; !rc && i < n_meta; i++) {
@@ -765,6 +764,20 @@ int vg_pipeline_checkpoint_begin(vg_pipeline_t *pl, const vg_kv_t *meta, int n_m
         if (!rc) rc = vg_buf_puts(&pl->tmp, meta[i].key);
         if (!rc) vg_batch_put(b, pl->tmp.p, pl->tmp.len, meta[i].val, meta[i].len);
     }
+    if (rc) vg_state_checkpoint_done(pl->state, 0);
+    return rc;
+}
+
+int vg_pipeline_checkpoint_step(vg_pipeline_t *pl, size_t max_records, size_t *left) {
+    return vg_state_snapshot_step(pl->state, max_records, left);
+}
+
+int vg_pipeline_checkpoint_begin(vg_pipeline_t *pl, const vg_kv_t *meta, int n_meta,
+                                 vg_batch_t *b) {
+    size_t left;
+    int rc = vg_pipeline_checkpoint_cut(pl, meta, n_meta, b, &left);
+    if (rc) return rc;
+    rc = vg_state_snapshot_step(pl->state, SIZE_MAX, &left);
     if (rc) vg_state_checkpoint_done(pl->state, 0);
     return rc;
 }

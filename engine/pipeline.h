@@ -111,6 +111,16 @@ int vg_pipeline_checkpoint_meta(vg_pipeline_t *pl, vg_batch_t *b);
  * then). */
 int vg_pipeline_checkpoint_begin(vg_pipeline_t *pl, const vg_kv_t *meta, int n_meta,
                                  vg_batch_t *b);
+/* The same checkpoint with its encoding spread out (engine/state.h, snapshots): the
+ * cut is taken now (the pipeline's and the caller's meta records appended to `b` at
+ * once), the changed accounts and keys are encoded by vg_pipeline_checkpoint_step, up
+ * to max_records per call, or just before an event changes them. *left: the entries not
+ * encoded yet; write `b` only once it is 0. End with vg_pipeline_checkpoint_end, like
+ * vg_pipeline_checkpoint_begin (an incomplete one counts as not written). Return 0 or
+ * VG_ENOMEM (cut: nothing to end; step: end it with written = 0). */
+int vg_pipeline_checkpoint_cut(vg_pipeline_t *pl, const vg_kv_t *meta, int n_meta,
+                               vg_batch_t *b, size_t *left);
+int vg_pipeline_checkpoint_step(vg_pipeline_t *pl, size_t max_records, size_t *left);
 void vg_pipeline_checkpoint_end(vg_pipeline_t *pl, int written);
 
 /* Reads a meta record of the last checkpoint. 0, VG_ENOTFOUND or an error. */

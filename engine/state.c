@@ -91,6 +91,8 @@ struct ent {
                                key (ent_wspace): a new key's state lives there */
     uint8_t pending;        /* encoded by vg_state_checkpoint_some, not yet written:
                                kept off the LRU */
+    uint8_t snap;           /* in the cut of vg_state_snapshot_begin, not yet encoded:
+                               encoded before its next change (mark_dirty) */
 };
 
 static inline size_t al8(size_t x) { return (x + 7) & ~(size_t)7; }
@@ -205,6 +207,11 @@ struct vg_state {
     int swap_pending;
     int swap_inflight;      /* the slice being written holds the whole swap */
     vg_buf_t dels;
+    /* a snapshot (vg_state_snapshot_begin): st->pend is its cut, entries pend[snext..]
+     * may still be unencoded (their `snap` flag), encoded into sb in steps or just
+     * before they change */
+    vg_batch_t *sb;
+    size_t snext, sleft;
 };
 
 static inline uint64_t mix64(uint64_t x) {
@@ -316,9 +323,16 @@ static void touch(vg_state_t *st, ent_t *e) {
     }
 }
 
-/* Marks e changed since the last checkpoint. Returns 0 or VG_ENOMEM (nothing done). */
+static int snap_encode(vg_state_t *st, ent_t *e);
+
+/* Marks e changed since the last checkpoint (an entry of a snapshot's cut is encoded
+ * first, as it was at the cut). Returns 0 or VG_ENOMEM (nothing done). */
 static int mark_dirty(vg_state_t *st, ent_t *e) {
     if (!st->store || e->dirty) return 0;
+    if (e->snap) {
+        int rc = snap_encode(st, e);
+        if (rc) return rc;
+    }
     if (st->ndirty == st->dcap) {
         size_t nc = st->dcap ? st->dcap * 2 : 256;
         ent_t **nd = realloc(st->dirty, nc * sizeof *nd);
@@ -1594,6 +1608,13 @@ int vg_state_checkpoint_some(vg_state_t *st, size_t max_records, vg_batch_t *b,
 }
 
 void vg_state_checkpoint_done(vg_state_t *st, int written) {
+    if (st->sb) {
+        /* a snapshot: written only once complete; given up, nothing of it counts */
+        if (st->sleft) written = 0;
+        for (size_t i = 0; i < st->npend; i++) st->pend[i]->snap = 0;
+        st->sb = NULL;
+        st->snext = st->sleft = 0;
+    }
     if (written && st->swap_inflight) swap_written(st);
     st->swap_inflight = 0;
     if (written) {
@@ -1623,6 +1644,70 @@ void vg_state_checkpoint_done(vg_state_t *st, int written) {
     }
     st->dtpl_pend = 0;
     st->npend = 0;
+}
+
+/* ---- snapshots (vg_state_snapshot_begin / _step) ------------------------------------ */
+
+int vg_state_snapshot_begin(vg_state_t *st, vg_batch_t *b, size_t *left) {
+    *left = 0;
+    if (!st->store) return 0;
+    if (st->npend) vg_state_checkpoint_done(st, 0);   /* a forgotten one: given up */
+    size_t k = st->ndirty;
+    if (k > st->pcap) {
+        ent_t **np = realloc(st->pend, k * sizeof *np);
+        if (!np) return VG_ENOMEM;
+        st->pend = np;
+        st->pcap = k;
+    }
+    /* the cut, in store-key order (the steps encode in that order: a sorted batch is
+     * inserted faster) */
+    if (k) memcpy(st->pend, st->dirty, k * sizeof *st->pend);
+    if (k > 1) qsort(st->pend, k, sizeof *st->pend, cmp_storekey);
+    st->swap_inflight = st->swap_pending;
+    if (st->swap_pending) put_dels(st, b);
+    vg_batch_put(b, "m/layout", 8, st->layout.p, st->layout.len);
+    st->dtpl_pend = 0;
+    if (st->dp.tpl && !st->dtpl_saved) {
+        vg_batch_put(b, "m/dtpl", 6, st->dp.tpl, st->dp.tlen);
+        st->dtpl_pend = 1;
+    }
+    for (size_t i = 0; i < k; i++) {
+        ent_t *e = st->pend[i];
+        e->dirty = 0;
+        e->pending = 1;   /* off the LRU (never evicted) until written */
+        e->snap = 1;
+    }
+    st->ndirty = 0;
+    st->npend = k;
+    st->sb = b;
+    st->snext = 0;
+    st->sleft = k;
+    *left = k;
+    return 0;
+}
+
+/* Encodes e (in the cut, not yet encoded) into the snapshot's batch. 0 or VG_ENOMEM
+ * (e stays unencoded; the snapshot can't complete and is given up by its done). */
+static int snap_encode(vg_state_t *st, ent_t *e) {
+    int rc = put_entry(st, e, st->sb, 1);
+    if (rc) return rc;
+    e->snap = 0;
+    st->sleft--;
+    return 0;
+}
+
+int vg_state_snapshot_step(vg_state_t *st, size_t max_records, size_t *left) {
+    *left = st->sleft;
+    if (!st->sb) return 0;
+    for (size_t n = 0; st->sleft && n < max_records && st->snext < st->npend; st->snext++) {
+        ent_t *e = st->pend[st->snext];
+        if (!e->snap) continue;   /* encoded before it changed */
+        int rc = snap_encode(st, e);
+        if (rc) return rc;
+        n++;
+    }
+    *left = st->sleft;
+    return 0;
 }
 
 int vg_state_meta(vg_state_t *st, const char *key, vg_buf_t *out) {

@@ -157,6 +157,24 @@ int vg_state_checkpoint_some(vg_state_t *st, size_t max_records, vg_batch_t *b,
                              size_t *left);
 void vg_state_checkpoint_done(vg_state_t *st, int written);
 
+/* A consistent cut encoded in steps, for a caller that goes on changing the state while
+ * its checkpoint is encoded (the Kafka processing threads): the state at the time of
+ * vg_state_snapshot_begin(), without pausing for the encoding of every change at once.
+ *
+ * vg_state_snapshot_begin() takes the cut: every entry changed since the last
+ * checkpoint, to be encoded into `b` (which must stay alive until the snapshot is done;
+ * "m/layout" and, when not stored yet, the decision template are appended now). It
+ * encodes no entry: vg_state_snapshot_step() encodes up to max_records of them per call,
+ * and an entry of the cut that is about to change is encoded first, as it was at the
+ * cut. *left is the number of entries of the cut not encoded yet; the batch is complete
+ * when it is 0, and only then may it be written. End with vg_state_checkpoint_done()
+ * (written = 1 after writing the complete batch; 0 gives the snapshot up: its entries
+ * are dirty again, and an incomplete snapshot is always given up). Entries of the cut
+ * are never evicted until then. Returns 0 or VG_ENOMEM (begin: nothing taken; step: the
+ * snapshot can't complete, give it up). Without a store: 0, *left = 0. */
+int vg_state_snapshot_begin(vg_state_t *st, vg_batch_t *b, size_t *left);
+int vg_state_snapshot_step(vg_state_t *st, size_t max_records, size_t *left);
+
 /* Swaps the program (between two events): the window state of every account and key
  * is moved to the new program's layouts (engine/window.h vg_wstate_migrate: specs with
  * the same canonical text, in a `by` group of the same key text, keep their state

@@ -3,6 +3,11 @@
  *
  *   bench_kafka [--events N] [--partitions P] [--threads T] [--rules FILE]
  *               [--brokers B] [--rate R] [--latency-events N] [--checkpoint-ms MS]
+ *               [--changelog] [--conf NAME=VALUE]... [--client-conf NAME=VALUE]...
+ *
+ * --conf passes a librdkafka setting to vigil's clients (as serve's `--kafka-conf`
+ * would); --client-conf one to the benchmark's own load producer and readers, after
+ * their defaults (linger.ms 5, fetch.wait.max.ms 5).
  *
  * With no --brokers, librdkafka's mock cluster runs in this process (the broker, the
  * load and vigil then share the machine). Steps:
@@ -62,6 +67,10 @@ static int make_event(char *buf, size_t cap, const char *prefix, long i, int64_t
                     prefix, i, acct, ts_ms, amount, i % 300, i % 5000);
 }
 
+#define MAX_CONF 32
+static const char *client_conf[MAX_CONF + 1];
+static int nclient_conf;
+
 static rd_kafka_t *client(rd_kafka_type_t type, const char *brokers, const char *group) {
     char e[512];
     rd_kafka_conf_t *c = rd_kafka_conf_new();
@@ -76,6 +85,16 @@ static rd_kafka_t *client(rd_kafka_type_t type, const char *brokers, const char 
         rd_kafka_conf_set(c, "auto.offset.reset", "earliest", e, sizeof(e));
         rd_kafka_conf_set(c, "enable.auto.commit", "false", e, sizeof(e));
         rd_kafka_conf_set(c, "fetch.wait.max.ms", "5", e, sizeof(e));
+    }
+    for (int i = 0; i < nclient_conf; i++) {
+        char name[256];
+        const char *eq = strchr(client_conf[i], '=');
+        size_t n = (size_t)(eq - client_conf[i]);
+        if (n >= sizeof(name)) n = sizeof(name) - 1;
+        memcpy(name, client_conf[i], n);
+        name[n] = 0;
+        /* producer-only or consumer-only names are refused by the other kind: skipped */
+        rd_kafka_conf_set(c, name, eq + 1, e, sizeof(e));
     }
     rd_kafka_t *rk = rd_kafka_new(type, c, e, sizeof(e));   /* takes c on success */
     if (!rk) {
@@ -114,6 +133,9 @@ int main(int argc, char **argv) {
     long ckpt_ms = 1000;
     const char *brokers = NULL, *rules_file = NULL;
     int changelog = 0;
+    static const char *vconf[MAX_CONF + 3] = {"session.timeout.ms=6000",
+                                              "heartbeat.interval.ms=500"};
+    int nvconf = 2;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--events") && i + 1 < argc) events = atol(argv[++i]);
         else if (!strcmp(argv[i], "--partitions") && i + 1 < argc) partitions = atoi(argv[++i]);
@@ -124,10 +146,17 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--latency-events") && i + 1 < argc) lat_events = atol(argv[++i]);
         else if (!strcmp(argv[i], "--checkpoint-ms") && i + 1 < argc) ckpt_ms = atol(argv[++i]);
         else if (!strcmp(argv[i], "--changelog")) changelog = 1;
+        else if (!strcmp(argv[i], "--conf") && i + 1 < argc && strchr(argv[i + 1], '=') &&
+                 nvconf < MAX_CONF)
+            vconf[nvconf++] = argv[++i];
+        else if (!strcmp(argv[i], "--client-conf") && i + 1 < argc &&
+                 strchr(argv[i + 1], '=') && nclient_conf < MAX_CONF)
+            client_conf[nclient_conf++] = argv[++i];
         else {
             fprintf(stderr, "usage: bench_kafka [--events N] [--partitions P] [--threads T] "
                             "[--rules FILE] [--brokers B] [--rate R] [--latency-events N] "
-                            "[--checkpoint-ms MS] [--changelog]\n");
+                            "[--checkpoint-ms MS] [--changelog] [--conf NAME=VALUE]... "
+                            "[--client-conf NAME=VALUE]...\n");
             return 2;
         }
     }
@@ -230,9 +259,7 @@ int main(int argc, char **argv) {
     o.checkpoint_ms = ckpt_ms;
     /* the second thread's join rebalances the group once; a short session timeout
      * bounds the rare stall of librdkafka's mock coordinator there (seen: 45 s) */
-    static const char *const conf[] = {"session.timeout.ms=6000", "heartbeat.interval.ms=500",
-                                       NULL};
-    o.conf = conf;
+    o.conf = vconf;
     vg_kafka_t *k = vg_kafka_new(&o, err, sizeof(err));
     if (!k || vg_kafka_start(k, err, sizeof(err)) != 0) {
         fprintf(stderr, "bench_kafka: %s\n", err);
@@ -279,6 +306,9 @@ int main(int argc, char **argv) {
             rd_kafka_message_destroy(msgs[j]);
         }
     }
+    /* BENCH_KAFKA_TIMELINE=1: the worst latency of each 100 ms of sending */
+    int timeline = getenv("BENCH_KAFKA_TIMELINE") != NULL;
+    static int64_t tl_max[1000];
     int64_t start = now_us();
     long i = 0;
     int64_t deadline = 0;
@@ -301,13 +331,25 @@ int main(int argc, char **argv) {
                 const char *s = m->payload;
                 if (!memcmp(s, "{\"id\":\"L-", 9)) {
                     long idx = atol(s + 9);
-                    if (idx >= 0 && idx < lat_events && nlat < lat_events)
+                    if (idx >= 0 && idx < lat_events && nlat < lat_events) {
                         lat[nlat++] = now_us() - sent[idx];
+                        if (timeline) {
+                            long b = (long)((sent[idx] - start) / 100000);
+                            if (b >= 0 && b < 1000 && lat[nlat - 1] > tl_max[b])
+                                tl_max[b] = lat[nlat - 1];
+                        }
+                    }
                 }
             }
             rd_kafka_message_destroy(m);
         }
         if (n <= 0) usleep(50);
+    }
+    if (timeline) {
+        printf("timeline: worst latency (ms) of the events sent in each 100 ms:\n");
+        for (long b = 0; b < 1000 && b * 100000 < now_us() - start; b++)
+            printf("%5.1f%s", tl_max[b] / 1e3, b % 20 == 19 ? "\n" : " ");
+        printf("\n");
     }
     qsort(lat, (size_t)nlat, sizeof(int64_t), cmp_i64);
     if (nlat > 0)
@@ -322,6 +364,11 @@ int main(int argc, char **argv) {
            "written (acknowledgements + write; processing goes on)\n", st.checkpoints,
            st.checkpoints ? (double)st.checkpoint_us_sum / 1e3 / (double)st.checkpoints : 0.0,
            (double)st.checkpoint_us_max / 1e3);
+    printf("checkpoint encoding on the processing threads (slices of at most 0.5 ms between "
+           "batches): %.2f ms per checkpoint on average, %.2f ms at most\n",
+           st.checkpoints ? (double)st.checkpoint_encode_us_sum / 1e3 / (double)st.checkpoints
+                          : 0.0,
+           (double)st.checkpoint_encode_us_max / 1e3);
     rd_kafka_queue_destroy(q);
     rd_kafka_consumer_close(ac);
     rd_kafka_destroy(ac);

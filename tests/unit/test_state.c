@@ -566,6 +566,83 @@ static void test_checkpoint_some_identical(void **state) {
     free(got);
 }
 
+/* Snapshots (vg_state_snapshot_begin/_step) taken while events go on: the store they
+ * write holds the state at the cut. At each cut C the snapshot is encoded in small steps
+ * with events after C in between (so that accounts of the cut change before they are
+ * encoded), evictions meanwhile, every fourth given up; after each written one a second
+ * state opened on that store and fed the events from C on answers exactly as the
+ * uninterrupted run. */
+static void test_snapshot_consistent_cut(void **state) {
+    fx_t *f = *state;
+    enum { N = 6000, STEP = 400 };
+    ev_t *v = make_stream(N, 300, 60, 4);
+    out_t *ref = calloc(N, sizeof *ref), *got = calloc(N, sizeof *got),
+          *chk = calloc(N, sizeof *chk);
+
+    vg_state_t *st = new_state(f, NULL, 0);
+    run(f, st, v, 0, N, ref);
+    vg_state_free(st);
+
+    vg_store_t *s = open_store(f);
+    st = new_state(f, s, 20000);
+    vg_batch_t *b = vg_batch_new();
+    assert_non_null(b);
+    char err[256];
+    size_t encoded_early = 0, written = 0;
+    int i = 0;
+    for (int cut = STEP, n = 0; cut < N; cut += STEP, n++) {
+        run(f, st, v, i, cut, got);
+        i = cut;
+        size_t left, cut_size;
+        vg_batch_clear(b);
+        assert_int_equal(vg_state_snapshot_begin(st, b, &cut_size), 0);
+        assert_true(cut_size > 0);
+        left = cut_size;
+        size_t stepped = 0;
+        while (left > 0) {
+            int to = i + 3 < N ? i + 3 : N;
+            run(f, st, v, i, to, got);   /* may encode accounts of the cut first */
+            i = to;
+            size_t before;
+            assert_int_equal(vg_state_snapshot_step(st, 0, &before), 0);   /* reads it */
+            assert_true(before <= left);
+            assert_int_equal(vg_state_snapshot_step(st, 2, &left), 0);
+            stepped += before - left;
+            assert_true(before - left <= 2);
+            vg_state_evict(st);
+        }
+        encoded_early += cut_size - stepped;
+        if (n % 4 == 3) {
+            vg_state_checkpoint_done(st, 0);   /* given up: its entries are dirty again */
+            continue;
+        }
+        assert_int_equal(vg_store_write(s, b, 0, err, sizeof err), 0);
+        vg_state_checkpoint_done(st, 1);
+        written++;
+        /* the store now holds the state at the cut: a fresh state over it, fed from the
+         * cut on, answers like the uninterrupted run */
+        vg_state_t *st2 = new_state(f, s, 0);
+        int to = cut + 500 < N ? cut + 500 : N;
+        run(f, st2, v, cut, to, chk);
+        vg_state_free(st2);
+        assert_same(ref + cut, chk + cut, to - cut);
+        /* (st2 wrote nothing: the store still holds the cut) */
+    }
+    run(f, st, v, i, N, got);
+    print_message("snapshots written %zu, accounts encoded before they changed %zu\n",
+                  written, encoded_early);
+    assert_true(written >= 8);
+    assert_true(encoded_early > 50);
+    assert_same(ref, got, N);
+    vg_batch_free(b);
+    vg_state_free(st);
+    vg_store_close(s);
+    free(v);
+    free(ref);
+    free(got);
+    free(chk);
+}
+
 static void test_dirty_never_evicted(void **state) {
     fx_t *f = *state;
     vg_store_t *s = open_store(f);
@@ -737,6 +814,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_checkpoint_reopen_identical, setup, teardown),
         cmocka_unit_test_setup_teardown(test_evict_identical, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_some_identical, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_consistent_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dirty_never_evicted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_layout_mismatch_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dedupe_log_delta, setup, teardown),
