@@ -28,6 +28,8 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -617,12 +619,18 @@ static int wait_acks(worker_t *w) {
  * checkpoint. A partition is checkpointed only when its other epoch has nothing
  * outstanding, so that "the old epoch is acknowledged" means "everything before O". */
 
+#define HELPER_NICE 19
+
 static void *helper_main(void *arg) {
     worker_t *w = arg;
     helper_t *h = &w->h;
     char tname[16];
     snprintf(tname, sizeof(tname), "vigil-ckpt-%d", w->index);
     pthread_setname_np(pthread_self(), tname);
+    /* the store writes are background work: below the processing threads and the
+     * clients' (nice values are per thread on Linux), so that they take a core only when
+     * those leave it; failing to lower it costs only latency */
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), HELPER_NICE);
     pthread_mutex_lock(&h->mu);
     for (;;) {
         while (!h->job && !h->quit) pthread_cond_wait(&h->cv, &h->mu);
