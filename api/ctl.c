@@ -33,15 +33,77 @@ struct vg_ctl {
     int running, stop;
     int hurry;                  /* someone waits for the pending records: write now */
     rocksdb_writebatch_t *pend, *spare;
+    vg_buf_t trims, trims_spare; /* trim_later requests: u32 keep, u32 plen, prefix */
     uint64_t enq, done;         /* write_later calls enqueued / written (or failed) */
     uint64_t failed;
 };
+
+#define TRIM_MAX 64   /* keys deleted by one trim at most (the rest by the next) */
+
+typedef struct trim {
+    uint32_t keep, seen, n;
+    rocksdb_writebatch_t *b;
+} trim_t;
+
+static int trim_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
+    (void)v;
+    (void)vl;
+    trim_t *t = ctx;
+    if (++t->seen <= t->keep) return 0;
+    if (t->n++ == TRIM_MAX) return 1;
+    rocksdb_writebatch_delete(t->b, k, kl);
+    return 0;
+}
+
+/* The writer's trims (their puts are written): deletes, in one write, the keys of each
+ * prefix past its newest `keep`. */
+static void run_trims(vg_ctl_t *c, const vg_buf_t *q) {
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    /* one iterator for all (making one costs more than a seek) */
+    rocksdb_iterator_t *it = rocksdb_create_iterator(c->db, c->ro);
+    for (size_t off = 0; off + 8 <= q->len;) {
+        uint32_t keep, plen;
+        memcpy(&keep, q->p + off, 4);
+        memcpy(&plen, q->p + off + 4, 4);
+        const char *prefix = q->p + off + 8;
+        trim_t t = {keep, 0, 0, b};
+        for (rocksdb_iter_seek(it, prefix, plen); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+            size_t kl;
+            const char *k = rocksdb_iter_key(it, &kl);
+            if (kl < plen || memcmp(k, prefix, plen) != 0 || trim_cb(&t, k, kl, NULL, 0)) break;
+        }
+        off += 8 + plen;
+    }
+    rocksdb_iter_destroy(it);
+    if (rocksdb_writebatch_count(b) > 0) {
+        char *err = NULL;
+        rocksdb_write(c->db, c->wo, b, &err);
+        if (err) {
+            /* a trim that failed leaves records for the next one: only reported */
+            fprintf(stderr, "vigil serve: control store trim failed: %s\n", err);
+            rocksdb_free(err);
+        }
+    }
+    rocksdb_writebatch_destroy(b);
+}
 
 static void *writer_main(void *arg) {
     vg_ctl_t *c = arg;
     pthread_mutex_lock(&c->mu);
     for (;;) {
-        while (!c->stop && c->done == c->enq) pthread_cond_wait(&c->work, &c->mu);
+        while (!c->stop && c->done == c->enq && c->trims.len == 0)
+            pthread_cond_wait(&c->work, &c->mu);
+        if (c->trims.len && c->done == c->enq) {
+            /* trims whose puts are all written */
+            vg_buf_t q = c->trims;
+            c->trims = c->trims_spare;
+            c->trims_spare = q;
+            pthread_mutex_unlock(&c->mu);
+            run_trims(c, &c->trims_spare);
+            vg_buf_clear(&c->trims_spare);
+            pthread_mutex_lock(&c->mu);
+            continue;
+        }
         if (c->done == c->enq) break;   /* stopping, nothing left */
         if (!c->stop && !c->hurry) {
             /* let a few more come: one write for many records (a reader waiting for
@@ -62,6 +124,10 @@ static void *writer_main(void *arg) {
         c->pend = c->spare;
         c->spare = b;
         uint64_t upto = c->enq;
+        /* the trims enqueued so far: their puts are in b or written before */
+        vg_buf_t tq = c->trims;
+        c->trims = c->trims_spare;
+        c->trims_spare = tq;
         pthread_cond_broadcast(&c->done_cv);   /* room again for waiting writers */
         pthread_mutex_unlock(&c->mu);
         char *err = NULL;
@@ -74,6 +140,12 @@ static void *writer_main(void *arg) {
         }
         c->done = upto;
         pthread_cond_broadcast(&c->done_cv);
+        if (c->trims_spare.len) {   /* after the readers are released */
+            pthread_mutex_unlock(&c->mu);
+            run_trims(c, &c->trims_spare);
+            vg_buf_clear(&c->trims_spare);
+            pthread_mutex_lock(&c->mu);
+        }
     }
     pthread_mutex_unlock(&c->mu);
     return NULL;
@@ -145,6 +217,8 @@ void vg_ctl_close(vg_ctl_t *c) {
         pthread_join(c->th, NULL);
         c->running = 0;
     }
+    vg_buf_deinit(&c->trims);
+    vg_buf_deinit(&c->trims_spare);
     if (c->pend) rocksdb_writebatch_destroy(c->pend);
     if (c->spare) rocksdb_writebatch_destroy(c->spare);
     pthread_mutex_destroy(&c->mu);
@@ -194,6 +268,26 @@ void vg_ctl_write_later(vg_ctl_t *c, const vg_ctl_op_t *ops, int n) {
     }
     add_ops(c->pend, ops, n);
     if (c->enq++ == c->done) pthread_cond_signal(&c->work);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void vg_ctl_trim_later(vg_ctl_t *c, const void *prefix, size_t plen, uint32_t keep) {
+    if (plen > UINT32_MAX) return;
+    uint32_t h[2] = {keep, (uint32_t)plen};
+    if (!c->running) {
+        vg_buf_t q;
+        vg_buf_init(&q);
+        if (!vg_buf_append(&q, h, sizeof h) && !vg_buf_append(&q, prefix, plen))
+            run_trims(c, &q);
+        vg_buf_deinit(&q);
+        return;
+    }
+    pthread_mutex_lock(&c->mu);
+    size_t mark = c->trims.len;
+    if (c->trims.len < PEND_MAX &&
+        (vg_buf_append(&c->trims, h, sizeof h) || vg_buf_append(&c->trims, prefix, plen)))
+        c->trims.len = mark;   /* out of memory: this trim is skipped (a later one does it) */
+    if (c->trims.len > mark) pthread_cond_signal(&c->work);
     pthread_mutex_unlock(&c->mu);
 }
 

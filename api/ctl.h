@@ -52,6 +52,12 @@ int vg_ctl_write(vg_ctl_t *c, const vg_ctl_op_t *ops, int n);
  * is killed. */
 void vg_ctl_write_later(vg_ctl_t *c, const vg_ctl_op_t *ops, int n);
 uint64_t vg_ctl_failed_writes(vg_ctl_t *c);
+/* Asks the writer thread to delete, once the records enqueued before are written, the
+ * keys with `prefix` past the first `keep` in key order (at most 64 per request; the
+ * rest go with a later one), off the caller's path: for records that only the newest
+ * few of are read (recent decisions). Best effort: a trim that can't be queued (out of
+ * memory, 16 MiB of trims pending) is skipped. Can't fail. */
+void vg_ctl_trim_later(vg_ctl_t *c, const void *prefix, size_t plen, uint32_t keep);
 
 static inline int vg_ctl_put(vg_ctl_t *c, const void *k, size_t kl, const void *v, size_t vl) {
     vg_ctl_op_t op = {k, kl, v, vl};

@@ -51,29 +51,9 @@ static int seq_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl)
     return 1;
 }
 
-#define RECENT_DECISIONS 10
-#define TRIM_EVERY 8        /* recent decisions are trimmed by one request in 8 */
-#define TRIM_MAX 32         /* records deleted by one trim at most */
-
-/* The recent decisions of an account past the newest `keep` (collected to be deleted
- * in the write that adds the new one). */
-typedef struct trim_ctx {
-    int seen, keep, n;
-    vg_ctl_op_t op[1 + TRIM_MAX];
-    unsigned char kb[TRIM_MAX][2 + VG_EVENT_MAX_ID + 1 + 8];
-} trim_ctx_t;
-
-static int trim_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
-    (void)v;
-    (void)vl;
-    trim_ctx_t *t = ctx;
-    if (++t->seen <= t->keep) return 0;
-    if (t->n == TRIM_MAX || kl > sizeof t->kb[0]) return 1;   /* the rest next time */
-    memcpy(t->kb[t->n], k, kl);
-    t->op[1 + t->n] = (vg_ctl_op_t){t->kb[t->n], kl, NULL, 0};
-    t->n++;
-    return 0;
-}
+#define RECENT_DECISIONS 10   /* kept per account (GET /v1/accounts shows them) */
+#define TRIM_EVERY 8          /* trimmed after one request in 8: an account keeps at most
+                                 about RECENT_DECISIONS + TRIM_EVERY of them */
 
 static int sev_rank(const char *s) {
     if (!s) return -1;
@@ -125,16 +105,13 @@ void vg_api_record_decision(vg_api_t *a, const char *account, size_t alen, const
         memcpy(kb + 2, account, alen);
         kb[2 + alen] = 0;
         vg_be64(kb + 3 + alen, ~id);
-        /* one write per request; the scan for the records past the newest 10 (which
-         * GET /v1/accounts never shows) only by one request in TRIM_EVERY, so that an
-         * account keeps at most about 10 + TRIM_EVERY of them */
-        trim_ctx_t t;
-        t.seen = t.n = 0;
-        t.keep = RECENT_DECISIONS - 1;
-        t.op[0] = (vg_ctl_op_t){kb, kl, line, len};
-        if (id % TRIM_EVERY == 0)
-            vg_ctl_scan_written(a->ctl, kb, 3 + alen, NULL, 0, trim_cb, &t);
-        vg_ctl_write_later(a->ctl, t.op, 1 + t.n);
+        /* one write per request, written behind; the records past the newest 10
+         * (which GET /v1/accounts never shows) deleted by the store's writer thread
+         * after it wrote this one (for one request in TRIM_EVERY), off the request's
+         * path */
+        vg_ctl_op_t op = {kb, kl, line, len};
+        vg_ctl_write_later(a->ctl, &op, 1);
+        if (id % TRIM_EVERY == 0) vg_ctl_trim_later(a->ctl, kb, 3 + alen, RECENT_DECISIONS);
     }
     int fired = !memmem(line, len, "\"rules\":[],\"shadow\":[]", 22);
     if (!fired && !alert) return;
