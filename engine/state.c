@@ -40,10 +40,13 @@
  *     id, i64 time of that rule's last alert), u8 has_ext, [u32 length, extension
  *     (engine/acctx.h)], u8 has_window, window state (vg_wstate_encode). Its dedupe log
  *     is records seq0 .. seq0+n-1 of
- *   dedupe record "d/" + u32be name length + name + u64be seq: i64 ts, u32 idlen,
- *     u32 dlen, id, decision (dlen's top bit set when packed against "m/dtpl"), written
- *     once by the first checkpoint after the event and deleted by the first after it
- *     left the horizon, so that a checkpoint writes what changed, not the whole log.
+ *   dedupe record "d/" + u32be name length + name + u64be seq: the events remembered
+ *     since the account's last checkpoint, numbered seq, seq+1, ...: i64 INT64_MIN,
+ *     u32 count, then each as i64 ts, u32 idlen, u32 dlen, id, decision (dlen's top bit
+ *     set when packed against "m/dtpl"); or (written before 2026-12-06) one event
+ *     without the first two fields. Written once by the first checkpoint after its
+ *     events and deleted by the first after all of them left the horizon, so that a
+ *     checkpoint writes what changed, not the whole log, in one record per account.
  *   Versions 1-3 (still read; the log inline, numbered from 0 when loaded):
  *   account "a/" + name: u8 version 1, i64 newest, u32 n, n x (i64 ts, u32 idlen,
  *     u32 dlen, id, decision), u8 has_window, window state (vg_wstate_encode); dlen
@@ -115,13 +118,18 @@ typedef struct dedupe {
     uint32_t *ix;           /* with more than IX_MIN live records: open-addressing
                                index of 1 + record offset / 8 by id hash, else NULL */
     uint32_t ixcap, ixn;    /* ixn: records in the index (dropped ones included) */
-    /* With a store, each record is also a store record of its own ("d/", numbered by
-     * arrival: the first live record is number seq0), written once (log_put) */
+    /* With a store, the records (numbered by arrival: the first live record is number
+     * seq0) are written once, those new at a checkpoint together in one store record
+     * ("d/" + the number of its first; log_put) */
     uint64_t seq0;          /* number of the first live record */
     uint64_t wseq;          /* records seq0 .. wseq-1 are known written */
     uint64_t hseq;          /* no record from hseq on was ever put in a batch */
-    uint64_t wlo;           /* records below wlo are known deleted from the store */
-    uint64_t pwseq, pwlo;   /* wseq and wlo once the slice in flight is written */
+    uint64_t pwseq;         /* wseq once the slice in flight is written */
+    uint64_t *rs;           /* the first numbers of the store records that may exist, */
+    uint32_t nrs, rscap;    /* ascending (one ends where the next starts, the last at
+                               hseq) */
+    uint32_t prsdel;        /* the first prsdel of them are deleted by the batch in
+                               flight (dropped from rs once it is written) */
 } dedupe_t;
 
 #define IX_MIN 16
@@ -353,7 +361,7 @@ static void set_mem(vg_state_t *st, ent_t *e, size_t mem) {
 
 static void acct_remem(vg_state_t *st, vg_acct_t *a) {
     size_t m = al8(sizeof *a + a->e.klen) + (a->e.wspace ? vg_wstate_size(st->alay) : 0) +
-               a->dd.bcap +
+               a->dd.bcap + (size_t)a->dd.rscap * sizeof(uint64_t) +
                (size_t)a->dd.ixcap * sizeof(uint32_t) + (size_t)a->supcap * sizeof(supp_t);
     if (a->w) m += vg_wstate_mem(a->w);
     if (a->x) m += vg_acctx_mem(a->x);
@@ -375,6 +383,7 @@ static void acct_free(vg_acct_t *a) {
     free(a->sup);
     free(a->dd.ix);
     free(a->dd.b);
+    free(a->dd.rs);
     free(a);
 }
 
@@ -686,54 +695,78 @@ static int dlog_key(vg_state_t *st, const vg_acct_t *a, int with_seq, uint64_t s
     return acct_sub_key(st, a, 'd', with_seq, seq);
 }
 
-/* Adds to b the account's dedupe records not yet written and the deletes of those that
- * left the log since they were written. With `slice` (b is written later, unlocked),
- * the values that the account's wseq and wlo take once b is written are left in pwseq
- * and pwlo; without, the caller calls log_now_written after writing b, the account
- * unchanged. Returns 0 or VG_ENOMEM. */
+/* The value of a "d/" record holding several remembered events starts with this (an
+ * event time no record of one event can have), then u32 count, then each event as the
+ * record of one event is: i64 ts, u32 idlen, u32 dlen, id, decision. */
+#define DREC_GROUP INT64_MIN
+
+/* Adds to b the account's dedupe records not yet written, as one store record, and the
+ * deletes of the store records all of whose events left the log. With `slice` (b is
+ * written later, unlocked), the value that the account's wseq takes once b is written
+ * is left in pwseq; without, the caller calls log_now_written after writing b, the
+ * account unchanged. Either way log_*written drops the deleted ones from rs. Returns 0
+ * or VG_ENOMEM. */
 static int log_put(vg_state_t *st, vg_acct_t *a, vg_batch_t *b, int slice) {
     dedupe_t *d = &a->dd;
     uint64_t end = d->seq0 + d->n;
-    /* records that may be in the store and are no longer in the log: those below seq0
-     * ever put (a put in a slice still in flight, or written, counts) */
-    uint64_t dend = d->seq0 < d->hseq ? d->seq0 : d->hseq;
-    for (uint64_t q = d->wlo; q < dend; q++) {
-        if (dlog_key(st, a, 1, q)) return VG_ENOMEM;
+    uint32_t k = 0;
+    while (k < d->nrs && (k + 1 < d->nrs ? d->rs[k + 1] : d->hseq) <= d->seq0) {
+        if (dlog_key(st, a, 1, d->rs[k])) return VG_ENOMEM;
         vg_batch_delete(b, st->kbuf.p, st->kbuf.len);
+        k++;
     }
     uint64_t from = d->wseq > d->seq0 ? d->wseq : d->seq0, q = d->seq0;
-    for (uint32_t off = d->bhead; off < d->blen; off = dd_next(d, off), q++) {
-        if (q < from) continue;
-        const dd_rec_t *x = dd_rec(d, off);
+    if (from < end) {
+        if (d->nrs == d->rscap && (d->nrs == 0 || d->rs[d->nrs - 1] != from)) {
+            uint32_t nc = d->rscap ? 2 * d->rscap : 4;
+            uint64_t *nr = realloc(d->rs, nc * sizeof *nr);
+            if (!nr) return VG_ENOMEM;
+            d->rs = nr;
+            d->rscap = nc;
+            acct_remem(st, a);
+        }
         vg_buf_clear(&st->vbuf);
-        int rc = put_u64(&st->vbuf, (uint64_t)x->ts);
-        if (!rc) rc = put_u32(&st->vbuf, x->idlen);
-        if (!rc) rc = put_u32(&st->vbuf, x->dlen);   /* packed ones stay packed */
-        if (!rc) rc = vg_buf_append(&st->vbuf, x + 1, (size_t)x->idlen + DL_LEN(x->dlen));
-        if (!rc) rc = dlog_key(st, a, 1, q);
+        int rc = put_u64(&st->vbuf, (uint64_t)DREC_GROUP);
+        if (!rc) rc = put_u32(&st->vbuf, (uint32_t)(end - from));
+        for (uint32_t off = d->bhead; !rc && off < d->blen; off = dd_next(d, off), q++) {
+            if (q < from) continue;
+            const dd_rec_t *x = dd_rec(d, off);
+            rc = put_u64(&st->vbuf, (uint64_t)x->ts);
+            if (!rc) rc = put_u32(&st->vbuf, x->idlen);
+            if (!rc) rc = put_u32(&st->vbuf, x->dlen);   /* packed ones stay packed */
+            if (!rc) rc = vg_buf_append(&st->vbuf, x + 1, (size_t)x->idlen + DL_LEN(x->dlen));
+        }
+        if (!rc) rc = dlog_key(st, a, 1, from);
         if (rc) return rc;
         vg_batch_put(b, st->kbuf.p, st->kbuf.len, st->vbuf.p, st->vbuf.len);
+        /* a record given up and put again starts at the same number (its key) */
+        if (d->nrs == 0 || d->rs[d->nrs - 1] != from) d->rs[d->nrs++] = from;
     }
     if (end > d->hseq) d->hseq = end;
-    if (slice) {
-        d->pwseq = end;
-        d->pwlo = d->seq0;
-    }
+    if (slice) d->pwseq = end;
+    d->prsdel = k;
     return 0;
 }
 
-static void log_advance(dedupe_t *d, uint64_t wseq, uint64_t wlo) {
-    if (wseq > d->wseq) d->wseq = wseq;
-    if (wlo > d->wlo) d->wlo = wlo;
+/* The batch holding the account's last log_put was written: its deletes are done. */
+static void log_dels_done(dedupe_t *d) {
+    uint32_t k = d->prsdel < d->nrs ? d->prsdel : d->nrs;
+    if (k) memmove(d->rs, d->rs + k, (size_t)(d->nrs - k) * sizeof *d->rs);
+    d->nrs -= k;
+    d->prsdel = 0;
 }
 
 /* The slice holding the account's log_put was written. */
-static void log_written(vg_acct_t *a) { log_advance(&a->dd, a->dd.pwseq, a->dd.pwlo); }
+static void log_written(vg_acct_t *a) {
+    if (a->dd.pwseq > a->dd.wseq) a->dd.wseq = a->dd.pwseq;
+    log_dels_done(&a->dd);
+}
 
 /* The batch holding the account's log_put (no slice) was written, the account unchanged
  * since. */
 static void log_now_written(vg_acct_t *a) {
-    log_advance(&a->dd, a->dd.seq0 + a->dd.n, a->dd.seq0);
+    a->dd.wseq = a->dd.seq0 + a->dd.n;
+    log_dels_done(&a->dd);
 }
 
 typedef struct dload {
@@ -743,29 +776,64 @@ typedef struct dload {
     int bad;
 } dload_t;
 
-/* One stored dedupe record, in seq order: appended to the log when it is live. */
-static int dload_cb(void *ctx, const void *k, size_t kl, const void *v, size_t vl) {
-    dload_t *c = ctx;
-    const unsigned char *kp = k;
-    uint64_t q = 0;
-    for (int i = 0; i < 8; i++) q = q << 8 | kp[kl - 8 + (size_t)i];
-    if (q < c->next) return 0;   /* left the log, its delete not written (can't happen) */
-    if (q != c->next || q >= c->end) {
-        c->bad = 1;
-        return 1;
-    }
-    vg_le_rd_t r = {v, vl, 0, 0};
-    int64_t ts = (int64_t)vg_le_get(&r, 8);
-    uint32_t il = (uint32_t)vg_le_get(&r, 4), dl = (uint32_t)vg_le_get(&r, 4);
-    const char *id = vg_le_bytes(&r, (size_t)il + DL_LEN(dl));
-    if (r.bad || r.i != r.n || ((dl & DL_PACKED) && !c->st->dp.tpl)) {
-        c->bad = 1;
-        return 1;
-    }
+/* Appends one remembered event (number q) read from the store to the log when it is
+ * live. 0, 1 (corrupt) or -1 (out of memory). */
+static int dload_one(dload_t *c, uint64_t q, vg_le_rd_t *r) {
+    int64_t ts = (int64_t)vg_le_get(r, 8);
+    uint32_t il = (uint32_t)vg_le_get(r, 4), dl = (uint32_t)vg_le_get(r, 4);
+    const char *id = vg_le_bytes(r, (size_t)il + DL_LEN(dl));
+    if (r->bad || ((dl & DL_PACKED) && !c->st->dp.tpl)) return 1;
+    if (q < c->next) return 0;   /* left the log (its record holds later ones) */
+    if (q != c->next || q >= c->end) return 1;
     int rc = (dl & DL_PACKED) ? dd_append(c->d, ts, id, il, id + il, dl, (uint32_t)hash_bytes(id, il))
                               : log_entry(c->st, c->d, ts, id, il, id + il, dl);
     if (rc) return -1;
     c->next++;
+    return 0;
+}
+
+/* One stored dedupe record, in number order: one event, or several (DREC_GROUP); its
+ * live events appended to the log, its first number to rs. */
+static int dload_cb(void *ctx, const void *k, size_t kl, const void *v, size_t vl) {
+    dload_t *c = ctx;
+    dedupe_t *d = c->d;
+    const unsigned char *kp = k;
+    uint64_t q = 0;
+    for (int i = 0; i < 8; i++) q = q << 8 | kp[kl - 8 + (size_t)i];
+    if (d->nrs && q <= d->rs[d->nrs - 1]) {
+        c->bad = 1;
+        return 1;
+    }
+    if (d->nrs == d->rscap) {
+        uint32_t nc = d->rscap ? 2 * d->rscap : 4;
+        uint64_t *nr = realloc(d->rs, nc * sizeof *nr);
+        if (!nr) return -1;
+        d->rs = nr;
+        d->rscap = nc;
+    }
+    d->rs[d->nrs++] = q;
+    vg_le_rd_t r = {v, vl, 0, 0};
+    uint64_t cnt = 1;
+    if (vl >= 12 && (int64_t)vg_le_get(&r, 8) == DREC_GROUP) {
+        cnt = vg_le_get(&r, 4);
+        if (cnt == 0 || q > UINT64_MAX - cnt) {
+            c->bad = 1;
+            return 1;
+        }
+    } else {
+        r.i = 0;
+    }
+    for (uint64_t i = 0; i < cnt; i++) {
+        int rc = dload_one(c, q + i, &r);
+        if (rc) {
+            if (rc > 0) c->bad = 1;
+            return rc;
+        }
+    }
+    if (r.i != r.n) {
+        c->bad = 1;
+        return 1;
+    }
     return 0;
 }
 
@@ -859,7 +927,7 @@ static int acct_decode_d(vg_state_t *st, vg_acct_t *a, vg_le_rd_t *r, int rows_a
         return VG_ESTORE;
     }
     dedupe_t *d = &a->dd;
-    d->seq0 = d->wlo = seq0;
+    d->seq0 = seq0;
     d->wseq = d->hseq = seq0 + cnt;
     if (cnt) {
         /* the caller's record (st->vbuf) is decoded: kbuf is free for the prefix */

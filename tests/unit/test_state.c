@@ -733,9 +733,9 @@ static int store_count(vg_store_t *s, const char *prefix) {
     return n;
 }
 
-/* A checkpoint writes what changed in an account's dedupe log (one record per new
- * event, one delete per event that left the horizon), not the whole log; the store
- * holds exactly the live records, and a reloaded account finds its duplicates. */
+/* A checkpoint writes what changed in an account's dedupe log (one record for the
+ * events new since the last checkpoint, one delete per record all of whose events left
+ * the horizon), not the whole log; a reloaded account finds its duplicates. */
 static void test_dedupe_log_delta(void **state) {
     fx_t *f = *state;
     char err[256];
@@ -749,7 +749,8 @@ static void test_dedupe_log_delta(void **state) {
         assert_int_equal(event(f, st, "acc", id, T0 + i * 60000LL, 1, NULL), R_DECIDED);
     }
     assert_int_equal(vg_state_checkpoint(st, NULL, 0, 0, err, sizeof err), 0);
-    assert_int_equal(store_count(s, "d/"), 100);
+    /* the 100 events of one checkpoint: one dedupe record (d/0, events 0..99) */
+    assert_int_equal(store_count(s, "d/"), 1);
     /* one more event: the account record, one dedupe record, one record of window rows
      * (engine/state.c: WCHUNK rows each) and the layout */
     assert_int_equal(event(f, st, "acc", "e100", T0 + 100 * 60000LL, 1, NULL), R_DECIDED);
@@ -758,22 +759,24 @@ static void test_dedupe_log_delta(void **state) {
     assert_int_equal(vg_batch_count(b), 4);
     assert_int_equal(vg_store_write(s, b, 0, err, sizeof err), 0);
     vg_state_checkpoint_done(st, 1);
-    /* 25 h later: e0..e59 left the horizon (older than newest - 24 h); the windows (1 h,
-     * lateness 1 h) keep only e100 (the predecessor) and the new row: the 25 records of
-     * rows 0..99 go, the one of rows 100..103 is written */
+    /* 25 h later: e0..e59 left the horizon (older than newest - 24 h), but d/0 still
+     * holds e60..e99 and stays; the windows (1 h, lateness 1 h) keep only e100 (the
+     * predecessor) and the new row: the 25 records of rows 0..99 go, the one of rows
+     * 100..103 is written */
     assert_int_equal(event(f, st, "acc", "late1", T0 + 25 * H, 1, NULL), R_DECIDED);
     vg_batch_clear(b);
     assert_int_equal(vg_state_checkpoint_some(st, 100, b, &left), 0);
-    assert_int_equal(vg_batch_count(b), 60 + 1 + 25 + 1 + 2);
-    /* the write fails: nothing of it is lost, the next slice writes it again */
+    assert_int_equal(vg_batch_count(b), 1 + 25 + 1 + 2);
+    /* the write fails: nothing of it is lost, the next slice writes it again (its
+     * dedupe record d/101 now with late1 and late2) */
     vg_state_checkpoint_done(st, 0);
     assert_int_equal(event(f, st, "acc", "late2", T0 + 25 * H, 1, NULL), R_DECIDED);
     vg_batch_clear(b);
     assert_int_equal(vg_state_checkpoint_some(st, 100, b, &left), 0);
-    assert_int_equal(vg_batch_count(b), 60 + 2 + 25 + 1 + 2);
+    assert_int_equal(vg_batch_count(b), 1 + 25 + 1 + 2);
     assert_int_equal(vg_store_write(s, b, 0, err, sizeof err), 0);
     vg_state_checkpoint_done(st, 1);
-    assert_int_equal(store_count(s, "d/"), 41 + 2);
+    assert_int_equal(store_count(s, "d/"), 3);
     assert_int_equal(store_count(s, "w/"), 1);
     /* nothing changed: only the layout record */
     vg_batch_clear(b);
@@ -798,8 +801,98 @@ static void test_dedupe_log_delta(void **state) {
     vg_state_stats_t stats;
     vg_state_get_stats(st, &stats);
     assert_int_equal(stats.loads, 1);
+    /* e100 leaves the horizon too: d/0 (e0..e99) and d/100 (e100) go with the next
+     * checkpoint, d/101 (late1, late2) stays, d/103 (x) is added */
+    assert_int_equal(event(f, st, "acc", "x", T0 + 24 * H + 102 * 60000LL, 1, NULL), R_DECIDED);
+    assert_int_equal(vg_state_checkpoint(st, NULL, 0, 0, err, sizeof err), 0);
+    assert_int_equal(store_count(s, "d/"), 2);
+    assert_int_equal(vg_state_evict(st), 1);
+    assert_int_equal(vg_state_account(st, "acc", 3, &a), 0);
+    assert_int_equal(vg_state_find_dup(st, a, "e100", 4, &d, &dl), 0);
+    assert_int_equal(vg_state_find_dup(st, a, "late1", 5, &d, &dl), 1);
+    assert_int_equal(vg_state_find_dup(st, a, "x", 1, &d, &dl), 1);
+    /* a record that only old events left is deleted even when nothing new comes */
+    assert_int_equal(event(f, st, "acc", "y", T0 + 50 * H, 1, NULL), R_DECIDED);
+    assert_int_equal(vg_state_checkpoint(st, NULL, 0, 0, err, sizeof err), 0);
+    assert_int_equal(store_count(s, "d/"), 1);
     vg_buf_deinit(&want);
     vg_batch_free(b);
+    vg_state_free(st);
+    vg_store_close(s);
+}
+
+/* Splits every grouped dedupe record of the store into records of one event each, as
+ * stores written before 2026-12-06 hold them (i64 ts, u32 idlen, u32 dlen, bytes). */
+typedef struct split {
+    vg_batch_t *b;
+} split_t;
+
+static int split_cb(void *ctx, const void *k, size_t kl, const void *v, size_t vl) {
+    split_t *x = ctx;
+    const unsigned char *kp = k, *vp = v;
+    int64_t mark;
+    memcpy(&mark, vp, 8);   /* little endian on the machines this runs on */
+    assert_true(vl >= 12 && mark == INT64_MIN);
+    uint32_t cnt;
+    memcpy(&cnt, vp + 8, 4);
+    uint64_t q = 0;
+    for (int i = 0; i < 8; i++) q = q << 8 | kp[kl - 8 + (size_t)i];
+    vg_batch_delete(x->b, k, kl);
+    unsigned char key[256];
+    memcpy(key, k, kl);
+    size_t off = 12;
+    for (uint32_t i = 0; i < cnt; i++, q++) {
+        uint32_t il, dl;
+        memcpy(&il, vp + off + 8, 4);
+        memcpy(&dl, vp + off + 12, 4);
+        size_t n = 16 + il + (dl & 0x7fffffffu);
+        for (int j = 0; j < 8; j++) key[kl - 8 + (size_t)j] = (unsigned char)(q >> (56 - 8 * j));
+        vg_batch_put(x->b, key, kl, vp + off, n);
+        off += n;
+    }
+    assert_int_equal(off, vl);
+    return 0;
+}
+
+/* A store written before the dedupe records were grouped (one record per event) is
+ * read, and its records are deleted one by one as their events leave the horizon. */
+static void test_dedupe_old_records(void **state) {
+    fx_t *f = *state;
+    char err[256], id[16];
+    vg_store_t *s = open_store(f);
+    vg_state_t *st = new_state(f, s, 0);
+    for (int i = 0; i < 10; i++) {
+        snprintf(id, sizeof id, "e%d", i);
+        assert_int_equal(event(f, st, "old", id, T0 + i * 60000LL, 1, NULL), R_DECIDED);
+    }
+    assert_int_equal(vg_state_checkpoint(st, NULL, 0, 0, err, sizeof err), 0);
+    vg_state_free(st);
+    assert_int_equal(store_count(s, "d/"), 1);
+    split_t x = {vg_batch_new()};
+    assert_non_null(x.b);
+    assert_int_equal(vg_store_scan(s, "d/", 2, split_cb, &x), 0);
+    assert_int_equal(vg_store_write(s, x.b, 0, err, sizeof err), 0);
+    vg_batch_free(x.b);
+    assert_int_equal(store_count(s, "d/"), 10);
+
+    st = new_state(f, s, 0);
+    vg_acct_t *a;
+    const char *d;
+    size_t dl;
+    assert_int_equal(vg_state_account(st, "old", 3, &a), 0);
+    assert_int_equal(vg_state_find_dup(st, a, "e3", 2, &d, &dl), 1);
+    assert_non_null(strstr(d, "\"id\":\"e3\""));
+    /* e0..e5 leave the horizon: their six records go, one record for the new event */
+    assert_int_equal(event(f, st, "old", "n", T0 + 24 * H + 5 * 60000LL + 30000, 1, NULL),
+                     R_DECIDED);
+    assert_int_equal(vg_state_checkpoint(st, NULL, 0, 0, err, sizeof err), 0);
+    assert_int_equal(store_count(s, "d/"), 4 + 1);
+    vg_state_free(st);
+    st = new_state(f, s, 0);
+    assert_int_equal(vg_state_account(st, "old", 3, &a), 0);
+    assert_int_equal(vg_state_find_dup(st, a, "e5", 2, &d, &dl), 0);
+    assert_int_equal(vg_state_find_dup(st, a, "e6", 2, &d, &dl), 1);
+    assert_int_equal(vg_state_find_dup(st, a, "n", 1, &d, &dl), 1);
     vg_state_free(st);
     vg_store_close(s);
 }
@@ -816,6 +909,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_checkpoint_some_identical, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_consistent_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dirty_never_evicted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dedupe_old_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_layout_mismatch_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dedupe_log_delta, setup, teardown),
     };
