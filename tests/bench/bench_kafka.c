@@ -7,7 +7,7 @@
  *
  * --conf passes a librdkafka setting to vigil's clients (as serve's `--kafka-conf`
  * would); --client-conf one to the benchmark's own load producer and readers, after
- * their defaults (linger.ms 5, fetch.wait.max.ms 5).
+ * their defaults (linger.ms 5, fetch.wait.max.ms 2).
  *
  * With no --brokers, librdkafka's mock cluster runs in this process (the broker, the
  * load and vigil then share the machine). Steps:
@@ -84,7 +84,8 @@ static rd_kafka_t *client(rd_kafka_type_t type, const char *brokers, const char 
         rd_kafka_conf_set(c, "group.id", group, e, sizeof(e));
         rd_kafka_conf_set(c, "auto.offset.reset", "earliest", e, sizeof(e));
         rd_kafka_conf_set(c, "enable.auto.commit", "false", e, sizeof(e));
-        rd_kafka_conf_set(c, "fetch.wait.max.ms", "5", e, sizeof(e));
+        /* as vigil's: the mock broker holds an empty fetch for all of it */
+        rd_kafka_conf_set(c, "fetch.wait.max.ms", "2", e, sizeof(e));
     }
     for (int i = 0; i < nclient_conf; i++) {
         char name[256];
