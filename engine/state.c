@@ -1632,6 +1632,31 @@ int vg_state_checkpoint(vg_state_t *st, const vg_kv_t *meta, int n_meta, int syn
 
 /* ---- incremental checkpoints (vg_state_checkpoint_some / _done) --------------------- */
 
+/* Copies the k entries changed longest ago (st->dirty is in the order entries became
+ * dirty) into st->pend, in store-key order. 0 or VG_ENOMEM (nothing taken). */
+static int take_pend(vg_state_t *st, size_t k) {
+    if (k > st->pcap) {
+        ent_t **np = realloc(st->pend, k * sizeof *np);
+        if (!np) return VG_ENOMEM;
+        st->pend = np;
+        st->pcap = k;
+    }
+    if (k) memcpy(st->pend, st->dirty, k * sizeof *st->pend);
+    if (k > 1) qsort(st->pend, k, sizeof *st->pend, cmp_storekey);
+    return 0;
+}
+
+/* The records a slice or snapshot carries besides its entries: the layout, and the
+ * decision template until one written holds it. */
+static void put_slice_meta(vg_state_t *st, vg_batch_t *b) {
+    vg_batch_put(b, "m/layout", 8, st->layout.p, st->layout.len);
+    st->dtpl_pend = 0;
+    if (st->dp.tpl && !st->dtpl_saved) {
+        vg_batch_put(b, "m/dtpl", 6, st->dp.tpl, st->dp.tlen);
+        st->dtpl_pend = 1;
+    }
+}
+
 int vg_state_checkpoint_some(vg_state_t *st, size_t max_records, vg_batch_t *b,
                              size_t *left) {
     *left = 0;
@@ -1640,16 +1665,7 @@ int vg_state_checkpoint_some(vg_state_t *st, size_t max_records, vg_batch_t *b,
     /* after a ruleset swap the whole state is one slice: the store must never hold a
      * mix of layouts */
     size_t k = st->ndirty < max_records || st->swap_pending ? st->ndirty : max_records;
-    if (k > st->pcap) {
-        ent_t **np = realloc(st->pend, k * sizeof *np);
-        if (!np) return VG_ENOMEM;
-        st->pend = np;
-        st->pcap = k;
-    }
-    /* the k changed longest ago (st->dirty is in the order entries became dirty),
-     * encoded in store-key order (a sorted batch is inserted faster) */
-    if (k) memcpy(st->pend, st->dirty, k * sizeof *st->pend);
-    if (k > 1) qsort(st->pend, k, sizeof *st->pend, cmp_storekey);
+    if (take_pend(st, k)) return VG_ENOMEM;
     int rc = 0;
     st->swap_inflight = st->swap_pending;
     if (st->swap_pending) put_dels(st, b);
@@ -1658,12 +1674,7 @@ int vg_state_checkpoint_some(vg_state_t *st, size_t max_records, vg_batch_t *b,
         st->swap_inflight = 0;
         return rc;
     }   /* the caller clears its batch; nothing changed here */
-    vg_batch_put(b, "m/layout", 8, st->layout.p, st->layout.len);
-    st->dtpl_pend = 0;
-    if (st->dp.tpl && !st->dtpl_saved) {
-        vg_batch_put(b, "m/dtpl", 6, st->dp.tpl, st->dp.tlen);
-        st->dtpl_pend = 1;
-    }
+    put_slice_meta(st, b);
     if (st->ndirty > k) memmove(st->dirty, st->dirty + k, (st->ndirty - k) * sizeof *st->dirty);
     st->ndirty -= k;
     for (size_t i = 0; i < k; i++) {
@@ -1721,24 +1732,10 @@ int vg_state_snapshot_begin(vg_state_t *st, vg_batch_t *b, size_t *left) {
     if (!st->store) return 0;
     if (st->npend) vg_state_checkpoint_done(st, 0);   /* a forgotten one: given up */
     size_t k = st->ndirty;
-    if (k > st->pcap) {
-        ent_t **np = realloc(st->pend, k * sizeof *np);
-        if (!np) return VG_ENOMEM;
-        st->pend = np;
-        st->pcap = k;
-    }
-    /* the cut, in store-key order (the steps encode in that order: a sorted batch is
-     * inserted faster) */
-    if (k) memcpy(st->pend, st->dirty, k * sizeof *st->pend);
-    if (k > 1) qsort(st->pend, k, sizeof *st->pend, cmp_storekey);
+    if (take_pend(st, k)) return VG_ENOMEM;   /* the cut; the steps encode in its order */
     st->swap_inflight = st->swap_pending;
     if (st->swap_pending) put_dels(st, b);
-    vg_batch_put(b, "m/layout", 8, st->layout.p, st->layout.len);
-    st->dtpl_pend = 0;
-    if (st->dp.tpl && !st->dtpl_saved) {
-        vg_batch_put(b, "m/dtpl", 6, st->dp.tpl, st->dp.tlen);
-        st->dtpl_pend = 1;
-    }
+    put_slice_meta(st, b);
     for (size_t i = 0; i < k; i++) {
         ent_t *e = st->pend[i];
         e->dirty = 0;

@@ -80,17 +80,21 @@ static keys_t wait_for(vg_ctl_t *c, const char *prefix, int want) {
     return x;
 }
 
+/* Enqueues records from .. to-1 of `acct`, written behind. */
+static void put_later(vg_ctl_t *c, const char *acct, int from, int to) {
+    char k[32];
+    for (int i = from; i < to; i++) {
+        key_of(k, acct, i);
+        vg_ctl_op_t op = {k, strlen(k), "v", 1};
+        vg_ctl_write_later(c, &op, 1);
+    }
+}
+
 static void test_trim_keeps_newest(void **state) {
     fx_t *f = *state;
     char k[32];
-    for (int i = 0; i < 30; i++) {
-        key_of(k, "a", i);
-        vg_ctl_op_t op = {k, strlen(k), "v", 1};
-        vg_ctl_write_later(f->c, &op, 1);
-        key_of(k, "b", i);
-        op.klen = strlen(k);
-        vg_ctl_write_later(f->c, &op, 1);
-    }
+    put_later(f->c, "a", 0, 30);
+    put_later(f->c, "b", 0, 30);
     vg_ctl_trim_later(f->c, "D/a/", 4, 10);
     keys_t x = wait_for(f->c, "D/a/", 10);
     assert_int_equal(x.n, 10);
@@ -102,11 +106,7 @@ static void test_trim_keeps_newest(void **state) {
     x = wait_for(f->c, "D/b/", 30);
     assert_int_equal(x.n, 30);
     /* a trim right after more writes keeps the newest of them too */
-    for (int i = 30; i < 40; i++) {
-        key_of(k, "a", i);
-        vg_ctl_op_t op = {k, strlen(k), "v", 1};
-        vg_ctl_write_later(f->c, &op, 1);
-    }
+    put_later(f->c, "a", 30, 40);
     vg_ctl_trim_later(f->c, "D/a/", 4, 3);
     x = wait_for(f->c, "D/a/", 3);
     assert_int_equal(x.n, 3);
@@ -120,11 +120,7 @@ static void test_trim_keeps_newest(void **state) {
 static void test_trim_bounded(void **state) {
     fx_t *f = *state;
     char k[32];
-    for (int i = 0; i < 100; i++) {
-        key_of(k, "c", i);
-        vg_ctl_op_t op = {k, strlen(k), "v", 1};
-        vg_ctl_write_later(f->c, &op, 1);
-    }
+    put_later(f->c, "c", 0, 100);
     vg_ctl_trim_later(f->c, "D/c/", 4, 1);
     keys_t x = wait_for(f->c, "D/c/", 100 - 64);
     assert_int_equal(x.n, 100 - 64);
