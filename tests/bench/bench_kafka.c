@@ -268,13 +268,26 @@ int main(int argc, char **argv) {
     }
     vg_kafka_stats_t st;
     int64_t v0 = 0, vc0 = cpu_us();
+    int64_t tl_last = 0;
+    uint64_t tl_msgs = 0;
+    int tl = getenv("BENCH_KAFKA_TIMELINE") != NULL;
+    if (tl)
+        printf("timeline, end to end: in each 100 ms, messages processed/partitions owned/"
+               "checkpoints so far/backpressure waits so far:\n");
     for (;;) {
         vg_kafka_get_stats(k, &st);
-        if (!v0 && st.messages > 0) v0 = now_us();
+        if (!v0 && st.messages > 0) v0 = tl_last = now_us();
+        if (tl && v0 && now_us() - tl_last >= 100000) {
+            printf("%6" PRIu64 "/%u/%" PRIu64 "/%" PRIu64 " ", st.messages - tl_msgs, st.partitions,
+                   st.checkpoints, st.backpressure);
+            tl_msgs = st.messages;
+            tl_last += 100000;
+        }
         if ((long)st.messages >= events && st.alerts_acked >= st.alerts) break;
         if (vg_kafka_failed(k)) return 1;
         usleep(1000);
     }
+    if (tl) printf("\n");
     double e2e_s = (double)(now_us() - v0) / 1e6;
     double e2e_rate = (double)events / e2e_s;
     printf("vigil end to end:  %9.0f events/s (%.2f s from the first message; %" PRIu64
@@ -307,7 +320,8 @@ int main(int argc, char **argv) {
             rd_kafka_message_destroy(msgs[j]);
         }
     }
-    /* BENCH_KAFKA_TIMELINE=1: the worst latency of each 100 ms of sending */
+    /* BENCH_KAFKA_TIMELINE=1: the worst latency of each 100 ms of sending (and, in step
+     * 3, the messages processed in each 100 ms) */
     int timeline = getenv("BENCH_KAFKA_TIMELINE") != NULL;
     static int64_t tl_max[1000];
     int64_t start = now_us();
