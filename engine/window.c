@@ -522,6 +522,20 @@ vg_wlayout_t *vg_wlayout_new_specs(const vg_spec_t *specs, const int *spec_index
     }
     l->rw = off;
     l->fp = fp;
+    l->ix = malloc(((size_t)n * 4 + 1) * sizeof *l->ix);
+    if (!l->ix) goto err;
+    l->ix_win = l->ix;
+    l->ix_ds = l->ix_win + n;
+    l->ix_prev = l->ix_ds + n;
+    l->ix_sess = l->ix_prev + n;
+    int np = 0, ns = 0;
+    for (int i = 0; i < n; i++) {
+        int k = l->s[i].kind;
+        if (kind_windowed(k)) l->ix_win[l->nwin++] = i;
+        if (kind_minmax(k) || kind_hashed(k)) l->ix_ds[l->nds++] = i;
+        if (k == VG_SPEC_PREV) l->ix_prev[np++] = i;
+        if (kind_session(k)) l->ix_sess[ns++] = i;
+    }
     /* frontier states: the small kinds first, then sum/avg/stddev (full size), and
      * room for a whole sstate_t after the last one, so that no access through an
      * sstate_t pointer can leave the block */
@@ -568,6 +582,7 @@ out:
 void vg_wlayout_free(vg_wlayout_t *l) {
     if (!l) return;
     if (l->prog) vg_prog_unref(l->prog);
+    free(l->ix);
     free(l->s);
     free(l);
 }
@@ -659,11 +674,10 @@ size_t vg_wstate_mem(const vg_wstate_t *w) {
     const vg_wlayout_t *l = w->lay;
     size_t m = (w->embedded ? 0 : vg_wstate_size(l)) + w->sb_cap;
     if (w->tmp) m += (size_t)w->rw * sizeof(word_t);
-    for (int i = 0; i < l->n; i++) {
-        const lspec_t *s = &l->s[i];
+    for (int j = 0; j < l->nds; j++) {
+        const lspec_t *s = &l->s[l->ix_ds[j]];
         if (kind_minmax(s->kind)) m += (size_t)wss(w, s)->dq.cap * sizeof(int64_t);
-        if (kind_hashed(s->kind))
-            m += (size_t)wss(w, s)->ht.cap * (sizeof(uint64_t) + sizeof(uint32_t));
+        else m += (size_t)wss(w, s)->ht.cap * (sizeof(uint64_t) + sizeof(uint32_t));
     }
     return m + w->cap * (size_t)w->rw * sizeof(word_t);
 }
@@ -912,10 +926,8 @@ static void build_row(const vg_wlayout_t *l, int64_t ts, const vg_spec_input_t *
 /* Copies the event's prev strings into the (reserved) byte store. */
 static void store_strings(vg_wstate_t *w, const vg_wlayout_t *l, const vg_spec_input_t *in,
                           word_t *r) {
-    if (!l->nprev) return;
-    for (int i = 0; i < l->n; i++) {
-        const lspec_t *s = &l->s[i];
-        if (s->kind != VG_SPEC_PREV) continue;
+    for (int j = 0; j < l->nprev; j++) {
+        const lspec_t *s = &l->s[l->ix_prev[j]];
         word_t *q = r + s->off;
         if (!type_is_str(prev_type(q))) continue;
         uint32_t len = prev_len(q);
@@ -1031,9 +1043,8 @@ static int64_t count_hash(const vg_wstate_t *w, const vg_wlayout_t *l, const lsp
 static void inorder_update(vg_wstate_t *w, const vg_wlayout_t *l, vg_value_t *vals) {
     int64_t end = w->first + (int64_t)w->n, pos = end - 1, ts = w->newest;
     const word_t *r = wrow(w, l, pos);
-    for (int i = 0; i < l->n; i++) {
-        const lspec_t *s = &l->s[i];
-        if (s->soff < 0) continue;
+    for (int j = 0; j < l->nwin; j++) {
+        const lspec_t *s = &l->s[l->ix_win[j]];
         sstate_t *ss = wss(w, s);
         int64_t cut = sat_sub(ts, s->w);
         while (wrow(w, l, ss->L)[0].i < cut) {
@@ -1197,9 +1208,8 @@ static void late_insert(vg_wstate_t *w, const vg_wlayout_t *l, int64_t k, const 
  * still give the same values: a structure built is a function of the rows). */
 static int reserve_frontiers(vg_wstate_t *w, const vg_wlayout_t *l) {
     int64_t end = w->first + (int64_t)w->n;
-    for (int i = 0; i < l->n; i++) {
-        const lspec_t *s = &l->s[i];
-        if (!kind_minmax(s->kind) && !kind_hashed(s->kind)) continue;
+    for (int j = 0; j < l->nds; j++) {
+        const lspec_t *s = &l->s[l->ix_ds[j]];
         sstate_t *ss = wss(w, s);
         int built = kind_minmax(s->kind) ? ss->dq.cap != 0 : ss->ht.cap != 0;
         if (!built) {
@@ -1215,11 +1225,12 @@ static int reserve_frontiers(vg_wstate_t *w, const vg_wlayout_t *l) {
 /* Drops the deques and tables of frontiers that became small. Can't fail. */
 static void drop_small(vg_wstate_t *w, const vg_wlayout_t *l) {
     int64_t end = w->first + (int64_t)w->n;
-    for (int i = 0; i < l->n; i++) {
-        const lspec_t *s = &l->s[i];
-        if (!kind_minmax(s->kind) && !kind_hashed(s->kind)) continue;
+    for (int j = 0; j < l->nds; j++) {
+        const lspec_t *s = &l->s[l->ix_ds[j]];
         sstate_t *ss = wss(w, s);
-        if (end - ss->L <= SMALL_DROP) ss_drop(ss, s->kind);
+        /* (a count spec's state has no deque or table member: never read here) */
+        if (end - ss->L <= SMALL_DROP && (kind_minmax(s->kind) ? ss->dq.cap : ss->ht.cap))
+            ss_drop(ss, s->kind);
     }
 }
 
@@ -1231,10 +1242,10 @@ int vg_wstate_add(vg_wstate_t *w, const vg_wlayout_t *l, int64_t ts,
     }
     int late = w->n > 0 && ts < w->newest;
     size_t sbytes = 0;
-    if (l->nprev)
-        for (int i = 0; i < l->n; i++)
-            if (l->s[i].kind == VG_SPEC_PREV && type_is_str(in[l->s[i].pidx].x.type))
-                sbytes += in[l->s[i].pidx].x.u.s.len;
+    for (int j = 0; j < l->nprev; j++) {
+        const vg_value_t *x = &in[l->s[l->ix_prev[j]].pidx].x;
+        if (type_is_str(x->type)) sbytes += x->u.s.len;
+    }
     /* every allocation first: an error leaves the state unchanged */
     word_t stackrow[STACK_ROW_WORDS];
     word_t *nr = stackrow;
@@ -1265,14 +1276,14 @@ int vg_wstate_add(vg_wstate_t *w, const vg_wlayout_t *l, int64_t ts,
         inorder_update(w, l, vals);
     }
     const word_t *r = wrow(w, l, k), *pred = k > w->first ? wrow(w, l, k - 1) : NULL;
-    if (l->nsess || l->nprev)
-        for (int i = 0; i < l->n; i++) {
-            const lspec_t *s = &l->s[i];
-            if (kind_session(s->kind))
-                vals[s->pidx] = sess_value(s, r);
-            else if (s->kind == VG_SPEC_PREV)
-                vals[s->pidx] = prev_value(w, s, pred);
-        }
+    for (int j = 0; j < l->nsess; j++) {
+        const lspec_t *s = &l->s[l->ix_sess[j]];
+        vals[s->pidx] = sess_value(s, r);
+    }
+    for (int j = 0; j < l->nprev; j++) {
+        const lspec_t *s = &l->s[l->ix_prev[j]];
+        vals[s->pidx] = prev_value(w, s, pred);
+    }
     if (!late) retain(w, l);
     drop_small(w, l);
     return 0;

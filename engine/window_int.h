@@ -42,6 +42,12 @@ struct vg_wlayout {
     int rw;                /* words per row: ts, flag words, slots */
     int nprev;             /* number of prev specs */
     int nsess;             /* number of session specs */
+    /* the specs of each kind of per-event work, so that an add visits only those
+     * (indexes into s, in order; one allocation, `ix`): windowed (frontier state),
+     * min/max/distinct/seen (a deque or table), prev, session */
+    int *ix;
+    int *ix_win, *ix_ds, *ix_prev, *ix_sess;
+    int nwin, nds;
     int64_t maxw;          /* longest aggregate/seen window */
     int64_t lateness;
     uint64_t fp;
