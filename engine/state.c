@@ -1220,9 +1220,14 @@ int vg_state_account(vg_state_t *st, const char *account, size_t len, vg_acct_t 
 #define PREFETCH(p) ((void)(p))
 #endif
 
+uint64_t vg_state_hash(const char *account, size_t len) { return hash_bytes(account, len); }
+
 void vg_state_prefetch(const vg_state_t *st, const char *account, size_t len, int stage) {
     if (len > UINT32_MAX) return;
-    uint64_t h = hash_bytes(account, len);
+    vg_state_prefetch_hashed(st, hash_bytes(account, len), stage);
+}
+
+void vg_state_prefetch_hashed(const vg_state_t *st, uint64_t h, int stage) {
     const htab_t *t = &st->accts;
     size_t m = t->cap - 1, i = h & m;
     if (stage <= 0) {

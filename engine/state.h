@@ -81,6 +81,11 @@ int vg_state_account(vg_state_t *st, const char *account, size_t len, vg_acct_t 
  * its dedupe log and window rows. Call the stages some events apart, in order. Changes
  * nothing, allocates nothing; can't fail. */
 void vg_state_prefetch(const vg_state_t *st, const char *account, size_t len, int stage);
+/* The same with the account's hash given (vg_state_hash), so that the stages of one
+ * account hash it once. Can't fail. */
+void vg_state_prefetch_hashed(const vg_state_t *st, uint64_t hash, int stage);
+/* The hash of an account name in the state's tables. Can't fail. */
+uint64_t vg_state_hash(const char *account, size_t len);
 
 /* Time of the account's newest accepted event, INT64_MIN when none. */
 int64_t vg_state_newest(const vg_acct_t *a);
