@@ -475,8 +475,9 @@ static int dd_append(dedupe_t *d, int64_t ts, const char *id, uint32_t idlen,
     if (d->blen + (uint64_t)need > d->bcap && d->bhead > 0) dd_compact(d);
     if (d->blen + (uint64_t)need > d->bcap) {
         /* the first block fits the record exactly (most accounts keep one), then the
-         * buffer grows by half */
-        uint64_t nc = d->bcap + (uint64_t)d->bcap / 2;
+         * buffer doubles (growing by half, a log of a few records was reallocated at
+         * almost every append until its first compaction) */
+        uint64_t nc = 2 * (uint64_t)d->bcap;
         if (nc < (uint64_t)d->blen + need) nc = (uint64_t)d->blen + need;
         nc = (nc + 15) & ~(uint64_t)15;
         if (nc > UINT32_MAX / 2) return VG_ENOMEM;

@@ -21,8 +21,8 @@
  * frontier's extreme lies after the late event. Memory: the retained rows (8 bytes per
  * word: 1 + 1 flag word per 64 count specs + 1 per sum/avg/min/max/stddev/distinct/seen,
  * 2 per prev, 5 per session_sum, 2 per other session gap (session specs of one gap
- * share their run); the array grows by half,
- * from 2 rows), plus prev() string bytes, plus one block per state of ~100 bytes and
+ * share their run); the array grows from 4 rows,
+ * doubling up to 16, then by half), plus prev() string bytes, plus one block per state of ~100 bytes and
  * 24 (count), 40 (min/max/distinct/seen) or 72 (sum/avg/stddev) bytes per windowed
  * spec, plus, once a window holds more than 8 rows, per min/max spec a deque and per
  * distinct/seen spec a hash table of the window (smaller windows are scanned).
