@@ -30,6 +30,8 @@ typedef struct vg_dpack {
     char *tpl;                               /* NULL until a template is set */
     uint32_t tlen;
     uint16_t tbl[1u << VG_DPACK_HASH_BITS];  /* 4-byte hash -> template offset + 1 */
+    uint16_t *sync;                          /* tlen + 1 entries: the first offset >= i
+                                                of a JSON structural byte, or tlen */
 } vg_dpack_t;
 
 /* Initialises without a template (packing then copies). Can't fail. */
