@@ -346,10 +346,15 @@ static void acct_remem(vg_state_t *st, vg_acct_t *a) {
     set_mem(st, &a->e, m);
 }
 
+/* The room for a new key's window state and first rows (vg_wstate_init_rows_at). */
+static size_t key_wspace(const vg_wlayout_t *lay) {
+    return vg_wstate_size(lay) + vg_wstate_inline_rows(lay) * vg_wlayout_row_bytes(lay);
+}
+
 static void key_remem(vg_state_t *st, kstate_t *k) {
     size_t m = al8(sizeof *k + k->e.klen) +
-               (k->e.wspace ? vg_wstate_size(st->groups[(uint8_t)k->kb[0] << 8 |
-                                                        (uint8_t)k->kb[1]].lay)
+               (k->e.wspace ? key_wspace(st->groups[(uint8_t)k->kb[0] << 8 |
+                                                   (uint8_t)k->kb[1]].lay)
                             : 0);
     if (k->w) m += vg_wstate_mem(k->w);
     set_mem(st, &k->e, m);
@@ -1308,8 +1313,9 @@ static int key_get(vg_state_t *st, int g, kstate_t **out) {
     int rc = VG_ENOTFOUND;
     if (st->store && st->key_maybe_stored) rc = vg_store_get(st->store, st->kbuf.p,
                                                              st->kbuf.len, &st->vbuf);
-    /* a new key's window state shares its allocation; a loaded one is decoded apart */
-    size_t wsize = rc == VG_ENOTFOUND ? vg_wstate_size(lay) : 0;
+    /* a new key's window state and its first rows share its allocation; a loaded one
+     * is decoded apart */
+    size_t wsize = rc == VG_ENOTFOUND ? key_wspace(lay) : 0;
     kstate_t *k = calloc(1, al8(sizeof *k + kl) + wsize);
     if (!k) return VG_ENOMEM;
     memcpy(k->kb, kb, kl);
@@ -1331,7 +1337,8 @@ static int key_get(vg_state_t *st, int g, kstate_t **out) {
         }
     }
     if (rc == VG_ENOTFOUND) {
-        k->w = vg_wstate_init_at(ent_wspace(&k->e, sizeof *k), lay);
+        k->w = vg_wstate_init_rows_at(ent_wspace(&k->e, sizeof *k), lay,
+                                      vg_wstate_inline_rows(lay));
         rc = 0;
     }
     if (!rc) rc = add_entry(st, &st->keys, &k->e);

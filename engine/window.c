@@ -612,6 +612,23 @@ vg_wstate_t *vg_wstate_init_at(void *mem, const vg_wlayout_t *l) {
     return w;
 }
 
+size_t vg_wlayout_row_bytes(const vg_wlayout_t *l) { return (size_t)l->rw * sizeof(word_t); }
+
+size_t vg_wstate_inline_rows(const vg_wlayout_t *l) {
+    size_t n = 64 / ((size_t)l->rw * sizeof(word_t));
+    return n < 2 ? 0 : n > 4 ? 4 : n;
+}
+
+vg_wstate_t *vg_wstate_init_rows_at(void *mem, const vg_wlayout_t *l, size_t nrows) {
+    vg_wstate_t *w = vg_wstate_init_at(mem, l);
+    if (nrows) {
+        w->rows = (word_t *)(void *)((char *)mem + vg_wstate_size(l));
+        w->cap = nrows;
+        w->rows_inline = 1;
+    }
+    return w;
+}
+
 vg_wstate_t *vg_wstate_new(const vg_wlayout_t *l) {
     vg_wstate_t *w = calloc(1, vg_wstate_size(l));
     return w ? init(w, l) : NULL;
@@ -634,7 +651,7 @@ void vg_wstate_free(vg_wstate_t *w) {
     for (int i = 0; i < l->n; i++)
         if (l->s[i].soff >= 0) ss_drop(wss(w, &l->s[i]), l->s[i].kind);
     free(w->tmp);
-    free(w->rows);
+    if (!w->rows_inline) free(w->rows);
     free(w->sb);
     if (!w->embedded) free(w);
 }
@@ -679,14 +696,14 @@ size_t vg_wstate_mem(const vg_wstate_t *w) {
         if (kind_minmax(s->kind)) m += (size_t)wss(w, s)->dq.cap * sizeof(int64_t);
         else m += (size_t)wss(w, s)->ht.cap * (sizeof(uint64_t) + sizeof(uint32_t));
     }
-    return m + w->cap * (size_t)w->rw * sizeof(word_t);
+    return m + (w->rows_inline ? 0 : w->cap * (size_t)w->rw * sizeof(word_t));
 }
 
 /* ---- the log ---- */
 
 int vg_wstate_reserve_rows(vg_wstate_t *w, const vg_wlayout_t *l, size_t extra) {
     size_t rw = (size_t)l->rw, need = w->n + extra;
-    if (w->cap > 64 && need * 8 <= w->cap) {   /* much too large: halve (may fail) */
+    if (w->cap > 64 && need * 8 <= w->cap && !w->rows_inline) {   /* much too large: halve (may fail) */
         memmove(w->rows, w->rows + w->head * rw, w->n * rw * sizeof(word_t));
         w->head = 0;
         word_t *r = realloc(w->rows, w->cap / 2 * rw * sizeof(word_t));
@@ -708,6 +725,16 @@ int vg_wstate_reserve_rows(vg_wstate_t *w, const vg_wlayout_t *l, size_t extra) 
     size_t nc = w->cap < 4 ? 4 : w->cap < 16 ? 2 * w->cap : w->cap + w->cap / 2;
     if (nc < need) nc = need;
     if (nc > SIZE_MAX / (rw * sizeof(word_t))) return VG_ENOMEM;
+    if (w->rows_inline) {   /* out of the caller's block */
+        word_t *r = malloc(nc * rw * sizeof(word_t));
+        if (!r) return VG_ENOMEM;
+        memcpy(r, w->rows + w->head * rw, w->n * rw * sizeof(word_t));
+        w->rows = r;
+        w->cap = nc;
+        w->head = 0;
+        w->rows_inline = 0;
+        return 0;
+    }
     if (w->head) {   /* the live rows to the front first, so that realloc copies them */
         memmove(w->rows, w->rows + w->head * rw, w->n * rw * sizeof(word_t));
         w->head = 0;

@@ -112,6 +112,8 @@ struct vg_wstate {
     char *sb;              /* prev() string bytes; rows hold offsets */
     size_t sb_len, sb_cap, sb_dead;
     int embedded;          /* in a caller's block (vg_wstate_init_at): not freed */
+    int rows_inline;       /* rows in the caller's block (vg_wstate_init_rows_at): not
+                              freed, not reallocated, not counted by vg_wstate_mem */
     int rw;                /* words per row (of the layout) */
     int dirty;             /* rows from position dfrom on changed since vg_wstate_clean */
     int64_t dfrom;
