@@ -76,6 +76,12 @@
 #define DEFAULT_LATENESS_MS (3600LL * 1000)
 #define DEFAULT_HORIZON_MS (24LL * 3600 * 1000)
 
+#if defined(__GNUC__)
+#define PREFETCH(p) __builtin_prefetch(p)
+#else
+#define PREFETCH(p) ((void)(p))
+#endif
+
 /* ---- entries, hash tables, LRU ------------------------------------------------ */
 
 typedef struct ent ent_t;
@@ -1220,11 +1226,6 @@ int vg_state_account(vg_state_t *st, const char *account, size_t len, vg_acct_t 
     return 0;
 }
 
-#if defined(__GNUC__)
-#define PREFETCH(p) __builtin_prefetch(p)
-#else
-#define PREFETCH(p) ((void)(p))
-#endif
 
 uint64_t vg_state_hash(const char *account, size_t len) { return hash_bytes(account, len); }
 
@@ -1353,6 +1354,15 @@ static int key_get(vg_state_t *st, int g, kstate_t **out) {
 
 int vg_state_apply(vg_state_t *st, vg_acct_t *a, int64_t ts, const vg_spec_input_t *in,
                    vg_value_t *spec_vals, vg_arena_t *scratch) {
+    /* the by-keys' table slots are fetched while the account's windows are updated
+     * (a key is looked up right after: its slot is then in cache) */
+    for (int g = 0; g < st->ngroups && g < 8; g++) {
+        const group_t *gr = &st->groups[g];
+        if (gr->nspecs == 0 || in[gr->specs[0]].key.type == VG_T_NULL) continue;
+        if (key_store_key(st, g, &in[gr->specs[0]].key)) break;
+        uint64_t h = hash_bytes(st->kbuf.p + 2, st->kbuf.len - 2);
+        PREFETCH(&st->keys.slot[h & (st->keys.cap - 1)]);
+    }
     int rc = mark_dirty(st, &a->e);
     if (rc) return rc;
     if (st->a_nspecs > 0) {
