@@ -196,6 +196,8 @@ struct vg_state {
     uint64_t loads, key_loads, evictions;
     int acct_maybe_stored, key_maybe_stored;
     vg_buf_t kbuf, vbuf, layout;
+    int apf_lines;          /* cache lines of a new account's block (name of 16 bytes),
+                               at most 16: what vg_state_prefetch stage 1 fetches */
     vg_dpack_t dp;          /* decision template, the first decision line of 64+ bytes */
     int dtpl_saved;         /* "m/dtpl" is in the store */
     vg_buf_t pbuf, ubuf;    /* packed / unpacked decision scratch */
@@ -1070,6 +1072,11 @@ nomem:
     return VG_ENOMEM;
 }
 
+static void set_apf_lines(vg_state_t *st) {
+    size_t b = al8(sizeof(vg_acct_t) + 16) + (st->a_nspecs > 0 ? vg_wstate_size(st->alay) : 0);
+    st->apf_lines = b / 64 + 1 > 16 ? 16 : (int)(b / 64 + 1);
+}
+
 vg_state_t *vg_state_new(vg_program_t *p, const vg_state_opts_t *o, char *errbuf,
                          size_t errlen) {
     vg_state_t *st = calloc(1, sizeof *st);
@@ -1099,6 +1106,7 @@ vg_state_t *vg_state_new(vg_program_t *p, const vg_state_opts_t *o, char *errbuf
     st->a_nspecs = ls.a_nspecs;
     st->ngroups = ls.ngroups;
     st->groups = ls.groups;
+    set_apf_lines(st);
     vg_buf_deinit(&st->layout);
     st->layout = ls.layout;
     vg_buf_t *L = &st->layout;
@@ -1248,7 +1256,8 @@ void vg_state_prefetch_hashed(const vg_state_t *st, uint64_t h, int stage) {
     }
     const ent_t *e = t->slot[i].e;
     if (stage == 1) {
-        for (int k = 0; k < 4; k++) PREFETCH((const char *)e + 64 * k);
+        /* the account and its embedded window state (stage 2 reads both) */
+        for (int k = 0; k < st->apf_lines; k++) PREFETCH((const char *)e + 64 * k);
         return;
     }
     if (e->is_key) return;
@@ -1883,6 +1892,7 @@ int vg_state_set_program(vg_state_t *st, vg_program_t *p, const vg_acctx_layout_
     st->ngroups = ls.ngroups;
     st->groups = ls.groups;
     st->layout = ls.layout;
+    set_apf_lines(st);
     st->has_x = acctx != NULL;
     if (acctx) st->xlay = *acctx;
     vg_prog_ref(p);

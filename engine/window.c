@@ -677,11 +677,21 @@ void vg_wstate_set_dirty(vg_wstate_t *w, int64_t from) {
 void vg_wstate_prefetch(const vg_wstate_t *w) {
 #if defined(__GNUC__)
     if (!w->n) return;
+    const vg_wlayout_t *l = w->lay;
     const char *r = (const char *)(w->rows + (w->head + w->n - 1) * (size_t)w->rw);
     __builtin_prefetch(r);
     __builtin_prefetch(r + 64);
     __builtin_prefetch(r + 128);
+    if (w->head + w->n < w->cap) __builtin_prefetch(r + 8 * w->rw + 64);   /* the next row */
     if (w->n > 1) __builtin_prefetch(w->rows + w->head * (size_t)w->rw);
+    /* the first row of each window (an add reads it to move the window on) */
+    int64_t last = -1;
+    for (int j = 0; j < l->nwin; j++) {
+        int64_t L = wss(w, &l->s[l->ix_win[j]])->L;
+        if (L == last || L < w->first || L >= w->first + (int64_t)w->n) continue;
+        __builtin_prefetch(wrow(w, l, L));
+        last = L;
+    }
 #else
     (void)w;
 #endif
