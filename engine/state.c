@@ -126,7 +126,14 @@ typedef struct dedupe {
     uint64_t hseq;          /* no record from hseq on was ever put in a batch */
     uint64_t wlo;           /* records below wlo are known deleted from the store */
     uint64_t pwseq, pwlo;   /* wseq and wlo once the slice in flight is written */
+    /* kept in the account, so that the common event (a new id, nothing expiring)
+     * touches no record: the id hash of record number q (seq0 <= q < seq0 + n) is
+     * hh[q % DD_HH] when n <= DD_HH; ts0 is the time of record seq0 when n > 0 */
+    uint32_t hh[16];
+    int64_t ts0;
 } dedupe_t;
+
+#define DD_HH 16   /* = IX_MIN: a log without an index is answered from hh */
 
 #define IX_MIN 16
 
@@ -472,12 +479,14 @@ static void dd_compact(dedupe_t *d) {
 
 /* Drops records older than `oldest` from the front. Can't fail. */
 static void dd_expire(dedupe_t *d, int64_t oldest) {
+    if (d->n == 0 || d->ts0 >= oldest) return;   /* nothing expires */
     uint32_t h0 = d->bhead;
     while (d->n > 0 && dd_rec(d, d->bhead)->ts < oldest) {
         d->bhead = dd_next(d, d->bhead);
         d->n--;
         d->seq0++;
     }
+    if (d->n > 0) d->ts0 = dd_rec(d, d->bhead)->ts;
     if (d->n == 0) dd_compact(d);
     else if (d->bhead != h0 && d->bhead * 2 >= d->blen) dd_compact(d);
 }
@@ -507,6 +516,8 @@ static int dd_append(dedupe_t *d, int64_t ts, const char *id, uint32_t idlen,
         d->ix[j] = d->blen / 8 + 1;
         d->ixn++;
     }
+    d->hh[(d->seq0 + d->n) % DD_HH] = h;
+    if (d->n == 0) d->ts0 = ts;
     dd_rec_t *x = dd_rec(d, d->blen);
     x->ts = ts;
     x->idlen = idlen;
@@ -1263,12 +1274,11 @@ void vg_state_prefetch_hashed(const vg_state_t *st, uint64_t h, int stage) {
     if (e->is_key) return;
     const vg_acct_t *a = (const vg_acct_t *)e;
     if (a->dd.b) {
-        /* without an index, vg_state_find_dup reads every live record's header: their
-         * lines, up to 8 (most accounts keep one to three records) */
-        uint32_t end = a->dd.ix || a->dd.blen - a->dd.bhead > 512 ? a->dd.bhead + 1
-                                                                   : a->dd.blen;
-        for (uint32_t o = a->dd.bhead; o < end; o += 64) PREFETCH(a->dd.b + o);
-        if (end > a->dd.bhead) PREFETCH(a->dd.b + end - 1);
+        /* vg_state_find_dup reads the records only when the account keeps more than
+         * DD_HH or one has the id's hash; vg_state_remember appends at blen and reads
+         * the first record when it expires */
+        if (a->dd.n) PREFETCH(a->dd.b + a->dd.bhead);
+        if (a->dd.blen < a->dd.bcap) PREFETCH(a->dd.b + a->dd.blen);
     }
     if (a->w) vg_wstate_prefetch(a->w);
 }
@@ -1281,6 +1291,11 @@ int vg_state_find_dup(vg_state_t *st, vg_acct_t *a, const char *id, size_t idlen
     if (d->n == 0) return 0;
     int64_t oldest = sat_sub(a->newest, st->horizon);
     uint32_t h = (uint32_t)hash_bytes(id, idlen);
+    if (d->n <= DD_HH) {   /* no live record has this hash: no need to read them */
+        int any = 0;
+        for (uint32_t j = 0; j < d->n; j++) any |= d->hh[(d->seq0 + j) % DD_HH] == h;
+        if (!any) return 0;
+    }
     const dd_rec_t *x = NULL;
     if (d->ix) {
         /* at most one unexpired record has this id (an id is only accepted again once
