@@ -682,7 +682,11 @@ void vg_wstate_prefetch(const vg_wstate_t *w) {
     __builtin_prefetch(r);
     __builtin_prefetch(r + 64);
     __builtin_prefetch(r + 128);
-    if (w->head + w->n < w->cap) __builtin_prefetch(r + 8 * w->rw + 64);   /* the next row */
+    if (w->head + w->n < w->cap) {   /* the next row, written (and read) by an add */
+        const char *nr = r + sizeof(word_t) * (size_t)w->rw;
+        for (size_t o = 0; o < sizeof(word_t) * (size_t)w->rw; o += 64) __builtin_prefetch(nr + o);
+        __builtin_prefetch(nr + sizeof(word_t) * (size_t)w->rw - 1);
+    }
     if (w->n > 1) __builtin_prefetch(w->rows + w->head * (size_t)w->rw);
     /* the first row of each window (an add reads it to move the window on) */
     int64_t last = -1;
@@ -691,6 +695,21 @@ void vg_wstate_prefetch(const vg_wstate_t *w) {
         if (L == last || L < w->first || L >= w->first + (int64_t)w->n) continue;
         __builtin_prefetch(wrow(w, l, L));
         last = L;
+    }
+    /* small deques and tables whole (an add reads their ends, or probes them) */
+    for (int j = 0; j < l->nds; j++) {
+        const lspec_t *s = &l->s[l->ix_ds[j]];
+        const sstate_t *ss = wss(w, s);
+        if (kind_minmax(s->kind)) {
+            if (ss->dq.cap && ss->dq.cap <= 32)
+                for (uint32_t o = 0; o < ss->dq.cap * 8; o += 64)
+                    __builtin_prefetch((const char *)ss->dq.v + o);
+        } else if (ss->ht.cap && ss->ht.cap <= 32) {
+            for (uint32_t o = 0; o < ss->ht.cap * 8; o += 64)
+                __builtin_prefetch((const char *)ss->ht.k + o);
+            for (uint32_t o = 0; o < ss->ht.cap * 4; o += 64)
+                __builtin_prefetch((const char *)ss->ht.c + o);
+        }
     }
 #else
     (void)w;
