@@ -1323,11 +1323,12 @@ int vg_state_find_dup(vg_state_t *st, vg_acct_t *a, const char *id, size_t idlen
     return x && entry_decision(st, x, decision, dlen) == 0;
 }
 
-/* Finds or loads or creates the state of the key in st->kbuf (group g). */
-static int key_get(vg_state_t *st, int g, kstate_t **out) {
+/* Finds or loads or creates the state of the key in st->kbuf (group g); `h` is the
+ * hash of its bytes after "k/" when known, else 0. */
+static int key_get(vg_state_t *st, int g, uint64_t h, kstate_t **out) {
     const char *kb = st->kbuf.p + 2;
     uint32_t kl = (uint32_t)(st->kbuf.len - 2);
-    uint64_t h = hash_bytes(kb, kl);
+    if (!h) h = hash_bytes(kb, kl);
     ent_t *e = ht_find(&st->keys, h, kb, kl);
     if (e) {
         touch(st, e);
@@ -1380,12 +1381,13 @@ int vg_state_apply(vg_state_t *st, vg_acct_t *a, int64_t ts, const vg_spec_input
                    vg_value_t *spec_vals, vg_arena_t *scratch) {
     /* the by-keys' table slots are fetched while the account's windows are updated
      * (a key is looked up right after: its slot is then in cache) */
+    uint64_t kh[8] = {0};   /* their hashes (0: not known) */
     for (int g = 0; g < st->ngroups && g < 8; g++) {
         const group_t *gr = &st->groups[g];
         if (gr->nspecs == 0 || in[gr->specs[0]].key.type == VG_T_NULL) continue;
         if (key_store_key(st, g, &in[gr->specs[0]].key)) break;
-        uint64_t h = hash_bytes(st->kbuf.p + 2, st->kbuf.len - 2);
-        PREFETCH(&st->keys.slot[h & (st->keys.cap - 1)]);
+        kh[g] = hash_bytes(st->kbuf.p + 2, st->kbuf.len - 2);
+        PREFETCH(&st->keys.slot[kh[g] & (st->keys.cap - 1)]);
     }
     int rc = mark_dirty(st, &a->e);
     if (rc) return rc;
@@ -1408,7 +1410,7 @@ int vg_state_apply(vg_state_t *st, vg_acct_t *a, int64_t ts, const vg_spec_input
         kstate_t *k = NULL;
         if (key->type != VG_T_NULL) {
             rc = key_store_key(st, g, key);
-            if (!rc) rc = key_get(st, g, &k);
+            if (!rc) rc = key_get(st, g, g < 8 ? kh[g] : 0, &k);
             if (rc) return rc;
             int64_t kn = vg_wstate_newest(k->w);
             if (kn != INT64_MIN && ts < sat_sub(kn, st->lateness)) k = NULL;  /* late */
@@ -1732,7 +1734,7 @@ static int load_key_cb(void *ctx, const void *k, size_t kl, const void *v, size_
     vg_buf_clear(&st->kbuf);
     if (vg_buf_append(&st->kbuf, k, kl)) return -1;
     kstate_t *ks;
-    return key_get(st, g, &ks) ? -1 : 0;
+    return key_get(st, g, 0, &ks) ? -1 : 0;
 }
 
 /* Every entry of table t, in an array the caller frees (NULL when empty or out of
