@@ -24,7 +24,10 @@
  * appended to one per-account byte buffer. Entries older than newest - horizon are
  * dropped from the front; the buffer and the entry array are compacted when the dead
  * front is at least half of them, so that a warm account appends without allocating.
- * Lookups compare the 32-bit hash, then the id bytes exactly.
+ * Lookups compare the 32-bit hash, then the id bytes exactly. The account itself keeps
+ * the hashes of its last 16 records and the time of its first one, so that a log of at
+ * most 16 records (it has no index) answers a new id, and an append with nothing to
+ * expire, without reading a record (a cache miss on most events otherwise).
  *
  * Records in the store (integers little endian):
  *   account "a/" + name: u8 version 5 is version 4 (below) with, after has_window, the

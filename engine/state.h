@@ -19,10 +19,10 @@
  * least recently used first, reloaded unchanged from the store), so eviction never
  * changes a result. Without a store nothing is ever dropped: memory grows with the
  * number of distinct accounts and keys.
- * Memory per account: about 110 bytes + the name + its window state + per remembered
- * event (within the horizon) 24 bytes + id + the decision packed against a template
- * (engine/dpack.h; typically a quarter of the line) (+ 8 bytes of index once an
- * account has more than 16).
+ * Memory per account: about 180 bytes (the hashes of the last 16 ids included) + the
+ * name + its window state + per remembered event (within the horizon) 24 bytes + id +
+ * the decision packed against a template (engine/dpack.h; typically a third of the
+ * line) (+ 8 bytes of index once an account has more than 16).
  *
  * Threading: one vg_state_t per processing thread, no locks. Ownership: the caller owns
  * the state (vg_state_free accepts NULL); the state keeps a reference to the program
