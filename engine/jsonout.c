@@ -109,16 +109,23 @@ static size_t fmt_fixed(int64_t m, int k, char *buf) {
         n += (size_t)nd;
         put_digits(u, buf + n);
     } else {         /* the integer part, the point, k decimals */
-        uint64_t p = 1;
-        for (int i = 0; i < k; i++) p *= 10;
+        static const uint64_t p10[10] = {1, 10, 100, 1000, 10000, 100000, 1000000,
+                                         10000000, 100000000, 1000000000};
+        uint64_t p = p10[k];   /* k <= 9 */
         n += (size_t)(nd - k);
         put_digits(u / p, buf + n);
         buf[n++] = '.';
         uint64_t f = u % p;
-        for (int i = k; i > 0; i--) {   /* k digits, leading zeros included */
-            buf[n + (size_t)i - 1] = (char)('0' + f % 10);
-            f /= 10;
+        char *e = buf + n + k;   /* k digits, leading zeros included, two at a time */
+        int i = k;
+        for (; i >= 2; i -= 2) {
+            unsigned r = (unsigned)(f % 100);
+            f /= 100;
+            e -= 2;
+            e[0] = DIG2[2 * r];
+            e[1] = DIG2[2 * r + 1];
         }
+        if (i) e[-1] = (char)('0' + f % 10);
         n += (size_t)k;
     }
     buf[n] = '\0';
@@ -156,10 +163,22 @@ size_t vg_fmt_double(double d, char *buf) {
          * try instead of up to nine, the same result (a failed check tries them all) */
         if (y < 1125899906842624.0) {
             uint64_t yi = (uint64_t)nearbyint(y);
-            int tz = 0;
-            while (tz < 9 && yi % 10 == 0) {
+            int tz = 0;   /* min(9, trailing zeros of yi), yi > 0: by 8, 4, 2, 1 */
+            if (yi % 100000000 == 0) {
+                yi /= 100000000;
+                tz = 8;
+            }
+            if (tz <= 5 && yi % 10000 == 0) {
+                yi /= 10000;
+                tz += 4;
+            }
+            if (tz <= 7 && yi % 100 == 0) {
+                yi /= 100;
+                tz += 2;
+            }
+            if (tz <= 8 && yi % 10 == 0) {
                 yi /= 10;
-                tz++;
+                tz += 1;
             }
             if (tz < 9 && yi < 1000000000000000ULL) {
                 double m = d < 0 ? -(double)yi : (double)yi;
