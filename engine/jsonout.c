@@ -43,41 +43,90 @@ int vg_buf_grow(vg_buf_t *b, size_t extra) {
     return 0;
 }
 
+/* "00" .. "99": two digits per division */
+static const char DIG2[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+/* Number of decimal digits of u. */
+static inline int ndigits(uint64_t u) {
+    static const uint64_t p10[19] = {10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL,
+                                     1000000ULL, 10000000ULL, 100000000ULL,
+                                     1000000000ULL, 10000000000ULL, 100000000000ULL,
+                                     1000000000000ULL, 10000000000000ULL,
+                                     100000000000000ULL, 1000000000000000ULL,
+                                     10000000000000000ULL, 100000000000000000ULL,
+                                     1000000000000000000ULL, 10000000000000000000ULL};
+    int n = 1;
+    while (n < 20 && u >= p10[n - 1]) n++;
+    return n;
+}
+
+/* Writes the decimal digits of u ending just before `end` (two per division). */
+static inline void put_digits(uint64_t u, char *end) {
+    while (u >= 100) {
+        unsigned r = (unsigned)(u % 100);
+        u /= 100;
+        end -= 2;
+        end[0] = DIG2[2 * r];
+        end[1] = DIG2[2 * r + 1];
+    }
+    if (u >= 10) {
+        end[-2] = DIG2[2 * u];
+        end[-1] = DIG2[2 * u + 1];
+    } else {
+        end[-1] = (char)('0' + u);
+    }
+}
+
 static size_t fmt_int(int64_t v, char *buf) {
-    char tmp[24];
-    size_t n = 0, k = 0;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0) buf[k++] = '-';
-    while (n) buf[k++] = tmp[--n];
+    size_t k = 0;
+    uint64_t u = (uint64_t)v;
+    if (v < 0) {
+        buf[k++] = '-';
+        u = (uint64_t)0 - u;
+    }
+    k += (size_t)ndigits(u);
+    put_digits(u, buf + k);
     buf[k] = '\0';
     return k;
 }
 
 /* Writes m / 10^k in fixed notation (k >= 1 decimals, m not a multiple of 10). */
 static size_t fmt_fixed(int64_t m, int k, char *buf) {
-    char digits[24];
-    int nd = 0;
-    int neg = m < 0;
-    uint64_t u = neg ? (uint64_t)(-m) : (uint64_t)m;
-    do {
-        digits[nd++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
     size_t n = 0;
-    if (neg) buf[n++] = '-';
-    if (nd <= k) {
+    uint64_t u = (uint64_t)m;
+    if (m < 0) {
+        buf[n++] = '-';
+        u = (uint64_t)0 - u;
+    }
+    int nd = ndigits(u);
+    if (nd <= k) {   /* 0.00ddd */
         buf[n++] = '0';
         buf[n++] = '.';
         for (int i = 0; i < k - nd; i++) buf[n++] = '0';
-        for (int i = nd - 1; i >= 0; i--) buf[n++] = digits[i];
-    } else {
-        for (int i = nd - 1; i >= k; i--) buf[n++] = digits[i];
+        n += (size_t)nd;
+        put_digits(u, buf + n);
+    } else {         /* the integer part, the point, k decimals */
+        static const uint64_t p10[10] = {1, 10, 100, 1000, 10000, 100000, 1000000,
+                                         10000000, 100000000, 1000000000};
+        uint64_t p = p10[k];   /* k <= 9 */
+        n += (size_t)(nd - k);
+        put_digits(u / p, buf + n);
         buf[n++] = '.';
-        for (int i = k - 1; i >= 0; i--) buf[n++] = digits[i];
+        uint64_t f = u % p;
+        char *e = buf + n + k;   /* k digits, leading zeros included, two at a time */
+        int i = k;
+        for (; i >= 2; i -= 2) {
+            unsigned r = (unsigned)(f % 100);
+            f /= 100;
+            e -= 2;
+            e[0] = DIG2[2 * r];
+            e[1] = DIG2[2 * r + 1];
+        }
+        if (i) e[-1] = (char)('0' + f % 10);
+        n += (size_t)k;
     }
     buf[n] = '\0';
     return n;
@@ -114,10 +163,22 @@ size_t vg_fmt_double(double d, char *buf) {
          * try instead of up to nine, the same result (a failed check tries them all) */
         if (y < 1125899906842624.0) {
             uint64_t yi = (uint64_t)nearbyint(y);
-            int tz = 0;
-            while (tz < 9 && yi % 10 == 0) {
+            int tz = 0;   /* min(9, trailing zeros of yi), yi > 0: by 8, 4, 2, 1 */
+            if (yi % 100000000 == 0) {
+                yi /= 100000000;
+                tz = 8;
+            }
+            if (tz <= 5 && yi % 10000 == 0) {
+                yi /= 10000;
+                tz += 4;
+            }
+            if (tz <= 7 && yi % 100 == 0) {
+                yi /= 100;
+                tz += 2;
+            }
+            if (tz <= 8 && yi % 10 == 0) {
                 yi /= 10;
-                tz++;
+                tz += 1;
             }
             if (tz < 9 && yi < 1000000000000000ULL) {
                 double m = d < 0 ? -(double)yi : (double)yi;
@@ -135,9 +196,10 @@ size_t vg_fmt_double(double d, char *buf) {
 }
 
 int vg_json_num(vg_buf_t *b, double d) {
-    char tmp[40];
-    size_t n = vg_fmt_double(d, tmp);
-    return vg_buf_append(b, tmp, n);
+    /* formatted in place: no copy (and no memcpy call) per number */
+    if (vg_buf_reserve(b, 40) < 0) return VG_ENOMEM;
+    b->len += vg_fmt_double(d, b->p + b->len);
+    return 0;
 }
 
 /* Length of the valid UTF-8 sequence at s (n bytes available), or 0 when invalid. */

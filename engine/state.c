@@ -24,7 +24,10 @@
  * appended to one per-account byte buffer. Entries older than newest - horizon are
  * dropped from the front; the buffer and the entry array are compacted when the dead
  * front is at least half of them, so that a warm account appends without allocating.
- * Lookups compare the 32-bit hash, then the id bytes exactly.
+ * Lookups compare the 32-bit hash, then the id bytes exactly. The account itself keeps
+ * the hashes of its last 16 records and the time of its first one, so that a log of at
+ * most 16 records (it has no index) answers a new id, and an append with nothing to
+ * expire, without reading a record (a cache miss on most events otherwise).
  *
  * Records in the store (integers little endian):
  *   account "a/" + name: u8 version 5 is version 4 (below) with, after has_window, the
@@ -79,6 +82,12 @@
 #define DEFAULT_LATENESS_MS (3600LL * 1000)
 #define DEFAULT_HORIZON_MS (24LL * 3600 * 1000)
 
+#if defined(__GNUC__)
+#define PREFETCH(p) __builtin_prefetch(p)
+#else
+#define PREFETCH(p) ((void)(p))
+#endif
+
 /* ---- entries, hash tables, LRU ------------------------------------------------ */
 
 typedef struct ent ent_t;
@@ -130,7 +139,14 @@ typedef struct dedupe {
                                hseq) */
     uint32_t prsdel;        /* the first prsdel of them are deleted by the batch in
                                flight (dropped from rs once it is written) */
+    /* kept in the account, so that the common event (a new id, nothing expiring)
+     * touches no record: the id hash of record number q (seq0 <= q < seq0 + n) is
+     * hh[q % DD_HH] when n <= DD_HH; ts0 is the time of record seq0 when n > 0 */
+    uint32_t hh[16];
+    int64_t ts0;
 } dedupe_t;
+
+#define DD_HH 16   /* = IX_MIN: a log without an index is answered from hh */
 
 #define IX_MIN 16
 
@@ -200,6 +216,8 @@ struct vg_state {
     uint64_t loads, key_loads, evictions;
     int acct_maybe_stored, key_maybe_stored;
     vg_buf_t kbuf, vbuf, layout;
+    int apf_lines;          /* cache lines of a new account's block (name of 16 bytes),
+                               at most 16: what vg_state_prefetch stage 1 fetches */
     vg_dpack_t dp;          /* decision template, the first decision line of 64+ bytes */
     int dtpl_saved;         /* "m/dtpl" is in the store */
     vg_buf_t pbuf, ubuf;    /* packed / unpacked decision scratch */
@@ -368,10 +386,15 @@ static void acct_remem(vg_state_t *st, vg_acct_t *a) {
     set_mem(st, &a->e, m);
 }
 
+/* The room for a new key's window state and first rows (vg_wstate_init_rows_at). */
+static size_t key_wspace(const vg_wlayout_t *lay) {
+    return vg_wstate_size(lay) + vg_wstate_inline_rows(lay) * vg_wlayout_row_bytes(lay);
+}
+
 static void key_remem(vg_state_t *st, kstate_t *k) {
     size_t m = al8(sizeof *k + k->e.klen) +
-               (k->e.wspace ? vg_wstate_size(st->groups[(uint8_t)k->kb[0] << 8 |
-                                                        (uint8_t)k->kb[1]].lay)
+               (k->e.wspace ? key_wspace(st->groups[(uint8_t)k->kb[0] << 8 |
+                                                   (uint8_t)k->kb[1]].lay)
                             : 0);
     if (k->w) m += vg_wstate_mem(k->w);
     set_mem(st, &k->e, m);
@@ -482,12 +505,14 @@ static void dd_compact(dedupe_t *d) {
 
 /* Drops records older than `oldest` from the front. Can't fail. */
 static void dd_expire(dedupe_t *d, int64_t oldest) {
+    if (d->n == 0 || d->ts0 >= oldest) return;   /* nothing expires */
     uint32_t h0 = d->bhead;
     while (d->n > 0 && dd_rec(d, d->bhead)->ts < oldest) {
         d->bhead = dd_next(d, d->bhead);
         d->n--;
         d->seq0++;
     }
+    if (d->n > 0) d->ts0 = dd_rec(d, d->bhead)->ts;
     if (d->n == 0) dd_compact(d);
     else if (d->bhead != h0 && d->bhead * 2 >= d->blen) dd_compact(d);
 }
@@ -498,8 +523,9 @@ static int dd_append(dedupe_t *d, int64_t ts, const char *id, uint32_t idlen,
     if (d->blen + (uint64_t)need > d->bcap && d->bhead > 0) dd_compact(d);
     if (d->blen + (uint64_t)need > d->bcap) {
         /* the first block fits the record exactly (most accounts keep one), then the
-         * buffer grows by half */
-        uint64_t nc = d->bcap + (uint64_t)d->bcap / 2;
+         * buffer doubles (growing by half, a log of a few records was reallocated at
+         * almost every append until its first compaction) */
+        uint64_t nc = 2 * (uint64_t)d->bcap;
         if (nc < (uint64_t)d->blen + need) nc = (uint64_t)d->blen + need;
         nc = (nc + 15) & ~(uint64_t)15;
         if (nc > UINT32_MAX / 2) return VG_ENOMEM;
@@ -516,6 +542,8 @@ static int dd_append(dedupe_t *d, int64_t ts, const char *id, uint32_t idlen,
         d->ix[j] = d->blen / 8 + 1;
         d->ixn++;
     }
+    d->hh[(d->seq0 + d->n) % DD_HH] = h;
+    if (d->n == 0) d->ts0 = ts;
     dd_rec_t *x = dd_rec(d, d->blen);
     x->ts = ts;
     x->idlen = idlen;
@@ -1140,6 +1168,11 @@ nomem:
     return VG_ENOMEM;
 }
 
+static void set_apf_lines(vg_state_t *st) {
+    size_t b = al8(sizeof(vg_acct_t) + 16) + (st->a_nspecs > 0 ? vg_wstate_size(st->alay) : 0);
+    st->apf_lines = b / 64 + 1 > 16 ? 16 : (int)(b / 64 + 1);
+}
+
 vg_state_t *vg_state_new(vg_program_t *p, const vg_state_opts_t *o, char *errbuf,
                          size_t errlen) {
     vg_state_t *st = calloc(1, sizeof *st);
@@ -1169,6 +1202,7 @@ vg_state_t *vg_state_new(vg_program_t *p, const vg_state_opts_t *o, char *errbuf
     st->a_nspecs = ls.a_nspecs;
     st->ngroups = ls.ngroups;
     st->groups = ls.groups;
+    set_apf_lines(st);
     vg_buf_deinit(&st->layout);
     st->layout = ls.layout;
     vg_buf_t *L = &st->layout;
@@ -1296,15 +1330,15 @@ int vg_state_account(vg_state_t *st, const char *account, size_t len, vg_acct_t 
     return 0;
 }
 
-#if defined(__GNUC__)
-#define PREFETCH(p) __builtin_prefetch(p)
-#else
-#define PREFETCH(p) ((void)(p))
-#endif
+
+uint64_t vg_state_hash(const char *account, size_t len) { return hash_bytes(account, len); }
 
 void vg_state_prefetch(const vg_state_t *st, const char *account, size_t len, int stage) {
     if (len > UINT32_MAX) return;
-    uint64_t h = hash_bytes(account, len);
+    vg_state_prefetch_hashed(st, hash_bytes(account, len), stage);
+}
+
+void vg_state_prefetch_hashed(const vg_state_t *st, uint64_t h, int stage) {
     const htab_t *t = &st->accts;
     size_t m = t->cap - 1, i = h & m;
     if (stage <= 0) {
@@ -1318,18 +1352,18 @@ void vg_state_prefetch(const vg_state_t *st, const char *account, size_t len, in
     }
     const ent_t *e = t->slot[i].e;
     if (stage == 1) {
-        for (int k = 0; k < 4; k++) PREFETCH((const char *)e + 64 * k);
+        /* the account and its embedded window state (stage 2 reads both) */
+        for (int k = 0; k < st->apf_lines; k++) PREFETCH((const char *)e + 64 * k);
         return;
     }
     if (e->is_key) return;
     const vg_acct_t *a = (const vg_acct_t *)e;
     if (a->dd.b) {
-        /* without an index, vg_state_find_dup reads every live record's header: their
-         * lines, up to 8 (most accounts keep one to three records) */
-        uint32_t end = a->dd.ix || a->dd.blen - a->dd.bhead > 512 ? a->dd.bhead + 1
-                                                                   : a->dd.blen;
-        for (uint32_t o = a->dd.bhead; o < end; o += 64) PREFETCH(a->dd.b + o);
-        if (end > a->dd.bhead) PREFETCH(a->dd.b + end - 1);
+        /* vg_state_find_dup reads the records only when the account keeps more than
+         * DD_HH or one has the id's hash; vg_state_remember appends at blen and reads
+         * the first record when it expires */
+        if (a->dd.n) PREFETCH(a->dd.b + a->dd.bhead);
+        if (a->dd.blen < a->dd.bcap) PREFETCH(a->dd.b + a->dd.blen);
     }
     if (a->w) vg_wstate_prefetch(a->w);
 }
@@ -1342,6 +1376,11 @@ int vg_state_find_dup(vg_state_t *st, vg_acct_t *a, const char *id, size_t idlen
     if (d->n == 0) return 0;
     int64_t oldest = sat_sub(a->newest, st->horizon);
     uint32_t h = (uint32_t)hash_bytes(id, idlen);
+    if (d->n <= DD_HH) {   /* no live record has this hash: no need to read them */
+        int any = 0;
+        for (uint32_t j = 0; j < d->n; j++) any |= d->hh[(d->seq0 + j) % DD_HH] == h;
+        if (!any) return 0;
+    }
     const dd_rec_t *x = NULL;
     if (d->ix) {
         /* at most one unexpired record has this id (an id is only accepted again once
@@ -1369,11 +1408,12 @@ int vg_state_find_dup(vg_state_t *st, vg_acct_t *a, const char *id, size_t idlen
     return x && entry_decision(st, x, decision, dlen) == 0;
 }
 
-/* Finds or loads or creates the state of the key in st->kbuf (group g). */
-static int key_get(vg_state_t *st, int g, kstate_t **out) {
+/* Finds or loads or creates the state of the key in st->kbuf (group g); `h` is the
+ * hash of its bytes after "k/" when known, else 0. */
+static int key_get(vg_state_t *st, int g, uint64_t h, kstate_t **out) {
     const char *kb = st->kbuf.p + 2;
     uint32_t kl = (uint32_t)(st->kbuf.len - 2);
-    uint64_t h = hash_bytes(kb, kl);
+    if (!h) h = hash_bytes(kb, kl);
     ent_t *e = ht_find(&st->keys, h, kb, kl);
     if (e) {
         touch(st, e);
@@ -1384,8 +1424,9 @@ static int key_get(vg_state_t *st, int g, kstate_t **out) {
     int rc = VG_ENOTFOUND;
     if (st->store && st->key_maybe_stored) rc = vg_store_get(st->store, st->kbuf.p,
                                                              st->kbuf.len, &st->vbuf);
-    /* a new key's window state shares its allocation; a loaded one is decoded apart */
-    size_t wsize = rc == VG_ENOTFOUND ? vg_wstate_size(lay) : 0;
+    /* a new key's window state and its first rows share its allocation; a loaded one
+     * is decoded apart */
+    size_t wsize = rc == VG_ENOTFOUND ? key_wspace(lay) : 0;
     kstate_t *k = calloc(1, al8(sizeof *k + kl) + wsize);
     if (!k) return VG_ENOMEM;
     memcpy(k->kb, kb, kl);
@@ -1407,7 +1448,8 @@ static int key_get(vg_state_t *st, int g, kstate_t **out) {
         }
     }
     if (rc == VG_ENOTFOUND) {
-        k->w = vg_wstate_init_at(ent_wspace(&k->e, sizeof *k), lay);
+        k->w = vg_wstate_init_rows_at(ent_wspace(&k->e, sizeof *k), lay,
+                                      vg_wstate_inline_rows(lay));
         rc = 0;
     }
     if (!rc) rc = add_entry(st, &st->keys, &k->e);
@@ -1422,6 +1464,16 @@ static int key_get(vg_state_t *st, int g, kstate_t **out) {
 
 int vg_state_apply(vg_state_t *st, vg_acct_t *a, int64_t ts, const vg_spec_input_t *in,
                    vg_value_t *spec_vals, vg_arena_t *scratch) {
+    /* the by-keys' table slots are fetched while the account's windows are updated
+     * (a key is looked up right after: its slot is then in cache) */
+    uint64_t kh[8] = {0};   /* their hashes (0: not known) */
+    for (int g = 0; g < st->ngroups && g < 8; g++) {
+        const group_t *gr = &st->groups[g];
+        if (gr->nspecs == 0 || in[gr->specs[0]].key.type == VG_T_NULL) continue;
+        if (key_store_key(st, g, &in[gr->specs[0]].key)) break;
+        kh[g] = hash_bytes(st->kbuf.p + 2, st->kbuf.len - 2);
+        PREFETCH(&st->keys.slot[kh[g] & (st->keys.cap - 1)]);
+    }
     int rc = mark_dirty(st, &a->e);
     if (rc) return rc;
     if (st->a_nspecs > 0) {
@@ -1443,7 +1495,7 @@ int vg_state_apply(vg_state_t *st, vg_acct_t *a, int64_t ts, const vg_spec_input
         kstate_t *k = NULL;
         if (key->type != VG_T_NULL) {
             rc = key_store_key(st, g, key);
-            if (!rc) rc = key_get(st, g, &k);
+            if (!rc) rc = key_get(st, g, g < 8 ? kh[g] : 0, &k);
             if (rc) return rc;
             int64_t kn = vg_wstate_newest(k->w);
             if (kn != INT64_MIN && ts < sat_sub(kn, st->lateness)) k = NULL;  /* late */
@@ -1835,7 +1887,7 @@ static int load_key_cb(void *ctx, const void *k, size_t kl, const void *v, size_
     vg_buf_clear(&st->kbuf);
     if (vg_buf_append(&st->kbuf, k, kl)) return -1;
     kstate_t *ks;
-    return key_get(st, g, &ks) ? -1 : 0;
+    return key_get(st, g, 0, &ks) ? -1 : 0;
 }
 
 /* Every entry of table t, in an array the caller frees (NULL when empty or out of
@@ -2010,6 +2062,7 @@ int vg_state_set_program(vg_state_t *st, vg_program_t *p, const vg_acctx_layout_
     st->ngroups = ls.ngroups;
     st->groups = ls.groups;
     st->layout = ls.layout;
+    set_apf_lines(st);
     st->has_x = acctx != NULL;
     if (acctx) st->xlay = *acctx;
     vg_prog_ref(p);

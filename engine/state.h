@@ -19,10 +19,10 @@
  * least recently used first, reloaded unchanged from the store), so eviction never
  * changes a result. Without a store nothing is ever dropped: memory grows with the
  * number of distinct accounts and keys.
- * Memory per account: about 110 bytes + the name + its window state + per remembered
- * event (within the horizon) 24 bytes + id + the decision packed against a template
- * (engine/dpack.h; typically a quarter of the line) (+ 8 bytes of index once an
- * account has more than 16).
+ * Memory per account: about 180 bytes (the hashes of the last 16 ids included) + the
+ * name + its window state + per remembered event (within the horizon) 24 bytes + id +
+ * the decision packed against a template (engine/dpack.h; typically a third of the
+ * line) (+ 8 bytes of index once an account has more than 16).
  *
  * Threading: one vg_state_t per processing thread, no locks. Ownership: the caller owns
  * the state (vg_state_free accepts NULL); the state keeps a reference to the program
@@ -81,6 +81,11 @@ int vg_state_account(vg_state_t *st, const char *account, size_t len, vg_acct_t 
  * its dedupe log and window rows. Call the stages some events apart, in order. Changes
  * nothing, allocates nothing; can't fail. */
 void vg_state_prefetch(const vg_state_t *st, const char *account, size_t len, int stage);
+/* The same with the account's hash given (vg_state_hash), so that the stages of one
+ * account hash it once. Can't fail. */
+void vg_state_prefetch_hashed(const vg_state_t *st, uint64_t hash, int stage);
+/* The hash of an account name in the state's tables. Can't fail. */
+uint64_t vg_state_hash(const char *account, size_t len);
 
 /* Time of the account's newest accepted event, INT64_MIN when none. */
 int64_t vg_state_newest(const vg_acct_t *a);

@@ -21,8 +21,8 @@
  * frontier's extreme lies after the late event. Memory: the retained rows (8 bytes per
  * word: 1 + 1 flag word per 64 count specs + 1 per sum/avg/min/max/stddev/distinct/seen,
  * 2 per prev, 5 per session_sum, 2 per other session gap (session specs of one gap
- * share their run); the array grows by half,
- * from 2 rows), plus prev() string bytes, plus one block per state of ~100 bytes and
+ * share their run); the array grows from 4 rows,
+ * doubling up to 16, then by half), plus prev() string bytes, plus one block per state of ~100 bytes and
  * 24 (count), 40 (min/max/distinct/seen) or 72 (sum/avg/stddev) bytes per windowed
  * spec, plus, once a window holds more than 8 rows, per min/max spec a deque and per
  * distinct/seen spec a hash table of the window (smaller windows are scanned).
@@ -87,6 +87,17 @@ size_t vg_wstate_size(const vg_wlayout_t *l);
  * the caller, which must outlive the state; vg_wstate_free() then frees only what the
  * state allocated). Can't fail. */
 vg_wstate_t *vg_wstate_init_at(void *mem, const vg_wlayout_t *l);
+/* The rows (at most 4) that fit in 64 bytes for layout `l`, 0 when fewer than 2 do: a
+ * state made by vg_wstate_init_rows_at() keeps its first rows in its own block. Can't
+ * fail. */
+size_t vg_wstate_inline_rows(const vg_wlayout_t *l);
+/* Bytes of one row of layout `l`. Can't fail. */
+size_t vg_wlayout_row_bytes(const vg_wlayout_t *l);
+/* vg_wstate_init_at() in a block of vg_wstate_size(l) + nrows rows (nrows from
+ * vg_wstate_inline_rows): the log lives in the block's last nrows rows until it needs
+ * more (then it moves to an allocation of its own), so that a key with few events (a
+ * `by K` key) costs one allocation and one cache miss fewer. Can't fail. */
+vg_wstate_t *vg_wstate_init_rows_at(void *mem, const vg_wlayout_t *l, size_t nrows);
 
 /* A hint that the state will be updated soon: prefetches its newest and oldest rows.
  * Changes nothing; can't fail. */

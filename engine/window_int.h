@@ -42,6 +42,12 @@ struct vg_wlayout {
     int rw;                /* words per row: ts, flag words, slots */
     int nprev;             /* number of prev specs */
     int nsess;             /* number of session specs */
+    /* the specs of each kind of per-event work, so that an add visits only those
+     * (indexes into s, in order; one allocation, `ix`): windowed (frontier state),
+     * min/max/distinct/seen (a deque or table), prev, session */
+    int *ix;
+    int *ix_win, *ix_ds, *ix_prev, *ix_sess;
+    int nwin, nds;
     int64_t maxw;          /* longest aggregate/seen window */
     int64_t lateness;
     uint64_t fp;
@@ -106,6 +112,8 @@ struct vg_wstate {
     char *sb;              /* prev() string bytes; rows hold offsets */
     size_t sb_len, sb_cap, sb_dead;
     int embedded;          /* in a caller's block (vg_wstate_init_at): not freed */
+    int rows_inline;       /* rows in the caller's block (vg_wstate_init_rows_at): not
+                              freed, not reallocated, not counted by vg_wstate_mem */
     int rw;                /* words per row (of the layout) */
     int dirty;             /* rows from position dfrom on changed since vg_wstate_clean */
     int64_t dfrom;
