@@ -40,21 +40,6 @@ struct vg_ctl {
 
 #define TRIM_MAX 64   /* keys deleted by one trim at most (the rest by the next) */
 
-typedef struct trim {
-    uint32_t keep, seen, n;
-    rocksdb_writebatch_t *b;
-} trim_t;
-
-static int trim_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
-    (void)v;
-    (void)vl;
-    trim_t *t = ctx;
-    if (++t->seen <= t->keep) return 0;
-    if (t->n++ == TRIM_MAX) return 1;
-    rocksdb_writebatch_delete(t->b, k, kl);
-    return 0;
-}
-
 /* The writer's trims (their puts are written): deletes, in one write, the keys of each
  * prefix past its newest `keep`. */
 static void run_trims(vg_ctl_t *c, const vg_buf_t *q) {
@@ -66,11 +51,14 @@ static void run_trims(vg_ctl_t *c, const vg_buf_t *q) {
         memcpy(&keep, q->p + off, 4);
         memcpy(&plen, q->p + off + 4, 4);
         const char *prefix = q->p + off + 8;
-        trim_t t = {keep, 0, 0, b};
-        for (rocksdb_iter_seek(it, prefix, plen); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        uint32_t seen = 0;   /* keys of the prefix so far: the first `keep` stay */
+        for (rocksdb_iter_seek(it, prefix, plen); rocksdb_iter_valid(it) &&
+                                                  seen < keep + TRIM_MAX;
+             rocksdb_iter_next(it), seen++) {
             size_t kl;
             const char *k = rocksdb_iter_key(it, &kl);
-            if (kl < plen || memcmp(k, prefix, plen) != 0 || trim_cb(&t, k, kl, NULL, 0)) break;
+            if (kl < plen || memcmp(k, prefix, plen) != 0) break;
+            if (seen >= keep) rocksdb_writebatch_delete(b, k, kl);
         }
         off += 8 + plen;
     }
@@ -87,21 +75,31 @@ static void run_trims(vg_ctl_t *c, const vg_buf_t *q) {
     rocksdb_writebatch_destroy(b);
 }
 
+/* The writer (holding c->mu): moves the enqueued trims to trims_spare, its own. */
+static void take_trims(vg_ctl_t *c) {
+    vg_buf_t q = c->trims;
+    c->trims = c->trims_spare;
+    c->trims_spare = q;
+}
+
+/* The writer (holding c->mu, released meanwhile): runs the trims it took. */
+static void run_taken_trims(vg_ctl_t *c) {
+    if (!c->trims_spare.len) return;
+    pthread_mutex_unlock(&c->mu);
+    run_trims(c, &c->trims_spare);
+    vg_buf_clear(&c->trims_spare);
+    pthread_mutex_lock(&c->mu);
+}
+
 static void *writer_main(void *arg) {
     vg_ctl_t *c = arg;
     pthread_mutex_lock(&c->mu);
     for (;;) {
         while (!c->stop && c->done == c->enq && c->trims.len == 0)
             pthread_cond_wait(&c->work, &c->mu);
-        if (c->trims.len && c->done == c->enq) {
-            /* trims whose puts are all written */
-            vg_buf_t q = c->trims;
-            c->trims = c->trims_spare;
-            c->trims_spare = q;
-            pthread_mutex_unlock(&c->mu);
-            run_trims(c, &c->trims_spare);
-            vg_buf_clear(&c->trims_spare);
-            pthread_mutex_lock(&c->mu);
+        if (c->trims.len && c->done == c->enq) {   /* their puts are all written */
+            take_trims(c);
+            run_taken_trims(c);
             continue;
         }
         if (c->done == c->enq) break;   /* stopping, nothing left */
@@ -124,10 +122,7 @@ static void *writer_main(void *arg) {
         c->pend = c->spare;
         c->spare = b;
         uint64_t upto = c->enq;
-        /* the trims enqueued so far: their puts are in b or written before */
-        vg_buf_t tq = c->trims;
-        c->trims = c->trims_spare;
-        c->trims_spare = tq;
+        take_trims(c);   /* enqueued so far: their puts are in b or written before */
         pthread_cond_broadcast(&c->done_cv);   /* room again for waiting writers */
         pthread_mutex_unlock(&c->mu);
         char *err = NULL;
@@ -140,12 +135,7 @@ static void *writer_main(void *arg) {
         }
         c->done = upto;
         pthread_cond_broadcast(&c->done_cv);
-        if (c->trims_spare.len) {   /* after the readers are released */
-            pthread_mutex_unlock(&c->mu);
-            run_trims(c, &c->trims_spare);
-            vg_buf_clear(&c->trims_spare);
-            pthread_mutex_lock(&c->mu);
-        }
+        run_taken_trims(c);   /* after the readers are released */
     }
     pthread_mutex_unlock(&c->mu);
     return NULL;

@@ -728,6 +728,17 @@ static int dlog_key(vg_state_t *st, const vg_acct_t *a, int with_seq, uint64_t s
  * record of one event is: i64 ts, u32 idlen, u32 dlen, id, decision. */
 #define DREC_GROUP INT64_MIN
 
+/* Room for one more record start in d->rs. 0 or VG_ENOMEM. */
+static int rs_reserve(dedupe_t *d) {
+    if (d->nrs < d->rscap) return 0;
+    uint32_t nc = d->rscap ? 2 * d->rscap : 4;
+    uint64_t *nr = realloc(d->rs, nc * sizeof *nr);
+    if (!nr) return VG_ENOMEM;
+    d->rs = nr;
+    d->rscap = nc;
+    return 0;
+}
+
 /* Adds to b the account's dedupe records not yet written, as one store record, and the
  * deletes of the store records all of whose events left the log. With `slice` (b is
  * written later, unlocked), the value that the account's wseq takes once b is written
@@ -745,12 +756,8 @@ static int log_put(vg_state_t *st, vg_acct_t *a, vg_batch_t *b, int slice) {
     }
     uint64_t from = d->wseq > d->seq0 ? d->wseq : d->seq0, q = d->seq0;
     if (from < end) {
-        if (d->nrs == d->rscap && (d->nrs == 0 || d->rs[d->nrs - 1] != from)) {
-            uint32_t nc = d->rscap ? 2 * d->rscap : 4;
-            uint64_t *nr = realloc(d->rs, nc * sizeof *nr);
-            if (!nr) return VG_ENOMEM;
-            d->rs = nr;
-            d->rscap = nc;
+        if (d->nrs == 0 || d->rs[d->nrs - 1] != from) {
+            if (rs_reserve(d)) return VG_ENOMEM;
             acct_remem(st, a);
         }
         vg_buf_clear(&st->vbuf);
@@ -832,13 +839,7 @@ static int dload_cb(void *ctx, const void *k, size_t kl, const void *v, size_t v
         c->bad = 1;
         return 1;
     }
-    if (d->nrs == d->rscap) {
-        uint32_t nc = d->rscap ? 2 * d->rscap : 4;
-        uint64_t *nr = realloc(d->rs, nc * sizeof *nr);
-        if (!nr) return -1;
-        d->rs = nr;
-        d->rscap = nc;
-    }
+    if (rs_reserve(d)) return -1;
     d->rs[d->nrs++] = q;
     vg_le_rd_t r = {v, vl, 0, 0};
     uint64_t cnt = 1;
