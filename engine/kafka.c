@@ -1330,6 +1330,8 @@ static int emit_decided(worker_t *w, part_t *pt, const char *d, size_t dl, const
         klen = al;
     }
     if (vg_pipeline_last_alert(pt->pl)) {
+        int act, sev;
+        vg_pipeline_last_decision(pt->pl, &act, &sev);
         char aid[33];
         vg_kafka_alert_id(acc, al, id, il, w->ruleset, aid);
         vg_buf_t *r = &w->rec;
@@ -1338,7 +1340,7 @@ static int emit_decided(worker_t *w, part_t *pt, const char *d, size_t dl, const
         if (!rc) rc = vg_buf_puts(r, ",\"alert_id\":\"");
         if (!rc) rc = vg_buf_append(r, aid, 32);
         if (!rc) rc = vg_buf_puts(r, "\",\"severity\":\"");
-        if (!rc) rc = vg_buf_puts(r, vg_kafka_max_severity(d, dl));
+        if (!rc) rc = vg_buf_puts(r, sev < 0 ? "medium" : vg_severity_name(sev));
         if (!rc) rc = vg_buf_puts(r, "\"}");
         if (rc) {
             set_fatal(w, "out of memory");
@@ -1421,7 +1423,9 @@ static void handle_msg(worker_t *w, part_t *pt, const rd_kafka_message_t *m, int
     switch (oc) {
     case VG_OUT_DECIDED: {
         INC(w->ct.decided, 1);
-        INC(w->ct.by_decision[vg_kafka_decision_index(d, dl)], 1);
+        int act, sev;
+        vg_pipeline_last_decision(pt->pl, &act, &sev);
+        INC(w->ct.by_decision[act >= 0 && act < 4 ? act : 0], 1);
         if (emit_decided(w, pt, d, dl, m->key, m->key ? m->key_len : 0, ts_msg) != 0) return;
         break;
     }

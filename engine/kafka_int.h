@@ -19,17 +19,10 @@
 /* With i at an opening quote of s[0..n): the index past the closing quote (or n). */
 size_t vg_kafka_str_end(const char *s, size_t n, size_t i);
 
-/* The highest severity ("low".."critical") among the fired active rules of a decision
- * line; "medium" when none says. Returns a static string. */
-const char *vg_kafka_max_severity(const char *d, size_t n);
-
 /* Points *id and *acc (borrowed from d) at the escaped text of the decision's "id" and
  * "account" (the line starts {"id":"..","account":".."). 0, or -1 when it does not. */
 int vg_kafka_dec_id_account(const char *d, size_t n, const char **id, size_t *il,
                             const char **acc, size_t *al);
-
-/* 0 allow, 1 review, 2 block, 3 alert (allow when absent). */
-int vg_kafka_decision_index(const char *d, size_t n);
 
 /* Appends the standard base64 of s[0..n) to b. 0 or VG_ENOMEM. */
 int vg_kafka_put_b64(vg_buf_t *b, const unsigned char *s, size_t n);

@@ -2,7 +2,6 @@
  * the alert id hash, a top-level "ts" peek for the `future` check, and the embedded
  * mock broker; and (kafka_int.h) the decision-line helpers and the metrics text.
  */
-#define _GNU_SOURCE   /* memmem */
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <inttypes.h>
@@ -336,29 +335,6 @@ size_t vg_kafka_str_end(const char *s, size_t n, size_t i) {
     return n;
 }
 
-static const char *const SEVERITIES[] = {"low", "medium", "high", "critical"};
-
-/* The highest severity among the fired active rules of a decision line. */
-const char *vg_kafka_max_severity(const char *d, size_t n) {
-    const char *r = memmem(d, n, "\"rules\":[", 9);
-    if (!r) return "medium";
-    const char *end = memmem(r, n - (size_t)(r - d), "],\"shadow\":[", 12);
-    if (!end) end = d + n;
-    int best = -1;
-    const char *p = r;
-    static const char pat[] = "\",\"severity\":\"";
-    while ((p = memmem(p, (size_t)(end - p), pat, sizeof(pat) - 1)) != NULL) {
-        p += sizeof(pat) - 1;
-        for (int s = 0; s < 4; s++) {
-            size_t l = strlen(SEVERITIES[s]);
-            if ((size_t)(end - p) > l && memcmp(p, SEVERITIES[s], l) == 0 && p[l] == '"' &&
-                s > best)
-                best = s;
-        }
-    }
-    return best < 0 ? "medium" : SEVERITIES[best];
-}
-
 /* Points at the escaped text of the decision's "id" and "account". 0 or -1. */
 int vg_kafka_dec_id_account(const char *d, size_t n, const char **id, size_t *il,
                           const char **acc, size_t *al) {
@@ -371,17 +347,6 @@ int vg_kafka_dec_id_account(const char *d, size_t n, const char **id, size_t *il
     size_t ae = vg_kafka_str_end(d, n, a0);
     *acc = d + a0 + 1;
     *al = ae - 1 - (a0 + 1);
-    return 0;
-}
-
-int vg_kafka_decision_index(const char *d, size_t n) {
-    const char *p = memmem(d, n, "\"decision\":\"", 12);
-    if (!p) return 0;
-    p += 12;
-    size_t left = n - (size_t)(p - d);
-    if (left >= 6 && memcmp(p, "review", 6) == 0) return 1;
-    if (left >= 5 && memcmp(p, "block", 5) == 0) return 2;
-    if (left >= 5 && memcmp(p, "alert", 5) == 0) return 3;
     return 0;
 }
 

@@ -85,6 +85,11 @@ void vg_pipeline_set_lists(vg_pipeline_t *pl, vg_lists_t *lists);
  * suppressed. Can't fail. */
 int vg_pipeline_last_alert(const vg_pipeline_t *pl);
 
+/* The last decided event's decision (VG_ACTION_*) and the highest severity among its
+ * fired active rules (VG_SEV_*, -1 when none fired), as its decision line says them.
+ * Can't fail. */
+void vg_pipeline_last_decision(const vg_pipeline_t *pl, int *action, int *severity);
+
 /* The code of the last rejection. */
 vg_reject_t vg_pipeline_last_reject(const vg_pipeline_t *pl);
 

@@ -4,10 +4,14 @@
  *   bench_kafka [--events N] [--partitions P] [--threads T] [--rules FILE]
  *               [--brokers B] [--rate R] [--latency-events N] [--checkpoint-ms MS]
  *               [--changelog] [--conf NAME=VALUE]... [--client-conf NAME=VALUE]...
+ *               [--accounts N] [--alert-partitions P] [--input-hop]
  *
  * --conf passes a librdkafka setting to vigil's clients (as serve's `--kafka-conf`
  * would); --client-conf one to the benchmark's own load producer and readers, after
- * their defaults (linger.ms 5, fetch.wait.max.ms 2).
+ * their defaults (linger.ms 5, fetch.wait.max.ms 2). --accounts: distinct accounts of
+ * the generated events (default 20,000); --alert-partitions: the alerts topic's (default
+ * P); --input-hop: step 4 reads the input topic instead of the alerts (the first hop's
+ * latency alone). The state directory is made under $TMPDIR (default /tmp).
  *
  * With no --brokers, librdkafka's mock cluster runs in this process (the broker, the
  * load and vigil then share the machine). Steps:
@@ -17,7 +21,8 @@
  *      (topic alerts), acknowledged and checkpointed -> events/s
  *   4. latency: events paced at R/s (default half of step 3's rate), each alert read
  *      back by a consumer; latency = alert read - event sent (microseconds) -> p50, p99,
- *      p99.9.
+ *      p99.9; and its two halves, split at the alert's Kafka timestamp (vigil's producer
+ *      sets it when it produces the alert; milliseconds).
  */
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
@@ -39,6 +44,12 @@ static int64_t now_us(void) {
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+static int64_t real_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* CPU time of the whole process (every thread: vigil, librdkafka, the mock broker) in
  * microseconds: less sensitive than wall time to other load on a shared machine. */
 static int64_t cpu_us(void) {
@@ -47,6 +58,8 @@ static int64_t cpu_us(void) {
     return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 + ru.ru_utime.tv_usec +
            ru.ru_stime.tv_usec;
 }
+
+static long n_accounts = 20000;
 
 static const char *RULES =
     "feature n_1h = count(1h)\n"
@@ -58,7 +71,7 @@ static const char *RULES =
 
 static int make_event(char *buf, size_t cap, const char *prefix, long i, int64_t ts_ms,
                       char *acct, size_t acap) {
-    snprintf(acct, acap, "acct-%ld", (i * 7919) % 20000);
+    snprintf(acct, acap, "acct-%ld", (i * 7919) % n_accounts);
     double amount = (double)((i * 37) % 1000) + 0.5;   /* 1 in 10 over 900: an alert */
     return snprintf(buf, cap,
                     "{\"id\":\"%s-%ld\",\"account\":\"%s\",\"ts\":%" PRId64 ",\"amount\":%.2f,"
@@ -129,7 +142,7 @@ static int cmp_i64(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
     long events = 400000, lat_events = 300000;
-    int partitions = 8, threads = 2;
+    int partitions = 8, threads = 2, alert_partitions = 0, input_hop = 0;
     double rate = 0;
     long ckpt_ms = 1000;
     const char *brokers = NULL, *rules_file = NULL;
@@ -140,6 +153,10 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--events") && i + 1 < argc) events = atol(argv[++i]);
         else if (!strcmp(argv[i], "--partitions") && i + 1 < argc) partitions = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--accounts") && i + 1 < argc) n_accounts = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--input-hop")) input_hop = 1;
+        else if (!strcmp(argv[i], "--alert-partitions") && i + 1 < argc)
+            alert_partitions = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--rate") && i + 1 < argc) rate = atof(argv[++i]);
         else if (!strcmp(argv[i], "--brokers") && i + 1 < argc) brokers = argv[++i];
@@ -157,7 +174,8 @@ int main(int argc, char **argv) {
             fprintf(stderr, "usage: bench_kafka [--events N] [--partitions P] [--threads T] "
                             "[--rules FILE] [--brokers B] [--rate R] [--latency-events N] "
                             "[--checkpoint-ms MS] [--changelog] [--conf NAME=VALUE]... "
-                            "[--client-conf NAME=VALUE]...\n");
+                            "[--client-conf NAME=VALUE]... [--accounts N] "
+                            "[--alert-partitions P] [--input-hop]\n");
             return 2;
         }
     }
@@ -165,7 +183,8 @@ int main(int argc, char **argv) {
     vg_kafka_mock_t *mock = NULL;
     char topic_spec[4][64];
     snprintf(topic_spec[0], 64, "bench-in:%d", partitions);
-    snprintf(topic_spec[1], 64, "bench-alerts:%d", partitions);
+    if (alert_partitions <= 0) alert_partitions = partitions;
+    snprintf(topic_spec[1], 64, "bench-alerts:%d", alert_partitions);
     snprintf(topic_spec[2], 64, "bench-dlq:%d", 1);
     snprintf(topic_spec[3], 64, "bench-vigil.changelog:%d", partitions);
     const char *topics[] = {topic_spec[0], topic_spec[1], topic_spec[2],
@@ -241,7 +260,10 @@ int main(int argc, char **argv) {
     }
     vg_program_t *prog = vg_cli_compile(rules_file ? &loaded : &srcs, NULL, NULL);
     if (!prog) return 1;
-    char state[] = "/tmp/bench_kafka.XXXXXX";
+    /* the state directory: under $TMPDIR (default /tmp) */
+    const char *tmpdir = getenv("TMPDIR");
+    char state[512];
+    snprintf(state, sizeof(state), "%s/bench_kafka.XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
     if (!mkdtemp(state)) return 1;
     vg_kafka_opts_t o;
     vg_kafka_opts_default(&o);
@@ -301,13 +323,25 @@ int main(int argc, char **argv) {
     if (rate <= 0) rate = e2e_rate / 2;
     rd_kafka_t *ac = client(RD_KAFKA_CONSUMER, brokers, "bench-alerts-reader");
     sub = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(sub, "bench-alerts", RD_KAFKA_PARTITION_UA);
+    /* --input-hop: the reader reads the input topic (every paced event) instead of the
+     * alerts: the latency of the first hop alone, load producer -> broker -> a plain
+     * consumer, with vigil consuming beside it */
+    rd_kafka_topic_partition_list_add(sub, input_hop ? "bench-in" : "bench-alerts",
+                                      RD_KAFKA_PARTITION_UA);
     rd_kafka_subscribe(ac, sub);
     rd_kafka_topic_partition_list_destroy(sub);
     /* skip the alerts of step 3 */
-    uint64_t skip = st.alerts_acked;
+    uint64_t skip = input_hop ? (uint64_t)events : st.alerts_acked;
     int64_t *sent = calloc((size_t)lat_events, sizeof(int64_t));
     int64_t *lat = calloc((size_t)lat_events, sizeof(int64_t));
+    /* the two halves of each latency, split at the alert's timestamp (set by vigil's
+     * producer when it produced the alert, wall clock, milliseconds): event sent ->
+     * alert produced (load producer, broker, vigil's fetch and processing) and alert
+     * produced -> alert read (vigil's producer, broker, the reader's fetch) */
+    int64_t *sent_rt = calloc((size_t)lat_events, sizeof(int64_t));
+    int64_t *lat_a = calloc((size_t)lat_events, sizeof(int64_t));
+    int64_t *lat_b = calloc((size_t)lat_events, sizeof(int64_t));
+    long nsplit = 0;
     long nlat = 0;
     uint64_t seen = 0;
     q = rd_kafka_queue_get_consumer(ac);
@@ -335,6 +369,7 @@ int main(int argc, char **argv) {
             int n = make_event(buf, sizeof(buf), "L", i, base_ts + 3600 * 1000 + i / 100, acct,
                                sizeof(acct));
             sent[i] = now_us();
+            sent_rt[i] = real_us();
             produce_one(p, "bench-in", buf, (size_t)n, acct);
         }
         rd_kafka_poll(p, 0);
@@ -348,6 +383,13 @@ int main(int argc, char **argv) {
                     long idx = atol(s + 9);
                     if (idx >= 0 && idx < lat_events && nlat < lat_events) {
                         lat[nlat++] = now_us() - sent[idx];
+                        rd_kafka_timestamp_type_t tt;
+                        int64_t ats = rd_kafka_message_timestamp(m, &tt);
+                        if (ats > 0 && tt == RD_KAFKA_TIMESTAMP_CREATE_TIME) {
+                            int64_t r = real_us();
+                            lat_a[nsplit] = ats * 1000 - sent_rt[idx];
+                            lat_b[nsplit++] = r - ats * 1000;
+                        }
                         if (timeline) {
                             long b = (long)((sent[idx] - start) / 100000);
                             if (b >= 0 && b < 1000 && lat[nlat - 1] > tl_max[b])
@@ -374,6 +416,14 @@ int main(int argc, char **argv) {
                lat[(long)(nlat * 0.999)] / 1e3, lat[nlat - 1] / 1e3);
     else
         printf("latency: no alerts read back\n");
+    if (nsplit > 0 && !input_hop) {
+        qsort(lat_a, (size_t)nsplit, sizeof(int64_t), cmp_i64);
+        qsort(lat_b, (size_t)nsplit, sizeof(int64_t), cmp_i64);
+        printf("  split at the alert's timestamp (ms resolution): event sent -> alert produced "
+               "p50 %.1f, p99 %.1f ms; alert produced -> read p50 %.1f, p99 %.1f ms\n",
+               lat_a[nsplit / 2] / 1e3, lat_a[(long)(nsplit * 0.99)] / 1e3,
+               lat_b[nsplit / 2] / 1e3, lat_b[(long)(nsplit * 0.99)] / 1e3);
+    }
     vg_kafka_get_stats(k, &st);
     printf("checkpoints: %" PRIu64 ", %.1f ms on average, %.1f ms at most from encoding to "
            "written (acknowledgements + write; processing goes on)\n", st.checkpoints,
@@ -395,7 +445,10 @@ int main(int argc, char **argv) {
     vg_kafka_mock_free(mock);
     free(sent);
     free(lat);
-    char cmd[256];
+    free(sent_rt);
+    free(lat_a);
+    free(lat_b);
+    char cmd[600];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", state);
     if (system(cmd) != 0) return 1;
     return 0;
