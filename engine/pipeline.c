@@ -1,7 +1,8 @@
 /* pipeline.c - the per-event path (see pipeline.h).
  *
- * Parse -> duplicate check -> lateness -> phase-1 inputs (rules VM) -> state update
- * (windows, sessions, history) -> phase-2 features (rules VM) -> decision line.
+ * Parse -> duplicate check -> lateness -> anomaly scores (models, when the rules read
+ * them) -> phase-1 inputs (rules VM) -> state update (windows, sessions, history) ->
+ * label aggregates -> phase-2 features (rules VM) -> decision line.
  * Everything per event lives in reused buffers and the scratch arena, so a warm
  * pipeline does not allocate.
  */
@@ -414,20 +415,36 @@ static uint64_t key_hash(int g, const vg_value_t *v) {
 
 static uint64_t id_hash(const char *id, size_t n) { return vg_acctx_hash(id, n, 0x1d); }
 
-/* The engine values of an accepted event (after its windows were updated): anomaly
- * scores (score, then learn), label aggregates, and the event's label memo entry. */
+/* The anomaly values of an accepted event, before its windows take it (an aggregate's
+ * `where` and x may read them): score, then learn, then the ext values anomaly.*. */
+static int anomaly_values(vg_pipeline_t *pl, vg_acct_t *a) {
+    vg_acctx_t *x = vg_state_acctx(pl->state, a);
+    if (!x) return VG_ENOMEM;
+    vg_anomaly_input_from_tx(&pl->ev.tx, &pl->ain);
+    vg_anomaly_score(pl->pop, &x->an, &pl->ain, &pl->ares);
+    vg_anomaly_learn(pl->pop, &x->an, &pl->ain, &pl->ares);
+    pl->ares_valid = 1;
+    vg_value_t *ext = pl->spec_vals + pl->nspecs;
+    const vg_anomaly_result_t *r = &pl->ares;
+    for (int j = 0; j < pl->next; j++) {
+        const vg_ext_t *e = vg_prog_ext(pl->prog, j);
+        if (e->kind != VG_EXT_ANOMALY) continue;
+        if (e->signal < 0) ext[j] = vg_num(r->score);
+        else if (e->signal < VG_ANOMALY__COUNT && (r->present & (1u << e->signal)))
+            ext[j] = vg_num(r->signal[e->signal]);
+        else ext[j] = vg_null();
+    }
+    return 0;
+}
+
+/* The label values of an accepted event (after its windows were updated): label
+ * aggregates, and the event's label memo entry. */
 static int engine_values(vg_pipeline_t *pl, vg_acct_t *a) {
     vg_event_t *ev = &pl->ev;
     vg_acctx_t *x = vg_state_acctx(pl->state, a);
     if (!x) return VG_ENOMEM;
     int64_t t = ev->ts_ms;
     vg_value_t *ext = pl->spec_vals + pl->nspecs;
-    if (pl->use_an) {
-        vg_anomaly_input_from_tx(&ev->tx, &pl->ain);
-        vg_anomaly_score(pl->pop, &x->an, &pl->ain, &pl->ares);
-        vg_anomaly_learn(pl->pop, &x->an, &pl->ain, &pl->ares);
-        pl->ares_valid = 1;
-    }
     if (pl->use_lab) {
         for (int g = 0; g < pl->ngroups; g++) {
             pl->keyh[g] = 0;
@@ -442,14 +459,7 @@ static int engine_values(vg_pipeline_t *pl, vg_acct_t *a) {
     }
     for (int j = 0; j < pl->next; j++) {
         const vg_ext_t *e = vg_prog_ext(pl->prog, j);
-        if (e->kind == VG_EXT_ANOMALY) {
-            const vg_anomaly_result_t *r = &pl->ares;
-            if (e->signal < 0) ext[j] = vg_num(r->score);
-            else if (e->signal < VG_ANOMALY__COUNT && (r->present & (1u << e->signal)))
-                ext[j] = vg_num(r->signal[e->signal]);
-            else ext[j] = vg_null();
-            continue;
-        }
+        if (e->kind == VG_EXT_ANOMALY) continue;   /* anomaly_values() */
         int64_t f = 0, l = 0, lo = t - e->window_ms;
         if (e->by_group < 0) {
             vg_acctx_memo_count(x, lo, t, &f, &l);
@@ -596,11 +606,15 @@ int vg_pipeline_line(vg_pipeline_t *pl, const char *line, size_t len, vg_buf_t *
     }
 
     vg_arena_reset(&pl->scratch);
-    rc = vg_prog_eval_inputs(pl->prog, &ev->tx, &pl->scratch, pl->inputs);
+    if (pl->use_an) {
+        rc = anomaly_values(pl, a);
+        if (rc) return rc;
+    }
+    rc = vg_prog_eval_inputs(pl->prog, &ev->tx, pl->spec_vals, &pl->scratch, pl->inputs);
     if (rc) return rc;
     rc = vg_state_apply(pl->state, a, ev->ts_ms, pl->inputs, pl->spec_vals, &pl->scratch);
     if (rc) return rc;
-    if (pl->use_an || pl->use_lab) {
+    if (pl->use_lab) {
         rc = engine_values(pl, a);
         if (rc) return rc;
     }

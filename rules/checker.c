@@ -34,7 +34,7 @@ typedef struct checker {
 } checker_t;
 
 /* flags of the expression context */
-enum { IN_SPEC = 1, IN_RULE = 2 };
+enum { IN_SPEC = 1, IN_RULE = 2, IN_BY = 4 };
 
 static const char *fn_names[] = {
 #define VG_FN_NAME(name, text) text,
@@ -422,7 +422,7 @@ static int check_label(checker_t *c, vg_ast_t *e, int fn, int flags) {
     }
     if (check_window(c, e, e->args[0], "window") < 0) return TY_ERR;
     if (e->by) {
-        int t = check(c, e->by, flags | IN_SPEC);
+        int t = check(c, e->by, flags | IN_SPEC | IN_BY);
         if (t == TY_ERR) return TY_ERR;
         if (t != VG_T_STR && t != VG_T_NUM && t != VG_T_BOOL && t != VG_CT_ANY) {
             err(c, e->by->line, e->by->col, "'by' needs a string, number or bool key, found %s",
@@ -502,7 +502,7 @@ static int check_call(checker_t *c, vg_ast_t *e, int flags) {
         } else if (t == TY_ERR) bad = 1;
     }
     if (e->by) {
-        int t = check(c, e->by, aflags);
+        int t = check(c, e->by, aflags | IN_BY);
         if (t != TY_ERR && t != VG_T_STR && t != VG_T_NUM && t != VG_T_BOOL && t != VG_CT_ANY) {
             err(c, e->by->line, e->by->col, "'by' needs a string, number or bool key, found %s",
                 vg_check_type_name(t));
@@ -579,10 +579,12 @@ static int check(checker_t *c, vg_ast_t *e, int flags) {
                 "unknown anomaly signal 'anomaly.%.*s' (known: score, amount, time, merchant, "
                 "country, device, ip, mcc, channel, velocity, multi, compromise)",
                 (int)e->str.len, e->str.p);
-        } else if (flags & IN_SPEC) {
+        } else if (flags & IN_BY) {
+            /* in x, where and the arguments of prev()/seen() it is the event's own score,
+             * computed before the windows take the event; a key must not depend on it */
             err(c, e->line, e->col,
-                "anomaly.%.*s cannot be used inside an aggregate, prev() or seen() argument "
-                "(only event fields, literals and pure functions can)",
+                "anomaly.%.*s cannot be used in a 'by' key (only event fields, literals and "
+                "pure functions can)",
                 (int)e->str.len, e->str.p);
         } else {
             t = VG_T_NUM;

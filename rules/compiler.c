@@ -592,6 +592,7 @@ static uint32_t expr(comp_t *c, vg_ast_t *e) {
         if (e->kind == VG_AST_ANOMALY || e->is_spec) {
             int si = spec_for(c, e);
             if (si < 0) return CONST_TAG;
+            if (c->phase == 1) c->p->inputs_read_ext = 1;
             if (*spec_slot(c, si) == NONE) {
                 uint32_t reg = newreg(c);
                 emit(c, VG_OPC_Spec, (uint32_t)si, reg, 0);
@@ -1089,8 +1090,11 @@ vg_program_t *vg_compile(const vg_checked_t *ck, vg_diags_t *diags) {
     compile_rules(&c, ck);
     end_phase(&c, &p->code3, &p->n3);
     c.phase = 1;
-    /* phase 1: the inputs of each spec */
+    /* phase 1: the inputs of each spec; they may read the event's anomaly values (ext),
+     * loaded again in this phase's own registers */
     start_phase(&c);
+    for (int i = 0; i < p->nspecs; i++) c.spec_reg[i] = NONE;
+    for (int j = 0; j < p->next; j++) c.ext_reg[j] = NONE;
     uint32_t *greg = calloc((size_t)p->nby + 1, sizeof(uint32_t));
     if (!greg) goto nomem;
     for (int g = 0; g < p->nby; g++) greg[g] = expr(&c, c.by_expr[g]);

@@ -40,6 +40,7 @@ struct vg_program {
     vg_ext_t *ext;             /* malloc; ext values (program.h), at nspecs + j */
     int next;
     int uses_anomaly, uses_labels;
+    int inputs_read_ext;                  /* phase 1 reads anomaly values (where, x, prev, seen) */
     int64_t max_label_window;
     vg_spec_input_t *in_init;  /* malloc; nspecs + next; phase 1 starts from a copy: x,
                                   key null; keep 1 unless the spec has `where` */

@@ -115,6 +115,7 @@ const vg_ext_t *vg_prog_ext(const vg_program_t *p, int j) {
     return j >= 0 && j < p->next ? &p->ext[j] : NULL;
 }
 int vg_prog_uses_anomaly(const vg_program_t *p) { return p->uses_anomaly; }
+int vg_prog_inputs_read_ext(const vg_program_t *p) { return p->inputs_read_ext; }
 int vg_prog_uses_labels(const vg_program_t *p) { return p->uses_labels; }
 int64_t vg_prog_max_label_window(const vg_program_t *p) { return p->max_label_window; }
 const vg_spec_t *vg_prog_spec(const vg_program_t *p, int i) {
@@ -163,13 +164,15 @@ static void ctx_init(const vg_program_t *p, vg_vm_ctx_t *ctx, const vg_tx_t *tx,
     ctx->arena = arena;
 }
 
-int vg_prog_eval_inputs(const vg_program_t *p, const vg_tx_t *tx, vg_arena_t *arena,
-                        vg_spec_input_t *in) {
+int vg_prog_eval_inputs(const vg_program_t *p, const vg_tx_t *tx, const vg_value_t *spec_vals,
+                        vg_arena_t *arena, vg_spec_input_t *in) {
+    if (p->inputs_read_ext && !spec_vals) return VG_EINVAL;
     if (p->nspecs + p->next)
         memcpy(in, p->in_init, sizeof(vg_spec_input_t) * (size_t)(p->nspecs + p->next));
     vg_vm_ctx_t ctx;
     ctx_init(p, &ctx, tx, arena);
     ctx.in = in;
+    ctx.spec = spec_vals;
     return run(p, p->code1, arena, &ctx);
 }
 

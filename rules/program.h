@@ -6,8 +6,9 @@
  *   - a list of state specs (vg_spec_t): every aggregate, session, prev() and seen()
  *     used by any feature, deduplicated (two features writing count(10m) share one
  *     spec). Each spec says what the engine keeps and for which key;
- *   - phase 1, vg_prog_eval_inputs(): from the event alone, the inputs of each spec
- *     (the x value, whether `where` holds, the `by` key);
+ *   - phase 1, vg_prog_eval_inputs(): from the event alone (and its anomaly values,
+ *     which the engine computes first), the inputs of each spec (the x value, whether
+ *     `where` holds, the `by` key);
  *   - the engine then updates its state and computes each spec's value for this event;
  *   - phase 2, vg_prog_eval_features(): from the event and the spec values, every named
  *     feature's value;
@@ -186,9 +187,16 @@ int vg_prog_uses_labels(const vg_program_t *p);
 int64_t vg_prog_max_label_window(const vg_program_t *p);
 
 /* Phase 1: fills in[0 .. nspecs + next - 1]. Strings in the results borrow from the event or
- * from `arena`. Returns 0, or a negative VG_E* code when the arena is exhausted. */
-int vg_prog_eval_inputs(const vg_program_t *p, const vg_tx_t *tx, vg_arena_t *arena,
-                        vg_spec_input_t *in);
+ * from `arena`. An aggregate's x and `where`, and the argument of prev()/seen(), may read
+ * the event's own anomaly values (vg_prog_inputs_read_ext): the engine computes them
+ * first and passes spec_vals with its ext entries spec_vals[nspecs + j] of kind
+ * VG_EXT_ANOMALY filled in (borrowed; the other entries are not read). spec_vals may be
+ * NULL for a program that reads none. Returns 0, VG_EINVAL when spec_vals is NULL but
+ * needed, or a negative VG_E* code when the arena is exhausted. */
+int vg_prog_eval_inputs(const vg_program_t *p, const vg_tx_t *tx, const vg_value_t *spec_vals,
+                        vg_arena_t *arena, vg_spec_input_t *in);
+/* 1 when phase 1 reads anomaly values (so they must be computed before it). */
+int vg_prog_inputs_read_ext(const vg_program_t *p);
 
 /* Phase 2: given spec_vals[0 .. nspecs + next - 1] (each spec's and ext value for this
  * event, computed by the engine), fills features[0 .. nfeatures-1]. Returns 0 or a negative code. */

@@ -106,7 +106,7 @@ int main(int argc, char **argv) {
                 tx.f[VG_FIELD_LON] = vg_num(-74.0);
                 vg_arena_reset(&ar);
                 double t0 = now();
-                vg_prog_eval_inputs(p, &tx, &ar, in);
+                vg_prog_eval_inputs(p, &tx, NULL, &ar, in);
                 vg_prog_eval_features(p, &tx, sv, &ar, fv);
                 double t1 = now();
                 vg_prog_eval_rules(p, &tx, sv, fv, bound, &ar, res);

@@ -101,7 +101,7 @@ int main(void) {
         double t2 = now_ns();
         for (int i = 0; i < N; i++) {
             tx.f[VG_FIELD_AMOUNT].u.n = 40 + (i & 7);
-            vg_prog_eval_inputs(p, &tx, &ar, in);
+            vg_prog_eval_inputs(p, &tx, NULL, &ar, in);
             sink += in[4].keep;
         }
         double t3 = now_ns();

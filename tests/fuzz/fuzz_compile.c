@@ -42,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         vg_rule_result_t *res = calloc((size_t)nr + 1, sizeof *res);
         vg_arena_t ar;
         vg_arena_init(&ar);
-        if (in && sv && fv && res && vg_prog_eval_inputs(p, &tx, &ar, in) == 0) {
+        if (in && sv && fv && res && vg_prog_eval_inputs(p, &tx, sv, &ar, in) == 0) {
             for (int i = 0; i < ns; i++) sv[i] = in[i].x;   /* any value of any type */
             if (vg_prog_eval_features(p, &tx, sv, &ar, fv) == 0)
                 vg_prog_eval_rules(p, &tx, sv, fv, NULL, &ar, res);

@@ -6,19 +6,28 @@
 # resumes from the checkpoint (nothing is processed twice). librdkafka settings pass
 # through: an unknown `-X` property stops serve at start (non-zero, the property named),
 # and `-X compression.type=zstd` makes the producers compress with zstd (seen in
-# librdkafka's produce debug lines) with the output still equal to replay's.
+# librdkafka's produce debug lines) with the output still equal to replay's. The rules
+# read anomaly scores (kafka_anomaly.vrl), whose population is per partition: the
+# output must equal `vigil replay --partitions 4`'s, anomaly scores included, across
+# the restart (the population comes back from the checkpoint).
 #
 # Usage: bash test_kafka_serve.sh BUILD_DIR SOURCE_DIR
 set -u
 . "$(dirname "$0")/kafka_lib.sh"
 kt_init test_kafka_serve "$@"
-RULES=$SRC/tests/integration/kafka.vrl
+RULES=$SRC/tests/integration/kafka_anomaly.vrl
 PARTS=4
 N=5000
 "$BUILD/vigil-gen" --accounts 300 --events $N --malformed 0.01 --seed 5 --out "$WORK/e.ndjson" 2>/dev/null || exit 1
 $CHECK key "$WORK/e.ndjson" "$WORK/e.keyed"
-"$VIGIL" replay --rules "$RULES" --input "$WORK/e.ndjson" --output "$WORK/e.replay" 2>/dev/null ||
+"$VIGIL" replay --rules "$RULES" --partitions $PARTS --input "$WORK/e.ndjson" --output "$WORK/e.replay" 2>/dev/null ||
     { echo "FAIL: replay"; exit 1; }
+grep -q '"anomaly":{"score":' "$WORK/e.replay" || kt_fail "no anomaly scores in the decisions"
+grep -q '"rule":"unusual_for_account"' "$WORK/e.replay" || kt_fail "no decision reads an anomaly score above 0.5"
+# the anomaly population is per partition: one partition's scores differ from four's
+"$VIGIL" replay --rules "$RULES" --input "$WORK/e.ndjson" --output "$WORK/one.replay" 2>/dev/null ||
+    { echo "FAIL: replay"; exit 1; }
+cmp -s "$WORK/one.replay" "$WORK/e.replay" && kt_fail "replay --partitions $PARTS scored as one partition: the test does not exercise the split"
 kt_broker "tx:$PARTS" "g1.changelog:$PARTS" "g2.changelog:$PARTS" "alerts:$PARTS" "dec:$PARTS" "dlq:1"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
 URL=http://127.0.0.1:$PORT
@@ -77,5 +86,5 @@ kt_consume dec "$WORK/dec"
 kt_consume alerts "$WORK/alerts"
 kt_consume dlq "$WORK/dlq"
 $CHECK compare --replay "$WORK/e.replay" --decisions "$WORK/dec" --alerts "$WORK/alerts" \
-    --dlq "$WORK/dlq" || kt_fail "serve's Kafka output differs from replay"
+    --dlq "$WORK/dlq" || kt_fail "serve's Kafka output differs from replay --partitions $PARTS"
 kt_end

@@ -150,7 +150,15 @@ static void test_calls(void **state) {
                "seen() cannot be used inside an aggregate");
     expect_err("feature f = prev(count(1h))", 1, 18, "count() cannot be used inside");
     expect_err("feature f = count(1h by anomaly.score)", 1, 25,
-               "anomaly.score cannot be used inside an aggregate");
+               "anomaly.score cannot be used in a 'by' key");
+    expect_err("feature f = fraud_count(1d by anomaly.amount > 0.5)", 1, 31,
+               "anomaly.amount cannot be used in a 'by' key");
+    /* the event's own anomaly values in x, where and prev()/seen() (read before the
+     * windows take the event) */
+    expect_ok("feature a = count(7d where anomaly.score >= 0.5)\n"
+              "feature b = sum(anomaly.amount, 1d by tx.merchant)\n"
+              "feature c = prev(anomaly.score) + coalesce(prev(anomaly.velocity), 0)\n"
+              "feature d = seen(anomaly.compromise > 0.5, 7d)\n");
     expect_ok("feature a = sum(tx.amount * 2 + 1, 1h where tx.amount > 5 and tx.mcc in [\"1\"] by tx.card)\n"
               "feature b = count(1d by tx.extra_key)\n"
               "feature c = prev(geo_km(tx.lat, tx.lon, 0, 0))\n"

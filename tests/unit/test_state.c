@@ -134,7 +134,7 @@ static int event(fx_t *f, vg_state_t *st, const char *acct, const char *id, int6
     tx.f[VG_FIELD_AMOUNT] = vg_num(amount);
     if (card) tx.f[VG_FIELD_CARD] = vg_strv(card, (uint32_t)strlen(card));
     vg_arena_reset(&f->arena);
-    assert_int_equal(vg_prog_eval_inputs(f->p, &tx, &f->arena, f->in), 0);
+    assert_int_equal(vg_prog_eval_inputs(f->p, &tx, NULL, &f->arena, f->in), 0);
     assert_int_equal(vg_state_apply(st, a, ts, f->in, f->vals, &f->arena), 0);
     /* a line like the pipeline's, so that decisions are packed (engine/dpack.h) */
     char line[512];

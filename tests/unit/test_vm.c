@@ -313,7 +313,7 @@ static void test_phase1_inputs(void **state) {
     vg_arena_t ar;
     vg_arena_init(&ar);
     memset(in, 0xAB, sizeof in);
-    assert_int_equal(vg_prog_eval_inputs(p, &ev.tx, &ar, in), 0);
+    assert_int_equal(vg_prog_eval_inputs(p, &ev.tx, NULL, &ar, in), 0);
     assert_int_equal(in[0].key.type, VG_T_STR);
     assert_memory_equal(in[0].key.u.s.p, "card-1", 6);
     assert_int_equal(in[0].keep, 1);
@@ -334,7 +334,7 @@ static void test_phase1_inputs(void **state) {
     /* a true `where` from an extra field */
     event_extra(&ev, "flag", vg_bool(1));
     ev.tx.f[VG_FIELD_AMOUNT] = vg_num(3);
-    assert_int_equal(vg_prog_eval_inputs(p, &ev.tx, &ar, in), 0);
+    assert_int_equal(vg_prog_eval_inputs(p, &ev.tx, NULL, &ar, in), 0);
     assert_int_equal(in[7].keep, 1);
     assert_int_equal(in[2].keep, 1);
     vg_arena_deinit(&ar);
