@@ -144,6 +144,12 @@ typedef struct dedupe {
      * hh[q % DD_HH] when n <= DD_HH; ts0 is the time of record seq0 when n > 0 */
     uint32_t hh[16];
     int64_t ts0;
+    /* record number cseq starts at offset coff (cseq == seq0 + n: where the next one
+     * goes), when dd_cache_ok: log_put starts there instead of walking the live records
+     * from the first (an account keeping many records was walked whole at every
+     * checkpoint). Zero-initialised it is right for an empty log. */
+    uint64_t cseq;
+    uint32_t coff;
 } dedupe_t;
 
 #define DD_HH 16   /* = IX_MIN: a log without an index is answered from hh */
@@ -445,6 +451,11 @@ static inline uint32_t dd_next(const dedupe_t *d, uint32_t off) {
     return off + dd_size(x->idlen, x->dlen);
 }
 
+static inline int dd_cache_ok(const dedupe_t *d) {
+    return d->cseq >= d->seq0 && d->cseq - d->seq0 <= d->n && d->coff >= d->bhead &&
+           d->coff <= d->blen;
+}
+
 /* (Re)builds the index for the live records with room for `room` more, or frees it
  * when there are few records. Returns 0 or VG_ENOMEM (no index then: lookups scan,
  * which is slower but correct). */
@@ -485,6 +496,8 @@ static int dd_reindex(dedupe_t *d, uint32_t room) {
  * its contents; rebuilds the index. Can't fail (a failed shrink keeps the old block,
  * a failed index rebuild leaves no index). */
 static void dd_compact(dedupe_t *d) {
+    if (dd_cache_ok(d)) d->coff -= d->bhead;   /* the records move down by bhead */
+    else d->cseq = UINT64_MAX;
     if (d->n == 0) {
         d->bhead = d->blen = 0;
     } else if (d->bhead > 0) {
@@ -763,7 +776,12 @@ static int log_put(vg_state_t *st, vg_acct_t *a, vg_batch_t *b, int slice) {
         vg_buf_clear(&st->vbuf);
         int rc = put_u64(&st->vbuf, (uint64_t)DREC_GROUP);
         if (!rc) rc = put_u32(&st->vbuf, (uint32_t)(end - from));
-        for (uint32_t off = d->bhead; !rc && off < d->blen; off = dd_next(d, off), q++) {
+        uint32_t off = d->bhead;
+        if (dd_cache_ok(d) && d->cseq <= from) {
+            off = d->coff;
+            q = d->cseq;
+        }
+        for (; !rc && off < d->blen; off = dd_next(d, off), q++) {
             if (q < from) continue;
             const dd_rec_t *x = dd_rec(d, off);
             rc = put_u64(&st->vbuf, (uint64_t)x->ts);
@@ -777,6 +795,8 @@ static int log_put(vg_state_t *st, vg_acct_t *a, vg_batch_t *b, int slice) {
         /* a record given up and put again starts at the same number (its key) */
         if (d->nrs == 0 || d->rs[d->nrs - 1] != from) d->rs[d->nrs++] = from;
     }
+    d->cseq = end;   /* the next record goes at blen */
+    d->coff = d->blen;
     if (end > d->hseq) d->hseq = end;
     if (slice) d->pwseq = end;
     d->prsdel = k;

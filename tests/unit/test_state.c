@@ -897,6 +897,68 @@ static void test_dedupe_old_records(void **state) {
     vg_store_close(s);
 }
 
+/* An account keeping many remembered events (1440 in the 24 h horizon), checkpointed
+ * every few events by full checkpoints, slices and slices given up, while old events
+ * expire and the log is compacted: reloaded from the store after each round, every
+ * event inside the horizon is a duplicate with its own decision and none before it is
+ * (log_put starts at the cached offset of the first unwritten event: a wrong offset
+ * writes the wrong events or fails the reload). */
+static void test_dedupe_log_long(void **state) {
+    fx_t *f = *state;
+    char err[256], id[16];
+    vg_store_t *s = open_store(f);
+    vg_state_t *st = new_state(f, s, 1);
+    vg_batch_t *b = vg_batch_new();
+    assert_non_null(b);
+    const int N = 4000;
+    int step = 1;
+    for (int i = 0; i < N;) {
+        for (int j = 0; j < step && i < N; j++, i++) {
+            snprintf(id, sizeof id, "e%d", i);
+            assert_int_equal(event(f, st, "long", id, T0 + i * 60000LL, 1, NULL), R_DECIDED);
+        }
+        size_t left;
+        switch (i % 3) {
+        case 0:
+            assert_int_equal(vg_state_checkpoint(st, NULL, 0, 0, err, sizeof err), 0);
+            break;
+        case 1:
+            vg_batch_clear(b);
+            assert_int_equal(vg_state_checkpoint_some(st, 100, b, &left), 0);
+            assert_int_equal(vg_store_write(s, b, 0, err, sizeof err), 0);
+            vg_state_checkpoint_done(st, 1);
+            break;
+        default:   /* given up: written again by the next one */
+            vg_batch_clear(b);
+            assert_int_equal(vg_state_checkpoint_some(st, 100, b, &left), 0);
+            vg_state_checkpoint_done(st, 0);
+        }
+        step = step % 13 + 1;
+        if (i % 500 < step || i == N) {
+            assert_int_equal(vg_state_checkpoint(st, NULL, 0, 0, err, sizeof err), 0);
+            assert_int_equal(vg_state_evict(st), 1);
+            vg_acct_t *a;
+            assert_int_equal(vg_state_account(st, "long", 4, &a), 0);
+            int64_t newest = T0 + (i - 1) * 60000LL;
+            for (int k = i - 1; k >= 0 && k >= i - 1500; k--) {
+                const char *d;
+                size_t dl;
+                snprintf(id, sizeof id, "e%d", k);
+                int live = T0 + k * 60000LL >= newest - 24 * H;
+                assert_int_equal(vg_state_find_dup(st, a, id, strlen(id), &d, &dl), live);
+                if (live) {
+                    char want[32];
+                    snprintf(want, sizeof want, "\"id\":\"%s\"", id);
+                    assert_non_null(strstr(d, want));
+                }
+            }
+        }
+    }
+    vg_batch_free(b);
+    vg_state_free(st);
+    vg_store_close(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_dedupe_exact_within_horizon, setup, teardown),
@@ -912,6 +974,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_dedupe_old_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_layout_mismatch_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dedupe_log_delta, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dedupe_log_long, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
