@@ -5,6 +5,11 @@
  * line must come out as a decision, a duplicate or a rejection; any engine error other
  * than running out of memory aborts (a finding), as do ASan and UBSan reports.
  *
+ * Before the events, the input may hold sections ended by a line `---`: one starting
+ * with `id,` is a label file (`vigil replay --labels`: read, and applied by event time
+ * when it loads), one starting with `{` the lists' JSON (`--lists`). A section that does
+ * not load is skipped, as replay would refuse it.
+ *
  * The rules: the files listed (colon-separated) in $VIGIL_FUZZ_RULES, default
  * rules/packs/cards.vrl plus a few constructs of its own (relative to the directory the
  * fuzzer runs in: the repository root). See tests/fuzz/README.md. */
@@ -16,7 +21,9 @@
 
 #include "engine/event.h"
 #include "engine/jsonout.h"
+#include "engine/labels.h"
 #include "engine/pipeline.h"
+#include "rules/lists.h"
 #include "rules/program.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -33,6 +40,9 @@ static const char EXTRA[] =
     "feature fz_merch = distinct(tx.merchant, 1d where tx.channel == \"ecom\")\n"
     "feature fz_an = anomaly.score\n"
     "feature fz_odd = count(3d where anomaly.score >= 0.6)\n"
+    "feature fz_fraud = fraud_count(28d by tx.merchant)\n"
+    "feature fz_lab = labelled_count(28d by tx.merchant)\n"
+    "feature fz_mine = fraud_count(7d)\n"
     "rule fz_big\n  severity high\n  action review\n  score 50\n"
     "  message \"amount {tx.amount} at {tx.merchant}\"\n"
     "  when tx.amount > 5 * fz_max or fz_an > 0.9\nend\n";
@@ -97,9 +107,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         fprintf(stderr, "fuzz_event: %s\n", err);
         abort();
     }
+    const char *s = (const char *)data, *end = s + size;
+    vg_labels_t *labels = NULL;
+    for (int sec = 0; sec < 2 && s < end && (*s == '{' || (end - s >= 3 && !memcmp(s, "id,", 3)));
+         sec++) {
+        const char *sep = NULL;
+        for (const char *q = s; q + 4 <= end; q++)
+            if (!memcmp(q, "\n---", 4) && (q + 4 == end || q[4] == '\n')) {
+                sep = q;
+                break;
+            }
+        const char *stop = sep ? sep : end;
+        if (*s == '{') {
+            vg_lists_t *l = vg_lists_new();
+            if (l && vg_lists_load_json(l, s, (size_t)(stop - s), err, sizeof err) == 0)
+                vg_pipeline_set_lists(pl, l);   /* takes its own reference */
+            vg_lists_unref(l);
+        } else if (!labels) {
+            FILE *f = fmemopen((void *)s, (size_t)(stop - s), "r");
+            if (f) {
+                labels = vg_labels_read(f, "fuzz.csv", err, sizeof err);
+                fclose(f);
+            }
+            if (labels) vg_pipeline_set_labels(pl, labels);
+        }
+        s = sep ? (sep + 4 < end ? sep + 5 : end) : end;
+    }
     vg_buf_t out;
     vg_buf_init(&out);
-    const char *s = (const char *)data, *end = s + size;
     while (s < end) {
         const char *nl = memchr(s, '\n', (size_t)(end - s));
         size_t len = nl ? (size_t)(nl - s) : (size_t)(end - s);
@@ -113,5 +148,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     vg_buf_deinit(&out);
     vg_pipeline_free(pl);
+    vg_labels_free(labels);
     return 0;
 }
