@@ -1688,8 +1688,9 @@ int vg_state_checkpoint(vg_state_t *st, const vg_kv_t *meta, int n_meta, int syn
     }
     if (st->dp.tpl) st->dtpl_saved = 1;
     swap_written(st);
-    /* clean again: back on the LRU list in the order of their last use */
-    if (st->ndirty > 1) qsort(st->dirty, st->ndirty, sizeof *st->dirty, cmp_tick);
+    /* clean again: back on the LRU list in the order of their last use (which only a
+     * memory budget ever reads: without one the order is left as it is) */
+    if (st->ndirty > 1 && st->budget) qsort(st->dirty, st->ndirty, sizeof *st->dirty, cmp_tick);
     for (size_t i = 0; i < st->ndirty; i++) {
         ent_t *e = st->dirty[i];
         e->dirty = 0;
@@ -1774,7 +1775,8 @@ void vg_state_checkpoint_done(vg_state_t *st, int written) {
         /* evictable again, in the order of their last use; an entry changed since it
          * was encoded is dirty (written by a later checkpoint), one a full checkpoint
          * wrote meanwhile is on the LRU already */
-        if (st->npend > 1) qsort(st->pend, st->npend, sizeof *st->pend, cmp_tick);
+        if (st->npend > 1 && st->budget)
+            qsort(st->pend, st->npend, sizeof *st->pend, cmp_tick);
         for (size_t i = 0; i < st->npend; i++) {
             ent_t *e = st->pend[i];
             e->pending = 0;
