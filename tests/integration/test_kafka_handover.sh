@@ -83,11 +83,11 @@ metric() { awk -v m="$2" '$1 == m {print $2}' "$WORK/$1.prom" 2>/dev/null; }
 kt_stream a3 "${COMMON[@]}" --state "$WORK/sa" --group g-h --topic-in tx --topic-alerts alerts-3 \
     --topic-decisions dec-3
 APID=$SPID
-for _ in $(seq 100); do [ "$(metric a3 vigil_kafka_partitions)" = "$PARTS" ] && break; sleep 0.1; done
+for _ in $(seq 300); do [ "$(metric a3 vigil_kafka_partitions)" = "$PARTS" ] && break; sleep 0.1; done
 kt_stream b3 "${COMMON[@]}" --state "$WORK/sb" --group g-h --topic-in tx --topic-alerts alerts-3 \
     --topic-decisions dec-3
 BPID=$SPID
-for _ in $(seq 200); do
+for _ in $(seq 600); do
     pa=$(metric a3 vigil_kafka_partitions); pb=$(metric b3 vigil_kafka_partitions)
     [ -n "$pa" ] && [ -n "$pb" ] && [ "$pb" != 0 ] && [ $((pa + pb)) = $PARTS ] && break
     sleep 0.1
@@ -101,7 +101,7 @@ wait "$BPID" 2>/dev/null
 for s in 03 04 05; do kt_produce "$WORK/slice.$s" tx; done
 # A takes every partition over and catches up
 idle=0
-for _ in $(seq 600); do
+for _ in $(seq 1500); do
     if [ "$(metric a3 vigil_kafka_partitions)" = "$PARTS" ] && [ "$(metric a3 vigil_kafka_consumer_lag)" = 0 ]; then
         idle=$((idle + 1)); [ $idle -ge 20 ] && break
     else

@@ -42,11 +42,13 @@ grep -q 'no\.such\.property' "$WORK/serve-x.log" || { kt_fail "the unknown prope
 # serve SECONDS GROUP [ARGS...]: starts serve in the background (SPID), waits until /readyz is 200.
 # The restart joins another group: offsets are vigil's own (in the state), the group
 # only assigns partitions, and librdkafka's mock broker keeps a cleanly stopped member
-# until its session times out (45 s by default; serve has no setting for it).
+# until its session times out. KT_X's short session timeout makes the group's
+# rebalances quick (the two processing threads join one after the other; with the
+# default 45 s one such rebalance once outlasted a 60 s wait in CI).
 serve() {
     VIGIL_FUTURE=1000d "$VIGIL" serve --http "127.0.0.1:$PORT" --state "$WORK/state" --rules "$RULES" \
         --kafka "$BROKER" --group "$2" --topic-in tx --topic-alerts alerts --topic-decisions dec \
-        --topic-dlq dlq "${@:3}" >>"$WORK/serve.log" 2>&1 &
+        --topic-dlq dlq "${KT_X[@]}" "${@:3}" >>"$WORK/serve.log" 2>&1 &
     SPID=$!
     KT_PIDS+=("$SPID")
     kt_ready "$URL" "$SPID" "$1"
@@ -58,7 +60,7 @@ processed() { curl -s "$URL/metrics" | awk '$1 == "vigil_kafka_messages_total" {
 
 ZSTD=zstd
 kcat -X list 2>/dev/null | grep -q '^builtin.features.*zstd' || ZSTD=lz4
-serve 60 g1 -X compression.type=$ZSTD -X producer.debug=msg
+serve 120 g1 -X compression.type=$ZSTD -X producer.debug=msg
 curl -s "$URL/metrics" >"$WORK/metrics1"
 grep -q '^vigil_kafka_partitions 4$' "$WORK/metrics1" || kt_fail "/metrics: not 4 partitions owned"
 grep -q '^vigil_http_requests_total' "$WORK/metrics1" || kt_fail "/metrics: the HTTP series are gone"
@@ -76,7 +78,7 @@ grep "Produce MessageSet" "$WORK/serve.log" | grep -vq ", $ZSTD)" && kt_fail "a 
 
 # restart: resumes after the checkpoint; the second half only
 kt_produce "$WORK/second.keyed" tx
-serve 60 g2
+serve 120 g2
 rest=$(wc -l <"$WORK/second.keyed")
 for _ in $(seq 600); do [ "$(processed)" = "$rest" ] && break; sleep 0.1; done
 [ "$(processed)" = "$rest" ] || kt_fail "after the restart processed $(processed) messages, expected $rest"
