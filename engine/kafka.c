@@ -1423,8 +1423,8 @@ static void handle_msg(worker_t *w, part_t *pt, const rd_kafka_message_t *m, int
     switch (oc) {
     case VG_OUT_DECIDED: {
         INC(w->ct.decided, 1);
-        int act, sev;
-        vg_pipeline_last_decision(pt->pl, &act, &sev);
+        int act;
+        vg_pipeline_last_decision(pt->pl, &act, NULL);
         INC(w->ct.by_decision[act >= 0 && act < 4 ? act : 0], 1);
         if (emit_decided(w, pt, d, dl, m->key, m->key ? m->key_len : 0, ts_msg) != 0) return;
         break;

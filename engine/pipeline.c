@@ -43,7 +43,7 @@ struct vg_pipeline {
     vg_lists_t *lists;          /* reference, or NULL */
     int64_t version;            /* printed as each rule's "version" */
     int last_alert;
-    int last_action, last_severity;   /* of the last decided event; severity -1: none */
+    int last_action;            /* of the last decided event */
     vg_buf_t msg;
     /* engine values (anomaly scores, label aggregates): ext j is spec_vals[nspecs + j] */
     int next;
@@ -295,7 +295,14 @@ int vg_pipeline_last_alert(const vg_pipeline_t *pl) { return pl->last_alert; }
 
 void vg_pipeline_last_decision(const vg_pipeline_t *pl, int *action, int *severity) {
     *action = pl->last_action;
-    *severity = pl->last_severity;
+    if (!severity) return;
+    /* read off the rule results only when asked (for an alert): not per event */
+    *severity = -1;
+    for (int i = 0; i < pl->nrules; i++) {
+        if (!pl->res[i].fired) continue;
+        const vg_rule_info_t *r = vg_prog_rule(pl->prog, i);
+        if (r->mode == VG_MODE_ACTIVE && (int)r->severity > *severity) *severity = r->severity;
+    }
 }
 
 /* SPEC section 2, Alerts: marks the fired rules whose alert is suppressed (the same
@@ -621,7 +628,7 @@ int vg_pipeline_line(vg_pipeline_t *pl, const char *line, size_t len, vg_buf_t *
     rc = vg_prog_eval_features(pl->prog, &ev->tx, pl->spec_vals, &pl->scratch,
                                pl->features);
     if (rc) return rc;
-    int action = VG_ACTION_ALLOW, severity = -1;
+    int action = VG_ACTION_ALLOW;
     double score = 0;
     pl->last_score = 0;
     if (pl->nrules) {
@@ -630,12 +637,6 @@ int vg_pipeline_line(vg_pipeline_t *pl, const char *line, size_t len, vg_buf_t *
         if (rc) return rc;
         vg_prog_decide(pl->prog, pl->res, &action, &score);
         pl->last_score = score;
-        for (int i = 0; i < pl->nrules; i++) {
-            if (!pl->res[i].fired) continue;
-            const vg_rule_info_t *r = vg_prog_rule(pl->prog, i);
-            if (r->mode == VG_MODE_ACTIVE && (int)r->severity > severity)
-                severity = r->severity;
-        }
         rc = suppress(pl, a, ev->ts_ms, action);
         if (rc) return rc;
     }
@@ -680,7 +681,6 @@ int vg_pipeline_line(vg_pipeline_t *pl, const char *line, size_t len, vg_buf_t *
     if (rc) return rc;
     *outcome = VG_OUT_DECIDED;
     pl->last_action = action;
-    pl->last_severity = severity;
     pl->stats.decided++;
     return 0;
 }

@@ -86,8 +86,10 @@ void vg_pipeline_set_lists(vg_pipeline_t *pl, vg_lists_t *lists);
 int vg_pipeline_last_alert(const vg_pipeline_t *pl);
 
 /* The last decided event's decision (VG_ACTION_*) and the highest severity among its
- * fired active rules (VG_SEV_*, -1 when none fired), as its decision line says them.
- * Can't fail. */
+ * fired active rules (VG_SEV_*, -1 when none fired; not computed when `severity` is
+ * NULL), as its decision line says them;
+ * call it right after vg_pipeline_line decided (the severity is read off that event's
+ * rule results, which the next line replaces). Can't fail. */
 void vg_pipeline_last_decision(const vg_pipeline_t *pl, int *action, int *severity);
 
 /* The code of the last rejection. */
