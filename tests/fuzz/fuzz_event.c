@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/cli.h"
 #include "engine/event.h"
 #include "engine/jsonout.h"
 #include "engine/labels.h"
@@ -48,53 +49,28 @@ static const char EXTRA[] =
     "  when tx.amount > 5 * fz_max or fz_an > 0.9\nend\n";
 
 static vg_program_t *prog;
-static vg_source_t src[16];   /* kept for the program's life (it may point into them) */
-
-static char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = NULL;
-    size_t cap = 0, len = 0;
-    for (;;) {
-        if (len + 4096 > cap) {
-            cap = cap ? 2 * cap : 65536;
-            char *nb = realloc(buf, cap);
-            if (!nb) abort();
-            buf = nb;
-        }
-        size_t r = fread(buf + len, 1, cap - len, f);
-        len += r;
-        if (r == 0) break;
-    }
-    fclose(f);
-    *n = len;
-    return buf;
-}
+static vg_sources_t srcs;   /* kept for the program's life (it may point into them) */
 
 static void init(void) {
     const char *env = getenv("VIGIL_FUZZ_RULES");
     char *list = strdup(env && *env ? env : "rules/packs/cards.vrl");
-    int n = 0;
-    for (char *save = NULL, *p = strtok_r(list, ":", &save); p && n < 15;
-         p = strtok_r(NULL, ":", &save)) {
-        size_t len;
-        char *text = slurp(p, &len);
-        if (!text) {
-            fprintf(stderr, "fuzz_event: cannot read %s (run from the repository root)\n", p);
-            abort();
-        }
-        src[n++] = (vg_source_t){strdup(p), text, len};
-    }
-    src[n++] = (vg_source_t){"fuzz_extra.vrl", EXTRA, sizeof EXTRA - 1};
-    vg_diags_t d;
-    vg_diags_init(&d);
-    prog = vg_prog_compile(src, n, &d);
-    if (!prog) {
-        vg_diags_print(&d, src, n, stderr);
+    char *paths[16];
+    int np = 0;
+    for (char *save = NULL, *p = strtok_r(list, ":", &save); p && np < 16;
+         p = strtok_r(NULL, ":", &save))
+        paths[np++] = p;
+    char err[512];
+    if (vg_sources_load(&srcs, paths, np, err, sizeof err) != 0) {
+        fprintf(stderr, "fuzz_event: %s (run from the repository root)\n", err);
         abort();
     }
-    vg_diags_deinit(&d);
     free(list);
+    vg_source_t *v = realloc(srcs.v, ((size_t)srcs.n + 1) * sizeof *v);
+    if (!v) abort();
+    srcs.v = v;
+    srcs.v[srcs.n++] = (vg_source_t){strdup("fuzz_extra.vrl"), strdup(EXTRA), sizeof EXTRA - 1};
+    prog = vg_cli_compile(&srcs, NULL, NULL);
+    if (!prog) abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
