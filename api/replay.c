@@ -249,23 +249,20 @@ static const char *pf_at(const reader_t *r, uint64_t off) {
     return r->buf + r->start + (size_t)(off - r->pos);
 }
 
-/* The raw account bytes of a line, or 0 when not found simply. */
 static uint32_t pf_account(const char *line, size_t len, const char **acct) {
     static const char key[] = "\"account\":\"";
-    const char *end = line + len, *k = line;
-    while ((k = memchr(k, '"', (size_t)(end - k))) &&
-           ((size_t)(end - k) < sizeof key - 1 || memcmp(k, key, sizeof key - 1) != 0))
-        k++;
-    if (!k) return 0;
-    const char *a = k + sizeof key - 1;
-    const char *q = memchr(a, '"', (size_t)(end - a));
-    if (!q || q == a || memchr(a, '\\', (size_t)(q - a))) return 0;
-    *acct = a;
-    return (uint32_t)(q - a);
+    return vg_peek_string(line, len, key, sizeof key - 1, acct);
 }
 
-static void pf_stage(const pf_ent_t *e, int stage) {
-    if (e->alen) vg_state_prefetch_hashed(e->st, e->h, stage);
+/* Stage 2 also prefetches the event id's slot of the account's id index, when it keeps
+ * one (an account with many events within the dedupe horizon): the duplicate check's
+ * first probe, otherwise a cache miss. */
+static void pf_stage(const reader_t *r, const pf_ent_t *e, int stage) {
+    if (!e->alen || !vg_state_prefetch_hashed(e->st, e->h, stage)) return;
+    static const char key[] = "\"id\":\"";
+    const char *id = NULL;
+    uint32_t il = vg_peek_string(pf_at(r, e->line), e->len, key, sizeof key - 1, &id);
+    if (il) vg_state_prefetch_id(e->st, e->h, id, il);
 }
 
 static int parse_args(int argc, char **argv, opts_t *o) {
@@ -593,10 +590,10 @@ static void pf_step(run_t *run, prefetcher_t *f, uint64_t line) {
         }
         f->n++;
         f->scan += (uint64_t)(nl - p) + 1;
-        pf_stage(e, 0);
+        pf_stage(r, e, 0);
     }
-    if (f->n > 3) pf_stage(&f->q[(f->head + 3) % PF_AHEAD], 1);
-    if (f->n > 1) pf_stage(&f->q[(f->head + 1) % PF_AHEAD], 2);
+    if (f->n > 3) pf_stage(r, &f->q[(f->head + 3) % PF_AHEAD], 1);
+    if (f->n > 1) pf_stage(r, &f->q[(f->head + 1) % PF_AHEAD], 2);
 }
 
 int vg_cmd_replay(int argc, char **argv) {

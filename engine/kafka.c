@@ -1357,6 +1357,16 @@ static int emit_decided(worker_t *w, part_t *pt, const char *d, size_t dl, const
 }
 
 /* Processes one consumed message. Returns 0: the caller destroys it. */
+#define PF_AHEAD 8
+
+/* A prefetch hint for a message of the batch (vg_pipeline_prefetch): its partition's
+ * state, when owned. */
+static void prefetch_msg(worker_t *w, const rd_kafka_message_t *m, int stage) {
+    if (m->err || !m->payload || m->partition < 0 || m->partition >= w->cap) return;
+    part_t *pt = w->parts[m->partition];
+    if (pt && pt->pl) vg_pipeline_prefetch(pt->pl, m->payload, m->len, stage);
+}
+
 static int handle(worker_t *w, rd_kafka_message_t *m, int64_t now_ms) {
     vg_kafka_t *k = w->k;
     if (m->err) {
@@ -1665,7 +1675,15 @@ static void *worker_main(void *arg) {
             n = rd_kafka_consume_batch_queue(q, 0, msgs, BATCH);
         }
         int64_t now = clock_now(k);
+        /* the batch's events are known ahead: their state is prefetched in stages (as
+         * `vigil replay` does), PF_AHEAD, 4 and 2 messages ahead of the one processed */
+        for (ssize_t i = 0; i < n && i < PF_AHEAD; i++) prefetch_msg(w, msgs[i], 0);
+        for (ssize_t i = 0; i < n && i < 4; i++) prefetch_msg(w, msgs[i], 1);
+        for (ssize_t i = 0; i < n && i < 2; i++) prefetch_msg(w, msgs[i], 2);
         for (ssize_t i = 0; i < n; i++) {
+            if (i + PF_AHEAD < n) prefetch_msg(w, msgs[i + PF_AHEAD], 0);
+            if (i + 4 < n) prefetch_msg(w, msgs[i + 4], 1);
+            if (i + 2 < n) prefetch_msg(w, msgs[i + 2], 2);
             if (w->fatal || w->need_rewind || !handle(w, msgs[i], now))
                 rd_kafka_message_destroy(msgs[i]);
         }

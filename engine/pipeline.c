@@ -825,6 +825,31 @@ void vg_pipeline_get_stats(const vg_pipeline_t *pl, vg_pipeline_stats_t *out) {
 
 vg_state_t *vg_pipeline_state(vg_pipeline_t *pl) { return pl->state; }
 
+uint32_t vg_peek_string(const char *line, size_t len, const char *key, size_t kl,
+                        const char **val) {
+    const char *end = line + len, *k = line;
+    while ((k = memchr(k, '"', (size_t)(end - k))) &&
+           ((size_t)(end - k) < kl || memcmp(k, key, kl) != 0))
+        k++;
+    if (!k) return 0;
+    const char *a = k + kl;
+    const char *q = memchr(a, '"', (size_t)(end - a));
+    if (!q || q == a || memchr(a, '\\', (size_t)(q - a)) || q - a > UINT32_MAX) return 0;
+    *val = a;
+    return (uint32_t)(q - a);
+}
+
+void vg_pipeline_prefetch(vg_pipeline_t *pl, const char *line, size_t len, int stage) {
+    static const char akey[] = "\"account\":\"", ikey[] = "\"id\":\"";
+    const char *a = NULL, *id = NULL;
+    uint32_t al = vg_peek_string(line, len, akey, sizeof akey - 1, &a);
+    if (!al || !pl->state) return;
+    uint64_t h = vg_state_hash(a, al);
+    if (!vg_state_prefetch_hashed(pl->state, h, stage)) return;
+    uint32_t il = vg_peek_string(line, len, ikey, sizeof ikey - 1, &id);
+    if (il) vg_state_prefetch_id(pl->state, h, id, il);
+}
+
 vg_program_t *vg_pipeline_program(const vg_pipeline_t *pl) { return pl->prog; }
 
 /* ---- ruleset swap ---- */

@@ -166,6 +166,20 @@ void vg_pipeline_last_scores(const vg_pipeline_t *pl, double *score, double *ano
 void vg_pipeline_label_stats(const vg_pipeline_t *pl, uint64_t *applied, uint64_t *unmatched);
 vg_state_t *vg_pipeline_state(vg_pipeline_t *pl);
 
+/* A hint that the event `line` (len bytes, raw JSON) comes soon, for callers that hold
+ * events ahead (a replay's read-ahead, a consumed batch): finds its account's raw bytes
+ * (the first "account":"..." without escapes; none found: nothing) and prefetches its
+ * state in stages (vg_state_prefetch_hashed: 0, then 1, then 2, some events apart); at
+ * stage 2 also the slot of the account's id index that the duplicate check reads, when
+ * the account keeps one. Changes nothing, allocates nothing; can't fail. */
+void vg_pipeline_prefetch(vg_pipeline_t *pl, const char *line, size_t len, int stage);
+
+/* The raw bytes of the first string value of `key` (given with its quotes, colon and
+ * opening quote: "\"account\":\"", kl bytes) in a JSON line, when it has no escape;
+ * returns its length, or 0 (not found simply). Reads only the line. */
+uint32_t vg_peek_string(const char *line, size_t len, const char *key, size_t kl,
+                        const char **val);
+
 /* ---- ruleset swap ---- */
 
 /* Swaps the ruleset between two events: the next line is processed with `p` (the

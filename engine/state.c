@@ -484,7 +484,7 @@ static int dd_reindex(dedupe_t *d, uint32_t room) {
     memset(d->ix, 0, (size_t)d->ixcap * sizeof *d->ix);
     uint32_t m = d->ixcap - 1;
     for (uint32_t off = d->bhead; off < d->blen; off = dd_next(d, off)) {
-        uint32_t j = dd_rec(d, off)->h & m;
+        uint32_t h = dd_rec(d, off)->h, j = h & m;
         while (d->ix[j]) j = (j + 1) & m;
         d->ix[j] = off / 8 + 1;
     }
@@ -1359,25 +1359,31 @@ void vg_state_prefetch(const vg_state_t *st, const char *account, size_t len, in
     vg_state_prefetch_hashed(st, hash_bytes(account, len), stage);
 }
 
-void vg_state_prefetch_hashed(const vg_state_t *st, uint64_t h, int stage) {
+/* The account entry of hash h (the first slot with this hash: almost always it), or
+ * NULL. Reads only the table. */
+static const ent_t *pf_find(const vg_state_t *st, uint64_t h) {
     const htab_t *t = &st->accts;
-    size_t m = t->cap - 1, i = h & m;
-    if (stage <= 0) {
-        PREFETCH(&t->slot[i]);
-        return;
-    }
-    for (;; i = (i + 1) & m) {   /* the first slot with this hash: almost always it */
+    size_t m = t->cap - 1;
+    for (size_t i = h & m;; i = (i + 1) & m) {
         const hslot_t *s = &t->slot[i];
-        if (!s->e) return;
-        if (s->h == h) break;
+        if (!s->e) return NULL;
+        if (s->h == h) return s->e;
     }
-    const ent_t *e = t->slot[i].e;
+}
+
+int vg_state_prefetch_hashed(const vg_state_t *st, uint64_t h, int stage) {
+    if (stage <= 0) {
+        PREFETCH(&st->accts.slot[h & (st->accts.cap - 1)]);
+        return 0;
+    }
+    const ent_t *e = pf_find(st, h);
+    if (!e) return 0;
     if (stage == 1) {
         /* the account and its embedded window state (stage 2 reads both) */
         for (int k = 0; k < st->apf_lines; k++) PREFETCH((const char *)e + 64 * k);
-        return;
+        return 0;
     }
-    if (e->is_key) return;
+    if (e->is_key) return 0;
     const vg_acct_t *a = (const vg_acct_t *)e;
     if (a->dd.b) {
         /* vg_state_find_dup reads the records only when the account keeps more than
@@ -1387,6 +1393,14 @@ void vg_state_prefetch_hashed(const vg_state_t *st, uint64_t h, int stage) {
         if (a->dd.blen < a->dd.bcap) PREFETCH(a->dd.b + a->dd.blen);
     }
     if (a->w) vg_wstate_prefetch(a->w);
+    return a->dd.ix != NULL;
+}
+
+void vg_state_prefetch_id(const vg_state_t *st, uint64_t h, const char *id, size_t idlen) {
+    const ent_t *e = pf_find(st, h);
+    if (!e || e->is_key) return;
+    const dedupe_t *d = &((const vg_acct_t *)e)->dd;
+    if (d->ix) PREFETCH(&d->ix[(uint32_t)hash_bytes(id, idlen) & (d->ixcap - 1)]);
 }
 
 int64_t vg_state_newest(const vg_acct_t *a) { return a->newest; }

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -60,6 +61,54 @@ static int64_t cpu_us(void) {
 }
 
 static long n_accounts = 20000;
+
+/* CPU time per kind of thread, from /proc/self/task/<tid>/stat (utime + stime, in clock
+ * ticks): vigil's processing threads, its checkpoint writers, librdkafka's threads (every
+ * client's: load producer, vigil's consumers and producers, the reader), the mock broker,
+ * the bench's main thread (load producer and reader), RocksDB's background threads, the
+ * rest. Threads that ended in between are not counted. */
+enum { TK_PROC, TK_CKPT, TK_RDK, TK_MOCK, TK_MAIN, TK_ROCKS, TK_OTHER, TK_N };
+static const char *const TK_NAME[TK_N] = {"vigil processing", "checkpoint writes",
+                                          "librdkafka clients", "mock broker",
+                                          "load + reader (main)", "RocksDB background",
+                                          "other"};
+
+static void thread_cpu(double out[TK_N]) {
+    for (int i = 0; i < TK_N; i++) out[i] = 0;
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return;
+    struct dirent *e;
+    pid_t self = getpid();
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char path[300], line[1024];
+        snprintf(path, sizeof(path), "/proc/self/task/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        size_t n = fread(line, 1, sizeof(line) - 1, f);
+        fclose(f);
+        line[n] = 0;
+        char *lp = strchr(line, '('), *rp = strrchr(line, ')');
+        if (!lp || !rp) continue;
+        char comm[64];
+        size_t cl = (size_t)(rp - lp - 1) < sizeof(comm) - 1 ? (size_t)(rp - lp - 1) : sizeof(comm) - 1;
+        memcpy(comm, lp + 1, cl);
+        comm[cl] = 0;
+        /* after ") ": state (field 3) ... utime is field 14, stime 15 */
+        unsigned long ut = 0, st = 0;
+        if (sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+            continue;
+        int k = TK_OTHER;
+        if (atol(e->d_name) == (long)self) k = TK_MAIN;
+        else if (!strncmp(comm, "vigil-kafka", 11)) k = TK_PROC;
+        else if (!strncmp(comm, "vigil-ckpt", 10)) k = TK_CKPT;
+        else if (!strncmp(comm, "rdk:mock", 8)) k = TK_MOCK;
+        else if (!strncmp(comm, "rdk:", 4)) k = TK_RDK;
+        else if (!strncmp(comm, "rocksdb", 7)) k = TK_ROCKS;
+        out[k] += (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+    }
+    closedir(d);
+}
 
 static const char *RULES =
     "feature n_1h = count(1h)\n"
@@ -119,11 +168,11 @@ static rd_kafka_t *client(rd_kafka_type_t type, const char *brokers, const char 
     return rk;
 }
 
-static void produce_one(rd_kafka_t *p, const char *topic, const char *v, size_t n,
-                        const char *key) {
+static void produce_one_n(rd_kafka_t *p, const char *topic, const char *v, size_t n,
+                          const char *key, size_t kl) {
     for (;;) {
         rd_kafka_resp_err_t e = rd_kafka_producev(
-            p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+            p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, kl),
             RD_KAFKA_V_VALUE((void *)v, n), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_END);
         if (!e) return;
@@ -133,6 +182,11 @@ static void produce_one(rd_kafka_t *p, const char *topic, const char *v, size_t 
         }
         rd_kafka_poll(p, 1);
     }
+}
+
+static void produce_one(rd_kafka_t *p, const char *topic, const char *v, size_t n,
+                        const char *key) {
+    produce_one_n(p, topic, v, n, key, strlen(key));
 }
 
 static int cmp_i64(const void *a, const void *b) {
@@ -358,6 +412,35 @@ int main(int argc, char **argv) {
      * 3, the messages processed in each 100 ms) */
     int timeline = getenv("BENCH_KAFKA_TIMELINE") != NULL;
     static int64_t tl_max[1000];
+    /* the paced events are formatted before the step, so that the load generator's own
+     * formatting (snprintf of a double) takes no CPU from the machine while it is timed */
+    size_t gen_cap = (size_t)lat_events * 256 + 1;
+    char *gen = malloc(gen_cap);
+    uint32_t *gen_off = malloc(((size_t)lat_events + 1) * sizeof *gen_off);
+    uint8_t *gen_alen = malloc((size_t)lat_events);
+    char (*gen_acct)[16] = malloc((size_t)lat_events * sizeof *gen_acct);
+    if (!gen || !gen_off || !gen_alen || !gen_acct || gen_cap > UINT32_MAX) {
+        fprintf(stderr, "bench_kafka: out of memory for %ld events\n", lat_events);
+        return 1;
+    }
+    size_t gen_len = 0;
+    for (long g = 0; g < lat_events; g++) {
+        int n = make_event(gen + gen_len, gen_cap - gen_len, "L", g,
+                           base_ts + 3600 * 1000 + g / 100, acct, sizeof(acct));
+        gen_off[g] = (uint32_t)gen_len;
+        gen_len += (size_t)n;
+        size_t al = strlen(acct);
+        if (al >= sizeof gen_acct[g]) al = sizeof gen_acct[g] - 1;
+        memcpy(gen_acct[g], acct, al);
+        gen_alen[g] = (uint8_t)al;
+    }
+    gen_off[lat_events] = (uint32_t)gen_len;
+    /* one clock read per event: the wall clock (for the split at the alert's timestamp)
+     * is derived from the monotonic one */
+    int64_t rt_minus_mono = real_us() - now_us();
+    double tcpu0[TK_N];
+    thread_cpu(tcpu0);
+    int64_t cpu0 = cpu_us();
     int64_t start = now_us();
     long i = 0;
     int64_t deadline = 0;
@@ -366,11 +449,10 @@ int main(int argc, char **argv) {
         long due = (long)((double)(t - start) * rate / 1e6);
         if (due > lat_events) due = lat_events;
         for (; i < due; i++) {
-            int n = make_event(buf, sizeof(buf), "L", i, base_ts + 3600 * 1000 + i / 100, acct,
-                               sizeof(acct));
             sent[i] = now_us();
-            sent_rt[i] = real_us();
-            produce_one(p, "bench-in", buf, (size_t)n, acct);
+            sent_rt[i] = sent[i] + rt_minus_mono;
+            produce_one_n(p, "bench-in", gen + gen_off[i], gen_off[i + 1] - gen_off[i],
+                          gen_acct[i], gen_alen[i]);
         }
         rd_kafka_poll(p, 0);
         if (i >= lat_events && !deadline) deadline = now_us() + 10 * 1000000;
@@ -402,6 +484,9 @@ int main(int argc, char **argv) {
         }
         if (n <= 0) usleep(50);
     }
+    double step_s = (double)(now_us() - start) / 1e6, tcpu1[TK_N];
+    thread_cpu(tcpu1);
+    double step_cpu = (double)(cpu_us() - cpu0) / 1e6;
     if (timeline) {
         printf("timeline: worst latency (ms) of the events sent in each 100 ms:\n");
         for (long b = 0; b < 1000 && b * 100000 < now_us() - start; b++)
@@ -424,6 +509,12 @@ int main(int argc, char **argv) {
                lat_a[nsplit / 2] / 1e3, lat_a[(long)(nsplit * 0.99)] / 1e3,
                lat_b[nsplit / 2] / 1e3, lat_b[(long)(nsplit * 0.99)] / 1e3);
     }
+    printf("CPU during the latency step: %.2f of %ld cores (%.2f us per event sent):", step_cpu / step_s,
+           sysconf(_SC_NPROCESSORS_ONLN), step_cpu * 1e6 / (double)lat_events);
+    for (int t = 0; t < TK_N; t++)
+        if (tcpu1[t] - tcpu0[t] > 0)
+            printf("%s %s %.2f", t ? "," : "", TK_NAME[t], (tcpu1[t] - tcpu0[t]) / step_s);
+    printf("\n");
     vg_kafka_get_stats(k, &st);
     printf("checkpoints: %" PRIu64 ", %.1f ms on average, %.1f ms at most from encoding to "
            "written (acknowledgements + write; processing goes on)\n", st.checkpoints,
@@ -446,6 +537,10 @@ int main(int argc, char **argv) {
     free(sent);
     free(lat);
     free(sent_rt);
+    free(gen);
+    free(gen_off);
+    free(gen_alen);
+    free(gen_acct);
     free(lat_a);
     free(lat_b);
     char cmd[600];

@@ -190,8 +190,76 @@ static void test_checkpoint_resume(void **st) {
     assert_int_equal(system(cmd), 0);
 }
 
+/* vg_peek_string: the raw bytes of a string field, or 0 when not found simply. */
+static void test_peek_string(void **st) {
+    (void)st;
+    static const char ak[] = "\"account\":\"", ik[] = "\"id\":\"";
+    const char *line = "{\"id\":\"t-1\",\"device_id\":\"d\",\"account\":\"acct 7\",\"ts\":1}";
+    const char *v = NULL;
+    assert_int_equal(vg_peek_string(line, strlen(line), ak, sizeof ak - 1, &v), 6);
+    assert_memory_equal(v, "acct 7", 6);
+    /* "device_id" is not "id" */
+    assert_int_equal(vg_peek_string(line, strlen(line), ik, sizeof ik - 1, &v), 3);
+    assert_memory_equal(v, "t-1", 3);
+    const char *esc = "{\"account\":\"a\\\"b\"}", *empty = "{\"account\":\"\"}";
+    assert_int_equal(vg_peek_string(esc, strlen(esc), ak, sizeof ak - 1, &v), 0);
+    assert_int_equal(vg_peek_string(empty, strlen(empty), ak, sizeof ak - 1, &v), 0);
+    /* cut before the closing quote, or before the key ends */
+    assert_int_equal(vg_peek_string(line, 30, ak, sizeof ak - 1, &v), 0);
+    assert_int_equal(vg_peek_string("{\"accou", 7, ak, sizeof ak - 1, &v), 0);
+    assert_int_equal(vg_peek_string("{\"account\":7}", 13, ak, sizeof ak - 1, &v), 0);
+}
+
+/* Prefetch hints change nothing: an account with many remembered ids (so that it keeps
+ * an id index) answers duplicates with their original decisions whether or not its
+ * events were announced with vg_pipeline_prefetch first, and hints for unknown
+ * accounts, lines without an account and garbage are harmless. */
+static void test_prefetch_hints(void **st) {
+    (void)st;
+    vg_program_t *p = compile(SRC);
+    vg_pipeline_opts_t o;
+    vg_pipeline_opts_default(&o);
+    char err[256];
+    vg_pipeline_t *pl = vg_pipeline_new(p, &o, err, sizeof(err));
+    assert_non_null(pl);
+    static char dec[40][512];
+    char line[256];
+    for (int i = 0; i < 40; i++) {
+        snprintf(line, sizeof line,
+                 "{\"id\":\"e%d\",\"account\":\"a\",\"ts\":\"2026-01-01T10:%02d:00Z\","
+                 "\"amount\":%d}", i, i, i);
+        for (int stage = 0; stage <= 2; stage++)
+            vg_pipeline_prefetch(pl, line, strlen(line), stage);
+        const char *d = feed(pl, line, VG_OUT_DECIDED);
+        assert_true(strlen(d) < sizeof dec[i]);
+        strcpy(dec[i], d);
+    }
+    for (int i = 39; i >= 0; i -= 3) {
+        snprintf(line, sizeof line,
+                 "{\"id\":\"e%d\",\"account\":\"a\",\"ts\":\"2026-01-01T10:45:00Z\","
+                 "\"amount\":1}", i);
+        for (int stage = 0; stage <= 2; stage++)
+            vg_pipeline_prefetch(pl, line, strlen(line), stage);
+        assert_string_equal(feed(pl, line, VG_OUT_DUPLICATE), dec[i]);
+    }
+    const char *junk[] = {"", "{", "{\"account\":\"nobody\",\"id\":\"x\"}",
+                          "{\"account\":\"a\"}", "{\"account\":\"a\",\"id\":\"\"}"};
+    for (size_t j = 0; j < sizeof junk / sizeof *junk; j++)
+        for (int stage = -1; stage <= 3; stage++)
+            vg_pipeline_prefetch(pl, junk[j], strlen(junk[j]), stage);
+    /* a new id after all that is still new */
+    const char *n = feed(pl,
+        "{\"id\":\"e40\",\"account\":\"a\",\"ts\":\"2026-01-01T10:46:00Z\",\"amount\":2}",
+        VG_OUT_DECIDED);
+    assert_non_null(strstr(n, "\"n\":41"));
+    vg_pipeline_free(pl);
+    vg_prog_unref(p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_peek_string),
+        cmocka_unit_test(test_prefetch_hints),
         cmocka_unit_test(test_decision_line),
         cmocka_unit_test(test_duplicates_late_rejects),
         cmocka_unit_test(test_checkpoint_resume),
