@@ -1,15 +1,17 @@
 /* acctx.c - an account's anomaly baseline and label memo (see acctx.h).
  *
  * Record (little endian): "X1", u8 has_anomaly, [u32 len, vg_anomaly_state_encode bytes],
- * u32 stride, u32 n, n x stride u64 words.
+ * u32 stride, u32 n, n x stride u64 words (an x value is the u64 of its double's bits).
  */
 #include "engine/acctx.h"
 #include "engine/le.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "rules/errors.h"
+#include "rules/program.h"
 
 static uint64_t mix(uint64_t x) {
     x ^= x >> 33;
@@ -37,9 +39,25 @@ uint64_t vg_acctx_hash(const void *p, size_t n, uint64_t seed) {
 }
 
 uint64_t vg_acctx_fingerprint(const vg_acctx_layout_t *l) {
-    uint64_t d[4] = {0x6163637478310000ULL, (uint64_t)l->anomaly, (uint64_t)l->memo,
-                     (uint64_t)l->ngroups};
-    return vg_acctx_hash(d, sizeof d, VG_ANOMALY_VERSION);
+    uint64_t d[6] = {0x6163637478310000ULL, (uint64_t)l->anomaly, (uint64_t)l->memo,
+                     (uint64_t)l->ngroups, 0, 0};
+    if (l->nx > 0) {   /* layouts without label sums keep their fingerprint */
+        d[0] = 0x6163637478320000ULL;
+        d[4] = (uint64_t)l->nx;
+        d[5] = l->xsig;
+        return vg_acctx_hash(d, sizeof d, VG_ANOMALY_VERSION);
+    }
+    return vg_acctx_hash(d, 4 * sizeof d[0], VG_ANOMALY_VERSION);
+}
+
+uint64_t vg_acctx_xsig(const struct vg_program *p) {
+    int n = vg_prog_memo_nx(p);
+    uint64_t h = 0;
+    for (int k = 0; k < n; k++) {
+        const char *t = vg_prog_memo_x_text(p, k);
+        h = vg_acctx_hash(t, strlen(t), h ^ (uint64_t)k);
+    }
+    return n ? h : 0;
 }
 
 vg_acctx_t *vg_acctx_new(const vg_acctx_layout_t *l) {
@@ -47,7 +65,8 @@ vg_acctx_t *vg_acctx_new(const vg_acctx_layout_t *l) {
     if (!x) return NULL;
     x->has_anomaly = l->anomaly ? 1 : 0;
     if (x->has_anomaly) vg_anomaly_state_init(&x->an);
-    x->stride = 3 + (uint32_t)(l->ngroups > 0 ? l->ngroups : 0);
+    x->ngroups = (uint32_t)(l->ngroups > 0 ? l->ngroups : 0);
+    x->stride = 3 + x->ngroups + (uint32_t)(l->nx > 0 ? l->nx : 0);
     return x;
 }
 
@@ -121,7 +140,8 @@ void vg_acctx_memo_expire(vg_acctx_t *x, int64_t oldest) {
     if (x->head == x->n) x->head = x->n = 0;
 }
 
-int vg_acctx_memo_add(vg_acctx_t *x, uint64_t idh, int64_t ts, const uint64_t *keyh) {
+int vg_acctx_memo_add(vg_acctx_t *x, uint64_t idh, int64_t ts, const uint64_t *keyh,
+                      const double *xv) {
     if (x->n == x->cap) {
         if (x->head > 0 && x->head * 2 >= x->n) {   /* reuse the dead front */
             memmove(x->m, x->m + (size_t)x->head * x->stride,
@@ -140,9 +160,20 @@ int vg_acctx_memo_add(vg_acctx_t *x, uint64_t idh, int64_t ts, const uint64_t *k
     e[0] = idh;
     e[1] = (uint64_t)ts;
     e[2] = VG_LABEL_NONE;
-    for (uint32_t g = 0; g + 3 < x->stride; g++) e[3 + g] = keyh ? keyh[g] : 0;
+    for (uint32_t g = 0; g < x->ngroups; g++) e[3 + g] = keyh ? keyh[g] : 0;
+    for (uint32_t k = 0; k + 3 + x->ngroups < x->stride; k++) {
+        double d = xv ? xv[k] : NAN;
+        memcpy(&e[3 + x->ngroups + k], &d, 8);
+    }
     x->n++;
     return 0;
+}
+
+double vg_acctx_memo_x(const vg_acctx_t *x, uint32_t i, int k) {
+    double d;
+    uint64_t w = VG_ACCTX_XW(x, i, k);
+    memcpy(&d, &w, 8);
+    return d;
 }
 
 long vg_acctx_memo_find(const vg_acctx_t *x, uint64_t idh) {
@@ -161,6 +192,23 @@ void vg_acctx_memo_count(const vg_acctx_t *x, int64_t lo, int64_t hi, int64_t *f
         if (t < lo || t > hi) continue;
         l++;
         if (s == VG_LABEL_FRAUD) f++;
+    }
+    *fraud = f;
+    *labelled = l;
+}
+
+void vg_acctx_memo_sum(const vg_acctx_t *x, int k, int64_t lo, int64_t hi, double *fraud,
+                       double *labelled) {
+    double f = 0, l = 0;
+    for (uint32_t i = x->head; i < x->n; i++) {
+        uint64_t s = VG_ACCTX_STATUS(x, i);
+        if (s == VG_LABEL_NONE) continue;
+        int64_t t = VG_ACCTX_TS(x, i);
+        if (t < lo || t > hi) continue;
+        double v = vg_acctx_memo_x(x, i, k);
+        if (isnan(v)) continue;
+        l += v;
+        if (s == VG_LABEL_FRAUD) f += v;
     }
     *fraud = f;
     *labelled = l;

@@ -9,6 +9,7 @@
 #include "engine/pipeline.h"
 
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,6 +59,8 @@ struct vg_pipeline {
     int *lgext;                   /* per by-group: an ext index reading it for labels, or -1 */
     uint64_t *keyh;               /* per by-group: this event's key hash (0: none) */
     uint8_t *klate;               /* per by-group: the event is late for its key */
+    int nmx;                      /* label memo x slots (label sums) */
+    double *memo_x;               /* per slot: this event's x (NaN: null) */
     int64_t memo_horizon;         /* longest label window + lateness */
     const vg_labels_t *labels;    /* borrowed: applied before the events they precede */
     size_t lnext;                 /* next label of `labels` to apply */
@@ -185,7 +188,9 @@ vg_pipeline_t *vg_pipeline_new(vg_program_t *p, const vg_pipeline_opts_t *o,
     pl->lgext = calloc((size_t)pl->ngroups + 1, sizeof(*pl->lgext));
     pl->keyh = calloc((size_t)pl->ngroups + 1, sizeof(*pl->keyh));
     pl->klate = calloc((size_t)pl->ngroups + 1, 1);
-    if (!pl->lgext || !pl->keyh || !pl->klate) goto oom;
+    pl->nmx = vg_prog_memo_nx(p);
+    pl->memo_x = calloc((size_t)pl->nmx + 1, sizeof(*pl->memo_x));
+    if (!pl->lgext || !pl->keyh || !pl->klate || !pl->memo_x) goto oom;
     for (int g = 0; g < pl->ngroups; g++) pl->lgext[g] = -1;
     for (int j = 0; j < pl->next; j++) {
         const vg_ext_t *x = vg_prog_ext(p, j);
@@ -200,7 +205,8 @@ vg_pipeline_t *vg_pipeline_new(vg_program_t *p, const vg_pipeline_opts_t *o,
     if (pl->use_lab && !(pl->lk = vg_lkeys_new(o->lateness_ms, vg_prog_max_label_window(p))))
         goto oom;
 
-    vg_acctx_layout_t xl = {pl->use_an, pl->use_lab, pl->use_lab ? pl->ngroups : 0};
+    vg_acctx_layout_t xl = {pl->use_an, pl->use_lab, pl->use_lab ? pl->ngroups : 0,
+                            pl->use_lab ? pl->nmx : 0, pl->use_lab ? vg_acctx_xsig(p) : 0};
     vg_state_opts_t so = {
         .lateness_ms = o->lateness_ms,
         .dedupe_horizon_ms = o->dedupe_horizon_ms,
@@ -233,6 +239,7 @@ void vg_pipeline_free(vg_pipeline_t *pl) {
     free(pl->lgext);
     free(pl->keyh);
     free(pl->klate);
+    free(pl->memo_x);
     vg_buf_deinit(&pl->mnames);
     vg_buf_deinit(&pl->mvals);
     free(pl->mkv);
@@ -468,6 +475,14 @@ static int engine_values(vg_pipeline_t *pl, vg_acct_t *a) {
         const vg_ext_t *e = vg_prog_ext(pl->prog, j);
         if (e->kind == VG_EXT_ANOMALY) continue;   /* anomaly_values() */
         int64_t f = 0, l = 0, lo = t - e->window_ms;
+        if (e->memo_slot >= 0) {   /* label sums: the account's memo; keep this event's x */
+            const vg_value_t *xv = &pl->inputs[pl->nspecs + j].x;
+            pl->memo_x[e->memo_slot] = xv->type == VG_T_NUM ? xv->u.n : (double)NAN;
+            double fs, ls;
+            vg_acctx_memo_sum(x, e->memo_slot, lo, t, &fs, &ls);
+            ext[j] = vg_num(e->kind == VG_EXT_FRAUD_SUM ? fs : ls);
+            continue;
+        }
         if (e->by_group < 0) {
             vg_acctx_memo_count(x, lo, t, &f, &l);
         } else {
@@ -483,7 +498,7 @@ static int engine_values(vg_pipeline_t *pl, vg_acct_t *a) {
     if (pl->use_lab) {
         int64_t newest = vg_state_newest(a);
         vg_acctx_memo_expire(x, newest - pl->memo_horizon);
-        int rc = vg_acctx_memo_add(x, id_hash(ev->id.p, ev->id.len), t, pl->keyh);
+        int rc = vg_acctx_memo_add(x, id_hash(ev->id.p, ev->id.len), t, pl->keyh, pl->memo_x);
         if (rc) return rc;
         vg_state_acctx_remem(pl->state, a);
     }
@@ -876,7 +891,8 @@ int vg_pipeline_set_program(vg_pipeline_t *pl, vg_program_t *p, char *errbuf, si
     o.lists = pl->lists;
     vg_pipeline_t *npl = vg_pipeline_new(p, &o, errbuf, errlen);
     if (!npl) return VG_ENOMEM;
-    vg_acctx_layout_t xl = {npl->use_an, npl->use_lab, npl->use_lab ? npl->ngroups : 0};
+    vg_acctx_layout_t xl = {npl->use_an, npl->use_lab, npl->use_lab ? npl->ngroups : 0,
+                            npl->use_lab ? npl->nmx : 0, npl->use_lab ? vg_acctx_xsig(p) : 0};
     int keep_lk = pl->lk && npl->lk && lk_compatible(pl, npl);
     int rc = vg_state_set_program(pl->state, p, npl->use_an || npl->use_lab ? &xl : NULL,
                                   errbuf, errlen);

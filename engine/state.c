@@ -1941,10 +1941,12 @@ static ent_t **table_entries(const htab_t *t, size_t *n) {
 }
 
 /* The extension of an account for the new layout `nl`: the anomaly baseline kept, the
- * label memo's key hashes moved to the new group numbers (gmap: old -> new, -1 gone).
+ * label memo's key hashes moved to the new group numbers (gmap: old -> new, -1 gone) and
+ * its x values to the new label-sum slots (xmap: new -> old, -1: null, a new x).
  * NULL with *oom = 1 when out of memory; NULL with *oom = 0 when nothing is kept. */
 static vg_acctx_t *acctx_migrate(const vg_acctx_t *x, const vg_acctx_layout_t *ol,
-                                 const vg_acctx_layout_t *nl, const int *gmap, int *oom) {
+                                 const vg_acctx_layout_t *nl, const int *gmap,
+                                 const int *xmap, int *oom) {
     *oom = 0;
     vg_acctx_t *nx = vg_acctx_new(nl);
     if (!nx) goto nomem;
@@ -1957,11 +1959,14 @@ static vg_acctx_t *acctx_migrate(const vg_acctx_t *x, const vg_acctx_layout_t *o
             for (int g = 0; g < ng; g++) kh[g] = 0;
             for (int g = 0; g < ol->ngroups; g++)
                 if (gmap[g] >= 0 && gmap[g] < ng) kh[gmap[g]] = VG_ACCTX_KEYH(x, i, g);
-            if (vg_acctx_memo_add(nx, VG_ACCTX_IDH(x, i), VG_ACCTX_TS(x, i), kh)) {
+            if (vg_acctx_memo_add(nx, VG_ACCTX_IDH(x, i), VG_ACCTX_TS(x, i), kh, NULL)) {
                 if (kh != keyh) free(kh);
                 goto nomem;
             }
             VG_ACCTX_STATUS(nx, nx->n - 1) = VG_ACCTX_STATUS(x, i);
+            for (int k = 0; k < nl->nx; k++)
+                if (xmap[k] >= 0 && xmap[k] < ol->nx)
+                    VG_ACCTX_XW(nx, nx->n - 1, k) = VG_ACCTX_XW(x, i, xmap[k]);
         }
         if (kh != keyh) free(kh);
     }
@@ -1977,7 +1982,7 @@ int vg_state_set_program(vg_state_t *st, vg_program_t *p, const vg_acctx_layout_
     int rc = 0;
     lays_t ls;
     memset(&ls, 0, sizeof ls);
-    int *gmap = NULL;
+    int *gmap = NULL, *xmap = NULL;
     ent_t **ea = NULL, **ek = NULL;
     vg_wstate_t **wa = NULL, **wk = NULL;
     vg_acctx_t **xa = NULL;
@@ -2015,6 +2020,17 @@ int vg_state_set_program(vg_state_t *st, vg_program_t *p, const vg_acctx_layout_
             if (u && strcmp(t, u) == 0) gmap[g] = h;
         }
     }
+    int nnx = vg_prog_memo_nx(p);
+    xmap = malloc(((size_t)nnx + 1) * sizeof *xmap);
+    if (!xmap) goto nomem;
+    for (int k = 0; k < nnx; k++) {
+        xmap[k] = -1;
+        const char *t = vg_prog_memo_x_text(p, k);
+        for (int h = 0; h < vg_prog_memo_nx(st->p); h++) {
+            const char *u = vg_prog_memo_x_text(st->p, h);
+            if (t && u && strcmp(t, u) == 0) xmap[k] = h;
+        }
+    }
     ea = table_entries(&st->accts, &na);
     ek = table_entries(&st->keys, &nk);
     wa = calloc(na + 1, sizeof *wa);
@@ -2036,7 +2052,7 @@ int vg_state_set_program(vg_state_t *st, vg_program_t *p, const vg_acctx_layout_
             goto nomem;
         if (a->x && acctx) {
             int oom;
-            xa[i] = acctx_migrate(a->x, &st->xlay, acctx, gmap, &oom);
+            xa[i] = acctx_migrate(a->x, &st->xlay, acctx, gmap, xmap, &oom);
             if (oom) goto nomem;
         }
     }
@@ -2122,6 +2138,7 @@ int vg_state_set_program(vg_state_t *st, vg_program_t *p, const vg_acctx_layout_
         st->acct_maybe_stored = st->key_maybe_stored = 0;
     }
     free(gmap);
+    free(xmap);
     free(ea);
     free(ek);
     free(wa);
@@ -2137,6 +2154,7 @@ nomem:
     if (wk)
         for (size_t i = 0; i < nk; i++) vg_wstate_free(wk[i]);
     free(gmap);
+    free(xmap);
     free(ea);
     free(ek);
     free(wa);

@@ -70,7 +70,9 @@ typedef enum vg_ast_op {
     X(IS_NULL, "is_null")                              \
     X(COALESCE, "coalesce")                            \
     X(FRAUD_COUNT, "fraud_count")      /* label aggregates (engine values) */ \
-    X(LABELLED_COUNT, "labelled_count")
+    X(LABELLED_COUNT, "labelled_count")                \
+    X(FRAUD_SUM, "fraud_sum")                          \
+    X(LABELLED_SUM, "labelled_sum")
 
 typedef enum vg_fn {
 #define VG_FN_ENUM(name, text) VG_FN_##name,
@@ -85,7 +87,7 @@ struct vg_ast {
     uint8_t op;          /* vg_ast_op_t */
     uint8_t type;        /* checker: vg_type_t or VG_CT_* (VG_T_NULL before checking) */
     uint8_t is_spec;     /* checker: this call is a state spec (aggregate, session, prev, seen)
-                            or a label aggregate (an engine value, ref FRAUD_COUNT..) */
+                            or a label aggregate (an engine value, ref FRAUD_COUNT..LABELLED_SUM) */
     int line, col;       /* 1-based position of the node's first token (operators: the operator) */
     int ref;             /* see vg_ast_kind_t */
     int height;          /* 1 for a leaf; 1 + the tallest operand otherwise */

@@ -401,26 +401,44 @@ static int check_pure(checker_t *c, vg_ast_t *e, int fn, int flags) {
     }
 }
 
-/* fraud_count(W [by K]) / labelled_count(W [by K]): engine values over the labels
- * applied so far (docs/rules.md, Labels). */
+/* fraud_count(W [by K]) / labelled_count(W [by K]), fraud_sum(x, W) / labelled_sum(x, W):
+ * engine values over the labels applied so far (docs/rules.md, Labels). A label sum's x
+ * is computed from the event alone, like an aggregate's x (it may read the event's own
+ * anomaly values), and kept in the account's label memo until a label arrives. */
 static int check_label(checker_t *c, vg_ast_t *e, int fn, int flags) {
     const char *name = fn_names[fn];
+    int is_sum = fn == VG_FN_FRAUD_SUM || fn == VG_FN_LABELLED_SUM;
     if (flags & IN_SPEC) {
         err(c, e->line, e->col,
             "%s() cannot be used inside an aggregate, prev() or seen() argument (only event "
             "fields, literals and pure functions can)", name);
         return TY_ERR;
     }
-    if (e->nargs != 1) {
-        err(c, e->line, e->col, "%s() takes 1 argument, %d given: %s(W [by K])", name, e->nargs,
-            name);
+    if (e->nargs != 1 + is_sum) {
+        err(c, e->line, e->col, "%s() takes %d argument%s, %d given: %s(%sW%s)", name,
+            1 + is_sum, is_sum ? "s" : "", e->nargs, name, is_sum ? "x, " : "",
+            is_sum ? "" : " [by K]");
         return TY_ERR;
     }
     if (e->where) {
         err(c, e->where->line, e->where->col, "'where' is not allowed in %s()", name);
         return TY_ERR;
     }
-    if (check_window(c, e, e->args[0], "window") < 0) return TY_ERR;
+    if (is_sum && e->by) {
+        err(c, e->by->line, e->by->col,
+            "'by' is not supported in %s() yet (label sums are kept per account)", name);
+        return TY_ERR;
+    }
+    if (is_sum) {
+        int t = check(c, e->args[0], flags | IN_SPEC);
+        if (t == TY_ERR) return TY_ERR;
+        if (t != VG_T_NUM && t != VG_CT_ANY) {
+            err(c, e->args[0]->line, e->args[0]->col, "%s() needs a number, found %s", name,
+                vg_check_type_name(t));
+            return TY_ERR;
+        }
+    }
+    if (check_window(c, e, e->args[is_sum], "window") < 0) return TY_ERR;
     if (e->by) {
         int t = check(c, e->by, flags | IN_SPEC | IN_BY);
         if (t == TY_ERR) return TY_ERR;
@@ -449,7 +467,7 @@ static int check_call(checker_t *c, vg_ast_t *e, int flags) {
         !(e->nargs == 2 && e->args[1]->kind == VG_AST_DUR) && !e->where && !e->by)
         fn = fn == VG_FN_MIN ? VG_FN_NMIN : VG_FN_NMAX;
     e->ref = fn;
-    if (fn == VG_FN_FRAUD_COUNT || fn == VG_FN_LABELLED_COUNT) return check_label(c, e, fn, flags);
+    if (fn >= VG_FN_FRAUD_COUNT && fn <= VG_FN_LABELLED_SUM) return check_label(c, e, fn, flags);
     if (fn > VG_FN_SECONDS_BETWEEN) return check_pure(c, e, fn, flags);
     const char *name = fn_names[fn];
     /* arity: x args then window */

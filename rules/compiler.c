@@ -49,6 +49,8 @@ typedef struct comp {
     vg_ast_t **ext_call;                  /* per ext value: its node */
     uint32_t *ext_reg;                    /* register of a loaded ext value */
     int ext_cap, ecall_cap, ereg_cap;
+    vg_strmap_t mxs;                      /* label sums: x text -> memo slot */
+    int mx_cap;
     int spec_cap, call_cap, reg_cap, by_cap, byx_cap, const_cap, name_cap, list_cap;
     vg_ast_t **by_expr;                   /* per group: the key expression */
     uint32_t *freg;                       /* per feature: its register, NONE until needed */
@@ -305,7 +307,7 @@ static const char *spec_text(comp_t *c, int si) {
 }
 static int is_ext_node(const vg_ast_t *e) {
     return e->kind == VG_AST_ANOMALY ||
-           (e->kind == VG_AST_CALL && (e->ref == VG_FN_FRAUD_COUNT || e->ref == VG_FN_LABELLED_COUNT));
+           (e->kind == VG_AST_CALL && e->ref >= VG_FN_FRAUD_COUNT && e->ref <= VG_FN_LABELLED_SUM);
 }
 
 /* Estimated evaluation cost of e (phase 3), in rough instruction units. Features and
@@ -619,6 +621,30 @@ static uint32_t expr(comp_t *c, vg_ast_t *e) {
 
 static int by_group_of(comp_t *c, vg_ast_t *by);
 
+/* The label memo slot of a label sum's x expression (registered on first use: sums of
+ * the same x share it), or -1. */
+static int memo_slot_of(comp_t *c, vg_ast_t *xe) {
+    vg_program_t *p = c->p;
+    cbuf_t kb = {0};
+    print_expr(c, &kb, xe, 0);
+    if (c->nomem) { free(kb.p); return -1; }
+    int k = vg_strmap_get(&c->mxs, kb.p, (uint32_t)kb.n);
+    if (k < 0) {
+        k = p->nmemo_x;
+        if (grow(c, (void **)&p->memo_xtext, &c->mx_cap, k + 1, sizeof(char *)) < 0) {
+            free(kb.p);
+            return -1;
+        }
+        char *kt = keep(c, kb.p, kb.n);
+        if (!kt) { free(kb.p); return -1; }
+        p->memo_xtext[k] = kt;
+        p->nmemo_x++;
+        if (vg_strmap_put(&c->mxs, kt, (uint32_t)kb.n, k) == -2) c->nomem = 1;
+    }
+    free(kb.p);
+    return k;
+}
+
 /* Finds or registers the ext value of an anomaly.<signal> or label aggregate node;
  * returns EXT_TAG | j, or -1. */
 static int ext_for(comp_t *c, vg_ast_t *e, const char *text, size_t n) {
@@ -634,13 +660,18 @@ static int ext_for(comp_t *c, vg_ast_t *e, const char *text, size_t n) {
     memset(x, 0, sizeof *x);
     x->text = t;
     x->by_group = -1;
+    x->memo_slot = -1;
     if (e->kind == VG_AST_ANOMALY) {
         x->kind = VG_EXT_ANOMALY;
         x->signal = e->ref;
         p->uses_anomaly = 1;
     } else {
-        x->kind = e->ref == VG_FN_FRAUD_COUNT ? VG_EXT_FRAUD_COUNT : VG_EXT_LABELLED_COUNT;
-        x->window_ms = e->args[0]->v.ms;
+        static const vg_ext_kind_t kinds[] = {VG_EXT_FRAUD_COUNT, VG_EXT_LABELLED_COUNT,
+                                              VG_EXT_FRAUD_SUM, VG_EXT_LABELLED_SUM};
+        x->kind = kinds[e->ref - VG_FN_FRAUD_COUNT];
+        int is_sum = x->kind == VG_EXT_FRAUD_SUM || x->kind == VG_EXT_LABELLED_SUM;
+        x->window_ms = e->args[is_sum]->v.ms;
+        if (is_sum && (x->memo_slot = memo_slot_of(c, e->args[0])) < 0) return -1;
         if (x->window_ms > p->max_label_window) p->max_label_window = x->window_ms;
         if (e->by && (x->by_group = by_group_of(c, e->by)) < 0) return -1;
         p->uses_labels = 1;
@@ -1010,13 +1041,13 @@ static void compact_consts(vg_program_t *p, uint32_t *remap) {
     p->nconst = k;
 }
 
-/* Ext value operands (EXT_TAG | j) -> nspecs + j: Spec and OutSpec P1, InKey P2. */
+/* Ext value operands (EXT_TAG | j) -> nspecs + j: Spec and OutSpec P1, InKey and InX P2. */
 static void relocate_ext(const vg_program_t *p, vg_ins_t *code, uint32_t n) {
     for (uint32_t i = 0; i < n; i++) {
         vg_ins_t *x = &code[i];
         if ((x->op == VG_OPC_Spec || x->op == VG_OPC_OutSpec) && (x->p1 & EXT_TAG))
             x->p1 = (uint32_t)p->nspecs + (x->p1 & ~EXT_TAG);
-        if (x->op == VG_OPC_InKey && (x->p2 & EXT_TAG))
+        if ((x->op == VG_OPC_InKey || x->op == VG_OPC_InX) && (x->p2 & EXT_TAG))
             x->p2 = (uint32_t)p->nspecs + (x->p2 & ~EXT_TAG);
     }
 }
@@ -1109,9 +1140,16 @@ vg_program_t *vg_compile(const vg_checked_t *ck, vg_diags_t *diags) {
         if (call->where) emit(&c, VG_OPC_InKeep, expr(&c, call->where), (uint32_t)s, 0);
         if (call->by) emit(&c, VG_OPC_InKey, greg[p->specs[s].by_group], (uint32_t)s, 0);
     }
-    for (int j = 0; j < p->next; j++)
+    for (int j = 0; j < p->next; j++) {
         if (p->ext[j].by_group >= 0)
             emit(&c, VG_OPC_InKey, greg[p->ext[j].by_group], EXT_TAG | (uint32_t)j, 0);
+        if (p->ext[j].memo_slot >= 0) {   /* a label sum's x, kept in the memo */
+            vg_ast_t *xe = c.ext_call[j]->args[0];
+            uint32_t x = expr(&c, xe);
+            if (xe->type != VG_T_NUM) x = op1(&c, VG_OPC_CastNum, x);
+            emit(&c, VG_OPC_InX, x, EXT_TAG | (uint32_t)j, 0);
+        }
+    }
     free(greg);
     end_phase(&c, &p->code1, &p->n1);
     p->in_init = calloc((size_t)p->nspecs + (size_t)p->next + 1, sizeof(vg_spec_input_t));
@@ -1171,6 +1209,7 @@ done:
     free(c.ext_call);
     free(c.ext_reg);
     vg_strmap_deinit(&c.exts);
+    vg_strmap_deinit(&c.mxs);
     free(c.by_expr);
     vg_strmap_deinit(&c.extra_reg);
     vg_strmap_deinit(&c.name_idx);
@@ -1184,6 +1223,7 @@ void vg_compile_free(vg_program_t *p) {
     if (!p) return;
     free(p->specs);
     free(p->ext);
+    free(p->memo_xtext);
     free(p->bytext);
     free(p->fnames);
     free(p->ftypes);

@@ -42,6 +42,8 @@ struct vg_program {
     int uses_anomaly, uses_labels;
     int inputs_read_ext;                  /* phase 1 reads anomaly values (where, x, prev, seen) */
     int64_t max_label_window;
+    const char **memo_xtext;   /* malloc; nmemo_x arena strings: the label sums' x texts */
+    int nmemo_x;
     vg_spec_input_t *in_init;  /* malloc; nspecs + next; phase 1 starts from a copy: x,
                                   key null; keep 1 unless the spec has `where` */
     vg_ins_t *code1, *code2;   /* malloc; phase 1 and phase 2, each ending in Halt */

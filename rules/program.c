@@ -118,6 +118,10 @@ int vg_prog_uses_anomaly(const vg_program_t *p) { return p->uses_anomaly; }
 int vg_prog_inputs_read_ext(const vg_program_t *p) { return p->inputs_read_ext; }
 int vg_prog_uses_labels(const vg_program_t *p) { return p->uses_labels; }
 int64_t vg_prog_max_label_window(const vg_program_t *p) { return p->max_label_window; }
+int vg_prog_memo_nx(const vg_program_t *p) { return p->nmemo_x; }
+const char *vg_prog_memo_x_text(const vg_program_t *p, int k) {
+    return k >= 0 && k < p->nmemo_x ? p->memo_xtext[k] : NULL;
+}
 const vg_spec_t *vg_prog_spec(const vg_program_t *p, int i) {
     return i >= 0 && i < p->nspecs ? &p->specs[i] : NULL;
 }
@@ -388,6 +392,7 @@ void vg_prog_explain(const vg_program_t *p, FILE *out) {
         if (x->kind != VG_EXT_ANOMALY)
             fprintf(out, " window=%lldms key=%s%d", (long long)x->window_ms,
                     x->by_group >= 0 ? "g" : "account", x->by_group >= 0 ? x->by_group : 0);
+        if (x->memo_slot >= 0) fprintf(out, " x=memo%d", x->memo_slot);
         fputc('\n', out);
     }
     if (p->nby) fprintf(out, "by-groups:\n");

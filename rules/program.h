@@ -152,17 +152,21 @@ int64_t vg_prog_max_window(const vg_program_t *p);
  *
  * Besides the window specs, a program may read values the engine computes by other
  * means ("ext" values): anomaly.score / anomaly.<signal> (models/anomaly.h) and the label
- * aggregates fraud_count(W [by K]) and labelled_count(W [by K]) (docs/rules.md). They
- * live in the same index space as the specs, after them: ext value j is
- * spec_vals[nspecs + j], and for a `by K` label aggregate phase 1 writes its key into
- * in[nspecs + j].key (x and keep are unused). So the arrays given to the evaluation
+ * aggregates fraud_count(W [by K]), labelled_count(W [by K]), fraud_sum(x, W) and
+ * labelled_sum(x, W) (docs/rules.md). They live in the same index space as the specs,
+ * after them: ext value j is spec_vals[nspecs + j]; for a `by K` label aggregate phase 1
+ * writes its key into in[nspecs + j].key, and for a label sum the event's x (a number or
+ * null) into in[nspecs + j].x, which the engine keeps in the account's label memo, in
+ * memo slot vg_ext_t.memo_slot (keep is unused). So the arrays given to the evaluation
  * functions hold vg_prog_nspecs() + vg_prog_next() entries. The window layouts never see
  * ext values (vg_prog_spec() does not list them). A program without ext values behaves
  * exactly as before. */
 typedef enum vg_ext_kind {
     VG_EXT_ANOMALY = 0,      /* anomaly.<signal>: a number in [0, 1] or null */
     VG_EXT_FRAUD_COUNT,      /* fraud_count(W [by K]): integer */
-    VG_EXT_LABELLED_COUNT    /* labelled_count(W [by K]): integer */
+    VG_EXT_LABELLED_COUNT,   /* labelled_count(W [by K]): integer */
+    VG_EXT_FRAUD_SUM,        /* fraud_sum(x, W): number (the account only) */
+    VG_EXT_LABELLED_SUM      /* labelled_sum(x, W): number (the account only) */
 } vg_ext_kind_t;
 
 /* Anomaly signal names the language knows, in the order of models/anomaly.h's
@@ -175,6 +179,7 @@ typedef struct vg_ext {
     int signal;          /* VG_EXT_ANOMALY: -1 for anomaly.score, else the signal index */
     int64_t window_ms;   /* label aggregates: W */
     int by_group;        /* label aggregates: -1 (the account) or the `by` group */
+    int memo_slot;       /* label sums: which of the memo's x values holds x, else -1 */
     const char *text;    /* canonical text: "anomaly.score", "fraud_count(28d by tx.merchant)" */
 } vg_ext_t;
 
@@ -185,6 +190,11 @@ int vg_prog_uses_anomaly(const vg_program_t *p);
 int vg_prog_uses_labels(const vg_program_t *p);
 /* The longest label aggregate window in ms, 0 if none. */
 int64_t vg_prog_max_label_window(const vg_program_t *p);
+/* The number of x values a label memo entry keeps for the label sums (one per distinct
+ * x expression; 0 without label sums), and the canonical text of slot k's x (NULL when
+ * out of range). */
+int vg_prog_memo_nx(const vg_program_t *p);
+const char *vg_prog_memo_x_text(const vg_program_t *p, int k);
 
 /* Phase 1: fills in[0 .. nspecs + next - 1]. Strings in the results borrow from the event or
  * from `arena`. An aggregate's x and `where`, and the argument of prev()/seen(), may read

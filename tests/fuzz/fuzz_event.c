@@ -30,7 +30,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* constructs the pack does not use: sessions, stddev, min/max, keys other than the
- * card, anomaly scores in features and in a window */
+ * card, anomaly scores in features and in a window, label sums */
 static const char EXTRA[] =
     "feature fz_sess_n = session_count(15m)\n"
     "feature fz_sess_sum = session_sum(tx.amount, 15m)\n"
@@ -44,6 +44,7 @@ static const char EXTRA[] =
     "feature fz_fraud = fraud_count(28d by tx.merchant)\n"
     "feature fz_lab = labelled_count(28d by tx.merchant)\n"
     "feature fz_mine = fraud_count(7d)\n"
+    "feature fz_gsum = labelled_sum(tx.amount * anomaly.score, 7d) - fraud_sum(tx.amount, 7d)\n"
     "rule fz_big\n  severity high\n  action review\n  score 50\n"
     "  message \"amount {tx.amount} at {tx.merchant}\"\n"
     "  when tx.amount > 5 * fz_max or fz_an > 0.9\nend\n";

@@ -1,7 +1,8 @@
 /* test_labels.c - unit tests for labels and anomaly scores in the pipeline
  * (engine/labels.c, engine/acctx.c, engine/pipeline.c): the label file, label
- * application order, fraud_count/labelled_count against a brute-force recomputation,
- * the decision's anomaly object, and identical scores after a checkpoint and restart. */
+ * application order, fraud_count/labelled_count and fraud_sum/labelled_sum against a
+ * brute-force recomputation, the decision's anomaly object, identical scores and label
+ * sums after a checkpoint and restart, and label sums carried over a ruleset change. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -95,7 +96,10 @@ static const char *LSRC =
     "feature mf = fraud_count(2h by tx.merchant)\n"
     "feature ml = labelled_count(2h by tx.merchant)\n"
     "feature af = fraud_count(2h)\n"
-    "feature al = labelled_count(2h)\n";
+    "feature al = labelled_count(2h)\n"
+    "feature fs = fraud_sum(tx.amount, 2h)\n"
+    "feature ls = labelled_sum(tx.amount, 2h)\n"
+    "feature ns = labelled_sum(tx.n, 2h)\n";   /* tx.n is sometimes a string: null */
 
 /* A label is applied before the first event whose time is at or after its `at`, and
  * counts by its event's time and keys. */
@@ -156,6 +160,7 @@ typedef struct bev {
     int acct, merch;      /* merch -1: none */
     int64_t ts;
     int status;           /* 0 none, 1 genuine, 2 fraud */
+    int amount;           /* tx.amount; tx.n is amount / 2 when amount is even, else "s" */
 } bev_t;
 
 static uint64_t rng = 88172645463325252ULL;
@@ -201,27 +206,33 @@ static void test_differential(void **st) {
         e->acct = (int)rnd(NA);
         e->merch = rnd(8) == 0 ? -1 : (int)rnd(NM);
         e->ts = t - (int64_t)rnd(8 * 60000);   /* out of order within the lateness */
-        char line[256];
+        char line[256], nv[16];
+        e->amount = 1 + (int)rnd(100);
+        if (e->amount % 2 == 0) snprintf(nv, sizeof nv, "%d", e->amount / 2);
+        else snprintf(nv, sizeof nv, "\"s\"");
         if (e->merch >= 0)
             snprintf(line, sizeof line,
-                     "{\"id\":\"%s\",\"account\":\"a%d\",\"ts\":%lld,\"amount\":1,\"merchant\":\"m%d\"}",
-                     e->id, e->acct, (long long)e->ts, e->merch);
+                     "{\"id\":\"%s\",\"account\":\"a%d\",\"ts\":%lld,\"amount\":%d,\"n\":%s,\"merchant\":\"m%d\"}",
+                     e->id, e->acct, (long long)e->ts, e->amount, nv, e->merch);
         else
-            snprintf(line, sizeof line, "{\"id\":\"%s\",\"account\":\"a%d\",\"ts\":%lld,\"amount\":1}",
-                     e->id, e->acct, (long long)e->ts);
+            snprintf(line, sizeof line, "{\"id\":\"%s\",\"account\":\"a%d\",\"ts\":%lld,\"amount\":%d,\"n\":%s}",
+                     e->id, e->acct, (long long)e->ts, e->amount, nv);
         if (anew[e->acct] != INT64_MIN && e->ts < anew[e->acct] - LATE) continue;   /* late */
         const char *out = feed(pl, line);
         if (e->ts > anew[e->acct]) anew[e->acct] = e->ts;
         int mlate = e->merch >= 0 && mnew[e->merch] != INT64_MIN && e->ts < mnew[e->merch] - LATE;
         if (e->merch >= 0 && e->ts > mnew[e->merch]) mnew[e->merch] = e->ts;
         /* brute force over the earlier events */
-        int mf = 0, ml = 0, af = 0, al = 0;
+        int mf = 0, ml = 0, af = 0, al = 0, fs = 0, ls = 0, ns = 0;
         for (int j = 0; j < n; j++) {
             const bev_t *x = &ev[j];
             if (!x->status || x->ts < e->ts - W || x->ts > e->ts) continue;
             if (x->acct == e->acct) {
                 al++;
                 af += x->status == 2;
+                ls += x->amount;
+                fs += x->status == 2 ? x->amount : 0;
+                ns += x->amount % 2 == 0 ? x->amount / 2 : 0;
             }
             if (e->merch >= 0 && x->merch == e->merch) {
                 ml++;
@@ -230,6 +241,9 @@ static void test_differential(void **st) {
         }
         assert_true(feat(out, "af") == af);
         assert_true(feat(out, "al") == al);
+        if (feat(out, "fs") != fs || feat(out, "ls") != ls || feat(out, "ns") != ns)
+            fail_msg("event %d: fs %g/%d ls %g/%d ns %g/%d", k, feat(out, "fs"), fs,
+                     feat(out, "ls"), ls, feat(out, "ns"), ns);
         if (e->merch < 0 || mlate) {
             assert_true(feat(out, "mf") == -1 && feat(out, "ml") == -1);
         } else {
@@ -249,6 +263,7 @@ static const char *ASRC =
     "feature a = anomaly.score\n"
     "feature am = anomaly.amount\n"
     "feature af = fraud_count(1d)\n"
+    "feature fsa = fraud_sum(tx.amount * anomaly.score, 1d)\n"   /* x kept through eviction */
     "rule r action review score 100 * anomaly.score when anomaly.score > 0.5 end\n";
 
 static void line_of(char *buf, size_t cap, int i) {
@@ -325,12 +340,47 @@ static void test_anomaly_resume(void **st) {
     assert_int_equal(system(cmd), 0);
 }
 
+/* A ruleset change keeps the label memo's x values of the sums whose x is unchanged; a new
+ * x starts with nothing (null in the old events). */
+static void test_sum_migrate(void **st) {
+    (void)st;
+    vg_program_t *p1 = compile("feature ls = labelled_sum(tx.amount, 1d)\n");
+    vg_program_t *p2 = compile("feature c = labelled_count(1d)\n"
+                               "feature two = labelled_sum(2 * tx.amount, 1d)\n"
+                               "feature ls = labelled_sum(tx.amount, 1d)\n"
+                               "feature fs = fraud_sum(tx.amount, 1d)\n");
+    vg_pipeline_opts_t o;
+    vg_pipeline_opts_default(&o);
+    char err[256];
+    vg_pipeline_t *pl = vg_pipeline_new(p1, &o, err, sizeof err);
+    assert_non_null(pl);
+    feed(pl, "{\"id\":\"1\",\"account\":\"a\",\"ts\":\"2026-01-01T00:00:00Z\",\"amount\":7}");
+    feed(pl, "{\"id\":\"2\",\"account\":\"a\",\"ts\":\"2026-01-01T00:01:00Z\",\"amount\":5}");
+    vg_label_t lb = {"1", 1, "a", 1, 1, 0};
+    assert_int_equal(vg_pipeline_label(pl, &lb), 0);
+    assert_true(feat(feed(pl, "{\"id\":\"3\",\"account\":\"a\",\"ts\":\"2026-01-01T00:02:00Z\",\"amount\":1}"), "ls") == 7);
+    assert_int_equal(vg_pipeline_set_program(pl, p2, err, sizeof err), 0);
+    vg_label_t lb2 = {"2", 1, "a", 1, 0, 0};
+    assert_int_equal(vg_pipeline_label(pl, &lb2), 0);
+    const char *o1 = feed(pl, "{\"id\":\"4\",\"account\":\"a\",\"ts\":\"2026-01-01T00:03:00Z\",\"amount\":1}");
+    assert_true(feat(o1, "ls") == 12 && feat(o1, "fs") == 7 && feat(o1, "c") == 2);
+    assert_true(feat(o1, "two") == 0);   /* nothing kept for the new x */
+    vg_label_t lb4 = {"4", 1, "a", 1, 0, 0};
+    assert_int_equal(vg_pipeline_label(pl, &lb4), 0);
+    const char *o2 = feed(pl, "{\"id\":\"5\",\"account\":\"a\",\"ts\":\"2026-01-01T00:04:00Z\",\"amount\":1}");
+    assert_true(feat(o2, "ls") == 13 && feat(o2, "two") == 2);
+    vg_pipeline_free(pl);
+    vg_prog_unref(p1);
+    vg_prog_unref(p2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_label_file),
         cmocka_unit_test(test_label_order),
         cmocka_unit_test(test_differential),
         cmocka_unit_test(test_anomaly_resume),
+        cmocka_unit_test(test_sum_migrate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
