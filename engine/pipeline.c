@@ -658,14 +658,11 @@ int vg_pipeline_line(vg_pipeline_t *pl, const char *line, size_t len, vg_buf_t *
 
     /* the decision line (SPEC section 3) */
     size_t mark = out->len;
-    char tbuf[40];
-    size_t tl = vg_time_format(ev->ts_ms, tbuf);
-    rc = vg_buf_puts(out, "{\"id\":");
-    if (!rc) rc = vg_json_str(out, ev->id.p, ev->id.len);
-    if (!rc) rc = vg_buf_puts(out, ",\"account\":");
-    if (!rc) rc = vg_json_str(out, ev->account.p, ev->account.len);
-    if (!rc) rc = vg_buf_puts(out, ",\"ts\":\"");
-    if (!rc) rc = vg_buf_append(out, tbuf, tl);
+    /* the head (id, account, time) is rebuilt from the dedupe record rather than stored
+     * with the decision (vg_state_remember) */
+    rc = vg_state_decision_head(out, ev->id.p, ev->id.len, ev->account.p, ev->account.len,
+                                ev->ts_ms);
+    size_t head = out->len - mark;
     if (!pl->nrules) {
         if (!rc) rc = vg_buf_puts(out, "\",\"decision\":\"allow\",\"score\":0,\"rules\":[],"
                                        "\"shadow\":[],\"features\":{");
@@ -692,7 +689,7 @@ int vg_pipeline_line(vg_pipeline_t *pl, const char *line, size_t len, vg_buf_t *
     }
     /* remember the decision without its newline */
     rc = vg_state_remember(pl->state, a, ev->id.p, ev->id.len, ev->ts_ms, out->p + mark,
-                           out->len - mark - 1);
+                           out->len - mark - 1, head);
     if (rc) return rc;
     *outcome = VG_OUT_DECIDED;
     pl->last_action = action;

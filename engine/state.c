@@ -46,8 +46,9 @@
  *   dedupe record "d/" + u32be name length + name + u64be seq: the events remembered
  *     since the account's last checkpoint, numbered seq, seq+1, ...: i64 INT64_MIN,
  *     u32 count, then each as i64 ts, u32 idlen, u32 dlen, id, decision (dlen's top bit
- *     set when packed against "m/dtpl"); or (written before 2026-12-06) one event
- *     without the first two fields. Written once by the first checkpoint after its
+ *     set when packed against "m/dtpl", the next one when the decision is stored without
+ *     its head, rebuilt from the id, the account and ts when read: since 2026-12-06);
+ *     or (written before 2026-12-06) one event without the first two fields. Written once by the first checkpoint after its
  *     events and deleted by the first after all of them left the horizon, so that a
  *     checkpoint writes what changed, not the whole log, in one record per account.
  *   Versions 1-3 (still read; the log inline, numbered from 0 when loaded):
@@ -69,6 +70,8 @@
 
 #include "engine/acctx.h"
 #include "engine/dpack.h"
+#include "engine/event.h"
+#include "engine/jsonout.h"
 #include "engine/le.h"
 #include "engine/window.h"
 #include "rules/errors.h"
@@ -112,13 +115,18 @@ static inline size_t al8(size_t x) { return (x + 7) & ~(size_t)7; }
 /* One remembered event: this header, then the id and decision bytes, padded to 8. */
 typedef struct dd_rec {
     int64_t ts;
-    uint32_t idlen, dlen;   /* dlen: stored bytes, | DL_PACKED when packed (dpack.h) */
+    uint32_t idlen, dlen;   /* dlen: stored bytes, | DL_PACKED when packed (dpack.h),
+                               | DL_HEADLESS when stored without the decision's head */
     uint32_t h;             /* hash of the id */
     uint32_t pad;
 } dd_rec_t;
 
 #define DL_PACKED 0x80000000u
-#define DL_LEN(x) ((x) & ~DL_PACKED)
+/* The decision was stored without its head (vg_state_decision_head: the id, the
+ * account, the time), which is written again when it is read (since 2026-12-06; older
+ * records never have this bit, their lengths being below 1 GiB) */
+#define DL_HEADLESS 0x40000000u
+#define DL_LEN(x) ((x) & ~(DL_PACKED | DL_HEADLESS))
 
 typedef struct dedupe {
     char *b;                /* live records b[bhead .. blen), in arrival order */
@@ -592,8 +600,8 @@ static vg_acct_t *acct_alloc(const char *name, size_t len, uint64_t h, size_t ws
 /* Appends (id, decision) to the log, the decision packed against the state's template
  * when that is shorter. Returns 0 or VG_ENOMEM. */
 static int log_entry(vg_state_t *st, dedupe_t *d, int64_t ts, const char *id,
-                     uint32_t idlen, const char *dec, size_t dlen) {
-    if (dlen >= DL_PACKED) return VG_ENOMEM;
+                     uint32_t idlen, const char *dec, size_t dlen, uint32_t headless) {
+    if (dlen >= DL_HEADLESS) return VG_ENOMEM;
     if (!st->dp.tpl && dlen >= 64) {
         int rc = vg_dpack_set_template(&st->dp, dec, dlen);
         if (rc) return rc;
@@ -607,21 +615,40 @@ static int log_entry(vg_state_t *st, dedupe_t *d, int64_t ts, const char *id,
             flag = DL_PACKED;
         }
     }
-    return dd_append(d, ts, id, idlen, dec, (uint32_t)dlen | flag,
+    return dd_append(d, ts, id, idlen, dec, (uint32_t)dlen | flag | headless,
                      (uint32_t)hash_bytes(id, idlen));
 }
 
 /* Points *dec at the decision of entry x (unpacked into st->ubuf when packed). */
-static int entry_decision(vg_state_t *st, const dd_rec_t *x, const char **dec,
-                          size_t *dlen) {
+int vg_state_decision_head(vg_buf_t *out, const char *id, size_t idlen, const char *account,
+                           size_t alen, int64_t ts) {
+    char tbuf[40];
+    size_t tl = vg_time_format(ts, tbuf);
+    int rc = vg_buf_puts(out, "{\"id\":");
+    if (!rc) rc = vg_json_str(out, id, idlen);
+    if (!rc) rc = vg_buf_puts(out, ",\"account\":");
+    if (!rc) rc = vg_json_str(out, account, alen);
+    if (!rc) rc = vg_buf_puts(out, ",\"ts\":\"");
+    if (!rc) rc = vg_buf_append(out, tbuf, tl);
+    return rc;
+}
+
+static int entry_decision(vg_state_t *st, const vg_acct_t *a, const dd_rec_t *x,
+                          const char **dec, size_t *dlen) {
     const char *p = (const char *)(x + 1) + x->idlen;
-    if (!(x->dlen & DL_PACKED)) {
+    if (!(x->dlen & (DL_PACKED | DL_HEADLESS))) {
         *dec = p;
         *dlen = x->dlen;
         return 0;
     }
     vg_buf_clear(&st->ubuf);
-    int rc = vg_dpack_unpack(&st->dp, p, DL_LEN(x->dlen), &st->ubuf);
+    int rc = 0;
+    if (x->dlen & DL_HEADLESS)
+        rc = vg_state_decision_head(&st->ubuf, (const char *)(x + 1), x->idlen, a->name,
+                                    a->e.klen, x->ts);
+    if (!rc)
+        rc = (x->dlen & DL_PACKED) ? vg_dpack_unpack(&st->dp, p, DL_LEN(x->dlen), &st->ubuf)
+                                   : vg_buf_append(&st->ubuf, p, DL_LEN(x->dlen));
     if (rc) return rc;
     *dec = st->ubuf.p ? st->ubuf.p : "";
     *dlen = st->ubuf.len;
@@ -841,7 +868,8 @@ static int dload_one(dload_t *c, uint64_t q, vg_le_rd_t *r) {
     if (q < c->next) return 0;   /* left the log (its record holds later ones) */
     if (q != c->next || q >= c->end) return 1;
     int rc = (dl & DL_PACKED) ? dd_append(c->d, ts, id, il, id + il, dl, (uint32_t)hash_bytes(id, il))
-                              : log_entry(c->st, c->d, ts, id, il, id + il, dl);
+                              : log_entry(c->st, c->d, ts, id, il, id + il, DL_LEN(dl),
+                                          dl & DL_HEADLESS);
     if (rc) return -1;
     c->next++;
     return 0;
@@ -1027,7 +1055,7 @@ static int acct_decode(vg_state_t *st, vg_acct_t *a, const void *p, size_t n) {
             const char *id = vg_le_bytes(&r, (size_t)il + DL_LEN(dl));
             int rc = (dl & DL_PACKED)
                          ? dd_append(d, ts, id, il, id + il, dl, (uint32_t)hash_bytes(id, il))
-                         : log_entry(st, d, ts, id, il, id + il, dl);
+                         : log_entry(st, d, ts, id, il, id + il, DL_LEN(dl), dl & DL_HEADLESS);
             if (rc) return rc;
         }
     }
@@ -1440,7 +1468,7 @@ int vg_state_find_dup(vg_state_t *st, vg_acct_t *a, const char *id, size_t idlen
                 x = y;
         }
     }
-    return x && entry_decision(st, x, decision, dlen) == 0;
+    return x && entry_decision(st, a, x, decision, dlen) == 0;
 }
 
 /* Finds or loads or creates the state of the key in st->kbuf (group g); `h` is the
@@ -1599,13 +1627,14 @@ int vg_state_set_alert(vg_state_t *st, vg_acct_t *a, uint64_t rule_id, int64_t t
 }
 
 int vg_state_remember(vg_state_t *st, vg_acct_t *a, const char *id, size_t idlen,
-                      int64_t ts, const char *decision, size_t dlen) {
-    if (idlen > UINT32_MAX || dlen > UINT32_MAX) return VG_ENOMEM;
+                      int64_t ts, const char *decision, size_t dlen, size_t head) {
+    if (idlen > UINT32_MAX || dlen > UINT32_MAX || head > dlen) return VG_ENOMEM;
     int rc = mark_dirty(st, &a->e);
     if (rc) return rc;
     if (ts > a->newest) a->newest = ts;
     dd_expire(&a->dd, sat_sub(a->newest, st->horizon));
-    rc = log_entry(st, &a->dd, ts, id, (uint32_t)idlen, decision, dlen);
+    rc = log_entry(st, &a->dd, ts, id, (uint32_t)idlen, decision + head, dlen - head,
+                   head ? DL_HEADLESS : 0);
     acct_remem(st, a);
     return rc;
 }

@@ -112,10 +112,18 @@ int vg_state_apply(vg_state_t *st, vg_acct_t *a, int64_t ts, const vg_spec_input
                    vg_value_t *spec_vals, vg_arena_t *scratch);
 
 /* Records the decision of the accepted event (account, id) at time ts for duplicate
- * detection; forgets ids older than the account's newest time minus the horizon.
- * Returns 0 or VG_ENOMEM. */
+ * detection; forgets ids older than the account's newest time minus the horizon. When
+ * `head` > 0, the decision's first `head` bytes are exactly what vg_state_decision_head
+ * writes for (id, the account, ts): they are not stored, and vg_state_find_dup writes
+ * them again in front of the rest. Returns 0 or VG_ENOMEM. */
 int vg_state_remember(vg_state_t *st, vg_acct_t *a, const char *id, size_t idlen,
-                      int64_t ts, const char *decision, size_t dlen);
+                      int64_t ts, const char *decision, size_t dlen, size_t head);
+
+/* Appends the head of a decision line (SPEC section 3): {"id":ID,"account":ACCOUNT,
+ * "ts":"TIME (the JSON strings of the id and the account, the time as vg_time_format
+ * writes it, without the closing quote). Returns 0 or VG_ENOMEM. */
+int vg_state_decision_head(vg_buf_t *out, const char *id, size_t idlen, const char *account,
+                           size_t alen, int64_t ts);
 
 /* The account's extension (engine/acctx.h), created empty on first use, and the account
  * marked changed (the caller is about to change it). NULL when the state has no
