@@ -1,9 +1,9 @@
-/* dtoa.h - shortest round-trip decimal of a double, via Google's double-conversion.
+/* dtoa.h - shortest round-trip decimal of a double, via Dragonbox.
  *
  * C++ behind a C header, for a measured reason: printing the shortest decimal that
  * reads back as the same double with snprintf("%.17g") and strtod() costs about 1 µs
- * per value on this machine; double-conversion's shortest mode (Grisu3 with a bignum
- * fallback) costs well under 100 ns. Stateless and thread-safe.
+ * per value on this machine; Dragonbox (libdragonbox-dev, header only) about 56 ns,
+ * double-conversion's Grisu3, used before, 121 ns. Stateless and thread-safe.
  */
 #ifndef VG_DTOA_H
 #define VG_DTOA_H

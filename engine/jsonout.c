@@ -191,7 +191,7 @@ size_t vg_fmt_double(double d, char *buf) {
             if (m / p10[k] == d) return fmt_fixed((int64_t)m, k, buf);
         }
     }
-    /* everything else: the shortest decimal that round-trips (double-conversion) */
+    /* everything else: the shortest decimal that round-trips (Dragonbox, dtoa.h) */
     return vg_dtoa_shortest(d, buf);
 }
 

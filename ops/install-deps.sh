@@ -3,7 +3,7 @@
 # root (or with sudo available). Skips apt-get entirely when everything is present.
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config git
-      librocksdb-dev libjansson-dev libsimdjson-dev libdouble-conversion-dev libcmocka-dev
+      librocksdb-dev libjansson-dev libsimdjson-dev libdragonbox-dev libcmocka-dev
       librdkafka-dev libmicrohttpd-dev libhiredis-dev libpcre2-dev libssl-dev
       libsqlite3-dev sqlite3 redis-server kcat clang libclang-rt-14-dev
       python3 curl procps tzdata jq)
