@@ -182,34 +182,34 @@ long vg_acctx_memo_find(const vg_acctx_t *x, uint64_t idh) {
     return -1;
 }
 
-void vg_acctx_memo_count(const vg_acctx_t *x, int64_t lo, int64_t hi, int64_t *fraud,
-                         int64_t *labelled) {
-    int64_t f = 0, l = 0;
-    for (uint32_t i = x->head; i < x->n; i++) {
-        uint64_t s = VG_ACCTX_STATUS(x, i);
-        if (s == VG_LABEL_NONE) continue;
-        int64_t t = VG_ACCTX_TS(x, i);
-        if (t < lo || t > hi) continue;
-        l++;
-        if (s == VG_LABEL_FRAUD) f++;
-    }
-    *fraud = f;
-    *labelled = l;
-}
-
-void vg_acctx_memo_sum(const vg_acctx_t *x, int k, int64_t lo, int64_t hi, double *fraud,
-                       double *labelled) {
+/* Over the memo's labelled events with time in [lo, hi]: the sum of their x number k
+ * (NaN ones skipped), or with k < 0 their count; in all and over the frauds. */
+static void memo_fold(const vg_acctx_t *x, int k, int64_t lo, int64_t hi, double *fraud,
+                      double *labelled) {
     double f = 0, l = 0;
     for (uint32_t i = x->head; i < x->n; i++) {
         uint64_t s = VG_ACCTX_STATUS(x, i);
         if (s == VG_LABEL_NONE) continue;
         int64_t t = VG_ACCTX_TS(x, i);
         if (t < lo || t > hi) continue;
-        double v = vg_acctx_memo_x(x, i, k);
+        double v = k < 0 ? 1 : vg_acctx_memo_x(x, i, k);
         if (isnan(v)) continue;
         l += v;
         if (s == VG_LABEL_FRAUD) f += v;
     }
     *fraud = f;
     *labelled = l;
+}
+
+void vg_acctx_memo_count(const vg_acctx_t *x, int64_t lo, int64_t hi, int64_t *fraud,
+                         int64_t *labelled) {
+    double f, l;
+    memo_fold(x, -1, lo, hi, &f, &l);   /* counts below 2^53: exact in a double */
+    *fraud = (int64_t)f;
+    *labelled = (int64_t)l;
+}
+
+void vg_acctx_memo_sum(const vg_acctx_t *x, int k, int64_t lo, int64_t hi, double *fraud,
+                       double *labelled) {
+    memo_fold(x, k, lo, hi, fraud, labelled);
 }

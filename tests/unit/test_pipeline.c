@@ -41,6 +41,17 @@ static const char *feed(vg_pipeline_t *pl, const char *line, vg_outcome_t want) 
     return copy;
 }
 
+/* A pipeline with the default options (asserted). */
+static vg_pipeline_t *new_pipeline(vg_program_t *p) {
+    vg_pipeline_opts_t o;
+    vg_pipeline_opts_default(&o);
+    char err[256];
+    vg_pipeline_t *pl = vg_pipeline_new(p, &o, err, sizeof(err));
+    if (!pl) fprintf(stderr, "%s\n", err);
+    assert_non_null(pl);
+    return pl;
+}
+
 static const char *SRC =
     "feature n = count(1h)\n"
     "feature s = sum(tx.amount, 1h)\n"
@@ -49,11 +60,7 @@ static const char *SRC =
 static void test_decision_line(void **st) {
     (void)st;
     vg_program_t *p = compile(SRC);
-    vg_pipeline_opts_t o;
-    vg_pipeline_opts_default(&o);
-    char err[256];
-    vg_pipeline_t *pl = vg_pipeline_new(p, &o, err, sizeof(err));
-    assert_non_null(pl);
+    vg_pipeline_t *pl = new_pipeline(p);
     const char *out = feed(pl,
         "{\"id\":\"t1\",\"account\":\"a\",\"ts\":\"2026-01-01T00:00:00Z\",\"amount\":0.1}",
         VG_OUT_DECIDED);
@@ -72,11 +79,7 @@ static void test_decision_line(void **st) {
 static void test_duplicates_late_rejects(void **st) {
     (void)st;
     vg_program_t *p = compile(SRC);
-    vg_pipeline_opts_t o;
-    vg_pipeline_opts_default(&o);
-    char err[256];
-    vg_pipeline_t *pl = vg_pipeline_new(p, &o, err, sizeof(err));
-    assert_non_null(pl);
+    vg_pipeline_t *pl = new_pipeline(p);
     char first[4096];
     strcpy(first, feed(pl,
         "{\"id\":\"t1\",\"account\":\"a\",\"ts\":\"2026-01-01T10:00:00Z\",\"amount\":5}",
@@ -217,11 +220,7 @@ static void test_peek_string(void **st) {
 static void test_prefetch_hints(void **st) {
     (void)st;
     vg_program_t *p = compile(SRC);
-    vg_pipeline_opts_t o;
-    vg_pipeline_opts_default(&o);
-    char err[256];
-    vg_pipeline_t *pl = vg_pipeline_new(p, &o, err, sizeof(err));
-    assert_non_null(pl);
+    vg_pipeline_t *pl = new_pipeline(p);
     static char dec[40][512];
     char line[256];
     for (int i = 0; i < 40; i++) {
