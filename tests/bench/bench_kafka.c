@@ -12,6 +12,9 @@
  * the generated events (default 20,000); --alert-partitions: the alerts topic's (default
  * P); --input-hop: step 4 reads the input topic instead of the alerts (the first hop's
  * latency alone). The state directory is made under $TMPDIR (default /tmp).
+ * BENCH_KAFKA_TIMELINE=1 prints step 3's messages per 100 ms and step 4's worst latency
+ * per 100 ms; BENCH_KAFKA_VERBOSE=1 vigil's log (partition assignments, revocations).
+ * Steps 3 and 4 end with their CPU split by kind of thread (/proc/self/task).
  *
  * With no --brokers, librdkafka's mock cluster runs in this process (the broker, the
  * load and vigil then share the machine). Steps:
@@ -331,7 +334,7 @@ int main(int argc, char **argv) {
     o.prog = prog;
     o.threads = threads;
     o.sync = 0;
-    o.quiet = 1;
+    o.quiet = getenv("BENCH_KAFKA_VERBOSE") ? 0 : 1;   /* 1: vigil's log (assignments) */
     o.future_ms = -1;
     o.checkpoint_ms = ckpt_ms;
     /* the second thread's join rebalances the group once; a short session timeout
@@ -344,6 +347,8 @@ int main(int argc, char **argv) {
     }
     vg_kafka_stats_t st;
     int64_t v0 = 0, vc0 = cpu_us();
+    double e2e_cpu0[TK_N];
+    thread_cpu(e2e_cpu0);
     int64_t tl_last = 0;
     uint64_t tl_msgs = 0;
     int tl = getenv("BENCH_KAFKA_TIMELINE") != NULL;
@@ -372,6 +377,15 @@ int main(int argc, char **argv) {
     double raw = consume_rate < produce_rate ? consume_rate : produce_rate;
     printf("  = %.0f%% of the slower raw rate (%.0f events/s); target >= 300000 events/s and "
            ">= 50%%\n", 100.0 * e2e_rate / raw, raw);
+    {
+        double e2e_cpu1[TK_N];
+        thread_cpu(e2e_cpu1);
+        printf("  CPU in cores over the step:");
+        for (int t = 0; t < TK_N; t++)
+            if (e2e_cpu1[t] - e2e_cpu0[t] > 0)
+                printf("%s %s %.2f", t ? "," : "", TK_NAME[t], (e2e_cpu1[t] - e2e_cpu0[t]) / e2e_s);
+        printf("\n");
+    }
 
     /* 4. latency at a paced rate */
     if (rate <= 0) rate = e2e_rate / 2;
