@@ -1359,12 +1359,33 @@ static int emit_decided(worker_t *w, part_t *pt, const char *d, size_t dl, const
 /* Processes one consumed message. Returns 0: the caller destroys it. */
 #define PF_AHEAD 8
 
-/* A prefetch hint for a message of the batch (vg_pipeline_prefetch): its partition's
- * state, when owned. */
-static void prefetch_msg(worker_t *w, const rd_kafka_message_t *m, int stage) {
-    if (m->err || !m->payload || m->partition < 0 || m->partition >= w->cap) return;
-    part_t *pt = w->parts[m->partition];
-    if (pt && pt->pl) vg_pipeline_prefetch(pt->pl, m->payload, m->len, stage);
+/* A message's prefetch hint (engine/state.h): the state of its partition's pipeline
+ * and its account's hash, found once at stage 0 (NULL: not owned, or no account found
+ * simply) and used by the later stages. */
+typedef struct {
+    vg_state_t *st;
+    uint64_t h;
+} pfh_t;
+
+static void prefetch_msg(worker_t *w, const rd_kafka_message_t *m, pfh_t *p, int stage) {
+    if (stage == 0) {
+        p->st = NULL;
+        if (m->err || !m->payload || m->partition < 0 || m->partition >= w->cap) return;
+        part_t *pt = w->parts[m->partition];
+        static const char akey[] = "\"account\":\"";
+        const char *a = NULL;
+        uint32_t al;
+        if (!pt || !pt->pl ||
+            !(al = vg_peek_string(m->payload, m->len, akey, sizeof akey - 1, &a)))
+            return;
+        p->st = vg_pipeline_state(pt->pl);
+        p->h = vg_state_hash(a, al);
+    }
+    if (!p->st || !vg_state_prefetch_hashed(p->st, p->h, stage) || stage != 2) return;
+    static const char ikey[] = "\"id\":\"";
+    const char *id = NULL;
+    uint32_t il = vg_peek_string(m->payload, m->len, ikey, sizeof ikey - 1, &id);
+    if (il) vg_state_prefetch_id(p->st, p->h, id, il);
 }
 
 static int handle(worker_t *w, rd_kafka_message_t *m, int64_t now_ms) {
@@ -1656,6 +1677,7 @@ static void *worker_main(void *arg) {
     w->cq = q;
     pthread_mutex_unlock(&w->qmu);
     rd_kafka_message_t *msgs[BATCH];
+    pfh_t pf[BATCH];   /* msgs' prefetch hints */
     int64_t last_lag = 0;
     while (!GET(k->stop) && !w->fatal) {
         /* whatever is there at once; else wait for one message (not for a full batch:
@@ -1677,13 +1699,13 @@ static void *worker_main(void *arg) {
         int64_t now = clock_now(k);
         /* the batch's events are known ahead: their state is prefetched in stages (as
          * `vigil replay` does), PF_AHEAD, 4 and 2 messages ahead of the one processed */
-        for (ssize_t i = 0; i < n && i < PF_AHEAD; i++) prefetch_msg(w, msgs[i], 0);
-        for (ssize_t i = 0; i < n && i < 4; i++) prefetch_msg(w, msgs[i], 1);
-        for (ssize_t i = 0; i < n && i < 2; i++) prefetch_msg(w, msgs[i], 2);
+        for (ssize_t i = 0; i < n && i < PF_AHEAD; i++) prefetch_msg(w, msgs[i], &pf[i], 0);
+        for (ssize_t i = 0; i < n && i < 4; i++) prefetch_msg(w, msgs[i], &pf[i], 1);
+        for (ssize_t i = 0; i < n && i < 2; i++) prefetch_msg(w, msgs[i], &pf[i], 2);
         for (ssize_t i = 0; i < n; i++) {
-            if (i + PF_AHEAD < n) prefetch_msg(w, msgs[i + PF_AHEAD], 0);
-            if (i + 4 < n) prefetch_msg(w, msgs[i + 4], 1);
-            if (i + 2 < n) prefetch_msg(w, msgs[i + 2], 2);
+            if (i + PF_AHEAD < n) prefetch_msg(w, msgs[i + PF_AHEAD], &pf[i + PF_AHEAD], 0);
+            if (i + 4 < n) prefetch_msg(w, msgs[i + 4], &pf[i + 4], 1);
+            if (i + 2 < n) prefetch_msg(w, msgs[i + 2], &pf[i + 2], 2);
             if (w->fatal || w->need_rewind || !handle(w, msgs[i], now))
                 rd_kafka_message_destroy(msgs[i]);
         }

@@ -48,9 +48,10 @@
  *     u32 count, then each as i64 ts, u32 idlen, u32 dlen, id, decision (dlen's top bit
  *     set when packed against "m/dtpl", the next one when the decision is stored without
  *     its head, rebuilt from the id, the account and ts when read: since 2026-12-06);
- *     or (written before 2026-12-06) one event without the first two fields. Written once by the first checkpoint after its
- *     events and deleted by the first after all of them left the horizon, so that a
- *     checkpoint writes what changed, not the whole log, in one record per account.
+ *     or (written before 2026-12-06) one event without the first two fields. Written
+ *     once by the first checkpoint after its events and deleted by the first after all
+ *     of them left the horizon, so that a checkpoint writes what changed, not the
+ *     whole log, in one record per account.
  *   Versions 1-3 (still read; the log inline, numbered from 0 when loaded):
  *   account "a/" + name: u8 version 1, i64 newest, u32 n, n x (i64 ts, u32 idlen,
  *     u32 dlen, id, decision), u8 has_window, window state (vg_wstate_encode); dlen
@@ -492,7 +493,7 @@ static int dd_reindex(dedupe_t *d, uint32_t room) {
     memset(d->ix, 0, (size_t)d->ixcap * sizeof *d->ix);
     uint32_t m = d->ixcap - 1;
     for (uint32_t off = d->bhead; off < d->blen; off = dd_next(d, off)) {
-        uint32_t h = dd_rec(d, off)->h, j = h & m;
+        uint32_t j = dd_rec(d, off)->h & m;
         while (d->ix[j]) j = (j + 1) & m;
         d->ix[j] = off / 8 + 1;
     }
@@ -619,7 +620,6 @@ static int log_entry(vg_state_t *st, dedupe_t *d, int64_t ts, const char *id,
                      (uint32_t)hash_bytes(id, idlen));
 }
 
-/* Points *dec at the decision of entry x (unpacked into st->ubuf when packed). */
 int vg_state_decision_head(vg_buf_t *out, const char *id, size_t idlen, const char *account,
                            size_t alen, int64_t ts) {
     char tbuf[40];
@@ -633,6 +633,8 @@ int vg_state_decision_head(vg_buf_t *out, const char *id, size_t idlen, const ch
     return rc;
 }
 
+/* Points *dec at the decision of entry x of account a (written into st->ubuf when packed
+ * or headless). */
 static int entry_decision(vg_state_t *st, const vg_acct_t *a, const dd_rec_t *x,
                           const char **dec, size_t *dlen) {
     const char *p = (const char *)(x + 1) + x->idlen;
