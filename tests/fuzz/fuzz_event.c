@@ -116,6 +116,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         const char *nl = memchr(s, '\n', (size_t)(end - s));
         size_t len = nl ? (size_t)(nl - s) : (size_t)(end - s);
         vg_outcome_t oc = VG_OUT_BLANK;
+        /* the read-ahead hints of replay and the Kafka workers, on the raw line (they
+         * read it and the state only; a wrong hint changes nothing) */
+        for (int stage = 0; stage <= 2; stage++) vg_pipeline_prefetch(pl, s, len, stage);
         int rc = len > VG_EVENT_MAX_BYTES ? vg_pipeline_oversize(pl, len, &out)
                                           : vg_pipeline_line(pl, s, len, &out, &oc);
         if (rc == VG_ENOMEM) break;
