@@ -249,20 +249,9 @@ static const char *pf_at(const reader_t *r, uint64_t off) {
     return r->buf + r->start + (size_t)(off - r->pos);
 }
 
-static uint32_t pf_account(const char *line, size_t len, const char **acct) {
-    static const char key[] = "\"account\":\"";
-    return vg_peek_string(line, len, key, sizeof key - 1, acct);
-}
-
-/* Stage 2 also prefetches the event id's slot of the account's id index, when it keeps
- * one (an account with many events within the dedupe horizon): the duplicate check's
- * first probe, otherwise a cache miss. */
+/* The stage's prefetch for a queued line (vg_prefetch_event, with its account's hash). */
 static void pf_stage(const reader_t *r, const pf_ent_t *e, int stage) {
-    if (!e->alen || !vg_state_prefetch_hashed(e->st, e->h, stage)) return;
-    static const char key[] = "\"id\":\"";
-    const char *id = NULL;
-    uint32_t il = vg_peek_string(pf_at(r, e->line), e->len, key, sizeof key - 1, &id);
-    if (il) vg_state_prefetch_id(e->st, e->h, id, il);
+    if (e->alen) vg_prefetch_event(e->st, e->h, pf_at(r, e->line), e->len, stage);
 }
 
 static int parse_args(int argc, char **argv, opts_t *o) {
@@ -577,7 +566,7 @@ static void pf_step(run_t *run, prefetcher_t *f, uint64_t line) {
         const char *a = NULL;
         e->line = f->scan;
         e->len = (size_t)(nl - p);
-        e->alen = pf_account(p, (size_t)(nl - p), &a);
+        e->alen = vg_peek_account(p, (size_t)(nl - p), &a);
         e->acct = e->alen ? f->scan + (uint64_t)(a - p) : 0;
         e->st = NULL;
         if (e->alen) {

@@ -1372,20 +1372,13 @@ static void prefetch_msg(worker_t *w, const rd_kafka_message_t *m, pfh_t *p, int
         p->st = NULL;
         if (m->err || !m->payload || m->partition < 0 || m->partition >= w->cap) return;
         part_t *pt = w->parts[m->partition];
-        static const char akey[] = "\"account\":\"";
         const char *a = NULL;
         uint32_t al;
-        if (!pt || !pt->pl ||
-            !(al = vg_peek_string(m->payload, m->len, akey, sizeof akey - 1, &a)))
-            return;
+        if (!pt || !pt->pl || !(al = vg_peek_account(m->payload, m->len, &a))) return;
         p->st = vg_pipeline_state(pt->pl);
         p->h = vg_state_hash(a, al);
     }
-    if (!p->st || !vg_state_prefetch_hashed(p->st, p->h, stage) || stage != 2) return;
-    static const char ikey[] = "\"id\":\"";
-    const char *id = NULL;
-    uint32_t il = vg_peek_string(m->payload, m->len, ikey, sizeof ikey - 1, &id);
-    if (il) vg_state_prefetch_id(p->st, p->h, id, il);
+    if (p->st) vg_prefetch_event(p->st, p->h, m->payload, m->len, stage);
 }
 
 static int handle(worker_t *w, rd_kafka_message_t *m, int64_t now_ms) {

@@ -851,15 +851,25 @@ uint32_t vg_peek_string(const char *line, size_t len, const char *key, size_t kl
     return (uint32_t)(q - a);
 }
 
+uint32_t vg_peek_account(const char *line, size_t len, const char **acct) {
+    static const char key[] = "\"account\":\"";
+    return vg_peek_string(line, len, key, sizeof key - 1, acct);
+}
+
+void vg_prefetch_event(const vg_state_t *st, uint64_t h, const char *line, size_t len,
+                       int stage) {
+    const vg_acct_t *a = vg_state_prefetch_hashed(st, h, stage);
+    if (!a) return;   /* (only stage 2 returns an account, one with an id index) */
+    static const char key[] = "\"id\":\"";
+    const char *id = NULL;
+    uint32_t il = vg_peek_string(line, len, key, sizeof key - 1, &id);
+    if (il) vg_state_prefetch_id(a, id, il);
+}
+
 void vg_pipeline_prefetch(vg_pipeline_t *pl, const char *line, size_t len, int stage) {
-    static const char akey[] = "\"account\":\"", ikey[] = "\"id\":\"";
-    const char *a = NULL, *id = NULL;
-    uint32_t al = vg_peek_string(line, len, akey, sizeof akey - 1, &a);
-    if (!al || !pl->state) return;
-    uint64_t h = vg_state_hash(a, al);
-    if (!vg_state_prefetch_hashed(pl->state, h, stage)) return;
-    uint32_t il = vg_peek_string(line, len, ikey, sizeof ikey - 1, &id);
-    if (il) vg_state_prefetch_id(pl->state, h, id, il);
+    const char *a = NULL;
+    uint32_t al = vg_peek_account(line, len, &a);
+    if (al && pl->state) vg_prefetch_event(pl->state, vg_state_hash(a, al), line, len, stage);
 }
 
 vg_program_t *vg_pipeline_program(const vg_pipeline_t *pl) { return pl->prog; }

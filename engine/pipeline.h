@@ -168,11 +168,20 @@ vg_state_t *vg_pipeline_state(vg_pipeline_t *pl);
 
 /* A hint that the event `line` (len bytes, raw JSON) comes soon, for callers that hold
  * events ahead (a replay's read-ahead, a consumed batch): finds its account's raw bytes
- * (the first "account":"..." without escapes; none found: nothing) and prefetches its
- * state in stages (vg_state_prefetch_hashed: 0, then 1, then 2, some events apart); at
- * stage 2 also the slot of the account's id index that the duplicate check reads, when
- * the account keeps one. Changes nothing, allocates nothing; can't fail. */
+ * (vg_peek_account; none found: nothing) and prefetches its state in stages
+ * (vg_prefetch_event). Changes nothing, allocates nothing; can't fail. */
 void vg_pipeline_prefetch(vg_pipeline_t *pl, const char *line, size_t len, int stage);
+
+/* The prefetch of one stage (vg_state_prefetch_hashed: 0, then 1, then 2, some events
+ * apart) for the event `line` whose account has hash h in st; at stage 2 also the slot
+ * of the account's id index that the duplicate check reads, when it keeps one. For
+ * callers that keep each event's hash between the stages. Can't fail. */
+void vg_prefetch_event(const vg_state_t *st, uint64_t h, const char *line, size_t len,
+                       int stage);
+
+/* The raw bytes of the event line's account (the first "account":"..." string, without
+ * escapes): their length, or 0 when not found simply (vg_peek_string). */
+uint32_t vg_peek_account(const char *line, size_t len, const char **acct);
 
 /* The raw bytes of the first string value of `key` (given with its quotes, colon and
  * opening quote: "\"account\":\"", kl bytes) in a JSON line, when it has no escape;

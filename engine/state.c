@@ -1401,19 +1401,19 @@ static const ent_t *pf_find(const vg_state_t *st, uint64_t h) {
     }
 }
 
-int vg_state_prefetch_hashed(const vg_state_t *st, uint64_t h, int stage) {
+const vg_acct_t *vg_state_prefetch_hashed(const vg_state_t *st, uint64_t h, int stage) {
     if (stage <= 0) {
         PREFETCH(&st->accts.slot[h & (st->accts.cap - 1)]);
-        return 0;
+        return NULL;
     }
     const ent_t *e = pf_find(st, h);
-    if (!e) return 0;
+    if (!e) return NULL;
     if (stage == 1) {
         /* the account and its embedded window state (stage 2 reads both) */
         for (int k = 0; k < st->apf_lines; k++) PREFETCH((const char *)e + 64 * k);
-        return 0;
+        return NULL;
     }
-    if (e->is_key) return 0;
+    if (e->is_key) return NULL;
     const vg_acct_t *a = (const vg_acct_t *)e;
     if (a->dd.b) {
         /* vg_state_find_dup reads the records only when the account keeps more than
@@ -1423,13 +1423,11 @@ int vg_state_prefetch_hashed(const vg_state_t *st, uint64_t h, int stage) {
         if (a->dd.blen < a->dd.bcap) PREFETCH(a->dd.b + a->dd.blen);
     }
     if (a->w) vg_wstate_prefetch(a->w);
-    return a->dd.ix != NULL;
+    return a->dd.ix ? a : NULL;
 }
 
-void vg_state_prefetch_id(const vg_state_t *st, uint64_t h, const char *id, size_t idlen) {
-    const ent_t *e = pf_find(st, h);
-    if (!e || e->is_key) return;
-    const dedupe_t *d = &((const vg_acct_t *)e)->dd;
+void vg_state_prefetch_id(const vg_acct_t *a, const char *id, size_t idlen) {
+    const dedupe_t *d = &a->dd;
     if (d->ix) PREFETCH(&d->ix[(uint32_t)hash_bytes(id, idlen) & (d->ixcap - 1)]);
 }
 

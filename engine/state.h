@@ -82,13 +82,13 @@ int vg_state_account(vg_state_t *st, const char *account, size_t len, vg_acct_t 
  * nothing, allocates nothing; can't fail. */
 void vg_state_prefetch(const vg_state_t *st, const char *account, size_t len, int stage);
 /* The same with the account's hash given (vg_state_hash), so that the stages of one
- * account hash it once. Returns 1 when stage 2 found an account that keeps an index of
- * its remembered ids (more than 16 within the dedupe horizon): the caller may then
- * prefetch the event id's slot with vg_state_prefetch_id. Else 0. Can't fail. */
-int vg_state_prefetch_hashed(const vg_state_t *st, uint64_t hash, int stage);
-/* After stage 2 returned 1: prefetches the slot of the account's id index that the
- * duplicate check of event `id` reads first. Changes nothing; can't fail. */
-void vg_state_prefetch_id(const vg_state_t *st, uint64_t hash, const char *id, size_t idlen);
+ * account hash it once. Stage 2 returns the account when it keeps an index of its
+ * remembered ids (more than 16 within the dedupe horizon), so that the caller may
+ * prefetch the event id's slot with vg_state_prefetch_id; else NULL. Can't fail. */
+const vg_acct_t *vg_state_prefetch_hashed(const vg_state_t *st, uint64_t hash, int stage);
+/* Prefetches the slot of account a's id index (a from stage 2 above) that the duplicate
+ * check of event `id` reads first. Changes nothing; can't fail. */
+void vg_state_prefetch_id(const vg_acct_t *a, const char *id, size_t idlen);
 /* The hash of an account name in the state's tables. Can't fail. */
 uint64_t vg_state_hash(const char *account, size_t len);
 

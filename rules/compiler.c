@@ -621,28 +621,35 @@ static uint32_t expr(comp_t *c, vg_ast_t *e) {
 
 static int by_group_of(comp_t *c, vg_ast_t *by);
 
-/* The label memo slot of a label sum's x expression (registered on first use: sums of
- * the same x share it), or -1. */
-static int memo_slot_of(comp_t *c, vg_ast_t *xe) {
-    vg_program_t *p = c->p;
+/* The index of expression e's canonical text in `map`, whose texts are texts[0 .. *n)
+ * (grown with *cap); registered on first use, with *added set to 1. -1 on out of
+ * memory. */
+static int intern_expr(comp_t *c, vg_ast_t *e, vg_strmap_t *map, const char ***texts,
+                       int *cap, int *n, int *added) {
     cbuf_t kb = {0};
-    print_expr(c, &kb, xe, 0);
+    *added = 0;
+    print_expr(c, &kb, e, 0);
     if (c->nomem) { free(kb.p); return -1; }
-    int k = vg_strmap_get(&c->mxs, kb.p, (uint32_t)kb.n);
+    int k = vg_strmap_get(map, kb.p, (uint32_t)kb.n);
     if (k < 0) {
-        k = p->nmemo_x;
-        if (grow(c, (void **)&p->memo_xtext, &c->mx_cap, k + 1, sizeof(char *)) < 0) {
-            free(kb.p);
-            return -1;
-        }
-        char *kt = keep(c, kb.p, kb.n);
+        k = *n;
+        char *kt = grow(c, (void **)texts, cap, k + 1, sizeof(char *)) < 0
+                       ? NULL : keep(c, kb.p, kb.n);
         if (!kt) { free(kb.p); return -1; }
-        p->memo_xtext[k] = kt;
-        p->nmemo_x++;
-        if (vg_strmap_put(&c->mxs, kt, (uint32_t)kb.n, k) == -2) c->nomem = 1;
+        (*texts)[k] = kt;
+        (*n)++;
+        *added = 1;
+        if (vg_strmap_put(map, kt, (uint32_t)kb.n, k) == -2) c->nomem = 1;
     }
     free(kb.p);
     return k;
+}
+
+/* The label memo slot of a label sum's x expression (registered on first use: sums of
+ * the same x share it), or -1. */
+static int memo_slot_of(comp_t *c, vg_ast_t *xe) {
+    int added;
+    return intern_expr(c, xe, &c->mxs, &c->p->memo_xtext, &c->mx_cap, &c->p->nmemo_x, &added);
 }
 
 /* Finds or registers the ext value of an anomaly.<signal> or label aggregate node;
@@ -685,26 +692,13 @@ static int ext_for(comp_t *c, vg_ast_t *e, const char *text, size_t n) {
 
 /* The group of a `by` key expression (registered on first use), or -1. */
 static int by_group_of(comp_t *c, vg_ast_t *by) {
-    vg_program_t *p = c->p;
-    cbuf_t kb = {0};
-    print_expr(c, &kb, by, 0);
-    if (c->nomem) { free(kb.p); return -1; }
-    int g = vg_strmap_get(&c->bys, kb.p, (uint32_t)kb.n);
-    if (g < 0) {
-        g = p->nby;
-        if (grow(c, (void **)&p->bytext, &c->by_cap, g + 1, sizeof(char *)) < 0 ||
-            grow(c, (void **)&c->by_expr, &c->byx_cap, g + 1, sizeof(vg_ast_t *)) < 0) {
-            free(kb.p);
+    int added;
+    int g = intern_expr(c, by, &c->bys, &c->p->bytext, &c->by_cap, &c->p->nby, &added);
+    if (g >= 0 && added) {
+        if (grow(c, (void **)&c->by_expr, &c->byx_cap, g + 1, sizeof(vg_ast_t *)) < 0)
             return -1;
-        }
-        char *kt = keep(c, kb.p, kb.n);
-        if (!kt) { free(kb.p); return -1; }
-        p->bytext[g] = kt;
         c->by_expr[g] = by;
-        p->nby++;
-        if (vg_strmap_put(&c->bys, kt, (uint32_t)kb.n, g) == -2) c->nomem = 1;
     }
-    free(kb.p);
     return g;
 }
 
