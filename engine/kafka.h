@@ -17,8 +17,8 @@
  *   written by a helper thread once the messages produced before are acknowledged,
  *   while every partition goes on (nothing is held); at a revocation, a rewind and at shutdown
  *   every changed partition is checkpointed synchronously after a full flush. On
- *   assignment a partition resumes at its stored offset (from the beginning when it
- *   has none). Offsets are also committed to the group afterwards, for lag monitoring
+ *   assignment a partition resumes at its stored offset (from its low watermark, asked
+ *   of the leader, when it has none). Offsets are also committed to the group afterwards, for lag monitoring
  *   only.
  * - After a crash the events after the last checkpoint are processed again from the
  *   same state, so the same decisions and alerts (same alert_id) are produced again:
