@@ -1058,14 +1058,19 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
  * the offset up itself and, when the partition's leader connection is not up yet,
  * retries only 500 ms later: on a fresh group some partitions then started half a
  * second after the others (bench_kafka's end-to-end rate came out 340k or 600k events/s
- * depending on it). Falls back to RD_KAFKA_OFFSET_BEGINNING when the query fails;
- * messages deleted in between are covered by auto.offset.reset=earliest. */
-static int64_t start_offset(worker_t *w, int32_t partition) {
+ * depending on it). Falls back to RD_KAFKA_OFFSET_BEGINNING when the query fails (2 s),
+ * and for the rest of the assignment after a failure, so that a broker outage during a
+ * rebalance costs the callback one timeout, not one per partition; messages deleted
+ * in between are covered by auto.offset.reset=earliest. */
+static int64_t start_offset(worker_t *w, int32_t partition, int *failed) {
     int64_t lo = -1, hi = -1;
-    if (rd_kafka_query_watermark_offsets(w->c, w->k->topic_in, partition, &lo, &hi, 5000) !=
+    if (*failed) return RD_KAFKA_OFFSET_BEGINNING;   /* one timeout per assignment at most */
+    if (rd_kafka_query_watermark_offsets(w->c, w->k->topic_in, partition, &lo, &hi, 2000) !=
             RD_KAFKA_RESP_ERR_NO_ERROR ||
-        lo < 0)
+        lo < 0) {
+        *failed = 1;
         return RD_KAFKA_OFFSET_BEGINNING;
+    }
     return lo;
 }
 
@@ -1078,6 +1083,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     int coop = proto && strcmp(proto, "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         ckpt_finish(w, 1);   /* no pipeline with the helper while partitions change hands */
+        int wm_failed = 0;
         for (int i = 0; i < parts->cnt && !w->fatal; i++) {
             rd_kafka_topic_partition_t *tp = &parts->elems[i];
             if (strcmp(tp->topic, k->topic_in) != 0) continue;
@@ -1096,7 +1102,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             if (k->owner && tp->partition < k->nparts)
                 atomic_store(&k->owner[tp->partition], w->index);
             if (k->o.on_assign) k->o.on_assign(k->o.on_assign_ctx, tp->partition);
-            tp->offset = pt->next_off >= 0 ? pt->next_off : start_offset(w, tp->partition);
+            tp->offset = pt->next_off >= 0 ? pt->next_off : start_offset(w, tp->partition, &wm_failed);
             logf_(k, 0, "worker %d: assigned %s [%d] at offset %" PRId64, w->index, tp->topic,
                   (int)tp->partition, pt->next_off);
         }

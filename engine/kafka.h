@@ -234,6 +234,10 @@ vg_kafka_mock_t *vg_kafka_mock_new(int brokers, const char *const *topics,
 const char *vg_kafka_mock_bootstrap(const vg_kafka_mock_t *m);
 /* Sets every broker down (down=1) or up (0). Can't fail. */
 void vg_kafka_mock_set_down(vg_kafka_mock_t *m, int down);
+/* Makes `broker` (1..brokers; -1: none, the partition has no leader) the leader of
+ * partition `partition` of `topic`, for tests. 0, or VG_EINVAL when the mock refused. */
+int vg_kafka_mock_set_leader(vg_kafka_mock_t *m, const char *topic, int32_t partition,
+                             int32_t broker);
 void vg_kafka_mock_free(vg_kafka_mock_t *m);
 
 #endif

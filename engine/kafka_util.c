@@ -316,6 +316,11 @@ void vg_kafka_mock_set_down(vg_kafka_mock_t *m, int down) {
     }
 }
 
+int vg_kafka_mock_set_leader(vg_kafka_mock_t *m, const char *topic, int32_t partition,
+                             int32_t broker) {
+    return rd_kafka_mock_partition_set_leader(m->mc, topic, partition, broker) ? VG_EINVAL : 0;
+}
+
 void vg_kafka_mock_free(vg_kafka_mock_t *m) {
     if (!m) return;
     if (m->mc) rd_kafka_mock_cluster_destroy(m->mc);
