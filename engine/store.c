@@ -119,8 +119,15 @@ void vg_store_close(vg_store_t *s) {
 
 const char *vg_store_path(const vg_store_t *s) { return s->dir; }
 
+/* RocksDB counts every key comparison in a thread-local perf context by default
+ * (kEnableCount): ~10% of a checkpoint write's CPU in the memtable insert, through
+ * __tls_get_addr. The level is per thread (a plain thread-local store), so it is set
+ * by every call that reaches the memtable or the tables. */
+static inline void no_perf_counts(void) { rocksdb_set_perf_level(rocksdb_disable); }
+
 int vg_store_get(vg_store_t *s, const void *key, size_t klen, vg_buf_t *out) {
     char *err = NULL;
+    no_perf_counts();
     rocksdb_pinnableslice_t *ps = rocksdb_get_pinned(s->db, s->ro, key, klen, &err);
     if (err) {
         rocksdb_free(err);
@@ -188,10 +195,7 @@ void vg_batch_iterate(const vg_batch_t *b, vg_batch_op_cb cb, void *ctx) {
 
 int vg_store_write(vg_store_t *s, vg_batch_t *b, int sync, char *errbuf, size_t errlen) {
     char *err = NULL;
-    /* RocksDB counts every key comparison in a thread-local perf context by default
-     * (kEnableCount): ~10% of a checkpoint write's CPU in the memtable insert, through
-     * __tls_get_addr. The level is per thread and a plain thread-local store. */
-    rocksdb_set_perf_level(rocksdb_disable);
+    no_perf_counts();
     rocksdb_write(s->db, sync ? s->wo_sync : s->wo, b->wb, &err);
     if (err) {
         set_err(errbuf, errlen, "cannot write to state directory %s: %s", s->dir, err);
@@ -213,6 +217,7 @@ static size_t prefix_end(const unsigned char *p, size_t n, unsigned char *out) {
 
 int vg_store_scan(vg_store_t *s, const void *prefix, size_t plen, vg_store_scan_cb cb,
                   void *ctx) {
+    no_perf_counts();
     unsigned char stackbuf[256];
     unsigned char *end = plen <= sizeof stackbuf ? stackbuf : malloc(plen);
     if (!end) return VG_ENOMEM;
