@@ -1102,9 +1102,13 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             if (k->owner && tp->partition < k->nparts)
                 atomic_store(&k->owner[tp->partition], w->index);
             if (k->o.on_assign) k->o.on_assign(k->o.on_assign_ctx, tp->partition);
-            tp->offset = pt->next_off >= 0 ? pt->next_off : start_offset(w, tp->partition, &wm_failed);
-            logf_(k, 0, "worker %d: assigned %s [%d] at offset %" PRId64, w->index, tp->topic,
-                  (int)tp->partition, pt->next_off);
+            tp->offset =
+                pt->next_off >= 0 ? pt->next_off : start_offset(w, tp->partition, &wm_failed);
+            logf_(k, 0, "worker %d: assigned %s [%d] at offset %" PRId64 "%s", w->index,
+                  tp->topic, (int)tp->partition, tp->offset,
+                  pt->next_off >= 0                       ? " (its checkpoint)"
+                  : tp->offset == RD_KAFKA_OFFSET_BEGINNING ? " (the beginning; no checkpoint)"
+                                                          : " (its low watermark; no checkpoint)");
         }
         if (coop) {
             rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);

@@ -18,8 +18,8 @@
  *   while every partition goes on (nothing is held); at a revocation, a rewind and at shutdown
  *   every changed partition is checkpointed synchronously after a full flush. On
  *   assignment a partition resumes at its stored offset (from its low watermark, asked
- *   of the leader, when it has none). Offsets are also committed to the group afterwards, for lag monitoring
- *   only.
+ *   of the leader, when it has none). Offsets are also committed to the group
+ *   afterwards, for lag monitoring only.
  * - After a crash the events after the last checkpoint are processed again from the
  *   same state, so the same decisions and alerts (same alert_id) are produced again:
  *   at least once, never fewer, state never counts an event twice.
