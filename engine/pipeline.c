@@ -31,6 +31,9 @@ struct vg_pipeline {
     char **feature_keys;        /* pre-escaped `"name":` for each feature */
     size_t *feature_key_len;
     char ruleset_tail[64];      /* `},"anomaly":{},"ruleset":N}` */
+    int shape;                  /* the decision lines' shape in the state
+                                   (vg_state_shape), -1 until registered, -2 when
+                                   the state holds too many: remembered as text */
     size_t ruleset_tail_len;
     int64_t lateness_ms;
     vg_reject_t last_reject;
@@ -171,6 +174,7 @@ vg_pipeline_t *vg_pipeline_new(vg_program_t *p, const vg_pipeline_opts_t *o,
                      pl->use_an ? ",\"ruleset\":%lld}\n" : "},\"anomaly\":{},\"ruleset\":%lld}\n",
                      (long long)o->ruleset_version);
     pl->ruleset_tail_len = (size_t)n;
+    pl->shape = -1;
     if (pl->next) {   /* the arrays hold the ext values after the specs */
         vg_spec_input_t *ni = calloc((size_t)(pl->nspecs + pl->next) + 1, sizeof(*ni));
         vg_value_t *nv = calloc((size_t)(pl->nspecs + pl->next) + 1, sizeof(*nv));
@@ -579,6 +583,24 @@ static int write_anomaly(vg_pipeline_t *pl, vg_buf_t *out) {
     return rc;
 }
 
+/* Registers the shape of this pipeline's decision lines with its state: the keys, and
+ * the text around them when no rule fired (and, without anomaly scores, the ruleset's
+ * tail). 0 or VG_ENOMEM; when the state holds too many shapes, pl->shape is -2. */
+static int register_shape(vg_pipeline_t *pl) {
+    static const char mid[] = "\",\"decision\":\"allow\",\"score\":0,\"rules\":[],"
+                              "\"shadow\":[],\"features\":{";
+    size_t tl = pl->ruleset_tail_len ? pl->ruleset_tail_len - 1 : 0;   /* no newline */
+    int s = vg_state_shape(pl->state, pl->nfeatures, pl->feature_keys, pl->feature_key_len,
+                           mid, sizeof mid - 1, pl->ruleset_tail, tl);
+    if (s == VG_ELIMIT) {
+        pl->shape = -2;
+        return 0;
+    }
+    if (s < 0) return s;
+    pl->shape = s;
+    return 0;
+}
+
 int vg_pipeline_line(vg_pipeline_t *pl, const char *line, size_t len, vg_buf_t *out,
                      vg_outcome_t *outcome) {
     *outcome = VG_OUT_BLANK;
@@ -677,19 +699,28 @@ int vg_pipeline_line(vg_pipeline_t *pl, const char *line, size_t len, vg_buf_t *
         if (!rc) rc = write_rules(pl, out, VG_MODE_SHADOW);
         if (!rc) rc = vg_buf_puts(out, "],\"features\":{");
     }
+    size_t fstart = out->len;
     for (int i = 0; !rc && i < pl->nfeatures; i++) {
         rc = vg_buf_append(out, pl->feature_keys[i], pl->feature_key_len[i]);
         if (!rc) rc = vg_json_value(out, &pl->features[i]);
     }
+    size_t fend = out->len;
     if (!rc && pl->use_an) rc = write_anomaly(pl, out);
     if (!rc) rc = vg_buf_append(out, pl->ruleset_tail, pl->ruleset_tail_len);
+    if (!rc && pl->shape == -1) rc = register_shape(pl);
     if (rc) {
         out->len = mark;
         return rc;
     }
-    /* remember the decision without its newline */
-    rc = vg_state_remember(pl->state, a, ev->id.p, ev->id.len, ev->ts_ms, out->p + mark,
-                           out->len - mark - 1, head);
+    /* remember the decision without its newline: as the features' values when the
+     * state knows the shape (no text to pack), else as text */
+    if (pl->shape >= 0)
+        rc = vg_state_remember_values(pl->state, a, ev->id.p, ev->id.len, ev->ts_ms,
+                                      pl->shape, out->p + mark + head, fstart - mark - head,
+                                      pl->features, out->p + fend, out->len - fend - 1);
+    else
+        rc = vg_state_remember(pl->state, a, ev->id.p, ev->id.len, ev->ts_ms, out->p + mark,
+                               out->len - mark - 1, head);
     if (rc) return rc;
     *outcome = VG_OUT_DECIDED;
     pl->last_action = action;
@@ -949,4 +980,5 @@ void vg_pipeline_set_versions(vg_pipeline_t *pl, int64_t ruleset_version,
                      pl->use_an ? ",\"ruleset\":%lld}\n" : "},\"anomaly\":{},\"ruleset\":%lld}\n",
                      (long long)ruleset_version);
     pl->ruleset_tail_len = (size_t)n;
+    pl->shape = -1;
 }

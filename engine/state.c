@@ -47,7 +47,9 @@
  *     since the account's last checkpoint, numbered seq, seq+1, ...: i64 INT64_MIN,
  *     u32 count, then each as i64 ts, u32 idlen, u32 dlen, id, decision (dlen's top bit
  *     set when packed against "m/dtpl", the next one when the decision is stored without
- *     its head, rebuilt from the id, the account and ts when read: since 2026-12-06);
+ *     its head, rebuilt from the id, the account and ts when read: since 2026-12-06;
+ *     the third when it is kept as the binary values of a decision shape, DL_VALUES
+ *     below: since 2026-12-06, session 17);
  *     or (written before 2026-12-06) one event without the first two fields. Written
  *     once by the first checkpoint after its events and deleted by the first after all
  *     of them left the horizon, so that a checkpoint writes what changed, not the
@@ -61,11 +63,14 @@
  *   by-key "k/" + u16be group + u8 type + bytes: u8 version 1, window state.
  *   "m/dtpl": the decision template (engine/dpack.h), written once, with the first
  *     checkpoint after it was chosen (the first decision line of 64 bytes or more).
+ *   "m/shp/" + u16be number: a decision shape (vg_state_shape, shape_t below), written
+ *     with the first checkpoint after it was registered.
  *   "m/layout": "vglay1", u32 ngroups, u64 fingerprint of the account layout and of
  *     each group's, i64 lateness, i64 horizon.
  */
 #include "engine/state.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,7 +132,28 @@ typedef struct dd_rec {
  * account, the time), which is written again when it is read (since 2026-12-06; older
  * records never have this bit, their lengths being below 1 GiB) */
 #define DL_HEADLESS 0x40000000u
-#define DL_LEN(x) ((x) & ~(DL_PACKED | DL_HEADLESS))
+/* The decision is stored as binary values of a shape (vg_state_shape; since 2026-12-06,
+ * always with DL_HEADLESS): u16 shape number, u8 kind (0: the shape's standard text
+ * around the features; 1: that text stored, u32 mid length, u32 length, the bytes; 2:
+ * the same, packed against "m/dtpl"), then each feature's value as a tag byte and its
+ * bytes (vals_put). Older records never have this bit (decisions are far below 512 MiB). */
+#define DL_VALUES 0x20000000u
+#define DL_LEN(x) ((x) & ~(DL_PACKED | DL_HEADLESS | DL_VALUES))
+#define SHAPES_MAX 4096
+
+/* The shape of a ruleset's decision lines: its features' key texts and the standard
+ * text around them (SPEC section 3: what comes after the head up to the first key,
+ * `mid`, and after the last value, `tail`, kept together in `rest`). Stored as
+ * "m/shp/" + u16be number: u32 n, n x (u32 length, key text), u32 mid length, u32
+ * length, rest. */
+typedef struct shape {
+    uint32_t nf;
+    char *keys;             /* the key texts one after another */
+    uint32_t *koff;         /* nf + 1 offsets into keys */
+    char *rest;
+    uint32_t midlen, restlen;
+    uint8_t saved, pend;    /* in the store; in the slice being written */
+} shape_t;
 
 typedef struct dedupe {
     char *b;                /* live records b[bhead .. blen), in arrival order */
@@ -236,6 +262,9 @@ struct vg_state {
     vg_dpack_t dp;          /* decision template, the first decision line of 64+ bytes */
     int dtpl_saved;         /* "m/dtpl" is in the store */
     vg_buf_t pbuf, ubuf;    /* packed / unpacked decision scratch */
+    shape_t *shapes;        /* decision shapes (vg_state_shape) */
+    uint32_t nshapes, shcap;
+    vg_buf_t rbuf;          /* an unpacked rest */
     vg_batch_t *batch;
     ent_t **pend;           /* the slice of vg_state_checkpoint_some being written */
     size_t npend, pcap;
@@ -602,7 +631,7 @@ static vg_acct_t *acct_alloc(const char *name, size_t len, uint64_t h, size_t ws
  * when that is shorter. Returns 0 or VG_ENOMEM. */
 static int log_entry(vg_state_t *st, dedupe_t *d, int64_t ts, const char *id,
                      uint32_t idlen, const char *dec, size_t dlen, uint32_t headless) {
-    if (dlen >= DL_HEADLESS) return VG_ENOMEM;
+    if (dlen >= DL_VALUES) return VG_ENOMEM;
     if (!st->dp.tpl && dlen >= 64) {
         int rc = vg_dpack_set_template(&st->dp, dec, dlen);
         if (rc) return rc;
@@ -633,6 +662,323 @@ int vg_state_decision_head(vg_buf_t *out, const char *id, size_t idlen, const ch
     return rc;
 }
 
+/* ---- decisions as values of a shape ------------------------------------------------ */
+
+enum { VT_NULL, VT_FALSE, VT_TRUE, VT_U8, VT_I32, VT_F64, VT_TIME, VT_DUR, VT_STR, VT_JSON };
+
+/* Appends the n values as a tag byte and its bytes each: the same JSON comes back out
+ * of val_get (numbers that are integers below 2^31 in 1 or 4 bytes, other doubles in
+ * 8; -0 as 0, which prints the same). 0 or VG_ENOMEM. */
+static int vals_put(vg_buf_t *b, const vg_value_t *vals, uint32_t n) {
+    if (vg_buf_reserve(b, 9 * (size_t)n) < 0) return VG_ENOMEM;
+    unsigned char *o = (unsigned char *)b->p + b->len;
+    for (uint32_t k = 0; k < n; k++) {
+        const vg_value_t *v = &vals[k];
+        switch (v->type) {
+        case VG_T_BOOL: *o++ = v->u.b ? VT_TRUE : VT_FALSE; break;
+        case VG_T_NUM: {
+            double d = v->u.n;
+            if (fabs(d) < 2147483648.0) {
+                int32_t i = (int32_t)d;
+                if ((double)i == d) {
+                    if ((uint32_t)i < 256) {
+                        o[0] = VT_U8;
+                        o[1] = (unsigned char)i;
+                        o += 2;
+                    } else {
+                        o[0] = VT_I32;
+                        memcpy(o + 1, &i, 4);
+                        o += 5;
+                    }
+                    break;
+                }
+            }
+            o[0] = VT_F64;
+            memcpy(o + 1, &d, 8);
+            o += 9;
+            break;
+        }
+        case VG_T_TIME: case VG_T_DUR:
+            o[0] = v->type == VG_T_TIME ? VT_TIME : VT_DUR;
+            memcpy(o + 1, &v->u.ms, 8);
+            o += 9;
+            break;
+        case VG_T_STR: case VG_T_JSON: {
+            /* room for this one and 9 bytes for each after it */
+            b->len = (size_t)((char *)o - b->p);
+            if (vg_buf_reserve(b, 5 + (size_t)v->u.s.len + 9 * (size_t)(n - k)) < 0)
+                return VG_ENOMEM;
+            o = (unsigned char *)b->p + b->len;
+            o[0] = v->type == VG_T_STR ? VT_STR : VT_JSON;
+            memcpy(o + 1, &v->u.s.len, 4);
+            if (v->u.s.len) memcpy(o + 5, v->u.s.p, v->u.s.len);
+            o += 5 + (size_t)v->u.s.len;
+            break;
+        }
+        default: *o++ = VT_NULL; break;
+        }
+    }
+    b->len = (size_t)((char *)o - b->p);
+    return 0;
+}
+
+/* Reads one value written by vals_put (strings borrow from r). 0, or 1 when malformed. */
+static int val_get(vg_le_rd_t *r, vg_value_t *v) {
+    unsigned t = (unsigned)vg_le_get(r, 1);
+    switch (t) {
+    case VT_NULL: *v = vg_null(); break;
+    case VT_FALSE: case VT_TRUE: *v = vg_bool(t == VT_TRUE); break;
+    case VT_U8: *v = vg_num((double)vg_le_get(r, 1)); break;
+    case VT_I32: *v = vg_num((double)(int32_t)(uint32_t)vg_le_get(r, 4)); break;
+    case VT_F64: {
+        uint64_t u = vg_le_get(r, 8);
+        double d;
+        memcpy(&d, &u, 8);
+        *v = vg_num(d);
+        break;
+    }
+    case VT_TIME: *v = vg_time((int64_t)vg_le_get(r, 8)); break;
+    case VT_DUR: *v = vg_dur((int64_t)vg_le_get(r, 8)); break;
+    case VT_STR: case VT_JSON: {
+        uint32_t n = (uint32_t)vg_le_get(r, 4);
+        const char *p = vg_le_bytes(r, n);
+        *v = vg_strv(p ? p : "", n);
+        if (t == VT_JSON) v->type = VG_T_JSON;
+        break;
+    }
+    default: return 1;
+    }
+    return r->bad;
+}
+
+static void shape_free(shape_t *s) {
+    free(s->keys);
+    free(s->koff);
+    free(s->rest);
+}
+
+/* Adds a shape (copied) to the table; its number, or VG_ENOMEM / VG_ELIMIT. */
+static int shape_add(vg_state_t *st, uint32_t n, char *const *keys, const size_t *klen,
+                     const char *mid, size_t midlen, const char *tail, size_t taillen,
+                     int saved) {
+    if (st->nshapes >= SHAPES_MAX) return VG_ELIMIT;
+    if (midlen + taillen >= UINT32_MAX / 2) return VG_ENOMEM;
+    if (st->nshapes == st->shcap) {
+        uint32_t nc = st->shcap ? st->shcap * 2 : 4;
+        shape_t *ns = realloc(st->shapes, nc * sizeof *ns);
+        if (!ns) return VG_ENOMEM;
+        st->shapes = ns;
+        st->shcap = nc;
+    }
+    shape_t s = {0};
+    size_t kl = 0;
+    for (uint32_t i = 0; i < n; i++) kl += klen[i];
+    s.nf = n;
+    s.keys = malloc(kl + 1);
+    s.koff = malloc(((size_t)n + 1) * sizeof *s.koff);
+    s.rest = malloc(midlen + taillen + 1);
+    if (!s.keys || !s.koff || !s.rest || kl >= UINT32_MAX) {
+        shape_free(&s);
+        return VG_ENOMEM;
+    }
+    kl = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        s.koff[i] = (uint32_t)kl;
+        memcpy(s.keys + kl, keys[i], klen[i]);
+        kl += klen[i];
+    }
+    s.koff[n] = (uint32_t)kl;
+    memcpy(s.rest, mid, midlen);
+    memcpy(s.rest + midlen, tail, taillen);
+    s.midlen = (uint32_t)midlen;
+    s.restlen = (uint32_t)(midlen + taillen);
+    s.saved = (uint8_t)saved;
+    st->shapes[st->nshapes] = s;
+    return (int)st->nshapes++;
+}
+
+int vg_state_shape(vg_state_t *st, int n, char *const *keys, const size_t *klen,
+                   const char *mid, size_t midlen, const char *tail, size_t taillen) {
+    if (n < 0) return VG_EINVAL;
+    for (uint32_t j = 0; j < st->nshapes; j++) {
+        const shape_t *s = &st->shapes[j];
+        if (s->nf != (uint32_t)n || s->midlen != midlen || s->restlen != midlen + taillen ||
+            memcmp(s->rest, mid, midlen) != 0 || memcmp(s->rest + midlen, tail, taillen) != 0)
+            continue;
+        int same = 1;
+        for (int i = 0; same && i < n; i++)
+            same = s->koff[i + 1] - s->koff[i] == klen[i] &&
+                   memcmp(s->keys + s->koff[i], keys[i], klen[i]) == 0;
+        if (same) return (int)j;
+    }
+    return shape_add(st, (uint32_t)n, keys, klen, mid, midlen, tail, taillen, 0);
+}
+
+/* Appends the store record of shape j to batch b. 0 or VG_ENOMEM. */
+static int shape_put(vg_state_t *st, vg_batch_t *b, uint32_t j) {
+    const shape_t *s = &st->shapes[j];
+    unsigned char key[8] = {'m', '/', 's', 'h', 'p', '/', (unsigned char)(j >> 8),
+                            (unsigned char)j};
+    vg_buf_clear(&st->vbuf);
+    int rc = put_u32(&st->vbuf, s->nf);
+    for (uint32_t i = 0; !rc && i < s->nf; i++) {
+        rc = put_u32(&st->vbuf, s->koff[i + 1] - s->koff[i]);
+        if (!rc) rc = vg_buf_append(&st->vbuf, s->keys + s->koff[i], s->koff[i + 1] - s->koff[i]);
+    }
+    if (!rc) rc = put_u32(&st->vbuf, s->midlen);
+    if (!rc) rc = put_u32(&st->vbuf, s->restlen);
+    if (!rc) rc = vg_buf_append(&st->vbuf, s->rest, s->restlen);
+    if (!rc) vg_batch_put(b, key, sizeof key, st->vbuf.p, st->vbuf.len);
+    return rc;
+}
+
+/* The shapes not yet in the store into batch b (marked pending when `slice`). */
+static int shapes_put(vg_state_t *st, vg_batch_t *b, int slice) {
+    for (uint32_t j = 0; j < st->nshapes; j++) {
+        if (st->shapes[j].saved) continue;
+        int rc = shape_put(st, b, j);
+        if (rc) return rc;
+        if (slice) st->shapes[j].pend = 1;
+    }
+    return 0;
+}
+
+/* how 0: every shape was written; 1: the pending ones were; 2: they were not. */
+static void shapes_written(vg_state_t *st, int how) {
+    for (uint32_t j = 0; j < st->nshapes; j++) {
+        if (how == 0 || (how == 1 && st->shapes[j].pend)) st->shapes[j].saved = 1;
+        st->shapes[j].pend = 0;
+    }
+}
+
+typedef struct shload {
+    vg_state_t *st;
+    int bad, oom;
+} shload_t;
+
+/* One "m/shp/" record, read at start in key (= number) order. */
+static int shape_load_cb(void *ctx, const void *k, size_t kl, const void *v, size_t vl) {
+    shload_t *c = ctx;
+    vg_state_t *st = c->st;
+    const unsigned char *kb = k;
+    if (kl != 8 || (uint32_t)(kb[6] << 8 | kb[7]) != st->nshapes) {
+        c->bad = 1;
+        return 1;
+    }
+    vg_le_rd_t r = {v, vl, 0, 0};
+    uint32_t n = (uint32_t)vg_le_get(&r, 4);
+    if (r.bad || n > vl / 4) {
+        c->bad = 1;
+        return 1;
+    }
+    char **keys = calloc((size_t)n + 1, sizeof *keys);
+    size_t *klen = calloc((size_t)n + 1, sizeof *klen);
+    int rc = 0;
+    if (!keys || !klen) rc = VG_ENOMEM;
+    for (uint32_t i = 0; !rc && i < n; i++) {
+        klen[i] = (size_t)vg_le_get(&r, 4);
+        keys[i] = (char *)vg_le_bytes(&r, klen[i]);
+        if (r.bad) break;
+    }
+    uint32_t midlen = (uint32_t)vg_le_get(&r, 4), restlen = (uint32_t)vg_le_get(&r, 4);
+    const char *rest = vg_le_bytes(&r, restlen);
+    if (!rc && (r.bad || r.i != r.n || midlen > restlen)) c->bad = 1;
+    else if (!rc) rc = shape_add(st, n, keys, klen, rest, midlen, rest + midlen,
+                                 restlen - midlen, 1);
+    free(keys);
+    free(klen);
+    if (rc < 0) c->oom = 1;
+    return c->bad || c->oom;
+}
+
+int vg_state_remember_values(vg_state_t *st, vg_acct_t *a, const char *id, size_t idlen,
+                             int64_t ts, int shape, const char *mid, size_t midlen,
+                             const vg_value_t *vals, const char *tail, size_t taillen) {
+    if (idlen > UINT32_MAX || shape < 0 || (uint32_t)shape >= st->nshapes ||
+        midlen + taillen >= DL_VALUES)
+        return VG_EINVAL;
+    const shape_t *s = &st->shapes[shape];
+    int rc = mark_dirty(st, &a->e);
+    if (rc) return rc;
+    if (ts > a->newest) a->newest = ts;
+    dd_expire(&a->dd, sat_sub(a->newest, st->horizon));
+    vg_buf_t *b = &st->pbuf;
+    vg_buf_clear(b);
+    if (vg_buf_reserve(b, 16) < 0) return VG_ENOMEM;
+    b->p[0] = (char)(shape & 0xff);
+    b->p[1] = (char)(shape >> 8);
+    if (midlen == s->midlen && midlen + taillen == s->restlen &&
+        memcmp(mid, s->rest, midlen) == 0 && memcmp(tail, s->rest + midlen, taillen) == 0) {
+        b->p[2] = 0;
+        b->len = 3;
+    } else {   /* the text around the features (fired rules, anomaly): packed when shorter */
+        vg_buf_t *r = &st->rbuf;
+        vg_buf_clear(r);
+        if (vg_buf_append(r, mid, midlen) < 0 || vg_buf_append(r, tail, taillen) < 0)
+            return VG_ENOMEM;
+        if (!st->dp.tpl && r->len >= 64 && vg_dpack_set_template(&st->dp, r->p, r->len))
+            return VG_ENOMEM;
+        b->p[2] = 1;
+        b->len = 11;
+        if (st->dp.tpl) {
+            if (vg_dpack_pack(&st->dp, r->p, r->len, b) < 0) return VG_ENOMEM;
+            if (b->len - 11 < r->len) b->p[2] = 2;
+            else b->len = 11;
+        }
+        if (b->p[2] == 1 && vg_buf_append(b, r->p, r->len) < 0) return VG_ENOMEM;
+        uint32_t ml = (uint32_t)midlen, bl = (uint32_t)(b->len - 11);
+        memcpy(b->p + 3, &ml, 4);
+        memcpy(b->p + 7, &bl, 4);
+    }
+    if (vals_put(b, vals, s->nf)) return VG_ENOMEM;
+    if (b->len >= DL_VALUES) return VG_ENOMEM;
+    rc = dd_append(&a->dd, ts, id, (uint32_t)idlen, b->p,
+                   (uint32_t)b->len | DL_VALUES | DL_HEADLESS, (uint32_t)hash_bytes(id, idlen));
+    acct_remem(st, a);
+    return rc;
+}
+
+/* Writes the decision stored as values (p, n bytes) after its head in st->ubuf. 0,
+ * VG_EINVAL when malformed, or VG_ENOMEM. */
+static int values_decision(vg_state_t *st, const char *p, size_t n) {
+    vg_le_rd_t r = {(const unsigned char *)p, n, 0, 0};
+    uint32_t j = (uint32_t)vg_le_get(&r, 2);
+    unsigned kind = (unsigned)vg_le_get(&r, 1);
+    if (r.bad || j >= st->nshapes) return VG_EINVAL;
+    const shape_t *s = &st->shapes[j];
+    const char *rest = s->rest;
+    size_t midlen = s->midlen, restlen = s->restlen;
+    if (kind == 1 || kind == 2) {
+        midlen = (size_t)vg_le_get(&r, 4);
+        size_t bl = (size_t)vg_le_get(&r, 4);
+        rest = vg_le_bytes(&r, bl);
+        if (r.bad) return VG_EINVAL;
+        restlen = bl;
+        if (kind == 2) {
+            if (!st->dp.tpl) return VG_EINVAL;
+            vg_buf_clear(&st->rbuf);
+            int rc = vg_dpack_unpack(&st->dp, rest, bl, &st->rbuf);
+            if (rc) return rc;
+            rest = st->rbuf.p ? st->rbuf.p : "";
+            restlen = st->rbuf.len;
+        }
+        if (midlen > restlen) return VG_EINVAL;
+    } else if (kind != 0) {
+        return VG_EINVAL;
+    }
+    vg_buf_t *o = &st->ubuf;
+    int rc = vg_buf_append(o, rest, midlen);
+    for (uint32_t i = 0; !rc && i < s->nf; i++) {
+        vg_value_t v;
+        if (val_get(&r, &v)) return VG_EINVAL;
+        rc = vg_buf_append(o, s->keys + s->koff[i], s->koff[i + 1] - s->koff[i]);
+        if (!rc) rc = vg_json_value(o, &v);
+    }
+    if (!rc && r.i != r.n) return VG_EINVAL;
+    if (!rc) rc = vg_buf_append(o, rest + midlen, restlen - midlen);
+    return rc;
+}
+
 /* Points *dec at the decision of entry x of account a (written into st->ubuf when packed
  * or headless). */
 static int entry_decision(vg_state_t *st, const vg_acct_t *a, const dd_rec_t *x,
@@ -648,7 +994,9 @@ static int entry_decision(vg_state_t *st, const vg_acct_t *a, const dd_rec_t *x,
     if (x->dlen & DL_HEADLESS)
         rc = vg_state_decision_head(&st->ubuf, (const char *)(x + 1), x->idlen, a->name,
                                     a->e.klen, x->ts);
-    if (!rc)
+    if (!rc && (x->dlen & DL_VALUES))
+        rc = values_decision(st, p, DL_LEN(x->dlen));
+    else if (!rc)
         rc = (x->dlen & DL_PACKED) ? vg_dpack_unpack(&st->dp, p, DL_LEN(x->dlen), &st->ubuf)
                                    : vg_buf_append(&st->ubuf, p, DL_LEN(x->dlen));
     if (rc) return rc;
@@ -869,7 +1217,8 @@ static int dload_one(dload_t *c, uint64_t q, vg_le_rd_t *r) {
     if (r->bad || ((dl & DL_PACKED) && !c->st->dp.tpl)) return 1;
     if (q < c->next) return 0;   /* left the log (its record holds later ones) */
     if (q != c->next || q >= c->end) return 1;
-    int rc = (dl & DL_PACKED) ? dd_append(c->d, ts, id, il, id + il, dl, (uint32_t)hash_bytes(id, il))
+    int rc = (dl & (DL_PACKED | DL_VALUES))
+                 ? dd_append(c->d, ts, id, il, id + il, dl, (uint32_t)hash_bytes(id, il))
                               : log_entry(c->st, c->d, ts, id, il, id + il, DL_LEN(dl),
                                           dl & DL_HEADLESS);
     if (rc) return -1;
@@ -1055,7 +1404,7 @@ static int acct_decode(vg_state_t *st, vg_acct_t *a, const void *p, size_t n) {
             int64_t ts = (int64_t)vg_le_get(&r, 8);
             uint32_t il = (uint32_t)vg_le_get(&r, 4), dl = (uint32_t)vg_le_get(&r, 4);
             const char *id = vg_le_bytes(&r, (size_t)il + DL_LEN(dl));
-            int rc = (dl & DL_PACKED)
+            int rc = (dl & (DL_PACKED | DL_VALUES))
                          ? dd_append(d, ts, id, il, id + il, dl, (uint32_t)hash_bytes(id, il))
                          : log_entry(st, d, ts, id, il, id + il, DL_LEN(dl), dl & DL_HEADLESS);
             if (rc) return rc;
@@ -1243,6 +1592,7 @@ vg_state_t *vg_state_new(vg_program_t *p, const vg_state_opts_t *o, char *errbuf
     vg_buf_init(&st->layout);
     vg_buf_init(&st->pbuf);
     vg_buf_init(&st->ubuf);
+    vg_buf_init(&st->rbuf);
     vg_buf_init(&st->dels);
     vg_dpack_init(&st->dp);
     if (ht_init(&st->accts, 1024) || ht_init(&st->keys, 1024)) goto nomem;
@@ -1282,6 +1632,10 @@ vg_state_t *vg_state_new(vg_program_t *p, const vg_state_opts_t *o, char *errbuf
             } else if (rc != VG_ENOTFOUND) {
                 goto storeerr;
             }
+            shload_t c = {st, 0, 0};
+            int rs = vg_store_scan(st->store, "m/shp/", 6, shape_load_cb, &c);
+            if (c.oom) goto nomem;
+            if (c.bad || rs < 0) goto storeerr;
         } else if (rc == VG_ENOTFOUND) {
             int ra = vg_store_scan(st->store, "a/", 2, any_record_cb, NULL);
             int rk = vg_store_scan(st->store, "k/", 2, any_record_cb, NULL);
@@ -1327,6 +1681,9 @@ void vg_state_free(vg_state_t *st) {
     vg_buf_deinit(&st->layout);
     vg_buf_deinit(&st->pbuf);
     vg_buf_deinit(&st->ubuf);
+    vg_buf_deinit(&st->rbuf);
+    for (uint32_t j = 0; j < st->nshapes; j++) shape_free(&st->shapes[j]);
+    free(st->shapes);
     vg_buf_deinit(&st->dels);
     vg_dpack_deinit(&st->dp);
     vg_batch_free(st->batch);
@@ -1717,6 +2074,7 @@ int vg_state_checkpoint(vg_state_t *st, const vg_kv_t *meta, int n_meta, int syn
     if (!rc) vg_batch_put(st->batch, "m/layout", 8, st->layout.p, st->layout.len);
     if (!rc && st->dp.tpl && !st->dtpl_saved)
         vg_batch_put(st->batch, "m/dtpl", 6, st->dp.tpl, st->dp.tlen);
+    if (!rc) rc = shapes_put(st, st->batch, 0);
     if (rc) {
         seterr(errbuf, errlen, "out of memory while writing a checkpoint", NULL);
         vg_batch_clear(st->batch);
@@ -1730,6 +2088,7 @@ int vg_state_checkpoint(vg_state_t *st, const vg_kv_t *meta, int n_meta, int syn
         return VG_ESTORE;
     }
     if (st->dp.tpl) st->dtpl_saved = 1;
+    shapes_written(st, 0);
     swap_written(st);
     /* clean again: back on the LRU list in the order of their last use (which only a
      * memory budget ever reads: without one the order is left as it is) */
@@ -1765,13 +2124,14 @@ static int take_pend(vg_state_t *st, size_t k) {
 
 /* The records a slice or snapshot carries besides its entries: the layout, and the
  * decision template until one written holds it. */
-static void put_slice_meta(vg_state_t *st, vg_batch_t *b) {
+static int put_slice_meta(vg_state_t *st, vg_batch_t *b) {
     vg_batch_put(b, "m/layout", 8, st->layout.p, st->layout.len);
     st->dtpl_pend = 0;
     if (st->dp.tpl && !st->dtpl_saved) {
         vg_batch_put(b, "m/dtpl", 6, st->dp.tpl, st->dp.tlen);
         st->dtpl_pend = 1;
     }
+    return shapes_put(st, b, 1);
 }
 
 int vg_state_checkpoint_some(vg_state_t *st, size_t max_records, vg_batch_t *b,
@@ -1791,7 +2151,12 @@ int vg_state_checkpoint_some(vg_state_t *st, size_t max_records, vg_batch_t *b,
         st->swap_inflight = 0;
         return rc;
     }   /* the caller clears its batch; nothing changed here */
-    put_slice_meta(st, b);
+    rc = put_slice_meta(st, b);
+    if (rc) {
+        st->swap_inflight = 0;
+        shapes_written(st, 2);
+        return rc;
+    }
     if (st->ndirty > k) memmove(st->dirty, st->dirty + k, (st->ndirty - k) * sizeof *st->dirty);
     st->ndirty -= k;
     for (size_t i = 0; i < k; i++) {
@@ -1815,6 +2180,7 @@ void vg_state_checkpoint_done(vg_state_t *st, int written) {
     st->swap_inflight = 0;
     if (written) {
         if (st->dtpl_pend) st->dtpl_saved = 1;
+        shapes_written(st, 1);
         /* evictable again, in the order of their last use; an entry changed since it
          * was encoded is dirty (written by a later checkpoint), one a full checkpoint
          * wrote meanwhile is on the LRU already */
@@ -1840,6 +2206,7 @@ void vg_state_checkpoint_done(vg_state_t *st, int written) {
         }
     }
     st->dtpl_pend = 0;
+    shapes_written(st, 2);
     st->npend = 0;
 }
 
@@ -1853,7 +2220,12 @@ int vg_state_snapshot_begin(vg_state_t *st, vg_batch_t *b, size_t *left) {
     if (take_pend(st, k)) return VG_ENOMEM;   /* the cut; the steps encode in its order */
     st->swap_inflight = st->swap_pending;
     if (st->swap_pending) put_dels(st, b);
-    put_slice_meta(st, b);
+    int rc = put_slice_meta(st, b);
+    if (rc) {
+        st->swap_inflight = 0;
+        shapes_written(st, 2);
+        return rc;
+    }
     for (size_t i = 0; i < k; i++) {
         ent_t *e = st->pend[i];
         e->dirty = 0;
@@ -2237,6 +2609,10 @@ int vg_state_wipe(vg_store_t *store, char *errbuf, size_t errlen) {
             seterr(errbuf, errlen, "cannot read the state in %", vg_store_path(store));
             rc = VG_ESTORE;
         }
+    if (!rc && vg_store_scan(store, "m/shp/", 6, wipe_cb, b) != 0) {
+        seterr(errbuf, errlen, "cannot read the state in %", vg_store_path(store));
+        rc = VG_ESTORE;
+    }
     if (!rc) {
         vg_batch_delete(b, "m/layout", 8);
         vg_batch_delete(b, "m/dtpl", 6);

@@ -104,7 +104,7 @@ static int print_dedupe(const ctx_t *cx, const unsigned char *kp, size_t kl,
     memcpy(key, kp, kl);
     for (uint64_t i = 0; i < cnt; i++, q++) {
         if (off + 16 > vl) return 1;
-        size_t il = rd_le(vp + off + 8, 4), dl = rd_le(vp + off + 12, 4) & 0x3fffffffu;   /* without the packed and headless bits (engine/state.c) */
+        size_t il = rd_le(vp + off + 8, 4), dl = rd_le(vp + off + 12, 4) & 0x1fffffffu;   /* without the packed, headless and values bits (engine/state.c) */
         size_t n = 16 + il + dl;
         if (off + n > vl) return 1;
         for (int j = 0; j < 8; j++) key[kl - 8 + (size_t)j] = (unsigned char)(q >> (56 - 8 * j));

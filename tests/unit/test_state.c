@@ -413,6 +413,132 @@ static void assert_same(const out_t *a, const out_t *b, int n) {
     }
 }
 
+/* ---- decisions remembered as values of a shape -------------------------------------- */
+
+/* Every kind of value through vg_state_remember_values and back as text, with the
+ * standard text around the features and with other text (short: stored; long: packed),
+ * after a checkpoint and a reopen too (the shapes come back from the store), and a
+ * slice checkpoint (vg_state_checkpoint_some) carrying a shape registered later. The
+ * expected lines are written out by hand. */
+static void test_dedupe_values_shapes(void **state) {
+    fx_t *f = *state;
+    char *const keys[3] = {"\"a\":", ",\"b\":", ",\"c\":"};
+    const size_t klen[3] = {4, 5, 5};
+    static const char mid[] = "\",\"decision\":\"allow\",\"features\":{";
+    static const char tail[] = "},\"ruleset\":3}";
+    static const char mid2[] = "\",\"decision\":\"block\",\"rules\":[{\"rule\":\"r1\",\"module\":"
+                               "\"m\",\"message\":\"a long message, long enough to pack\"}],"
+                               "\"features\":{";
+    struct {
+        vg_value_t v[3];
+        const char *text;   /* the features' text */
+        const char *m;      /* mid (NULL: the standard one) */
+    } cases[] = {
+        {{vg_null(), vg_bool(1), vg_bool(0)}, "\"a\":null,\"b\":true,\"c\":false", NULL},
+        {{vg_num(7), vg_num(-3), vg_num(300)}, "\"a\":7,\"b\":-3,\"c\":300", NULL},
+        {{vg_num(4294967296.0), vg_num(0.1), vg_num(-0.0)},
+         "\"a\":4294967296,\"b\":0.1,\"c\":0", "\",\"decision\":\"review\",\"features\":{"},
+        {{vg_num(1e300), vg_num(-2147483648.0), vg_num(255.5)},
+         "\"a\":1e300,\"b\":-2147483648,\"c\":255.5", mid2},
+        {{vg_time(T0), vg_dur(1500), vg_strv("x\"y", 3)},
+         "\"a\":\"2023-11-14T22:13:20.000Z\",\"b\":1.5,\"c\":\"x\\\"y\"", NULL},
+        {{vg_strv("", 0), vg_num(2147483648.0), vg_num(-1e-7)},
+         "\"a\":\"\",\"b\":2147483648,\"c\":-1e-7", NULL},
+    };
+    enum { NC = sizeof cases / sizeof cases[0] };
+    vg_value_t js = {.type = VG_T_JSON, .u.s = {"[1,{\"k\":2}]", 11}};
+
+    vg_store_t *s = open_store(f);
+    vg_state_t *st = new_state(f, s, 0);
+    int sh = vg_state_shape(st, 3, keys, klen, mid, strlen(mid), tail, strlen(tail));
+    assert_true(sh >= 0);
+    assert_int_equal(vg_state_shape(st, 3, keys, klen, mid, strlen(mid), tail, strlen(tail)), sh);
+    int sh2 = vg_state_shape(st, 1, keys, klen, mid, strlen(mid), tail, strlen(tail));
+    assert_true(sh2 >= 0 && sh2 != sh);
+
+    char want[NC + 1][512];
+    char id[16];
+    vg_acct_t *a;
+    assert_int_equal(vg_state_account(st, "acct", 4, &a), 0);
+    for (int i = 0; i < NC; i++) {
+        snprintf(id, sizeof id, "v%d", i);
+        const char *m = cases[i].m ? cases[i].m : mid;
+        assert_int_equal(vg_state_remember_values(st, a, id, strlen(id), T0 + i, sh, m,
+                                                  strlen(m), cases[i].v, tail, strlen(tail)),
+                         0);
+        vg_buf_t hb;
+        vg_buf_init(&hb);
+        assert_int_equal(vg_state_decision_head(&hb, id, strlen(id), "acct", 4, T0 + i), 0);
+        snprintf(want[i], sizeof want[i], "%.*s%s%s%s", (int)hb.len, hb.p, m, cases[i].text,
+                 tail);
+        vg_buf_deinit(&hb);
+    }
+    /* a shape of one feature: the JSON value */
+    assert_int_equal(vg_state_remember_values(st, a, "j", 1, T0 + NC, sh2, mid, strlen(mid),
+                                              &js, tail, strlen(tail)),
+                     0);
+    snprintf(want[NC], sizeof want[NC],
+             "{\"id\":\"j\",\"account\":\"acct\",\"ts\":\"2023-11-14T22:13:20.%03dZ%s\"a\":"
+             "[1,{\"k\":2}]%s", NC, mid, tail);
+    assert_int_equal(vg_state_remember_values(st, a, "z", 1, T0, 99, mid, strlen(mid), &js,
+                                              tail, strlen(tail)),
+                     VG_EINVAL);
+
+    for (int pass = 0; pass < 3; pass++) {
+        for (int i = 0; i <= NC; i++) {
+            const char *d;
+            size_t dl;
+            if (i < NC) snprintf(id, sizeof id, "v%d", i);
+            else snprintf(id, sizeof id, "j");
+            assert_int_equal(vg_state_find_dup(st, a, id, strlen(id), &d, &dl), 1);
+            assert_int_equal(dl, strlen(want[i]));
+            assert_memory_equal(d, want[i], dl);
+        }
+        char err[256];
+        if (pass == 0) {   /* a full checkpoint, then a fresh state over the reopened store */
+            assert_int_equal(vg_state_checkpoint(st, NULL, 0, 1, err, sizeof err), 0);
+            vg_state_free(st);
+            vg_store_close(s);
+            s = open_store(f);
+            st = new_state(f, s, 0);
+            assert_int_equal(vg_state_shape(st, 3, keys, klen, mid, strlen(mid), tail,
+                                            strlen(tail)),
+                             sh);
+        } else if (pass == 1) {
+            /* a new shape, an event of it, written by a slice only */
+            int sh3 = vg_state_shape(st, 1, keys, klen, mid2, strlen(mid2), tail, strlen(tail));
+            assert_true(sh3 > sh2);
+            assert_int_equal(vg_state_account(st, "acct", 4, &a), 0);
+            assert_int_equal(vg_state_remember_values(st, a, "w", 1, T0 + 50, sh3, mid2,
+                                                      strlen(mid2), &js, tail, strlen(tail)),
+                             0);
+            vg_batch_t *b = vg_batch_new();
+            size_t left;
+            assert_int_equal(vg_state_checkpoint_some(st, 100, b, &left), 0);
+            assert_int_equal(vg_store_write(s, b, 1, err, sizeof err), 0);
+            vg_state_checkpoint_done(st, 1);
+            vg_batch_free(b);
+            vg_state_free(st);
+            vg_store_close(s);
+            s = open_store(f);
+            st = new_state(f, s, 0);
+            const char *d;
+            size_t dl;
+            assert_int_equal(vg_state_account(st, "acct", 4, &a), 0);
+            assert_int_equal(vg_state_find_dup(st, a, "w", 1, &d, &dl), 1);
+            char w[512];
+            snprintf(w, sizeof w,
+                     "{\"id\":\"w\",\"account\":\"acct\",\"ts\":\"2023-11-14T22:13:20.050Z%s"
+                     "\"a\":[1,{\"k\":2}]%s", mid2, tail);
+            assert_int_equal(dl, strlen(w));
+            assert_memory_equal(d, w, dl);
+        }
+        if (pass < 2) assert_int_equal(vg_state_account(st, "acct", 4, &a), 0);
+    }
+    vg_state_free(st);
+    vg_store_close(s);
+}
+
 static void test_checkpoint_reopen_identical(void **state) {
     fx_t *f = *state;
     enum { N = 3000 };
@@ -975,6 +1101,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_dedupe_many_live, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_accounts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bykey_null_and_late, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dedupe_values_shapes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_reopen_identical, setup, teardown),
         cmocka_unit_test_setup_teardown(test_evict_identical, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_some_identical, setup, teardown),
