@@ -23,27 +23,29 @@ static const char DIG2[] =
     "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
     "8081828384858687888990919293949596979899";
 
-/* The decimal digits of s > 0 into dig (at most 20), most significant first; their
- * count. */
-static int digits(uint64_t s, char *dig) {
-    char tmp[24];
-    int k = 24;
+/* Number of decimal digits of s > 0. */
+static inline int ndig(uint64_t s) {
+    static const uint64_t P10[20] = {1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL,
+                                     1000000ULL, 10000000ULL, 100000000ULL, 1000000000ULL,
+                                     10000000000ULL, 100000000000ULL, 1000000000000ULL,
+                                     10000000000000ULL, 100000000000000ULL,
+                                     1000000000000000ULL, 10000000000000000ULL,
+                                     100000000000000000ULL, 1000000000000000000ULL,
+                                     10000000000000000000ULL};
+    int t = ((64 - __builtin_clzll(s)) * 1233) >> 12;   /* floor(log10(2^bits)) */
+    return t + (s >= P10[t]);
+}
+
+/* Writes the decimal digits of s ending just before `end` (two per division). */
+static inline void put_digits(uint64_t s, char *end) {
     while (s >= 100) {
         unsigned r = (unsigned)(s % 100);
         s /= 100;
-        k -= 2;
-        tmp[k] = DIG2[2 * r];
-        tmp[k + 1] = DIG2[2 * r + 1];
+        end -= 2;
+        std::memcpy(end, DIG2 + 2 * r, 2);
     }
-    if (s >= 10) {
-        k -= 2;
-        tmp[k] = DIG2[2 * s];
-        tmp[k + 1] = DIG2[2 * s + 1];
-    } else {
-        tmp[--k] = (char)('0' + s);
-    }
-    std::memcpy(dig, tmp + k, (size_t)(24 - k));
-    return 24 - k;
+    if (s >= 10) std::memcpy(end - 2, DIG2 + 2 * s, 2);
+    else end[-1] = (char)('0' + s);
 }
 
 extern "C" size_t vg_dtoa_shortest(double d, char *buf) {
@@ -55,35 +57,41 @@ extern "C" size_t vg_dtoa_shortest(double d, char *buf) {
     }
     auto r = jkj::dragonbox::to_decimal(d, jkj::dragonbox::policy::sign::ignore,
                                         jkj::dragonbox::policy::trailing_zero::remove);
-    char dig[24];
-    int len = digits(r.significand, dig);
+    int len = ndig(r.significand);
     int point = r.exponent + len;   /* the value is 0.dig x 10^point */
-    size_t n = 0;
-    if (d < 0) buf[n++] = '-';
+    char *o = buf;
+    if (d < 0) *o++ = '-';
     int exponent = point - 1;
     if (exponent >= LOW && exponent < HIGH) {
         if (point <= 0) {            /* 0.000ddd */
-            buf[n++] = '0';
-            buf[n++] = '.';
-            for (int i = 0; i < -point; i++) buf[n++] = '0';
-            for (int i = 0; i < len; i++) buf[n++] = dig[i];
+            o[0] = '0';
+            o[1] = '.';
+            o += 2;
+            for (int i = 0; i < -point; i++) *o++ = '0';
+            put_digits(r.significand, o + len);
+            o += len;
         } else if (point >= len) {   /* ddd000 */
-            for (int i = 0; i < len; i++) buf[n++] = dig[i];
-            for (int i = len; i < point; i++) buf[n++] = '0';
-        } else {                     /* dd.ddd */
-            for (int i = 0; i < point; i++) buf[n++] = dig[i];
-            buf[n++] = '.';
-            for (int i = point; i < len; i++) buf[n++] = dig[i];
+            put_digits(r.significand, o + len);
+            o += len;
+            for (int i = len; i < point; i++) *o++ = '0';
+        } else {                     /* dd.ddd: the digits, then the fraction moved right */
+            put_digits(r.significand, o + len);
+            std::memmove(o + point + 1, o + point, (size_t)(len - point));
+            o[point] = '.';
+            o += len + 1;
         }
     } else {                         /* d[.ddd]e[-]x */
-        buf[n++] = dig[0];
+        put_digits(r.significand, o + 1 + len);   /* one to the right, for the point */
+        o[0] = o[1];
         if (len > 1) {
-            buf[n++] = '.';
-            for (int i = 1; i < len; i++) buf[n++] = dig[i];
+            o[1] = '.';
+            o += len + 1;
+        } else {
+            o += 1;
         }
-        buf[n++] = 'e';
+        *o++ = 'e';
         if (exponent < 0) {
-            buf[n++] = '-';
+            *o++ = '-';
             exponent = -exponent;
         }
         char e[8];
@@ -92,8 +100,8 @@ extern "C" size_t vg_dtoa_shortest(double d, char *buf) {
             e[k++] = (char)('0' + exponent % 10);
             exponent /= 10;
         } while (exponent > 0);
-        while (k) buf[n++] = e[--k];
+        while (k) *o++ = e[--k];
     }
-    buf[n] = '\0';
-    return n;
+    *o = '\0';
+    return (size_t)(o - buf);
 }

@@ -51,16 +51,15 @@ static const char DIG2[201] =
 
 /* Number of decimal digits of u. */
 static inline int ndigits(uint64_t u) {
-    static const uint64_t p10[19] = {10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL,
-                                     1000000ULL, 10000000ULL, 100000000ULL,
-                                     1000000000ULL, 10000000000ULL, 100000000000ULL,
-                                     1000000000000ULL, 10000000000000ULL,
-                                     100000000000000ULL, 1000000000000000ULL,
-                                     10000000000000000ULL, 100000000000000000ULL,
-                                     1000000000000000000ULL, 10000000000000000000ULL};
-    int n = 1;
-    while (n < 20 && u >= p10[n - 1]) n++;
-    return n;
+    static const uint64_t P10[20] = {1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL,
+                                     1000000ULL, 10000000ULL, 100000000ULL, 1000000000ULL,
+                                     10000000000ULL, 100000000000ULL, 1000000000000ULL,
+                                     10000000000000ULL, 100000000000000ULL,
+                                     1000000000000000ULL, 10000000000000000ULL,
+                                     100000000000000000ULL, 1000000000000000000ULL,
+                                     10000000000000000000ULL};
+    int t = ((64 - __builtin_clzll(u | 1)) * 1233) >> 12;   /* floor(log10(2^bits)) */
+    return t + (u >= P10[t]);
 }
 
 /* Writes the decimal digits of u ending just before `end` (two per division). */
@@ -132,6 +131,14 @@ static size_t fmt_fixed(int64_t m, int k, char *buf) {
     return n;
 }
 
+/* nearbyint(y) for 0 <= y < 2^52 in the default rounding mode, without a libm call
+ * (this build targets x86-64 without SSE4.1's roundsd): adding 2^52 leaves no fraction
+ * bits, so the addition rounds y to an integer, to even on ties, as nearbyint does. */
+static inline double rnd52(double y) {
+    const double k = 4503599627370496.0;   /* not folded: (y + k) - k is not y in IEEE */
+    return (y + k) - k;
+}
+
 size_t vg_fmt_double(double d, char *buf) {
     if (!isfinite(d)) {
         memcpy(buf, "null", 5);
@@ -154,7 +161,7 @@ size_t vg_fmt_double(double d, char *buf) {
      * the integer m * 10^(9-k); so a y far from every integer (most means and
      * deviations) cannot take the fast path and skips its nine tries. */
     double y = ad * 1e9;
-    if (y < 4503599627370496.0 && fabs(y - nearbyint(y)) > y * 4.5e-16 + 1e-300)
+    if (y < 4503599627370496.0 && fabs(y - rnd52(y)) > y * 4.5e-16 + 1e-300)
         ad = 0;   /* not a short decimal: straight to the shortest form below */
     if (ad >= 1e-4 && ad < 1e15) {
         static const double p10[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
@@ -162,7 +169,7 @@ size_t vg_fmt_double(double d, char *buf) {
          * every other), so that k is 9 minus the trailing decimal zeros of round(y): one
          * try instead of up to nine, the same result (a failed check tries them all) */
         if (y < 1125899906842624.0) {
-            uint64_t yi = (uint64_t)nearbyint(y);
+            uint64_t yi = (uint64_t)rnd52(y);
             int tz = 0;   /* min(9, trailing zeros of yi), yi > 0: by 8, 4, 2, 1 */
             if (yi % 100000000 == 0) {
                 yi /= 100000000;
