@@ -28,8 +28,10 @@ struct vg_pipeline {
     vg_value_t *spec_vals;
     vg_value_t *features;
     int nspecs, nfeatures;
-    char **feature_keys;        /* pre-escaped `"name":` for each feature */
+    char **feature_keys;        /* pre-escaped `"name":` for each feature (zero-padded to
+                                   a multiple of 16 bytes) */
     size_t *feature_key_len;
+    size_t features_room;       /* what write_features reserves: padded keys + 40 each */
     char ruleset_tail[64];      /* `},"anomaly":{},"ruleset":N}` */
     int shape;                  /* the decision lines' shape in the state
                                    (vg_state_shape), -1 until registered, -2 when
@@ -160,10 +162,13 @@ vg_pipeline_t *vg_pipeline_new(vg_program_t *p, const vg_pipeline_opts_t *o,
         if (i > 0 && vg_buf_putc(&pl->tmp, ',') < 0) goto oom;
         if (vg_json_str(&pl->tmp, name, strlen(name)) < 0 || vg_buf_putc(&pl->tmp, ':') < 0)
             goto oom;
-        pl->feature_keys[i] = malloc(pl->tmp.len);
+        /* padded with zeros to a multiple of 16 bytes: write_features copies 16 at a time */
+        size_t padded = (pl->tmp.len + 15) & ~(size_t)15;
+        pl->feature_keys[i] = calloc(1, padded);
         if (!pl->feature_keys[i]) goto oom;
         memcpy(pl->feature_keys[i], pl->tmp.p, pl->tmp.len);
         pl->feature_key_len[i] = pl->tmp.len;
+        pl->features_room += padded + 40;
     }
     pl->next = vg_prog_next(p);
     pl->use_an = vg_prog_uses_anomaly(p) || o->anomaly;
@@ -583,6 +588,42 @@ static int write_anomaly(vg_pipeline_t *pl, vg_buf_t *out) {
     return rc;
 }
 
+/* The features' keys and values (`"n":3,"s":12.5`), written in place into room reserved
+ * once: keys 16 bytes at a time, numbers, booleans and null directly; other values
+ * through vg_json_value. The same bytes as vg_buf_append + vg_json_value per feature.
+ * 0 or VG_ENOMEM. */
+static int write_features(vg_pipeline_t *pl, vg_buf_t *out) {
+    size_t room = pl->features_room;
+    if (vg_buf_reserve(out, room) < 0) return VG_ENOMEM;
+    char *o = out->p + out->len;
+    for (int i = 0; i < pl->nfeatures; i++) {
+        const char *k = pl->feature_keys[i];
+        size_t kl = pl->feature_key_len[i];
+        for (size_t c = 0; c < kl; c += 16) memcpy(o + c, k + c, 16);
+        o += kl;
+        const vg_value_t *v = &pl->features[i];
+        switch (v->type) {
+        case VG_T_NUM: o += vg_fmt_double(v->u.n, o); break;
+        case VG_T_BOOL:
+            if (v->u.b) {
+                memcpy(o, "true", 4);
+                o += 4;
+            } else {
+                memcpy(o, "false", 5);
+                o += 5;
+            }
+            break;
+        case VG_T_NULL: memcpy(o, "null", 4); o += 4; break;
+        default:   /* strings, times, durations, JSON: then the room again */
+            out->len = (size_t)(o - out->p);
+            if (vg_json_value(out, v) < 0 || vg_buf_reserve(out, room) < 0) return VG_ENOMEM;
+            o = out->p + out->len;
+        }
+    }
+    out->len = (size_t)(o - out->p);
+    return 0;
+}
+
 /* Registers the shape of this pipeline's decision lines with its state: the keys, and
  * the text around them when no rule fired (and, without anomaly scores, the ruleset's
  * tail). 0 or VG_ENOMEM; when the state holds too many shapes, pl->shape is -2. */
@@ -700,10 +741,7 @@ int vg_pipeline_line(vg_pipeline_t *pl, const char *line, size_t len, vg_buf_t *
         if (!rc) rc = vg_buf_puts(out, "],\"features\":{");
     }
     size_t fstart = out->len;
-    for (int i = 0; !rc && i < pl->nfeatures; i++) {
-        rc = vg_buf_append(out, pl->feature_keys[i], pl->feature_key_len[i]);
-        if (!rc) rc = vg_json_value(out, &pl->features[i]);
-    }
+    if (!rc) rc = write_features(pl, out);
     size_t fend = out->len;
     if (!rc && pl->use_an) rc = write_anomaly(pl, out);
     if (!rc) rc = vg_buf_append(out, pl->ruleset_tail, pl->ruleset_tail_len);
