@@ -240,6 +240,23 @@ int vg_json_str(vg_buf_t *b, const char *s, size_t len) {
     *o++ = '"';
     size_t i = 0;
     while (i < len) {
+        /* 8 bytes at a time while none needs a look (a control byte, '"', '\\' or
+         * a byte >= 0x80): copied as they are */
+        while (len - i >= 8) {
+            uint64_t x;
+            memcpy(&x, u + i, 8);
+            const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+            uint64_t q = x ^ (ones * '"'), bs = x ^ (ones * '\\');
+            /* a high bit set in t marks a byte below 0x20, equal to '"' or '\\', or
+             * >= 0x80 (exact for each byte: the subtractions borrow only into bytes
+             * already marked) */
+            uint64_t t = ((x - ones * 0x20) | (q - ones) | (bs - ones) | x) & high;
+            if (t) break;
+            memcpy(o, u + i, 8);
+            o += 8;
+            i += 8;
+        }
+        if (i >= len) break;
         unsigned char c = u[i];
         if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
             *o++ = (char)c;
