@@ -10,6 +10,8 @@
  */
 #include "engine/dtoa.h"
 
+#include "engine/digits.h"
+
 #include <dragonbox/dragonbox.h>
 
 #include <cstdint>
@@ -17,36 +19,6 @@
 
 /* exponent form below 1e-4 and from 1e15 on, as "%g" does; no '+' in exponents */
 static const int LOW = -4, HIGH = 15;
-
-static const char DIG2[] =
-    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-    "8081828384858687888990919293949596979899";
-
-/* Number of decimal digits of s > 0. */
-static inline int ndig(uint64_t s) {
-    static const uint64_t P10[20] = {1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL,
-                                     1000000ULL, 10000000ULL, 100000000ULL, 1000000000ULL,
-                                     10000000000ULL, 100000000000ULL, 1000000000000ULL,
-                                     10000000000000ULL, 100000000000000ULL,
-                                     1000000000000000ULL, 10000000000000000ULL,
-                                     100000000000000000ULL, 1000000000000000000ULL,
-                                     10000000000000000000ULL};
-    int t = ((64 - __builtin_clzll(s)) * 1233) >> 12;   /* floor(log10(2^bits)) */
-    return t + (s >= P10[t]);
-}
-
-/* Writes the decimal digits of s ending just before `end` (two per division). */
-static inline void put_digits(uint64_t s, char *end) {
-    while (s >= 100) {
-        unsigned r = (unsigned)(s % 100);
-        s /= 100;
-        end -= 2;
-        std::memcpy(end, DIG2 + 2 * r, 2);
-    }
-    if (s >= 10) std::memcpy(end - 2, DIG2 + 2 * s, 2);
-    else end[-1] = (char)('0' + s);
-}
 
 extern "C" size_t vg_dtoa_shortest(double d, char *buf) {
     if (!(d - d == 0)) return 0;   /* NaN or infinite */
@@ -57,7 +29,7 @@ extern "C" size_t vg_dtoa_shortest(double d, char *buf) {
     }
     auto r = jkj::dragonbox::to_decimal(d, jkj::dragonbox::policy::sign::ignore,
                                         jkj::dragonbox::policy::trailing_zero::remove);
-    int len = ndig(r.significand);
+    int len = vg_ndigits(r.significand);
     int point = r.exponent + len;   /* the value is 0.dig x 10^point */
     char *o = buf;
     if (d < 0) *o++ = '-';
@@ -68,20 +40,20 @@ extern "C" size_t vg_dtoa_shortest(double d, char *buf) {
             o[1] = '.';
             o += 2;
             for (int i = 0; i < -point; i++) *o++ = '0';
-            put_digits(r.significand, o + len);
+            vg_put_digits(r.significand, o + len);
             o += len;
         } else if (point >= len) {   /* ddd000 */
-            put_digits(r.significand, o + len);
+            vg_put_digits(r.significand, o + len);
             o += len;
             for (int i = len; i < point; i++) *o++ = '0';
         } else {                     /* dd.ddd: the digits, then the fraction moved right */
-            put_digits(r.significand, o + len);
+            vg_put_digits(r.significand, o + len);
             std::memmove(o + point + 1, o + point, (size_t)(len - point));
             o[point] = '.';
             o += len + 1;
         }
     } else {                         /* d[.ddd]e[-]x */
-        put_digits(r.significand, o + 1 + len);   /* one to the right, for the point */
+        vg_put_digits(r.significand, o + 1 + len);   /* one to the right, for the point */
         o[0] = o[1];
         if (len > 1) {
             o[1] = '.';

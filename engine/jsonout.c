@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/digits.h"
 #include "engine/dtoa.h"
 #include "engine/event.h"
 #include "engine/jsonout.h"
@@ -43,42 +44,6 @@ int vg_buf_grow(vg_buf_t *b, size_t extra) {
     return 0;
 }
 
-/* "00" .. "99": two digits per division */
-static const char DIG2[201] =
-    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-    "8081828384858687888990919293949596979899";
-
-/* Number of decimal digits of u. */
-static inline int ndigits(uint64_t u) {
-    static const uint64_t P10[20] = {1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL,
-                                     1000000ULL, 10000000ULL, 100000000ULL, 1000000000ULL,
-                                     10000000000ULL, 100000000000ULL, 1000000000000ULL,
-                                     10000000000000ULL, 100000000000000ULL,
-                                     1000000000000000ULL, 10000000000000000ULL,
-                                     100000000000000000ULL, 1000000000000000000ULL,
-                                     10000000000000000000ULL};
-    int t = ((64 - __builtin_clzll(u | 1)) * 1233) >> 12;   /* floor(log10(2^bits)) */
-    return t + (u >= P10[t]);
-}
-
-/* Writes the decimal digits of u ending just before `end` (two per division). */
-static inline void put_digits(uint64_t u, char *end) {
-    while (u >= 100) {
-        unsigned r = (unsigned)(u % 100);
-        u /= 100;
-        end -= 2;
-        end[0] = DIG2[2 * r];
-        end[1] = DIG2[2 * r + 1];
-    }
-    if (u >= 10) {
-        end[-2] = DIG2[2 * u];
-        end[-1] = DIG2[2 * u + 1];
-    } else {
-        end[-1] = (char)('0' + u);
-    }
-}
-
 static size_t fmt_int(int64_t v, char *buf) {
     size_t k = 0;
     uint64_t u = (uint64_t)v;
@@ -86,8 +51,8 @@ static size_t fmt_int(int64_t v, char *buf) {
         buf[k++] = '-';
         u = (uint64_t)0 - u;
     }
-    k += (size_t)ndigits(u);
-    put_digits(u, buf + k);
+    k += (size_t)vg_ndigits(u);
+    vg_put_digits(u, buf + k);
     buf[k] = '\0';
     return k;
 }
@@ -100,19 +65,19 @@ static size_t fmt_fixed(int64_t m, int k, char *buf) {
         buf[n++] = '-';
         u = (uint64_t)0 - u;
     }
-    int nd = ndigits(u);
+    int nd = vg_ndigits(u);
     if (nd <= k) {   /* 0.00ddd */
         buf[n++] = '0';
         buf[n++] = '.';
         for (int i = 0; i < k - nd; i++) buf[n++] = '0';
         n += (size_t)nd;
-        put_digits(u, buf + n);
+        vg_put_digits(u, buf + n);
     } else {         /* the integer part, the point, k decimals */
         static const uint64_t p10[10] = {1, 10, 100, 1000, 10000, 100000, 1000000,
                                          10000000, 100000000, 1000000000};
         uint64_t p = p10[k];   /* k <= 9 */
         n += (size_t)(nd - k);
-        put_digits(u / p, buf + n);
+        vg_put_digits(u / p, buf + n);
         buf[n++] = '.';
         uint64_t f = u % p;
         char *e = buf + n + k;   /* k digits, leading zeros included, two at a time */
@@ -121,8 +86,8 @@ static size_t fmt_fixed(int64_t m, int k, char *buf) {
             unsigned r = (unsigned)(f % 100);
             f /= 100;
             e -= 2;
-            e[0] = DIG2[2 * r];
-            e[1] = DIG2[2 * r + 1];
+            e[0] = VG_DIG2[2 * r];
+            e[1] = VG_DIG2[2 * r + 1];
         }
         if (i) e[-1] = (char)('0' + f % 10);
         n += (size_t)k;

@@ -1,0 +1,41 @@
+/* digits.h - decimal digits of unsigned integers, shared by the number writers
+ * (engine/jsonout.c, engine/dtoa.cpp). Header only, C and C++; no state.
+ */
+#ifndef VG_DIGITS_H
+#define VG_DIGITS_H
+
+#include <stdint.h>
+#include <string.h>
+
+/* "00" .. "99": two digits per division */
+static const char VG_DIG2[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+/* Number of decimal digits of u (1 for 0). */
+static inline int vg_ndigits(uint64_t u) {
+    static const uint64_t P10[20] = {1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL,
+                                     1000000ULL, 10000000ULL, 100000000ULL, 1000000000ULL,
+                                     10000000000ULL, 100000000000ULL, 1000000000000ULL,
+                                     10000000000000ULL, 100000000000000ULL,
+                                     1000000000000000ULL, 10000000000000000ULL,
+                                     100000000000000000ULL, 1000000000000000000ULL,
+                                     10000000000000000000ULL};
+    int t = ((64 - __builtin_clzll(u | 1)) * 1233) >> 12;   /* floor(log10(2^bits)) */
+    return t + (u >= P10[t]);
+}
+
+/* Writes the decimal digits of u ending just before `end` (two per division). */
+static inline void vg_put_digits(uint64_t u, char *end) {
+    while (u >= 100) {
+        unsigned r = (unsigned)(u % 100);
+        u /= 100;
+        end -= 2;
+        memcpy(end, VG_DIG2 + 2 * r, 2);
+    }
+    if (u >= 10) memcpy(end - 2, VG_DIG2 + 2 * u, 2);
+    else end[-1] = (char)('0' + u);
+}
+
+#endif
