@@ -122,6 +122,23 @@ size_t vg_fmt_double(double d, char *buf) {
      * significant digits, which is exactly what "%.15g" below would print, and with
      * |d| >= 1e-4 "%g" would print it without an exponent too. */
     double ad = fabs(d);
+    /* Amounts first: when RN(m / 100) gives back |d| for m = round(|d| * 100) (and d is
+     * not an integer), the shortest fixed form has 2 decimals, or 1 when m ends in 0
+     * (then RN((m / 10) / 10) is the same double): what the general search below finds,
+     * in one try. */
+    double c = ad * 100;
+    if (c < 1125899906842624.0) {
+        double m = rnd52(c);
+        if (m / 100 == ad) {
+            int64_t mi = (int64_t)m;
+            int k = 2;
+            if (mi % 10 == 0) {
+                mi /= 10;
+                k = 1;
+            }
+            return fmt_fixed(d < 0 ? -mi : mi, k, buf);
+        }
+    }
     /* When d = RN(m / 10^k) for some k <= 9, y = RN(d * 1e9) lies within |y| * 2^-52 of
      * the integer m * 10^(9-k); so a y far from every integer (most means and
      * deviations) cannot take the fast path and skips its nine tries. */

@@ -603,7 +603,22 @@ static int write_features(vg_pipeline_t *pl, vg_buf_t *out) {
         o += kl;
         const vg_value_t *v = &pl->features[i];
         switch (v->type) {
-        case VG_T_NUM: o += vg_fmt_double(v->u.n, o); break;
+        case VG_T_NUM: {
+            double d = v->u.n;
+            if (d >= 0 && d < 100 && d == (double)(int)d) {   /* counts: as vg_fmt_double */
+                int i = (int)d;
+                if (i < 10) {
+                    *o++ = (char)('0' + i);
+                } else {
+                    o[0] = (char)('0' + i / 10);
+                    o[1] = (char)('0' + i % 10);
+                    o += 2;
+                }
+            } else {
+                o += vg_fmt_double(d, o);
+            }
+            break;
+        }
         case VG_T_BOOL:
             if (v->u.b) {
                 memcpy(o, "true", 4);
