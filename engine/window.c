@@ -522,19 +522,29 @@ vg_wlayout_t *vg_wlayout_new_specs(const vg_spec_t *specs, const int *spec_index
     }
     l->rw = off;
     l->fp = fp;
-    l->ix = malloc(((size_t)n * 4 + 1) * sizeof *l->ix);
-    if (!l->ix) goto err;
+    l->ix = malloc(((size_t)n * 7 + 1) * sizeof *l->ix);
+    l->nflag = (ncount + 63) / 64;
+    l->cmask = calloc((size_t)l->nflag + 1, sizeof *l->cmask);
+    if (!l->ix || !l->cmask) goto err;
     l->ix_win = l->ix;
     l->ix_ds = l->ix_win + n;
     l->ix_prev = l->ix_ds + n;
     l->ix_sess = l->ix_prev + n;
+    l->ix_cw = l->ix_sess + n;
+    l->ix_x = l->ix_cw + n;
+    l->ix_h = l->ix_x + n;
     int np = 0, ns = 0;
     for (int i = 0; i < n; i++) {
-        int k = l->s[i].kind;
+        const lspec_t *s = &l->s[i];
+        int k = s->kind;
         if (kind_windowed(k)) l->ix_win[l->nwin++] = i;
         if (kind_minmax(k) || kind_hashed(k)) l->ix_ds[l->nds++] = i;
         if (k == VG_SPEC_PREV) l->ix_prev[np++] = i;
         if (kind_session(k)) l->ix_sess[ns++] = i;
+        if (k == VG_SPEC_COUNT && s->has_where) l->ix_cw[l->ncw++] = i;
+        else if (k == VG_SPEC_COUNT) l->cmask[s->off / 64] |= 1ULL << (s->off % 64);
+        if (kind_xagg(k)) l->ix_x[l->nx++] = i;
+        if (kind_hashed(k)) l->ix_h[l->nh++] = i;
     }
     /* frontier states: the small kinds first, then sum/avg/stddev (full size), and
      * room for a whole sstate_t after the last one, so that no access through an
@@ -583,6 +593,7 @@ void vg_wlayout_free(vg_wlayout_t *l) {
     if (!l) return;
     if (l->prog) vg_prog_unref(l->prog);
     free(l->ix);
+    free(l->cmask);
     free(l->s);
     free(l);
 }
@@ -942,43 +953,49 @@ static void build_row(const vg_wlayout_t *l, int64_t ts, const vg_spec_input_t *
                       const word_t *pred, word_t *r) {
     memset(r, 0, (size_t)l->rw * sizeof *r);
     r[0].i = ts;
-    for (int i = 0; i < l->n; i++) {
-        const lspec_t *s = &l->s[i];
+    /* the kinds one at a time (each writes only its own words or bits) */
+    for (int j = 0; j < l->nflag; j++) r[1 + j].u = l->cmask[j];
+    for (int j = 0; j < l->ncw; j++) {
+        const lspec_t *s = &l->s[l->ix_cw[j]];
+        if (in[s->pidx].keep) r[1 + s->off / 64].u |= 1ULL << (s->off % 64);
+    }
+    for (int j = 0; j < l->nx; j++) {
+        const lspec_t *s = &l->s[l->ix_x[j]];
         const vg_spec_input_t *x = &in[s->pidx];
         int keep = s->has_where ? x->keep != 0 : 1;
+        r[s->off].d = keep && num_ok(&x->x) ? x->x.u.n : NAN;
+    }
+    for (int j = 0; j < l->nh; j++) {
+        const lspec_t *s = &l->s[l->ix_h[j]];
+        const vg_spec_input_t *x = &in[s->pidx];
+        int keep = s->has_where ? x->keep != 0 : 1;
+        r[s->off].u = keep ? vhash(&x->x) : 0;
+    }
+    for (int j = 0; j < l->nsess; j++) {
+        const lspec_t *s = &l->s[l->ix_sess[j]];
+        if (s->kind == VG_SPEC_SESSION_SUM) {
+            const vg_spec_input_t *x = &in[s->pidx];
+            r[s->off + 2].d = num_ok(&x->x) ? x->x.u.n : NAN;
+        }
+        sess_run(s, pred, r);
+    }
+    for (int j = 0; j < l->nprev; j++) {
+        const lspec_t *s = &l->s[l->ix_prev[j]];
+        const vg_value_t *v = &in[s->pidx].x;
         word_t *q = r + s->off;
-        switch (s->kind) {
-        case VG_SPEC_COUNT:
-            if (keep) r[1 + s->off / 64].u |= 1ULL << (s->off % 64);
-            break;
-        case VG_SPEC_SUM:
-        case VG_SPEC_AVG:
-        case VG_SPEC_MIN:
-        case VG_SPEC_MAX:
-        case VG_SPEC_STDDEV: q->d = keep && num_ok(&x->x) ? x->x.u.n : NAN; break;
-        case VG_SPEC_DISTINCT:
-        case VG_SPEC_SEEN: q->u = keep ? vhash(&x->x) : 0; break;
-        case VG_SPEC_SESSION_SUM: q[2].d = num_ok(&x->x) ? x->x.u.n : NAN; /* fall through */
-        case VG_SPEC_SESSION_COUNT:
-        case VG_SPEC_SESSION_DURATION: sess_run(s, pred, r); break;
-        case VG_SPEC_PREV: {
-            const vg_value_t *v = &x->x;
-            uint32_t len = 0;
-            switch (v->type) {
-            case VG_T_BOOL: q[0].u = v->u.b ? 1 : 0; break;
-            case VG_T_NUM: q[0].d = v->u.n; break;
-            case VG_T_TIME:
-            case VG_T_DUR: q[0].i = v->u.ms; break;
-            case VG_T_STR:
-            case VG_T_JSON: len = v->u.s.len; break;
-            default: break;
-            }
-            int t = v->type <= VG_T_JSON ? v->type : VG_T_NULL;
-            if (t == VG_T_NUM && !isfinite(v->u.n)) t = VG_T_NULL;
-            q[1].u = (uint64_t)t | (uint64_t)len << 32;
-            break;
+        uint32_t len = 0;
+        switch (v->type) {
+        case VG_T_BOOL: q[0].u = v->u.b ? 1 : 0; break;
+        case VG_T_NUM: q[0].d = v->u.n; break;
+        case VG_T_TIME:
+        case VG_T_DUR: q[0].i = v->u.ms; break;
+        case VG_T_STR:
+        case VG_T_JSON: len = v->u.s.len; break;
+        default: break;
         }
-        }
+        int t = v->type <= VG_T_JSON ? v->type : VG_T_NULL;
+        if (t == VG_T_NUM && !isfinite(v->u.n)) t = VG_T_NULL;
+        q[1].u = (uint64_t)t | (uint64_t)len << 32;
     }
 }
 

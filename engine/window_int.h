@@ -48,6 +48,13 @@ struct vg_wlayout {
     int *ix;
     int *ix_win, *ix_ds, *ix_prev, *ix_sess;
     int nwin, nds;
+    /* for building a row (build_row): counts with `where`, the kinds that store x or
+     * NaN (sum, avg, min, max, stddev), the hashed kinds (distinct, seen), also in `ix`;
+     * and the flag words with the bits of the counts without `where` set (every row
+     * counts for them), nflag words */
+    int *ix_cw, *ix_x, *ix_h;
+    int ncw, nx, nh, nflag;
+    uint64_t *cmask;
     int64_t maxw;          /* longest aggregate/seen window */
     int64_t lateness;
     uint64_t fp;
