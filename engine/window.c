@@ -200,8 +200,11 @@ static vg_value_t agg_value(int kind, const acc_t *a) {
     }
 }
 
-/* Adds (sign +1) or removes (-1) a row's contribution to count/sums. */
-static inline void row_acc(const lspec_t *s, const word_t *r, int sign, acc_t *a) {
+/* Adds (sign +1) or removes (-1) a row's contribution to count/sums. Always inlined:
+ * its callers pass a constant sign, and a call per row and spec cost more than the work
+ * (callgrind: -220 instructions per event with bench.vrl). */
+static inline __attribute__((always_inline)) void row_acc(const lspec_t *s, const word_t *r,
+                                                          int sign, acc_t *a) {
     if (s->kind == VG_SPEC_COUNT) {
         if (r[1 + s->off / 64].u >> (s->off % 64) & 1) a->cnt += sign;
         return;
@@ -1044,7 +1047,8 @@ static void settle(const vg_wstate_t *w, const vg_wlayout_t *l, const lspec_t *s
 
 /* A row enters (+1) or leaves (-1) the frontier of a spec (not the min/max deque; not
  * a distinct/seen frontier that is scanned). */
-static inline void fr_move(const lspec_t *s, sstate_t *ss, const word_t *r, int sign) {
+static inline __attribute__((always_inline)) void fr_move(const lspec_t *s, sstate_t *ss,
+                                                          const word_t *r, int sign) {
     if (kind_hashed(s->kind)) {
         uint64_t h = r[s->off].u;
         if (h && ss->ht.cap) {
