@@ -190,7 +190,7 @@ static double variance(const acc_t *a) {
 
 static inline vg_value_t finite_num(double d) { return isfinite(d) ? vg_num(d) : vg_null(); }
 
-static vg_value_t agg_value(int kind, const acc_t *a) {
+VG_INLINE vg_value_t agg_value(int kind, const acc_t *a) {
     switch (kind) {
     case VG_SPEC_COUNT: return vg_num((double)a->cnt);
     case VG_SPEC_SUM: return a->cnt ? finite_num(ks_val(a->s1)) : vg_num(0);
@@ -200,11 +200,8 @@ static vg_value_t agg_value(int kind, const acc_t *a) {
     }
 }
 
-/* Adds (sign +1) or removes (-1) a row's contribution to count/sums. Always inlined:
- * its callers pass a constant sign, and a call per row and spec cost more than the work
- * (callgrind: -220 instructions per event with bench.vrl). */
-static inline __attribute__((always_inline)) void row_acc(const lspec_t *s, const word_t *r,
-                                                          int sign, acc_t *a) {
+/* Adds (sign +1) or removes (-1) a row's contribution to count/sums. */
+VG_INLINE void row_acc(const lspec_t *s, const word_t *r, int sign, acc_t *a) {
     if (s->kind == VG_SPEC_COUNT) {
         if (r[1 + s->off / 64].u >> (s->off % 64) & 1) a->cnt += sign;
         return;
@@ -1034,7 +1031,8 @@ static void recompute(const vg_wstate_t *w, const vg_wlayout_t *l, const lspec_t
 #define MAG_DROP 1e-3
 
 /* Keeps the sums exact: zero when the window is empty, recomputed when drifting. */
-static void settle(const vg_wstate_t *w, const vg_wlayout_t *l, const lspec_t *s, sstate_t *ss) {
+VG_INLINE void settle(const vg_wstate_t *w, const vg_wlayout_t *l, const lspec_t *s,
+                      sstate_t *ss) {
     if (!kind_sumlike(s->kind)) return;
     if (ss->a.cnt == 0) {
         ss->a.s1.s = ss->a.s1.c = ss->a.s2.s = ss->a.s2.c = ss->a.sabs = ss->a.hw = 0;
@@ -1047,8 +1045,7 @@ static void settle(const vg_wstate_t *w, const vg_wlayout_t *l, const lspec_t *s
 
 /* A row enters (+1) or leaves (-1) the frontier of a spec (not the min/max deque; not
  * a distinct/seen frontier that is scanned). */
-static inline __attribute__((always_inline)) void fr_move(const lspec_t *s, sstate_t *ss,
-                                                          const word_t *r, int sign) {
+VG_INLINE void fr_move(const lspec_t *s, sstate_t *ss, const word_t *r, int sign) {
     if (kind_hashed(s->kind)) {
         uint64_t h = r[s->off].u;
         if (h && ss->ht.cap) {

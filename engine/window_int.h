@@ -61,6 +61,11 @@ struct vg_wlayout {
     size_t ssbytes;        /* bytes of the frontier block of a state */
 };
 
+/* For the small functions of the per-event path (row_acc, fr_move, settle, agg_value):
+ * called per row and spec with constant arguments, inlined they cost a fraction of a
+ * call (callgrind, bench.vrl: -440 instructions per event for the four). */
+#define VG_INLINE static inline __attribute__((always_inline))
+
 /* Compensated (Neumaier) sum: the value is s + c. */
 typedef struct ksum {
     double s, c;
