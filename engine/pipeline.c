@@ -640,14 +640,15 @@ static int write_features(vg_pipeline_t *pl, vg_buf_t *out) {
 }
 
 /* Registers the shape of this pipeline's decision lines with its state: the keys, and
- * the text around them when no rule fired (and, without anomaly scores, the ruleset's
- * tail). 0 or VG_ENOMEM; when the state holds too many shapes, pl->shape is -2. */
+ * the text around them when no rule fired and anomaly scores are off, the ruleset
+ * version being the tail's number (so that one shape serves every version). 0 or
+ * VG_ENOMEM; when the state holds too many shapes, pl->shape is -2. */
 static int register_shape(vg_pipeline_t *pl) {
     static const char mid[] = "\",\"decision\":\"allow\",\"score\":0,\"rules\":[],"
                               "\"shadow\":[],\"features\":{";
-    size_t tl = pl->ruleset_tail_len ? pl->ruleset_tail_len - 1 : 0;   /* no newline */
+    static const char ta[] = "},\"anomaly\":{},\"ruleset\":";
     int s = vg_state_shape(pl->state, pl->nfeatures, pl->feature_keys, pl->feature_key_len,
-                           mid, sizeof mid - 1, pl->ruleset_tail, tl);
+                           mid, sizeof mid - 1, ta, sizeof ta - 1, "}", 1);
     if (s == VG_ELIMIT) {
         pl->shape = -2;
         return 0;
@@ -770,7 +771,8 @@ int vg_pipeline_line(vg_pipeline_t *pl, const char *line, size_t len, vg_buf_t *
     if (pl->shape >= 0)
         rc = vg_state_remember_values(pl->state, a, ev->id.p, ev->id.len, ev->ts_ms,
                                       pl->shape, out->p + mark + head, fstart - mark - head,
-                                      pl->features, out->p + fend, out->len - fend - 1);
+                                      pl->features, out->p + fend, out->len - fend - 1,
+                                      pl->opts.ruleset_version);
     else
         rc = vg_state_remember(pl->state, a, ev->id.p, ev->id.len, ev->ts_ms, out->p + mark,
                                out->len - mark - 1, head);
@@ -1033,5 +1035,4 @@ void vg_pipeline_set_versions(vg_pipeline_t *pl, int64_t ruleset_version,
                      pl->use_an ? ",\"ruleset\":%lld}\n" : "},\"anomaly\":{},\"ruleset\":%lld}\n",
                      (long long)ruleset_version);
     pl->ruleset_tail_len = (size_t)n;
-    pl->shape = -1;
 }

@@ -75,6 +75,7 @@
 #include <string.h>
 
 #include "engine/acctx.h"
+#include "engine/digits.h"
 #include "engine/dpack.h"
 #include "engine/event.h"
 #include "engine/jsonout.h"
@@ -134,24 +135,26 @@ typedef struct dd_rec {
 #define DL_HEADLESS 0x40000000u
 /* The decision is stored as binary values of a shape (vg_state_shape; since 2026-12-06,
  * always with DL_HEADLESS): u16 shape number, u8 kind (0: the shape's standard text
- * around the features; 1: that text stored, u32 mid length, u32 length, the bytes; 2:
- * the same, packed against "m/dtpl"), then each feature's value as a tag byte and its
- * bytes (vals_put). Older records never have this bit (decisions are far below 512 MiB). */
+ * around the features, then the tail's number as an unsigned LEB128 varint; 1: the text
+ * around the features stored, u32 mid length, u32 length, the bytes; 2: the same, packed
+ * against "m/dtpl"), then each feature's value as a tag byte and its bytes (vals_put).
+ * Older records never have this bit (decisions are far below 512 MiB). */
 #define DL_VALUES 0x20000000u
 #define DL_LEN(x) ((x) & ~(DL_PACKED | DL_HEADLESS | DL_VALUES))
 #define SHAPES_MAX 4096
 
 /* The shape of a ruleset's decision lines: its features' key texts and the standard
  * text around them (SPEC section 3: what comes after the head up to the first key,
- * `mid`, and after the last value, `tail`, kept together in `rest`). Stored as
- * "m/shp/" + u16be number: u32 n, n x (u32 length, key text), u32 mid length, u32
- * length, rest. */
+ * `mid`, and after the last value the tail, with a number in it, the ruleset version:
+ * `ta` before the number, `tb` after it; kept together in `rest` as mid ta tb). Stored
+ * as "m/shp/" + u16be number: u32 n, n x (u32 length, key text), u32 mid length, u32 ta
+ * length, u32 length, rest. */
 typedef struct shape {
     uint32_t nf;
     char *keys;             /* the key texts one after another */
     uint32_t *koff;         /* nf + 1 offsets into keys */
     char *rest;
-    uint32_t midlen, restlen;
+    uint32_t midlen, talen, restlen;
     uint8_t saved, pend;    /* in the store; in the slice being written */
 } shape_t;
 
@@ -759,9 +762,10 @@ static void shape_free(shape_t *s) {
 
 /* Adds a shape (copied) to the table; its number, or VG_ENOMEM / VG_ELIMIT. */
 static int shape_add(vg_state_t *st, uint32_t n, char *const *keys, const size_t *klen,
-                     const char *mid, size_t midlen, const char *tail, size_t taillen,
-                     int saved) {
+                     const char *mid, size_t midlen, const char *ta, size_t talen,
+                     const char *tb, size_t tblen, int saved) {
     if (st->nshapes >= SHAPES_MAX) return VG_ELIMIT;
+    size_t taillen = talen + tblen;
     if (midlen + taillen >= UINT32_MAX / 2) return VG_ENOMEM;
     if (st->nshapes == st->shcap) {
         uint32_t nc = st->shcap ? st->shcap * 2 : 4;
@@ -789,8 +793,10 @@ static int shape_add(vg_state_t *st, uint32_t n, char *const *keys, const size_t
     }
     s.koff[n] = (uint32_t)kl;
     memcpy(s.rest, mid, midlen);
-    memcpy(s.rest + midlen, tail, taillen);
+    memcpy(s.rest + midlen, ta, talen);
+    memcpy(s.rest + midlen + talen, tb, tblen);
     s.midlen = (uint32_t)midlen;
+    s.talen = (uint32_t)talen;
     s.restlen = (uint32_t)(midlen + taillen);
     s.saved = (uint8_t)saved;
     st->shapes[st->nshapes] = s;
@@ -798,12 +804,15 @@ static int shape_add(vg_state_t *st, uint32_t n, char *const *keys, const size_t
 }
 
 int vg_state_shape(vg_state_t *st, int n, char *const *keys, const size_t *klen,
-                   const char *mid, size_t midlen, const char *tail, size_t taillen) {
+                   const char *mid, size_t midlen, const char *ta, size_t talen,
+                   const char *tb, size_t tblen) {
     if (n < 0) return VG_EINVAL;
     for (uint32_t j = 0; j < st->nshapes; j++) {
         const shape_t *s = &st->shapes[j];
-        if (s->nf != (uint32_t)n || s->midlen != midlen || s->restlen != midlen + taillen ||
-            memcmp(s->rest, mid, midlen) != 0 || memcmp(s->rest + midlen, tail, taillen) != 0)
+        const char *r = s->rest;
+        if (s->nf != (uint32_t)n || s->midlen != midlen || s->talen != talen ||
+            s->restlen != midlen + talen + tblen || memcmp(r, mid, midlen) != 0 ||
+            memcmp(r + midlen, ta, talen) != 0 || memcmp(r + midlen + talen, tb, tblen) != 0)
             continue;
         int same = 1;
         for (int i = 0; same && i < n; i++)
@@ -811,7 +820,7 @@ int vg_state_shape(vg_state_t *st, int n, char *const *keys, const size_t *klen,
                    memcmp(s->keys + s->koff[i], keys[i], klen[i]) == 0;
         if (same) return (int)j;
     }
-    return shape_add(st, (uint32_t)n, keys, klen, mid, midlen, tail, taillen, 0);
+    return shape_add(st, (uint32_t)n, keys, klen, mid, midlen, ta, talen, tb, tblen, 0);
 }
 
 /* Appends the store record of shape j to batch b. 0 or VG_ENOMEM. */
@@ -826,6 +835,7 @@ static int shape_put(vg_state_t *st, vg_batch_t *b, uint32_t j) {
         if (!rc) rc = vg_buf_append(&st->vbuf, s->keys + s->koff[i], s->koff[i + 1] - s->koff[i]);
     }
     if (!rc) rc = put_u32(&st->vbuf, s->midlen);
+    if (!rc) rc = put_u32(&st->vbuf, s->talen);
     if (!rc) rc = put_u32(&st->vbuf, s->restlen);
     if (!rc) rc = vg_buf_append(&st->vbuf, s->rest, s->restlen);
     if (!rc) vg_batch_put(b, key, sizeof key, st->vbuf.p, st->vbuf.len);
@@ -880,20 +890,48 @@ static int shape_load_cb(void *ctx, const void *k, size_t kl, const void *v, siz
         keys[i] = (char *)vg_le_bytes(&r, klen[i]);
         if (r.bad) break;
     }
-    uint32_t midlen = (uint32_t)vg_le_get(&r, 4), restlen = (uint32_t)vg_le_get(&r, 4);
+    uint32_t midlen = (uint32_t)vg_le_get(&r, 4), talen = (uint32_t)vg_le_get(&r, 4);
+    uint32_t restlen = (uint32_t)vg_le_get(&r, 4);
     const char *rest = vg_le_bytes(&r, restlen);
-    if (!rc && (r.bad || r.i != r.n || midlen > restlen)) c->bad = 1;
-    else if (!rc) rc = shape_add(st, n, keys, klen, rest, midlen, rest + midlen,
-                                 restlen - midlen, 1);
+    if (!rc && (r.bad || r.i != r.n || midlen > restlen || talen > restlen - midlen))
+        c->bad = 1;
+    else if (!rc)
+        rc = shape_add(st, n, keys, klen, rest, midlen, rest + midlen, talen,
+                       rest + midlen + talen, restlen - midlen - talen, 1);
     free(keys);
     free(klen);
     if (rc < 0) c->oom = 1;
     return c->bad || c->oom;
 }
 
+/* The decimal digits of v (with a '-' when negative) into buf (at least 21 bytes); their
+ * count. */
+static size_t fmt_i64(int64_t v, char *buf) {
+    size_t k = 0;
+    uint64_t u = (uint64_t)v;
+    if (v < 0) {
+        buf[k++] = '-';
+        u = (uint64_t)0 - u;
+    }
+    k += (size_t)vg_ndigits(u);
+    vg_put_digits(u, buf + k);
+    return k;
+}
+
+/* 1 when tail is the shape's standard tail with `num` in it. */
+static int std_tail(const shape_t *s, const char *tail, size_t taillen, int64_t num) {
+    const char *ta = s->rest + s->midlen, *tb = ta + s->talen;
+    size_t tblen = s->restlen - s->midlen - s->talen;
+    char d[24];
+    size_t dn = fmt_i64(num, d);
+    return taillen == s->talen + dn + tblen && memcmp(tail, ta, s->talen) == 0 &&
+           memcmp(tail + s->talen, d, dn) == 0 && memcmp(tail + s->talen + dn, tb, tblen) == 0;
+}
+
 int vg_state_remember_values(vg_state_t *st, vg_acct_t *a, const char *id, size_t idlen,
                              int64_t ts, int shape, const char *mid, size_t midlen,
-                             const vg_value_t *vals, const char *tail, size_t taillen) {
+                             const vg_value_t *vals, const char *tail, size_t taillen,
+                             int64_t num) {
     if (idlen > UINT32_MAX || shape < 0 || (uint32_t)shape >= st->nshapes ||
         midlen + taillen >= DL_VALUES)
         return VG_EINVAL;
@@ -907,10 +945,17 @@ int vg_state_remember_values(vg_state_t *st, vg_acct_t *a, const char *id, size_
     if (vg_buf_reserve(b, 16) < 0) return VG_ENOMEM;
     b->p[0] = (char)(shape & 0xff);
     b->p[1] = (char)(shape >> 8);
-    if (midlen == s->midlen && midlen + taillen == s->restlen &&
-        memcmp(mid, s->rest, midlen) == 0 && memcmp(tail, s->rest + midlen, taillen) == 0) {
+    if (midlen == s->midlen && memcmp(mid, s->rest, midlen) == 0 &&
+        std_tail(s, tail, taillen, num)) {
         b->p[2] = 0;
         b->len = 3;
+        for (uint64_t u = (uint64_t)num;; u >>= 7) {   /* the number: LEB128, <= 10 bytes */
+            if (u < 0x80) {
+                b->p[b->len++] = (char)u;
+                break;
+            }
+            b->p[b->len++] = (char)(0x80 | (u & 0x7f));
+        }
     } else {   /* the text around the features (fired rules, anomaly): packed when shorter */
         vg_buf_t *r = &st->rbuf;
         vg_buf_clear(r);
@@ -948,6 +993,18 @@ static int values_decision(vg_state_t *st, const char *p, size_t n) {
     const shape_t *s = &st->shapes[j];
     const char *rest = s->rest;
     size_t midlen = s->midlen, restlen = s->restlen;
+    char num[24];
+    size_t numlen = 0;
+    if (kind == 0) {   /* the tail's number */
+        uint64_t u = 0;
+        for (int sh = 0;; sh += 7) {
+            unsigned c = (unsigned)vg_le_get(&r, 1);
+            if (r.bad || sh > 63) return VG_EINVAL;
+            u |= (uint64_t)(c & 0x7f) << sh;
+            if (!(c & 0x80)) break;
+        }
+        numlen = fmt_i64((int64_t)u, num);
+    }
     if (kind == 1 || kind == 2) {
         midlen = (size_t)vg_le_get(&r, 4);
         size_t bl = (size_t)vg_le_get(&r, 4);
@@ -975,7 +1032,13 @@ static int values_decision(vg_state_t *st, const char *p, size_t n) {
         if (!rc) rc = vg_json_value(o, &v);
     }
     if (!rc && r.i != r.n) return VG_EINVAL;
-    if (!rc) rc = vg_buf_append(o, rest + midlen, restlen - midlen);
+    if (!rc && kind == 0) {   /* ta, the number, tb */
+        rc = vg_buf_append(o, rest + midlen, s->talen);
+        if (!rc) rc = vg_buf_append(o, num, numlen);
+        if (!rc) rc = vg_buf_append(o, rest + midlen + s->talen, restlen - midlen - s->talen);
+    } else if (!rc) {
+        rc = vg_buf_append(o, rest + midlen, restlen - midlen);
+    }
     return rc;
 }
 

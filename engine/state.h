@@ -123,22 +123,26 @@ int vg_state_remember(vg_state_t *st, vg_acct_t *a, const char *id, size_t idlen
  * be remembered as binary values (vg_state_remember_values): n features, keys[i] the
  * klen[i] bytes written before feature i's value (`"name":`, with a leading comma from
  * the second on), and the standard text around them: `mid` from the end of the head to
- * the first key, `tail` from the last value to the end of the line (no newline). The
+ * the first key, and the tail from the last value to the end of the line (no newline),
+ * which holds one integer (the ruleset version): `ta` before it, `tb` after it. The
  * shape is copied and kept in the store with the next checkpoint. Returns the shape's
  * number (the same one for the same shape), VG_ENOMEM, or VG_ELIMIT when the state
  * holds too many shapes (4,096; the caller then uses vg_state_remember). */
 int vg_state_shape(vg_state_t *st, int n, char *const *keys, const size_t *klen,
-                   const char *mid, size_t midlen, const char *tail, size_t taillen);
+                   const char *mid, size_t midlen, const char *ta, size_t talen,
+                   const char *tb, size_t tblen);
 
 /* vg_state_remember for a decision line of shape `shape` given in parts: its head is
  * what vg_state_decision_head writes for (id, the account, ts), then mid, then the
  * shape's keys with the values vals[0 .. n-1] (as vg_json_value writes them), then
- * tail. Kept as binary values, and mid and tail only when they differ from the shape's
- * standard text; vg_state_find_dup writes the same line again. Returns 0, VG_EINVAL
- * (no such shape) or VG_ENOMEM. */
+ * tail. Kept as binary values (and `num`) when mid is the shape's and tail is its ta,
+ * num in decimal, tb; else mid and tail are kept as text beside the values.
+ * vg_state_find_dup writes the same line again. Returns 0, VG_EINVAL (no such shape) or
+ * VG_ENOMEM. */
 int vg_state_remember_values(vg_state_t *st, vg_acct_t *a, const char *id, size_t idlen,
                              int64_t ts, int shape, const char *mid, size_t midlen,
-                             const vg_value_t *vals, const char *tail, size_t taillen);
+                             const vg_value_t *vals, const char *tail, size_t taillen,
+                             int64_t num);
 
 /* Appends the head of a decision line (SPEC section 3): {"id":ID,"account":ACCOUNT,
  * "ts":"TIME (the JSON strings of the id and the account, the time as vg_time_format

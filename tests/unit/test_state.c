@@ -416,16 +416,17 @@ static void assert_same(const out_t *a, const out_t *b, int n) {
 /* ---- decisions remembered as values of a shape -------------------------------------- */
 
 /* Every kind of value through vg_state_remember_values and back as text, with the
- * standard text around the features and with other text (short: stored; long: packed),
- * after a checkpoint and a reopen too (the shapes come back from the store), and a
- * slice checkpoint (vg_state_checkpoint_some) carrying a shape registered later. The
- * expected lines are written out by hand. */
+ * standard text around the features (the tail's number in one byte, several, or ten
+ * when negative) and with other text (short: stored; long: packed; a tail whose number
+ * is not the one given), after a checkpoint and a reopen too (the shapes come back from
+ * the store), and a slice checkpoint (vg_state_checkpoint_some) carrying a shape
+ * registered later. The expected lines are written out by hand. */
 static void test_dedupe_values_shapes(void **state) {
     fx_t *f = *state;
     char *const keys[3] = {"\"a\":", ",\"b\":", ",\"c\":"};
     const size_t klen[3] = {4, 5, 5};
     static const char mid[] = "\",\"decision\":\"allow\",\"features\":{";
-    static const char tail[] = "},\"ruleset\":3}";
+    static const char ta[] = "},\"ruleset\":", tb[] = "}";
     static const char mid2[] = "\",\"decision\":\"block\",\"rules\":[{\"rule\":\"r1\",\"module\":"
                                "\"m\",\"message\":\"a long message, long enough to pack\"}],"
                                "\"features\":{";
@@ -433,27 +434,33 @@ static void test_dedupe_values_shapes(void **state) {
         vg_value_t v[3];
         const char *text;   /* the features' text */
         const char *m;      /* mid (NULL: the standard one) */
+        int64_t num;        /* the tail's number */
+        const char *t;      /* the tail (NULL: the standard one with num) */
     } cases[] = {
-        {{vg_null(), vg_bool(1), vg_bool(0)}, "\"a\":null,\"b\":true,\"c\":false", NULL},
-        {{vg_num(7), vg_num(-3), vg_num(300)}, "\"a\":7,\"b\":-3,\"c\":300", NULL},
+        {{vg_null(), vg_bool(1), vg_bool(0)}, "\"a\":null,\"b\":true,\"c\":false", NULL, 3, NULL},
+        {{vg_num(7), vg_num(-3), vg_num(300)}, "\"a\":7,\"b\":-3,\"c\":300", NULL, 1234567, NULL},
         {{vg_num(4294967296.0), vg_num(0.1), vg_num(-0.0)},
-         "\"a\":4294967296,\"b\":0.1,\"c\":0", "\",\"decision\":\"review\",\"features\":{"},
+         "\"a\":4294967296,\"b\":0.1,\"c\":0", "\",\"decision\":\"review\",\"features\":{", 3,
+         NULL},
         {{vg_num(1e300), vg_num(-2147483648.0), vg_num(255.5)},
-         "\"a\":1e300,\"b\":-2147483648,\"c\":255.5", mid2},
+         "\"a\":1e300,\"b\":-2147483648,\"c\":255.5", mid2, 3, NULL},
         {{vg_time(T0), vg_dur(1500), vg_strv("x\"y", 3)},
-         "\"a\":\"2023-11-14T22:13:20.000Z\",\"b\":1.5,\"c\":\"x\\\"y\"", NULL},
+         "\"a\":\"2023-11-14T22:13:20.000Z\",\"b\":1.5,\"c\":\"x\\\"y\"", NULL, -5, NULL},
         {{vg_strv("", 0), vg_num(2147483648.0), vg_num(-1e-7)},
-         "\"a\":\"\",\"b\":2147483648,\"c\":-1e-7", NULL},
+         "\"a\":\"\",\"b\":2147483648,\"c\":-1e-7", NULL, 4, "},\"ruleset\":3}"},
+        {{vg_num(0), vg_num(1), vg_num(99.5)}, "\"a\":0,\"b\":1,\"c\":99.5", NULL, 0, NULL},
     };
     enum { NC = sizeof cases / sizeof cases[0] };
     vg_value_t js = {.type = VG_T_JSON, .u.s = {"[1,{\"k\":2}]", 11}};
+    static const char tail3[] = "},\"ruleset\":3}";
 
     vg_store_t *s = open_store(f);
     vg_state_t *st = new_state(f, s, 0);
-    int sh = vg_state_shape(st, 3, keys, klen, mid, strlen(mid), tail, strlen(tail));
+    int sh = vg_state_shape(st, 3, keys, klen, mid, strlen(mid), ta, strlen(ta), tb, 1);
     assert_true(sh >= 0);
-    assert_int_equal(vg_state_shape(st, 3, keys, klen, mid, strlen(mid), tail, strlen(tail)), sh);
-    int sh2 = vg_state_shape(st, 1, keys, klen, mid, strlen(mid), tail, strlen(tail));
+    assert_int_equal(vg_state_shape(st, 3, keys, klen, mid, strlen(mid), ta, strlen(ta), tb, 1),
+                     sh);
+    int sh2 = vg_state_shape(st, 1, keys, klen, mid, strlen(mid), ta, strlen(ta), tb, 1);
     assert_true(sh2 >= 0 && sh2 != sh);
 
     char want[NC + 1][512];
@@ -463,25 +470,29 @@ static void test_dedupe_values_shapes(void **state) {
     for (int i = 0; i < NC; i++) {
         snprintf(id, sizeof id, "v%d", i);
         const char *m = cases[i].m ? cases[i].m : mid;
+        char t[64];
+        if (cases[i].t) snprintf(t, sizeof t, "%s", cases[i].t);
+        else snprintf(t, sizeof t, "%s%lld%s", ta, (long long)cases[i].num, tb);
         assert_int_equal(vg_state_remember_values(st, a, id, strlen(id), T0 + i, sh, m,
-                                                  strlen(m), cases[i].v, tail, strlen(tail)),
+                                                  strlen(m), cases[i].v, t, strlen(t),
+                                                  cases[i].num),
                          0);
         vg_buf_t hb;
         vg_buf_init(&hb);
         assert_int_equal(vg_state_decision_head(&hb, id, strlen(id), "acct", 4, T0 + i), 0);
         snprintf(want[i], sizeof want[i], "%.*s%s%s%s", (int)hb.len, hb.p, m, cases[i].text,
-                 tail);
+                 t);
         vg_buf_deinit(&hb);
     }
     /* a shape of one feature: the JSON value */
     assert_int_equal(vg_state_remember_values(st, a, "j", 1, T0 + NC, sh2, mid, strlen(mid),
-                                              &js, tail, strlen(tail)),
+                                              &js, tail3, strlen(tail3), 3),
                      0);
     snprintf(want[NC], sizeof want[NC],
              "{\"id\":\"j\",\"account\":\"acct\",\"ts\":\"2023-11-14T22:13:20.%03dZ%s\"a\":"
-             "[1,{\"k\":2}]%s", NC, mid, tail);
+             "[1,{\"k\":2}]%s", NC, mid, tail3);
     assert_int_equal(vg_state_remember_values(st, a, "z", 1, T0, 99, mid, strlen(mid), &js,
-                                              tail, strlen(tail)),
+                                              tail3, strlen(tail3), 3),
                      VG_EINVAL);
 
     for (int pass = 0; pass < 3; pass++) {
@@ -501,16 +512,18 @@ static void test_dedupe_values_shapes(void **state) {
             vg_store_close(s);
             s = open_store(f);
             st = new_state(f, s, 0);
-            assert_int_equal(vg_state_shape(st, 3, keys, klen, mid, strlen(mid), tail,
-                                            strlen(tail)),
+            assert_int_equal(vg_state_shape(st, 3, keys, klen, mid, strlen(mid), ta,
+                                            strlen(ta), tb, 1),
                              sh);
         } else if (pass == 1) {
             /* a new shape, an event of it, written by a slice only */
-            int sh3 = vg_state_shape(st, 1, keys, klen, mid2, strlen(mid2), tail, strlen(tail));
+            int sh3 = vg_state_shape(st, 1, keys, klen, mid2, strlen(mid2), ta, strlen(ta),
+                                     tb, 1);
             assert_true(sh3 > sh2);
             assert_int_equal(vg_state_account(st, "acct", 4, &a), 0);
             assert_int_equal(vg_state_remember_values(st, a, "w", 1, T0 + 50, sh3, mid2,
-                                                      strlen(mid2), &js, tail, strlen(tail)),
+                                                      strlen(mid2), &js, tail3, strlen(tail3),
+                                                      3),
                              0);
             vg_batch_t *b = vg_batch_new();
             size_t left;
@@ -529,7 +542,7 @@ static void test_dedupe_values_shapes(void **state) {
             char w[512];
             snprintf(w, sizeof w,
                      "{\"id\":\"w\",\"account\":\"acct\",\"ts\":\"2023-11-14T22:13:20.050Z%s"
-                     "\"a\":[1,{\"k\":2}]%s", mid2, tail);
+                     "\"a\":[1,{\"k\":2}]%s", mid2, tail3);
             assert_int_equal(dl, strlen(w));
             assert_memory_equal(d, w, dl);
         }
