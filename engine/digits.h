@@ -4,6 +4,7 @@
 #ifndef VG_DIGITS_H
 #define VG_DIGITS_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -36,6 +37,20 @@ static inline void vg_put_digits(uint64_t u, char *end) {
     }
     if (u >= 10) memcpy(end - 2, VG_DIG2 + 2 * u, 2);
     else end[-1] = (char)('0' + u);
+}
+
+/* The decimal digits of v, with a '-' when negative, into buf (at least 20 bytes; no
+ * NUL); their count. */
+static inline size_t vg_fmt_i64(int64_t v, char *buf) {
+    size_t k = 0;
+    uint64_t u = (uint64_t)v;
+    if (v < 0) {
+        buf[k++] = '-';
+        u = (uint64_t)0 - u;
+    }
+    k += (size_t)vg_ndigits(u);
+    vg_put_digits(u, buf + k);
+    return k;
 }
 
 #endif

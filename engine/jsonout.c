@@ -45,14 +45,7 @@ int vg_buf_grow(vg_buf_t *b, size_t extra) {
 }
 
 static size_t fmt_int(int64_t v, char *buf) {
-    size_t k = 0;
-    uint64_t u = (uint64_t)v;
-    if (v < 0) {
-        buf[k++] = '-';
-        u = (uint64_t)0 - u;
-    }
-    k += (size_t)vg_ndigits(u);
-    vg_put_digits(u, buf + k);
+    size_t k = vg_fmt_i64(v, buf);
     buf[k] = '\0';
     return k;
 }

@@ -904,26 +904,12 @@ static int shape_load_cb(void *ctx, const void *k, size_t kl, const void *v, siz
     return c->bad || c->oom;
 }
 
-/* The decimal digits of v (with a '-' when negative) into buf (at least 21 bytes); their
- * count. */
-static size_t fmt_i64(int64_t v, char *buf) {
-    size_t k = 0;
-    uint64_t u = (uint64_t)v;
-    if (v < 0) {
-        buf[k++] = '-';
-        u = (uint64_t)0 - u;
-    }
-    k += (size_t)vg_ndigits(u);
-    vg_put_digits(u, buf + k);
-    return k;
-}
-
 /* 1 when tail is the shape's standard tail with `num` in it. */
 static int std_tail(const shape_t *s, const char *tail, size_t taillen, int64_t num) {
     const char *ta = s->rest + s->midlen, *tb = ta + s->talen;
     size_t tblen = s->restlen - s->midlen - s->talen;
     char d[24];
-    size_t dn = fmt_i64(num, d);
+    size_t dn = vg_fmt_i64(num, d);
     return taillen == s->talen + dn + tblen && memcmp(tail, ta, s->talen) == 0 &&
            memcmp(tail + s->talen, d, dn) == 0 && memcmp(tail + s->talen + dn, tb, tblen) == 0;
 }
@@ -1003,7 +989,7 @@ static int values_decision(vg_state_t *st, const char *p, size_t n) {
             u |= (uint64_t)(c & 0x7f) << sh;
             if (!(c & 0x80)) break;
         }
-        numlen = fmt_i64((int64_t)u, num);
+        numlen = vg_fmt_i64((int64_t)u, num);
     }
     if (kind == 1 || kind == 2) {
         midlen = (size_t)vg_le_get(&r, 4);
