@@ -606,12 +606,12 @@ static int write_features(vg_pipeline_t *pl, vg_buf_t *out) {
         case VG_T_NUM: {
             double d = v->u.n;
             if (d >= 0 && d < 100 && d == (double)(int)d) {   /* counts: as vg_fmt_double */
-                int i = (int)d;
-                if (i < 10) {
-                    *o++ = (char)('0' + i);
+                int u = (int)d;
+                if (u < 10) {
+                    *o++ = (char)('0' + u);
                 } else {
-                    o[0] = (char)('0' + i / 10);
-                    o[1] = (char)('0' + i % 10);
+                    o[0] = (char)('0' + u / 10);
+                    o[1] = (char)('0' + u % 10);
                     o += 2;
                 }
             } else {
