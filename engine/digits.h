@@ -23,7 +23,8 @@ static inline int vg_ndigits(uint64_t u) {
                                      1000000000000000ULL, 10000000000000000ULL,
                                      100000000000000000ULL, 1000000000000000000ULL,
                                      10000000000000000000ULL};
-    int t = ((64 - __builtin_clzll(u | 1)) * 1233) >> 12;   /* floor(log10(2^bits)) */
+    u |= 1;   /* 0 has one digit; for other u the same count (no power of ten is odd but 1) */
+    int t = ((64 - __builtin_clzll(u)) * 1233) >> 12;   /* floor(log10(2^bits)) */
     return t + (u >= P10[t]);
 }
 

@@ -74,7 +74,13 @@ kill -TERM "$SPID"
 kt_wait "$SPID" 60 || kt_fail "serve did not stop cleanly on SIGTERM"
 grep -q "stopped cleanly\|stopped" "$WORK/serve.log" || kt_fail "no clean stop in the log"
 grep -q "Produce MessageSet.*, $ZSTD)" "$WORK/serve.log" || kt_fail "no message set produced with -X compression.type=$ZSTD"
-grep "Produce MessageSet" "$WORK/serve.log" | grep -vq ", $ZSTD)" && kt_fail "a message set produced without $ZSTD"
+# librdkafka sends a message set uncompressed when compressing it would not make it
+# smaller (rdkafka_msgset_writer.c), which happens to a lone message of a hundred-odd
+# bytes (a changelog record): only sets above 256 bytes must be compressed
+big_plain=$(grep "Produce MessageSet" "$WORK/serve.log" | grep -v ", $ZSTD)" |
+  sed -n 's/.*Produce MessageSet with [0-9]* message(s) (\([0-9]*\) bytes.*/\1/p' |
+  awk '$1 > 256' | head -n 1)
+[ -z "$big_plain" ] || kt_fail "a message set of $big_plain bytes produced without $ZSTD"
 
 # restart: resumes after the checkpoint; the second half only
 kt_produce "$WORK/second.keyed" tx

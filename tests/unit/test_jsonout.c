@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "engine/digits.h"
 #include "engine/event.h"
 #include "engine/jsonout.h"
 #include "rules/errors.h"
@@ -276,6 +277,44 @@ static void test_buffers(void **state) {
     vg_buf_deinit(&b); /* deinit twice is harmless */
 }
 
+/* engine/digits.h against snprintf: every digit count and sign boundary, the extremes,
+ * and random values of every length. */
+static void test_integer_digits(void **state) {
+    (void)state;
+    int64_t v[64];
+    int n = 0;
+    v[n++] = 0;
+    v[n++] = INT64_MIN;
+    v[n++] = INT64_MAX;
+    for (int64_t p = 1; n < 60; p *= 10) {
+        v[n++] = p;
+        v[n++] = p - 1;
+        v[n++] = -p;
+        if (p > INT64_MAX / 10) break;
+    }
+    uint64_t x = 88172645463325252ULL;
+    for (int i = 0; i < 200000 + n; i++) {
+        int64_t a;
+        if (i < n) {
+            a = v[i];
+        } else {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            a = (int64_t)(x >> (x % 64));
+            if (x & 1) a = -a;
+        }
+        char want[32], got[32];
+        int wl = snprintf(want, sizeof want, "%lld", (long long)a);
+        size_t gl = vg_fmt_i64(a, got);
+        assert_int_equal(gl, (size_t)wl);
+        assert_memory_equal(got, want, gl);
+        uint64_t u = (uint64_t)a;
+        wl = snprintf(want, sizeof want, "%llu", (unsigned long long)u);
+        assert_int_equal(vg_ndigits(u), wl);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_numbers_shortest),
@@ -285,6 +324,7 @@ int main(void) {
         cmocka_unit_test(test_times),
         cmocka_unit_test(test_values),
         cmocka_unit_test(test_buffers),
+        cmocka_unit_test(test_integer_digits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
