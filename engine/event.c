@@ -188,7 +188,10 @@ static int check_known(vg_event_t *ev, int k, const vg_jfield_t *f) {
         if (f->type == VG_J_STR) {
             char err[160];
             int64_t ms;
-            if (vg_time_parse(f->s, f->s_len, &ms, err, sizeof err) < 0)
+            if (vg_time_parse_canonical(f->s, f->s_len, &ms)) {
+                ev->tx.f[k] = vg_time(ms);
+                ev->ts_text = f->s;
+            } else if (vg_time_parse(f->s, f->s_len, &ms, err, sizeof err) < 0)
                 reject(ev, VG_REJECT_BAD_TIMESTAMP, "field 'ts': %s", err);
             else
                 ev->tx.f[k] = vg_time(ms);
@@ -316,6 +319,7 @@ static void reset(vg_event_t *ev) {
     ev->id.p = ev->account.p = "";
     ev->id.len = ev->account.len = 0;
     ev->ts_ms = 0;
+    ev->ts_text = NULL;
     ev->amount = 0;
     ev->has_id = 0;
     ev->reject = VG_REJECT_NONE;

@@ -62,6 +62,9 @@ typedef struct vg_event {
     vg_str_t id;
     vg_str_t account;
     int64_t ts_ms;
+    const char *ts_text;     /* the "ts" string when it is exactly what vg_time_format
+                                writes for ts_ms (24 bytes, borrowed like the fields),
+                                else NULL */
     double amount;
     /* 1 when the line was a JSON object whose "id" appeared once as a valid id (a string
      * of 1..128 bytes), also after a rejection; then `id` holds it. Else 0. */
@@ -86,6 +89,11 @@ int vg_event_parse(vg_event_t *ev, const char *line, size_t len);
 /* Parses an RFC 3339 timestamp (SPEC section 1) into epoch milliseconds (fraction
  * truncated to the millisecond). Returns 0, or VG_EINVAL with a reason in errbuf. */
 int vg_time_parse(const char *s, size_t len, int64_t *ms, char *errbuf, size_t errlen);
+/* The fast path of vg_time_parse: returns 1 and sets *ms when s is exactly the form
+ * vg_time_format writes (YYYY-MM-DDTHH:MM:SS.mmmZ, 24 bytes) with every field in range
+ * and no leap second, so that vg_time_format(*ms) gives back the same 24 bytes; else 0
+ * (vg_time_parse then decides). Can't fail. */
+int vg_time_parse_canonical(const char *s, size_t len, int64_t *ms);
 
 /* Formats epoch milliseconds as "YYYY-MM-DDTHH:MM:SS.mmmZ" into buf (at least 32
  * bytes, NUL-terminated). Returns the length written (24). Can't fail; times outside

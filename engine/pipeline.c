@@ -739,8 +739,8 @@ int vg_pipeline_line(vg_pipeline_t *pl, const char *line, size_t len, vg_buf_t *
     size_t mark = out->len;
     /* the head (id, account, time) is rebuilt from the dedupe record rather than stored
      * with the decision (vg_state_remember) */
-    rc = vg_state_decision_head(out, ev->id.p, ev->id.len, ev->account.p, ev->account.len,
-                                ev->ts_ms);
+    rc = vg_state_decision_head_text(out, ev->id.p, ev->id.len, ev->account.p,
+                                     ev->account.len, ev->ts_ms, ev->ts_text);
     size_t head = out->len - mark;
     if (!pl->nrules) {
         if (!rc) rc = vg_buf_puts(out, "\",\"decision\":\"allow\",\"score\":0,\"rules\":[],"

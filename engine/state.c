@@ -652,17 +652,27 @@ static int log_entry(vg_state_t *st, dedupe_t *d, int64_t ts, const char *id,
                      (uint32_t)hash_bytes(id, idlen));
 }
 
+int vg_state_decision_head_text(vg_buf_t *out, const char *id, size_t idlen,
+                                const char *account, size_t alen, int64_t ts,
+                                const char *ts_text) {
+    char tbuf[40];
+    size_t tl = 24;
+    if (!ts_text) {
+        tl = vg_time_format(ts, tbuf);
+        ts_text = tbuf;
+    }
+    int rc = vg_buf_append(out, "{\"id\":", 6);
+    if (!rc) rc = vg_json_str(out, id, idlen);
+    if (!rc) rc = vg_buf_append(out, ",\"account\":", 11);
+    if (!rc) rc = vg_json_str(out, account, alen);
+    if (!rc) rc = vg_buf_append(out, ",\"ts\":\"", 7);
+    if (!rc) rc = vg_buf_append(out, ts_text, tl);
+    return rc;
+}
+
 int vg_state_decision_head(vg_buf_t *out, const char *id, size_t idlen, const char *account,
                            size_t alen, int64_t ts) {
-    char tbuf[40];
-    size_t tl = vg_time_format(ts, tbuf);
-    int rc = vg_buf_puts(out, "{\"id\":");
-    if (!rc) rc = vg_json_str(out, id, idlen);
-    if (!rc) rc = vg_buf_puts(out, ",\"account\":");
-    if (!rc) rc = vg_json_str(out, account, alen);
-    if (!rc) rc = vg_buf_puts(out, ",\"ts\":\"");
-    if (!rc) rc = vg_buf_append(out, tbuf, tl);
-    return rc;
+    return vg_state_decision_head_text(out, id, idlen, account, alen, ts, NULL);
 }
 
 /* ---- decisions as values of a shape ------------------------------------------------ */

@@ -149,6 +149,11 @@ int vg_state_remember_values(vg_state_t *st, vg_acct_t *a, const char *id, size_
  * writes it, without the closing quote). Returns 0 or VG_ENOMEM. */
 int vg_state_decision_head(vg_buf_t *out, const char *id, size_t idlen, const char *account,
                            size_t alen, int64_t ts);
+/* The same with the time's text given when the caller has it: ts_text, when not NULL,
+ * is the 24 bytes vg_time_format writes for ts (vg_event_t.ts_text). */
+int vg_state_decision_head_text(vg_buf_t *out, const char *id, size_t idlen,
+                                const char *account, size_t alen, int64_t ts,
+                                const char *ts_text);
 
 /* The account's extension (engine/acctx.h), created empty on first use, and the account
  * marked changed (the caller is about to change it). NULL when the state has no

@@ -66,7 +66,35 @@ static int fail(char *errbuf, size_t errlen, const char *msg) {
     return VG_EINVAL;
 }
 
+int vg_time_parse_canonical(const char *s, size_t len, int64_t *ms) {
+    if (len != 24 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
+        s[16] != ':' || s[19] != '.' || s[23] != 'Z')
+        return 0;
+    static const unsigned char pos[17] = {0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18,
+                                          20, 21, 22};
+    unsigned d[17];
+    for (int k = 0; k < 17; k++) {
+        unsigned c = (unsigned)(unsigned char)s[pos[k]] - '0';
+        if (c > 9) return 0;
+        d[k] = c;
+    }
+    int year = (int)(d[0] * 1000 + d[1] * 100 + d[2] * 10 + d[3]);
+    unsigned mon = d[4] * 10 + d[5], day = d[6] * 10 + d[7];
+    unsigned hh = d[8] * 10 + d[9], mm = d[10] * 10 + d[11], ss = d[12] * 10 + d[13];
+    unsigned msec = d[14] * 100 + d[15] * 10 + d[16];
+    /* out of range, or a leap second: the general parser decides (and explains) */
+    if (mon < 1 || mon > 12 || day < 1 || day > days_in_month(year, mon) || hh > 23 ||
+        mm > 59 || ss > 59)
+        return 0;
+    int64_t days = days_from_civil(year, mon, day);
+    int64_t r = (days * 86400 + hh * 3600 + mm * 60 + ss) * 1000 + msec;
+    if (r < VG_TIME_MIN_MS || r > VG_TIME_MAX_MS) return 0;
+    *ms = r;
+    return 1;
+}
+
 int vg_time_parse(const char *s, size_t len, int64_t *ms, char *errbuf, size_t errlen) {
+    if (vg_time_parse_canonical(s, len, ms)) return 0;
     char tmp[96];
     size_t i = 0;
     int year, mon, day, hh, mm, ss, msec = 0;

@@ -619,11 +619,69 @@ static void test_first_problem_wins(void **state) {
     assert_string_equal(vg_reject_code(VG_REJECT_FUTURE), "future");
 }
 
+/* The canonical fast path of the time parser: every time vg_time_format writes comes
+ * back exactly (and is marked reusable as the event's ts_text); a canonical-looking string
+ * with a field out of range, or a leap second, is left to the general parser, which
+ * rejects or places it as before. */
+static void test_timestamp_canonical(void **state) {
+    (void)state;
+    uint64_t x = 88172645463325252ULL;
+    for (int i = 0; i < 200000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        uint64_t span = (uint64_t)(VG_TIME_MAX_MS - VG_TIME_MIN_MS) + 1;
+        int64_t ms = VG_TIME_MIN_MS + (int64_t)(x % span);
+        if (i == 0) ms = VG_TIME_MIN_MS;
+        if (i == 1) ms = VG_TIME_MAX_MS;
+        char t[40];
+        size_t n = vg_time_format(ms, t);
+        int64_t got = -1;
+        assert_int_equal(vg_time_parse_canonical(t, n, &got), 1);
+        assert_true(got == ms);
+        got = -1;
+        assert_int_equal(vg_time_parse(t, n, &got, NULL, 0), 0);
+        assert_true(got == ms);
+    }
+    static const char *const off[] = {
+        "2026-13-01T00:00:00.000Z", "2026-00-01T00:00:00.000Z", "2026-04-31T00:00:00.000Z",
+        "2025-02-29T00:00:00.000Z", "2026-01-01T24:00:00.000Z", "2026-01-01T00:60:00.000Z",
+        "2026-01-01T23:59:60.500Z", "2026-01-01T00:00:00.000z", "2026-01-01t00:00:00.000Z",
+        "2026-01-01T00:00:00,000Z", "2026-01-01T00:0a:00.000Z", "2026-01-01T00:00:00.0000Z",
+    };
+    for (size_t i = 0; i < sizeof off / sizeof off[0]; i++) {
+        int64_t ms;
+        assert_int_equal(vg_time_parse_canonical(off[i], strlen(off[i]), &ms), 0);
+    }
+    int64_t ms, want;
+    /* the leap second stays in its minute, as the general parser places it */
+    assert_int_equal(vg_time_parse("2026-01-01T23:59:60.500Z", 24, &ms, NULL, 0), 0);
+    assert_int_equal(vg_time_parse("2026-01-01T23:59:59.999Z", 24, &want, NULL, 0), 0);
+    assert_true(ms == want);
+    assert_int_equal(vg_time_parse("2026-01-01T00:00:00.000z", 24, &ms, NULL, 0), 0);
+    assert_int_equal(vg_time_parse("2026-04-31T00:00:00.000Z", 24, &ms, NULL, 0), VG_EINVAL);
+    /* ts_text: set for the canonical form only */
+    vg_event_t ev;
+    vg_event_init(&ev);
+    const char *a =
+        "{\"id\":\"e1\",\"account\":\"a\",\"ts\":\"2026-11-01T10:00:00.250Z\",\"amount\":1}";
+    assert_int_equal(vg_event_parse(&ev, a, strlen(a)), 0);
+    assert_non_null(ev.ts_text);
+    assert_memory_equal(ev.ts_text, "2026-11-01T10:00:00.250Z", 24);
+    const char *b =
+        "{\"id\":\"e1\",\"account\":\"a\",\"ts\":\"2026-11-01T10:00:00.25Z\",\"amount\":1}";
+    assert_int_equal(vg_event_parse(&ev, b, strlen(b)), 0);
+    assert_null(ev.ts_text);
+    assert_true(ev.ts_ms == 1793527200250LL);   /* 2026-11-01T10:00:00.250Z */
+    vg_event_deinit(&ev);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accept_spec_example),
         cmocka_unit_test(test_timestamp_forms),
         cmocka_unit_test(test_timestamp_rejections),
+        cmocka_unit_test(test_timestamp_canonical),
         cmocka_unit_test(test_epoch_ms),
         cmocka_unit_test(test_size_limits),
         cmocka_unit_test(test_id_and_account_limits),
