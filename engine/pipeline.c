@@ -6,6 +6,7 @@
  * Everything per event lives in reused buffers and the scratch arena, so a warm
  * pipeline does not allocate.
  */
+#define _GNU_SOURCE   /* memmem */
 #include "engine/pipeline.h"
 
 #include <stdio.h>
@@ -925,10 +926,8 @@ vg_state_t *vg_pipeline_state(vg_pipeline_t *pl) { return pl->state; }
 
 uint32_t vg_peek_string(const char *line, size_t len, const char *key, size_t kl,
                         const char **val) {
-    const char *end = line + len, *k = line;
-    while ((k = memchr(k, '"', (size_t)(end - k))) &&
-           ((size_t)(end - k) < kl || memcmp(k, key, kl) != 0))
-        k++;
+    const char *end = line + len;
+    const char *k = memmem(line, len, key, kl);
     if (!k) return 0;
     const char *a = k + kl;
     const char *q = memchr(a, '"', (size_t)(end - a));
