@@ -97,7 +97,7 @@ static inline double rnd52(double y) {
     return (y + k) - k;
 }
 
-size_t vg_fmt_double(double d, char *buf) {
+size_t vg_fmt_double_any(double d, char *buf) {
     if (!isfinite(d)) {
         memcpy(buf, "null", 5);
         return 4;

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "engine/digits.h"
 #include "rules/errors.h"
 #include "rules/value.h"
 
@@ -56,8 +57,23 @@ static inline int vg_buf_putc(vg_buf_t *b, char c) {
  * "0"; NaN and infinities write null. */
 int vg_json_num(vg_buf_t *b, double d);
 /* Formats a double the same way into buf (at least 32 bytes, NUL-terminated); returns
- * the length. Can't fail. */
-size_t vg_fmt_double(double d, char *buf);
+ * the length. Can't fail. Inline for the commonest values, counts below 100 (and 0, -0
+ * as "0"); everything else in vg_fmt_double_any. */
+size_t vg_fmt_double_any(double d, char *buf);
+static inline size_t vg_fmt_double(double d, char *buf) {
+    if (d >= 0 && d < 100 && d == (double)(int)d) {
+        int u = (int)d;
+        if (u < 10) {
+            buf[0] = (char)('0' + u);
+            buf[1] = '\0';
+            return 1;
+        }
+        memcpy(buf, VG_DIG2 + 2 * u, 2);
+        buf[2] = '\0';
+        return 2;
+    }
+    return vg_fmt_double_any(d, buf);
+}
 /* A JSON string with quotes; invalid UTF-8 bytes are written as \ufffd. */
 int vg_json_str(vg_buf_t *b, const char *s, size_t len);
 /* A value as SPEC section 3 prints it: true/false, numbers as vg_json_num, strings

@@ -9,8 +9,24 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "engine/jsonout.h"
+
+/* Stores v little-endian at o (room the caller reserved): one move on a little-endian
+ * machine, as vg_le_get reads it back. */
+static inline void vg_le_store32(unsigned char *o, uint32_t v) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap32(v);
+#endif
+    memcpy(o, &v, 4);
+}
+static inline void vg_le_store64(unsigned char *o, uint64_t v) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    memcpy(o, &v, 8);
+}
 
 /* Appends the low `bytes` (1..8) bytes of v, least significant first.
  * Returns 0 or VG_ENOMEM. */

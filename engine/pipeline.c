@@ -79,6 +79,22 @@ struct vg_pipeline {
     unsigned char lnext_buf[8];   /* "labels/next" of the last gather_meta */
 };
 
+/* The text of a decision line (SPEC section 3) after its head when no rule fired, up to
+ * the first feature key; and the start of its tail without anomaly scores, before the
+ * ruleset version. Shared by the line writer and the decision shape (register_shape). */
+static const char MID_ALLOW[] = "\",\"decision\":\"allow\",\"score\":0,\"rules\":[],"
+                                "\"shadow\":[],\"features\":{";
+#define TAIL_PLAIN "},\"anomaly\":{},\"ruleset\":"
+
+/* The tail after the features: `,"ruleset":N}` after the anomaly object, or with an
+ * empty one without anomaly scores (TAIL_PLAIN), and the newline. */
+static void set_tail(vg_pipeline_t *pl, int64_t ruleset_version) {
+    int n = snprintf(pl->ruleset_tail, sizeof(pl->ruleset_tail),
+                     pl->use_an ? ",\"ruleset\":%lld}\n" : TAIL_PLAIN "%lld}\n",
+                     (long long)ruleset_version);
+    pl->ruleset_tail_len = (size_t)n;
+}
+
 void vg_pipeline_opts_default(vg_pipeline_opts_t *o) {
     memset(o, 0, sizeof(*o));
     o->lateness_ms = 3600 * 1000LL;
@@ -176,10 +192,7 @@ vg_pipeline_t *vg_pipeline_new(vg_program_t *p, const vg_pipeline_opts_t *o,
     pl->use_lab = vg_prog_uses_labels(p);
     vg_buf_init(&pl->mnames);
     vg_buf_init(&pl->mvals);
-    int n = snprintf(pl->ruleset_tail, sizeof(pl->ruleset_tail),
-                     pl->use_an ? ",\"ruleset\":%lld}\n" : "},\"anomaly\":{},\"ruleset\":%lld}\n",
-                     (long long)o->ruleset_version);
-    pl->ruleset_tail_len = (size_t)n;
+    set_tail(pl, o->ruleset_version);
     pl->shape = -1;
     if (pl->next) {   /* the arrays hold the ext values after the specs */
         vg_spec_input_t *ni = calloc((size_t)(pl->nspecs + pl->next) + 1, sizeof(*ni));
@@ -604,22 +617,7 @@ static int write_features(vg_pipeline_t *pl, vg_buf_t *out) {
         o += kl;
         const vg_value_t *v = &pl->features[i];
         switch (v->type) {
-        case VG_T_NUM: {
-            double d = v->u.n;
-            if (d >= 0 && d < 100 && d == (double)(int)d) {   /* counts: as vg_fmt_double */
-                int u = (int)d;
-                if (u < 10) {
-                    *o++ = (char)('0' + u);
-                } else {
-                    o[0] = (char)('0' + u / 10);
-                    o[1] = (char)('0' + u % 10);
-                    o += 2;
-                }
-            } else {
-                o += vg_fmt_double(d, o);
-            }
-            break;
-        }
+        case VG_T_NUM: o += vg_fmt_double(v->u.n, o); break;
         case VG_T_BOOL:
             if (v->u.b) {
                 memcpy(o, "true", 4);
@@ -645,11 +643,9 @@ static int write_features(vg_pipeline_t *pl, vg_buf_t *out) {
  * version being the tail's number (so that one shape serves every version). 0 or
  * VG_ENOMEM; when the state holds too many shapes, pl->shape is -2. */
 static int register_shape(vg_pipeline_t *pl) {
-    static const char mid[] = "\",\"decision\":\"allow\",\"score\":0,\"rules\":[],"
-                              "\"shadow\":[],\"features\":{";
-    static const char ta[] = "},\"anomaly\":{},\"ruleset\":";
     int s = vg_state_shape(pl->state, pl->nfeatures, pl->feature_keys, pl->feature_key_len,
-                           mid, sizeof mid - 1, ta, sizeof ta - 1, "}", 1);
+                           MID_ALLOW, sizeof MID_ALLOW - 1, TAIL_PLAIN,
+                           sizeof TAIL_PLAIN - 1, "}", 1);
     if (s == VG_ELIMIT) {
         pl->shape = -2;
         return 0;
@@ -744,8 +740,7 @@ int vg_pipeline_line(vg_pipeline_t *pl, const char *line, size_t len, vg_buf_t *
                                      ev->account.len, ev->ts_ms, ev->ts_text);
     size_t head = out->len - mark;
     if (!pl->nrules) {
-        if (!rc) rc = vg_buf_puts(out, "\",\"decision\":\"allow\",\"score\":0,\"rules\":[],"
-                                       "\"shadow\":[],\"features\":{");
+        if (!rc) rc = vg_buf_append(out, MID_ALLOW, sizeof MID_ALLOW - 1);
     } else {
         if (!rc) rc = vg_buf_puts(out, "\",\"decision\":\"");
         if (!rc) rc = vg_buf_puts(out, vg_action_name(action));
@@ -1030,8 +1025,5 @@ void vg_pipeline_set_versions(vg_pipeline_t *pl, int64_t ruleset_version,
         pl->opts.module_version = module_version;
         pl->version = module_version;
     }
-    int n = snprintf(pl->ruleset_tail, sizeof(pl->ruleset_tail),
-                     pl->use_an ? ",\"ruleset\":%lld}\n" : "},\"anomaly\":{},\"ruleset\":%lld}\n",
-                     (long long)ruleset_version);
-    pl->ruleset_tail_len = (size_t)n;
+    set_tail(pl, ruleset_version);
 }

@@ -679,21 +679,6 @@ int vg_state_decision_head(vg_buf_t *out, const char *id, size_t idlen, const ch
 
 enum { VT_NULL, VT_FALSE, VT_TRUE, VT_U8, VT_I32, VT_F64, VT_TIME, VT_DUR, VT_STR, VT_JSON };
 
-/* Little-endian stores, as vg_le_get reads them back (one move on a little-endian
- * machine). */
-static inline void st_le32(unsigned char *o, uint32_t v) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap32(v);
-#endif
-    memcpy(o, &v, 4);
-}
-static inline void st_le64(unsigned char *o, uint64_t v) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap64(v);
-#endif
-    memcpy(o, &v, 8);
-}
-
 /* Appends the n values as a tag byte and its bytes each: the same JSON comes back out
  * of val_get (numbers that are integers below 2^31 in 1 or 4 bytes, other doubles in
  * 8; -0 as 0, which prints the same). 0 or VG_ENOMEM. */
@@ -715,7 +700,7 @@ static int vals_put(vg_buf_t *b, const vg_value_t *vals, uint32_t n) {
                         o += 2;
                     } else {
                         o[0] = VT_I32;
-                        st_le32(o + 1, (uint32_t)i);
+                        vg_le_store32(o + 1, (uint32_t)i);
                         o += 5;
                     }
                     break;
@@ -724,13 +709,13 @@ static int vals_put(vg_buf_t *b, const vg_value_t *vals, uint32_t n) {
             uint64_t bits;
             memcpy(&bits, &d, 8);
             o[0] = VT_F64;
-            st_le64(o + 1, bits);
+            vg_le_store64(o + 1, bits);
             o += 9;
             break;
         }
         case VG_T_TIME: case VG_T_DUR:
             o[0] = v->type == VG_T_TIME ? VT_TIME : VT_DUR;
-            st_le64(o + 1, (uint64_t)v->u.ms);
+            vg_le_store64(o + 1, (uint64_t)v->u.ms);
             o += 9;
             break;
         case VG_T_STR: case VG_T_JSON: {
@@ -740,7 +725,7 @@ static int vals_put(vg_buf_t *b, const vg_value_t *vals, uint32_t n) {
                 return VG_ENOMEM;
             o = (unsigned char *)b->p + b->len;
             o[0] = v->type == VG_T_STR ? VT_STR : VT_JSON;
-            st_le32(o + 1, v->u.s.len);
+            vg_le_store32(o + 1, v->u.s.len);
             if (v->u.s.len) memcpy(o + 5, v->u.s.p, v->u.s.len);
             o += 5 + (size_t)v->u.s.len;
             break;
@@ -984,8 +969,8 @@ int vg_state_remember_values(vg_state_t *st, vg_acct_t *a, const char *id, size_
             else b->len = 11;
         }
         if (b->p[2] == 1 && vg_buf_append(b, r->p, r->len) < 0) return VG_ENOMEM;
-        st_le32((unsigned char *)b->p + 3, (uint32_t)midlen);
-        st_le32((unsigned char *)b->p + 7, (uint32_t)(b->len - 11));
+        vg_le_store32((unsigned char *)b->p + 3, (uint32_t)midlen);
+        vg_le_store32((unsigned char *)b->p + 7, (uint32_t)(b->len - 11));
     }
     if (vals_put(b, vals, s->nf)) return VG_ENOMEM;
     if (b->len >= DL_VALUES) return VG_ENOMEM;
