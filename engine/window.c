@@ -546,6 +546,13 @@ vg_wlayout_t *vg_wlayout_new_specs(const vg_spec_t *specs, const int *spec_index
         if (kind_xagg(k)) l->ix_x[l->nx++] = i;
         if (kind_hashed(k)) l->ix_h[l->nh++] = i;
     }
+    /* the windowed specs by width (stable), so that inorder_update walks each width's
+     * frontier once */
+    for (int a = 1; a < l->nwin; a++) {
+        int x = l->ix_win[a], b = a;
+        for (; b > 0 && l->s[l->ix_win[b - 1]].w > l->s[x].w; b--) l->ix_win[b] = l->ix_win[b - 1];
+        l->ix_win[b] = x;
+    }
     /* frontier states: the small kinds first, then sum/avg/stddev (full size), and
      * room for a whole sstate_t after the last one, so that no access through an
      * sstate_t pointer can leave the block */
@@ -948,10 +955,11 @@ static vg_value_t prev_value(const vg_wstate_t *w, const lspec_t *s, const word_
 
 static inline int num_ok(const vg_value_t *v) { return v->type == VG_T_NUM && isfinite(v->u.n); }
 
-/* Fills row r for an event (prev strings get their offsets in store_strings()). */
+/* Fills row r for an event (prev strings get their offsets in store_strings()). Every
+ * word of a row belongs to a spec (or to the session specs of one gap) and is written
+ * here, so the row is not cleared first. */
 static void build_row(const vg_wlayout_t *l, int64_t ts, const vg_spec_input_t *in,
                       const word_t *pred, word_t *r) {
-    memset(r, 0, (size_t)l->rw * sizeof *r);
     r[0].i = ts;
     /* the kinds one at a time (each writes only its own words or bits) */
     for (int j = 0; j < l->nflag; j++) r[1 + j].u = l->cmask[j];
@@ -990,8 +998,8 @@ static void build_row(const vg_wlayout_t *l, int64_t ts, const vg_spec_input_t *
         case VG_T_TIME:
         case VG_T_DUR: q[0].i = v->u.ms; break;
         case VG_T_STR:
-        case VG_T_JSON: len = v->u.s.len; break;
-        default: break;
+        case VG_T_JSON: len = v->u.s.len; break;   /* q[0]: store_strings() */
+        default: q[0].u = 0; break;
         }
         int t = v->type <= VG_T_JSON ? v->type : VG_T_NULL;
         if (t == VG_T_NUM && !isfinite(v->u.n)) t = VG_T_NULL;
@@ -1116,49 +1124,89 @@ static int64_t count_hash(const vg_wstate_t *w, const vg_wlayout_t *l, const lsp
     return c;
 }
 
-/* The newest row (at end - 1) has just been appended with a time >= every other. */
+/* The newest row (at end - 1) has just been appended with a time >= every other.
+ * The windowed specs are visited grouped by width (ix_win is sorted by w): specs of one
+ * width share their frontier's left end, so the rows leaving it are found once per
+ * width (a spec whose L differs, which the invariant excludes, walks on its own). */
 static void inorder_update(vg_wstate_t *w, const vg_wlayout_t *l, vg_value_t *vals) {
-    int64_t end = w->first + (int64_t)w->n, pos = end - 1, ts = w->newest;
-    const word_t *r = wrow(w, l, pos);
+    const size_t rw = (size_t)l->rw;
+    const int64_t first = w->first, end = first + (int64_t)w->n, pos = end - 1, ts = w->newest;
+    const word_t *base = w->rows + w->head * rw;
+#define ROW(p) (base + (size_t)((p) - first) * rw)
+    const word_t *r = ROW(pos);
+    int64_t gw = -1, g0 = 0, g1 = 0;   /* the last walk: width, old L, new L */
     for (int j = 0; j < l->nwin; j++) {
         const lspec_t *s = &l->s[l->ix_win[j]];
         sstate_t *ss = wss(w, s);
-        int64_t cut = sat_sub(ts, s->w);
-        while (wrow(w, l, ss->L)[0].i < cut) {
-            fr_move(s, ss, wrow(w, l, ss->L), -1);
-            ss->L++;
+        const int64_t L0 = ss->L;
+        int64_t L1;
+        if (s->w == gw && L0 == g0) {
+            L1 = g1;
+        } else {
+            const int64_t cut = sat_sub(ts, s->w);
+            const word_t *q = ROW(L0);
+            for (L1 = L0; q[0].i < cut; L1++) q += rw;   /* stops at pos at the latest */
+            gw = s->w;
+            g0 = L0;
+            g1 = L1;
         }
+        ss->L = L1;
         vg_value_t *v = &vals[s->pidx];
-        if (kind_minmax(s->kind)) {
+        switch (s->kind) {
+        case VG_SPEC_COUNT: {
+            const size_t fw = 1 + (size_t)(s->off / 64);
+            const int sh = s->off % 64;
+            int64_t c = ss->a.cnt;
+            for (int64_t p = L0; p < L1; p++) c -= (int64_t)(ROW(p)[fw].u >> sh & 1);
+            c += (int64_t)(r[fw].u >> sh & 1);
+            ss->a.cnt = c;
+            *v = vg_num((double)c);
+            break;
+        }
+        case VG_SPEC_SUM:
+        case VG_SPEC_AVG:
+        case VG_SPEC_STDDEV:
+            for (int64_t p = L0; p < L1; p++) fr_move(s, ss, ROW(p), -1);
+            fr_move(s, ss, r, 1);
+            settle(w, l, s, ss);
+            *v = agg_value(s->kind, &ss->a);
+            break;
+        case VG_SPEC_MIN:
+        case VG_SPEC_MAX: {
             dq_t *d = &ss->dq;
             if (!d->cap) {
-                *v = scan_extreme(w, l, s, ss->L, end);
-                continue;
+                *v = scan_extreme(w, l, s, L1, end);
+                break;
             }
-            while (d->n && DQ_AT(d, 0) < ss->L) {
+            while (d->n && DQ_AT(d, 0) < L1) {
                 d->head = (d->head + 1) & (d->cap - 1);
                 d->n--;
             }
             vg_wdq_push(d, w, l, s, pos);
-            *v = d->n ? vg_num(wrow(w, l, DQ_AT(d, 0))[s->off].d) : vg_null();
-        } else if (kind_hashed(s->kind)) {
-            uint64_t h = r[s->off].u;
+            *v = d->n ? vg_num(ROW(DQ_AT(d, 0))[s->off].d) : vg_null();
+            break;
+        }
+        default: {   /* distinct, seen */
+            const uint64_t h = r[s->off].u;
             if (!ss->ht.cap) {
                 if (s->kind == VG_SPEC_SEEN)
-                    *v = h ? vg_bool(count_hash(w, l, s, ss->L, pos, h) > 0) : vg_null();
+                    *v = h ? vg_bool(count_hash(w, l, s, L1, pos, h) > 0) : vg_null();
                 else
-                    *v = vg_num((double)scan_distinct(w, l, s, ss->L, end));
-                continue;
+                    *v = vg_num((double)scan_distinct(w, l, s, L1, end));
+                break;
+            }
+            for (int64_t p = L0; p < L1; p++) {
+                const uint64_t o = ROW(p)[s->off].u;
+                if (o) ht_dec(&ss->ht, o);
             }
             if (s->kind == VG_SPEC_SEEN) *v = h ? vg_bool(ht_get(&ss->ht, h) > 0) : vg_null();
             if (h) vg_wht_inc(&ss->ht, h);
             if (s->kind == VG_SPEC_DISTINCT) *v = vg_num((double)ss->ht.n);
-        } else {
-            fr_move(s, ss, r, 1);
-            settle(w, l, s, ss);
-            *v = agg_value(s->kind, &ss->a);
+            break;
+        }
         }
     }
+#undef ROW
 }
 
 /* The values of a late event (row nr, to be inserted at k) over [ts - w, ts], from the
