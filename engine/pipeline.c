@@ -13,6 +13,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "engine/acctx.h"
 #include "engine/labels.h"
@@ -919,10 +922,40 @@ void vg_pipeline_get_stats(const vg_pipeline_t *pl, vg_pipeline_stats_t *out) {
 
 vg_state_t *vg_pipeline_state(vg_pipeline_t *pl) { return pl->state; }
 
+/* The first occurrence of key (kl bytes) in s (n bytes), or NULL. With SSE2, 16
+ * candidate positions at a time: those where two of the key's bytes (its second and
+ * its fourth from last, which for a member `"name":"` are the name's first and last
+ * letters) both match are compared whole (callgrind, bench.vrl: the account's peek
+ * 330 -> 170 instructions per event against glibc's memmem). */
+static const char *find_key(const char *s, size_t n, const char *key, size_t kl) {
+#if defined(__SSE2__)
+    if (kl >= 5 && n >= kl) {
+        const size_t i1 = 1, i2 = kl - 4, last = n - kl;   /* last possible start */
+        const __m128i c1 = _mm_set1_epi8(key[i1]), c2 = _mm_set1_epi8(key[i2]);
+        size_t p = 0;
+        for (; p + i2 + 16 <= n; p += 16) {
+            __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(s + p + i1));
+            __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(s + p + i2));
+            unsigned m = (unsigned)_mm_movemask_epi8(
+                _mm_and_si128(_mm_cmpeq_epi8(a, c1), _mm_cmpeq_epi8(b, c2)));
+            while (m) {
+                size_t j = p + (size_t)__builtin_ctz(m);
+                if (j <= last && memcmp(s + j, key, kl) == 0) return s + j;
+                m &= m - 1;
+            }
+        }
+        for (; p <= last; p++)
+            if (s[p] == key[0] && memcmp(s + p, key, kl) == 0) return s + p;
+        return NULL;
+    }
+#endif
+    return memmem(s, n, key, kl);
+}
+
 uint32_t vg_peek_string(const char *line, size_t len, const char *key, size_t kl,
                         const char **val) {
     const char *end = line + len;
-    const char *k = memmem(line, len, key, kl);
+    const char *k = find_key(line, len, key, kl);
     if (!k) return 0;
     const char *a = k + kl;
     const char *q = memchr(a, '"', (size_t)(end - a));

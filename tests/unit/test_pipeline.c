@@ -213,6 +213,59 @@ static void test_peek_string(void **st) {
     assert_int_equal(vg_peek_string("{\"account\":7}", 13, ak, sizeof ak - 1, &v), 0);
 }
 
+/* The reference for vg_peek_string: the first occurrence of the key by a plain scan. */
+static uint32_t naive_peek(const char *s, size_t n, const char *key, size_t kl,
+                           const char **val) {
+    for (size_t i = 0; i + kl <= n; i++) {
+        if (memcmp(s + i, key, kl) != 0) continue;
+        size_t a = i + kl, q = a;
+        while (q < n && s[q] != '"') q++;
+        if (q == n || q == a || memchr(s + a, '\\', q - a)) return 0;
+        *val = s + a;
+        return (uint32_t)(q - a);
+    }
+    return 0;
+}
+
+/* vg_peek_string against the plain scan on random lines over a small alphabet, with
+ * keys of 5 to 12 bytes planted (whole or cut short) anywhere, also in the last 16
+ * bytes (where the 16-byte search hands over to a byte loop). Each line sits in its
+ * own allocation of exactly its length, so that ASan catches a read past it. */
+static void test_peek_string_random(void **st) {
+    (void)st;
+    static const char alpha[] = "\"\\:,{}acdnrt 0";
+    static const char *keys[] = {"\"id\":\"", "\"card\":\"", "\"account\":\"", "\"ac\":\"",
+                                 "\"merchant\":\""};
+    uint64_t x = 88172645463325252ULL;
+    int found = 0;
+    for (int it = 0; it < 200000; it++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        size_t n = (size_t)(x % 90);
+        char *s = malloc(n ? n : 1);
+        assert_non_null(s);
+        for (size_t i = 0; i < n; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            s[i] = alpha[x % (sizeof alpha - 1)];
+        }
+        const char *key = keys[(x >> 20) % 5];
+        size_t kl = strlen(key);
+        for (int k = 0; k < 3; k++) {   /* plant up to 3 copies, some cut short */
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            size_t at = n ? (size_t)(x % n) : 0, m = (x >> 32) % 4 == 0 ? kl - 1 : kl;
+            if (at + m <= n) memcpy(s + at, key, m);
+        }
+        const char *v1 = NULL, *v2 = NULL;
+        uint32_t r1 = vg_peek_string(s, n, key, kl, &v1), r2 = naive_peek(s, n, key, kl, &v2);
+        assert_int_equal(r1, r2);
+        if (r1) {
+            assert_ptr_equal(v1, v2);
+            found++;
+        }
+        free(s);
+    }
+    assert_true(found > 10000);   /* the check saw many hits, not only misses */
+}
+
 /* Prefetch hints change nothing: an account with many remembered ids (so that it keeps
  * an id index) answers duplicates with their original decisions whether or not its
  * events were announced with vg_pipeline_prefetch first, and hints for unknown
@@ -258,6 +311,7 @@ static void test_prefetch_hints(void **st) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_peek_string),
+        cmocka_unit_test(test_peek_string_random),
         cmocka_unit_test(test_prefetch_hints),
         cmocka_unit_test(test_decision_line),
         cmocka_unit_test(test_duplicates_late_rejects),
