@@ -298,6 +298,7 @@ static inline uint64_t mix64(uint64_t x) {
 
 static uint64_t hash_bytes(const void *p, size_t n) {
     const unsigned char *s = p;
+    const size_t total = n;
     uint64_t h = 0x243f6a8885a308d3ULL ^ ((uint64_t)n * 0x9e3779b97f4a7c15ULL);
     while (n >= 8) {
         uint64_t k;
@@ -307,7 +308,13 @@ static uint64_t hash_bytes(const void *p, size_t n) {
         n -= 8;
     }
     uint64_t k = 0;
-    for (size_t i = 0; i < n; i++) k |= (uint64_t)s[i] << (8 * i);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (n && total >= 8) {   /* the last 8 bytes in one load, the tail's n at the top */
+        memcpy(&k, s + n - 8, 8);
+        k >>= 8 * (8 - n);
+    } else
+#endif
+        for (size_t i = 0; i < n; i++) k |= (uint64_t)s[i] << (8 * i);
     h = (h ^ mix64(k ^ ((uint64_t)n << 59))) * 0x9e3779b97f4a7c15ULL;
     return mix64(h);
 }
