@@ -522,7 +522,7 @@ vg_wlayout_t *vg_wlayout_new_specs(const vg_spec_t *specs, const int *spec_index
     }
     l->rw = off;
     l->fp = fp;
-    l->ix = malloc(((size_t)n * 7 + 1) * sizeof *l->ix);
+    l->ix = malloc(((size_t)n * 8 + 1) * sizeof *l->ix);
     l->nflag = (ncount + 63) / 64;
     l->cmask = calloc((size_t)l->nflag + 1, sizeof *l->cmask);
     if (!l->ix || !l->cmask) goto err;
@@ -533,6 +533,7 @@ vg_wlayout_t *vg_wlayout_new_specs(const vg_spec_t *specs, const int *spec_index
     l->ix_cw = l->ix_sess + n;
     l->ix_x = l->ix_cw + n;
     l->ix_h = l->ix_x + n;
+    l->ix_wg = l->ix_h + n;
     int np = 0, ns = 0;
     for (int i = 0; i < n; i++) {
         const lspec_t *s = &l->s[i];
@@ -553,6 +554,9 @@ vg_wlayout_t *vg_wlayout_new_specs(const vg_spec_t *specs, const int *spec_index
         for (; b > 0 && l->s[l->ix_win[b - 1]].w > l->s[x].w; b--) l->ix_win[b] = l->ix_win[b - 1];
         l->ix_win[b] = x;
     }
+    for (int j = 0; j < l->nwin; j++)
+        if (j == 0 || l->s[l->ix_win[j]].w != l->s[l->ix_win[j - 1]].w)
+            l->ix_wg[l->nwg++] = l->ix_win[j];
     /* frontier states: the small kinds first, then sum/avg/stddev (full size), and
      * room for a whole sstate_t after the last one, so that no access through an
      * sstate_t pointer can leave the block */
@@ -706,10 +710,10 @@ void vg_wstate_prefetch(const vg_wstate_t *w) {
         __builtin_prefetch(nr + sizeof(word_t) * (size_t)w->rw - 1);
     }
     if (w->n > 1) __builtin_prefetch(w->rows + w->head * (size_t)w->rw);
-    /* the first row of each window (an add reads it to move the window on) */
+    /* the first row of each window width (an add reads it to move the window on) */
     int64_t last = -1;
-    for (int j = 0; j < l->nwin; j++) {
-        int64_t L = wss(w, &l->s[l->ix_win[j]])->L;
+    for (int j = 0; j < l->nwg; j++) {
+        int64_t L = wss(w, &l->s[l->ix_wg[j]])->L;
         if (L == last || L < w->first || L >= w->first + (int64_t)w->n) continue;
         __builtin_prefetch(wrow(w, l, L));
         last = L;
@@ -734,17 +738,33 @@ void vg_wstate_prefetch(const vg_wstate_t *w) {
 #endif
 }
 
-size_t vg_wstate_mem(const vg_wstate_t *w) {
-    const vg_wlayout_t *l = w->lay;
-    size_t m = (w->embedded ? 0 : vg_wstate_size(l)) + w->sb_cap;
-    if (w->tmp) m += (size_t)w->rw * sizeof(word_t);
+/* Bytes of one spec's deque or table. */
+static inline size_t ds_bytes(const sstate_t *ss, int kind) {
+    return kind_minmax(kind) ? (size_t)ss->dq.cap * sizeof(int64_t)
+                             : (size_t)ss->ht.cap * (sizeof(uint64_t) + sizeof(uint32_t));
+}
+
+size_t vg_wds_mem(const vg_wstate_t *w, const vg_wlayout_t *l) {
+    size_t m = 0;
     for (int j = 0; j < l->nds; j++) {
         const lspec_t *s = &l->s[l->ix_ds[j]];
-        if (kind_minmax(s->kind)) m += (size_t)wss(w, s)->dq.cap * sizeof(int64_t);
-        else m += (size_t)wss(w, s)->ht.cap * (sizeof(uint64_t) + sizeof(uint32_t));
+        m += ds_bytes(wss(w, s), s->kind);
     }
+    return m;
+}
+
+static size_t mem_of(const vg_wstate_t *w, size_t dsmem) {
+    const vg_wlayout_t *l = w->lay;
+    size_t m = (w->embedded ? 0 : vg_wstate_size(l)) + w->sb_cap + dsmem;
+    if (w->tmp) m += (size_t)w->rw * sizeof(word_t);
     return m + (w->rows_inline ? 0 : w->cap * (size_t)w->rw * sizeof(word_t));
 }
+
+/* The deques' and tables' bytes are kept in dsmem (per event, counting them cost ~90
+ * instructions per state: callgrind, bench.vrl) */
+size_t vg_wstate_mem(const vg_wstate_t *w) { return mem_of(w, w->dsmem); }
+
+size_t vg_wstate_mem_recount(const vg_wstate_t *w) { return mem_of(w, vg_wds_mem(w, w->lay)); }
 
 /* ---- the log ---- */
 
@@ -1347,16 +1367,20 @@ static int reserve_frontiers(vg_wstate_t *w, const vg_wlayout_t *l) {
     return 0;
 }
 
-/* Drops the deques and tables of frontiers that became small. Can't fail. */
+/* Drops the deques and tables of frontiers that became small, and counts the bytes of
+ * those that stay (dsmem). Can't fail. */
 static void drop_small(vg_wstate_t *w, const vg_wlayout_t *l) {
     int64_t end = w->first + (int64_t)w->n;
+    size_t m = 0;
     for (int j = 0; j < l->nds; j++) {
         const lspec_t *s = &l->s[l->ix_ds[j]];
         sstate_t *ss = wss(w, s);
         /* (a count spec's state has no deque or table member: never read here) */
         if (end - ss->L <= SMALL_DROP && (kind_minmax(s->kind) ? ss->dq.cap : ss->ht.cap))
             ss_drop(ss, s->kind);
+        m += ds_bytes(ss, s->kind);
     }
+    w->dsmem = m;
 }
 
 int vg_wstate_add(vg_wstate_t *w, const vg_wlayout_t *l, int64_t ts,
@@ -1378,15 +1402,20 @@ int vg_wstate_add(vg_wstate_t *w, const vg_wlayout_t *l, int64_t ts,
         if (!w->tmp && !(w->tmp = malloc((size_t)l->rw * sizeof *w->tmp))) return VG_ENOMEM;
         nr = w->tmp;
     }
-    if (vg_wstate_reserve_rows(w, l, 1) || reserve_sb(w, l, sbytes) || reserve_frontiers(w, l))
+    if (vg_wstate_reserve_rows(w, l, 1) || reserve_sb(w, l, sbytes) || reserve_frontiers(w, l)) {
+        w->dsmem = vg_wds_mem(w, l);   /* some structures may have been built */
         return VG_ENOMEM;
+    }
     int64_t end = w->first + (int64_t)w->n;
     int64_t k = late ? upper_bound(w, l, ts) : end;
     if (!late) nr = wrow(w, l, end);   /* in order: built in place */
     build_row(l, ts, in, k > w->first ? wrow(w, l, k - 1) : NULL, nr);
     if (late) {
         int rc = late_values(w, l, k, nr, vals, scratch);
-        if (rc) return rc;
+        if (rc) {
+            w->dsmem = vg_wds_mem(w, l);
+            return rc;
+        }
     }
     store_strings(w, l, in, nr);
     if (!w->dirty || k < w->dfrom) {   /* rows from k on are new or moved */
@@ -1592,6 +1621,7 @@ vg_wstate_t *vg_wstate_migrate(const vg_wlayout_t *lo, const vg_wlayout_t *ln,
             recompute(ns, ln, s, ss);
         }
     }
+    ns->dsmem = vg_wds_mem(ns, ln);
     free(src);
     free(taken);
     free(warm);

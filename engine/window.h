@@ -124,6 +124,8 @@ int vg_wstate_add(vg_wstate_t *w, const vg_wlayout_t *l, int64_t ts,
 /* Bytes of memory held by the state (for the memory budget), without the caller's
  * block for an embedded state. Can't fail. */
 size_t vg_wstate_mem(const vg_wstate_t *w);
+/* The same counted afresh from every structure (tests: the two must agree). */
+size_t vg_wstate_mem_recount(const vg_wstate_t *w);
 
 /* Appends a self-contained encoding of the state to `out`. Returns 0 or VG_ENOMEM. */
 int vg_wstate_encode(const vg_wstate_t *w, const vg_wlayout_t *l, vg_buf_t *out);

@@ -185,7 +185,10 @@ static int rebuild(vg_wstate_t *w, const vg_wlayout_t *l) {
         ss->L = w->n ? vg_wlower_bound(w, l, sat_sub(w->newest, s->w)) : w->first;
         if (kind_minmax(s->kind) || kind_hashed(s->kind)) {
             /* small frontiers are scanned (window.c) */
-            if (end - ss->L > SMALL_ROWS && vg_wss_build(w, l, s, ss)) return VG_ENOMEM;
+            if (end - ss->L > SMALL_ROWS && vg_wss_build(w, l, s, ss)) {
+                w->dsmem = vg_wds_mem(w, l);
+                return VG_ENOMEM;
+            }
             continue;
         }
         for (int64_t p = ss->L; p < end; p++) {
@@ -197,6 +200,7 @@ static int rebuild(vg_wstate_t *w, const vg_wlayout_t *l) {
             }
         }
     }
+    w->dsmem = vg_wds_mem(w, l);
     return 0;
 }
 

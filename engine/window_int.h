@@ -48,6 +48,10 @@ struct vg_wlayout {
     int *ix;
     int *ix_win, *ix_ds, *ix_prev, *ix_sess;
     int nwin, nds;
+    /* ix_win is sorted by window width; ix_wg[g] is the first spec (in ix) of each of
+     * the nwg distinct widths: the frontiers of one width share their left end L */
+    int *ix_wg;
+    int nwg;
     /* for building a row (build_row): counts with `where`, the kinds that store x or
      * NaN (sum, avg, min, max, stddev), the hashed kinds (distinct, seen), also in `ix`;
      * and the flag words with the bits of the counts without `where` set (every row
@@ -129,6 +133,8 @@ struct vg_wstate {
     int rw;                /* words per row (of the layout) */
     int dirty;             /* rows from position dfrom on changed since vg_wstate_clean */
     int64_t dfrom;
+    size_t dsmem;          /* bytes of the min/max deques and distinct/seen tables, kept
+                              by every change of them (vg_wds_mem) for vg_wstate_mem */
     uint64_t ssb[];        /* the specs' frontier states (lspec_t.soff), ssbytes */
 };
 
@@ -191,6 +197,8 @@ void vg_wht_inc(htab_t *h, uint64_t key);
  * Returns 0 or VG_ENOMEM. */
 int vg_wss_build(const vg_wstate_t *w, const vg_wlayout_t *l, const lspec_t *s, sstate_t *ss);
 int vg_wstate_reserve_rows(vg_wstate_t *w, const vg_wlayout_t *l, size_t extra);
+/* Bytes of the deques and tables of state w, counted (the value of w->dsmem). */
+size_t vg_wds_mem(const vg_wstate_t *w, const vg_wlayout_t *l);
 int64_t vg_wlower_bound(const vg_wstate_t *w, const vg_wlayout_t *l, int64_t t);
 
 #endif

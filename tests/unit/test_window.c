@@ -382,6 +382,9 @@ static void run_stream(uint64_t seed, int nev, int64_t lateness, int64_t step_ms
         vg_arena_reset(&ar);
         assert_int_equal(vg_wstate_add(b, l, e->ts, e->in, vb, &ar), 0);
         vg_arena_reset(&ar);
+        /* the memory kept up to date agrees with a fresh count */
+        assert_int_equal(vg_wstate_mem(a), vg_wstate_mem_recount(a));
+        assert_int_equal(vg_wstate_mem(b), vg_wstate_mem_recount(b));
         assert_true(vg_wstate_newest(a) == newest);
         for (int k = 0; k < NSLOT; k++)
             if (k % 2 == 0 || k > PIDX(ns - 1)) assert_true(va[k].type == VG_T_DUR && va[k].u.ms == -777);
@@ -704,6 +707,7 @@ static void test_too_late_is_safe(void **st) {
         for (int i = 0; i < NMIXED; i++)
             if (v[PIDX(i)].type == VG_T_NUM) assert_true(isfinite(v[PIDX(i)].u.n));
         if (j % 500 == 0) w = roundtrip(w, l);
+        assert_int_equal(vg_wstate_mem(w), vg_wstate_mem_recount(w));
     }
     vg_wstate_free(w);
     vg_wlayout_free(l);
