@@ -1517,18 +1517,28 @@ static int acct_store_key(vg_state_t *st, const char *name, size_t len) {
     return rc;
 }
 
-/* Builds "k/" + u16be group + type + value bytes in st->kbuf. Returns 0, VG_ENOMEM. */
-static int key_store_key(vg_state_t *st, int g, const vg_value_t *v) {
-    vg_buf_t *b = &st->kbuf;
-    vg_buf_clear(b);
-    unsigned char hd[5] = {'k', '/', (unsigned char)(g >> 8), (unsigned char)g, v->type};
-    int rc = vg_buf_append(b, hd, sizeof hd);
-    if (rc) return rc;
-    unsigned char x[8];
+/* A key's bytes after "k/": u16be group, type, then the value: 1 byte (bool), 8 bytes
+ * big-endian (a number's bits, -0 as 0; a time's or duration's ms) or the string's or
+ * raw JSON's bytes. key_len: their count; key_put writes them to b. */
+static size_t key_len(const vg_value_t *v) {
+    switch (v->type) {
+    case VG_T_BOOL: return 4;
+    case VG_T_NUM:
+    case VG_T_TIME:
+    case VG_T_DUR: return 11;
+    default: return 3 + (size_t)v->u.s.len;
+    }
+}
+
+static void key_put(int g, const vg_value_t *v, unsigned char *b) {
+    b[0] = (unsigned char)(g >> 8);
+    b[1] = (unsigned char)g;
+    b[2] = v->type;
     uint64_t u = 0;
     switch (v->type) {
     case VG_T_BOOL:
-        return vg_buf_putc(b, v->u.b ? 1 : 0);
+        b[3] = v->u.b ? 1 : 0;
+        return;
     case VG_T_NUM: {
         double d = v->u.n == 0 ? 0.0 : v->u.n;   /* -0 and 0 are one key */
         memcpy(&u, &d, 8);
@@ -1539,10 +1549,23 @@ static int key_store_key(vg_state_t *st, int g, const vg_value_t *v) {
         u = (uint64_t)v->u.ms;
         break;
     default:   /* strings, raw JSON */
-        return vg_buf_append(b, v->u.s.p, v->u.s.len);
+        if (v->u.s.len) memcpy(b + 3, v->u.s.p, v->u.s.len);
+        return;
     }
-    for (int i = 0; i < 8; i++) x[i] = (unsigned char)(u >> (56 - 8 * i));
-    return vg_buf_append(b, x, 8);
+    for (int i = 0; i < 8; i++) b[3 + i] = (unsigned char)(u >> (56 - 8 * i));
+}
+
+/* Builds "k/" + the key's bytes (key_put) in st->kbuf. Returns 0, VG_ENOMEM. */
+static int key_store_key(vg_state_t *st, int g, const vg_value_t *v) {
+    vg_buf_t *b = &st->kbuf;
+    vg_buf_clear(b);
+    size_t n = key_len(v);
+    if (vg_buf_reserve(b, 2 + n) < 0) return VG_ENOMEM;
+    b->p[0] = 'k';
+    b->p[1] = '/';
+    key_put(g, v, (unsigned char *)b->p + 2);
+    b->len = 2 + n;
+    return 0;
 }
 
 /* ---- the state -------------------------------------------------------------------- */
@@ -1952,13 +1975,26 @@ static int key_get(vg_state_t *st, int g, uint64_t h, kstate_t **out) {
 int vg_state_apply(vg_state_t *st, vg_acct_t *a, int64_t ts, const vg_spec_input_t *in,
                    vg_value_t *spec_vals, vg_arena_t *scratch) {
     /* the by-keys' table slots are fetched while the account's windows are updated
-     * (a key is looked up right after: its slot is then in cache) */
+     * (a key is looked up right after: its slot is then in cache); keys of up to
+     * KEY_SHORT bytes are built here once, for the lookup too */
+    enum { KEY_SHORT = 64 };
     uint64_t kh[8] = {0};   /* their hashes (0: not known) */
+    unsigned char kb[8][KEY_SHORT];
+    size_t kbl[8] = {0};    /* the key's bytes in kb[g] (0: not there) */
     for (int g = 0; g < st->ngroups && g < 8; g++) {
         const group_t *gr = &st->groups[g];
-        if (gr->nspecs == 0 || in[gr->specs[0]].key.type == VG_T_NULL) continue;
-        if (key_store_key(st, g, &in[gr->specs[0]].key)) break;
-        kh[g] = hash_bytes(st->kbuf.p + 2, st->kbuf.len - 2);
+        if (gr->nspecs == 0) continue;
+        const vg_value_t *key = &in[gr->specs[0]].key;
+        if (key->type == VG_T_NULL) continue;
+        size_t n = key_len(key);
+        if (n <= KEY_SHORT) {
+            key_put(g, key, kb[g]);
+            kbl[g] = n;
+            kh[g] = hash_bytes(kb[g], n);
+        } else {
+            if (key_store_key(st, g, key)) break;
+            kh[g] = hash_bytes(st->kbuf.p + 2, st->kbuf.len - 2);
+        }
         PREFETCH(&st->keys.slot[kh[g] & (st->keys.cap - 1)]);
     }
     int rc = mark_dirty(st, &a->e);
@@ -1981,9 +2017,17 @@ int vg_state_apply(vg_state_t *st, vg_acct_t *a, int64_t ts, const vg_spec_input
         const vg_value_t *key = &in[gr->specs[0]].key;
         kstate_t *k = NULL;
         if (key->type != VG_T_NULL) {
-            rc = key_store_key(st, g, key);
-            if (!rc) rc = key_get(st, g, g < 8 ? kh[g] : 0, &k);
-            if (rc) return rc;
+            ent_t *e = g < 8 && kbl[g] ? ht_find(&st->keys, kh[g], (const char *)kb[g],
+                                                 (uint32_t)kbl[g])
+                                       : NULL;
+            if (e) {   /* in memory: no store key needed */
+                touch(st, e);
+                k = (kstate_t *)e;
+            } else {
+                rc = key_store_key(st, g, key);
+                if (!rc) rc = key_get(st, g, g < 8 ? kh[g] : 0, &k);
+                if (rc) return rc;
+            }
             int64_t kn = vg_wstate_newest(k->w);
             if (kn != INT64_MIN && ts < sat_sub(kn, st->lateness)) k = NULL;  /* late */
         }
