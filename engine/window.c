@@ -91,7 +91,6 @@ static inline uint64_t lane(uint64_t k) {
 
 uint64_t vg_whash_bytes(uint64_t seed, const void *data, size_t n) {
     const unsigned char *p = data;
-    const size_t total = n;
     uint64_t h = fmix64(seed ^ ((uint64_t)n * 0x9E3779B97F4A7C15ULL));
     while (n >= 8) {
         uint64_t k = (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 |
@@ -104,13 +103,7 @@ uint64_t vg_whash_bytes(uint64_t seed, const void *data, size_t n) {
     }
     if (n) {
         uint64_t k = 0;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        if (total >= 8) {   /* the last 8 bytes in one load, the tail's n at the top */
-            memcpy(&k, p + n - 8, 8);
-            k >>= 8 * (8 - n);
-        } else
-#endif
-            for (size_t i = 0; i < n; i++) k |= (uint64_t)p[i] << (8 * i);
+        for (size_t i = 0; i < n; i++) k |= (uint64_t)p[i] << (8 * i);
         h ^= lane(k);
     }
     return fmix64(h);
