@@ -22,7 +22,8 @@
  * from 4 rows, doubling up to 16, then by half, and shrinks when 8x too large.
  *
  * The frontier. For each windowed spec of width w the state keeps the window
- * [newest - w, newest] as a left position L into the log and:
+ * [newest - w, newest] as a left position L into the log (one L per distinct width,
+ * shared by the specs of that width, whose frontiers are the same rows) and:
  *   count/sum/avg/stddev: the count and Neumaier-compensated sums of x and of x^2 (each
  *     square added exactly as fma hi + lo); reset to exact zero when the window empties,
  *     recomputed from the log when more than 2*(rows in window) + 64 rows have moved
@@ -36,7 +37,8 @@
  *   structure is built from the rows when the frontier grows past that and freed
  *   when it falls to SMALL_DROP rows. Both ways give the same values.
  * The frontier states of a key's specs share one allocation with the key's state
- * (each kind takes only the bytes it uses), so a new key costs two allocations
+ * (each kind takes only the bytes it uses: a count no sums, a sum or avg no sum of
+ * squares), so a new key costs two allocations
  * (state, rows) plus the prev() string store when there are strings.
  * Hash collisions of distinct/seen values (64-bit) are ignored: about 1 in 1e10 for
  * 1e5 distinct values in one window. Numbers hash by a bijection of their bits, so two
@@ -522,7 +524,7 @@ vg_wlayout_t *vg_wlayout_new_specs(const vg_spec_t *specs, const int *spec_index
     }
     l->rw = off;
     l->fp = fp;
-    l->ix = malloc(((size_t)n * 8 + 1) * sizeof *l->ix);
+    l->ix = malloc(((size_t)n * 8 + 2) * sizeof *l->ix);
     l->nflag = (ncount + 63) / 64;
     l->cmask = calloc((size_t)l->nflag + 1, sizeof *l->cmask);
     if (!l->ix || !l->cmask) goto err;
@@ -533,7 +535,7 @@ vg_wlayout_t *vg_wlayout_new_specs(const vg_spec_t *specs, const int *spec_index
     l->ix_cw = l->ix_sess + n;
     l->ix_x = l->ix_cw + n;
     l->ix_h = l->ix_x + n;
-    l->ix_wg = l->ix_h + n;
+    l->wstart = l->ix_h + n;
     int np = 0, ns = 0;
     for (int i = 0; i < n; i++) {
         const lspec_t *s = &l->s[i];
@@ -554,23 +556,29 @@ vg_wlayout_t *vg_wlayout_new_specs(const vg_spec_t *specs, const int *spec_index
         for (; b > 0 && l->s[l->ix_win[b - 1]].w > l->s[x].w; b--) l->ix_win[b] = l->ix_win[b - 1];
         l->ix_win[b] = x;
     }
-    for (int j = 0; j < l->nwin; j++)
+    for (int j = 0; j < l->nwin; j++) {
         if (j == 0 || l->s[l->ix_win[j]].w != l->s[l->ix_win[j - 1]].w)
-            l->ix_wg[l->nwg++] = l->ix_win[j];
-    /* frontier states: the small kinds first, then sum/avg/stddev (full size), and
-     * room for a whole sstate_t after the last one, so that no access through an
-     * sstate_t pointer can leave the block */
-    size_t so = 0, last = 0;
+            l->wstart[l->nwg++] = j;
+        l->s[l->ix_win[j]].wg = l->nwg - 1;
+    }
+    l->wstart[l->nwg] = l->nwin;
+    for (int i = 0; i < n; i++)
+        if (!kind_windowed(l->s[i].kind)) l->s[i].wg = -1;
+    /* the frontier block: one L per width, then the specs' states in the order of
+     * ix_win, the small kinds first, then sum/avg/stddev, and room for a whole
+     * sstate_t after the last one, so that no access through an sstate_t pointer can
+     * leave the block */
+    size_t so = (size_t)l->nwg * sizeof(int64_t), last = 0;
     for (int pass = 0; pass < 2; pass++)
-        for (int i = 0; i < n; i++) {
-            lspec_t *s = &l->s[i];
+        for (int j = 0; j < l->nwin; j++) {
+            lspec_t *s = &l->s[l->ix_win[j]];
             size_t b = ss_bytes(s->kind);
             if (!b || kind_sumlike(s->kind) != pass) continue;
             s->soff = (int)so;
             last = so;
             so += b;
         }
-    if (so && so < last + sizeof(sstate_t)) so = last + sizeof(sstate_t);
+    if (l->nwin && so < last + sizeof(sstate_t)) so = last + sizeof(sstate_t);
     l->ssbytes = so;
     return l;
 err:
@@ -712,8 +720,8 @@ void vg_wstate_prefetch(const vg_wstate_t *w) {
     if (w->n > 1) __builtin_prefetch(w->rows + w->head * (size_t)w->rw);
     /* the first row of each window width (an add reads it to move the window on) */
     int64_t last = -1;
-    for (int j = 0; j < l->nwg; j++) {
-        int64_t L = wss(w, &l->s[l->ix_wg[j]])->L;
+    for (int g = 0; g < l->nwg; g++) {
+        int64_t L = ((const int64_t *)w->ssb)[g];
         if (L == last || L < w->first || L >= w->first + (int64_t)w->n) continue;
         __builtin_prefetch(wrow(w, l, L));
         last = L;
@@ -1047,9 +1055,9 @@ static void recompute(const vg_wstate_t *w, const vg_wlayout_t *l, const lspec_t
                       sstate_t *ss) {
     acc_t a;
     memset(&a, 0, sizeof a);
-    for (int64_t p = ss->L; p < w->first + (int64_t)w->n; p++) row_acc(s, wrow(w, l, p), 1, &a);
-    ss->a = a;
-    ss->ops = 0;
+    for (int64_t p = *wlp(w, s); p < w->first + (int64_t)w->n; p++)
+        row_acc(s, wrow(w, l, p), 1, &a);
+    acc_copy(&ss->a, &a, s->kind);   /* ops 0 */
 }
 
 /* The compensated sums carry an error of about ops * eps^2 * hw (hw: the largest |x|
@@ -1063,9 +1071,10 @@ VG_INLINE void settle(const vg_wstate_t *w, const vg_wlayout_t *l, const lspec_t
                       sstate_t *ss) {
     if (!kind_sumlike(s->kind)) return;
     if (ss->a.cnt == 0) {
-        ss->a.s1.s = ss->a.s1.c = ss->a.s2.s = ss->a.s2.c = ss->a.sabs = ss->a.hw = 0;
-        ss->ops = 0;
-    } else if (ss->ops > 2 * (w->first + (int64_t)w->n - ss->L) + 64 ||
+        ss->a.s1.s = ss->a.s1.c = ss->a.sabs = ss->a.hw = 0;
+        ss->a.ops = 0;
+        if (s->kind == VG_SPEC_STDDEV) ss->a.s2.s = ss->a.s2.c = 0;
+    } else if (ss->a.ops > 2 * (w->first + (int64_t)w->n - *wlp(w, s)) + 64 ||
                ss->a.sabs < MAG_DROP * ss->a.hw) {
         recompute(w, l, s, ss);
     }
@@ -1082,9 +1091,11 @@ VG_INLINE void fr_move(const lspec_t *s, sstate_t *ss, const word_t *r, int sign
             else
                 ht_dec(&ss->ht, h);
         }
-    } else if (!kind_minmax(s->kind)) {
+    } else if (kind_sumlike(s->kind)) {
         row_acc(s, r, sign, &ss->a);
-        ss->ops++;
+        ss->a.ops++;
+    } else if (s->kind == VG_SPEC_COUNT) {
+        row_acc(s, r, sign, &ss->a);   /* a.cnt only */
     }
 }
 
@@ -1092,20 +1103,20 @@ VG_INLINE void fr_move(const lspec_t *s, sstate_t *ss, const word_t *r, int sign
  * [L, end) (it had none: the frontier was scanned). Returns 0 or VG_ENOMEM (still
  * none). */
 int vg_wss_build(const vg_wstate_t *w, const vg_wlayout_t *l, const lspec_t *s, sstate_t *ss) {
-    int64_t end = w->first + (int64_t)w->n;
+    int64_t end = w->first + (int64_t)w->n, L = *wlp(w, s);
     if (kind_minmax(s->kind)) {
         uint64_t cap = 8;
-        while (cap < (uint64_t)(end - ss->L) + 1) cap <<= 1;
+        while (cap < (uint64_t)(end - L) + 1) cap <<= 1;
         if (cap > (1u << 30) || !(ss->dq.v = malloc((size_t)cap * sizeof *ss->dq.v)))
             return VG_ENOMEM;
         ss->dq.cap = (uint32_t)cap;
         ss->dq.head = ss->dq.n = 0;
-        for (int64_t p = ss->L; p < end; p++) vg_wdq_push(&ss->dq, w, l, s, p);
+        for (int64_t p = L; p < end; p++) vg_wdq_push(&ss->dq, w, l, s, p);
     } else if (kind_hashed(s->kind)) {
         uint64_t cap = 16;
-        while (cap < (uint64_t)(end - ss->L) * 2 + 2) cap <<= 1;
+        while (cap < (uint64_t)(end - L) * 2 + 2) cap <<= 1;
         if (cap > (1u << 30) || vg_wht_resize(&ss->ht, (uint32_t)cap)) return VG_ENOMEM;
-        for (int64_t p = ss->L; p < end; p++)
+        for (int64_t p = L; p < end; p++)
             if (wrow(w, l, p)[s->off].u) vg_wht_inc(&ss->ht, wrow(w, l, p)[s->off].u);
     }
     return 0;
@@ -1145,32 +1156,29 @@ static int64_t count_hash(const vg_wstate_t *w, const vg_wlayout_t *l, const lsp
 }
 
 /* The newest row (at end - 1) has just been appended with a time >= every other.
- * The windowed specs are visited grouped by width (ix_win is sorted by w): specs of one
- * width share their frontier's left end, so the rows leaving it are found once per
- * width (a spec whose L differs, which the invariant excludes, walks on its own). */
+ * The windowed specs are visited by width (ix_win is sorted by it): at the first spec
+ * of a width the rows leaving its frontier are found ([L0, L1)), then each spec of that
+ * width drops them and takes the new row. (A flat loop: the same with a loop per width
+ * inside a loop over widths cost ~90 instructions per event more, callgrind.) */
 static void inorder_update(vg_wstate_t *w, const vg_wlayout_t *l, vg_value_t *vals) {
     const size_t rw = (size_t)l->rw;
     const int64_t first = w->first, end = first + (int64_t)w->n, pos = end - 1, ts = w->newest;
     const word_t *base = w->rows + w->head * rw;
 #define ROW(p) (base + (size_t)((p) - first) * rw)
     const word_t *r = ROW(pos);
-    int64_t gw = -1, g0 = 0, g1 = 0;   /* the last walk: width, old L, new L */
+    int64_t *Ls = (int64_t *)(void *)w->ssb;
+    int g = -1;
+    int64_t L0 = 0, L1 = 0;
     for (int j = 0; j < l->nwin; j++) {
         const lspec_t *s = &l->s[l->ix_win[j]];
-        sstate_t *ss = wss(w, s);
-        const int64_t L0 = ss->L;
-        int64_t L1;
-        if (s->w == gw && L0 == g0) {
-            L1 = g1;
-        } else {
+        if (s->wg != g) {   /* the first spec of a width: its frontier moves on */
+            g = s->wg;
             const int64_t cut = sat_sub(ts, s->w);
-            const word_t *q = ROW(L0);
-            for (L1 = L0; q[0].i < cut; L1++) q += rw;   /* stops at pos at the latest */
-            gw = s->w;
-            g0 = L0;
-            g1 = L1;
+            L0 = L1 = Ls[g];
+            for (const word_t *q = ROW(L0); q[0].i < cut; q += rw) L1++;   /* stops at pos */
+            Ls[g] = L1;
         }
-        ss->L = L1;
+        sstate_t *ss = wss(w, s);
         vg_value_t *v = &vals[s->pidx];
         switch (s->kind) {
         case VG_SPEC_COUNT: {
@@ -1238,7 +1246,7 @@ static int late_values(const vg_wstate_t *w, const vg_wlayout_t *l, int64_t k,
         const lspec_t *s = &l->s[i];
         if (s->soff < 0) continue;
         const sstate_t *ss = wss(w, s);
-        int64_t a = vg_wlower_bound(w, l, sat_sub(ts, s->w)), L = ss->L;
+        int64_t a = vg_wlower_bound(w, l, sat_sub(ts, s->w)), L = *wlp(w, s);
         /* [a, k) directly, or the frontier - [k, end) + [a, L): the shorter (a scanned
          * frontier is small: directly) */
         int adjust = k >= L && (L - a) + (end - k) < (k - a);
@@ -1295,8 +1303,7 @@ static int late_values(const vg_wstate_t *w, const vg_wlayout_t *l, int64_t k,
             acc_t acc;
             memset(&acc, 0, sizeof acc);
             if (adjust) {
-                if (s->kind == VG_SPEC_COUNT) acc.cnt = ss->a.cnt;   /* it has no sums */
-                else acc = ss->a;
+                acc_copy(&acc, &ss->a, s->kind);   /* what the spec keeps; the rest 0 */
                 for (int64_t p = k; p < end; p++) row_acc(s, wrow(w, l, p), -1, &acc);
                 for (int64_t p = a; p < L; p++) row_acc(s, wrow(w, l, p), 1, &acc);
                 if (acc.sabs < MAG_DROP * acc.hw) {   /* cancellation: sum directly */
@@ -1322,6 +1329,10 @@ static void late_insert(vg_wstate_t *w, const vg_wlayout_t *l, int64_t k, const 
     memmove(base + rw, base, (size_t)(end - k) * rw * sizeof(word_t));
     memcpy(base, nr, rw * sizeof(word_t));
     w->n++;
+    /* a width whose frontier does not take the row: it went in at k <= L */
+    for (int g = 0; g < l->nwg; g++)
+        if (nr[0].i < sat_sub(w->newest, l->s[l->ix_win[l->wstart[g]]].w))
+            ((int64_t *)(void *)w->ssb)[g]++;
     for (int i = 0; i < l->n; i++) {
         const lspec_t *s = &l->s[i];
         if (s->soff < 0) continue;
@@ -1330,10 +1341,7 @@ static void late_insert(vg_wstate_t *w, const vg_wlayout_t *l, int64_t k, const 
         if (dq)
             for (uint32_t j = ss->dq.n; j > 0 && DQ_AT(&ss->dq, j - 1) >= k; j--)
                 DQ_AT(&ss->dq, j - 1)++;
-        if (nr[0].i < sat_sub(w->newest, s->w)) {   /* not in the frontier: k <= L */
-            ss->L++;
-            continue;
-        }
+        if (nr[0].i < sat_sub(w->newest, s->w)) continue;   /* not in the frontier */
         if (dq) {
             dq_insert_mid(&ss->dq, w, l, s, k);
         } else {
@@ -1358,7 +1366,7 @@ static int reserve_frontiers(vg_wstate_t *w, const vg_wlayout_t *l) {
         sstate_t *ss = wss(w, s);
         int built = kind_minmax(s->kind) ? ss->dq.cap != 0 : ss->ht.cap != 0;
         if (!built) {
-            if (end - ss->L + 1 <= SMALL_ROWS) continue;
+            if (end - *wlp(w, s) + 1 <= SMALL_ROWS) continue;
             if (vg_wss_build(w, l, s, ss)) return VG_ENOMEM;
         }
         if (kind_minmax(s->kind) ? vg_wdq_reserve(&ss->dq) : ht_reserve(&ss->ht))
@@ -1376,7 +1384,7 @@ static void drop_small(vg_wstate_t *w, const vg_wlayout_t *l) {
         const lspec_t *s = &l->s[l->ix_ds[j]];
         sstate_t *ss = wss(w, s);
         /* (a count spec's state has no deque or table member: never read here) */
-        if (end - ss->L <= SMALL_DROP && (kind_minmax(s->kind) ? ss->dq.cap : ss->ht.cap))
+        if (end - *wlp(w, s) <= SMALL_DROP && (kind_minmax(s->kind) ? ss->dq.cap : ss->ht.cap))
             ss_drop(ss, s->kind);
         m += ds_bytes(ss, s->kind);
     }
@@ -1604,19 +1612,19 @@ vg_wstate_t *vg_wstate_migrate(const vg_wlayout_t *lo, const vg_wlayout_t *ln,
         const lspec_t *s = &ln->s[j];
         if (s->soff < 0) continue;
         sstate_t *ss = wss(ns, s);
-        ss->L = ns->n ? vg_wlower_bound(ns, ln, sat_sub(ns->newest, s->w)) : ns->first;
+        /* (the same L for every spec of a width) */
+        const int64_t L = ns->n ? vg_wlower_bound(ns, ln, sat_sub(ns->newest, s->w)) : ns->first;
+        *wlp(ns, s) = L;
         if (kind_minmax(s->kind) || kind_hashed(s->kind)) {
-            if (end - ss->L > SMALL_ROWS && vg_wss_build(ns, ln, s, ss)) goto err;
+            if (end - L > SMALL_ROWS && vg_wss_build(ns, ln, s, ss)) goto err;
         } else if (s->kind == VG_SPEC_COUNT) {
             /* a count's frontier state ends after a.cnt (ss_bytes): never write more */
             int64_t c = 0;
-            for (int64_t p = ss->L; p < end; p++)
+            for (int64_t p = L; p < end; p++)
                 if (wrow(ns, ln, p)[1 + s->off / 64].u >> (s->off % 64) & 1) c++;
             ss->a.cnt = c;
         } else if (src[j] >= 0) {
-            const sstate_t *os = wss(w, &lo->s[src[j]]);
-            ss->a = os->a;
-            ss->ops = os->ops;
+            acc_copy(&ss->a, &wss(w, &lo->s[src[j]])->a, s->kind);   /* sums and ops */
         } else {
             recompute(ns, ln, s, ss);
         }

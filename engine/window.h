@@ -22,9 +22,10 @@
  * word: 1 + 1 flag word per 64 count specs + 1 per sum/avg/min/max/stddev/distinct/seen,
  * 2 per prev, 5 per session_sum, 2 per other session gap (session specs of one gap
  * share their run); the array grows from 4 rows,
- * doubling up to 16, then by half), plus prev() string bytes, plus one block per state of ~100 bytes and
- * 24 (count), 40 (min/max/distinct/seen) or 72 (sum/avg/stddev) bytes per windowed
- * spec, plus, once a window holds more than 8 rows, per min/max spec a deque and per
+ * doubling up to 16, then by half), plus prev() string bytes, plus one block per state of ~100 bytes,
+ * 8 per distinct window width (the frontier's left end, shared by the specs of that
+ * width) and 8 (count), 24 (min/max/distinct/seen), 48 (sum/avg) or 64 (stddev) bytes
+ * per windowed spec, plus, once a window holds more than 8 rows, per min/max spec a deque and per
  * distinct/seen spec a hash table of the window (smaller windows are scanned).
  * Numbers returned are always finite (a non-finite sum reads null).
  * distinct/seen compare 64-bit hashes of the values (numbers exactly, by value).

@@ -86,14 +86,15 @@ static unsigned char *put_sums(unsigned char *p, const vg_wstate_t *w, const vg_
     for (int i = 0; i < l->n; i++) {
         if (!kind_sumlike(l->s[i].kind)) continue;
         const sstate_t *ss = wss(w, &l->s[i]);
+        const int sd = l->s[i].kind == VG_SPEC_STDDEV;   /* only it keeps s2 (0 else) */
         word_t v[7];
         v[0].d = ss->a.s1.s;
         v[1].d = ss->a.s1.c;
-        v[2].d = ss->a.s2.s;
-        v[3].d = ss->a.s2.c;
+        v[2].d = sd ? ss->a.s2.s : 0.0;
+        v[3].d = sd ? ss->a.s2.c : 0.0;
         v[4].d = ss->a.sabs;
         v[5].d = ss->a.hw;
-        v[6].i = ss->ops;
+        v[6].i = ss->a.ops;
         for (int j = 0; j < 7; j++, p += 8) put64(p, v[j].u);
     }
     return p;
@@ -182,16 +183,18 @@ static int rebuild(vg_wstate_t *w, const vg_wlayout_t *l) {
         const lspec_t *s = &l->s[i];
         if (s->soff < 0) continue;
         sstate_t *ss = wss(w, s);
-        ss->L = w->n ? vg_wlower_bound(w, l, sat_sub(w->newest, s->w)) : w->first;
+        /* (the same L for every spec of a width) */
+        const int64_t L = w->n ? vg_wlower_bound(w, l, sat_sub(w->newest, s->w)) : w->first;
+        *wlp(w, s) = L;
         if (kind_minmax(s->kind) || kind_hashed(s->kind)) {
             /* small frontiers are scanned (window.c) */
-            if (end - ss->L > SMALL_ROWS && vg_wss_build(w, l, s, ss)) {
+            if (end - L > SMALL_ROWS && vg_wss_build(w, l, s, ss)) {
                 w->dsmem = vg_wds_mem(w, l);
                 return VG_ENOMEM;
             }
             continue;
         }
-        for (int64_t p = ss->L; p < end; p++) {
+        for (int64_t p = L; p < end; p++) {
             const word_t *r = wrow(w, l, p);
             if (s->kind == VG_SPEC_COUNT) {
                 if (r[1 + s->off / 64].u >> (s->off % 64) & 1) ss->a.cnt++;
@@ -267,11 +270,13 @@ static vg_wstate_t *decode_at(const vg_wlayout_t *l, const void *data, size_t n,
         if (v[6].i < 0) return fail(w, errbuf, errlen, "bad sums");
         ss->a.s1.s = v[0].d;
         ss->a.s1.c = v[1].d;
-        ss->a.s2.s = v[2].d;
-        ss->a.s2.c = v[3].d;
+        if (l->s[i].kind == VG_SPEC_STDDEV) {   /* (always 0 for sum and avg) */
+            ss->a.s2.s = v[2].d;
+            ss->a.s2.c = v[3].d;
+        }
         ss->a.sabs = v[4].d;
         ss->a.hw = v[5].d;
-        ss->ops = v[6].i;
+        ss->a.ops = v[6].i;
     }
     if ((size_t)(q - p) != n - 8) return fail(w, errbuf, errlen, "trailing bytes");
     if (rebuild(w, l)) return fail(w, errbuf, errlen, "out of memory");

@@ -28,7 +28,9 @@ typedef struct lspec {
     int pidx;          /* program spec index: index into `in` and `vals` */
     int off;           /* COUNT: bit index in the flag words; else word offset in a row */
     int soff;          /* windowed kinds: byte offset of its sstate_t in the state's
-                          frontier block (see SS_BYTES); others -1 */
+                          frontier block (see ss_bytes); others -1 */
+    int wg;            /* windowed kinds: its width's index among the layout's widths
+                          (the frontier block starts with their L, wlp); others -1 */
     uint64_t th;       /* hash of the spec's canonical text (0: none): the identity of a
                           spec across programs (vg_wstate_migrate) */
     uint64_t sig;      /* hash of its inputs' text (x and `where`; 0: unknown): specs of
@@ -48,9 +50,9 @@ struct vg_wlayout {
     int *ix;
     int *ix_win, *ix_ds, *ix_prev, *ix_sess;
     int nwin, nds;
-    /* ix_win is sorted by window width; ix_wg[g] is the first spec (in ix) of each of
-     * the nwg distinct widths: the frontiers of one width share their left end L */
-    int *ix_wg;
+    /* ix_win is sorted by window width: the specs of width number g (of nwg distinct
+     * widths) are ix_win[wstart[g] .. wstart[g + 1]), and share their left end L */
+    int *wstart;
     int nwg;
     /* for building a row (build_row): counts with `where`, the kinds that store x or
      * NaN (sum, avg, min, max, stddev), the hashed kinds (distinct, seen), also in `ix`;
@@ -62,7 +64,8 @@ struct vg_wlayout {
     int64_t maxw;          /* longest aggregate/seen window */
     int64_t lateness;
     uint64_t fp;
-    size_t ssbytes;        /* bytes of the frontier block of a state */
+    size_t ssbytes;        /* bytes of the frontier block of a state: nwg L's, then the
+                              specs' states */
 };
 
 /* For the small functions of the per-event path (row_acc, fr_move, settle, agg_value):
@@ -75,14 +78,15 @@ typedef struct ksum {
     double s, c;
 } ksum_t;
 
-/* Count and sums of one window (or of a range of rows). cnt comes first: a count
- * spec's frontier state stops right after it (SS_BYTES). */
+/* Count and sums of one window (or of a range of rows). A frontier state keeps only a
+ * prefix (ss_bytes): a count spec's stops after cnt, a sum's or avg's before s2. */
 typedef struct acc {
     int64_t cnt;
     double sabs;   /* sum of |x| (plain: only a trigger for recomputing) */
     double hw;     /* largest |x| added or removed since the sums were recomputed */
     ksum_t s1;     /* sum of x */
-    ksum_t s2;     /* sum of x*x (stddev), each square added exactly as hi + lo */
+    int64_t ops;   /* rows moved in or out since the sums were last recomputed */
+    ksum_t s2;     /* sum of x*x (stddev only), each square added exactly as hi + lo */
 } acc_t;
 
 /* Monotonic deque of absolute row positions (min/max), a ring of power-of-2 capacity. */
@@ -98,18 +102,16 @@ typedef struct htab {
     uint32_t cap, n;
 } htab_t;
 
-/* The frontier state of one windowed spec: the rows [L, end) have ts >= newest - w.
- * Only the member of the union that the spec's kind uses exists: a state's specs are
- * packed in one block, each taking ss_bytes(kind) bytes (a count spec only L, ops and
- * a.cnt), so code must never touch another kind's member. */
-typedef struct sstate {
-    int64_t L;     /* absolute position of the frontier's first row */
-    int64_t ops;   /* rows moved in or out since the sums were last recomputed */
-    union {
-        acc_t a;       /* count: a.cnt only; sum/avg/stddev: count and sums */
-        dq_t dq;       /* min, max; cap 0: no deque, the frontier is scanned (small) */
-        htab_t ht;     /* distinct, seen; cap 0: no table, the frontier is scanned */
-    };
+/* The frontier state of one windowed spec, over the rows [L, end) with ts >= newest -
+ * w, where L (the absolute position of the frontier's first row) is kept once per
+ * window width (wlp): specs of one width share it. Only the member of the union that
+ * the spec's kind uses exists, and of acc_t only a prefix: a state's specs are packed
+ * in one block, each taking ss_bytes(kind) bytes, so code must never touch another
+ * kind's member, nor a count's sums, nor a sum's or avg's s2. */
+typedef union sstate {
+    acc_t a;       /* count: a.cnt only; sum/avg: up to ops; stddev: all */
+    dq_t dq;       /* min, max; cap 0: no deque, the frontier is scanned (small) */
+    htab_t ht;     /* distinct, seen; cap 0: no table, the frontier is scanned */
 } sstate_t;
 
 /* A frontier of at most this many rows is scanned instead of keeping a min/max deque
@@ -143,6 +145,11 @@ static inline sstate_t *wss(const vg_wstate_t *w, const lspec_t *s) {
     return (sstate_t *)(void *)((unsigned char *)w->ssb + s->soff);
 }
 
+/* The left end L of windowed spec s's frontier (shared by the specs of its width). */
+static inline int64_t *wlp(const vg_wstate_t *w, const lspec_t *s) {
+    return (int64_t *)(void *)w->ssb + s->wg;
+}
+
 /* Row at absolute position pos. */
 static inline word_t *wrow(const vg_wstate_t *w, const vg_wlayout_t *l, int64_t pos) {
     return w->rows + (w->head + (size_t)(pos - w->first)) * (size_t)l->rw;
@@ -165,11 +172,17 @@ static inline int kind_session(int k) {
 
 /* Bytes of a spec's frontier state in the block (0: not windowed). */
 static inline size_t ss_bytes(int kind) {
-    if (kind == VG_SPEC_COUNT) return offsetof(sstate_t, a) + sizeof(int64_t);
-    if (kind_sumlike(kind)) return sizeof(sstate_t);
-    if (kind_minmax(kind)) return offsetof(sstate_t, dq) + sizeof(dq_t);
-    if (kind_hashed(kind)) return offsetof(sstate_t, ht) + sizeof(htab_t);
+    if (kind == VG_SPEC_COUNT) return sizeof(int64_t);
+    if (kind == VG_SPEC_STDDEV) return sizeof(acc_t);
+    if (kind_sumlike(kind)) return offsetof(acc_t, s2);
+    if (kind_minmax(kind)) return sizeof(dq_t);
+    if (kind_hashed(kind)) return sizeof(htab_t);
     return 0;
+}
+
+/* Copies the part of a frontier's count and sums that spec kind `kind` keeps. */
+static inline void acc_copy(acc_t *dst, const acc_t *src, int kind) {
+    memcpy(dst, src, ss_bytes(kind));
 }
 
 static inline int64_t sat_sub(int64_t a, int64_t b) {
