@@ -28,16 +28,34 @@ static inline int vg_ndigits(uint64_t u) {
     return t + (u >= P10[t]);
 }
 
-/* Writes the decimal digits of u ending just before `end` (two per division). */
+/* Writes the 8 decimal digits of v < 10^8 (leading zeros included) ending just before
+ * `end`, in 32-bit arithmetic. */
+static inline void vg_put_8digits(uint32_t v, char *end) {
+    uint32_t hi = v / 10000, lo = v % 10000;
+    memcpy(end - 8, VG_DIG2 + 2 * (hi / 100), 2);
+    memcpy(end - 6, VG_DIG2 + 2 * (hi % 100), 2);
+    memcpy(end - 4, VG_DIG2 + 2 * (lo / 100), 2);
+    memcpy(end - 2, VG_DIG2 + 2 * (lo % 100), 2);
+}
+
+/* Writes the decimal digits of u ending just before `end`: 8 at a time while u needs
+ * 64 bits' division, then two per 32-bit division (a 17-digit significand: ~60
+ * instructions instead of ~100 with 64-bit divisions throughout). */
 static inline void vg_put_digits(uint64_t u, char *end) {
-    while (u >= 100) {
-        unsigned r = (unsigned)(u % 100);
-        u /= 100;
+    while (u >= 100000000) {
+        vg_put_8digits((uint32_t)(u % 100000000), end);
+        u /= 100000000;
+        end -= 8;
+    }
+    uint32_t v = (uint32_t)u;
+    while (v >= 100) {
+        uint32_t r = v % 100;
+        v /= 100;
         end -= 2;
         memcpy(end, VG_DIG2 + 2 * r, 2);
     }
-    if (u >= 10) memcpy(end - 2, VG_DIG2 + 2 * u, 2);
-    else end[-1] = (char)('0' + u);
+    if (v >= 10) memcpy(end - 2, VG_DIG2 + 2 * v, 2);
+    else end[-1] = (char)('0' + v);
 }
 
 /* The decimal digits of v, with a '-' when negative, into buf (at least 20 bytes; no

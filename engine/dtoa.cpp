@@ -46,9 +46,10 @@ extern "C" size_t vg_dtoa_shortest(double d, char *buf) {
             vg_put_digits(r.significand, o + len);
             o += len;
             for (int i = len; i < point; i++) *o++ = '0';
-        } else {                     /* dd.ddd: the digits, then the fraction moved right */
-            vg_put_digits(r.significand, o + len);
-            std::memmove(o + point + 1, o + point, (size_t)(len - point));
+        } else {                     /* dd.ddd: the digits one to the right, then the
+                                        integer part (point < len <= 17 digits) back */
+            vg_put_digits(r.significand, o + len + 1);
+            for (int i = 0; i < point; i++) o[i] = o[i + 1];
             o[point] = '.';
             o += len + 1;
         }
