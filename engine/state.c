@@ -182,6 +182,8 @@ typedef struct dedupe {
      * hh[q % DD_HH] when n <= DD_HH; ts0 is the time of record seq0 when n > 0 */
     uint32_t hh[16];
     int64_t ts0;
+    int64_t tsmax;          /* the latest time of a live record, when n > 0 (records
+                               are kept in arrival order, not time order) */
     /* record number cseq starts at offset coff (cseq == seq0 + n: where the next one
      * goes), when dd_cache_ok: log_put starts there instead of walking the live records
      * from the first (an account keeping many records was walked whole at every
@@ -567,6 +569,13 @@ static void dd_compact(dedupe_t *d) {
 /* Drops records older than `oldest` from the front. Can't fail. */
 static void dd_expire(dedupe_t *d, int64_t oldest) {
     if (d->n == 0 || d->ts0 >= oldest) return;   /* nothing expires */
+    if (d->tsmax < oldest) {   /* all expire: as the walk below would, without reading them */
+        d->seq0 += d->n;
+        d->n = 0;
+        d->bhead = d->blen;
+        dd_compact(d);
+        return;
+    }
     uint32_t h0 = d->bhead;
     while (d->n > 0 && dd_rec(d, d->bhead)->ts < oldest) {
         d->bhead = dd_next(d, d->bhead);
@@ -604,7 +613,8 @@ static int dd_append(dedupe_t *d, int64_t ts, const char *id, uint32_t idlen,
         d->ixn++;
     }
     d->hh[(d->seq0 + d->n) % DD_HH] = h;
-    if (d->n == 0) d->ts0 = ts;
+    if (d->n == 0) d->ts0 = d->tsmax = ts;
+    else if (ts > d->tsmax) d->tsmax = ts;
     dd_rec_t *x = dd_rec(d, d->blen);
     x->ts = ts;
     x->idlen = idlen;

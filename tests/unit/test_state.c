@@ -248,6 +248,20 @@ static void test_dedupe_exact_within_horizon(void **state) {
     assert_int_equal(event(f, st, "b", "x", T0 + 24 * H + H / 4, 1, NULL), R_DECIDED);
     assert_int_equal(event(f, st, "b", "new", T0 + 24 * H + H / 4, 1, NULL), R_DUP);
     assert_int_equal(event(f, st, "b", "old", T0 + 24 * H + H / 4, 1, NULL), R_DECIDED);
+
+    /* every record past the horizon, the latest not the last to arrive: all forgotten */
+    assert_int_equal(event(f, st, "c", "c1", T0 + H, 1, NULL), R_DECIDED);
+    assert_int_equal(event(f, st, "c", "c2", T0, 1, NULL), R_DECIDED);
+    assert_int_equal(event(f, st, "c", "c3", T0 + 25 * H + 1, 1, NULL), R_DECIDED);
+    assert_int_equal(event(f, st, "c", "c1", T0 + 25 * H + 2, 1, NULL), R_DECIDED);
+    assert_int_equal(event(f, st, "c", "c2", T0 + 25 * H + 3, 1, NULL), R_DECIDED);
+    assert_int_equal(event(f, st, "c", "c3", T0 + 25 * H + 4, 1, NULL), R_DUP);
+    /* the latest record exactly at the horizon is kept, the one before it is not */
+    assert_int_equal(event(f, st, "d", "d0", T0 - 1, 1, NULL), R_DECIDED);
+    assert_int_equal(event(f, st, "d", "d1", T0, 1, NULL), R_DECIDED);
+    assert_int_equal(event(f, st, "d", "d2", T0 + 24 * H, 1, NULL), R_DECIDED);
+    assert_int_equal(event(f, st, "d", "d1", T0 + 24 * H, 1, NULL), R_DUP);
+    assert_int_equal(event(f, st, "d", "d0", T0 + 24 * H, 1, NULL), R_DECIDED);
     vg_state_free(st);
 }
 
