@@ -15,6 +15,7 @@
 #include "engine/state.h"
 #include "engine/store.h"
 #include "rules/errors.h"
+#include "tests/unit/hash_ref.h"
 
 #define H (3600LL * 1000)
 #define T0 (1700000000000LL)
@@ -173,32 +174,9 @@ static double num(const vg_value_t *v) {
 
 /* ---- duplicates ------------------------------------------------------------------ */
 
-/* The state's hash as first written (a byte loop for the tail), kept here as the
- * reference: hashes of ids are stored with the remembered decisions, so the function
- * must never change its values. */
-static uint64_t ref_mix64(uint64_t x) {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
-static uint64_t ref_hash(const unsigned char *s, size_t n) {
-    uint64_t h = 0x243f6a8885a308d3ULL ^ ((uint64_t)n * 0x9e3779b97f4a7c15ULL);
-    for (; n >= 8; s += 8, n -= 8) {
-        uint64_t k = 0;
-        for (int i = 0; i < 8; i++) k |= (uint64_t)s[i] << (8 * i);
-        h = (h ^ ref_mix64(k)) * 0x9e3779b97f4a7c15ULL;
-    }
-    uint64_t k = 0;
-    for (size_t i = 0; i < n; i++) k |= (uint64_t)s[i] << (8 * i);
-    h = (h ^ ref_mix64(k ^ ((uint64_t)n << 59))) * 0x9e3779b97f4a7c15ULL;
-    return ref_mix64(h);
-}
-
-/* vg_state_hash gives the reference's values for every length 0..64 (each tail length
- * with and without whole words before it), on buffers of exactly that length. */
+/* vg_state_hash gives the reference's values (tests/unit/hash_ref.h: the ids' hashes are
+ * stored with the remembered decisions) for every length 0..64 (each tail length with
+ * and without whole words before it), on buffers of exactly that length. */
 static void test_hash_values(void **state) {
     (void)state;
     uint64_t x = 0x9e3779b97f4a7c15ULL;
@@ -210,10 +188,11 @@ static void test_hash_values(void **state) {
             x ^= x << 13, x ^= x >> 7, x ^= x << 17;
             b[i] = (unsigned char)(x >> 24);
         }
-        assert_true(vg_state_hash((const char *)b, n) == ref_hash(b, n));
+        assert_true(vg_state_hash((const char *)b, n) == ref_state_hash(b, n));
         free(b);
     }
-    assert_true(vg_state_hash("acct-0001", 9) == ref_hash((const unsigned char *)"acct-0001", 9));
+    assert_true(vg_state_hash("acct-0001", 9) ==
+                ref_state_hash((const unsigned char *)"acct-0001", 9));
 }
 
 static void test_dedupe_exact_within_horizon(void **state) {

@@ -23,6 +23,7 @@
 #include "engine/window.h"
 #include "rules/arena.h"
 #include "rules/errors.h"
+#include "tests/unit/hash_ref.h"
 
 #define SEC 1000LL
 #define MIN (60 * SEC)
@@ -411,36 +412,8 @@ static void run_stream(uint64_t seed, int nev, int64_t lateness, int64_t step_ms
 
 /* engine/window_int.h: the hash of distinct/seen values and layout fingerprints. Its
  * values are stored (rows, fingerprints of stored states), so they must never change:
- * compared with the function as first written (a byte loop for the tail). */
+ * compared with the function as first written (tests/unit/hash_ref.h). */
 uint64_t vg_whash_bytes(uint64_t seed, const void *data, size_t n);
-static uint64_t ref_fmix(uint64_t k) {
-    k ^= k >> 33;
-    k *= 0xff51afd7ed558ccdULL;
-    k ^= k >> 33;
-    k *= 0xc4ceb9fe1a85ec53ULL;
-    k ^= k >> 33;
-    return k;
-}
-static uint64_t ref_lane(uint64_t k) {
-    k *= 0x87c37b91114253d5ULL;
-    k = (k << 31) | (k >> 33);
-    return k * 0x4cf5ad432745937fULL;
-}
-static uint64_t ref_whash(uint64_t seed, const unsigned char *p, size_t n) {
-    uint64_t h = ref_fmix(seed ^ ((uint64_t)n * 0x9E3779B97F4A7C15ULL));
-    for (; n >= 8; p += 8, n -= 8) {
-        uint64_t k = 0;
-        for (int i = 0; i < 8; i++) k |= (uint64_t)p[i] << (8 * i);
-        h ^= ref_lane(k);
-        h = ((h << 27) | (h >> 37)) * 5 + 0x52dce729;
-    }
-    if (n) {
-        uint64_t k = 0;
-        for (size_t i = 0; i < n; i++) k |= (uint64_t)p[i] << (8 * i);
-        h ^= ref_lane(k);
-    }
-    return ref_fmix(h);
-}
 
 static void test_hash_values(void **st) {
     (void)st;
@@ -454,7 +427,7 @@ static void test_hash_values(void **st) {
             b[i] = (unsigned char)(x >> 32);
         }
         uint64_t seed = x * 0x9E3779B97F4A7C15ULL;
-        assert_true(vg_whash_bytes(seed, b, n) == ref_whash(seed, b, n));
+        assert_true(vg_whash_bytes(seed, b, n) == ref_window_hash(seed, b, n));
         free(b);
     }
 }
