@@ -66,9 +66,47 @@ static int fail(char *errbuf, size_t errlen, const char *msg) {
     return VG_EINVAL;
 }
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* 1 when every byte of x that mask m selects (0xff bytes) is an ASCII digit: its high
+ * nibble is 3 and its low nibble plus 6 does not carry into the high one. */
+static inline int swar_digits(uint64_t x, uint64_t m) {
+    const uint64_t hi = 0xF0F0F0F0F0F0F0F0ULL & m, three = 0x3030303030303030ULL & m;
+    x &= m;
+    return (x & hi) == three && ((x + (0x0606060606060606ULL & m)) & hi) == three;
+}
+#endif
+
 int vg_time_parse_canonical(const char *s, size_t len, int64_t *ms) {
-    if (len != 24 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
-        s[16] != ':' || s[19] != '.' || s[23] != 'Z')
+    if (len != 24) return 0;
+    int year;
+    unsigned mon, day, hh, mm, ss, msec;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* three 8-byte words, "YYYY-MM-", "DDTHH:MM", ":SS.mmmZ": the separators compared
+     * and the 17 digits checked a word at a time, each digit its byte's low nibble */
+    uint64_t w0, w1, w2;
+    memcpy(&w0, s, 8);
+    memcpy(&w1, s + 8, 8);
+    memcpy(&w2, s + 16, 8);
+    const uint64_t m0 = 0xFF0000FF00000000ULL,   /* the separators: bytes 4, 7 */
+        m1 = 0x0000FF0000FF0000ULL,              /* bytes 2, 5 */
+        m2 = 0xFF000000FF0000FFULL;              /* bytes 0, 3, 7 */
+    if ((w0 & m0) != (((uint64_t)'-' << 32) | ((uint64_t)'-' << 56)) ||
+        (w1 & m1) != (((uint64_t)'T' << 16) | ((uint64_t)':' << 40)) ||
+        (w2 & m2) != ((uint64_t)':' | ((uint64_t)'.' << 24) | ((uint64_t)'Z' << 56)) ||
+        !swar_digits(w0, ~m0) || !swar_digits(w1, ~m1) || !swar_digits(w2, ~m2))
+        return 0;
+#define DIG(w, i) ((unsigned)((w) >> (8 * (i))) & 0x0Fu)
+    year = (int)(DIG(w0, 0) * 1000 + DIG(w0, 1) * 100 + DIG(w0, 2) * 10 + DIG(w0, 3));
+    mon = DIG(w0, 5) * 10 + DIG(w0, 6);
+    day = DIG(w1, 0) * 10 + DIG(w1, 1);
+    hh = DIG(w1, 3) * 10 + DIG(w1, 4);
+    mm = DIG(w1, 6) * 10 + DIG(w1, 7);
+    ss = DIG(w2, 1) * 10 + DIG(w2, 2);
+    msec = DIG(w2, 4) * 100 + DIG(w2, 5) * 10 + DIG(w2, 6);
+#undef DIG
+#else
+    if (s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' ||
+        s[19] != '.' || s[23] != 'Z')
         return 0;
     static const unsigned char pos[17] = {0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18,
                                           20, 21, 22};
@@ -78,10 +116,14 @@ int vg_time_parse_canonical(const char *s, size_t len, int64_t *ms) {
         if (c > 9) return 0;
         d[k] = c;
     }
-    int year = (int)(d[0] * 1000 + d[1] * 100 + d[2] * 10 + d[3]);
-    unsigned mon = d[4] * 10 + d[5], day = d[6] * 10 + d[7];
-    unsigned hh = d[8] * 10 + d[9], mm = d[10] * 10 + d[11], ss = d[12] * 10 + d[13];
-    unsigned msec = d[14] * 100 + d[15] * 10 + d[16];
+    year = (int)(d[0] * 1000 + d[1] * 100 + d[2] * 10 + d[3]);
+    mon = d[4] * 10 + d[5];
+    day = d[6] * 10 + d[7];
+    hh = d[8] * 10 + d[9];
+    mm = d[10] * 10 + d[11];
+    ss = d[12] * 10 + d[13];
+    msec = d[14] * 100 + d[15] * 10 + d[16];
+#endif
     /* out of range, or a leap second: the general parser decides (and explains) */
     if (mon < 1 || mon > 12 || day < 1 || day > days_in_month(year, mon) || hh > 23 ||
         mm > 59 || ss > 59)

@@ -623,6 +623,62 @@ static void test_first_problem_wins(void **state) {
  * back exactly (and is marked reusable as the event's ts_text); a canonical-looking string
  * with a field out of range, or a leap second, is left to the general parser, which
  * rejects or places it as before. */
+/* The canonical form's syntax and ranges, checked byte by byte (the reference for the
+ * word-at-a-time parser): YYYY-MM-DDTHH:MM:SS.mmmZ, month 1-12, a day of that month,
+ * hour < 24, minute and second < 60. */
+static int ref_canonical_ok(const unsigned char *s) {
+    static const char shape[] = "dddd-dd-ddTdd:dd:dd.dddZ";
+    for (int i = 0; i < 24; i++) {
+        if (shape[i] == 'd' ? s[i] < '0' || s[i] > '9' : s[i] != (unsigned char)shape[i])
+            return 0;
+    }
+#define N2(i) ((s[i] - '0') * 10 + (s[(i) + 1] - '0'))
+    int y = N2(0) * 100 + N2(2), mo = N2(5), d = N2(8);
+    static const int dm[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    if (mo < 1 || mo > 12 || d < 1 || d > dm[mo - 1] + (mo == 2 && leap)) return 0;
+    return N2(11) < 24 && N2(14) < 60 && N2(17) < 60;
+#undef N2
+}
+
+/* Random canonical times with one or two bytes replaced (digits, separators, the bytes
+ * around '0'..'9', high bytes): vg_time_parse_canonical accepts exactly what the
+ * byte-by-byte check accepts (but for times outside the supported range, which the
+ * general parser then rejects too), and what it accepts formats back to the same
+ * bytes. */
+static void test_timestamp_canonical_mutated(void **state) {
+    (void)state;
+    static const unsigned char subst[] = "0123456789-:T.Zz/;?@ \x80\xff\x00\x39\x3a\x3f\x2f";
+    uint64_t x = 0x9E3779B97F4A7C15ULL;
+    int accepted = 0, rejected = 0;
+    for (int i = 0; i < 300000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        uint64_t span = (uint64_t)(VG_TIME_MAX_MS - VG_TIME_MIN_MS) + 1;
+        int64_t ms0 = VG_TIME_MIN_MS + (int64_t)(x % span);
+        char t[40];
+        assert_int_equal(vg_time_format(ms0, t), 24);
+        for (int k = 0; k < 1 + (int)(x >> 62 & 1); k++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            t[x % 24] = (char)subst[(x >> 8) % (sizeof subst - 1)];
+        }
+        int64_t ms = -1;
+        int got = vg_time_parse_canonical(t, 24, &ms);
+        int want = ref_canonical_ok((const unsigned char *)t);
+        if (got) {
+            assert_true(want);
+            char back[40];
+            assert_int_equal(vg_time_format(ms, back), 24);
+            assert_memory_equal(back, t, 24);
+            accepted++;
+        } else {
+            int64_t g;
+            if (want) assert_int_not_equal(vg_time_parse(t, 24, &g, NULL, 0), 0);
+            rejected++;
+        }
+    }
+    assert_true(accepted > 10000 && rejected > 10000);
+}
+
 static void test_timestamp_canonical(void **state) {
     (void)state;
     uint64_t x = 88172645463325252ULL;
@@ -682,6 +738,7 @@ int main(void) {
         cmocka_unit_test(test_timestamp_forms),
         cmocka_unit_test(test_timestamp_rejections),
         cmocka_unit_test(test_timestamp_canonical),
+        cmocka_unit_test(test_timestamp_canonical_mutated),
         cmocka_unit_test(test_epoch_ms),
         cmocka_unit_test(test_size_limits),
         cmocka_unit_test(test_id_and_account_limits),
