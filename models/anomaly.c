@@ -271,9 +271,11 @@ static int nov_distinct(const vg_anomaly_state_t *st, int f) {
     return k;
 }
 
-/* Upper tail of a Poisson(mu) at k: P(N >= k). */
+/* Upper tail of a Poisson(mu) at k: P(N >= k). k may be infinite (a burst's spend
+ * over the median after sums overflowed) or NaN (no evidence: 1). */
 static double poisson_sf(double k, double mu) {
-    if (k <= mu || k <= 0) return 1.0;
+    if (!(k > mu) || k <= 0) return 1.0;
+    if (k > 9e15) k = 9e15;   /* beyond exact integers (and long): the tail is ~0 anyway */
     long kk = (long)ceil(k - 1e-9);
     /* the first term, then the ratio of consecutive terms mu / (i + 1) */
     double t = exp(-mu + kk * log(mu) - lgamma(kk + 1.0)), s = 0;
