@@ -242,27 +242,6 @@ static void check_result(const vg_anomaly_result_t *r) {
     for (int i = 0; i < r->nreasons; i++) assert_true(strlen(r->reason[i]) < VG_ANOMALY_REASON_LEN);
 }
 
-/* A burst whose spend is infinite: an account's first amount beyond a float's range
- * (the burst's spend is kept as a float), then more payments within the burst window:
- * the velocity signal saturates instead of converting an infinite count to an integer
- * (undefined behaviour; found by fuzz_event under clang's UBSan). */
-static void test_burst_infinite_spend(void **state) {
-    (void)state;
-    vg_anomaly_pop_t *pop = malloc(sizeof *pop);
-    vg_anomaly_pop_init(pop, NULL, 3);
-    vg_anomaly_state_t st;
-    vg_anomaly_state_init(&st);
-    vg_anomaly_result_t r;
-    static const double amts[] = {1e39, 50.0, 1e39, 50.0, 12.5, 1e300};
-    for (int i = 0; i < 6; i++) {
-        vg_anomaly_input_t in = mk(T0 + i * 20000, amts[i], "m-1", "FR");
-        vg_anomaly_process(pop, &st, &in, &r);
-        check_result(&r);
-        assert_false(isnan(r.score));
-    }
-    free(pop);
-}
-
 static void test_adversarial(void **state) {
     (void)state;
     vg_anomaly_pop_t *pop = malloc(sizeof *pop);
@@ -297,6 +276,20 @@ static void test_adversarial(void **state) {
     in.amount = 99.9;
     vg_anomaly_score(pop, &st, &in, &r);
     assert_true(r.signal[VG_ANOMALY_AMOUNT] > 0.5);
+    /* a burst whose spend is infinite: the account's first amount beyond a float's
+     * range (the burst's spend is kept as a float), then more payments within the burst
+     * window; the velocity test converted the infinite count to an integer (undefined
+     * behaviour, found by fuzz_event under clang's UBSan; the ASan build's
+     * float-cast-overflow check fails here without the fix) */
+    vg_anomaly_pop_init(pop, NULL, 3);
+    vg_anomaly_state_init(&st);
+    static const double big[] = {1e39, 50.0, 1e39, 50.0, 12.5, 1e300};
+    for (int i = 0; i < 6; i++) {
+        vg_anomaly_input_t b = mk(T0 + i * 20000, big[i], "m-1", "FR");
+        vg_anomaly_process(pop, &st, &b, &r);
+        check_result(&r);
+        assert_false(isnan(r.score));
+    }
     free(pop);
 }
 
@@ -575,7 +568,6 @@ int main(void) {
         cmocka_unit_test(test_new_country),     cmocka_unit_test(test_burst),
         cmocka_unit_test(test_score_then_learn), cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_reset),           cmocka_unit_test(test_adversarial),
-        cmocka_unit_test(test_burst_infinite_spend),
         cmocka_unit_test(test_amount_stream),   cmocka_unit_test(test_input_from_tx),
         cmocka_unit_test(test_transform_choice), cmocka_unit_test(test_names),
         cmocka_unit_test(test_signals_mask),    cmocka_unit_test(test_learn_memo),
