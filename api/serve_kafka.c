@@ -373,11 +373,16 @@ int vg_cmd_stream(int argc, char **argv) {
             ready_said = 1;
         }
         if (metrics_file && ++tick % 10 == 0) write_metrics(s, metrics_file);
-        if (drain && ready_said) {
-            /* caught up: no lag and nothing new for a second */
+        if (drain) {
+            /* caught up: no lag and nothing new for a second, once every thread has been
+             * assigned or this process owns every input partition (a thread whose group
+             * join never completes, seen once on a loaded machine, must not keep a
+             * drained stream running) */
             vg_kafka_stats_t ds;
             vg_kafka_get_stats(s->k, &ds);
-            if (ds.lag == 0 && ds.partitions > 0 && ds.messages == drain_seen) {
+            int all = ready_said ||
+                      (ds.input_partitions > 0 && ds.partitions >= ds.input_partitions);
+            if (all && ds.lag == 0 && ds.partitions > 0 && ds.messages == drain_seen) {
                 if (++drain_idle >= 10) break;
             } else {
                 drain_idle = 0;

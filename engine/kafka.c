@@ -2079,4 +2079,5 @@ void vg_kafka_get_stats(const vg_kafka_t *k, vg_kafka_stats_t *s) {
         s->latency_count += GET(c->lat_count);
         s->latency_sum_s += (double)GET(c->lat_sum_us) / 1e6;
     }
+    s->input_partitions = k->nparts > 0 ? (uint32_t)k->nparts : 0;
 }

@@ -191,6 +191,7 @@ typedef struct vg_kafka_stats {
     int64_t lag;                  /* sum over owned partitions (refreshed every 100 ms);
                                      -1 while some partition's watermarks are unknown */
     uint32_t partitions;          /* owned now */
+    uint32_t input_partitions;    /* the input topic's partitions (0: unknown) */
     uint64_t latency_buckets[16]; /* event (Kafka timestamp) to alert acknowledged */
     uint64_t latency_count;
     double latency_sum_s;
