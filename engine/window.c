@@ -524,7 +524,7 @@ vg_wlayout_t *vg_wlayout_new_specs(const vg_spec_t *specs, const int *spec_index
     }
     l->rw = off;
     l->fp = fp;
-    l->ix = malloc(((size_t)n * 8 + 2) * sizeof *l->ix);
+    l->ix = malloc(((size_t)n * 7 + 1) * sizeof *l->ix);
     l->nflag = (ncount + 63) / 64;
     l->cmask = calloc((size_t)l->nflag + 1, sizeof *l->cmask);
     if (!l->ix || !l->cmask) goto err;
@@ -535,7 +535,6 @@ vg_wlayout_t *vg_wlayout_new_specs(const vg_spec_t *specs, const int *spec_index
     l->ix_cw = l->ix_sess + n;
     l->ix_x = l->ix_cw + n;
     l->ix_h = l->ix_x + n;
-    l->wstart = l->ix_h + n;
     int np = 0, ns = 0;
     for (int i = 0; i < n; i++) {
         const lspec_t *s = &l->s[i];
@@ -557,11 +556,9 @@ vg_wlayout_t *vg_wlayout_new_specs(const vg_spec_t *specs, const int *spec_index
         l->ix_win[b] = x;
     }
     for (int j = 0; j < l->nwin; j++) {
-        if (j == 0 || l->s[l->ix_win[j]].w != l->s[l->ix_win[j - 1]].w)
-            l->wstart[l->nwg++] = j;
+        if (j == 0 || l->s[l->ix_win[j]].w != l->s[l->ix_win[j - 1]].w) l->nwg++;
         l->s[l->ix_win[j]].wg = l->nwg - 1;
     }
-    l->wstart[l->nwg] = l->nwin;
     for (int i = 0; i < n; i++)
         if (!kind_windowed(l->s[i].kind)) l->s[i].wg = -1;
     /* the frontier block: one L per width, then the specs' states in the order of
@@ -1330,9 +1327,12 @@ static void late_insert(vg_wstate_t *w, const vg_wlayout_t *l, int64_t k, const 
     memcpy(base, nr, rw * sizeof(word_t));
     w->n++;
     /* a width whose frontier does not take the row: it went in at k <= L */
-    for (int g = 0; g < l->nwg; g++)
-        if (nr[0].i < sat_sub(w->newest, l->s[l->ix_win[l->wstart[g]]].w))
-            ((int64_t *)(void *)w->ssb)[g]++;
+    for (int j = 0, g = -1; j < l->nwin; j++) {
+        const lspec_t *s = &l->s[l->ix_win[j]];
+        if (s->wg == g) continue;   /* (the specs of one width are adjacent in ix_win) */
+        g = s->wg;
+        if (nr[0].i < sat_sub(w->newest, s->w)) (*wlp(w, s))++;
+    }
     for (int i = 0; i < l->n; i++) {
         const lspec_t *s = &l->s[i];
         if (s->soff < 0) continue;

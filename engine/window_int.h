@@ -50,9 +50,8 @@ struct vg_wlayout {
     int *ix;
     int *ix_win, *ix_ds, *ix_prev, *ix_sess;
     int nwin, nds;
-    /* ix_win is sorted by window width: the specs of width number g (of nwg distinct
-     * widths) are ix_win[wstart[g] .. wstart[g + 1]), and share their left end L */
-    int *wstart;
+    /* ix_win is sorted by window width; the nwg distinct widths are numbered in that
+     * order (lspec_t.wg), and the specs of one width share their left end L */
     int nwg;
     /* for building a row (build_row): counts with `where`, the kinds that store x or
      * NaN (sum, avg, min, max, stddev), the hashed kinds (distinct, seen), also in `ix`;
