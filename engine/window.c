@@ -187,7 +187,7 @@ static double variance(const acc_t *a) {
     m.lo = -m.lo;
     dd_t v = dd_div_d(dd_add(s2, m), n);
     double r = v.hi + v.lo;
-    return r > 0 ? r : 0;
+    return r < 0 ? 0 : r;   /* NaN stays NaN (a null stddev), never a silent 0 */
 }
 
 static inline vg_value_t finite_num(double d) { return isfinite(d) ? vg_num(d) : vg_null(); }
@@ -202,6 +202,21 @@ VG_INLINE vg_value_t agg_value(int kind, const acc_t *a) {
     }
 }
 
+/* Adds (sign +1) or removes (-1) x's contribution to the sums (x not NaN). */
+VG_INLINE void acc_x(int kind, double x, int sign, acc_t *a) {
+    a->cnt += sign;
+    if (kind == VG_SPEC_MIN || kind == VG_SPEC_MAX) return;
+    double ax = fabs(x);
+    a->sabs += sign > 0 ? ax : -ax;
+    if (ax > a->hw) a->hw = ax;
+    ks_add(&a->s1, sign > 0 ? x : -x);
+    if (kind == VG_SPEC_STDDEV) {
+        double hi = x * x, lo = fma(x, x, -hi);
+        ks_add(&a->s2, sign > 0 ? hi : -hi);
+        ks_add(&a->s2, sign > 0 ? lo : -lo);
+    }
+}
+
 /* Adds (sign +1) or removes (-1) a row's contribution to count/sums. */
 VG_INLINE void row_acc(const lspec_t *s, const word_t *r, int sign, acc_t *a) {
     if (s->kind == VG_SPEC_COUNT) {
@@ -210,18 +225,34 @@ VG_INLINE void row_acc(const lspec_t *s, const word_t *r, int sign, acc_t *a) {
     }
     double x = r[s->off].d;
     if (x != x) return;
-    a->cnt += sign;
-    if (s->kind == VG_SPEC_MIN || s->kind == VG_SPEC_MAX) return;
-    double ax = fabs(x);
-    a->sabs += sign > 0 ? ax : -ax;
-    if (ax > a->hw) a->hw = ax;
-    ks_add(&a->s1, sign > 0 ? x : -x);
-    if (s->kind == VG_SPEC_STDDEV) {
-        double hi = x * x, lo = fma(x, x, -hi);
-        ks_add(&a->s2, sign > 0 ? hi : -hi);
-        ks_add(&a->s2, sign > 0 ? lo : -lo);
-    }
+    acc_x(s->kind, x, sign, a);
 }
+
+/* Huge values. The running sums hold any window whose values are below 2^480 in
+ * magnitude: neither a sum of x (2^1024 needs values near it) nor a sum of squares
+ * (values near 2^512) can overflow, and the compensated error stays relative to the
+ * window's magnitude. A value of 2^480 or more (3.1e144) can make them infinite, and
+ * infinity minus infinity is NaN: the sums would stay unusable after it left the
+ * window. So while hw (the largest |x| since the last recompute) is that large, the
+ * spec's value is summed from its rows scaled by 2^-600 (exact for |x| >= 2^-422; the
+ * smaller ones are far below the result's rounding then) and scaled back (null only
+ * when the result itself is beyond a double), and the sums are recomputed on every
+ * event until the huge value has left (settle). O(window) per event while a huge value
+ * is inside the window, O(1) otherwise. */
+static vg_value_t huge_value(int kind, const acc_t *scaled) {
+    if (!scaled->cnt) return kind == VG_SPEC_SUM ? vg_num(0) : vg_null();
+    double v;
+    switch (kind) {
+    case VG_SPEC_SUM: v = ks_val(scaled->s1); break;
+    case VG_SPEC_AVG: v = ks_val(scaled->s1) / (double)scaled->cnt; break;
+    default: v = sqrt(variance(scaled)); break;
+    }
+    return finite_num(v * 0x1p600);
+}
+
+/* sum/avg/stddev over the rows [from, to) and the row `extra` (NULL: none), scaled. */
+static vg_value_t scan_huge(const vg_wstate_t *w, const vg_wlayout_t *l, const lspec_t *s,
+                            int64_t from, int64_t to, const word_t *extra);
 
 /* ---- deque (min/max) ---- */
 
@@ -1057,6 +1088,19 @@ static void recompute(const vg_wstate_t *w, const vg_wlayout_t *l, const lspec_t
     acc_copy(&ss->a, &a, s->kind);   /* ops 0 */
 }
 
+static vg_value_t scan_huge(const vg_wstate_t *w, const vg_wlayout_t *l, const lspec_t *s,
+                            int64_t from, int64_t to, const word_t *extra) {
+    acc_t a;
+    memset(&a, 0, sizeof a);
+    for (int64_t p = from; p <= to; p++) {
+        const word_t *r = p < to ? wrow(w, l, p) : extra;
+        if (!r) break;
+        double x = r[s->off].d;
+        if (x == x) acc_x(s->kind, x * 0x1p-600, 1, &a);
+    }
+    return huge_value(s->kind, &a);
+}
+
 /* The compensated sums carry an error of about ops * eps^2 * hw (hw: the largest |x|
  * seen since the last recompute). When the window's magnitude falls far below hw (a
  * large value left), the sums are recomputed: each recompute is charged to the rows
@@ -1072,7 +1116,7 @@ VG_INLINE void settle(const vg_wstate_t *w, const vg_wlayout_t *l, const lspec_t
         ss->a.ops = 0;
         if (s->kind == VG_SPEC_STDDEV) ss->a.s2.s = ss->a.s2.c = 0;
     } else if (ss->a.ops > 2 * (w->first + (int64_t)w->n - *wlp(w, s)) + 64 ||
-               ss->a.sabs < MAG_DROP * ss->a.hw) {
+               ss->a.sabs < MAG_DROP * ss->a.hw || ss->a.hw >= HUGE_X) {
         recompute(w, l, s, ss);
     }
 }
@@ -1194,7 +1238,8 @@ static void inorder_update(vg_wstate_t *w, const vg_wlayout_t *l, vg_value_t *va
             for (int64_t p = L0; p < L1; p++) fr_move(s, ss, ROW(p), -1);
             fr_move(s, ss, r, 1);
             settle(w, l, s, ss);
-            *v = agg_value(s->kind, &ss->a);
+            *v = ss->a.hw < HUGE_X ? agg_value(s->kind, &ss->a)
+                                   : scan_huge(w, l, s, L1, end, NULL);
             break;
         case VG_SPEC_MIN:
         case VG_SPEC_MAX: {
@@ -1312,7 +1357,7 @@ static int late_values(const vg_wstate_t *w, const vg_wlayout_t *l, int64_t k,
                 for (int64_t p = a; p < k; p++) row_acc(s, wrow(w, l, p), 1, &acc);
             }
             row_acc(s, nr, 1, &acc);
-            *v = agg_value(s->kind, &acc);
+            *v = acc.hw < HUGE_X ? agg_value(s->kind, &acc) : scan_huge(w, l, s, a, k, nr);
         }
     }
     return 0;

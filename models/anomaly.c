@@ -10,6 +10,7 @@
  * configuration switches off (cfg.signals), cost nothing. */
 #include "models/anomaly.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -293,6 +294,11 @@ static double rate_per_s(const vg_anomaly_state_t *st, int64_t ts) {
     if (span < 0) span = 0;
     return (st->n + 1.0) / (span + 86400.0);
 }
+
+/* A spend (>= 0) as the float the state keeps: at most FLT_MAX, since an amount beyond
+ * a float's range (valid: any finite double) would make it infinite, which the state's
+ * decoder rightly refuses (the velocity tail is ~0 either way, poisson_sf). */
+static float spend_f(double x) { return x < (double)FLT_MAX ? (float)x : FLT_MAX; }
 
 static double clamp01(double v) { return v > 0 ? (v < 1 ? v : 1) : 0; }
 
@@ -767,7 +773,7 @@ void vg_anomaly_learn(vg_anomaly_pop_t *pop, vg_anomaly_state_t *st,
             /* an amount kept out of the baseline is the amount signal's business, not the
              * spend rate's */
             st->burst_spend =
-                (float)(st->burst_spend * decay +
+                spend_f(st->burst_spend * decay +
                         (isfinite(in->amount) && !keep_out ? fabs(in->amount) : 0.0));
         }
         double stay = same && mo->stay >= 0 ? mo->stay
@@ -776,7 +782,7 @@ void vg_anomaly_learn(vg_anomaly_pop_t *pop, vg_anomaly_state_t *st,
     } else {
         st->first_ts = in->ts_ms;
         st->burst = 1.0f;
-        st->burst_spend = isfinite(in->amount) ? (float)fabs(in->amount) : 0.0f;
+        st->burst_spend = isfinite(in->amount) ? spend_f(fabs(in->amount)) : 0.0f;
     }
     /* recent evidence (decayed sum of positive event log factors), for inspection */
     double tot_l = res->lbf;

@@ -155,6 +155,35 @@ check "a 1 MiB line is too_large" '.code == "too_large"' "$W/big.out" 4
 check "and the next one processed" '.id == "next2" and .features.n == 3' "$W/big.out" 5
 [ "$(wc -l <"$W/big.out")" -eq 5 ] && ok "5 output lines" || fail "$(wc -l <"$W/big.out") output lines, expected 5"
 
+# --- amounts near a double's limit (valid: any finite number). Two of 1e308 overflow
+# the 1 h sum while both are inside; once they left it, the sum and the average are
+# exact again; stddev of {1e200, -1e200} is 1e200; and a state checkpointed with them
+# resumes (it was refused as corrupt: "state store error", exit 1).
+cat >"$W/h.vrl" <<'EOF'
+feature s  = sum(tx.amount, 1h)
+feature a  = avg(tx.amount, 1d)
+feature sd = stddev(tx.amount, 1h)
+feature ss = session_sum(tx.amount, 30m)
+EOF
+{
+    ev h1 2026-03-01T10:00:00Z 1e308 a9; echo
+    ev h2 2026-03-01T10:00:01Z 1e308 a9; echo
+    ev h3 2026-03-01T12:00:00Z 3 a9; echo
+    ev h4 2026-03-01T12:00:01Z 5 a9; echo
+    ev h5 2026-03-02T13:00:00Z 1e200 a9; echo
+    ev h6 2026-03-02T13:00:01Z -1e200 a9; echo
+} >"$W/huge.ndjson"
+expect_rc 0 "replay with amounts near 1e308" "$VIGIL" replay --rules "$W/h.vrl" --input "$W/huge.ndjson" --output "$W/huge.out"
+check "a sum beyond a double is null, its average is not" '.id == "h2" and .features.s == null and .features.a == 1e308 and .features.ss == null' "$W/huge.out" 2
+check "the sum is exact again once they left its window" '.id == "h4" and .features.s == 8 and .features.sd == 1 and .features.ss == 8' "$W/huge.out" 4
+check "stddev of {1e200, -1e200}" '.id == "h6" and .features.sd == 1e200 and .features.s == 0' "$W/huge.out" 6
+rm -rf "$W/hst"
+head -2 "$W/huge.ndjson" >"$W/huge2.ndjson"
+expect_rc 0 "checkpoint with the overflowed sums" "$VIGIL" replay --rules "$W/h.vrl" --input "$W/huge2.ndjson" --state "$W/hst" --output "$W/hres.out"
+cp "$W/huge.ndjson" "$W/huge2.ndjson"
+expect_rc 0 "resume from it" "$VIGIL" replay --rules "$W/h.vrl" --input "$W/huge2.ndjson" --state "$W/hst" --output "$W/hres.out"
+cmp -s "$W/hres.out" "$W/huge.out" && ok "resumed output equals the uninterrupted run" || fail "resumed output differs"
+
 if [ $failed -ne 0 ]; then
     echo "test_replay_cli: FAILED"
     exit 1

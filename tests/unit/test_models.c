@@ -242,6 +242,24 @@ static void check_result(const vg_anomaly_result_t *r) {
     for (int i = 0; i < r->nreasons; i++) assert_true(strlen(r->reason[i]) < VG_ANOMALY_REASON_LEN);
 }
 
+/* The state encodes and decodes back to the same bytes: whatever the inputs, a stored
+ * account must load again (an infinite burst spend made it a state store error on
+ * resuming). */
+static void assert_roundtrip(const vg_anomaly_state_t *st) {
+    size_t n = vg_anomaly_state_encoded_size();
+    uint8_t *a = malloc(n), *b = malloc(n);
+    assert_non_null(a);
+    assert_non_null(b);
+    int len = vg_anomaly_state_encode(st, a, n);
+    assert_true(len > 0);
+    vg_anomaly_state_t d;
+    assert_int_equal(vg_anomaly_state_decode(&d, a, (size_t)len), 0);
+    assert_int_equal(vg_anomaly_state_encode(&d, b, n), len);
+    assert_memory_equal(a, b, (size_t)len);
+    free(a);
+    free(b);
+}
+
 static void test_adversarial(void **state) {
     (void)state;
     vg_anomaly_pop_t *pop = malloc(sizeof *pop);
@@ -261,6 +279,7 @@ static void test_adversarial(void **state) {
         vg_anomaly_process(pop, &st, &in, &r);
         check_result(&r);
         assert_false(isnan(r.score));
+        if (i % 50 == 0 || i < 24) assert_roundtrip(&st);
     }
     /* a constant stream: any change is noticed, the same value is not */
     vg_anomaly_pop_init(pop, NULL, 3);
@@ -289,6 +308,7 @@ static void test_adversarial(void **state) {
         vg_anomaly_process(pop, &st, &b, &r);
         check_result(&r);
         assert_false(isnan(r.score));
+        assert_roundtrip(&st);
     }
     free(pop);
 }

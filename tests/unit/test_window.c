@@ -61,6 +61,19 @@ static vg_value_t gen_num(uint64_t *s) {
     return vg_num(0.1);
 }
 
+/* Numbers with huge magnitudes now and then (window.c's HUGE_X is 2^480, 3.1e144):
+ * sums of squares beyond a double, and sums that cancel, but never a window sum beyond
+ * one (|x| <= 1e300), so the brute force's long double stays comparable. */
+static vg_value_t gen_huge(uint64_t *s) {
+    double u = rng_unit(s);
+    if (u < 0.04) return vg_num(rng_range(s, 2) ? 1e300 : -1e300);
+    if (u < 0.06) return vg_num(0x1p480 * (1 + rng_unit(s)));
+    if (u < 0.08) return vg_num(-0x1p480);
+    if (u < 0.10) return vg_num(0x1p479 * 1.999);   /* just below */
+    if (u < 0.12) return vg_num(1e155 * (1 + rng_unit(s)));
+    return gen_num(s);
+}
+
 static vg_value_t gen_any(uint64_t *s) {
     switch (rng_range(s, 8)) {
     case 0: return vg_null();
@@ -93,7 +106,7 @@ static int val_identical(const vg_value_t *a, const vg_value_t *b) {
 
 /* ---- a test layout ---- */
 
-enum { XG_NONE, XG_NUM, XG_ANY, XG_STR };
+enum { XG_NONE, XG_NUM, XG_ANY, XG_STR, XG_HUGE };
 
 typedef struct tspec {
     vg_spec_kind_t kind;
@@ -145,6 +158,7 @@ static void gen_inputs(uint64_t *s, const tspec_t *sp, int n, tev_t *e) {
         case XG_NUM: in->x = gen_num(s); break;
         case XG_ANY: in->x = gen_any(s); break;
         case XG_STR: in->x = rng_unit(s) < 0.1 ? vg_null() : gen_str(s); break;
+        case XG_HUGE: in->x = gen_huge(s); break;
         default: break;
         }
     }
@@ -462,6 +476,25 @@ static void test_random_single_kinds(void **st) {
     for (int i = 0; i < NMIXED; i++) run_stream(100 + (uint64_t)i, 600, 30 * MIN, 30 * SEC, 0.3, &MIXED[i], 1);
 }
 
+/* Huge values (|x| >= 2^480) inside windows, in order and late, against the brute
+ * force: the running sums would overflow (or turn NaN once such a value leaves); the
+ * values must still be exact and the sums usable again once it has left. */
+static const tspec_t HUGE_SPECS[] = {
+    {VG_SPEC_SUM, 1 * MIN, 0, XG_HUGE},     {VG_SPEC_SUM, 1 * HOUR, 1, XG_HUGE},
+    {VG_SPEC_AVG, 10 * MIN, 0, XG_HUGE},    {VG_SPEC_AVG, 1 * DAY, 1, XG_HUGE},
+    {VG_SPEC_STDDEV, 1 * MIN, 0, XG_HUGE},  {VG_SPEC_STDDEV, 1 * HOUR, 0, XG_HUGE},
+    {VG_SPEC_STDDEV, 1 * DAY, 1, XG_HUGE},  {VG_SPEC_MIN, 1 * HOUR, 0, XG_HUGE},
+    {VG_SPEC_MAX, 10 * MIN, 1, XG_HUGE},    {VG_SPEC_COUNT, 1 * HOUR, 1, XG_NONE},
+};
+#define NHUGE ((int)(sizeof HUGE_SPECS / sizeof HUGE_SPECS[0]))
+
+static void test_random_huge_values(void **st) {
+    (void)st;
+    run_stream(31, 3000, 0, 20 * SEC, 0, HUGE_SPECS, NHUGE);
+    run_stream(32, 3000, 30 * MIN, 30 * SEC, 0.3, HUGE_SPECS, NHUGE);
+    run_stream(33, 2000, 1 * DAY, 2 * MIN, 0.2, HUGE_SPECS, NHUGE);
+}
+
 /* ---- hand-written cases ---- */
 
 typedef struct one {
@@ -609,6 +642,58 @@ static void test_empty_windows(void **st) {
     assert_true(num(&o, 1) == 0);
     assert_int_equal(o.v[PIDX(5)].type, VG_T_NULL);
     assert_int_equal(o.v[PIDX(2)].type, VG_T_NULL);
+    one_free(&o);
+}
+
+/* The cases that went wrong before huge values were summed scaled: a sum that stayed
+ * null after two 1e308 had left its window, a stddev of 0 for {1e200, -1e200}. */
+static void test_huge_values(void **st) {
+    (void)st;
+    tspec_t sp[] = {{VG_SPEC_SUM, 1000, 0, XG_NUM}, {VG_SPEC_AVG, 10000, 0, XG_NUM},
+                    {VG_SPEC_STDDEV, 10000, 0, XG_NUM}};
+    one_t o;
+    one_init(&o, sp, 3, 5000);
+    double xs[] = {1e308, 1e308, 3};
+    int64_t ts[] = {0, 1, 2000};
+    for (int i = 0; i < 3; i++) {
+        o.in[PIDX(0)].x = o.in[PIDX(1)].x = o.in[PIDX(2)].x = vg_num(xs[i]);
+        one_add(&o, ts[i]);
+    }
+    assert_true(num(&o, 0) == 3);                      /* both 1e308 left the 1 s window */
+    assert_true(fabs(num(&o, 1) - (1e308 / 3) * 2) <= 1e-12 * 1e308);   /* (2e308 + 3) / 3 */
+    assert_true(fabs(num(&o, 2) - 4.714045207910317e307) <= 1e-12 * 4.7e307);
+    o.in[PIDX(0)].x = o.in[PIDX(1)].x = o.in[PIDX(2)].x = vg_num(5);
+    one_add(&o, 20000);                                /* every window holds 5 alone */
+    assert_true(num(&o, 0) == 5 && num(&o, 1) == 5 && num(&o, 2) == 0);
+    o.in[PIDX(0)].x = o.in[PIDX(1)].x = o.in[PIDX(2)].x = vg_num(7);
+    one_add(&o, 20001);                                /* and the sums are O(1) again: exact */
+    assert_true(num(&o, 0) == 12 && num(&o, 1) == 6 && num(&o, 2) == 1);
+    /* a sum of squares beyond a double: {1e200, -1e200} */
+    o.in[PIDX(2)].x = vg_num(1e200);
+    one_add(&o, 40000);
+    o.in[PIDX(2)].x = vg_num(-1e200);
+    one_add(&o, 40001);
+    assert_true(fabs(num(&o, 2) - 1e200) <= 1e-12 * 1e200);
+    /* late, at the first one's time: its window [30000, 40000] holds {1e200, 0} */
+    o.in[PIDX(2)].x = vg_num(0);
+    one_add(&o, 40000);
+    assert_true(fabs(num(&o, 2) - 5e199) <= 1e-12 * 1e200);
+    one_add(&o, 40002);   /* {1e200, 0, -1e200, 0} */
+    assert_true(fabs(num(&o, 2) - 7.0710678118654757e199) <= 1e-12 * 1e200);
+    o.in[PIDX(2)].x = vg_null();
+    /* a sum that is beyond a double is null, an average of the same values is not */
+    o.in[PIDX(0)].x = o.in[PIDX(1)].x = vg_num(1.5e308);
+    one_add(&o, 60000);
+    one_add(&o, 60001);
+    assert_int_equal(o.v[PIDX(0)].type, VG_T_NULL);
+    assert_true(num(&o, 1) == 1.5e308);
+    /* the state survives its encoding with infinite sums inside (a state store error
+     * on resuming before) */
+    o.w = roundtrip(o.w, o.l);
+    o.in[PIDX(0)].x = o.in[PIDX(1)].x = vg_num(-1.5e308);
+    one_add(&o, 60002);
+    assert_true(num(&o, 0) == 1.5e308);   /* 1.5e308 + 1.5e308 - 1.5e308, exactly */
+    assert_true(fabs(num(&o, 1) - 0.5e308) <= 1e-12 * 1e308);
     one_free(&o);
 }
 
@@ -779,6 +864,8 @@ int main(void) {
         cmocka_unit_test(test_prev_equal_times),
         cmocka_unit_test(test_empty_windows),
         cmocka_unit_test(test_values_and_types),
+        cmocka_unit_test(test_huge_values),
+        cmocka_unit_test(test_random_huge_values),
         cmocka_unit_test(test_codec_rejects_corrupt),
         cmocka_unit_test(test_empty_layout),
         cmocka_unit_test(test_too_late_is_safe),
