@@ -506,7 +506,8 @@ static int engine_values(vg_pipeline_t *pl, vg_acct_t *a) {
             pl->memo_x[e->memo_slot] = xv->type == VG_T_NUM ? xv->u.n : (double)NAN;
             double fs, ls;
             vg_acctx_memo_sum(x, e->memo_slot, lo, t, &fs, &ls);
-            ext[j] = vg_num(e->kind == VG_EXT_FRAUD_SUM ? fs : ls);
+            double sv = e->kind == VG_EXT_FRAUD_SUM ? fs : ls;
+            ext[j] = isfinite(sv) ? vg_num(sv) : vg_null();   /* beyond a double: null */
             continue;
         }
         if (e->by_group < 0) {

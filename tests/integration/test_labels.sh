@@ -96,6 +96,19 @@ rc=0
 [ $rc -eq 0 ] && grep -q 'decision score (all frauds)' "$WORK/eval.txt" && ok "vigil eval" ||
     { fail "vigil eval exited $rc"; cat "$WORK/eval.txt"; }
 
+# a label sum beyond a double is null, in comparisons too (it read as +inf: fs > 0 true)
+printf 'feature fs = fraud_sum(tx.amount, 1d)\nfeature pos = fs > 0\n' >"$WORK/h.vrl"
+printf 'id,account,fraud,at\nh1,q,1,2026-03-01T10:00:02Z\nh2,q,1,2026-03-01T10:00:02Z\n' >"$WORK/h.csv"
+{
+    echo '{"id":"h1","account":"q","ts":"2026-03-01T10:00:00Z","amount":1e308}'
+    echo '{"id":"h2","account":"q","ts":"2026-03-01T10:00:01Z","amount":1e308}'
+    echo '{"id":"h3","account":"q","ts":"2026-03-01T10:00:03Z","amount":1}'
+} >"$WORK/h.ndjson"
+"$VIGIL" replay --rules "$WORK/h.vrl" --input "$WORK/h.ndjson" --labels "$WORK/h.csv" \
+    --output "$WORK/h.out" 2>/dev/null
+tail -1 "$WORK/h.out" | jq -e '.id == "h3" and .features.fs == null and .features.pos == null' >/dev/null &&
+    ok "a fraud_sum beyond a double is null" || fail "fraud_sum overflow: $(tail -1 "$WORK/h.out")"
+
 [ $failed -eq 0 ] && { echo "test_labels: OK"; exit 0; }
 echo "test_labels: FAILED"
 exit 1
