@@ -384,6 +384,10 @@ static rd_kafka_conf_t *make_conf(vg_kafka_t *k, int consumer, void *opaque, cha
          * bounded by these, per processing thread. */
         if (!rc) rc = conf_set(c, "queued.min.messages", "1000000", errbuf, errlen);
         if (!rc) rc = conf_set(c, "queued.max.messages.kbytes", "262144", errbuf, errlen);
+        /* the in-process mock broker (vg_kafka_opts_t.embedded): a second member's join
+         * waits the session timeout less 1 s there */
+        if (!rc && k->o.embedded) rc = conf_set(c, "session.timeout.ms", "6000", errbuf, errlen);
+        if (!rc && k->o.embedded) rc = conf_set(c, "heartbeat.interval.ms", "1500", errbuf, errlen);
     } else {
         if (!rc) rc = conf_set(c, "enable.idempotence", "true", errbuf, errlen);
         if (!rc) rc = conf_set(c, "acks", "all", errbuf, errlen);
@@ -1828,6 +1832,17 @@ oom:
 fail:
     vg_kafka_free(k);
     return NULL;
+}
+
+int vg_kafka_client_conf(vg_kafka_t *k, int consumer, const char *name, char *out,
+                         size_t outlen) {
+    char err[256];
+    rd_kafka_conf_t *c = make_conf(k, consumer, NULL, err, sizeof(err));
+    if (!c) return VG_ENOMEM;
+    size_t n = outlen;
+    rd_kafka_conf_res_t r = rd_kafka_conf_get(c, name, out, &n);
+    rd_kafka_conf_destroy(c);
+    return r == RD_KAFKA_CONF_OK ? 0 : VG_ENOTFOUND;
 }
 
 static void helper_stop(worker_t *w) {

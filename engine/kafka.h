@@ -82,6 +82,12 @@ typedef struct vg_kafka_opts {
     int64_t (*now_ms)(void *ctx); /* clock for `future`; NULL: the real-time clock */
     void *now_ctx;
     int quiet;                    /* 1: no informational log lines on stderr */
+    int embedded;                 /* 1: the broker is librdkafka's mock cluster in this
+                                     process (`--kafka embedded`): the consumers' group
+                                     session timeout defaults to 6 s instead of 45 s (the
+                                     mock delays a rebalance by the session timeout less
+                                     1 s; a processing thread that joined the group late
+                                     waited ~44 s for its partitions) */
     /* called from a processing thread when this instance is assigned a partition
      * (`vigil serve` advertises itself as its owner); may be NULL */
     void (*on_assign)(void *ctx, int32_t partition);
@@ -98,6 +104,12 @@ typedef struct vg_kafka_opts {
  * so they win over every other default (compression.codec, linger.ms, ...).
  * Returns 0 or VG_EINVAL with the reason in errbuf. */
 int vg_kafka_conf_check(const char *kv, char *errbuf, size_t errlen);
+
+/* The value librdkafka's configuration of this service's consumers (consumer = 1) or
+ * producers (0) holds for `name`, as vg_kafka_start() would make it (vigil's defaults,
+ * then the user's settings), into out. Returns 0, or VG_ENOTFOUND / VG_ENOMEM. */
+int vg_kafka_client_conf(vg_kafka_t *k, int consumer, const char *name, char *out,
+                         size_t outlen);
 
 /* Fills the defaults above (brokers, state_dir and prog stay NULL). Can't fail. */
 void vg_kafka_opts_default(vg_kafka_opts_t *o);

@@ -7,13 +7,16 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <librdkafka/rdkafka.h>
 
 #include "engine/kafka.h"
 #include "rules/errors.h"
+#include "rules/program.h"
 
 static uint64_t rnd(uint64_t *s) {
     *s ^= *s << 13;
@@ -87,12 +90,49 @@ static void test_peek_ts(void **st) {
         assert_int_equal(vg_kafka_peek_ts(bad[i], strlen(bad[i]), &ms), VG_ENOTFOUND);
 }
 
+/* --kafka embedded (the mock broker in process) shortens the consumers' group session
+ * timeout, unless the user set it: the mock delays a rebalance by the session timeout
+ * less 1 s (a late processing thread waited ~44 s at librdkafka's 45 s default). */
+static void test_embedded_session_timeout(void **st) {
+    (void)st;
+    char err[256], v[64], dir[] = "/tmp/vigil-test-kafka-conf.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    vg_source_t src = {"t.vrl", "feature n = count(1h)\n", 22};
+    vg_diags_t d;
+    vg_diags_init(&d);
+    vg_program_t *prog = vg_prog_compile(&src, 1, &d);
+    vg_diags_deinit(&d);
+    assert_non_null(prog);
+    const char *user[] = {"consumer.session.timeout.ms=9000", NULL};
+    for (int embedded = 0; embedded <= 1; embedded++) {
+        for (int with_user = 0; with_user <= 1; with_user++) {
+            vg_kafka_opts_t o;
+            vg_kafka_opts_default(&o);
+            o.brokers = "127.0.0.1:9";
+            o.state_dir = dir;
+            o.prog = prog;
+            o.embedded = embedded;
+            o.conf = with_user ? user : NULL;
+            vg_kafka_t *k = vg_kafka_new(&o, err, sizeof err);
+            assert_non_null(k);
+            assert_int_equal(vg_kafka_client_conf(k, 1, "session.timeout.ms", v, sizeof v), 0);
+            assert_string_equal(v, with_user ? "9000" : embedded ? "6000" : "45000");
+            assert_int_equal(vg_kafka_client_conf(k, 1, "heartbeat.interval.ms", v, sizeof v), 0);
+            assert_string_equal(v, embedded ? "1500" : "3000");
+            vg_kafka_free(k);
+        }
+    }
+    vg_prog_unref(prog);
+    rmdir(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_murmur2_java_vector),
         cmocka_unit_test(test_partitioners_match_librdkafka),
         cmocka_unit_test(test_alert_id),
         cmocka_unit_test(test_peek_ts),
+        cmocka_unit_test(test_embedded_session_timeout),
     };
     return cmocka_run_group_tests_name("kafka", tests, NULL, NULL);
 }
