@@ -398,9 +398,9 @@ int vg_cmd_stream(int argc, char **argv) {
     vg_kafka_stats_t st;
     vg_kafka_get_stats(s->k, &st);
     fprintf(stderr, "vigil stream: %" PRIu64 " messages: %" PRIu64 " decided, %" PRIu64
-            " duplicates, %" PRIu64 " rejected; %" PRIu64 " alerts, %" PRIu64
+            " duplicates, %" PRIu64 " rejected, %" PRIu64 " empty; %" PRIu64 " alerts, %" PRIu64
             " dead letters; %s\n", st.messages, st.decided, st.duplicates, st.rejected,
-            st.alerts, st.dead_letters, rc == 0 ? "stopped cleanly" : "FAILED");
+            st.blank, st.alerts, st.dead_letters, rc == 0 ? "stopped cleanly" : "FAILED");
     status = rc == 0 ? 0 : 1;
 done:
     vg_serve_kafka_stop(s);

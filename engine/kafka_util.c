@@ -402,6 +402,8 @@ int vg_kafka_metrics(const vg_kafka_t *k, vg_buf_t *out) {
              s.by_decision[i]);
     COUNTER("duplicates_total", "Duplicate events answered with their original decision.",
             s.duplicates);
+    COUNTER("blank_total", "Empty messages (null, empty or whitespace value): skipped.",
+            s.blank);
     EMIT("# HELP vigil_kafka_rejected_total Rejected events by code.\n"
          "# TYPE vigil_kafka_rejected_total counter\n");
     for (int i = 1; i < VG_REJECT__COUNT; i++)

@@ -4,7 +4,7 @@
 # decision (alert_id, severity), and sends every malformed, late or otherwise rejected
 # message to the dead-letter topic with its reason while the messages around it are
 # processed. Also: an event further ahead of the clock than --future is a dead letter
-# with code `future`.
+# with code `future`; a message with a null value is skipped (counted as empty).
 #
 # Usage: bash test_kafka_replay.sh BUILD_DIR SOURCE_DIR
 set -u
@@ -54,7 +54,13 @@ now=$(date -u +%s)
     printf 'f-1\t{"id":"f2","account":"f-1","ts":%d,"amount":6}\n' $(((now + 3600) * 1000))
     printf 'f-1\t{"id":"f3","account":"f-1","ts":%d,"amount":7}\n' $(((now - 30) * 1000))
 } >"$WORK/f.keyed"
-kt_produce "$WORK/f.keyed" ta
+head -2 "$WORK/f.keyed" >"$WORK/f12.keyed"
+tail -1 "$WORK/f.keyed" >"$WORK/f3.keyed"
+kt_produce "$WORK/f12.keyed" ta
+# and a message with a null value (a tombstone) before f3: skipped, counted as empty
+printf 'f-1\t\n' | kcat -P -b "$BROKER" -t ta -K$'\t' -Z -X partitioner=murmur2_random 2>/dev/null ||
+    kt_fail "kcat: the null message"
+kt_produce "$WORK/f3.keyed" ta
 kt_stream f --rules "$RULES" --state "$WORK/state-a" --group "g-a" --topic-in ta \
     --topic-alerts alerts-a --topic-decisions dec-a --topic-dlq dlq-a --drain --no-sync
 kt_wait "$SPID" 60 || kt_fail "stream f exited with an error"
@@ -64,4 +70,6 @@ grep -q '"id":"f2".*"code":"future"' "$WORK/f.dlq" || kt_fail "no future dead le
 grep -q '"id":"f1"' "$WORK/f.dec" && grep -q '"id":"f3"' "$WORK/f.dec" ||
     kt_fail "the events around the future one were not decided"
 if grep -q '"id":"f2"' "$WORK/f.dec"; then kt_fail "the future event was decided"; fi
+grep -q ' 1 empty;' "$WORK/f.err" || kt_fail "the null message was not counted as empty: $(tail -1 "$WORK/f.err")"
+[ "$(grep -c . "$WORK/f.dlq")" -eq "$(grep -c '"code"' "$WORK/f.dlq")" ] || kt_fail "a dead letter without a code"
 kt_end
