@@ -70,8 +70,8 @@ vg_serve_kafka_t *vg_serve_kafka_start(const vg_serve_kafka_cfg_t *cfg, vg_progr
         if (o.topic_decisions) topics[nt++] = t[3];
         if (o.topic_changelog) topics[nt++] = t[4];
         s->mock = vg_kafka_mock_new(1, topics, parts, errbuf, errlen);
-        o.embedded = 1;
         if (!s->mock) goto err;
+        o.embedded = 1;
         s->brokers = strdup(vg_kafka_mock_bootstrap(s->mock));
         fprintf(stderr, "vigil: embedded Kafka broker (librdkafka mock cluster) at %s\n",
                 s->brokers ? s->brokers : "?");

@@ -113,14 +113,14 @@ typedef union sstate {
     htab_t ht;     /* distinct, seen; cap 0: no table, the frontier is scanned */
 } sstate_t;
 
-/* A frontier of at most this many rows is scanned instead of keeping a min/max deque
- * or a distinct/seen table; the structure is built when the frontier grows past it
- * and dropped when it shrinks to SMALL_DROP rows or fewer. */
 /* |x| from which a value may overflow the running sums (window.c, "Huge values"):
  * while the largest |x| since the last recompute (acc.hw) is this large, the sums may
  * be infinite or NaN and are not used. */
 #define HUGE_X 0x1p480
 
+/* A frontier of at most this many rows is scanned instead of keeping a min/max deque
+ * or a distinct/seen table; the structure is built when the frontier grows past it
+ * and dropped when it shrinks to SMALL_DROP rows or fewer. */
 #define SMALL_ROWS 8
 #define SMALL_DROP 2
 
