@@ -102,7 +102,7 @@ vg_labels_t *vg_labels_read(FILE *f, const char *name, char *errbuf, size_t errl
             if (!c) break;
             p = c + 1;
         }
-        if (nf != 4 || memchr(fld[3], ',', fl[3])) {
+        if (nf != 4 || fld[3] + fl[3] != end) {   /* fewer fields, or more (a 5th) */
             snprintf(errbuf, errlen, "%s:%ld: expected 4 fields id,account,fraud,at", name, line);
             goto fail;
         }
@@ -128,6 +128,12 @@ vg_labels_t *vg_labels_read(FILE *f, const char *name, char *errbuf, size_t errl
         if (digits) {
             at = 0;
             for (size_t i = 0; i < fl[3]; i++) at = at * 10 + (fld[3][i] - '0');
+            if (at > VG_TIME_MAX_MS) {   /* as an event's ts */
+                snprintf(errbuf, errlen,
+                         "%s:%ld: epoch milliseconds %" PRId64 " out of range (years 0000-9999)",
+                         name, line, at);
+                goto fail;
+            }
         } else if (vg_time_parse(fld[3], fl[3], &at, terr, sizeof terr) != 0) {
             snprintf(errbuf, errlen, "%s:%ld: bad time '%.*s': %s", name, line,
                      (int)(fl[3] > 40 ? 40 : fl[3]), fld[3], terr);

@@ -90,6 +90,19 @@ static void test_label_file(void **st) {
     assert_non_null(strstr(err, "l.csv:2: bad time"));
     assert_null(labels_from("id,account,fraud,at\nt1,a,1\n", err, sizeof err));
     assert_non_null(strstr(err, "l.csv:2: expected 4 fields"));
+    /* a fifth field is an error, not ignored (it was: the 4th ended at its comma) */
+    assert_null(labels_from("id,account,fraud,at\nt1,a,1,2026-01-01T00:00:00Z,x\n", err,
+                            sizeof err));
+    assert_non_null(strstr(err, "l.csv:2: expected 4 fields"));
+    assert_null(labels_from("id,account,fraud,at\nt1,a,1,1767225600000,\n", err, sizeof err));
+    assert_non_null(strstr(err, "l.csv:2: expected 4 fields"));
+    /* epoch milliseconds within the years 0000-9999, as an event's ts */
+    assert_null(labels_from("id,account,fraud,at\nt1,a,1,253402300800000\n", err, sizeof err));
+    assert_non_null(strstr(err, "l.csv:2: epoch milliseconds 253402300800000 out of range"));
+    l = labels_from("id,account,fraud,at\nt1,a,1,253402300799999 \n", err, sizeof err);
+    assert_non_null(l);
+    assert_true(vg_labels_get(l, 0)->at_ms == INT64_C(253402300799999));
+    vg_labels_free(l);
 }
 
 static const char *LSRC =
