@@ -378,7 +378,7 @@ static int check_label(json_t *l, size_t idx, vg_resp_t *r) {
 
 void vg_h_labels(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     json_error_t je;
-    json_t *b = json_loadb(q->body, q->len, 0, &je);
+    json_t *b = json_loadb(q->body, q->len, JSON_REJECT_DUPLICATES, &je);
     if (!b) {
         vg_resp_error(r, 400, "invalid_json", "body: %s (line %d, column %d)", je.text, je.line,
                       je.column);

@@ -153,7 +153,7 @@ int vg_strset_has(const vg_strset_t *s, const char *p, size_t n) {
 int vg_lists_load_json(vg_lists_t *l, const char *text, size_t len, char *errbuf,
                        size_t errlen) {
     json_error_t je;
-    json_t *root = json_loadb(text, len, 0, &je);
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
         snprintf(errbuf, errlen, "line %d, column %d: %s", je.line, je.column, je.text);
         return VG_EINVAL;

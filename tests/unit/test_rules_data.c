@@ -362,6 +362,30 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* The lists file's errors: each names what is wrong, and a list named twice is one of
+ * them (jansson kept the last one silently). */
+static void test_lists_json_errors(void **state) {
+    (void)state;
+    static const struct {
+        const char *json, *err;
+    } bad[] = {
+        {"{\"bl\":[\"a\"],\"bl\":[\"b\"]}", "duplicate object key"},
+        {"{\"bl\":[1]}", "item 0: expected a string"},
+        {"{\"bl\":\"x\"}", "expected an array of strings"},
+        {"[\"a\"]", "expected an object"},
+        {"{\"bl\":[\"a\"]} x", "end of file expected"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        vg_lists_t *l = vg_lists_new();
+        assert_non_null(l);
+        char err[256] = "";
+        assert_int_not_equal(vg_lists_load_json(l, bad[i].json, strlen(bad[i].json), err,
+                                                sizeof err), 0);
+        if (!strstr(err, bad[i].err)) fail_msg("%s: %s", bad[i].json, err);
+        vg_lists_unref(l);
+    }
+}
+
 static void test_rules_files(void **state) {
     (void)state;
     char dir[1024];
@@ -396,6 +420,7 @@ static void test_rules_files(void **state) {
 }
 
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_rules_files)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_lists_json_errors),
+                                       cmocka_unit_test(test_rules_files)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
