@@ -510,6 +510,10 @@ int vg_config_load(int argc, char **argv, vg_config_t **out) {
         fprintf(stderr, "vigil serve: shards: at most 256\n");
         rc = 2;
     }
+    if (!rc && c->threads > 256) {
+        fprintf(stderr, "vigil serve: threads: at most 256\n");
+        rc = 2;
+    }
     if (!rc && c->kafka_threads > 256) {
         fprintf(stderr, "vigil serve: kafka-threads: at most 256\n");
         rc = 2;

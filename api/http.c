@@ -14,6 +14,7 @@
 #include "api/http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -660,8 +661,9 @@ int vg_api_listen(vg_api_t *a, char *errbuf, size_t errlen) {
     }
     char host[256];
     snprintf(host, sizeof(host), "%.*s", (int)(colon - hp), hp);
-    int port = atoi(colon + 1);
-    if (port < 0 || port > 65535) {
+    char *pend;
+    long port = strtol(colon + 1, &pend, 10);   /* 0: a free port, printed when listening */
+    if (!colon[1] || *pend || colon[1] == '-' || colon[1] == '+' || port > 65535) {
         snprintf(errbuf, errlen, "--http %s: bad port", hp);
         return VG_EINVAL;
     }
@@ -676,6 +678,7 @@ int vg_api_listen(vg_api_t *a, char *errbuf, size_t errlen) {
         return VG_EINVAL;
     }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    errno = 0;
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, on_request, a,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
@@ -687,7 +690,9 @@ int vg_api_listen(vg_api_t *a, char *errbuf, size_t errlen) {
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
         MHD_OPTION_END);
     if (!d) {
-        snprintf(errbuf, errlen, "cannot listen on %s (address in use?)", hp);
+        int e = errno;   /* the failing call's (bind: in use; epoll, sockets: file limit) */
+        snprintf(errbuf, errlen, "cannot listen on %s: %s", hp,
+                 e ? strerror(e) : "address in use?");
         return VG_EIO;
     }
     a->mhd = d;

@@ -221,4 +221,16 @@ start_vigil b "$PORT" --state "$TMP/st" --rules "$TMP/cards.vrl"
 req POST "$U/v1/score" "$S" "$(ev t8 acct-2 8 c7)"
 expect 200 "j['decision']=='block' and j['features']['tx_10m']==3" "after restart: list and account state kept"
 req GET "$U/v1/rules" "$N"; expect 200 "[m['module'] for m in j['modules']]==['cards']" "after restart: modules kept"
+
+echo "--- bad --http and --threads stop serve at start with the reason"
+for hp in 127.0.0.1:abc 127.0.0.1: 127.0.0.1:80x 127.0.0.1:-1 127.0.0.1:65536; do
+    rc=0
+    timeout -k 5 20 "$VIGIL" serve --http "$hp" --state "$TMP/st-bad" >/dev/null 2>"$TMP/bad.err" || rc=$?
+    [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "bad port" "$TMP/bad.err" && ok "--http $hp: bad port" ||
+        bad "--http $hp: exit $rc, $(cat "$TMP/bad.err")"   # port abc used to be a random free port
+done
+rc=0
+timeout -k 5 20 "$VIGIL" serve --threads 100000 --state "$TMP/st-bad" >/dev/null 2>"$TMP/bad.err" || rc=$?
+[ $rc -eq 2 ] && grep -q "threads: at most 256" "$TMP/bad.err" && ok "--threads 100000: exit 2" ||
+    bad "--threads 100000: exit $rc, $(cat "$TMP/bad.err")"
 finish

@@ -177,6 +177,12 @@ static void test_kafka_conf_refusals(void **st) {
     load_expect(a8, 2);
     char *a9[] = {"serve", "--kafka-threads", "257", NULL};
     load_expect(a9, 2);
+    /* HTTP worker threads are bounded too (100000 ran the machine out of memory and
+     * file descriptors, and the half-started service ignored SIGTERM) */
+    char *a10[] = {"serve", "--threads", "257", NULL};
+    load_expect(a10, 2);
+    char *a11[] = {"serve", "--threads", "256", NULL};
+    load_expect(a11, 0);
 }
 
 static void test_precedence(void **st) {
