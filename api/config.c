@@ -510,6 +510,10 @@ int vg_config_load(int argc, char **argv, vg_config_t **out) {
         fprintf(stderr, "vigil serve: shards: at most 256\n");
         rc = 2;
     }
+    if (!rc && c->deadline_ms <= 0) {   /* 0 answered every score request 429 */
+        fprintf(stderr, "vigil serve: deadline: must be positive (e.g. 250ms)\n");
+        rc = 2;
+    }
     if (!rc && c->threads > 256) {
         fprintf(stderr, "vigil serve: threads: at most 256\n");
         rc = 2;

@@ -183,6 +183,8 @@ static void test_kafka_conf_refusals(void **st) {
     load_expect(a10, 2);
     char *a11[] = {"serve", "--threads", "256", NULL};
     load_expect(a11, 0);
+    char *a12[] = {"serve", "--deadline", "0", NULL};   /* every score request a 429 */
+    load_expect(a12, 2);
 }
 
 static void test_precedence(void **st) {
