@@ -51,7 +51,7 @@ static const setting_t SETTINGS[] = {
     {"redis", K_STR, OFF(redis), NULL, "HOST:PORT of Redis (control plane)"},
     {"lateness", K_DUR, OFF(lateness_ms), "1h", "allowed lateness"},
     {"dedupe-horizon", K_DUR, OFF(dedupe_horizon_ms), "24h", "duplicate horizon"},
-    {"future", K_DUR, OFF(future_ms), "5m", "reject events this far ahead of the clock"},
+    {"future", K_DUR, OFF(future_ms), "5m", "reject events this far ahead of the clock (off: never)"},
     {"shards", K_INT, OFF(shards), "1", "engine shards (account hash % N)"},
     {"threads", K_INT, OFF(threads), "2", "HTTP worker threads"},
     {"max-body", K_SIZE, OFF(max_body), "1M", "largest request body (events: 64K)"},
@@ -308,7 +308,18 @@ static int set_value(vg_config_t *c, int i, const char *v, const char *from) {
         return 0;
     }
     case K_DUR:
-        if (vg_cli_duration(v, (int64_t *)dst) == 0) return 0;
+        if (dst == &c->future_ms) {   /* `off` or 0: no future check, as `vigil stream` */
+            if (strcmp(v, "off") == 0) {
+                c->future_ms = -1;
+                return 0;
+            }
+            if (vg_cli_duration(v, &c->future_ms) == 0) {
+                if (c->future_ms == 0) c->future_ms = -1;
+                return 0;
+            }
+        } else if (vg_cli_duration(v, (int64_t *)dst) == 0) {
+            return 0;
+        }
         fprintf(stderr, "vigil serve: %s: %s: bad duration '%s' (e.g. 30s, 10m, 1h)\n", from,
                 s->name, v);
         return 2;

@@ -50,7 +50,8 @@ typedef struct vg_config {
     char *redis;              /* HOST:PORT or NULL */
     int64_t lateness_ms, dedupe_horizon_ms;
     /* vigil's own */
-    int64_t future_ms;        /* `future` rejection: ahead of the clock by more (5m) */
+    int64_t future_ms;        /* `future` rejection: ahead of the clock by more (5m);
+                                 -1: off (`off` or 0) */
     int shards;               /* engine shards (1); each a mutex-protected pipeline */
     int threads;              /* HTTP worker threads (2) */
     size_t max_body;          /* bytes of a request body (1 MiB; events: 64 KiB) */

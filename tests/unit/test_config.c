@@ -185,6 +185,21 @@ static void test_kafka_conf_refusals(void **st) {
     load_expect(a11, 0);
     char *a12[] = {"serve", "--deadline", "0", NULL};   /* every score request a 429 */
     load_expect(a12, 2);
+    /* future: a duration, `off` or 0 (off, as `vigil stream`); serve refused `off` and
+     * took 0 as the 5 m default for Kafka but as off for HTTP scoring */
+    static const struct {
+        const char *v;
+        int64_t want;
+    } fu[] = {{"5m", 300000}, {"off", -1}, {"0", -1}, {"10s", 10000}};
+    for (size_t i = 0; i < sizeof fu / sizeof fu[0]; i++) {
+        char *a[] = {"serve", "--future", (char *)fu[i].v, NULL};
+        vg_config_t *c = NULL;
+        assert_int_equal(vg_config_load(3, a, &c), 0);
+        assert_int_equal(c->future_ms, fu[i].want);
+        vg_config_free(c);
+    }
+    char *a13[] = {"serve", "--future", "soon", NULL};
+    load_expect(a13, 2);
 }
 
 static void test_precedence(void **st) {
