@@ -9,9 +9,11 @@
  */
 #include "api/config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -415,6 +417,32 @@ static int read_file(vg_config_t *c, const char *path, char **vals, kconf_t *kf)
     return rc;
 }
 
+int vg_config_http_addr(const char *hp, struct sockaddr_in *sa, char *errbuf, size_t errlen) {
+    const char *colon = strrchr(hp, ':');
+    if (!colon) {
+        snprintf(errbuf, errlen, "--http %s: expected HOST:PORT", hp);
+        return VG_EINVAL;
+    }
+    char host[256];
+    snprintf(host, sizeof(host), "%.*s", (int)(colon - hp), hp);
+    char *pend;
+    long port = strtol(colon + 1, &pend, 10);   /* 0: a free port, printed when listening */
+    if (!colon[1] || *pend || colon[1] == '-' || colon[1] == '+' || port > 65535) {
+        snprintf(errbuf, errlen, "--http %s: bad port", hp);
+        return VG_EINVAL;
+    }
+    memset(sa, 0, sizeof(*sa));
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons((uint16_t)port);
+    if (strcmp(host, "localhost") == 0) snprintf(host, sizeof(host), "127.0.0.1");
+    if (host[0] == 0 || strcmp(host, "*") == 0) sa->sin_addr.s_addr = htonl(INADDR_ANY);
+    else if (inet_pton(AF_INET, host, &sa->sin_addr) != 1) {
+        snprintf(errbuf, errlen, "--http %s: host must be an IPv4 address", hp);
+        return VG_EINVAL;
+    }
+    return 0;
+}
+
 int vg_config_load(int argc, char **argv, vg_config_t **out) {
     *out = NULL;
     vg_config_t *c = calloc(1, sizeof(*c));
@@ -520,6 +548,14 @@ int vg_config_load(int argc, char **argv, vg_config_t **out) {
     if (!rc && c->shards > 256) {
         fprintf(stderr, "vigil serve: shards: at most 256\n");
         rc = 2;
+    }
+    if (!rc) {   /* a bad --http is a usage error, found before anything starts */
+        struct sockaddr_in sa;
+        char herr[512];
+        if (vg_config_http_addr(c->http, &sa, herr, sizeof(herr)) != 0) {
+            fprintf(stderr, "vigil serve: %s\n", herr);
+            rc = 2;
+        }
     }
     if (!rc && c->deadline_ms <= 0) {   /* 0 answered every score request 429 */
         fprintf(stderr, "vigil serve: deadline: must be positive (e.g. 250ms)\n");

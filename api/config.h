@@ -75,6 +75,12 @@ typedef struct vg_config {
  * *out (free with vg_config_free), -1 when --help or --version was printed (nothing to
  * do), or 2 on a usage error (message printed on stderr). */
 int vg_config_load(int argc, char **argv, vg_config_t **out);
+
+/* Parses the `http` setting "HOST:PORT" (IPv4 or `localhost`, empty or `*` for every
+ * address; port 0..65535, 0: a free one) into *sa. vg_config_load checks it (a bad one
+ * is a usage error); vg_api_listen binds it. Returns 0 or VG_EINVAL with the reason. */
+struct sockaddr_in;
+int vg_config_http_addr(const char *hp, struct sockaddr_in *sa, char *errbuf, size_t errlen);
 void vg_config_free(vg_config_t *c);
 
 /* Parses "role:token,role:token" adding hashed tokens to c. Returns 0 or VG_EINVAL

@@ -654,33 +654,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 int vg_api_listen(vg_api_t *a, char *errbuf, size_t errlen) {
     const char *hp = a->cfg->http;
-    const char *colon = strrchr(hp, ':');
-    if (!colon) {
-        snprintf(errbuf, errlen, "--http %s: expected HOST:PORT", hp);
-        return VG_EINVAL;
-    }
-    char host[256];
-    snprintf(host, sizeof(host), "%.*s", (int)(colon - hp), hp);
-    char *pend;
-    long port = strtol(colon + 1, &pend, 10);   /* 0: a free port, printed when listening */
-    if (!colon[1] || *pend || colon[1] == '-' || colon[1] == '+' || port > 65535) {
-        snprintf(errbuf, errlen, "--http %s: bad port", hp);
-        return VG_EINVAL;
-    }
     struct sockaddr_in sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    if (strcmp(host, "localhost") == 0) snprintf(host, sizeof(host), "127.0.0.1");
-    if (host[0] == 0 || strcmp(host, "*") == 0) sa.sin_addr.s_addr = htonl(INADDR_ANY);
-    else if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
-        snprintf(errbuf, errlen, "--http %s: host must be an IPv4 address", hp);
-        return VG_EINVAL;
-    }
+    int rc = vg_config_http_addr(hp, &sa, errbuf, errlen);
+    if (rc) return rc;
+    uint16_t port = ntohs(sa.sin_port);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
     errno = 0;
     struct MHD_Daemon *d = MHD_start_daemon(
-        flags, (uint16_t)port, NULL, NULL, on_request, a,
+        flags, port, NULL, NULL, on_request, a,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)a->cfg->threads,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->cfg->max_connections,

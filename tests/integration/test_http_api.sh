@@ -226,7 +226,7 @@ echo "--- bad --http and --threads stop serve at start with the reason"
 for hp in 127.0.0.1:abc 127.0.0.1: 127.0.0.1:80x 127.0.0.1:-1 127.0.0.1:65536; do
     rc=0
     timeout -k 5 20 "$VIGIL" serve --http "$hp" --state "$TMP/st-bad" >/dev/null 2>"$TMP/bad.err" || rc=$?
-    [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "bad port" "$TMP/bad.err" && ok "--http $hp: bad port" ||
+    [ $rc -eq 2 ] && grep -q "bad port" "$TMP/bad.err" && ok "--http $hp: bad port, exit 2" ||
         bad "--http $hp: exit $rc, $(cat "$TMP/bad.err")"   # port abc used to be a random free port
 done
 rc=0

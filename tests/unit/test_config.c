@@ -200,6 +200,15 @@ static void test_kafka_conf_refusals(void **st) {
     }
     char *a13[] = {"serve", "--future", "soon", NULL};
     load_expect(a13, 2);
+    /* a bad --http is a usage error (SPEC: exit 2), found before anything starts */
+    static const char *const bad_http[] = {"127.0.0.1:abc", "127.0.0.1:", "127.0.0.1:-1",
+                                           "127.0.0.1:65536", "nohost:80", "8080"};
+    for (size_t i = 0; i < sizeof bad_http / sizeof bad_http[0]; i++) {
+        char *a[] = {"serve", "--http", (char *)bad_http[i], NULL};
+        load_expect(a, 2);
+    }
+    char *a14[] = {"serve", "--http", "localhost:0", NULL};
+    load_expect(a14, 0);
 }
 
 static void test_precedence(void **st) {
