@@ -236,9 +236,9 @@ VG_INLINE void row_acc(const lspec_t *s, const word_t *r, int sign, acc_t *a) {
  * window. So while hw (the largest |x| since the last recompute) is that large, the
  * spec's value is summed from its rows scaled by 2^-600 (exact for |x| >= 2^-422; the
  * smaller ones are far below the result's rounding then) and scaled back (null only
- * when the result itself is beyond a double), and the sums are recomputed on every
- * event until the huge value has left (settle). O(window) per event while a huge value
- * is inside the window, O(1) otherwise. */
+ * when the result itself is beyond a double); once the scan finds no such value left,
+ * the sums are recomputed (inorder_update). O(window) per event while a huge value is
+ * inside the window, O(1) otherwise. */
 static vg_value_t huge_value(int kind, const acc_t *scaled) {
     if (!scaled->cnt) return kind == VG_SPEC_SUM ? vg_num(0) : vg_null();
     double v;
@@ -250,9 +250,10 @@ static vg_value_t huge_value(int kind, const acc_t *scaled) {
     return finite_num(v * 0x1p600);
 }
 
-/* sum/avg/stddev over the rows [from, to) and the row `extra` (NULL: none), scaled. */
+/* sum/avg/stddev over the rows [from, to) and the row `extra` (NULL: none), scaled;
+ * *maxabs: the largest |x| among them. */
 static vg_value_t scan_huge(const vg_wstate_t *w, const vg_wlayout_t *l, const lspec_t *s,
-                            int64_t from, int64_t to, const word_t *extra);
+                            int64_t from, int64_t to, const word_t *extra, double *maxabs);
 
 /* ---- deque (min/max) ---- */
 
@@ -1089,7 +1090,7 @@ static void recompute(const vg_wstate_t *w, const vg_wlayout_t *l, const lspec_t
 }
 
 static vg_value_t scan_huge(const vg_wstate_t *w, const vg_wlayout_t *l, const lspec_t *s,
-                            int64_t from, int64_t to, const word_t *extra) {
+                            int64_t from, int64_t to, const word_t *extra, double *maxabs) {
     acc_t a;
     memset(&a, 0, sizeof a);
     for (int64_t p = from; p <= to; p++) {
@@ -1098,6 +1099,7 @@ static vg_value_t scan_huge(const vg_wstate_t *w, const vg_wlayout_t *l, const l
         double x = r[s->off].d;
         if (x == x) acc_x(s->kind, x * 0x1p-600, 1, &a);
     }
+    *maxabs = a.hw * 0x1p600;   /* acc_x kept the largest scaled |x| */
     return huge_value(s->kind, &a);
 }
 
@@ -1116,7 +1118,7 @@ VG_INLINE void settle(const vg_wstate_t *w, const vg_wlayout_t *l, const lspec_t
         ss->a.ops = 0;
         if (s->kind == VG_SPEC_STDDEV) ss->a.s2.s = ss->a.s2.c = 0;
     } else if (ss->a.ops > 2 * (w->first + (int64_t)w->n - *wlp(w, s)) + 64 ||
-               ss->a.sabs < MAG_DROP * ss->a.hw || ss->a.hw >= HUGE_X) {
+               ss->a.sabs < MAG_DROP * ss->a.hw) {
         recompute(w, l, s, ss);
     }
 }
@@ -1238,8 +1240,13 @@ static void inorder_update(vg_wstate_t *w, const vg_wlayout_t *l, vg_value_t *va
             for (int64_t p = L0; p < L1; p++) fr_move(s, ss, ROW(p), -1);
             fr_move(s, ss, r, 1);
             settle(w, l, s, ss);
-            *v = ss->a.hw < HUGE_X ? agg_value(s->kind, &ss->a)
-                                   : scan_huge(w, l, s, L1, end, NULL);
+            if (ss->a.hw >= HUGE_X) {   /* the sums may be unusable ("Huge values") */
+                double mx;
+                *v = scan_huge(w, l, s, L1, end, NULL, &mx);
+                if (mx >= HUGE_X) break;
+                recompute(w, l, s, ss);   /* it has left: exact sums again */
+            }
+            *v = agg_value(s->kind, &ss->a);
             break;
         case VG_SPEC_MIN:
         case VG_SPEC_MAX: {
@@ -1357,7 +1364,8 @@ static int late_values(const vg_wstate_t *w, const vg_wlayout_t *l, int64_t k,
                 for (int64_t p = a; p < k; p++) row_acc(s, wrow(w, l, p), 1, &acc);
             }
             row_acc(s, nr, 1, &acc);
-            *v = acc.hw < HUGE_X ? agg_value(s->kind, &acc) : scan_huge(w, l, s, a, k, nr);
+            double mx;
+            *v = acc.hw < HUGE_X ? agg_value(s->kind, &acc) : scan_huge(w, l, s, a, k, nr, &mx);
         }
     }
     return 0;
