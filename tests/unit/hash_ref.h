@@ -22,6 +22,15 @@ static inline uint64_t ref_fmix64(uint64_t k) {
     return k;
 }
 
+/* n pseudo-random bytes (xorshift64 state *x; each byte the state's bits from `shift`):
+ * the inputs both hash tests feed to a function and its reference. */
+static inline void ref_random_bytes(uint64_t *x, unsigned char *b, size_t n, int shift) {
+    for (size_t i = 0; i < n; i++) {
+        *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+        b[i] = (unsigned char)(*x >> shift);
+    }
+}
+
 /* Little-endian value of the n <= 8 bytes at p. */
 static inline uint64_t ref_le(const unsigned char *p, size_t n) {
     uint64_t k = 0;

@@ -184,10 +184,7 @@ static void test_hash_values(void **state) {
         size_t n = (size_t)(it % 65);
         unsigned char *b = malloc(n ? n : 1);
         assert_non_null(b);
-        for (size_t i = 0; i < n; i++) {
-            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            b[i] = (unsigned char)(x >> 24);
-        }
+        ref_random_bytes(&x, b, n, 24);
         assert_true(vg_state_hash((const char *)b, n) == ref_state_hash(b, n));
         free(b);
     }

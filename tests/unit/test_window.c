@@ -436,10 +436,7 @@ static void test_hash_values(void **st) {
         size_t n = (size_t)(it % 70);
         unsigned char *b = malloc(n ? n : 1);
         assert_non_null(b);
-        for (size_t i = 0; i < n; i++) {
-            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            b[i] = (unsigned char)(x >> 32);
-        }
+        ref_random_bytes(&x, b, n, 32);
         uint64_t seed = x * 0x9E3779B97F4A7C15ULL;
         assert_true(vg_whash_bytes(seed, b, n) == ref_window_hash(seed, b, n));
         free(b);
