@@ -198,7 +198,20 @@ typedef struct req_state {
     size_t limit;
     int too_large;
     int done;            /* a response was queued on the first call */
+    int started;         /* on_request has seen the request */
+    int nul_in_uri;      /* the raw URI has %00 (libmicrohttpd decodes it into a NUL) */
 } req_state_t;
+
+/* Called with the raw URI before libmicrohttpd decodes it: a %00 would turn into a NUL
+ * byte that silently cuts a module name, an account or a query value short, so such a
+ * request is refused (400) instead. The state made here is the request's. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
+    (void)cls;
+    (void)c;
+    req_state_t *rs = calloc(1, sizeof(*rs));
+    if (rs) rs->nul_in_uri = uri && strstr(uri, "%00") != NULL;
+    return rs;
+}
 
 static void notify_conn(void *cls, struct MHD_Connection *c, void **socket_ctx,
                         enum MHD_ConnectionNotificationCode toe) {
@@ -573,10 +586,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     (void)version;
     vg_api_t *a = cls;
     req_state_t *rs = *con_cls;
-    if (!rs) {
-        rs = calloc(1, sizeof(*rs));
+    if (!rs || !rs->started) {
+        if (!rs) rs = calloc(1, sizeof(*rs));
         if (!rs) return MHD_NO;
         *con_cls = rs;
+        rs->started = 1;
         rs->start_us = mono_us();
         vg_buf_init(&rs->body);
         vg_resp_t r;
@@ -587,7 +601,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         rs->q.conn = c;
         rs->q.start_us = rs->start_us;
         int err = 0;
-        if (strlen(url) >= sizeof(rs->path)) {
+        if (rs->nul_in_uri) {
+            rs->def.route = VG_ROUTE_OTHER;
+            vg_resp_error(&r, 400, "bad_request", "the URL has a NUL byte (%%00)");
+            err = 1;
+        } else if (strlen(url) >= sizeof(rs->path)) {
             rs->def.route = VG_ROUTE_OTHER;
             vg_resp_error(&r, 404, "not_found", "path too long");
             err = 1;
@@ -668,6 +686,7 @@ int vg_api_listen(vg_api_t *a, char *errbuf, size_t errlen) {
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)((a->cfg->request_timeout_ms + 999) / 1000),
         MHD_OPTION_NOTIFY_CONNECTION, notify_conn, a,
         MHD_OPTION_NOTIFY_COMPLETED, completed, a,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, a,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
         MHD_OPTION_END);
     if (!d) {
@@ -706,8 +725,9 @@ int vg_http_if_match(vg_req_t *q, vg_resp_t *r, int64_t cur, int exists, int64_t
     if (im[0] == 'W' && im[1] == '/') im += 2;
     if (*im == '"') im++;
     char *end;
+    errno = 0;
     long long v = strtoll(im, &end, 10);
-    if (end == im || (*end && *end != '"')) {
+    if (end == im || *im < '0' || *im > '9' || errno == ERANGE || (*end && *end != '"')) {
         vg_resp_error(r, 412, "precondition_failed", "If-Match must be an ETag like \"3\"");
         return -1;
     }

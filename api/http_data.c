@@ -305,7 +305,7 @@ void vg_h_list(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
         return;
     }
     json_error_t je;
-    json_t *b = json_loadb(q->body, q->len, 0, &je);
+    json_t *b = json_loadb(q->body, q->len, JSON_REJECT_DUPLICATES, &je);
     if (!b) {
         vg_resp_error(r, 400, "invalid_json", "body: %s (line %d, column %d)", je.text, je.line,
                       je.column);

@@ -485,10 +485,12 @@ void vg_h_rule_rollback(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     int64_t want = 0;
     const char *qv = vg_req_arg(q, "version");
     if (qv) {
-        want = strtoll(qv, NULL, 10);
+        char *end;
+        want = *qv >= '0' && *qv <= '9' ? strtoll(qv, &end, 10) : 0;
+        if (want > 0 && *end) want = 0; /* "1abc": refused below, not read as 1 */
     } else {
         json_error_t je;
-        json_t *b = json_loadb(q->body, q->len, 0, &je);
+        json_t *b = json_loadb(q->body, q->len, JSON_REJECT_DUPLICATES, &je);
         if (!b) {
             vg_resp_error(r, 400, "invalid_json", "body: %s (line %d, column %d)", je.text, je.line,
                           je.column);

@@ -59,13 +59,28 @@ void vg_diags_print(const vg_diags_t *d, const vg_source_t *srcs, int n_srcs, FI
         for (int ln = 1; ln < g->line && pos < s->len; pos++)
             if (s->text[pos] == '\n') ln++;
         if (pos >= s->len && g->line > 1) continue;
+        if (g->line == 1 && s->len >= 3 && memcmp(s->text, "\xEF\xBB\xBF", 3) == 0)
+            pos = 3; /* columns count from after a byte-order mark */
         size_t end = pos;
         while (end < s->len && s->text[end] != '\n') end++;
         size_t len = end - pos;
         if (len && s->text[end - 1] == '\r') len--;
-        fprintf(out, "  %.*s\n  ", (int)len, s->text + pos);
+        /* a long line is shown as the 160 bytes around the column (whole UTF-8
+         * characters), with "..." where it was cut */
+        size_t col0 = g->col > 0 ? (size_t)g->col - 1 : 0, from = 0, to = len;
+        if (len > 160) {
+            from = col0 > 80 ? col0 - 80 : 0;
+            to = from + 160 < len ? from + 160 : len;
+            while (from > 0 && from < len && ((unsigned char)s->text[pos + from] & 0xC0) == 0x80)
+                from--;
+            while (to < len && to > from && ((unsigned char)s->text[pos + to] & 0xC0) == 0x80)
+                to--;
+        }
+        const char *pre = from > 0 ? "..." : "";
+        fprintf(out, "  %s%.*s%s\n  %s", pre, (int)(to - from), s->text + pos + from,
+                to < len ? "..." : "", from > 0 ? "   " : "");
         /* the caret: keep tabs so that it lines up under the column */
-        for (size_t k = 0; k + 1 < (size_t)g->col && k < len; k++)
+        for (size_t k = from; k < col0 && k < to; k++)
             fputc(s->text[pos + k] == '\t' ? '\t' : ' ', out);
         fputs("^\n", out);
     }

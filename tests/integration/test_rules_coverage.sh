@@ -79,7 +79,7 @@ diag = re.compile(r'^[^:\s]+:\d+:\d+: (error|warning): (.*)$')
 lines = []   # (message, "file.test:line")
 for t in sorted(glob.glob(src + '/tests/rules/*.test')):
     in_diags = False
-    for no, l in enumerate(open(t, encoding='utf-8').read().split('\n'), 1):
+    for no, l in enumerate(open(t, encoding='utf-8', errors='surrogateescape').read().split('\n'), 1):
         if l.startswith('--- ') or l.startswith('=== '):
             in_diags = l.strip() == '--- diagnostics'
             continue
@@ -91,7 +91,7 @@ for t in sorted(glob.glob(src + '/tests/rules/*.test')):
                               '%s:%d' % (t.rsplit('/', 1)[1], no)))
 
 def pattern(fmt):
-    parts = re.split(r'%(?:\.\*s|zu|[sdgu])', fmt.replace('%%', '%'))
+    parts = re.split(r'%(?:\.\*s|zu|02x|[sdgux])', fmt.replace('%%', '%'))
     return re.compile('^' + '.*'.join(re.escape(p) for p in parts) + '$', re.S)
 
 # Each case line counts for the most specific format it matches (the one with the most
@@ -102,7 +102,7 @@ first = {}
 for msg, where in lines:
     hits = [f for f, rx in pats.items() if rx.match(msg)]
     if hits:
-        best = max(hits, key=lambda f: len(re.sub(r'%(?:\.\*s|zu|[sdgu])', '', f)))
+        best = max(hits, key=lambda f: len(re.sub(r'%(?:\.\*s|zu|02x|[sdgux])', '', f)))
         first.setdefault(best, where)
 
 def covered(fmt):
@@ -129,7 +129,7 @@ bad = 0
 # ---- constructs: functions and clause words used by evaluated cases ----
 evaluated = ''
 for t in sorted(glob.glob(src + '/tests/rules/*.test')):
-    for case in open(t, encoding='utf-8').read().split('\n=== ')[1:]:
+    for case in open(t, encoding='utf-8', errors='surrogateescape').read().split('\n=== ')[1:]:
         if '\n--- decisions' in case:
             evaluated += case
 fns = set()

@@ -239,6 +239,70 @@ static void test_syntax_errors(void **state) {
     }
 }
 
+/* A module is UTF-8 text without NUL bytes; a byte-order mark at the start is skipped. */
+static void test_text(void **state) {
+    (void)state;
+    static const struct { const char *src; size_t len; const char *want; } cs[] = {
+        {"feature f = \"\xff\"", 17, "t.vrl:1:14: invalid UTF-8 in the source (byte 0xff; a module is UTF-8 text)"},
+        {"feature f = 1\n# caf\xc3\n", 22, "t.vrl:2:6: invalid UTF-8 in the source (byte 0xc3; a module is UTF-8 text)"},
+        {"feature f = \"\xed\xa0\x80\"", 19, "t.vrl:1:14: invalid UTF-8 in the source (byte 0xed; a module is UTF-8 text)"},
+        {"feature f = \"\xc0\xaf\"", 18, "t.vrl:1:14: invalid UTF-8 in the source (byte 0xc0; a module is UTF-8 text)"},
+        {"feature f = \"\xf4\x90\x80\x80\"", 20, "t.vrl:1:14: invalid UTF-8 in the source (byte 0xf4; a module is UTF-8 text)"},
+        {"feature f = 1\0feature g = nosuch(1)", 36, "t.vrl:1:14: a NUL byte in the source (a module is UTF-8 text)"},
+        {"\xef\xbb\xbf" "feature f = 1 + )", 20, "t.vrl:1:17: expected an expression, found ')'"},
+    };
+    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+        parsed_t p;
+        vg_arena_init(&p.ar);
+        vg_diags_init(&p.d);
+        vg_source_t s = {"t.vrl", cs[i].src, cs[i].len};
+        p.rc = vg_parse(&s, &p.ar, &p.d, &p.m);
+        char got[400] = "(none)";
+        if (p.d.n)
+            snprintf(got, sizeof got, "%s:%d:%d: %s", p.d.v[0].file, p.d.v[0].line,
+                     p.d.v[0].col, p.d.v[0].msg);
+        if (p.rc == 0 || strcmp(got, cs[i].want) != 0)
+            fail_msg("case %zu:\n got  %s\n want %s", i, got, cs[i].want);
+        assert_int_equal(p.d.n_errors, 1);
+        done(&p);
+    }
+    /* valid multi-byte text and a byte-order mark compile */
+    parsed_t p;
+    parse(&p, "\xef\xbb\xbf# caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x92\xb3\nfeature f = \"\xc3\xa9\"\n");
+    assert_int_equal(p.rc, 0);
+    assert_int_equal(p.m.ndecls, 1);
+    done(&p);
+}
+
+/* A diagnostic shows the source line; a long one only around the column, and the caret
+ * stays under the offending byte. */
+static void test_print_long_line(void **state) {
+    (void)state;
+    char src[1100] = "feature f = 1";
+    for (int i = 0; i < 250; i++) strcat(src, " + 1");
+    strcat(src, " + )");
+    for (int i = 0; i < 20; i++) strcat(src, " + 1");
+    parsed_t p;
+    parse(&p, src);
+    assert_int_equal(p.rc, VG_ECOMPILE);
+    char *out = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&out, &n);
+    assert_non_null(f);
+    vg_source_t s = {"t.vrl", src, strlen(src)};
+    vg_diags_print(&p.d, &s, 1, f);
+    fclose(f);
+    char *l1 = strchr(out, '\n') + 1, *l2 = strchr(l1, '\n') + 1, *end = strchr(l2, '\n');
+    assert_true(l2 - l1 - 1 <= 2 + 3 + 160 + 3);
+    assert_memory_equal(l1, "  ...", 5);
+    assert_memory_equal(l2 - 4, "...", 3);
+    size_t caret = (size_t)(end - l2) - 1;
+    assert_int_equal(l2[caret], '^');
+    assert_int_equal(l1[caret], ')');
+    free(out);
+    done(&p);
+}
+
 static void test_recovery(void **state) {
     (void)state;
     parsed_t p;
@@ -326,6 +390,8 @@ int main(void) {
         cmocka_unit_test(test_positions),
         cmocka_unit_test(test_module),
         cmocka_unit_test(test_syntax_errors),
+        cmocka_unit_test(test_text),
+        cmocka_unit_test(test_print_long_line),
         cmocka_unit_test(test_recovery),
         cmocka_unit_test(test_limits),
     };
