@@ -129,11 +129,22 @@ int vg_config_add_tokens(vg_config_t *c, const char *spec, char *errbuf, size_t 
                      (int)(colon - p), p);
             return VG_EINVAL;
         }
+        unsigned char h[32];
+        vg_sha256(colon + 1, (size_t)(end - colon - 1), h);
+        for (int i = 0; i < c->ntokens; i++)
+            if (CRYPTO_memcmp(h, c->tokens[i].hash, 32) == 0) {
+                /* one secret, one role: with two, the role a caller got depended on order */
+                snprintf(errbuf, errlen, "the token of entry %d (%s) is given twice; a token "
+                         "has one role", c->ntokens + 1, vg_role_name(r));
+                OPENSSL_cleanse(h, sizeof(h));
+                return VG_EINVAL;
+            }
         vg_token_t *nt = realloc(c->tokens, (size_t)(c->ntokens + 1) * sizeof(*nt));
         if (!nt) return VG_ENOMEM;
         c->tokens = nt;
         nt[c->ntokens].role = r;
-        vg_sha256(colon + 1, (size_t)(end - colon - 1), nt[c->ntokens].hash);
+        memcpy(nt[c->ntokens].hash, h, 32);
+        OPENSSL_cleanse(h, sizeof(h));
         c->ntokens++;
         p = e;
     }
@@ -345,18 +356,31 @@ static int set_value(vg_config_t *c, int i, const char *v, const char *from) {
 }
 
 /* Reads the config file into vals[] (strdup'ed), tokens and kafka.* settings into kf.
- * 0 or 2. */
+ * Lines of any length; a UTF-8 byte-order mark at the start is skipped. A setting or a
+ * kafka.* property given twice is an error (a second `threads =` silently won before);
+ * `token` lines repeat by design. 0 or 2. */
 static int read_file(vg_config_t *c, const char *path, char **vals, kconf_t *kf) {
     FILE *f = fopen(path, "r");
     if (!f) {
         fprintf(stderr, "vigil serve: config %s: %s\n", path, strerror(errno));
         return 2;
     }
-    char line[4096];
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got;
     int lno = 0, rc = 0;
-    while (!rc && fgets(line, sizeof(line), f)) {
+    int set_at[NSET];
+    memset(set_at, 0, sizeof(set_at));
+    kconf_t seen = {0};   /* kafka.* names given so far, the value being the line number */
+    while (!rc && (got = getline(&line, &cap, f)) >= 0) {
         lno++;
         char *p = line;
+        if (lno == 1 && got >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) p += 3;
+        if (memchr(p, 0, (size_t)(got - (p - line)))) {
+            fprintf(stderr, "vigil serve: %s:%d: a NUL byte in the line\n", path, lno);
+            rc = 2;
+            break;
+        }
         while (isspace((unsigned char)*p)) p++;
         if (*p == 0 || *p == '#') continue;
         char *eq = strchr(p, '=');
@@ -373,9 +397,22 @@ static int read_file(vg_config_t *c, const char *path, char **vals, kconf_t *kf)
         while (ve > v && isspace((unsigned char)ve[-1])) ve--;
         *ve = 0;
         if (*v == '"') {
-            char *q = strrchr(v + 1, '"');
+            char *q = strchr(v + 1, '"');
+            char *after = q ? q + 1 : NULL;
+            while (after && isspace((unsigned char)*after)) after++;
+            if (q && *after && *after != '#') {   /* the last quote closes: "a"b" stays whole */
+                q = strrchr(v + 1, '"');
+                after = q + 1;
+                while (isspace((unsigned char)*after)) after++;
+            }
             if (!q) {
                 fprintf(stderr, "vigil serve: %s:%d: unterminated quote\n", path, lno);
+                rc = 2;
+                break;
+            }
+            if (*after && *after != '#') {
+                fprintf(stderr, "vigil serve: %s:%d: unexpected '%.20s' after the quoted value\n",
+                        path, lno, after);
                 rc = 2;
                 break;
             }
@@ -400,7 +437,17 @@ static int read_file(vg_config_t *c, const char *path, char **vals, kconf_t *kf)
             continue;
         }
         if (kl > 6 && memcmp(p, "kafka.", 6) == 0) {
-            if (kconf_put(kf, p + 6, kl - 6, v, "config file")) rc = 2;
+            for (int i = 0; i < seen.n; i++)
+                if (strncmp(seen.kv[i], p + 6, kl - 6) == 0 && seen.kv[i][kl - 6] == '=') {
+                    fprintf(stderr, "vigil serve: %s:%d: '%.*s' is already set on line %s\n",
+                            path, lno, (int)kl, p, seen.kv[i] + kl - 5);
+                    rc = 2;
+                }
+            char at[16];
+            snprintf(at, sizeof(at), "%d", lno);
+            if (!rc && (kconf_put(&seen, p + 6, kl - 6, at, "") ||
+                        kconf_put(kf, p + 6, kl - 6, v, "config file")))
+                rc = 2;
             continue;
         }
         int i = find_setting(p, kl);
@@ -409,10 +456,19 @@ static int read_file(vg_config_t *c, const char *path, char **vals, kconf_t *kf)
             rc = 2;
             break;
         }
+        if (set_at[i]) {
+            fprintf(stderr, "vigil serve: %s:%d: '%s' is already set on line %d\n", path, lno,
+                    SETTINGS[i].name, set_at[i]);
+            rc = 2;
+            break;
+        }
+        set_at[i] = lno;
         free(vals[i]);
         vals[i] = strdup(v);
         if (!vals[i]) rc = 2;
     }
+    kconf_free(&seen);
+    free(line);
     fclose(f);
     return rc;
 }
@@ -556,6 +612,14 @@ int vg_config_load(int argc, char **argv, vg_config_t **out) {
             fprintf(stderr, "vigil serve: %s\n", herr);
             rc = 2;
         }
+    }
+    if (!rc && c->max_body == 0) {   /* 0 refused every list, label and rollback body */
+        fprintf(stderr, "vigil serve: max-body: must be positive (e.g. 1M)\n");
+        rc = 2;
+    }
+    if (!rc && c->checkpoint_ms <= 0) {   /* 0 was taken as 1s without a word */
+        fprintf(stderr, "vigil serve: checkpoint-interval: must be positive (e.g. 1s)\n");
+        rc = 2;
     }
     if (!rc && c->deadline_ms <= 0) {   /* 0 answered every score request 429 */
         fprintf(stderr, "vigil serve: deadline: must be positive (e.g. 250ms)\n");

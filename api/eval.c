@@ -265,7 +265,19 @@ int vg_cmd_eval(int argc, char **argv) {
         case 'B': labels = optarg; break;
         case 'f': from = optarg; break;
         case 'T': to = optarg; break;
-        case 'x': excl = atoi(optarg); break;
+        case 'x': {
+            char *end;
+            errno = 0;
+            long n = strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || n < -1 || n > 127) {
+                fprintf(stderr, "vigil eval: --exclude-scenario: expected a number 0..127 (or -1: "
+                                "none), not '%s'\n", optarg);
+                free(rules);
+                return 2;
+            }
+            excl = (int)n;
+            break;
+        }
         case 'l':
             if (vg_cli_duration(optarg, &lateness)) {
                 fprintf(stderr, "vigil eval: --lateness: bad duration '%s'\n", optarg);
@@ -388,16 +400,42 @@ int vg_cmd_eval(int argc, char **argv) {
     while ((len = getline(&line, &lcap, tf)) >= 0) {
         ln++;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
-        if (ln == 1 || len == 0) continue;
+        if (ln == 1) {   /* the header; a first data row would be lost without a word */
+            if (strncmp(line, "id,fraud", 8) != 0 || (line[8] && line[8] != ',')) {
+                fprintf(stderr, "vigil eval: %s:1: expected the header id,fraud[,scenario]\n",
+                        truth);
+                goto done;
+            }
+            continue;
+        }
+        if (len == 0) continue;
         char *c1 = strchr(line, ',');
         if (!c1) {
             fprintf(stderr, "vigil eval: %s:%ld: expected id,fraud[,scenario]\n", truth, ln);
             goto done;
         }
         uint64_t h = h64(line, (size_t)(c1 - line));
-        int fraud = atoi(c1 + 1);
         char *c2 = strchr(c1 + 1, ',');
-        int scen = c2 ? atoi(c2 + 1) : -1;
+        size_t fl = c2 ? (size_t)(c2 - c1 - 1) : strlen(c1 + 1);
+        /* atoi read "true" as 0 (genuine) and "yes" too: only 0 and 1 are labels */
+        if (fl != 1 || (c1[1] != '0' && c1[1] != '1')) {
+            fprintf(stderr, "vigil eval: %s:%ld: fraud must be 0 or 1, not '%.*s'\n", truth, ln,
+                    (int)(fl > 20 ? 20 : fl), c1 + 1);
+            goto done;
+        }
+        int fraud = c1[1] - '0';
+        int scen = -1;
+        if (c2 && c2[1]) {
+            char *end;
+            errno = 0;
+            long sv = strtol(c2 + 1, &end, 10);
+            if (errno || end == c2 + 1 || *end || sv < 0 || sv > 127) {
+                fprintf(stderr, "vigil eval: %s:%ld: scenario must be a number 0..127, not '%.20s'\n",
+                        truth, ln, c2 + 1);
+                goto done;
+            }
+            scen = (int)sv;
+        }
         for (size_t j = h & (tcap - 1); tmap[j]; j = (j + 1) & (tcap - 1))
             if (e.v[tmap[j] - 1].idh == h) {
                 e.v[tmap[j] - 1].fraud = (int8_t)(fraud != 0);

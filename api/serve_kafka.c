@@ -270,7 +270,17 @@ int vg_cmd_stream(int argc, char **argv) {
         case 't': threads = optarg; break;
         case 'C': ckpt = optarg; break;
         case 'n': cfg.no_sync = 1; break;
-        case 'p': cfg.partitions = atoi(optarg); break;
+        case 'p': {   /* atoi took "abc" or -3 for the default 8 without a word */
+            char *end;
+            errno = 0;
+            long n = strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || n < 1 || n > 100000) {
+                fprintf(stderr, "vigil stream: --partitions must be 1..100000, not '%s'\n", optarg);
+                goto done;
+            }
+            cfg.partitions = (int)n;
+            break;
+        }
         case 'A': cfg.addr_file = optarg; break;
         case 'M': metrics_file = optarg; break;
         case 'Q': cfg.quiet = 1; break;
@@ -317,6 +327,10 @@ int vg_cmd_stream(int argc, char **argv) {
         fprintf(stderr, "vigil stream: bad duration (e.g. 500ms, 30s, 10m, 1h)\n");
         goto done;
     }
+    if (ckpt && cfg.checkpoint_ms <= 0) {   /* 0 was taken as the default 5s */
+        fprintf(stderr, "vigil stream: --checkpoint-interval must be positive (e.g. 5s)\n");
+        goto done;
+    }
     if (future) {
         if (strcmp(future, "off") == 0) cfg.future_ms = -1;
         else if (vg_cli_duration(future, &cfg.future_ms)) {
@@ -325,7 +339,10 @@ int vg_cmd_stream(int argc, char **argv) {
         } else if (cfg.future_ms == 0) cfg.future_ms = -1;
     }
     if (threads) {
-        cfg.threads = atoi(threads);
+        char *end;
+        errno = 0;
+        long n = strtol(threads, &end, 10);   /* "2x" was read as 2 */
+        cfg.threads = errno || end == threads || *end || n < 1 || n > 256 ? 0 : (int)n;
         if (cfg.threads < 1 || cfg.threads > 256) {
             fprintf(stderr, "vigil stream: --threads must be 1..256\n");
             goto done;

@@ -96,6 +96,25 @@ rc=0
 [ $rc -eq 0 ] && grep -q 'decision score (all frauds)' "$WORK/eval.txt" && ok "vigil eval" ||
     { fail "vigil eval exited $rc"; cat "$WORK/eval.txt"; }
 
+# a truth file is checked: "true" was read as 0 (genuine) and a missing header lost row 1
+cut -d, -f1,3 "$WORK/truth.csv" | sed '2s/,1$/,true/; 2s/,0$/,true/' >"$WORK/truth_bad.csv"
+rc=0
+"$VIGIL" eval --rules "$RULES" --input "$WORK/in.ndjson" --truth "$WORK/truth_bad.csv" \
+    >/dev/null 2>"$WORK/eval.err" || rc=$?
+[ $rc -eq 1 ] && grep -q "truth_bad.csv:2: fraud must be 0 or 1, not 'true'" "$WORK/eval.err" &&
+    ok "eval: a truth value other than 0/1 is refused" || fail "eval truth 'true': exit $rc, $(cat "$WORK/eval.err")"
+cut -d, -f1,3 "$WORK/truth.csv" | tail -n +2 >"$WORK/truth_nohdr.csv"
+rc=0
+"$VIGIL" eval --rules "$RULES" --input "$WORK/in.ndjson" --truth "$WORK/truth_nohdr.csv" \
+    >/dev/null 2>"$WORK/eval.err" || rc=$?
+[ $rc -eq 1 ] && grep -q "truth_nohdr.csv:1: expected the header id,fraud" "$WORK/eval.err" &&
+    ok "eval: a truth file without its header is refused" || fail "eval truth without header: exit $rc, $(cat "$WORK/eval.err")"
+rc=0
+"$VIGIL" eval --rules "$RULES" --input "$WORK/in.ndjson" --truth "$WORK/truth_nohdr.csv" \
+    --exclude-scenario two >/dev/null 2>"$WORK/eval.err" || rc=$?
+[ $rc -eq 2 ] && grep -q "exclude-scenario: expected a number" "$WORK/eval.err" &&
+    ok "eval: --exclude-scenario two is a usage error" || fail "eval --exclude-scenario two: exit $rc"
+
 # a label sum beyond a double is null, in comparisons too (it read as +inf: fs > 0 true)
 printf 'feature fs = fraud_sum(tx.amount, 1d)\nfeature pos = fs > 0\n' >"$WORK/h.vrl"
 printf 'id,account,fraud,at\nh1,q,1,2026-03-01T10:00:02Z\nh2,q,1,2026-03-01T10:00:02Z\n' >"$WORK/h.csv"

@@ -69,6 +69,12 @@ expect_rc 2 "unknown flag" "$VIGIL" replay --rules "$W/r.vrl" --input /dev/null 
 expect_rc 2 "flag without its value" "$VIGIL" replay --input /dev/null --rules
 expect_rc 2 "bad --lateness" "$VIGIL" replay --rules "$W/r.vrl" --input /dev/null --lateness soon
 expect_rc 2 "bad --dedupe-horizon" "$VIGIL" replay --rules "$W/r.vrl" --input /dev/null --dedupe-horizon -1h
+# vigil stream's numbers are checked before any broker is touched (atoi took "abc" and
+# -3 for the default, "2x" for 2, and a 0 interval for the default 5 s)
+for a in "--partitions abc" "--partitions -3" "--threads 2x" "--checkpoint-interval 0"; do
+    # shellcheck disable=SC2086
+    expect_rc 2 "stream $a" "$VIGIL" stream --kafka embedded --rules "$W/r.vrl" $a
+done
 
 # --- failures: 1
 expect_rc 1 "rules that do not compile" "$VIGIL" replay --rules "$W/bad.vrl" --input /dev/null --output "$W/o"

@@ -78,7 +78,6 @@ static void test_kafka_conf_precedence(void **st) {
                      "kafka.sasl.username = \" u \"\n"
                      "kafka.consumer.fetch.wait.max.ms = 50\n"
                      "kafka.client.rack = from-file\n"
-                     "kafka.client.rack = file-again\n"   /* the later line wins */
                      "kafka-threads = 3\n");
     setenv("VIGIL_CONFIG", path, 1);
     setenv("VIGIL_KAFKA_CONF", " compression.type=snappy , linger.ms=7,"
@@ -92,7 +91,7 @@ static void test_kafka_conf_precedence(void **st) {
     assert_string_equal(kconf(c, "security.protocol"), "SASL_SSL");   /* file */
     assert_string_equal(kconf(c, "sasl.username"), " u ");           /* quoted */
     assert_string_equal(kconf(c, "consumer.fetch.wait.max.ms"), "50");
-    assert_string_equal(kconf(c, "client.rack"), "file-again");
+    assert_string_equal(kconf(c, "client.rack"), "from-file");
     assert_string_equal(kconf(c, "compression.type"), "snappy");     /* env over file */
     assert_string_equal(kconf(c, "ssl.cipher.suites"), "A,B");       /* \, */
     assert_string_equal(kconf(c, "linger.ms"), "9");                 /* flag over env */
@@ -278,12 +277,65 @@ static void test_errors(void **st) {
     clear_env();
 }
 
+/* Loads a config file with `text` expecting exit code want; returns the config when 0
+ * (the caller frees it). */
+static vg_config_t *load_file(const char *text, int want) {
+    char path[] = "/tmp/vigil-test-config-XXXXXX";
+    write_file(path, text);
+    char *argv[] = {"serve", "--config", path, NULL};
+    vg_config_t *c = NULL;
+    assert_int_equal(vg_config_load(3, argv, &c), want);
+    unlink(path);
+    return c;
+}
+
+/* Config-file edge cases: each of these was taken without a word before. */
+static void test_file_edges(void **st) {
+    (void)st;
+    clear_env();
+    /* a setting or a kafka property twice (the second silently won) */
+    assert_null(load_file("threads = 2\nthreads = 3\n", 2));
+    assert_null(load_file("topic-in = a\ntopic_in = b\n", 2));
+    assert_null(load_file("kafka.linger.ms = 3\nkafka.linger.ms = 4\n", 2));
+    /* one secret under two roles (the last one won) */
+    assert_null(load_file("tokens = admin:s1,scorer:s1\n", 2));
+    assert_null(load_file("token = admin:s1\ntoken = admin:s1\n", 2));
+    /* zero where zero means nothing useful */
+    assert_null(load_file("max-body = 0\n", 2));
+    assert_null(load_file("checkpoint-interval = 0\n", 2));
+    /* text after a closing quote */
+    assert_null(load_file("group = \"g\" junk\n", 2));
+    /* a byte-order mark, a comment after a quoted value, repeated token lines, CRLF */
+    vg_config_t *c = load_file("\xEF\xBB\xBFgroup = \"g # h\" # comment \"x\"\r\n"
+                               "token = admin:s1\r\ntoken = scorer:s2\r\n", 0);
+    assert_non_null(c);
+    assert_string_equal(c->group, "g # h");
+    assert_int_equal(c->ntokens, 2);
+    vg_config_free(c);
+    /* a line longer than the old 4 KiB buffer (its tail was read as the next line) */
+    size_t n = 9000;
+    char *big = malloc(n + 64);
+    assert_non_null(big);
+    strcpy(big, "advertise = http://");
+    size_t k = strlen(big);
+    memset(big + k, 'a', n);
+    strcpy(big + k + n, ".example:8080\nthreads = 3\n");
+    c = load_file(big, 0);
+    assert_non_null(c);
+    assert_int_equal(strlen(c->advertise), 7 + n + 13);
+    assert_int_equal(c->threads, 3);
+    vg_config_free(c);
+    free(big);
+    clear_env();
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_precedence),
         cmocka_unit_test(test_sha256_vector),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_file_edges),
         cmocka_unit_test(test_kafka_conf_precedence),
         cmocka_unit_test(test_kafka_conf_refusals),
     };
