@@ -613,6 +613,17 @@ int vg_config_load(int argc, char **argv, vg_config_t **out) {
             rc = 2;
         }
     }
+    if (!rc && c->redis) {   /* HOST:PORT, port 1..65535 ("6379x" was read as 6379) */
+        const char *colon = strrchr(c->redis, ':');
+        char *end = NULL;
+        long port = colon && colon[1] >= '0' && colon[1] <= '9' ? strtol(colon + 1, &end, 10) : 0;
+        if (!colon || colon == c->redis || (size_t)(colon - c->redis) >= 256 || !end || *end ||
+            port < 1 || port > 65535) {
+            fprintf(stderr, "vigil serve: --redis %s: expected HOST:PORT (port 1..65535)\n",
+                    c->redis);
+            rc = 2;
+        }
+    }
     if (!rc && c->max_body == 0) {   /* 0 refused every list, label and rollback body */
         fprintf(stderr, "vigil serve: max-body: must be positive (e.g. 1M)\n");
         rc = 2;

@@ -303,6 +303,11 @@ static void test_file_edges(void **st) {
     /* zero where zero means nothing useful */
     assert_null(load_file("max-body = 0\n", 2));
     assert_null(load_file("checkpoint-interval = 0\n", 2));
+    /* a Redis port that is not one */
+    assert_null(load_file("redis = 127.0.0.1:6379x\n", 2));
+    assert_null(load_file("redis = 127.0.0.1:99999\n", 2));
+    assert_null(load_file("redis = 127.0.0.1\n", 2));
+    vg_config_free(load_file("redis = 127.0.0.1:6379\n", 0));
     /* text after a closing quote */
     assert_null(load_file("group = \"g\" junk\n", 2));
     /* a byte-order mark, a comment after a quoted value, repeated token lines, CRLF */
