@@ -292,7 +292,7 @@ static enum MHD_Result send_resp(vg_api_t *a, struct MHD_Connection *c, req_stat
 
 static void h_metrics(vg_api_t *a, vg_resp_t *r) {
     vg_buf_t *b = &r->body;
-    char line[512];
+    char line[1024];
     r->status = 200;
     r->ctype = "text/plain; version=0.0.4";
     vg_buf_puts(b, "# HELP vigil_http_requests_total HTTP requests by route and status.\n"
@@ -356,7 +356,7 @@ static void h_metrics(vg_api_t *a, vg_resp_t *r) {
     vg_engine_stats_t es;
     vg_engine_get_stats(a->eng, &es);
     pthread_mutex_lock(&a->mu);
-    int64_t rs = a->ruleset;
+    int64_t rs = a->active_ruleset, newest = a->ruleset;
     int nf = 0;
     pthread_mutex_unlock(&a->mu);
     (void)nf;
@@ -367,9 +367,12 @@ static void h_metrics(vg_api_t *a, vg_resp_t *r) {
              "# TYPE vigil_keys_in_memory gauge\nvigil_keys_in_memory %zu\n"
              "# HELP vigil_state_bytes Bytes of account and key state in memory.\n"
              "# TYPE vigil_state_bytes gauge\nvigil_state_bytes %zu\n"
-             "# HELP vigil_ruleset_version The active ruleset version.\n"
-             "# TYPE vigil_ruleset_version gauge\nvigil_ruleset_version %" PRId64 "\n",
-             es.accounts_in_memory, es.keys_in_memory, es.bytes, rs);
+             "# HELP vigil_ruleset_version The ruleset version in force (decisions carry it).\n"
+             "# TYPE vigil_ruleset_version gauge\nvigil_ruleset_version %" PRId64 "\n"
+             "# HELP vigil_ruleset_newest The newest ruleset version known; above "
+             "vigil_ruleset_version while a module received from Redis does not compile here.\n"
+             "# TYPE vigil_ruleset_newest gauge\nvigil_ruleset_newest %" PRId64 "\n",
+             es.accounts_in_memory, es.keys_in_memory, es.bytes, rs, newest);
     vg_buf_puts(b, line);
     if (a->extra_metrics) a->extra_metrics(a->extra_metrics_ctx, b);
 }
@@ -498,12 +501,14 @@ static void dispatch(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     case VG_ROUTE_READYZ: {
         int ready = atomic_load(&a->ready);
         pthread_mutex_lock(&a->mu);
-        int64_t rs = a->ruleset;
+        int64_t rs = a->active_ruleset, newest = a->ruleset;
         pthread_mutex_unlock(&a->mu);
         if (!ready) r->retry_after = 1;
-        vg_resp_json(r, ready ? 200 : 503,
-                     json_pack("{s:s,s:I}", "status", ready ? "ready" : "starting", "ruleset",
-                               (json_int_t)rs));
+        json_t *j = json_pack("{s:s,s:I}", "status", ready ? "ready" : "starting", "ruleset",
+                              (json_int_t)rs);
+        /* newer modules are stored but do not compile here (docs/api.md) */
+        if (newest != rs) json_object_set_new(j, "newest_ruleset", json_integer(newest));
+        vg_resp_json(r, ready ? 200 : 503, j);
         break;
     }
     case VG_ROUTE_METRICS: h_metrics(a, r); break;

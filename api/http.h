@@ -79,7 +79,13 @@ typedef struct vg_api {
     int nmods;
     vg_list_t *lists;
     int nlists;
-    int64_t ruleset;     /* version of the active ruleset */
+    int64_t ruleset;     /* the newest ruleset version known (modules' records) */
+    /* the ruleset in force and its program: the same as `ruleset` except while a module
+     * received from Redis does not compile with the others (e.g. written by a newer vigil
+     * during a rolling upgrade); then the last one that compiled stays in force, and a
+     * restart falls back to it too (the control store's A/active record) */
+    int64_t active_ruleset;
+    vg_program_t *active;
     uint64_t audit_seq;
     atomic_uint_least64_t idgen;   /* ids of alerts and recent decisions: ms << 16 | n */
     atomic_int ready;

@@ -86,6 +86,91 @@ done:
     return p;
 }
 
+/* Makes p (version `ruleset`) the program in force (mu held) and records which module
+ * versions it was compiled from under A/active: what a restart falls back to when the
+ * newest stored modules do not compile. */
+static void set_active(vg_api_t *a, vg_program_t *p, int64_t ruleset, int record) {
+    vg_prog_ref(p);
+    vg_prog_unref(a->active);
+    a->active = p;
+    a->active_ruleset = ruleset;
+    if (!record) return;
+    json_t *m = json_object();
+    for (int i = 0; i < a->nmods; i++)
+        if (!a->mods[i].deleted && a->mods[i].source)
+            json_object_set_new(m, a->mods[i].name, json_integer(a->mods[i].version));
+    json_t *j = json_pack("{s:I,s:o}", "ruleset", (json_int_t)ruleset, "modules", m);
+    char *txt = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    if (!txt || vg_ctl_put(a->ctl, "A/active", 8, txt, strlen(txt)) != 0)
+        fprintf(stderr, "vigil serve: cannot record the ruleset in force (%lld); a restart "
+                        "needs the newest modules to compile\n", (long long)ruleset);
+    free(txt);
+    json_decref(j);
+}
+
+/* Compiles the module versions recorded in A/active (mu held). NULL when there is no
+ * such record or it does not compile either; *ruleset: its version. */
+static vg_program_t *compile_recorded_active(vg_api_t *a, int64_t *ruleset) {
+    vg_buf_t b;
+    vg_buf_init(&b);
+    vg_program_t *p = NULL;
+    json_t *j = NULL;
+    vg_source_t *src = NULL;
+    char **texts = NULL;
+    size_t n = 0;
+    if (vg_ctl_get(a->ctl, "A/active", 8, &b) != 0) goto out;
+    j = json_loadb(b.p, b.len, 0, NULL);
+    json_t *mods = json_object_get(j, "modules");
+    if (!json_is_object(mods) || !json_is_integer(json_object_get(j, "ruleset"))) goto out;
+    *ruleset = json_integer_value(json_object_get(j, "ruleset"));
+    size_t cap = json_object_size(mods);
+    src = calloc(cap + 1, sizeof(*src));
+    texts = calloc(cap + 1, sizeof(*texts));
+    if (!src || !texts) goto out;
+    const char *name;
+    json_t *ver;
+    json_object_foreach(mods, name, ver) {   /* written with sorted keys: name order */
+        size_t nl = strlen(name);
+        if (nl == 0 || nl > 64 || !json_is_integer(ver)) goto out;
+        unsigned char vkey[2 + 64 + 1 + 8];
+        vkey[0] = 'V';
+        vkey[1] = '/';
+        memcpy(vkey + 2, name, nl);
+        vkey[2 + nl] = 0;
+        vg_be64(vkey + 3 + nl, (uint64_t)json_integer_value(ver));
+        vg_buf_t r;
+        vg_buf_init(&r);
+        json_t *rec = NULL;
+        if (vg_ctl_get(a->ctl, vkey, 3 + nl + 8, &r) == 0)
+            rec = json_loadb(r.p, r.len, 0, NULL);
+        vg_buf_deinit(&r);
+        const char *text = json_string_value(json_object_get(rec, "source"));
+        texts[n] = text ? strdup(text) : NULL;
+        json_decref(rec);
+        if (!texts[n]) goto out;
+        src[n].name = intern(a, name);
+        src[n].text = texts[n];
+        src[n].len = strlen(texts[n]);
+        n++;
+    }
+    vg_diags_t d;
+    vg_diags_init(&d);
+    if (n == 0) {
+        src[0].name = "empty.vrl";
+        src[0].text = "";
+        src[0].len = 0;
+    }
+    p = vg_prog_compile(src, n ? (int)n : 1, &d);
+    vg_diags_deinit(&d);
+out:
+    for (size_t i = 0; texts && i < n; i++) free(texts[i]);
+    free(texts);
+    free(src);
+    json_decref(j);
+    vg_buf_deinit(&b);
+    return p;
+}
+
 /* Installs a parsed module record (mu held). `pre`: the program already compiled for
  * it, or NULL. Returns 0 (also when the record is not newer: nothing to do) or an
  * error. */
@@ -111,8 +196,8 @@ static int apply_locked(vg_api_t *a, const char *rec, size_t len, vg_program_t *
         p = vg_api_compile(a, name, deleted ? NULL : source, deleted, &d);
         if (!p) {
             fprintf(stderr, "vigil serve: module %s version %lld does not compile with the "
-                            "active modules; keeping the previous ruleset\n", name,
-                    (long long)version);
+                            "active modules; keeping the ruleset in force (%lld) until it is "
+                            "fixed\n", name, (long long)version, (long long)a->active_ruleset);
             for (int k = 0; k < d.n; k++)
                 fprintf(stderr, "  %s:%d:%d: %s\n", d.v[k].file, d.v[k].line, d.v[k].col, d.v[k].msg);
         }
@@ -162,8 +247,12 @@ static int apply_locked(vg_api_t *a, const char *rec, size_t len, vg_program_t *
     if (p && a->eng) {
         char err[512];
         rc = vg_engine_set_program(a->eng, p, a->ruleset, err, sizeof(err));
-        if (rc) fprintf(stderr, "vigil serve: ruleset swap failed: %s\n", err);
-        else if (a->on_rules) a->on_rules(a->on_rules_ctx, p, a->ruleset, NULL);
+        if (rc) {
+            fprintf(stderr, "vigil serve: ruleset swap failed: %s\n", err);
+        } else {
+            set_active(a, p, a->ruleset, 1);
+            if (a->on_rules) a->on_rules(a->on_rules_ctx, p, a->ruleset, NULL);
+        }
     }
     vg_prog_unref(p);
 done:
@@ -218,12 +307,25 @@ int vg_api_load_state(vg_api_t *a, char *errbuf, size_t errlen) {
     vg_diags_t d;
     vg_diags_init(&d);
     vg_program_t *p = vg_api_compile(a, NULL, NULL, 0, &d);
+    int64_t rs = a->ruleset;
+    int newest = p != NULL;
     if (!p) {
-        snprintf(errbuf, errlen, "the stored rule modules do not compile (%d errors; first: "
-                                 "%s:%d:%d: %s)", d.n_errors, d.n ? d.v[0].file : "?",
-                 d.n ? d.v[0].line : 0, d.n ? d.v[0].col : 0, d.n ? d.v[0].msg : "");
-        vg_diags_deinit(&d);
-        return VG_ECOMPILE;
+        /* a module received from Redis that never compiled here: the last ruleset that
+         * did (A/active) runs, as before the restart */
+        p = compile_recorded_active(a, &rs);
+        if (!p) {
+            snprintf(errbuf, errlen, "the stored rule modules do not compile (%d errors; first: "
+                                     "%s:%d:%d: %s)", d.n_errors, d.n ? d.v[0].file : "?",
+                     d.n ? d.v[0].line : 0, d.n ? d.v[0].col : 0, d.n ? d.v[0].msg : "");
+            vg_diags_deinit(&d);
+            return VG_ECOMPILE;
+        }
+        fprintf(stderr, "vigil serve: the newest rule modules (ruleset %lld) do not compile "
+                        "(%d errors; first: %s:%d:%d: %s); ruleset %lld, the last that did, "
+                        "stays in force until they are fixed\n",
+                (long long)a->ruleset, d.n_errors, d.n ? d.v[0].file : "?",
+                d.n ? d.v[0].line : 0, d.n ? d.v[0].col : 0, d.n ? d.v[0].msg : "",
+                (long long)rs);
     }
     vg_diags_deinit(&d);
     vg_lists_t *l = vg_api_build_lists(a);
@@ -238,7 +340,8 @@ int vg_api_load_state(vg_api_t *a, char *errbuf, size_t errlen) {
         /* half the interval: done well before the next one */
         .checkpoint_spread_ms = (a->cfg->checkpoint_ms > 0 ? a->cfg->checkpoint_ms : 1000) / 2,
     };
-    a->eng = vg_engine_new(&eo, p, a->ruleset, l, errbuf, errlen);
+    a->eng = vg_engine_new(&eo, p, rs, l, errbuf, errlen);
+    if (a->eng) set_active(a, p, rs, newest);
     vg_prog_unref(p);
     vg_lists_unref(l);
     return a->eng ? 0 : VG_ESTORE;
@@ -372,9 +475,12 @@ void vg_h_rules(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     pthread_mutex_lock(&a->mu);
     for (int i = 0; i < a->nmods; i++)
         if (!a->mods[i].deleted) json_array_append_new(arr, summary(&a->mods[i], 0));
-    int64_t rs = a->ruleset;
+    int64_t rs = a->ruleset, active = a->active_ruleset;
     pthread_mutex_unlock(&a->mu);
-    vg_resp_json(r, 200, json_pack("{s:I,s:o}", "ruleset", (json_int_t)rs, "modules", arr));
+    /* ruleset: the newest (these modules); active_ruleset: the one decisions carry, older
+     * while a module received from Redis does not compile here */
+    vg_resp_json(r, 200, json_pack("{s:I,s:I,s:o}", "ruleset", (json_int_t)rs, "active_ruleset",
+                                   (json_int_t)active, "modules", arr));
 }
 
 void vg_h_rule(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {

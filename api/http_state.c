@@ -283,6 +283,7 @@ void vg_api_free(vg_api_t *a) {
             fprintf(stderr, "vigil serve: final checkpoint failed: %s\n", err);
     }
     vg_engine_free(a->eng);
+    vg_prog_unref(a->active);
     vg_ctl_close(a->ctl);
     for (int i = 0; i < a->nmods; i++) {
         free(a->mods[i].name);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
+#include <jansson.h>
 
 #include "rules/errors.h"
 
@@ -232,8 +233,25 @@ static int sync_list(vg_redis_t *r, const char *name) {
         redisReply *m = rep->element[2];
         char **items = calloc(m->elements + 1, sizeof(*items));
         if (items) {
-            for (size_t i = 0; i < m->elements; i++) items[i] = m->element[i]->str;
-            rc = v > 0 ? vg_api_apply_list(r->a, name, v, items, m->elements, del) : 0;
+            /* items are matched against event strings: UTF-8 of 1..1024 bytes, as the
+             * API takes them; anything else written to Redis by hand is left out, said */
+            size_t k = 0, bad = 0;
+            for (size_t i = 0; i < m->elements; i++) {
+                redisReply *e = m->element[i];
+                json_t *t = e->type == REDIS_REPLY_STRING && e->len >= 1 && e->len <= 1024
+                                ? json_stringn(e->str, e->len)
+                                : NULL;
+                if (t && !memchr(e->str, 0, e->len)) items[k++] = e->str;
+                else bad++;
+                json_decref(t);
+            }
+            if (bad)
+                fprintf(stderr, "vigil serve: redis: list %s: %zu item(s) left out (not UTF-8 "
+                                "text of 1..1024 bytes)\n", name, bad);
+            if (v <= 0 && m->elements)
+                fprintf(stderr, "vigil serve: redis: list %s has items but no version in %s; "
+                                "ignored (change lists through the API)\n", name, K_LISTVER);
+            rc = v > 0 ? vg_api_apply_list(r->a, name, v, items, k, del) : 0;
             free(items);
         }
     }
@@ -275,13 +293,22 @@ int vg_redis_list_op(vg_redis_t *r, const char *name, int64_t expect, const char
     return rc;
 }
 
+/* Applies a module record read from Redis; one that is not a module record (written
+ * there by hand) is reported and left alone. */
+static void apply_module(vg_redis_t *r, const char *name, const char *rec, size_t len) {
+    if (!rec) return;
+    if (vg_api_apply_module(r->a, rec, len, NULL) == VG_EINVAL)
+        fprintf(stderr, "vigil serve: redis: %s field %s is not a module record (JSON with "
+                        "module, version and source); ignored\n", K_RULES, name ? name : "?");
+}
+
 static int sync_module(vg_redis_t *r, const char *name) {
     const char *argv[3] = {"HGET", K_RULES, name};
     pthread_mutex_lock(&r->mu);
     redisReply *rep = command(r, 3, argv, NULL);
     pthread_mutex_unlock(&r->mu);
     if (!rep) return VG_EIO;
-    if (rep->type == REDIS_REPLY_STRING) vg_api_apply_module(r->a, rep->str, rep->len, NULL);
+    if (rep->type == REDIS_REPLY_STRING) apply_module(r, name, rep->str, rep->len);
     freeReplyObject(rep);
     return 0;
 }
@@ -295,7 +322,7 @@ static int resync(vg_redis_t *r) {
     pthread_mutex_unlock(&r->mu);
     if (!rep) return VG_EIO;
     for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i + 1 < rep->elements; i += 2)
-        vg_api_apply_module(a, rep->element[i + 1]->str, rep->element[i + 1]->len, NULL);
+        apply_module(r, rep->element[i]->str, rep->element[i + 1]->str, rep->element[i + 1]->len);
     freeReplyObject(rep);
     /* push what this instance has newer */
     pthread_mutex_lock(&a->mu);

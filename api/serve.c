@@ -68,14 +68,11 @@ static vg_serve_kafka_t *start_kafka(vg_api_t *a, const vg_config_t *cfg, char *
         .kafka_conf = (const char *const *)cfg->kafka_conf,
         .on_assign = on_assign, .on_assign_ctx = a,
     };
-    vg_diags_t d;
-    vg_diags_init(&d);
     pthread_mutex_lock(&a->mu);
-    vg_program_t *p = vg_api_compile(a, NULL, NULL, 0, &d);
+    vg_program_t *p = a->active ? vg_prog_ref(a->active) : NULL;   /* the ruleset in force, as HTTP scoring */
     vg_lists_t *l = vg_api_build_lists(a);
-    kc.ruleset_version = a->ruleset;
+    kc.ruleset_version = a->active_ruleset;
     pthread_mutex_unlock(&a->mu);
-    vg_diags_deinit(&d);
     vg_serve_kafka_t *k = NULL;
     if (!p) snprintf(errbuf, errlen, "kafka: the rules do not compile");
     else k = vg_serve_kafka_start(&kc, p, l, errbuf, errlen);
@@ -85,13 +82,8 @@ static vg_serve_kafka_t *start_kafka(vg_api_t *a, const vg_config_t *cfg, char *
     /* from now on the pipelines follow every rule and list change; one made while they
      * started is handed over here */
     pthread_mutex_lock(&a->mu);
-    if (a->ruleset != kc.ruleset_version) {
-        vg_diags_init(&d);
-        vg_program_t *q = vg_api_compile(a, NULL, NULL, 0, &d);
-        vg_diags_deinit(&d);
-        if (q) vg_serve_kafka_set_program(k, q, a->ruleset);
-        vg_prog_unref(q);
-    }
+    if (a->active_ruleset != kc.ruleset_version && a->active)
+        vg_serve_kafka_set_program(k, a->active, a->active_ruleset);
     vg_lists_t *l2 = vg_api_build_lists(a);
     if (l2) vg_serve_kafka_set_lists(k, l2);
     vg_lists_unref(l2);

@@ -158,4 +158,30 @@ N200=$(grep -o '^200 ' "$SC_OUT.load" | wc -l)
 [ "$NALL" -ge 80 ] && [ "$N200" = "$NALL" ] && ok "no request lost under a rule change ($N200/$NALL)" || bad "under load: $N200/$NALL answered 200"
 if awk '{print $2}' "$SC_OUT.load" | grep -qv '^[0-9][0-9]*$'; then bad "a decision without its ruleset"; else ok "every decision names its ruleset"; fi
 awk '{print $2}' "$SC_OUT.load" | grep -q "^$NEWRS\$" && ok "the new ruleset ($NEWRS) was used after the change" || bad "new ruleset never used: $(awk '{print $2}' "$SC_OUT.load" | sort | uniq -c)"
+
+echo "--- a module in Redis that does not compile here (a newer vigil's, or written by hand)"
+req GET "$U2/readyz" ""; ACTIVE=$(python3 -c "import json; print(json.load(open('$TMP/body'))['ruleset'])")
+FUT=$((ACTIVE + 50))
+redis-cli -p "$RPORT" hset vigil:rules future "{\"module\":\"future\",\"version\":1,\"ruleset\":$FUT,\"deleted\":false,\"source\":\"feature f9 = not_yet_a_function(1)\"}" >/dev/null
+redis-cli -p "$RPORT" hset vigil:rules junk 'not a record' >/dev/null
+redis-cli -p "$RPORT" publish vigil:changes rules:future >/dev/null
+redis-cli -p "$RPORT" publish vigil:changes rules:junk >/dev/null
+wait_for "$U2/readyz" "j['ruleset']==$ACTIVE and j.get('newest_ruleset')==$FUT" "readyz: ruleset $ACTIVE in force, $FUT newest"
+req POST "$U2/v1/score" "" '{"id":"fut-1","account":"acct-f","ts":"2026-01-01T00:00:00Z","amount":9}'
+expect 200 "j['ruleset']==$ACTIVE" "decisions carry the ruleset in force, not the newest"
+req GET "$U2/metrics" ""
+echo "$BODY" | grep -q "^vigil_ruleset_version $ACTIVE\$" && echo "$BODY" | grep -q "^vigil_ruleset_newest $FUT\$" &&
+    ok "metrics: vigil_ruleset_version $ACTIVE, vigil_ruleset_newest $FUT" || bad "metrics: $(echo "$BODY" | grep ruleset_)"
+grep -q "field junk is not a module record" "$TMP/two.log" && ok "a record that is not a module is reported" || bad "junk record not reported"
+# a restart with the non-compiling module stored falls back to the ruleset in force (it
+# exited with "the stored rule modules do not compile" before)
+stop_pid "$PID_two"
+start_vigil two "$P2" --state "$TMP/s2" --redis "127.0.0.1:$RPORT" --rules "$TMP/base.vrl"
+grep -q "stays in force until they are fixed" "$TMP/two.log" && ok "restarted on the last ruleset that compiled" || bad "restart: $(cat "$TMP/two.log")"
+req POST "$U2/v1/score" "" '{"id":"fut-2","account":"acct-f","ts":"2026-01-01T00:00:01Z","amount":9}'
+expect 200 "j['ruleset']==$ACTIVE and j['features']['tx_10m']==2" "... with its state: decides as before"
+# the fix: delete the module through the API; every instance is current again
+req DELETE "$U1/v1/rules/future" ""; expect 200 "j['deleted'] is True" "delete the module that does not compile"
+wait_for "$U2/readyz" "'newest_ruleset' not in j and j['ruleset']>$FUT" "instance two current again"
+redis-cli -p "$RPORT" hdel vigil:rules junk >/dev/null
 finish
