@@ -10,6 +10,7 @@
 #include "api/ctl.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <time.h>
 #include <stdlib.h>
@@ -17,12 +18,14 @@
 
 #include <rocksdb/c.h>
 
+#include "engine/store.h"
 #include "rules/errors.h"
 
 #define PEND_MAX (16u << 20)
 #define GATHER_NS 1000000L      /* how long the writer lets records gather */
 
 struct vg_ctl {
+    atomic_int broken;   /* a write failed: resume RocksDB before the next one */
     rocksdb_t *db;
     rocksdb_options_t *opts;
     rocksdb_readoptions_t *ro;
@@ -37,6 +40,22 @@ struct vg_ctl {
     uint64_t enq, done;         /* write_later calls enqueued / written (or failed) */
     uint64_t failed;
 };
+
+/* rocksdb_write, but first resuming RocksDB after a failed write (a full disk): it
+ * refuses every write until then, even once there is room again (engine/store.h). */
+static void ctl_rocks_write(vg_ctl_t *c, rocksdb_writebatch_t *b, char **err) {
+    if (atomic_load(&c->broken)) {
+        char why[512];
+        if (vg_rocksdb_resume(c->db, why, sizeof(why)) != 0) {
+            *err = strdup(why);
+            if (!*err) *err = strdup("out of memory");
+            return;
+        }
+        atomic_store(&c->broken, 0);
+    }
+    rocksdb_write(c->db, c->wo, b, err);
+    if (*err) atomic_store(&c->broken, 1);
+}
 
 #define TRIM_MAX 64   /* keys deleted by one trim at most (the rest by the next) */
 
@@ -65,7 +84,7 @@ static void run_trims(vg_ctl_t *c, const vg_buf_t *q) {
     rocksdb_iter_destroy(it);
     if (rocksdb_writebatch_count(b) > 0) {
         char *err = NULL;
-        rocksdb_write(c->db, c->wo, b, &err);
+        ctl_rocks_write(c, b, &err);
         if (err) {
             /* a trim that failed leaves records for the next one: only reported */
             fprintf(stderr, "vigil serve: control store trim failed: %s\n", err);
@@ -126,7 +145,7 @@ static void *writer_main(void *arg) {
         pthread_cond_broadcast(&c->done_cv);   /* room again for waiting writers */
         pthread_mutex_unlock(&c->mu);
         char *err = NULL;
-        rocksdb_write(c->db, c->wo, b, &err);
+        ctl_rocks_write(c, b, &err);
         rocksdb_writebatch_clear(b);
         pthread_mutex_lock(&c->mu);
         if (err) {
@@ -179,6 +198,8 @@ vg_ctl_t *vg_ctl_open(const char *dir, char *errbuf, size_t errlen) {
     c->opts = rocksdb_options_create();
     rocksdb_options_set_create_if_missing(c->opts, 1);
     rocksdb_options_set_keep_log_file_num(c->opts, 2);
+    rocksdb_options_set_info_log_level(c->opts, 4 /* FATAL: as engine/store.c, a full disk
+                                                      must fail writes, not abort */);
     rocksdb_options_set_max_open_files(c->opts, 64);
     c->ro = rocksdb_readoptions_create();
     c->wo = rocksdb_writeoptions_create();
@@ -293,7 +314,7 @@ int vg_ctl_write(vg_ctl_t *c, const vg_ctl_op_t *ops, int n) {
     rocksdb_writebatch_t *b = rocksdb_writebatch_create();
     add_ops(b, ops, n);
     char *err = NULL;
-    rocksdb_write(c->db, c->wo, b, &err);
+    ctl_rocks_write(c, b, &err);
     rocksdb_writebatch_destroy(b);
     if (err) {
         rocksdb_free(err);
@@ -338,7 +359,7 @@ int vg_ctl_delete_range(vg_ctl_t *c, const void *from, size_t flen, const void *
     rocksdb_writebatch_t *b = rocksdb_writebatch_create();
     rocksdb_writebatch_delete_range(b, from, flen, to, tlen);
     char *err = NULL;
-    rocksdb_write(c->db, c->wo, b, &err);
+    ctl_rocks_write(c, b, &err);
     rocksdb_writebatch_destroy(b);
     if (err) {
         rocksdb_free(err);

@@ -374,6 +374,17 @@ static void h_metrics(vg_api_t *a, vg_resp_t *r) {
              "# TYPE vigil_ruleset_newest gauge\nvigil_ruleset_newest %" PRId64 "\n",
              es.accounts_in_memory, es.keys_in_memory, es.bytes, rs, newest);
     vg_buf_puts(b, line);
+    snprintf(line, sizeof(line),
+             "# HELP vigil_checkpoint_failures_total Checkpoints of the scoring state that "
+             "failed (e.g. a full disk); each is retried at the next interval.\n"
+             "# TYPE vigil_checkpoint_failures_total counter\nvigil_checkpoint_failures_total %"
+             PRIu64 "\n"
+             "# HELP vigil_control_write_failures_total Writes of alerts, decisions, rules or "
+             "lists to the control store that failed.\n"
+             "# TYPE vigil_control_write_failures_total counter\n"
+             "vigil_control_write_failures_total %" PRIu64 "\n",
+             (uint64_t)atomic_load(&a->ckpt_failures), vg_ctl_failed_writes(a->ctl));
+    vg_buf_puts(b, line);
     if (a->extra_metrics) a->extra_metrics(a->extra_metrics_ctx, b);
 }
 

@@ -90,6 +90,8 @@ typedef struct vg_api {
     atomic_uint_least64_t idgen;   /* ids of alerts and recent decisions: ms << 16 | n */
     atomic_int ready;
     atomic_uint_least64_t decisions[4], rejected, duplicates, alerts, overloaded, not_owner;
+    atomic_uint_least64_t ckpt_failures;   /* checkpoints of the HTTP engine that failed */
+    uint64_t ckpt_failing;                 /* failures in a row (the tick thread's) */
     vg_route_metrics_t routes[VG_ROUTE__COUNT];
     pthread_mutex_t hits_mu;   /* rule hit counters */
     char **hit_names;

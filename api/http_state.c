@@ -164,8 +164,19 @@ void vg_api_record_decision(vg_api_t *a, const char *account, size_t alen, const
 
 void vg_api_tick(vg_api_t *a, int64_t now_ms) {
     char err[512];
-    if (vg_engine_checkpoint(a->eng, 0, err, sizeof(err)) != 0)
-        fprintf(stderr, "vigil serve: checkpoint failed: %s\n", err);
+    if (vg_engine_checkpoint(a->eng, 0, err, sizeof(err)) != 0) {
+        atomic_fetch_add(&a->ckpt_failures, 1);
+        /* the first failure, then one line a minute (every tick tries again; what changed
+         * stays in memory and is written by the first checkpoint that succeeds) */
+        if (a->ckpt_failing++ % 60 == 0)
+            fprintf(stderr, "vigil serve: checkpoint failed (%llu in a row; scoring goes on, "
+                            "state since the last checkpoint is only in memory): %s\n",
+                    (unsigned long long)a->ckpt_failing, err);
+    } else if (a->ckpt_failing) {
+        fprintf(stderr, "vigil serve: checkpoint written again after %llu failed\n",
+                (unsigned long long)a->ckpt_failing);
+        a->ckpt_failing = 0;
+    }
     if (a->cfg->alert_retention_ms > 0) {
         int64_t cutoff = now_ms - a->cfg->alert_retention_ms;
         if (cutoff > 0) {

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <rocksdb/c.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +29,7 @@ struct vg_store {
     rocksdb_writeoptions_t *wo;
     rocksdb_writeoptions_t *wo_sync;
     char *dir;
+    atomic_int broken;   /* a write failed: resume RocksDB before the next one */
 };
 
 struct vg_batch {
@@ -78,6 +80,13 @@ vg_store_t *vg_store_open(const char *dir, char *errbuf, size_t errlen) {
     rocksdb_options_set_compression(s->opts, rocksdb_lz4_compression);
     rocksdb_options_set_max_open_files(s->opts, 512);
     rocksdb_options_set_keep_log_file_num(s->opts, 3);
+    /* RocksDB's own LOG file only for fatal errors: Debian's librocksdb is built with
+     * assertions, and once an append to LOG has failed (a full disk) the next message
+     * aborts the process (WritableFileWriter: "Writer has previous error" asserts). The
+     * error handler writes such messages when a WAL write fails, so at INFO a full disk
+     * killed vigil instead of failing the write; at FATAL it fails the checkpoint with
+     * "No space left on device" and vigil says so (tests/integration/test_disk_full.sh). */
+    rocksdb_options_set_info_log_level(s->opts, 4 /* FATAL_LEVEL */);
     rocksdb_writeoptions_set_sync(s->wo_sync, 1);
     /* flushes and compactions are background work: at the lowest CPU priority, so that
      * they take the cores only when the threads that answer (HTTP, Kafka) leave them */
@@ -196,8 +205,19 @@ void vg_batch_iterate(const vg_batch_t *b, vg_batch_op_cb cb, void *ctx) {
 int vg_store_write(vg_store_t *s, vg_batch_t *b, int sync, char *errbuf, size_t errlen) {
     char *err = NULL;
     no_perf_counts();
+    if (atomic_load(&s->broken)) {
+        /* RocksDB refuses every write after a failed one (a full disk) until resumed,
+         * even once there is room again: try that first */
+        char why[512];
+        if (vg_rocksdb_resume(s->db, why, sizeof why) != 0) {
+            set_err(errbuf, errlen, "cannot write to state directory %s: %s", s->dir, why);
+            return VG_ESTORE;
+        }
+        atomic_store(&s->broken, 0);
+    }
     rocksdb_write(s->db, sync ? s->wo_sync : s->wo, b->wb, &err);
     if (err) {
+        atomic_store(&s->broken, 1);
         set_err(errbuf, errlen, "cannot write to state directory %s: %s", s->dir, err);
         rocksdb_free(err);
         return VG_ESTORE;

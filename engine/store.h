@@ -20,6 +20,12 @@
 typedef struct vg_store vg_store_t;
 typedef struct vg_batch vg_batch_t;
 
+/* Clears a RocksDB handle's background error (DB::Resume) after a failed write, e.g.
+ * once a full disk has room again: RocksDB refuses every write until then. 0, or
+ * VG_ESTORE with the reason (still no room, ...). For engine/store.c and api/ctl.c. */
+typedef struct rocksdb_t rocksdb_t;
+int vg_rocksdb_resume(rocksdb_t *db, char *errbuf, size_t errlen);
+
 /* Opens (creating if needed) the database in directory `dir`. Returns NULL with a
  * reason in errbuf on failure (e.g. locked by another process). */
 vg_store_t *vg_store_open(const char *dir, char *errbuf, size_t errlen);
