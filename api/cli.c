@@ -3,12 +3,15 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "rules/errors.h"
+#include "rules/program.h"
 
 int vg_cli_duration(const char *s, int64_t *ms) {
     if (!s || !*s) return VG_EINVAL;
@@ -51,42 +54,65 @@ int vg_cli_size(const char *s, size_t *bytes) {
     return 0;
 }
 
+/* Reads a module file. Only regular files (a FIFO named x.vrl blocked `vigil check` for
+ * good, /dev/zero grew its buffer without end), and at most one byte more than a module
+ * may have: a larger file is refused by its size, not read into memory. */
 static int read_file(const char *path, char **out, size_t *len, char *errbuf, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
         snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
         return VG_EIO;
     }
-    size_t cap = 4096, n = 0;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(errbuf, errlen, "%s: not a regular file", path);
+        close(fd);
+        return VG_EIO;
+    }
+    if (st.st_size > VG_RULES_MAX_SOURCE) {
+        snprintf(errbuf, errlen, "%s: module too large (%lld bytes, limit %d)", path,
+                 (long long)st.st_size, VG_RULES_MAX_SOURCE);
+        close(fd);
+        return VG_EINVAL;
+    }
+    size_t cap = (size_t)st.st_size + 1, n = 0;   /* +1: sees a file that grew */
     char *buf = malloc(cap);
     if (!buf) {
-        fclose(f);
+        close(fd);
         snprintf(errbuf, errlen, "out of memory");
         return VG_ENOMEM;
     }
     for (;;) {
         if (n == cap) {
+            if (cap > VG_RULES_MAX_SOURCE) {
+                free(buf);
+                close(fd);
+                snprintf(errbuf, errlen, "%s: module too large (more than %d bytes)", path,
+                         VG_RULES_MAX_SOURCE);
+                return VG_EINVAL;
+            }
             char *nb = realloc(buf, cap * 2);
             if (!nb) {
                 free(buf);
-                fclose(f);
+                close(fd);
                 snprintf(errbuf, errlen, "out of memory");
                 return VG_ENOMEM;
             }
             buf = nb;
             cap *= 2;
         }
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            snprintf(errbuf, errlen, "%s: read error: %s", path, strerror(errno));
+            free(buf);
+            close(fd);
+            return VG_EIO;
+        }
         if (r == 0) break;
+        n += (size_t)r;
     }
-    int err = ferror(f);
-    fclose(f);
-    if (err) {
-        free(buf);
-        snprintf(errbuf, errlen, "%s: read error", path);
-        return VG_EIO;
-    }
+    close(fd);
     *out = buf;
     *len = n;
     return 0;

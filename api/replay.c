@@ -313,8 +313,9 @@ static int parse_args(int argc, char **argv, opts_t *o) {
         case 'c': {
             char *end;
             errno = 0;
-            unsigned long long v = strtoull(optarg, &end, 10);
-            if (errno || *end || v == 0) {
+            /* strtoull took "-5" as 2^64-5: never */
+            unsigned long long v = optarg[0] >= '0' && optarg[0] <= '9' ? strtoull(optarg, &end, 10) : 0;
+            if (errno || v == 0 || *end) {
                 fprintf(stderr, "vigil replay: --checkpoint-every: bad count '%s'\n", optarg);
                 return 2;
             }
@@ -322,8 +323,9 @@ static int parse_args(int argc, char **argv, opts_t *o) {
             break;
         }
         case 'C':
-            if (vg_cli_duration(optarg, &o->ckpt_interval_ms)) {
-                fprintf(stderr, "vigil replay: --checkpoint-interval: bad duration '%s'\n", optarg);
+            if (vg_cli_duration(optarg, &o->ckpt_interval_ms) || o->ckpt_interval_ms <= 0) {
+                fprintf(stderr, "vigil replay: --checkpoint-interval: bad duration '%s' (positive, "
+                                "e.g. 1s)\n", optarg);
                 return 2;
             }
             break;

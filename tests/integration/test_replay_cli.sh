@@ -69,6 +69,8 @@ expect_rc 2 "unknown flag" "$VIGIL" replay --rules "$W/r.vrl" --input /dev/null 
 expect_rc 2 "flag without its value" "$VIGIL" replay --input /dev/null --rules
 expect_rc 2 "bad --lateness" "$VIGIL" replay --rules "$W/r.vrl" --input /dev/null --lateness soon
 expect_rc 2 "bad --dedupe-horizon" "$VIGIL" replay --rules "$W/r.vrl" --input /dev/null --dedupe-horizon -1h
+expect_rc 2 "--checkpoint-every -5 (was 2^64-5: never)" "$VIGIL" replay --rules "$W/r.vrl" --input /dev/null --state "$W/st-neg" --checkpoint-every -5
+expect_rc 2 "--checkpoint-interval 0" "$VIGIL" replay --rules "$W/r.vrl" --input /dev/null --state "$W/st-zero" --checkpoint-interval 0
 # vigil stream's numbers are checked before any broker is touched (atoi took "abc" and
 # -3 for the default, "2x" for 2, and a 0 interval for the default 5 s)
 for a in "--partitions abc" "--partitions -3" "--threads 2x" "--checkpoint-interval 0"; do
@@ -81,6 +83,17 @@ expect_rc 1 "rules that do not compile" "$VIGIL" replay --rules "$W/bad.vrl" --i
 grep -Eq 'bad\.vrl:[0-9]+:[0-9]+' "$W/stderr" && ok "compile error names file:line:col" ||
     fail "compile error does not name file:line:col: $(head -2 "$W/stderr")"
 expect_rc 1 "rules file that does not exist" "$VIGIL" replay --rules "$W/none.vrl" --input /dev/null --output "$W/o"
+# rule files that are not files: a FIFO blocked `vigil check` for good, /dev/zero read
+# without end; a 2 MiB file was read whole before the 1 MiB limit refused it
+mkfifo "$W/fifo.vrl"
+expect_rc 1 "a FIFO as rules" timeout 20 "$VIGIL" check "$W/fifo.vrl"
+grep -q "fifo.vrl: not a regular file" "$W/stderr" && ok "... named as not a regular file" || fail "FIFO: $(head -2 "$W/stderr")"
+mkdir -p "$W/fifodir" && mkfifo "$W/fifodir/x.vrl"
+expect_rc 1 "a FIFO in a rules directory" timeout 20 "$VIGIL" check "$W/fifodir"
+expect_rc 1 "/dev/zero as rules" timeout 20 "$VIGIL" replay --rules /dev/zero --input /dev/null --output "$W/o"
+head -c 2097152 /dev/zero | tr '\0' '#' >"$W/huge.vrl"
+expect_rc 1 "a 2 MiB rules file" "$VIGIL" check "$W/huge.vrl"
+grep -q "huge.vrl: module too large (2097152 bytes, limit 1048576)" "$W/stderr" && ok "... refused by its size" || fail "huge: $(head -2 "$W/stderr")"
 expect_rc 1 "input that does not exist" "$VIGIL" replay --rules "$W/r.vrl" --input "$W/none.ndjson" --output "$W/o"
 expect_rc 1 "unwritable output" "$VIGIL" replay --rules "$W/r.vrl" --input /dev/null --output "$W/no/such/dir/o"
 
