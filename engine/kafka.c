@@ -56,6 +56,9 @@ enum { OUT_CL = 0, OUT_ALERT = 1, OUT_DECISION = 2, OUT_DLQ = 3 };
  * counts; PART_NONE when it does not fit), and the input message's timestamp in ms (42
  * bits: until the year 2109) for the latency histogram. */
 #define PART_BITS 19
+/* What librdkafka adds to a record's value and key when it checks message.max.bytes
+ * (the record batch's per-message overhead, with room to spare). */
+#define REC_OVERHEAD 512
 #define TAG_PART_SHIFT 3
 #define PART_NONE ((1u << PART_BITS) - 1)
 _Static_assert(sizeof(uintptr_t) >= 8, "the produce tag needs 64 bits");
@@ -72,7 +75,7 @@ typedef struct counters {
     _Atomic uint64_t alerts, alerts_acked, decisions_out, dead_letters;
     _Atomic uint64_t stale, gaps, backpressure, checkpoints, ckpt_us_sum, ckpt_us_max;
     _Atomic uint64_t enc_us_sum, enc_us_max;   /* encoding, on the processing thread */
-    _Atomic uint64_t delivery_errors, rewinds;
+    _Atomic uint64_t delivery_errors, rewinds, truncated;
     _Atomic uint64_t cl_records, cl_restores, cl_restored, cl_seeds, cl_restore_us;
     _Atomic uint64_t scored;
     _Atomic int64_t lag;
@@ -150,7 +153,11 @@ typedef struct worker {
     rd_kafka_t *rc;       /* reads changelog partitions on assignment (not in the group) */
     part_t **parts;       /* indexed by partition id */
     int32_t cap;
-    vg_buf_t out, rec;
+    vg_buf_t out, rec, fit;
+    /* the largest record the broker takes per output kind (OUT_*): the producer's
+     * message.max.bytes, lowered when the broker refuses a record as too large; an
+     * alert, decision or dead letter above it is cut to fit (vg_kafka_fit_record) */
+    size_t out_max[4];
     int fatal;
     int need_rewind;      /* a delivery failed since the last checkpoint */
     atomic_int ready;
@@ -1039,6 +1046,25 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     if (m->err) {
         INC(w->ct.delivery_errors, 1);
         w->need_rewind = 1;
+        if (m->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+            m->err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE) {
+            if (kind == OUT_CL) {
+                /* state cannot be cut: producing it again would fail again, for ever */
+                set_fatal(w, "the broker refused a %zu-byte changelog record for %s as too "
+                             "large: raise the topic's max.message.bytes", m->len,
+                          rd_kafka_topic_name(m->rkt));
+                return;
+            }
+            /* the topic takes less than the producer: what the rewind produces again is
+             * cut to fit below this size */
+            size_t lim = m->len + m->key_len + REC_OVERHEAD;
+            if (lim < w->out_max[kind]) w->out_max[kind] = lim > 1 ? lim - 1 : 0;
+            logf_(w->k, 1, "worker %d: %s refused a %zu-byte record as too large; records "
+                           "for it are cut to %zu bytes from now on (\"truncated\" names what "
+                           "was left out)", w->index, rd_kafka_topic_name(m->rkt), m->len,
+                  w->out_max[kind] > REC_OVERHEAD ? w->out_max[kind] - REC_OVERHEAD : 0);
+            return;
+        }
         logf_(w->k, 1, "worker %d: delivery to %s failed: %s", w->index,
               rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
         return;
@@ -1165,6 +1191,8 @@ static int produce_to(worker_t *w, part_t *pt, rd_kafka_topic_t *t, int32_t tp,
             return 0;
         }
         rd_kafka_resp_err_t e = rd_kafka_last_error();
+        if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && kind != OUT_CL)
+            return -2;   /* produce() cuts it to fit */
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             set_fatal(w, "producing to %s: %s", rd_kafka_topic_name(t), rd_kafka_err2str(e));
             return -1;
@@ -1181,9 +1209,37 @@ static int produce_to(worker_t *w, part_t *pt, rd_kafka_topic_t *t, int32_t tp,
     }
 }
 
+/* Produces an alert, decision or dead letter, keyed: one larger than its topic takes
+ * (w->out_max) is cut to fit first (vg_kafka_fit_record: the explanation is left out
+ * and the record says so), so that a single huge record can never stop the partition
+ * (it was fatal at every restart: a poison pill). 0 or -1 (fatal). */
 static int produce(worker_t *w, part_t *pt, rd_kafka_topic_t *t, const void *val, size_t len,
                    const void *key, size_t klen, int kind, int64_t ts_ms) {
-    return produce_to(w, pt, t, RD_KAFKA_PARTITION_UA, val, len, key, klen, kind, ts_ms);
+    for (int attempt = 0; attempt < 4; attempt++) {
+        const void *v = val;
+        size_t vl = len, room = w->out_max[kind] > klen + REC_OVERHEAD
+                                    ? w->out_max[kind] - klen - REC_OVERHEAD
+                                    : 0;
+        if (vl > room) {
+            int rc = kind == OUT_DLQ ? -1 : vg_kafka_fit_record(val, len, room, &w->fit);
+            if (rc) {
+                set_fatal(w, "a %zu-byte record for %s does not fit in %zu bytes even cut "
+                             "down%s", len, rd_kafka_topic_name(t), room,
+                          rc == VG_ENOMEM ? " (out of memory)" : "");
+                return -1;
+            }
+            v = w->fit.p;
+            vl = w->fit.len;
+            INC(w->ct.truncated, 1);
+        }
+        int rc = produce_to(w, pt, t, RD_KAFKA_PARTITION_UA, v, vl, key, klen, kind, ts_ms);
+        if (rc != -2) return rc;
+        /* librdkafka counts more than REC_OVERHEAD: aim lower */
+        w->out_max[kind] = vl + klen + REC_OVERHEAD > 1024 ? vl + klen + REC_OVERHEAD - 1024 : 0;
+    }
+    set_fatal(w, "producing to %s: %s", rd_kafka_topic_name(t),
+              rd_kafka_err2str(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE));
+    return -1;
 }
 
 /* ---- changelog output (kafka_int.h) ---- */
@@ -1497,10 +1553,24 @@ static void handle_msg(worker_t *w, part_t *pt, const rd_kafka_message_t *m, int
         INC(w->ct.rejected_by[code], 1);
         vg_buf_t *r = &w->rec;
         vg_buf_clear(r);
-        char num[64];
+        char num[128];
+        /* the original bytes, base64; as many as the topic takes (a message larger than
+         * that cannot be carried whole: it was fatal at every restart) */
+        size_t olen = m->payload ? m->len : 0, klen = m->key ? m->key_len : 0;
+        size_t fixed = klen + REC_OVERHEAD + strlen(k->topic_in) + dl + 256;
+        size_t cap = w->out_max[OUT_DLQ] > fixed ? (w->out_max[OUT_DLQ] - fixed) / 4 * 3 : 0;
+        int cut = olen > cap;
         rc = vg_buf_puts(r, "{\"original\":\"");
-        if (!rc) rc = vg_kafka_put_b64(r, m->payload, m->payload ? m->len : 0);
-        if (!rc) rc = vg_buf_puts(r, "\",\"topic\":");
+        if (!rc) rc = vg_kafka_put_b64(r, m->payload, cut ? cap : olen);
+        if (!rc && cut) {
+            INC(w->ct.truncated, 1);
+            snprintf(num, sizeof(num), "\",\"original_bytes\":%zu,\"original_truncated\":true",
+                     olen);
+            rc = vg_buf_puts(r, num);
+            if (!rc) rc = vg_buf_puts(r, ",\"topic\":");
+        } else if (!rc) {
+            rc = vg_buf_puts(r, "\",\"topic\":");
+        }
         if (!rc) rc = vg_json_str(r, k->topic_in, strlen(k->topic_in));
         snprintf(num, sizeof(num), ",\"partition\":%d,\"offset\":%" PRId64 ",",
                  (int)m->partition, m->offset);
@@ -1888,6 +1958,7 @@ static void worker_deinit(worker_t *w) {
     w->cap = 0;
     vg_buf_deinit(&w->out);
     vg_buf_deinit(&w->rec);
+    vg_buf_deinit(&w->fit);
     vg_batch_free(w->ckb);
     w->ckb = NULL;
 }
@@ -1898,6 +1969,7 @@ static int worker_init(vg_kafka_t *k, worker_t *w, int index, char *errbuf, size
     w->index = index;
     vg_buf_init(&w->out);
     vg_buf_init(&w->rec);
+    vg_buf_init(&w->fit);
     w->ruleset = k->o.pipeline.ruleset_version;
     w->rules_gen = atomic_load(&k->rules_gen);
     pthread_mutex_init(&w->qmu, NULL);
@@ -1939,6 +2011,12 @@ static int worker_init(vg_kafka_t *k, worker_t *w, int index, char *errbuf, size
         snprintf(errbuf, errlen, "kafka producer: %s", e);
         return VG_EIO;
     }
+    char mmb[32];
+    size_t mmbl = sizeof(mmb);
+    long long maxb = 1000000;   /* librdkafka's default */
+    if (rd_kafka_conf_get(rd_kafka_conf(w->p), "message.max.bytes", mmb, &mmbl) == RD_KAFKA_CONF_OK)
+        maxb = atoll(mmb);
+    for (int i = 0; i < 4; i++) w->out_max[i] = maxb > 0 ? (size_t)maxb : 1000000;
     w->t_alerts = rd_kafka_topic_new(w->p, k->topic_alerts, NULL);
     w->t_dlq = rd_kafka_topic_new(w->p, k->topic_dlq, NULL);
     if (k->topic_dec) w->t_dec = rd_kafka_topic_new(w->p, k->topic_dec, NULL);
@@ -2064,6 +2142,7 @@ void vg_kafka_get_stats(const vg_kafka_t *k, vg_kafka_stats_t *s) {
         s->duplicates += GET(c->duplicates);
         s->rejected += GET(c->rejected);
         s->blank += GET(c->blank);
+        s->truncated += GET(c->truncated);
         for (int j = 0; j < 4; j++) s->by_decision[j] += GET(c->by_decision[j]);
         for (int j = 0; j < VG_REJECT__COUNT; j++) s->rejected_by[j] += GET(c->rejected_by[j]);
         s->alerts += GET(c->alerts);

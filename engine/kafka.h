@@ -186,6 +186,7 @@ int vg_kafka_ready(const vg_kafka_t *k);
 typedef struct vg_kafka_stats {
     uint64_t messages;            /* consumed messages processed */
     uint64_t decided, duplicates, rejected, blank;
+    uint64_t truncated;   /* alerts, decisions, dead letters cut to fit their topic */
     uint64_t by_decision[4];      /* allow, review, block, alert */
     uint64_t rejected_by[VG_REJECT__COUNT];
     uint64_t alerts, alerts_acked, decisions_out, dead_letters;
@@ -251,6 +252,9 @@ void vg_kafka_mock_set_down(vg_kafka_mock_t *m, int down);
  * partition `partition` of `topic`, for tests. 0, or VG_EINVAL when the mock refused. */
 int vg_kafka_mock_set_leader(vg_kafka_mock_t *m, const char *topic, int32_t partition,
                              int32_t broker);
+/* Tests: the next n Produce requests (from any client) fail with broker error `err`
+ * (an rd_kafka_resp_err_t; at most 16). */
+void vg_kafka_mock_produce_errors(vg_kafka_mock_t *m, int n, int err);
 void vg_kafka_mock_free(vg_kafka_mock_t *m);
 
 #endif

@@ -27,6 +27,18 @@ int vg_kafka_dec_id_account(const char *d, size_t n, const char **id, size_t *il
 /* Appends the standard base64 of s[0..n) to b. 0 or VG_ENOMEM. */
 int vg_kafka_put_b64(vg_buf_t *b, const unsigned char *s, size_t n);
 
+/* Fits an alert or decision record (a JSON object as vigil writes them) in at most `max`
+ * bytes, for a topic whose records may not be larger (the producer's message.max.bytes,
+ * or less once the broker refused one as too large): the top-level members are left out
+ * in this order until it fits: "features" and "anomaly" (the explanation); then each
+ * fired rule keeps only rule, module, version, action, severity, score and its message
+ * cut to 256 bytes, and "shadow" only the names; last only id, account, ts, decision,
+ * score, ruleset, alert_id and severity are kept. The record says what was left out:
+ * "truncated":{"bytes":<original length>,"limit":<max>,"left_out":[...]}. Writes the
+ * result to out (cleared first). 0; -1 when even the smallest form does not fit or the
+ * record is not such an object; VG_ENOMEM. Kept members keep their exact text. */
+int vg_kafka_fit_record(const char *rec, size_t len, size_t max, vg_buf_t *out);
+
 /* ---- the state changelog (engine/kafka_changelog.c; docs/kafka.md "State handover") ----
  *
  * Changelog partition p mirrors the store of input partition p: every checkpoint

@@ -2,6 +2,7 @@
  * the alert id hash, a top-level "ts" peek for the `future` check, and the embedded
  * mock broker; and (kafka_int.h) the decision-line helpers and the metrics text.
  */
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <inttypes.h>
@@ -321,6 +322,13 @@ int vg_kafka_mock_set_leader(vg_kafka_mock_t *m, const char *topic, int32_t part
     return rd_kafka_mock_partition_set_leader(m->mc, topic, partition, broker) ? VG_EINVAL : 0;
 }
 
+void vg_kafka_mock_produce_errors(vg_kafka_mock_t *m, int n, int err) {
+    rd_kafka_resp_err_t e[16];
+    if (n > 16) n = 16;
+    for (int i = 0; i < n; i++) e[i] = (rd_kafka_resp_err_t)err;
+    rd_kafka_mock_push_request_errors_array(m->mc, 0 /* ApiKey Produce */, (size_t)n, e);
+}
+
 void vg_kafka_mock_free(vg_kafka_mock_t *m) {
     if (!m) return;
     if (m->mc) rd_kafka_mock_cluster_destroy(m->mc);
@@ -404,6 +412,9 @@ int vg_kafka_metrics(const vg_kafka_t *k, vg_buf_t *out) {
             s.duplicates);
     COUNTER("blank_total", "Empty messages (null, empty or whitespace value): skipped.",
             s.blank);
+    COUNTER("truncated_total", "Alerts, decisions and dead letters larger than their topic "
+            "takes, cut to fit (the record's \"truncated\" or \"original_truncated\" says so).",
+            s.truncated);
     EMIT("# HELP vigil_kafka_rejected_total Rejected events by code.\n"
          "# TYPE vigil_kafka_rejected_total counter\n");
     for (int i = 1; i < VG_REJECT__COUNT; i++)
@@ -469,4 +480,155 @@ int vg_kafka_metrics(const vg_kafka_t *k, vg_buf_t *out) {
 #undef COUNTER
 #undef EMIT
     return rc;
+}
+
+/* ---- records too large for their topic ---- */
+
+/* A top-level member of a JSON object: its key (without quotes) and the text of
+ * `"key":value` (from the key's opening quote to the end of the value). */
+typedef struct {
+    const char *key;
+    size_t klen;
+    size_t from, to;
+} member_t;
+
+/* Splits the top-level members of the object rec[0..n) (at most cap). Returns their
+ * count, or -1 when rec is not an object. Strings are skipped by their quotes
+ * (vg_kafka_str_end), so braces and commas inside them do not count. */
+static int split_members(const char *rec, size_t n, member_t *m, int cap) {
+    size_t i = 0;
+    while (i < n && (rec[i] == ' ' || rec[i] == '\n')) i++;
+    if (i >= n || rec[i] != '{') return -1;
+    i++;
+    int k = 0;
+    while (i < n) {
+        while (i < n && (rec[i] == ' ' || rec[i] == ',')) i++;
+        if (i < n && rec[i] == '}') return k;
+        if (i >= n || rec[i] != '"' || k == cap) return -1;
+        size_t ks = i, ke = vg_kafka_str_end(rec, n, i);
+        if (ke >= n || rec[ke] != ':') return -1;
+        size_t j = ke + 1;
+        int depth = 0;
+        while (j < n) {
+            char c = rec[j];
+            if (c == '"') {
+                j = vg_kafka_str_end(rec, n, j);
+                continue;
+            }
+            if (c == '{' || c == '[') depth++;
+            else if (c == '}' || c == ']') {
+                if (depth == 0) break;
+                depth--;
+            } else if (c == ',' && depth == 0) {
+                break;
+            }
+            j++;
+        }
+        if (j >= n) return -1;
+        m[k].key = rec + ks + 1;
+        m[k].klen = ke - ks - 2;
+        m[k].from = ks;
+        m[k].to = j;
+        k++;
+        i = j;
+    }
+    return -1;
+}
+
+static int key_is(const member_t *m, const char *k) {
+    return m->klen == strlen(k) && memcmp(m->key, k, m->klen) == 0;
+}
+
+/* The end of a UTF-8 text cut to at most n bytes of s[0..len) (whole characters). */
+static size_t utf8_cut(const char *s, size_t len, size_t n) {
+    if (len <= n) return len;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
+    return n;
+}
+
+/* "rules" with each entry reduced (see vg_kafka_fit_record), appended to b. */
+static int put_reduced_rules(vg_buf_t *b, const char *txt, size_t n, int names_only) {
+    json_error_t je;
+    json_t *a = json_loadb(txt, n, 0, &je);
+    if (!json_is_array(a)) {
+        json_decref(a);
+        return -1;
+    }
+    static const char *const keep[] = {"rule", "module", "version", "action", "severity", "score"};
+    json_t *r = json_array();
+    size_t i;
+    json_t *e;
+    json_array_foreach(a, i, e) {
+        json_t *o = json_object();
+        for (size_t k = 0; k < (names_only ? 1 : sizeof keep / sizeof keep[0]); k++) {
+            json_t *v = json_object_get(e, keep[k]);
+            if (v) json_object_set(o, keep[k], v);
+        }
+        const char *msg = names_only ? NULL : json_string_value(json_object_get(e, "message"));
+        if (msg) {
+            size_t ml = json_string_length(json_object_get(e, "message"));
+            json_object_set_new(o, "message", json_stringn(msg, utf8_cut(msg, ml, 256)));
+        }
+        json_array_append_new(r, o);
+    }
+    json_decref(a);
+    char *t = json_dumps(r, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(r);
+    if (!t) return VG_ENOMEM;
+    int rc = vg_buf_puts(b, t);
+    free(t);
+    return rc;
+}
+
+int vg_kafka_fit_record(const char *rec, size_t len, size_t max, vg_buf_t *out) {
+    member_t m[32];
+    int nm = split_members(rec, len, m, 32);
+    if (nm < 0) return -1;
+    /* stage 1: no explanation; 2: rules reduced; 3: the identifying members only */
+    for (int stage = 1; stage <= 3; stage++) {
+        vg_buf_clear(out);
+        int rc = vg_buf_putc(out, '{');
+        const char *left[32];
+        int nl = 0, first = 1;
+        for (int i = 0; !rc && i < nm; i++) {
+            const member_t *x = &m[i];
+            int drop = key_is(x, "features") || key_is(x, "anomaly");
+            if (stage == 3)
+                drop = !(key_is(x, "id") || key_is(x, "account") || key_is(x, "ts") ||
+                         key_is(x, "decision") || key_is(x, "score") || key_is(x, "ruleset") ||
+                         key_is(x, "alert_id") || key_is(x, "severity"));
+            if (drop) {
+                if (nl < 32 && !key_is(x, "truncated")) left[nl++] = x->key;
+                continue;
+            }
+            if (!first) rc = vg_buf_putc(out, ',');
+            first = 0;
+            if (!rc && stage == 2 && (key_is(x, "rules") || key_is(x, "shadow"))) {
+                size_t vs = x->from + x->klen + 3;   /* "key": */
+                rc = vg_buf_append(out, rec + x->from, x->klen + 3);
+                if (!rc) rc = put_reduced_rules(out, rec + vs, x->to - vs, key_is(x, "shadow"));
+                if (rc == -1) rc = vg_buf_puts(out, "[]");
+            } else if (!rc) {
+                rc = vg_buf_append(out, rec + x->from, x->to - x->from);
+            }
+        }
+        char num[96];
+        snprintf(num, sizeof num, "%s\"truncated\":{\"bytes\":%zu,\"limit\":%zu,\"left_out\":[",
+                 first ? "" : ",", len, max);
+        if (!rc) rc = vg_buf_puts(out, num);
+        for (int i = 0; !rc && i < nl; i++) {
+            const member_t *x = NULL;
+            for (int j = 0; j < nm; j++)
+                if (m[j].key == left[i]) x = &m[j];
+            if (i) rc = vg_buf_putc(out, ',');
+            if (!rc) rc = vg_buf_putc(out, '"');
+            if (!rc) rc = vg_buf_append(out, x->key, x->klen);
+            if (!rc) rc = vg_buf_putc(out, '"');
+        }
+        if (!rc && stage == 2) rc = vg_buf_puts(out, nl ? ",\"rules.values\"" : "\"rules.values\"");
+        if (!rc) rc = vg_buf_puts(out, "]}}");
+        if (rc) return rc == -1 ? -1 : VG_ENOMEM;
+        if (out->len <= max) return 0;
+    }
+    return -1;
 }

@@ -1,0 +1,317 @@
+/* test_kafka_fit.c - records larger than their topic takes (engine/kafka_util.c,
+ * vg_kafka_fit_record; engine/kafka.c, produce and dr_cb).
+ *
+ * A decision can be far larger than an event (features that copy a long field, rule
+ * messages that quote it), and a Kafka message far larger than the 64 KiB event limit.
+ * Producing such an alert or dead letter failed for good: at every restart the same
+ * record failed again (a poison pill that stopped the partition). Now the record is cut
+ * to fit and says what was left out. Checked here: the cutting itself on hand-made
+ * records, and the service against librdkafka's mock cluster in this process with a
+ * producer limit (cut before producing) and with the broker refusing a record as too
+ * large (cut when the rewind produces it again).
+ */
+#define _GNU_SOURCE   /* memmem */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+
+#include "engine/kafka.h"
+#include "engine/kafka_int.h"
+#include "rules/errors.h"
+#include "rules/program.h"
+
+/* ---- vg_kafka_fit_record ---- */
+
+static char *repeat(char c, size_t n) {
+    char *s = malloc(n + 1);
+    assert_non_null(s);
+    memset(s, c, n);
+    s[n] = 0;
+    return s;
+}
+
+/* A decision as vigil writes it, with a long feature and rule message. */
+static char *decision(size_t big) {
+    char *x = repeat('x', big);
+    size_t cap = 3 * big + 1024;
+    char *d = malloc(cap);
+    assert_non_null(d);
+    snprintf(d, cap,
+             "{\"id\":\"e1\",\"account\":\"a{,}\\\"1\",\"ts\":\"2026-03-01T10:00:00.000Z\","
+             "\"decision\":\"alert\",\"score\":90,\"rules\":[{\"rule\":\"huge\",\"module\":\"m\","
+             "\"version\":1,\"action\":\"alert\",\"severity\":\"high\",\"score\":90,"
+             "\"message\":\"note %s\",\"values\":{\"tx.amount\":5000.25}}],\"shadow\":[{\"rule\":"
+             "\"s1\",\"module\":\"m\",\"version\":1,\"action\":\"review\",\"severity\":\"low\","
+             "\"score\":1,\"message\":\"%s\",\"values\":{}}],\"features\":{\"n\":\"%s\",\"q\":0.1},"
+             "\"anomaly\":{\"score\":0.25},\"ruleset\":7,\"alert_id\":\"abc\",\"severity\":\"high\"}",
+             x, x, x);
+    free(x);
+    return d;
+}
+
+static json_t *parse(const vg_buf_t *b) {
+    json_error_t je;
+    json_t *j = json_loadb(b->p, b->len, 0, &je);
+    if (!j) fail_msg("not JSON: %s: %.*s", je.text, (int)(b->len > 300 ? 300 : b->len), b->p);
+    return j;
+}
+
+static void test_fit_stages(void **st) {
+    (void)st;
+    vg_buf_t out;
+    vg_buf_init(&out);
+    char *d = decision(3000);
+    size_t n = strlen(d);
+    /* stage 1: features and anomaly left out; every other member byte for byte */
+    assert_int_equal(vg_kafka_fit_record(d, n, 7000, &out), 0);
+    assert_true(out.len <= 7000);
+    json_t *j = parse(&out);
+    assert_null(json_object_get(j, "features"));
+    assert_null(json_object_get(j, "anomaly"));
+    assert_string_equal(json_string_value(json_object_get(j, "account")), "a{,}\"1");
+    assert_int_equal(json_integer_value(json_object_get(j, "ruleset")), 7);
+    assert_string_equal(json_string_value(json_object_get(j, "alert_id")), "abc");
+    json_t *t = json_object_get(j, "truncated");
+    assert_int_equal(json_integer_value(json_object_get(t, "bytes")), (json_int_t)n);
+    assert_int_equal(json_integer_value(json_object_get(t, "limit")), 7000);
+    assert_int_equal(json_array_size(json_object_get(t, "left_out")), 2);
+    const char *rules = strstr(d, "\"rules\":");
+    const char *shadow_end = strstr(d, ",\"features\"");
+    assert_non_null(memmem(out.p, out.len, rules, (size_t)(shadow_end - rules)));
+    assert_non_null(memmem(out.p, out.len, "5000.25", 7));   /* numbers keep their text */
+    json_decref(j);
+    /* stage 2: rules reduced, messages cut to 256 bytes, values left out */
+    assert_int_equal(vg_kafka_fit_record(d, n, 1500, &out), 0);
+    assert_true(out.len <= 1500);
+    j = parse(&out);
+    json_t *r0 = json_array_get(json_object_get(j, "rules"), 0);
+    assert_string_equal(json_string_value(json_object_get(r0, "rule")), "huge");
+    assert_string_equal(json_string_value(json_object_get(r0, "severity")), "high");
+    assert_int_equal(json_string_length(json_object_get(r0, "message")), 256);
+    assert_null(json_object_get(r0, "values"));
+    json_t *s0 = json_array_get(json_object_get(j, "shadow"), 0);
+    assert_string_equal(json_string_value(json_object_get(s0, "rule")), "s1");
+    assert_null(json_object_get(s0, "message"));
+    t = json_object_get(j, "truncated");
+    assert_int_equal(json_array_size(json_object_get(t, "left_out")), 3);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(t, "left_out"), 2)),
+                        "rules.values");
+    json_decref(j);
+    /* stage 3: only the identifying members */
+    assert_int_equal(vg_kafka_fit_record(d, n, 400, &out), 0);
+    assert_true(out.len <= 400);
+    j = parse(&out);
+    assert_int_equal(json_object_size(j), 9);   /* 8 kept + truncated */
+    assert_string_equal(json_string_value(json_object_get(j, "decision")), "alert");
+    assert_string_equal(json_string_value(json_object_get(j, "severity")), "high");
+    assert_int_equal(json_integer_value(json_object_get(j, "score")), 90);
+    json_decref(j);
+    /* nothing fits: -1 */
+    assert_int_equal(vg_kafka_fit_record(d, n, 100, &out), -1);
+    /* not an object */
+    assert_int_equal(vg_kafka_fit_record("[1,2]", 5, 100, &out), -1);
+    assert_int_equal(vg_kafka_fit_record("{\"a\":1", 6, 100, &out), -1);
+    free(d);
+    vg_buf_deinit(&out);
+}
+
+/* ---- the service against the mock cluster ---- */
+
+static void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void produce(const char *bootstrap, const char *const *vals, int n) {
+    char err[512];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(c, "bootstrap.servers", bootstrap, err, sizeof(err)),
+                     RD_KAFKA_CONF_OK);
+    assert_int_equal(rd_kafka_conf_set(c, "message.max.bytes", "2000000", err, sizeof(err)),
+                     RD_KAFKA_CONF_OK);
+    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err));
+    assert_non_null(p);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(rd_kafka_producev(p, RD_KAFKA_V_TOPIC("transactions"),
+                                           RD_KAFKA_V_PARTITION(0),
+                                           RD_KAFKA_V_VALUE((void *)vals[i], strlen(vals[i])),
+                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                           RD_KAFKA_V_END),
+                         RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(rd_kafka_flush(p, 20000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_destroy(p);
+}
+
+/* Reads every record of partition 0 of `topic` into recs (at most max); their count. */
+static int read_all(const char *bootstrap, const char *topic, char **recs, int max) {
+    char err[512];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    rd_kafka_conf_set(c, "bootstrap.servers", bootstrap, err, sizeof(err));
+    rd_kafka_conf_set(c, "group.id", "fit-reader", err, sizeof(err));
+    rd_kafka_conf_set(c, "enable.partition.eof", "true", err, sizeof(err));
+    rd_kafka_conf_set(c, "fetch.message.max.bytes", "2000000", err, sizeof(err));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof(err));
+    assert_non_null(rk);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    assert_int_equal(rd_kafka_assign(rk, l), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_topic_partition_list_destroy(l);
+    int n = 0;
+    for (int tries = 0; tries < 200; tries++) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m) continue;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            rd_kafka_message_destroy(m);
+            break;
+        }
+        if (!m->err && n < max) recs[n++] = strndup(m->payload, m->len);
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return n;
+}
+
+/* Runs the service over: a small event, an event whose alert is ~3x its 40 KB note, a
+ * 300 KB message that is not an event, a last small event. `conf`: extra client
+ * settings; `refuse`: the broker refuses the first record vigil produces as too large. */
+static void run(const char *const *conf, int refuse) {
+    char err[512];
+    const char *topics[] = {"transactions:1", "alerts:1", "transactions.dlq:1", NULL};
+    vg_kafka_mock_t *mock = vg_kafka_mock_new(1, topics, 1, err, sizeof(err));
+    assert_non_null(mock);
+    const char *bs = vg_kafka_mock_bootstrap(mock);
+    char *note = repeat('n', 40000), *junk = repeat('j', 300000);
+    char *big = malloc(40200);
+    assert_non_null(big);
+    snprintf(big, 40200, "{\"id\":\"big\",\"account\":\"a\",\"ts\":\"2026-03-01T10:00:01Z\","
+                         "\"amount\":5000,\"note\":\"%s\"}", note);
+    const char *vals[] = {
+        "{\"id\":\"e1\",\"account\":\"a\",\"ts\":\"2026-03-01T10:00:00Z\",\"amount\":1}", big,
+        junk, "{\"id\":\"e2\",\"account\":\"a\",\"ts\":\"2026-03-01T10:00:02Z\",\"amount\":2}"};
+    /* with a refusal, only the alert is produced (no dead letter): it is the record refused */
+    const char *only[] = {vals[0], vals[1], vals[3]};
+    if (refuse) produce(bs, only, 3);
+    else produce(bs, vals, 4);
+    if (refuse) vg_kafka_mock_produce_errors(mock, 1, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+
+    char dir[] = "/tmp/vigil-test-kfit.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    vg_source_t s = {"t.vrl",
+                     "feature n1 = tx.note\nfeature n2 = tx.note\n"
+                     "rule huge\n  severity high\n  action alert\n  score 90\n"
+                     "  when tx.amount > 1000\n  message \"note {tx.note}\"\nend\n", 0};
+    s.len = strlen(s.text);
+    vg_diags_t d;
+    vg_diags_init(&d);
+    vg_program_t *prog = vg_prog_compile(&s, 1, &d);
+    vg_diags_deinit(&d);
+    assert_non_null(prog);
+    vg_kafka_opts_t o;
+    vg_kafka_opts_default(&o);
+    o.brokers = bs;
+    o.group = "kfit";
+    o.state_dir = dir;
+    o.prog = prog;
+    o.threads = 1;
+    o.conf = conf;
+    o.quiet = 1;
+    o.future_ms = -1;
+    vg_kafka_t *k = vg_kafka_new(&o, err, sizeof(err));
+    assert_non_null(k);
+    assert_int_equal(vg_kafka_start(k, err, sizeof(err)), 0);
+    vg_kafka_stats_t st;
+    for (int i = 0; i < 600; i++) {
+        vg_kafka_get_stats(k, &st);
+        /* with a refusal: until the rewind has produced the refused record again, cut */
+        if ((st.messages >= (uint64_t)(refuse ? 3 : 4) && st.alerts >= 1 &&
+             st.dead_letters >= (uint64_t)(refuse ? 0 : 1) &&
+             st.truncated >= (uint64_t)(refuse ? 1 : 2)) ||
+            vg_kafka_failed(k))
+            break;
+        sleep_ms(100);
+    }
+    assert_false(vg_kafka_failed(k));
+    vg_kafka_stop(k);
+    assert_int_equal(vg_kafka_wait(k), 0);
+    vg_kafka_get_stats(k, &st);
+    /* a rewind decides the events after the checkpoint again (same decisions) */
+    assert_true(refuse ? st.decided > 3 : st.decided == 3);   /* rewound: decided again */
+    assert_int_equal(st.rejected, refuse ? 0 : 1);
+    assert_true(st.truncated >= (uint64_t)(refuse ? 1 : 2));
+
+    char *recs[8];
+    int na = read_all(bs, "alerts", recs, 8);
+    assert_true(na >= 1);   /* at least once (a rewind may repeat it, same alert_id) */
+    for (int i = 0; i < na; i++) {
+        json_t *j = json_loads(recs[i], 0, NULL);
+        assert_non_null(j);
+        assert_string_equal(json_string_value(json_object_get(j, "id")), "big");
+        assert_string_equal(json_string_value(json_object_get(j, "severity")), "high");
+        json_t *t = json_object_get(j, "truncated");
+        assert_non_null(t);
+        assert_true(json_integer_value(json_object_get(t, "bytes")) > 120000);
+        assert_null(json_object_get(j, "features"));
+        json_decref(j);
+        free(recs[i]);
+    }
+    int nd = read_all(bs, "transactions.dlq", recs, 8);
+    assert_int_equal(nd, refuse ? 0 : 1);
+    for (int i = 0; i < nd; i++) {
+        json_t *j = json_loads(recs[i], 0, NULL);
+        assert_non_null(j);
+        assert_true(json_is_true(json_object_get(j, "original_truncated")));
+        assert_int_equal(json_integer_value(json_object_get(j, "original_bytes")), 300000);
+        assert_string_equal(json_string_value(json_object_get(j, "code")), "too_large");
+        assert_int_equal(json_integer_value(json_object_get(j, "offset")), 2);
+        json_decref(j);
+        free(recs[i]);
+    }
+    vg_kafka_free(k);
+    vg_prog_unref(prog);
+    vg_kafka_mock_free(mock);
+    free(note);
+    free(junk);
+    free(big);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* The producer takes at most 100,000 bytes: the ~120 KB alert and the 300 KB message's
+ * dead letter are cut before producing (both were fatal at every restart). */
+static void test_producer_limit(void **st) {
+    (void)st;
+    static const char *const conf[] = {"session.timeout.ms=6000",
+                                       "producer.message.max.bytes=100000", NULL};
+    run(conf, 0);
+}
+
+/* The broker refuses the first record vigil produces (the alert, ~120 KB, under the
+ * producer's default 1 MB) as too large: the rewind produces it again, cut below that
+ * size (before: rewound and refused for ever, had the broker kept refusing). */
+static void test_broker_refuses(void **st) {
+    (void)st;
+    static const char *const conf[] = {"session.timeout.ms=6000",
+                                       "producer.message.max.bytes=1000000", NULL};
+    run(conf, 1);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fit_stages),
+        cmocka_unit_test(test_producer_limit),
+        cmocka_unit_test(test_broker_refuses),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
