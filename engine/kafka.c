@@ -1193,6 +1193,13 @@ static int produce_to(worker_t *w, part_t *pt, rd_kafka_topic_t *t, int32_t tp,
         rd_kafka_resp_err_t e = rd_kafka_last_error();
         if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && kind != OUT_CL)
             return -2;   /* produce() cuts it to fit */
+        if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {   /* state: cannot be cut */
+            set_fatal(w, "a %zu-byte changelog record (the state of one account or `by` key) "
+                         "is larger than message.max.bytes: raise -X producer.message.max.bytes "
+                         "and the topic's max.message.bytes, or run with changelog off "
+                         "(docs/kafka.md, Limits)", len + klen);
+            return -1;
+        }
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             set_fatal(w, "producing to %s: %s", rd_kafka_topic_name(t), rd_kafka_err2str(e));
             return -1;
