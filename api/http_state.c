@@ -206,7 +206,11 @@ vg_api_t *vg_api_new(vg_config_t *cfg, char *errbuf, size_t errlen) {
     char e2[512];
     a->ctl = vg_ctl_open(dir, e2, sizeof(e2));
     if (!a->ctl) {
-        snprintf(errbuf, errlen, "control store %s: %s", dir, e2);
+        if (strstr(e2, "LOCK") || strstr(e2, "lock"))   /* as engine/store.c says it */
+            snprintf(errbuf, errlen, "state directory %s is in use by another process (its "
+                                     "control store's LOCK file is held): %s", cfg->state, e2);
+        else
+            snprintf(errbuf, errlen, "control store %s: %s", dir, e2);
         goto err;
     }
     /* the shard count is fixed for a state directory */

@@ -76,7 +76,7 @@ typedef struct counters {
     _Atomic uint64_t stale, gaps, backpressure, checkpoints, ckpt_us_sum, ckpt_us_max;
     _Atomic uint64_t enc_us_sum, enc_us_max;   /* encoding, on the processing thread */
     _Atomic uint64_t delivery_errors, rewinds, truncated;
-    _Atomic uint64_t cl_records, cl_restores, cl_restored, cl_seeds, cl_restore_us;
+    _Atomic uint64_t cl_records, cl_restores, cl_restored, cl_seeds, cl_restore_us, cl_chunked;
     _Atomic uint64_t scored;
     _Atomic int64_t lag;
     _Atomic uint32_t partitions;
@@ -1193,11 +1193,10 @@ static int produce_to(worker_t *w, part_t *pt, rd_kafka_topic_t *t, int32_t tp,
         rd_kafka_resp_err_t e = rd_kafka_last_error();
         if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && kind != OUT_CL)
             return -2;   /* produce() cuts it to fit */
-        if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {   /* state: cannot be cut */
-            set_fatal(w, "a %zu-byte changelog record (the state of one account or `by` key) "
-                         "is larger than message.max.bytes: raise -X producer.message.max.bytes "
-                         "and the topic's max.message.bytes, or run with changelog off "
-                         "(docs/kafka.md, Limits)", len + klen);
+        if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {   /* cl_put's chunks did not fit */
+            set_fatal(w, "a %zu-byte changelog record does not fit in message.max.bytes "
+                         "(%zu): raise -X producer.message.max.bytes (docs/kafka.md, Limits)",
+                      len + klen, w->out_max[OUT_CL]);
             return -1;
         }
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -1252,6 +1251,37 @@ static int produce(worker_t *w, part_t *pt, rd_kafka_topic_t *t, const void *val
 /* ---- changelog output (kafka_int.h) ---- */
 
 static int cl_put(worker_t *w, part_t *pt, const void *k, size_t kl, const void *v, size_t vl) {
+    size_t over = kl + 4 + 2 * (size_t)REC_OVERHEAD,
+           room = w->out_max[OUT_CL] > over ? w->out_max[OUT_CL] - over : 0;
+    if (v && vl > room && room >= 1024) {
+        /* larger than a record may be: in chunks, then the header (kafka_int.h) */
+        size_t n = (vl + room - 1) / room, pl = strlen(VG_CL_CHUNK_PREFIX);
+        unsigned char *ck = malloc(pl + 4 + kl);
+        if (!ck) {
+            set_fatal(w, "out of memory");
+            return -1;
+        }
+        memcpy(ck, VG_CL_CHUNK_PREFIX, pl);
+        memcpy(ck + pl + 4, k, kl);
+        for (size_t i = 0; i < n; i++) {
+            vg_le_store32(ck + pl, (uint32_t)i);
+            size_t off = i * room, len = vl - off < room ? vl - off : room;
+            if (produce_to(w, pt, w->t_cl, pt->id, (const char *)v + off, len, ck, pl + 4 + kl,
+                           OUT_CL, 0) < 0) {
+                free(ck);
+                return -1;
+            }
+        }
+        free(ck);
+        unsigned char hdr[VG_CL_CHUNK_HDR];
+        memcpy(hdr, VG_CL_CHUNK_MAGIC, 8);
+        vg_le_store32(hdr + 8, (uint32_t)n);
+        vg_le_store64(hdr + 12, (uint64_t)vl);
+        if (produce_to(w, pt, w->t_cl, pt->id, hdr, sizeof hdr, k, kl, OUT_CL, 0) < 0) return -1;
+        INC(w->ct.cl_records, n + 1);
+        INC(w->ct.cl_chunked, 1);
+        return 0;
+    }
     if (produce_to(w, pt, w->t_cl, pt->id, v, vl, k, kl, OUT_CL, 0) < 0) return -1;
     INC(w->ct.cl_records, 1);
     return 0;
@@ -2165,6 +2195,7 @@ void vg_kafka_get_stats(const vg_kafka_t *k, vg_kafka_stats_t *s) {
         if (GET(c->enc_us_max) > s->checkpoint_encode_us_max)
             s->checkpoint_encode_us_max = GET(c->enc_us_max);
         s->changelog_records += GET(c->cl_records);
+        s->changelog_chunked += GET(c->cl_chunked);
         s->changelog_restores += GET(c->cl_restores);
         s->changelog_restored += GET(c->cl_restored);
         s->changelog_seeds += GET(c->cl_seeds);

@@ -198,6 +198,7 @@ typedef struct vg_kafka_stats {
     uint64_t checkpoint_encode_us_sum,  /* encoding the changes on the processing */
         checkpoint_encode_us_max;       /* thread, in slices (the write is the helper's) */
     uint64_t changelog_records;   /* produced to the state changelog */
+    uint64_t changelog_chunked;   /* store records produced in chunks (kafka_int.h) */
     uint64_t changelog_restores, changelog_restored, changelog_seeds;
     double changelog_restore_s;
     uint64_t scored;              /* events decided by vg_kafka_score (not dry runs) */

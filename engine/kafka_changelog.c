@@ -39,11 +39,81 @@ int vg_cl_get_i64(vg_store_t *s, const char *key, int64_t *out) {
 
 /* ---- restore ---- */
 
+/* A chunk of a large record (kafka_int.h), kept until its header comes. */
+typedef struct {
+    void *key;           /* the record's key */
+    size_t kl;
+    uint32_t index;
+    void *val;
+    size_t vl;
+} chunk_t;
+
 typedef struct {
     vg_batch_t *b;       /* what came since the last marker */
     vg_buf_t keys;       /* its keys (u32 length + bytes each): the tail when no marker follows */
     int tail_wipe;       /* a wipe since the last marker */
+    chunk_t *ch;         /* chunks read and not used yet */
+    size_t nch, chcap;
 } pend_t;
+
+static void chunks_free(pend_t *p) {
+    for (size_t i = 0; i < p->nch; i++) {
+        free(p->ch[i].key);
+        free(p->ch[i].val);
+    }
+    free(p->ch);
+    p->ch = NULL;
+    p->nch = p->chcap = 0;
+}
+
+/* Keeps a chunk (the newest of each key and number). 0 or VG_ENOMEM. */
+static int chunk_keep(pend_t *p, const void *key, size_t kl, uint32_t index, const void *v,
+                      size_t vl) {
+    void *nv = malloc(vl ? vl : 1);
+    if (!nv) return VG_ENOMEM;
+    memcpy(nv, v, vl);
+    for (size_t i = 0; i < p->nch; i++)
+        if (p->ch[i].index == index && p->ch[i].kl == kl && memcmp(p->ch[i].key, key, kl) == 0) {
+            free(p->ch[i].val);
+            p->ch[i].val = nv;
+            p->ch[i].vl = vl;
+            return 0;
+        }
+    if (p->nch == p->chcap) {
+        size_t cap = p->chcap ? 2 * p->chcap : 8;
+        chunk_t *n = realloc(p->ch, cap * sizeof(*n));
+        if (!n) {
+            free(nv);
+            return VG_ENOMEM;
+        }
+        p->ch = n;
+        p->chcap = cap;
+    }
+    void *nk = malloc(kl ? kl : 1);
+    if (!nk) {
+        free(nv);
+        return VG_ENOMEM;
+    }
+    memcpy(nk, key, kl);
+    p->ch[p->nch++] = (chunk_t){nk, kl, index, nv, vl};
+    return 0;
+}
+
+/* Assembles the value of key from its n chunks (total bytes) into out. 0, VG_EINVAL
+ * (a chunk is missing or the lengths disagree) or VG_ENOMEM. */
+static int chunk_assemble(pend_t *p, const void *key, size_t kl, uint32_t n, uint64_t total,
+                          vg_buf_t *out) {
+    vg_buf_clear(out);
+    for (uint32_t i = 0; i < n; i++) {
+        const chunk_t *c = NULL;
+        for (size_t j = 0; j < p->nch && !c; j++)
+            if (p->ch[j].index == i && p->ch[j].kl == kl && memcmp(p->ch[j].key, key, kl) == 0)
+                c = &p->ch[j];
+        if (!c) return VG_EINVAL;
+        if (vg_buf_append(out, c->val, c->vl) != 0) return VG_ENOMEM;
+    }
+    return out->len == total ? 0 : VG_EINVAL;
+}
 
 static int del_cb(void *ctx, const void *k, size_t kl, const void *v, size_t vl) {
     (void)v;
@@ -110,8 +180,11 @@ int vg_cl_restore(rd_kafka_t *rc, const char *topic, int32_t part, vg_store_t *s
     }
     out->from = from;
 
-    pend_t p = {vg_batch_new(), {0}, 0};
+    pend_t p = {vg_batch_new(), {0}, 0, NULL, 0, 0};
     vg_buf_init(&p.keys);
+    vg_buf_t big;   /* an assembled large record */
+    vg_buf_init(&big);
+    size_t cpl = strlen(VG_CL_CHUNK_PREFIX);
     int rcode = 0;
     if (!p.b) {
         snprintf(errbuf, errlen, "out of memory");
@@ -201,6 +274,26 @@ int vg_cl_restore(rd_kafka_t *rc, const char *topic, int32_t part, vg_store_t *s
                 out->markers++;
                 out->pos = np;
             }
+        } else if (kl > cpl + 4 && memcmp(k, VG_CL_CHUNK_PREFIX, cpl) == 0) {
+            /* a chunk of a large record: kept for its header; in a tail, its record's
+             * key is redone like any other */
+            const unsigned char *ck = (const unsigned char *)k + cpl;
+            uint32_t idx = (uint32_t)ck[0] | (uint32_t)ck[1] << 8 | (uint32_t)ck[2] << 16 |
+                           (uint32_t)ck[3] << 24;
+            if (m->payload) rcode = chunk_keep(&p, ck + 4, kl - cpl - 4, idx, m->payload, m->len);
+            if (!rcode && vg_le_put_key(&p.keys, ck + 4, kl - cpl - 4) != 0) rcode = VG_ENOMEM;
+        } else if (m->payload && m->len == VG_CL_CHUNK_HDR &&
+                   memcmp(m->payload, VG_CL_CHUNK_MAGIC, 8) == 0) {
+            vg_le_rd_t rd = {(const unsigned char *)m->payload + 8, 12, 0, 0};
+            uint32_t n = (uint32_t)vg_le_get(&rd, 4);
+            uint64_t total = vg_le_get(&rd, 8);
+            rcode = chunk_assemble(&p, k, kl, n, total, &big);
+            if (rcode == VG_EINVAL)
+                snprintf(errbuf, errlen, "changelog %s [%d] offset %" PRId64 ": a record in %u "
+                         "chunks (%" PRIu64 " bytes) whose chunks are not all there", topic,
+                         (int)part, m->offset, n, total);
+            if (!rcode) vg_batch_put(p.b, k, kl, big.p, big.len);
+            if (!rcode && vg_le_put_key(&p.keys, k, kl) != 0) rcode = VG_ENOMEM;
         } else {
             if (m->payload) vg_batch_put(p.b, k, kl, m->payload, m->len);
             else vg_batch_delete(p.b, k, kl);
@@ -231,6 +324,8 @@ store_err:
 done:
     vg_batch_free(p.b);
     vg_buf_deinit(&p.keys);
+    vg_buf_deinit(&big);
+    chunks_free(&p);
     return rcode;
 unreadable:
     snprintf(errbuf, errlen, "%s: unreadable checkpoint position", vg_store_path(s));

@@ -59,6 +59,17 @@ int vg_kafka_fit_record(const char *rec, size_t len, size_t max, vg_buf_t *out);
 #define VG_CL_MARK_KEY "m/kafka/offset"     /* the checkpoint's input offset */
 #define VG_CL_WIPE_KEY "x/wipe"             /* everything before is void */
 #define VG_CL_TIMEOUT_MS 30000
+/* A store record larger than one changelog record may be (message.max.bytes: a `by K`
+ * window over a very busy key) is produced in chunks: records with the key
+ * VG_CL_CHUNK_PREFIX + chunk number (4 bytes, little-endian) + the record's key, holding
+ * consecutive pieces of the value, then the record's own key with a header as value:
+ * VG_CL_CHUNK_MAGIC (8 bytes), the chunk count (4 bytes) and the value's length
+ * (8 bytes), little-endian. A restore keeps the chunks it reads and puts the assembled
+ * value when the header comes; chunks never reach the store. Chunks left from an older,
+ * larger value of the key are not used (the header says how many). */
+#define VG_CL_CHUNK_PREFIX "c/"
+#define VG_CL_CHUNK_MAGIC "\0VGCHNK1"
+#define VG_CL_CHUNK_HDR (8 + 4 + 8)
 
 typedef struct vg_cl_restore {
     int64_t lo, hi;          /* the changelog partition's watermarks */

@@ -432,6 +432,8 @@ int vg_kafka_metrics(const vg_kafka_t *k, vg_buf_t *out) {
     COUNTER("checkpoints_total", "Checkpoints written.", s.checkpoints);
     COUNTER("changelog_records_total", "Records produced to the state changelog.",
             s.changelog_records);
+    COUNTER("changelog_chunked_total", "Store records larger than a changelog record may be, "
+            "produced in chunks.", s.changelog_chunked);
     COUNTER("changelog_restores_total", "Partitions brought up to date from the changelog.",
             s.changelog_restores);
     COUNTER("changelog_restored_records_total", "Changelog records read by restores.",

@@ -22,6 +22,12 @@ rule blocked_card
 end
 EOF
 start_vigil a "$PORT" --state "$TMP/st" --rules "$TMP/cards.vrl"
+# a second instance on the same state directory says so and exits 1
+P2=$(free_port)
+rc=0
+timeout -k 5 20 "$VIGIL" serve --http "127.0.0.1:$P2" --state "$TMP/st" >/dev/null 2>"$TMP/twice.err" || rc=$?
+[ $rc -eq 1 ] && grep -q "state directory .* is in use by another process" "$TMP/twice.err" &&
+    ok "a second serve on the same state: exit 1, in use" || bad "second serve: exit $rc, $(cat "$TMP/twice.err")"
 
 ev() {  # ev ID ACCOUNT SECONDS [CARD]
     printf '{"id":"%s","account":"%s","ts":"2026-01-01T00:00:%02dZ","amount":10,"card":"%s"}' \

@@ -171,6 +171,80 @@ static void test_markers_and_tail(void **st) {
     vg_buf_deinit(&redo);
 }
 
+/* Produces a chunk of a large record (kafka_int.h): key c/ + le32(index) + k. */
+static void put_chunk(fx_t *f, int32_t part, const char *k, uint32_t index, const void *v,
+                      size_t vl) {
+    unsigned char key[128];
+    size_t kl = strlen(k);
+    memcpy(key, VG_CL_CHUNK_PREFIX, 2);
+    vg_le_store32(key + 2, index);
+    memcpy(key + 6, k, kl);
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        f->p, RD_KAFKA_V_TOPIC("cl"), RD_KAFKA_V_PARTITION(part), RD_KAFKA_V_KEY(key, kl + 6),
+        RD_KAFKA_V_VALUE((void *)v, vl), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    assert_int_equal(e, 0);
+    assert_int_equal(rd_kafka_flush(f->p, 10000), 0);
+}
+
+static void put_chunk_header(fx_t *f, int32_t part, const char *k, uint32_t n, uint64_t total) {
+    unsigned char h[VG_CL_CHUNK_HDR];
+    memcpy(h, VG_CL_CHUNK_MAGIC, 8);
+    vg_le_store32(h + 8, n);
+    vg_le_store64(h + 12, total);
+    put(f, part, k, h, sizeof h);
+}
+
+/* A record in chunks is assembled when its header comes (chunks never reach the store);
+ * chunks of an older, larger value are not used; chunks in a tail make their record's
+ * key a redo key; a header whose chunks are missing is an error. */
+static void test_chunks(void **st) {
+    fx_t *f = *st;
+    vg_buf_t b, redo;
+    vg_buf_init(&b);
+    vg_buf_init(&redo);
+    char v[4001];
+    for (int i = 0; i < 4000; i++) v[i] = (char)('a' + i % 26);
+    v[4000] = 0;
+    /* an older value in 4 chunks, then the newer in 3 over the first three */
+    for (uint32_t i = 0; i < 4; i++) put_chunk(f, 0, "k/big", i, "old-", 4);
+    put_chunk_header(f, 0, "k/big", 4, 16);
+    put_s(f, 0, "a/x", "1");
+    mark(f, 0, 100);
+    for (uint32_t i = 0; i < 3; i++) put_chunk(f, 0, "k/big", i, v + 1000 * i, i < 2 ? 1000 : 2000);
+    put_chunk_header(f, 0, "k/big", 3, 4000);
+    mark(f, 0, 200);
+    put_chunk(f, 0, "k/hot", 0, "partial", 7);   /* a tail: the header never came */
+    vg_cl_restore_t r;
+    restore(f, 0, &redo, &r);
+    assert_int_equal(r.markers, 2);
+    assert_string_equal(get(f, "k/big", &b), v);
+    assert_string_equal(get(f, "a/x", &b), "1");
+    assert_string_equal(get(f, "k/hot", &b), "");
+    char keys[256];
+    redo_keys(&redo, keys, sizeof(keys));
+    assert_string_equal(keys, "k/hot");
+    /* nothing with the chunk prefix was stored */
+    vg_buf_t ck;
+    vg_buf_init(&ck);
+    assert_int_equal(vg_buf_append(&ck, VG_CL_CHUNK_PREFIX, 2), 0);
+    unsigned char idx[4] = {0, 0, 0, 0};
+    assert_int_equal(vg_buf_append(&ck, idx, 4), 0);
+    assert_int_equal(vg_buf_append(&ck, "k/big", 5), 0);
+    assert_int_equal(vg_store_get(f->s, ck.p, ck.len, &b), VG_ENOTFOUND);
+    vg_buf_deinit(&ck);
+    /* a header without all its chunks */
+    put_chunk(f, 0, "k/q", 0, "abc", 3);
+    put_chunk_header(f, 0, "k/q", 2, 6);
+    mark(f, 0, 300);
+    char err[512];
+    vg_buf_clear(&redo);
+    assert_int_equal(vg_cl_restore(f->c, "cl", 0, f->s, &f->stop, &redo, &r, err, sizeof(err)),
+                     VG_EINVAL);
+    assert_non_null(strstr(err, "chunks are not all there"));
+    vg_buf_deinit(&b);
+    vg_buf_deinit(&redo);
+}
+
 /* A wipe voids everything before it, local keys included, once its marker comes; a
  * wipe in the tail asks for a seed. */
 static void test_wipe(void **st) {
@@ -236,6 +310,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_markers_and_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wipe, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seed_and_fresh, setup, teardown),
     };
     return cmocka_run_group_tests_name("kafka_changelog", tests, NULL, NULL);

@@ -13,6 +13,7 @@
 #define _GNU_SOURCE   /* memmem */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@
 
 #include "engine/kafka.h"
 #include "engine/kafka_int.h"
+#include "engine/store.h"
 #include "rules/errors.h"
 #include "rules/program.h"
 
@@ -307,11 +309,144 @@ static void test_broker_refuses(void **st) {
     run(conf, 1);
 }
 
+/* Every key and value of a store, as one text for comparison (m/kafka/changelog, the
+ * restore's own bookkeeping, left out). */
+static int dump_cb(void *ctx, const void *k, size_t kl, const void *v, size_t vl) {
+    vg_buf_t *b = ctx;
+    if (kl == 17 && memcmp(k, "m/kafka/changelog", 17) == 0) return 0;
+    char num[64];
+    snprintf(num, sizeof num, "%zu:%zu:", kl, vl);
+    if (vg_buf_puts(b, num) || vg_buf_append(b, k, kl) || vg_buf_append(b, v, vl)) return -1;
+    return 0;
+}
+
+static void dump(const char *dir, vg_buf_t *out) {
+    char err[512];
+    vg_store_t *s = vg_store_open(dir, err, sizeof(err));
+    assert_non_null(s);
+    vg_buf_clear(out);
+    assert_int_equal(vg_store_scan(s, "", 0, dump_cb, out), 0);
+    vg_store_close(s);
+}
+
+/* A `by` key's state larger than a changelog record may be (here the producer takes
+ * 100,000 bytes and one merchant's 6,000 events make a ~150 KB record) is produced in
+ * chunks; restored from the changelog into an empty store it equals the worker's own
+ * store key for key. Before: the worker stopped ("Message size too large") at every
+ * restart. */
+static void test_changelog_chunks(void **st) {
+    (void)st;
+    char err[512];
+    const char *topics[] = {"transactions:1", "alerts:1", "transactions.dlq:1", "kcl.changelog:1",
+                            NULL};
+    vg_kafka_mock_t *mock = vg_kafka_mock_new(1, topics, 1, err, sizeof(err));
+    assert_non_null(mock);
+    const char *bs = vg_kafka_mock_bootstrap(mock);
+    enum { N = 6000 };
+    char **vals = calloc(N, sizeof(*vals));
+    assert_non_null(vals);
+    for (int i = 0; i < N; i++) {
+        vals[i] = malloc(200);
+        assert_non_null(vals[i]);
+        snprintf(vals[i], 200, "{\"id\":\"e%d\",\"account\":\"acct-%d\",\"ts\":%lld,"
+                 "\"amount\":%d.25,\"merchant\":\"BIG-MART\"}", i, i % 50,
+                 1772359200000LL + i * 1000LL, i % 97);
+    }
+    produce(bs, (const char *const *)vals, N);
+    char dir[] = "/tmp/vigil-test-kcl.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    vg_source_t s = {"t.vrl", "feature m_1d = count(1d by tx.merchant)\n"
+                              "feature s_1d = sum(tx.amount, 1d by tx.merchant)\n", 0};
+    s.len = strlen(s.text);
+    vg_diags_t d;
+    vg_diags_init(&d);
+    vg_program_t *prog = vg_prog_compile(&s, 1, &d);
+    vg_diags_deinit(&d);
+    assert_non_null(prog);
+    static const char *const conf[] = {"session.timeout.ms=6000",
+                                       "producer.message.max.bytes=100000", NULL};
+    vg_kafka_opts_t o;
+    vg_kafka_opts_default(&o);
+    o.brokers = bs;
+    o.group = "kcl";
+    o.topic_changelog = "kcl.changelog";
+    o.state_dir = dir;
+    o.prog = prog;
+    o.threads = 1;
+    o.conf = conf;
+    o.quiet = 1;
+    o.future_ms = -1;
+    vg_kafka_t *k = vg_kafka_new(&o, err, sizeof(err));
+    assert_non_null(k);
+    assert_int_equal(vg_kafka_start(k, err, sizeof(err)), 0);
+    vg_kafka_stats_t kst;
+    for (int i = 0; i < 600; i++) {
+        vg_kafka_get_stats(k, &kst);
+        if (kst.messages >= N || vg_kafka_failed(k)) break;
+        sleep_ms(100);
+    }
+    assert_false(vg_kafka_failed(k));
+    vg_kafka_stop(k);   /* a final checkpoint, to the changelog too */
+    assert_int_equal(vg_kafka_wait(k), 0);
+    vg_kafka_get_stats(k, &kst);
+    assert_int_equal(kst.decided, N);
+    assert_true(kst.changelog_chunked >= 1);
+    vg_kafka_free(k);
+
+    /* restore the changelog partition into an empty store */
+    char dir2[] = "/tmp/vigil-test-kcl2.XXXXXX";
+    assert_non_null(mkdtemp(dir2));
+    vg_store_t *s2 = vg_store_open(dir2, err, sizeof(err));
+    assert_non_null(s2);
+    rd_kafka_conf_t *cc = rd_kafka_conf_new();
+    rd_kafka_conf_set(cc, "bootstrap.servers", bs, err, sizeof(err));
+    rd_kafka_conf_set(cc, "group.id", "kcl-restore", err, sizeof(err));
+    rd_kafka_conf_set(cc, "enable.partition.eof", "true", err, sizeof(err));
+    rd_kafka_conf_set(cc, "fetch.message.max.bytes", "2000000", err, sizeof(err));
+    rd_kafka_t *rc = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof(err));
+    assert_non_null(rc);
+    rd_kafka_poll_set_consumer(rc);
+    atomic_int stop = 0;
+    vg_buf_t redo;
+    vg_buf_init(&redo);
+    vg_cl_restore_t r;
+    int rrc = vg_cl_restore(rc, "kcl.changelog", 0, s2, &stop, &redo, &r, err, sizeof(err));
+    if (rrc) fprintf(stderr, "restore: %s\n", err);
+    assert_int_equal(rrc, 0);
+    assert_true(r.markers >= 1);
+    assert_int_equal(r.tail, 0);
+    vg_store_close(s2);
+    rd_kafka_consumer_close(rc);
+    rd_kafka_destroy(rc);
+    vg_buf_deinit(&redo);
+    char own[512];
+    snprintf(own, sizeof own, "%s/kafka/transactions-0", dir);
+    vg_buf_t a, b;
+    vg_buf_init(&a);
+    vg_buf_init(&b);
+    dump(own, &a);
+    dump(dir2, &b);
+    assert_true(a.len > 100000);
+    assert_int_equal(a.len, b.len);
+    assert_memory_equal(a.p, b.p, a.len);
+    vg_buf_deinit(&a);
+    vg_buf_deinit(&b);
+
+    vg_prog_unref(prog);
+    vg_kafka_mock_free(mock);
+    for (int i = 0; i < N; i++) free(vals[i]);
+    free(vals);
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s %s", dir, dir2);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fit_stages),
         cmocka_unit_test(test_producer_limit),
         cmocka_unit_test(test_broker_refuses),
+        cmocka_unit_test(test_changelog_chunks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
