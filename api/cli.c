@@ -113,6 +113,16 @@ static int read_file(const char *path, char **out, size_t *len, char *errbuf, si
         n += (size_t)r;
     }
     close(fd);
+    if (n == cap) {   /* room for a terminator: callers may treat the text as a string */
+        char *nb = realloc(buf, cap + 1);
+        if (!nb) {
+            free(buf);
+            snprintf(errbuf, errlen, "out of memory");
+            return VG_ENOMEM;
+        }
+        buf = nb;
+    }
+    buf[n] = 0;
     *out = buf;
     *len = n;
     return 0;

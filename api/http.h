@@ -197,6 +197,8 @@ int vg_api_load_state(vg_api_t *a, char *errbuf, size_t errlen);
 /* Compiles the active modules (with `override` replacing or adding module `name`, or
  * removing it when override is NULL and remove is set). Returns the program or NULL
  * with diagnostics in d. */
+/* 1 when s is a module name: 1..64 letters, digits, _ or -. */
+int vg_api_valid_module_name(const char *s);
 vg_program_t *vg_api_compile(vg_api_t *a, const char *name, const char *override, int remove,
                              vg_diags_t *d);
 /* Installs a module record (JSON text) coming from this instance or from Redis:

@@ -24,7 +24,7 @@ static int find_module(vg_api_t *a, const char *name) {
     return -1;
 }
 
-static int valid_name(const char *s) {
+int vg_api_valid_module_name(const char *s) {
     size_t n = strlen(s);
     if (n == 0 || n > 64) return 0;
     for (size_t i = 0; i < n; i++)
@@ -183,7 +183,7 @@ static int apply_locked(vg_api_t *a, const char *rec, size_t len, vg_program_t *
     int deleted = json_is_true(json_object_get(j, "deleted"));
     const char *source = json_string_value(json_object_get(j, "source"));
     int rc = 0;
-    if (!name || !valid_name(name) || version < 1 || (!deleted && !source)) {
+    if (!name || !vg_api_valid_module_name(name) || version < 1 || (!deleted && !source)) {
         rc = VG_EINVAL;
         goto done;
     }
@@ -485,7 +485,7 @@ void vg_h_rules(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
 
 void vg_h_rule(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     const char *name = q->seg[0];
-    if (!valid_name(name)) {
+    if (!vg_api_valid_module_name(name)) {
         vg_resp_error(r, 400, "bad_request", "a module name is 1..64 letters, digits, _ or -");
         return;
     }
@@ -557,7 +557,7 @@ static int versions(vg_api_t *a, const char *name, ver_ctx_t *c) {
 
 void vg_h_rule_versions(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     const char *name = q->seg[0];
-    if (!valid_name(name)) {
+    if (!vg_api_valid_module_name(name)) {
         vg_resp_error(r, 404, "not_found", "no module %s", name);
         return;
     }
@@ -616,7 +616,7 @@ void vg_h_rule_rollback(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
         want = json_integer_value(v);
         json_decref(b);
     }
-    if (want < 1 || !valid_name(name)) {
+    if (want < 1 || !vg_api_valid_module_name(name)) {
         vg_resp_error(r, 400, "bad_request", "version must be a positive integer");
         return;
     }
@@ -641,7 +641,7 @@ void vg_h_rule_rollback(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
 void vg_h_validate(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     const char *name = vg_req_arg(q, "module");
     if (!name) name = "validate";
-    if (!valid_name(name)) {
+    if (!vg_api_valid_module_name(name)) {
         vg_resp_error(r, 400, "bad_request", "a module name is 1..64 letters, digits, _ or -");
         return;
     }

@@ -246,8 +246,44 @@ vg_api_t *vg_api_new(vg_config_t *cfg, char *errbuf, size_t errlen) {
             if (bl > 4 && strcmp(base + bl - 4, ".vrl") == 0) bl -= 4;
             char name[256];
             snprintf(name, sizeof(name), "%.*s", (int)bl, base);
+            if (!vg_api_valid_module_name(name)) {
+                snprintf(errbuf, errlen, "--rules %s: the file name must give a module name "
+                         "(1..64 letters, digits, _ or - before .vrl)", src.v[i].name);
+                vg_sources_free(&src);
+                goto err;
+            }
             int64_t cur = 0, rsmax;
             int same = 0;
+            /* a module that does not compile stops serve here, as it stops replay (before:
+             * stored but not in force, and serve ran on the ruleset it had, even none) */
+            if (memchr(src.v[i].text, 0, src.v[i].len)) {
+                snprintf(errbuf, errlen, "--rules %s: a NUL byte in the file (a module is "
+                         "UTF-8 text)", src.v[i].name);
+                vg_sources_free(&src);
+                goto err;
+            }
+            {
+                char *text = strndup(src.v[i].text, src.v[i].len);
+                vg_diags_t d;
+                vg_diags_init(&d);
+                pthread_mutex_lock(&a->mu);
+                vg_program_t *p = text ? vg_api_compile(a, name, text, 0, &d) : NULL;
+                pthread_mutex_unlock(&a->mu);
+                int bad = p == NULL;
+                if (bad && text) {
+                    vg_source_t one = {d.n ? d.v[0].file : "", text, src.v[i].len};
+                    vg_diags_print(&d, &one, 1, stderr);
+                }
+                vg_prog_unref(p);
+                vg_diags_deinit(&d);
+                free(text);
+                if (bad) {
+                    snprintf(errbuf, errlen, "--rules %s: module %s does not compile with the "
+                             "others (see above)", src.v[i].name, name);
+                    vg_sources_free(&src);
+                    goto err;
+                }
+            }
             pthread_mutex_lock(&a->mu);
             for (int m = 0; m < a->nmods; m++)
                 if (strcmp(a->mods[m].name, name) == 0) {

@@ -252,4 +252,19 @@ rc=0
 timeout -k 5 20 "$VIGIL" serve --threads 100000 --state "$TMP/st-bad" >/dev/null 2>"$TMP/bad.err" || rc=$?
 [ $rc -eq 2 ] && grep -q "threads: at most 256" "$TMP/bad.err" && ok "--threads 100000: exit 2" ||
     bad "--threads 100000: exit $rc, $(cat "$TMP/bad.err")"
+
+echo "--- --rules that do not compile stop serve (it served on the rules it had, even none)"
+mkdir -p "$TMP/rbad" "$TMP/rname"
+printf 'feature a = count(1h)\nfeature b = nosuch(1)\n' >"$TMP/rbad/bad.vrl"
+P3=$(free_port)
+rc=0
+timeout -k 5 20 "$VIGIL" serve --http "127.0.0.1:$P3" --state "$TMP/st-rbad" --rules "$TMP/rbad" >/dev/null 2>"$TMP/bad.err" || rc=$?
+[ $rc -eq 1 ] && grep -q "bad.vrl:2:13: error: unknown function 'nosuch'" "$TMP/bad.err" &&
+    grep -q "module bad does not compile" "$TMP/bad.err" && ok "--rules with a compile error: exit 1, the error shown" ||
+    bad "--rules with a compile error: exit $rc, $(cat "$TMP/bad.err")"
+printf 'feature a = count(1h)\n' >"$TMP/rname/my rules.vrl"
+rc=0
+timeout -k 5 20 "$VIGIL" serve --http "127.0.0.1:$P3" --state "$TMP/st-rname" --rules "$TMP/rname" >/dev/null 2>"$TMP/bad.err" || rc=$?
+[ $rc -eq 1 ] && grep -q "the file name must give a module name" "$TMP/bad.err" &&
+    ok "--rules file 'my rules.vrl': exit 1, the name named" || bad "--rules bad name: exit $rc, $(cat "$TMP/bad.err")"
 finish
