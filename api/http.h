@@ -83,7 +83,7 @@ typedef struct vg_api {
     /* the ruleset in force and its program: the same as `ruleset` except while a module
      * received from Redis does not compile with the others (e.g. written by a newer vigil
      * during a rolling upgrade); then the last one that compiled stays in force, and a
-     * restart falls back to it too (the control store's A/active record) */
+     * restart falls back to it too (the control store's G/active record) */
     int64_t active_ruleset;
     vg_program_t *active;
     uint64_t audit_seq;

@@ -87,7 +87,7 @@ done:
 }
 
 /* Makes p (version `ruleset`) the program in force (mu held) and records which module
- * versions it was compiled from under A/active: what a restart falls back to when the
+ * versions it was compiled from under G/active: what a restart falls back to when the
  * newest stored modules do not compile. */
 static void set_active(vg_api_t *a, vg_program_t *p, int64_t ruleset, int record) {
     vg_prog_ref(p);
@@ -101,14 +101,14 @@ static void set_active(vg_api_t *a, vg_program_t *p, int64_t ruleset, int record
             json_object_set_new(m, a->mods[i].name, json_integer(a->mods[i].version));
     json_t *j = json_pack("{s:I,s:o}", "ruleset", (json_int_t)ruleset, "modules", m);
     char *txt = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    if (!txt || vg_ctl_put(a->ctl, "A/active", 8, txt, strlen(txt)) != 0)
+    if (!txt || vg_ctl_put(a->ctl, "G/active", 8, txt, strlen(txt)) != 0)
         fprintf(stderr, "vigil serve: cannot record the ruleset in force (%lld); a restart "
                         "needs the newest modules to compile\n", (long long)ruleset);
     free(txt);
     json_decref(j);
 }
 
-/* Compiles the module versions recorded in A/active (mu held). NULL when there is no
+/* Compiles the module versions recorded in G/active (mu held). NULL when there is no
  * such record or it does not compile either; *ruleset: its version. */
 static vg_program_t *compile_recorded_active(vg_api_t *a, int64_t *ruleset) {
     vg_buf_t b;
@@ -118,7 +118,7 @@ static vg_program_t *compile_recorded_active(vg_api_t *a, int64_t *ruleset) {
     vg_source_t *src = NULL;
     char **texts = NULL;
     size_t n = 0;
-    if (vg_ctl_get(a->ctl, "A/active", 8, &b) != 0) goto out;
+    if (vg_ctl_get(a->ctl, "G/active", 8, &b) != 0) goto out;
     j = json_loadb(b.p, b.len, 0, NULL);
     json_t *mods = json_object_get(j, "modules");
     if (!json_is_object(mods) || !json_is_integer(json_object_get(j, "ruleset"))) goto out;
@@ -311,7 +311,7 @@ int vg_api_load_state(vg_api_t *a, char *errbuf, size_t errlen) {
     int newest = p != NULL;
     if (!p) {
         /* a module received from Redis that never compiled here: the last ruleset that
-         * did (A/active) runs, as before the restart */
+         * did (G/active) runs, as before the restart */
         p = compile_recorded_active(a, &rs);
         if (!p) {
             snprintf(errbuf, errlen, "the stored rule modules do not compile (%d errors; first: "

@@ -44,10 +44,13 @@ void vg_api_audit(vg_api_t *a, const vg_req_t *q, const char *action, const char
     free(s);
 }
 
+/* The newest audit record (the first "A/" key: its sequence number is stored inverted);
+ * a key of another shape under "A/" is passed over, not taken for the end. */
 static int seq_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
     (void)v;
     (void)vl;
-    if (kl == 10) *(uint64_t *)ctx = ~vg_rd_be64((const unsigned char *)k + 2);
+    if (kl != 10) return 0;
+    *(uint64_t *)ctx = ~vg_rd_be64((const unsigned char *)k + 2);
     return 1;
 }
 

@@ -234,12 +234,19 @@ if grep -q 'vigil_http_requests_total{route="/v1/score",code="200"}' <<<"$BODY" 
    grep -q '^vigil_accounts_in_memory' <<<"$BODY"; then ok "metrics"; else bad "metrics: $BODY"; fi
 
 echo "--- restart keeps rules, lists and state"
+req GET "$U/v1/audit?limit=1000" "$N"
+AUDIT_N=$(python3 -c "import json; j=json.load(open('$TMP/body')); print(len(j['entries']))")
+AUDIT_TOP=$(python3 -c "import json; j=json.load(open('$TMP/body')); print(j['entries'][0]['seq'])")
 stop_pid "$PID_a"; [ "$STOP_STATUS" = 0 ] && ok "SIGTERM: exit 0" || bad "SIGTERM exit $STOP_STATUS"
 grep -q "stopped" "$TMP/a.log" && ok "clean stop logged" || bad "no clean stop"
 start_vigil b "$PORT" --state "$TMP/st" --rules "$TMP/cards.vrl"
 req POST "$U/v1/score" "$S" "$(ev t8 acct-2 8 c7)"
 expect 200 "j['decision']=='block' and j['features']['tx_10m']==3" "after restart: list and account state kept"
 req GET "$U/v1/rules" "$N"; expect 200 "[m['module'] for m in j['modules']]==['cards']" "after restart: modules kept"
+# the audit trail goes on after a restart: nothing overwritten, numbers continue
+req PUT "$U/v1/lists/after_restart" "$A" '["x"]'
+req GET "$U/v1/audit?limit=1000" "$N"
+expect 200 "len(j['entries'])==$AUDIT_N+1 and j['entries'][0]['seq']==$AUDIT_TOP+1 and j['entries'][0]['target']=='after_restart'" "after restart: the audit trail goes on ($AUDIT_N entries before)"
 
 echo "--- bad --http and --threads stop serve at start with the reason"
 for hp in 127.0.0.1:abc 127.0.0.1: 127.0.0.1:80x 127.0.0.1:-1 127.0.0.1:65536; do
