@@ -184,6 +184,35 @@ static int read_all(const char *bootstrap, const char *topic, char **recs, int m
     return n;
 }
 
+/* Compiles `src` and starts the service (one thread) on the mock cluster at bs; the
+ * program is returned in *prog (the caller unrefs it after vg_kafka_free). */
+static vg_kafka_t *start_service(const char *bs, const char *src, const char *const *conf,
+                                 const char *group, const char *changelog, const char *dir,
+                                 vg_program_t **prog) {
+    char err[512];
+    vg_source_t s = {"t.vrl", src, strlen(src)};
+    vg_diags_t d;
+    vg_diags_init(&d);
+    *prog = vg_prog_compile(&s, 1, &d);
+    vg_diags_deinit(&d);
+    assert_non_null(*prog);
+    vg_kafka_opts_t o;
+    vg_kafka_opts_default(&o);
+    o.brokers = bs;
+    o.group = group;
+    o.topic_changelog = changelog;
+    o.state_dir = dir;
+    o.prog = *prog;
+    o.threads = 1;
+    o.conf = conf;
+    o.quiet = 1;
+    o.future_ms = -1;
+    vg_kafka_t *k = vg_kafka_new(&o, err, sizeof(err));
+    assert_non_null(k);
+    assert_int_equal(vg_kafka_start(k, err, sizeof(err)), 0);
+    return k;
+}
+
 /* Runs the service over: a small event, an event whose alert is ~3x its 40 KB note, a
  * 300 KB message that is not an event, a last small event. `conf`: extra client
  * settings; `refuse`: the broker refuses the first record vigil produces as too large. */
@@ -209,29 +238,12 @@ static void run(const char *const *conf, int refuse) {
 
     char dir[] = "/tmp/vigil-test-kfit.XXXXXX";
     assert_non_null(mkdtemp(dir));
-    vg_source_t s = {"t.vrl",
-                     "feature n1 = tx.note\nfeature n2 = tx.note\n"
-                     "rule huge\n  severity high\n  action alert\n  score 90\n"
-                     "  when tx.amount > 1000\n  message \"note {tx.note}\"\nend\n", 0};
-    s.len = strlen(s.text);
-    vg_diags_t d;
-    vg_diags_init(&d);
-    vg_program_t *prog = vg_prog_compile(&s, 1, &d);
-    vg_diags_deinit(&d);
-    assert_non_null(prog);
-    vg_kafka_opts_t o;
-    vg_kafka_opts_default(&o);
-    o.brokers = bs;
-    o.group = "kfit";
-    o.state_dir = dir;
-    o.prog = prog;
-    o.threads = 1;
-    o.conf = conf;
-    o.quiet = 1;
-    o.future_ms = -1;
-    vg_kafka_t *k = vg_kafka_new(&o, err, sizeof(err));
-    assert_non_null(k);
-    assert_int_equal(vg_kafka_start(k, err, sizeof(err)), 0);
+    vg_program_t *prog;
+    vg_kafka_t *k = start_service(bs,
+                                  "feature n1 = tx.note\nfeature n2 = tx.note\n"
+                                  "rule huge\n  severity high\n  action alert\n  score 90\n"
+                                  "  when tx.amount > 1000\n  message \"note {tx.note}\"\nend\n",
+                                  conf, "kfit", NULL, dir, &prog);
     vg_kafka_stats_t st;
     for (int i = 0; i < 600; i++) {
         vg_kafka_get_stats(k, &st);
@@ -355,30 +367,12 @@ static void test_changelog_chunks(void **st) {
     produce(bs, (const char *const *)vals, N);
     char dir[] = "/tmp/vigil-test-kcl.XXXXXX";
     assert_non_null(mkdtemp(dir));
-    vg_source_t s = {"t.vrl", "feature m_1d = count(1d by tx.merchant)\n"
-                              "feature s_1d = sum(tx.amount, 1d by tx.merchant)\n", 0};
-    s.len = strlen(s.text);
-    vg_diags_t d;
-    vg_diags_init(&d);
-    vg_program_t *prog = vg_prog_compile(&s, 1, &d);
-    vg_diags_deinit(&d);
-    assert_non_null(prog);
     static const char *const conf[] = {"session.timeout.ms=6000",
                                        "producer.message.max.bytes=100000", NULL};
-    vg_kafka_opts_t o;
-    vg_kafka_opts_default(&o);
-    o.brokers = bs;
-    o.group = "kcl";
-    o.topic_changelog = "kcl.changelog";
-    o.state_dir = dir;
-    o.prog = prog;
-    o.threads = 1;
-    o.conf = conf;
-    o.quiet = 1;
-    o.future_ms = -1;
-    vg_kafka_t *k = vg_kafka_new(&o, err, sizeof(err));
-    assert_non_null(k);
-    assert_int_equal(vg_kafka_start(k, err, sizeof(err)), 0);
+    vg_program_t *prog;
+    vg_kafka_t *k = start_service(bs, "feature m_1d = count(1d by tx.merchant)\n"
+                                      "feature s_1d = sum(tx.amount, 1d by tx.merchant)\n",
+                                  conf, "kcl", "kcl.changelog", dir, &prog);
     vg_kafka_stats_t kst;
     for (int i = 0; i < 600; i++) {
         vg_kafka_get_stats(k, &kst);
