@@ -257,36 +257,6 @@ vg_api_t *vg_api_new(vg_config_t *cfg, char *errbuf, size_t errlen) {
             }
             int64_t cur = 0, rsmax;
             int same = 0;
-            /* a module that does not compile stops serve here, as it stops replay (before:
-             * stored but not in force, and serve ran on the ruleset it had, even none) */
-            if (memchr(src.v[i].text, 0, src.v[i].len)) {
-                snprintf(errbuf, errlen, "--rules %s: a NUL byte in the file (a module is "
-                         "UTF-8 text)", src.v[i].name);
-                vg_sources_free(&src);
-                goto err;
-            }
-            {
-                char *text = strndup(src.v[i].text, src.v[i].len);
-                vg_diags_t d;
-                vg_diags_init(&d);
-                pthread_mutex_lock(&a->mu);
-                vg_program_t *p = text ? vg_api_compile(a, name, text, 0, &d) : NULL;
-                pthread_mutex_unlock(&a->mu);
-                int bad = p == NULL;
-                if (bad && text) {
-                    vg_source_t one = {d.n ? d.v[0].file : "", text, src.v[i].len};
-                    vg_diags_print(&d, &one, 1, stderr);
-                }
-                vg_prog_unref(p);
-                vg_diags_deinit(&d);
-                free(text);
-                if (bad) {
-                    snprintf(errbuf, errlen, "--rules %s: module %s does not compile with the "
-                             "others (see above)", src.v[i].name, name);
-                    vg_sources_free(&src);
-                    goto err;
-                }
-            }
             pthread_mutex_lock(&a->mu);
             for (int m = 0; m < a->nmods; m++)
                 if (strcmp(a->mods[m].name, name) == 0) {
@@ -297,6 +267,42 @@ vg_api_t *vg_api_new(vg_config_t *cfg, char *errbuf, size_t errlen) {
             rsmax = a->ruleset;
             pthread_mutex_unlock(&a->mu);
             if (same) continue;
+            /* a module with errors of its own stops serve here, as it stops replay (before:
+             * stored but not in force, and serve ran on the ruleset it had, even none).
+             * Errors only in other stored modules (one from Redis that does not compile
+             * here, docs/api.md) do not: the ruleset in force stays, as for Redis. */
+            if (memchr(src.v[i].text, 0, src.v[i].len)) {
+                snprintf(errbuf, errlen, "--rules %s: a NUL byte in the file (a module is "
+                         "UTF-8 text)", src.v[i].name);
+                vg_sources_free(&src);
+                goto err;
+            }
+            {
+                char *text = strndup(src.v[i].text, src.v[i].len);
+                char fname[272];
+                snprintf(fname, sizeof(fname), "%s.vrl", name);   /* as diagnostics name it */
+                vg_diags_t d;
+                vg_diags_init(&d);
+                pthread_mutex_lock(&a->mu);
+                vg_program_t *p = text ? vg_api_compile(a, name, text, 0, &d) : NULL;
+                pthread_mutex_unlock(&a->mu);
+                int own = !text;
+                for (int e = 0; !p && e < d.n; e++)
+                    if (d.v[e].is_error && d.v[e].file && strcmp(d.v[e].file, fname) == 0) own = 1;
+                if (own && text) {
+                    vg_source_t one = {fname, text, src.v[i].len};
+                    vg_diags_print(&d, &one, 1, stderr);
+                }
+                vg_prog_unref(p);
+                vg_diags_deinit(&d);
+                free(text);
+                if (own) {
+                    snprintf(errbuf, errlen, "--rules %s: module %s does not compile (see "
+                             "above)", src.v[i].name, name);
+                    vg_sources_free(&src);
+                    goto err;
+                }
+            }
             char at[40];
             vg_iso_time(vg_now_ms(), at);
             json_t *j = json_pack("{s:s,s:I,s:I,s:s%,s:b,s:s,s:s}", "module", name, "version",
