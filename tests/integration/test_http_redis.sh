@@ -180,6 +180,13 @@ start_vigil two "$P2" --state "$TMP/s2" --redis "127.0.0.1:$RPORT" --rules "$TMP
 grep -q "stays in force until they are fixed" "$TMP/two.log" && ok "restarted on the last ruleset that compiled" || bad "restart: $(cat "$TMP/two.log")"
 req POST "$U2/v1/score" "" '{"id":"fut-2","account":"acct-f","ts":"2026-01-01T00:00:01Z","amount":9}'
 expect 200 "j['ruleset']==$ACTIVE and j['features']['tx_10m']==2" "... with its state: decides as before"
+# restarted with a changed --rules file that compiles on its own: it starts (errors only
+# in the stored foreign module do not stop it), and the ruleset in force stays
+mkdir -p "$TMP/changed"
+{ cat "$TMP/base.vrl"; echo 'feature extra_1h = count(1h)'; } >"$TMP/changed/base.vrl"
+stop_pid "$PID_two"
+start_vigil two "$P2" --state "$TMP/s2" --redis "127.0.0.1:$RPORT" --rules "$TMP/changed/base.vrl"
+req GET "$U2/readyz" ""; expect 200 "j['ruleset']==$ACTIVE" "restarted with a changed --rules file next to the foreign module: ruleset $ACTIVE stays in force"
 # the fix: delete the module through the API; every instance is current again
 req DELETE "$U1/v1/rules/future" ""; expect 200 "j['deleted'] is True" "delete the module that does not compile"
 wait_for "$U2/readyz" "'newest_ruleset' not in j and j['ruleset']>$FUT" "instance two current again"
