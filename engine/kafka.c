@@ -2084,6 +2084,10 @@ static int check_cluster(vg_kafka_t *k, char *errbuf, size_t errlen) {
     if (k->topic_cl) rc = vg_cl_check_topic(rk, k->topic_cl, k->topic_in, &nin, errbuf, errlen);
     else nin = vg_cl_topic_parts(rk, k->topic_in, 5000);   /* unknown: nothing scored */
     rd_kafka_destroy(rk);
+    if (rc == 0 && nin <= 0)   /* a typo, or not created yet: say so, the group waits */
+        logf_(k, 1, "the input topic %s does not exist (yet): nothing is consumed until it "
+                    "does (a broker that creates topics on first use makes it now, with its "
+                    "default partition count)", k->topic_in);
     if (rc == 0 && nin > 0 && !k->owner) {
         k->owner = malloc((size_t)nin * sizeof(*k->owner));
         if (!k->owner) {

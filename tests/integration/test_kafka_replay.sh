@@ -88,4 +88,11 @@ pstream p1
 kt_produce "$WORK/p2.keyed" tp
 pstream p2
 grep -q ' 1 messages: 1 decided' "$WORK/p2.err" || kt_fail "after the restart: $(tail -1 "$WORK/p2.err")"
+
+# an input topic that does not exist is named at start (a typo consumed nothing, silently)
+kt_stream typo --rules "$SRC/tests/bench/bench.vrl" --state "$WORK/state-typo" --group g-typo \
+    --topic-in no-such-topic --threads 1 --drain --no-sync --changelog off
+kt_wait "$SPID" 60 || kt_fail "stream typo exited with an error"
+grep -q "the input topic no-such-topic does not exist (yet)" "$WORK/typo.err" ||
+    kt_fail "no word about the missing input topic: $(head -3 "$WORK/typo.err")"
 kt_end
