@@ -600,7 +600,13 @@ typedef struct page {
     uint64_t last;       /* id of the last entry taken */
     int more;
     int audit;
+    size_t bytes;        /* of the entries taken: a page stops at PAGE_MAX_BYTES */
 } page_t;
+
+/* A page of alerts ends at this many bytes even before `limit` (an alert carries its
+ * decision, which can be large: 1,000 alerts of a 1.26 MB decision were one 1.2 GB
+ * answer); next_cursor goes on from there. */
+#define PAGE_MAX_BYTES (8u << 20)
 
 static int rule_match(json_t *j, const char *rule) {
     const char *lists[2] = {"rules", "shadow"};
@@ -620,7 +626,8 @@ static int page_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl
     if (kl != 10) return 0;
     uint64_t id = ~vg_rd_be64((const unsigned char *)k + 2);
     if (!p->audit && p->since_ms > 0 && (int64_t)(id >> 16) < p->since_ms) return 1;
-    if ((int)json_array_size(p->arr) >= p->limit) {
+    if ((int)json_array_size(p->arr) >= p->limit ||
+        (json_array_size(p->arr) > 0 && p->bytes + vl > PAGE_MAX_BYTES)) {
         p->more = 1;
         return 1;
     }
@@ -639,6 +646,7 @@ static int page_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl
         if (p->audit) json_object_del(j, "cursor");
         json_array_append_new(p->arr, j);
         p->last = id;
+        p->bytes += vl;
     } else {
         json_decref(j);
     }
