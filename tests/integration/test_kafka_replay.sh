@@ -90,9 +90,17 @@ pstream p2
 grep -q ' 1 messages: 1 decided' "$WORK/p2.err" || kt_fail "after the restart: $(tail -1 "$WORK/p2.err")"
 
 # an input topic that does not exist is named at start (a typo consumed nothing, silently)
+# (said before the group starts; the stream is then stopped: whether and when a broker
+# creates the topic is not this test's business)
 kt_stream typo --rules "$SRC/tests/bench/bench.vrl" --state "$WORK/state-typo" --group g-typo \
-    --topic-in no-such-topic --threads 1 --drain --no-sync --changelog off
-kt_wait "$SPID" 60 || kt_fail "stream typo exited with an error"
+    --topic-in no-such-topic --threads 1 --no-sync --changelog off
+for _ in $(seq 1 300); do
+    grep -q "consuming no-such-topic\|does not exist" "$WORK/typo.err" 2>/dev/null && break
+    kill -0 "$SPID" 2>/dev/null || break
+    sleep 0.1
+done
+kill -TERM "$SPID" 2>/dev/null
+kt_wait "$SPID" 60 || kt_fail "stream typo did not stop cleanly"
 grep -q "the input topic no-such-topic does not exist (yet)" "$WORK/typo.err" ||
     kt_fail "no word about the missing input topic: $(head -3 "$WORK/typo.err")"
 kt_end
