@@ -192,8 +192,13 @@ void vg_h_alerts(vg_api_t *a, vg_req_t *q, vg_resp_t *r);
 void vg_h_audit(vg_api_t *a, vg_req_t *q, vg_resp_t *r);
 
 /* Rules and lists state (api/http_rules.c, api/http_data.c), mu held by the caller. */
-/* Loads modules and lists from the control store; compiles; 0 or error with errbuf. */
+/* Loads modules and lists from the control store; 0 or error with errbuf. */
 int vg_api_load_state(vg_api_t *a, char *errbuf, size_t errlen);
+/* Compiles the modules (the last ruleset in force when the newest do not compile) and
+ * opens the engine on the state directory with it; 0 or error with errbuf. Called after
+ * --rules is loaded, so that a directory made by `vigil replay --state` with the same
+ * rules is opened with them and served warm (SPEC section 5). */
+int vg_api_start_engine(vg_api_t *a, char *errbuf, size_t errlen);
 /* Compiles the active modules (with `override` replacing or adding module `name`, or
  * removing it when override is NULL and remove is set). Returns the program or NULL
  * with diagnostics in d. */

@@ -304,6 +304,10 @@ int vg_api_load_state(vg_api_t *a, char *errbuf, size_t errlen) {
         snprintf(errbuf, errlen, "cannot read the control store");
         return VG_ESTORE;
     }
+    return 0;
+}
+
+int vg_api_start_engine(vg_api_t *a, char *errbuf, size_t errlen) {
     vg_diags_t d;
     vg_diags_init(&d);
     vg_program_t *p = vg_api_compile(a, NULL, NULL, 0, &d);

@@ -323,6 +323,13 @@ vg_api_t *vg_api_new(vg_config_t *cfg, char *errbuf, size_t errlen) {
         }
         vg_sources_free(&src);
     }
+    /* the engine opens the state with the rules of --rules already in: opened with the
+     * stored ones first, a directory made by `vigil replay --state` (no modules stored
+     * yet) did not match their layout and was wiped */
+    pthread_mutex_lock(&a->mu);
+    rc = vg_api_start_engine(a, errbuf, errlen);
+    pthread_mutex_unlock(&a->mu);
+    if (rc) goto err;
     if (cfg->redis) {
         a->redis = vg_redis_new(a, cfg->redis, errbuf, errlen);
         if (!a->redis) goto err;

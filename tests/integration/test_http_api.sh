@@ -260,6 +260,23 @@ timeout -k 5 20 "$VIGIL" serve --threads 100000 --state "$TMP/st-bad" >/dev/null
 [ $rc -eq 2 ] && grep -q "threads: at most 256" "$TMP/bad.err" && ok "--threads 100000: exit 2" ||
     bad "--threads 100000: exit $rc, $(cat "$TMP/bad.err")"
 
+echo "--- a directory made by vigil replay --state is served warm (SPEC section 5)"
+mkdir -p "$TMP/rwarm"
+cp "$SRC/fixtures/demo.vrl" "$TMP/rwarm/"
+head -n 4999 "$SRC/fixtures/sample.ndjson" >"$TMP/warm-prefix.ndjson"
+"$VIGIL" replay --rules "$TMP/rwarm" --input "$TMP/warm-prefix.ndjson" --output /dev/null --state "$TMP/st-warm" 2>/dev/null
+"$VIGIL" replay --rules "$TMP/rwarm" --input "$SRC/fixtures/sample.ndjson" --output "$TMP/warm-all.out" 2>/dev/null
+P5=$(free_port)
+start_vigil warm "$P5" --state "$TMP/st-warm" --rules "$TMP/rwarm"
+sed -n 5000p "$SRC/fixtures/sample.ndjson" >"$TMP/warm-last.ndjson"
+req POST "http://127.0.0.1:$P5/v1/score" "$S" "@$TMP/warm-last.ndjson"
+WANT=$(tail -n 1 "$TMP/warm-all.out")
+[ "$STATUS" = 200 ] && [ "$(python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1]),sort_keys=True))' "$BODY")" = \
+    "$(python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1]),sort_keys=True))' "$WANT")" ] &&
+    ok "the next event decided as by one replay of all" || bad "warm start: got $BODY, want $WANT"
+grep -q "starts empty" "$TMP/warm.log" && bad "the replayed state was wiped: $(cat "$TMP/warm.log")" || ok "... without wiping it"
+stop_pid "$PID_warm"
+
 echo "--- a page of alerts stops at 8 MiB (alerts carry their decisions, which can be large)"
 mkdir -p "$TMP/rbig"
 python3 - "$TMP/rbig/big.vrl" <<'PY'
