@@ -190,7 +190,7 @@ static int apply_locked(vg_api_t *a, const char *rec, size_t len, vg_program_t *
     int i = find_module(a, name);
     if (i >= 0 && a->mods[i].version >= version) goto done;   /* not newer */
     vg_program_t *p = pre ? vg_prog_ref(pre) : NULL;
-    if (!p) {
+    if (!p && a->eng) {   /* before the engine opens (--rules at start) nothing to swap */
         vg_diags_t d;
         vg_diags_init(&d);
         p = vg_api_compile(a, name, deleted ? NULL : source, deleted, &d);

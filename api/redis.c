@@ -16,9 +16,9 @@
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
-#include <jansson.h>
 
 #include "rules/errors.h"
+#include "rules/utf8.h"
 
 #define K_RULES "vigil:rules"
 #define K_RULESET "vigil:ruleset"
@@ -238,12 +238,12 @@ static int sync_list(vg_redis_t *r, const char *name) {
             size_t k = 0, bad = 0;
             for (size_t i = 0; i < m->elements; i++) {
                 redisReply *e = m->element[i];
-                json_t *t = e->type == REDIS_REPLY_STRING && e->len >= 1 && e->len <= 1024
-                                ? json_stringn(e->str, e->len)
-                                : NULL;
-                if (t && !memchr(e->str, 0, e->len)) items[k++] = e->str;
+                int ok = e->type == REDIS_REPLY_STRING && e->len >= 1 && e->len <= 1024;
+                const unsigned char *u = (const unsigned char *)e->str;
+                for (size_t j = 0, q = 0; ok && j < e->len; j += q)
+                    ok = u[j] != 0 && (q = vg_utf8_seq(u + j, e->len - j)) != 0;
+                if (ok) items[k++] = e->str;
                 else bad++;
-                json_decref(t);
             }
             if (bad)
                 fprintf(stderr, "vigil serve: redis: list %s: %zu item(s) left out (not UTF-8 "

@@ -26,6 +26,7 @@
 
 #include "engine/jsonout.h"
 #include "rules/errors.h"
+#include "rules/utf8.h"
 
 using simdjson::error_code;
 namespace dom = simdjson::dom;
@@ -198,26 +199,9 @@ static int flatten(vg_jdoc_t *d, dom::object obj) {
 
 /* Offset of the first byte that does not start a valid UTF-8 sequence, or len. */
 static size_t utf8_bad_offset(const unsigned char *s, size_t len) {
-    size_t i = 0;
-    while (i < len) {
-        unsigned c = s[i];
-        size_t k = 0;
-        if (c < 0x80) k = 1;
-        else if (c >= 0xC2 && c < 0xE0) k = (len - i >= 2 && (s[i + 1] & 0xC0) == 0x80) ? 2 : 0;
-        else if (c >= 0xE0 && c < 0xF0) {
-            if (len - i >= 3 && (s[i + 1] & 0xC0) == 0x80 && (s[i + 2] & 0xC0) == 0x80 &&
-                !(c == 0xE0 && s[i + 1] < 0xA0) && !(c == 0xED && s[i + 1] >= 0xA0))
-                k = 3;
-        } else if (c >= 0xF0 && c < 0xF5) {
-            if (len - i >= 4 && (s[i + 1] & 0xC0) == 0x80 && (s[i + 2] & 0xC0) == 0x80 &&
-                (s[i + 3] & 0xC0) == 0x80 && !(c == 0xF0 && s[i + 1] < 0x90) &&
-                !(c == 0xF4 && s[i + 1] >= 0x90))
-                k = 4;
-        }
-        if (!k) return i;
-        i += k;
-    }
-    return len;
+    size_t i = 0, k;
+    while (i < len && (k = vg_utf8_seq(s + i, len - i)) != 0) i += k;
+    return i;
 }
 
 static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }

@@ -21,6 +21,7 @@
 #include "engine/event.h"
 #include "engine/jsonout.h"
 #include "rules/errors.h"
+#include "rules/utf8.h"
 
 void vg_buf_init(vg_buf_t *b) {
     b->p = NULL;
@@ -184,28 +185,6 @@ int vg_json_num(vg_buf_t *b, double d) {
     return 0;
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes available), or 0 when invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    if (c < 0x80) return 1;
-    if (c < 0xC2) return 0;
-    if (c < 0xE0) return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
-    if (c < 0xF0) {
-        if (n < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80) return 0;
-        if (c == 0xE0 && s[1] < 0xA0) return 0; /* overlong */
-        if (c == 0xED && s[1] >= 0xA0) return 0; /* surrogate */
-        return 3;
-    }
-    if (c < 0xF5) {
-        if (n < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
-            return 0;
-        if (c == 0xF0 && s[1] < 0x90) return 0; /* overlong */
-        if (c == 0xF4 && s[1] >= 0x90) return 0; /* > U+10FFFF */
-        return 4;
-    }
-    return 0;
-}
-
 int vg_json_str(vg_buf_t *b, const char *s, size_t len) {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *u = (const unsigned char *)s;
@@ -239,7 +218,7 @@ int vg_json_str(vg_buf_t *b, const char *s, size_t len) {
             continue;
         }
         if (c >= 0x80) {
-            size_t k = utf8_seq(u + i, len - i);
+            size_t k = vg_utf8_seq(u + i, len - i);
             if (k == 0) {
                 memcpy(o, "\\ufffd", 6);
                 o += 6;

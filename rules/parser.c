@@ -32,6 +32,7 @@
 
 #include "rules/errors.h"
 #include "rules/lexer.h"
+#include "rules/utf8.h"
 
 typedef struct parser {
     const char *src;
@@ -681,27 +682,6 @@ static vg_ast_decl_t *parse_decl(parser_t *p) {
     return d;
 }
 
-/* The length of the valid UTF-8 sequence at z (n > 0 bytes left), or 0 when the byte at
- * z does not start one (overlong forms, surrogates and code points beyond U+10FFFF are
- * invalid, as in RFC 3629). */
-static size_t utf8_seq(const unsigned char *z, size_t n) {
-    unsigned c = z[0];
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c < 0xE0) return n >= 2 && (z[1] & 0xC0) == 0x80 ? 2 : 0;
-    if (c >= 0xE0 && c < 0xF0)
-        return n >= 3 && (z[1] & 0xC0) == 0x80 && (z[2] & 0xC0) == 0x80 &&
-                       !(c == 0xE0 && z[1] < 0xA0) && !(c == 0xED && z[1] >= 0xA0)
-                   ? 3
-                   : 0;
-    if (c >= 0xF0 && c < 0xF5)
-        return n >= 4 && (z[1] & 0xC0) == 0x80 && (z[2] & 0xC0) == 0x80 &&
-                       (z[3] & 0xC0) == 0x80 && !(c == 0xF0 && z[1] < 0x90) &&
-                       !(c == 0xF4 && z[1] >= 0x90)
-                   ? 4
-                   : 0;
-    return 0;
-}
-
 /* A module is UTF-8 text without NUL bytes: its source is stored and served as a JSON
  * string, and its string literals are compared with event strings, which are UTF-8.
  * Reports the first offending byte at its line and column; returns 0 when clean. */
@@ -710,7 +690,7 @@ static int check_text(const vg_source_t *src, vg_diags_t *diags) {
     int line = 1;
     size_t bol = 0;
     for (size_t i = 0; i < src->len;) {
-        size_t k = z[i] ? utf8_seq(z + i, src->len - i) : 0;
+        size_t k = z[i] ? vg_utf8_seq(z + i, src->len - i) : 0;
         if (k == 0) {
             int col = (int)(i - bol) + 1;
             if (z[i] == 0)

@@ -154,16 +154,23 @@ static void produce(const char *bootstrap, const char *const *vals, int n) {
     rd_kafka_destroy(p);
 }
 
-/* Reads every record of partition 0 of `topic` into recs (at most max); their count. */
-static int read_all(const char *bootstrap, const char *topic, char **recs, int max) {
+/* A consumer of the mock cluster at bootstrap in `group` that reports partition ends
+ * and takes records up to 2 MB. */
+static rd_kafka_t *reader(const char *bootstrap, const char *group) {
     char err[512];
     rd_kafka_conf_t *c = rd_kafka_conf_new();
     rd_kafka_conf_set(c, "bootstrap.servers", bootstrap, err, sizeof(err));
-    rd_kafka_conf_set(c, "group.id", "fit-reader", err, sizeof(err));
+    rd_kafka_conf_set(c, "group.id", group, err, sizeof(err));
     rd_kafka_conf_set(c, "enable.partition.eof", "true", err, sizeof(err));
     rd_kafka_conf_set(c, "fetch.message.max.bytes", "2000000", err, sizeof(err));
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof(err));
     assert_non_null(rk);
+    return rk;
+}
+
+/* Reads every record of partition 0 of `topic` into recs (at most max); their count. */
+static int read_all(const char *bootstrap, const char *topic, char **recs, int max) {
+    rd_kafka_t *rk = reader(bootstrap, "fit-reader");
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, topic, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
     assert_int_equal(rd_kafka_assign(rk, l), RD_KAFKA_RESP_ERR_NO_ERROR);
@@ -392,13 +399,7 @@ static void test_changelog_chunks(void **st) {
     assert_non_null(mkdtemp(dir2));
     vg_store_t *s2 = vg_store_open(dir2, err, sizeof(err));
     assert_non_null(s2);
-    rd_kafka_conf_t *cc = rd_kafka_conf_new();
-    rd_kafka_conf_set(cc, "bootstrap.servers", bs, err, sizeof(err));
-    rd_kafka_conf_set(cc, "group.id", "kcl-restore", err, sizeof(err));
-    rd_kafka_conf_set(cc, "enable.partition.eof", "true", err, sizeof(err));
-    rd_kafka_conf_set(cc, "fetch.message.max.bytes", "2000000", err, sizeof(err));
-    rd_kafka_t *rc = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof(err));
-    assert_non_null(rc);
+    rd_kafka_t *rc = reader(bs, "kcl-restore");
     rd_kafka_poll_set_consumer(rc);
     atomic_int stop = 0;
     vg_buf_t redo;
