@@ -200,6 +200,13 @@ typedef struct req_state {
     int done;            /* a response was queued on the first call */
     int started;         /* on_request has seen the request */
     int nul_in_uri;      /* the raw URI has %00 (libmicrohttpd decodes it into a NUL) */
+    /* a score queued for the Kafka pipeline (score_kafka_start): the connection is
+     * suspended until the partition's thread answers (score_kafka_done) */
+    int kpending, kdry;
+    vg_kafka_req_t kq;
+    vg_kafka_score_res_t kr;
+    vg_api_t *a;
+    struct MHD_Connection *conn;
 } req_state_t;
 
 /* Called with the raw URI before libmicrohttpd decodes it: a %00 would turn into a NUL
@@ -405,60 +412,11 @@ void vg_api_not_owner(vg_api_t *a, vg_resp_t *r, const char *acct, size_t alen, 
     vg_resp_json(r, 409, json_pack("{s:o}", "error", e));
 }
 
-static void h_score(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
-    const char *dr = vg_req_arg(q, "dry_run");
-    int dry = dr && (strcmp(dr, "true") == 0 || strcmp(dr, "1") == 0);
-    if (dr && !dry && strcmp(dr, "false") != 0 && strcmp(dr, "0") != 0) {
-        vg_resp_error(r, 400, "bad_request", "dry_run must be true or false");
-        return;
-    }
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    int64_t left_us = a->cfg->deadline_ms * 1000 - (mono_us() - q->start_us);
-    if (left_us <= 0) {
-        atomic_fetch_add(&a->overloaded, 1);
-        r->retry_after = 1;
-        vg_resp_error(r, 429, "overloaded", "the request waited longer than its deadline");
-        return;
-    }
-    dl.tv_nsec += (long)(left_us % 1000000) * 1000;
-    dl.tv_sec += (time_t)(left_us / 1000000) + dl.tv_nsec / 1000000000;
-    dl.tv_nsec %= 1000000000;
+/* h_score's answer from the engine's (or the partition's) result: rc, *res and the
+ * decision or rejection line in q->out. */
+static void score_answer(vg_api_t *a, vg_req_t *q, vg_resp_t *r, int rc,
+                         const vg_engine_result_t *res, int dry) {
     vg_buf_t *out = q->out;
-    vg_buf_clear(out);
-    vg_engine_result_t res;
-    int rc;
-    int via_kafka = a->kafka && vg_event_parse(&q->ectx->ev, q->body, q->len) == 0;
-    if (via_kafka) {
-        /* the partition that holds the account decides (bad input: the HTTP engine
-         * rejects it below as it would anywhere) */
-        vg_kafka_score_res_t kr;
-        rc = vg_kafka_score(a->kafka, q->ectx->ev.account.p, q->ectx->ev.account.len, q->body,
-                            q->len, dry, left_us / 1000 + 1, out, &kr);
-        if (rc == VG_ENOTFOUND && kr.partition < 0) {
-            /* the input topic's partitions are unknown (it did not exist at start):
-             * nothing is routed, the HTTP engine decides */
-            rc = vg_engine_score(a->eng, q->ectx, q->body, q->len, dry, &dl, out, &res);
-            via_kafka = 0;
-        } else if (rc == VG_ENOTFOUND) {
-            vg_api_not_owner(a, r, q->ectx->ev.account.p, q->ectx->ev.account.len,
-                             kr.partition);
-            return;
-        }
-        if (rc == VG_EIO) {
-            r->retry_after = 1;
-            vg_resp_error(r, 503, "unavailable", "the Kafka pipeline is not running");
-            return;
-        }
-        if (via_kafka) {
-            res.outcome = kr.outcome;
-            res.reject = kr.reject;
-            res.alert = kr.alert;
-            res.ruleset = kr.ruleset;
-        }
-    } else {
-        rc = vg_engine_score(a->eng, q->ectx, q->body, q->len, dry, &dl, out, &res);
-    }
     if (rc == VG_ELIMIT) {
         atomic_fetch_add(&a->overloaded, 1);
         r->retry_after = 1;
@@ -474,20 +432,20 @@ static void h_score(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
         return;
     }
     if (out->len && out->p[out->len - 1] == '\n') out->len--;
-    if (res.outcome == VG_OUT_REJECTED) {
+    if (res->outcome == VG_OUT_REJECTED) {
         /* {"id":..,"error":"..","code":".."} -> the error shape of section 6 */
         json_t *j = json_loadb(out->p, out->len, 0, NULL);
-        const char *code = vg_reject_code(res.reject);
+        const char *code = vg_reject_code(res->reject);
         const char *msg = j ? json_string_value(json_object_get(j, "error")) : NULL;
         json_t *e = json_pack("{s:s,s:s}", "code", code, "message", msg ? msg : code);
         json_t *id = j ? json_object_get(j, "id") : NULL;
         json_object_set(e, "id", id ? id : json_null());
         json_decref(j);
         atomic_fetch_add(&a->rejected, 1);
-        vg_resp_json(r, res.reject == VG_REJECT_TOO_LARGE ? 413 : 400, json_pack("{s:o}", "error", e));
+        vg_resp_json(r, res->reject == VG_REJECT_TOO_LARGE ? 413 : 400, json_pack("{s:o}", "error", e));
         return;
     }
-    if (res.outcome == VG_OUT_BLANK) {
+    if (res->outcome == VG_OUT_BLANK) {
         vg_resp_error(r, 400, "invalid_json", "the body is empty");
         return;
     }
@@ -495,13 +453,132 @@ static void h_score(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     r->ctype = "application/json";
     vg_buf_clear(&r->body);
     vg_buf_append(&r->body, out->p, out->len);
-    if (res.outcome == VG_OUT_DUPLICATE) {
+    if (res->outcome == VG_OUT_DUPLICATE) {
         atomic_fetch_add(&a->duplicates, 1);
         return;
     }
     if (!dry)
         vg_api_record_decision(a, q->ectx->ev.account.p, q->ectx->ev.account.len, out->p,
-                               out->len, res.alert);
+                               out->len, res->alert);
+}
+
+/* dry_run of a score request: 0/1 in *dry, or -1 with the error in r. */
+static int score_dry(vg_req_t *q, vg_resp_t *r, int *dry) {
+    const char *dr = vg_req_arg(q, "dry_run");
+    *dry = dr && (strcmp(dr, "true") == 0 || strcmp(dr, "1") == 0);
+    if (dr && !*dry && strcmp(dr, "false") != 0 && strcmp(dr, "0") != 0) {
+        vg_resp_error(r, 400, "bad_request", "dry_run must be true or false");
+        return -1;
+    }
+    return 0;
+}
+
+/* The time left before the request's deadline (microseconds); <= 0: 429 set in r. */
+static int64_t score_left(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
+    int64_t left_us = a->cfg->deadline_ms * 1000 - (mono_us() - q->start_us);
+    if (left_us <= 0) {
+        atomic_fetch_add(&a->overloaded, 1);
+        r->retry_after = 1;
+        vg_resp_error(r, 429, "overloaded", "the request waited longer than its deadline");
+    }
+    return left_us;
+}
+
+/* Scoring on the HTTP engine (no Kafka, or an event the partitions do not take). */
+static void score_engine(vg_api_t *a, vg_req_t *q, vg_resp_t *r, int dry, int64_t left_us) {
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_nsec += (long)(left_us % 1000000) * 1000;
+    dl.tv_sec += (time_t)(left_us / 1000000) + dl.tv_nsec / 1000000000;
+    dl.tv_nsec %= 1000000000;
+    vg_buf_clear(q->out);
+    vg_engine_result_t res;
+    int rc = vg_engine_score(a->eng, q->ectx, q->body, q->len, dry, &dl, q->out, &res);
+    score_answer(a, q, r, rc, &res, dry);
+}
+
+/* The answer to a score the Kafka pipeline took or refused: rc and rs->kr. */
+static void score_kafka_answer(vg_api_t *a, req_state_t *rs, vg_resp_t *r, int rc) {
+    vg_req_t *q = &rs->q;
+    if (rc == VG_ENOTFOUND && rs->kr.partition < 0) {
+        /* the input topic's partitions are unknown (it did not exist at start):
+         * nothing is routed, the HTTP engine decides */
+        int64_t left_us = score_left(a, q, r);
+        if (left_us > 0) score_engine(a, q, r, rs->kdry, left_us);
+        return;
+    }
+    if (rc == VG_ENOTFOUND) {
+        vg_api_not_owner(a, r, q->ectx->ev.account.p, q->ectx->ev.account.len, rs->kr.partition);
+        return;
+    }
+    if (rc == VG_EIO) {
+        r->retry_after = 1;
+        vg_resp_error(r, 503, "unavailable", "the Kafka pipeline is not running");
+        return;
+    }
+    vg_engine_result_t res;
+    memset(&res, 0, sizeof(res));
+    res.outcome = rs->kr.outcome;
+    res.reject = rs->kr.reject;
+    res.alert = rs->kr.alert;
+    res.ruleset = rs->kr.ruleset;
+    score_answer(a, q, r, rc, &res, rs->kdry);
+}
+
+/* Called by the partition's thread (or the deadline thread) once the queued score is
+ * answered: the connection resumes and on_request sends the answer. rs may be freed
+ * as soon as the connection is resumed. */
+static void score_kafka_done(void *arg) {
+    req_state_t *rs = arg;
+    vg_api_t *a = rs->a;
+    MHD_resume_connection(rs->conn);
+    atomic_fetch_sub(&a->kafka_inflight, 1);
+}
+
+/* POST /v1/score with the Kafka pipeline: the event goes to the thread that owns the
+ * account's partition; this thread does not wait for it (the connection is suspended
+ * and resumed by score_kafka_done). 1: suspended (the answer comes later); 0: the
+ * answer is in r. */
+static int score_kafka_start(vg_api_t *a, req_state_t *rs, struct MHD_Connection *c,
+                             vg_resp_t *r) {
+    vg_req_t *q = &rs->q;
+    if (score_dry(q, r, &rs->kdry) != 0) return 0;
+    int64_t left_us = score_left(a, q, r);
+    if (left_us <= 0) return 0;
+    if (vg_event_parse(&q->ectx->ev, q->body, q->len) != 0) {
+        /* bad input: the HTTP engine rejects it as it would anywhere */
+        score_engine(a, q, r, rs->kdry, left_us);
+        return 0;
+    }
+    atomic_fetch_add(&a->kafka_inflight, 1);
+    if (atomic_load(&a->stopping)) {
+        atomic_fetch_sub(&a->kafka_inflight, 1);
+        r->retry_after = 1;
+        vg_resp_error(r, 503, "unavailable", "the service is stopping");
+        return 0;
+    }
+    rs->a = a;
+    rs->conn = c;
+    rs->kpending = 1;
+    vg_buf_clear(q->out);
+    /* suspended before it is queued: the answer may come before this call returns */
+    MHD_suspend_connection(c);
+    int rc = vg_kafka_score_async(a->kafka, &rs->kq, q->ectx->ev.account.p,
+                                  q->ectx->ev.account.len, q->body, q->len, rs->kdry,
+                                  mono_us() + left_us, q->out, &rs->kr, score_kafka_done, rs);
+    if (rc != 0) {   /* refused at once: answered when the connection resumes */
+        rs->kq.rc = rc;
+        score_kafka_done(rs);
+    }
+    return 1;
+}
+
+/* POST /v1/score without the Kafka pipeline. */
+static void h_score(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
+    int dry;
+    if (score_dry(q, r, &dry) != 0) return;
+    int64_t left_us = score_left(a, q, r);
+    if (left_us > 0) score_engine(a, q, r, dry, left_us);
 }
 
 static void dispatch(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
@@ -660,6 +737,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return MHD_YES;
     }
+    if (rs->kpending) {   /* resumed: the Kafka pipeline answered (score_kafka_start) */
+        rs->kpending = 0;
+        vg_resp_t r;
+        memset(&r, 0, sizeof(r));
+        vg_buf_init(&r.body);
+        score_kafka_answer(a, rs, &r, rs->kq.rc);
+        enum MHD_Result ok = send_resp(a, c, rs, &r);
+        vg_buf_deinit(&r.body);
+        return ok;
+    }
     if (rs->done) return MHD_YES;
     rs->done = 1;
     vg_resp_t r;
@@ -678,7 +765,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             rs->q.len = rs->body.len;
             rs->q.ectx = &x->ectx;
             rs->q.out = &x->out;
-            dispatch(a, &rs->q, &r);
+            if (rs->q.route == VG_ROUTE_SCORE && a->kafka) {
+                if (score_kafka_start(a, rs, c, &r)) {
+                    vg_buf_deinit(&r.body);
+                    return MHD_YES;   /* suspended: answered when resumed */
+                }
+            } else {
+                dispatch(a, &rs->q, &r);
+            }
         }
     }
     enum MHD_Result ok = send_resp(a, c, rs, &r);
@@ -692,7 +786,8 @@ int vg_api_listen(vg_api_t *a, char *errbuf, size_t errlen) {
     int rc = vg_config_http_addr(hp, &sa, errbuf, errlen);
     if (rc) return rc;
     uint16_t port = ntohs(sa.sin_port);
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+                     MHD_ALLOW_SUSPEND_RESUME;   /* scores queued for Kafka partitions */
     errno = 0;
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, port, NULL, NULL, on_request, a,
@@ -722,7 +817,15 @@ int vg_api_port(vg_api_t *a) {
 }
 
 void vg_api_stop(vg_api_t *a) {
-    if (a->mhd) MHD_stop_daemon(a->mhd);
+    if (!a->mhd) return;
+    /* no suspended connection may be left when the daemon stops: new Kafka scores are
+     * refused (503) and the queued ones answered first (their deadline bounds it) */
+    atomic_store(&a->stopping, 1);
+    while (atomic_load(&a->kafka_inflight) > 0) {
+        struct timespec ts = {0, 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    MHD_stop_daemon(a->mhd);
     a->mhd = NULL;
 }
 

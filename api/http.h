@@ -115,6 +115,9 @@ typedef struct vg_api {
      * by the HTTP engine. Set before listening and cleared after vg_api_stop (never
      * while an HTTP thread runs), so the threads read it without a lock. */
     vg_kafka_t *kafka;
+    /* scores queued for the Kafka pipeline while their connection is suspended
+     * (vg_kafka_score_async); vg_api_stop waits for them with new ones refused */
+    atomic_int kafka_inflight, stopping;
 } vg_api_t;
 
 /* Opens the control store under cfg->state, loads modules and lists from it (and from

@@ -114,21 +114,10 @@ static inline int part_changed(const part_t *pt) {
     return pt->next_off != pt->ckpt_off || pt->unlogged != pt->ckpt_unlogged;
 }
 
-/* A scoring request of vg_kafka_score, queued for the worker owning its partition. */
+/* A scoring request of vg_kafka_score(_async), queued for the worker owning its
+ * partition (kafka.h). */
 enum { REQ_SCORE, REQ_FORGET, REQ_RESET };
-typedef struct kreq {
-    struct kreq *next;
-    int kind;
-    const char *acct;
-    size_t alen;
-    int32_t part;
-    const char *body;
-    size_t len;
-    int dry;
-    vg_buf_t *out;
-    vg_kafka_score_res_t *res;
-    int rc, taken, done;
-} kreq_t;
+typedef vg_kafka_req_t kreq_t;
 
 /* The checkpoint helper of a worker: writes one partition's checkpoint while the
  * worker goes on with its other partitions. */
@@ -201,7 +190,19 @@ struct vg_kafka {
     _Atomic uint64_t rules_gen;
     int32_t nparts;              /* the input topic's partitions (0: unknown) */
     _Atomic int *owner;          /* per input partition: the owning worker, or -1 */
+    /* the deadline thread: answers queued requests whose deadline passed while their
+     * worker was busy (a long batch, a rebalance, a synchronous checkpoint) */
+    pthread_t reaper;
+    int reaper_started;
+    atomic_int reaper_quit;
+    atomic_int nqueued;          /* requests in the workers' queues */
 };
+
+static int64_t mono_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 static int64_t mono_ms(void) {
     struct timespec ts;
@@ -1714,28 +1715,96 @@ static int score_one(worker_t *w, kreq_t *q) {
     return emit_decided(w, pt, d, dl, NULL, 0, real_us() / 1000) ? VG_EIO : 0;
 }
 
-/* Answers the queued requests (between batches). */
+/* A request answered: its waiter woken (synchronous) or its done callback called,
+ * outside the queue's lock (the request may be gone once it runs). */
+static void req_finish(worker_t *w, kreq_t *q, int rc) {
+    pthread_mutex_lock(&w->qmu);
+    void (*fn)(void *) = q->done_fn;
+    void *arg = q->done_arg;
+    q->rc = rc;
+    q->done = 1;
+    if (!fn) pthread_cond_broadcast(&w->qcv);
+    pthread_mutex_unlock(&w->qmu);
+    if (fn) fn(arg);
+}
+
+/* Answers the queued requests (between batches); one whose deadline passed while it
+ * waited is not decided (VG_ELIMIT: its client is told to retry, the load shed). */
 static void serve_reqs(worker_t *w) {
     pthread_mutex_lock(&w->qmu);
     kreq_t *q = w->qhead;
     w->qhead = NULL;
-    for (kreq_t *x = q; x; x = x->next) x->taken = 1;
+    int n = 0;
+    for (kreq_t *x = q; x; x = x->next) {
+        x->taken = 1;
+        n++;
+    }
+    if (n) atomic_fetch_sub(&w->k->nqueued, n);
     pthread_mutex_unlock(&w->qmu);
     while (q) {
         kreq_t *next = q->next;
-        int rc = w->fatal ? VG_EIO : score_one(w, q);
-        pthread_mutex_lock(&w->qmu);
-        q->rc = rc;
-        q->done = 1;
-        pthread_cond_broadcast(&w->qcv);
-        pthread_mutex_unlock(&w->qmu);
+        int rc = w->fatal                        ? VG_EIO
+                 : mono_us() > q->deadline_us    ? VG_ELIMIT
+                                                 : score_one(w, q);
+        req_finish(w, q, rc);
         q = next;
     }
 }
 
-static int submit(vg_kafka_t *k, int kind, const char *acct, size_t alen, const char *body,
-                  size_t len, int dry, int64_t timeout_ms, vg_buf_t *out,
-                  vg_kafka_score_res_t *res) {
+/* The deadline thread (vg_kafka_t.reaper): every 2 ms while requests are queued (20 ms
+ * otherwise), the requests still queued past their deadline are answered VG_ELIMIT. */
+static void *reaper_main(void *arg) {
+    vg_kafka_t *k = arg;
+    pthread_setname_np(pthread_self(), "vigil-deadline");
+    while (!atomic_load(&k->reaper_quit)) {
+        int busy = atomic_load(&k->nqueued) > 0;
+        struct timespec ts = {0, busy ? 2000000L : 20000000L};
+        nanosleep(&ts, NULL);
+        if (!busy) continue;
+        int64_t now = mono_us();
+        for (int i = 0; i < k->nw; i++) {
+            worker_t *w = &k->w[i];
+            if (!w->qinit) continue;
+            kreq_t *expired = NULL;
+            int sync = 0, n = 0;
+            pthread_mutex_lock(&w->qmu);
+            for (kreq_t **pp = &w->qhead; *pp;) {
+                kreq_t *q = *pp;
+                if (now <= q->deadline_us) {
+                    pp = &q->next;
+                    continue;
+                }
+                *pp = q->next;
+                n++;
+                q->rc = VG_ELIMIT;
+                if (q->done_fn) {
+                    q->next = expired;
+                    expired = q;
+                } else {
+                    q->done = 1;
+                    sync = 1;
+                }
+            }
+            if (n) atomic_fetch_sub(&k->nqueued, n);
+            if (sync) pthread_cond_broadcast(&w->qcv);
+            pthread_mutex_unlock(&w->qmu);
+            while (expired) {
+                kreq_t *next = expired->next;
+                void (*fn)(void *) = expired->done_fn;
+                void *fa = expired->done_arg;
+                expired->done = 1;
+                fn(fa);
+                expired = next;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Queues q for the worker owning the account's partition. 0, or the error at once. */
+static int enqueue(vg_kafka_t *k, kreq_t *q, int kind, const char *acct, size_t alen,
+                   const char *body, size_t len, int dry, int64_t deadline_us, vg_buf_t *out,
+                   vg_kafka_score_res_t *res, void (*fn)(void *), void *arg) {
     memset(res, 0, sizeof(*res));
     res->partition = -1;
     if (k->nparts <= 0 || !k->owner) return VG_ENOTFOUND;
@@ -1744,36 +1813,44 @@ static int submit(vg_kafka_t *k, int kind, const char *acct, size_t alen, const 
     int wi = atomic_load(&k->owner[p]);
     if (wi < 0 || wi >= k->nw || GET(k->stop)) return wi < 0 ? VG_ENOTFOUND : VG_EIO;
     worker_t *w = &k->w[wi];
-    kreq_t q = {NULL, kind, acct, alen, p, body, len, dry, out, res, 0, 0, 0};
-    struct timespec dl;
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += (time_t)(timeout_ms / 1000);
-    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (dl.tv_nsec >= 1000000000L) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000L;
-    }
+    *q = (kreq_t){.w = w, .kind = kind, .acct = acct, .alen = alen, .part = p, .body = body,
+                  .len = len, .dry = dry, .out = out, .res = res, .deadline_us = deadline_us,
+                  .done_fn = fn, .done_arg = arg};
     pthread_mutex_lock(&w->qmu);
     if (!w->cq) {   /* the thread is not (or no longer) consuming */
         pthread_mutex_unlock(&w->qmu);
         return VG_EIO;
     }
-    q.next = w->qhead;
-    w->qhead = &q;
+    q->next = w->qhead;
+    w->qhead = q;
+    atomic_fetch_add(&k->nqueued, 1);
     if (write(w->pfd[1], "r", 1) < 0 && errno != EAGAIN) {   /* out of its wait */
     }
-    int rc = 0;
-    while (!q.done && rc == 0) rc = pthread_cond_timedwait(&w->qcv, &w->qmu, &dl);
-    if (!q.done && !q.taken) {   /* timed out in the queue: taken out again */
-        kreq_t **pp = &w->qhead;
-        while (*pp && *pp != &q) pp = &(*pp)->next;
-        if (*pp) *pp = q.next;
-        pthread_mutex_unlock(&w->qmu);
-        return VG_ELIMIT;
-    }
-    while (!q.done) pthread_cond_wait(&w->qcv, &w->qmu);   /* being answered */
+    pthread_mutex_unlock(&w->qmu);
+    return 0;
+}
+
+static int submit(vg_kafka_t *k, int kind, const char *acct, size_t alen, const char *body,
+                  size_t len, int dry, int64_t timeout_ms, vg_buf_t *out,
+                  vg_kafka_score_res_t *res) {
+    kreq_t q;
+    int rc = enqueue(k, &q, kind, acct, alen, body, len, dry, mono_us() + timeout_ms * 1000,
+                     out, res, NULL, NULL);
+    if (rc) return rc;
+    worker_t *w = q.w;
+    pthread_mutex_lock(&w->qmu);
+    while (!q.done) pthread_cond_wait(&w->qcv, &w->qmu);   /* answered or expired */
     pthread_mutex_unlock(&w->qmu);
     return q.rc;
+}
+
+int vg_kafka_score_async(vg_kafka_t *k, vg_kafka_req_t *q, const char *acct, size_t alen,
+                         const char *body, size_t len, int dry, int64_t deadline_us,
+                         vg_buf_t *out, vg_kafka_score_res_t *res, void (*done)(void *arg),
+                         void *arg) {
+    if (!done) return VG_EINVAL;
+    return enqueue(k, q, REQ_SCORE, acct, alen, body, len, dry, deadline_us, out, res, done,
+                   arg);
 }
 
 int vg_kafka_score(vg_kafka_t *k, const char *acct, size_t alen, const char *body, size_t len,
@@ -2100,12 +2177,25 @@ static int check_cluster(vg_kafka_t *k, char *errbuf, size_t errlen) {
     return rc;
 }
 
+static void reaper_stop(vg_kafka_t *k) {
+    if (!k->reaper_started) return;
+    atomic_store(&k->reaper_quit, 1);
+    pthread_join(k->reaper, NULL);
+    k->reaper_started = 0;
+}
+
 int vg_kafka_start(vg_kafka_t *k, char *errbuf, size_t errlen) {
     if (k->running) return 0;
     if (check_cluster(k, errbuf, errlen) != 0) return VG_EIO;
     for (int i = 0; i < k->nw; i++) {
         if (worker_init(k, &k->w[i], i, errbuf, errlen) != 0) goto fail;
     }
+    atomic_store(&k->reaper_quit, 0);
+    if (pthread_create(&k->reaper, NULL, reaper_main, k) != 0) {
+        snprintf(errbuf, errlen, "cannot start a thread");
+        goto fail;
+    }
+    k->reaper_started = 1;
     for (int i = 0; i < k->nw; i++) {
         if (pthread_create(&k->w[i].tid, NULL, worker_main, &k->w[i]) != 0) {
             snprintf(errbuf, errlen, "cannot start a thread");
@@ -2122,8 +2212,9 @@ fail:
     for (int i = 0; i < k->nw; i++) {
         if (k->w[i].started) pthread_join(k->w[i].tid, NULL);
         k->w[i].started = 0;
-        worker_deinit(&k->w[i]);
     }
+    reaper_stop(k);
+    for (int i = 0; i < k->nw; i++) worker_deinit(&k->w[i]);
     return VG_EIO;
 }
 
@@ -2134,6 +2225,7 @@ int vg_kafka_wait(vg_kafka_t *k) {
         if (k->w[i].started) pthread_join(k->w[i].tid, NULL);
         k->w[i].started = 0;
     }
+    reaper_stop(k);   /* every queued request was answered by its worker on the way out */
     k->running = 0;
     return GET(k->failed) ? VG_EIO : 0;
 }

@@ -154,6 +154,37 @@ typedef struct vg_kafka_score_res {
 int vg_kafka_score(vg_kafka_t *k, const char *acct, size_t alen, const char *body, size_t len,
                    int dry, int64_t timeout_ms, vg_buf_t *out, vg_kafka_score_res_t *res);
 
+/* vg_kafka_score without blocking the caller's thread (the HTTP API suspends the
+ * connection instead, so that one thread has many requests in flight and the owning
+ * thread answers them in a batch). The caller provides *q (its members are the
+ * service's) and keeps q, body, out and res valid until done(arg) is called: exactly
+ * once, on one of the service's threads, when the request was answered or when
+ * deadline_us (CLOCK_MONOTONIC, microseconds) passed before the owning thread took it
+ * (VG_ELIMIT); then q->rc holds what vg_kafka_score would return. done must not block;
+ * q may be reused or freed from the moment done is entered. Returns 0 when queued;
+ * otherwise vg_kafka_score's error at once (res->partition set; done is not called). */
+typedef struct vg_kafka_req {
+    struct vg_kafka_req *next;
+    void *w;                      /* the worker whose queue holds it */
+    int kind;
+    const char *acct;
+    size_t alen;
+    int32_t part;
+    const char *body;
+    size_t len;
+    int dry;
+    vg_buf_t *out;
+    vg_kafka_score_res_t *res;
+    int64_t deadline_us;
+    void (*done_fn)(void *arg);
+    void *done_arg;
+    int rc, taken, done;
+} vg_kafka_req_t;
+int vg_kafka_score_async(vg_kafka_t *k, vg_kafka_req_t *q, const char *acct, size_t alen,
+                         const char *body, size_t len, int dry, int64_t deadline_us,
+                         vg_buf_t *out, vg_kafka_score_res_t *res, void (*done)(void *arg),
+                         void *arg);
+
 /* An account operation of the HTTP API in the partition that holds the account:
  * erase = 1 erases it (DELETE /v1/accounts/{a}: the partition is checkpointed, the
  * account's records deleted from its store, tombstoned in the changelog and

@@ -87,6 +87,61 @@ kcat -C -b "$BROKER" -t g-o.changelog -e -q -Z -f '%k\t%s\n' 2>/dev/null | grep 
 [ "$(tail -1 "$WORK/cl.acct" | cut -f2)" = NULL ] || [ "$(tail -2 "$WORK/cl.acct" | head -1 | cut -f2)" = NULL ] ||
     kt_fail "no tombstone of a/$ACCT in the changelog after the erasure: $(cut -c1-40 "$WORK/cl.acct" | tail -3)"
 
+# Many scores in flight at once: each waits for the partition's thread with its
+# connection suspended (not holding an HTTP thread), so 64 connections over A's 2 HTTP
+# threads are answered in batches; every answer equals replay of the stream plus the
+# scored events (each account's events in order on one connection).
+python3 - "$WORK" "$PA" "$ACCT" <<'EOF2' || kt_fail "concurrent scores"
+import json, sys, threading, http.client, collections
+w, port, erased = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+accts = sorted({json.loads(l)["account"] for l in open(w + "/e.ndjson")} - {erased})[:128]
+evs = collections.defaultdict(list)
+for i, a in enumerate(accts):
+    for j in range(8):
+        evs[a].append({"id": "conc-%d-%d" % (i, j), "account": a, "amount": 5.0 + 40 * (j % 3),
+                       "ts": "2026-12-31T00:%02d:%02dZ" % (j, i % 60), "merchant": "m-%d" % j})
+with open(w + "/conc.ndjson", "w") as f:
+    f.write(open(w + "/e.ndjson").read())
+    for a in accts:
+        for e in evs[a]:
+            f.write(json.dumps(e) + "\n")
+got, errors = {}, []
+def run(part):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    for a in part:
+        for e in evs[a]:
+            c.request("POST", "/v1/score", body=json.dumps(e), headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            body = r.read()
+            if r.status != 200:
+                errors.append("%s: %d %s" % (e["id"], r.status, body[:200]))
+            got[e["id"]] = body
+ts = [threading.Thread(target=run, args=(accts[k::64],)) for k in range(64)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+json.dump({k: v.decode() for k, v in got.items()}, open(w + "/conc.got", "w"))
+for e in errors[:5]:
+    print("  " + e)
+sys.exit(1 if errors or len(got) != 8 * len(accts) else 0)
+EOF2
+"$VIGIL" replay --rules "$RULES" --input "$WORK/conc.ndjson" --output "$WORK/conc.replay" 2>/dev/null ||
+    kt_fail "replay of the concurrent events"
+python3 - "$WORK" <<'EOF2' || kt_fail "concurrent scores differ from replay"
+import json, sys
+w = sys.argv[1]
+got = json.load(open(w + "/conc.got"))
+want = {}
+for l in open(w + "/conc.replay"):
+    d = json.loads(l)
+    if d.get("id", "").startswith("conc-"):
+        want[d["id"]] = l.rstrip("\n")
+bad = [k for k in want if got.get(k) != want[k]]
+for k in bad[:3]:
+    print("  %s\n   want %s\n   got  %s" % (k, want[k][:300], got.get(k, "")[:300]))
+print("test_kafka_owner: %d scores over 64 connections, %d differ from replay" % (len(want), len(bad)))
+sys.exit(1 if bad or len(want) != len(got) else 0)
+EOF2
+
 # 2. B joins: the partitions are split
 serve b "$PB"; BPID=$SPID
 for _ in $(seq 200); do
@@ -140,7 +195,45 @@ for b in bad[:10]:
 print("test_kafka_owner: %d accounts, owned by A %d, by B %d; %d problems" % (len(accts), owners["a"], owners["b"], len(bad)))
 sys.exit(1 if bad else 0)
 EOF
+# stopping while scores are in flight: every request is answered (200, or 409/503
+# from a stopping instance) or its connection closed, and both stop cleanly (a
+# connection left suspended would abort libmicrohttpd's shutdown)
+python3 - "$WORK" "$PA" "$PB" >"$WORK/stopping.out" 2>&1 <<'EOF2' &
+import json, sys, threading, http.client, time, collections
+w, ports = sys.argv[1], [int(sys.argv[2]), int(sys.argv[3])]
+accts = sorted({json.loads(l)["account"] for l in open(w + "/e.ndjson")})
+seen = collections.Counter()
+lock = threading.Lock()
+def run(k):
+    port = ports[k % 2]
+    n = 0
+    while True:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            e = {"id": "stop-%d-%d" % (k, n), "account": accts[(k * 7 + n) % len(accts)],
+                 "ts": "2027-03-01T00:00:00Z", "amount": 3.5}
+            n += 1
+            c.request("POST", "/v1/score", body=json.dumps(e), headers={"Content-Type": "application/json"})
+            st = c.getresponse().status
+        except (OSError, http.client.HTTPException):
+            return
+        with lock:
+            seen[st] += 1
+ts = [threading.Thread(target=run, args=(k,)) for k in range(32)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+print(json.dumps(seen))
+EOF2
+LOADPID=$!
+sleep 1.5
 kill -TERM "$BPID" "$APID"
 kt_wait "$BPID" 60 || kt_fail "B did not stop cleanly"
 kt_wait "$APID" 60 || kt_fail "A did not stop cleanly"
+wait "$LOADPID"
+python3 - "$WORK/stopping.out" <<'EOF2' || kt_fail "scores while stopping: $(cat "$WORK/stopping.out")"
+import json, sys
+seen = {int(k): v for k, v in json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]).items()}
+print("test_kafka_owner: answers while stopping: %s" % seen)
+sys.exit(0 if seen.get(200, 0) > 0 and set(seen) <= {200, 409, 503} else 1)
+EOF2
 kt_end

@@ -353,6 +353,128 @@ static void dump(const char *dir, vg_buf_t *out) {
  * chunks; restored from the changelog into an empty store it equals the worker's own
  * store key for key. Before: the worker stopped ("Message size too large") at every
  * restart. */
+/* vg_kafka_score_async (POST /v1/score with Kafka, the connection suspended): done is
+ * called exactly once per request, from the service's threads; a request whose deadline
+ * passed before its thread took it is not decided (VG_ELIMIT), also through the
+ * synchronous form; many requests queued at once are all answered and decided. */
+typedef struct {
+    atomic_int calls;
+} done_t;
+
+static void on_done(void *arg) { atomic_fetch_add(&((done_t *)arg)->calls, 1); }
+
+static int64_t now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void wait_done(done_t *d, int n) {
+    for (int i = 0; i < 1000 && atomic_load(&d->calls) < n; i++) sleep_ms(10);
+    sleep_ms(50);   /* and no second call */
+    assert_int_equal(atomic_load(&d->calls), n);
+}
+
+static void test_score_async(void **st) {
+    (void)st;
+    char err[512];
+    const char *topics[] = {"transactions:1", "alerts:1", "transactions.dlq:1", NULL};
+    vg_kafka_mock_t *mock = vg_kafka_mock_new(1, topics, 1, err, sizeof(err));
+    assert_non_null(mock);
+    const char *bs = vg_kafka_mock_bootstrap(mock);
+    const char *first[] = {"{\"id\":\"k1\",\"account\":\"a\",\"ts\":\"2026-03-01T10:00:00Z\","
+                           "\"amount\":1}"};
+    produce(bs, first, 1);
+    char dir[] = "/tmp/vigil-test-kasync.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    static const char *const conf[] = {"session.timeout.ms=6000", NULL};
+    vg_program_t *prog;
+    vg_kafka_t *k = start_service(bs, "feature n = count(1d)\n", conf, "kasync", NULL, dir,
+                                  &prog);
+    vg_buf_t out;
+    vg_buf_init(&out);
+    vg_kafka_score_res_t res;
+    char body[160];
+    int rc = VG_ENOTFOUND;
+    for (int i = 0; i < 300 && rc == VG_ENOTFOUND; i++) {   /* until it owns the partition */
+        snprintf(body, sizeof body, "{\"id\":\"s%d\",\"account\":\"a\",\"ts\":"
+                 "\"2026-03-01T10:01:00Z\",\"amount\":2}", i);
+        rc = vg_kafka_score(k, "a", 1, body, strlen(body), 0, 5000, &out, &res);
+        if (rc == VG_ENOTFOUND) sleep_ms(50);
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(res.outcome, VG_OUT_DECIDED);
+
+    /* in time: decided */
+    vg_kafka_req_t q;
+    done_t d = {0};
+    snprintf(body, sizeof body, "{\"id\":\"x1\",\"account\":\"a\",\"ts\":"
+             "\"2026-03-01T10:02:00Z\",\"amount\":3}");
+    vg_buf_clear(&out);
+    assert_int_equal(vg_kafka_score_async(k, &q, "a", 1, body, strlen(body), 0,
+                                          now_us() + 5000000, &out, &res, on_done, &d), 0);
+    wait_done(&d, 1);
+    assert_int_equal(q.rc, 0);
+    assert_int_equal(res.outcome, VG_OUT_DECIDED);
+    assert_non_null(strstr(out.p, "\"id\":\"x1\""));
+
+    /* past its deadline: not decided, by either form */
+    done_t d2 = {0};
+    snprintf(body, sizeof body, "{\"id\":\"x2\",\"account\":\"a\",\"ts\":"
+             "\"2026-03-01T10:03:00Z\",\"amount\":4}");
+    vg_buf_clear(&out);
+    assert_int_equal(vg_kafka_score_async(k, &q, "a", 1, body, strlen(body), 0, now_us() - 1000,
+                                          &out, &res, on_done, &d2), 0);
+    wait_done(&d2, 1);
+    assert_int_equal(q.rc, VG_ELIMIT);
+    assert_int_equal(out.len, 0);
+    assert_int_equal(vg_kafka_score(k, "a", 1, body, strlen(body), 0, -1, &out, &res), VG_ELIMIT);
+    assert_int_equal(out.len, 0);
+
+    /* many at once, each with its own request, buffers and result */
+    enum { M = 200 };
+    vg_kafka_req_t *qs = calloc(M, sizeof(*qs));
+    vg_kafka_score_res_t *rs = calloc(M, sizeof(*rs));
+    vg_buf_t *outs = calloc(M, sizeof(*outs));
+    char (*bodies)[160] = calloc(M, sizeof(*bodies));
+    assert_true(qs && rs && outs && bodies);
+    done_t dm = {0};
+    vg_kafka_stats_t before, after;
+    vg_kafka_get_stats(k, &before);
+    for (int i = 0; i < M; i++) {
+        vg_buf_init(&outs[i]);
+        snprintf(bodies[i], sizeof bodies[i], "{\"id\":\"m%d\",\"account\":\"a\",\"ts\":"
+                 "\"2026-03-01T10:04:%02d.%03dZ\",\"amount\":5}", i, i / 100, i % 100);
+        assert_int_equal(vg_kafka_score_async(k, &qs[i], "a", 1, bodies[i], strlen(bodies[i]), 0,
+                                              now_us() + 10000000, &outs[i], &rs[i], on_done,
+                                              &dm), 0);
+    }
+    wait_done(&dm, M);
+    for (int i = 0; i < M; i++) {
+        assert_int_equal(qs[i].rc, 0);
+        assert_int_equal(rs[i].outcome, VG_OUT_DECIDED);
+        char id[16];
+        snprintf(id, sizeof id, "\"id\":\"m%d\"", i);
+        assert_non_null(strstr(outs[i].p, id));
+        vg_buf_deinit(&outs[i]);
+    }
+    vg_kafka_get_stats(k, &after);
+    assert_int_equal(after.scored - before.scored, M);
+    free(qs);
+    free(rs);
+    free(outs);
+    free(bodies);
+    vg_buf_deinit(&out);
+    vg_kafka_stop(k);
+    assert_int_equal(vg_kafka_wait(k), 0);
+    vg_kafka_free(k);
+    vg_prog_unref(prog);
+    vg_kafka_mock_free(mock);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void test_changelog_chunks(void **st) {
     (void)st;
     char err[512];
@@ -442,6 +564,7 @@ int main(void) {
         cmocka_unit_test(test_producer_limit),
         cmocka_unit_test(test_broker_refuses),
         cmocka_unit_test(test_changelog_chunks),
+        cmocka_unit_test(test_score_async),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
