@@ -139,10 +139,12 @@ void vg_kafka_set_lists(vg_kafka_t *k, vg_lists_t *lists);
  * the log: its effect on the state is written by the partition's next checkpoint
  * (lost if the process dies before it) and it is not replayed after a crash. A dry run
  * checkpoints the owning thread's partitions, then decides on a throw-away pipeline
- * over the partition's store (no state changes). Waits at most timeout_ms.
+ * over the partition's store (no state changes). A request that its thread has not
+ * taken within timeout_ms is not decided (VG_ELIMIT, answered by the deadline thread
+ * within ~2 ms of it); one taken in time is answered however long deciding takes.
  * Returns 0 with the decision or rejection line in out (with its newline) and *res;
  * VG_ENOTFOUND when this instance does not own the account's partition (res->partition
- * set; -1 while the partition count is unknown); VG_ELIMIT when it timed out; VG_EIO
+ * set; -1 while the partition count is unknown); VG_ELIMIT when it was not taken in time; VG_EIO
  * when the service is stopping or the dry run's checkpoint failed. Any thread. */
 typedef struct vg_kafka_score_res {
     vg_outcome_t outcome;
