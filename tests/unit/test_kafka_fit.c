@@ -453,7 +453,7 @@ static void test_score_async(void **st) {
     for (int i = 0; i < M; i++) {
         assert_int_equal(qs[i].rc, 0);
         assert_int_equal(rs[i].outcome, VG_OUT_DECIDED);
-        char id[16];
+        char id[32];
         snprintf(id, sizeof id, "\"id\":\"m%d\"", i);
         assert_non_null(strstr(outs[i].p, id));
         vg_buf_deinit(&outs[i]);
