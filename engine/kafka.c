@@ -154,6 +154,8 @@ typedef struct worker {
     part_t *pending;      /* the partition of the asynchronous checkpoint under way */
     int64_t pending_t0;   /* real_us() when it started */
     int encoding;         /* 1: its changes are still being encoded, a slice per step */
+    int emitting;         /* 1: its changelog records are being produced, a slice per step */
+    size_t cl_next;       /* the next operation of ckb to produce (cl_emit_step) */
     int64_t enc_us;       /* time those slices took so far */
     int writing;          /* 0: waiting for its acknowledgements; 1: handed to the helper */
     int marked;           /* its changelog marker was produced (after everything before
@@ -602,6 +604,7 @@ static void set_fatal(worker_t *w, const char *fmt, ...) {
 }
 
 static int cl_emit(worker_t *w, part_t *pt, vg_batch_t *b, int mark, int64_t off);
+static int cl_emit_step(worker_t *w, part_t *pt, vg_batch_t *b, int *done);
 static int cl_mark(worker_t *w, part_t *pt, int64_t off);
 static void cl_abandon(worker_t *w, part_t *pt, vg_batch_t *b);
 static void cl_done(part_t *pt);
@@ -633,7 +636,8 @@ static int wait_acks(worker_t *w) {
  *   2. the changed accounts are encoded a slice at a time between batches (at most
  *      ENC_BUDGET_US per step, so that no partition waits for the whole encoding), and
  *      an account an event is about to change is encoded first; once complete, the
- *      batch's changelog records are produced (counted in the old epoch);
+ *      batch's changelog records are produced (counted in the old epoch), a slice of
+ *      at most ENC_BUDGET_US per step too (cl_emit_step);
  *   3. once the broker acknowledged every message of the old epoch (counted by the
  *      delivery reports), the batch is handed to the worker's helper thread, which
  *      writes it in one RocksDB write;
@@ -726,6 +730,7 @@ static int ckpt_finish(worker_t *w, int wait) {
     pt->last_ckpt = mono_ms();
     w->pending = NULL;
     w->encoding = 0;
+    w->emitting = 0;
     w->writing = 0;
     w->marked = 0;
     vg_batch_clear(w->ckb);
@@ -763,14 +768,18 @@ static void ckpt_step(worker_t *w) {
             INC(w->ct.enc_us_sum, (uint64_t)w->enc_us);
             if ((uint64_t)w->enc_us > GET(w->ct.enc_us_max))
                 SET(w->ct.enc_us_max, (uint64_t)w->enc_us);
-            if (k->topic_cl) {
-                /* the records of the state at ck_off: counted with the outputs before
-                 * it, so that the marker waits for them too */
-                pt->ep ^= 1;
-                int r = cl_emit(w, pt, w->ckb, 0, 0);
-                pt->ep ^= 1;
-                if (r != 0) return;   /* fatal */
-            }
+            w->emitting = k->topic_cl != NULL;
+            w->cl_next = 0;
+        }
+        if (w->emitting) {
+            /* the records of the state at ck_off, a slice per step: counted with the
+             * outputs before it, so that the marker waits for them too */
+            int done = 0;
+            pt->ep ^= 1;
+            int r = cl_emit_step(w, pt, w->ckb, &done);
+            pt->ep ^= 1;
+            if (r != 0 || !done) return;   /* fatal, or more next step */
+            w->emitting = 0;
         }
         if (w->writing) {
             ckpt_finish(w, 0);
@@ -824,6 +833,7 @@ static void ckpt_step(worker_t *w) {
     best->ep ^= 1;   /* what is produced from now on is after ck_off */
     w->pending = best;
     w->encoding = 1;
+    w->emitting = 0;
     w->writing = 0;
     w->marked = 0;
     ckpt_step(w);   /* a first slice; with nothing outstanding, handed over at once */
@@ -1293,13 +1303,26 @@ typedef struct {
     part_t *pt;
     vg_buf_t *keys;   /* collect the keys instead of producing (NULL: produce) */
     int err;
+    /* a slice (cl_emit_step): the operations before `skip` were produced by earlier
+     * slices; produced until budget_us after t0 (0: no limit), then `stopped` */
+    size_t i, skip;
+    int64_t t0, budget_us;
+    int stopped;
 } emit_t;
 
 static void emit_op(void *ctx, const void *k, size_t kl, const void *v, size_t vl) {
     emit_t *e = ctx;
-    if (e->err || vg_cl_is_key(k, kl, VG_CL_MARK_KEY) || vg_cl_is_key(k, kl, VG_CL_POS_KEY)) return;
+    size_t i = e->i++;
+    if (e->err || e->stopped || i < e->skip || vg_cl_is_key(k, kl, VG_CL_MARK_KEY) ||
+        vg_cl_is_key(k, kl, VG_CL_POS_KEY))
+        return;
     if (e->keys) {
         if (vg_le_put_key(e->keys, k, kl) != 0) e->err = VG_ENOMEM;
+        return;
+    }
+    if (e->budget_us && (i - e->skip) % 16 == 15 && real_us() - e->t0 >= e->budget_us) {
+        e->stopped = 1;
+        e->skip = i;   /* the next slice starts here */
         return;
     }
     if (cl_put(e->w, e->pt, k, kl, v, vl) != 0) e->err = -1;
@@ -1314,7 +1337,8 @@ static int cl_mark(worker_t *w, part_t *pt, int64_t off) {
 
 /* Produces a checkpoint's records to pt's changelog partition: wipe, redo records, the
  * batch's operations; then, when `mark`, the marker with `off`. 0 or -1 (fatal). */
-static int cl_emit(worker_t *w, part_t *pt, vg_batch_t *b, int mark, int64_t off) {
+/* The wipe and redo records that come before a checkpoint's own. 0 or -1 (fatal). */
+static int cl_emit_head(worker_t *w, part_t *pt) {
     if (pt->cl_wipe && cl_put(w, pt, VG_CL_WIPE_KEY, strlen(VG_CL_WIPE_KEY), "1", 1) != 0)
         return -1;
     vg_buf_t v;
@@ -1334,11 +1358,36 @@ static int cl_emit(worker_t *w, part_t *pt, vg_batch_t *b, int mark, int64_t off
         }
     }
     vg_buf_deinit(&v);
-    emit_t e = {w, pt, NULL, 0};
+    return 0;
+}
+
+static int cl_emit(worker_t *w, part_t *pt, vg_batch_t *b, int mark, int64_t off) {
+    if (cl_emit_head(w, pt) != 0) return -1;
+    emit_t e = {.w = w, .pt = pt};
     vg_batch_iterate(b, emit_op, &e);
     pt->ck_cl = 1;
     if (e.err) return -1;
     return mark ? cl_mark(w, pt, off) : 0;
+}
+
+/* One slice of an asynchronous checkpoint's changelog records (cl_emit without the
+ * marker), at most ENC_BUDGET_US of producing, so that the thread answers its
+ * requests and goes on with the stream in between (all at once, a checkpoint of
+ * thousands of accounts held it for tens of ms). w->cl_next: the next operation of the
+ * batch. 0 (*done when every record is produced) or -1 (fatal). */
+static int cl_emit_step(worker_t *w, part_t *pt, vg_batch_t *b, int *done) {
+    if (!pt->ck_cl) {
+        /* records may reach the log from now on: given up, the keys are redone */
+        pt->ck_cl = 1;
+        if (cl_emit_head(w, pt) != 0) return -1;
+    }
+    emit_t e = {.w = w, .pt = pt, .skip = w->cl_next, .t0 = real_us(),
+                .budget_us = ENC_BUDGET_US};
+    vg_batch_iterate(b, emit_op, &e);
+    if (e.err) return -1;
+    w->cl_next = e.skip;
+    *done = !e.stopped;
+    return 0;
 }
 
 /* A checkpoint whose changelog records were produced was given up: its keys are
@@ -1347,7 +1396,7 @@ static int cl_emit(worker_t *w, part_t *pt, vg_batch_t *b, int mark, int64_t off
 static void cl_abandon(worker_t *w, part_t *pt, vg_batch_t *b) {
     if (!pt->ck_cl) return;
     pt->ck_cl = 0;
-    emit_t e = {w, pt, &pt->cl_redo, 0};
+    emit_t e = {.w = w, .pt = pt, .keys = &pt->cl_redo};
     vg_batch_iterate(b, emit_op, &e);
     if (e.err) set_fatal(w, "out of memory");
 }
@@ -1375,7 +1424,7 @@ static int cl_after_assign(worker_t *w, part_t *pt) {
     pt->cl_seed = 0;
     int64_t off = -1;
     if (vg_cl_get_i64(pt->store, VG_CL_MARK_KEY, &off) != 0) return 0;
-    emit_t e = {w, pt, NULL, 0};
+    emit_t e = {.w = w, .pt = pt};
     if (cl_put(w, pt, VG_CL_WIPE_KEY, strlen(VG_CL_WIPE_KEY), "1", 1) != 0) return -1;
     int r = vg_store_scan(pt->store, "", 0, seed_op, &e);
     if (r != 0) {
