@@ -220,6 +220,17 @@ static vg_kafka_t *start_service(const char *bs, const char *src, const char *co
     return k;
 }
 
+/* Frees what start_service and the mock cluster made, and the state directory. */
+static void end_service(vg_kafka_t *k, vg_program_t *prog, vg_kafka_mock_t *mock,
+                        const char *dir) {
+    vg_kafka_free(k);
+    vg_prog_unref(prog);
+    vg_kafka_mock_free(mock);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* Runs the service over: a small event, an event whose alert is ~3x its 40 KB note, a
  * 300 KB message that is not an event, a last small event. `conf`: extra client
  * settings; `refuse`: the broker refuses the first record vigil produces as too large. */
@@ -298,15 +309,10 @@ static void run(const char *const *conf, int refuse) {
         json_decref(j);
         free(recs[i]);
     }
-    vg_kafka_free(k);
-    vg_prog_unref(prog);
-    vg_kafka_mock_free(mock);
+    end_service(k, prog, mock, dir);
     free(note);
     free(junk);
     free(big);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
 }
 
 /* The producer takes at most 100,000 bytes: the ~120 KB alert and the 300 KB message's
@@ -467,12 +473,7 @@ static void test_score_async(void **st) {
     vg_buf_deinit(&out);
     vg_kafka_stop(k);
     assert_int_equal(vg_kafka_wait(k), 0);
-    vg_kafka_free(k);
-    vg_prog_unref(prog);
-    vg_kafka_mock_free(mock);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    end_service(k, prog, mock, dir);
 }
 
 static void test_changelog_chunks(void **st) {
