@@ -1130,6 +1130,14 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             if (strcmp(tp->topic, k->topic_in) != 0) continue;
             char e[512];
             part_t *pt = part_open(w, tp->partition, e, sizeof(e));
+            if (!pt && GET(k->stop)) {
+                /* assigned while stopping (another member left at the same time): not
+                 * taken, and not a failure; its store keeps whole checkpoints only, and
+                 * the next owner restores it (its messages here are skipped as stale) */
+                logf_(k, 0, "worker %d: %s [%d] assigned while stopping: not taken (%s)",
+                      w->index, tp->topic, (int)tp->partition, e);
+                continue;
+            }
             if (!pt) {
                 set_fatal(w, "partition %d: %s", (int)tp->partition, e);
                 break;
