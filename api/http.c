@@ -346,9 +346,13 @@ static void h_metrics(vg_api_t *a, vg_resp_t *r) {
              "# HELP vigil_alerts_total Alerts raised.\n# TYPE vigil_alerts_total counter\n"
              "vigil_alerts_total %" PRIu64 "\n"
              "# HELP vigil_overloaded_total Requests refused with 429.\n"
-             "# TYPE vigil_overloaded_total counter\nvigil_overloaded_total %" PRIu64 "\n",
+             "# TYPE vigil_overloaded_total counter\nvigil_overloaded_total %" PRIu64 "\n"
+             "# HELP vigil_kafka_scores_in_flight Scores waiting for a Kafka partition's "
+             "thread (their connections suspended).\n"
+             "# TYPE vigil_kafka_scores_in_flight gauge\nvigil_kafka_scores_in_flight %d\n",
              (uint64_t)atomic_load(&a->rejected), (uint64_t)atomic_load(&a->duplicates),
-             (uint64_t)atomic_load(&a->alerts), (uint64_t)atomic_load(&a->overloaded));
+             (uint64_t)atomic_load(&a->alerts), (uint64_t)atomic_load(&a->overloaded),
+             atomic_load(&a->kafka_inflight));
     vg_buf_puts(b, line);
     vg_buf_puts(b, "# HELP vigil_rule_hits_total Fired rules (active and shadow).\n"
                    "# TYPE vigil_rule_hits_total counter\n");

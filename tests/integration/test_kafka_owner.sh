@@ -152,6 +152,8 @@ for k in bad[:3]:
 print("test_kafka_owner: %d scores over 64 connections, %d differ from replay" % (len(want), len(bad)))
 sys.exit(1 if bad or len(want) != len(got) else 0)
 EOF2
+[ "$(metric "$PA" vigil_kafka_scores_in_flight)" = 0 ] ||
+    kt_fail "vigil_kafka_scores_in_flight after the answers: '$(metric "$PA" vigil_kafka_scores_in_flight)'"
 
 # 2. B joins: the partitions are split
 serve b "$PB"; BPID=$SPID
