@@ -31,6 +31,7 @@
 #include "engine/store.h"
 #include "rules/errors.h"
 #include "rules/program.h"
+#include "tests/unit/kafka_service.h"
 
 /* ---- vg_kafka_fit_record ---- */
 
@@ -218,17 +219,6 @@ static vg_kafka_t *start_service(const char *bs, const char *src, const char *co
     assert_non_null(k);
     assert_int_equal(vg_kafka_start(k, err, sizeof(err)), 0);
     return k;
-}
-
-/* Frees what start_service and the mock cluster made, and the state directory. */
-static void end_service(vg_kafka_t *k, vg_program_t *prog, vg_kafka_mock_t *mock,
-                        const char *dir) {
-    vg_kafka_free(k);
-    vg_prog_unref(prog);
-    vg_kafka_mock_free(mock);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
 }
 
 /* Runs the service over: a small event, an event whose alert is ~3x its 40 KB note, a

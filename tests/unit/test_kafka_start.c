@@ -20,6 +20,7 @@
 #include "engine/kafka.h"
 #include "rules/errors.h"
 #include "rules/program.h"
+#include "tests/unit/kafka_service.h"
 
 #define NPART 4
 #define NMSG 400
@@ -149,12 +150,7 @@ static void run(int leaderless) {
     assert_int_equal(st.gaps, 0);
     vg_kafka_stop(k);
     assert_int_equal(vg_kafka_wait(k), 0);
-    vg_kafka_free(k);
-    vg_prog_unref(prog);
-    vg_kafka_mock_free(mock);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
+    end_service(k, prog, mock, dir);
 }
 
 static void test_start_at_low_watermark(void **st) {

@@ -1,0 +1,25 @@
+/* kafka_service.h - shared by the unit tests that run the Kafka service against the
+ * in-process mock cluster (test_kafka_fit.c, test_kafka_start.c). Include after
+ * <cmocka.h>. */
+#ifndef VIGIL_TESTS_KAFKA_SERVICE_H
+#define VIGIL_TESTS_KAFKA_SERVICE_H
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "engine/kafka.h"
+#include "rules/program.h"
+
+/* Frees the service, its program and the mock cluster, and removes the state
+ * directory (made with mkdtemp). */
+static inline void end_service(vg_kafka_t *k, vg_program_t *prog, vg_kafka_mock_t *mock,
+                               const char *dir) {
+    vg_kafka_free(k);
+    vg_prog_unref(prog);
+    vg_kafka_mock_free(mock);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+#endif
