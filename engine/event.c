@@ -45,6 +45,7 @@
 #include "engine/event_json.h"
 #include "engine/jsonout.h"
 #include "rules/errors.h"
+#include "rules/utf8.h"
 
 struct vg_event_bufs {
     vg_jdoc_t *jd;
@@ -103,12 +104,7 @@ static void reject(vg_event_t *ev, vg_reject_t code, const char *fmt, ...) {
 }
 
 /* How many bytes of a name to quote in a reason: at most 64, cut at a UTF-8 boundary. */
-static int quote_len(const char *s, uint32_t len) {
-    if (len <= 64) return (int)len;
-    uint32_t n = 64;
-    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
-    return (int)n;
-}
+static int quote_len(const char *s, uint32_t len) { return (int)vg_utf8_cut(s, len, 64); }
 
 static const char *jtype_name(uint8_t t) {
     switch (t) {

@@ -14,6 +14,7 @@
 #include "engine/kafka.h"
 #include "engine/kafka_int.h"
 #include "rules/errors.h"
+#include "rules/utf8.h"
 
 /* ---- partitioners ---- */
 
@@ -541,13 +542,6 @@ static int key_is(const member_t *m, const char *k) {
     return m->klen == strlen(k) && memcmp(m->key, k, m->klen) == 0;
 }
 
-/* The end of a UTF-8 text cut to at most n bytes of s[0..len) (whole characters). */
-static size_t utf8_cut(const char *s, size_t len, size_t n) {
-    if (len <= n) return len;
-    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
-    return n;
-}
-
 /* "rules" with each entry reduced (see vg_kafka_fit_record), appended to b. */
 static int put_reduced_rules(vg_buf_t *b, const char *txt, size_t n, int names_only) {
     json_error_t je;
@@ -569,7 +563,7 @@ static int put_reduced_rules(vg_buf_t *b, const char *txt, size_t n, int names_o
         const char *msg = names_only ? NULL : json_string_value(json_object_get(e, "message"));
         if (msg) {
             size_t ml = json_string_length(json_object_get(e, "message"));
-            json_object_set_new(o, "message", json_stringn(msg, utf8_cut(msg, ml, 256)));
+            json_object_set_new(o, "message", json_stringn(msg, vg_utf8_cut(msg, ml, 256)));
         }
         json_array_append_new(r, o);
     }

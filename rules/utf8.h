@@ -1,4 +1,4 @@
-/* utf8.h - the one UTF-8 validity check of the project (RFC 3629: no overlong forms,
+/* utf8.h - the one UTF-8 validity check and cut of the project (RFC 3629: no overlong forms,
  * no surrogates, nothing above U+10FFFF), for the rules parser (source text), the event
  * parser's messages and the JSON writer. In rules/ because every layer may use rules/
  * (STYLE.md: api -> engine -> rules). Inline, no state; C and C++.
@@ -29,6 +29,14 @@ static inline size_t vg_utf8_seq(const unsigned char *s, size_t n) {
         return 4;
     }
     return 0;
+}
+
+/* The length of s[0..len) cut to at most n bytes without splitting a character (s is
+ * valid UTF-8): n moved back over continuation bytes. */
+static inline size_t vg_utf8_cut(const char *s, size_t len, size_t n) {
+    if (len <= n) return len;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
+    return n;
 }
 
 #endif

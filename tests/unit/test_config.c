@@ -293,23 +293,21 @@ static vg_config_t *load_file(const char *text, int want) {
 static void test_file_edges(void **st) {
     (void)st;
     clear_env();
-    /* a setting or a kafka property twice (the second silently won) */
-    assert_null(load_file("threads = 2\nthreads = 3\n", 2));
-    assert_null(load_file("topic-in = a\ntopic_in = b\n", 2));
-    assert_null(load_file("kafka.linger.ms = 3\nkafka.linger.ms = 4\n", 2));
-    /* one secret under two roles (the last one won) */
-    assert_null(load_file("tokens = admin:s1,scorer:s1\n", 2));
-    assert_null(load_file("token = admin:s1\ntoken = admin:s1\n", 2));
-    /* zero where zero means nothing useful */
-    assert_null(load_file("max-body = 0\n", 2));
-    assert_null(load_file("checkpoint-interval = 0\n", 2));
-    /* a Redis port that is not one */
-    assert_null(load_file("redis = 127.0.0.1:6379x\n", 2));
-    assert_null(load_file("redis = 127.0.0.1:99999\n", 2));
-    assert_null(load_file("redis = 127.0.0.1\n", 2));
+    static const char *const refused[] = {
+        /* a setting or a kafka property twice (the second silently won) */
+        "threads = 2\nthreads = 3\n", "topic-in = a\ntopic_in = b\n",
+        "kafka.linger.ms = 3\nkafka.linger.ms = 4\n",
+        /* one secret under two roles (the last one won) */
+        "tokens = admin:s1,scorer:s1\n", "token = admin:s1\ntoken = admin:s1\n",
+        /* zero where zero means nothing useful */
+        "max-body = 0\n", "checkpoint-interval = 0\n",
+        /* a Redis port that is not one */
+        "redis = 127.0.0.1:6379x\n", "redis = 127.0.0.1:99999\n", "redis = 127.0.0.1\n",
+        /* text after a closing quote */
+        "group = \"g\" junk\n"};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+        assert_null(load_file(refused[i], 2));
     vg_config_free(load_file("redis = 127.0.0.1:6379\n", 0));
-    /* text after a closing quote */
-    assert_null(load_file("group = \"g\" junk\n", 2));
     /* a byte-order mark, a comment after a quoted value, repeated token lines, CRLF */
     vg_config_t *c = load_file("\xEF\xBB\xBFgroup = \"g # h\" # comment \"x\"\r\n"
                                "token = admin:s1\r\ntoken = scorer:s2\r\n", 0);
