@@ -539,6 +539,37 @@ void vg_h_account_reset(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     vg_resp_json(r, 200, json_pack("{s:s,s:b}", "account", acct, "baseline_reset", 1));
 }
 
+#define RECENT_MAX 10   /* decisions GET /v1/accounts/{account} shows */
+
+typedef struct dsort {
+    json_t *d;
+    const char *ts;
+    size_t i;
+} dsort_t;
+
+static int dsort_cmp(const void *x, const void *y) {
+    const dsort_t *a = x, *b = y;
+    int c = strcmp(b->ts, a->ts);   /* canonical RFC 3339 times sort as text */
+    return c ? c : (a->i > b->i) - (a->i < b->i);
+}
+
+/* Sorts decisions by their event time, newest first (ties keep their order). */
+static void sort_newest_first(json_t *arr) {
+    size_t n = json_array_size(arr);
+    if (n < 2) return;
+    dsort_t *v = malloc(n * sizeof *v);
+    if (!v) return;   /* left in arrival order */
+    for (size_t i = 0; i < n; i++) {
+        json_t *d = json_array_get(arr, i);
+        const char *ts = json_string_value(json_object_get(d, "ts"));
+        v[i] = (dsort_t){json_incref(d), ts ? ts : "", i};
+    }
+    qsort(v, n, sizeof *v, dsort_cmp);
+    json_array_clear(arr);
+    for (size_t i = 0; i < n; i++) json_array_append_new(arr, v[i].d);
+    free(v);
+}
+
 void vg_h_account(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     const char *acct = q->seg[0];
     size_t al = strlen(acct);
@@ -567,26 +598,87 @@ void vg_h_account(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
                                        "alerts_erased", d.n));
         return;
     }
-    collect_t c = {json_array(), 10, NULL};
+    /* the account's state where it lives: the engine's shard, or with Kafka the
+     * partition that holds it (409 not_owner when another instance owns it) */
+    vg_buf_t vb;
+    vg_buf_init(&vb);
+    int32_t part = -1;
+    int vrc = vg_buf_putc(&vb, '{');
+    size_t vl0 = vb.len;
+    if (!vrc && a->kafka)
+        vrc = vg_kafka_account_view(a->kafka, acct, al, RECENT_MAX, 10000, &vb, &part);
+    else if (!vrc)
+        vrc = vg_engine_account_view(a->eng, acct, al, RECENT_MAX, &vb);
+    if (vrc == VG_ENOTFOUND && a->kafka && part >= 0) {
+        vg_buf_deinit(&vb);
+        vg_api_not_owner(a, r, acct, al, part);
+        return;
+    }
+    if (vrc == VG_ELIMIT || (vrc == VG_EIO && a->kafka)) {
+        vg_buf_deinit(&vb);
+        r->retry_after = 1;
+        vg_resp_error(r, 503, "unavailable", "the state of the account is busy or stopping "
+                      "(%s)", vg_strerror(vrc));
+        return;
+    }
+    if (vrc && vrc != VG_ENOTFOUND) {
+        vg_buf_deinit(&vb);
+        vg_resp_error(r, 500, "internal", "reading the account's state: %s", vg_strerror(vrc));
+        return;
+    }
+    json_t *view = NULL;
+    if (!vrc && vb.len > vl0 && !vg_buf_putc(&vb, '}'))
+        view = json_loadb(vb.p, vb.len, 0, NULL);
+    vg_buf_deinit(&vb);
+    /* recent decisions: the state's (its events within the dedupe horizon) and those this
+     * instance answered over HTTP (kept longer), by event time, newest first */
+    json_t *rec = json_array();
+    json_t *ids = json_object();
+    json_t *vr = json_object_get(view, "recent_decisions");
+    for (size_t i = 0; i < json_array_size(vr); i++) {
+        json_t *d = json_array_get(vr, i);
+        const char *id = json_string_value(json_object_get(d, "id"));
+        if (id) json_object_set_new(ids, id, json_true());
+        json_array_append(rec, d);
+    }
+    collect_t c = {json_array(), RECENT_MAX, NULL};
     size_t pl = acct_prefix('D', acct, pre);
     vg_ctl_scan(a->ctl, pre, pl, NULL, 0, collect_cb, &c);
-    if (json_array_size(c.arr) == 0) {
-        json_decref(c.arr);
+    for (size_t i = 0; i < json_array_size(c.arr); i++) {
+        json_t *d = json_array_get(c.arr, i);
+        const char *id = json_string_value(json_object_get(d, "id"));
+        if (!id || !json_object_get(ids, id)) json_array_append(rec, d);
+    }
+    json_decref(c.arr);
+    json_decref(ids);
+    sort_newest_first(rec);
+    while (json_array_size(rec) > RECENT_MAX) json_array_remove(rec, RECENT_MAX);
+    if (json_array_size(rec) == 0 && !view) {
+        json_decref(rec);
         vg_resp_error(r, 404, "not_found", "no scored events for account %s", acct);
         return;
     }
-    json_t *last = json_array_get(c.arr, 0);
+    json_t *last = json_array_get(rec, 0);   /* NULL: no decision within the horizon */
     collect_t lb = {json_array(), 100, NULL};
     pl = acct_prefix('B', acct, pre);
     vg_ctl_scan(a->ctl, pre, pl, NULL, 0, collect_cb, &lb);
+    json_t *lastev = last ? json_object_get(last, "ts") : json_object_get(view, "newest");
     json_t *out = json_pack("{s:s,s:O,s:O,s:O,s:O,s:o,s:o}", "account", acct,
-                            "last_event", json_object_get(last, "ts"),
-                            "ruleset", json_object_get(last, "ruleset"),
-                            "features", json_object_get(last, "features"),
-                            "anomaly", json_object_get(last, "anomaly"),
-                            "recent_decisions", c.arr, "labels", lb.arr);
-    json_object_set_new(out, "shard",
-                        json_integer(vg_engine_shard_of(a->eng, acct, al)));
+                            "last_event", lastev ? lastev : json_null(),
+                            "ruleset", last ? json_object_get(last, "ruleset") : json_null(),
+                            "features", last ? json_object_get(last, "features") : json_null(),
+                            "anomaly", last ? json_object_get(last, "anomaly") : json_null(),
+                            "recent_decisions", rec, "labels", lb.arr);
+    json_t *ss = json_object_get(view, "sessions");
+    json_object_set(out, "session", json_array_size(ss) ? json_array_get(ss, 0) : json_null());
+    json_object_set(out, "sessions", ss ? ss : json_array());
+    json_t *bl = json_object_get(view, "baseline");
+    json_object_set(out, "baseline", bl ? bl : json_null());
+    if (a->kafka)
+        json_object_set_new(out, "partition", part >= 0 ? json_integer(part) : json_null());
+    else
+        json_object_set_new(out, "shard", json_integer(vg_engine_shard_of(a->eng, acct, al)));
+    json_decref(view);
     vg_resp_json(r, 200, out);
 }
 

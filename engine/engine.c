@@ -537,3 +537,12 @@ int vg_engine_reset_baseline(vg_engine_t *e, const char *account, size_t len, ch
     if (rc) snprintf(errbuf, errlen, "resetting the baseline: %s", vg_strerror(rc));
     return rc;
 }
+
+int vg_engine_account_view(vg_engine_t *e, const char *account, size_t len, int max,
+                           vg_buf_t *out) {
+    shard_t *s = &e->sh[vg_engine_shard_of(e, account, len)];
+    pthread_mutex_lock(&s->mu);
+    int rc = s->pl ? vg_pipeline_account_view(s->pl, account, len, max, out) : VG_ESTORE;
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}

@@ -118,6 +118,12 @@ int vg_engine_shard_of(const vg_engine_t *e, const char *account, size_t len);
  * VG_ENOMEM / VG_ESTORE with a reason in errbuf. */
 int vg_engine_label(vg_engine_t *e, const vg_label_t *lb, char *errbuf, size_t errlen);
 
+/* The account's state on its shard (vg_pipeline_account_view: JSON members appended to
+ * out). Returns 0, VG_ENOTFOUND (the shard has no state for it), VG_ENOMEM or
+ * VG_ESTORE. */
+int vg_engine_account_view(vg_engine_t *e, const char *account, size_t len, int max,
+                           vg_buf_t *out);
+
 /* Resets the account's anomaly baseline on its shard (vg_pipeline_reset_baseline): its
  * next events are scored as a new account's. Returns 0, or VG_ENOMEM / VG_ESTORE with a
  * reason in errbuf. */

@@ -116,7 +116,8 @@ static inline int part_changed(const part_t *pt) {
 
 /* A scoring request of vg_kafka_score(_async), queued for the worker owning its
  * partition (kafka.h). */
-enum { REQ_SCORE, REQ_FORGET, REQ_RESET };
+enum { REQ_SCORE, REQ_FORGET, REQ_RESET, REQ_VIEW };   /* REQ_VIEW: `dry` is the most
+                                                          decisions wanted */
 typedef vg_kafka_req_t kreq_t;
 
 /* The checkpoint helper of a worker: writes one partition's checkpoint while the
@@ -1744,6 +1745,10 @@ static int score_one(worker_t *w, kreq_t *q) {
     part_t *pt = q->part < w->cap ? w->parts[q->part] : NULL;
     if (!pt || !pt->pl) return VG_ENOTFOUND;   /* revoked since */
     if (q->kind == REQ_FORGET) return forget_one(w, q);
+    if (q->kind == REQ_VIEW) {   /* no state here: 0 with nothing written */
+        int rc = vg_pipeline_account_view(pt->pl, q->acct, q->alen, q->dry, q->out);
+        return rc == VG_ENOTFOUND ? 0 : rc;
+    }
     if (q->kind == REQ_RESET) {
         int rc = vg_pipeline_reset_baseline(pt->pl, q->acct, q->alen);
         if (!rc) pt->unlogged++;   /* a state change for the next checkpoint */
@@ -1916,6 +1921,14 @@ int vg_kafka_account_op(vg_kafka_t *k, int erase, const char *acct, size_t alen,
     vg_kafka_score_res_t res;
     int rc = submit(k, erase ? REQ_FORGET : REQ_RESET, acct, alen, NULL, 0, 0, timeout_ms, NULL,
                     &res);
+    *partition = res.partition;
+    return rc;
+}
+
+int vg_kafka_account_view(vg_kafka_t *k, const char *acct, size_t alen, int max,
+                          int64_t timeout_ms, vg_buf_t *out, int32_t *partition) {
+    vg_kafka_score_res_t res;
+    int rc = submit(k, REQ_VIEW, acct, alen, NULL, 0, max, timeout_ms, out, &res);
     *partition = res.partition;
     return rc;
 }

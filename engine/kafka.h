@@ -195,6 +195,13 @@ int vg_kafka_score_async(vg_kafka_t *k, vg_kafka_req_t *q, const char *acct, siz
 int vg_kafka_account_op(vg_kafka_t *k, int erase, const char *acct, size_t alen,
                         int64_t timeout_ms, int32_t *partition);
 
+/* The account's state in the partition that holds it (GET /v1/accounts/{a}):
+ * vg_pipeline_account_view's members appended to out, with at most max decisions;
+ * nothing appended when the partition holds no state for the account. Same returns as
+ * vg_kafka_score (*partition set). Any thread. */
+int vg_kafka_account_view(vg_kafka_t *k, const char *acct, size_t alen, int max,
+                          int64_t timeout_ms, vg_buf_t *out, int32_t *partition);
+
 /* Asks every thread to stop: each finishes its current batch, waits for its produced
  * messages to be acknowledged, checkpoints, commits and leaves the group. Returns at
  * once; async-signal-safe (it only sets a flag). Can't fail. */

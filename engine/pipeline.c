@@ -569,6 +569,105 @@ int vg_pipeline_reset_baseline(vg_pipeline_t *pl, const char *account, size_t le
     return vg_state_reset_baseline(pl->state, account, len);
 }
 
+/* ---- the account view (GET /v1/accounts/{account}) ---- */
+
+typedef struct view_cb {
+    vg_buf_t *out;
+    int n;
+} view_cb_t;
+
+static int view_line(void *ctx, const char *line, size_t len) {
+    view_cb_t *c = ctx;
+    if ((c->n++ && vg_buf_putc(c->out, ',')) || vg_buf_append(c->out, line, len)) return -1;
+    return 0;
+}
+
+static int put_time(vg_buf_t *b, int64_t ms) {
+    vg_value_t v = vg_time(ms);
+    return vg_json_value(b, &v);
+}
+
+static int put_kv_num(vg_buf_t *b, const char *key, double d) {
+    return vg_buf_puts(b, key) || vg_json_num(b, d);
+}
+
+/* A value kept as a float, printed with a float's digits (7), not the double's noise. */
+static int put_kv_float(vg_buf_t *b, const char *key, double d) {
+    char t[32];
+    snprintf(t, sizeof t, "%.7g", d);
+    return put_kv_num(b, key, strtod(t, NULL));
+}
+
+int vg_pipeline_account_view(vg_pipeline_t *pl, const char *account, size_t len, int max,
+                             vg_buf_t *out) {
+    vg_acct_t *a;
+    int rc = vg_state_find(pl->state, account, len, &a);
+    if (rc) return rc;
+    int64_t newest = vg_state_newest(a);
+    if (newest == INT64_MIN) return VG_ENOTFOUND;   /* no event (an erased account) */
+    size_t at = out->len;
+    view_cb_t c = {out, 0};
+    rc = vg_buf_puts(out, "\"newest\":");
+    if (!rc) rc = put_time(out, newest);
+    if (!rc) rc = vg_buf_puts(out, ",\"recent_decisions\":[");
+    if (!rc) {
+        int got = vg_state_recent(pl->state, a, max, view_line, &c);
+        if (got < 0) rc = got;
+        else if (c.n != got) rc = VG_ENOMEM;   /* view_line stopped: out of memory */
+    }
+    vg_wsession_t ss[16];
+    int ns = rc ? 0 : vg_state_sessions(pl->state, a, ss, 16);
+    if (!rc) rc = vg_buf_puts(out, "],\"sessions\":[");
+    for (int i = 0; !rc && i < ns; i++) {
+        rc = vg_buf_puts(out, i ? ",{\"gap_seconds\":" : "{\"gap_seconds\":");
+        if (!rc) rc = vg_json_num(out, (double)ss[i].gap / 1000.0);
+        if (!rc) rc = vg_buf_puts(out, ",\"start\":");
+        if (!rc) rc = put_time(out, ss[i].start);
+        if (!rc) rc = vg_buf_puts(out, ",\"last\":");
+        if (!rc) rc = put_time(out, ss[i].last);
+        if (!rc) rc = vg_buf_puts(out, ",\"open_until\":");
+        if (!rc) rc = put_time(out, ss[i].last + ss[i].gap);
+        if (!rc) rc = put_kv_num(out, ",\"events\":", (double)ss[i].events);
+        if (!rc) rc = vg_buf_putc(out, '}');
+    }
+    if (!rc) rc = vg_buf_puts(out, "],\"baseline\":");
+    const vg_anomaly_state_t *an = rc ? NULL : vg_state_anomaly(a);
+    vg_anomaly_baseline_t bl;
+    if (an && pl->pop) vg_anomaly_describe(pl->pop, an, &bl);
+    if (!rc && (!an || !pl->pop || bl.events == 0)) {
+        rc = vg_buf_puts(out, "null");
+    } else if (!rc) {
+        rc = put_kv_num(out, "{\"events\":", (double)bl.events);
+        if (!rc) rc = vg_buf_puts(out, ",\"since\":");
+        if (!rc) rc = put_time(out, bl.first_ts);
+        if (!rc) rc = vg_buf_puts(out, ",\"last\":");
+        if (!rc) rc = put_time(out, bl.last_ts);
+        if (!rc && bl.has_amount) {
+            rc = put_kv_float(out, ",\"amount\":{\"typical\":", bl.amount_typical);
+            if (!rc) rc = put_kv_float(out, ",\"usual_low\":", bl.amount_lo);
+            if (!rc) rc = put_kv_float(out, ",\"usual_high\":", bl.amount_hi);
+            if (!rc) rc = vg_buf_putc(out, '}');
+        }
+        if (!rc) rc = vg_buf_puts(out, ",\"known_values\":{");
+        for (int f = 0; !rc && f < VG_ANOMALY_CAT__COUNT; f++) {
+            rc = f ? vg_buf_putc(out, ',') : 0;
+            if (!rc) rc = vg_json_str(out, vg_anomaly_signal_name(VG_ANOMALY_MERCHANT + f),
+                                      strlen(vg_anomaly_signal_name(VG_ANOMALY_MERCHANT + f)));
+            if (!rc) rc = put_kv_num(out, ":", (double)bl.known[f]);
+        }
+        if (!rc) rc = vg_buf_puts(out, "},\"hours_utc\":[");
+        for (int h = 0; !rc && h < 24; h++) {
+            rc = h ? vg_buf_putc(out, ',') : 0;
+            if (!rc) rc = vg_json_num(out, (double)bl.hours_utc[h]);
+        }
+        if (!rc) rc = put_kv_float(out, "],\"burst_1h\":", bl.burst);
+        if (!rc) rc = put_kv_float(out, ",\"p_compromised\":", bl.p_compromised);
+        if (!rc) rc = vg_buf_putc(out, '}');
+    }
+    if (rc) out->len = at;
+    return rc;
+}
+
 void vg_pipeline_last_scores(const vg_pipeline_t *pl, double *score, double *anomaly) {
     *score = pl->last_score;
     *anomaly = pl->ares_valid ? pl->ares.score : (double)NAN;

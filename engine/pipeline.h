@@ -155,6 +155,17 @@ int vg_pipeline_label(vg_pipeline_t *pl, const vg_label_t *lb);
  * with the same list. Can't fail. */
 void vg_pipeline_set_labels(vg_pipeline_t *pl, const vg_labels_t *labels);
 
+/* The account's state for GET /v1/accounts/{account} (SPEC section 6), appended to out
+ * as JSON object members without the braces: "newest" (its newest event's time),
+ * "recent_decisions" (its remembered decisions, the latest arrival first, at most max:
+ * vg_state_recent), "sessions" (one per session gap of the rules, as of the newest
+ * event: gap_seconds, start, last, open_until, events) and "baseline" (its anomaly
+ * baseline: vg_anomaly_describe; null without anomaly models or before its first
+ * event). The account is not created. Returns 0, VG_ENOTFOUND (no state here),
+ * VG_ENOMEM or VG_ESTORE (out is then as it was). */
+int vg_pipeline_account_view(vg_pipeline_t *pl, const char *account, size_t len, int max,
+                             vg_buf_t *out);
+
 /* Resets an account's anomaly baseline (vg_state_reset_baseline). For the HTTP API. */
 int vg_pipeline_reset_baseline(vg_pipeline_t *pl, const char *account, size_t len);
 

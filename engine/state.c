@@ -1801,7 +1801,9 @@ static int add_entry(vg_state_t *st, htab_t *t, ent_t *e) {
     return 0;
 }
 
-int vg_state_account(vg_state_t *st, const char *account, size_t len, vg_acct_t **out) {
+/* Finds, loads or (create) makes the account's entry. */
+static int acct_get(vg_state_t *st, const char *account, size_t len, int create,
+                    vg_acct_t **out) {
     if (len > UINT32_MAX) return VG_EINVAL;
     uint64_t h = hash_bytes(account, len);
     ent_t *e = ht_find(&st->accts, h, account, (uint32_t)len);
@@ -1816,6 +1818,7 @@ int vg_state_account(vg_state_t *st, const char *account, size_t len, vg_acct_t 
         if (!rc) rc = vg_store_get(st->store, st->kbuf.p, st->kbuf.len, &st->vbuf);
         if (rc && rc != VG_ENOTFOUND) return rc == VG_ENOMEM ? rc : VG_ESTORE;
     }
+    if (rc == VG_ENOTFOUND && !create) return VG_ENOTFOUND;
     /* a new account's window state shares its allocation (a loaded one is decoded
      * apart) */
     vg_acct_t *a = acct_alloc(account, len, h,
@@ -1836,6 +1839,47 @@ int vg_state_account(vg_state_t *st, const char *account, size_t len, vg_acct_t 
     acct_remem(st, a);
     *out = a;
     return 0;
+}
+
+int vg_state_account(vg_state_t *st, const char *account, size_t len, vg_acct_t **out) {
+    return acct_get(st, account, len, 1, out);
+}
+
+int vg_state_find(vg_state_t *st, const char *account, size_t len, vg_acct_t **out) {
+    return acct_get(st, account, len, 0, out);
+}
+
+int vg_state_recent(vg_state_t *st, vg_acct_t *a, int max,
+                    int (*cb)(void *ctx, const char *line, size_t len), void *ctx) {
+    const dedupe_t *d = &a->dd;
+    if (max <= 0 || d->n == 0) return 0;
+    if (max > 1024) max = 1024;
+    int64_t oldest = sat_sub(a->newest, st->horizon);
+    /* the records are in arrival order: the offsets of the last max live ones */
+    uint32_t ring[1024];
+    uint32_t n = 0;
+    for (uint32_t off = d->bhead; off < d->blen; off = dd_next(d, off))
+        if (dd_rec(d, off)->ts >= oldest) ring[n++ % (uint32_t)max] = off;
+    int handed = 0;
+    for (uint32_t i = 0; i < n && i < (uint32_t)max; i++) {
+        const dd_rec_t *x = dd_rec(d, ring[(n - 1 - i) % (uint32_t)max]);
+        const char *line;
+        size_t len;
+        int rc = entry_decision(st, a, x, &line, &len);
+        if (rc) return rc;
+        handed++;
+        if (cb(ctx, line, len)) break;
+    }
+    return handed;
+}
+
+int vg_state_sessions(const vg_state_t *st, const vg_acct_t *a, vg_wsession_t *out,
+                      int max) {
+    return a->w ? vg_wstate_sessions(a->w, st->alay, out, max) : 0;
+}
+
+vg_anomaly_state_t *vg_state_anomaly(vg_acct_t *a) {
+    return a->x && a->x->has_anomaly ? &a->x->an : NULL;
 }
 
 

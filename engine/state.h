@@ -35,6 +35,7 @@
 #include <stdint.h>
 
 #include "engine/store.h"
+#include "engine/window.h"
 #include "rules/arena.h"
 #include "rules/program.h"
 
@@ -91,6 +92,27 @@ const vg_acct_t *vg_state_prefetch_hashed(const vg_state_t *st, uint64_t hash, i
 void vg_state_prefetch_id(const vg_acct_t *a, const char *id, size_t idlen);
 /* The hash of an account name in the state's tables. Can't fail. */
 uint64_t vg_state_hash(const char *account, size_t len);
+
+/* vg_state_account without creating it: VG_ENOTFOUND when the account is neither in
+ * memory nor in the store (never seen, or erased). Otherwise the same. */
+int vg_state_find(vg_state_t *st, const char *account, size_t len, vg_acct_t **out);
+
+/* The account's remembered decisions (its accepted events within the dedupe horizon of
+ * its newest), the latest arrival first, at most max (<= 1024), each handed to cb with
+ * the decision line (no newline; borrowed for the call); cb returns non-zero to stop.
+ * Returns the number handed, or VG_ENOMEM. Changes nothing. */
+int vg_state_recent(vg_state_t *st, vg_acct_t *a, int max,
+                    int (*cb)(void *ctx, const char *line, size_t len), void *ctx);
+
+/* The account's sessions as of its newest event (window.h, vg_wstate_sessions): at most
+ * max, one per session gap of the rules; 0 when the rules have no session feature or
+ * the account no event. Can't fail. */
+int vg_state_sessions(const vg_state_t *st, const vg_acct_t *a, vg_wsession_t *out,
+                      int max);
+
+/* The account's anomaly baseline, NULL when it has none (no anomaly models, or no
+ * event learned yet). Valid like the account pointer; the caller only reads it. */
+struct vg_anomaly_state *vg_state_anomaly(vg_acct_t *a);
 
 /* Time of the account's newest accepted event, INT64_MIN when none. */
 int64_t vg_state_newest(const vg_acct_t *a);

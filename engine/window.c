@@ -991,6 +991,22 @@ static vg_value_t sess_value(const lspec_t *s, const word_t *r) {
     }
 }
 
+int vg_wstate_sessions(const vg_wstate_t *w, const vg_wlayout_t *l, vg_wsession_t *out,
+                       int max) {
+    if (w->n == 0) return 0;
+    const word_t *r = wrow(w, l, w->first + (int64_t)w->n - 1);
+    int k = 0;
+    for (int j = 0; j < l->nsess && k < max; j++) {
+        const lspec_t *s = &l->s[l->ix_sess[j]];
+        int dup = 0;
+        for (int i = 0; i < k; i++) dup |= out[i].gap == s->w;
+        const word_t *q = r + s->off;
+        if (dup || q[1].i <= 0) continue;   /* shared run, or a cold row */
+        out[k++] = (vg_wsession_t){s->w, q[0].i, r[0].i, q[1].i};
+    }
+    return k;
+}
+
 static vg_value_t prev_value(const vg_wstate_t *w, const lspec_t *s, const word_t *pred) {
     if (!pred) return vg_null();
     const word_t *q = pred + s->off;

@@ -122,6 +122,21 @@ int64_t vg_wstate_newest(const vg_wstate_t *w);
 int vg_wstate_add(vg_wstate_t *w, const vg_wlayout_t *l, int64_t ts,
                   const vg_spec_input_t *in, vg_value_t *vals, vg_arena_t *scratch);
 
+/* One session of a key as of its newest event (an account view): the run of events
+ * with gaps of at most `gap` that ends at the newest event. */
+typedef struct vg_wsession {
+    int64_t gap;           /* ms */
+    int64_t start, last;   /* times of its first and last (the newest) event, ms */
+    int64_t events;
+} vg_wsession_t;
+
+/* The sessions of the newest event, one per distinct session gap of the layout (in the
+ * layout's order), at most max. Returns how many were written (0: no session spec, or
+ * no event). A gap whose spec came with a ruleset swap after the newest event has no
+ * run yet and is left out. Can't fail. */
+int vg_wstate_sessions(const vg_wstate_t *w, const vg_wlayout_t *l, vg_wsession_t *out,
+                       int max);
+
 /* Bytes of memory held by the state (for the memory budget), without the caller's
  * block for an embedded state. Can't fail. */
 size_t vg_wstate_mem(const vg_wstate_t *w);

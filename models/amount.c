@@ -512,6 +512,19 @@ static int effective(const vg_amount_cfg_t *cfg, const vg_amount_t *m,
 }
 
 
+int vg_amount_describe(const vg_amount_cfg_t *cfg, const vg_amount_t *m,
+                       const vg_amount_prior_t *prior, double *typical, double *lo,
+                       double *hi) {
+    if (prior && !(prior->scale[0] > 0)) prior = NULL;
+    int j = choose(cfg, m, prior);
+    double lvl, scl, nu, neff;
+    if (!effective(cfg, m, prior, j, &lvl, &scl, &nu, &neff)) return 0;
+    *typical = untransform(lambdas[j], lvl);
+    *lo = untransform(lambdas[j], lvl - 2 * scl);
+    *hi = untransform(lambdas[j], lvl + 2 * scl);
+    return 1;
+}
+
 void vg_amount_score(const vg_amount_cfg_t *cfg, const vg_amount_t *m,
                      const vg_amount_prior_t *prior, int64_t ts_ms, double x,
                      vg_amount_score_t *out) {

@@ -111,6 +111,14 @@ void vg_amount_score(const vg_amount_cfg_t *cfg, const vg_amount_t *m,
                      const vg_amount_prior_t *prior, int64_t ts_ms, double x,
                      vg_amount_score_t *out);
 
+/* What the model expects now, for an account view (GET /v1/accounts): the typical
+ * value (its level, as vg_amount_score's `expected` without the season) and the usual
+ * range (level -+ 2 scales), all in original units, after the prior. Returns 0 when
+ * there is nothing to describe (no value learned and no prior), else 1. Can't fail. */
+int vg_amount_describe(const vg_amount_cfg_t *cfg, const vg_amount_t *m,
+                       const vg_amount_prior_t *prior, double *typical, double *lo,
+                       double *hi);
+
 /* Adds x at time ts_ms. When exc_out is not NULL, it receives, per candidate transform,
  * 1 when x's two-sided p (before adding) was below 1%, else 0 (as vg_amount_exceed, and
  * m->exc is updated with it): the population's choice is made from these; a sample of

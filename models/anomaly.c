@@ -272,6 +272,24 @@ static int nov_distinct(const vg_anomaly_state_t *st, int f) {
     return k;
 }
 
+void vg_anomaly_describe(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
+                         vg_anomaly_baseline_t *out) {
+    memset(out, 0, sizeof *out);
+    out->events = st->n;
+    if (st->n == 0) return;
+    out->first_ts = st->first_ts;
+    out->last_ts = st->last_ts;
+    out->has_amount = vg_amount_describe(&pop->cfg.amount, &st->amount, &pop->prior,
+                                         &out->amount_typical, &out->amount_lo,
+                                         &out->amount_hi);
+    /* an account that pays (a positive level) has no usual amount below zero */
+    if (out->has_amount && out->amount_typical > 0 && out->amount_lo < 0) out->amount_lo = 0;
+    for (int f = 0; f < VG_ANOMALY_CAT__COUNT; f++) out->known[f] = nov_distinct(st, f);
+    for (int b = 0; b < 168; b++) out->hours_utc[b % 24] += st->how[b];
+    out->burst = st->burst;
+    out->p_compromised = st->p_comp;
+}
+
 /* Upper tail of a Poisson(mu) at k: P(N >= k). k may be infinite (a burst's spend
  * over the median after sums overflowed) or NaN (no evidence: 1). */
 static double poisson_sf(double k, double mu) {

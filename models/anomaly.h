@@ -243,6 +243,29 @@ void vg_anomaly_learn(vg_anomaly_pop_t *pop, vg_anomaly_state_t *st,
 void vg_anomaly_process(vg_anomaly_pop_t *pop, vg_anomaly_state_t *st,
                         const vg_anomaly_input_t *in, vg_anomaly_result_t *res);
 
+/* ---- an account's baseline, for people (GET /v1/accounts/{account}) ---- */
+
+typedef struct vg_anomaly_baseline {
+    uint32_t events;                 /* events learned (saturating); 0: nothing below */
+    int64_t first_ts, last_ts;       /* ms */
+    int has_amount;                  /* amount_* below are set */
+    double amount_typical;           /* the amount model's level, original units */
+    double amount_lo, amount_hi;     /* its usual range: level -+ 2 scales (the low end
+                                        not below 0 when the level is positive) */
+    int known[VG_ANOMALY_CAT__COUNT]; /* distinct values remembered per field (at most
+                                        the field's slots: merchant 12, the others 6 or 4) */
+    uint32_t hours_utc[24];          /* events per hour of day (UTC), relative (the
+                                        counts are halved when one overflows) */
+    double burst;                    /* events with a decay of burst_tau_s (1 h), as of
+                                        last_ts */
+    double p_compromised;            /* P(the account is compromised) after last_ts */
+} vg_anomaly_baseline_t;
+
+/* Describes what the state has learned (read only; the population gives the amount
+ * prior). Can't fail. */
+void vg_anomaly_describe(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
+                         vg_anomaly_baseline_t *out);
+
 /* ---- persistence (versioned, little endian, size checked) ---- */
 
 /* Bytes needed by vg_anomaly_state_encode. Can't fail. */

@@ -5,10 +5,12 @@
 #      the state the Kafka stream built (equal to replay of the stream plus that
 #      event); a dry run changes nothing (the same event scored afterwards decides as
 #      if the dry run had not happened).
-#      DELETE /v1/accounts/{a} erases the account's state in its partition.
+#      GET /v1/accounts/{a} reads the account's state in its partition (its recent
+#      decisions equal replay's); DELETE /v1/accounts/{a} erases it there.
 #   2. A second instance joins the group (separate state, one Redis): for every
 #      account exactly one instance answers 200 and the other 409 `not_owner` with the
-#      owner's HTTP address (read from Redis), which answers 200; dry runs too. The
+#      owner's HTTP address (read from Redis), which answers 200; dry runs and
+#      account views too. The
 #      erased account stays erased wherever its partition went (the changelog carries
 #      the erasure's tombstones).
 #
@@ -82,8 +84,38 @@ echo >>"$WORK/resp"
 cmp -s "$WORK/want" "$WORK/resp" || { kt_fail "the decision over HTTP differs from replay of the stream plus the event";
     echo " want: $(cut -c1-300 "$WORK/want")"; echo " got:  $(cut -c1-300 "$WORK/resp")"; }
 grep -q '"n_1h":[2-9]\|"n_1h":[1-9][0-9]' "$WORK/resp" || kt_fail "the decision did not count the account's Kafka events: $(cut -c1-200 "$WORK/resp")"
-# erasure (DELETE /v1/accounts/{a}) empties the account's state in its partition
+# GET /v1/accounts/{a}: the partition's state of the account (its stream events
+# included, not only what was scored over HTTP): the last 10 decisions by arrival,
+# newest event first, byte for byte replay's; its session as of its newest event
 ACCT=$(cat "$WORK/acct")
+code=$(curl -s -o "$WORK/acct.json" -w '%{http_code}' "http://127.0.0.1:$PA/v1/accounts/$ACCT")
+[ "$code" = 200 ] || kt_fail "GET /v1/accounts/$ACCT at the owner: $code $(cut -c1-300 "$WORK/acct.json")"
+python3 - "$WORK" "$ACCT" <<'EOF2' || kt_fail "GET /v1/accounts/$ACCT differs from replay"
+import json, sys
+w, acct = sys.argv[1], sys.argv[2]
+got = json.load(open(w + "/acct.json"))
+mine = [json.loads(l) for l in open(w + "/with-x.replay") if json.loads(l).get("account") == acct]
+want = list(reversed(mine[-10:]))
+want.sort(key=lambda d: d["ts"], reverse=True)   # stable: newest arrival first among ties
+bad = []
+if got["recent_decisions"] != want:
+    bad.append("recent_decisions: %s, want %s" % ([d["id"] for d in got["recent_decisions"]], [d["id"] for d in want]))
+if got["features"] != want[0]["features"] or got["last_event"] != want[0]["ts"]:
+    bad.append("features %s at %s, want %s at %s" % (got["features"], got["last_event"], want[0]["features"], want[0]["ts"]))
+# the session of the newest event: as many events as its session_count(10m) feature
+newest = [d for d in mine if d["ts"] == max(x["ts"] for x in mine)][-1]   # equal times: the last
+s = got.get("session") or {}
+if s.get("gap_seconds") != 600 or s.get("events") != newest["features"]["sess_n"] or s.get("last") != newest["ts"]:
+    bad.append("session %s, want 600 s, %s events, last %s" % (s, newest["features"]["sess_n"], newest["ts"]))
+if not isinstance(got.get("partition"), int) or "baseline" not in got:
+    bad.append("partition %r, baseline present: %s" % (got.get("partition"), "baseline" in got))
+for b in bad:
+    print("  " + b)
+sys.exit(1 if bad else 0)
+EOF2
+code=$(curl -s -o "$WORK/acct404.json" -w '%{http_code}' "http://127.0.0.1:$PA/v1/accounts/nobody-at-all")
+[ "$code" = 404 ] || kt_fail "GET /v1/accounts of an unknown account: $code $(cat "$WORK/acct404.json")"
+# erasure (DELETE /v1/accounts/{a}) empties the account's state in its partition
 code=$(curl -s -o "$WORK/del" -w '%{http_code}' -X DELETE "http://127.0.0.1:$PA/v1/accounts/$ACCT")
 [ "$code" = 200 ] && grep -q '"erased": *true' "$WORK/del" || kt_fail "DELETE /v1/accounts/$ACCT: $code $(cat "$WORK/del")"
 [ "$(score "$PA" "$WORK/x3.json")" = 200 ] || kt_fail "score after the erasure: $(cat "$WORK/resp")"
@@ -199,6 +231,20 @@ for i, acct in enumerate(accts):
             bad.append("%s: 409 body %s (owner should be %s)" % (acct, err, urls[ok[0]]))
         if not dry:
             owners[ok[0]] += 1
+    if i % 6 == 0:   # the account view is routed the same way
+        st = {}
+        for k, u in urls.items():
+            try:
+                with urllib.request.urlopen(u + "/v1/accounts/" + acct, timeout=10) as r:
+                    st[k] = (r.status, json.loads(r.read()))
+            except urllib.error.HTTPError as e:
+                st[k] = (e.code, json.loads(e.read()))
+        codes = sorted(v[0] for v in st.values())
+        view = [v for c, v in st.values() if c == 200]
+        nob = [v for c, v in st.values() if c == 409]
+        if codes != [200, 409] or view[0]["recent_decisions"][0]["id"] != "own-%d" % i or \
+                nob[0].get("error", {}).get("code") != "not_owner":
+            bad.append("GET /v1/accounts/%s: %s" % (acct, {k: (c, str(v)[:160]) for k, (c, v) in st.items()}))
 # the erased account, wherever it is now (restored from the changelog by B, or still
 # with A): its history is the one event scored after the erasure
 x4 = json.load(open(w + "/x4.json"))
