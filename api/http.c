@@ -72,18 +72,52 @@ void vg_resp_error(vg_resp_t *r, int status, const char *code, const char *fmt, 
     vg_buf_puts(&r->body, "}}");
 }
 
+/* Compact JSON of j with every real in the shortest form that reads back exactly
+ * (vg_json_num, as the decisions are written: jansson prints 17 digits, "57.399999999999999"
+ * for 57.4, and "5.0" for 5); keys in their insertion order. Returns 0 or VG_ENOMEM. */
+static int dump_json(vg_buf_t *b, const json_t *j, int depth) {
+    if (depth > 256) return VG_ENOMEM;   /* never built by the API */
+    char t[32];
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: {
+        const char *k;
+        json_t *v;
+        int rc = vg_buf_putc(b, '{'), first = 1;
+        json_object_foreach((json_t *)j, k, v) {
+            if (!rc && !first) rc = vg_buf_putc(b, ',');
+            if (!rc) rc = vg_json_str(b, k, strlen(k));
+            if (!rc) rc = vg_buf_putc(b, ':');
+            if (!rc) rc = dump_json(b, v, depth + 1);
+            first = 0;
+        }
+        return rc ? rc : vg_buf_putc(b, '}');
+    }
+    case JSON_ARRAY: {
+        int rc = vg_buf_putc(b, '[');
+        for (size_t i = 0; !rc && i < json_array_size(j); i++) {
+            if (i) rc = vg_buf_putc(b, ',');
+            if (!rc) rc = dump_json(b, json_array_get(j, i), depth + 1);
+        }
+        return rc ? rc : vg_buf_putc(b, ']');
+    }
+    case JSON_STRING: return vg_json_str(b, json_string_value(j), json_string_length(j));
+    case JSON_INTEGER:
+        snprintf(t, sizeof t, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+        return vg_buf_puts(b, t);
+    case JSON_REAL: return vg_json_num(b, json_real_value(j));
+    case JSON_TRUE: return vg_buf_puts(b, "true");
+    case JSON_FALSE: return vg_buf_puts(b, "false");
+    default: return vg_buf_puts(b, "null");
+    }
+}
+
 void vg_resp_json(vg_resp_t *r, int status, json_t *j) {
     r->status = status;
     r->ctype = "application/json";
     vg_buf_clear(&r->body);
-    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    int rc = j ? dump_json(&r->body, j, 0) : VG_ENOMEM;
     json_decref(j);
-    if (!s) {
-        vg_resp_error(r, 500, "internal", "out of memory");
-        return;
-    }
-    vg_buf_puts(&r->body, s);
-    free(s);
+    if (rc) vg_resp_error(r, 500, "internal", "out of memory");
 }
 
 const char *vg_req_arg(vg_req_t *q, const char *name) {

@@ -194,7 +194,7 @@ expect 200 "j['features']['tx_10m']==5 and 'fc' not in j['features']" "removing 
 
 echo "--- accounts"
 req GET "$U/v1/accounts/acct-1" "$N"
-expect 200 "j['account']=='acct-1' and j['features']['tx_10m']==5 and len(j['recent_decisions'])==5 and len(j['labels'])==3" "account state"
+expect 200 "j['account']=='acct-1' and j['features']['tx_10m']==5 and len(j['recent_decisions'])==5 and len(j['labels'])==3 and j['session'] is None and j['sessions']==[] and j['baseline'] is None and j['last_event']==j['recent_decisions'][0]['ts']" "account state"
 req GET "$U/v1/accounts/nobody" "$N"; expect_error 404 not_found "unknown account"
 
 echo "--- alerts"
@@ -275,6 +275,28 @@ WANT=$(tail -n 1 "$TMP/warm-all.out")
     "$(python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1]),sort_keys=True))' "$WANT")" ] &&
     ok "the next event decided as by one replay of all" || bad "warm start: got $BODY, want $WANT"
 grep -q "starts empty" "$TMP/warm.log" && bad "the replayed state was wiped: $(cat "$TMP/warm.log")" || ok "... without wiping it"
+# an account only the replay saw: its state is read from the engine (recent decisions
+# from the dedupe log, the session of its newest event), not from the decisions this
+# instance answered (none)
+WACCT=$(python3 -c '
+import json, sys
+last = json.loads(open(sys.argv[1]).readline())["account"]
+accts = [json.loads(l)["account"] for l in open(sys.argv[2])]
+print(next(a for a in reversed(accts) if a != last))' "$TMP/warm-last.ndjson" "$TMP/warm-prefix.ndjson")
+python3 - "$TMP/warm-all.out" "$WACCT" >"$TMP/warm-want.json" <<'PY'
+import json, sys
+mine = [json.loads(l) for l in open(sys.argv[1]) if json.loads(l).get("account") == sys.argv[2]]
+# the state remembers the decisions within the dedupe horizon (24 h) of the newest event
+from datetime import datetime, timedelta
+t = lambda d: datetime.fromisoformat(d["ts"].replace("Z", "+00:00"))
+top = max(t(d) for d in mine)
+want = list(reversed([d for d in mine if t(d) >= top - timedelta(hours=24)][-10:]))
+want.sort(key=lambda d: d["ts"], reverse=True)
+newest = [d for d in mine if d["ts"] == max(x["ts"] for x in mine)][-1]
+print(json.dumps({"ids": [d["id"] for d in want], "features": want[0]["features"], "sess": newest["features"]["sess_n"], "last": newest["ts"]}))
+PY
+req GET "http://127.0.0.1:$P5/v1/accounts/$WACCT" "$N"
+expect 200 "(lambda w: [d['id'] for d in j['recent_decisions']]==w['ids'] and j['features']==w['features'] and j['session']['events']==w['sess'] and j['session']['gap_seconds']==900 and j['session']['last']==w['last'] and j['sessions']==[j['session']] and j['baseline'] is None and j['shard']==0)(json.load(open('$TMP/warm-want.json')))" "an account only replay saw: its recent decisions and session from the engine"
 stop_pid "$PID_warm"
 
 echo "--- a page of alerts stops at 8 MiB (alerts carry their decisions, which can be large)"

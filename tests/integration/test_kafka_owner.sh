@@ -95,7 +95,11 @@ import json, sys
 w, acct = sys.argv[1], sys.argv[2]
 got = json.load(open(w + "/acct.json"))
 mine = [json.loads(l) for l in open(w + "/with-x.replay") if json.loads(l).get("account") == acct]
-want = list(reversed(mine[-10:]))
+# the state remembers the decisions within the dedupe horizon (24 h) of the newest event
+from datetime import datetime, timedelta
+t = lambda d: datetime.fromisoformat(d["ts"].replace("Z", "+00:00"))
+top = max(t(d) for d in mine)
+want = list(reversed([d for d in mine if t(d) >= top - timedelta(hours=24)][-10:]))
 want.sort(key=lambda d: d["ts"], reverse=True)   # stable: newest arrival first among ties
 bad = []
 if got["recent_decisions"] != want:
