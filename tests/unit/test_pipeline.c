@@ -194,6 +194,86 @@ static void test_checkpoint_resume(void **st) {
 }
 
 /* vg_peek_string: the raw bytes of a string field, or 0 when not found simply. */
+/* vg_pipeline_account_view: the account's remembered decisions (latest arrival first, at
+ * most max, within the dedupe horizon), its sessions as of its newest event (a late event
+ * included), its anomaly baseline; an unknown account is not found and not created. */
+static void test_account_view(void **st) {
+    (void)st;
+    vg_program_t *p = compile("feature n = count(1h)\n"
+                              "feature s30 = session_count(30m)\n"
+                              "feature s5 = session_count(5m)\n"
+                              "rule odd\n  action review\n  score 10\n"
+                              "  when anomaly.score > 0.999999\nend\n");
+    vg_pipeline_t *pl = new_pipeline(p);
+    /* e1..e7 every 5 minutes from 00:00, e8..e14 every 2 minutes from 00:50, then e15
+     * late at 00:40 and a duplicate of e3 */
+    static const int min[15] = {0, 5, 10, 15, 20, 25, 30, 50, 52, 54, 56, 58, 60, 62, 40};
+    char lines[15][1024];
+    for (int i = 0; i < 15; i++) {
+        char ev[256];
+        snprintf(ev, sizeof ev,
+                 "{\"id\":\"e%d\",\"account\":\"a\",\"ts\":\"2026-01-01T%02d:%02d:00Z\","
+                 "\"amount\":%d.5,\"merchant\":\"m%d\"}", i + 1, min[i] / 60, min[i] % 60,
+                 10 + i, i % 3);
+        const char *d = feed(pl, ev, VG_OUT_DECIDED);
+        size_t n = strlen(d) - 1;   /* without the newline */
+        memcpy(lines[i], d, n);
+        lines[i][n] = 0;
+    }
+    feed(pl, "{\"id\":\"e3\",\"account\":\"a\",\"ts\":\"2026-01-01T00:10:00Z\",\"amount\":1}",
+         VG_OUT_DUPLICATE);
+    feed(pl, "{\"id\":\"x1\",\"account\":\"b\",\"ts\":\"2026-01-01T00:00:00Z\",\"amount\":1}",
+         VG_OUT_DECIDED);
+    vg_buf_t out, want;
+    vg_buf_init(&out);
+    vg_buf_init(&want);
+    assert_int_equal(vg_pipeline_account_view(pl, "a", 1, 10, &out), 0);
+    assert_int_equal(vg_buf_putc(&out, 0), 0);
+    /* the ten latest arrivals, e15 first, each byte for byte its decision */
+    assert_int_equal(vg_buf_puts(&want, "\"newest\":\"2026-01-01T01:02:00.000Z\","
+                                        "\"recent_decisions\":["), 0);
+    for (int i = 14; i >= 5; i--) {
+        assert_int_equal(vg_buf_puts(&want, lines[i]), 0);
+        assert_int_equal(vg_buf_puts(&want, i > 5 ? "," : "]"), 0);
+    }
+    assert_int_equal(vg_buf_putc(&want, 0), 0);
+    assert_int_equal(strncmp(out.p, want.p, want.len - 1), 0);
+    /* sessions of the newest event (e14 at 01:02): 30m holds all 15 (e15 at 00:40 fills
+     * the 20-minute gap), 5m the run e8..e14 (e15 is 10 minutes before e8) */
+    assert_non_null(strstr(out.p,
+        "\"sessions\":[{\"gap_seconds\":1800,\"start\":\"2026-01-01T00:00:00.000Z\","
+        "\"last\":\"2026-01-01T01:02:00.000Z\",\"open_until\":\"2026-01-01T01:32:00.000Z\","
+        "\"events\":15},{\"gap_seconds\":300,\"start\":\"2026-01-01T00:50:00.000Z\","
+        "\"last\":\"2026-01-01T01:02:00.000Z\",\"open_until\":\"2026-01-01T01:07:00.000Z\","
+        "\"events\":7}]"));
+    /* the anomaly baseline learned the 15 events (not the duplicate), 3 merchants */
+    assert_non_null(strstr(out.p, ",\"baseline\":{\"events\":15,\"since\":\"2026-01-01T00:00:00.000Z\""));
+    assert_non_null(strstr(out.p, "\"known_values\":{\"merchant\":3,"));
+    assert_non_null(strstr(out.p, "\"hours_utc\":[13,2,0,"));
+    /* fewer decisions asked; none */
+    vg_buf_clear(&out);
+    assert_int_equal(vg_pipeline_account_view(pl, "a", 1, 1, &out), 0);
+    assert_int_equal(vg_buf_putc(&out, 0), 0);
+    assert_non_null(strstr(out.p, lines[14]));
+    assert_null(strstr(out.p, lines[13]));
+    vg_buf_clear(&out);
+    assert_int_equal(vg_pipeline_account_view(pl, "a", 1, 0, &out), 0);
+    assert_int_equal(vg_buf_putc(&out, 0), 0);
+    assert_non_null(strstr(out.p, "\"recent_decisions\":[],"));
+    /* an unknown account: not found, nothing written, and not created (its first event
+     * is still new) */
+    vg_buf_clear(&out);
+    assert_int_equal(vg_pipeline_account_view(pl, "zz", 2, 10, &out), VG_ENOTFOUND);
+    assert_int_equal(out.len, 0);
+    const char *d = feed(pl, "{\"id\":\"z1\",\"account\":\"zz\",\"ts\":\"2026-01-01T00:00:00Z\",\"amount\":1}",
+                         VG_OUT_DECIDED);
+    assert_non_null(strstr(d, "\"n\":1,\"s30\":1,\"s5\":1"));
+    vg_buf_deinit(&out);
+    vg_buf_deinit(&want);
+    vg_pipeline_free(pl);
+    vg_prog_unref(p);
+}
+
 static void test_peek_string(void **st) {
     (void)st;
     static const char ak[] = "\"account\":\"", ik[] = "\"id\":\"";
@@ -316,6 +396,7 @@ int main(void) {
         cmocka_unit_test(test_decision_line),
         cmocka_unit_test(test_duplicates_late_rejects),
         cmocka_unit_test(test_checkpoint_resume),
+        cmocka_unit_test(test_account_view),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
