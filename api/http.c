@@ -333,7 +333,7 @@ static enum MHD_Result send_resp(vg_api_t *a, struct MHD_Connection *c, req_stat
 
 static void h_metrics(vg_api_t *a, vg_resp_t *r) {
     vg_buf_t *b = &r->body;
-    char line[1024];
+    char line[2048];
     r->status = 200;
     r->ctype = "text/plain; version=0.0.4";
     vg_buf_puts(b, "# HELP vigil_http_requests_total HTTP requests by route and status.\n"
@@ -430,6 +430,31 @@ static void h_metrics(vg_api_t *a, vg_resp_t *r) {
              "vigil_control_write_failures_total %" PRIu64 "\n",
              (uint64_t)atomic_load(&a->ckpt_failures), vg_ctl_failed_writes(a->ctl));
     vg_buf_puts(b, line);
+    if (a->feed) {
+        snprintf(line, sizeof(line),
+                 "# HELP vigil_alert_list_indexed_total Alerts of the alerts topic added to "
+                 "the alert list (GET /v1/alerts).\n"
+                 "# TYPE vigil_alert_list_indexed_total counter\n"
+                 "vigil_alert_list_indexed_total %" PRIu64 "\n"
+                 "# HELP vigil_alert_list_duplicates_total Alerts of the alerts topic already "
+                 "listed (produced again after a crash: same alert_id).\n"
+                 "# TYPE vigil_alert_list_duplicates_total counter\n"
+                 "vigil_alert_list_duplicates_total %" PRIu64 "\n"
+                 "# HELP vigil_alert_list_invalid_total Records of the alerts topic that are "
+                 "not alerts (skipped).\n"
+                 "# TYPE vigil_alert_list_invalid_total counter\n"
+                 "vigil_alert_list_invalid_total %" PRIu64 "\n"
+                 "# HELP vigil_alert_list_erased_total Listed alerts deleted by erasures of "
+                 "their account (the erasures topic).\n"
+                 "# TYPE vigil_alert_list_erased_total counter\n"
+                 "vigil_alert_list_erased_total %" PRIu64 "\n"
+                 "# HELP vigil_alert_list_partitions Partitions of the alerts topic read.\n"
+                 "# TYPE vigil_alert_list_partitions gauge\nvigil_alert_list_partitions %d\n",
+                 (uint64_t)atomic_load(&a->feed_indexed), (uint64_t)atomic_load(&a->feed_dups),
+                 (uint64_t)atomic_load(&a->feed_bad), (uint64_t)atomic_load(&a->feed_erased),
+                 vg_kafka_tail_partitions(a->feed));
+        vg_buf_puts(b, line);
+    }
     if (a->extra_metrics) a->extra_metrics(a->extra_metrics_ctx, b);
 }
 

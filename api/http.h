@@ -118,6 +118,11 @@ typedef struct vg_api {
     /* scores queued for the Kafka pipeline while their connection is suspended
      * (vg_kafka_score_async); vg_api_stop waits for them with new ones refused */
     atomic_int kafka_inflight, stopping;
+    /* serve --kafka: the alerts topic read whole into the alert list (api/alert_feed.c;
+     * every instance lists every alert); NULL: alerts are recorded as they are answered */
+    vg_kafka_tail_t *feed, *efeed;   /* the alerts topic; the erasures topic */
+    _Atomic uint64_t feed_indexed, feed_dups, feed_bad, feed_erased;
+    int64_t feed_pruned_ms;   /* last pruning of the feed's alert-id index (tick thread) */
 } vg_api_t;
 
 /* Opens the control store under cfg->state, loads modules and lists from it (and from
@@ -131,6 +136,17 @@ int vg_api_listen(vg_api_t *a, char *errbuf, size_t errlen);
 void vg_api_stop(vg_api_t *a);
 /* The bound port (useful with port 0). */
 int vg_api_port(vg_api_t *a);
+
+/* serve --kafka: starts reading the alerts topic of a->kafka into the alert list
+ * (GET /v1/alerts), each alert once (by alert_id), from where the last run stopped.
+ * 0, or VG_ENOMEM / VG_EIO with a reason in errbuf. vg_api_alert_feed_stop stops it
+ * (accepts a stopped one). */
+int vg_api_alert_feed_start(vg_api_t *a, char *errbuf, size_t errlen);
+void vg_api_alert_feed_stop(vg_api_t *a);
+/* After an erasure with Kafka: publishes it to the erasures topic, so that every
+ * instance's alert list drops the account's alerts (alert_feed.c). 0 (also without a
+ * feed), or VG_EIO / VG_ENOMEM with errbuf. */
+int vg_api_publish_erasure(vg_api_t *a, const char *acct, char *errbuf, size_t errlen);
 
 /* Periodic work (checkpoint, alert retention); called by serve's main loop. */
 void vg_api_tick(vg_api_t *a, int64_t now_ms);
@@ -177,6 +193,8 @@ const char *vg_req_arg(vg_req_t *q, const char *name);
 /* The If-Match header, or NULL. */
 const char *vg_req_header(vg_req_t *q, const char *name);
 int64_t vg_now_ms(void);
+/* A new id for a record keyed by time: created ms << 16 | counter, increasing. */
+uint64_t vg_api_next_id(vg_api_t *a);
 void vg_iso_time(int64_t ms, char out[40]);
 
 /* Handlers (api/http_rules.c, api/http_data.c). */

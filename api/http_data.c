@@ -593,6 +593,14 @@ void vg_h_account(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
             vg_resp_error(r, 500, "internal", "erasing the account failed: %s", err);
             return;
         }
+        /* with Kafka, every instance's alert list drops the account's alerts too */
+        if (vg_api_publish_erasure(a, acct, err, sizeof(err)) != 0) {
+            r->retry_after = 1;
+            vg_resp_error(r, 503, "unavailable", "the account was erased here, but the erasure "
+                          "could not be published for the other instances' alert lists (%s): "
+                          "retry the DELETE", err);
+            return;
+        }
         vg_api_audit(a, q, "accounts.delete", acct, 0, 0);
         vg_resp_json(r, 200, json_pack("{s:s,s:b,s:i}", "account", acct, "erased", 1,
                                        "alerts_erased", d.n));

@@ -14,7 +14,9 @@
 #include "api/redis.h"
 #include "rules/errors.h"
 
-static uint64_t next_id(vg_api_t *a) {
+static uint64_t next_id(vg_api_t *a) { return vg_api_next_id(a); }
+
+uint64_t vg_api_next_id(vg_api_t *a) {
     uint64_t want = (uint64_t)vg_now_ms() << 16;
     uint64_t cur = atomic_load(&a->idgen);
     for (;;) {
@@ -135,6 +137,10 @@ void vg_api_record_decision(vg_api_t *a, const char *account, size_t alen, const
     }
     if (alert) {
         atomic_fetch_add(&a->alerts, 1);
+        if (a->feed) {   /* with Kafka the alert list is the alerts topic's (alert_feed.c) */
+            json_decref(j);
+            return;
+        }
         const char *eid = json_string_value(json_object_get(j, "id"));
         json_int_t rs = json_integer_value(json_object_get(j, "ruleset"));
         char buf[400];
@@ -165,6 +171,17 @@ void vg_api_record_decision(vg_api_t *a, const char *account, size_t alen, const
     json_decref(j);
 }
 
+typedef struct prune {
+    vg_ctl_t *ctl;
+    uint64_t below;   /* ids under this are past the retention */
+} prune_t;
+
+static int prune_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
+    prune_t *p = ctx;
+    if (vl == 8 && vg_rd_be64((const unsigned char *)v) < p->below) vg_ctl_del(p->ctl, k, kl);
+    return 0;
+}
+
 void vg_api_tick(vg_api_t *a, int64_t now_ms) {
     char err[512];
     if (vg_engine_checkpoint(a->eng, 0, err, sizeof(err)) != 0) {
@@ -186,6 +203,12 @@ void vg_api_tick(vg_api_t *a, int64_t now_ms) {
             unsigned char from[10] = {'N', '/'};
             vg_be64(from + 2, ~((uint64_t)cutoff << 16) + 1);
             vg_ctl_delete_range(a->ctl, from, sizeof(from), "N0", 2);
+            /* the alert list's ids of the alerts topic (alert_feed.c), once an hour */
+            if (a->feed && now_ms - a->feed_pruned_ms >= 3600 * 1000) {
+                a->feed_pruned_ms = now_ms;
+                prune_t p = {a->ctl, (uint64_t)cutoff << 16};
+                vg_ctl_scan(a->ctl, "I/", 2, NULL, 0, prune_cb, &p);
+            }
         }
     }
 }

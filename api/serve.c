@@ -122,12 +122,21 @@ int vg_cmd_serve(int argc, char **argv) {
         a->extra_metrics = kafka_metrics;
         a->extra_metrics_ctx = kafka;
         a->kafka = vg_serve_kafka_engine(kafka);   /* scores go to the partitions */
+        if (vg_api_alert_feed_start(a, err, sizeof(err)) != 0) {   /* the alert list */
+            fprintf(stderr, "vigil serve: %s\n", err);
+            a->kafka = NULL;
+            vg_serve_kafka_stop(kafka);
+            vg_api_free(a);
+            vg_config_free(cfg);
+            return 1;
+        }
     }
     if (vg_api_listen(a, err, sizeof(err)) != 0) {
         fprintf(stderr, "vigil serve: %s\n", err);
         pthread_mutex_lock(&a->mu);
         a->on_rules = NULL;
         pthread_mutex_unlock(&a->mu);
+        vg_api_alert_feed_stop(a);
         a->kafka = NULL;
         vg_serve_kafka_stop(kafka);
         vg_api_free(a);
@@ -177,6 +186,7 @@ int vg_cmd_serve(int argc, char **argv) {
     pthread_mutex_lock(&a->mu);   /* no rule change reaches the pipelines from now on */
     a->on_rules = NULL;
     pthread_mutex_unlock(&a->mu);
+    vg_api_alert_feed_stop(a);   /* before the broker (embedded) goes */
     a->kafka = NULL;
     if (kafka && vg_serve_kafka_stop(kafka) != 0) status = 1;
     vg_api_free(a);   /* final checkpoint, synchronous */

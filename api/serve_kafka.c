@@ -57,7 +57,7 @@ vg_serve_kafka_t *vg_serve_kafka_start(const vg_serve_kafka_cfg_t *cfg, vg_progr
     }
     if (strcmp(cfg->kafka, "embedded") == 0) {
         int parts = cfg->partitions > 0 ? cfg->partitions : 8;
-        char t[5][300];
+        char t[6][300];
         snprintf(t[0], sizeof(t[0]), "%.250s:%d", o.topic_in, parts);
         snprintf(t[1], sizeof(t[1]), "%.250s:%d", o.topic_alerts, parts);
         snprintf(t[2], sizeof(t[2]), "%.250s:%d", o.topic_dlq, parts);
@@ -65,8 +65,11 @@ vg_serve_kafka_t *vg_serve_kafka_start(const vg_serve_kafka_cfg_t *cfg, vg_progr
                  parts);
         snprintf(t[4], sizeof(t[4]), "%.250s:%d", o.topic_changelog ? o.topic_changelog : "",
                  parts);
-        const char *topics[6] = {t[0], t[1], t[2], NULL, NULL, NULL};
-        int nt = 3;
+        /* the erasures topic (GROUP.erasures, one partition: DELETE /v1/accounts for
+         * every instance's alert list, api/alert_feed.c) */
+        snprintf(t[5], sizeof(t[5]), "%.240s.erasures:1", o.group);
+        const char *topics[7] = {t[0], t[1], t[2], t[5], NULL, NULL, NULL};
+        int nt = 4;
         if (o.topic_decisions) topics[nt++] = t[3];
         if (o.topic_changelog) topics[nt++] = t[4];
         s->mock = vg_kafka_mock_new(1, topics, parts, errbuf, errlen);

@@ -199,6 +199,10 @@ struct vg_kafka {
     int reaper_started;
     atomic_int reaper_quit;
     atomic_int nqueued;          /* requests in the workers' queues */
+    /* vg_kafka_publish: a producer of its own, made on first use, under pmu */
+    char *topic_er;              /* GROUP.erasures */
+    pthread_mutex_t pmu;
+    rd_kafka_t *pub;
 };
 
 static int64_t mono_us(void) {
@@ -423,6 +427,80 @@ static rd_kafka_conf_t *make_conf(vg_kafka_t *k, int consumer, void *opaque, cha
     else rd_kafka_conf_set_dr_msg_cb(c, dr_cb);
     return c;
 }
+
+rd_kafka_conf_t *vg_kafka_consumer_conf(vg_kafka_t *k, char *errbuf, size_t errlen) {
+    return make_conf(k, 1, NULL, errbuf, errlen);
+}
+
+const char *vg_kafka_group(const vg_kafka_t *k) { return k->group; }
+const char *vg_kafka_topic_erasures(const vg_kafka_t *k) { return k->topic_er; }
+
+/* vg_kafka_publish's acknowledgement: the message's opaque is its status */
+static void pub_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    (void)rk;
+    (void)opaque;
+    if (m->_private) *(rd_kafka_resp_err_t *)m->_private = m->err;
+}
+
+int vg_kafka_publish(vg_kafka_t *k, const char *topic, const void *key, size_t kl,
+                     const void *val, size_t vl, int64_t timeout_ms, char *errbuf,
+                     size_t errlen) {
+    pthread_mutex_lock(&k->pmu);
+    if (!k->pub) {
+        rd_kafka_conf_t *c = make_conf(k, 0, NULL, errbuf, errlen);
+        char e[512];
+        if (c) {
+            rd_kafka_conf_set_dr_msg_cb(c, pub_dr);
+            if (!(k->pub = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof e))) {
+                rd_kafka_conf_destroy(c);
+                snprintf(errbuf, errlen, "kafka producer: %.400s", e);
+            }
+        }
+        if (!k->pub) {
+            pthread_mutex_unlock(&k->pmu);
+            return VG_EIO;
+        }
+    }
+    rd_kafka_resp_err_t st = RD_KAFKA_RESP_ERR__IN_PROGRESS;
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        k->pub, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, kl),
+        RD_KAFKA_V_VALUE((void *)val, vl), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_OPAQUE(&st), RD_KAFKA_V_END);
+    int64_t t0 = mono_ms();
+    while (!e && st == RD_KAFKA_RESP_ERR__IN_PROGRESS && mono_ms() - t0 < timeout_ms)
+        rd_kafka_poll(k->pub, 50);
+    if (!e && st == RD_KAFKA_RESP_ERR__IN_PROGRESS) {
+        /* not acknowledged in time: purged, so that its late report never writes `st` */
+        rd_kafka_purge(k->pub, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        while (st == RD_KAFKA_RESP_ERR__IN_PROGRESS) rd_kafka_poll(k->pub, 50);
+        e = RD_KAFKA_RESP_ERR__TIMED_OUT;
+    } else if (!e) {
+        e = st;
+    }
+    pthread_mutex_unlock(&k->pmu);
+    if (e) snprintf(errbuf, errlen, "producing to %.200s: %s", topic, rd_kafka_err2str(e));
+    return e ? VG_EIO : 0;
+}
+
+int vg_kafka_ensure_topic(vg_kafka_t *k, const char *topic, int32_t parts, int compact,
+                          char *errbuf, size_t errlen) {
+    rd_kafka_conf_t *c = make_conf(k, 0, NULL, errbuf, errlen);
+    if (!c) return VG_EINVAL;
+    rd_kafka_conf_set_dr_msg_cb(c, NULL);
+    char e[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof(e));
+    if (!rk) {
+        rd_kafka_conf_destroy(c);
+        snprintf(errbuf, errlen, "kafka client: %.400s", e);
+        return VG_EIO;
+    }
+    int rc = vg_cl_topic_parts(rk, topic, 5000) > 0
+                 ? 0
+                 : vg_cl_create_topic(rk, topic, parts, compact, errbuf, errlen);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+const char *vg_kafka_topic_alerts(const vg_kafka_t *k) { return k->topic_alerts; }
 
 /* ---- partitions ---- */
 
@@ -2049,8 +2127,11 @@ vg_kafka_t *vg_kafka_new(const vg_kafka_opts_t *o, char *errbuf, size_t errlen) 
     k->topic_dlq = strdup(o->topic_dlq);
     k->topic_cl = dup_or_null(o->topic_changelog);
     k->state_dir = strdup(o->state_dir);
+    pthread_mutex_init(&k->pmu, NULL);
+    if (k->group && (k->topic_er = malloc(strlen(k->group) + 10)))
+        sprintf(k->topic_er, "%s.erasures", k->group);
     if (!k->brokers || !k->group || !k->topic_in || !k->topic_alerts || !k->topic_dlq ||
-        !k->state_dir || (o->topic_decisions && !k->topic_dec) ||
+        !k->state_dir || !k->topic_er || (o->topic_decisions && !k->topic_dec) ||
         (o->topic_changelog && !k->topic_cl))
         goto oom;
     for (int i = 0; o->conf && o->conf[i]; i++) k->nconf++;
@@ -2320,6 +2401,12 @@ void vg_kafka_free(vg_kafka_t *k) {
     free(k->topic_dec);
     free(k->topic_dlq);
     free(k->topic_cl);
+    if (k->pub) {
+        rd_kafka_flush(k->pub, 5000);
+        rd_kafka_destroy(k->pub);
+    }
+    pthread_mutex_destroy(&k->pmu);
+    free(k->topic_er);
     free((void *)k->owner);
     free(k->state_dir);
     free(k);

@@ -202,6 +202,47 @@ int vg_kafka_account_op(vg_kafka_t *k, int erase, const char *acct, size_t alen,
 int vg_kafka_account_view(vg_kafka_t *k, const char *acct, size_t alen, int max,
                           int64_t timeout_ms, vg_buf_t *out, int32_t *partition);
 
+/* ---- a whole topic, outside the group (engine/kafka_tail.c) ----
+ *
+ * A reader of every partition of `topic` with the service's client settings, not in the
+ * consumer group (nothing committed: the caller keeps its positions). On a thread of its
+ * own it waits for the topic to exist, reads its partition count once, starts each
+ * partition p at start(ctx, p) (< 0: its first offset) and hands the messages to fn in
+ * batches (in order per partition; the message bytes are valid during the call). For the
+ * HTTP API's alert list (every instance reads the whole alerts topic). */
+typedef struct vg_kafka_tail vg_kafka_tail_t;
+typedef struct vg_kafka_tail_msg {
+    int32_t partition;
+    int64_t offset;
+    int64_t ts_ms;                /* the message's timestamp, -1 when it has none */
+    const char *p;
+    size_t len;
+} vg_kafka_tail_msg_t;
+vg_kafka_tail_t *vg_kafka_tail_start(vg_kafka_t *k, const char *topic,
+                                     int64_t (*start)(void *ctx, int32_t partition),
+                                     void (*fn)(void *ctx, const vg_kafka_tail_msg_t *m, int n),
+                                     void *ctx, char *errbuf, size_t errlen);
+/* Partitions being read (0 while the topic does not exist yet). Any thread. */
+int vg_kafka_tail_partitions(const vg_kafka_tail_t *t);
+/* Stops the thread (after the batch in hand) and frees. Accepts NULL. */
+void vg_kafka_tail_stop(vg_kafka_tail_t *t);
+/* The alerts topic of the service; the erasures topic (GROUP.erasures: one record per
+ * DELETE /v1/accounts, which every instance's alert list applies). */
+const char *vg_kafka_topic_alerts(const vg_kafka_t *k);
+const char *vg_kafka_topic_erasures(const vg_kafka_t *k);
+/* Produces one message (copied) with the service's producer settings (idempotent, acks
+ * all) and waits up to timeout_ms for the broker's acknowledgement. 0, or VG_EIO with
+ * errbuf (not acknowledged: it may or may not have been written). A producer of its
+ * own, made on first use; calls are serialized. Any thread. */
+int vg_kafka_publish(vg_kafka_t *k, const char *topic, const void *key, size_t kl,
+                     const void *val, size_t vl, int64_t timeout_ms, char *errbuf,
+                     size_t errlen);
+/* Creates `topic` (parts partitions; compacted when `compact`) through the admin API
+ * when the cluster does not have it. 0, or VG_EIO / VG_EINVAL with errbuf (librdkafka's
+ * mock cluster has no CreateTopics). */
+int vg_kafka_ensure_topic(vg_kafka_t *k, const char *topic, int32_t parts, int compact,
+                          char *errbuf, size_t errlen);
+
 /* Asks every thread to stop: each finishes its current batch, waits for its produced
  * messages to be acknowledged, checkpoints, commits and leaves the group. Returns at
  * once; async-signal-safe (it only sets a flag). Can't fail. */

@@ -388,13 +388,24 @@ int vg_cl_check_topic(rd_kafka_t *rk, const char *changelog, const char *input,
         return 0;
     }
     /* create it: compacted, one partition per input partition */
+    char why[512];
+    if (vg_cl_create_topic(rk, changelog, n_in, 1, why, sizeof why) != 0) {
+        snprintf(errbuf, errlen, "changelog: %s; create it so, or run without a changelog "
+                 "(changelog = off)", why);
+        return VG_EIO;
+    }
+    return 0;
+}
+
+int vg_cl_create_topic(rd_kafka_t *rk, const char *topic, int32_t parts, int compact,
+                       char *errbuf, size_t errlen) {
     char es[512];
-    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(changelog, n_in, -1, es, sizeof(es));
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, parts, -1, es, sizeof(es));
     if (!nt) {
-        snprintf(errbuf, errlen, "changelog topic %s: %s", changelog, es);
+        snprintf(errbuf, errlen, "topic %s: %s", topic, es);
         return VG_EINVAL;
     }
-    rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
+    if (compact) rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
     rd_kafka_AdminOptions_set_request_timeout(ao, 15000, es, sizeof(es));
@@ -416,9 +427,8 @@ int vg_cl_check_topic(rd_kafka_t *rk, const char *changelog, const char *input,
             why = rd_kafka_topic_result_error_string(tr[0]);
     }
     if (why) {
-        snprintf(errbuf, errlen, "cannot create the changelog topic %s (%d partitions, "
-                 "cleanup.policy=compact): %s; create it so, or run without a changelog "
-                 "(changelog = off)", changelog, n_in, why);
+        snprintf(errbuf, errlen, "cannot create the topic %s (%d partitions%s): %s", topic,
+                 (int)parts, compact ? ", cleanup.policy=compact" : "", why);
         rc = VG_EIO;
     }
     if (ev) rd_kafka_event_destroy(ev);

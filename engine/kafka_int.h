@@ -8,6 +8,8 @@
 #include <stddef.h>
 
 #include <librdkafka/rdkafka.h>
+
+#include "engine/kafka.h"
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -109,5 +111,16 @@ int32_t vg_cl_topic_parts(rd_kafka_t *rk, const char *topic, int64_t timeout_ms)
  * VG_EIO / VG_EINVAL with errbuf. */
 int vg_cl_check_topic(rd_kafka_t *rk, const char *changelog, const char *input,
                       int32_t *input_parts, char *errbuf, size_t errlen);
+
+/* Creates `topic` through the admin API (parts partitions, compacted when `compact`); an
+ * existing one is fine. 0, or VG_EIO / VG_EINVAL with errbuf. */
+int vg_cl_create_topic(rd_kafka_t *rk, const char *topic, int32_t parts, int compact,
+                       char *errbuf, size_t errlen);
+
+/* A consumer configuration with the service's settings (engine/kafka.c, make_conf:
+ * brokers, the passed-through librdkafka settings, the group), for a reader outside the
+ * workers (engine/kafka_tail.c). NULL with errbuf. */
+rd_kafka_conf_t *vg_kafka_consumer_conf(vg_kafka_t *k, char *errbuf, size_t errlen);
+const char *vg_kafka_group(const vg_kafka_t *k);
 
 #endif

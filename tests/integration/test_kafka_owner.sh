@@ -12,7 +12,8 @@
 #      owner's HTTP address (read from Redis), which answers 200; dry runs and
 #      account views too. The
 #      erased account stays erased wherever its partition went (the changelog carries
-#      the erasure's tombstones).
+#      the erasure's tombstones). Both list every alert of the alerts topic once
+#      (GET /v1/alerts).
 #
 # Usage: bash test_kafka_owner.sh BUILD_DIR SOURCE_DIR
 set -u
@@ -42,6 +43,66 @@ serve() {   # serve NAME PORT
     KT_PIDS+=("$SPID")
 }
 metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m {print $2}'; }
+
+# GET /v1/alerts lists every alert of the alerts topic once, whichever instance (or
+# POST /v1/score) raised it: alert_list PORT checks an instance's list against kcat's
+# reading of the topic (polled: the list follows the topic within a few seconds); an
+# account erased (DELETE /v1/accounts, published to the erasures topic) has none of its
+# alerts of before the erasure listed, on any instance
+alert_list() {
+    local i
+    for i in $(seq 60); do
+        kcat -C -b "$BROKER" -t alerts -e -q -f '%T\t%s\n' 2>/dev/null >"$WORK/alerts.topic"
+        kcat -C -b "$BROKER" -t g-o.erasures -e -q 2>/dev/null >"$WORK/erasures.topic"
+        python3 - "$WORK/alerts.topic" "http://127.0.0.1:$1" "$WORK/erasures.topic" "${2:-}" >"$WORK/alerts.cmp" <<'PY' && return 0
+import json, sys, urllib.request
+# the erasures (DELETE /v1/accounts): an erased account's alerts produced until then
+# are listed nowhere
+erased = {}
+for l in open(sys.argv[3]):
+    if l.strip():
+        e = json.loads(l)
+        erased[e["account"]] = max(erased.get(e["account"], -1), e["erased_at_ms"])
+topic = []
+for l in open(sys.argv[1]):
+    if l.strip():
+        ts, v = l.rstrip("\n").split("\t", 1)
+        try:
+            a = json.loads(v)
+        except ValueError:
+            continue   # not an alert (the test's own garbage record)
+        if int(ts) > erased.get(a["account"], -1):
+            topic.append(a)
+want = {a["alert_id"]: a for a in topic}
+got, cur = [], None
+while True:
+    q = "/v1/alerts?limit=500" + ("&cursor=" + cur if cur else "")
+    with urllib.request.urlopen(sys.argv[2] + q, timeout=10) as r:
+        page = json.loads(r.read())
+    got += page["alerts"]
+    cur = page.get("next_cursor")
+    if not cur:
+        break
+ids = [a["alert_id"] for a in got]
+bad = []
+if sys.argv[4] and sys.argv[4] not in erased:
+    bad.append("no erasure of %s in the erasures topic" % sys.argv[4])
+if len(ids) != len(set(ids)):
+    bad.append("listed twice: %d" % (len(ids) - len(set(ids))))
+if set(ids) != set(want):
+    bad.append("missing %d, extra %d (topic %d)" % (len(set(want) - set(ids)), len(set(ids) - set(want)), len(want)))
+for a in got:
+    w = want.get(a["alert_id"])
+    if w and {k: v for k, v in a.items() if k not in ("alerted_at", "cursor")} != w:
+        bad.append("alert %s differs from the topic's" % a["alert_id"])
+        break
+print("%d alerts in the topic (those of %d erased accounts left out), %d listed; %s" % (len(want), len(erased), len(ids), bad or "same"))
+sys.exit(1 if bad or not want else 0)
+PY
+        sleep 0.25
+    done
+    kt_fail "GET /v1/alerts at :$1: $(cat "$WORK/alerts.cmp")"
+}
 
 # 1. A alone
 serve a "$PA"; APID=$SPID
@@ -117,6 +178,17 @@ for b in bad:
     print("  " + b)
 sys.exit(1 if bad else 0)
 EOF2
+alert_list "$PA"
+echo "test_kafka_owner: A's alert list: $(cat "$WORK/alerts.cmp")"
+# an alert produced again (as after a crash: same alert_id) is listed once; a record
+# that is not an alert is counted and skipped
+head -1 "$WORK/alerts.topic" | cut -f2- >"$WORK/again.ndjson"
+echo 'not an alert' >>"$WORK/again.ndjson"
+kcat -P -b "$BROKER" -t alerts -p 0 -l "$WORK/again.ndjson" 2>/dev/null || kt_fail "kcat produce to alerts"
+for _ in $(seq 100); do [ "$(metric "$PA" vigil_alert_list_invalid_total)" = 1 ] && break; sleep 0.1; done
+[ "$(metric "$PA" vigil_alert_list_duplicates_total)" = 1 ] && [ "$(metric "$PA" vigil_alert_list_invalid_total)" = 1 ] ||
+    kt_fail "alert list: duplicates $(metric "$PA" vigil_alert_list_duplicates_total), invalid $(metric "$PA" vigil_alert_list_invalid_total) (want 1 and 1)"
+alert_list "$PA"
 code=$(curl -s -o "$WORK/acct404.json" -w '%{http_code}' "http://127.0.0.1:$PA/v1/accounts/nobody-at-all")
 [ "$code" = 404 ] || kt_fail "GET /v1/accounts of an unknown account: $code $(cat "$WORK/acct404.json")"
 # erasure (DELETE /v1/accounts/{a}) empties the account's state in its partition
@@ -263,6 +335,11 @@ for b in bad[:10]:
 print("test_kafka_owner: %d accounts, owned by A %d, by B %d; %d problems" % (len(accts), owners["a"], owners["b"], len(bad)))
 sys.exit(1 if bad else 0)
 EOF
+# both instances list every alert (A's, B's, the HTTP scores'), each once
+alert_list "$PA" "$ACCT"
+alert_list "$PB" "$ACCT"
+echo "test_kafka_owner: A's and B's alert lists: $(cat "$WORK/alerts.cmp")"
+
 # stopping while scores are in flight: every request is answered (200, 409/503 from a
 # stopping instance, 429 on a busy machine) or its connection closed, and both stop cleanly (a
 # connection left suspended would abort libmicrohttpd's shutdown)

@@ -1,0 +1,254 @@
+/* alert_feed.c - with Kafka, the alert list of the HTTP API (GET /v1/alerts) is the
+ * alerts topic: every instance reads every partition of it (engine/kafka.h,
+ * vg_kafka_tail), whichever instance decided the event, the stream or a POST /v1/score.
+ *
+ * Each alert becomes the record the API keeps without Kafka ("N/" + BE64(~id): the
+ * alert, plus `alerted_at`, the time it was produced to the topic, and `cursor`), once:
+ * "I/" + alert_id -> BE64(id) says it is listed, so that an alert produced again after a
+ * crash (at least once, same alert_id) is not listed twice. The next offset of each
+ * partition ("G/alertoff/" + BE32(partition) -> BE64) is written in the same atomic
+ * write as the alerts before it, so a restart goes on from there. Alerts older than
+ * `alert-retention` (by their timestamp) are skipped; records that are not an alert
+ * object with a 32-character alert_id are counted and skipped. The "I/" entries of
+ * alerts past the retention are pruned once an hour (vg_api_tick).
+ *
+ * Erasures (DELETE /v1/accounts/{a}) reach every instance's list through the erasures
+ * topic (GROUP.erasures): the instance that erased the account publishes
+ * {"account":..,"erased_at":..,"erased_at_ms":..} (vg_api_publish_erasure), and each
+ * instance's feed, reading that topic whole too ("G/eraseoff/" offsets), deletes the
+ * account's listed alerts produced up to that time and remembers the erasure ("E/" +
+ * account -> BE64(ms)) so that such alerts read later from the alerts topic are not
+ * listed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/http.h"
+#include "engine/event.h"
+#include "rules/errors.h"
+
+#define ALERT_ID_LEN 32
+
+/* "G/alertoff/" or "G/eraseoff/" + BE32(p): 15 bytes */
+static void off_key(unsigned char k[16], const char *name, int32_t p) {
+    memcpy(k, name, 11);
+    uint32_t u = (uint32_t)p;
+    for (int i = 0; i < 4; i++) k[11 + i] = (unsigned char)(u >> (24 - 8 * i));
+}
+
+static int64_t stored_offset(vg_api_t *a, const char *name, int32_t p) {
+    unsigned char k[16];
+    off_key(k, name, p);
+    vg_buf_t v;
+    vg_buf_init(&v);
+    int64_t off = -1;
+    if (vg_ctl_get(a->ctl, k, 15, &v) == 0 && v.len == 8)
+        off = (int64_t)vg_rd_be64((const unsigned char *)v.p);
+    vg_buf_deinit(&v);
+    return off;
+}
+
+static int64_t feed_start(void *ctx, int32_t p) { return stored_offset(ctx, "G/alertoff/", p); }
+static int64_t erase_start(void *ctx, int32_t p) { return stored_offset(ctx, "G/eraseoff/", p); }
+
+/* The time up to which the account's alerts are erased, or -1. */
+static int64_t erased_until(vg_api_t *a, const char *acct, vg_buf_t *v) {
+    size_t al = strlen(acct);
+    if (al > 512) return -1;
+    unsigned char k[2 + 512];
+    memcpy(k, "E/", 2);
+    memcpy(k + 2, acct, al);
+    if (vg_ctl_get(a->ctl, k, 2 + al, v) != 0 || v->len != 8) return -1;
+    return (int64_t)vg_rd_be64((const unsigned char *)v->p);
+}
+
+typedef struct rec {
+    unsigned char nkey[10];
+    unsigned char ikey[2 + ALERT_ID_LEN];
+    unsigned char aid[8];
+    char *text;
+} rec_t;
+
+static void feed_batch(void *ctx, const vg_kafka_tail_msg_t *m, int n) {
+    vg_api_t *a = ctx;
+    int64_t now = vg_now_ms();
+    int64_t cutoff = a->cfg->alert_retention_ms > 0 ? now - a->cfg->alert_retention_ms : -1;
+    rec_t *r = calloc((size_t)n, sizeof *r);
+    /* the next offset per partition of this batch, at most n */
+    struct {
+        int32_t p;
+        int64_t next;
+        unsigned char key[16], val[8];
+    } *po = calloc((size_t)n, sizeof *po);
+    vg_ctl_op_t *ops = calloc((size_t)(2 * n + n), sizeof *ops);
+    if (!r || !po || !ops) {   /* nothing written: the batch is read again after a restart */
+        fprintf(stderr, "vigil serve: alert list: out of memory (%d alerts not listed)\n", n);
+        free(r);
+        free(po);
+        free(ops);
+        return;
+    }
+    int nr = 0, np = 0, no = 0;
+    vg_buf_t v;
+    vg_buf_init(&v);
+    for (int i = 0; i < n; i++) {
+        int j = 0;
+        while (j < np && po[j].p != m[i].partition) j++;
+        if (j == np) po[np++].p = m[i].partition;
+        po[j].next = m[i].offset + 1;
+        json_t *x = m[i].len ? json_loadb(m[i].p, m[i].len, 0, NULL) : NULL;
+        const char *id = json_string_value(json_object_get(x, "alert_id"));
+        if (!json_is_object(x) || !id || strlen(id) != ALERT_ID_LEN) {
+            atomic_fetch_add(&a->feed_bad, 1);
+            json_decref(x);
+            continue;
+        }
+        const char *acct = json_string_value(json_object_get(x, "account"));
+        int64_t er = acct ? erased_until(a, acct, &v) : -1;
+        if ((m[i].ts_ms >= 0 && m[i].ts_ms < cutoff) ||   /* past the retention */
+            (er >= 0 && m[i].ts_ms <= er)) {              /* its account was erased since */
+            json_decref(x);
+            continue;
+        }
+        rec_t *c = &r[nr];
+        memcpy(c->ikey, "I/", 2);
+        memcpy(c->ikey + 2, id, ALERT_ID_LEN);
+        int dup = vg_ctl_get(a->ctl, c->ikey, sizeof c->ikey, &v) == 0;
+        for (int k = 0; !dup && k < nr; k++)
+            dup = memcmp(r[k].ikey, c->ikey, sizeof c->ikey) == 0;
+        if (dup) {
+            atomic_fetch_add(&a->feed_dups, 1);
+            json_decref(x);
+            continue;
+        }
+        uint64_t aid = vg_api_next_id(a);
+        char at[40], cur[24];
+        vg_iso_time(m[i].ts_ms >= 0 ? m[i].ts_ms : now, at);
+        snprintf(cur, sizeof cur, "%llu", (unsigned long long)aid);
+        json_object_set_new(x, "alerted_at", json_string(at));
+        json_object_set_new(x, "cursor", json_string(cur));
+        c->text = json_dumps(x, JSON_COMPACT);
+        json_decref(x);
+        if (!c->text) continue;
+        c->nkey[0] = 'N';
+        c->nkey[1] = '/';
+        vg_be64(c->nkey + 2, ~aid);
+        vg_be64(c->aid, aid);
+        ops[no++] = (vg_ctl_op_t){c->nkey, sizeof c->nkey, c->text, strlen(c->text)};
+        ops[no++] = (vg_ctl_op_t){c->ikey, sizeof c->ikey, c->aid, 8};
+        nr++;
+        atomic_fetch_add(&a->feed_indexed, 1);
+    }
+    vg_buf_deinit(&v);
+    for (int j = 0; j < np; j++) {
+        off_key(po[j].key, "G/alertoff/", po[j].p);
+        vg_be64(po[j].val, (uint64_t)po[j].next);
+        ops[no++] = (vg_ctl_op_t){po[j].key, 15, po[j].val, 8};
+    }
+    vg_ctl_write_later(a->ctl, ops, no);   /* copied; one atomic write */
+    for (int i = 0; i < nr; i++) free(r[i].text);
+    free(r);
+    free(po);
+    free(ops);
+}
+
+typedef struct edel {
+    vg_ctl_t *ctl;
+    const char *acct;
+    int64_t until;
+    int n;
+} edel_t;
+
+/* An alert record of the account produced up to the erasure: deleted. */
+static int edel_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
+    edel_t *d = ctx;
+    json_t *j = json_loadb(v, vl, 0, NULL);
+    const char *ac = json_string_value(json_object_get(j, "account"));
+    const char *at = json_string_value(json_object_get(j, "alerted_at"));
+    int64_t ms;
+    char err[64];
+    if (ac && strcmp(ac, d->acct) == 0 && at &&
+        vg_time_parse(at, strlen(at), &ms, err, sizeof err) == 0 && ms <= d->until) {
+        vg_ctl_del(d->ctl, k, kl);
+        d->n++;
+    }
+    json_decref(j);
+    return 0;
+}
+
+static void erase_batch(void *ctx, const vg_kafka_tail_msg_t *m, int n) {
+    vg_api_t *a = ctx;
+    vg_buf_t v;
+    vg_buf_init(&v);
+    for (int i = 0; i < n; i++) {
+        json_t *x = m[i].len ? json_loadb(m[i].p, m[i].len, 0, NULL) : NULL;
+        const char *acct = json_string_value(json_object_get(x, "account"));
+        json_t *ms = json_object_get(x, "erased_at_ms");
+        size_t al = acct ? strlen(acct) : 0;
+        if (acct && al >= 1 && al <= 512 && json_is_integer(ms)) {
+            int64_t until = json_integer_value(ms);
+            int64_t had = erased_until(a, acct, &v);
+            if (until > had) {
+                unsigned char k[2 + 512], val[8];
+                memcpy(k, "E/", 2);
+                memcpy(k + 2, acct, al);
+                vg_be64(val, (uint64_t)until);
+                vg_ctl_put(a->ctl, k, 2 + al, val, 8);
+            }
+            edel_t d = {a->ctl, acct, until > had ? until : had, 0};
+            vg_ctl_scan(a->ctl, "N/", 2, NULL, 0, edel_cb, &d);
+            atomic_fetch_add(&a->feed_erased, (uint64_t)d.n);
+        }
+        json_decref(x);
+        unsigned char ok[16], ov[8];
+        off_key(ok, "G/eraseoff/", m[i].partition);
+        vg_be64(ov, (uint64_t)(m[i].offset + 1));
+        vg_ctl_put(a->ctl, ok, 15, ov, 8);
+    }
+    vg_buf_deinit(&v);
+}
+
+int vg_api_alert_feed_start(vg_api_t *a, char *errbuf, size_t errlen) {
+    if (!a->kafka) return 0;
+    const char *et = vg_kafka_topic_erasures(a->kafka);
+    char why[512];
+    if (vg_kafka_ensure_topic(a->kafka, et, 1, 1, why, sizeof why) != 0)
+        fprintf(stderr, "vigil serve: the erasures topic: %s (the first erasure creates it "
+                        "where the cluster creates topics on first use)\n", why);
+    a->feed = vg_kafka_tail_start(a->kafka, vg_kafka_topic_alerts(a->kafka), feed_start,
+                                  feed_batch, a, errbuf, errlen);
+    if (a->feed)
+        a->efeed = vg_kafka_tail_start(a->kafka, et, erase_start, erase_batch, a, errbuf,
+                                       errlen);
+    if (!a->feed || !a->efeed) {
+        vg_api_alert_feed_stop(a);
+        return VG_EIO;
+    }
+    return 0;
+}
+
+void vg_api_alert_feed_stop(vg_api_t *a) {
+    vg_kafka_tail_stop(a->efeed);
+    vg_kafka_tail_stop(a->feed);
+    a->feed = a->efeed = NULL;
+}
+
+int vg_api_publish_erasure(vg_api_t *a, const char *acct, char *errbuf, size_t errlen) {
+    if (!a->feed) return 0;
+    int64_t now = vg_now_ms();
+    char at[40];
+    vg_iso_time(now, at);
+    json_t *j = json_pack("{s:s,s:s,s:I}", "account", acct, "erased_at", at, "erased_at_ms",
+                          (json_int_t)now);
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!s) {
+        snprintf(errbuf, errlen, "out of memory");
+        return VG_ENOMEM;
+    }
+    int rc = vg_kafka_publish(a->kafka, vg_kafka_topic_erasures(a->kafka), acct, strlen(acct),
+                              s, strlen(s), 10000, errbuf, errlen);
+    free(s);
+    return rc;
+}
