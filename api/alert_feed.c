@@ -70,8 +70,19 @@ typedef struct rec {
     char *text;
 } rec_t;
 
+static void feed_batch_locked(vg_api_t *a, const vg_kafka_tail_msg_t *m, int n);
+
+/* The two topics' batches one at a time: an alert is either listed before an erasure of
+ * its account is applied (whose scan then deletes it: a scan waits for the writes
+ * enqueued before it) or checked after the erasure's "E/" record is written. */
 static void feed_batch(void *ctx, const vg_kafka_tail_msg_t *m, int n) {
     vg_api_t *a = ctx;
+    pthread_mutex_lock(&a->feed_mu);
+    feed_batch_locked(a, m, n);
+    pthread_mutex_unlock(&a->feed_mu);
+}
+
+static void feed_batch_locked(vg_api_t *a, const vg_kafka_tail_msg_t *m, int n) {
     int64_t now = vg_now_ms();
     int64_t cutoff = a->cfg->alert_retention_ms > 0 ? now - a->cfg->alert_retention_ms : -1;
     rec_t *r = calloc((size_t)n, sizeof *r);
@@ -179,6 +190,7 @@ static int edel_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl
 
 static void erase_batch(void *ctx, const vg_kafka_tail_msg_t *m, int n) {
     vg_api_t *a = ctx;
+    pthread_mutex_lock(&a->feed_mu);
     vg_buf_t v;
     vg_buf_init(&v);
     for (int i = 0; i < n; i++) {
@@ -207,10 +219,12 @@ static void erase_batch(void *ctx, const vg_kafka_tail_msg_t *m, int n) {
         vg_ctl_put(a->ctl, ok, 15, ov, 8);
     }
     vg_buf_deinit(&v);
+    pthread_mutex_unlock(&a->feed_mu);
 }
 
 int vg_api_alert_feed_start(vg_api_t *a, char *errbuf, size_t errlen) {
     if (!a->kafka) return 0;
+    pthread_mutex_init(&a->feed_mu, NULL);
     const char *et = vg_kafka_topic_erasures(a->kafka);
     char why[512];
     if (vg_kafka_ensure_topic(a->kafka, et, 1, 1, why, sizeof why) != 0)
@@ -229,9 +243,11 @@ int vg_api_alert_feed_start(vg_api_t *a, char *errbuf, size_t errlen) {
 }
 
 void vg_api_alert_feed_stop(vg_api_t *a) {
+    if (!a->feed && !a->efeed) return;
     vg_kafka_tail_stop(a->efeed);
     vg_kafka_tail_stop(a->feed);
     a->feed = a->efeed = NULL;
+    pthread_mutex_destroy(&a->feed_mu);
 }
 
 int vg_api_publish_erasure(vg_api_t *a, const char *acct, char *errbuf, size_t errlen) {
