@@ -136,6 +136,7 @@ typedef struct helper {
 typedef struct worker {
     vg_kafka_t *k;
     int index;
+    uint32_t keys_seen;          /* messages with a key (1 in 64 sampled: route_sample) */
     pthread_t tid;
     int started;
     rd_kafka_t *c, *p;
@@ -201,6 +202,11 @@ struct vg_kafka {
     atomic_int nqueued;          /* requests in the workers' queues */
     /* vg_kafka_publish: a producer of its own, made on first use, under pmu */
     char *topic_er;              /* GROUP.erasures */
+    /* which partitioner the producers use (route_sample): among sampled keys whose
+     * murmur2 and CRC32 partitions differ, how many arrived on each one's or on
+     * neither's; route_crc: requests are routed by CRC32 (librdkafka's default) */
+    _Atomic uint32_t keys_mm, keys_crc, keys_neither;
+    atomic_int route_crc, warned_neither;
     pthread_mutex_t pmu;
     rd_kafka_t *pub;
 };
@@ -1637,6 +1643,40 @@ static void prefetch_msg(worker_t *w, const rd_kafka_message_t *m, pfh_t *p, int
     if (p->st) vg_prefetch_event(p->st, p->h, m->payload, m->len, stage);
 }
 
+/* Requests for an account (scores, account views and operations) go to the partition
+ * its events arrive on, which the producers' partitioner chose: Kafka's Java default
+ * (murmur2) or librdkafka's (CRC32, as kcat and the librdkafka-based clients). One
+ * message key in 64 is checked against both; once 16 discriminating keys say CRC32 four
+ * times more often than murmur2, requests follow CRC32 (and back the same way). Keys
+ * that match neither (a custom partitioner) are logged once: such accounts' requests
+ * go to the wrong partition. */
+static void route_sample(worker_t *w, const rd_kafka_message_t *m) {
+    vg_kafka_t *k = w->k;
+    if (k->nparts <= 1) return;
+    int32_t a = vg_kafka_partition(m->key, m->key_len, k->nparts, 0);
+    int32_t b = vg_kafka_partition(m->key, m->key_len, k->nparts, 1);
+    if (a == b) return;
+    uint32_t mm = a == m->partition ? atomic_fetch_add(&k->keys_mm, 1) + 1 : atomic_load(&k->keys_mm);
+    uint32_t crc = b == m->partition ? atomic_fetch_add(&k->keys_crc, 1) + 1 : atomic_load(&k->keys_crc);
+    uint32_t no = a != m->partition && b != m->partition ? atomic_fetch_add(&k->keys_neither, 1) + 1
+                                                         : atomic_load(&k->keys_neither);
+    int was = atomic_load(&k->route_crc);
+    if (!was && crc >= 16 && crc > 4 * mm) {
+        atomic_store(&k->route_crc, 1);
+        logf_(k, 1, "the producers partition %s by CRC32 of the key (librdkafka's default "
+                    "partitioner), not murmur2: requests for an account now go to its CRC32 "
+                    "partition (`vigil replay --partitions` splits by murmur2)", k->topic_in);
+    } else if (was && mm >= 16 && mm > 4 * crc) {
+        atomic_store(&k->route_crc, 0);
+        logf_(k, 1, "the producers partition %s by murmur2 of the key again: requests follow",
+              k->topic_in);
+    }
+    if (no >= 16 && no > 4 * (mm + crc) && !atomic_exchange(&k->warned_neither, 1))
+        logf_(k, 1, "the keys of %s are partitioned neither by murmur2 nor by CRC32: HTTP "
+                    "requests for an account may go to a partition that does not hold it",
+              k->topic_in);
+}
+
 static int handle(worker_t *w, rd_kafka_message_t *m, int64_t now_ms) {
     vg_kafka_t *k = w->k;
     if (m->err) {
@@ -1645,6 +1685,7 @@ static int handle(worker_t *w, rd_kafka_message_t *m, int64_t now_ms) {
         return 0;
     }
     part_t *pt = m->partition >= 0 && m->partition < w->cap ? w->parts[m->partition] : NULL;
+    if (m->key && (w->keys_seen++ & 63) == 0) route_sample(w, m);
     handle_msg(w, pt, m, now_ms);
     return 0;
 }
@@ -1944,7 +1985,7 @@ static int enqueue(vg_kafka_t *k, kreq_t *q, int kind, const char *acct, size_t 
     memset(res, 0, sizeof(*res));
     res->partition = -1;
     if (k->nparts <= 0 || !k->owner) return VG_ENOTFOUND;
-    int32_t p = vg_kafka_partition(acct, alen, k->nparts, 0);
+    int32_t p = vg_kafka_partition(acct, alen, k->nparts, atomic_load(&k->route_crc));
     res->partition = p;
     int wi = atomic_load(&k->owner[p]);
     if (wi < 0 || wi >= k->nw || GET(k->stop)) return wi < 0 ? VG_ENOTFOUND : VG_EIO;
@@ -2461,4 +2502,6 @@ void vg_kafka_get_stats(const vg_kafka_t *k, vg_kafka_stats_t *s) {
         s->latency_sum_s += (double)GET(c->lat_sum_us) / 1e6;
     }
     s->input_partitions = k->nparts > 0 ? (uint32_t)k->nparts : 0;
+    s->route_crc = atomic_load(&k->route_crc);
+    s->keys_neither = atomic_load(&k->keys_neither);
 }

@@ -287,6 +287,8 @@ typedef struct vg_kafka_stats {
                                      -1 while some partition's watermarks are unknown */
     uint32_t partitions;          /* owned now */
     uint32_t input_partitions;    /* the input topic's partitions (0: unknown) */
+    int route_crc;                /* requests routed by CRC32, not murmur2 (route_sample) */
+    uint32_t keys_neither;        /* sampled keys on neither partitioner's partition */
     uint64_t latency_buckets[16]; /* event (Kafka timestamp) to alert acknowledged */
     uint64_t latency_count;
     double latency_sum_s;

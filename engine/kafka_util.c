@@ -467,6 +467,14 @@ int vg_kafka_metrics(const vg_kafka_t *k, vg_buf_t *out) {
          "# TYPE vigil_kafka_consumer_lag gauge\nvigil_kafka_consumer_lag %" PRId64 "\n", s.lag);
     EMIT("# HELP vigil_kafka_partitions Partitions owned.\n"
          "# TYPE vigil_kafka_partitions gauge\nvigil_kafka_partitions %u\n", s.partitions);
+    EMIT("# HELP vigil_kafka_routing_crc32 1 when HTTP requests for an account go to its "
+         "CRC32 partition (the producers use librdkafka's default partitioner), 0 for "
+         "murmur2.\n# TYPE vigil_kafka_routing_crc32 gauge\nvigil_kafka_routing_crc32 %d\n",
+         s.route_crc);
+    EMIT("# HELP vigil_kafka_keys_misrouted_total Sampled message keys (1 in 64) on neither "
+         "their murmur2 nor their CRC32 partition.\n"
+         "# TYPE vigil_kafka_keys_misrouted_total counter\nvigil_kafka_keys_misrouted_total "
+         "%u\n", s.keys_neither);
     EMIT("# HELP vigil_kafka_alert_latency_seconds Event (Kafka timestamp) to alert "
          "acknowledged by the broker.\n# TYPE vigil_kafka_alert_latency_seconds histogram\n");
     uint64_t cum = 0;

@@ -90,6 +90,26 @@ for rule, items in sorted(by_rule.items()):
     print(f"      alert_id {a['alert_id']}")
 PY
 echo
+# the same alerts in the HTTP API (every instance lists the alerts topic), and the state
+# of the account of the first one, read from the partition that holds it
+first=$(head -n 1 "$work/alerts.ndjson" | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["account"])' 2>/dev/null || true)
+for _ in $(seq 1 50); do
+  listed=$(curl -s "http://127.0.0.1:$port/metrics" | awk '$1 == "vigil_alert_list_indexed_total" {print $2}')
+  [ "${listed:-0}" -ge "$(wc -l <"$work/alerts.ndjson")" ] && break
+  sleep 0.1
+done
+echo "== GET /v1/alerts lists ${listed:-0} alerts; GET /v1/accounts/$first:"
+curl -s "http://127.0.0.1:$port/v1/accounts/$first" | python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+if "error" in j: sys.exit("   " + json.dumps(j["error"]))
+s, b = j.get("session") or {}, j.get("baseline") or {}
+print("   last event %s, partition %s, %d recent decisions (%s)" % (j["last_event"], j.get("partition"),
+      len(j["recent_decisions"]), ", ".join(d["decision"] for d in j["recent_decisions"][:5])))
+if s:
+    print("   session: %d events from %s, open until %s" % (s["events"], s["start"], s["open_until"]))
+print("   features: " + ", ".join("%s=%s" % kv for kv in list(j["features"].items())[:6]) + ", ...")' || true
+echo
 echo "== stopping vigil (SIGTERM: checkpoint, commit, exit)"
 kill -TERM "$pid"
 wait "$pid" || true
