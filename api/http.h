@@ -122,6 +122,7 @@ typedef struct vg_api {
      * every instance lists every alert); NULL: alerts are recorded as they are answered */
     vg_kafka_tail_t *feed, *efeed;   /* the alerts topic; the erasures topic */
     pthread_mutex_t feed_mu;         /* one of their batches at a time (alert_feed.c) */
+    int feed_erasures;               /* an erasure is known ("E/" records; under feed_mu) */
     _Atomic uint64_t feed_indexed, feed_dups, feed_bad, feed_erased;
     int64_t feed_pruned_ms;   /* last pruning of the feed's alert-id index (tick thread) */
 } vg_api_t;

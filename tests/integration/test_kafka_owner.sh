@@ -181,9 +181,11 @@ EOF2
 alert_list "$PA"
 echo "test_kafka_owner: A's alert list: $(cat "$WORK/alerts.cmp")"
 # an alert produced again (as after a crash: same alert_id) is listed once; a record
-# that is not an alert is counted and skipped
+# that is not an alert is counted and skipped; another producer's alert is listed
 head -1 "$WORK/alerts.topic" | cut -f2- >"$WORK/again.ndjson"
 echo 'not an alert' >>"$WORK/again.ndjson"
+# another producer's alert (members in another order: read with a JSON parser) is listed
+echo '{"alert_id":"0123456789abcdef0123456789abcdef","account":"other \"producer\"","severity":"high","n":1.5}' >>"$WORK/again.ndjson"
 kcat -P -b "$BROKER" -t alerts -p 0 -l "$WORK/again.ndjson" 2>/dev/null || kt_fail "kcat produce to alerts"
 for _ in $(seq 100); do [ "$(metric "$PA" vigil_alert_list_invalid_total)" = 1 ] && break; sleep 0.1; done
 [ "$(metric "$PA" vigil_alert_list_duplicates_total)" = 1 ] && [ "$(metric "$PA" vigil_alert_list_invalid_total)" = 1 ] ||
