@@ -49,13 +49,15 @@ typedef struct opts {
     int64_t ckpt_interval_ms;
     int sync;
     int partitions;         /* --partitions N: serve's split over N partitions */
+    int crc;                /* --partitioner crc32: that split by CRC32, not murmur2 */
 } opts_t;
 
 static void usage(FILE *f) {
     fprintf(f,
         "usage: vigil replay --rules PATH [--input FILE|-] [--output FILE|-] [--state DIR]\n"
         "                    [--lists FILE] [--lateness DUR] [--dedupe-horizon DUR]\n"
-        "                    [--mem-budget SIZE] [--partitions N] [--labels FILE]\n"
+        "                    [--mem-budget SIZE] [--partitions N [--partitioner P]]\n"
+        "                    [--labels FILE]\n"
         "\n"
         "Reads NDJSON events in order and writes one decision (or rejection) per line.\n"
         "  --rules PATH           a .vrl file or a directory of .vrl files (repeatable)\n"
@@ -79,6 +81,9 @@ static void usage(FILE *f) {
         "                         account (murmur2, Kafka's default partitioner): one\n"
         "                         state per partition, so `by K` windows are per\n"
         "                         partition; output in input order (not with --state)\n"
+        "  --partitioner murmur2|crc32  the producers' partitioner for --partitions:\n"
+        "                         murmur2 (Kafka's Java default, the default here) or\n"
+        "                         crc32 (librdkafka's default, as kcat)\n"
         "  --no-sync              do not wait for the disk at checkpoints (faster; safe\n"
         "                         against a killed process, not against power loss)\n"
         "Durations: 500ms, 30s, 10m, 1h, 7d. Exit status: 0 input read to its end,\n"
@@ -268,6 +273,7 @@ static int parse_args(int argc, char **argv, opts_t *o) {
         {"no-sync", no_argument, 0, 'n'},
         {"lists", required_argument, 0, 'L'},
         {"partitions", required_argument, 0, 'P'},
+        {"partitioner", required_argument, 0, 'R'},
         {"labels", required_argument, 0, 'B'},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
@@ -343,6 +349,14 @@ static int parse_args(int argc, char **argv, opts_t *o) {
             o->partitions = (int)v;
             break;
         }
+        case 'R':
+            if (strcmp(optarg, "murmur2") != 0 && strcmp(optarg, "crc32") != 0) {
+                fprintf(stderr, "vigil replay: --partitioner: '%s' is not murmur2 or crc32\n",
+                        optarg);
+                return 2;
+            }
+            o->crc = strcmp(optarg, "crc32") == 0;
+            break;
         case 'h': usage(stdout); return -1;
         case 'V': printf("vigil %s\n", VIGIL_VERSION); return -1;
         default:
@@ -545,7 +559,7 @@ static void summary(run_t *r, double secs, int tty) {
 static vg_pipeline_t *route(run_t *r, const char *line, size_t len) {
     if (vg_event_parse(&r->route_ev, line, len) != 0) return r->parts[0];
     return r->parts[vg_kafka_partition(r->route_ev.account.p, r->route_ev.account.len,
-                                       r->o.partitions, 0)];
+                                       r->o.partitions, r->o.crc)];
 }
 
 /* Called after each line taken from run->rd (whose input offset was `line`): drops it
@@ -573,7 +587,7 @@ static void pf_step(run_t *run, prefetcher_t *f, uint64_t line) {
         e->st = NULL;
         if (e->alen) {
             vg_pipeline_t *pl = run->parts
-                ? run->parts[vg_kafka_partition(a, e->alen, run->o.partitions, 0)]
+                ? run->parts[vg_kafka_partition(a, e->alen, run->o.partitions, run->o.crc)]
                 : run->pl;
             e->st = vg_pipeline_state(pl);
             if (!e->st) e->alen = 0;

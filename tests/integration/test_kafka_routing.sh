@@ -3,21 +3,24 @@
 # arrive on, whichever of the two common partitioners the producers use: events
 # produced with kcat's default (librdkafka's CRC32 of the key, not Kafka's Java murmur2)
 # make `vigil serve --kafka` route by CRC32 (vigil_kafka_routing_crc32 1), so that
-# GET /v1/accounts/{a} shows the stream's decisions of the account (byte for byte
-# replay's) and POST /v1/score decides with its stream history.
+# GET /v1/accounts/{a} shows the stream's decisions of the account and POST /v1/score
+# decides with its stream history: byte for byte `vigil replay --partitions 4
+# --partitioner crc32` (the rules read anomaly scores, whose population is per
+# partition: only the same split gives the same scores).
 #
 # Usage: bash test_kafka_routing.sh BUILD_DIR SOURCE_DIR
 set -u
 . "$(dirname "$0")/kafka_lib.sh"
 kt_init test_kafka_routing "$@"
-RULES=$SRC/tests/integration/kafka.vrl
+RULES=$SRC/tests/integration/kafka_anomaly.vrl
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 "$BUILD/vigil-gen" --accounts 100 --events 3000 --malformed 0 --seed 5 --out "$WORK/e.ndjson" 2>/dev/null || exit 1
 $CHECK key "$WORK/e.ndjson" "$WORK/e.keyed"
 kt_broker "tx:4" "g-r.changelog:4" "alerts:4" "dlq:1"
 # kcat's default partitioner: CRC32 of the key (not murmur2 as kt_produce uses)
 kcat -P -b "$BROKER" -t tx -K$'\t' -z lz4 -l "$WORK/e.keyed" 2>"$WORK/kcat.err" || { kt_fail "kcat: $(cat "$WORK/kcat.err")"; kt_end; }
-"$VIGIL" replay --rules "$RULES" --input "$WORK/e.ndjson" --output "$WORK/e.replay" 2>/dev/null || kt_fail "replay"
+"$VIGIL" replay --rules "$RULES" --input "$WORK/e.ndjson" --output "$WORK/e.replay" --partitions 4 \
+    --partitioner crc32 2>/dev/null || kt_fail "replay"
 P=$(free_port)
 VIGIL_FUTURE=1000d "$VIGIL" serve --http "127.0.0.1:$P" --state "$WORK/state" --rules "$RULES" \
     --kafka "$BROKER" --group g-r --topic-in tx --topic-alerts alerts --topic-dlq dlq \
@@ -61,7 +64,8 @@ for acct in sorted(dec)[:40]:
 acct = max(dec, key=lambda a: len(dec[a]))
 ev = {"id": "http-1", "account": acct, "ts": max(d["ts"] for d in dec[acct]), "amount": 1.0}
 open(w + "/with-x.ndjson", "w").write(open(w + "/e.ndjson").read() + json.dumps(ev) + "\n")
-out = subprocess.run([vigil, "replay", "--rules", rules, "--input", w + "/with-x.ndjson"],
+out = subprocess.run([vigil, "replay", "--rules", rules, "--input", w + "/with-x.ndjson",
+                      "--partitions", "4", "--partitioner", "crc32"],
                      capture_output=True, text=True).stdout.splitlines()
 req = urllib.request.Request("http://127.0.0.1:%s/v1/score" % port, data=json.dumps(ev).encode(),
                              headers={"Content-Type": "application/json"})

@@ -71,6 +71,8 @@ expect_rc 2 "bad --lateness" "$VIGIL" replay --rules "$W/r.vrl" --input /dev/nul
 expect_rc 2 "bad --dedupe-horizon" "$VIGIL" replay --rules "$W/r.vrl" --input /dev/null --dedupe-horizon -1h
 expect_rc 2 "--checkpoint-every -5 (was 2^64-5: never)" "$VIGIL" replay --rules "$W/r.vrl" --input /dev/null --state "$W/st-neg" --checkpoint-every -5
 expect_rc 2 "--checkpoint-interval 0" "$VIGIL" replay --rules "$W/r.vrl" --input /dev/null --state "$W/st-zero" --checkpoint-interval 0
+expect_rc 2 "--partitioner other" "$VIGIL" replay --rules "$W/r.vrl" --input /dev/null --partitions 4 --partitioner fnv
+grep -q "is not murmur2 or crc32" "$W/stderr" && ok "--partitioner names the choices" || fail "--partitioner: $(cat "$W/stderr")"
 # vigil stream's numbers are checked before any broker is touched (atoi took "abc" and
 # -3 for the default, "2x" for 2, and a 0 interval for the default 5 s)
 for a in "--partitions abc" "--partitions -3" "--threads 2x" "--checkpoint-interval 0"; do
