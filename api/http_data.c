@@ -679,7 +679,7 @@ void vg_h_account(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
                             "recent_decisions", rec, "labels", lb.arr);
     json_t *ss = json_object_get(view, "sessions");
     json_object_set(out, "session", json_array_size(ss) ? json_array_get(ss, 0) : json_null());
-    json_object_set(out, "sessions", ss ? ss : json_array());
+    json_object_set_new(out, "sessions", ss ? json_incref(ss) : json_array());
     json_t *bl = json_object_get(view, "baseline");
     json_object_set(out, "baseline", bl ? bl : json_null());
     if (a->kafka)
