@@ -14,8 +14,6 @@
 #include "api/redis.h"
 #include "rules/errors.h"
 
-static uint64_t next_id(vg_api_t *a) { return vg_api_next_id(a); }
-
 uint64_t vg_api_next_id(vg_api_t *a) {
     uint64_t want = (uint64_t)vg_now_ms() << 16;
     uint64_t cur = atomic_load(&a->idgen);
@@ -101,7 +99,7 @@ void vg_api_record_decision(vg_api_t *a, const char *account, size_t alen, const
             if (strncmp(d + 12, dn[i], strlen(dn[i])) == 0 && d[12 + strlen(dn[i])] == '"')
                 atomic_fetch_add(&a->decisions[i], 1);
     /* recent decisions of the account */
-    uint64_t id = next_id(a);
+    uint64_t id = vg_api_next_id(a);
     size_t kl = 2 + alen + 1 + 8;
     unsigned char kb[2 + VG_EVENT_MAX_ID + 1 + 8];
     if (alen <= VG_EVENT_MAX_ID) {
@@ -155,7 +153,7 @@ void vg_api_record_decision(vg_api_t *a, const char *account, size_t alen, const
         char at[40];
         vg_iso_time(vg_now_ms(), at);
         json_object_set_new(j, "alerted_at", json_string(at));
-        uint64_t aid = next_id(a);
+        uint64_t aid = vg_api_next_id(a);
         char cur[24];
         snprintf(cur, sizeof(cur), "%llu", (unsigned long long)aid);
         json_object_set_new(j, "cursor", json_string(cur));

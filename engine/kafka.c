@@ -488,18 +488,25 @@ int vg_kafka_publish(vg_kafka_t *k, const char *topic, const void *key, size_t k
     return e ? VG_EIO : 0;
 }
 
-int vg_kafka_ensure_topic(vg_kafka_t *k, const char *topic, int32_t parts, int compact,
-                          char *errbuf, size_t errlen) {
+/* A client of its own with the producers' settings, for metadata and the admin API
+ * (nothing is produced with it). NULL with errbuf. */
+static rd_kafka_t *meta_client(vg_kafka_t *k, char *errbuf, size_t errlen) {
     rd_kafka_conf_t *c = make_conf(k, 0, NULL, errbuf, errlen);
-    if (!c) return VG_EINVAL;
+    if (!c) return NULL;
     rd_kafka_conf_set_dr_msg_cb(c, NULL);
     char e[512];
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof(e));
     if (!rk) {
         rd_kafka_conf_destroy(c);
         snprintf(errbuf, errlen, "kafka client: %.400s", e);
-        return VG_EIO;
     }
+    return rk;
+}
+
+int vg_kafka_ensure_topic(vg_kafka_t *k, const char *topic, int32_t parts, int compact,
+                          char *errbuf, size_t errlen) {
+    rd_kafka_t *rk = meta_client(k, errbuf, errlen);
+    if (!rk) return VG_EIO;
     int rc = vg_cl_topic_parts(rk, topic, 5000) > 0
                  ? 0
                  : vg_cl_create_topic(rk, topic, parts, compact, errbuf, errlen);
@@ -2335,15 +2342,8 @@ static int worker_init(vg_kafka_t *k, worker_t *w, int index, char *errbuf, size
  * it: a producer's metadata request may auto-create a topic, uncompacted and with the
  * broker's default partition count. */
 static int check_cluster(vg_kafka_t *k, char *errbuf, size_t errlen) {
-    rd_kafka_conf_t *c = make_conf(k, 0, NULL, errbuf, errlen);
-    if (!c) return VG_EINVAL;
-    char e[512];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof(e));
-    if (!rk) {
-        rd_kafka_conf_destroy(c);
-        snprintf(errbuf, errlen, "kafka client: %.400s", e);
-        return VG_EIO;
-    }
+    rd_kafka_t *rk = meta_client(k, errbuf, errlen);
+    if (!rk) return VG_EIO;
     int32_t nin = 0;
     int rc = 0;
     if (k->topic_cl) rc = vg_cl_check_topic(rk, k->topic_cl, k->topic_in, &nin, errbuf, errlen);
