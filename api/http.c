@@ -239,6 +239,11 @@ typedef struct req_state {
     int kpending, kdry;
     vg_kafka_req_t kq;
     vg_kafka_score_res_t kr;
+    /* an account request asked of its Kafka partition (account_kafka_start): suspended
+     * the same way; kview holds a view's answer, kp what the handler is given */
+    int kacct;
+    vg_buf_t kview;
+    vg_kphase_t kp;
     vg_api_t *a;
     struct MHD_Connection *conn;
 } req_state_t;
@@ -284,6 +289,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
     req_state_t *rs = *con_cls;
     if (rs) {
         vg_buf_deinit(&rs->body);
+        vg_buf_deinit(&rs->kview);
         free(rs);
     }
     *con_cls = NULL;
@@ -636,6 +642,52 @@ static int score_kafka_start(vg_api_t *a, req_state_t *rs, struct MHD_Connection
     return 1;
 }
 
+/* GET or DELETE /v1/accounts/{a} and POST /v1/accounts/{a}/reset-baseline with the
+ * Kafka pipeline: the view, erasure or reset goes to the thread that owns the account's
+ * partition first, and this thread does not wait for it (the connection is suspended and
+ * resumed by score_kafka_done, like a score's); the handler then runs with the answer
+ * (vg_req_t.kp). 1: suspended; 0: not such a request here (the handler answers it as it
+ * is: a bad account, say); the answer is in r when refused at once. */
+static int account_kafka_start(vg_api_t *a, req_state_t *rs, struct MHD_Connection *c,
+                               vg_resp_t *r) {
+    vg_req_t *q = &rs->q;
+    if (q->route != VG_ROUTE_ACCOUNT && q->route != VG_ROUTE_ACCOUNT_RESET) return 0;
+    const char *acct = q->nseg > 0 ? q->seg[0] : "";
+    size_t al = strlen(acct);
+    if (al == 0 || al > VG_EVENT_MAX_ID) return 0;
+    int view = q->route == VG_ROUTE_ACCOUNT && strcmp(q->method, "DELETE") != 0;
+    int erase = q->route == VG_ROUTE_ACCOUNT && !view;
+    atomic_fetch_add(&a->kafka_inflight, 1);
+    if (atomic_load(&a->stopping)) {
+        atomic_fetch_sub(&a->kafka_inflight, 1);
+        r->retry_after = 1;
+        vg_resp_error(r, 503, "unavailable", "the service is stopping");
+        return 0;
+    }
+    rs->a = a;
+    rs->conn = c;
+    rs->kacct = 1;
+    vg_buf_clear(&rs->kview);
+    int rc = vg_buf_putc(&rs->kview, '{');
+    /* suspended before it is queued: the answer may come before this call returns */
+    MHD_suspend_connection(c);
+    if (rc == 0 && view)
+        rc = vg_kafka_account_view_async(a->kafka, &rs->kq, acct, al, VG_RECENT_MAX,
+                                         mono_us() + VG_KVIEW_WAIT_MS * 1000LL, &rs->kview,
+                                         &rs->kr, score_kafka_done, rs);
+    else if (rc == 0)
+        rc = vg_kafka_account_op_async(a->kafka, &rs->kq, erase, acct, al,
+                                       mono_us() + VG_KOP_WAIT_MS * 1000LL, &rs->kr,
+                                       score_kafka_done, rs);
+    else
+        rs->kr.partition = -1;
+    if (rc != 0) {   /* refused at once: answered when the connection resumes */
+        rs->kq.rc = rc;
+        score_kafka_done(rs);
+    }
+    return 1;
+}
+
 /* POST /v1/score without the Kafka pipeline. */
 static void h_score(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     int dry;
@@ -800,6 +852,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return MHD_YES;
     }
+    if (rs->kacct) {   /* resumed: the account's partition answered (account_kafka_start) */
+        rs->kacct = 0;
+        rs->kp = (vg_kphase_t){rs->kq.rc, rs->kr.partition, &rs->kview};
+        rs->q.kp = &rs->kp;
+        vg_resp_t r;
+        memset(&r, 0, sizeof(r));
+        vg_buf_init(&r.body);
+        dispatch(a, &rs->q, &r);
+        enum MHD_Result ok = send_resp(a, c, rs, &r);
+        vg_buf_deinit(&r.body);
+        return ok;
+    }
     if (rs->kpending) {   /* resumed: the Kafka pipeline answered (score_kafka_start) */
         rs->kpending = 0;
         vg_resp_t r;
@@ -833,7 +897,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                     vg_buf_deinit(&r.body);
                     return MHD_YES;   /* suspended: answered when resumed */
                 }
-            } else {
+            } else if (a->kafka && account_kafka_start(a, rs, c, &r)) {
+                vg_buf_deinit(&r.body);
+                return MHD_YES;       /* suspended: answered when resumed */
+            } else if (r.status == 0) {
                 dispatch(a, &rs->q, &r);
             }
         }

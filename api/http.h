@@ -155,6 +155,20 @@ void vg_api_tick(vg_api_t *a, int64_t now_ms);
 
 /* ---- shared by api/http*.c and api/redis.c (not for other callers) ---- */
 
+/* With Kafka, GET and DELETE /v1/accounts/{a} and POST .../reset-baseline go to the
+ * partition that holds the account first; http.c asks it without blocking its thread
+ * (the connection is suspended meanwhile) and then calls the handler with the answer
+ * in vg_req_t.kp. A handler called with kp NULL asks (and waits) itself. */
+typedef struct vg_kphase {
+    int rc;                   /* vg_kafka_account_view's or vg_kafka_account_op's */
+    int32_t part;             /* the account's partition (-1: not routed) */
+    vg_buf_t *view;           /* GET: "{" and the view's members (nothing: no state) */
+} vg_kphase_t;
+
+#define VG_RECENT_MAX 10      /* decisions GET /v1/accounts/{account} shows */
+#define VG_KVIEW_WAIT_MS 10000   /* a view's wait for its partition's thread */
+#define VG_KOP_WAIT_MS 30000     /* an erasure's or baseline reset's */
+
 typedef struct vg_req {
     const char *method;
     vg_route_t route;
@@ -168,6 +182,7 @@ typedef struct vg_req {
     vg_engine_ctx_t *ectx;    /* per-connection engine scratch */
     vg_buf_t *out;            /* per-connection output buffer */
     int64_t start_us;
+    const vg_kphase_t *kp;    /* see vg_kphase_t */
 } vg_req_t;
 
 typedef struct vg_resp {

@@ -506,10 +506,17 @@ static int alert_del_cb(void *ctx, const char *k, size_t kl, const char *v, size
  * (409 not_owner when another instance owns it); the HTTP engine's copy and the
  * control store's records are handled as without Kafka after it. 0 to go on; -1 when
  * the answer was given. */
-static int kafka_op(vg_api_t *a, vg_resp_t *r, int erase, const char *acct, size_t al) {
+static int kafka_op(vg_api_t *a, vg_req_t *q, vg_resp_t *r, int erase, const char *acct,
+                    size_t al) {
     if (!a->kafka) return 0;
     int32_t part = -1;
-    int rc = vg_kafka_account_op(a->kafka, erase, acct, al, 30000, &part);
+    int rc;
+    if (q->kp) {   /* asked already (http.c) */
+        rc = q->kp->rc;
+        part = q->kp->part;
+    } else {
+        rc = vg_kafka_account_op(a->kafka, erase, acct, al, VG_KOP_WAIT_MS, &part);
+    }
     if (rc == 0 || (rc == VG_ENOTFOUND && part < 0)) return 0;   /* < 0: not routed */
     if (rc == VG_ENOTFOUND) vg_api_not_owner(a, r, acct, al, part);
     else if (rc == VG_ELIMIT || rc == VG_EIO) {
@@ -530,7 +537,7 @@ void vg_h_account_reset(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
         return;
     }
     char err[256];
-    if (kafka_op(a, r, 0, acct, al) != 0) return;
+    if (kafka_op(a, q, r, 0, acct, al) != 0) return;
     if (vg_engine_reset_baseline(a->eng, acct, al, err, sizeof(err)) != 0) {
         vg_resp_error(r, 500, "internal", "%s", err);
         return;
@@ -539,7 +546,7 @@ void vg_h_account_reset(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     vg_resp_json(r, 200, json_pack("{s:s,s:b}", "account", acct, "baseline_reset", 1));
 }
 
-#define RECENT_MAX 10   /* decisions GET /v1/accounts/{account} shows */
+#define RECENT_MAX VG_RECENT_MAX
 
 typedef struct dsort {
     json_t *d;
@@ -580,7 +587,7 @@ void vg_h_account(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     unsigned char pre[2 + VG_EVENT_MAX_ID + 1];
     if (strcmp(q->method, "DELETE") == 0) {
         char err[512];
-        if (kafka_op(a, r, 1, acct, al) != 0) return;
+        if (kafka_op(a, q, r, 1, acct, al) != 0) return;
         int rc = vg_engine_forget(a->eng, acct, al, err, sizeof(err));
         collect_t c = {NULL, 0, a->ctl};
         size_t pl = acct_prefix('D', acct, pre);
@@ -608,36 +615,45 @@ void vg_h_account(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     }
     /* the account's state where it lives: the engine's shard, or with Kafka the
      * partition that holds it (409 not_owner when another instance owns it) */
-    vg_buf_t vb;
-    vg_buf_init(&vb);
+    vg_buf_t own;
+    vg_buf_init(&own);
+    vg_buf_t *vb = &own;   /* "{" and the view's members */
     int32_t part = -1;
-    int vrc = vg_buf_putc(&vb, '{');
-    size_t vl0 = vb.len;
-    if (!vrc && a->kafka)
-        vrc = vg_kafka_account_view(a->kafka, acct, al, RECENT_MAX, 10000, &vb, &part);
-    else if (!vrc)
-        vrc = vg_engine_account_view(a->eng, acct, al, RECENT_MAX, &vb);
+    int vrc;
+    if (q->kp && a->kafka) {   /* asked already (http.c) */
+        vrc = q->kp->rc;
+        part = q->kp->part;
+        vb = q->kp->view;
+    } else {
+        vrc = vg_buf_putc(vb, '{');
+        if (!vrc && a->kafka)
+            vrc = vg_kafka_account_view(a->kafka, acct, al, RECENT_MAX, VG_KVIEW_WAIT_MS, vb,
+                                        &part);
+        else if (!vrc)
+            vrc = vg_engine_account_view(a->eng, acct, al, RECENT_MAX, vb);
+    }
+    size_t vl0 = 1;
     if (vrc == VG_ENOTFOUND && a->kafka && part >= 0) {
-        vg_buf_deinit(&vb);
+        vg_buf_deinit(&own);
         vg_api_not_owner(a, r, acct, al, part);
         return;
     }
     if (vrc == VG_ELIMIT || (vrc == VG_EIO && a->kafka)) {
-        vg_buf_deinit(&vb);
+        vg_buf_deinit(&own);
         r->retry_after = 1;
         vg_resp_error(r, 503, "unavailable", "the state of the account is busy or stopping "
                       "(%s)", vg_strerror(vrc));
         return;
     }
     if (vrc && vrc != VG_ENOTFOUND) {
-        vg_buf_deinit(&vb);
+        vg_buf_deinit(&own);
         vg_resp_error(r, 500, "internal", "reading the account's state: %s", vg_strerror(vrc));
         return;
     }
     json_t *view = NULL;
-    if (!vrc && vb.len > vl0 && !vg_buf_putc(&vb, '}'))
-        view = json_loadb(vb.p, vb.len, 0, NULL);
-    vg_buf_deinit(&vb);
+    if (!vrc && vb->len > vl0 && !vg_buf_putc(vb, '}'))
+        view = json_loadb(vb->p, vb->len, 0, NULL);
+    vg_buf_deinit(&own);
     /* recent decisions: the state's (its events within the dedupe horizon) and those this
      * instance answered over HTTP (kept longer), by event time, newest first */
     json_t *rec = json_array();

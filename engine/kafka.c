@@ -1916,11 +1916,15 @@ static void req_finish(worker_t *w, kreq_t *q, int rc) {
  * waited is not decided (VG_ELIMIT: its client is told to retry, the load shed). */
 static void serve_reqs(worker_t *w) {
     pthread_mutex_lock(&w->qmu);
-    kreq_t *q = w->qhead;
+    kreq_t *x = w->qhead, *q = NULL;
     w->qhead = NULL;
     int n = 0;
-    for (kreq_t *x = q; x; x = x->next) {
+    while (x) {   /* queued newest first: answered in the order they came */
+        kreq_t *next = x->next;
         x->taken = 1;
+        x->next = q;
+        q = x;
+        x = next;
         n++;
     }
     if (n) atomic_fetch_sub(&w->k->nqueued, n);
@@ -2049,6 +2053,22 @@ int vg_kafka_account_op(vg_kafka_t *k, int erase, const char *acct, size_t alen,
                     &res);
     *partition = res.partition;
     return rc;
+}
+
+int vg_kafka_account_op_async(vg_kafka_t *k, vg_kafka_req_t *q, int erase, const char *acct,
+                              size_t alen, int64_t deadline_us, vg_kafka_score_res_t *res,
+                              void (*done)(void *arg), void *arg) {
+    if (!done) return VG_EINVAL;
+    return enqueue(k, q, erase ? REQ_FORGET : REQ_RESET, acct, alen, NULL, 0, 0, deadline_us,
+                   NULL, res, done, arg);
+}
+
+int vg_kafka_account_view_async(vg_kafka_t *k, vg_kafka_req_t *q, const char *acct,
+                                size_t alen, int max, int64_t deadline_us, vg_buf_t *out,
+                                vg_kafka_score_res_t *res, void (*done)(void *arg),
+                                void *arg) {
+    if (!done) return VG_EINVAL;
+    return enqueue(k, q, REQ_VIEW, acct, alen, NULL, 0, max, deadline_us, out, res, done, arg);
 }
 
 int vg_kafka_account_view(vg_kafka_t *k, const char *acct, size_t alen, int max,

@@ -452,10 +452,58 @@ static void test_score_async(void **st) {
         char id[32];
         snprintf(id, sizeof id, "\"id\":\"m%d\"", i);
         assert_non_null(strstr(outs[i].p, id));
+        /* decided in the order they were queued: 3 events before m0 */
+        snprintf(id, sizeof id, "\"n\":%d}", 4 + i);
+        assert_non_null(strstr(outs[i].p, id));
         vg_buf_deinit(&outs[i]);
     }
     vg_kafka_get_stats(k, &after);
     assert_int_equal(after.scored - before.scored, M);
+
+    /* account views, baseline resets and erasures the same way (GET, POST reset-baseline
+     * and DELETE /v1/accounts/{a} with Kafka: the HTTP thread does not wait) */
+    done_t dv = {0};
+    vg_buf_clear(&out);
+    assert_int_equal(vg_kafka_account_view_async(k, &q, "a", 1, 3, now_us() + 5000000, &out,
+                                                 &res, on_done, &dv), 0);
+    wait_done(&dv, 1);
+    assert_int_equal(q.rc, 0);
+    assert_int_equal(res.partition, 0);
+    assert_non_null(strstr(out.p, "\"recent_decisions\""));
+    assert_non_null(strstr(out.p, "\"id\":\"m199\""));   /* the newest first, 3 at most */
+    assert_null(strstr(out.p, "\"id\":\"m196\""));
+    done_t dn = {0};   /* no state for the account: nothing written */
+    vg_buf_clear(&out);
+    assert_int_equal(vg_kafka_account_view_async(k, &q, "nobody", 6, 3, now_us() + 5000000,
+                                                 &out, &res, on_done, &dn), 0);
+    wait_done(&dn, 1);
+    assert_int_equal(q.rc, 0);
+    assert_int_equal(out.len, 0);
+    done_t dl = {0};   /* past its deadline: not asked */
+    assert_int_equal(vg_kafka_account_view_async(k, &q, "a", 1, 3, now_us() - 1000, &out, &res,
+                                                 on_done, &dl), 0);
+    wait_done(&dl, 1);
+    assert_int_equal(q.rc, VG_ELIMIT);
+    assert_int_equal(out.len, 0);
+    assert_int_equal(vg_kafka_account_view_async(k, &q, "a", 1, 3, now_us(), &out, &res, NULL,
+                                                 NULL), VG_EINVAL);
+    done_t dr = {0};
+    assert_int_equal(vg_kafka_account_op_async(k, &q, 0, "a", 1, now_us() + 5000000, &res,
+                                               on_done, &dr), 0);
+    wait_done(&dr, 1);
+    assert_int_equal(q.rc, 0);
+    done_t de = {0};
+    assert_int_equal(vg_kafka_account_op_async(k, &q, 1, "a", 1, now_us() + 5000000, &res,
+                                               on_done, &de), 0);
+    wait_done(&de, 1);
+    assert_int_equal(q.rc, 0);
+    done_t dg = {0};   /* erased: the partition holds nothing for it any more */
+    vg_buf_clear(&out);
+    assert_int_equal(vg_kafka_account_view_async(k, &q, "a", 1, 3, now_us() + 5000000, &out,
+                                                 &res, on_done, &dg), 0);
+    wait_done(&dg, 1);
+    assert_int_equal(q.rc, 0);
+    assert_int_equal(out.len, 0);
     free(qs);
     free(rs);
     free(outs);
