@@ -28,6 +28,7 @@
 
 #include "api/redis.h"
 #include "rules/errors.h"
+#include "rules/utf8.h"
 
 extern const char vg_openapi_json[];
 
@@ -738,6 +739,18 @@ static void dispatch(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     }
 }
 
+/* 1 when every path segment of q is valid UTF-8 (after libmicrohttpd's percent
+ * decoding). */
+static int segs_utf8(const vg_req_t *q) {
+    for (int i = 0; i < q->nseg; i++) {
+        const unsigned char *s = (const unsigned char *)q->seg[i];
+        size_t n = strlen(q->seg[i]), k;
+        for (size_t j = 0; j < n; j += k)
+            if (!(k = vg_utf8_seq(s + j, n - j))) return 0;
+    }
+    return 1;
+}
+
 /* Auth: 0 when allowed, else the error set in r. */
 static int authorize(vg_api_t *a, struct MHD_Connection *c, req_state_t *rs, vg_resp_t *r) {
     vg_req_t *q = &rs->q;
@@ -820,6 +833,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         } else if (match(rs->path, &rs->q, &rs->def) != 0) {
             rs->def.route = VG_ROUTE_OTHER;
             vg_resp_error(&r, 404, "not_found", "no route %s", url);
+            err = 1;
+        } else if (!segs_utf8(&rs->q)) {
+            /* an account, list, item or module named so can match no event (events
+             * are UTF-8 JSON) and cannot be written back in a JSON answer */
+            vg_resp_error(&r, 400, "bad_request", "a path segment is not valid UTF-8");
             err = 1;
         } else if (!(method_bit(method) & rs->def.methods)) {
             vg_resp_error(&r, 405, "method_not_allowed", "%s is not allowed on %s", method,

@@ -469,6 +469,7 @@ static void test_score_async(void **st) {
     wait_done(&dv, 1);
     assert_int_equal(q.rc, 0);
     assert_int_equal(res.partition, 0);
+    assert_int_equal(vg_buf_putc(&out, '\0'), 0);   /* for strstr */
     assert_non_null(strstr(out.p, "\"recent_decisions\""));
     assert_non_null(strstr(out.p, "\"id\":\"m199\""));   /* the newest first, 3 at most */
     assert_null(strstr(out.p, "\"id\":\"m196\""));
