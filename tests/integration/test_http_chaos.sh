@@ -27,5 +27,22 @@ if grep -q "ERROR: AddressSanitizer\|runtime error:" "$TMP/a.log"; then
 fi
 stop_pid "$PID_a"
 [ "$STOP_STATUS" = 0 ] && ok "clean stop" || bad "stop status $STOP_STATUS"
+
+# the same with the Kafka pipeline (an embedded broker): scores, account views, erasures
+# and baseline resets then go to the partition's thread (suspended connections)
+PK=$(free_port)
+start_vigil k "$PK" --kafka embedded --state "$TMP/stk" --rules "$SRC/rules/packs/cards.vrl" \
+    -X session.timeout.ms=6000
+if python3 "$SRC/tests/integration/http_chaos.py" 127.0.0.1 "$PK" adm-secret \
+    --seed 13 --requests 1500 --rules "$SRC/rules/packs"; then
+    ok "chaos seed 13, with Kafka"
+else
+    bad "chaos seed 13, with Kafka"
+fi
+if grep -q "ERROR: AddressSanitizer\|runtime error:" "$TMP/k.log"; then
+    bad "sanitizer report in the Kafka server's log"; grep -A20 "ERROR: AddressSanitizer\|runtime error:" "$TMP/k.log" | head -60
+fi
+stop_pid "$PID_k"
+[ "$STOP_STATUS" = 0 ] && ok "clean stop (Kafka)" || bad "stop status $STOP_STATUS (Kafka)"
 echo "$FAILS failures"
 [ "$FAILS" = 0 ]
