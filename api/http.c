@@ -605,6 +605,23 @@ static void score_kafka_done(void *arg) {
     atomic_fetch_sub(&a->kafka_inflight, 1);
 }
 
+/* A request about to wait for a Kafka partition's thread: counted (vg_api_stop waits
+ * for it) and bound to its connection for score_kafka_done. 0, or -1 with a 503 in r
+ * while the service stops. */
+static int kafka_wait_begin(vg_api_t *a, req_state_t *rs, struct MHD_Connection *c,
+                            vg_resp_t *r) {
+    atomic_fetch_add(&a->kafka_inflight, 1);
+    if (atomic_load(&a->stopping)) {
+        atomic_fetch_sub(&a->kafka_inflight, 1);
+        r->retry_after = 1;
+        vg_resp_error(r, 503, "unavailable", "the service is stopping");
+        return -1;
+    }
+    rs->a = a;
+    rs->conn = c;
+    return 0;
+}
+
 /* POST /v1/score with the Kafka pipeline: the event goes to the thread that owns the
  * account's partition; this thread does not wait for it (the connection is suspended
  * and resumed by score_kafka_done). 1: suspended (the answer comes later); 0: the
@@ -620,15 +637,7 @@ static int score_kafka_start(vg_api_t *a, req_state_t *rs, struct MHD_Connection
         score_engine(a, q, r, rs->kdry, left_us);
         return 0;
     }
-    atomic_fetch_add(&a->kafka_inflight, 1);
-    if (atomic_load(&a->stopping)) {
-        atomic_fetch_sub(&a->kafka_inflight, 1);
-        r->retry_after = 1;
-        vg_resp_error(r, 503, "unavailable", "the service is stopping");
-        return 0;
-    }
-    rs->a = a;
-    rs->conn = c;
+    if (kafka_wait_begin(a, rs, c, r) != 0) return 0;
     rs->kpending = 1;
     vg_buf_clear(q->out);
     /* suspended before it is queued: the answer may come before this call returns */
@@ -658,15 +667,7 @@ static int account_kafka_start(vg_api_t *a, req_state_t *rs, struct MHD_Connecti
     if (al == 0 || al > VG_EVENT_MAX_ID) return 0;
     int view = q->route == VG_ROUTE_ACCOUNT && strcmp(q->method, "DELETE") != 0;
     int erase = q->route == VG_ROUTE_ACCOUNT && !view;
-    atomic_fetch_add(&a->kafka_inflight, 1);
-    if (atomic_load(&a->stopping)) {
-        atomic_fetch_sub(&a->kafka_inflight, 1);
-        r->retry_after = 1;
-        vg_resp_error(r, 503, "unavailable", "the service is stopping");
-        return 0;
-    }
-    rs->a = a;
-    rs->conn = c;
+    if (kafka_wait_begin(a, rs, c, r) != 0) return 0;
     rs->kacct = 1;
     vg_buf_clear(&rs->kview);
     int rc = vg_buf_putc(&rs->kview, '{');

@@ -371,6 +371,32 @@ static void wait_done(done_t *d, int n) {
     assert_int_equal(atomic_load(&d->calls), n);
 }
 
+/* vg_kafka_account_view_async of acct (at most 3 decisions), waited for: q.rc, with the
+ * view in out and the partition in *part. */
+static int view_wait(vg_kafka_t *k, const char *acct, int64_t deadline_us, vg_buf_t *out,
+                     int32_t *part) {
+    vg_kafka_req_t q;
+    vg_kafka_score_res_t res;
+    done_t d = {0};
+    vg_buf_clear(out);
+    assert_int_equal(vg_kafka_account_view_async(k, &q, acct, strlen(acct), 3, deadline_us, out,
+                                                 &res, on_done, &d), 0);
+    wait_done(&d, 1);
+    *part = res.partition;
+    return q.rc;
+}
+
+/* vg_kafka_account_op_async (erase 1: erasure, 0: baseline reset), waited for: q.rc. */
+static int op_wait(vg_kafka_t *k, int erase, const char *acct) {
+    vg_kafka_req_t q;
+    vg_kafka_score_res_t res;
+    done_t d = {0};
+    assert_int_equal(vg_kafka_account_op_async(k, &q, erase, acct, strlen(acct),
+                                               now_us() + 5000000, &res, on_done, &d), 0);
+    wait_done(&d, 1);
+    return q.rc;
+}
+
 static void test_score_async(void **st) {
     (void)st;
     char err[512];
@@ -462,48 +488,25 @@ static void test_score_async(void **st) {
 
     /* account views, baseline resets and erasures the same way (GET, POST reset-baseline
      * and DELETE /v1/accounts/{a} with Kafka: the HTTP thread does not wait) */
-    done_t dv = {0};
-    vg_buf_clear(&out);
-    assert_int_equal(vg_kafka_account_view_async(k, &q, "a", 1, 3, now_us() + 5000000, &out,
-                                                 &res, on_done, &dv), 0);
-    wait_done(&dv, 1);
-    assert_int_equal(q.rc, 0);
-    assert_int_equal(res.partition, 0);
+    int32_t part = -1;
+    assert_int_equal(view_wait(k, "a", now_us() + 5000000, &out, &part), 0);
+    assert_int_equal(part, 0);
     assert_int_equal(vg_buf_putc(&out, '\0'), 0);   /* for strstr */
     assert_non_null(strstr(out.p, "\"recent_decisions\""));
     assert_non_null(strstr(out.p, "\"id\":\"m199\""));   /* the newest first, 3 at most */
     assert_null(strstr(out.p, "\"id\":\"m196\""));
-    done_t dn = {0};   /* no state for the account: nothing written */
-    vg_buf_clear(&out);
-    assert_int_equal(vg_kafka_account_view_async(k, &q, "nobody", 6, 3, now_us() + 5000000,
-                                                 &out, &res, on_done, &dn), 0);
-    wait_done(&dn, 1);
-    assert_int_equal(q.rc, 0);
+    /* no state for the account: nothing written */
+    assert_int_equal(view_wait(k, "nobody", now_us() + 5000000, &out, &part), 0);
     assert_int_equal(out.len, 0);
-    done_t dl = {0};   /* past its deadline: not asked */
-    assert_int_equal(vg_kafka_account_view_async(k, &q, "a", 1, 3, now_us() - 1000, &out, &res,
-                                                 on_done, &dl), 0);
-    wait_done(&dl, 1);
-    assert_int_equal(q.rc, VG_ELIMIT);
+    /* past its deadline: not asked */
+    assert_int_equal(view_wait(k, "a", now_us() - 1000, &out, &part), VG_ELIMIT);
     assert_int_equal(out.len, 0);
     assert_int_equal(vg_kafka_account_view_async(k, &q, "a", 1, 3, now_us(), &out, &res, NULL,
                                                  NULL), VG_EINVAL);
-    done_t dr = {0};
-    assert_int_equal(vg_kafka_account_op_async(k, &q, 0, "a", 1, now_us() + 5000000, &res,
-                                               on_done, &dr), 0);
-    wait_done(&dr, 1);
-    assert_int_equal(q.rc, 0);
-    done_t de = {0};
-    assert_int_equal(vg_kafka_account_op_async(k, &q, 1, "a", 1, now_us() + 5000000, &res,
-                                               on_done, &de), 0);
-    wait_done(&de, 1);
-    assert_int_equal(q.rc, 0);
-    done_t dg = {0};   /* erased: the partition holds nothing for it any more */
-    vg_buf_clear(&out);
-    assert_int_equal(vg_kafka_account_view_async(k, &q, "a", 1, 3, now_us() + 5000000, &out,
-                                                 &res, on_done, &dg), 0);
-    wait_done(&dg, 1);
-    assert_int_equal(q.rc, 0);
+    assert_int_equal(op_wait(k, 0, "a"), 0);   /* baseline reset */
+    assert_int_equal(op_wait(k, 1, "a"), 0);   /* erasure */
+    /* erased: the partition holds nothing for it any more */
+    assert_int_equal(view_wait(k, "a", now_us() + 5000000, &out, &part), 0);
     assert_int_equal(out.len, 0);
     free(qs);
     free(rs);
