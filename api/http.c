@@ -155,10 +155,35 @@ static int split(char *buf, char **seg) {
     return n;
 }
 
-/* Finds the route; returns 0 and fills q (segments borrowed from buf), or 404. */
-static int match(char *buf, vg_req_t *q, route_def_t *d) {
+static int hexval(char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Decodes %XX escapes in place (others are kept as they are, as libmicrohttpd does). */
+static void unescape(char *p) {
+    char *o = p;
+    for (; *p; p++) {
+        int h, l;
+        if (p[0] == '%' && (h = hexval(p[1])) >= 0 && (l = hexval(p[2])) >= 0) {
+            *o++ = (char)(h * 16 + l);
+            p += 2;
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = 0;
+}
+
+/* Finds the route; returns 0 and fills q (segments borrowed from buf), or 404. buf is
+ * the raw path when `raw` (split at its slashes first, then each segment decoded, so
+ * that an encoded slash, %2F, stays inside its segment: an account or list item named
+ * "a/b"), else the decoded path. */
+static int match(char *buf, int raw, vg_req_t *q, route_def_t *d) {
     char *s[8];
     int n = split(buf, s);
+    if (raw)
+        for (int i = 0; i < n; i++) unescape(s[i]);
     memset(d, 0, sizeof(*d));
     d->need_get = VG_ROLE_NONE;
     q->nseg = 0;
@@ -235,6 +260,7 @@ typedef struct req_state {
     int done;            /* a response was queued on the first call */
     int started;         /* on_request has seen the request */
     int nul_in_uri;      /* the raw URI has %00 (libmicrohttpd decodes it into a NUL) */
+    char *raw;           /* the raw path (before any '?'), for routing: NULL if unknown */
     /* a score queued for the Kafka pipeline (score_kafka_start): the connection is
      * suspended until the partition's thread answers (score_kafka_done) */
     int kpending, kdry;
@@ -256,7 +282,10 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
     (void)cls;
     (void)c;
     req_state_t *rs = calloc(1, sizeof(*rs));
-    if (rs) rs->nul_in_uri = uri && strstr(uri, "%00") != NULL;
+    if (rs && uri) {
+        rs->nul_in_uri = strstr(uri, "%00") != NULL;
+        rs->raw = strndup(uri, strcspn(uri, "?"));
+    }
     return rs;
 }
 
@@ -291,6 +320,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (rs) {
         vg_buf_deinit(&rs->body);
         vg_buf_deinit(&rs->kview);
+        free(rs->raw);
         free(rs);
     }
     *con_cls = NULL;
@@ -818,7 +848,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         vg_resp_t r;
         memset(&r, 0, sizeof(r));
         vg_buf_init(&r.body);
-        snprintf(rs->path, sizeof(rs->path), "%s", url);
+        /* routed on the raw path when it is known (segments decoded one by one) */
+        const char *route_path = rs->raw ? rs->raw : url;
+        snprintf(rs->path, sizeof(rs->path), "%s", route_path);
         rs->q.method = method;
         rs->q.conn = c;
         rs->q.start_us = rs->start_us;
@@ -827,11 +859,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             rs->def.route = VG_ROUTE_OTHER;
             vg_resp_error(&r, 400, "bad_request", "the URL has a NUL byte (%%00)");
             err = 1;
-        } else if (strlen(url) >= sizeof(rs->path)) {
+        } else if (strlen(route_path) >= sizeof(rs->path)) {
             rs->def.route = VG_ROUTE_OTHER;
             vg_resp_error(&r, 404, "not_found", "path too long");
             err = 1;
-        } else if (match(rs->path, &rs->q, &rs->def) != 0) {
+        } else if (match(rs->path, rs->raw != NULL, &rs->q, &rs->def) != 0) {
             rs->def.route = VG_ROUTE_OTHER;
             vg_resp_error(&r, 404, "not_found", "no route %s", url);
             err = 1;
@@ -999,7 +1031,12 @@ int vg_http_if_match(vg_req_t *q, vg_resp_t *r, int64_t cur, int exists, int64_t
         vg_resp_error(r, 412, "precondition_failed", "If-Match must be an ETag like \"3\"");
         return -1;
     }
-    if (v != cur || !exists) {
+    if (!exists) {   /* RFC 9110: If-Match with a tag is false when nothing is there */
+        vg_resp_error(r, 412, "precondition_failed",
+                      "If-Match: \"%lld\" but it does not exist: reload and retry", v);
+        return -1;
+    }
+    if (v != cur) {
         vg_resp_error(r, 412, "precondition_failed",
                       "the current version is %lld, not %lld: reload and retry", (long long)cur, v);
         return -1;
