@@ -468,7 +468,8 @@ static void commit(vg_api_t *a, vg_req_t *q, vg_resp_t *r, const char *name, con
     free(rec);
     vg_api_audit(a, q, action, name, cur, nv);
     snprintf(r->etag, sizeof(r->etag), "\"%lld\"", (long long)nv);
-    vg_resp_json(r, source && cur == 0 ? 201 : 200, out);
+    /* a PUT that made the module (again, after a delete) is 201; a rollback is 200 */
+    vg_resp_json(r, source && !exists && q->route == VG_ROUTE_RULE ? 201 : 200, out);
 }
 
 /* ---- handlers -------------------------------------------------------------------- */

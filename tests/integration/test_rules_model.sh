@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# test_rules_model.sh - the rule modules API against a model (rules_model.py): random
+# changes (new sources, sources that do not compile, deletes, rollbacks to earlier and to
+# missing versions, right, stale and missing If-Match) and reads, each checked for its
+# status, version, global ruleset, source, version list and module list, and scores
+# between them whose fired rules must be exactly those of the modules at the ruleset the
+# decision names: against `vigil serve` (two seeds, the second beside the first's
+# modules) and `vigil serve --kafka embedded` (scores decided by the partitions' threads).
+# Usage: bash test_rules_model.sh BUILD_DIR SOURCE_DIR
+set -uo pipefail
+source "$(dirname "$0")/http_lib.sh" "$1" "$2"
+
+export VIGIL_TOKENS="admin:adm-secret"
+run_model() {  # run_model PORT SEED STEPS DESCRIPTION
+    if python3 "$SRC/tests/integration/rules_model.py" 127.0.0.1 "$1" adm-secret \
+        --seed "$2" --steps "$3"; then ok "$4"; else bad "$4"; fi
+}
+
+P1=$(free_port)
+start_vigil a "$P1" --state "$TMP/st"
+run_model "$P1" 1 300 "rules model, seed 1"
+run_model "$P1" 2 300 "rules model, seed 2 (beside seed 1's modules)"
+stop_pid "$PID_a"
+[ "$STOP_STATUS" = 0 ] && ok "clean stop" || bad "stop status $STOP_STATUS"
+
+P2=$(free_port)
+start_vigil k "$P2" --kafka embedded --state "$TMP/stk" -X session.timeout.ms=6000
+run_model "$P2" 3 300 "rules model with Kafka, seed 3"
+stop_pid "$PID_k"
+[ "$STOP_STATUS" = 0 ] && ok "clean stop (Kafka)" || bad "stop status $STOP_STATUS (Kafka)"
+echo "$FAILS failures"
+[ "$FAILS" = 0 ]
