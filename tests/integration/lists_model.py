@@ -11,8 +11,9 @@ created, 200, 404 for what is not there, 412 for a stale If-Match), the answer's
 and size, and the version (one more per change, kept across a delete, the ETag equal to
 it). Every few steps an event is scored for each list with a card that is, or is not,
 in the model's list: its rule must fire exactly when the card is in it (the engine
-reads the lists it was told of). Exits 0 when every step agreed, else 1 listing the
-first disagreements.
+reads the lists it was told of). At the end every change must be in the audit trail
+once, in order, with its action and new version. Exits 0 when every step agreed, else 1
+listing the first disagreements.
 """
 import http.client
 import json
@@ -49,6 +50,7 @@ def main():
         else:
             items[n], version[n] = None, None
     pool = ["card-%d" % k for k in range(12)] + ["caf\u00e9", "x y", "card/1"]
+    writes = {n: [] for n in names}   # (audit action, new version) of each change
     fails = []
     nev = 0
 
@@ -74,6 +76,7 @@ def main():
         path = "/v1/lists/" + n
 
         def changed(j):   # the version after a successful write
+            writes[n].append((ACTION[op], j.get("version") if isinstance(j, dict) else None))
             if cur is not None:
                 expect(isinstance(j, dict) and j.get("version") == cur + 1,
                        "%s %s: version %s, model %s" % (op, n, j and j.get("version"), cur + 1))
@@ -164,11 +167,39 @@ def main():
                         "fired" if fired else "did not fire"))
         if len(fails) >= 10:
             break
+    # every change is in the audit trail once, with its action and new version, and
+    # nothing else (a refused write is not)
+    entries, cursor = [], None
+    for _ in range(1000):
+        st, j, _ = c.call("GET", "/v1/audit?limit=1000" + ("&cursor=" + cursor if cursor else ""))
+        if st != 200:
+            fails.append("GET /v1/audit: %s %s" % (st, j))
+            break
+        entries += j.get("entries", [])
+        cursor = j.get("next_cursor")
+        if not cursor:
+            break
+    for n in names:
+        if not writes[n]:
+            continue
+        first = writes[n][0][1]
+        got = [(e.get("action"), e.get("new_version")) for e in reversed(entries)
+               if (e.get("target") == n or str(e.get("target", "")).startswith(n + "/")) and
+               str(e.get("action", "")).startswith("lists.") and
+               isinstance(e.get("new_version"), int) and first is not None and
+               e["new_version"] >= first]
+        if got != writes[n]:
+            fails.append("seed %d: the audit trail of list %s: %s..., model %s..." %
+                         (seed, n, got[:6], writes[n][:6]))
     print("lists_model: seed %d, %d steps, %d events scored, %d disagreements" %
           (seed, step + 1, nev, len(fails)))
     for f in fails:
         print("FAIL " + f)
     return 1 if fails else 0
+
+
+ACTION = {"put_list": "lists.put", "put_item": "lists.add", "del_item": "lists.rem",
+          "del_list": "lists.del"}
 
 
 def quote(s):
