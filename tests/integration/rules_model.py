@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """rules_model.py - the rule modules API of `vigil serve` against a model, over random steps.
 
-Usage: rules_model.py HOST PORT TOKEN [--seed N] [--steps N] [--modules N]
+Usage: rules_model.py HOST PORT TOKEN [--seed N] [--steps N] [--modules N] [--score-port P]
 
 Modules m0..m(N-1) (default 3), each a rule rK that fires when tx.amount exceeds a
 threshold. Each step is a random change (PUT a new source, PUT one that does not compile,
@@ -12,7 +12,9 @@ ruleset (one more per change of any module), its source, its version list, and t
 list of modules. Every few steps events are scored: each decision names the ruleset
 it was decided with, and the rules that fired must be exactly those the model's
 modules at that ruleset fire for the event's amount (so a decider that lags behind a
-change, as the Kafka pipeline may for a moment, is still checked exactly). Exits 0
+change, as the Kafka pipeline may for a moment, is still checked exactly; with
+`--score-port` the events go to another instance sharing the first one's Redis, which
+learns the changes from Redis). Exits 0
 when every step agreed, else 1 listing the first disagreements.
 """
 import http.client
@@ -29,13 +31,16 @@ def source(seed, k, t):
 def main():
     a = sys.argv[1:]
     if len(a) < 3:
-        print("usage: rules_model.py HOST PORT TOKEN [--seed N] [--steps N] [--modules N]",
+        print("usage: rules_model.py HOST PORT TOKEN [--seed N] [--steps N] [--modules N] "
+              "[--score-port P]",
               file=sys.stderr)
         return 2
     host, port, token = a[0], int(a[1]), a[2]
-    seed, steps, nmod = 1, 300, 3
+    seed, steps, nmod, score_port = 1, 300, 3, None
     i = 3
     while i < len(a):
+        if a[i] == "--score-port":   # scores go to another instance (one Redis)
+            score_port = int(a[i + 1])
         if a[i] == "--seed":
             seed = int(a[i + 1])
         elif a[i] == "--steps":
@@ -45,6 +50,7 @@ def main():
         i += 2
     rnd = random.Random(seed)
     c = Client(host, port, token)
+    sc = Client(host, score_port, token) if score_port else c
     # modules of this seed only (a server may hold other seeds' modules: their rules
     # are left out of the comparison)
     names = ["s%d_m%d" % (seed, k) for k in range(nmod)]
@@ -175,7 +181,7 @@ def main():
                       "ts": "2026-02-01T00:%02d:%02d.%03dZ" % (nev // 60000 % 60,
                                                               nev // 1000 % 60, nev % 1000),
                       "amount": amt}
-                st, j, _ = c.call("POST", "/v1/score", json.dumps(ev).encode())
+                st, j, _ = sc.call("POST", "/v1/score", json.dumps(ev).encode())
                 if st != 200:
                     expect(False, "score: %s %s" % (st, j))
                     continue
