@@ -14,7 +14,8 @@ it was decided with, and the rules that fired must be exactly those the model's
 modules at that ruleset fire for the event's amount (so a decider that lags behind a
 change, as the Kafka pipeline may for a moment, is still checked exactly; with
 `--score-port` the events go to another instance sharing the first one's Redis, which
-learns the changes from Redis). Exits 0
+learns the changes from Redis). At the end every change must be in the audit trail
+once, in order, with its action and versions. Exits 0
 when every step agreed, else 1 listing the first disagreements.
 """
 import http.client
@@ -78,8 +79,11 @@ def main():
                 out[n] = hist[n][-1]
         return out
 
+    writes = {n: [] for n in names}   # (audit action, new version) of each change
+
     def changed(n, src, st, j):
         nonlocal ruleset
+        writes[n].append((ACTION[op], len(hist[n]) + 1))
         hist[n].append(src)
         ruleset += 1
         expect(isinstance(j, dict) and j.get("version") == len(hist[n]),
@@ -199,11 +203,36 @@ def main():
                        % (amt, rs, fired, want, at[rs]))
         if len(fails) >= 10:
             break
+    # every change is in the audit trail once, in order, with its action and versions
+    entries, cursor = [], None
+    for _ in range(1000):
+        st, j, _ = c.call("GET", "/v1/audit?limit=1000" + ("&cursor=" + cursor if cursor else ""))
+        if st != 200:
+            fails.append("GET /v1/audit: %s %s" % (st, j))
+            break
+        entries += j.get("entries", [])
+        cursor = j.get("next_cursor")
+        if not cursor:
+            break
+    for n in names:
+        got = [(e.get("action"), e.get("new_version")) for e in reversed(entries)
+               if e.get("target") == n and str(e.get("action", "")).startswith("rules.")]
+        old = [e.get("old_version") for e in reversed(entries)
+               if e.get("target") == n and str(e.get("action", "")).startswith("rules.")]
+        if got != writes[n]:
+            fails.append("seed %d: the audit trail of module %s: %s..., model %s..." %
+                         (seed, n, got[:6], writes[n][:6]))
+        elif any(o not in (None, v - 1) for o, (_, v) in zip(old, got)):
+            fails.append("seed %d: the audit trail of module %s: old versions %s" %
+                         (seed, n, old[:8]))
     print("rules_model: seed %d, %d steps, %d events scored, ruleset %d, %d disagreements" %
           (seed, step + 1, nev, ruleset, len(fails)))
     for f in fails:
         print("FAIL " + f)
     return 1 if fails else 0
+
+
+ACTION = {"put": "rules.put", "delete": "rules.delete", "rollback": "rules.rollback"}
 
 
 def thr(src):
