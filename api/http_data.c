@@ -430,9 +430,11 @@ void vg_h_labels(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
         ops[i] = (vg_ctl_op_t){keys[i], 3 + al + il, vals[i], strlen(vals[i])};
     }
     if (!rc) rc = vg_ctl_write(a->ctl, ops, (int)n);
-    /* stored, then applied on the shard that owns each account (later events see it) */
+    /* stored, then applied on the shard that owns each account (later events see it),
+     * and with Kafka in the partition that holds it, when this instance owns it */
     char err[256] = "";
     int erc = 0;
+    json_int_t elsewhere = 0, busy = 0;
     json_array_foreach(b, i, l) {
         if (rc || erc) break;
         const char *id = json_string_value(json_object_get(l, "id"));
@@ -440,6 +442,15 @@ void vg_h_labels(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
         vg_label_t lb = {id, strlen(id), acct, strlen(acct),
                          json_is_true(json_object_get(l, "fraud")), INT64_MIN};
         erc = vg_engine_label(a->eng, &lb, err, sizeof(err));
+        if (erc || !a->kafka) continue;
+        int32_t part = -1;
+        int krc = vg_kafka_label(a->kafka, &lb, VG_KVIEW_WAIT_MS, &part);
+        if (krc == VG_ENOTFOUND && part >= 0) elsewhere++;
+        else if (krc == VG_ELIMIT || krc == VG_EIO) busy++;
+        else if (krc && krc != VG_ENOTFOUND) {
+            erc = krc;
+            snprintf(err, sizeof(err), "partition %d: %s", (int)part, vg_strerror(krc));
+        }
     }
     for (size_t k = 0; keys && vals && k < n; k++) {
         free(keys[k]);
@@ -451,7 +462,19 @@ void vg_h_labels(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     json_decref(b);
     if (rc) vg_resp_error(r, 500, "internal", "cannot store the labels");
     else if (erc) vg_resp_error(r, 500, "internal", "labels stored but not applied: %s", err);
-    else vg_resp_json(r, 200, json_pack("{s:I}", "accepted", (json_int_t)n));
+    else if (busy) {
+        r->retry_after = 1;
+        vg_resp_error(r, 503, "unavailable", "%lld of the %zu labels were stored but not "
+                      "applied: their partitions are busy or stopping; post them again",
+                      (long long)busy, n);
+    } else {
+        json_t *out = json_pack("{s:I}", "accepted", (json_int_t)n);
+        /* with Kafka: labels of accounts whose partitions another instance owns are stored
+         * here but apply there only when posted there (409 not_owner of the account
+         * routes names the owner) */
+        if (a->kafka) json_object_set_new(out, "not_owner", json_integer(elsewhere));
+        vg_resp_json(r, 200, out);
+    }
 }
 
 /* ---- accounts -------------------------------------------------------------------- */

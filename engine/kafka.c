@@ -116,7 +116,8 @@ static inline int part_changed(const part_t *pt) {
 
 /* A scoring request of vg_kafka_score(_async), queued for the worker owning its
  * partition (kafka.h). */
-enum { REQ_SCORE, REQ_FORGET, REQ_RESET, REQ_VIEW };   /* REQ_VIEW: `dry` is the most
+enum { REQ_SCORE, REQ_FORGET, REQ_RESET, REQ_VIEW, REQ_LABEL };   /* REQ_LABEL: `body`
+                                                                      is a vg_label_t */   /* REQ_VIEW: `dry` is the most
                                                           decisions wanted */
 typedef vg_kafka_req_t kreq_t;
 
@@ -1875,6 +1876,11 @@ static int score_one(worker_t *w, kreq_t *q) {
         int rc = vg_pipeline_account_view(pt->pl, q->acct, q->alen, q->dry, q->out);
         return rc == VG_ENOTFOUND ? 0 : rc;
     }
+    if (q->kind == REQ_LABEL) {   /* the account's later events see it */
+        int rc = vg_pipeline_label(pt->pl, (const vg_label_t *)(const void *)q->body);
+        if (!rc) pt->unlogged++;   /* the account's label memo: for the next checkpoint */
+        return rc;
+    }
     if (q->kind == REQ_RESET) {
         int rc = vg_pipeline_reset_baseline(pt->pl, q->acct, q->alen);
         if (!rc) pt->unlogged++;   /* a state change for the next checkpoint */
@@ -2051,6 +2057,15 @@ int vg_kafka_account_op(vg_kafka_t *k, int erase, const char *acct, size_t alen,
     vg_kafka_score_res_t res;
     int rc = submit(k, erase ? REQ_FORGET : REQ_RESET, acct, alen, NULL, 0, 0, timeout_ms, NULL,
                     &res);
+    *partition = res.partition;
+    return rc;
+}
+
+int vg_kafka_label(vg_kafka_t *k, const vg_label_t *lb, int64_t timeout_ms,
+                   int32_t *partition) {
+    vg_kafka_score_res_t res;
+    int rc = submit(k, REQ_LABEL, lb->account, lb->alen, (const char *)(const void *)lb,
+                    sizeof *lb, 0, timeout_ms, NULL, &res);
     *partition = res.partition;
     return rc;
 }

@@ -195,6 +195,13 @@ int vg_kafka_score_async(vg_kafka_t *k, vg_kafka_req_t *q, const char *acct, siz
 int vg_kafka_account_op(vg_kafka_t *k, int erase, const char *acct, size_t alen,
                         int64_t timeout_ms, int32_t *partition);
 
+/* A label (POST /v1/labels) applied in the partition that holds its account, whose
+ * later events there see it in the label aggregates (docs/rules.md, Labels); like an
+ * HTTP score it is not in the input topic, so a crash before the partition's next
+ * checkpoint forgets it. Same returns as vg_kafka_account_op. Any thread. */
+int vg_kafka_label(vg_kafka_t *k, const vg_label_t *lb, int64_t timeout_ms,
+                   int32_t *partition);
+
 /* vg_kafka_account_op without blocking the caller's thread, as vg_kafka_score_async:
  * q and res stay valid until done(arg) is called (exactly once, on one of the service's
  * threads; then q->rc holds what vg_kafka_account_op would return and res->partition
