@@ -16,35 +16,22 @@ alerts topic read back; `--kafka`) the queries start once the list holds every a
 most 30 s), and only one account's alerts (one partition's) are compared in order.
 Exits 0 when everything agreed, else 1.
 """
-import http.client
 import json
+import os
 import random
 import sys
 import time
 from urllib.parse import quote
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from model_lib import Client, parse_args  # noqa: E402
+
 
 def main():
-    a = sys.argv[1:]
-    if len(a) < 3:
-        print("usage: alerts_model.py HOST PORT TOKEN [--seed N] [--events N] [--queries N]",
-              file=sys.stderr)
-        return 2
-    host, port, token = a[0], int(a[1]), a[2]
-    seed, nev, nq, kafka = 1, 300, 60, False
-    i = 3
-    while i < len(a):
-        if a[i] == "--kafka":   # the server runs the Kafka pipeline
-            kafka = True
-            i += 1
-            continue
-        if a[i] == "--seed":
-            seed = int(a[i + 1])
-        elif a[i] == "--events":
-            nev = int(a[i + 1])
-        elif a[i] == "--queries":
-            nq = int(a[i + 1])
-        i += 2
+    host, port, token, o = parse_args(
+        "alerts_model.py HOST PORT TOKEN [--seed N] [--events N] [--queries N] [--kafka]",
+        {"seed": 1, "events": 300, "queries": 60}, flags=("kafka",))
+    seed, nev, nq, kafka = o["seed"], o["events"], o["queries"], o["kafka"]
     rnd = random.Random(seed)
     c = Client(host, port, token)
     accounts = ["am%d-%s" % (seed, x) for x in ("a", "b", "c", "d", "e/f", "caf\u00e9")]
@@ -145,26 +132,6 @@ def main():
     for f in fails:
         print("FAIL " + f)
     return 1 if fails else 0
-
-
-class Client:
-    def __init__(self, host, port, token):
-        self.host, self.port, self.token = host, port, token
-
-    def call(self, method, path, body=None):
-        h = {"Authorization": "Bearer " + self.token} if self.token else {}
-        c = http.client.HTTPConnection(self.host, self.port, timeout=30)
-        try:
-            c.request(method, path, body=body, headers=h)
-            r = c.getresponse()
-            data = r.read()
-            try:
-                j = json.loads(data) if data else None
-            except ValueError:
-                j = {"raw": data[:200]}
-            return r.status, j, r.getheader("ETag")
-        finally:
-            c.close()
 
 
 if __name__ == "__main__":

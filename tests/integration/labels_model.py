@@ -11,28 +11,21 @@ or several per request, relabels, labels for unknown ids). Each decision's fc, l
 must equal the model's: the account's events with time in [t - 30d, t] labelled before
 the event (the last label of an event wins). Exits 0 when every decision agreed, else 1.
 """
-import http.client
-import json
+import os
 import random
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from model_lib import Client, parse_args  # noqa: E402
 
 DAY = 86400000
 
 
 def main():
-    a = sys.argv[1:]
-    if len(a) < 3:
-        print("usage: labels_model.py HOST PORT TOKEN [--seed N] [--events N]", file=sys.stderr)
-        return 2
-    host, port, token = a[0], int(a[1]), a[2]
-    seed, nev = 1, 400
-    i = 3
-    while i < len(a):
-        if a[i] == "--seed":
-            seed = int(a[i + 1])
-        elif a[i] == "--events":
-            nev = int(a[i + 1])
-        i += 2
+    host, port, token, o = parse_args("labels_model.py HOST PORT TOKEN [--seed N] [--events N]",
+                                      {"seed": 1, "events": 400})
+    seed, nev = o["seed"], o["events"]
+    c = Client(host, port, token)
     rnd = random.Random(seed)
     accounts = ["lb%d-%d" % (seed, k) for k in range(4)]
     t = 1577836800000 + seed * 400 * DAY   # from 2020, each seed in its own stretch
@@ -45,7 +38,7 @@ def main():
         amt = rnd.randrange(1, 1000) / 4
         eid = "lb-%d-%d" % (seed, k)
         ev = {"id": eid, "account": acct, "ts": t, "amount": amt}
-        st, j = call(host, port, token, "POST", "/v1/score", ev)
+        st, j, _ = c.call("POST", "/v1/score", ev)
         if st != 200:
             fails.append("score %s: %s %s" % (eid, st, j))
             break
@@ -70,7 +63,7 @@ def main():
                 fr = rnd.random() < 0.4
                 batch.append({"id": e[0], "account": e[1], "fraud": fr})
             body = batch if len(batch) > 1 or rnd.random() < 0.5 else batch[0]
-            st, j = call(host, port, token, "POST", "/v1/labels", body)
+            st, j, _ = c.call("POST", "/v1/labels", body)
             if st not in (200, 201, 202):
                 fails.append("labels %s: %s %s" % (body, st, j))
                 break
@@ -84,21 +77,6 @@ def main():
     for f in fails:
         print("FAIL " + f)
     return 1 if fails else 0
-
-
-def call(host, port, token, method, path, obj):
-    h = {"Authorization": "Bearer " + token} if token else {}
-    c = http.client.HTTPConnection(host, port, timeout=30)
-    try:
-        c.request(method, path, body=json.dumps(obj).encode(), headers=h)
-        r = c.getresponse()
-        data = r.read()
-        try:
-            return r.status, json.loads(data) if data else None
-        except ValueError:
-            return r.status, data[:200]
-    finally:
-        c.close()
 
 
 if __name__ == "__main__":

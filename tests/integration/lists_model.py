@@ -15,29 +15,20 @@ reads the lists it was told of). At the end every change must be in the audit tr
 once, in order, with its action and new version. Exits 0 when every step agreed, else 1
 listing the first disagreements.
 """
-import http.client
 import json
+import os
 import random
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from model_lib import Client, audit_entries, parse_args  # noqa: E402
+
 
 def main():
-    a = sys.argv[1:]
-    if len(a) < 3:
-        print("usage: lists_model.py HOST PORT TOKEN [--seed N] [--steps N] [--lists a,b]",
-              file=sys.stderr)
-        return 2
-    host, port, token = a[0], int(a[1]), a[2]
-    seed, steps, names = 1, 400, ["blocked", "vip"]
-    i = 3
-    while i < len(a):
-        if a[i] == "--seed":
-            seed = int(a[i + 1])
-        elif a[i] == "--steps":
-            steps = int(a[i + 1])
-        elif a[i] == "--lists":
-            names = a[i + 1].split(",")
-        i += 2
+    host, port, token, o = parse_args(
+        "lists_model.py HOST PORT TOKEN [--seed N] [--steps N] [--lists a,b]",
+        {"seed": 1, "steps": 400, "lists": "blocked,vip"})
+    seed, steps, names = o["seed"], o["steps"], o["lists"].split(",")
     rnd = random.Random(seed)
     c = Client(host, port, token)
     # the model: name -> (items set, or None when absent) and the last version
@@ -169,16 +160,10 @@ def main():
             break
     # every change is in the audit trail once, with its action and new version, and
     # nothing else (a refused write is not)
-    entries, cursor = [], None
-    for _ in range(1000):
-        st, j, _ = c.call("GET", "/v1/audit?limit=1000" + ("&cursor=" + cursor if cursor else ""))
-        if st != 200:
-            fails.append("GET /v1/audit: %s %s" % (st, j))
-            break
-        entries += j.get("entries", [])
-        cursor = j.get("next_cursor")
-        if not cursor:
-            break
+    entries = audit_entries(c)
+    if entries is None:
+        fails.append("GET /v1/audit failed")
+        entries = []
     for n in names:
         if not writes[n]:
             continue
@@ -205,27 +190,6 @@ ACTION = {"put_list": "lists.put", "put_item": "lists.add", "del_item": "lists.r
 def quote(s):
     from urllib.parse import quote as q
     return q(s, safe="")
-
-
-class Client:
-    def __init__(self, host, port, token):
-        self.host, self.port, self.token = host, port, token
-
-    def call(self, method, path, body=None, headers=None):
-        h = {"Authorization": "Bearer " + self.token} if self.token else {}
-        h.update(headers or {})
-        c = http.client.HTTPConnection(self.host, self.port, timeout=30)
-        try:
-            c.request(method, path, body=body, headers=h)
-            r = c.getresponse()
-            data = r.read()
-            try:
-                j = json.loads(data) if data else None
-            except ValueError:
-                j = data
-            return r.status, j, r.getheader("ETag")
-        finally:
-            c.close()
 
 
 if __name__ == "__main__":

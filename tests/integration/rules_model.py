@@ -18,10 +18,13 @@ learns the changes from Redis). At the end every change must be in the audit tra
 once, in order, with its action and versions. Exits 0
 when every step agreed, else 1 listing the first disagreements.
 """
-import http.client
 import json
+import os
 import random
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from model_lib import Client, audit_entries, parse_args  # noqa: E402
 
 
 def source(seed, k, t):
@@ -30,25 +33,10 @@ def source(seed, k, t):
 
 
 def main():
-    a = sys.argv[1:]
-    if len(a) < 3:
-        print("usage: rules_model.py HOST PORT TOKEN [--seed N] [--steps N] [--modules N] "
-              "[--score-port P]",
-              file=sys.stderr)
-        return 2
-    host, port, token = a[0], int(a[1]), a[2]
-    seed, steps, nmod, score_port = 1, 300, 3, None
-    i = 3
-    while i < len(a):
-        if a[i] == "--score-port":   # scores go to another instance (one Redis)
-            score_port = int(a[i + 1])
-        if a[i] == "--seed":
-            seed = int(a[i + 1])
-        elif a[i] == "--steps":
-            steps = int(a[i + 1])
-        elif a[i] == "--modules":
-            nmod = int(a[i + 1])
-        i += 2
+    host, port, token, o = parse_args(
+        "rules_model.py HOST PORT TOKEN [--seed N] [--steps N] [--modules N] "
+        "[--score-port P]", {"seed": 1, "steps": 300, "modules": 3, "score_port": 0})
+    seed, steps, nmod, score_port = o["seed"], o["steps"], o["modules"], o["score_port"]
     rnd = random.Random(seed)
     c = Client(host, port, token)
     sc = Client(host, score_port, token) if score_port else c
@@ -204,16 +192,10 @@ def main():
         if len(fails) >= 10:
             break
     # every change is in the audit trail once, in order, with its action and versions
-    entries, cursor = [], None
-    for _ in range(1000):
-        st, j, _ = c.call("GET", "/v1/audit?limit=1000" + ("&cursor=" + cursor if cursor else ""))
-        if st != 200:
-            fails.append("GET /v1/audit: %s %s" % (st, j))
-            break
-        entries += j.get("entries", [])
-        cursor = j.get("next_cursor")
-        if not cursor:
-            break
+    entries = audit_entries(c)
+    if entries is None:
+        fails.append("GET /v1/audit failed")
+        entries = []
     for n in names:
         got = [(e.get("action"), e.get("new_version")) for e in reversed(entries)
                if e.get("target") == n and str(e.get("action", "")).startswith("rules.")]
@@ -237,27 +219,6 @@ ACTION = {"put": "rules.put", "delete": "rules.delete", "rollback": "rules.rollb
 
 def thr(src):
     return int(src.split("tx.amount > ")[1].split()[0])
-
-
-class Client:
-    def __init__(self, host, port, token):
-        self.host, self.port, self.token = host, port, token
-
-    def call(self, method, path, body=None, headers=None):
-        h = {"Authorization": "Bearer " + self.token} if self.token else {}
-        h.update(headers or {})
-        c = http.client.HTTPConnection(self.host, self.port, timeout=30)
-        try:
-            c.request(method, path, body=body, headers=h)
-            r = c.getresponse()
-            data = r.read()
-            try:
-                j = json.loads(data) if data else None
-            except ValueError:
-                j = {"raw": data[:200]}
-            return r.status, j, r.getheader("ETag")
-        finally:
-            c.close()
 
 
 if __name__ == "__main__":
