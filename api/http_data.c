@@ -443,6 +443,11 @@ void vg_h_labels(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
                          json_is_true(json_object_get(l, "fraud")), INT64_MIN};
         erc = vg_engine_label(a->eng, &lb, err, sizeof(err));
         if (erc || !a->kafka) continue;
+        if (busy) {   /* one partition did not take its label in time: the answer is 503
+                       * anyway, so the others do not wait too (the wait stays 10 s) */
+            busy++;
+            continue;
+        }
         int32_t part = -1;
         int krc = vg_kafka_label(a->kafka, &lb, VG_KVIEW_WAIT_MS, &part);
         if (krc == VG_ENOTFOUND && part >= 0) elsewhere++;
