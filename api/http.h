@@ -158,7 +158,7 @@ void vg_api_tick(vg_api_t *a, int64_t now_ms);
 /* With Kafka, GET and DELETE /v1/accounts/{a} and POST .../reset-baseline go to the
  * partition that holds the account first; http.c asks it without blocking its thread
  * (the connection is suspended meanwhile) and then calls the handler with the answer
- * in vg_req_t.kp. A handler called with kp NULL asks (and waits) itself. */
+ * in vg_req_t.kp (NULL: not asked; the handler answers 503). */
 typedef struct vg_kphase {
     int rc;                   /* vg_kafka_account_view's or vg_kafka_account_op's */
     int32_t part;             /* the account's partition (-1: not routed) */

@@ -528,23 +528,14 @@ static int alert_del_cb(void *ctx, const char *k, size_t kl, const char *v, size
     return 0;
 }
 
-/* POST /v1/accounts/{account}/reset-baseline: the account's next events are scored
- * as a new account's (its anomaly baseline is forgotten); audited. */
 /* With Kafka, an account operation goes to the partition that holds the account first
- * (409 not_owner when another instance owns it); the HTTP engine's copy and the
- * control store's records are handled as without Kafka after it. 0 to go on; -1 when
- * the answer was given. */
-static int kafka_op(vg_api_t *a, vg_req_t *q, vg_resp_t *r, int erase, const char *acct,
-                    size_t al) {
+ * (409 not_owner when another instance owns it; asked by http.c account_kafka_start,
+ * the answer in q->kp); the HTTP engine's copy and the control store's records are
+ * handled as without Kafka after it. 0 to go on; -1 when the answer was given. */
+static int kafka_op(vg_api_t *a, vg_req_t *q, vg_resp_t *r, const char *acct, size_t al) {
     if (!a->kafka) return 0;
-    int32_t part = -1;
-    int rc;
-    if (q->kp) {   /* asked already (http.c) */
-        rc = q->kp->rc;
-        part = q->kp->part;
-    } else {
-        rc = vg_kafka_account_op(a->kafka, erase, acct, al, VG_KOP_WAIT_MS, &part);
-    }
+    int rc = q->kp ? q->kp->rc : VG_EIO;
+    int32_t part = q->kp ? q->kp->part : -1;
     if (rc == 0 || (rc == VG_ENOTFOUND && part < 0)) return 0;   /* < 0: not routed */
     if (rc == VG_ENOTFOUND) vg_api_not_owner(a, r, acct, al, part);
     else if (rc == VG_ELIMIT || rc == VG_EIO) {
@@ -557,6 +548,8 @@ static int kafka_op(vg_api_t *a, vg_req_t *q, vg_resp_t *r, int erase, const cha
     return -1;
 }
 
+/* POST /v1/accounts/{account}/reset-baseline: the account's next events are scored
+ * as a new account's (its anomaly baseline is forgotten); audited. */
 void vg_h_account_reset(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     const char *acct = q->seg[0];
     size_t al = strlen(acct);
@@ -565,7 +558,7 @@ void vg_h_account_reset(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
         return;
     }
     char err[256];
-    if (kafka_op(a, q, r, 0, acct, al) != 0) return;
+    if (kafka_op(a, q, r, acct, al) != 0) return;
     if (vg_engine_reset_baseline(a->eng, acct, al, err, sizeof(err)) != 0) {
         vg_resp_error(r, 500, "internal", "%s", err);
         return;
@@ -615,7 +608,7 @@ void vg_h_account(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     unsigned char pre[2 + VG_EVENT_MAX_ID + 1];
     if (strcmp(q->method, "DELETE") == 0) {
         char err[512];
-        if (kafka_op(a, q, r, 1, acct, al) != 0) return;
+        if (kafka_op(a, q, r, acct, al) != 0) return;
         int rc = vg_engine_forget(a->eng, acct, al, err, sizeof(err));
         collect_t c = {NULL, 0, a->ctl};
         size_t pl = acct_prefix('D', acct, pre);
@@ -648,19 +641,14 @@ void vg_h_account(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     vg_buf_t *vb = &own;   /* "{" and the view's members */
     int32_t part = -1;
     int vrc;
-    if (q->kp && a->kafka) {   /* asked already (http.c) */
-        vrc = q->kp->rc;
-        part = q->kp->part;
-        vb = q->kp->view;
+    if (a->kafka) {   /* asked already, without blocking (http.c account_kafka_start) */
+        vrc = q->kp ? q->kp->rc : VG_EIO;
+        part = q->kp ? q->kp->part : -1;
+        if (q->kp) vb = q->kp->view;
     } else {
         vrc = vg_buf_putc(vb, '{');
-        if (!vrc && a->kafka)
-            vrc = vg_kafka_account_view(a->kafka, acct, al, RECENT_MAX, VG_KVIEW_WAIT_MS, vb,
-                                        &part);
-        else if (!vrc)
-            vrc = vg_engine_account_view(a->eng, acct, al, RECENT_MAX, vb);
+        if (!vrc) vrc = vg_engine_account_view(a->eng, acct, al, RECENT_MAX, vb);
     }
-    size_t vl0 = 1;
     if (vrc == VG_ENOTFOUND && a->kafka && part >= 0) {
         vg_buf_deinit(&own);
         vg_api_not_owner(a, r, acct, al, part);
@@ -679,7 +667,7 @@ void vg_h_account(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
         return;
     }
     json_t *view = NULL;
-    if (!vrc && vb->len > vl0 && !vg_buf_putc(vb, '}'))
+    if (!vrc && vb->len > 1 && !vg_buf_putc(vb, '}'))
         view = json_loadb(vb->p, vb->len, 0, NULL);
     vg_buf_deinit(&own);
     /* recent decisions: the state's (its events within the dedupe horizon) and those this

@@ -2052,15 +2052,6 @@ int vg_kafka_score(vg_kafka_t *k, const char *acct, size_t alen, const char *bod
     return submit(k, REQ_SCORE, acct, alen, body, len, dry, timeout_ms, out, res);
 }
 
-int vg_kafka_account_op(vg_kafka_t *k, int erase, const char *acct, size_t alen,
-                        int64_t timeout_ms, int32_t *partition) {
-    vg_kafka_score_res_t res;
-    int rc = submit(k, erase ? REQ_FORGET : REQ_RESET, acct, alen, NULL, 0, 0, timeout_ms, NULL,
-                    &res);
-    *partition = res.partition;
-    return rc;
-}
-
 int vg_kafka_label(vg_kafka_t *k, const vg_label_t *lb, int64_t timeout_ms,
                    int32_t *partition) {
     vg_kafka_score_res_t res;
@@ -2084,14 +2075,6 @@ int vg_kafka_account_view_async(vg_kafka_t *k, vg_kafka_req_t *q, const char *ac
                                 void *arg) {
     if (!done) return VG_EINVAL;
     return enqueue(k, q, REQ_VIEW, acct, alen, NULL, 0, max, deadline_us, out, res, done, arg);
-}
-
-int vg_kafka_account_view(vg_kafka_t *k, const char *acct, size_t alen, int max,
-                          int64_t timeout_ms, vg_buf_t *out, int32_t *partition) {
-    vg_kafka_score_res_t res;
-    int rc = submit(k, REQ_VIEW, acct, alen, NULL, 0, max, timeout_ms, out, &res);
-    *partition = res.partition;
-    return rc;
 }
 
 static void *worker_main(void *arg) {

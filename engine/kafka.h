@@ -187,37 +187,29 @@ int vg_kafka_score_async(vg_kafka_t *k, vg_kafka_req_t *q, const char *acct, siz
                          vg_buf_t *out, vg_kafka_score_res_t *res, void (*done)(void *arg),
                          void *arg);
 
-/* An account operation of the HTTP API in the partition that holds the account:
- * erase = 1 erases it (DELETE /v1/accounts/{a}: the partition is checkpointed, the
- * account's records deleted from its store, tombstoned in the changelog and
- * acknowledged, and the memory state reloaded without it); erase = 0 resets its
- * anomaly baseline. Same returns as vg_kafka_score (*partition set). Any thread. */
-int vg_kafka_account_op(vg_kafka_t *k, int erase, const char *acct, size_t alen,
-                        int64_t timeout_ms, int32_t *partition);
-
 /* A label (POST /v1/labels) applied in the partition that holds its account, whose
  * later events there see it in the label aggregates (docs/rules.md, Labels); like an
  * HTTP score it is not in the input topic, so a crash before the partition's next
- * checkpoint forgets it. Same returns as vg_kafka_account_op. Any thread. */
+ * checkpoint forgets it. Same returns as vg_kafka_score (*partition set). Any thread. */
 int vg_kafka_label(vg_kafka_t *k, const vg_label_t *lb, int64_t timeout_ms,
                    int32_t *partition);
 
-/* vg_kafka_account_op without blocking the caller's thread, as vg_kafka_score_async:
- * q and res stay valid until done(arg) is called (exactly once, on one of the service's
- * threads; then q->rc holds what vg_kafka_account_op would return and res->partition
- * the partition); 0 when queued, else the error at once (done not called). */
+/* An account operation of the HTTP API in the partition that holds the account, queued
+ * like vg_kafka_score_async (the caller's thread does not wait): erase = 1 erases it
+ * (DELETE /v1/accounts/{a}: the partition is checkpointed, the account's records deleted
+ * from its store, tombstoned in the changelog and acknowledged, and the memory state
+ * reloaded without it); erase = 0 resets its anomaly baseline. q and res stay valid
+ * until done(arg) is called (exactly once, on one of the service's threads; then q->rc
+ * holds vg_kafka_score's returns and res->partition the partition); 0 when queued, else
+ * the error at once (res->partition set; done not called). */
 int vg_kafka_account_op_async(vg_kafka_t *k, vg_kafka_req_t *q, int erase, const char *acct,
                               size_t alen, int64_t deadline_us, vg_kafka_score_res_t *res,
                               void (*done)(void *arg), void *arg);
 
-/* The account's state in the partition that holds it (GET /v1/accounts/{a}):
- * vg_pipeline_account_view's members appended to out, with at most max decisions;
- * nothing appended when the partition holds no state for the account. Same returns as
- * vg_kafka_score (*partition set). Any thread. */
-int vg_kafka_account_view(vg_kafka_t *k, const char *acct, size_t alen, int max,
-                          int64_t timeout_ms, vg_buf_t *out, int32_t *partition);
-/* The same without blocking the caller's thread (vg_kafka_account_op_async's contract;
- * out, too, stays valid until done is called). */
+/* The account's state in the partition that holds it (GET /v1/accounts/{a}), queued the
+ * same way: vg_pipeline_account_view's members appended to out (valid until done is
+ * called, too), with at most max decisions; nothing appended when the partition holds no
+ * state for the account. vg_kafka_account_op_async's contract otherwise. */
 int vg_kafka_account_view_async(vg_kafka_t *k, vg_kafka_req_t *q, const char *acct,
                                 size_t alen, int max, int64_t deadline_us, vg_buf_t *out,
                                 vg_kafka_score_res_t *res, void (*done)(void *arg),

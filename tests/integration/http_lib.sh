@@ -64,6 +64,19 @@ req() {
     HEADERS=$(cat "$TMP/headers")
 }
 
+# expect_cmd DESCRIPTION CMD... : ok when CMD exits 0, else a failure.
+expect_cmd() {
+    local desc=$1
+    shift
+    if "$@"; then ok "$desc"; else bad "$desc"; fi
+}
+
+# stop_clean PID DESCRIPTION : stops PID (SIGTERM, waited for); a failure unless it exits 0.
+stop_clean() {
+    stop_pid "$1"
+    [ "$STOP_STATUS" = 0 ] && ok "$2" || bad "$2: stop status $STOP_STATUS"
+}
+
 ok() { echo "ok   $*"; }
 bad() { echo "FAIL $*"; FAILS=$((FAILS + 1)); }
 

@@ -21,7 +21,7 @@ import random
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from model_lib import Client, audit_entries, parse_args  # noqa: E402
+from model_lib import Client, audit_trail, parse_args  # noqa: E402
 
 
 def main():
@@ -160,19 +160,14 @@ def main():
             break
     # every change is in the audit trail once, with its action and new version, and
     # nothing else (a refused write is not)
-    entries = audit_entries(c)
-    if entries is None:
-        fails.append("GET /v1/audit failed")
-        entries = []
     for n in names:
-        if not writes[n]:
+        if not writes[n] or writes[n][0][1] is None:
             continue
-        first = writes[n][0][1]
-        got = [(e.get("action"), e.get("new_version")) for e in reversed(entries)
-               if (e.get("target") == n or str(e.get("target", "")).startswith(n + "/")) and
-               str(e.get("action", "")).startswith("lists.") and
-               isinstance(e.get("new_version"), int) and first is not None and
-               e["new_version"] >= first]
+        trail = audit_trail(c, "lists.", lambda t: t == n or t.startswith(n + "/"))
+        if trail is None:
+            fails.append("GET /v1/audit failed")
+            break
+        got = [(x[0], x[1]) for x in trail if isinstance(x[1], int) and x[1] >= writes[n][0][1]]
         if got != writes[n]:
             fails.append("seed %d: the audit trail of list %s: %s..., model %s..." %
                          (seed, n, got[:6], writes[n][:6]))

@@ -57,6 +57,18 @@ def parse_args(usage, defaults, flags=()):
     return a[0], int(a[1]), a[2], opts
 
 
+def audit_trail(c, action_prefix, mine):
+    """The audit entries whose action starts with action_prefix and whose target
+    satisfies mine(target), oldest first, as (action, new_version, old_version); None
+    when the trail could not be read."""
+    entries = audit_entries(c)
+    if entries is None:
+        return None
+    return [(e.get("action"), e.get("new_version"), e.get("old_version"))
+            for e in reversed(entries)
+            if str(e.get("action", "")).startswith(action_prefix) and mine(str(e.get("target")))]
+
+
 def audit_entries(c):
     """The whole audit trail, newest first (None when it could not be read)."""
     entries, cursor = [], None

@@ -24,7 +24,7 @@ import random
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from model_lib import Client, audit_entries, parse_args  # noqa: E402
+from model_lib import Client, audit_trail, parse_args  # noqa: E402
 
 
 def source(seed, k, t):
@@ -192,21 +192,18 @@ def main():
         if len(fails) >= 10:
             break
     # every change is in the audit trail once, in order, with its action and versions
-    entries = audit_entries(c)
-    if entries is None:
-        fails.append("GET /v1/audit failed")
-        entries = []
     for n in names:
-        got = [(e.get("action"), e.get("new_version")) for e in reversed(entries)
-               if e.get("target") == n and str(e.get("action", "")).startswith("rules.")]
-        old = [e.get("old_version") for e in reversed(entries)
-               if e.get("target") == n and str(e.get("action", "")).startswith("rules.")]
+        trail = audit_trail(c, "rules.", lambda t: t == n)
+        if trail is None:
+            fails.append("GET /v1/audit failed")
+            break
+        got = [(x[0], x[1]) for x in trail]
         if got != writes[n]:
             fails.append("seed %d: the audit trail of module %s: %s..., model %s..." %
                          (seed, n, got[:6], writes[n][:6]))
-        elif any(o not in (None, v - 1) for o, (_, v) in zip(old, got)):
+        elif any(x[2] not in (None, x[1] - 1) for x in trail):
             fails.append("seed %d: the audit trail of module %s: old versions %s" %
-                         (seed, n, old[:8]))
+                         (seed, n, [x[2] for x in trail][:8]))
     print("rules_model: seed %d, %d steps, %d events scored, ruleset %d, %d disagreements" %
           (seed, step + 1, nev, ruleset, len(fails)))
     for f in fails:

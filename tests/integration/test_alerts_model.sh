@@ -32,22 +32,20 @@ end
 VRL
 export VIGIL_TOKENS="admin:adm-secret"
 run_model() {  # run_model PORT SEED DESCRIPTION [--kafka]
-    if python3 "$SRC/tests/integration/alerts_model.py" 127.0.0.1 "$1" adm-secret \
-        --seed "$2" ${4:-}; then ok "$3"; else bad "$3"; fi
+    expect_cmd "$3" python3 "$SRC/tests/integration/alerts_model.py" 127.0.0.1 "$1" adm-secret \
+        --seed "$2" ${4:-}
 }
 
 P1=$(free_port)
 start_vigil a "$P1" --state "$TMP/st" --rules "$TMP/alerts.vrl"
 run_model "$P1" 1 "alerts model, seed 1"
 run_model "$P1" 2 "alerts model, seed 2 (beside seed 1's alerts)"
-stop_pid "$PID_a"
-[ "$STOP_STATUS" = 0 ] && ok "clean stop" || bad "stop status $STOP_STATUS"
+stop_clean "$PID_a" "clean stop"
 
 P2=$(free_port)
 start_vigil k "$P2" --kafka embedded --state "$TMP/stk" --rules "$TMP/alerts.vrl" \
     -X session.timeout.ms=6000
 run_model "$P2" 3 "alerts model with Kafka, seed 3" --kafka
-stop_pid "$PID_k"
-[ "$STOP_STATUS" = 0 ] && ok "clean stop (Kafka)" || bad "stop status $STOP_STATUS (Kafka)"
+stop_clean "$PID_k" "clean stop (Kafka)"
 echo "$FAILS failures"
 [ "$FAILS" = 0 ]

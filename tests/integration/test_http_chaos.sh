@@ -13,36 +13,26 @@ PORT=$(free_port)
 export VIGIL_TOKENS="admin:adm-secret,analyst:ana-secret,scorer:sco-secret"
 start_vigil a "$PORT" --state "$TMP/st" --rules "$SRC/rules/packs/cards.vrl"
 for seed in 11 12; do
-    if python3 "$SRC/tests/integration/http_chaos.py" 127.0.0.1 "$PORT" adm-secret \
-        --seed "$seed" --requests 1500 --rules "$SRC/rules/packs"; then
-        ok "chaos seed $seed"
-    else
-        bad "chaos seed $seed"
-    fi
+    expect_cmd "chaos seed $seed" python3 "$SRC/tests/integration/http_chaos.py" 127.0.0.1 \
+        "$PORT" adm-secret --seed "$seed" --requests 1500 --rules "$SRC/rules/packs"
 done
 if kill -0 "$PID_a" 2>/dev/null; then ok "vigil serve still running"; else
     bad "vigil serve is gone"; tail -40 "$TMP/a.log"; fi
 if grep -q "ERROR: AddressSanitizer\|runtime error:" "$TMP/a.log"; then
     bad "sanitizer report in the server's log"; grep -A20 "ERROR: AddressSanitizer\|runtime error:" "$TMP/a.log" | head -60
 fi
-stop_pid "$PID_a"
-[ "$STOP_STATUS" = 0 ] && ok "clean stop" || bad "stop status $STOP_STATUS"
+stop_clean "$PID_a" "clean stop"
 
 # the same with the Kafka pipeline (an embedded broker): scores, account views, erasures
 # and baseline resets then go to the partition's thread (suspended connections)
 PK=$(free_port)
 start_vigil k "$PK" --kafka embedded --state "$TMP/stk" --rules "$SRC/rules/packs/cards.vrl" \
     -X session.timeout.ms=6000
-if python3 "$SRC/tests/integration/http_chaos.py" 127.0.0.1 "$PK" adm-secret \
-    --seed 13 --requests 1500 --rules "$SRC/rules/packs"; then
-    ok "chaos seed 13, with Kafka"
-else
-    bad "chaos seed 13, with Kafka"
-fi
+expect_cmd "chaos seed 13, with Kafka" python3 "$SRC/tests/integration/http_chaos.py" \
+    127.0.0.1 "$PK" adm-secret --seed 13 --requests 1500 --rules "$SRC/rules/packs"
 if grep -q "ERROR: AddressSanitizer\|runtime error:" "$TMP/k.log"; then
     bad "sanitizer report in the Kafka server's log"; grep -A20 "ERROR: AddressSanitizer\|runtime error:" "$TMP/k.log" | head -60
 fi
-stop_pid "$PID_k"
-[ "$STOP_STATUS" = 0 ] && ok "clean stop (Kafka)" || bad "stop status $STOP_STATUS (Kafka)"
+stop_clean "$PID_k" "clean stop (Kafka)"
 echo "$FAILS failures"
 [ "$FAILS" = 0 ]

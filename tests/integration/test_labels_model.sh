@@ -17,16 +17,15 @@ feature fs = fraud_sum(tx.amount, 30d)
 VRL
 export VIGIL_TOKENS="admin:adm-secret"
 run_model() {  # run_model PORT SEED EVENTS DESCRIPTION
-    if python3 "$SRC/tests/integration/labels_model.py" 127.0.0.1 "$1" adm-secret \
-        --seed "$2" --events "$3"; then ok "$4"; else bad "$4"; fi
+    expect_cmd "$4" python3 "$SRC/tests/integration/labels_model.py" 127.0.0.1 "$1" adm-secret \
+        --seed "$2" --events "$3"
 }
 
 P1=$(free_port)
 start_vigil a "$P1" --state "$TMP/st" --rules "$TMP/labels.vrl"
 run_model "$P1" 1 400 "labels model, seed 1"
 run_model "$P1" 2 400 "labels model, seed 2"
-stop_pid "$PID_a"
-[ "$STOP_STATUS" = 0 ] && ok "clean stop" || bad "stop status $STOP_STATUS"
+stop_clean "$PID_a" "clean stop"
 
 P2=$(free_port)
 start_vigil k "$P2" --kafka embedded --state "$TMP/stk" --rules "$TMP/labels.vrl" \
@@ -34,7 +33,6 @@ start_vigil k "$P2" --kafka embedded --state "$TMP/stk" --rules "$TMP/labels.vrl
 run_model "$P2" 3 300 "labels model with Kafka, seed 3"
 req POST "http://127.0.0.1:$P2/v1/labels" adm-secret '{"id":"x","account":"y","fraud":true}'
 expect 200 "j['accepted']==1 and j['not_owner']==0" "labels with Kafka: accepted, none owned elsewhere"
-stop_pid "$PID_k"
-[ "$STOP_STATUS" = 0 ] && ok "clean stop (Kafka)" || bad "stop status $STOP_STATUS (Kafka)"
+stop_clean "$PID_k" "clean stop (Kafka)"
 echo "$FAILS failures"
 [ "$FAILS" = 0 ]

@@ -28,22 +28,20 @@ end
 VRL
 export VIGIL_TOKENS="admin:adm-secret"
 run_model() {  # run_model PORT SEED STEPS DESCRIPTION
-    if python3 "$SRC/tests/integration/lists_model.py" 127.0.0.1 "$1" adm-secret \
-        --seed "$2" --steps "$3"; then ok "$4"; else bad "$4"; fi
+    expect_cmd "$4" python3 "$SRC/tests/integration/lists_model.py" 127.0.0.1 "$1" adm-secret \
+        --seed "$2" --steps "$3"
 }
 
 P1=$(free_port)
 start_vigil a "$P1" --state "$TMP/st" --rules "$TMP/lists.vrl"
 run_model "$P1" 1 400 "lists model, seed 1"
 run_model "$P1" 2 400 "lists model, seed 2 (on seed 1's lists)"
-stop_pid "$PID_a"
-[ "$STOP_STATUS" = 0 ] && ok "clean stop" || bad "stop status $STOP_STATUS"
+stop_clean "$PID_a" "clean stop"
 
 P2=$(free_port)
 start_vigil k "$P2" --kafka embedded --state "$TMP/stk" --rules "$TMP/lists.vrl" \
     -X session.timeout.ms=6000
 run_model "$P2" 3 300 "lists model with Kafka, seed 3"
-stop_pid "$PID_k"
-[ "$STOP_STATUS" = 0 ] && ok "clean stop (Kafka)" || bad "stop status $STOP_STATUS (Kafka)"
+stop_clean "$PID_k" "clean stop (Kafka)"
 echo "$FAILS failures"
 [ "$FAILS" = 0 ]

@@ -12,22 +12,20 @@ source "$(dirname "$0")/http_lib.sh" "$1" "$2"
 
 export VIGIL_TOKENS="admin:adm-secret"
 run_model() {  # run_model PORT SEED STEPS DESCRIPTION
-    if python3 "$SRC/tests/integration/rules_model.py" 127.0.0.1 "$1" adm-secret \
-        --seed "$2" --steps "$3"; then ok "$4"; else bad "$4"; fi
+    expect_cmd "$4" python3 "$SRC/tests/integration/rules_model.py" 127.0.0.1 "$1" adm-secret \
+        --seed "$2" --steps "$3"
 }
 
 P1=$(free_port)
 start_vigil a "$P1" --state "$TMP/st"
 run_model "$P1" 1 300 "rules model, seed 1"
 run_model "$P1" 2 300 "rules model, seed 2 (beside seed 1's modules)"
-stop_pid "$PID_a"
-[ "$STOP_STATUS" = 0 ] && ok "clean stop" || bad "stop status $STOP_STATUS"
+stop_clean "$PID_a" "clean stop"
 
 P2=$(free_port)
 start_vigil k "$P2" --kafka embedded --state "$TMP/stk" -X session.timeout.ms=6000
 run_model "$P2" 3 300 "rules model with Kafka, seed 3"
-stop_pid "$PID_k"
-[ "$STOP_STATUS" = 0 ] && ok "clean stop (Kafka)" || bad "stop status $STOP_STATUS (Kafka)"
+stop_clean "$PID_k" "clean stop (Kafka)"
 
 # two instances on one Redis: changes made on one, events decided by the other, which
 # learns them from Redis (each decision is checked against the ruleset it names)
@@ -40,12 +38,9 @@ if command -v redis-server >/dev/null; then
     P3=$(free_port); P4=$(free_port)
     start_vigil r1 "$P3" --state "$TMP/sr1" --redis "127.0.0.1:$RPORT"
     start_vigil r2 "$P4" --state "$TMP/sr2" --redis "127.0.0.1:$RPORT"
-    if python3 "$SRC/tests/integration/rules_model.py" 127.0.0.1 "$P3" adm-secret --seed 4 \
-        --steps 300 --score-port "$P4"; then
-        ok "rules model on one Redis, changes on one instance, scores on the other"
-    else
-        bad "rules model on one Redis, changes on one instance, scores on the other"
-    fi
+    expect_cmd "rules model on one Redis, changes on one instance, scores on the other" \
+        python3 "$SRC/tests/integration/rules_model.py" 127.0.0.1 "$P3" adm-secret --seed 4 \
+        --steps 300 --score-port "$P4"
 else
     bad "redis-server missing"
 fi
