@@ -50,6 +50,8 @@ static const setting_t SETTINGS[] = {
      "HTTP base URL of this instance for other instances' 409 not_owner (http://HTTP)"},
     {"changelog", K_STR, OFF(changelog), NULL,
      "state changelog topic (unset: GROUP.changelog; off: none)"},
+    {"topic-labels", K_STR, OFF(topic_labels), NULL,
+     "labels topic, read by each partition's owner (unset: GROUP.labels; off: none)"},
     {"redis", K_STR, OFF(redis), NULL, "HOST:PORT of Redis (control plane)"},
     {"lateness", K_DUR, OFF(lateness_ms), "1h", "allowed lateness"},
     {"dedupe-horizon", K_DUR, OFF(dedupe_horizon_ms), "24h", "duplicate horizon"},

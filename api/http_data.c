@@ -434,7 +434,12 @@ void vg_h_labels(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
      * and with Kafka in the partition that holds it, when this instance owns it */
     char err[256] = "";
     int erc = 0;
-    json_int_t elsewhere = 0, busy = 0;
+    json_int_t elsewhere = 0, busy = 0, applied = -1;
+    /* with a labels topic, every label goes through it to the instance that owns its
+     * partition (this one or another), which applies it with its offset checkpointed */
+    const int topic = a->kafka && vg_kafka_topic_labels(a->kafka);
+    vg_label_t *lbs = topic ? calloc(n, sizeof(*lbs)) : NULL;
+    if (topic && !lbs) rc = VG_ENOMEM;
     json_array_foreach(b, i, l) {
         if (rc || erc) break;
         const char *id = json_string_value(json_object_get(l, "id"));
@@ -442,7 +447,8 @@ void vg_h_labels(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
         vg_label_t lb = {id, strlen(id), acct, strlen(acct),
                          json_is_true(json_object_get(l, "fraud")), INT64_MIN};
         erc = vg_engine_label(a->eng, &lb, err, sizeof(err));
-        if (erc || !a->kafka) continue;
+        if (lbs) lbs[i] = lb;
+        if (erc || !a->kafka || topic) continue;
         if (busy) {   /* one partition did not take its label in time: the answer is 503
                        * anyway, so the others do not wait too (the wait stays 10 s) */
             busy++;
@@ -457,6 +463,16 @@ void vg_h_labels(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
             snprintf(err, sizeof(err), "partition %d: %s", (int)part, vg_strerror(krc));
         }
     }
+    char kerr[512] = "";
+    int krc = 0;
+    if (topic && !rc && !erc) {
+        int ap = 0, away = 0;
+        krc = vg_kafka_post_labels(a->kafka, lbs, (const char *const *)vals, (int)n,
+                                   VG_KVIEW_WAIT_MS, &ap, &away, kerr, sizeof(kerr));
+        applied = ap;
+        elsewhere = away;
+    }
+    free(lbs);
     for (size_t k = 0; keys && vals && k < n; k++) {
         free(keys[k]);
         free(vals[k]);
@@ -467,7 +483,11 @@ void vg_h_labels(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     json_decref(b);
     if (rc) vg_resp_error(r, 500, "internal", "cannot store the labels");
     else if (erc) vg_resp_error(r, 500, "internal", "labels stored but not applied: %s", err);
-    else if (busy) {
+    else if (krc) {
+        r->retry_after = 1;
+        vg_resp_error(r, 503, "unavailable", "the %zu labels were stored here but not every "
+                      "one reached the labels topic (%s); post them again", n, kerr);
+    } else if (busy) {
         r->retry_after = 1;
         vg_resp_error(r, 503, "unavailable", "%lld of the %zu labels were stored but not "
                       "applied: their partitions are busy or stopping; post them again",
@@ -478,6 +498,9 @@ void vg_h_labels(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
          * here but apply there only when posted there (409 not_owner of the account
          * routes names the owner) */
         if (a->kafka) json_object_set_new(out, "not_owner", json_integer(elsewhere));
+        /* through the labels topic: how many of them this instance's partitions applied
+         * before the answer (the rest when their owner reads them) */
+        if (applied >= 0) json_object_set_new(out, "applied", json_integer(applied));
         vg_resp_json(r, 200, out);
     }
 }

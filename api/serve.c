@@ -62,7 +62,8 @@ static vg_serve_kafka_t *start_kafka(vg_api_t *a, const vg_config_t *cfg, char *
     vg_serve_kafka_cfg_t kc = {
         .kafka = cfg->kafka, .group = cfg->group, .topic_in = cfg->topic_in,
         .topic_alerts = cfg->topic_alerts, .topic_decisions = cfg->topic_decisions,
-        .topic_dlq = cfg->topic_dlq, .changelog = cfg->changelog, .state = cfg->state, .lateness_ms = cfg->lateness_ms,
+        .topic_dlq = cfg->topic_dlq, .changelog = cfg->changelog,
+        .topic_labels = cfg->topic_labels, .state = cfg->state, .lateness_ms = cfg->lateness_ms,
         .dedupe_horizon_ms = cfg->dedupe_horizon_ms, .future_ms = cfg->future_ms,
         .mem_budget = cfg->mem_budget, .threads = cfg->kafka_threads,
         .kafka_conf = (const char *const *)cfg->kafka_conf,

@@ -51,13 +51,22 @@ vg_serve_kafka_t *vg_serve_kafka_start(const vg_serve_kafka_cfg_t *cfg, vg_progr
         snprintf(clname, sizeof(clname), "%.240s.changelog", o.group);
         o.topic_changelog = clname;
     }
+    char labname[300];
+    if (cfg->topic_labels && strcmp(cfg->topic_labels, "off") == 0) {
+        o.topic_labels = NULL;
+    } else if (cfg->topic_labels && *cfg->topic_labels) {
+        o.topic_labels = cfg->topic_labels;
+    } else {
+        snprintf(labname, sizeof(labname), "%.240s.labels", o.group);
+        o.topic_labels = labname;
+    }
     if (!cfg->kafka || !*cfg->kafka) {
         snprintf(errbuf, errlen, "--kafka BROKERS|embedded is required");
         goto err;
     }
     if (strcmp(cfg->kafka, "embedded") == 0) {
         int parts = cfg->partitions > 0 ? cfg->partitions : 8;
-        char t[6][300];
+        char t[7][300];
         snprintf(t[0], sizeof(t[0]), "%.250s:%d", o.topic_in, parts);
         snprintf(t[1], sizeof(t[1]), "%.250s:%d", o.topic_alerts, parts);
         snprintf(t[2], sizeof(t[2]), "%.250s:%d", o.topic_dlq, parts);
@@ -68,10 +77,12 @@ vg_serve_kafka_t *vg_serve_kafka_start(const vg_serve_kafka_cfg_t *cfg, vg_progr
         /* the erasures topic (GROUP.erasures, one partition: DELETE /v1/accounts for
          * every instance's alert list, api/alert_feed.c) */
         snprintf(t[5], sizeof(t[5]), "%.240s.erasures:1", o.group);
-        const char *topics[7] = {t[0], t[1], t[2], t[5], NULL, NULL, NULL};
+        snprintf(t[6], sizeof(t[6]), "%.250s:%d", o.topic_labels ? o.topic_labels : "", parts);
+        const char *topics[8] = {t[0], t[1], t[2], t[5], NULL, NULL, NULL, NULL};
         int nt = 4;
         if (o.topic_decisions) topics[nt++] = t[3];
         if (o.topic_changelog) topics[nt++] = t[4];
+        if (o.topic_labels) topics[nt++] = t[6];
         s->mock = vg_kafka_mock_new(1, topics, parts, errbuf, errlen);
         if (!s->mock) goto err;
         o.embedded = 1;
@@ -169,6 +180,9 @@ static void usage(FILE *f) {
         "  --topic-dlq NAME           rejected input (transactions.dlq)\n"
         "  --changelog NAME|off       state changelog, one partition per input partition,\n"
         "                             compacted, created when missing (GROUP.changelog)\n"
+        "  --topic-labels NAME|off    labels (POST /v1/labels of `vigil serve`), one\n"
+        "                             partition per input partition, read by each\n"
+        "                             partition's owner; created when missing (GROUP.labels)\n"
         "  --state DIR                state directory (./vigil-data)\n"
         "  --rules PATH               .vrl file or directory (repeatable)\n"
         "  --lists FILE               named lists, {\"name\": [\"item\", ...]}\n"
@@ -217,6 +231,7 @@ int vg_cmd_stream(int argc, char **argv) {
         {"topic-decisions", required_argument, 0, 'd'},
         {"topic-dlq", required_argument, 0, 'q'},
         {"changelog", required_argument, 0, 'c'},
+        {"topic-labels", required_argument, 0, 'T'},
         {"state", required_argument, 0, 's'},
         {"rules", required_argument, 0, 'r'},
         {"lists", required_argument, 0, 'L'},
@@ -238,7 +253,7 @@ int vg_cmd_stream(int argc, char **argv) {
     const char *kafka = NULL, *group = NULL, *tin = NULL, *talerts = NULL, *tdec = NULL,
                *tdlq = NULL, *state = NULL, *lists_file = NULL, *lateness = NULL,
                *horizon = NULL, *future = NULL, *threads = NULL, *ckpt = NULL,
-               *metrics_file = NULL, *changelog = NULL;
+               *metrics_file = NULL, *changelog = NULL, *tlabels = NULL;
     vg_serve_kafka_cfg_t cfg;
     memset(&cfg, 0, sizeof(cfg));
     char **rules = calloc((size_t)argc + 2, sizeof(char *));
@@ -264,6 +279,7 @@ int vg_cmd_stream(int argc, char **argv) {
         case 'd': tdec = optarg; break;
         case 'q': tdlq = optarg; break;
         case 'c': changelog = optarg; break;
+        case 'T': tlabels = optarg; break;
         case 's': state = optarg; break;
         case 'r': rules[nrules++] = optarg; break;
         case 'L': lists_file = optarg; break;
@@ -308,6 +324,7 @@ int vg_cmd_stream(int argc, char **argv) {
     cfg.topic_decisions = env_or(tdec, "VIGIL_TOPIC_DECISIONS");
     cfg.topic_dlq = env_or(tdlq, "VIGIL_TOPIC_DLQ");
     cfg.changelog = env_or(changelog, "VIGIL_CHANGELOG");
+    cfg.topic_labels = env_or(tlabels, "VIGIL_TOPIC_LABELS");
     cfg.state = env_or(state, "VIGIL_STATE");
     if (!cfg.state) cfg.state = "./vigil-data";
     if (nrules == 0 && getenv("VIGIL_RULES") && *getenv("VIGIL_RULES"))

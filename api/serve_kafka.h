@@ -30,6 +30,7 @@ typedef struct vg_serve_kafka_cfg {
     const char *group;            /* NULL: "vigil" */
     const char *changelog;        /* the state changelog topic; NULL: GROUP.changelog;
                                      "off": none */
+    const char *topic_labels;     /* the labels topic; NULL: GROUP.labels; "off": none */
     const char *topic_in, *topic_alerts, *topic_decisions, *topic_dlq;  /* NULL: defaults
                                      (decisions: none) */
     const char *state;            /* state directory; required */

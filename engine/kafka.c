@@ -22,6 +22,7 @@
 #include <poll.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <math.h>
 #include <pthread.h>
@@ -77,7 +78,7 @@ typedef struct counters {
     _Atomic uint64_t enc_us_sum, enc_us_max;   /* encoding, on the processing thread */
     _Atomic uint64_t delivery_errors, rewinds, truncated;
     _Atomic uint64_t cl_records, cl_restores, cl_restored, cl_seeds, cl_restore_us, cl_chunked;
-    _Atomic uint64_t scored;
+    _Atomic uint64_t scored, labels, labels_invalid;
     _Atomic int64_t lag;
     _Atomic uint32_t partitions;
     _Atomic uint64_t lat[NB], lat_count, lat_sum_us;
@@ -107,11 +108,17 @@ typedef struct part {
      * HTTP, an erasure): counted, so that a checkpoint writes them even at the same
      * offset; ck_: as of the pending checkpoint's start, ckpt_: as of the last one */
     uint64_t unlogged, ck_unlogged, ckpt_unlogged;
+    /* the labels topic's partition of the same number: the next offset to apply, as of
+     * the pending checkpoint's start and of the last one; lab_resync: after an assign or
+     * a rewind, wait for lab_next itself */
+    int64_t lab_next, lab_ck, lab_ckpt;
+    int lab_resync;
 } part_t;
 
 /* Something to checkpoint: events since the last checkpoint, or unlogged changes. */
 static inline int part_changed(const part_t *pt) {
-    return pt->next_off != pt->ckpt_off || pt->unlogged != pt->ckpt_unlogged;
+    return pt->next_off != pt->ckpt_off || pt->unlogged != pt->ckpt_unlogged ||
+           pt->lab_next != pt->lab_ckpt;
 }
 
 /* A scoring request of vg_kafka_score(_async), queued for the worker owning its
@@ -141,6 +148,7 @@ typedef struct worker {
     pthread_t tid;
     int started;
     rd_kafka_t *c, *p;
+    rd_kafka_topic_t *rkt_in;    /* the input topic's handle in c (messages' rkt), once seen */
     rd_kafka_topic_t *t_alerts, *t_dec, *t_dlq, *t_cl;
     rd_kafka_t *rc;       /* reads changelog partitions on assignment (not in the group) */
     part_t **parts;       /* indexed by partition id */
@@ -181,6 +189,9 @@ struct vg_kafka {
     vg_kafka_opts_t o;
     char *brokers, *group, *topic_in, *topic_alerts, *topic_dec, *topic_dlq, *state_dir;
     char *topic_cl;              /* NULL: no changelog */
+    char *topic_lab;             /* NULL: no labels topic */
+    _Atomic int64_t *lab_applied;   /* per input partition: the next labels offset its
+                                       owner here applied up to (-1: not owned here) */
     char **conf;
     char *conf_scope;            /* per conf entry: 'C' consumer, 'P' producer, '*' both */
     int nconf;
@@ -443,16 +454,22 @@ const char *vg_kafka_group(const vg_kafka_t *k) { return k->group; }
 const char *vg_kafka_topic_erasures(const vg_kafka_t *k) { return k->topic_er; }
 
 /* vg_kafka_publish's acknowledgement: the message's opaque is its status */
+typedef struct pub_st {
+    rd_kafka_resp_err_t err;   /* RD_KAFKA_RESP_ERR__IN_PROGRESS until acknowledged */
+    int64_t offset;
+} pub_st_t;
+
 static void pub_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     (void)rk;
     (void)opaque;
-    if (m->_private) *(rd_kafka_resp_err_t *)m->_private = m->err;
+    pub_st_t *st = m->_private;
+    if (!st) return;
+    st->offset = m->offset;
+    st->err = m->err;
 }
 
-int vg_kafka_publish(vg_kafka_t *k, const char *topic, const void *key, size_t kl,
-                     const void *val, size_t vl, int64_t timeout_ms, char *errbuf,
-                     size_t errlen) {
-    pthread_mutex_lock(&k->pmu);
+/* The publishing producer, made on first use (under pmu). 0 or VG_EIO with errbuf. */
+static int pub_client(vg_kafka_t *k, char *errbuf, size_t errlen) {
     if (!k->pub) {
         rd_kafka_conf_t *c = make_conf(k, 0, NULL, errbuf, errlen);
         char e[512];
@@ -463,30 +480,126 @@ int vg_kafka_publish(vg_kafka_t *k, const char *topic, const void *key, size_t k
                 snprintf(errbuf, errlen, "kafka producer: %.400s", e);
             }
         }
-        if (!k->pub) {
-            pthread_mutex_unlock(&k->pmu);
-            return VG_EIO;
-        }
+        if (!k->pub) return VG_EIO;
     }
-    rd_kafka_resp_err_t st = RD_KAFKA_RESP_ERR__IN_PROGRESS;
-    rd_kafka_resp_err_t e = rd_kafka_producev(
-        k->pub, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, kl),
-        RD_KAFKA_V_VALUE((void *)val, vl), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_OPAQUE(&st), RD_KAFKA_V_END);
+    return 0;
+}
+
+/* Produces n messages (copied; partition RD_KAFKA_PARTITION_UA: by key) and waits up to
+ * timeout_ms for all their acknowledgements (st[i]); under pmu. 0 or the first error. */
+static rd_kafka_resp_err_t pub_many(vg_kafka_t *k, const char *topic, int n,
+                                    const char *const *keys, const size_t *kls,
+                                    const char *const *vals, const size_t *vls,
+                                    const int32_t *parts, pub_st_t *st, int64_t timeout_ms) {
+    rd_kafka_resp_err_t e = 0;
+    int sent = 0;
+    for (; sent < n && !e; sent++) {
+        st[sent] = (pub_st_t){RD_KAFKA_RESP_ERR__IN_PROGRESS, -1};
+        e = rd_kafka_producev(
+            k->pub, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(keys[sent], kls[sent]),
+            RD_KAFKA_V_PARTITION(parts ? parts[sent] : RD_KAFKA_PARTITION_UA),
+            RD_KAFKA_V_VALUE((void *)vals[sent], vls[sent]),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(&st[sent]),
+            RD_KAFKA_V_END);
+        if (e) st[sent].err = e;   /* not queued: no report comes */
+    }
     int64_t t0 = mono_ms();
-    while (!e && st == RD_KAFKA_RESP_ERR__IN_PROGRESS && mono_ms() - t0 < timeout_ms)
-        rd_kafka_poll(k->pub, 50);
-    if (!e && st == RD_KAFKA_RESP_ERR__IN_PROGRESS) {
-        /* not acknowledged in time: purged, so that its late report never writes `st` */
-        rd_kafka_purge(k->pub, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-        while (st == RD_KAFKA_RESP_ERR__IN_PROGRESS) rd_kafka_poll(k->pub, 50);
-        e = RD_KAFKA_RESP_ERR__TIMED_OUT;
-    } else if (!e) {
-        e = st;
+    for (;;) {
+        int left = 0;
+        for (int i = 0; i < sent; i++) left += st[i].err == RD_KAFKA_RESP_ERR__IN_PROGRESS;
+        if (!left) break;
+        if (mono_ms() - t0 >= timeout_ms) {
+            /* not acknowledged in time: purged, so that no late report writes `st` */
+            rd_kafka_purge(k->pub, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+            for (;;) {
+                int busy = 0;
+                for (int i = 0; i < sent; i++) busy += st[i].err == RD_KAFKA_RESP_ERR__IN_PROGRESS;
+                if (!busy) break;
+                rd_kafka_poll(k->pub, 50);
+            }
+            if (!e) e = RD_KAFKA_RESP_ERR__TIMED_OUT;
+            break;
+        }
+        rd_kafka_poll(k->pub, 5);
     }
+    for (int i = 0; i < sent && !e; i++) e = st[i].err;
+    return e;
+}
+
+int vg_kafka_publish(vg_kafka_t *k, const char *topic, const void *key, size_t kl,
+                     const void *val, size_t vl, int64_t timeout_ms, char *errbuf,
+                     size_t errlen) {
+    pthread_mutex_lock(&k->pmu);
+    if (pub_client(k, errbuf, errlen) != 0) {
+        pthread_mutex_unlock(&k->pmu);
+        return VG_EIO;
+    }
+    pub_st_t st;
+    const char *kk = key, *vv = val;
+    rd_kafka_resp_err_t e = pub_many(k, topic, 1, &kk, &kl, &vv, &vl, NULL, &st, timeout_ms);
     pthread_mutex_unlock(&k->pmu);
     if (e) snprintf(errbuf, errlen, "producing to %.200s: %s", topic, rd_kafka_err2str(e));
     return e ? VG_EIO : 0;
+}
+
+const char *vg_kafka_topic_labels(const vg_kafka_t *k) { return k->topic_lab; }
+
+int vg_kafka_post_labels(vg_kafka_t *k, const vg_label_t *lbs, const char *const *vals,
+                         int n, int64_t timeout_ms, int *applied, int *elsewhere,
+                         char *errbuf, size_t errlen) {
+    *applied = *elsewhere = 0;
+    if (!k->topic_lab || k->nparts <= 0 || !k->lab_applied) {
+        snprintf(errbuf, errlen, "no labels topic");
+        return VG_EINVAL;
+    }
+    if (n <= 0) return 0;
+    const char **keys = calloc((size_t)n, sizeof(*keys));
+    size_t *kls = calloc((size_t)n, sizeof(*kls)), *vls = calloc((size_t)n, sizeof(*vls));
+    int32_t *parts = calloc((size_t)n, sizeof(*parts));
+    pub_st_t *st = calloc((size_t)n, sizeof(*st));
+    if (!keys || !kls || !vls || !parts || !st) {
+        free(keys), free(kls), free(vls), free(parts), free(st);
+        snprintf(errbuf, errlen, "out of memory");
+        return VG_ENOMEM;
+    }
+    int crc = atomic_load(&k->route_crc);
+    for (int i = 0; i < n; i++) {
+        keys[i] = lbs[i].account;
+        kls[i] = lbs[i].alen;
+        vls[i] = strlen(vals[i]);
+        parts[i] = vg_kafka_partition(lbs[i].account, lbs[i].alen, k->nparts, crc);
+    }
+    int64_t t0 = mono_ms();
+    pthread_mutex_lock(&k->pmu);
+    int rc = pub_client(k, errbuf, errlen);
+    rd_kafka_resp_err_t e = 0;
+    if (!rc) e = pub_many(k, k->topic_lab, n, keys, kls, vals, vls, parts, st, timeout_ms);
+    pthread_mutex_unlock(&k->pmu);
+    if (e) {
+        snprintf(errbuf, errlen, "producing to %.200s: %s", k->topic_lab, rd_kafka_err2str(e));
+        rc = VG_EIO;
+    } else if (!rc) {
+        /* the ones this instance owns: wait until their threads applied them */
+        for (;;) {
+            int here = 0, done = 0, away = 0;
+            for (int i = 0; i < n; i++) {
+                int64_t a = atomic_load(&k->lab_applied[parts[i]]);
+                if (a < 0) {
+                    away++;
+                    continue;
+                }
+                here++;
+                if (a > st[i].offset) done++;
+            }
+            *applied = done;
+            *elsewhere = away;
+            if (done == here || mono_ms() - t0 >= timeout_ms || GET(k->stop)) break;
+            struct timespec ts = {0, 2 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    free(keys), free(kls), free(vls), free(parts), free(st);
+    return rc;
 }
 
 /* A client of its own with the producers' settings, for metadata and the admin API
@@ -545,6 +658,17 @@ static vg_pipeline_opts_t opts_now(vg_kafka_t *k, vg_program_t **prog) {
     return po;
 }
 
+/* The checkpoint's meta records: the input offset (first, as the changelog reads it),
+ * and with a labels topic the labels partition's next offset (stored as "m/" + key). */
+#define LAB_META "kafka/labels"
+#define LAB_KEY "m/" LAB_META
+static int ckpt_meta(const vg_kafka_t *k, vg_kv_t meta[2], const int64_t *off,
+                     const int64_t *lab) {
+    meta[0] = (vg_kv_t){"kafka/offset", off, sizeof(*off)};
+    meta[1] = (vg_kv_t){LAB_META, lab, sizeof(*lab)};
+    return k->topic_lab ? 2 : 1;
+}
+
 /* A pipeline over the partition's store, resuming at its checkpoint. */
 static int part_load(worker_t *w, part_t *pt, char *errbuf, size_t errlen) {
     vg_kafka_t *k = w->k;
@@ -573,7 +697,22 @@ static int part_load(worker_t *w, part_t *pt, char *errbuf, size_t errlen) {
     }
     pt->next_off = pt->ckpt_off = off;
     pt->resync = 1;
+    /* the labels partition's position (none: its start, whatever the broker still has) */
+    int64_t loff = 0;
+    rc = vg_cl_get_i64(pt->store, LAB_KEY, &loff);
+    if ((rc && rc != VG_ENOTFOUND) || loff < 0) {
+        snprintf(errbuf, errlen, "partition %d: unreadable labels offset", (int)pt->id);
+        return rc ? rc : VG_ESTORE;
+    }
+    pt->lab_next = pt->lab_ckpt = rc ? 0 : loff;
+    pt->lab_resync = 1;
     return 0;
+}
+
+/* The assignment's offset of a labels partition at lab_next (0: the first the broker
+ * still has, as when nothing was applied yet). */
+static int64_t lab_start(const part_t *pt) {
+    return pt->lab_next > 0 ? pt->lab_next : RD_KAFKA_OFFSET_BEGINNING;
 }
 
 static void part_free(part_t *pt) {
@@ -802,6 +941,7 @@ static int ckpt_finish(worker_t *w, int wait) {
         } else {
             pt->ckpt_off = pt->ck_off;
             pt->ckpt_unlogged = pt->ck_unlogged;
+            pt->lab_ckpt = pt->lab_ck;
             cl_done(pt);
             commit_one(w, pt->id, pt->ck_off);
             uint64_t us = (uint64_t)(real_us() - w->pending_t0);
@@ -911,10 +1051,12 @@ static void ckpt_step(worker_t *w) {
     w->pending_t0 = real_us();
     best->ck_off = best->next_off;
     best->ck_unlogged = best->unlogged;
-    vg_kv_t meta = {"kafka/offset", &best->ck_off, sizeof(best->ck_off)};
+    best->lab_ck = best->lab_next;
+    vg_kv_t meta[2];
+    int nm = ckpt_meta(k, meta, &best->ck_off, &best->lab_ck);
     vg_batch_clear(w->ckb);
     size_t left;
-    if (vg_pipeline_checkpoint_cut(best->pl, &meta, 1, w->ckb, &left) != 0) {
+    if (vg_pipeline_checkpoint_cut(best->pl, meta, nm, w->ckb, &left) != 0) {
         set_fatal(w, "partition %d: checkpoint: out of memory", (int)best->id);
         return;
     }
@@ -946,6 +1088,10 @@ static void rewind_parts(worker_t *w) {
         }
         rd_kafka_topic_partition_list_add(l, k->topic_in, i)->offset =
             pt->next_off >= 0 ? pt->next_off : RD_KAFKA_OFFSET_BEGINNING;
+        if (k->topic_lab && i < k->nparts) {
+            rd_kafka_topic_partition_list_add(l, k->topic_lab, i)->offset = lab_start(pt);
+            atomic_store(&k->lab_applied[i], pt->lab_next);
+        }
     }
     if (!w->fatal && l->cnt) {
         rd_kafka_error_t *e = rd_kafka_seek_partitions(w->c, l, 10000);
@@ -1050,9 +1196,9 @@ static void update_lag(worker_t *w) {
 /* A synchronous checkpoint of pt with the changelog: its records produced and
  * acknowledged, then written to the store with the changelog position. 0; -1 when it
  * failed (fatal, or *rewind set: a delivery failed, or stopping without the broker). */
-static int cl_checkpoint(worker_t *w, part_t *pt, const vg_kv_t *meta, int *rewind) {
+static int cl_checkpoint(worker_t *w, part_t *pt, const vg_kv_t *meta, int nm, int *rewind) {
     vg_batch_clear(w->ckb);
-    if (vg_pipeline_checkpoint_begin(pt->pl, meta, 1, w->ckb) != 0) {
+    if (vg_pipeline_checkpoint_begin(pt->pl, meta, nm, w->ckb) != 0) {
         set_fatal(w, "partition %d: checkpoint: out of memory", (int)pt->id);
         return -1;
     }
@@ -1102,19 +1248,21 @@ static int checkpoint(worker_t *w, int commit) {
     for (int32_t i = 0; i < w->cap; i++) {
         part_t *pt = w->parts[i];
         if (!pt || !part_changed(pt)) continue;
-        vg_kv_t meta = {"kafka/offset", &pt->next_off, sizeof(pt->next_off)};
+        vg_kv_t meta[2];
+        int nm = ckpt_meta(k, meta, &pt->next_off, &pt->lab_next);
         char err[512];
         if (k->topic_cl) {
             /* the changelog first (acknowledged), then the store with its position */
-            if (cl_checkpoint(w, pt, &meta, &rewind) != 0) {
+            if (cl_checkpoint(w, pt, meta, nm, &rewind) != 0) {
                 failed = 1;
                 break;
             }
-        } else if (vg_pipeline_checkpoint(pt->pl, &meta, 1, k->o.sync, err, sizeof(err)) != 0) {
+        } else if (vg_pipeline_checkpoint(pt->pl, meta, nm, k->o.sync, err, sizeof(err)) != 0) {
             set_fatal(w, "partition %d: checkpoint: %s", (int)i, err);
             break;
         }
         pt->ckpt_off = pt->next_off;
+        pt->lab_ckpt = pt->lab_next;
         pt->ckpt_unlogged = pt->unlogged;
         pt->last_ckpt = mono_ms();
         if (l) rd_kafka_topic_partition_list_add(l, k->topic_in, i)->offset = pt->next_off;
@@ -1211,6 +1359,16 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     /* NULL while the consumer is between groups (closing during a rebalance) */
     const char *proto = rd_kafka_rebalance_protocol(rk);
     int coop = proto && strcmp(proto, "COOPERATIVE") == 0;
+    /* with a labels topic, the labels partition of each input partition goes with it
+     * (assigned outside the group's assignment, at the offset in its checkpoint) */
+    rd_kafka_topic_partition_list_t *all = NULL;
+    if (k->topic_lab) {
+        all = rd_kafka_topic_partition_list_new(parts->cnt * 2 + 1);
+        for (int i = 0; i < parts->cnt; i++)
+            if (strcmp(parts->elems[i].topic, k->topic_lab) != 0)
+                rd_kafka_topic_partition_list_add(all, parts->elems[i].topic,
+                                                  parts->elems[i].partition);
+    }
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         ckpt_finish(w, 1);   /* no pipeline with the helper while partitions change hands */
         int wm_failed = 0;
@@ -1242,17 +1400,33 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             if (k->o.on_assign) k->o.on_assign(k->o.on_assign_ctx, tp->partition);
             tp->offset =
                 pt->next_off >= 0 ? pt->next_off : start_offset(w, tp->partition, &wm_failed);
+            if (all && tp->partition < k->nparts) {
+                rd_kafka_topic_partition_list_add(all, k->topic_lab, tp->partition)->offset =
+                    lab_start(pt);
+                atomic_store(&k->lab_applied[tp->partition], pt->lab_next);
+            }
             logf_(k, 0, "worker %d: assigned %s [%d] at offset %" PRId64 "%s", w->index,
                   tp->topic, (int)tp->partition, tp->offset,
                   pt->next_off >= 0                       ? " (its checkpoint)"
                   : tp->offset == RD_KAFKA_OFFSET_BEGINNING ? " (the beginning; no checkpoint)"
                                                           : " (its low watermark; no checkpoint)");
         }
+        if (all) {   /* the input partitions with their offsets, then the labels' */
+            for (int i = 0; i < parts->cnt; i++) {
+                rd_kafka_topic_partition_t *x = rd_kafka_topic_partition_list_find(
+                    all, parts->elems[i].topic, parts->elems[i].partition);
+                if (x) x->offset = parts->elems[i].offset;
+            }
+        }
         if (coop) {
-            rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
-            if (e) rd_kafka_error_destroy(e);
+            rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, all ? all : parts);
+            if (e) {
+                logf_(k, 1, "worker %d: assigning partitions: %s", w->index,
+                      rd_kafka_error_string(e));
+                rd_kafka_error_destroy(e);
+            }
         } else {
-            rd_kafka_assign(rk, parts);
+            rd_kafka_assign(rk, all ? all : parts);
         }
         update_lag(w);
         SET(w->ready, 1);
@@ -1267,18 +1441,23 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             if (strcmp(tp->topic, k->topic_in) != 0 || tp->partition >= w->cap) continue;
             if (k->owner && tp->partition < k->nparts)
                 atomic_store(&k->owner[tp->partition], -1);
+            if (all && tp->partition < k->nparts) {
+                rd_kafka_topic_partition_list_add(all, k->topic_lab, tp->partition);
+                atomic_store(&k->lab_applied[tp->partition], -1);
+            }
             part_free(w->parts[tp->partition]);
             w->parts[tp->partition] = NULL;
             logf_(k, 0, "worker %d: revoked %s [%d]", w->index, tp->topic, (int)tp->partition);
         }
         if (coop) {
-            rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
+            rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, all ? all : parts);
             if (e) rd_kafka_error_destroy(e);
         } else {
             rd_kafka_assign(rk, NULL);
         }
         update_lag(w);
     }
+    if (all) rd_kafka_topic_partition_list_destroy(all);
 }
 
 /* ---- per message ---- */
@@ -1584,6 +1763,7 @@ static int future_reject(worker_t *w, const char *s, size_t n, int64_t ts, int64
 }
 
 static void handle_msg(worker_t *w, part_t *pt, const rd_kafka_message_t *m, int64_t now_ms);
+static void handle_label(worker_t *w, part_t *pt, const rd_kafka_message_t *m);
 
 /* The output of a decided event (decision line d[0..dl), no newline): its alert when it
  * raised one, its decision when they are published. 0 or -1 (fatal). */
@@ -1693,9 +1873,56 @@ static int handle(worker_t *w, rd_kafka_message_t *m, int64_t now_ms) {
         return 0;
     }
     part_t *pt = m->partition >= 0 && m->partition < w->cap ? w->parts[m->partition] : NULL;
+    if (m->rkt != w->rkt_in && k->topic_lab) {
+        const char *tn = rd_kafka_topic_name(m->rkt);
+        if (strcmp(tn, k->topic_lab) == 0) {
+            handle_label(w, pt, m);
+            return 0;
+        }
+        if (strcmp(tn, k->topic_in) == 0) w->rkt_in = m->rkt;
+    }
     if (m->key && (w->keys_seen++ & 63) == 0) route_sample(w, m);
     handle_msg(w, pt, m, now_ms);
     return 0;
+}
+
+/* A record of the labels topic: applied to its partition's pipeline (the account's later
+ * events see it), its offset checkpointed with the state. */
+static void handle_label(worker_t *w, part_t *pt, const rd_kafka_message_t *m) {
+    vg_kafka_t *k = w->k;
+    if (!pt || m->offset < pt->lab_next) return;   /* not owned, or applied already */
+    if (m->offset > pt->lab_next && pt->lab_resync) {
+        /* fetched before a seek: wait for lab_next, unless the broker no longer has it */
+        int64_t lo = -1, hi = -1;
+        rd_kafka_get_watermark_offsets(w->c, k->topic_lab, m->partition, &lo, &hi);
+        if (lo < 0 || lo <= pt->lab_next) return;
+    }
+    pt->lab_resync = 0;
+    json_error_t je;
+    json_t *j = m->payload ? json_loadb(m->payload, m->len, 0, &je) : NULL;
+    json_t *id = json_object_get(j, "id"), *acct = json_object_get(j, "account"),
+           *fraud = json_object_get(j, "fraud");
+    if (!json_is_string(id) || !json_is_string(acct) || !json_is_boolean(fraud) ||
+        json_string_length(id) == 0 || json_string_length(acct) == 0) {
+        INC(w->ct.labels_invalid, 1);
+        logf_(k, 1, "worker %d: %s [%d] offset %" PRId64 ": not a label (an object with "
+              "\"id\", \"account\" and \"fraud\"): skipped", w->index, k->topic_lab,
+              (int)m->partition, m->offset);
+    } else {
+        vg_label_t lb = {json_string_value(id), json_string_length(id),
+                         json_string_value(acct), json_string_length(acct),
+                         json_is_true(fraud), INT64_MIN};
+        if (vg_pipeline_label(pt->pl, &lb) != 0) {
+            json_decref(j);
+            set_fatal(w, "%s [%d] offset %" PRId64 ": out of memory", k->topic_lab,
+                      (int)m->partition, m->offset);
+            return;
+        }
+        INC(w->ct.labels, 1);
+    }
+    json_decref(j);
+    pt->lab_next = m->offset + 1;
+    if (m->partition < k->nparts) atomic_store(&k->lab_applied[m->partition], pt->lab_next);
 }
 
 static void handle_msg(worker_t *w, part_t *pt, const rd_kafka_message_t *m, int64_t now_ms) {
@@ -2192,14 +2419,21 @@ vg_kafka_t *vg_kafka_new(const vg_kafka_opts_t *o, char *errbuf, size_t errlen) 
     k->topic_dec = dup_or_null(o->topic_decisions);
     k->topic_dlq = strdup(o->topic_dlq);
     k->topic_cl = dup_or_null(o->topic_changelog);
+    k->topic_lab = dup_or_null(o->topic_labels);
     k->state_dir = strdup(o->state_dir);
     pthread_mutex_init(&k->pmu, NULL);
     if (k->group && (k->topic_er = malloc(strlen(k->group) + 10)))
         sprintf(k->topic_er, "%s.erasures", k->group);
     if (!k->brokers || !k->group || !k->topic_in || !k->topic_alerts || !k->topic_dlq ||
         !k->state_dir || !k->topic_er || (o->topic_decisions && !k->topic_dec) ||
-        (o->topic_changelog && !k->topic_cl))
+        (o->topic_changelog && !k->topic_cl) || (o->topic_labels && !k->topic_lab))
         goto oom;
+    if (k->topic_lab && (strcmp(k->topic_lab, k->topic_in) == 0 ||
+                         (k->topic_cl && strcmp(k->topic_lab, k->topic_cl) == 0))) {
+        snprintf(errbuf, errlen, "kafka: the labels topic must differ from the input and "
+                 "changelog topics");
+        goto fail;
+    }
     for (int i = 0; o->conf && o->conf[i]; i++) k->nconf++;
     k->conf = calloc((size_t)k->nconf + 1, sizeof(char *));
     if (!k->conf) goto oom;
@@ -2366,6 +2600,32 @@ static int check_cluster(vg_kafka_t *k, char *errbuf, size_t errlen) {
     int rc = 0;
     if (k->topic_cl) rc = vg_cl_check_topic(rk, k->topic_cl, k->topic_in, &nin, errbuf, errlen);
     else nin = vg_cl_topic_parts(rk, k->topic_in, 5000);   /* unknown: nothing scored */
+    if (rc == 0 && k->topic_lab && nin > 0) {
+        /* one labels partition per input partition, created when missing */
+        int32_t nl = vg_cl_topic_parts(rk, k->topic_lab, 5000);
+        char why[512];
+        if (nl > 0 && nl < nin) {
+            snprintf(errbuf, errlen, "labels topic %s has %d partitions, fewer than the %d of "
+                     "%s: give it at least as many (one per input partition), or run "
+                     "without it (topic-labels = off)", k->topic_lab, (int)nl, (int)nin,
+                     k->topic_in);
+            rc = VG_EINVAL;
+        } else if (nl <= 0 && vg_cl_create_topic(rk, k->topic_lab, nin, 0, why, sizeof why)) {
+            /* not fatal: labels then apply in this instance's partitions only, as before
+             * the topic existed (the answers of POST /v1/labels count the others) */
+            logf_(k, 1, "the labels topic %s does not exist and cannot be created (%s): "
+                  "labels apply only in this instance's partitions until it exists (create "
+                  "it with %d partitions, as %s, and restart)", k->topic_lab, why, (int)nin,
+                  k->topic_in);
+            free(k->topic_lab);
+            k->topic_lab = NULL;
+        }
+    } else if (rc == 0 && k->topic_lab) {
+        logf_(k, 1, "the labels topic %s is not used: the input topic's partitions are "
+                    "unknown (labels apply only in this instance's partitions)", k->topic_lab);
+        free(k->topic_lab);
+        k->topic_lab = NULL;
+    }
     rd_kafka_destroy(rk);
     if (rc == 0 && nin <= 0)   /* a typo, or not created yet: say so, the group waits */
         logf_(k, 1, "the input topic %s does not exist (yet): nothing is consumed until it "
@@ -2379,6 +2639,14 @@ static int check_cluster(vg_kafka_t *k, char *errbuf, size_t errlen) {
         }
         for (int32_t i = 0; i < nin; i++) atomic_init(&k->owner[i], -1);
         k->nparts = nin;
+        if (k->topic_lab) {
+            k->lab_applied = malloc((size_t)nin * sizeof(*k->lab_applied));
+            if (!k->lab_applied) {
+                snprintf(errbuf, errlen, "out of memory");
+                return VG_ENOMEM;
+            }
+            for (int32_t i = 0; i < nin; i++) atomic_init(&k->lab_applied[i], -1);
+        }
     }
     return rc;
 }
@@ -2460,6 +2728,8 @@ void vg_kafka_free(vg_kafka_t *k) {
     free(k->topic_dec);
     free(k->topic_dlq);
     free(k->topic_cl);
+    free(k->topic_lab);
+    free((void *)k->lab_applied);
     if (k->pub) {
         rd_kafka_flush(k->pub, 5000);
         rd_kafka_destroy(k->pub);
@@ -2508,6 +2778,8 @@ void vg_kafka_get_stats(const vg_kafka_t *k, vg_kafka_stats_t *s) {
         s->changelog_restored += GET(c->cl_restored);
         s->changelog_seeds += GET(c->cl_seeds);
         s->scored += GET(c->scored);
+        s->labels += GET(c->labels);
+        s->labels_invalid += GET(c->labels_invalid);
         s->changelog_restore_s += (double)GET(c->cl_restore_us) / 1e6;
         uint64_t mx = GET(c->ckpt_us_max);
         if (mx > s->checkpoint_us_max) s->checkpoint_us_max = mx;

@@ -66,6 +66,12 @@ typedef struct vg_kafka_opts {
     const char *topic_changelog;  /* the state changelog (one partition per input
                                      partition, compacted; created when missing); NULL:
                                      none (state moves only through a shared STATE) */
+    const char *topic_labels;     /* labels (POST /v1/labels) for every instance: one
+                                     partition per input partition, created when missing;
+                                     each processing thread reads the labels partitions of
+                                     the input partitions it owns, with the offset in the
+                                     partition's checkpoint; NULL: none (labels reach only
+                                     the partitions this instance owns: vg_kafka_label) */
     const char *state_dir;        /* required: partitions' stores live under it */
     vg_program_t *prog;           /* borrowed; each partition's pipeline takes a ref */
     vg_pipeline_opts_t pipeline;  /* lateness, horizon, lists, versions, mem_budget (per
@@ -194,6 +200,23 @@ int vg_kafka_score_async(vg_kafka_t *k, vg_kafka_req_t *q, const char *acct, siz
 int vg_kafka_label(vg_kafka_t *k, const vg_label_t *lb, int64_t timeout_ms,
                    int32_t *partition);
 
+/* Labels through the labels topic (opts.topic_labels): each produced (its value `vals[i]`,
+ * JSON {"id","account","fraud"[,...]}, keyed by its account) to the labels partition of
+ * its account's input partition (routed as vg_kafka_score), all acknowledged by the
+ * broker within timeout_ms: then every instance's thread that owns the partition applies
+ * it (durably: its offset is checkpointed with the state). Then waits, within the same
+ * timeout, until this instance's threads have applied those whose partitions they own.
+ * *applied: labels applied here by then; *elsewhere: labels whose partitions this
+ * instance does not own (applied by their owner as it reads them). 0; VG_EINVAL when
+ * there is no labels topic or the input topic's partitions are unknown; VG_EIO with
+ * errbuf when the broker did not acknowledge every label (post them again: applying a
+ * label twice changes nothing). Any thread. */
+int vg_kafka_post_labels(vg_kafka_t *k, const vg_label_t *lbs, const char *const *vals,
+                         int n, int64_t timeout_ms, int *applied, int *elsewhere,
+                         char *errbuf, size_t errlen);
+/* The labels topic, NULL when there is none. */
+const char *vg_kafka_topic_labels(const vg_kafka_t *k);
+
 /* An account operation of the HTTP API in the partition that holds the account, queued
  * like vg_kafka_score_async (the caller's thread does not wait): erase = 1 erases it
  * (DELETE /v1/accounts/{a}: the partition is checkpointed, the account's records deleted
@@ -296,6 +319,8 @@ typedef struct vg_kafka_stats {
     uint64_t changelog_restores, changelog_restored, changelog_seeds;
     double changelog_restore_s;
     uint64_t scored;              /* events decided by vg_kafka_score (not dry runs) */
+    uint64_t labels;              /* labels applied from the labels topic */
+    uint64_t labels_invalid;      /* records of the labels topic that are not labels */
     int64_t lag;                  /* sum over owned partitions (refreshed every 100 ms);
                                      -1 while some partition's watermarks are unknown */
     uint32_t partitions;          /* owned now */

@@ -441,6 +441,10 @@ int vg_kafka_metrics(const vg_kafka_t *k, vg_buf_t *out) {
             s.changelog_restored);
     COUNTER("http_scored_total", "Events scored over HTTP in a partition's pipeline.",
             s.scored);
+    COUNTER("labels_applied_total", "Labels read from the labels topic and applied in a "
+            "partition.", s.labels);
+    COUNTER("labels_invalid_total", "Records of the labels topic that are not labels (skipped).",
+            s.labels_invalid);
     COUNTER("changelog_seeds_total", "Partitions whose whole state was written to the changelog.",
             s.changelog_seeds);
     EMIT("# HELP vigil_kafka_changelog_restore_seconds_total Time spent restoring.\n"

@@ -32,7 +32,7 @@ start_vigil k "$P2" --kafka embedded --state "$TMP/stk" --rules "$TMP/labels.vrl
     -X session.timeout.ms=6000
 run_model "$P2" 3 300 "labels model with Kafka, seed 3"
 req POST "http://127.0.0.1:$P2/v1/labels" adm-secret '{"id":"x","account":"y","fraud":true}'
-expect 200 "j['accepted']==1 and j['not_owner']==0" "labels with Kafka: accepted, none owned elsewhere"
+expect 200 "j['accepted']==1 and j['not_owner']==0 and j['applied']==1" "labels with Kafka: accepted, through the labels topic, applied here"
 stop_clean "$PID_k" "clean stop (Kafka)"
 echo "$FAILS failures"
 [ "$FAILS" = 0 ]
