@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -36,6 +37,24 @@ static int kafka_metrics(const void *ctx, vg_buf_t *out) {
 static void on_rules(void *ctx, vg_program_t *p, int64_t ruleset, vg_lists_t *lists) {
     if (p) vg_serve_kafka_set_program(ctx, p, ruleset);
     else vg_serve_kafka_set_lists(ctx, lists);
+}
+
+/* A label read from the labels topic by a partition this instance owns: kept with the
+ * account's labels (the key POST /v1/labels writes: the same record when it was posted
+ * here), so that the account's view here lists labels posted to other instances too. */
+static void on_label(void *ctx, const vg_label_t *lb, const char *rec, size_t len) {
+    vg_api_t *a = ctx;
+    char stack[512];
+    size_t kl = 3 + lb->alen + lb->idlen;
+    char *key = kl <= sizeof(stack) ? stack : malloc(kl);
+    if (!key) return;   /* out of memory: the view lacks it, the label is applied */
+    memcpy(key, "B/", 2);
+    memcpy(key + 2, lb->account, lb->alen);
+    key[2 + lb->alen] = 0;
+    memcpy(key + 3 + lb->alen, lb->id, lb->idlen);
+    vg_ctl_op_t op = {key, kl, rec, len};
+    vg_ctl_write_later(a->ctl, &op, 1);
+    if (key != stack) free(key);
 }
 
 /* A partition assigned to this instance: it is advertised as the owner (Redis), so
@@ -67,7 +86,7 @@ static vg_serve_kafka_t *start_kafka(vg_api_t *a, const vg_config_t *cfg, char *
         .dedupe_horizon_ms = cfg->dedupe_horizon_ms, .future_ms = cfg->future_ms,
         .mem_budget = cfg->mem_budget, .threads = cfg->kafka_threads,
         .kafka_conf = (const char *const *)cfg->kafka_conf,
-        .on_assign = on_assign, .on_assign_ctx = a,
+        .on_assign = on_assign, .on_assign_ctx = a, .on_label = on_label, .on_label_ctx = a,
     };
     pthread_mutex_lock(&a->mu);
     vg_program_t *p = a->active ? vg_prog_ref(a->active) : NULL;   /* the ruleset in force, as HTTP scoring */

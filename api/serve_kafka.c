@@ -119,6 +119,8 @@ vg_serve_kafka_t *vg_serve_kafka_start(const vg_serve_kafka_cfg_t *cfg, vg_progr
     o.quiet = cfg->quiet;
     o.on_assign = cfg->on_assign;
     o.on_assign_ctx = cfg->on_assign_ctx;
+    o.on_label = cfg->on_label;
+    o.on_label_ctx = cfg->on_label_ctx;
     s->k = vg_kafka_new(&o, errbuf, errlen);
     if (!s->k || vg_kafka_start(s->k, errbuf, errlen) != 0) goto err;
     return s;

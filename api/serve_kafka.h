@@ -47,6 +47,8 @@ typedef struct vg_serve_kafka_cfg {
     int quiet;
     void (*on_assign)(void *ctx, int32_t partition);   /* NULL: none (engine/kafka.h) */
     void *on_assign_ctx;
+    void (*on_label)(void *ctx, const vg_label_t *lb, const char *rec, size_t len);
+    void *on_label_ctx;                                 /* NULL: none (engine/kafka.h) */
 } vg_serve_kafka_cfg_t;
 
 /* Starts the pipeline. Returns NULL with a reason in errbuf. Stop and free with

@@ -1919,6 +1919,7 @@ static void handle_label(worker_t *w, part_t *pt, const rd_kafka_message_t *m) {
             return;
         }
         INC(w->ct.labels, 1);
+        if (k->o.on_label) k->o.on_label(k->o.on_label_ctx, &lb, m->payload, m->len);
     }
     json_decref(j);
     pt->lab_next = m->offset + 1;

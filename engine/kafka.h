@@ -98,6 +98,12 @@ typedef struct vg_kafka_opts {
      * (`vigil serve` advertises itself as its owner); may be NULL */
     void (*on_assign)(void *ctx, int32_t partition);
     void *on_assign_ctx;
+    /* called from a processing thread after it applied a label read from the labels
+     * topic, with the record's bytes (`vigil serve` keeps it with the account's labels,
+     * so that the owner's account view shows labels posted to other instances); may be
+     * NULL */
+    void (*on_label)(void *ctx, const vg_label_t *lb, const char *rec, size_t len);
+    void *on_label_ctx;
 } vg_kafka_opts_t;
 
 /* Checks one librdkafka setting "name=value" (optionally "consumer."/"producer."

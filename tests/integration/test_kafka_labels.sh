@@ -7,7 +7,7 @@
 #      changelog hands partitions over). Labels for every account are posted to A only:
 #      every account's next decision, at whichever instance owns it, counts the label
 #      (before 2026-12-07 the accounts B owned never saw theirs: not_owner > 0 and
-#      fraud_count 0 there).
+#      fraud_count 0 there), and the owner's account view lists the label.
 #   2. A second round of labels, posted to A, then A is killed (SIGKILL) at once and
 #      restarted: every account's next decision counts both labels (the labels applied
 #      in A's memory since its last checkpoint are read again from the topic).
@@ -90,6 +90,14 @@ for acct, e in sorted(last.items()):
     f = got[1]["features"]
     if f["fc"] != want or f["lc"] != want:
         bad.append("%s at :%s: fraud_count %s, labelled_count %s, want %d" % (acct, got[0], f["fc"], f["lc"], want))
+    # the owner's account view lists the round's label, wherever it was posted
+    req = urllib.request.Request("http://127.0.0.1:%s/v1/accounts/%s" % (got[0], acct),
+                                 headers={"Authorization": "Bearer adm-secret"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        view = json.loads(r.read())
+    lid = [e["id"] for e in evs if e["account"] == acct][want - 1]
+    if lid not in [l.get("id") for l in view.get("labels", [])]:
+        bad.append("%s: the view at :%s does not list the label of %s: %s" % (acct, got[0], lid, view.get("labels")))
 print("round %s: %d accounts, decided by %s; %d wrong" % (rnd, len(last), owners, len(bad)))
 for b in bad[:10]:
     print("  " + b)
