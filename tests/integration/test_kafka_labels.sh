@@ -12,7 +12,8 @@
 #      restarted: every account's next decision counts both labels (the labels applied
 #      in A's memory since its last checkpoint are read again from the topic).
 #   3. A record of the labels topic that is not a label is counted and skipped.
-# Usage: bash test_kafka_labels.sh BUILD_DIR SOURCE_DIR
+# Usage: bash test_kafka_labels.sh BUILD_DIR SOURCE_DIR (KT_LABELS_X: more serve flags, e.g.
+# "-X partition.assignment.strategy=cooperative-sticky": passed on 2026-12-07 too)
 set -u
 . "$(dirname "$0")/kafka_lib.sh"
 kt_init test_kafka_labels "$@"
@@ -36,7 +37,7 @@ serve() {   # serve NAME PORT
     VIGIL_FUTURE=1000d "$VIGIL" serve --http "127.0.0.1:$2" --state "$WORK/state-$1" \
         --rules "$WORK/l.vrl" --kafka "$BROKER" --group g-l --topic-in tx --topic-alerts alerts \
         --topic-dlq dlq --kafka-threads 1 --checkpoint-interval 60s -X session.timeout.ms=3000 \
-        -X heartbeat.interval.ms=300 >>"$WORK/$1.log" 2>&1 &
+        -X heartbeat.interval.ms=300 ${KT_LABELS_X:-} >>"$WORK/$1.log" 2>&1 &
     SPID=$!
     KT_PIDS+=("$SPID")
 }
