@@ -475,13 +475,18 @@ static int read_file(vg_config_t *c, const char *path, char **vals, kconf_t *kf)
     return rc;
 }
 
-int vg_config_http_addr(const char *hp, struct sockaddr_in *sa, char *errbuf, size_t errlen) {
+int vg_config_http_addr(const char *hp, struct sockaddr_storage *ss, char *errbuf,
+                        size_t errlen) {
     const char *colon = strrchr(hp, ':');
     if (!colon) {
         snprintf(errbuf, errlen, "--http %s: expected HOST:PORT", hp);
         return VG_EINVAL;
     }
     char host[256];
+    if ((size_t)(colon - hp) >= sizeof(host)) {
+        snprintf(errbuf, errlen, "--http: the host is too long");
+        return VG_EINVAL;
+    }
     snprintf(host, sizeof(host), "%.*s", (int)(colon - hp), hp);
     char *pend;
     long port = strtol(colon + 1, &pend, 10);   /* 0: a free port, printed when listening */
@@ -489,13 +494,32 @@ int vg_config_http_addr(const char *hp, struct sockaddr_in *sa, char *errbuf, si
         snprintf(errbuf, errlen, "--http %s: bad port", hp);
         return VG_EINVAL;
     }
-    memset(sa, 0, sizeof(*sa));
+    memset(ss, 0, sizeof(*ss));
+    size_t hl = strlen(host);
+    if (host[0] == '[') {   /* an IPv6 address, bracketed as in URLs: [::1]:8080 */
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        if (hl < 3 || host[hl - 1] != ']') {
+            snprintf(errbuf, errlen, "--http %s: an IPv6 host is written in brackets, as "
+                     "[::1]:8080", hp);
+            return VG_EINVAL;
+        }
+        host[hl - 1] = 0;
+        if (inet_pton(AF_INET6, host + 1, &s6->sin6_addr) != 1) {
+            snprintf(errbuf, errlen, "--http %s: not an IPv6 address", hp);
+            return VG_EINVAL;
+        }
+        return 0;
+    }
+    struct sockaddr_in *sa = (struct sockaddr_in *)ss;
     sa->sin_family = AF_INET;
     sa->sin_port = htons((uint16_t)port);
     if (strcmp(host, "localhost") == 0) snprintf(host, sizeof(host), "127.0.0.1");
     if (host[0] == 0 || strcmp(host, "*") == 0) sa->sin_addr.s_addr = htonl(INADDR_ANY);
     else if (inet_pton(AF_INET, host, &sa->sin_addr) != 1) {
-        snprintf(errbuf, errlen, "--http %s: host must be an IPv4 address", hp);
+        snprintf(errbuf, errlen, "--http %s: host must be an IPv4 address or an IPv6 address "
+                 "in brackets ([::1]:8080)", hp);
         return VG_EINVAL;
     }
     return 0;
@@ -608,7 +632,7 @@ int vg_config_load(int argc, char **argv, vg_config_t **out) {
         rc = 2;
     }
     if (!rc) {   /* a bad --http is a usage error, found before anything starts */
-        struct sockaddr_in sa;
+        struct sockaddr_storage sa;
         char herr[512];
         if (vg_config_http_addr(c->http, &sa, herr, sizeof(herr)) != 0) {
             fprintf(stderr, "vigil serve: %s\n", herr);

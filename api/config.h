@@ -78,10 +78,11 @@ typedef struct vg_config {
 int vg_config_load(int argc, char **argv, vg_config_t **out);
 
 /* Parses the `http` setting "HOST:PORT" (IPv4 or `localhost`, empty or `*` for every
- * address; port 0..65535, 0: a free one) into *sa. vg_config_load checks it (a bad one
+ * IPv4 address, an IPv6 address in brackets: `[::1]`, `[::]` for every address, IPv4
+ * included; port 0..65535, 0: a free one) into *sa (a sockaddr_in or sockaddr_in6). vg_config_load checks it (a bad one
  * is a usage error); vg_api_listen binds it. Returns 0 or VG_EINVAL with the reason. */
-struct sockaddr_in;
-int vg_config_http_addr(const char *hp, struct sockaddr_in *sa, char *errbuf, size_t errlen);
+struct sockaddr_storage;
+int vg_config_http_addr(const char *hp, struct sockaddr_storage *sa, char *errbuf, size_t errlen);
 void vg_config_free(vg_config_t *c);
 
 /* Parses "role:token,role:token" adding hashed tokens to c. Returns 0 or VG_EINVAL

@@ -963,12 +963,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 int vg_api_listen(vg_api_t *a, char *errbuf, size_t errlen) {
     const char *hp = a->cfg->http;
-    struct sockaddr_in sa;
+    struct sockaddr_storage sa;
     int rc = vg_config_http_addr(hp, &sa, errbuf, errlen);
     if (rc) return rc;
-    uint16_t port = ntohs(sa.sin_port);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
                      MHD_ALLOW_SUSPEND_RESUME;   /* scores queued for Kafka partitions */
+    uint16_t port;
+    if (sa.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&sa;
+        port = ntohs(s6->sin6_port);
+        /* [::] takes IPv4 connections too (as most servers do); a given address only its own */
+        flags |= IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr) ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
+    } else {
+        port = ntohs(((const struct sockaddr_in *)&sa)->sin_port);
+    }
     errno = 0;
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, port, NULL, NULL, on_request, a,

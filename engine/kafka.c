@@ -1890,7 +1890,18 @@ static int handle(worker_t *w, rd_kafka_message_t *m, int64_t now_ms) {
  * events see it), its offset checkpointed with the state. */
 static void handle_label(worker_t *w, part_t *pt, const rd_kafka_message_t *m) {
     vg_kafka_t *k = w->k;
-    if (!pt || m->offset < pt->lab_next) return;   /* not owned, or applied already */
+    if (!pt) return;   /* not owned */
+    if (m->offset < pt->lab_next) {   /* applied already, unless the topic ends before */
+        int64_t lo = -1, hi = -1;
+        rd_kafka_get_watermark_offsets(w->c, k->topic_lab, m->partition, &lo, &hi);
+        if (hi < 0 || hi >= pt->lab_next) return;
+        /* the topic was recreated (or truncated) since the checkpoint: read from here */
+        logf_(k, 1, "worker %d: %s [%d] ends at offset %" PRId64 ", before the position %"
+              PRId64 " of the partition's checkpoint (recreated?): its labels are read "
+              "from offset %" PRId64, w->index, k->topic_lab, (int)m->partition, hi,
+              pt->lab_next, m->offset);
+        pt->lab_next = m->offset;
+    }
     if (m->offset > pt->lab_next && pt->lab_resync) {
         /* fetched before a seek: wait for lab_next, unless the broker no longer has it */
         int64_t lo = -1, hi = -1;

@@ -255,6 +255,31 @@ for hp in 127.0.0.1:abc 127.0.0.1: 127.0.0.1:80x 127.0.0.1:-1 127.0.0.1:65536; d
     [ $rc -eq 2 ] && grep -q "bad port" "$TMP/bad.err" && ok "--http $hp: bad port, exit 2" ||
         bad "--http $hp: exit $rc, $(cat "$TMP/bad.err")"   # port abc used to be a random free port
 done
+for hp in '[::1:80' '::1:80' '[nohost]:80'; do
+    rc=0
+    timeout -k 5 20 "$VIGIL" serve --http "$hp" --state "$TMP/st-bad" >/dev/null 2>"$TMP/bad.err" || rc=$?
+    [ $rc -eq 2 ] && grep -q "IPv6" "$TMP/bad.err" && ok "--http $hp: exit 2, says how to write an IPv6 host" ||
+        bad "--http $hp: exit $rc, $(cat "$TMP/bad.err")"
+done
+echo "--- --http with an IPv6 address: [::1] takes IPv6 only, [::] IPv4 too"
+P6=$(free_port)
+for h in '::1' '::'; do
+    "$VIGIL" serve --http "[$h]:$P6" --state "$TMP/st-v6" >"$TMP/v6.log" 2>&1 &
+    V6PID=$!
+    PIDS+=("$V6PID")
+    c6=000
+    for _ in $(seq 100); do
+        c6=$(curl -s -g -o /dev/null -w '%{http_code}' "http://[::1]:$P6/healthz" 2>/dev/null)
+        [ "$c6" = 200 ] && break
+        sleep 0.1
+    done
+    c4=$(curl -s -o /dev/null -w '%{http_code}' -m 2 "http://127.0.0.1:$P6/healthz" 2>/dev/null)
+    if [ "$h" = ::1 ]; then want4=000; else want4=200; fi
+    [ "$c6" = 200 ] && [ "$c4" = "$want4" ] && grep -q "listening on http://\[$h\]:$P6" "$TMP/v6.log" &&
+        ok "--http [$h]:$P6: IPv6 $c6, IPv4 $c4" ||
+        bad "--http [$h]:$P6: IPv6 $c6, IPv4 $c4 (want 200, $want4): $(cat "$TMP/v6.log")"
+    stop_clean "$V6PID" "--http [$h]: clean stop"
+done
 rc=0
 timeout -k 5 20 "$VIGIL" serve --threads 100000 --state "$TMP/st-bad" >/dev/null 2>"$TMP/bad.err" || rc=$?
 [ $rc -eq 2 ] && grep -q "threads: at most 256" "$TMP/bad.err" && ok "--threads 100000: exit 2" ||

@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <cmocka.h>
 
@@ -201,13 +204,29 @@ static void test_kafka_conf_refusals(void **st) {
     load_expect(a13, 2);
     /* a bad --http is a usage error (SPEC: exit 2), found before anything starts */
     static const char *const bad_http[] = {"127.0.0.1:abc", "127.0.0.1:", "127.0.0.1:-1",
-                                           "127.0.0.1:65536", "nohost:80", "8080"};
+                                           "127.0.0.1:65536", "nohost:80", "8080",
+                                           "::1:80", "[::1:80", "[]:80", "[nohost]:80",
+                                           "[127.0.0.1]:80", "[::1]:", "[::1]:x"};
     for (size_t i = 0; i < sizeof bad_http / sizeof bad_http[0]; i++) {
         char *a[] = {"serve", "--http", (char *)bad_http[i], NULL};
         load_expect(a, 2);
     }
     char *a14[] = {"serve", "--http", "localhost:0", NULL};
     load_expect(a14, 0);
+    static const char *const good_v6[] = {"[::1]:0", "[::]:8080", "[fe80::1]:1"};
+    for (size_t i = 0; i < sizeof good_v6 / sizeof good_v6[0]; i++) {
+        char *a[] = {"serve", "--http", (char *)good_v6[i], NULL};
+        load_expect(a, 0);
+    }
+    struct sockaddr_storage ss;
+    char e[256];
+    assert_int_equal(vg_config_http_addr("[::1]:8081", &ss, e, sizeof e), 0);
+    assert_int_equal(ss.ss_family, AF_INET6);
+    assert_int_equal(ntohs(((struct sockaddr_in6 *)&ss)->sin6_port), 8081);
+    assert_true(IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr));
+    assert_int_equal(vg_config_http_addr("127.0.0.1:8082", &ss, e, sizeof e), 0);
+    assert_int_equal(ss.ss_family, AF_INET);
+    assert_int_equal(ntohs(((struct sockaddr_in *)&ss)->sin_port), 8082);
 }
 
 static void test_precedence(void **st) {
