@@ -486,7 +486,12 @@ vg_redis_t *vg_redis_new(vg_api_t *a, const char *hostport, char *errbuf, size_t
         return NULL;
     }
     r->a = a;
-    snprintf(r->host, sizeof(r->host), "%.*s", (int)(colon - hostport), hostport);
+    /* an IPv6 address is bracketed, as in URLs ([::1]:6379); hiredis takes it bare */
+    size_t hl = (size_t)(colon - hostport);
+    if (hl >= 2 && hostport[0] == '[' && hostport[hl - 1] == ']')
+        snprintf(r->host, sizeof(r->host), "%.*s", (int)(hl - 2), hostport + 1);
+    else
+        snprintf(r->host, sizeof(r->host), "%.*s", (int)hl, hostport);
     r->port = atoi(colon + 1);
     pthread_mutex_init(&r->mu, NULL);
     if (pthread_create(&r->th, NULL, subscriber, r) != 0) {
