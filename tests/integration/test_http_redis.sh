@@ -191,4 +191,16 @@ req GET "$U2/readyz" ""; expect 200 "j['ruleset']==$ACTIVE" "restarted with a ch
 req DELETE "$U1/v1/rules/future" ""; expect 200 "j['deleted'] is True" "delete the module that does not compile"
 wait_for "$U2/readyz" "'newest_ruleset' not in j and j['ruleset']>$FUT" "instance two current again"
 redis-cli -p "$RPORT" hdel vigil:rules junk >/dev/null
+
+# Redis at an IPv6 address, written in brackets ([::1]:PORT)
+R6=$(free_port)
+redis-server --port "$R6" --bind ::1 --save '' --appendonly no --dir "$TMP" >"$TMP/redis6.log" 2>&1 &
+PIDS+=($!)
+until_ok sh -c "redis-cli -h ::1 -p $R6 ping 2>/dev/null | grep -q PONG" || bad "redis on ::1 did not start"
+P6=$(free_port)
+start_vigil six "$P6" --state "$TMP/s6" --redis "[::1]:$R6"
+req PUT "http://127.0.0.1:$P6/v1/lists/v6list" "" '["x6"]'; expect 201 "j['size']==1" "--redis [::1]:PORT: a list written"
+[ "$(redis-cli -h ::1 -p "$R6" smembers vigil:list:v6list 2>/dev/null)" = x6 ] && ok "... and in Redis at ::1" ||
+    bad "the list is not in Redis at ::1: $(redis-cli -h ::1 -p "$R6" smembers vigil:list:v6list 2>&1)"
+stop_pid "$PID_six"
 finish
