@@ -201,8 +201,30 @@ void vg_h_lists(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     vg_resp_json(r, 200, json_pack("{s:o}", "lists", arr));
 }
 
+/* 1 when "add" of items[0] or "put" of items[0..n) would leave list x as it is (its items
+ * are sorted and unique). */
+static int same_items(const vg_list_t *x, const char *op, char **items, size_t n) {
+    if (strcmp(op, "add") == 0)
+        return bsearch(&items[0], x->items, x->n, sizeof(char *), cmpstr) != NULL;
+    if (n < x->n) return 0;
+    for (size_t k = 0; k < n; k++)
+        if (!bsearch(&items[k], x->items, x->n, sizeof(char *), cmpstr)) return 0;
+    /* every item is in the list; the list has no other one when it has as many
+     * distinct items as the request */
+    char **s = malloc((n + 1) * sizeof(*s));
+    if (!s) return 0;   /* out of memory: changed as before */
+    memcpy(s, items, n * sizeof(*s));
+    qsort(s, n, sizeof(*s), cmpstr);
+    size_t u = 0;
+    for (size_t k = 0; k < n; k++)
+        if (k == 0 || strcmp(s[k], s[k - 1]) != 0) u++;
+    free(s);
+    return u == x->n;
+}
+
 /* Applies op to list `name` (locally or through Redis) and answers. `items` for "put",
- * `item` for "add"/"rem". */
+ * `item` for "add"/"rem". A "put" of the items the list has, or an "add" of an item it
+ * has, changes nothing: 200 with the list and its version as they are, no audit entry. */
 static void list_change(vg_api_t *a, vg_req_t *q, vg_resp_t *r, const char *name, const char *op,
                         char **items, size_t n) {
     pthread_mutex_lock(&a->mu);
@@ -224,11 +246,11 @@ static void list_change(vg_api_t *a, vg_req_t *q, vg_resp_t *r, const char *name
         vg_resp_error(r, 404, "not_found", "list %s has no item %s", name, items[0]);
         return;
     }
-    int rc = 0;
+    int rc = 0, unchanged = 0;
     int64_t nv = cur + 1;
     if (a->redis) {
         pthread_mutex_unlock(&a->mu);
-        rc = vg_redis_list_op(a->redis, name, expect, op, items, n, &nv);
+        rc = vg_redis_list_op(a->redis, name, expect, op, items, n, &nv, &unchanged);
         if (rc == VG_EIO) {
             r->retry_after = 1;
             vg_resp_error(r, 503, "unavailable", "Redis is down: list changes are refused until "
@@ -241,6 +263,9 @@ static void list_change(vg_api_t *a, vg_req_t *q, vg_resp_t *r, const char *name
             return;
         }
         pthread_mutex_lock(&a->mu);
+    } else if (exists && (strcmp(op, "add") == 0 || strcmp(op, "put") == 0) &&
+               same_items(&a->lists[i], op, items, n)) {
+        unchanged = 1;   /* nothing to change: the version stays, no audit entry */
     } else {
         /* the new contents from the local copy */
         size_t m = 0;
@@ -270,13 +295,17 @@ static void list_change(vg_api_t *a, vg_req_t *q, vg_resp_t *r, const char *name
     if (i >= 0) nv = a->lists[i].version;
     if (is_del) json_object_set_new(out, "deleted", json_true());
     pthread_mutex_unlock(&a->mu);
+    snprintf(r->etag, sizeof(r->etag), "\"%lld\"", (long long)nv);
+    if (unchanged) {
+        vg_resp_json(r, 200, out);
+        return;
+    }
     char action[32];
     snprintf(action, sizeof(action), "lists.%s", op);
     char target[400];
     if (strcmp(op, "add") == 0 || is_rem) snprintf(target, sizeof(target), "%s/%s", name, items[0]);
     else snprintf(target, sizeof(target), "%s", name);
     vg_api_audit(a, q, action, target, cur, nv);
-    snprintf(r->etag, sizeof(r->etag), "\"%lld\"", (long long)nv);
     vg_resp_json(r, !exists && !is_del ? 201 : 200, out);
 }
 

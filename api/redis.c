@@ -73,8 +73,21 @@ static const char *LUA_LIST_OP =
     "local e = tonumber(ARGV[2])\n"
     "if e >= 0 and v ~= e then return {0, v} end\n"
     "local lv = tonumber(ARGV[4])\n"
-    "if lv > v then v = lv end\n"
     "local op = ARGV[3]\n"
+    /* nothing to change (the list is there, current, and has exactly those items, or
+     * the item): the version stays */
+    "if v > 0 and lv <= v and redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 0 then\n"
+    "  if op == 'add' and redis.call('SISMEMBER', KEYS[1], ARGV[5]) == 1 then return {2, v} end\n"
+    "  if op == 'put' then\n"
+    "    local seen, u, same = {}, 0, true\n"
+    "    for i = 5, #ARGV do\n"
+    "      if not seen[ARGV[i]] then seen[ARGV[i]] = true; u = u + 1 end\n"
+    "      if same and redis.call('SISMEMBER', KEYS[1], ARGV[i]) == 0 then same = false end\n"
+    "    end\n"
+    "    if same and redis.call('SCARD', KEYS[1]) == u then return {2, v} end\n"
+    "  end\n"
+    "end\n"
+    "if lv > v then v = lv end\n"
     "if op == 'put' then\n"
     "  redis.call('DEL', KEYS[1])\n"
     "  for i = 5, #ARGV do redis.call('SADD', KEYS[1], ARGV[i]) end\n"
@@ -260,7 +273,8 @@ static int sync_list(vg_redis_t *r, const char *name) {
 }
 
 int vg_redis_list_op(vg_redis_t *r, const char *name, int64_t expect, const char *op,
-                     char **items, size_t n, int64_t *version) {
+                     char **items, size_t n, int64_t *version, int *unchanged) {
+    *unchanged = 0;
     char key[300], e[24], lv[24];
     int64_t local = 0;
     pthread_mutex_lock(&r->a->mu);
@@ -286,7 +300,8 @@ int vg_redis_list_op(vg_redis_t *r, const char *name, int64_t expect, const char
     int rc = VG_EIO;
     if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
         *version = rep->element[1]->integer;
-        rc = rep->element[0]->integer == 1 ? 0 : VG_EMISMATCH;
+        rc = rep->element[0]->integer >= 1 ? 0 : VG_EMISMATCH;
+        *unchanged = rep->element[0]->integer == 2;
     }
     freeReplyObject(rep);
     if (rc == 0) rc = sync_list(r, name);

@@ -42,9 +42,11 @@ int vg_redis_put_module(vg_redis_t *r, const char *name, int64_t expect, const c
                         char **stored, int64_t *current);
 
 /* List operations: op "put" (items replace the list), "add", "rem" (one item), "del".
- * Same contract; *version the new version. */
+ * Same contract; *version the new version. A "put" of the items the list has and an
+ * "add" of an item it has change nothing: 0 with *unchanged = 1 and *version the
+ * current one. */
 int vg_redis_list_op(vg_redis_t *r, const char *name, int64_t expect, const char *op,
-                     char **items, size_t n, int64_t *version);
+                     char **items, size_t n, int64_t *version, int *unchanged);
 
 /* The owner registry of Kafka partitions (`vigil serve --kafka` with several
  * instances): hash vigil:owners:<group>, field <partition>, value the owner's HTTP base

@@ -5,7 +5,9 @@
 # and reads, each checked for its status, items, size, version and ETag, and scores
 # between them whose list rule must fire exactly when the card is in the model's list:
 # against `vigil serve` (two seeds) and `vigil serve --kafka embedded` (scores decided
-# by the partitions' threads, which must see every change of the lists).
+# by the partitions' threads, which must see every change of the lists), and with Redis.
+# A PUT of the items a list has, or of an item it has, changes nothing (same version,
+# no audit entry).
 # Usage: bash test_lists_model.sh BUILD_DIR SOURCE_DIR
 set -uo pipefail
 source "$(dirname "$0")/http_lib.sh" "$1" "$2"
@@ -43,5 +45,20 @@ start_vigil k "$P2" --kafka embedded --state "$TMP/stk" --rules "$TMP/lists.vrl"
     -X session.timeout.ms=6000
 run_model "$P2" 3 300 "lists model with Kafka, seed 3"
 stop_clean "$PID_k" "clean stop (Kafka)"
+
+# with Redis: the changes are compare-and-set scripts there (a no-op PUT decided by Redis)
+if command -v redis-server >/dev/null; then
+    RPORT=$(free_port)
+    redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" \
+        >"$TMP/redis.log" 2>&1 &
+    PIDS+=("$!")
+    for _ in $(seq 1 100); do redis-cli -p "$RPORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done
+    P3=$(free_port)
+    start_vigil r "$P3" --state "$TMP/str" --rules "$TMP/lists.vrl" --redis "127.0.0.1:$RPORT"
+    run_model "$P3" 4 400 "lists model with Redis, seed 4"
+    stop_clean "$PID_r" "clean stop (Redis)"
+else
+    bad "redis-server missing"
+fi
 echo "$FAILS failures"
 [ "$FAILS" = 0 ]
