@@ -673,8 +673,11 @@ void vg_h_account(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
             vg_resp_error(r, 500, "internal", "erasing the account failed: %s", err);
             return;
         }
-        /* with Kafka, every instance's alert list drops the account's alerts too */
-        if (vg_api_publish_erasure(a, acct, err, sizeof(err)) != 0) {
+        /* with Kafka, every instance's alert list drops the account's alerts too: the
+         * partition's thread published the erasure (acknowledged with its checkpoint);
+         * an account routed to no partition (the input's partitions unknown) from here */
+        if (a->kafka && !(q->kp && q->kp->rc == 0) &&
+            vg_api_publish_erasure(a, acct, err, sizeof(err)) != 0) {
             r->retry_after = 1;
             vg_resp_error(r, 503, "unavailable", "the account was erased here, but the erasure "
                           "could not be published for the other instances' alert lists (%s): "

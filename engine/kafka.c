@@ -150,6 +150,7 @@ typedef struct worker {
     rd_kafka_t *c, *p;
     rd_kafka_topic_t *rkt_in;    /* the input topic's handle in c (messages' rkt), once seen */
     rd_kafka_topic_t *t_alerts, *t_dec, *t_dlq, *t_cl;
+    rd_kafka_topic_t *t_er;      /* GROUP.erasures, made at the first erasure */
     rd_kafka_t *rc;       /* reads changelog partitions on assignment (not in the group) */
     part_t **parts;       /* indexed by partition id */
     int32_t cap;
@@ -2103,6 +2104,29 @@ static int forget_one(worker_t *w, kreq_t *q) {
         set_fatal(w, "partition %d: reloading after an erasure: %s", (int)pt->id, err);
         return VG_EIO;
     }
+    /* the erasure for every instance's alert list (GROUP.erasures, api/alert_feed.c),
+     * acknowledged with the checkpoint below, so that the HTTP thread that asked does
+     * not wait on the broker itself */
+    if (!w->t_er && !(w->t_er = rd_kafka_topic_new(w->p, k->topic_er, NULL))) {
+        logf_(k, 1, "partition %d: erasures topic %s: %s", (int)pt->id, k->topic_er,
+              rd_kafka_err2str(rd_kafka_last_error()));
+        return VG_EIO;
+    }
+    int64_t now = real_us() / 1000;
+    char at[32], num[64];
+    at[vg_time_format(now, at)] = 0;
+    vg_buf_t *r = &w->rec;
+    vg_buf_clear(r);
+    snprintf(num, sizeof(num), ",\"erased_at_ms\":%" PRId64 "}", now);
+    int rc = vg_buf_puts(r, "{\"account\":");
+    if (!rc) rc = vg_json_str(r, q->acct, q->alen);
+    if (!rc) rc = vg_buf_puts(r, ",\"erased_at\":\"");
+    if (!rc) rc = vg_buf_puts(r, at);
+    if (!rc) rc = vg_buf_puts(r, "\"");
+    if (!rc) rc = vg_buf_puts(r, num);
+    if (rc) return rc;
+    if (produce(w, pt, w->t_er, r->p, r->len, q->acct, q->alen, OUT_DECISION, now) < 0)
+        return VG_EIO;
     pt->unlogged++;   /* the tombstones and the offset, in the changelog now */
     return checkpoint(w, 1) != 0 ? VG_EIO : 0;
 }
@@ -2515,7 +2539,8 @@ static void worker_deinit(worker_t *w) {
     if (w->t_dec) rd_kafka_topic_destroy(w->t_dec);
     if (w->t_dlq) rd_kafka_topic_destroy(w->t_dlq);
     if (w->t_cl) rd_kafka_topic_destroy(w->t_cl);
-    w->t_alerts = w->t_dec = w->t_dlq = w->t_cl = NULL;
+    if (w->t_er) rd_kafka_topic_destroy(w->t_er);
+    w->t_alerts = w->t_dec = w->t_dlq = w->t_cl = w->t_er = NULL;
     if (w->rc) {
         rd_kafka_consumer_close(w->rc);
         rd_kafka_destroy(w->rc);
