@@ -12,6 +12,8 @@
 #      restarted: every account's next decision counts both labels (the labels applied
 #      in A's memory since its last checkpoint are read again from the topic).
 #   3. A record of the labels topic that is not a label is counted and skipped.
+#   4. Labels produced to the topic by another system (kcat, keyed by the account) are
+#      applied like posted ones.
 # Usage: bash test_kafka_labels.sh BUILD_DIR SOURCE_DIR (KT_LABELS_X: more serve flags, e.g.
 # "-X partition.assignment.strategy=cooperative-sticky": passed on 2026-12-07 too)
 set -u
@@ -167,6 +169,24 @@ inv=$(( $(metric "$PA" vigil_kafka_labels_invalid_total) + $(metric "$PB" vigil_
 code=$(post_labels "$PB" 3)
 [ "$code" = 200 ] || kt_fail "POST /v1/labels (round 3, at B): $code $(cat "$WORK/labels.resp")"
 check 3 3 "round 3 (after records that are not labels, posted to B)"
+
+# 4. labels produced to the topic by another system (kcat, keyed by account, Kafka's
+# default partitioner as the transactions): applied like posted ones
+python3 - "$WORK" >"$WORK/labels4.keyed" <<'PY'
+import json, sys
+seen = {}
+for l in open(sys.argv[1] + "/e.ndjson"):
+    e = json.loads(l)
+    k = seen[e["account"]] = seen.get(e["account"], 0) + 1
+    if k == 4:
+        print("%s\t%s" % (e["account"], json.dumps({"id": e["id"], "account": e["account"], "fraud": True})))
+PY
+applied() { echo $(( $(metric "$PA" vigil_kafka_labels_applied_total) + $(metric "$PB" vigil_kafka_labels_applied_total) )); }
+before=$(applied)
+kcat -P -b "$BROKER" -t g-l.labels -K$'\t' -X partitioner=murmur2_random -l "$WORK/labels4.keyed" 2>/dev/null ||
+    kt_fail "kcat produce to g-l.labels"
+for _ in $(seq 100); do [ "$(applied)" -ge $((before + 40)) ] && break; sleep 0.1; done   # read asynchronously
+check 4 4 "round 4 (labels produced to the topic by kcat)"
 
 for p in "$APID" "$BPID"; do kill -TERM "$p"; kt_wait "$p" 30 || kt_fail "instance $p did not stop cleanly"; done
 kt_low_watermarks tx $PARTS
