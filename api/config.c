@@ -61,6 +61,9 @@ static const setting_t SETTINGS[] = {
     {"max-body", K_SIZE, OFF(max_body), "1M", "largest request body (events: 64K)"},
     {"max-connections", K_INT, OFF(max_connections), "1024", "concurrent connections"},
     {"request-timeout", K_DUR, OFF(request_timeout_ms), "30s", "idle connection timeout"},
+    {"tls-cert", K_STR, OFF(tls_cert), NULL,
+     "PEM certificate (chain) file: the HTTP API speaks HTTPS (with tls-key)"},
+    {"tls-key", K_STR, OFF(tls_key), NULL, "PEM private key file of tls-cert"},
     {"deadline", K_DUR, OFF(deadline_ms), "250ms", "queueing deadline before 429"},
     {"alert-retention", K_DUR, OFF(alert_retention_ms), "30d", "how long alerts are kept"},
     {"checkpoint-interval", K_DUR, OFF(checkpoint_ms), "1s", "state checkpoint interval"},
@@ -629,6 +632,10 @@ int vg_config_load(int argc, char **argv, vg_config_t **out) {
     }
     if (!rc && c->shards > 256) {
         fprintf(stderr, "vigil serve: shards: at most 256\n");
+        rc = 2;
+    }
+    if (!rc && (!c->tls_cert) != (!c->tls_key)) {
+        fprintf(stderr, "vigil serve: tls-cert and tls-key go together (HTTPS needs both)\n");
         rc = 2;
     }
     if (!rc) {   /* a bad --http is a usage error, found before anything starts */

@@ -46,6 +46,7 @@ typedef struct vg_config {
     char *rules;              /* .vrl file or directory loaded at start; NULL: none */
     char *kafka, *group, *topic_in, *topic_alerts, *topic_decisions, *topic_dlq, *changelog;
     char *topic_labels;       /* NULL: GROUP.labels; "off": none */
+    char *tls_cert, *tls_key; /* PEM files: HTTPS (both or neither) */
     char *advertise;          /* this instance's HTTP base URL for 409 not_owner (NULL:
                                  http://<http>) */
     char *redis;              /* HOST:PORT or NULL */

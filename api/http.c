@@ -961,6 +961,33 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return ok;
 }
 
+/* A PEM file's text (at most 1 MiB), NUL-terminated, malloc'ed; NULL with errbuf. */
+static char *read_pem(const char *path, const char *what, char *errbuf, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(errbuf, errlen, "%s %.300s: %s", what, path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1u << 20, n = 0;
+    char *p = malloc(cap + 1);
+    if (p) n = fread(p, 1, cap + 1, f);
+    int err = ferror(f);
+    fclose(f);
+    if (p && n <= cap) p[n] = 0;
+    if (!p || err || n > cap || n == 0 || strlen(p) != n || !strstr(p, "-----BEGIN ")) {
+        snprintf(errbuf, errlen, "%s %.300s: %s", what, path,
+                 !p ? "out of memory" : err ? "cannot read it" : n > cap ? "larger than 1 MiB"
+                                                                     : "not a PEM file");
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+const char *vg_api_scheme(const vg_api_t *a) {
+    return a->cfg->tls_cert ? "https" : "http";
+}
+
 int vg_api_listen(vg_api_t *a, char *errbuf, size_t errlen) {
     const char *hp = a->cfg->http;
     struct sockaddr_storage sa;
@@ -978,9 +1005,24 @@ int vg_api_listen(vg_api_t *a, char *errbuf, size_t errlen) {
         port = ntohs(((const struct sockaddr_in *)&sa)->sin_port);
     }
     errno = 0;
+    /* HTTPS: the certificate and key (PEM) read now, kept while the daemon runs */
+    struct MHD_OptionItem tls[3] = {{MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL},
+                                    {MHD_OPTION_END, 0, NULL}};
+    if (a->cfg->tls_cert && a->cfg->tls_key) {
+        if (!(a->tls_cert_pem = read_pem(a->cfg->tls_cert, "tls-cert", errbuf, errlen)) ||
+            !(a->tls_key_pem = read_pem(a->cfg->tls_key, "tls-key", errbuf, errlen))) {
+            free(a->tls_cert_pem);
+            a->tls_cert_pem = NULL;
+            return VG_EINVAL;
+        }
+        flags |= MHD_USE_TLS;
+        tls[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, a->tls_key_pem};
+        tls[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, a->tls_cert_pem};
+    }
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, port, NULL, NULL, on_request, a,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_ARRAY, tls,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)a->cfg->threads,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->cfg->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)((a->cfg->request_timeout_ms + 999) / 1000),
@@ -991,8 +1033,16 @@ int vg_api_listen(vg_api_t *a, char *errbuf, size_t errlen) {
         MHD_OPTION_END);
     if (!d) {
         int e = errno;   /* the failing call's (bind: in use; epoll, sockets: file limit) */
-        snprintf(errbuf, errlen, "cannot listen on %s: %s", hp,
-                 e ? strerror(e) : "address in use?");
+        if (a->tls_cert_pem)
+            snprintf(errbuf, errlen, "cannot listen on %s with HTTPS: %s (are tls-cert and "
+                     "tls-key a PEM certificate and its private key?)", hp,
+                     e ? strerror(e) : "refused");
+        else
+            snprintf(errbuf, errlen, "cannot listen on %s: %s", hp,
+                     e ? strerror(e) : "address in use?");
+        free(a->tls_cert_pem);
+        free(a->tls_key_pem);
+        a->tls_cert_pem = a->tls_key_pem = NULL;
         return VG_EIO;
     }
     a->mhd = d;
@@ -1016,6 +1066,9 @@ void vg_api_stop(vg_api_t *a) {
     }
     MHD_stop_daemon(a->mhd);
     a->mhd = NULL;
+    free(a->tls_cert_pem);
+    free(a->tls_key_pem);
+    a->tls_cert_pem = a->tls_key_pem = NULL;
 }
 
 /* ---- conditional writes ----------------------------------------------------------- */

@@ -102,6 +102,7 @@ typedef struct vg_api {
     char *openapi;       /* the OpenAPI document served at /v1/openapi.json */
     size_t openapi_len;
     void *mhd;           /* struct MHD_Daemon */
+    char *tls_cert_pem, *tls_key_pem;   /* read by vg_api_listen, freed by vg_api_stop */
     /* set by serve before listening: more of /metrics (the Kafka pipeline's) and a
      * condition of /readyz is serve's own (it stores `ready`); NULL: none */
     int (*extra_metrics)(const void *ctx, vg_buf_t *out);
@@ -138,6 +139,8 @@ int vg_api_listen(vg_api_t *a, char *errbuf, size_t errlen);
 void vg_api_stop(vg_api_t *a);
 /* The bound port (useful with port 0). */
 int vg_api_port(vg_api_t *a);
+/* "https" when tls-cert and tls-key are set, else "http". */
+const char *vg_api_scheme(const vg_api_t *a);
 
 /* serve --kafka: starts reading the alerts topic of a->kafka into the alert list
  * (GET /v1/alerts), each alert once (by alert_id), from where the last run stopped.

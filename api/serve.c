@@ -68,8 +68,11 @@ static void on_assign(void *ctx, int32_t partition) {
     } else {
         const char *h = a->cfg->http, *colon = strrchr(h, ':');
         int port = vg_api_port(a);
-        if (colon && port > 0) snprintf(url, sizeof(url), "http://%.*s:%d", (int)(colon - h), h, port);
-        else snprintf(url, sizeof(url), "http://%.580s", h);
+        const char *sch = vg_api_scheme(a);
+        if (colon && port > 0)
+            snprintf(url, sizeof(url), "%s://%.*s:%d", sch, (int)(colon - h), h, port);
+        else
+            snprintf(url, sizeof(url), "%s://%.580s", sch, h);
     }
     if (vg_redis_owner_set(a->redis, a->cfg->group ? a->cfg->group : "vigil", partition, url) != 0)
         fprintf(stderr, "vigil serve: cannot advertise partition %d in Redis (down?): other "
@@ -164,8 +167,8 @@ int vg_cmd_serve(int argc, char **argv) {
         return 1;
     }
     const char *colon = strrchr(cfg->http, ':');
-    fprintf(stderr, "vigil serve: listening on http://%.*s:%d (state %s, ruleset %lld, %d shard%s, "
-                    "%d threads%s%s, auth %s)\n",
+    fprintf(stderr, "vigil serve: listening on %s://%.*s:%d (state %s, ruleset %lld, %d shard%s, "
+                    "%d threads%s%s, auth %s)\n", vg_api_scheme(a),
             (int)(colon - cfg->http), cfg->http, vg_api_port(a), cfg->state,
             (long long)vg_engine_version(a->eng), cfg->shards, cfg->shards == 1 ? "" : "s",
             cfg->threads, cfg->redis ? ", redis " : "", cfg->redis ? cfg->redis : "",

@@ -6,7 +6,7 @@ PKGS=(build-essential cmake pkg-config git
       librocksdb-dev libjansson-dev libsimdjson-dev libdragonbox-dev libcmocka-dev
       librdkafka-dev libmicrohttpd-dev libhiredis-dev libpcre2-dev libssl-dev
       libsqlite3-dev sqlite3 redis-server kcat clang libclang-rt-14-dev
-      python3 curl procps tzdata jq)
+      python3 curl procps tzdata jq openssl)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -280,6 +280,41 @@ for h in '::1' '::'; do
         bad "--http [$h]:$P6: IPv6 $c6, IPv4 $c4 (want 200, $want4): $(cat "$TMP/v6.log")"
     stop_clean "$V6PID" "--http [$h]: clean stop"
 done
+echo "--- HTTPS (tls-cert, tls-key)"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TMP/key.pem" -out "$TMP/cert.pem" -days 2 \
+    -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" >/dev/null 2>&1 || bad "openssl req"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TMP/key2.pem" -out "$TMP/cert2.pem" -days 2 \
+    -subj "/CN=other" >/dev/null 2>&1 || bad "openssl req (a second key)"
+PT=$(free_port)
+VIGIL_TOKENS="admin:tls-secret" "$VIGIL" serve --http "127.0.0.1:$PT" --state "$TMP/st-tls" \
+    --tls-cert "$TMP/cert.pem" --tls-key "$TMP/key.pem" >"$TMP/tls.log" 2>&1 &
+TPID=$!
+PIDS+=("$TPID")
+ct=000
+for _ in $(seq 100); do
+    ct=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$TMP/cert.pem" "https://127.0.0.1:$PT/readyz" 2>/dev/null)
+    [ "$ct" = 200 ] && break
+    sleep 0.1
+done
+cs=$(curl -s -o "$TMP/tls.resp" -w '%{http_code}' --cacert "$TMP/cert.pem" -H 'Authorization: Bearer tls-secret' \
+    "https://127.0.0.1:$PT/v1/score" -d '{"id":"t1","account":"a1","ts":"2026-01-01T00:00:00Z","amount":1}')
+cp=$(curl -s -o /dev/null -w '%{http_code}' -m 3 "http://127.0.0.1:$PT/readyz" 2>/dev/null)
+[ "$ct" = 200 ] && [ "$cs" = 200 ] && [ "$cp" = 000 ] && grep -q "listening on https://127.0.0.1:$PT" "$TMP/tls.log" &&
+    ok "HTTPS: readyz $ct, a score $cs over TLS, plain HTTP refused, 'listening on https://'" ||
+    bad "HTTPS: readyz $ct, score $cs ($(cat "$TMP/tls.resp")), plain HTTP $cp: $(cat "$TMP/tls.log")"
+stop_clean "$TPID" "HTTPS: clean stop"
+echo junk >"$TMP/junk.pem"
+tls_bad() {   # tls_bad WANT_RC GREP DESCRIPTION ARGS...
+    local want=$1 pat=$2 desc=$3 rc=0
+    shift 3
+    timeout -k 5 20 "$VIGIL" serve --http "127.0.0.1:0" --state "$TMP/st-tls" "$@" >/dev/null 2>"$TMP/bad.err" || rc=$?
+    [ $rc -eq "$want" ] && grep -q "$pat" "$TMP/bad.err" && ok "HTTPS, $desc: exit $rc, says so" ||
+        bad "HTTPS, $desc: exit $rc, $(cat "$TMP/bad.err")"
+}
+tls_bad 2 "go together" "a certificate without a key" --tls-cert "$TMP/cert.pem"
+tls_bad 1 "No such file" "a missing key file" --tls-cert "$TMP/cert.pem" --tls-key "$TMP/none.pem"
+tls_bad 1 "not a PEM file" "a certificate that is not PEM" --tls-cert "$TMP/junk.pem" --tls-key "$TMP/key.pem"
+tls_bad 1 "with HTTPS" "a key that does not match the certificate" --tls-cert "$TMP/cert2.pem" --tls-key "$TMP/key.pem"
 rc=0
 timeout -k 5 20 "$VIGIL" serve --threads 100000 --state "$TMP/st-bad" >/dev/null 2>"$TMP/bad.err" || rc=$?
 [ $rc -eq 2 ] && grep -q "threads: at most 256" "$TMP/bad.err" && ok "--threads 100000: exit 2" ||
