@@ -213,6 +213,13 @@ static void test_kafka_conf_refusals(void **st) {
     }
     char *a14[] = {"serve", "--http", "localhost:0", NULL};
     load_expect(a14, 0);
+    /* HTTPS needs both files (read when listening) */
+    char *t1[] = {"serve", "--tls-cert", "/c.pem", NULL};
+    load_expect(t1, 2);
+    char *t2[] = {"serve", "--tls-key", "/k.pem", NULL};
+    load_expect(t2, 2);
+    char *t3[] = {"serve", "--tls-cert", "/c.pem", "--tls-key", "/k.pem", NULL};
+    load_expect(t3, 0);
     static const char *const good_v6[] = {"[::1]:0", "[::]:8080", "[fe80::1]:1"};
     for (size_t i = 0; i < sizeof good_v6 / sizeof good_v6[0]; i++) {
         char *a[] = {"serve", "--http", (char *)good_v6[i], NULL};
