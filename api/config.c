@@ -53,6 +53,9 @@ static const setting_t SETTINGS[] = {
     {"topic-labels", K_STR, OFF(topic_labels), NULL,
      "labels topic, read by each partition's owner (unset: GROUP.labels; off: none)"},
     {"redis", K_STR, OFF(redis), NULL, "HOST:PORT of Redis (control plane)"},
+    {"redis-user", K_STR, OFF(redis_user), NULL, "Redis ACL user (with redis-password)"},
+    {"redis-password", K_STR, OFF(redis_password), NULL,
+     "Redis password (config file or VIGIL_REDIS_PASSWORD, never a flag)"},
     {"lateness", K_DUR, OFF(lateness_ms), "1h", "allowed lateness"},
     {"dedupe-horizon", K_DUR, OFF(dedupe_horizon_ms), "24h", "duplicate horizon"},
     {"future", K_DUR, OFF(future_ms), "5m", "reject events this far ahead of the clock (off: never)"},
@@ -589,6 +592,13 @@ int vg_config_load(int argc, char **argv, vg_config_t **out) {
             rc = 2;
             break;
         }
+        if (nl == 14 && memcmp(name, "redis-password", 14) == 0) {
+            fprintf(stderr, "vigil serve: the Redis password is never given as a flag (command "
+                            "lines are visible to every user); use the config file or "
+                            "VIGIL_REDIS_PASSWORD\n");
+            rc = 2;
+            break;
+        }
         int s = -1;
         for (int k = 0; k < NSET; k++)
             if (strlen(SETTINGS[k].name) == nl && memcmp(SETTINGS[k].name, name, nl) == 0) s = k;
@@ -632,6 +642,10 @@ int vg_config_load(int argc, char **argv, vg_config_t **out) {
     }
     if (!rc && c->shards > 256) {
         fprintf(stderr, "vigil serve: shards: at most 256\n");
+        rc = 2;
+    }
+    if (!rc && c->redis_user && !c->redis_password) {
+        fprintf(stderr, "vigil serve: redis-user needs redis-password\n");
         rc = 2;
     }
     if (!rc && (!c->tls_cert) != (!c->tls_key)) {

@@ -50,6 +50,7 @@ typedef struct vg_config {
     char *advertise;          /* this instance's HTTP base URL for 409 not_owner (NULL:
                                  http://<http>) */
     char *redis;              /* HOST:PORT or NULL */
+    char *redis_user, *redis_password;   /* AUTH (password: file or environment only) */
     int64_t lateness_ms, dedupe_horizon_ms;
     /* vigil's own */
     int64_t future_ms;        /* `future` rejection: ahead of the clock by more (5m);

@@ -253,8 +253,8 @@ static void list_change(vg_api_t *a, vg_req_t *q, vg_resp_t *r, const char *name
         rc = vg_redis_list_op(a->redis, name, expect, op, items, n, &nv, &unchanged);
         if (rc == VG_EIO) {
             r->retry_after = 1;
-            vg_resp_error(r, 503, "unavailable", "Redis is down: list changes are refused until "
-                                                 "it is back (scoring goes on)");
+            vg_resp_error(r, 503, "unavailable", "%s: list changes are refused until it is "
+                          "back (scoring goes on)", vg_redis_down_why(a->redis));
             return;
         }
         if (rc == VG_EMISMATCH) {

@@ -435,8 +435,8 @@ static void commit(vg_api_t *a, vg_req_t *q, vg_resp_t *r, const char *name, con
             free(stored);
             if (rc == VG_EIO) {
                 r->retry_after = 1;
-                vg_resp_error(r, 503, "unavailable", "Redis is down: rule changes are refused "
-                                                     "until it is back (scoring goes on)");
+                vg_resp_error(r, 503, "unavailable", "%s: rule changes are refused until it "
+                              "is back (scoring goes on)", vg_redis_down_why(a->redis));
             } else if (rc == VG_EMISMATCH) {
                 vg_resp_error(r, 412, "precondition_failed",
                               "the shared version is %lld: reload and retry", (long long)current);

@@ -36,6 +36,7 @@ struct vg_redis {
     atomic_int stop;
     pthread_t th;
     int started;
+    atomic_int auth_failing;   /* the last AUTH was refused (logged once until it passes) */
 };
 
 static const char *LUA_PUT_MODULE =
@@ -129,7 +130,31 @@ static redisContext *connect_to(vg_redis_t *r, int timeout_ms) {
         redisFree(c);
         return NULL;
     }
+    const vg_config_t *cfg = r->a->cfg;
+    if (cfg->redis_password) {   /* AUTH [user] password (Redis 6 ACLs, or requirepass) */
+        redisReply *rep = cfg->redis_user
+                              ? redisCommand(c, "AUTH %s %s", cfg->redis_user, cfg->redis_password)
+                              : redisCommand(c, "AUTH %s", cfg->redis_password);
+        int ok = rep && rep->type == REDIS_REPLY_STATUS;
+        if (!ok && rep && rep->type == REDIS_REPLY_ERROR &&
+            !atomic_exchange(&r->auth_failing, 1))
+            fprintf(stderr, "vigil serve: redis %s:%d refused the password%s%s: %s (treated as "
+                            "down until it takes it)\n", r->host, r->port,
+                    cfg->redis_user ? " of user " : "", cfg->redis_user ? cfg->redis_user : "",
+                    rep->str);
+        freeReplyObject(rep);
+        if (!ok) {
+            redisFree(c);
+            return NULL;
+        }
+        atomic_store(&r->auth_failing, 0);
+    }
     return c;
+}
+
+const char *vg_redis_down_why(vg_redis_t *r) {
+    return atomic_load(&r->auth_failing) ? "Redis refuses the password (redis-password)"
+                                         : "Redis is down";
 }
 
 /* The command connection (r->mu held), or NULL while Redis is down. */

@@ -33,6 +33,9 @@ void vg_redis_free(vg_redis_t *r);
 
 /* 1 when the last exchange with Redis succeeded. */
 int vg_redis_up(vg_redis_t *r);
+/* Why writes are refused while Redis is down: "Redis is down", or "Redis refuses the
+ * password" when it answered the last AUTH with an error. */
+const char *vg_redis_down_why(vg_redis_t *r);
 
 /* Writes module `name`'s record (source NULL: a deletion) if Redis holds version
  * `expect` (-1: any). On success returns 0 and the stored record (JSON, malloc'ed,

@@ -203,4 +203,30 @@ req PUT "http://127.0.0.1:$P6/v1/lists/v6list" "" '["x6"]'; expect 201 "j['size'
 [ "$(redis-cli -h ::1 -p "$R6" smembers vigil:list:v6list 2>/dev/null)" = x6 ] && ok "... and in Redis at ::1" ||
     bad "the list is not in Redis at ::1: $(redis-cli -h ::1 -p "$R6" smembers vigil:list:v6list 2>&1)"
 stop_pid "$PID_six"
+
+# Redis with a password (requirepass) and an ACL user: the right one works, a wrong one
+# leaves Redis "down" with the reason in the answer and the log; never as a flag
+RA=$(free_port)
+redis-server --port "$RA" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" \
+    --requirepass pw-default >"$TMP/redis-auth.log" 2>&1 &
+PIDS+=($!)
+until_ok sh -c "redis-cli -p $RA -a pw-default --no-auth-warning ping 2>/dev/null | grep -q PONG" || bad "redis with requirepass did not start"
+redis-cli -p "$RA" -a pw-default --no-auth-warning ACL SETUSER vig on '>pw-user' '~*' '&*' +@all >/dev/null
+PA=$(free_port)
+VIGIL_REDIS_PASSWORD=pw-default start_vigil auth1 "$PA" --state "$TMP/sa1" --redis "127.0.0.1:$RA"
+req PUT "http://127.0.0.1:$PA/v1/lists/authlist" "" '["a1"]'; expect 201 "j['size']==1" "Redis with requirepass: a list written with redis-password"
+stop_pid "$PID_auth1"
+VIGIL_REDIS_USER=vig VIGIL_REDIS_PASSWORD=pw-user start_vigil auth2 "$PA" --state "$TMP/sa2" --redis "127.0.0.1:$RA"
+req PUT "http://127.0.0.1:$PA/v1/lists/authlist/a2" ""; expect 200 "j['size']==2" "... and as an ACL user (redis-user)"
+stop_pid "$PID_auth2"
+VIGIL_REDIS_PASSWORD=wrong start_vigil auth3 "$PA" --state "$TMP/sa3" --redis "127.0.0.1:$RA"
+req PUT "http://127.0.0.1:$PA/v1/lists/authlist/a3" ""; expect 503 "'refuses the password' in j['error']['message']" "a wrong password: writes 503, saying why"
+grep -q "refused the password" "$TMP/auth3.log" && ok "... and the log says so" || bad "no log line for the refused password: $(cat "$TMP/auth3.log")"
+stop_pid "$PID_auth3"
+[ "$(redis-cli -p "$RA" -a pw-default --no-auth-warning smembers vigil:list:authlist | sort | tr '\n' ' ')" = "a1 a2 " ] &&
+    ok "Redis holds a1 and a2 only" || bad "Redis list: $(redis-cli -p "$RA" -a pw-default --no-auth-warning smembers vigil:list:authlist)"
+rc=0
+timeout -k 5 20 "$VIGIL" serve --redis-password x --state "$TMP/sa4" >/dev/null 2>"$TMP/bad.err" || rc=$?
+[ $rc -eq 2 ] && grep -q "never given as a flag" "$TMP/bad.err" && ok "--redis-password as a flag: exit 2" ||
+    bad "--redis-password as a flag: exit $rc, $(cat "$TMP/bad.err")"
 finish

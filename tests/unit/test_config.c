@@ -220,6 +220,11 @@ static void test_kafka_conf_refusals(void **st) {
     load_expect(t2, 2);
     char *t3[] = {"serve", "--tls-cert", "/c.pem", "--tls-key", "/k.pem", NULL};
     load_expect(t3, 0);
+    /* the Redis password: never a flag; a user needs one */
+    char *r1[] = {"serve", "--redis-password", "x", NULL};
+    load_expect(r1, 2);
+    char *r2[] = {"serve", "--redis-user", "u", NULL};
+    load_expect(r2, 2);
     static const char *const good_v6[] = {"[::1]:0", "[::]:8080", "[fe80::1]:1"};
     for (size_t i = 0; i < sizeof good_v6 / sizeof good_v6[0]; i++) {
         char *a[] = {"serve", "--http", (char *)good_v6[i], NULL};
