@@ -28,6 +28,16 @@ struct vg_serve_kafka {
     char *brokers;
 };
 
+/* A topic setting of the group: "off" -> NULL, a name -> it, unset -> GROUP.suffix (in
+ * buf, 300 bytes). */
+static const char *group_topic(const char *set, const char *group, const char *suffix,
+                               char *buf) {
+    if (set && strcmp(set, "off") == 0) return NULL;
+    if (set && *set) return set;
+    snprintf(buf, 300, "%.240s.%s", group, suffix);
+    return buf;
+}
+
 vg_serve_kafka_t *vg_serve_kafka_start(const vg_serve_kafka_cfg_t *cfg, vg_program_t *prog,
                                        vg_lists_t *lists, char *errbuf, size_t errlen) {
     vg_serve_kafka_t *s = calloc(1, sizeof(*s));
@@ -42,24 +52,9 @@ vg_serve_kafka_t *vg_serve_kafka_start(const vg_serve_kafka_cfg_t *cfg, vg_progr
     if (cfg->topic_alerts) o.topic_alerts = cfg->topic_alerts;
     if (cfg->topic_dlq) o.topic_dlq = cfg->topic_dlq;
     o.topic_decisions = cfg->topic_decisions;
-    char clname[300];
-    if (cfg->changelog && strcmp(cfg->changelog, "off") == 0) {
-        o.topic_changelog = NULL;
-    } else if (cfg->changelog && *cfg->changelog) {
-        o.topic_changelog = cfg->changelog;
-    } else {
-        snprintf(clname, sizeof(clname), "%.240s.changelog", o.group);
-        o.topic_changelog = clname;
-    }
-    char labname[300];
-    if (cfg->topic_labels && strcmp(cfg->topic_labels, "off") == 0) {
-        o.topic_labels = NULL;
-    } else if (cfg->topic_labels && *cfg->topic_labels) {
-        o.topic_labels = cfg->topic_labels;
-    } else {
-        snprintf(labname, sizeof(labname), "%.240s.labels", o.group);
-        o.topic_labels = labname;
-    }
+    char clname[300], labname[300];
+    o.topic_changelog = group_topic(cfg->changelog, o.group, "changelog", clname);
+    o.topic_labels = group_topic(cfg->topic_labels, o.group, "labels", labname);
     if (!cfg->kafka || !*cfg->kafka) {
         snprintf(errbuf, errlen, "--kafka BROKERS|embedded is required");
         goto err;

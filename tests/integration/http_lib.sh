@@ -21,6 +21,18 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
+# redis_up : starts a redis-server on a free loopback port (no persistence), waits for
+# it, sets RPORT; 1 when redis-server is missing or did not answer.
+redis_up() {
+    command -v redis-server >/dev/null || return 1
+    RPORT=$(free_port)
+    redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" \
+        >"$TMP/redis-$RPORT.log" 2>&1 &
+    PIDS+=("$!")
+    for _ in $(seq 1 100); do redis-cli -p "$RPORT" ping 2>/dev/null | grep -q PONG && return 0; sleep 0.05; done
+    return 1
+}
+
 # start_vigil NAME PORT ARGS... : starts `vigil serve`, waits for /readyz.
 start_vigil() {
     local name=$1 port=$2

@@ -47,18 +47,13 @@ run_model "$P2" 3 300 "lists model with Kafka, seed 3"
 stop_clean "$PID_k" "clean stop (Kafka)"
 
 # with Redis: the changes are compare-and-set scripts there (a no-op PUT decided by Redis)
-if command -v redis-server >/dev/null; then
-    RPORT=$(free_port)
-    redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" \
-        >"$TMP/redis.log" 2>&1 &
-    PIDS+=("$!")
-    for _ in $(seq 1 100); do redis-cli -p "$RPORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done
+if redis_up; then
     P3=$(free_port)
     start_vigil r "$P3" --state "$TMP/str" --rules "$TMP/lists.vrl" --redis "127.0.0.1:$RPORT"
     run_model "$P3" 4 400 "lists model with Redis, seed 4"
     stop_clean "$PID_r" "clean stop (Redis)"
 else
-    bad "redis-server missing"
+    bad "redis-server missing or not answering"
 fi
 echo "$FAILS failures"
 [ "$FAILS" = 0 ]

@@ -29,12 +29,7 @@ stop_clean "$PID_k" "clean stop (Kafka)"
 
 # two instances on one Redis: changes made on one, events decided by the other, which
 # learns them from Redis (each decision is checked against the ruleset it names)
-if command -v redis-server >/dev/null; then
-    RPORT=$(free_port)
-    redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" \
-        >"$TMP/redis.log" 2>&1 &
-    PIDS+=("$!")
-    for _ in $(seq 1 100); do redis-cli -p "$RPORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.05; done
+if redis_up; then
     P3=$(free_port); P4=$(free_port)
     start_vigil r1 "$P3" --state "$TMP/sr1" --redis "127.0.0.1:$RPORT"
     start_vigil r2 "$P4" --state "$TMP/sr2" --redis "127.0.0.1:$RPORT"
@@ -42,7 +37,7 @@ if command -v redis-server >/dev/null; then
         python3 "$SRC/tests/integration/rules_model.py" 127.0.0.1 "$P3" adm-secret --seed 4 \
         --steps 300 --score-port "$P4"
 else
-    bad "redis-server missing"
+    bad "redis-server missing or not answering"
 fi
 echo "$FAILS failures"
 [ "$FAILS" = 0 ]
