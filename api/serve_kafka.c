@@ -433,8 +433,9 @@ int vg_cmd_stream(int argc, char **argv) {
     vg_kafka_get_stats(s->k, &st);
     fprintf(stderr, "vigil stream: %" PRIu64 " messages: %" PRIu64 " decided, %" PRIu64
             " duplicates, %" PRIu64 " rejected, %" PRIu64 " empty; %" PRIu64 " alerts, %" PRIu64
-            " dead letters; %s\n", st.messages, st.decided, st.duplicates, st.rejected,
-            st.blank, st.alerts, st.dead_letters, rc == 0 ? "stopped cleanly" : "FAILED");
+            " dead letters; %" PRIu64 " labels applied; %s\n", st.messages, st.decided,
+            st.duplicates, st.rejected, st.blank, st.alerts, st.dead_letters, st.labels,
+            rc == 0 ? "stopped cleanly" : "FAILED");
     status = rc == 0 ? 0 : 1;
 done:
     vg_serve_kafka_stop(s);
