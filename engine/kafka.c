@@ -2830,5 +2830,6 @@ void vg_kafka_get_stats(const vg_kafka_t *k, vg_kafka_stats_t *s) {
     }
     s->input_partitions = k->nparts > 0 ? (uint32_t)k->nparts : 0;
     s->route_crc = atomic_load(&k->route_crc);
+    s->labels_topic = k->topic_lab != NULL;
     s->keys_neither = atomic_load(&k->keys_neither);
 }

@@ -332,6 +332,8 @@ typedef struct vg_kafka_stats {
     uint32_t partitions;          /* owned now */
     uint32_t input_partitions;    /* the input topic's partitions (0: unknown) */
     int route_crc;                /* requests routed by CRC32, not murmur2 (route_sample) */
+    int labels_topic;             /* 1: labels go through the labels topic (0: none, or it
+                                     could not be created) */
     uint32_t keys_neither;        /* sampled keys on neither partitioner's partition */
     uint64_t latency_buckets[16]; /* event (Kafka timestamp) to alert acknowledged */
     uint64_t latency_count;

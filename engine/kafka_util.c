@@ -471,6 +471,10 @@ int vg_kafka_metrics(const vg_kafka_t *k, vg_buf_t *out) {
          "# TYPE vigil_kafka_consumer_lag gauge\nvigil_kafka_consumer_lag %" PRId64 "\n", s.lag);
     EMIT("# HELP vigil_kafka_partitions Partitions owned.\n"
          "# TYPE vigil_kafka_partitions gauge\nvigil_kafka_partitions %u\n", s.partitions);
+    EMIT("# HELP vigil_kafka_labels_topic 1 when labels go through the labels topic to the "
+         "owner of their partition, 0 when they reach only this instance's partitions.\n"
+         "# TYPE vigil_kafka_labels_topic gauge\nvigil_kafka_labels_topic %d\n",
+         s.labels_topic);
     EMIT("# HELP vigil_kafka_routing_crc32 1 when HTTP requests for an account go to its "
          "CRC32 partition (the producers use librdkafka's default partitioner), 0 for "
          "murmur2.\n# TYPE vigil_kafka_routing_crc32 gauge\nvigil_kafka_routing_crc32 %d\n",

@@ -14,6 +14,8 @@
 #   3. A record of the labels topic that is not a label is counted and skipped.
 #   4. Labels produced to the topic by another system (kcat, keyed by the account) are
 #      applied like posted ones.
+#   5. With `--topic-labels off` they apply in this instance's partitions only (the
+#      answer has no `applied`; vigil_kafka_labels_topic 0).
 # Usage: bash test_kafka_labels.sh BUILD_DIR SOURCE_DIR (KT_LABELS_X: more serve flags, e.g.
 # "-X partition.assignment.strategy=cooperative-sticky": passed on 2026-12-07 too)
 set -u
@@ -135,6 +137,7 @@ for _ in $(seq 300); do [ "$(metric "$PA" vigil_kafka_messages_total)" = "$n" ] 
 serve b "$PB"; BPID=$SPID
 kt_ready "http://127.0.0.1:$PB" "$BPID" 60
 balanced
+[ "$(metric "$PA" vigil_kafka_labels_topic)" = 1 ] || kt_fail "vigil_kafka_labels_topic is not 1 at A"
 code=$(post_labels "$PA" 1)
 echo "test_kafka_labels: labels of round 1 posted to A: $code $(cat "$WORK/labels.resp")"
 python3 - "$WORK/labels.resp" <<'PY' || kt_fail "POST /v1/labels at A: $code $(cat "$WORK/labels.resp")"
@@ -189,6 +192,22 @@ for _ in $(seq 100); do [ "$(applied)" -ge $((before + 40)) ] && break; sleep 0.
 check 4 4 "round 4 (labels produced to the topic by kcat)"
 
 for p in "$APID" "$BPID"; do kill -TERM "$p"; kt_wait "$p" 30 || kt_fail "instance $p did not stop cleanly"; done
+
+# 5. without the labels topic (topic-labels = off): labels reach this instance's
+# partitions directly; the metric and the answer say so
+PC=$(free_port)
+VIGIL_FUTURE=1000d "$VIGIL" serve --http "127.0.0.1:$PC" --state "$WORK/state-c" \
+    --rules "$WORK/l.vrl" --kafka "$BROKER" --group g-l --topic-in tx --topic-alerts alerts \
+    --topic-dlq dlq --kafka-threads 1 --topic-labels off -X session.timeout.ms=3000 \
+    -X heartbeat.interval.ms=300 >>"$WORK/c.log" 2>&1 &
+CPID=$!
+KT_PIDS+=("$CPID")
+kt_ready "http://127.0.0.1:$PC" "$CPID" 60
+[ "$(metric "$PC" vigil_kafka_labels_topic)" = 0 ] || kt_fail "topic-labels off: vigil_kafka_labels_topic is not 0"
+code=$(post_labels "$PC" 1)   # (again: applying a label twice changes nothing)
+python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if j["accepted"]==40 and "applied" not in j else 1)' \
+    "$WORK/labels.resp" || kt_fail "topic-labels off: POST /v1/labels answered $code $(cat "$WORK/labels.resp")"
+kill -TERM "$CPID"; kt_wait "$CPID" 30 || kt_fail "instance C did not stop cleanly"
 kt_low_watermarks tx $PARTS
 kt_low_watermarks g-l.labels $PARTS
 kt_end
