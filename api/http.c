@@ -1006,8 +1006,8 @@ int vg_api_listen(vg_api_t *a, char *errbuf, size_t errlen) {
     }
     errno = 0;
     /* HTTPS: the certificate and key (PEM) read now, kept while the daemon runs */
-    struct MHD_OptionItem tls[3] = {{MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL},
-                                    {MHD_OPTION_END, 0, NULL}};
+    struct MHD_OptionItem tls[4] = {{MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL},
+                                    {MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL}};
     if (a->cfg->tls_cert && a->cfg->tls_key) {
         if (!(a->tls_cert_pem = read_pem(a->cfg->tls_cert, "tls-cert", errbuf, errlen)) ||
             !(a->tls_key_pem = read_pem(a->cfg->tls_key, "tls-key", errbuf, errlen))) {
@@ -1018,6 +1018,9 @@ int vg_api_listen(vg_api_t *a, char *errbuf, size_t errlen) {
         flags |= MHD_USE_TLS;
         tls[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, a->tls_key_pem};
         tls[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, a->tls_cert_pem};
+        /* TLS 1.2 and 1.3 only (GnuTLS's NORMAL still offers 1.0 and 1.1) */
+        tls[2] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
+                                         (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"};
     }
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, port, NULL, NULL, on_request, a,

@@ -302,6 +302,12 @@ cp=$(curl -s -o /dev/null -w '%{http_code}' -m 3 "http://127.0.0.1:$PT/readyz" 2
 [ "$ct" = 200 ] && [ "$cs" = 200 ] && [ "$cp" = 000 ] && grep -q "listening on https://127.0.0.1:$PT" "$TMP/tls.log" &&
     ok "HTTPS: readyz $ct, a score $cs over TLS, plain HTTP refused, 'listening on https://'" ||
     bad "HTTPS: readyz $ct, score $cs ($(cat "$TMP/tls.resp")), plain HTTP $cp: $(cat "$TMP/tls.log")"
+# TLS 1.2 and 1.3 only (the client allowed everything: SECLEVEL 0)
+s11=$(echo | timeout 10 openssl s_client -connect "127.0.0.1:$PT" -tls1_1 -cipher 'DEFAULT:@SECLEVEL=0' 2>&1 | grep -c 'Cipher is (NONE)')
+s12=$(echo | timeout 10 openssl s_client -connect "127.0.0.1:$PT" -tls1_2 2>&1 | grep -c 'New, TLSv1.2, Cipher is [A-Z]')
+s13=$(echo | timeout 10 openssl s_client -connect "127.0.0.1:$PT" -tls1_3 2>&1 | grep -c 'New, TLSv1.3, Cipher is [A-Z]')
+[ "$s11" = 1 ] && [ "$s12" = 1 ] && [ "$s13" = 1 ] && ok "HTTPS: TLS 1.1 refused, 1.2 and 1.3 taken" ||
+    bad "HTTPS versions: TLS 1.1 refused $s11, 1.2 taken $s12, 1.3 taken $s13 (want 1 1 1)"
 stop_clean "$TPID" "HTTPS: clean stop"
 echo junk >"$TMP/junk.pem"
 tls_bad() {   # tls_bad WANT_RC GREP DESCRIPTION ARGS...
