@@ -16,6 +16,7 @@
 #      applied like posted ones.
 #   5. With `--topic-labels off` they apply in this instance's partitions only (the
 #      answer has no `applied`; vigil_kafka_labels_topic 0).
+#   6. A labels topic with fewer partitions than the input stops the start (exit 1).
 # Usage: bash test_kafka_labels.sh BUILD_DIR SOURCE_DIR (KT_LABELS_X: more serve flags, e.g.
 # "-X partition.assignment.strategy=cooperative-sticky": passed on 2026-12-07 too)
 set -u
@@ -31,7 +32,7 @@ VRL
 
 "$BUILD/vigil-gen" --accounts 40 --events 1200 --malformed 0 --seed 5 --out "$WORK/e.ndjson" 2>/dev/null || exit 1
 $CHECK key "$WORK/e.ndjson" "$WORK/e.keyed"
-kt_broker "tx:$PARTS" "g-l.changelog:$PARTS" "alerts:$PARTS" "dlq:1"   # and g-l.labels
+kt_broker "tx:$PARTS" "g-l.changelog:$PARTS" "alerts:$PARTS" "dlq:1" "g-few.labels:2"   # and g-l.labels
 kt_produce "$WORK/e.keyed" tx
 n=$(wc -l <"$WORK/e.ndjson")
 
@@ -208,6 +209,14 @@ code=$(post_labels "$PC" 1)   # (again: applying a label twice changes nothing)
 python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if j["accepted"]==40 and "applied" not in j else 1)' \
     "$WORK/labels.resp" || kt_fail "topic-labels off: POST /v1/labels answered $code $(cat "$WORK/labels.resp")"
 kill -TERM "$CPID"; kt_wait "$CPID" 30 || kt_fail "instance C did not stop cleanly"
+
+# 6. a labels topic with fewer partitions than the input stops the start with the reason
+rc=0
+timeout 60 "$VIGIL" stream --kafka "$BROKER" --group g-few --topic-in tx --topic-alerts alerts \
+    --topic-dlq dlq --changelog off --rules "$WORK/l.vrl" --state "$WORK/state-few" \
+    >/dev/null 2>"$WORK/few.err" || rc=$?
+[ "$rc" = 1 ] && grep -q "labels topic g-few.labels has 2 partitions, fewer than the $PARTS" "$WORK/few.err" &&
+    echo "test_kafka_labels: a labels topic with too few partitions: exit 1, says so" || kt_fail "a labels topic with 2 of $PARTS partitions: exit $rc, $(cat "$WORK/few.err")"
 kt_low_watermarks tx $PARTS
 kt_low_watermarks g-l.labels $PARTS
 kt_end
