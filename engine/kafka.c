@@ -78,7 +78,7 @@ typedef struct counters {
     _Atomic uint64_t enc_us_sum, enc_us_max;   /* encoding, on the processing thread */
     _Atomic uint64_t delivery_errors, rewinds, truncated;
     _Atomic uint64_t cl_records, cl_restores, cl_restored, cl_seeds, cl_restore_us, cl_chunked;
-    _Atomic uint64_t scored, labels, labels_invalid;
+    _Atomic uint64_t scored, labels, labels_invalid, labels_waits;
     _Atomic int64_t lag;
     _Atomic uint32_t partitions;
     _Atomic uint64_t lat[NB], lat_count, lat_sum_us;
@@ -113,6 +113,11 @@ typedef struct part {
      * a rewind, wait for lab_next itself */
     int64_t lab_next, lab_ck, lab_ckpt;
     int lab_resync;
+    /* a label waits (its partition paused, sought back to it) until this partition has
+     * processed the input produced before it (lab_ready): lab_wait_ts is its Kafka
+     * timestamp; in_ts the newest timestamp of the input messages processed here */
+    int lab_paused;
+    int64_t lab_wait_ts, in_ts;
 } part_t;
 
 /* Something to checkpoint: events since the last checkpoint, or unlogged changes. */
@@ -193,6 +198,8 @@ struct vg_kafka {
     char *topic_lab;             /* NULL: no labels topic */
     _Atomic int64_t *lab_applied;   /* per input partition: the next labels offset its
                                        owner here applied up to (-1: not owned here) */
+    atomic_int *lab_waiting;        /* per input partition: 1 while its labels wait for
+                                       the input to catch up (lab_ready) */
     char **conf;
     char *conf_scope;            /* per conf entry: 'C' consumer, 'P' producer, '*' both */
     int nconf;
@@ -589,8 +596,9 @@ int vg_kafka_post_labels(vg_kafka_t *k, const vg_label_t *lbs, const char *const
                     away++;
                     continue;
                 }
-                here++;
                 if (a > st[i].offset) done++;
+                else if (atomic_load(&k->lab_waiting[parts[i]])) continue;   /* not soon */
+                here++;
             }
             *applied = done;
             *elsewhere = away;
@@ -787,6 +795,7 @@ static part_t *part_open(worker_t *w, int32_t id, char *errbuf, size_t errlen) {
     pt->id = id;
     pt->last_ckpt = mono_ms();
     pt->cl_last = -1;
+    pt->in_ts = -1;
     vg_buf_init(&pt->cl_redo);
     /* the previous owner (another thread or instance sharing the directory) may still
      * be closing it */
@@ -1405,6 +1414,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 rd_kafka_topic_partition_list_add(all, k->topic_lab, tp->partition)->offset =
                     lab_start(pt);
                 atomic_store(&k->lab_applied[tp->partition], pt->lab_next);
+                atomic_store(&k->lab_waiting[tp->partition], 0);
             }
             logf_(k, 0, "worker %d: assigned %s [%d] at offset %" PRId64 "%s", w->index,
                   tp->topic, (int)tp->partition, tp->offset,
@@ -1429,6 +1439,14 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         } else {
             rd_kafka_assign(rk, all ? all : parts);
         }
+        if (all) {   /* a labels partition paused before a revocation is not paused now */
+            rd_kafka_topic_partition_list_t *lp = rd_kafka_topic_partition_list_new(all->cnt);
+            for (int i = 0; i < all->cnt; i++)
+                if (strcmp(all->elems[i].topic, k->topic_lab) == 0)
+                    rd_kafka_topic_partition_list_add(lp, k->topic_lab, all->elems[i].partition);
+            if (lp->cnt) rd_kafka_resume_partitions(rk, lp);
+            rd_kafka_topic_partition_list_destroy(lp);
+        }
         update_lag(w);
         SET(w->ready, 1);
     } else {
@@ -1445,6 +1463,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             if (all && tp->partition < k->nparts) {
                 rd_kafka_topic_partition_list_add(all, k->topic_lab, tp->partition);
                 atomic_store(&k->lab_applied[tp->partition], -1);
+                atomic_store(&k->lab_waiting[tp->partition], 0);
             }
             part_free(w->parts[tp->partition]);
             w->parts[tp->partition] = NULL;
@@ -1887,6 +1906,48 @@ static int handle(worker_t *w, rd_kafka_message_t *m, int64_t now_ms) {
     return 0;
 }
 
+/* 1 when pt has processed the input produced before a label produced at lts (Kafka
+ * timestamp, ms): an input message at least as new was processed, or the input partition
+ * is caught up (nothing left up to the high watermark last seen). */
+static int lab_ready(worker_t *w, const part_t *pt, int64_t lts) {
+    if (lts <= 0 || pt->in_ts >= lts) return 1;
+    int64_t lo = -1, hi = -1;
+    if (rd_kafka_get_watermark_offsets(w->c, w->k->topic_in, pt->id, &lo, &hi) != 0 || hi < 0)
+        return 0;
+    return (pt->next_off >= 0 ? pt->next_off : lo) >= hi;
+}
+
+/* Pauses (pause = 1) the labels partition of pt, sought back to `off` (what it reads
+ * after the resume), or resumes it (0). */
+static void lab_pause(worker_t *w, part_t *pt, int64_t off, int64_t lts, int pause) {
+    vg_kafka_t *k = w->k;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, k->topic_lab, pt->id)->offset = off;
+    if (pause) {
+        rd_kafka_pause_partitions(w->c, l);
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(w->c, l, 0);   /* asynchronous */
+        if (e) rd_kafka_error_destroy(e);
+        pt->lab_next = off;
+        pt->lab_resync = 1;   /* what was fetched after it before the seek is skipped */
+        pt->lab_wait_ts = lts;
+        if (!pt->lab_paused) INC(w->ct.labels_waits, 1);
+    } else {
+        rd_kafka_resume_partitions(w->c, l);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    pt->lab_paused = pause;
+    if (pt->id < k->nparts) atomic_store(&k->lab_waiting[pt->id], pause);
+}
+
+/* Resumes the labels partitions whose input has caught up (every 100 ms). */
+static void lab_resume_ready(worker_t *w) {
+    for (int32_t i = 0; i < w->cap; i++) {
+        part_t *pt = w->parts[i];
+        if (pt && pt->lab_paused && lab_ready(w, pt, pt->lab_wait_ts))
+            lab_pause(w, pt, pt->lab_next, 0, 0);
+    }
+}
+
 /* A record of the labels topic: applied to its partition's pipeline (the account's later
  * events see it), its offset checkpointed with the state. */
 static void handle_label(worker_t *w, part_t *pt, const rd_kafka_message_t *m) {
@@ -1910,6 +1971,14 @@ static void handle_label(worker_t *w, part_t *pt, const rd_kafka_message_t *m) {
         if (lo < 0 || lo <= pt->lab_next) return;
     }
     pt->lab_resync = 0;
+    int64_t lts = rd_kafka_message_timestamp(m, NULL);
+    if (!lab_ready(w, pt, lts)) {
+        /* its transaction may not be here yet (the input lags: a restart from an old
+         * offset, a new instance reading the topic from its start): the partition waits,
+         * sought back to this label, until the input produced before it is processed */
+        lab_pause(w, pt, m->offset, lts, 1);
+        return;
+    }
     json_error_t je;
     json_t *j = m->payload ? json_loadb(m->payload, m->len, 0, &je) : NULL;
     json_t *id = json_object_get(j, "id"), *acct = json_object_get(j, "account"),
@@ -2050,6 +2119,7 @@ static void handle_msg(worker_t *w, part_t *pt, const rd_kafka_message_t *m, int
         break;
     }
     pt->next_off = m->offset + 1;
+    if (ts_msg > pt->in_ts) pt->in_ts = ts_msg;
 }
 
 /* ---- worker thread ---- */
@@ -2393,6 +2463,7 @@ static void *worker_main(void *arg) {
         int64_t t = mono_ms();
         if (t - last_lag >= 100) {
             update_lag(w);
+            if (k->topic_lab) lab_resume_ready(w);
             last_lag = t;
         }
         if (w->need_rewind) {
@@ -2683,6 +2754,11 @@ static int check_cluster(vg_kafka_t *k, char *errbuf, size_t errlen) {
                 return VG_ENOMEM;
             }
             for (int32_t i = 0; i < nin; i++) atomic_init(&k->lab_applied[i], -1);
+            k->lab_waiting = calloc((size_t)nin, sizeof(*k->lab_waiting));
+            if (!k->lab_waiting) {
+                snprintf(errbuf, errlen, "out of memory");
+                return VG_ENOMEM;
+            }
         }
     }
     return rc;
@@ -2767,6 +2843,7 @@ void vg_kafka_free(vg_kafka_t *k) {
     free(k->topic_cl);
     free(k->topic_lab);
     free((void *)k->lab_applied);
+    free((void *)k->lab_waiting);
     if (k->pub) {
         rd_kafka_flush(k->pub, 5000);
         rd_kafka_destroy(k->pub);
@@ -2817,6 +2894,7 @@ void vg_kafka_get_stats(const vg_kafka_t *k, vg_kafka_stats_t *s) {
         s->scored += GET(c->scored);
         s->labels += GET(c->labels);
         s->labels_invalid += GET(c->labels_invalid);
+        s->labels_waits += GET(c->labels_waits);
         s->changelog_restore_s += (double)GET(c->cl_restore_us) / 1e6;
         uint64_t mx = GET(c->ckpt_us_max);
         if (mx > s->checkpoint_us_max) s->checkpoint_us_max = mx;

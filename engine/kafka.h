@@ -327,6 +327,8 @@ typedef struct vg_kafka_stats {
     uint64_t scored;              /* events decided by vg_kafka_score (not dry runs) */
     uint64_t labels;              /* labels applied from the labels topic */
     uint64_t labels_invalid;      /* records of the labels topic that are not labels */
+    uint64_t labels_waits;        /* times a labels partition waited for its input to
+                                     catch up (a label newer than the input processed) */
     int64_t lag;                  /* sum over owned partitions (refreshed every 100 ms);
                                      -1 while some partition's watermarks are unknown */
     uint32_t partitions;          /* owned now */

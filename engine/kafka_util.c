@@ -445,6 +445,8 @@ int vg_kafka_metrics(const vg_kafka_t *k, vg_buf_t *out) {
             "partition.", s.labels);
     COUNTER("labels_invalid_total", "Records of the labels topic that are not labels (skipped).",
             s.labels_invalid);
+    COUNTER("labels_waits_total", "Times a labels partition waited for its input partition to "
+            "catch up with a label.", s.labels_waits);
     COUNTER("changelog_seeds_total", "Partitions whose whole state was written to the changelog.",
             s.changelog_seeds);
     EMIT("# HELP vigil_kafka_changelog_restore_seconds_total Time spent restoring.\n"

@@ -17,6 +17,9 @@
 #   5. With `--topic-labels off` they apply in this instance's partitions only (the
 #      answer has no `applied`; vigil_kafka_labels_topic 0).
 #   6. A labels topic with fewer partitions than the input stops the start (exit 1).
+#   7. Labels already in the topic when a new instance reads the input from its start
+#      are all applied (that a label read before the input produced ahead of it waits
+#      for it: tests/unit/test_kafka_labels.c).
 # Usage: bash test_kafka_labels.sh BUILD_DIR SOURCE_DIR (KT_LABELS_X: more serve flags, e.g.
 # "-X partition.assignment.strategy=cooperative-sticky": passed on 2026-12-07 too)
 set -u
@@ -32,7 +35,8 @@ VRL
 
 "$BUILD/vigil-gen" --accounts 40 --events 1200 --malformed 0 --seed 5 --out "$WORK/e.ndjson" 2>/dev/null || exit 1
 $CHECK key "$WORK/e.ndjson" "$WORK/e.keyed"
-kt_broker "tx:$PARTS" "g-l.changelog:$PARTS" "alerts:$PARTS" "dlq:1" "g-few.labels:2"   # and g-l.labels
+kt_broker "tx:$PARTS" "g-l.changelog:$PARTS" "alerts:$PARTS" "dlq:1" "g-few.labels:2" \
+    "tx-rb:$PARTS" "g-rb.changelog:$PARTS"   # and g-l.labels, g-rb.labels
 kt_produce "$WORK/e.keyed" tx
 n=$(wc -l <"$WORK/e.ndjson")
 
@@ -60,11 +64,15 @@ balanced() {
 }
 # check ROUND WANT_FC NAME: every account's next event (scored at whichever instance
 # owns it) counts WANT_FC fraud labels and as many labelled events
+# (CHECK_EVENTS: the events file, default e.ndjson; CHECK_LABEL: which event of an
+# account its view must list as labelled, 1-based, -1 the last; default WANT_FC)
 check() {
-    python3 - "$WORK" "$PA" "$PB" "$1" "$2" >"$WORK/check.out" 2>&1 <<'PY'
+    python3 - "$WORK" "$PA" "$PB" "$1" "$2" "${CHECK_EVENTS:-e.ndjson}" "${CHECK_LABEL:-$2}" \
+        >"$WORK/check.out" 2>&1 <<'PY'
 import json, sys, time, urllib.request, urllib.error
 w, pa, pb, rnd, want = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
-evs = [json.loads(l) for l in open(w + "/e.ndjson")]
+lidx = int(sys.argv[7])
+evs = [json.loads(l) for l in open(w + "/" + sys.argv[6])]
 last = {}
 for e in evs:
     last[e["account"]] = e
@@ -101,7 +109,8 @@ for acct, e in sorted(last.items()):
                                  headers={"Authorization": "Bearer adm-secret"})
     with urllib.request.urlopen(req, timeout=30) as r:
         view = json.loads(r.read())
-    lid = [e["id"] for e in evs if e["account"] == acct][want - 1]
+    mine = [e["id"] for e in evs if e["account"] == acct]
+    lid = mine[lidx - 1] if lidx > 0 else mine[lidx]
     if lid not in [l.get("id") for l in view.get("labels", [])]:
         bad.append("%s: the view at :%s does not list the label of %s: %s" % (acct, got[0], lid, view.get("labels")))
 print("round %s: %d accounts, decided by %s; %d wrong" % (rnd, len(last), owners, len(bad)))
@@ -217,6 +226,40 @@ timeout 60 "$VIGIL" stream --kafka "$BROKER" --group g-few --topic-in tx --topic
     >/dev/null 2>"$WORK/few.err" || rc=$?
 [ "$rc" = 1 ] && grep -q "labels topic g-few.labels has 2 partitions, fewer than the $PARTS" "$WORK/few.err" &&
     echo "test_kafka_labels: a labels topic with too few partitions: exit 1, says so" || kt_fail "a labels topic with 2 of $PARTS partitions: exit $rc, $(cat "$WORK/few.err")"
+# 7. a new instance reading the input from its start while the labels topic already
+# holds labels for it: every label applied (here the labels partitions begin after the
+# input is read; a label that comes first waits for its input: unit test
+# test_kafka_labels.c)
+"$BUILD/vigil-gen" --accounts 40 --events 20000 --malformed 0 --seed 6 --out "$WORK/rb.ndjson" 2>/dev/null || exit 1
+$CHECK key "$WORK/rb.ndjson" "$WORK/rb.keyed"
+kt_produce "$WORK/rb.keyed" tx-rb
+python3 - "$WORK" >"$WORK/rb-labels.keyed" <<'PY'
+import json, sys
+last = {}
+for l in open(sys.argv[1] + "/rb.ndjson"):
+    e = json.loads(l)
+    last[e["account"]] = e
+for a, e in sorted(last.items()):
+    print("%s\t%s" % (a, json.dumps({"id": e["id"], "account": a, "fraud": True})))
+PY
+kcat -P -b "$BROKER" -t g-rb.labels -K$'\t' -X partitioner=murmur2_random -l "$WORK/rb-labels.keyed" 2>/dev/null ||
+    kt_fail "kcat produce to g-rb.labels"
+PR=$(free_port)
+VIGIL_FUTURE=1000d "$VIGIL" serve --http "127.0.0.1:$PR" --state "$WORK/state-rb" \
+    --rules "$WORK/l.vrl" --kafka "$BROKER" --group g-rb --topic-in tx-rb --topic-alerts alerts \
+    --topic-dlq dlq --kafka-threads 1 -X session.timeout.ms=3000 -X heartbeat.interval.ms=300 \
+    >>"$WORK/rb.log" 2>&1 &
+RPID=$!
+KT_PIDS+=("$RPID")
+kt_ready "http://127.0.0.1:$PR" "$RPID" 60
+for _ in $(seq 600); do
+    [ "$(metric "$PR" vigil_kafka_messages_total)" = 20000 ] && [ "$(metric "$PR" vigil_kafka_labels_applied_total)" = 40 ] && break
+    sleep 0.1
+done
+echo "test_kafka_labels: a new instance over 20,000 events and 40 labels: $(metric "$PR" vigil_kafka_messages_total) processed, $(metric "$PR" vigil_kafka_labels_applied_total) labels applied after $(metric "$PR" vigil_kafka_labels_waits_total) waits"
+PA=$PR PB=$PR CHECK_EVENTS=rb.ndjson CHECK_LABEL=-1 check 7 1 "labels before their transactions: an account's next decision does not count its label"
+kill -TERM "$RPID"; kt_wait "$RPID" 30 || kt_fail "instance RB did not stop cleanly"
+
 kt_low_watermarks tx $PARTS
 kt_low_watermarks g-l.labels $PARTS
 kt_end
