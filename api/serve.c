@@ -182,8 +182,10 @@ int vg_cmd_serve(int argc, char **argv) {
     int status = 0;
     atomic_store(&a->ready, !cfg->kafka);   /* with Kafka: once it has its partitions */
     int64_t every = cfg->checkpoint_ms > 0 ? cfg->checkpoint_ms : 1000, last_tick = vg_now_ms();
+    int64_t shared_since = 0;   /* another instance seen in the group without Redis */
+    int shared_warned = 0;
     while (status == 0) {
-        int64_t wait = kafka && !atomic_load(&a->ready) ? 100 : every;
+        int64_t wait = kafka && !atomic_load(&a->ready) ? 100 : every < 1000 ? every : 1000;
         struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
         siginfo_t si;
         int sig = sigtimedwait(&set, &si, &ts);
@@ -202,6 +204,24 @@ int vg_cmd_serve(int argc, char **argv) {
         if (vg_now_ms() - last_tick >= every) {
             vg_api_tick(a, vg_now_ms());
             last_tick = vg_now_ms();
+        }
+        if (kafka && !cfg->redis && !shared_warned) {
+            /* another instance in the group (this one owns only some partitions, for a
+             * 30 s): without Redis, rule and list changes made here do not reach it */
+            vg_kafka_stats_t ks;
+            vg_kafka_get_stats(vg_serve_kafka_engine(kafka), &ks);
+            int shared = atomic_load(&a->ready) && ks.input_partitions > 0 &&
+                         ks.partitions < ks.input_partitions;
+            if (!shared) shared_since = 0;
+            else if (!shared_since) shared_since = vg_now_ms();
+            else if (vg_now_ms() - shared_since >= 30000) {
+                fprintf(stderr, "vigil serve: this instance has owned %u of the %u partitions "
+                        "for 30 s: another instance shares the group %s, and without "
+                        "Redis (redis = HOST:PORT) rule and list changes made on one do not "
+                        "reach the other\n", ks.partitions, ks.input_partitions,
+                        cfg->group ? cfg->group : "vigil");
+                shared_warned = 1;
+            }
         }
     }
     atomic_store(&a->ready, 0);

@@ -201,6 +201,15 @@ kcat -P -b "$BROKER" -t g-l.labels -K$'\t' -X partitioner=murmur2_random -l "$WO
 for _ in $(seq 100); do [ "$(applied)" -ge $((before + 40)) ] && break; sleep 0.1; done   # read asynchronously
 check 4 4 "round 4 (labels produced to the topic by kcat)"
 
+# two instances in one group without Redis: each says so once it has shared the group
+# for 30 s (rule and list changes would not reach the other)
+for _ in $(seq 450); do
+    grep -q "another instance shares the group g-l" "$WORK/a.log" && grep -q "another instance shares the group g-l" "$WORK/b.log" && break
+    sleep 0.1
+done
+grep -q "another instance shares the group g-l" "$WORK/a.log" && grep -q "another instance shares the group g-l" "$WORK/b.log" &&
+    echo "test_kafka_labels: both instances warn that they share the group without Redis" ||
+    kt_fail "no warning about sharing the group without Redis (A: $(grep -c 'shares the group' "$WORK/a.log"), B: $(grep -c 'shares the group' "$WORK/b.log"))"
 for p in "$APID" "$BPID"; do kill -TERM "$p"; kt_wait "$p" 30 || kt_fail "instance $p did not stop cleanly"; done
 
 # 5. without the labels topic (topic-labels = off): labels reach this instance's
