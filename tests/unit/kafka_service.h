@@ -6,9 +6,21 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "engine/kafka.h"
 #include "rules/program.h"
+
+/* The rules `src` compiled (the test fails when they do not compile). */
+static inline vg_program_t *compile_rules(const char *src) {
+    vg_source_t s = {"t.vrl", src, strlen(src)};
+    vg_diags_t d;
+    vg_diags_init(&d);
+    vg_program_t *p = vg_prog_compile(&s, 1, &d);
+    vg_diags_deinit(&d);
+    assert_non_null(p);
+    return p;
+}
 
 /* Frees the service, its program and the mock cluster, and removes the state
  * directory (made with mkdtemp). */

@@ -95,12 +95,7 @@ static void test_labels_wait_for_their_input(void **state) {
 
     char dir[] = "/tmp/vigil-test-klabels.XXXXXX";
     assert_non_null(mkdtemp(dir));
-    vg_source_t s = {"t.vrl", "feature fc = fraud_count(30d)\n", 30};
-    vg_diags_t d;
-    vg_diags_init(&d);
-    vg_program_t *prog = vg_prog_compile(&s, 1, &d);
-    vg_diags_deinit(&d);
-    assert_non_null(prog);
+    vg_program_t *prog = compile_rules("feature fc = fraud_count(30d)\n");
     static const char *const conf[] = {"session.timeout.ms=6000", NULL};
     vg_kafka_opts_t o;
     vg_kafka_opts_default(&o);

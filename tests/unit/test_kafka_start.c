@@ -76,16 +76,6 @@ static void produce_events(const char *bootstrap) {
     assert_int_equal(sum, NMSG);
 }
 
-static vg_program_t *compile(const char *src) {
-    vg_source_t s = {"t.vrl", src, strlen(src)};
-    vg_diags_t d;
-    vg_diags_init(&d);
-    vg_program_t *p = vg_prog_compile(&s, 1, &d);
-    vg_diags_deinit(&d);
-    assert_non_null(p);
-    return p;
-}
-
 /* Waits (up to 60 s) until the service has processed at least `want` messages; returns
  * the count. */
 static uint64_t wait_messages(vg_kafka_t *k, uint64_t want) {
@@ -112,7 +102,7 @@ static void run(int leaderless) {
 
     char dir[] = "/tmp/vigil-test-kstart.XXXXXX";
     assert_non_null(mkdtemp(dir));
-    vg_program_t *prog = compile("feature n_1h = count(1h)\n"
+    vg_program_t *prog = compile_rules("feature n_1h = count(1h)\n"
                                  "rule big\n  severity high\n  action review\n  score 70\n"
                                  "  when tx.amount > 900\nend\n");
     static const char *const conf[] = {"session.timeout.ms=6000", NULL};
