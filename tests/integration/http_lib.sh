@@ -21,6 +21,11 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
+# have_ipv6 : 0 when this machine has an IPv6 loopback (::1) to bind to
+have_ipv6() {
+    python3 -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1", 0))' 2>/dev/null
+}
+
 # redis_up : starts a redis-server on a free loopback port (no persistence), waits for
 # it, sets RPORT; 1 when redis-server is missing or did not answer.
 redis_up() {

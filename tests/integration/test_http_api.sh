@@ -263,7 +263,9 @@ for hp in '[::1:80' '::1:80' '[nohost]:80'; do
 done
 echo "--- --http with an IPv6 address: [::1] takes IPv6 only, [::] IPv4 too"
 P6=$(free_port)
-for h in '::1' '::'; do
+V6HOSTS=('::1' '::')
+have_ipv6 || { echo "skip --http [::1], [::]: this machine has no IPv6 loopback"; V6HOSTS=(); }
+for h in "${V6HOSTS[@]}"; do
     "$VIGIL" serve --http "[$h]:$P6" --state "$TMP/st-v6" >"$TMP/v6.log" 2>&1 &
     V6PID=$!
     PIDS+=("$V6PID")

@@ -193,6 +193,9 @@ wait_for "$U2/readyz" "'newest_ruleset' not in j and j['ruleset']>$FUT" "instanc
 redis-cli -p "$RPORT" hdel vigil:rules junk >/dev/null
 
 # Redis at an IPv6 address, written in brackets ([::1]:PORT)
+if ! have_ipv6; then
+    echo "skip --redis [::1]: this machine has no IPv6 loopback"
+else
 R6=$(free_port)
 redis-server --port "$R6" --bind ::1 --save '' --appendonly no --dir "$TMP" >"$TMP/redis6.log" 2>&1 &
 PIDS+=($!)
@@ -203,6 +206,7 @@ req PUT "http://127.0.0.1:$P6/v1/lists/v6list" "" '["x6"]'; expect 201 "j['size'
 [ "$(redis-cli -h ::1 -p "$R6" smembers vigil:list:v6list 2>/dev/null)" = x6 ] && ok "... and in Redis at ::1" ||
     bad "the list is not in Redis at ::1: $(redis-cli -h ::1 -p "$R6" smembers vigil:list:v6list 2>&1)"
 stop_pid "$PID_six"
+fi
 
 # Redis with a password (requirepass) and an ACL user: the right one works, a wrong one
 # leaves Redis "down" with the reason in the answer and the log; never as a flag
