@@ -202,24 +202,17 @@ void vg_h_lists(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
 }
 
 /* 1 when "add" of items[0] or "put" of items[0..n) would leave list x as it is (its items
- * are sorted and unique). */
+ * are sorted and unique, as copy_items makes them). */
 static int same_items(const vg_list_t *x, const char *op, char **items, size_t n) {
     if (strcmp(op, "add") == 0)
         return bsearch(&items[0], x->items, x->n, sizeof(char *), cmpstr) != NULL;
-    if (n < x->n) return 0;
-    for (size_t k = 0; k < n; k++)
-        if (!bsearch(&items[k], x->items, x->n, sizeof(char *), cmpstr)) return 0;
-    /* every item is in the list; the list has no other one when it has as many
-     * distinct items as the request */
-    char **s = malloc((n + 1) * sizeof(*s));
-    if (!s) return 0;   /* out of memory: changed as before */
-    memcpy(s, items, n * sizeof(*s));
-    qsort(s, n, sizeof(*s), cmpstr);
-    size_t u = 0;
-    for (size_t k = 0; k < n; k++)
-        if (k == 0 || strcmp(s[k], s[k - 1]) != 0) u++;
-    free(s);
-    return u == x->n;
+    size_t m;
+    char **c = copy_items(items, n, &m);
+    if (!c) return 0;   /* out of memory: changed as before */
+    int same = m == x->n;
+    for (size_t k = 0; same && k < m; k++) same = strcmp(c[k], x->items[k]) == 0;
+    free_items(c, m);
+    return same;
 }
 
 /* Applies op to list `name` (locally or through Redis) and answers. `items` for "put",

@@ -493,6 +493,12 @@ static int pub_client(vg_kafka_t *k, char *errbuf, size_t errlen) {
     return 0;
 }
 
+static int pub_in_progress(const pub_st_t *st, int n) {
+    int c = 0;
+    for (int i = 0; i < n; i++) c += st[i].err == RD_KAFKA_RESP_ERR__IN_PROGRESS;
+    return c;
+}
+
 /* Produces n messages (copied; partition RD_KAFKA_PARTITION_UA: by key) and waits up to
  * timeout_ms for all their acknowledgements (st[i]); under pmu. 0 or the first error. */
 static rd_kafka_resp_err_t pub_many(vg_kafka_t *k, const char *topic, int n,
@@ -512,19 +518,11 @@ static rd_kafka_resp_err_t pub_many(vg_kafka_t *k, const char *topic, int n,
         if (e) st[sent].err = e;   /* not queued: no report comes */
     }
     int64_t t0 = mono_ms();
-    for (;;) {
-        int left = 0;
-        for (int i = 0; i < sent; i++) left += st[i].err == RD_KAFKA_RESP_ERR__IN_PROGRESS;
-        if (!left) break;
+    while (pub_in_progress(st, sent)) {
         if (mono_ms() - t0 >= timeout_ms) {
             /* not acknowledged in time: purged, so that no late report writes `st` */
             rd_kafka_purge(k->pub, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-            for (;;) {
-                int busy = 0;
-                for (int i = 0; i < sent; i++) busy += st[i].err == RD_KAFKA_RESP_ERR__IN_PROGRESS;
-                if (!busy) break;
-                rd_kafka_poll(k->pub, 50);
-            }
+            while (pub_in_progress(st, sent)) rd_kafka_poll(k->pub, 50);
             if (!e) e = RD_KAFKA_RESP_ERR__TIMED_OUT;
             break;
         }

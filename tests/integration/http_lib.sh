@@ -21,6 +21,16 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
+# run_model PORT SEED DESCRIPTION [ARGS...] : runs the model script $MODEL_PY (set by the
+# test, in tests/integration/) against the server at PORT with the token adm-secret,
+# --seed SEED and ARGS (expect_cmd: ok, or bad with its output)
+run_model() {
+    local port=$1 seed=$2 desc=$3
+    shift 3
+    expect_cmd "$desc" python3 "$SRC/tests/integration/$MODEL_PY" 127.0.0.1 "$port" adm-secret \
+        --seed "$seed" "$@"
+}
+
 # have_ipv6 : 0 when this machine has an IPv6 loopback (::1) to bind to
 have_ipv6() {
     python3 -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1", 0))' 2>/dev/null

@@ -31,10 +31,7 @@ rule sh
 end
 VRL
 export VIGIL_TOKENS="admin:adm-secret"
-run_model() {  # run_model PORT SEED DESCRIPTION [--kafka]
-    expect_cmd "$3" python3 "$SRC/tests/integration/alerts_model.py" 127.0.0.1 "$1" adm-secret \
-        --seed "$2" ${4:-}
-}
+MODEL_PY=alerts_model.py
 
 P1=$(free_port)
 start_vigil a "$P1" --state "$TMP/st" --rules "$TMP/alerts.vrl"

@@ -16,21 +16,18 @@ feature lc = labelled_count(30d)
 feature fs = fraud_sum(tx.amount, 30d)
 VRL
 export VIGIL_TOKENS="admin:adm-secret"
-run_model() {  # run_model PORT SEED EVENTS DESCRIPTION
-    expect_cmd "$4" python3 "$SRC/tests/integration/labels_model.py" 127.0.0.1 "$1" adm-secret \
-        --seed "$2" --events "$3"
-}
+MODEL_PY=labels_model.py
 
 P1=$(free_port)
 start_vigil a "$P1" --state "$TMP/st" --rules "$TMP/labels.vrl"
-run_model "$P1" 1 400 "labels model, seed 1"
-run_model "$P1" 2 400 "labels model, seed 2"
+run_model "$P1" 1 "labels model, seed 1" --events 400
+run_model "$P1" 2 "labels model, seed 2" --events 400
 stop_clean "$PID_a" "clean stop"
 
 P2=$(free_port)
 start_vigil k "$P2" --kafka embedded --state "$TMP/stk" --rules "$TMP/labels.vrl" \
     -X session.timeout.ms=6000
-run_model "$P2" 3 300 "labels model with Kafka, seed 3"
+run_model "$P2" 3 "labels model with Kafka, seed 3" --events 300
 req POST "http://127.0.0.1:$P2/v1/labels" adm-secret '{"id":"x","account":"y","fraud":true}'
 expect 200 "j['accepted']==1 and j['not_owner']==0 and j['applied']==1" "labels with Kafka: accepted, through the labels topic, applied here"
 stop_clean "$PID_k" "clean stop (Kafka)"

@@ -29,28 +29,25 @@ rule vip_hit
 end
 VRL
 export VIGIL_TOKENS="admin:adm-secret"
-run_model() {  # run_model PORT SEED STEPS DESCRIPTION
-    expect_cmd "$4" python3 "$SRC/tests/integration/lists_model.py" 127.0.0.1 "$1" adm-secret \
-        --seed "$2" --steps "$3"
-}
+MODEL_PY=lists_model.py
 
 P1=$(free_port)
 start_vigil a "$P1" --state "$TMP/st" --rules "$TMP/lists.vrl"
-run_model "$P1" 1 400 "lists model, seed 1"
-run_model "$P1" 2 400 "lists model, seed 2 (on seed 1's lists)"
+run_model "$P1" 1 "lists model, seed 1" --steps 400
+run_model "$P1" 2 "lists model, seed 2 (on seed 1's lists)" --steps 400
 stop_clean "$PID_a" "clean stop"
 
 P2=$(free_port)
 start_vigil k "$P2" --kafka embedded --state "$TMP/stk" --rules "$TMP/lists.vrl" \
     -X session.timeout.ms=6000
-run_model "$P2" 3 300 "lists model with Kafka, seed 3"
+run_model "$P2" 3 "lists model with Kafka, seed 3" --steps 300
 stop_clean "$PID_k" "clean stop (Kafka)"
 
 # with Redis: the changes are compare-and-set scripts there (a no-op PUT decided by Redis)
 if redis_up; then
     P3=$(free_port)
     start_vigil r "$P3" --state "$TMP/str" --rules "$TMP/lists.vrl" --redis "127.0.0.1:$RPORT"
-    run_model "$P3" 4 400 "lists model with Redis, seed 4"
+    run_model "$P3" 4 "lists model with Redis, seed 4" --steps 400
     stop_clean "$PID_r" "clean stop (Redis)"
 else
     bad "redis-server missing or not answering"

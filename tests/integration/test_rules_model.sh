@@ -11,20 +11,17 @@ set -uo pipefail
 source "$(dirname "$0")/http_lib.sh" "$1" "$2"
 
 export VIGIL_TOKENS="admin:adm-secret"
-run_model() {  # run_model PORT SEED STEPS DESCRIPTION
-    expect_cmd "$4" python3 "$SRC/tests/integration/rules_model.py" 127.0.0.1 "$1" adm-secret \
-        --seed "$2" --steps "$3"
-}
+MODEL_PY=rules_model.py
 
 P1=$(free_port)
 start_vigil a "$P1" --state "$TMP/st"
-run_model "$P1" 1 300 "rules model, seed 1"
-run_model "$P1" 2 300 "rules model, seed 2 (beside seed 1's modules)"
+run_model "$P1" 1 "rules model, seed 1" --steps 300
+run_model "$P1" 2 "rules model, seed 2 (beside seed 1's modules)" --steps 300
 stop_clean "$PID_a" "clean stop"
 
 P2=$(free_port)
 start_vigil k "$P2" --kafka embedded --state "$TMP/stk" -X session.timeout.ms=6000
-run_model "$P2" 3 300 "rules model with Kafka, seed 3"
+run_model "$P2" 3 "rules model with Kafka, seed 3" --steps 300
 stop_clean "$PID_k" "clean stop (Kafka)"
 
 # two instances on one Redis: changes made on one, events decided by the other, which
@@ -33,8 +30,7 @@ if redis_up; then
     P3=$(free_port); P4=$(free_port)
     start_vigil r1 "$P3" --state "$TMP/sr1" --redis "127.0.0.1:$RPORT"
     start_vigil r2 "$P4" --state "$TMP/sr2" --redis "127.0.0.1:$RPORT"
-    expect_cmd "rules model on one Redis, changes on one instance, scores on the other" \
-        python3 "$SRC/tests/integration/rules_model.py" 127.0.0.1 "$P3" adm-secret --seed 4 \
+    run_model "$P3" 4 "rules model on one Redis, changes on one instance, scores on the other" \
         --steps 300 --score-port "$P4"
 else
     bad "redis-server missing or not answering"

@@ -11,6 +11,15 @@
 #include "engine/kafka.h"
 #include "rules/program.h"
 
+/* librdkafka's mock cluster, one broker, with `topics` ("name:partitions", NULL-terminated);
+ * the test fails when it does not start. */
+static inline vg_kafka_mock_t *start_mock(const char *const *topics) {
+    char err[512];
+    vg_kafka_mock_t *m = vg_kafka_mock_new(1, topics, 1, err, sizeof(err));
+    if (!m) fail_msg("mock cluster: %s", err);
+    return m;
+}
+
 /* The rules `src` compiled (the test fails when they do not compile). */
 static inline vg_program_t *compile_rules(const char *src) {
     vg_source_t s = {"t.vrl", src, strlen(src)};

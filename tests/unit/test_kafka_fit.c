@@ -225,10 +225,8 @@ static vg_kafka_t *start_service(const char *bs, const char *src, const char *co
  * 300 KB message that is not an event, a last small event. `conf`: extra client
  * settings; `refuse`: the broker refuses the first record vigil produces as too large. */
 static void run(const char *const *conf, int refuse) {
-    char err[512];
     const char *topics[] = {"transactions:1", "alerts:1", "transactions.dlq:1", NULL};
-    vg_kafka_mock_t *mock = vg_kafka_mock_new(1, topics, 1, err, sizeof(err));
-    assert_non_null(mock);
+    vg_kafka_mock_t *mock = start_mock(topics);
     const char *bs = vg_kafka_mock_bootstrap(mock);
     char *note = repeat('n', 40000), *junk = repeat('j', 300000);
     char *big = malloc(40200);
@@ -399,10 +397,8 @@ static int op_wait(vg_kafka_t *k, int erase, const char *acct) {
 
 static void test_score_async(void **st) {
     (void)st;
-    char err[512];
     const char *topics[] = {"transactions:1", "alerts:1", "transactions.dlq:1", NULL};
-    vg_kafka_mock_t *mock = vg_kafka_mock_new(1, topics, 1, err, sizeof(err));
-    assert_non_null(mock);
+    vg_kafka_mock_t *mock = start_mock(topics);
     const char *bs = vg_kafka_mock_bootstrap(mock);
     const char *first[] = {"{\"id\":\"k1\",\"account\":\"a\",\"ts\":\"2026-03-01T10:00:00Z\","
                            "\"amount\":1}"};
@@ -523,8 +519,7 @@ static void test_changelog_chunks(void **st) {
     char err[512];
     const char *topics[] = {"transactions:1", "alerts:1", "transactions.dlq:1", "kcl.changelog:1",
                             NULL};
-    vg_kafka_mock_t *mock = vg_kafka_mock_new(1, topics, 1, err, sizeof(err));
-    assert_non_null(mock);
+    vg_kafka_mock_t *mock = start_mock(topics);
     const char *bs = vg_kafka_mock_bootstrap(mock);
     enum { N = 6000 };
     char **vals = calloc(N, sizeof(*vals));

@@ -67,8 +67,7 @@ static void test_labels_wait_for_their_input(void **state) {
     char err[512];
     const char *topics[] = {"transactions:1", "alerts:1", "transactions.dlq:1", "kl.labels:1",
                             NULL};
-    vg_kafka_mock_t *mock = vg_kafka_mock_new(1, topics, 1, err, sizeof(err));
-    assert_non_null(mock);
+    vg_kafka_mock_t *mock = start_mock(topics);
     const char *bs = vg_kafka_mock_bootstrap(mock);
 
     /* the transactions, then one fraud label per account (its first transaction) */

@@ -93,8 +93,7 @@ static void run(int leaderless) {
     char err[512];
     memset(per_part, 0, sizeof(per_part));
     const char *topics[] = {"transactions:4", "alerts:1", "transactions.dlq:1", NULL};
-    vg_kafka_mock_t *mock = vg_kafka_mock_new(1, topics, 1, err, sizeof(err));
-    assert_non_null(mock);
+    vg_kafka_mock_t *mock = start_mock(topics);
     produce_events(vg_kafka_mock_bootstrap(mock));
     /* partition 1 has messages and, while the group assigns it, no leader */
     assert_true(per_part[1] > 0);
