@@ -358,6 +358,21 @@ typedef struct cand {
     double lbf;
 } cand_t;
 
+/* an amount in a reason: two decimals, or 6 significant digits when that would be
+ * longer than a reason can hold (amounts are any finite number) */
+static void reason_amount(char *b, size_t n, double x) {
+    if (fabs(x) < 1e15) snprintf(b, n, "%.2f", x);
+    else snprintf(b, n, "%.6g", x);
+}
+
+/* a percentage in a reason, two significant digits without an exponent */
+static const char *reason_pct(char *b, size_t n, double pct) {
+    if (pct < 0.0001) snprintf(b, n, "<0.0001");
+    else if (pct < 10) snprintf(b, n, "%.2g", pct);
+    else snprintf(b, n, "%.0f", pct);
+    return b;
+}
+
 static const char *dow_name(int d) {
     static const char *const n[7] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
     return n[d];
@@ -577,29 +592,42 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
         const size_t L = VG_ANOMALY_REASON_LEN;
         int s = c[i].sig;
         switch (s) {
-        case VG_ANOMALY_AMOUNT:
+        case VG_ANOMALY_AMOUNT: {
+            char amt[24], med[24], pct[16];
+            reason_amount(amt, sizeof amt, in->amount);
+            reason_amount(med, sizeof med, as.median);
             if (as.n_eff >= 3 && as.median > 0 && as.ratio >= 1.5)
-                snprintf(r, L, "amount %.2f is %.1fx this account's median %.2f", in->amount,
-                         as.ratio, as.median);
+                snprintf(r, L, as.ratio < 1e6 ? "amount %s is %.1fx this account's median %s"
+                                              : "amount %s is %.3gx this account's median %s",
+                         amt, as.ratio, med);
             else if (as.n_eff >= 3 && as.median > 0)
-                snprintf(r, L, "amount %.2f is unusual for this account (median %.2f, p=%.2g)",
-                         in->amount, as.median, res->p[s]);
+                snprintf(r, L, "amount %s is unusual for this account (median %s, p=%.2g)",
+                         amt, med, res->p[s]);
+            else if (p_pop < 0.5 && as.p_hi <= as.p_lo)
+                snprintf(r, L, "amount %s is large for an account with %.0f payments "
+                               "(top %s%% of all amounts)",
+                         amt, as.n_eff, reason_pct(pct, sizeof pct, 100.0 * p_pop));
             else
-                snprintf(r, L, "amount %.2f is large for an account with %.0f payments "
-                               "(top %.2g%% of all amounts)",
-                         in->amount, as.n_eff, 100.0 * p_pop);
+                snprintf(r, L, "amount %s is unusually %s for an account with %.0f payments "
+                               "(p=%.2g)",
+                         amt, as.p_hi <= as.p_lo ? "large" : "small", as.n_eff, res->p[s]);
             break;
+        }
         case VG_ANOMALY_TIME:
             snprintf(r, L, "payment on %s at %02d:00 UTC, rare for this account (p=%.2g)",
                      dow_name(dow), hod, res->p[s]);
             break;
         case VG_ANOMALY_VELOCITY:
-            if (spend_k > 0 && poisson_sf(spend_k, mu) < poisson_sf(burst_c - 1.0, mu))
-                snprintf(r, L, "%.2f spent in the %.0f other payments of the last %.0f min, "
-                               "%.1fx the usual pace",
-                         spend, burst_c - 1.0, cfg->burst_tau_s / 60.0,
-                         mu > 0 ? spend_k / mu : 0.0);
-            else
+            if (spend_k > 0 && poisson_sf(spend_k, mu) < poisson_sf(burst_c - 1.0, mu)) {
+                char sp[24];
+                reason_amount(sp, sizeof sp, spend);
+                double pace = mu > 0 ? spend_k / mu : 0.0;
+                snprintf(r, L, pace < 1e6 ? "%s spent in the %.0f other payments of the last "
+                                            "%.0f min, %.1fx the usual pace"
+                                          : "%s spent in the %.0f other payments of the last "
+                                            "%.0f min, %.3gx the usual pace",
+                         sp, burst_c - 1.0, cfg->burst_tau_s / 60.0, pace);
+            } else
                 snprintf(r, L, "%.0f payments within about %.0f min, this account averages "
                                "%.2f a day",
                          burst_c, cfg->burst_tau_s / 60.0,

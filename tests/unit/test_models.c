@@ -236,10 +236,31 @@ static void test_reset(void **state) {
     free(f);
 }
 
+/* A reason reads as a sentence: no number of more than 20 digits (an amount of 1e300
+ * printed with %.2f filled the whole reason), no percentage in exponent form, and an
+ * amount called large is not in the top 50% or more of all amounts. */
+static void assert_readable(const char *t) {
+    int run = 0;
+    for (const char *p = t; *p; p++) {
+        run = (*p >= '0' && *p <= '9') ? run + 1 : 0;
+        if (run > 20) fail_msg("a reason with a %d-digit number: %s", run, t);
+    }
+    const char *pct = strstr(t, "% of all amounts");
+    if (pct) {
+        const char *top = strstr(t, "(top ");
+        assert_non_null(top);
+        assert_null(memchr(top, 'e', (size_t)(pct - top)));
+        assert_true(strtod(top + 5, NULL) < 50);
+    }
+}
+
 static void check_result(const vg_anomaly_result_t *r) {
     assert_true(r->score >= 0 && r->score <= 1);
     for (int s = 0; s < VG_ANOMALY__COUNT; s++) assert_true(r->signal[s] >= 0 && r->signal[s] <= 1);
-    for (int i = 0; i < r->nreasons; i++) assert_true(strlen(r->reason[i]) < VG_ANOMALY_REASON_LEN);
+    for (int i = 0; i < r->nreasons; i++) {
+        assert_true(strlen(r->reason[i]) < VG_ANOMALY_REASON_LEN);
+        assert_readable(r->reason[i]);
+    }
 }
 
 /* The state encodes and decodes back to the same bytes: whatever the inputs, a stored
@@ -281,6 +302,30 @@ static void test_adversarial(void **state) {
         assert_false(isnan(r.score));
         if (i % 50 == 0 || i < 24) assert_roundtrip(&st);
     }
+    /* a thin account (3 payments of 20) among ordinary ones, then a refund of 5 and a
+     * payment of 123.45: each unusual for its direction, neither called large in the top
+     * 100% of all amounts */
+    vg_anomaly_pop_init(pop, NULL, 3);
+    for (int i = 0; i < 200; i++) {
+        vg_anomaly_state_t o;
+        vg_anomaly_state_init(&o);
+        vg_anomaly_input_t in = mk(T0 + i * HOUR, 10 + (i % 50), "m-o", "FR");
+        vg_anomaly_process(pop, &o, &in, &r);
+    }
+    vg_anomaly_state_init(&st);
+    static const double thin[] = {20, 20, 20, -5, 123.45, 1e300, -1e300};
+    int amount_reasons = 0;
+    for (int i = 0; i < 7; i++) {
+        vg_anomaly_input_t in = mk(T0 + 300 * HOUR + i * HOUR, thin[i], "m-1", "FR");
+        vg_anomaly_process(pop, &st, &in, &r);
+        check_result(&r);
+        for (int k = 0; k < r.nreasons; k++)
+            if (r.reason_signal[k] == VG_ANOMALY_AMOUNT) {
+                amount_reasons++;
+                if (thin[i] < 0) assert_null(strstr(r.reason[k], "large"));
+            }
+    }
+    assert_true(amount_reasons >= 3);
     /* a constant stream: any change is noticed, the same value is not */
     vg_anomaly_pop_init(pop, NULL, 3);
     vg_anomaly_state_init(&st);
