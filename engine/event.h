@@ -22,9 +22,7 @@
 #define VG_EVENT_MAX_BYTES 65536   /* the line without its newline */
 #define VG_EVENT_MAX_ID 128        /* id and account: 1..128 bytes */
 
-/* Accepted times: 0000-01-01T00:00:00.000Z .. 9999-12-31T23:59:59.999Z (epoch ms). */
-#define VG_TIME_MIN_MS (-62167219200000LL)
-#define VG_TIME_MAX_MS 253402300799999LL
+/* Accepted times: VG_TIME_MIN_MS .. VG_TIME_MAX_MS (rules/value.h), years 0000-9999. */
 
 #ifdef __cplusplus
 extern "C" {

@@ -39,6 +39,11 @@ typedef struct vg_value {
     } u;
 } vg_value_t;
 
+/* Times: 0000-01-01T00:00:00.000Z .. 9999-12-31T23:59:59.999Z (epoch ms); time
+ * arithmetic that leaves this range gives null. */
+#define VG_TIME_MIN_MS (-62167219200000LL)
+#define VG_TIME_MAX_MS 253402300799999LL
+
 static inline vg_value_t vg_null(void) { vg_value_t v; v.type = VG_T_NULL; v.u.ms = 0; return v; }
 static inline vg_value_t vg_num(double n) { vg_value_t v; v.type = VG_T_NUM; v.u.n = n; return v; }
 static inline vg_value_t vg_bool(int b) { vg_value_t v; v.type = VG_T_BOOL; v.u.b = b ? 1 : 0; return v; }

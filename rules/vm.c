@@ -178,11 +178,13 @@ dispatch:
     OP(AddTD) a = &r[pc->p1]; b = &r[pc->p2];
         ok = (a->type == VG_T_TIME) & (b->type == VG_T_DUR);
         ok &= !__builtin_add_overflow(a->u.ms, b->u.ms, &t);
+        ok &= (t >= VG_TIME_MIN_MS) & (t <= VG_TIME_MAX_MS);
         ms_to(&r[pc->p3], t, VG_T_TIME, ok);
         NEXT();
     OP(SubTD) a = &r[pc->p1]; b = &r[pc->p2];
         ok = (a->type == VG_T_TIME) & (b->type == VG_T_DUR);
         ok &= !__builtin_sub_overflow(a->u.ms, b->u.ms, &t);
+        ok &= (t >= VG_TIME_MIN_MS) & (t <= VG_TIME_MAX_MS);
         ms_to(&r[pc->p3], t, VG_T_TIME, ok);
         NEXT();
     OP(AddDD) a = &r[pc->p1]; b = &r[pc->p2];

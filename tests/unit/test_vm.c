@@ -200,6 +200,13 @@ static void test_time_duration(void **state) {
     expect_num("seconds_between(tx.ts - 1h, tx.ts)", &ev, 3600);
     expect_num("seconds_between(tx.ts, tx.ts - 500ms)", &ev, -0.5);
     expect_type("seconds_between(tx.ts, null)", &ev, VG_T_NULL, 0);
+    /* a time outside years 0000-9999 is null (it printed clamped to 9999-12-31, so two
+     * different times looked equal) */
+    expect_type("tx.ts + 2900000d", &ev, VG_T_TIME, t + 2900000LL * 86400000);
+    expect_type("tx.ts + 3000000d", &ev, VG_T_NULL, 0);
+    expect_type("tx.ts - 800000d", &ev, VG_T_NULL, 0);
+    expect_type("hour_of_day(tx.ts + 3000000d)", &ev, VG_T_NULL, 0);
+    expect_type("(tx.ts + 3000000d) - tx.ts", &ev, VG_T_NULL, 0);
 }
 
 static void test_geo_km(void **state) {
