@@ -38,8 +38,57 @@ static const char *group_topic(const char *set, const char *group, const char *s
     return buf;
 }
 
+/* Kafka's rule for topic names: 1..249 bytes of [a-zA-Z0-9._-], not "." or "..". */
+static int topic_name_ok(const char *t) {
+    size_t n = strlen(t);
+    if (n == 0 || n > 249 || strcmp(t, ".") == 0 || strcmp(t, "..") == 0) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = t[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+int vg_serve_kafka_check(const vg_serve_kafka_cfg_t *cfg, char *errbuf, size_t errlen) {
+    if (!cfg->kafka || !*cfg->kafka) {
+        snprintf(errbuf, errlen, "--kafka needs BROKERS (host:port,...) or embedded");
+        return -1;
+    }
+    const char *group = cfg->group ? cfg->group : "vigil";
+    char clname[300], labname[300], ername[300];
+    snprintf(ername, sizeof ername, "%.240s.erasures", group);
+    struct { const char *setting, *name; } t[7] = {
+        {"--topic-in", cfg->topic_in ? cfg->topic_in : "transactions"},
+        {"--topic-alerts", cfg->topic_alerts ? cfg->topic_alerts : "alerts"},
+        {"--topic-dlq", cfg->topic_dlq ? cfg->topic_dlq : "transactions.dlq"},
+        {"--topic-decisions", cfg->topic_decisions},
+        {"--changelog", group_topic(cfg->changelog, group, "changelog", clname)},
+        {"--topic-labels", group_topic(cfg->topic_labels, group, "labels", labname)},
+        {"the erasures topic (GROUP.erasures)", ername},
+    };
+    for (int i = 0; i < 7; i++) {
+        if (!t[i].name) continue;
+        if (!topic_name_ok(t[i].name)) {
+            snprintf(errbuf, errlen, "%s: '%.260s' is not a Kafka topic name (1..249 of "
+                     "a-z A-Z 0-9 . _ -)", t[i].setting, t[i].name);
+            return -1;
+        }
+        for (int j = 0; j < i; j++)
+            if (t[j].name && strcmp(t[i].name, t[j].name) == 0) {
+                snprintf(errbuf, errlen, "%s and %s both name the topic %.250s: the topics must "
+                         "all differ%s", t[j].setting, t[i].setting, t[i].name,
+                         j == 0 ? " (the service would read its own output as input)" : "");
+                return -1;
+            }
+    }
+    return 0;
+}
+
 vg_serve_kafka_t *vg_serve_kafka_start(const vg_serve_kafka_cfg_t *cfg, vg_program_t *prog,
                                        vg_lists_t *lists, char *errbuf, size_t errlen) {
+    if (vg_serve_kafka_check(cfg, errbuf, errlen) != 0) return NULL;
     vg_serve_kafka_t *s = calloc(1, sizeof(*s));
     if (!s) {
         snprintf(errbuf, errlen, "out of memory");
@@ -104,7 +153,7 @@ vg_serve_kafka_t *vg_serve_kafka_start(const vg_serve_kafka_cfg_t *cfg, vg_progr
     o.pipeline.lists = lists;
     if (cfg->lateness_ms > 0) o.pipeline.lateness_ms = cfg->lateness_ms;
     if (cfg->dedupe_horizon_ms > 0) o.pipeline.dedupe_horizon_ms = cfg->dedupe_horizon_ms;
-    if (cfg->ruleset_version > 0) o.pipeline.ruleset_version = cfg->ruleset_version;
+    o.pipeline.ruleset_version = cfg->ruleset_version > 0 ? cfg->ruleset_version : 0;
     o.pipeline.mem_budget = cfg->mem_budget;
     if (cfg->future_ms != 0) o.future_ms = cfg->future_ms;
     if (cfg->checkpoint_ms > 0) o.checkpoint_ms = cfg->checkpoint_ms;
@@ -366,6 +415,14 @@ int vg_cmd_stream(int argc, char **argv) {
         }
     }
     cfg.kafka_conf = (const char *const *)xconf;
+    {
+        char terr[700];
+        if (vg_serve_kafka_check(&cfg, terr, sizeof terr) != 0) {
+            fprintf(stderr, "vigil stream: %s\n", terr);
+            goto done;
+        }
+    }
+    cfg.ruleset_version = 1;   /* rules from files: version 1, as in vigil replay */
     status = 1;
     char err[1024];
     if (vg_sources_load(&src, rules, nrules, err, sizeof(err)) != 0) {

@@ -43,7 +43,7 @@ typedef struct vg_serve_kafka_cfg {
     const char *const *kafka_conf;    /* "name=value" librdkafka settings, NULL-terminated */
     int partitions;               /* embedded: partitions per topic (<= 0: 8) */
     const char *addr_file;        /* embedded: write the bootstrap address here */
-    int64_t ruleset_version;      /* <= 0: 1 */
+    int64_t ruleset_version;      /* the decisions' "ruleset" (serve: 0 while no module) */
     int quiet;
     void (*on_assign)(void *ctx, int32_t partition);   /* NULL: none (engine/kafka.h) */
     void *on_assign_ctx;
@@ -51,7 +51,14 @@ typedef struct vg_serve_kafka_cfg {
     void *on_label_ctx;                                 /* NULL: none (engine/kafka.h) */
 } vg_serve_kafka_cfg_t;
 
-/* Starts the pipeline. Returns NULL with a reason in errbuf. Stop and free with
+/* Checks the topic settings before anything starts: every topic the service reads or
+ * writes (input, alerts, dead letters, decisions, changelog, labels, GROUP.erasures) must
+ * be a valid Kafka topic name and differ from the others (a dead-letter topic that is
+ * the input would feed every rejected message back as input, wrapped again each time).
+ * Returns 0, or -1 with the reason in errbuf (a usage error). */
+int vg_serve_kafka_check(const vg_serve_kafka_cfg_t *cfg, char *errbuf, size_t errlen);
+
+/* Starts the pipeline (vg_serve_kafka_check() first). Returns NULL with a reason in errbuf. Stop and free with
  * vg_serve_kafka_stop(). */
 vg_serve_kafka_t *vg_serve_kafka_start(const vg_serve_kafka_cfg_t *cfg, vg_program_t *prog,
                                        vg_lists_t *lists, char *errbuf, size_t errlen);

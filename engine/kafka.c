@@ -165,6 +165,9 @@ typedef struct worker {
      * alert, decision or dead letter above it is cut to fit (vg_kafka_fit_record) */
     size_t out_max[4];
     int fatal;
+    int64_t down_probe;   /* the consumer said all brokers are down: monotonic ms of the
+                             next check that they are back (0: not down); the lag is
+                             unknown (-1) meanwhile */
     int need_rewind;      /* a delivery failed since the last checkpoint */
     atomic_int ready;
     int64_t stop_at;      /* monotonic ms when the stop was seen, 0 before */
@@ -1179,11 +1182,28 @@ static void apply_rules(worker_t *w) {
 }
 
 /* Lag over the owned partitions from the watermarks of the last fetch responses;
- * -1 while a partition's watermarks are not known yet. */
+ * -1 while a partition's watermarks are not known yet, and while the brokers are down
+ * (the cached watermarks are those from before: the lag read 0 through an outage). Back
+ * up is seen by the next message, or by a watermark query of one partition, at most one
+ * a second and 50 ms each (nothing is consumed meanwhile anyway). */
 static void update_lag(worker_t *w) {
     int64_t lag = 0;
     uint32_t n = 0;
     int unknown = 0;
+    if (w->down_probe) {
+        int64_t t = mono_ms();
+        for (int32_t i = 0; t >= w->down_probe && i < w->cap; i++) {
+            if (!w->parts[i]) continue;
+            int64_t lo, hi;
+            if (rd_kafka_query_watermark_offsets(w->c, w->k->topic_in, i, &lo, &hi, 50) ==
+                RD_KAFKA_RESP_ERR_NO_ERROR)
+                w->down_probe = 0;
+            else
+                w->down_probe = mono_ms() + 1000;
+            break;
+        }
+        if (w->down_probe) unknown = 1;
+    }
     for (int32_t i = 0; i < w->cap; i++) {
         part_t *pt = w->parts[i];
         if (!pt) continue;
@@ -1886,10 +1906,13 @@ static void route_sample(worker_t *w, const rd_kafka_message_t *m) {
 static int handle(worker_t *w, rd_kafka_message_t *m, int64_t now_ms) {
     vg_kafka_t *k = w->k;
     if (m->err) {
+        if (m->err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && !w->down_probe)
+            w->down_probe = mono_ms() + 1000;
         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
             logf_(k, 0, "worker %d: consumer: %s", w->index, rd_kafka_message_errstr(m));
         return 0;
     }
+    w->down_probe = 0;   /* a message: the brokers are back */
     part_t *pt = m->partition >= 0 && m->partition < w->cap ? w->parts[m->partition] : NULL;
     if (m->rkt != w->rkt_in && k->topic_lab) {
         const char *tn = rd_kafka_topic_name(m->rkt);
@@ -2897,13 +2920,16 @@ void vg_kafka_get_stats(const vg_kafka_t *k, vg_kafka_stats_t *s) {
         uint64_t mx = GET(c->ckpt_us_max);
         if (mx > s->checkpoint_us_max) s->checkpoint_us_max = mx;
         int64_t lag = GET(c->lag);
-        if (lag < 0 || s->lag < 0) s->lag = -1;
-        else s->lag += lag;
-        s->partitions += GET(c->partitions);
+        uint32_t np = GET(c->partitions);
+        if (np > 0 && (lag < 0 || s->lag < 0)) s->lag = -1;   /* a thread without partitions
+                                                                 adds nothing */
+        else if (np > 0) s->lag += lag;
+        s->partitions += np;
         for (int j = 0; j < NB; j++) s->latency_buckets[j] += GET(c->lat[j]);
         s->latency_count += GET(c->lat_count);
         s->latency_sum_s += (double)GET(c->lat_sum_us) / 1e6;
     }
+    if (s->partitions == 0) s->lag = -1;   /* nothing assigned (yet): unknown */
     s->input_partitions = k->nparts > 0 ? (uint32_t)k->nparts : 0;
     s->route_crc = atomic_load(&k->route_crc);
     s->labels_topic = k->topic_lab != NULL;

@@ -330,7 +330,8 @@ typedef struct vg_kafka_stats {
     uint64_t labels_waits;        /* times a labels partition waited for its input to
                                      catch up (a label newer than the input processed) */
     int64_t lag;                  /* sum over owned partitions (refreshed every 100 ms);
-                                     -1 while some partition's watermarks are unknown */
+                                     -1 while unknown: none owned, some partition's
+                                     watermarks unknown, or the brokers down */
     uint32_t partitions;          /* owned now */
     uint32_t input_partitions;    /* the input topic's partitions (0: unknown) */
     int route_crc;                /* requests routed by CRC32, not murmur2 (route_sample) */

@@ -39,6 +39,22 @@ rc=$?
 [ "$rc" != 0 ] && [ "$rc" != 124 ] || kt_fail "serve with an unknown -X property exited $rc"
 grep -q 'no\.such\.property' "$WORK/serve-x.log" || { kt_fail "the unknown property is not named"; cat "$WORK/serve-x.log"; }
 
+# topics that collide: a dead-letter topic that is the input would read every rejected
+# message back as input, wrapped again each time; refused before anything starts
+for bad in "--topic-dlq tx" "--topic-alerts dec --topic-decisions dec" "--topic-in a/b" \
+           "--topic-labels g1.changelog --group g1"; do
+    # shellcheck disable=SC2086
+    timeout 30 "$VIGIL" serve --http "127.0.0.1:$PORT" --state "$WORK/state-x" --rules "$RULES" \
+        --kafka "$BROKER" --topic-in tx $bad >"$WORK/serve-t.log" 2>&1
+    rc=$?
+    [ "$rc" = 2 ] || kt_fail "serve with $bad exited $rc, not 2"
+    grep -q -e 'both name the topic' -e 'is not a Kafka topic name' "$WORK/serve-t.log" ||
+        kt_fail "serve with $bad: no reason: $(cat "$WORK/serve-t.log")"
+done
+timeout 30 "$VIGIL" serve --http "127.0.0.1:$PORT" --state "$WORK/state-x" --kafka "" >"$WORK/serve-t.log" 2>&1
+[ $? = 2 ] || kt_fail "serve --kafka '' is not a usage error"
+
+
 # serve SECONDS GROUP [ARGS...]: starts serve in the background (SPID), waits until /readyz is 200.
 # The restart joins another group: offsets are vigil's own (in the state), the group
 # only assigns partitions, and librdkafka's mock broker keeps a cleanly stopped member
@@ -95,4 +111,16 @@ kt_consume alerts "$WORK/alerts"
 kt_consume dlq "$WORK/dlq"
 $CHECK compare --replay "$WORK/e.replay" --decisions "$WORK/dec" --alerts "$WORK/alerts" \
     --dlq "$WORK/dlq" || kt_fail "serve's Kafka output differs from replay --partitions $PARTS"
+
+# no module at all: the service's ruleset is 0, and so is every decision's (the Kafka
+# pipeline stamped 1, a version that later names the first module's rules)
+"$VIGIL" serve --http "127.0.0.1:$PORT" --state "$WORK/state-0" --kafka embedded \
+    >>"$WORK/serve.log" 2>&1 &
+SPID=$!
+KT_PIDS+=("$SPID")
+kt_ready "$URL" "$SPID" 60
+d=$(curl -s -X POST "$URL/v1/score" -d '{"id":"r0","account":"acct-r0","ts":"2026-01-01T00:00:00Z","amount":1}')
+case "$d" in *'"ruleset":0}'*) ;; *) kt_fail "no rules: the decision is not of ruleset 0: $d" ;; esac
+kill -TERM "$SPID"
+kt_wait "$SPID" 60 || kt_fail "serve --kafka embedded did not stop cleanly"
 kt_end
