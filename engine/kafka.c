@@ -2725,6 +2725,24 @@ static int worker_init(vg_kafka_t *k, worker_t *w, int index, char *errbuf, size
 static int check_cluster(vg_kafka_t *k, char *errbuf, size_t errlen) {
     rd_kafka_t *rk = meta_client(k, errbuf, errlen);
     if (!rk) return VG_EIO;
+    /* the brokers first: unreachable ones made the checks below say that the input
+     * topic does not exist, or fail with librdkafka's bare "Broker transport failure" */
+    {
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t e;
+        int64_t t0 = mono_ms();
+        do {
+            e = rd_kafka_metadata(rk, 0, NULL, &md, 5000);
+        } while (e && mono_ms() - t0 < VG_CL_TIMEOUT_MS && !GET(k->stop));
+        if (e) {
+            snprintf(errbuf, errlen, "cannot reach the Kafka brokers %.300s (tried for %d s: "
+                     "%s): check the kafka setting, the network and the security settings",
+                     k->brokers, (int)((mono_ms() - t0 + 500) / 1000), rd_kafka_err2str(e));
+            rd_kafka_destroy(rk);
+            return VG_EIO;
+        }
+        rd_kafka_metadata_destroy(md);
+    }
     int32_t nin = 0;
     int rc = 0;
     if (k->topic_cl) rc = vg_cl_check_topic(rk, k->topic_cl, k->topic_in, &nin, errbuf, errlen);

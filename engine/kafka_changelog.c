@@ -269,7 +269,7 @@ int vg_cl_restore(rd_kafka_t *rc, const char *topic, int32_t part, vg_store_t *s
                 vg_batch_clear(p.b);
                 vg_buf_clear(&p.keys);
                 p.tail_wipe = 0;
-                if (wiped_pending) out->wiped = 1;
+                if (wiped_pending && has_state) out->wiped = 1;   /* an empty store: nothing replaced */
                 wiped_pending = 0;
                 out->markers++;
                 out->pos = np;

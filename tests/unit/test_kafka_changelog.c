@@ -140,6 +140,7 @@ static void test_markers_and_tail(void **st) {
     assert_int_equal(r.records, 8);
     assert_int_equal(r.tail, 1);
     assert_int_equal(r.seed, 0);
+    assert_int_equal(r.wiped, 0);   /* a fresh store: nothing replaced (the log said so) */
     assert_string_equal(get(f, "a/x", &b), "3");
     assert_string_equal(get(f, "a/y", &b), "");
     assert_string_equal(get(f, "a/z", &b), "");
