@@ -120,6 +120,21 @@ int vg_cmd_serve(int argc, char **argv) {
     vg_config_t *cfg = NULL;
     int rc = vg_config_load(argc, argv, &cfg);
     if (rc) return rc < 0 ? 0 : rc;
+    if (cfg->kafka) {   /* topics and client settings: a usage error before anything starts */
+        vg_serve_kafka_cfg_t kc = {
+            .kafka = cfg->kafka, .group = cfg->group, .topic_in = cfg->topic_in,
+            .topic_alerts = cfg->topic_alerts, .topic_decisions = cfg->topic_decisions,
+            .topic_dlq = cfg->topic_dlq, .changelog = cfg->changelog,
+            .topic_labels = cfg->topic_labels,
+            .kafka_conf = (const char *const *)cfg->kafka_conf,
+        };
+        char terr[700];
+        if (vg_serve_kafka_check(&kc, terr, sizeof terr) != 0) {
+            fprintf(stderr, "vigil serve: %s\n", terr);
+            vg_config_free(cfg);
+            return 2;
+        }
+    }
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);

@@ -68,6 +68,7 @@ int vg_serve_kafka_check(const vg_serve_kafka_cfg_t *cfg, char *errbuf, size_t e
         {"--topic-labels", group_topic(cfg->topic_labels, group, "labels", labname)},
         {"the erasures topic (GROUP.erasures)", ername},
     };
+    if (cfg->kafka_conf && vg_kafka_conf_try(cfg->kafka_conf, errbuf, errlen) != 0) return -1;
     for (int i = 0; i < 7; i++) {
         if (!t[i].name) continue;
         if (!topic_name_ok(t[i].name)) {

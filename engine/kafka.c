@@ -317,9 +317,15 @@ static int canon(const char *name, const char *val, char *out, size_t outlen, ch
     return rc;
 }
 
+static char prop_scope(const char *name, size_t nl);
+
 int vg_kafka_conf_check(const char *kv, char *errbuf, size_t errlen) {
     const char *p = kv;
-    if (strncmp(p, "consumer.", 9) == 0 || strncmp(p, "producer.", 9) == 0) p += 9;
+    char kind = 0;
+    if (strncmp(p, "consumer.", 9) == 0 || strncmp(p, "producer.", 9) == 0) {
+        kind = *p == 'c' ? 'C' : 'P';
+        p += 9;
+    }
     const char *eq = strchr(p, '=');
     char name[256];
     size_t n = eq ? (size_t)(eq - p) : 0;
@@ -329,6 +335,14 @@ int vg_kafka_conf_check(const char *kv, char *errbuf, size_t errlen) {
     }
     memcpy(name, p, n);
     name[n] = 0;
+    char sc = kind ? prop_scope(name, n) : '*';
+    if (kind && sc != '*' && sc != kind) {   /* librdkafka would ignore it, with a warning */
+        snprintf(errbuf, errlen, "kafka setting %.260s: %s is a %s property, so the %s "
+                 "would ignore it (give it as %s.%s, or without a prefix)", kv, name,
+                 sc == 'C' ? "consumer" : "producer", kind == 'C' ? "consumers" : "producers",
+                 sc == 'C' ? "consumer" : "producer", name);
+        return VG_EINVAL;
+    }
     const char *val = eq + 1;
     char got[512], want[512], e[512];
     if (canon(name, val, got, sizeof(got), e, sizeof(e)) != 0) {
@@ -350,45 +364,97 @@ int vg_kafka_conf_check(const char *kv, char *errbuf, size_t errlen) {
     return 0;
 }
 
-/* Which clients each user setting applies to: "consumer."/"producer." prefixes, else
- * librdkafka's own table (the C, P or * column of rd_kafka_conf_properties_show), so that a
- * producer setting such as compression.type is not given to the consumers (librdkafka
- * would warn that it ignores it). Unknown names get '*' (the check reports them). */
-static void conf_scopes(const char *const *conf, int n, char *scope) {
-    char *tab = NULL;
+/* librdkafka's table of properties (rd_kafka_conf_properties_show), read once. */
+static char *g_props;
+static pthread_once_t g_props_once = PTHREAD_ONCE_INIT;
+static void props_load(void) {
     size_t len = 0;
-    FILE *f = open_memstream(&tab, &len);
-    if (f) {
-        rd_kafka_conf_properties_show(f);
-        if (fclose(f) != 0) {
-            free(tab);
-            tab = NULL;
-        }
+    FILE *f = open_memstream(&g_props, &len);
+    if (!f) return;
+    rd_kafka_conf_properties_show(f);
+    if (fclose(f) != 0) {
+        free(g_props);
+        g_props = NULL;
     }
+}
+
+/* The kind of client property name[0..nl) is for: 'C' consumer, 'P' producer, '*' both
+ * or unknown (the C, P or * column of librdkafka's table). */
+static char prop_scope(const char *name, size_t nl) {
+    pthread_once(&g_props_once, props_load);
+    for (const char *l = g_props; l && *l;) {   /* each line: "name   |  C  | range | ..." */
+        const char *next = strchr(l, '\n');
+        if (strncmp(l, name, nl) == 0 && l[nl] == ' ') {
+            const char *bar = strchr(l + nl, '|');
+            if (bar && (!next || bar < next)) {
+                bar++;
+                while (*bar == ' ') bar++;
+                return *bar == 'C' || *bar == 'P' ? *bar : '*';
+            }
+        }
+        l = next ? next + 1 : NULL;
+    }
+    return '*';
+}
+
+/* Which clients each user setting applies to: "consumer."/"producer." prefixes, else
+ * librdkafka's own table, so that a producer setting such as compression.type is not
+ * given to the consumers (librdkafka would warn that it ignores it). Unknown names get
+ * '*' (the check reports them). */
+static void conf_scopes(const char *const *conf, int n, char *scope) {
     for (int i = 0; i < n; i++) {
         const char *kv = conf[i], *eq = strchr(kv, '=');
         scope[i] = '*';
         if (strncmp(kv, "consumer.", 9) == 0) scope[i] = 'C';
         else if (strncmp(kv, "producer.", 9) == 0) scope[i] = 'P';
-        else if (tab && eq) {
-            size_t nl = (size_t)(eq - kv);
-            const char *l = tab;   /* each line: "name   |  C  | range | ..." */
-            while (l && *l) {
-                const char *next = strchr(l, '\n');
-                if (strncmp(l, kv, nl) == 0 && l[nl] == ' ') {
-                    const char *bar = strchr(l + nl, '|');
-                    if (bar && (!next || bar < next)) {
-                        bar++;
-                        while (*bar == ' ') bar++;
-                        if (*bar == 'C' || *bar == 'P') scope[i] = *bar;
-                        break;
-                    }
-                }
-                l = next ? next + 1 : NULL;
+        else if (eq) scope[i] = prop_scope(kv, (size_t)(eq - kv));
+    }
+}
+
+int vg_kafka_conf_try(const char *const *conf, char *errbuf, size_t errlen) {
+    int n = 0;
+    while (conf && conf[n]) n++;
+    if (n == 0) return 0;
+    char *scope = malloc((size_t)n);
+    if (!scope) {
+        snprintf(errbuf, errlen, "out of memory");
+        return VG_ENOMEM;
+    }
+    conf_scopes(conf, n, scope);
+    int rc = 0;
+    for (int kind = 0; !rc && kind < 2; kind++) {   /* 0 producer, 1 consumer */
+        rd_kafka_conf_t *c = rd_kafka_conf_new();
+        int any = 0;
+        rc = c ? conf_set(c, "log_level", "0", errbuf, errlen) : VG_ENOMEM;
+        for (int i = 0; !rc && i < n; i++) {
+            if (scope[i] == (kind ? 'P' : 'C')) continue;
+            const char *kv = conf[i];
+            if (strncmp(kv, "consumer.", 9) == 0 || strncmp(kv, "producer.", 9) == 0) kv += 9;
+            const char *eq = strchr(kv, '=');
+            char name[256];
+            if (!eq || (size_t)(eq - kv) >= sizeof name) continue;   /* the check says so */
+            memcpy(name, kv, (size_t)(eq - kv));
+            name[eq - kv] = 0;
+            rc = conf_set(c, name, eq + 1, errbuf, errlen);
+            any = 1;
+        }
+        if (!rc && any) {
+            char e[512];
+            rd_kafka_t *rk = rd_kafka_new(kind ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER, c, e,
+                                          sizeof e);
+            if (!rk) {
+                snprintf(errbuf, errlen, "kafka settings: a %s cannot be made with them: %s",
+                         kind ? "consumer" : "producer", e);
+                rc = VG_EINVAL;
+            } else {
+                c = NULL;   /* rd_kafka_new took it */
+                rd_kafka_destroy(rk);
             }
         }
+        if (c) rd_kafka_conf_destroy(c);
     }
-    free(tab);
+    free(scope);
+    return rc;
 }
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);

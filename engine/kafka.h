@@ -113,9 +113,16 @@ typedef struct vg_kafka_opts {
  * (enable.auto.commit=false, enable.auto.offset.store=false, enable.idempotence=true,
  * acks=all, isolation.level=read_committed; transactional.id, bootstrap.servers and
  * group.id are refused outright). User settings are applied after vigil's defaults,
- * so they win over every other default (compression.codec, linger.ms, ...).
- * Returns 0 or VG_EINVAL with the reason in errbuf. */
+ * so they win over every other default (compression.codec, linger.ms, ...). A
+ * "consumer." prefix on a producer property (or the reverse) is refused: that client
+ * kind would ignore it. Returns 0 or VG_EINVAL with the reason in errbuf. */
 int vg_kafka_conf_check(const char *kv, char *errbuf, size_t errlen);
+
+/* Makes (and at once destroys) a producer and a consumer with the settings, no broker
+ * named, so that what librdkafka checks only when it makes a client (a CA file that
+ * cannot be read, an unusable SASL mechanism) is found before anything starts.
+ * Returns 0 or VG_EINVAL with librdkafka's reason in errbuf. */
+int vg_kafka_conf_try(const char *const *conf, char *errbuf, size_t errlen);
 
 /* The value librdkafka's configuration of this service's consumers (consumer = 1) or
  * producers (0) holds for `name`, as vg_kafka_start() would make it (vigil's defaults,

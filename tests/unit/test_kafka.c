@@ -126,8 +126,33 @@ static void test_embedded_session_timeout(void **st) {
     rmdir(dir);
 }
 
+/* A prefix of the wrong kind is refused (that kind of client would ignore the property);
+ * settings librdkafka checks only when it makes a client are found by making them. */
+static void test_conf_kinds_and_clients(void **st) {
+    (void)st;
+    char err[512];
+    assert_int_equal(vg_kafka_conf_check("consumer.session.timeout.ms=9000", err, sizeof err), 0);
+    assert_int_equal(vg_kafka_conf_check("producer.linger.ms=20", err, sizeof err), 0);
+    assert_int_equal(vg_kafka_conf_check("producer.client.rack=r1", err, sizeof err), 0);
+    assert_int_equal(vg_kafka_conf_check("producer.session.timeout.ms=9000", err, sizeof err),
+                     VG_EINVAL);
+    assert_non_null(strstr(err, "consumer property"));
+    assert_int_equal(vg_kafka_conf_check("consumer.compression.type=zstd", err, sizeof err),
+                     VG_EINVAL);
+    assert_non_null(strstr(err, "producer property"));
+    const char *ok[] = {"compression.type=zstd", "session.timeout.ms=9000", NULL};
+    assert_int_equal(vg_kafka_conf_try(ok, err, sizeof err), 0);
+    assert_int_equal(vg_kafka_conf_try(NULL, err, sizeof err), 0);
+    const char *ca[] = {"security.protocol=ssl", "ssl.ca.location=/nonexistent/ca.pem", NULL};
+    assert_int_equal(vg_kafka_conf_try(ca, err, sizeof err), VG_EINVAL);
+    assert_non_null(strstr(err, "ssl.ca.location"));
+    const char *sasl[] = {"security.protocol=sasl_plaintext", "sasl.mechanism=NOPE", NULL};
+    assert_int_equal(vg_kafka_conf_try(sasl, err, sizeof err), VG_EINVAL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conf_kinds_and_clients),
         cmocka_unit_test(test_murmur2_java_vector),
         cmocka_unit_test(test_partitioners_match_librdkafka),
         cmocka_unit_test(test_alert_id),
