@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api/cli.h"
+#include "rules/errors.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -28,13 +29,13 @@ int vg_cmd_check(int argc, char **argv) {
     int explain = 0, c;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         switch (c) {
         case 'e': explain = 1; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("vigil %s\n", VIGIL_VERSION); return 0;
         default:
-            fprintf(stderr, "vigil check: unknown option '%s'\n", argv[optind - 1]);
+            vg_cli_bad_option("check", c, argv, opts);
             usage(stderr);
             return 2;
         }
@@ -46,7 +47,12 @@ int vg_cmd_check(int argc, char **argv) {
     }
     char err[512];
     vg_sources_t src;
-    if (vg_sources_load(&src, argv + optind, argc - optind, err, sizeof(err)) != 0) {
+    int lrc = vg_sources_load(&src, argv + optind, argc - optind, err, sizeof(err));
+    if (lrc == VG_ECOMPILE) {   /* a module too large: err is its diagnostic */
+        fprintf(stderr, "%s\nvigil check: 1 error, 0 warnings\n", err);
+        return 1;
+    }
+    if (lrc != 0) {
         fprintf(stderr, "vigil check: %s\n", err);
         return 1;
     }

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,12 @@
 
 #include "rules/errors.h"
 #include "rules/program.h"
+
+/* A file's identity: the same file given twice (by one path or two) is found by it. */
+typedef struct file_id {
+    dev_t dev;
+    ino_t ino;
+} file_id_t;
 
 int vg_cli_duration(const char *s, int64_t *ms) {
     if (!s || !*s) return VG_EINVAL;
@@ -36,6 +43,39 @@ int vg_cli_duration(const char *s, int64_t *ms) {
     return 0;
 }
 
+void vg_cli_bad_option(const char *cmd, int c, char *const *argv, const struct option *lo) {
+    const char *arg = optind > 0 ? argv[optind - 1] : "";
+    if (c == ':') {
+        fprintf(stderr, "vigil %s: option '%s' needs a value\n", cmd, arg);
+        return;
+    }
+    if (strncmp(arg, "--", 2) != 0) {   /* a short option: none is known */
+        if (optopt > 0 && optopt < 128)
+            fprintf(stderr, "vigil %s: unknown option '-%c'\n", cmd, optopt);
+        else
+            fprintf(stderr, "vigil %s: unknown option '%s'\n", cmd, arg);
+        return;
+    }
+    const char *name = arg + 2, *eq = strchr(name, '=');
+    size_t n = eq ? (size_t)(eq - name) : strlen(name);
+    int matches = 0, exact = 0, has_arg = 0;
+    for (const struct option *o = lo; o && o->name; o++) {
+        if (strncmp(o->name, name, n) != 0) continue;
+        matches++;
+        has_arg = o->has_arg;
+        if (strlen(o->name) == n) {
+            exact = 1;
+            break;
+        }
+    }
+    if ((exact || matches == 1) && eq && has_arg == no_argument)
+        fprintf(stderr, "vigil %s: option '--%.*s' takes no value\n", cmd, (int)n, name);
+    else if (!exact && matches > 1)
+        fprintf(stderr, "vigil %s: option '--%.*s' is ambiguous\n", cmd, (int)n, name);
+    else
+        fprintf(stderr, "vigil %s: unknown option '--%.*s'\n", cmd, (int)n, name);
+}
+
 int vg_cli_size(const char *s, size_t *bytes) {
     if (!s || *s < '0' || *s > '9') return VG_EINVAL;
     char *end;
@@ -56,8 +96,11 @@ int vg_cli_size(const char *s, size_t *bytes) {
 
 /* Reads a module file. Only regular files (a FIFO named x.vrl blocked `vigil check` for
  * good, /dev/zero grew its buffer without end), and at most one byte more than a module
- * may have: a larger file is refused by its size, not read into memory. */
-static int read_file(const char *path, char **out, size_t *len, char *errbuf, size_t errlen) {
+ * may have: a larger file is refused by its size, not read into memory, with VG_ECOMPILE
+ * and errbuf the diagnostic the compiler gives a module too large
+ * (`PATH:1:1: error: module too large (...)`). *id is the file's device and inode. */
+static int read_file(const char *path, char **out, size_t *len, file_id_t *id, char *errbuf,
+                     size_t errlen) {
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
@@ -69,11 +112,13 @@ static int read_file(const char *path, char **out, size_t *len, char *errbuf, si
         close(fd);
         return VG_EIO;
     }
+    id->dev = st.st_dev;
+    id->ino = st.st_ino;
     if (st.st_size > VG_RULES_MAX_SOURCE) {
-        snprintf(errbuf, errlen, "%s: module too large (%lld bytes, limit %d)", path,
+        snprintf(errbuf, errlen, "%s:1:1: error: module too large (%lld bytes, limit %d)", path,
                  (long long)st.st_size, VG_RULES_MAX_SOURCE);
         close(fd);
-        return VG_EINVAL;
+        return VG_ECOMPILE;
     }
     size_t cap = (size_t)st.st_size + 1, n = 0;   /* +1: sees a file that grew */
     char *buf = malloc(cap);
@@ -87,9 +132,9 @@ static int read_file(const char *path, char **out, size_t *len, char *errbuf, si
             if (cap > VG_RULES_MAX_SOURCE) {
                 free(buf);
                 close(fd);
-                snprintf(errbuf, errlen, "%s: module too large (more than %d bytes)", path,
-                         VG_RULES_MAX_SOURCE);
-                return VG_EINVAL;
+                snprintf(errbuf, errlen, "%s:1:1: error: module too large (more than %d bytes)",
+                         path, VG_RULES_MAX_SOURCE);
+                return VG_ECOMPILE;
             }
             char *nb = realloc(buf, cap * 2);
             if (!nb) {
@@ -128,17 +173,38 @@ static int read_file(const char *path, char **out, size_t *len, char *errbuf, si
     return 0;
 }
 
-static int add_source(vg_sources_t *s, const char *path, char *errbuf, size_t errlen) {
+/* Appends the module at `path`; *ids holds the device and inode of each source so far
+ * (the same file given twice, by one path or two, is refused: its features and rules
+ * would all be reported as declared twice, each "first declared" at itself). */
+static int add_source(vg_sources_t *s, file_id_t **ids, const char *path, char *errbuf,
+                      size_t errlen) {
     vg_source_t *nv = realloc(s->v, sizeof(*nv) * (size_t)(s->n + 1));
     if (!nv) {
         snprintf(errbuf, errlen, "out of memory");
         return VG_ENOMEM;
     }
     s->v = nv;
+    file_id_t *ni = realloc(*ids, sizeof(*ni) * (size_t)(s->n + 1));
+    if (!ni) {
+        snprintf(errbuf, errlen, "out of memory");
+        return VG_ENOMEM;
+    }
+    *ids = ni;
     char *text;
     size_t len;
-    int rc = read_file(path, &text, &len, errbuf, errlen);
+    int rc = read_file(path, &text, &len, &ni[s->n], errbuf, errlen);
     if (rc) return rc;
+    for (int i = 0; i < s->n; i++) {
+        if (ni[i].dev != ni[s->n].dev || ni[i].ino != ni[s->n].ino) continue;
+        if (strcmp(s->v[i].name, path) == 0)
+            snprintf(errbuf, errlen, "%s: the same file is given twice (give each module once)",
+                     path);
+        else
+            snprintf(errbuf, errlen, "%s: the same file as %s, given twice (give each module "
+                     "once)", path, s->v[i].name);
+        free(text);
+        return VG_EINVAL;
+    }
     char *name = strdup(path);
     if (!name) {
         free(text);
@@ -165,17 +231,20 @@ int vg_sources_load(vg_sources_t *s, char *const *paths, int npaths, char *errbu
                     size_t errlen) {
     s->v = NULL;
     s->n = 0;
+    file_id_t *ids = NULL;
     for (int i = 0; i < npaths; i++) {
         struct stat st;
         if (stat(paths[i], &st) != 0) {
             snprintf(errbuf, errlen, "%s: %s", paths[i], strerror(errno));
             vg_sources_free(s);
+            free(ids);
             return VG_EIO;
         }
         if (!S_ISDIR(st.st_mode)) {
-            int rc = add_source(s, paths[i], errbuf, errlen);
+            int rc = add_source(s, &ids, paths[i], errbuf, errlen);
             if (rc) {
                 vg_sources_free(s);
+                free(ids);
                 return rc;
             }
             continue;
@@ -184,6 +253,7 @@ int vg_sources_load(vg_sources_t *s, char *const *paths, int npaths, char *errbu
         if (!d) {
             snprintf(errbuf, errlen, "%s: %s", paths[i], strerror(errno));
             vg_sources_free(s);
+            free(ids);
             return VG_EIO;
         }
         char **names = NULL;
@@ -210,15 +280,17 @@ int vg_sources_load(vg_sources_t *s, char *const *paths, int npaths, char *errbu
             rc = VG_EINVAL;
         }
         if (!rc) qsort(names, (size_t)nn, sizeof(*names), cmp_str);
-        for (int k = 0; !rc && k < nn; k++) rc = add_source(s, names[k], errbuf, errlen);
+        for (int k = 0; !rc && k < nn; k++) rc = add_source(s, &ids, names[k], errbuf, errlen);
         for (int k = 0; k < nn; k++) free(names[k]);
         free(names);
         if (rc) {
             if (rc == VG_ENOMEM) snprintf(errbuf, errlen, "out of memory");
             vg_sources_free(s);
+            free(ids);
             return rc;
         }
     }
+    free(ids);
     return 0;
 }
 

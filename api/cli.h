@@ -14,6 +14,13 @@
  * unit; "0" alone is accepted) into milliseconds. Returns 0 or VG_EINVAL. */
 int vg_cli_duration(const char *s, int64_t *ms);
 
+/* Prints on stderr why getopt_long (with an optstring starting with ':') returned `c`
+ * ('?' or ':') for the option it just read: `vigil CMD: unknown option '-x'`, `option
+ * '--rules' needs a value`, `option '--no-sync' takes no value`, `option '--l' is
+ * ambiguous`. `lo` is the long option table given to getopt_long. Can't fail. */
+struct option;
+void vg_cli_bad_option(const char *cmd, int c, char *const *argv, const struct option *lo);
+
 /* Parses a size like "512", "64k", "256M", "2G" (bytes, binary units). 0 or VG_EINVAL. */
 int vg_cli_size(const char *s, size_t *bytes);
 
@@ -25,7 +32,10 @@ typedef struct vg_sources {
 } vg_sources_t;
 
 /* Reads every source. Returns 0, or VG_EIO/VG_EINVAL with a reason in errbuf (missing
- * file, a directory without .vrl files, unreadable file). Free with vg_sources_free. */
+ * file, a directory without .vrl files, unreadable file, the same file given twice), or
+ * VG_ECOMPILE for a module over VG_RULES_MAX_SOURCE bytes, with errbuf the compiler's
+ * diagnostic `PATH:1:1: error: module too large (...)` (the file is not read). Free with
+ * vg_sources_free (also after a failure: it is then empty). */
 int vg_sources_load(vg_sources_t *s, char *const *paths, int npaths, char *errbuf,
                     size_t errlen);
 void vg_sources_free(vg_sources_t *s);

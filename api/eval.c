@@ -248,7 +248,8 @@ int vg_cmd_eval(int argc, char **argv) {
         {"from", required_argument, 0, 'f'},  {"to", required_argument, 0, 'T'},
         {"exclude-scenario", required_argument, 0, 'x'},
         {"lateness", required_argument, 0, 'l'},
-        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0},
+        {"help", no_argument, 0, 'h'},        {"version", no_argument, 0, 'V'},
+        {0, 0, 0, 0},
     };
     char **rules = calloc((size_t)argc + 1, sizeof(char *));
     int nrules = 0, excl = 2, c;
@@ -257,7 +258,7 @@ int vg_cmd_eval(int argc, char **argv) {
     if (!rules) return 1;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":", lo, NULL)) != -1) {
         switch (c) {
         case 'r': rules[nrules++] = optarg; break;
         case 'i': input = optarg; break;
@@ -286,10 +287,23 @@ int vg_cmd_eval(int argc, char **argv) {
             }
             break;
         case 'h': usage(stdout); free(rules); return 0;
-        default: usage(stderr); free(rules); return 2;
+        case 'V': printf("vigil %s\n", VIGIL_VERSION); free(rules); return 0;
+        default:
+            vg_cli_bad_option("eval", c, argv, lo);
+            usage(stderr);
+            free(rules);
+            return 2;
         }
     }
-    if (!nrules || !input || !truth || optind < argc) {
+    if (optind < argc) {
+        fprintf(stderr, "vigil eval: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        free(rules);
+        return 2;
+    }
+    if (!nrules || !input || !truth) {
+        fprintf(stderr, "vigil eval: %s is required\n",
+                !nrules ? "--rules PATH" : !input ? "--input FILE" : "--truth FILE");
         usage(stderr);
         free(rules);
         return 2;
@@ -311,7 +325,12 @@ int vg_cmd_eval(int argc, char **argv) {
     uint64_t *tmap = NULL;
     size_t tcap = 0;
 
-    if (vg_sources_load(&src, rules, nrules, err, sizeof err) != 0) {
+    int lrc = vg_sources_load(&src, rules, nrules, err, sizeof err);
+    if (lrc == VG_ECOMPILE) {   /* a module too large: err is its diagnostic */
+        fprintf(stderr, "%s\nvigil eval: the rules do not compile\n", err);
+        goto done;
+    }
+    if (lrc != 0) {
         fprintf(stderr, "vigil eval: %s\n", err);
         goto done;
     }

@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "api/cli.h"
 #include "engine/kafka.h"
 #include "engine/pipeline.h"
@@ -101,10 +103,119 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n) {
 }
 #define FNV_INIT 14695981039346656037ULL
 
+/* A fingerprint is never 0: 0 records "option not given". */
+static uint64_t nonzero(uint64_t h) { return h ? h : 1; }
+
+static int cmp_cstr(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+typedef struct item {
+    const char *p;
+    size_t n;
+} item_t;
+
+static int cmp_item(const void *a, const void *b) {
+    const item_t *x = a, *y = b;
+    int c = memcmp(x->p, y->p, x->n < y->n ? x->n : y->n);
+    return c ? c : (x->n > y->n) - (x->n < y->n);
+}
+
+/* The fingerprint of a --lists file's content: each list's name and its set of items,
+ * in sorted order, so that the same lists written otherwise (spacing, order, an item
+ * twice) give the same fingerprint. The file was read and checked before (rules/lists.c,
+ * with the same jansson flags); should it not parse now, its bytes are the fingerprint.
+ * Returns 0 on a read error or without memory. */
+static uint64_t lists_fingerprint(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    vg_buf_t b;
+    vg_buf_init(&b);
+    char chunk[1 << 14];
+    size_t n;
+    int bad = 0;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        if (vg_buf_append(&b, chunk, n) != 0) bad = 1;
+    bad |= ferror(f);
+    fclose(f);
+    uint64_t h = FNV_INIT;
+    json_error_t je;
+    json_t *root = bad || !b.len ? NULL : json_loadb(b.p, b.len, JSON_REJECT_DUPLICATES, &je);
+    if (!bad && !json_is_object(root)) h = fnv(FNV_INIT, b.p, b.len);
+    else if (!bad) {
+        size_t nn = json_object_size(root), k = 0;
+        const char **names = malloc(sizeof(*names) * (nn ? nn : 1));
+        const char *name;
+        json_t *arr;
+        if (!names) bad = 1;
+        json_object_foreach(root, name, arr) if (names && k < nn) names[k++] = name;
+        if (names) qsort(names, k, sizeof(*names), cmp_cstr);
+        nn = k;
+        for (size_t i = 0; !bad && i < nn; i++) {
+            arr = json_object_get(root, names[i]);
+            size_t ni = json_array_size(arr), m = 0;
+            item_t *it = malloc(sizeof(*it) * (ni ? ni : 1));
+            if (!it) {
+                bad = 1;
+                break;
+            }
+            for (size_t j = 0; j < ni; j++) {
+                json_t *e = json_array_get(arr, j);
+                if (!json_is_string(e)) continue;
+                it[m].p = json_string_value(e);
+                it[m++].n = json_string_length(e);
+            }
+            qsort(it, m, sizeof(*it), cmp_item);
+            uint64_t len = strlen(names[i]);
+            h = fnv(h, &len, sizeof len);
+            h = fnv(h, names[i], len);
+            uint64_t distinct = 0;
+            for (size_t j = 0; j < m; j++) distinct += j == 0 || cmp_item(&it[j - 1], &it[j]);
+            h = fnv(h, &distinct, sizeof distinct);
+            for (size_t j = 0; j < m; j++) {
+                if (j > 0 && cmp_item(&it[j - 1], &it[j]) == 0) continue;
+                len = it[j].n;
+                h = fnv(h, &len, sizeof len);
+                h = fnv(h, it[j].p, it[j].n);
+            }
+            free(it);
+        }
+        free(names);
+    }
+    json_decref(root);
+    vg_buf_deinit(&b);
+    return bad ? 0 : nonzero(h);
+}
+
+/* The fingerprint of the labels as applied: each one's id, account, status and time, in
+ * application order (so the same labels written otherwise give the same one). */
+static uint64_t labels_fingerprint(const vg_labels_t *l) {
+    uint64_t h = FNV_INIT, n = vg_labels_count(l);
+    h = fnv(h, &n, sizeof n);
+    for (size_t i = 0; i < n; i++) {
+        const vg_label_t *x = vg_labels_get(l, i);
+        uint64_t len = x->idlen;
+        h = fnv(h, &len, sizeof len);
+        h = fnv(h, x->id, x->idlen);
+        len = x->alen;
+        h = fnv(h, &len, sizeof len);
+        h = fnv(h, x->account, x->alen);
+        int64_t v[2] = {x->fraud, x->at_ms};
+        h = fnv(h, v, sizeof v);
+    }
+    return nonzero(h);
+}
+
 static int64_t now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double now_secs(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static int write_all(int fd, const char *p, size_t n) {
@@ -132,6 +243,11 @@ typedef struct reader {
     char tail[FP_TAIL];     /* ring of the last FP_TAIL bytes consumed */
     uint64_t consumed;
     int fp_on;              /* fingerprinting only matters with --state */
+    /* an oversize line whose first bytes were dropped before its end was found: its
+     * first MAX_HELD_LINE bytes (for its id) and the last byte dropped (a CRLF's \r) */
+    char *head;
+    size_t head_len;        /* 0: the line returned was not cut */
+    char last_dropped;
 } reader_t;
 
 static void fp_consume(reader_t *r, const char *p, size_t n) {
@@ -173,6 +289,7 @@ static uint64_t fp_value(const reader_t *r) {
 static int next_line(reader_t *r, const char **line, size_t *len, size_t *oversize) {
     size_t skipped = 0;   /* bytes of an oversize line already dropped */
     *oversize = 0;
+    r->head_len = 0;
     for (;;) {
         char *nl = r->end > r->start ? memchr(r->buf + r->start, '\n', r->end - r->start) : NULL;
         if (nl || (r->eof && r->end > r->start)) {
@@ -182,6 +299,8 @@ static int next_line(reader_t *r, const char **line, size_t *len, size_t *oversi
             *len = l;
             if (skipped) *oversize = skipped + l;
             else if (l > MAX_HELD_LINE) *oversize = l;
+            /* the 64 KiB limit does not count a CRLF's \r (nor vg_event_parse) */
+            if (*oversize && (l ? (*line)[l - 1] : r->last_dropped) == '\r') (*oversize)--;
             fp_consume(r, r->buf + r->start, adv);
             r->start += adv;
             r->pos += adv;
@@ -189,7 +308,7 @@ static int next_line(reader_t *r, const char **line, size_t *len, size_t *oversi
         }
         if (r->eof) {
             if (skipped) {   /* an oversize last line without newline */
-                *oversize = skipped;
+                *oversize = skipped - (r->last_dropped == '\r');
                 *line = r->buf;
                 *len = 0;
                 return 1;
@@ -199,6 +318,11 @@ static int next_line(reader_t *r, const char **line, size_t *len, size_t *oversi
         /* keep at most MAX_HELD_LINE bytes of a line: drop the rest, counting it */
         if (r->end - r->start > MAX_HELD_LINE + (size_t)READ_CHUNK) {
             size_t drop = r->end - r->start;
+            if (!skipped && (r->head || (r->head = malloc(MAX_HELD_LINE)))) {
+                r->head_len = MAX_HELD_LINE;
+                memcpy(r->head, r->buf + r->start, MAX_HELD_LINE);
+            }
+            r->last_dropped = r->buf[r->end - 1];
             fp_consume(r, r->buf + r->start, drop);
             r->pos += drop;
             skipped += drop;
@@ -292,7 +416,7 @@ static int parse_args(int argc, char **argv, opts_t *o) {
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":", lo, NULL)) != -1) {
         switch (c) {
         case 'r': o->rules[o->nrules++] = optarg; break;
         case 'i': o->input = optarg; break;
@@ -360,10 +484,7 @@ static int parse_args(int argc, char **argv, opts_t *o) {
         case 'h': usage(stdout); return -1;
         case 'V': printf("vigil %s\n", VIGIL_VERSION); return -1;
         default:
-            if (optopt)
-                fprintf(stderr, "vigil replay: option '%s' needs a value\n", argv[optind - 1]);
-            else
-                fprintf(stderr, "vigil replay: unknown option '%s'\n", argv[optind - 1]);
+            vg_cli_bad_option("replay", c, argv, lo);
             usage(stderr);
             return 2;
         }
@@ -404,6 +525,8 @@ typedef struct run {
     vg_buf_t out;
     uint64_t out_len;       /* bytes of output written or buffered so far */
     uint64_t rules_hash;
+    uint64_t lists_hash;    /* fingerprint of --lists' content, 0 without --lists */
+    uint64_t labels_hash;   /* fingerprint of --labels' labels, 0 without --labels */
     uint64_t lines;         /* input lines consumed (blank ones included) */
 } run_t;
 
@@ -432,6 +555,8 @@ static int checkpoint(run_t *r) {
         {"replay/output_len", &r->out_len, sizeof(r->out_len)},
         {"replay/lines", &r->lines, sizeof(r->lines)},
         {"replay/rules", &r->rules_hash, sizeof(r->rules_hash)},
+        {"replay/lists", &r->lists_hash, sizeof(r->lists_hash)},
+        {"replay/labels", &r->labels_hash, sizeof(r->labels_hash)},
     };
     char err[256];
     if (vg_pipeline_checkpoint(r->pl, meta, (int)(sizeof(meta) / sizeof(meta[0])), r->o.sync,
@@ -454,6 +579,41 @@ static int meta_u64(run_t *r, const char *key, uint64_t *v) {
     return rc;
 }
 
+/* Checks the fingerprint of --OPT (path `now`, NULL when not given, fingerprint `fp`, 0
+ * when not given) against the one the checkpoint recorded ("replay/OPT"). A state
+ * checkpointed by an older vigil, which recorded neither replay/lists nor replay/labels,
+ * is accepted as it is, with a note (that vigil did not check them either); its next
+ * checkpoint records them. Returns 0, or -1 with the reason on stderr. */
+static int check_data(run_t *r, const char *opt, const char *now, uint64_t fp) {
+    char key[32];
+    snprintf(key, sizeof key, "replay/%s", opt);
+    uint64_t was;
+    int rc = meta_u64(r, key, &was);
+    if (rc == VG_ENOTFOUND) {
+        fprintf(stderr, "vigil replay: note: %s does not record its --%s (checkpointed by an "
+                        "older vigil); not checked\n", r->o.state, opt);
+        return 0;
+    }
+    if (rc) {
+        fprintf(stderr, "vigil replay: %s: checkpoint records are unreadable\n", r->o.state);
+        return -1;
+    }
+    if (was == fp) return 0;
+    if (!was)
+        fprintf(stderr, "vigil replay: %s holds state made without --%s, and this run has "
+                        "--%s %s; run it as it was made, or use a new --state directory\n",
+                r->o.state, opt, opt, now);
+    else if (!fp)
+        fprintf(stderr, "vigil replay: %s holds state made with --%s, and this run has none; "
+                        "run it as it was made, or use a new --state directory\n",
+                r->o.state, opt);
+    else
+        fprintf(stderr, "vigil replay: %s holds state made with other --%s than %s (their "
+                        "content differs); run it as it was made, or use a new --state "
+                        "directory\n", r->o.state, opt, now);
+    return -1;
+}
+
 /* Resumes from the last checkpoint in the state directory, if any. */
 static int resume(run_t *r) {
     uint64_t in_pos, fp, out_len, lines, rules;
@@ -471,10 +631,14 @@ static int resume(run_t *r) {
         return -1;
     }
     if (rules != r->rules_hash) {
-        fprintf(stderr, "vigil replay: %s holds state made with other rules; use a new "
-                        "--state directory\n", r->o.state);
+        fprintf(stderr, "vigil replay: %s holds state made with other rules or options "
+                        "(--lateness, --dedupe-horizon); use a new --state directory\n",
+                r->o.state);
         return -1;
     }
+    if (check_data(r, "lists", r->o.lists, r->lists_hash) < 0 ||
+        check_data(r, "labels", r->o.labels, r->labels_hash) < 0)
+        return -1;
     /* skip the input to the checkpoint's position, checking that it is the same input */
     reader_t *rd = &r->rd;
     while (rd->pos < in_pos) {
@@ -550,7 +714,10 @@ static void summary(run_t *r, double secs, int tty) {
         }
         fprintf(stderr, ")");
     }
-    fprintf(stderr, "; %.2f s, %.0f events/s\n", secs, secs > 0 ? (double)s.lines / secs : 0.0);
+    /* a run under 10 ms shows its time in ms and no rate (it printed "0.00 s, 0 events/s",
+     * and a rate from a few events in a few microseconds says nothing) */
+    if (secs < 0.01) fprintf(stderr, "; %.2f ms\n", secs * 1000.0);
+    else fprintf(stderr, "; %.2f s, %.0f events/s\n", secs, (double)s.lines / secs);
 }
 
 /* --partitions: the pipeline of the line's partition, as Kafka's default (murmur2)
@@ -616,7 +783,12 @@ int vg_cmd_replay(int argc, char **argv) {
         return prc < 0 ? 0 : prc;
     }
     char err[512];
-    if (vg_sources_load(&r.src, r.o.rules, r.o.nrules, err, sizeof(err)) != 0) {
+    int lrc = vg_sources_load(&r.src, r.o.rules, r.o.nrules, err, sizeof(err));
+    if (lrc == VG_ECOMPILE) {   /* a module too large: err is its diagnostic */
+        fprintf(stderr, "%s\nvigil replay: the rules do not compile\n", err);
+        goto done;
+    }
+    if (lrc != 0) {
         fprintf(stderr, "vigil replay: %s\n", err);
         goto done;
     }
@@ -671,6 +843,10 @@ int vg_cmd_replay(int argc, char **argv) {
                 fprintf(stderr, "vigil replay: note: %s has no list \"%s\"; it is empty\n",
                         r.o.lists, nm);
         }
+    } else {
+        for (int i = 0; i < vg_prog_nlists(r.prog); i++)
+            fprintf(stderr, "vigil replay: note: no --lists given; list \"%s\" is empty\n",
+                    vg_prog_list_name(r.prog, i));
     }
     vg_pipeline_opts_t po;
     vg_pipeline_opts_default(&po);
@@ -704,12 +880,18 @@ int vg_cmd_replay(int argc, char **argv) {
         vg_pipeline_set_labels(r.pl, r.labels);
         for (int p = 1; r.parts && p < r.o.partitions; p++)
             vg_pipeline_set_labels(r.parts[p], r.labels);
+        if (r.store) r.labels_hash = labels_fingerprint(r.labels);
+    }
+    if (r.store && r.o.lists && !(r.lists_hash = lists_fingerprint(r.o.lists))) {
+        fprintf(stderr, "vigil replay: --lists %s: %s\n", r.o.lists, strerror(errno ? errno : EIO));
+        goto done;
     }
     r.rd.fp_on = r.store != NULL;
     if (r.store && resume(&r) < 0) goto done;
 
     int tty = isatty(2);
     int64_t t0 = now_ms(), last_ckpt = t0, last_progress = t0;
+    double start = now_secs();
     uint64_t since_ckpt = 0;
     prefetcher_t pf = {.scan = r.rd.pos};
     signal(SIGPIPE, SIG_IGN);
@@ -741,8 +923,10 @@ int vg_cmd_replay(int argc, char **argv) {
         vg_outcome_t oc;
         size_t before = r.out.len;
         vg_pipeline_t *pl = r.parts && !oversize ? route(&r, line, len) : r.pl;
-        int rc = oversize ? vg_pipeline_oversize(r.pl, oversize, &r.out)
-                          : vg_pipeline_line(pl, line, len, &r.out, &oc);
+        int rc = !oversize ? vg_pipeline_line(pl, line, len, &r.out, &oc)
+                 : r.rd.head_len ? vg_pipeline_oversize_head(r.pl, oversize, r.rd.head,
+                                                             r.rd.head_len, &r.out)
+                                 : vg_pipeline_oversize_head(r.pl, oversize, line, len, &r.out);
         if (rc) {
             fprintf(stderr, "vigil replay: line %" PRIu64 ": %s\n", r.lines, vg_strerror(rc));
             goto done;
@@ -770,7 +954,7 @@ int vg_cmd_replay(int argc, char **argv) {
     }
     if (flush_out(&r) < 0) goto done;
     if (r.store && checkpoint(&r) < 0) goto done;
-    summary(&r, (double)(now_ms() - t0) / 1000.0, tty);
+    summary(&r, now_secs() - start, tty);
     status = 0;
 done:
     if (r.out_fd > 1) {
@@ -807,6 +991,7 @@ done:
     vg_sources_free(&r.src);
     vg_buf_deinit(&r.out);
     free(r.rd.buf);
+    free(r.rd.head);
     free(r.o.rules);
     return status;
 }

@@ -8,7 +8,9 @@
  *
  * Decisions (beyond SPEC section 1):
  * - Size: a line over VG_EVENT_MAX_BYTES (65536) is too_large, checked before parsing;
- *   exactly 65536 bytes is accepted. An empty or blank line is invalid_json (callers skip
+ *   exactly 65536 bytes is accepted. A last byte \r is not counted (nor parsed): it is
+ *   the \r of a CRLF newline. A too_large line still has its id when its bytes show a
+ *   JSON object whose top-level "id" is a valid id (vg_event_peek_id). An empty or blank line is invalid_json (callers skip
  *   blank lines themselves).
  * - Which reason: the first problem in document order among the fields (bad_type,
  *   bad_value, bad_timestamp, duplicate_field, a null required field); then missing
@@ -53,6 +55,7 @@ struct vg_event_bufs {
     uint32_t extra_cap;
     uint32_t *slots;   /* open addressing over extra names: index + 1, 0 = empty */
     uint32_t slot_cap; /* a power of two */
+    char big_id[VG_EVENT_MAX_ID];   /* the id of a too_large line (vg_event_peek_id) */
 };
 
 static const struct {
@@ -322,6 +325,173 @@ static void reset(vg_event_t *ev) {
     ev->reason[0] = '\0';
 }
 
+/* ---- the id of a line too large to parse ------------------------------------------ */
+
+static size_t skip_ws(const char *s, size_t n, size_t i) {
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) i++;
+    return i;
+}
+
+static int hex4(const char *s, unsigned *v) {
+    *v = 0;
+    for (int k = 0; k < 4; k++) {
+        char c = s[k];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+              : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0) return -1;
+        *v = *v * 16 + (unsigned)d;
+    }
+    return 0;
+}
+
+/* Reads the JSON string whose opening quote is s[*i], decoding it into out (at most cap
+ * bytes kept; *olen is the decoded length, even beyond cap). Returns 1 with *i after
+ * the closing quote, 0 when the bytes end first, -1 when it is not a valid string (a
+ * control character, a bad escape, a lone surrogate, invalid UTF-8). */
+static int read_string(const char *s, size_t n, size_t *i, char *out, size_t cap,
+                       size_t *olen) {
+    size_t j = *i + 1, o = 0;
+    while (j < n) {
+        unsigned char c = (unsigned char)s[j];
+        unsigned char u[4];
+        size_t ul = 0;
+        if (c == '"') {
+            *i = j + 1;
+            *olen = o;
+            return 1;
+        }
+        if (c < 0x20) return -1;
+        if (c == '\\') {
+            if (j + 1 >= n) return 0;
+            char e = s[j + 1];
+            j += 2;
+            unsigned cp;
+            switch (e) {
+            case '"': case '\\': case '/': u[0] = (unsigned char)e; ul = 1; break;
+            case 'b': u[0] = '\b'; ul = 1; break;
+            case 'f': u[0] = '\f'; ul = 1; break;
+            case 'n': u[0] = '\n'; ul = 1; break;
+            case 'r': u[0] = '\r'; ul = 1; break;
+            case 't': u[0] = '\t'; ul = 1; break;
+            case 'u':
+                if (j + 4 > n) return 0;
+                if (hex4(s + j, &cp) < 0) return -1;
+                j += 4;
+                if (cp >= 0xDC00 && cp <= 0xDFFF) return -1;
+                if (cp >= 0xD800 && cp <= 0xDBFF) {   /* a surrogate pair */
+                    unsigned lo;
+                    if (j + 6 > n) return 0;
+                    if (s[j] != '\\' || s[j + 1] != 'u' || hex4(s + j + 2, &lo) < 0 ||
+                        lo < 0xDC00 || lo > 0xDFFF)
+                        return -1;
+                    j += 6;
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                }
+                if (cp < 0x80) u[ul++] = (unsigned char)cp;
+                else if (cp < 0x800) {
+                    u[ul++] = (unsigned char)(0xC0 | (cp >> 6));
+                    u[ul++] = (unsigned char)(0x80 | (cp & 0x3F));
+                } else if (cp < 0x10000) {
+                    u[ul++] = (unsigned char)(0xE0 | (cp >> 12));
+                    u[ul++] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+                    u[ul++] = (unsigned char)(0x80 | (cp & 0x3F));
+                } else {
+                    u[ul++] = (unsigned char)(0xF0 | (cp >> 18));
+                    u[ul++] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+                    u[ul++] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+                    u[ul++] = (unsigned char)(0x80 | (cp & 0x3F));
+                }
+                break;
+            default: return -1;
+            }
+        } else {
+            ul = vg_utf8_seq((const unsigned char *)s + j, n - j);
+            if (ul == 0) return n - j < 4 && c >= 0xC2 ? 0 : -1;   /* cut, or invalid */
+            memcpy(u, s + j, ul);
+            j += ul;
+        }
+        for (size_t k = 0; k < ul; k++, o++)
+            if (o < cap) out[o] = (char)u[k];
+    }
+    return 0;
+}
+
+/* Skips the JSON value at s[*i] (not checking it closely: only strings, nesting and
+ * where it ends). Returns 1 with *i after it, 0 when the bytes end first, -1 when it is
+ * malformed. */
+static int skip_value(const char *s, size_t n, size_t *i) {
+    size_t j = *i;
+    int depth = 0;
+    do {
+        if (j >= n) return 0;
+        char c = s[j];
+        if (c == '"') {
+            size_t k = j + 1;
+            while (k < n && s[k] != '"') k += s[k] == '\\' ? 2 : 1;
+            if (k >= n) return 0;
+            j = k + 1;
+        } else if (c == '{' || c == '[') {
+            depth++;
+            j++;
+        } else if (c == '}' || c == ']') {
+            if (depth == 0) return -1;
+            depth--;
+            j++;
+        } else if (depth > 0) {
+            j++;
+        } else {   /* a number or a literal: up to the next delimiter */
+            size_t k = j;
+            while (k < n && s[k] != ',' && s[k] != '}' && s[k] != ']' && s[k] != ' ' &&
+                   s[k] != '\t' && s[k] != '\r' && s[k] != '\n')
+                k++;
+            if (k == j) return -1;
+            if (k >= n) return 0;
+            j = k;
+        }
+    } while (depth > 0);
+    *i = j;
+    return 1;
+}
+
+size_t vg_event_peek_id(const char *s, size_t n, char *out) {
+    size_t i = skip_ws(s, n, 0), found = 0;
+    char tmp[VG_EVENT_MAX_ID];
+    if (i >= n || s[i] != '{') return 0;
+    i = skip_ws(s, n, i + 1);
+    if (i < n && s[i] == '}') return 0;
+    for (;;) {
+        if (i >= n) return found;
+        if (s[i] != '"') return 0;
+        char key[2];
+        size_t klen;
+        int r = read_string(s, n, &i, key, sizeof key, &klen);
+        if (r <= 0) return r < 0 ? 0 : found;
+        int is_id = klen == 2 && key[0] == 'i' && key[1] == 'd';
+        i = skip_ws(s, n, i);
+        if (i >= n) return found;
+        if (s[i] != ':') return 0;
+        i = skip_ws(s, n, i + 1);
+        if (i >= n) return found;
+        if (is_id) {
+            if (found) return 0;   /* "id" twice: duplicate_field, no id */
+            if (s[i] != '"') return 0;
+            size_t len;
+            r = read_string(s, n, &i, tmp, sizeof tmp, &len);
+            if (r <= 0 || len < 1 || len > VG_EVENT_MAX_ID) return 0;
+            memcpy(out, tmp, len);
+            found = len;
+        } else {
+            r = skip_value(s, n, &i);
+            if (r <= 0) return r < 0 ? 0 : found;
+        }
+        i = skip_ws(s, n, i);
+        if (i >= n) return found;
+        if (s[i] == '}') return skip_ws(s, n, i + 1) == n ? found : 0;
+        if (s[i] != ',') return 0;
+        i = skip_ws(s, n, i + 1);
+    }
+}
+
 static int out_of_memory(vg_event_t *ev) {
     snprintf(ev->reason, sizeof ev->reason, "out of memory");
     return VG_ENOMEM;
@@ -329,14 +499,22 @@ static int out_of_memory(vg_event_t *ev) {
 
 int vg_event_parse(vg_event_t *ev, const char *line, size_t len) {
     reset(ev);
-    if (len > VG_EVENT_MAX_BYTES) {
-        reject(ev, VG_REJECT_TOO_LARGE, "line is %zu bytes, limit %d", len, VG_EVENT_MAX_BYTES);
-        return VG_EINVAL;
-    }
+    /* the \r of a CRLF line is part of its newline, not of the line (JSON whitespace) */
+    if (len && line[len - 1] == '\r') len--;
     vg_event_bufs_t *b = ev->bufs;
     if (!b) {
         if (!(b = calloc(1, sizeof *b))) return out_of_memory(ev);
         ev->bufs = b;
+    }
+    if (len > VG_EVENT_MAX_BYTES) {
+        reject(ev, VG_REJECT_TOO_LARGE, "line is %zu bytes, limit %d", len, VG_EVENT_MAX_BYTES);
+        size_t n = vg_event_peek_id(line, len, b->big_id);
+        if (n) {
+            ev->has_id = 1;
+            ev->id.p = b->big_id;
+            ev->id.len = (uint32_t)n;
+        }
+        return VG_EINVAL;
     }
     if (!b->jd && !(b->jd = vg_jdoc_new(VG_EVENT_MAX_BYTES))) return out_of_memory(ev);
 

@@ -80,9 +80,17 @@ void vg_event_deinit(vg_event_t *ev);
 /* Parses `len` bytes at `line` (no trailing newline; borrowed, not kept). Returns 0 and
  * fills `ev` on success; on rejection returns VG_EINVAL with ev->reject, ev->reason, and
  * ev->has_id / ev->id set (the other fields of ev are then unspecified). Returns
- * VG_ENOMEM when a buffer cannot grow (ev->reason says so, ev->reject is NONE). A line
- * over VG_EVENT_MAX_BYTES is rejected as too_large without being read. */
+ * VG_ENOMEM when a buffer cannot grow (ev->reason says so, ev->reject is NONE). A last
+ * byte \r (of a CRLF newline) is not part of the line. A line over VG_EVENT_MAX_BYTES is
+ * rejected as too_large without being parsed (its id is peeked: vg_event_peek_id). */
 int vg_event_parse(vg_event_t *ev, const char *line, size_t len);
+
+/* The id of a line too large to parse: when s[0..n) (the whole line or its first bytes)
+ * is a JSON object, as far as it goes, whose top-level "id" appears once as a valid id
+ * (a string of 1..VG_EVENT_MAX_ID bytes after unescaping), copies the id into out
+ * (VG_EVENT_MAX_ID bytes) and returns its length; else 0. Values are skipped, not
+ * validated. Reads only s[0..n); can't fail. */
+size_t vg_event_peek_id(const char *s, size_t n, char *out);
 
 /* Parses an RFC 3339 timestamp (SPEC section 1) into epoch milliseconds (fraction
  * truncated to the millisecond). Returns 0, or VG_EINVAL with a reason in errbuf. */

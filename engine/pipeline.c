@@ -883,11 +883,22 @@ int vg_pipeline_line(vg_pipeline_t *pl, const char *line, size_t len, vg_buf_t *
 }
 
 int vg_pipeline_oversize(vg_pipeline_t *pl, size_t len, vg_buf_t *out) {
-    char reason[128];
+    return vg_pipeline_oversize_head(pl, len, NULL, 0, out);
+}
+
+int vg_pipeline_oversize_head(vg_pipeline_t *pl, size_t len, const char *head, size_t hlen,
+                              vg_buf_t *out) {
+    char reason[128], id[VG_EVENT_MAX_ID];
     snprintf(reason, sizeof(reason), "line is %zu bytes, limit %d", len, VG_EVENT_MAX_BYTES);
     pl->stats.lines++;
-    pl->ev.has_id = 0;
-    return write_reject(pl, out, VG_REJECT_TOO_LARGE, reason);
+    size_t n = head ? vg_event_peek_id(head, hlen, id) : 0;
+    pl->ev.has_id = n > 0;
+    pl->ev.id.p = id;
+    pl->ev.id.len = (uint32_t)n;
+    int rc = write_reject(pl, out, VG_REJECT_TOO_LARGE, reason);
+    pl->ev.has_id = 0;   /* id is on this stack */
+    pl->ev.id.len = 0;
+    return rc;
 }
 
 vg_reject_t vg_pipeline_last_reject(const vg_pipeline_t *pl) { return pl->last_reject; }

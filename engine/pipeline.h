@@ -75,6 +75,10 @@ int vg_pipeline_line(vg_pipeline_t *pl, const char *line, size_t len, vg_buf_t *
 /* Rejects a line of `len` bytes that the caller could not hold (over the 64 KiB limit)
  * with code too_large, appending the rejection line. Returns 0 or VG_ENOMEM. */
 int vg_pipeline_oversize(vg_pipeline_t *pl, size_t len, vg_buf_t *out);
+/* The same, given the line's first hlen bytes (head, borrowed; the whole line or a
+ * prefix): the rejection names the event's id when they show it (vg_event_peek_id). */
+int vg_pipeline_oversize_head(vg_pipeline_t *pl, size_t len, const char *head, size_t hlen,
+                              vg_buf_t *out);
 
 /* Replaces the named lists used from the next event on (the pipeline takes a
  * reference to `lists` and drops the old one; NULL: every list empty). Can't fail. */

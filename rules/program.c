@@ -4,6 +4,7 @@
 #include "rules/program.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,45 +46,135 @@ int vg_diags_add(vg_diags_t *d, int is_error, const char *file, int line, int co
     return 0;
 }
 
+/* Where the printed diagnostics' lines start: one entry per diagnostic to print, sorted
+ * by (source, line) so that each source is scanned once, whatever the number of
+ * diagnostics (it was rescanned from its first byte for each one: quadratic). */
+typedef struct line_at {
+    int diag;            /* index in d->v */
+    int src;             /* index in srcs, -1: none */
+    int line;
+    size_t pos;          /* offset of the line's first byte; SIZE_MAX: past the end */
+} line_at_t;
+
+static int cmp_line_at(const void *a, const void *b) {
+    const line_at_t *x = a, *y = b;
+    if (x->src != y->src) return x->src < y->src ? -1 : 1;
+    if (x->line != y->line) return x->line < y->line ? -1 : 1;
+    return x->diag < y->diag ? -1 : x->diag > y->diag;
+}
+
+static int cmp_line_diag(const void *a, const void *b) {
+    const line_at_t *x = a, *y = b;
+    return x->diag < y->diag ? -1 : x->diag > y->diag;
+}
+
+static int find_source(const vg_source_t *srcs, int n_srcs, const char *file) {
+    for (int k = 0; k < n_srcs; k++)
+        if (srcs[k].name == file || (srcs[k].name && strcmp(srcs[k].name, file) == 0))
+            return k;
+    return -1;
+}
+
+/* Fills v[i].pos for v[0..n), sorted by cmp_line_at: one pass over each source. */
+static void locate_lines(line_at_t *v, int n, const vg_source_t *srcs) {
+    int cur = -2, ln = 1;
+    size_t pos = 0;
+    for (int i = 0; i < n; i++) {
+        v[i].pos = SIZE_MAX;
+        if (v[i].src < 0 || v[i].line < 1) continue;
+        const vg_source_t *s = &srcs[v[i].src];
+        if (v[i].src != cur) {
+            cur = v[i].src;
+            ln = 1;
+            pos = 0;
+        }
+        while (ln < v[i].line && pos < s->len) {
+            const char *nl = memchr(s->text + pos, '\n', s->len - pos);
+            if (!nl) {
+                pos = s->len;
+                break;
+            }
+            pos = (size_t)(nl - s->text) + 1;
+            ln++;
+        }
+        if (ln == v[i].line && (pos < s->len || v[i].line == 1)) v[i].pos = pos;
+    }
+}
+
+/* Prints the source line of g (starting at s->text[pos]) and a caret under its column. */
+static void print_excerpt(const vg_diag_t *g, const vg_source_t *s, size_t pos, FILE *out) {
+    if (g->line == 1 && s->len >= 3 && memcmp(s->text, "\xEF\xBB\xBF", 3) == 0)
+        pos = 3; /* columns count from after a byte-order mark */
+    size_t end = pos;
+    while (end < s->len && s->text[end] != '\n') end++;
+    size_t len = end - pos;
+    if (len && s->text[end - 1] == '\r') len--;
+    /* a long line is shown as the 160 bytes around the column (whole UTF-8
+     * characters), with "..." where it was cut */
+    size_t col0 = g->col > 0 ? (size_t)g->col - 1 : 0, from = 0, to = len;
+    if (len > 160) {
+        from = col0 > 80 ? col0 - 80 : 0;
+        to = from + 160 < len ? from + 160 : len;
+        while (from > 0 && from < len && ((unsigned char)s->text[pos + from] & 0xC0) == 0x80)
+            from--;
+        while (to < len && to > from && ((unsigned char)s->text[pos + to] & 0xC0) == 0x80)
+            to--;
+    }
+    const char *pre = from > 0 ? "..." : "";
+    fprintf(out, "  %s%.*s%s\n  %s", pre, (int)(to - from), s->text + pos + from,
+            to < len ? "..." : "", from > 0 ? "   " : "");
+    /* the caret: keep tabs so that it lines up under the column */
+    for (size_t k = from; k < col0 && k < to; k++)
+        fputc(s->text[pos + k] == '\t' ? '\t' : ' ', out);
+    fputs("^\n", out);
+}
+
 void vg_diags_print(const vg_diags_t *d, const vg_source_t *srcs, int n_srcs, FILE *out) {
+    /* which diagnostics are printed: the first VG_DIAGS_PRINT_MAX errors and the first
+     * VG_DIAGS_PRINT_MAX warnings, in their order */
+    int ne = 0, nw = 0, np = 0, more_e = 0, more_w = 0;
+    for (int i = 0; i < d->n; i++) {
+        int *seen = d->v[i].is_error ? &ne : &nw;
+        if (*seen < VG_DIAGS_PRINT_MAX) np++;
+        else if (d->v[i].is_error) more_e++;
+        else more_w++;
+        (*seen)++;
+    }
+    line_at_t *at = np ? malloc(sizeof(*at) * (size_t)np) : NULL;
+    int k = 0;
+    ne = nw = 0;
+    for (int i = 0; at && i < d->n; i++) {
+        int *seen = d->v[i].is_error ? &ne : &nw;
+        if ((*seen)++ >= VG_DIAGS_PRINT_MAX) continue;
+        at[k].diag = i;
+        at[k].src = find_source(srcs, n_srcs, d->v[i].file);
+        at[k].line = d->v[i].line;
+        k++;
+    }
+    if (at) {
+        qsort(at, (size_t)np, sizeof(*at), cmp_line_at);
+        locate_lines(at, np, srcs);
+        qsort(at, (size_t)np, sizeof(*at), cmp_line_diag);
+    }
+    ne = nw = 0;
+    k = 0;
     for (int i = 0; i < d->n; i++) {
         const vg_diag_t *g = &d->v[i];
+        int *seen = g->is_error ? &ne : &nw;
+        if ((*seen)++ >= VG_DIAGS_PRINT_MAX) continue;
         fprintf(out, "%s:%d:%d: %s: %s\n", g->file, g->line, g->col,
                 g->is_error ? "error" : "warning", g->msg);
-        const vg_source_t *s = NULL;
-        for (int k = 0; k < n_srcs && !s; k++)
-            if (srcs[k].name == g->file || (srcs[k].name && strcmp(srcs[k].name, g->file) == 0))
-                s = &srcs[k];
-        if (!s || g->line < 1) continue;
-        size_t pos = 0;
-        for (int ln = 1; ln < g->line && pos < s->len; pos++)
-            if (s->text[pos] == '\n') ln++;
-        if (pos >= s->len && g->line > 1) continue;
-        if (g->line == 1 && s->len >= 3 && memcmp(s->text, "\xEF\xBB\xBF", 3) == 0)
-            pos = 3; /* columns count from after a byte-order mark */
-        size_t end = pos;
-        while (end < s->len && s->text[end] != '\n') end++;
-        size_t len = end - pos;
-        if (len && s->text[end - 1] == '\r') len--;
-        /* a long line is shown as the 160 bytes around the column (whole UTF-8
-         * characters), with "..." where it was cut */
-        size_t col0 = g->col > 0 ? (size_t)g->col - 1 : 0, from = 0, to = len;
-        if (len > 160) {
-            from = col0 > 80 ? col0 - 80 : 0;
-            to = from + 160 < len ? from + 160 : len;
-            while (from > 0 && from < len && ((unsigned char)s->text[pos + from] & 0xC0) == 0x80)
-                from--;
-            while (to < len && to > from && ((unsigned char)s->text[pos + to] & 0xC0) == 0x80)
-                to--;
-        }
-        const char *pre = from > 0 ? "..." : "";
-        fprintf(out, "  %s%.*s%s\n  %s", pre, (int)(to - from), s->text + pos + from,
-                to < len ? "..." : "", from > 0 ? "   " : "");
-        /* the caret: keep tabs so that it lines up under the column */
-        for (size_t k = from; k < col0 && k < to; k++)
-            fputc(s->text[pos + k] == '\t' ? '\t' : ' ', out);
-        fputs("^\n", out);
+        /* without memory for the positions, the diagnostics go without their lines */
+        if (at && at[k].pos != SIZE_MAX) print_excerpt(g, &srcs[at[k].src], at[k].pos, out);
+        k++;
     }
+    free(at);
+    if (more_e && more_w)
+        fprintf(out, "too many diagnostics: %d more error%s and %d more warning%s not shown\n",
+                more_e, more_e == 1 ? "" : "s", more_w, more_w == 1 ? "" : "s");
+    else if (more_e || more_w)
+        fprintf(out, "too many diagnostics: %d more %s%s not shown\n", more_e + more_w,
+                more_e ? "error" : "warning", more_e + more_w == 1 ? "" : "s");
 }
 
 /* ---- compile and lifetime ----------------------------------------------------------- */

@@ -105,7 +105,12 @@ int vg_diags_add(vg_diags_t *d, int is_error, const char *file, int line, int co
 #endif
     ;
 /* Prints each diagnostic as `file:line:col: error: message`, then the source line and
- * a caret under the column. `srcs` are the sources the diagnostics refer to. */
+ * a caret under the column. `srcs` are the sources the diagnostics refer to. At most
+ * VG_DIAGS_PRINT_MAX errors and as many warnings are printed, in their order; when more
+ * were found, a last line says how many were not shown ("too many diagnostics: N more
+ * errors not shown", "... N more errors and M more warnings not shown"). Linear in the sources' size and the number of
+ * diagnostics. Can't fail (without memory, the diagnostics go without their lines). */
+#define VG_DIAGS_PRINT_MAX 100
 typedef struct vg_source {
     const char *name;    /* file name used in diagnostics, e.g. "rules/cards.vrl" */
     const char *text;    /* the source text; need not be NUL-terminated */

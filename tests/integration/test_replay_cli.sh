@@ -2,9 +2,12 @@
 # test_replay_cli.sh - the `vigil replay` command line (SPEC sections 1, 3 and 5).
 #
 # Exit codes (0 with rejected lines, 1 for rules that do not compile, a missing input,
-# an unwritable output, 2 for usage errors), --help and --version, blank lines,
-# standard input and output, shortest number printing, the 64 KiB line limit,
-# duplicates, late events, a last line without a newline.
+# an unwritable output, 2 for usage errors), --help and --version of every subcommand,
+# blank lines, standard input and output, shortest number printing, the 64 KiB line
+# limit (CRLF lines, the id of a too_large line), duplicates, late events, a last line
+# without a newline, the cap on printed diagnostics, a module too large and the same
+# module given twice, the note on empty lists, the summary of a short run, the lists and
+# labels a --state directory was made with, the figures in fixtures/demo.vrl's header.
 #
 # Usage: bash test_replay_cli.sh BUILD_DIR SOURCE_DIR
 set -u
@@ -60,6 +63,14 @@ grep -q -- --rules "$W/stdout" && ok "replay --help on stdout names --rules" || 
 expect_rc 0 "vigil --version" "$VIGIL" --version
 grep -Eq '[0-9]+\.[0-9]+' "$W/stdout" && ok "--version prints a version" || fail "--version prints no version"
 expect_rc 0 "vigil replay --version" "$VIGIL" replay --version
+# SPEC section 5: --help and --version everywhere (`vigil eval --version` printed its
+# usage, exit 2)
+for sub in replay check serve stream eval; do
+    expect_rc 0 "vigil $sub --version" "$VIGIL" $sub --version
+    grep -Eq '^vigil [0-9]+\.[0-9]+' "$W/stdout" && ok "... prints the version" || fail "$sub --version: $(head -2 "$W/stdout" "$W/stderr")"
+    expect_rc 0 "vigil $sub --help" "$VIGIL" $sub --help
+    grep -q "usage: vigil $sub" "$W/stdout" && ok "... prints its usage on stdout" || fail "$sub --help: $(head -2 "$W/stdout")"
+done
 
 # --- usage errors: 2
 expect_rc 2 "no command" "$VIGIL"
@@ -67,6 +78,20 @@ expect_rc 2 "unknown command" "$VIGIL" frobnicate
 expect_rc 2 "replay without --rules" "$VIGIL" replay --input /dev/null
 expect_rc 2 "unknown flag" "$VIGIL" replay --rules "$W/r.vrl" --input /dev/null --bogus
 expect_rc 2 "flag without its value" "$VIGIL" replay --input /dev/null --rules
+grep -q "option '--rules' needs a value" "$W/stderr" && ok "... says it needs a value" || fail "no value: $(head -1 "$W/stderr")"
+# an unknown short option was reported as "option '-x' needs a value"
+expect_rc 2 "unknown short option" "$VIGIL" replay -x foo --rules "$W/r.vrl" --input /dev/null
+grep -q "unknown option '-x'" "$W/stderr" && ! grep -q "needs a value" "$W/stderr" && ok "... named unknown" || fail "-x: $(head -1 "$W/stderr")"
+expect_rc 2 "a value for a flag that takes none" "$VIGIL" replay --no-sync=1 --rules "$W/r.vrl" --input /dev/null
+grep -q "option '--no-sync' takes no value" "$W/stderr" && ok "... says it takes no value" || fail "--no-sync=1: $(head -1 "$W/stderr")"
+expect_rc 2 "an ambiguous abbreviation" "$VIGIL" replay --l 1h --rules "$W/r.vrl" --input /dev/null
+grep -q "option '--l' is ambiguous" "$W/stderr" && ok "... says it is ambiguous" || fail "--l: $(head -1 "$W/stderr")"
+expect_rc 2 "eval: unknown option" "$VIGIL" eval -x --rules "$W/r.vrl" --input /dev/null --truth /dev/null
+grep -q "vigil eval: unknown option '-x'" "$W/stderr" && ok "... named" || fail "eval -x: $(head -1 "$W/stderr")"
+expect_rc 2 "eval: missing --truth" "$VIGIL" eval --rules "$W/r.vrl" --input /dev/null
+grep -q "vigil eval: --truth FILE is required" "$W/stderr" && ok "... named" || fail "eval: $(head -1 "$W/stderr")"
+expect_rc 2 "check: unknown option" "$VIGIL" check -q "$W/r.vrl"
+grep -q "vigil check: unknown option '-q'" "$W/stderr" && ok "... named" || fail "check -q: $(head -1 "$W/stderr")"
 expect_rc 2 "bad --lateness" "$VIGIL" replay --rules "$W/r.vrl" --input /dev/null --lateness soon
 expect_rc 2 "bad --dedupe-horizon" "$VIGIL" replay --rules "$W/r.vrl" --input /dev/null --dedupe-horizon -1h
 expect_rc 2 "--checkpoint-every -5 (was 2^64-5: never)" "$VIGIL" replay --rules "$W/r.vrl" --input /dev/null --state "$W/st-neg" --checkpoint-every -5
@@ -95,7 +120,46 @@ expect_rc 1 "a FIFO in a rules directory" timeout 20 "$VIGIL" check "$W/fifodir"
 expect_rc 1 "/dev/zero as rules" timeout 20 "$VIGIL" replay --rules /dev/zero --input /dev/null --output "$W/o"
 head -c 2097152 /dev/zero | tr '\0' '#' >"$W/huge.vrl"
 expect_rc 1 "a 2 MiB rules file" "$VIGIL" check "$W/huge.vrl"
-grep -q "huge.vrl: module too large (2097152 bytes, limit 1048576)" "$W/stderr" && ok "... refused by its size" || fail "huge: $(head -2 "$W/stderr")"
+# ... as a diagnostic file:1:1 (it was "vigil check: FILE: module too large")
+grep -qx "$W/huge.vrl:1:1: error: module too large (2097152 bytes, limit 1048576)" "$W/stderr" && ok "... refused by its size, as file:1:1: error:" || fail "huge: $(head -2 "$W/stderr")"
+grep -qx "vigil check: 1 error, 0 warnings" "$W/stderr" && ok "... counted in the summary" || fail "huge summary: $(cat "$W/stderr")"
+expect_rc 1 "a 2 MiB rules file in replay" "$VIGIL" replay --rules "$W/huge.vrl" --input /dev/null --output "$W/o"
+grep -qx "$W/huge.vrl:1:1: error: module too large (2097152 bytes, limit 1048576)" "$W/stderr" && ok "... the same diagnostic" || fail "huge replay: $(head -2 "$W/stderr")"
+# the same file twice was reported as every declaration duplicated, each "first
+# declared" at itself
+mkdir -p "$W/twice" && printf 'feature a = 1\n' >"$W/twice/x.vrl"
+expect_rc 1 "the same file given twice" "$VIGIL" check "$W/twice/x.vrl" "$W/twice/x.vrl"
+grep -q "x.vrl: the same file is given twice" "$W/stderr" && ! grep -q duplicate "$W/stderr" && ok "... said so" || fail "twice: $(head -2 "$W/stderr")"
+expect_rc 1 "a directory and a file in it" "$VIGIL" check "$W/twice" "$W/twice/./x.vrl"
+grep -q "x.vrl: the same file as $W/twice/x.vrl, given twice" "$W/stderr" && ok "... said so" || fail "dir and file: $(head -2 "$W/stderr")"
+expect_rc 1 "replay: the same file twice" "$VIGIL" replay --rules "$W/twice/x.vrl" --rules "$W/twice" --input /dev/null --output "$W/o"
+grep -q "the same file is given twice" "$W/stderr" && ok "... said so" || fail "replay twice: $(head -2 "$W/stderr")"
+
+# --- many diagnostics: printing them rescanned the source for each one (200,000 took
+# minutes); now at most 100 errors and 100 warnings are printed, then how many more, and
+# the summary and the exit status count them all
+python3 -c "open('$W/many.vrl','w').write('rule\n'*200000)"
+expect_rc 1 "200,000 errors" timeout 120 "$VIGIL" check "$W/many.vrl"
+[ "$(grep -c ': error: ' "$W/stderr")" -eq 100 ] && ok "... 100 printed" || fail "$(grep -c ': error: ' "$W/stderr") errors printed"
+grep -qx "too many diagnostics: 199900 more errors not shown" "$W/stderr" && ok "... and how many more" || fail "many: $(tail -2 "$W/stderr")"
+grep -qx "vigil check: 200000 errors, 0 warnings" "$W/stderr" && ok "... all counted" || fail "many summary: $(tail -1 "$W/stderr")"
+grep -A2 -x "$W/many.vrl:101:1: error: expected a rule name, found 'rule'" "$W/stderr" | sed -n 2p | grep -qx '  rule' &&
+    ok "... the 100th with its line" || fail "100th: $(grep -A2 ':101:1:' "$W/stderr")"
+expect_rc 1 "200,000 errors in replay" timeout 120 "$VIGIL" replay --rules "$W/many.vrl" --input /dev/null --output "$W/o"
+[ "$(grep -c ': error: ' "$W/stderr")" -eq 100 ] && grep -qx "too many diagnostics: 199900 more errors not shown" "$W/stderr" &&
+    ok "... 100 printed and how many more" || fail "replay many: $(tail -3 "$W/stderr")"
+python3 -c "
+s=''.join('feature f%d = 1\n' % i for i in range(150))
+open('$W/unused.vrl','w').write(s + 'rule r\n  action review\n  score 1\n  when tx.amount == null\nend\n')"
+expect_rc 0 "151 warnings" "$VIGIL" check "$W/unused.vrl"
+[ "$(grep -c ': warning: ' "$W/stderr")" -eq 100 ] && grep -qx "too many diagnostics: 51 more warnings not shown" "$W/stderr" &&
+    grep -qx "vigil check: 1 module, 150 features, 0 state specs, 151 warnings" "$W/stderr" && ok "... 100 printed, 51 more counted" ||
+    fail "warnings: $(tail -2 "$W/stderr")"
+# diagnostics out of line order (the rule's warning at line 154 comes before the
+# features' at lines 1..) still show their own lines
+grep -A1 -x "$W/unused.vrl:154:18: warning: comparison with null is always null (never true)" "$W/stderr" | sed -n 2p | grep -qx '    when tx.amount == null' &&
+    grep -A1 -x "$W/unused.vrl:99:9: warning: feature 'f98' is not used by any rule or feature (it is still computed and output)" "$W/stderr" | sed -n 2p | grep -qx '  feature f98 = 1' &&
+    ok "... each with its own line" || fail "out of order: $(head -6 "$W/stderr")"
 expect_rc 1 "input that does not exist" "$VIGIL" replay --rules "$W/r.vrl" --input "$W/none.ndjson" --output "$W/o"
 expect_rc 1 "unwritable output" "$VIGIL" replay --rules "$W/r.vrl" --input /dev/null --output "$W/no/such/dir/o"
 
@@ -170,11 +234,31 @@ pad() {   # pad ID TS TOTAL_BYTES : a valid event padded to exactly TOTAL_BYTES
 [ "$(sed -n 1p "$W/big.ndjson" | tr -d '\n' | wc -c)" -eq 65536 ] || fail "test bug: padded line length"
 expect_rc 0 "replay with oversized lines" "$VIGIL" replay --rules "$W/r.vrl" --input "$W/big.ndjson" --output "$W/big.out"
 check "a line of exactly 64 KiB is accepted" '.id == "big1" and .features.n == 1' "$W/big.out" 1
-check "a line over 64 KiB is too_large" '.code == "too_large" and (.id == "big2" or .id == null)' "$W/big.out" 2
+# SPEC section 3: a too_large line that is a JSON object with a valid string id has it
+check "a line over 64 KiB is too_large, with its id" '.code == "too_large" and .id == "big2"' "$W/big.out" 2
 check "the next event is processed normally" '.id == "next1" and .features.n == 2 and .features.s == 4' "$W/big.out" 3
-check "a 1 MiB line is too_large" '.code == "too_large"' "$W/big.out" 4
+check "a 1 MiB line is too_large, with its id" '.code == "too_large" and .id == "big3" and .error == "line is 1048576 bytes, limit 65536"' "$W/big.out" 4
 check "and the next one processed" '.id == "next2" and .features.n == 3' "$W/big.out" 5
 [ "$(wc -l <"$W/big.out")" -eq 5 ] && ok "5 output lines" || fail "$(wc -l <"$W/big.out") output lines, expected 5"
+# CRLF lines: the \r is part of the newline, not of the 64 KiB (65,536 bytes and CRLF
+# was too_large); the id of a too_large line only when it is the object's own
+{
+    pad crlf1 2026-03-01T10:00:10Z 65536 | sed 's/$/\r/'
+    pad crlf2 2026-03-01T10:00:11Z 65537 | sed 's/$/\r/'
+    pad crlf3 2026-03-01T10:00:12Z 1048576 | sed 's/$/\r/'
+    printf '{"attrs":{"id":"inner"},"pad":"%s"}\n' "$(head -c 70000 /dev/zero | tr '\0' p)"
+    printf '["id","x","%s"]\n' "$(head -c 70000 /dev/zero | tr '\0' p)"
+    printf '{"id":"t\\u00e9","pad":"%s"}\n' "$(head -c 70000 /dev/zero | tr '\0' p)"
+    printf '{"id":"twice","id":"x","pad":"%s"}\n' "$(head -c 70000 /dev/zero | tr '\0' p)"
+} >"$W/crlf.ndjson"
+expect_rc 0 "replay with CRLF lines" "$VIGIL" replay --rules "$W/r.vrl" --input "$W/crlf.ndjson" --output "$W/crlf.out"
+check "65,536 bytes and CRLF is accepted" '.id == "crlf1" and .features.n == 1' "$W/crlf.out" 1
+check "65,537 bytes and CRLF is too_large, counted without the \\r" '.id == "crlf2" and .code == "too_large" and .error == "line is 65537 bytes, limit 65536"' "$W/crlf.out" 2
+check "1 MiB and CRLF, counted without the \\r" '.id == "crlf3" and .code == "too_large" and .error == "line is 1048576 bytes, limit 65536"' "$W/crlf.out" 3
+check "a too_large line's nested id is not its id" '.id == null and .code == "too_large"' "$W/crlf.out" 4
+check "a too_large array has no id" '.id == null and .code == "too_large"' "$W/crlf.out" 5
+check "a too_large line's escaped id is unescaped" '.id == "té" and .code == "too_large"' "$W/crlf.out" 6
+check "a too_large line with id twice has none" '.id == null and .code == "too_large"' "$W/crlf.out" 7
 
 # --- amounts near a double's limit (valid: any finite number). Two of 1e308 overflow
 # the 1 h sum while both are inside; once they left it, the sum and the average are
@@ -204,6 +288,91 @@ expect_rc 0 "checkpoint with the overflowed sums" "$VIGIL" replay --rules "$W/h.
 cp "$W/huge.ndjson" "$W/huge2.ndjson"
 expect_rc 0 "resume from it" "$VIGIL" replay --rules "$W/h.vrl" --input "$W/huge2.ndjson" --state "$W/hst" --output "$W/hres.out"
 cmp -s "$W/hres.out" "$W/huge.out" && ok "resumed output equals the uninterrupted run" || fail "resumed output differs"
+
+# --- declared lists without a list source: a note on stderr (docs/rules.md section 4)
+cat >"$W/lst.vrl" <<'EOF'
+list blocked_cards
+list other
+rule blocked_card
+  action block
+  score 100
+  when tx.card in list("blocked_cards")
+end
+rule o
+  action review
+  score 10
+  when tx.card in list("other")
+end
+EOF
+{
+    printf '{"id":"l1","account":"a5","ts":"2026-03-01T10:00:00Z","amount":5,"card":"card-1"}\n'
+    printf '{"id":"l2","account":"a5","ts":"2026-03-01T10:00:01Z","amount":5,"card":"card-2"}\n'
+    printf '{"id":"l3","account":"a5","ts":"2026-03-01T10:00:02Z","amount":5,"card":"card-3"}\n'
+} >"$W/lst.ndjson"
+printf '{"blocked_cards": ["card-1", "card-3"]}' >"$W/l1.json"
+printf '{"blocked_cards":["card-3","card-1","card-1"]}\n' >"$W/l1b.json"   # the same lists
+printf '{"blocked_cards": ["card-2"]}' >"$W/l2.json"
+printf 'id,account,fraud,at\nl1,a5,1,2026-03-01T10:00:00.500Z\n' >"$W/lab.csv"
+expect_rc 0 "replay without --lists" "$VIGIL" replay --rules "$W/lst.vrl" --input "$W/lst.ndjson" --output "$W/lst.out"
+grep -q 'note: no --lists given; list "blocked_cards" is empty' "$W/stderr" && grep -q 'list "other" is empty' "$W/stderr" &&
+    ok "... says each declared list is empty" || fail "no --lists: $(cat "$W/stderr")"
+# --- the summary of a run of a few events said "0.00 s, 0 events/s"
+grep -E '^vigil replay: 3 events: .*; [0-9.]+ (ms|s, [0-9]+ events/s)$' "$W/stderr" | grep -vq ' 0 events/s' &&
+    ok "a short run's summary has a time and no zero rate" || fail "summary: $(tail -1 "$W/stderr")"
+expect_rc 0 "replay with --lists" "$VIGIL" replay --rules "$W/lst.vrl" --input "$W/lst.ndjson" --output "$W/lst.out" --lists "$W/l1.json"
+grep -q 'has no list "other"; it is empty' "$W/stderr" && ! grep -q 'blocked_cards" is empty' "$W/stderr" &&
+    ok "... names only the list the file lacks" || fail "--lists: $(cat "$W/stderr")"
+
+# --- a --state directory remembers the --lists and --labels it was made with: resumed
+# without them (or with others), the later decisions would differ from a fresh run's
+resume_state() {   # resume_state NAME ARGS... : a state of line 1 made with ARGS in $W/st-NAME
+    local n=$1
+    shift
+    rm -rf "$W/st-$n"
+    head -1 "$W/lst.ndjson" >"$W/in-$n.ndjson"
+    "$VIGIL" replay --rules "$W/lst.vrl" --input "$W/in-$n.ndjson" --output "$W/out-$n" --state "$W/st-$n" "$@" 2>/dev/null ||
+        fail "making state $n"
+    cp "$W/lst.ndjson" "$W/in-$n.ndjson"
+}
+st_run() {   # st_run RC DESCRIPTION NAME ARGS... : resumes state NAME with ARGS
+    local want=$1 desc=$2 n=$3
+    shift 3
+    expect_rc "$want" "$desc" "$VIGIL" replay --rules "$W/lst.vrl" --input "$W/in-$n.ndjson" --output "$W/out-$n" --state "$W/st-$n" "$@"
+}
+resume_state a --lists "$W/l1.json"
+st_run 1 "state made with --lists, resumed without" a
+grep -q "holds state made with --lists, and this run has none" "$W/stderr" && ok "... says so" || fail "no lists: $(tail -1 "$W/stderr")"
+st_run 1 "... resumed with other lists" a --lists "$W/l2.json"
+grep -q "holds state made with other --lists than $W/l2.json" "$W/stderr" && ok "... says so" || fail "other lists: $(tail -1 "$W/stderr")"
+st_run 0 "... resumed with the same lists written otherwise" a --lists "$W/l1b.json"
+"$VIGIL" replay --rules "$W/lst.vrl" --input "$W/lst.ndjson" --lists "$W/l1.json" 2>/dev/null | cmp -s - "$W/out-a" &&
+    ok "... and its output is a fresh run's" || fail "resumed output with the same lists differs"
+resume_state b
+st_run 1 "state made without --lists, resumed with" b --lists "$W/l1.json"
+grep -q "holds state made without --lists, and this run has --lists $W/l1.json" "$W/stderr" && ok "... says so" || fail "lists added: $(tail -1 "$W/stderr")"
+st_run 1 "state made without --labels, resumed with" b --labels "$W/lab.csv"
+grep -q "holds state made without --labels" "$W/stderr" && ok "... says so" || fail "labels added: $(tail -1 "$W/stderr")"
+resume_state c --labels "$W/lab.csv"
+st_run 1 "state made with --labels, resumed without" c
+grep -q "holds state made with --labels, and this run has none" "$W/stderr" && ok "... says so" || fail "no labels: $(tail -1 "$W/stderr")"
+printf 'id,account,fraud,at\nl1,a5,0,2026-03-01T10:00:00.500Z\n' >"$W/lab2.csv"
+st_run 1 "... resumed with other labels" c --labels "$W/lab2.csv"
+grep -q "holds state made with other --labels than $W/lab2.csv" "$W/stderr" && ok "... says so" || fail "other labels: $(tail -1 "$W/stderr")"
+st_run 0 "... resumed with the same labels" c --labels "$W/lab.csv"
+grep -q "resuming from checkpoint at line 1" "$W/stderr" && ok "... resumes" || fail "same labels: $(tail -2 "$W/stderr")"
+
+# --- fixtures/demo.vrl's header states what tests/rules/pack_eval.py measures now
+# (docs/rules.md section 12); its rules were said to be commented out
+SRC=$(cd "${2:?usage: test_replay_cli.sh BUILD_DIR SOURCE_DIR}" && pwd)
+if "$VIGIL" replay --rules "$SRC/fixtures/demo.vrl" --input "$SRC/fixtures/sample.ndjson" --output "$W/demo.out" 2>/dev/null &&
+    python3 "$SRC/tests/rules/pack_eval.py" "$W/demo.out" "$SRC/fixtures/sample.labels.csv" >"$W/demo.eval"; then
+    read -r flagged prec rec < <(sed -nE '1s/^flagged ([0-9]+): precision ([0-9.]+) recall ([0-9.]+).*/\1 \2 \3/p' "$W/demo.eval")
+    head -15 "$SRC/fixtures/demo.vrl" | grep -q "they flag $flagged" && head -15 "$SRC/fixtures/demo.vrl" | grep -q "precision $prec, recall $rec" &&
+        ! grep -q "commented out" "$SRC/fixtures/demo.vrl" &&
+        ok "demo.vrl's header: $flagged flagged, precision $prec, recall $rec" || fail "demo.vrl's header does not say: $(head -1 "$W/demo.eval")"
+else
+    fail "demo.vrl on the sample: replay or pack_eval.py failed"
+fi
 
 if [ $failed -ne 0 ]; then
     echo "test_replay_cli: FAILED"

@@ -1,10 +1,12 @@
-/* test_cli.c - unit tests for api/cli.c: durations, sizes, loading rule sources. */
+/* test_cli.c - unit tests for api/cli.c: durations, sizes, loading rule sources (the same
+ * file twice, a module too large), the messages for bad options. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +94,39 @@ static void test_sources(void **st) {
     assert_int_equal(vg_sources_load(&s, empty, 1, err, sizeof(err)), VG_EINVAL);
     assert_non_null(strstr(err, "no .vrl files"));
 
+    /* the same file twice, by one path or by a directory and a path: refused as such
+     * (every declaration was reported duplicated, "first declared" at itself) */
+    char *twice[] = {p1, p1};
+    assert_int_equal(vg_sources_load(&s, twice, 2, err, sizeof(err)), VG_EINVAL);
+    assert_non_null(strstr(err, "b.vrl: the same file is given twice"));
+    assert_int_equal(s.n, 0);
+    char alias[300];
+    snprintf(alias, sizeof(alias), "%s/./a.vrl", dir);
+    char *dir_and_file[] = {dir, alias};
+    assert_int_equal(vg_sources_load(&s, dir_and_file, 2, err, sizeof(err)), VG_EINVAL);
+    assert_non_null(strstr(err, "/./a.vrl: the same file as "));
+    char *two[] = {p1, p2};
+    assert_int_equal(vg_sources_load(&s, two, 2, err, sizeof(err)), 0);
+    assert_int_equal(s.n, 2);
+    vg_sources_free(&s);
+
+    /* a module over 1 MiB: VG_ECOMPILE with the compiler's diagnostic at 1:1, unread */
+    char big[256];
+    snprintf(big, sizeof(big), "%s/big.vrl", dir);
+    FILE *f = fopen(big, "w");
+    assert_non_null(f);
+    for (int i = 0; i <= VG_RULES_MAX_SOURCE; i++) fputc('#', f);
+    fclose(f);
+    char *bigp[] = {p1, big};
+    assert_int_equal(vg_sources_load(&s, bigp, 2, err, sizeof(err)), VG_ECOMPILE);
+    char want[400];
+    snprintf(want, sizeof(want), "%s:1:1: error: module too large (%d bytes, limit %d)", big,
+             VG_RULES_MAX_SOURCE + 1, VG_RULES_MAX_SOURCE);
+    assert_string_equal(err, want);
+    assert_int_equal(s.n, 0);
+    vg_sources_free(&s);   /* harmless after a failure */
+
+    unlink(big);
     unlink(p1);
     unlink(p2);
     unlink(p3);
@@ -99,11 +134,56 @@ static void test_sources(void **st) {
     rmdir(dir);
 }
 
+/* vg_cli_bad_option: what getopt_long's '?' or ':' was about */
+static void test_bad_option(void **st) {
+    (void)st;
+    static const struct option lo[] = {
+        {"rules", required_argument, 0, 'r'},
+        {"no-sync", no_argument, 0, 'n'},
+        {"lateness", required_argument, 0, 'l'},
+        {"lists", required_argument, 0, 'L'},
+        {0, 0, 0, 0},
+    };
+    struct {
+        char *argv[4];
+        int argc;
+        const char *want;
+    } cases[] = {
+        {{"replay", "-x", "foo", NULL}, 3, "vigil replay: unknown option '-x'\n"},
+        {{"replay", "--bogus", NULL, NULL}, 2, "vigil replay: unknown option '--bogus'\n"},
+        {{"replay", "--rules", NULL, NULL}, 2, "vigil replay: option '--rules' needs a value\n"},
+        {{"replay", "--no-sync=1", NULL, NULL}, 2, "vigil replay: option '--no-sync' takes no value\n"},
+        {{"replay", "--l", "1h", NULL}, 3, "vigil replay: option '--l' is ambiguous\n"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        fflush(stderr);
+        FILE *cap = tmpfile();
+        assert_non_null(cap);
+        int saved = dup(2);
+        dup2(fileno(cap), 2);
+        optind = 1;
+        opterr = 0;
+        int c = getopt_long(cases[i].argc, cases[i].argv, ":", lo, NULL);
+        assert_true(c == '?' || c == ':');
+        vg_cli_bad_option("replay", c, cases[i].argv, lo);
+        fflush(stderr);
+        dup2(saved, 2);
+        close(saved);
+        char got[256] = {0};
+        rewind(cap);
+        size_t n = fread(got, 1, sizeof(got) - 1, cap);
+        got[n] = 0;
+        fclose(cap);
+        assert_string_equal(got, cases[i].want);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_duration),
         cmocka_unit_test(test_size),
         cmocka_unit_test(test_sources),
+        cmocka_unit_test(test_bad_option),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

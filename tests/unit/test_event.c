@@ -247,8 +247,17 @@ static void test_size_limits(void **state) {
     assert_int_equal(parse(&ev, s), VG_EINVAL);
     assert_int_equal(ev.reject, VG_REJECT_TOO_LARGE);
     assert_string_equal(ev.reason, "line is 65537 bytes, limit 65536");
-    assert_int_equal(ev.has_id, 0);
+    /* SPEC section 3: still the event's id (a JSON object with a valid string id) */
+    assert_int_equal(ev.has_id, 1);
+    assert_int_equal(ev.id.len, 4);
+    assert_memory_equal(ev.id.p, "tx-1", 4);
     assert_string_equal(vg_reject_code(ev.reject), "too_large");
+    free(s);
+    /* the \r of a CRLF newline is not counted: 65,536 bytes and \r is accepted */
+    s = line_of(65537);
+    s[65536] = '\r';
+    memcpy(s + 65534, "\"}", 2);
+    assert_int_equal(vg_event_parse(&ev, s, 65537), 0);
     free(s);
     /* too_large is decided before parsing: not even JSON */
     s = malloc(70000);
