@@ -61,9 +61,9 @@ static const setting_t SETTINGS[] = {
     {"future", K_DUR, OFF(future_ms), "5m", "reject events this far ahead of the clock (off: never)"},
     {"shards", K_INT, OFF(shards), "1", "engine shards (account hash % N)"},
     {"threads", K_INT, OFF(threads), "2", "HTTP worker threads"},
-    {"max-body", K_SIZE, OFF(max_body), "1M", "largest request body (events: 64K)"},
+    {"max-body", K_SIZE, OFF(max_body), "1M", "largest request body (events at most 64K, rule modules at most 1M)"},
     {"max-connections", K_INT, OFF(max_connections), "1024", "concurrent connections"},
-    {"request-timeout", K_DUR, OFF(request_timeout_ms), "30s", "idle connection timeout"},
+    {"request-timeout", K_DUR, OFF(request_timeout_ms), "30s", "idle connection timeout; a request body must arrive within it"},
     {"tls-cert", K_STR, OFF(tls_cert), NULL,
      "PEM certificate (chain) file: the HTTP API speaks HTTPS (with tls-key)"},
     {"tls-key", K_STR, OFF(tls_key), NULL, "PEM private key file of tls-cert"},
@@ -81,7 +81,8 @@ void vg_config_usage(FILE *f) {
                "set. Every setting is also a config-file key (`key = value`) and an\n"
                "environment variable VIGIL_<NAME>; a flag wins over the environment, the\n"
                "environment over the file. Tokens (`role:token,...`, roles admin, analyst,\n"
-               "scorer) come from the file's `tokens` key or VIGIL_TOKENS only.\n\n"
+               "scorer) come from the file's `tokens` key or VIGIL_TOKENS only (which then\n"
+               "replaces the file's).\n\n"
                "  --config FILE            config file (or VIGIL_CONFIG)\n"
                "  -X PROPERTY=VALUE        a librdkafka setting for every Kafka client,\n"
                "                           repeatable (file: `kafka.PROPERTY = VALUE`; env:\n"
@@ -363,11 +364,41 @@ static int set_value(vg_config_t *c, int i, const char *v, const char *from) {
     return 2;
 }
 
-/* Reads the config file into vals[] (strdup'ed), tokens and kafka.* settings into kf.
- * Lines of any length; a UTF-8 byte-order mark at the start is skipped. A setting or a
- * kafka.* property given twice is an error (a second `threads =` silently won before);
- * `token` lines repeat by design. 0 or 2. */
-static int read_file(vg_config_t *c, const char *path, char **vals, kconf_t *kf) {
+/* The file's `tokens =` / `token =` lines, kept as text until it is known whether
+ * VIGIL_TOKENS replaces them (then they are not parsed, as any setting the environment
+ * overrides), with their line numbers for the errors. */
+typedef struct ftokens {
+    char **spec;
+    int *line;
+    int n;
+} ftokens_t;
+
+static int ftokens_add(ftokens_t *t, const char *v, int lno) {
+    char **ns = realloc(t->spec, (size_t)(t->n + 1) * sizeof(*ns));
+    if (!ns) return 2;
+    t->spec = ns;
+    int *nl = realloc(t->line, (size_t)(t->n + 1) * sizeof(*nl));
+    if (!nl) return 2;
+    t->line = nl;
+    if (!(t->spec[t->n] = strdup(v))) return 2;
+    t->line[t->n++] = lno;
+    return 0;
+}
+
+static void ftokens_free(ftokens_t *t) {
+    for (int i = 0; i < t->n; i++) {
+        OPENSSL_cleanse(t->spec[i], strlen(t->spec[i]));
+        free(t->spec[i]);
+    }
+    free(t->spec);
+    free(t->line);
+}
+
+/* Reads the config file into vals[] (strdup'ed), token lines into ft and kafka.*
+ * settings into kf. Lines of any length; a UTF-8 byte-order mark at the start is
+ * skipped. A setting or a kafka.* property given twice is an error (a second `threads
+ * =` silently won before); `token` lines repeat by design. 0 or 2. */
+static int read_file(const char *path, char **vals, ftokens_t *ft, kconf_t *kf) {
     FILE *f = fopen(path, "r");
     if (!f) {
         fprintf(stderr, "vigil serve: config %s: %s\n", path, strerror(errno));
@@ -437,11 +468,7 @@ static int read_file(vg_config_t *c, const char *path, char **vals, kconf_t *kf)
         }
         size_t kl = (size_t)(ke - p);
         if ((kl == 6 && memcmp(p, "tokens", 6) == 0) || (kl == 5 && memcmp(p, "token", 5) == 0)) {
-            char err[200];
-            if (vg_config_add_tokens(c, v, err, sizeof(err)) != 0) {
-                fprintf(stderr, "vigil serve: %s:%d: %s\n", path, lno, err);
-                rc = 2;
-            }
+            rc = ftokens_add(ft, v, lno);
             continue;
         }
         if (kl > 6 && memcmp(p, "kafka.", 6) == 0) {
@@ -539,6 +566,7 @@ int vg_config_load(int argc, char **argv, vg_config_t **out) {
     memset(flag_vals, 0, sizeof(flag_vals));
     kconf_t kfile = {0}, kenv = {0}, kflag = {0};
     kconf_t *klayers[3] = {&kfile, &kenv, &kflag};
+    ftokens_t ftok = {0};
     if (!c) return 2;
     int rc = 0;
     const char *cfg = getenv("VIGIL_CONFIG");
@@ -612,19 +640,27 @@ int vg_config_load(int argc, char **argv, vg_config_t **out) {
     }
     if (!rc && cfg) {
         c->config_file = strdup(cfg);
-        rc = read_file(c, cfg, file_vals, &kfile);
+        rc = read_file(cfg, file_vals, &ftok, &kfile);
     }
     if (!rc) {
         const char *kc = getenv("VIGIL_KAFKA_CONF");
         if (kc) rc = kconf_put_env(&kenv, kc);
     }
     if (!rc) rc = kconf_merge(c, klayers);
-    if (!rc) {
+    if (!rc) {   /* VIGIL_TOKENS replaces the file's tokens (empty: unset, as any setting) */
         const char *t = getenv("VIGIL_TOKENS");
         char err[200];
-        if (t && vg_config_add_tokens(c, t, err, sizeof(err)) != 0) {
-            fprintf(stderr, "vigil serve: VIGIL_TOKENS: %s\n", err);
-            rc = 2;
+        if (t && *t) {
+            if (vg_config_add_tokens(c, t, err, sizeof(err)) != 0) {
+                fprintf(stderr, "vigil serve: VIGIL_TOKENS: %s\n", err);
+                rc = 2;
+            }
+        } else {
+            for (int i = 0; i < ftok.n && !rc; i++)
+                if (vg_config_add_tokens(c, ftok.spec[i], err, sizeof(err)) != 0) {
+                    fprintf(stderr, "vigil serve: %s:%d: %s\n", cfg, ftok.line[i], err);
+                    rc = 2;
+                }
         }
     }
     for (int i = 0; i < NSET && !rc; i++) {
@@ -692,6 +728,7 @@ int vg_config_load(int argc, char **argv, vg_config_t **out) {
         rc = 2;
     }
     for (int k = 0; k < 3; k++) kconf_free(klayers[k]);
+    ftokens_free(&ftok);
     for (int i = 0; i < NSET; i++) {
         free(file_vals[i]);
         free(flag_vals[i]);

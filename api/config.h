@@ -6,8 +6,9 @@
  * without its dashes (`topic-in = transactions`; `topic_in` is accepted too); values
  * may be quoted with "..." to keep leading or trailing spaces. Tokens come from the
  * file (`tokens = role:token,role:token`, or one `token = role:token` per line) or from
- * VIGIL_TOKENS, never from a flag; they are hashed (SHA-256) as soon as they are read
- * and only the hashes are kept.
+ * VIGIL_TOKENS, never from a flag; as for any setting, the environment wins: a
+ * non-empty VIGIL_TOKENS replaces the file's tokens (all of them; they are not read).
+ * They are hashed (SHA-256) as soon as they are parsed and only the hashes are kept.
  *
  * librdkafka settings pass through to every Kafka client: file keys `kafka.<property>`
  * (`kafka.security.protocol = SASL_SSL`), repeatable flags `-X property=value` and

@@ -180,6 +180,17 @@ void vg_be64(unsigned char out[8], uint64_t v) {
     }
 }
 
+size_t vg_ctl_version_key(unsigned char *out, const char *name, int64_t version) {
+    size_t nl = strlen(name);
+    if (nl == 0 || nl > 64) return 0;
+    out[0] = 'V';
+    out[1] = '/';
+    memcpy(out + 2, name, nl);
+    out[2 + nl] = 0;
+    vg_be64(out + 3 + nl, (uint64_t)version);
+    return 3 + nl + 8;
+}
+
 uint64_t vg_rd_be64(const unsigned char in[8]) {
     uint64_t v = 0;
     for (int i = 0; i < 8; i++) v = (v << 8) | in[i];

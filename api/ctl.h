@@ -6,11 +6,11 @@
  * offer: seeking scans (cursor pagination of alerts and audit, newest first) and range
  * deletion (alert retention). The record formats are the API's (JSON), see api/http.c.
  *
- * Keys: "R/" module -> current module record; "V/" module 0x00 BE32(version) -> an old
- * version; "L/" name -> list record; "A/" BE64(~seq) -> audit entry; "N/" BE64(~id) ->
- * alert (id = created ms << 16 | counter, so that a forward scan is newest first);
- * "B/" account 0x00 id -> label; "D/" account 0x00 BE64(~id) -> a recent decision;
- * "G/" name -> counters.
+ * Keys: "R/" module -> current module record; "V/" module 0x00 BE64(version) -> every
+ * version of the module, the current one included (vg_ctl_version_key); "L/" name ->
+ * list record; "A/" BE64(~seq) -> audit entry; "N/" BE64(~id) -> alert (id = created
+ * ms << 16 | counter, so that a forward scan is newest first); "B/" account 0x00 id ->
+ * label; "D/" account 0x00 BE64(~id) -> a recent decision; "G/" name -> counters.
  *
  * Threading: every function may be called from any thread (RocksDB is thread-safe).
  * Writes made with vg_ctl_write_later are written by a thread of the store's, soon and
@@ -83,6 +83,13 @@ int vg_ctl_scan_written(vg_ctl_t *c, const void *prefix, size_t plen, const void
 /* Deletes every key in [from, to). 0 or VG_ESTORE. */
 int vg_ctl_delete_range(vg_ctl_t *c, const void *from, size_t flen, const void *to,
                         size_t tlen);
+
+/* The key of version `version` of module `name` ("V/" name 0x00 BE64(version)) in
+ * `out`, which holds VG_CTL_VKEY_MAX bytes; returns its length, 0 when the name is
+ * empty or longer than 64 bytes. Its first (length - 8) bytes are the prefix of every
+ * version of the module, in version order. Can't fail otherwise. */
+#define VG_CTL_VKEY_MAX (2 + 64 + 1 + 8)
+size_t vg_ctl_version_key(unsigned char *out, const char *name, int64_t version);
 
 /* Big-endian helpers for keys. Can't fail. */
 void vg_be64(unsigned char out[8], uint64_t v);

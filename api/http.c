@@ -2,14 +2,18 @@
  * auth, errors, metrics, health, scoring (see http.h; the other handlers are in
  * api/http_rules.c and api/http_data.c).
  *
- * A request goes: route (404, 405) -> auth (401 with WWW-Authenticate, 403) -> body
- * limit (413, from Content-Length before reading, else while reading) -> handler.
- * Every error is {"error":{"code":"...","message":"..."}} with its status.
+ * A request goes: path length (414) -> route (404, 405) -> auth (401 with
+ * WWW-Authenticate, 403) -> query parameters (400: unknown, repeated, empty or without a
+ * value) -> body limit (413, from Content-Length before reading, else while reading) ->
+ * body time limit (408) -> handler.
+ * Every error is {"error":{"code":"...","message":"..."}} with its status (except those
+ * libmicrohttpd answers itself, before any of this: docs/api.md, Errors).
  *
  * Overload: a scoring request waits for its engine shard at most `deadline` after it
- * arrived; past that it is answered 429 with Retry-After, so that a backlog turns into
- * quick refusals rather than ever slower answers. Connections are limited
- * (max-connections) and idle ones closed after request-timeout.
+ * was complete (its body received); past that it is answered 429 with Retry-After, so
+ * that a backlog turns into quick refusals rather than ever slower answers. Connections
+ * are limited (max-connections) and idle ones closed after request-timeout; a body must
+ * arrive within request-timeout of its request's headers.
  */
 #include "api/http.h"
 
@@ -35,8 +39,8 @@ extern const char vg_openapi_json[];
 static const double BUCKETS[VG_HIST_N] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                          0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
                                          1,      2.5};
-static const int CODES[VG_NCODES] = {200, 201, 202, 204, 400, 401, 403, 404, 405,
-                                     409, 412, 413, 415, 422, 429, 500, 503, 0};
+static const int CODES[VG_NCODES] = {200, 201, 202, 204, 400, 401, 403, 404, 405, 408,
+                                     409, 412, 413, 414, 415, 422, 429, 500, 503, 0};
 static const char *ROUTE_NAMES[] = {
 #define VG_ROUTE_NAME(n, s) s,
     VG_ROUTE_LIST(VG_ROUTE_NAME)
@@ -249,14 +253,22 @@ typedef struct conn_ctx {
     vg_buf_t out;
 } conn_ctx_t;
 
+/* The longest request path routed (414 above it): a list item is up to 1024 bytes, so
+ * /v1/lists/{name}/{item} with both percent-encoded byte for byte (3 characters a byte:
+ * 10 + 3 * 128 + 1 + 3 * 1024 = 3467) fits, with room to spare. */
+#define PATH_MAX_BYTES 4096
+
 typedef struct req_state {
-    int64_t start_us;
+    int64_t start_us;    /* the headers were read (metrics; the body's time limit) */
     route_def_t def;
     vg_req_t q;
-    char path[1024];
+    char path[PATH_MAX_BYTES];
     vg_buf_t body;
     size_t limit;
     int too_large;
+    uint64_t received;   /* body bytes received (kept or not) */
+    unsigned tmo_s;      /* the connection's timeout as set for the body (0: as configured) */
+    int late;            /* the body took longer than request-timeout: 408 */
     int done;            /* a response was queued on the first call */
     int started;         /* on_request has seen the request */
     int nul_in_uri;      /* the raw URI has %00 (libmicrohttpd decodes it into a NUL) */
@@ -782,6 +794,68 @@ static int segs_utf8(const vg_req_t *q) {
     return 1;
 }
 
+/* ---- query parameters -------------------------------------------------------------- */
+
+/* The query parameters each /v1 route knows (NULL-terminated; none for the others).
+ * /healthz, /readyz and /metrics are not checked (probes and scrapers may add their own). */
+static const char *const *route_params(vg_route_t rt) {
+    static const char *const score[] = {"dry_run", NULL};
+    static const char *const validate[] = {"module", NULL};
+    static const char *const rollback[] = {"version", NULL};
+    static const char *const alerts[] = {"account", "rule", "since", "limit", "cursor", NULL};
+    static const char *const audit[] = {"action", "target", "limit", "cursor", NULL};
+    static const char *const none[] = {NULL};
+    switch (rt) {
+    case VG_ROUTE_SCORE: return score;
+    case VG_ROUTE_VALIDATE: return validate;
+    case VG_ROUTE_RULE_ROLLBACK: return rollback;
+    case VG_ROUTE_ALERTS: return alerts;
+    case VG_ROUTE_AUDIT: return audit;
+    case VG_ROUTE_HEALTHZ: case VG_ROUTE_READYZ: case VG_ROUTE_METRICS: return NULL;
+    default: return none;
+    }
+}
+
+typedef struct query_check {
+    const char *const *known;
+    unsigned seen;       /* bit i: known[i] was given */
+    vg_resp_t *r;        /* the error, when one is found */
+} query_check_t;
+
+static enum MHD_Result query_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *value) {
+    (void)kind;
+    query_check_t *qc = cls;
+    if (!key || (!*key && !value)) return MHD_YES;   /* a stray '&' */
+    int i = 0;
+    while (qc->known[i] && strcmp(qc->known[i], key) != 0) i++;
+    if (!qc->known[i])
+        vg_resp_error(qc->r, 400, "bad_request", "unknown query parameter '%.100s'%s", key,
+                      qc->known[0] ? "" : " (this route takes none)");
+    else if (qc->seen & (1u << i))
+        vg_resp_error(qc->r, 400, "bad_request", "query parameter '%s' is given twice", key);
+    else if (!value)
+        vg_resp_error(qc->r, 400, "bad_request", "query parameter '%s' needs a value (%s=...)",
+                      key, key);
+    else if (!*value)
+        vg_resp_error(qc->r, 400, "bad_request", "query parameter '%s' is empty", key);
+    else {
+        qc->seen |= 1u << i;
+        return MHD_YES;
+    }
+    return MHD_NO;
+}
+
+/* 0 when every query parameter is one the route knows, given once with a non-empty
+ * value; else -1 with a 400 in r naming the parameter (a typo such as `dryrun=true`, or a
+ * bare `dry_run`, used to be ignored: the event was scored for real). */
+static int check_query(struct MHD_Connection *c, vg_route_t rt, vg_resp_t *r) {
+    query_check_t qc = {route_params(rt), 0, r};
+    if (!qc.known) return 0;
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, query_cb, &qc);
+    return r->status ? -1 : 0;
+}
+
 /* Auth: 0 when allowed, else the error set in r. */
 static int authorize(vg_api_t *a, struct MHD_Connection *c, req_state_t *rs, vg_resp_t *r) {
     vg_req_t *q = &rs->q;
@@ -807,10 +881,13 @@ static int authorize(vg_api_t *a, struct MHD_Connection *c, req_state_t *rs, vg_
         vg_resp_error(r, 401, "unauthorized", "the Authorization header must be `Bearer TOKEN`");
         return -1;
     }
+    /* optional whitespace around the token is not part of it (RFC 9110 section 5.5) */
     const char *t = h + 7;
-    while (*t == ' ') t++;
+    while (*t == ' ' || *t == '\t') t++;
+    size_t tl = strlen(t);
+    while (tl > 0 && (t[tl - 1] == ' ' || t[tl - 1] == '\t')) tl--;
     unsigned char hash[32];
-    q->role = vg_config_role(a->cfg, t, strlen(t), hash);
+    q->role = vg_config_role(a->cfg, t, tl, hash);
     if (q->role == VG_ROLE_NONE) {
         r->www_auth = 1;
         vg_resp_error(r, 401, "unauthorized", "unknown token");
@@ -826,10 +903,64 @@ static int authorize(vg_api_t *a, struct MHD_Connection *c, req_state_t *rs, vg_
     return 0;
 }
 
+/* The body limit of a route: max-body, and never more than an event (64 KiB) or a
+ * module (1 MiB) can be. */
 static size_t route_limit(vg_api_t *a, vg_route_t rt) {
-    if (rt == VG_ROUTE_SCORE) return VG_EVENT_MAX_BYTES;
-    if (rt == VG_ROUTE_RULE || rt == VG_ROUTE_VALIDATE) return VG_RULES_MAX_SOURCE;
-    return a->cfg->max_body;
+    size_t mb = a->cfg->max_body;
+    if (rt == VG_ROUTE_SCORE) return mb < VG_EVENT_MAX_BYTES ? mb : VG_EVENT_MAX_BYTES;
+    if (rt == VG_ROUTE_RULE || rt == VG_ROUTE_VALIDATE)
+        return mb < VG_RULES_MAX_SOURCE ? mb : VG_RULES_MAX_SOURCE;
+    return mb;
+}
+
+/* What bounds route_limit, for 413 messages. */
+static const char *limit_why(vg_route_t rt) {
+    if (rt == VG_ROUTE_SCORE) return "max-body, and at most 64 KiB for an event";
+    if (rt == VG_ROUTE_RULE || rt == VG_ROUTE_VALIDATE)
+        return "max-body, and at most 1 MiB for a module";
+    return "max-body";
+}
+
+/* The configured request-timeout in whole seconds (libmicrohttpd's unit; at least 1). */
+static unsigned timeout_s(const vg_api_t *a) {
+    int64_t s = (a->cfg->request_timeout_ms + 999) / 1000;
+    return s < 1 ? 1 : s > 86400 * 365 ? 86400 * 365 : (unsigned)s;
+}
+
+/* 1 when the body bytes received so far are all that Content-Length announced. */
+static int body_complete(struct MHD_Connection *c, const req_state_t *rs) {
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+    char *end;
+    if (!cl || *cl < '0' || *cl > '9') return 0;
+    errno = 0;
+    unsigned long long n = strtoull(cl, &end, 10);
+    return errno == 0 && *end == 0 && n == rs->received;
+}
+
+/* A chunk of the body arrived: the whole body must arrive within request-timeout of the
+ * headers (the connection's idle timeout alone let a body trickled a byte at a time go on
+ * for ever). 0 to go on; -1 to close the connection. */
+static int body_time(vg_api_t *a, struct MHD_Connection *c, req_state_t *rs) {
+    int64_t left_us = a->cfg->request_timeout_ms * 1000 - (mono_us() - rs->start_us);
+    if (left_us <= 0) rs->late = 1;
+    if (rs->late) {
+        /* libmicrohttpd (0.9.75) cannot answer in the middle of a body: 408 is answered
+         * when this chunk ends it, else the connection is closed (which libmicrohttpd
+         * logs as "Application reported internal error") */
+        if (body_complete(c, rs)) return 0;
+        fprintf(stderr, "vigil serve: closing a connection: its %s %s body did not arrive "
+                "within request-timeout (%lld ms)\n", rs->q.method, ROUTE_NAMES[rs->def.route],
+                (long long)a->cfg->request_timeout_ms);
+        return -1;
+    }
+    /* the idle timeout shortened to the time left, so that a body that stops coming is
+     * closed at the limit too; set back when the body is complete */
+    unsigned s = (unsigned)((left_us + 999999) / 1000000);
+    if (s < timeout_s(a) && s != rs->tmo_s) {
+        rs->tmo_s = s;
+        MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, s);
+    }
+    return 0;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -861,7 +992,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             err = 1;
         } else if (strlen(route_path) >= sizeof(rs->path)) {
             rs->def.route = VG_ROUTE_OTHER;
-            vg_resp_error(&r, 404, "not_found", "path too long");
+            vg_resp_error(&r, 414, "uri_too_long", "the path is %zu bytes, limit %zu",
+                          strlen(route_path), sizeof(rs->path) - 1);
             err = 1;
         } else if (match(rs->path, rs->raw != NULL, &rs->q, &rs->def) != 0) {
             rs->def.route = VG_ROUTE_OTHER;
@@ -878,11 +1010,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             err = 1;
         } else if (authorize(a, c, rs, &r) != 0) {
             err = 1;
+        } else if (check_query(c, rs->def.route, &r) != 0) {
+            err = 1;
         } else {
             rs->limit = route_limit(a, rs->def.route);
             const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
             if (cl && strtoull(cl, NULL, 10) > rs->limit) {
-                vg_resp_error(&r, 413, "too_large", "the body is %s bytes, limit %zu", cl, rs->limit);
+                vg_resp_error(&r, 413, "too_large", "the body is %.40s bytes, limit %zu (%s)", cl,
+                              rs->limit, limit_why(rs->def.route));
                 err = 1;
             }
         }
@@ -896,7 +1031,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (*upload_size) {
-        if (!rs->done && !rs->too_large) {
+        if (!rs->done) {
+            rs->received += *upload_size;
+            if (body_time(a, c, rs) != 0) return MHD_NO;   /* closes the connection */
+        }
+        if (!rs->done && !rs->too_large && !rs->late) {
             if (rs->body.len + *upload_size > rs->limit) rs->too_large = 1;
             else vg_buf_append(&rs->body, upload, *upload_size);
         }
@@ -927,11 +1066,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (rs->done) return MHD_YES;
     rs->done = 1;
+    if (rs->tmo_s)   /* the body's shortened timeout (body_time) back to request-timeout */
+        MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, timeout_s(a));
+    /* the request is complete: a score's deadline counts from here (the time its body
+     * took to arrive is not time spent waiting for a shard) */
+    rs->q.start_us = mono_us();
     vg_resp_t r;
     memset(&r, 0, sizeof(r));
     vg_buf_init(&r.body);
-    if (rs->too_large) {
-        vg_resp_error(&r, 413, "too_large", "the body is over the limit of %zu bytes", rs->limit);
+    if (rs->late) {
+        vg_resp_error(&r, 408, "request_timeout", "the body took longer than request-timeout "
+                      "(%lld ms) to arrive", (long long)a->cfg->request_timeout_ms);
+    } else if (rs->too_large) {
+        vg_resp_error(&r, 413, "too_large", "the body is over the limit of %zu bytes (%s)",
+                      rs->limit, limit_why(rs->def.route));
     } else {
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -1028,7 +1176,7 @@ int vg_api_listen(vg_api_t *a, char *errbuf, size_t errlen) {
         MHD_OPTION_ARRAY, tls,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)a->cfg->threads,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->cfg->max_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)((a->cfg->request_timeout_ms + 999) / 1000),
+        MHD_OPTION_CONNECTION_TIMEOUT, timeout_s(a),
         MHD_OPTION_NOTIFY_CONNECTION, notify_conn, a,
         MHD_OPTION_NOTIFY_COMPLETED, completed, a,
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, a,
@@ -1076,35 +1224,98 @@ void vg_api_stop(vg_api_t *a) {
 
 /* ---- conditional writes ----------------------------------------------------------- */
 
+/* If-Match as a whole: every field line of it is one comma-separated list. */
+typedef struct if_match {
+    uint64_t cur;
+    int lines, star, tags, match, bad;
+    uint64_t first;      /* the first tag's version */
+} if_match_t;
+
+/* Parses one If-Match field value into m (RFC 9110 sections 13.1.1 and 8.8.3: "*", or
+ * #entity-tag; empty list elements are ignored). A tag is "N" or W/"N" with N decimal
+ * without leading zeros and below 2^64: anything else (5, an unclosed "5, W/5, "05",
+ * "-5", "0x5", "18446744073709551616", two tags without a comma) makes m->bad. */
+static void if_match_parse(if_match_t *m, const char *p) {
+    m->lines++;
+    for (;;) {
+        while (*p == ' ' || *p == '\t') p++;
+        if (*p == ',') {   /* an empty element */
+            p++;
+            continue;
+        }
+        if (!*p) return;
+        if (*p == '*') {
+            m->star++;
+            p++;
+        } else {
+            if (p[0] == 'W' && p[1] == '/') p += 2;
+            if (*p++ != '"' || *p < '0' || *p > '9' || (p[0] == '0' && p[1] != '"')) {
+                m->bad = 1;
+                return;
+            }
+            uint64_t v = 0;
+            for (; *p >= '0' && *p <= '9'; p++) {
+                unsigned d = (unsigned)(*p - '0');
+                if (v > (UINT64_MAX - d) / 10) {
+                    m->bad = 1;
+                    return;
+                }
+                v = v * 10 + d;
+            }
+            if (*p++ != '"') {
+                m->bad = 1;
+                return;
+            }
+            if (m->tags++ == 0) m->first = v;
+            if (v == m->cur) m->match = 1;
+        }
+        while (*p == ' ' || *p == '\t') p++;
+        if (*p && *p != ',') {
+            m->bad = 1;
+            return;
+        }
+    }
+}
+
+static enum MHD_Result if_match_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value) {
+    (void)kind;
+    if (key && strcasecmp(key, "If-Match") == 0) if_match_parse(cls, value ? value : "");
+    return MHD_YES;
+}
+
 int vg_http_if_match(vg_req_t *q, vg_resp_t *r, int64_t cur, int exists, int64_t *expect) {
-    const char *im = vg_req_header(q, "If-Match");
+    if_match_t m = {(uint64_t)(cur > 0 ? cur : 0), 0, 0, 0, 0, 0, 0};
     *expect = -1;
-    if (!im) return 0;
-    while (*im == ' ') im++;
-    if (strcmp(im, "*") == 0) {
+    MHD_get_connection_values((struct MHD_Connection *)q->conn, MHD_HEADER_KIND, if_match_cb,
+                              &m);
+    if (m.lines == 0) return 0;
+    /* "*" stands alone (RFC 9110: "*" / #entity-tag); a field with no tag is no list */
+    if (m.bad || (m.star && (m.star > 1 || m.tags)) || (!m.star && !m.tags)) {
+        vg_resp_error(r, 412, "precondition_failed", "If-Match must be \"*\" or a list of "
+                      "tags separated by commas, each an ETag like \"3\" or W/\"3\"");
+        return -1;
+    }
+    if (m.star) {
         if (exists) return 0;
         vg_resp_error(r, 412, "precondition_failed", "If-Match: * but it does not exist");
         return -1;
     }
-    if (im[0] == 'W' && im[1] == '/') im += 2;
-    if (*im == '"') im++;
-    char *end;
-    errno = 0;
-    long long v = strtoll(im, &end, 10);
-    if (end == im || *im < '0' || *im > '9' || errno == ERANGE || (*end && *end != '"')) {
-        vg_resp_error(r, 412, "precondition_failed", "If-Match must be an ETag like \"3\"");
-        return -1;
-    }
     if (!exists) {   /* RFC 9110: If-Match with a tag is false when nothing is there */
         vg_resp_error(r, 412, "precondition_failed",
-                      "If-Match: \"%lld\" but it does not exist: reload and retry", v);
+                      "If-Match: \"%" PRIu64 "\"%s but it does not exist: reload and retry",
+                      m.first, m.tags > 1 ? ", ..." : "");
         return -1;
     }
-    if (v != cur) {
-        vg_resp_error(r, 412, "precondition_failed",
-                      "the current version is %lld, not %lld: reload and retry", (long long)cur, v);
+    if (!m.match || cur <= 0) {
+        if (m.tags > 1)
+            vg_resp_error(r, 412, "precondition_failed", "the current version is %lld, none of "
+                          "the %d in If-Match: reload and retry", (long long)cur, m.tags);
+        else
+            vg_resp_error(r, 412, "precondition_failed", "the current version is %lld, not %"
+                          PRIu64 ": reload and retry", (long long)cur, m.first);
         return -1;
     }
-    *expect = v;
+    *expect = cur;
     return 0;
 }

@@ -41,7 +41,7 @@ typedef enum vg_route {
 } vg_route_t;
 
 #define VG_HIST_N 14     /* latency buckets, seconds, see http.c */
-#define VG_NCODES 18     /* statuses counted per route */
+#define VG_NCODES 20     /* statuses counted per route */
 
 typedef struct vg_route_metrics {
     atomic_uint_least64_t by_code[VG_NCODES];
@@ -184,7 +184,8 @@ typedef struct vg_req {
     char who[48];             /* "role:hash8" or "anonymous" */
     vg_engine_ctx_t *ectx;    /* per-connection engine scratch */
     vg_buf_t *out;            /* per-connection output buffer */
-    int64_t start_us;
+    int64_t start_us;         /* when the request was complete (its body received): a
+                                 score's `deadline` counts from here, not upload time */
     const vg_kphase_t *kp;    /* see vg_kphase_t */
 } vg_req_t;
 
@@ -198,9 +199,12 @@ typedef struct vg_resp {
 } vg_resp_t;
 
 /* Checks the request's If-Match against the resource's current version `cur` (0: none;
- * `exists`: whether the resource exists). Returns 0 when the write may go on, with
- * *expect the version the client expects (-1 when it sent no If-Match); else sets a
- * 412 precondition_failed on r and returns -1. Shared by rule modules and lists. */
+ * `exists`: whether the resource exists). If-Match is `*` alone, or a comma-separated
+ * list of "N" and W/"N" (N decimal without leading zeros, below 2^64; several If-Match
+ * lines make one list): it passes when one of its tags is `cur` (`*`: when the resource
+ * exists). Returns 0 when the write may go on, with *expect the version the client
+ * expects (-1 when it sent no If-Match, or `*`); else sets a 412 precondition_failed on
+ * r (a malformed If-Match too) and returns -1. Shared by rule modules and lists. */
 int vg_http_if_match(vg_req_t *q, vg_resp_t *r, int64_t cur, int exists, int64_t *expect);
 
 /* Sets an error response {"error":{"code":..,"message":..}}. */
@@ -208,7 +212,8 @@ void vg_resp_error(vg_resp_t *r, int status, const char *code, const char *fmt, 
     __attribute__((format(printf, 4, 5)));
 /* Sets a JSON response from a jansson value (takes ownership of j). */
 void vg_resp_json(vg_resp_t *r, int status, json_t *j);
-/* A query argument, or NULL. */
+/* A query argument, or NULL (http.c has refused unknown, repeated, empty and
+ * valueless ones before the handler runs). */
 const char *vg_req_arg(vg_req_t *q, const char *name);
 /* The If-Match header, or NULL. */
 const char *vg_req_header(vg_req_t *q, const char *name);

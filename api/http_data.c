@@ -239,11 +239,13 @@ static void list_change(vg_api_t *a, vg_req_t *q, vg_resp_t *r, const char *name
         vg_resp_error(r, 404, "not_found", "list %s has no item %s", name, items[0]);
         return;
     }
-    int rc = 0, unchanged = 0;
+    int rc = 0, unchanged = 0, created = !exists && !is_del;
     int64_t nv = cur + 1;
     if (a->redis) {
         pthread_mutex_unlock(&a->mu);
-        rc = vg_redis_list_op(a->redis, name, expect, op, items, n, &nv, &unchanged);
+        /* whether this change made the list is Redis's to say (another instance may have
+         * made or deleted it since this copy was updated) */
+        rc = vg_redis_list_op(a->redis, name, expect, op, items, n, &nv, &unchanged, &created);
         if (rc == VG_EIO) {
             r->retry_after = 1;
             vg_resp_error(r, 503, "unavailable", "%s: list changes are refused until it is "
@@ -295,11 +297,11 @@ static void list_change(vg_api_t *a, vg_req_t *q, vg_resp_t *r, const char *name
     }
     char action[32];
     snprintf(action, sizeof(action), "lists.%s", op);
-    char target[400];
+    char target[128 + 1 + 1024 + 1];   /* a list name and an item, whole */
     if (strcmp(op, "add") == 0 || is_rem) snprintf(target, sizeof(target), "%s/%s", name, items[0]);
     else snprintf(target, sizeof(target), "%s", name);
     vg_api_audit(a, q, action, target, cur, nv);
-    vg_resp_json(r, !exists && !is_del ? 201 : 200, out);
+    vg_resp_json(r, created && !is_del ? 201 : 200, out);
 }
 
 void vg_h_list(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
@@ -327,7 +329,8 @@ void vg_h_list(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
         return;
     }
     json_error_t je;
-    json_t *b = json_loadb(q->body, q->len, JSON_REJECT_DUPLICATES, &je);
+    /* \u0000 read (and refused below with a message of ours, not jansson's) */
+    json_t *b = json_loadb(q->body, q->len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
     if (!b) {
         vg_resp_error(r, 400, "invalid_json", "body: %s (line %d, column %d)", je.text, je.line,
                       je.column);
@@ -346,6 +349,12 @@ void vg_h_list(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
             free(items);
             json_decref(b);
             vg_resp_error(r, 400, "bad_type", "item %zu must be a string of 1..1024 bytes", k);
+            return;
+        }
+        if (memchr(json_string_value(v), 0, json_string_length(v))) {
+            free(items);
+            json_decref(b);
+            vg_resp_error(r, 400, "bad_value", "item %zu: a list item may not contain U+0000", k);
             return;
         }
         items[k] = (char *)json_string_value(v);
@@ -385,6 +394,11 @@ static int check_label(json_t *l, size_t idx, vg_resp_t *r) {
                                               "bytes", idx, f[k]);
             return -1;
         }
+        if (memchr(json_string_value(v), 0, json_string_length(v))) {
+            vg_resp_error(r, 400, "bad_value", "label %zu: field '%s' may not contain U+0000",
+                          idx, f[k]);
+            return -1;
+        }
     }
     json_t *fr = json_object_get(l, "fraud");
     if (!fr) {
@@ -400,7 +414,8 @@ static int check_label(json_t *l, size_t idx, vg_resp_t *r) {
 
 void vg_h_labels(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     json_error_t je;
-    json_t *b = json_loadb(q->body, q->len, JSON_REJECT_DUPLICATES, &je);
+    /* \u0000 read (and refused by check_label with a message of ours) */
+    json_t *b = json_loadb(q->body, q->len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
     if (!b) {
         vg_resp_error(r, 400, "invalid_json", "body: %s (line %d, column %d)", je.text, je.line,
                       je.column);
@@ -833,13 +848,26 @@ static int page_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl
     return 0;
 }
 
+/* A query value of decimal digits only (no sign, no space: strtoull reads "-1" as
+ * 2^64 - 1) that fits 64 bits, in *v; -1 otherwise. */
+static int digits_u64(const char *s, uint64_t *v) {
+    *v = 0;
+    if (!*s) return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9') return -1;
+        unsigned d = (unsigned)(*s - '0');
+        if (*v > (UINT64_MAX - d) / 10) return -1;
+        *v = *v * 10 + d;
+    }
+    return 0;
+}
+
 static int page_args(vg_req_t *q, vg_resp_t *r, page_t *p, unsigned char from[10], char pfx) {
     const char *lim = vg_req_arg(q, "limit"), *cur = vg_req_arg(q, "cursor");
     p->limit = 50;
     if (lim) {
-        char *end;
-        long v = strtol(lim, &end, 10);
-        if (*end || v < 1 || v > 1000) {
+        uint64_t v;
+        if (digits_u64(lim, &v) != 0 || v < 1 || v > 1000) {
             vg_resp_error(r, 400, "bad_request", "limit must be 1..1000");
             return -1;
         }
@@ -849,10 +877,10 @@ static int page_args(vg_req_t *q, vg_resp_t *r, page_t *p, unsigned char from[10
     from[1] = '/';
     vg_be64(from + 2, 0);
     if (cur) {
-        char *end;
-        unsigned long long c = strtoull(cur, &end, 10);
-        if (*end || c == 0) {
-            vg_resp_error(r, 400, "bad_request", "bad cursor");
+        uint64_t c;
+        if (digits_u64(cur, &c) != 0 || c == 0) {
+            vg_resp_error(r, 400, "bad_request", "bad cursor: the next_cursor of an earlier "
+                          "page (a positive integer)");
             return -1;
         }
         vg_be64(from + 2, ~(uint64_t)c + 1);

@@ -2,12 +2,13 @@
  * validate (SPEC section 6), with ETag / If-Match and the audit trail.
  *
  * A module record is JSON {"module","version","ruleset","source","deleted","updated_at",
- * "by"}; every version is kept ("V/" keys of the control store), a deletion is a
- * tombstone version, so that versions only grow and a module can be rolled back to any
- * earlier version. The ruleset version grows by one with every change of any module.
- * A change that does not compile (with every other active module) answers 422 with
- * every error's line and column and changes nothing. The ruleset is swapped whole in
- * the engine between two events.
+ * "by"}; every version is kept ("V/" keys of the control store; with Redis also in
+ * vigil:versions:<module>, from where every instance fetches those it lacks: see
+ * api/redis.h), a deletion is a tombstone version, so that versions only grow and a
+ * module can be rolled back to any earlier version. The ruleset version grows by one
+ * with every change of any module. A change that does not compile (with every other
+ * active module) answers 422 with every error's line and column and changes nothing.
+ * The ruleset is swapped whole in the engine between two events.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -130,18 +131,14 @@ static vg_program_t *compile_recorded_active(vg_api_t *a, int64_t *ruleset) {
     const char *name;
     json_t *ver;
     json_object_foreach(mods, name, ver) {   /* written with sorted keys: name order */
-        size_t nl = strlen(name);
-        if (nl == 0 || nl > 64 || !json_is_integer(ver)) goto out;
-        unsigned char vkey[2 + 64 + 1 + 8];
-        vkey[0] = 'V';
-        vkey[1] = '/';
-        memcpy(vkey + 2, name, nl);
-        vkey[2 + nl] = 0;
-        vg_be64(vkey + 3 + nl, (uint64_t)json_integer_value(ver));
+        unsigned char vkey[VG_CTL_VKEY_MAX];
+        size_t vkl =
+            json_is_integer(ver) ? vg_ctl_version_key(vkey, name, json_integer_value(ver)) : 0;
+        if (!vkl) goto out;
         vg_buf_t r;
         vg_buf_init(&r);
         json_t *rec = NULL;
-        if (vg_ctl_get(a->ctl, vkey, 3 + nl + 8, &r) == 0)
+        if (vg_ctl_get(a->ctl, vkey, vkl, &r) == 0)
             rec = json_loadb(r.p, r.len, 0, NULL);
         vg_buf_deinit(&r);
         const char *text = json_string_value(json_object_get(rec, "source"));
@@ -204,17 +201,12 @@ static int apply_locked(vg_api_t *a, const char *rec, size_t len, vg_program_t *
         vg_diags_deinit(&d);
     }
     /* durable first: the record and its version */
-    unsigned char vkey[2 + 64 + 1 + 8];
-    size_t nl = strlen(name);
-    vkey[0] = 'V';
-    vkey[1] = '/';
-    memcpy(vkey + 2, name, nl);
-    vkey[2 + nl] = 0;
-    vg_be64(vkey + 3 + nl, (uint64_t)version);
+    unsigned char vkey[VG_CTL_VKEY_MAX];
+    size_t nl = strlen(name), vkl = vg_ctl_version_key(vkey, name, version);
     char rkey[2 + 64];
     memcpy(rkey, "R/", 2);
     memcpy(rkey + 2, name, nl);
-    vg_ctl_op_t ops[2] = {{rkey, 2 + nl, rec, len}, {vkey, 3 + nl + 8, rec, len}};
+    vg_ctl_op_t ops[2] = {{rkey, 2 + nl, rec, len}, {vkey, vkl, rec, len}};
     rc = vg_ctl_write(a->ctl, ops, 2);
     if (rc) {
         vg_prog_unref(p);
@@ -423,14 +415,15 @@ static void commit(vg_api_t *a, vg_req_t *q, vg_resp_t *r, const char *name, con
     json_object_set_new(j, "source", source ? json_string(source) : json_null());
     char *rec = json_dumps(j, JSON_COMPACT);
     json_decref(j);
-    int rc;
+    int rc, created = !exists;   /* with Redis: whether its compare-and-set made it */
     if (!rec) {
         rc = VG_ENOMEM;
     } else if (a->redis) {
         pthread_mutex_unlock(&a->mu);
         char *stored = NULL;
         int64_t current = 0;
-        rc = vg_redis_put_module(a->redis, name, expect >= 0 ? expect : -1, rec, &stored, &current);
+        rc = vg_redis_put_module(a->redis, name, expect >= 0 ? expect : -1, rec, &stored, &current,
+                                 &created);
         if (rc) {
             free(stored);
             if (rc == VG_EIO) {
@@ -468,8 +461,10 @@ static void commit(vg_api_t *a, vg_req_t *q, vg_resp_t *r, const char *name, con
     free(rec);
     vg_api_audit(a, q, action, name, cur, nv);
     snprintf(r->etag, sizeof(r->etag), "\"%lld\"", (long long)nv);
-    /* a PUT that made the module (again, after a delete) is 201; a rollback is 200 */
-    vg_resp_json(r, source && !exists && q->route == VG_ROUTE_RULE ? 201 : 200, out);
+    /* a PUT that made the module (again, after a delete) is 201; a rollback is 200. With
+     * Redis, of concurrent PUTs that make a module on several instances, only the one
+     * whose compare-and-set found no module (or a tombstone) is 201 */
+    vg_resp_json(r, source && created && q->route == VG_ROUTE_RULE ? 201 : 200, out);
 }
 
 /* ---- handlers -------------------------------------------------------------------- */
@@ -537,33 +532,33 @@ static int ver_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl)
     ver_ctx_t *c = ctx;
     json_t *j = json_loadb(v, vl, 0, NULL);
     if (!j) return 0;
-    if (c->want > 0) {
-        if (json_integer_value(json_object_get(j, "version")) == c->want) {
-            c->found = j;
-            return 1;
-        }
-        json_decref(j);
-        return 0;
-    }
     json_object_del(j, "source");
     json_array_insert_new(c->arr, 0, j);   /* newest first */
     return 0;
 }
 
+/* Scans module `name`'s versions into c. With Redis, a version asked for (c->want) that
+ * is not here yet (its change is on its way to this instance) is fetched from there
+ * first. */
 static int versions(vg_api_t *a, const char *name, ver_ctx_t *c) {
-    unsigned char pre[2 + 64 + 1];
-    size_t nl = strlen(name);
-    pre[0] = 'V';
-    pre[1] = '/';
-    memcpy(pre + 2, name, nl);
-    pre[2 + nl] = 0;
-    return vg_ctl_scan(a->ctl, pre, 3 + nl, NULL, 0, ver_cb, c);
+    unsigned char key[VG_CTL_VKEY_MAX];
+    size_t kl = vg_ctl_version_key(key, name, c->want > 0 ? c->want : 0);
+    if (!kl) return VG_EINVAL;
+    if (c->want <= 0) return vg_ctl_scan(a->ctl, key, kl - 8, NULL, 0, ver_cb, c);
+    vg_buf_t b;
+    vg_buf_init(&b);
+    int rc = vg_ctl_get(a->ctl, key, kl, &b);
+    if (rc == VG_ENOTFOUND && a->redis && vg_redis_fetch_version(a->redis, name, c->want) == 0)
+        rc = vg_ctl_get(a->ctl, key, kl, &b);
+    if (rc == 0) c->found = json_loadb(b.p, b.len, 0, NULL);
+    vg_buf_deinit(&b);
+    return rc;
 }
 
 void vg_h_rule_versions(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     const char *name = q->seg[0];
-    if (!vg_api_valid_module_name(name)) {
-        vg_resp_error(r, 404, "not_found", "no module %s", name);
+    if (!vg_api_valid_module_name(name)) {   /* "" too (/v1/rules//versions) */
+        vg_resp_error(r, 400, "bad_request", "a module name is 1..64 letters, digits, _ or -");
         return;
     }
     ver_ctx_t c = {json_array(), 0, NULL};
@@ -607,6 +602,11 @@ void vg_h_rule_rollback(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
                           je.column);
             return;
         }
+        if (!json_is_object(b)) {   /* [] or 7: not {"version":N} */
+            json_decref(b);
+            vg_resp_error(r, 400, "bad_type", "the body must be a JSON object {\"version\":N}");
+            return;
+        }
         json_t *v = json_object_get(b, "version");
         if (!v) {
             json_decref(b);
@@ -621,7 +621,11 @@ void vg_h_rule_rollback(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
         want = json_integer_value(v);
         json_decref(b);
     }
-    if (want < 1 || !vg_api_valid_module_name(name)) {
+    if (!vg_api_valid_module_name(name)) {
+        vg_resp_error(r, 400, "bad_request", "a module name is 1..64 letters, digits, _ or -");
+        return;
+    }
+    if (want < 1) {
         vg_resp_error(r, 400, "bad_request", "version must be a positive integer");
         return;
     }

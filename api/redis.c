@@ -5,10 +5,22 @@
  * subscriber's, owned by its thread, which polls its socket so that it notices a stop
  * request within 200 ms. Every multi-key change is one Lua script, so that each is
  * atomic and compare-and-set.
+ *
+ * Module versions: a module's every version is a field of `vigil:versions:<module>`,
+ * written with its newest record. sync_module() makes an instance's versions and
+ * Redis's the same both ways (the versions Redis has and this instance lacks are
+ * stored here, those it has and Redis lost are written back with HSETNX, announced
+ * when any was), then applies the newest record; it runs for each notification and
+ * for every module at each (re)connection.
+ *
+ * A Redis that refuses vigil (NOAUTH: it needs a password; WRONGPASS; NOPERM: its ACL)
+ * is treated as down, said once in the log and in vg_redis_down_why(); any other error
+ * line is logged at most once a minute while it repeats (rlog).
  */
 #include "api/redis.h"
 
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,10 +33,24 @@
 #include "rules/utf8.h"
 
 #define K_RULES "vigil:rules"
+#define K_VERSIONS "vigil:versions:"   /* + module */
 #define K_RULESET "vigil:ruleset"
 #define K_LISTVER "vigil:listver"
 #define K_LISTDEL "vigil:listdel"
 #define K_CHANNEL "vigil:changes"
+
+#define VER_BATCH 64          /* versions fetched or written back by one command */
+#define LOG_SLOTS 8           /* distinct error lines remembered for rate limiting */
+#define LOG_EVERY_MS 60000    /* an error line repeats in the log at most this often */
+
+/* Why writes fail: the reason vg_redis_down_why() gives. */
+enum { WHY_DOWN = 0, WHY_NEED_PASSWORD, WHY_BAD_PASSWORD, WHY_NOPERM };
+
+typedef struct log_slot {
+    char msg[512];
+    int64_t at_ms;            /* last printed (0: free slot) */
+    uint64_t repeats;         /* suppressed since */
+} log_slot_t;
 
 struct vg_redis {
     vg_api_t *a;
@@ -36,17 +62,25 @@ struct vg_redis {
     atomic_int stop;
     pthread_t th;
     int started;
-    atomic_int auth_failing;   /* the last AUTH was refused (logged once until it passes) */
+    atomic_int why;           /* WHY_*: of the last failure (auth ones logged once) */
+    pthread_mutex_t log_mu;
+    log_slot_t logs[LOG_SLOTS];
 };
 
 static const char *LUA_PUT_MODULE =
     "local cur = redis.call('HGET', KEYS[1], ARGV[1])\n"
-    "local curv = 0\n"
-    "if cur then curv = cjson.decode(cur)['version'] end\n"
+    "local curv, created = 0, 1\n"
+    "if cur then\n"
+    "  local c = cjson.decode(cur)\n"
+    "  curv = c['version']\n"
+    "  if c['deleted'] ~= true then created = 0 end\n"
+    "elseif ARGV[6] == '1' then created = 0 end\n"   /* Redis lost it: it exists here */
     "local e = tonumber(ARGV[2])\n"
     "if e >= 0 and curv ~= e then return {0, tostring(curv)} end\n"
     "local lv = tonumber(ARGV[4])\n"
     "if lv > curv then curv = lv end\n"
+    /* never reuse a version another instance wrote back after Redis lost the newest */
+    "while redis.call('HEXISTS', KEYS[4], tostring(curv + 1)) == 1 do curv = curv + 1 end\n"
     "local rs = redis.call('INCR', KEYS[2])\n"
     "local lrs = tonumber(ARGV[5])\n"
     "if rs <= lrs then rs = lrs + 1; redis.call('SET', KEYS[2], rs) end\n"
@@ -55,8 +89,9 @@ static const char *LUA_PUT_MODULE =
     "rec['ruleset'] = rs\n"
     "local s = cjson.encode(rec)\n"
     "redis.call('HSET', KEYS[1], ARGV[1], s)\n"
+    "redis.call('HSET', KEYS[4], tostring(curv + 1), s)\n"
     "redis.call('PUBLISH', KEYS[3], 'rules:' .. ARGV[1])\n"
-    "return {1, s}\n";
+    "return {1, s, created}\n";
 
 static const char *LUA_PUSH_MODULE =
     "local cur = redis.call('HGET', KEYS[1], ARGV[1])\n"
@@ -64,46 +99,65 @@ static const char *LUA_PUSH_MODULE =
     "if cur then curv = cjson.decode(cur)['version'] end\n"
     "if curv >= tonumber(ARGV[3]) then return 0 end\n"
     "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
+    "redis.call('HSETNX', KEYS[4], ARGV[3], ARGV[2])\n"
     "local rs = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
     "if rs < tonumber(ARGV[4]) then redis.call('SET', KEYS[2], ARGV[4]) end\n"
     "redis.call('PUBLISH', KEYS[3], 'rules:' .. ARGV[1])\n"
     "return 1\n";
 
+/* writes back versions Redis lacks (ARGV: module, then version, record pairs); the
+ * other instances are told when any was missing, so that they fetch it too */
+static const char *LUA_PUSH_VERSIONS =
+    "local added = 0\n"
+    "for i = 2, #ARGV - 1, 2 do\n"
+    "  added = added + redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])\n"
+    "end\n"
+    "if added > 0 then redis.call('PUBLISH', KEYS[2], 'rules:' .. ARGV[1]) end\n"
+    "return added\n";
+
 static const char *LUA_LIST_OP =
     "local v = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')\n"
     "local e = tonumber(ARGV[2])\n"
-    "if e >= 0 and v ~= e then return {0, v} end\n"
+    "if e >= 0 and v ~= e then return {0, v, 0} end\n"
     "local lv = tonumber(ARGV[4])\n"
     "local op = ARGV[3]\n"
+    "local gone = redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1\n"
     /* nothing to change (the list is there, current, and has exactly those items, or
      * the item): the version stays */
-    "if v > 0 and lv <= v and redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 0 then\n"
-    "  if op == 'add' and redis.call('SISMEMBER', KEYS[1], ARGV[5]) == 1 then return {2, v} end\n"
+    "if v > 0 and lv <= v and not gone then\n"
+    "  if op == 'add' and redis.call('SISMEMBER', KEYS[1], ARGV[6]) == 1 then\n"
+    "    return {2, v, 0}\n"
+    "  end\n"
     "  if op == 'put' then\n"
     "    local seen, u, same = {}, 0, true\n"
-    "    for i = 5, #ARGV do\n"
+    "    for i = 6, #ARGV do\n"
     "      if not seen[ARGV[i]] then seen[ARGV[i]] = true; u = u + 1 end\n"
     "      if same and redis.call('SISMEMBER', KEYS[1], ARGV[i]) == 0 then same = false end\n"
     "    end\n"
-    "    if same and redis.call('SCARD', KEYS[1]) == u then return {2, v} end\n"
+    "    if same and redis.call('SCARD', KEYS[1]) == u then return {2, v, 0} end\n"
     "  end\n"
+    "end\n"
+    /* made by this write: no list in Redis (nor here, when Redis lost it), or a deleted one */
+    "local created = 0\n"
+    "if (op == 'put' or op == 'add') and (gone or (v == 0 and ARGV[5] ~= '1')) then\n"
+    "  created = 1\n"
     "end\n"
     "if lv > v then v = lv end\n"
     "if op == 'put' then\n"
     "  redis.call('DEL', KEYS[1])\n"
-    "  for i = 5, #ARGV do redis.call('SADD', KEYS[1], ARGV[i]) end\n"
+    "  for i = 6, #ARGV do redis.call('SADD', KEYS[1], ARGV[i]) end\n"
     "  redis.call('SREM', KEYS[3], ARGV[1])\n"
     "elseif op == 'add' then\n"
-    "  redis.call('SADD', KEYS[1], ARGV[5])\n"
+    "  redis.call('SADD', KEYS[1], ARGV[6])\n"
     "  redis.call('SREM', KEYS[3], ARGV[1])\n"
-    "elseif op == 'rem' then redis.call('SREM', KEYS[1], ARGV[5])\n"
+    "elseif op == 'rem' then redis.call('SREM', KEYS[1], ARGV[6])\n"
     "elseif op == 'del' then\n"
     "  redis.call('DEL', KEYS[1])\n"
     "  redis.call('SADD', KEYS[3], ARGV[1])\n"
     "end\n"
     "redis.call('HSET', KEYS[2], ARGV[1], v + 1)\n"
     "redis.call('PUBLISH', KEYS[4], 'list:' .. ARGV[1])\n"
-    "return {1, v + 1}\n";
+    "return {1, v + 1, created}\n";
 
 static const char *LUA_FETCH_LIST =
     "return {tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0'),\n"
@@ -122,39 +176,133 @@ static const char *LUA_PUSH_LIST =
     "redis.call('PUBLISH', KEYS[4], 'list:' .. ARGV[1])\n"
     "return 1\n";
 
-static redisContext *connect_to(vg_redis_t *r, int timeout_ms) {
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Logs "vigil serve: <message>", but a line that was logged less than a minute ago is
+ * only counted (said with its next appearance): a Redis that answers every retry with
+ * the same error would fill the log ~10 times a second. Can't fail. */
+static void rlog(vg_redis_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void rlog(vg_redis_t *r, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    int64_t now = mono_ms();
+    uint64_t repeats = 0;
+    pthread_mutex_lock(&r->log_mu);
+    int slot = -1, oldest = 0;
+    for (int i = 0; i < LOG_SLOTS && slot < 0; i++) {
+        if (r->logs[i].at_ms && strcmp(r->logs[i].msg, msg) == 0) slot = i;
+        else if (r->logs[i].at_ms < r->logs[oldest].at_ms) oldest = i;
+    }
+    if (slot >= 0 && now - r->logs[slot].at_ms < LOG_EVERY_MS) {
+        r->logs[slot].repeats++;
+        pthread_mutex_unlock(&r->log_mu);
+        return;
+    }
+    if (slot >= 0) repeats = r->logs[slot].repeats;
+    else slot = oldest;
+    memcpy(r->logs[slot].msg, msg, sizeof(msg));
+    r->logs[slot].at_ms = now;
+    r->logs[slot].repeats = 0;
+    pthread_mutex_unlock(&r->log_mu);
+    if (repeats)
+        fprintf(stderr, "vigil serve: %s (%llu more time%s since this line was last logged)\n",
+                msg, (unsigned long long)repeats, repeats == 1 ? "" : "s");
+    else
+        fprintf(stderr, "vigil serve: %s\n", msg);
+}
+
+/* An error answer that means Redis refuses vigil rather than one command: NOAUTH (it
+ * needs a password), WRONGPASS or another answer to AUTH, NOPERM (the user's ACL).
+ * Sets the reason writes give and logs it once, until it changes. Returns 1 for those,
+ * 0 for any other error (logged, rate-limited). */
+static int refused(vg_redis_t *r, const char *err, int to_auth) {
+    const vg_config_t *cfg = r->a->cfg;
+    int why;
+    if (strncmp(err, "NOAUTH", 6) == 0 && !cfg->redis_password) why = WHY_NEED_PASSWORD;
+    else if (to_auth || strncmp(err, "WRONGPASS", 9) == 0 || strncmp(err, "NOAUTH", 6) == 0)
+        why = WHY_BAD_PASSWORD;
+    else if (strncmp(err, "NOPERM", 6) == 0) why = WHY_NOPERM;
+    else {
+        rlog(r, "redis %s:%d: %s", r->host, r->port, err);
+        return 0;
+    }
+    if (atomic_exchange(&r->why, why) == why) return 1;
+    if (why == WHY_NEED_PASSWORD)
+        fprintf(stderr, "vigil serve: redis %s:%d needs a password (%s): set redis-password (in "
+                        "the config file or VIGIL_REDIS_PASSWORD); until then it is treated as "
+                        "down: serving from the local copy, rule and list writes answer 503\n",
+                r->host, r->port, err);
+    else if (why == WHY_BAD_PASSWORD)
+        fprintf(stderr, "vigil serve: redis %s:%d refused the password%s%s: %s (treated as "
+                        "down until it takes it)\n", r->host, r->port,
+                cfg->redis_user ? " of user " : "", cfg->redis_user ? cfg->redis_user : "", err);
+    else
+        fprintf(stderr, "vigil serve: redis %s:%d refuses a command to %s%s: %s (its ACL must "
+                        "allow vigil's commands on the keys vigil:* and the channel "
+                        "vigil:changes; writes answer 503 until it does)\n", r->host, r->port,
+                cfg->redis_user ? "user " : "the default user",
+                cfg->redis_user ? cfg->redis_user : "", err);
+    return 1;
+}
+
+/* Connects and authenticates (AUTH [user] password when a password is set, else a
+ * PING, so that a Redis that needs a password is known at once). NULL when Redis is
+ * down or refuses, with the reason in why. */
+static redisContext *connect_to(vg_redis_t *r, int timeout_ms, char *why, size_t whylen) {
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     redisContext *c = redisConnectWithTimeout(r->host, r->port, tv);
-    if (!c) return NULL;
-    if (c->err) {
+    if (!c || c->err) {
+        snprintf(why, whylen, "%s", c ? c->errstr : "out of memory");
+        redisFree(c);
+        atomic_store(&r->why, WHY_DOWN);
+        return NULL;
+    }
+    struct timeval rtv = {1, 0};   /* the answer to AUTH or PING */
+    redisSetTimeout(c, rtv);
+    const vg_config_t *cfg = r->a->cfg;
+    redisReply *rep;
+    if (!cfg->redis_password) rep = redisCommand(c, "PING");
+    else if (cfg->redis_user)
+        rep = redisCommand(c, "AUTH %s %s", cfg->redis_user, cfg->redis_password);
+    else rep = redisCommand(c, "AUTH %s", cfg->redis_password);
+    int ok = rep && rep->type == REDIS_REPLY_STATUS;
+    if (!rep) {
+        snprintf(why, whylen, "%s", c->errstr[0] ? c->errstr : "no answer");
+        atomic_store(&r->why, WHY_DOWN);
+    } else if (!ok) {
+        snprintf(why, whylen, "%s",
+                 rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected answer");
+        if (rep->type != REDIS_REPLY_ERROR || !refused(r, rep->str, cfg->redis_password != NULL))
+            atomic_store(&r->why, WHY_DOWN);   /* LOADING, ...: down for now */
+    }
+    freeReplyObject(rep);
+    if (!ok) {
         redisFree(c);
         return NULL;
     }
-    const vg_config_t *cfg = r->a->cfg;
-    if (cfg->redis_password) {   /* AUTH [user] password (Redis 6 ACLs, or requirepass) */
-        redisReply *rep = cfg->redis_user
-                              ? redisCommand(c, "AUTH %s %s", cfg->redis_user, cfg->redis_password)
-                              : redisCommand(c, "AUTH %s", cfg->redis_password);
-        int ok = rep && rep->type == REDIS_REPLY_STATUS;
-        if (!ok && rep && rep->type == REDIS_REPLY_ERROR &&
-            !atomic_exchange(&r->auth_failing, 1))
-            fprintf(stderr, "vigil serve: redis %s:%d refused the password%s%s: %s (treated as "
-                            "down until it takes it)\n", r->host, r->port,
-                    cfg->redis_user ? " of user " : "", cfg->redis_user ? cfg->redis_user : "",
-                    rep->str);
-        freeReplyObject(rep);
-        if (!ok) {
-            redisFree(c);
-            return NULL;
-        }
-        atomic_store(&r->auth_failing, 0);
+    /* it takes us: a refused password is over (a NOPERM is over once a write passes) */
+    int w = WHY_NEED_PASSWORD;
+    if (!atomic_compare_exchange_strong(&r->why, &w, WHY_DOWN)) {
+        w = WHY_BAD_PASSWORD;
+        atomic_compare_exchange_strong(&r->why, &w, WHY_DOWN);
     }
     return c;
 }
 
 const char *vg_redis_down_why(vg_redis_t *r) {
-    return atomic_load(&r->auth_failing) ? "Redis refuses the password (redis-password)"
-                                         : "Redis is down";
+    switch (atomic_load(&r->why)) {
+    case WHY_NEED_PASSWORD: return "Redis needs a password (set redis-password)";
+    case WHY_BAD_PASSWORD: return "Redis refuses the password (redis-password)";
+    case WHY_NOPERM: return "Redis refuses vigil's commands (NOPERM: the ACL of redis-user)";
+    default: return "Redis is down";
+    }
 }
 
 /* The command connection (r->mu held), or NULL while Redis is down. */
@@ -164,7 +312,8 @@ static redisContext *cmd_conn(vg_redis_t *r) {
         r->cmd = NULL;
     }
     if (!r->cmd) {
-        r->cmd = connect_to(r, 300);
+        char why[256];
+        r->cmd = connect_to(r, 300, why, sizeof(why));
         if (r->cmd) {
             struct timeval tv = {1, 0};
             redisSetTimeout(r->cmd, tv);
@@ -174,23 +323,34 @@ static redisContext *cmd_conn(vg_redis_t *r) {
     return r->cmd;
 }
 
-/* Runs a command (r->mu held). NULL when Redis is down or answered an error. */
+/* Runs a command (r->mu held). NULL when Redis is down or answered an error (logged;
+ * one that refuses vigil drops the connection, so that the next one authenticates). */
 static redisReply *command(vg_redis_t *r, int argc, const char **argv, const size_t *lens) {
     redisContext *c = cmd_conn(r);
     if (!c) return NULL;
     redisReply *rep = redisCommandArgv(c, argc, argv, lens);
     if (!rep) {
         atomic_store(&r->up, 0);
+        atomic_store(&r->why, WHY_DOWN);
         redisFree(r->cmd);
         r->cmd = NULL;
         return NULL;
     }
     if (rep->type == REDIS_REPLY_ERROR) {
-        fprintf(stderr, "vigil serve: redis: %s\n", rep->str);
+        if (refused(r, rep->str, 0) && strncmp(rep->str, "NOPERM", 6) != 0) {
+            redisFree(r->cmd);
+            r->cmd = NULL;
+        }
         freeReplyObject(rep);
         return NULL;
     }
     return rep;
+}
+
+/* A write went through: a NOPERM that refused writes is over. */
+static void write_passed(vg_redis_t *r) {
+    int w = WHY_NOPERM;
+    atomic_compare_exchange_strong(&r->why, &w, WHY_DOWN);
 }
 
 static redisReply *eval(vg_redis_t *r, const char *script, int nkeys, const char **keys,
@@ -221,29 +381,36 @@ static redisReply *eval(vg_redis_t *r, const char *script, int nkeys, const char
 int vg_redis_up(vg_redis_t *r) { return r && atomic_load(&r->up); }
 
 int vg_redis_put_module(vg_redis_t *r, const char *name, int64_t expect, const char *record,
-                        char **stored, int64_t *current) {
+                        char **stored, int64_t *current, int *created) {
     *stored = NULL;
-    char e[24], lv[24], lrs[24];
+    *created = 0;
+    char e[24], lv[24], lrs[24], vkey[300];
     int64_t local = 0, lruleset;
+    int exists = 0;
     pthread_mutex_lock(&r->a->mu);
     for (int i = 0; i < r->a->nmods; i++)
-        if (strcmp(r->a->mods[i].name, name) == 0) local = r->a->mods[i].version;
+        if (strcmp(r->a->mods[i].name, name) == 0) {
+            local = r->a->mods[i].version;
+            exists = !r->a->mods[i].deleted;
+        }
     lruleset = r->a->ruleset;
     pthread_mutex_unlock(&r->a->mu);
     snprintf(e, sizeof(e), "%lld", (long long)expect);
     snprintf(lv, sizeof(lv), "%lld", (long long)local);
     snprintf(lrs, sizeof(lrs), "%lld", (long long)lruleset);
-    const char *keys[3] = {K_RULES, K_RULESET, K_CHANNEL};
-    const char *args[5] = {name, e, record, lv, lrs};
+    snprintf(vkey, sizeof(vkey), K_VERSIONS "%s", name);
+    const char *keys[4] = {K_RULES, K_RULESET, K_CHANNEL, vkey};
+    const char *args[6] = {name, e, record, lv, lrs, exists ? "1" : "0"};
     pthread_mutex_lock(&r->mu);
-    redisReply *rep = eval(r, LUA_PUT_MODULE, 3, keys, 5, args, NULL);
+    redisReply *rep = eval(r, LUA_PUT_MODULE, 4, keys, 6, args, NULL);
     pthread_mutex_unlock(&r->mu);
     if (!rep) return VG_EIO;
     int rc = VG_EIO;
-    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2 &&
         rep->element[0]->type == REDIS_REPLY_INTEGER) {
-        if (rep->element[0]->integer == 1 && rep->element[1]->str) {
+        if (rep->element[0]->integer == 1 && rep->element[1]->str && rep->elements == 3) {
             *stored = strdup(rep->element[1]->str);
+            *created = rep->element[2]->integer == 1;
             rc = *stored ? 0 : VG_ENOMEM;
         } else {
             *current = rep->element[1]->str ? strtoll(rep->element[1]->str, NULL, 10) : 0;
@@ -251,6 +418,7 @@ int vg_redis_put_module(vg_redis_t *r, const char *name, int64_t expect, const c
         }
     }
     freeReplyObject(rep);
+    write_passed(r);
     return rc;
 }
 
@@ -284,11 +452,11 @@ static int sync_list(vg_redis_t *r, const char *name) {
                 else bad++;
             }
             if (bad)
-                fprintf(stderr, "vigil serve: redis: list %s: %zu item(s) left out (not UTF-8 "
-                                "text of 1..1024 bytes)\n", name, bad);
+                rlog(r, "redis: list %s: %zu item(s) left out (not UTF-8 text of 1..1024 "
+                        "bytes)", name, bad);
             if (v <= 0 && m->elements)
-                fprintf(stderr, "vigil serve: redis: list %s has items but no version in %s; "
-                                "ignored (change lists through the API)\n", name, K_LISTVER);
+                rlog(r, "redis: list %s has items but no version in %s; ignored (change "
+                        "lists through the API)", name, K_LISTVER);
             rc = v > 0 ? vg_api_apply_list(r->a, name, v, items, k, del) : 0;
             free(items);
         }
@@ -298,38 +466,241 @@ static int sync_list(vg_redis_t *r, const char *name) {
 }
 
 int vg_redis_list_op(vg_redis_t *r, const char *name, int64_t expect, const char *op,
-                     char **items, size_t n, int64_t *version, int *unchanged) {
+                     char **items, size_t n, int64_t *version, int *unchanged, int *created) {
     *unchanged = 0;
+    *created = 0;
     char key[300], e[24], lv[24];
     int64_t local = 0;
+    int exists = 0;
     pthread_mutex_lock(&r->a->mu);
     for (int i = 0; i < r->a->nlists; i++)
-        if (strcmp(r->a->lists[i].name, name) == 0) local = r->a->lists[i].version;
+        if (strcmp(r->a->lists[i].name, name) == 0) {
+            local = r->a->lists[i].version;
+            exists = !r->a->lists[i].deleted;
+        }
     pthread_mutex_unlock(&r->a->mu);
     snprintf(key, sizeof(key), "vigil:list:%s", name);
     snprintf(e, sizeof(e), "%lld", (long long)expect);
     snprintf(lv, sizeof(lv), "%lld", (long long)local);
     const char *keys[4] = {key, K_LISTVER, K_LISTDEL, K_CHANNEL};
-    const char **args = calloc(n + 4, sizeof(*args));
+    const char **args = calloc(n + 5, sizeof(*args));
     if (!args) return VG_ENOMEM;
     args[0] = name;
     args[1] = e;
     args[2] = op;
     args[3] = lv;
-    for (size_t i = 0; i < n; i++) args[4 + i] = items[i];
+    args[4] = exists ? "1" : "0";
+    for (size_t i = 0; i < n; i++) args[5 + i] = items[i];
     pthread_mutex_lock(&r->mu);
-    redisReply *rep = eval(r, LUA_LIST_OP, 4, keys, (int)(n + 4), args, NULL);
+    redisReply *rep = eval(r, LUA_LIST_OP, 4, keys, (int)(n + 5), args, NULL);
     pthread_mutex_unlock(&r->mu);
     free(args);
     if (!rep) return VG_EIO;
     int rc = VG_EIO;
-    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3) {
         *version = rep->element[1]->integer;
         rc = rep->element[0]->integer >= 1 ? 0 : VG_EMISMATCH;
         *unchanged = rep->element[0]->integer == 2;
+        *created = rep->element[0]->integer == 1 && rep->element[2]->integer == 1;
     }
     freeReplyObject(rep);
+    write_passed(r);
     if (rc == 0) rc = sync_list(r, name);
+    return rc;
+}
+
+/* ---- module versions --------------------------------------------------------------- */
+
+static int cmp_i64(const void *x, const void *y) {
+    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+typedef struct vlist {
+    int64_t *v;
+    size_t n, cap;
+} vlist_t;
+
+static int vlist_add(vlist_t *l, int64_t v) {
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        int64_t *nv = realloc(l->v, cap * sizeof(*nv));
+        if (!nv) return VG_ENOMEM;
+        l->v = nv;
+        l->cap = cap;
+    }
+    l->v[l->n++] = v;
+    return 0;
+}
+
+static int local_ver_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
+    (void)v;
+    (void)vl;
+    return kl >= 8 ? vlist_add(ctx, (int64_t)vg_rd_be64((const unsigned char *)k + kl - 8)) : 0;
+}
+
+/* The versions of module `name` in the local copy, in order. 0 or an error. */
+static int local_versions(vg_redis_t *r, const char *name, vlist_t *out) {
+    unsigned char pre[VG_CTL_VKEY_MAX];
+    size_t pl = vg_ctl_version_key(pre, name, 0);
+    if (!pl) return VG_EINVAL;
+    int rc = vg_ctl_scan(r->a->ctl, pre, pl - 8, NULL, 0, local_ver_cb, out);
+    return rc < 0 ? rc : 0;
+}
+
+/* Stores version `v` of module `name` (a record from vigil:versions:<name>) in the local
+ * copy, unless it is there or is not that version's module record (reported). The
+ * module's newest record is vg_api_apply_module's to install: this writes only the
+ * version. 0 or an error. */
+static int store_version(vg_redis_t *r, const char *name, int64_t v, const char *rec, size_t len) {
+    json_t *j = json_loadb(rec, len, 0, NULL);
+    const char *m = json_string_value(json_object_get(j, "module"));
+    json_t *ver = json_object_get(j, "version");
+    int good = m && strcmp(m, name) == 0 && json_is_integer(ver) && json_integer_value(ver) == v &&
+               (json_is_true(json_object_get(j, "deleted")) ||
+                json_is_string(json_object_get(j, "source")));
+    json_decref(j);
+    if (!good) {
+        rlog(r, "redis: %s%s field %lld is not version %lld of module %s; ignored", K_VERSIONS,
+             name, (long long)v, (long long)v, name);
+        return 0;
+    }
+    unsigned char key[VG_CTL_VKEY_MAX];
+    size_t kl = vg_ctl_version_key(key, name, v);
+    vg_buf_t b;
+    vg_buf_init(&b);
+    int rc = vg_ctl_get(r->a->ctl, key, kl, &b);
+    vg_buf_deinit(&b);
+    if (rc == VG_ENOTFOUND) rc = vg_ctl_put(r->a->ctl, key, kl, rec, len);
+    return rc;
+}
+
+/* Fetches versions want[0..n) of module `name` from Redis into the local copy. */
+static int fetch_versions(vg_redis_t *r, const char *name, const char *vkey, const int64_t *want,
+                          size_t n) {
+    int rc = 0;
+    for (size_t at = 0; at < n && !rc; at += VER_BATCH) {
+        size_t k = n - at < VER_BATCH ? n - at : VER_BATCH;
+        const char *argv[2 + VER_BATCH];
+        char num[VER_BATCH][24];
+        argv[0] = "HMGET";
+        argv[1] = vkey;
+        for (size_t i = 0; i < k; i++) {
+            snprintf(num[i], sizeof(num[i]), "%lld", (long long)want[at + i]);
+            argv[2 + i] = num[i];
+        }
+        pthread_mutex_lock(&r->mu);
+        redisReply *rep = command(r, (int)(2 + k), argv, NULL);
+        pthread_mutex_unlock(&r->mu);
+        if (!rep) return VG_EIO;
+        for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements && i < k && !rc; i++)
+            if (rep->element[i]->type == REDIS_REPLY_STRING)
+                rc = store_version(r, name, want[at + i], rep->element[i]->str,
+                                   rep->element[i]->len);
+        freeReplyObject(rep);
+    }
+    return rc;
+}
+
+/* Writes versions have[0..n) of module `name` from the local copy back to Redis (each
+ * only where Redis lacks it). */
+static int push_versions(vg_redis_t *r, const char *name, const char *vkey, const int64_t *have,
+                         size_t n) {
+    int rc = 0;
+    for (size_t at = 0; at < n && !rc; at += VER_BATCH) {
+        size_t k = n - at < VER_BATCH ? n - at : VER_BATCH, na = 1;
+        const char *args[1 + 2 * VER_BATCH];
+        size_t lens[1 + 2 * VER_BATCH];
+        char num[VER_BATCH][24];
+        vg_buf_t recs[VER_BATCH];
+        args[0] = name;
+        lens[0] = strlen(name);
+        for (size_t i = 0; i < k; i++) {
+            vg_buf_init(&recs[i]);
+            unsigned char key[VG_CTL_VKEY_MAX];
+            size_t kl = vg_ctl_version_key(key, name, have[at + i]);
+            if (vg_ctl_get(r->a->ctl, key, kl, &recs[i]) != 0) continue;
+            snprintf(num[i], sizeof(num[i]), "%lld", (long long)have[at + i]);
+            args[na] = num[i];
+            lens[na++] = strlen(num[i]);
+            args[na] = recs[i].p;
+            lens[na++] = recs[i].len;
+        }
+        const char *keys[2] = {vkey, K_CHANNEL};
+        if (na > 1) {
+            pthread_mutex_lock(&r->mu);
+            redisReply *rep = eval(r, LUA_PUSH_VERSIONS, 2, keys, (int)na, args, lens);
+            pthread_mutex_unlock(&r->mu);
+            if (!rep) rc = VG_EIO;
+            freeReplyObject(rep);
+        }
+        for (size_t i = 0; i < k; i++) vg_buf_deinit(&recs[i]);
+    }
+    return rc;
+}
+
+/* Makes this instance's versions of module `name` and Redis's the same, both ways. */
+static int sync_versions(vg_redis_t *r, const char *name) {
+    char vkey[300];
+    snprintf(vkey, sizeof(vkey), K_VERSIONS "%s", name);
+    const char *argv[2] = {"HKEYS", vkey};
+    pthread_mutex_lock(&r->mu);
+    redisReply *rep = command(r, 2, argv, NULL);
+    pthread_mutex_unlock(&r->mu);
+    if (!rep) return VG_EIO;
+    vlist_t there = {0}, here = {0}, fetch = {0}, push = {0};
+    int rc = 0;
+    for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements && !rc; i++) {
+        char *end;
+        const char *f = rep->element[i]->str;
+        long long v = f ? strtoll(f, &end, 10) : 0;
+        if (v > 0 && !*end) rc = vlist_add(&there, v);
+    }
+    freeReplyObject(rep);
+    if (!rc) rc = local_versions(r, name, &here);
+    if (!rc) {
+        if (there.n) qsort(there.v, there.n, sizeof(*there.v), cmp_i64);
+        size_t i = 0, j = 0;   /* both sorted: a merge */
+        while (!rc && (i < there.n || j < here.n)) {
+            if (j == here.n || (i < there.n && there.v[i] < here.v[j]))
+                rc = vlist_add(&fetch, there.v[i++]);
+            else if (i == there.n || here.v[j] < there.v[i])
+                rc = vlist_add(&push, here.v[j++]);
+            else
+                i++, j++;
+        }
+    }
+    if (!rc && fetch.n) rc = fetch_versions(r, name, vkey, fetch.v, fetch.n);
+    if (!rc && push.n) rc = push_versions(r, name, vkey, push.v, push.n);
+    free(there.v);
+    free(here.v);
+    free(fetch.v);
+    free(push.v);
+    return rc;
+}
+
+int vg_redis_fetch_version(vg_redis_t *r, const char *name, int64_t version) {
+    if (!atomic_load(&r->up)) return VG_EIO;   /* never waits for a Redis that is down */
+    if (!vg_api_valid_module_name(name) || version < 1) return VG_ENOTFOUND;
+    char vkey[300], num[24];
+    snprintf(vkey, sizeof(vkey), K_VERSIONS "%s", name);
+    snprintf(num, sizeof(num), "%lld", (long long)version);
+    const char *argv[3] = {"HGET", vkey, num};
+    pthread_mutex_lock(&r->mu);
+    redisReply *rep = command(r, 3, argv, NULL);
+    pthread_mutex_unlock(&r->mu);
+    if (!rep) return VG_EIO;
+    int rc = VG_ENOTFOUND;
+    if (rep->type == REDIS_REPLY_STRING) {
+        store_version(r, name, version, rep->str, rep->len);
+        unsigned char key[VG_CTL_VKEY_MAX];
+        size_t kl = vg_ctl_version_key(key, name, version);
+        vg_buf_t b;
+        vg_buf_init(&b);
+        rc = vg_ctl_get(r->a->ctl, key, kl, &b);
+        vg_buf_deinit(&b);
+    }
+    freeReplyObject(rep);
     return rc;
 }
 
@@ -338,11 +709,43 @@ int vg_redis_list_op(vg_redis_t *r, const char *name, int64_t expect, const char
 static void apply_module(vg_redis_t *r, const char *name, const char *rec, size_t len) {
     if (!rec) return;
     if (vg_api_apply_module(r->a, rec, len, NULL) == VG_EINVAL)
-        fprintf(stderr, "vigil serve: redis: %s field %s is not a module record (JSON with "
-                        "module, version and source); ignored\n", K_RULES, name ? name : "?");
+        rlog(r, "redis: %s field %s is not a module record (JSON with module, version and "
+                "source); ignored", K_RULES, name ? name : "?");
 }
 
-static int sync_module(vg_redis_t *r, const char *name) {
+/* Writes this instance's newest record of module `name` to Redis if Redis has an older
+ * one, or none (it lost it). */
+static int push_module(vg_redis_t *r, const char *name) {
+    vg_api_t *a = r->a;
+    char *rec = NULL, v[24], rs[24], vkey[300];
+    pthread_mutex_lock(&a->mu);
+    for (int i = 0; i < a->nmods; i++)
+        if (strcmp(a->mods[i].name, name) == 0) {
+            rec = strdup(a->mods[i].record);
+            snprintf(v, sizeof(v), "%lld", (long long)a->mods[i].version);
+            snprintf(rs, sizeof(rs), "%lld", (long long)a->mods[i].ruleset);
+        }
+    pthread_mutex_unlock(&a->mu);
+    if (!rec) return 0;
+    snprintf(vkey, sizeof(vkey), K_VERSIONS "%s", name);
+    const char *keys[4] = {K_RULES, K_RULESET, K_CHANNEL, vkey};
+    const char *args[4] = {name, rec, v, rs};
+    pthread_mutex_lock(&r->mu);
+    redisReply *x = eval(r, LUA_PUSH_MODULE, 4, keys, 4, args, NULL);
+    pthread_mutex_unlock(&r->mu);
+    free(rec);
+    if (!x) return VG_EIO;
+    freeReplyObject(x);
+    return 0;
+}
+
+/* Brings module `name` up to date both ways: its versions (a name that is not a module
+ * name has none), then its newest record from Redis, then (push) this instance's newest
+ * back when Redis's is older. */
+static int sync_module(vg_redis_t *r, const char *name, int push) {
+    int valid = vg_api_valid_module_name(name);
+    int rc = valid ? sync_versions(r, name) : 0;
+    if (rc == VG_EIO) return rc;
     const char *argv[3] = {"HGET", K_RULES, name};
     pthread_mutex_lock(&r->mu);
     redisReply *rep = command(r, 3, argv, NULL);
@@ -350,54 +753,36 @@ static int sync_module(vg_redis_t *r, const char *name) {
     if (!rep) return VG_EIO;
     if (rep->type == REDIS_REPLY_STRING) apply_module(r, name, rep->str, rep->len);
     freeReplyObject(rep);
-    return 0;
+    return push && valid ? push_module(r, name) : 0;
 }
 
 /* Both ways: newer in Redis -> here; newer here (or missing there) -> Redis. */
 static int resync(vg_redis_t *r) {
     vg_api_t *a = r->a;
-    const char *hg[2] = {"HGETALL", K_RULES};
+    /* modules: those Redis has and those this instance has */
+    const char *hk[2] = {"HKEYS", K_RULES};
     pthread_mutex_lock(&r->mu);
-    redisReply *rep = command(r, 2, hg, NULL);
+    redisReply *rep = command(r, 2, hk, NULL);
     pthread_mutex_unlock(&r->mu);
     if (!rep) return VG_EIO;
-    for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i + 1 < rep->elements; i += 2)
-        apply_module(r, rep->element[i]->str, rep->element[i + 1]->str, rep->element[i + 1]->len);
-    freeReplyObject(rep);
-    /* push what this instance has newer */
+    int rc = 0;
+    for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements && !rc; i++)
+        if (rep->element[i]->str) rc = sync_module(r, rep->element[i]->str, 1);
     pthread_mutex_lock(&a->mu);
     int n = a->nmods;
-    char **names = calloc((size_t)n + 1, sizeof(*names)), **recs = calloc((size_t)n + 1, sizeof(*recs));
-    int64_t *vers = calloc((size_t)n + 1, sizeof(*vers)), *rss = calloc((size_t)n + 1, sizeof(*rss));
-    for (int i = 0; names && recs && vers && rss && i < n; i++) {
-        names[i] = strdup(a->mods[i].name);
-        recs[i] = strdup(a->mods[i].record);
-        vers[i] = a->mods[i].version;
-        rss[i] = a->mods[i].ruleset;
-    }
+    char **names = calloc((size_t)n + 1, sizeof(*names));
+    for (int i = 0; names && i < n; i++) names[i] = strdup(a->mods[i].name);
     pthread_mutex_unlock(&a->mu);
-    int rc = 0;
-    for (int i = 0; names && recs && vers && rss && i < n && !rc; i++) {
-        if (!names[i] || !recs[i]) continue;
-        char v[24], rs[24];
-        snprintf(v, sizeof(v), "%lld", (long long)vers[i]);
-        snprintf(rs, sizeof(rs), "%lld", (long long)rss[i]);
-        const char *keys[3] = {K_RULES, K_RULESET, K_CHANNEL};
-        const char *args[4] = {names[i], recs[i], v, rs};
-        pthread_mutex_lock(&r->mu);
-        redisReply *x = eval(r, LUA_PUSH_MODULE, 3, keys, 4, args, NULL);
-        pthread_mutex_unlock(&r->mu);
-        if (!x) rc = VG_EIO;
-        freeReplyObject(x);
+    for (int i = 0; names && i < n && !rc; i++) {
+        int seen = 0;   /* synchronised above */
+        size_t nr = rep->type == REDIS_REPLY_ARRAY ? rep->elements : 0;
+        for (size_t k = 0; names[i] && k < nr && !seen; k++)
+            seen = rep->element[k]->str && strcmp(rep->element[k]->str, names[i]) == 0;
+        if (names[i] && !seen) rc = sync_module(r, names[i], 1);
     }
-    for (int i = 0; i < n; i++) {
-        if (names) free(names[i]);
-        if (recs) free(recs[i]);
-    }
+    for (int i = 0; names && i < n; i++) free(names[i]);
     free(names);
-    free(recs);
-    free(vers);
-    free(rss);
+    freeReplyObject(rep);
     if (rc) return rc;
 
     /* lists */
@@ -459,26 +844,36 @@ static void handle_message(vg_redis_t *r, redisReply *m) {
         strcmp(m->element[0]->str, "message") != 0 || !m->element[2]->str)
         return;
     const char *p = m->element[2]->str;
-    if (strncmp(p, "rules:", 6) == 0) sync_module(r, p + 6);
+    if (strncmp(p, "rules:", 6) == 0) sync_module(r, p + 6, 0);
     else if (strncmp(p, "list:", 5) == 0) sync_list(r, p + 5);
 }
 
 static void *subscriber(void *arg) {
     vg_redis_t *r = arg;
-    int was_up = 0;
+    int was_up = 0, first = 1;
     while (!atomic_load(&r->stop)) {
-        redisContext *c = connect_to(r, 300);
+        char why[256] = "";
+        redisContext *c = connect_to(r, 300, why, sizeof(why));
         if (!c) {
-            if (was_up) fprintf(stderr, "vigil serve: redis %s:%d is down; serving from the "
-                                        "local copy, refusing writes\n", r->host, r->port);
-            was_up = 0;
+            /* a refusal (NOAUTH, WRONGPASS) was logged by connect_to */
+            int down = atomic_load(&r->why) == WHY_DOWN;
+            if (first && down)
+                fprintf(stderr, "vigil serve: redis %s:%d is unreachable (%s); serving from the "
+                                "local copy (rules and lists as last synchronised), refusing rule "
+                                "and list writes until it is back\n", r->host, r->port, why);
+            else if (was_up && down)
+                fprintf(stderr, "vigil serve: redis %s:%d is down (%s); serving from the local "
+                                "copy, refusing writes\n", r->host, r->port, why);
+            first = was_up = 0;
             atomic_store(&r->up, 0);
             struct timespec ts = {0, 200 * 1000000L};
             nanosleep(&ts, NULL);
             continue;
         }
+        first = 0;
         redisReply *rep = redisCommand(c, "SUBSCRIBE %s", K_CHANNEL);
-        int ok = rep != NULL;
+        int ok = rep != NULL && rep->type != REDIS_REPLY_ERROR;
+        if (rep && rep->type == REDIS_REPLY_ERROR) refused(r, rep->str, 0);   /* NOPERM */
         freeReplyObject(rep);
         if (ok && resync(r) == 0) {
             atomic_store(&r->up, 1);
@@ -534,9 +929,11 @@ vg_redis_t *vg_redis_new(vg_api_t *a, const char *hostport, char *errbuf, size_t
         snprintf(r->host, sizeof(r->host), "%.*s", (int)hl, hostport);
     r->port = atoi(colon + 1);
     pthread_mutex_init(&r->mu, NULL);
+    pthread_mutex_init(&r->log_mu, NULL);
     if (pthread_create(&r->th, NULL, subscriber, r) != 0) {
         snprintf(errbuf, errlen, "cannot start the redis thread");
         pthread_mutex_destroy(&r->mu);
+        pthread_mutex_destroy(&r->log_mu);
         free(r);
         return NULL;
     }
@@ -550,6 +947,7 @@ void vg_redis_free(vg_redis_t *r) {
     if (r->started) pthread_join(r->th, NULL);
     if (r->cmd) redisFree(r->cmd);
     pthread_mutex_destroy(&r->mu);
+    pthread_mutex_destroy(&r->log_mu);
     free(r);
 }
 

@@ -141,3 +141,77 @@ finish() {
     fi
     echo "all checks passed"
 }
+
+# raw_send PORT HEAD BODY STEP... : one raw connection to 127.0.0.1:PORT: sends HEAD (the
+# request line and headers; \r\n written as such, Content-Length: added when HEAD has
+# none and BODY is not "-") and then BODY in the pieces the STEPs say: N (the next N
+# bytes), sS (sleep S seconds), rest (what is left). Stops early when the server answers
+# or closes. Sets STATUS (000: closed without an answer, ---: still open when the steps
+# ended), BODY (the answer's body) and ELAPSED (seconds from the first byte sent until
+# the answer or the close, else until the steps ended).
+raw_send() {
+    local port=$1 head=$2 body=$3
+    shift 3
+    python3 - "$port" "$head" "$body" "$TMP/raw" "$@" <<'PY'
+import select, socket, sys, time
+port, head, body, out = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+steps = sys.argv[5:]
+head = head.replace("\\r\\n", "\r\n").encode()
+body = b"" if body == "-" else body.encode()
+if b"content-length:" not in head.lower() and sys.argv[3] != "-":
+    head += b"Content-Length: %d\r\n" % len(body)
+s = socket.create_connection(("127.0.0.1", port))
+t0 = time.time()
+s.sendall(head + b"\r\n")
+got, closed, pos = b"", False, 0
+
+def poll(wait):
+    global got, closed
+    end = time.time() + wait
+    while not closed:
+        left = end - time.time()
+        r, _, _ = select.select([s], [], [], max(left, 0))
+        if not r:
+            return
+        try:
+            d = s.recv(65536)
+        except OSError:
+            d = b""
+        if not d:
+            closed = True
+        got += d
+
+for st in steps:
+    if got or closed:
+        break
+    if st.startswith("s"):
+        poll(float(st[1:]))
+        continue
+    n = len(body) - pos if st == "rest" else int(st)
+    try:
+        s.sendall(body[pos:pos + n])
+    except OSError:
+        closed = True
+    pos += n
+    poll(0)
+if not got and not closed:
+    if pos >= len(body):
+        poll(5)   # the whole body is sent: wait for the answer
+t = time.time() - t0
+if got:
+    while not closed and b"\r\n\r\n" in got:
+        hdr, _, rest = got.partition(b"\r\n\r\n")
+        cl = [l for l in hdr.split(b"\r\n") if l.lower().startswith(b"content-length:")]
+        if not cl or len(rest) >= int(cl[0].split(b":")[1]):
+            break
+        poll(2)
+    status = got.split(b" ", 2)[1].decode()
+    answer = got.partition(b"\r\n\r\n")[2]
+else:
+    status, answer = ("000" if closed else "---"), b""
+open(out + ".status", "w").write("%s %.2f" % (status, t))
+open(out + ".body", "wb").write(answer)
+PY
+    read -r STATUS ELAPSED <"$TMP/raw.status"
+    BODY=$(cat "$TMP/raw.body")
+}

@@ -233,6 +233,105 @@ if grep -q 'vigil_http_requests_total{route="/v1/score",code="200"}' <<<"$BODY" 
    grep -q 'vigil_rule_hits_total{rule="blocked_card"}' <<<"$BODY" &&
    grep -q '^vigil_accounts_in_memory' <<<"$BODY"; then ok "metrics"; else bad "metrics: $BODY"; fi
 
+echo "--- a score's deadline counts from the complete request, not its upload (2026-12-07)"
+SCORE_HEAD="POST /v1/score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer $S\r\n"
+raw_send "$PORT" "$SCORE_HEAD" "$(ev up1 acct-up 1)" 10 s0.4 rest
+expect 200 "j['id']=='up1'" "a body sent in two pieces 0.4 s apart is scored (was 429: the 250 ms deadline counted its upload)"
+
+echo "--- query parameters: unknown, repeated, empty or without a value are 400 (2026-12-07)"
+req POST "$U/v1/score" "$S" "$(ev dr1 acct-dr 1)"; expect 200 "j['features']['tx_10m']==1" "score acct-dr"
+req POST "$U/v1/score?dry_run" "$S" "$(ev dr2 acct-dr 2)"
+expect 400 "j['error']['code']=='bad_request' and 'dry_run' in j['error']['message']" "a bare ?dry_run is 400 (was scored for real)"
+req POST "$U/v1/score?dryrun=true" "$S" "$(ev dr3 acct-dr 3)"
+expect 400 "j['error']['code']=='bad_request' and \"'dryrun'\" in j['error']['message']" "?dryrun=true (a typo) is 400 naming it (was scored for real)"
+req POST "$U/v1/score?dry_run=true&dry_run=false" "$S" "$(ev dr4 acct-dr 4)"; expect_error 400 bad_request "dry_run given twice"
+req POST "$U/v1/score?dry_run=" "$S" "$(ev dr5 acct-dr 5)"; expect_error 400 bad_request "an empty dry_run"
+req POST "$U/v1/score?dry_run=true" "$S" "$(ev dr6 acct-dr 6)"
+expect 200 "j['features']['tx_10m']==2" "... none of them changed the state (a dry run counts 2)"
+req GET "$U/v1/alerts?acount=acct-1" "$N"
+expect 400 "j['error']['code']=='bad_request' and \"'acount'\" in j['error']['message']" "alerts with an unknown parameter"
+req GET "$U/v1/alerts?account=" "$N"; expect_error 400 bad_request "alerts with an empty account (was silently an empty list)"
+req GET "$U/v1/alerts?limit" "$N"; expect_error 400 bad_request "alerts with a bare limit"
+req GET "$U/v1/audit?cursor=-1" "$N"; expect_error 400 bad_request "audit cursor=-1 (read as 2^64-1: no filter)"
+req GET "$U/v1/alerts?cursor=%2B5" "$N"; expect_error 400 bad_request "alerts cursor=+5"
+req GET "$U/v1/audit?limit=%2B5" "$N"; expect_error 400 bad_request "audit limit=+5"
+req GET "$U/v1/audit?target=x&verbose=1" "$N"; expect_error 400 bad_request "audit with an unknown parameter"
+req GET "$U/v1/lists?x=1" "$N"; expect_error 400 bad_request "a route without parameters refuses one"
+req POST "$U/v1/rules/validate?modul=x" "$N" "feature f = count(1m)"; expect_error 400 bad_request "validate with an unknown parameter"
+req GET "$U/v1/alerts?account=acct-1&limit=1&" "$N"; expect 200 "len(j['alerts'])<=1" "a trailing & is no parameter"
+req GET "$U/healthz?probe=1" ""; expect 200 "j['status']=='ok'" "/healthz is not checked (probes add their own)"
+
+echo "--- If-Match: \"N\", W/\"N\", * or a list of tags; anything else is 412 (2026-12-07)"
+req PUT "$U/v1/lists/im" "$A" '["a"]'; expect 201 "j['version']==1" "make a list"
+for i in 2 3 4 5; do req PUT "$U/v1/lists/im/x$i" "$A" ""; done
+expect 200 "j['version']==5" "... at version 5"
+for im in '5' '"5' '5"' 'W/5' '"05"' '"+5"' 'w/"5"' '"5" "4"' '"4", *' '*, *' '"18446744073709551616"'; do
+    req PUT "$U/v1/lists/im/bad" "$A" "" -H "If-Match: $im"
+    expect 412 "'ETag like' in j['error']['message']" "If-Match: $im is malformed (412)"
+done
+req PUT "$U/v1/lists/im/bad" "$A" "" -H "If-Match;"; expect 412 "'ETag like' in j['error']['message']" "an empty If-Match is malformed (412)"
+req GET "$U/v1/lists/im" "$N"; expect 200 "j['version']==5 and 'bad' not in j['items']" "... and none of them changed the list"
+req PUT "$U/v1/lists/im" "$A" '["a"]' -H 'If-Match: "18446744073709551615"'
+expect 412 "'current version is 5' in j['error']['message']" "If-Match of 2^64-1 is a version (stale), not malformed"
+req PUT "$U/v1/lists/im/y6" "$A" "" -H 'If-Match: "4", "5"'; expect 200 "j['version']==6" "a list of tags: any matching one passes (the second here)"
+req PUT "$U/v1/lists/im/y7" "$A" "" -H 'If-Match: "4"' -H 'If-Match: W/"6"'; expect 200 "j['version']==7" "two If-Match lines are one list"
+req PUT "$U/v1/lists/im/y8" "$A" "" -H 'If-Match: "5", "6"'; expect_error 412 precondition_failed "a list none of whose tags matches"
+req PUT "$U/v1/lists/im/y8" "$A" "" -H 'If-Match: ,"7" ,'; expect 200 "j['version']==8" "empty list elements are ignored"
+req PUT "$U/v1/lists/im-new" "$A" '[]' -H 'If-Match: "1", "2"'; expect_error 412 precondition_failed "tags never match a list that does not exist"
+req PUT "$U/v1/rules/velocity" "$A" "@$TMP/velocity.vrl" -H 'If-Match: 5'
+expect 412 "'ETag like' in j['error']['message']" "modules share the parser: If-Match: 5 is malformed"
+
+echo "--- list items of up to 1024 bytes, percent-encoded, one at a time (2026-12-07)"
+Y1011=$(printf 'y%.0s' $(seq 1011))
+req PUT "$U/v1/lists/tl/$Y1011" "$A" ""; expect 201 "len(j['items'][0])==1011" "add an item of 1011 bytes (was 404 path too long)"
+ENC=$(python3 -c "print('%C3%A9' * 512)")   # 512 x U+00E9: 1024 bytes, 3072 characters
+req PUT "$U/v1/lists/tl/$ENC" "$A" ""; expect 200 "'\u00e9'*512 in j['items'] and j['size']==2" "add a 1024-byte item fully percent-encoded"
+req GET "$U/v1/audit?action=lists.add&limit=1" "$N"
+expect 200 "j['entries'][0]['target']=='tl/'+'\u00e9'*512" "the audit entry names the whole item (was cut at 400 bytes)"
+req DELETE "$U/v1/lists/tl/$ENC" "$A" ""; expect 200 "j['size']==1" "remove it again"
+req DELETE "$U/v1/lists/tl/$Y1011" "$A" ""; expect 200 "j['size']==0" "remove the 1011-byte one"
+req PUT "$U/v1/lists/tl/$(printf 'z%.0s' $(seq 5000))" "$A" ""
+expect_error 414 uri_too_long "a path over 4 KiB is 414 with the JSON error shape (was 404)"
+req GET "$U/metrics" ""
+grep -q 'vigil_http_requests_total{route="other",code="414"} 1' <<<"$BODY" && ok "414 counted in /metrics" || bad "414 not counted: $(grep 'code="414"' <<<"$BODY")"
+
+echo "--- small ones: U+0000 in lists and labels, bad_value, token whitespace (2026-12-07)"
+req PUT "$U/v1/lists/nul" "$A" '["a\u0000b"]'
+expect 400 "j['error']['code']=='bad_value' and 'may not contain U+0000' in j['error']['message']" "a list item with U+0000 (was jansson's message)"
+req POST "$U/v1/labels" "$N" '{"id":"a\u0000","account":"acct-1","fraud":true}'
+expect 400 "j['error']['code']=='bad_value' and 'U+0000' in j['error']['message']" "a label id with U+0000"
+req POST "$U/v1/score" "$S" '{"id":"","account":"a","ts":"2026-01-01T00:00:00Z","amount":1}'
+expect 400 "j['error']['code']=='bad_value'" "an empty id is bad_value (docs/api.md lists it)"
+req GET "$U/v1/lists" "" "" -H "Authorization: Bearer $N "; expect 200 "'lists' in j" "a token with trailing whitespace (was 401)"
+req GET "$U/v1/lists" "" "" -H "Authorization: Bearer   $N	"; expect 200 "'lists' in j" "a token with more whitespace around it"
+
+echo "--- max-body bounds every body; request-timeout bounds a body's arrival (2026-12-07)"
+PL=$(free_port)
+start_vigil lim "$PL" --state "$TMP/st-lim" --max-body 10K --request-timeout 2s
+python3 -c "print('{\"id\":\"mb\",\"account\":\"a\",\"ts\":1,\"amount\":1,\"x\":\"' + 'y'*20000 + '\"}')" >"$TMP/ev20k.json"
+python3 -c "print('# ' + 'x'*20000 + '\nfeature f = count(1m)')" >"$TMP/m20k.vrl"
+req POST "http://127.0.0.1:$PL/v1/score" "$S" "@$TMP/ev20k.json"
+expect 413 "j['error']['code']=='too_large' and 'limit 10240' in j['error']['message']" "--max-body 10K: a 20 KB event is 413 (was scored)"
+req PUT "http://127.0.0.1:$PL/v1/rules/m20k" "$A" "@$TMP/m20k.vrl"
+expect 413 "j['error']['code']=='too_large' and 'limit 10240' in j['error']['message']" "--max-body 10K: a 20 KB module is 413 (was accepted)"
+req POST "$U/v1/score" "$S" "@$TMP/ev20k.json"; expect 200 "j['id']=='mb'" "the default max-body (1M) takes a 20 KB event"
+LIM_HEAD="POST /v1/score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer $S\r\n"
+LB=$(ev sl1 acct-sl 1)
+raw_send "$PL" "$LIM_HEAD" "$LB" $((${#LB} - 2)) s1.5 1 s0.7 rest
+expect 408 "set(j)=={'error'} and j['error']['code']=='request_timeout'" "a body that ends 2.2 s after its headers (request-timeout 2s) is 408 (was scored)"
+STEPS=()
+for _ in $(seq 20); do STEPS+=(1 s0.4); done
+raw_send "$PL" "$LIM_HEAD" "$(ev sl2 acct-sl 2)" "${STEPS[@]}"
+[ "$STATUS" = 000 ] && python3 -c "import sys; sys.exit(0 if 1.8 <= $ELAPSED <= 3.5 else 1)" &&
+    ok "a body trickled a byte every 0.4 s is closed at request-timeout ($ELAPSED s)" ||
+    bad "trickled body: status $STATUS after $ELAPSED s, want the connection closed at ~2 s (it went on)"
+raw_send "$PL" "$LIM_HEAD" "$(ev sl3 acct-sl 3)" 10 s0.3 rest
+expect 200 "j['id']=='sl3'" "a body within request-timeout is scored"
+req GET "http://127.0.0.1:$PL/v1/accounts/acct-sl" "$N"
+expect 200 "[d['id'] for d in j['recent_decisions']]==['sl3']" "... and only that one: the late bodies were not scored"
+grep -q "did not arrive within request-timeout" "$TMP/lim.log" && ok "the closed connection is logged" || bad "no log line for the closed connection"
+stop_pid "$PID_lim"
+
 echo "--- restart keeps rules, lists and state"
 req GET "$U/v1/audit?limit=1000" "$N"
 AUDIT_N=$(python3 -c "import json; j=json.load(open('$TMP/body')); print(len(j['entries']))")

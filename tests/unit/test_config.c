@@ -1,6 +1,7 @@
 /* test_config.c - settings of `vigil serve`: defaults, file, environment and flag
- * precedence, token parsing, hashing and roles; librdkafka settings passed through
- * (kafka.<property>, -X, VIGIL_KAFKA_CONF) with their precedence and refusals. */
+ * precedence (VIGIL_TOKENS replacing the file's tokens), token parsing, hashing and
+ * roles; librdkafka settings passed through (kafka.<property>, -X, VIGIL_KAFKA_CONF)
+ * with their precedence and refusals. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -308,6 +309,52 @@ static void test_errors(void **st) {
     clear_env();
 }
 
+/* VIGIL_TOKENS replaces the file's tokens, as the environment wins over the file for
+ * every setting (SPEC section 5); before, it added to them: the file's tokens still
+ * worked, and one token in both was "given twice" (exit 2). */
+static void test_tokens_env_replaces_file(void **st) {
+    (void)st;
+    clear_env();
+    char path[] = "/tmp/vigil-test-config-XXXXXX";
+    write_file(path, "tokens = admin:file-a,scorer:file-s\ntoken = analyst:same\n");
+    setenv("VIGIL_CONFIG", path, 1);
+    char *argv[] = {"serve", NULL};
+    vg_config_t *c = NULL;
+    /* without VIGIL_TOKENS (or with it empty, as for any setting): the file's */
+    assert_int_equal(vg_config_load(1, argv, &c), 0);
+    assert_int_equal(c->ntokens, 3);
+    assert_int_equal(vg_config_role(c, "file-a", 6, NULL), VG_ROLE_ADMIN);
+    vg_config_free(c);
+    setenv("VIGIL_TOKENS", "", 1);
+    assert_int_equal(vg_config_load(1, argv, &c), 0);
+    assert_int_equal(c->ntokens, 3);
+    vg_config_free(c);
+    /* with it: only its tokens, a token of the file's under another role included */
+    setenv("VIGIL_TOKENS", "admin:env-a,scorer:same", 1);
+    assert_int_equal(vg_config_load(1, argv, &c), 0);
+    assert_int_equal(c->ntokens, 2);
+    assert_int_equal(vg_config_role(c, "env-a", 5, NULL), VG_ROLE_ADMIN);
+    assert_int_equal(vg_config_role(c, "same", 4, NULL), VG_ROLE_SCORER);
+    assert_int_equal(vg_config_role(c, "file-a", 6, NULL), VG_ROLE_NONE);
+    assert_int_equal(vg_config_role(c, "file-s", 6, NULL), VG_ROLE_NONE);
+    vg_config_free(c);
+    unlink(path);
+    /* the file's tokens are not read then (a bad one there does not matter), but the
+     * environment's are checked as before */
+    char bad[] = "/tmp/vigil-test-config-XXXXXX";
+    write_file(bad, "tokens = root:x,admin:dup,scorer:dup\n");
+    setenv("VIGIL_CONFIG", bad, 1);
+    assert_int_equal(vg_config_load(1, argv, &c), 0);
+    assert_int_equal(c->ntokens, 2);
+    vg_config_free(c);
+    setenv("VIGIL_TOKENS", "admin:e1,scorer:e1", 1);
+    assert_int_equal(vg_config_load(1, argv, &c), 2);
+    unsetenv("VIGIL_TOKENS");
+    assert_int_equal(vg_config_load(1, argv, &c), 2);   /* the file's own, when used */
+    unlink(bad);
+    clear_env();
+}
+
 /* Loads a config file with `text` expecting exit code want; returns the config when 0
  * (the caller frees it). */
 static vg_config_t *load_file(const char *text, int want) {
@@ -370,6 +417,7 @@ int main(void) {
         cmocka_unit_test(test_sha256_vector),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_file_edges),
+        cmocka_unit_test(test_tokens_env_replaces_file),
         cmocka_unit_test(test_kafka_conf_precedence),
         cmocka_unit_test(test_kafka_conf_refusals),
     };

@@ -1,7 +1,8 @@
 /* test_ctl.c - the control store (api/ctl.c) against a real RocksDB database in a
  * temporary directory: records written behind by the writer thread are seen by the next
  * read, and trims (vg_ctl_trim_later) keep the newest records of a prefix and nothing
- * of other prefixes, after the writes enqueued before them. */
+ * of other prefixes, after the writes enqueued before them; module version keys scan
+ * in version order. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -131,10 +132,52 @@ static void test_trim_bounded(void **state) {
     assert_string_equal(x.k[0], k);
 }
 
+static int version_of(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
+    (void)v;
+    (void)vl;
+    keys_t *x = ctx;
+    if (x->n < 64)
+        snprintf(x->k[x->n], 32, "%llu",
+                 (unsigned long long)vg_rd_be64((const unsigned char *)k + kl - 8));
+    x->n++;
+    return 0;
+}
+
+/* A module's versions (vg_ctl_version_key, read by the Redis control plane to find the
+ * versions an instance lacks) scan in version order, and a module's prefix holds none
+ * of another module whose name starts with its name. */
+static void test_version_keys(void **state) {
+    fx_t *f = *state;
+    unsigned char k[VG_CTL_VKEY_MAX];
+    static const int64_t vs[] = {300, 2, 1, 256, 10};
+    for (size_t i = 0; i < sizeof(vs) / sizeof(vs[0]); i++) {
+        size_t kl = vg_ctl_version_key(k, "m", vs[i]);
+        assert_int_equal(kl, 3 + 1 + 8);
+        assert_int_equal(vg_ctl_put(f->c, k, kl, "r", 1), 0);
+        kl = vg_ctl_version_key(k, "m3", vs[i]);   /* "m3" sorts after "m\0" */
+        assert_int_equal(vg_ctl_put(f->c, k, kl, "r", 1), 0);
+    }
+    size_t pl = vg_ctl_version_key(k, "m", 0) - 8;
+    keys_t x = {0};
+    assert_int_equal(vg_ctl_scan(f->c, k, pl, NULL, 0, version_of, &x), 0);
+    assert_int_equal(x.n, 5);
+    static const char *const want[] = {"1", "2", "10", "256", "300"};
+    for (int i = 0; i < 5; i++) assert_string_equal(x.k[i], want[i]);
+    /* names the control store cannot hold */
+    assert_int_equal(vg_ctl_version_key(k, "", 1), 0);
+    char longname[66];
+    memset(longname, 'a', 65);
+    longname[65] = 0;
+    assert_int_equal(vg_ctl_version_key(k, longname, 1), 0);
+    longname[64] = 0;
+    assert_int_equal(vg_ctl_version_key(k, longname, 1), VG_CTL_VKEY_MAX);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_trim_keeps_newest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trim_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_version_keys, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
