@@ -91,6 +91,10 @@ done:
  * versions it was compiled from under G/active: what a restart falls back to when the
  * newest stored modules do not compile. */
 static void set_active(vg_api_t *a, vg_program_t *p, int64_t ruleset, int record) {
+    if (record)   /* decisions name each rule's module version (SPEC section 3) */
+        for (int i = 0; i < a->nmods; i++)
+            if (!a->mods[i].deleted && a->mods[i].source)
+                vg_prog_set_module_version(p, a->mods[i].name, a->mods[i].version);
     vg_prog_ref(p);
     vg_prog_unref(a->active);
     a->active = p;
@@ -159,6 +163,8 @@ static vg_program_t *compile_recorded_active(vg_api_t *a, int64_t *ruleset) {
     }
     p = vg_prog_compile(src, n ? (int)n : 1, &d);
     vg_diags_deinit(&d);
+    json_object_foreach(mods, name, ver)   /* the versions it was compiled from */
+        if (p && json_is_integer(ver)) vg_prog_set_module_version(p, name, json_integer_value(ver));
 out:
     for (size_t i = 0; texts && i < n; i++) free(texts[i]);
     free(texts);

@@ -160,7 +160,13 @@ static vg_pipeline_t *make_pipeline(vg_engine_t *e, shard_t *s, vg_program_t *p,
     po.store = s->store;
     po.ruleset_version = version;
     po.lists = lists;
-    return vg_pipeline_new(p, &po, errbuf, errlen);
+    if (!reset) return vg_pipeline_new(p, &po, errbuf, errlen);
+    int carried = 0;
+    vg_pipeline_t *pl = vg_pipeline_open(p, &po, &carried, errbuf, errlen);
+    if (carried)
+        fprintf(stderr, "vigil: state in %s was made by other rules; carried over to these "
+                        "(as a live change of rules would)\n", vg_store_path(s->store));
+    return pl;
 }
 
 vg_engine_t *vg_engine_new(const vg_engine_opts_t *o, vg_program_t *p, int64_t version,

@@ -754,10 +754,13 @@ static int part_load(worker_t *w, part_t *pt, char *errbuf, size_t errlen) {
     /* a state made by other rules (killed between a rule change and the checkpoint of
      * its moved state): like the HTTP engine's shards, it starts empty at its
      * checkpointed offset, loudly */
-    int reset = 0;
+    int reset = 0, carried = 0;
     po.reset_mismatch = 1;
     po.was_reset = &reset;
-    pt->pl = vg_pipeline_new(p, &po, errbuf, errlen);
+    pt->pl = vg_pipeline_open(p, &po, &carried, errbuf, errlen);
+    if (carried)   /* restarted with other rules: the moved state goes with the next checkpoint */
+        logf_(k, 0, "partition %d: state in %s was made by other rules; carried over to "
+              "these (as a live change of rules would)", (int)pt->id, vg_store_path(pt->store));
     if (reset) pt->cl_wipe = 1;
     if (reset)
         logf_(k, 1, "partition %d: state in %s was made by other rules or options; its state "

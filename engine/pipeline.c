@@ -400,7 +400,7 @@ static int write_rules(vg_pipeline_t *pl, vg_buf_t *out, int mode) {
         if (!rc) rc = vg_buf_puts(out, ",\"module\":");
         if (!rc) rc = vg_json_str(out, r->module, strlen(r->module));
         if (!rc) rc = vg_buf_puts(out, ",\"version\":");
-        if (!rc) rc = vg_json_num(out, (double)pl->version);
+        if (!rc) rc = vg_json_num(out, (double)(r->version > 1 ? r->version : pl->version));
         if (!rc) rc = vg_buf_puts(out, ",\"action\":\"");
         if (!rc) rc = vg_buf_puts(out, vg_action_name(r->action));
         if (!rc) rc = vg_buf_puts(out, "\",\"severity\":\"");
@@ -1113,6 +1113,49 @@ static int lk_compatible(const vg_pipeline_t *old, const vg_pipeline_t *nw) {
         if (!a || !b || strcmp(a, b) != 0) return 0;
     }
     return 1;
+}
+
+vg_pipeline_t *vg_pipeline_open(vg_program_t *p, const vg_pipeline_opts_t *o, int *carried,
+                                char *errbuf, size_t errlen) {
+    *carried = 0;
+    if (o->store && o->reset_mismatch) {
+        /* made by these rules, or by others of the same layout: opened as it is */
+        vg_pipeline_opts_t o1 = *o;
+        o1.reset_mismatch = 0;
+        o1.was_reset = NULL;
+        char e1[256];
+        vg_pipeline_t *same = vg_pipeline_new(p, &o1, e1, sizeof e1);
+        if (same) {
+            same->opts.reset_mismatch = o->reset_mismatch;
+            same->opts.was_reset = o->was_reset;
+            return same;
+        }
+        vg_buf_t b;
+        vg_buf_init(&b);
+        size_t mine;
+        const char *src = vg_prog_sources(p, &mine);
+        vg_program_t *old = NULL;
+        if (vg_store_get(o->store, "m/src", 5, &b) == 0 &&
+            !(src && b.len == mine && memcmp(b.p, src, mine) == 0))
+            old = vg_prog_compile_sources(b.p, b.len);
+        vg_buf_deinit(&b);
+        if (old) {
+            vg_pipeline_opts_t o2 = *o;
+            o2.reset_mismatch = 0;   /* its own layout, or not at all */
+            o2.was_reset = NULL;
+            char e2[256];
+            vg_pipeline_t *pl = vg_pipeline_new(old, &o2, e2, sizeof e2);
+            vg_prog_unref(old);
+            if (pl && vg_pipeline_set_program(pl, p, e2, sizeof e2) == 0) {
+                pl->opts.reset_mismatch = o->reset_mismatch;
+                pl->opts.was_reset = o->was_reset;
+                *carried = 1;
+                return pl;
+            }
+            vg_pipeline_free(pl);   /* (the old program's pipeline, unchanged) */
+        }
+    }
+    return vg_pipeline_new(p, o, errbuf, errlen);
 }
 
 int vg_pipeline_set_program(vg_pipeline_t *pl, vg_program_t *p, char *errbuf, size_t errlen) {

@@ -65,6 +65,18 @@ vg_pipeline_t *vg_pipeline_new(vg_program_t *p, const vg_pipeline_opts_t *o,
                                char *errbuf, size_t errlen);
 void vg_pipeline_free(vg_pipeline_t *pl);   /* accepts NULL */
 
+/* vg_pipeline_new for a service restarting over its store (o->store and
+ * o->reset_mismatch set): when the store holds state made by other rules, the program
+ * that made it is compiled again from its recorded sources ("m/src", engine/state.c),
+ * the state is opened with it and carried over to `p` as a live swap would
+ * (vg_pipeline_set_program: kept, warm or cold per spec; dedupe history, suppression,
+ * baselines and labels kept), and *carried is set; the moved state is written by the
+ * next checkpoint. Without such a record (a state of an older vigil, sources over
+ * 1 MiB) or when they no longer compile, the state starts empty as vg_pipeline_new
+ * says (*o->was_reset). */
+vg_pipeline_t *vg_pipeline_open(vg_program_t *p, const vg_pipeline_opts_t *o, int *carried,
+                                char *errbuf, size_t errlen);
+
 /* Processes one line (without its newline) and appends its output line to `out`.
  * Sets *outcome. Returns 0; VG_ENOMEM or VG_ESTORE when the engine itself fails (the
  * event is then not processed and the caller should stop). Bad input is never an

@@ -67,6 +67,8 @@
  *     with the first checkpoint after it was registered.
  *   "m/layout": "vglay1", u32 ngroups, u64 fingerprint of the account layout and of
  *     each group's, i64 lateness, i64 horizon.
+ *   "m/src": the sources of the program the layout was made by (rules/program.h,
+ *     vg_prog_sources), with every "m/layout"; absent over 1 MiB.
  */
 #include "engine/state.h"
 
@@ -266,6 +268,8 @@ struct vg_state {
                                at most 16: what vg_state_prefetch stage 1 fetches */
     vg_dpack_t dp;          /* decision template, the first decision line of 64+ bytes */
     int dtpl_saved;         /* "m/dtpl" is in the store */
+    int src_saved;          /* "m/src" of st->p is in the store (put_src) */
+    int src_pend;           /* the slice being written holds it */
     vg_buf_t pbuf, ubuf;    /* packed / unpacked decision scratch */
     shape_t *shapes;        /* decision shapes (vg_state_shape) */
     uint32_t nshapes, shcap;
@@ -2212,6 +2216,18 @@ static int put_entry(vg_state_t *st, ent_t *e, vg_batch_t *b, int slice) {
     return rc;
 }
 
+/* "m/src": the sources of the program the layout was made by (rules/program.h,
+ * vg_prog_sources), written with the first "m/layout" after the program changed (and
+ * after a start, which cannot tell whether the store has it), so that a restart with other rules
+ * can carry the state over (engine/pipeline.h, vg_pipeline_open). Sources over 1 MiB
+ * are not kept (the record is deleted: such a restart starts empty, as before). */
+static void put_src(vg_state_t *st, vg_batch_t *b) {
+    size_t n;
+    const char *src = vg_prog_sources(st->p, &n);
+    if (src && n <= (1u << 20)) vg_batch_put(b, "m/src", 5, src, n);
+    else vg_batch_delete(b, "m/src", 5);
+}
+
 /* A full checkpoint was not written: every dirty account's rows stay dirty. */
 static void rows_all_unwritten(vg_state_t *st) {
     for (size_t i = 0; i < st->ndirty; i++)
@@ -2237,6 +2253,7 @@ int vg_state_checkpoint(vg_state_t *st, const vg_kv_t *meta, int n_meta, int syn
             vg_batch_put(st->batch, st->kbuf.p, st->kbuf.len, meta[i].val, meta[i].len);
     }
     if (!rc) vg_batch_put(st->batch, "m/layout", 8, st->layout.p, st->layout.len);
+    if (!rc && !st->src_saved) put_src(st, st->batch);
     if (!rc && st->dp.tpl && !st->dtpl_saved)
         vg_batch_put(st->batch, "m/dtpl", 6, st->dp.tpl, st->dp.tlen);
     if (!rc) rc = shapes_put(st, st->batch, 0);
@@ -2253,6 +2270,7 @@ int vg_state_checkpoint(vg_state_t *st, const vg_kv_t *meta, int n_meta, int syn
         return VG_ESTORE;
     }
     if (st->dp.tpl) st->dtpl_saved = 1;
+    st->src_saved = 1;
     shapes_written(st, 0);
     swap_written(st);
     /* clean again: back on the LRU list in the order of their last use (which only a
@@ -2291,6 +2309,8 @@ static int take_pend(vg_state_t *st, size_t k) {
  * decision template until one written holds it. */
 static int put_slice_meta(vg_state_t *st, vg_batch_t *b) {
     vg_batch_put(b, "m/layout", 8, st->layout.p, st->layout.len);
+    st->src_pend = !st->src_saved;
+    if (st->src_pend) put_src(st, b);
     st->dtpl_pend = 0;
     if (st->dp.tpl && !st->dtpl_saved) {
         vg_batch_put(b, "m/dtpl", 6, st->dp.tpl, st->dp.tlen);
@@ -2345,6 +2365,7 @@ void vg_state_checkpoint_done(vg_state_t *st, int written) {
     st->swap_inflight = 0;
     if (written) {
         if (st->dtpl_pend) st->dtpl_saved = 1;
+        if (st->src_pend) st->src_saved = 1;
         shapes_written(st, 1);
         /* evictable again, in the order of their last use; an entry changed since it
          * was encoded is dirty (written by a later checkpoint), one a full checkpoint
@@ -2371,6 +2392,7 @@ void vg_state_checkpoint_done(vg_state_t *st, int written) {
         }
     }
     st->dtpl_pend = 0;
+    st->src_pend = 0;
     shapes_written(st, 2);
     st->npend = 0;
 }
@@ -2561,6 +2583,7 @@ int vg_state_set_program(vg_state_t *st, vg_program_t *p, const vg_acctx_layout_
         vg_prog_ref(p);
         vg_prog_unref(st->p);
         st->p = p;
+        st->src_saved = 0;   /* the same layout, other sources: recorded at the next one */
         return 0;
     }
     if (st->npend) vg_state_checkpoint_done(st, 0);   /* a slice in flight: rewrite it */
@@ -2687,6 +2710,7 @@ int vg_state_set_program(vg_state_t *st, vg_program_t *p, const vg_acctx_layout_
     vg_prog_ref(p);
     vg_prog_unref(st->p);
     st->p = p;
+    st->src_saved = 0;
     for (size_t i = 0; i < na; i++) {
         acct_remem(st, (vg_acct_t *)ea[i]);
         mark_dirty(st, ea[i]);   /* room reserved above: can't fail */

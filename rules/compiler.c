@@ -913,6 +913,7 @@ static void compile_rules(comp_t *c, const vg_checked_t *ck) {
         size_t bl = strlen(base);
         if (bl > 4 && strcmp(base + bl - 4, ".vrl") == 0) bl -= 4;
         info->module = keep(c, base, bl);
+        info->version = 1;
         info->line = d->line;
         info->severity = VG_SEV_MEDIUM;
         info->id = hash64(d->name.p, d->name.len);
@@ -1215,6 +1216,7 @@ done:
 
 void vg_compile_free(vg_program_t *p) {
     if (!p) return;
+    free(p->src);
     free(p->specs);
     free(p->ext);
     free(p->memo_xtext);

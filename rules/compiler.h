@@ -60,6 +60,9 @@ struct vg_program {
     void *mctx;                /* pcre2_match_context * with the match and depth limits */
     vg_tz_t *zones;            /* malloc; time zones of hour_of_day/day_of_week */
     uint32_t nzones;
+    char *src;                 /* malloc; the sources it was compiled from, encoded
+                                  (vg_prog_sources) */
+    size_t src_len;
 };
 
 /* Limits of one regular-expression match (PCRE2 match and depth limits). */

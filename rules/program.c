@@ -202,6 +202,75 @@ vg_program_t *vg_prog_compile(const vg_source_t *srcs, int n, vg_diags_t *diags)
     }
     free(mods);
     vg_arena_deinit(&ar);
+    if (p) {   /* the sources, encoded (vg_prog_sources) */
+        size_t len = 10;
+        for (int i = 0; i < n; i++) len += 8 + strlen(srcs[i].name) + srcs[i].len;
+        p->src = malloc(len);
+        if (p->src) {
+            char *w = p->src;
+            memcpy(w, "vgsrc1", 6);
+            w += 6;
+            uint32_t u = (uint32_t)n;
+            memcpy(w, &u, 4);
+            w += 4;
+            for (int i = 0; i < n; i++) {
+                u = (uint32_t)strlen(srcs[i].name);
+                memcpy(w, &u, 4);
+                memcpy(w + 4, srcs[i].name, u);
+                w += 4 + u;
+                u = (uint32_t)srcs[i].len;
+                memcpy(w, &u, 4);
+                memcpy(w + 4, srcs[i].text, u);
+                w += 4 + u;
+            }
+            p->src_len = len;
+        }
+    }
+    return p;
+}
+
+const char *vg_prog_sources(const vg_program_t *p, size_t *len) {
+    *len = p->src ? p->src_len : 0;
+    return p->src;
+}
+
+vg_program_t *vg_prog_compile_sources(const char *enc, size_t len) {
+    if (len < 10 || memcmp(enc, "vgsrc1", 6) != 0) return NULL;
+    uint32_t n;
+    memcpy(&n, enc + 6, 4);
+    if (n > 100000) return NULL;
+    vg_source_t *s = calloc(n ? n : 1, sizeof *s);
+    char **names = calloc(n ? n : 1, sizeof *names);
+    vg_program_t *p = NULL;
+    size_t at = 10;
+    uint32_t i = 0;
+    if (!s || !names) goto out;
+    for (; i < n; i++) {
+        uint32_t nl, tl;
+        if (len - at < 4) goto out;
+        memcpy(&nl, enc + at, 4);
+        if (len - at - 4 < nl) goto out;
+        if (!(names[i] = malloc((size_t)nl + 1))) goto out;
+        memcpy(names[i], enc + at + 4, nl);
+        names[i][nl] = 0;
+        at += 4 + (size_t)nl;
+        if (len - at < 4) goto out;
+        memcpy(&tl, enc + at, 4);
+        if (len - at - 4 < tl) goto out;
+        s[i] = (vg_source_t){names[i], enc + at + 4, tl};
+        at += 4 + (size_t)tl;
+    }
+    if (at == len) {
+        vg_diags_t d;
+        vg_diags_init(&d);
+        p = vg_prog_compile(s, (int)n, &d);
+        vg_diags_deinit(&d);
+    }
+out:
+    for (uint32_t j = 0; names && j < i && j < n; j++) free(names[j]);
+    if (names && i < n) free(names[i]);
+    free(names);
+    free(s);
     return p;
 }
 
@@ -337,6 +406,11 @@ const char *vg_severity_name(int s) {
 const char *vg_mode_name(int m) {
     static const char *n[] = {"active", "shadow", "disabled"};
     return m >= 0 && m < 3 ? n[m] : "?";
+}
+
+void vg_prog_set_module_version(vg_program_t *p, const char *module, int64_t version) {
+    for (int i = 0; p && i < p->nrules; i++)
+        if (strcmp(p->rules[i].module, module) == 0) p->rules[i].version = version;
 }
 
 const vg_rule_info_t *vg_prog_rule(const vg_program_t *p, int i) {

@@ -257,6 +257,7 @@ typedef struct vg_ref {
 typedef struct vg_rule_info {
     const char *name;
     const char *module;       /* the file name without directory and .vrl */
+    int64_t version;          /* the module's version (1 unless vg_prog_set_module_version) */
     const char *file;
     int line;
     uint8_t action, severity, mode;
@@ -271,6 +272,22 @@ typedef struct vg_rule_info {
     uint32_t ninstr;          /* instructions emitted for the rule */
     int nstate;               /* state specs the rule needs (through its features too) */
 } vg_rule_info_t;
+
+/* The sources the program was compiled from (names and texts, in order), encoded:
+ * "vgsrc1", u32 n, then per source u32 name length, name, u32 text length, text (little
+ * endian). A state records them so that a restart with other rules can rebuild the
+ * program its state was made by and carry the state over (engine/pipeline.h,
+ * vg_pipeline_open). NULL (*len 0) without memory. */
+const char *vg_prog_sources(const vg_program_t *p, size_t *len);
+
+/* Compiles encoded sources (vg_prog_sources) again. NULL when they are malformed or do
+ * not compile (diagnostics dropped). */
+vg_program_t *vg_prog_compile_sources(const char *enc, size_t len);
+
+/* Sets the version that decisions print for the rules of `module` (SPEC section 3: the
+ * module's version; 1 until set). Call before the program is shared with threads that
+ * decide with it. */
+void vg_prog_set_module_version(vg_program_t *p, const char *module, int64_t version);
 
 /* Rule i in declaration order (modules in the order given), or NULL. Borrowed. */
 const vg_rule_info_t *vg_prog_rule(const vg_program_t *p, int i);

@@ -117,7 +117,7 @@ req POST "$U/v1/score" "$S" "$(ev t4 acct-1 4)"; expect 200 "j['decision']=='all
 req GET "$U/v1/rules/velocity/versions" "$N"; expect 200 "[v['version'] for v in j['versions']]==[2,1]" "versions newest first"
 req GET "$U/v1/rules/velocity/versions/1" "$N"; expect 200 "'tx.amount > 5 ' in j['source']" "an old version's source"
 req POST "$U/v1/rules/velocity/rollback" "$A" '{"version":1}'; expect 200 "j['version']==3" "roll back to version 1"
-req POST "$U/v1/score" "$S" "$(ev t5 acct-1 5)"; expect 200 "j['decision']=='review' and j['ruleset']==4" "rolled-back rule fires"
+req POST "$U/v1/score" "$S" "$(ev t5 acct-1 5)"; expect 200 "j['decision']=='review' and j['ruleset']==4 and j['rules'][0]['version']==3" "rolled-back rule fires, named with its module's version 3 (was always 1)"
 req POST "$U/v1/rules/velocity/rollback" "$A" '{"version":"1"}'; expect_error 400 bad_type "rollback version of the wrong type"
 req POST "$U/v1/rules/velocity/rollback" "$A" '{}'; expect_error 400 missing_field "rollback without version"
 req POST "$U/v1/rules/velocity/rollback" "$A" '{"version":'; expect_error 400 invalid_json "rollback bad JSON"
@@ -346,6 +346,17 @@ req GET "$U/v1/rules" "$N"; expect 200 "[m['module'] for m in j['modules']]==['c
 req PUT "$U/v1/lists/after_restart" "$A" '["x"]'
 req GET "$U/v1/audit?limit=1000" "$N"
 expect 200 "len(j['entries'])==$AUDIT_N+1 and j['entries'][0]['seq']==$AUDIT_TOP+1 and j['entries'][0]['target']=='after_restart'" "after restart: the audit trail goes on ($AUDIT_N entries before)"
+
+echo "--- a restart with changed --rules carries the state over, as a PUT would (it started empty)"
+stop_pid "$PID_b"
+{ cat "$TMP/cards.vrl"; printf '\nfeature n_1d_new = count(1d)\n'; } >"$TMP/cards-new.vrl"
+mkdir -p "$TMP/rules-new" && cp "$TMP/cards-new.vrl" "$TMP/rules-new/cards.vrl"
+start_vigil c "$PORT" --state "$TMP/st" --rules "$TMP/rules-new"
+grep -q "carried over" "$TMP/c.log" && ok "the carry-over is logged" || bad "no carry-over line: $(cat "$TMP/c.log")"
+req POST "$U/v1/score" "$S" "$(ev t8 acct-2 8 c7)"
+expect 200 "j['features']['tx_10m']==3 and 'n_1d_new' not in j['features']" "a duplicate sent again gets its original decision (was decided again, counted twice)"
+req POST "$U/v1/score" "$S" "$(ev t9 acct-2 9 c7)"
+expect 200 "j['features']['tx_10m']==4 and j['features']['n_1d_new']>=1" "the kept window goes on (4), the new feature is there, as after a PUT"
 
 echo "--- bad --http and --threads stop serve at start with the reason"
 for hp in 127.0.0.1:abc 127.0.0.1: 127.0.0.1:80x 127.0.0.1:-1 127.0.0.1:65536; do

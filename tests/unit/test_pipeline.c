@@ -176,6 +176,7 @@ static void test_checkpoint_resume(void **st) {
     const char *out =
         feed(pl, "{\"id\":\"t2\",\"account\":\"a\",\"ts\":1767261600001,\"amount\":50}", VG_OUT_DECIDED);
     assert_non_null(strstr(out, "\"n\":2,\"s\":55"));
+    assert_int_equal(vg_pipeline_checkpoint(pl, &meta, 1, 0, err, sizeof(err)), 0);
     vg_pipeline_free(pl);
     vg_store_close(store);
 
@@ -185,6 +186,26 @@ static void test_checkpoint_resume(void **st) {
     o.store = store;
     pl = vg_pipeline_new(p2, &o, err, sizeof(err));
     assert_null(pl);
+    /* ... unless opened as a restarting service does: the state is carried over from
+     * the rules recorded with it (a kept window goes on, the dedupe history is kept) */
+    vg_program_t *p3 = compile("feature n = count(1h)\nfeature m = max(tx.amount, 2h)\n");
+    int carried = 0, reset = 0;
+    o.reset_mismatch = 1;
+    o.was_reset = &reset;
+    pl = vg_pipeline_open(p3, &o, &carried, err, sizeof(err));
+    assert_non_null(pl);
+    assert_int_equal(carried, 1);
+    assert_int_equal(reset, 0);
+    out = feed(pl, "{\"id\":\"t2\",\"account\":\"a\",\"ts\":1767261600001,\"amount\":50}",
+               VG_OUT_DUPLICATE);
+    assert_non_null(strstr(out, "\"n\":2,\"s\":55"));   /* its original decision */
+    out = feed(pl, "{\"id\":\"t3\",\"account\":\"a\",\"ts\":1767261600002,\"amount\":7}",
+               VG_OUT_DECIDED);
+    assert_non_null(strstr(out, "\"n\":3,"));
+    vg_pipeline_free(pl);
+    o.reset_mismatch = 0;
+    o.was_reset = NULL;
+    vg_prog_unref(p3);
     vg_store_close(store);
     vg_prog_unref(p2);
     vg_prog_unref(p);
