@@ -725,6 +725,11 @@ static void summary(run_t *r, double secs, int tty) {
  * account is rejected the same way by every pipeline and changes no state: partition 0. */
 static vg_pipeline_t *route(run_t *r, const char *line, size_t len) {
     if (vg_event_parse(&r->route_ev, line, len) != 0) return r->parts[0];
+    /* the labels this event's time makes known, in every partition first: a label is
+     * applied before the first event of the whole stream at or after its time (SPEC
+     * section 5), not of its partition's (errors surface at the next line) */
+    for (int p = 0; r->labels && p < r->o.partitions; p++)
+        (void)vg_pipeline_labels_until(r->parts[p], r->route_ev.ts_ms);
     return r->parts[vg_kafka_partition(r->route_ev.account.p, r->route_ev.account.len,
                                        r->o.partitions, r->o.crc)];
 }

@@ -57,6 +57,12 @@ int vg_serve_kafka_check(const vg_serve_kafka_cfg_t *cfg, char *errbuf, size_t e
         return -1;
     }
     const char *group = cfg->group ? cfg->group : "vigil";
+    if (!*group || strlen(group) > 240) {
+        snprintf(errbuf, errlen, "--group needs a consumer group name of 1..240 bytes");
+        return -1;
+    }
+    for (int i = 0; cfg->kafka_conf && cfg->kafka_conf[i]; i++)   /* as serve's config does */
+        if (vg_kafka_conf_check(cfg->kafka_conf[i], errbuf, errlen) != 0) return -1;
     char clname[300], labname[300], ername[300];
     snprintf(ername, sizeof ername, "%.240s.erasures", group);
     struct { const char *setting, *name; } t[7] = {

@@ -2512,6 +2512,10 @@ static void *worker_main(void *arg) {
     rd_kafka_topic_partition_list_destroy(sub);
     if (e) set_fatal(w, "subscribing to %s: %s", k->topic_in, rd_kafka_err2str(e));
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(w->c);
+    if (!q) {   /* no group (librdkafka has no consumer queue then): nothing to read */
+        if (!w->fatal) set_fatal(w, "the consumer has no group queue (group '%s')", k->group);
+        return NULL;
+    }
     rd_kafka_queue_io_event_enable(q, w->pfd[1], "k", 1);
     pthread_mutex_lock(&w->qmu);
     w->cq = q;
@@ -2591,7 +2595,7 @@ static void *worker_main(void *arg) {
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
 vg_kafka_t *vg_kafka_new(const vg_kafka_opts_t *o, char *errbuf, size_t errlen) {
-    if (!o->brokers || !*o->brokers || !o->state_dir || !o->prog || !o->group ||
+    if (!o->brokers || !*o->brokers || !o->state_dir || !o->prog || !o->group || !*o->group ||
         !o->topic_in || !o->topic_alerts || !o->topic_dlq) {
         snprintf(errbuf, errlen, "kafka: brokers, state directory, rules, group and topics "
                                  "are required");

@@ -538,7 +538,12 @@ int vg_pipeline_label(vg_pipeline_t *pl, const vg_label_t *lb) {
         return 0;
     }
     vg_acct_t *a;
-    int rc = vg_state_account(pl->state, lb->account, lb->alen, &a);
+    int rc = vg_state_find(pl->state, lb->account, lb->alen, &a);   /* an unknown account is
+                                                                        not made (memory) */
+    if (rc == VG_ENOTFOUND) {
+        pl->labels_unmatched++;
+        return 0;
+    }
     if (rc) return rc;
     vg_acctx_t *x = vg_state_acctx_peek(a);
     uint64_t idh = id_hash(lb->id, lb->idlen);
@@ -563,6 +568,17 @@ int vg_pipeline_label(vg_pipeline_t *pl, const vg_label_t *lb) {
 
 void vg_pipeline_set_labels(vg_pipeline_t *pl, const vg_labels_t *labels) {
     pl->labels = labels;
+}
+
+int vg_pipeline_labels_until(vg_pipeline_t *pl, int64_t t) {
+    while (pl->labels && pl->lnext < vg_labels_count(pl->labels)) {
+        const vg_label_t *lb = vg_labels_get(pl->labels, pl->lnext);
+        if (lb->at_ms > t) break;
+        int rc = vg_pipeline_label(pl, lb);
+        if (rc) return rc;
+        pl->lnext++;
+    }
+    return 0;
 }
 
 int vg_pipeline_reset_baseline(vg_pipeline_t *pl, const char *account, size_t len) {
@@ -771,13 +787,7 @@ int vg_pipeline_line(vg_pipeline_t *pl, const char *line, size_t len, vg_buf_t *
         return write_reject(pl, out, ev->reject, ev->reason);
     }
     /* labels known by this event's time come first (SPEC section 5, --labels) */
-    while (pl->labels && pl->lnext < vg_labels_count(pl->labels)) {
-        const vg_label_t *lb = vg_labels_get(pl->labels, pl->lnext);
-        if (lb->at_ms > ev->ts_ms) break;
-        rc = vg_pipeline_label(pl, lb);
-        if (rc) return rc;
-        pl->lnext++;
-    }
+    if (pl->labels && (rc = vg_pipeline_labels_until(pl, ev->ts_ms)) != 0) return rc;
 
     vg_acct_t *a;
     rc = vg_state_account(pl->state, ev->account.p, ev->account.len, &a);

@@ -171,6 +171,13 @@ int vg_pipeline_label(vg_pipeline_t *pl, const vg_label_t *lb);
  * with the same list. Can't fail. */
 void vg_pipeline_set_labels(vg_pipeline_t *pl, const vg_labels_t *labels);
 
+/* Applies the labels of the list not applied yet with at <= t (what the next event of
+ * time t does first). `vigil replay --partitions N` calls it on every partition before
+ * each event, so that a label is applied in its account's partition before the first
+ * event of the whole stream at or after its time, as in one pipeline. Returns 0,
+ * VG_ENOMEM or VG_ESTORE. */
+int vg_pipeline_labels_until(vg_pipeline_t *pl, int64_t t);
+
 /* The account's state for GET /v1/accounts/{account} (SPEC section 6), appended to out
  * as JSON object members without the braces: "newest" (its newest event's time),
  * "recent_decisions" (its remembered decisions, the latest arrival first, at most max:

@@ -53,6 +53,15 @@ for bad in "--topic-dlq tx" "--topic-alerts dec --topic-decisions dec" "--topic-
 done
 timeout 30 "$VIGIL" serve --http "127.0.0.1:$PORT" --state "$WORK/state-x" --kafka "" >"$WORK/serve-t.log" 2>&1
 [ $? = 2 ] || kt_fail "serve --kafka '' is not a usage error"
+timeout 30 "$VIGIL" serve --http "127.0.0.1:$PORT" --state "$WORK/state-x" --kafka "$BROKER" \
+    --group "" >"$WORK/serve-t.log" 2>&1
+[ $? = 2 ] || kt_fail "serve --group '' is not a usage error (it crashed)"
+timeout 30 "$VIGIL" stream --kafka "$BROKER" --state "$WORK/state-x" --rules "$RULES" \
+    --group "" >"$WORK/serve-t.log" 2>&1
+[ $? = 2 ] || kt_fail "stream --group '' is not a usage error (it crashed)"
+timeout 30 "$VIGIL" stream --kafka "$BROKER" --state "$WORK/state-x" --rules "$RULES" \
+    -X acks=1 >"$WORK/serve-t.log" 2>&1
+[ $? = 2 ] || kt_fail "stream -X acks=1 is not a usage error (exit 2), as serve's"
 
 
 # serve SECONDS GROUP [ARGS...]: starts serve in the background (SPID), waits until /readyz is 200.

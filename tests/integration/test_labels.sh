@@ -128,6 +128,29 @@ printf 'id,account,fraud,at\nh1,q,1,2026-03-01T10:00:02Z\nh2,q,1,2026-03-01T10:0
 tail -1 "$WORK/h.out" | jq -e '.id == "h3" and .features.fs == null and .features.pos == null' >/dev/null &&
     ok "a fraud_sum beyond a double is null" || fail "fraud_sum overflow: $(tail -1 "$WORK/h.out")"
 
+# --partitions: a label is applied before the first event of the whole stream at or
+# after its time, not of its account's partition (a2 of account A arrives after b1 of
+# account D, whose time passed the label's; A and D are in different partitions of 2)
+printf 'feature fc = fraud_count(30d)\n' >"$WORK/p.vrl"
+printf 'id,account,fraud,at\na1,A,1,2026-11-01T01:45:00Z\n' >"$WORK/p.csv"
+{
+    echo '{"id":"a1","account":"A","ts":"2026-11-01T00:00:00Z","amount":10}'
+    echo '{"id":"b1","account":"D","ts":"2026-11-01T02:00:00Z","amount":10}'
+    echo '{"id":"a2","account":"A","ts":"2026-11-01T01:30:00Z","amount":10}'
+} >"$WORK/p.ndjson"
+for parts in 1 2; do
+    "$VIGIL" replay --rules "$WORK/p.vrl" --input "$WORK/p.ndjson" --labels "$WORK/p.csv" \
+        --partitions $parts --output "$WORK/p$parts.out" 2>/dev/null
+done
+"$VIGIL" replay --rules "$WORK/p.vrl" --input "$WORK/p.ndjson" --labels "$WORK/p.csv" \
+    --output "$WORK/p0.out" 2>/dev/null
+if tail -1 "$WORK/p2.out" | jq -e '.id == "a2" and .features.fc == 1' >/dev/null &&
+   cmp -s "$WORK/p0.out" "$WORK/p2.out"; then
+    ok "--partitions 2 applies a label at the stream's time, as one pipeline does"
+else
+    fail "--partitions 2 labels: $(tail -1 "$WORK/p2.out")"
+fi
+
 [ $failed -eq 0 ] && { echo "test_labels: OK"; exit 0; }
 echo "test_labels: FAILED"
 exit 1
