@@ -113,12 +113,21 @@ typedef struct part {
      * a rewind, wait for lab_next itself */
     int64_t lab_next, lab_ck, lab_ckpt;
     int lab_resync;
-    /* a label waits (its partition paused, sought back to it) until this partition has
-     * processed the input produced before it (lab_ready): lab_wait_ts is its Kafka
-     * timestamp; in_ts the newest timestamp of the input messages processed here */
+    /* a label waits until this partition has processed the input produced before it
+     * (lab_ready): lab_wait_ts is the Kafka timestamp of the first one waiting; in_ts
+     * the newest timestamp of the input messages processed here; lab_paused: the labels
+     * partition is paused (too many wait) */
     int lab_paused;
     int64_t lab_wait_ts, in_ts;
+    /* labels kept until then, in offset order (lab_next is the first one's offset until
+     * it is applied): each applied before the first input message at least as new
+     * (Kafka timestamp), so that every later event of its account sees it, also when
+     * the input is read from a backlog. At most LAB_HOLD_MAX; beyond, the labels
+     * partition is paused, sought to the next one. */
+    rd_kafka_message_t **lab_held;
+    int lab_nheld, lab_hcap;
 } part_t;
+#define LAB_HOLD_MAX 4096
 
 /* Something to checkpoint: events since the last checkpoint, or unlogged changes. */
 static inline int part_changed(const part_t *pt) {
@@ -796,6 +805,8 @@ static int64_t lab_start(const part_t *pt) {
 
 static void part_free(part_t *pt) {
     if (!pt) return;
+    for (int i = 0; i < pt->lab_nheld; i++) rd_kafka_message_destroy(pt->lab_held[i]);
+    free(pt->lab_held);
     vg_buf_deinit(&pt->cl_redo);
     vg_pipeline_free(pt->pl);
     vg_store_close(pt->store);
@@ -1870,7 +1881,8 @@ static int future_reject(worker_t *w, const char *s, size_t n, int64_t ts, int64
 }
 
 static void handle_msg(worker_t *w, part_t *pt, const rd_kafka_message_t *m, int64_t now_ms);
-static void handle_label(worker_t *w, part_t *pt, const rd_kafka_message_t *m);
+static int handle_label(worker_t *w, part_t *pt, rd_kafka_message_t *m);
+static void lab_release(worker_t *w, part_t *pt);
 
 /* The output of a decided event (decision line d[0..dl), no newline): its alert when it
  * raised one, its decision when they are published. 0 or -1 (fatal). */
@@ -1985,10 +1997,7 @@ static int handle(worker_t *w, rd_kafka_message_t *m, int64_t now_ms) {
     part_t *pt = m->partition >= 0 && m->partition < w->cap ? w->parts[m->partition] : NULL;
     if (m->rkt != w->rkt_in && k->topic_lab) {
         const char *tn = rd_kafka_topic_name(m->rkt);
-        if (strcmp(tn, k->topic_lab) == 0) {
-            handle_label(w, pt, m);
-            return 0;
-        }
+        if (strcmp(tn, k->topic_lab) == 0) return handle_label(w, pt, m);
         if (strcmp(tn, k->topic_in) == 0) w->rkt_in = m->rkt;
     }
     if (m->key && (w->keys_seen++ & 63) == 0) route_sample(w, m);
@@ -2007,9 +2016,9 @@ static int lab_ready(worker_t *w, const part_t *pt, int64_t lts) {
     return (pt->next_off >= 0 ? pt->next_off : lo) >= hi;
 }
 
-/* Pauses (pause = 1) the labels partition of pt, sought back to `off` (what it reads
- * after the resume), or resumes it (0). */
-static void lab_pause(worker_t *w, part_t *pt, int64_t off, int64_t lts, int pause) {
+/* Pauses (pause = 1) the labels partition of pt, sought to `off` (what it reads after
+ * the resume), or resumes it (0). */
+static void lab_pause(worker_t *w, part_t *pt, int64_t off, int pause) {
     vg_kafka_t *k = w->k;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, k->topic_lab, pt->id)->offset = off;
@@ -2017,58 +2026,17 @@ static void lab_pause(worker_t *w, part_t *pt, int64_t off, int64_t lts, int pau
         rd_kafka_pause_partitions(w->c, l);
         rd_kafka_error_t *e = rd_kafka_seek_partitions(w->c, l, 0);   /* asynchronous */
         if (e) rd_kafka_error_destroy(e);
-        pt->lab_next = off;
         pt->lab_resync = 1;   /* what was fetched after it before the seek is skipped */
-        pt->lab_wait_ts = lts;
-        if (!pt->lab_paused) INC(w->ct.labels_waits, 1);
     } else {
         rd_kafka_resume_partitions(w->c, l);
     }
     rd_kafka_topic_partition_list_destroy(l);
     pt->lab_paused = pause;
-    if (pt->id < k->nparts) atomic_store(&k->lab_waiting[pt->id], pause);
 }
-
-/* Resumes the labels partitions whose input has caught up (every 100 ms). */
-static void lab_resume_ready(worker_t *w) {
-    for (int32_t i = 0; i < w->cap; i++) {
-        part_t *pt = w->parts[i];
-        if (pt && pt->lab_paused && lab_ready(w, pt, pt->lab_wait_ts))
-            lab_pause(w, pt, pt->lab_next, 0, 0);
-    }
-}
-
-/* A record of the labels topic: applied to its partition's pipeline (the account's later
- * events see it), its offset checkpointed with the state. */
-static void handle_label(worker_t *w, part_t *pt, const rd_kafka_message_t *m) {
+/* Applies one record of the labels topic to pt's pipeline (the account's later events
+ * see it); lab_next moves past it. */
+static void lab_apply(worker_t *w, part_t *pt, const rd_kafka_message_t *m) {
     vg_kafka_t *k = w->k;
-    if (!pt) return;   /* not owned */
-    if (m->offset < pt->lab_next) {   /* applied already, unless the topic ends before */
-        int64_t lo = -1, hi = -1;
-        rd_kafka_get_watermark_offsets(w->c, k->topic_lab, m->partition, &lo, &hi);
-        if (hi < 0 || hi >= pt->lab_next) return;
-        /* the topic was recreated (or truncated) since the checkpoint: read from here */
-        logf_(k, 1, "worker %d: %s [%d] ends at offset %" PRId64 ", before the position %"
-              PRId64 " of the partition's checkpoint (recreated?): its labels are read "
-              "from offset %" PRId64, w->index, k->topic_lab, (int)m->partition, hi,
-              pt->lab_next, m->offset);
-        pt->lab_next = m->offset;
-    }
-    if (m->offset > pt->lab_next && pt->lab_resync) {
-        /* fetched before a seek: wait for lab_next, unless the broker no longer has it */
-        int64_t lo = -1, hi = -1;
-        rd_kafka_get_watermark_offsets(w->c, k->topic_lab, m->partition, &lo, &hi);
-        if (lo < 0 || lo <= pt->lab_next) return;
-    }
-    pt->lab_resync = 0;
-    int64_t lts = rd_kafka_message_timestamp(m, NULL);
-    if (!lab_ready(w, pt, lts)) {
-        /* its transaction may not be here yet (the input lags: a restart from an old
-         * offset, a new instance reading the topic from its start): the partition waits,
-         * sought back to this label, until the input produced before it is processed */
-        lab_pause(w, pt, m->offset, lts, 1);
-        return;
-    }
     json_error_t je;
     json_t *j = m->payload ? json_loadb(m->payload, m->len, 0, &je) : NULL;
     json_t *id = json_object_get(j, "id"), *acct = json_object_get(j, "account"),
@@ -2095,6 +2063,97 @@ static void handle_label(worker_t *w, part_t *pt, const rd_kafka_message_t *m) {
     json_decref(j);
     pt->lab_next = m->offset + 1;
     if (m->partition < k->nparts) atomic_store(&k->lab_applied[m->partition], pt->lab_next);
+}
+
+/* Applies the first waiting label; when none waits any more, its partition reads on. */
+static void lab_release(worker_t *w, part_t *pt) {
+    vg_kafka_t *k = w->k;
+    rd_kafka_message_t *m = pt->lab_held[0];
+    memmove(pt->lab_held, pt->lab_held + 1, (size_t)(--pt->lab_nheld) * sizeof *pt->lab_held);
+    lab_apply(w, pt, m);
+    rd_kafka_message_destroy(m);
+    if (pt->lab_nheld) {
+        pt->lab_next = pt->lab_held[0]->offset;
+        pt->lab_wait_ts = rd_kafka_message_timestamp(pt->lab_held[0], NULL);
+        return;
+    }
+    if (pt->id < k->nparts) atomic_store(&k->lab_waiting[pt->id], 0);
+    if (pt->lab_paused) lab_pause(w, pt, pt->lab_next, 0);
+}
+
+/* Releases the waiting labels whose input has caught up (every 100 ms). */
+static void lab_resume_ready(worker_t *w) {
+    for (int32_t i = 0; i < w->cap && !w->fatal; i++) {
+        part_t *pt = w->parts[i];
+        while (pt && pt->lab_nheld && !w->fatal && lab_ready(w, pt, pt->lab_wait_ts))
+            lab_release(w, pt);
+    }
+}
+
+/* A record of the labels topic: applied at once when pt has processed the input
+ * produced before it and no label waits, else kept (lab_held); its offset is
+ * checkpointed with the state. Returns 1 when it keeps m (not to be destroyed by the
+ * caller). */
+static int handle_label(worker_t *w, part_t *pt, rd_kafka_message_t *m) {
+    vg_kafka_t *k = w->k;
+    if (!pt) return 0;   /* not owned */
+    if (pt->lab_nheld) {   /* labels wait: this one joins them, in order */
+        int64_t want = pt->lab_held[pt->lab_nheld - 1]->offset + 1;
+        if (m->offset < want || pt->lab_paused) return 0;   /* seen, or read again later */
+        if (m->offset > want) {   /* fetched before a seek: wait for `want` */
+            int64_t lo = -1, hi = -1;
+            rd_kafka_get_watermark_offsets(w->c, k->topic_lab, m->partition, &lo, &hi);
+            if (lo < 0 || lo <= want) return 0;
+        }
+        if (pt->lab_nheld >= LAB_HOLD_MAX) {
+            INC(w->ct.labels_waits, 1);
+            lab_pause(w, pt, m->offset, 1);   /* read again once some are applied */
+            return 0;
+        }
+    } else {
+        if (m->offset < pt->lab_next) {   /* applied already, unless the topic ends before */
+            int64_t lo = -1, hi = -1;
+            rd_kafka_get_watermark_offsets(w->c, k->topic_lab, m->partition, &lo, &hi);
+            if (hi < 0 || hi >= pt->lab_next) return 0;
+            /* the topic was recreated (or truncated) since the checkpoint: read from here */
+            logf_(k, 1, "worker %d: %s [%d] ends at offset %" PRId64 ", before the position %"
+                  PRId64 " of the partition's checkpoint (recreated?): its labels are read "
+                  "from offset %" PRId64, w->index, k->topic_lab, (int)m->partition, hi,
+                  pt->lab_next, m->offset);
+            pt->lab_next = m->offset;
+        }
+        if (m->offset > pt->lab_next && pt->lab_resync) {
+            /* fetched before a seek: wait for lab_next, unless the broker no longer has it */
+            int64_t lo = -1, hi = -1;
+            rd_kafka_get_watermark_offsets(w->c, k->topic_lab, m->partition, &lo, &hi);
+            if (lo < 0 || lo <= pt->lab_next) return 0;
+        }
+        pt->lab_resync = 0;
+        int64_t lts = rd_kafka_message_timestamp(m, NULL);
+        if (lab_ready(w, pt, lts)) {
+            lab_apply(w, pt, m);
+            return 0;
+        }
+        /* its transaction may not be here yet (the input lags: a restart from an old
+         * offset, a new instance reading the topic from its start): kept, and applied
+         * before the first input message produced after it */
+        INC(w->ct.labels_waits, 1);
+        pt->lab_next = m->offset;
+        pt->lab_wait_ts = lts;
+        if (pt->id < k->nparts) atomic_store(&k->lab_waiting[pt->id], 1);
+    }
+    if (pt->lab_nheld == pt->lab_hcap) {
+        int nc = pt->lab_hcap ? 2 * pt->lab_hcap : 16;
+        rd_kafka_message_t **nh = realloc(pt->lab_held, (size_t)nc * sizeof *nh);
+        if (!nh) {
+            set_fatal(w, "out of memory");
+            return 0;
+        }
+        pt->lab_held = nh;
+        pt->lab_hcap = nc;
+    }
+    pt->lab_held[pt->lab_nheld++] = m;
+    return 1;
 }
 
 static void handle_msg(worker_t *w, part_t *pt, const rd_kafka_message_t *m, int64_t now_ms) {
@@ -2127,6 +2186,9 @@ static void handle_msg(worker_t *w, part_t *pt, const rd_kafka_message_t *m, int
     while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r')) n--;
     rd_kafka_timestamp_type_t tst;
     int64_t ts_msg = rd_kafka_message_timestamp(m, &tst);
+    while (pt->lab_nheld && ts_msg >= pt->lab_wait_ts && !w->fatal)   /* produced after them */
+        lab_release(w, pt);
+    if (w->fatal) return;
     vg_buf_clear(&w->out);
     vg_outcome_t oc = VG_OUT_BLANK;
     vg_reject_t code = VG_REJECT_NONE;

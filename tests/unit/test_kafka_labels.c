@@ -25,6 +25,7 @@
 
 #define NACCT 10
 #define NMSG 200
+#define NLATE 100   /* transactions produced after the labels */
 
 static void sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -89,12 +90,24 @@ static void test_labels_wait_for_their_input(void **state) {
                  a, kbuf[a]);
     }
     produce(bs, "kl.labels", keys, vals, NACCT);
+    /* then more transactions of every account: read from the backlog after the labels
+     * are, each must see its account's label (applied before the first of them, not
+     * once the labels partition is read again after the backlog) */
+    sleep_ms(20);
+    for (int i = 0; i < NLATE; i++) {
+        snprintf(kbuf[i], sizeof kbuf[i], "acct-%d", i % NACCT);
+        snprintf(vbuf[i], sizeof vbuf[i],
+                 "{\"id\":\"late-%d\",\"account\":\"%s\",\"ts\":%lld,\"amount\":%d}", i,
+                 kbuf[i], (long long)(t0 + NMSG + 100 + i), 10 + i);
+    }
+    produce(bs, "transactions", keys, vals, NLATE);
     /* the input partition has no leader: nothing of it can be read yet */
     assert_int_equal(vg_kafka_mock_set_leader(mock, "transactions", 0, -1), 0);
 
     char dir[] = "/tmp/vigil-test-klabels.XXXXXX";
     assert_non_null(mkdtemp(dir));
-    vg_program_t *prog = compile_rules("feature fc = fraud_count(30d)\n");
+    vg_program_t *prog = compile_rules("feature fc = fraud_count(30d)\n"
+                                       "rule known action alert score 50 when fc >= 1 end\n");
     static const char *const conf[] = {"session.timeout.ms=6000", NULL};
     vg_kafka_opts_t o;
     vg_kafka_opts_default(&o);
@@ -125,11 +138,14 @@ static void test_labels_wait_for_their_input(void **state) {
     assert_int_equal(vg_kafka_mock_set_leader(mock, "transactions", 0, 1), 0);
     for (int i = 0; i < 600; i++) {
         st = stats(k);
-        if ((st.messages == NMSG && st.labels == NACCT) || vg_kafka_failed(k)) break;
+        if ((st.messages == NMSG + NLATE && st.labels == NACCT && st.alerts == NLATE) ||
+            vg_kafka_failed(k))
+            break;
         sleep_ms(100);
     }
-    assert_int_equal(st.messages, NMSG);
+    assert_int_equal(st.messages, NMSG + NLATE);
     assert_int_equal(st.labels, NACCT);
+    assert_int_equal(st.alerts, NLATE);   /* every later transaction saw its label */
 
     /* every account's next event counts its label */
     for (int a = 0; a < NACCT; a++) {
