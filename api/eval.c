@@ -13,6 +13,13 @@
  * fraud that day; accounts found so on an earlier day of the period are left out; the
  * mean over the days). With a scenario column, the same again without the events of
  * --exclude-scenario (default 2).
+ *
+ * The arguments and the truth file are checked before the replay (a bad date or truth
+ * line stops it at once). Truth rows match decided events by id alone: every decided
+ * event with that id takes the row (an id shared by events of several accounts counts
+ * once per event, and a note says how many ids did); an id repeated in the truth file is
+ * refused. No decided event, none with truth, or none with truth in the days asked for
+ * is an error (exit 1), not a table of zeros.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -45,6 +52,30 @@ typedef struct eval {
     uint32_t *amap;     /* open addressing: 1 + account index */
     size_t amcap;
 } eval_t;
+
+/* The truth file, read whole before the replay: one entry per row, found by id. */
+typedef struct truth_row {
+    const char *id;     /* into text, NUL-terminated */
+    size_t len;
+    uint64_t h;
+    long line;
+    int8_t fraud, scenario;
+    uint32_t matched;   /* decided events with this id */
+} truth_row_t;
+
+typedef struct truth {
+    char *text;
+    truth_row_t *v;
+    size_t n, cap;
+    uint32_t *map;      /* open addressing: 1 + row index */
+    size_t mcap;        /* power of two */
+} truth_t;
+
+static void truth_free(truth_t *t) {
+    free(t->text);
+    free(t->v);
+    free(t->map);
+}
 
 static uint64_t h64(const char *s, size_t n) {
     uint64_t h = 1469598103934665603ULL;
@@ -215,6 +246,146 @@ static void report(eval_t *e, int32_t d0, int32_t d1, int excl, int which, const
     free(r);
 }
 
+static truth_row_t *truth_find(const truth_t *t, const char *id, size_t len, uint64_t h) {
+    if (!t->mcap) return NULL;
+    for (size_t j = h & (t->mcap - 1); t->map[j]; j = (j + 1) & (t->mcap - 1)) {
+        truth_row_t *r = &t->v[t->map[j] - 1];
+        if (r->h == h && r->len == len && memcmp(r->id, id, len) == 0) return r;
+    }
+    return NULL;
+}
+
+/* Reads the truth CSV (header id,fraud[,scenario], then one row a line; blank lines
+ * skipped). Returns 0, or -1 after printing "vigil eval: FILE:LINE: reason". */
+static int truth_load(truth_t *t, const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "vigil eval: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    size_t cap = 1 << 16, len = 0;
+    char *x = malloc(cap + 1);
+    for (;;) {
+        if (!x) break;
+        if (len == cap) {
+            char *nx = realloc(x, cap * 2 + 1);
+            if (!nx) {
+                free(x);
+                x = NULL;
+                break;
+            }
+            x = nx;
+            cap *= 2;
+        }
+        size_t r = fread(x + len, 1, cap - len, f);
+        if (r == 0) break;
+        len += r;
+    }
+    int rerr = ferror(f);
+    fclose(f);
+    if (!x) goto nomem;
+    t->text = x;
+    x[len] = 0;
+    if (rerr) {
+        fprintf(stderr, "vigil eval: %s: read error\n", path);
+        return -1;
+    }
+    if (len == 0) {
+        fprintf(stderr, "vigil eval: %s: empty file: expected the header id,fraud[,scenario]\n",
+                path);
+        return -1;
+    }
+    long ln = 0;
+    for (size_t pos = 0; pos < len;) {
+        char *line = x + pos;
+        char *nl = memchr(line, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - line) : len - pos;
+        pos += n + 1;
+        ln++;
+        while (n > 0 && line[n - 1] == '\r') n--;
+        line[n] = 0;
+        if (ln == 1) {   /* the header; a first data row would be lost without a word */
+            if (strncmp(line, "id,fraud", 8) != 0 || (line[8] && line[8] != ',')) {
+                fprintf(stderr, "vigil eval: %s:1: expected the header id,fraud[,scenario]\n",
+                        path);
+                return -1;
+            }
+            continue;
+        }
+        if (n == 0) continue;
+        char *c1 = strchr(line, ',');
+        if (!c1) {
+            fprintf(stderr, "vigil eval: %s:%ld: expected id,fraud[,scenario]\n", path, ln);
+            return -1;
+        }
+        if (c1 == line) {
+            fprintf(stderr, "vigil eval: %s:%ld: empty id\n", path, ln);
+            return -1;
+        }
+        char *c2 = strchr(c1 + 1, ',');
+        size_t fl = c2 ? (size_t)(c2 - c1 - 1) : strlen(c1 + 1);
+        /* atoi read "true" as 0 (genuine) and "yes" too: only 0 and 1 are labels */
+        if (fl != 1 || (c1[1] != '0' && c1[1] != '1')) {
+            fprintf(stderr, "vigil eval: %s:%ld: fraud must be 0 or 1, not '%.*s'\n", path, ln,
+                    (int)(fl > 20 ? 20 : fl), c1 + 1);
+            return -1;
+        }
+        int scen = -1;
+        if (c2 && c2[1]) {
+            char *end;
+            errno = 0;
+            long sv = strtol(c2 + 1, &end, 10);
+            if (errno || end == c2 + 1 || *end || sv < 0 || sv > 127) {
+                fprintf(stderr, "vigil eval: %s:%ld: scenario must be a number 0..127, not "
+                        "'%.20s'\n", path, ln, c2 + 1);
+                return -1;
+            }
+            scen = (int)sv;
+        }
+        size_t il = (size_t)(c1 - line);
+        uint64_t h = h64(line, il);
+        if ((t->n + 1) * 2 > t->mcap) {   /* grow the map: at most half full */
+            size_t nc = t->mcap ? t->mcap * 2 : 4096;
+            uint32_t *nm = calloc(nc, sizeof *nm);
+            if (!nm) goto nomem;
+            for (size_t i = 0; i < t->n; i++) {
+                size_t j = t->v[i].h & (nc - 1);
+                while (nm[j]) j = (j + 1) & (nc - 1);
+                nm[j] = (uint32_t)i + 1;
+            }
+            free(t->map);
+            t->map = nm;
+            t->mcap = nc;
+        }
+        const truth_row_t *dup = truth_find(t, line, il, h);
+        if (dup) {   /* the last one won, and "with truth" counted the id twice */
+            fprintf(stderr, "vigil eval: %s:%ld: id '%.*s' is repeated (first on line %ld)\n",
+                    path, ln, (int)(il > 128 ? 128 : il), line, dup->line);
+            return -1;
+        }
+        if (t->n == t->cap) {
+            size_t nc = t->cap ? t->cap * 2 : 4096;
+            truth_row_t *nv = realloc(t->v, nc * sizeof *nv);
+            if (!nv) goto nomem;
+            t->v = nv;
+            t->cap = nc;
+        }
+        *c1 = 0;
+        t->v[t->n] = (truth_row_t){line, il, h, ln, (int8_t)(c1[1] - '0'), (int8_t)scen, 0};
+        size_t j = h & (t->mcap - 1);
+        while (t->map[j]) j = (j + 1) & (t->mcap - 1);
+        t->map[j] = (uint32_t)++t->n;
+    }
+    if (t->n == 0) {
+        fprintf(stderr, "vigil eval: %s: no rows after the header id,fraud[,scenario]\n", path);
+        return -1;
+    }
+    return 0;
+nomem:
+    fprintf(stderr, "vigil eval: %s: out of memory\n", path);
+    return -1;
+}
+
 static void usage(FILE *f) {
     fprintf(f,
         "usage: vigil eval --rules PATH --input FILE --truth FILE [--labels FILE]\n"
@@ -226,7 +397,9 @@ static void usage(FILE *f) {
         "included; default: the last 14 days of the input) for anomaly.score and for the\n"
         "decision score (ties broken by anomaly.score), over all frauds and without the\n"
         "events of scenario N (default 2) when the truth file has a scenario column.\n"
-        "  --truth FILE   CSV id,fraud[,scenario] (header line first)\n"
+        "No decided event, none with truth, or none with truth in those days: exit 1.\n"
+        "  --truth FILE   CSV id,fraud[,scenario] (header line first, each id once); every\n"
+        "                 decided event with a row's id takes its truth\n"
         "  --labels FILE  labels fed back as `vigil replay --labels` does\n");
 }
 
@@ -308,6 +481,21 @@ int vg_cmd_eval(int argc, char **argv) {
         free(rules);
         return 2;
     }
+    /* the arguments first: a bad date came after the whole replay */
+    int32_t d0 = 0, d1 = 0;
+    const char *bad = from && parse_day(from, &d0) ? "--from" : to && parse_day(to, &d1) ? "--to"
+                                                                                        : NULL;
+    if (bad) {
+        fprintf(stderr, "vigil eval: %s: expected a date YYYY-MM-DD, not '%s'\n", bad,
+                bad[2] == 'f' ? from : to);
+        free(rules);
+        return 2;
+    }
+    if (from && to && d0 > d1) {
+        fprintf(stderr, "vigil eval: --from %s is after --to %s\n", from, to);
+        free(rules);
+        return 2;
+    }
     int status = 1;
     char err[512];
     vg_sources_t src;
@@ -315,16 +503,27 @@ int vg_cmd_eval(int argc, char **argv) {
     vg_program_t *prog = NULL;
     vg_pipeline_t *pl = NULL;
     vg_labels_t *lab = NULL;
-    FILE *in = NULL, *tf = NULL;
+    FILE *in = NULL;
     char *line = NULL;
     size_t lcap = 0;
     vg_buf_t out;
     vg_buf_init(&out);
     eval_t e;
     memset(&e, 0, sizeof e);
-    uint64_t *tmap = NULL;
-    size_t tcap = 0;
+    truth_t tr;
+    memset(&tr, 0, sizeof tr);
 
+    /* then the files: the truth and the labels parse, the input opens (a missing or bad
+     * truth file was found only after the replay) */
+    if (truth_load(&tr, truth) != 0) goto done;
+    if (labels && !(lab = vg_labels_load(labels, err, sizeof err))) {
+        fprintf(stderr, "vigil eval: --labels %s\n", err);
+        goto done;
+    }
+    if (!(in = fopen(input, "rb"))) {
+        fprintf(stderr, "vigil eval: %s: %s\n", input, strerror(errno));
+        goto done;
+    }
     int lrc = vg_sources_load(&src, rules, nrules, err, sizeof err);
     if (lrc == VG_ECOMPILE) {   /* a module too large: err is its diagnostic */
         fprintf(stderr, "%s\nvigil eval: the rules do not compile\n", err);
@@ -346,18 +545,9 @@ int vg_cmd_eval(int argc, char **argv) {
         fprintf(stderr, "vigil eval: %s\n", err);
         goto done;
     }
-    if (labels) {
-        if (!(lab = vg_labels_load(labels, err, sizeof err))) {
-            fprintf(stderr, "vigil eval: --labels %s\n", err);
-            goto done;
-        }
-        vg_pipeline_set_labels(pl, lab);
-    }
-    if (!(in = fopen(input, "rb"))) {
-        fprintf(stderr, "vigil eval: %s: %s\n", input, strerror(errno));
-        goto done;
-    }
+    if (lab) vg_pipeline_set_labels(pl, lab);
     ssize_t len;
+    size_t with_truth = 0;
     while ((len = getline(&line, &lcap, in)) >= 0) {
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
         vg_outcome_t oc;
@@ -394,92 +584,82 @@ int vg_cmd_eval(int argc, char **argv) {
         x->s2 = isnan(an) ? 0 : an;
         x->fraud = -1;
         x->scenario = -1;
+        truth_row_t *t = truth_find(&tr, ev.id.p, ev.id.len, x->idh);
+        if (t) {   /* by id: every decided event with it (ids shared across accounts) */
+            x->fraud = t->fraud;
+            x->scenario = t->scenario;
+            t->matched++;
+            with_truth++;
+        }
         int irc = intern(&e, ev.account.p, ev.account.len, &x->acct);
         vg_event_deinit(&ev);
         if (irc) goto nomem;
         e.n++;
     }
+    if (ferror(in)) {
+        fprintf(stderr, "vigil eval: %s: read error\n", input);
+        goto done;
+    }
     uint64_t applied, unmatched;
     vg_pipeline_label_stats(pl, &applied, &unmatched);
-    /* truth: id -> row */
-    tcap = 1;
-    while (tcap < 2 * e.n + 2) tcap *= 2;
-    if (!(tmap = calloc(tcap, sizeof *tmap))) goto nomem;
+    vg_pipeline_stats_t ps;
+    vg_pipeline_get_stats(pl, &ps);
+    if (e.n == 0) {   /* it printed "days 9999-12-31 .. 0000-01-01" and rows of zeros */
+        fprintf(stderr, "vigil eval: %s: no event was decided (%" PRIu64 " lines: %" PRIu64
+                " rejected, %" PRIu64 " duplicates)\n", input, ps.lines, ps.rejected,
+                ps.duplicates);
+        goto done;
+    }
+    size_t ids_unmatched = 0, ids_shared = 0;
+    for (size_t i = 0; i < tr.n; i++) {
+        ids_unmatched += tr.v[i].matched == 0;
+        ids_shared += tr.v[i].matched > 1;
+    }
+    if (with_truth == 0) {
+        fprintf(stderr, "vigil eval: no decided event has its id in %s (%zu ids there, %zu "
+                "events decided)\n", truth, tr.n, e.n);
+        goto done;
+    }
+    if (ids_shared)
+        fprintf(stderr, "vigil eval: note: %zu ids of %s are those of decided events of more "
+                "than one account; each of those events takes the id's truth\n", ids_shared,
+                truth);
+    int32_t dmax = INT32_MIN, tmin = INT32_MAX, tmax = INT32_MIN;
     for (size_t i = 0; i < e.n; i++) {
-        size_t j = e.v[i].idh & (tcap - 1);
-        while (tmap[j]) j = (j + 1) & (tcap - 1);
-        tmap[j] = i + 1;
-    }
-    if (!(tf = fopen(truth, "rb"))) {
-        fprintf(stderr, "vigil eval: %s: %s\n", truth, strerror(errno));
-        goto done;
-    }
-    long ln = 0;
-    size_t matched = 0;
-    while ((len = getline(&line, &lcap, tf)) >= 0) {
-        ln++;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
-        if (ln == 1) {   /* the header; a first data row would be lost without a word */
-            if (strncmp(line, "id,fraud", 8) != 0 || (line[8] && line[8] != ',')) {
-                fprintf(stderr, "vigil eval: %s:1: expected the header id,fraud[,scenario]\n",
-                        truth);
-                goto done;
-            }
-            continue;
-        }
-        if (len == 0) continue;
-        char *c1 = strchr(line, ',');
-        if (!c1) {
-            fprintf(stderr, "vigil eval: %s:%ld: expected id,fraud[,scenario]\n", truth, ln);
-            goto done;
-        }
-        uint64_t h = h64(line, (size_t)(c1 - line));
-        char *c2 = strchr(c1 + 1, ',');
-        size_t fl = c2 ? (size_t)(c2 - c1 - 1) : strlen(c1 + 1);
-        /* atoi read "true" as 0 (genuine) and "yes" too: only 0 and 1 are labels */
-        if (fl != 1 || (c1[1] != '0' && c1[1] != '1')) {
-            fprintf(stderr, "vigil eval: %s:%ld: fraud must be 0 or 1, not '%.*s'\n", truth, ln,
-                    (int)(fl > 20 ? 20 : fl), c1 + 1);
-            goto done;
-        }
-        int fraud = c1[1] - '0';
-        int scen = -1;
-        if (c2 && c2[1]) {
-            char *end;
-            errno = 0;
-            long sv = strtol(c2 + 1, &end, 10);
-            if (errno || end == c2 + 1 || *end || sv < 0 || sv > 127) {
-                fprintf(stderr, "vigil eval: %s:%ld: scenario must be a number 0..127, not '%.20s'\n",
-                        truth, ln, c2 + 1);
-                goto done;
-            }
-            scen = (int)sv;
-        }
-        for (size_t j = h & (tcap - 1); tmap[j]; j = (j + 1) & (tcap - 1))
-            if (e.v[tmap[j] - 1].idh == h) {
-                e.v[tmap[j] - 1].fraud = (int8_t)(fraud != 0);
-                e.v[tmap[j] - 1].scenario = (int8_t)scen;
-                matched++;
-                break;
-            }
-    }
-    int32_t d0, d1, dmax = INT32_MIN;
-    for (size_t i = 0; i < e.n; i++)
         if (e.v[i].day > dmax) dmax = e.v[i].day;
-    d1 = dmax;
-    d0 = dmax - 13;
-    if ((from && parse_day(from, &d0)) || (to && parse_day(to, &d1))) {
-        fprintf(stderr, "vigil eval: --from/--to: expected a date YYYY-MM-DD\n");
-        status = 2;
+        if (e.v[i].fraud >= 0 && e.v[i].day > tmax) tmax = e.v[i].day;
+        if (e.v[i].fraud >= 0 && e.v[i].day < tmin) tmin = e.v[i].day;
+    }
+    if (!to) d1 = dmax;
+    if (!from) d0 = d1 - 13;
+    if (d0 > d1) {   /* --from alone, past the input's last day */
+        char a0[40], a1[40];
+        vg_time_format((int64_t)d0 * 86400000, a0);
+        vg_time_format((int64_t)dmax * 86400000, a1);
+        a0[10] = a1[10] = 0;
+        fprintf(stderr, "vigil eval: --from %s is after the last day of the decided events "
+                "(%s)\n", a0, a1);
         goto done;
     }
+    size_t in_period = 0;
+    for (size_t i = 0; i < e.n; i++)
+        in_period += e.v[i].fraud >= 0 && e.v[i].day >= d0 && e.v[i].day <= d1;
     char a0[40], a1[40];
     vg_time_format((int64_t)d0 * 86400000, a0);
     vg_time_format((int64_t)d1 * 86400000, a1);
     a0[10] = a1[10] = 0;
-    printf("vigil eval: %zu events decided, %zu with truth; labels applied %" PRIu64
-           ", unmatched %" PRIu64 "\n",
-           e.n, matched, applied, unmatched);
+    if (in_period == 0) {   /* it printed rows of "0 0 nan nan nan" */
+        char b0[40], b1[40];
+        vg_time_format((int64_t)tmin * 86400000, b0);
+        vg_time_format((int64_t)tmax * 86400000, b1);
+        b0[10] = b1[10] = 0;
+        fprintf(stderr, "vigil eval: no decided event with truth in the days %s .. %s (those "
+                "with truth are of %s .. %s)\n", a0, a1, b0, b1);
+        goto done;
+    }
+    printf("vigil eval: %zu events decided, %zu with truth (%zu of the truth file's %zu ids "
+           "matched no decided event); labels applied %" PRIu64 ", unmatched %" PRIu64 "\n",
+           e.n, with_truth, ids_unmatched, tr.n, applied, unmatched);
     printf("days %s .. %s                  events  frauds   AUC     AP      CP@100\n", a0, a1);
     /* the decision ranking first (report() overwrites s1 for the anomaly ranking) */
     report(&e, d0, d1, -1, 1, "decision score (all frauds)");
@@ -501,8 +681,7 @@ int vg_cmd_eval(int argc, char **argv) {
 nomem:
     fprintf(stderr, "vigil eval: out of memory\n");
 done:
-    free(tmap);
-    if (tf) fclose(tf);
+    truth_free(&tr);
     if (in) fclose(in);
     free(line);
     for (size_t i = 0; i < e.nacct; i++) free(e.acct[i]);

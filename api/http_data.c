@@ -14,6 +14,7 @@
 
 #include "api/http.h"
 #include "api/redis.h"
+#include "models/anomaly.h"
 #include "rules/errors.h"
 
 static int find_list(vg_api_t *a, const char *name) {
@@ -608,8 +609,39 @@ static int kafka_op(vg_api_t *a, vg_req_t *q, vg_resp_t *r, const char *acct, si
     return -1;
 }
 
+/* Whether GET /v1/accounts/{account} would find the account here (without Kafka): a
+ * state on its shard, or a decision this instance answered. 1, 0, or a VG_E* code. */
+static int account_known(vg_api_t *a, const char *acct, size_t al) {
+    vg_buf_t b;
+    vg_buf_init(&b);
+    int rc = vg_engine_account_view(a->eng, acct, al, 0, &b);
+    vg_buf_deinit(&b);
+    if (rc == 0) return 1;
+    if (rc != VG_ENOTFOUND) return rc;
+    unsigned char pre[2 + VG_EVENT_MAX_ID + 1];
+    collect_t c = {json_array(), 1, NULL};
+    size_t pl = acct_prefix('D', acct, pre);
+    vg_ctl_scan(a->ctl, pre, pl, NULL, 0, collect_cb, &c);
+    int known = json_array_size(c.arr) > 0;
+    json_decref(c.arr);
+    return known;
+}
+
+/* The baseline of an account whose anomaly models have learned no event yet (just
+ * reset, or every event kept out of its baseline): what vg_anomaly_describe says of a
+ * new state, in the shape of a learned one. NULL on out of memory. */
+static json_t *empty_baseline(void) {
+    json_t *kv = json_object(), *hours = json_array();
+    for (int f = 0; f < VG_ANOMALY_CAT__COUNT; f++)
+        json_object_set_new(kv, vg_anomaly_signal_name(VG_ANOMALY_MERCHANT + f), json_integer(0));
+    for (int h = 0; h < 24; h++) json_array_append_new(hours, json_integer(0));
+    return json_pack("{s:i,s:n,s:n,s:o,s:o,s:i,s:i}", "events", 0, "since", "last",
+                     "known_values", kv, "hours_utc", hours, "burst_1h", 0, "p_compromised", 0);
+}
+
 /* POST /v1/accounts/{account}/reset-baseline: the account's next events are scored
- * as a new account's (its anomaly baseline is forgotten); audited. */
+ * as a new account's (its anomaly baseline is forgotten); audited. An account GET does
+ * not know answers 404 as GET does (it answered 200 "baseline_reset":true). */
 void vg_h_account_reset(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     const char *acct = q->seg[0];
     size_t al = strlen(acct);
@@ -619,6 +651,18 @@ void vg_h_account_reset(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     }
     char err[256];
     if (kafka_op(a, q, r, acct, al) != 0) return;
+    if (!a->kafka) {
+        int known = account_known(a, acct, al);
+        if (known < 0) {
+            vg_resp_error(r, 500, "internal", "reading the account's state: %s",
+                          vg_strerror(known));
+            return;
+        }
+        if (!known) {
+            vg_resp_error(r, 404, "not_found", "no scored events for account %s", acct);
+            return;
+        }
+    }
     if (vg_engine_reset_baseline(a->eng, acct, al, err, sizeof(err)) != 0) {
         vg_resp_error(r, 500, "internal", "%s", err);
         return;
@@ -776,7 +820,15 @@ void vg_h_account(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     json_object_set(out, "session", json_array_size(ss) ? json_array_get(ss, 0) : json_null());
     json_object_set_new(out, "sessions", ss ? json_incref(ss) : json_array());
     json_t *bl = json_object_get(view, "baseline");
-    json_object_set(out, "baseline", bl ? bl : json_null());
+    if (view && (!bl || json_is_null(bl))) {
+        /* an account whose models learned nothing yet (after a reset-baseline): null
+         * said "the rules use no anomaly score" (docs/api.md) */
+        pthread_mutex_lock(&a->mu);
+        int uses = a->active && vg_prog_uses_anomaly(a->active);
+        pthread_mutex_unlock(&a->mu);
+        if (uses) json_object_set_new(out, "baseline", empty_baseline());
+    }
+    if (!json_object_get(out, "baseline")) json_object_set(out, "baseline", bl ? bl : json_null());
     if (a->kafka)
         json_object_set_new(out, "partition", part >= 0 ? json_integer(part) : json_null());
     else

@@ -528,6 +528,7 @@ typedef struct run {
     uint64_t lists_hash;    /* fingerprint of --lists' content, 0 without --lists */
     uint64_t labels_hash;   /* fingerprint of --labels' labels, 0 without --labels */
     uint64_t lines;         /* input lines consumed (blank ones included) */
+    int resumed;            /* from a checkpoint: label counts are this run's */
 } run_t;
 
 static int flush_out(run_t *r) {
@@ -683,6 +684,7 @@ static int resume(run_t *r) {
     }
     r->out_len = out_len;
     r->lines = lines;
+    r->resumed = 1;
     fprintf(stderr, "vigil replay: resuming from checkpoint at line %" PRIu64 " (input byte %"
             PRIu64 ")\n", lines, in_pos);
     return 0;
@@ -718,6 +720,23 @@ static void summary(run_t *r, double secs, int tty) {
      * and a rate from a few events in a few microseconds says nothing) */
     if (secs < 0.01) fprintf(stderr, "; %.2f ms\n", secs * 1000.0);
     else fprintf(stderr, "; %.2f s, %.0f events/s\n", secs, (double)s.lines / secs);
+    if (r->labels) {   /* a label that matched nothing went unnoticed */
+        uint64_t applied = 0, unmatched = 0, a, u, total = vg_labels_count(r->labels);
+        vg_pipeline_label_stats(r->pl, &applied, &unmatched);
+        uint64_t taken = applied + unmatched;   /* each partition takes every label */
+        for (int p = 1; r->parts && p < r->o.partitions; p++) {
+            vg_pipeline_label_stats(r->parts[p], &a, &u);
+            applied += a;
+        }
+        unmatched = taken > applied ? taken - applied : 0;
+        fprintf(stderr, "vigil replay: labels: %" PRIu64 " applied, %" PRIu64 " matched no "
+                "event", applied, unmatched);
+        if (r->resumed) fprintf(stderr, " since the checkpoint");
+        else if (total > taken)   /* the labels the pipeline did not reach */
+            fprintf(stderr, ", %" PRIu64 " known only after the last event (not applied)",
+                    total - taken);
+        fprintf(stderr, "\n");
+    }
 }
 
 /* --partitions: the pipeline of the line's partition, as Kafka's default (murmur2)

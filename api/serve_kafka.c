@@ -1,8 +1,9 @@
 /* serve_kafka.c - the Kafka pipeline of `vigil serve` and the `vigil stream` command
  * (see serve_kafka.h).
  *
- * `vigil stream` takes the Kafka settings of SPEC section 5 as flags, each also read from
- * VIGIL_<NAME> (a flag wins over the environment), compiles the rules, starts the
+ * `vigil stream` takes the Kafka settings of SPEC section 5 as flags, those of ENV_NAMES
+ * below also read from VIGIL_<NAME> (a flag wins over the environment; an empty flag value
+ * is a usage error, an empty variable is unset), compiles the rules, starts the
  * service, and runs until SIGTERM or SIGINT, which stop it cleanly (produced output
  * acknowledged, state checkpointed with the offsets, group left). It exits 1 when the
  * service failed (a restart resumes from the last checkpoint).
@@ -16,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "api/cli.h"
 #include "engine/kafka.h"
@@ -217,6 +220,13 @@ static void on_signal(int sig) {
     g_stop = 1;
 }
 
+/* The settings also read from the environment (docs/kafka.md, Settings). */
+#define ENV_NAMES                                                                        \
+    "VIGIL_KAFKA, VIGIL_GROUP,\n"                                                          \
+    "VIGIL_TOPIC_IN, VIGIL_TOPIC_ALERTS, VIGIL_TOPIC_DECISIONS, VIGIL_TOPIC_DLQ,\n"         \
+    "VIGIL_CHANGELOG, VIGIL_TOPIC_LABELS, VIGIL_STATE, VIGIL_RULES, VIGIL_LISTS,\n"         \
+    "VIGIL_LATENESS, VIGIL_DEDUPE_HORIZON, VIGIL_FUTURE and VIGIL_THREADS"
+
 static void usage(FILE *f) {
     fprintf(f,
         "usage: vigil stream --kafka BROKERS|embedded --rules PATH [--state DIR] [options]\n"
@@ -247,11 +257,14 @@ static void usage(FILE *f) {
         "  --no-sync                  no fsync at checkpoints\n"
         "  -X NAME=VALUE              librdkafka setting for every client (repeatable;\n"
         "                             consumer.NAME / producer.NAME for one kind)\n"
-        "  --partitions N             embedded: partitions per topic (8)\n"
-        "  --kafka-addr-file FILE     embedded: write the broker address to FILE\n"
+        "  --partitions N             embedded only: partitions per topic (8)\n"
+        "  --kafka-addr-file FILE     embedded only: write the broker address to FILE\n"
         "  --metrics-file FILE        write the metrics (Prometheus text) every second\n"
+        "                             (checked writable at start)\n"
         "  --drain                    stop cleanly once caught up (no lag, idle for 1 s)\n"
-        "Each flag is also read from VIGIL_<NAME> (VIGIL_TOPIC_IN, VIGIL_KAFKA, ...).\n");
+        "An empty value is a usage error. When their flag is not given, these are read\n"
+        "from the environment (an empty variable counts as unset): " ENV_NAMES ".\n"
+        "The other flags are not read from the environment.\n");
 }
 
 static const char *env_or(const char *flag_val, const char *env) {
@@ -260,19 +273,69 @@ static const char *env_or(const char *flag_val, const char *env) {
     return v && *v ? v : NULL;
 }
 
-static int write_metrics(vg_serve_kafka_t *s, const char *path) {
+/* --metrics-file at start: FILE.tmp can be made (then removed) and FILE is not a
+ * directory, so that the renames of write_metrics can work. 0, or -1 with the reason in
+ * errbuf. */
+static int metrics_check(const char *path, char *errbuf, size_t errlen) {
+    char tmp[4096];
+    struct stat st;
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
+        snprintf(errbuf, errlen, "the path is too long");
+        return -1;
+    }
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(errbuf, errlen, "is a directory");
+        return -1;
+    }
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        snprintf(errbuf, errlen, "cannot write %.900s: %s", tmp, strerror(errno));
+        return -1;
+    }
+    fclose(f);
+    unlink(tmp);
+    return 0;
+}
+
+/* Writes the metrics to path (through path.tmp, renamed). 0, or -1 with the reason in
+ * errbuf (the caller logs it once: a failed write was silently skipped every second). */
+static int write_metrics(vg_serve_kafka_t *s, const char *path, char *errbuf, size_t errlen) {
     vg_buf_t b;
     vg_buf_init(&b);
     char tmp[4096];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     int rc = vg_serve_kafka_metrics(s, &b);
-    FILE *f = rc ? NULL : fopen(tmp, "w");
-    if (f) {
-        if (b.len) fwrite(b.p, 1, b.len, f);
-        if (fclose(f) == 0) rename(tmp, path);
+    if (rc) {
+        snprintf(errbuf, errlen, "%s", vg_strerror(rc));
+    } else {
+        FILE *f = fopen(tmp, "w");
+        int bad = !f;
+        if (f) {
+            bad = b.len && fwrite(b.p, 1, b.len, f) != b.len;
+            bad = fclose(f) != 0 || bad;
+            bad = bad || rename(tmp, path) != 0;
+        }
+        if (bad) {
+            snprintf(errbuf, errlen, "%s", strerror(errno));
+            rc = -1;
+        }
     }
     vg_buf_deinit(&b);
-    return 0;
+    return rc ? -1 : 0;
+}
+
+/* write_metrics, logged on the first failure and when it works again. */
+static void metrics_tick(vg_serve_kafka_t *s, const char *path, int *failing) {
+    char why[256];
+    if (write_metrics(s, path, why, sizeof(why)) != 0) {
+        if (!*failing)
+            fprintf(stderr, "vigil stream: --metrics-file %s: cannot write: %s (said once; "
+                    "retried every second)\n", path, why);
+        *failing = 1;
+    } else if (*failing) {
+        fprintf(stderr, "vigil stream: --metrics-file %s: written again\n", path);
+        *failing = 0;
+    }
 }
 
 int vg_cmd_stream(int argc, char **argv) {
@@ -322,8 +385,16 @@ int vg_cmd_stream(int argc, char **argv) {
     }
     optind = 1;
     opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "X:", lo, NULL)) != -1) {
+    int c, li = -1;
+    while ((c = getopt_long(argc, argv, "X:", lo, &li)) != -1) {
+        /* an empty value: `--changelog ''` and `--topic-labels ''` were the defaults
+         * while `--topic-in ''` was refused */
+        if (optarg && !*optarg && c != '?' && c != ':') {
+            fprintf(stderr, "vigil stream: %s%s needs a value, not an empty string\n",
+                    c == 'X' ? "-" : "--", c == 'X' ? "X" : lo[li].name);
+            goto done;
+        }
+        li = -1;
         switch (c) {
         case 'k': kafka = optarg; break;
         case 'g': group = optarg; break;
@@ -379,6 +450,7 @@ int vg_cmd_stream(int argc, char **argv) {
     cfg.changelog = env_or(changelog, "VIGIL_CHANGELOG");
     cfg.topic_labels = env_or(tlabels, "VIGIL_TOPIC_LABELS");
     cfg.state = env_or(state, "VIGIL_STATE");
+    lists_file = env_or(lists_file, "VIGIL_LISTS");
     if (!cfg.state) cfg.state = "./vigil-data";
     if (nrules == 0 && getenv("VIGIL_RULES") && *getenv("VIGIL_RULES"))
         rules[nrules++] = getenv("VIGIL_RULES");
@@ -392,6 +464,13 @@ int vg_cmd_stream(int argc, char **argv) {
     }
     if (nrules == 0) {
         fprintf(stderr, "vigil stream: --rules PATH is required\n");
+        goto done;
+    }
+    if (strcmp(cfg.kafka, "embedded") != 0 && (cfg.partitions || cfg.addr_file)) {
+        /* they were silently ignored: the brokers' topics have their own partitions */
+        fprintf(stderr, "vigil stream: %s is for --kafka embedded only (with brokers, the "
+                "topics' partitions are the brokers' and their address is --kafka's)\n",
+                cfg.partitions ? "--partitions" : "--kafka-addr-file");
         goto done;
     }
     if ((lateness && vg_cli_duration(lateness, &cfg.lateness_ms)) ||
@@ -432,6 +511,11 @@ int vg_cmd_stream(int argc, char **argv) {
     cfg.ruleset_version = 1;   /* rules from files: version 1, as in vigil replay */
     status = 1;
     char err[1024];
+    if (metrics_file && metrics_check(metrics_file, err, sizeof(err)) != 0) {
+        /* it was silently never written */
+        fprintf(stderr, "vigil stream: --metrics-file %s: %s\n", metrics_file, err);
+        goto done;
+    }
     if (vg_sources_load(&src, rules, nrules, err, sizeof(err)) != 0) {
         fprintf(stderr, "vigil stream: %s\n", err);
         goto done;
@@ -462,7 +546,7 @@ int vg_cmd_stream(int argc, char **argv) {
         fprintf(stderr, "vigil stream: %s\n", err);
         goto done;
     }
-    int ready_said = 0, tick = 0, drain_idle = 0;
+    int ready_said = 0, tick = 0, drain_idle = 0, metrics_failing = 0;
     uint64_t drain_seen = UINT64_MAX;
     while (!g_stop && !vg_serve_kafka_failed(s)) {
         struct timespec ts = {0, 100 * 1000000L};
@@ -471,7 +555,7 @@ int vg_cmd_stream(int argc, char **argv) {
             fprintf(stderr, "vigil stream: ready\n");
             ready_said = 1;
         }
-        if (metrics_file && ++tick % 10 == 0) write_metrics(s, metrics_file);
+        if (metrics_file && ++tick % 10 == 0) metrics_tick(s, metrics_file, &metrics_failing);
         if (drain) {
             /* caught up: no lag and nothing new for a second, once every thread has been
              * assigned or this process owns every input partition (a thread whose group
@@ -492,7 +576,7 @@ int vg_cmd_stream(int argc, char **argv) {
     fprintf(stderr, "vigil stream: stopping\n");
     vg_kafka_stop(s->k);
     int rc = vg_kafka_wait(s->k);
-    if (metrics_file) write_metrics(s, metrics_file);
+    if (metrics_file) metrics_tick(s, metrics_file, &metrics_failing);
     vg_kafka_stats_t st;
     vg_kafka_get_stats(s->k, &st);
     fprintf(stderr, "vigil stream: %" PRIu64 " messages: %" PRIu64 " decided, %" PRIu64

@@ -2117,7 +2117,8 @@ void vg_state_acctx_remem(vg_state_t *st, vg_acct_t *a) { acct_remem(st, a); }
 
 int vg_state_reset_baseline(vg_state_t *st, const char *account, size_t len) {
     vg_acct_t *a;
-    int rc = vg_state_account(st, account, len, &a);
+    int rc = vg_state_find(st, account, len, &a);   /* an unknown account is not made */
+    if (rc == VG_ENOTFOUND) return 0;
     if (rc) return rc;
     if (!a->x || !a->x->has_anomaly) return 0;
     rc = mark_dirty(st, &a->e);

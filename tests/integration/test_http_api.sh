@@ -525,4 +525,34 @@ rc=0
 timeout -k 5 20 "$VIGIL" serve --http "127.0.0.1:$P3" --state "$TMP/st-rname" --rules "$TMP/rname" >/dev/null 2>"$TMP/bad.err" || rc=$?
 [ $rc -eq 1 ] && grep -q "the file name must give a module name" "$TMP/bad.err" &&
     ok "--rules file 'my rules.vrl': exit 1, the name named" || bad "--rules bad name: exit $rc, $(cat "$TMP/bad.err")"
+echo "--- reset-baseline: the view shows the new (empty) baseline, not null; an unknown account is 404 as GET"
+mkdir -p "$TMP/ran"
+cat >"$TMP/ran/an.vrl" <<'EOF'
+feature an = anomaly.score
+rule odd
+  action review
+  score 10
+  when an > 0.99
+end
+EOF
+P6=$(free_port)
+U6="http://127.0.0.1:$P6"
+start_vigil an "$P6" --state "$TMP/st-an" --rules "$TMP/ran"
+for i in 1 2 3 4 5 6; do req POST "$U6/v1/score" "$S" "$(ev b$i acct-an $((i * 5)))"; done
+req GET "$U6/v1/accounts/acct-an" "$N"
+expect 200 "j['baseline'] is not None and j['baseline']['events'] >= 1" "a learned baseline"
+req POST "$U6/v1/accounts/acct-an/reset-baseline" "$N" ""
+expect 200 "j['baseline_reset']==True" "reset-baseline"
+req GET "$U6/v1/accounts/acct-an" "$N"
+expect 200 "j['baseline'] is not None and j['baseline']['events']==0 and j['baseline']['since'] is None and j['baseline']['last'] is None and j['baseline']['hours_utc']==[0]*24 and j['baseline']['known_values']['merchant']==0 and len(j['recent_decisions'])==6" "after a reset the view shows the empty baseline (it was null: 'no anomaly score')"
+req POST "$U6/v1/score" "$S" "$(ev b7 acct-an 40)"
+req GET "$U6/v1/accounts/acct-an" "$N"
+expect 200 "j['baseline']['events']==1" "... and learns again from the next event"
+req POST "$U6/v1/accounts/nobody/reset-baseline" "$N" ""
+expect_error 404 not_found "reset-baseline of an account GET does not know (it was 200 baseline_reset:true)"
+req GET "$U6/v1/accounts/nobody" "$N"
+expect_error 404 not_found "... and GET still says 404 (the reset made no account)"
+req GET "$U6/v1/audit?action=accounts.reset_baseline" "$A"
+expect 200 "len(j['entries'])==1 and j['entries'][0]['target']=='acct-an'" "only the done reset is audited"
+stop_pid "$PID_an"
 finish

@@ -3,7 +3,8 @@
 # vigil-gen with a 2-day delay are applied before the first event at or after their
 # time; label features count only labels known then; bad label files exit 1 with the
 # line number; the same replay with labels is identical with --partitions 1 and with
-# --state; `vigil eval` prints the metrics.
+# --state; `vigil eval` prints the metrics and refuses what it cannot measure; the
+# label file's format and replay's label counts.
 #
 # Usage: bash test_labels.sh BUILD_DIR SOURCE_DIR
 set -u
@@ -114,6 +115,89 @@ rc=0
     --exclude-scenario two >/dev/null 2>"$WORK/eval.err" || rc=$?
 [ $rc -eq 2 ] && grep -q "exclude-scenario: expected a number" "$WORK/eval.err" &&
     ok "eval: --exclude-scenario two is a usage error" || fail "eval --exclude-scenario two: exit $rc"
+
+# vigil eval refuses what it cannot measure (it printed "days 9999-12-31 .. 0000-01-01" or
+# rows of "0 0 nan nan nan" with exit 0), a repeated truth id (the last one won and "with
+# truth" counted it twice), and checks its arguments and truth file before the replay
+cut -d, -f1,3 "$WORK/truth.csv" >"$WORK/truth2.csv"
+eval_rc() {   # eval_rc WANT_RC GREP DESC ARGS...
+    local want=$1 pat=$2 desc=$3 rc=0
+    shift 3
+    timeout 20 "$VIGIL" eval --rules "$RULES" "$@" >"$WORK/eval.out" 2>"$WORK/eval.err" || rc=$?
+    if [ $rc -eq "$want" ] && grep -q -- "$pat" "$WORK/eval.err" && ! grep -q nan "$WORK/eval.out"; then
+        ok "eval: $desc (exit $rc)"
+    else
+        fail "eval: $desc: exit $rc, $(cat "$WORK/eval.err" "$WORK/eval.out" | grep -v warnings | head -3)"
+    fi
+}
+: >"$WORK/empty.ndjson"
+echo '{"id":"x"}' >"$WORK/rejected.ndjson"
+eval_rc 1 "empty.ndjson: no event was decided (0 lines" "an empty input" --input "$WORK/empty.ndjson" --truth "$WORK/truth2.csv"
+eval_rc 1 "rejected.ndjson: no event was decided (1 lines: 1 rejected" "every line rejected" --input "$WORK/rejected.ndjson" --truth "$WORK/truth2.csv"
+eval_rc 2 "--from 2026-12-20 is after --to 2026-12-01" "--from after --to" --input "$WORK/in.ndjson" --truth "$WORK/truth2.csv" --from 2026-12-20 --to 2026-12-01
+eval_rc 1 "--from 2030-01-01 is after the last day of the decided events" "--from past the data" --input "$WORK/in.ndjson" --truth "$WORK/truth2.csv" --from 2030-01-01
+eval_rc 1 "no decided event with truth in the days 2030-01-01 .. 2030-01-14" "a period without events" --input "$WORK/in.ndjson" --truth "$WORK/truth2.csv" --from 2030-01-01 --to 2030-01-14
+printf 'id,fraud\nnobody-1,1\nnobody-2,0\n' >"$WORK/truth_none.csv"
+eval_rc 1 "no decided event has its id in $WORK/truth_none.csv (2 ids there" "a truth file matching no event" --input "$WORK/in.ndjson" --truth "$WORK/truth_none.csv"
+: >"$WORK/truth_empty.csv"
+eval_rc 1 "truth_empty.csv: empty file: expected the header id,fraud" "an empty truth file" --input "$WORK/in.ndjson" --truth "$WORK/truth_empty.csv"
+printf 'id,fraud\n' >"$WORK/truth_hdr.csv"
+eval_rc 1 "truth_hdr.csv: no rows after the header" "a truth file with only its header" --input "$WORK/in.ndjson" --truth "$WORK/truth_hdr.csv"
+{ cat "$WORK/truth2.csv"; sed -n '2s/,1$/,9/; 2s/,0$/,1/; 2s/,9$/,0/; 2p' "$WORK/truth2.csv"; } >"$WORK/truth_rep.csv"
+n=$(wc -l <"$WORK/truth_rep.csv")
+eval_rc 1 "truth_rep.csv:$n: id '$(sed -n '2s/,.*//p' "$WORK/truth2.csv")' is repeated (first on line 2)" "a repeated truth id" --input "$WORK/in.ndjson" --truth "$WORK/truth_rep.csv"
+# ... each before the replay: the input is a FIFO nobody writes (opening it blocks)
+mkfifo "$WORK/never.ndjson"
+eval_rc 2 "--from: expected a date YYYY-MM-DD, not '2018-13-45'" "a bad --from, before the replay" --input "$WORK/never.ndjson" --truth "$WORK/truth2.csv" --from 2018-13-45
+eval_rc 1 "none.csv: No such file" "a missing truth file, before the replay" --input "$WORK/never.ndjson" --truth "$WORK/none.csv"
+eval_rc 1 "truth_rep.csv:$n: id" "a repeated truth id, before the replay" --input "$WORK/never.ndjson" --truth "$WORK/truth_rep.csv"
+# ids shared across accounts: every decided event with the id takes its truth, and a note
+# says so (one of the two silently dropped out)
+{
+    echo '{"id":"s1","account":"A","ts":"2026-03-01T10:00:00Z","amount":10}'
+    echo '{"id":"s1","account":"B","ts":"2026-03-01T10:01:00Z","amount":20}'
+    echo '{"id":"s2","account":"A","ts":"2026-03-01T10:02:00Z","amount":30}'
+} >"$WORK/shared.ndjson"
+printf 'id,fraud\ns1,1\ns2,0\n' >"$WORK/truth_shared.csv"
+rc=0
+"$VIGIL" eval --rules "$RULES" --input "$WORK/shared.ndjson" --truth "$WORK/truth_shared.csv" \
+    >"$WORK/eval.out" 2>"$WORK/eval.err" || rc=$?
+[ $rc -eq 0 ] && grep -q "3 events decided, 3 with truth (0 of the truth file's 2 ids matched no decided event)" "$WORK/eval.out" &&
+    grep -q "decision score (all frauds) *3 *2 " "$WORK/eval.out" &&
+    grep -q "note: 1 ids of .*truth_shared.csv are those of decided events of more than one account" "$WORK/eval.err" &&
+    ok "eval: an id shared by two accounts gives both events its truth, with a note" ||
+    fail "eval shared id: exit $rc, $(cat "$WORK/eval.out" "$WORK/eval.err")"
+
+# --labels takes exactly 0/1 and no quoted fields (docs/replay.md): "true", " 1" were read
+# as fraud, and a quoted id kept its quotes (it never matched); FILE:LINE: reason, exit 1
+printf 'id,account,fraud,at\n"tx-1","acct-1",1,2026-11-01T00:00:00Z\n' >"$WORK/q.csv"
+printf 'id,account,fraud,at\ntx-1,acct-1,true,2026-11-01T00:00:00Z\n' >"$WORK/t.csv"
+printf 'id,account,fraud,at\ntx-1,acct-1, 1,2026-11-01T00:00:00Z\n' >"$WORK/s.csv"
+for f in "q.csv:2: id: quoted fields are not supported" "t.csv:2: fraud must be 0 or 1, found 'true'" \
+         "s.csv:2: fraud: spaces around the value ' 1'"; do
+    rc=0
+    "$VIGIL" replay --rules "$RULES" --input "$WORK/in.ndjson" --labels "$WORK/${f%%:*}" \
+        --output "$WORK/x" 2>"$WORK/bad.err" || rc=$?
+    [ $rc -eq 1 ] && grep -q -- "$f" "$WORK/bad.err" && ok "--labels ${f%%:*} refused: $f" ||
+        fail "--labels ${f%%:*}: exit $rc, $(grep -v warnings "$WORK/bad.err")"
+done
+# the summary says how many labels were applied and how many matched no event
+{
+    head -1 "$WORK/labels.csv"
+    echo "no-such-id,acct-1,1,2000-01-01T00:00:00Z"
+    echo "late-id,acct-1,1,9999-01-01T00:00:00Z"
+} >"$WORK/lx.csv"
+"$VIGIL" replay --rules "$RULES" --input "$WORK/in.ndjson" --labels "$WORK/lx.csv" \
+    --output "$WORK/x" 2>"$WORK/lx.err"
+grep -qx "vigil replay: labels: 0 applied, 1 matched no event, 1 known only after the last event (not applied)" "$WORK/lx.err" &&
+    ok "replay's summary counts the labels applied and unmatched" || fail "label summary: $(grep -v warnings "$WORK/lx.err")"
+napp=$(grep -c . "$WORK/labels.csv")
+"$VIGIL" replay --rules "$RULES" --input "$WORK/in.ndjson" --labels "$WORK/labels.csv" \
+    --output "$WORK/x" 2>"$WORK/lx.err"
+sed -nE 's/^vigil replay: labels: ([0-9]+) applied, ([0-9]+) matched no event.*/\1 \2/p' "$WORK/lx.err" >"$WORK/lx.n"
+read -r la lu <"$WORK/lx.n" || true
+[ -n "${la:-}" ] && [ "$la" -gt 0 ] && [ $((la + lu)) -le $((napp - 1)) ] &&
+    ok "... $la applied, $lu unmatched of $((napp - 1))" || fail "label counts: $(cat "$WORK/lx.err")"
 
 # a label sum beyond a double is null, in comparisons too (it read as +inf: fs > 0 true)
 printf 'feature fs = fraud_sum(tx.amount, 1d)\nfeature pos = fs > 0\n' >"$WORK/h.vrl"

@@ -7,7 +7,9 @@
 # limit (CRLF lines, the id of a too_large line), duplicates, late events, a last line
 # without a newline, the cap on printed diagnostics, a module too large and the same
 # module given twice, the note on empty lists, the summary of a short run, the lists and
-# labels a --state directory was made with, the figures in fixtures/demo.vrl's header.
+# labels a --state directory was made with, the figures in fixtures/demo.vrl's header;
+# `vigil stream`'s flag checks (empty values, embedded-only flags, --metrics-file, the
+# variables its help names).
 #
 # Usage: bash test_replay_cli.sh BUILD_DIR SOURCE_DIR
 set -u
@@ -104,6 +106,43 @@ for a in "--partitions abc" "--partitions -3" "--threads 2x" "--checkpoint-inter
     # shellcheck disable=SC2086
     expect_rc 2 "stream $a" "$VIGIL" stream --kafka embedded --rules "$W/r.vrl" $a
 done
+# ... and empty values, as --topic-in '' was (--changelog '' and --topic-labels '' were
+# taken as the defaults); timeout: the old binary ran a stream
+for a in --changelog= --topic-labels= --topic-in= --metrics-file= --kafka-addr-file= --state= -X; do
+    args=("$a")
+    [ "$a" = -X ] && args=(-X "")
+    expect_rc 2 "stream $a''" timeout 10 "$VIGIL" stream --kafka embedded --rules "$W/r.vrl" --state "$W/sst" "${args[@]}"
+    grep -q "vigil stream: ${a%=} needs a value, not an empty string" "$W/stderr" && ok "... named" || fail "stream $a: $(head -1 "$W/stderr")"
+done
+# --partitions and --kafka-addr-file are for the embedded broker only (they were ignored)
+for a in "--partitions 4" "--kafka-addr-file $W/addr"; do
+    # shellcheck disable=SC2086
+    expect_rc 2 "stream --kafka BROKERS $a" timeout 10 "$VIGIL" stream --kafka 127.0.0.1:1 --rules "$W/r.vrl" --state "$W/sst" $a
+    grep -q "vigil stream: ${a% *} is for --kafka embedded only" "$W/stderr" && ok "... said so" || fail "stream $a: $(head -1 "$W/stderr")"
+done
+# --metrics-file where it cannot be written: exit 1 at start (it was never written, silently)
+expect_rc 1 "stream --metrics-file in a missing directory" timeout 10 "$VIGIL" stream --kafka embedded --rules "$W/r.vrl" --state "$W/sst" --metrics-file "$W/no/such/m.prom"
+grep -q "vigil stream: --metrics-file $W/no/such/m.prom: cannot write $W/no/such/m.prom.tmp: No such file or directory" "$W/stderr" && ok "... with the reason" || fail "metrics-file: $(tail -1 "$W/stderr")"
+expect_rc 1 "stream --metrics-file a directory" timeout 10 "$VIGIL" stream --kafka embedded --rules "$W/r.vrl" --state "$W/sst" --metrics-file "$W"
+# the help names exactly the variables read (it said every flag was), and they are read
+expect_rc 0 "stream --help" "$VIGIL" stream --help
+grep -q "VIGIL_LATENESS, VIGIL_DEDUPE_HORIZON, VIGIL_FUTURE and VIGIL_THREADS" "$W/stdout" &&
+    grep -q "The other flags are not read from the environment" "$W/stdout" && ! grep -q "Each flag is also read" "$W/stdout" &&
+    ok "... names the variables it reads" || fail "stream --help: $(tail -4 "$W/stdout")"
+expect_rc 1 "stream with VIGIL_LISTS naming a missing file (docs/kafka.md)" env VIGIL_LISTS="$W/none.json" timeout 10 "$VIGIL" stream --kafka embedded --rules "$W/r.vrl" --state "$W/sst"
+grep -q "vigil stream: --lists $W/none.json" "$W/stderr" && ok "... read" || fail "VIGIL_LISTS: $(tail -1 "$W/stderr")"
+# a metrics write that fails later is said once (the writes went on failing silently)
+mkdir -p "$W/md"
+"$VIGIL" stream --kafka embedded --rules "$W/r.vrl" --state "$W/sst" --metrics-file "$W/md/m.prom" \
+    >/dev/null 2>"$W/mf.err" &
+mf_pid=$!
+for _ in $(seq 300); do [ -s "$W/md/m.prom" ] && break; sleep 0.1; done
+rm -rf "$W/md"
+sleep 3.5
+kill -TERM "$mf_pid" 2>/dev/null
+wait "$mf_pid"
+n=$(grep -c "vigil stream: --metrics-file $W/md/m.prom: cannot write: No such file or directory" "$W/mf.err")
+[ "$n" -eq 1 ] && ok "a failed metrics write is logged once" || fail "metrics write failures logged $n times: $(tail -3 "$W/mf.err")"
 
 # --- failures: 1
 expect_rc 1 "rules that do not compile" "$VIGIL" replay --rules "$W/bad.vrl" --input /dev/null --output "$W/o"

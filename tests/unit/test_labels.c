@@ -71,7 +71,7 @@ static void test_label_file(void **st) {
                                  "t2,a,1,2026-01-01T02:00:00Z\n"
                                  "\n"
                                  "t1,a,0,1767225600000\n"
-                                 "t3,b,true,2026-01-01T02:00:00Z\n", err, sizeof err);
+                                 "t3,b,1,2026-01-01T02:00:00Z\n", err, sizeof err);
     assert_non_null(l);
     assert_int_equal(vg_labels_count(l), 3);
     /* sorted by time, stable */
@@ -86,6 +86,26 @@ static void test_label_file(void **st) {
     assert_null(labels_from("id,account,fraud,at\nt1,a,1,2026-01-01T00:00:00Z\nt2,a,2,2026-01-01T00:00:00Z\n",
                             err, sizeof err));
     assert_non_null(strstr(err, "l.csv:3: fraud must be 0 or 1"));
+    /* fraud is exactly 0 or 1 (docs/replay.md): true/false and " 1" were taken */
+    assert_null(labels_from("id,account,fraud,at\nt1,a,true,2026-01-01T00:00:00Z\n", err,
+                            sizeof err));
+    assert_non_null(strstr(err, "l.csv:2: fraud must be 0 or 1, found 'true'"));
+    assert_null(labels_from("id,account,fraud,at\nt1,a,false,2026-01-01T00:00:00Z\n", err,
+                            sizeof err));
+    assert_non_null(strstr(err, "l.csv:2: fraud must be 0 or 1, found 'false'"));
+    assert_null(labels_from("id,account,fraud,at\nt1,a, 1,2026-01-01T00:00:00Z\n", err,
+                            sizeof err));
+    assert_non_null(strstr(err, "l.csv:2: fraud: spaces around the value ' 1'"));
+    assert_null(labels_from("id,account,fraud,at\nt1,a ,1,2026-01-01T00:00:00Z\n", err,
+                            sizeof err));
+    assert_non_null(strstr(err, "l.csv:2: account: spaces around the value 'a '"));
+    /* a quoted field kept its quotes in the id, which then matched no event */
+    assert_null(labels_from("id,account,fraud,at\nt0,a,0,2026-01-01T00:00:00Z\n"
+                            "\"e1\",\"A\",1,2026-11-01T00:30:00Z\n", err, sizeof err));
+    assert_non_null(strstr(err, "l.csv:3: id: quoted fields are not supported"));
+    assert_null(labels_from("id,account,fraud,at\nt1,a,\"1\",2026-01-01T00:00:00Z\n", err,
+                            sizeof err));
+    assert_non_null(strstr(err, "l.csv:2: fraud: quoted fields are not supported"));
     assert_null(labels_from("id,account,fraud,at\nt1,a,1,yesterday\n", err, sizeof err));
     assert_non_null(strstr(err, "l.csv:2: bad time"));
     assert_null(labels_from("id,account,fraud,at\nt1,a,1\n", err, sizeof err));
