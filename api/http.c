@@ -819,6 +819,7 @@ static const char *const *route_params(vg_route_t rt) {
 typedef struct query_check {
     const char *const *known;
     unsigned seen;       /* bit i: known[i] was given */
+    int empty_ok;        /* an empty value means "not given" (the list filters) */
     vg_resp_t *r;        /* the error, when one is found */
 } query_check_t;
 
@@ -837,7 +838,7 @@ static enum MHD_Result query_cb(void *cls, enum MHD_ValueKind kind, const char *
     else if (!value)
         vg_resp_error(qc->r, 400, "bad_request", "query parameter '%s' needs a value (%s=...)",
                       key, key);
-    else if (!*value)
+    else if (!*value && !qc->empty_ok)
         vg_resp_error(qc->r, 400, "bad_request", "query parameter '%s' is empty", key);
     else {
         qc->seen |= 1u << i;
@@ -846,11 +847,13 @@ static enum MHD_Result query_cb(void *cls, enum MHD_ValueKind kind, const char *
     return MHD_NO;
 }
 
-/* 0 when every query parameter is one the route knows, given once with a non-empty
- * value; else -1 with a 400 in r naming the parameter (a typo such as `dryrun=true`, or a
- * bare `dry_run`, used to be ignored: the event was scored for real). */
+/* 0 when every query parameter is one the route knows, given once with a value
+ * (non-empty, except the filters of the alert and audit lists, where an empty one is
+ * not given: SPEC section 6 writes them `?account=&rule=&since=&limit=&cursor=`); else
+ * -1 with a 400 in r naming the parameter (a typo such as `dryrun=true`, or a bare
+ * `dry_run`, used to be ignored: the event was scored for real). */
 static int check_query(struct MHD_Connection *c, vg_route_t rt, vg_resp_t *r) {
-    query_check_t qc = {route_params(rt), 0, r};
+    query_check_t qc = {route_params(rt), 0, rt == VG_ROUTE_ALERTS || rt == VG_ROUTE_AUDIT, r};
     if (!qc.known) return 0;
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, query_cb, &qc);
     return r->status ? -1 : 0;

@@ -914,8 +914,15 @@ static int digits_u64(const char *s, uint64_t *v) {
     return 0;
 }
 
+/* A filter of the alert or audit list: NULL when not given or empty (SPEC section 6's
+ * `?account=&rule=&since=&limit=&cursor=`). */
+static const char *filter_arg(vg_req_t *q, const char *name) {
+    const char *v = vg_req_arg(q, name);
+    return v && *v ? v : NULL;
+}
+
 static int page_args(vg_req_t *q, vg_resp_t *r, page_t *p, unsigned char from[10], char pfx) {
-    const char *lim = vg_req_arg(q, "limit"), *cur = vg_req_arg(q, "cursor");
+    const char *lim = filter_arg(q, "limit"), *cur = filter_arg(q, "cursor");
     p->limit = 50;
     if (lim) {
         uint64_t v;
@@ -944,9 +951,9 @@ void vg_h_alerts(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     page_t p = {0};
     unsigned char from[10];
     if (page_args(q, r, &p, from, 'N') != 0) return;
-    p.account = vg_req_arg(q, "account");
-    p.rule = vg_req_arg(q, "rule");
-    const char *since = vg_req_arg(q, "since");
+    p.account = filter_arg(q, "account");
+    p.rule = filter_arg(q, "rule");
+    const char *since = filter_arg(q, "since");
     if (since) {
         char err[200];
         char *end;
@@ -975,8 +982,8 @@ void vg_h_audit(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     unsigned char from[10];
     if (page_args(q, r, &p, from, 'A') != 0) return;
     p.audit = 1;
-    p.action = vg_req_arg(q, "action");
-    p.target = vg_req_arg(q, "target");
+    p.action = filter_arg(q, "action");
+    p.target = filter_arg(q, "target");
     p.arr = json_array();
     vg_ctl_scan(a->ctl, "A/", 2, from, sizeof(from), page_cb, &p);
     json_t *out = json_pack("{s:o}", "entries", p.arr);
