@@ -92,30 +92,60 @@ vg_labels_t *vg_labels_read(FILE *f, const char *name, char *errbuf, size_t errl
         }
         char *fld[4];
         size_t fl[4];
-        int nf = 0;
+        static const char *const fname[4] = {"id", "account", "fraud", "at"};
+        int nf = 0, more = 1;
         char *p = cs, *end = cs + cn;
-        while (nf < 4) {
-            char *c = memchr(p, ',', (size_t)(end - p));
+        while (more && nf < 4) {
             fld[nf] = p;
-            fl[nf] = c ? (size_t)(c - p) : (size_t)(end - p);
+            if (p < end && *p == '"') {   /* RFC 4180: quoted, "" a quote, commas allowed;
+                                             unescaped in place */
+                size_t o = 0;
+                char *r = p + 1;
+                for (;;) {
+                    if (r >= end) {
+                        snprintf(errbuf, errlen, "%s:%ld: %s: a quoted field without its "
+                                 "closing quote", name, line, fname[nf]);
+                        goto fail;
+                    }
+                    if (*r == '"') {
+                        if (r + 1 < end && r[1] == '"') {
+                            p[o++] = '"';
+                            r += 2;
+                            continue;
+                        }
+                        r++;
+                        break;
+                    }
+                    p[o++] = *r++;
+                }
+                fl[nf] = o;
+                if (r < end && *r != ',') {
+                    snprintf(errbuf, errlen, "%s:%ld: %s: text after a quoted field", name,
+                             line, fname[nf]);
+                    goto fail;
+                }
+                more = r < end;
+                p = r + 1;
+            } else {
+                char *c = memchr(p, ',', (size_t)(end - p));
+                fl[nf] = c ? (size_t)(c - p) : (size_t)(end - p);
+                if (memchr(fld[nf], '"', fl[nf])) {
+                    snprintf(errbuf, errlen, "%s:%ld: %s: a quote inside an unquoted field "
+                             "(quote the whole field, a quote in it doubled)", name, line,
+                             fname[nf]);
+                    goto fail;
+                }
+                more = c != NULL;
+                p = c ? c + 1 : end;
+            }
             nf++;
-            if (!c) break;
-            p = c + 1;
         }
-        if (nf != 4 || fld[3] + fl[3] != end) {   /* fewer fields, or more (a 5th) */
+        if (nf != 4 || more) {   /* fewer fields, or more (a 5th) */
             snprintf(errbuf, errlen, "%s:%ld: expected 4 fields id,account,fraud,at", name, line);
             goto fail;
         }
-        /* fields are taken as written: a quoted id kept its quotes (and matched no
-         * event), " 1" and "true" were read as fraud although docs/replay.md says 0/1 */
-        static const char *const fname[4] = {"id", "account", "fraud", "at"};
+        /* " 1" and "true" were read as fraud although docs/replay.md says 0/1 */
         for (int i = 0; i < 4; i++) {
-            if (memchr(fld[i], '"', fl[i])) {
-                snprintf(errbuf, errlen, "%s:%ld: %s: quoted fields are not supported (write "
-                         "id,account,fraud,at without quotes; no field may hold a comma or a "
-                         "quote)", name, line, fname[i]);
-                goto fail;
-            }
             if (fl[i] && (fld[i][0] == ' ' || fld[i][0] == '\t' || fld[i][fl[i] - 1] == ' ' ||
                           fld[i][fl[i] - 1] == '\t')) {
                 snprintf(errbuf, errlen, "%s:%ld: %s: spaces around the value '%.*s'", name,

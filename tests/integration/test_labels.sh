@@ -168,12 +168,20 @@ rc=0
     ok "eval: an id shared by two accounts gives both events its truth, with a note" ||
     fail "eval shared id: exit $rc, $(cat "$WORK/eval.out" "$WORK/eval.err")"
 
-# --labels takes exactly 0/1 and no quoted fields (docs/replay.md): "true", " 1" were read
-# as fraud, and a quoted id kept its quotes (it never matched); FILE:LINE: reason, exit 1
+# --labels takes exactly 0/1 (docs/replay.md): "true", " 1" were read as fraud; a quoted
+# field (RFC 4180) kept its quotes in the id, which never matched: now the quotes go
 printf 'id,account,fraud,at\n"tx-1","acct-1",1,2026-11-01T00:00:00Z\n' >"$WORK/q.csv"
+printf 'id,account,fraud,at\ntx-1,acct-1,1,2026-11-01T00:00:00Z\n' >"$WORK/u.csv"
+for f in q u; do
+    "$VIGIL" replay --rules "$RULES" --input "$WORK/in.ndjson" --labels "$WORK/$f.csv" \
+        --output "$WORK/$f.out" 2>/dev/null
+done
+cmp -s "$WORK/q.out" "$WORK/u.out" && ok "--labels with quoted fields reads as without" ||
+    fail "--labels: quoted fields read otherwise than unquoted"
+printf 'id,account,fraud,at\n"tx-1,acct-1,1,2026-11-01T00:00:00Z\n' >"$WORK/o.csv"
 printf 'id,account,fraud,at\ntx-1,acct-1,true,2026-11-01T00:00:00Z\n' >"$WORK/t.csv"
 printf 'id,account,fraud,at\ntx-1,acct-1, 1,2026-11-01T00:00:00Z\n' >"$WORK/s.csv"
-for f in "q.csv:2: id: quoted fields are not supported" "t.csv:2: fraud must be 0 or 1, found 'true'" \
+for f in "o.csv:2: id: a quoted field without its closing quote" "t.csv:2: fraud must be 0 or 1, found 'true'" \
          "s.csv:2: fraud: spaces around the value ' 1'"; do
     rc=0
     "$VIGIL" replay --rules "$RULES" --input "$WORK/in.ndjson" --labels "$WORK/${f%%:*}" \

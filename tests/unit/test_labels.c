@@ -99,13 +99,27 @@ static void test_label_file(void **st) {
     assert_null(labels_from("id,account,fraud,at\nt1,a ,1,2026-01-01T00:00:00Z\n", err,
                             sizeof err));
     assert_non_null(strstr(err, "l.csv:2: account: spaces around the value 'a '"));
-    /* a quoted field kept its quotes in the id, which then matched no event */
-    assert_null(labels_from("id,account,fraud,at\nt0,a,0,2026-01-01T00:00:00Z\n"
-                            "\"e1\",\"A\",1,2026-11-01T00:30:00Z\n", err, sizeof err));
-    assert_non_null(strstr(err, "l.csv:3: id: quoted fields are not supported"));
-    assert_null(labels_from("id,account,fraud,at\nt1,a,\"1\",2026-01-01T00:00:00Z\n", err,
+    /* RFC 4180 quoting (SPEC section 5: a CSV): a quoted field kept its quotes in the
+     * id, which then matched no event; now they are removed, "" is a quote, and a comma
+     * may be quoted */
+    vg_labels_t *q = labels_from("id,account,fraud,at\n\"e1\",\"A\",\"1\",2026-11-01T00:30:00Z\n"
+                                 "\"x,\"\"y\"\"\",B,0,2026-11-01T00:31:00Z\n", err, sizeof err);
+    assert_non_null(q);
+    assert_int_equal(vg_labels_count(q), 2);
+    const vg_label_t *q0 = vg_labels_get(q, 0), *q1 = vg_labels_get(q, 1);
+    assert_int_equal(q0->idlen, 2);
+    assert_memory_equal(q0->id, "e1", 2);
+    assert_int_equal(q0->alen, 1);
+    assert_int_equal(q0->fraud, 1);
+    assert_int_equal(q1->idlen, 5);
+    assert_memory_equal(q1->id, "x,\"y\"", 5);
+    vg_labels_free(q);
+    assert_null(labels_from("id,account,fraud,at\n\"e1,A,1,2026-01-01T00:00:00Z\n", err,
                             sizeof err));
-    assert_non_null(strstr(err, "l.csv:2: fraud: quoted fields are not supported"));
+    assert_non_null(strstr(err, "l.csv:2: id: a quoted field without its closing quote"));
+    assert_null(labels_from("id,account,fraud,at\ne\"1,A,1,2026-01-01T00:00:00Z\n", err,
+                            sizeof err));
+    assert_non_null(strstr(err, "l.csv:2: id: a quote inside an unquoted field"));
     assert_null(labels_from("id,account,fraud,at\nt1,a,1,yesterday\n", err, sizeof err));
     assert_non_null(strstr(err, "l.csv:2: bad time"));
     assert_null(labels_from("id,account,fraud,at\nt1,a,1\n", err, sizeof err));
