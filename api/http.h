@@ -166,6 +166,7 @@ typedef struct vg_kphase {
     int rc;                   /* vg_kafka_account_view's or vg_kafka_account_op's */
     int32_t part;             /* the account's partition (-1: not routed) */
     vg_buf_t *view;           /* GET: "{" and the view's members (nothing: no state) */
+    int found;                /* reset-baseline: the partition holds the account */
 } vg_kphase_t;
 
 #define VG_RECENT_MAX 10      /* decisions GET /v1/accounts/{account} shows */

@@ -609,6 +609,18 @@ static int kafka_op(vg_api_t *a, vg_req_t *q, vg_resp_t *r, const char *acct, si
     return -1;
 }
 
+/* Whether this instance recorded decisions of the account (its HTTP scores). */
+static int decisions_known(vg_api_t *a, const char *acct, size_t al) {
+    (void)al;
+    unsigned char pre[2 + VG_EVENT_MAX_ID + 1];
+    collect_t c = {json_array(), 1, NULL};
+    size_t pl = acct_prefix('D', acct, pre);
+    vg_ctl_scan(a->ctl, pre, pl, NULL, 0, collect_cb, &c);
+    int known = json_array_size(c.arr) > 0;
+    json_decref(c.arr);
+    return known;
+}
+
 /* Whether GET /v1/accounts/{account} would find the account here (without Kafka): a
  * state on its shard, or a decision this instance answered. 1, 0, or a VG_E* code. */
 static int account_known(vg_api_t *a, const char *acct, size_t al) {
@@ -618,13 +630,7 @@ static int account_known(vg_api_t *a, const char *acct, size_t al) {
     vg_buf_deinit(&b);
     if (rc == 0) return 1;
     if (rc != VG_ENOTFOUND) return rc;
-    unsigned char pre[2 + VG_EVENT_MAX_ID + 1];
-    collect_t c = {json_array(), 1, NULL};
-    size_t pl = acct_prefix('D', acct, pre);
-    vg_ctl_scan(a->ctl, pre, pl, NULL, 0, collect_cb, &c);
-    int known = json_array_size(c.arr) > 0;
-    json_decref(c.arr);
-    return known;
+    return decisions_known(a, acct, al);
 }
 
 /* The baseline of an account whose anomaly models have learned no event yet (just
@@ -651,8 +657,9 @@ void vg_h_account_reset(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     }
     char err[256];
     if (kafka_op(a, q, r, acct, al) != 0) return;
-    if (!a->kafka) {
-        int known = account_known(a, acct, al);
+    /* with Kafka, the partition said whether it holds the account (and reset it) */
+    if (!a->kafka || !(q->kp && q->kp->rc == 0 && q->kp->found)) {
+        int known = a->kafka ? decisions_known(a, acct, al) : account_known(a, acct, al);
         if (known < 0) {
             vg_resp_error(r, 500, "internal", "reading the account's state: %s",
                           vg_strerror(known));

@@ -2366,8 +2366,13 @@ static int score_one(worker_t *w, kreq_t *q) {
         if (!rc) pt->unlogged++;   /* the account's label memo: for the next checkpoint */
         return rc;
     }
-    if (q->kind == REQ_RESET) {
-        int rc = vg_pipeline_reset_baseline(pt->pl, q->acct, q->alen);
+    if (q->kind == REQ_RESET) {   /* an account the partition does not hold: not made */
+        vg_acct_t *ac;
+        int rc = vg_state_find(vg_pipeline_state(pt->pl), q->acct, q->alen, &ac);
+        if (rc == VG_ENOTFOUND) return 0;
+        if (rc) return rc;
+        q->res->found = 1;
+        rc = vg_pipeline_reset_baseline(pt->pl, q->acct, q->alen);
         if (!rc) pt->unlogged++;   /* a state change for the next checkpoint */
         return rc;
     }

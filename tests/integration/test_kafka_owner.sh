@@ -193,6 +193,14 @@ for _ in $(seq 100); do [ "$(metric "$PA" vigil_alert_list_invalid_total)" = 1 ]
 alert_list "$PA"
 code=$(curl -s -o "$WORK/acct404.json" -w '%{http_code}' "http://127.0.0.1:$PA/v1/accounts/nobody-at-all")
 [ "$code" = 404 ] || kt_fail "GET /v1/accounts of an unknown account: $code $(cat "$WORK/acct404.json")"
+# a baseline reset: 404 for an account the partition does not hold (and none made), 200
+# for one it holds
+code=$(curl -s -o "$WORK/reset" -w '%{http_code}' -X POST "http://127.0.0.1:$PA/v1/accounts/nobody-at-all/reset-baseline")
+[ "$code" = 404 ] || kt_fail "reset-baseline of an unknown account: $code $(cat "$WORK/reset")"
+code=$(curl -s -o "$WORK/acct404.json" -w '%{http_code}' "http://127.0.0.1:$PA/v1/accounts/nobody-at-all")
+[ "$code" = 404 ] || kt_fail "GET /v1/accounts after a refused reset-baseline: $code $(cat "$WORK/acct404.json")"
+code=$(curl -s -o "$WORK/reset" -w '%{http_code}' -X POST "http://127.0.0.1:$PA/v1/accounts/$ACCT/reset-baseline")
+[ "$code" = 200 ] && grep -q '"baseline_reset": *true' "$WORK/reset" || kt_fail "reset-baseline of $ACCT: $code $(cat "$WORK/reset")"
 # erasure (DELETE /v1/accounts/{a}) empties the account's state in its partition
 code=$(curl -s -o "$WORK/del" -w '%{http_code}' -X DELETE "http://127.0.0.1:$PA/v1/accounts/$ACCT")
 [ "$code" = 200 ] && grep -q '"erased": *true' "$WORK/del" || kt_fail "DELETE /v1/accounts/$ACCT: $code $(cat "$WORK/del")"
