@@ -39,20 +39,28 @@ typedef struct shard {
     vg_pipeline_t *pl;
     vg_store_t *store;
     uint64_t swapped_decided, swapped_dups, swapped_rejected;   /* of freed pipelines */
-    uint64_t ckpt_decided;       /* the pipeline's decided count at its last checkpoint */
+    uint64_t ckpt_decided;       /* shard_mark at its last checkpoint */
+    uint64_t changes;            /* labels and baseline resets applied (not decisions) */
 } shard_t;
+
+/* What the shard changed so far: its pipeline's decisions, labels and baseline resets
+ * (a checkpoint, and a dry run's, writes the shard when this moved since the last). */
+static uint64_t shard_mark(shard_t *s) {
+    vg_pipeline_stats_t st;
+    vg_pipeline_get_stats(s->pl, &st);
+    return st.decided + s->changes;
+}
 
 /* Checkpoints the shard (locked) when it decided anything since its last checkpoint:
  * an idle shard costs nothing. */
 static int shard_checkpoint(shard_t *s, int sync, char *errbuf, size_t errlen) {
     if (!s->pl) return 0;
-    vg_pipeline_stats_t st;
-    vg_pipeline_get_stats(s->pl, &st);
-    if (st.decided == s->ckpt_decided) return 0;
+    uint64_t mark = shard_mark(s);
+    if (mark == s->ckpt_decided) return 0;
     pthread_mutex_lock(&s->wmu);
     int rc = vg_pipeline_checkpoint(s->pl, NULL, 0, sync, errbuf, errlen);
     pthread_mutex_unlock(&s->wmu);
-    if (!rc) s->ckpt_decided = st.decided;
+    if (!rc) s->ckpt_decided = mark;
     return rc;
 }
 
@@ -66,9 +74,7 @@ static int shard_checkpoint_sliced(shard_t *s, int64_t spread_ms, char *errbuf, 
         pthread_mutex_unlock(&s->mu);
         return 0;
     }
-    vg_pipeline_stats_t st;
-    vg_pipeline_get_stats(s->pl, &st);
-    uint64_t decided = st.decided, gen = s->gen;
+    uint64_t decided = shard_mark(s), gen = s->gen;
     int rc = 0;
     size_t slices = 0;   /* still to write of what was changed at the start; 0: unknown */
     while (s->ckpt_decided != decided) {
@@ -394,9 +400,7 @@ static int swap_program(vg_engine_t *e, shard_t *s, vg_program_t *p, int64_t ver
     pthread_mutex_lock(&s->wmu);
     int crc = vg_pipeline_checkpoint(s->pl, NULL, 0, 1, err, sizeof(err));
     pthread_mutex_unlock(&s->wmu);
-    vg_pipeline_stats_t st;
-    vg_pipeline_get_stats(s->pl, &st);
-    if (!crc) s->ckpt_decided = st.decided;
+    if (!crc) s->ckpt_decided = shard_mark(s);
     else fprintf(stderr, "vigil: writing the state after a ruleset swap: %s (retried at the "
                          "next checkpoint)\n", err);
     return 0;
@@ -529,6 +533,7 @@ int vg_engine_label(vg_engine_t *e, const vg_label_t *lb, char *errbuf, size_t e
     shard_t *s = &e->sh[vg_engine_shard_of(e, lb->account, lb->alen)];
     pthread_mutex_lock(&s->mu);
     int rc = s->pl ? vg_pipeline_label(s->pl, lb) : VG_ESTORE;
+    if (!rc) s->changes++;   /* for the next checkpoint (and a dry run's) */
     pthread_mutex_unlock(&s->mu);
     if (rc) snprintf(errbuf, errlen, "applying a label: %s", vg_strerror(rc));
     return rc;
@@ -539,6 +544,7 @@ int vg_engine_reset_baseline(vg_engine_t *e, const char *account, size_t len, ch
     shard_t *s = &e->sh[vg_engine_shard_of(e, account, len)];
     pthread_mutex_lock(&s->mu);
     int rc = s->pl ? vg_pipeline_reset_baseline(s->pl, account, len) : VG_ESTORE;
+    if (!rc) s->changes++;   /* for the next checkpoint (and a dry run's) */
     pthread_mutex_unlock(&s->mu);
     if (rc) snprintf(errbuf, errlen, "resetting the baseline: %s", vg_strerror(rc));
     return rc;

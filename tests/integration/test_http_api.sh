@@ -544,11 +544,21 @@ start_vigil an "$P6" --state "$TMP/st-an" --rules "$TMP/ran"
 for i in 1 2 3 4 5 6; do req POST "$U6/v1/score" "$S" "$(ev b$i acct-an $((i * 5)))"; done
 req GET "$U6/v1/accounts/acct-an" "$N"
 expect 200 "j['baseline'] is not None and j['baseline']['events'] >= 1" "a learned baseline"
+PROBE='{"id":"probe","account":"acct-an","ts":"2026-01-01T00:00:35Z","amount":5000,"card":"c0"}'
+req POST "$U6/v1/score?dry_run=true" "$S" "$PROBE"
+expect 200 "'score' in j['anomaly']" "a dry run before the reset"
+DRY_BEFORE=$(echo "$BODY" | python3 -c 'import json,sys; print(json.load(sys.stdin)["anomaly"]["score"])')
 req POST "$U6/v1/accounts/acct-an/reset-baseline" "$N" ""
 expect 200 "j['baseline_reset']==True" "reset-baseline"
+# a dry run after the reset sees it (it used the state of the last checkpoint, which a
+# reset did not move: the old baseline's score until the next real event)
+req POST "$U6/v1/score?dry_run=true" "$S" "$PROBE"
+expect 200 "j['anomaly']['score'] != $DRY_BEFORE" "a dry run after reset-baseline scores against the reset baseline"
+DRY_AFTER=$(echo "$BODY" | python3 -c 'import json,sys; print(json.load(sys.stdin)["anomaly"]["score"])')
 req GET "$U6/v1/accounts/acct-an" "$N"
 expect 200 "j['baseline'] is not None and j['baseline']['events']==0 and j['baseline']['since'] is None and j['baseline']['last'] is None and j['baseline']['hours_utc']==[0]*24 and j['baseline']['known_values']['merchant']==0 and len(j['recent_decisions'])==6" "after a reset the view shows the empty baseline (it was null: 'no anomaly score')"
-req POST "$U6/v1/score" "$S" "$(ev b7 acct-an 40)"
+req POST "$U6/v1/score" "$S" "$PROBE"
+expect 200 "j['anomaly']['score'] == $DRY_AFTER" "... the same score as the real request"
 req GET "$U6/v1/accounts/acct-an" "$N"
 expect 200 "j['baseline']['events']==1" "... and learns again from the next event"
 req POST "$U6/v1/accounts/nobody/reset-baseline" "$N" ""
