@@ -1684,6 +1684,9 @@ vg_state_t *vg_state_new(vg_program_t *p, const vg_state_opts_t *o, char *errbuf
     st->p = vg_prog_ref(p);
     st->lateness = o && o->lateness_ms >= 0 ? o->lateness_ms : DEFAULT_LATENESS_MS;
     st->horizon = o && o->dedupe_horizon_ms >= 0 ? o->dedupe_horizon_ms : DEFAULT_HORIZON_MS;
+    /* ids are kept at least as long as an event may come late: one forgotten sooner
+     * could come again within the lateness and be counted twice */
+    if (st->horizon < st->lateness) st->horizon = st->lateness;
     st->budget = o ? o->mem_budget : 0;
     st->store = o ? o->store : NULL;
     if (o && o->acctx) {

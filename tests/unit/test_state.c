@@ -243,7 +243,7 @@ static void test_dedupe_exact_within_horizon(void **state) {
 
 static void test_dedupe_memory_bounded(void **state) {
     fx_t *f = *state;
-    vg_state_opts_t o = {.lateness_ms = H, .dedupe_horizon_ms = 10 * 1000};
+    vg_state_opts_t o = {.lateness_ms = 10 * 1000, .dedupe_horizon_ms = 10 * 1000};
     vg_state_t *st = vg_state_new(f->p, &o, NULL, 0);
     assert_non_null(st);
     vg_acct_t *a;
@@ -272,6 +272,23 @@ static void test_dedupe_memory_bounded(void **state) {
     vg_state_get_stats(st, &s2);
     /* 11 live entries of ~400 bytes: the memory does not grow with the stream */
     assert_true(s2.bytes <= s1.bytes + 4096);
+    vg_state_free(st);
+}
+
+/* A dedupe horizon shorter than the lateness: an id is kept as long as its event may
+ * come late, so a resend within the lateness is a duplicate (it was forgotten at the
+ * next event and counted again at each resend). */
+static void test_dedupe_horizon_covers_lateness(void **state) {
+    fx_t *f = *state;
+    vg_state_opts_t o = {.lateness_ms = H, .dedupe_horizon_ms = 30 * 60 * 1000LL};
+    vg_state_t *st = vg_state_new(f->p, &o, NULL, 0);
+    assert_non_null(st);
+    assert_int_equal(event(f, st, "a", "x", T0, 100, NULL), R_DECIDED);
+    assert_int_equal(event(f, st, "a", "y", T0 + 45 * 60 * 1000LL, 1, NULL), R_DECIDED);
+    assert_int_equal(event(f, st, "a", "x", T0, 100, NULL), R_DUP);
+    assert_int_equal(event(f, st, "a", "x", T0, 100, NULL), R_DUP);
+    assert_int_equal(event(f, st, "a", "z", T0 + 50 * 60 * 1000LL, 1, NULL), R_DECIDED);
+    assert_int_equal(num(&f->vals[f->i_n]), 3);   /* x, y, z: x once */
     vg_state_free(st);
 }
 
@@ -1145,6 +1162,7 @@ int main(void) {
         cmocka_unit_test(test_hash_values),
         cmocka_unit_test_setup_teardown(test_dedupe_exact_within_horizon, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dedupe_memory_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dedupe_horizon_covers_lateness, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dedupe_many_live, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_accounts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bykey_null_and_late, setup, teardown),
