@@ -16,11 +16,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A date of a TZ string rule (POSIX): Jn (1..365, Feb 29 never counted), n (0..365,
+ * Feb 29 counted) or Mm.w.d (day d, 0 = Sunday, of week w, 5 = last, of month m), at
+ * `secs` local time (-167h .. 167h, default 2:00). */
+typedef struct vg_tz_date {
+    uint8_t kind;       /* 'J', 'n' or 'M' */
+    uint8_t m, w, d;
+    int16_t n;
+    int32_t secs;
+} vg_tz_date_t;
+
 typedef struct vg_tz {
     int64_t *at;        /* transition times, epoch ms, ascending (malloc) */
     int32_t *off;       /* UTC offset in seconds from at[i] on (malloc) */
     uint32_t n;
     int32_t off0;       /* offset before the first transition (or the fixed offset) */
+    uint8_t rule;       /* footer: 0 none (last offset), 1 std only, 2 std and dst */
+    int32_t std_off, dst_off;          /* footer UTC offsets, seconds east */
+    vg_tz_date_t start, end;           /* footer: dst from start to end, local times */
 } vg_tz_t;
 
 /* Loads zone `name` (len bytes, e.g. "Europe/Paris", "UTC", "+05:30") into *tz.
