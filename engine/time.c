@@ -7,9 +7,11 @@
  * then optionally '.' and one or more fraction digits (any number; truncated to the
  * millisecond, never rounded), then 'Z', 'z' or an offset +hh:mm / -hh:mm.
  * Ranges: month 1-12, day within the month (leap years by the Gregorian rule), hour
- * 0-23, minute 0-59, second 0-60, offset hours 0-23 and minutes 0-59. A leap second
- * (second 60) is accepted and kept inside its minute as :59.999 (the fraction is
- * ignored), so that times stay ordered and never spill into the next minute or day.
+ * 0-23, minute 0-59, second 0-60, offset hours 0-23 and minutes 0-59. Second 60 is
+ * only a leap second (RFC 3339 section 5.7): 23:59:60 UTC, after the offset is applied,
+ * on the last day of a month; any other :60 is refused. A leap second is kept inside its
+ * minute as :59.999 (the fraction is ignored), so that times stay ordered and never
+ * spill into the next minute or day.
  * The result, after applying the offset, must lie in years 0000-9999 UTC
  * [VG_TIME_MIN_MS, VG_TIME_MAX_MS].
  */
@@ -183,7 +185,8 @@ int vg_time_parse(const char *s, size_t len, int64_t *ms, char *errbuf, size_t e
         if (i == start) return fail(errbuf, errlen, "expected digits after '.'");
         for (size_t k = i - start; k < 3; k++) msec *= 10;
     }
-    if (ss == 60) { /* leap second: the last millisecond of the minute */
+    int leap = ss == 60;
+    if (leap) { /* leap second: the last millisecond of the minute (checked below) */
         ss = 59;
         msec = 999;
     }
@@ -214,6 +217,22 @@ int vg_time_parse(const char *s, size_t len, int64_t *ms, char *errbuf, size_t e
     int64_t days = days_from_civil(year, (unsigned)mon, (unsigned)day);
     int64_t secs = days * 86400 + hh * 3600 + mm * 60 + ss - (int64_t)off_min * 60;
     int64_t r = secs * 1000 + msec;
+    if (leap) {
+        /* RFC 3339 section 5.7: 60 only for a leap second, which is 23:59:60 UTC on the
+         * last day of a month (after the offset is applied) */
+        int64_t next = secs + 1, nd = next >= 0 ? next / 86400 : -((-next + 86399) / 86400);
+        int64_t y;
+        unsigned m, d;
+        civil_from_days(nd, &y, &m, &d);
+        if (next - nd * 86400 != 0 || d != 1) {
+            int64_t u = (secs % 86400 + 86400) % 86400;   /* into its UTC day */
+            char lt[128];
+            snprintf(lt, sizeof lt, "second 60 only for a leap second, 23:59:60 UTC at the "
+                     "end of a month (this is %02d:%02d:60 UTC)", (int)(u / 3600 % 24),
+                     (int)(u / 60 % 60));
+            return fail(errbuf, errlen, lt);
+        }
+    }
     if (r < VG_TIME_MIN_MS || r > VG_TIME_MAX_MS)
         return fail(errbuf, errlen, "time out of range (years 0000-9999 UTC)");
     *ms = r;
