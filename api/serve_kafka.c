@@ -56,12 +56,14 @@ static int topic_name_ok(const char *t) {
 
 int vg_serve_kafka_check(const vg_serve_kafka_cfg_t *cfg, char *errbuf, size_t errlen) {
     if (!cfg->kafka || !*cfg->kafka) {
-        snprintf(errbuf, errlen, "--kafka needs BROKERS (host:port,...) or embedded");
+        snprintf(errbuf, errlen, "kafka (--kafka, VIGIL_KAFKA or the config file) needs BROKERS "
+                 "(host:port,...) or embedded");
         return -1;
     }
     const char *group = cfg->group ? cfg->group : "vigil";
     if (!*group || strlen(group) > 240) {
-        snprintf(errbuf, errlen, "--group needs a consumer group name of 1..240 bytes");
+        snprintf(errbuf, errlen, "group (--group, VIGIL_GROUP or the config file) needs a "
+                 "consumer group name of 1..240 bytes");
         return -1;
     }
     for (int i = 0; cfg->kafka_conf && cfg->kafka_conf[i]; i++)   /* as serve's config does */
@@ -69,12 +71,12 @@ int vg_serve_kafka_check(const vg_serve_kafka_cfg_t *cfg, char *errbuf, size_t e
     char clname[300], labname[300], ername[300];
     snprintf(ername, sizeof ername, "%.240s.erasures", group);
     struct { const char *setting, *name; } t[7] = {
-        {"--topic-in", cfg->topic_in ? cfg->topic_in : "transactions"},
-        {"--topic-alerts", cfg->topic_alerts ? cfg->topic_alerts : "alerts"},
-        {"--topic-dlq", cfg->topic_dlq ? cfg->topic_dlq : "transactions.dlq"},
-        {"--topic-decisions", cfg->topic_decisions},
-        {"--changelog", group_topic(cfg->changelog, group, "changelog", clname)},
-        {"--topic-labels", group_topic(cfg->topic_labels, group, "labels", labname)},
+        {"topic-in (--topic-in, VIGIL_TOPIC_IN or the config file)", cfg->topic_in ? cfg->topic_in : "transactions"},
+        {"topic-alerts (--topic-alerts, VIGIL_TOPIC_ALERTS or the config file)", cfg->topic_alerts ? cfg->topic_alerts : "alerts"},
+        {"topic-dlq (--topic-dlq, VIGIL_TOPIC_DLQ or the config file)", cfg->topic_dlq ? cfg->topic_dlq : "transactions.dlq"},
+        {"topic-decisions (--topic-decisions, VIGIL_TOPIC_DECISIONS or the config file)", cfg->topic_decisions},
+        {"changelog (--changelog, VIGIL_CHANGELOG or the config file)", group_topic(cfg->changelog, group, "changelog", clname)},
+        {"topic-labels (--topic-labels, VIGIL_TOPIC_LABELS or the config file)", group_topic(cfg->topic_labels, group, "labels", labname)},
         {"the erasures topic (GROUP.erasures)", ername},
     };
     if (cfg->kafka_conf && vg_kafka_conf_try(cfg->kafka_conf, errbuf, errlen) != 0) return -1;
@@ -473,11 +475,17 @@ int vg_cmd_stream(int argc, char **argv) {
                 cfg.partitions ? "--partitions" : "--kafka-addr-file");
         goto done;
     }
-    if ((lateness && vg_cli_duration(lateness, &cfg.lateness_ms)) ||
-        (horizon && vg_cli_duration(horizon, &cfg.dedupe_horizon_ms)) ||
-        (ckpt && vg_cli_duration(ckpt, &cfg.checkpoint_ms))) {
-        fprintf(stderr, "vigil stream: bad duration (e.g. 500ms, 30s, 10m, 1h)\n");
-        goto done;
+    {
+        const char *bad = lateness && vg_cli_duration(lateness, &cfg.lateness_ms)
+                              ? "lateness (--lateness or VIGIL_LATENESS)"
+                          : horizon && vg_cli_duration(horizon, &cfg.dedupe_horizon_ms)
+                              ? "dedupe-horizon (--dedupe-horizon or VIGIL_DEDUPE_HORIZON)"
+                          : ckpt && vg_cli_duration(ckpt, &cfg.checkpoint_ms)
+                              ? "--checkpoint-interval" : NULL;
+        if (bad) {
+            fprintf(stderr, "vigil stream: %s: bad duration (e.g. 500ms, 30s, 10m, 1h)\n", bad);
+            goto done;
+        }
     }
     if (ckpt && cfg.checkpoint_ms <= 0) {   /* 0 was taken as the default 5s */
         fprintf(stderr, "vigil stream: --checkpoint-interval must be positive (e.g. 5s)\n");
@@ -486,7 +494,8 @@ int vg_cmd_stream(int argc, char **argv) {
     if (future) {
         if (strcmp(future, "off") == 0) cfg.future_ms = -1;
         else if (vg_cli_duration(future, &cfg.future_ms)) {
-            fprintf(stderr, "vigil stream: --future: bad duration '%s'\n", future);
+            fprintf(stderr, "vigil stream: future (--future or VIGIL_FUTURE): bad duration "
+                    "'%s'\n", future);
             goto done;
         } else if (cfg.future_ms == 0) cfg.future_ms = -1;
     }
@@ -496,7 +505,8 @@ int vg_cmd_stream(int argc, char **argv) {
         long n = strtol(threads, &end, 10);   /* "2x" was read as 2 */
         cfg.threads = errno || end == threads || *end || n < 1 || n > 256 ? 0 : (int)n;
         if (cfg.threads < 1 || cfg.threads > 256) {
-            fprintf(stderr, "vigil stream: --threads must be 1..256\n");
+            fprintf(stderr, "vigil stream: threads (--threads or VIGIL_THREADS) must be "
+                    "1..256, not '%s'\n", threads);
             goto done;
         }
     }

@@ -737,6 +737,7 @@ static int mkdir_p(const char *dir) {
 static vg_pipeline_opts_t opts_now(vg_kafka_t *k, vg_program_t **prog) {
     pthread_mutex_lock(&k->rmu);
     vg_pipeline_opts_t po = k->o.pipeline;
+    po.future_ms = k->o.future_ms > 0 ? k->o.future_ms : 0;   /* input and HTTP scores */
     if (po.lists) vg_lists_ref(po.lists);
     if (prog) *prog = vg_prog_ref(k->o.prog);
     pthread_mutex_unlock(&k->rmu);
@@ -998,8 +999,7 @@ static void *helper_main(void *arg) {
     return NULL;
 }
 
-static int handle(worker_t *w, rd_kafka_message_t *m, int64_t now_ms);
-static int64_t clock_now(vg_kafka_t *k);
+static int handle(worker_t *w, rd_kafka_message_t *m);
 
 static void commit_one(worker_t *w, int32_t id, int64_t off) {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
@@ -1848,56 +1848,23 @@ static int cl_after_assign(worker_t *w, part_t *pt) {
 }
 
 /* The rejection line for an event ahead of the clock, into w->out. */
-static int future_reject(worker_t *w, const char *s, size_t n, int64_t ts, int64_t now) {
-    vg_buf_t *o = &w->out;
-    int rc = vg_buf_puts(o, "{\"id\":");
-    /* the id, when the message is an object whose top-level "id" is a plain string */
-    const char *id = NULL;
-    size_t il = 0;
-    const char *p = memmem(s, n, "\"id\"", 4);
-    if (p) {
-        size_t i = (size_t)(p - s) + 4;
-        while (i < n && (s[i] == ' ' || s[i] == ':')) i++;
-        if (i < n && s[i] == '"') {
-            size_t e = vg_kafka_str_end(s, n, i);
-            if (e <= n && e >= i + 2 && s[e - 1] == '"') {
-                id = s + i + 1;
-                il = e - 1 - (i + 1);
-            }
-        }
-    }
-    if (!rc && id && il >= 1 && il <= VG_EVENT_MAX_ID && !memchr(id, '\\', il))
-        rc = vg_json_str(o, id, il);
-    else if (!rc)
-        rc = vg_buf_puts(o, "null");
-    char reason[200];
-    snprintf(reason, sizeof(reason),
-             "event time is %" PRId64 " ms ahead of the service clock; at most %" PRId64
-             " ms is allowed", ts - now, w->k->o.future_ms);
-    if (!rc) rc = vg_buf_puts(o, ",\"error\":");
-    if (!rc) rc = vg_json_str(o, reason, strlen(reason));
-    if (!rc) rc = vg_buf_puts(o, ",\"code\":\"future\"}\n");
-    return rc;
-}
-
-static void handle_msg(worker_t *w, part_t *pt, const rd_kafka_message_t *m, int64_t now_ms);
+static void handle_msg(worker_t *w, part_t *pt, const rd_kafka_message_t *m);
 static int handle_label(worker_t *w, part_t *pt, rd_kafka_message_t *m);
 static void lab_release(worker_t *w, part_t *pt);
 
 /* The output of a decided event (decision line d[0..dl), no newline): its alert when it
  * raised one, its decision when they are published. 0 or -1 (fatal). */
-static int emit_decided(worker_t *w, part_t *pt, const char *d, size_t dl, const void *key,
-                        size_t klen, int64_t ts_msg) {
+static int emit_decided(worker_t *w, part_t *pt, const char *d, size_t dl, int64_t ts_msg) {
     const char *id = NULL, *acc = NULL;
     size_t il = 0, al = 0;
     if (vg_kafka_dec_id_account(d, dl, &id, &il, &acc, &al) != 0) {
         set_fatal(w, "unexpected decision line");
         return -1;
     }
-    if (!key) {
-        key = acc;
-        klen = al;
-    }
+    /* keyed by the account (SPEC section 7), whatever the input message's key was */
+    const char *key;
+    size_t klen;
+    vg_pipeline_last_account(pt->pl, &key, &klen);
     if (vg_pipeline_last_alert(pt->pl)) {
         int act, sev;
         vg_pipeline_last_decision(pt->pl, &act, &sev);
@@ -1984,7 +1951,7 @@ static void route_sample(worker_t *w, const rd_kafka_message_t *m) {
               k->topic_in);
 }
 
-static int handle(worker_t *w, rd_kafka_message_t *m, int64_t now_ms) {
+static int handle(worker_t *w, rd_kafka_message_t *m) {
     vg_kafka_t *k = w->k;
     if (m->err) {
         if (m->err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && !w->down_probe)
@@ -2001,7 +1968,7 @@ static int handle(worker_t *w, rd_kafka_message_t *m, int64_t now_ms) {
         if (strcmp(tn, k->topic_in) == 0) w->rkt_in = m->rkt;
     }
     if (m->key && (w->keys_seen++ & 63) == 0) route_sample(w, m);
-    handle_msg(w, pt, m, now_ms);
+    handle_msg(w, pt, m);
     return 0;
 }
 
@@ -2156,7 +2123,7 @@ static int handle_label(worker_t *w, part_t *pt, rd_kafka_message_t *m) {
     return 1;
 }
 
-static void handle_msg(worker_t *w, part_t *pt, const rd_kafka_message_t *m, int64_t now_ms) {
+static void handle_msg(worker_t *w, part_t *pt, const rd_kafka_message_t *m) {
     vg_kafka_t *k = w->k;
     if (!pt || (pt->next_off >= 0 && m->offset < pt->next_off)) {
         INC(w->ct.stale, 1);
@@ -2192,17 +2159,9 @@ static void handle_msg(worker_t *w, part_t *pt, const rd_kafka_message_t *m, int
     vg_buf_clear(&w->out);
     vg_outcome_t oc = VG_OUT_BLANK;
     vg_reject_t code = VG_REJECT_NONE;
-    int64_t ts;
-    int rc;
-    if (k->o.future_ms >= 0 && n <= VG_EVENT_MAX_BYTES && vg_kafka_peek_ts(s, n, &ts) == 0 &&
-        ts > now_ms + k->o.future_ms) {
-        rc = future_reject(w, s, n, ts, now_ms);
-        oc = VG_OUT_REJECTED;
-        code = VG_REJECT_FUTURE;
-    } else {
-        rc = vg_pipeline_line(pt->pl, s, n, &w->out, &oc);
-        if (oc == VG_OUT_REJECTED) code = vg_pipeline_last_reject(pt->pl);
-    }
+    /* the pipeline rejects an event too far ahead of the clock (`future`, opts_now) */
+    int rc = vg_pipeline_line(pt->pl, s, n, &w->out, &oc);
+    if (oc == VG_OUT_REJECTED) code = vg_pipeline_last_reject(pt->pl);
     if (rc) {
         set_fatal(w, "%s [%d] offset %" PRId64 ": %s", k->topic_in, (int)m->partition,
                   m->offset, vg_strerror(rc));
@@ -2216,15 +2175,16 @@ static void handle_msg(worker_t *w, part_t *pt, const rd_kafka_message_t *m, int
         int act;
         vg_pipeline_last_decision(pt->pl, &act, NULL);
         INC(w->ct.by_decision[act >= 0 && act < 4 ? act : 0], 1);
-        if (emit_decided(w, pt, d, dl, m->key, m->key ? m->key_len : 0, ts_msg) != 0) return;
+        if (emit_decided(w, pt, d, dl, ts_msg) != 0) return;
         break;
     }
     case VG_OUT_DUPLICATE:
         INC(w->ct.duplicates, 1);
         if (w->t_dec) {
-            if (produce(w, pt, w->t_dec, d, dl, m->key, m->key ? m->key_len : 0, OUT_DECISION,
-                        ts_msg) < 0)
-                return;
+            const char *acc;
+            size_t al;
+            vg_pipeline_last_account(pt->pl, &acc, &al);
+            if (produce(w, pt, w->t_dec, d, dl, acc, al, OUT_DECISION, ts_msg) < 0) return;
             INC(w->ct.decisions_out, 1);
         }
         break;
@@ -2275,11 +2235,6 @@ static void handle_msg(worker_t *w, part_t *pt, const rd_kafka_message_t *m, int
 }
 
 /* ---- worker thread ---- */
-
-static int64_t clock_now(vg_kafka_t *k) {
-    if (k->o.now_ms) return k->o.now_ms(k->o.now_ctx);
-    return real_us() / 1000;
-}
 
 /* ---- scoring requests (vg_kafka_score) ---- */
 
@@ -2392,7 +2347,7 @@ static int score_one(worker_t *w, kreq_t *q) {
     const char *d = q->out->p;
     size_t dl = q->out->len ? q->out->len - 1 : 0;
     INC(w->ct.scored, 1);
-    return emit_decided(w, pt, d, dl, NULL, 0, real_us() / 1000) ? VG_EIO : 0;
+    return emit_decided(w, pt, d, dl, real_us() / 1000) ? VG_EIO : 0;
 }
 
 /* A request answered: its waiter woken (synchronous) or its done callback called,
@@ -2607,7 +2562,6 @@ static void *worker_main(void *arg) {
             if (w->pending) rd_kafka_poll(w->p, 0);
             n = rd_kafka_consume_batch_queue(q, 0, msgs, BATCH);
         }
-        int64_t now = clock_now(k);
         /* the batch's events are known ahead: their state is prefetched in stages (as
          * `vigil replay` does), PF_AHEAD, 4 and 2 messages ahead of the one processed */
         for (ssize_t i = 0; i < n && i < PF_AHEAD; i++) prefetch_msg(w, msgs[i], &pf[i], 0);
@@ -2617,7 +2571,7 @@ static void *worker_main(void *arg) {
             if (i + PF_AHEAD < n) prefetch_msg(w, msgs[i + PF_AHEAD], &pf[i + PF_AHEAD], 0);
             if (i + 4 < n) prefetch_msg(w, msgs[i + 4], &pf[i + 4], 1);
             if (i + 2 < n) prefetch_msg(w, msgs[i + 2], &pf[i + 2], 2);
-            if (w->fatal || w->need_rewind || !handle(w, msgs[i], now))
+            if (w->fatal || w->need_rewind || !handle(w, msgs[i]))
                 rd_kafka_message_destroy(msgs[i]);
         }
         rd_kafka_poll(w->p, 0);

@@ -85,8 +85,6 @@ typedef struct vg_kafka_opts {
     const char *const *conf;      /* librdkafka settings "name=value" for every client
                                      ("consumer.name=v" / "producer.name=v" for one
                                      kind), NULL-terminated; may be NULL */
-    int64_t (*now_ms)(void *ctx); /* clock for `future`; NULL: the real-time clock */
-    void *now_ctx;
     int quiet;                    /* 1: no informational log lines on stderr */
     int embedded;                 /* 1: the broker is librdkafka's mock cluster in this
                                      process (`--kafka embedded`): the consumers' group
@@ -373,10 +371,6 @@ int32_t vg_kafka_partition(const void *key, size_t len, int32_t n, int crc);
 void vg_kafka_alert_id(const char *account, size_t alen, const char *id, size_t idlen,
                        int64_t ruleset, char out[33]);
 
-/* Event time of a JSON object's top-level "ts" (RFC 3339 string or epoch-ms integer),
- * read without a full parse. 0 and *ms, or VG_ENOTFOUND when absent or unreadable
- * (the pipeline then judges the event). */
-int vg_kafka_peek_ts(const char *s, size_t len, int64_t *ms);
 
 /* Embedded broker: librdkafka's mock cluster in this process, on loopback. */
 typedef struct vg_kafka_mock vg_kafka_mock_t;

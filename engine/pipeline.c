@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -325,6 +326,11 @@ void vg_pipeline_set_lists(vg_pipeline_t *pl, vg_lists_t *lists) {
 }
 
 int vg_pipeline_last_alert(const vg_pipeline_t *pl) { return pl->last_alert; }
+
+void vg_pipeline_last_account(const vg_pipeline_t *pl, const char **account, size_t *len) {
+    *account = pl->ev.account.p;
+    *len = pl->ev.account.len;
+}
 
 void vg_pipeline_last_decision(const vg_pipeline_t *pl, int *action, int *severity) {
     *action = pl->last_action;
@@ -785,6 +791,24 @@ int vg_pipeline_line(vg_pipeline_t *pl, const char *line, size_t len, vg_buf_t *
     if (rc != 0) {
         *outcome = VG_OUT_REJECTED;
         return write_reject(pl, out, ev->reject, ev->reason);
+    }
+    /* too far ahead of the clock (SPEC section 1): judged on the parsed time, before the
+     * account is looked up, so that it leaves no trace */
+    if (pl->opts.future_ms > 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME_COARSE, &now);
+        int64_t nms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+        if (ev->ts_ms > nms + pl->opts.future_ms) {
+            char reason[200], t1[40], t2[40];
+            vg_time_format(ev->ts_ms, t1);
+            vg_time_format(nms, t2);
+            snprintf(reason, sizeof(reason),
+                     "event time %s is %lld ms ahead of the service clock (%s); at most %lld "
+                     "ms allowed", t1, (long long)(ev->ts_ms - nms), t2,
+                     (long long)pl->opts.future_ms);
+            *outcome = VG_OUT_REJECTED;
+            return write_reject(pl, out, VG_REJECT_FUTURE, reason);
+        }
     }
     /* labels known by this event's time come first (SPEC section 5, --labels) */
     if (pl->labels && (rc = vg_pipeline_labels_until(pl, ev->ts_ms)) != 0) return rc;

@@ -42,6 +42,9 @@ typedef struct vg_pipeline_opts {
     int reset_mismatch;          /* a store holding state of other rules or options starts
                                     empty instead of being refused (vg_state_opts_t) */
     int *was_reset;              /* set to 1 when that happened; may be NULL */
+    int64_t future_ms;           /* > 0: an event more than this ahead of the real-time
+                                    clock is rejected with the code `future` and changes
+                                    no state (the services); 0: no check (replay) */
 } vg_pipeline_opts_t;
 
 typedef enum vg_outcome {
@@ -110,6 +113,10 @@ void vg_pipeline_last_decision(const vg_pipeline_t *pl, int *action, int *severi
 
 /* The code of the last rejection. */
 vg_reject_t vg_pipeline_last_reject(const vg_pipeline_t *pl);
+
+/* The account of the last line decided or answered as a duplicate (its bytes, JSON
+ * escapes resolved; borrowed until the next line). Can't fail. */
+void vg_pipeline_last_account(const vg_pipeline_t *pl, const char **account, size_t *len);
 
 /* Checkpoints the state with the caller's meta records (see vg_state_checkpoint), then
  * evicts cold accounts when over the memory budget. */

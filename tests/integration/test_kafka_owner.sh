@@ -193,6 +193,12 @@ for _ in $(seq 100); do [ "$(metric "$PA" vigil_alert_list_invalid_total)" = 1 ]
 alert_list "$PA"
 code=$(curl -s -o "$WORK/acct404.json" -w '%{http_code}' "http://127.0.0.1:$PA/v1/accounts/nobody-at-all")
 [ "$code" = 404 ] || kt_fail "GET /v1/accounts of an unknown account: $code $(cat "$WORK/acct404.json")"
+# an HTTP score far ahead of the clock is refused with `future` as without Kafka (it was
+# decided, and the account's stream events were then `late`)
+FUT=$(date -u -d '+3000 days' +%Y-%m-%dT%H:%M:%SZ)   # past this test's VIGIL_FUTURE=1000d
+code=$(curl -s -o "$WORK/fut" -w '%{http_code}' -X POST "http://127.0.0.1:$PA/v1/score" \
+    -H 'Content-Type: application/json' --data-binary "{\"id\":\"fut-1\",\"account\":\"$ACCT\",\"ts\":\"$FUT\",\"amount\":1}")
+[ "$code" = 400 ] && grep -q '"code": *"future"' "$WORK/fut" || kt_fail "an HTTP score 3000 days ahead with Kafka: $code $(cat "$WORK/fut")"
 # a baseline reset: 404 for an account the partition does not hold (and none made), 200
 # for one it holds
 code=$(curl -s -o "$WORK/reset" -w '%{http_code}' -X POST "http://127.0.0.1:$PA/v1/accounts/nobody-at-all/reset-baseline")

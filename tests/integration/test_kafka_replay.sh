@@ -52,9 +52,16 @@ now=$(date -u +%s)
 {
     printf 'f-1\t{"id":"f1","account":"f-1","ts":%d,"amount":5}\n' $(((now - 60) * 1000))
     printf 'f-1\t{"id":"f2","account":"f-1","ts":%d,"amount":6}\n' $(((now + 3600) * 1000))
-    printf 'f-1\t{"id":"f3","account":"f-1","ts":%d,"amount":7}\n' $(((now - 30) * 1000))
+    # the same far time written with JSON escapes (in the value, in the key): judged on
+    # the parsed event (a look at the raw bytes let them in, and the account's real
+    # events were `late` after them)
+    fut=$(date -u -d "@$((now + 3600))" +%Y-%m-%dT%H:%M:%S)
+    printf 'f-1\t{"id":"f4","account":"f-1","ts":"%s\\u005a","amount":8}\n' "$fut"
+    printf 'f-1\t{"id":"f5","account":"f-1","t\\u0073":"%sZ","amount":9}\n' "$fut"
+    # a message keyed other than by its account: its decision is keyed by the account
+    printf 'not-the-account\t{"id":"f3","account":"f-1","ts":%d,"amount":7}\n' $(((now - 30) * 1000))
 } >"$WORK/f.keyed"
-head -2 "$WORK/f.keyed" >"$WORK/f12.keyed"
+head -4 "$WORK/f.keyed" >"$WORK/f12.keyed"
 tail -1 "$WORK/f.keyed" >"$WORK/f3.keyed"
 kt_produce "$WORK/f12.keyed" ta
 # and a message with a null value (a tombstone) before f3: skipped, counted as empty
@@ -67,6 +74,10 @@ kt_wait "$SPID" 60 || kt_fail "stream f exited with an error"
 kt_consume dlq-a "$WORK/f.dlq"
 kt_consume dec-a "$WORK/f.dec"
 grep -q '"id":"f2".*"code":"future"' "$WORK/f.dlq" || kt_fail "no future dead letter for f2"
+grep -q '"id":"f4".*"code":"future"' "$WORK/f.dlq" || kt_fail "no future dead letter for f4 (ts with an escape)"
+grep -q '"id":"f5".*"code":"future"' "$WORK/f.dlq" || kt_fail "no future dead letter for f5 (key with an escape)"
+kcat -C -b "$BROKER" -t dec-a -e -q -f '%k %s\n' 2>/dev/null | grep '"id":"f3"' | grep -q '^f-1 ' ||
+    kt_fail "f3's decision is not keyed by its account: $(kcat -C -b "$BROKER" -t dec-a -e -q -f '%k %s\n' 2>/dev/null | grep '"id":"f3"' | cut -c1-80)"
 grep -q '"id":"f1"' "$WORK/f.dec" && grep -q '"id":"f3"' "$WORK/f.dec" ||
     kt_fail "the events around the future one were not decided"
 if grep -q '"id":"f2"' "$WORK/f.dec"; then kt_fail "the future event was decided"; fi

@@ -75,21 +75,6 @@ static void test_alert_id(void **st) {
     assert_string_not_equal(b, c);
 }
 
-static void test_peek_ts(void **st) {
-    (void)st;
-    int64_t ms = 0;
-    const char *s1 = "{\"id\":\"a\",\"ts\":\"2026-11-01T00:00:01.500Z\",\"amount\":1}";
-    assert_int_equal(vg_kafka_peek_ts(s1, strlen(s1), &ms), 0);
-    assert_int_equal(ms, INT64_C(1793491201500));
-    const char *s2 = " { \"nested\" : {\"ts\": 5}, \"ts\" : 1700000000000 }";
-    assert_int_equal(vg_kafka_peek_ts(s2, strlen(s2), &ms), 0);
-    assert_int_equal(ms, INT64_C(1700000000000));
-    const char *bad[] = {"", "[1]", "{\"id\":\"a\"}", "{\"ts\":\"yesterday\"}", "{\"ts\":true}",
-                         "{\"t\\u0073\":1}", "{\"ts\":\"2026-11-01T00:00:01Z"};
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_int_equal(vg_kafka_peek_ts(bad[i], strlen(bad[i]), &ms), VG_ENOTFOUND);
-}
-
 /* --kafka embedded (the mock broker in process) shortens the consumers' group session
  * timeout, unless the user set it: the mock delays a rebalance by the session timeout
  * less 1 s (a late processing thread waited ~44 s at librdkafka's 45 s default). */
@@ -156,7 +141,6 @@ int main(void) {
         cmocka_unit_test(test_murmur2_java_vector),
         cmocka_unit_test(test_partitioners_match_librdkafka),
         cmocka_unit_test(test_alert_id),
-        cmocka_unit_test(test_peek_ts),
         cmocka_unit_test(test_embedded_session_timeout),
     };
     return cmocka_run_group_tests_name("kafka", tests, NULL, NULL);
