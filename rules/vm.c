@@ -9,7 +9,12 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <math.h>
 #include <pcre2.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "engine/dtoa.h"   /* a stateless leaf routine shared with the JSON output */
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -33,6 +38,45 @@ static const unsigned char op_regs[] = {
 const char *vg_vm_opname(int op) { return op >= 0 && op < VG_OPC__COUNT ? op_names[op] : "?"; }
 const char *vg_vm_synopsis(int op) { return op >= 0 && op < VG_OPC__COUNT ? op_syn[op] : ""; }
 int vg_vm_regmask(int op) { return op >= 0 && op < VG_OPC__COUNT ? op_regs[op] : 0; }
+
+double vg_vm_round(double x, double digits) {
+    char buf[40];
+    if (!(digits - digits == 0) || vg_dtoa_shortest(x, buf) == 0) return x;  /* not finite */
+    if (digits > 400) return x;
+    if (digits < -400) return x * 0.0;
+    int d = (int)digits;
+    /* the decimal as printed: its significant digits dig[0..k) and `point`, the value
+     * being 0.dig x 10^point */
+    char dig[24];
+    int k = 0, point = 0, after = 0;
+    const char *c = buf + (buf[0] == '-');
+    for (; *c && *c != 'e'; c++) {
+        if (*c == '.') { after = 1; continue; }
+        if (k == 0 && *c == '0') { point -= after; continue; }
+        if (k < (int)sizeof dig) dig[k++] = *c;
+        point += !after;
+    }
+    if (*c == 'e') point += atoi(c + 1);
+    int keep = point + d;            /* the digits left of the rounding position */
+    if (keep >= k) return x;         /* no more than `digits` decimals: as it is */
+    if (keep < 0) return x * 0.0;    /* below half a unit of the last kept place */
+    uint64_t q = 0;
+    for (int i = 0; i < keep; i++) q = q * 10 + (uint64_t)(dig[i] - '0');
+    if (dig[keep] >= '5') q++;       /* half away from zero (on the magnitude) */
+    double r;
+    static const double p10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+                                 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+                                 1e20, 1e21, 1e22};
+    if (q < ((uint64_t)1 << 53) && d >= -22 && d <= 22) {
+        /* one correctly rounded operation on exact operands: the nearest double */
+        r = d >= 0 ? (double)q / p10[d] : (double)q * p10[-d];
+    } else {
+        char t[48];
+        snprintf(t, sizeof t, "%llue%d", (unsigned long long)q, -d);
+        r = strtod(t, NULL);
+    }
+    return x < 0 ? -r : r;
+}
 
 double vg_vm_geo_km(double lat1, double lon1, double lat2, double lon2) {
     const double rad = 3.14159265358979323846 / 180.0;
@@ -328,13 +372,7 @@ dispatch:
     OP(Round) {
         a = &r[pc->p1]; b = &r[pc->p2];
         ok = (a->type == VG_T_NUM) & (b->type == VG_T_NUM);
-        double x = 0;
-        if (ok) {
-            double f = pow(10.0, b->u.n);
-            x = b->u.n == 0 ? round(a->u.n) : round(a->u.n * f) / f;
-            if (!isfinite(x)) x = a->u.n;   /* too large to have digits to round */
-        }
-        num_to(&r[pc->p3], x, ok);
+        num_to(&r[pc->p3], ok ? vg_vm_round(a->u.n, b->u.n) : 0, ok);
         NEXT();
     }
     OP(Log) a = &r[pc->p1];

@@ -55,6 +55,13 @@ void vg_vm_run(const vg_ins_t *code, vg_value_t *r, const vg_vm_ctx_t *ctx);
  * Can't fail. */
 double vg_vm_geo_km(double lat1, double lon1, double lat2, double lon2);
 
+/* round(x, digits): x's shortest round-trip decimal (as vigil prints it) rounded to
+ * `digits` decimals, half away from zero, read back as the nearest double: 2.675 -> 2.68,
+ * 1.005 -> 1.01, -4.435 -> -4.44. Negative digits round to tens, hundreds...; a value
+ * with no more decimals than `digits` (huge ones included) and a non-finite x or digits
+ * come back unchanged. Allocates nothing; can't fail. */
+double vg_vm_round(double x, double digits);
+
 /* Opcode metadata for the compiler and the disassembler. Can't fail. */
 const char *vg_vm_opname(int op);
 const char *vg_vm_synopsis(int op);

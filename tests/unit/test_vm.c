@@ -225,6 +225,90 @@ static void test_geo_km(void **state) {
     assert_true(fabs(vg_vm_geo_km(0, 0, 1, 0) - 111.19492664455873) < 1e-9);
 }
 
+/* The reference for round(): the shortest "%.Ng" that reads back as x, rounded half
+ * away from zero as a decimal string, read back with strtod. */
+static double round_ref(double x, int d) {
+    char s[64];
+    for (int p = 1; p <= 17; p++) {
+        snprintf(s, sizeof s, "%.*e", p - 1, x);
+        if (strtod(s, NULL) == x) break;
+    }
+    /* s is [-]D.DDDDe[+-]X: digits and the decimal exponent */
+    char dig[24];
+    int k = 0, neg = s[0] == '-';
+    char *c = s + neg;
+    for (; *c != 'e'; c++)
+        if (*c != '.') dig[k++] = *c;
+    int point = atoi(c + 1) + 1, keep = point + d;
+    if (keep >= k) return x;
+    if (keep < 0) return neg ? -0.0 : 0.0;
+    char out[64];
+    unsigned long long q = 0;
+    for (int i = 0; i < keep; i++) q = q * 10 + (unsigned)(dig[i] - '0');
+    if (dig[keep] >= '5') q++;
+    snprintf(out, sizeof out, "%s%llue%d", neg ? "-" : "", q, -d);
+    return strtod(out, NULL);
+}
+
+static void test_round(void **state) {
+    (void)state;
+    event_t ev;
+    event_init(&ev);
+    /* as written and printed, half away from zero: the tester's four, consistent */
+    assert_true(vg_vm_round(2.675, 2) == 2.68);
+    assert_true(vg_vm_round(1.005, 2) == 1.01);
+    assert_true(vg_vm_round(1.115, 2) == 1.12);
+    assert_true(vg_vm_round(4.435, 2) == 4.44);
+    assert_true(vg_vm_round(-4.435, 2) == -4.44);
+    assert_true(vg_vm_round(-1.005, 2) == -1.01);
+    assert_true(vg_vm_round(2.5, 0) == 3 && vg_vm_round(-2.5, 0) == -3);
+    assert_true(vg_vm_round(0.49999999999999994, 0) == 0);
+    assert_true(vg_vm_round(9.995, 2) == 10);
+    assert_true(vg_vm_round(0.000125, 5) == 0.00013);
+    assert_true(vg_vm_round(1.5e-7, 6) == 0);
+    assert_true(vg_vm_round(5e-7, 6) == 1e-6);
+    assert_true(signbit(vg_vm_round(-0.4, 0)) && vg_vm_round(-0.4, 0) == 0);
+    assert_true(vg_vm_round(1234.5, -2) == 1200 && vg_vm_round(1250, -2) == 1300);
+    assert_true(vg_vm_round(1.23456789012345678, 15) == 1.234567890123457);
+    assert_true(vg_vm_round(0.1 + 0.2, 15) == 0.3);        /* 0.30000000000000004 */
+    assert_true(vg_vm_round(123456789.123456789, 7) == 123456789.1234568);
+    assert_true(vg_vm_round(1e300, 2) == 1e300 && vg_vm_round(-1.7976931348623157e308, 0) ==
+                -1.7976931348623157e308);
+    assert_true(vg_vm_round(4.5e15, 0) == 4.5e15 && vg_vm_round(2.5e-300, 15) == 0);
+    assert_true(isinf(vg_vm_round(INFINITY, 2)) && isnan(vg_vm_round(NAN, 2)));
+    assert_true(vg_vm_round(2.675, NAN) == 2.675 && vg_vm_round(2.675, 1e9) == 2.675);
+    assert_true(vg_vm_round(2.675, -1e9) == 0);
+    /* against the string reference, on random doubles of every magnitude and on
+     * decimals with a trailing 5 */
+    uint64_t st = 88172645463325252ULL;
+    for (int i = 0; i < 50000; i++) {
+        st ^= st << 13; st ^= st >> 7; st ^= st << 17;
+        double x;
+        int d = (int)(st % 16);
+        if (i % 2) {
+            x = ldexp((double)(st >> 11) / 9007199254740992.0, (int)((st >> 3) % 120) - 60);
+        } else {   /* k.ddd5 with up to 15 significant digits */
+            char t[40];
+            int nd = (int)(st >> 40) % 8 + 1;
+            snprintf(t, sizeof t, "%llu.%0*llu5", (unsigned long long)((st >> 20) % 100000),
+                     nd, (unsigned long long)((st >> 8) % 10000000));
+            x = strtod(t, NULL);
+            d = nd;
+        }
+        if (st & 1024) x = -x;
+        double got = vg_vm_round(x, d), want = round_ref(x, d);
+        if (!(got == want && signbit(got) == signbit(want)))
+            fail_msg("round(%.17g, %d) = %.17g, want %.17g", x, d, got, want);
+    }
+    /* through the language */
+    expect_num("round(2.675, 2)", &ev, 2.68);
+    expect_num("round(1.005, 2)", &ev, 1.01);
+    expect_num("round(-4.435, 2)", &ev, -4.44);
+    ev.tx.f[VG_FIELD_AMOUNT] = vg_num(1.115);
+    expect_num("round(tx.amount, 2)", &ev, 1.12);
+    expect_num("round(tx.amount)", &ev, 1);
+}
+
 static void test_phase2_specs(void **state) {
     (void)state;
     vg_program_t *p = compile(
@@ -446,6 +530,7 @@ int main(void) {
         cmocka_unit_test(test_comparisons),
         cmocka_unit_test(test_time_duration),
         cmocka_unit_test(test_geo_km),
+        cmocka_unit_test(test_round),
         cmocka_unit_test(test_phase2_specs),
         cmocka_unit_test(test_phase1_inputs),
         cmocka_unit_test(test_folding_and_explain),
