@@ -97,6 +97,8 @@ struct vg_ast {
     vg_ast_t **args;     /* CALL arguments, ARRAY items */
     int nargs;
     vg_ast_t *where, *by;
+    int where_line, where_col;   /* CALL: the keywords `where` and `by`, when present */
+    int by_line, by_col;
 };
 
 typedef enum vg_clause_kind {
@@ -134,6 +136,9 @@ typedef struct vg_ast_module {
     const char *file;
     vg_ast_decl_t *first, *last;
     int ndecls;
+    vg_ast_decl_t *broken;    /* declarations left out for a syntax error after their name
+                                 (kind and name only; linked by next): the checker then
+                                 reports no unknown name for a reference to them */
 } vg_ast_module_t;
 
 #endif

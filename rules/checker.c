@@ -27,6 +27,7 @@ typedef struct checker {
     vg_arena_t *ar;
     vg_checked_t *out;
     vg_strmap_t fmap, lmap;
+    vg_strmap_t bmap;      /* features left out for a syntax error: not "unknown" */
     int *ftype;            /* per feature: its type once checked, or TY_ERR */
     int nomem;
     const char *file;      /* of the declaration being checked */
@@ -114,9 +115,10 @@ static void resolve(checker_t *c, vg_ast_t *e, ivec_t *deps) {
     if (e->kind == VG_AST_NAME) {
         e->ref = vg_strmap_get(&c->fmap, e->str.p, e->str.len);
         if (e->ref >= 0 && c->used) c->used[e->ref] = 1;
-        if (e->ref < 0)
-            err(c, e->line, e->col, "unknown feature '%.*s'", (int)e->str.len, e->str.p);
-        else if (deps && ivec_push(deps, e->ref) < 0)
+        if (e->ref < 0) {
+            if (vg_strmap_get(&c->bmap, e->str.p, e->str.len) < 0)
+                err(c, e->line, e->col, "unknown feature '%.*s'", (int)e->str.len, e->str.p);
+        } else if (deps && ivec_push(deps, e->ref) < 0)
             c->nomem = 1;
         return;
     }
@@ -305,8 +307,7 @@ static int check_pure(checker_t *c, vg_ast_t *e, int fn, int flags) {
         [VG_FN_COALESCE] = {2, 16, "coalesce(a, b, ...)"},
     };
     if (e->where || e->by) {
-        vg_ast_t *w = e->where ? e->where : e->by;
-        err(c, w->line, w->col,
+        err(c, e->where ? e->where_line : e->by_line, e->where ? e->where_col : e->by_col,
             "'%s' is only allowed in count, sum, avg, min, max, stddev and distinct",
             e->where ? "where" : "by");
         return TY_ERR;
@@ -421,11 +422,11 @@ static int check_label(checker_t *c, vg_ast_t *e, int fn, int flags) {
         return TY_ERR;
     }
     if (e->where) {
-        err(c, e->where->line, e->where->col, "'where' is not allowed in %s()", name);
+        err(c, e->where_line, e->where_col, "'where' is not allowed in %s()", name);
         return TY_ERR;
     }
     if (is_sum && e->by) {
-        err(c, e->by->line, e->by->col,
+        err(c, e->by_line, e->by_col,
             "'by' is not supported in %s() yet (label sums are kept per account)", name);
         return TY_ERR;
     }
@@ -487,8 +488,7 @@ static int check_call(checker_t *c, vg_ast_t *e, int flags) {
         return TY_ERR;
     }
     if ((e->where || e->by) && !is_agg(fn)) {
-        vg_ast_t *w = e->where ? e->where : e->by;
-        err(c, w->line, w->col,
+        err(c, e->where ? e->where_line : e->by_line, e->where ? e->where_col : e->by_col,
             "'%s' is only allowed in count, sum, avg, min, max, stddev and distinct",
             e->where ? "where" : "by");
         return TY_ERR;
@@ -610,6 +610,7 @@ static int check(checker_t *c, vg_ast_t *e, int flags) {
         break;
     }
     case VG_AST_NAME:
+        if (e->ref < 0) break;   /* unknown: resolve() said so, once */
         if (flags & IN_SPEC) {
             err(c, e->line, e->col,
                 "feature '%.*s' cannot be used inside an aggregate, prev() or seen() argument "
@@ -682,7 +683,8 @@ static void check_message(checker_t *c, const vg_ast_clause_t *cl) {
         uint32_t len = j - i - 1;
         int fi = vg_strmap_get(&c->fmap, name, len);
         if (fi >= 0 && c->used) c->used[fi] = 1;
-        int ok = fi >= 0 || (len > 3 && memcmp(name, "tx.", 3) == 0);
+        int ok = fi >= 0 || (len > 3 && memcmp(name, "tx.", 3) == 0) ||
+                 vg_strmap_get(&c->bmap, name, len) >= 0;
         if (!ok)
             err(c, cl->word_line, cl->word_col,
                 "message placeholder {%.*s} names no feature (use a feature name or tx.<field>)",
@@ -732,9 +734,12 @@ static void check_rule(checker_t *c, vg_ast_decl_t *r) {
             if (t != TY_ERR && !is_numlike(t))
                 err(c, cl->expr->line, cl->expr->col, "a score must be a number, found %s",
                     vg_check_type_name(t));
-            else if (cl->expr->kind == VG_AST_NUM && (cl->expr->v.n < 0 || cl->expr->v.n > 100))
-                err(c, cl->expr->line, cl->expr->col, "score %g is out of range 0..100",
-                    cl->expr->v.n);
+            else if (t != TY_ERR && literal_type(cl->expr) == VG_T_NUM) {
+                /* a literal, negated or not */
+                double v = cl->expr->kind == VG_AST_NUM ? cl->expr->v.n : -cl->expr->a->v.n;
+                if (v < 0 || v > 100)
+                    err(c, cl->expr->line, cl->expr->col, "score %g is out of range 0..100", v);
+            }
             break;
         case VG_CL_WHEN:
             resolve(c, cl->expr, NULL);
@@ -769,6 +774,39 @@ static void *aalloc(checker_t *c, size_t n) {
     return p;
 }
 
+/* Appends feature f's name to path[*pl..cap) with " -> " after it unless last (a name
+ * longer than 30 bytes is cut, with "..."). */
+static void path_name(checker_t *c, int f, int last, char *path, size_t cap, size_t *pl) {
+    const vg_ast_decl_t *d = c->out->features[f];
+    int n = d->name.len > 30 ? 27 : (int)d->name.len;
+    int w = snprintf(path + *pl, cap - *pl, "%.*s%s%s", n, d->name.p,
+                     d->name.len > 30 ? "..." : "", last ? "" : " -> ");
+    if (w > 0) *pl += (size_t)w < cap - *pl ? (size_t)w : cap - *pl - 1;
+}
+
+/* The path of the cycle cyc[0] -> ... -> cyc[n-1] -> cyc[0] into path (cap >= 200): in
+ * full when it fits, else its head, "... (N more)" and its last feature. */
+static void cycle_path(checker_t *c, const int *cyc, int n, char *path, size_t cap) {
+    size_t pl = 0, full = 0;
+    for (int i = 0; i < n; i++) {
+        size_t len = c->out->features[cyc[i]]->name.len;
+        full += (len > 30 ? 30 : len) + 4;
+    }
+    full += c->out->features[cyc[0]]->name.len > 30 ? 30 : c->out->features[cyc[0]]->name.len;
+    if (full < cap) {
+        for (int i = 0; i < n; i++) path_name(c, cyc[i], 0, path, cap, &pl);
+        path_name(c, cyc[0], 1, path, cap, &pl);
+        return;
+    }
+    /* the tail " -> ... (N more) -> last -> first" takes at most 4 + 19 + 4 + 2 * 34 */
+    int head = 0;
+    while (head < n - 2 && pl + 34 + 100 < cap) path_name(c, cyc[head++], 0, path, cap, &pl);
+    int w = snprintf(path + pl, cap - pl, "... (%d more) -> ", n - 1 - head);
+    if (w > 0) pl += (size_t)w;
+    path_name(c, cyc[n - 1], 0, path, cap, &pl);
+    path_name(c, cyc[0], 1, path, cap, &pl);
+}
+
 /* Orders features dependencies-first; reports each cycle once with its path. */
 static int order_features(checker_t *c, int **deps, int *ndeps) {
     int n = c->out->nfeatures;
@@ -791,21 +829,15 @@ static int order_features(checker_t *c, int **deps, int *ndeps) {
                     stk[sp] = g; pos[sp] = 0; sp++;
                 } else if (color[g] == 1) {
                     /* cycle: g ... f on the stack */
-                    char path[200];
-                    size_t pl = 0;
                     int from = sp - 1;
                     while (stk[from] != g) from--;
-                    for (int i = from; i < sp && pl < sizeof path - 40; i++) {
-                        vg_ast_decl_t *d = c->out->features[stk[i]];
-                        pl += (size_t)snprintf(path + pl, sizeof path - pl, "%.*s -> ",
-                                               (int)(d->name.len > 30 ? 30 : d->name.len),
-                                               d->name.p);
-                    }
+                    char path[200];
+                    cycle_path(c, stk + from, sp - from, path, sizeof path);
                     vg_ast_decl_t *dg = c->out->features[g];
-                    snprintf(path + pl, sizeof path - pl, "%.*s", (int)dg->name.len, dg->name.p);
                     c->file = dg->file;
-                    err(c, dg->name_line, dg->name_col, "feature '%.*s' depends on itself: %s",
-                        (int)dg->name.len, dg->name.p, path);
+                    err(c, dg->name_line, dg->name_col, "feature '%.*s%s' depends on itself: %s",
+                        dg->name.len > 30 ? 27 : (int)dg->name.len, dg->name.p,
+                        dg->name.len > 30 ? "..." : "", path);
                     for (int i = from; i < sp; i++) c->ftype[stk[i]] = TY_ERR;
                 }
             } else {
@@ -832,6 +864,7 @@ int vg_check(vg_ast_module_t *mods, int nmods, vg_arena_t *arena, vg_diags_t *di
     c.out = out;
     vg_strmap_init(&c.fmap);
     vg_strmap_init(&c.lmap);
+    vg_strmap_init(&c.bmap);
     vg_strmap_t rmap;
     vg_strmap_init(&rmap);
     int nerr0 = diags->n_errors;
@@ -854,6 +887,11 @@ int vg_check(vg_ast_module_t *mods, int nmods, vg_arena_t *arena, vg_diags_t *di
     ndeps = calloc((size_t)nf + 1, sizeof(int));
     if (c.nomem || !deps || !ndeps) goto nomem;
 
+    for (int m = 0; m < nmods; m++)
+        for (vg_ast_decl_t *d = mods[m].broken; d; d = d->next)
+            if (d->kind == VG_DECL_FEATURE &&
+                vg_strmap_put(&c.bmap, d->name.p, d->name.len, 0) == -2)
+                goto nomem;
     for (int m = 0; m < nmods; m++) {
         for (vg_ast_decl_t *d = mods[m].first; d; d = d->next) {
             c.file = d->file;
@@ -931,6 +969,7 @@ int vg_check(vg_ast_module_t *mods, int nmods, vg_arena_t *arena, vg_diags_t *di
     free(ndeps);
     vg_strmap_deinit(&c.fmap);
     vg_strmap_deinit(&c.lmap);
+    vg_strmap_deinit(&c.bmap);
     vg_strmap_deinit(&rmap);
     return diags->n_errors > nerr0 ? VG_ECOMPILE : 0;
 nomem:
@@ -939,6 +978,7 @@ nomem:
     free(ndeps);
     vg_strmap_deinit(&c.fmap);
     vg_strmap_deinit(&c.lmap);
+    vg_strmap_deinit(&c.bmap);
     vg_strmap_deinit(&rmap);
     vg_diags_add(diags, 1, c.file, 1, 1, "out of memory while checking");
     return VG_ENOMEM;

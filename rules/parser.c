@@ -332,10 +332,14 @@ static int parse_items(parser_t *p, int close, int allow_where_by, vg_ast_t *cal
         }
     }
     if (allow_where_by && p->tk == VG_TK_WHERE) {
+        call->where_line = p->tline;
+        call->where_col = p->tcol;
         next(p);
         if (!(call->where = parse_expr(p))) return -1;
     }
     if (allow_where_by && p->tk == VG_TK_BY) {
+        call->by_line = p->tline;
+        call->by_col = p->tcol;
         next(p);
         if (!(call->by = parse_expr(p))) return -1;
     }
@@ -641,8 +645,9 @@ static int parse_rule_body(parser_t *p, vg_ast_decl_t *d) {
     return 0;
 }
 
-/* Parses one declaration at the current token; NULL after an error. */
-static vg_ast_decl_t *parse_decl(parser_t *p) {
+/* Parses one declaration at the current token; NULL after an error, with *broken set to
+ * the declaration when its name had parsed. */
+static vg_ast_decl_t *parse_decl(parser_t *p, vg_ast_decl_t **broken) {
     int kind;
     switch (p->tk) {
     case VG_TK_FEATURE: kind = VG_DECL_FEATURE; break;
@@ -667,6 +672,7 @@ static vg_ast_decl_t *parse_decl(parser_t *p) {
     if (copy_name(p, p->src + p->tpos, p->tlen, &d->name) < 0) return NULL;
     next(p);
     p->depth = 0;
+    *broken = d;
     if (kind == VG_DECL_FEATURE) {
         if (p->tk != VG_TK_ASSIGN) { expected(p, "'='"); return NULL; }
         next(p);
@@ -679,6 +685,7 @@ static vg_ast_decl_t *parse_decl(parser_t *p) {
     } else if (kind == VG_DECL_RULE) {
         if (parse_rule_body(p, d) < 0) return NULL;
     }
+    *broken = NULL;
     return d;
 }
 
@@ -735,8 +742,16 @@ int vg_parse(const vg_source_t *src, vg_arena_t *arena, vg_diags_t *diags,
     next(&p);
     while (p.tk != VG_TK_EOF) {
         size_t start = p.tpos;
-        vg_ast_decl_t *d = parse_decl(&p);
+        vg_ast_decl_t *broken = NULL;
+        vg_ast_decl_t *d = parse_decl(&p, &broken);
         if (p.nomem) return VG_ENOMEM;
+        if (broken) {
+            broken->expr = NULL;
+            broken->clauses = NULL;
+            broken->nclauses = 0;
+            broken->next = out->broken;
+            out->broken = broken;
+        }
         if (d) {
             if (out->last) out->last->next = d;
             else out->first = d;

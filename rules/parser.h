@@ -3,7 +3,8 @@
  * Syntax errors are reported as `expected X, found Y` diagnostics with the file, line
  * and column; the parser then skips to the next top-level keyword (feature, list, rule)
  * and goes on, so that one run reports several errors. A declaration with an error is
- * left out of the module. All memory comes from the caller's arena. Not thread-safe per
+ * left out of the module (and listed in its `broken` when its name had parsed, so that
+ * the checker can still check the rest without calling it unknown). All memory comes from the caller's arena. Not thread-safe per
  * arena; no global state.
  */
 #ifndef VG_PARSER_H

@@ -179,11 +179,45 @@ void vg_diags_print(const vg_diags_t *d, const vg_source_t *srcs, int n_srcs, FI
 
 /* ---- compile and lifetime ----------------------------------------------------------- */
 
+typedef struct diag_at {
+    int src, line, col, i;
+} diag_at_t;
+
+static int cmp_diag_at(const void *a, const void *b) {
+    const diag_at_t *x = a, *y = b;
+    if (x->src != y->src) return x->src < y->src ? -1 : 1;
+    if (x->line != y->line) return x->line < y->line ? -1 : 1;
+    if (x->col != y->col) return x->col < y->col ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* Sorts d->v[from..] in source order: by source (in the order given; diagnostics of no
+ * source last), line and column, keeping the order of those at one place. Without
+ * memory they stay in the order found. */
+static void sort_diags(vg_diags_t *d, int from, const vg_source_t *srcs, int n_srcs) {
+    int n = d->n - from;
+    if (n < 2) return;
+    diag_at_t *at = malloc(sizeof(*at) * (size_t)n);
+    vg_diag_t *tmp = malloc(sizeof(*tmp) * (size_t)n);
+    if (at && tmp) {
+        for (int i = 0; i < n; i++) {
+            const vg_diag_t *g = &d->v[from + i];
+            int s = find_source(srcs, n_srcs, g->file);
+            at[i] = (diag_at_t){s < 0 ? n_srcs : s, g->line, g->col, i};
+        }
+        qsort(at, (size_t)n, sizeof(*at), cmp_diag_at);
+        for (int i = 0; i < n; i++) tmp[i] = d->v[from + at[i].i];
+        memcpy(d->v + from, tmp, sizeof(*tmp) * (size_t)n);
+    }
+    free(at);
+    free(tmp);
+}
+
 vg_program_t *vg_prog_compile(const vg_source_t *srcs, int n, vg_diags_t *diags) {
     vg_arena_t ar;
     vg_arena_init(&ar);
     vg_program_t *p = NULL;
-    int nerr0 = diags->n_errors;
+    int nerr0 = diags->n_errors, n0 = diags->n;
     vg_ast_module_t *mods = calloc((size_t)(n > 0 ? n : 1), sizeof *mods);
     if (!mods) {
         vg_diags_add(diags, 1, n > 0 ? srcs[0].name : "", 1, 1, "out of memory");
@@ -195,11 +229,14 @@ vg_program_t *vg_prog_compile(const vg_source_t *srcs, int n, vg_diags_t *diags)
         if (r == VG_ENOMEM) { rc = r; break; }
         if (r < 0) rc = r;
     }
-    if (rc == 0) {
+    if (rc != VG_ENOMEM) {
+        /* after syntax errors the declarations that parsed are still checked, so that
+         * one run reports every error it can (SPEC section 6); nothing is compiled */
         vg_checked_t ck;
-        if (vg_check(mods, n, &ar, diags, &ck) == 0 && diags->n_errors == nerr0)
+        if (vg_check(mods, n, &ar, diags, &ck) == 0 && rc == 0 && diags->n_errors == nerr0)
             p = vg_compile(&ck, diags);
     }
+    sort_diags(diags, n0, srcs, n);
     free(mods);
     vg_arena_deinit(&ar);
     if (p) {   /* the sources, encoded (vg_prog_sources) */

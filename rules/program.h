@@ -129,7 +129,9 @@ void vg_diags_print(const vg_diags_t *d, const vg_source_t *srcs, int n_srcs, FI
 #define VG_RULES_MAX_ITEMS    1000       /* items of one [..] list literal */
 
 /* Compiles `n` sources as one ruleset. Returns the program, or NULL when any error was
- * found (every error is appended to `diags`; warnings are appended in both cases).
+ * found (every error is appended to `diags`; warnings are appended in both cases). The
+ * diagnostics it appends are in source order (sources in the order given, then line and
+ * column); after a syntax error the declarations that parsed are still checked.
  * The program copies what it needs; the sources may be freed afterwards.
  * Free with vg_prog_unref(). */
 vg_program_t *vg_prog_compile(const vg_source_t *srcs, int n, vg_diags_t *diags);

@@ -53,6 +53,64 @@ static void test_names(void **state) {
     expect_err("rule r action block score 1 when true end\nrule r action block score 1 when true end",
                2, 6, "duplicate rule 'r'");
     expect_err("feature f = frob(1)", 1, 13, "unknown function 'frob'");
+    /* an unknown name inside an aggregate, prev() or seen() is one error, not two */
+    expect_err("feature x = prev(nosuch)", 1, 18, "unknown feature 'nosuch'");
+    expect_err("feature y = count(1h where nosuch2 > 1)", 1, 28, "unknown feature 'nosuch2'");
+    expect_err("feature bad = sum(spend_1h, 1d)", 1, 19, "unknown feature 'spend_1h'");
+    expect_err("feature s = seen(tx.card, 1h) and seen(nope, 1h)", 1, 40, "unknown feature 'nope'");
+    expect_err("feature spend_1h = sum(tx.amount, 1h)\nfeature bad = sum(spend_1h, 1d)", 2, 19,
+               "feature 'spend_1h' cannot be used inside an aggregate");
+}
+
+/* Every error of a file, in source order, even after a syntax error. */
+static void test_recovery(void **state) {
+    (void)state;
+    vg_diags_t d;
+    const char *src = "feature x = prev(nosuch)\nfeature y = count(1h where nosuch2 > 1)\n";
+    assert_null(compile(src, &d));
+    assert_int_equal(d.n_errors, 2);
+    assert_int_equal(d.v[0].line, 1);
+    assert_int_equal(d.v[1].line, 2);
+    vg_diags_deinit(&d);
+    /* a syntax error hides nothing else; a reference to the broken feature is not
+     * "unknown" (nor in a message), a reference to a truly unknown one is */
+    src = "feature f = 1 +* 2\n"
+          "rule r\n  action review\n  score 1\n  when unknown_feat > 1\nend\n"
+          "feature g = f + 1\n"
+          "rule s action block score 1 when f > 1 and g > 2 message \"{f}\" end\n"
+          "feature h = sum(tx.amount, 1h\n"
+          "feature i = \"a\" + 1\n"
+          "rule t action block score -5 when h > 1 end\n";
+    assert_null(compile(src, &d));
+    static const struct { int line, col; const char *msg; } want[] = {
+        {1, 16, "expected an expression, found '*'"},
+        {5, 8, "unknown feature 'unknown_feat'"},
+        {10, 1, "expected ',', 'where', 'by' or ')', found 'feature'"},
+        {10, 17, "cannot apply '+' to string and number"},
+        {11, 27, "score -5 is out of range 0..100"},
+    };
+    int nw = (int)(sizeof want / sizeof want[0]);
+    for (int i = 0; i < d.n && i < nw; i++)
+        if (d.v[i].line != want[i].line || d.v[i].col != want[i].col ||
+            !strstr(d.v[i].msg, want[i].msg))
+            fail_msg("diagnostic %d: got %d:%d %s, want %d:%d %s", i, d.v[i].line, d.v[i].col,
+                     d.v[i].msg, want[i].line, want[i].col, want[i].msg);
+    assert_int_equal(d.n, nw);
+    assert_int_equal(d.n_errors, nw);
+    vg_diags_deinit(&d);
+    /* across modules: in the order of the sources, then lines */
+    vg_source_t s[2] = {{"a.vrl", "feature a = 1 +\nfeature b = zz", 30},
+                        {"b.vrl", "feature c = yy\nfeature d = a * 2 +", 34}};
+    vg_diags_init(&d);
+    assert_null(vg_prog_compile(s, 2, &d));
+    assert_int_equal(d.n, 4);
+    assert_string_equal(d.v[0].file, "a.vrl");
+    assert_int_equal(d.v[0].line, 2);   /* expected an expression, found 'feature' */
+    assert_non_null(strstr(d.v[1].msg, "unknown feature 'zz'"));
+    assert_string_equal(d.v[2].file, "b.vrl");
+    assert_non_null(strstr(d.v[2].msg, "unknown feature 'yy'"));
+    assert_int_equal(d.v[3].line, 2);
+    vg_diags_deinit(&d);
 }
 
 static void test_cycles(void **state) {
@@ -69,6 +127,50 @@ static void test_cycles(void **state) {
                               i ? i - 1 : 0);
     expect_ok(src);
     free(src);
+    /* a long cycle: the true path, elided in the middle with a count */
+    char buf[2048];
+    for (int len = 20; len <= 60; len += 1) {
+        n = 0;
+        for (int i = 0; i < len; i++)
+            n += (size_t)snprintf(buf + n, sizeof buf - n, "feature f%d = f%d + 1\n", i,
+                                  (i + 1) % len);
+        vg_diags_t d;
+        assert_null(compile(buf, &d));
+        assert_int_equal(d.n_errors, 1);
+        const char *m = strstr(d.v[0].msg, ": ");
+        assert_non_null(m);
+        m += 2;
+        /* every shown step is a true dependency; an elision names how many it hides */
+        int prev = -1, shown = 0, hidden = 0;
+        while (*m) {
+            int f, k = 0, more;
+            if (sscanf(m, "f%d%n", &f, &k) == 1) {
+                if (prev >= 0 && f != (prev + 1) % len && hidden == 0)
+                    fail_msg("cycle of %d: f%d -> f%d is not a dependency: %s", len, prev, f,
+                             d.v[0].msg);
+                if (hidden && f != (prev + 1 + hidden) % len)
+                    fail_msg("cycle of %d: %d hidden after f%d, then f%d: %s", len, hidden,
+                             prev, f, d.v[0].msg);
+                prev = f;
+                hidden = 0;
+                shown++;
+            } else if (sscanf(m, "... (%d more)%n", &more, &k) == 1) {
+                hidden = more;
+            } else {
+                fail_msg("cycle of %d: unexpected '%s'", len, m);
+            }
+            m += k;
+            if (strncmp(m, " -> ", 4) == 0) m += 4;
+        }
+        assert_int_equal(prev, 0);      /* back to the start */
+        if (len < 25) assert_int_equal(shown, len + 1);   /* short ones in full */
+        vg_diags_deinit(&d);
+    }
+    /* long names are cut visibly */
+    expect_err("feature a234567890123456789012345678901234567890 = b\n"
+               "feature b = a234567890123456789012345678901234567890", 1, 9,
+               "feature 'a23456789012345678901234567...' depends on itself: "
+               "a23456789012345678901234567... -> b -> a23456789012345678901234567...");
 }
 
 static void test_type_errors(void **state) {
@@ -95,7 +197,7 @@ static void test_type_errors(void **state) {
     expect_err("list l\nfeature f = tx.card in list(\"l\")", 2, 24,
                "can only be used in rules for now");
     expect_err("feature f = anomaly.nope", 1, 13, "unknown anomaly signal 'anomaly.nope'");
-    expect_err("feature f = fraud_count(1h where tx.amount > 1)", 1, 44,
+    expect_err("feature f = fraud_count(1h where tx.amount > 1)", 1, 28,
                "'where' is not allowed in fraud_count()");
     expect_err("feature f = labelled_count(1h, 2h)", 1, 13, "labelled_count() takes 1 argument");
     expect_err("feature f = count(1h where fraud_count(1d) > 0)", 1, 28,
@@ -136,8 +238,17 @@ static void test_calls(void **state) {
                "geo_km() needs numbers (degrees), found string");
     expect_err("feature f = seconds_between(tx.amount, tx.ts)", 1, 29,
                "seconds_between() needs times");
-    expect_err("feature f = prev(tx.ts where true)", 1, 30, "'where' is only allowed in count");
-    expect_err("feature f = seen(tx.ip, 1d by tx.card)", 1, 31, "'by' is only allowed in count");
+    /* a misplaced where/by: the caret under the keyword, not the expression after it */
+    expect_err("feature f = prev(tx.ts where true)", 1, 24, "'where' is only allowed in count");
+    expect_err("feature x = seen(tx.device, 1h where tx.amount > 2)", 1, 32,
+               "'where' is only allowed in count");
+    expect_err("feature x = session_count(30m where tx.amount > 2)", 1, 31,
+               "'where' is only allowed in count");
+    expect_err("feature x = seen(tx.device, 1h by tx.card)", 1, 32, "'by' is only allowed in count");
+    expect_err("feature x = lower(tx.card\n  by tx.card)", 2, 3, "'by' is only allowed in count");
+    expect_err("feature x = fraud_sum(tx.amount, 1h by tx.card)", 1, 37,
+               "'by' is not supported in fraud_sum()");
+    expect_err("feature f = seen(tx.ip, 1d by tx.card)", 1, 28, "'by' is only allowed in count");
     expect_err("feature f = count(1h where tx.amount)", 1, 28, "'where' needs a boolean condition, found number");
     expect_err("feature f = count(1h by tx.ts)", 1, 25, "'by' needs a string, number or bool key, found time");
     expect_err("feature f = distinct(null, 1h)", 1, 22, "distinct() of null is always null");
@@ -180,6 +291,11 @@ static void test_rules(void **state) {
     expect_err("rule r action ban score 1 when true end", 1, 15, "unknown action 'ban'");
     expect_err("rule r mode on action block score 1 when true end", 1, 13, "unknown mode 'on'");
     expect_err("rule r action block score 101 when true end", 1, 27, "score 101 is out of range 0..100");
+    expect_err("rule r action block score -1 when true end", 1, 27, "score -1 is out of range 0..100");
+    expect_err("rule r action block score -0.5 when true end", 1, 27,
+               "score -0.5 is out of range 0..100");
+    expect_ok("rule r action block score -0 when true end");
+    expect_ok("rule r action block score -tx.amount when true end");   /* clamped when run */
     expect_err("rule r action block score \"x\" when true end", 1, 27, "a score must be a number, found string");
     expect_err("rule r action block score 1 when 1 end", 1, 34,
                "the condition of rule 'r' must be a bool, found number");
@@ -290,6 +406,7 @@ int main(void) {
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_spec_example),
         cmocka_unit_test(test_multi_module),
+        cmocka_unit_test(test_recovery),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
