@@ -602,6 +602,18 @@ int vg_config_load(int argc, char **argv, vg_config_t **out) {
         const char *name = a + 2, *eq = strchr(name, '=');
         size_t nl = eq ? (size_t)(eq - name) : strlen(name);
         const char *val = eq ? eq + 1 : NULL;
+        int s = -1;
+        for (int k = 0; k < NSET; k++)
+            if (strlen(SETTINGS[k].name) == nl && memcmp(SETTINGS[k].name, name, nl) == 0) s = k;
+        /* an unknown option is said to be unknown, with a value or without one (the last
+         * flag, `--bogus`, was said to need a value) */
+        if (s < 0 && !(nl == 6 && (memcmp(name, "config", 6) == 0 || memcmp(name, "tokens", 6) == 0)) &&
+            !(nl == 5 && memcmp(name, "token", 5) == 0) &&
+            !(nl == 14 && memcmp(name, "redis-password", 14) == 0)) {
+            fprintf(stderr, "vigil serve: unknown option '--%.*s'\n", (int)nl, name);
+            rc = 2;
+            break;
+        }
         if (!val) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "vigil serve: option '%s' needs a value\n", a);
@@ -624,14 +636,6 @@ int vg_config_load(int argc, char **argv, vg_config_t **out) {
             fprintf(stderr, "vigil serve: the Redis password is never given as a flag (command "
                             "lines are visible to every user); use the config file or "
                             "VIGIL_REDIS_PASSWORD\n");
-            rc = 2;
-            break;
-        }
-        int s = -1;
-        for (int k = 0; k < NSET; k++)
-            if (strlen(SETTINGS[k].name) == nl && memcmp(SETTINGS[k].name, name, nl) == 0) s = k;
-        if (s < 0) {
-            fprintf(stderr, "vigil serve: unknown option '--%.*s'\n", (int)nl, name);
             rc = 2;
             break;
         }
