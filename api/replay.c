@@ -15,6 +15,8 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,7 +80,8 @@ static void usage(FILE *f) {
         "  --mem-budget SIZE      with --state: keep at most SIZE bytes of account state\n"
         "                         in memory (e.g. 512M), evicting cold accounts to disk\n"
         "  --checkpoint-every N   with --state: checkpoint every N lines (default 100000)\n"
-        "  --checkpoint-interval DUR  ... and at least this often (default 1s)\n"
+        "  --checkpoint-interval DUR  ... and at least this often (default 1s), also\n"
+        "                         while the input is idle\n"
         "  --partitions N         decide as `vigil serve` over N Kafka partitions keyed by\n"
         "                         account (murmur2, Kafka's default partitioner): one\n"
         "                         state per partition, so `by K` windows are per\n"
@@ -86,7 +89,7 @@ static void usage(FILE *f) {
         "  --partitioner murmur2|crc32  the producers' partitioner for --partitions:\n"
         "                         murmur2 (Kafka's Java default, the default here) or\n"
         "                         crc32 (librdkafka's default, as kcat)\n"
-        "  --no-sync              do not wait for the disk at checkpoints (faster; safe\n"
+        "  --no-sync              with --state: do not wait for the disk at checkpoints (safe\n"
         "                         against a killed process, not against power loss)\n"
         "Durations: 500ms, 30s, 10m, 1h, 7d. Exit status: 0 input read to its end,\n"
         "1 rules, input, output or state failed, 2 usage error.\n");
@@ -140,7 +143,9 @@ static uint64_t lists_fingerprint(const char *path) {
     fclose(f);
     uint64_t h = FNV_INIT;
     json_error_t je;
-    json_t *root = bad || !b.len ? NULL : json_loadb(b.p, b.len, JSON_REJECT_DUPLICATES, &je);
+    size_t bom = b.len >= 3 && memcmp(b.p, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;   /* skipped */
+    json_t *root = bad || !b.len ? NULL
+                   : json_loadb(b.p + bom, b.len - bom, JSON_REJECT_DUPLICATES, &je);
     if (!bad && !json_is_object(root)) h = fnv(FNV_INIT, b.p, b.len);
     else if (!bad) {
         size_t nn = json_object_size(root), k = 0;
@@ -248,6 +253,13 @@ typedef struct reader {
     char *head;
     size_t head_len;        /* 0: the line returned was not cut */
     char last_dropped;
+    int bom_done;           /* a leading UTF-8 byte order mark was looked for (skipped) */
+    /* an input that can be idle (a pipe, a terminal): before waiting for more, next_line
+     * returns 2 when the caller has output to flush (want_flush) or at `deadline` (a
+     * checkpoint is due), so that neither waits for the input */
+    int idle;
+    int want_flush;
+    int64_t deadline;       /* now_ms() clock; INT64_MAX: none */
 } reader_t;
 
 static void fp_consume(reader_t *r, const char *p, size_t n) {
@@ -284,15 +296,31 @@ static uint64_t fp_value(const reader_t *r) {
     return fnv(h, &r->consumed, sizeof(r->consumed));
 }
 
+/* Skips a UTF-8 byte order mark at the start of the input (editors on Windows write one;
+ * it made the first event invalid_json). Sets bom_done once the first bytes tell. */
+static void skip_bom(reader_t *r) {
+    size_t have = r->end - r->start, k = have < 3 ? have : 3;
+    if (have && memcmp(r->buf + r->start, "\xEF\xBB\xBF", k) != 0) r->bom_done = 1;
+    else if (have >= 3) {
+        fp_consume(r, r->buf + r->start, 3);
+        r->start += 3;
+        r->pos += 3;
+        r->bom_done = 1;
+    } else if (r->eof) r->bom_done = 1;
+}
+
 /* Returns 1 with a line (without newline; `*oversize` set when the line was longer
- * than MAX_HELD_LINE and only its length is known), 0 at the end, -1 on read error. */
+ * than MAX_HELD_LINE and only its length is known), 0 at the end, -1 on read error, 2
+ * (an idle input, above) when no complete line is buffered and the caller has output to
+ * flush or a checkpoint is due: it calls again after them. */
 static int next_line(reader_t *r, const char **line, size_t *len, size_t *oversize) {
     size_t skipped = 0;   /* bytes of an oversize line already dropped */
     *oversize = 0;
     r->head_len = 0;
     for (;;) {
+        if (!r->bom_done) skip_bom(r);
         char *nl = r->end > r->start ? memchr(r->buf + r->start, '\n', r->end - r->start) : NULL;
-        if (nl || (r->eof && r->end > r->start)) {
+        if (r->bom_done && (nl || (r->eof && r->end > r->start))) {
             size_t l = nl ? (size_t)(nl - (r->buf + r->start)) : r->end - r->start;
             size_t adv = nl ? l + 1 : l;
             *line = r->buf + r->start;
@@ -306,7 +334,7 @@ static int next_line(reader_t *r, const char **line, size_t *len, size_t *oversi
             r->pos += adv;
             return 1;
         }
-        if (r->eof) {
+        if (r->eof && r->bom_done) {
             if (skipped) {   /* an oversize last line without newline */
                 *oversize = skipped - (r->last_dropped == '\r');
                 *line = r->buf;
@@ -339,6 +367,15 @@ static int next_line(reader_t *r, const char **line, size_t *len, size_t *oversi
             if (!nb) return -1;
             r->buf = nb;
             r->cap = ncap;
+        }
+        if (r->idle && !skipped && (r->want_flush || r->deadline != INT64_MAX)) {
+            int64_t t = now_ms();
+            if (t >= r->deadline) return 2;
+            int64_t wait = r->want_flush ? 0 : r->deadline - t;
+            struct pollfd pfd = {.fd = r->fd, .events = POLLIN};
+            int pr = poll(&pfd, 1, wait > INT_MAX ? INT_MAX : (int)wait);
+            if (pr == 0) return 2;   /* nothing to read yet */
+            if (pr < 0 && errno == EINTR) continue;
         }
         ssize_t n = read(r->fd, r->buf + r->end, r->cap - r->end);
         if (n < 0) {
@@ -416,7 +453,23 @@ static int parse_args(int argc, char **argv, opts_t *o) {
     optind = 1;
     opterr = 0;
     int c;
+    /* the options that only mean something with --state (or --partitions): given
+     * without it they were accepted and ignored */
+    const char *needs_state = NULL, *needs_parts = NULL;
     while ((c = getopt_long(argc, argv, ":", lo, NULL)) != -1) {
+        /* an empty value named no file ("vigil replay: : No such file or directory") */
+        if (optarg && !*optarg && strchr("riosLB", c)) {
+            for (const struct option *x = lo; x->name; x++)
+                if (x->val == c)
+                    fprintf(stderr, "vigil replay: --%s needs a value, not an empty string\n",
+                            x->name);
+            return 2;
+        }
+        if (strchr("mcCn", c)) {
+            for (const struct option *x = lo; x->name; x++)
+                if (x->val == c && !needs_state) needs_state = x->name;
+        }
+        if (c == 'R') needs_parts = "partitioner";
         switch (c) {
         case 'r': o->rules[o->nrules++] = optarg; break;
         case 'i': o->input = optarg; break;
@@ -499,6 +552,14 @@ static int parse_args(int argc, char **argv, opts_t *o) {
         usage(stderr);
         return 2;
     }
+    if (needs_state && !o->state) {
+        fprintf(stderr, "vigil replay: --%s only works with --state DIR\n", needs_state);
+        return 2;
+    }
+    if (needs_parts && !o->partitions) {
+        fprintf(stderr, "vigil replay: --%s only works with --partitions N\n", needs_parts);
+        return 2;
+    }
     if (o->state && o->partitions > 1) {
         fprintf(stderr, "vigil replay: --partitions does not work with --state\n");
         return 2;
@@ -524,7 +585,10 @@ typedef struct run {
     int out_fd;
     vg_buf_t out;
     uint64_t out_len;       /* bytes of output written or buffered so far */
-    uint64_t rules_hash;
+    uint64_t rules_hash;    /* replay/rules: modules (names, contents) and options */
+    uint64_t rules_hash_v1; /* the same as older vigils made it (with the paths' text) */
+    uint64_t modules_hash;  /* replay/modules: the modules' file names and contents */
+    uint64_t labels_before; /* labels taken before the checkpoint resumed from */
     uint64_t lists_hash;    /* fingerprint of --lists' content, 0 without --lists */
     uint64_t labels_hash;   /* fingerprint of --labels' labels, 0 without --labels */
     uint64_t lines;         /* input lines consumed (blank ones included) */
@@ -539,6 +603,59 @@ static int flush_out(run_t *r) {
     }
     vg_buf_clear(&r->out);
     return 0;
+}
+
+/* The fingerprints of the rules (replay/modules: each module's file name, without its
+ * directory, and its content, in load order) and of the rules with the options
+ * (replay/rules), so that the same rules reached by another path (./m.vrl, $PWD/m.vrl,
+ * rules/ for rules) resume the state; and replay/rules as vigils before this one made
+ * it, from the paths as written, which their states still match. */
+static void rules_fingerprints(run_t *r) {
+    uint64_t m = FNV_INIT, v1 = FNV_INIT, n = (uint64_t)r->src.n;
+    m = fnv(m, &n, sizeof n);
+    for (int i = 0; i < r->src.n; i++) {
+        const char *name = r->src.v[i].name, *base = strrchr(name, '/');
+        base = base ? base + 1 : name;
+        m = fnv(m, base, strlen(base) + 1);
+        uint64_t len = r->src.v[i].len;
+        m = fnv(m, &len, sizeof len);
+        m = fnv(m, r->src.v[i].text, r->src.v[i].len);
+        v1 = fnv(v1, name, strlen(name) + 1);
+        v1 = fnv(v1, r->src.v[i].text, r->src.v[i].len);
+    }
+    r->modules_hash = nonzero(m);
+    uint64_t h = fnv(FNV_INIT, &r->modules_hash, sizeof r->modules_hash);
+    h = fnv(h, &r->o.lateness_ms, sizeof(r->o.lateness_ms));
+    r->rules_hash = fnv(h, &r->o.horizon_ms, sizeof(r->o.horizon_ms));
+    v1 = fnv(v1, &r->o.lateness_ms, sizeof(r->o.lateness_ms));
+    r->rules_hash_v1 = fnv(v1, &r->o.horizon_ms, sizeof(r->o.horizon_ms));
+}
+
+static int is_file(const struct stat *a, const char *path) {
+    struct stat b;
+    return stat(path, &b) == 0 && a->st_dev == b.st_dev && a->st_ino == b.st_ino;
+}
+
+/* Refuses an --output that is one of the files read (the same device and inode, however
+ * spelt): opening it would cut it to nothing before it is read (--output set to the
+ * --input emptied the input and replayed "0 events", exit 0). Nothing is written. */
+static int same_file_check(run_t *r) {
+    struct stat os, is;
+    if (strcmp(r->o.output, "-") == 0 || stat(r->o.output, &os) != 0 || !S_ISREG(os.st_mode))
+        return 0;
+    const char *opt = NULL, *path = NULL;
+    if (strcmp(r->o.input, "-") != 0 ? is_file(&os, r->o.input)
+        : fstat(0, &is) == 0 && is.st_dev == os.st_dev && is.st_ino == os.st_ino)
+        opt = "--input", path = strcmp(r->o.input, "-") ? r->o.input : "(standard input)";
+    for (int i = 0; !opt && i < r->src.n; i++)
+        if (is_file(&os, r->src.v[i].name)) opt = "--rules", path = r->src.v[i].name;
+    if (!opt && r->o.labels && is_file(&os, r->o.labels)) opt = "--labels", path = r->o.labels;
+    if (!opt && r->o.lists && is_file(&os, r->o.lists)) opt = "--lists", path = r->o.lists;
+    if (!opt) return 0;
+    fprintf(stderr, "vigil replay: --output %s is the same file as %s %s: it would be "
+                    "overwritten; give another --output (nothing was written)\n",
+            r->o.output, opt, path);
+    return -1;
 }
 
 static int checkpoint(run_t *r) {
@@ -556,6 +673,9 @@ static int checkpoint(run_t *r) {
         {"replay/output_len", &r->out_len, sizeof(r->out_len)},
         {"replay/lines", &r->lines, sizeof(r->lines)},
         {"replay/rules", &r->rules_hash, sizeof(r->rules_hash)},
+        {"replay/modules", &r->modules_hash, sizeof(r->modules_hash)},
+        {"replay/lateness", &r->o.lateness_ms, sizeof(r->o.lateness_ms)},
+        {"replay/horizon", &r->o.horizon_ms, sizeof(r->o.horizon_ms)},
         {"replay/lists", &r->lists_hash, sizeof(r->lists_hash)},
         {"replay/labels", &r->labels_hash, sizeof(r->labels_hash)},
     };
@@ -568,10 +688,14 @@ static int checkpoint(run_t *r) {
     return 0;
 }
 
+/* Reads the checkpoint's record `key` ("m/" + key in the store, as vg_pipeline_meta
+ * does; read from the store, it can be read before the pipeline is made). */
 static int meta_u64(run_t *r, const char *key, uint64_t *v) {
     vg_buf_t b;
     vg_buf_init(&b);
-    int rc = vg_pipeline_meta(r->pl, key, &b);
+    char k[64];
+    int kn = snprintf(k, sizeof k, "m/%s", key);
+    int rc = vg_store_get(r->store, k, (size_t)kn, &b);
     if (rc == 0) {
         if (b.len != sizeof(*v)) rc = VG_ESTORE;
         else memcpy(v, b.p, sizeof(*v));
@@ -615,9 +739,81 @@ static int check_data(run_t *r, const char *opt, const char *now, uint64_t fp) {
     return -1;
 }
 
+/* A duration as the options take it, in its largest exact unit ("90m", "500ms"). */
+static void fmt_dur(int64_t ms, char *buf, size_t n) {
+    static const struct {
+        int64_t ms;
+        const char *u;
+    } units[] = {{86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (ms && ms % units[i].ms == 0 && (i > 0 || ms >= 2 * 86400000)) {
+            snprintf(buf, n, "%" PRId64 "%s", ms / units[i].ms, units[i].u);
+            return;
+        }
+    snprintf(buf, n, "%" PRId64 "ms", ms);
+}
+
+/* The state was made with other rules or options (replay/rules differs): says which,
+ * from the separate records a checkpoint keeps since they exist. */
+static void rules_differ(run_t *r) {
+    uint64_t mods, late, hor;
+    if (meta_u64(r, "replay/modules", &mods) || meta_u64(r, "replay/lateness", &late) ||
+        meta_u64(r, "replay/horizon", &hor)) {
+        fprintf(stderr, "vigil replay: %s holds state made with other rules or options (the "
+                        "--rules paths as written and their contents, --lateness or "
+                        "--dedupe-horizon: an older vigil made it, which does not record "
+                        "which); run it with the arguments it was made with, or use a new "
+                        "--state directory\n", r->o.state);
+        return;
+    }
+    char was[32], now[32];
+    if (mods != r->modules_hash)
+        fprintf(stderr, "vigil replay: %s holds state made with other rules (--rules: the "
+                        "modules' file names or contents differ); run it with the rules it "
+                        "was made with, or use a new --state directory\n", r->o.state);
+    if ((int64_t)late != r->o.lateness_ms) {
+        fmt_dur((int64_t)late, was, sizeof was);
+        fmt_dur(r->o.lateness_ms, now, sizeof now);
+        fprintf(stderr, "vigil replay: %s holds state made with --lateness %s, and this run "
+                        "has --lateness %s; run it as it was made, or use a new --state "
+                        "directory\n", r->o.state, was, now);
+    }
+    if ((int64_t)hor != r->o.horizon_ms) {
+        fmt_dur((int64_t)hor, was, sizeof was);
+        fmt_dur(r->o.horizon_ms, now, sizeof now);
+        fprintf(stderr, "vigil replay: %s holds state made with --dedupe-horizon %s, and this "
+                        "run has --dedupe-horizon %s; run it as it was made, or use a new "
+                        "--state directory\n", r->o.state, was, now);
+    }
+    if (mods == r->modules_hash && (int64_t)late == r->o.lateness_ms &&
+        (int64_t)hor == r->o.horizon_ms)
+        fprintf(stderr, "vigil replay: %s holds state made with other rules or options; "
+                        "use a new --state directory\n", r->o.state);
+}
+
+/* Before the pipeline reads the state (whose layout follows the rules and options, and
+ * which would refuse other ones without saying which): a checkpoint made with other
+ * rules or options is refused here, saying which. Returns 0 or -1. */
+static int check_rules(run_t *r) {
+    uint64_t pos, rules;
+    int rc = meta_u64(r, "replay/input_pos", &pos);
+    if (rc == VG_ENOTFOUND) return 0;
+    if (rc || meta_u64(r, "replay/rules", &rules)) {
+        fprintf(stderr, "vigil replay: %s: checkpoint records are unreadable\n", r->o.state);
+        return -1;
+    }
+    /* an older vigil's fingerprint covered the rules' paths as written: it is still
+     * accepted, spelt the same way; the next checkpoint records the new one */
+    if (rules != r->rules_hash && rules != r->rules_hash_v1) {
+        rules_differ(r);
+        return -1;
+    }
+    return 0;
+}
+
 /* Resumes from the last checkpoint in the state directory, if any. */
 static int resume(run_t *r) {
-    uint64_t in_pos, fp, out_len, lines, rules;
+    uint64_t in_pos, fp, out_len, lines;
     int rc = meta_u64(r, "replay/input_pos", &in_pos);
     if (rc == VG_ENOTFOUND) {
         if (ftruncate(r->out_fd, 0) < 0 && errno != EINVAL) {
@@ -627,15 +823,17 @@ static int resume(run_t *r) {
         return 0;
     }
     if (rc || meta_u64(r, "replay/input_fp", &fp) || meta_u64(r, "replay/output_len", &out_len) ||
-        meta_u64(r, "replay/lines", &lines) || meta_u64(r, "replay/rules", &rules)) {
+        meta_u64(r, "replay/lines", &lines)) {
         fprintf(stderr, "vigil replay: %s: checkpoint records are unreadable\n", r->o.state);
         return -1;
     }
-    if (rules != r->rules_hash) {
-        fprintf(stderr, "vigil replay: %s holds state made with other rules or options "
-                        "(--lateness, --dedupe-horizon); use a new --state directory\n",
-                r->o.state);
-        return -1;
+    if (r->labels) {   /* the labels taken before the checkpoint, for the summary */
+        vg_buf_t b;
+        vg_buf_init(&b);
+        if (vg_pipeline_meta(r->pl, "labels/next", &b) == 0 && b.len == 8)
+            for (int i = 0; i < 8; i++)
+                r->labels_before |= (uint64_t)(unsigned char)b.p[i] << (8 * i);
+        vg_buf_deinit(&b);
     }
     if (check_data(r, "lists", r->o.lists, r->lists_hash) < 0 ||
         check_data(r, "labels", r->o.labels, r->labels_hash) < 0)
@@ -667,6 +865,7 @@ static int resume(run_t *r) {
         rd->start += k;
         rd->pos += k;
     }
+    rd->bom_done = in_pos > 0;   /* a BOM was skipped (and counted) before */
     if (rd->pos != in_pos || fp_value(rd) != fp) {
         fprintf(stderr, "vigil replay: %s was checkpointed with another input than %s; "
                         "use a new --state directory\n", r->o.state, r->o.input);
@@ -732,7 +931,9 @@ static void summary(run_t *r, double secs, int tty) {
         fprintf(stderr, "vigil replay: labels: %" PRIu64 " applied, %" PRIu64 " matched no "
                 "event", applied, unmatched);
         if (r->resumed) fprintf(stderr, " since the checkpoint");
-        else if (total > taken)   /* the labels the pipeline did not reach */
+        taken += r->labels_before;   /* after a resume: and those taken before it */
+        /* the labels the pipeline did not reach (after a resume too: it was left out) */
+        if (total > taken)
             fprintf(stderr, ", %" PRIu64 " known only after the last event (not applied)",
                     total - taken);
         fprintf(stderr, "\n");
@@ -821,13 +1022,8 @@ int vg_cmd_replay(int argc, char **argv) {
         fprintf(stderr, "vigil replay: the rules do not compile\n");
         goto done;
     }
-    r.rules_hash = FNV_INIT;
-    for (int i = 0; i < r.src.n; i++) {
-        r.rules_hash = fnv(r.rules_hash, r.src.v[i].name, strlen(r.src.v[i].name) + 1);
-        r.rules_hash = fnv(r.rules_hash, r.src.v[i].text, r.src.v[i].len);
-    }
-    r.rules_hash = fnv(r.rules_hash, &r.o.lateness_ms, sizeof(r.o.lateness_ms));
-    r.rules_hash = fnv(r.rules_hash, &r.o.horizon_ms, sizeof(r.o.horizon_ms));
+    rules_fingerprints(&r);
+    if (same_file_check(&r) < 0) goto done;
 
     if (strcmp(r.o.input, "-") == 0) r.rd.fd = 0;
     else if ((r.rd.fd = open(r.o.input, O_RDONLY | O_CLOEXEC)) < 0) {
@@ -850,6 +1046,7 @@ int vg_cmd_replay(int argc, char **argv) {
             fprintf(stderr, "vigil replay: state %s: %s\n", r.o.state, err);
             goto done;
         }
+        if (check_rules(&r) < 0) goto done;
     }
     vg_lists_t *lists = NULL;
     if (r.o.lists) {
@@ -915,6 +1112,11 @@ int vg_cmd_replay(int argc, char **argv) {
 
     int tty = isatty(2);
     int64_t t0 = now_ms(), last_ckpt = t0, last_progress = t0;
+    struct stat in_st;
+    /* a pipe can be idle: the output is flushed and a checkpoint taken (every
+     * --checkpoint-interval) while it is; a regular file is read without a wait */
+    r.rd.idle = fstat(r.rd.fd, &in_st) == 0 && !S_ISREG(in_st.st_mode);
+    r.rd.deadline = r.store ? last_ckpt + r.o.ckpt_interval_ms : INT64_MAX;
     double start = now_secs();
     uint64_t since_ckpt = 0;
     prefetcher_t pf = {.scan = r.rd.pos};
@@ -934,7 +1136,19 @@ int vg_cmd_replay(int argc, char **argv) {
             r.rd.start += len + 1;
             r.rd.pos += len + 1;
         } else {
+            r.rd.want_flush = r.out.len > 0;
             got = next_line(&r.rd, &line, &len, &oversize);
+        }
+        if (got == 2) {   /* an idle input: flush, and checkpoint when due */
+            int64_t t = now_ms();
+            if (r.store && t - last_ckpt >= r.o.ckpt_interval_ms) {
+                if (since_ckpt && checkpoint(&r) < 0) goto done;
+                since_ckpt = 0;
+                last_ckpt = t;
+                r.rd.deadline = t + r.o.ckpt_interval_ms;
+            }
+            if (flush_out(&r) < 0) goto done;
+            continue;
         }
         if (got < 0) {
             fprintf(stderr, "vigil replay: reading %s: %s\n", r.o.input, strerror(errno));
@@ -951,6 +1165,13 @@ int vg_cmd_replay(int argc, char **argv) {
                  : r.rd.head_len ? vg_pipeline_oversize_head(r.pl, oversize, r.rd.head,
                                                              r.rd.head_len, &r.out)
                                  : vg_pipeline_oversize_head(r.pl, oversize, line, len, &r.out);
+        if (rc == VG_ESTORE && r.store) {
+            fprintf(stderr, "vigil replay: line %" PRIu64 ": the state in %s is damaged: one "
+                    "of its records (an account's state, window rows or dedupe records) could "
+                    "not be read back; it cannot be used: restore a copy of %s, or start again "
+                    "with a new --state directory\n", r.lines, r.o.state, r.o.state);
+            goto done;
+        }
         if (rc) {
             fprintf(stderr, "vigil replay: line %" PRIu64 ": %s\n", r.lines, vg_strerror(rc));
             goto done;
@@ -964,6 +1185,7 @@ int vg_cmd_replay(int argc, char **argv) {
                 if (checkpoint(&r) < 0) goto done;
                 since_ckpt = 0;
                 last_ckpt = t;
+                r.rd.deadline = t + r.o.ckpt_interval_ms;
             }
             if (tty && t - last_progress >= 500) {
                 fprintf(stderr, "\r\033[Kvigil replay: %" PRIu64 " lines, %.0f lines/s", r.lines,
@@ -974,6 +1196,7 @@ int vg_cmd_replay(int argc, char **argv) {
             if (checkpoint(&r) < 0) goto done;
             since_ckpt = 0;
             last_ckpt = now_ms();
+            r.rd.deadline = last_ckpt + r.o.ckpt_interval_ms;
         }
     }
     if (flush_out(&r) < 0) goto done;

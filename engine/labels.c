@@ -68,7 +68,8 @@ vg_labels_t *vg_labels_read(FILE *f, const char *name, char *errbuf, size_t errl
     }
     t[len] = 0;
     l->text = t;
-    size_t pos = 0;
+    /* a leading UTF-8 byte order mark is skipped, as in .vrl modules and config files */
+    size_t pos = len >= 3 && memcmp(t, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
     long line = 0;
     int header = 0;
     while (pos < len) {

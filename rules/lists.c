@@ -222,7 +222,9 @@ static vg_lists_t *file_fetch(void *ctx, char *errbuf, size_t errlen) {
     }
     vg_lists_t *l = vg_lists_new();
     char why[200];
-    if (!l || vg_lists_load_json(l, buf ? buf : "", n, why, sizeof why) != 0) {
+    /* a leading UTF-8 byte order mark is skipped, as in .vrl modules and config files */
+    size_t bom = n >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+    if (!l || vg_lists_load_json(l, buf ? buf + bom : "", n - bom, why, sizeof why) != 0) {
         snprintf(errbuf, errlen, "%s: %s", path, l ? why : "out of memory");
         vg_lists_unref(l);
         l = NULL;

@@ -8,6 +8,9 @@
 # without a newline, the cap on printed diagnostics, a module too large and the same
 # module given twice, the note on empty lists, the summary of a short run, the lists and
 # labels a --state directory was made with, the figures in fixtures/demo.vrl's header;
+# an --output that is a file read, the rules' fingerprint (names and contents, not paths)
+# and what a refused resume names, options that need another, empty values, a leading
+# BOM, the labels summary after a resume, checkpoints while a piped input is idle;
 # `vigil stream`'s flag checks (empty values, embedded-only flags, --metrics-file, the
 # variables its help names).
 #
@@ -399,6 +402,123 @@ st_run 1 "... resumed with other labels" c --labels "$W/lab2.csv"
 grep -q "holds state made with other --labels than $W/lab2.csv" "$W/stderr" && ok "... says so" || fail "other labels: $(tail -1 "$W/stderr")"
 st_run 0 "... resumed with the same labels" c --labels "$W/lab.csv"
 grep -q "resuming from checkpoint at line 1" "$W/stderr" && ok "... resumes" || fail "same labels: $(tail -2 "$W/stderr")"
+
+# --- --output the same file as one that is read: refused before anything is written
+# (--output set to --input emptied the input and replayed "0 events", exit 0)
+mkdir -p "$W/same"
+printf 'feature n = count(1h)\n' >"$W/same/m.vrl"
+{ ev s1 2026-03-01T10:00:00Z 1; echo; ev s2 2026-03-01T10:00:01Z 2; echo; } >"$W/same/ev.ndjson"
+cp "$W/same/ev.ndjson" "$W/same/ev.orig"
+printf 'id,account,fraud,at\n' >"$W/same/lab.csv"
+printf '{}' >"$W/same/l.json"
+(cd "$W/same" && expect_rc 1 "--output the --input" "$VIGIL" replay --rules m.vrl --input ev.ndjson --output ./ev.ndjson)
+grep -q "vigil replay: --output ./ev.ndjson is the same file as --input ev.ndjson" "$W/stderr" && cmp -s "$W/same/ev.ndjson" "$W/same/ev.orig" &&
+    ok "... said so, the input intact" || fail "output = input: $(head -1 "$W/stderr"), $(wc -c <"$W/same/ev.ndjson") bytes left"
+expect_rc 1 "--output the standard input's file" sh -c "'$VIGIL' replay --rules '$W/same/m.vrl' --output '$W/same/ev.ndjson' <'$W/same/ev.ndjson'"
+cmp -s "$W/same/ev.ndjson" "$W/same/ev.orig" && ok "... the input intact" || fail "stdin file overwritten"
+expect_rc 1 "--output a rules module" "$VIGIL" replay --rules "$W/same" --input "$W/same/ev.ndjson" --output "$W/same/m.vrl"
+grep -q "is the same file as --rules $W/same/m.vrl" "$W/stderr" && [ -s "$W/same/m.vrl" ] && ok "... said so, the module intact" || fail "output = rules: $(head -1 "$W/stderr")"
+expect_rc 1 "--output the --labels file (with --state)" "$VIGIL" replay --rules "$W/same/m.vrl" --input "$W/same/ev.ndjson" --labels "$W/same/lab.csv" --state "$W/same/st" --output "$W/same/lab.csv"
+grep -q "is the same file as --labels" "$W/stderr" && [ -s "$W/same/lab.csv" ] && ok "... said so, intact" || fail "output = labels: $(head -1 "$W/stderr")"
+expect_rc 1 "--output the --lists file" "$VIGIL" replay --rules "$W/same/m.vrl" --input "$W/same/ev.ndjson" --lists "$W/same/l.json" --output "$W/same/../same/l.json"
+grep -q "is the same file as --lists" "$W/stderr" && [ -s "$W/same/l.json" ] && ok "... said so, intact" || fail "output = lists: $(head -1 "$W/stderr")"
+expect_rc 0 "--input /dev/null --output /dev/null (not regular files)" "$VIGIL" replay --rules "$W/same/m.vrl" --input /dev/null --output /dev/null
+
+# --- the rules' fingerprint is of their names and contents, not of the paths as written
+# (--rules ./m.vrl after --rules m.vrl was refused as "other rules or options")
+rm -rf "$W/same/st"
+(cd "$W/same" && expect_rc 0 "a state made with --rules m.vrl" "$VIGIL" replay --rules m.vrl --input ev.ndjson --output o --state st)
+for spelt in ./m.vrl "$W/same/m.vrl" "$W/same//m.vrl"; do
+    (cd "$W/same" && expect_rc 0 "... resumed with --rules $spelt" "$VIGIL" replay --rules "$spelt" --input ev.ndjson --output o --state st)
+    grep -q "resuming from checkpoint at line 2" "$W/stderr" && ok "... resumes" || fail "$spelt: $(tail -1 "$W/stderr")"
+done
+mkdir -p "$W/same/rd" && cp "$W/same/m.vrl" "$W/same/rd/"
+expect_rc 0 "a state made with --rules DIR" "$VIGIL" replay --rules "$W/same/rd" --input "$W/same/ev.ndjson" --output "$W/same/o2" --state "$W/same/st2"
+expect_rc 0 "... resumed with --rules DIR/" "$VIGIL" replay --rules "$W/same/rd/" --input "$W/same/ev.ndjson" --output "$W/same/o2" --state "$W/same/st2"
+grep -q "resuming from checkpoint" "$W/stderr" && ok "... resumes" || fail "DIR/: $(tail -1 "$W/stderr")"
+# ... and a refusal says what differs (it always named --lateness and --dedupe-horizon)
+(cd "$W/same" && expect_rc 1 "... resumed with --lateness 2h" "$VIGIL" replay --rules m.vrl --input ev.ndjson --output o --state st --lateness 2h)
+grep -q "st holds state made with --lateness 1h, and this run has --lateness 2h" "$W/stderr" && ! grep -q "dedupe-horizon" "$W/stderr" &&
+    ok "... names --lateness and both values" || fail "lateness: $(cat "$W/stderr")"
+(cd "$W/same" && expect_rc 1 "... resumed with --dedupe-horizon 2d" "$VIGIL" replay --rules m.vrl --input ev.ndjson --output o --state st --dedupe-horizon 2d)
+grep -q "st holds state made with --dedupe-horizon 24h, and this run has --dedupe-horizon 2d" "$W/stderr" && ! grep -q "lateness" "$W/stderr" &&
+    ok "... names --dedupe-horizon" || fail "horizon: $(cat "$W/stderr")"
+printf 'feature n = count(2h)\n' >"$W/same/m2.vrl"
+(cd "$W/same" && cp m2.vrl rd/m.vrl && expect_rc 1 "... resumed with other rules" "$VIGIL" replay --rules rd/m.vrl --input ev.ndjson --output o --state st)
+grep -q "st holds state made with other rules (--rules: the modules' file names or contents differ)" "$W/stderr" && ! grep -q "lateness" "$W/stderr" &&
+    ok "... names the rules only" || fail "rules: $(cat "$W/stderr")"
+
+# --- options that only work with another are refused without it (they were ignored)
+for a in "--mem-budget 512M:--mem-budget:--state DIR" "--checkpoint-every 10:--checkpoint-every:--state DIR" \
+         "--checkpoint-interval 5s:--checkpoint-interval:--state DIR" "--no-sync:--no-sync:--state DIR" \
+         "--partitioner crc32:--partitioner:--partitions N"; do
+    IFS=: read -r args name needs <<<"$a"
+    # shellcheck disable=SC2086
+    expect_rc 2 "$args without ${needs% *}" "$VIGIL" replay --rules "$W/same/m.vrl" --input "$W/same/ev.ndjson" --output "$W/same/o3" $args
+    grep -qx "vigil replay: $name only works with $needs" "$W/stderr" && ok "... named" || fail "$args: $(head -1 "$W/stderr")"
+done
+# ... and an empty value names the option ("vigil replay: : No such file or directory")
+for o in --state --output --rules --input --labels --lists; do
+    expect_rc 2 "$o ''" "$VIGIL" replay --rules "$W/same/m.vrl" --input "$W/same/ev.ndjson" --output "$W/same/o3" "$o" ""
+    grep -qx "vigil replay: $o needs a value, not an empty string" "$W/stderr" && ok "... named" || fail "$o '': $(head -1 "$W/stderr")"
+done
+# vigil serve: an unknown flag without a value is unknown (it "needed a value")
+expect_rc 2 "serve --bogus" "$VIGIL" serve --bogus
+grep -qx "vigil serve: unknown option '--bogus'" "$W/stderr" && ok "... unknown" || fail "serve --bogus: $(head -1 "$W/stderr")"
+
+# --- a UTF-8 byte order mark at the start of the input, --labels and --lists is skipped
+# (the first event was invalid_json, the labels' header was "expected")
+cat >"$W/bom.vrl" <<'EOF'
+list blocked
+feature fc = fraud_count(1d)
+rule bl
+  action block
+  score 50
+  when tx.card in list("blocked")
+end
+EOF
+{ printf '\xef\xbb\xbf'; ev b1 2026-03-01T10:00:00Z 1; printf '\n{"id":"b2","account":"a1","ts":"2026-03-01T10:00:01Z","amount":1,"card":"c1"}\n'; } >"$W/bom.ndjson"
+printf '\xef\xbb\xbfid,account,fraud,at\nb1,a1,1,2026-03-01T10:00:00.500Z\n' >"$W/bom.csv"
+printf '\xef\xbb\xbf{"blocked":["c1"]}' >"$W/bom.json"
+expect_rc 0 "input, labels and lists with a BOM" "$VIGIL" replay --rules "$W/bom.vrl" --input "$W/bom.ndjson" --labels "$W/bom.csv" --lists "$W/bom.json" --output "$W/bom.out"
+check "... the first event is decided" '.id == "b1" and .decision == "allow"' "$W/bom.out" 1
+check "... the label and the list apply" '.id == "b2" and .decision == "block" and .features.fc == 1' "$W/bom.out" 2
+cat "$W/bom.ndjson" | "$VIGIL" replay --rules "$W/bom.vrl" --lists "$W/bom.json" 2>/dev/null | head -1 | jq -e '.id == "b1" and .decision == "allow"' >/dev/null &&
+    ok "... from a pipe too" || fail "BOM through a pipe"
+rm -rf "$W/bomst"
+head -c 3 "$W/bom.ndjson" >"$W/bom2.ndjson"; head -1 "$W/bom.ndjson" >"$W/bom2.ndjson"
+"$VIGIL" replay --rules "$W/bom.vrl" --input "$W/bom2.ndjson" --lists "$W/bom.json" --output "$W/bom2.out" --state "$W/bomst" 2>/dev/null
+cp "$W/bom.ndjson" "$W/bom2.ndjson"
+expect_rc 0 "... resumed after the first line" "$VIGIL" replay --rules "$W/bom.vrl" --input "$W/bom2.ndjson" --lists "$W/bom.json" --output "$W/bom2.out" --state "$W/bomst"
+"$VIGIL" replay --rules "$W/bom.vrl" --input "$W/bom.ndjson" --lists "$W/bom.json" 2>/dev/null | cmp -s - "$W/bom2.out" && ok "... as a fresh run" || fail "BOM resume differs"
+
+# --- the labels summary after a resume still counts those known only after the last
+# event (it dropped them)
+printf 'id,account,fraud,at\nb1,a1,1,2026-03-01T10:00:00.500Z\nzz,a1,1,2027-01-01T00:00:00Z\n' >"$W/late.csv"
+rm -rf "$W/labst"
+head -1 "$W/bom.ndjson" >"$W/lab2.ndjson"
+"$VIGIL" replay --rules "$W/bom.vrl" --input "$W/lab2.ndjson" --labels "$W/late.csv" --output "$W/lab2.out" --state "$W/labst" 2>/dev/null
+cp "$W/bom.ndjson" "$W/lab2.ndjson"
+expect_rc 0 "labels after a resume" "$VIGIL" replay --rules "$W/bom.vrl" --input "$W/lab2.ndjson" --labels "$W/late.csv" --output "$W/lab2.out" --state "$W/labst"
+grep -qx "vigil replay: labels: 1 applied, 0 matched no event since the checkpoint, 1 known only after the last event (not applied)" "$W/stderr" &&
+    ok "... the summary ends with those known after the last event" || fail "labels summary: $(tail -1 "$W/stderr")"
+
+# --- --checkpoint-interval while the input is idle: a checkpoint (and the output
+# flushed) once the interval passed, not only every 1024 lines (killed during a pause,
+# nothing was checkpointed)
+for i in $(seq 1 1500); do printf '{"id":"i%d","account":"a%d","ts":"2026-03-01T10:%02d:%02d.%03dZ","amount":1}\n' "$i" $((i % 7)) $((i / 600)) $((i / 10 % 60)) $((i % 10)); done >"$W/idle.ndjson"
+rm -rf "$W/idlest" "$W/idle.out"
+{ head -1000 "$W/idle.ndjson"; sleep 4; tail -n +1001 "$W/idle.ndjson"; } |
+    "$VIGIL" replay --rules "$W/same/m.vrl" --output "$W/idle.out" --state "$W/idlest" --checkpoint-interval 200ms 2>/dev/null &
+idle_pid=$!
+sleep 2.5
+kill -9 "$idle_pid" 2>/dev/null
+wait "$idle_pid" 2>/dev/null
+n=$(wc -l <"$W/idle.out")
+[ "$n" -eq 1000 ] && ok "idle pipe: the output is flushed ($n lines)" || fail "idle pipe: $n lines of output, 1000 expected"
+expect_rc 0 "... and resumed from its checkpoint" "$VIGIL" replay --rules "$W/same/m.vrl" --input "$W/idle.ndjson" --output "$W/idle.out" --state "$W/idlest"
+grep -q "resuming from checkpoint at line 1000 " "$W/stderr" && ok "... at line 1000" || fail "idle resume: $(head -2 "$W/stderr")"
+"$VIGIL" replay --rules "$W/same/m.vrl" --input "$W/idle.ndjson" 2>/dev/null | cmp -s - "$W/idle.out" && ok "... the output is an uninterrupted run's" || fail "idle: output differs"
 
 # --- fixtures/demo.vrl's header states what tests/rules/pack_eval.py measures now
 # (docs/rules.md section 12); its rules were said to be commented out
