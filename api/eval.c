@@ -2,7 +2,9 @@
  *
  * Replays the events through the real pipeline (the same code as `vigil replay`, with
  * anomaly scores always computed and `--labels` fed back as replay does), then compares
- * two rankings with the truth file (`id,fraud[,scenario]`) over the events whose day
+ * two rankings with the truth file (`id,fraud[,scenario]`, or vigil-gen's labels file
+ * `id,account,fraud[,scenario]`; scenarios numbers, or names in every row) over the
+ * events whose day
  * (UTC) is in [--from, --to]:
  *   - anomaly.score (label-free);
  *   - the decision `score`, ties broken by anomaly.score.
@@ -12,14 +14,17 @@
  * account's highest score that day, the 100 highest accounts, the share of them with a
  * fraud that day; accounts found so on an earlier day of the period are left out; the
  * mean over the days). With a scenario column, the same again without the events of
- * --exclude-scenario (default 2).
+ * --exclude-scenario (default 2 with numbers, none with names; -1: none, no second table).
+ * A figure a period or subset cannot give (AUC without frauds or without genuine
+ * events, AP without frauds) is printed n/a with a note saying why.
  *
  * The arguments and the truth file are checked before the replay (a bad date or truth
  * line stops it at once). Truth rows match decided events by id alone: every decided
  * event with that id takes the row (an id shared by events of several accounts counts
  * once per event, and a note says how many ids did); an id repeated in the truth file is
- * refused. No decided event, none with truth, or none with truth in the days asked for
- * is an error (exit 1), not a table of zeros.
+ * refused. No decided event, none with truth, none with truth in the days asked for, or
+ * events with truth that are all genuine or all frauds is an error (exit 1), not a table
+ * of zeros or nan.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -63,12 +68,18 @@ typedef struct truth_row {
     uint32_t matched;   /* decided events with this id */
 } truth_row_t;
 
+#define MAX_SCEN 128
+
 typedef struct truth {
     char *text;
     truth_row_t *v;
     size_t n, cap;
     uint32_t *map;      /* open addressing: 1 + row index */
     size_t mcap;        /* power of two */
+    int named;          /* scenarios: 0 none yet, 1 numbers, 2 names (vigil-gen's) */
+    long named_line;    /* the first row that said which */
+    const char *scen[MAX_SCEN];   /* with names: name of scenario i (into text) */
+    int nscen;
 } truth_t;
 
 static void truth_free(truth_t *t) {
@@ -224,7 +235,16 @@ static double cp_at(row_t **r, size_t n, size_t nacct, int k) {
 
 static int32_t day_of(int64_t ms) { return (int32_t)(ms >= 0 ? ms / 86400000 : (ms - 86399999) / 86400000); }
 
-static void report(eval_t *e, int32_t d0, int32_t d1, int excl, int which, const char *title) {
+/* A figure, or "n/a" where it is undefined (AUC without frauds or without genuine
+ * events, AP without frauds). */
+static const char *fig(double x, char *b, size_t n) {
+    if (isnan(x)) snprintf(b, n, "%6s", "n/a");
+    else snprintf(b, n, "%.4f", x);
+    return b;
+}
+
+static void report(eval_t *e, int32_t d0, int32_t d1, int excl, int which, const char *title,
+                   int w) {
     row_t **r = malloc((e->n + 1) * sizeof *r);
     if (!r) return;
     size_t n = 0, pos = 0;
@@ -242,7 +262,17 @@ static void report(eval_t *e, int32_t d0, int32_t d1, int excl, int which, const
     double auc, ap;
     auc_ap(r, n, &auc, &ap);
     double cp = cp_at(r, n, e->nacct, 100);
-    printf("  %-34s %7zu %5zu   %.4f  %.4f  %.4f\n", title, n, pos, auc, ap, cp);
+    char b1[16], b2[16], b3[16];
+    printf("  %-*s %7zu %5zu   %s  %s  %s\n", w, title, n, pos, fig(auc, b1, sizeof b1),
+           fig(ap, b2, sizeof b2), fig(cp, b3, sizeof b3));
+    /* it printed nan with exit 0 */
+    if (n == 0)
+        printf("    (n/a: no event with truth left here)\n");
+    else if (pos == 0)
+        printf("    (n/a: no fraud here, %zu genuine: AUC and AP need frauds)\n", n);
+    else if (pos == n)
+        printf("    (n/a: no genuine event here, %zu frauds: AUC needs genuine events too)\n",
+               n);
     free(r);
 }
 
@@ -296,6 +326,7 @@ static int truth_load(truth_t *t, const char *path) {
         return -1;
     }
     long ln = 0;
+    int acct_col = 0;   /* vigil-gen's --labels file: id,account,fraud,scenario */
     for (size_t pos = 0; pos < len;) {
         char *line = x + pos;
         char *nl = memchr(line, '\n', len - pos);
@@ -305,20 +336,31 @@ static int truth_load(truth_t *t, const char *path) {
         while (n > 0 && line[n - 1] == '\r') n--;
         line[n] = 0;
         if (ln == 1) {   /* the header; a first data row would be lost without a word */
-            if (strncmp(line, "id,fraud", 8) != 0 || (line[8] && line[8] != ',')) {
-                fprintf(stderr, "vigil eval: %s:1: expected the header id,fraud[,scenario]\n",
-                        path);
+            if (strcmp(line, "id,account,fraud,at") == 0) {
+                fprintf(stderr, "vigil eval: %s:1: this is a labels file (id,account,fraud,at: "
+                        "give it to --labels); the truth file has the header id,fraud[,scenario] "
+                        "or id,account,fraud[,scenario] (vigil-gen --labels without "
+                        "--label-delay)\n", path);
+                return -1;
+            }
+            if (strncmp(line, "id,account,fraud", 16) == 0 && (!line[16] || line[16] == ','))
+                acct_col = 1;
+            else if (strncmp(line, "id,fraud", 8) != 0 || (line[8] && line[8] != ',')) {
+                fprintf(stderr, "vigil eval: %s:1: expected the header id,fraud[,scenario] (or "
+                        "id,account,fraud[,scenario], as vigil-gen --labels writes)\n", path);
                 return -1;
             }
             continue;
         }
         if (n == 0) continue;
+        const char *shape = acct_col ? "id,account,fraud[,scenario]" : "id,fraud[,scenario]";
         char *c1 = strchr(line, ',');
-        if (!c1) {
-            fprintf(stderr, "vigil eval: %s:%ld: expected id,fraud[,scenario]\n", path, ln);
+        if (!c1 || (acct_col && !(c1 = strchr(c1 + 1, ',')))) {
+            fprintf(stderr, "vigil eval: %s:%ld: expected %s\n", path, ln, shape);
             return -1;
         }
-        if (c1 == line) {
+        char *idend = strchr(line, ',');
+        if (idend == line) {
             fprintf(stderr, "vigil eval: %s:%ld: empty id\n", path, ln);
             return -1;
         }
@@ -331,18 +373,60 @@ static int truth_load(truth_t *t, const char *path) {
             return -1;
         }
         int scen = -1;
-        if (c2 && c2[1]) {
-            char *end;
-            errno = 0;
-            long sv = strtol(c2 + 1, &end, 10);
-            if (errno || end == c2 + 1 || *end || sv < 0 || sv > 127) {
-                fprintf(stderr, "vigil eval: %s:%ld: scenario must be a number 0..127, not "
-                        "'%.20s'\n", path, ln, c2 + 1);
+        if (c2 && c2[1]) {   /* a number (the handbook's) or a name (vigil-gen's) */
+            const char *sv = c2 + 1;
+            int isname = (*sv >= 'a' && *sv <= 'z') || (*sv >= 'A' && *sv <= 'Z') || *sv == '_';
+            if (isname) {
+                size_t k = 0;
+                for (; sv[k]; k++) {
+                    char ch = sv[k];
+                    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_' ||
+                          ch == '-' || (ch >= '0' && ch <= '9')))
+                        break;
+                }
+                if (sv[k] || k > 64) {
+                    fprintf(stderr, "vigil eval: %s:%ld: scenario must be a number 0..127 or a "
+                            "name (letters, digits, _ and -, at most 64), not '%.20s'\n", path,
+                            ln, sv);
+                    return -1;
+                }
+            } else {
+                char *end;
+                errno = 0;
+                long v = strtol(sv, &end, 10);
+                if (errno || end == sv || *end || v < 0 || v > 127) {
+                    fprintf(stderr, "vigil eval: %s:%ld: scenario must be a number 0..127 or a "
+                            "name, not '%.20s'\n", path, ln, sv);
+                    return -1;
+                }
+                scen = (int)v;
+            }
+            if (t->named && t->named != 1 + isname) {
+                fprintf(stderr, "vigil eval: %s:%ld: scenario '%.20s' is a %s, but line %ld's "
+                        "is a %s: give every row a number or every row a name\n", path, ln, sv,
+                        isname ? "name" : "number", t->named_line,
+                        isname ? "number" : "name");
                 return -1;
             }
-            scen = (int)sv;
+            if (!t->named) {
+                t->named = 1 + isname;
+                t->named_line = ln;
+            }
+            if (isname) {
+                int k = 0;
+                while (k < t->nscen && strcmp(t->scen[k], sv) != 0) k++;
+                if (k == t->nscen) {
+                    if (k == MAX_SCEN) {
+                        fprintf(stderr, "vigil eval: %s:%ld: more than %d scenario names\n",
+                                path, ln, MAX_SCEN);
+                        return -1;
+                    }
+                    t->scen[t->nscen++] = sv;   /* the line stays in text, NUL-terminated */
+                }
+                scen = k;
+            }
         }
-        size_t il = (size_t)(c1 - line);
+        size_t il = (size_t)(idend - line);
         uint64_t h = h64(line, il);
         if ((t->n + 1) * 2 > t->mcap) {   /* grow the map: at most half full */
             size_t nc = t->mcap ? t->mcap * 2 : 4096;
@@ -370,7 +454,7 @@ static int truth_load(truth_t *t, const char *path) {
             t->v = nv;
             t->cap = nc;
         }
-        *c1 = 0;
+        *idend = 0;
         t->v[t->n] = (truth_row_t){line, il, h, ln, (int8_t)(c1[1] - '0'), (int8_t)scen, 0};
         size_t j = h & (t->mcap - 1);
         while (t->map[j]) j = (j + 1) & (t->mcap - 1);
@@ -389,17 +473,21 @@ nomem:
 static void usage(FILE *f) {
     fprintf(f,
         "usage: vigil eval --rules PATH --input FILE --truth FILE [--labels FILE]\n"
-        "                  [--from DATE] [--to DATE] [--exclude-scenario N]\n"
+        "                  [--from DATE] [--to DATE] [--exclude-scenario N|NAME]\n"
         "                  [--lateness DUR]\n"
         "\n"
         "Replays labelled events through the pipeline and prints AUC ROC, average\n"
         "precision and card precision top-100 over the days [--from, --to] (UTC, both\n"
         "included; default: the last 14 days of the input) for anomaly.score and for the\n"
         "decision score (ties broken by anomaly.score), over all frauds and without the\n"
-        "events of scenario N (default 2) when the truth file has a scenario column.\n"
-        "No decided event, none with truth, or none with truth in those days: exit 1.\n"
-        "  --truth FILE   CSV id,fraud[,scenario] (header line first, each id once); every\n"
-        "                 decided event with a row's id takes its truth\n"
+        "events of scenario N (default 2; -1: none) when the truth file has a scenario\n"
+        "column. A figure a period or subset cannot give is printed n/a with the reason.\n"
+        "No decided event, none with truth, none with truth in those days, or no fraud\n"
+        "(or no genuine event) among those with truth: exit 1.\n"
+        "  --truth FILE   CSV id,fraud[,scenario] or id,account,fraud[,scenario] (vigil-gen\n"
+        "                 --labels); header line first, each id once; scenario a number\n"
+        "                 0..127 or a name (then --exclude-scenario NAME); every decided\n"
+        "                 event with a row's id takes its truth\n"
         "  --labels FILE  labels fed back as `vigil replay --labels` does\n");
 }
 
@@ -425,7 +513,8 @@ int vg_cmd_eval(int argc, char **argv) {
         {0, 0, 0, 0},
     };
     char **rules = calloc((size_t)argc + 1, sizeof(char *));
-    int nrules = 0, excl = 2, c;
+    int nrules = 0, excl = 2, excl_given = 0, c;
+    const char *excl_name = NULL;   /* --exclude-scenario NAME, found in the truth file */
     const char *input = NULL, *truth = NULL, *labels = NULL, *from = NULL, *to = NULL;
     int64_t lateness = 3600 * 1000LL;
     if (!rules) return 1;
@@ -443,13 +532,20 @@ int vg_cmd_eval(int argc, char **argv) {
             char *end;
             errno = 0;
             long n = strtol(optarg, &end, 10);
-            if (errno || end == optarg || *end || n < -1 || n > 127) {
-                fprintf(stderr, "vigil eval: --exclude-scenario: expected a number 0..127 (or -1: "
-                                "none), not '%s'\n", optarg);
+            int isname = (optarg[0] >= 'a' && optarg[0] <= 'z') ||
+                         (optarg[0] >= 'A' && optarg[0] <= 'Z') || optarg[0] == '_';
+            if (isname) {
+                excl_name = optarg;   /* checked against the truth file's names */
+            } else if (errno || end == optarg || *end || n < -1 || n > 127) {
+                fprintf(stderr, "vigil eval: --exclude-scenario: expected a number 0..127, -1 "
+                                "(none) or a scenario name, not '%s'\n", optarg);
                 free(rules);
                 return 2;
+            } else {
+                excl = (int)n;
+                excl_name = NULL;
             }
-            excl = (int)n;
+            excl_given = 1;
             break;
         }
         case 'l':
@@ -516,6 +612,33 @@ int vg_cmd_eval(int argc, char **argv) {
     /* then the files: the truth and the labels parse, the input opens (a missing or bad
      * truth file was found only after the replay) */
     if (truth_load(&tr, truth) != 0) goto done;
+    if (excl_name) {   /* a name: the truth file must have it */
+        int k = -1;
+        for (int i = 0; i < tr.nscen && k < 0; i++)
+            if (strcmp(tr.scen[i], excl_name) == 0) k = i;
+        if (k < 0) {
+            fprintf(stderr, "vigil eval: --exclude-scenario %s: ", excl_name);
+            if (tr.named != 2) {
+                fprintf(stderr, "%s has %s\n", truth,
+                        tr.named == 1 ? "numbered scenarios: give a number" : "no scenario column");
+            } else {
+                fprintf(stderr, "no such scenario in %s (it has:", truth);
+                for (int i = 0; i < tr.nscen; i++) fprintf(stderr, " %s", tr.scen[i]);
+                fprintf(stderr, ")\n");
+            }
+            status = 2;
+            goto done;
+        }
+        excl = k;
+    } else if (tr.named == 2) {   /* names: scenario 2 of the handbook means nothing here */
+        if (excl_given && excl >= 0) {
+            fprintf(stderr, "vigil eval: --exclude-scenario %d: the scenarios of %s are names "
+                    "(give one of them)\n", excl, truth);
+            status = 2;
+            goto done;
+        }
+        excl = -1;
+    }
     if (labels && !(lab = vg_labels_load(labels, err, sizeof err))) {
         fprintf(stderr, "vigil eval: --labels %s\n", err);
         goto done;
@@ -620,6 +743,14 @@ int vg_cmd_eval(int argc, char **argv) {
                 "events decided)\n", truth, tr.n, e.n);
         goto done;
     }
+    size_t n_fraud = 0;
+    for (size_t i = 0; i < e.n; i++) n_fraud += e.v[i].fraud > 0;
+    if (n_fraud == 0 || n_fraud == with_truth) {   /* it printed nan with exit 0 */
+        fprintf(stderr, "vigil eval: %s of the %zu decided events with truth in %s is a fraud: "
+                "AUC and average precision need frauds and genuine events\n",
+                n_fraud ? "every one" : "none", with_truth, truth);
+        goto done;
+    }
     if (ids_shared)
         fprintf(stderr, "vigil eval: note: %zu ids of %s are those of decided events of more "
                 "than one account; each of those events takes the id's truth\n", ids_shared,
@@ -660,21 +791,30 @@ int vg_cmd_eval(int argc, char **argv) {
     printf("vigil eval: %zu events decided, %zu with truth (%zu of the truth file's %zu ids "
            "matched no decided event); labels applied %" PRIu64 ", unmatched %" PRIu64 "\n",
            e.n, with_truth, ids_unmatched, tr.n, applied, unmatched);
-    printf("days %s .. %s                  events  frauds   AUC     AP      CP@100\n", a0, a1);
+    /* the second table's name, and the title column as wide as the longest title */
+    char sname[80];
+    if (tr.named == 2 && excl >= 0) snprintf(sname, sizeof sname, "%s", tr.scen[excl]);
+    else snprintf(sname, sizeof sname, "scen. %d", excl);
+    int w = (int)strlen("decision score (without )") + (int)strlen(sname);
+    if (w < 34) w = 34;
+    printf("days %s .. %s%*sevents  frauds   AUC     AP      CP@100\n", a0, a1, w - 16, "");
     /* the decision ranking first (report() overwrites s1 for the anomaly ranking) */
-    report(&e, d0, d1, -1, 1, "decision score (all frauds)");
+    report(&e, d0, d1, -1, 1, "decision score (all frauds)", w);
+    /* the second table only when it leaves something out: -1 ("none") repeated the
+     * first under the title "without scen. -1" */
     int has_scen = 0;
     for (size_t i = 0; i < e.n && !has_scen; i++) has_scen = e.v[i].scenario >= 0;
+    has_scen = has_scen && excl >= 0;
     if (has_scen) {
-        char t[64];
-        snprintf(t, sizeof t, "decision score (without scen. %d)", excl);
-        report(&e, d0, d1, excl, 1, t);
+        char t[112];
+        snprintf(t, sizeof t, "decision score (without %s)", sname);
+        report(&e, d0, d1, excl, 1, t, w);
     }
-    report(&e, d0, d1, -1, 0, "anomaly.score (all frauds)");
+    report(&e, d0, d1, -1, 0, "anomaly.score (all frauds)", w);
     if (has_scen) {
-        char t[64];
-        snprintf(t, sizeof t, "anomaly.score (without scen. %d)", excl);
-        report(&e, d0, d1, excl, 0, t);
+        char t[112];
+        snprintf(t, sizeof t, "anomaly.score (without %s)", sname);
+        report(&e, d0, d1, excl, 0, t, w);
     }
     status = 0;
     goto done;

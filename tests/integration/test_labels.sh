@@ -112,9 +112,9 @@ rc=0
     ok "eval: a truth file without its header is refused" || fail "eval truth without header: exit $rc, $(cat "$WORK/eval.err")"
 rc=0
 "$VIGIL" eval --rules "$RULES" --input "$WORK/in.ndjson" --truth "$WORK/truth_nohdr.csv" \
-    --exclude-scenario two >/dev/null 2>"$WORK/eval.err" || rc=$?
+    --exclude-scenario 2x >/dev/null 2>"$WORK/eval.err" || rc=$?
 [ $rc -eq 2 ] && grep -q "exclude-scenario: expected a number" "$WORK/eval.err" &&
-    ok "eval: --exclude-scenario two is a usage error" || fail "eval --exclude-scenario two: exit $rc"
+    ok "eval: --exclude-scenario 2x is a usage error" || fail "eval --exclude-scenario 2x: exit $rc"
 
 # vigil eval refuses what it cannot measure (it printed "days 9999-12-31 .. 0000-01-01" or
 # rows of "0 0 nan nan nan" with exit 0), a repeated truth id (the last one won and "with
