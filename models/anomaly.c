@@ -622,15 +622,21 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
                 char sp[24];
                 reason_amount(sp, sizeof sp, spend);
                 double pace = mu > 0 ? spend_k / mu : 0.0;
-                snprintf(r, L, pace < 1e6 ? "%s spent in the %.0f other payments of the last "
-                                            "%.0f min, %.1fx the usual pace"
-                                          : "%s spent in the %.0f other payments of the last "
-                                            "%.0f min, %.3gx the usual pace",
-                         sp, burst_c - 1.0, cfg->burst_tau_s / 60.0, pace);
+                /* the window is a decayed sum, not a count of the last 60 min: the
+                 * reason says what was measured (each earlier payment weighs
+                 * e^(-age / burst_tau), and the spend leaves out the amounts kept out of
+                 * the baseline); both forms leave this payment out */
+                snprintf(r, L, pace < 1e6 ? "%s spent by other recent payments (recency-weighted, "
+                                            "decay %.0f min; anomalous amounts left out), "
+                                            "%.1fx the usual pace"
+                                          : "%s spent by other recent payments (recency-weighted, "
+                                            "decay %.0f min; anomalous amounts left out), "
+                                            "%.3gx the usual pace",
+                         sp, cfg->burst_tau_s / 60.0, pace);
             } else
-                snprintf(r, L, "%.0f payments within about %.0f min, this account averages "
-                               "%.2f a day",
-                         burst_c, cfg->burst_tau_s / 60.0,
+                snprintf(r, L, "%.1f other recent payments, recency-weighted (decay %.0f min); "
+                               "this account averages %.2f a day",
+                         burst_c - 1.0, cfg->burst_tau_s / 60.0,
                          rate_per_s(st, in->ts_ms) * 86400.0);
             break;
         case VG_ANOMALY_MULTI:

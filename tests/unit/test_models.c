@@ -619,6 +619,47 @@ static void test_decode_order(void **state) {
     free(f);
 }
 
+/* The velocity reasons say what the model measured, a recency-weighted (decayed) count of
+ * the other payments, and the number they give is that count: 30 daily payments of 10,
+ * then 12 payments a minute apart. (They printed the decayed count rounded, as "8
+ * payments within about 60 min" for 9 payments in 8 minutes.) */
+static void test_velocity_reason(void **state) {
+    (void)state;
+    vg_anomaly_pop_t *pop = malloc(sizeof *pop);
+    vg_anomaly_state_t *st = malloc(sizeof *st);
+    assert_non_null(pop);
+    assert_non_null(st);
+    vg_anomaly_pop_init(pop, NULL, 1);
+    vg_anomaly_state_init(st);
+    vg_anomaly_result_t r;
+    for (int i = 0; i < 30; i++) {
+        vg_anomaly_input_t in = mk(T0 + 12 * HOUR + i * 24 * HOUR, 10.0, "m1", NULL);
+        vg_anomaly_process(pop, st, &in, &r);
+    }
+    int64_t t1 = T0 + 12 * HOUR + 30 * 24 * HOUR;
+    int seen = 0;
+    for (int j = 0; j < 12; j++) {
+        vg_anomaly_input_t in = mk(t1 + j * 60000, 30.0, "m1", NULL);
+        vg_anomaly_process(pop, st, &in, &r);
+        double want = 0; /* the other payments of the burst, each weighted e^(-age / 1 h) */
+        for (int k = 0; k < j; k++) want += exp(-(j - k) / 60.0);
+        for (int i = 0; i < r.nreasons; i++) {
+            if (r.reason_signal[i] != VG_ANOMALY_VELOCITY) continue;
+            seen++;
+            assert_non_null(strstr(r.reason[i], "recency-weighted"));
+            double got = -1;
+            if (strstr(r.reason[i], "other recent payments, recency-weighted")) {
+                assert_int_equal(sscanf(r.reason[i], "%lf", &got), 1);
+                /* (+ the day before's payment, e^-23.98 h: nothing) */
+                assert_true(fabs(got - want) < 0.051);
+            }
+        }
+    }
+    assert_true(seen >= 1);
+    free(st);
+    free(pop);
+}
+
 static void test_names(void **state) {
     (void)state;
     assert_string_equal(vg_anomaly_signal_name(VG_ANOMALY_AMOUNT), "amount");
@@ -638,6 +679,7 @@ int main(void) {
         cmocka_unit_test(test_signals_mask),    cmocka_unit_test(test_learn_memo),
         cmocka_unit_test(test_hstree),          cmocka_unit_test(test_decode_order),
         cmocka_unit_test(test_narrow_account_prior), cmocka_unit_test(test_no_chance_seasonality),
+        cmocka_unit_test(test_velocity_reason),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
