@@ -20,10 +20,13 @@
  *   "\u0069d" are the same key) rejects the event. Nested objects may repeat keys.
  * - null: for an optional known field it means absent; for a required field it is
  *   missing_field with the reason "field 'x' is null".
- * - id, account: strings of 1..128 bytes (after unescaping); empty or longer is
- *   bad_value; another JSON type is bad_type.
+ * - id, account: strings of 1..128 bytes (after unescaping) without U+0000; empty,
+ *   longer or with U+0000 (`"acct\u0000x"`: such an account could never be named in a
+ *   URL, where %00 is refused, nor in a label, so never shown or erased) is bad_value;
+ *   another JSON type is bad_type.
  * - has_id after a rejection: 1 when the line is a JSON object (including a non_finite
- *   rejection) whose "id" appears exactly once as a valid id (a string of 1..128 bytes).
+ *   rejection) whose "id" appears exactly once as a valid id (a string of 1..128 bytes
+ *   without U+0000).
  * - ts as a string: RFC 3339 as vg_time_parse() says (engine/time.c): 'T', 't' or a space;
  *   'Z', 'z' or +hh:mm/-hh:mm; any number of fraction digits truncated to the
  *   millisecond; a leap second :60 becomes :59.999; no zone is bad_timestamp.
@@ -179,6 +182,11 @@ static int check_known(vg_event_t *ev, int k, const vg_jfield_t *f) {
         if (f->s_len > VG_EVENT_MAX_ID) {
             reject(ev, VG_REJECT_BAD_VALUE, "field '%s' is %u bytes, limit %d", name,
                    (unsigned)f->s_len, VG_EVENT_MAX_ID);
+            return 0;
+        }
+        /* the string's length counts, not a C string's: "a\u0000b" is 3 bytes */
+        if (memchr(f->s, 0, f->s_len)) {
+            reject(ev, VG_REJECT_BAD_VALUE, "field '%s' may not contain U+0000", name);
             return 0;
         }
         ev->tx.f[k] = vg_strv(f->s, f->s_len);
@@ -477,7 +485,7 @@ size_t vg_event_peek_id(const char *s, size_t n, char *out) {
             if (s[i] != '"') return 0;
             size_t len;
             r = read_string(s, n, &i, tmp, sizeof tmp, &len);
-            if (r <= 0 || len < 1 || len > VG_EVENT_MAX_ID) return 0;
+            if (r <= 0 || len < 1 || len > VG_EVENT_MAX_ID || memchr(tmp, 0, len)) return 0;
             memcpy(out, tmp, len);
             found = len;
         } else {

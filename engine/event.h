@@ -20,7 +20,7 @@
 #include "rules/value.h"
 
 #define VG_EVENT_MAX_BYTES 65536   /* the line without its newline */
-#define VG_EVENT_MAX_ID 128        /* id and account: 1..128 bytes */
+#define VG_EVENT_MAX_ID 128        /* id and account: 1..128 bytes, no U+0000 */
 
 /* Accepted times: VG_TIME_MIN_MS .. VG_TIME_MAX_MS (rules/value.h), years 0000-9999. */
 
@@ -65,7 +65,7 @@ typedef struct vg_event {
                                 else NULL */
     double amount;
     /* 1 when the line was a JSON object whose "id" appeared once as a valid id (a string
-     * of 1..128 bytes), also after a rejection; then `id` holds it. Else 0. */
+     * of 1..128 bytes without U+0000), also after a rejection; then `id` holds it. Else 0. */
     int has_id;
     vg_reject_t reject;      /* VG_REJECT_NONE after a successful parse */
     char reason[256];        /* for a person, e.g. "field 'ts': time zone missing (...)" */
@@ -87,8 +87,8 @@ int vg_event_parse(vg_event_t *ev, const char *line, size_t len);
 
 /* The id of a line too large to parse: when s[0..n) (the whole line or its first bytes)
  * is a JSON object, as far as it goes, whose top-level "id" appears once as a valid id
- * (a string of 1..VG_EVENT_MAX_ID bytes after unescaping), copies the id into out
- * (VG_EVENT_MAX_ID bytes) and returns its length; else 0. Values are skipped, not
+ * (a string of 1..VG_EVENT_MAX_ID bytes after unescaping, without U+0000), copies the id
+ * into out (VG_EVENT_MAX_ID bytes) and returns its length; else 0. Values are skipped, not
  * validated. Reads only s[0..n); can't fail. */
 size_t vg_event_peek_id(const char *s, size_t n, char *out);
 
