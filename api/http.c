@@ -77,6 +77,32 @@ void vg_resp_error(vg_resp_t *r, int status, const char *code, const char *fmt, 
     vg_buf_puts(&r->body, "}}");
 }
 
+int vg_resp_unknown_members(vg_resp_t *r, json_t *o, const char *const *known,
+                            const char *what, const char *hint) {
+    char names[320];   /* 'a', 'b', ... : each name cut to 64 bytes at a UTF-8 boundary */
+    size_t n = 0, count = 0;
+    int full = 0;
+    const char *key;
+    json_t *v;
+    names[0] = 0;
+    json_object_foreach(o, key, v) {
+        int i = 0;
+        while (known[i] && strcmp(known[i], key) != 0) i++;
+        if (known[i]) continue;
+        if (count++ && n + 80 > sizeof names) {   /* no room for another: ", ..." once */
+            if (!full) n += (size_t)snprintf(names + n, sizeof names - n, ", ...");
+            full = 1;
+            continue;
+        }
+        n += (size_t)snprintf(names + n, sizeof names - n, "%s'%.*s'", count > 1 ? ", " : "",
+                              (int)vg_utf8_cut(key, strlen(key), 64), key);
+    }
+    if (!count) return 0;
+    vg_resp_error(r, 400, "bad_request", "%sunknown field%s %s (%s)", what, count > 1 ? "s" : "",
+                  names, hint);
+    return -1;
+}
+
 /* Compact JSON of j with every real in the shortest form that reads back exactly
  * (vg_json_num, as the decisions are written: jansson prints 17 digits, "57.399999999999999"
  * for 57.4, and "5.0" for 5); keys in their insertion order. Returns 0 or VG_ENOMEM. */
@@ -906,6 +932,25 @@ static int authorize(vg_api_t *a, struct MHD_Connection *c, req_state_t *rs, vg_
     return 0;
 }
 
+/* 0 when the route and method take no body (docs/api.md): every GET, every DELETE,
+ * PUT /v1/lists/{name}/{item} and POST /v1/accounts/{account}/reset-baseline. A rollback
+ * takes one unless ?version= is given (vg_h_rule_rollback says). /healthz, /readyz and
+ * /metrics are not checked, as their query is not. */
+static int takes_body(vg_route_t rt, const char *method) {
+    switch (rt) {
+    case VG_ROUTE_SCORE:
+    case VG_ROUTE_VALIDATE:
+    case VG_ROUTE_LABELS:
+    case VG_ROUTE_RULE_ROLLBACK:
+    case VG_ROUTE_HEALTHZ:
+    case VG_ROUTE_READYZ:
+    case VG_ROUTE_METRICS: return 1;
+    case VG_ROUTE_RULE:
+    case VG_ROUTE_LIST: return strcmp(method, "PUT") == 0;
+    default: return 0;
+    }
+}
+
 /* The body limit of a route: max-body, and never more than an event (64 KiB) or a
  * module (1 MiB) can be. */
 static size_t route_limit(vg_api_t *a, vg_route_t rt) {
@@ -1089,6 +1134,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         conn_ctx_t *x = ci ? ci->socket_context : NULL;
         if (!x) {
             vg_resp_error(&r, 500, "internal", "out of memory");
+        } else if (rs->body.len > 0 && !takes_body(rs->q.route, rs->q.method)) {
+            /* a body where none is documented was ignored: refused rather than guessed
+             * at (docs/api.md, Errors) */
+            vg_resp_error(&r, 400, "bad_request", "%s %s takes no body (%zu byte%s sent)",
+                          rs->q.method, ROUTE_NAMES[rs->q.route], rs->body.len,
+                          rs->body.len == 1 ? " was" : "s were");
         } else {
             rs->q.body = rs->body.p ? rs->body.p : "";
             rs->q.len = rs->body.len;

@@ -211,6 +211,11 @@ int vg_http_if_match(vg_req_t *q, vg_resp_t *r, int64_t cur, int exists, int64_t
 /* Sets an error response {"error":{"code":..,"message":..}}. */
 void vg_resp_error(vg_resp_t *r, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* 0 when every member of the JSON object o is one of known (NULL-terminated); else -1
+ * with a 400 bad_request in r naming the unknown members: "<what>unknown field 'x'
+ * (<hint>)". Request bodies of the non-event routes refuse what they do not know. */
+int vg_resp_unknown_members(vg_resp_t *r, json_t *o, const char *const *known,
+                            const char *what, const char *hint);
 /* Sets a JSON response from a jansson value (takes ownership of j). */
 void vg_resp_json(vg_resp_t *r, int status, json_t *j);
 /* A query argument, or NULL (http.c has refused unknown, repeated, empty and

@@ -346,10 +346,20 @@ void vg_h_list(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     char **items = calloc(n + 1, sizeof(*items));
     for (size_t k = 0; items && k < n; k++) {
         json_t *v = json_array_get(b, k);
-        if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 1024) {
+        /* the wrong JSON type is bad_type; a string of a bad length bad_value, as for an
+         * event's id (it was bad_type too) */
+        if (!json_is_string(v)) {
             free(items);
             json_decref(b);
             vg_resp_error(r, 400, "bad_type", "item %zu must be a string of 1..1024 bytes", k);
+            return;
+        }
+        if (json_string_length(v) == 0 || json_string_length(v) > 1024) {
+            size_t len = json_string_length(v);
+            free(items);
+            json_decref(b);
+            if (len == 0) vg_resp_error(r, 400, "bad_value", "item %zu is empty", k);
+            else vg_resp_error(r, 400, "bad_value", "item %zu is %zu bytes, limit 1024", k, len);
             return;
         }
         if (memchr(json_string_value(v), 0, json_string_length(v))) {
@@ -369,8 +379,13 @@ void vg_h_list(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
 void vg_h_list_item(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     const char *name = q->seg[0];
     char *item = (char *)q->seg[1];
-    if (!valid_list_name(name) || strlen(item) == 0 || strlen(item) > 1024) {
-        vg_resp_error(r, 400, "bad_request", "bad list name or item");
+    if (!valid_list_name(name)) {
+        vg_resp_error(r, 400, "bad_request", "bad list name");
+        return;
+    }
+    size_t il = strlen(item);
+    if (il == 0 || il > 1024) {   /* as an item in a body: bad_value (was bad_request) */
+        vg_resp_error(r, 400, "bad_value", "a list item is 1..1024 bytes (this one is %zu)", il);
         return;
     }
     list_change(a, q, r, name, strcmp(q->method, "PUT") == 0 ? "add" : "rem", &item, 1);
@@ -378,21 +393,39 @@ void vg_h_list_item(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
 
 /* ---- labels ---------------------------------------------------------------------- */
 
+/* A label is {"id","account","fraud"} and nothing else: an unknown member (a typo such
+ * as "frau") is 400 bad_request naming it (it was ignored). The wrong JSON type is
+ * bad_type; an id or account empty, over 128 bytes or with U+0000 is bad_value, as an
+ * event's (empty or too long was bad_type). */
 static int check_label(json_t *l, size_t idx, vg_resp_t *r) {
     const char *f[2] = {"id", "account"};
     if (!json_is_object(l)) {
         vg_resp_error(r, 400, "bad_type", "label %zu must be an object", idx);
         return -1;
     }
+    static const char *const known[] = {"id", "account", "fraud", NULL};
+    char what[40];
+    snprintf(what, sizeof what, "label %zu: ", idx);
+    if (vg_resp_unknown_members(r, l, known, what, "a label has id, account and fraud") != 0)
+        return -1;
     for (int k = 0; k < 2; k++) {
         json_t *v = json_object_get(l, f[k]);
         if (!v) {
             vg_resp_error(r, 400, "missing_field", "label %zu: field '%s' is missing", idx, f[k]);
             return -1;
         }
-        if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 128) {
+        if (!json_is_string(v)) {
             vg_resp_error(r, 400, "bad_type", "label %zu: field '%s' must be a string of 1..128 "
                                               "bytes", idx, f[k]);
+            return -1;
+        }
+        if (json_string_length(v) == 0) {
+            vg_resp_error(r, 400, "bad_value", "label %zu: field '%s' is empty", idx, f[k]);
+            return -1;
+        }
+        if (json_string_length(v) > 128) {
+            vg_resp_error(r, 400, "bad_value", "label %zu: field '%s' is %zu bytes, limit 128",
+                          idx, f[k], json_string_length(v));
             return -1;
         }
         if (memchr(json_string_value(v), 0, json_string_length(v))) {
@@ -652,7 +685,7 @@ void vg_h_account_reset(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     const char *acct = q->seg[0];
     size_t al = strlen(acct);
     if (al == 0 || al > VG_EVENT_MAX_ID) {
-        vg_resp_error(r, 400, "bad_request", "an account is 1..128 bytes");
+        vg_resp_error(r, 400, "bad_value", "an account is 1..128 bytes (this one is %zu)", al);
         return;
     }
     char err[256];
@@ -713,7 +746,7 @@ void vg_h_account(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     const char *acct = q->seg[0];
     size_t al = strlen(acct);
     if (al == 0 || al > VG_EVENT_MAX_ID) {
-        vg_resp_error(r, 400, "bad_request", "an account is 1..128 bytes");
+        vg_resp_error(r, 400, "bad_value", "an account is 1..128 bytes (this one is %zu)", al);
         return;
     }
     unsigned char pre[2 + VG_EVENT_MAX_ID + 1];

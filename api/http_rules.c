@@ -597,6 +597,11 @@ void vg_h_rule_rollback(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     int64_t want = 0;
     const char *qv = vg_req_arg(q, "version");
     if (qv) {
+        if (q->len > 0) {   /* which version: the query's or the body's? */
+            vg_resp_error(r, 400, "bad_request", "a rollback with ?version= takes no body "
+                          "(give the version in the query or in the body, not both)");
+            return;
+        }
         char *end;
         want = *qv >= '0' && *qv <= '9' ? strtoll(qv, &end, 10) : 0;
         if (want > 0 && *end) want = 0; /* "1abc": refused below, not read as 1 */
@@ -611,6 +616,13 @@ void vg_h_rule_rollback(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
         if (!json_is_object(b)) {   /* [] or 7: not {"version":N} */
             json_decref(b);
             vg_resp_error(r, 400, "bad_type", "the body must be a JSON object {\"version\":N}");
+            return;
+        }
+        /* an unknown member (a typo such as "verison", or "dry_run") is refused: it used
+         * to be ignored, and the rollback done */
+        static const char *const known[] = {"version", NULL};
+        if (vg_resp_unknown_members(r, b, known, "", "the body is {\"version\":N}") != 0) {
+            json_decref(b);
             return;
         }
         json_t *v = json_object_get(b, "version");

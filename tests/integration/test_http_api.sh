@@ -308,6 +308,69 @@ expect 400 "j['error']['code']=='bad_value'" "an empty id is bad_value (docs/api
 req GET "$U/v1/lists" "" "" -H "Authorization: Bearer $N "; expect 200 "'lists' in j" "a token with trailing whitespace (was 401)"
 req GET "$U/v1/lists" "" "" -H "Authorization: Bearer   $N	"; expect 200 "'lists' in j" "a token with more whitespace around it"
 
+echo "--- U+0000 in an event's id or account is bad_value, at parse time (2026-12-07)"
+req POST "$U/v1/score" "$S" '{"id":"nul1","account":"acct\u0000x","ts":"2026-01-01T00:00:01Z","amount":5}'
+expect 400 "j['error']['code']=='bad_value' and j['error']['message']==\"field 'account' may not contain U+0000\"" "an account with U+0000 is 400 bad_value (was scored, and could then never be shown or erased)"
+req POST "$U/v1/score" "$S" '{"id":"nul\u0000","account":"acct-nul","ts":"2026-01-01T00:00:01Z","amount":5}'
+expect 400 "j['error']['code']=='bad_value' and j['error']['message']==\"field 'id' may not contain U+0000\"" "an id with U+0000 is 400 bad_value"
+req GET "$U/v1/accounts/acct-nul" "$N"; expect_error 404 not_found "... and nothing of it was kept"
+printf '%s\n' '{"id":"r1","account":"\u0000","ts":1,"amount":1}' '{"id":"r2","account":"ok","ts":1,"amount":1}' >"$TMP/nul.ndjson"
+"$VIGIL" replay --rules "$TMP/cards.vrl" --input "$TMP/nul.ndjson" --output "$TMP/nul.out" 2>/dev/null
+python3 - "$TMP/nul.out" <<'PY' && ok "vigil replay rejects it too (bad_value), the next line is decided" || bad "replay of an account with U+0000: $(cat "$TMP/nul.out")"
+import json, sys
+a, b = [json.loads(l) for l in open(sys.argv[1])]
+sys.exit(0 if a == {"id": "r1", "error": "field 'account' may not contain U+0000", "code": "bad_value"} and b["decision"] == "allow" else 1)
+PY
+
+echo "--- bad_type is the wrong JSON type, bad_value a bad length, for labels and list items too (2026-12-07)"
+req POST "$U/v1/labels" "$N" '{"id":"","account":"acct-1","fraud":true}'
+expect 400 "j['error']['code']=='bad_value' and \"'id' is empty\" in j['error']['message']" "an empty label id is bad_value (was bad_type)"
+req POST "$U/v1/labels" "$N" "{\"id\":\"t1\",\"account\":\"$(printf 'a%.0s' $(seq 129))\",\"fraud\":true}"
+expect 400 "j['error']['code']=='bad_value' and 'is 129 bytes, limit 128' in j['error']['message']" "a label account of 129 bytes is bad_value"
+req POST "$U/v1/labels" "$N" '{"id":"t1","account":["acct-1"],"fraud":true}'; expect_error 400 bad_type "a label account not a string is still bad_type"
+req PUT "$U/v1/lists/codes" "$A" '[""]'
+expect 400 "j['error']['code']=='bad_value' and 'item 0 is empty' in j['error']['message']" "an empty list item is bad_value (was bad_type)"
+req PUT "$U/v1/lists/codes" "$A" "[\"ok\",\"$(printf 'a%.0s' $(seq 1025))\"]"
+expect 400 "j['error']['code']=='bad_value' and 'item 1 is 1025 bytes, limit 1024' in j['error']['message']" "a list item of 1025 bytes is bad_value"
+req PUT "$U/v1/lists/codes/$(printf 'a%.0s' $(seq 1025))" "$A" ""
+expect 400 "j['error']['code']=='bad_value' and '1..1024' in j['error']['message']" "a 1025-byte item in the path is bad_value naming the limit (was bad_request)"
+req GET "$U/v1/accounts/$(printf 'a%.0s' $(seq 129))" "$N"
+expect 400 "j['error']['code']=='bad_value' and '1..128' in j['error']['message']" "a 129-byte account in the path is bad_value"
+req GET "$U/v1/lists/codes" "$N"; expect_error 404 not_found "... and no list was made"
+
+echo "--- unknown members and unexpected bodies are refused (2026-12-07)"
+req GET "$U/v1/rules/cards" "$N"; CARDS_V=$(python3 -c "import json; print(json.load(open('$TMP/body'))['version'])")
+req POST "$U/v1/rules/cards/rollback" "$A" '{"version":1,"verison":2,"dry_run":true}'
+expect 400 "j['error']['code']=='bad_request' and \"'verison', 'dry_run'\" in j['error']['message']" "a rollback body with unknown members is 400 naming them (was done)"
+req GET "$U/v1/rules/cards" "$N"; expect 200 "j['version']==$CARDS_V" "... and no rollback was done"
+req POST "$U/v1/rules/cards/rollback?version=1" "$A" '{"version":1}'; expect_error 400 bad_request "a rollback with ?version= and a body"
+req POST "$U/v1/labels" "$N" '{"id":"ub1","account":"acct-ub","fraud":true,"frau":false}'
+expect 400 "j['error']['code']=='bad_request' and \"'frau'\" in j['error']['message']" "a label with an unknown member is 400 naming it (was stored)"
+req POST "$U/v1/labels" "$N" '[{"id":"ub1","account":"acct-ub","fraud":true},{"id":"ub2","account":"acct-ub","fraud":true,"at":"x"}]'
+expect 400 "j['error']['code']=='bad_request' and \"label 1: unknown field 'at'\" in j['error']['message']" "... in an array, naming the label"
+req POST "$U/v1/score" "$S" "$(ev ub1 acct-ub 1)"; expect 200 "" "score acct-ub"
+req GET "$U/v1/accounts/acct-ub" "$N"; expect 200 "j['labels']==[]" "... none of the refused labels was stored"
+req POST "$U/v1/accounts/acct-ub/reset-baseline" "$N" '{"account":"other"}'
+expect 400 "j['error']['code']=='bad_request' and 'takes no body' in j['error']['message']" "reset-baseline with a body is 400 (documented: no body)"
+req DELETE "$U/v1/accounts/acct-ub" "$A" '{"confirm":true}'; expect_error 400 bad_request "DELETE with a body is 400"
+req GET "$U/v1/accounts/acct-ub" "$N" 'x'; expect_error 400 bad_request "GET with a body is 400"
+req GET "$U/v1/accounts/acct-ub" "$N"; expect 200 "j['account']=='acct-ub'" "... and the account is still there"
+req PUT "$U/v1/lists/blocked_cards/c5" "$A" '["c5"]'; expect_error 400 bad_request "PUT of a list item with a body is 400"
+req GET "$U/v1/lists/blocked_cards" "$N"; expect 200 "'c5' not in j['items']" "... and the item was not added"
+
+echo "--- docs/openapi.json lists every status (2026-12-07)"
+python3 - "$SRC/docs/openapi.json" <<'PY' && ok "openapi: 201 on the PUTs that create, 405 on every operation, 413 on rollback" || bad "openapi statuses"
+import json, sys
+p = json.load(open(sys.argv[1]))["paths"]
+ops = [(path, m, op) for path, o in p.items() for m, op in o.items() if m in ("get", "put", "post", "delete")]
+miss = [(path, m) for path, m, op in ops if "405" not in op["responses"]]
+miss += [(path, "put 201") for path in ("/v1/rules/{module}", "/v1/lists/{name}", "/v1/lists/{name}/{item}")
+         if "201" not in p[path]["put"]["responses"]]
+miss += [] if "413" in p["/v1/rules/{module}/rollback"]["post"]["responses"] else [("rollback", "413")]
+print(miss) if miss else None
+sys.exit(1 if miss else 0)
+PY
+
 echo "--- max-body bounds every body; request-timeout bounds a body's arrival (2026-12-07)"
 PL=$(free_port)
 start_vigil lim "$PL" --state "$TMP/st-lim" --max-body 10K --request-timeout 2s
@@ -334,6 +397,23 @@ req GET "http://127.0.0.1:$PL/v1/accounts/acct-sl" "$N"
 expect 200 "[d['id'] for d in j['recent_decisions']]==['sl3']" "... and only that one: the late bodies were not scored"
 grep -q "did not arrive within request-timeout" "$TMP/lim.log" && ok "the closed connection is logged" || bad "no log line for the closed connection"
 stop_pid "$PID_lim"
+
+echo "--- every status this server answered on a route is in docs/openapi.json for its path"
+req GET "$U/metrics" ""
+python3 - "$SRC/docs/openapi.json" "$TMP/body" <<'PY' && ok "openapi lists every status answered" || bad "statuses answered but not in openapi.json"
+import json, re, sys
+p = json.load(open(sys.argv[1]))["paths"]
+miss = []
+for route, code, n in re.findall(r'^vigil_http_requests_total\{route="([^"]+)",code="(\d+)"\} (\d+)', open(sys.argv[2]).read(), re.M):
+    if route == "other" or n == "0":
+        continue
+    paths = [x for x in p if x == route or (route.endswith("/versions") and x == route + "/{version}")]
+    codes = {c for x in paths for m, op in p[x].items() if m in ("get", "put", "post", "delete") for c in op["responses"]}
+    if code not in codes:
+        miss.append("%s %s" % (route, code))
+print(miss) if miss else None
+sys.exit(1 if miss else 0)
+PY
 
 echo "--- restart keeps rules, lists and state"
 req GET "$U/v1/audit?limit=1000" "$N"
