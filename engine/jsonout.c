@@ -16,8 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/digits.h"
-#include "engine/dtoa.h"
+#include "rules/digits.h"
+#include "rules/dtoa.h"
 #include "engine/event.h"
 #include "engine/jsonout.h"
 #include "rules/errors.h"

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "engine/digits.h"
+#include "rules/digits.h"
 #include "rules/errors.h"
 #include "rules/value.h"
 

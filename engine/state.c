@@ -77,7 +77,7 @@
 #include <string.h>
 
 #include "engine/acctx.h"
-#include "engine/digits.h"
+#include "rules/digits.h"
 #include "engine/dpack.h"
 #include "engine/event.h"
 #include "engine/jsonout.h"

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/dtoa.h"   /* a stateless leaf routine shared with the JSON output */
+#include "rules/dtoa.h"   /* shortest round-trip decimal (also the JSON output's) */
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif

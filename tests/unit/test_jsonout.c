@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "engine/digits.h"
+#include "rules/digits.h"
 #include "engine/event.h"
 #include "engine/jsonout.h"
 #include "rules/errors.h"
@@ -277,7 +277,7 @@ static void test_buffers(void **state) {
     vg_buf_deinit(&b); /* deinit twice is harmless */
 }
 
-/* engine/digits.h against snprintf: every digit count and sign boundary, the extremes,
+/* rules/digits.h against snprintf: every digit count and sign boundary, the extremes,
  * and random values of every length. */
 static void test_integer_digits(void **state) {
     (void)state;

@@ -1,5 +1,5 @@
 /* digits.h - decimal digits of unsigned integers, shared by the number writers
- * (engine/jsonout.c, engine/dtoa.cpp). Header only, C and C++; no state.
+ * (engine/jsonout.c, rules/dtoa.cpp). Header only, C and C++; no state.
  */
 #ifndef VG_DIGITS_H
 #define VG_DIGITS_H

@@ -8,9 +8,9 @@
  * values): on 20M doubles (random bit patterns, quotients, square roots) both give the
  * same strings, and Dragonbox takes 56 ns per value against 121 ns.
  */
-#include "engine/dtoa.h"
+#include "rules/dtoa.h"
 
-#include "engine/digits.h"
+#include "rules/digits.h"
 
 #include <dragonbox/dragonbox.h>
 
