@@ -610,6 +610,43 @@ void vg_amount_exceed(const vg_amount_cfg_t *cfg, const vg_amount_t *m,
     exceed(cfg, m, prior, sh + sd, x, e);
 }
 
+/* The held values follow a change of the offsets from oh/od (old_on: those were not all
+ * zero) to the current ones: each value stays T(x) minus the current offsets of its
+ * hour, as if they were removed at scoring time; then their order is restored. */
+static void ring_follow(const vg_amount_cfg_t *cfg, vg_amount_t *m, const float *oh,
+                        const float *od, int old_on) {
+    float nh[24], nd[7];
+    if (old_on | season_all(cfg, m, nh, nd)) {
+        int cnt = m->n < VG_AMOUNT_RING ? (int)m->n : VG_AMOUNT_RING, sorted = 1;
+        for (int i = 0; i < cnt; i++) {
+            int hh = m->ring_how[i] % 24, dd = m->ring_how[i] / 24;
+            m->ring[i] -= (nh[hh] - oh[hh]) + (nd[dd] - od[dd]);
+        }
+        float v[VG_AMOUNT_RING];
+        uint8_t o[VG_AMOUNT_RING];
+        for (int i = 0; i < cnt; i++) {
+            o[i] = m->ord[i];
+            v[i] = m->ring[o[i]];
+            sorted &= i == 0 || v[i - 1] <= v[i];
+        }
+        if (!sorted) { /* small moves: insertion on local copies */
+            for (int i = 1; i < cnt; i++) {
+                float x = v[i];
+                uint8_t ox = o[i];
+                int k = i - 1;
+                while (k >= 0 && v[k] > x) {
+                    v[k + 1] = v[k];
+                    o[k + 1] = o[k];
+                    k--;
+                }
+                v[k + 1] = x;
+                o[k + 1] = ox;
+            }
+            memcpy(m->ord, o, (size_t)cnt);
+        }
+    }
+}
+
 /* Puts y into the ring slot m->head and keeps m->ord sorted (before m->n counts it). */
 static void ring_put(vg_amount_t *m, float y) {
     int cnt = m->n < VG_AMOUNT_RING ? (int)m->n : VG_AMOUNT_RING, slot = m->head;
@@ -732,36 +769,110 @@ void vg_amount_learn(const vg_amount_cfg_t *cfg, vg_amount_t *m,
     m->head = (uint8_t)((m->head + 1) % VG_AMOUNT_RING);
     if (m->n < UINT32_MAX) m->n++;
     season_refresh(cfg, m);
-    /* the held values follow the new offsets (each value stays T(x) minus the current
-     * offsets of its hour, as if they were removed at scoring time), then their order */
-    float nh[24], nd[7];
-    if (old_on | season_all(cfg, m, nh, nd)) {
-        int cnt = m->n < VG_AMOUNT_RING ? (int)m->n : VG_AMOUNT_RING, sorted = 1;
-        for (int i = 0; i < cnt; i++) {
-            int hh = m->ring_how[i] % 24, dd = m->ring_how[i] / 24;
-            m->ring[i] -= (nh[hh] - oh[hh]) + (nd[dd] - od[dd]);
-        }
-        float v[VG_AMOUNT_RING];
-        uint8_t o[VG_AMOUNT_RING];
-        for (int i = 0; i < cnt; i++) {
-            o[i] = m->ord[i];
-            v[i] = m->ring[o[i]];
-            sorted &= i == 0 || v[i - 1] <= v[i];
-        }
-        if (!sorted) { /* small moves: insertion on local copies */
-            for (int i = 1; i < cnt; i++) {
-                float x = v[i];
-                uint8_t ox = o[i];
-                int k = i - 1;
-                while (k >= 0 && v[k] > x) {
-                    v[k + 1] = v[k];
-                    o[k + 1] = o[k];
-                    k--;
-                }
-                v[k + 1] = x;
-                o[k + 1] = ox;
-            }
-            memcpy(m->ord, o, (size_t)cnt);
-        }
+    ring_follow(cfg, m, oh, od, old_on);
+}
+
+/* One offset bucket learns residual r of a value that was kept out of the baseline,
+ * clipped to c around the offset. A clipped residual halves the bucket's count first
+ * (at least 1) and the step is 1 / count: one outlier moves an established bucket by
+ * c / count and lowers its empirical-Bayes weight a little, while a payment that recurs
+ * in the bucket (each time clipped in the same direction) is caught up with by about c
+ * an occurrence. (The normal learn's 1 / (count + 1) with the clip would follow a
+ * recurring value only by a harmonic sum of steps: never, in practice.) */
+static void bucket_out(float *off, uint8_t *cnt, double r, double c, double rate) {
+    double e = r - *off, a;
+    if (e > c || e < -c) {
+        int k = *cnt / 2;
+        if (k < 1) k = 1;
+        *cnt = (uint8_t)k;
+        a = 1.0 / k;
+        e = e > 0 ? c : -c;
+    } else {
+        a = 1.0 / (*cnt + 1.0);
     }
+    if (a < rate) a = rate;
+    *off += (float)(a * e);
+    if (*cnt < 255) (*cnt)++;
+}
+
+void vg_amount_learn_season(const vg_amount_cfg_t *cfg, vg_amount_t *m,
+                            const vg_amount_prior_t *prior, int64_t ts_ms, double x) {
+    if (!isfinite(x) || cfg->season_k <= 0 || !(m->svar > 0)) return;
+    if (x > 3e38) x = 3e38;
+    if (x < -3e38) x = -3e38;
+    if (prior && !(prior->scale[0] > 0)) prior = NULL;
+    int n = m->n < VG_AMOUNT_RING ? (int)m->n : VG_AMOUNT_RING;
+    /* (after a change of transform the offsets wait for the next learn to restart) */
+    if (n < 8 || choose(cfg, m, prior) != m->lam) return;
+    int h, d;
+    double sh, sd;
+    season_index(ts_ms, &h, &d);
+    season_at(cfg, m, h, d, &sh, &sd);
+    float oh[24], od[7];
+    int old_on = season_all(cfg, m, oh, od);
+    double y = vg_amount_transform(lambdas[m->lam], x);
+    if (y > 3e38) y = 3e38;
+    if (y < -3e38) y = -3e38;
+    double c = 3.0 * sqrt(m->svar);
+    bucket_out(&m->hod[h], &m->hod_n[h], y - m->slow - sd, c, cfg->season_rate);
+    bucket_out(&m->dow[d], &m->dow_n[d], y - m->slow - sh, c, cfg->season_rate);
+    season_refresh(cfg, m);
+    ring_follow(cfg, m, oh, od, old_on);
+}
+
+double vg_amount_resid(const vg_amount_cfg_t *cfg, const vg_amount_t *m,
+                       const vg_amount_prior_t *prior, int64_t ts_ms, double x) {
+    if (prior && !(prior->scale[0] > 0)) prior = NULL;
+    if (!isfinite(x) || m->n == 0 || choose(cfg, m, prior) != m->lam) return NAN;
+    int h, d;
+    double sh, sd;
+    season_index(ts_ms, &h, &d);
+    season_at(cfg, m, h, d, &sh, &sd);
+    double y = vg_amount_transform(lambdas[m->lam], x) - sh - sd;
+    return isfinite(y) && fabs(y) < 3e38 ? y : NAN;
+}
+
+int vg_amount_rebase(const vg_amount_cfg_t *cfg, vg_amount_t *m,
+                     const vg_amount_prior_t *prior, int64_t ts_ms, double y_run) {
+    if (prior && !(prior->scale[0] > 0)) prior = NULL;
+    if (!isfinite(y_run) || m->n == 0 || choose(cfg, m, prior) != m->lam) return 0;
+    int n;
+    double level, scale;
+    ring_stats(m, m->lam, &n, &level, &scale);
+    double lam = lambdas[m->lam];
+    double fl = cfg->abs_floor + cfg->rel_floor * fabs(level);
+    if (scale < fl) scale = fl;
+    if (fabs(y_run - level) <= 3.0 * scale) return 0; /* the run's amounts did not move */
+    /* the account's relative spread carried to the new level: the same spread in log
+     * space, proportionally wider (narrower) in the linear one */
+    double x_old = untransform(lam, level), x_new = untransform(lam, y_run);
+    double ratio = pow((1.0 + fabs(x_new)) / (1.0 + fabs(x_old)), lam);
+    if (!(ratio > 0) || !isfinite(ratio)) ratio = 1.0;
+    double s = scale * ratio;
+    int cnt = n < 8 ? 8 : n;
+    int h, d;
+    season_index(ts_ms, &h, &d);
+    /* cnt values evenly spread over +-sqrt(3) s (a standard deviation of s) around the
+     * run's level, in ascending order */
+    for (int i = 0; i < cnt; i++) {
+        double v = y_run + s * 1.7320508075688772 * (2.0 * (i + 0.5) / cnt - 1.0);
+        m->ring[i] = (float)v;
+        m->ring_how[i] = (uint8_t)(d * 24 + h);
+        m->ord[i] = (uint8_t)i;
+    }
+    for (int i = cnt; i < VG_AMOUNT_RING; i++) {
+        m->ring[i] = 0;
+        m->ring_how[i] = 0;
+        m->ord[i] = 0;
+    }
+    m->head = (uint8_t)(cnt % VG_AMOUNT_RING);
+    if (m->n < (uint32_t)cnt) m->n = (uint32_t)cnt;
+    m->slow = (float)y_run;
+    if (ratio != 1.0) { /* offsets and noise in units of the old level */
+        for (int i = 0; i < 24; i++) m->hod[i] = (float)(m->hod[i] * ratio);
+        for (int i = 0; i < 7; i++) m->dow[i] = (float)(m->dow[i] * ratio);
+        m->svar = (float)(m->svar * ratio * ratio);
+        season_refresh(cfg, m);
+    }
+    return 1;
 }

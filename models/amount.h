@@ -127,6 +127,30 @@ void vg_amount_learn(const vg_amount_cfg_t *cfg, vg_amount_t *m,
                      const vg_amount_prior_t *prior, int64_t ts_ms, double x,
                      double *exc_out);
 
+/* For a value kept out of the baseline (an anomalous event): only the seasonal offsets
+ * of its hour of day and day of week learn it, each clipped to 3 residual standard
+ * deviations, a clipped residual halving the bucket's count first (so a payment that
+ * recurs at the same hour or weekday is learned in a few occurrences, one outlier moves
+ * an established bucket by 3 deviations / count). The ring, the level and the noise do
+ * not see it. Non-finite x, no seasonality configured or fewer than 8 values learned:
+ * nothing. Can't fail. */
+void vg_amount_learn_season(const vg_amount_cfg_t *cfg, vg_amount_t *m,
+                            const vg_amount_prior_t *prior, int64_t ts_ms, double x);
+
+/* x transformed into the ring's space with its hour's offsets removed (what the ring
+ * would hold for it), or NaN (non-finite x, nothing learned, or the transform is about
+ * to change). Read only. Can't fail. */
+double vg_amount_resid(const vg_amount_cfg_t *cfg, const vg_amount_t *m,
+                       const vg_amount_prior_t *prior, int64_t ts_ms, double x);
+
+/* A lasting change of level: y_run is the mean of vg_amount_resid() over a run of values
+ * kept out of the baseline. When it lies beyond 3 scales of the ring's level, the ring
+ * restarts at it (as many values as it held, at least 8, spread evenly with the
+ * account's relative spread carried to the new level), with the slow level, and returns
+ * 1; otherwise (or y_run NaN) nothing changes and it returns 0. Can't fail. */
+int vg_amount_rebase(const vg_amount_cfg_t *cfg, vg_amount_t *m,
+                     const vg_amount_prior_t *prior, int64_t ts_ms, double y_run);
+
 /* e[j] = 1 when x's two-sided p under candidate j is below 1%, else 0 (read only).
  * Can't fail. */
 void vg_amount_exceed(const vg_amount_cfg_t *cfg, const vg_amount_t *m,

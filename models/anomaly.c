@@ -151,6 +151,10 @@ static double pop_amount_p(const vg_anomaly_pop_t *pop, int b) {
     return p > 1 ? 1 : p;
 }
 
+static int64_t utc_day(int64_t ts) {
+    return ts >= 0 ? ts / 86400000 : -((-ts + 86399999) / 86400000);
+}
+
 static void how_index(int64_t ts, int *how, int *hod, int *dow) {
     int64_t hour = ts >= 0 ? ts / 3600000 : -((-ts + 3599999) / 3600000);
     int64_t day = hour >= 0 ? hour / 24 : -((-hour + 23) / 24);
@@ -779,9 +783,45 @@ void vg_anomaly_learn(vg_anomaly_pop_t *pop, vg_anomaly_state_t *st,
     st->tick++;
     int anomalous = res->posterior > 0.5;
     int keep_out = anomalous && st->skip_run < VG_ANOMALY_SKIP_MAX;
+    int has_amt = (on & (1u << VG_ANOMALY_AMOUNT)) && isfinite(in->amount);
+    {
+        /* the first event of a day arms the recurrence of its weekday when the previous
+         * such day had an amount kept out (a payment that comes back a week later), and
+         * starts that weekday's record afresh */
+        if (st->n == 0 || utc_day(in->ts_ms) != utc_day(st->last_ts)) {
+            unsigned bit = 1u << dow, armed = (st->recur & bit) ? 0x80u : 0u;
+            st->recur = (uint8_t)(((st->recur & 0x7fu) & ~bit) | armed);
+        }
+    }
+    if (keep_out) {
+        /* the run's amounts, as the ring would hold them: their mean is the new level
+         * when the run lasts */
+        double y = has_amt ? vg_amount_resid(&cfg->amount, &st->amount, &pop->prior,
+                                             in->ts_ms, in->amount)
+                           : (double)NAN;
+        int k = st->skip_run + 1;
+        if (k == 1 || !isfinite(st->run_y)) st->run_y = (float)y;
+        else if (isfinite(y)) st->run_y += (float)((y - st->run_y) / k);
+    }
     /* the run saturates: once a change has lasted, it is learned until it ends */
-    st->skip_run = anomalous ? (uint16_t)(keep_out ? st->skip_run + 1 : st->skip_run) : 0;
-    if ((on & (1u << VG_ANOMALY_AMOUNT)) && isfinite(in->amount)) {
+    st->skip_run = anomalous ? (uint8_t)(keep_out ? st->skip_run + 1 : st->skip_run) : 0;
+    int rebased = 0;
+    if (keep_out && st->skip_run == VG_ANOMALY_SKIP_MAX &&
+        st->burst * (st->n > 0 ? exp(-(in->ts_ms - st->last_ts) / 1000.0 / cfg->burst_tau_s)
+                               : 0.0) < 3.0) {
+        /* the VG_ANOMALY_SKIP_MAX-th anomalous event in a row: the change is learned now
+         * (this event's values become known; the amount ring restarts at the run's level
+         * when the run's amounts moved, else this amount is learned as usual), so that
+         * the next event is scored against it. A run that comes in a burst (3 or more
+         * recency-weighted payments within the velocity window before this one) is the
+         * velocity signal's business and no new level: it is learned from its next
+         * event on, as it comes. */
+        keep_out = 0;
+        if (has_amt)
+            rebased = vg_amount_rebase(&cfg->amount, &st->amount, &pop->prior, in->ts_ms,
+                                       st->run_y);
+    }
+    if (has_amt) {
         /* every event, kept out or not, tells whether each transform alarms too often */
         double ll[VG_AMOUNT_LAMBDAS];
         int had = st->amount.n >= 16; /* calibration in the steady state */
@@ -790,9 +830,17 @@ void vg_anomaly_learn(vg_anomaly_pop_t *pop, vg_anomaly_state_t *st,
          * events): plenty for the choice, and three candidates' statistics cost more than
          * the rest of the amount model */
         int sample = had && (st->tick & (pop->amt_exc_n < 2000 ? 3 : 15)) == 0;
-        if (keep_out && sample)
+        if ((keep_out || rebased) && sample)
             vg_amount_exceed(&cfg->amount, &st->amount, &pop->prior, in->ts_ms, in->amount, ll);
-        else if (!keep_out)
+        if (keep_out) {
+            /* kept out of the ring and the level; but when the same weekday had an
+             * amount kept out a week before, its hour's and weekday's offsets learn it
+             * (clipped): a payment that recurs every week becomes expected */
+            if (st->recur & 0x80u)
+                vg_amount_learn_season(&cfg->amount, &st->amount, &pop->prior, in->ts_ms,
+                                       in->amount);
+            st->recur |= (uint8_t)(1u << dow);
+        } else if (!rebased)
             vg_amount_learn(&cfg->amount, &st->amount, &pop->prior, in->ts_ms, in->amount,
                             sample ? ll : NULL);
         if (sample) {
@@ -828,17 +876,11 @@ void vg_anomaly_learn(vg_anomaly_pop_t *pop, vg_anomaly_state_t *st,
                 spend_f(st->burst_spend * decay +
                         (isfinite(in->amount) && !keep_out ? fabs(in->amount) : 0.0));
         }
-        double stay = same && mo->stay >= 0 ? mo->stay
-                                            : exp(-gap_s / (cfg->compromise_days * 86400.0));
-        st->evidence = (float)(st->evidence * stay);
     } else {
         st->first_ts = in->ts_ms;
         st->burst = 1.0f;
         st->burst_spend = isfinite(in->amount) ? spend_f(fabs(in->amount)) : 0.0f;
     }
-    /* recent evidence (decayed sum of positive event log factors), for inspection */
-    double tot_l = res->lbf;
-    if (tot_l > 0) st->evidence += (float)tot_l;
     st->p_comp = (float)res->signal[VG_ANOMALY_COMPROMISE];
     if (st->n == 0 || in->ts_ms > st->last_ts) st->last_ts = in->ts_ms;
     if (st->n < UINT32_MAX) st->n++;

@@ -138,7 +138,13 @@ void vg_anomaly_pop_derive(vg_anomaly_pop_t *pop);
 typedef struct vg_anomaly_state {
     uint32_t n;                      /* events learned, saturating */
     uint16_t tick;                   /* event counter for LRU, wrapping */
-    uint16_t skip_run;               /* consecutive anomalous events kept out of the baseline */
+    uint8_t skip_run;                /* consecutive anomalous events kept out of the baseline */
+    uint8_t recur;                   /* bit d (0 = Monday): the last day that was weekday d
+                                        had an amount kept out of the baseline; bit 7: so
+                                        had the previous one of today's weekday (recurrence:
+                                        today's kept-out amounts teach the weekday's and
+                                        hour's seasonal offsets). With skip_run, the two
+                                        bytes of the u16 skip_run of the format (<= 8) */
     int64_t first_ts, last_ts;       /* ms; valid when n > 0 */
     vg_amount_t amount;
     uint8_t how[168];                /* hour-of-week counts, halved on overflow */
@@ -151,7 +157,10 @@ typedef struct vg_anomaly_state {
     float burst;                     /* decayed event count, burst_tau_s */
     float burst_spend;               /* decayed |amount| sum, burst_tau_s */
     float p_comp;                    /* P(compromised) after the last event */
-    float evidence;                  /* decayed sum of recent log Bayes factors (info) */
+    float run_y;                     /* mean of the kept-out run's amounts in the amount
+                                        ring's space (vg_amount_resid), NaN: none; the
+                                        bytes of `evidence` (information only) before
+                                        2026-12-07 */
 } vg_anomaly_state_t;
 
 /* Empties a state (a new account). Can't fail. */
@@ -234,8 +243,12 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
  * event's result from vg_anomaly_score (for the compromise filter); NULL makes it score
  * internally. An event whose posterior is above 0.5 is kept out of the account's amount
  * baseline and known values (so that a fraudster's amounts and devices do not become
- * normal), unless VG_ANOMALY_SKIP_MAX such events came in a row (a lasting change of
- * regime is then learned). Can't fail. */
+ * normal), unless it is the VG_ANOMALY_SKIP_MAX-th such event in a row: a lasting change
+ * of regime is then learned with it (its values become known; the amount ring restarts
+ * at the run's mean when that moved, unless the run came in a burst), and the run's later
+ * events as they come. A kept-out amount still teaches its hour's and weekday's seasonal
+ * offsets when the previous day of that weekday had one too (a weekly payment).
+ * Can't fail. */
 void vg_anomaly_learn(vg_anomaly_pop_t *pop, vg_anomaly_state_t *st,
                       const vg_anomaly_input_t *in, const vg_anomaly_result_t *res);
 

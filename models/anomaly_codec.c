@@ -61,7 +61,8 @@ static void walk_amount_cfg(codec_t *c, vg_amount_cfg_t *a) {
 static void walk_state(codec_t *c, vg_anomaly_state_t *s) {
     U32(s->n);
     U16(s->tick);
-    U16(s->skip_run);
+    U8(s->skip_run); /* (with recur: the u16 skip_run of format 2, little endian) */
+    U8(s->recur);
     U64(s->first_ts);
     U64(s->last_ts);
     for (int i = 0; i < VG_AMOUNT_RING; i++) F32(s->amount.ring[i]);
@@ -90,7 +91,7 @@ static void walk_state(codec_t *c, vg_anomaly_state_t *s) {
     F32(s->burst);
     F32(s->burst_spend);
     F32(s->p_comp);
-    F32(s->evidence);
+    F32(s->run_y);
 }
 
 static void walk_pop(codec_t *c, vg_anomaly_pop_t *p) {
