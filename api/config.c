@@ -120,22 +120,34 @@ static vg_role_t parse_role(const char *s, size_t n) {
 
 int vg_config_add_tokens(vg_config_t *c, const char *spec, char *errbuf, size_t errlen) {
     const char *p = spec;
+    int entry = 0;   /* entries of this spec, counted from 1, name them in errors: an
+                        entry's text may be a secret, so it is never shown */
     while (*p) {
         while (*p == ',' || isspace((unsigned char)*p)) p++;
         if (!*p) break;
+        entry++;
         const char *e = p;
         while (*e && *e != ',') e++;
         const char *end = e;
         while (end > p && isspace((unsigned char)end[-1])) end--;
         const char *colon = memchr(p, ':', (size_t)(end - p));
         if (!colon || colon == p || colon + 1 == end) {
-            snprintf(errbuf, errlen, "token entry '%.*s' is not role:token", (int)(end - p > 40 ? 40 : end - p), p);
+            snprintf(errbuf, errlen, "token entry %d (of %zu bytes, not shown) is not "
+                     "role:token", entry, (size_t)(end - p));
             return VG_EINVAL;
         }
         vg_role_t r = parse_role(p, (size_t)(colon - p));
         if (r == VG_ROLE_NONE) {
-            snprintf(errbuf, errlen, "unknown role '%.*s' (admin, analyst, scorer)",
-                     (int)(colon - p), p);
+            /* the role is shown only when it looks like a misspelt one (up to 16 lower
+             * case letters): a token written token:role must not be printed */
+            size_t rl = (size_t)(colon - p), k = 0;
+            while (k < rl && p[k] >= 'a' && p[k] <= 'z') k++;
+            if (rl <= 16 && k == rl)
+                snprintf(errbuf, errlen, "token entry %d: unknown role '%.*s' (admin, analyst, "
+                         "scorer)", entry, (int)rl, p);
+            else
+                snprintf(errbuf, errlen, "token entry %d: unknown role (not shown; admin, "
+                         "analyst, scorer)", entry);
             return VG_EINVAL;
         }
         unsigned char h[32];
@@ -144,7 +156,7 @@ int vg_config_add_tokens(vg_config_t *c, const char *spec, char *errbuf, size_t 
             if (CRYPTO_memcmp(h, c->tokens[i].hash, 32) == 0) {
                 /* one secret, one role: with two, the role a caller got depended on order */
                 snprintf(errbuf, errlen, "the token of entry %d (%s) is given twice; a token "
-                         "has one role", c->ntokens + 1, vg_role_name(r));
+                         "has one role", entry, vg_role_name(r));
                 OPENSSL_cleanse(h, sizeof(h));
                 return VG_EINVAL;
             }

@@ -410,6 +410,33 @@ static void test_file_edges(void **st) {
     clear_env();
 }
 
+/* A malformed token entry is named by its number, never shown: it was printed whole
+ * ("token entry 'MY-REAL-SECRET-123' is not role:token"), though tokens are secrets. */
+static void test_token_errors_hide_secrets(void **st) {
+    (void)st;
+    static const char *const specs[] = {"MY-REAL-SECRET-123", "admin:good1,MY-REAL-SECRET-456",
+                                        "MY-REAL-SECRET-7:xyz", "admin:MY-REAL-SECRET-8,"
+                                        "scorer:MY-REAL-SECRET-8", "admin:a,  MY-REAL-SECRET-9 "};
+    static const char *const want[] = {"token entry 1 ", "token entry 2 ", "token entry 1:",
+                                       "entry 2 (scorer)", "token entry 2 "};
+    for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
+        vg_config_t c;
+        memset(&c, 0, sizeof(c));
+        char err[200] = "";
+        assert_int_not_equal(vg_config_add_tokens(&c, specs[i], err, sizeof(err)), 0);
+        assert_null(strstr(err, "SECRET"));
+        assert_non_null(strstr(err, want[i]));
+        free(c.tokens);
+    }
+    /* a misspelt role is still named */
+    vg_config_t c;
+    memset(&c, 0, sizeof(c));
+    char err[200] = "";
+    assert_int_not_equal(vg_config_add_tokens(&c, "admn:x", err, sizeof(err)), 0);
+    assert_non_null(strstr(err, "'admn'"));
+    free(c.tokens);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
@@ -418,6 +445,7 @@ int main(void) {
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_file_edges),
         cmocka_unit_test(test_tokens_env_replaces_file),
+        cmocka_unit_test(test_token_errors_hide_secrets),
         cmocka_unit_test(test_kafka_conf_precedence),
         cmocka_unit_test(test_kafka_conf_refusals),
     };
