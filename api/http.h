@@ -273,6 +273,10 @@ int vg_api_push_lists(vg_api_t *a);
 void vg_api_not_owner(vg_api_t *a, vg_resp_t *r, const char *acct, size_t alen, int32_t part);
 void vg_api_audit(vg_api_t *a, const vg_req_t *q, const char *action, const char *target,
                   int64_t old_version, int64_t new_version);
+/* The same with the members of the object `more` added to the entry (taken; NULL:
+ * none), e.g. labels.post's counts. */
+void vg_api_audit_more(vg_api_t *a, const vg_req_t *q, const char *action, const char *target,
+                       int64_t old_version, int64_t new_version, json_t *more);
 /* Records a decision (recent decisions, alert, rule hits). */
 void vg_api_record_decision(vg_api_t *a, const char *account, size_t alen, const char *line,
                             size_t len, int alert);

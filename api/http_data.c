@@ -446,6 +446,34 @@ static int check_label(json_t *l, size_t idx, vg_resp_t *r) {
     return 0;
 }
 
+#define AUDIT_ACCOUNTS 20   /* accounts a labels.post audit entry names */
+
+/* The audit entry of stored labels (they change later decisions: fraud_count, ...):
+ * labels.post, its target the account when they are all of one account, else "N
+ * accounts"; `labels` and `fraud` count them, `accounts` names up to AUDIT_ACCOUNTS
+ * distinct accounts in the order given (`accounts_more` true when there were more). */
+static void audit_labels(vg_api_t *a, vg_req_t *q, json_t *b) {
+    json_t *accts = json_array(), *seen = json_object();
+    size_t i, nfraud = 0, ndist = 0;
+    json_t *l;
+    json_array_foreach(b, i, l) {
+        const char *acct = json_string_value(json_object_get(l, "account"));
+        if (json_is_true(json_object_get(l, "fraud"))) nfraud++;
+        if (!acct || json_object_get(seen, acct)) continue;
+        json_object_set_new(seen, acct, json_true());
+        if (ndist++ < AUDIT_ACCOUNTS) json_array_append_new(accts, json_string(acct));
+    }
+    char target[64];
+    snprintf(target, sizeof(target), "%zu accounts", ndist);
+    const char *t = ndist == 1 ? json_string_value(json_array_get(accts, 0)) : target;
+    json_t *more = json_pack("{s:I,s:I,s:O,s:b}", "labels", (json_int_t)json_array_size(b),
+                             "fraud", (json_int_t)nfraud, "accounts", accts, "accounts_more",
+                             ndist > AUDIT_ACCOUNTS);
+    vg_api_audit_more(a, q, "labels.post", t ? t : "", 0, 0, more);
+    json_decref(accts);
+    json_decref(seen);
+}
+
 void vg_h_labels(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     json_error_t je;
     /* \u0000 read (and refused by check_label with a message of ours) */
@@ -501,6 +529,7 @@ void vg_h_labels(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
         ops[i] = (vg_ctl_op_t){keys[i], 3 + al + il, vals[i], strlen(vals[i])};
     }
     if (!rc) rc = vg_ctl_write(a->ctl, ops, (int)n);
+    if (!rc) audit_labels(a, q, b);
     /* stored, then applied on the shard that owns each account (later events see it),
      * and with Kafka in the partition that holds it, when this instance owns it */
     char err[256] = "";

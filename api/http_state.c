@@ -25,6 +25,11 @@ uint64_t vg_api_next_id(vg_api_t *a) {
 
 void vg_api_audit(vg_api_t *a, const vg_req_t *q, const char *action, const char *target,
                   int64_t old_version, int64_t new_version) {
+    vg_api_audit_more(a, q, action, target, old_version, new_version, NULL);
+}
+
+void vg_api_audit_more(vg_api_t *a, const vg_req_t *q, const char *action, const char *target,
+                       int64_t old_version, int64_t new_version, json_t *more) {
     pthread_mutex_lock(&a->mu);
     uint64_t seq = ++a->audit_seq;
     pthread_mutex_unlock(&a->mu);
@@ -35,6 +40,8 @@ void vg_api_audit(vg_api_t *a, const vg_req_t *q, const char *action, const char
                           "action", action, "target", target);
     json_object_set_new(j, "old_version", old_version > 0 ? json_integer(old_version) : json_null());
     json_object_set_new(j, "new_version", new_version > 0 ? json_integer(new_version) : json_null());
+    if (more) json_object_update(j, more);
+    json_decref(more);
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     unsigned char key[10] = {'A', '/'};

@@ -170,6 +170,13 @@ req POST "$U/v1/labels" "$N" '{"id":"t1","account":"acct-1","fraud":"yes"}'; exp
 req POST "$U/v1/labels" "$N" '{"id":1,"account":"acct-1","fraud":true}'; expect_error 400 bad_type "label id not a string"
 req POST "$U/v1/labels" "$N" '{"id":'; expect_error 400 invalid_json "label bad JSON"
 req POST "$U/v1/labels" "$N" '[]'; expect_error 400 bad_type "empty label array"
+# labels change later decisions (fraud_count, ...): each stored batch is audited
+req GET "$U/v1/audit?action=labels.post" "$N"
+expect 200 "len(j['entries'])==2 and j['entries'][0]['target']=='acct-1' and j['entries'][0]['labels']==2 and j['entries'][0]['fraud']==1 and j['entries'][0]['accounts']==['acct-1'] and j['entries'][0]['who'].startswith('analyst:') and j['entries'][1]['labels']==1" "labels are audited (labels.post, who, how many, the account)"
+req POST "$U/v1/labels" "$N" '[{"id":"t4","account":"acct-l1","fraud":false},{"id":"t5","account":"acct-l2","fraud":true},{"id":"t6","account":"acct-l1","fraud":true}]'
+expect 200 "j['accepted']==3" "labels of two accounts"
+req GET "$U/v1/audit?action=labels.post&limit=1" "$N"
+expect 200 "j['entries'][0]['target']=='2 accounts' and j['entries'][0]['accounts']==['acct-l1','acct-l2'] and j['entries'][0]['labels']==3 and j['entries'][0]['fraud']==2 and j['entries'][0]['accounts_more']==False" "... audited with their accounts"
 
 echo "--- a ruleset swap keeps state; labels feed features; baseline reset"
 req POST "$U/v1/score" "$S" "$(ev sw1 acct-sw 1)"; expect 200 "" "score before the swap"
