@@ -39,7 +39,16 @@ struct vg_ctl {
     vg_buf_t trims, trims_spare; /* trim_later requests: u32 keep, u32 plen, prefix */
     uint64_t enq, done;         /* write_later calls enqueued / written (or failed) */
     uint64_t failed;
+    uint64_t fail_run;          /* writes failed in a row (logged: the first, then once a minute) */
+    int64_t fail_logged_ms;
+    uint64_t trim_failed;       /* trims that failed (the first logged) */
 };
+
+static int64_t mono_ms_(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
 
 /* rocksdb_write, but first resuming RocksDB after a failed write (a full disk): it
  * refuses every write until then, even once there is room again (engine/store.h). */
@@ -82,12 +91,16 @@ static void run_trims(vg_ctl_t *c, const vg_buf_t *q) {
         off += 8 + plen;
     }
     rocksdb_iter_destroy(it);
-    if (rocksdb_writebatch_count(b) > 0) {
+    /* while writes fail (a full disk) trims wait: the next write resumes the store, and
+     * a trim leaves what it did not delete for the next one (a trim per write logged
+     * "trim failed" many times a second) */
+    if (rocksdb_writebatch_count(b) > 0 && !atomic_load(&c->broken)) {
         char *err = NULL;
         ctl_rocks_write(c, b, &err);
         if (err) {
-            /* a trim that failed leaves records for the next one: only reported */
-            fprintf(stderr, "vigil serve: control store trim failed: %s\n", err);
+            if (c->trim_failed++ == 0)
+                fprintf(stderr, "vigil serve: control store trim failed: %s (trims wait for the "
+                        "next successful write)\n", err);
             rocksdb_free(err);
         }
     }
@@ -149,8 +162,19 @@ static void *writer_main(void *arg) {
         rocksdb_writebatch_clear(b);
         pthread_mutex_lock(&c->mu);
         if (err) {
-            if (c->failed++ == 0) fprintf(stderr, "vigil serve: control store write failed: %s\n", err);
+            c->failed++;
+            int64_t now = mono_ms_();
+            if (c->fail_run++ == 0 || now - c->fail_logged_ms >= 60000) {
+                fprintf(stderr, "vigil serve: control store write failed (%llu in a row; "
+                        "the alerts, decisions and audit entries of these writes are not kept; "
+                        "the next write tries again): %s\n", (unsigned long long)c->fail_run, err);
+                c->fail_logged_ms = now;
+            }
             rocksdb_free(err);
+        } else if (c->fail_run) {
+            fprintf(stderr, "vigil serve: control store written again after %llu failed "
+                    "writes\n", (unsigned long long)c->fail_run);
+            c->fail_run = 0;
         }
         c->done = upto;
         pthread_cond_broadcast(&c->done_cv);

@@ -28,6 +28,17 @@ extern "C" int vg_rocksdb_resume(rocksdb_t *db, char *errbuf, size_t errlen) {
     try {
         rocksdb::Status st = db->rep->Resume();
         if (st.ok()) return 0;
+        if (st.IsBusy() && errbuf && errlen) {
+            /* after "no space", RocksDB's own recovery waits until the file system has
+             * room for the write buffers it reserved at open (DBImpl::Open reserves
+             * write_buffer_size x max_write_buffer_number), and Resume() is refused
+             * meanwhile with an empty "Resource busy" */
+            rocksdb::Options o = db->rep->GetOptions();
+            double mb = (double)o.write_buffer_size * o.max_write_buffer_number / 1048576.0;
+            std::snprintf(errbuf, errlen, "waiting for room: RocksDB takes writes again once "
+                          "the file system has %.0f MB free", mb);
+            return VG_ESTORE;
+        }
         if (errbuf && errlen) std::snprintf(errbuf, errlen, "%s", st.ToString().c_str());
     } catch (...) {
         if (errbuf && errlen) std::snprintf(errbuf, errlen, "out of memory");
