@@ -139,6 +139,8 @@ int vg_cmd_serve(int argc, char **argv) {
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);   /* a closed terminal: stop cleanly too (it killed the process
+                                  without its final checkpoint) */
     pthread_sigmask(SIG_BLOCK, &set, NULL);   /* inherited by every thread started below */
     signal(SIGPIPE, SIG_IGN);
 
@@ -204,8 +206,9 @@ int vg_cmd_serve(int argc, char **argv) {
         struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
         siginfo_t si;
         int sig = sigtimedwait(&set, &si, &ts);
-        if (sig == SIGINT || sig == SIGTERM) {
-            fprintf(stderr, "vigil serve: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
+            fprintf(stderr, "vigil serve: %s: stopping\n",
+                    sig == SIGINT ? "SIGINT" : sig == SIGHUP ? "SIGHUP" : "SIGTERM");
             break;
         }
         if (sig < 0 && errno != EAGAIN && errno != EINTR) break;
@@ -247,7 +250,19 @@ int vg_cmd_serve(int argc, char **argv) {
     vg_api_alert_feed_stop(a);   /* before the broker (embedded) goes */
     a->kafka = NULL;
     if (kafka && vg_serve_kafka_stop(kafka) != 0) status = 1;
-    vg_api_free(a);   /* final checkpoint, synchronous */
+    /* the final checkpoint, synchronous: a failure loses what was scored since the last
+     * one, so the exit status says so (it was 0) */
+    if (a->eng) {
+        char ferr[512];
+        if (vg_engine_checkpoint(a->eng, 1, ferr, sizeof(ferr)) != 0) {
+            fprintf(stderr, "vigil serve: final checkpoint failed: %s; what was scored since "
+                    "the last checkpoint is not in the state (exit 1)\n", ferr);
+            status = 1;
+        }
+        vg_engine_free(a->eng);
+        a->eng = NULL;
+    }
+    vg_api_free(a);
     vg_config_free(cfg);
     fprintf(stderr, "vigil serve: stopped\n");
     return status;

@@ -550,6 +550,7 @@ int vg_cmd_stream(int argc, char **argv) {
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);   /* a closed terminal: a clean stop, as SIGTERM */
     signal(SIGPIPE, SIG_IGN);
     s = vg_serve_kafka_start(&cfg, prog, lists, err, sizeof(err));
     if (!s) {

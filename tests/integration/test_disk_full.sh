@@ -129,6 +129,32 @@ strip() { python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); d.pop("ru
     ok "after the disk-full episode, SIGKILL and restart: the next decision equals replay's" ||
     { fail "decision after restart differs"; echo " got  $got"; echo " want $want"; }
 
+# SIGTERM while the disk is full: the final checkpoint fails, and the exit status says so
+# (it was 0); SIGHUP (a closed terminal) stops cleanly, with the final checkpoint, like
+# SIGTERM (it killed the process)
+kill -9 "$SPID"; wait "$SPID" 2>/dev/null; SPID=
+umount "$FS"
+mount -t tmpfs -o size=3M tmpfs "$FS"
+start_serve
+score 0 30000 >/dev/null
+wait_until failing
+kill -TERM "$SPID"; rc=0; wait "$SPID" || rc=$?; SPID=
+[ $rc -eq 1 ] && grep -q "final checkpoint failed" "$W/serve.log" && ok "SIGTERM on a full disk: exit 1, final checkpoint failed said" ||
+    fail "SIGTERM on a full disk: exit $rc, $(tail -2 "$W/serve.log")"
+umount "$FS"
+mount -t tmpfs -o size=400M tmpfs "$FS"
+start_serve
+score 0 300 >/dev/null
+kill -HUP "$SPID"; rc=0; wait "$SPID" || rc=$?; SPID=
+[ $rc -eq 0 ] && grep -q "SIGHUP: stopping" "$W/serve.log" && ok "SIGHUP: a clean stop (exit 0)" ||
+    fail "SIGHUP: exit $rc, $(tail -2 "$W/serve.log")"
+start_serve
+codes=$(score 0 300)
+dups=$(curl -s "$U/metrics" | awk '$1 ~ /^vigil_decisions_total/ && /duplicate/ {print $2}')
+[ "$dups" = 300 ] && ok "after SIGHUP and a restart the 300 events are duplicates (their state was checkpointed)" ||
+    fail "after SIGHUP: $dups duplicates of 300 ($codes)"
+kill -TERM "$SPID"; wait "$SPID"; SPID=
+
 # the control store's failures are logged once (then once a minute), not per write or trim
 n=$(grep -c "control store trim failed\|control store write failed" "$W/serve.log")
 [ "$n" -le 2 ] && ok "control store failures logged $n times" ||
