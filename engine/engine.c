@@ -29,6 +29,11 @@
 #include "rules/errors.h"
 
 #define CKPT_SLICE 16   /* records per slice of a periodic checkpoint */
+#define CKPT_BACKLOG 1024   /* changed records past which slices are CKPT_SLICE_BIG and
+                               unpaced: the checkpoint keeps up with the changes (new
+                               accounts arriving faster than paced slices of 16 wrote
+                               them grew the memory past any budget) */
+#define CKPT_SLICE_BIG 256
 #define PACE_MAX_NS 1000000L   /* the longest pause between two slices */
 
 typedef struct shard {
@@ -76,15 +81,22 @@ static int shard_checkpoint_sliced(shard_t *s, int64_t spread_ms, char *errbuf, 
     }
     uint64_t decided = shard_mark(s), gen = s->gen;
     int rc = 0;
-    size_t slices = 0;   /* still to write of what was changed at the start; 0: unknown */
+    size_t todo = SIZE_MAX;   /* records changed before the start still to write (known
+                                 after the first slice: the changes are taken oldest first) */
+    size_t left = 0;          /* records changed, after the last slice */
+    /* nothing changed: what was loaded since (duplicates read their account from the
+     * store) is still dropped to the budget */
+    if (s->ckpt_decided == decided) vg_state_evict(vg_pipeline_state(s->pl));
     while (s->ckpt_decided != decided) {
         if (!s->pl || s->gen != gen) break;   /* replaced: the swap checkpointed it */
-        size_t left = 0;
+        /* behind (more changed than a few paced slices write): bigger slices, no pause */
+        const int behind = todo != SIZE_MAX && left > CKPT_BACKLOG;
+        const size_t slice = behind ? CKPT_SLICE_BIG : CKPT_SLICE;
         vg_batch_clear(s->cb);
-        rc = vg_state_checkpoint_some(vg_pipeline_state(s->pl), CKPT_SLICE, s->cb, &left);
+        rc = vg_state_checkpoint_some(vg_pipeline_state(s->pl), slice, s->cb, &left);
         /* the pipeline's own records (anomaly population, label windows) with the
          * first slice */
-        if (!rc && slices == 0) rc = vg_pipeline_checkpoint_meta(s->pl, s->cb);
+        if (!rc && todo == SIZE_MAX) rc = vg_pipeline_checkpoint_meta(s->pl, s->cb);
         if (rc) {
             snprintf(errbuf, errlen, "out of memory while writing a checkpoint");
             break;
@@ -100,19 +112,23 @@ static int shard_checkpoint_sliced(shard_t *s, int64_t spread_ms, char *errbuf, 
             vg_state_evict(vs);
         }
         if (rc) break;
-        /* the changes are written oldest first: those of the start are written after
-         * this slice and ceil(left / CKPT_SLICE) more */
-        if (slices == 0) {
-            slices = 1 + (left + CKPT_SLICE - 1) / CKPT_SLICE;
-            /* the pause between slices: the slices spread over `spread_ms` */
-            long long p = spread_ms > 0 ? spread_ms * 1000000LL / (long long)slices : 0;
+        if (todo == SIZE_MAX) {
+            /* what changed before the start and is not in this slice: written by the
+             * next ceil(todo / CKPT_SLICE) paced slices, spread over `spread_ms` */
+            todo = left;
+            long long p = spread_ms > 0
+                              ? spread_ms * 1000000LL / (long long)(1 + (todo + CKPT_SLICE - 1) /
+                                                                            CKPT_SLICE)
+                              : 0;
             pace_ns = p > PACE_MAX_NS ? PACE_MAX_NS : (long)p;
+        } else {
+            todo = todo > slice ? todo - slice : 0;
         }
-        if (left == 0 || --slices == 0) {
+        if (todo == 0 || left == 0) {
             if (s->gen == gen) s->ckpt_decided = decided;
             break;
         }
-        if (pace_ns > 0) {   /* spread the slices out: no burst of background work */
+        if (pace_ns > 0 && left <= CKPT_BACKLOG) {   /* spread out: no burst of background work */
             pthread_mutex_unlock(&s->mu);
             struct timespec ts = {0, pace_ns};
             nanosleep(&ts, NULL);
