@@ -608,13 +608,15 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
                 snprintf(r, L, "amount %s is unusual for this account (median %s, p=%.2g)",
                          amt, med, res->p[s]);
             else if (p_pop < 0.5 && as.p_hi <= as.p_lo)
-                snprintf(r, L, "amount %s is large for an account with %.0f payments "
+                /* little history (the model's weight of kept amounts, not a count of
+                 * payments: it printed "an account with 1 payments" for one with 3) */
+                snprintf(r, L, "amount %s is large for an account with little amount history "
                                "(top %s%% of all amounts)",
-                         amt, as.n_eff, reason_pct(pct, sizeof pct, 100.0 * p_pop));
+                         amt, reason_pct(pct, sizeof pct, 100.0 * p_pop));
             else
-                snprintf(r, L, "amount %s is unusually %s for an account with %.0f payments "
-                               "(p=%.2g)",
-                         amt, as.p_hi <= as.p_lo ? "large" : "small", as.n_eff, res->p[s]);
+                snprintf(r, L, "amount %s is unusually %s for an account with little amount "
+                               "history (p=%.2g)",
+                         amt, as.p_hi <= as.p_lo ? "large" : "small", res->p[s]);
             break;
         }
         case VG_ANOMALY_TIME:

@@ -79,5 +79,9 @@ if not bad:
     print("ok   %d incidents checked (%s), fraud share %.4f" % (len(incidents), dict(kinds), fraud / len(ev)))
 sys.exit(1 if bad else 0)
 PY
+# --label-delay without --labels has nothing to change: a usage error (it was ignored)
+rc=0; "$GEN" --label-delay 7d --events 10 --accounts 2 --out "$W/x.ndjson" 2>"$W/ld.err" || rc=$?
+[ $rc -eq 2 ] && grep -q -- "--labels" "$W/ld.err" && ok "--label-delay without --labels: exit 2" ||
+    fail "--label-delay without --labels: exit $rc, $(cat "$W/ld.err")"
 [ $failed -eq 0 ] && echo "test_gen: all ok" || echo "test_gen: FAILED"
 exit $failed
