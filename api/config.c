@@ -63,7 +63,7 @@ static const setting_t SETTINGS[] = {
     {"threads", K_INT, OFF(threads), "2", "HTTP worker threads"},
     {"max-body", K_SIZE, OFF(max_body), "1M", "largest request body (events at most 64K, rule modules at most 1M)"},
     {"max-connections", K_INT, OFF(max_connections), "1024", "concurrent connections"},
-    {"request-timeout", K_DUR, OFF(request_timeout_ms), "30s", "idle connection timeout; a request body must arrive within it"},
+    {"request-timeout", K_DUR, OFF(request_timeout_ms), "30s", "idle connection timeout; a request's headers and its body must each arrive within it"},
     {"tls-cert", K_STR, OFF(tls_cert), NULL,
      "PEM certificate (chain) file: the HTTP API speaks HTTPS (with tls-key)"},
     {"tls-key", K_STR, OFF(tls_key), NULL, "PEM private key file of tls-cert"},

@@ -12,8 +12,9 @@
  * Overload: a scoring request waits for its engine shard at most `deadline` after it
  * was complete (its body received); past that it is answered 429 with Retry-After, so
  * that a backlog turns into quick refusals rather than ever slower answers. Connections
- * are limited (max-connections) and idle ones closed after request-timeout; a body must
- * arrive within request-timeout of its request's headers.
+ * are limited (max-connections) and idle ones closed after request-timeout; a request's
+ * headers must arrive within request-timeout of the connection's start or of the previous
+ * request's end (conns_main), and a body within request-timeout of its headers.
  */
 #include "api/http.h"
 
@@ -26,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <microhttpd.h>
@@ -40,7 +42,7 @@ static const double BUCKETS[VG_HIST_N] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025
                                          0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
                                          1,      2.5};
 static const int CODES[VG_NCODES] = {200, 201, 202, 204, 400, 401, 403, 404, 405, 408,
-                                     409, 412, 413, 414, 415, 422, 429, 500, 503, 0};
+                                     409, 412, 413, 414, 415, 422, 429, 500, 501, 503, 0};
 static const char *ROUTE_NAMES[] = {
 #define VG_ROUTE_NAME(n, s) s,
     VG_ROUTE_LIST(VG_ROUTE_NAME)
@@ -277,12 +279,41 @@ static void allow_header(int methods, char *out, size_t n) {
 typedef struct conn_ctx {
     vg_engine_ctx_t ectx;
     vg_buf_t out;
+    /* the header deadline (conns_t): while `waiting`, the current request's headers
+     * must be complete within request-timeout of `since` (the connection's start, or
+     * the previous request's end); fields under conns_t.mu */
+    struct conn_ctx *prev, *next;
+    int fd;
+    int waiting, cut;
+    int64_t since_us;
+    int idle;            /* waiting for the next request of a keep-alive connection, no
+                            request line of it seen: cut without a log line (the
+                            connection's idle timeout, as before) */
 } conn_ctx_t;
+
+/* The open connections, for the header deadline: libmicrohttpd's own timeout is one of
+ * inactivity, so a client sending a header byte a second was never cut off, and
+ * max-connections such clients locked everyone out. A housekeeping thread shuts down
+ * (shutdown(2)) the socket of a connection whose request headers are late;
+ * libmicrohttpd then closes it as it would any connection whose peer went away. */
+typedef struct conns {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    conn_ctx_t *head;
+    int stop;
+    pthread_t thr;
+    int64_t logged_us;         /* the last log line (one a second at most) */
+    uint64_t cut_unlogged;     /* connections cut since then */
+} conns_t;
 
 /* The longest request path routed (414 above it): a list item is up to 1024 bytes, so
  * /v1/lists/{name}/{item} with both percent-encoded byte for byte (3 characters a byte:
  * 10 + 3 * 128 + 1 + 3 * 1024 = 3467) fits, with room to spare. */
 #define PATH_MAX_BYTES 4096
+
+/* libmicrohttpd's memory pool per connection (MHD_OPTION_CONNECTION_MEMORY_LIMIT; its
+ * default is 32 KiB). Its pages are touched as they are used. */
+#define CONN_POOL_BYTES (64 * 1024)
 
 typedef struct req_state {
     int64_t start_us;    /* the headers were read (metrics; the body's time limit) */
@@ -316,9 +347,10 @@ typedef struct req_state {
 /* Called with the raw URI before libmicrohttpd decodes it: a %00 would turn into a NUL
  * byte that silently cuts a module name, an account or a query value short, so such a
  * request is refused (400) instead. The state made here is the request's. */
+static void header_started(vg_api_t *a, struct MHD_Connection *c);
+
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
-    (void)cls;
-    (void)c;
+    header_started(cls, c);
     req_state_t *rs = calloc(1, sizeof(*rs));
     if (rs && uri) {
         rs->nul_in_uri = strstr(uri, "%00") != NULL;
@@ -329,18 +361,37 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
 
 static void notify_conn(void *cls, struct MHD_Connection *c, void **socket_ctx,
                         enum MHD_ConnectionNotificationCode toe) {
-    (void)cls;
-    (void)c;
+    vg_api_t *a = cls;
+    conns_t *cs = a->conns;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         conn_ctx_t *x = calloc(1, sizeof(*x));
         if (x) {
             vg_engine_ctx_init(&x->ectx);
             vg_buf_init(&x->out);
+            const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+            x->fd = ci ? ci->connect_fd : -1;
+            x->waiting = 1;
+            x->since_us = mono_us();
+            if (cs && x->fd >= 0) {
+                pthread_mutex_lock(&cs->mu);
+                x->next = cs->head;
+                if (cs->head) cs->head->prev = x;
+                cs->head = x;
+                pthread_mutex_unlock(&cs->mu);
+            }
         }
         *socket_ctx = x;
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
         conn_ctx_t *x = *socket_ctx;
         if (x) {
+            if (cs && x->fd >= 0) {   /* before libmicrohttpd closes the socket */
+                pthread_mutex_lock(&cs->mu);
+                if (x->prev) x->prev->next = x->next;
+                else if (cs->head == x) cs->head = x->next;
+                if (x->next) x->next->prev = x->prev;
+                pthread_mutex_unlock(&cs->mu);
+            }
             vg_engine_ctx_deinit(&x->ectx);
             vg_buf_deinit(&x->out);
             free(x);
@@ -349,11 +400,82 @@ static void notify_conn(void *cls, struct MHD_Connection *c, void **socket_ctx,
     }
 }
 
+/* The connection's per-connection context, NULL when it could not be made. */
+static conn_ctx_t *conn_of(struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* The current request's headers are complete (waiting 0), or a request ended and the
+ * next one's headers are awaited from now (waiting 1). */
+static void header_wait(vg_api_t *a, struct MHD_Connection *c, int waiting) {
+    conns_t *cs = a->conns;
+    conn_ctx_t *x = conn_of(c);
+    if (!cs || !x) return;
+    pthread_mutex_lock(&cs->mu);
+    x->waiting = waiting;
+    x->idle = waiting;
+    x->since_us = mono_us();
+    pthread_mutex_unlock(&cs->mu);
+}
+
+/* The request line of the next request arrived: no longer idle (its deadline stays). */
+static void header_started(vg_api_t *a, struct MHD_Connection *c) {
+    conns_t *cs = a->conns;
+    conn_ctx_t *x = conn_of(c);
+    if (!cs || !x) return;
+    pthread_mutex_lock(&cs->mu);
+    x->idle = 0;
+    pthread_mutex_unlock(&cs->mu);
+}
+
+/* The housekeeping thread: four times a second, shuts down the connections whose
+ * request headers are later than request-timeout. */
+static void *conns_main(void *arg) {
+    vg_api_t *a = arg;
+    conns_t *cs = a->conns;
+    const int64_t limit_us = a->cfg->request_timeout_ms * 1000;
+    pthread_mutex_lock(&cs->mu);
+    while (!cs->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 250000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&cs->cv, &cs->mu, &ts);
+        if (cs->stop) break;
+        int64_t now = mono_us();
+        for (conn_ctx_t *x = cs->head; x; x = x->next)
+            if (x->waiting && !x->cut && now - x->since_us > limit_us) {
+                x->cut = 1;
+                shutdown(x->fd, SHUT_RDWR);
+                if (x->idle) continue;
+                cs->cut_unlogged++;
+                atomic_fetch_add(&a->slow_headers, 1);
+            }
+        if (cs->cut_unlogged && now - cs->logged_us >= 1000000) {
+            fprintf(stderr, "vigil serve: closed %" PRIu64 " connection%s whose request "
+                    "headers did not arrive within request-timeout (%lld ms)\n",
+                    cs->cut_unlogged, cs->cut_unlogged == 1 ? "" : "s",
+                    (long long)a->cfg->request_timeout_ms);
+            cs->cut_unlogged = 0;
+            cs->logged_us = now;
+        }
+    }
+    pthread_mutex_unlock(&cs->mu);
+    return NULL;
+}
+
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
                       enum MHD_RequestTerminationCode toe) {
-    (void)cls;
-    (void)c;
+    vg_api_t *a = cls;
     (void)toe;
+    /* the next request on this connection must have its headers within request-timeout
+     * of now (a keep-alive connection's idle time counts) */
+    header_wait(a, c, 1);
     req_state_t *rs = *con_cls;
     if (rs) {
         vg_buf_deinit(&rs->body);
@@ -393,6 +515,7 @@ static enum MHD_Result send_resp(vg_api_t *a, struct MHD_Connection *c, req_stat
         MHD_add_response_header(resp, "Retry-After", ra);
     }
     if (r->www_auth) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"vigil\"");
+    if (r->close) MHD_add_response_header(resp, "Connection", "close");
     if (r->status == 405) {
         char allow[64];
         allow_header(rs->def.methods, allow, sizeof(allow));
@@ -454,13 +577,18 @@ static void h_metrics(vg_api_t *a, vg_resp_t *r) {
              "vigil_decisions_total{decision=\"duplicate\"} %" PRIu64 "\n"
              "# HELP vigil_alerts_total Alerts raised.\n# TYPE vigil_alerts_total counter\n"
              "vigil_alerts_total %" PRIu64 "\n"
+             "# HELP vigil_http_slow_headers_total Connections closed because a request's "
+             "headers did not arrive within request-timeout.\n"
+             "# TYPE vigil_http_slow_headers_total counter\nvigil_http_slow_headers_total %"
+             PRIu64 "\n"
              "# HELP vigil_overloaded_total Requests refused with 429.\n"
              "# TYPE vigil_overloaded_total counter\nvigil_overloaded_total %" PRIu64 "\n"
              "# HELP vigil_kafka_scores_in_flight Scores waiting for a Kafka partition's "
              "thread (their connections suspended).\n"
              "# TYPE vigil_kafka_scores_in_flight gauge\nvigil_kafka_scores_in_flight %d\n",
              (uint64_t)atomic_load(&a->rejected), (uint64_t)atomic_load(&a->duplicates),
-             (uint64_t)atomic_load(&a->alerts), (uint64_t)atomic_load(&a->overloaded),
+             (uint64_t)atomic_load(&a->alerts), (uint64_t)atomic_load(&a->slow_headers),
+             (uint64_t)atomic_load(&a->overloaded),
              atomic_load(&a->kafka_inflight));
     vg_buf_puts(b, line);
     vg_buf_puts(b, "# HELP vigil_rule_hits_total Fired rules (active and shadow).\n"
@@ -1011,6 +1139,85 @@ static int body_time(vg_api_t *a, struct MHD_Connection *c, req_state_t *rs) {
     return 0;
 }
 
+/* The request's header fields as the framing rules want them (RFC 9112): */
+typedef struct hdr_check {
+    const char *nul;          /* the name of a field whose value has a NUL byte */
+    const char *pk, *pv;      /* the field before (name, value) */
+    size_t pvs;
+    const char *cl;           /* the first Content-Length */
+    size_t cl_len;
+    int cl_differ;            /* another Content-Length with a different value */
+    const char *te;           /* the first Transfer-Encoding */
+} hdr_check_t;
+
+/* Whether the value of the field before (h->pv) was cut at a NUL byte. libmicrohttpd
+ * (0.9.75) measures a value with strlen() in its read buffer, where it ended the line
+ * with NUL bytes in place of CR LF (or of LF alone): after the value's end come NUL
+ * (its CR LF), or optional whitespace it trimmed and then NUL, or the next field's name
+ * (a bare LF); anything else is the rest of a value that had a NUL byte. */
+static void hdr_prev_nul(hdr_check_t *h, const char *next_key) {
+    if (!h->pv || h->nul) return;
+    const char *p = h->pv + h->pvs + 1;
+    while (*p == ' ' || *p == '\t') p++;
+    if (*p && p != next_key) h->nul = h->pk;
+}
+
+static enum MHD_Result hdr_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+                              size_t key_size, const char *value, size_t value_size) {
+    (void)kind;
+    (void)key_size;
+    hdr_check_t *h = cls;
+    if (!key) return MHD_YES;
+    hdr_prev_nul(h, key);
+    h->pk = key;
+    h->pv = value;
+    h->pvs = value_size;
+    if (!value) return MHD_YES;
+    if (strcasecmp(key, "Content-Length") == 0) {
+        if (!h->cl) {
+            h->cl = value;
+            h->cl_len = value_size;
+        } else if (value_size != h->cl_len || memcmp(value, h->cl, value_size) != 0) {
+            h->cl_differ = 1;
+        }
+    } else if (strcasecmp(key, "Transfer-Encoding") == 0 && !h->te) {
+        h->te = value;
+    }
+    return MHD_YES;
+}
+
+/* Refuses what libmicrohttpd lets through but the request's framing or its fields
+ * make ambiguous: a NUL byte in a field (libmicrohttpd's lookups cut the value there:
+ * `Bearer TOKEN\0junk` was the token), two Content-Length fields with different
+ * values (libmicrohttpd used the first and read the rest of the body as the next
+ * request: request smuggling; identical ones are one, as RFC 9112 section 6.3 allows),
+ * a transfer coding other than chunked (RFC 9112 section 6.1: 501; libmicrohttpd waited
+ * for a body it could not frame until request-timeout). 0, or -1 with the answer in r;
+ * the framing ones close the connection (nothing after them is read). */
+static int check_headers(struct MHD_Connection *c, vg_resp_t *r) {
+    hdr_check_t h = {0};
+    MHD_get_connection_values_n(c, MHD_HEADER_KIND, hdr_cb, &h);
+    hdr_prev_nul(&h, NULL);
+    if (h.nul) {
+        vg_resp_error(r, 400, "bad_request", "header field '%.64s' has a NUL byte", h.nul);
+        r->close = 1;
+        return -1;
+    }
+    if (h.cl_differ) {
+        vg_resp_error(r, 400, "bad_request", "two Content-Length header fields with different "
+                      "values");
+        r->close = 1;
+        return -1;
+    }
+    if (h.te && strcasecmp(h.te, "chunked") != 0) {
+        vg_resp_error(r, 501, "not_implemented", "Transfer-Encoding '%.40s' is not supported "
+                      "(only chunked)", h.te);
+        r->close = 1;
+        return -1;
+    }
+    return 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload, size_t *upload_size, void **con_cls) {
@@ -1023,6 +1230,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *con_cls = rs;
         rs->started = 1;
         rs->start_us = mono_us();
+        header_wait(a, c, 0);   /* the headers are complete */
         vg_buf_init(&rs->body);
         vg_resp_t r;
         memset(&r, 0, sizeof(r));
@@ -1037,6 +1245,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (rs->nul_in_uri) {
             rs->def.route = VG_ROUTE_OTHER;
             vg_resp_error(&r, 400, "bad_request", "the URL has a NUL byte (%%00)");
+            err = 1;
+        } else if (check_headers(c, &r) != 0) {
+            rs->def.route = VG_ROUTE_OTHER;
             err = 1;
         } else if (strlen(route_path) >= sizeof(rs->path)) {
             rs->def.route = VG_ROUTE_OTHER;
@@ -1224,6 +1435,17 @@ int vg_api_listen(vg_api_t *a, char *errbuf, size_t errlen) {
         tls[2] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
                                          (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"};
     }
+    conns_t *cs = calloc(1, sizeof(*cs));
+    if (!cs) {
+        snprintf(errbuf, errlen, "out of memory");
+        free(a->tls_cert_pem);
+        free(a->tls_key_pem);
+        a->tls_cert_pem = a->tls_key_pem = NULL;
+        return VG_ENOMEM;
+    }
+    pthread_mutex_init(&cs->mu, NULL);
+    pthread_cond_init(&cs->cv, NULL);
+    a->conns = cs;
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, port, NULL, NULL, on_request, a,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
@@ -1231,13 +1453,27 @@ int vg_api_listen(vg_api_t *a, char *errbuf, size_t errlen) {
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)a->cfg->threads,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)a->cfg->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, timeout_s(a),
+        /* each connection's memory pool: the request line and header fields, a record
+         * of each header field and query parameter, and the answer's headers. With the
+         * default 32 KiB a URL of 2.8 KB with 469 query parameters got no answer at all
+         * (the records did not fit, nor then libmicrohttpd's own 431); see
+         * docs/api.md, "Answers of libmicrohttpd itself", for the limits this gives */
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_POOL_BYTES,
         MHD_OPTION_NOTIFY_CONNECTION, notify_conn, a,
         MHD_OPTION_NOTIFY_COMPLETED, completed, a,
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, a,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
         MHD_OPTION_END);
+    if (d && pthread_create(&cs->thr, NULL, conns_main, a) != 0) {
+        MHD_stop_daemon(d);
+        d = NULL;
+    }
     if (!d) {
         int e = errno;   /* the failing call's (bind: in use; epoll, sockets: file limit) */
+        a->conns = NULL;
+        pthread_cond_destroy(&cs->cv);
+        pthread_mutex_destroy(&cs->mu);
+        free(cs);
         if (a->tls_cert_pem)
             snprintf(errbuf, errlen, "cannot listen on %s with HTTPS: %s (are tls-cert and "
                      "tls-key a PEM certificate and its private key?)", hp,
@@ -1271,6 +1507,16 @@ void vg_api_stop(vg_api_t *a) {
     }
     MHD_stop_daemon(a->mhd);
     a->mhd = NULL;
+    conns_t *cs = a->conns;   /* every connection is closed: the list is empty */
+    pthread_mutex_lock(&cs->mu);
+    cs->stop = 1;
+    pthread_cond_signal(&cs->cv);
+    pthread_mutex_unlock(&cs->mu);
+    pthread_join(cs->thr, NULL);
+    pthread_cond_destroy(&cs->cv);
+    pthread_mutex_destroy(&cs->mu);
+    free(cs);
+    a->conns = NULL;
     free(a->tls_cert_pem);
     free(a->tls_key_pem);
     a->tls_cert_pem = a->tls_key_pem = NULL;

@@ -41,7 +41,7 @@ typedef enum vg_route {
 } vg_route_t;
 
 #define VG_HIST_N 14     /* latency buckets, seconds, see http.c */
-#define VG_NCODES 20     /* statuses counted per route */
+#define VG_NCODES 21     /* statuses counted per route */
 
 typedef struct vg_route_metrics {
     atomic_uint_least64_t by_code[VG_NCODES];
@@ -91,6 +91,7 @@ typedef struct vg_api {
     atomic_int ready;
     atomic_uint_least64_t decisions[4], rejected, duplicates, alerts, overloaded, not_owner;
     atomic_uint_least64_t ckpt_failures;   /* checkpoints of the HTTP engine that failed */
+    atomic_uint_least64_t slow_headers;    /* connections closed: headers too slow */
     uint64_t ckpt_failing;                 /* failures in a row (the tick thread's) */
     vg_route_metrics_t routes[VG_ROUTE__COUNT];
     pthread_mutex_t hits_mu;   /* rule hit counters */
@@ -102,6 +103,7 @@ typedef struct vg_api {
     char *openapi;       /* the OpenAPI document served at /v1/openapi.json */
     size_t openapi_len;
     void *mhd;           /* struct MHD_Daemon */
+    void *conns;         /* the open connections and their header deadlines (http.c) */
     char *tls_cert_pem, *tls_key_pem;   /* read by vg_api_listen, freed by vg_api_stop */
     /* set by serve before listening: more of /metrics (the Kafka pipeline's) and a
      * condition of /readyz is serve's own (it stores `ready`); NULL: none */
@@ -197,6 +199,7 @@ typedef struct vg_resp {
     char etag[48];
     int retry_after;          /* seconds, 0: none */
     int www_auth;
+    int close;                /* Connection: close (the request's framing is not trusted) */
 } vg_resp_t;
 
 /* Checks the request's If-Match against the resource's current version `cur` (0: none;
