@@ -79,6 +79,8 @@ typedef struct vg_api {
     int nmods;
     vg_list_t *lists;
     int nlists;
+    vg_lists_t *cur_lists;   /* the lists last given to the engine (built from `lists`): a
+                                change of one list shares the others with it */
     int64_t ruleset;     /* the newest ruleset version known (modules' records) */
     /* the ruleset in force and its program: the same as `ruleset` except while a module
      * received from Redis does not compile with the others (e.g. written by a newer vigil

@@ -72,12 +72,38 @@ vg_lists_t *vg_api_build_lists(vg_api_t *a) {
     return l;
 }
 
+/* Gives the engine (and serve's Kafka pipelines) the lists l; keeps l as cur_lists. */
+static void set_lists(vg_api_t *a, vg_lists_t *l) {
+    if (a->eng) vg_engine_set_lists(a->eng, l);
+    if (a->on_rules) a->on_rules(a->on_rules_ctx, NULL, 0, l);
+    vg_lists_unref(a->cur_lists);
+    a->cur_lists = l;
+}
+
 int vg_api_push_lists(vg_api_t *a) {
     vg_lists_t *l = vg_api_build_lists(a);
     if (!l) return VG_ENOMEM;
-    if (a->eng) vg_engine_set_lists(a->eng, l);
-    if (a->on_rules) a->on_rules(a->on_rules_ctx, NULL, 0, l);
-    vg_lists_unref(l);
+    set_lists(a, l);
+    return 0;
+}
+
+/* After a change of list x alone: the lists in force with x's new contents, the others
+ * shared with the ones before (O(x's size) + O(number of lists) pointers; a whole
+ * rebuild, before 2026-12-07, made each change cost the square of the number of lists:
+ * 57 ms a change with 2,000 lists). */
+static int push_list(vg_api_t *a, const vg_list_t *x) {
+    if (!a->cur_lists) return vg_api_push_lists(a);
+    size_t nl = strlen(x->name);
+    vg_lists_t *l = vg_lists_clone_without(a->cur_lists, x->name, nl);
+    int rc = l ? 0 : VG_ENOMEM;
+    if (!rc && !x->deleted) rc = vg_lists_declare(l, x->name, nl);
+    for (size_t k = 0; !rc && !x->deleted && k < x->n; k++)
+        rc = vg_lists_add(l, x->name, nl, x->items[k], strlen(x->items[k]));
+    if (rc) {
+        vg_lists_unref(l);
+        return rc;
+    }
+    set_lists(a, l);
     return 0;
 }
 
@@ -136,7 +162,7 @@ static int apply_list_locked(vg_api_t *a, const char *name, int64_t version, cha
         free_items(a->lists[i].items, a->lists[i].n);
     }
     a->lists[i] = nx;
-    return vg_api_push_lists(a);
+    return push_list(a, &a->lists[i]);
 }
 
 int vg_api_apply_list(vg_api_t *a, const char *name, int64_t version, char **items, size_t n,

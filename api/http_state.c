@@ -392,6 +392,7 @@ void vg_api_free(vg_api_t *a) {
         free(a->lists[i].items);
     }
     free(a->lists);
+    vg_lists_unref(a->cur_lists);
     for (int i = 0; i < a->nfnames; i++) free(a->fnames[i]);
     free(a->fnames);
     for (int i = 0; i < a->nhits; i++) free(a->hit_names[i]);

@@ -20,7 +20,11 @@ typedef struct slot {
 } slot_t;
 
 struct vg_strset {
+    atomic_int refs;   /* collections holding it: a set is shared, unchanged, between a
+                          collection and the ones vg_lists_clone_without makes of it */
     char *name;
+    size_t nlen;
+    uint64_t nh;       /* hash64 of the name */
     slot_t *slots;
     size_t cap, n;     /* cap a power of two */
     char *bytes;
@@ -29,8 +33,10 @@ struct vg_strset {
 
 struct vg_lists {
     atomic_int refs;
-    vg_strset_t *sets;
+    vg_strset_t **sets;
     int n, cap;
+    int *idx;          /* open addressing by name hash: index into sets + 1, 0 empty */
+    size_t icap;       /* a power of two, at least twice n (0: none yet) */
 };
 
 static uint64_t hash64(const char *p, size_t n) {
@@ -53,22 +59,61 @@ vg_lists_t *vg_lists_ref(vg_lists_t *l) {
     return l;
 }
 
+static void strset_unref(vg_strset_t *s) {
+    if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1) return;
+    free(s->name);
+    free(s->slots);
+    free(s->bytes);
+    free(s);
+}
+
 void vg_lists_unref(vg_lists_t *l) {
     if (!l || atomic_fetch_sub_explicit(&l->refs, 1, memory_order_acq_rel) != 1) return;
-    for (int i = 0; i < l->n; i++) {
-        free(l->sets[i].name);
-        free(l->sets[i].slots);
-        free(l->sets[i].bytes);
-    }
+    for (int i = 0; i < l->n; i++) strset_unref(l->sets[i]);
     free(l->sets);
+    free(l->idx);
     free(l);
 }
 
 static vg_strset_t *find(const vg_lists_t *l, const char *name, size_t nlen) {
-    for (int i = 0; i < l->n; i++)
-        if (strlen(l->sets[i].name) == nlen && memcmp(l->sets[i].name, name, nlen) == 0)
-            return &l->sets[i];
-    return NULL;
+    if (!l->icap) return NULL;
+    uint64_t h = hash64(name, nlen);
+    for (size_t i = h & (l->icap - 1);; i = (i + 1) & (l->icap - 1)) {
+        int j = l->idx[i];
+        if (!j) return NULL;
+        vg_strset_t *s = l->sets[j - 1];
+        if (s->nh == h && s->nlen == nlen && memcmp(s->name, name, nlen) == 0) return s;
+    }
+}
+
+/* Appends set s (its reference taken over) to l and indexes it. 0 or VG_ENOMEM (s not
+ * taken). */
+static int append_set(vg_lists_t *l, vg_strset_t *s) {
+    if (l->n == l->cap) {
+        int ncap = l->cap ? l->cap * 2 : 8;
+        vg_strset_t **ns = realloc(l->sets, sizeof *ns * (size_t)ncap);
+        if (!ns) return VG_ENOMEM;
+        l->sets = ns;
+        l->cap = ncap;
+    }
+    if ((size_t)(l->n + 1) * 2 > l->icap) {
+        size_t ncap = l->icap ? l->icap * 2 : 16;
+        int *ni = calloc(ncap, sizeof *ni);
+        if (!ni) return VG_ENOMEM;
+        for (int k = 0; k < l->n; k++) {
+            size_t j = l->sets[k]->nh & (ncap - 1);
+            while (ni[j]) j = (j + 1) & (ncap - 1);
+            ni[j] = k + 1;
+        }
+        free(l->idx);
+        l->idx = ni;
+        l->icap = ncap;
+    }
+    size_t j = s->nh & (l->icap - 1);
+    while (l->idx[j]) j = (j + 1) & (l->icap - 1);
+    l->sets[l->n++] = s;
+    l->idx[j] = l->n;
+    return 0;
 }
 
 const vg_strset_t *vg_lists_get(const vg_lists_t *l, const char *name, size_t nlen) {
@@ -76,25 +121,42 @@ const vg_strset_t *vg_lists_get(const vg_lists_t *l, const char *name, size_t nl
 }
 
 int vg_lists_count(const vg_lists_t *l) { return l ? l->n : 0; }
-const char *vg_lists_name(const vg_lists_t *l, int i) { return l->sets[i].name; }
+const char *vg_lists_name(const vg_lists_t *l, int i) { return l->sets[i]->name; }
 size_t vg_strset_size(const vg_strset_t *s) { return s ? s->n : 0; }
 
 int vg_lists_declare(vg_lists_t *l, const char *name, size_t nlen) {
     if (find(l, name, nlen)) return 0;
-    if (l->n == l->cap) {
-        int ncap = l->cap ? l->cap * 2 : 8;
-        vg_strset_t *ns = realloc(l->sets, sizeof *ns * (size_t)ncap);
-        if (!ns) return VG_ENOMEM;
-        l->sets = ns;
-        l->cap = ncap;
+    vg_strset_t *s = calloc(1, sizeof *s);
+    if (!s || !(s->name = malloc(nlen + 1))) {
+        free(s);
+        return VG_ENOMEM;
     }
-    vg_strset_t *s = &l->sets[l->n];
-    memset(s, 0, sizeof *s);
-    if (!(s->name = malloc(nlen + 1))) return VG_ENOMEM;
+    atomic_init(&s->refs, 1);
     memcpy(s->name, name, nlen);
     s->name[nlen] = 0;
-    l->n++;
+    s->nlen = nlen;
+    s->nh = hash64(name, nlen);
+    if (append_set(l, s) != 0) {
+        strset_unref(s);
+        return VG_ENOMEM;
+    }
     return 0;
+}
+
+vg_lists_t *vg_lists_clone_without(const vg_lists_t *base, const char *name, size_t nlen) {
+    vg_lists_t *l = vg_lists_new();
+    if (!l || !base) return l;
+    for (int i = 0; i < base->n; i++) {
+        vg_strset_t *s = base->sets[i];
+        if (s->nlen == nlen && memcmp(s->name, name, nlen) == 0) continue;
+        atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+        if (append_set(l, s) != 0) {
+            strset_unref(s);
+            vg_lists_unref(l);
+            return NULL;
+        }
+    }
+    return l;
 }
 
 static slot_t *probe(slot_t *slots, size_t cap, const char *bytes, uint64_t h, const char *p,
@@ -110,6 +172,7 @@ int vg_lists_add(vg_lists_t *l, const char *name, size_t nlen, const char *item,
     if (ilen > UINT32_MAX / 2) return VG_ENOMEM;
     if (vg_lists_declare(l, name, nlen)) return VG_ENOMEM;
     vg_strset_t *s = find(l, name, nlen);
+    if (atomic_load_explicit(&s->refs, memory_order_relaxed) > 1) return VG_EINVAL;   /* shared */
     if ((s->n + 1) * 2 > s->cap) {
         size_t ncap = s->cap ? s->cap * 2 : 16;
         slot_t *ns = calloc(ncap, sizeof *ns);

@@ -27,10 +27,16 @@ vg_lists_t *vg_lists_ref(vg_lists_t *l);
 void vg_lists_unref(vg_lists_t *l);   /* accepts NULL */
 
 /* Adds `item` to list `name` (creating the list). Bytes are copied. Returns 0 or
- * VG_ENOMEM. Not allowed once the collection is shared with an evaluation. */
+ * VG_ENOMEM (VG_EINVAL: a list shared by vg_lists_clone_without). Not allowed once the
+ * collection is shared with an evaluation. */
 int vg_lists_add(vg_lists_t *l, const char *name, size_t nlen, const char *item, size_t ilen);
 /* Creates list `name` empty when it does not exist. Returns 0 or VG_ENOMEM. */
 int vg_lists_declare(vg_lists_t *l, const char *name, size_t nlen);
+/* A new collection (reference count 1) with every list of `base` (NULL: none) but
+ * `name`, shared with base rather than copied: O(number of lists), whatever their
+ * sizes. Declare and add `name` back to change one list; the shared lists cannot be
+ * added to (vg_lists_add: VG_EINVAL). NULL on out of memory. */
+vg_lists_t *vg_lists_clone_without(const vg_lists_t *base, const char *name, size_t nlen);
 
 /* The set named `name`, or NULL when the collection has none. Borrowed: valid while
  * the collection is. Can't fail. */
