@@ -16,8 +16,10 @@
  *   bad_value, bad_timestamp, duplicate_field, a null required field); then missing
  *   required fields in the order id, account, ts, amount. A non-finite number anywhere in
  *   the line (1e999, which simdjson cannot hold) wins over all of these: non_finite.
- * - duplicate_field: the same top-level key twice (compared after unescaping, so "id" and
- *   "\u0069d" are the same key) rejects the event. Nested objects may repeat keys.
+ * - duplicate_field: the same key twice in one object, at any depth (compared after
+ *   unescaping, so "id" and "\u0069d" are the same key), rejects the event; the reason
+ *   names its path ('attrs.3ds', 'items[2].k'). Nested objects are checked while their
+ *   text is written (event_json.cpp): events without them pay nothing.
  * - null: for an optional known field it means absent; for a required field it is
  *   missing_field with the reason "field 'x' is null".
  * - id, account: strings of 1..128 bytes (after unescaping) without U+0000; empty,
@@ -548,6 +550,14 @@ int vg_event_parse(vg_event_t *ev, const char *line, size_t len) {
     int id_ok = 0, id_dup = 0;
     for (uint32_t i = 0; i < n; i++) {
         int k = find_known(f[i].key, f[i].key_len);
+        if (f[i].dup) {   /* a key twice in an object inside the value: ambiguous */
+            size_t pl;
+            const char *path = vg_jdoc_dup_path(b->jd, &pl);
+            reject(ev, VG_REJECT_DUPLICATE_FIELD, "field '%.*s' appears more than once",
+                   (int)vg_utf8_cut(path, pl, 128), path);
+            if (k >= 0) seen |= 1u << k;   /* not also missing */
+            continue;
+        }
         if (k >= 0) {
             if (seen & (1u << k)) {
                 if (k == VG_FIELD_ID) id_dup = 1;

@@ -16,12 +16,14 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <string>
 #include <vector>
 
 #include "engine/jsonout.h"
@@ -37,6 +39,9 @@ struct vg_jdoc {
     std::vector<char> fix;   /* the repaired line (rare) */
     std::vector<vg_jfield_t> fields;
     vg_buf_t raw;            /* minified text of object and array values */
+    std::vector<std::string_view> keys;   /* one nested object's keys (duplicate check) */
+    std::string dup;         /* the path of the first key given twice in a nested object */
+    bool dup_check = true;   /* until one is found */
     vg_jdoc() { vg_buf_init(&raw); }
     ~vg_jdoc() { vg_buf_deinit(&raw); }
 };
@@ -48,6 +53,8 @@ extern "C" vg_jdoc_t *vg_jdoc_new(size_t capacity) {
         if (d->parser.allocate(capacity + 64) != simdjson::SUCCESS) goto err;
         d->pad.resize(capacity + simdjson::SIMDJSON_PADDING);
         d->fields.reserve(64);
+        d->keys.reserve(64);
+        d->dup.reserve(256);
         if (vg_buf_reserve(&d->raw, 4096) < 0) goto err;
         return d;
     } catch (...) {
@@ -64,6 +71,11 @@ extern "C" const vg_jfield_t *vg_jdoc_fields(const vg_jdoc_t *d, uint32_t *n) {
     return d->fields.data();
 }
 
+extern "C" const char *vg_jdoc_dup_path(const vg_jdoc_t *d, size_t *len) {
+    *len = d->dup.size();
+    return d->dup.c_str();
+}
+
 /* ---- minified text of a nested value ---------------------------------------------- */
 
 static int write_int(vg_buf_t *b, int64_t i, uint64_t u, int is_unsigned) {
@@ -73,7 +85,47 @@ static int write_int(vg_buf_t *b, int64_t i, uint64_t u, int is_unsigned) {
     return vg_buf_append(b, tmp, (size_t)n);
 }
 
-static int write_element(vg_buf_t *b, dom::element e) {
+/* DUP: write_element found a key twice; d->dup holds its path from there down. */
+enum { DUP = 1 };
+
+/* Prefixes d->dup (a path below) with one step: an object's key or an array's index. */
+static void dup_prefix(vg_jdoc_t *d, const char *key, size_t klen, long index) {
+    std::string step;
+    if (key) step.assign(key, klen);
+    else step = "[" + std::to_string(index) + "]";
+    if (!d->dup.empty() && d->dup[0] != '[') step += '.';
+    d->dup.insert(0, step);
+}
+
+/* 1 when object o has a key twice (compared unescaped), with that key in d->dup. Small
+ * objects are compared pairwise; larger ones sorted (d->keys, reused). */
+static bool object_dup(vg_jdoc_t *d, dom::object o) {
+    if (!d->dup_check) return false;
+    size_t base = d->keys.size();
+    for (dom::key_value_pair kv : o) d->keys.push_back(kv.key);
+    size_t n = d->keys.size() - base;
+    std::string_view *k = d->keys.data() + base;
+    const std::string_view *hit = nullptr;
+    if (n <= 12) {
+        for (size_t i = 1; i < n && !hit; i++)
+            for (size_t j = 0; j < i; j++)
+                if (k[i] == k[j]) {
+                    hit = &k[i];
+                    break;
+                }
+    } else {
+        std::sort(k, k + n);
+        for (size_t i = 1; i < n && !hit; i++)
+            if (k[i] == k[i - 1]) hit = &k[i];
+    }
+    if (hit) d->dup.assign(hit->data(), hit->size());
+    d->keys.resize(base);
+    return hit != nullptr;
+}
+
+/* Appends e's minified text to b. 0, VG_ENOMEM / VG_EINVAL, or DUP (the text is then
+ * incomplete: the event is rejected). */
+static int write_element(vg_jdoc_t *d, vg_buf_t *b, dom::element e) {
     int rc = 0;
     switch (e.type()) {
     case dom::element_type::ARRAY: {
@@ -81,10 +133,16 @@ static int write_element(vg_buf_t *b, dom::element e) {
         if (e.get_array().get(a)) return VG_EINVAL;
         rc = vg_buf_putc(b, '[');
         bool first = true;
+        long idx = 0;
         for (dom::element c : a) {
             if (!rc && !first) rc = vg_buf_putc(b, ',');
-            if (!rc) rc = write_element(b, c);
+            if (!rc) rc = write_element(d, b, c);
+            if (rc == DUP) {
+                dup_prefix(d, nullptr, 0, idx);
+                return DUP;
+            }
             first = false;
+            idx++;
         }
         if (!rc) rc = vg_buf_putc(b, ']');
         return rc;
@@ -92,13 +150,18 @@ static int write_element(vg_buf_t *b, dom::element e) {
     case dom::element_type::OBJECT: {
         dom::object o;
         if (e.get_object().get(o)) return VG_EINVAL;
+        if (object_dup(d, o)) return DUP;
         rc = vg_buf_putc(b, '{');
         bool first = true;
         for (dom::key_value_pair kv : o) {
             if (!rc && !first) rc = vg_buf_putc(b, ',');
             if (!rc) rc = vg_json_str(b, kv.key.data(), kv.key.size());
             if (!rc) rc = vg_buf_putc(b, ':');
-            if (!rc) rc = write_element(b, kv.value);
+            if (!rc) rc = write_element(d, b, kv.value);
+            if (rc == DUP) {
+                dup_prefix(d, kv.key.data(), kv.key.size(), 0);
+                return DUP;
+            }
             first = false;
         }
         if (!rc) rc = vg_buf_putc(b, '}');
@@ -137,6 +200,8 @@ static int write_element(vg_buf_t *b, dom::element e) {
 /* Flattens the top-level object into d->fields. Returns 0 or VG_ENOMEM. */
 static int flatten(vg_jdoc_t *d, dom::object obj) {
     d->fields.clear();
+    d->dup.clear();
+    d->dup_check = true;
     vg_buf_clear(&d->raw);
     for (dom::key_value_pair kv : obj) {
         vg_jfield_t f;
@@ -179,7 +244,15 @@ static int flatten(vg_jdoc_t *d, dom::object obj) {
         case dom::element_type::OBJECT: {
             f.type = v.type() == dom::element_type::ARRAY ? VG_J_ARRAY : VG_J_OBJECT;
             size_t off = d->raw.len;
-            if (write_element(&d->raw, v) < 0) return VG_ENOMEM;
+            int rc = write_element(d, &d->raw, v);
+            if (rc < 0) return VG_ENOMEM;
+            if (rc == DUP) {
+                /* the event is rejected: later fields are not checked, so d->dup stays
+                 * this one's path; its text (cut short) is written no further */
+                f.dup = 1;
+                dup_prefix(d, f.key, f.key_len, 0);
+                d->dup_check = false;
+            }
             f.u = off; /* turned into a pointer below, once raw stops growing */
             f.s_len = (uint32_t)(d->raw.len - off);
             break;

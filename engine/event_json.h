@@ -48,6 +48,7 @@ typedef struct vg_jfield {
     double d;
     const char *s;
     uint32_t s_len;
+    uint8_t dup;       /* an object inside the value has a key twice (vg_jdoc_dup_path) */
 } vg_jfield_t;
 
 /* What made vg_jdoc_parse() reject a line. */
@@ -74,6 +75,11 @@ int vg_jdoc_parse(vg_jdoc_t *d, const char *line, size_t len, vg_jdoc_kind_t *ki
 /* The top-level fields of the last parse, in document order (duplicates included).
  * Borrowed from d. Can't fail. */
 const vg_jfield_t *vg_jdoc_fields(const vg_jdoc_t *d, uint32_t *n);
+
+/* The path of the first key given twice inside a top-level field's value (the first
+ * field with `dup`), e.g. "attrs.3ds" or "items[2].k", keys unescaped; *len its length
+ * (0 and "" when none). Borrowed from d. Can't fail. */
+const char *vg_jdoc_dup_path(const vg_jdoc_t *d, size_t *len);
 
 #ifdef __cplusplus
 }

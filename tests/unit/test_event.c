@@ -453,9 +453,39 @@ static void test_duplicates(void **state) {
     assert_int_equal(ev.reject, VG_REJECT_DUPLICATE_FIELD);
     assert_string_equal(ev.reason, "field 'id' appears more than once");
     assert_int_equal(ev.has_id, 0); /* which id? neither */
-    /* nested objects may repeat keys, and may reuse top-level names */
-    assert_int_equal(parse(&ev, "{" REQ ",\"o\":{\"a\":1,\"a\":2,\"id\":3}}"), 0);
-    assert_memory_equal(vg_tx_extra(&ev.tx, "o", 1).u.s.p, "{\"a\":1,\"a\":2,\"id\":3}", 19);
+    /* nested objects may reuse top-level names, but not repeat a key at any depth: the
+     * JSON would be ambiguous, and it was copied into decisions as it was
+     * ("features":{"a":{"3ds":true,"3ds":false}}) */
+    assert_int_equal(parse(&ev, "{" REQ ",\"o\":{\"a\":1,\"b\":2,\"id\":3}}"), 0);
+    assert_memory_equal(vg_tx_extra(&ev.tx, "o", 1).u.s.p, "{\"a\":1,\"b\":2,\"id\":3}", 19);
+    static const struct {
+        const char *json, *reason;
+    } nested[] = {
+        {",\"attrs\":{\"3ds\":true,\"3ds\":false}}", "field 'attrs.3ds' appears more than once"},
+        {",\"o\":{\"a\":1,\"\\u0061\":2}}", "field 'o.a' appears more than once"},
+        {",\"o\":{\"p\":{\"q\":{\"z\":1,\"y\":[],\"z\":2}}}}", "field 'o.p.q.z' appears more than once"},
+        {",\"items\":[1,{\"k\":1},{\"j\":0,\"k\":1,\"k\":1}]}", "field 'items[2].k' appears more than once"},
+        {",\"m\":[[{}],[{\"x\":1,\"x\":1}]]}", "field 'm[1][0].x' appears more than once"},
+        /* a big object (sorted, not compared pairwise) */
+        {",\"big\":{\"a0\":0,\"a1\":0,\"a2\":0,\"a3\":0,\"a4\":0,\"a5\":0,\"a6\":0,"
+         "\"a7\":0,\"a8\":0,\"a9\":0,\"b0\":0,\"b1\":0,\"b2\":0,\"b3\":0,\"a5\":1}}",
+         "field 'big.a5' appears more than once"},
+        /* the first such field in document order is named */
+        {",\"u\":{\"b\":1,\"b\":1},\"v\":{\"c\":1,\"c\":1}}", "field 'u.b' appears more than once"},
+        /* a known field's object value too (before its type is looked at) */
+        {",\"card\":{\"n\":1,\"n\":1}}", "field 'card.n' appears more than once"},
+    };
+    for (size_t i = 0; i < sizeof nested / sizeof nested[0]; i++) {
+        char ln[1024];
+        snprintf(ln, sizeof ln, "{" REQ "%s", nested[i].json);
+        assert_int_equal(parse(&ev, ln), VG_EINVAL);
+        assert_int_equal(ev.reject, VG_REJECT_DUPLICATE_FIELD);
+        if (strcmp(ev.reason, nested[i].reason) != 0) fail_msg("%s: %s", ln, ev.reason);
+        assert_int_equal(ev.has_id, 1);
+    }
+    /* the same keys in sibling objects, and equal keys at different depths, are fine */
+    assert_int_equal(parse(&ev, "{" REQ ",\"s\":[{\"k\":1},{\"k\":2}],\"t\":{\"k\":{\"k\":1}}}"), 0);
+    assert_memory_equal(vg_tx_extra(&ev.tx, "t", 1).u.s.p, "{\"k\":{\"k\":1}}", 13);
 
     /* many extras (hash table path): 40 distinct accepted, a repeat rejected */
     char line[2048];
