@@ -12,6 +12,8 @@ struct vg_arena_block {
 void vg_arena_init(vg_arena_t *a) {
     a->head = NULL;
     a->used = 0;
+    a->rx_steps = 0;
+    a->rx_skipped = 0;
 }
 
 void vg_arena_deinit(vg_arena_t *a) {
@@ -45,6 +47,8 @@ void *vg_arena_alloc(vg_arena_t *a, size_t n) {
 
 void vg_arena_reset(vg_arena_t *a) {
     vg_arena_block_t *b = a->head;
+    a->rx_steps = 0;
+    a->rx_skipped = 0;
     if (!b) return;
     /* the newest block is the largest; free the rest */
     vg_arena_block_t *rest = b->next;

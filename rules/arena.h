@@ -14,6 +14,9 @@ typedef struct vg_arena_block vg_arena_block_t;
 typedef struct vg_arena {
     vg_arena_block_t *head;   /* current block, newest first */
     size_t used;              /* bytes used in head */
+    /* per-event counters of the rules VM (rules/vm.c), zeroed by init and reset */
+    unsigned rx_steps;        /* regex steps charged to this event (budget: vm.h) */
+    unsigned rx_skipped;      /* matches() that gave null, not run: budget used up */
 } vg_arena_t;
 
 /* Initialises an empty arena. Can't fail (allocates nothing). */
@@ -22,7 +25,8 @@ void vg_arena_init(vg_arena_t *a);
 void vg_arena_deinit(vg_arena_t *a);
 /* Returns `n` bytes aligned to 16, or NULL when memory is exhausted. */
 void *vg_arena_alloc(vg_arena_t *a, size_t n);
-/* Forgets every allocation; keeps one block (the largest) for reuse. Can't fail. */
+/* Forgets every allocation and zeroes the counters; keeps one block (the largest) for
+ * reuse. Can't fail. */
 void vg_arena_reset(vg_arena_t *a);
 
 #endif

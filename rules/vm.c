@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rules/compiler.h"   /* the per-match regex limits */
 #include "rules/dtoa.h"   /* shortest round-trip decimal (also the JSON output's) */
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -157,9 +158,31 @@ static int contains(const char *hay, uint32_t hn, const char *needle, uint32_t n
 static void *arena_malloc(PCRE2_SIZE n, void *arena) { return vg_arena_alloc(arena, n); }
 static void arena_free(void *p, void *arena) { (void)p; (void)arena; }
 
+/* One matches() under the event's budget (see vm.h): 1 match, 0 no match, -1 null. */
+static int rx_match(const pcre2_code *re, const vg_value_t *s, pcre2_match_data *md,
+                    pcre2_match_context *mc, vg_arena_t *ar) {
+    for (uint32_t lim = VG_VM_REGEX_FIRST_STEPS;; lim *= 4) {
+        uint32_t left = ar->rx_steps < VG_VM_REGEX_EVENT_STEPS
+                            ? VG_VM_REGEX_EVENT_STEPS - ar->rx_steps : 0;
+        uint32_t cap = left < VG_RULES_REGEX_MATCH_LIMIT ? left : VG_RULES_REGEX_MATCH_LIMIT;
+        if (cap == 0) {
+            ar->rx_skipped++;
+            return -1;
+        }
+        if (lim > cap) lim = cap;
+        pcre2_set_match_limit(mc, lim);
+        int rc = pcre2_match(re, (PCRE2_SPTR)(s->u.s.p ? s->u.s.p : ""), s->u.s.len, 0, 0, md,
+                             mc);
+        ar->rx_steps += lim;
+        if (rc != PCRE2_ERROR_MATCHLIMIT || lim == cap)
+            return rc >= 0 ? 1 : rc == PCRE2_ERROR_NOMATCH ? 0 : -1;
+    }
+}
+
 void vg_vm_run(const vg_ins_t *pc, vg_value_t *r, const vg_vm_ctx_t *ctx) {
     const vg_ins_t *const base = pc;
     pcre2_match_data *md = NULL;   /* created on the first Matches of this run */
+    pcre2_match_context *mc = NULL;  /* its limits, set per match (rx_match) */
     const vg_value_t *a, *b;
     int ok, c;
     int64_t t;
@@ -356,14 +379,12 @@ dispatch:
             if (!md) {
                 pcre2_general_context *g =
                     pcre2_general_context_create(arena_malloc, arena_free, ctx->arena);
-                md = g ? pcre2_match_data_create(1, g) : NULL;
+                mc = g ? pcre2_match_context_create(g) : NULL;
+                md = mc ? pcre2_match_data_create(1, g) : NULL;
+                if (mc) pcre2_set_depth_limit(mc, VG_RULES_REGEX_DEPTH_LIMIT);
             }
-            if (md) {
-                int rc = pcre2_match((const pcre2_code *)ctx->regex[pc->p2],
-                                     (PCRE2_SPTR)(a->u.s.p ? a->u.s.p : ""), a->u.s.len, 0, 0,
-                                     md, (pcre2_match_context *)ctx->mctx);
-                res = rc >= 0 ? 1 : rc == PCRE2_ERROR_NOMATCH ? 0 : -1;
-            }
+            if (md)
+                res = rx_match((const pcre2_code *)ctx->regex[pc->p2], a, md, mc, ctx->arena);
         }
         bool_to(&r[pc->p3], res == 1, res >= 0);
         NEXT();

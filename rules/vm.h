@@ -5,7 +5,17 @@
  * fire), so every program ends. Registers are vg_value_t slots the caller provides,
  * sized at compile time; the VM never calls malloc (string results and regex match
  * data come from the caller's arena), never fails and keeps no state, so any number of
- * threads may run the same code at once with their own registers.
+ * threads may run the same code at once with their own registers and arenas.
+ *
+ * Regex budget: the matches() of one event, in all three phases, share a budget of
+ * VG_VM_REGEX_EVENT_STEPS PCRE2 steps (match-limit units), kept in the arena
+ * (rx_steps, zeroed by vg_arena_reset between events). A match runs first under a limit
+ * of VG_VM_REGEX_FIRST_STEPS steps and, while it hits its limit, again under 4 times
+ * that, up to the per-match limit (VG_RULES_REGEX_MATCH_LIMIT) or what is left of the
+ * budget, whichever is smaller; every run is charged its limit, so the steps charged
+ * are never fewer than those run and never more than the budget. A match that hits its
+ * last limit gives null; once nothing is left, matches() gives null without running
+ * (counted in the arena's rx_skipped).
  */
 #ifndef VG_VM_H
 #define VG_VM_H
@@ -18,6 +28,9 @@
 #include "rules/program.h"
 #include "rules/tz.h"
 #include "rules/value.h"
+
+#define VG_VM_REGEX_EVENT_STEPS 200000u
+#define VG_VM_REGEX_FIRST_STEPS 16u
 
 typedef struct vg_ins {
     uint32_t op;           /* vg_opcode_t */
@@ -43,9 +56,10 @@ typedef struct vg_vm_ctx {
     vg_rule_result_t *rules;       /* Rule, RuleScore */
     const vg_strset_t *const *named; /* InNamed: bound named lists (NULL: all empty) */
     void *const *regex;            /* Matches: pcre2_code * per pattern */
-    void *mctx;                    /* Matches: pcre2_match_context * (limits) */
+    void *mctx;                    /* unused (the limits are the VM's: see above) */
     const vg_tz_t *zones;          /* Hour, Dow */
-    vg_arena_t *arena;             /* Lower, Upper, Matches scratch; NULL: they give null */
+    vg_arena_t *arena;             /* Lower, Upper, Matches scratch and the event's regex
+                                      budget; NULL: they give null */
 } vg_vm_ctx_t;
 
 /* Runs code (ending in Halt) over registers r. Can't fail. */

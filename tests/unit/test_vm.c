@@ -489,6 +489,89 @@ static void test_big_program(void **state) {
     vg_prog_unref(p);
 }
 
+/* The matches() of one event share a budget of VG_VM_REGEX_EVENT_STEPS steps (rules/vm.h),
+ * kept in the arena and zeroed by vg_arena_reset(): once catastrophic backtracking has
+ * used it up, the event's later matches give null without running, in every phase; the
+ * next event starts afresh. Counted in steps, never timed. */
+static void test_regex_event_budget(void **state) {
+    (void)state;
+    /* 40 patterns that backtrack catastrophically on "aaa...a!" (each distinct, so none
+     * is shared), then a cheap one */
+    size_t cap = 64 * 50;
+    char *src = malloc(cap);
+    size_t n = 0;
+    for (int i = 0; i < 40; i++)
+        n += (size_t)snprintf(src + n, cap - n,
+                              "feature slow%d = matches(tx.merchant, \"(a+)+$|z%d\")\n", i, i);
+    snprintf(src + n, cap - n, "feature cheap = matches(tx.merchant, \"^a\")\n");
+    vg_program_t *p = compile(src);
+    free(src);
+    vg_value_t out[41];
+    event_t ev;
+    event_init(&ev);
+    ev.tx.f[VG_FIELD_MERCHANT] = vg_strv("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!", 31);
+    vg_arena_t ar;
+    vg_arena_init(&ar);
+    assert_int_equal(vg_prog_eval_features(p, &ev.tx, NULL, &ar, out), 0);
+    for (int i = 0; i < 40; i++) assert_int_equal(out[i].type, VG_T_NULL);
+    /* before the budget, all 41 matches ran (40 to their limit) and cheap was true */
+    assert_int_equal(out[40].type, VG_T_NULL);
+    assert_true(ar.rx_steps <= VG_VM_REGEX_EVENT_STEPS);
+    assert_int_equal(ar.rx_steps, VG_VM_REGEX_EVENT_STEPS);   /* all of it */
+    /* the first runs to the per-match limit; the second to what is left; then none */
+    assert_int_equal(ar.rx_skipped, 39);
+    /* a second run over the same event (arena not reset) finds the budget used up */
+    assert_int_equal(vg_prog_eval_features(p, &ev.tx, NULL, &ar, out), 0);
+    assert_int_equal(out[40].type, VG_T_NULL);
+    assert_int_equal(ar.rx_skipped, 39 + 41);
+
+    /* the next event starts with the whole budget */
+    vg_arena_reset(&ar);
+    assert_int_equal(ar.rx_steps, 0);
+    assert_int_equal(ar.rx_skipped, 0);
+    ev.tx.f[VG_FIELD_MERCHANT] = vg_strv("m-1", 3);
+    assert_int_equal(vg_prog_eval_features(p, &ev.tx, NULL, &ar, out), 0);
+    for (int i = 0; i < 41; i++) {
+        assert_int_equal(out[i].type, VG_T_BOOL);
+        assert_int_equal(out[i].u.b, 0);
+    }
+    /* an ordinary match is charged the first limit only */
+    assert_int_equal(ar.rx_steps, 41 * VG_VM_REGEX_FIRST_STEPS);
+    assert_int_equal(ar.rx_skipped, 0);
+    vg_arena_reset(&ar);
+    ev.tx.f[VG_FIELD_MERCHANT] = vg_strv("aaa", 3);
+    assert_int_equal(vg_prog_eval_features(p, &ev.tx, NULL, &ar, out), 0);
+    for (int i = 0; i < 41; i++) assert_true(out[i].type == VG_T_BOOL && out[i].u.b);
+    /* a match that needs more steps than the first limit (10,240 for 12 a's) runs again
+     * under larger ones and gives its answer, not null; charged 16 + 64 + ... + 16,384
+     * each, nine such matches fit in the budget, and the rest give null */
+    vg_arena_reset(&ar);
+    ev.tx.f[VG_FIELD_MERCHANT] = vg_strv("aaaaaaaaaaaa!", 13);
+    assert_int_equal(vg_prog_eval_features(p, &ev.tx, NULL, &ar, out), 0);
+    for (int i = 0; i < 9; i++) assert_true(out[i].type == VG_T_BOOL && !out[i].u.b);
+    for (int i = 9; i < 41; i++) assert_int_equal(out[i].type, VG_T_NULL);
+    assert_int_equal(ar.rx_skipped, 31);
+    vg_arena_deinit(&ar);
+    vg_prog_unref(p);
+
+    /* phase 1 (an aggregate's where) and phase 2 draw on the same budget */
+    p = compile("feature c = count(1h where matches(tx.merchant, \"(a+)+$|w1\")\n"
+                "                   or matches(tx.merchant, \"(a+)+$|w2\"))\n"
+                "feature cheap = matches(tx.merchant, \"^a\")\n");
+    ev.tx.f[VG_FIELD_MERCHANT] = vg_strv("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!", 31);
+    vg_arena_init(&ar);
+    vg_spec_input_t in[1];
+    assert_int_equal(vg_prog_eval_inputs(p, &ev.tx, NULL, &ar, in), 0);
+    assert_int_equal(in[0].keep, 0);                    /* where null: not kept */
+    assert_int_equal(ar.rx_steps, VG_VM_REGEX_EVENT_STEPS);
+    vg_value_t sv[1] = {vg_num(0)};
+    assert_int_equal(vg_prog_eval_features(p, &ev.tx, sv, &ar, out), 0);
+    assert_int_equal(out[1].type, VG_T_NULL);
+    assert_int_equal(ar.rx_skipped, 1);
+    vg_arena_deinit(&ar);
+    vg_prog_unref(p);
+}
+
 static void test_refcount(void **state) {
     (void)state;
     vg_program_t *p = compile("feature a = 1");
@@ -535,6 +618,7 @@ int main(void) {
         cmocka_unit_test(test_phase1_inputs),
         cmocka_unit_test(test_folding_and_explain),
         cmocka_unit_test(test_big_program),
+        cmocka_unit_test(test_regex_event_budget),
         cmocka_unit_test(test_refcount),
         cmocka_unit_test(test_diags_print),
     };
