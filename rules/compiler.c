@@ -1179,13 +1179,6 @@ vg_program_t *vg_compile(const vg_checked_t *ck, vg_diags_t *diags) {
     relocate(p, p->code1, p->n1, remap);
     relocate(p, p->code2, p->n2, remap);
     relocate(p, p->code3, p->n3, remap);
-    {
-        pcre2_match_context *mc = pcre2_match_context_create(NULL);
-        if (!mc) goto nomem;
-        pcre2_set_match_limit(mc, VG_RULES_REGEX_MATCH_LIMIT);
-        pcre2_set_depth_limit(mc, VG_RULES_REGEX_DEPTH_LIMIT);
-        p->mctx = mc;
-    }
     free(remap);
     goto done;
 nomem:
@@ -1235,7 +1228,6 @@ void vg_compile_free(vg_program_t *p) {
     free(p->named);
     for (uint32_t i = 0; i < p->nregex; i++) pcre2_code_free(p->regex[i]);
     free(p->regex);
-    pcre2_match_context_free(p->mctx);
     for (uint32_t i = 0; i < p->nzones; i++) vg_tz_free(&p->zones[i]);
     free(p->zones);
     vg_arena_deinit(&p->mem);

@@ -57,7 +57,6 @@ struct vg_program {
     int nnamed;
     void **regex;              /* malloc; pcre2_code * per matches() pattern */
     uint32_t nregex;
-    void *mctx;                /* pcre2_match_context * with the match and depth limits */
     vg_tz_t *zones;            /* malloc; time zones of hour_of_day/day_of_week */
     uint32_t nzones;
     char *src;                 /* malloc; the sources it was compiled from, encoded

@@ -375,7 +375,6 @@ static void ctx_init(const vg_program_t *p, vg_vm_ctx_t *ctx, const vg_tx_t *tx,
     ctx->names = p->names;
     ctx->lists = p->lists;
     ctx->regex = p->regex;
-    ctx->mctx = p->mctx;
     ctx->zones = p->zones;
     ctx->arena = arena;
 }

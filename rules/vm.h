@@ -56,7 +56,6 @@ typedef struct vg_vm_ctx {
     vg_rule_result_t *rules;       /* Rule, RuleScore */
     const vg_strset_t *const *named; /* InNamed: bound named lists (NULL: all empty) */
     void *const *regex;            /* Matches: pcre2_code * per pattern */
-    void *mctx;                    /* unused (the limits are the VM's: see above) */
     const vg_tz_t *zones;          /* Hour, Dow */
     vg_arena_t *arena;             /* Lower, Upper, Matches scratch and the event's regex
                                       budget; NULL: they give null */
