@@ -354,19 +354,18 @@ static int set_value(vg_config_t *c, int i, const char *v, const char *from) {
         } else if (vg_cli_duration(v, (int64_t *)dst) == 0) {
             return 0;
         }
-        fprintf(stderr, "vigil serve: %s: %s: bad duration '%s' (e.g. 30s, 10m, 1h)\n", from,
-                s->name, v);
+        fprintf(stderr, "vigil serve: %s: bad duration '%s' (e.g. 30s, 10m, 1h)\n", from, v);
         return 2;
     case K_SIZE:
         if (vg_cli_size(v, (size_t *)dst) == 0) return 0;
-        fprintf(stderr, "vigil serve: %s: %s: bad size '%s' (e.g. 64K, 1M)\n", from, s->name, v);
+        fprintf(stderr, "vigil serve: %s: bad size '%s' (e.g. 64K, 1M)\n", from, v);
         return 2;
     case K_INT: {
         char *end;
         errno = 0;
         long n = strtol(v, &end, 10);
         if (errno || *end || end == v || n < 1 || n > 1000000) {
-            fprintf(stderr, "vigil serve: %s: %s: bad number '%s'\n", from, s->name, v);
+            fprintf(stderr, "vigil serve: %s: bad number '%s'\n", from, v);
             return 2;
         }
         *(int *)dst = (int)n;
@@ -410,7 +409,7 @@ static void ftokens_free(ftokens_t *t) {
  * settings into kf. Lines of any length; a UTF-8 byte-order mark at the start is
  * skipped. A setting or a kafka.* property given twice is an error (a second `threads
  * =` silently won before); `token` lines repeat by design. 0 or 2. */
-static int read_file(const char *path, char **vals, ftokens_t *ft, kconf_t *kf) {
+static int read_file(const char *path, char **vals, int *set_at, ftokens_t *ft, kconf_t *kf) {
     FILE *f = fopen(path, "r");
     if (!f) {
         fprintf(stderr, "vigil serve: config %s: %s\n", path, strerror(errno));
@@ -420,8 +419,7 @@ static int read_file(const char *path, char **vals, ftokens_t *ft, kconf_t *kf) 
     size_t cap = 0;
     ssize_t got;
     int lno = 0, rc = 0;
-    int set_at[NSET];
-    memset(set_at, 0, sizeof(set_at));
+    memset(set_at, 0, NSET * sizeof(*set_at));
     kconf_t seen = {0};   /* kafka.* names given so far, the value being the line number */
     while (!rc && (got = getline(&line, &cap, f)) >= 0) {
         lno++;
@@ -524,19 +522,19 @@ int vg_config_http_addr(const char *hp, struct sockaddr_storage *ss, char *errbu
                         size_t errlen) {
     const char *colon = strrchr(hp, ':');
     if (!colon) {
-        snprintf(errbuf, errlen, "--http %s: expected HOST:PORT", hp);
+        snprintf(errbuf, errlen, "'%s': expected HOST:PORT", hp);
         return VG_EINVAL;
     }
     char host[256];
     if ((size_t)(colon - hp) >= sizeof(host)) {
-        snprintf(errbuf, errlen, "--http: the host is too long");
+        snprintf(errbuf, errlen, "the host is too long");
         return VG_EINVAL;
     }
     snprintf(host, sizeof(host), "%.*s", (int)(colon - hp), hp);
     char *pend;
     long port = strtol(colon + 1, &pend, 10);   /* 0: a free port, printed when listening */
     if (!colon[1] || *pend || colon[1] == '-' || colon[1] == '+' || port > 65535) {
-        snprintf(errbuf, errlen, "--http %s: bad port", hp);
+        snprintf(errbuf, errlen, "'%s': bad port", hp);
         return VG_EINVAL;
     }
     memset(ss, 0, sizeof(*ss));
@@ -546,13 +544,13 @@ int vg_config_http_addr(const char *hp, struct sockaddr_storage *ss, char *errbu
         s6->sin6_family = AF_INET6;
         s6->sin6_port = htons((uint16_t)port);
         if (hl < 3 || host[hl - 1] != ']') {
-            snprintf(errbuf, errlen, "--http %s: an IPv6 host is written in brackets, as "
+            snprintf(errbuf, errlen, "'%s': an IPv6 host is written in brackets, as "
                      "[::1]:8080", hp);
             return VG_EINVAL;
         }
         host[hl - 1] = 0;
         if (inet_pton(AF_INET6, host + 1, &s6->sin6_addr) != 1) {
-            snprintf(errbuf, errlen, "--http %s: not an IPv6 address", hp);
+            snprintf(errbuf, errlen, "'%s': not an IPv6 address", hp);
             return VG_EINVAL;
         }
         return 0;
@@ -563,7 +561,7 @@ int vg_config_http_addr(const char *hp, struct sockaddr_storage *ss, char *errbu
     if (strcmp(host, "localhost") == 0) snprintf(host, sizeof(host), "127.0.0.1");
     if (host[0] == 0 || strcmp(host, "*") == 0) sa->sin_addr.s_addr = htonl(INADDR_ANY);
     else if (inet_pton(AF_INET, host, &sa->sin_addr) != 1) {
-        snprintf(errbuf, errlen, "--http %s: host must be an IPv4 address or an IPv6 address "
+        snprintf(errbuf, errlen, "'%s': host must be an IPv4 address or an IPv6 address "
                  "in brackets ([::1]:8080)", hp);
         return VG_EINVAL;
     }
@@ -574,7 +572,10 @@ int vg_config_load(int argc, char **argv, vg_config_t **out) {
     *out = NULL;
     vg_config_t *c = calloc(1, sizeof(*c));
     char *file_vals[NSET], *flag_vals[NSET];
+    int file_lines[NSET];   /* where each file value was set */
+    char srcs[NSET][300];   /* where each setting's value came from, for its errors */
     memset(file_vals, 0, sizeof(file_vals));
+    memset(file_lines, 0, sizeof(file_lines));
     memset(flag_vals, 0, sizeof(flag_vals));
     kconf_t kfile = {0}, kenv = {0}, kflag = {0};
     kconf_t *klayers[3] = {&kfile, &kenv, &kflag};
@@ -656,7 +657,7 @@ int vg_config_load(int argc, char **argv, vg_config_t **out) {
     }
     if (!rc && cfg) {
         c->config_file = strdup(cfg);
-        rc = read_file(cfg, file_vals, &ftok, &kfile);
+        rc = read_file(cfg, file_vals, file_lines, &ftok, &kfile);
     }
     if (!rc) {
         const char *kc = getenv("VIGIL_KAFKA_CONF");
@@ -686,14 +687,22 @@ int vg_config_load(int argc, char **argv, vg_config_t **out) {
             env[k++] = *n == '-' ? '_' : (char)toupper((unsigned char)*n);
         env[k] = 0;
         const char *ev = getenv(env);
-        const char *v = SETTINGS[i].def, *from = "default";
-        if (file_vals[i]) v = file_vals[i], from = "config file";
-        if (ev && *ev) v = ev, from = env;
-        if (flag_vals[i]) v = flag_vals[i], from = "flag";
-        if (v) rc = set_value(c, i, v, from);
+        /* where the value comes from names it in errors: FILE:LINE: name, VIGIL_NAME,
+         * --name, or the name (the default) */
+        const char *v = SETTINGS[i].def;
+        snprintf(srcs[i], sizeof(srcs[i]), "%s", SETTINGS[i].name);
+        if (file_vals[i]) {
+            v = file_vals[i];
+            snprintf(srcs[i], sizeof(srcs[i]), "%.250s:%d: %s", cfg, file_lines[i],
+                     SETTINGS[i].name);
+        }
+        if (ev && *ev) v = ev, snprintf(srcs[i], sizeof(srcs[i]), "%s", env);
+        if (flag_vals[i]) v = flag_vals[i], snprintf(srcs[i], sizeof(srcs[i]), "--%s", SETTINGS[i].name);
+        if (v) rc = set_value(c, i, v, srcs[i]);
     }
+#define SRC(name) srcs[find_setting(name, strlen(name))]
     if (!rc && c->shards > 256) {
-        fprintf(stderr, "vigil serve: shards: at most 256\n");
+        fprintf(stderr, "vigil serve: %s: at most 256\n", SRC("shards"));
         rc = 2;
     }
     if (!rc && c->redis_user && !c->redis_password) {
@@ -708,7 +717,7 @@ int vg_config_load(int argc, char **argv, vg_config_t **out) {
         struct sockaddr_storage sa;
         char herr[512];
         if (vg_config_http_addr(c->http, &sa, herr, sizeof(herr)) != 0) {
-            fprintf(stderr, "vigil serve: %s\n", herr);
+            fprintf(stderr, "vigil serve: %s: %s\n", SRC("http"), herr);
             rc = 2;
         }
     }
@@ -718,29 +727,30 @@ int vg_config_load(int argc, char **argv, vg_config_t **out) {
         long port = colon && colon[1] >= '0' && colon[1] <= '9' ? strtol(colon + 1, &end, 10) : 0;
         if (!colon || colon == c->redis || (size_t)(colon - c->redis) >= 256 || !end || *end ||
             port < 1 || port > 65535) {
-            fprintf(stderr, "vigil serve: --redis %s: expected HOST:PORT (port 1..65535)\n",
-                    c->redis);
+            fprintf(stderr, "vigil serve: %s: '%s': expected HOST:PORT (port 1..65535)\n",
+                    SRC("redis"), c->redis);
             rc = 2;
         }
     }
     if (!rc && c->max_body == 0) {   /* 0 refused every list, label and rollback body */
-        fprintf(stderr, "vigil serve: max-body: must be positive (e.g. 1M)\n");
+        fprintf(stderr, "vigil serve: %s: must be positive (e.g. 1M)\n", SRC("max-body"));
         rc = 2;
     }
     if (!rc && c->checkpoint_ms <= 0) {   /* 0 was taken as 1s without a word */
-        fprintf(stderr, "vigil serve: checkpoint-interval: must be positive (e.g. 1s)\n");
+        fprintf(stderr, "vigil serve: %s: must be positive (e.g. 1s)\n",
+                SRC("checkpoint-interval"));
         rc = 2;
     }
     if (!rc && c->deadline_ms <= 0) {   /* 0 answered every score request 429 */
-        fprintf(stderr, "vigil serve: deadline: must be positive (e.g. 250ms)\n");
+        fprintf(stderr, "vigil serve: %s: must be positive (e.g. 250ms)\n", SRC("deadline"));
         rc = 2;
     }
     if (!rc && c->threads > 256) {
-        fprintf(stderr, "vigil serve: threads: at most 256\n");
+        fprintf(stderr, "vigil serve: %s: at most 256\n", SRC("threads"));
         rc = 2;
     }
     if (!rc && c->kafka_threads > 256) {
-        fprintf(stderr, "vigil serve: kafka-threads: at most 256\n");
+        fprintf(stderr, "vigil serve: %s: at most 256\n", SRC("kafka-threads"));
         rc = 2;
     }
     for (int k = 0; k < 3; k++) kconf_free(klayers[k]);

@@ -461,6 +461,19 @@ for hp in '[::1:80' '::1:80' '[nohost]:80'; do
     [ $rc -eq 2 ] && grep -q "IPv6" "$TMP/bad.err" && ok "--http $hp: exit 2, says how to write an IPv6 host" ||
         bad "--http $hp: exit $rc, $(cat "$TMP/bad.err")"
 done
+# a bad value names where it came from: the config file's line, the variable or the flag
+# (they said --http or 'config file' whatever the source)
+printf 'state = %s\n\nhttp =\n' "$TMP/st-bad" >"$TMP/badhttp.conf"
+printf 'state = %s\nthreads = 0\n' "$TMP/st-bad" >"$TMP/badthr.conf"
+rc=0; VIGIL_CONFIG= timeout -k 5 20 "$VIGIL" serve --config "$TMP/badhttp.conf" >/dev/null 2>"$TMP/bad.err" || rc=$?
+[ $rc -eq 2 ] && grep -q "badhttp.conf:3: http: '': expected HOST:PORT" "$TMP/bad.err" && ok "an empty http in a file: FILE:LINE named" ||
+    bad "an empty http in a file: exit $rc, $(cat "$TMP/bad.err")"
+rc=0; timeout -k 5 20 "$VIGIL" serve --config "$TMP/badthr.conf" >/dev/null 2>"$TMP/bad.err" || rc=$?
+[ $rc -eq 2 ] && grep -q "badthr.conf:2: threads: bad number '0'" "$TMP/bad.err" && ok "threads = 0 in a file: FILE:LINE named" ||
+    bad "threads = 0 in a file: exit $rc, $(cat "$TMP/bad.err")"
+rc=0; VIGIL_THREADS=300 timeout -k 5 20 "$VIGIL" serve --state "$TMP/st-bad" >/dev/null 2>"$TMP/bad.err" || rc=$?
+[ $rc -eq 2 ] && grep -q "VIGIL_THREADS: at most 256" "$TMP/bad.err" && ok "VIGIL_THREADS=300: the variable named" ||
+    bad "VIGIL_THREADS=300: exit $rc, $(cat "$TMP/bad.err")"
 echo "--- --http with an IPv6 address: [::1] takes IPv6 only, [::] IPv4 too"
 P6=$(free_port)
 V6HOSTS=('::1' '::')
