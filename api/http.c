@@ -901,9 +901,19 @@ static void dispatch(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
         break;
     case VG_ROUTE_READYZ: {
         int ready = atomic_load(&a->ready);
-        pthread_mutex_lock(&a->mu);
-        int64_t rs = a->active_ruleset, newest = a->ruleset;
-        pthread_mutex_unlock(&a->mu);
+        int64_t rs, newest;
+        /* a probe never waits on a ruleset swap (it held /readyz for 2-3 s): the figures
+         * of the last answer then */
+        if (pthread_mutex_trylock(&a->mu) == 0) {
+            rs = a->active_ruleset;
+            newest = a->ruleset;
+            pthread_mutex_unlock(&a->mu);
+            atomic_store(&a->rz_active, rs);
+            atomic_store(&a->rz_newest, newest);
+        } else {
+            rs = atomic_load(&a->rz_active);
+            newest = atomic_load(&a->rz_newest);
+        }
         if (!ready) r->retry_after = 1;
         json_t *j = json_pack("{s:s,s:I}", "status", ready ? "ready" : "starting", "ruleset",
                               (json_int_t)rs);

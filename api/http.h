@@ -87,6 +87,9 @@ typedef struct vg_api {
      * during a rolling upgrade); then the last one that compiled stays in force, and a
      * restart falls back to it too (the control store's G/active record) */
     int64_t active_ruleset;
+    /* what /readyz said last (active_ruleset, ruleset), answered while `mu` is held by a
+     * ruleset swap, which can take seconds with many accounts in memory */
+    atomic_llong rz_active, rz_newest;
     vg_program_t *active;
     uint64_t audit_seq;
     atomic_uint_least64_t idgen;   /* ids of alerts and recent decisions: ms << 16 | n */

@@ -99,6 +99,8 @@ static void set_active(vg_api_t *a, vg_program_t *p, int64_t ruleset, int record
     vg_prog_unref(a->active);
     a->active = p;
     a->active_ruleset = ruleset;
+    atomic_store(&a->rz_active, ruleset);   /* for /readyz during a later swap */
+    atomic_store(&a->rz_newest, a->ruleset > ruleset ? a->ruleset : ruleset);
     if (!record) return;
     json_t *m = json_object();
     for (int i = 0; i < a->nmods; i++)
