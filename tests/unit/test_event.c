@@ -308,6 +308,13 @@ static void test_id_and_account_limits(void **state) {
     for (int i = 0; i < 65; i++) strcat(u, "\xc3\xa9");
     strcat(u, "\",\"account\":\"b\",\"ts\":0,\"amount\":1}");
     expect_reject(u, VG_REJECT_BAD_VALUE, "field 'id' is 130 bytes, limit 128");
+    /* U+0000 in an id or account: refused (no route could name the account after) */
+    expect_reject("{\"id\":\"a\\u0000b\",\"account\":\"b\",\"ts\":0,\"amount\":1}", VG_REJECT_BAD_VALUE,
+                  "field 'id' may not contain U+0000");
+    expect_reject("{\"id\":\"a\",\"account\":\"\\u0000\",\"ts\":0,\"amount\":1}", VG_REJECT_BAD_VALUE,
+                  "field 'account' may not contain U+0000");
+    expect_reject("{\"id\":\"a\",\"account\":\"acct\\u0000\",\"ts\":0,\"amount\":1}", VG_REJECT_BAD_VALUE,
+                  "field 'account' may not contain U+0000");
 }
 
 static void test_missing_and_null(void **state) {
