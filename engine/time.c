@@ -1,6 +1,6 @@
 /* time.c - RFC 3339 timestamps <-> epoch milliseconds (SPEC section 1 and 3).
  *
- * Pure functions with civil-calendar arithmetic (days_from_civil / civil_from_days,
+ * Pure functions with civil-calendar arithmetic (rules/civil.h: days_from_civil / civil_from_days,
  * proleptic Gregorian): no timegm(), no time zone database, no locale, no allocation.
  *
  * Accepted by vg_time_parse(): YYYY-MM-DD, then 'T', 't' or a space, then HH:MM:SS,
@@ -19,29 +19,8 @@
 #include <string.h>
 
 #include "engine/event.h"
+#include "rules/civil.h"
 #include "rules/errors.h"
-
-/* Days since 1970-01-01 of a proleptic Gregorian date. */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    unsigned doe = (unsigned)(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = (int64_t)yoe + era * 400 + (*m <= 2);
-}
 
 static int is_leap(int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
 
@@ -130,7 +109,7 @@ int vg_time_parse_canonical(const char *s, size_t len, int64_t *ms) {
     if (mon < 1 || mon > 12 || day < 1 || day > days_in_month(year, mon) || hh > 23 ||
         mm > 59 || ss > 59)
         return 0;
-    int64_t days = days_from_civil(year, mon, day);
+    int64_t days = vg_days_from_civil(year, mon, day);
     int64_t r = (days * 86400 + hh * 3600 + mm * 60 + ss) * 1000 + msec;
     if (r < VG_TIME_MIN_MS || r > VG_TIME_MAX_MS) return 0;
     *ms = r;
@@ -214,7 +193,7 @@ int vg_time_parse(const char *s, size_t len, int64_t *ms, char *errbuf, size_t e
     }
     if (i != len) return fail(errbuf, errlen, "unexpected text after the time zone");
 
-    int64_t days = days_from_civil(year, (unsigned)mon, (unsigned)day);
+    int64_t days = vg_days_from_civil(year, (unsigned)mon, (unsigned)day);
     int64_t secs = days * 86400 + hh * 3600 + mm * 60 + ss - (int64_t)off_min * 60;
     int64_t r = secs * 1000 + msec;
     if (leap) {
@@ -223,7 +202,7 @@ int vg_time_parse(const char *s, size_t len, int64_t *ms, char *errbuf, size_t e
         int64_t next = secs + 1, nd = next >= 0 ? next / 86400 : -((-next + 86399) / 86400);
         int64_t y;
         unsigned m, d;
-        civil_from_days(nd, &y, &m, &d);
+        vg_civil_from_days(nd, &y, &m, &d);
         if (next - nd * 86400 != 0 || d != 1) {
             int64_t u = (secs % 86400 + 86400) % 86400;   /* into its UTC day */
             char lt[128];
@@ -251,7 +230,7 @@ size_t vg_time_format(int64_t ms, char *buf) {
     int64_t rem = ms - days * 86400000; /* 0 .. 86399999 */
     int64_t y;
     unsigned m, d;
-    civil_from_days(days, &y, &m, &d);
+    vg_civil_from_days(days, &y, &m, &d);
     unsigned yy = (unsigned)y, msec = (unsigned)(rem % 1000), sec = (unsigned)(rem / 1000);
     put2(buf, yy / 100);
     put2(buf + 2, yy % 100);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rules/civil.h"
 #include "rules/errors.h"
 
 static uint32_t be32(const unsigned char *p) {
@@ -123,24 +124,11 @@ static int tzs_parse(vg_tz_t *tz, const char *s) {
     return 0;
 }
 
-/* Days from 1970-01-01 of y-m-d (proleptic Gregorian; H. Hinnant's days_from_civil). */
-static int64_t days_from_civil(int64_t y, int m, int d) {
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 static int64_t year_of_days(int64_t z) {
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    return yoe + era * 400 + (mp >= 10);
+    int64_t y;
+    unsigned m, d;
+    vg_civil_from_days(z, &y, &m, &d);
+    return y;
 }
 
 static int is_leap(int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
@@ -149,12 +137,12 @@ static int is_leap(int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 =
 static int64_t rule_local(const vg_tz_date_t *d, int64_t y) {
     int64_t day;
     if (d->kind == 'J') {
-        day = days_from_civil(y, 1, 1) + d->n - 1 + (is_leap(y) && d->n >= 60);
+        day = vg_days_from_civil(y, 1, 1) + d->n - 1 + (is_leap(y) && d->n >= 60);
     } else if (d->kind == 'n') {
-        day = days_from_civil(y, 1, 1) + d->n;
+        day = vg_days_from_civil(y, 1, 1) + d->n;
     } else {
-        int64_t first = days_from_civil(y, d->m, 1);
-        int64_t next = d->m == 12 ? days_from_civil(y + 1, 1, 1) : days_from_civil(y, d->m + 1, 1);
+        int64_t first = vg_days_from_civil(y, d->m, 1);
+        int64_t next = d->m == 12 ? vg_days_from_civil(y + 1, 1, 1) : vg_days_from_civil(y, d->m + 1, 1);
         int64_t wd = ((first + 4) % 7 + 7) % 7;    /* 1970-01-01 was a Thursday; 0 Sunday */
         day = first + ((d->d - wd) % 7 + 7) % 7 + 7 * (d->w - 1);
         while (day >= next) day -= 7;
