@@ -328,7 +328,10 @@ typedef struct req_state {
     int late;            /* the body took longer than request-timeout: 408 */
     int done;            /* a response was queued on the first call */
     int started;         /* on_request has seen the request */
-    int nul_in_uri;      /* the raw URI has %00 (libmicrohttpd decodes it into a NUL) */
+    int nul_in_uri;      /* the raw URI has %00 (libmicrohttpd decodes it into a NUL), or
+                            a NUL byte itself (libmicrohttpd's string ends there) */
+    int close_after;     /* framing RFC 9112 wants closed after the answer: chunked with a
+                            Content-Length too, or Transfer-Encoding in HTTP/1.0 */
     char *raw;           /* the raw path (before any '?'), for routing: NULL if unknown */
     /* a score queued for the Kafka pipeline (score_kafka_start): the connection is
      * suspended until the partition's thread answers (score_kafka_done) */
@@ -353,7 +356,11 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
     header_started(cls, c);
     req_state_t *rs = calloc(1, sizeof(*rs));
     if (rs && uri) {
-        rs->nul_in_uri = strstr(uri, "%00") != NULL;
+        /* libmicrohttpd (0.9.75) ends the URI with a NUL in place of the space before the
+         * version, which follows: anything else after the URI's end is the rest of a URI
+         * that had a NUL byte (DELETE /v1/accounts/victim\0/x erased `victim`) */
+        const char *after = uri + strlen(uri) + 1;
+        rs->nul_in_uri = strstr(uri, "%00") != NULL || strncmp(after, "HTTP/", 5) != 0;
         rs->raw = strndup(uri, strcspn(uri, "?"));
     }
     return rs;
@@ -515,7 +522,7 @@ static enum MHD_Result send_resp(vg_api_t *a, struct MHD_Connection *c, req_stat
         MHD_add_response_header(resp, "Retry-After", ra);
     }
     if (r->www_auth) MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"vigil\"");
-    if (r->close) MHD_add_response_header(resp, "Connection", "close");
+    if (r->close || rs->close_after) MHD_add_response_header(resp, "Connection", "close");
     if (r->status == 405) {
         char allow[64];
         allow_header(rs->def.methods, allow, sizeof(allow));
@@ -1204,7 +1211,8 @@ static enum MHD_Result hdr_cb(void *cls, enum MHD_ValueKind kind, const char *ke
  * a transfer coding other than chunked (RFC 9112 section 6.1: 501; libmicrohttpd waited
  * for a body it could not frame until request-timeout). 0, or -1 with the answer in r;
  * the framing ones close the connection (nothing after them is read). */
-static int check_headers(struct MHD_Connection *c, vg_resp_t *r) {
+static int check_headers(struct MHD_Connection *c, const char *version, vg_resp_t *r,
+                         int *close_after) {
     hdr_check_t h = {0};
     MHD_get_connection_values_n(c, MHD_HEADER_KIND, hdr_cb, &h);
     hdr_prev_nul(&h, NULL);
@@ -1225,13 +1233,16 @@ static int check_headers(struct MHD_Connection *c, vg_resp_t *r) {
         r->close = 1;
         return -1;
     }
+    /* chunked wins over a Content-Length, and Transfer-Encoding in HTTP/1.0 is faulty
+     * framing: answered, then the connection is closed (RFC 9112 6.1, 6.3): what a
+     * proxy framed otherwise is never read as another request */
+    if (h.te && (h.cl || (version && strcmp(version, "HTTP/1.0") == 0))) *close_after = 1;
     return 0;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload, size_t *upload_size, void **con_cls) {
-    (void)version;
     vg_api_t *a = cls;
     req_state_t *rs = *con_cls;
     if (!rs || !rs->started) {
@@ -1256,7 +1267,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             rs->def.route = VG_ROUTE_OTHER;
             vg_resp_error(&r, 400, "bad_request", "the URL has a NUL byte (%%00)");
             err = 1;
-        } else if (check_headers(c, &r) != 0) {
+        } else if (check_headers(c, version, &r, &rs->close_after) != 0) {
             rs->def.route = VG_ROUTE_OTHER;
             err = 1;
         } else if (strlen(route_path) >= sizeof(rs->path)) {

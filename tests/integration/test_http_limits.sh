@@ -126,6 +126,23 @@ read -r ST CL N < <(raw "$PORT" "b'GET /healthz HTTP/1.1\\r\\nHost: x\\r\\nX-A: 
 read -r ST CL N < <(raw "$PORT" "b'GET /healthz HTTP/1.1\\nHost: x  \\nX-A: a\\nX-B:\\n\\n'")
 [ "$ST" = 200 ] && ok "bare LF line ends, trailing and empty values: no NUL seen (200)" || bad "bare LF: $ST"
 
+# a NUL byte in the request line's URL: libmicrohttpd's string ends there, so
+# DELETE /v1/accounts/victim\0/anything erased `victim`; 400 now, as %00
+read -r ST CL N < <(raw "$PORT" "b'PUT /v1/lists/nulurl/item\x00junk HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer $A\r\n\r\n'")
+[ "$ST" = 400 ] && ok "a NUL byte in the URL is 400 (the cut path was used)" || bad "NUL in the URL: $ST"
+req GET "$U/v1/lists/nulurl" "$A"; expect_error 404 not_found "... and nothing was made on the cut path"
+read -r ST CL N < <(raw "$PORT" "b'GET /healthz?a=1&b=%41 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'")
+[ "$ST" = 200 ] && ok "a URL with a query, no NUL: 200" || bad "URL with a query: $ST"
+# chunked with a Content-Length too, or Transfer-Encoding in HTTP/1.0: answered, then
+# closed (a pipelined request after the body was served: what a proxy framed by the
+# Content-Length would not have sent as a request)
+EV='{"id":"te1","account":"acc-te","ts":"2026-12-07T10:00:00Z","amount":5}'
+HX=$(printf '%x' ${#EV})
+read -r ST CL N < <(raw "$PORT" "b'POST /v1/score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer $A\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n$HX\r\n$EV\r\n0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'" 2>/dev/null)
+[ "$ST $CL $N" = "200 closed 1" ] && ok "chunked with Content-Length: answered (chunked), then closed" || bad "chunked + Content-Length: $ST $CL $N answers"
+read -r ST CL N < <(raw "$PORT" "b'POST /v1/score HTTP/1.0\r\nConnection: keep-alive\r\nAuthorization: Bearer $A\r\nTransfer-Encoding: chunked\r\n\r\n$HX\r\n$EV\r\n0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'" 2>/dev/null)
+[ "$ST $CL $N" = "200 closed 1" ] && ok "HTTP/1.0 with Transfer-Encoding: answered, then closed" || bad "HTTP/1.0 + TE: $ST $CL $N answers"
+
 echo "--- query parameters, Content-Length beyond 64 bits"
 P=$(python3 -c 'print("/v1/lists/" + "x" * 4085)')
 for n in 469 800; do
