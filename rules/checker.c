@@ -12,6 +12,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 #include <stdarg.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,13 +215,25 @@ static int literal_type(const vg_ast_t *e) {
     }
 }
 
+/* Whether s[0..n) is a name a declaration can have ([A-Za-z_][A-Za-z0-9_]*). */
+static int ident_ok(const char *s, size_t n) {
+    if (n == 0 || !(isalpha((unsigned char)s[0]) || s[0] == '_')) return 0;
+    for (size_t i = 1; i < n; i++)
+        if (!(isalnum((unsigned char)s[i]) || s[i] == '_')) return 0;
+    return 1;
+}
+
 static int check_in(checker_t *c, vg_ast_t *e, int ta, int flags) {
     vg_ast_t *s = e->b;
     s->type = VG_CT_LIST;
     if (s->kind == VG_AST_LISTREF) {
-        if (vg_strmap_get(&c->lmap, s->str.p, s->str.len) < 0)
+        if (vg_strmap_get(&c->lmap, s->str.p, s->str.len) < 0 && ident_ok(s->str.p, s->str.len))
             err(c, s->line, s->col, "unknown list \"%.*s\" (declare it with `list %.*s`)",
                 (int)s->str.len, s->str.p, (int)s->str.len, s->str.p);
+        else if (vg_strmap_get(&c->lmap, s->str.p, s->str.len) < 0)   /* no declaration can
+                                                                         name it */
+            err(c, s->line, s->col, "unknown list \"%.*s\" (a list's name is a letter or _ "
+                "then letters, digits or _)", (int)s->str.len, s->str.p);
         else if (!(flags & IN_RULE))
             err(c, s->line, s->col,
                 "list(\"%.*s\") can only be used in rules for now, not in features",

@@ -344,6 +344,19 @@ static int parse_items(parser_t *p, int close, int allow_where_by, vg_ast_t *cal
         if (!(call->by = parse_expr(p))) return -1;
     }
     if (p->tk != close) {
+        /* a where or by out of place: say the order (count(W [where P] [by K])), not
+         * that the keyword found was expected */
+        if (allow_where_by && call->by && (p->tk == VG_TK_WHERE || p->tk == VG_TK_BY)) {
+            error_at(p, p->tline, p->tcol, p->tk == VG_TK_WHERE
+                         ? "'where' comes before 'by' (W [where P] [by K])"
+                         : "'by' is given twice (one key: W [where P] [by K])");
+            return -1;
+        }
+        if (allow_where_by && call->where && p->tk == VG_TK_WHERE) {
+            error_at(p, p->tline, p->tcol,
+                     "'where' is given twice (one condition: combine them with and)");
+            return -1;
+        }
         expected(p, close == VG_TK_RP ? (allow_where_by ? "',', 'where', 'by' or ')'" : "')'")
                                       : "',' or ']'");
         return -1;

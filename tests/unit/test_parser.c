@@ -202,7 +202,7 @@ static void test_syntax_errors(void **state) {
         {"feature f = count(1m where a b)",
          "t.vrl:1:30: expected ',', 'where', 'by' or ')', found identifier 'b'"},
         {"feature f = count(1m by a where b)",
-         "t.vrl:1:27: expected ',', 'where', 'by' or ')', found 'where'"},
+         "t.vrl:1:27: 'where' comes before 'by' (W [where P] [by K])"},
         {"feature f = x in y", "t.vrl:1:18: expected '[' or 'list' after 'in', found identifier 'y'"},
         {"feature f = x in [1, 2", "t.vrl:1:23: expected ',' or ']', found end of file"},
         {"feature f = x in list(y)", "t.vrl:1:23: expected a list name string, found identifier 'y'"},
