@@ -91,8 +91,33 @@ enum { DUP = 1 };
 /* Prefixes d->dup (a path below) with one step: an object's key or an array's index. */
 static void dup_prefix(vg_jdoc_t *d, const char *key, size_t klen, long index) {
     std::string step;
-    if (key) step.assign(key, klen);
-    else step = "[" + std::to_string(index) + "]";
+    bool plain = key && klen > 0;
+    for (size_t i = 0; plain && i < klen; i++) {
+        unsigned char c = (unsigned char)key[i];
+        plain = c >= 0x20 && c != '.' && c != '[' && c != ']' && c != '"' && c != '\\';
+    }
+    if (plain) {
+        step.assign(key, klen);
+    } else if (key) {   /* empty, or with a NUL, a dot...: quoted and escaped, so that the
+                           path names the key unambiguously ('x.""', 'x."a\u0000"') */
+        step = "\"";
+        for (size_t i = 0; i < klen; i++) {
+            unsigned char c = (unsigned char)key[i];
+            if (c == '"' || c == '\\') {
+                step += '\\';
+                step += (char)c;
+            } else if (c < 0x20) {
+                char u[8];
+                std::snprintf(u, sizeof u, "\\u%04x", c);
+                step += u;
+            } else {
+                step += (char)c;
+            }
+        }
+        step += '"';
+    } else {
+        step = "[" + std::to_string(index) + "]";
+    }
     if (!d->dup.empty() && d->dup[0] != '[') step += '.';
     d->dup.insert(0, step);
 }
@@ -118,7 +143,10 @@ static bool object_dup(vg_jdoc_t *d, dom::object o) {
         for (size_t i = 1; i < n && !hit; i++)
             if (k[i] == k[i - 1]) hit = &k[i];
     }
-    if (hit) d->dup.assign(hit->data(), hit->size());
+    if (hit) {
+        d->dup.clear();
+        dup_prefix(d, hit->data(), hit->size(), 0);
+    }
     d->keys.resize(base);
     return hit != nullptr;
 }

@@ -470,6 +470,10 @@ static void test_duplicates(void **state) {
     } nested[] = {
         {",\"attrs\":{\"3ds\":true,\"3ds\":false}}", "field 'attrs.3ds' appears more than once"},
         {",\"o\":{\"a\":1,\"\\u0061\":2}}", "field 'o.a' appears more than once"},
+        /* an empty key, one with U+0000 or a dot: quoted (it said 'o' and 'o.a') */
+        {",\"o\":{\"\":1,\"\":2}}", "field 'o.\"\"' appears more than once"},
+        {",\"o\":{\"a\\u0000\":1,\"a\\u0000\":2}}", "field 'o.\"a\\u0000\"' appears more than once"},
+        {",\"o\":{\"a.b\":{\"q\":1,\"q\":2}}}", "field 'o.\"a.b\".q' appears more than once"},
         {",\"o\":{\"p\":{\"q\":{\"z\":1,\"y\":[],\"z\":2}}}}", "field 'o.p.q.z' appears more than once"},
         {",\"items\":[1,{\"k\":1},{\"j\":0,\"k\":1,\"k\":1}]}", "field 'items[2].k' appears more than once"},
         {",\"m\":[[{}],[{\"x\":1,\"x\":1}]]}", "field 'm[1][0].x' appears more than once"},
