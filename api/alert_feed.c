@@ -261,6 +261,26 @@ static int edel_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl
     return 0;
 }
 
+/* A label this instance stored for the account ("B/" + account + NUL + id, posted here)
+ * up to the erasure: deleted; a decision it recorded for the account ("D/"): deleted.
+ * (The instance that erased the account deleted its own; the others listed the labels
+ * posted to them again, e.g. after a handover.) */
+static int ldel_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
+    edel_t *d = ctx;
+    if (kl && k[0] == 'D') {
+        vg_ctl_del(d->ctl, k, kl);
+        return 0;
+    }
+    json_t *j = json_loadb(v, vl, 0, NULL);
+    const char *at = json_string_value(json_object_get(j, "at"));
+    int64_t ms;
+    char err[64];
+    if (!at || (vg_time_parse(at, strlen(at), &ms, err, sizeof err) == 0 && ms <= d->until))
+        vg_ctl_del(d->ctl, k, kl);
+    json_decref(j);
+    return 0;
+}
+
 static void erase_batch(void *ctx, const vg_kafka_tail_msg_t *m, int n) {
     vg_api_t *a = ctx;
     pthread_mutex_lock(&a->feed_mu);
@@ -285,6 +305,14 @@ static void erase_batch(void *ctx, const vg_kafka_tail_msg_t *m, int n) {
             edel_t d = {a->ctl, acct, until > had ? until : had, 0};
             vg_ctl_scan(a->ctl, "N/", 2, NULL, 0, edel_cb, &d);
             atomic_fetch_add(&a->feed_erased, (uint64_t)d.n);
+            unsigned char pre[3 + 512];
+            for (int kind = 0; kind < 2; kind++) {   /* its labels and decisions stored here */
+                pre[0] = kind ? 'D' : 'B';
+                pre[1] = '/';
+                memcpy(pre + 2, acct, al);
+                pre[2 + al] = 0;
+                vg_ctl_scan(a->ctl, pre, 3 + al, NULL, 0, ldel_cb, &d);
+            }
         }
         json_decref(x);
         unsigned char ok[16], ov[8];
