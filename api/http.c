@@ -670,14 +670,39 @@ static void h_metrics(vg_api_t *a, vg_resp_t *r) {
 
 /* 409: the account's state lives in a Kafka partition another instance owns; its
  * HTTP address from the owner registry (Redis), null when unknown. */
+void vg_api_self_url(vg_api_t *a, char *url, size_t len) {
+    if (a->cfg->advertise) {
+        snprintf(url, len, "%.590s", a->cfg->advertise);
+        return;
+    }
+    const char *h = a->cfg->http, *colon = strrchr(h, ':');
+    int port = vg_api_port(a);
+    const char *sch = vg_api_scheme(a);
+    if (colon && port > 0)
+        snprintf(url, len, "%s://%.*s:%d", sch, (int)(colon - h), h, port);
+    else
+        snprintf(url, len, "%s://%.580s", sch, h);
+}
+
 void vg_api_not_owner(vg_api_t *a, vg_resp_t *r, const char *acct, size_t alen, int32_t part) {
-    char url[512];
+    char url[600], self[600];
     int known = part >= 0 && a->redis &&
                 vg_redis_owner_get(a->redis, a->cfg->group ? a->cfg->group : "vigil", part, url,
                                    sizeof(url)) == 0;
+    /* Redis still names this instance (it owned the partition, or will once the
+     * rebalance under way assigns it): no other instance to send the client to */
+    int self_named = 0;
+    if (known) {
+        vg_api_self_url(a, self, sizeof(self));
+        self_named = strcmp(url, self) == 0;
+        if (self_named) known = 0;
+    }
     char msg[512];
     snprintf(msg, sizeof(msg), "account %.*s is in Kafka partition %d, owned by %s",
-             (int)(alen > 200 ? 200 : alen), acct, (int)part, known ? "another instance" : "an unknown instance");
+             (int)(alen > 200 ? 200 : alen), acct, (int)part,
+             known ? "another instance"
+             : self_named ? "no instance right now (a rebalance is under way: retry)"
+                          : "an unknown instance");
     json_t *e = json_pack("{s:s,s:s,s:i}", "code", "not_owner", "message", msg, "partition",
                           (int)part);
     json_object_set_new(e, "owner", known ? json_string(url) : json_null());

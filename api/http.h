@@ -144,6 +144,9 @@ void vg_api_free(vg_api_t *a);
 int vg_api_listen(vg_api_t *a, char *errbuf, size_t errlen);
 /* Stops accepting and waits for the handlers to finish. Can't fail. */
 void vg_api_stop(vg_api_t *a);
+/* The address this instance advertises as a partition's owner (Redis vigil:owners:):
+ * `advertise`, or SCHEME://HOST:PORT of `http`. */
+void vg_api_self_url(vg_api_t *a, char *url, size_t len);
 /* The bound port (useful with port 0). */
 int vg_api_port(vg_api_t *a);
 /* "https" when tls-cert and tls-key are set, else "http". */

@@ -63,17 +63,7 @@ static void on_assign(void *ctx, int32_t partition) {
     vg_api_t *a = ctx;
     if (!a->redis) return;
     char url[600];
-    if (a->cfg->advertise) {
-        snprintf(url, sizeof(url), "%.590s", a->cfg->advertise);
-    } else {
-        const char *h = a->cfg->http, *colon = strrchr(h, ':');
-        int port = vg_api_port(a);
-        const char *sch = vg_api_scheme(a);
-        if (colon && port > 0)
-            snprintf(url, sizeof(url), "%s://%.*s:%d", sch, (int)(colon - h), h, port);
-        else
-            snprintf(url, sizeof(url), "%s://%.580s", sch, h);
-    }
+    vg_api_self_url(a, url, sizeof(url));
     if (vg_redis_owner_set(a->redis, a->cfg->group ? a->cfg->group : "vigil", partition, url) != 0)
         fprintf(stderr, "vigil serve: cannot advertise partition %d in Redis (down?): other "
                         "instances answer not_owner without its address\n", (int)partition);
