@@ -356,6 +356,33 @@ alert_list "$PA" "$ACCT"
 alert_list "$PB" "$ACCT"
 echo "test_kafka_owner: A's and B's alert lists: $(cat "$WORK/alerts.cmp")"
 
+# an erasure reaches the labels posted to another instance: a label posted to A for an
+# account B owns, the account erased at B, then B stopped so that A owns everything: A's
+# view lists no label (it listed the one posted to it, after the erasure)
+ERA=
+for a in $(python3 -c 'import json,sys; print(" ".join(sorted({json.loads(l)["account"] for l in open(sys.argv[1])})))' "$WORK/e.ndjson"); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PA/v1/accounts/$a")" = 409 ] &&
+        [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PB/v1/accounts/$a")" = 200 ] && ERA=$a && break
+done
+[ -n "$ERA" ] || kt_fail "no account owned by B"
+curl -s -o /dev/null -X POST "http://127.0.0.1:$PA/v1/labels" -H 'Content-Type: application/json' \
+    --data-binary "[{\"id\":\"lab-erased\",\"account\":\"$ERA\",\"fraud\":true}]"
+code=$(curl -s -o "$WORK/era" -w '%{http_code}' -X DELETE "http://127.0.0.1:$PB/v1/accounts/$ERA")
+[ "$code" = 200 ] || kt_fail "DELETE /v1/accounts/$ERA at B: $code $(cat "$WORK/era")"
+sleep 2
+kill -TERM "$BPID"; kt_wait "$BPID" 60 || kt_fail "B did not stop cleanly (erasure step)"
+for _ in $(seq 300); do [ "$(metric "$PA" vigil_kafka_partitions)" = "$PARTS" ] && break; sleep 0.1; done
+curl -s "http://127.0.0.1:$PA/v1/accounts/$ERA" >"$WORK/era-view"
+if grep -q 'lab-erased' "$WORK/era-view"; then
+    kt_fail "the erased account's label posted to A came back in A's view: $(cut -c1-300 "$WORK/era-view")"
+fi
+serve b "$PB"; BPID=$SPID
+for _ in $(seq 200); do
+    pa=$(metric "$PA" vigil_kafka_partitions); pb=$(metric "$PB" vigil_kafka_partitions)
+    [ -n "$pa" ] && [ -n "$pb" ] && [ "$pb" != 0 ] && [ "$pa" != 0 ] && [ $((pa + pb)) = $PARTS ] && break
+    sleep 0.1
+done
+
 # stopping while scores are in flight: every request is answered (200, 409/503 from a
 # stopping instance, 429 on a busy machine) or its connection closed, and both stop cleanly (a
 # connection left suspended would abort libmicrohttpd's shutdown)
