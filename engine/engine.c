@@ -81,7 +81,7 @@ static int shard_checkpoint_sliced(shard_t *s, int64_t spread_ms, char *errbuf, 
     }
     uint64_t decided = shard_mark(s), gen = s->gen;
     int rc = 0;
-    size_t todo = SIZE_MAX;   /* records changed before the start still to write (known
+    size_t unwritten = SIZE_MAX;   /* records changed before the start still to write (known
                                  after the first slice: the changes are taken oldest first) */
     size_t left = 0;          /* records changed, after the last slice */
     /* nothing changed: what was loaded since (duplicates read their account from the
@@ -90,13 +90,13 @@ static int shard_checkpoint_sliced(shard_t *s, int64_t spread_ms, char *errbuf, 
     while (s->ckpt_decided != decided) {
         if (!s->pl || s->gen != gen) break;   /* replaced: the swap checkpointed it */
         /* behind (more changed than a few paced slices write): bigger slices, no pause */
-        const int behind = todo != SIZE_MAX && left > CKPT_BACKLOG;
+        const int behind = unwritten != SIZE_MAX && left > CKPT_BACKLOG;
         const size_t slice = behind ? CKPT_SLICE_BIG : CKPT_SLICE;
         vg_batch_clear(s->cb);
         rc = vg_state_checkpoint_some(vg_pipeline_state(s->pl), slice, s->cb, &left);
         /* the pipeline's own records (anomaly population, label windows) with the
          * first slice */
-        if (!rc && todo == SIZE_MAX) rc = vg_pipeline_checkpoint_meta(s->pl, s->cb);
+        if (!rc && unwritten == SIZE_MAX) rc = vg_pipeline_checkpoint_meta(s->pl, s->cb);
         if (rc) {
             snprintf(errbuf, errlen, "out of memory while writing a checkpoint");
             break;
@@ -112,19 +112,19 @@ static int shard_checkpoint_sliced(shard_t *s, int64_t spread_ms, char *errbuf, 
             vg_state_evict(vs);
         }
         if (rc) break;
-        if (todo == SIZE_MAX) {
+        if (unwritten == SIZE_MAX) {
             /* what changed before the start and is not in this slice: written by the
-             * next ceil(todo / CKPT_SLICE) paced slices, spread over `spread_ms` */
-            todo = left;
+             * next ceil(unwritten / CKPT_SLICE) paced slices, spread over `spread_ms` */
+            unwritten = left;
             long long p = spread_ms > 0
-                              ? spread_ms * 1000000LL / (long long)(1 + (todo + CKPT_SLICE - 1) /
+                              ? spread_ms * 1000000LL / (long long)(1 + (unwritten + CKPT_SLICE - 1) /
                                                                             CKPT_SLICE)
                               : 0;
             pace_ns = p > PACE_MAX_NS ? PACE_MAX_NS : (long)p;
         } else {
-            todo = todo > slice ? todo - slice : 0;
+            unwritten = unwritten > slice ? unwritten - slice : 0;
         }
-        if (todo == 0 || left == 0) {
+        if (unwritten == 0 || left == 0) {
             if (s->gen == gen) s->ckpt_decided = decided;
             break;
         }

@@ -43,6 +43,14 @@ serve() {   # serve NAME PORT
     KT_PIDS+=("$SPID")
 }
 metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m {print $2}'; }
+# wait_split: until A and B own the partitions between them, each some (up to 20 s)
+wait_split() {
+    for _ in $(seq 200); do
+        pa=$(metric "$PA" vigil_kafka_partitions); pb=$(metric "$PB" vigil_kafka_partitions)
+        [ -n "$pa" ] && [ -n "$pb" ] && [ "$pb" != 0 ] && [ "$pa" != 0 ] && [ $((pa + pb)) = $PARTS ] && return
+        sleep 0.1
+    done
+}
 
 # GET /v1/alerts lists every alert of the alerts topic once, whichever instance (or
 # POST /v1/score) raised it: alert_list PORT checks an instance's list against kcat's
@@ -281,11 +289,7 @@ EOF2
 
 # 2. B joins: the partitions are split
 serve b "$PB"; BPID=$SPID
-for _ in $(seq 200); do
-    pa=$(metric "$PA" vigil_kafka_partitions); pb=$(metric "$PB" vigil_kafka_partitions)
-    [ -n "$pa" ] && [ -n "$pb" ] && [ "$pb" != 0 ] && [ "$pa" != 0 ] && [ $((pa + pb)) = $PARTS ] && break
-    sleep 0.1
-done
+wait_split
 [ "$(metric "$PB" vigil_kafka_partitions)" != 0 ] && [ "$(metric "$PA" vigil_kafka_partitions)" != 0 ] ||
     kt_fail "the partitions were not split (A $(metric "$PA" vigil_kafka_partitions), B $(metric "$PB" vigil_kafka_partitions))"
 sleep 1
@@ -377,11 +381,7 @@ if grep -q 'lab-erased' "$WORK/era-view"; then
     kt_fail "the erased account's label posted to A came back in A's view: $(cut -c1-300 "$WORK/era-view")"
 fi
 serve b "$PB"; BPID=$SPID
-for _ in $(seq 200); do
-    pa=$(metric "$PA" vigil_kafka_partitions); pb=$(metric "$PB" vigil_kafka_partitions)
-    [ -n "$pa" ] && [ -n "$pb" ] && [ "$pb" != 0 ] && [ "$pa" != 0 ] && [ $((pa + pb)) = $PARTS ] && break
-    sleep 0.1
-done
+wait_split
 
 # stopping while scores are in flight: every request is answered (200, 409/503 from a
 # stopping instance, 429 on a busy machine) or its connection closed, and both stop cleanly (a
