@@ -116,10 +116,8 @@ static int shard_checkpoint_sliced(shard_t *s, int64_t spread_ms, char *errbuf, 
             /* what changed before the start and is not in this slice: written by the
              * next ceil(unwritten / CKPT_SLICE) paced slices, spread over `spread_ms` */
             unwritten = left;
-            long long p = spread_ms > 0
-                              ? spread_ms * 1000000LL / (long long)(1 + (unwritten + CKPT_SLICE - 1) /
-                                                                            CKPT_SLICE)
-                              : 0;
+            long long nslices = (long long)(1 + (unwritten + CKPT_SLICE - 1) / CKPT_SLICE);
+            long long p = spread_ms > 0 ? spread_ms * 1000000LL / nslices : 0;
             pace_ns = p > PACE_MAX_NS ? PACE_MAX_NS : (long)p;
         } else {
             unwritten = unwritten > slice ? unwritten - slice : 0;
