@@ -65,6 +65,11 @@ struct vg_redis {
     atomic_int why;           /* WHY_*: of the last failure (auth ones logged once) */
     pthread_mutex_t log_mu;
     log_slot_t logs[LOG_SLOTS];
+    /* vg_redis_on_sync's hook, under hook_mu (the subscriber calls it with it held, so
+     * that unsetting it waits for a call under way) */
+    pthread_mutex_t hook_mu;
+    void (*on_sync)(void *ctx);
+    void *on_sync_ctx;
 };
 
 static const char *LUA_PUT_MODULE =
@@ -880,6 +885,9 @@ static void *subscriber(void *arg) {
             if (!was_up) fprintf(stderr, "vigil serve: redis %s:%d connected and synchronised\n",
                                  r->host, r->port);
             was_up = 1;
+            pthread_mutex_lock(&r->hook_mu);   /* e.g. the partitions owned, advertised again */
+            if (r->on_sync) r->on_sync(r->on_sync_ctx);
+            pthread_mutex_unlock(&r->hook_mu);
         } else {
             ok = 0;
         }
@@ -930,10 +938,12 @@ vg_redis_t *vg_redis_new(vg_api_t *a, const char *hostport, char *errbuf, size_t
     r->port = atoi(colon + 1);
     pthread_mutex_init(&r->mu, NULL);
     pthread_mutex_init(&r->log_mu, NULL);
+    pthread_mutex_init(&r->hook_mu, NULL);
     if (pthread_create(&r->th, NULL, subscriber, r) != 0) {
         snprintf(errbuf, errlen, "cannot start the redis thread");
         pthread_mutex_destroy(&r->mu);
         pthread_mutex_destroy(&r->log_mu);
+        pthread_mutex_destroy(&r->hook_mu);
         free(r);
         return NULL;
     }
@@ -948,7 +958,16 @@ void vg_redis_free(vg_redis_t *r) {
     if (r->cmd) redisFree(r->cmd);
     pthread_mutex_destroy(&r->mu);
     pthread_mutex_destroy(&r->log_mu);
+    pthread_mutex_destroy(&r->hook_mu);
     free(r);
+}
+
+void vg_redis_on_sync(vg_redis_t *r, void (*fn)(void *ctx), void *ctx) {
+    if (!r) return;
+    pthread_mutex_lock(&r->hook_mu);
+    r->on_sync = fn;
+    r->on_sync_ctx = ctx;
+    pthread_mutex_unlock(&r->hook_mu);
 }
 
 /* ---- owners of Kafka partitions ---- */

@@ -74,4 +74,10 @@ int vg_redis_owner_set(vg_redis_t *r, const char *group, int32_t partition, cons
 int vg_redis_owner_get(vg_redis_t *r, const char *group, int32_t partition, char *out,
                        size_t outlen);
 
+/* fn(ctx) is called on the subscriber's thread each time Redis is (re)connected and
+ * synchronised, so that what only lives in Redis while this instance runs (the owner
+ * registry) is written again after Redis lost it (restarted empty) or was down when it
+ * was written. fn NULL: none; unsetting waits for a call under way. */
+void vg_redis_on_sync(vg_redis_t *r, void (*fn)(void *ctx), void *ctx);
+
 #endif

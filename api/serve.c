@@ -69,6 +69,17 @@ static void on_assign(void *ctx, int32_t partition) {
                         "instances answer not_owner without its address\n", (int)partition);
 }
 
+/* Redis (re)connected: the partitions owned here are advertised again (Redis restarted
+ * empty has no owner registry; one down at an assignment missed it). */
+static void on_redis_sync(void *ctx) {
+    vg_api_t *a = ctx;
+    vg_kafka_t *k = a->kafka;
+    if (!k) return;
+    int32_t parts[1024];
+    int n = vg_kafka_owned(k, parts, (int)(sizeof(parts) / sizeof(parts[0])));
+    for (int i = 0; i < n; i++) on_assign(a, parts[i]);
+}
+
 static vg_serve_kafka_t *start_kafka(vg_api_t *a, const vg_config_t *cfg, char *errbuf,
                                      size_t errlen) {
     vg_serve_kafka_cfg_t kc = {
@@ -152,8 +163,10 @@ int vg_cmd_serve(int argc, char **argv) {
         a->extra_metrics = kafka_metrics;
         a->extra_metrics_ctx = kafka;
         a->kafka = vg_serve_kafka_engine(kafka);   /* scores go to the partitions */
+        vg_redis_on_sync(a->redis, on_redis_sync, a);   /* unset before a->kafka is */
         if (vg_api_alert_feed_start(a, err, sizeof(err)) != 0) {   /* the alert list */
             fprintf(stderr, "vigil serve: %s\n", err);
+            vg_redis_on_sync(a->redis, NULL, NULL);
             a->kafka = NULL;
             vg_serve_kafka_stop(kafka);
             vg_api_free(a);
@@ -167,6 +180,7 @@ int vg_cmd_serve(int argc, char **argv) {
         a->on_rules = NULL;
         pthread_mutex_unlock(&a->mu);
         vg_api_alert_feed_stop(a);
+        vg_redis_on_sync(a->redis, NULL, NULL);
         a->kafka = NULL;
         vg_serve_kafka_stop(kafka);
         vg_api_free(a);
@@ -238,6 +252,7 @@ int vg_cmd_serve(int argc, char **argv) {
     a->on_rules = NULL;
     pthread_mutex_unlock(&a->mu);
     vg_api_alert_feed_stop(a);   /* before the broker (embedded) goes */
+    vg_redis_on_sync(a->redis, NULL, NULL);
     a->kafka = NULL;
     if (kafka && vg_serve_kafka_stop(kafka) != 0) status = 1;
     /* the final checkpoint, synchronous: a failure loses what was scored since the last

@@ -2995,6 +2995,13 @@ int vg_kafka_ready(const vg_kafka_t *k) {
     return 1;
 }
 
+int vg_kafka_owned(const vg_kafka_t *k, int32_t *out, int max) {
+    int n = 0;
+    for (int32_t p = 0; k->owner && p < k->nparts && n < max; p++)
+        if (atomic_load(&k->owner[p]) >= 0) out[n++] = p;
+    return n;
+}
+
 void vg_kafka_get_stats(const vg_kafka_t *k, vg_kafka_stats_t *s) {
     memset(s, 0, sizeof(*s));
     for (int i = 0; i < k->nw; i++) {

@@ -312,6 +312,10 @@ void vg_kafka_free(vg_kafka_t *k);
 /* 1 once every thread has received its first assignment from the group. */
 int vg_kafka_ready(const vg_kafka_t *k);
 
+/* The input partitions this instance's workers own now, at most max of them, in out;
+ * returns how many. */
+int vg_kafka_owned(const vg_kafka_t *k, int32_t *out, int max);
+
 typedef struct vg_kafka_stats {
     uint64_t messages;            /* consumed messages processed */
     uint64_t decided, duplicates, rejected, blank;

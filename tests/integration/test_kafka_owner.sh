@@ -25,7 +25,8 @@ PARTS=4
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 RPORT=$(free_port)
 redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no >"$WORK/redis.log" 2>&1 &
-KT_PIDS+=($!)
+RPID=$!
+KT_PIDS+=("$RPID")
 for _ in $(seq 50); do redis-cli -p "$RPORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
 
 "$BUILD/vigil-gen" --accounts 200 --events 3000 --malformed 0 --seed 9 --out "$WORK/e.ndjson" 2>/dev/null || exit 1
@@ -355,6 +356,24 @@ for b in bad[:10]:
 print("test_kafka_owner: %d accounts, owned by A %d, by B %d; %d problems" % (len(accts), owners["a"], owners["b"], len(bad)))
 sys.exit(1 if bad else 0)
 EOF
+# Redis restarted empty: both instances advertise the partitions they own again when
+# they reconnect (the registry stayed empty until the next rebalance, so every 409
+# named no owner)
+kill "$RPID"; wait "$RPID" 2>/dev/null
+redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no >>"$WORK/redis.log" 2>&1 &
+RPID=$!
+KT_PIDS+=("$RPID")
+owners=""
+for _ in $(seq 150); do
+    owners=$(redis-cli -p "$RPORT" HGETALL vigil:owners:g-o 2>/dev/null | paste -sd' ')
+    [ "$(echo "$owners" | wc -w)" = $((PARTS * 2)) ] && break
+    sleep 0.1
+done
+echo "test_kafka_owner: the owner registry after Redis restarted empty: $owners"
+[ "$(echo "$owners" | wc -w)" = $((PARTS * 2)) ] &&
+    echo "$owners" | grep -q "http://127.0.0.1:$PA" && echo "$owners" | grep -q "http://127.0.0.1:$PB" ||
+    kt_fail "the owner registry was not written again after Redis restarted empty: '$owners'"
+
 # both instances list every alert (A's, B's, the HTTP scores'), each once
 alert_list "$PA" "$ACCT"
 alert_list "$PB" "$ACCT"
