@@ -4,7 +4,15 @@
  * An account extension (vg_acctx_t) is kept by engine/state.c with the account (so it is
  * checkpointed, evicted and reloaded exactly like the account's windows) when the
  * ruleset reads anomaly.* (the per-account vg_anomaly_state_t of models/anomaly.h) or
- * label aggregates (the memo).
+ * label aggregates (the memo), or when a label was posted for one of its events.
+ *
+ * Under rules that read no label aggregate (layout memo 0: entries of id hash, time and
+ * status only) no event enters the memo and nothing expires from it: it keeps the
+ * entries it had when such rules were installed (their key hashes and x values
+ * dropped), and a label finds its event there or, failing that, in the account's
+ * dedupe log (engine/state.h vg_state_event_time), which adds an entry. Rules that read
+ * labels again take these entries over (key hashes 0, x values null), so that their
+ * account label aggregates count every label posted meanwhile.
  *
  * The label memo lists the account's accepted events of the last `horizon` ms (the
  * longest label window plus the allowed lateness: a label for an older event can never
@@ -28,7 +36,8 @@
 
 typedef struct vg_acctx_layout {
     int anomaly;          /* keep an anomaly state */
-    int memo;             /* keep a label memo */
+    int memo;             /* label aggregates read the memo: every event enters it
+                             (0: only labelled events, see above) */
     int ngroups;          /* key hashes per memo entry (the program's by-groups) */
     int nx;               /* x values per memo entry (the program's label-sum slots) */
     uint64_t xsig;        /* a hash of the slots' x texts (vg_acctx_xsig), 0 when nx is 0 */

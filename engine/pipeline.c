@@ -239,7 +239,7 @@ vg_pipeline_t *vg_pipeline_new(vg_program_t *p, const vg_pipeline_opts_t *o,
         .dedupe_horizon_ms = o->dedupe_horizon_ms,
         .mem_budget = o->mem_budget,
         .store = o->store,
-        .acctx = pl->use_an || pl->use_lab ? &xl : NULL,
+        .acctx = &xl,   /* even without label aggregates: labels posted meanwhile (acctx.h) */
         .reset_mismatch = o->reset_mismatch,
         .was_reset = o->was_reset,
     };
@@ -539,10 +539,6 @@ static int engine_values(vg_pipeline_t *pl, vg_acct_t *a) {
 }
 
 int vg_pipeline_label(vg_pipeline_t *pl, const vg_label_t *lb) {
-    if (!pl->use_lab) {
-        pl->labels_unmatched++;
-        return 0;
-    }
     vg_acct_t *a;
     int rc = vg_state_find(pl->state, lb->account, lb->alen, &a);   /* an unknown account is
                                                                         not made (memory) */
@@ -554,16 +550,30 @@ int vg_pipeline_label(vg_pipeline_t *pl, const vg_label_t *lb) {
     vg_acctx_t *x = vg_state_acctx_peek(a);
     uint64_t idh = id_hash(lb->id, lb->idlen);
     long i = x ? vg_acctx_memo_find(x, idh) : -1;
+    uint64_t status = lb->fraud ? VG_LABEL_FRAUD : VG_LABEL_GENUINE;
     if (i < 0) {
-        pl->labels_unmatched++;
+        /* an event not in the memo: processed by rules that read no label aggregate
+         * (they keep no memo of events, acctx.h). The dedupe log still has its time:
+         * the label is kept in the memo (its key values and x values are not known),
+         * when a label aggregate could count it. */
+        int64_t ts;
+        if (!vg_state_event_time(pl->state, a, lb->id, lb->idlen, &ts) ||
+            (pl->use_lab && ts < vg_state_newest(a) - pl->memo_horizon)) {
+            pl->labels_unmatched++;
+            return 0;
+        }
+        if (!(x = vg_state_acctx(pl->state, a))) return VG_ENOMEM;   /* marks it changed */
+        if ((rc = vg_acctx_memo_add(x, idh, ts, NULL, NULL)) != 0) return rc;
+        VG_ACCTX_STATUS(x, x->n - 1) = status;
+        vg_state_acctx_remem(pl->state, a);
+        pl->labels_applied++;
         return 0;
     }
-    uint64_t status = lb->fraud ? VG_LABEL_FRAUD : VG_LABEL_GENUINE;
     pl->labels_applied++;
     if (VG_ACCTX_STATUS(x, i) == status) return 0;
     if (!vg_state_acctx(pl->state, a)) return VG_ENOMEM;   /* marks the account changed */
     VG_ACCTX_STATUS(x, i) = status;
-    for (int g = 0; g < pl->ngroups; g++) {
+    for (uint32_t g = 0; pl->lk && g < x->ngroups; g++) {
         uint64_t kh = VG_ACCTX_KEYH(x, i, g);
         if (!kh) continue;
         rc = vg_lkeys_set(pl->lk, kh, idh, VG_ACCTX_TS(x, i), (int)status);
@@ -1202,8 +1212,7 @@ int vg_pipeline_set_program(vg_pipeline_t *pl, vg_program_t *p, char *errbuf, si
     vg_acctx_layout_t xl = {npl->use_an, npl->use_lab, npl->use_lab ? npl->ngroups : 0,
                             npl->use_lab ? npl->nmx : 0, npl->use_lab ? vg_acctx_xsig(p) : 0};
     int keep_lk = pl->lk && npl->lk && lk_compatible(pl, npl);
-    int rc = vg_state_set_program(pl->state, p, npl->use_an || npl->use_lab ? &xl : NULL,
-                                  errbuf, errlen);
+    int rc = vg_state_set_program(pl->state, p, &xl, errbuf, errlen);
     if (rc) {
         vg_pipeline_free(npl);
         return rc;

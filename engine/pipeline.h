@@ -164,10 +164,14 @@ void vg_pipeline_get_stats(const vg_pipeline_t *pl, vg_pipeline_stats_t *out);
  * label memo (events of the last longest-label-window + lateness); its status is set
  * there (fraud_count/labelled_count of the account) and in the label window of each of
  * its `by` keys used by label aggregates. Later events see it; earlier decisions are not
- * changed. A label for an unknown or forgotten event, or when the ruleset has no label
- * aggregates, is counted as unmatched and changes nothing. Relabelling (fraud ->
- * genuine) replaces the status. Strings are borrowed for the call. The change is kept
- * with the account and checkpointed like any other. This is the entry point for
+ * changed. An event not in the memo (processed by rules without label aggregates) is
+ * found in the account's dedupe log instead: the label is kept in the memo with the
+ * event's time, without key or x values, so that account label aggregates (of these or
+ * later rules) count it; with label aggregates, only when the event is within the
+ * memo's horizon. A label for an unknown or forgotten event is counted as unmatched and
+ * changes nothing. Relabelling (fraud -> genuine) replaces the status. Strings are
+ * borrowed for the call. The change is kept with the account and checkpointed like any
+ * other. This is the entry point for
  * `POST /v1/labels`. Returns 0, VG_ENOMEM or VG_ESTORE (fatal, like vg_pipeline_line). */
 int vg_pipeline_label(vg_pipeline_t *pl, const vg_label_t *lb);
 

@@ -1662,8 +1662,12 @@ static int make_layouts(const vg_state_t *st, vg_program_t *p, const vg_acctx_la
         rc = put_u64(L, vg_wlayout_fingerprint(ls->groups[g].lay));
     if (!rc) rc = put_u64(L, (uint64_t)st->lateness);
     if (!rc) rc = put_u64(L, (uint64_t)st->horizon);
-    if (!rc && xl) rc = vg_buf_append(L, "acctx", 5);
-    if (!rc && xl) rc = put_u64(L, vg_acctx_fingerprint(xl));
+    /* an extension of neither anomaly state nor label aggregates (only the labels
+     * posted under rules that read none, acctx.h) is no part of the layout: a state
+     * made before it existed opens as it is */
+    const int xfp = xl && (xl->anomaly || xl->memo);
+    if (!rc && xfp) rc = vg_buf_append(L, "acctx", 5);
+    if (!rc && xfp) rc = put_u64(L, vg_acctx_fingerprint(xl));
     if (rc) goto nomem;
     return 0;
 nomem:
@@ -1941,16 +1945,17 @@ void vg_state_prefetch_id(const vg_acct_t *a, const char *id, size_t idlen) {
 
 int64_t vg_state_newest(const vg_acct_t *a) { return a->newest; }
 
-int vg_state_find_dup(vg_state_t *st, vg_acct_t *a, const char *id, size_t idlen,
-                      const char **decision, size_t *dlen) {
+/* The record of (a, id) within the dedupe horizon, or NULL. */
+static const dd_rec_t *dd_find(const vg_state_t *st, const vg_acct_t *a, const char *id,
+                               size_t idlen) {
     const dedupe_t *d = &a->dd;
-    if (d->n == 0) return 0;
+    if (d->n == 0) return NULL;
     int64_t oldest = sat_sub(a->newest, st->horizon);
     uint32_t h = (uint32_t)hash_bytes(id, idlen);
     if (d->n <= DD_HH) {   /* no live record has this hash: no need to read them */
         int any = 0;
         for (uint32_t j = 0; j < d->n; j++) any |= d->hh[(d->seq0 + j) % DD_HH] == h;
-        if (!any) return 0;
+        if (!any) return NULL;
     }
     const dd_rec_t *x = NULL;
     if (d->ix) {
@@ -1976,7 +1981,20 @@ int vg_state_find_dup(vg_state_t *st, vg_acct_t *a, const char *id, size_t idlen
                 x = y;
         }
     }
+    return x;
+}
+
+int vg_state_find_dup(vg_state_t *st, vg_acct_t *a, const char *id, size_t idlen,
+                      const char **decision, size_t *dlen) {
+    const dd_rec_t *x = dd_find(st, a, id, idlen);
     return x && entry_decision(st, a, x, decision, dlen) == 0;
+}
+
+int vg_state_event_time(const vg_state_t *st, const vg_acct_t *a, const char *id,
+                        size_t idlen, int64_t *ts) {
+    const dd_rec_t *x = dd_find(st, a, id, idlen);
+    if (x) *ts = x->ts;
+    return x != NULL;
 }
 
 /* Finds or loads or creates the state of the key in st->kbuf (group g); `h` is the
@@ -2543,7 +2561,7 @@ static vg_acctx_t *acctx_migrate(const vg_acctx_t *x, const vg_acctx_layout_t *o
     vg_acctx_t *nx = vg_acctx_new(nl);
     if (!nx) goto nomem;
     if (nx->has_anomaly && x->has_anomaly) nx->an = x->an;
-    if (nl->memo && ol->memo) {
+    {   /* every layout keeps a memo (acctx.h): its entries move to the new one */
         uint64_t keyh[256], *kh = keyh;
         int ng = nl->ngroups > 0 ? nl->ngroups : 0;
         if (ng > 256 && !(kh = malloc((size_t)ng * sizeof *kh))) goto nomem;

@@ -123,6 +123,10 @@ int64_t vg_state_newest(const vg_acct_t *a);
  * packed; should unpacking run out of memory, it answers 0). */
 int vg_state_find_dup(vg_state_t *st, vg_acct_t *a, const char *id, size_t idlen,
                       const char **decision, size_t *dlen);
+/* When (account, id) was accepted within the dedupe horizon, returns 1 and sets *ts to
+ * the event's time; else returns 0. Changes nothing; can't fail. */
+int vg_state_event_time(const vg_state_t *st, const vg_acct_t *a, const char *id,
+                        size_t idlen, int64_t *ts);
 
 /* Applies an accepted event at time ts to the account and to every by-key group
  * (by-key windows skip the event when its key is null or late for that key, and then
@@ -251,8 +255,9 @@ int vg_state_snapshot_step(vg_state_t *st, size_t max_records, size_t *left);
  * exactly; new ones start cold or, where the log covers them, warm; removed ones are
  * freed, `by` groups no longer used with all their keys). Dedupe logs and suppression
  * times are kept; the extensions are moved to layout `acctx` (NULL: none; the anomaly
- * baseline kept when both have one, the label memo's key hashes moved to the new group
- * numbers). When the new program has the same layouts (same specs in the same order,
+ * baseline kept when both have one, the label memo's entries kept, their key hashes
+ * moved to the new group numbers and the x values of unchanged x texts to their new
+ * slots). When the new program has the same layouts (same specs in the same order,
  * e.g. only rules or thresholds changed), nothing moves and the swap costs O(specs).
  * Otherwise, with a store, every stored account and key is first loaded (the swap costs
  * O(state) time and, until the next checkpoint, memory beyond the budget), and the next

@@ -421,6 +421,102 @@ static void test_sum_migrate(void **st) {
     vg_prog_unref(p2);
 }
 
+/* Account a's payment `id` at `ts` (merchant m): its decision line. */
+static const char *ev(vg_pipeline_t *pl, const char *id, const char *ts) {
+    char line[256];
+    snprintf(line, sizeof line,
+             "{\"id\":\"%s\",\"account\":\"a\",\"ts\":\"%s\",\"amount\":1,\"merchant\":\"m\"}",
+             id, ts);
+    return feed(pl, line);
+}
+
+/* Labels across rules that read none (docs/rules.md "Ruleset changes"): a label posted
+ * while no rule reads labels counts once a rule does; a swap to label-free rules and
+ * back keeps every label, those posted in between included; the same with the label
+ * posted to an evicted account and the state reopened between the label and the swap.
+ * Before, such labels were counted as unmatched and the swap freed the memos. */
+static void test_label_free_swap(void **st) {
+    (void)st;
+    vg_program_t *p0 = compile("feature n = count(1h)\n");
+    vg_program_t *p1 = compile("feature f = fraud_count(30d)\n"
+                               "feature l = labelled_count(30d)\n"
+                               "feature fm = fraud_count(30d by tx.merchant)\n");
+    char dir[] = "/tmp/vigil-test-labels-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char err[256];
+    for (int stored = 0; stored < 2; stored++) {
+        vg_pipeline_opts_t o;
+        vg_pipeline_opts_default(&o);
+        vg_store_t *store = NULL;
+        if (stored) {
+            assert_non_null(store = vg_store_open(dir, err, sizeof err));
+            o.store = store;
+            o.mem_budget = 1;   /* evict every clean account at each checkpoint */
+        }
+        vg_pipeline_t *pl = vg_pipeline_new(p0, &o, err, sizeof err);
+        assert_non_null(pl);
+        ev(pl, "1", "2026-01-01T00:00:00Z");
+        ev(pl, "2", "2026-01-01T00:01:00Z");
+        if (stored) {   /* the label finds the account in the store, then a restart */
+            assert_int_equal(vg_pipeline_checkpoint(pl, NULL, 0, 0, err, sizeof err), 0);
+            assert_int_equal(vg_pipeline_checkpoint(pl, NULL, 0, 0, err, sizeof err), 0);
+        }
+        vg_label_t l1 = {"1", 1, "a", 1, 1, 0}, l2 = {"2", 1, "a", 1, 0, 0};
+        vg_label_t lx = {"9", 1, "a", 1, 1, 0}, ly = {"1", 1, "b", 1, 1, 0};
+        assert_int_equal(vg_pipeline_label(pl, &l1), 0);
+        assert_int_equal(vg_pipeline_label(pl, &l2), 0);
+        assert_int_equal(vg_pipeline_label(pl, &lx), 0);   /* unknown id */
+        assert_int_equal(vg_pipeline_label(pl, &ly), 0);   /* unknown account */
+        uint64_t ap, un;
+        vg_pipeline_label_stats(pl, &ap, &un);
+        assert_true(ap == 2 && un == 2);
+        if (stored) {
+            assert_int_equal(vg_pipeline_checkpoint(pl, NULL, 0, 0, err, sizeof err), 0);
+            vg_pipeline_free(pl);
+            assert_non_null(pl = vg_pipeline_new(p0, &o, err, sizeof err));
+        }
+        assert_int_equal(vg_pipeline_set_program(pl, p1, err, sizeof err), 0);
+        const char *d = ev(pl, "3", "2026-01-01T00:02:00Z");
+        assert_true(feat(d, "f") == 1 && feat(d, "l") == 2);
+        assert_true(feat(d, "fm") == 0);   /* the key of an event scored without label
+                                              aggregates is not known (documented) */
+        vg_label_t l3 = {"3", 1, "a", 1, 1, 0};
+        assert_int_equal(vg_pipeline_label(pl, &l3), 0);
+        d = ev(pl, "4", "2026-01-01T00:03:00Z");
+        assert_true(feat(d, "f") == 2 && feat(d, "l") == 3 && feat(d, "fm") == 1);
+        /* to label-free rules and back: every label kept, one posted in between too */
+        assert_int_equal(vg_pipeline_set_program(pl, p0, err, sizeof err), 0);
+        ev(pl, "5", "2026-01-01T00:04:00Z");
+        vg_label_t l4 = {"4", 1, "a", 1, 1, 0}, l5 = {"5", 1, "a", 1, 1, 0};
+        assert_int_equal(vg_pipeline_label(pl, &l4), 0);
+        assert_int_equal(vg_pipeline_label(pl, &l5), 0);
+        if (stored) assert_int_equal(vg_pipeline_checkpoint(pl, NULL, 0, 0, err, sizeof err), 0);
+        assert_int_equal(vg_pipeline_set_program(pl, p1, err, sizeof err), 0);
+        d = ev(pl, "6", "2026-01-01T00:05:00Z");
+        assert_true(feat(d, "f") == 4 && feat(d, "l") == 5);
+        /* a relabel of an event kept through the swaps replaces its status */
+        vg_label_t g1 = {"1", 1, "a", 1, 0, 0};
+        assert_int_equal(vg_pipeline_label(pl, &g1), 0);
+        d = ev(pl, "7", "2026-01-01T00:06:00Z");
+        assert_true(feat(d, "f") == 3 && feat(d, "l") == 5);
+        /* an event older than the label window + lateness cannot count: unmatched */
+        vg_pipeline_label_stats(pl, &ap, &un);
+        ev(pl, "8", "2026-03-01T00:00:00Z");
+        vg_label_t l7 = {"7", 1, "a", 1, 1, 0};
+        assert_int_equal(vg_pipeline_label(pl, &l7), 0);
+        uint64_t ap2, un2;
+        vg_pipeline_label_stats(pl, &ap2, &un2);
+        assert_true(ap2 == ap && un2 == un + 1);
+        vg_pipeline_free(pl);
+        vg_store_close(store);
+    }
+    vg_prog_unref(p0);
+    vg_prog_unref(p1);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_label_file),
@@ -428,6 +524,7 @@ int main(void) {
         cmocka_unit_test(test_differential),
         cmocka_unit_test(test_anomaly_resume),
         cmocka_unit_test(test_sum_migrate),
+        cmocka_unit_test(test_label_free_swap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
