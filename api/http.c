@@ -739,7 +739,7 @@ static void score_answer(vg_api_t *a, vg_req_t *q, vg_resp_t *r, int rc,
         json_t *id = j ? json_object_get(j, "id") : NULL;
         json_object_set(e, "id", id ? id : json_null());
         json_decref(j);
-        atomic_fetch_add(&a->rejected, 1);
+        if (!dry) atomic_fetch_add(&a->rejected, 1);   /* dry runs are not counted */
         vg_resp_json(r, res->reject == VG_REJECT_TOO_LARGE ? 413 : 400, json_pack("{s:o}", "error", e));
         return;
     }
@@ -752,7 +752,8 @@ static void score_answer(vg_api_t *a, vg_req_t *q, vg_resp_t *r, int rc,
     vg_buf_clear(&r->body);
     vg_buf_append(&r->body, out->p, out->len);
     if (res->outcome == VG_OUT_DUPLICATE) {
-        atomic_fetch_add(&a->duplicates, 1);
+        /* as decisions: a dry run is not counted (it counted duplicates only) */
+        if (!dry) atomic_fetch_add(&a->duplicates, 1);
         return;
     }
     if (!dry)

@@ -1051,10 +1051,16 @@ void vg_h_alerts(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     const char *since = filter_arg(q, "since");
     if (since) {
         char err[200];
-        char *end;
-        long long ms = strtoll(since, &end, 10);
-        if (*end == 0 && end != since) p.since_ms = ms;
-        else if (vg_time_parse(since, strlen(since), &p.since_ms, err, sizeof(err)) != 0) {
+        uint64_t ms;
+        /* all digits: epoch milliseconds, which must fit (strtoll clamped
+         * 99999999999999999999 to 2^63 - 1 and listed nothing) */
+        if (digits_u64(since, &ms) == 0 && ms <= (uint64_t)INT64_MAX) p.since_ms = (int64_t)ms;
+        else if (since[strspn(since, "0123456789")] == 0) {
+            vg_resp_error(r, 400, "bad_timestamp", "since: %s is beyond the epoch milliseconds "
+                          "a time can have (RFC 3339 or milliseconds since 1970 below 2^63)",
+                          since);
+            return;
+        } else if (vg_time_parse(since, strlen(since), &p.since_ms, err, sizeof(err)) != 0) {
             vg_resp_error(r, 400, "bad_timestamp", "since: %s", err);
             return;
         }
@@ -1072,12 +1078,31 @@ void vg_h_alerts(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     vg_resp_json(r, 200, out);
 }
 
+/* Every action of an audit entry (docs/api.md, "Audit"). */
+static const char *const AUDIT_ACTIONS[] = {
+    "rules.put", "rules.delete", "rules.rollback", "rules.load", "lists.put", "lists.add",
+    "lists.rem", "lists.del", "labels.post", "accounts.reset_baseline", "accounts.delete",
+    NULL};
+
 void vg_h_audit(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     page_t p = {0};
     unsigned char from[10];
     if (page_args(q, r, &p, from, 'A') != 0) return;
     p.audit = 1;
     p.action = filter_arg(q, "action");
+    if (p.action) {   /* one of the fixed set (a typo listed nothing: 200 and empty) */
+        int known = 0;
+        for (int k = 0; AUDIT_ACTIONS[k]; k++) known |= strcmp(p.action, AUDIT_ACTIONS[k]) == 0;
+        if (!known) {
+            char all[400] = "";
+            for (int k = 0; AUDIT_ACTIONS[k]; k++)
+                snprintf(all + strlen(all), sizeof(all) - strlen(all), "%s%s", k ? ", " : "",
+                         AUDIT_ACTIONS[k]);
+            vg_resp_error(r, 400, "bad_request", "unknown action '%s': the actions are %s",
+                          p.action, all);
+            return;
+        }
+    }
     p.target = filter_arg(q, "target");
     p.arr = json_array();
     vg_ctl_scan(a->ctl, "A/", 2, from, sizeof(from), page_cb, &p);

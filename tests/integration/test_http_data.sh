@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# test_http_data.sh - the answers of the data routes (labels, lists, accounts, alerts,
+# audit) and their metrics: what testers found wrong (labels matching no event,
+# silent list typos and deletions, out-of-range filters, dry runs in the decision
+# metrics, erasing an unknown account), each checked over real HTTP.
+# Usage: bash test_http_data.sh BUILD_DIR SOURCE_DIR
+set -uo pipefail
+source "$(dirname "$0")/http_lib.sh" "$1" "$2"
+
+PORT=$(free_port)
+U="http://127.0.0.1:$PORT"
+cat >"$TMP/cards.vrl" <<'VRL'
+list bad_bins
+feature tx_10m = count(10m)
+rule blocked_card
+  severity critical
+  action block
+  score 100
+  when tx.card in list("bad_bins")
+end
+VRL
+start_vigil a "$PORT" --state "$TMP/st" --rules "$TMP/cards.vrl"
+ev() {  # ev ID ACCOUNT SECONDS [CARD]
+    printf '{"id":"%s","account":"%s","ts":"2026-01-01T00:00:%02dZ","amount":10,"card":"%s"}' \
+        "$1" "$2" "$3" "${4:-c0}"
+}
+metric() { curl -s "$U/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+
+echo "--- alerts and audit filters"
+req GET "$U/v1/alerts?since=99999999999999999999" ""
+expect_error 400 bad_timestamp "since beyond 64 bits: 400"
+req GET "$U/v1/alerts?since=18446744073709551615" ""
+expect_error 400 bad_timestamp "since beyond 2^63: 400"
+req GET "$U/v1/alerts?since=1700000000000" ""; expect 200 "j['alerts']==[]" "since in epoch ms: 200"
+req GET "$U/v1/alerts?since=2026-01-01T00:00:00Z" ""; expect 200 "" "since in RFC 3339: 200"
+req GET "$U/v1/audit?action=rules.putt" ""
+expect_error 400 bad_request "an unknown audit action: 400"
+expect 400 "'rules.put' in j['error']['message'] and 'accounts.delete' in j['error']['message']" \
+    "the 400 names the known actions"
+for act in rules.put rules.delete rules.rollback rules.load lists.put lists.add lists.rem \
+           lists.del labels.post accounts.reset_baseline accounts.delete; do
+    req GET "$U/v1/audit?action=$act" ""; expect 200 "'entries' in j" "audit action $act: 200"
+done
+
+echo "--- dry runs are not counted in the decision metrics"
+req POST "$U/v1/score" "" "$(ev m1 acct-m 1)"; expect 200 "j['decision']=='allow'" "score m1"
+allow0=$(metric 'vigil_decisions_total{decision="allow"}')
+dup0=$(metric 'vigil_decisions_total{decision="duplicate"}')
+rej0=$(metric 'vigil_decisions_total{decision="rejected"}')
+req POST "$U/v1/score?dry_run=true" "" "$(ev m2 acct-m 2)"; expect 200 "j['decision']=='allow'" "dry run of a new event"
+req POST "$U/v1/score?dry_run=true" "" "$(ev m1 acct-m 1)"; expect 200 "" "dry run of a duplicate"
+req POST "$U/v1/score?dry_run=true" "" '{"id":"m3","account":"acct-m","ts":"2026-01-01T00:00:03","amount":1}'
+expect_error 400 bad_timestamp "dry run of a rejected event"
+[ "$(metric 'vigil_decisions_total{decision="allow"}')" = "$allow0" ] &&
+    [ "$(metric 'vigil_decisions_total{decision="duplicate"}')" = "$dup0" ] &&
+    [ "$(metric 'vigil_decisions_total{decision="rejected"}')" = "$rej0" ] &&
+    ok "dry runs (new, duplicate, rejected) counted in no decision metric" ||
+    bad "dry runs counted: allow $allow0->$(metric 'vigil_decisions_total{decision="allow"}'), duplicate $dup0->$(metric 'vigil_decisions_total{decision="duplicate"}'), rejected $rej0->$(metric 'vigil_decisions_total{decision="rejected"}')"
+req POST "$U/v1/score" "" "$(ev m1 acct-m 1)"; expect 200 "" "a real duplicate"
+[ "$(metric 'vigil_decisions_total{decision="duplicate"}')" = "$((dup0 + 1))" ] &&
+    ok "a real duplicate is counted" || bad "real duplicate not counted"
+
+finish
