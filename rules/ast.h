@@ -107,12 +107,14 @@ typedef enum vg_clause_kind {
 } vg_clause_kind_t;
 
 /* One clause of a rule block. severity/action/mode: word; score/when: expr;
- * message: word holds the decoded text; suppress: ms. */
+ * message: word holds the decoded text and word_cols the source column of each of its
+ * bytes (on word_line); suppress: ms. */
 typedef struct vg_ast_clause {
     int kind;
     int line, col;
     vg_str_t word;
     int word_line, word_col;
+    const int *word_cols;
     vg_ast_t *expr;
     int64_t ms;
 } vg_ast_clause_t;

@@ -475,10 +475,10 @@ static int check_call(checker_t *c, vg_ast_t *e, int flags) {
         err(c, e->line, e->col, "unknown function '%.*s'", (int)e->str.len, e->str.p);
         return TY_ERR;
     }
-    /* min/max: an aggregate when the second argument is a duration literal, else the
-     * smaller/larger of numbers */
+    /* min/max: an aggregate when the second argument is a duration literal (then more
+     * arguments are an arity error of the aggregate), else the smaller/larger of numbers */
     if ((fn == VG_FN_MIN || fn == VG_FN_MAX) &&
-        !(e->nargs == 2 && e->args[1]->kind == VG_AST_DUR) && !e->where && !e->by)
+        !(e->nargs >= 2 && e->args[1]->kind == VG_AST_DUR) && !e->where && !e->by)
         fn = fn == VG_FN_MIN ? VG_FN_NMIN : VG_FN_NMAX;
     e->ref = fn;
     if (fn >= VG_FN_FRAUD_COUNT && fn <= VG_FN_LABELLED_SUM) return check_label(c, e, fn, flags);
@@ -696,10 +696,11 @@ static void check_message(checker_t *c, const vg_ast_clause_t *cl) {
         uint32_t len = j - i - 1;
         int fi = vg_strmap_get(&c->fmap, name, len);
         if (fi >= 0 && c->used) c->used[fi] = 1;
-        int ok = fi >= 0 || (len > 3 && memcmp(name, "tx.", 3) == 0) ||
-                 vg_strmap_get(&c->bmap, name, len) >= 0;
+        int is_field = len > 3 && memcmp(name, "tx.", 3) == 0;
+        int ok = fi >= 0 || is_field || vg_strmap_get(&c->bmap, name, len) >= 0;
+        int col = cl->word_cols ? cl->word_cols[i] : cl->word_col;   /* of its '{' */
         if (!ok)
-            err(c, cl->word_line, cl->word_col,
+            err(c, cl->word_line, col,
                 "message placeholder {%.*s} names no feature (use a feature name or tx.<field>)",
                 (int)len, name);
         i = j;

@@ -210,16 +210,23 @@ static size_t put_utf8(char *o, unsigned cp) {
     return 4;
 }
 
-/* Decodes the current STRING token (already validated by the lexer). */
-static int decode_string(parser_t *p, vg_str_t *out) {
+/* Decodes the current STRING token (already validated by the lexer). With `cols`, also
+ * sets *cols to the source column of each decoded byte (the bytes an escape gives all
+ * have the column of its backslash; a string ends on its line). */
+static int decode_string(parser_t *p, vg_str_t *out, const int **cols) {
     const char *s = p->src + p->tpos + 1;
     size_t n = p->tlen - 2;
     char *o = alloc(p, n + 1);
     if (!o) return -1;
+    int *col = NULL;
+    if (cols && !(col = alloc(p, sizeof(int) * (n + 1)))) return -1;
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
+        size_t k0 = k;
+        int c0 = p->tcol + 1 + (int)i;
         if (s[i] != '\\') {
             o[k++] = s[i];
+            if (col) col[k0] = c0;
             continue;
         }
         char e = s[++i];
@@ -244,6 +251,8 @@ static int decode_string(parser_t *p, vg_str_t *out) {
             }
             k += put_utf8(o + k, cp);  /* never longer than the 6-byte escape */
         } else o[k++] = e;
+        if (col)
+            while (k0 < k) col[k0++] = c0;
     }
     if (k > VG_RULES_MAX_STRING) {
         error_at(p, p->tline, p->tcol, "string too long (%zu bytes, limit %d)", k,
@@ -252,6 +261,7 @@ static int decode_string(parser_t *p, vg_str_t *out) {
     }
     out->p = o;
     out->len = (uint32_t)k;
+    if (cols) *cols = col;
     return 0;
 }
 
@@ -357,8 +367,18 @@ static int parse_items(parser_t *p, int close, int allow_where_by, vg_ast_t *cal
                      "'where' is given twice (one condition: combine them with and)");
             return -1;
         }
-        expected(p, close == VG_TK_RP ? (allow_where_by ? "',', 'where', 'by' or ')'" : "')'")
-                                      : "',' or ']'");
+        /* after a by key only ')' can come: say that one key is all there is */
+        if (allow_where_by && call->by && p->tk == VG_TK_COMMA) {
+            error_at(p, p->tline, p->tcol,
+                     "expected ')' after the 'by' key, found ',' (a second key is not "
+                     "supported: W [where P] [by K])");
+            return -1;
+        }
+        expected(p, close == VG_TK_RB ? "',' or ']'"
+                    : !allow_where_by ? "')'"
+                    : call->by        ? "')' after the 'by' key"
+                    : call->where     ? "'by' or ')' after the 'where' condition"
+                                      : "',', 'where', 'by' or ')'");
         return -1;
     }
     next(p);
@@ -380,7 +400,7 @@ static vg_ast_t *parse_listref(parser_t *p) {
     if (p->tk != VG_TK_LP) { expected(p, "'('"); return NULL; }
     next(p);
     if (p->tk != VG_TK_STRING) { expected(p, "a list name string"); return NULL; }
-    if (decode_string(p, &e->str) < 0) return NULL;
+    if (decode_string(p, &e->str, NULL) < 0) return NULL;
     next(p);
     if (p->tk != VG_TK_RP) { expected(p, "')'"); return NULL; }
     next(p);
@@ -413,7 +433,7 @@ static vg_ast_t *parse_primary(parser_t *p) {
         return e;
     case VG_TK_STRING:
         if (!(e = node(p, VG_AST_STR, line, col))) return NULL;
-        if (decode_string(p, &e->str) < 0) return NULL;
+        if (decode_string(p, &e->str, NULL) < 0) return NULL;
         next(p);
         return e;
     case VG_TK_TRUE:
@@ -517,6 +537,10 @@ static int cmp_op(int tk) {
 static vg_ast_t *parse_cmp(parser_t *p) {
     vg_ast_t *e = parse_sum(p);
     if (!e) return NULL;
+    if (p->tk == VG_TK_ASSIGN) {   /* '=' only follows a feature's name */
+        error_at(p, p->tline, p->tcol, "'=' is not a comparison: did you mean '=='?");
+        return NULL;
+    }
     int op = cmp_op(p->tk);
     if (op < 0) return e;
     int line = p->tline, col = p->tcol;
@@ -640,7 +664,7 @@ static int parse_rule_body(parser_t *p, vg_ast_decl_t *d) {
             break;
         case VG_CL_MESSAGE:
             if (p->tk != VG_TK_STRING) { expected(p, "a message string"); return -1; }
-            if (decode_string(p, &c->word) < 0) return -1;
+            if (decode_string(p, &c->word, &c->word_cols) < 0) return -1;
             next(p);
             break;
         case VG_CL_SUPPRESS:

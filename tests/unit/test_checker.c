@@ -230,6 +230,11 @@ static void test_calls(void **state) {
                "the gap of session_count() must be a duration literal");
     expect_err("feature w = 10m\nfeature f = count(w)", 2, 19, "must be a duration literal");
     expect_ok("feature f = min(tx.amount, 3)");   /* min of two numbers */
+    /* a duration second argument makes the aggregate: more arguments are its arity error */
+    expect_err("feature f = max(tx.amount, 10m, 5)", 1, 13,
+               "max() takes 2 arguments, 3 given: max(x, W [where P] [by K])");
+    expect_err("feature f = min(tx.amount, 1h, 2h, 3h)", 1, 13,
+               "min() takes 2 arguments, 4 given: min(x, W [where P] [by K])");
     expect_err("feature f = min(tx.amount, 3 where tx.amount > 1)", 1, 28,
                "the window of min() must be a duration literal");
     expect_err("feature f = sum(tx.merchant, 1h)", 1, 17, "sum() needs a number, found string");
@@ -307,8 +312,11 @@ static void test_rules(void **state) {
     expect_err("rule r action block score 1 when nope end", 1, 34, "unknown feature 'nope'");
     expect_err("rule r action block score 1 when tx.card in list(\"x\") end", 1, 45,
                "unknown list \"x\" (declare it with `list x`)");
-    expect_err("rule r action block score 1 when true message \"{nope}\" end", 1, 47,
+    /* a placeholder's error is at its '{' (an escape before it counts its source bytes) */
+    expect_err("rule r action block score 1 when true message \"{nope}\" end", 1, 48,
                "message placeholder {nope} names no feature");
+    expect_err("rule r action block score 1 when true message \"\\u00e9 \\\" {nope}\" end", 1,
+               58, "message placeholder {nope} names no feature");
     expect_err("list x\nrule r action block score 1 when tx.amount in list(\"x\") end", 2, 44,
                "named lists hold strings, not number");
     expect_ok("feature f = anomaly.score\nfeature g = fraud_count(28d by tx.merchant) / "
