@@ -94,6 +94,87 @@ static void warn(checker_t *c, int line, int col, const char *msg) {
 
 static int is_agg(int fn) { return fn <= VG_FN_DISTINCT; }
 
+/* ---- likely misspelt event fields -------------------------------------------------- */
+
+static const char *const field_names[] = {
+#define VG_FIELD_NAME(name, text, type) text,
+    VG_FIELD_LIST(VG_FIELD_NAME)
+#undef VG_FIELD_NAME
+};
+
+/* The optimal string alignment distance between a[0..n) and b[0..m) ignoring ASCII case
+ * (insertions, deletions, substitutions and swaps of adjacent letters each count 1), or
+ * a number above `max` once it is known to be above. Needs m <= 15. */
+static int edit_distance(const char *a, size_t n, const char *b, size_t m, int max) {
+    if (n > m + (size_t)max || m > n + (size_t)max) return max + 1;
+    int d[3][16];   /* rows i-2, i-1, i of the table, by i % 3 */
+    for (size_t j = 0; j <= m; j++) d[0][j] = (int)j;
+    for (size_t i = 1; i <= n; i++) {
+        int *r = d[i % 3], *r1 = d[(i - 1) % 3], *r2 = d[(i + 1) % 3];
+        int ca = tolower((unsigned char)a[i - 1]), low = max + 1;
+        r[0] = (int)i;
+        for (size_t j = 1; j <= m; j++) {
+            int cb = tolower((unsigned char)b[j - 1]);
+            int v = r1[j - 1] + (ca != cb);
+            if (r1[j] + 1 < v) v = r1[j] + 1;
+            if (r[j - 1] + 1 < v) v = r[j - 1] + 1;
+            if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) &&
+                tolower((unsigned char)a[i - 2]) == cb && r2[j - 2] + 1 < v)
+                v = r2[j - 2] + 1;
+            r[j] = v;
+            if (v < low) low = v;
+        }
+        if (low > max) return max + 1;
+    }
+    return d[n % 3][m];
+}
+
+/* Whether a[0..n) is b[0..m) (lower case) with two adjacent letters swapped, ignoring
+ * case. */
+static int is_swap(const char *a, size_t n, const char *b, size_t m) {
+    if (n != m) return 0;
+    size_t i = 0;
+    while (i < n && tolower((unsigned char)a[i]) == b[i]) i++;
+    if (i + 1 >= n || tolower((unsigned char)a[i]) != b[i + 1] ||
+        tolower((unsigned char)a[i + 1]) != b[i])
+        return 0;
+    for (i += 2; i < n; i++)
+        if (tolower((unsigned char)a[i]) != b[i]) return 0;
+    return 1;
+}
+
+/* The known event field that the extra field name s[0..n) most likely misspells, or
+ * NULL: a known name in another case (tx.Amount), or for the names of 3 and 4 letters
+ * (mcc lat lon card type) two adjacent letters swapped (tx.crad), for those of 6 and 7
+ * letters one letter added, removed, changed or swapped with the next (tx.amuont), for
+ * those of 8 (currency, merchant) two such slips. Shorter and farther names (tx.tz,
+ * tx.cart, tx.bin, tx.user_agent) and a known name with more after it (tx.amount2,
+ * tx.devices) are taken as the extra fields they are. Can't fail. */
+static const char *likely_field(const char *s, size_t n) {
+    const char *best = NULL;
+    int bestd = 3;
+    for (size_t f = 0; f < sizeof field_names / sizeof field_names[0]; f++) {
+        size_t m = strlen(field_names[f]);
+        int max = m <= 2 ? 0 : m <= 7 ? 1 : 2;
+        int d = edit_distance(s, n, field_names[f], m, max);
+        if (d > max || d >= bestd) continue;
+        if (d == 1 && m <= 4 && !is_swap(s, n, field_names[f], m)) continue;
+        if (n > m && memcmp(s, field_names[f], m) == 0) continue;   /* amount2, devices */
+        best = field_names[f];
+        bestd = d;
+    }
+    return best;
+}
+
+/* Warns at (line, col) when tx.<s[0..n)>, an extra field, looks like a misspelt known
+ * field. */
+static void warn_field(checker_t *c, int line, int col, const char *s, size_t n) {
+    const char *f = likely_field(s, n);
+    if (f)
+        vg_diags_add(c->d, 0, c->file, line, col,
+                     "tx.%.*s is read as an extra field; did you mean tx.%s?", (int)n, s, f);
+}
+
 /* ---- dependencies ------------------------------------------------------------------ */
 
 typedef struct ivec { int *v; int n, cap; } ivec_t;
@@ -597,6 +678,7 @@ static int check(checker_t *c, vg_ast_t *e, int flags) {
         }
         VG_FIELD_LIST(VG_FIELD_MATCH)
 #undef VG_FIELD_MATCH
+        if (e->ref < 0) warn_field(c, e->line, e->col, e->str.p, e->str.len);
         break;
     case VG_AST_ANOMALY: {
         static const char *const sig[] = {VG_RULES_ANOMALY_SIGNALS};
@@ -703,6 +785,14 @@ static void check_message(checker_t *c, const vg_ast_clause_t *cl) {
             err(c, cl->word_line, col,
                 "message placeholder {%.*s} names no feature (use a feature name or tx.<field>)",
                 (int)len, name);
+        else if (is_field && fi < 0) {
+            int known = 0;
+#define VG_FIELD_IS(fname, text, type)                                                  \
+            if (len - 3 == sizeof(text) - 1 && memcmp(name + 3, text, len - 3) == 0) known = 1;
+            VG_FIELD_LIST(VG_FIELD_IS)
+#undef VG_FIELD_IS
+            if (!known) warn_field(c, cl->word_line, col, name + 3, len - 3);
+        }
         i = j;
     }
 }

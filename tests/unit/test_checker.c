@@ -338,6 +338,62 @@ static void test_warnings(void **state) {
     vg_diags_deinit(&d);
 }
 
+/* Compiles src and expects exactly the warnings want[0..n) (line:col: message), in
+ * order, and no error. */
+static void expect_warnings(const char *src, const char *const *want, int n) {
+    vg_diags_t d;
+    vg_program_t *p = compile(src, &d);
+    if (!p || d.n_errors) fail_msg("'%s' failed: %s", src, d.n ? d.v[0].msg : "?");
+    for (int i = 0; i < d.n || i < n; i++) {
+        char got[320] = "(none)";
+        if (i < d.n) snprintf(got, sizeof got, "%d:%d: %s", d.v[i].line, d.v[i].col, d.v[i].msg);
+        if (i >= n || strcmp(got, want[i]) != 0)
+            fail_msg("'%s': warning %d:\n got  %s\n want %s", src, i, got, i < n ? want[i] : "(none)");
+    }
+    vg_prog_unref(p);
+    vg_diags_deinit(&d);
+}
+
+/* An extra field (tx.<other>) that looks like a misspelt known field is read as the
+ * extra field, with a warning naming the likely field; names far from any are not. */
+static void test_field_typos(void **state) {
+    (void)state;
+    static const char *const w1[] = {
+        "4:8: tx.amuont is read as an extra field; did you mean tx.amount?",
+        "5:26: tx.amuont is read as an extra field; did you mean tx.amount?",
+        "5:41: tx.crad is read as an extra field; did you mean tx.card?"};
+    expect_warnings("rule ct_small\n  action review\n  score 60\n  when tx.amuont < 5\n"
+                    "  message \"small payment {tx.amuont} on {tx.crad}\"\nend\n", w1, 3);
+    static const struct { const char *field, *known; } near[] = {
+        {"Amount", "amount"}, {"AMOUNT", "amount"}, {"amout", "amount"}, {"ammount", "amount"},
+        {"acount", "account"}, {"cuntry", "country"}, {"marchent", "merchant"},
+        {"Merchnat", "merchant"}, {"currancy", "currency"}, {"chanel", "channel"},
+        {"devcie", "device"}, {"ID", "id"}, {"Ts", "ts"}, {"IP", "ip"}, {"tpye", "type"},
+        {"cmc", "mcc"}, {"lno", "lon"}};
+    for (size_t i = 0; i < sizeof near / sizeof near[0]; i++) {
+        char src[128], want[200];
+        snprintf(src, sizeof src, "feature f = is_null(tx.%s)", near[i].field);
+        snprintf(want, sizeof want, "1:21: tx.%s is read as an extra field; did you mean tx.%s?",
+                 near[i].field, near[i].known);
+        const char *const w[] = {want};
+        expect_warnings(src, w, 1);
+    }
+    /* short names take only a swap of two letters; a known name with more after it and
+     * names two or more slips away (three for currency, merchant) are extra fields */
+    static const char *const far[] = {"tz", "it", "cart", "cards", "crd", "types", "amount2",
+                                      "devices", "amount_usd", "amnt", "bin", "user_agent",
+                                      "email", "x", "nope", "my_field", "attrs", "counter",
+                                      "merch", "score"};
+    for (size_t i = 0; i < sizeof far / sizeof far[0]; i++) {
+        char src[128];
+        snprintf(src, sizeof src, "feature f = is_null(tx.%s)", far[i]);
+        expect_warnings(src, NULL, 0);
+    }
+    /* a known field, and a message placeholder of one, never warn */
+    expect_warnings("rule r action block score 1 when tx.amount > 1 and tx.lat > 0 "
+                    "message \"{tx.card} {tx.amount}\" end", NULL, 0);
+}
+
 static void test_limits(void **state) {
     (void)state;
     size_t cap = 30 * (VG_RULES_MAX_FEATURES + 2);
@@ -411,6 +467,7 @@ int main(void) {
         cmocka_unit_test(test_calls),
         cmocka_unit_test(test_rules),
         cmocka_unit_test(test_warnings),
+        cmocka_unit_test(test_field_typos),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_spec_example),
         cmocka_unit_test(test_multi_module),
