@@ -637,12 +637,14 @@ typedef struct collect {
     json_t *arr;
     int limit;
     vg_ctl_t *ctl;      /* delete mode when set */
+    int deleted;        /* records deleted (delete mode) */
 } collect_t;
 
 static int collect_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
     collect_t *c = ctx;
     if (c->ctl) {
         vg_ctl_del(c->ctl, k, kl);
+        c->deleted++;
         return 0;
     }
     json_t *j = json_loadb(v, vl, 0, NULL);
@@ -701,7 +703,7 @@ static int kafka_op(vg_api_t *a, vg_req_t *q, vg_resp_t *r, const char *acct, si
 static int decisions_known(vg_api_t *a, const char *acct, size_t al) {
     (void)al;
     unsigned char pre[2 + VG_EVENT_MAX_ID + 1];
-    collect_t c = {json_array(), 1, NULL};
+    collect_t c = {json_array(), 1, NULL, 0};
     size_t pl = acct_prefix('D', acct, pre);
     vg_ctl_scan(a->ctl, pre, pl, NULL, 0, collect_cb, &c);
     int known = json_array_size(c.arr) > 0;
@@ -808,8 +810,19 @@ void vg_h_account(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     if (strcmp(q->method, "DELETE") == 0) {
         char err[512];
         if (kafka_op(a, q, r, acct, al) != 0) return;
+        /* whether anything of the account was held (the answer's "erased"): its state
+         * (with Kafka, the partition said), its decisions, labels or alerts here. Every
+         * step runs anyway: a retried erasure finds nothing and says so, with 200 */
+        int held = 0;
+        if (a->kafka) held = q->kp && q->kp->rc == 0 && q->kp->found;
+        else {
+            vg_buf_t vb;
+            vg_buf_init(&vb);
+            held = vg_engine_account_view(a->eng, acct, al, 0, &vb) == 0;
+            vg_buf_deinit(&vb);
+        }
         int rc = vg_engine_forget(a->eng, acct, al, err, sizeof(err));
-        collect_t c = {NULL, 0, a->ctl};
+        collect_t c = {NULL, 0, a->ctl, 0};
         size_t pl = acct_prefix('D', acct, pre);
         if (!rc) rc = vg_ctl_scan(a->ctl, pre, pl, NULL, 0, collect_cb, &c);
         pl = acct_prefix('B', acct, pre);
@@ -831,8 +844,11 @@ void vg_h_account(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
                           "retry the DELETE", err);
             return;
         }
-        vg_api_audit(a, q, "accounts.delete", acct, 0, 0);
-        vg_resp_json(r, 200, json_pack("{s:s,s:b,s:i}", "account", acct, "erased", 1,
+        held = held || c.deleted > 0 || d.n > 0;
+        /* audited either way (the request is part of the privacy trail) */
+        vg_api_audit_more(a, q, "accounts.delete", acct, 0, 0,
+                          json_pack("{s:b}", "erased", held));
+        vg_resp_json(r, 200, json_pack("{s:s,s:b,s:i}", "account", acct, "erased", held,
                                        "alerts_erased", d.n));
         return;
     }
@@ -883,7 +899,7 @@ void vg_h_account(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
         if (id) json_object_set_new(ids, id, json_true());
         json_array_append(rec, d);
     }
-    collect_t c = {json_array(), RECENT_MAX, NULL};
+    collect_t c = {json_array(), RECENT_MAX, NULL, 0};
     size_t pl = acct_prefix('D', acct, pre);
     vg_ctl_scan(a->ctl, pre, pl, NULL, 0, collect_cb, &c);
     for (size_t i = 0; i < json_array_size(c.arr); i++) {
@@ -901,7 +917,7 @@ void vg_h_account(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
         return;
     }
     json_t *last = json_array_get(rec, 0);   /* NULL: no decision within the horizon */
-    collect_t lb = {json_array(), 100, NULL};
+    collect_t lb = {json_array(), 100, NULL, 0};
     pl = acct_prefix('B', acct, pre);
     vg_ctl_scan(a->ctl, pre, pl, NULL, 0, collect_cb, &lb);
     json_t *lastev = last ? json_object_get(last, "ts") : json_object_get(view, "newest");

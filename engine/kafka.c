@@ -2270,6 +2270,8 @@ static int forget_one(worker_t *w, kreq_t *q) {
     part_t *pt = q->part < w->cap ? w->parts[q->part] : NULL;
     if (!pt || !pt->pl) return VG_ENOTFOUND;
     char err[512];
+    vg_acct_t *ac;   /* whether the partition held the account (the answer's "erased") */
+    if (vg_state_find(vg_pipeline_state(pt->pl), q->acct, q->alen, &ac) == 0) q->res->found = 1;
     vg_buf_t *dk = k->topic_cl ? &pt->cl_redo : NULL;   /* tombstones: stored values gone */
     if (vg_state_delete_account(pt->store, q->acct, q->alen, dk, err, sizeof(err)) != 0) {
         logf_(k, 1, "partition %d: erasing an account: %s", (int)pt->id, err);

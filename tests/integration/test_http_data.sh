@@ -60,4 +60,18 @@ req POST "$U/v1/score" "" "$(ev m1 acct-m 1)"; expect 200 "" "a real duplicate"
 [ "$(metric 'vigil_decisions_total{decision="duplicate"}')" = "$((dup0 + 1))" ] &&
     ok "a real duplicate is counted" || bad "real duplicate not counted"
 
+echo "--- erasing an account: erased says whether anything was held"
+req DELETE "$U/v1/accounts/acct-never-seen" ""
+expect 200 "j=={'account':'acct-never-seen','erased':False,'alerts_erased':0}" \
+    "DELETE of an account never seen: 200, erased false"
+req GET "$U/v1/audit?action=accounts.delete&limit=1" ""
+expect 200 "j['entries'][0]['target']=='acct-never-seen' and j['entries'][0]['erased'] is False" \
+    "... audited with erased false"
+req POST "$U/v1/score" "" "$(ev e1 acct-e 1)"; expect 200 "" "score e1"
+req DELETE "$U/v1/accounts/acct-e" ""
+expect 200 "j['account']=='acct-e' and j['erased'] is True" "DELETE of a scored account: erased true"
+req GET "$U/v1/accounts/acct-e" ""; expect_error 404 not_found "... then GET is 404"
+req DELETE "$U/v1/accounts/acct-e" ""
+expect 200 "j['erased'] is False and j['alerts_erased']==0" "a retried DELETE: 200, erased false"
+
 finish

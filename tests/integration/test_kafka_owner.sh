@@ -219,6 +219,12 @@ code=$(curl -s -o "$WORK/reset" -w '%{http_code}' -X POST "http://127.0.0.1:$PA/
 # erasure (DELETE /v1/accounts/{a}) empties the account's state in its partition
 code=$(curl -s -o "$WORK/del" -w '%{http_code}' -X DELETE "http://127.0.0.1:$PA/v1/accounts/$ACCT")
 [ "$code" = 200 ] && grep -q '"erased": *true' "$WORK/del" || kt_fail "DELETE /v1/accounts/$ACCT: $code $(cat "$WORK/del")"
+# an account the partition never held: 200 with "erased":false (it was true), as a
+# retried erasure of $ACCT (nothing left)
+code=$(curl -s -o "$WORK/del" -w '%{http_code}' -X DELETE "http://127.0.0.1:$PA/v1/accounts/nobody-at-all")
+[ "$code" = 200 ] && grep -q '"erased": *false' "$WORK/del" || kt_fail "DELETE /v1/accounts/nobody-at-all: $code $(cat "$WORK/del")"
+code=$(curl -s -o "$WORK/del" -w '%{http_code}' -X DELETE "http://127.0.0.1:$PA/v1/accounts/$ACCT")
+[ "$code" = 200 ] && grep -q '"erased": *false' "$WORK/del" || kt_fail "a retried DELETE /v1/accounts/$ACCT: $code $(cat "$WORK/del")"
 [ "$(score "$PA" "$WORK/x3.json")" = 200 ] || kt_fail "score after the erasure: $(cat "$WORK/resp")"
 grep -q '"n_1h":1,' "$WORK/resp" || kt_fail "the erased account still has its history: $(cut -c1-300 "$WORK/resp")"
 # ... and in the changelog: the account record's last value before x3's is a tombstone
