@@ -588,6 +588,11 @@ static void h_metrics(vg_api_t *a, vg_resp_t *r) {
              "headers did not arrive within request-timeout.\n"
              "# TYPE vigil_http_slow_headers_total counter\nvigil_http_slow_headers_total %"
              PRIu64 "\n"
+             "# HELP vigil_labels_total Labels posted to POST /v1/labels and applied "
+             "(without Kafka), by whether they matched an event the service decided.\n"
+             "# TYPE vigil_labels_total counter\n"
+             "vigil_labels_total{result=\"matched\"} %" PRIu64 "\n"
+             "vigil_labels_total{result=\"unmatched\"} %" PRIu64 "\n"
              "# HELP vigil_overloaded_total Requests refused with 429.\n"
              "# TYPE vigil_overloaded_total counter\nvigil_overloaded_total %" PRIu64 "\n"
              "# HELP vigil_kafka_scores_in_flight Scores waiting for a Kafka partition's "
@@ -595,6 +600,8 @@ static void h_metrics(vg_api_t *a, vg_resp_t *r) {
              "# TYPE vigil_kafka_scores_in_flight gauge\nvigil_kafka_scores_in_flight %d\n",
              (uint64_t)atomic_load(&a->rejected), (uint64_t)atomic_load(&a->duplicates),
              (uint64_t)atomic_load(&a->alerts), (uint64_t)atomic_load(&a->slow_headers),
+             (uint64_t)atomic_load(&a->labels_matched),
+             (uint64_t)atomic_load(&a->labels_unmatched),
              (uint64_t)atomic_load(&a->overloaded),
              atomic_load(&a->kafka_inflight));
     vg_buf_puts(b, line);

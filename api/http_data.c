@@ -533,13 +533,34 @@ void vg_h_labels(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     size_t n = json_array_size(b);
     vg_ctl_op_t *ops = calloc(n, sizeof(*ops));
     char **keys = calloc(n, sizeof(*keys)), **vals = calloc(n, sizeof(*vals));
-    int rc = ops && keys && vals ? 0 : VG_ENOMEM;
+    char *matched = calloc(n, 1);
+    int rc = ops && keys && vals && matched ? 0 : VG_ENOMEM;
+    /* applied on the shard that owns each account first (later events see it), which
+     * says whether it matched an event the service decided (docs/api.md, Labels); with
+     * Kafka, where the partitions hold the accounts, that is not known here */
+    char err[256] = "";
+    int erc = 0;
+    size_t nmatched = 0;
     json_array_foreach(b, i, l) {
-        if (rc) break;
+        if (rc || erc) break;
+        const char *id = json_string_value(json_object_get(l, "id"));
+        const char *acct = json_string_value(json_object_get(l, "account"));
+        vg_label_t lb = {id, strlen(id), acct, strlen(acct),
+                         json_is_true(json_object_get(l, "fraud")), INT64_MIN};
+        int m = 0;
+        erc = vg_engine_label(a->eng, &lb, &m, err, sizeof(err));
+        matched[i] = (char)m;
+        nmatched += m != 0;
+    }
+    json_array_foreach(b, i, l) {
+        if (rc || erc) break;
         const char *id = json_string_value(json_object_get(l, "id"));
         const char *acct = json_string_value(json_object_get(l, "account"));
         json_t *rec = json_pack("{s:s,s:s,s:O,s:s,s:s}", "id", id, "account", acct, "fraud",
                                 json_object_get(l, "fraud"), "at", at, "by", q->who);
+        /* the account view shows whether it matched (a typo of an id matches nothing);
+         * the record produced to the labels topic has no such member */
+        if (!a->kafka) json_object_set_new(rec, "matched", json_boolean(matched[i]));
         vals[i] = json_dumps(rec, JSON_COMPACT);
         json_decref(rec);
         size_t al = strlen(acct), il = strlen(id);
@@ -554,12 +575,15 @@ void vg_h_labels(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
         memcpy(keys[i] + 3 + al, id, il);
         ops[i] = (vg_ctl_op_t){keys[i], 3 + al + il, vals[i], strlen(vals[i])};
     }
-    if (!rc) rc = vg_ctl_write(a->ctl, ops, (int)n);
-    if (!rc) audit_labels(a, q, b);
-    /* stored, then applied on the shard that owns each account (later events see it),
-     * and with Kafka in the partition that holds it, when this instance owns it */
-    char err[256] = "";
-    int erc = 0;
+    if (!rc && !erc) rc = vg_ctl_write(a->ctl, ops, (int)n);
+    const int stored = !rc && !erc;
+    if (!rc && !erc) audit_labels(a, q, b);
+    if (!rc && !erc && !a->kafka) {
+        atomic_fetch_add(&a->labels_matched, nmatched);
+        atomic_fetch_add(&a->labels_unmatched, n - nmatched);
+    }
+    /* stored, then with Kafka applied in the partition that holds it, when this
+     * instance owns it */
     json_int_t elsewhere = 0, busy = 0, applied = -1;
     /* with a labels topic, every label goes through it to the instance that owns its
      * partition (this one or another), which applies it with its offset checkpointed */
@@ -572,7 +596,6 @@ void vg_h_labels(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
         const char *acct = json_string_value(json_object_get(l, "account"));
         vg_label_t lb = {id, strlen(id), acct, strlen(acct),
                          json_is_true(json_object_get(l, "fraud")), INT64_MIN};
-        erc = vg_engine_label(a->eng, &lb, err, sizeof(err));
         if (lbs) lbs[i] = lb;
         if (erc || !a->kafka || topic) continue;
         if (busy) {   /* one partition did not take its label in time: the answer is 503
@@ -606,9 +629,11 @@ void vg_h_labels(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     free(keys);
     free(vals);
     free(ops);
+    free(matched);
     json_decref(b);
     if (rc) vg_resp_error(r, 500, "internal", "cannot store the labels");
-    else if (erc) vg_resp_error(r, 500, "internal", "labels stored but not applied: %s", err);
+    else if (erc) vg_resp_error(r, 500, "internal", "labels %s: %s",
+                                stored ? "stored but not applied" : "not applied nor stored", err);
     else if (krc) {
         r->retry_after = 1;
         vg_resp_error(r, 503, "unavailable", "the %zu labels were stored here but not every "
@@ -620,6 +645,12 @@ void vg_h_labels(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
                       (long long)busy, n);
     } else {
         json_t *out = json_pack("{s:I}", "accepted", (json_int_t)n);
+        /* without Kafka: how many matched an event the service decided (the others,
+         * a mistyped id or an account never seen, change nothing: docs/rules.md) */
+        if (!a->kafka) {
+            json_object_set_new(out, "matched", json_integer((json_int_t)nmatched));
+            json_object_set_new(out, "unmatched", json_integer((json_int_t)(n - nmatched)));
+        }
         /* with Kafka: labels of accounts whose partitions another instance owns are stored
          * here but apply there only when posted there (409 not_owner of the account
          * routes names the owner) */

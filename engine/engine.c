@@ -543,10 +543,15 @@ void vg_engine_get_stats(vg_engine_t *e, vg_engine_stats_t *out) {
 }
 
 /* Labels and baselines go to the shard that owns the account (locked). */
-int vg_engine_label(vg_engine_t *e, const vg_label_t *lb, char *errbuf, size_t errlen) {
+int vg_engine_label(vg_engine_t *e, const vg_label_t *lb, int *matched, char *errbuf,
+                    size_t errlen) {
     shard_t *s = &e->sh[vg_engine_shard_of(e, lb->account, lb->alen)];
     pthread_mutex_lock(&s->mu);
+    uint64_t ap0 = 0, ap1 = 0, un;
+    if (s->pl) vg_pipeline_label_stats(s->pl, &ap0, &un);
     int rc = s->pl ? vg_pipeline_label(s->pl, lb) : VG_ESTORE;
+    if (!rc) vg_pipeline_label_stats(s->pl, &ap1, &un);
+    if (matched) *matched = !rc && ap1 > ap0;   /* applied: it matched an event */
     if (!rc) s->changes++;   /* for the next checkpoint (and a dry run's) */
     pthread_mutex_unlock(&s->mu);
     if (rc) snprintf(errbuf, errlen, "applying a label: %s", vg_strerror(rc));

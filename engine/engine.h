@@ -114,9 +114,12 @@ int vg_engine_forget(vg_engine_t *e, const char *account, size_t len, char *errb
 int vg_engine_shard_of(const vg_engine_t *e, const char *account, size_t len);
 
 /* Applies one confirmed label on the shard that owns its account (vg_pipeline_label:
- * later events of that shard see it; strings borrowed for the call). Returns 0, or
- * VG_ENOMEM / VG_ESTORE with a reason in errbuf. */
-int vg_engine_label(vg_engine_t *e, const vg_label_t *lb, char *errbuf, size_t errlen);
+ * later events of that shard see it; strings borrowed for the call). *matched (when not
+ * NULL): 1 when the label matched an event of the shard, 0 when it was counted as
+ * unmatched (an unknown or forgotten event or account). Returns 0, or VG_ENOMEM /
+ * VG_ESTORE with a reason in errbuf. */
+int vg_engine_label(vg_engine_t *e, const vg_label_t *lb, int *matched, char *errbuf,
+                    size_t errlen);
 
 /* The account's state on its shard (vg_pipeline_account_view: JSON members appended to
  * out). Returns 0, VG_ENOTFOUND (the shard has no state for it), VG_ENOMEM or

@@ -74,4 +74,19 @@ req GET "$U/v1/accounts/acct-e" ""; expect_error 404 not_found "... then GET is 
 req DELETE "$U/v1/accounts/acct-e" ""
 expect 200 "j['erased'] is False and j['alerts_erased']==0" "a retried DELETE: 200, erased false"
 
+echo "--- labels: how many matched an event"
+req POST "$U/v1/score" "" "$(ev tx-000690 acct-L 5)"; expect 200 "" "score tx-000690"
+m0=$(metric 'vigil_labels_total{result="matched"}'); u0=$(metric 'vigil_labels_total{result="unmatched"}')
+req POST "$U/v1/labels" "" '{"id":"tx-000690","account":"acct-L","fraud":true}'
+expect 200 "j=={'accepted':1,'matched':1,'unmatched':0}" "a label of a decided event: matched 1"
+req POST "$U/v1/labels" "" '[{"id":"tx-00069O","account":"acct-L","fraud":true},{"id":"tx-1","account":"acct-nobody","fraud":true}]'
+expect 200 "j=={'accepted':2,'matched':0,'unmatched':2}" "a mistyped id and an unknown account: unmatched 2"
+[ "$(metric 'vigil_labels_total{result="matched"}')" = "$((m0 + 1))" ] &&
+    [ "$(metric 'vigil_labels_total{result="unmatched"}')" = "$((u0 + 2))" ] &&
+    ok "vigil_labels_total matched +1, unmatched +2" || bad "label metrics: $(curl -s "$U/metrics" | grep labels_total)"
+req GET "$U/v1/accounts/acct-L" ""
+expect 200 "sorted((x['id'],x['matched']) for x in j['labels'])==[('tx-000690',True),('tx-00069O',False)]" \
+    "the account view marks the unmatched label"
+req GET "$U/v1/accounts/acct-nobody" ""; expect_error 404 not_found "an account known only by a label: 404"
+
 finish
