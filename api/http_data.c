@@ -242,6 +242,38 @@ static int same_items(const vg_list_t *x, const char *op, char **items, size_t n
     return same;
 }
 
+/* The warnings of a list change's answer (docs/api.md, Lists): a PUT to a list the active
+ * rules do not declare (a typo of its name blocks nothing), or the deletion of one they
+ * declare (their `in list(..)` now sees it empty). An array, possibly empty. */
+static json_t *list_warnings(vg_api_t *a, const char *name, int is_del, int is_rem) {
+    json_t *w = json_array();
+    if (is_rem) return w;
+    pthread_mutex_lock(&a->mu);
+    vg_program_t *p = a->active ? vg_prog_ref(a->active) : NULL;
+    pthread_mutex_unlock(&a->mu);
+    int declared = 0, n = p ? vg_prog_nlists(p) : 0;
+    char decl[512] = "";
+    for (int k = 0; k < n; k++) {
+        const char *ln = vg_prog_list_name(p, k);
+        if (!ln) continue;
+        declared |= strcmp(ln, name) == 0;
+        size_t dl = strlen(decl);
+        if (dl < sizeof(decl) - 1)
+            snprintf(decl + dl, sizeof(decl) - dl, "%s%s", dl ? ", " : "", ln);
+    }
+    char msg[1024];
+    if (is_del && declared)
+        snprintf(msg, sizeof msg, "list %s is declared by the active rules: their "
+                 "`in list(\"%s\")` now sees it empty", name, name);
+    else if (!is_del && !declared)
+        snprintf(msg, sizeof msg, "no active rule declares list %s (declared: %s)", name,
+                 *decl ? decl : "none");
+    else msg[0] = 0;
+    if (*msg) json_array_append_new(w, json_string(msg));
+    vg_prog_unref(p);
+    return w;
+}
+
 /* Applies op to list `name` (locally or through Redis) and answers. `items` for "put",
  * `item` for "add"/"rem". A "put" of the items the list has, or an "add" of an item it
  * has, changes nothing: 200 with the list and its version as they are, no audit entry. */
@@ -317,6 +349,7 @@ static void list_change(vg_api_t *a, vg_req_t *q, vg_resp_t *r, const char *name
     if (i >= 0) nv = a->lists[i].version;
     if (is_del) json_object_set_new(out, "deleted", json_true());
     pthread_mutex_unlock(&a->mu);
+    json_object_set_new(out, "warnings", list_warnings(a, name, is_del, is_rem));
     snprintf(r->etag, sizeof(r->etag), "\"%lld\"", (long long)nv);
     if (unchanged) {
         vg_resp_json(r, 200, out);

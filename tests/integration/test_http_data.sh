@@ -89,4 +89,20 @@ expect 200 "sorted((x['id'],x['matched']) for x in j['labels'])==[('tx-000690',T
     "the account view marks the unmatched label"
 req GET "$U/v1/accounts/acct-nobody" ""; expect_error 404 not_found "an account known only by a label: 404"
 
+echo "--- list changes warn of a list no rule declares and of deleting a declared one"
+req PUT "$U/v1/lists/bad_bin/card-STOLEN" ""
+expect 201 "j['name']=='bad_bin' and j['warnings']==['no active rule declares list bad_bin (declared: bad_bins)']" \
+    "PUT of an item to an undeclared list (a typo): 201 with a warning"
+req PUT "$U/v1/lists/bad_bin" "" '["card-STOLEN"]'
+expect 200 "len(j['warnings'])==1 and 'bad_bin ' in j['warnings'][0]" "... PUT of the same list again: the warning too"
+req PUT "$U/v1/lists/bad_bins" "" '["card-STOLEN"]'
+expect 201 "j['warnings']==[]" "PUT of a declared list: no warning"
+req POST "$U/v1/score" "" "$(ev b1 acct-b 1 card-STOLEN)"; expect 200 "j['decision']=='block'" "the card is blocked"
+req PUT "$U/v1/lists/bad_bins/card-2" ""; expect 200 "j['warnings']==[]" "PUT of an item to a declared list: no warning"
+req DELETE "$U/v1/lists/bad_bins/card-2" ""; expect 200 "j['warnings']==[]" "DELETE of an item: no warning"
+req DELETE "$U/v1/lists/bad_bins" ""
+expect 200 "j['deleted'] is True and len(j['warnings'])==1 and 'bad_bins is declared by the active rules' in j['warnings'][0]" \
+    "DELETE of a declared list: 200 with a warning"
+req DELETE "$U/v1/lists/bad_bin" ""; expect 200 "j['warnings']==[]" "DELETE of an undeclared list: no warning"
+
 finish
