@@ -3,7 +3,9 @@
  * vg_kafka_tail), whichever instance decided the event, the stream or a POST /v1/score.
  *
  * Each alert becomes the record the API keeps without Kafka ("N/" + BE64(~id): the
- * alert, plus `alerted_at`, the time it was produced to the topic, and `cursor`), once:
+ * alert, plus `alerted_at`, the time it was produced to the topic, and `cursor`; id is
+ * alerted_at's milliseconds << 16 plus a sequence number, so that the list is newest
+ * first by alerted_at), once:
  * "I/" + alert_id -> BE64(id) says it is listed, so that an alert produced again after a
  * crash (at least once, same alert_id) is not listed twice. The next offset of each
  * partition ("G/alertoff/" + BE32(partition) -> BE64) is written in the same atomic
@@ -202,7 +204,22 @@ static void feed_batch_locked(vg_api_t *a, const vg_kafka_tail_msg_t *m, int n) 
             alert_free(&al);
             continue;
         }
-        uint64_t aid = vg_api_next_id(a);
+        /* the list is in key order, newest first: the id is the time it was produced
+         * (alerted_at) << 16 plus a sequence number, so that the list is newest first by
+         * alerted_at and `since` filters on it (an id from the clock of indexing listed
+         * 8 partitions read in turn out of alerted_at's order); a free id of that
+         * millisecond (the store and this batch), the next one when it is taken */
+        uint64_t aid = ((uint64_t)(m[i].ts_ms >= 0 ? m[i].ts_ms : now) << 16) |
+                       (a->feed_seq++ & 0xffffu);
+        for (int tries = 0; tries < 65536; tries++, aid++) {
+            c->nkey[0] = 'N';
+            c->nkey[1] = '/';
+            vg_be64(c->nkey + 2, ~aid);
+            int taken = vg_ctl_get(a->ctl, c->nkey, sizeof c->nkey, &v) == 0;
+            for (int k = 0; !taken && k < nr; k++)
+                taken = memcmp(r[k].nkey, c->nkey, sizeof c->nkey) == 0;
+            if (!taken) break;
+        }
         char tail[128];
         char at[40];
         vg_iso_time(m[i].ts_ms >= 0 ? m[i].ts_ms : now, at);
@@ -215,9 +232,6 @@ static void feed_batch_locked(vg_api_t *a, const vg_kafka_tail_msg_t *m, int n) 
         }
         alert_free(&al);
         if (!c->text) continue;
-        c->nkey[0] = 'N';
-        c->nkey[1] = '/';
-        vg_be64(c->nkey + 2, ~aid);
         vg_be64(c->aid, aid);
         ops[no++] = (vg_ctl_op_t){c->nkey, sizeof c->nkey, c->text, strlen(c->text)};
         ops[no++] = (vg_ctl_op_t){c->ikey, sizeof c->ikey, c->aid, 8};

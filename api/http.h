@@ -133,6 +133,7 @@ typedef struct vg_api {
     pthread_mutex_t feed_mu;         /* one of their batches at a time (alert_feed.c) */
     int feed_erasures;               /* an erasure is known ("E/" records; under feed_mu) */
     _Atomic uint64_t feed_indexed, feed_dups, feed_bad, feed_erased;
+    uint64_t feed_seq;             /* low bits of the feed's alert ids (under feed_mu) */
     int64_t feed_pruned_ms;   /* last pruning of the feed's alert-id index (tick thread) */
 } vg_api_t;
 

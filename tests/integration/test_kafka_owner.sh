@@ -100,6 +100,12 @@ if len(ids) != len(set(ids)):
     bad.append("listed twice: %d" % (len(ids) - len(set(ids))))
 if set(ids) != set(want):
     bad.append("missing %d, extra %d (topic %d)" % (len(set(want) - set(ids)), len(set(ids) - set(want)), len(want)))
+# newest first by alerted_at across pages (it was the order of indexing, which
+# interleaved the partitions)
+ats = [a["alerted_at"] for a in got]
+inv = sum(ats[i] < ats[i + 1] for i in range(len(ats) - 1))
+if inv:
+    bad.append("%d places where alerted_at is newer than the entry before it" % inv)
 for a in got:
     w = want.get(a["alert_id"])
     if w and {k: v for k, v in a.items() if k not in ("alerted_at", "cursor")} != w:
