@@ -755,14 +755,17 @@ int vg_cmd_eval(int argc, char **argv) {
         fprintf(stderr, "vigil eval: note: %zu ids of %s are those of decided events of more "
                 "than one account; each of those events takes the id's truth\n", ids_shared,
                 truth);
-    int32_t dmax = INT32_MIN, tmin = INT32_MAX, tmax = INT32_MIN;
+    int32_t dmin = INT32_MAX, dmax = INT32_MIN, tmin = INT32_MAX, tmax = INT32_MIN;
     for (size_t i = 0; i < e.n; i++) {
+        if (e.v[i].day < dmin) dmin = e.v[i].day;
         if (e.v[i].day > dmax) dmax = e.v[i].day;
         if (e.v[i].fraud >= 0 && e.v[i].day > tmax) tmax = e.v[i].day;
         if (e.v[i].fraud >= 0 && e.v[i].day < tmin) tmin = e.v[i].day;
     }
     if (!to) d1 = dmax;
-    if (!from) d0 = d1 - 13;
+    /* the last 14 days of the input, not before its first day (a 3-day input printed
+     * a 14-day period, 11 days of it without data) */
+    if (!from) d0 = d1 - 13 > dmin ? d1 - 13 : dmin;
     if (d0 > d1) {   /* --from alone, past the input's last day */
         char a0[40], a1[40];
         vg_time_format((int64_t)d0 * 86400000, a0);

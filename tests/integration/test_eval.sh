@@ -57,6 +57,9 @@ run 0 "--exclude-scenario -1" --truth "$W/t2.csv" --exclude-scenario -1
     ok "... prints no second table" || fail "... -1: $(cat "$W/out")"
 run 0 "figures" --truth "$W/t2.csv"
 has "both tables" "$W/out" "  anomaly.score (without scen. 2)          2     1   1.0000  1.0000  0.0050"
+# the default period is the last 14 days of the input, not before its first day (a
+# 2-day input printed "days 2025-12-20 .. 2026-01-02")
+has "the period of the input's days" "$W/out" "days 2026-01-01 .. 2026-01-02 "
 
 # vigil-gen's labels file: id,account,fraud,scenario with names
 printf 'id,account,fraud,scenario\na,x,1,card_testing\nb,x,0,none\nc,y,1,velocity_burst\n' >"$W/g.csv"
