@@ -105,4 +105,17 @@ expect 200 "j['deleted'] is True and len(j['warnings'])==1 and 'bad_bins is decl
     "DELETE of a declared list: 200 with a warning"
 req DELETE "$U/v1/lists/bad_bin" ""; expect 200 "j['warnings']==[]" "DELETE of an undeclared list: no warning"
 
+echo "--- answers match docs/openapi.json's schemas"
+oa() {   # oa PATH METHOD : the last answer (req) against the schema of PATH METHOD STATUS
+    if python3 "$SRC/tests/integration/openapi_check.py" "$SRC/docs/openapi.json" "$1" "$2" "$STATUS" "$TMP/body" >"$TMP/oa" 2>&1
+    then ok "openapi: $2 $1 $STATUS"; else bad "openapi: $(cat "$TMP/oa")"; fi
+}
+req POST "$U/v1/labels" "" '{"id":"tx-000690","account":"acct-L","fraud":false}'; oa /v1/labels post
+req GET "$U/v1/accounts/acct-L" ""; oa '/v1/accounts/{account}' get
+req PUT "$U/v1/lists/l1" "" '["a"]'; oa '/v1/lists/{name}' put
+req PUT "$U/v1/lists/l1/b" ""; oa '/v1/lists/{name}/{item}' put
+req DELETE "$U/v1/lists/l1/b" ""; oa '/v1/lists/{name}/{item}' delete
+req DELETE "$U/v1/lists/l1" ""; oa '/v1/lists/{name}' delete
+req DELETE "$U/v1/accounts/acct-L" ""; oa '/v1/accounts/{account}' delete
+
 finish
