@@ -721,6 +721,16 @@ int vg_config_load(int argc, char **argv, vg_config_t **out) {
             rc = 2;
         }
     }
+    if (!rc && c->redis && strstr(c->redis, "://")) {
+        /* redis://HOST:PORT was taken for the host name "redis://HOST": unreachable, and
+         * found out only at the first rule or list change */
+        const char *hp = strstr(c->redis, "://") + 3, *at = strchr(hp, '@');
+        if (at && at < hp + strcspn(hp, "/")) hp = at + 1;   /* user:password@ */
+        fprintf(stderr, "vigil serve: %s: '%s': expected HOST:PORT, without a scheme (e.g. "
+                        "%.*s; a password is redis-password, a user redis-user)\n",
+                SRC("redis"), c->redis, (int)strcspn(hp, "/"), hp);
+        rc = 2;
+    }
     if (!rc && c->redis) {   /* HOST:PORT, port 1..65535 ("6379x" was read as 6379) */
         const char *colon = strrchr(c->redis, ':');
         char *end = NULL;

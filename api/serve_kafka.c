@@ -54,12 +54,59 @@ static int topic_name_ok(const char *t) {
     return 1;
 }
 
+/* The brokers' list: HOST[:PORT] entries separated by commas (an optional PROTOCOL://
+ * before one, an IPv6 HOST in brackets), each port 1..65535. librdkafka took a port
+ * past 65535 modulo 65536 (99999 connected to 34463) and an empty entry as nothing. */
+static int brokers_ok(const char *list, char *errbuf, size_t errlen) {
+    const char *p = list;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        while (n && (*p == ' ' || *p == '\t')) p++, n--;
+        while (n && (p[n - 1] == ' ' || p[n - 1] == '\t')) n--;
+        const char *h = p, *he = p + n;
+        for (size_t i = 0; i + 3 <= n; i++)   /* PROTOCOL:// */
+            if (memcmp(p + i, "://", 3) == 0) {
+                h = p + i + 3;
+                break;
+            }
+        const char *port = NULL;
+        if (h < he && *h == '[') {   /* [IPv6]:PORT */
+            const char *rb = memchr(h, ']', (size_t)(he - h));
+            if (!rb || rb == h + 1 || (rb + 1 < he && rb[1] != ':')) h = he;   /* refused below */
+            else if (rb + 1 < he) port = rb + 2;
+        } else {
+            const char *c = memchr(h, ':', (size_t)(he - h));
+            if (c && memchr(c + 1, ':', (size_t)(he - c - 1))) h = he;   /* IPv6 unbracketed */
+            else if (c) port = c + 1;
+        }
+        int good = h < he && *h != ':';
+        if (good && port) {
+            long v = 0;
+            const char *q = port;
+            for (; q < he && *q >= '0' && *q <= '9' && v <= 65535; q++) v = v * 10 + (*q - '0');
+            good = q == he && q > port && v >= 1 && v <= 65535;
+        }
+        if (!good) {
+            snprintf(errbuf, errlen, "kafka (--kafka, VIGIL_KAFKA or the config file): "
+                     "'%.*s' in '%.200s' is not a broker: expected HOST:PORT (port 1..65535), "
+                     "several separated by commas, or embedded", (int)(n > 200 ? 200 : n), p,
+                     list);
+            return -1;
+        }
+        if (!end) return 0;
+        p = end + 1;
+    }
+}
+
 int vg_serve_kafka_check(const vg_serve_kafka_cfg_t *cfg, char *errbuf, size_t errlen) {
     if (!cfg->kafka || !*cfg->kafka) {
         snprintf(errbuf, errlen, "kafka (--kafka, VIGIL_KAFKA or the config file) needs BROKERS "
                  "(host:port,...) or embedded");
         return -1;
     }
+    if (strcmp(cfg->kafka, "embedded") != 0 && brokers_ok(cfg->kafka, errbuf, errlen) != 0)
+        return -1;
     const char *group = cfg->group ? cfg->group : "vigil";
     if (!*group || strlen(group) > 240) {
         snprintf(errbuf, errlen, "group (--group, VIGIL_GROUP or the config file) needs a "
