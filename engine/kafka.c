@@ -91,6 +91,10 @@ typedef struct part {
     int64_t next_off;     /* next offset to process; -1: take the first one that comes */
     int64_t ckpt_off;     /* next_off as of the last checkpoint (-1: none) */
     int resync;           /* after an assign or a rewind: wait for next_off itself */
+    /* the input partition ended before the checkpoint's offset (recreated, or the
+     * embedded broker, new at each start): read from in_from instead of in_stale, also
+     * after a rewind to that checkpoint (-1: not so) */
+    int64_t in_stale, in_from;
     int64_t last_ckpt;    /* monotonic ms of the last checkpoint (or of the assignment) */
     /* an asynchronous checkpoint (see ckpt_step) encodes the state at ck_off and flips
      * the epoch: it is written once every message of the old epoch (produced before
@@ -226,6 +230,8 @@ struct vg_kafka {
     _Atomic uint64_t rules_gen;
     int32_t nparts;              /* the input topic's partitions (0: unknown) */
     _Atomic int *owner;          /* per input partition: the owning worker, or -1 */
+    atomic_uchar *taken;         /* per input partition: assigned in this process before
+                                    (the embedded broker: its offsets are this run's) */
     /* the deadline thread: answers queued requests whose deadline passed while their
      * worker was busy (a long batch, a rebalance, a synchronous checkpoint) */
     pthread_t reaper;
@@ -878,6 +884,7 @@ static part_t *part_open(worker_t *w, int32_t id, char *errbuf, size_t errlen) {
     pt->last_ckpt = mono_ms();
     pt->cl_last = -1;
     pt->in_ts = -1;
+    pt->in_stale = pt->in_from = -1;
     vg_buf_init(&pt->cl_redo);
     /* the previous owner (another thread or instance sharing the directory) may still
      * be closing it */
@@ -1031,6 +1038,7 @@ static int ckpt_finish(worker_t *w, int wait) {
             set_fatal(w, "partition %d: checkpoint: %s", (int)pt->id, h->err);
         } else {
             pt->ckpt_off = pt->ck_off;
+            pt->in_stale = -1;   /* the stale offset is no longer the checkpoint's */
             pt->ckpt_unlogged = pt->ck_unlogged;
             pt->lab_ckpt = pt->lab_ck;
             cl_done(pt);
@@ -1163,9 +1171,11 @@ static void ckpt_step(worker_t *w) {
 
 /* Drops the in-memory state of every owned partition and resumes from the last
  * checkpoint (a produced message was lost). */
+static int64_t resume_offset(worker_t *w, part_t *pt, int first, int *failed);
 static void rewind_parts(worker_t *w) {
     vg_kafka_t *k = w->k;
     ckpt_finish(w, 1);
+    int wm_failed = 0;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
     for (int32_t i = 0; i < w->cap; i++) {
         part_t *pt = w->parts[i];
@@ -1178,7 +1188,7 @@ static void rewind_parts(worker_t *w) {
             break;
         }
         rd_kafka_topic_partition_list_add(l, k->topic_in, i)->offset =
-            pt->next_off >= 0 ? pt->next_off : RD_KAFKA_OFFSET_BEGINNING;
+            pt->next_off >= 0 ? resume_offset(w, pt, 0, &wm_failed) : RD_KAFKA_OFFSET_BEGINNING;
         if (k->topic_lab && i < k->nparts) {
             rd_kafka_topic_partition_list_add(l, k->topic_lab, i)->offset = lab_start(pt);
             atomic_store(&k->lab_applied[i], pt->lab_next);
@@ -1370,6 +1380,7 @@ static int checkpoint(worker_t *w, int commit) {
             break;
         }
         pt->ckpt_off = pt->next_off;
+        pt->in_stale = -1;
         pt->lab_ckpt = pt->lab_next;
         pt->ckpt_unlogged = pt->unlogged;
         pt->last_ckpt = mono_ms();
@@ -1460,6 +1471,59 @@ static int64_t start_offset(worker_t *w, int32_t partition, int *failed) {
     return lo;
 }
 
+/* The input partition ends before pt's checkpoint (offsets are not the topic's
+ * identity: a topic deleted and created again, or the embedded broker, empty at each
+ * start, numbers its messages from 0 again): its messages are read from `from`, its
+ * start, instead of being dropped as processed already. The state stays (it is the
+ * accounts' state; an event sent again is a duplicate to it). */
+static void in_restart(worker_t *w, part_t *pt, int64_t from, const char *why) {
+    logf_(w->k, 1, "worker %d: %s [%d] %s, before the offset %" PRId64 " of the partition's "
+          "checkpoint (recreated?): its messages are read from offset %" PRId64 " (the "
+          "partition's state is kept; events sent again are duplicates to it)",
+          w->index, w->k->topic_in, (int)pt->id, why, pt->next_off, from);
+    pt->in_stale = pt->next_off;
+    pt->in_from = from;
+    pt->next_off = from;
+    pt->resync = 1;
+}
+
+/* Where an assigned or rewound partition resumes: its checkpoint's offset, unless the
+ * partition ends before it (in_restart; asked of the leader, one timeout per
+ * assignment at most, as start_offset); without a checkpoint, start_offset. With the
+ * embedded broker, a partition's first assignment in this process never resumes at a
+ * checkpoint's offset: that broker starts empty, so the offset is a previous run's
+ * (the check alone missed it when the new run's producers had already passed it). */
+static int64_t resume_offset(worker_t *w, part_t *pt, int first, int *failed) {
+    vg_kafka_t *k = w->k;
+    if (pt->next_off < 0) return start_offset(w, pt->id, failed);
+    if (pt->in_stale >= 0 && pt->next_off == pt->in_stale) {   /* a rewind to that checkpoint */
+        pt->next_off = pt->in_from;
+        return pt->next_off;
+    }
+    int64_t lo = -1, hi = -1;
+    if (k->o.embedded && first) {
+        if (rd_kafka_query_watermark_offsets(w->c, k->topic_in, pt->id, &lo, &hi, 2000) != 0 ||
+            lo < 0)
+            lo = 0;
+        char why[160];
+        snprintf(why, sizeof why, "is on the embedded broker, started empty with this process "
+                 "(it ends at offset %" PRId64 ")", hi);
+        in_restart(w, pt, lo, why);
+        return lo;
+    }
+    if (*failed ||
+        rd_kafka_query_watermark_offsets(w->c, k->topic_in, pt->id, &lo, &hi, 2000) != 0 ||
+        lo < 0 || hi < 0) {
+        *failed = 1;   /* not known: the check in handle_msg sees it */
+        return pt->next_off;
+    }
+    if (hi >= pt->next_off) return pt->next_off;
+    char why[80];
+    snprintf(why, sizeof why, "ends at offset %" PRId64, hi);
+    in_restart(w, pt, lo, why);
+    return lo;
+}
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
     worker_t *w = opaque;
@@ -1506,8 +1570,15 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             if (k->owner && tp->partition < k->nparts)
                 atomic_store(&k->owner[tp->partition], w->index);
             if (k->o.on_assign) k->o.on_assign(k->o.on_assign_ctx, tp->partition);
-            tp->offset =
-                pt->next_off >= 0 ? pt->next_off : start_offset(w, tp->partition, &wm_failed);
+            int first = k->taken && tp->partition < k->nparts &&
+                        !atomic_exchange(&k->taken[tp->partition], 1);
+            int had = pt->next_off >= 0;
+            tp->offset = resume_offset(w, pt, first, &wm_failed);
+            if (pt->in_stale >= 0 && all && tp->partition < k->nparts && k->o.embedded &&
+                first) {
+                pt->lab_next = 0;   /* the labels topic is new as well */
+                pt->lab_resync = 1;
+            }
             if (all && tp->partition < k->nparts) {
                 rd_kafka_topic_partition_list_add(all, k->topic_lab, tp->partition)->offset =
                     lab_start(pt);
@@ -1516,7 +1587,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             }
             logf_(k, 0, "worker %d: assigned %s [%d] at offset %" PRId64 "%s", w->index,
                   tp->topic, (int)tp->partition, tp->offset,
-                  pt->next_off >= 0                       ? " (its checkpoint)"
+                  pt->in_stale >= 0 ? " (its start; the checkpoint's offset is past its end)"
+                  : had                                     ? " (its checkpoint)"
                   : tp->offset == RD_KAFKA_OFFSET_BEGINNING ? " (the beginning; no checkpoint)"
                                                           : " (its low watermark; no checkpoint)");
         }
@@ -2123,9 +2195,28 @@ static int handle_label(worker_t *w, part_t *pt, rd_kafka_message_t *m) {
     return 1;
 }
 
+/* A message below pt's next offset: processed already (fetched before a seek), unless
+ * the partition now ends before that offset (recreated since the assignment's check,
+ * or that check failed): the cached high watermark says so cheaply, the leader
+ * confirms. 1: read the partition from m on (in_restart). */
+static int in_recreated(worker_t *w, part_t *pt, const rd_kafka_message_t *m) {
+    vg_kafka_t *k = w->k;
+    int64_t lo = -1, hi = -1;
+    if (rd_kafka_get_watermark_offsets(w->c, k->topic_in, m->partition, &lo, &hi) != 0 ||
+        hi < 0 || hi >= pt->next_off)
+        return 0;
+    if (rd_kafka_query_watermark_offsets(w->c, k->topic_in, m->partition, &lo, &hi, 2000) != 0 ||
+        hi < 0 || hi >= pt->next_off)
+        return 0;
+    char why[80];
+    snprintf(why, sizeof why, "ends at offset %" PRId64, hi);
+    in_restart(w, pt, m->offset, why);
+    return 1;
+}
+
 static void handle_msg(worker_t *w, part_t *pt, const rd_kafka_message_t *m) {
     vg_kafka_t *k = w->k;
-    if (!pt || (pt->next_off >= 0 && m->offset < pt->next_off)) {
+    if (!pt || (pt->next_off >= 0 && m->offset < pt->next_off && !in_recreated(w, pt, m))) {
         INC(w->ct.stale, 1);
         return;
     }
@@ -2881,6 +2972,11 @@ static int check_cluster(vg_kafka_t *k, char *errbuf, size_t errlen) {
             return VG_ENOMEM;
         }
         for (int32_t i = 0; i < nin; i++) atomic_init(&k->owner[i], -1);
+        k->taken = calloc((size_t)nin, sizeof(*k->taken));
+        if (!k->taken) {
+            snprintf(errbuf, errlen, "out of memory");
+            return VG_ENOMEM;
+        }
         k->nparts = nin;
         if (k->topic_lab) {
             k->lab_applied = malloc((size_t)nin * sizeof(*k->lab_applied));
@@ -2986,6 +3082,7 @@ void vg_kafka_free(vg_kafka_t *k) {
     pthread_mutex_destroy(&k->pmu);
     free(k->topic_er);
     free((void *)k->owner);
+    free((void *)k->taken);
     free(k->state_dir);
     free(k);
 }

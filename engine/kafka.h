@@ -18,7 +18,9 @@
  *   while every partition goes on (nothing is held); at a revocation, a rewind and at shutdown
  *   every changed partition is checkpointed synchronously after a full flush. On
  *   assignment a partition resumes at its stored offset (from its low watermark, asked
- *   of the leader, when it has none). Offsets are also committed to the group
+ *   of the leader, when it has none; from its start, loudly, when it ends before that
+ *   offset: a recreated topic, or the embedded broker, empty at each start). Offsets
+ *   are also committed to the group
  *   afterwards, for lag monitoring only.
  * - After a crash the events after the last checkpoint are processed again from the
  *   same state, so the same decisions and alerts (same alert_id) are produced again:
