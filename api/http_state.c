@@ -218,6 +218,79 @@ void vg_api_tick(vg_api_t *a, int64_t now_ms) {
     }
 }
 
+/* ---- --rules: what this state last loaded from each module's file ------------------
+ * "G/rulesfile/" module -> {"sha256": of the file's text, "version": the module version
+ * it was loaded as (or found equal to)}. */
+
+static void file_hash(const char *text, size_t len, char hex[65]) {
+    unsigned char h[32];
+    vg_sha256(text, len, h);
+    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", h[i]);
+}
+
+/* "by" and "updated_at" of a module record (empty when absent). */
+static void record_by(const char *rec, char *by, size_t bylen, char at[40]) {
+    json_t *j = rec ? json_loads(rec, 0, NULL) : NULL;
+    const char *b = json_string_value(json_object_get(j, "by"));
+    const char *u = json_string_value(json_object_get(j, "updated_at"));
+    snprintf(by, bylen, "%s", b ? b : "?");
+    snprintf(at, 40, "%s", u ? u : "");
+    json_decref(j);
+}
+
+static void record_file(vg_api_t *a, const char *name, const char *hex, int64_t version) {
+    char key[80], val[160];
+    int kl = snprintf(key, sizeof(key), "G/rulesfile/%s", name);
+    int vl = snprintf(val, sizeof(val), "{\"sha256\":\"%s\",\"version\":%lld}", hex,
+                      (long long)version);
+    if (vg_ctl_put(a->ctl, key, (size_t)kl, val, (size_t)vl) != 0)
+        fprintf(stderr, "vigil serve: cannot record that module %s was loaded from its "
+                        "--rules file; the next start compares the file again\n", name);
+}
+
+/* Whether the file (hash `hex`) is what this state last loaded for module `name`: 1
+ * (yes), 0 (it changed, or none was loaded), with the version that load made in
+ * *loaded (0: none known). A state written before the hash was recorded: the newest
+ * version made from a --rules file (by "--rules") stands for the last load (its source
+ * compared with the file's). */
+static int loaded_from_file(vg_api_t *a, const char *name, int64_t cur, int64_t *loaded,
+                            const char *hex) {
+    char key[80];
+    int kl = snprintf(key, sizeof(key), "G/rulesfile/%s", name);
+    vg_buf_t b;
+    vg_buf_init(&b);
+    int rc = vg_ctl_get(a->ctl, key, (size_t)kl, &b), same = 0;
+    if (rc == 0) {
+        json_t *j = json_loadb(b.p, b.len, 0, NULL);
+        const char *h = json_string_value(json_object_get(j, "sha256"));
+        *loaded = json_integer_value(json_object_get(j, "version"));
+        same = h && strcmp(h, hex) == 0;
+        json_decref(j);
+        vg_buf_deinit(&b);
+        return same;
+    }
+    for (int64_t v = cur; v >= 1 && v > cur - 10000; v--) {
+        unsigned char vkey[VG_CTL_VKEY_MAX];
+        size_t vkl = vg_ctl_version_key(vkey, name, v);
+        if (!vkl || vg_ctl_get(a->ctl, vkey, vkl, &b) != 0) continue;
+        json_t *j = json_loadb(b.p, b.len, 0, NULL);
+        const char *by = json_string_value(json_object_get(j, "by"));
+        if (by && strcmp(by, "--rules") == 0) {
+            const char *src = json_string_value(json_object_get(j, "source"));
+            char h[65];
+            if (src) file_hash(src, strlen(src), h);
+            same = src && strcmp(h, hex) == 0;
+            *loaded = v;
+            json_decref(j);
+            if (same) record_file(a, name, hex, v);
+            break;
+        }
+        json_decref(j);
+    }
+    vg_buf_deinit(&b);
+    return same;
+}
+
 vg_api_t *vg_api_new(vg_config_t *cfg, char *errbuf, size_t errlen) {
     vg_api_t *a = calloc(1, sizeof(*a));
     if (!a) {
@@ -285,16 +358,42 @@ vg_api_t *vg_api_new(vg_config_t *cfg, char *errbuf, size_t errlen) {
             }
             int64_t cur = 0, rsmax;
             int same = 0;
+            char by[128] = "", at_was[40] = "";
             pthread_mutex_lock(&a->mu);
             for (int m = 0; m < a->nmods; m++)
                 if (strcmp(a->mods[m].name, name) == 0) {
                     cur = a->mods[m].version;
                     same = a->mods[m].source && strlen(a->mods[m].source) == src.v[i].len &&
                            memcmp(a->mods[m].source, src.v[i].text, src.v[i].len) == 0;
+                    record_by(a->mods[m].record, by, sizeof(by), at_was);
+                    if (a->mods[m].deleted) snprintf(by + strlen(by), sizeof(by) - strlen(by),
+                                                     ", a deletion");
                 }
             rsmax = a->ruleset;
             pthread_mutex_unlock(&a->mu);
-            if (same) continue;
+            /* only a file that changed since this state last loaded it makes a version: a
+             * restart with the same files keeps what was changed over the API since (it
+             * made a version from the file and reverted it, fleet-wide with Redis) */
+            char fhash[65];
+            file_hash(src.v[i].text, src.v[i].len, fhash);
+            int64_t loaded = 0;
+            int known = loaded_from_file(a, name, cur, &loaded, fhash);
+            if (same) {
+                if (known != 1) record_file(a, name, fhash, cur);
+                continue;
+            }
+            if (known == 1) {
+                fprintf(stderr, "vigil serve: --rules %s: module %s: the file is as loaded "
+                        "(version %lld); version %lld (by %s), made since, stays in force\n",
+                        src.v[i].name, name, (long long)loaded, (long long)cur, by);
+                continue;
+            }
+            if (cur > 0 && strcmp(by, "--rules") != 0 && cur > loaded)
+                fprintf(stderr, "vigil serve: --rules %s: module %s: the file changed since "
+                        "it was last loaded%s; version %lld from it replaces version %lld "
+                        "(by %s, %s)\n", src.v[i].name, name,
+                        loaded ? "" : " (or never was)", (long long)(cur + 1), (long long)cur,
+                        by, at_was[0] ? at_was : "?");
             /* a module with errors of its own stops serve here, as it stops replay (before:
              * stored but not in force, and serve ran on the ruleset it had, even none).
              * Errors only in other stored modules (one from Redis that does not compile
@@ -347,6 +446,7 @@ vg_api_t *vg_api_new(vg_config_t *cfg, char *errbuf, size_t errlen) {
                 goto err;
             }
             free(s);
+            record_file(a, name, fhash, cur + 1);
             vg_api_audit(a, NULL, "rules.load", name, cur, cur + 1);
         }
         vg_sources_free(&src);

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # test_serve_ops.sh - `vigil serve` start-up and operations: settings refused at start
-# (a Redis URL, Kafka broker ports outside 1..65535).
+# (a Redis URL, Kafka broker ports outside 1..65535); a restart with unchanged --rules
+# files keeps the rule changes made over the API since (alone and with Redis), a changed
+# file replaces them and says so.
 # No check depends on timing: waits poll for their condition with a generous deadline.
 # Usage: bash test_serve_ops.sh BUILD_DIR SOURCE_DIR
 set -uo pipefail
@@ -31,5 +33,65 @@ usage_error "--kafka with an unbracketed IPv6 address" "is not a broker" --kafka
 out=$(VIGIL_KAFKA=h:123456 timeout 20 "$VIGIL" stream --rules /dev/null 2>&1); st=$?
 [ "$st" = 2 ] && grep -q "is not a broker" <<<"$out" && ok "vigil stream checks the brokers too" \
     || bad "vigil stream VIGIL_KAFKA=h:123456: exit $st: $out"
+
+# wait_log NAME TEXT : polls the log of instance NAME for TEXT (30 s at most)
+wait_log() {
+    for _ in $(seq 1 300); do grep -qF -- "$2" "$TMP/$1.log" && return 0; sleep 0.1; done
+    return 1
+}
+# rule_is URL MODULE VERSION BY TEXT DESC : GET of the module: that version, by, source text
+rule_is() {
+    req GET "$1/v1/rules/$2" ""
+    expect 200 "j['version'] == $3 and j['by'] == '$4' and '$5' in j['source']" "$6"
+}
+
+echo "--- --rules: a restart with the same file keeps the API's version"
+mkdir -p "$TMP/rd"
+printf 'rule big\n  action review\n  score 50\n  when tx.amount > 1000\nend\n' >"$TMP/rd/m.vrl"
+P=$(free_port); U="http://127.0.0.1:$P"
+start_vigil r1 "$P" --state "$TMP/rs" --rules "$TMP/rd"
+rule_is "$U" m 1 --rules "> 1000" "loaded from the file as version 1"
+printf 'rule big\n  action block\n  score 90\n  when tx.amount > 500\nend\n' >"$TMP/api.vrl"
+req PUT "$U/v1/rules/m" "" "@$TMP/api.vrl"; expect 200 "j['version'] == 2" "PUT over the API: version 2"
+stop_clean "$PID_r1" "stopped"
+start_vigil r2 "$P" --state "$TMP/rs" --rules "$TMP/rd"
+rule_is "$U" m 2 anonymous "> 500" "restarted with the same file: version 2 (the API's) in force"
+grep -qF "module m: the file is as loaded (version 1); version 2 (by anonymous), made since, stays in force" \
+    "$TMP/r2.log" && ok "the log says the file is as loaded and version 2 stays" \
+    || bad "no line about the file as loaded: $(cat "$TMP/r2.log")"
+req GET "$U/v1/audit?target=m" ""
+expect 200 "[e['action'] for e in j['entries']] == ['rules.put', 'rules.load']" "no rules.load at the restart"
+stop_clean "$PID_r2" "stopped"
+printf 'rule big\n  action review\n  score 60\n  when tx.amount > 700\nend\n' >"$TMP/rd/m.vrl"
+start_vigil r3 "$P" --state "$TMP/rs" --rules "$TMP/rd"
+rule_is "$U" m 3 --rules "> 700" "the file changed: version 3 from it"
+grep -qF "module m: the file changed since it was last loaded; version 3 from it replaces version 2 (by anonymous," \
+    "$TMP/r3.log" && ok "the log names the API version the changed file replaces" \
+    || bad "no line about the replaced version: $(cat "$TMP/r3.log")"
+stop_clean "$PID_r3" "stopped"
+start_vigil r4 "$P" --state "$TMP/rs" --rules "$TMP/rd"
+rule_is "$U" m 3 --rules "> 700" "restarted again: still version 3"
+grep -q "rules.*module m" "$TMP/r4.log" && bad "a line about module m: $(cat "$TMP/r4.log")" \
+    || ok "nothing said when the file is the module in force"
+stop_clean "$PID_r4" "stopped"
+
+if redis_up; then
+    echo "--- --rules with Redis: restarting one instance keeps the API's version everywhere"
+    QA=$(free_port); QB=$(free_port)
+    printf 'rule big\n  action review\n  score 50\n  when tx.amount > 1000\nend\n' >"$TMP/rd/m.vrl"
+    start_vigil qa "$QA" --state "$TMP/qa" --rules "$TMP/rd" --redis "127.0.0.1:$RPORT"
+    start_vigil qb "$QB" --state "$TMP/qb" --rules "$TMP/rd" --redis "127.0.0.1:$RPORT"
+    req PUT "http://127.0.0.1:$QA/v1/rules/m" "" "@$TMP/api.vrl"; expect 200 "j['version'] == 2" "PUT on a: version 2"
+    wait_v2() { req GET "http://127.0.0.1:$QB/v1/rules/m" ""; [ "$STATUS" = 200 ] && grep -q '"version":2' "$TMP/body"; }
+    for _ in $(seq 1 300); do wait_v2 && break; sleep 0.1; done
+    stop_clean "$PID_qb" "b stopped"
+    start_vigil qb2 "$QB" --state "$TMP/qb" --rules "$TMP/rd" --redis "127.0.0.1:$RPORT"
+    wait_log qb2 "connected and synchronised" || bad "b did not synchronise"
+    rule_is "http://127.0.0.1:$QB" m 2 anonymous "> 500" "b restarted: version 2 in force"
+    rule_is "http://127.0.0.1:$QA" m 2 anonymous "> 500" "a: still version 2"
+    stop_clean "$PID_qa" "a stopped"; stop_clean "$PID_qb2" "b stopped"
+else
+    echo "skip: no redis-server"
+fi
 
 finish
