@@ -4,21 +4,30 @@
  * pipeline (scoring, swapping the ruleset or the lists, checkpoints, erasing an
  * account) holds that shard's mutex, so that it happens between two events.
  *
- * Periodic checkpoints do not stop scoring for long: they take the shard's mutex for
- * one slice of CKPT_SLICE changed accounts and keys at a time (encoded into a batch of
- * the shard's), and write that batch after releasing it, so that events are scored
- * while RocksDB writes. Writes to a shard's store are ordered by its write mutex `wmu`,
- * taken with `mu` held (lock order: engine ckmu, then shard mu, then shard wmu): a full
- * checkpoint (dry runs, ruleset swaps, erasing, the final one) waits for the slice in
- * flight, so that an older copy of an account never lands after a newer one.
+ * Periodic checkpoints do not stop scoring for long, and are still atomic: a checkpoint
+ * takes a cut of what changed (vg_pipeline_checkpoint_cut, the shard's mutex held),
+ * then encodes the cut's accounts and keys CKPT_SLICE at a time into the shard's batch
+ * `cb`, releasing the mutex between two slices (an event that changes an entry of the
+ * cut not yet encoded encodes it first, as it was at the cut), and writes the whole
+ * batch in one RocksDB write after releasing the mutex, so that events are scored while
+ * it encodes and while RocksDB writes, and the store only ever holds whole checkpoints
+ * (accounts and `by` keys of one moment: slices written one by one left, after a
+ * crash, a key counting an event its account had lost, and so counting it twice when
+ * the client sent it again). Writes to a shard's store are ordered by its write mutex
+ * `wmu`, taken with `mu` held (lock order: engine ckmu, then shard mu, then shard wmu).
+ * A full checkpoint (dry runs, ruleset swaps, erasing, the final one) gives up a cut
+ * still being encoded (its entries are dirty again and written by the full one), and
+ * waits for a cut being written, so that an older copy of an account never lands after
+ * a newer one.
  * The slices are spread out over up to `checkpoint_spread_ms` (a pause between two,
- * without the mutex): the checkpoint's CPU and disk work then comes in small pieces
- * instead of a burst that the request threads would queue behind.
+ * without the mutex): the checkpoint's CPU work then comes in small pieces instead of
+ * a burst that the request threads would queue behind.
  */
 #include "engine/engine.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +49,9 @@ typedef struct shard {
     pthread_mutex_t mu;
     pthread_mutex_t wmu;         /* orders writes to the store (see above) */
     uint64_t gen;                /* bumped when the pipeline is replaced */
-    vg_batch_t *cb;              /* the slice being written (under wmu) */
+    vg_batch_t *cb;              /* the cut being encoded and written (shard_checkpoint_sliced) */
+    int snap_active;             /* a cut is being encoded into cb */
+    uint64_t snap_seq;           /* bumped when a cut is given up */
     vg_pipeline_t *pl;
     vg_store_t *store;
     uint64_t swapped_decided, swapped_dups, swapped_rejected;   /* of freed pipelines */
@@ -56,82 +67,99 @@ static uint64_t shard_mark(shard_t *s) {
     return st.decided + s->changes;
 }
 
+/* Gives up the cut being encoded by a periodic checkpoint (shard locked): its entries
+ * are dirty again, for the full checkpoint that follows. */
+static void shard_cut_abandon(shard_t *s) {
+    if (!s->snap_active) return;
+    if (s->pl) vg_pipeline_checkpoint_end(s->pl, 0);
+    s->snap_active = 0;
+    s->snap_seq++;
+}
+
 /* Checkpoints the shard (locked) when it decided anything since its last checkpoint:
  * an idle shard costs nothing. */
 static int shard_checkpoint(shard_t *s, int sync, char *errbuf, size_t errlen) {
     if (!s->pl) return 0;
     uint64_t mark = shard_mark(s);
-    if (mark == s->ckpt_decided) return 0;
-    pthread_mutex_lock(&s->wmu);
+    if (mark == s->ckpt_decided && !s->snap_active) return 0;
+    pthread_mutex_lock(&s->wmu);   /* after a cut being written, if any */
+    shard_cut_abandon(s);
     int rc = vg_pipeline_checkpoint(s->pl, NULL, 0, sync, errbuf, errlen);
     pthread_mutex_unlock(&s->wmu);
     if (!rc) s->ckpt_decided = mark;
     return rc;
 }
 
-/* Checkpoints the shard (not locked) a slice at a time, the shard's lock released
- * while each slice is written: what changed before the call is written when it
- * returns; what changes meanwhile may be written too, or by the next checkpoint. */
+/* Checkpoints the shard (not locked): a cut of what changed before the call, encoded a
+ * slice at a time with the shard's lock released between two slices, then written in
+ * one write. What changes meanwhile is written by the next checkpoint. */
 static int shard_checkpoint_sliced(shard_t *s, int64_t spread_ms, char *errbuf, size_t errlen) {
-    long pace_ns = 0;
     pthread_mutex_lock(&s->mu);
-    if (!s->pl || !s->store || !s->cb) {
+    if (!s->pl || !s->store || !s->cb || s->snap_active) {
         pthread_mutex_unlock(&s->mu);
         return 0;
     }
     uint64_t decided = shard_mark(s), gen = s->gen;
-    int rc = 0;
-    size_t unwritten = SIZE_MAX;   /* records changed before the start still to write (known
-                                 after the first slice: the changes are taken oldest first) */
-    size_t left = 0;          /* records changed, after the last slice */
-    /* nothing changed: what was loaded since (duplicates read their account from the
-     * store) is still dropped to the budget */
-    if (s->ckpt_decided == decided) vg_state_evict(vg_pipeline_state(s->pl));
-    while (s->ckpt_decided != decided) {
-        if (!s->pl || s->gen != gen) break;   /* replaced: the swap checkpointed it */
-        /* behind (more changed than a few paced slices write): bigger slices, no pause */
-        const int behind = unwritten != SIZE_MAX && left > CKPT_BACKLOG;
-        const size_t slice = behind ? CKPT_SLICE_BIG : CKPT_SLICE;
-        vg_batch_clear(s->cb);
-        rc = vg_state_checkpoint_some(vg_pipeline_state(s->pl), slice, s->cb, &left);
-        /* the pipeline's own records (anomaly population, label windows) with the
-         * first slice */
-        if (!rc && unwritten == SIZE_MAX) rc = vg_pipeline_checkpoint_meta(s->pl, s->cb);
-        if (rc) {
-            snprintf(errbuf, errlen, "out of memory while writing a checkpoint");
-            break;
-        }
-        pthread_mutex_lock(&s->wmu);
+    if (s->ckpt_decided == decided) {
+        /* nothing changed: what was loaded since (duplicates read their account from
+         * the store) is still dropped to the budget */
+        vg_state_evict(vg_pipeline_state(s->pl));
         pthread_mutex_unlock(&s->mu);
-        rc = vg_store_write(s->store, s->cb, 0, errbuf, errlen);
-        pthread_mutex_unlock(&s->wmu);
-        pthread_mutex_lock(&s->mu);
-        if (s->pl && s->gen == gen) {
-            vg_state_t *vs = vg_pipeline_state(s->pl);
-            vg_state_checkpoint_done(vs, rc == 0);
-            vg_state_evict(vs);
-        }
-        if (rc) break;
-        if (unwritten == SIZE_MAX) {
-            /* what changed before the start and is not in this slice: written by the
-             * next ceil(unwritten / CKPT_SLICE) paced slices, spread over `spread_ms` */
-            unwritten = left;
-            long long nslices = (long long)(1 + (unwritten + CKPT_SLICE - 1) / CKPT_SLICE);
-            long long p = spread_ms > 0 ? spread_ms * 1000000LL / nslices : 0;
-            pace_ns = p > PACE_MAX_NS ? PACE_MAX_NS : (long)p;
-        } else {
-            unwritten = unwritten > slice ? unwritten - slice : 0;
-        }
-        if (unwritten == 0 || left == 0) {
-            if (s->gen == gen) s->ckpt_decided = decided;
-            break;
-        }
-        if (pace_ns > 0 && left <= CKPT_BACKLOG) {   /* spread out: no burst of background work */
+        return 0;
+    }
+    vg_batch_clear(s->cb);
+    size_t left = 0;
+    int rc = vg_pipeline_checkpoint_cut(s->pl, NULL, 0, s->cb, &left);
+    if (rc) {
+        pthread_mutex_unlock(&s->mu);
+        snprintf(errbuf, errlen, "out of memory while writing a checkpoint");
+        return rc;
+    }
+    s->snap_active = 1;
+    uint64_t seq = s->snap_seq;
+    /* many changes: bigger slices, no pause (the checkpoint keeps up with the changes);
+     * else ceil(left / CKPT_SLICE) slices spread over `spread_ms` */
+    const int behind = left > CKPT_BACKLOG;
+    const size_t slice = behind ? CKPT_SLICE_BIG : CKPT_SLICE;
+    long pace_ns = 0;
+    if (!behind && spread_ms > 0) {
+        long long p = spread_ms * 1000000LL / (long long)(1 + (left + CKPT_SLICE - 1) / CKPT_SLICE);
+        pace_ns = p > PACE_MAX_NS ? PACE_MAX_NS : (long)p;
+    }
+    while (left > 0) {
+        rc = vg_pipeline_checkpoint_step(s->pl, slice, &left);
+        if (rc) {
+            shard_cut_abandon(s);
             pthread_mutex_unlock(&s->mu);
+            snprintf(errbuf, errlen, "out of memory while writing a checkpoint");
+            return rc;
+        }
+        if (left == 0) break;
+        pthread_mutex_unlock(&s->mu);
+        if (pace_ns > 0) {   /* spread out: no burst of background work */
             struct timespec ts = {0, pace_ns};
             nanosleep(&ts, NULL);
-            pthread_mutex_lock(&s->mu);
+        } else {
+            sched_yield();   /* let a waiting request in */
         }
+        pthread_mutex_lock(&s->mu);
+        if (!s->pl || s->gen != gen || s->snap_seq != seq) {
+            /* given up by a full checkpoint, or the pipeline replaced: it wrote it all */
+            pthread_mutex_unlock(&s->mu);
+            return 0;
+        }
+    }
+    /* the whole cut in one write, events scored meanwhile (a full checkpoint waits) */
+    pthread_mutex_lock(&s->wmu);
+    pthread_mutex_unlock(&s->mu);
+    rc = vg_store_write(s->store, s->cb, 0, errbuf, errlen);
+    vg_batch_clear(s->cb);
+    pthread_mutex_unlock(&s->wmu);
+    pthread_mutex_lock(&s->mu);
+    if (s->pl && s->gen == gen && s->snap_seq == seq) {
+        vg_pipeline_checkpoint_end(s->pl, rc == 0);
+        s->snap_active = 0;
+        if (rc == 0) s->ckpt_decided = decided;
     }
     pthread_mutex_unlock(&s->mu);
     return rc;
@@ -406,10 +434,11 @@ static int swap_program(vg_engine_t *e, shard_t *s, vg_program_t *p, int64_t ver
         s->ckpt_decided = 0;
         return 0;
     }
+    shard_cut_abandon(s);   /* a cut in flight belongs to the old layouts */
     int rc = vg_pipeline_set_program(s->pl, p, errbuf, errlen);
     if (rc) return rc;
     vg_pipeline_set_versions(s->pl, version, -1);
-    s->gen++;   /* a slice in flight belongs to the old layouts */
+    s->gen++;
     char err[512];
     pthread_mutex_lock(&s->wmu);
     int crc = vg_pipeline_checkpoint(s->pl, NULL, 0, 1, err, sizeof(err));

@@ -100,6 +100,15 @@ codes=$(score 0 30000)
 failing() { [ "$(metric vigil_checkpoint_failures_total)" -gt 0 ] 2>/dev/null; }
 wait_until failing && ok "vigil_checkpoint_failures_total $(metric vigil_checkpoint_failures_total)" ||
     fail "no failed checkpoint counted: $(tail -3 "$W/serve.log")"
+# the control store's writes fail too: the file system filled to the last byte (the
+# engine's checkpoint is one write, and one that did not fit may leave room), then a
+# few events of an account of its own (their recorded decisions cannot be written)
+dd if=/dev/zero of="$FS/filler" bs=4k 2>/dev/null
+for i in 1 2 3 4 5; do
+    curl -s -o /dev/null "$U/v1/score" -d "{\"id\":\"filler-$i\",\"account\":\"zz-filler\",\"ts\":\"2026-11-01T00:00:0${i}Z\",\"amount\":1}"
+done
+sleep 0.5
+rm -f "$FS/filler"
 # some room, but less than RocksDB reserved for its write buffers: it still refuses, and
 # the log says why (it was an empty "Resource busy")
 mount -o remount,size=40M "$FS"
