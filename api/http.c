@@ -536,6 +536,20 @@ static enum MHD_Result send_resp(vg_api_t *a, struct MHD_Connection *c, req_stat
 
 /* ---- built-in handlers ----------------------------------------------------------- */
 
+/* The Redis control plane's state (--redis): 2 connected and synchronised (rule and list
+ * changes are written and arrive), 1 connected and not synchronised yet, 0 down; *age_s:
+ * seconds since it was last connected and synchronised (0 while it is; since the start
+ * when it never was). */
+static int redis_state(vg_api_t *a, int64_t *age_s) {
+    int64_t now = vg_now_ms();
+    int st = !vg_redis_up(a->redis) ? 0 : atomic_load(&a->redis_synced) ? 2 : 1;
+    if (st == 0) atomic_store(&a->redis_synced, 0);   /* the next (re)connection syncs */
+    if (st == 2) atomic_store(&a->redis_ok_ms, now);
+    int64_t ok = atomic_load(&a->redis_ok_ms);
+    *age_s = st == 2 || now < ok ? 0 : (now - ok) / 1000;
+    return st;
+}
+
 static void h_metrics(vg_api_t *a, vg_resp_t *r) {
     vg_buf_t *b = &r->body;
     char line[2048];
@@ -647,6 +661,27 @@ static void h_metrics(vg_api_t *a, vg_resp_t *r) {
              "vigil_control_write_failures_total %" PRIu64 "\n",
              (uint64_t)atomic_load(&a->ckpt_failures), vg_ctl_failed_writes(a->ctl));
     vg_buf_puts(b, line);
+    if (a->redis) {
+        int64_t age;
+        int st = redis_state(a, &age);
+        snprintf(line, sizeof(line),
+                 "# HELP vigil_redis_connected 1 while connected to Redis (redis = HOST:PORT) "
+                 "and synchronised: rule and list changes can be made and arrive; 0 while it "
+                 "is down, refuses vigil or is being synchronised (scoring goes on with the "
+                 "local copy).\n"
+                 "# TYPE vigil_redis_connected gauge\nvigil_redis_connected %d\n"
+                 "# HELP vigil_redis_sync_age_seconds Seconds since this instance was last "
+                 "connected to Redis and synchronised (0 while it is; since the start when it "
+                 "never was).\n"
+                 "# TYPE vigil_redis_sync_age_seconds gauge\nvigil_redis_sync_age_seconds %"
+                 PRId64 "\n"
+                 "# HELP vigil_redis_synchronisations_total Synchronisations with Redis, one "
+                 "at each (re)connection: growing, Redis or the way to it goes up and down.\n"
+                 "# TYPE vigil_redis_synchronisations_total counter\n"
+                 "vigil_redis_synchronisations_total %" PRIu64 "\n",
+                 st == 2, age, (uint64_t)atomic_load(&a->redis_syncs));
+        vg_buf_puts(b, line);
+    }
     if (a->feed) {
         snprintf(line, sizeof(line),
                  "# HELP vigil_alert_list_indexed_total Alerts of the alerts topic added to "
@@ -959,6 +994,15 @@ static void dispatch(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
                               (json_int_t)rs);
         /* newer modules are stored but do not compile here (docs/api.md) */
         if (newest != rs) json_object_set_new(j, "newest_ruleset", json_integer(newest));
+        if (a->redis) {   /* scoring goes on without it: information, not readiness */
+            int64_t age;
+            int st = redis_state(a, &age);
+            static const char *const names[3] = {"down", "synchronising", "synchronised"};
+            json_t *rj = json_pack("{s:s,s:I}", "status", names[st], "sync_age_s",
+                                   (json_int_t)age);
+            if (st == 0) json_object_set_new(rj, "why", json_string(vg_redis_down_why(a->redis)));
+            json_object_set_new(j, "redis", rj);
+        }
         vg_resp_json(r, ready ? 200 : 503, j);
         break;
     }

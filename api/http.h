@@ -98,6 +98,12 @@ typedef struct vg_api {
     atomic_uint_least64_t labels_matched, labels_unmatched;   /* POST /v1/labels, no Kafka */
     atomic_uint_least64_t ckpt_failures;   /* checkpoints of the HTTP engine that failed */
     atomic_uint_least64_t slow_headers;    /* connections closed: headers too slow */
+    /* the Redis control plane, for /metrics and /readyz (serve.c): synchronisations
+     * done (each (re)connection), whether one was done since Redis was last seen down,
+     * and when this instance was last seen connected and synchronised */
+    atomic_uint_least64_t redis_syncs;
+    atomic_int redis_synced;
+    atomic_int_least64_t redis_ok_ms;
     uint64_t ckpt_failing;                 /* failures in a row (the tick thread's) */
     vg_route_metrics_t routes[VG_ROUTE__COUNT];
     pthread_mutex_t hits_mu;   /* rule hit counters */

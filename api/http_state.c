@@ -459,6 +459,7 @@ vg_api_t *vg_api_new(vg_config_t *cfg, char *errbuf, size_t errlen) {
     pthread_mutex_unlock(&a->mu);
     if (rc) goto err;
     if (cfg->redis) {
+        atomic_store(&a->redis_ok_ms, vg_now_ms());   /* "since the start" until a sync */
         a->redis = vg_redis_new(a, cfg->redis, errbuf, errlen);
         if (!a->redis) goto err;
     }

@@ -69,10 +69,19 @@ static void on_assign(void *ctx, int32_t partition) {
                         "instances answer not_owner without its address\n", (int)partition);
 }
 
+/* Redis (re)connected and synchronised: counted for /metrics and /readyz. */
+static void on_redis_synced(void *ctx) {
+    vg_api_t *a = ctx;
+    atomic_fetch_add(&a->redis_syncs, 1);
+    atomic_store(&a->redis_synced, 1);
+    atomic_store(&a->redis_ok_ms, vg_now_ms());
+}
+
 /* Redis (re)connected: the partitions owned here are advertised again (Redis restarted
  * empty has no owner registry; one down at an assignment missed it). */
 static void on_redis_sync(void *ctx) {
     vg_api_t *a = ctx;
+    on_redis_synced(a);
     vg_kafka_t *k = a->kafka;
     if (!k) return;
     int32_t parts[1024];
@@ -152,8 +161,16 @@ int vg_cmd_serve(int argc, char **argv) {
         vg_config_free(cfg);
         return 1;
     }
+    vg_redis_on_sync(a->redis, on_redis_synced, a);   /* with Kafka: on_redis_sync, below */
+    if (vg_redis_up(a->redis)) {   /* synchronised before the hook was set */
+        uint_least64_t none = 0;
+        atomic_compare_exchange_strong(&a->redis_syncs, &none, 1);
+        atomic_store(&a->redis_synced, 1);
+        atomic_store(&a->redis_ok_ms, vg_now_ms());
+    }
     vg_serve_kafka_t *kafka = NULL;
     if (cfg->kafka && !(kafka = start_kafka(a, cfg, err, sizeof(err)))) {
+        vg_redis_on_sync(a->redis, NULL, NULL);
         fprintf(stderr, "vigil serve: %s\n", err);
         vg_api_free(a);
         vg_config_free(cfg);
@@ -176,6 +193,7 @@ int vg_cmd_serve(int argc, char **argv) {
     }
     if (vg_api_listen(a, err, sizeof(err)) != 0) {
         fprintf(stderr, "vigil serve: %s\n", err);
+        vg_redis_on_sync(a->redis, NULL, NULL);
         pthread_mutex_lock(&a->mu);
         a->on_rules = NULL;
         pthread_mutex_unlock(&a->mu);
@@ -227,6 +245,9 @@ int vg_cmd_serve(int argc, char **argv) {
             vg_api_tick(a, vg_now_ms());
             last_tick = vg_now_ms();
         }
+        if (a->redis && !vg_redis_up(a->redis)) atomic_store(&a->redis_synced, 0);
+        else if (a->redis && atomic_load(&a->redis_synced))
+            atomic_store(&a->redis_ok_ms, vg_now_ms());
         if (kafka && !cfg->redis && !shared_warned) {
             /* another instance in the group (this one owns only some partitions, for a
              * 30 s): without Redis, rule and list changes made here do not reach it */

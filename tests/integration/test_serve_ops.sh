@@ -2,7 +2,8 @@
 # test_serve_ops.sh - `vigil serve` start-up and operations: settings refused at start
 # (a Redis URL, Kafka broker ports outside 1..65535); a restart with unchanged --rules
 # files keeps the rule changes made over the API since (alone and with Redis), a changed
-# file replaces them and says so.
+# file replaces them and says so; /readyz and /metrics show the Redis control plane's
+# state (synchronised, down, back).
 # No check depends on timing: waits poll for their condition with a generous deadline.
 # Usage: bash test_serve_ops.sh BUILD_DIR SOURCE_DIR
 set -uo pipefail
@@ -89,7 +90,39 @@ if redis_up; then
     wait_log qb2 "connected and synchronised" || bad "b did not synchronise"
     rule_is "http://127.0.0.1:$QB" m 2 anonymous "> 500" "b restarted: version 2 in force"
     rule_is "http://127.0.0.1:$QA" m 2 anonymous "> 500" "a: still version 2"
-    stop_clean "$PID_qa" "a stopped"; stop_clean "$PID_qb2" "b stopped"
+    stop_clean "$PID_qa" "a stopped"
+
+    echo "--- the Redis control plane in /readyz and /metrics"
+    UB="http://127.0.0.1:$QB"
+    req GET "$UB/readyz" ""
+    expect 200 "j['status'] == 'ready' and j['redis'] == {'status': 'synchronised', 'sync_age_s': 0}" \
+        "/readyz: redis synchronised"
+    metric() { curl -s "$UB/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+    [ "$(metric vigil_redis_connected)" = 1 ] && ok "vigil_redis_connected 1" \
+        || bad "vigil_redis_connected: $(curl -s "$UB/metrics" | grep redis)"
+    [ "$(metric vigil_redis_synchronisations_total)" -ge 1 ] 2>/dev/null \
+        && ok "vigil_redis_synchronisations_total >= 1" || bad "no synchronisation counted"
+    redis-cli -p "$RPORT" shutdown nosave >/dev/null 2>&1
+    down() { req GET "$UB/readyz" ""; grep -q '"status":"down"' "$TMP/body"; }
+    for _ in $(seq 1 300); do down && break; sleep 0.1; done
+    expect 200 "j['status'] == 'ready' and j['redis']['status'] == 'down' and j['redis']['why'] == 'Redis is down'" \
+        "/readyz with Redis down: still 200 ready, redis down and why"
+    [ "$(metric vigil_redis_connected)" = 0 ] && ok "vigil_redis_connected 0 while Redis is down" \
+        || bad "vigil_redis_connected with Redis down: $(metric vigil_redis_connected)"
+    aged() { [ "$(metric vigil_redis_sync_age_seconds)" -ge 1 ] 2>/dev/null; }
+    for _ in $(seq 1 300); do aged && break; sleep 0.1; done
+    aged && ok "vigil_redis_sync_age_seconds grows while Redis is down" \
+        || bad "vigil_redis_sync_age_seconds: $(metric vigil_redis_sync_age_seconds)"
+    redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" \
+        >"$TMP/redis-again.log" 2>&1 &
+    PIDS+=("$!")
+    synced() { [ "$(metric vigil_redis_connected)" = 1 ] && [ "$(metric vigil_redis_synchronisations_total)" -ge 2 ]; }
+    for _ in $(seq 1 300); do synced 2>/dev/null && break; sleep 0.1; done
+    synced 2>/dev/null && ok "Redis back: connected again, a second synchronisation counted" \
+        || bad "after Redis came back: $(curl -s "$UB/metrics" | grep '^vigil_redis')"
+    [ "$(metric vigil_redis_sync_age_seconds)" = 0 ] && ok "vigil_redis_sync_age_seconds 0 again" \
+        || bad "vigil_redis_sync_age_seconds: $(metric vigil_redis_sync_age_seconds)"
+    stop_clean "$PID_qb2" "b stopped"
 else
     echo "skip: no redis-server"
 fi
