@@ -270,6 +270,11 @@ int vg_api_load_state(vg_api_t *a, char *errbuf, size_t errlen);
  * --rules is loaded, so that a directory made by `vigil replay --state` with the same
  * rules is opened with them and served warm (SPEC section 5). */
 int vg_api_start_engine(vg_api_t *a, char *errbuf, size_t errlen);
+/* Diagnostics in the log (api/http_state.c): the first error of d (NULL when none: a
+ * warning is never "the" error), and every diagnostic on stderr, errors first, each
+ * "  FILE:LINE:COL: error|warning: MESSAGE" (as SPEC section 5 tags them). */
+const vg_diag_t *vg_api_first_error(const vg_diags_t *d);
+void vg_api_log_diags(const vg_diags_t *d);
 /* Compiles the active modules (with `override` replacing or adding module `name`, or
  * removing it when override is NULL and remove is set). Returns the program or NULL
  * with diagnostics in d. */

@@ -203,8 +203,7 @@ static int apply_locked(vg_api_t *a, const char *rec, size_t len, vg_program_t *
             fprintf(stderr, "vigil serve: module %s version %lld does not compile with the "
                             "active modules; keeping the ruleset in force (%lld) until it is "
                             "fixed\n", name, (long long)version, (long long)a->active_ruleset);
-            for (int k = 0; k < d.n; k++)
-                fprintf(stderr, "  %s:%d:%d: %s\n", d.v[k].file, d.v[k].line, d.v[k].col, d.v[k].msg);
+            vg_api_log_diags(&d);   /* errors first, tagged (api/http_state.c) */
         }
         vg_diags_deinit(&d);
     }
@@ -313,23 +312,23 @@ int vg_api_start_engine(vg_api_t *a, char *errbuf, size_t errlen) {
     vg_program_t *p = vg_api_compile(a, NULL, NULL, 0, &d);
     int64_t rs = a->ruleset;
     int newest = p != NULL;
+    const vg_diag_t *fe = vg_api_first_error(&d);   /* not a warning of another module */
     if (!p) {
         /* a module received from Redis that never compiled here: the last ruleset that
          * did (G/active) runs, as before the restart */
         p = compile_recorded_active(a, &rs);
         if (!p) {
             snprintf(errbuf, errlen, "the stored rule modules do not compile (%d errors; first: "
-                                     "%s:%d:%d: %s)", d.n_errors, d.n ? d.v[0].file : "?",
-                     d.n ? d.v[0].line : 0, d.n ? d.v[0].col : 0, d.n ? d.v[0].msg : "");
+                                     "%s:%d:%d: error: %s)", d.n_errors, fe ? fe->file : "?",
+                     fe ? fe->line : 0, fe ? fe->col : 0, fe ? fe->msg : "");
             vg_diags_deinit(&d);
             return VG_ECOMPILE;
         }
         fprintf(stderr, "vigil serve: the newest rule modules (ruleset %lld) do not compile "
-                        "(%d errors; first: %s:%d:%d: %s); ruleset %lld, the last that did, "
-                        "stays in force until they are fixed\n",
-                (long long)a->ruleset, d.n_errors, d.n ? d.v[0].file : "?",
-                d.n ? d.v[0].line : 0, d.n ? d.v[0].col : 0, d.n ? d.v[0].msg : "",
-                (long long)rs);
+                        "(%d errors; first: %s:%d:%d: error: %s); ruleset %lld, the last that "
+                        "did, stays in force until they are fixed\n",
+                (long long)a->ruleset, d.n_errors, fe ? fe->file : "?",
+                fe ? fe->line : 0, fe ? fe->col : 0, fe ? fe->msg : "", (long long)rs);
     }
     vg_diags_deinit(&d);
     vg_lists_t *l = vg_api_build_lists(a);

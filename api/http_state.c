@@ -61,6 +61,20 @@ static int seq_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl)
     return 1;
 }
 
+const vg_diag_t *vg_api_first_error(const vg_diags_t *d) {
+    for (int i = 0; i < d->n; i++)
+        if (d->v[i].is_error) return &d->v[i];
+    return NULL;
+}
+
+void vg_api_log_diags(const vg_diags_t *d) {
+    for (int errors = 1; errors >= 0; errors--)
+        for (int i = 0; i < d->n; i++)
+            if (d->v[i].is_error == errors)
+                fprintf(stderr, "  %s:%d:%d: %s: %s\n", d->v[i].file ? d->v[i].file : "?",
+                        d->v[i].line, d->v[i].col, errors ? "error" : "warning", d->v[i].msg);
+}
+
 #define RECENT_DECISIONS 10   /* kept per account (GET /v1/accounts shows them) */
 #define TRIM_EVERY 8          /* trimmed after one request in 8: an account keeps at most
                                  about RECENT_DECISIONS + TRIM_EVERY of them */

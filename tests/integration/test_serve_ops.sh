@@ -3,7 +3,8 @@
 # (a Redis URL, Kafka broker ports outside 1..65535); a restart with unchanged --rules
 # files keeps the rule changes made over the API since (alone and with Redis), a changed
 # file replaces them and says so; /readyz and /metrics show the Redis control plane's
-# state (synchronised, down, back).
+# state (synchronised, down, back); a module that does not compile is logged with its
+# errors first (tagged error:/warning:), and its first error, not another's warning.
 # No check depends on timing: waits poll for their condition with a generous deadline.
 # Usage: bash test_serve_ops.sh BUILD_DIR SOURCE_DIR
 set -uo pipefail
@@ -123,6 +124,30 @@ if redis_up; then
     [ "$(metric vigil_redis_sync_age_seconds)" = 0 ] && ok "vigil_redis_sync_age_seconds 0 again" \
         || bad "vigil_redis_sync_age_seconds: $(metric vigil_redis_sync_age_seconds)"
     stop_clean "$PID_qb2" "b stopped"
+
+    echo "--- a module from Redis that does not compile: its error in the log, not a warning"
+    QC=$(free_port)
+    start_vigil qc "$QC" --state "$TMP/qc" --redis "127.0.0.1:$RPORT"
+    printf 'feature unused_f = count(10m)\nrule a\n  action alert\n  score 1\n  when tx.amount > 1000\nend\n' >"$TMP/a.vrl"
+    req PUT "http://127.0.0.1:$QC/v1/rules/a" "" "@$TMP/a.vrl"; expect 201 "" "PUT a (with a warning)"
+    RS=$(redis-cli -p "$RPORT" get vigil:ruleset)
+    REC=$(python3 -c "import json,sys; print(json.dumps({'module':'b','version':1,'ruleset':int(sys.argv[1])+1,'source':'rule b\n  action alert\n  score 1\n  when tx.amount >\nend\n','deleted':False,'updated_at':'2026-12-07T12:00:00.000Z','by':'admin:abcd'}))" "$RS")
+    redis-cli -p "$RPORT" hset vigil:versions:b 1 "$REC" >/dev/null
+    redis-cli -p "$RPORT" hset vigil:rules b "$REC" >/dev/null
+    redis-cli -p "$RPORT" set vigil:ruleset $((RS + 1)) >/dev/null
+    redis-cli -p "$RPORT" publish vigil:changes rules:b >/dev/null
+    wait_log qc "module b version 1 does not compile" && ok "logged: module b does not compile" \
+        || bad "no line about module b: $(cat "$TMP/qc.log")"
+    E=$(grep -n "b.vrl:5:1: error: expected an expression" "$TMP/qc.log" | head -1 | cut -d: -f1)
+    W=$(grep -n "a.vrl:1:9: warning: feature 'unused_f' is not used" "$TMP/qc.log" | head -1 | cut -d: -f1)
+    [ -n "$E" ] && [ -n "$W" ] && [ "$E" -lt "$W" ] && ok "the error first, tagged error:, then the warning tagged warning:" \
+        || bad "diagnostics of module b: $(cat "$TMP/qc.log")"
+    stop_clean "$PID_qc" "stopped"
+    start_vigil qc2 "$QC" --state "$TMP/qc" --redis "127.0.0.1:$RPORT"
+    grep -qF "do not compile (1 errors; first: b.vrl:5:1: error: expected an expression" "$TMP/qc2.log" \
+        && ok "at start: the first error is b's error, not a's warning" \
+        || bad "start-up line: $(cat "$TMP/qc2.log")"
+    stop_clean "$PID_qc2" "stopped"
 else
     echo "skip: no redis-server"
 fi
