@@ -205,6 +205,11 @@ int vg_cmd_serve(int argc, char **argv) {
         vg_config_free(cfg);
         return 1;
     }
+    if (cfg->redis && !cfg->kafka)   /* shared rules invite several instances behind one LB */
+        fprintf(stderr, "vigil serve: redis without kafka: rules and lists are shared, account "
+                        "state is not (windows, duplicates, labels, alerts are this "
+                        "instance's): send each account's requests to one instance (route by "
+                        "account) or run one\n");
     const char *colon = strrchr(cfg->http, ':');
     fprintf(stderr, "vigil serve: listening on %s://%.*s:%d (state %s, ruleset %lld, %d shard%s, "
                     "%d threads%s%s, auth %s)\n", vg_api_scheme(a),

@@ -93,6 +93,12 @@ if redis_up; then
     rule_is "http://127.0.0.1:$QA" m 2 anonymous "> 500" "a: still version 2"
     stop_clean "$PID_qa" "a stopped"
 
+    grep -qF "redis without kafka: rules and lists are shared, account state is not" "$TMP/qa.log" \
+        && ok "--redis without --kafka: the log says account state is per instance" \
+        || bad "no line about per-instance account state: $(cat "$TMP/qa.log")"
+    grep -q "redis without kafka" "$TMP/r1.log" && bad "that line without --redis" \
+        || ok "no such line without --redis"
+
     echo "--- the Redis control plane in /readyz and /metrics"
     UB="http://127.0.0.1:$QB"
     req GET "$UB/readyz" ""
