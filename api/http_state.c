@@ -12,6 +12,7 @@
 #include "api/cli.h"
 #include "api/http.h"
 #include "api/redis.h"
+#include "engine/store.h"
 #include "rules/errors.h"
 
 uint64_t vg_api_next_id(vg_api_t *a) {
@@ -305,6 +306,28 @@ static int loaded_from_file(vg_api_t *a, const char *name, int64_t cur, int64_t 
     return same;
 }
 
+/* Whether STATE holds an engine store written by `vigil serve` (which keeps its control
+ * store beside it): one of its shard directories, or a store at STATE without the
+ * checkpoint records of `vigil replay --state` (a replayed directory has no control
+ * store, and is served warm without one). */
+static int served_before(const char *state) {
+    char p[4200];
+    struct stat st;
+    snprintf(p, sizeof(p), "%s/shard-0/CURRENT", state);
+    if (stat(p, &st) == 0) return 1;
+    snprintf(p, sizeof(p), "%s/CURRENT", state);
+    if (stat(p, &st) != 0) return 0;   /* a new state */
+    char err[512];
+    vg_store_t *s = vg_store_open(state, err, sizeof(err));
+    if (!s) return 0;   /* the engine says why, next */
+    vg_buf_t b;
+    vg_buf_init(&b);
+    int rc = vg_store_get(s, "m/replay/input_pos", 18, &b);
+    vg_buf_deinit(&b);
+    vg_store_close(s);
+    return rc == VG_ENOTFOUND;
+}
+
 vg_api_t *vg_api_new(vg_config_t *cfg, char *errbuf, size_t errlen) {
     vg_api_t *a = calloc(1, sizeof(*a));
     if (!a) {
@@ -321,6 +344,8 @@ vg_api_t *vg_api_new(vg_config_t *cfg, char *errbuf, size_t errlen) {
     }
     char dir[4096];
     snprintf(dir, sizeof(dir), "%s/control", cfg->state);
+    struct stat cst;
+    int ctl_missing = stat(dir, &cst) != 0 && errno == ENOENT;
     char e2[512];
     a->ctl = vg_ctl_open(dir, e2, sizeof(e2));
     if (!a->ctl) {
@@ -331,6 +356,12 @@ vg_api_t *vg_api_new(vg_config_t *cfg, char *errbuf, size_t errlen) {
             snprintf(errbuf, errlen, "control store %s: %s", dir, e2);
         goto err;
     }
+    if (ctl_missing && served_before(cfg->state))
+        fprintf(stderr, "vigil serve: %s/control is missing, but %s holds scoring state "
+                        "written by vigil serve: lists, rule versions, the audit trail, alerts, "
+                        "labels and recent decisions start empty (restore %s/control from the "
+                        "copy %s came from, if there is one)\n",
+                cfg->state, cfg->state, cfg->state, cfg->state);
     /* the shard count is fixed for a state directory */
     vg_buf_t b;
     vg_buf_init(&b);

@@ -4,7 +4,9 @@
 # files keeps the rule changes made over the API since (alone and with Redis), a changed
 # file replaces them and says so; /readyz and /metrics show the Redis control plane's
 # state (synchronised, down, back); a module that does not compile is logged with its
-# errors first (tagged error:/warning:), and its first error, not another's warning.
+# errors first (tagged error:/warning:), and its first error, not another's warning;
+# STATE/control missing beside a state written by serve is said in the log (not for a
+# `vigil replay --state` directory).
 # No check depends on timing: waits poll for their condition with a generous deadline.
 # Usage: bash test_serve_ops.sh BUILD_DIR SOURCE_DIR
 set -uo pipefail
@@ -76,6 +78,32 @@ rule_is "$U" m 3 --rules "> 700" "restarted again: still version 3"
 grep -q "rules.*module m" "$TMP/r4.log" && bad "a line about module m: $(cat "$TMP/r4.log")" \
     || ok "nothing said when the file is the module in force"
 stop_clean "$PID_r4" "stopped"
+
+echo "--- STATE/control missing beside a served state: said; a replayed state: not"
+printf 'feature n = count(1h)\nrule r\n  action alert\n  score 1\n  when n > 100\nend\n' >"$TMP/c.vrl"
+C=$(free_port); UC="http://127.0.0.1:$C"
+start_vigil c1 "$C" --state "$TMP/cs" --rules "$TMP/c.vrl"
+req PUT "$UC/v1/lists/L" "" '["a"]'; expect 201 "" "a list"
+req POST "$UC/v1/score" "" '{"id":"x","account":"a","ts":"2026-11-01T10:00:00Z","amount":1}'; expect 200 "" "a score"
+grep -q "control is missing" "$TMP/c1.log" && bad "said on a new state" || ok "nothing said on a new state"
+stop_clean "$PID_c1" "stopped"
+rm -rf "$TMP/cs/control"
+start_vigil c2 "$C" --state "$TMP/cs" --rules "$TMP/c.vrl"
+grep -qF "$TMP/cs/control is missing, but $TMP/cs holds scoring state written by vigil serve: lists" \
+    "$TMP/c2.log" && ok "control missing: the log says what starts empty" \
+    || bad "nothing said: $(cat "$TMP/c2.log")"
+stop_clean "$PID_c2" "stopped"
+start_vigil c3 "$C" --state "$TMP/cs" --rules "$TMP/c.vrl"
+grep -q "control is missing" "$TMP/c3.log" && bad "said again once control exists" \
+    || ok "said once (the control store exists again)"
+stop_clean "$PID_c3" "stopped"
+printf '{"id":"t1","account":"a","ts":"2026-11-01T10:00:00Z","amount":1}\n' >"$TMP/in.ndjson"
+"$VIGIL" replay --rules "$TMP/c.vrl" --input "$TMP/in.ndjson" --output "$TMP/out.ndjson" \
+    --state "$TMP/rps" 2>"$TMP/replay.log" || bad "replay: $(cat "$TMP/replay.log")"
+start_vigil c4 "$C" --state "$TMP/rps" --rules "$TMP/c.vrl"
+grep -q "control is missing" "$TMP/c4.log" && bad "said for a vigil replay --state directory" \
+    || ok "nothing said for a vigil replay --state directory"
+stop_clean "$PID_c4" "stopped"
 
 if redis_up; then
     echo "--- --rules with Redis: restarting one instance keeps the API's version everywhere"
