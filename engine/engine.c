@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,8 @@ typedef struct shard {
     uint64_t swapped_decided, swapped_dups, swapped_rejected;   /* of freed pipelines */
     uint64_t ckpt_decided;       /* shard_mark at its last checkpoint */
     uint64_t changes;            /* labels and baseline resets applied (not decisions) */
+    int carried;                 /* the pipeline carried a state of other rules over: not
+                                    written yet */
 } shard_t;
 
 /* What the shard changed so far: its pipeline's decisions, labels and baseline resets
@@ -64,7 +67,7 @@ typedef struct shard {
 static uint64_t shard_mark(shard_t *s) {
     vg_pipeline_stats_t st;
     vg_pipeline_get_stats(s->pl, &st);
-    return st.decided + s->changes;
+    return st.decided + s->changes + ((uint64_t)s->carried << 63);
 }
 
 /* Gives up the cut being encoded by a periodic checkpoint (shard locked): its entries
@@ -174,6 +177,7 @@ struct vg_engine {
     vg_program_t *prog;
     vg_lists_t *lists;
     int64_t version;
+    atomic_uint_least64_t read_failures;   /* vg_engine_read_failures */
 };
 
 void vg_engine_ctx_init(vg_engine_ctx_t *x) { vg_event_init(&x->ev); }
@@ -211,9 +215,14 @@ static vg_pipeline_t *make_pipeline(vg_engine_t *e, shard_t *s, vg_program_t *p,
     if (!reset) return vg_pipeline_new(p, &po, errbuf, errlen);
     int carried = 0;
     vg_pipeline_t *pl = vg_pipeline_open(p, &po, &carried, errbuf, errlen);
-    if (carried)
+    if (carried) {
         fprintf(stderr, "vigil: state in %s was made by other rules; carried over to these "
                         "(as a live change of rules would)\n", vg_store_path(s->store));
+        /* the store holds the old layout until the carried state is written: the next
+         * checkpoint writes it even with nothing decided (a dry run, which reads the
+         * store, failed until an event was scored) */
+        s->carried = 1;
+    }
     return pl;
 }
 
@@ -332,7 +341,10 @@ static int dry_score(vg_engine_t *e, shard_t *s, const char *body, size_t len, v
     vg_pipeline_t *pl = make_pipeline(e, s, p, v, l, 0, NULL, err, sizeof(err));
     vg_prog_unref(p);
     vg_lists_unref(l);
-    if (!pl) return VG_ENOMEM;
+    if (!pl) {   /* not only memory: the store may refuse (the reason is logged) */
+        fprintf(stderr, "vigil: a dry run could not open the shard's state: %s\n", err);
+        return VG_ESTORE;
+    }
     rc = vg_pipeline_line(pl, body, len, out, &res->outcome);
     if (!rc && res->outcome == VG_OUT_REJECTED) res->reject = vg_pipeline_last_reject(pl);
     if (!rc && res->outcome == VG_OUT_DECIDED) res->alert = vg_pipeline_last_alert(pl);
@@ -374,6 +386,7 @@ int vg_engine_score(vg_engine_t *e, vg_engine_ctx_t *x, const char *body, size_t
         rc = dry_score(e, s, body, len, out, res);
     } else {
         rc = vg_pipeline_line(s->pl, body, len, out, &res->outcome);
+        if (rc == VG_ESTORE) atomic_fetch_add(&e->read_failures, 1);
         if (!rc && res->outcome == VG_OUT_REJECTED) res->reject = vg_pipeline_last_reject(s->pl);
         if (!rc && res->outcome == VG_OUT_DECIDED) res->alert = vg_pipeline_last_alert(s->pl);
         pthread_mutex_lock(&e->mu);
@@ -603,6 +616,11 @@ int vg_engine_account_view(vg_engine_t *e, const char *account, size_t len, int 
     shard_t *s = &e->sh[vg_engine_shard_of(e, account, len)];
     pthread_mutex_lock(&s->mu);
     int rc = s->pl ? vg_pipeline_account_view(s->pl, account, len, max, out) : VG_ESTORE;
+    if (rc == VG_ESTORE && s->pl) atomic_fetch_add(&e->read_failures, 1);
     pthread_mutex_unlock(&s->mu);
     return rc;
+}
+
+uint64_t vg_engine_read_failures(vg_engine_t *e) {
+    return e ? (uint64_t)atomic_load(&e->read_failures) : 0;
 }

@@ -443,6 +443,12 @@ stop_pid "$PID_b"
 mkdir -p "$TMP/rules-new" && cp "$TMP/cards-new.vrl" "$TMP/rules-new/cards.vrl"
 start_vigil c "$PORT" --state "$TMP/st" --rules "$TMP/rules-new"
 grep -q "carried over" "$TMP/c.log" && ok "the carry-over is logged" || bad "no carry-over line: $(cat "$TMP/c.log")"
+# a dry run before any event: it reads the store, which holds the carried state (500
+# "engine failure: out of memory" until an event was scored: the store kept the old layout)
+req POST "$U/v1/score?dry_run=true" "$S" "$(ev t9 acct-2 9 c7)"
+expect 200 "j['features']['tx_10m']==4 and j['features']['n_1d_new']>=1" "a dry run right after the carry-over"
+req POST "$U/v1/score?dry_run=true" "$S" "$(ev t9 acct-new 9 c7)"
+expect 200 "j['features']['tx_10m']==1" "a dry run of a new account right after the carry-over"
 req POST "$U/v1/score" "$S" "$(ev t8 acct-2 8 c7)"
 expect 200 "j['features']['tx_10m']==3 and 'n_1d_new' not in j['features']" "a duplicate sent again gets its original decision (was decided again, counted twice)"
 req POST "$U/v1/score" "$S" "$(ev t9 acct-2 9 c7)"
