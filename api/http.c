@@ -661,6 +661,13 @@ static void h_metrics(vg_api_t *a, vg_resp_t *r) {
              "vigil_control_write_failures_total %" PRIu64 "\n",
              (uint64_t)atomic_load(&a->ckpt_failures), vg_ctl_failed_writes(a->ctl));
     vg_buf_puts(b, line);
+    snprintf(line, sizeof(line),
+             "# HELP vigil_state_read_failures_total Scores and account views that failed "
+             "because the state store could not read an account's records back (a damaged "
+             "state: the log says what to do).\n"
+             "# TYPE vigil_state_read_failures_total counter\n"
+             "vigil_state_read_failures_total %" PRIu64 "\n", vg_engine_read_failures(a->eng));
+    vg_buf_puts(b, line);
     if (a->redis) {
         int64_t age;
         int st = redis_state(a, &age);
@@ -994,6 +1001,9 @@ static void dispatch(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
                               (json_int_t)rs);
         /* newer modules are stored but do not compile here (docs/api.md) */
         if (newest != rs) json_object_set_new(j, "newest_ruleset", json_integer(newest));
+        /* a damaged state fails only the accounts whose records cannot be read: ready */
+        uint64_t rf = vg_engine_read_failures(a->eng);
+        if (rf) json_object_set_new(j, "state_read_failures", json_integer((json_int_t)rf));
         if (a->redis) {   /* scoring goes on without it: information, not readiness */
             int64_t age;
             int st = redis_state(a, &age);

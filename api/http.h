@@ -104,6 +104,8 @@ typedef struct vg_api {
     atomic_uint_least64_t redis_syncs;
     atomic_int redis_synced;
     atomic_int_least64_t redis_ok_ms;
+    uint64_t read_fail_seen;               /* vg_engine_read_failures at the last tick */
+    int64_t read_fail_logged_ms;           /* when the damaged state was last logged */
     uint64_t ckpt_failing;                 /* failures in a row (the tick thread's) */
     vg_route_metrics_t routes[VG_ROUTE__COUNT];
     pthread_mutex_t hits_mu;   /* rule hit counters */

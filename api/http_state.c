@@ -217,6 +217,20 @@ void vg_api_tick(vg_api_t *a, int64_t now_ms) {
                 (unsigned long long)a->ckpt_failing);
         a->ckpt_failing = 0;
     }
+    /* a damaged state: the first failed read, then one line a minute while they go on */
+    uint64_t rf = vg_engine_read_failures(a->eng);
+    if (rf > a->read_fail_seen) {
+        if (!a->read_fail_logged_ms || now_ms - a->read_fail_logged_ms >= 60000) {
+            fprintf(stderr, "vigil serve: the state in %s is damaged: %llu read(s) of an "
+                    "account's records (its state, window rows or dedupe records) failed so "
+                    "far, and its requests answer 500 \"engine failure: state store error\"; "
+                    "the other accounts are served. Restore a copy of %s, or start again "
+                    "with a new --state directory\n", a->cfg->state, (unsigned long long)rf,
+                    a->cfg->state);
+            a->read_fail_logged_ms = now_ms;
+        }
+        a->read_fail_seen = rf;
+    }
     if (a->cfg->alert_retention_ms > 0) {
         int64_t cutoff = now_ms - a->cfg->alert_retention_ms;
         if (cutoff > 0) {

@@ -139,5 +139,8 @@ typedef struct vg_engine_stats {
 } vg_engine_stats_t;
 /* Sums the shards' statistics (takes each lock briefly). */
 void vg_engine_get_stats(vg_engine_t *e, vg_engine_stats_t *out);
+/* How many scores and account views failed because a record of the store could not be
+ * read back (VG_ESTORE: a damaged state). Lock-free; 0 for NULL. */
+uint64_t vg_engine_read_failures(vg_engine_t *e);
 
 #endif

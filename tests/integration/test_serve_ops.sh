@@ -6,7 +6,8 @@
 # state (synchronised, down, back); a module that does not compile is logged with its
 # errors first (tagged error:/warning:), and its first error, not another's warning;
 # STATE/control missing beside a state written by serve is said in the log (not for a
-# `vigil replay --state` directory).
+# `vigil replay --state` directory); a damaged state store is logged (once a minute),
+# counted in /metrics and shown in /readyz (still 200).
 # No check depends on timing: waits poll for their condition with a generous deadline.
 # Usage: bash test_serve_ops.sh BUILD_DIR SOURCE_DIR
 set -uo pipefail
@@ -104,6 +105,39 @@ start_vigil c4 "$C" --state "$TMP/rps" --rules "$TMP/c.vrl"
 grep -q "control is missing" "$TMP/c4.log" && bad "said for a vigil replay --state directory" \
     || ok "nothing said for a vigil replay --state directory"
 stop_clean "$PID_c4" "stopped"
+
+echo "--- a damaged state store: logged, counted, shown in /readyz"
+printf 'feature n = count(1d)\nfeature s = sum(tx.amount, 1d)\nrule r\n  action alert\n  score 1\n  when n > 1000\nend\n' >"$TMP/d.vrl"
+python3 -c "
+import json
+for i in range(20000): print(json.dumps({'id':'t%d'%i,'account':'acct-%04d'%(i%100),'ts':'2026-11-01T%02d:%02d:%02dZ'%(i//3600%24,i//60%60,i%60),'amount':i%97,'merchant':'m%d'%(i%50)}))" >"$TMP/dev.ndjson"
+"$VIGIL" replay --rules "$TMP/d.vrl" --input "$TMP/dev.ndjson" --output "$TMP/dout.ndjson" --state "$TMP/ds" 2>/dev/null
+D=$(free_port); UD="http://127.0.0.1:$D"
+start_vigil d1 "$D" --rules "$TMP/d.vrl" --state "$TMP/ds"   # compacts the WAL into an .sst
+stop_clean "$PID_d1" "stopped"
+python3 -c "
+import glob, os
+for f in glob.glob('$TMP/ds/*.sst'):
+    n = os.path.getsize(f); h = open(f, 'r+b')
+    for off in range(1000, n - 20000, 20000): h.seek(off); h.write(b'\xff' * 32)"
+start_vigil d2 "$D" --rules "$TMP/d.vrl" --state "$TMP/ds"
+n500=0
+for i in $(seq 0 99); do
+    req POST "$UD/v1/score" "" "{\"id\":\"q$i\",\"account\":\"$(printf acct-%04d "$i")\",\"ts\":\"2026-11-01T23:59:59Z\",\"amount\":5}"
+    [ "$STATUS" = 500 ] && n500=$((n500 + 1))
+done
+[ "$n500" -gt 0 ] && ok "damaged accounts answer 500 ($n500 of 100)" || bad "no 500: the damage hit no account"
+wait_log d2 "vigil serve: the state in $TMP/ds is damaged: " && ok "the log says the state is damaged" \
+    || bad "nothing in the log: $(cat "$TMP/d2.log")"
+grep -qF "Restore a copy of $TMP/ds, or start again with a new --state directory" "$TMP/d2.log" \
+    && ok "and what to do" || bad "what to do: $(cat "$TMP/d2.log")"
+[ "$(grep -c "is damaged" "$TMP/d2.log")" = 1 ] && ok "said once (at most once a minute)" \
+    || bad "said $(grep -c "is damaged" "$TMP/d2.log") times"
+req GET "$UD/readyz" ""
+expect 200 "j['status'] == 'ready' and j['state_read_failures'] == $n500" "/readyz: 200, state_read_failures"
+[ "$(curl -s "$UD/metrics" | awk '$1 == "vigil_state_read_failures_total" {print $2}')" = "$n500" ] \
+    && ok "vigil_state_read_failures_total counts them" || bad "metric: $(curl -s "$UD/metrics" | grep read_fail)"
+stop_pid "$PID_d2"
 
 if redis_up; then
     echo "--- --rules with Redis: restarting one instance keeps the API's version everywhere"
