@@ -254,6 +254,13 @@ typedef struct reader {
     size_t head_len;        /* 0: the line returned was not cut */
     char last_dropped;
     int bom_done;           /* a leading UTF-8 byte order mark was looked for (skipped) */
+    /* the line returned last had no newline (the input's end came first: a file still
+     * being written may end inside a line): a checkpoint records the position and the
+     * fingerprint at its start (cut_pos, cut_fp), never past it, so that a resume reads
+     * the line again whole once its rest has been written */
+    int cut;
+    uint64_t cut_pos, cut_fp;
+    uint64_t ov_pos, ov_fp; /* the same at the start of the oversize line being dropped */
     /* an input that can be idle (a pipe, a terminal): before waiting for more, next_line
      * returns 2 when the caller has output to flush (want_flush) or at `deadline` (a
      * checkpoint is due), so that neither waits for the input */
@@ -323,6 +330,11 @@ static int next_line(reader_t *r, const char **line, size_t *len, size_t *oversi
         if (r->bom_done && (nl || (r->eof && r->end > r->start))) {
             size_t l = nl ? (size_t)(nl - (r->buf + r->start)) : r->end - r->start;
             size_t adv = nl ? l + 1 : l;
+            if (!nl) {   /* the input's last line has no newline */
+                r->cut = 1;
+                r->cut_pos = skipped ? r->ov_pos : r->pos;
+                r->cut_fp = skipped ? r->ov_fp : r->fp_on ? fp_value(r) : 0;
+            }
             *line = r->buf + r->start;
             *len = l;
             if (skipped) *oversize = skipped + l;
@@ -336,6 +348,9 @@ static int next_line(reader_t *r, const char **line, size_t *len, size_t *oversi
         }
         if (r->eof && r->bom_done) {
             if (skipped) {   /* an oversize last line without newline */
+                r->cut = 1;
+                r->cut_pos = r->ov_pos;
+                r->cut_fp = r->ov_fp;
                 *oversize = skipped - (r->last_dropped == '\r');
                 *line = r->buf;
                 *len = 0;
@@ -346,6 +361,10 @@ static int next_line(reader_t *r, const char **line, size_t *len, size_t *oversi
         /* keep at most MAX_HELD_LINE bytes of a line: drop the rest, counting it */
         if (r->end - r->start > MAX_HELD_LINE + (size_t)READ_CHUNK) {
             size_t drop = r->end - r->start;
+            if (!skipped) {   /* where the line starts, should it have no newline */
+                r->ov_pos = r->pos;
+                r->ov_fp = r->fp_on ? fp_value(r) : 0;
+            }
             if (!skipped && (r->head || (r->head = malloc(MAX_HELD_LINE)))) {
                 r->head_len = MAX_HELD_LINE;
                 memcpy(r->head, r->buf + r->start, MAX_HELD_LINE);
@@ -665,8 +684,9 @@ static int checkpoint(run_t *r) {
         fprintf(stderr, "vigil replay: syncing %s: %s\n", r->o.output, strerror(errno));
         return -1;
     }
-    uint64_t in_pos = r->rd.pos;
-    uint64_t fp = fp_value(&r->rd);
+    /* never past a last line without its newline (taken before that line) */
+    uint64_t in_pos = r->rd.cut ? r->rd.cut_pos : r->rd.pos;
+    uint64_t fp = r->rd.cut ? r->rd.cut_fp : fp_value(&r->rd);
     vg_kv_t meta[] = {
         {"replay/input_pos", &in_pos, sizeof(in_pos)},
         {"replay/input_fp", &fp, sizeof(fp)},
@@ -1155,6 +1175,10 @@ int vg_cmd_replay(int argc, char **argv) {
             goto done;
         }
         if (got == 0) break;
+        /* a last line without newline (the input may still be being written): the state
+         * and output before it are checkpointed, and it is decided after the checkpoint,
+         * as a line, so that a resume cuts its output back and reads it again whole */
+        if (r.rd.cut && r.store && checkpoint(&r) < 0) goto done;
         r.lines++;
         if (oversize) pf.n = 0, pf.scan = r.rd.pos;
         else pf_step(&r, &pf, line_at);
@@ -1177,6 +1201,7 @@ int vg_cmd_replay(int argc, char **argv) {
             goto done;
         }
         r.out_len += r.out.len - before;
+        if (r.rd.cut) break;   /* the input's end: no checkpoint after this line */
         if (r.out.len >= OUT_FLUSH && flush_out(&r) < 0) goto done;
         since_ckpt++;
         if ((r.lines & 1023) == 0) {
@@ -1200,7 +1225,7 @@ int vg_cmd_replay(int argc, char **argv) {
         }
     }
     if (flush_out(&r) < 0) goto done;
-    if (r.store && checkpoint(&r) < 0) goto done;
+    if (r.store && !r.rd.cut && checkpoint(&r) < 0) goto done;
     summary(&r, now_secs() - start, tty);
     status = 0;
 done:

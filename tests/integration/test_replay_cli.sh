@@ -10,7 +10,8 @@
 # labels a --state directory was made with, the figures in fixtures/demo.vrl's header;
 # an --output that is a file read, the rules' fingerprint (names and contents, not paths)
 # and what a refused resume names, options that need another, empty values, a leading
-# BOM, the labels summary after a resume, checkpoints while a piped input is idle;
+# BOM, the labels summary after a resume, checkpoints while a piped input is idle, a
+# --state run over an input whose last line has no newline yet (completed later);
 # `vigil stream`'s flag checks (empty values, embedded-only flags, --metrics-file, the
 # variables its help names).
 #
@@ -520,6 +521,38 @@ n=$(wc -l <"$W/idle.out")
 expect_rc 0 "... and resumed from its checkpoint" "$VIGIL" replay --rules "$W/same/m.vrl" --input "$W/idle.ndjson" --output "$W/idle.out" --state "$W/idlest"
 grep -q "resuming from checkpoint at line 1000 " "$W/stderr" && ok "... at line 1000" || fail "idle resume: $(head -2 "$W/stderr")"
 "$VIGIL" replay --rules "$W/same/m.vrl" --input "$W/idle.ndjson" 2>/dev/null | cmp -s - "$W/idle.out" && ok "... the output is an uninterrupted run's" || fail "idle: output differs"
+
+# --- --state on an input whose last line has no newline yet (a file still being written):
+# the checkpoint is taken before that line, so a run started again once the line is
+# complete reads it whole (it resumed inside the line: the event never decided, two
+# invalid_json lines, later features off by one)
+P=$W/part; mkdir -p "$P"
+full() {   # full NAME: the uninterrupted run over $P/NAME.ndjson, compared with $P/NAME.out
+    "$VIGIL" replay --rules "$W/r.vrl" --input "$P/$1.ndjson" 2>/dev/null | cmp -s - "$P/$1.out"
+}
+step() {   # step NAME: one --state run of $P/NAME.ndjson as it is now
+    "$VIGIL" replay --rules "$W/r.vrl" --input "$P/$1.ndjson" --output "$P/$1.out" --state "$P/$1.st" 2>"$P/$1.err"
+}
+{ ev t1 2026-11-01T10:00:00Z 1; echo; printf '{"id":"t2","account":"a1","ts":"2026-11-01T10:01:00Z","am'; } >"$P/cut.ndjson"
+step cut; printf 'ount":2}\n%s\n' "$(ev t3 2026-11-01T10:02:00Z 3)" >>"$P/cut.ndjson"; step cut
+full cut && [ "$(wc -l <"$P/cut.out")" -eq 3 ] && ok "a last line completed after a --state run: the output is an uninterrupted run's" ||
+    fail "completed last line: $(cut -c1-90 "$P/cut.out" | tr '\n' '|')"
+# a complete event without its newline: decided at the end as before; a run again with
+# nothing more written gives the same output; its newline and more lines appended: the
+# event is decided once (the state before it was checkpointed, not after it)
+{ ev u1 2026-11-01T10:00:00Z 1; echo; ev u2 2026-11-01T10:01:00Z 2; } >"$P/nonl.ndjson"
+step nonl && full nonl && ok "a last line without newline, --state: decided as without --state" || fail "no newline, --state: $(cat "$P/nonl.err")"
+cp "$P/nonl.out" "$P/nonl.first"
+step nonl && cmp -s "$P/nonl.out" "$P/nonl.first" && grep -q "resuming from checkpoint at line 1 " "$P/nonl.err" &&
+    ok "... run again unchanged: resumes before that line, same output" || fail "no newline, again: $(cat "$P/nonl.err")"
+printf '\n%s\n' "$(ev u3 2026-11-01T10:02:00Z 4)" >>"$P/nonl.ndjson"
+step nonl && full nonl && grep -q "0 duplicates" "$P/nonl.err" && ok "... its newline appended: the output is an uninterrupted run's" ||
+    fail "newline appended: $(cut -c1-120 "$P/nonl.out" | tr '\n' '|') $(cat "$P/nonl.err")"
+# an oversize (too_large) last line without newline, completed later
+{ ev v1 2026-11-01T10:00:00Z 1; echo; printf '{"id":"v2","account":"a1","x":"'; head -c 70000 /dev/zero | tr '\0' 'x'; } >"$P/big.ndjson"
+step big; { head -c 100 /dev/zero | tr '\0' 'y'; printf '","ts":"2026-11-01T10:01:00Z","amount":2}\n%s\n' "$(ev v3 2026-11-01T10:02:00Z 3)"; } >>"$P/big.ndjson"; step big
+full big && [ "$(wc -l <"$P/big.out")" -eq 3 ] && ok "an oversize last line completed later: the output is an uninterrupted run's" ||
+    fail "oversize completed: $(cut -c1-90 "$P/big.out" | tr '\n' '|')"
 
 # --- fixtures/demo.vrl's header states what tests/rules/pack_eval.py measures now
 # (docs/rules.md section 12); its rules were said to be commented out
