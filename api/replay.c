@@ -952,11 +952,10 @@ static void summary(run_t *r, double secs, int tty) {
                 "event", applied, unmatched);
         if (r->resumed) fprintf(stderr, " since the checkpoint");
         taken += r->labels_before;   /* after a resume: and those taken before it */
-        /* the labels the pipeline did not reach (after a resume too: it was left out) */
-        if (total > taken)
-            fprintf(stderr, ", %" PRIu64 " known only after the last event (not applied)",
-                    total - taken);
-        fprintf(stderr, "\n");
+        /* the labels the pipeline did not reach (after a resume too: it was left out),
+         * 0 included: the line always has its three clauses, as docs/replay.md shows */
+        fprintf(stderr, ", %" PRIu64 " known only after the last event (not applied)\n",
+                total > taken ? total - taken : 0);
     }
 }
 
@@ -1088,6 +1087,14 @@ int vg_cmd_replay(int argc, char **argv) {
         for (int i = 0; i < vg_prog_nlists(r.prog); i++)
             fprintf(stderr, "vigil replay: note: no --lists given; list \"%s\" is empty\n",
                     vg_prog_list_name(r.prog, i));
+    }
+    if (r.o.horizon_ms < r.o.lateness_ms) {   /* the engine raises it (it did silently) */
+        char hor[32], late[32];
+        fmt_dur(r.o.horizon_ms, hor, sizeof hor);
+        fmt_dur(r.o.lateness_ms, late, sizeof late);
+        fprintf(stderr, "vigil replay: note: --dedupe-horizon %s is less than --lateness %s; "
+                        "it is raised to %s (an event resent within the lateness is always "
+                        "recognised)\n", hor, late, late);
     }
     vg_pipeline_opts_t po;
     vg_pipeline_opts_default(&po);

@@ -10,7 +10,8 @@
 # labels a --state directory was made with, the figures in fixtures/demo.vrl's header;
 # an --output that is a file read, the rules' fingerprint (names and contents, not paths)
 # and what a refused resume names, options that need another, empty values, a leading
-# BOM, the labels summary after a resume, checkpoints while a piped input is idle, a
+# BOM, the labels summary (all three clauses) after a resume, the note on a raised
+# --dedupe-horizon, checkpoints while a piped input is idle, a
 # --state run over an input whose last line has no newline yet (completed later);
 # `vigil stream`'s flag checks (empty values, embedded-only flags, --metrics-file, the
 # variables its help names).
@@ -504,6 +505,18 @@ cp "$W/bom.ndjson" "$W/lab2.ndjson"
 expect_rc 0 "labels after a resume" "$VIGIL" replay --rules "$W/bom.vrl" --input "$W/lab2.ndjson" --labels "$W/late.csv" --output "$W/lab2.out" --state "$W/labst"
 grep -qx "vigil replay: labels: 1 applied, 0 matched no event since the checkpoint, 1 known only after the last event (not applied)" "$W/stderr" &&
     ok "... the summary ends with those known after the last event" || fail "labels summary: $(tail -1 "$W/stderr")"
+
+# every clause of the labels summary is printed, 0 included (the third was left out when 0)
+head -2 "$W/late.csv" >"$W/lab3.csv"
+expect_rc 0 "labels all applied" "$VIGIL" replay --rules "$W/bom.vrl" --input "$W/lab2.ndjson" --labels "$W/lab3.csv" --output "$W/lab3.out"
+grep -qx "vigil replay: labels: 1 applied, 0 matched no event, 0 known only after the last event (not applied)" "$W/stderr" &&
+    ok "... the summary has its three clauses, 0 included" || fail "labels summary with 0: $(tail -1 "$W/stderr")"
+# a --dedupe-horizon below --lateness is raised to it, with a note (it was silent)
+expect_rc 0 "--dedupe-horizon 30m below --lateness 1h" "$VIGIL" replay --rules "$W/r.vrl" --input /dev/null --dedupe-horizon 30m
+grep -qx "vigil replay: note: --dedupe-horizon 30m is less than --lateness 1h; it is raised to 1h (an event resent within the lateness is always recognised)" "$W/stderr" &&
+    ok "... a note says it is raised" || fail "horizon note: $(cat "$W/stderr")"
+expect_rc 0 "--dedupe-horizon 1h with --lateness 1h" "$VIGIL" replay --rules "$W/r.vrl" --input /dev/null --dedupe-horizon 1h
+grep -q "dedupe-horizon" "$W/stderr" && fail "horizon equal to lateness: $(cat "$W/stderr")" || ok "... no note when it is not raised"
 
 # --- --checkpoint-interval while the input is idle: a checkpoint (and the output
 # flushed) once the interval passed, not only every 1024 lines (killed during a pause,
