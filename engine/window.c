@@ -54,7 +54,9 @@
  * (times in (ts, newest]) plus the rows [a, L) (times in [ts - w, newest - w)), or the
  * rows [a, k) directly, whichever is shorter: both are bounded by the rows within the
  * lateness span. min/max use the frontier's extreme when it lies before k, plus a scan
- * of [a, L); otherwise they scan [a, k) (cost: the rows of the late event's window).
+ * of [a, L); otherwise the extreme of the settled rows [L, b) (late_settled: a second
+ * deque, of rows older than newest - lateness, which no allowed late event moves) plus
+ * scans of [a, L) and [b, k), within the lateness span.
  * Then the row is inserted (memmove of the rows after it), the frontiers that contain
  * ts take it in (deque fix-up: O(rows after k) amortized), and the session runs of the
  * rows after it are recomputed. All of that is bounded by the rows in the lateness span.
@@ -65,11 +67,22 @@
 #include "engine/window.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/window_int.h"
 #include "rules/errors.h"
+
+/* ---- late-event counters (vg_wstats_get), process-wide ---- */
+
+static _Atomic uint64_t st_late, st_moved, st_read;
+
+void vg_wstats_get(vg_wstats_t *out) {
+    out->late_events = atomic_load_explicit(&st_late, memory_order_relaxed);
+    out->rows_moved = atomic_load_explicit(&st_moved, memory_order_relaxed);
+    out->rows_read = atomic_load_explicit(&st_read, memory_order_relaxed);
+}
 
 /* ---- hashing ---- */
 
@@ -696,6 +709,8 @@ vg_wstate_t *vg_wstate_new(const vg_wlayout_t *l) {
 /* Frees the deque or table of spec s (back to scanning). Can't fail. */
 static void ss_drop(sstate_t *ss, int kind) {
     if (kind_minmax(kind)) {
+        if (ss->dq.fz) free(ss->dq.fz->d.v);
+        free(ss->dq.fz);
         free(ss->dq.v);
         memset(&ss->dq, 0, sizeof ss->dq);
     } else if (kind_hashed(kind)) {
@@ -777,8 +792,10 @@ void vg_wstate_prefetch(const vg_wstate_t *w) {
 
 /* Bytes of one spec's deque or table. */
 static inline size_t ds_bytes(const sstate_t *ss, int kind) {
-    return kind_minmax(kind) ? (size_t)ss->dq.cap * sizeof(int64_t)
-                             : (size_t)ss->ht.cap * (sizeof(uint64_t) + sizeof(uint32_t));
+    if (kind_minmax(kind))
+        return (size_t)ss->dq.cap * sizeof(int64_t) +
+               (ss->dq.fz ? sizeof(dqf_t) + (size_t)ss->dq.fz->d.cap * sizeof(int64_t) : 0);
+    return (size_t)ss->ht.cap * (sizeof(uint64_t) + sizeof(uint32_t));
 }
 
 size_t vg_wds_mem(const vg_wstate_t *w, const vg_wlayout_t *l) {
@@ -1302,11 +1319,52 @@ static void inorder_update(vg_wstate_t *w, const vg_wlayout_t *l, vg_value_t *va
 #undef ROW
 }
 
+/* The settled part of min/max spec s's frontier for a late row going to k: returns b
+ * (L <= b <= k) such that the extreme of the rows [L, b) is *fx (NaN: none), from the
+ * deque of the settled rows (dqf_t), brought up to date first (each row is pushed into
+ * it once: O(1) amortized per row; built from [L, b) at the first use). The rows [b, k)
+ * lie within the lateness span. Returns -1 when it can't be used (an event later than
+ * the lateness: k before the settled rows; out of memory): then [L, k) is scanned. */
+static int64_t late_settled(const vg_wstate_t *w, const vg_wlayout_t *l, const lspec_t *s,
+                            dq_t *dq, int64_t L, int64_t k, double *fx) {
+    *fx = NAN;
+    int64_t B = vg_wlower_bound(w, l, sat_sub(w->newest, l->lateness));
+    if (B > k) return -1;
+    if (B <= L) return L;   /* a window within the lateness: nothing settled */
+    dqf_t *f = dq->fz;
+    if (!f) {
+        if (!(f = calloc(1, sizeof *f))) return -1;
+        f->b = -1;
+        dq->fz = f;
+    }
+    dq_t *d = &f->d;
+    if (f->b < L) {   /* not valid, or every entry before L */
+        d->n = d->head = 0;
+        f->b = L;
+    }
+    while (d->n && DQ_AT(d, 0) < L) {
+        d->head = (d->head + 1) & (d->cap - 1);
+        d->n--;
+    }
+    for (int64_t p = f->b; p < B; p++) {
+        if (vg_wdq_reserve(d)) {
+            f->b = -1;
+            return -1;
+        }
+        vg_wdq_push(d, w, l, s, p);
+    }
+    atomic_fetch_add_explicit(&st_read, (uint64_t)(B > f->b ? B - f->b : 0), memory_order_relaxed);
+    if (B > f->b) f->b = B;
+    if (d->n) *fx = wrow(w, l, DQ_AT(d, 0))[s->off].d;
+    return f->b;
+}
+
 /* The values of a late event (row nr, to be inserted at k) over [ts - w, ts], from the
  * state before its insertion. Returns 0 or VG_ENOMEM (scratch exhausted). */
 static int late_values(const vg_wstate_t *w, const vg_wlayout_t *l, int64_t k,
                        const word_t *nr, vg_value_t *vals, vg_arena_t *scratch) {
     int64_t end = w->first + (int64_t)w->n, ts = nr[0].i;
+    uint64_t nread = 0;
     for (int i = 0; i < l->n; i++) {
         const lspec_t *s = &l->s[i];
         if (s->soff < 0) continue;
@@ -1317,6 +1375,7 @@ static int late_values(const vg_wstate_t *w, const vg_wlayout_t *l, int64_t k,
         int adjust = k >= L && (L - a) + (end - k) < (k - a);
         if (kind_hashed(s->kind) && !ss->ht.cap) adjust = 0;
         vg_value_t *v = &vals[s->pidx];
+        if (!kind_minmax(s->kind)) nread += (uint64_t)(adjust ? (L - a) + (end - k) : k - a);
         if (kind_minmax(s->kind)) {
             double best = nr[s->off].d;
             int64_t to = k;
@@ -1324,11 +1383,36 @@ static int late_values(const vg_wstate_t *w, const vg_wlayout_t *l, int64_t k,
                 double x = wrow(w, l, DQ_AT(&ss->dq, 0))[s->off].d;
                 if (best != best || better(s->kind, x, best)) best = x;
                 to = L;
+            } else if (k > L && ss->dq.cap) {
+                /* the frontier's extreme is at or after k: [L, k) is the settled rows
+                 * [L, b) (their deque) and [b, k), within the lateness span */
+                double fx;
+                int64_t b = late_settled(w, l, s, &wss(w, s)->dq, L, k, &fx);
+                if (b >= 0) {
+                    double bs = best;
+                    for (int64_t p = a; p < L; p++) {
+                        double x = wrow(w, l, p)[s->off].d;
+                        if (x == x && (bs != bs || better(s->kind, x, bs))) bs = x;
+                    }
+                    if (fx == fx && (bs != bs || better(s->kind, fx, bs))) bs = fx;
+                    for (int64_t p = b; p < k; p++) {
+                        double x = wrow(w, l, p)[s->off].d;
+                        if (x == x && (bs != bs || better(s->kind, x, bs))) bs = x;
+                    }
+                    nread += (uint64_t)((L - a) + (k - b));
+                    /* a zero may be -0 or 0, which the scan below tells apart (the
+                     * oldest of equal values; the deque keeps the newest) */
+                    if (bs != 0) {
+                        *v = bs == bs ? vg_num(bs) : vg_null();
+                        continue;
+                    }
+                }
             }
             for (int64_t p = a; p < to; p++) {
                 double x = wrow(w, l, p)[s->off].d;
                 if (x == x && (best != best || better(s->kind, x, best))) best = x;
             }
+            nread += (uint64_t)(to - a);
             *v = best == best ? vg_num(best) : vg_null();
         } else if (s->kind == VG_SPEC_SEEN) {
             uint64_t h = nr[s->off].u;
@@ -1384,6 +1468,7 @@ static int late_values(const vg_wstate_t *w, const vg_wlayout_t *l, int64_t k,
             *v = acc.hw < HUGE_X ? agg_value(s->kind, &acc) : scan_huge(w, l, s, a, k, nr, &mx);
         }
     }
+    atomic_fetch_add_explicit(&st_read, nread, memory_order_relaxed);
     return 0;
 }
 
@@ -1393,6 +1478,8 @@ static void late_insert(vg_wstate_t *w, const vg_wlayout_t *l, int64_t k, const 
     int64_t end = w->first + (int64_t)w->n;
     word_t *base = wrow(w, l, k);
     memmove(base + rw, base, (size_t)(end - k) * rw * sizeof(word_t));
+    atomic_fetch_add_explicit(&st_late, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&st_moved, (uint64_t)(end - k), memory_order_relaxed);
     memcpy(base, nr, rw * sizeof(word_t));
     w->n++;
     /* a width whose frontier does not take the row: it went in at k <= L */
@@ -1407,6 +1494,7 @@ static void late_insert(vg_wstate_t *w, const vg_wlayout_t *l, int64_t k, const 
         if (s->soff < 0) continue;
         sstate_t *ss = wss(w, s);
         int dq = kind_minmax(s->kind) && ss->dq.cap;
+        if (dq && ss->dq.fz && k < ss->dq.fz->b) ss->dq.fz->b = -1;   /* rows it holds moved */
         if (dq)
             for (uint32_t j = ss->dq.n; j > 0 && DQ_AT(&ss->dq, j - 1) >= k; j--)
                 DQ_AT(&ss->dq, j - 1)++;
@@ -1418,11 +1506,13 @@ static void late_insert(vg_wstate_t *w, const vg_wlayout_t *l, int64_t k, const 
             settle(w, l, s, ss);
         }
     }
-    if (l->nsess)
-        for (int64_t p = k + 1; p <= end; p++)
-            for (int i = 0; i < l->n; i++)
-                if (kind_session(l->s[i].kind) && wrow(w, l, p)[l->s[i].off + 1].i > 0)
-                    sess_run(&l->s[i], wrow(w, l, p - 1), wrow(w, l, p));
+    for (int64_t p = k + 1; l->nsess && p <= end; p++) {
+        word_t *r = wrow(w, l, p), *pr = r - rw;
+        for (int j = 0; j < l->nsess; j++) {   /* the session specs, in spec order */
+            const lspec_t *s = &l->s[l->ix_sess[j]];
+            if (r[s->off + 1].i > 0) sess_run(s, pr, r);
+        }
+    }
 }
 
 /* Makes room for one more entry in each deque and table, building them for frontiers

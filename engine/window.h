@@ -16,16 +16,16 @@
  * are computed over [t - w, t] among the events that have arrived so far.
  *
  * Costs (engine/window.c has the details): an in-order event is O(1) amortized per
- * spec; a late event costs O(log n + rows within the lateness span) per spec, except
- * min/max, which cost up to the rows of the late event's own window when the
- * frontier's extreme lies after the late event. Memory: the retained rows (8 bytes per
+ * spec; a late event costs O(log n + rows between it and the newest) per spec (rows
+ * within the lateness span; min/max read the window's settled rows from a second deque,
+ * kept up to date by the late events, O(1) amortized per row). Memory: the retained rows (8 bytes per
  * word: 1 + 1 flag word per 64 count specs + 1 per sum/avg/min/max/stddev/distinct/seen,
  * 2 per prev, 5 per session_sum, 2 per other session gap (session specs of one gap
  * share their run); the array grows from 4 rows,
  * doubling up to 16, then by half), plus prev() string bytes, plus one block per state of ~100 bytes,
  * 8 per distinct window width (the frontier's left end, shared by the specs of that
- * width) and 8 (count), 24 (min/max/distinct/seen), 48 (sum/avg) or 64 (stddev) bytes
- * per windowed spec, plus, once a window holds more than 8 rows, per min/max spec a deque and per
+ * width) and 8 (count), 32 (min/max), 24 (distinct/seen), 48 (sum/avg) or 64 (stddev) bytes
+ * per windowed spec, plus, once a window holds more than 8 rows, per min/max spec a deque (and after a late event a deque of its settled rows) and per
  * distinct/seen spec a hash table of the window (smaller windows are scanned).
  * Numbers returned are always finite (a non-finite sum reads null).
  * distinct/seen compare 64-bit hashes of the values (numbers exactly, by value).
@@ -179,6 +179,22 @@ typedef struct vg_wpart {
 vg_wstate_t *vg_wstate_decode_parts(const vg_wlayout_t *l, const void *head, size_t hn,
                                     const vg_wpart_t *parts, size_t nparts, char *errbuf,
                                     size_t errlen);
+
+/* ---- late-event counters ----
+ *
+ * Process-wide counters of the late (out-of-order) events added to any state since the
+ * start, for monitoring: late_events, the rows moved to make room for them (the rows
+ * after each one's place: its cost grows with them), and the rows read to compute their
+ * values and keep min/max up to date (window.c "Late event"). A late event for a key
+ * whose events mostly come late (sources with skewed clocks feeding one `by K` key)
+ * shows as rows_moved / late_events in the thousands. Relaxed atomic counters, updated
+ * only by late events. Can't fail. */
+typedef struct vg_wstats {
+    uint64_t late_events;
+    uint64_t rows_moved;
+    uint64_t rows_read;
+} vg_wstats_t;
+void vg_wstats_get(vg_wstats_t *out);
 
 /* ---- ruleset swap ----
  *

@@ -92,7 +92,18 @@ typedef struct acc {
 typedef struct dq {
     int64_t *v;
     uint32_t cap, head, n;
+    struct dqf *fz;   /* the settled part's deque (window.c, late_extreme), or NULL */
 } dq_t;
+
+/* The monotonic deque of the frontier's settled rows [L, b): rows older than the
+ * newest - lateness, which no allowed late event can move (a late row goes after them).
+ * Built at the first late event that needs it and brought up to date by each such
+ * event; b < 0: not valid (a row was inserted before b). A cache: a function of the
+ * rows, never encoded. */
+typedef struct dqf {
+    int64_t b;
+    dq_t d;
+} dqf_t;
 
 /* Open-addressing (linear probing) table: value hash -> count. Key 0 means empty. */
 typedef struct htab {
