@@ -211,7 +211,11 @@ struct vg_kafka {
     vg_kafka_opts_t o;
     char *brokers, *group, *topic_in, *topic_alerts, *topic_dec, *topic_dlq, *state_dir;
     char *topic_cl;              /* NULL: no changelog */
-    char *topic_lab;             /* NULL: no labels topic */
+    char *topic_lab;             /* NULL: no labels topic (the workers' view: set before
+                                    they start) */
+    char *lab_name;              /* the labels topic asked for (owns the string) */
+    atomic_int lab_off;          /* 1: the labels topic was dropped (it cannot be made);
+                                    read by other threads, with lab_name */
     _Atomic int64_t *lab_applied;   /* per input partition: the next labels offset its
                                        owner here applied up to (-1: not owned here) */
     atomic_int *lab_waiting;        /* per input partition: 1 while its labels wait for
@@ -228,7 +232,8 @@ struct vg_kafka {
      * (vg_kafka_set_program / _set_lists) under rmu; rules_gen counts the changes */
     pthread_mutex_t rmu;
     _Atomic uint64_t rules_gen;
-    int32_t nparts;              /* the input topic's partitions (0: unknown) */
+    _Atomic int32_t nparts;      /* the input topic's partitions (0: unknown; set once,
+                                    after owner, taken and the labels arrays) */
     _Atomic int *owner;          /* per input partition: the owning worker, or -1 */
     atomic_uchar *taken;         /* per input partition: assigned in this process before
                                     (the embedded broker: its offsets are this run's) */
@@ -247,6 +252,11 @@ struct vg_kafka {
     atomic_int route_crc, warned_neither;
     pthread_mutex_t pmu;
     rd_kafka_t *pub;
+    /* an input topic missing at start: this thread waits for it, then sizes the
+     * changelog and labels topics and starts the workers (setup_main) */
+    pthread_t setup;
+    int setup_started;
+    rd_kafka_t *setup_rk;
 };
 
 static int64_t mono_us(void) {
@@ -632,14 +642,20 @@ int vg_kafka_publish(vg_kafka_t *k, const char *topic, const void *key, size_t k
     return e ? VG_EIO : 0;
 }
 
-const char *vg_kafka_topic_labels(const vg_kafka_t *k) { return k->topic_lab; }
+const char *vg_kafka_topic_labels(const vg_kafka_t *k) {
+    return atomic_load(&((vg_kafka_t *)k)->lab_off) ? NULL : k->lab_name;
+}
 
 int vg_kafka_post_labels(vg_kafka_t *k, const vg_label_t *lbs, const char *const *vals,
                          int n, int64_t timeout_ms, int *applied, int *elsewhere,
                          char *errbuf, size_t errlen) {
     *applied = *elsewhere = 0;
-    if (!k->topic_lab || k->nparts <= 0 || !k->lab_applied) {
-        snprintf(errbuf, errlen, "no labels topic");
+    /* nparts first: it is set after the labels topic is settled and its arrays made
+     * (the input topic may appear only after the start) */
+    if (k->nparts <= 0 || atomic_load(&k->lab_off) || !k->lab_name || !k->lab_applied) {
+        if (k->nparts <= 0) snprintf(errbuf, errlen, "the input topic %s does not exist yet",
+                                     k->topic_in);
+        else snprintf(errbuf, errlen, "no labels topic");
         return VG_EINVAL;
     }
     if (n <= 0) return 0;
@@ -663,7 +679,7 @@ int vg_kafka_post_labels(vg_kafka_t *k, const vg_label_t *lbs, const char *const
     pthread_mutex_lock(&k->pmu);
     int rc = pub_client(k, errbuf, errlen);
     rd_kafka_resp_err_t e = 0;
-    if (!rc) e = pub_many(k, k->topic_lab, n, keys, kls, vals, vls, parts, st, timeout_ms);
+    if (!rc) e = pub_many(k, k->lab_name, n, keys, kls, vals, vls, parts, st, timeout_ms);
     pthread_mutex_unlock(&k->pmu);
     if (e) {
         snprintf(errbuf, errlen, "producing to %.200s: %s", k->topic_lab, rd_kafka_err2str(e));
@@ -2734,7 +2750,7 @@ vg_kafka_t *vg_kafka_new(const vg_kafka_opts_t *o, char *errbuf, size_t errlen) 
     k->topic_dec = dup_or_null(o->topic_decisions);
     k->topic_dlq = strdup(o->topic_dlq);
     k->topic_cl = dup_or_null(o->topic_changelog);
-    k->topic_lab = dup_or_null(o->topic_labels);
+    k->topic_lab = k->lab_name = dup_or_null(o->topic_labels);
     k->state_dir = strdup(o->state_dir);
     pthread_mutex_init(&k->pmu, NULL);
     if (k->group && (k->topic_er = malloc(strlen(k->group) + 10)))
@@ -2905,36 +2921,41 @@ static int worker_init(vg_kafka_t *k, worker_t *w, int index, char *errbuf, size
     return 0;
 }
 
-/* The input topic's partition count (for vg_kafka_score) and the changelog topic
- * checked (created when missing), by a client of its own, before any producer names
- * it: a producer's metadata request may auto-create a topic, uncompacted and with the
- * broker's default partition count. */
-static int check_cluster(vg_kafka_t *k, char *errbuf, size_t errlen) {
-    rd_kafka_t *rk = meta_client(k, errbuf, errlen);
-    if (!rk) return VG_EIO;
-    /* the brokers first: unreachable ones made the checks below say that the input
-     * topic does not exist, or fail with librdkafka's bare "Broker transport failure" */
-    {
-        const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_resp_err_t e;
-        int64_t t0 = mono_ms();
-        do {
-            e = rd_kafka_metadata(rk, 0, NULL, &md, 5000);
-        } while (e && mono_ms() - t0 < VG_CL_TIMEOUT_MS && !GET(k->stop));
-        if (e) {
-            snprintf(errbuf, errlen, "cannot reach the Kafka brokers %.300s (tried for %d s: "
-                     "%s): check the kafka setting, the network and the security settings",
-                     k->brokers, (int)((mono_ms() - t0 + 500) / 1000), rd_kafka_err2str(e));
-            rd_kafka_destroy(rk);
-            return VG_EIO;
-        }
-        rd_kafka_metadata_destroy(md);
+/* The brokers answer (tried for VG_CL_TIMEOUT_MS): unreachable ones made the checks
+ * below say that the input topic does not exist, or fail with librdkafka's bare
+ * "Broker transport failure". */
+static int check_brokers(vg_kafka_t *k, rd_kafka_t *rk, char *errbuf, size_t errlen) {
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e;
+    int64_t t0 = mono_ms();
+    do {
+        e = rd_kafka_metadata(rk, 0, NULL, &md, 5000);
+    } while (e && mono_ms() - t0 < VG_CL_TIMEOUT_MS && !GET(k->stop));
+    if (e) {
+        snprintf(errbuf, errlen, "cannot reach the Kafka brokers %.300s (tried for %d s: "
+                 "%s): check the kafka setting, the network and the security settings",
+                 k->brokers, (int)((mono_ms() - t0 + 500) / 1000), rd_kafka_err2str(e));
+        return VG_EIO;
     }
-    int32_t nin = 0;
+    rd_kafka_metadata_destroy(md);
+    return 0;
+}
+
+/* With the input topic's partition count nin (> 0): the changelog topic checked
+ * (created when missing) and the labels topic (created when missing, dropped when it
+ * cannot be), by a client of its own (rk), before any producer names them: a
+ * producer's metadata request may auto-create a topic, uncompacted and with the
+ * broker's default partition count. Then the per-partition arrays, and nparts last
+ * (other threads read it first). */
+static int setup_topics(vg_kafka_t *k, rd_kafka_t *rk, int32_t nin, char *errbuf,
+                        size_t errlen) {
     int rc = 0;
-    if (k->topic_cl) rc = vg_cl_check_topic(rk, k->topic_cl, k->topic_in, &nin, errbuf, errlen);
-    else nin = vg_cl_topic_parts(rk, k->topic_in, 5000);   /* unknown: nothing scored */
-    if (rc == 0 && k->topic_lab && nin > 0) {
+    if (k->topic_cl) {
+        int32_t n = 0;
+        rc = vg_cl_check_topic(rk, k->topic_cl, k->topic_in, &n, errbuf, errlen);
+        if (rc == 0 && n > 0) nin = n;
+    }
+    if (rc == 0 && k->topic_lab) {
         /* one labels partition per input partition, created when missing */
         int32_t nl = vg_cl_topic_parts(rk, k->topic_lab, 5000);
         char why[512];
@@ -2951,48 +2972,31 @@ static int check_cluster(vg_kafka_t *k, char *errbuf, size_t errlen) {
                   "labels apply only in this instance's partitions until it exists (create "
                   "it with %d partitions, as %s, and restart)", k->topic_lab, why, (int)nin,
                   k->topic_in);
-            free(k->topic_lab);
-            k->topic_lab = NULL;
+            atomic_store(&k->lab_off, 1);
+            k->topic_lab = NULL;   /* the string stays: lab_name */
         }
-    } else if (rc == 0 && k->topic_lab) {
-        logf_(k, 1, "the labels topic %s is not used: the input topic's partitions are "
-                    "unknown (labels apply only in this instance's partitions)", k->topic_lab);
-        free(k->topic_lab);
-        k->topic_lab = NULL;
     }
-    rd_kafka_destroy(rk);
-    if (rc == 0 && nin <= 0)   /* a typo, or not created yet: say so, the group waits */
-        logf_(k, 1, "the input topic %s does not exist (yet): nothing is consumed until it "
-                    "does (a broker that creates topics on first use makes it now, with its "
-                    "default partition count)", k->topic_in);
-    if (rc == 0 && nin > 0 && !k->owner) {
+    if (rc) return rc;
+    if (!k->owner) {
         k->owner = malloc((size_t)nin * sizeof(*k->owner));
-        if (!k->owner) {
+        k->taken = calloc((size_t)nin, sizeof(*k->taken));
+        if (!k->owner || !k->taken) {
             snprintf(errbuf, errlen, "out of memory");
             return VG_ENOMEM;
         }
         for (int32_t i = 0; i < nin; i++) atomic_init(&k->owner[i], -1);
-        k->taken = calloc((size_t)nin, sizeof(*k->taken));
-        if (!k->taken) {
-            snprintf(errbuf, errlen, "out of memory");
-            return VG_ENOMEM;
-        }
-        k->nparts = nin;
         if (k->topic_lab) {
             k->lab_applied = malloc((size_t)nin * sizeof(*k->lab_applied));
-            if (!k->lab_applied) {
+            k->lab_waiting = calloc((size_t)nin, sizeof(*k->lab_waiting));
+            if (!k->lab_applied || !k->lab_waiting) {
                 snprintf(errbuf, errlen, "out of memory");
                 return VG_ENOMEM;
             }
             for (int32_t i = 0; i < nin; i++) atomic_init(&k->lab_applied[i], -1);
-            k->lab_waiting = calloc((size_t)nin, sizeof(*k->lab_waiting));
-            if (!k->lab_waiting) {
-                snprintf(errbuf, errlen, "out of memory");
-                return VG_ENOMEM;
-            }
         }
+        atomic_store(&k->nparts, nin);
     }
-    return rc;
+    return 0;
 }
 
 static void reaper_stop(vg_kafka_t *k) {
@@ -3002,9 +3006,8 @@ static void reaper_stop(vg_kafka_t *k) {
     k->reaper_started = 0;
 }
 
-int vg_kafka_start(vg_kafka_t *k, char *errbuf, size_t errlen) {
-    if (k->running) return 0;
-    if (check_cluster(k, errbuf, errlen) != 0) return VG_EIO;
+/* The processing threads (and the deadline thread) started. */
+static int start_workers(vg_kafka_t *k, char *errbuf, size_t errlen) {
     for (int i = 0; i < k->nw; i++) {
         if (worker_init(k, &k->w[i], i, errbuf, errlen) != 0) goto fail;
     }
@@ -3022,7 +3025,6 @@ int vg_kafka_start(vg_kafka_t *k, char *errbuf, size_t errlen) {
         }
         k->w[i].started = 1;
     }
-    k->running = 1;
     logf_(k, 0, "consuming %s from %s in group %s with %d thread(s)", k->topic_in, k->brokers,
           k->group, k->nw);
     return 0;
@@ -3036,9 +3038,79 @@ fail:
     return VG_EIO;
 }
 
+/* The input topic did not exist at start: asked for every second until it does, then
+ * the changelog and labels topics are sized by it and the workers start. A failure
+ * there fails the service (vg_kafka_failed), with the reason in the log. */
+static void *setup_main(void *arg) {
+    vg_kafka_t *k = arg;
+    pthread_setname_np(pthread_self(), "vigil-kafka-wait");
+    int32_t nin = 0;
+    while (!GET(k->stop)) {
+        for (int i = 0; i < 10 && !GET(k->stop); i++) {
+            struct timespec ts = {0, 100 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        if (GET(k->stop)) break;
+        nin = vg_cl_topic_parts(k->setup_rk, k->topic_in, 5000);
+        if (nin > 0) break;
+    }
+    char err[1024];
+    int rc = 0;
+    if (nin > 0 && !GET(k->stop)) {
+        logf_(k, 1, "the input topic %s exists now (%d partitions): starting", k->topic_in,
+              (int)nin);
+        rc = setup_topics(k, k->setup_rk, nin, err, sizeof err);
+    }
+    rd_kafka_destroy(k->setup_rk);
+    k->setup_rk = NULL;
+    if (!rc && nin > 0 && !GET(k->stop)) rc = start_workers(k, err, sizeof err);
+    if (rc) {
+        logf_(k, 1, "%s", err);
+        SET(k->failed, 1);
+    }
+    return NULL;
+}
+
+int vg_kafka_start(vg_kafka_t *k, char *errbuf, size_t errlen) {
+    if (k->running) return 0;
+    rd_kafka_t *rk = meta_client(k, errbuf, errlen);
+    if (!rk) return VG_EIO;
+    if (check_brokers(k, rk, errbuf, errlen) != 0) {
+        rd_kafka_destroy(rk);
+        return VG_EIO;
+    }
+    int32_t nin = vg_cl_topic_parts(rk, k->topic_in, VG_CL_TIMEOUT_MS);
+    if (nin <= 0) {
+        /* a typo, or not created yet: say so, and wait for it (the changelog and labels
+         * topics take its partition count; it was fatal with a changelog) */
+        logf_(k, 1, "the input topic %s does not exist (yet): nothing is consumed until it "
+                    "does (it is looked for every second; the changelog and labels topics "
+                    "are checked then)", k->topic_in);
+        k->setup_rk = rk;
+        if (pthread_create(&k->setup, NULL, setup_main, k) != 0) {
+            k->setup_rk = NULL;
+            rd_kafka_destroy(rk);
+            snprintf(errbuf, errlen, "cannot start a thread");
+            return VG_EIO;
+        }
+        k->setup_started = 1;
+        k->running = 1;
+        return 0;
+    }
+    int rc = setup_topics(k, rk, nin, errbuf, errlen);
+    rd_kafka_destroy(rk);
+    if (rc || start_workers(k, errbuf, errlen) != 0) return VG_EIO;
+    k->running = 1;
+    return 0;
+}
+
 void vg_kafka_stop(vg_kafka_t *k) { SET(k->stop, 1); }
 
 int vg_kafka_wait(vg_kafka_t *k) {
+    if (k->setup_started) {   /* first: it may start the workers */
+        pthread_join(k->setup, NULL);
+        k->setup_started = 0;
+    }
     for (int i = 0; i < k->nw; i++) {
         if (k->w[i].started) pthread_join(k->w[i].tid, NULL);
         k->w[i].started = 0;
@@ -3150,6 +3222,6 @@ void vg_kafka_get_stats(const vg_kafka_t *k, vg_kafka_stats_t *s) {
     if (s->partitions == 0) s->lag = -1;   /* nothing assigned (yet): unknown */
     s->input_partitions = k->nparts > 0 ? (uint32_t)k->nparts : 0;
     s->route_crc = atomic_load(&k->route_crc);
-    s->labels_topic = k->topic_lab != NULL;
+    s->labels_topic = k->lab_name && !atomic_load(&((vg_kafka_t *)k)->lab_off);
     s->keys_neither = atomic_load(&k->keys_neither);
 }

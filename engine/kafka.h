@@ -137,8 +137,13 @@ void vg_kafka_opts_default(vg_kafka_opts_t *o);
  * starting it. Returns NULL with a reason in errbuf. Free with vg_kafka_free(). */
 vg_kafka_t *vg_kafka_new(const vg_kafka_opts_t *o, char *errbuf, size_t errlen);
 
-/* Starts the processing threads (each joins the group). Returns 0, or VG_EIO with a
- * reason in errbuf (clients could not be created; nothing is left running). */
+/* Checks that the brokers answer (for 30 s), sizes the changelog and labels topics by
+ * the input topic (created when missing) and starts the processing threads (each joins
+ * the group). An input topic that does not exist yet is logged and waited for by a
+ * thread of its own, which does the rest once it exists (a failure then: the reason
+ * in the log, vg_kafka_failed() 1). Returns 0, or VG_EIO with a reason in errbuf (no
+ * brokers, a changelog or labels topic with too few partitions, clients that could
+ * not be created; nothing is left running). */
 int vg_kafka_start(vg_kafka_t *k, char *errbuf, size_t errlen);
 
 /* Rule and list changes while running (`vigil serve`: PUT /v1/rules, lists, Redis):
