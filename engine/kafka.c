@@ -436,6 +436,43 @@ static void conf_scopes(const char *const *conf, int n, char *scope) {
     }
 }
 
+/* The consumers' heartbeat against their group session timeout (librdkafka's defaults
+ * counted: 3 s and 45 s). A heartbeat the user set at or above the session timeout is
+ * refused: the group coordinator would time the member out between two heartbeats
+ * and rebalance every few seconds (-X session.timeout.ms=3000 alone did so: 6 session
+ * timeouts and 16 revocations in 35 s with an idle input). One the user did not set is
+ * lowered to a third of the session timeout when it is above that (Kafka's advice),
+ * so that a short session timeout alone works. 0 or VG_EINVAL with errbuf. */
+static int conf_heartbeat(rd_kafka_conf_t *c, int user_hb, char *errbuf, size_t errlen) {
+    char sv[32], hv[32];
+    size_t sl = sizeof sv, hl = sizeof hv;
+    if (rd_kafka_conf_get(c, "session.timeout.ms", sv, &sl) != RD_KAFKA_CONF_OK ||
+        rd_kafka_conf_get(c, "heartbeat.interval.ms", hv, &hl) != RD_KAFKA_CONF_OK)
+        return 0;
+    long sess = strtol(sv, NULL, 10), hb = strtol(hv, NULL, 10);
+    if (user_hb && hb >= sess) {
+        snprintf(errbuf, errlen, "kafka settings: heartbeat.interval.ms=%ld is not below "
+                 "session.timeout.ms=%ld%s: the group would time the consumers out between "
+                 "two heartbeats and rebalance every few seconds (set heartbeat.interval.ms "
+                 "to a third of the session timeout, or leave it unset: vigil then takes a "
+                 "third)", hb, sess, sess == 45000 ? " (librdkafka's default)" : "");
+        return VG_EINVAL;
+    }
+    if (!user_hb && hb * 3 > sess) {
+        char v[32];
+        snprintf(v, sizeof v, "%ld", sess / 3 > 0 ? sess / 3 : 1);
+        return conf_set(c, "heartbeat.interval.ms", v, errbuf, errlen);
+    }
+    return 0;
+}
+
+/* 1 when the setting kv ("name=value", perhaps prefixed) names the property `name`. */
+static int conf_names(const char *kv, const char *name) {
+    if (strncmp(kv, "consumer.", 9) == 0 || strncmp(kv, "producer.", 9) == 0) kv += 9;
+    size_t n = strlen(name);
+    return strncmp(kv, name, n) == 0 && kv[n] == '=';
+}
+
 int vg_kafka_conf_try(const char *const *conf, char *errbuf, size_t errlen) {
     int n = 0;
     while (conf && conf[n]) n++;
@@ -462,6 +499,12 @@ int vg_kafka_conf_try(const char *const *conf, char *errbuf, size_t errlen) {
             name[eq - kv] = 0;
             rc = conf_set(c, name, eq + 1, errbuf, errlen);
             any = 1;
+        }
+        if (!rc && kind == 1) {
+            int user_hb = 0;
+            for (int i = 0; i < n; i++)
+                if (scope[i] != 'P' && conf_names(conf[i], "heartbeat.interval.ms")) user_hb = 1;
+            rc = conf_heartbeat(c, user_hb, errbuf, errlen);
         }
         if (!rc && any) {
             char e[512];
@@ -537,6 +580,13 @@ static rd_kafka_conf_t *make_conf(vg_kafka_t *k, int consumer, void *opaque, cha
         memcpy(name, kv, n);
         name[n] = 0;
         rc = conf_set(c, name, eq + 1, errbuf, errlen);
+    }
+    if (!rc && consumer) {
+        int user_hb = 0;
+        for (int i = 0; i < k->nconf; i++)
+            if (k->conf_scope[i] != 'P' && conf_names(k->conf[i], "heartbeat.interval.ms"))
+                user_hb = 1;
+        rc = conf_heartbeat(c, user_hb, errbuf, errlen);
     }
     if (rc) {
         rd_kafka_conf_destroy(c);

@@ -111,6 +111,65 @@ static void test_embedded_session_timeout(void **st) {
     rmdir(dir);
 }
 
+/* The consumers' heartbeat against the session timeout: one the user set at or above
+ * it is refused (the group timed the consumers out and rebalanced every few seconds
+ * with -X session.timeout.ms=3000 and librdkafka's 3 s heartbeat); one not set is a
+ * third of the session timeout at most. */
+static void test_heartbeat(void **st) {
+    (void)st;
+    char err[512], v[64], dir[] = "/tmp/vigil-test-kafka-hb.XXXXXX";
+    const char *same[] = {"session.timeout.ms=3000", "heartbeat.interval.ms=3000", NULL};
+    assert_int_equal(vg_kafka_conf_try(same, err, sizeof err), VG_EINVAL);
+    assert_non_null(strstr(err, "heartbeat.interval.ms=3000 is not below session.timeout.ms=3000"));
+    const char *deflt[] = {"consumer.heartbeat.interval.ms=45000", NULL};   /* 45 s default */
+    assert_int_equal(vg_kafka_conf_try(deflt, err, sizeof err), VG_EINVAL);
+    assert_non_null(strstr(err, "librdkafka's default"));
+    const char *alone[] = {"session.timeout.ms=3000", NULL};
+    assert_int_equal(vg_kafka_conf_try(alone, err, sizeof err), 0);
+    const char *both[] = {"session.timeout.ms=3000", "heartbeat.interval.ms=300", NULL};
+    assert_int_equal(vg_kafka_conf_try(both, err, sizeof err), 0);
+    /* a producer-only prefix does not count for the consumers */
+    const char *prod[] = {"session.timeout.ms=3000", "producer.linger.ms=3000", NULL};
+    assert_int_equal(vg_kafka_conf_try(prod, err, sizeof err), 0);
+
+    assert_non_null(mkdtemp(dir));
+    vg_source_t src = {"t.vrl", "feature n = count(1h)\n", 22};
+    vg_diags_t d;
+    vg_diags_init(&d);
+    vg_program_t *prog = vg_prog_compile(&src, 1, &d);
+    vg_diags_deinit(&d);
+    assert_non_null(prog);
+    const struct {
+        int embedded;
+        const char *const *conf;
+        const char *hb;   /* NULL: refused */
+    } cases[] = {
+        {0, alone, "1000"}, {1, alone, "1000"}, {0, both, "300"}, {1, both, "300"},
+        {0, NULL, "3000"},  {1, NULL, "1500"},  {0, same, NULL},  {1, deflt, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        vg_kafka_opts_t o;
+        vg_kafka_opts_default(&o);
+        o.brokers = "127.0.0.1:9";
+        o.state_dir = dir;
+        o.prog = prog;
+        o.embedded = cases[i].embedded;
+        o.conf = cases[i].conf;
+        vg_kafka_t *k = vg_kafka_new(&o, err, sizeof err);
+        if (!cases[i].hb) {
+            assert_null(k);
+            assert_non_null(strstr(err, "is not below session.timeout.ms"));
+            continue;
+        }
+        assert_non_null(k);
+        assert_int_equal(vg_kafka_client_conf(k, 1, "heartbeat.interval.ms", v, sizeof v), 0);
+        assert_string_equal(v, cases[i].hb);
+        vg_kafka_free(k);
+    }
+    vg_prog_unref(prog);
+    rmdir(dir);
+}
+
 /* A prefix of the wrong kind is refused (that kind of client would ignore the property);
  * settings librdkafka checks only when it makes a client are found by making them. */
 static void test_conf_kinds_and_clients(void **st) {
@@ -142,6 +201,7 @@ int main(void) {
         cmocka_unit_test(test_partitioners_match_librdkafka),
         cmocka_unit_test(test_alert_id),
         cmocka_unit_test(test_embedded_session_timeout),
+        cmocka_unit_test(test_heartbeat),
     };
     return cmocka_run_group_tests_name("kafka", tests, NULL, NULL);
 }
