@@ -272,6 +272,10 @@ int vg_api_load_state(vg_api_t *a, char *errbuf, size_t errlen);
  * --rules is loaded, so that a directory made by `vigil replay --state` with the same
  * rules is opened with them and served warm (SPEC section 5). */
 int vg_api_start_engine(vg_api_t *a, char *errbuf, size_t errlen);
+/* Applies the stored labels posted recently to the engine's state again (at start, after
+ * vg_api_start_engine; a kill -9 before the next checkpoint lost them): api/http_data.c.
+ * Without Kafka only; logs what it did. */
+void vg_api_labels_restore(vg_api_t *a);
 /* Diagnostics in the log (api/http_state.c): the first error of d (NULL when none: a
  * warning is never "the" error), and every diagnostic on stderr, errors first, each
  * "  FILE:LINE:COL: error|warning: MESSAGE" (as SPEC section 5 tags them). */

@@ -695,6 +695,107 @@ void vg_h_labels(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     }
 }
 
+/* Labels again at start: a label is applied to the engine's state at once but reaches
+ * the state store only with the shard's next checkpoint, while its record in the control
+ * store is written before the answer. After a kill -9 between the two the state had lost
+ * it for good (fraud_count 0, the label still listed and audited). The stored labels
+ * that the state may lack are applied again here: applying one the state already has
+ * changes nothing (vg_pipeline_label: the same status is left as it is; an unknown event
+ * or account is only counted unmatched). Each costs about an account's load from the
+ * store, so they are bounded: those posted since the previous start (G/labels/restored:
+ * every label stored before it was applied again then and checkpointed; 10 minutes
+ * before it, for a clock set back), and within the longest label window of the rules in
+ * force (at least the dedupe horizon, for rules that read no label) plus the lateness.
+ * The records are all read (the control store has no index by time); one outside the
+ * bound is not applied. Without Kafka only: with Kafka the partitions hold the accounts
+ * and labels go through the labels topic, whose offsets are checkpointed with the
+ * partitions' state. */
+#define RELABEL_CLOCK_MS (10 * 60 * 1000LL)
+
+typedef struct relabel {
+    vg_api_t *a;
+    char since[40];         /* RFC 3339, as "at" is stored: labels posted before it stay */
+    uint64_t stored, applied, matched, failed;
+    char err[256];
+} relabel_t;
+
+static int relabel_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
+    relabel_t *rl = ctx;
+    rl->stored++;
+    /* the key is "B/" + account + NUL + id */
+    const char *acct = k + 2, *nul = kl > 2 ? memchr(acct, 0, kl - 2) : NULL;
+    if (!nul || nul == acct || (size_t)(nul + 1 - k) >= kl) return 0;
+    json_t *j = json_loadb(v, vl, 0, NULL);
+    const char *at = json_string_value(json_object_get(j, "at"));
+    json_t *fraud = json_object_get(j, "fraud");
+    /* the same fixed form (vg_iso_time): the strings compare as the times */
+    if (at && json_is_boolean(fraud) && strcmp(at, rl->since) >= 0) {
+        vg_label_t lb = {nul + 1, kl - (size_t)(nul + 1 - k), acct, (size_t)(nul - acct),
+                         json_is_true(fraud), INT64_MIN};
+        int m = 0;
+        char err[256];
+        if (vg_engine_label(rl->a->eng, &lb, &m, err, sizeof(err)) != 0) {
+            if (!rl->failed++) snprintf(rl->err, sizeof(rl->err), "%s", err);
+        } else {
+            rl->applied++;
+            rl->matched += m != 0;
+        }
+    }
+    json_decref(j);
+    return 0;
+}
+
+void vg_api_labels_restore(vg_api_t *a) {
+    if (!a || !a->eng || a->cfg->kafka) return;
+    int64_t t0 = vg_now_ms();
+    pthread_mutex_lock(&a->mu);
+    int64_t lw = a->active ? vg_prog_max_label_window(a->active) : 0;
+    pthread_mutex_unlock(&a->mu);
+    if (lw < a->cfg->dedupe_horizon_ms) lw = a->cfg->dedupe_horizon_ms;
+    int64_t since = t0 - lw - a->cfg->lateness_ms;
+    vg_buf_t b;
+    vg_buf_init(&b);
+    if (vg_ctl_get(a->ctl, "G/labels/restored", 17, &b) == 0 && b.len > 0 && b.len < 24) {
+        char num[24];
+        memcpy(num, b.p, b.len);
+        num[b.len] = 0;
+        long long prev = strtoll(num, NULL, 10);
+        if (prev - RELABEL_CLOCK_MS > since) since = prev - RELABEL_CLOCK_MS;
+    }
+    vg_buf_deinit(&b);
+    relabel_t rl = {.a = a};
+    vg_iso_time(since, rl.since);
+    if (vg_ctl_scan(a->ctl, "B/", 2, NULL, 0, relabel_cb, &rl) != 0) {
+        fprintf(stderr, "vigil serve: labels: cannot read the stored labels to apply them "
+                        "again; those posted just before the last stop may be missing from "
+                        "the state (post them again)\n");
+        return;
+    }
+    char err[512] = "";
+    /* written at once, so that the next start need not apply them again */
+    int crc = rl.applied ? vg_engine_checkpoint(a->eng, 1, err, sizeof(err)) : 0;
+    if (rl.applied || rl.failed)
+        fprintf(stderr, "vigil serve: labels: %llu posted since %s (of %llu stored) applied "
+                        "again to the state, %llu of them matching an event (one the state "
+                        "had already is unchanged); %lld ms\n",
+                (unsigned long long)rl.applied, rl.since, (unsigned long long)rl.stored,
+                (unsigned long long)rl.matched, (long long)(vg_now_ms() - t0));
+    if (rl.failed)
+        fprintf(stderr, "vigil serve: labels: %llu could not be applied again (post them "
+                        "again): %s\n", (unsigned long long)rl.failed, rl.err);
+    if (crc) {
+        fprintf(stderr, "vigil serve: labels: writing the state after applying them again: %s "
+                        "(the next start applies them again)\n", err);
+        return;
+    }
+    if (rl.failed) return;
+    char num[24];
+    int nl = snprintf(num, sizeof num, "%lld", (long long)t0);
+    if (vg_ctl_put(a->ctl, "G/labels/restored", 17, num, (size_t)nl) != 0)
+        fprintf(stderr, "vigil serve: labels: cannot record the start in the control store "
+                        "(the next start applies these labels again)\n");
+}
+
 /* ---- accounts -------------------------------------------------------------------- */
 
 typedef struct collect {

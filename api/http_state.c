@@ -517,6 +517,7 @@ vg_api_t *vg_api_new(vg_config_t *cfg, char *errbuf, size_t errlen) {
     rc = vg_api_start_engine(a, errbuf, errlen);
     pthread_mutex_unlock(&a->mu);
     if (rc) goto err;
+    vg_api_labels_restore(a);   /* labels a kill -9 took from the state (http_data.c) */
     if (cfg->redis) {
         atomic_store(&a->redis_ok_ms, vg_now_ms());   /* "since the start" until a sync */
         a->redis = vg_redis_new(a, cfg->redis, errbuf, errlen);
