@@ -101,13 +101,21 @@ failing() { [ "$(metric vigil_checkpoint_failures_total)" -gt 0 ] 2>/dev/null; }
 wait_until failing && ok "vigil_checkpoint_failures_total $(metric vigil_checkpoint_failures_total)" ||
     fail "no failed checkpoint counted: $(tail -3 "$W/serve.log")"
 # the control store's writes fail too: the file system filled to the last byte (the
-# engine's checkpoint is one write, and one that did not fit may leave room), then a
-# few events of an account of its own (their recorded decisions cannot be written)
+# engine's checkpoint is one write, and one that did not fit may leave room), then events
+# of an account of their own until a recorded decision cannot be written (RocksDB's log
+# file has room it reserved beforehand, so the first writes may still fit)
 dd if=/dev/zero of="$FS/filler" bs=4k 2>/dev/null
-for i in 1 2 3 4 5; do
-    curl -s -o /dev/null "$U/v1/score" -d "{\"id\":\"filler-$i\",\"account\":\"zz-filler\",\"ts\":\"2026-11-01T00:00:0${i}Z\",\"amount\":1}"
-done
-sleep 0.5
+python3 - "$PORT" "$W/serve.log" <<'PY'
+import http.client, json, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=10)
+for i in range(20000):
+    ev = {"id": "filler-%d" % i, "account": "zz-filler", "amount": 1,
+          "ts": "2026-11-01T00:%02d:%02d.%03dZ" % (i // 60000, i // 1000 % 60, i % 1000)}
+    c.request("POST", "/v1/score", body=json.dumps(ev))
+    c.getresponse().read()
+    if i % 50 == 49 and "control store write failed" in open(sys.argv[2]).read():
+        break
+PY
 rm -f "$FS/filler"
 # some room, but less than RocksDB reserved for its write buffers: it still refuses, and
 # the log says why (it was an empty "Resource busy")
