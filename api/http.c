@@ -33,6 +33,7 @@
 #include <microhttpd.h>
 
 #include "api/redis.h"
+#include "engine/window.h"
 #include "rules/errors.h"
 #include "rules/utf8.h"
 
@@ -667,6 +668,19 @@ static void h_metrics(vg_api_t *a, vg_resp_t *r) {
              "state: the log says what to do).\n"
              "# TYPE vigil_state_read_failures_total counter\n"
              "vigil_state_read_failures_total %" PRIu64 "\n", vg_engine_read_failures(a->eng));
+    vg_buf_puts(b, line);
+    vg_wstats_t ws;
+    vg_wstats_get(&ws);
+    snprintf(line, sizeof(line),
+             "# HELP vigil_late_events_total Events added out of time order to a window (of "
+             "their account or of a by key; Kafka partitions included).\n"
+             "# TYPE vigil_late_events_total counter\nvigil_late_events_total %" PRIu64 "\n"
+             "# HELP vigil_late_rows_moved_total Window rows moved to make room for late "
+             "events: a late event's cost grows with them; thousands per late event mean "
+             "sources with skewed clocks feeding one by key (docs/rules.md section 6).\n"
+             "# TYPE vigil_late_rows_moved_total counter\nvigil_late_rows_moved_total %" PRIu64
+             "\n",
+             ws.late_events, ws.rows_moved);
     vg_buf_puts(b, line);
     if (a->redis) {
         int64_t age;

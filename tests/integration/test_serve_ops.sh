@@ -220,4 +220,20 @@ else
     echo "skip: no redis-server"
 fi
 
+echo "--- late events are counted in /metrics, with the rows moved to make room for them"
+printf 'feature n = count(1h)\nfeature m = count(1h by tx.merchant)\n' >"$TMP/late.vrl"
+QL=$(free_port)
+start_vigil ql "$QL" --state "$TMP/ql" --rules "$TMP/late.vrl"
+for t in "a1 10:00" "a1 10:02" "a1 10:03" "a2 10:01"; do
+    set -- $t
+    curl -s -o /dev/null "http://127.0.0.1:$QL/v1/score" \
+        -d "{\"id\":\"$1-$2\",\"account\":\"$1\",\"merchant\":\"m\",\"ts\":\"2026-11-01T$2:00Z\",\"amount\":1}"
+done
+# a2's event is in order for a2, late for merchant m (two rows after its place)
+LM=$(curl -s "http://127.0.0.1:$QL/metrics")
+[ "$(echo "$LM" | awk '$1 == "vigil_late_events_total" {print $2}')" = 1 ] &&
+    [ "$(echo "$LM" | awk '$1 == "vigil_late_rows_moved_total" {print $2}')" = 2 ] &&
+    ok "vigil_late_events_total 1, vigil_late_rows_moved_total 2" || bad "late metrics: $(echo "$LM" | grep late)"
+stop_clean "$PID_ql" "stopped"
+
 finish
