@@ -2,7 +2,8 @@
 # test_http_data.sh - the answers of the data routes (labels, lists, accounts, alerts,
 # audit) and their metrics: what testers found wrong (labels matching no event,
 # silent list typos and deletions, out-of-range filters, dry runs in the decision
-# metrics, erasing an unknown account), each checked over real HTTP.
+# metrics, erasing an unknown account), each checked over real HTTP; and every typed
+# 2xx answer against docs/openapi.json's schema (openapi_check.py).
 # Usage: bash test_http_data.sh BUILD_DIR SOURCE_DIR
 set -uo pipefail
 source "$(dirname "$0")/http_lib.sh" "$1" "$2"
@@ -117,5 +118,36 @@ req PUT "$U/v1/lists/l1/b" ""; oa '/v1/lists/{name}/{item}' put
 req DELETE "$U/v1/lists/l1/b" ""; oa '/v1/lists/{name}/{item}' delete
 req DELETE "$U/v1/lists/l1" ""; oa '/v1/lists/{name}' delete
 req DELETE "$U/v1/accounts/acct-L" ""; oa '/v1/accounts/{account}' delete
+# every other 2xx answer with a typed schema (they were {"type":"object"}): rules,
+# module records, validate, score (a rule and a shadow rule firing, a dry run, a
+# duplicate), lists, reset-baseline, alert and audit pages
+req PUT "$U/v1/rules/oa" "" $'feature oa_n = count(1h)\nrule oa_sh\n  action review\n  score 5\n  mode shadow\n  message "n {oa_n}"\n  when oa_n >= 1\nend\n'
+oa '/v1/rules/{module}' put
+req PUT "$U/v1/rules/oa" "" $'feature oa_n = count(2h)\nrule oa_sh\n  action review\n  score 5\n  mode shadow\n  message "n {oa_n}"\n  when oa_n >= 1\nend\n'
+oa '/v1/rules/{module}' put
+req GET "$U/v1/rules" ""; oa /v1/rules get
+req GET "$U/v1/rules/oa" ""; oa '/v1/rules/{module}' get
+req GET "$U/v1/rules/oa/versions" ""; oa '/v1/rules/{module}/versions' get
+req GET "$U/v1/rules/oa/versions/1" ""; oa '/v1/rules/{module}/versions/{version}' get
+req POST "$U/v1/rules/oa/rollback" "" '{"version":1}'; oa '/v1/rules/{module}/rollback' post
+req POST "$U/v1/rules/validate" "" 'feature unused_q = count(1h)'; oa /v1/rules/validate post
+req PUT "$U/v1/lists/bad_bins" "" '["card-OA"]'
+req GET "$U/v1/lists" ""; oa /v1/lists get
+req GET "$U/v1/lists/bad_bins" ""; oa '/v1/lists/{name}' get
+req POST "$U/v1/score" "" "$(ev oa-1 acct-OA 1 card-OA)"
+expect 200 "j['decision']=='block' and len(j['shadow'])==1 and j['shadow'][0]['message']=='n 1'" "a score with a rule and a shadow rule"
+oa /v1/score post
+req POST "$U/v1/score" "" "$(ev oa-1 acct-OA 1 card-OA)"; oa /v1/score post
+req POST "$U/v1/score?dry_run=true" "" "$(ev oa-2 acct-OA 2)"; oa /v1/score post
+req POST "$U/v1/accounts/acct-OA/reset-baseline" ""; oa '/v1/accounts/{account}/reset-baseline' post
+req POST "$U/v1/score" "" "$(ev oa-3 acct-OA2 3 card-OA)"
+req GET "$U/v1/alerts?limit=2" ""
+expect 200 "len(j['alerts'])==2 and j['next_cursor']" "an alerts page with a next one"
+oa /v1/alerts get
+req GET "$U/v1/audit?limit=1000" ""
+expect 200 "{'labels.post','accounts.delete','rules.rollback','lists.put'} <= {e['action'] for e in j['entries']}" \
+    "an audit page with entries of labels, an erasure, a rollback, a list"
+oa /v1/audit get
+req DELETE "$U/v1/rules/oa" ""; oa '/v1/rules/{module}' delete
 
 finish
