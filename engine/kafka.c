@@ -77,6 +77,7 @@ typedef struct counters {
     _Atomic uint64_t stale, gaps, backpressure, checkpoints, ckpt_us_sum, ckpt_us_max;
     _Atomic uint64_t enc_us_sum, enc_us_max;   /* encoding, on the processing thread */
     _Atomic uint64_t delivery_errors, rewinds, truncated;
+    _Atomic uint64_t reprocessed;   /* messages processed again after a rewind */
     _Atomic uint64_t cl_records, cl_restores, cl_restored, cl_seeds, cl_restore_us, cl_chunked;
     _Atomic uint64_t scored, labels, labels_invalid, labels_waits;
     _Atomic int64_t lag;
@@ -95,6 +96,10 @@ typedef struct part {
      * embedded broker, new at each start): read from in_from instead of in_stale, also
      * after a rewind to that checkpoint (-1: not so) */
     int64_t in_stale, in_from;
+    int64_t in_max;       /* the highest next_off reached in this process (-1: none;
+                             kept in k->in_max while another thread owns the partition):
+                             a message below it is processed again (after a rewind, or a
+                             revocation that could not checkpoint) */
     int64_t last_ckpt;    /* monotonic ms of the last checkpoint (or of the assignment) */
     /* an asynchronous checkpoint (see ckpt_step) encodes the state at ck_off and flips
      * the epoch: it is written once every message of the old epoch (produced before
@@ -182,6 +187,8 @@ typedef struct worker {
                              next check that they are back (0: not down); the lag is
                              unknown (-1) meanwhile */
     int need_rewind;      /* a delivery failed since the last checkpoint */
+    uint64_t dr_failed;   /* deliveries failed since the last rewind (logged once, by it) */
+    char dr_first[320];   /* the first of them: "to TOPIC: error" */
     atomic_int ready;
     int64_t stop_at;      /* monotonic ms when the stop was seen, 0 before */
     part_t *pending;      /* the partition of the asynchronous checkpoint under way */
@@ -237,6 +244,7 @@ struct vg_kafka {
     _Atomic int *owner;          /* per input partition: the owning worker, or -1 */
     atomic_uchar *taken;         /* per input partition: assigned in this process before
                                     (the embedded broker: its offsets are this run's) */
+    _Atomic int64_t *in_max;     /* per input partition: part_t.in_max at its revocation */
     /* the deadline thread: answers queued requests whose deadline passed while their
      * worker was busy (a long batch, a rebalance, a synchronous checkpoint) */
     pthread_t reaper;
@@ -950,7 +958,7 @@ static part_t *part_open(worker_t *w, int32_t id, char *errbuf, size_t errlen) {
     pt->last_ckpt = mono_ms();
     pt->cl_last = -1;
     pt->in_ts = -1;
-    pt->in_stale = pt->in_from = -1;
+    pt->in_stale = pt->in_from = pt->in_max = -1;
     vg_buf_init(&pt->cl_redo);
     /* the previous owner (another thread or instance sharing the directory) may still
      * be closing it */
@@ -1238,6 +1246,18 @@ static void ckpt_step(worker_t *w) {
 /* Drops the in-memory state of every owned partition and resumes from the last
  * checkpoint (a produced message was lost). */
 static int64_t resume_offset(worker_t *w, part_t *pt, int first, int *failed);
+
+/* The failed deliveries since the last report, in one line (with the first one's
+ * error), then `what` happened about them. */
+static void dr_report(worker_t *w, const char *what) {
+    if (w->dr_failed)
+        logf_(w->k, 1, "worker %d: %" PRIu64 " deliver%s failed (the first %s); %s", w->index,
+              w->dr_failed, w->dr_failed == 1 ? "y" : "ies", w->dr_first, what);
+    else   /* a record refused as too large (logged by dr_cb) */
+        logf_(w->k, 1, "worker %d: a delivery failed; %s", w->index, what);
+    w->dr_failed = 0;
+}
+
 static void rewind_parts(worker_t *w) {
     vg_kafka_t *k = w->k;
     ckpt_finish(w, 1);
@@ -1270,7 +1290,7 @@ static void rewind_parts(worker_t *w) {
     rd_kafka_topic_partition_list_destroy(l);
     w->need_rewind = 0;
     INC(w->ct.rewinds, 1);
-    logf_(k, 1, "worker %d: a delivery failed; resumed from the last checkpoint", w->index);
+    dr_report(w, "resumed from the last checkpoint (what was produced since is produced again)");
 }
 
 /* ---- rule changes ---- */
@@ -1498,8 +1518,11 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
                   w->out_max[kind] > REC_OVERHEAD ? w->out_max[kind] - REC_OVERHEAD : 0);
             return;
         }
-        logf_(w->k, 1, "worker %d: delivery to %s failed: %s", w->index,
-              rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+        /* one line per rewind (rewind_parts), not one per message: an outage of a few
+         * seconds failed thousands of them (6,157 lines for one of 8 s) */
+        if (w->dr_failed++ == 0)
+            snprintf(w->dr_first, sizeof w->dr_first, "to %.200s: %.100s",
+                     rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
         return;
     }
     if (kind != OUT_ALERT) return;
@@ -1549,6 +1572,7 @@ static void in_restart(worker_t *w, part_t *pt, int64_t from, const char *why) {
           w->index, w->k->topic_in, (int)pt->id, why, pt->next_off, from);
     pt->in_stale = pt->next_off;
     pt->in_from = from;
+    pt->in_max = -1;   /* other messages now */
     pt->next_off = from;
     pt->resync = 1;
 }
@@ -1638,6 +1662,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             if (k->o.on_assign) k->o.on_assign(k->o.on_assign_ctx, tp->partition);
             int first = k->taken && tp->partition < k->nparts &&
                         !atomic_exchange(&k->taken[tp->partition], 1);
+            if (k->in_max && tp->partition < k->nparts)
+                pt->in_max = atomic_load(&k->in_max[tp->partition]);
             int had = pt->next_off >= 0;
             tp->offset = resume_offset(w, pt, first, &wm_failed);
             if (pt->in_stale >= 0 && all && tp->partition < k->nparts && k->o.embedded &&
@@ -1696,6 +1722,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             if (strcmp(tp->topic, k->topic_in) != 0 || tp->partition >= w->cap) continue;
             if (k->owner && tp->partition < k->nparts)
                 atomic_store(&k->owner[tp->partition], -1);
+            if (k->in_max && tp->partition < k->nparts && w->parts[tp->partition])
+                atomic_store(&k->in_max[tp->partition], w->parts[tp->partition]->in_max);
             if (all && tp->partition < k->nparts) {
                 rd_kafka_topic_partition_list_add(all, k->topic_lab, tp->partition);
                 atomic_store(&k->lab_applied[tp->partition], -1);
@@ -2304,6 +2332,7 @@ static void handle_msg(worker_t *w, part_t *pt, const rd_kafka_message_t *m) {
     }
     pt->resync = 0;
     INC(w->ct.messages, 1);
+    if (m->offset < pt->in_max) INC(w->ct.reprocessed, 1);
 
     const char *s = m->payload ? (const char *)m->payload : "";
     size_t n = m->payload ? m->len : 0;
@@ -2388,6 +2417,7 @@ static void handle_msg(worker_t *w, part_t *pt, const rd_kafka_message_t *m) {
         break;
     }
     pt->next_off = m->offset + 1;
+    if (pt->next_off > pt->in_max) pt->in_max = pt->next_off;
     if (ts_msg > pt->in_ts) pt->in_ts = ts_msg;
 }
 
@@ -2754,6 +2784,7 @@ static void *worker_main(void *arg) {
     if (!w->fatal && checkpoint(w, 1) != 0 && !w->fatal)
         logf_(k, 1, "worker %d: final checkpoint not written (broker unreachable); a restart "
               "resumes from the previous one", w->index);
+    if (w->dr_failed) dr_report(w, "a restart produces them again (from the last checkpoint)");
     pthread_mutex_lock(&w->qmu);
     w->cq = NULL;   /* no new requests */
     pthread_mutex_unlock(&w->qmu);
@@ -3030,11 +3061,13 @@ static int setup_topics(vg_kafka_t *k, rd_kafka_t *rk, int32_t nin, char *errbuf
     if (!k->owner) {
         k->owner = malloc((size_t)nin * sizeof(*k->owner));
         k->taken = calloc((size_t)nin, sizeof(*k->taken));
-        if (!k->owner || !k->taken) {
+        k->in_max = malloc((size_t)nin * sizeof(*k->in_max));
+        if (!k->owner || !k->taken || !k->in_max) {
             snprintf(errbuf, errlen, "out of memory");
             return VG_ENOMEM;
         }
         for (int32_t i = 0; i < nin; i++) atomic_init(&k->owner[i], -1);
+        for (int32_t i = 0; i < nin; i++) atomic_init(&k->in_max[i], -1);
         if (k->topic_lab) {
             k->lab_applied = malloc((size_t)nin * sizeof(*k->lab_applied));
             k->lab_waiting = calloc((size_t)nin, sizeof(*k->lab_waiting));
@@ -3205,6 +3238,7 @@ void vg_kafka_free(vg_kafka_t *k) {
     free(k->topic_er);
     free((void *)k->owner);
     free((void *)k->taken);
+    free((void *)k->in_max);
     free(k->state_dir);
     free(k);
 }
@@ -3240,6 +3274,9 @@ void vg_kafka_get_stats(const vg_kafka_t *k, vg_kafka_stats_t *s) {
         s->decisions_out += GET(c->decisions_out);
         s->dead_letters += GET(c->dead_letters);
         s->stale += GET(c->stale);
+        s->delivery_errors += GET(c->delivery_errors);
+        s->rewinds += GET(c->rewinds);
+        s->reprocessed += GET(c->reprocessed);
         s->gaps += GET(c->gaps);
         s->backpressure += GET(c->backpressure);
         s->checkpoints += GET(c->checkpoints);

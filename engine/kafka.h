@@ -332,6 +332,10 @@ typedef struct vg_kafka_stats {
     uint64_t rejected_by[VG_REJECT__COUNT];
     uint64_t alerts, alerts_acked, decisions_out, dead_letters;
     uint64_t stale;               /* dropped: partition not owned or offset already done */
+    uint64_t delivery_errors;     /* produced records the broker did not take */
+    uint64_t rewinds;             /* threads resumed from their last checkpoint after them */
+    uint64_t reprocessed;         /* messages processed again after a rewind (counted in
+                                     messages, and their outputs in alerts etc., again) */
     uint64_t gaps;                /* offsets skipped by the broker (truncation) */
     uint64_t backpressure;        /* produce calls that waited on a full queue */
     uint64_t checkpoints;

@@ -329,6 +329,12 @@ int vg_kafka_metrics(const vg_kafka_t *k, vg_buf_t *out) {
     COUNTER("dead_letters_total", "Records produced to the dead-letter topic.", s.dead_letters);
     COUNTER("stale_total", "Messages dropped as already processed or not owned.", s.stale);
     COUNTER("offset_gaps_total", "Offsets the broker no longer had (never processed).", s.gaps);
+    COUNTER("delivery_errors_total", "Produced records the broker did not take (each rewinds "
+            "its thread).", s.delivery_errors);
+    COUNTER("rewinds_total", "Threads resumed from their last checkpoint after failed "
+            "deliveries.", s.rewinds);
+    COUNTER("reprocessed_total", "Messages processed again after a rewind (counted in "
+            "messages_total again).", s.reprocessed);
     COUNTER("backpressure_total", "Produce calls that waited on a full producer queue.",
             s.backpressure);
     COUNTER("checkpoints_total", "Checkpoints written.", s.checkpoints);

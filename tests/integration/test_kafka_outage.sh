@@ -4,7 +4,11 @@
 # nothing is lost (every decision, alert and dead letter equals replay's, at least
 # once) and processing resumes. Then two instances in one consumer group sharing the
 # state root, the second started midway (a forced rebalance, partitions and their state
-# handed over): decisions equal to replay's.
+# handed over): decisions equal to replay's. Then an outage longer than the producers'
+# message.timeout.ms, so that thousands of deliveries fail and the threads rewind: the
+# output still equals replay's (at least once), the failures are logged once per rewind
+# with their count (it was one line per failed message: 6,157 for one 8 s outage), and
+# vigil_kafka_delivery_errors_total, _rewinds_total and _reprocessed_total count them.
 #
 # Usage: bash test_kafka_outage.sh BUILD_DIR SOURCE_DIR
 set -u
@@ -23,7 +27,7 @@ head -n $((n / 2)) "$WORK/in.keyed" >"$WORK/in1.keyed"
 tail -n +$((n / 2 + 1)) "$WORK/in.keyed" >"$WORK/in2.keyed"
 
 kt_broker "tx-o:$PARTS" "g-o.changelog:$PARTS" "g-r.changelog:$PARTS" "alerts-o:$PARTS" "dec-o:$PARTS" "tx-r:$PARTS" "alerts-r:$PARTS" \
-    "dec-r:$PARTS" "dlq:2"
+    "dec-r:$PARTS" "dlq:2" "tx-d:$PARTS" "g-d.changelog:$PARTS" "alerts-d:$PARTS" "dec-d:$PARTS"
 COMMON=(--rules "$RULES" --topic-dlq dlq --future off --threads 2 --checkpoint-interval 200ms
         -X message.timeout.ms=120000 -X reconnect.backoff.max.ms=500)
 
@@ -97,4 +101,42 @@ kt_low_watermarks tx-r $PARTS
 kt_low_watermarks dec-r $PARTS
 $CHECK compare --replay "$WORK/replay" --decisions "$WORK/dec.r" --alerts "$WORK/alerts.r" \
     --at-least-once || kt_fail "rebalance: output differs from replay"
+
+# 3. deliveries that time out: outputs wait 3 s in the producers (linger), the broker
+# goes down meanwhile for longer than message.timeout.ms
+m() { awk -v n="vigil_kafka_$1" '$1 == n {v = $2} END {print v + 0}' "$WORK/d.prom" 2>/dev/null; }
+head -n 6000 "$WORK/in.keyed" >"$WORK/in3.keyed"
+head -n 6000 "$WORK/replay" >"$WORK/replay3"
+kt_produce "$WORK/in3.keyed" tx-d
+kt_stream d --rules "$RULES" --topic-dlq dlq --future off --threads 2 --state "$WORK/sd" \
+    --group g-d --topic-in tx-d --topic-alerts alerts-d --topic-decisions dec-d \
+    -X producer.linger.ms=3000 -X producer.message.timeout.ms=4000 -X reconnect.backoff.max.ms=500
+DPID=$SPID
+for _ in $(seq 300); do grep -q 'assigned tx-d' "$WORK/d.err" 2>/dev/null && break; sleep 0.1; done
+sleep 0.5
+kill -USR1 "$MB_PID"
+sleep 8
+kill -USR2 "$MB_PID"
+for _ in $(seq 600); do
+    [ "$(m rewinds_total)" -ge 1 ] && grep -q '^vigil_kafka_consumer_lag 0$' "$WORK/d.prom" 2>/dev/null &&
+        [ "$(m messages_total)" -ge $((6000 + $(m reprocessed_total))) ] && break
+    sleep 0.1
+done
+sleep 1
+kill -TERM "$DPID"
+kt_wait "$DPID" 60 || kt_fail "stream did not stop cleanly after the failed deliveries"
+errs=$(m delivery_errors_total)
+rew=$(m rewinds_total)
+lines=$(grep -v '^%' "$WORK/d.err" | grep -c 'deliver[a-z]* .*failed')
+echo "test_kafka_outage: $errs failed deliveries, $rew rewinds, $lines log lines about them; messages $(m messages_total), reprocessed $(m reprocessed_total)"
+[ "$rew" -ge 1 ] && [ "$errs" -gt "$rew" ] || kt_fail "the outage failed $errs deliveries in $rew rewinds: the test did not exercise them"
+[ "$lines" -le "$rew" ] || kt_fail "$lines log lines about failed deliveries for $rew rewinds (one per rewind)"
+grep -q 'deliveries failed (the first to [a-z.-]*: .*); resumed from the last checkpoint' "$WORK/d.err" ||
+    kt_fail "no line with the count and the first error"
+[ "$(m messages_total)" = $((6000 + $(m reprocessed_total))) ] ||
+    kt_fail "messages_total $(m messages_total) is not the 6000 messages plus the $(m reprocessed_total) reprocessed"
+kt_consume dec-d "$WORK/dec.d"
+kt_consume alerts-d "$WORK/alerts.d"
+$CHECK compare --replay "$WORK/replay3" --decisions "$WORK/dec.d" --alerts "$WORK/alerts.d" \
+    --at-least-once || kt_fail "failed deliveries: output differs from replay"
 kt_end
