@@ -158,22 +158,29 @@ static int contains(const char *hay, uint32_t hn, const char *needle, uint32_t n
 static void *arena_malloc(PCRE2_SIZE n, void *arena) { return vg_arena_alloc(arena, n); }
 static void arena_free(void *p, void *arena) { (void)p; (void)arena; }
 
-/* One matches() under the event's budget (see vm.h): 1 match, 0 no match, -1 null. */
+/* One matches() under the event's budget (see vm.h): 1 match, 0 no match, -1 null.
+ * Every string that reaches a match is valid UTF-8 (the event parser rejects anything
+ * else, string literals are checked by the rules parser, lower/upper change ASCII bytes
+ * only, and kept values were written from those), so PCRE2 does not check it again: that
+ * check read the whole subject on every call, uncounted. Each run is charged its limit
+ * plus the subject's length / VG_VM_REGEX_SCAN_BYTES, for the start positions it may scan. */
 static int rx_match(const pcre2_code *re, const vg_value_t *s, pcre2_match_data *md,
                     pcre2_match_context *mc, vg_arena_t *ar) {
+    const uint32_t scan = s->u.s.len / VG_VM_REGEX_SCAN_BYTES;
     for (uint32_t lim = VG_VM_REGEX_FIRST_STEPS;; lim *= 4) {
         uint32_t left = ar->rx_steps < VG_VM_REGEX_EVENT_STEPS
                             ? VG_VM_REGEX_EVENT_STEPS - ar->rx_steps : 0;
+        left = left > scan ? left - scan : 0;
         uint32_t cap = left < VG_RULES_REGEX_MATCH_LIMIT ? left : VG_RULES_REGEX_MATCH_LIMIT;
         if (cap == 0) {
-            ar->rx_skipped++;
+            if (lim == VG_VM_REGEX_FIRST_STEPS) ar->rx_skipped++;
             return -1;
         }
         if (lim > cap) lim = cap;
         pcre2_set_match_limit(mc, lim);
-        int rc = pcre2_match(re, (PCRE2_SPTR)(s->u.s.p ? s->u.s.p : ""), s->u.s.len, 0, 0, md,
-                             mc);
-        ar->rx_steps += lim;
+        int rc = pcre2_match(re, (PCRE2_SPTR)(s->u.s.p ? s->u.s.p : ""), s->u.s.len, 0,
+                             PCRE2_NO_UTF_CHECK, md, mc);
+        ar->rx_steps += lim + scan;
         if (rc != PCRE2_ERROR_MATCHLIMIT || lim == cap)
             return rc >= 0 ? 1 : rc == PCRE2_ERROR_NOMATCH ? 0 : -1;
     }

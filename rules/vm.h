@@ -12,10 +12,12 @@
  * (rx_steps, zeroed by vg_arena_reset between events). A match runs first under a limit
  * of VG_VM_REGEX_FIRST_STEPS steps and, while it hits its limit, again under 4 times
  * that, up to the per-match limit (VG_RULES_REGEX_MATCH_LIMIT) or what is left of the
- * budget, whichever is smaller; every run is charged its limit, so the steps charged
- * are never fewer than those run and never more than the budget. A match that hits its
- * last limit gives null; once nothing is left, matches() gives null without running
- * (counted in the arena's rx_skipped).
+ * budget, whichever is smaller; every run is charged its limit plus 1 step per
+ * VG_VM_REGEX_SCAN_BYTES bytes of the subject (the start positions it may scan), so the
+ * steps charged are never more than the budget. A match that hits its last limit gives
+ * null; once what is left is not more than the subject's charge, matches() gives null
+ * without running (counted in the arena's rx_skipped). Subjects are valid UTF-8 (never
+ * checked again: PCRE2_NO_UTF_CHECK).
  */
 #ifndef VG_VM_H
 #define VG_VM_H
@@ -31,6 +33,7 @@
 
 #define VG_VM_REGEX_EVENT_STEPS 200000u
 #define VG_VM_REGEX_FIRST_STEPS 16u
+#define VG_VM_REGEX_SCAN_BYTES 16u   /* a run is also charged 1 step per 16 subject bytes */
 
 typedef struct vg_ins {
     uint32_t op;           /* vg_opcode_t */

@@ -572,6 +572,59 @@ static void test_regex_event_budget(void **state) {
     vg_prog_unref(p);
 }
 
+/* A match is also charged for its subject's length (1 step per VG_VM_REGEX_SCAN_BYTES
+ * bytes per run): a cheap anchored pattern costs time proportional to a long subject
+ * (PCRE2 scans it), so on a 65,000-byte merchant only 49 of 100 such matches fit in the
+ * budget (16 + 4,062 each) and the rest give null without running. Strings are UTF-8
+ * (not checked again by PCRE2): a multibyte character is still one character. */
+static void test_regex_subject_charge(void **state) {
+    (void)state;
+    size_t cap = 64 * 100;
+    char *src = malloc(cap);
+    size_t n = 0;
+    for (int i = 0; i < 100; i++)
+        n += (size_t)snprintf(src + n, cap - n,
+                              "feature f%d = matches(tx.merchant, \"^evil-shop-%d\")\n", i, i);
+    vg_program_t *p = compile(src);
+    free(src);
+    vg_value_t out[100];
+    event_t ev;
+    event_init(&ev);
+    char *big = malloc(65000);
+    memset(big, 'm', 65000);
+    ev.tx.f[VG_FIELD_MERCHANT] = vg_strv(big, 65000);
+    vg_arena_t ar;
+    vg_arena_init(&ar);
+    assert_int_equal(vg_prog_eval_features(p, &ev.tx, NULL, &ar, out), 0);
+    uint32_t each = VG_VM_REGEX_FIRST_STEPS + 65000 / VG_VM_REGEX_SCAN_BYTES;
+    uint32_t fit = VG_VM_REGEX_EVENT_STEPS / each;
+    assert_int_equal(fit, 49);
+    for (uint32_t i = 0; i < fit; i++) assert_true(out[i].type == VG_T_BOOL && !out[i].u.b);
+    for (uint32_t i = fit; i < 100; i++) assert_int_equal(out[i].type, VG_T_NULL);
+    assert_int_equal(ar.rx_skipped, 100 - fit);
+    assert_int_equal(ar.rx_steps, fit * each);
+    assert_true(ar.rx_steps <= VG_VM_REGEX_EVENT_STEPS);
+    /* a short subject (under 16 bytes) is charged the first limit only */
+    vg_arena_reset(&ar);
+    ev.tx.f[VG_FIELD_MERCHANT] = vg_strv("evil-shop-7", 11);
+    assert_int_equal(vg_prog_eval_features(p, &ev.tx, NULL, &ar, out), 0);
+    assert_true(out[7].type == VG_T_BOOL && out[7].u.b);
+    assert_int_equal(ar.rx_steps, 100 * VG_VM_REGEX_FIRST_STEPS);
+    free(big);
+    vg_arena_deinit(&ar);
+    vg_prog_unref(p);
+
+    p = compile("feature one = matches(tx.merchant, \"^.$\")\n"
+                "feature e = matches(tx.merchant, \"^\\\\x{e9}\")\n");
+    ev.tx.f[VG_FIELD_MERCHANT] = vg_strv("\xc3\xa9", 2);   /* U+00E9 */
+    vg_arena_init(&ar);
+    assert_int_equal(vg_prog_eval_features(p, &ev.tx, NULL, &ar, out), 0);
+    assert_true(out[0].type == VG_T_BOOL && out[0].u.b);
+    assert_true(out[1].type == VG_T_BOOL && out[1].u.b);
+    vg_arena_deinit(&ar);
+    vg_prog_unref(p);
+}
+
 static void test_refcount(void **state) {
     (void)state;
     vg_program_t *p = compile("feature a = 1");
@@ -619,6 +672,7 @@ int main(void) {
         cmocka_unit_test(test_folding_and_explain),
         cmocka_unit_test(test_big_program),
         cmocka_unit_test(test_regex_event_budget),
+        cmocka_unit_test(test_regex_subject_charge),
         cmocka_unit_test(test_refcount),
         cmocka_unit_test(test_diags_print),
     };
