@@ -292,6 +292,12 @@ vg_program_t *vg_api_compile(vg_api_t *a, const char *name, const char *override
  * ignored when not newer than the one held; else stored, compiled and swapped in.
  * 0, or an error (logged). */
 int vg_api_apply_module(vg_api_t *a, const char *record, size_t len, int64_t *ruleset_out);
+/* Installs the module records recs[0..n) (those newer than the local copy) as one
+ * change: a single program, named by the newest ruleset, so that no program is ever
+ * named by a ruleset whose other modules are not in it yet. Returns how many were not
+ * module records (bad[k] = 1 for those, when bad is not NULL). */
+int vg_api_apply_modules(vg_api_t *a, const char *const *recs, const size_t *lens, int n,
+                         int *bad);
 /* Installs a list (name, version, items) coming from this instance or Redis. */
 int vg_api_apply_list(vg_api_t *a, const char *name, int64_t version, char **items, size_t n,
                       int deleted);

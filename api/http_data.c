@@ -305,15 +305,13 @@ static void list_change(vg_api_t *a, vg_req_t *q, vg_resp_t *r, const char *name
         /* whether this change made the list is Redis's to say (another instance may have
          * made or deleted it since this copy was updated) */
         rc = vg_redis_list_op(a->redis, name, expect, op, items, n, &nv, &unchanged, &created);
-        if (rc == VG_EIO) {
-            r->retry_after = 1;
-            vg_resp_error(r, 503, "unavailable", "%s: list changes are refused until it is "
-                          "back (scoring goes on)", vg_redis_down_why(a->redis));
-            return;
-        }
         if (rc == VG_EMISMATCH) {
             vg_resp_error(r, 412, "precondition_failed", "the shared version is %lld: reload and "
                                                          "retry", (long long)nv);
+            return;
+        }
+        if (rc) {   /* 503 when not made, 504 when unknown, 500 naming a bad key */
+            vg_redis_answer(a->redis, r, rc, "list");
             return;
         }
         pthread_mutex_lock(&a->mu);

@@ -177,9 +177,11 @@ out:
 }
 
 /* Installs a parsed module record (mu held). `pre`: the program already compiled for
- * it, or NULL. Returns 0 (also when the record is not newer: nothing to do) or an
- * error. */
-static int apply_locked(vg_api_t *a, const char *rec, size_t len, vg_program_t *pre) {
+ * it, or NULL; `defer`: store it only (the caller compiles once for several). Returns 0
+ * (also when the record is not newer: nothing to do) or an error; *applied = 1 when it
+ * was newer. */
+static int apply_locked(vg_api_t *a, const char *rec, size_t len, vg_program_t *pre, int defer,
+                        int *applied) {
     json_t *j = json_loadb(rec, len, 0, NULL);
     if (!j) return VG_EINVAL;
     const char *name = json_string_value(json_object_get(j, "module"));
@@ -194,8 +196,9 @@ static int apply_locked(vg_api_t *a, const char *rec, size_t len, vg_program_t *
     }
     int i = find_module(a, name);
     if (i >= 0 && a->mods[i].version >= version) goto done;   /* not newer */
+    if (applied) *applied = 1;
     vg_program_t *p = pre ? vg_prog_ref(pre) : NULL;
-    if (!p && a->eng) {   /* before the engine opens (--rules at start) nothing to swap */
+    if (!p && a->eng && !defer) {   /* before the engine opens (--rules at start) nothing to swap */
         vg_diags_t d;
         vg_diags_init(&d);
         p = vg_api_compile(a, name, deleted ? NULL : source, deleted, &d);
@@ -261,10 +264,45 @@ done:
 
 int vg_api_apply_module(vg_api_t *a, const char *record, size_t len, int64_t *ruleset_out) {
     pthread_mutex_lock(&a->mu);
-    int rc = apply_locked(a, record, len, NULL);
+    int rc = apply_locked(a, record, len, NULL, 0, NULL);
     if (ruleset_out) *ruleset_out = a->ruleset;
     pthread_mutex_unlock(&a->mu);
     return rc;
+}
+
+int vg_api_apply_modules(vg_api_t *a, const char *const *recs, const size_t *lens, int n,
+                         int *bad) {
+    int nbad = 0, any = 0;
+    pthread_mutex_lock(&a->mu);
+    for (int k = 0; k < n; k++) {
+        int rc = apply_locked(a, recs[k], lens[k], NULL, 1, &any);
+        if (bad) bad[k] = rc == VG_EINVAL;
+        nbad += rc == VG_EINVAL;
+    }
+    if (any && a->eng) {   /* one program for them all, named by the newest ruleset */
+        vg_diags_t d;
+        vg_diags_init(&d);
+        vg_program_t *p = vg_api_compile(a, NULL, NULL, 0, &d);
+        char err[512];
+        if (!p) {
+            fprintf(stderr, "vigil serve: the newest rule modules (ruleset %lld) do not compile; "
+                            "keeping the ruleset in force (%lld) until they are fixed\n",
+                    (long long)a->ruleset, (long long)a->active_ruleset);
+            for (int k = 0; k < d.n; k++)
+                fprintf(stderr, "  %s:%d:%d: %s: %s\n", d.v[k].file, d.v[k].line, d.v[k].col,
+                        d.v[k].is_error ? "error" : "warning", d.v[k].msg);
+            atomic_store(&a->rz_newest, a->ruleset);
+        } else if (vg_engine_set_program(a->eng, p, a->ruleset, err, sizeof(err)) != 0) {
+            fprintf(stderr, "vigil serve: ruleset swap failed: %s\n", err);
+        } else {
+            set_active(a, p, a->ruleset, 1);
+            if (a->on_rules) a->on_rules(a->on_rules_ctx, p, a->ruleset, NULL);
+        }
+        vg_prog_unref(p);
+        vg_diags_deinit(&d);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return nbad;
 }
 
 static int load_mod_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
@@ -386,92 +424,127 @@ static json_t *summary(const vg_module_t *m, int with_source) {
     return j;
 }
 
-/* Changes module `name` to `source` (NULL: delete). Sets the response. */
+/* Changes module `name` to `source` (NULL: delete); `restored` > 0: a rollback to that
+ * version. Sets the response. A PUT of the module's current source changes nothing
+ * (200, no new version, no audit entry). With Redis, a change is compiled against the
+ * rules of one ruleset and written only if that is still the newest (compare-and-set on
+ * vigil:ruleset too): when another instance changed a module meanwhile, the newest
+ * modules are fetched and the change compiled again on them (up to 20 times, then 409),
+ * so that two concurrent changes that each compile never make a ruleset that does not. */
 static void commit(vg_api_t *a, vg_req_t *q, vg_resp_t *r, const char *name, const char *source,
-                   const char *action) {
-    pthread_mutex_lock(&a->mu);
-    int i = find_module(a, name);
-    int64_t cur = i >= 0 ? a->mods[i].version : 0;
-    int exists = i >= 0 && !a->mods[i].deleted;
-    int64_t expect;
-    if (vg_http_if_match(q, r, cur, exists, &expect) != 0) {
-        pthread_mutex_unlock(&a->mu);
-        return;
-    }
-    if (!source && !exists) {
-        pthread_mutex_unlock(&a->mu);
-        vg_resp_error(r, 404, "not_found", "no module %s", name);
-        return;
-    }
-    vg_diags_t d;
-    vg_diags_init(&d);
-    vg_program_t *p = vg_api_compile(a, name, source, source == NULL, &d);
-    if (!p) {
-        pthread_mutex_unlock(&a->mu);
-        /* deleting a module others depend on is a conflict, a bad PUT is 422 */
-        compile_error(r, source ? 422 : 409, source ? "compile_error" : "conflict", &d);
-        vg_diags_deinit(&d);
-        return;
-    }
-    vg_diags_deinit(&d);
-    char at[40];
-    vg_iso_time(vg_now_ms(), at);
-    json_t *j = json_pack("{s:s,s:I,s:I,s:b,s:s,s:s}", "module", name, "version",
-                          (json_int_t)(cur + 1), "ruleset", (json_int_t)(a->ruleset + 1),
-                          "deleted", source == NULL, "updated_at", at, "by", q->who);
-    json_object_set_new(j, "source", source ? json_string(source) : json_null());
-    char *rec = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    int rc, created = !exists;   /* with Redis: whether its compare-and-set made it */
-    if (!rec) {
-        rc = VG_ENOMEM;
-    } else if (a->redis) {
-        pthread_mutex_unlock(&a->mu);
-        char *stored = NULL;
-        int64_t current = 0;
-        rc = vg_redis_put_module(a->redis, name, expect >= 0 ? expect : -1, rec, &stored, &current,
-                                 &created);
-        if (rc) {
-            free(stored);
-            if (rc == VG_EIO) {
-                r->retry_after = 1;
-                vg_resp_error(r, 503, "unavailable", "%s: rule changes are refused until it "
-                              "is back (scoring goes on)", vg_redis_down_why(a->redis));
-            } else if (rc == VG_EMISMATCH) {
-                vg_resp_error(r, 412, "precondition_failed",
-                              "the shared version is %lld: reload and retry", (long long)current);
-            } else {
-                vg_resp_error(r, 500, "internal", "Redis: %s", vg_strerror(rc));
-            }
-            vg_prog_unref(p);
-            free(rec);
+                   const char *action, int64_t restored) {
+    int same_ok = source && !restored;   /* a PUT, not a rollback */
+    int64_t pulled = 0;                   /* Redis's newest ruleset when last fetched */
+    for (int attempt = 0;; attempt++) {
+        pthread_mutex_lock(&a->mu);
+        int i = find_module(a, name);
+        int64_t cur = i >= 0 ? a->mods[i].version : 0;
+        int exists = i >= 0 && !a->mods[i].deleted;
+        int64_t expect;
+        if (vg_http_if_match(q, r, cur, exists, &expect) != 0) {
+            pthread_mutex_unlock(&a->mu);
             return;
         }
-        free(rec);
-        rec = stored;
-        pthread_mutex_lock(&a->mu);
-        rc = apply_locked(a, rec, strlen(rec), NULL);
-    } else {
-        rc = apply_locked(a, rec, strlen(rec), p);
-    }
-    vg_prog_unref(p);
-    if (rc) {
+        if (!source && !exists) {
+            pthread_mutex_unlock(&a->mu);
+            vg_resp_error(r, 404, "not_found", "no module %s", name);
+            return;
+        }
+        if (same_ok && exists && !a->redis && a->mods[i].source &&
+            strcmp(a->mods[i].source, source) == 0) {
+            json_t *out = summary(&a->mods[i], 0);   /* nothing to change */
+            pthread_mutex_unlock(&a->mu);
+            snprintf(r->etag, sizeof(r->etag), "\"%lld\"", (long long)cur);
+            vg_resp_json(r, 200, out);
+            return;
+        }
+        vg_diags_t d;
+        vg_diags_init(&d);
+        vg_program_t *p = vg_api_compile(a, name, source, source == NULL, &d);
+        if (!p) {
+            pthread_mutex_unlock(&a->mu);
+            /* deleting a module others depend on is a conflict, a bad PUT is 422 */
+            compile_error(r, source ? 422 : 409, source ? "compile_error" : "conflict", &d);
+            vg_diags_deinit(&d);
+            return;
+        }
+        vg_diags_deinit(&d);
+        int64_t base = a->ruleset > pulled ? a->ruleset : pulled;
+        char at[40];
+        vg_iso_time(vg_now_ms(), at);
+        json_t *j = json_pack("{s:s,s:I,s:I,s:b,s:s,s:s}", "module", name, "version",
+                              (json_int_t)(cur + 1), "ruleset", (json_int_t)(base + 1),
+                              "deleted", source == NULL, "updated_at", at, "by", q->who);
+        json_object_set_new(j, "source", source ? json_string(source) : json_null());
+        char *rec = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        int rc, created = !exists, unchanged = 0;   /* with Redis: its compare-and-set's */
+        if (!rec) {
+            rc = VG_ENOMEM;
+        } else if (a->redis) {
+            pthread_mutex_unlock(&a->mu);
+            char *stored = NULL;
+            int64_t current = 0;
+            rc = vg_redis_put_module(a->redis, name, expect >= 0 ? expect : -1, rec, base, same_ok,
+                                     &stored, &current, &created, &unchanged);
+            vg_prog_unref(p);
+            free(rec);
+            if (rc == VG_ESTALE && attempt < 20) {
+                /* another instance changed the rules: compile again on the newest */
+                if (vg_redis_pull_modules(a->redis, &current) == 0 && current > pulled)
+                    pulled = current;
+                continue;
+            }
+            if (rc) {
+                free(stored);
+                if (rc == VG_EMISMATCH) {
+                    vg_resp_error(r, 412, "precondition_failed",
+                                  "the shared version is %lld: reload and retry",
+                                  (long long)current);
+                } else if (rc == VG_ESTALE) {
+                    r->retry_after = 1;
+                    vg_resp_error(r, 409, "conflict", "the rules keep being changed on other "
+                                  "instances (ruleset %lld): retry", (long long)current);
+                } else {
+                    vg_redis_answer(a->redis, r, rc, "rule");
+                }
+                return;
+            }
+            rec = stored;
+            p = NULL;
+            pthread_mutex_lock(&a->mu);
+            rc = apply_locked(a, rec, strlen(rec), NULL, 0, NULL);
+        } else {
+            rc = apply_locked(a, rec, strlen(rec), p, 0, NULL);
+        }
+        vg_prog_unref(p);
+        if (rc) {
+            pthread_mutex_unlock(&a->mu);
+            free(rec);
+            vg_resp_error(r, 500, "internal", "cannot store the module: %s", vg_strerror(rc));
+            return;
+        }
+        i = find_module(a, name);
+        int64_t nv = i >= 0 ? a->mods[i].version : cur + 1;
+        json_t *out = i >= 0 ? summary(&a->mods[i], 0) : json_object();
         pthread_mutex_unlock(&a->mu);
         free(rec);
-        vg_resp_error(r, 500, "internal", "cannot store the module: %s", vg_strerror(rc));
+        snprintf(r->etag, sizeof(r->etag), "\"%lld\"", (long long)nv);
+        if (unchanged) {   /* Redis had this source already: no version, no audit entry */
+            vg_resp_json(r, 200, out);
+            return;
+        }
+        if (restored > 0)   /* which version a rollback brought back */
+            vg_api_audit_more(a, q, action, name, cur, nv,
+                              json_pack("{s:I}", "restored_version", (json_int_t)restored));
+        else
+            vg_api_audit(a, q, action, name, cur, nv);
+        /* a PUT that made the module (again, after a delete) is 201; a rollback is 200.
+         * With Redis, of concurrent PUTs that make a module on several instances, only
+         * the one whose compare-and-set found no module (or a tombstone) is 201 */
+        vg_resp_json(r, source && created && q->route == VG_ROUTE_RULE ? 201 : 200, out);
         return;
     }
-    i = find_module(a, name);
-    int64_t nv = i >= 0 ? a->mods[i].version : cur + 1;
-    json_t *out = i >= 0 ? summary(&a->mods[i], 0) : json_object();
-    pthread_mutex_unlock(&a->mu);
-    free(rec);
-    vg_api_audit(a, q, action, name, cur, nv);
-    snprintf(r->etag, sizeof(r->etag), "\"%lld\"", (long long)nv);
-    /* a PUT that made the module (again, after a delete) is 201; a rollback is 200. With
-     * Redis, of concurrent PUTs that make a module on several instances, only the one
-     * whose compare-and-set found no module (or a tombstone) is 201 */
-    vg_resp_json(r, source && created && q->route == VG_ROUTE_RULE ? 201 : 200, out);
 }
 
 /* ---- handlers -------------------------------------------------------------------- */
@@ -506,12 +579,12 @@ void vg_h_rule(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
             vg_resp_error(r, 500, "internal", "out of memory");
             return;
         }
-        commit(a, q, r, name, src, "rules.put");
+        commit(a, q, r, name, src, "rules.put", 0);
         free(src);
         return;
     }
     if (strcmp(q->method, "DELETE") == 0) {
-        commit(a, q, r, name, NULL, "rules.delete");
+        commit(a, q, r, name, NULL, "rules.delete", 0);
         return;
     }
     pthread_mutex_lock(&a->mu);
@@ -662,7 +735,7 @@ void vg_h_rule_rollback(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     }
     char *s = strdup(src);
     json_decref(c.found);
-    commit(a, q, r, name, s, "rules.rollback");
+    commit(a, q, r, name, s, "rules.rollback", want);
     free(s);
 }
 

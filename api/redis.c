@@ -42,9 +42,17 @@
 #define VER_BATCH 64          /* versions fetched or written back by one command */
 #define LOG_SLOTS 8           /* distinct error lines remembered for rate limiting */
 #define LOG_EVERY_MS 60000    /* an error line repeats in the log at most this often */
+#define READ_WAIT_MS 1000     /* an answer to a read or a resynchronisation's command */
+#define WRITE_WAIT_MS 10000   /* an answer to a write's script, once it was sent */
+#define SYNC_WAIT_MS 3000     /* a write waits this long for a resynchronisation under way */
 
 /* Why writes fail: the reason vg_redis_down_why() gives. */
 enum { WHY_DOWN = 0, WHY_NEED_PASSWORD, WHY_BAD_PASSWORD, WHY_NOPERM };
+
+/* Where the subscriber is: writes go on only once it has resynchronised (PH_SYNCED), so
+ * that none is made on a Redis that lost what this instance holds before it is written
+ * back. */
+enum { PH_START = 0, PH_DOWN, PH_SYNCING, PH_SYNCED };
 
 typedef struct log_slot {
     char msg[512];
@@ -57,8 +65,13 @@ struct vg_redis {
     char host[256];
     int port;
     pthread_mutex_t mu;
-    redisContext *cmd;
+    redisContext *cmd;        /* reads and resynchronisation, under mu */
+    pthread_mutex_t wmu;
+    redisContext *wr;         /* writes' scripts, under wmu (waits longer for an answer) */
+    char werr[256];           /* under wmu: the last write's Redis error, for the answer */
     atomic_int up;
+    atomic_int phase;         /* PH_* */
+    atomic_int need_resync;   /* set by a write that found Redis behind this instance */
     atomic_int stop;
     pthread_t th;
     int started;
@@ -72,43 +85,78 @@ struct vg_redis {
     void *on_sync_ctx;
 };
 
+/* A module write (ARGV: module, expected version or -1, record, this instance's version,
+ * the ruleset it was compiled against, 1 when the module exists here, 1 when a record
+ * with its current source changes nothing). Answers {1, stored record, created, 1 when
+ * it replaced a field that was not a module record}, {0, version} (not the expected
+ * one), {2, current record} (nothing to change), {3, version} (Redis has an older
+ * version than this instance: it lost changes, to be written back first), {4, message}
+ * (a key holds something else than vigil writes there), {5, ruleset} (another module
+ * changed since this one was compiled: the write is compiled again on the new rules). */
 static const char *LUA_PUT_MODULE =
     "local cur = redis.call('HGET', KEYS[1], ARGV[1])\n"
-    "local curv, created = 0, 1\n"
+    "local curv, created, bad, c = 0, 1, 0, nil\n"
     "if cur then\n"
-    "  local c = cjson.decode(cur)\n"
-    "  curv = c['version']\n"
-    "  if c['deleted'] ~= true then created = 0 end\n"
-    "elseif ARGV[6] == '1' then created = 0 end\n"   /* Redis lost it: it exists here */
+    "  local ok, d = pcall(cjson.decode, cur)\n"
+    "  if ok and type(d) == 'table' and type(d['version']) == 'number' then\n"
+    "    c = d; curv = d['version']\n"
+    "    if d['deleted'] ~= true then created = 0 end\n"
+    "  else bad = 1 end\n"
+    "end\n"
+    "if (not c) and ARGV[6] == '1' then created = 0 end\n"   /* Redis lost it: it exists here */
+    "local lv = tonumber(ARGV[4])\n"
+    "if bad == 1 then curv = lv end\n"   /* not a record (by hand): this write replaces it */
+    "if lv > curv then return {3, tostring(curv)} end\n"
     "local e = tonumber(ARGV[2])\n"
     "if e >= 0 and curv ~= e then return {0, tostring(curv)} end\n"
-    "local lv = tonumber(ARGV[4])\n"
-    "if lv > curv then curv = lv end\n"
+    "local rec = cjson.decode(ARGV[3])\n"
+    "if c and ARGV[7] == '1' and c['deleted'] ~= true and type(rec['source']) == 'string' and\n"
+    "   c['source'] == rec['source'] then return {2, cur} end\n"
+    "local t = redis.call('TYPE', KEYS[2])['ok']\n"
+    "local rs0 = 0\n"
+    "if t ~= 'none' then\n"
+    "  local x = t == 'string' and redis.call('GET', KEYS[2]) or ''\n"
+    "  rs0 = tonumber(x)\n"
+    "  if not rs0 or rs0 ~= math.floor(rs0) or rs0 >= 2^53 or rs0 <= -2^53 then\n"
+    "    return {4, 'redis key ' .. KEYS[2] .. ' does not hold a ruleset counter (a ' .. t ..\n"
+    "            ' ' .. string.sub(x, 1, 40) .. '): set it to the highest ruleset of ' ..\n"
+    "            KEYS[1] .. ' or delete it'}\n"
+    "  end\n"
+    "end\n"
+    "local base = tonumber(ARGV[5])\n"
+    "if rs0 > base then return {5, tostring(rs0)} end\n"
     /* never reuse a version another instance wrote back after Redis lost the newest */
     "while redis.call('HEXISTS', KEYS[4], tostring(curv + 1)) == 1 do curv = curv + 1 end\n"
-    "local rs = redis.call('INCR', KEYS[2])\n"
-    "local lrs = tonumber(ARGV[5])\n"
-    "if rs <= lrs then rs = lrs + 1; redis.call('SET', KEYS[2], rs) end\n"
-    "local rec = cjson.decode(ARGV[3])\n"
+    "local rs = base + 1\n"   /* a counter lower than this instance's newest is corrected */
+    "redis.call('SET', KEYS[2], rs)\n"
     "rec['version'] = curv + 1\n"
     "rec['ruleset'] = rs\n"
     "local s = cjson.encode(rec)\n"
     "redis.call('HSET', KEYS[1], ARGV[1], s)\n"
     "redis.call('HSET', KEYS[4], tostring(curv + 1), s)\n"
     "redis.call('PUBLISH', KEYS[3], 'rules:' .. ARGV[1])\n"
-    "return {1, s, created}\n";
+    "return {1, s, created, bad}\n";
 
+/* Writes back this instance's newest record of a module when Redis's is older, lost, or
+ * not a module record. 0: nothing written; 1: written; 2: written over a field that was
+ * not a module record. */
 static const char *LUA_PUSH_MODULE =
     "local cur = redis.call('HGET', KEYS[1], ARGV[1])\n"
-    "local curv = 0\n"
-    "if cur then curv = cjson.decode(cur)['version'] end\n"
+    "local curv, bad = 0, 0\n"
+    "if cur then\n"
+    "  local ok, d = pcall(cjson.decode, cur)\n"
+    "  if ok and type(d) == 'table' and type(d['version']) == 'number' then curv = d['version']\n"
+    "  else bad = 1 end\n"
+    "end\n"
     "if curv >= tonumber(ARGV[3]) then return 0 end\n"
     "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
     "redis.call('HSETNX', KEYS[4], ARGV[3], ARGV[2])\n"
-    "local rs = tonumber(redis.call('GET', KEYS[2]) or '0')\n"
-    "if rs < tonumber(ARGV[4]) then redis.call('SET', KEYS[2], ARGV[4]) end\n"
+    "if redis.call('TYPE', KEYS[2])['ok'] ~= 'hash' then\n"
+    "  local rs = tonumber(redis.call('GET', KEYS[2]) or '0')\n"   /* garbage: the next write says */
+    "  if rs and rs < tonumber(ARGV[4]) then redis.call('SET', KEYS[2], ARGV[4]) end\n"
+    "end\n"
     "redis.call('PUBLISH', KEYS[3], 'rules:' .. ARGV[1])\n"
-    "return 1\n";
+    "return 1 + bad\n";
 
 /* writes back versions Redis lacks (ARGV: module, then version, record pairs); the
  * other instances are told when any was missing, so that they fetch it too */
@@ -120,16 +168,31 @@ static const char *LUA_PUSH_VERSIONS =
     "if added > 0 then redis.call('PUBLISH', KEYS[2], 'rules:' .. ARGV[1]) end\n"
     "return added\n";
 
+/* A list write. Answers {1, version, created}, {0, version} (not the expected one),
+ * {2, version} (nothing to change), {3, version} (Redis has an older version than this
+ * instance: it lost changes, to be written back first), {4, 0, 0, message} (a key holds
+ * something else than vigil writes there). */
 static const char *LUA_LIST_OP =
-    "local v = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')\n"
+    "local lt = redis.call('TYPE', KEYS[1])['ok']\n"
+    "if lt ~= 'set' and lt ~= 'none' then\n"
+    "  return {4, 0, 0, 'redis key ' .. KEYS[1] .. ' is a ' .. lt .. ', not a set of items: ' ..\n"
+    "          'delete it (the list is written again from the instances)'}\n"
+    "end\n"
+    "local vs = redis.call('HGET', KEYS[2], ARGV[1])\n"
+    "local v = tonumber(vs or '0')\n"
+    "if not v or v ~= math.floor(v) or v < 0 or v >= 2^53 then\n"
+    "  return {4, 0, 0, 'redis hash ' .. KEYS[2] .. ' field ' .. ARGV[1] ..\n"
+    "          ' is not a list version (' .. string.sub(vs, 1, 40) .. ')'}\n"
+    "end\n"
+    "local lv = tonumber(ARGV[4])\n"
+    "if lv > v then return {3, v, 0} end\n"
     "local e = tonumber(ARGV[2])\n"
     "if e >= 0 and v ~= e then return {0, v, 0} end\n"
-    "local lv = tonumber(ARGV[4])\n"
     "local op = ARGV[3]\n"
     "local gone = redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1\n"
     /* nothing to change (the list is there, current, and has exactly those items, or
      * the item): the version stays */
-    "if v > 0 and lv <= v and not gone then\n"
+    "if v > 0 and not gone then\n"
     "  if op == 'add' and redis.call('SISMEMBER', KEYS[1], ARGV[6]) == 1 then\n"
     "    return {2, v, 0}\n"
     "  end\n"
@@ -142,12 +205,11 @@ static const char *LUA_LIST_OP =
     "    if same and redis.call('SCARD', KEYS[1]) == u then return {2, v, 0} end\n"
     "  end\n"
     "end\n"
-    /* made by this write: no list in Redis (nor here, when Redis lost it), or a deleted one */
+    /* made by this write: no list in Redis (nor here), or a deleted one */
     "local created = 0\n"
     "if (op == 'put' or op == 'add') and (gone or (v == 0 and ARGV[5] ~= '1')) then\n"
     "  created = 1\n"
     "end\n"
-    "if lv > v then v = lv end\n"
     "if op == 'put' then\n"
     "  redis.call('DEL', KEYS[1])\n"
     "  for i = 6, #ARGV do redis.call('SADD', KEYS[1], ARGV[i]) end\n"
@@ -310,46 +372,87 @@ const char *vg_redis_down_why(vg_redis_t *r) {
     }
 }
 
-/* The command connection (r->mu held), or NULL while Redis is down. */
-static redisContext *cmd_conn(vg_redis_t *r) {
-    if (r->cmd && r->cmd->err) {
-        redisFree(r->cmd);
-        r->cmd = NULL;
-    }
-    if (!r->cmd) {
-        char why[256];
-        r->cmd = connect_to(r, 300, why, sizeof(why));
-        if (r->cmd) {
-            struct timeval tv = {1, 0};
-            redisSetTimeout(r->cmd, tv);
-        }
-    }
-    if (!r->cmd) atomic_store(&r->up, 0);
-    return r->cmd;
+/* 1 when an idle connection still looks usable: nothing to read (a connection Redis
+ * closed, killed or restarted, reads as end of file; no answer is ever pending here). */
+static int idle_ok(redisContext *c) {
+    struct pollfd pf = {c->fd, POLLIN, 0};
+    return poll(&pf, 1, 0) == 0;
 }
 
-/* Runs a command (r->mu held). NULL when Redis is down or answered an error (logged;
- * one that refuses vigil drops the connection, so that the next one authenticates). */
-static redisReply *command(vg_redis_t *r, int argc, const char **argv, const size_t *lens) {
-    redisContext *c = cmd_conn(r);
-    if (!c) return NULL;
-    redisReply *rep = redisCommandArgv(c, argc, argv, lens);
-    if (!rep) {
+/* Runs a command on *slot (its mutex held), connecting first when needed, and waits
+ * wait_ms for the answer. Returns the reply, or NULL with *rc: VG_EIO when the command
+ * was not sent (Redis is down, or refuses vigil), VG_ETIMEOUT when it was sent but no
+ * answer came (the connection is dropped: whether Redis ran it is unknown), VG_EREMOTE
+ * when Redis answered an error (in err, without the script's name; logged,
+ * rate-limited). An answer that refuses vigil drops the connection, so that the next
+ * one authenticates. */
+static redisReply *exec(vg_redis_t *r, redisContext **slot, int wait_ms, int argc,
+                        const char **argv, const size_t *lens, int *rc, char *err, size_t errlen) {
+    *rc = 0;
+    if (err && errlen) err[0] = 0;
+    if (*slot && ((*slot)->err || !idle_ok(*slot))) {
+        redisFree(*slot);
+        *slot = NULL;
+    }
+    if (!*slot) {
+        char why[256];
+        *slot = connect_to(r, 300, why, sizeof(why));
+        if (!*slot) {
+            atomic_store(&r->up, 0);
+            *rc = VG_EIO;
+            return NULL;
+        }
+    }
+    redisContext *c = *slot;
+    struct timeval tv = {wait_ms / 1000, (wait_ms % 1000) * 1000};
+    redisSetTimeout(c, tv);
+    int done = 0;
+    if (redisAppendCommandArgv(c, argc, argv, lens) != REDIS_OK) done = -1;
+    while (done == 0)   /* an incomplete command is never run by Redis */
+        if (redisBufferWrite(c, &done) != REDIS_OK) done = -1;
+    void *reply = NULL;
+    if (done < 0) {
+        *rc = VG_EIO;
+    } else if (redisGetReply(c, &reply) != REDIS_OK || !reply) {
+        *rc = VG_ETIMEOUT;
+        rlog(r, "redis %s:%d: no answer within %d ms (%s); connection dropped", r->host, r->port,
+             wait_ms, c->errstr[0] ? c->errstr : "no answer");
+    }
+    if (*rc) {
         atomic_store(&r->up, 0);
         atomic_store(&r->why, WHY_DOWN);
-        redisFree(r->cmd);
-        r->cmd = NULL;
+        redisFree(*slot);
+        *slot = NULL;
         return NULL;
     }
+    redisReply *rep = reply;
     if (rep->type == REDIS_REPLY_ERROR) {
-        if (refused(r, rep->str, 0) && strncmp(rep->str, "NOPERM", 6) != 0) {
-            redisFree(r->cmd);
-            r->cmd = NULL;
+        if (refused(r, rep->str, 0)) {
+            if (strncmp(rep->str, "NOPERM", 6) != 0) {
+                redisFree(*slot);
+                *slot = NULL;
+            }
+            *rc = VG_EIO;
+        } else {
+            *rc = VG_EREMOTE;
+            if (err && errlen) {
+                const char *cut = strstr(rep->str, " script: ");   /* EVAL's sha and line */
+                int n = cut ? (int)(cut - rep->str) : (int)strlen(rep->str);
+                snprintf(err, errlen, "%.*s", n, rep->str);
+            }
         }
         freeReplyObject(rep);
         return NULL;
     }
+    atomic_store(&r->up, 1);
     return rep;
+}
+
+/* Runs a command on the read connection (r->mu held). NULL when Redis is down, slow or
+ * answered an error (see exec). */
+static redisReply *command(vg_redis_t *r, int argc, const char **argv, const size_t *lens) {
+    int rc;
+    return exec(r, &r->cmd, READ_WAIT_MS, argc, argv, lens, &rc, NULL, 0);
 }
 
 /* A write went through: a NOPERM that refused writes is over. */
@@ -358,14 +461,17 @@ static void write_passed(vg_redis_t *r) {
     atomic_compare_exchange_strong(&r->why, &w, WHY_DOWN);
 }
 
-static redisReply *eval(vg_redis_t *r, const char *script, int nkeys, const char **keys,
-                        int nargs, const char **args, const size_t *arglens) {
+/* EVAL of script on *slot (its mutex held): exec's contract. */
+static redisReply *eval_on(vg_redis_t *r, redisContext **slot, int wait_ms, const char *script,
+                           int nkeys, const char **keys, int nargs, const char **args,
+                           const size_t *arglens, int *rc, char *err, size_t errlen) {
     int argc = 3 + nkeys + nargs;
     const char **argv = calloc((size_t)argc, sizeof(*argv));
     size_t *lens = calloc((size_t)argc, sizeof(*lens));
     char nk[16];
     snprintf(nk, sizeof(nk), "%d", nkeys);
     redisReply *rep = NULL;
+    *rc = VG_ENOMEM;
     if (argv && lens) {
         argv[0] = "EVAL";
         argv[1] = script;
@@ -376,66 +482,163 @@ static redisReply *eval(vg_redis_t *r, const char *script, int nkeys, const char
             lens[3 + nkeys + i] = arglens ? arglens[i] : strlen(args[i]);
         }
         for (int i = 0; i < 3 + nkeys; i++) lens[i] = strlen(argv[i]);
-        rep = command(r, argc, argv, lens);
+        rep = exec(r, slot, wait_ms, argc, argv, lens, rc, err, errlen);
     }
     free(argv);
     free(lens);
     return rep;
 }
 
+/* EVAL on the read connection (r->mu held): NULL on any failure. */
+static redisReply *eval(vg_redis_t *r, const char *script, int nkeys, const char **keys,
+                        int nargs, const char **args, const size_t *arglens) {
+    int rc;
+    return eval_on(r, &r->cmd, READ_WAIT_MS, script, nkeys, keys, nargs, args, arglens, &rc,
+                   NULL, 0);
+}
+
+/* Waits for the subscriber's resynchronisation while one is under way (at most
+ * SYNC_WAIT_MS): a write made before this instance has written back what Redis lost
+ * would build on Redis's stale copy. 0 when synchronised, VG_EIO while Redis is down
+ * (at once), VG_EAGAIN when the resynchronisation takes longer. */
+static int writable(vg_redis_t *r) {
+    int64_t until = mono_ms() + SYNC_WAIT_MS;
+    for (;;) {
+        int ph = atomic_load(&r->phase);
+        if (ph == PH_SYNCED) return 0;
+        if (ph == PH_DOWN) return VG_EIO;
+        if (mono_ms() >= until) return VG_EAGAIN;
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Redis has an older version than this instance: it lost changes (restarted from an old
+ * snapshot) before the subscriber noticed. Asks it to resynchronise now. */
+static void behind(vg_redis_t *r) {
+    int ph = PH_SYNCED;
+    atomic_compare_exchange_strong(&r->phase, &ph, PH_SYNCING);
+    atomic_store(&r->need_resync, 1);
+}
+
+void vg_redis_last_error(vg_redis_t *r, char *buf, size_t len) {
+    pthread_mutex_lock(&r->wmu);
+    snprintf(buf, len, "%s", r->werr[0] ? r->werr : "unknown error");
+    pthread_mutex_unlock(&r->wmu);
+}
+
+void vg_redis_answer(vg_redis_t *r, vg_resp_t *resp, int rc, const char *what) {
+    if (rc == VG_EIO) {
+        resp->retry_after = 1;
+        vg_resp_error(resp, 503, "unavailable", "%s: %s changes are refused until it is back "
+                      "(scoring goes on)", vg_redis_down_why(r), what);
+    } else if (rc == VG_EAGAIN) {
+        resp->retry_after = 1;
+        vg_resp_error(resp, 503, "unavailable", "Redis is being resynchronised with this "
+                      "instance (it lost changes, which are written back first); the %s change "
+                      "was not made: retry", what);
+    } else if (rc == VG_ETIMEOUT) {
+        vg_resp_error(resp, 504, "redis_timeout", "the %s change was sent to Redis, which did "
+                      "not answer within %d s: whether it was made is unknown; read it back "
+                      "before retrying", what, WRITE_WAIT_MS / 1000);
+    } else if (rc == VG_EREMOTE) {
+        char e[256];
+        vg_redis_last_error(r, e, sizeof(e));
+        vg_resp_error(resp, 500, "redis_error", "Redis refused the %s change: %s", what, e);
+    } else {
+        vg_resp_error(resp, 500, "internal", "Redis: %s", vg_strerror(rc));
+    }
+}
+
 int vg_redis_up(vg_redis_t *r) { return r && atomic_load(&r->up); }
 
 int vg_redis_put_module(vg_redis_t *r, const char *name, int64_t expect, const char *record,
-                        char **stored, int64_t *current, int *created) {
+                        int64_t base, int same_ok, char **stored, int64_t *current,
+                        int *created, int *unchanged) {
     *stored = NULL;
     *created = 0;
+    *unchanged = 0;
+    *current = 0;
     char e[24], lv[24], lrs[24], vkey[300];
-    int64_t local = 0, lruleset;
-    int exists = 0;
-    pthread_mutex_lock(&r->a->mu);
-    for (int i = 0; i < r->a->nmods; i++)
-        if (strcmp(r->a->mods[i].name, name) == 0) {
-            local = r->a->mods[i].version;
-            exists = !r->a->mods[i].deleted;
-        }
-    lruleset = r->a->ruleset;
-    pthread_mutex_unlock(&r->a->mu);
     snprintf(e, sizeof(e), "%lld", (long long)expect);
-    snprintf(lv, sizeof(lv), "%lld", (long long)local);
-    snprintf(lrs, sizeof(lrs), "%lld", (long long)lruleset);
+    snprintf(lrs, sizeof(lrs), "%lld", (long long)base);
     snprintf(vkey, sizeof(vkey), K_VERSIONS "%s", name);
     const char *keys[4] = {K_RULES, K_RULESET, K_CHANNEL, vkey};
-    const char *args[6] = {name, e, record, lv, lrs, exists ? "1" : "0"};
-    pthread_mutex_lock(&r->mu);
-    redisReply *rep = eval(r, LUA_PUT_MODULE, 4, keys, 6, args, NULL);
-    pthread_mutex_unlock(&r->mu);
-    if (!rep) return VG_EIO;
     int rc = VG_EIO;
-    if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2 &&
-        rep->element[0]->type == REDIS_REPLY_INTEGER) {
-        if (rep->element[0]->integer == 1 && rep->element[1]->str && rep->elements == 3) {
-            *stored = strdup(rep->element[1]->str);
-            *created = rep->element[2]->integer == 1;
-            rc = *stored ? 0 : VG_ENOMEM;
-        } else {
-            *current = rep->element[1]->str ? strtoll(rep->element[1]->str, NULL, 10) : 0;
-            rc = VG_EMISMATCH;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        rc = writable(r);
+        if (rc) return rc;
+        int64_t local = 0;
+        int exists = 0;
+        pthread_mutex_lock(&r->a->mu);
+        for (int i = 0; i < r->a->nmods; i++)
+            if (strcmp(r->a->mods[i].name, name) == 0) {
+                local = r->a->mods[i].version;
+                exists = !r->a->mods[i].deleted;
+            }
+        pthread_mutex_unlock(&r->a->mu);
+        snprintf(lv, sizeof(lv), "%lld", (long long)local);
+        const char *args[7] = {name, e, record, lv, lrs, exists ? "1" : "0", same_ok ? "1" : "0"};
+        pthread_mutex_lock(&r->wmu);
+        redisReply *rep = eval_on(r, &r->wr, WRITE_WAIT_MS, LUA_PUT_MODULE, 4, keys, 7, args,
+                                  NULL, &rc, r->werr, sizeof(r->werr));
+        pthread_mutex_unlock(&r->wmu);
+        if (!rep) {
+            if (rc == VG_ETIMEOUT)
+                rlog(r, "redis: the change of module %s was sent but Redis did not answer within "
+                        "%d s: whether it was made is unknown (answered 504)", name,
+                     WRITE_WAIT_MS / 1000);
+            return rc;
         }
+        rc = VG_EIO;
+        long long st = rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2 &&
+                               rep->element[0]->type == REDIS_REPLY_INTEGER
+                           ? rep->element[0]->integer : -1;
+        const char *s1 = st >= 0 ? rep->element[1]->str : NULL;
+        if ((st == 1 && s1 && rep->elements == 4) || (st == 2 && s1)) {
+            *stored = strdup(s1);
+            *created = st == 1 && rep->element[2]->integer == 1;
+            *unchanged = st == 2;
+            rc = *stored ? 0 : VG_ENOMEM;
+            if (st == 1 && rep->element[3]->integer == 1)
+                rlog(r, "redis: %s field %s was not a module record; replaced by this "
+                        "instance's change of the module", K_RULES, name);
+        } else if ((st == 0 || st == 3 || st == 5) && s1) {
+            *current = strtoll(s1, NULL, 10);
+            rc = st == 0 ? VG_EMISMATCH : st == 3 ? VG_EAGAIN : VG_ESTALE;
+        } else if (st == 4 && s1) {
+            pthread_mutex_lock(&r->wmu);
+            snprintf(r->werr, sizeof(r->werr), "%s", s1);
+            pthread_mutex_unlock(&r->wmu);
+            rlog(r, "redis: %s", s1);
+            rc = VG_EREMOTE;
+        }
+        freeReplyObject(rep);
+        write_passed(r);
+        if (rc != VG_EAGAIN) break;
+        behind(r);   /* written back by the subscriber; then once more */
     }
-    freeReplyObject(rep);
-    write_passed(r);
     return rc;
 }
 
-/* Reads list `name` from Redis and installs it locally (r->mu not held). */
-static int sync_list(vg_redis_t *r, const char *name) {
+/* Reads list `name` from Redis and installs it locally: on the read connection (r->mu
+ * not held), or on_wr on the write connection (r->wmu held: right after a write, with
+ * the write's patience). */
+static int sync_list_on(vg_redis_t *r, const char *name, int on_wr) {
     char key[300];
     snprintf(key, sizeof(key), "vigil:list:%s", name);
     const char *keys[3] = {key, K_LISTVER, K_LISTDEL};
     const char *args[1] = {name};
-    pthread_mutex_lock(&r->mu);
-    redisReply *rep = eval(r, LUA_FETCH_LIST, 3, keys, 1, args, NULL);
-    pthread_mutex_unlock(&r->mu);
+    redisReply *rep;
+    int erc;
+    if (on_wr) {
+        rep = eval_on(r, &r->wr, WRITE_WAIT_MS, LUA_FETCH_LIST, 3, keys, 1, args, NULL, &erc,
+                      NULL, 0);
+    } else {
+        pthread_mutex_lock(&r->mu);
+        rep = eval(r, LUA_FETCH_LIST, 3, keys, 1, args, NULL);
+        pthread_mutex_unlock(&r->mu);
+    }
     if (!rep) return VG_EIO;
     int rc = VG_EIO;
     if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3) {
@@ -470,47 +673,73 @@ static int sync_list(vg_redis_t *r, const char *name) {
     return rc;
 }
 
+static int sync_list(vg_redis_t *r, const char *name) { return sync_list_on(r, name, 0); }
+
 int vg_redis_list_op(vg_redis_t *r, const char *name, int64_t expect, const char *op,
                      char **items, size_t n, int64_t *version, int *unchanged, int *created) {
     *unchanged = 0;
     *created = 0;
     char key[300], e[24], lv[24];
-    int64_t local = 0;
-    int exists = 0;
-    pthread_mutex_lock(&r->a->mu);
-    for (int i = 0; i < r->a->nlists; i++)
-        if (strcmp(r->a->lists[i].name, name) == 0) {
-            local = r->a->lists[i].version;
-            exists = !r->a->lists[i].deleted;
-        }
-    pthread_mutex_unlock(&r->a->mu);
     snprintf(key, sizeof(key), "vigil:list:%s", name);
     snprintf(e, sizeof(e), "%lld", (long long)expect);
-    snprintf(lv, sizeof(lv), "%lld", (long long)local);
     const char *keys[4] = {key, K_LISTVER, K_LISTDEL, K_CHANNEL};
     const char **args = calloc(n + 5, sizeof(*args));
     if (!args) return VG_ENOMEM;
-    args[0] = name;
-    args[1] = e;
-    args[2] = op;
-    args[3] = lv;
-    args[4] = exists ? "1" : "0";
-    for (size_t i = 0; i < n; i++) args[5 + i] = items[i];
-    pthread_mutex_lock(&r->mu);
-    redisReply *rep = eval(r, LUA_LIST_OP, 4, keys, (int)(n + 5), args, NULL);
-    pthread_mutex_unlock(&r->mu);
-    free(args);
-    if (!rep) return VG_EIO;
     int rc = VG_EIO;
-    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3) {
-        *version = rep->element[1]->integer;
-        rc = rep->element[0]->integer >= 1 ? 0 : VG_EMISMATCH;
-        *unchanged = rep->element[0]->integer == 2;
-        *created = rep->element[0]->integer == 1 && rep->element[2]->integer == 1;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        rc = writable(r);
+        if (rc) break;
+        int64_t local = 0;
+        int exists = 0;
+        pthread_mutex_lock(&r->a->mu);
+        for (int i = 0; i < r->a->nlists; i++)
+            if (strcmp(r->a->lists[i].name, name) == 0) {
+                local = r->a->lists[i].version;
+                exists = !r->a->lists[i].deleted;
+            }
+        pthread_mutex_unlock(&r->a->mu);
+        snprintf(lv, sizeof(lv), "%lld", (long long)local);
+        args[0] = name;
+        args[1] = e;
+        args[2] = op;
+        args[3] = lv;
+        args[4] = exists ? "1" : "0";
+        for (size_t i = 0; i < n; i++) args[5 + i] = items[i];
+        pthread_mutex_lock(&r->wmu);
+        redisReply *rep = eval_on(r, &r->wr, WRITE_WAIT_MS, LUA_LIST_OP, 4, keys, (int)(n + 5),
+                                  args, NULL, &rc, r->werr, sizeof(r->werr));
+        if (!rep) {
+            pthread_mutex_unlock(&r->wmu);
+            if (rc == VG_ETIMEOUT)
+                rlog(r, "redis: the change of list %s was sent but Redis did not answer within "
+                        "%d s: whether it was made is unknown (answered 504)", name,
+                     WRITE_WAIT_MS / 1000);
+            break;
+        }
+        long long st = rep->type == REDIS_REPLY_ARRAY && rep->elements >= 3 &&
+                               rep->element[0]->type == REDIS_REPLY_INTEGER
+                           ? rep->element[0]->integer : -1;
+        rc = VG_EIO;
+        if (st == 4 && rep->elements == 4 && rep->element[3]->str) {
+            snprintf(r->werr, sizeof(r->werr), "%s", rep->element[3]->str);
+            rlog(r, "redis: %s", rep->element[3]->str);
+            rc = VG_EREMOTE;
+        } else if (st >= 0) {
+            *version = rep->element[1]->integer;
+            rc = st == 1 || st == 2 ? 0 : st == 3 ? VG_EAGAIN : VG_EMISMATCH;
+            *unchanged = st == 2;
+            *created = st == 1 && rep->element[2]->integer == 1;
+        }
+        freeReplyObject(rep);
+        /* the change is made: the local copy follows now, with the write's patience (a
+         * failure here is no failure of the change: its notification brings it too) */
+        if (rc == 0) sync_list_on(r, name, 1);
+        pthread_mutex_unlock(&r->wmu);
+        write_passed(r);
+        if (rc != VG_EAGAIN) break;
+        behind(r);   /* written back by the subscriber; then once more */
     }
-    freeReplyObject(rep);
-    write_passed(r);
-    if (rc == 0) rc = sync_list(r, name);
+    free(args);
     return rc;
 }
 
@@ -709,14 +938,49 @@ int vg_redis_fetch_version(vg_redis_t *r, const char *name, int64_t version) {
     return rc;
 }
 
-/* Applies a module record read from Redis; one that is not a module record (written
- * there by hand) is reported and left alone. */
-static void apply_module(vg_redis_t *r, const char *name, const char *rec, size_t len) {
-    if (!rec) return;
-    if (vg_api_apply_module(r->a, rec, len, NULL) == VG_EINVAL)
-        rlog(r, "redis: %s field %s is not a module record (JSON with module, version and "
-                "source); ignored", K_RULES, name ? name : "?");
+/* Reads every module's newest record and the ruleset counter from Redis (one script:
+ * a consistent snapshot) and installs those newer than the local copy as one change, so
+ * that the program in force is never named by a ruleset whose other changes have not
+ * arrived yet (a notification read late finds later changes of other modules too).
+ * Fields that are not module records are left out, logged. 0 or VG_EIO. */
+static int apply_snapshot(vg_redis_t *r, int64_t *ruleset) {
+    static const char *LUA_PULL =
+        "return {redis.call('GET', KEYS[2]) or '0', redis.call('HGETALL', KEYS[1])}\n";
+    const char *keys[2] = {K_RULES, K_RULESET};
+    *ruleset = 0;
+    pthread_mutex_lock(&r->mu);
+    redisReply *rep = eval(r, LUA_PULL, 2, keys, 0, NULL, NULL);
+    pthread_mutex_unlock(&r->mu);
+    if (!rep) return VG_EIO;
+    int rc = 0;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 && rep->element[0]->str &&
+        rep->element[1]->type == REDIS_REPLY_ARRAY) {
+        *ruleset = strtoll(rep->element[0]->str, NULL, 10);
+        redisReply *h = rep->element[1];
+        size_t n = h->elements / 2;
+        const char **recs = calloc(n + 1, sizeof(*recs));
+        size_t *lens = calloc(n + 1, sizeof(*lens));
+        int *bad = calloc(n + 1, sizeof(*bad));
+        if (!recs || !lens || !bad) rc = VG_ENOMEM;
+        for (size_t i = 0; !rc && i < n; i++) {
+            recs[i] = h->element[2 * i + 1]->str ? h->element[2 * i + 1]->str : "";
+            lens[i] = h->element[2 * i + 1]->len;
+        }
+        if (!rc && n && vg_api_apply_modules(r->a, recs, lens, (int)n, bad) > 0)
+            for (size_t i = 0; i < n; i++)
+                if (bad[i])
+                    rlog(r, "redis: %s field %s is not a module record (JSON with module, "
+                            "version and source); ignored", K_RULES,
+                         h->element[2 * i]->str ? h->element[2 * i]->str : "?");
+        free(recs);
+        free(lens);
+        free(bad);
+    }
+    freeReplyObject(rep);
+    return rc;
 }
+
+int vg_redis_pull_modules(vg_redis_t *r, int64_t *ruleset) { return apply_snapshot(r, ruleset); }
 
 /* Writes this instance's newest record of module `name` to Redis if Redis has an older
  * one, or none (it lost it). */
@@ -738,6 +1002,9 @@ static int push_module(vg_redis_t *r, const char *name) {
     pthread_mutex_lock(&r->mu);
     redisReply *x = eval(r, LUA_PUSH_MODULE, 4, keys, 4, args, NULL);
     pthread_mutex_unlock(&r->mu);
+    if (x && x->type == REDIS_REPLY_INTEGER && x->integer == 2)
+        rlog(r, "redis: %s field %s was not a module record; replaced by this instance's "
+                "version %s", K_RULES, name, v);
     free(rec);
     if (!x) return VG_EIO;
     freeReplyObject(x);
@@ -745,21 +1012,22 @@ static int push_module(vg_redis_t *r, const char *name) {
 }
 
 /* Brings module `name` up to date both ways: its versions (a name that is not a module
- * name has none), then its newest record from Redis, then (push) this instance's newest
- * back when Redis's is older. */
+ * name has none), then (push, at a resynchronisation, which installs the newest records
+ * of all modules itself) this instance's newest back when Redis's is older, or else
+ * the newest records of every module (apply_snapshot). */
 static int sync_module(vg_redis_t *r, const char *name, int push) {
     int valid = vg_api_valid_module_name(name);
     int rc = valid ? sync_versions(r, name) : 0;
     if (rc == VG_EIO) return rc;
-    const char *argv[3] = {"HGET", K_RULES, name};
-    pthread_mutex_lock(&r->mu);
-    redisReply *rep = command(r, 3, argv, NULL);
-    pthread_mutex_unlock(&r->mu);
-    if (!rep) return VG_EIO;
-    if (rep->type == REDIS_REPLY_STRING) apply_module(r, name, rep->str, rep->len);
-    freeReplyObject(rep);
-    return push && valid ? push_module(r, name) : 0;
+    if (push) return valid ? push_module(r, name) : 0;
+    int64_t rs;
+    return apply_snapshot(r, &rs);
 }
+
+/* rc of one module's or list's synchronisation, for the resynchronisation: a failure
+ * while Redis answers (an error about that key: logged) is no reason to stop the others;
+ * one while it is down (or too slow) is. */
+static int fatal(vg_redis_t *r, int rc) { return rc && !atomic_load(&r->up) ? rc : 0; }
 
 /* Both ways: newer in Redis -> here; newer here (or missing there) -> Redis. */
 static int resync(vg_redis_t *r) {
@@ -770,9 +1038,10 @@ static int resync(vg_redis_t *r) {
     redisReply *rep = command(r, 2, hk, NULL);
     pthread_mutex_unlock(&r->mu);
     if (!rep) return VG_EIO;
-    int rc = 0;
+    int64_t rs;
+    int rc = fatal(r, apply_snapshot(r, &rs));   /* newer in Redis: installed as one change */
     for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements && !rc; i++)
-        if (rep->element[i]->str) rc = sync_module(r, rep->element[i]->str, 1);
+        if (rep->element[i]->str) rc = fatal(r, sync_module(r, rep->element[i]->str, 1));
     pthread_mutex_lock(&a->mu);
     int n = a->nmods;
     char **names = calloc((size_t)n + 1, sizeof(*names));
@@ -783,7 +1052,7 @@ static int resync(vg_redis_t *r) {
         size_t nr = rep->type == REDIS_REPLY_ARRAY ? rep->elements : 0;
         for (size_t k = 0; names[i] && k < nr && !seen; k++)
             seen = rep->element[k]->str && strcmp(rep->element[k]->str, names[i]) == 0;
-        if (names[i] && !seen) rc = sync_module(r, names[i], 1);
+        if (names[i] && !seen) rc = fatal(r, sync_module(r, names[i], 1));
     }
     for (int i = 0; names && i < n; i++) free(names[i]);
     free(names);
@@ -831,7 +1100,7 @@ static int resync(vg_redis_t *r) {
         pthread_mutex_lock(&r->mu);
         redisReply *x = eval(r, LUA_PUSH_LIST, 4, keys, (int)na, args, NULL);
         pthread_mutex_unlock(&r->mu);
-        if (!x) rc = VG_EIO;
+        if (!x) rc = fatal(r, VG_EIO);
         freeReplyObject(x);
         free(args);
     }
@@ -871,6 +1140,7 @@ static void *subscriber(void *arg) {
                                 "copy, refusing writes\n", r->host, r->port, why);
             first = was_up = 0;
             atomic_store(&r->up, 0);
+            atomic_store(&r->phase, PH_DOWN);
             struct timespec ts = {0, 200 * 1000000L};
             nanosleep(&ts, NULL);
             continue;
@@ -880,8 +1150,11 @@ static void *subscriber(void *arg) {
         int ok = rep != NULL && rep->type != REDIS_REPLY_ERROR;
         if (rep && rep->type == REDIS_REPLY_ERROR) refused(r, rep->str, 0);   /* NOPERM */
         freeReplyObject(rep);
+        atomic_store(&r->phase, PH_SYNCING);
+        atomic_store(&r->need_resync, 0);
         if (ok && resync(r) == 0) {
             atomic_store(&r->up, 1);
+            atomic_store(&r->phase, PH_SYNCED);
             if (!was_up) fprintf(stderr, "vigil serve: redis %s:%d connected and synchronised\n",
                                  r->host, r->port);
             was_up = 1;
@@ -894,8 +1167,18 @@ static void *subscriber(void *arg) {
         while (ok && !atomic_load(&r->stop)) {
             struct pollfd pf = {c->fd, POLLIN, 0};
             int pr = poll(&pf, 1, 200);
-            if (pr < 0) continue;
-            if (pr == 0) continue;
+            if (pr == 0 && atomic_exchange(&r->need_resync, 0)) {
+                /* a write found Redis behind this instance (it lost changes) while this
+                 * connection went on: written back now, before writes go on */
+                atomic_store(&r->phase, PH_SYNCING);
+                if (resync(r) != 0) {
+                    ok = 0;
+                    break;
+                }
+                atomic_store(&r->phase, PH_SYNCED);
+                continue;
+            }
+            if (pr <= 0) continue;
             if (redisBufferRead(c) != REDIS_OK) {
                 ok = 0;
                 break;
@@ -909,6 +1192,7 @@ static void *subscriber(void *arg) {
         }
         redisFree(c);
         atomic_store(&r->up, 0);
+        atomic_store(&r->phase, PH_DOWN);
         if (!atomic_load(&r->stop)) {
             struct timespec ts = {0, 100 * 1000000L};
             nanosleep(&ts, NULL);
@@ -937,11 +1221,13 @@ vg_redis_t *vg_redis_new(vg_api_t *a, const char *hostport, char *errbuf, size_t
         snprintf(r->host, sizeof(r->host), "%.*s", (int)hl, hostport);
     r->port = atoi(colon + 1);
     pthread_mutex_init(&r->mu, NULL);
+    pthread_mutex_init(&r->wmu, NULL);
     pthread_mutex_init(&r->log_mu, NULL);
     pthread_mutex_init(&r->hook_mu, NULL);
     if (pthread_create(&r->th, NULL, subscriber, r) != 0) {
         snprintf(errbuf, errlen, "cannot start the redis thread");
         pthread_mutex_destroy(&r->mu);
+        pthread_mutex_destroy(&r->wmu);
         pthread_mutex_destroy(&r->log_mu);
         pthread_mutex_destroy(&r->hook_mu);
         free(r);
@@ -956,7 +1242,9 @@ void vg_redis_free(vg_redis_t *r) {
     atomic_store(&r->stop, 1);
     if (r->started) pthread_join(r->th, NULL);
     if (r->cmd) redisFree(r->cmd);
+    if (r->wr) redisFree(r->wr);
     pthread_mutex_destroy(&r->mu);
+    pthread_mutex_destroy(&r->wmu);
     pthread_mutex_destroy(&r->log_mu);
     pthread_mutex_destroy(&r->hook_mu);
     free(r);

@@ -10,8 +10,16 @@
  * carries "rules:<module>" and "list:<name>".
  *
  * Writes are compare-and-set Lua scripts (the expected version, from If-Match or the
- * local copy), so that two writers never overwrite each other; they fail with VG_EIO
- * while Redis is down or refuses vigil (the API answers 503 with vg_redis_down_why). A
+ * local copy), so that two writers never overwrite each other. A write's failure says
+ * whether it was made: VG_EIO (not sent: Redis is down or refuses vigil; the API answers
+ * 503 with vg_redis_down_why), VG_EAGAIN (not sent, or refused by the script: this
+ * instance is writing back what Redis lost, 503 too), VG_ETIMEOUT (sent, and no answer
+ * within 10 s: whether it was made is unknown; 504), VG_EREMOTE (Redis answered an
+ * error: a key holds something vigil does not write there; vg_redis_last_error says
+ * which; 500). Writes wait for the subscriber's resynchronisation after a (re)connection
+ * (at most 3 s) and are refused by the scripts when Redis holds an older version than
+ * this instance (it lost changes: they are written back first, then the write is tried
+ * once more), so that no write builds on a Redis restored from an old snapshot. A
  * subscriber thread applies every change to the local copy (api/http_rules.c,
  * api/http_data.c: RocksDB + the engine), fetching the module versions this instance
  * lacks, and on every (re)connection resynchronises both ways: what Redis has that is
@@ -44,13 +52,35 @@ int vg_redis_up(vg_redis_t *r);
 const char *vg_redis_down_why(vg_redis_t *r);
 
 /* Writes module `name`'s record (source NULL: a deletion) if Redis holds version
- * `expect` (-1: any), as `vigil:rules`' newest and in `vigil:versions:<name>`. On
- * success returns 0, the stored record (JSON with its version and ruleset; malloc'ed,
- * the caller frees it) in *stored, and *created = 1 when this write made the module
- * (Redis had none, or a tombstone), else 0. VG_EMISMATCH with *current set when the
- * version differs; VG_EIO when Redis is down or refuses. */
+ * `expect` (-1: any) and its newest ruleset is `base` (the one the change was compiled
+ * against; a lower one, lost by Redis, is corrected), as `vigil:rules`' newest and in
+ * `vigil:versions:<name>`. On success returns 0, the stored record (JSON with its
+ * version and ruleset; malloc'ed, the caller frees it) in *stored, and *created = 1 when
+ * this write made the module (Redis had none, or a tombstone), else 0. With same_ok, a
+ * record whose source is the module's current source changes nothing: 0 with
+ * *unchanged = 1 and the current record in *stored. VG_EMISMATCH with *current set when
+ * the version differs; VG_ESTALE with *current the newest ruleset when another module
+ * changed since `base` (compile again on the new rules: vg_redis_pull_modules); else
+ * the write failures above. */
 int vg_redis_put_module(vg_redis_t *r, const char *name, int64_t expect, const char *record,
-                        char **stored, int64_t *current, int *created);
+                        int64_t base, int same_ok, char **stored, int64_t *current,
+                        int *created, int *unchanged);
+
+/* Answers a failed write (rc from vg_redis_put_module or vg_redis_list_op; `what`:
+ * "rule" or "list"): 503 with Retry-After for VG_EIO and VG_EAGAIN (not made), 504
+ * `redis_timeout` for VG_ETIMEOUT (sent, outcome unknown), 500 `redis_error` naming the
+ * key for VG_EREMOTE, 500 `internal` for anything else. VG_EMISMATCH and VG_ESTALE are
+ * the caller's. */
+void vg_redis_answer(vg_redis_t *r, vg_resp_t *resp, int rc, const char *what);
+
+/* Reads every module's newest record from Redis and applies those newer than the local
+ * copy, with the newest ruleset counter in *ruleset (read together). 0, or VG_EIO while
+ * Redis is down. */
+int vg_redis_pull_modules(vg_redis_t *r, int64_t *ruleset);
+
+/* The Redis error that made the last write fail with VG_EREMOTE (what is wrong, with the
+ * key), in buf. Can't fail. */
+void vg_redis_last_error(vg_redis_t *r, char *buf, size_t len);
 
 /* Stores version `version` of module `name` from `vigil:versions:<name>` in the local
  * copy, if it is not there (for a version asked for before its change reached this

@@ -14,7 +14,11 @@
     X(VG_ECOMPILE, -5, "rules do not compile") \
     X(VG_ELIMIT, -6, "limit exceeded")         \
     X(VG_ENOTFOUND, -7, "not found")           \
-    X(VG_EMISMATCH, -8, "state does not match this input")
+    X(VG_EMISMATCH, -8, "state does not match this input")                   \
+    X(VG_ETIMEOUT, -9, "no answer in time (whether it was done is unknown)") \
+    X(VG_ESTALE, -10, "changed meanwhile: retry on the new state")          \
+    X(VG_EAGAIN, -11, "not ready yet: retry")                                 \
+    X(VG_EREMOTE, -12, "the remote store answered an error")
 
 enum {
 #define VG_ERR_ENUM(name, val, msg) name = val,

@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# test_redis_consistency.sh - the Redis control plane's answers say what was done, and
+# instances sharing one redis-server (started here) stay consistent through its faults:
+# - a write sent while Redis stalls (SIGSTOP of the redis-server started here, by PID)
+#   waits for its answer: no 503 for a change that is then made, and the change is
+#   audited; a 503 means not made;
+# - Redis restarted from an older snapshot: a write retried until Redis is back never
+#   builds on Redis's stale list (an acknowledged item is kept everywhere);
+# - a hand-written non-record in vigil:rules for a module the instances hold is left
+#   out, logged and written back over: list changes still reach a restarted instance,
+#   and a write of that module works; Redis errors that are not "down" are answered
+#   500 redis_error naming the key, without Retry-After;
+# - a DELETE of a module on one instance racing a PUT of a module that needs it on the
+#   other never both succeed (a module write is a compare-and-set on vigil:ruleset
+#   too), and the instances agree on the ruleset in force;
+# - a PUT of a module's current source changes nothing (200, same version, no audit
+#   entry), with and without Redis; a rollback's audit entry names the version restored.
+# No check depends on timing: waits poll for their condition with a generous deadline.
+# Usage: bash test_redis_consistency.sh BUILD_DIR SOURCE_DIR
+set -uo pipefail
+source "$(dirname "$0")/http_lib.sh" "$1" "$2"
+command -v redis-server >/dev/null || { echo "redis-server missing"; exit 1; }
+
+WAIT_S=${WAIT_S:-30}
+until_ok() {
+    local deadline=$(( $(date +%s) + WAIT_S ))
+    until "$@"; do
+        [ "$(date +%s)" -ge "$deadline" ] && return 1
+        sleep 0.05
+    done
+}
+RP=$(free_port)
+mkdir -p "$TMP/r"
+start_redis() {
+    redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP/r" \
+        --dbfilename dump.rdb >>"$TMP/redis.log" 2>&1 &
+    RPID=$!
+    PIDS+=("$RPID")
+    until_ok sh -c "redis-cli -p $RP ping 2>/dev/null | grep -q PONG" || { echo "redis did not start"; exit 1; }
+}
+start_redis
+P1=$(free_port); P2=$(free_port)
+U1="http://127.0.0.1:$P1"; U2="http://127.0.0.1:$P2"
+start_vigil one "$P1" --state "$TMP/s1" --redis "127.0.0.1:$RP"
+start_vigil two "$P2" --state "$TMP/s2" --redis "127.0.0.1:$RP"
+# jq_ URL PYEXPR : the python expression over GET URL's JSON j
+jq_() { curl -s "$1" | python3 -c "import json,sys; j=json.load(sys.stdin); print($2)" 2>/dev/null; }
+items() { jq_ "$1/v1/lists/$2" "','.join(j.get('items',[]))"; }
+# mod FILE ACTION SCORE RULE : a one-rule module in $TMP/FILE.vrl (rule names are global)
+mod() { printf 'rule %s\n  action %s\n  score %s\n  when tx.amount > %s\nend\n' "$4" "$2" "$3" "$3" >"$TMP/$1.vrl"; }
+
+echo "--- a write sent while Redis stalls waits for its answer (no 503 for a change made)"
+req PUT "$U1/v1/lists/cards" "" '["card-1"]'; expect 201 "" "list cards made"
+mod lim1 review 10 r_lim; req PUT "$U1/v1/rules/limits" "" "@$TMP/lim1.vrl"; expect 201 "" "module limits made"
+# the write connections exist (a write opened each): the stall hits a sent script
+req PUT "$U2/v1/lists/warm/x" ""; expect 201 "" "a write through instance two"
+kill -STOP "$RPID"
+mod lim2 block 99 r_lim
+curl -s -o "$TMP/st1.body" -w '%{http_code}' -X PUT --data-binary "@$TMP/lim2.vrl" "$U1/v1/rules/limits" >"$TMP/st1.code" & C1=$!
+curl -s -o "$TMP/st2.body" -w '%{http_code}' -X PUT "$U2/v1/lists/cards/card-2" >"$TMP/st2.code" & C2=$!
+sleep 2   # both scripts sent and waiting (not a timing check: the outcome is checked below)
+kill -CONT "$RPID"
+wait "$C1" "$C2"
+S1=$(cat "$TMP/st1.code"); S2=$(cat "$TMP/st2.code")
+V1=$(jq_ "$U1/v1/rules/limits" "j['version']")
+[ "$S1" = 200 ] && [ "$V1" = 2 ] && ok "module PUT during a 2 s stall: 200, version 2" ||
+    bad "module PUT during a stall: $S1 $(cat "$TMP/st1.body"), version now $V1"
+[ "$(jq_ "$U1/v1/audit?target=limits" "len(j['entries'])")" = 2 ] && ok "... and audited" ||
+    bad "audit of limits: $(curl -s "$U1/v1/audit?target=limits")"
+[ "$S2" = 200 ] && ok "list item PUT during a 2 s stall: 200" || bad "list PUT during a stall: $S2 $(cat "$TMP/st2.body")"
+has2() { [ "$(items "$U1" cards)" = "card-1,card-2" ] && [ "$(items "$U2" cards)" = "card-1,card-2" ]; }
+until_ok has2 && ok "... card-2 in the list on both instances" || bad "cards: $(items "$U1" cards) / $(items "$U2" cards)"
+[ "$(jq_ "$U2/v1/audit?target=cards/card-2" "len(j['entries'])")" = 1 ] && ok "... and audited" ||
+    bad "audit of cards/card-2: $(curl -s "$U2/v1/audit?target=cards/card-2")"
+# Redis down: 503 means not made
+kill -STOP "$RPID"
+req PUT "$U2/v1/lists/cards/card-x" "" "" --max-time 30
+kill -CONT "$RPID"
+sleep 0.5
+if [ "$STATUS" = 503 ]; then
+    until_ok sh -c "! curl -s $U1/v1/lists/cards | grep -q card-x" && [ "$(redis-cli -p "$RP" sismember vigil:list:cards card-x)" = 0 ] &&
+        ok "a 503 during a stall: the item was not added" || bad "503 yet card-x was added"
+else
+    ok "a stalled write answered $STATUS (not 503)"
+fi
+
+echo "--- Redis back from an older snapshot: a write retried meanwhile keeps what was acknowledged"
+redis-cli -p "$RP" save >/dev/null; cp "$TMP/r/dump.rdb" "$TMP/snap.rdb"   # cards: card-1, card-2 (+ card-x?)
+BASE=$(items "$U1" cards)
+req PUT "$U1/v1/lists/cards/card-3" ""; expect 200 "" "card-3 added (after the snapshot)"
+until_ok sh -c "curl -s $U2/v1/lists/cards | grep -q card-3" || bad "card-3 never reached instance two"
+kill -KILL "$RPID"; wait "$RPID" 2>/dev/null
+cp "$TMP/snap.rdb" "$TMP/r/dump.rdb"
+start_redis
+for _ in $(seq 1 600); do   # an operator's retry through instance two until Redis takes it
+    req PUT "$U2/v1/lists/cards/card-4" ""
+    [ "$STATUS" = 503 ] || break
+    sleep 0.01
+done
+[ "$STATUS" = 200 ] && ok "the retried write: 200" || bad "the retried write: $STATUS $BODY"
+want=$(echo "$BASE,card-3,card-4" | tr ',' '\n' | sort | paste -sd,)
+conv() { [ "$(items "$U1" cards)" = "$want" ] && [ "$(items "$U2" cards)" = "$want" ] &&
+         [ "$(redis-cli -p "$RP" scard vigil:list:cards)" = "$(echo "$want" | tr ',' '\n' | wc -l)" ]; }
+until_ok conv && ok "card-3 (acknowledged before the restart) kept everywhere, with card-4" ||
+    bad "after the restart: one [$(items "$U1" cards)] two [$(items "$U2" cards)] redis [$(redis-cli -p "$RP" smembers vigil:list:cards | sort | tr '\n' ',')] want [$want]"
+
+echo "--- a non-record in vigil:rules for a module the instances hold"
+printf 'list cards\nrule bc\n  action block\n  score 100\n  when tx.card in list("cards")\nend\n' >"$TMP/bc.vrl"
+req PUT "$U1/v1/rules/bc" "" "@$TMP/bc.vrl"; expect 201 "" "module bc made"
+until_ok sh -c "curl -s $U2/v1/rules/bc | grep -q version" || bad "bc never reached two"
+redis-cli -p "$RP" hset vigil:rules bc 'not json' >/dev/null
+stop_pid "$PID_two"
+start_vigil two "$P2" --state "$TMP/s2" --redis "127.0.0.1:$RP"
+until_ok grep -q "connected and synchronised" <(tail -n 3 "$TMP/two.log") && ok "the restarted instance synchronises" ||
+    bad "no 'connected and synchronised' after the restart: $(tail -5 "$TMP/two.log")"
+grep -q "vigil:rules field bc .*not a module record" "$TMP/two.log" && ok "... and logs the bad record" || bad "no log line for bc"
+req PUT "$U1/v1/lists/cards/card-5" ""; expect 200 "" "card-5 added on one"
+until_ok sh -c "curl -s $U2/v1/lists/cards | grep -q card-5" && ok "... reaches the restarted instance" ||
+    bad "card-5 not on two: $(items "$U2" cards)"
+redis-cli -p "$RP" hset vigil:rules bc 'not json' >/dev/null
+mod bc2 alert 1 r_bc; req PUT "$U1/v1/rules/bc" "" "@$TMP/bc2.vrl"; expect 200 "" "a PUT of that module replaces the bad record (was 503 Redis is down)"
+redis-cli -p "$RP" hget vigil:rules bc | grep -q '"module":"bc"' && ok "... Redis holds a record again" || bad "vigil:rules bc: $(redis-cli -p "$RP" hget vigil:rules bc)"
+RS=$(redis-cli -p "$RP" get vigil:ruleset)
+redis-cli -p "$RP" set vigil:ruleset abc >/dev/null
+mod x1 alert 2 r_x1; req PUT "$U1/v1/rules/x1" "" "@$TMP/x1.vrl"
+expect_error 500 redis_error "a PUT with vigil:ruleset not a counter: 500 redis_error"
+echo "$BODY" | grep -q "vigil:ruleset" && [ -z "$(header Retry-After)" ] && ok "... naming the key, no Retry-After" || bad "answer: $BODY $(header Retry-After)"
+redis-cli -p "$RP" set vigil:ruleset "$RS" >/dev/null
+redis-cli -p "$RP" set vigil:list:ghost 'a string' >/dev/null
+req PUT "$U1/v1/lists/ghost/d" ""; expect_error 500 redis_error "a list key that is not a set: 500 redis_error"
+echo "$BODY" | grep -q "vigil:list:ghost" && ok "... naming the key" || bad "answer: $BODY"
+redis-cli -p "$RP" del vigil:list:ghost >/dev/null
+
+echo "--- a DELETE racing a PUT of a module that needs it, on two instances"
+FA='feature shared_f = count(10m)
+rule ra
+  action alert
+  score 1
+  when shared_f > 1000
+end'
+FB='rule rb
+  action block
+  score 90
+  when shared_f >= 1
+end'
+both=0; agree=1
+for k in $(seq 1 8); do
+    req PUT "$U1/v1/rules/fa" "" "$FA"
+    req DELETE "$U1/v1/rules/fb" ""
+    until_ok sh -c "curl -s -o /dev/null -w '%{http_code}' $U2/v1/rules/fb | grep -q 404; curl -s $U2/v1/rules/fa | grep -q version" || true
+    curl -s -o /dev/null -w '%{http_code}' -X DELETE "$U1/v1/rules/fa" >"$TMP/r1" & A1=$!
+    curl -s -o /dev/null -w '%{http_code}' -X PUT --data-binary "$FB" "$U2/v1/rules/fb" >"$TMP/r2" & A2=$!
+    wait "$A1" "$A2"
+    c1=$(cat "$TMP/r1"); c2=$(cat "$TMP/r2")
+    [ "${c1:0:1}" = 2 ] && [ "${c2:0:1}" = 2 ] && both=$((both + 1))
+    same_rz() { [ "$(curl -s "$U1/readyz")" = "$(curl -s "$U2/readyz")" ] && ! curl -s "$U1/readyz" | grep -q newest; }
+    until_ok same_rz || { agree=0; echo "   round $k: $c1 $c2: $(curl -s "$U1/readyz") $(curl -s "$U2/readyz")"; }
+done
+[ "$both" = 0 ] && ok "8 rounds: never both DELETE fa and PUT fb succeeded" || bad "$both round(s) where both succeeded"
+[ "$agree" = 1 ] && ok "... and the instances agree on the ruleset in force, newest included" || bad "instances disagree"
+
+echo "--- a PUT of a module's current source changes nothing; a rollback's audit names the version"
+mod same alert 3 r_same
+req PUT "$U1/v1/rules/same" "" "@$TMP/same.vrl"; expect 201 "j['version']==1" "module same made"
+RS=$(jq_ "$U1/v1/rules" "j['ruleset']")
+req PUT "$U1/v1/rules/same" "" "@$TMP/same.vrl" -H 'If-Match: "1"'; expect 200 "j['version']==1" "the same source again, If-Match \"1\": 200, version 1"
+[ "$(header ETag)" = '"1"' ] && ok "... ETag \"1\"" || bad "ETag $(header ETag)"
+[ "$(jq_ "$U1/v1/rules" "j['ruleset']")" = "$RS" ] && ok "... no new ruleset" || bad "ruleset moved"
+[ "$(jq_ "$U1/v1/audit?target=same" "len(j['entries'])")" = 1 ] && ok "... no audit entry" || bad "audit: $(curl -s "$U1/v1/audit?target=same")"
+mod same2 alert 4 r_same; req PUT "$U1/v1/rules/same" "" "@$TMP/same2.vrl"; expect 200 "j['version']==2" "a changed source: version 2"
+req POST "$U1/v1/rules/same/rollback" "" '{"version":1}'; expect 200 "j['version']==3" "rollback to 1: version 3"
+[ "$(jq_ "$U1/v1/audit?target=same" "j['entries'][0].get('restored_version')")" = 1 ] && ok "... audited with restored_version 1" ||
+    bad "audit: $(curl -s "$U1/v1/audit?target=same")"
+P3=$(free_port)
+start_vigil solo "$P3" --state "$TMP/s3"
+U3="http://127.0.0.1:$P3"
+req PUT "$U3/v1/rules/same" "" "@$TMP/same.vrl"; expect 201 "" "without Redis: module made"
+req PUT "$U3/v1/rules/same" "" "@$TMP/same.vrl" -H 'If-Match: "1"'; expect 200 "j['version']==1" "without Redis: the same source again: 200, version 1"
+[ "$(jq_ "$U3/v1/audit?target=same" "len(j['entries'])")" = 1 ] && ok "... no audit entry" || bad "audit: $(curl -s "$U3/v1/audit?target=same")"
+
+finish
