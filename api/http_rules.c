@@ -547,6 +547,24 @@ static void commit(vg_api_t *a, vg_req_t *q, vg_resp_t *r, const char *name, con
     }
 }
 
+/* A body with a NUL byte (not .vrl text) is answered as `vigil check` says it: 422 with
+ * the byte's line and column (the compiler reads the whole body, its length given). */
+static void nul_body(vg_api_t *a, vg_req_t *q, vg_resp_t *r, const char *name) {
+    vg_diags_t d;
+    vg_diags_init(&d);
+    vg_source_t src;
+    pthread_mutex_lock(&a->mu);
+    src.name = intern(a, name);
+    pthread_mutex_unlock(&a->mu);
+    src.text = q->body;
+    src.len = q->len;
+    vg_program_t *p = vg_prog_compile(&src, 1, &d);
+    if (!p && d.n_errors > 0) compile_error(r, 422, "compile_error", &d);
+    else vg_resp_error(r, 400, "bad_request", "the body must be .vrl source text");
+    vg_prog_unref(p);
+    vg_diags_deinit(&d);
+}
+
 /* ---- handlers -------------------------------------------------------------------- */
 
 void vg_h_rules(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
@@ -571,7 +589,7 @@ void vg_h_rule(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     }
     if (strcmp(q->method, "PUT") == 0) {
         if (memchr(q->body, 0, q->len)) {
-            vg_resp_error(r, 400, "bad_request", "the body must be .vrl source text");
+            nul_body(a, q, r, name);
             return;
         }
         char *src = strndup(q->body, q->len);
@@ -746,10 +764,13 @@ void vg_h_validate(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
         vg_resp_error(r, 400, "bad_request", "a module name is 1..64 letters, digits, _ or -");
         return;
     }
+    if (memchr(q->body, 0, q->len)) {
+        nul_body(a, q, r, name);
+        return;
+    }
     char *src = strndup(q->body, q->len);
-    if (!src || memchr(q->body, 0, q->len)) {
-        free(src);
-        vg_resp_error(r, 400, "bad_request", "the body must be .vrl source text");
+    if (!src) {
+        vg_resp_error(r, 500, "internal", "out of memory");
         return;
     }
     vg_diags_t d;

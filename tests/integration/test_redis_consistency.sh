@@ -14,7 +14,8 @@
 #   other never both succeed (a module write is a compare-and-set on vigil:ruleset
 #   too), and the instances agree on the ruleset in force;
 # - a PUT of a module's current source changes nothing (200, same version, no audit
-#   entry), with and without Redis; a rollback's audit entry names the version restored.
+#   entry), with and without Redis; a rollback's audit entry names the version restored;
+# - a module body with a NUL byte is 422 with the byte's line and column.
 # No check depends on timing: waits poll for their condition with a generous deadline.
 # Usage: bash test_redis_consistency.sh BUILD_DIR SOURCE_DIR
 set -uo pipefail
@@ -177,5 +178,13 @@ U3="http://127.0.0.1:$P3"
 req PUT "$U3/v1/rules/same" "" "@$TMP/same.vrl"; expect 201 "" "without Redis: module made"
 req PUT "$U3/v1/rules/same" "" "@$TMP/same.vrl" -H 'If-Match: "1"'; expect 200 "j['version']==1" "without Redis: the same source again: 200, version 1"
 [ "$(jq_ "$U3/v1/audit?target=same" "len(j['entries'])")" = 1 ] && ok "... no audit entry" || bad "audit: $(curl -s "$U3/v1/audit?target=same")"
+
+echo "--- a module with a NUL byte: 422 with its line and column, as vigil check says"
+printf 'rule nul_r\n  action alert\n  score 1\n  when tx.amount > \000 1\nend\n' >"$TMP/nul.vrl"
+req PUT "$U3/v1/rules/nul" "" "@$TMP/nul.vrl"
+expect 422 "j['error']['code']=='compile_error' and j['error']['errors'][0]['line']==4 and j['error']['errors'][0]['col']==20" "PUT with a NUL byte: 422 at 4:20 (was 400 without a position)"
+req POST "$U3/v1/rules/validate" "" "@$TMP/nul.vrl"
+expect 422 "j['error']['errors'][0]['line']==4" "validate with a NUL byte: 422 at line 4"
+req GET "$U3/v1/rules/nul" ""; expect_error 404 not_found "... and nothing was made"
 
 finish
