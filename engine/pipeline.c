@@ -22,6 +22,7 @@
 #include "engine/labels.h"
 #include "models/anomaly.h"
 #include "rules/errors.h"
+#include "rules/utf8.h"
 
 struct vg_pipeline {
     vg_pipeline_opts_t opts;    /* as created (lists: see `lists`) */
@@ -379,6 +380,20 @@ static int suppress(vg_pipeline_t *pl, vg_acct_t *a, int64_t ts, int action) {
     return 0;
 }
 
+/* v as a decision writes it (features, rules' values, message placeholders): a string
+ * longer than VG_PIPELINE_OUT_STR bytes cut there (back to a character's start) and
+ * followed by U+2026 "...", in the event's arena; the rules saw the whole value. Bounds a
+ * decision, the copy the state keeps for duplicates and an alert, whatever the event. */
+static vg_value_t out_value(vg_pipeline_t *pl, vg_value_t v) {
+    if (v.type != VG_T_STR || v.u.s.len <= VG_PIPELINE_OUT_STR) return v;
+    uint32_t n = (uint32_t)vg_utf8_cut(v.u.s.p, v.u.s.len, VG_PIPELINE_OUT_STR);
+    char *m = vg_arena_alloc(&pl->scratch, (size_t)n + 3);
+    if (!m) return vg_strv(v.u.s.p, n);   /* still cut, without the mark */
+    memcpy(m, v.u.s.p, n);
+    memcpy(m + n, "\xe2\x80\xa6", 3);
+    return vg_strv(m, n + 3);
+}
+
 /* Appends v as message text: strings as they are, times as RFC 3339, numbers, bools,
  * durations and null as in JSON. */
 static int msg_value(vg_buf_t *b, const vg_value_t *v) {
@@ -421,7 +436,8 @@ static int write_rules(vg_pipeline_t *pl, vg_buf_t *out, int mode) {
                 const vg_ref_t *m = &r->msg[k];
                 if (m->kind == VG_REF_TEXT) rc = vg_buf_append(&pl->msg, m->text, m->len);
                 else {
-                    vg_value_t v = vg_prog_ref_value(pl->prog, m, tx, pl->spec_vals, pl->features);
+                    vg_value_t v = out_value(pl, vg_prog_ref_value(pl->prog, m, tx,
+                                                                   pl->spec_vals, pl->features));
                     rc = msg_value(&pl->msg, &v);
                 }
             }
@@ -430,7 +446,8 @@ static int write_rules(vg_pipeline_t *pl, vg_buf_t *out, int mode) {
         if (!rc) rc = vg_buf_puts(out, ",\"values\":{");
         for (int k = 0; !rc && k < r->nvalues; k++) {
             const vg_ref_t *m = &r->values[k];
-            vg_value_t v = vg_prog_ref_value(pl->prog, m, tx, pl->spec_vals, pl->features);
+            vg_value_t v = out_value(pl, vg_prog_ref_value(pl->prog, m, tx, pl->spec_vals,
+                                                           pl->features));
             if (k) rc = vg_buf_putc(out, ',');
             if (!rc) rc = vg_json_str(out, m->text, m->len);
             if (!rc) rc = vg_buf_putc(out, ':');
@@ -750,7 +767,7 @@ static int write_features(vg_pipeline_t *pl, vg_buf_t *out) {
         size_t kl = pl->feature_key_len[i];
         for (size_t c = 0; c < kl; c += 16) memcpy(o + c, k + c, 16);
         o += kl;
-        const vg_value_t *v = &pl->features[i];
+        vg_value_t *v = &pl->features[i];
         switch (v->type) {
         case VG_T_NUM: o += vg_fmt_double(v->u.n, o); break;
         case VG_T_BOOL:
@@ -763,7 +780,9 @@ static int write_features(vg_pipeline_t *pl, vg_buf_t *out) {
             }
             break;
         case VG_T_NULL: memcpy(o, "null", 4); o += 4; break;
-        default:   /* strings, times, durations, JSON: then the room again */
+        default:   /* strings (cut: out_value, and kept so), times, durations, JSON: then
+                    * the room again */
+            *v = out_value(pl, *v);
             out->len = (size_t)(o - out->p);
             if (vg_json_value(out, v) < 0 || vg_buf_reserve(out, room) < 0) return VG_ENOMEM;
             o = out->p + out->len;

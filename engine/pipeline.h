@@ -28,6 +28,11 @@
 
 typedef struct vg_pipeline vg_pipeline_t;
 
+/* A string written into a decision (a feature, a rule's values, a message placeholder) is
+ * cut to this many bytes, on a character boundary, and marked with a trailing U+2026; the
+ * rules evaluate the whole value. */
+#define VG_PIPELINE_OUT_STR 1024
+
 typedef struct vg_pipeline_opts {
     int64_t lateness_ms;         /* default 1 h */
     int64_t dedupe_horizon_ms;   /* default 24 h */

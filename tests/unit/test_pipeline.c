@@ -409,6 +409,61 @@ static void test_prefetch_hints(void **st) {
     vg_prog_unref(p);
 }
 
+/* A string written into a decision (feature, a rule's values, a message placeholder) is
+ * cut to VG_PIPELINE_OUT_STR bytes on a character boundary and marked with U+2026; the
+ * rules saw the whole value; a duplicate answers the same cut decision. */
+static void test_long_strings_cut(void **st) {
+    (void)st;
+    vg_program_t *p = compile("feature lm = lower(tx.merchant)\n"
+                              "feature tail = ends_with(tx.merchant, \"MMM\")\n"
+                              "rule r\n  action review\n  score 5\n"
+                              "  message \"m={tx.merchant}!\"\n"
+                              "  when starts_with(tx.merchant, \"\\u00e9\") and tail\nend\n");
+    vg_pipeline_t *pl = new_pipeline(p);
+    /* 600 x U+00E9 (1,200 bytes) then 60,000 M: byte 1,024 starts a character */
+    size_t cap = 70000, n = 0;
+    char *ev = malloc(cap), *want = malloc(4096);
+    n += (size_t)snprintf(ev, cap, "{\"id\":\"t1\",\"account\":\"a\",\"ts\":1767225600000,"
+                                   "\"amount\":1,\"merchant\":\"");
+    for (int i = 0; i < 600; i++) n += (size_t)snprintf(ev + n, cap - n, "\xc3\xa9");
+    memset(ev + n, 'M', 60000);
+    n += 60000;
+    n += (size_t)snprintf(ev + n, cap - n, "\"}");
+    size_t w = 0;
+    for (int i = 0; i < 512; i++) w += (size_t)snprintf(want + w, 4096 - w, "\xc3\xa9");
+    w += (size_t)snprintf(want + w, 4096 - w, "\xe2\x80\xa6");
+    char *cut = malloc(w + 64);
+    vg_buf_t out, dup;
+    vg_buf_init(&out);
+    vg_buf_init(&dup);
+    vg_outcome_t oc;
+    assert_int_equal(vg_pipeline_line(pl, ev, n, &out, &oc), 0);
+    assert_int_equal(oc, VG_OUT_DECIDED);
+    assert_int_equal(vg_buf_putc(&out, 0), 0);
+    assert_true(out.len < 5000);
+    assert_non_null(strstr(out.p, "\"decision\":\"review\""));   /* the whole value ran */
+    assert_non_null(strstr(out.p, "\"tail\":true"));
+    snprintf(cut, w + 64, "\"lm\":\"%s\"", want);
+    assert_non_null(strstr(out.p, cut));
+    snprintf(cut, w + 64, "\"message\":\"m=%s!\"", want);
+    assert_non_null(strstr(out.p, cut));
+    snprintf(cut, w + 64, "\"tx.merchant\":\"%s\"", want);
+    assert_non_null(strstr(out.p, cut));
+    assert_null(strstr(out.p, "MM"));
+    /* the duplicate answers the decision as it was written */
+    assert_int_equal(vg_pipeline_line(pl, ev, n, &dup, &oc), 0);
+    assert_int_equal(oc, VG_OUT_DUPLICATE);
+    assert_int_equal(vg_buf_putc(&dup, 0), 0);
+    assert_string_equal(dup.p, out.p);
+    vg_buf_deinit(&out);
+    vg_buf_deinit(&dup);
+    free(cut);
+    free(want);
+    free(ev);
+    vg_pipeline_free(pl);
+    vg_prog_unref(p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_peek_string),
@@ -418,6 +473,7 @@ int main(void) {
         cmocka_unit_test(test_duplicates_late_rejects),
         cmocka_unit_test(test_checkpoint_resume),
         cmocka_unit_test(test_account_view),
+        cmocka_unit_test(test_long_strings_cut),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
