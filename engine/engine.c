@@ -27,7 +27,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,12 +138,11 @@ static int shard_checkpoint_sliced(shard_t *s, int64_t spread_ms, char *errbuf, 
         }
         if (left == 0) break;
         pthread_mutex_unlock(&s->mu);
-        if (pace_ns > 0) {   /* spread out: no burst of background work */
-            struct timespec ts = {0, pace_ns};
-            nanosleep(&ts, NULL);
-        } else {
-            sched_yield();   /* let a waiting request in */
-        }
+        /* spread out (no burst of background work); unpaced, still a short pause, so
+         * that a request waiting for the lock gets it (relocking at once could take it
+         * again before the waiter woke: requests then waited past their deadline, 429) */
+        struct timespec ts = {0, pace_ns > 0 ? pace_ns : 50000L};
+        nanosleep(&ts, NULL);
         pthread_mutex_lock(&s->mu);
         if (!s->pl || s->gen != gen || s->snap_seq != seq) {
             /* given up by a full checkpoint, or the pipeline replaced: it wrote it all */
