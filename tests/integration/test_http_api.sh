@@ -586,7 +586,8 @@ req GET "http://127.0.0.1:$P5/v1/accounts/$WACCT" "$N"
 expect 200 "(lambda w: [d['id'] for d in j['recent_decisions']]==w['ids'] and j['features']==w['features'] and j['session']['events']==w['sess'] and j['session']['gap_seconds']==900 and j['session']['last']==w['last'] and j['sessions']==[j['session']] and j['baseline'] is None and j['shard']==0)(json.load(open('$TMP/warm-want.json')))" "an account only replay saw: its recent decisions and session from the engine"
 stop_pid "$PID_warm"
 
-echo "--- a page of alerts stops at 8 MiB (alerts carry their decisions, which can be large)"
+echo "--- a page of alerts stops at 8 MiB (alerts carry their decisions, which can be large:"
+echo "    a feature holding a JSON array is written whole; a string is cut to 1,024 bytes)"
 mkdir -p "$TMP/rbig"
 python3 - "$TMP/rbig/big.vrl" <<'PY'
 import sys
@@ -602,7 +603,7 @@ u = urllib.parse.urlparse(sys.argv[1])
 c = http.client.HTTPConnection(u.hostname, u.port)
 for i in range(10):
     ev = {"id": "big%d" % i, "account": "acct-big", "ts": "2026-01-01T00:00:%02dZ" % i,
-          "amount": 5000, "note": "x" * 60000}
+          "amount": 5000, "note": ["x" * 990] * 60}
     c.request('POST', '/v1/score', body=json.dumps(ev),
               headers={"Authorization": "Bearer " + sys.argv[2]})
     r = c.getresponse(); r.read()

@@ -221,18 +221,29 @@ static vg_kafka_t *start_service(const char *bs, const char *src, const char *co
     return k;
 }
 
-/* Runs the service over: a small event, an event whose alert is ~3x its 40 KB note, a
- * 300 KB message that is not an event, a last small event. `conf`: extra client
- * settings; `refuse`: the broker refuses the first record vigil produces as too large. */
+/* Runs the service over: a small event, an event whose alert is ~3x its 40 KB note (an
+ * array of strings: a decision writes JSON values whole, while it cuts a string to
+ * 1,024 bytes), a 300 KB message that is not an event, a last small event. `conf`:
+ * extra client settings; `refuse`: the broker refuses the first record vigil produces
+ * as too large. */
 static void run(const char *const *conf, int refuse) {
     const char *topics[] = {"transactions:1", "alerts:1", "transactions.dlq:1", NULL};
     vg_kafka_mock_t *mock = start_mock(topics);
     const char *bs = vg_kafka_mock_bootstrap(mock);
-    char *note = repeat('n', 40000), *junk = repeat('j', 300000);
-    char *big = malloc(40200);
+    char *piece = repeat('n', 990), *junk = repeat('j', 300000);
+    char *note = malloc(40 * 993 + 3);
+    assert_non_null(note);
+    size_t nl = 0;
+    note[nl++] = '[';
+    for (int i = 0; i < 40; i++)
+        nl += (size_t)sprintf(note + nl, "%s\"%s\"", i ? "," : "", piece);
+    note[nl++] = ']';
+    note[nl] = 0;
+    free(piece);
+    char *big = malloc(40 * 993 + 200);
     assert_non_null(big);
-    snprintf(big, 40200, "{\"id\":\"big\",\"account\":\"a\",\"ts\":\"2026-03-01T10:00:01Z\","
-                         "\"amount\":5000,\"note\":\"%s\"}", note);
+    snprintf(big, 40 * 993 + 200, "{\"id\":\"big\",\"account\":\"a\",\"ts\":"
+                                  "\"2026-03-01T10:00:01Z\",\"amount\":5000,\"note\":%s}", note);
     const char *vals[] = {
         "{\"id\":\"e1\",\"account\":\"a\",\"ts\":\"2026-03-01T10:00:00Z\",\"amount\":1}", big,
         junk, "{\"id\":\"e2\",\"account\":\"a\",\"ts\":\"2026-03-01T10:00:02Z\",\"amount\":2}"};
@@ -247,6 +258,7 @@ static void run(const char *const *conf, int refuse) {
     vg_program_t *prog;
     vg_kafka_t *k = start_service(bs,
                                   "feature n1 = tx.note\nfeature n2 = tx.note\n"
+                                  "feature n3 = tx.note\n"
                                   "rule huge\n  severity high\n  action alert\n  score 90\n"
                                   "  when tx.amount > 1000\n  message \"note {tx.note}\"\nend\n",
                                   conf, "kfit", NULL, dir, &prog);
