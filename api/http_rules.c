@@ -285,12 +285,12 @@ int vg_api_apply_modules(vg_api_t *a, const char *const *recs, const size_t *len
         vg_program_t *p = vg_api_compile(a, NULL, NULL, 0, &d);
         char err[512];
         if (!p) {
-            fprintf(stderr, "vigil serve: the newest rule modules (ruleset %lld) do not compile; "
-                            "keeping the ruleset in force (%lld) until they are fixed\n",
-                    (long long)a->ruleset, (long long)a->active_ruleset);
-            for (int k = 0; k < d.n; k++)
-                fprintf(stderr, "  %s:%d:%d: %s: %s\n", d.v[k].file, d.v[k].line, d.v[k].col,
-                        d.v[k].is_error ? "error" : "warning", d.v[k].msg);
+            const vg_diag_t *fe = vg_api_first_error(&d);
+            fprintf(stderr, "vigil serve: the newest rule modules (ruleset %lld) do not compile "
+                            "(first error in %s); keeping the ruleset in force (%lld) until they "
+                            "are fixed\n", (long long)a->ruleset, fe ? fe->file : "?",
+                    (long long)a->active_ruleset);
+            vg_api_log_diags(&d);   /* errors first, tagged (api/http_state.c) */
             atomic_store(&a->rz_newest, a->ruleset);
         } else if (vg_engine_set_program(a->eng, p, a->ruleset, err, sizeof(err)) != 0) {
             fprintf(stderr, "vigil serve: ruleset swap failed: %s\n", err);

@@ -204,7 +204,7 @@ if redis_up; then
     redis-cli -p "$RPORT" hset vigil:rules b "$REC" >/dev/null
     redis-cli -p "$RPORT" set vigil:ruleset $((RS + 1)) >/dev/null
     redis-cli -p "$RPORT" publish vigil:changes rules:b >/dev/null
-    wait_log qc "module b version 1 does not compile" && ok "logged: module b does not compile" \
+    wait_log qc "do not compile (first error in b.vrl)" && ok "logged: module b does not compile" \
         || bad "no line about module b: $(cat "$TMP/qc.log")"
     E=$(grep -n "b.vrl:5:1: error: expected an expression" "$TMP/qc.log" | head -1 | cut -d: -f1)
     W=$(grep -n "a.vrl:1:9: warning: feature 'unused_f' is not used" "$TMP/qc.log" | head -1 | cut -d: -f1)
