@@ -121,7 +121,9 @@ static char *list_record(const vg_list_t *x) {
 static int apply_list_locked(vg_api_t *a, const char *name, int64_t version, char **items,
                              size_t n, int deleted) {
     int i = find_list(a, name);
-    if (i >= 0 && a->lists[i].version >= version) return 0;
+    /* the same version is installed again only when it differs (redis.c compares: Redis
+     * held other items under that version, which every instance adopts) */
+    if (i >= 0 && a->lists[i].version > version) return 0;
     vg_list_t nx = {0};
     nx.name = strdup(name);
     nx.version = version;

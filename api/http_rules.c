@@ -195,7 +195,13 @@ static int apply_locked(vg_api_t *a, const char *rec, size_t len, vg_program_t *
         goto done;
     }
     int i = find_module(a, name);
-    if (i >= 0 && a->mods[i].version >= version) goto done;   /* not newer */
+    /* not newer; the same version is installed again only when its content differs
+     * (Redis held another source under that version, which every instance adopts:
+     * api/redis.c logs it with the source replaced) */
+    if (i >= 0 && (a->mods[i].version > version ||
+                   (a->mods[i].version == version && a->mods[i].deleted == deleted &&
+                    (deleted || (a->mods[i].source && strcmp(a->mods[i].source, source) == 0)))))
+        goto done;
     if (applied) *applied = 1;
     vg_program_t *p = pre ? vg_prog_ref(pre) : NULL;
     if (!p && a->eng && !defer) {   /* before the engine opens (--rules at start) nothing to swap */

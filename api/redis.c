@@ -37,6 +37,7 @@
 #define K_RULESET "vigil:ruleset"
 #define K_LISTVER "vigil:listver"
 #define K_LISTDEL "vigil:listdel"
+#define K_LISTCNT "vigil:listcount" /* name -> "VERSION COUNT": the items that version has */
 #define K_CHANNEL "vigil:changes"
 
 #define VER_BATCH 64          /* versions fetched or written back by one command */
@@ -170,8 +171,9 @@ static const char *LUA_PUSH_VERSIONS =
 
 /* A list write. Answers {1, version, created}, {0, version} (not the expected one),
  * {2, version} (nothing to change), {3, version} (Redis has an older version than this
- * instance: it lost changes, to be written back first), {4, 0, 0, message} (a key holds
- * something else than vigil writes there). */
+ * instance, or lost the items of the version this instance holds: to be written back
+ * first), {4, 0, 0, message} (a key holds something else than vigil writes there).
+ * KEYS[5] (vigil:listcount) gets "VERSION COUNT" of the list written. */
 static const char *LUA_LIST_OP =
     "local lt = redis.call('TYPE', KEYS[1])['ok']\n"
     "if lt ~= 'set' and lt ~= 'none' then\n"
@@ -186,10 +188,19 @@ static const char *LUA_LIST_OP =
     "end\n"
     "local lv = tonumber(ARGV[4])\n"
     "if lv > v then return {3, v, 0} end\n"
+    "local gone = redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1\n"
+    /* the set lost (evicted, deleted by hand) while its version stayed: this instance,
+     * which holds that version, writes it back first */
+    "local cs = redis.call('HGET', KEYS[5], ARGV[1])\n"
+    "if lv == v and v > 0 and not gone and cs then\n"
+    "  local cv, cn = string.match(cs, '^(%d+) (%d+)$')\n"
+    "  if tonumber(cv) == v and tonumber(cn) ~= redis.call('SCARD', KEYS[1]) then\n"
+    "    return {3, v, 0}\n"
+    "  end\n"
+    "end\n"
     "local e = tonumber(ARGV[2])\n"
     "if e >= 0 and v ~= e then return {0, v, 0} end\n"
     "local op = ARGV[3]\n"
-    "local gone = redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1\n"
     /* nothing to change (the list is there, current, and has exactly those items, or
      * the item): the version stays */
     "if v > 0 and not gone then\n"
@@ -223,16 +234,37 @@ static const char *LUA_LIST_OP =
     "  redis.call('SADD', KEYS[3], ARGV[1])\n"
     "end\n"
     "redis.call('HSET', KEYS[2], ARGV[1], v + 1)\n"
+    "redis.call('HSET', KEYS[5], ARGV[1], (v + 1) .. ' ' .. redis.call('SCARD', KEYS[1]))\n"
     "redis.call('PUBLISH', KEYS[4], 'list:' .. ARGV[1])\n"
     "return {1, v + 1, created}\n";
 
+/* {version, deleted, items, count}: count is the number of items that version has
+ * (vigil:listcount), -1 when not known (written by an older vigil, or for another version) */
 static const char *LUA_FETCH_LIST =
-    "return {tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0'),\n"
-    "        redis.call('SISMEMBER', KEYS[3], ARGV[1]), redis.call('SMEMBERS', KEYS[1])}\n";
+    "local v = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')\n"
+    "local n, cs = -1, redis.call('HGET', KEYS[4], ARGV[1])\n"
+    "if cs and v then\n"
+    "  local cv, cn = string.match(cs, '^(%d+) (%d+)$')\n"
+    "  if tonumber(cv) == v then n = tonumber(cn) end\n"
+    "end\n"
+    "return {v, redis.call('SISMEMBER', KEYS[3], ARGV[1]), redis.call('SMEMBERS', KEYS[1]), n}\n";
 
+/* Writes back this instance's list (ARGV: name, version, deleted, items) when Redis has
+ * an older version, or the same one with its items lost (vigil:listcount says how many
+ * it has). 0: nothing written; 1: written (older); 2: written (items lost). */
 static const char *LUA_PUSH_LIST =
     "local v = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')\n"
-    "if v >= tonumber(ARGV[2]) then return 0 end\n"
+    "local lv, res = tonumber(ARGV[2]), 1\n"
+    "if v > lv then return 0 end\n"
+    "if v == lv then\n"
+    "  local cs = redis.call('HGET', KEYS[5], ARGV[1])\n"
+    "  if ARGV[3] == '1' or not cs or redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then\n"
+    "    return 0\n"
+    "  end\n"
+    "  local cv, cn = string.match(cs, '^(%d+) (%d+)$')\n"
+    "  if tonumber(cv) ~= v or tonumber(cn) == redis.call('SCARD', KEYS[1]) then return 0 end\n"
+    "  res = 2\n"
+    "end\n"
     "redis.call('DEL', KEYS[1])\n"
     "if ARGV[3] == '1' then redis.call('SADD', KEYS[3], ARGV[1])\n"
     "else\n"
@@ -240,8 +272,9 @@ static const char *LUA_PUSH_LIST =
     "  redis.call('SREM', KEYS[3], ARGV[1])\n"
     "end\n"
     "redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])\n"
+    "redis.call('HSET', KEYS[5], ARGV[1], ARGV[2] .. ' ' .. redis.call('SCARD', KEYS[1]))\n"
     "redis.call('PUBLISH', KEYS[4], 'list:' .. ARGV[1])\n"
-    "return 1\n";
+    "return res\n";
 
 static int64_t mono_ms(void) {
     struct timespec ts;
@@ -621,28 +654,78 @@ int vg_redis_put_module(vg_redis_t *r, const char *name, int64_t expect, const c
     return rc;
 }
 
+/* The version of list `name` held here (0: none). */
+static int64_t local_list_version(vg_api_t *a, const char *name) {
+    int64_t v = 0;
+    pthread_mutex_lock(&a->mu);
+    for (int i = 0; i < a->nlists; i++)
+        if (strcmp(a->lists[i].name, name) == 0) v = a->lists[i].version;
+    pthread_mutex_unlock(&a->mu);
+    return v;
+}
+
+static int cmp_str(const void *x, const void *y) {
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+/* Whether this instance holds version `v` of list `name` with exactly items[0..n)
+ * (deleted alike): 1 same, 0 same version with other items, -1 another version (or
+ * none, or no memory to tell). Sorts items. */
+static int list_same(vg_api_t *a, const char *name, int64_t v, char **items, size_t n, int del) {
+    qsort(items, n, sizeof(*items), cmp_str);
+    size_t u = 0;   /* Redis's set has no duplicates; the API's are made unique too */
+    for (size_t i = 0; i < n; i++)
+        if (!u || strcmp(items[u - 1], items[i]) != 0) items[u++] = items[i];
+    int res = -1;
+    pthread_mutex_lock(&a->mu);
+    for (int i = 0; i < a->nlists; i++) {
+        vg_list_t *x = &a->lists[i];
+        if (strcmp(x->name, name) != 0 || x->version != v) continue;
+        res = 0;
+        if (x->deleted || del) {
+            res = x->deleted && del;
+            break;
+        }
+        if (x->n != u) break;
+        char **mine = malloc((x->n + 1) * sizeof(*mine));
+        if (!mine) {
+            res = -1;
+            break;
+        }
+        memcpy(mine, x->items, x->n * sizeof(*mine));
+        qsort(mine, x->n, sizeof(*mine), cmp_str);
+        res = 1;
+        for (size_t k = 0; k < u && res; k++) res = strcmp(mine[k], items[k]) == 0;
+        free(mine);
+        break;
+    }
+    pthread_mutex_unlock(&a->mu);
+    return res;
+}
+
 /* Reads list `name` from Redis and installs it locally: on the read connection (r->mu
  * not held), or on_wr on the write connection (r->wmu held: right after a write, with
  * the write's patience). */
 static int sync_list_on(vg_redis_t *r, const char *name, int on_wr) {
     char key[300];
     snprintf(key, sizeof(key), "vigil:list:%s", name);
-    const char *keys[3] = {key, K_LISTVER, K_LISTDEL};
+    const char *keys[4] = {key, K_LISTVER, K_LISTDEL, K_LISTCNT};
     const char *args[1] = {name};
     redisReply *rep;
     int erc;
     if (on_wr) {
-        rep = eval_on(r, &r->wr, WRITE_WAIT_MS, LUA_FETCH_LIST, 3, keys, 1, args, NULL, &erc,
+        rep = eval_on(r, &r->wr, WRITE_WAIT_MS, LUA_FETCH_LIST, 4, keys, 1, args, NULL, &erc,
                       NULL, 0);
     } else {
         pthread_mutex_lock(&r->mu);
-        rep = eval(r, LUA_FETCH_LIST, 3, keys, 1, args, NULL);
+        rep = eval(r, LUA_FETCH_LIST, 4, keys, 1, args, NULL);
         pthread_mutex_unlock(&r->mu);
     }
     if (!rep) return VG_EIO;
     int rc = VG_EIO;
-    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3) {
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 4) {
         int64_t v = rep->element[0]->integer;
+        long long cnt = rep->element[3]->integer;
         int del = rep->element[1]->integer == 1;
         redisReply *m = rep->element[2];
         char **items = calloc(m->elements + 1, sizeof(*items));
@@ -665,7 +748,27 @@ static int sync_list_on(vg_redis_t *r, const char *name, int on_wr) {
             if (v <= 0 && m->elements)
                 rlog(r, "redis: list %s has items but no version in %s; ignored (change "
                         "lists through the API)", name, K_LISTVER);
-            rc = v > 0 ? vg_api_apply_list(r->a, name, v, items, k, del) : 0;
+            if (v > 0 && !del && cnt >= 0 && (size_t)cnt != m->elements) {
+                /* its items were lost from Redis (evicted, deleted by hand) while the
+                 * version stayed: not installed; an instance holding that version writes
+                 * them back at its resynchronisation (this one now, if it holds it) */
+                int64_t lv = local_list_version(r->a, name);
+                rlog(r, "redis: list %s version %lld: Redis holds %zu of its %lld items (lost "
+                        "from Redis); not installed%s", name, (long long)v, m->elements, cnt,
+                     lv == v ? ", written back from this instance"
+                             : ", waiting for an instance that holds it to write it back");
+                if (lv == v && !on_wr) behind(r);
+                rc = 0;
+            } else if (v > 0) {
+                int same = list_same(r->a, name, v, items, k, del);
+                if (same == 0)
+                    rlog(r, "redis: list %s version %lld: this instance held other items under "
+                            "that version; replaced by Redis's (%zu items), which every "
+                            "instance reads", name, (long long)v, k);
+                rc = same == 1 ? 0 : vg_api_apply_list(r->a, name, v, items, k, del);
+            } else {
+                rc = 0;
+            }
             free(items);
         }
     }
@@ -682,7 +785,7 @@ int vg_redis_list_op(vg_redis_t *r, const char *name, int64_t expect, const char
     char key[300], e[24], lv[24];
     snprintf(key, sizeof(key), "vigil:list:%s", name);
     snprintf(e, sizeof(e), "%lld", (long long)expect);
-    const char *keys[4] = {key, K_LISTVER, K_LISTDEL, K_CHANNEL};
+    const char *keys[5] = {key, K_LISTVER, K_LISTDEL, K_CHANNEL, K_LISTCNT};
     const char **args = calloc(n + 5, sizeof(*args));
     if (!args) return VG_ENOMEM;
     int rc = VG_EIO;
@@ -706,7 +809,7 @@ int vg_redis_list_op(vg_redis_t *r, const char *name, int64_t expect, const char
         args[4] = exists ? "1" : "0";
         for (size_t i = 0; i < n; i++) args[5 + i] = items[i];
         pthread_mutex_lock(&r->wmu);
-        redisReply *rep = eval_on(r, &r->wr, WRITE_WAIT_MS, LUA_LIST_OP, 4, keys, (int)(n + 5),
+        redisReply *rep = eval_on(r, &r->wr, WRITE_WAIT_MS, LUA_LIST_OP, 5, keys, (int)(n + 5),
                                   args, NULL, &rc, r->werr, sizeof(r->werr));
         if (!rep) {
             pthread_mutex_unlock(&r->wmu);
@@ -938,6 +1041,51 @@ int vg_redis_fetch_version(vg_redis_t *r, const char *name, int64_t version) {
     return rc;
 }
 
+/* Redis's record `rec` of a module holds the version this instance holds of it with
+ * another source (or deleted here and not there, or the reverse): two instances made
+ * that version while Redis had lost the other's (restored from an older snapshot). Every
+ * instance adopts Redis's, which they all read (vg_api_apply_modules installs it); the
+ * warning keeps this instance's replaced source in the log, whole (JSON string). */
+static void same_version_check(vg_redis_t *r, const char *rec, size_t len) {
+    json_t *j = json_loadb(rec, len, 0, NULL);
+    const char *name = json_string_value(json_object_get(j, "module"));
+    json_int_t version = json_integer_value(json_object_get(j, "version"));
+    int deleted = json_is_true(json_object_get(j, "deleted"));
+    const char *source = json_string_value(json_object_get(j, "source"));
+    char *mine = NULL;
+    int differs = 0, mine_deleted = 0;
+    long long rs = 0;
+    if (name && (deleted || source)) {
+        pthread_mutex_lock(&r->a->mu);
+        for (int i = 0; i < r->a->nmods; i++) {
+            vg_module_t *m = &r->a->mods[i];
+            if (strcmp(m->name, name) != 0 || m->version != version) continue;
+            differs = m->deleted != deleted ||
+                      (!deleted && (!m->source || strcmp(m->source, source) != 0));
+            mine_deleted = m->deleted;
+            rs = (long long)m->ruleset;
+            if (differs && m->source) mine = strdup(m->source);
+        }
+        pthread_mutex_unlock(&r->a->mu);
+    }
+    if (differs) {
+        json_t *s = json_string(mine ? mine : "");
+        char *q = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
+        fprintf(stderr, "vigil serve: warning: redis: module %s version %lld: this instance "
+                        "held %s under that version (ruleset %lld) than Redis, which every "
+                        "instance reads (two instances made that version while Redis had lost "
+                        "the other's); this instance's replaced by Redis's%s; the replaced "
+                        "local source: %s\n",
+                name, (long long)version, mine_deleted ? "a deletion, not a source," :
+                                          "another source", rs,
+                deleted ? " (a deletion)" : "", mine_deleted ? "(none: deleted)" : q ? q : "?");
+        free(q);
+        json_decref(s);
+    }
+    free(mine);
+    json_decref(j);
+}
+
 /* Reads every module's newest record and the ruleset counter from Redis (one script:
  * a consistent snapshot) and installs those newer than the local copy as one change, so
  * that the program in force is never named by a ruleset whose other changes have not
@@ -966,6 +1114,7 @@ static int apply_snapshot(vg_redis_t *r, int64_t *ruleset) {
             recs[i] = h->element[2 * i + 1]->str ? h->element[2 * i + 1]->str : "";
             lens[i] = h->element[2 * i + 1]->len;
         }
+        for (size_t i = 0; !rc && i < n; i++) same_version_check(r, recs[i], lens[i]);
         if (!rc && n && vg_api_apply_modules(r->a, recs, lens, (int)n, bad) > 0)
             for (size_t i = 0; i < n; i++)
                 if (bad[i])
@@ -1096,11 +1245,15 @@ static int resync(vg_redis_t *r) {
         size_t na = 3;
         for (size_t k = 0; k < snap[i].n; k++)
             if (snap[i].items[k]) args[na++] = snap[i].items[k];
-        const char *keys[4] = {key, K_LISTVER, K_LISTDEL, K_CHANNEL};
+        const char *keys[5] = {key, K_LISTVER, K_LISTDEL, K_CHANNEL, K_LISTCNT};
         pthread_mutex_lock(&r->mu);
-        redisReply *x = eval(r, LUA_PUSH_LIST, 4, keys, (int)na, args, NULL);
+        redisReply *x = eval(r, LUA_PUSH_LIST, 5, keys, (int)na, args, NULL);
         pthread_mutex_unlock(&r->mu);
         if (!x) rc = fatal(r, VG_EIO);
+        else if (x->type == REDIS_REPLY_INTEGER && x->integer == 2)
+            rlog(r, "redis: list %s version %s: its items were lost from Redis (the version "
+                    "stayed); written back from this instance (%zu items)", snap[i].name, v,
+                 snap[i].n);
         freeReplyObject(x);
         free(args);
     }

@@ -15,6 +15,11 @@
 #   too), and the instances agree on the ruleset in force;
 # - a PUT of a module's current source changes nothing (200, same version, no audit
 #   entry), with and without Redis; a rollback's audit entry names the version restored;
+# - a list's items lost from Redis while its version stays (evicted, deleted by hand)
+#   are not taken as an empty list, and are written back (vigil:listcount);
+# - Redis back from an older snapshot and written through an instance that missed the
+#   newer changes: every instance converges on Redis's module source and list items
+#   under the version made twice, logged (with the replaced source);
 # - a module body with a NUL byte is 422 with the byte's line and column.
 # No check depends on timing: waits poll for their condition with a generous deadline.
 # Usage: bash test_redis_consistency.sh BUILD_DIR SOURCE_DIR
@@ -178,6 +183,65 @@ U3="http://127.0.0.1:$P3"
 req PUT "$U3/v1/rules/same" "" "@$TMP/same.vrl"; expect 201 "" "without Redis: module made"
 req PUT "$U3/v1/rules/same" "" "@$TMP/same.vrl" -H 'If-Match: "1"'; expect 200 "j['version']==1" "without Redis: the same source again: 200, version 1"
 [ "$(jq_ "$U3/v1/audit?target=same" "len(j['entries'])")" = 1 ] && ok "... no audit entry" || bad "audit: $(curl -s "$U3/v1/audit?target=same")"
+
+echo "--- a list's items lost from Redis while its version stays are written back"
+req PUT "$U1/v1/lists/lost" "" '["c"]'; expect 201 "" "list lost made"
+until_ok sh -c "curl -s $U2/v1/lists/lost | grep -q '\"c\"'" || bad "list lost never reached two"
+redis-cli -p "$RP" del vigil:list:lost >/dev/null   # evicted, or deleted by hand
+P4=$(free_port); U4="http://127.0.0.1:$P4"
+start_vigil four "$P4" --state "$TMP/s4" --redis "127.0.0.1:$RP"
+[ "$(jq_ "$U4/v1/lists/lost" "j.get('version')")" != 1 ] && ok "a new instance does not take it empty under its version" ||
+    bad "new instance: $(curl -s "$U4/v1/lists/lost")"
+grep -q "list lost version 1: Redis holds 0 of its 1 items" "$TMP/four.log" && ok "... and says so" || bad "four.log: $(tail -3 "$TMP/four.log")"
+req PUT "$U1/v1/lists/lost/d" ""; expect 200 "j['version']==2" "an item added through an instance that holds it: version 2"
+lost2() { [ "$(items "$U1" lost)" = c,d ] && [ "$(items "$U2" lost)" = c,d ] && [ "$(items "$U4" lost)" = c,d ]; }
+until_ok lost2 && ok "... on top of its items, written back first (c,d everywhere)" ||
+    bad "lost: one [$(items "$U1" lost)] two [$(items "$U2" lost)] four [$(items "$U4" lost)] redis [$(redis-cli -p "$RP" smembers vigil:list:lost | tr '\n' ' ')]"
+redis-cli -p "$RP" del vigil:list:lost >/dev/null
+stop_pid "$PID_two"
+start_vigil two "$P2" --state "$TMP/s2" --redis "127.0.0.1:$RP"
+wb() { [ "$(redis-cli -p "$RP" smembers vigil:list:lost | sort | paste -sd,)" = c,d ]; }
+until_ok wb && ok "a restarted instance writes the lost items back to Redis" ||
+    bad "redis vigil:list:lost: $(redis-cli -p "$RP" smembers vigil:list:lost | tr '\n' ' ')"
+grep -q "list lost version 2: its items were lost from Redis .*written back" "$TMP/two.log" && ok "... and logs it" ||
+    bad "two.log: $(grep lost "$TMP/two.log")"
+stop_pid "$PID_four"
+
+echo "--- Redis back from an older snapshot, written through an instance that missed newer changes: all converge on Redis's"
+mod cf10 block 10 r_cf; req PUT "$U1/v1/rules/cf" "" "@$TMP/cf10.vrl"; expect 201 "" "module cf v1"
+req PUT "$U1/v1/lists/cfl" "" '["card-1"]'; expect 201 "" "list cfl v1"
+on2() { curl -s "$U2/v1/rules/cf" | grep -q version && curl -s "$U2/v1/lists/cfl" | grep -q card-1; }
+until_ok on2 || bad "cf/cfl never reached two"
+redis-cli -p "$RP" save >/dev/null; cp "$TMP/r/dump.rdb" "$TMP/snap2.rdb"
+stop_pid "$PID_two"
+mod cf20 block 20 r_cf; req PUT "$U1/v1/rules/cf" "" "@$TMP/cf20.vrl"; expect 200 "j['version']==2" "module cf v2 (score 20) through one"
+req PUT "$U1/v1/lists/cfl/card-2" ""; expect 200 "j['version']==2" "list cfl v2 (card-2) through one"
+stop_pid "$PID_one"
+kill -KILL "$RPID"; wait "$RPID" 2>/dev/null
+cp "$TMP/snap2.rdb" "$TMP/r/dump.rdb"
+start_redis
+start_vigil two "$P2" --state "$TMP/s2" --redis "127.0.0.1:$RP"
+until_ok grep -q "connected and synchronised" "$TMP/two.log" || bad "two never synchronised"
+mod cf30 block 30 r_cf; req PUT "$U2/v1/rules/cf" "" "@$TMP/cf30.vrl"; expect 200 "j['version']==2" "module cf 'v2' (score 30) through two"
+req PUT "$U2/v1/lists/cfl/card-3" ""; expect 200 "j['version']==2" "list cfl 'v2' (card-3) through two"
+start_vigil one "$P1" --state "$TMP/s1" --redis "127.0.0.1:$RP"
+src2() { jq_ "$1/v1/rules/cf/versions/2" "j['source'].splitlines()[2]"; }
+cvg() { [ "$(src2 "$U1")" = "  score 30" ] && [ "$(src2 "$U2")" = "  score 30" ] &&
+        [ "$(items "$U1" cfl)" = card-1,card-3 ] && [ "$(items "$U2" cfl)" = card-1,card-3 ] &&
+        [ "$(jq_ "$U1/v1/rules/cf" "j['source'].splitlines()[2]")" = "  score 30" ] &&
+        [ "$(jq_ "$U1/v1/rules" "j['ruleset']")" = "$(jq_ "$U2/v1/rules" "j['ruleset']")" ]; }
+until_ok cvg && ok "both instances hold Redis's module cf v2 (score 30) and list cfl v2 (card-1, card-3), same ruleset" ||
+    bad "one: [$(src2 "$U1")] [$(items "$U1" cfl)] two: [$(src2 "$U2")] [$(items "$U2" cfl)]"
+ev='{"id":"cf1","account":"a1","ts":"2026-12-07T10:00:00Z","amount":25,"card":"x"}'
+fired() { curl -s "$1/v1/score?dry_run=true" -d "$ev" |
+          python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["decision"], j["ruleset"], sorted(r["rule"] for r in j["rules"]))'; }
+d1=$(fired "$U1"); d2=$(fired "$U2")
+[ "$d1" = "$d2" ] && ! echo "$d1" | grep -q r_cf && ok "... and decide alike, r_cf (score > 30) not fired for 25: $d1" ||
+    bad "decisions: one $d1, two $d2"
+grep "module cf version 2" "$TMP/one.log" | grep -q 'replaced local source: ".*score 20' &&
+    ok "one logs module cf v2's replacement with its own source" || bad "one.log: $(grep -i "cf" "$TMP/one.log")"
+grep -q "list cfl version 2: this instance held other items .*replaced by Redis's" "$TMP/one.log" &&
+    ok "... and list cfl v2's" || bad "one.log: $(grep cfl "$TMP/one.log")"
 
 echo "--- a module with a NUL byte: 422 with its line and column, as vigil check says"
 printf 'rule nul_r\n  action alert\n  score 1\n  when tx.amount > \000 1\nend\n' >"$TMP/nul.vrl"
