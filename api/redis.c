@@ -976,8 +976,73 @@ static int push_versions(vg_redis_t *r, const char *name, const char *vkey, cons
     return rc;
 }
 
-/* Makes this instance's versions of module `name` and Redis's the same, both ways. */
-static int sync_versions(vg_redis_t *r, const char *name) {
+/* Versions same[0..n) of module `name`, which Redis and this instance both hold: where
+ * Redis's record has another source (two instances made that version while Redis had
+ * lost the other's), Redis's replaces this instance's, logged with the replaced source.
+ * At a resynchronisation only (it reads every version). */
+static int compare_versions(vg_redis_t *r, const char *name, const char *vkey,
+                            const int64_t *same, size_t n) {
+    for (size_t at = 0; at < n; at += VER_BATCH) {
+        size_t k = n - at < VER_BATCH ? n - at : VER_BATCH;
+        const char *argv[2 + VER_BATCH];
+        char num[VER_BATCH][24];
+        argv[0] = "HMGET";
+        argv[1] = vkey;
+        for (size_t i = 0; i < k; i++) {
+            snprintf(num[i], sizeof(num[i]), "%lld", (long long)same[at + i]);
+            argv[2 + i] = num[i];
+        }
+        pthread_mutex_lock(&r->mu);
+        redisReply *rep = command(r, (int)(2 + k), argv, NULL);
+        pthread_mutex_unlock(&r->mu);
+        if (!rep) return VG_EIO;
+        for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements && i < k; i++) {
+            redisReply *e = rep->element[i];
+            if (e->type != REDIS_REPLY_STRING) continue;
+            unsigned char key[VG_CTL_VKEY_MAX];
+            size_t kl = vg_ctl_version_key(key, name, same[at + i]);
+            vg_buf_t b;
+            vg_buf_init(&b);
+            if (vg_ctl_get(r->a->ctl, key, kl, &b) == 0) {
+                json_t *t = json_loadb(e->str, e->len, 0, NULL);
+                json_t *h = json_loadb(b.p, b.len, 0, NULL);
+                const char *m = json_string_value(json_object_get(t, "module"));
+                json_t *tv = json_object_get(t, "version");
+                int tdel = json_is_true(json_object_get(t, "deleted"));
+                int hdel = json_is_true(json_object_get(h, "deleted"));
+                const char *ts = json_string_value(json_object_get(t, "source"));
+                const char *hs = json_string_value(json_object_get(h, "source"));
+                int good = m && strcmp(m, name) == 0 && json_is_integer(tv) &&
+                           json_integer_value(tv) == same[at + i] && (tdel || ts);
+                if (good && h && (tdel != hdel || (!tdel && (!hs || strcmp(ts, hs) != 0)))) {
+                    json_t *q = json_string(hs ? hs : "");
+                    char *qs = q ? json_dumps(q, JSON_ENCODE_ANY) : NULL;
+                    fprintf(stderr, "vigil serve: warning: redis: module %s version %lld: this "
+                                    "instance held %s under that version than Redis, which "
+                                    "every instance reads (two instances made that version "
+                                    "while Redis had lost the other's); this instance's "
+                                    "replaced by Redis's%s; the replaced local source: %s\n",
+                            name, (long long)same[at + i],
+                            hdel ? "a deletion, not a source," : "another source",
+                            tdel ? " (a deletion)" : "",
+                            hdel ? "(none: deleted)" : qs ? qs : "?");
+                    free(qs);
+                    json_decref(q);
+                    vg_ctl_put(r->a->ctl, key, kl, e->str, e->len);
+                }
+                json_decref(t);
+                json_decref(h);
+            }
+            vg_buf_deinit(&b);
+        }
+        freeReplyObject(rep);
+    }
+    return 0;
+}
+
+/* Makes this instance's versions of module `name` and Redis's the same, both ways
+ * (deep, at a resynchronisation: also the content of the versions both hold). */
+static int sync_versions(vg_redis_t *r, const char *name, int deep) {
     char vkey[300];
     snprintf(vkey, sizeof(vkey), K_VERSIONS "%s", name);
     const char *argv[2] = {"HKEYS", vkey};
@@ -985,7 +1050,7 @@ static int sync_versions(vg_redis_t *r, const char *name) {
     redisReply *rep = command(r, 2, argv, NULL);
     pthread_mutex_unlock(&r->mu);
     if (!rep) return VG_EIO;
-    vlist_t there = {0}, here = {0}, fetch = {0}, push = {0};
+    vlist_t there = {0}, here = {0}, fetch = {0}, push = {0}, same = {0};
     int rc = 0;
     for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements && !rc; i++) {
         char *end;
@@ -1003,12 +1068,16 @@ static int sync_versions(vg_redis_t *r, const char *name) {
                 rc = vlist_add(&fetch, there.v[i++]);
             else if (i == there.n || here.v[j] < there.v[i])
                 rc = vlist_add(&push, here.v[j++]);
-            else
+            else {
+                if (deep) rc = vlist_add(&same, there.v[i]);
                 i++, j++;
+            }
         }
     }
     if (!rc && fetch.n) rc = fetch_versions(r, name, vkey, fetch.v, fetch.n);
     if (!rc && push.n) rc = push_versions(r, name, vkey, push.v, push.n);
+    if (!rc && same.n) rc = compare_versions(r, name, vkey, same.v, same.n);
+    free(same.v);
     free(there.v);
     free(here.v);
     free(fetch.v);
@@ -1166,7 +1235,7 @@ static int push_module(vg_redis_t *r, const char *name) {
  * the newest records of every module (apply_snapshot). */
 static int sync_module(vg_redis_t *r, const char *name, int push) {
     int valid = vg_api_valid_module_name(name);
-    int rc = valid ? sync_versions(r, name) : 0;
+    int rc = valid ? sync_versions(r, name, push) : 0;
     if (rc == VG_EIO) return rc;
     if (push) return valid ? push_module(r, name) : 0;
     int64_t rs;

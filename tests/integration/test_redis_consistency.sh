@@ -19,7 +19,8 @@
 #   are not taken as an empty list, and are written back (vigil:listcount);
 # - Redis back from an older snapshot and written through an instance that missed the
 #   newer changes: every instance converges on Redis's module source and list items
-#   under the version made twice, logged (with the replaced source);
+#   under the version made twice (the newest, or an older version of a module), logged
+#   (with the replaced source);
 # - a module body with a NUL byte is 422 with the byte's line and column.
 # No check depends on timing: waits poll for their condition with a generous deadline.
 # Usage: bash test_redis_consistency.sh BUILD_DIR SOURCE_DIR
@@ -242,6 +243,29 @@ grep "module cf version 2" "$TMP/one.log" | grep -q 'replaced local source: ".*s
     ok "one logs module cf v2's replacement with its own source" || bad "one.log: $(grep -i "cf" "$TMP/one.log")"
 grep -q "list cfl version 2: this instance held other items .*replaced by Redis's" "$TMP/one.log" &&
     ok "... and list cfl v2's" || bad "one.log: $(grep cfl "$TMP/one.log")"
+
+echo "--- ... also a version made twice that is no longer the newest on one of them"
+mod cg10 alert 10 r_cg; req PUT "$U1/v1/rules/cg" "" "@$TMP/cg10.vrl"; expect 201 "" "module cg v1"
+until_ok sh -c "curl -s $U2/v1/rules/cg | grep -q version" || bad "cg never reached two"
+redis-cli -p "$RP" save >/dev/null; cp "$TMP/r/dump.rdb" "$TMP/snap3.rdb"
+stop_pid "$PID_two"
+mod cg20 alert 20 r_cg; req PUT "$U1/v1/rules/cg" "" "@$TMP/cg20.vrl"; expect 200 "j['version']==2" "cg v2 (score 20) through one"
+mod cg21 alert 21 r_cg; req PUT "$U1/v1/rules/cg" "" "@$TMP/cg21.vrl"; expect 200 "j['version']==3" "cg v3 (score 21) through one"
+stop_pid "$PID_one"
+kill -KILL "$RPID"; wait "$RPID" 2>/dev/null
+cp "$TMP/snap3.rdb" "$TMP/r/dump.rdb"
+start_redis
+start_vigil two "$P2" --state "$TMP/s2" --redis "127.0.0.1:$RP"
+until_ok grep -q "connected and synchronised" "$TMP/two.log" || bad "two never synchronised"
+mod cg30 alert 30 r_cg; req PUT "$U2/v1/rules/cg" "" "@$TMP/cg30.vrl"; expect 200 "j['version']==2" "cg 'v2' (score 30) through two"
+start_vigil one "$P1" --state "$TMP/s1" --redis "127.0.0.1:$RP"
+sv() { jq_ "$1/v1/rules/cg/versions/$2" "j['source'].splitlines()[2]"; }
+cvg2() { [ "$(sv "$U1" 2)" = "  score 30" ] && [ "$(sv "$U2" 2)" = "  score 30" ] &&
+         [ "$(sv "$U2" 3)" = "  score 21" ] && [ "$(jq_ "$U2/v1/rules/cg" "j['version']")" = 3 ]; }
+until_ok cvg2 && ok "cg v2 is Redis's (score 30) on both; v3 (one's newest) written back and on two" ||
+    bad "v2: one [$(sv "$U1" 2)] two [$(sv "$U2" 2)]; v3 two [$(sv "$U2" 3)]"
+grep "module cg version 2" "$TMP/one.log" | grep -q 'replaced local source: ".*score 20' &&
+    ok "... logged by one with its replaced source" || bad "one.log: $(grep cg "$TMP/one.log")"
 
 echo "--- a module with a NUL byte: 422 with its line and column, as vigil check says"
 printf 'rule nul_r\n  action alert\n  score 1\n  when tx.amount > \000 1\nend\n' >"$TMP/nul.vrl"
