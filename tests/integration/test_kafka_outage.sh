@@ -117,9 +117,16 @@ sleep 0.5
 kill -USR1 "$MB_PID"
 sleep 8
 kill -USR2 "$MB_PID"
+# done: every partition owned again (a rewind can come with a rebalance: partitions
+# revoked and assigned again take a while, and meanwhile the lag of those owned reads 0),
+# no lag, and every message processed once plus those processed again; twice in a row
+caught_up() {
+    [ "$(m rewinds_total)" -ge 1 ] && [ "$(m partitions)" = $PARTS ] &&
+        grep -q '^vigil_kafka_consumer_lag 0$' "$WORK/d.prom" 2>/dev/null &&
+        [ "$(m messages_total)" -ge $((6000 + $(m reprocessed_total))) ]
+}
 for _ in $(seq 600); do
-    [ "$(m rewinds_total)" -ge 1 ] && grep -q '^vigil_kafka_consumer_lag 0$' "$WORK/d.prom" 2>/dev/null &&
-        [ "$(m messages_total)" -ge $((6000 + $(m reprocessed_total))) ] && break
+    caught_up && sleep 1 && caught_up && break
     sleep 0.1
 done
 sleep 1
