@@ -912,23 +912,30 @@ static int store_version(vg_redis_t *r, const char *name, int64_t v, const char 
     return rc;
 }
 
+/* HMGET of versions v[0..k) (k <= VER_BATCH) of the hash vkey: the reply (an array in
+ * that order), or NULL with Redis down. */
+static redisReply *hmget_versions(vg_redis_t *r, const char *vkey, const int64_t *v, size_t k) {
+    const char *argv[2 + VER_BATCH];
+    char num[VER_BATCH][24];
+    argv[0] = "HMGET";
+    argv[1] = vkey;
+    for (size_t i = 0; i < k; i++) {
+        snprintf(num[i], sizeof(num[i]), "%lld", (long long)v[i]);
+        argv[2 + i] = num[i];
+    }
+    pthread_mutex_lock(&r->mu);
+    redisReply *rep = command(r, (int)(2 + k), argv, NULL);
+    pthread_mutex_unlock(&r->mu);
+    return rep;
+}
+
 /* Fetches versions want[0..n) of module `name` from Redis into the local copy. */
 static int fetch_versions(vg_redis_t *r, const char *name, const char *vkey, const int64_t *want,
                           size_t n) {
     int rc = 0;
     for (size_t at = 0; at < n && !rc; at += VER_BATCH) {
         size_t k = n - at < VER_BATCH ? n - at : VER_BATCH;
-        const char *argv[2 + VER_BATCH];
-        char num[VER_BATCH][24];
-        argv[0] = "HMGET";
-        argv[1] = vkey;
-        for (size_t i = 0; i < k; i++) {
-            snprintf(num[i], sizeof(num[i]), "%lld", (long long)want[at + i]);
-            argv[2 + i] = num[i];
-        }
-        pthread_mutex_lock(&r->mu);
-        redisReply *rep = command(r, (int)(2 + k), argv, NULL);
-        pthread_mutex_unlock(&r->mu);
+        redisReply *rep = hmget_versions(r, vkey, want + at, k);
         if (!rep) return VG_EIO;
         for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements && i < k && !rc; i++)
             if (rep->element[i]->type == REDIS_REPLY_STRING)
@@ -984,17 +991,7 @@ static int compare_versions(vg_redis_t *r, const char *name, const char *vkey,
                             const int64_t *same, size_t n) {
     for (size_t at = 0; at < n; at += VER_BATCH) {
         size_t k = n - at < VER_BATCH ? n - at : VER_BATCH;
-        const char *argv[2 + VER_BATCH];
-        char num[VER_BATCH][24];
-        argv[0] = "HMGET";
-        argv[1] = vkey;
-        for (size_t i = 0; i < k; i++) {
-            snprintf(num[i], sizeof(num[i]), "%lld", (long long)same[at + i]);
-            argv[2 + i] = num[i];
-        }
-        pthread_mutex_lock(&r->mu);
-        redisReply *rep = command(r, (int)(2 + k), argv, NULL);
-        pthread_mutex_unlock(&r->mu);
+        redisReply *rep = hmget_versions(r, vkey, same + at, k);
         if (!rep) return VG_EIO;
         for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements && i < k; i++) {
             redisReply *e = rep->element[i];
