@@ -663,7 +663,9 @@ static rd_kafka_resp_err_t pub_many(vg_kafka_t *k, const char *topic, int n,
         st[sent] = (pub_st_t){RD_KAFKA_RESP_ERR__IN_PROGRESS, -1};
         e = rd_kafka_producev(
             k->pub, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(keys[sent], kls[sent]),
-            RD_KAFKA_V_PARTITION(parts ? parts[sent] : RD_KAFKA_PARTITION_UA),
+            /* parenthesized: the macro casts its argument unparenthesized, which made
+             * `(int32_t)parts ? ...` of this, a pointer cut to its low 32 bits */
+            RD_KAFKA_V_PARTITION((parts ? parts[sent] : RD_KAFKA_PARTITION_UA)),
             RD_KAFKA_V_VALUE((void *)vals[sent], vls[sent]),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(&st[sent]),
             RD_KAFKA_V_END);
