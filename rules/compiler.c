@@ -284,6 +284,19 @@ static uint32_t op2(comp_t *c, int op, uint32_t a, uint32_t b) {
     return out;
 }
 
+/* Argument i (in register r) of coalesce() e: an extra field (of any JSON type at run
+ * time) read as the one type the checker settled for the call, a value of another type
+ * being null (docs/rules.md, Types), so that `coalesce(tx.risk, 0)` gives 0 for
+ * "risk":"75" and `coalesce(tx.x, "d")` is always a string. min() and max() of numbers
+ * are null on another type already. */
+static uint32_t coalesce_arg(comp_t *c, const vg_ast_t *e, int i, uint32_t r) {
+    if (e->ref != VG_FN_COALESCE || e->args[i]->type != VG_CT_ANY) return r;
+    if (e->type == VG_T_NULL || e->type >= VG_CT_ANY) return r;   /* any, or an error */
+    uint32_t out = newreg(c);
+    emit(c, VG_OPC_CastTo, r, out, e->type);
+    return out;
+}
+
 static vg_value_t literal(const vg_ast_t *e) {
     switch (e->kind) {
     case VG_AST_NUM: return vg_num(e->v.n);
@@ -443,11 +456,11 @@ static uint32_t pure(comp_t *c, vg_ast_t *e) {
     case VG_FN_ROUND:
         return op2(c, VG_OPC_Round, a, e->nargs > 1 ? expr(c, e->args[1]) : konst(c, vg_num(0)));
     case VG_FN_NMIN: case VG_FN_NMAX: case VG_FN_COALESCE:
-        acc = a;
+        acc = coalesce_arg(c, e, 0, a);
         for (int i = 1; i < e->nargs; i++)
             acc = op2(c, e->ref == VG_FN_NMIN ? VG_OPC_Min2 : e->ref == VG_FN_NMAX ? VG_OPC_Max2
                                                                           : VG_OPC_Coalesce,
-                      acc, expr(c, e->args[i]));
+                      acc, coalesce_arg(c, e, i, expr(c, e->args[i])));
         return acc;
     case VG_FN_HOUR_OF_DAY: case VG_FN_DAY_OF_WEEK: {
         uint32_t zi = zone_for(c, e->nargs > 1 ? e->args[1] : NULL);

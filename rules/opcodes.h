@@ -44,6 +44,11 @@
  * Synopsis: r[P2]=number(r[P1])                                                       \
  * r[P1] when it is a number, else null. */                                            \
     X(CastNum, 3, "r[P2]=number(r[P1])")                                               \
+/* Opcode: CastTo P1 P2 P3                                                            \
+ * Synopsis: r[P2]=r[P1] as type P3                                                    \
+ * r[P1] when its type is P3 (a vg_type_t), else null: an extra field where the        \
+ * checker settled one type (coalesce(tx.x, 5)). */                                    \
+    X(CastTo, 3, "r[P2]=r[P1] as type P3")                                             \
 /* Opcode: Add P1 P2 P3                                                                \
  * Synopsis: r[P3]=r[P1]+r[P2]                                                         \
  * Numbers. */                                                                         \

@@ -226,6 +226,9 @@ dispatch:
     OP(OutSpec) out[pc->p2] = spec[pc->p1]; NEXT();
     OP(Copy) r[pc->p2] = r[pc->p1]; NEXT();
     OP(CastNum) a = &r[pc->p1]; num_to(&r[pc->p2], a->u.n, a->type == VG_T_NUM); NEXT();
+    OP(CastTo) a = &r[pc->p1];
+        r[pc->p2] = a->type == pc->p3 ? *a : vg_null();
+        NEXT();
     OP(Add) a = &r[pc->p1]; b = &r[pc->p2];
         num_to(&r[pc->p3], a->u.n + b->u.n, (a->type == VG_T_NUM) & (b->type == VG_T_NUM));
         NEXT();
