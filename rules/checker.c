@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rules/dtoa.h"
 #include "rules/errors.h"
 #include "rules/strmap.h"
 #include "rules/tz.h"
@@ -841,8 +842,11 @@ static void check_rule(checker_t *c, vg_ast_decl_t *r) {
             else if (t != TY_ERR && literal_type(cl->expr) == VG_T_NUM) {
                 /* a literal, negated or not */
                 double v = cl->expr->kind == VG_AST_NUM ? cl->expr->v.n : -cl->expr->a->v.n;
-                if (v < 0 || v > 100)
-                    err(c, cl->expr->line, cl->expr->col, "score %g is out of range 0..100", v);
+                if (v < 0 || v > 100) {
+                    char num[40];   /* as written, to its last digit: 100.0000000001 */
+                    vg_dtoa_shortest(v, num);
+                    err(c, cl->expr->line, cl->expr->col, "score %s is out of range 0..100", num);
+                }
             }
             break;
         case VG_CL_WHEN:

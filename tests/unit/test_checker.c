@@ -299,6 +299,11 @@ static void test_rules(void **state) {
     expect_err("rule r action block score -1 when true end", 1, 27, "score -1 is out of range 0..100");
     expect_err("rule r action block score -0.5 when true end", 1, 27,
                "score -0.5 is out of range 0..100");
+    /* the value to its last digit (%g printed "score 100 is out of range 0..100") */
+    expect_err("rule r action block score 100.0000000001 when true end", 1, 27,
+               "score 100.0000000001 is out of range 0..100");
+    expect_err("rule r action block score -0.0000001 when true end", 1, 27,
+               "score -1e-7 is out of range 0..100");
     expect_ok("rule r action block score -0 when true end");
     expect_ok("rule r action block score -tx.amount when true end");   /* clamped when run */
     expect_err("rule r action block score \"x\" when true end", 1, 27, "a score must be a number, found string");
