@@ -25,6 +25,7 @@
  */
 #include "rules/parser.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -131,10 +132,29 @@ static void expected(parser_t *p, const char *what) {
     case VG_TK_ERR_STRING:
         error_at(p, p->tline, p->tcol, "unterminated string (strings end on the same line)");
         return;
-    case VG_TK_ERR_ESCAPE:
-        error_at(p, p->tline, p->tcol,
-                 "invalid escape in string (use \\\" \\\\ \\n \\t or \\uXXXX)");
+    case VG_TK_ERR_ESCAPE: {
+        /* at the first bad escape of the string, quoted (the lexer took it whole) */
+        size_t i = 1, n2 = 2;
+        for (; i + 1 < p->tlen; i++) {
+            if (t[i] != '\\') continue;
+            char e = t[i + 1];
+            int hex = 0;
+            while (e == 'u' && hex < 4 && i + 2 + (size_t)hex < p->tlen &&
+                   isxdigit((unsigned char)t[i + 2 + hex]))
+                hex++;
+            if (e == '"' || e == '\\' || e == 'n' || e == 't' || (e == 'u' && hex == 4)) {
+                i++;
+                continue;
+            }
+            n2 = 2 + (size_t)hex;
+            break;
+        }
+        if (i + 1 >= p->tlen) i = 0, n2 = 0;   /* not found: cannot happen */
+        error_at(p, p->tline, p->tcol + (int)i,
+                 "invalid escape '%.*s' in string (use \\\" \\\\ \\n \\t or \\uXXXX)", (int)n2,
+                 t + i);
         return;
+    }
     case VG_TK_ERR_NUMBER:
         error_at(p, p->tline, p->tcol,
                  "malformed number '%.*s' (durations are whole numbers with a unit ms, s, m, h or d)",
@@ -246,7 +266,8 @@ static int decode_string(parser_t *p, vg_str_t *out, const int **cols) {
                 }
             }
             if (cp >= 0xD800 && cp <= 0xDFFF) {
-                error_at(p, p->tline, p->tcol, "invalid \\u escape in string (lone surrogate)");
+                error_at(p, p->tline, c0, "invalid \\u escape '%.6s' in string (lone surrogate)",
+                         s + i - 5);
                 return -1;
             }
             k += put_utf8(o + k, cp);  /* never longer than the 6-byte escape */

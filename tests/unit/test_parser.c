@@ -230,9 +230,11 @@ static void test_syntax_errors(void **state) {
         {"when", "t.vrl:1:1: expected 'feature', 'list' or 'rule', found 'when'"},
         {"feature f = a ! b", "t.vrl:1:15: unexpected character '!'"},
         {"feature f = \"abc", "t.vrl:1:13: unterminated string (strings end on the same line)"},
-        {"feature f = \"a\\qc\"", "t.vrl:1:13: invalid escape in string (use \\\" \\\\ \\n \\t or \\uXXXX)"},
+        {"feature f = \"a\\qc\"", "t.vrl:1:15: invalid escape '\\q' in string (use \\\" \\\\ \\n \\t or \\uXXXX)"},
         {"feature f = 12x", "t.vrl:1:13: malformed number '12x' (durations are whole numbers with a unit ms, s, m, h or d)"},
-        {"feature f = \"\\ud800\"", "t.vrl:1:13: invalid \\u escape in string (lone surrogate)"},
+        {"feature f = \"\\ud800\"", "t.vrl:1:14: invalid \\u escape '\\ud800' in string (lone surrogate)"},
+        /* at the bad escape, not the quote of its string (the second of a list) */
+        {"feature f = tx.merchant in [\"a\", \"bcd\\x\"]", "t.vrl:1:38: invalid escape '\\x' in string (use \\\" \\\\ \\n \\t or \\uXXXX)"},
         {"feature f = 1e999", "t.vrl:1:13: number 1e999 out of range"},
         {"feature f = 99999999999999999999d", "t.vrl:1:13: duration 99999999999999999999d out of range"},
     };
