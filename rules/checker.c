@@ -1061,6 +1061,21 @@ int vg_check(vg_ast_module_t *mods, int nmods, vg_arena_t *arena, vg_diags_t *di
         c.file = out->rules[i]->file;
         check_rule(&c, out->rules[i]);
     }
+    /* a declaration whose name was taken is checked too, so that one run reports its
+     * other mistakes as well (its names resolve to the first declarations) */
+    for (int m = 0; m < nmods; m++)
+        for (vg_ast_decl_t *d = mods[m].first; d; d = d->next) {
+            if (d->kind == VG_DECL_LIST) continue;
+            int fe = d->kind == VG_DECL_FEATURE;
+            int k = vg_strmap_get(fe ? &c.fmap : &rmap, d->name.p, d->name.len);
+            if (k < 0 || (fe ? out->features[k] : out->rules[k]) == d) continue;
+            c.file = d->file;
+            if (fe) {
+                resolve(&c, d->expr, NULL);
+                check(&c, d->expr, 0);
+            } else check_rule(&c, d);
+            if (c.nomem) goto nomem;
+        }
     /* with rules, a feature nothing reads is likely a mistake (it is still output) */
     if (out->nrules > 0 && diags->n_errors == nerr0)
         for (int i = 0; i < out->nfeatures; i++) {

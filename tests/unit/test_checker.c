@@ -98,6 +98,29 @@ static void test_recovery(void **state) {
     assert_int_equal(d.n, nw);
     assert_int_equal(d.n_errors, nw);
     vg_diags_deinit(&d);
+    /* a declaration whose name is taken is checked as well: its other mistakes are
+     * reported in the same run (they were hidden behind "duplicate") */
+    src = "rule r1\n  action review\n  score 5\n  when true\nend\n"
+          "rule r1\n  action reviewx\n  score 200\n  when tx.amount + 1\n  message \"{nope}\"\nend\n"
+          "feature f = 1\nfeature f = tx.merchant + 1\n";
+    assert_null(compile(src, &d));
+    static const struct { int line, col; const char *msg; } want2[] = {
+        {6, 6, "duplicate rule 'r1'"},
+        {7, 10, "unknown action 'reviewx'"},
+        {8, 9, "score 200 is out of range 0..100"},
+        {9, 18, "the condition of rule 'r1' must be a bool, found number"},
+        {10, 12, "message placeholder {nope} names no feature"},
+        {13, 9, "duplicate feature 'f'"},
+        {13, 25, "cannot apply '+' to string and number"},
+    };
+    nw = (int)(sizeof want2 / sizeof want2[0]);
+    for (int i = 0; i < d.n && i < nw; i++)
+        if (d.v[i].line != want2[i].line || d.v[i].col != want2[i].col ||
+            !strstr(d.v[i].msg, want2[i].msg))
+            fail_msg("diagnostic %d: got %d:%d %s, want %d:%d %s", i, d.v[i].line, d.v[i].col,
+                     d.v[i].msg, want2[i].line, want2[i].col, want2[i].msg);
+    assert_int_equal(d.n, nw);
+    vg_diags_deinit(&d);
     /* across modules: in the order of the sources, then lines */
     vg_source_t s[2] = {{"a.vrl", "feature a = 1 +\nfeature b = zz", 30},
                         {"b.vrl", "feature c = yy\nfeature d = a * 2 +", 34}};
