@@ -39,6 +39,7 @@
 #include "engine/labels.h"
 #include "engine/pipeline.h"
 #include "rules/errors.h"
+#include "rules/file.h"
 
 typedef struct row {
     uint64_t idh;
@@ -263,7 +264,7 @@ static void report(eval_t *e, int32_t d0, int32_t d1, int excl, int which, const
     auc_ap(r, n, &auc, &ap);
     double cp = cp_at(r, n, e->nacct, 100);
     char b1[16], b2[16], b3[16];
-    printf("  %-*s %7zu %5zu   %s  %s  %s\n", w, title, n, pos, fig(auc, b1, sizeof b1),
+    printf("  %-*s %7zu %6zu   %s  %s  %s\n", w, title, n, pos, fig(auc, b1, sizeof b1),
            fig(ap, b2, sizeof b2), fig(cp, b3, sizeof b3));
     /* it printed nan with exit 0 */
     if (n == 0)
@@ -288,9 +289,10 @@ static truth_row_t *truth_find(const truth_t *t, const char *id, size_t len, uin
 /* Reads the truth CSV (header id,fraud[,scenario], then one row a line; blank lines
  * skipped). Returns 0, or -1 after printing "vigil eval: FILE:LINE: reason". */
 static int truth_load(truth_t *t, const char *path) {
-    FILE *f = fopen(path, "rb");
+    char why[400];
+    FILE *f = vg_file_fopen(path, why, sizeof why);   /* a regular file: not /dev/zero */
     if (!f) {
-        fprintf(stderr, "vigil eval: %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "vigil eval: %s\n", why);
         return -1;
     }
     size_t cap = 1 << 16, len = 0;
@@ -630,6 +632,24 @@ int vg_cmd_eval(int argc, char **argv) {
             goto done;
         }
         excl = k;
+    } else if (tr.named == 1 && excl >= 0) {
+        /* a number the file does not have: given, exit 2 (the second table would repeat
+         * the first under its title); the default 2, no second table */
+        int found = 0;
+        for (size_t i = 0; i < tr.n && !found; i++) found = tr.v[i].scenario == excl;
+        if (!found && excl_given) {
+            int seen[MAX_SCEN] = {0};
+            for (size_t i = 0; i < tr.n; i++)
+                if (tr.v[i].scenario >= 0) seen[tr.v[i].scenario] = 1;
+            fprintf(stderr, "vigil eval: --exclude-scenario %d: no such scenario in %s (it has:",
+                    excl, truth);
+            for (int i = 0; i < MAX_SCEN; i++)
+                if (seen[i]) fprintf(stderr, " %d", i);
+            fprintf(stderr, ")\n");
+            status = 2;
+            goto done;
+        }
+        if (!found) excl = -1;
     } else if (tr.named == 2) {   /* names: scenario 2 of the handbook means nothing here */
         if (excl_given && excl >= 0) {
             fprintf(stderr, "vigil eval: --exclude-scenario %d: the scenarios of %s are names "
@@ -800,7 +820,10 @@ int vg_cmd_eval(int argc, char **argv) {
     else snprintf(sname, sizeof sname, "scen. %d", excl);
     int w = (int)strlen("decision score (without )") + (int)strlen(sname);
     if (w < 34) w = 34;
-    printf("days %s .. %s%*sevents  frauds   AUC     AP      CP@100\n", a0, a1, w - 16, "");
+    char days[128];   /* the header's columns over the rows' (report()) */
+    snprintf(days, sizeof days, "days %s .. %s", a0, a1);
+    printf("%-*s %7s %6s   %-6s  %-6s  %s\n", w + 2, days, "events", "frauds", "AUC", "AP",
+           "CP@100");
     /* the decision ranking first (report() overwrites s1 for the anomaly ranking) */
     report(&e, d0, d1, -1, 1, "decision score (all frauds)", w);
     /* the second table only when it leaves something out: -1 ("none") repeated the

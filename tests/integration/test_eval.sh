@@ -46,17 +46,26 @@ has "says why" "$W/err" "every one of the 3 decided events with truth in $W/t1.c
 
 printf 'id,fraud,scenario\na,1,2\nb,0,0\nc,1,1\n' >"$W/t2.csv"
 run 0 "a day with frauds only" --truth "$W/t2.csv" --from 2026-01-02
-has "AUC n/a" "$W/out" "decision score (all frauds)              1     1      n/a  1.0000  0.0100"
+has "AUC n/a" "$W/out" "decision score (all frauds)              1      1      n/a  1.0000  0.0100"
 has "with the reason" "$W/out" "(n/a: no genuine event here, 1 frauds: AUC needs genuine events too)"
 printf 'id,fraud,scenario\na,1,2\nb,0,0\nc,0,0\n' >"$W/t3.csv"
 run 0 "the excluded scenario holds every fraud" --truth "$W/t3.csv"
-has "AUC and AP n/a" "$W/out" "decision score (without scen. 2)         2     0      n/a     n/a  0.0000"
+has "AUC and AP n/a" "$W/out" "decision score (without scen. 2)         2      0      n/a     n/a  0.0000"
 has "with the reason" "$W/out" "(n/a: no fraud here, 2 genuine: AUC and AP need frauds)"
 run 0 "--exclude-scenario -1" --truth "$W/t2.csv" --exclude-scenario -1
 [ "$(grep -c 'without' "$W/out")" -eq 0 ] && [ "$(grep -c 'all frauds' "$W/out")" -eq 2 ] &&
     ok "... prints no second table" || fail "... -1: $(cat "$W/out")"
+# a scenario number the file does not have: given, exit 2 with the numbers it has (the
+# second table repeated the first under "without scen. 7"); the default 2, no second table
+run 2 "--exclude-scenario N not in the file" --truth "$W/t2.csv" --exclude-scenario 7
+has "lists the numbers" "$W/err" "vigil eval: --exclude-scenario 7: no such scenario in $W/t2.csv (it has: 0 1 2)"
+printf 'id,fraud,scenario\na,1,1\nb,0,0\nc,1,1\n' >"$W/t4.csv"
+run 0 "the default scenario 2 not in the file" --truth "$W/t4.csv"
+[ "$(grep -c 'without' "$W/out")" -eq 0 ] && ok "... prints no second table" || fail "... default 2 absent: $(cat "$W/out")"
+# the header's columns stand over the figures
+has "header aligned" "$W/out" "days 2026-01-01 .. 2026-01-02         events frauds   AUC     AP      CP@100"
 run 0 "figures" --truth "$W/t2.csv"
-has "both tables" "$W/out" "  anomaly.score (without scen. 2)          2     1   1.0000  1.0000  0.0050"
+has "both tables" "$W/out" "  anomaly.score (without scen. 2)          2      1   1.0000  1.0000  0.0050"
 # the default period is the last 14 days of the input, not before its first day (a
 # 2-day input printed "days 2025-12-20 .. 2026-01-02")
 has "the period of the input's days" "$W/out" "days 2026-01-01 .. 2026-01-02 "
@@ -64,10 +73,10 @@ has "the period of the input's days" "$W/out" "days 2026-01-01 .. 2026-01-02 "
 # vigil-gen's labels file: id,account,fraud,scenario with names
 printf 'id,account,fraud,scenario\na,x,1,card_testing\nb,x,0,none\nc,y,1,velocity_burst\n' >"$W/g.csv"
 run 0 "vigil-gen's labels as truth" --truth "$W/g.csv"
-[ "$(grep -c 'without' "$W/out")" -eq 0 ] && has "all frauds" "$W/out" "decision score (all frauds)              3     2   1.0000  1.0000  0.0100" ||
+[ "$(grep -c 'without' "$W/out")" -eq 0 ] && has "all frauds" "$W/out" "decision score (all frauds)              3      2   1.0000  1.0000  0.0100" ||
     fail "... no second table without --exclude-scenario NAME: $(cat "$W/out")"
 run 0 "--exclude-scenario NAME" --truth "$W/g.csv" --exclude-scenario card_testing
-has "second table named" "$W/out" "  decision score (without card_testing)       2     1   1.0000  1.0000  0.0050"
+has "second table named" "$W/out" "  decision score (without card_testing)       2      1   1.0000  1.0000  0.0050"
 run 2 "--exclude-scenario of a name not in the file" --truth "$W/g.csv" --exclude-scenario nope
 has "lists the names" "$W/err" "vigil eval: --exclude-scenario nope: no such scenario in $W/g.csv (it has: card_testing none velocity_burst)"
 run 2 "--exclude-scenario N with named scenarios" --truth "$W/g.csv" --exclude-scenario 2
