@@ -83,5 +83,10 @@ PY
 rc=0; "$GEN" --label-delay 7d --events 10 --accounts 2 --out "$W/x.ndjson" 2>"$W/ld.err" || rc=$?
 [ $rc -eq 2 ] && grep -q -- "--labels" "$W/ld.err" && ok "--label-delay without --labels: exit 2" ||
     fail "--label-delay without --labels: exit $rc, $(cat "$W/ld.err")"
+# --label-delay 0s: every label's at is its own event's time, applied before that event
+# by replay, so none matched (2,000 of 2,000 "matched no event", exit 0): refused
+rc=0; "$GEN" --labels "$W/l0.csv" --label-delay 0s --events 10 --accounts 2 --out "$W/x.ndjson" 2>"$W/ld0.err" || rc=$?
+[ $rc -eq 2 ] && grep -q -- "at least 1ms" "$W/ld0.err" && ok "--label-delay 0s: exit 2" ||
+    fail "--label-delay 0s: exit $rc, $(cat "$W/ld0.err")"
 [ $failed -eq 0 ] && echo "test_gen: all ok" || echo "test_gen: FAILED"
 exit $failed
