@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "rules/errors.h"
+#include "rules/file.h"
 #include "rules/program.h"
 
 /* A file's identity: the same file given twice (by one path or two) is found by it. */
@@ -101,17 +102,9 @@ int vg_cli_size(const char *s, size_t *bytes) {
  * (`PATH:1:1: error: module too large (...)`). *id is the file's device and inode. */
 static int read_file(const char *path, char **out, size_t *len, file_id_t *id, char *errbuf,
                      size_t errlen) {
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(errbuf, errlen, "%s: %s", path, strerror(errno));
-        return VG_EIO;
-    }
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(errbuf, errlen, "%s: not a regular file", path);
-        close(fd);
-        return VG_EIO;
-    }
+    int fd = vg_file_open(path, &st, errbuf, errlen);
+    if (fd < 0) return fd;
     id->dev = st.st_dev;
     id->ino = st.st_ino;
     if (st.st_size > VG_RULES_MAX_SOURCE) {

@@ -24,6 +24,7 @@
 #include "api/cli.h"
 #include "engine/kafka.h"
 #include "rules/errors.h"
+#include "rules/file.h"
 
 typedef enum { K_STR, K_DUR, K_INT, K_SIZE } kind_t;
 
@@ -410,9 +411,10 @@ static void ftokens_free(ftokens_t *t) {
  * skipped. A setting or a kafka.* property given twice is an error (a second `threads
  * =` silently won before); `token` lines repeat by design. 0 or 2. */
 static int read_file(const char *path, char **vals, int *set_at, ftokens_t *ft, kconf_t *kf) {
-    FILE *f = fopen(path, "r");
+    char why[400];
+    FILE *f = vg_file_fopen(path, why, sizeof why);   /* a regular file: not /dev/zero */
     if (!f) {
-        fprintf(stderr, "vigil serve: config %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "vigil serve: config %s\n", why);
         return 2;
     }
     char *line = NULL;

@@ -35,6 +35,7 @@
 #include "api/redis.h"
 #include "engine/window.h"
 #include "rules/errors.h"
+#include "rules/file.h"
 #include "rules/utf8.h"
 
 extern const char vg_openapi_json[];
@@ -1498,9 +1499,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 /* A PEM file's text (at most 1 MiB), NUL-terminated, malloc'ed; NULL with errbuf. */
 static char *read_pem(const char *path, const char *what, char *errbuf, size_t errlen) {
-    FILE *f = fopen(path, "rb");
+    char why[400];
+    FILE *f = vg_file_fopen(path, why, sizeof why);   /* a FIFO: no wait for a writer */
     if (!f) {
-        snprintf(errbuf, errlen, "%s %.300s: %s", what, path, strerror(errno));
+        snprintf(errbuf, errlen, "%s %.350s", what, why);
         return NULL;
     }
     size_t cap = 1u << 20, n = 0;

@@ -13,6 +13,7 @@
 #include "engine/acctx.h"
 #include "engine/event.h"
 #include "rules/errors.h"
+#include "rules/file.h"
 
 /* ---- label lists -------------------------------------------------------------------- */
 
@@ -211,11 +212,8 @@ fail:
 }
 
 vg_labels_t *vg_labels_load(const char *path, char *errbuf, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(errbuf, errlen, "%s: cannot open", path);
-        return NULL;
-    }
+    FILE *f = vg_file_fopen(path, errbuf, errlen);   /* a regular file: not /dev/zero */
+    if (!f) return NULL;
     vg_labels_t *l = vg_labels_read(f, path, errbuf, errlen);
     fclose(f);
     return l;

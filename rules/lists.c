@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "rules/errors.h"
+#include "rules/file.h"
 
 typedef struct slot {
     uint64_t h;        /* 0: empty */
@@ -258,11 +259,8 @@ out:
 
 static vg_lists_t *file_fetch(void *ctx, char *errbuf, size_t errlen) {
     const char *path = ctx;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(errbuf, errlen, "%s: cannot open", path);
-        return NULL;
-    }
+    FILE *f = vg_file_fopen(path, errbuf, errlen);   /* a regular file: not /dev/zero */
+    if (!f) return NULL;
     char *buf = NULL;
     size_t n = 0, cap = 0;
     for (;;) {

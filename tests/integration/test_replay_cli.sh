@@ -567,6 +567,35 @@ step big; { head -c 100 /dev/zero | tr '\0' 'y'; printf '","ts":"2026-11-01T10:0
 full big && [ "$(wc -l <"$P/big.out")" -eq 3 ] && ok "an oversize last line completed later: the output is an uninterrupted run's" ||
     fail "oversize completed: $(cut -c1-90 "$P/big.out" | tr '\n' '|')"
 
+# --- a file read whole is a regular file: --lists, --labels, eval's --truth and --labels,
+# serve's --config (as --rules): /dev/zero grew memory by GBs a second, a FIFO waited for a
+# writer with no word; both are refused at once. Without ASan the memory is capped, so
+# that a regression fails here instead of taking the machine's memory.
+mkfifo "$W/fifo"
+printf '{"id":"1","account":"a","ts":"2026-12-07T10:00:00Z","amount":1}\n' >"$W/one.nd"
+printf 'id,fraud\n1,1\n' >"$W/truth.csv"
+printf 'feature a = count(1h)\n' >"$W/nr.vrl"
+vlim=4000000
+nm "$VIGIL" 2>/dev/null | grep -q __asan_init && vlim=unlimited
+# not_regular DESC RC FILE CMD... : CMD exits RC at once, saying "FILE: not a regular file"
+not_regular() {
+    local desc=$1 want=$2 f=$3 rc=0
+    shift 3
+    (ulimit -v $vlim; timeout -k 2 10 "$@") >"$W/stdout" 2>"$W/stderr" </dev/null || rc=$?
+    if [ $rc -eq "$want" ] && grep -qF "$f: not a regular file" "$W/stderr"; then ok "$desc (exit $rc)"
+    else fail "$desc: exit $rc, expected $want and '$f: not a regular file'"; head -3 "$W/stderr"; fi
+}
+for f in /dev/zero "$W/fifo"; do
+    n=$(basename "$f")
+    not_regular "replay --lists $n" 1 "$f" "$VIGIL" replay --rules "$W/nr.vrl" --input "$W/one.nd" --lists "$f"
+    not_regular "replay --labels $n" 1 "$f" "$VIGIL" replay --rules "$W/nr.vrl" --input "$W/one.nd" --labels "$f"
+    not_regular "eval --truth $n" 1 "$f" "$VIGIL" eval --rules "$W/nr.vrl" --input "$W/one.nd" --truth "$f"
+    not_regular "eval --labels $n" 1 "$f" "$VIGIL" eval --rules "$W/nr.vrl" --input "$W/one.nd" --truth "$W/truth.csv" --labels "$f"
+    not_regular "serve --config $n" 2 "$f" "$VIGIL" serve --config "$f" --http 127.0.0.1:1 --state "$W/st-nr"
+    not_regular "check $n.vrl" 1 "$f" "$VIGIL" check "$f"
+done
+[ ! -e "$W/st-nr" ] && ok "serve --config refused before the state is made" || fail "serve made $W/st-nr"
+
 # --- fixtures/demo.vrl's header states what tests/rules/pack_eval.py measures now
 # (docs/rules.md section 12); its rules were said to be commented out
 SRC=$(cd "${2:?usage: test_replay_cli.sh BUILD_DIR SOURCE_DIR}" && pwd)

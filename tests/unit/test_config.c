@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -410,6 +411,32 @@ static void test_file_edges(void **st) {
     clear_env();
 }
 
+/* --config reads a regular file only: /dev/zero grew a line buffer without end (GBs a
+ * second), a FIFO waited for a writer; both are refused at once, exit 2 */
+static void test_config_not_regular(void **st) {
+    (void)st;
+    clear_env();
+    char dir[] = "/tmp/vigil-test-config-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char fifo[300];
+    snprintf(fifo, sizeof fifo, "%s/vigil.conf", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    vg_config_t *c = NULL;
+    char *a1[] = {"serve", "--config", fifo, NULL};
+    alarm(30);   /* the FIFO waited for a writer for good: fail, don't hang */
+    int rc = vg_config_load(3, a1, &c);
+    alarm(0);
+    unlink(fifo);
+    rmdir(dir);
+    assert_int_equal(rc, 2);
+    char *a2[] = {"serve", "--config", "/dev/zero", NULL};
+    assert_int_equal(vg_config_load(3, a2, &c), 2);
+    setenv("VIGIL_CONFIG", "/dev/zero", 1);
+    char *a3[] = {"serve", NULL};
+    assert_int_equal(vg_config_load(1, a3, &c), 2);
+    clear_env();
+}
+
 /* A malformed token entry is named by its number, never shown: it was printed whole
  * ("token entry 'MY-REAL-SECRET-123' is not role:token"), though tokens are secrets. */
 static void test_token_errors_hide_secrets(void **st) {
@@ -444,6 +471,7 @@ int main(void) {
         cmocka_unit_test(test_sha256_vector),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_file_edges),
+        cmocka_unit_test(test_config_not_regular),
         cmocka_unit_test(test_tokens_env_replaces_file),
         cmocka_unit_test(test_token_errors_hide_secrets),
         cmocka_unit_test(test_kafka_conf_precedence),

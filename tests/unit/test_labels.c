@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "engine/labels.h"
@@ -137,6 +138,33 @@ static void test_label_file(void **st) {
     assert_non_null(l);
     assert_true(vg_labels_get(l, 0)->at_ms == INT64_C(253402300799999));
     vg_labels_free(l);
+}
+
+/* vg_labels_load reads a regular file only: /dev/zero grew its buffer without end (GBs
+ * a second), a FIFO waited for a writer */
+static void test_label_file_not_regular(void **st) {
+    (void)st;
+    char err[256];
+    char dir[] = "/tmp/vigil-test-labels-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char fifo[300];
+    snprintf(fifo, sizeof fifo, "%s/l.csv", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    alarm(30);   /* a FIFO waited for a writer for good: fail, don't hang */
+    vg_labels_t *l = vg_labels_load(fifo, err, sizeof err);   /* at once, no writer */
+    alarm(0);
+    unlink(fifo);
+    assert_null(l);
+    char want[400];
+    snprintf(want, sizeof want, "%s: not a regular file", fifo);
+    assert_string_equal(err, want);
+    assert_null(vg_labels_load("/dev/zero", err, sizeof err));
+    assert_string_equal(err, "/dev/zero: not a regular file");
+    assert_null(vg_labels_load(dir, err, sizeof err));
+    assert_non_null(strstr(err, ": not a regular file"));
+    rmdir(dir);
+    assert_null(vg_labels_load("/nonexistent/l.csv", err, sizeof err));
+    assert_string_equal(err, "/nonexistent/l.csv: No such file or directory");
 }
 
 static const char *LSRC =
@@ -520,6 +548,7 @@ static void test_label_free_swap(void **st) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_label_file),
+        cmocka_unit_test(test_label_file_not_regular),
         cmocka_unit_test(test_label_order),
         cmocka_unit_test(test_differential),
         cmocka_unit_test(test_anomaly_resume),
