@@ -324,6 +324,13 @@ static float spend_f(double x) { return x < (double)FLT_MAX ? (float)x : FLT_MAX
 
 static double clamp01(double v) { return v > 0 ? (v < 1 ? v : 1) : 0; }
 
+/* The compromise chain's stationary P(compromised): hazard / (hazard + 1 / days). */
+static double comp_stationary(const vg_anomaly_cfg_t *cfg) {
+    double a = cfg->compromise_hazard > 0 ? cfg->compromise_hazard : 0.0;
+    double b = cfg->compromise_days > 0 ? 1.0 / cfg->compromise_days : 0.0;
+    return a + b > 0 ? a / (a + b) : 0.0;
+}
+
 /* Features of the multivariate trees; mnew: the merchant is new (1), known (0), absent
  * (-1). Float logarithms: the trees only compare them with their splits. */
 static void multi_features(const vg_anomaly_state_t *st, const vg_anomaly_input_t *in,
@@ -544,14 +551,21 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
     }
     if (total > 700) total = 700;
     if (total < -700) total = -700;
-    double pc = 0;
+    /* the two-state chain's time update: normal -> compromised at rate a = hazard a day,
+     * compromised -> normal at rate b = 1 / mean duration; over dt days P(compromised)
+     * relaxes towards the stationary pi = a / (a + b) (about 0.007 with the defaults):
+     * pc = pi + (p - pi) e^-(a+b) dt, whatever it was after the last event */
+    double pc = 0, pi_c = comp_stationary(cfg);
     if (st->n > 0) {
         double dt_days = (in->ts_ms - st->last_ts) / DAY_MS;
         if (dt_days < 0) dt_days = 0;
-        double stay = exp(-dt_days / cfg->compromise_days);
+        double rate = cfg->compromise_hazard +
+                      (cfg->compromise_days > 0 ? 1.0 / cfg->compromise_days : 0.0);
+        double stay = exp(-rate * dt_days);
         mo->stay = stay;
-        double turn = 1.0 - exp(-cfg->compromise_hazard * dt_days);
-        pc = st->p_comp * stay + (1.0 - st->p_comp * stay) * turn;
+        pc = pi_c + (st->p_comp - pi_c) * stay;
+        if (!(pc >= 0)) pc = 0;
+        if (pc > 1) pc = 1;
     }
     double prior = cfg->base_rate + pc * cfg->compromise_frac;
     if (prior > 0.999) prior = 0.999;
@@ -578,7 +592,13 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
     res->present |= 1u << VG_ANOMALY_COMPROMISE;
     res->signal[VG_ANOMALY_COMPROMISE] = pc_post;
     res->p[VG_ANOMALY_COMPROMISE] = 1.0 - pc;
-    lbf[VG_ANOMALY_COMPROMISE] = pc > cfg->base_rate ? log(prior / cfg->base_rate) : 0;
+    /* as an explanation, the compromise factor is the prior against that of an account
+     * about which time alone is known (the chain's stationary P(compromised)): "recent
+     * anomalies" only when the account's own events raised it */
+    {
+        double prior_st = cfg->base_rate + pi_c * cfg->compromise_frac;
+        lbf[VG_ANOMALY_COMPROMISE] = prior > prior_st ? log(prior / prior_st) : 0;
+    }
 
     /* explanations: the strongest factors for "anomalous", strongest first */
     cand_t c[VG_ANOMALY__COUNT];

@@ -733,6 +733,64 @@ static void test_velocity_reason(void **state) {
     free(pop);
 }
 
+/* The compromise filter's time update is the two-state chain's (normal -> compromised at
+ * 1e-3 a day, compromised -> normal at 1/7 a day): over a gap of dt days P(compromised)
+ * relaxes towards the stationary pi = a / (a + b), from above and from below. It drifted
+ * towards 1 with idleness (0.31 after a year, 0.97 after ten: found by a tester). */
+static void test_compromise_relaxes(void **state) {
+    (void)state;
+    vg_anomaly_pop_t *pop = malloc(sizeof *pop);
+    vg_anomaly_state_t *st = malloc(sizeof *st);
+    assert_non_null(pop);
+    assert_non_null(st);
+    vg_anomaly_pop_init(pop, NULL, 1);
+    vg_anomaly_result_t r;
+    const double a = 1e-3, b = 1.0 / 7.0, pi = a / (a + b);
+    static const double gaps[] = {0.5, 1, 7, 30, 90, 365, 730, 1825, 3650};
+    static const double p0s[] = {0.0, 0.002, 0.5, 1.0};
+    for (size_t g = 0; g < sizeof gaps / sizeof gaps[0]; g++) {
+        double prev = -1;
+        for (size_t k = 0; k < sizeof p0s / sizeof p0s[0]; k++) {
+            vg_anomaly_state_init(st);
+            vg_anomaly_input_t in = mk(T0, 50.0, "m1", NULL);
+            vg_anomaly_process(pop, st, &in, &r);
+            st->p_comp = (float)p0s[k];
+            in = mk(T0 + (int64_t)(gaps[g] * 24 * HOUR), 50.0, "m1", NULL);
+            vg_anomaly_score(pop, st, &in, &r);
+            double want = pi + ((double)st->p_comp - pi) * exp(-(a + b) * gaps[g]);
+            double got = 1.0 - r.p[VG_ANOMALY_COMPROMISE]; /* the prediction before the event */
+            assert_true(fabs(got - want) < 1e-9);
+            assert_true(got >= prev); /* ordered by the starting point */
+            prev = got;
+            if (gaps[g] >= 365) assert_true(fabs(got - pi) < 1e-4);
+        }
+    }
+    /* the tester's repro: 30 ordinary daily payments, then one after a gap: its prediction
+     * and posterior stay near pi, no "recent anomalies", and its score does not climb
+     * with the gap beyond what the stationary prior gives */
+    double score_year = 0;
+    for (size_t g = 0; g < sizeof gaps / sizeof gaps[0]; g++) {
+        vg_anomaly_pop_init(pop, NULL, 1);
+        vg_anomaly_state_init(st);
+        int64_t t0 = T0 + 12 * HOUR;
+        for (int k = 0; k < 30; k++) {
+            vg_anomaly_input_t in = mk(t0 + k * 24 * HOUR, 50.0 + k % 5, "m1", NULL);
+            vg_anomaly_process(pop, st, &in, &r);
+        }
+        vg_anomaly_input_t in =
+            mk(t0 + (int64_t)((29 + gaps[g]) * 24 * HOUR), 52.0, "m1", NULL);
+        vg_anomaly_score(pop, st, &in, &r);
+        assert_true(1.0 - r.p[VG_ANOMALY_COMPROMISE] <= pi + 1e-6);
+        assert_true(r.signal[VG_ANOMALY_COMPROMISE] < 0.01);
+        for (int i = 0; i < r.nreasons; i++)
+            assert_int_not_equal(r.reason_signal[i], VG_ANOMALY_COMPROMISE);
+        if (gaps[g] == 365) score_year = r.score;
+        if (gaps[g] > 365) assert_true(fabs(r.score - score_year) < 0.01);
+    }
+    free(st);
+    free(pop);
+}
+
 static void test_names(void **state) {
     (void)state;
     assert_string_equal(vg_anomaly_signal_name(VG_ANOMALY_AMOUNT), "amount");
@@ -753,7 +811,7 @@ int main(void) {
         cmocka_unit_test(test_hstree),          cmocka_unit_test(test_decode_order),
         cmocka_unit_test(test_narrow_account_prior), cmocka_unit_test(test_no_chance_seasonality),
         cmocka_unit_test(test_weekly_recurrence), cmocka_unit_test(test_level_change_learned),
-        cmocka_unit_test(test_velocity_reason),
+        cmocka_unit_test(test_velocity_reason), cmocka_unit_test(test_compromise_relaxes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
