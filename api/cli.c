@@ -1,5 +1,6 @@
 /* cli.c - helpers shared by the `vigil` subcommands (see cli.h). */
 #include "api/cli.h"
+#include "api/http.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -166,6 +167,15 @@ static int read_file(const char *path, char **out, size_t *len, file_id_t *id, c
     return 0;
 }
 
+int vg_cli_module_name(const char *path, char *name, size_t cap) {
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t bl = strlen(base);
+    if (bl > 4 && strcmp(base + bl - 4, ".vrl") == 0) bl -= 4;   /* as the compiler does */
+    if (cap) snprintf(name, cap, "%.*s", (int)bl, base);
+    return bl <= 64 && cap > bl && vg_api_valid_module_name(name);
+}
+
 /* Appends the module at `path`; *ids holds the device and inode of each source so far
  * (the same file given twice, by one path or two, is refused: its features and rules
  * would all be reported as declared twice, each "first declared" at itself). */
@@ -185,6 +195,12 @@ static int add_source(vg_sources_t *s, file_id_t **ids, const char *path, char *
     *ids = ni;
     char *text;
     size_t len;
+    char mod[80];
+    if (!vg_cli_module_name(path, mod, sizeof mod)) {   /* as vigil serve and PUT refuse it */
+        snprintf(errbuf, errlen, "%s: the file name must give a module name (1..64 letters, "
+                 "digits, _ or - before .vrl)", path);
+        return VG_EINVAL;
+    }
     int rc = read_file(path, &text, &len, &ni[s->n], errbuf, errlen);
     if (rc) return rc;
     for (int i = 0; i < s->n; i++) {

@@ -31,8 +31,15 @@ typedef struct vg_sources {
     int n;
 } vg_sources_t;
 
+/* The module name the rule file at `path` gives: its base name without ".vrl" (as the
+ * compiler names the module in decisions), copied to name (cut to cap). Returns 1 when it
+ * is a module name vigil serve and the API accept (1..64 letters, digits, _ or -:
+ * vg_api_valid_module_name), else 0 ("a b.vrl", ".vrl", 65 characters). Can't fail. */
+int vg_cli_module_name(const char *path, char *name, size_t cap);
+
 /* Reads every source. Returns 0, or VG_EIO/VG_EINVAL with a reason in errbuf (missing
- * file, a directory without .vrl files, unreadable file, the same file given twice), or
+ * file, not a regular file, a directory without .vrl files, unreadable file, the same
+ * file given twice, a file name that gives no module name: vg_cli_module_name), or
  * VG_ECOMPILE for a module over VG_RULES_MAX_SOURCE bytes, with errbuf the compiler's
  * diagnostic `PATH:1:1: error: module too large (...)` (the file is not read). Free with
  * vg_sources_free (also after a failure: it is then empty). */

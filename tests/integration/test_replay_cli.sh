@@ -596,6 +596,26 @@ for f in /dev/zero "$W/fifo"; do
 done
 [ ! -e "$W/st-nr" ] && ok "serve --config refused before the state is made" || fail "serve made $W/st-nr"
 
+# --- a rule file whose name gives no module name (as vigil serve refuses it): vigil check
+# said "0 warnings" and exit 0, replay wrote decisions naming module "a b"
+mkdir -p "$W/bn/sp" "$W/bn/long" "$W/bn/dot"
+printf 'rule r\n action alert\n score 1\n when tx.amount > 5\nend\n' >"$W/bn/sp/a b.vrl"
+cp "$W/bn/sp/a b.vrl" "$W/bn/long/$(printf 'm%.0s' $(seq 65)).vrl"
+cp "$W/bn/sp/a b.vrl" "$W/bn/dot/.vrl"
+for p in "$W/bn/sp" "$W/bn/sp/a b.vrl" "$W/bn/long" "$W/bn/dot/.vrl"; do
+    n=${p#"$W/bn/"}
+    for cmd in check replay; do
+        if [ $cmd = check ]; then args=("$p"); else args=(--rules "$p" --input "$W/one.nd"); fi
+        expect_rc 1 "$cmd $n: a file name that gives no module name" "$VIGIL" $cmd "${args[@]}"
+        grep -q "^vigil $cmd: $W/bn/.*\.vrl: the file name must give a module name (1..64 letters, digits, _ or - before .vrl)$" "$W/stderr" &&
+            [ ! -s "$W/stdout" ] && ok "$cmd $n: named as serve names it, no decision" ||
+            { fail "$cmd $n: $(head -2 "$W/stderr")"; }
+    done
+done
+cp "$W/bn/sp/a b.vrl" "$W/bn/long/$(printf 'm%.0s' $(seq 64)).vrl"
+rm "$W/bn/long/$(printf 'm%.0s' $(seq 65)).vrl"
+expect_rc 0 "check a module name of 64 characters" "$VIGIL" check "$W/bn/long"
+
 # --- fixtures/demo.vrl's header states what tests/rules/pack_eval.py measures now
 # (docs/rules.md section 12); its rules were said to be commented out
 SRC=$(cd "${2:?usage: test_replay_cli.sh BUILD_DIR SOURCE_DIR}" && pwd)

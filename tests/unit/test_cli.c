@@ -134,6 +134,60 @@ static void test_sources(void **st) {
     rmdir(dir);
 }
 
+/* A file name that gives no module name vigil serve and PUT /v1/rules accept is refused
+ * when loading, so that vigil check fails on it (it said "0 warnings", then serve would
+ * not start) and replay names no module serve could have */
+static void test_module_names(void **st) {
+    (void)st;
+    char name[80];
+    assert_int_equal(vg_cli_module_name("rules/cards.vrl", name, sizeof name), 1);
+    assert_string_equal(name, "cards");
+    assert_int_equal(vg_cli_module_name("a-b_C9.vrl", name, sizeof name), 1);
+    assert_string_equal(name, "a-b_C9");
+    assert_int_equal(vg_cli_module_name("rules/a b.vrl", name, sizeof name), 0);
+    assert_int_equal(vg_cli_module_name("x/.vrl", name, sizeof name), 0);
+    assert_int_equal(vg_cli_module_name("x/a.b.vrl", name, sizeof name), 0);
+    assert_int_equal(vg_cli_module_name("x/notes.txt", name, sizeof name), 0);
+    char m64[80] = "d/", m65[80] = "d/";   /* d/ and 64 or 65 m, then .vrl */
+    memset(m64 + 2, 'm', 64);
+    memcpy(m64 + 66, ".vrl", 5);
+    memset(m65 + 2, 'm', 65);
+    memcpy(m65 + 67, ".vrl", 5);
+    assert_int_equal(vg_cli_module_name(m64, name, sizeof name), 1);
+    assert_int_equal(strlen(name), 64);
+    assert_int_equal(vg_cli_module_name(m65, name, sizeof name), 0);
+
+    char dir[] = "/tmp/vigil-test-cli-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    const char *bad[] = {"a b.vrl", ".vrl", m65 + 2, "a.b.vrl"};
+    char err[400], p[300], want[400];
+    vg_sources_t s;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, bad[i]);
+        write_file(p, "feature a = 1\n");
+        char *paths[] = {p};
+        assert_int_equal(vg_sources_load(&s, paths, 1, err, sizeof err), VG_EINVAL);
+        snprintf(want, sizeof want, "%s: the file name must give a module name (1..64 "
+                 "letters, digits, _ or - before .vrl)", p);
+        assert_string_equal(err, want);
+        assert_int_equal(s.n, 0);
+        if (bad[i][0] != '.') {   /* in a directory too (a dot file is not listed) */
+            char *dirs[] = {dir};
+            assert_int_equal(vg_sources_load(&s, dirs, 1, err, sizeof err), VG_EINVAL);
+            assert_non_null(strstr(err, ": the file name must give a module name"));
+        }
+        unlink(p);
+    }
+    snprintf(p, sizeof p, "%s/%s", dir, m64 + 2);
+    write_file(p, "feature a = 1\n");
+    char *dirs[] = {dir};
+    assert_int_equal(vg_sources_load(&s, dirs, 1, err, sizeof err), 0);
+    assert_int_equal(s.n, 1);
+    vg_sources_free(&s);
+    unlink(p);
+    rmdir(dir);
+}
+
 /* vg_cli_bad_option: what getopt_long's '?' or ':' was about */
 static void test_bad_option(void **st) {
     (void)st;
@@ -183,6 +237,7 @@ int main(void) {
         cmocka_unit_test(test_duration),
         cmocka_unit_test(test_size),
         cmocka_unit_test(test_sources),
+        cmocka_unit_test(test_module_names),
         cmocka_unit_test(test_bad_option),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
