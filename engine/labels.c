@@ -14,6 +14,7 @@
 #include "engine/event.h"
 #include "rules/errors.h"
 #include "rules/file.h"
+#include "rules/utf8.h"
 
 /* ---- label lists -------------------------------------------------------------------- */
 
@@ -45,6 +46,27 @@ static int trim(char **s, size_t *n) {
     while (*n && (**s == ' ' || **s == '\t')) (*s)++, (*n)--;
     while (*n && ((*s)[*n - 1] == ' ' || (*s)[*n - 1] == '\t' || (*s)[*n - 1] == '\r')) (*n)--;
     return *n > 0;
+}
+
+/* 1 with "FILE:LINE: reason" in errbuf when an id or account holds U+0000 or is not
+ * valid UTF-8 (an overlong form, a surrogate: a Latin-1 export), which POST /v1/labels
+ * and an event's id and account refuse; such a label could never match an event. */
+static int bad_text(const char *s, size_t n, const char *name, long line, const char *what,
+                    char *errbuf, size_t errlen) {
+    if (memchr(s, 0, n)) {
+        snprintf(errbuf, errlen, "%s:%ld: %s may not contain U+0000", name, line, what);
+        return 1;
+    }
+    for (size_t i = 0; i < n;) {
+        size_t k = vg_utf8_seq((const unsigned char *)s + i, n - i);
+        if (!k) {
+            snprintf(errbuf, errlen, "%s:%ld: %s is not valid UTF-8 (byte 0x%02x at offset %zu)",
+                     name, line, what, (unsigned char)s[i], i);
+            return 1;
+        }
+        i += k;
+    }
+    return 0;
 }
 
 vg_labels_t *vg_labels_read(FILE *f, const char *name, char *errbuf, size_t errlen) {
@@ -159,6 +181,8 @@ vg_labels_t *vg_labels_read(FILE *f, const char *name, char *errbuf, size_t errl
             snprintf(errbuf, errlen, "%s:%ld: id and account must be 1..128 bytes", name, line);
             goto fail;
         }
+        for (int i = 0; i < 2; i++)   /* as POST /v1/labels and events refuse them */
+            if (bad_text(fld[i], fl[i], name, line, fname[i], errbuf, errlen)) goto fail;
         int fraud;
         if (fl[2] == 1 && (fld[2][0] == '0' || fld[2][0] == '1'))
             fraud = fld[2][0] - '0';

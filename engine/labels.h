@@ -44,7 +44,9 @@ typedef struct vg_labels vg_labels_t;
 /* Reads a label file: a header line `id,account,fraud,at`, then one label a line
  * (fraud exactly 0 or 1; `at` an RFC 3339 time or epoch milliseconds; blank lines
  * skipped; a field holding a quote, or with spaces around it, is an error: fields are
- * not quoted and may not contain commas). The labels are sorted by `at`, stably. Only a regular file is read (a FIFO or a device: "FILE: not a
+ * not quoted and may not contain commas; an id or account is 1..128 bytes of valid
+ * UTF-8 without U+0000, as POST /v1/labels and events require). The labels are sorted
+ * by `at`, stably. Only a regular file is read (a FIFO or a device: "FILE: not a
  * regular file"). Returns the list, or NULL with "FILE:LINE: reason" in errbuf. Free
  * with vg_labels_free. */
 vg_labels_t *vg_labels_load(const char *path, char *errbuf, size_t errlen);

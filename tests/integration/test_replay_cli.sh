@@ -616,6 +616,20 @@ cp "$W/bn/sp/a b.vrl" "$W/bn/long/$(printf 'm%.0s' $(seq 64)).vrl"
 rm "$W/bn/long/$(printf 'm%.0s' $(seq 65)).vrl"
 expect_rc 0 "check a module name of 64 characters" "$VIGIL" check "$W/bn/long"
 
+# --- --labels: an id or account with U+0000 or invalid UTF-8 is refused with its line,
+# as POST /v1/labels and events refuse it (it loaded, then matched no event in silence)
+printf '{"id":"e1","account":"A","ts":"2026-12-07T10:00:00Z","amount":1}\n' >"$W/lt.nd"
+lt=0
+for row in 'e1,A\000,1,2026-12-07T10:30:00Z|account may not contain U+0000' \
+           'e1,A\300\257,1,2026-12-07T10:30:00Z|account is not valid UTF-8 (byte 0xc0 at offset 1)' \
+           'e1\355\240\200,A,1,2026-12-07T10:30:00Z|id is not valid UTF-8 (byte 0xed at offset 2)'; do
+    lt=$((lt + 1))
+    printf "id,account,fraud,at\n${row%%|*}\n" >"$W/lt$lt.csv"
+    expect_rc 1 "--labels row $lt: ${row#*|}" "$VIGIL" replay --rules "$W/nr.vrl" --input "$W/lt.nd" --labels "$W/lt$lt.csv"
+    grep -qxF "vigil replay: --labels $W/lt$lt.csv:2: ${row#*|}" "$W/stderr" && [ ! -s "$W/stdout" ] &&
+        ok "--labels row $lt: named with its line, no output" || fail "--labels row $lt: $(head -2 "$W/stderr")"
+done
+
 # --- fixtures/demo.vrl's header states what tests/rules/pack_eval.py measures now
 # (docs/rules.md section 12); its rules were said to be commented out
 SRC=$(cd "${2:?usage: test_replay_cli.sh BUILD_DIR SOURCE_DIR}" && pwd)

@@ -140,6 +140,50 @@ static void test_label_file(void **st) {
     vg_labels_free(l);
 }
 
+/* An id or account with U+0000 or invalid UTF-8 is refused with its line, as POST
+ * /v1/labels and events refuse it (it was loaded, then matched no event in silence) */
+static void test_label_file_text(void **st) {
+    (void)st;
+    static const struct {
+        const char *text;
+        size_t len;
+        const char *want;
+    } bad[] = {
+#define T(s, w) {s, sizeof(s) - 1, w}
+        T("id,account,fraud,at\ne1,A\0,1,2026-12-07T10:30:00Z\n",
+          "l.csv:2: account may not contain U+0000"),
+        T("id,account,fraud,at\n\"e\0001\",A,1,2026-12-07T10:30:00Z\n",
+          "l.csv:2: id may not contain U+0000"),
+        T("id,account,fraud,at\ne0,A,1,2026-12-07T10:30:00Z\ne1,A\xc0\xaf,1,2026-12-07T10:30:00Z\n",
+          "l.csv:3: account is not valid UTF-8 (byte 0xc0 at offset 1)"),   /* overlong '/' */
+        T("id,account,fraud,at\ne1\xed\xa0\x80,A,1,2026-12-07T10:30:00Z\n",
+          "l.csv:2: id is not valid UTF-8 (byte 0xed at offset 2)"),   /* a surrogate */
+        T("id,account,fraud,at\ne1,caf\xe9,1,2026-12-07T10:30:00Z\n",
+          "l.csv:2: account is not valid UTF-8 (byte 0xe9 at offset 3)"),   /* Latin-1 */
+        T("id,account,fraud,at\ne1,A\xf4\x90\x80\x80,0,2026-12-07T10:30:00Z\n",
+          "l.csv:2: account is not valid UTF-8 (byte 0xf4 at offset 1)"),   /* > U+10FFFF */
+#undef T
+    };
+    char err[256];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        FILE *f = fmemopen((void *)bad[i].text, bad[i].len, "r");
+        assert_non_null(f);
+        err[0] = 0;
+        vg_labels_t *l = vg_labels_read(f, "l.csv", err, sizeof err);
+        fclose(f);
+        if (l || strcmp(err, bad[i].want) != 0)
+            fail_msg("case %zu: %s, err '%s', want '%s'", i, l ? "loaded" : "refused", err,
+                     bad[i].want);
+    }
+    /* valid UTF-8 of every length is kept as written */
+    vg_labels_t *l = labels_from("id,account,fraud,at\n\xc3\xa9" "1,\xe2\x82\xac\xf0\x9f\x92\xb3,1,"
+                                 "2026-12-07T10:30:00Z\n", err, sizeof err);
+    assert_non_null(l);
+    assert_int_equal(vg_labels_get(l, 0)->idlen, 3);
+    assert_int_equal(vg_labels_get(l, 0)->alen, 7);
+    vg_labels_free(l);
+}
+
 /* vg_labels_load reads a regular file only: /dev/zero grew its buffer without end (GBs
  * a second), a FIFO waited for a writer */
 static void test_label_file_not_regular(void **st) {
@@ -548,6 +592,7 @@ static void test_label_free_swap(void **st) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_label_file),
+        cmocka_unit_test(test_label_file_text),
         cmocka_unit_test(test_label_file_not_regular),
         cmocka_unit_test(test_label_order),
         cmocka_unit_test(test_differential),
