@@ -363,13 +363,16 @@ static void profile_stats(const float *off, const uint8_t *cnt, int nb, double s
 #undef ACC
     double s1 = a1 + b1, s2 = a2 + b2, inv_ce = ai + bi;
     double c = k ? s1 / k : 0, t = 0;
-    if (k >= 3) {
+    if (k >= 2) {
         /* sum of squared centred offsets, minus their expected noise; the noise is
          * counted 1 + 2 sqrt(2 / k) times (its mean plus about two standard deviations
          * of a chi-square with k degrees of freedom), so that offsets are used only when
          * the profile is significantly seasonal: a few points in each bucket otherwise
          * give a positive tau2 by chance, the offsets then absorb noise and the account's
-         * deseasonalised amounts look tighter than they are (over-alarming) */
+         * deseasonalised amounts look tighter than they are (over-alarming). Two buckets
+         * are enough (3 times the noise, as likely by chance as with three): an account
+         * paying at two hours of the day, a weekly payment at one and its daily payments
+         * at the other, has only its hour of day to tell them apart */
         double ss = s2 - k * c * c;
         t = ((ss > 0 ? ss : 0) - sigma2 * inv_ce * (1.0 + 2.0 * sqrt(2.0 / k))) / k;
     }
