@@ -320,6 +320,228 @@ static int loaded_from_file(vg_api_t *a, const char *name, int64_t cur, int64_t 
     return same;
 }
 
+/* ---- --rules at start: the changed files as one ruleset change --------------------- */
+
+typedef struct file_change {
+    const char *path;   /* the file, as --rules named it (diagnostics, messages) */
+    char name[72];      /* its module */
+    char fname[80];     /* "<module>.vrl": diagnostics name it so */
+    char *text;         /* its text, NUL-terminated */
+    size_t len;
+    int64_t cur;        /* the module's version before this start (0: none) */
+    char hash[65];
+} file_change_t;
+
+typedef struct named_source {
+    const char *module;
+    vg_source_t s;
+} named_source_t;
+
+static int cmp_named(const void *x, const void *y) {
+    return strcmp(((const named_source_t *)x)->module, ((const named_source_t *)y)->module);
+}
+
+static int cmp_mod(const void *x, const void *y) {   /* vg_module_t * by name */
+    return strcmp((*(vg_module_t *const *)x)->name, (*(vg_module_t *const *)y)->name);
+}
+
+static int cmp_change(const void *x, const void *y) {
+    return strcmp(((const file_change_t *)x)->name, ((const file_change_t *)y)->name);
+}
+
+/* Compiles the stored modules with the changed files in place of theirs, in module name
+ * order as the engine compiles them (mu held): once for all the files of a start (one
+ * compile per file over the ones before it was quadratic: 5,000 modules took 5 minutes).
+ * 0: it compiles, or only other stored modules have errors (one from Redis that does
+ * not compile here: the ruleset in force stays, docs/api.md); else the first changed
+ * module with errors of its own, its errors printed (and the others'). */
+static int check_changes(vg_api_t *a, file_change_t *ch, int nch, char *errbuf,
+                         size_t errlen) {
+    named_source_t *ns = calloc((size_t)a->nmods + (size_t)nch + 1, sizeof(*ns));
+    char **names = calloc((size_t)a->nmods + 1, sizeof(*names));
+    vg_source_t *srcs = calloc((size_t)a->nmods + (size_t)nch + 1, sizeof(*srcs));
+    int n = 0, nn = 0, rc = 0;
+    if (!ns || !names || !srcs) {
+        snprintf(errbuf, errlen, "--rules: out of memory");
+        rc = VG_ENOMEM;
+        goto out;
+    }
+    for (int i = 0; i < nch; i++)   /* ch is sorted by module name */
+        ns[n++] = (named_source_t){ch[i].name, {ch[i].fname, ch[i].text, ch[i].len}};
+    for (int i = 0; i < a->nmods; i++) {
+        vg_module_t *m = &a->mods[i];
+        if (m->deleted || !m->source) continue;
+        file_change_t key;
+        snprintf(key.name, sizeof(key.name), "%s", m->name);
+        if (bsearch(&key, ch, (size_t)nch, sizeof(*ch), cmp_change)) continue;
+        size_t l = strlen(m->name) + 5;
+        if (!(names[nn] = malloc(l))) {
+            snprintf(errbuf, errlen, "--rules: out of memory");
+            rc = VG_ENOMEM;
+            goto out;
+        }
+        snprintf(names[nn], l, "%s.vrl", m->name);
+        ns[n++] = (named_source_t){m->name, {names[nn++], m->source, strlen(m->source)}};
+    }
+    qsort(ns, (size_t)n, sizeof(*ns), cmp_named);
+    for (int i = 0; i < n; i++) srcs[i] = ns[i].s;
+    vg_diags_t d;
+    vg_diags_init(&d);
+    vg_program_t *p = vg_prog_compile(srcs, n, &d);
+    const file_change_t *own = NULL;   /* the first by module name */
+    for (int e = 0; !p && e < d.n; e++) {
+        if (!d.v[e].is_error || !d.v[e].file) continue;
+        for (int i = 0; i < nch; i++)
+            if (strcmp(d.v[e].file, ch[i].fname) == 0 && (!own || own > &ch[i])) own = &ch[i];
+    }
+    if (own) {
+        vg_diags_print(&d, srcs, n, stderr);
+        snprintf(errbuf, errlen, "--rules %s: module %s does not compile (see above)", own->path,
+                 own->name);
+        rc = VG_ECOMPILE;
+    }
+    vg_prog_unref(p);
+    vg_diags_deinit(&d);
+out:
+    for (int i = 0; i < nn; i++) free(names[i]);
+    free(names);
+    free(ns);
+    free(srcs);
+    return rc;
+}
+
+/* --rules: modules from files, a new version of each whose file changed since this state
+ * last loaded it, all of them one ruleset change (compiled once, one ruleset version).
+ * Nothing is installed when one of them does not compile. 0 or an error in errbuf. */
+static int load_rules_files(vg_api_t *a, char *errbuf, size_t errlen) {
+    vg_sources_t src;
+    char *paths[1] = {a->cfg->rules};
+    if (vg_sources_load(&src, paths, 1, errbuf, errlen) != 0) return VG_EINVAL;
+    file_change_t *ch = calloc((size_t)src.n + 1, sizeof(*ch));
+    /* the stored modules by name, for one look-up per file (a scan per file was
+     * quadratic too) */
+    pthread_mutex_lock(&a->mu);
+    int nch = 0, rc = 0, nmods = a->nmods;
+    vg_module_t **byname = malloc(sizeof(*byname) * (size_t)(nmods + 1));
+    for (int m = 0; byname && m < nmods; m++) byname[m] = &a->mods[m];
+    pthread_mutex_unlock(&a->mu);
+    if (byname) qsort(byname, (size_t)nmods, sizeof(*byname), cmp_mod);
+    if (!ch || !byname) {
+        snprintf(errbuf, errlen, "--rules: out of memory");
+        rc = VG_ENOMEM;
+        goto out;
+    }
+    for (int i = 0; i < src.n; i++) {
+        const char *base = strrchr(src.v[i].name, '/');
+        base = base ? base + 1 : src.v[i].name;
+        size_t bl = strlen(base);
+        if (bl > 4 && strcmp(base + bl - 4, ".vrl") == 0) bl -= 4;
+        char name[256];
+        snprintf(name, sizeof(name), "%.*s", (int)bl, base);
+        if (!vg_api_valid_module_name(name)) {
+            snprintf(errbuf, errlen, "--rules %s: the file name must give a module name "
+                     "(1..64 letters, digits, _ or - before .vrl)", src.v[i].name);
+            rc = VG_EINVAL;
+            goto out;
+        }
+        int64_t cur = 0;
+        int same = 0;
+        char by[128] = "", at_was[40] = "";
+        vg_module_t km = {.name = name}, *kp = &km;
+        vg_module_t **found = bsearch(&kp, byname, (size_t)nmods, sizeof(*byname), cmp_mod);
+        if (found) {   /* nothing else changes a->mods before the engine opens */
+            const vg_module_t *m = *found;
+            cur = m->version;
+            same = m->source && strlen(m->source) == src.v[i].len &&
+                   memcmp(m->source, src.v[i].text, src.v[i].len) == 0;
+            record_by(m->record, by, sizeof(by), at_was);
+            if (m->deleted) snprintf(by + strlen(by), sizeof(by) - strlen(by), ", a deletion");
+        }
+        /* only a file that changed since this state last loaded it makes a version: a
+         * restart with the same files keeps what was changed over the API since (it
+         * made a version from the file and reverted it, fleet-wide with Redis) */
+        char fhash[65];
+        file_hash(src.v[i].text, src.v[i].len, fhash);
+        int64_t loaded = 0;
+        int known = loaded_from_file(a, name, cur, &loaded, fhash);
+        if (same) {
+            if (known != 1) record_file(a, name, fhash, cur);
+            continue;
+        }
+        if (known == 1) {
+            fprintf(stderr, "vigil serve: --rules %s: module %s: the file is as loaded "
+                    "(version %lld); version %lld (by %s), made since, stays in force\n",
+                    src.v[i].name, name, (long long)loaded, (long long)cur, by);
+            continue;
+        }
+        if (cur > 0 && strcmp(by, "--rules") != 0 && cur > loaded)
+            fprintf(stderr, "vigil serve: --rules %s: module %s: the file changed since "
+                    "it was last loaded%s; version %lld from it replaces version %lld "
+                    "(by %s, %s)\n", src.v[i].name, name,
+                    loaded ? "" : " (or never was)", (long long)(cur + 1), (long long)cur,
+                    by, at_was[0] ? at_was : "?");
+        if (memchr(src.v[i].text, 0, src.v[i].len)) {
+            snprintf(errbuf, errlen, "--rules %s: a NUL byte in the file (a module is "
+                     "UTF-8 text)", src.v[i].name);
+            rc = VG_EINVAL;
+            goto out;
+        }
+        file_change_t *c = &ch[nch];
+        c->path = src.v[i].name;
+        snprintf(c->name, sizeof(c->name), "%.64s", name);   /* a valid name: 1..64 */
+        snprintf(c->fname, sizeof(c->fname), "%.64s.vrl", name);   /* as diagnostics name it */
+        c->text = strndup(src.v[i].text, src.v[i].len);
+        c->len = src.v[i].len;
+        c->cur = cur;
+        memcpy(c->hash, fhash, sizeof(fhash));
+        nch++;
+        if (!c->text) {
+            snprintf(errbuf, errlen, "--rules %s: out of memory", src.v[i].name);
+            rc = VG_ENOMEM;
+            goto out;
+        }
+    }
+    if (nch == 0) goto out;
+    /* a module with errors of its own stops serve here, as it stops replay (before:
+     * stored but not in force, and serve ran on the ruleset it had, even none). Errors
+     * only in other stored modules (one from Redis that does not compile here,
+     * docs/api.md) do not: the ruleset in force stays, as for Redis. */
+    qsort(ch, (size_t)nch, sizeof(*ch), cmp_change);
+    pthread_mutex_lock(&a->mu);
+    rc = check_changes(a, ch, nch, errbuf, errlen);
+    int64_t ruleset = a->ruleset + 1;   /* one ruleset version for them all */
+    pthread_mutex_unlock(&a->mu);
+    if (rc) goto out;
+    for (int i = 0; i < nch; i++) {
+        file_change_t *c = &ch[i];
+        char at[40];
+        vg_iso_time(vg_now_ms(), at);
+        json_t *j = json_pack("{s:s,s:I,s:I,s:s%,s:b,s:s,s:s}", "module", c->name, "version",
+                              (json_int_t)(c->cur + 1), "ruleset", (json_int_t)ruleset,
+                              "source", c->text, c->len, "deleted", 0, "updated_at", at,
+                              "by", "--rules");
+        char *s = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        /* before the engine opens: stored, compiled with the rest when it opens */
+        if (!s || vg_api_apply_module(a, s, strlen(s), NULL) != 0) {
+            snprintf(errbuf, errlen, "--rules %s: module %s cannot be stored in %s/control",
+                     c->path, c->name, a->cfg->state);
+            free(s);
+            rc = VG_ESTORE;
+            goto out;
+        }
+        free(s);
+        record_file(a, c->name, c->hash, c->cur + 1);
+        vg_api_audit(a, NULL, "rules.load", c->name, c->cur, c->cur + 1);
+    }
+out:
+    for (int i = 0; ch && i < nch; i++) free(ch[i].text);
+    free(ch);
+    free(byname);
+    vg_sources_free(&src);
+    return rc;
+}
+
 /* Whether STATE holds an engine store written by `vigil serve` (which keeps its control
  * store beside it): one of its shard directories, or a store at STATE without the
  * checkpoint records of `vigil replay --state` (a replayed directory has no control
@@ -397,119 +619,7 @@ vg_api_t *vg_api_new(vg_config_t *cfg, char *errbuf, size_t errlen) {
     pthread_mutex_unlock(&a->mu);
     if (rc) goto err;
 
-    /* --rules: modules from files, installed as new versions when their text differs */
-    if (cfg->rules) {
-        vg_sources_t src;
-        char *paths[1] = {cfg->rules};
-        if (vg_sources_load(&src, paths, 1, errbuf, errlen) != 0) goto err;
-        for (int i = 0; i < src.n; i++) {
-            const char *base = strrchr(src.v[i].name, '/');
-            base = base ? base + 1 : src.v[i].name;
-            size_t bl = strlen(base);
-            if (bl > 4 && strcmp(base + bl - 4, ".vrl") == 0) bl -= 4;
-            char name[256];
-            snprintf(name, sizeof(name), "%.*s", (int)bl, base);
-            if (!vg_api_valid_module_name(name)) {
-                snprintf(errbuf, errlen, "--rules %s: the file name must give a module name "
-                         "(1..64 letters, digits, _ or - before .vrl)", src.v[i].name);
-                vg_sources_free(&src);
-                goto err;
-            }
-            int64_t cur = 0, rsmax;
-            int same = 0;
-            char by[128] = "", at_was[40] = "";
-            pthread_mutex_lock(&a->mu);
-            for (int m = 0; m < a->nmods; m++)
-                if (strcmp(a->mods[m].name, name) == 0) {
-                    cur = a->mods[m].version;
-                    same = a->mods[m].source && strlen(a->mods[m].source) == src.v[i].len &&
-                           memcmp(a->mods[m].source, src.v[i].text, src.v[i].len) == 0;
-                    record_by(a->mods[m].record, by, sizeof(by), at_was);
-                    if (a->mods[m].deleted) snprintf(by + strlen(by), sizeof(by) - strlen(by),
-                                                     ", a deletion");
-                }
-            rsmax = a->ruleset;
-            pthread_mutex_unlock(&a->mu);
-            /* only a file that changed since this state last loaded it makes a version: a
-             * restart with the same files keeps what was changed over the API since (it
-             * made a version from the file and reverted it, fleet-wide with Redis) */
-            char fhash[65];
-            file_hash(src.v[i].text, src.v[i].len, fhash);
-            int64_t loaded = 0;
-            int known = loaded_from_file(a, name, cur, &loaded, fhash);
-            if (same) {
-                if (known != 1) record_file(a, name, fhash, cur);
-                continue;
-            }
-            if (known == 1) {
-                fprintf(stderr, "vigil serve: --rules %s: module %s: the file is as loaded "
-                        "(version %lld); version %lld (by %s), made since, stays in force\n",
-                        src.v[i].name, name, (long long)loaded, (long long)cur, by);
-                continue;
-            }
-            if (cur > 0 && strcmp(by, "--rules") != 0 && cur > loaded)
-                fprintf(stderr, "vigil serve: --rules %s: module %s: the file changed since "
-                        "it was last loaded%s; version %lld from it replaces version %lld "
-                        "(by %s, %s)\n", src.v[i].name, name,
-                        loaded ? "" : " (or never was)", (long long)(cur + 1), (long long)cur,
-                        by, at_was[0] ? at_was : "?");
-            /* a module with errors of its own stops serve here, as it stops replay (before:
-             * stored but not in force, and serve ran on the ruleset it had, even none).
-             * Errors only in other stored modules (one from Redis that does not compile
-             * here, docs/api.md) do not: the ruleset in force stays, as for Redis. */
-            if (memchr(src.v[i].text, 0, src.v[i].len)) {
-                snprintf(errbuf, errlen, "--rules %s: a NUL byte in the file (a module is "
-                         "UTF-8 text)", src.v[i].name);
-                vg_sources_free(&src);
-                goto err;
-            }
-            {
-                char *text = strndup(src.v[i].text, src.v[i].len);
-                char fname[272];
-                snprintf(fname, sizeof(fname), "%s.vrl", name);   /* as diagnostics name it */
-                vg_diags_t d;
-                vg_diags_init(&d);
-                pthread_mutex_lock(&a->mu);
-                vg_program_t *p = text ? vg_api_compile(a, name, text, 0, &d) : NULL;
-                pthread_mutex_unlock(&a->mu);
-                int own = !text;
-                for (int e = 0; !p && e < d.n; e++)
-                    if (d.v[e].is_error && d.v[e].file && strcmp(d.v[e].file, fname) == 0) own = 1;
-                if (own && text) {
-                    vg_source_t one = {fname, text, src.v[i].len};
-                    vg_diags_print(&d, &one, 1, stderr);
-                }
-                vg_prog_unref(p);
-                vg_diags_deinit(&d);
-                free(text);
-                if (own) {
-                    snprintf(errbuf, errlen, "--rules %s: module %s does not compile (see "
-                             "above)", src.v[i].name, name);
-                    vg_sources_free(&src);
-                    goto err;
-                }
-            }
-            char at[40];
-            vg_iso_time(vg_now_ms(), at);
-            json_t *j = json_pack("{s:s,s:I,s:I,s:s%,s:b,s:s,s:s}", "module", name, "version",
-                                  (json_int_t)(cur + 1), "ruleset", (json_int_t)(rsmax + 1),
-                                  "source", src.v[i].text, src.v[i].len, "deleted", 0,
-                                  "updated_at", at, "by", "--rules");
-            char *s = json_dumps(j, JSON_COMPACT);
-            json_decref(j);
-            if (!s || vg_api_apply_module(a, s, strlen(s), NULL) != 0) {
-                snprintf(errbuf, errlen, "--rules %s: module %s does not compile with the "
-                                         "others (see above)", cfg->rules, name);
-                free(s);
-                vg_sources_free(&src);
-                goto err;
-            }
-            free(s);
-            record_file(a, name, fhash, cur + 1);
-            vg_api_audit(a, NULL, "rules.load", name, cur, cur + 1);
-        }
-        vg_sources_free(&src);
-    }
+    if (cfg->rules && load_rules_files(a, errbuf, errlen) != 0) goto err;
     /* the engine opens the state with the rules of --rules already in: opened with the
      * stored ones first, a directory made by `vigil replay --state` (no modules stored
      * yet) did not match their layout and was wiped */

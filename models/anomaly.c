@@ -418,7 +418,7 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
      * tail */
     vg_amount_score_t as;
     memset(&as, 0, sizeof as);
-    double p_pop = 1.0;
+    double p_pop = 1.0, l_acc = 0, l_pop = 0; /* the account's and the population's parts */
     if ((on & (1u << VG_ANOMALY_AMOUNT)) && isfinite(in->amount)) {
         vg_amount_score(&cfg->amount, &st->amount, &pop->prior, in->ts_ms, in->amount, &as);
         double p = 2.0 * (as.p_hi < as.p_lo ? as.p_hi : as.p_lo);
@@ -434,10 +434,13 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
         double l = log(mix);
         if (!(l > -745)) /* (mix underflowed: both factors tiny) */
             l = l1 > l2 ? l1 + log1p(exp(l2 - l1)) : l2 + log1p(exp(l1 - l2));
+        l_acc = l;
         if (p_pop < 1.0) {
+            double wp = cfg->pop_amount_weight;
             double lp = calib_lbf(p_pop, &bp);
-            l += cfg->pop_amount_weight * lp;
-            bp = cfg->pop_amount_weight == 1.0f ? bp : (l <= 30 ? exp(cfg->pop_amount_weight * lp) : 0);
+            l_pop = wp * lp;
+            l += l_pop;
+            if (wp != 1.0) bp = l_pop < 30 ? exp(l_pop) : 0;
         }
         eraw[VG_ANOMALY_AMOUNT] = mix * bp;
         if (as.n_eff > 0 || pop->prior.scale[0] > 0 || p_pop < 1.0) {
@@ -617,10 +620,23 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
         int s = c[i].sig;
         switch (s) {
         case VG_ANOMALY_AMOUNT: {
-            char amt[24], med[24], pct[16];
+            char amt[24], med[24], pct[12]; /* (reason_pct: at most 7 characters) */
             reason_amount(amt, sizeof amt, in->amount);
             reason_amount(med, sizeof med, as.median);
-            if (as.n_eff >= 3 && as.median > 0 && as.ratio >= 1.5)
+            /* the population's tail makes the factor when it outweighs the account's
+             * part, or when that part alone would give no reason */
+            int pop_drives = l_pop > 0 && p_pop < 0.5 && (l_pop > l_acc || l_acc <= log(3.0));
+            if (pop_drives && as.n_eff < 3)
+                snprintf(r, L, "amount %s is large for an account with little amount history "
+                               "(top %s%% of all amounts)",
+                         amt, reason_pct(pct, sizeof pct, 100.0 * p_pop));
+            else if (pop_drives)
+                /* the population's tail is what makes the factor: say so, with what the
+                 * account's own amounts say */
+                snprintf(r, L, "amount %s is large (top %s%% of all amounts; account median "
+                               "%s, p=%.2g)",
+                         amt, reason_pct(pct, sizeof pct, 100.0 * p_pop), med, res->p[s]);
+            else if (as.n_eff >= 3 && as.median > 0 && as.ratio >= 1.5)
                 snprintf(r, L, as.ratio < 1e6 ? "amount %s is %.1fx this account's median %s"
                                               : "amount %s is %.3gx this account's median %s",
                          amt, as.ratio, med);

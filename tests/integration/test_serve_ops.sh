@@ -2,7 +2,9 @@
 # test_serve_ops.sh - `vigil serve` start-up and operations: settings refused at start
 # (a Redis URL, Kafka broker ports outside 1..65535); a restart with unchanged --rules
 # files keeps the rule changes made over the API since (alone and with Redis), a changed
-# file replaces them and says so; /readyz and /metrics show the Redis control plane's
+# file replaces them and says so; the changed files of a start are one ruleset change
+# (one ruleset version, a module may use another file's feature, nothing stored when one
+# does not compile); /readyz and /metrics show the Redis control plane's
 # state (synchronised, down, back); a module that does not compile is logged with its
 # errors first (tagged error:/warning:), and its first error, not another's warning;
 # STATE/control missing beside a state written by serve is said in the log (not for a
@@ -79,6 +81,60 @@ rule_is "$U" m 3 --rules "> 700" "restarted again: still version 3"
 grep -q "rules.*module m" "$TMP/r4.log" && bad "a line about module m: $(cat "$TMP/r4.log")" \
     || ok "nothing said when the file is the module in force"
 stop_clean "$PID_r4" "stopped"
+
+echo "--- --rules: the changed files of a start are one ruleset change"
+# a.vrl reads a feature of b.vrl: compiled file by file over the ones before it (a
+# first, alone) it did not compile, and every file made a ruleset version (quadratic)
+mkdir -p "$TMP/rm"
+printf 'rule big\n  action review\n  score 50\n  when n_b > 3\nend\n' >"$TMP/rm/a.vrl"
+printf 'feature n_b = count(1h)\n' >"$TMP/rm/b.vrl"
+printf 'feature n_c = count(1d)\n' >"$TMP/rm/c.vrl"
+M=$(free_port); UM="http://127.0.0.1:$M"
+# mods_are EXPECTED DESC : GET /v1/rules: [(module, version, ruleset, by)] and the ruleset
+mods_are() {
+    req GET "$UM/v1/rules" ""
+    expect 200 "sorted((m['module'], m['version'], m['ruleset'], m['by']) for m in j['modules']) == $1" "$2"
+}
+start_vigil m1 "$M" --state "$TMP/ms" --rules "$TMP/rm"
+grep -q "listening on .*(state $TMP/ms, ruleset 1," "$TMP/m1.log" \
+    && ok "a new state with 3 files (one reading another's feature) starts on ruleset 1" \
+    || bad "start line: $(cat "$TMP/m1.log")"
+mods_are "[('a', 1, 1, '--rules'), ('b', 1, 1, '--rules'), ('c', 1, 1, '--rules')]" \
+    "each module version 1, all of ruleset 1"
+req GET "$UM/v1/rules" ""; expect 200 "j['ruleset'] == 1 and j['active_ruleset'] == 1" "ruleset 1 in force"
+req GET "$UM/v1/audit?action=rules.load" ""
+expect 200 "sorted((e['target'], e['old_version'], e['new_version'], e['who']) for e in j['entries']) == [('a', None, 1, 'system'), ('b', None, 1, 'system'), ('c', None, 1, 'system')]" \
+    "one rules.load audit entry per module"
+printf 'feature n_c = count(2d)\n' >"$TMP/api_c.vrl"
+req PUT "$UM/v1/rules/c" "" "@$TMP/api_c.vrl"; expect 200 "j['version'] == 2" "PUT c: version 2"
+stop_clean "$PID_m1" "stopped"
+printf 'rule big\n  action review\n  score 50\n  when n_b > 4\nend\n' >"$TMP/rm/a.vrl"
+printf 'feature n_b = count(2h)\n' >"$TMP/rm/b.vrl"
+start_vigil m2 "$M" --state "$TMP/ms" --rules "$TMP/rm"
+mods_are "[('a', 2, 3, '--rules'), ('b', 2, 3, '--rules'), ('c', 2, 2, 'anonymous')]" \
+    "two files changed: versions 2 of a and b, one ruleset (3); the API's c stays"
+req GET "$UM/v1/audit?action=rules.load" ""
+expect 200 "len(j['entries']) == 5 and sorted(e['target'] for e in j['entries'][:2]) == ['a', 'b']" \
+    "audited: rules.load of a and b"
+stop_clean "$PID_m2" "stopped"
+# a changed, b does not compile: nothing of this start is stored (a stayed version 3
+# before: a restart with a's file as loaded made it version 4)
+printf 'rule big\n  action review\n  score 50\n  when n_b > 5\nend\n' >"$TMP/rm/a.vrl"
+printf 'feature n_b = count(2h)\nfeature bad = nosuch(1)\n' >"$TMP/rm/b.vrl"
+rc=0
+timeout -k 5 60 "$VIGIL" serve --http "127.0.0.1:$M" --state "$TMP/ms" --rules "$TMP/rm" \
+    >/dev/null 2>"$TMP/m3.err" || rc=$?
+[ $rc = 1 ] && grep -q "b.vrl:2:15: error: unknown function 'nosuch'" "$TMP/m3.err" &&
+    grep -qF -- "--rules $TMP/rm/b.vrl: module b does not compile (see above)" "$TMP/m3.err" \
+    && ok "a changed file that does not compile: exit 1, its error and module named" \
+    || bad "exit $rc: $(cat "$TMP/m3.err")"
+printf 'rule big\n  action review\n  score 50\n  when n_b > 4\nend\n' >"$TMP/rm/a.vrl"
+printf 'feature n_b = count(2h)\n' >"$TMP/rm/b.vrl"
+start_vigil m4 "$M" --state "$TMP/ms" --rules "$TMP/rm"
+mods_are "[('a', 2, 3, '--rules'), ('b', 2, 3, '--rules'), ('c', 2, 2, 'anonymous')]" \
+    "the failed start stored nothing: the files as loaded, nothing new"
+req GET "$UM/v1/audit?action=rules.load" ""; expect 200 "len(j['entries']) == 5" "and audited nothing"
+stop_clean "$PID_m4" "stopped"
 
 echo "--- STATE/control missing beside a served state: said; a replayed state: not"
 printf 'feature n = count(1h)\nrule r\n  action alert\n  score 1\n  when n > 100\nend\n' >"$TMP/c.vrl"
