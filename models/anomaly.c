@@ -436,7 +436,13 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
             l = l1 > l2 ? l1 + log1p(exp(l2 - l1)) : l2 + log1p(exp(l1 - l2));
         l_acc = l;
         if (p_pop < 1.0) {
-            double wp = cfg->pop_amount_weight;
+            /* the population's tail counts where the account has little amount history
+             * (SPEC 4): its weight fades as the prior's does, prior_n / (prior_n + n),
+             * n the amounts the account's model learned (1 for a new account, 0.11 after
+             * 32); an established account is judged against its own amounts */
+            double k = cfg->amount.prior_n > 0 ? cfg->amount.prior_n : 0.0;
+            double nh = (double)st->amount.n;
+            double wp = cfg->pop_amount_weight * (k > 0 ? k / (k + nh) : (nh > 0 ? 0.0 : 1.0));
             double lp = calib_lbf(p_pop, &bp);
             l_pop = wp * lp;
             l += l_pop;

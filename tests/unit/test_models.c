@@ -715,7 +715,7 @@ static void test_weekly_recurrence_same_day(void **state) {
  * its ordinary 60th payment was explained as "amount 467.70 is unusual for this account
  * (median 450.65, p=0.62)": the factor came from the population's tail, and 4 points of
  * the population's level pulled the account's median 10 % down. A reason names what
- * makes the factor, and the account's level is its own. With D2_FADE, also SPEC 4: the
+ * makes the factor, and the account's level is its own. With `fade`, also SPEC 4: the
  * population counts where the account has little history (anomaly.amount stayed near
  * 0.42, a Bayes factor of 8 from the population's tail, for ever). */
 static void rich_account(int fade) {
@@ -779,6 +779,14 @@ static void rich_account(int fade) {
 static void test_amount_reason_names_cause(void **state) {
     (void)state;
     rich_account(0);
+}
+
+/* SPEC 4: the population counts where the account has little history; its tail's weight
+ * fades with the account's amounts (anomaly.amount of the account's ordinary payments
+ * stayed near 0.42 for ever). */
+static void test_population_fades(void **state) {
+    (void)state;
+    rich_account(1);
 }
 
 /* A lasting change of level (an account paying about 50 a day, then about 500 a day) is
@@ -932,6 +940,7 @@ int main(void) {
         cmocka_unit_test(test_weekly_recurrence), cmocka_unit_test(test_level_change_learned),
         cmocka_unit_test(test_velocity_reason), cmocka_unit_test(test_compromise_relaxes),
         cmocka_unit_test(test_weekly_recurrence_same_day), cmocka_unit_test(test_amount_reason_names_cause),
+        cmocka_unit_test(test_population_fades),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
