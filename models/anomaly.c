@@ -415,12 +415,18 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
     mo->ok = 1;
 
     /* amount: the account's robust model (shrunk to the population) and the population
-     * tail */
+     * tail. A payment (amount > 0) is scored as it is; a refund (< 0, SPEC 1) by its size
+     * against the account's payments, upper tail only (a partial refund is ordinary, one
+     * larger than the account pays is not); an amount of 0 (a card check, an
+     * authorization without an amount) has no amount signal */
     vg_amount_score_t as;
     memset(&as, 0, sizeof as);
+    const int refund = in->amount < 0;
     double p_pop = 1.0, l_acc = 0, l_pop = 0; /* the account's and the population's parts */
-    if ((on & (1u << VG_ANOMALY_AMOUNT)) && isfinite(in->amount)) {
-        vg_amount_score(&cfg->amount, &st->amount, &pop->prior, in->ts_ms, in->amount, &as);
+    if ((on & (1u << VG_ANOMALY_AMOUNT)) && isfinite(in->amount) && in->amount != 0) {
+        vg_amount_score(&cfg->amount, &st->amount, &pop->prior, in->ts_ms, fabs(in->amount),
+                        &as);
+        if (refund) as.p_lo = 1.0;
         double p = 2.0 * (as.p_hi < as.p_lo ? as.p_hi : as.p_lo);
         if (p > 1) p = 1;
         p_pop = pop_amount_p(pop, mo->amt_bin);
@@ -627,38 +633,40 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
         switch (s) {
         case VG_ANOMALY_AMOUNT: {
             char amt[24], med[24], pct[12]; /* (reason_pct: at most 7 characters) */
-            reason_amount(amt, sizeof amt, in->amount);
+            /* a refund is named as one, by its size */
+            const char *noun = refund ? "refund" : "amount";
+            reason_amount(amt, sizeof amt, fabs(in->amount));
             reason_amount(med, sizeof med, as.median);
             /* the population's tail makes the factor when it outweighs the account's
              * part, or when that part alone would give no reason */
             int pop_drives = l_pop > 0 && p_pop < 0.5 && (l_pop > l_acc || l_acc <= log(3.0));
             if (pop_drives && as.n_eff < 3)
-                snprintf(r, L, "amount %s is large for an account with little amount history "
+                snprintf(r, L, "%s %s is large for an account with little amount history "
                                "(top %s%% of all amounts)",
-                         amt, reason_pct(pct, sizeof pct, 100.0 * p_pop));
+                         noun, amt, reason_pct(pct, sizeof pct, 100.0 * p_pop));
             else if (pop_drives)
                 /* the population's tail is what makes the factor: say so, with what the
                  * account's own amounts say */
-                snprintf(r, L, "amount %s is large (top %s%% of all amounts; account median "
+                snprintf(r, L, "%s %s is large (top %s%% of all amounts; account median "
                                "%s, p=%.2g)",
-                         amt, reason_pct(pct, sizeof pct, 100.0 * p_pop), med, res->p[s]);
+                         noun, amt, reason_pct(pct, sizeof pct, 100.0 * p_pop), med, res->p[s]);
             else if (as.n_eff >= 3 && as.median > 0 && as.ratio >= 1.5)
-                snprintf(r, L, as.ratio < 1e6 ? "amount %s is %.1fx this account's median %s"
-                                              : "amount %s is %.3gx this account's median %s",
-                         amt, as.ratio, med);
+                snprintf(r, L, as.ratio < 1e6 ? "%s %s is %.1fx this account's median %s"
+                                              : "%s %s is %.3gx this account's median %s",
+                         noun, amt, as.ratio, med);
             else if (as.n_eff >= 3 && as.median > 0)
-                snprintf(r, L, "amount %s is unusual for this account (median %s, p=%.2g)",
-                         amt, med, res->p[s]);
+                snprintf(r, L, "%s %s is unusual for this account (median %s, p=%.2g)",
+                         noun, amt, med, res->p[s]);
             else if (p_pop < 0.5 && as.p_hi <= as.p_lo)
                 /* little history (the model's weight of kept amounts, not a count of
                  * payments: it printed "an account with 1 payments" for one with 3) */
-                snprintf(r, L, "amount %s is large for an account with little amount history "
+                snprintf(r, L, "%s %s is large for an account with little amount history "
                                "(top %s%% of all amounts)",
-                         amt, reason_pct(pct, sizeof pct, 100.0 * p_pop));
+                         noun, amt, reason_pct(pct, sizeof pct, 100.0 * p_pop));
             else
-                snprintf(r, L, "amount %s is unusually %s for an account with little amount "
+                snprintf(r, L, "%s %s is unusually %s for an account with little amount "
                                "history (p=%.2g)",
-                         amt, as.p_hi <= as.p_lo ? "large" : "small", res->p[s]);
+                         noun, amt, as.p_hi <= as.p_lo ? "large" : "small", res->p[s]);
             break;
         }
         case VG_ANOMALY_TIME:
@@ -742,7 +750,9 @@ static void pop_refresh_prior(vg_anomaly_pop_t *pop) {
 
 static void pop_learn(vg_anomaly_pop_t *pop, const vg_anomaly_input_t *in, int how, int bin) {
     const uint32_t on = pop->cfg.signals;
-    if ((on & (1u << VG_ANOMALY_AMOUNT)) && isfinite(in->amount)) {
+    if ((on & (1u << VG_ANOMALY_AMOUNT)) && isfinite(in->amount) && in->amount > 0) {
+        /* the population's amounts are payments (refunds and zeros are scored against
+         * them, not learned) */
         pop->amt_hist[bin] += 1.0;
         pop->amt_total += 1.0;
     }
@@ -827,7 +837,9 @@ void vg_anomaly_learn(vg_anomaly_pop_t *pop, vg_anomaly_state_t *st,
     st->tick++;
     int anomalous = res->posterior > 0.5;
     int keep_out = anomalous && st->skip_run < VG_ANOMALY_SKIP_MAX;
-    int has_amt = (on & (1u << VG_ANOMALY_AMOUNT)) && isfinite(in->amount);
+    /* only payments teach the amount model: a refund (amount < 0) or an amount of 0 is
+     * scored against it and learned nowhere else than in the other signals */
+    int has_amt = (on & (1u << VG_ANOMALY_AMOUNT)) && isfinite(in->amount) && in->amount > 0;
     {
         /* the first event of a day arms the recurrence of its weekday when the previous
          * such day had an amount kept out (a payment that comes back a week later), and
@@ -918,12 +930,14 @@ void vg_anomaly_learn(vg_anomaly_pop_t *pop, vg_anomaly_state_t *st,
              * spend rate's */
             st->burst_spend =
                 spend_f(st->burst_spend * decay +
-                        (isfinite(in->amount) && !keep_out ? fabs(in->amount) : 0.0));
+                        (isfinite(in->amount) && in->amount > 0 && !keep_out ? in->amount
+                                                                              : 0.0));
         }
     } else {
         st->first_ts = in->ts_ms;
         st->burst = 1.0f;
-        st->burst_spend = isfinite(in->amount) ? spend_f(fabs(in->amount)) : 0.0f;
+        st->burst_spend =
+            isfinite(in->amount) && in->amount > 0 ? spend_f(in->amount) : 0.0f;
     }
     st->p_comp = (float)res->signal[VG_ANOMALY_COMPROMISE];
     if (st->n == 0 || in->ts_ms > st->last_ts) st->last_ts = in->ts_ms;

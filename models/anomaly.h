@@ -178,7 +178,9 @@ void vg_anomaly_state_reset(vg_anomaly_state_t *st);
 
 typedef struct vg_anomaly_input {
     int64_t ts_ms;
-    double amount;                 /* NaN: no amount */
+    double amount;                 /* NaN: no amount; 0: no amount signal; < 0: a refund,
+                                      scored by its size against the payments (SPEC 1);
+                                      only payments (> 0) are learned as amounts */
     vg_str_t cat[VG_ANOMALY_CAT__COUNT]; /* borrowed; p == NULL: absent */
 } vg_anomaly_input_t;
 

@@ -789,6 +789,76 @@ static void test_population_fades(void **state) {
     rich_account(1);
 }
 
+/* SPEC 1: a negative amount is a refund. A refund of the account's usual amount was scored
+ * as a payment 34 sigma below its usual ones (anomaly.amount 0.96, anomaly.score 0.90) and
+ * raised P(compromised) to 0.37, so the next ordinary payments scored 0.16-0.22; a zero-amount
+ * authorization scored 0.95 (found by a tester). A refund is judged by its size against the
+ * account's payments, upper tail only; an amount of 0 has no amount signal; neither is
+ * learned as a payment. */
+static void test_refunds_and_zero(void **state) {
+    (void)state;
+    vg_anomaly_pop_t *pop = malloc(sizeof *pop);
+    vg_anomaly_state_t *st = malloc(sizeof *st), *other = malloc(50 * sizeof *other);
+    assert_non_null(pop);
+    assert_non_null(st);
+    assert_non_null(other);
+    rs = 3;
+    vg_anomaly_pop_init(pop, NULL, 1);
+    vg_anomaly_state_init(st);
+    for (int k = 0; k < 50; k++) vg_anomaly_state_init(&other[k]);
+    const int64_t t0 = 1767268800000LL; /* 2026-01-01T12:00Z */
+    vg_anomaly_result_t r;
+    for (int i = 0; i < 30; i++) {
+        int64_t ts = t0 + i * 24 * HOUR;
+        for (int k = 0; k < 50; k++) {
+            vg_anomaly_input_t in = mk(ts + (k + 1) * 60000, 20 + 60 * runif(), "mx", NULL);
+            vg_anomaly_process(pop, &other[k], &in, &r);
+        }
+        vg_anomaly_input_t in = mk(ts, 50.0 + i % 5, "m1", NULL);
+        vg_anomaly_process(pop, st, &in, &r);
+    }
+    int64_t ts = t0 + 29 * 24 * HOUR + HOUR / 2;
+    vg_anomaly_state_t before = *st;
+    /* a refund of the usual amount, and a partial one, are ordinary */
+    static const double ordinary[] = {-52.0, -10.0, -0.5};
+    for (int i = 0; i < 3; i++) {
+        vg_anomaly_input_t in = mk(ts, ordinary[i], "m1", NULL);
+        vg_anomaly_score(pop, st, &in, &r);
+        assert_true(r.present & (1u << VG_ANOMALY_AMOUNT));
+        assert_true(r.signal[VG_ANOMALY_AMOUNT] < 0.3);
+        assert_true(r.score < 0.1);
+    }
+    /* a refund 10 times what the account pays is not */
+    vg_anomaly_input_t in = mk(ts, -520.0, "m1", NULL);
+    vg_anomaly_score(pop, st, &in, &r);
+    assert_true(r.signal[VG_ANOMALY_AMOUNT] > 0.5);
+    assert_int_equal(r.reason_signal[0], VG_ANOMALY_AMOUNT);
+    assert_non_null(strstr(r.reason[0], "refund 520.00 is"));
+    /* an amount of 0: no amount signal */
+    in = mk(ts, 0.0, "m1", NULL);
+    vg_anomaly_score(pop, st, &in, &r);
+    assert_false(r.present & (1u << VG_ANOMALY_AMOUNT));
+    assert_true(r.score < 0.1);
+    /* the usual refund, then three ordinary payments: no "recent anomalies" */
+    in = mk(ts, -52.0, "m1", NULL);
+    vg_anomaly_process(pop, st, &in, &r);
+    assert_true(r.signal[VG_ANOMALY_COMPROMISE] < 0.05);
+    assert_true(memcmp(&st->amount, &before.amount, sizeof st->amount) == 0); /* not learned */
+    in = mk(ts + HOUR, 0.0, "m1", NULL);
+    vg_anomaly_process(pop, st, &in, &r);
+    assert_true(memcmp(&st->amount, &before.amount, sizeof st->amount) == 0);
+    for (int k = 0; k < 3; k++) {
+        in = mk(t0 + (30 + k) * 24 * HOUR, 51.0, "m1", NULL);
+        vg_anomaly_process(pop, st, &in, &r);
+        assert_true(r.score < 0.05);
+        for (int j = 0; j < r.nreasons; j++)
+            assert_int_not_equal(r.reason_signal[j], VG_ANOMALY_COMPROMISE);
+    }
+    free(other);
+    free(st);
+    free(pop);
+}
+
 /* A lasting change of level (an account paying about 50 a day, then about 500 a day) is
  * learned after VG_ANOMALY_SKIP_MAX anomalous payments in a row, as docs/anomaly.md says:
  * the next payments are ordinary for the amount signal. (It took 16.) */
@@ -940,7 +1010,7 @@ int main(void) {
         cmocka_unit_test(test_weekly_recurrence), cmocka_unit_test(test_level_change_learned),
         cmocka_unit_test(test_velocity_reason), cmocka_unit_test(test_compromise_relaxes),
         cmocka_unit_test(test_weekly_recurrence_same_day), cmocka_unit_test(test_amount_reason_names_cause),
-        cmocka_unit_test(test_population_fades),
+        cmocka_unit_test(test_population_fades), cmocka_unit_test(test_refunds_and_zero),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
