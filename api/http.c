@@ -258,6 +258,30 @@ static int match(char *buf, int raw, vg_req_t *q, route_def_t *d) {
     return 404;
 }
 
+/* Why the request method is not an RFC 9110 token (1*tchar), NULL when it is one. `uri` is
+ * where libmicrohttpd's URI starts in the same buffer (on_uri), or NULL when unknown:
+ * libmicrohttpd (0.9.75) cuts the request line at its first space and ends the method
+ * there with a NUL, so anything but spaces between the method's end (as strlen sees it)
+ * and the URI is the rest of a method that had a NUL byte (`DELETE\0JUNK` was taken for
+ * DELETE). */
+static const char *method_bad(const char *m, const char *uri) {
+    size_t n = strlen(m);
+    if (uri) {
+        const char *p = m + n + 1;
+        while (p < uri && *p == ' ') p++;
+        if (p != uri) return "the request method has a NUL byte";
+    }
+    if (n == 0) return "the request line has no method";
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)m[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              (ch && strchr("!#$%&'*+-.^_`|~", ch))))
+            return "the request method is not an HTTP token (RFC 9110: letters, digits and "
+                   "!#$%&'*+-.^_`|~)";
+    }
+    return NULL;
+}
+
 static int method_bit(const char *m) {
     if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) return M_GET;
     if (strcmp(m, "PUT") == 0) return M_PUT;
@@ -306,6 +330,10 @@ typedef struct conns {
     pthread_t thr;
     int64_t logged_us;         /* the last log line (one a second at most) */
     uint64_t cut_unlogged;     /* connections cut since then */
+    /* libmicrohttpd's own messages (mhd_log): one line a second at most too */
+    int64_t mhd_logged_us;     /* the last one written */
+    uint64_t mhd_unlogged;     /* messages not written since then */
+    char mhd_last[256];        /* the last of them */
 } conns_t;
 
 /* The longest request path routed (414 above it): a list item is up to 1024 bytes, so
@@ -330,6 +358,9 @@ typedef struct req_state {
     int late;            /* the body took longer than request-timeout: 408 */
     int done;            /* a response was queued on the first call */
     int started;         /* on_request has seen the request */
+    int bad_escape;      /* the raw URI has a '%' without two hex digits: 1 + its offset */
+    char escape[4];      /* then that '%' and the (at most 2) bytes after it */
+    const char *uri_at;  /* the raw URI in libmicrohttpd's buffer (on_uri), NULL if unknown */
     int nul_in_uri;      /* the raw URI has %00 (libmicrohttpd decodes it into a NUL), or
                             a NUL byte itself (libmicrohttpd's string ends there) */
     int close_after;     /* framing RFC 9112 wants closed after the answer: chunked with a
@@ -363,6 +394,12 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
          * that had a NUL byte (DELETE /v1/accounts/victim\0/x erased `victim`) */
         const char *after = uri + strlen(uri) + 1;
         rs->nul_in_uri = strstr(uri, "%00") != NULL || strncmp(after, "HTTP/", 5) != 0;
+        rs->uri_at = *uri ? uri : NULL;   /* "" without a URI: not in the buffer */
+        for (const char *p = uri; *p && !rs->bad_escape; p++)
+            if (*p == '%' && (hexval(p[1]) < 0 || hexval(p[2]) < 0)) {
+                rs->bad_escape = 1 + (int)(p - uri);
+                snprintf(rs->escape, sizeof rs->escape, "%s", p);
+            }
         rs->raw = strndup(uri, strcspn(uri, "?"));
     }
     return rs;
@@ -439,6 +476,33 @@ static void header_started(vg_api_t *a, struct MHD_Connection *c) {
     pthread_mutex_unlock(&cs->mu);
 }
 
+/* libmicrohttpd's messages (MHD_OPTION_EXTERNAL_LOGGER): it writes one line per malformed
+ * request (`Error processing request (HTTP response code is 400 (Bad Request)). Closing
+ * connection.`), so a client sending them grew the log at network speed. One a second is
+ * written as it is; the others are counted and summed up by conns_main a second later. */
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+    vg_api_t *a = cls;
+    conns_t *cs = a->conns;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
+    if (!cs) {
+        fprintf(stderr, "%s\n", line);
+        return;
+    }
+    pthread_mutex_lock(&cs->mu);
+    int64_t now = mono_us();
+    if (!cs->mhd_logged_us || now - cs->mhd_logged_us >= 1000000) {
+        fprintf(stderr, "%s\n", line);
+        cs->mhd_logged_us = now;
+    } else {
+        cs->mhd_unlogged++;
+        snprintf(cs->mhd_last, sizeof cs->mhd_last, "%s", line);
+    }
+    pthread_mutex_unlock(&cs->mu);
+}
+
 /* The housekeeping thread: four times a second, shuts down the connections whose
  * request headers are later than request-timeout. */
 static void *conns_main(void *arg) {
@@ -472,6 +536,13 @@ static void *conns_main(void *arg) {
                     (long long)a->cfg->request_timeout_ms);
             cs->cut_unlogged = 0;
             cs->logged_us = now;
+        }
+        if (cs->mhd_unlogged && now - cs->mhd_logged_us >= 1000000) {
+            fprintf(stderr, "vigil serve: %" PRIu64 " more libmicrohttpd message%s not shown "
+                    "(one a second at most), the last: %s\n", cs->mhd_unlogged,
+                    cs->mhd_unlogged == 1 ? "" : "s", cs->mhd_last);
+            cs->mhd_unlogged = 0;
+            cs->mhd_logged_us = now;
         }
     }
     pthread_mutex_unlock(&cs->mu);
@@ -1055,15 +1126,20 @@ static void dispatch(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     }
 }
 
+/* 1 when the NUL-terminated s is valid UTF-8. */
+static int is_utf8(const char *s) {
+    const unsigned char *u = (const unsigned char *)s;
+    size_t n = strlen(s), k;
+    for (size_t j = 0; j < n; j += k)
+        if (!(k = vg_utf8_seq(u + j, n - j))) return 0;
+    return 1;
+}
+
 /* 1 when every path segment of q is valid UTF-8 (after libmicrohttpd's percent
  * decoding). */
 static int segs_utf8(const vg_req_t *q) {
-    for (int i = 0; i < q->nseg; i++) {
-        const unsigned char *s = (const unsigned char *)q->seg[i];
-        size_t n = strlen(q->seg[i]), k;
-        for (size_t j = 0; j < n; j += k)
-            if (!(k = vg_utf8_seq(s + j, n - j))) return 0;
-    }
+    for (int i = 0; i < q->nseg; i++)
+        if (!is_utf8(q->seg[i])) return 0;
     return 1;
 }
 
@@ -1113,6 +1189,11 @@ static enum MHD_Result query_cb(void *cls, enum MHD_ValueKind kind, const char *
                       key, key);
     else if (!*value && !qc->empty_ok)
         vg_resp_error(qc->r, 400, "bad_request", "query parameter '%s' is empty", key);
+    else if (!is_utf8(value))
+        /* as a path segment: no account, rule or target is named so (a mis-encoded
+         * filter found nothing, 200 with an empty list, before 2026-12-07) */
+        vg_resp_error(qc->r, 400, "bad_request", "query parameter '%s' is not valid UTF-8",
+                      key);
     else {
         qc->seen |= 1u << i;
         return MHD_YES;
@@ -1365,9 +1446,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         rs->q.conn = c;
         rs->q.start_us = rs->start_us;
         int err = 0;
-        if (rs->nul_in_uri) {
+        const char *mbad = method_bad(method, rs->uri_at);
+        if (mbad) {
+            /* before 2026-12-07 `DELETE<NUL>JUNK /v1/accounts/victim` erased `victim`:
+             * a filter by method saw an unknown method, vigil acted on the cut one */
+            rs->def.route = VG_ROUTE_OTHER;
+            vg_resp_error(&r, 400, "bad_request", "%s", mbad);
+            r.close = 1;
+            err = 1;
+        } else if (rs->nul_in_uri) {
             rs->def.route = VG_ROUTE_OTHER;
             vg_resp_error(&r, 400, "bad_request", "the URL has a NUL byte (%%00)");
+            err = 1;
+        } else if (rs->bad_escape) {
+            /* libmicrohttpd keeps `%zz`, `%4` and a last `%` as they are: before
+             * 2026-12-07 /v1/accounts/%zz named the account "%zz" */
+            rs->def.route = VG_ROUTE_OTHER;
+            vg_resp_error(&r, 400, "bad_request", "the URL has a malformed percent-escape "
+                          "'%s' at byte %d (a %% is followed by two hex digits)", rs->escape,
+                          rs->bad_escape - 1);
             err = 1;
         } else if (check_headers(c, version, &r, &rs->close_after) != 0) {
             rs->def.route = VG_ROUTE_OTHER;
@@ -1572,6 +1669,7 @@ int vg_api_listen(vg_api_t *a, char *errbuf, size_t errlen) {
     a->conns = cs;
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, port, NULL, NULL, on_request, a,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a,   /* first: it applies to the options too */
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
         MHD_OPTION_ARRAY, tls,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)a->cfg->threads,

@@ -11,6 +11,7 @@
  * The ruleset is swapped whole in the engine between two events.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -701,8 +702,15 @@ void vg_h_rule_rollback(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
             return;
         }
         char *end;
+        errno = 0;
         want = *qv >= '0' && *qv <= '9' ? strtoll(qv, &end, 10) : 0;
         if (want > 0 && *end) want = 0; /* "1abc": refused below, not read as 1 */
+        if (want > 0 && errno == ERANGE) {
+            /* it was clamped to 2^63 - 1, and a version of that number looked for */
+            vg_resp_error(r, 400, "bad_request", "version %.40s%s is out of range (at most "
+                          "%lld)", qv, strlen(qv) > 40 ? "..." : "", (long long)INT64_MAX);
+            return;
+        }
     } else {
         json_error_t je;
         json_t *b = json_loadb(q->body, q->len, JSON_REJECT_DUPLICATES, &je);
