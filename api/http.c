@@ -81,6 +81,25 @@ void vg_resp_error(vg_resp_t *r, int status, const char *code, const char *fmt, 
     vg_buf_puts(&r->body, "}}");
 }
 
+/* Adds `"id":` (the string id[0..n), or null when id is NULL) to the error that
+ * vg_resp_error put in r: a refused event's error.id (docs/api.md, Errors). */
+static void resp_error_id(vg_resp_t *r, const char *id, size_t n) {
+    if (r->body.len < 2) return;
+    r->body.len -= 2;   /* the closing "}}" */
+    vg_buf_puts(&r->body, ",\"id\":");
+    if (id) vg_json_str(&r->body, id, n);
+    else vg_buf_puts(&r->body, "null");
+    vg_buf_puts(&r->body, "}}");
+}
+
+/* A refused event's error.id when its body (or the first bytes of it that were kept)
+ * is s[0..n): the id as far as it can be read (vg_event_peek_id), else null. */
+static void resp_error_peek_id(vg_resp_t *r, const char *s, size_t n) {
+    char id[VG_EVENT_MAX_ID];
+    size_t il = s ? vg_event_peek_id(s, n, id) : 0;
+    resp_error_id(r, il ? id : NULL, il);
+}
+
 int vg_resp_unknown_members(vg_resp_t *r, json_t *o, const char *const *known,
                             const char *what, const char *hint) {
     char names[320];   /* 'a', 'b', ... : each name cut to 64 bytes at a UTF-8 boundary */
@@ -880,6 +899,7 @@ static void score_answer(vg_api_t *a, vg_req_t *q, vg_resp_t *r, int rc,
     }
     if (res->outcome == VG_OUT_BLANK) {
         vg_resp_error(r, 400, "invalid_json", "the body is empty");
+        resp_error_id(r, NULL, 0);
         return;
     }
     r->status = 200;
@@ -1289,6 +1309,21 @@ static size_t route_limit(vg_api_t *a, vg_route_t rt) {
     return mb;
 }
 
+/* The bytes a body may have beyond route_limit: for an event, one trailing newline
+ * (LF or CR LF), which SPEC section 1 does not count in the 64 KiB of a line (replay and
+ * Kafka took a line of 65,536 bytes and its newline; POST /v1/score answered 413 before
+ * 2026-12-07). */
+static size_t route_slack(vg_route_t rt) { return rt == VG_ROUTE_SCORE ? 2 : 0; }
+
+/* The body's length without the one trailing newline (LF or CR LF) an event may have. */
+static size_t event_len(const char *p, size_t n) {
+    if (n && p[n - 1] == '\n') {
+        n--;
+        if (n && p[n - 1] == '\r') n--;
+    }
+    return n;
+}
+
 /* What bounds route_limit, for 413 messages. */
 static const char *limit_why(vg_route_t rt) {
     if (rt == VG_ROUTE_SCORE) return "max-body, and at most 64 KiB for an event";
@@ -1494,9 +1529,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         } else {
             rs->limit = route_limit(a, rs->def.route);
             const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-            if (cl && strtoull(cl, NULL, 10) > rs->limit) {
+            if (cl && strtoull(cl, NULL, 10) > rs->limit + route_slack(rs->def.route)) {
                 vg_resp_error(&r, 413, "too_large", "the body is %.40s bytes, limit %zu (%s)", cl,
                               rs->limit, limit_why(rs->def.route));
+                /* an event not read: its id is not known */
+                if (rs->def.route == VG_ROUTE_SCORE) resp_error_id(&r, NULL, 0);
                 err = 1;
             }
         }
@@ -1515,8 +1552,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             if (body_time(a, c, rs) != 0) return MHD_NO;   /* closes the connection */
         }
         if (!rs->done && !rs->too_large && !rs->late) {
-            if (rs->body.len + *upload_size > rs->limit) rs->too_large = 1;
-            else vg_buf_append(&rs->body, upload, *upload_size);
+            size_t room = rs->limit + route_slack(rs->def.route) - rs->body.len;
+            /* over the limit: its first bytes are kept (an event's id is read there) */
+            if (*upload_size > room) rs->too_large = 1;
+            vg_buf_append(&rs->body, upload, *upload_size > room ? room : *upload_size);
         }
         *upload_size = 0;
         return MHD_YES;
@@ -1559,6 +1598,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     } else if (rs->too_large) {
         vg_resp_error(&r, 413, "too_large", "the body is over the limit of %zu bytes (%s)",
                       rs->limit, limit_why(rs->def.route));
+        if (rs->q.route == VG_ROUTE_SCORE) resp_error_peek_id(&r, rs->body.p, rs->body.len);
+    } else if (rs->q.route == VG_ROUTE_SCORE && event_len(rs->body.p, rs->body.len) > rs->limit) {
+        /* within the slack of a newline, but not one (or more than the line) */
+        size_t el = event_len(rs->body.p, rs->body.len);
+        vg_resp_error(&r, 413, "too_large", "the body is %zu bytes%s, limit %zu (%s)", el,
+                      el < rs->body.len ? " without its newline" : "", rs->limit,
+                      limit_why(rs->def.route));
+        resp_error_peek_id(&r, rs->body.p, rs->body.len);
     } else {
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -1573,7 +1620,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                           rs->body.len == 1 ? " was" : "s were");
         } else {
             rs->q.body = rs->body.p ? rs->body.p : "";
-            rs->q.len = rs->body.len;
+            rs->q.len = rs->q.route == VG_ROUTE_SCORE ? event_len(rs->body.p, rs->body.len)
+                                                      : rs->body.len;
             rs->q.ectx = &x->ectx;
             rs->q.out = &x->out;
             if (rs->q.route == VG_ROUTE_SCORE && a->kafka) {

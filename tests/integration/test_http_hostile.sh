@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test_http_hostile.sh - malformed requests refused rather than guessed at: a NUL byte or
 # a non-token character in the request method, malformed percent-escapes, query values
-# that are not UTF-8, an out-of-range rollback version; libmicrohttpd's own log lines
-# limited to one a second.
+# that are not UTF-8, an out-of-range rollback version; POST /v1/score's error.id on 413
+# and on an empty body, and an event of 64 KiB with its newline; libmicrohttpd's own
+# log lines limited to one a second.
 # Usage: bash test_http_hostile.sh BUILD_DIR SOURCE_DIR
 set -uo pipefail
 source "$(dirname "$0")/http_lib.sh" "$1" "$2"
@@ -89,6 +90,43 @@ expect 400 "j['error']['code'] == 'bad_request' and '99999999999999999999' in j[
     "version 99999999999999999999 is 400 out of range (it was clamped to 2^63 - 1)"
 req POST "$U/v1/rules/cards/rollback?version=9223372036854775807" $A
 expect_error 404 not_found "version 2^63 - 1 is in range: 404, no such version"
+
+echo "--- POST /v1/score: error.id, and a 64 KiB event with its newline"
+python3 - "$TMP" <<'PY'
+import sys
+d = sys.argv[1]
+def ev(i, n):   # an event line of exactly n bytes with id i
+    h = '{"id":"%s","account":"cbig","ts":"2026-12-07T14:00:00Z","amount":5,"pad":"' % i
+    return h + "x" * (n - len(h) - 2) + '"}'
+open(d + "/lf.json", "w", newline="").write(ev("big1", 65536) + "\n")
+open(d + "/crlf.json", "w", newline="").write(ev("big2", 65536) + "\r\n")
+open(d + "/over.json", "w", newline="").write(ev("big3", 65537) + "\n")
+open(d + "/two.json", "w", newline="").write(ev("big4", 65536) + "\n\n")
+open(d + "/huge.json", "w", newline="").write(ev("huge", 200000) + "\n")
+PY
+req POST "$U/v1/score" $A "@$TMP/lf.json"
+expect 200 "j['id'] == 'big1'" "65,536 bytes + LF are decided (as by replay)"
+req POST "$U/v1/score" $A "@$TMP/crlf.json"
+expect 200 "j['id'] == 'big2'" "65,536 bytes + CR LF are decided"
+req POST "$U/v1/score" $A "@$TMP/crlf.json" -H 'Transfer-Encoding: chunked'
+expect 200 "j['id'] == 'big2'" "65,536 bytes + CR LF, chunked, are decided"
+req POST "$U/v1/score" $A "@$TMP/over.json"
+expect 413 "j['error']['code'] == 'too_large' and j['error']['id'] == 'big3'" \
+    "65,537 bytes + LF: 413 with error.id"
+req POST "$U/v1/score" $A "@$TMP/two.json"
+expect 413 "j['error']['id'] == 'big4'" "65,536 bytes + two LF: 413 (one newline only)"
+req POST "$U/v1/score" $A "@$TMP/huge.json"
+expect 413 "j['error']['code'] == 'too_large' and 'id' in j['error'] and j['error']['id'] is None" \
+    "a Content-Length over the limit: 413 with error.id null (the body is not read)"
+req POST "$U/v1/score" $A "@$TMP/huge.json" -H 'Transfer-Encoding: chunked'
+expect 413 "j['error']['id'] == 'huge'" "a chunked body over the limit: 413 with the id read"
+req POST "$U/v1/score" $A ''
+expect 400 "j['error']['code'] == 'invalid_json' and 'id' in j['error'] and j['error']['id'] is None" \
+    "an empty body: 400 with error.id null"
+printf '\n' >"$TMP/nl.json"
+req POST "$U/v1/score" $A "@$TMP/nl.json"
+expect 400 "j['error']['code'] == 'invalid_json' and j['error']['id'] is None" \
+    "a body of one newline: 400 the body is empty, error.id null"
 
 echo "--- libmicrohttpd's log lines: one a second at most"
 python3 - "$PORT" <<'PY'
