@@ -73,6 +73,7 @@
 #include "engine/state.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1676,6 +1677,56 @@ nomem:
     return VG_ENOMEM;
 }
 
+/* A duration as the options take it, in its largest exact unit ("90m", "500ms"). */
+static void fmt_dur(int64_t ms, char *buf, size_t n) {
+    static const struct {
+        int64_t ms;
+        const char *u;
+    } units[] = {{86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (ms && ms % units[i].ms == 0 && (i > 0 || ms >= 2 * 86400000)) {
+            snprintf(buf, n, "%lld%s", (long long)(ms / units[i].ms), units[i].u);
+            return;
+        }
+    snprintf(buf, n, "%lldms", (long long)ms);
+}
+
+/* 1, with the reason in errbuf, when the stored layout record `rec` ("m/layout") was
+ * made with another lateness or dedupe horizon than st's; 0 when it was not, or when it
+ * can't be read (then only the layouts differ). */
+static int options_differ(const vg_state_t *st, const vg_buf_t *rec, char *errbuf,
+                          size_t errlen) {
+    vg_le_rd_t r = {(const unsigned char *)rec->p, rec->len, 0, 0};
+    const char *magic = vg_le_bytes(&r, 6);
+    if (!magic || memcmp(magic, "vglay1", 6) != 0) return 0;
+    uint64_t ng = vg_le_get(&r, 4);
+    if (r.bad || ng > 0xffff) return 0;
+    (void)vg_le_bytes(&r, (size_t)(ng + 1) * 8);
+    int64_t late = (int64_t)vg_le_get(&r, 8), hor = (int64_t)vg_le_get(&r, 8);
+    if (r.bad || late < 0 || hor < 0) return 0;
+    if (late == st->lateness && hor == st->horizon) return 0;
+    char was[96] = "", now[96] = "", d1[32], d2[32], d3[32], d4[32];
+    fmt_dur(late, d1, sizeof d1);
+    fmt_dur(hor, d2, sizeof d2);
+    fmt_dur(st->lateness, d3, sizeof d3);
+    fmt_dur(st->horizon, d4, sizeof d4);
+    if (late != st->lateness && hor != st->horizon) {
+        snprintf(was, sizeof was, "--lateness %s --dedupe-horizon %s", d1, d2);
+        snprintf(now, sizeof now, "--lateness %s --dedupe-horizon %s", d3, d4);
+    } else if (late != st->lateness) {
+        snprintf(was, sizeof was, "--lateness %s", d1);
+        snprintf(now, sizeof now, "--lateness %s", d3);
+    } else {
+        snprintf(was, sizeof was, "--dedupe-horizon %s", d2);
+        snprintf(now, sizeof now, "--dedupe-horizon %s", d4);
+    }
+    if (errbuf && errlen)
+        snprintf(errbuf, errlen, "state in %s was made with %s, and this run has %s; run it "
+                 "with the options it was made with, or use a new --state directory",
+                 vg_store_path(st->store), was, now);
+    return 1;
+}
+
 static void set_apf_lines(vg_state_t *st) {
     size_t b = al8(sizeof(vg_acct_t) + 16) + (st->a_nspecs > 0 ? vg_wstate_size(st->alay) : 0);
     st->apf_lines = b / 64 + 1 > 16 ? 16 : (int)(b / 64 + 1);
@@ -1726,6 +1777,10 @@ vg_state_t *vg_state_new(vg_program_t *p, const vg_state_opts_t *o, char *errbuf
         rc = vg_store_get(st->store, "m/layout", 8, &st->vbuf);
         if (rc == 0) {
             if (st->vbuf.len != L->len || memcmp(st->vbuf.p, L->p, L->len) != 0) {
+                /* other options: refused even where other rules are carried over or
+                 * start empty (a restart with another --lateness or --dedupe-horizon
+                 * must not lose the state) */
+                if (options_differ(st, &st->vbuf, errbuf, errlen)) goto err;
                 if (!o || !o->reset_mismatch) {
                     seterr(errbuf, errlen, "state in % was made by other rules or options",
                            vg_store_path(st->store));

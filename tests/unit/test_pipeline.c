@@ -203,6 +203,29 @@ static void test_checkpoint_resume(void **st) {
                VG_OUT_DECIDED);
     assert_non_null(strstr(out, "\"n\":3,"));
     vg_pipeline_free(pl);
+    /* ... but never with other options (a restart with another --lateness or
+     * --dedupe-horizon started empty and its first checkpoint overwrote the state):
+     * refused, saying which, and the state is kept */
+    o.lateness_ms = 2 * 3600 * 1000LL;
+    pl = vg_pipeline_open(p3, &o, &carried, err, sizeof(err));
+    assert_null(pl);
+    assert_int_equal(reset, 0);
+    assert_non_null(strstr(err, "was made with --lateness 1h, and this run has --lateness 2h"));
+    o.lateness_ms = 3600 * 1000LL;
+    o.dedupe_horizon_ms = 48 * 3600 * 1000LL;
+    pl = vg_pipeline_open(p, &o, &carried, err, sizeof(err));
+    assert_null(pl);
+    assert_int_equal(reset, 0);
+    assert_non_null(strstr(err, "was made with --dedupe-horizon 24h, and this run has "
+                                "--dedupe-horizon 2d"));
+    o.dedupe_horizon_ms = 24 * 3600 * 1000LL;
+    pl = vg_pipeline_open(p, &o, &carried, err, sizeof(err));
+    assert_non_null(pl);
+    assert_int_equal(reset, 0);
+    out = feed(pl, "{\"id\":\"t2\",\"account\":\"a\",\"ts\":1767261600001,\"amount\":50}",
+               VG_OUT_DUPLICATE);
+    assert_non_null(strstr(out, "\"n\":2,\"s\":55"));
+    vg_pipeline_free(pl);
     o.reset_mismatch = 0;
     o.was_reset = NULL;
     vg_prog_unref(p3);

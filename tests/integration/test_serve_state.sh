@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# test_serve_state.sh - what `vigil serve --state` keeps across restarts.
+# 1. A restart with another --lateness or --dedupe-horizon is refused (exit 1, saying
+#    which option and how to proceed), and the state is untouched: a restart with the
+#    options it was made with finds every event again (it used to start empty with one
+#    log line, and its first checkpoint overwrote the state for good).
+# Usage: bash test_serve_state.sh BUILD_DIR SOURCE_DIR
+set -uo pipefail
+source "$(dirname "$0")/http_lib.sh" "$1" "$2"
+
+PORT=$(free_port)
+U=http://127.0.0.1:$PORT
+
+# probe DESCRIPTION N : a dry run of account A counts N events (the probe included)
+probe() {
+    local got
+    got=$(curl -s "$U/v1/score?dry_run=true" \
+        -d '{"id":"probe","account":"A","ts":"2026-12-01T10:10:00Z","amount":1}' |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["features"]["n"])' 2>&1)
+    [ "$got" = "$2" ] && ok "$1: n = $2" || bad "$1: n = $got, expected $2"
+}
+
+# --- 1. other options --------------------------------------------------------------
+mkdir -p "$TMP/r1"
+printf 'feature n = count(30d)\nrule r\n  action alert\n  score 1\n  when n > 1000000\nend\n' \
+    >"$TMP/r1/m.vrl"
+mkdir -p "$TMP/r2"
+printf 'feature n = count(30d)\nfeature s = sum(tx.amount, 1d)\n' >"$TMP/r2/m.vrl"
+S1=(--state "$TMP/s1" --rules "$TMP/r1")
+start_vigil o "$PORT" "${S1[@]}"
+for i in 1 2 3 4 5; do
+    curl -s -o /dev/null "$U/v1/score" \
+        -d "{\"id\":\"e$i\",\"account\":\"A\",\"ts\":\"2026-12-01T10:0$i:00Z\",\"amount\":1}"
+done
+probe "5 events scored" 6
+stop_clean "$PID_o" "clean stop"
+# refused_start DESCRIPTION EXPECTED-MESSAGE ARGS... : serve exits 1 with the message
+refused_start() {
+    local desc=$1 want=$2
+    shift 2
+    local st=0
+    timeout 10 "$VIGIL" serve --http "127.0.0.1:$PORT" "$@" >"$TMP/refused.log" 2>&1 || st=$?
+    if [ "$st" = 1 ] && grep -qF -- "$want" "$TMP/refused.log"; then
+        ok "$desc: exit 1, '$(head -1 "$TMP/refused.log")'"
+    else
+        bad "$desc: exit $st, expected 1 with '$want': $(cat "$TMP/refused.log")"
+    fi
+}
+refused_start "restart with --lateness 2h" \
+    "was made with --lateness 1h, and this run has --lateness 2h; run it with the options it was made with, or use a new --state directory" \
+    "${S1[@]}" --lateness 2h
+refused_start "restart with --dedupe-horizon 48h" \
+    "was made with --dedupe-horizon 24h, and this run has --dedupe-horizon 2d" \
+    "${S1[@]}" --dedupe-horizon 48h
+refused_start "restart with a shorter --lateness and other rules" \
+    "was made with --lateness 1h, and this run has --lateness 30m" \
+    --state "$TMP/s1" --rules "$TMP/r2" --lateness 30m
+start_vigil o "$PORT" "${S1[@]}"
+probe "restarted with the options it was made with: nothing lost" 6
+curl -s "$U/v1/score" -d '{"id":"e3","account":"A","ts":"2026-12-01T10:03:00Z","amount":1}' \
+    >"$TMP/dup.json"
+python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if j["features"]["n"] == 3 else 1)' \
+    "$TMP/dup.json" && ok "a re-sent event is answered with its original decision" ||
+    bad "re-sent e3: $(cat "$TMP/dup.json")"
+stop_clean "$PID_o" "clean stop"
+
+finish
