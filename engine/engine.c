@@ -601,11 +601,30 @@ int vg_engine_label(vg_engine_t *e, const vg_label_t *lb, int *matched, char *er
 int vg_engine_reset_baseline(vg_engine_t *e, const char *account, size_t len, char *errbuf,
                              size_t errlen) {
     shard_t *s = &e->sh[vg_engine_shard_of(e, account, len)];
+    char err[512];
     pthread_mutex_lock(&s->mu);
-    int rc = s->pl ? vg_pipeline_reset_baseline(s->pl, account, len) : VG_ESTORE;
-    if (!rc) s->changes++;   /* for the next checkpoint (and a dry run's) */
+    /* durable when answered, as an erasure is: what the shard changed before is written
+     * first (a failure changes nothing), then the reset, synchronously (it waited for
+     * the next periodic checkpoint: a kill -9 meanwhile brought the old baseline back) */
+    int rc = !s->pl ? VG_ESTORE : s->store ? shard_checkpoint(s, 0, err, sizeof(err)) : 0;
+    if (rc) {
+        pthread_mutex_unlock(&s->mu);
+        snprintf(errbuf, errlen, "resetting the baseline: %s",
+                 s->pl ? err : vg_strerror(rc));
+        return rc;
+    }
+    rc = vg_pipeline_reset_baseline(s->pl, account, len);
+    if (!rc) s->changes++;   /* for the checkpoint (and a dry run's) */
+    if (rc) {
+        pthread_mutex_unlock(&s->mu);
+        snprintf(errbuf, errlen, "resetting the baseline: %s", vg_strerror(rc));
+        return rc;
+    }
+    if (s->store) rc = shard_checkpoint(s, 1, err, sizeof(err));
     pthread_mutex_unlock(&s->mu);
-    if (rc) snprintf(errbuf, errlen, "resetting the baseline: %s", vg_strerror(rc));
+    if (rc)   /* the reset stays in memory, written by a later checkpoint */
+        snprintf(errbuf, errlen, "the baseline was reset but could not be written yet (a "
+                                 "later checkpoint retries): %s", err);
     return rc;
 }
 

@@ -2519,8 +2519,10 @@ static int score_one(worker_t *w, kreq_t *q) {
         if (rc) return rc;
         q->res->found = 1;
         rc = vg_pipeline_reset_baseline(pt->pl, q->acct, q->alen);
-        if (!rc) pt->unlogged++;   /* a state change for the next checkpoint */
-        return rc;
+        if (rc) return rc;
+        pt->unlogged++;   /* a state change, checkpointed at once: durable when answered,
+                             as an erasure is (it waited for the next checkpoint) */
+        return checkpoint(w, 1) != 0 || w->fatal ? VG_EIO : 0;
     }
     q->res->ruleset = w->ruleset;
     if (q->dry) return dry_score(w, pt, q);

@@ -4,6 +4,8 @@
 #    which option and how to proceed), and the state is untouched: a restart with the
 #    options it was made with finds every event again (it used to start empty with one
 #    log line, and its first checkpoint overwrote the state for good).
+# 2. POST /v1/accounts/{a}/reset-baseline is durable when answered: a kill -9 right
+#    after it does not bring the old baseline back (it waited for the next checkpoint).
 # Usage: bash test_serve_state.sh BUILD_DIR SOURCE_DIR
 set -uo pipefail
 source "$(dirname "$0")/http_lib.sh" "$1" "$2"
@@ -63,5 +65,38 @@ python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if j["fe
     "$TMP/dup.json" && ok "a re-sent event is answered with its original decision" ||
     bad "re-sent e3: $(cat "$TMP/dup.json")"
 stop_clean "$PID_o" "clean stop"
+
+# --- 2. reset-baseline, then kill -9 ----------------------------------------------
+mkdir -p "$TMP/r3"
+printf 'rule odd\n  action review\n  score 10\n  when anomaly.score > 0.999999\nend\n' \
+    >"$TMP/r3/m.vrl"
+S3=(--state "$TMP/s3" --rules "$TMP/r3" --checkpoint-interval 1h)
+# baseline DESCRIPTION N : account B's baseline counts N events
+baseline() {
+    local got
+    got=$(curl -s "$U/v1/accounts/B" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["baseline"]["events"])' 2>&1)
+    [ "$got" = "$2" ] && ok "$1: baseline of $2 events" || bad "$1: baseline events $got, expected $2"
+}
+start_vigil b "$PORT" "${S3[@]}"
+for i in 1 2 3 4 5 6; do
+    curl -s -o /dev/null "$U/v1/score" \
+        -d "{\"id\":\"b$i\",\"account\":\"B\",\"ts\":\"2026-12-01T10:0$i:00Z\",\"amount\":1$i}"
+done
+baseline "6 events scored" 6
+stop_clean "$PID_b" "clean stop (checkpointed)"
+start_vigil b "$PORT" "${S3[@]}"
+baseline "restarted" 6
+req POST "$U/v1/accounts/B/reset-baseline" ""
+[ "$STATUS" = 200 ] && ok "reset-baseline: $BODY" || bad "reset-baseline: $STATUS $BODY"
+baseline "after the reset" 0
+kill -9 "$PID_b"
+wait "$PID_b" 2>/dev/null
+start_vigil b "$PORT" "${S3[@]}"
+baseline "kill -9 right after the reset, restarted: the reset holds" 0
+curl -s -o /dev/null "$U/v1/score" \
+    -d '{"id":"b7","account":"B","ts":"2026-12-01T10:07:00Z","amount":17}'
+baseline "the next event starts a new baseline" 1
+stop_clean "$PID_b" "clean stop"
 
 finish
