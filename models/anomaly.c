@@ -921,17 +921,23 @@ void vg_anomaly_learn(vg_anomaly_pop_t *pop, vg_anomaly_state_t *st,
     if (st->n > 0) {
         /* the decays the score computed, when it did */
         double gap_s = (in->ts_ms - st->last_ts) / 1000.0;
-        if (gap_s < 0) gap_s = 0;
         if (on & (1u << VG_ANOMALY_VELOCITY)) {
-            double decay = same && mo->burst_decay >= 0 ? mo->burst_decay
-                                                        : exp(-gap_s / cfg->burst_tau_s);
-            st->burst = (float)(st->burst * decay + 1.0);
             /* an amount kept out of the baseline is the amount signal's business, not the
              * spend rate's */
-            st->burst_spend =
-                spend_f(st->burst_spend * decay +
-                        (isfinite(in->amount) && in->amount > 0 && !keep_out ? in->amount
-                                                                              : 0.0));
+            double add = isfinite(in->amount) && in->amount > 0 && !keep_out ? in->amount : 0.0;
+            if (gap_s >= 0) {
+                double decay = same && mo->burst_decay >= 0 ? mo->burst_decay
+                                                            : exp(-gap_s / cfg->burst_tau_s);
+                st->burst = (float)(st->burst * decay + 1.0);
+                st->burst_spend = spend_f(st->burst_spend * decay + add);
+            } else {
+                /* an accepted late event: the sums are as of last_ts, where it is already
+                 * -gap_s old, so it weighs e^(gap / tau) as the others do (it counted as a
+                 * fresh event) */
+                double w = exp(gap_s / cfg->burst_tau_s);
+                st->burst = (float)(st->burst + w);
+                st->burst_spend = spend_f(st->burst_spend + add * w);
+            }
         }
     } else {
         st->first_ts = in->ts_ms;

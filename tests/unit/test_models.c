@@ -859,6 +859,58 @@ static void test_refunds_and_zero(void **state) {
     free(pop);
 }
 
+/* The velocity sums weigh each event e^(-age / 60 min) (docs/anomaly.md). An accepted late
+ * event (59 min older than the account's newest) was added as a fresh one (found by a
+ * tester: "7.4 other recent payments" where the weights give 6.89). */
+static void test_velocity_late_event(void **state) {
+    (void)state;
+    vg_anomaly_pop_t *pop = malloc(sizeof *pop);
+    vg_anomaly_state_t *st = malloc(sizeof *st);
+    assert_non_null(pop);
+    assert_non_null(st);
+    vg_anomaly_pop_init(pop, NULL, 1);
+    vg_anomaly_state_init(st);
+    vg_anomaly_result_t r;
+    const int64_t t0 = 1767268800000LL; /* 2026-01-01T12:00Z */
+    for (int k = 0; k < 30; k++) {
+        vg_anomaly_input_t in = mk(t0 + k * 24 * HOUR, 50.0, "m1", NULL);
+        vg_anomaly_process(pop, st, &in, &r);
+    }
+    int64_t base = t0 + 30 * 24 * HOUR;
+    vg_anomaly_input_t in = mk(base, 50.0, "m1", NULL); /* the newest, 12:00 */
+    vg_anomaly_process(pop, st, &in, &r);
+    double b0 = st->burst, s0 = st->burst_spend;
+    in = mk(base - 59 * 60000, 50.0, "m1", NULL); /* 11:01, arrives after 12:00 */
+    vg_anomaly_process(pop, st, &in, &r);
+    assert_true(st->last_ts == base);
+    assert_true(fabs(st->burst - (b0 + exp(-59.0 / 60))) < 1e-4);
+    assert_true(fabs(st->burst_spend - (s0 + 50 * exp(-59.0 / 60))) < 1e-3);
+    /* the tester's stream: payments at 12:01 .. 12:07; at 12:07 the others weigh
+     * e^-7/60 (12:00), e^-66/60 (11:01) and e^-k/60 for k = 1..6 */
+    for (int k = 1; k <= 7; k++) {
+        in = mk(base + k * 60000, 50.0, "m1", NULL);
+        vg_anomaly_score(pop, st, &in, &r);
+        if (k == 7) {
+            double want = exp(-7 / 60.0) + exp(-66 / 60.0);
+            for (int j = 1; j <= 6; j++) want += exp(-j / 60.0);
+            /* (+ the day before's payment, e^-24 h: nothing) */
+            int seen = 0;
+            for (int i = 0; i < r.nreasons; i++) {
+                if (r.reason_signal[i] != VG_ANOMALY_VELOCITY) continue;
+                double got = -1;
+                if (sscanf(r.reason[i], "%lf other recent", &got) == 1) {
+                    seen = 1;
+                    assert_true(fabs(got - want) < 0.051);
+                }
+            }
+            assert_true(seen);
+        }
+        vg_anomaly_learn(pop, st, &in, &r);
+    }
+    free(st);
+    free(pop);
+}
+
 /* A lasting change of level (an account paying about 50 a day, then about 500 a day) is
  * learned after VG_ANOMALY_SKIP_MAX anomalous payments in a row, as docs/anomaly.md says:
  * the next payments are ordinary for the amount signal. (It took 16.) */
@@ -1011,6 +1063,7 @@ int main(void) {
         cmocka_unit_test(test_velocity_reason), cmocka_unit_test(test_compromise_relaxes),
         cmocka_unit_test(test_weekly_recurrence_same_day), cmocka_unit_test(test_amount_reason_names_cause),
         cmocka_unit_test(test_population_fades), cmocka_unit_test(test_refunds_and_zero),
+        cmocka_unit_test(test_velocity_late_event),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
