@@ -1643,7 +1643,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 }
 
 /* A PEM file's text (at most 1 MiB), NUL-terminated, malloc'ed; NULL with errbuf. */
-static char *read_pem(const char *path, const char *what, char *errbuf, size_t errlen) {
+char *vg_api_read_pem(const char *path, const char *what, char *errbuf, size_t errlen) {
     char why[400];
     FILE *f = vg_file_fopen(path, why, sizeof why);   /* a FIFO: no wait for a writer */
     if (!f) {
@@ -1691,8 +1691,8 @@ int vg_api_listen(vg_api_t *a, char *errbuf, size_t errlen) {
     struct MHD_OptionItem tls[4] = {{MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL},
                                     {MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL}};
     if (a->cfg->tls_cert && a->cfg->tls_key) {
-        if (!(a->tls_cert_pem = read_pem(a->cfg->tls_cert, "tls-cert", errbuf, errlen)) ||
-            !(a->tls_key_pem = read_pem(a->cfg->tls_key, "tls-key", errbuf, errlen))) {
+        if (!(a->tls_cert_pem = vg_api_read_pem(a->cfg->tls_cert, "tls-cert", errbuf, errlen)) ||
+            !(a->tls_key_pem = vg_api_read_pem(a->cfg->tls_key, "tls-key", errbuf, errlen))) {
             free(a->tls_cert_pem);
             a->tls_cert_pem = NULL;
             return VG_EINVAL;

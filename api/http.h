@@ -152,6 +152,9 @@ void vg_api_free(vg_api_t *a);
 
 /* Starts serving on cfg->http. 0 or VG_EIO with a reason in errbuf. */
 int vg_api_listen(vg_api_t *a, char *errbuf, size_t errlen);
+/* A PEM file (tls-cert, tls-key: `what`) read whole (at most 1 MiB), for the caller to
+ * free; NULL with the reason in errbuf (unreadable, empty, not PEM). */
+char *vg_api_read_pem(const char *path, const char *what, char *errbuf, size_t errlen);
 /* Stops accepting and waits for the handlers to finish. Can't fail. */
 void vg_api_stop(vg_api_t *a);
 /* The address this instance advertises as a partition's owner (Redis vigil:owners:):

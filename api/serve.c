@@ -11,12 +11,15 @@
 #include "api/serve.h"
 
 #include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -89,6 +92,70 @@ static void on_redis_sync(void *ctx) {
     for (int i = 0; i < n; i++) on_assign(a, parts[i]);
 }
 
+/* The HTTP address, bound (not listened on: a connection is refused until the API
+ * answers) before anything else starts: an address in use (another instance given the
+ * same port), not of this host or not allowed stops the start before the state is
+ * opened and, with Kafka, before the consumers join the group (they joined first, and
+ * every instance of the group gave up and took back its partitions at each try under a
+ * supervisor). With SO_REUSEADDR, as libmicrohttpd binds, so that it binds beside it
+ * (the reservation is closed once it did), and the TIME_WAIT connections of a stopped
+ * instance do not refuse it. Returns the socket, -2 for port 0 (a free one: nothing
+ * to reserve), or -1 with errbuf. */
+static int reserve_http(const vg_config_t *cfg, char *errbuf, size_t errlen) {
+    struct sockaddr_storage sa;
+    if (vg_config_http_addr(cfg->http, &sa, errbuf, errlen) != 0) return -1;
+    int v6 = sa.ss_family == AF_INET6;
+    const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&sa;
+    const struct sockaddr_in *s4 = (const struct sockaddr_in *)&sa;
+    if ((v6 ? s6->sin6_port : s4->sin_port) == 0) return -2;
+    int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, e = 0;
+    if (fd < 0) e = errno;
+    else if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) e = errno;
+    if (!e && v6) {   /* [::]: IPv4 too, as vg_api_listen makes it (dual stack) */
+        int only = !IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr);
+        if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &only, sizeof only) != 0) e = errno;
+    }
+    if (!e && bind(fd, (const struct sockaddr *)&sa,
+                   v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in)) != 0)
+        e = errno;
+    if (!e) return fd;
+    if (fd >= 0) close(fd);
+    snprintf(errbuf, errlen, "cannot listen on %s: %s", cfg->http, strerror(e));
+    return -1;
+}
+
+static enum MHD_Result no_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *data,
+                                  size_t *size, void **ctx) {
+    (void)cls, (void)c, (void)url, (void)method, (void)version, (void)data, (void)size;
+    (void)ctx;
+    return MHD_NO;
+}
+
+/* tls-cert and tls-key, read and loaded as vg_api_listen loads them (a daemon without a
+ * listening socket), before anything else starts, as the address. 0 or -1 with errbuf. */
+static int check_tls(const vg_config_t *cfg, char *errbuf, size_t errlen) {
+    if (!cfg->tls_cert || !cfg->tls_key) return 0;
+    char *cert = vg_api_read_pem(cfg->tls_cert, "tls-cert", errbuf, errlen);
+    char *key = cert ? vg_api_read_pem(cfg->tls_key, "tls-key", errbuf, errlen) : NULL;
+    int rc = -1;
+    if (key) {
+        struct MHD_Daemon *d = MHD_start_daemon(
+            MHD_USE_TLS | MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL, no_request, NULL,
+            MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_END);
+        if (d) {
+            MHD_stop_daemon(d);
+            rc = 0;
+        } else {
+            snprintf(errbuf, errlen, "cannot listen on %s with HTTPS: refused (are tls-cert and "
+                     "tls-key a PEM certificate and its private key?)", cfg->http);
+        }
+    }
+    free(cert);
+    free(key);
+    return rc;
+}
+
 static vg_serve_kafka_t *start_kafka(vg_api_t *a, const vg_config_t *cfg, char *errbuf,
                                      size_t errlen) {
     vg_serve_kafka_cfg_t kc = {
@@ -155,9 +222,17 @@ int vg_cmd_serve(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     char err[1024];
+    int reserved = reserve_http(cfg, err, sizeof(err));   /* closed once the API listens */
+    if (reserved == -1 || check_tls(cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "vigil serve: %s\n", err);
+        if (reserved >= 0) close(reserved);
+        vg_config_free(cfg);
+        return 1;
+    }
     vg_api_t *a = vg_api_new(cfg, err, sizeof(err));
     if (!a) {
         fprintf(stderr, "vigil serve: %s\n", err);
+        if (reserved >= 0) close(reserved);
         vg_config_free(cfg);
         return 1;
     }
@@ -172,6 +247,7 @@ int vg_cmd_serve(int argc, char **argv) {
     if (cfg->kafka && !(kafka = start_kafka(a, cfg, err, sizeof(err)))) {
         vg_redis_on_sync(a->redis, NULL, NULL);
         fprintf(stderr, "vigil serve: %s\n", err);
+        if (reserved >= 0) close(reserved);
         vg_api_free(a);
         vg_config_free(cfg);
         return 1;
@@ -186,12 +262,15 @@ int vg_cmd_serve(int argc, char **argv) {
             vg_redis_on_sync(a->redis, NULL, NULL);
             a->kafka = NULL;
             vg_serve_kafka_stop(kafka);
+            if (reserved >= 0) close(reserved);
             vg_api_free(a);
             vg_config_free(cfg);
             return 1;
         }
     }
-    if (vg_api_listen(a, err, sizeof(err)) != 0) {
+    int listen_rc = vg_api_listen(a, err, sizeof(err));
+    if (reserved >= 0) close(reserved);   /* the API's own socket holds the address now */
+    if (listen_rc != 0) {
         fprintf(stderr, "vigil serve: %s\n", err);
         vg_redis_on_sync(a->redis, NULL, NULL);
         pthread_mutex_lock(&a->mu);
