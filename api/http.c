@@ -517,7 +517,9 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
         cs->mhd_logged_us = now;
     } else {
         cs->mhd_unlogged++;
-        snprintf(cs->mhd_last, sizeof cs->mhd_last, "%s", line);
+        size_t k = n < sizeof cs->mhd_last ? n : sizeof cs->mhd_last - 1;
+        memcpy(cs->mhd_last, line, k);   /* cut to fit (snprintf "%s" warns of the cut) */
+        cs->mhd_last[k] = 0;
     }
     pthread_mutex_unlock(&cs->mu);
 }
