@@ -745,6 +745,19 @@ static void h_metrics(vg_api_t *a, vg_resp_t *r) {
              es.accounts_in_memory, es.keys_in_memory, es.bytes, rs, newest);
     vg_buf_puts(b, line);
     snprintf(line, sizeof(line),
+             "# HELP vigil_state_evictions_total Accounts and by-key states dropped from "
+             "memory to the state store (--mem-budget).\n"
+             "# TYPE vigil_state_evictions_total counter\n"
+             "vigil_state_evictions_total{kind=\"account\"} %" PRIu64 "\n"
+             "vigil_state_evictions_total{kind=\"key\"} %" PRIu64 "\n"
+             "# HELP vigil_state_loads_total Accounts and by-key states read back from the "
+             "state store (evicted ones needed again; after a restart, each one's first use).\n"
+             "# TYPE vigil_state_loads_total counter\n"
+             "vigil_state_loads_total{kind=\"account\"} %" PRIu64 "\n"
+             "vigil_state_loads_total{kind=\"key\"} %" PRIu64 "\n",
+             es.account_evictions, es.key_evictions, es.account_loads, es.key_loads);
+    vg_buf_puts(b, line);
+    snprintf(line, sizeof(line),
              "# HELP vigil_checkpoint_failures_total Checkpoints of the scoring state that "
              "failed (e.g. a full disk); each is retried at the next interval.\n"
              "# TYPE vigil_checkpoint_failures_total counter\nvigil_checkpoint_failures_total %"

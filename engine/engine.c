@@ -55,6 +55,7 @@ typedef struct shard {
     vg_pipeline_t *pl;
     vg_store_t *store;
     uint64_t swapped_decided, swapped_dups, swapped_rejected;   /* of freed pipelines */
+    vg_state_stats_t swapped_st;  /* their states' loads and evictions */
     uint64_t ckpt_decided;       /* shard_mark at its last checkpoint */
     uint64_t changes;            /* labels and baseline resets applied (not decisions) */
     int carried;                 /* the pipeline carried a state of other rules over: not
@@ -67,6 +68,17 @@ static uint64_t shard_mark(shard_t *s) {
     vg_pipeline_stats_t st;
     vg_pipeline_get_stats(s->pl, &st);
     return st.decided + s->changes + ((uint64_t)s->carried << 63);
+}
+
+/* Adds the loads and evictions of state st to *to. */
+static void add_loads(vg_state_stats_t *to, const vg_state_t *st) {
+    if (!st) return;
+    vg_state_stats_t x;
+    vg_state_get_stats(st, &x);
+    to->loads += x.loads;
+    to->key_loads += x.key_loads;
+    to->evictions += x.evictions;
+    to->key_evictions += x.key_evictions;
 }
 
 /* Gives up the cut being encoded by a periodic checkpoint (shard locked): its entries
@@ -402,6 +414,7 @@ static int rebuild(vg_engine_t *e, shard_t *s, vg_program_t *p, int64_t version,
     if (rc) return rc;
     vg_pipeline_stats_t st;
     vg_pipeline_get_stats(s->pl, &st);
+    add_loads(&s->swapped_st, vg_pipeline_state(s->pl));
     vg_pipeline_t *npl = NULL;
     /* the old pipeline must be gone before the new one reads the store */
     vg_pipeline_free(s->pl);
@@ -575,6 +588,12 @@ void vg_engine_get_stats(vg_engine_t *e, vg_engine_stats_t *out) {
             out->keys_in_memory += ss.keys_in_memory;
             out->bytes += ss.bytes;
         }
+        vg_state_stats_t ls = s->swapped_st;
+        if (s->pl) add_loads(&ls, vg_pipeline_state(s->pl));
+        out->account_evictions += ls.evictions - ls.key_evictions;
+        out->key_evictions += ls.key_evictions;
+        out->account_loads += ls.loads;
+        out->key_loads += ls.key_loads;
         out->decided += s->swapped_decided;
         out->duplicates += s->swapped_dups;
         out->rejected += s->swapped_rejected;

@@ -136,6 +136,10 @@ int vg_engine_reset_baseline(vg_engine_t *e, const char *account, size_t len, ch
 typedef struct vg_engine_stats {
     uint64_t decided, duplicates, rejected;
     size_t accounts_in_memory, keys_in_memory, bytes;
+    /* since start (--mem-budget): accounts and by-key states dropped from memory, and
+     * read back from the store (an evicted one needed again; after a restart, every
+     * one's first use) */
+    uint64_t account_evictions, key_evictions, account_loads, key_loads;
 } vg_engine_stats_t;
 /* Sums the shards' statistics (takes each lock briefly). */
 void vg_engine_get_stats(vg_engine_t *e, vg_engine_stats_t *out);

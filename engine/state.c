@@ -262,7 +262,7 @@ struct vg_state {
     size_t ndirty, dcap;
     uint64_t tick;
     size_t bytes;           /* sum of entries' mem */
-    uint64_t loads, key_loads, evictions;
+    uint64_t loads, key_loads, evictions, key_evictions;
     int acct_maybe_stored, key_maybe_stored;
     vg_buf_t kbuf, vbuf, layout;
     int apf_lines;          /* cache lines of a new account's block (name of 16 bytes),
@@ -2555,6 +2555,7 @@ int vg_state_evict(vg_state_t *st) {
         st->bytes -= e->mem;
         ent_free(e);
         st->evictions++;
+        if (e->is_key) st->key_evictions++;
         n++;
     }
     return n;
@@ -2567,6 +2568,7 @@ void vg_state_get_stats(const vg_state_t *st, vg_state_stats_t *out) {
     out->loads = st->loads;
     out->evictions = st->evictions;
     out->key_loads = st->key_loads;
+    out->key_evictions = st->key_evictions;
 }
 
 /* ---- ruleset swap (vg_state_set_program) ------------------------------------------ */

@@ -289,6 +289,7 @@ typedef struct vg_state_stats {
     uint64_t loads;             /* accounts reloaded from the store */
     uint64_t evictions;         /* accounts and keys dropped from memory */
     uint64_t key_loads;         /* by-key states reloaded from the store */
+    uint64_t key_evictions;     /* of `evictions`, the by-key states */
 } vg_state_stats_t;
 void vg_state_get_stats(const vg_state_t *st, vg_state_stats_t *out);
 

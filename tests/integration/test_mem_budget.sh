@@ -68,6 +68,16 @@ for _ in $(seq 1 50); do
 done
 [ -n "$n" ] && [ "$n" -le 200 ] && ok "after the duplicates the budget holds: $n accounts in memory, $(metric vigil_state_bytes) bytes" ||
     fail "after only duplicates, $n accounts stay in memory (state $(metric vigil_state_bytes) bytes, budget 256K)"
+# the evictions and loads are counted (they were not: a budget too small for the
+# traffic showed only as latency)
+ld=$(metric 'vigil_state_loads_total{kind="account"}')
+ev=$(metric 'vigil_state_evictions_total{kind="account"}')
+kl=$(metric 'vigil_state_loads_total{kind="key"}')
+[ -n "$ld" ] && [ "$ld" -ge 3000 ] && ok "vigil_state_loads_total{kind=\"account\"} $ld (3,000 accounts read back)" ||
+    fail "account loads: '$ld', expected >= 3000"
+[ -n "$ev" ] && [ "$ev" -ge 2800 ] && [ "$ev" -le "$ld" ] && ok "vigil_state_evictions_total{kind=\"account\"} $ev" ||
+    fail "account evictions: '$ev', expected 2800..$ld"
+[ -n "$kl" ] && ok "vigil_state_loads_total{kind=\"key\"} $kl (the events have no card or device)" || fail "no key loads metric"
 kill -TERM "$SPID"; wait "$SPID"; SPID=
 [ $failed -eq 0 ] && echo "test_mem_budget: all ok" || echo "test_mem_budget: FAILED"
 exit $failed
