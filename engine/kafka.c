@@ -79,6 +79,7 @@ typedef struct counters {
     _Atomic uint64_t delivery_errors, rewinds, truncated;
     _Atomic uint64_t reprocessed;   /* messages processed again after a rewind */
     _Atomic uint64_t cl_records, cl_restores, cl_restored, cl_seeds, cl_restore_us, cl_chunked;
+    _Atomic uint64_t cl_head_lost;
     _Atomic uint64_t scored, labels, labels_invalid, labels_waits;
     _Atomic int64_t lag;
     _Atomic uint32_t partitions;
@@ -924,6 +925,34 @@ static int cl_restore(worker_t *w, part_t *pt, char *errbuf, size_t errlen) {
                            errbuf, errlen);
     if (rc) return rc;
     pt->cl_seed = r.seed;
+    if (r.head_lost) {
+        INC(w->ct.cl_head_lost, 1);
+        int64_t off = -1;
+        if (r.kept) vg_cl_get_i64(pt->store, VG_CL_MARK_KEY, &off);
+        else pt->cl_wipe = 1;   /* no marker: the first checkpoint starts with a wipe */
+        if (r.kept)
+            logf_(k, 1, "partition %d: changelog %s [%d] starts at offset %" PRId64 ", after "
+                  "this store's position %" PRId64 ", and holds no whole state after that (its "
+                  "first records were deleted: retention, not compaction?): its %" PRIu64
+                  " records are not applied; the local state (checkpoint at input offset %"
+                  PRId64 ") is kept, the input is read again from there, and the state is "
+                  "written to the changelog whole", (int)pt->id, k->topic_cl, (int)pt->id,
+                  r.lo, r.pos, r.records, off);
+        else if (r.lost_mark >= 0)
+            logf_(k, 1, "partition %d: changelog %s [%d] starts at offset %" PRId64 " and holds "
+                  "no whole state (its first records were deleted: retention, not "
+                  "compaction?): its %" PRIu64 " records are not applied; the partition's "
+                  "state starts EMPTY at the last checkpoint's input offset %" PRId64 " (the "
+                  "history of its accounts is lost) and is written to the changelog whole",
+                  (int)pt->id, k->topic_cl, (int)pt->id, r.lo, r.records, r.lost_mark);
+        else
+            logf_(k, 1, "partition %d: changelog %s [%d] starts at offset %" PRId64 " and holds "
+                  "no whole state and no checkpoint (its first records were deleted: "
+                  "retention, not compaction?): its %" PRIu64 " records are not applied; the "
+                  "partition's state starts EMPTY at the input's start",
+                  (int)pt->id, k->topic_cl, (int)pt->id, r.lo, r.records);
+        return 0;
+    }
     if (r.records) {
         INC(w->ct.cl_restores, 1);
         INC(w->ct.cl_restored, r.records);
@@ -3293,6 +3322,7 @@ void vg_kafka_get_stats(const vg_kafka_t *k, vg_kafka_stats_t *s) {
         s->changelog_restores += GET(c->cl_restores);
         s->changelog_restored += GET(c->cl_restored);
         s->changelog_seeds += GET(c->cl_seeds);
+        s->changelog_head_lost += GET(c->cl_head_lost);
         s->scored += GET(c->scored);
         s->labels += GET(c->labels);
         s->labels_invalid += GET(c->labels_invalid);

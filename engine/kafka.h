@@ -345,6 +345,8 @@ typedef struct vg_kafka_stats {
     uint64_t changelog_records;   /* produced to the state changelog */
     uint64_t changelog_chunked;   /* store records produced in chunks (kafka_int.h) */
     uint64_t changelog_restores, changelog_restored, changelog_seeds;
+    uint64_t changelog_head_lost; /* restores that found the changelog's start deleted and
+                                     no whole state in it (docs/kafka.md, State handover) */
     double changelog_restore_s;
     uint64_t scored;              /* events decided by vg_kafka_score (not dry runs) */
     uint64_t labels;              /* labels applied from the labels topic */

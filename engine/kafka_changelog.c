@@ -130,6 +130,50 @@ static int pend_wipe(pend_t *p, vg_store_t *s) {
     return vg_store_scan(s, "", 0, del_cb, p->b) ? VG_ESTORE : 0;
 }
 
+/* The checkpoint's meta records ("m/kafka/..": the input offset, the labels offset) of a
+ * read whose start is gone (head_lost below): the newest value of each, pending (since
+ * the last marker) and committed (by a marker), for a partition started empty at the
+ * last marker. Anything else such a read holds is left out. */
+#define META_PREFIX "m/kafka/"
+#define META_MAX 8
+typedef struct {
+    char k[64];
+    size_t kl;
+    unsigned char v[64];
+    size_t vl;
+} meta_t;
+typedef struct {
+    meta_t pend[META_MAX], done[META_MAX];
+    int npend, ndone;
+} metas_t;
+
+static void meta_set(meta_t *set, int *n, const void *k, size_t kl, const void *v, size_t vl) {
+    int i = 0;
+    while (i < *n && !(set[i].kl == kl && memcmp(set[i].k, k, kl) == 0)) i++;
+    if (i == *n) {
+        if (*n == META_MAX) return;
+        (*n)++;
+    }
+    memcpy(set[i].k, k, kl);
+    set[i].kl = kl;
+    memcpy(set[i].v, v, vl);
+    set[i].vl = vl;
+}
+
+static void meta_keep(metas_t *m, const void *k, size_t kl, const void *v, size_t vl) {
+    size_t pl = strlen(META_PREFIX);
+    if (!v || kl <= pl || kl > sizeof(m->pend[0].k) || vl > sizeof(m->pend[0].v) ||
+        memcmp(k, META_PREFIX, pl) != 0 || vg_cl_is_key(k, kl, VG_CL_POS_KEY))
+        return;
+    meta_set(m->pend, &m->npend, k, kl, v, vl);
+}
+
+static void meta_commit(metas_t *m) {
+    for (int i = 0; i < m->npend; i++)
+        meta_set(m->done, &m->ndone, m->pend[i].k, m->pend[i].kl, m->pend[i].v, m->pend[i].vl);
+    m->npend = 0;
+}
+
 int vg_cl_restore(rd_kafka_t *rc, const char *topic, int32_t part, vg_store_t *s,
                   const atomic_int *stop, vg_buf_t *redo, vg_cl_restore_t *out, char *errbuf,
                   size_t errlen) {
@@ -156,6 +200,13 @@ int vg_cl_restore(rd_kafka_t *rc, const char *topic, int32_t part, vg_store_t *s
     out->pos = pos;
     int64_t from;
     int wipe_first = 0;
+    /* the records before the changelog's low watermark were deleted (retention,
+     * DeleteRecords, the test broker's cap) and this store never read them: what is
+     * left holds the keys changed since, not those written once (the decision template
+     * and shapes, the layout) or not changed since (most accounts). Applied without
+     * them, accounts cannot be decoded: only a wipe read (a seed: the whole state
+     * follows it) makes the read whole again. */
+    int head_lost = 0;
     if (pos < 0) {
         if (hi <= lo) {   /* nothing in the changelog */
             out->seed = has_state;
@@ -164,6 +215,7 @@ int vg_cl_restore(rd_kafka_t *rc, const char *topic, int32_t part, vg_store_t *s
         }
         from = lo;
         wipe_first = 1;
+        head_lost = lo > 0;
     } else if (hi < pos) {   /* the topic was recreated: the local state is the newest */
         out->seed = has_state;
         out->recreated = 1;
@@ -175,6 +227,7 @@ int vg_cl_restore(rd_kafka_t *rc, const char *topic, int32_t part, vg_store_t *s
         from = lo;
         wipe_first = 1;
         out->truncated = 1;
+        head_lost = 1;
     } else {
         from = pos;
     }
@@ -190,7 +243,11 @@ int vg_cl_restore(rd_kafka_t *rc, const char *topic, int32_t part, vg_store_t *s
         snprintf(errbuf, errlen, "out of memory");
         return VG_ENOMEM;
     }
-    if (wipe_first && pend_wipe(&p, s) != 0) goto store_err;
+    /* with its head lost, nothing is applied before a wipe is read (partial) */
+    int partial = head_lost;
+    metas_t meta = {.npend = 0, .ndone = 0};
+    int64_t lost_mark = -1;   /* partial: the last marker's input offset */
+    if (wipe_first && !partial && pend_wipe(&p, s) != 0) goto store_err;
     p.tail_wipe = 0;   /* the local state is not in the changelog's log: a seed covers it */
     int wiped_pending = wipe_first;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
@@ -255,6 +312,17 @@ int vg_cl_restore(rd_kafka_t *rc, const char *topic, int32_t part, vg_store_t *s
         } else if (vg_cl_is_key(k, kl, VG_CL_WIPE_KEY)) {
             if (pend_wipe(&p, s) != 0) rcode = VG_ESTORE;
             wiped_pending = 1;
+            partial = 0;   /* the whole state follows */
+        } else if (partial) {
+            /* not applied: only the meta records and the markers are followed */
+            if (vg_cl_is_key(k, kl, VG_CL_MARK_KEY)) {
+                if (m->payload && m->len == sizeof(int64_t)) {
+                    memcpy(&lost_mark, m->payload, sizeof(lost_mark));
+                    meta_commit(&meta);
+                }
+            } else {
+                meta_keep(&meta, k, kl, m->payload, m->payload ? m->len : 0);
+            }
         } else if (vg_cl_is_key(k, kl, VG_CL_MARK_KEY)) {
             if (!m->payload || m->len != sizeof(int64_t)) {
                 snprintf(errbuf, errlen, "changelog %s [%d] offset %" PRId64
@@ -307,6 +375,39 @@ int vg_cl_restore(rd_kafka_t *rc, const char *topic, int32_t part, vg_store_t *s
     }
     rd_kafka_assign(rc, NULL);
     if (rcode) goto done;
+    if (partial) {
+        /* no wipe read: the changelog does not hold a whole state. A store with a
+         * checkpoint keeps it (an older but whole state: the input is read again from
+         * its offset); else the partition starts empty at the last marker's input
+         * offset (its accounts' history is gone). Either is then written to the
+         * changelog whole (seed), so that later readers find a wipe. */
+        out->head_lost = 1;
+        if (has_state) {
+            out->seed = 1;
+            out->kept = 1;
+            out->pos = pos;
+            goto done;
+        }
+        vg_batch_clear(p.b);
+        if (vg_store_scan(s, "", 0, del_cb, p.b) != 0) goto store_err;
+        for (int i = 0; lost_mark >= 0 && i < meta.ndone; i++)
+            if (!vg_cl_is_key(meta.done[i].k, meta.done[i].kl, VG_CL_MARK_KEY))
+                vg_batch_put(p.b, meta.done[i].k, meta.done[i].kl, meta.done[i].v,
+                             meta.done[i].vl);
+        if (lost_mark >= 0)
+            vg_batch_put(p.b, VG_CL_MARK_KEY, strlen(VG_CL_MARK_KEY), &lost_mark,
+                         sizeof(lost_mark));
+        /* no position: until the seed is written, a restore comes here again */
+        if (vg_store_write(s, p.b, 1, errbuf, errlen) != 0) {
+            rcode = VG_ESTORE;
+            goto done;
+        }
+        out->emptied = 1;
+        out->lost_mark = lost_mark;
+        out->seed = lost_mark >= 0;
+        out->pos = -1;
+        goto done;
+    }
     /* what follows the last marker was never committed: an owner stopped while writing
      * a checkpoint. Its keys are written again with their committed values (redo); a
      * wipe among them, or a changelog without any checkpoint of the local state, needs

@@ -84,6 +84,13 @@ typedef struct vg_cl_restore {
     int tail;                /* an uncommitted tail was found */
     int recreated;           /* the changelog ends before the local position */
     int truncated;           /* the changelog starts after the local position */
+    int head_lost;           /* the changelog's first records were deleted before this
+                                store read them, and no wipe (seed) came after: what it
+                                holds is not a whole state and was not applied */
+    int kept;                /* head_lost: the local checkpoint was kept (seed set) */
+    int emptied;             /* head_lost, no local checkpoint: the store now holds an
+                                empty state at lost_mark (seed set when lost_mark >= 0) */
+    int64_t lost_mark;       /* emptied: the last marker's input offset (-1: none read) */
 } vg_cl_restore_t;
 
 /* 1 when key k[0..kl) is `name`. */

@@ -356,6 +356,9 @@ int vg_kafka_metrics(const vg_kafka_t *k, vg_buf_t *out) {
             "catch up with a label.", s.labels_waits);
     COUNTER("changelog_seeds_total", "Partitions whose whole state was written to the changelog.",
             s.changelog_seeds);
+    COUNTER("changelog_head_lost_total", "Restores whose changelog had lost its start and "
+            "held no whole state: the local state kept, or started empty.",
+            s.changelog_head_lost);
     EMIT("# HELP vigil_kafka_changelog_restore_seconds_total Time spent restoring.\n"
          "# TYPE vigil_kafka_changelog_restore_seconds_total counter\n"
          "vigil_kafka_changelog_restore_seconds_total %.6f\n", s.changelog_restore_s);

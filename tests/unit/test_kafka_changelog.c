@@ -307,12 +307,126 @@ static void test_seed_and_fresh(void **st) {
     vg_buf_deinit(&redo);
 }
 
+/* Pushes the start of cl [part] out: the mock broker keeps at most 5 MiB per partition
+ * (as retention would, older records are dropped). Returns the new low watermark. */
+static int64_t drop_head(fx_t *f, int32_t part) {
+    static char big[256 * 1024];
+    memset(big, 'f', sizeof(big));
+    for (int i = 0; i < 24; i++) put(f, part, "a/filler", big, sizeof(big));   /* 6 MiB */
+    int64_t lo = -1, hi = -1;
+    assert_int_equal(rd_kafka_query_watermark_offsets(f->p, "cl", part, &lo, &hi, 5000), 0);
+    assert_true(lo > 0);
+    return lo;
+}
+
+/* A changelog whose first records are gone (records written once, and the accounts not
+ * changed since, among them) and that holds no wipe after them is not a whole state: a
+ * new store does not apply what is left (it was loaded before, and its accounts could
+ * not be decoded) but starts empty at the last marker's input offset, with the labels
+ * position of that marker, and asks for a seed. */
+static void test_head_lost_fresh(void **st) {
+    fx_t *f = *st;
+    vg_buf_t b, redo;
+    vg_buf_init(&b);
+    vg_buf_init(&redo);
+    put_s(f, 1, "m/dtpl", "T");   /* written once */
+    put_s(f, 1, "a/x", "1");
+    mark(f, 1, 10);
+    int64_t lo = drop_head(f, 1);
+    int64_t lab = 7;
+    put(f, 1, "m/kafka/labels", &lab, sizeof(lab));
+    put_s(f, 1, "a/y", "2");
+    mark(f, 1, 30);
+    put_s(f, 1, "a/z", "3");   /* an unfinished tail */
+    vg_cl_restore_t r;
+    restore(f, 1, &redo, &r);
+    assert_int_equal(r.head_lost, 1);
+    assert_int_equal(r.emptied, 1);
+    assert_int_equal(r.kept, 0);
+    assert_int_equal(r.seed, 1);
+    assert_int_equal(r.lo, lo);
+    assert_int_equal(r.lost_mark, 30);
+    assert_string_equal(get(f, "a/y", &b), "");
+    assert_string_equal(get(f, "a/z", &b), "");
+    assert_string_equal(get(f, "a/filler", &b), "");
+    assert_int_equal(i64(f, VG_CL_MARK_KEY), 30);
+    assert_int_equal(i64(f, "m/kafka/labels"), 7);
+    assert_int_equal(i64(f, VG_CL_POS_KEY), -1);   /* not until the seed is written */
+    assert_int_equal(redo.len, 0);
+    /* restored again before the seed: the same (the empty state is kept) */
+    restore(f, 1, &redo, &r);
+    assert_int_equal(r.head_lost, 1);
+    assert_int_equal(r.kept, 1);
+    assert_int_equal(r.seed, 1);
+    assert_string_equal(get(f, "a/y", &b), "");
+    assert_int_equal(i64(f, VG_CL_MARK_KEY), 30);
+    vg_buf_deinit(&b);
+    vg_buf_deinit(&redo);
+}
+
+/* The same changelog with a seed after the lost start (wipe, the whole state, marker):
+ * a whole state, applied from the wipe on. A store with a checkpoint whose position is
+ * before the changelog's start, over a changelog without a seed, keeps its state. */
+static void test_head_lost_seed_and_kept(void **st) {
+    fx_t *f = *st;
+    vg_buf_t b, redo;
+    vg_buf_init(&b);
+    vg_buf_init(&redo);
+    put_s(f, 1, "a/x", "1");
+    mark(f, 1, 10);
+    drop_head(f, 1);
+    put_s(f, 1, "a/y", "2");
+    mark(f, 1, 30);
+    put_s(f, 1, VG_CL_WIPE_KEY, "1");
+    put_s(f, 1, "m/dtpl", "T");
+    put_s(f, 1, "a/y", "2");
+    mark(f, 1, 30);
+    put_s(f, 1, "a/w", "4");
+    mark(f, 1, 40);
+    vg_cl_restore_t r;
+    restore(f, 1, &redo, &r);
+    assert_int_equal(r.head_lost, 0);
+    assert_int_equal(r.seed, 0);
+    assert_int_equal(r.markers, 2);
+    assert_string_equal(get(f, "m/dtpl", &b), "T");
+    assert_string_equal(get(f, "a/y", &b), "2");
+    assert_string_equal(get(f, "a/w", &b), "4");
+    assert_string_equal(get(f, "a/filler", &b), "");
+    assert_int_equal(i64(f, VG_CL_MARK_KEY), 40);
+    /* a store at position 1 of partition 0, whose start is then dropped */
+    vg_batch_t *bt = vg_batch_new();
+    int64_t off = 5, p1 = 1;
+    vg_batch_put(bt, VG_CL_MARK_KEY, strlen(VG_CL_MARK_KEY), &off, sizeof(off));
+    vg_batch_put(bt, VG_CL_POS_KEY, strlen(VG_CL_POS_KEY), &p1, sizeof(p1));
+    vg_batch_put(bt, "a/old", 5, "9", 1);
+    vg_batch_delete(bt, "a/y", 3);
+    char err[256];
+    assert_int_equal(vg_store_write(f->s, bt, 0, err, sizeof(err)), 0);
+    drop_head(f, 0);
+    put_s(f, 0, "a/new", "7");
+    mark(f, 0, 77);
+    restore(f, 0, &redo, &r);
+    assert_int_equal(r.head_lost, 1);
+    assert_int_equal(r.truncated, 1);
+    assert_int_equal(r.kept, 1);
+    assert_int_equal(r.seed, 1);
+    assert_string_equal(get(f, "a/old", &b), "9");
+    assert_string_equal(get(f, "a/new", &b), "");
+    assert_int_equal(i64(f, VG_CL_MARK_KEY), 5);
+    assert_int_equal(i64(f, VG_CL_POS_KEY), 1);
+    vg_batch_free(bt);
+    vg_buf_deinit(&b);
+    vg_buf_deinit(&redo);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_markers_and_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wipe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seed_and_fresh, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_head_lost_fresh, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_head_lost_seed_and_kept, setup, teardown),
     };
     return cmocka_run_group_tests_name("kafka_changelog", tests, NULL, NULL);
 }
