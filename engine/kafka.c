@@ -259,6 +259,10 @@ struct vg_kafka {
      * neither's; route_crc: requests are routed by CRC32 (librdkafka's default) */
     _Atomic uint32_t keys_mm, keys_crc, keys_neither;
     atomic_int route_crc, warned_neither;
+    /* decided events whose message key is not their account (key_check): counted, the
+     * first of each kind logged */
+    _Atomic uint64_t keys_other, keys_none;
+    atomic_int warned_other, warned_none;
     pthread_mutex_t pmu;
     rd_kafka_t *pub;
     /* an input topic missing at start: this thread waits for it, then sizes the
@@ -2339,6 +2343,49 @@ static int in_recreated(worker_t *w, part_t *pt, const rd_kafka_message_t *m) {
     return 1;
 }
 
+/* The message key of a decided or duplicate event against its account (SPEC section 7:
+ * the producers key events by account, so that an account's events are in one
+ * partition, in order). A message without a key, or keyed otherwise (by card, by
+ * session), is still decided, in the partition it came on: its account's state there
+ * holds only the events that came there, and `vigil replay --partitions` (which routes
+ * by account) decides differently. Counted (vigil_kafka_key_mismatch_total), the first
+ * of each kind logged. One comparison per event. */
+static void key_check(worker_t *w, part_t *pt, const rd_kafka_message_t *m) {
+    vg_kafka_t *k = w->k;
+    if (k->nparts == 1) return;   /* one partition: every account's events are together */
+    const char *acc;
+    size_t al;
+    vg_pipeline_last_account(pt->pl, &acc, &al);
+    if (!acc) return;
+    if (!m->key) {
+        atomic_fetch_add(&k->keys_none, 1);
+        if (!atomic_exchange(&k->warned_none, 1))
+            logf_(k, 1, "%s [%d] offset %" PRId64 ": a message without a key (account '%.*s'); "
+                  "the producers must key each event by its account (SPEC section 7), else "
+                  "an account's events spread over partitions whose states are separate "
+                  "(counted in vigil_kafka_key_mismatch_total{kind=\"none\"}; logged once)",
+                  k->topic_in, (int)m->partition, m->offset, (int)(al > 128 ? 128 : al), acc);
+        return;
+    }
+    if (m->key_len == al && memcmp(m->key, acc, al) == 0) return;
+    atomic_fetch_add(&k->keys_other, 1);
+    if (!atomic_exchange(&k->warned_other, 1)) {
+        char kp[129];   /* the key, at most 128 bytes, control bytes as '?' */
+        size_t kl = m->key_len > 128 ? 128 : m->key_len;
+        for (size_t i = 0; i < kl; i++) {
+            unsigned char c = ((const unsigned char *)m->key)[i];
+            kp[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+        }
+        kp[kl] = 0;
+        logf_(k, 1, "%s [%d] offset %" PRId64 ": the message key '%.*s' is not the event's "
+              "account '%.*s'; the producers must key each event by its account (SPEC "
+              "section 7), else an account's events spread over partitions whose states are "
+              "separate (counted in vigil_kafka_key_mismatch_total{kind=\"other\"}; logged "
+              "once)", k->topic_in, (int)m->partition, m->offset, (int)kl, kp,
+              (int)(al > 128 ? 128 : al), acc);
+    }
+}
+
 static void handle_msg(worker_t *w, part_t *pt, const rd_kafka_message_t *m) {
     vg_kafka_t *k = w->k;
     if (!pt || (pt->next_off >= 0 && m->offset < pt->next_off && !in_recreated(w, pt, m))) {
@@ -2392,6 +2439,7 @@ static void handle_msg(worker_t *w, part_t *pt, const rd_kafka_message_t *m) {
         int act;
         vg_pipeline_last_decision(pt->pl, &act, NULL);
         INC(w->ct.by_decision[act >= 0 && act < 4 ? act : 0], 1);
+        key_check(w, pt, m);
         if (emit_decided(w, pt, d, dl, ts_msg) != 0) return;
         break;
     }
@@ -3345,4 +3393,6 @@ void vg_kafka_get_stats(const vg_kafka_t *k, vg_kafka_stats_t *s) {
     s->route_crc = atomic_load(&k->route_crc);
     s->labels_topic = k->lab_name && !atomic_load(&((vg_kafka_t *)k)->lab_off);
     s->keys_neither = atomic_load(&k->keys_neither);
+    s->keys_other = atomic_load(&k->keys_other);
+    s->keys_none = atomic_load(&k->keys_none);
 }

@@ -362,6 +362,9 @@ typedef struct vg_kafka_stats {
     int labels_topic;             /* 1: labels go through the labels topic (0: none, or it
                                      could not be created) */
     uint32_t keys_neither;        /* sampled keys on neither partitioner's partition */
+    uint64_t keys_other, keys_none; /* decided events keyed by other than their account,
+                                       and without a key (input of more than one
+                                       partition) */
     uint64_t latency_buckets[16]; /* event (Kafka timestamp) to alert acknowledged */
     uint64_t latency_count;
     double latency_sum_s;

@@ -395,6 +395,12 @@ int vg_kafka_metrics(const vg_kafka_t *k, vg_buf_t *out) {
          "their murmur2 nor their CRC32 partition.\n"
          "# TYPE vigil_kafka_keys_misrouted_total counter\nvigil_kafka_keys_misrouted_total "
          "%u\n", s.keys_neither);
+    EMIT("# HELP vigil_kafka_key_mismatch_total Decided events keyed by other than their "
+         "account, or without a key (more than one input partition).\n");
+    EMIT("# TYPE vigil_kafka_key_mismatch_total counter\n"
+         "vigil_kafka_key_mismatch_total{kind=\"other\"} %" PRIu64 "\n"
+         "vigil_kafka_key_mismatch_total{kind=\"none\"} %" PRIu64 "\n",
+         s.keys_other, s.keys_none);
     EMIT("# HELP vigil_kafka_alert_latency_seconds Event (Kafka timestamp) to alert "
          "acknowledged by the broker.\n# TYPE vigil_kafka_alert_latency_seconds histogram\n");
     uint64_t cum = 0;

@@ -78,6 +78,28 @@ for b in bad[:10]:
 print("test_kafka_routing: 40 accounts viewed, 1 scored; %d problems" % len(bad))
 sys.exit(1 if bad else 0)
 PY
+# events keyed by other than their account (a card) and without a key are decided and
+# counted apart, the first of each kind logged (SPEC section 7: keyed by account)
+[ "$(metric 'vigil_kafka_key_mismatch_total{kind="other"}')" = 0 ] &&
+    [ "$(metric 'vigil_kafka_key_mismatch_total{kind="none"}')" = 0 ] ||
+    kt_fail "key mismatches counted for a stream keyed by account"
+for i in 1 2 3; do
+    printf 'card-%d\t{"id":"k%d","account":"keyacct-%d","ts":"2026-12-01T00:00:0%dZ","amount":5}\n' "$i" "$i" "$i" "$i"
+done >"$WORK/other.keyed"
+for i in 1 2; do
+    printf '{"id":"n%d","account":"nokey-%d","ts":"2026-12-01T00:00:0%dZ","amount":5}\n' "$i" "$i" "$i"
+done >"$WORK/none.ndjson"
+kcat -P -b "$BROKER" -t tx -K$'\t' -l "$WORK/other.keyed" 2>>"$WORK/kcat.err" || kt_fail "kcat keyed"
+kcat -P -b "$BROKER" -t tx -l "$WORK/none.ndjson" 2>>"$WORK/kcat.err" || kt_fail "kcat unkeyed"
+for _ in $(seq 300); do [ "$(metric vigil_kafka_messages_total)" = "$((n + 5))" ] && break; sleep 0.1; done
+o=$(metric 'vigil_kafka_key_mismatch_total{kind="other"}')
+z=$(metric 'vigil_kafka_key_mismatch_total{kind="none"}')
+[ "$o" = 3 ] && [ "$z" = 2 ] && echo "ok   key mismatches: other $o, none $z" ||
+    kt_fail "key mismatches: other '$o' (want 3), none '$z' (want 2)"
+[ "$(grep -c "is not the event's account" "$WORK/serve.log")" = 1 ] ||
+    kt_fail "a key other than the account: not logged once"
+[ "$(grep -c "a message without a key" "$WORK/serve.log")" = 1 ] ||
+    kt_fail "a message without a key: not logged once"
 kill -TERM "$SPID"
 kt_wait "$SPID" 60 || kt_fail "serve did not stop cleanly"
 kt_end
