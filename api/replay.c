@@ -759,20 +759,6 @@ static int check_data(run_t *r, const char *opt, const char *now, uint64_t fp) {
     return -1;
 }
 
-/* A duration as the options take it, in its largest exact unit ("90m", "500ms"). */
-static void fmt_dur(int64_t ms, char *buf, size_t n) {
-    static const struct {
-        int64_t ms;
-        const char *u;
-    } units[] = {{86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}};
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-        if (ms && ms % units[i].ms == 0 && (i > 0 || ms >= 2 * 86400000)) {
-            snprintf(buf, n, "%" PRId64 "%s", ms / units[i].ms, units[i].u);
-            return;
-        }
-    snprintf(buf, n, "%" PRId64 "ms", ms);
-}
-
 /* The state was made with other rules or options (replay/rules differs): says which,
  * from the separate records a checkpoint keeps since they exist. */
 static void rules_differ(run_t *r) {
@@ -792,15 +778,15 @@ static void rules_differ(run_t *r) {
                         "modules' file names or contents differ); run it with the rules it "
                         "was made with, or use a new --state directory\n", r->o.state);
     if ((int64_t)late != r->o.lateness_ms) {
-        fmt_dur((int64_t)late, was, sizeof was);
-        fmt_dur(r->o.lateness_ms, now, sizeof now);
+        vg_fmt_duration((int64_t)late, was, sizeof was);
+        vg_fmt_duration(r->o.lateness_ms, now, sizeof now);
         fprintf(stderr, "vigil replay: %s holds state made with --lateness %s, and this run "
                         "has --lateness %s; run it as it was made, or use a new --state "
                         "directory\n", r->o.state, was, now);
     }
     if ((int64_t)hor != r->o.horizon_ms) {
-        fmt_dur((int64_t)hor, was, sizeof was);
-        fmt_dur(r->o.horizon_ms, now, sizeof now);
+        vg_fmt_duration((int64_t)hor, was, sizeof was);
+        vg_fmt_duration(r->o.horizon_ms, now, sizeof now);
         fprintf(stderr, "vigil replay: %s holds state made with --dedupe-horizon %s, and this "
                         "run has --dedupe-horizon %s; run it as it was made, or use a new "
                         "--state directory\n", r->o.state, was, now);
@@ -1090,8 +1076,8 @@ int vg_cmd_replay(int argc, char **argv) {
     }
     if (r.o.horizon_ms < r.o.lateness_ms) {   /* the engine raises it (it did silently) */
         char hor[32], late[32];
-        fmt_dur(r.o.horizon_ms, hor, sizeof hor);
-        fmt_dur(r.o.lateness_ms, late, sizeof late);
+        vg_fmt_duration(r.o.horizon_ms, hor, sizeof hor);
+        vg_fmt_duration(r.o.lateness_ms, late, sizeof late);
         fprintf(stderr, "vigil replay: note: --dedupe-horizon %s is less than --lateness %s; "
                         "it is raised to %s (an event resent within the lateness is always "
                         "recognised)\n", hor, late, late);

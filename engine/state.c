@@ -1677,8 +1677,7 @@ nomem:
     return VG_ENOMEM;
 }
 
-/* A duration as the options take it, in its largest exact unit ("90m", "500ms"). */
-static void fmt_dur(int64_t ms, char *buf, size_t n) {
+void vg_fmt_duration(int64_t ms, char *buf, size_t n) {
     static const struct {
         int64_t ms;
         const char *u;
@@ -1706,10 +1705,10 @@ static int options_differ(const vg_state_t *st, const vg_buf_t *rec, char *errbu
     if (r.bad || late < 0 || hor < 0) return 0;
     if (late == st->lateness && hor == st->horizon) return 0;
     char was[96] = "", now[96] = "", d1[32], d2[32], d3[32], d4[32];
-    fmt_dur(late, d1, sizeof d1);
-    fmt_dur(hor, d2, sizeof d2);
-    fmt_dur(st->lateness, d3, sizeof d3);
-    fmt_dur(st->horizon, d4, sizeof d4);
+    vg_fmt_duration(late, d1, sizeof d1);
+    vg_fmt_duration(hor, d2, sizeof d2);
+    vg_fmt_duration(st->lateness, d3, sizeof d3);
+    vg_fmt_duration(st->horizon, d4, sizeof d4);
     if (late != st->lateness && hor != st->horizon) {
         snprintf(was, sizeof was, "--lateness %s --dedupe-horizon %s", d1, d2);
         snprintf(now, sizeof now, "--lateness %s --dedupe-horizon %s", d3, d4);

@@ -293,6 +293,10 @@ typedef struct vg_state_stats {
 } vg_state_stats_t;
 void vg_state_get_stats(const vg_state_t *st, vg_state_stats_t *out);
 
+/* A duration as the options take it (--lateness, --dedupe-horizon), in its largest exact
+ * unit ("90m", "2d", "500ms"; days only from 2d), in buf. Can't fail. */
+void vg_fmt_duration(int64_t ms, char *buf, size_t n);
+
 /* Deletes every record of an engine state from `store` ("a/", "d/", "k/", "m/layout",
  * "m/dtpl"; the caller's other "m/" records stay), in one write, so that a state made
  * by other rules starts empty. 0, or VG_ESTORE / VG_ENOMEM with a reason in errbuf. */
