@@ -236,6 +236,8 @@ vg_ctl_t *vg_ctl_open(const char *dir, char *errbuf, size_t errlen) {
     rocksdb_options_set_info_log_level(c->opts, 4 /* FATAL: as engine/store.c, a full disk
                                                       must fail writes, not abort */);
     rocksdb_options_set_max_open_files(c->opts, 64);
+    /* a new MANIFEST at each change of files, for an erasure's purge (vg_ctl_purge) */
+    rocksdb_options_set_max_manifest_file_size(c->opts, 0);
     c->ro = rocksdb_readoptions_create();
     c->wo = rocksdb_writeoptions_create();
     char *err = NULL;
@@ -386,6 +388,11 @@ int vg_ctl_scan_written(vg_ctl_t *c, const void *prefix, size_t plen, const void
         return VG_ESTORE;
     }
     return rc;
+}
+
+int vg_ctl_purge(vg_ctl_t *c, const vg_key_range_t *r, int n, char *errbuf, size_t errlen) {
+    drain(c);   /* the deletes enqueued before are written */
+    return vg_rocksdb_purge(c->db, r, n, errbuf, errlen);
 }
 
 int vg_ctl_delete_range(vg_ctl_t *c, const void *from, size_t flen, const void *to,

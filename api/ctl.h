@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "engine/jsonout.h"
+#include "engine/store.h"
 
 typedef struct vg_ctl vg_ctl_t;
 
@@ -79,6 +80,11 @@ int vg_ctl_scan(vg_ctl_t *c, const void *prefix, size_t plen, const void *from, 
  * them). */
 int vg_ctl_scan_written(vg_ctl_t *c, const void *prefix, size_t plen, const void *from,
                         size_t flen, vg_ctl_scan_cb cb, void *ctx);
+
+/* Purges records deleted in the ranges from the store's files, once the writes enqueued
+ * before are written (an erasure: vg_rocksdb_purge, engine/store.h). 0, or VG_ESTORE
+ * with the reason in errbuf. */
+int vg_ctl_purge(vg_ctl_t *c, const vg_key_range_t *r, int n, char *errbuf, size_t errlen);
 
 /* Deletes every key in [from, to). 0 or VG_ESTORE. */
 int vg_ctl_delete_range(vg_ctl_t *c, const void *from, size_t flen, const void *to,

@@ -830,6 +830,8 @@ typedef struct alert_del {
     vg_ctl_t *ctl;
     const char *acct;
     int n;
+    int oom;
+    vg_buf_t first, last;   /* the smallest and the largest key deleted (for the purge) */
 } alert_del_t;
 
 static int alert_del_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
@@ -838,6 +840,11 @@ static int alert_del_cb(void *ctx, const char *k, size_t kl, const char *v, size
     const char *ac = j ? json_string_value(json_object_get(j, "account")) : NULL;
     if (ac && strcmp(ac, d->acct) == 0) {
         vg_ctl_del(d->ctl, k, kl);
+        /* keys come in order: the first deleted is the smallest; the largest + NUL is
+         * the end of the purged range */
+        if (d->n == 0 && vg_buf_append(&d->first, k, kl)) d->oom = 1;
+        vg_buf_clear(&d->last);
+        if (vg_buf_append(&d->last, k, kl) || vg_buf_putc(&d->last, 0)) d->oom = 1;
         d->n++;
     }
     json_decref(j);
@@ -973,7 +980,7 @@ void vg_h_account(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     }
     unsigned char pre[2 + VG_EVENT_MAX_ID + 1];
     if (strcmp(q->method, "DELETE") == 0) {
-        char err[512];
+        char err[512] = "";
         if (kafka_op(a, q, r, acct, al) != 0) return;
         /* whether anything of the account was held (the answer's "erased"): its state
          * (with Kafka, the partition said), its decisions, labels or alerts here. Every
@@ -992,8 +999,28 @@ void vg_h_account(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
         if (!rc) rc = vg_ctl_scan(a->ctl, pre, pl, NULL, 0, collect_cb, &c);
         pl = acct_prefix('B', acct, pre);
         if (!rc) rc = vg_ctl_scan(a->ctl, pre, pl, NULL, 0, collect_cb, &c);
-        alert_del_t d = {a->ctl, acct, 0};
+        alert_del_t d = {a->ctl, acct, 0, 0, {0}, {0}};
+        vg_buf_init(&d.first);
+        vg_buf_init(&d.last);
         if (!rc) rc = vg_ctl_scan(a->ctl, "N/", 2, NULL, 0, alert_del_cb, &d);
+        if (rc && !err[0]) snprintf(err, sizeof(err), "reading the control store: %s",
+                                    vg_strerror(rc));
+        /* the deleted decisions, labels and alerts leave the control store's files too
+         * (WAL, SST, MANIFEST); this request's audit entry, written below, stays */
+        if (!rc) {
+            unsigned char pd[sizeof pre], ed[sizeof pre], pb[sizeof pre], eb[sizeof pre];
+            vg_key_range_t kr[3];
+            int nr = 0;
+            size_t dl = acct_prefix('D', acct, pd), bl = acct_prefix('B', acct, pb);
+            vg_key_range_prefix(&kr[nr++], pd, dl, ed);
+            vg_key_range_prefix(&kr[nr++], pb, bl, eb);
+            if (d.oom) kr[nr++] = (vg_key_range_t){"N/", 2, "N0", 2};   /* all alerts */
+            else if (d.n)
+                kr[nr++] = (vg_key_range_t){d.first.p, d.first.len, d.last.p, d.last.len};
+            rc = vg_ctl_purge(a->ctl, kr, nr, err, sizeof(err));
+        }
+        vg_buf_deinit(&d.first);
+        vg_buf_deinit(&d.last);
         if (rc) {
             vg_resp_error(r, 500, "internal", "erasing the account failed: %s", err);
             return;

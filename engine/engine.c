@@ -566,6 +566,9 @@ int vg_engine_forget(vg_engine_t *e, const char *account, size_t len, char *errb
     /* drop the in-memory copy: a fresh pipeline reloads the others from the store */
     if (!rc) rc = rebuild(e, s, p, v, l, 0, errbuf, errlen);
     pthread_mutex_unlock(&s->mu);
+    /* the deleted records leave the store's files too (WAL, SST, MANIFEST), without
+     * holding the shard meanwhile */
+    if (!rc) rc = vg_store_purge_account(s->store, account, len, errbuf, errlen);
     vg_prog_unref(p);
     vg_lists_unref(l);
     return rc;

@@ -2573,7 +2573,16 @@ static int forget_one(worker_t *w, kreq_t *q) {
     if (produce(w, pt, w->t_er, r->p, r->len, q->acct, q->alen, OUT_DECISION, now) < 0)
         return VG_EIO;
     pt->unlogged++;   /* the tombstones and the offset, in the changelog now */
-    return checkpoint(w, 1) != 0 ? VG_EIO : 0;
+    if (checkpoint(w, 1) != 0) return VG_EIO;
+    /* the deleted records leave the partition store's files too (WAL, SST, MANIFEST):
+     * this thread's partitions wait meanwhile (docs/architecture.md, Erasure) */
+    pt = q->part < w->cap ? w->parts[q->part] : NULL;
+    if (pt && pt->store &&
+        vg_store_purge_account(pt->store, q->acct, q->alen, err, sizeof(err)) != 0) {
+        logf_(k, 1, "partition %d: erasing an account: %s", (int)q->part, err);
+        return VG_ESTORE;
+    }
+    return 0;
 }
 
 static int score_one(worker_t *w, kreq_t *q) {

@@ -80,6 +80,10 @@ vg_store_t *vg_store_open(const char *dir, char *errbuf, size_t errlen) {
     rocksdb_options_set_compression(s->opts, rocksdb_lz4_compression);
     rocksdb_options_set_max_open_files(s->opts, 512);
     rocksdb_options_set_keep_log_file_num(s->opts, 3);
+    /* every change of files writes a new MANIFEST (a snapshot of the live files, a few
+     * KB), so that an erasure's purge leaves no MANIFEST naming an erased key as a
+     * file's smallest or largest (vg_rocksdb_purge) */
+    rocksdb_options_set_max_manifest_file_size(s->opts, 0);
     /* RocksDB's own LOG file only for fatal errors: Debian's librocksdb is built with
      * assertions, and once an append to LOG has failed (a full disk) the next message
      * aborts the process (WritableFileWriter: "Writer has previous error" asserts). The
@@ -233,6 +237,51 @@ static size_t prefix_end(const unsigned char *p, size_t n, unsigned char *out) {
     memcpy(out, p, n);
     out[n - 1]++;
     return n;
+}
+
+void vg_key_range_prefix(vg_key_range_t *r, const void *p, size_t n, unsigned char *out) {
+    size_t e = prefix_end(p, n, out);
+    *r = (vg_key_range_t){p, n, e ? out : NULL, e};
+}
+
+rocksdb_t *vg_store_rocksdb(vg_store_t *s) { return s->db; }
+
+int vg_store_purge(vg_store_t *s, const vg_key_range_t *r, int n, char *errbuf,
+                   size_t errlen) {
+    char why[512];
+    if (vg_rocksdb_purge(s->db, r, n, why, sizeof why) != 0) {
+        set_err(errbuf, errlen, "state directory %s: %s", s->dir, why);
+        return VG_ESTORE;
+    }
+    return 0;
+}
+
+int vg_store_purge_account(vg_store_t *s, const char *account, size_t len, char *errbuf,
+                           size_t errlen) {
+    if (len > UINT32_MAX - 6) {
+        set_err(errbuf, errlen, "state directory %s: %s", s->dir, "account too long");
+        return VG_EINVAL;
+    }
+    unsigned char *k = malloc(3 * (len + 6) * 2);
+    if (!k) {
+        set_err(errbuf, errlen, "state directory %s: %s", s->dir, "out of memory");
+        return VG_ENOMEM;
+    }
+    vg_key_range_t r[3];
+    static const char kinds[3] = {'a', 'd', 'w'};
+    for (int i = 0; i < 3; i++) {
+        unsigned char *p = k + (size_t)i * 2 * (len + 6), *e = p + len + 6;
+        size_t n = 0;
+        p[n++] = (unsigned char)kinds[i];
+        p[n++] = '/';
+        if (i > 0)   /* u32be name length */
+            for (int j = 0; j < 4; j++) p[n++] = (unsigned char)((uint64_t)len >> (24 - 8 * j));
+        memcpy(p + n, account, len);
+        vg_key_range_prefix(&r[i], p, n + len, e);
+    }
+    int rc = vg_store_purge(s, r, 3, errbuf, errlen);
+    free(k);
+    return rc;
 }
 
 int vg_store_scan(vg_store_t *s, const void *prefix, size_t plen, vg_store_scan_cb cb,

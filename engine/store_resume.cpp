@@ -1,4 +1,5 @@
-/* store_resume.cpp - DB::Resume() for a RocksDB handle of the C API (engine/store.h).
+/* store_resume.cpp - DB::Resume() and an erasure's purge for a RocksDB handle of the C
+ * API (engine/store.h).
  *
  * After a write fails for lack of space (or another I/O error), RocksDB keeps the
  * database in a background-error state: every later write fails with the same error,
@@ -16,6 +17,7 @@ extern "C" {
 }
 
 #include <rocksdb/db.h>
+#include <rocksdb/options.h>
 
 #include <cstdio>
 #include <string>
@@ -40,6 +42,52 @@ extern "C" int vg_rocksdb_resume(rocksdb_t *db, char *errbuf, size_t errlen) {
             return VG_ESTORE;
         }
         if (errbuf && errlen) std::snprintf(errbuf, errlen, "%s", st.ToString().c_str());
+    } catch (...) {
+        if (errbuf && errlen) std::snprintf(errbuf, errlen, "out of memory");
+    }
+    return VG_ESTORE;
+}
+
+static int purge_fail(const char *what, const rocksdb::Status &st, char *errbuf,
+                      size_t errlen) {
+    if (errbuf && errlen)
+        std::snprintf(errbuf, errlen, "purging the erased records: %s: %s", what,
+                      st.ToString().c_str());
+    return VG_ESTORE;
+}
+
+/* Flush (the WAL files holding the records retired), compaction of each range to the
+ * last level with bottommost files rewritten too (kForce: values and tombstones gone),
+ * a flushed tombstone of the marker (one more change of files, so that the MANIFEST
+ * that listed the compacted files is replaced: max_manifest_file_size is 0), then file
+ * deletions disabled and enabled again: EnableFileDeletions finds and deletes every
+ * obsolete file (WAL, SST, MANIFEST) in this thread before it returns. */
+extern "C" int vg_rocksdb_purge(rocksdb_t *db, const vg_key_range_t *r, int n, char *errbuf,
+                                size_t errlen) {
+    try {
+        rocksdb::DB *d = db->rep;
+        rocksdb::FlushOptions fo;
+        fo.wait = true;
+        fo.allow_write_stall = true;
+        rocksdb::Status st = d->Flush(fo);
+        if (!st.ok()) return purge_fail("flush", st, errbuf, errlen);
+        rocksdb::CompactRangeOptions co;
+        co.exclusive_manual_compaction = false;   /* background compactions go on */
+        co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+        for (int i = 0; i < n; i++) {
+            rocksdb::Slice b((const char *)r[i].from, r[i].flen);
+            rocksdb::Slice e((const char *)r[i].to, r[i].to ? r[i].tlen : 0);
+            st = d->CompactRange(co, &b, r[i].to ? &e : nullptr);
+            if (!st.ok()) return purge_fail("compaction", st, errbuf, errlen);
+        }
+        st = d->Delete(rocksdb::WriteOptions(), rocksdb::Slice(VG_PURGE_MARKER));
+        if (st.ok()) st = d->Flush(fo);
+        if (!st.ok()) return purge_fail("flush", st, errbuf, errlen);
+        st = d->DisableFileDeletions();
+        if (!st.ok()) return purge_fail("deleting obsolete files", st, errbuf, errlen);
+        st = d->EnableFileDeletions(false);
+        if (!st.ok()) return purge_fail("deleting obsolete files", st, errbuf, errlen);
+        return 0;
     } catch (...) {
         if (errbuf && errlen) std::snprintf(errbuf, errlen, "out of memory");
     }

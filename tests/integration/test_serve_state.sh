@@ -6,6 +6,11 @@
 #    log line, and its first checkpoint overwrote the state for good).
 # 2. POST /v1/accounts/{a}/reset-baseline is durable when answered: a kill -9 right
 #    after it does not bring the old baseline back (it waited for the next checkpoint).
+# 3. DELETE /v1/accounts/{a} (an erasure) leaves none of the account's bytes on disk:
+#    its event ids (in its decisions, dedupe log and alerts) are in no file of the state
+#    directory (the shard's and the control store's WAL, tables and MANIFEST), its name
+#    in none of the shard store's files (the control store keeps it in the erasure's audit entry, by design);
+#    before, the deletes only wrote tombstones and the WAL still held the events.
 # Usage: bash test_serve_state.sh BUILD_DIR SOURCE_DIR
 set -uo pipefail
 source "$(dirname "$0")/http_lib.sh" "$1" "$2"
@@ -98,5 +103,56 @@ curl -s -o /dev/null "$U/v1/score" \
     -d '{"id":"b7","account":"B","ts":"2026-12-01T10:07:00Z","amount":17}'
 baseline "the next event starts a new baseline" 1
 stop_clean "$PID_b" "clean stop"
+
+# --- 3. an erasure leaves the disk -----------------------------------------------------
+mkdir -p "$TMP/r4"
+printf 'feature n = count(30d)\nrule many\n  action alert\n  score 50\n  when n >= 2\nend\n' \
+    >"$TMP/r4/m.vrl"
+S4=(--state "$TMP/s4" --rules "$TMP/r4" --checkpoint-interval 1s)
+# on_disk DIR BYTES : the files under DIR that hold BYTES
+on_disk() { grep -rlaF -- "$2" "$1" 2>/dev/null; }
+start_vigil e "$PORT" "${S4[@]}"
+for i in 1 2 3; do
+    curl -s -o /dev/null "$U/v1/score" -d "{\"id\":\"evt-QZ7-$i\",\"account\":\"erase-me-K9Q\",\"ts\":\"2026-12-01T10:0$i:00Z\",\"amount\":4$i,\"merchant\":\"merch-XJ71-secret\",\"device\":\"dev-PLW3-secret\"}"
+    curl -s -o /dev/null "$U/v1/score" -d "{\"id\":\"keep-$i\",\"account\":\"keep-me-W2\",\"ts\":\"2026-12-01T10:0$i:00Z\",\"amount\":1$i,\"merchant\":\"merch-KEEP-5\"}"
+done
+req POST "$U/v1/labels" "" '[{"id":"evt-QZ7-1","account":"erase-me-K9Q","fraud":true}]'
+[ "$STATUS" = 200 ] || [ "$STATUS" = 202 ] && ok "label posted" || bad "label: $STATUS $BODY"
+sleep 2   # a checkpoint: the state in tables too
+for b in evt-QZ7-1 evt-QZ7-2 evt-QZ7-3 erase-me-K9Q; do
+    [ -n "$(on_disk "$TMP/s4" "$b")" ] && ok "before the erasure, $b is on disk" ||
+        bad "before the erasure, $b is in no file (the check below would prove nothing)"
+done
+req GET "$U/v1/alerts?account=erase-me-K9Q" ""
+python3 -c 'import json,sys; sys.exit(0 if json.loads(sys.argv[1])["alerts"] else 1)' "$BODY" 2>/dev/null &&
+    ok "the account has alerts" || bad "no alerts for the account: $BODY"
+req DELETE "$U/v1/accounts/erase-me-K9Q" ""
+[ "$STATUS" = 200 ] && ok "DELETE: $BODY" || bad "DELETE: $STATUS $BODY"
+for b in evt-QZ7-1 evt-QZ7-2 evt-QZ7-3; do
+    f=$(on_disk "$TMP/s4" "$b")
+    [ -z "$f" ] && ok "after the erasure, $b is in no file" ||
+        bad "after the erasure, $b is still in $(echo $f | tr '\n' ' ')"
+done
+f=$(on_disk "$TMP/s4" erase-me-K9Q | grep -v "^$TMP/s4/control/")
+[ -z "$f" ] && ok "after the erasure, the account's name is in no shard store's file" ||
+    bad "after the erasure, erase-me-K9Q is still in $(echo $f | tr '\n' ' ')"
+req GET "$U/v1/audit?target=erase-me-K9Q" ""
+echo "$BODY" | grep -q accounts.delete && ok "the erasure's audit entry is kept" ||
+    bad "audit: $STATUS $BODY"
+# kept_ok DESCRIPTION : the other account is served with its 3 decisions (tables are
+# compressed: its bytes need not show in a file once compacted)
+kept_ok() {
+    req GET "$U/v1/accounts/keep-me-W2" ""
+    python3 -c 'import json,sys; sys.exit(0 if len(json.loads(sys.argv[1])["recent_decisions"]) == 3 else 1)' \
+        "$BODY" 2>/dev/null && ok "$1: another account is served with its 3 decisions" ||
+        bad "$1: GET keep-me-W2: $STATUS $BODY"
+}
+kept_ok "after the erasure"
+stop_clean "$PID_e" "clean stop"
+start_vigil e "$PORT" "${S4[@]}"
+req GET "$U/v1/accounts/erase-me-K9Q" ""
+[ "$STATUS" = 404 ] && ok "restarted: the erased account is 404" || bad "restarted: $STATUS $BODY"
+kept_ok "restarted"
+stop_clean "$PID_e" "clean stop"
 
 finish

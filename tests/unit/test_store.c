@@ -1,7 +1,8 @@
 /* test_store.c - the RocksDB store (engine/store.c) against a real database in a
  * temporary directory: put/get/delete, atomic batches, scan order and prefix bounds,
- * persistence across reopen, and a clear refusal of a directory locked by another
- * process. */
+ * persistence across reopen, a clear refusal of a directory locked by another
+ * process, and an erasure's purge (vg_store_purge_account: the erased account's bytes
+ * leave every file of the directory). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,9 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <rocksdb/c.h>
+
+#include "engine/state.h"
 #include "engine/store.h"
 #include "rules/errors.h"
 
@@ -234,6 +240,220 @@ static void test_open_bad_dir(void **state) {
     vg_store_close(NULL);
 }
 
+/* ---- an erasure's purge ---------------------------------------------------------- */
+
+#define ERASED "acct-erased-QZX7"   /* distinctive: its bytes are looked for in files */
+
+/* engine/state.c's keys of an account: "a/" + name; KIND "/" + u32be length + name +
+ * u64be n for 'd' and 'w'. */
+static size_t acct_key(char *out, char kind, const char *name, uint64_t n) {
+    size_t l = strlen(name), o = 0;
+    out[o++] = kind;
+    out[o++] = '/';
+    if (kind != 'a')
+        for (int j = 0; j < 4; j++) out[o++] = (char)((uint32_t)l >> (24 - 8 * j));
+    memcpy(out + o, name, l);
+    o += l;
+    if (kind != 'a')
+        for (int j = 0; j < 8; j++) out[o++] = (char)(n >> (56 - 8 * j));
+    return o;
+}
+
+static uint64_t rnd_state = 88172645463325252ull;
+static uint64_t rnd(void) {
+    rnd_state ^= rnd_state << 13;
+    rnd_state ^= rnd_state >> 7;
+    rnd_state ^= rnd_state << 17;
+    return rnd_state;
+}
+
+/* A value of vl bytes: the name (so that a WAL or table holding it shows it), then
+ * incompressible bytes (so that the store's size is what the count says). */
+static void fill_val(char *v, size_t vl, const char *name) {
+    size_t l = strlen(name) < vl ? strlen(name) : vl;
+    memcpy(v, name, l);
+    for (size_t i = l; i < vl; i++) v[i] = (char)(rnd() >> 56);
+}
+
+/* The account's records: its "a/" record, `nd` dedupe and `nw` window records numbered
+ * from `from`. Returns how many. */
+static int put_account(vg_store_t *s, vg_batch_t *b, const char *name, uint64_t from,
+                       int nd, int nw, int with_a) {
+    char k[64 + 128], v[400];
+    int n = 0;
+    if (with_a) {
+        fill_val(v, 300, name);
+        vg_batch_put(b, k, acct_key(k, 'a', name, 0), v, 300);
+        n++;
+    }
+    for (int i = 0; i < nd; i++, n++) {
+        fill_val(v, 200, name);
+        vg_batch_put(b, k, acct_key(k, 'd', name, from + (uint64_t)i), v, 200);
+    }
+    for (int i = 0; i < nw; i++, n++) {
+        fill_val(v, 300, name);
+        vg_batch_put(b, k, acct_key(k, 'w', name, from + (uint64_t)i), v, 300);
+    }
+    (void)s;
+    return n;
+}
+
+static void write_batch(vg_store_t *s, vg_batch_t *b) {
+    char err[512] = "";
+    if (vg_store_write(s, b, 0, err, sizeof err) != 0) fail_msg("%s", err);
+    vg_batch_clear(b);
+}
+
+static void flush(vg_store_t *s) {
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(fo, 1);
+    char *err = NULL;
+    rocksdb_flush(vg_store_rocksdb(s), fo, &err);
+    rocksdb_flushoptions_destroy(fo);
+    if (err) fail_msg("flush: %s", err);
+}
+
+/* Whether the file holds the bytes n[0..nl). */
+static int file_has(const char *path, const char *n, size_t nl) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return 0;
+    size_t cap = 1 << 20, len = 0;
+    char *p = malloc(cap);
+    assert_non_null(p);
+    size_t r;
+    while ((r = fread(p + len, 1, cap - len, fp)) > 0) {
+        len += r;
+        if (len == cap) {
+            cap *= 2;
+            p = realloc(p, cap);
+            assert_non_null(p);
+        }
+    }
+    fclose(fp);
+    int has = 0;
+    for (size_t i = 0; !has && i + nl <= len; i++)
+        has = p[i] == n[0] && memcmp(p + i, n, nl) == 0;
+    free(p);
+    return has;
+}
+
+/* Whether the key is one of the erased account's (its "a/", "d/" or "w/" records). */
+static int is_erased_key(const char *k, size_t kl) {
+    char p[64];
+    size_t pl = acct_key(p, 'a', ERASED, 0);
+    if (kl >= pl && memcmp(k, p, pl) == 0) return 1;
+    for (int i = 0; i < 2; i++) {
+        pl = acct_key(p, i ? 'w' : 'd', ERASED, 0) - 8;
+        if (kl >= pl && memcmp(k, p, pl) == 0) return 1;
+    }
+    return 0;
+}
+
+static int count_cb(void *ctx, const void *k, size_t kl, const void *v, size_t vl) {
+    (void)v;
+    (void)vl;
+    if (is_erased_key(k, kl)) fail_msg("an erased key is still read");
+    (*(int *)ctx)++;
+    return 0;
+}
+
+/* Accounts A, B (ERASED) and C and `VG_PURGE_FILLER` others (default 2000; the purge's
+ * time is printed, e.g. with 100000 for docs/architecture.md, Erasure; VG_PURGE_SETTLE
+ * compacts them to the last level first): B's records in
+ * flushed tables (one table of B's alone, whose smallest and largest keys are B's) and
+ * in the WAL; B deleted as DELETE /v1/accounts does (vg_state_delete_account), then
+ * purged. No live file may then hold a deletion (but the purge's marker) or a record of
+ * B, and no file in the directory (WAL, MANIFEST, tables, ...) B's name. */
+static void test_purge_erases_account(void **state) {
+    fx_t *f = *state;
+    const char *e = getenv("VG_PURGE_FILLER");
+    int filler = e ? atoi(e) : 2000;
+    vg_batch_t *b = vg_batch_new();
+    assert_non_null(b);
+    int live = 0;
+    live += put_account(f->s, b, "acct-alpha-1111", 0, 100, 50, 1);
+    live += put_account(f->s, b, "acct-gamma-3333", 0, 100, 50, 1);
+    write_batch(f->s, b);
+    char name[32];
+    for (int i = 0; i < filler; i++) {
+        snprintf(name, sizeof name, "f%08d", i);
+        live += put_account(f->s, b, name, 0, 2, 2, 1);
+        if (i % 1000 == 999) write_batch(f->s, b);
+    }
+    write_batch(f->s, b);
+    flush(f->s);
+    if (getenv("VG_PURGE_SETTLE"))   /* the others in the last level, as in a store run for long */
+        rocksdb_compact_range(vg_store_rocksdb(f->s), NULL, 0, NULL, 0);
+    put_account(f->s, b, ERASED, 0, 100, 50, 1);   /* a table of B's alone */
+    write_batch(f->s, b);
+    flush(f->s);
+    put_account(f->s, b, ERASED, 100, 100, 50, 0);   /* and in the WAL */
+    live += put_account(f->s, b, "acct-alpha-1111", 100, 20, 10, 0);
+    live += put_account(f->s, b, "acct-gamma-3333", 100, 20, 10, 0);
+    write_batch(f->s, b);
+    vg_batch_free(b);
+
+    char err[512] = "";
+    assert_int_equal(vg_state_delete_account(f->s, ERASED, strlen(ERASED), NULL, err,
+                                             sizeof err), 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (vg_store_purge_account(f->s, ERASED, strlen(ERASED), err, sizeof err) != 0)
+        fail_msg("%s", err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+
+    int seen = 0;
+    const char *pre[] = {"a/", "d/", "w/"};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(vg_store_scan(f->s, pre[i], 2, count_cb, &seen), 0);
+    assert_int_equal(seen, live);
+
+    /* the live tables: no deletion but the marker's, no key of B as a bound, and as many
+     * entries as live records (so none of B's) */
+    const rocksdb_livefiles_t *lf = rocksdb_livefiles(vg_store_rocksdb(f->s));
+    assert_non_null(lf);
+    uint64_t entries = 0, bytes = 0;
+    for (int i = 0; i < rocksdb_livefiles_count(lf); i++) {
+        size_t sl, ll;
+        const char *sk = rocksdb_livefiles_smallestkey(lf, i, &sl);
+        const char *lk = rocksdb_livefiles_largestkey(lf, i, &ll);
+        uint64_t ne = rocksdb_livefiles_entries(lf, i), nd = rocksdb_livefiles_deletions(lf, i);
+        bytes += rocksdb_livefiles_size(lf, i);
+        if (is_erased_key(sk, sl) || is_erased_key(lk, ll))
+            fail_msg("table %s is bounded by a key of the erased account",
+                     rocksdb_livefiles_name(lf, i));
+        int marker = sl == strlen(VG_PURGE_MARKER) && ll == sl &&
+                     memcmp(sk, VG_PURGE_MARKER, sl) == 0 && memcmp(lk, VG_PURGE_MARKER, ll) == 0;
+        if (nd && !marker)
+            fail_msg("table %s holds %llu deletions", rocksdb_livefiles_name(lf, i),
+                     (unsigned long long)nd);
+        if (!marker) entries += ne;
+    }
+    rocksdb_livefiles_destroy(lf);
+    assert_int_equal(entries, (uint64_t)live);
+
+    /* no file of the directory holds B's name: the WAL files (*.log, not compressed),
+     * the MANIFEST (the tables' bounds), the tables, the rest */
+    DIR *d = opendir(f->dir);
+    assert_non_null(d);
+    struct dirent *de;
+    int logs = 0;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", f->dir, de->d_name);
+        size_t nl = strlen(de->d_name);
+        if (nl > 4 && strcmp(de->d_name + nl - 4, ".log") == 0) logs++;
+        if (file_has(path, ERASED, strlen(ERASED)))
+            fail_msg("%s holds the erased account's name", de->d_name);
+    }
+    closedir(d);
+    assert_true(logs >= 1);
+    printf("purge of one account among %d (%.1f MB of tables): %.1f ms\n", filler + 2,
+           (double)bytes / 1e6,
+           (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_put_get_delete, setup, teardown),
@@ -242,6 +462,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_reopen_persists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_locked_dir_refused, setup, teardown),
         cmocka_unit_test(test_open_bad_dir),
+        cmocka_unit_test_setup_teardown(test_purge_erases_account, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
