@@ -405,6 +405,13 @@ curl -s -o /dev/null -X POST "http://127.0.0.1:$PA/v1/labels" -H 'Content-Type: 
 code=$(curl -s -o "$WORK/era" -w '%{http_code}' -X DELETE "http://127.0.0.1:$PB/v1/accounts/$ERA")
 [ "$code" = 200 ] || kt_fail "DELETE /v1/accounts/$ERA at B: $code $(cat "$WORK/era")"
 sleep 2
+# A took the erasure from the erasures topic: the label posted to it left its control
+# store's files too (WAL, tables), not only its reads
+if grep -rlaF 'lab-erased' "$WORK/state-a/control" >"$WORK/era-files" 2>/dev/null; then
+    kt_fail "the erased account's label is still in A's control store files: $(tr '\n' ' ' <"$WORK/era-files")"
+else
+    echo "ok   the label posted to A left A's control store files with the erasure taken at B"
+fi
 kill -TERM "$BPID"; kt_wait "$BPID" 60 || kt_fail "B did not stop cleanly (erasure step)"
 for _ in $(seq 300); do [ "$(metric "$PA" vigil_kafka_partitions)" = "$PARTS" ] && break; sleep 0.1; done
 curl -s "http://127.0.0.1:$PA/v1/accounts/$ERA" >"$WORK/era-view"
