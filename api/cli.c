@@ -1,6 +1,7 @@
 /* cli.c - helpers shared by the `vigil` subcommands (see cli.h). */
 #include "api/cli.h"
 #include "api/http.h"
+#include "engine/state.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -26,10 +27,11 @@ int vg_cli_duration(const char *s, int64_t *ms) {
     if (!s || !*s) return VG_EINVAL;
     const char *p = s;
     int64_t n = 0;
+    int big = 0;   /* more digits than any duration needs: too long, if the unit is good */
     if (*p < '0' || *p > '9') return VG_EINVAL;
     while (*p >= '0' && *p <= '9') {
-        if (n > (INT64_MAX / 10) - 10) return VG_EINVAL;
-        n = n * 10 + (*p - '0');
+        if (n > VG_CLI_DURATION_MAX_MS) big = 1;
+        else n = n * 10 + (*p - '0');
         p++;
     }
     int64_t mul;
@@ -38,10 +40,36 @@ int vg_cli_duration(const char *s, int64_t *ms) {
     else if (strcmp(p, "m") == 0) mul = 60 * 1000;
     else if (strcmp(p, "h") == 0) mul = 3600 * 1000;
     else if (strcmp(p, "d") == 0) mul = 86400 * 1000;
-    else if (*p == 0 && n == 0) mul = 1;
+    else if (*p == 0 && n == 0 && !big) mul = 1;
     else return VG_EINVAL;
-    if (n > INT64_MAX / mul / 4) return VG_EINVAL;
+    if (big || n > VG_CLI_DURATION_MAX_MS / mul) return VG_ELIMIT;
     *ms = n * mul;
+    return 0;
+}
+
+int vg_cli_duration_in(const char *s, int64_t min_ms, int64_t max_ms, int64_t *ms, char *errbuf,
+                       size_t errlen) {
+    int64_t v = 0;
+    int rc = vg_cli_duration(s, &v);
+    if (max_ms <= 0 || max_ms > VG_CLI_DURATION_MAX_MS) max_ms = VG_CLI_DURATION_MAX_MS;
+    char lim[32];
+    if (rc == VG_EINVAL) {
+        snprintf(errbuf, errlen, "bad duration '%s' (a whole number and ms, s, m, h or d: "
+                 "500ms, 30s, 10m, 1h, 7d)", s ? s : "");
+        return VG_EINVAL;
+    }
+    if (rc == VG_ELIMIT || v > max_ms) {
+        vg_fmt_duration(max_ms, lim, sizeof lim);
+        snprintf(errbuf, errlen, "'%s' is too long (at most %s)", s, lim);
+        return VG_EINVAL;
+    }
+    if (v < min_ms) {
+        vg_fmt_duration(min_ms, lim, sizeof lim);
+        if (min_ms == 1) snprintf(errbuf, errlen, "'%s': must be positive (e.g. 1s)", s);
+        else snprintf(errbuf, errlen, "'%s' is too short (at least %s)", s, lim);
+        return VG_EINVAL;
+    }
+    *ms = v;
     return 0;
 }
 

@@ -10,9 +10,23 @@
 
 #include "rules/program.h"
 
+/* The longest duration any option or setting takes: 36500d (100 years). Every duration
+ * is bounded by it, so that none overflows where it is added to event times or turned
+ * into microseconds (a duration near INT64_MAX / 4 was taken before). */
+#define VG_CLI_DURATION_MAX_MS (36500LL * 86400 * 1000)
+
 /* Parses a duration like "500ms", "30s", "10m", "1h", "7d" (a non-negative integer and a
- * unit; "0" alone is accepted) into milliseconds. Returns 0 or VG_EINVAL. */
+ * unit; "0" alone is accepted) into milliseconds. Returns 0, VG_EINVAL (not a duration)
+ * or VG_ELIMIT (longer than VG_CLI_DURATION_MAX_MS). */
 int vg_cli_duration(const char *s, int64_t *ms);
+
+/* Parses the value of a duration option or setting and checks it is within min_ms..max_ms
+ * (max_ms <= 0 or over VG_CLI_DURATION_MAX_MS: VG_CLI_DURATION_MAX_MS). Returns 0, or
+ * VG_EINVAL with the reason in errbuf, to be printed after "vigil CMD: OPTION: ":
+ * `bad duration 'x' (...)`, `'0s': must be positive (e.g. 1s)` (min_ms 1), `'1ms' is too
+ * short (at least 1s)`, `'4294968s' is too long (at most 49d)`. */
+int vg_cli_duration_in(const char *s, int64_t min_ms, int64_t max_ms, int64_t *ms, char *errbuf,
+                       size_t errlen);
 
 /* Prints on stderr why getopt_long (with an optstring starting with ':') returned `c`
  * ('?' or ':') for the option it just read: `vigil CMD: unknown option '-x'`, `option

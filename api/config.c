@@ -76,6 +76,18 @@ static const setting_t SETTINGS[] = {
 };
 #define NSET ((int)(sizeof(SETTINGS) / sizeof(SETTINGS[0])))
 
+/* The durations whose range is narrower than 0..VG_CLI_DURATION_MAX_MS (36500d). */
+static const struct {
+    const char *name;
+    int64_t min_ms, max_ms;   /* max 0: VG_CLI_DURATION_MAX_MS */
+} DUR_RANGE[] = {
+    /* 0 was 1s for libmicrohttpd and cut every connection at once; libmicrohttpd 0.9.75
+     * keeps it as unsigned int milliseconds: 4294968s was 0.7s */
+    {"request-timeout", 1, 49 * 86400000LL},
+    {"deadline", 1, 0},              /* 0 answered every score request 429 */
+    {"checkpoint-interval", 1, 0},   /* 0 was taken as 1s without a word */
+};
+
 void vg_config_usage(FILE *f) {
     fprintf(f, "usage: vigil serve [--config FILE] [--SETTING VALUE ...]\n\n"
                "The service: the HTTP API (docs/api.md), Redis control plane when --redis is\n"
@@ -342,21 +354,26 @@ static int set_value(vg_config_t *c, int i, const char *v, const char *from) {
         *(char **)dst = d;
         return 0;
     }
-    case K_DUR:
-        if (dst == &c->future_ms) {   /* `off` or 0: no future check, as `vigil stream` */
-            if (strcmp(v, "off") == 0) {
-                c->future_ms = -1;
-                return 0;
-            }
-            if (vg_cli_duration(v, &c->future_ms) == 0) {
-                if (c->future_ms == 0) c->future_ms = -1;
-                return 0;
-            }
-        } else if (vg_cli_duration(v, (int64_t *)dst) == 0) {
+    case K_DUR: {
+        if (dst == &c->future_ms && strcmp(v, "off") == 0) {   /* `off` or 0: no future
+                                                                  check, as `vigil stream` */
+            c->future_ms = -1;
             return 0;
         }
-        fprintf(stderr, "vigil serve: %s: bad duration '%s' (e.g. 30s, 10m, 1h)\n", from, v);
-        return 2;
+        char err[300];
+        int64_t lo = 0, hi = 0;
+        for (size_t k = 0; k < sizeof DUR_RANGE / sizeof DUR_RANGE[0]; k++)
+            if (strcmp(DUR_RANGE[k].name, s->name) == 0) {
+                lo = DUR_RANGE[k].min_ms;
+                hi = DUR_RANGE[k].max_ms;
+            }
+        if (vg_cli_duration_in(v, lo, hi, (int64_t *)dst, err, sizeof err)) {
+            fprintf(stderr, "vigil serve: %s: %s\n", from, err);
+            return 2;
+        }
+        if (dst == &c->future_ms && c->future_ms == 0) c->future_ms = -1;
+        return 0;
+    }
     case K_SIZE:
         if (vg_cli_size(v, (size_t *)dst) == 0) return 0;
         fprintf(stderr, "vigil serve: %s: bad size '%s' (e.g. 64K, 1M)\n", from, v);
@@ -561,7 +578,12 @@ int vg_config_http_addr(const char *hp, struct sockaddr_storage *ss, char *errbu
     sa->sin_family = AF_INET;
     sa->sin_port = htons((uint16_t)port);
     if (strcmp(host, "localhost") == 0) snprintf(host, sizeof(host), "127.0.0.1");
-    if (host[0] == 0 || strcmp(host, "*") == 0) sa->sin_addr.s_addr = htonl(INADDR_ANY);
+    if (host[0] == 0) {   /* it bound every address (0.0.0.0) without a word */
+        snprintf(errbuf, errlen, "'%s': give a host (127.0.0.1:%ld for this machine, *:%ld for "
+                 "every IPv4 address)", hp, port, port);
+        return VG_EINVAL;
+    }
+    if (strcmp(host, "*") == 0) sa->sin_addr.s_addr = htonl(INADDR_ANY);
     else if (inet_pton(AF_INET, host, &sa->sin_addr) != 1) {
         snprintf(errbuf, errlen, "'%s': host must be an IPv4 address or an IPv6 address "
                  "in brackets ([::1]:8080)", hp);
@@ -746,15 +768,6 @@ int vg_config_load(int argc, char **argv, vg_config_t **out) {
     }
     if (!rc && c->max_body == 0) {   /* 0 refused every list, label and rollback body */
         fprintf(stderr, "vigil serve: %s: must be positive (e.g. 1M)\n", SRC("max-body"));
-        rc = 2;
-    }
-    if (!rc && c->checkpoint_ms <= 0) {   /* 0 was taken as 1s without a word */
-        fprintf(stderr, "vigil serve: %s: must be positive (e.g. 1s)\n",
-                SRC("checkpoint-interval"));
-        rc = 2;
-    }
-    if (!rc && c->deadline_ms <= 0) {   /* 0 answered every score request 429 */
-        fprintf(stderr, "vigil serve: %s: must be positive (e.g. 250ms)\n", SRC("deadline"));
         rc = 2;
     }
     if (!rc && c->threads > 256) {

@@ -80,9 +80,10 @@ typedef struct vg_config {
  * do), or 2 on a usage error (message printed on stderr). */
 int vg_config_load(int argc, char **argv, vg_config_t **out);
 
-/* Parses the `http` setting "HOST:PORT" (IPv4 or `localhost`, empty or `*` for every
- * IPv4 address, an IPv6 address in brackets: `[::1]`, `[::]` for every address, IPv4
- * included; port 0..65535, 0: a free one) into *sa (a sockaddr_in or sockaddr_in6). vg_config_load checks it (a bad one
+/* Parses the `http` setting "HOST:PORT" (IPv4 or `localhost`, `*` for every IPv4 address,
+ * an IPv6 address in brackets: `[::1]`, `[::]` for every address, IPv4 included; an empty
+ * host, ":8080", is refused: it bound every address without a word; port 0..65535, 0: a
+ * free one) into *sa (a sockaddr_in or sockaddr_in6). vg_config_load checks it (a bad one
  * is a usage error); vg_api_listen binds it. Returns 0 or VG_EINVAL with the reason. */
 struct sockaddr_storage;
 int vg_config_http_addr(const char *hp, struct sockaddr_storage *sa, char *errbuf, size_t errlen);

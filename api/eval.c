@@ -550,13 +550,15 @@ int vg_cmd_eval(int argc, char **argv) {
             excl_given = 1;
             break;
         }
-        case 'l':
-            if (vg_cli_duration(optarg, &lateness)) {
-                fprintf(stderr, "vigil eval: --lateness: bad duration '%s'\n", optarg);
+        case 'l': {
+            char err[300];
+            if (vg_cli_duration_in(optarg, 0, 0, &lateness, err, sizeof err)) {
+                fprintf(stderr, "vigil eval: --lateness: %s\n", err);
                 free(rules);
                 return 2;
             }
             break;
+        }
         case 'h': usage(stdout); free(rules); return 0;
         case 'V': printf("vigil %s\n", VIGIL_VERSION); free(rules); return 0;
         default:

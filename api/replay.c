@@ -495,17 +495,18 @@ static int parse_args(int argc, char **argv, opts_t *o) {
         case 'o': o->output = optarg; break;
         case 's': o->state = optarg; break;
         case 'l':
-            if (vg_cli_duration(optarg, &o->lateness_ms)) {
-                fprintf(stderr, "vigil replay: --lateness: bad duration '%s' (e.g. 30m, 1h)\n", optarg);
-                return 2;
-            }
-            break;
         case 'd':
-            if (vg_cli_duration(optarg, &o->horizon_ms)) {
-                fprintf(stderr, "vigil replay: --dedupe-horizon: bad duration '%s' (e.g. 24h)\n", optarg);
+        case 'C': {   /* the interval must be positive; each at most 36500d */
+            char err[300];
+            int64_t *dst = c == 'l' ? &o->lateness_ms : c == 'd' ? &o->horizon_ms
+                                                                 : &o->ckpt_interval_ms;
+            if (vg_cli_duration_in(optarg, c == 'C', 0, dst, err, sizeof err)) {
+                fprintf(stderr, "vigil replay: --%s: %s\n", c == 'l' ? "lateness"
+                        : c == 'd' ? "dedupe-horizon" : "checkpoint-interval", err);
                 return 2;
             }
             break;
+        }
         case 'm':
             if (vg_cli_size(optarg, &o->mem_budget)) {
                 fprintf(stderr, "vigil replay: --mem-budget: bad size '%s' (e.g. 512M)\n", optarg);
@@ -524,13 +525,6 @@ static int parse_args(int argc, char **argv, opts_t *o) {
             o->ckpt_every = v;
             break;
         }
-        case 'C':
-            if (vg_cli_duration(optarg, &o->ckpt_interval_ms) || o->ckpt_interval_ms <= 0) {
-                fprintf(stderr, "vigil replay: --checkpoint-interval: bad duration '%s' (positive, "
-                                "e.g. 1s)\n", optarg);
-                return 2;
-            }
-            break;
         case 'n': o->sync = 0; break;
         case 'L': o->lists = optarg; break;
         case 'B': o->labels = optarg; break;

@@ -522,29 +522,30 @@ int vg_cmd_stream(int argc, char **argv) {
                 cfg.partitions ? "--partitions" : "--kafka-addr-file");
         goto done;
     }
-    {
-        const char *bad = lateness && vg_cli_duration(lateness, &cfg.lateness_ms)
-                              ? "lateness (--lateness or VIGIL_LATENESS)"
-                          : horizon && vg_cli_duration(horizon, &cfg.dedupe_horizon_ms)
-                              ? "dedupe-horizon (--dedupe-horizon or VIGIL_DEDUPE_HORIZON)"
-                          : ckpt && vg_cli_duration(ckpt, &cfg.checkpoint_ms)
-                              ? "--checkpoint-interval" : NULL;
-        if (bad) {
-            fprintf(stderr, "vigil stream: %s: bad duration (e.g. 500ms, 30s, 10m, 1h)\n", bad);
-            goto done;
+    {   /* durations at most 36500d; the checkpoint interval positive (0 was the
+         * default 5s); future `off` or 0: no check */
+        const struct {
+            const char *v, *what;
+            int64_t min, *dst;
+        } durs[] = {
+            {lateness, "lateness (--lateness or VIGIL_LATENESS)", 0, &cfg.lateness_ms},
+            {horizon, "dedupe-horizon (--dedupe-horizon or VIGIL_DEDUPE_HORIZON)", 0,
+             &cfg.dedupe_horizon_ms},
+            {ckpt, "--checkpoint-interval", 1, &cfg.checkpoint_ms},
+            {future && strcmp(future, "off") != 0 ? future : NULL,
+             "future (--future or VIGIL_FUTURE)", 0, &cfg.future_ms},
+        };
+        int bad = 0;
+        for (size_t i = 0; i < sizeof durs / sizeof durs[0] && !bad; i++) {
+            char err[300];
+            if (durs[i].v &&
+                vg_cli_duration_in(durs[i].v, durs[i].min, 0, durs[i].dst, err, sizeof err)) {
+                fprintf(stderr, "vigil stream: %s: %s\n", durs[i].what, err);
+                bad = 1;
+            }
         }
-    }
-    if (ckpt && cfg.checkpoint_ms <= 0) {   /* 0 was taken as the default 5s */
-        fprintf(stderr, "vigil stream: --checkpoint-interval must be positive (e.g. 5s)\n");
-        goto done;
-    }
-    if (future) {
-        if (strcmp(future, "off") == 0) cfg.future_ms = -1;
-        else if (vg_cli_duration(future, &cfg.future_ms)) {
-            fprintf(stderr, "vigil stream: future (--future or VIGIL_FUTURE): bad duration "
-                    "'%s'\n", future);
-            goto done;
-        } else if (cfg.future_ms == 0) cfg.future_ms = -1;
+        if (bad) goto done;
+        if (future && (strcmp(future, "off") == 0 || cfg.future_ms == 0)) cfg.future_ms = -1;
     }
     if (threads) {
         char *end;

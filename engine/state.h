@@ -293,8 +293,9 @@ typedef struct vg_state_stats {
 } vg_state_stats_t;
 void vg_state_get_stats(const vg_state_t *st, vg_state_stats_t *out);
 
-/* A duration as the options take it (--lateness, --dedupe-horizon), in its largest exact
- * unit ("90m", "2d", "500ms"; days only from 2d), in buf. Can't fail. */
+/* A duration as the options take it, in its largest exact unit ("90m", "500ms", "49d";
+ * days from 2d on, "24h" below), in buf: for messages about --lateness, --dedupe-horizon
+ * and the options' limits (api/cli.c). Can't fail. */
 void vg_fmt_duration(int64_t ms, char *buf, size_t n);
 
 /* Deletes every record of an engine state from `store` ("a/", "d/", "k/", "m/layout",

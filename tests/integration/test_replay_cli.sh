@@ -103,6 +103,20 @@ expect_rc 2 "bad --lateness" "$VIGIL" replay --rules "$W/r.vrl" --input /dev/nul
 expect_rc 2 "bad --dedupe-horizon" "$VIGIL" replay --rules "$W/r.vrl" --input /dev/null --dedupe-horizon -1h
 expect_rc 2 "--checkpoint-every -5 (was 2^64-5: never)" "$VIGIL" replay --rules "$W/r.vrl" --input /dev/null --state "$W/st-neg" --checkpoint-every -5
 expect_rc 2 "--checkpoint-interval 0" "$VIGIL" replay --rules "$W/r.vrl" --input /dev/null --state "$W/st-zero" --checkpoint-interval 0
+# every duration is at most 36500d (up to INT64_MAX / 4 ms were taken, and overflowed
+# where they were turned into microseconds); the message says the limit
+expect_rc 2 "--lateness 40000d" "$VIGIL" replay --rules "$W/r.vrl" --input /dev/null --lateness 40000d
+grep -qx "vigil replay: --lateness: '40000d' is too long (at most 36500d)" "$W/stderr" && ok "... says the limit" || fail "--lateness 40000d: $(head -1 "$W/stderr")"
+expect_rc 0 "--lateness 36500d" "$VIGIL" replay --rules "$W/r.vrl" --input /dev/null --lateness 36500d
+grep -qx "vigil replay: --checkpoint-interval: '0': must be positive (e.g. 1s)" <(cd "$W" && "$VIGIL" replay --rules r.vrl --input /dev/null --state st-zero --output o0 --checkpoint-interval 0 2>&1) &&
+    ok "--checkpoint-interval 0 says it must be positive" || fail "--checkpoint-interval 0: not said"
+expect_rc 2 "eval --lateness 99999999999999999999d" "$VIGIL" eval --rules "$W/r.vrl" --input /dev/null --truth /dev/null --lateness 99999999999999999999d
+grep -qx "vigil eval: --lateness: '99999999999999999999d' is too long (at most 36500d)" "$W/stderr" && ok "... says the limit" || fail "eval --lateness: $(head -1 "$W/stderr")"
+for a in "--dedupe-horizon 36501d" "--future 9999999999999s" "--lateness 40000d"; do
+    # shellcheck disable=SC2086
+    expect_rc 2 "stream $a" timeout 10 "$VIGIL" stream --kafka embedded --rules "$W/r.vrl" --state "$W/sst" $a
+    grep -q "is too long (at most 36500d)" "$W/stderr" && ok "... says the limit" || fail "stream $a: $(head -1 "$W/stderr")"
+done
 expect_rc 2 "--partitioner other" "$VIGIL" replay --rules "$W/r.vrl" --input /dev/null --partitions 4 --partitioner fnv
 grep -q "is not murmur2 or crc32" "$W/stderr" && ok "--partitioner names the choices" || fail "--partitioner: $(cat "$W/stderr")"
 # vigil stream's numbers are checked before any broker is touched (atoi took "abc" and

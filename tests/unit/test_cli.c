@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "api/cli.h"
+#include "engine/state.h"
 #include "rules/errors.h"
 
 static void test_duration(void **st) {
@@ -37,7 +38,40 @@ static void test_duration(void **st) {
     assert_int_equal(vg_cli_duration("10x", &ms), VG_EINVAL);
     assert_int_equal(vg_cli_duration("-1h", &ms), VG_EINVAL);
     assert_int_equal(vg_cli_duration("1.5h", &ms), VG_EINVAL);
-    assert_int_equal(vg_cli_duration("99999999999999999999d", &ms), VG_EINVAL);
+    /* every duration is at most 36500d: larger ones were taken up to INT64_MAX / 4 ms and
+     * overflowed where they were added to times or turned into microseconds */
+    assert_int_equal(vg_cli_duration("99999999999999999999d", &ms), VG_ELIMIT);
+    assert_int_equal(vg_cli_duration("99999999999999999999", &ms), VG_EINVAL);   /* no unit */
+    assert_int_equal(vg_cli_duration("36500d", &ms), 0);
+    assert_int_equal(ms, VG_CLI_DURATION_MAX_MS);
+    assert_int_equal(vg_cli_duration("36501d", &ms), VG_ELIMIT);
+    assert_int_equal(vg_cli_duration("3153600000001ms", &ms), VG_ELIMIT);
+    /* a range, and the messages */
+    char err[300];
+    ms = -7;
+    assert_int_equal(vg_cli_duration_in("4294968s", 1, 49 * 86400000LL, &ms, err, sizeof err),
+                     VG_EINVAL);
+    assert_string_equal(err, "'4294968s' is too long (at most 49d)");
+    assert_int_equal(ms, -7);   /* untouched */
+    assert_int_equal(vg_cli_duration_in("0s", 1, 0, &ms, err, sizeof err), VG_EINVAL);
+    assert_string_equal(err, "'0s': must be positive (e.g. 1s)");
+    assert_int_equal(vg_cli_duration_in("500ms", 1000, 0, &ms, err, sizeof err), VG_EINVAL);
+    assert_string_equal(err, "'500ms' is too short (at least 1s)");
+    assert_int_equal(vg_cli_duration_in("40000d", 0, 0, &ms, err, sizeof err), VG_EINVAL);
+    assert_string_equal(err, "'40000d' is too long (at most 36500d)");
+    assert_int_equal(vg_cli_duration_in("1q", 0, 0, &ms, err, sizeof err), VG_EINVAL);
+    assert_non_null(strstr(err, "bad duration '1q'"));
+    assert_int_equal(vg_cli_duration_in("49d", 1, 49 * 86400000LL, &ms, err, sizeof err), 0);
+    assert_int_equal(ms, 49 * 86400000LL);
+    assert_int_equal(vg_cli_duration_in("0", 0, 0, &ms, err, sizeof err), 0);
+    assert_int_equal(ms, 0);
+    char buf[32];
+    vg_fmt_duration(90 * 60000, buf, sizeof buf);
+    assert_string_equal(buf, "90m");
+    vg_fmt_duration(86400000, buf, sizeof buf);
+    assert_string_equal(buf, "24h");
+    vg_fmt_duration(1500, buf, sizeof buf);
+    assert_string_equal(buf, "1500ms");
 }
 
 static void test_size(void **st) {

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "api/config.h"
+#include "rules/errors.h"
 
 static void clear_env(void) {
     unsetenv("VIGIL_CONFIG");
@@ -117,6 +118,16 @@ static void test_kafka_conf_precedence(void **st) {
 }
 
 /* Loads argv (NULL-terminated) expecting exit code want. */
+static vg_config_t *load_file(const char *text, int want) {
+    char path[] = "/tmp/vigil-test-config-XXXXXX";
+    write_file(path, text);
+    char *argv[] = {"serve", "--config", path, NULL};
+    vg_config_t *c = NULL;
+    assert_int_equal(vg_config_load(3, argv, &c), want);
+    unlink(path);
+    return c;
+}
+
 static void load_expect(char **argv, int want) {
     int argc = 0;
     while (argv[argc]) argc++;
@@ -189,6 +200,26 @@ static void test_kafka_conf_refusals(void **st) {
     load_expect(a11, 0);
     char *a12[] = {"serve", "--deadline", "0", NULL};   /* every score request a 429 */
     load_expect(a12, 2);
+    /* request-timeout: libmicrohttpd keeps it as 32-bit milliseconds (4294968s was 0.7s),
+     * 0 cut every connection; any duration is at most 36500d */
+    static const char *const bad_dur[][2] = {
+        {"--request-timeout", "4294968s"}, {"--request-timeout", "50d"},
+        {"--request-timeout", "0s"}, {"--request-timeout", "0"},
+        {"--deadline", "36501d"}, {"--lateness", "99999999999999999999d"},
+        {"--alert-retention", "9999999999999s"}, {"--future", "36501d"},
+        {"--checkpoint-interval", "0ms"}, {"--dedupe-horizon", "9223372036854775807ms"}};
+    for (size_t i = 0; i < sizeof bad_dur / sizeof bad_dur[0]; i++) {
+        char *a[] = {"serve", (char *)bad_dur[i][0], (char *)bad_dur[i][1], NULL};
+        load_expect(a, 2);
+    }
+    {
+        char *a[] = {"serve", "--request-timeout", "49d", "--lateness", "36500d", NULL};
+        vg_config_t *c = NULL;
+        assert_int_equal(vg_config_load(5, a, &c), 0);
+        assert_int_equal(c->request_timeout_ms, 49 * 86400000LL);
+        assert_int_equal(c->lateness_ms, 36500 * 86400000LL);
+        vg_config_free(c);
+    }
     /* future: a duration, `off` or 0 (off, as `vigil stream`); serve refused `off` and
      * took 0 as the 5 m default for Kafka but as off for HTTP scoring */
     static const struct {
@@ -208,7 +239,8 @@ static void test_kafka_conf_refusals(void **st) {
     static const char *const bad_http[] = {"127.0.0.1:abc", "127.0.0.1:", "127.0.0.1:-1",
                                            "127.0.0.1:65536", "nohost:80", "8080",
                                            "::1:80", "[::1:80", "[]:80", "[nohost]:80",
-                                           "[127.0.0.1]:80", "[::1]:", "[::1]:x"};
+                                           "[127.0.0.1]:80", "[::1]:", "[::1]:x",
+                                           ":8080", ":0"};   /* bound 0.0.0.0 silently */
     for (size_t i = 0; i < sizeof bad_http / sizeof bad_http[0]; i++) {
         char *a[] = {"serve", "--http", (char *)bad_http[i], NULL};
         load_expect(a, 2);
@@ -241,6 +273,12 @@ static void test_kafka_conf_refusals(void **st) {
     assert_int_equal(vg_config_http_addr("127.0.0.1:8082", &ss, e, sizeof e), 0);
     assert_int_equal(ss.ss_family, AF_INET);
     assert_int_equal(ntohs(((struct sockaddr_in *)&ss)->sin_port), 8082);
+    assert_int_equal(vg_config_http_addr("*:8083", &ss, e, sizeof e), 0);
+    assert_int_equal(((struct sockaddr_in *)&ss)->sin_addr.s_addr, htonl(INADDR_ANY));
+    assert_int_equal(vg_config_http_addr(":8080", &ss, e, sizeof e), VG_EINVAL);
+    assert_string_equal(e, "':8080': give a host (127.0.0.1:8080 for this machine, *:8080 for "
+                           "every IPv4 address)");
+    assert_null(load_file("http = :8080\n", 2));
 }
 
 static void test_precedence(void **st) {
@@ -358,16 +396,6 @@ static void test_tokens_env_replaces_file(void **st) {
 
 /* Loads a config file with `text` expecting exit code want; returns the config when 0
  * (the caller frees it). */
-static vg_config_t *load_file(const char *text, int want) {
-    char path[] = "/tmp/vigil-test-config-XXXXXX";
-    write_file(path, text);
-    char *argv[] = {"serve", "--config", path, NULL};
-    vg_config_t *c = NULL;
-    assert_int_equal(vg_config_load(3, argv, &c), want);
-    unlink(path);
-    return c;
-}
-
 /* Config-file edge cases: each of these was taken without a word before. */
 static void test_file_edges(void **st) {
     (void)st;
@@ -379,7 +407,8 @@ static void test_file_edges(void **st) {
         /* one secret under two roles (the last one won) */
         "tokens = admin:s1,scorer:s1\n", "token = admin:s1\ntoken = admin:s1\n",
         /* zero where zero means nothing useful */
-        "max-body = 0\n", "checkpoint-interval = 0\n",
+        "max-body = 0\n", "checkpoint-interval = 0\n", "request-timeout = 0s\n",
+        "request-timeout = 4294968s\n",
         /* a Redis port that is not one */
         "redis = 127.0.0.1:6379x\n", "redis = 127.0.0.1:99999\n", "redis = 127.0.0.1\n",
         /* text after a closing quote */
