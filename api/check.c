@@ -45,6 +45,12 @@ int vg_cmd_check(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    for (int i = optind; i < argc; i++)
+        if (!*argv[i]) {   /* was `vigil check: : No such file or directory`, exit 1 */
+            fprintf(stderr, "vigil check: an empty path\n");
+            usage(stderr);
+            return 2;
+        }
     char err[512];
     vg_sources_t src;
     int lrc = vg_sources_load(&src, argv + optind, argc - optind, err, sizeof(err));

@@ -16,6 +16,7 @@
 #include "api/redis.h"
 #include "models/anomaly.h"
 #include "rules/errors.h"
+#include "rules/lists.h"
 
 static int find_list(vg_api_t *a, const char *name) {
     for (int i = 0; i < a->nlists; i++)
@@ -23,12 +24,12 @@ static int find_list(vg_api_t *a, const char *name) {
     return -1;
 }
 
-static int valid_list_name(const char *s) {
-    size_t n = strlen(s);
-    if (n == 0 || n > 128) return 0;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == '"') return 0;
-    return 1;
+/* A list name as every list source requires it (rules/lists.h); 400 in r when not. */
+static int valid_list_name(const char *s, vg_resp_t *r) {
+    char why[160];
+    if (vg_lists_check_name(s, strlen(s), why, sizeof why) == 0) return 1;
+    vg_resp_error(r, 400, "bad_request", "bad list name: the name %s", why);
+    return 0;
 }
 
 static int cmpstr(const void *x, const void *y) {
@@ -357,7 +358,7 @@ static void list_change(vg_api_t *a, vg_req_t *q, vg_resp_t *r, const char *name
     }
     char action[32];
     snprintf(action, sizeof(action), "lists.%s", op);
-    char target[128 + 1 + 1024 + 1];   /* a list name and an item, whole */
+    char target[VG_LISTS_NAME_MAX + 1 + VG_LISTS_ITEM_MAX + 1];   /* a name and an item, whole */
     if (strcmp(op, "add") == 0 || is_rem) snprintf(target, sizeof(target), "%s/%s", name, items[0]);
     else snprintf(target, sizeof(target), "%s", name);
     vg_api_audit(a, q, action, target, cur, nv);
@@ -366,10 +367,7 @@ static void list_change(vg_api_t *a, vg_req_t *q, vg_resp_t *r, const char *name
 
 void vg_h_list(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     const char *name = q->seg[0];
-    if (!valid_list_name(name)) {
-        vg_resp_error(r, 400, "bad_request", "bad list name");
-        return;
-    }
+    if (!valid_list_name(name, r)) return;
     if (strcmp(q->method, "GET") == 0 || strcmp(q->method, "HEAD") == 0) {
         pthread_mutex_lock(&a->mu);
         int i = find_list(a, name);
@@ -413,18 +411,11 @@ void vg_h_list(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
             vg_resp_error(r, 400, "bad_type", "item %zu must be a string of 1..1024 bytes", k);
             return;
         }
-        if (json_string_length(v) == 0 || json_string_length(v) > 1024) {
-            size_t len = json_string_length(v);
+        char why[160];
+        if (vg_lists_check_item(json_string_value(v), json_string_length(v), why, sizeof why)) {
             free(items);
             json_decref(b);
-            if (len == 0) vg_resp_error(r, 400, "bad_value", "item %zu is empty", k);
-            else vg_resp_error(r, 400, "bad_value", "item %zu is %zu bytes, limit 1024", k, len);
-            return;
-        }
-        if (memchr(json_string_value(v), 0, json_string_length(v))) {
-            free(items);
-            json_decref(b);
-            vg_resp_error(r, 400, "bad_value", "item %zu: a list item may not contain U+0000", k);
+            vg_resp_error(r, 400, "bad_value", "item %zu %s", k, why);
             return;
         }
         items[k] = (char *)json_string_value(v);
@@ -438,13 +429,10 @@ void vg_h_list(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
 void vg_h_list_item(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     const char *name = q->seg[0];
     char *item = (char *)q->seg[1];
-    if (!valid_list_name(name)) {
-        vg_resp_error(r, 400, "bad_request", "bad list name");
-        return;
-    }
-    size_t il = strlen(item);
-    if (il == 0 || il > 1024) {   /* as an item in a body: bad_value (was bad_request) */
-        vg_resp_error(r, 400, "bad_value", "a list item is 1..1024 bytes (this one is %zu)", il);
+    if (!valid_list_name(name, r)) return;
+    char why[160];   /* as an item in a body: bad_value (was bad_request) */
+    if (vg_lists_check_item(item, strlen(item), why, sizeof why)) {
+        vg_resp_error(r, 400, "bad_value", "the list item %s", why);
         return;
     }
     list_change(a, q, r, name, strcmp(q->method, "PUT") == 0 ? "add" : "rem", &item, 1);

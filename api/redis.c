@@ -30,7 +30,7 @@
 #include <hiredis/hiredis.h>
 
 #include "rules/errors.h"
-#include "rules/utf8.h"
+#include "rules/lists.h"
 
 #define K_RULES "vigil:rules"
 #define K_VERSIONS "vigil:versions:"   /* + module */
@@ -707,6 +707,11 @@ static int list_same(vg_api_t *a, const char *name, int64_t v, char **items, siz
  * not held), or on_wr on the write connection (r->wmu held: right after a write, with
  * the write's patience). */
 static int sync_list_on(vg_redis_t *r, const char *name, int on_wr) {
+    char why[160];
+    if (vg_lists_check_name(name, strlen(name), why, sizeof why)) {   /* written by hand */
+        rlog(r, "redis: list \"%.128s\" left out: the name %s", name, why);
+        return 0;
+    }
     char key[300];
     snprintf(key, sizeof(key), "vigil:list:%s", name);
     const char *keys[4] = {key, K_LISTVER, K_LISTDEL, K_LISTCNT};
@@ -735,12 +740,11 @@ static int sync_list_on(vg_redis_t *r, const char *name, int on_wr) {
             size_t k = 0, bad = 0;
             for (size_t i = 0; i < m->elements; i++) {
                 redisReply *e = m->element[i];
-                int ok = e->type == REDIS_REPLY_STRING && e->len >= 1 && e->len <= 1024;
-                const unsigned char *u = (const unsigned char *)e->str;
-                for (size_t j = 0, q = 0; ok && j < e->len; j += q)
-                    ok = u[j] != 0 && (q = vg_utf8_seq(u + j, e->len - j)) != 0;
-                if (ok) items[k++] = e->str;
-                else bad++;
+                if (e->type == REDIS_REPLY_STRING &&
+                    vg_lists_check_item(e->str, e->len, why, sizeof why) == 0)
+                    items[k++] = e->str;
+                else
+                    bad++;
             }
             if (bad)
                 rlog(r, "redis: list %s: %zu item(s) left out (not UTF-8 text of 1..1024 "

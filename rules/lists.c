@@ -14,6 +14,7 @@
 
 #include "rules/errors.h"
 #include "rules/file.h"
+#include "rules/utf8.h"
 
 typedef struct slot {
     uint64_t h;        /* 0: empty */
@@ -214,6 +215,47 @@ int vg_strset_has(const vg_strset_t *s, const char *p, size_t n) {
     return probe(s->slots, s->cap, s->bytes, hash64(p, n), p, n)->h != 0;
 }
 
+int vg_lists_check_name(const char *name, size_t n, char *errbuf, size_t errlen) {
+    if (n == 0) {
+        snprintf(errbuf, errlen, "is empty");
+        return VG_EINVAL;
+    }
+    if (n > VG_LISTS_NAME_MAX) {
+        snprintf(errbuf, errlen, "is %zu bytes, limit %d", n, VG_LISTS_NAME_MAX);
+        return VG_EINVAL;
+    }
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)name[i] < 0x20 || name[i] == '"') {
+            snprintf(errbuf, errlen, "may not contain '\"' or a control character (byte "
+                     "0x%02x at offset %zu)", (unsigned char)name[i], i);
+            return VG_EINVAL;
+        }
+    return 0;
+}
+
+int vg_lists_check_item(const char *item, size_t n, char *errbuf, size_t errlen) {
+    if (n == 0) {
+        snprintf(errbuf, errlen, "is empty");
+        return VG_EINVAL;
+    }
+    if (n > VG_LISTS_ITEM_MAX) {
+        snprintf(errbuf, errlen, "is %zu bytes, limit %d", n, VG_LISTS_ITEM_MAX);
+        return VG_EINVAL;
+    }
+    const unsigned char *u = (const unsigned char *)item;
+    for (size_t j = 0, q; j < n; j += q) {
+        if (u[j] == 0) {
+            snprintf(errbuf, errlen, "may not contain U+0000");
+            return VG_EINVAL;
+        }
+        if ((q = vg_utf8_seq(u + j, n - j)) == 0) {
+            snprintf(errbuf, errlen, "is not valid UTF-8 (byte 0x%02x at offset %zu)", u[j], j);
+            return VG_EINVAL;
+        }
+    }
+    return 0;
+}
+
 int vg_lists_load_json(vg_lists_t *l, const char *text, size_t len, char *errbuf,
                        size_t errlen) {
     json_error_t je;
@@ -236,12 +278,34 @@ int vg_lists_load_json(vg_lists_t *l, const char *text, size_t len, char *errbuf
             rc = VG_EINVAL;
             goto out;
         }
+        char why[160];
+        if (vg_lists_check_name(name, strlen(name), why, sizeof why)) {
+            char shown[4 * 40 + 4];   /* the first 40 bytes, control bytes and '"' as \xNN */
+            size_t o = 0;
+            shown[0] = 0;
+            for (size_t i = 0; name[i] && i < 40; i++)
+                o += (size_t)snprintf(shown + o, sizeof shown - o,
+                                      (unsigned char)name[i] < 0x20 || name[i] == '"'
+                                          ? "\\x%02x" : "%c", (unsigned char)name[i]);
+            if (strlen(name) > 40) snprintf(shown + o, sizeof shown - o, "...");
+            snprintf(errbuf, errlen, "list \"%s\": the name %s (as vigil serve and PUT "
+                     "/v1/lists require)", shown, why);
+            rc = VG_EINVAL;
+            goto out;
+        }
         if ((rc = vg_lists_declare(l, name, strlen(name)))) goto out;
         size_t i;
         json_t *it;
         json_array_foreach(arr, i, it) {
             if (!json_is_string(it)) {
                 snprintf(errbuf, errlen, "list \"%s\", item %zu: expected a string", name, i);
+                rc = VG_EINVAL;
+                goto out;
+            }
+            if (vg_lists_check_item(json_string_value(it), json_string_length(it), why,
+                                    sizeof why)) {
+                snprintf(errbuf, errlen, "list \"%s\", item %zu %s (as vigil serve and PUT "
+                         "/v1/lists require)", name, i, why);
                 rc = VG_EINVAL;
                 goto out;
             }

@@ -49,8 +49,28 @@ size_t vg_strset_size(const vg_strset_t *s);
 /* 1 when s (NULL: an empty set) holds the string, else 0. Can't fail. */
 int vg_strset_has(const vg_strset_t *s, const char *p, size_t n);
 
-/* Parses a JSON object {"name": ["item", ...], ...} into l. Returns 0, or VG_EINVAL
- * with a reason (and the position) in errbuf, or VG_ENOMEM. */
+/* What a list name and a list item may be, wherever lists come from (PUT /v1/lists,
+ * Redis, vigil serve's control store, a --lists file): a name is 1..128 bytes without
+ * control characters (below 0x20) or '"'; an item is 1..1024 bytes of UTF-8 without
+ * U+0000 (items are matched against an event's strings). */
+#define VG_LISTS_NAME_MAX 128
+#define VG_LISTS_ITEM_MAX 1024
+
+/* Checks a list name (n bytes). Returns 0, or VG_EINVAL with the reason in errbuf as a
+ * predicate to follow "list NAME" or "the name": `is empty`, `is 129 bytes, limit 128`,
+ * `may not contain '"' or a control character (byte 0x0a at offset 3)`. Can't fail
+ * otherwise. */
+int vg_lists_check_name(const char *name, size_t n, char *errbuf, size_t errlen);
+
+/* Checks a list item (n bytes). Returns 0, or VG_EINVAL with the reason in errbuf as a
+ * predicate to follow "item K": `is empty`, `is 1025 bytes, limit 1024`, `may not
+ * contain U+0000`, `is not valid UTF-8 (byte 0xff at offset 2)`. */
+int vg_lists_check_item(const char *item, size_t n, char *errbuf, size_t errlen);
+
+/* Parses a JSON object {"name": ["item", ...], ...} into l. Every name and item is
+ * checked as vg_lists_check_name and vg_lists_check_item say. Returns 0, or VG_EINVAL
+ * with a reason (and the position) in errbuf (`list "x", item 2 is empty`), or
+ * VG_ENOMEM. */
 int vg_lists_load_json(vg_lists_t *l, const char *text, size_t len, char *errbuf,
                        size_t errlen);
 

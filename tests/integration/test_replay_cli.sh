@@ -99,6 +99,10 @@ expect_rc 2 "eval: missing --truth" "$VIGIL" eval --rules "$W/r.vrl" --input /de
 grep -q "vigil eval: --truth FILE is required" "$W/stderr" && ok "... named" || fail "eval: $(head -1 "$W/stderr")"
 expect_rc 2 "check: unknown option" "$VIGIL" check -q "$W/r.vrl"
 grep -q "vigil check: unknown option '-q'" "$W/stderr" && ok "... named" || fail "check -q: $(head -1 "$W/stderr")"
+# an empty path is a usage error (it was `vigil check: : No such file or directory`, exit 1)
+expect_rc 2 "check ''" "$VIGIL" check ""
+expect_rc 2 "check FILE ''" "$VIGIL" check "$W/r.vrl" ""
+grep -qx "vigil check: an empty path" "$W/stderr" && ok "... says so" || fail "check '': $(head -1 "$W/stderr")"
 expect_rc 2 "bad --lateness" "$VIGIL" replay --rules "$W/r.vrl" --input /dev/null --lateness soon
 expect_rc 2 "bad --dedupe-horizon" "$VIGIL" replay --rules "$W/r.vrl" --input /dev/null --dedupe-horizon -1h
 expect_rc 2 "--checkpoint-every -5 (was 2^64-5: never)" "$VIGIL" replay --rules "$W/r.vrl" --input /dev/null --state "$W/st-neg" --checkpoint-every -5
@@ -381,6 +385,17 @@ grep -E '^vigil replay: 3 events: .*; [0-9.]+ (ms|s, [0-9]+ events/s)$' "$W/stde
 expect_rc 0 "replay with --lists" "$VIGIL" replay --rules "$W/lst.vrl" --input "$W/lst.ndjson" --output "$W/lst.out" --lists "$W/l1.json"
 grep -q 'has no list "other"; it is empty' "$W/stderr" && ! grep -q 'blocked_cards" is empty' "$W/stderr" &&
     ok "... names only the list the file lacks" || fail "--lists: $(cat "$W/stderr")"
+# a --lists file is held to what vigil serve and PUT /v1/lists take (it took an empty
+# item, one over 1,024 bytes and names the API refuses)
+printf '{"blocked_cards":["card-1",""]}' >"$W/lbad1.json"
+printf '{"blocked_cards":["%s"]}' "$(head -c 1025 /dev/zero | tr '\0' x)" >"$W/lbad2.json"
+printf '{"bad\\"name":["x"]}' >"$W/lbad3.json"
+for f in lbad1:'list "blocked_cards", item 1 is empty' lbad2:'list "blocked_cards", item 0 is 1025 bytes, limit 1024' \
+         lbad3:'list "bad\x22name": the name may not contain'; do
+    expect_rc 1 "--lists ${f%%:*}.json" "$VIGIL" replay --rules "$W/lst.vrl" --input "$W/lst.ndjson" --lists "$W/${f%%:*}.json"
+    grep -qF "vigil replay: --lists $W/${f%%:*}.json: ${f#*:}" "$W/stderr" && ok "... says why" || fail "${f%%:*}: $(cat "$W/stderr")"
+    [ -s "$W/stdout" ] && fail "... decided events" || ok "... decides nothing"
+done
 
 # --- a --state directory remembers the --lists and --labels it was made with: resumed
 # without them (or with others), the later decisions would differ from a fresh run's

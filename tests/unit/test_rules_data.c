@@ -374,6 +374,12 @@ static void test_lists_json_errors(void **state) {
         {"{\"bl\":\"x\"}", "expected an array of strings"},
         {"[\"a\"]", "expected an object"},
         {"{\"bl\":[\"a\"]} x", "end of file expected"},
+        /* what vigil serve and PUT /v1/lists refuse (vg_lists_check_name/_item); a
+         * --lists file took them */
+        {"{\"bl\":[\"a\",\"\"]}", "list \"bl\", item 1 is empty"},
+        {"{\"\":[\"a\"]}", "list \"\": the name is empty"},
+        {"{\"a\\\"b\":[\"a\"]}", "list \"a\\x22b\": the name may not contain"},
+        {"{\"a\\nb\":[]}", "(byte 0x0a at offset 1)"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         vg_lists_t *l = vg_lists_new();
@@ -384,6 +390,31 @@ static void test_lists_json_errors(void **state) {
         if (!strstr(err, bad[i].err)) fail_msg("%s: %s", bad[i].json, err);
         vg_lists_unref(l);
     }
+    /* the limits themselves: 1024 bytes and 128 bytes are taken, one more is not */
+    char item[1026], name[130], json[1400];
+    memset(item, 'x', sizeof item);
+    memset(name, 'n', sizeof name);
+    static const struct {
+        int nlen, ilen;
+        const char *err;   /* NULL: taken */
+    } lim[] = {{128, 1024, NULL}, {128, 1025, "item 0 is 1025 bytes, limit 1024"},
+               {129, 1, "the name is 129 bytes, limit 128"}};
+    for (size_t i = 0; i < sizeof lim / sizeof lim[0]; i++) {
+        snprintf(json, sizeof json, "{\"%.*s\":[\"%.*s\"]}", lim[i].nlen, name, lim[i].ilen, item);
+        vg_lists_t *l = vg_lists_new();
+        char err[256] = "";
+        int rc = vg_lists_load_json(l, json, strlen(json), err, sizeof err);
+        if (!lim[i].err) assert_int_equal(rc, 0);
+        else if (rc == 0 || !strstr(err, lim[i].err)) fail_msg("%d/%d: %s", lim[i].nlen, lim[i].ilen, err);
+        vg_lists_unref(l);
+    }
+    char why[160];
+    assert_int_equal(vg_lists_check_item("a\0b", 3, why, sizeof why), VG_EINVAL);
+    assert_string_equal(why, "may not contain U+0000");
+    assert_int_equal(vg_lists_check_item("a\xff", 2, why, sizeof why), VG_EINVAL);
+    assert_string_equal(why, "is not valid UTF-8 (byte 0xff at offset 1)");
+    assert_int_equal(vg_lists_check_item("\xc3\xa9", 2, why, sizeof why), 0);
+    assert_int_equal(vg_lists_check_name("blocked_cards", 13, why, sizeof why), 0);
 }
 
 /* A change of one list shares the others with the collection before
