@@ -11,6 +11,7 @@
  * Exit: 0 when the input was read to its end (rejected lines included); 1 when the
  * rules do not compile or input, output or state fail; 2 on a usage error.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -606,6 +607,7 @@ typedef struct run {
     uint64_t labels_hash;   /* fingerprint of --labels' labels, 0 without --labels */
     uint64_t lines;         /* input lines consumed (blank ones included) */
     int resumed;            /* from a checkpoint: label counts are this run's */
+    uint64_t ck_out_len;    /* the checkpoint's output length (resume, then resume_output) */
 } run_t;
 
 static int flush_out(run_t *r) {
@@ -811,17 +813,65 @@ static int check_rules(run_t *r) {
     return 0;
 }
 
-/* Resumes from the last checkpoint in the state directory, if any. */
+/* Refuses a --state directory that is not one replay made: vigil serve's (its control
+ * store control/, shards shard-N/, Kafka partitions kafka/) or vigil stream's (kafka/),
+ * or a non-empty directory without a RocksDB store (CURRENT). Replay went on in them
+ * silently (a serve state with one shard keeps its engine store at its top, as replay
+ * does). An absent or empty directory is made. 0, or -1 with the reason printed. */
+static int state_dir_check(const char *dir) {
+    struct stat st;
+    if (stat(dir, &st) != 0) return 0;   /* made next (mkdir says what is wrong) */
+    if (!S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "vigil replay: --state %s: not a directory\n", dir);
+        return -1;
+    }
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "vigil replay: --state %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    char first[256] = "";
+    int rocks = 0, control = 0, kafka = 0, shard = 0, n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *nm = de->d_name;
+        if (strcmp(nm, ".") == 0 || strcmp(nm, "..") == 0) continue;
+        if (n++ == 0) snprintf(first, sizeof first, "%s", nm);
+        if (strcmp(nm, "CURRENT") == 0) rocks = 1;
+        else if (strcmp(nm, "control") == 0) control = 1;
+        else if (strcmp(nm, "kafka") == 0) kafka = 1;
+        else if (strncmp(nm, "shard-", 6) == 0 && nm[6] >= '0' && nm[6] <= '9') shard = 1;
+    }
+    closedir(d);
+    if (control || shard)
+        fprintf(stderr, "vigil replay: --state %s is a vigil serve state directory (it holds "
+                        "%s); replay keeps a state of its own: give a new or empty directory\n",
+                dir, control ? "control/, the control store" : "shard directories, shard-N/");
+    else if (kafka)
+        fprintf(stderr, "vigil replay: --state %s is a vigil stream state directory (it holds "
+                        "kafka/, the partitions' stores); replay keeps a state of its own: give "
+                        "a new or empty directory\n", dir);
+    else if (n > 0 && !rocks)
+    {
+        char more[48] = "";
+        if (n > 1) snprintf(more, sizeof more, " and %d more entr%s", n - 1, n > 2 ? "ies" : "y");
+        fprintf(stderr, "vigil replay: --state %s is not a vigil state (it holds '%s'%s, but no "
+                        "RocksDB store); give a new or empty directory, or one an earlier vigil "
+                        "replay --state made\n", dir, first, more);
+    }
+    else
+        return 0;
+    return -1;
+}
+
+/* Resumes from the last checkpoint in the state directory, if any, up to the output:
+ * checks the lists, labels and input it was made with and skips the input to its
+ * position; the output is not opened yet (a refused resume leaves it as it was). -1 with
+ * the reason printed. resume_output() then cuts the output back. */
 static int resume(run_t *r) {
     uint64_t in_pos, fp, out_len, lines;
     int rc = meta_u64(r, "replay/input_pos", &in_pos);
-    if (rc == VG_ENOTFOUND) {
-        if (ftruncate(r->out_fd, 0) < 0 && errno != EINVAL) {
-            fprintf(stderr, "vigil replay: truncating %s: %s\n", r->o.output, strerror(errno));
-            return -1;
-        }
-        return 0;
-    }
+    if (rc == VG_ENOTFOUND) return 0;
     if (rc || meta_u64(r, "replay/input_fp", &fp) || meta_u64(r, "replay/output_len", &out_len) ||
         meta_u64(r, "replay/lines", &lines)) {
         fprintf(stderr, "vigil replay: %s: checkpoint records are unreadable\n", r->o.state);
@@ -871,21 +921,45 @@ static int resume(run_t *r) {
                         "use a new --state directory\n", r->o.state, r->o.input);
         return -1;
     }
+    struct stat st;   /* checked by its path before it is opened (and created) */
+    if (out_len > 0 && stat(r->o.output, &st) < 0) {
+        fprintf(stderr, "vigil replay: %s: %s; %s was checkpointed with %" PRIu64 " bytes "
+                        "of it (give the output it was made with, or use a new --state "
+                        "directory)\n", r->o.output, strerror(errno), r->o.state, out_len);
+        return -1;
+    }
+    if (out_len > 0 && (uint64_t)st.st_size < out_len) {
+        fprintf(stderr, "vigil replay: %s is shorter than its checkpoint says; it was changed "
+                        "outside vigil\n", r->o.output);
+        return -1;
+    }
+    r->ck_out_len = out_len;
+    r->lines = lines;
+    r->resumed = 1;
+    fprintf(stderr, "vigil replay: resuming from checkpoint at line %" PRIu64 " (input byte %"
+            PRIu64 ")\n", lines, in_pos);
+    return 0;
+}
+
+/* Cuts the output, just opened, back to the checkpoint's length (to nothing without a
+ * checkpoint). -1 with the reason printed. */
+static int resume_output(run_t *r) {
     struct stat st;
+    uint64_t out_len = r->resumed ? r->ck_out_len : 0;
     if (fstat(r->out_fd, &st) < 0 || (uint64_t)st.st_size < out_len) {
         fprintf(stderr, "vigil replay: %s is shorter than its checkpoint says; it was changed "
                         "outside vigil\n", r->o.output);
         return -1;
     }
-    if (ftruncate(r->out_fd, (off_t)out_len) < 0 || lseek(r->out_fd, 0, SEEK_END) < 0) {
+    if (ftruncate(r->out_fd, (off_t)out_len) < 0 && (out_len || errno != EINVAL)) {
+        fprintf(stderr, "vigil replay: cutting %s back: %s\n", r->o.output, strerror(errno));
+        return -1;
+    }
+    if (lseek(r->out_fd, 0, SEEK_END) < 0 && out_len) {
         fprintf(stderr, "vigil replay: cutting %s back: %s\n", r->o.output, strerror(errno));
         return -1;
     }
     r->out_len = out_len;
-    r->lines = lines;
-    r->resumed = 1;
-    fprintf(stderr, "vigil replay: resuming from checkpoint at line %" PRIu64 " (input byte %"
-            PRIu64 ")\n", lines, in_pos);
     return 0;
 }
 
@@ -1029,13 +1103,8 @@ int vg_cmd_replay(int argc, char **argv) {
         fprintf(stderr, "vigil replay: %s: %s\n", r.o.input, strerror(errno));
         goto done;
     }
-    if (strcmp(r.o.output, "-") == 0) r.out_fd = 1;
-    else if ((r.out_fd = open(r.o.output, O_WRONLY | O_CREAT | O_CLOEXEC | (r.o.state ? 0 : O_TRUNC),
-                              0644)) < 0) {
-        fprintf(stderr, "vigil replay: %s: %s\n", r.o.output, strerror(errno));
-        goto done;
-    }
     if (r.o.state) {
+        if (state_dir_check(r.o.state) < 0) goto done;
         if (mkdir(r.o.state, 0755) < 0 && errno != EEXIST) {
             fprintf(stderr, "vigil replay: %s: %s\n", r.o.state, strerror(errno));
             goto done;
@@ -1116,6 +1185,16 @@ int vg_cmd_replay(int argc, char **argv) {
     }
     r.rd.fp_on = r.store != NULL;
     if (r.store && resume(&r) < 0) goto done;
+    /* the output is opened (created, cut) once everything else is known to be right: a
+     * refused run (a state made otherwise or locked, a bad --lists or --labels) left an
+     * empty or truncated output behind */
+    if (strcmp(r.o.output, "-") == 0) r.out_fd = 1;
+    else if ((r.out_fd = open(r.o.output, O_WRONLY | O_CREAT | O_CLOEXEC | (r.o.state ? 0 : O_TRUNC),
+                              0644)) < 0) {
+        fprintf(stderr, "vigil replay: %s: %s\n", r.o.output, strerror(errno));
+        goto done;
+    }
+    if (r.store && resume_output(&r) < 0) goto done;
 
     int tty = isatty(2);
     int64_t t0 = now_ms(), last_ckpt = t0, last_progress = t0;

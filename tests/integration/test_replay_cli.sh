@@ -14,7 +14,9 @@
 # --dedupe-horizon, checkpoints while a piped input is idle, a
 # --state run over an input whose last line has no newline yet (completed later);
 # `vigil stream`'s flag checks (empty values, embedded-only flags, --metrics-file, the
-# variables its help names).
+# variables its help names); durations past their limit, `vigil check ""`, --lists held
+# to the API's rule, a refused --state run that leaves --output alone, a --state
+# directory of vigil serve, vigil stream or of anything else refused.
 #
 # Usage: bash test_replay_cli.sh BUILD_DIR SOURCE_DIR
 set -u
@@ -434,6 +436,53 @@ st_run 1 "... resumed with other labels" c --labels "$W/lab2.csv"
 grep -q "holds state made with other --labels than $W/lab2.csv" "$W/stderr" && ok "... says so" || fail "other labels: $(tail -1 "$W/stderr")"
 st_run 0 "... resumed with the same labels" c --labels "$W/lab.csv"
 grep -q "resuming from checkpoint at line 1" "$W/stderr" && ok "... resumes" || fail "same labels: $(tail -2 "$W/stderr")"
+
+# --- a refused --state run neither creates nor cuts its --output: everything is checked
+# before the output is opened (a state made otherwise, a locked state, a bad --lists)
+rm -rf "$W/ro" && mkdir -p "$W/ro"
+{ ev o1 2026-03-01T10:00:00Z 1; echo; ev o2 2026-03-01T10:00:01Z 2; echo; } >"$W/ro/ev.ndjson"
+expect_rc 0 "a state made with --lateness 1h" "$VIGIL" replay --rules "$W/r.vrl" --input "$W/ro/ev.ndjson" --output "$W/ro/o" --state "$W/ro/st"
+expect_rc 1 "... run with --lateness 2h and a new --output" "$VIGIL" replay --rules "$W/r.vrl" --input "$W/ro/ev.ndjson" --output "$W/ro/new" --state "$W/ro/st" --lateness 2h
+[ ! -e "$W/ro/new" ] && ok "... the output is not created" || fail "refused run created $W/ro/new"
+cp "$W/ro/o" "$W/ro/o.keep"
+printf '{"x":[""]}' >"$W/ro/bad.json"
+expect_rc 1 "... resumed with a bad --lists" "$VIGIL" replay --rules "$W/r.vrl" --input "$W/ro/ev.ndjson" --output "$W/ro/o" --state "$W/ro/st" --lists "$W/ro/bad.json"
+cmp -s "$W/ro/o" "$W/ro/o.keep" && ok "... the output is intact" || fail "bad --lists changed the output"
+echo keep >"$W/ro/plain"
+expect_rc 1 "a run without --state and a bad --lists" "$VIGIL" replay --rules "$W/r.vrl" --input "$W/ro/ev.ndjson" --output "$W/ro/plain" --lists "$W/ro/bad.json"
+[ "$(cat "$W/ro/plain")" = keep ] && ok "... the output is not cut" || fail "bad --lists cut the output"
+rm -f "$W/ro/o"
+expect_rc 1 "a checkpointed state whose output is gone" "$VIGIL" replay --rules "$W/r.vrl" --input "$W/ro/ev.ndjson" --output "$W/ro/o" --state "$W/ro/st"
+grep -q "vigil replay: $W/ro/o: No such file or directory; $W/ro/st was checkpointed with [0-9]* bytes of it" "$W/stderr" && [ ! -e "$W/ro/o" ] &&
+    ok "... says so and creates nothing" || fail "output gone: $(tail -1 "$W/stderr")"
+mkfifo "$W/ro/fifo"
+"$VIGIL" replay --rules "$W/r.vrl" --input "$W/ro/fifo" --output "$W/ro/o3" --state "$W/ro/st3" 2>/dev/null &
+holder=$!
+exec 7>"$W/ro/fifo"   # the holder has opened its state once the FIFO is opened
+for _ in $(seq 50); do [ -e "$W/ro/st3/LOCK" ] && break; sleep 0.1; done
+sleep 0.3
+expect_rc 1 "a state in use by another replay" "$VIGIL" replay --rules "$W/r.vrl" --input "$W/ro/ev.ndjson" --output "$W/ro/o4" --state "$W/ro/st3"
+grep -q "is in use by another process" "$W/stderr" && [ ! -e "$W/ro/o4" ] && ok "... refused, the output not created" ||
+    fail "locked: $(tail -1 "$W/stderr"), o4 $(ls "$W/ro/o4" 2>&1)"
+exec 7>&-
+wait "$holder"
+
+# --- --state DIR that vigil serve or vigil stream made, or that is not a vigil state at
+# all, is refused (replay went on in it); an empty or absent DIR is made
+mkdir -p "$W/sd/srv/control" "$W/sd/shards/shard-0" "$W/sd/strm/kafka" "$W/sd/other" "$W/sd/empty"
+touch "$W/sd/srv/CURRENT" "$W/sd/other/notes.txt"
+for d in srv:"is a vigil serve state directory (it holds control/, the control store)" \
+         shards:"is a vigil serve state directory (it holds shard directories, shard-N/)" \
+         strm:"is a vigil stream state directory (it holds kafka/, the partitions' stores)" \
+         other:"is not a vigil state (it holds 'notes.txt', but no RocksDB store)"; do
+    expect_rc 1 "--state ${d%%:*}" "$VIGIL" replay --rules "$W/r.vrl" --input "$W/ro/ev.ndjson" --output "$W/sd/o-${d%%:*}" --state "$W/sd/${d%%:*}"
+    grep -qF "vigil replay: --state $W/sd/${d%%:*} ${d#*:}" "$W/stderr" && [ ! -e "$W/sd/o-${d%%:*}" ] &&
+        ok "... says what it is, no output" || fail "--state ${d%%:*}: $(tail -1 "$W/stderr")"
+done
+for d in empty absent; do
+    expect_rc 0 "--state $d" "$VIGIL" replay --rules "$W/r.vrl" --input "$W/ro/ev.ndjson" --output "$W/sd/o-$d" --state "$W/sd/$d"
+done
+expect_rc 0 "... resumed" "$VIGIL" replay --rules "$W/r.vrl" --input "$W/ro/ev.ndjson" --output "$W/sd/o-absent" --state "$W/sd/absent"
 
 # --- --output the same file as one that is read: refused before anything is written
 # (--output set to --input emptied the input and replayed "0 events", exit 0)
