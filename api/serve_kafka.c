@@ -210,8 +210,10 @@ vg_serve_kafka_t *vg_serve_kafka_start(const vg_serve_kafka_cfg_t *cfg, vg_progr
     o.state_dir = cfg->state;
     o.prog = prog;
     o.pipeline.lists = lists;
-    if (cfg->lateness_ms > 0) o.pipeline.lateness_ms = cfg->lateness_ms;
-    if (cfg->dedupe_horizon_ms > 0) o.pipeline.dedupe_horizon_ms = cfg->dedupe_horizon_ms;
+    /* 0 is a value (no lateness, no dedupe memory), as in replay and serve's HTTP
+     * engine; it was read as "the default" here */
+    if (cfg->lateness_ms >= 0) o.pipeline.lateness_ms = cfg->lateness_ms;
+    if (cfg->dedupe_horizon_ms >= 0) o.pipeline.dedupe_horizon_ms = cfg->dedupe_horizon_ms;
     o.pipeline.ruleset_version = cfg->ruleset_version > 0 ? cfg->ruleset_version : 0;
     o.pipeline.mem_budget = cfg->mem_budget;
     if (cfg->future_ms != 0) o.future_ms = cfg->future_ms;
@@ -421,6 +423,7 @@ int vg_cmd_stream(int argc, char **argv) {
                *metrics_file = NULL, *changelog = NULL, *tlabels = NULL;
     vg_serve_kafka_cfg_t cfg;
     memset(&cfg, 0, sizeof(cfg));
+    cfg.lateness_ms = cfg.dedupe_horizon_ms = -1;   /* not given: the defaults (1h, 24h) */
     char **rules = calloc((size_t)argc + 2, sizeof(char *));
     char **xconf = calloc((size_t)argc + 1, sizeof(char *));
     int nrules = 0, nx = 0, status = 2, drain = 0;

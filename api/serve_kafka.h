@@ -34,7 +34,7 @@ typedef struct vg_serve_kafka_cfg {
     const char *topic_in, *topic_alerts, *topic_decisions, *topic_dlq;  /* NULL: defaults
                                      (decisions: none) */
     const char *state;            /* state directory; required */
-    int64_t lateness_ms, dedupe_horizon_ms;   /* <= 0: defaults 1h, 24h */
+    int64_t lateness_ms, dedupe_horizon_ms;   /* < 0: defaults 1h, 24h; 0 is a value */
     int64_t future_ms;            /* 0: default 5m; < 0: off */
     int64_t checkpoint_ms;        /* <= 0: 1s */
     int threads;                  /* <= 0: 2 */

@@ -29,7 +29,8 @@ for s in a b; do
 done
 
 kt_broker "ta:$PARTS" "g-a.changelog:$PARTS" "g-b.changelog:$PARTS" "tb:$PARTS" "alerts-a:$PARTS" "alerts-b:$PARTS" "dec-a:$PARTS" "dec-b:$PARTS" \
-    "dlq-a:2" "dlq-b:2" "tp:1" "g-p.changelog:1" "alerts-p:1" "dlq-p:1"
+    "dlq-a:2" "dlq-b:2" "tp:1" "g-p.changelog:1" "alerts-p:1" "dlq-p:1" \
+    "tz:$PARTS" "g-z.changelog:$PARTS" "alerts-z:$PARTS" "dec-z:$PARTS" "dlq-z:2"
 for s in a b; do
     kt_produce "$WORK/$s.keyed" "t$s"
     kt_stream "$s" --rules "$RULES" --state "$WORK/state-$s" --group "g-$s" --topic-in "t$s" \
@@ -46,6 +47,25 @@ for s in a b; do
     $CHECK compare --replay "$WORK/$s.replay" --decisions "$WORK/$s.dec" --alerts "$WORK/$s.alerts" \
         --dlq "$WORK/$s.dlq" || kt_fail "stream $s differs from replay"
 done
+
+# --lateness 0 --dedupe-horizon 0 are values, as in replay (stream read 0 as the
+# defaults, 1h and 24h): the edge-case stream's late events are dead letters
+if [ -s "$WORK/a.ndjson" ]; then
+    "$VIGIL" replay --rules "$RULES" --input "$WORK/a.ndjson" --output "$WORK/z.replay" \
+        --lateness 0 --dedupe-horizon 0 2>/dev/null || kt_fail "replay z"
+    kt_produce "$WORK/a.keyed" tz
+    kt_stream z --rules "$RULES" --state "$WORK/state-z" --group g-z --topic-in tz \
+        --topic-alerts alerts-z --topic-decisions dec-z --topic-dlq dlq-z \
+        --future off --threads 2 --drain --no-sync --lateness 0 --dedupe-horizon 0
+    kt_wait "$SPID" 120 || kt_fail "stream z exited with an error"
+    kt_consume dec-z "$WORK/z.dec"
+    kt_consume alerts-z "$WORK/z.alerts"
+    kt_consume dlq-z "$WORK/z.dlq"
+    cmp -s "$WORK/z.replay" "$WORK/a.replay" && kt_fail "lateness 0: replay decided as with the defaults (no late event in the stream?)"
+    $CHECK compare --replay "$WORK/z.replay" --decisions "$WORK/z.dec" --alerts "$WORK/z.alerts" \
+        --dlq "$WORK/z.dlq" && echo "ok   stream --lateness 0 --dedupe-horizon 0 decides as replay with them" ||
+        kt_fail "stream --lateness 0 --dedupe-horizon 0 differs from replay with them"
+fi
 
 # the `future` check: one event far ahead of the clock between two ordinary ones
 now=$(date -u +%s)
