@@ -1097,6 +1097,36 @@ static void h_score(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     if (left_us > 0) score_engine(a, q, r, dry, left_us);
 }
 
+/* /readyz's `kafka` member (serve --kafka) added to j: whether the brokers are reachable
+ * (else for how long), the input partitions owned and the topic's, the lag. Returns 1
+ * when the brokers have been unreachable for longer than the group's session timeout:
+ * the group has then taken this instance's partitions (it neither consumes nor can
+ * decide an event: every score is 409 not_owner), so it is not ready (SPEC section 5,
+ * "answers 200 once it consumes and serves"). An instance that owns no partition with
+ * the brokers reachable (more instances than partitions) stays ready: it sends its
+ * clients to the owners. */
+static int kafka_readyz(vg_api_t *a, json_t *j) {
+    vg_kafka_stats_t ks;
+    vg_kafka_get_stats(a->kafka, &ks);
+    int64_t down = vg_kafka_down_ms(a->kafka);
+    int64_t sess = atomic_load(&a->kafka_session_ms);
+    if (!sess) {
+        char v[32];
+        sess = vg_kafka_client_conf(a->kafka, 1, "session.timeout.ms", v, sizeof v) == 0
+                   ? strtoll(v, NULL, 10) : 0;
+        if (sess <= 0) sess = 45000;   /* librdkafka's default */
+        atomic_store(&a->kafka_session_ms, sess);
+    }
+    json_t *k = json_pack("{s:s}", "brokers", down ? "unreachable" : "reachable");
+    if (down) json_object_set_new(k, "unreachable_s", json_integer((json_int_t)(down / 1000)));
+    json_object_set_new(k, "partitions", json_integer((json_int_t)ks.partitions));
+    json_object_set_new(k, "input_partitions", json_integer((json_int_t)ks.input_partitions));
+    json_object_set_new(k, "lag", ks.lag >= 0 ? json_integer((json_int_t)ks.lag) : json_null());
+    json_object_set_new(k, "session_timeout_ms", json_integer((json_int_t)sess));
+    json_object_set_new(j, "kafka", k);
+    return down > sess;
+}
+
 static void dispatch(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     switch (q->route) {
     case VG_ROUTE_HEALTHZ:
@@ -1134,7 +1164,12 @@ static void dispatch(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
             if (st == 0) json_object_set_new(rj, "why", json_string(vg_redis_down_why(a->redis)));
             json_object_set_new(j, "redis", rj);
         }
-        vg_resp_json(r, ready ? 200 : 503, j);
+        int kafka_gone = a->kafka && ready && kafka_readyz(a, j);
+        if (kafka_gone) {
+            r->retry_after = 1;
+            json_object_set_new(j, "status", json_string("unavailable"));
+        }
+        vg_resp_json(r, ready && !kafka_gone ? 200 : 503, j);
         break;
     }
     case VG_ROUTE_METRICS: h_metrics(a, r); break;

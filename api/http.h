@@ -135,6 +135,9 @@ typedef struct vg_api {
     /* scores queued for the Kafka pipeline while their connection is suspended
      * (vg_kafka_score_async); vg_api_stop waits for them with new ones refused */
     atomic_int kafka_inflight, stopping;
+    /* the consumers' group session timeout (session.timeout.ms), read at the first
+     * /readyz; 0 before */
+    atomic_llong kafka_session_ms;
     /* serve --kafka: the alerts topic read whole into the alert list (api/alert_feed.c;
      * every instance lists every alert); NULL: alerts are recorded as they are answered */
     vg_kafka_tail_t *feed, *efeed;   /* the alerts topic; the erasures topic */

@@ -184,9 +184,10 @@ typedef struct worker {
      * alert, decision or dead letter above it is cut to fit (vg_kafka_fit_record) */
     size_t out_max[4];
     int fatal;
-    int64_t down_probe;   /* the consumer said all brokers are down: monotonic ms of the
-                             next check that they are back (0: not down); the lag is
-                             unknown (-1) meanwhile */
+    /* monotonic ms since the consumer's statistics (stats_cb, every second) showed no
+     * broker connection up (0: one is); the lag is unknown (-1) meanwhile. Set and
+     * cleared by this thread, read by vg_kafka_down_ms */
+    _Atomic int64_t down_since;
     int need_rewind;      /* a delivery failed since the last checkpoint */
     uint64_t dr_failed;   /* deliveries failed since the last rewind (logged once, by it) */
     char dr_first[320];   /* the first of them: "to TOPIC: error" */
@@ -541,6 +542,7 @@ int vg_kafka_conf_try(const char *const *conf, char *errbuf, size_t errlen) {
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque);
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque);
 
 /* The configuration of a consumer (consumer=1) or producer; NULL with errbuf. */
 static rd_kafka_conf_t *make_conf(vg_kafka_t *k, int consumer, void *opaque, char *errbuf,
@@ -575,6 +577,9 @@ static rd_kafka_conf_t *make_conf(vg_kafka_t *k, int consumer, void *opaque, cha
          * waits the session timeout less 1 s there */
         if (!rc && k->o.embedded) rc = conf_set(c, "session.timeout.ms", "6000", errbuf, errlen);
         if (!rc && k->o.embedded) rc = conf_set(c, "heartbeat.interval.ms", "1500", errbuf, errlen);
+        /* a processing thread's consumer: its statistics say whether any broker is
+         * reachable (stats_cb; -X statistics.interval.ms overrides, 0 turns it off) */
+        if (!rc && opaque) rc = conf_set(c, "statistics.interval.ms", "1000", errbuf, errlen);
     } else {
         if (!rc) rc = conf_set(c, "enable.idempotence", "true", errbuf, errlen);
         if (!rc) rc = conf_set(c, "acks", "all", errbuf, errlen);
@@ -608,6 +613,7 @@ static rd_kafka_conf_t *make_conf(vg_kafka_t *k, int consumer, void *opaque, cha
     rd_kafka_conf_set_opaque(c, opaque);
     if (consumer) rd_kafka_conf_set_rebalance_cb(c, rebalance_cb);
     else rd_kafka_conf_set_dr_msg_cb(c, dr_cb);
+    if (consumer && opaque) rd_kafka_conf_set_stats_cb(c, stats_cb);
     return c;
 }
 
@@ -1393,28 +1399,13 @@ static void apply_rules(worker_t *w) {
 }
 
 /* Lag over the owned partitions from the watermarks of the last fetch responses;
- * -1 while a partition's watermarks are not known yet, and while the brokers are down
- * (the cached watermarks are those from before: the lag read 0 through an outage). Back
- * up is seen by the next message, or by a watermark query of one partition, at most one
- * a second and 50 ms each (nothing is consumed meanwhile anyway). */
+ * -1 while a partition's watermarks are not known yet, and while no broker is reachable
+ * (down_since: the cached watermarks are those from before, and the lag read 0 through
+ * an outage). */
 static void update_lag(worker_t *w) {
     int64_t lag = 0;
     uint32_t n = 0;
-    int unknown = 0;
-    if (w->down_probe) {
-        int64_t t = mono_ms();
-        for (int32_t i = 0; t >= w->down_probe && i < w->cap; i++) {
-            if (!w->parts[i]) continue;
-            int64_t lo, hi;
-            if (rd_kafka_query_watermark_offsets(w->c, w->k->topic_in, i, &lo, &hi, 50) ==
-                RD_KAFKA_RESP_ERR_NO_ERROR)
-                w->down_probe = 0;
-            else
-                w->down_probe = mono_ms() + 1000;
-            break;
-        }
-        if (w->down_probe) unknown = 1;
-    }
+    int unknown = GET(w->down_since) != 0;
     for (int32_t i = 0; i < w->cap; i++) {
         part_t *pt = w->parts[i];
         if (!pt) continue;
@@ -1430,6 +1421,45 @@ static void update_lag(worker_t *w) {
     }
     SET(w->ct.lag, unknown ? -1 : lag);
     SET(w->ct.partitions, n);
+}
+
+/* The statistics of a processing thread's consumer (statistics.interval.ms, 1 s by
+ * default), served by its queue in the thread itself: down_since is set when no broker
+ * connection is up, cleared when one is. librdkafka's ALL_BROKERS_DOWN error does not
+ * do: without an error_cb (2.0.2) it is only logged, never queued, and it needs every
+ * known broker to have gone down, while with sparse connections those a consumer never
+ * needed stay INIT. A consumer in a group keeps its coordinator's connection up
+ * (heartbeats), so "none up" is an outage, not idleness. The internal broker (always
+ * UP) and the group's own state ("up", lowercase) are not brokers. Parsed with jansson
+ * once a second: nothing on the per-event path. */
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
+    (void)rk;
+    worker_t *w = opaque;
+    json_t *j = json_loadb(json, len, 0, NULL);
+    json_t *bs = j ? json_object_get(j, "brokers") : NULL;
+    if (!json_is_object(bs)) {   /* not the statistics expected: change nothing */
+        json_decref(j);
+        return 0;
+    }
+    int up = 0;
+    const char *name;
+    json_t *b;
+    json_object_foreach(bs, name, b) {
+        const char *src = json_string_value(json_object_get(b, "source"));
+        const char *st = json_string_value(json_object_get(b, "state"));
+        if (st && strncmp(st, "UP", 2) == 0 && !(src && strcmp(src, "internal") == 0)) up = 1;
+    }
+    json_decref(j);
+    int64_t since = GET(w->down_since), t = mono_ms();
+    if (!up && !since) {
+        SET(w->down_since, t);
+        logf_(w->k, 0, "worker %d: no Kafka broker reachable (none connected)", w->index);
+    } else if (up && since) {
+        SET(w->down_since, 0);
+        logf_(w->k, 0, "worker %d: Kafka brokers reachable again after %" PRId64 " s",
+              w->index, (t - since + 500) / 1000);
+    }
+    return 0;
 }
 
 /* A synchronous checkpoint of pt with the changelog: its records produced and
@@ -2155,13 +2185,10 @@ static void route_sample(worker_t *w, const rd_kafka_message_t *m) {
 static int handle(worker_t *w, rd_kafka_message_t *m) {
     vg_kafka_t *k = w->k;
     if (m->err) {
-        if (m->err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && !w->down_probe)
-            w->down_probe = mono_ms() + 1000;
         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
             logf_(k, 0, "worker %d: consumer: %s", w->index, rd_kafka_message_errstr(m));
         return 0;
     }
-    w->down_probe = 0;   /* a message: the brokers are back */
     part_t *pt = m->partition >= 0 && m->partition < w->cap ? w->parts[m->partition] : NULL;
     if (m->rkt != w->rkt_in && k->topic_lab) {
         const char *tn = rd_kafka_topic_name(m->rkt);
@@ -3338,6 +3365,17 @@ int vg_kafka_ready(const vg_kafka_t *k) {
     for (int i = 0; i < k->nw; i++)
         if (!GET(((vg_kafka_t *)k)->w[i].ready)) return 0;
     return 1;
+}
+
+int64_t vg_kafka_down_ms(const vg_kafka_t *k) {
+    int64_t first = 0;
+    for (int i = 0; i < k->nw; i++) {
+        int64_t d = GET(((vg_kafka_t *)k)->w[i].down_since);
+        if (d && (!first || d < first)) first = d;
+    }
+    if (!first) return 0;
+    int64_t t = mono_ms() - first;
+    return t > 0 ? t : 1;
 }
 
 int vg_kafka_owned(const vg_kafka_t *k, int32_t *out, int max) {

@@ -320,6 +320,10 @@ void vg_kafka_free(vg_kafka_t *k);
 /* 1 once every thread has received its first assignment from the group. */
 int vg_kafka_ready(const vg_kafka_t *k);
 
+/* How long (ms) the brokers have been unreachable: since a processing thread's consumer
+ * had no broker connection up in its statistics (once a second; the earliest of the
+ * threads still without one); 0 while every thread has one. Any thread. */
+int64_t vg_kafka_down_ms(const vg_kafka_t *k);
 /* The input partitions this instance's workers own now, at most max of them, in out;
  * returns how many. */
 int vg_kafka_owned(const vg_kafka_t *k, int32_t *out, int max);
