@@ -91,7 +91,7 @@ for t in sorted(glob.glob(src + '/tests/rules/*.test')):
                               '%s:%d' % (t.rsplit('/', 1)[1], no)))
 
 def pattern(fmt):
-    parts = re.split(r'%(?:\.\*s|zu|02x|[sdgux])', fmt.replace('%%', '%'))
+    parts = re.split(r'%(?:\.\*s|\.\d+s|zu|02x|[sdgux])', fmt.replace('%%', '%'))
     return re.compile('^' + '.*'.join(re.escape(p) for p in parts) + '$', re.S)
 
 # Each case line counts for the most specific format it matches (the one with the most
@@ -102,7 +102,7 @@ first = {}
 for msg, where in lines:
     hits = [f for f, rx in pats.items() if rx.match(msg)]
     if hits:
-        best = max(hits, key=lambda f: len(re.sub(r'%(?:\.\*s|zu|02x|[sdgux])', '', f)))
+        best = max(hits, key=lambda f: len(re.sub(r'%(?:\.\*s|\.\d+s|zu|02x|[sdgux])', '', f)))
         first.setdefault(best, where)
 
 def covered(fmt):
