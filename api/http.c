@@ -395,6 +395,10 @@ typedef struct req_state {
     int kacct;
     vg_buf_t kview;
     vg_kphase_t kp;
+    /* an erasure (DELETE /v1/accounts/{a}) handled on a thread of its own (erase_start):
+     * suspended the same way; eresp holds its answer */
+    int erasing;
+    vg_resp_t eresp;
     vg_api_t *a;
     struct MHD_Connection *conn;
 } req_state_t;
@@ -1089,6 +1093,54 @@ static int account_kafka_start(vg_api_t *a, req_state_t *rs, struct MHD_Connecti
     return 1;
 }
 
+/* DELETE /v1/accounts/{a}: its handler purges the erased records from the stores'
+ * files (docs/architecture.md, Erasure), a compaction of seconds on a large state. It
+ * runs on a thread of its own, one erasure at a time, with the connection suspended
+ * (resumed by score_kafka_done, like a Kafka score's): run on libmicrohttpd's thread it
+ * stalled every connection of that thread, /healthz and scores included, for as long
+ * (found by a tester: 1.7 s on 40,000 accounts, 8 s with six at once). */
+static void dispatch(vg_api_t *a, vg_req_t *q, vg_resp_t *r);
+
+static int is_erasure(const vg_req_t *q) {
+    return q->route == VG_ROUTE_ACCOUNT && strcmp(q->method, "DELETE") == 0;
+}
+
+static void *erase_main(void *arg) {
+    req_state_t *rs = arg;
+    vg_api_t *a = rs->a;
+    pthread_mutex_lock(&a->erase_mu);
+    dispatch(a, &rs->q, &rs->eresp);
+    pthread_mutex_unlock(&a->erase_mu);
+    score_kafka_done(rs);   /* rs may be freed from here on */
+    return NULL;
+}
+
+/* 1: suspended (the answer comes when the erasure's thread is done); 0: not started
+ * (stopping: the 503 is in r; no thread: the caller runs the handler itself). */
+static int erase_start(vg_api_t *a, req_state_t *rs, struct MHD_Connection *c, vg_resp_t *r) {
+    if (kafka_wait_begin(a, rs, c, r) != 0) return 0;
+    memset(&rs->eresp, 0, sizeof(rs->eresp));
+    vg_buf_init(&rs->eresp.body);
+    rs->erasing = 1;
+    /* suspended before the thread starts: the answer may come before this returns */
+    MHD_suspend_connection(c);
+    pthread_attr_t at;
+    pthread_t t;
+    int ok = pthread_attr_init(&at) == 0;
+    if (ok) {
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        ok = pthread_create(&t, &at, erase_main, rs) == 0;
+        pthread_attr_destroy(&at);
+    }
+    if (!ok) {   /* no thread: run here, as before */
+        pthread_mutex_lock(&a->erase_mu);
+        dispatch(a, &rs->q, &rs->eresp);
+        pthread_mutex_unlock(&a->erase_mu);
+        score_kafka_done(rs);
+    }
+    return 1;
+}
+
 /* POST /v1/score without the Kafka pipeline. */
 static void h_score(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     int dry;
@@ -1610,6 +1662,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return MHD_YES;
     }
+    if (rs->erasing) {   /* resumed: the erasure's thread answered (erase_start) */
+        rs->erasing = 0;
+        enum MHD_Result ok = send_resp(a, c, rs, &rs->eresp);
+        vg_buf_deinit(&rs->eresp.body);
+        return ok;
+    }
     if (rs->kacct) {   /* resumed: the account's partition answered (account_kafka_start) */
         rs->kacct = 0;
         rs->kp = (vg_kphase_t){rs->kq.rc, rs->kr.partition, &rs->kview, rs->kr.found};
@@ -1617,7 +1675,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         vg_resp_t r;
         memset(&r, 0, sizeof(r));
         vg_buf_init(&r.body);
-        dispatch(a, &rs->q, &r);
+        if (is_erasure(&rs->q) && erase_start(a, rs, c, &r)) {
+            vg_buf_deinit(&r.body);
+            return MHD_YES;   /* suspended again: answered when the erasure is done */
+        }
+        if (r.status == 0) dispatch(a, &rs->q, &r);
         enum MHD_Result ok = send_resp(a, c, rs, &r);
         vg_buf_deinit(&r.body);
         return ok;
@@ -1682,6 +1744,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             } else if (a->kafka && account_kafka_start(a, rs, c, &r)) {
                 vg_buf_deinit(&r.body);
                 return MHD_YES;       /* suspended: answered when resumed */
+            } else if (r.status == 0 && is_erasure(&rs->q)) {
+                if (erase_start(a, rs, c, &r)) {
+                    vg_buf_deinit(&r.body);
+                    return MHD_YES;   /* suspended: answered when the erasure is done */
+                }
             } else if (r.status == 0) {
                 dispatch(a, &rs->q, &r);
             }

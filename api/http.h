@@ -109,6 +109,9 @@ typedef struct vg_api {
     uint64_t ckpt_failing;                 /* failures in a row (the tick thread's) */
     vg_route_metrics_t routes[VG_ROUTE__COUNT];
     pthread_mutex_t hits_mu;   /* rule hit counters */
+    /* DELETE /v1/accounts/{a}: one erasure at a time, each on a thread of its own (its
+     * purge compacts the stores for seconds; api/http.c erase_start) */
+    pthread_mutex_t erase_mu;
     char **hit_names;
     uint64_t *hit_counts;
     int nhits;

@@ -573,6 +573,7 @@ vg_api_t *vg_api_new(vg_config_t *cfg, char *errbuf, size_t errlen) {
     a->cfg = cfg;
     pthread_mutex_init(&a->mu, NULL);
     pthread_mutex_init(&a->hits_mu, NULL);
+    pthread_mutex_init(&a->erase_mu, NULL);
     atomic_store(&a->idgen, (uint64_t)vg_now_ms() << 16);
     if (mkdir(cfg->state, 0755) < 0 && errno != EEXIST) {
         snprintf(errbuf, errlen, "%s: %s", cfg->state, strerror(errno));
@@ -671,5 +672,6 @@ void vg_api_free(vg_api_t *a) {
     free(a->hit_counts);
     pthread_mutex_destroy(&a->mu);
     pthread_mutex_destroy(&a->hits_mu);
+    pthread_mutex_destroy(&a->erase_mu);
     free(a);
 }
