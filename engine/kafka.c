@@ -979,6 +979,10 @@ static int cl_restore(worker_t *w, part_t *pt, char *errbuf, size_t errlen) {
               r.recreated ? "; the changelog ends before this store's position (recreated?): "
                             "the local state is written to it" : 
                             (r.seed ? "; the local state is written to it" : ""));
+    if (r.purged)
+        logf_(k, 0, "partition %d: %zu erased account%s purged from the store's files "
+              "(their records were read from the changelog before their erasure)", (int)pt->id,
+              r.purged, r.purged == 1 ? "" : "s");
     return 0;
 }
 
@@ -2576,6 +2580,16 @@ static int forget_one(worker_t *w, kreq_t *q) {
         set_fatal(w, "partition %d: reloading after an erasure: %s", (int)pt->id, err);
         return VG_EIO;
     }
+    /* the deleted records leave the partition store's files too (WAL, SST, MANIFEST):
+     * this thread's partitions wait meanwhile (docs/architecture.md, Erasure). Before
+     * the erasure is published: the HTTP thread that asked scans the alert list once
+     * this answers, and every instance's alert feed drops the account's alerts as soon
+     * as the erasure arrives (a purge after it left the asking thread nothing to count,
+     * "alerts_erased":0) */
+    if (vg_store_purge_account(pt->store, q->acct, q->alen, err, sizeof(err)) != 0) {
+        logf_(k, 1, "partition %d: erasing an account: %s", (int)pt->id, err);
+        return VG_ESTORE;
+    }
     /* the erasure for every instance's alert list (GROUP.erasures, api/alert_feed.c),
      * acknowledged with the checkpoint below, so that the HTTP thread that asked does
      * not wait on the broker itself */
@@ -2601,14 +2615,6 @@ static int forget_one(worker_t *w, kreq_t *q) {
         return VG_EIO;
     pt->unlogged++;   /* the tombstones and the offset, in the changelog now */
     if (checkpoint(w, 1) != 0) return VG_EIO;
-    /* the deleted records leave the partition store's files too (WAL, SST, MANIFEST):
-     * this thread's partitions wait meanwhile (docs/architecture.md, Erasure) */
-    pt = q->part < w->cap ? w->parts[q->part] : NULL;
-    if (pt && pt->store &&
-        vg_store_purge_account(pt->store, q->acct, q->alen, err, sizeof(err)) != 0) {
-        logf_(k, 1, "partition %d: erasing an account: %s", (int)q->part, err);
-        return VG_ESTORE;
-    }
     return 0;
 }
 

@@ -40,6 +40,9 @@ int vg_cl_get_i64(vg_store_t *s, const char *key, int64_t *out) {
 /* ---- restore ---- */
 
 /* A chunk of a large record (kafka_int.h), kept until its header comes. */
+/* Erased accounts purged one by one after a restore; more: the account ranges whole. */
+#define PURGE_MAX 8
+
 typedef struct {
     void *key;           /* the record's key */
     size_t kl;
@@ -237,6 +240,15 @@ int vg_cl_restore(rd_kafka_t *rc, const char *topic, int32_t part, vg_store_t *s
     vg_buf_init(&p.keys);
     vg_buf_t big;   /* an assembled large record */
     vg_buf_init(&big);
+    /* accounts whose record ("a/" + name) a tombstone deleted: erasures (DELETE
+     * /v1/accounts at the owner). This store may hold their records from before (a
+     * copy from when this instance owned the partition), and the read wrote them again
+     * before their tombstones: they are purged from the files once the read is done
+     * (docs/architecture.md, Erasure). u32 length + name each; at most PURGE_MAX, past
+     * that the whole account ranges are compacted */
+    vg_buf_t erased;
+    vg_buf_init(&erased);
+    size_t nerased = 0;
     size_t cpl = strlen(VG_CL_CHUNK_PREFIX);
     int rcode = 0;
     if (!p.b) {
@@ -366,6 +378,11 @@ int vg_cl_restore(rd_kafka_t *rc, const char *topic, int32_t part, vg_store_t *s
             if (m->payload) vg_batch_put(p.b, k, kl, m->payload, m->len);
             else vg_batch_delete(p.b, k, kl);
             if (vg_le_put_key(&p.keys, k, kl) != 0) rcode = VG_ENOMEM;
+            if (!m->payload && kl > 2 && memcmp(k, "a/", 2) == 0 && nerased <= PURGE_MAX) {
+                if (nerased < PURGE_MAX && vg_le_put_key(&erased, (const char *)k + 2, kl - 2))
+                    rcode = VG_ENOMEM;
+                nerased++;
+            }
         }
         rd_kafka_message_destroy(m);
         if (rcode) {
@@ -423,6 +440,22 @@ store_err:
     snprintf(errbuf, errlen, "cannot read the state in %s", vg_store_path(s));
     rcode = VG_ESTORE;
 done:
+    if (!rcode && nerased && !out->head_lost) {
+        if (nerased > PURGE_MAX) {   /* many: the whole account ranges, one compaction */
+            unsigned char e[3][2];
+            vg_key_range_t r[3];
+            static const char *const pre[3] = {"a/", "d/", "w/"};
+            for (int i = 0; i < 3; i++) vg_key_range_prefix(&r[i], pre[i], 2, e[i]);
+            rcode = vg_store_purge(s, r, 3, errbuf, errlen);
+        } else {
+            vg_le_rd_t rd = {(const unsigned char *)erased.p, erased.len, 0, 0};
+            size_t n;
+            for (const void *a; !rcode && (a = vg_le_get_key(&rd, &n)) != NULL;)
+                rcode = vg_store_purge_account(s, a, n, errbuf, errlen);
+        }
+        if (!rcode) out->purged = nerased;
+    }
+    vg_buf_deinit(&erased);
     vg_batch_free(p.b);
     vg_buf_deinit(&p.keys);
     vg_buf_deinit(&big);

@@ -91,6 +91,8 @@ typedef struct vg_cl_restore {
     int emptied;             /* head_lost, no local checkpoint: the store now holds an
                                 empty state at lost_mark (seed set when lost_mark >= 0) */
     int64_t lost_mark;       /* emptied: the last marker's input offset (-1: none read) */
+    size_t purged;           /* accounts whose records the read deleted (erasures),
+                                purged from the store's files after it */
 } vg_cl_restore_t;
 
 /* 1 when key k[0..kl) is `name`. */

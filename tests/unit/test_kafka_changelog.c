@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -419,6 +420,68 @@ static void test_head_lost_seed_and_kept(void **st) {
     vg_buf_deinit(&redo);
 }
 
+/* Whether some file of directory dir holds the bytes n (WAL files are not compressed;
+ * the values below are long runs that lz4 keeps recognisable only uncompressed). */
+static int dir_has(const char *dir, const char *n) {
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *de;
+    int has = 0;
+    size_t nl = strlen(n);
+    while (!has && (de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        FILE *fp = fopen(path, "rb");
+        if (!fp) continue;
+        char buf[65536 + 64];
+        size_t keep = 0, r;
+        while (!has && (r = fread(buf + keep, 1, 65536, fp)) > 0) {
+            size_t len = keep + r;
+            for (size_t i = 0; !has && i + nl <= len; i++) has = memcmp(buf + i, n, nl) == 0;
+            keep = len < nl ? len : nl - 1;
+            memmove(buf, buf + len - keep, keep);
+        }
+        fclose(fp);
+    }
+    closedir(d);
+    return has;
+}
+
+/* An account erased at the owner (its records' tombstones in the changelog) whose
+ * records this store holds from before, and reads again from the changelog before the
+ * tombstones: once the restore is done, no file of the store holds them (an instance
+ * that owned the partition before kept the erased account on its disk). */
+static void test_erased_purged(void **st) {
+    fx_t *f = *st;
+    vg_buf_t b, redo;
+    vg_buf_init(&b);
+    vg_buf_init(&redo);
+    /* this store: a copy from before, at position -1 (no changelog read yet) */
+    vg_batch_t *bt = vg_batch_new();
+    vg_batch_put(bt, "a/gone-acct", 11, "SECRET-OLD-COPY", 15);
+    vg_batch_put(bt, "a/kept", 6, "KEPT-VALUE", 10);
+    char err[256];
+    assert_int_equal(vg_store_write(f->s, bt, 0, err, sizeof(err)), 0);
+    vg_batch_free(bt);
+    put_s(f, 1, "a/gone-acct", "SECRET-IN-CHANGELOG");
+    put_s(f, 1, "a/kept", "KEPT-VALUE");
+    mark(f, 1, 10);
+    put(f, 1, "a/gone-acct", NULL, 0);   /* the erasure's tombstone */
+    mark(f, 1, 11);
+    vg_cl_restore_t r;
+    restore(f, 1, &redo, &r);
+    assert_int_equal(r.markers, 2);
+    assert_string_equal(get(f, "a/gone-acct", &b), "");
+    assert_string_equal(get(f, "a/kept", &b), "KEPT-VALUE");
+    assert_false(dir_has(f->dir, "SECRET-IN-CHANGELOG"));
+    assert_false(dir_has(f->dir, "SECRET-OLD-COPY"));
+    assert_false(dir_has(f->dir, "gone-acct"));
+    assert_int_equal(r.purged, 1);
+    vg_buf_deinit(&b);
+    vg_buf_deinit(&redo);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_markers_and_tail, setup, teardown),
@@ -427,6 +490,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_seed_and_fresh, setup, teardown),
         cmocka_unit_test_setup_teardown(test_head_lost_fresh, setup, teardown),
         cmocka_unit_test_setup_teardown(test_head_lost_seed_and_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_erased_purged, setup, teardown),
     };
     return cmocka_run_group_tests_name("kafka_changelog", tests, NULL, NULL);
 }
