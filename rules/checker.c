@@ -774,7 +774,13 @@ static void check_message(checker_t *c, const vg_ast_clause_t *cl) {
         if (s[i] != '{') continue;
         uint32_t j = i + 1;
         while (j < n && s[j] != '}' && s[j] != '{') j++;
-        if (j >= n || s[j] != '}') continue;
+        if (j >= n || s[j] != '}') {
+            /* printed as it is: most likely a placeholder whose '}' was forgotten */
+            warn(c, cl->word_line, cl->word_cols ? cl->word_cols[i] : cl->word_col,
+                 "'{' in message is not closed before the next '{' or the end: it is printed "
+                 "as it is (a placeholder is {name})");
+            continue;
+        }
         const char *name = s + i + 1;
         uint32_t len = j - i - 1;
         int fi = vg_strmap_get(&c->fmap, name, len);
