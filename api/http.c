@@ -1150,8 +1150,10 @@ static void h_score(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
 }
 
 /* /readyz's `kafka` member (serve --kafka) added to j: whether the brokers are reachable
- * (else for how long), the input partitions owned and the topic's, the lag. Returns 1
- * when the brokers have been unreachable for longer than the group's session timeout:
+ * (else for how long), the input partitions owned and the topic's, the lag, a rebalance
+ * in progress. Returns 1 while a processing thread waits for its assignment after the
+ * group took its partitions (rebalancing), and when the brokers have been unreachable for
+ * longer than the group's session timeout:
  * the group has then taken this instance's partitions (it neither consumes nor can
  * decide an event: every score is 409 not_owner), so it is not ready (SPEC section 5,
  * "answers 200 once it consumes and serves"). An instance that owns no partition with
@@ -1175,8 +1177,13 @@ static int kafka_readyz(vg_api_t *a, json_t *j) {
     json_object_set_new(k, "input_partitions", json_integer((json_int_t)ks.input_partitions));
     json_object_set_new(k, "lag", ks.lag >= 0 ? json_integer((json_int_t)ks.lag) : json_null());
     json_object_set_new(k, "session_timeout_ms", json_integer((json_int_t)sess));
+    /* a processing thread between the group's revocation and its next assignment: the
+     * partitions are being moved (a rebalance, the rejoin after an outage) and it
+     * consumes nothing; scores for its accounts would answer 409 with no owner */
+    int64_t rb = vg_kafka_rebalancing_ms(a->kafka);
+    if (rb) json_object_set_new(k, "rebalancing_s", json_integer((json_int_t)(rb / 1000)));
     json_object_set_new(j, "kafka", k);
-    return down > sess;
+    return down > sess || rb > 0;
 }
 
 static void dispatch(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {

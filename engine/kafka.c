@@ -188,6 +188,10 @@ typedef struct worker {
      * broker connection up (0: one is); the lag is unknown (-1) meanwhile. Set and
      * cleared by this thread, read by vg_kafka_down_ms */
     _Atomic int64_t down_since;
+    /* monotonic ms since the group took this consumer's partitions (an eager revoke, or
+     * lost ones) and before it gave it an assignment again, for vg_kafka_rebalancing_ms
+     * (0: assigned) */
+    _Atomic int64_t unassigned_since;
     int need_rewind;      /* a delivery failed since the last checkpoint */
     uint64_t dr_failed;   /* deliveries failed since the last rewind (logged once, by it) */
     char dr_first[320];   /* the first of them: "to TOPIC: error" */
@@ -1780,7 +1784,12 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         }
         update_lag(w);
         SET(w->ready, 1);
+        SET(w->unassigned_since, 0);
     } else {
+        /* until the next assignment (an empty one too) this thread consumes nothing:
+         * the whole group is rebalancing (eager protocol) or it lost its partitions */
+        if ((!coop || rd_kafka_assignment_lost(rk)) && !GET(w->unassigned_since))
+            SET(w->unassigned_since, mono_ms());
         /* revoked (or lost): checkpoint, then hand the stores over by closing them; a
          * partition that could not be checkpointed resumes at its last checkpoint */
         if (checkpoint(w, err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) != 0 && !w->fatal)
@@ -3371,6 +3380,17 @@ int vg_kafka_ready(const vg_kafka_t *k) {
     for (int i = 0; i < k->nw; i++)
         if (!GET(((vg_kafka_t *)k)->w[i].ready)) return 0;
     return 1;
+}
+
+int64_t vg_kafka_rebalancing_ms(const vg_kafka_t *k) {
+    int64_t first = 0;
+    for (int i = 0; i < k->nw; i++) {
+        int64_t d = GET(((vg_kafka_t *)k)->w[i].unassigned_since);
+        if (d && (!first || d < first)) first = d;
+    }
+    if (!first || GET(((vg_kafka_t *)k)->stop)) return 0;
+    int64_t t = mono_ms() - first;
+    return t > 0 ? t : 1;
 }
 
 int64_t vg_kafka_down_ms(const vg_kafka_t *k) {

@@ -324,6 +324,11 @@ int vg_kafka_ready(const vg_kafka_t *k);
  * had no broker connection up in its statistics (once a second; the earliest of the
  * threads still without one); 0 while every thread has one. Any thread. */
 int64_t vg_kafka_down_ms(const vg_kafka_t *k);
+/* How long (ms) some processing thread has been without its assignment since the group
+ * took its partitions (a rebalance of the eager protocol, or partitions lost) and before
+ * it gave it an assignment again (an empty one counts); 0 while every thread has one.
+ * Any thread. */
+int64_t vg_kafka_rebalancing_ms(const vg_kafka_t *k);
 /* The input partitions this instance's workers own now, at most max of them, in out;
  * returns how many. */
 int vg_kafka_owned(const vg_kafka_t *k, int32_t *out, int max);
