@@ -266,7 +266,7 @@ static int match(char *buf, int raw, vg_req_t *q, route_def_t *d) {
     if (strcmp(r, "accounts") == 0 && n == 3)
         return R(VG_ROUTE_ACCOUNT, M_GET | M_DELETE, VG_ROLE_ANALYST, VG_ROLE_ADMIN);
     if (strcmp(r, "accounts") == 0 && n == 4 && strcmp(s[3], "reset-baseline") == 0)
-        return R(VG_ROUTE_ACCOUNT_RESET, M_POST, 0, VG_ROLE_ANALYST);
+        return R(VG_ROUTE_ACCOUNT_RESET, M_POST, 0, VG_ROLE_ADMIN);
     if (strcmp(r, "lists") == 0) {
         if (n == 2) return R(VG_ROUTE_LISTS, M_GET, VG_ROLE_ANALYST, 0);
         if (n == 3) return R(VG_ROUTE_LIST, M_GET | M_PUT | M_DELETE, VG_ROLE_ANALYST, VG_ROLE_ADMIN);

@@ -191,8 +191,9 @@ req POST "$U/v1/score" "$S" "$(ev sw4 acct-sw 4)"
 expect 200 "j['features']['fc']==1 and j['features']['tx_10m']==4" "POST /v1/labels feeds fraud_count"
 req POST "$U/v1/accounts/acct-sw/reset-baseline" "$S" ""; expect_error 403 forbidden "scorer may not reset a baseline"
 req GET "$U/v1/accounts/acct-sw/reset-baseline" "$N"; expect_error 405 method_not_allowed "GET reset-baseline"
-req POST "$U/v1/accounts/acct-sw/reset-baseline" "$N" ""
-expect 200 "j['account']=='acct-sw' and j['baseline_reset']==True" "analyst resets a baseline"
+req POST "$U/v1/accounts/acct-sw/reset-baseline" "$N" ""; expect_error 403 forbidden "analyst may not reset a baseline (SPEC 6: reads, score, validate, labels)"
+req POST "$U/v1/accounts/acct-sw/reset-baseline" "$A" ""
+expect 200 "j['account']=='acct-sw' and j['baseline_reset']==True" "admin resets a baseline"
 req GET "$U/v1/audit?action=accounts.reset_baseline" "$A"
 expect 200 "len(j['entries'])==1 and j['entries'][0]['action']=='accounts.reset_baseline' and j['entries'][0]['target']=='acct-sw'" "the reset is audited"
 req DELETE "$U/v1/rules/lab" "$A"; expect 200 "" "remove the module again"
@@ -360,7 +361,7 @@ req POST "$U/v1/labels" "$N" '[{"id":"ub1","account":"acct-ub","fraud":true},{"i
 expect 400 "j['error']['code']=='bad_request' and \"label 1: unknown field 'at'\" in j['error']['message']" "... in an array, naming the label"
 req POST "$U/v1/score" "$S" "$(ev ub1 acct-ub 1)"; expect 200 "" "score acct-ub"
 req GET "$U/v1/accounts/acct-ub" "$N"; expect 200 "j['labels']==[]" "... none of the refused labels was stored"
-req POST "$U/v1/accounts/acct-ub/reset-baseline" "$N" '{"account":"other"}'
+req POST "$U/v1/accounts/acct-ub/reset-baseline" "$A" '{"account":"other"}'
 expect 400 "j['error']['code']=='bad_request' and 'takes no body' in j['error']['message']" "reset-baseline with a body is 400 (documented: no body)"
 req DELETE "$U/v1/accounts/acct-ub" "$A" '{"confirm":true}'; expect_error 400 bad_request "DELETE with a body is 400"
 req GET "$U/v1/accounts/acct-ub" "$N" 'x'; expect_error 400 bad_request "GET with a body is 400"
@@ -658,7 +659,7 @@ PROBE='{"id":"probe","account":"acct-an","ts":"2026-01-01T00:00:35Z","amount":50
 req POST "$U6/v1/score?dry_run=true" "$S" "$PROBE"
 expect 200 "'score' in j['anomaly']" "a dry run before the reset"
 DRY_BEFORE=$(echo "$BODY" | python3 -c 'import json,sys; print(json.load(sys.stdin)["anomaly"]["score"])')
-req POST "$U6/v1/accounts/acct-an/reset-baseline" "$N" ""
+req POST "$U6/v1/accounts/acct-an/reset-baseline" "$A" ""
 expect 200 "j['baseline_reset']==True" "reset-baseline"
 # a dry run after the reset sees it (it used the state of the last checkpoint, which a
 # reset did not move: the old baseline's score until the next real event)
@@ -671,7 +672,7 @@ req POST "$U6/v1/score" "$S" "$PROBE"
 expect 200 "j['anomaly']['score'] == $DRY_AFTER" "... the same score as the real request"
 req GET "$U6/v1/accounts/acct-an" "$N"
 expect 200 "j['baseline']['events']==1" "... and learns again from the next event"
-req POST "$U6/v1/accounts/nobody/reset-baseline" "$N" ""
+req POST "$U6/v1/accounts/nobody/reset-baseline" "$A" ""
 expect_error 404 not_found "reset-baseline of an account GET does not know (it was 200 baseline_reset:true)"
 req GET "$U6/v1/accounts/nobody" "$N"
 expect_error 404 not_found "... and GET still says 404 (the reset made no account)"
