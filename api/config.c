@@ -382,8 +382,14 @@ static int set_value(vg_config_t *c, int i, const char *v, const char *from) {
         char *end;
         errno = 0;
         long n = strtol(v, &end, 10);
-        if (errno || *end || end == v || n < 1 || n > 1000000) {
-            fprintf(stderr, "vigil serve: %s: bad number '%s'\n", from, v);
+        if (errno || *end || end == v) {
+            fprintf(stderr, "vigil serve: %s: bad number '%s' (a whole number, 1 or more)\n",
+                    from, v);
+            return 2;
+        }
+        if (n < 1 || n > 1000000) {
+            fprintf(stderr, "vigil serve: %s: '%s': must be %s\n", from, v,
+                    n < 1 ? "1 or more" : "at most 1000000");
             return 2;
         }
         *(int *)dst = (int)n;

@@ -92,6 +92,10 @@ has "says which file it is" "$W/err" "lab.csv:1: this is a labels file (id,accou
 printf 'id,account,fraud\na,x,1\nb\n' >"$W/short.csv"
 run 1 "a short row of id,account,fraud" --truth "$W/short.csv"
 has "names the shape" "$W/err" "short.csv:3: expected id,account,fraud[,scenario]"
+run 2 "an empty --truth" --truth ""
+has "names the option" "$W/err" "vigil eval: --truth needs a value, not an empty string"
+run 2 "an empty --labels" --truth "$W/t0.csv" --labels ""
+has "names the option" "$W/err" "vigil eval: --labels needs a value, not an empty string"
 
 # the sample's labels, as vigil-gen writes them
 SRC=$(cd "${2:?usage: test_eval.sh BUILD_DIR SOURCE_DIR}" && pwd)

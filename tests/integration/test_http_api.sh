@@ -479,7 +479,7 @@ rc=0; VIGIL_CONFIG= timeout -k 5 20 "$VIGIL" serve --config "$TMP/badhttp.conf" 
 [ $rc -eq 2 ] && grep -q "badhttp.conf:3: http: '': expected HOST:PORT" "$TMP/bad.err" && ok "an empty http in a file: FILE:LINE named" ||
     bad "an empty http in a file: exit $rc, $(cat "$TMP/bad.err")"
 rc=0; timeout -k 5 20 "$VIGIL" serve --config "$TMP/badthr.conf" >/dev/null 2>"$TMP/bad.err" || rc=$?
-[ $rc -eq 2 ] && grep -q "badthr.conf:2: threads: bad number '0'" "$TMP/bad.err" && ok "threads = 0 in a file: FILE:LINE named" ||
+[ $rc -eq 2 ] && grep -q "badthr.conf:2: threads: '0': must be 1 or more" "$TMP/bad.err" && ok "threads = 0 in a file: FILE:LINE named" ||
     bad "threads = 0 in a file: exit $rc, $(cat "$TMP/bad.err")"
 rc=0; VIGIL_THREADS=300 timeout -k 5 20 "$VIGIL" serve --state "$TMP/st-bad" >/dev/null 2>"$TMP/bad.err" || rc=$?
 [ $rc -eq 2 ] && grep -q "VIGIL_THREADS: at most 256" "$TMP/bad.err" && ok "VIGIL_THREADS=300: the variable named" ||
