@@ -259,7 +259,8 @@ int vg_lists_check_item(const char *item, size_t n, char *errbuf, size_t errlen)
 int vg_lists_load_json(vg_lists_t *l, const char *text, size_t len, char *errbuf,
                        size_t errlen) {
     json_error_t je;
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    /* U+0000 read, to be refused by vg_lists_check_item in its words, not jansson's */
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
     if (!root) {
         snprintf(errbuf, errlen, "line %d, column %d: %s", je.line, je.column, je.text);
         return VG_EINVAL;

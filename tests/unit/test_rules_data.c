@@ -380,6 +380,9 @@ static void test_lists_json_errors(void **state) {
         {"{\"\":[\"a\"]}", "list \"\": the name is empty"},
         {"{\"a\\\"b\":[\"a\"]}", "list \"a\\x22b\": the name may not contain"},
         {"{\"a\\nb\":[]}", "(byte 0x0a at offset 1)"},
+        /* in the item check's words (jansson's said "\u0000 is not allowed without
+         * JSON_ALLOW_NUL") */
+        {"{\"bl\":[\"a\\u0000b\"]}", "list \"bl\", item 0 may not contain U+0000"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         vg_lists_t *l = vg_lists_new();
