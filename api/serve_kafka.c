@@ -210,8 +210,8 @@ vg_serve_kafka_t *vg_serve_kafka_start(const vg_serve_kafka_cfg_t *cfg, vg_progr
     o.state_dir = cfg->state;
     o.prog = prog;
     o.pipeline.lists = lists;
-    /* 0 is a value (no lateness, no dedupe memory), as in replay and serve's HTTP
-     * engine; it was read as "the default" here */
+    /* 0 is a value (no lateness; a horizon is never less than the lateness: engine/
+     * state.c), as in replay and serve's HTTP engine; it was read as "the default" here */
     if (cfg->lateness_ms >= 0) o.pipeline.lateness_ms = cfg->lateness_ms;
     if (cfg->dedupe_horizon_ms >= 0) o.pipeline.dedupe_horizon_ms = cfg->dedupe_horizon_ms;
     o.pipeline.ruleset_version = cfg->ruleset_version > 0 ? cfg->ruleset_version : 0;

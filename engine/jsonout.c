@@ -103,10 +103,12 @@ size_t vg_fmt_double_any(double d, char *buf) {
         memcpy(buf, "null", 5);
         return 4;
     }
-    if (d == 0) {
-        buf[0] = '0';
-        buf[1] = '\0';
-        return 1;
+    if (d == 0) {   /* -0 keeps its sign: "-0" is the shortest form that reads back as it */
+        size_t n = 0;
+        if (signbit(d)) buf[n++] = '-';
+        buf[n++] = '0';
+        buf[n] = '\0';
+        return n;
     }
     if (fabs(d) <= 9007199254740992.0 && d == (double)(int64_t)d) return fmt_int((int64_t)d, buf);
     /* Fast path for the common case of a few decimals (amounts, averages of them): the

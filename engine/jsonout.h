@@ -11,6 +11,7 @@
 #ifndef VG_JSONOUT_H
 #define VG_JSONOUT_H
 
+#include <math.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -54,15 +55,16 @@ static inline int vg_buf_putc(vg_buf_t *b, char c) {
 
 /* Shortest round-trip decimal for a double: integers below 2^53 without a fraction
  * ("7"), else the fewest digits strtod() reads back exactly ("0.1", "1e300"); -0 is
- * "0"; NaN and infinities write null. */
+ * "-0" (SPEC section 3: it reads back as -0); NaN and infinities write null. */
 int vg_json_num(vg_buf_t *b, double d);
 /* Formats a double the same way into buf (at least 32 bytes, NUL-terminated); returns
- * the length. Can't fail. Inline for the commonest values, counts below 100 (and 0, -0
- * as "0"); everything else in vg_fmt_double_any. */
+ * the length. Can't fail. Inline for the commonest values, counts below 100 (and 0);
+ * everything else (-0 too) in vg_fmt_double_any. */
 size_t vg_fmt_double_any(double d, char *buf);
 static inline size_t vg_fmt_double(double d, char *buf) {
     if (d >= 0 && d < 100 && d == (double)(int)d) {
         int u = (int)d;
+        if (u == 0 && signbit(d)) return vg_fmt_double_any(d, buf);   /* "-0" */
         if (u < 10) {
             buf[0] = (char)('0' + u);
             buf[1] = '\0';

@@ -715,7 +715,7 @@ static int vals_put(vg_buf_t *b, const vg_value_t *vals, uint32_t n) {
             double d = v->u.n;
             if (fabs(d) < 2147483648.0) {
                 int32_t i = (int32_t)d;
-                if ((double)i == d) {
+                if ((double)i == d && (i != 0 || !signbit(d))) {   /* -0: as an f64 */
                     if ((uint32_t)i < 256) {
                         o[0] = VT_U8;
                         o[1] = (unsigned char)i;

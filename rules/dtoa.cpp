@@ -14,6 +14,7 @@
 
 #include <dragonbox/dragonbox.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -22,10 +23,12 @@ static const int LOW = -4, HIGH = 15;
 
 extern "C" size_t vg_dtoa_shortest(double d, char *buf) {
     if (!(d - d == 0)) return 0;   /* NaN or infinite */
-    if (d == 0) {
-        buf[0] = '0';
-        buf[1] = '\0';
-        return 1;
+    if (d == 0) {   /* -0 keeps its sign */
+        size_t n = 0;
+        if (std::signbit(d)) buf[n++] = '-';
+        buf[n++] = '0';
+        buf[n] = '\0';
+        return n;
     }
     auto r = jkj::dragonbox::to_decimal(d, jkj::dragonbox::policy::sign::ignore,
                                         jkj::dragonbox::policy::trailing_zero::remove);

@@ -49,7 +49,7 @@ static void test_numbers_shortest(void **state) {
     expect_num(7, "7");
     expect_num(-3, "-3");
     expect_num(0, "0");
-    expect_num(-0.0, "0");
+    expect_num(-0.0, "-0");   /* reads back as -0 (SPEC section 3) */
     expect_num(-1.5, "-1.5");
     expect_num(100, "100");
     expect_num(1e15, "1000000000000000");

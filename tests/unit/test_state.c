@@ -490,7 +490,7 @@ static void test_dedupe_values_shapes(void **state) {
         {{vg_null(), vg_bool(1), vg_bool(0)}, "\"a\":null,\"b\":true,\"c\":false", NULL, 3, NULL},
         {{vg_num(7), vg_num(-3), vg_num(300)}, "\"a\":7,\"b\":-3,\"c\":300", NULL, 1234567, NULL},
         {{vg_num(4294967296.0), vg_num(0.1), vg_num(-0.0)},
-         "\"a\":4294967296,\"b\":0.1,\"c\":0", "\",\"decision\":\"review\",\"features\":{", 3,
+         "\"a\":4294967296,\"b\":0.1,\"c\":-0", "\",\"decision\":\"review\",\"features\":{", 3,
          NULL},
         {{vg_num(1e300), vg_num(-2147483648.0), vg_num(255.5)},
          "\"a\":1e300,\"b\":-2147483648,\"c\":255.5", mid2, 3, NULL},
