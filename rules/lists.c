@@ -215,15 +215,21 @@ int vg_strset_has(const vg_strset_t *s, const char *p, size_t n) {
     return probe(s->slots, s->cap, s->bytes, hash64(p, n), p, n)->h != 0;
 }
 
-int vg_lists_check_name(const char *name, size_t n, char *errbuf, size_t errlen) {
+/* 1..max bytes: 0, or VG_EINVAL with "is empty" / "is N bytes, limit M" in errbuf. */
+static int check_len(size_t n, int max, char *errbuf, size_t errlen) {
     if (n == 0) {
         snprintf(errbuf, errlen, "is empty");
         return VG_EINVAL;
     }
-    if (n > VG_LISTS_NAME_MAX) {
-        snprintf(errbuf, errlen, "is %zu bytes, limit %d", n, VG_LISTS_NAME_MAX);
+    if (n > (size_t)max) {
+        snprintf(errbuf, errlen, "is %zu bytes, limit %d", n, max);
         return VG_EINVAL;
     }
+    return 0;
+}
+
+int vg_lists_check_name(const char *name, size_t n, char *errbuf, size_t errlen) {
+    if (check_len(n, VG_LISTS_NAME_MAX, errbuf, errlen)) return VG_EINVAL;
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)name[i] < 0x20 || name[i] == '"') {
             snprintf(errbuf, errlen, "may not contain '\"' or a control character (byte "
@@ -234,14 +240,7 @@ int vg_lists_check_name(const char *name, size_t n, char *errbuf, size_t errlen)
 }
 
 int vg_lists_check_item(const char *item, size_t n, char *errbuf, size_t errlen) {
-    if (n == 0) {
-        snprintf(errbuf, errlen, "is empty");
-        return VG_EINVAL;
-    }
-    if (n > VG_LISTS_ITEM_MAX) {
-        snprintf(errbuf, errlen, "is %zu bytes, limit %d", n, VG_LISTS_ITEM_MAX);
-        return VG_EINVAL;
-    }
+    if (check_len(n, VG_LISTS_ITEM_MAX, errbuf, errlen)) return VG_EINVAL;
     const unsigned char *u = (const unsigned char *)item;
     for (size_t j = 0, q; j < n; j += q) {
         if (u[j] == 0) {
