@@ -2552,9 +2552,9 @@ int vg_state_evict(vg_state_t *st) {
         if (e->is_key) st->key_maybe_stored = 1;
         else st->acct_maybe_stored = 1;
         st->bytes -= e->mem;
-        ent_free(e);
         st->evictions++;
-        if (e->is_key) st->key_evictions++;
+        if (e->is_key) st->key_evictions++;   /* before the entry is freed */
+        ent_free(e);
         n++;
     }
     return n;
