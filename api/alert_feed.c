@@ -255,11 +255,8 @@ typedef struct edel {
     vg_ctl_t *ctl;
     const char *acct;
     int64_t until;
-    int n;                  /* alerts deleted */
+    vg_ctl_span_t span;     /* the alerts deleted */
     int other;              /* labels and decisions deleted */
-    int oom;
-    vg_buf_t first, last;   /* the smallest alert key deleted, and the largest + NUL (the
-                               purged range: keys come in order) */
 } edel_t;
 
 /* An alert record of the account produced up to the erasure: deleted. */
@@ -273,10 +270,7 @@ static int edel_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl
     if (ac && strcmp(ac, d->acct) == 0 && at &&
         vg_time_parse(at, strlen(at), &ms, err, sizeof err) == 0 && ms <= d->until) {
         vg_ctl_del(d->ctl, k, kl);
-        if (d->n == 0 && vg_buf_append(&d->first, k, kl)) d->oom = 1;
-        vg_buf_clear(&d->last);
-        if (vg_buf_append(&d->last, k, kl) || vg_buf_putc(&d->last, 0)) d->oom = 1;
-        d->n++;
+        vg_ctl_span_add(&d->span, k, kl);
     }
     json_decref(j);
     return 0;
@@ -326,37 +320,28 @@ static void erase_batch(void *ctx, const vg_kafka_tail_msg_t *m, int n) {
                 vg_be64(val, (uint64_t)until);
                 vg_ctl_put(a->ctl, k, 2 + al, val, 8);
             }
-            edel_t d = {a->ctl, acct, until > had ? until : had, 0, 0, 0, {0}, {0}};
-            vg_buf_init(&d.first);
-            vg_buf_init(&d.last);
+            edel_t d = {a->ctl, acct, until > had ? until : had, {{0}, {0}, 0, 0}, 0};
+            vg_ctl_span_init(&d.span);
             vg_ctl_scan(a->ctl, "N/", 2, NULL, 0, edel_cb, &d);
-            atomic_fetch_add(&a->feed_erased, (uint64_t)d.n);
-            unsigned char pre[2][3 + 512], end[2][3 + 512];
-            vg_key_range_t kr[3];
+            atomic_fetch_add(&a->feed_erased, (uint64_t)d.span.n);
+            unsigned char pre[3 + 512];
             for (int kind = 0; kind < 2; kind++) {   /* its labels and decisions stored here */
-                pre[kind][0] = kind ? 'D' : 'B';
-                pre[kind][1] = '/';
-                memcpy(pre[kind] + 2, acct, al);
-                pre[kind][2 + al] = 0;
-                vg_ctl_scan(a->ctl, pre[kind], 3 + al, NULL, 0, ldel_cb, &d);
-                vg_key_range_prefix(&kr[kind], pre[kind], 3 + al, end[kind]);
+                pre[0] = kind ? 'D' : 'B';
+                pre[1] = '/';
+                memcpy(pre + 2, acct, al);
+                pre[2 + al] = 0;
+                vg_ctl_scan(a->ctl, pre, 3 + al, NULL, 0, ldel_cb, &d);
             }
             /* what was deleted leaves the files too (WAL, SST, MANIFEST), as at the
              * instance that took the DELETE (docs/architecture.md, Erasure); the "E/"
              * marker, which keeps later copies of its alerts out, stays */
-            if (d.n || d.other) {
-                int nr = 2;
-                if (d.oom) kr[nr++] = (vg_key_range_t){"N/", 2, "N0", 2};
-                else if (d.n)
-                    kr[nr++] = (vg_key_range_t){d.first.p, d.first.len, d.last.p, d.last.len};
-                char why[512];
-                if (vg_ctl_purge(a->ctl, kr, nr, why, sizeof why) != 0)
-                    fprintf(stderr, "vigil serve: erasure of an account from the erasures "
-                                    "topic: its records were deleted, but not purged from "
-                                    "the control store's files: %s\n", why);
-            }
-            vg_buf_deinit(&d.first);
-            vg_buf_deinit(&d.last);
+            char why[512];
+            if ((d.span.n || d.other) &&
+                vg_ctl_purge_account(a->ctl, acct, al, &d.span, why, sizeof why) != 0)
+                fprintf(stderr, "vigil serve: erasure of an account from the erasures "
+                                "topic: its records were deleted, but not purged from "
+                                "the control store's files: %s\n", why);
+            vg_ctl_span_deinit(&d.span);
         }
         json_decref(x);
         unsigned char ok[16], ov[8];

@@ -73,6 +73,15 @@ int vg_cli_duration_in(const char *s, int64_t min_ms, int64_t max_ms, int64_t *m
     return 0;
 }
 
+int vg_cli_empty_value(const char *cmd, int c, const char *value, const char *which,
+                       const struct option *lo) {
+    if (!value || *value || c <= 0 || !strchr(which, c)) return 0;
+    for (const struct option *x = lo; x->name; x++)
+        if (x->val == c)
+            fprintf(stderr, "vigil %s: --%s needs a value, not an empty string\n", cmd, x->name);
+    return 1;
+}
+
 void vg_cli_bad_option(const char *cmd, int c, char *const *argv, const struct option *lo) {
     const char *arg = optind > 0 ? argv[optind - 1] : "";
     if (c == ':') {

@@ -35,6 +35,13 @@ int vg_cli_duration_in(const char *s, int64_t min_ms, int64_t max_ms, int64_t *m
 struct option;
 void vg_cli_bad_option(const char *cmd, int c, char *const *argv, const struct option *lo);
 
+/* Whether `value` is an empty value given to an option whose short letter `c` is in
+ * `which` (the options naming files: an empty one named no file, "vigil CMD: : No such
+ * file or directory"); then prints `vigil CMD: --NAME needs a value, not an empty string`
+ * (a usage error) and returns 1. Else 0. */
+int vg_cli_empty_value(const char *cmd, int c, const char *value, const char *which,
+                       const struct option *lo);
+
 /* Parses a size like "512", "64k", "256M", "2G" (bytes, binary units). 0 or VG_EINVAL. */
 int vg_cli_size(const char *s, size_t *bytes);
 

@@ -395,6 +395,50 @@ int vg_ctl_purge(vg_ctl_t *c, const vg_key_range_t *r, int n, char *errbuf, size
     return vg_rocksdb_purge(c->db, r, n, errbuf, errlen);
 }
 
+void vg_ctl_span_init(vg_ctl_span_t *s) {
+    vg_buf_init(&s->first);
+    vg_buf_init(&s->last);
+    s->n = s->oom = 0;
+}
+
+void vg_ctl_span_add(vg_ctl_span_t *s, const void *k, size_t kl) {
+    if (s->n == 0 && vg_buf_append(&s->first, k, kl)) s->oom = 1;
+    vg_buf_clear(&s->last);
+    if (vg_buf_append(&s->last, k, kl) || vg_buf_putc(&s->last, 0)) s->oom = 1;
+    s->n++;
+}
+
+void vg_ctl_span_deinit(vg_ctl_span_t *s) {
+    vg_buf_deinit(&s->first);
+    vg_buf_deinit(&s->last);
+}
+
+int vg_ctl_purge_account(vg_ctl_t *c, const char *acct, size_t al, const vg_ctl_span_t *alerts,
+                         char *errbuf, size_t errlen) {
+    unsigned char *pre = malloc(4 * (al + 3));
+    if (!pre) {
+        snprintf(errbuf, errlen, "out of memory");
+        return VG_ESTORE;
+    }
+    vg_key_range_t kr[3];
+    int nr = 0;
+    for (int kind = 0; kind < 2; kind++) {   /* its decisions and labels */
+        unsigned char *p = pre + (size_t)kind * 2 * (al + 3);
+        p[0] = kind ? 'B' : 'D';
+        p[1] = '/';
+        memcpy(p + 2, acct, al);
+        p[2 + al] = 0;
+        vg_key_range_prefix(&kr[nr++], p, al + 3, p + al + 3);
+    }
+    if (alerts && alerts->oom) kr[nr++] = (vg_key_range_t){"N/", 2, "N0", 2};
+    else if (alerts && alerts->n)
+        kr[nr++] = (vg_key_range_t){alerts->first.p, alerts->first.len, alerts->last.p,
+                                    alerts->last.len};
+    int rc = vg_ctl_purge(c, kr, nr, errbuf, errlen);
+    free(pre);
+    return rc;
+}
+
 int vg_ctl_delete_range(vg_ctl_t *c, const void *from, size_t flen, const void *to,
                         size_t tlen) {
     drain(c);

@@ -86,6 +86,23 @@ int vg_ctl_scan_written(vg_ctl_t *c, const void *prefix, size_t plen, const void
  * with the reason in errbuf. */
 int vg_ctl_purge(vg_ctl_t *c, const vg_key_range_t *r, int n, char *errbuf, size_t errlen);
 
+/* The alert keys ("N/...") an erasure deleted, seen in key order by one scan: the span
+ * from the first to the last, for its purge (n: how many; oom: the span could not be
+ * kept, the purge takes every alert). */
+typedef struct vg_ctl_span {
+    vg_buf_t first, last;   /* the smallest key; the largest + NUL (the range's end) */
+    int n, oom;
+} vg_ctl_span_t;
+void vg_ctl_span_init(vg_ctl_span_t *s);
+void vg_ctl_span_add(vg_ctl_span_t *s, const void *k, size_t kl);
+void vg_ctl_span_deinit(vg_ctl_span_t *s);
+
+/* An erasure's purge of the control store (vg_ctl_purge): the account's decisions
+ * ("D/" + account + NUL ...), labels ("B/" + account + NUL ...) and the alerts of span
+ * (none when it is empty). 0, or VG_ESTORE with the reason in errbuf. */
+int vg_ctl_purge_account(vg_ctl_t *c, const char *acct, size_t al, const vg_ctl_span_t *alerts,
+                         char *errbuf, size_t errlen);
+
 /* Deletes every key in [from, to). 0 or VG_ESTORE. */
 int vg_ctl_delete_range(vg_ctl_t *c, const void *from, size_t flen, const void *to,
                         size_t tlen);

@@ -523,13 +523,7 @@ int vg_cmd_eval(int argc, char **argv) {
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":", lo, NULL)) != -1) {
-        /* an empty file value named no file ("vigil eval: : No such file or directory"),
-         * as replay says it */
-        if (optarg && !*optarg && strchr("ritB", c)) {
-            for (const struct option *x = lo; x->name; x++)
-                if (x->val == c)
-                    fprintf(stderr, "vigil eval: --%s needs a value, not an empty string\n",
-                            x->name);
+        if (vg_cli_empty_value("eval", c, optarg, "ritB", lo)) {
             free(rules);
             return 2;
         }

@@ -817,9 +817,7 @@ static size_t acct_prefix(char c, const char *acct, unsigned char *out) {
 typedef struct alert_del {
     vg_ctl_t *ctl;
     const char *acct;
-    int n;
-    int oom;
-    vg_buf_t first, last;   /* the smallest and the largest key deleted (for the purge) */
+    vg_ctl_span_t span;   /* the alerts deleted (for the answer and the purge) */
 } alert_del_t;
 
 static int alert_del_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
@@ -828,12 +826,7 @@ static int alert_del_cb(void *ctx, const char *k, size_t kl, const char *v, size
     const char *ac = j ? json_string_value(json_object_get(j, "account")) : NULL;
     if (ac && strcmp(ac, d->acct) == 0) {
         vg_ctl_del(d->ctl, k, kl);
-        /* keys come in order: the first deleted is the smallest; the largest + NUL is
-         * the end of the purged range */
-        if (d->n == 0 && vg_buf_append(&d->first, k, kl)) d->oom = 1;
-        vg_buf_clear(&d->last);
-        if (vg_buf_append(&d->last, k, kl) || vg_buf_putc(&d->last, 0)) d->oom = 1;
-        d->n++;
+        vg_ctl_span_add(&d->span, k, kl);
     }
     json_decref(j);
     return 0;
@@ -987,28 +980,16 @@ void vg_h_account(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
         if (!rc) rc = vg_ctl_scan(a->ctl, pre, pl, NULL, 0, collect_cb, &c);
         pl = acct_prefix('B', acct, pre);
         if (!rc) rc = vg_ctl_scan(a->ctl, pre, pl, NULL, 0, collect_cb, &c);
-        alert_del_t d = {a->ctl, acct, 0, 0, {0}, {0}};
-        vg_buf_init(&d.first);
-        vg_buf_init(&d.last);
+        alert_del_t d = {a->ctl, acct, {{0}, {0}, 0, 0}};
+        vg_ctl_span_init(&d.span);
         if (!rc) rc = vg_ctl_scan(a->ctl, "N/", 2, NULL, 0, alert_del_cb, &d);
         if (rc && !err[0]) snprintf(err, sizeof(err), "reading the control store: %s",
                                     vg_strerror(rc));
         /* the deleted decisions, labels and alerts leave the control store's files too
          * (WAL, SST, MANIFEST); this request's audit entry, written below, stays */
-        if (!rc) {
-            unsigned char pd[sizeof pre], ed[sizeof pre], pb[sizeof pre], eb[sizeof pre];
-            vg_key_range_t kr[3];
-            int nr = 0;
-            size_t dl = acct_prefix('D', acct, pd), bl = acct_prefix('B', acct, pb);
-            vg_key_range_prefix(&kr[nr++], pd, dl, ed);
-            vg_key_range_prefix(&kr[nr++], pb, bl, eb);
-            if (d.oom) kr[nr++] = (vg_key_range_t){"N/", 2, "N0", 2};   /* all alerts */
-            else if (d.n)
-                kr[nr++] = (vg_key_range_t){d.first.p, d.first.len, d.last.p, d.last.len};
-            rc = vg_ctl_purge(a->ctl, kr, nr, err, sizeof(err));
-        }
-        vg_buf_deinit(&d.first);
-        vg_buf_deinit(&d.last);
+        if (!rc) rc = vg_ctl_purge_account(a->ctl, acct, al, &d.span, err, sizeof(err));
+        int nalerts = d.span.n;
+        vg_ctl_span_deinit(&d.span);
         if (rc) {
             vg_resp_error(r, 500, "internal", "erasing the account failed: %s", err);
             return;
@@ -1024,12 +1005,12 @@ void vg_h_account(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
                           "retry the DELETE", err);
             return;
         }
-        held = held || c.deleted > 0 || d.n > 0;
+        held = held || c.deleted > 0 || nalerts > 0;
         /* audited either way (the request is part of the privacy trail) */
         vg_api_audit_more(a, q, "accounts.delete", acct, 0, 0,
                           json_pack("{s:b}", "erased", held));
         vg_resp_json(r, 200, json_pack("{s:s,s:b,s:i}", "account", acct, "erased", held,
-                                       "alerts_erased", d.n));
+                                       "alerts_erased", nalerts));
         return;
     }
     /* the account's state where it lives: the engine's shard, or with Kafka the

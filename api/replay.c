@@ -477,14 +477,7 @@ static int parse_args(int argc, char **argv, opts_t *o) {
      * without it they were accepted and ignored */
     const char *needs_state = NULL, *needs_parts = NULL;
     while ((c = getopt_long(argc, argv, ":", lo, NULL)) != -1) {
-        /* an empty value named no file ("vigil replay: : No such file or directory") */
-        if (optarg && !*optarg && strchr("riosLB", c)) {
-            for (const struct option *x = lo; x->name; x++)
-                if (x->val == c)
-                    fprintf(stderr, "vigil replay: --%s needs a value, not an empty string\n",
-                            x->name);
-            return 2;
-        }
+        if (vg_cli_empty_value("replay", c, optarg, "riosLB", lo)) return 2;
         if (strchr("mcCn", c)) {
             for (const struct option *x = lo; x->name; x++)
                 if (x->val == c && !needs_state) needs_state = x->name;

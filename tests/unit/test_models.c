@@ -75,6 +75,17 @@ static fx_t *history(int days) {
     return f;
 }
 
+/* A fresh population (one shard) and one account's state, both on the heap (free
+ * both). */
+static void model_new(vg_anomaly_pop_t **pop, vg_anomaly_state_t **st) {
+    *pop = malloc(sizeof **pop);
+    *st = malloc(sizeof **st);
+    assert_non_null(*pop);
+    assert_non_null(*st);
+    vg_anomaly_pop_init(*pop, NULL, 1);
+    vg_anomaly_state_init(*st);
+}
+
 static void test_stationary_low(void **state) {
     (void)state;
     fx_t *f = history(30);
@@ -864,12 +875,9 @@ static void test_refunds_and_zero(void **state) {
  * tester: "7.4 other recent payments" where the weights give 6.89). */
 static void test_velocity_late_event(void **state) {
     (void)state;
-    vg_anomaly_pop_t *pop = malloc(sizeof *pop);
-    vg_anomaly_state_t *st = malloc(sizeof *st);
-    assert_non_null(pop);
-    assert_non_null(st);
-    vg_anomaly_pop_init(pop, NULL, 1);
-    vg_anomaly_state_init(st);
+    vg_anomaly_pop_t *pop;
+    vg_anomaly_state_t *st;
+    model_new(&pop, &st);
     vg_anomaly_result_t r;
     const int64_t t0 = 1767268800000LL; /* 2026-01-01T12:00Z */
     for (int k = 0; k < 30; k++) {
@@ -916,13 +924,10 @@ static void test_velocity_late_event(void **state) {
  * the next payments are ordinary for the amount signal. (It took 16.) */
 static void test_level_change_learned(void **state) {
     (void)state;
-    vg_anomaly_pop_t *pop = malloc(sizeof *pop);
-    vg_anomaly_state_t *st = malloc(sizeof *st);
-    assert_non_null(pop);
-    assert_non_null(st);
+    vg_anomaly_pop_t *pop;
+    vg_anomaly_state_t *st;
+    model_new(&pop, &st);
     rs = 9;
-    vg_anomaly_pop_init(pop, NULL, 1);
-    vg_anomaly_state_init(st);
     vg_anomaly_result_t r;
     for (int i = 0; i < 70; i++) {
         double a = i < 40 ? 45 + 10 * runif() : 450 + 100 * runif();
@@ -947,12 +952,9 @@ static void test_level_change_learned(void **state) {
  * payments within about 60 min" for 9 payments in 8 minutes.) */
 static void test_velocity_reason(void **state) {
     (void)state;
-    vg_anomaly_pop_t *pop = malloc(sizeof *pop);
-    vg_anomaly_state_t *st = malloc(sizeof *st);
-    assert_non_null(pop);
-    assert_non_null(st);
-    vg_anomaly_pop_init(pop, NULL, 1);
-    vg_anomaly_state_init(st);
+    vg_anomaly_pop_t *pop;
+    vg_anomaly_state_t *st;
+    model_new(&pop, &st);
     vg_anomaly_result_t r;
     for (int i = 0; i < 30; i++) {
         vg_anomaly_input_t in = mk(T0 + 12 * HOUR + i * 24 * HOUR, 10.0, "m1", NULL);
