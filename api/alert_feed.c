@@ -324,6 +324,12 @@ static void erase_batch(void *ctx, const vg_kafka_tail_msg_t *m, int n) {
             vg_ctl_span_init(&d.span);
             vg_ctl_scan(a->ctl, "N/", 2, NULL, 0, edel_cb, &d);
             atomic_fetch_add(&a->feed_erased, (uint64_t)d.span.n);
+            if (al <= VG_EVENT_MAX_ID) {   /* for the DELETE that published it, if here */
+                unsigned slot = a->feed_recent_i++ % 32;
+                memcpy(a->feed_recent[slot].acct, acct, al + 1);
+                a->feed_recent[slot].at_ms = until;
+                a->feed_recent[slot].n = (int)d.span.n;
+            }
             unsigned char pre[3 + 512];
             for (int kind = 0; kind < 2; kind++) {   /* its labels and decisions stored here */
                 pre[0] = kind ? 'D' : 'B';
@@ -386,6 +392,16 @@ void vg_api_alert_feed_stop(vg_api_t *a) {
     vg_kafka_tail_stop(a->feed);
     a->feed = a->efeed = NULL;
     pthread_mutex_destroy(&a->feed_mu);
+}
+
+int vg_api_feed_erased(vg_api_t *a, const char *acct, int64_t at_ms) {
+    int n = 0;
+    for (unsigned i = 0; at_ms > 0 && i < 32; i++)
+        if (a->feed_recent[i].at_ms == at_ms && strcmp(a->feed_recent[i].acct, acct) == 0) {
+            n += a->feed_recent[i].n;
+            a->feed_recent[i].at_ms = 0;
+        }
+    return n;
 }
 
 int vg_api_publish_erasure(vg_api_t *a, const char *acct, char *errbuf, size_t errlen) {

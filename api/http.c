@@ -1677,7 +1677,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (rs->kacct) {   /* resumed: the account's partition answered (account_kafka_start) */
         rs->kacct = 0;
-        rs->kp = (vg_kphase_t){rs->kq.rc, rs->kr.partition, &rs->kview, rs->kr.found};
+        rs->kp = (vg_kphase_t){rs->kq.rc, rs->kr.partition, &rs->kview, rs->kr.found,
+                               rs->kr.erased_at_ms};
         rs->q.kp = &rs->kp;
         vg_resp_t r;
         memset(&r, 0, sizeof(r));

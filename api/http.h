@@ -148,6 +148,14 @@ typedef struct vg_api {
     int feed_erasures;               /* an erasure is known ("E/" records; under feed_mu) */
     _Atomic uint64_t feed_indexed, feed_dups, feed_bad, feed_erased;
     uint64_t feed_seq;             /* low bits of the feed's alert ids (under feed_mu) */
+    /* the last erasures the feed applied, with the alerts each took out of the list
+     * (under feed_mu): the DELETE whose partition published one counts those too */
+    struct {
+        char acct[VG_EVENT_MAX_ID + 1];
+        int64_t at_ms;
+        int n;
+    } feed_recent[32];
+    unsigned feed_recent_i;
     int64_t feed_pruned_ms;   /* last pruning of the feed's alert-id index (tick thread) */
 } vg_api_t;
 
@@ -177,6 +185,9 @@ const char *vg_api_scheme(const vg_api_t *a);
  * (accepts a stopped one). */
 int vg_api_alert_feed_start(vg_api_t *a, char *errbuf, size_t errlen);
 void vg_api_alert_feed_stop(vg_api_t *a);
+/* With feed_mu held: the alerts of acct the feed took out of the list for the erasure
+ * published at at_ms (erased_at_ms), and forgets them; 0 when it has not applied it. */
+int vg_api_feed_erased(vg_api_t *a, const char *acct, int64_t at_ms);
 /* After an erasure with Kafka: publishes it to the erasures topic, so that every
  * instance's alert list drops the account's alerts (alert_feed.c). 0 (also without a
  * feed), or VG_EIO / VG_ENOMEM with errbuf. */
@@ -196,6 +207,7 @@ typedef struct vg_kphase {
     int32_t part;             /* the account's partition (-1: not routed) */
     vg_buf_t *view;           /* GET: "{" and the view's members (nothing: no state) */
     int found;                /* reset-baseline: the partition holds the account */
+    int64_t erased_at_ms;     /* DELETE: the erasure the partition published (0: none) */
 } vg_kphase_t;
 
 #define VG_RECENT_MAX 10      /* decisions GET /v1/accounts/{account} shows */

@@ -2622,6 +2622,7 @@ static int forget_one(worker_t *w, kreq_t *q) {
     if (rc) return rc;
     if (produce(w, pt, w->t_er, r->p, r->len, q->acct, q->alen, OUT_DECISION, now) < 0)
         return VG_EIO;
+    q->res->erased_at_ms = now;   /* the asking thread's own feed may take it first */
     pt->unlogged++;   /* the tombstones and the offset, in the changelog now */
     if (checkpoint(w, 1) != 0) return VG_EIO;
     return 0;

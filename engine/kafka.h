@@ -178,6 +178,7 @@ typedef struct vg_kafka_score_res {
     int32_t partition;
     int found;                    /* a baseline reset or an erasure: the partition held the
                                      account */
+    int64_t erased_at_ms;         /* an erasure: the published record's erased_at_ms */
 } vg_kafka_score_res_t;
 int vg_kafka_score(vg_kafka_t *k, const char *acct, size_t alen, const char *body, size_t len,
                    int dry, int64_t timeout_ms, vg_buf_t *out, vg_kafka_score_res_t *res);

@@ -3,8 +3,9 @@
 # over HTTP with block, review and shadow rules, then random queries (account, rule,
 # since, limit) followed page by page through next_cursor must give exactly the model's
 # alerts, newest first, each once; an erasure takes the account's alerts out (its count
-# in alerts_erased). Against `vigil serve` (two seeds) and `vigil serve --kafka embedded`
-# (the list is the alerts topic read back).
+# in alerts_erased), and the other accounts erased at once each count theirs. Against
+# `vigil serve` (two seeds) and `vigil serve --kafka embedded` (the list is the alerts
+# topic read back).
 # Usage: bash test_alerts_model.sh BUILD_DIR SOURCE_DIR
 set -uo pipefail
 source "$(dirname "$0")/http_lib.sh" "$1" "$2"
