@@ -320,6 +320,37 @@ static int loaded_from_file(vg_api_t *a, const char *name, int64_t cur, int64_t 
     return same;
 }
 
+/* Whether the file (hash `hex`) was deployed already, from another instance's --rules
+ * (with Redis the module's versions are every instance's): the newest version made from
+ * a file, if it is newer than this state's last load (`loaded`) and has the file's text.
+ * That version, or 0. A rolling restart onto a new file made a version from it at each
+ * instance whose state had not loaded it yet, replacing, fleet-wide, what the API had
+ * changed since the first instance deployed it (found by a tester). */
+static int64_t deployed_version(vg_api_t *a, const char *name, int64_t cur, int64_t loaded,
+                                const char *hex) {
+    int64_t found = 0;
+    vg_buf_t b;
+    vg_buf_init(&b);
+    for (int64_t v = cur; v > loaded && v > cur - 10000; v--) {
+        unsigned char vkey[VG_CTL_VKEY_MAX];
+        size_t vkl = vg_ctl_version_key(vkey, name, v);
+        if (!vkl || vg_ctl_get(a->ctl, vkey, vkl, &b) != 0) continue;
+        json_t *j = json_loadb(b.p, b.len, 0, NULL);
+        const char *by = json_string_value(json_object_get(j, "by"));
+        const char *src = json_string_value(json_object_get(j, "source"));
+        int from_file = by && strcmp(by, "--rules") == 0;
+        if (from_file && src) {
+            char h[65];
+            file_hash(src, strlen(src), h);
+            if (strcmp(h, hex) == 0) found = v;
+        }
+        json_decref(j);
+        if (from_file) break;   /* the newest one only: an older file's text again is new */
+    }
+    vg_buf_deinit(&b);
+    return found;
+}
+
 /* ---- --rules at start: the changed files as one ruleset change --------------------- */
 
 typedef struct file_change {
@@ -472,6 +503,15 @@ static int load_rules_files(vg_api_t *a, char *errbuf, size_t errlen) {
             fprintf(stderr, "vigil serve: --rules %s: module %s: the file is as loaded "
                     "(version %lld); version %lld (by %s), made since, stays in force\n",
                     src.v[i].name, name, (long long)loaded, (long long)cur, by);
+            continue;
+        }
+        int64_t dv = deployed_version(a, name, cur, loaded, fhash);
+        if (dv > 0) {
+            record_file(a, name, fhash, dv);
+            fprintf(stderr, "vigil serve: --rules %s: module %s: the file was deployed "
+                    "already, as version %lld (by --rules, on another instance); version "
+                    "%lld (by %s), made since, stays in force\n", src.v[i].name, name,
+                    (long long)dv, (long long)cur, by);
             continue;
         }
         if (cur > 0 && strcmp(by, "--rules") != 0 && cur > loaded)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test_serve_ops.sh - `vigil serve` start-up and operations: settings refused at start
 # (a Redis URL, Kafka broker ports outside 1..65535); a restart with unchanged --rules
-# files keeps the rule changes made over the API since (alone and with Redis), a changed
-# file replaces them and says so; the changed files of a start are one ruleset change
+# files keeps the rule changes made over the API since (alone and with Redis; also a
+# rolling restart onto a file another instance deployed already), a changed file
+# replaces them and says so; the changed files of a start are one ruleset change
 # (one ruleset version, a module may use another file's feature, nothing stored when one
 # does not compile); /readyz and /metrics show the Redis control plane's
 # state (synchronised, down, back); a module that does not compile is logged with its
@@ -209,7 +210,29 @@ if redis_up; then
     wait_log qb2 "connected and synchronised" || bad "b did not synchronise"
     rule_is "http://127.0.0.1:$QB" m 2 anonymous "> 500" "b restarted: version 2 in force"
     rule_is "http://127.0.0.1:$QA" m 2 anonymous "> 500" "a: still version 2"
+
+    echo "--- --rules with Redis: a rolling restart onto a new file keeps an API change made during it"
+    # b restarted last with the file a deployed made a version from it again (its state
+    # had not loaded it), replacing the hotfix on every instance (found by a tester)
+    mkdir -p "$TMP/rd4"
+    printf 'rule big\n  action review\n  score 55\n  when tx.amount > 300\nend\n' >"$TMP/rd4/m.vrl"
     stop_clean "$PID_qa" "a stopped"
+    start_vigil qa2 "$QA" --state "$TMP/qa" --rules "$TMP/rd4" --redis "127.0.0.1:$RPORT"
+    rule_is "http://127.0.0.1:$QA" m 3 --rules "> 300" "a restarted with the new file: version 3 from it"
+    printf 'rule big\n  action block\n  score 95\n  when tx.amount > 400\nend\n' >"$TMP/hotfix.vrl"
+    req PUT "http://127.0.0.1:$QA/v1/rules/m" "" "@$TMP/hotfix.vrl"
+    expect 200 "j['version'] == 4" "a hotfix over the API during the rollout: version 4"
+    wait_v4() { req GET "http://127.0.0.1:$QB/v1/rules/m" ""; [ "$STATUS" = 200 ] && grep -q '"version":4' "$TMP/body"; }
+    for _ in $(seq 1 300); do wait_v4 && break; sleep 0.1; done
+    stop_clean "$PID_qb2" "b stopped"
+    start_vigil qb3 "$QB" --state "$TMP/qb" --rules "$TMP/rd4" --redis "127.0.0.1:$RPORT"
+    wait_log qb3 "connected and synchronised" || bad "b did not synchronise"
+    rule_is "http://127.0.0.1:$QB" m 4 anonymous "> 400" "b restarted with the new file: the hotfix (version 4) in force"
+    rule_is "http://127.0.0.1:$QA" m 4 anonymous "> 400" "a: still the hotfix"
+    grep -qF "module m: the file was deployed already, as version 3 (by --rules, on another instance); version 4 (by anonymous), made since, stays in force" \
+        "$TMP/qb3.log" && ok "b's log says the file was deployed already and the hotfix stays" \
+        || bad "no line about the deployed file: $(cat "$TMP/qb3.log")"
+    stop_clean "$PID_qa2" "a stopped"
 
     grep -qF "redis without kafka: rules and lists are shared, account state is not" "$TMP/qa.log" \
         && ok "--redis without --kafka: the log says account state is per instance" \
@@ -247,7 +270,7 @@ if redis_up; then
         || bad "after Redis came back: $(curl -s "$UB/metrics" | grep '^vigil_redis')"
     [ "$(metric vigil_redis_sync_age_seconds)" = 0 ] && ok "vigil_redis_sync_age_seconds 0 again" \
         || bad "vigil_redis_sync_age_seconds: $(metric vigil_redis_sync_age_seconds)"
-    stop_clean "$PID_qb2" "b stopped"
+    stop_clean "$PID_qb3" "b stopped"
 
     echo "--- a module from Redis that does not compile: its error in the log, not a warning"
     QC=$(free_port)
