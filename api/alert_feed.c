@@ -116,7 +116,7 @@ static int parse_alert(const char *p, size_t n, alert_t *al) {
             return 0;
         }
     }
-    json_t *x = n ? json_loadb(p, n, 0, NULL) : NULL;
+    json_t *x = n ? json_loadb(p, n, JSON_ALLOW_NUL, NULL) : NULL;
     const char *xid = json_string_value(json_object_get(x, "alert_id"));
     const char *xac = json_string_value(json_object_get(x, "account"));
     int rc = -1;
@@ -262,7 +262,7 @@ typedef struct edel {
 /* An alert record of the account produced up to the erasure: deleted. */
 static int edel_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
     edel_t *d = ctx;
-    json_t *j = json_loadb(v, vl, 0, NULL);
+    json_t *j = json_loadb(v, vl, JSON_ALLOW_NUL, NULL);
     const char *ac = json_string_value(json_object_get(j, "account"));
     const char *at = json_string_value(json_object_get(j, "alerted_at"));
     int64_t ms;
@@ -287,7 +287,7 @@ static int ldel_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl
         d->other++;
         return 0;
     }
-    json_t *j = json_loadb(v, vl, 0, NULL);
+    json_t *j = json_loadb(v, vl, JSON_ALLOW_NUL, NULL);
     const char *at = json_string_value(json_object_get(j, "at"));
     int64_t ms;
     char err[64];

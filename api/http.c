@@ -905,7 +905,7 @@ static void score_answer(vg_api_t *a, vg_req_t *q, vg_resp_t *r, int rc,
     if (out->len && out->p[out->len - 1] == '\n') out->len--;
     if (res->outcome == VG_OUT_REJECTED) {
         /* {"id":..,"error":"..","code":".."} -> the error shape of section 6 */
-        json_t *j = json_loadb(out->p, out->len, 0, NULL);
+        json_t *j = json_loadb(out->p, out->len, JSON_ALLOW_NUL, NULL);
         const char *code = vg_reject_code(res->reject);
         const char *msg = j ? json_string_value(json_object_get(j, "error")) : NULL;
         json_t *e = json_pack("{s:s,s:s}", "code", code, "message", msg ? msg : code);

@@ -713,7 +713,7 @@ static int relabel_cb(void *ctx, const char *k, size_t kl, const char *v, size_t
     /* the key is "B/" + account + NUL + id */
     const char *acct = k + 2, *nul = kl > 2 ? memchr(acct, 0, kl - 2) : NULL;
     if (!nul || nul == acct || (size_t)(nul + 1 - k) >= kl) return 0;
-    json_t *j = json_loadb(v, vl, 0, NULL);
+    json_t *j = json_loadb(v, vl, JSON_ALLOW_NUL, NULL);
     const char *at = json_string_value(json_object_get(j, "at"));
     json_t *fraud = json_object_get(j, "fraud");
     /* the same fixed form (vg_iso_time): the strings compare as the times */
@@ -800,7 +800,7 @@ static int collect_cb(void *ctx, const char *k, size_t kl, const char *v, size_t
         c->deleted++;
         return 0;
     }
-    json_t *j = json_loadb(v, vl, 0, NULL);
+    json_t *j = json_loadb(v, vl, JSON_ALLOW_NUL, NULL);
     if (j) json_array_append_new(c->arr, j);
     return (int)json_array_size(c->arr) >= c->limit;
 }
@@ -822,7 +822,7 @@ typedef struct alert_del {
 
 static int alert_del_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
     alert_del_t *d = ctx;
-    json_t *j = json_loadb(v, vl, 0, NULL);
+    json_t *j = json_loadb(v, vl, JSON_ALLOW_NUL, NULL);
     const char *ac = j ? json_string_value(json_object_get(j, "account")) : NULL;
     if (ac && strcmp(ac, d->acct) == 0) {
         vg_ctl_del(d->ctl, k, kl);
@@ -1053,7 +1053,7 @@ void vg_h_account(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
     }
     json_t *view = NULL;
     if (!vrc && vb->len > 1 && !vg_buf_putc(vb, '}'))
-        view = json_loadb(vb->p, vb->len, 0, NULL);
+        view = json_loadb(vb->p, vb->len, JSON_ALLOW_NUL, NULL);
     vg_buf_deinit(&own);
     /* recent decisions: the state's (its events within the dedupe horizon) and those this
      * instance answered over HTTP (kept longer), by event time, newest first */
@@ -1156,7 +1156,7 @@ static int page_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl
         p->more = 1;
         return 1;
     }
-    json_t *j = json_loadb(v, vl, 0, NULL);
+    json_t *j = json_loadb(v, vl, JSON_ALLOW_NUL, NULL);
     if (!j) return 0;
     int ok = 1;
     if (p->account && (!json_is_string(json_object_get(j, "account")) ||

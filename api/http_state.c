@@ -140,7 +140,7 @@ void vg_api_record_decision(vg_api_t *a, const char *account, size_t alen, const
     }
     int fired = !memmem(line, len, "\"rules\":[],\"shadow\":[]", 22);
     if (!fired && !alert) return;
-    json_t *j = json_loadb(line, len, 0, NULL);
+    json_t *j = json_loadb(line, len, JSON_ALLOW_NUL, NULL);
     if (!j) return;
     int best = -1;
     const char *sev = NULL;

@@ -75,6 +75,26 @@ req GET "$U/v1/accounts/acct-e" ""; expect_error 404 not_found "... then GET is 
 req DELETE "$U/v1/accounts/acct-e" ""
 expect 200 "j['erased'] is False and j['alerts_erased']==0" "a retried DELETE: 200, erased false"
 
+echo "--- U+0000 in an event field a rule shows: the alert is kept, listed and counted"
+# the decision's JSON holds \u0000: read back without jansson's JSON_ALLOW_NUL it was
+# dropped (a block decided, but no alert listed or counted and the account view 404;
+# found by a tester)
+printf 'rule nul_card\n  severity high\n  action review\n  score 60\n  message "card {tx.card}"\n  when tx.amount > 5000 and tx.card != ""\nend\n' >"$TMP/nul.vrl"
+req PUT "$U/v1/rules/nulmod" "" "@$TMP/nul.vrl"; expect 201 "" "a rule that shows the card"
+a0=$(metric vigil_alerts_total)
+req POST "$U/v1/score" "" '{"id":"nul-1","account":"acct-NUL","ts":"2026-01-01T00:00:01Z","amount":9000,"card":"nul\u0000card"}'
+expect 200 "j['decision'] == 'review' and j['rules'][0]['values']['tx.card'] == 'nul\x00card' and j['rules'][0]['message'] == 'card nul\x00card'" \
+    "a card with U+0000: review, the value and the message whole"
+req GET "$U/v1/alerts?account=acct-NUL" ""
+expect 200 "[x['id'] for x in j['alerts']] == ['nul-1'] and j['alerts'][0]['rules'][0]['values']['tx.card'] == 'nul\x00card'" \
+    "the alert listed, its value whole"
+req GET "$U/v1/accounts/acct-NUL" ""
+expect 200 "[d['id'] for d in j['recent_decisions']] == ['nul-1']" "the account view holds the decision"
+[ "$(metric vigil_alerts_total)" = $((a0 + 1)) ] && ok "vigil_alerts_total counted it" ||
+    bad "vigil_alerts_total $(metric vigil_alerts_total), was $a0"
+req DELETE "$U/v1/accounts/acct-NUL" ""; expect 200 "j['alerts_erased'] == 1" "erased with its alert"
+req DELETE "$U/v1/rules/nulmod" ""; expect 200 "" "the rule deleted"
+
 echo "--- labels: how many matched an event"
 req POST "$U/v1/score" "" "$(ev tx-000690 acct-L 5)"; expect 200 "" "score tx-000690"
 m0=$(metric 'vigil_labels_total{result="matched"}'); u0=$(metric 'vigil_labels_total{result="unmatched"}')
