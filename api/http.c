@@ -1492,6 +1492,8 @@ typedef struct hdr_check {
     size_t cl_len;
     int cl_differ;            /* another Content-Length with a different value */
     const char *te;           /* the first Transfer-Encoding */
+    int te_n, auth_n, host_n; /* Transfer-Encoding, Authorization and Host fields */
+    const char *bad_name;     /* a field name with whitespace (or empty) */
 } hdr_check_t;
 
 /* Whether the value of the field before (h->pv) was cut at a NUL byte. libmicrohttpd
@@ -1516,6 +1518,12 @@ static enum MHD_Result hdr_cb(void *cls, enum MHD_ValueKind kind, const char *ke
     h->pk = key;
     h->pv = value;
     h->pvs = value_size;
+    /* `Content-Length : 5` is not a Content-Length to libmicrohttpd, which then read the
+     * body as the next request (a proxy that trims the name frames it as this one's) */
+    if (!h->bad_name && (!*key || strpbrk(key, " \t"))) h->bad_name = key;
+    if (strcasecmp(key, "Transfer-Encoding") == 0) h->te_n++;
+    else if (strcasecmp(key, "Authorization") == 0) h->auth_n++;
+    else if (strcasecmp(key, "Host") == 0) h->host_n++;
     if (!value) return MHD_YES;
     if (strcasecmp(key, "Content-Length") == 0) {
         if (!h->cl) {
@@ -1548,10 +1556,33 @@ static int check_headers(struct MHD_Connection *c, const char *version, vg_resp_
         r->close = 1;
         return -1;
     }
+    if (h.bad_name) {   /* RFC 9112 section 5.1: whitespace before the colon is a 400 */
+        vg_resp_error(r, 400, "bad_request", "header field name '%.64s' has whitespace (none "
+                      "may come before the colon)", h.bad_name);
+        r->close = 1;
+        return -1;
+    }
     if (h.cl_differ) {
         vg_resp_error(r, 400, "bad_request", "two Content-Length header fields with different "
                       "values");
         r->close = 1;
+        return -1;
+    }
+    if (h.te_n > 1) {   /* they add up to one list of codings: chunked only once, last */
+        vg_resp_error(r, 501, "not_implemented", "Transfer-Encoding in %d header fields is "
+                      "not supported (only chunked, once)", h.te_n);
+        r->close = 1;
+        return -1;
+    }
+    /* one caller and one host: with two, a proxy or an audit layer may read the other
+     * (libmicrohttpd's lookup takes the first); RFC 9112 section 3.2 for Host */
+    if (h.auth_n > 1) {
+        vg_resp_error(r, 400, "bad_request", "two Authorization header fields");
+        return -1;
+    }
+    if (h.host_n > 1 || (h.host_n == 0 && version && strcmp(version, "HTTP/1.1") == 0)) {
+        vg_resp_error(r, 400, "bad_request", h.host_n ? "two Host header fields"
+                                                      : "an HTTP/1.1 request without Host");
         return -1;
     }
     if (h.te && strcasecmp(h.te, "chunked") != 0) {
