@@ -144,7 +144,12 @@ int vg_config_add_tokens(vg_config_t *c, const char *spec, char *errbuf, size_t 
         const char *end = e;
         while (end > p && isspace((unsigned char)end[-1])) end--;
         const char *colon = memchr(p, ':', (size_t)(end - p));
-        if (!colon || colon == p || colon + 1 == end) {
+        /* the secret without the whitespace after the colon (`admin: s3cret`): a header's
+         * token never has it (the whitespace around it is stripped), so no request could
+         * use such a token */
+        const char *sec = colon ? colon + 1 : NULL;
+        while (sec && sec < end && isspace((unsigned char)*sec)) sec++;
+        if (!colon || colon == p || sec == end) {
             snprintf(errbuf, errlen, "token entry %d (of %zu bytes, not shown) is not "
                      "role:token", entry, (size_t)(end - p));
             return VG_EINVAL;
@@ -164,7 +169,7 @@ int vg_config_add_tokens(vg_config_t *c, const char *spec, char *errbuf, size_t 
             return VG_EINVAL;
         }
         unsigned char h[32];
-        vg_sha256(colon + 1, (size_t)(end - colon - 1), h);
+        vg_sha256(sec, (size_t)(end - sec), h);
         for (int i = 0; i < c->ntokens; i++)
             if (CRYPTO_memcmp(h, c->tokens[i].hash, 32) == 0) {
                 /* one secret, one role: with two, the role a caller got depended on order */
@@ -181,6 +186,11 @@ int vg_config_add_tokens(vg_config_t *c, const char *spec, char *errbuf, size_t 
         OPENSSL_cleanse(h, sizeof(h));
         c->ntokens++;
         p = e;
+    }
+    if (entry == 0) {   /* "," or " ": auth was off, silently, even over the file's tokens */
+        snprintf(errbuf, errlen, "no role:token entry in %zu bytes of commas and spaces (to "
+                 "serve without auth, leave tokens out)", strlen(spec));
+        return VG_EINVAL;
     }
     return 0;
 }

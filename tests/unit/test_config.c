@@ -493,8 +493,35 @@ static void test_token_errors_hide_secrets(void **st) {
     free(c.tokens);
 }
 
+/* A spec of commas and spaces only turned auth off (tester: VIGIL_TOKENS="," from a
+ * template with unset variables, over the file's tokens); whitespace after the colon
+ * made a token no request could use (`admin: s3cret`). */
+static void test_token_spec_edges(void **st) {
+    (void)st;
+    static const char *const empty[] = {",", " ", ", ", " ,, \t"};
+    for (size_t i = 0; i < sizeof(empty) / sizeof(empty[0]); i++) {
+        vg_config_t c;
+        memset(&c, 0, sizeof(c));
+        char err[200] = "";
+        assert_int_not_equal(vg_config_add_tokens(&c, empty[i], err, sizeof(err)), 0);
+        assert_non_null(strstr(err, "no role:token entry"));
+        assert_int_equal(c.ntokens, 0);
+        free(c.tokens);
+    }
+    vg_config_t c;
+    memset(&c, 0, sizeof(c));
+    char err[200] = "";
+    assert_int_equal(vg_config_add_tokens(&c, "admin: s3cret, analyst:\tan2", err, sizeof(err)), 0);
+    assert_int_equal(c.ntokens, 2);
+    assert_int_equal(vg_config_role(&c, "s3cret", 6, NULL), VG_ROLE_ADMIN);
+    assert_int_equal(vg_config_role(&c, "an2", 3, NULL), VG_ROLE_ANALYST);
+    assert_int_not_equal(vg_config_add_tokens(&c, "scorer:  ", err, sizeof(err)), 0);
+    free(c.tokens);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_token_spec_edges),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_precedence),
         cmocka_unit_test(test_sha256_vector),
