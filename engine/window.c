@@ -116,9 +116,21 @@ uint64_t vg_whash_bytes(uint64_t seed, const void *data, size_t n) {
         p += 8;
         n -= 8;
     }
-    if (n) {
+    if (n) {   /* the same little-endian word of the tail's bytes */
         uint64_t k = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        if (n >= 4) {   /* two overlapping 4-byte loads (a 7-byte value: 2, not 7) */
+            uint32_t lo, hi;
+            memcpy(&lo, p, 4);
+            memcpy(&hi, p + n - 4, 4);
+            k = (uint64_t)lo | (uint64_t)hi << (8 * (n - 4));
+        } else {
+            k = (uint64_t)p[0] | (uint64_t)p[n / 2] << (8 * (n / 2)) |
+                (uint64_t)p[n - 1] << (8 * (n - 1));
+        }
+#else
         for (size_t i = 0; i < n; i++) k |= (uint64_t)p[i] << (8 * i);
+#endif
         h ^= lane(k);
     }
     return fmix64(h);
@@ -622,6 +634,10 @@ vg_wlayout_t *vg_wlayout_new_specs(const vg_spec_t *specs, const int *spec_index
         }
     if (l->nwin && so < last + sizeof(sstate_t)) so = last + sizeof(sstate_t);
     l->ssbytes = so;
+    /* inorder_update reads the windowed specs in this order: copies, one load fewer each */
+    l->win = malloc((size_t)(l->nwin ? l->nwin : 1) * sizeof *l->win);
+    if (!l->win) goto err;
+    for (int j = 0; j < l->nwin; j++) l->win[j] = l->s[l->ix_win[j]];
     return l;
 err:
     vg_wlayout_free(l);
@@ -654,6 +670,7 @@ void vg_wlayout_free(vg_wlayout_t *l) {
     if (!l) return;
     if (l->prog) vg_prog_unref(l->prog);
     free(l->ix);
+    free(l->win);
     free(l->cmask);
     free(l->s);
     free(l);
@@ -770,8 +787,9 @@ void vg_wstate_prefetch(const vg_wstate_t *w) {
         __builtin_prefetch(wrow(w, l, L));
         last = L;
     }
-    /* small deques and tables whole (an add reads their ends, or probes them) */
-    for (int j = 0; j < l->nds; j++) {
+    /* small deques and tables whole (an add reads their ends, or probes them); dsmem 0:
+     * none built (every frontier is scanned) */
+    for (int j = 0; w->dsmem && j < l->nds; j++) {
         const lspec_t *s = &l->s[l->ix_ds[j]];
         const sstate_t *ss = wss(w, s);
         if (kind_minmax(s->kind)) {
@@ -1047,9 +1065,10 @@ static inline int num_ok(const vg_value_t *v) { return v->type == VG_T_NUM && is
 
 /* Fills row r for an event (prev strings get their offsets in store_strings()). Every
  * word of a row belongs to a spec (or to the session specs of one gap) and is written
- * here, so the row is not cleared first. */
-static void build_row(const vg_wlayout_t *l, int64_t ts, const vg_spec_input_t *in,
-                      const word_t *pred, word_t *r) {
+ * here, so the row is not cleared first. Returns the bytes of the event's prev()
+ * strings (the byte store must take them), *nstr how many strings. */
+static size_t build_row(const vg_wlayout_t *l, int64_t ts, const vg_spec_input_t *in,
+                        const word_t *pred, word_t *r, int *nstr) {
     r[0].i = ts;
     /* the kinds one at a time (each writes only its own words or bits) */
     for (int j = 0; j < l->nflag; j++) r[1 + j].u = l->cmask[j];
@@ -1077,6 +1096,8 @@ static void build_row(const vg_wlayout_t *l, int64_t ts, const vg_spec_input_t *
         }
         sess_run(s, pred, r);
     }
+    size_t sbytes = 0;
+    int ns = 0;
     for (int j = 0; j < l->nprev; j++) {
         const lspec_t *s = &l->s[l->ix_prev[j]];
         const vg_value_t *v = &in[s->pidx].x;
@@ -1088,13 +1109,19 @@ static void build_row(const vg_wlayout_t *l, int64_t ts, const vg_spec_input_t *
         case VG_T_TIME:
         case VG_T_DUR: q[0].i = v->u.ms; break;
         case VG_T_STR:
-        case VG_T_JSON: len = v->u.s.len; break;   /* q[0]: store_strings() */
+        case VG_T_JSON:   /* q[0]: store_strings() */
+            len = v->u.s.len;
+            sbytes += len;
+            ns++;
+            break;
         default: q[0].u = 0; break;
         }
         int t = v->type <= VG_T_JSON ? v->type : VG_T_NULL;
         if (t == VG_T_NUM && !isfinite(v->u.n)) t = VG_T_NULL;
         q[1].u = (uint64_t)t | (uint64_t)len << 32;
     }
+    *nstr = ns;
+    return sbytes;
 }
 
 /* Copies the event's prev strings into the (reserved) byte store. */
@@ -1231,6 +1258,42 @@ static int64_t count_hash(const vg_wstate_t *w, const vg_wlayout_t *l, const lsp
     return c;
 }
 
+/* inorder_update of a sum/avg (ak VG_SPEC_SUM) or stddev (ak VG_SPEC_STDDEV) spec:
+ * the rows [L0, L1) leave its frontier, the newest row enters; what fr_move and settle
+ * do, with the kind's accumulation known at compile time (ak: which sums acc_x keeps;
+ * s->kind still says sum or avg for the value). */
+VG_INLINE void sum_update(const vg_wstate_t *w, const vg_wlayout_t *l, const lspec_t *s,
+                          sstate_t *ss, const int ak, const word_t *base, int64_t L0,
+                          int64_t L1, vg_value_t *v) {
+    const size_t rw = (size_t)l->rw;
+    const int64_t first = w->first, end = first + (int64_t)w->n;
+    const size_t off = (size_t)s->off;
+    acc_t *a = &ss->a;
+    for (int64_t p = L0; p < L1; p++) {
+        double x = base[(size_t)(p - first) * rw + off].d;
+        if (x == x) acc_x(ak, x, -1, a);
+        a->ops++;
+    }
+    double x = base[(size_t)(end - 1 - first) * rw + off].d;
+    if (x == x) acc_x(ak, x, 1, a);
+    a->ops++;
+    /* settle */
+    if (a->cnt == 0) {
+        a->s1.s = a->s1.c = a->sabs = a->hw = 0;
+        a->ops = 0;
+        if (ak == VG_SPEC_STDDEV) a->s2.s = a->s2.c = 0;
+    } else if (a->ops > 2 * (end - L1) + 64 || a->sabs < MAG_DROP * a->hw) {
+        recompute(w, l, s, ss);
+    }
+    if (a->hw >= HUGE_X) {   /* the sums may be unusable ("Huge values") */
+        double mx;
+        *v = scan_huge(w, l, s, L1, end, NULL, &mx);
+        if (mx >= HUGE_X) return;
+        recompute(w, l, s, ss);   /* it has left: exact sums again */
+    }
+    *v = agg_value(s->kind, a);
+}
+
 /* The newest row (at end - 1) has just been appended with a time >= every other.
  * The windowed specs are visited by width (ix_win is sorted by it): at the first spec
  * of a width the rows leaving its frontier are found ([L0, L1)), then each spec of that
@@ -1243,10 +1306,13 @@ static void inorder_update(vg_wstate_t *w, const vg_wlayout_t *l, vg_value_t *va
 #define ROW(p) (base + (size_t)((p) - first) * rw)
     const word_t *r = ROW(pos);
     int64_t *Ls = (int64_t *)(void *)w->ssb;
+    unsigned char *ssb = (unsigned char *)(void *)w->ssb;
     int g = -1;
     int64_t L0 = 0, L1 = 0;
-    for (int j = 0; j < l->nwin; j++) {
-        const lspec_t *s = &l->s[l->ix_win[j]];
+    const lspec_t *const win = l->win;
+    const int nwin = l->nwin;
+    for (int j = 0; j < nwin; j++) {
+        const lspec_t *s = &win[j];
         if (s->wg != g) {   /* the first spec of a width: its frontier moves on */
             g = s->wg;
             const int64_t cut = sat_sub(ts, s->w);
@@ -1254,12 +1320,12 @@ static void inorder_update(vg_wstate_t *w, const vg_wlayout_t *l, vg_value_t *va
             for (const word_t *q = ROW(L0); q[0].i < cut; q += rw) L1++;   /* stops at pos */
             Ls[g] = L1;
         }
-        sstate_t *ss = wss(w, s);
+        sstate_t *ss = (sstate_t *)(void *)(ssb + s->soff);
         vg_value_t *v = &vals[s->pidx];
         switch (s->kind) {
         case VG_SPEC_COUNT: {
-            const size_t fw = 1 + (size_t)(s->off / 64);
-            const int sh = s->off % 64;
+            const size_t fw = 1 + (unsigned)s->off / 64;
+            const unsigned sh = (unsigned)s->off % 64;
             int64_t c = ss->a.cnt;
             for (int64_t p = L0; p < L1; p++) c -= (int64_t)(ROW(p)[fw].u >> sh & 1);
             c += (int64_t)(r[fw].u >> sh & 1);
@@ -1269,17 +1335,10 @@ static void inorder_update(vg_wstate_t *w, const vg_wlayout_t *l, vg_value_t *va
         }
         case VG_SPEC_SUM:
         case VG_SPEC_AVG:
+            sum_update(w, l, s, ss, VG_SPEC_SUM, base, L0, L1, v);
+            break;
         case VG_SPEC_STDDEV:
-            for (int64_t p = L0; p < L1; p++) fr_move(s, ss, ROW(p), -1);
-            fr_move(s, ss, r, 1);
-            settle(w, l, s, ss);
-            if (ss->a.hw >= HUGE_X) {   /* the sums may be unusable ("Huge values") */
-                double mx;
-                *v = scan_huge(w, l, s, L1, end, NULL, &mx);
-                if (mx >= HUGE_X) break;
-                recompute(w, l, s, ss);   /* it has left: exact sums again */
-            }
-            *v = agg_value(s->kind, &ss->a);
+            sum_update(w, l, s, ss, VG_SPEC_STDDEV, base, L0, L1, v);
             break;
         case VG_SPEC_MIN:
         case VG_SPEC_MAX: {
@@ -1557,11 +1616,10 @@ int vg_wstate_add(vg_wstate_t *w, const vg_wlayout_t *l, int64_t ts,
         return 0;
     }
     int late = w->n > 0 && ts < w->newest;
-    size_t sbytes = 0;
-    for (int j = 0; j < l->nprev; j++) {
-        const vg_value_t *x = &in[l->s[l->ix_prev[j]].pidx].x;
-        if (type_is_str(x->type)) sbytes += x->u.s.len;
-    }
+    /* no deque or table exists (dsmem 0) and no frontier can outgrow SMALL_ROWS with this
+     * row (each frontier is at most the log, L >= first): reserve_frontiers would build
+     * none and drop_small find none, so neither runs (dsmem stays 0) */
+    const int ds = l->nds && (w->dsmem || w->n + 1 > SMALL_ROWS);
     /* every allocation first: an error leaves the state unchanged */
     word_t stackrow[STACK_ROW_WORDS];
     word_t *nr = stackrow;
@@ -1569,14 +1627,19 @@ int vg_wstate_add(vg_wstate_t *w, const vg_wlayout_t *l, int64_t ts,
         if (!w->tmp && !(w->tmp = malloc((size_t)l->rw * sizeof *w->tmp))) return VG_ENOMEM;
         nr = w->tmp;
     }
-    if (vg_wstate_reserve_rows(w, l, 1) || reserve_sb(w, l, sbytes) || reserve_frontiers(w, l)) {
+    if (vg_wstate_reserve_rows(w, l, 1)) return VG_ENOMEM;
+    int64_t end = w->first + (int64_t)w->n;
+    int64_t k = late ? upper_bound(w, l, ts) : end;
+    if (!late) nr = wrow(w, l, end);   /* in order: built in place (past the log's end) */
+    /* the row first: it tells the string bytes; building it changes no state (the byte
+     * store's packing and the frontiers' structures read only the rows before end) */
+    int nstr;   /* prev() strings (none: store_strings has nothing to do) */
+    size_t sbytes = build_row(l, ts, in, k > w->first ? wrow(w, l, k - 1) : NULL, nr, &nstr);
+    /* (an empty byte store with no string to take: reserve_sb would do nothing) */
+    if (((nstr || w->sb_cap) && reserve_sb(w, l, sbytes)) || (ds && reserve_frontiers(w, l))) {
         w->dsmem = vg_wds_mem(w, l);   /* some structures may have been built */
         return VG_ENOMEM;
     }
-    int64_t end = w->first + (int64_t)w->n;
-    int64_t k = late ? upper_bound(w, l, ts) : end;
-    if (!late) nr = wrow(w, l, end);   /* in order: built in place */
-    build_row(l, ts, in, k > w->first ? wrow(w, l, k - 1) : NULL, nr);
     if (late) {
         int rc = late_values(w, l, k, nr, vals, scratch);
         if (rc) {
@@ -1584,7 +1647,7 @@ int vg_wstate_add(vg_wstate_t *w, const vg_wlayout_t *l, int64_t ts,
             return rc;
         }
     }
-    store_strings(w, l, in, nr);
+    if (nstr) store_strings(w, l, in, nr);
     if (!w->dirty || k < w->dfrom) {   /* rows from k on are new or moved */
         w->dirty = 1;
         w->dfrom = k;
@@ -1606,7 +1669,7 @@ int vg_wstate_add(vg_wstate_t *w, const vg_wlayout_t *l, int64_t ts,
         vals[s->pidx] = prev_value(w, s, pred);
     }
     if (!late) retain(w, l);
-    drop_small(w, l);
+    if (ds) drop_small(w, l);
     return 0;
 }
 

@@ -49,6 +49,7 @@ struct vg_wlayout {
      * min/max/distinct/seen (a deque or table), prev, session */
     int *ix;
     int *ix_win, *ix_ds, *ix_prev, *ix_sess;
+    lspec_t *win;          /* copies of the windowed specs in the order of ix_win */
     int nwin, nds;
     /* ix_win is sorted by window width; the nwg distinct widths are numbered in that
      * order (lspec_t.wg), and the specs of one width share their left end L */
@@ -200,10 +201,12 @@ static inline void acc_copy(acc_t *dst, const acc_t *src, int kind) {
     memcpy(dst, src, ss_bytes(kind));
 }
 
+/* a - b, clamped to the int64 range (an overflow goes past the end b's sign points
+ * away from) */
 static inline int64_t sat_sub(int64_t a, int64_t b) {
-    if (b > 0 && a < INT64_MIN + b) return INT64_MIN;
-    if (b < 0 && a > INT64_MAX + b) return INT64_MAX;
-    return a - b;
+    int64_t r;
+    if (__builtin_sub_overflow(a, b, &r)) return b > 0 ? INT64_MIN : INT64_MAX;
+    return r;
 }
 
 /* Prev slot: word 0 the payload (string: offset into sb), word 1 type | len << 32. */
