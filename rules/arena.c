@@ -14,6 +14,7 @@ void vg_arena_init(vg_arena_t *a) {
     a->used = 0;
     a->rx_steps = 0;
     a->rx_skipped = 0;
+    a->rx_callouts = a->rx_callout_cap = 0;
 }
 
 void vg_arena_deinit(vg_arena_t *a) {

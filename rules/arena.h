@@ -17,6 +17,7 @@ typedef struct vg_arena {
     /* per-event counters of the rules VM (rules/vm.c), zeroed by init and reset */
     unsigned rx_steps;        /* regex steps charged to this event (budget: vm.h) */
     unsigned rx_skipped;      /* matches() that gave null, not run: budget used up */
+    unsigned rx_callouts, rx_callout_cap;   /* the match running on a long subject */
 } vg_arena_t;
 
 /* Initialises an empty arena. Can't fail (allocates nothing). */

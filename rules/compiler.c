@@ -425,14 +425,21 @@ static uint32_t zone_for(comp_t *c, const vg_ast_t *z) {
 
 static uint32_t regex_for(comp_t *c, const vg_ast_t *re) {
     vg_program_t *p = c->p;
+    /* two codes per pattern (rules/vm.c rx_match): as written, for short subjects, and
+     * with a callout before every item and no automatic possessification, whose
+     * callouts count the work of a match on a long subject, all start positions
+     * included (NULL when it cannot be compiled: the first then serves for both) */
     uint32_t ri = p->nregex;
-    if (grow(c, (void **)&p->regex, &c->regex_cap, (int)ri + 1, sizeof(void *)) < 0) return 0;
+    if (grow(c, (void **)&p->regex, &c->regex_cap, (int)ri + 2, sizeof(void *)) < 0) return 0;
     int ec;
     PCRE2_SIZE off;
     pcre2_code *code = pcre2_compile((PCRE2_SPTR)re->str.p, re->str.len, PCRE2_UTF, &ec, &off, NULL);
     if (!code) { c->nomem = 1; return 0; }   /* the checker compiled it: only memory fails */
     p->regex[ri] = code;
-    p->nregex++;
+    p->regex[ri + 1] = pcre2_compile((PCRE2_SPTR)re->str.p, re->str.len,
+                                     PCRE2_UTF | PCRE2_AUTO_CALLOUT | PCRE2_NO_AUTO_POSSESS,
+                                     &ec, &off, NULL);
+    p->nregex += 2;
     return ri;
 }
 
@@ -1239,7 +1246,7 @@ void vg_compile_free(vg_program_t *p) {
     free(p->rules);
     free(p->rule_init);
     free(p->named);
-    for (uint32_t i = 0; i < p->nregex; i++) pcre2_code_free(p->regex[i]);
+    for (uint32_t i = 0; i < p->nregex; i++) pcre2_code_free(p->regex[i]);   /* NULL: none */
     free(p->regex);
     for (uint32_t i = 0; i < p->nzones; i++) vg_tz_free(&p->zones[i]);
     free(p->zones);

@@ -55,7 +55,7 @@ struct vg_program {
     vg_rule_result_t *rule_init; /* malloc; phase 3 starts from a copy (constant scores) */
     const char **named;        /* malloc; declared list names (in mem) */
     int nnamed;
-    void **regex;              /* malloc; pcre2_code * per matches() pattern */
+    void **regex;              /* malloc; two pcre2_code * per matches() pattern (vm.c) */
     uint32_t nregex;
     vg_tz_t *zones;            /* malloc; time zones of hour_of_day/day_of_week */
     uint32_t nzones;

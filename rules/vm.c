@@ -164,9 +164,36 @@ static void arena_free(void *p, void *arena) { (void)p; (void)arena; }
  * only, and kept values were written from those), so PCRE2 does not check it again: that
  * check read the whole subject on every call, uncounted. Each run is charged its limit
  * plus the subject's length / VG_VM_REGEX_SCAN_BYTES, for the start positions it may scan. */
-static int rx_match(const pcre2_code *re, const vg_value_t *s, pcre2_match_data *md,
-                    pcre2_match_context *mc, vg_arena_t *ar) {
+static int rx_callout(pcre2_callout_block *b, void *arg) {
+    (void)b;
+    vg_arena_t *ar = arg;
+    return ++ar->rx_callouts > ar->rx_callout_cap ? PCRE2_ERROR_CALLOUT : 0;
+}
+
+static int rx_match(const pcre2_code *re, const pcre2_code *re_co, const vg_value_t *s,
+                    pcre2_match_data *md, pcre2_match_context *mc, vg_arena_t *ar) {
     const uint32_t scan = s->u.s.len / VG_VM_REGEX_SCAN_BYTES;
+    if (s->u.s.len > VG_VM_REGEX_SHORT && re_co) {   /* steps are callouts (vm.h) */
+        uint32_t left = ar->rx_steps < VG_VM_REGEX_EVENT_STEPS
+                            ? VG_VM_REGEX_EVENT_STEPS - ar->rx_steps : 0;
+        left = left > scan ? left - scan : 0;
+        uint32_t cap = left < VG_RULES_REGEX_MATCH_LIMIT ? left : VG_RULES_REGEX_MATCH_LIMIT;
+        if (cap == 0) {
+            ar->rx_skipped++;
+            return -1;
+        }
+        ar->rx_callouts = 0;
+        ar->rx_callout_cap = cap;
+        pcre2_set_match_limit(mc, cap);
+        pcre2_set_callout(mc, rx_callout, ar);
+        int rc = pcre2_match(re_co, (PCRE2_SPTR)s->u.s.p, s->u.s.len, 0, PCRE2_NO_UTF_CHECK,
+                             md, mc);
+        pcre2_set_callout(mc, NULL, NULL);
+        uint32_t used = rc == PCRE2_ERROR_MATCHLIMIT || ar->rx_callouts > cap ? cap
+                                                                             : ar->rx_callouts;
+        ar->rx_steps += used + scan;
+        return rc >= 0 ? 1 : rc == PCRE2_ERROR_NOMATCH ? 0 : -1;
+    }
     for (uint32_t lim = VG_VM_REGEX_FIRST_STEPS;; lim *= 4) {
         uint32_t left = ar->rx_steps < VG_VM_REGEX_EVENT_STEPS
                             ? VG_VM_REGEX_EVENT_STEPS - ar->rx_steps : 0;
@@ -394,7 +421,9 @@ dispatch:
                 if (mc) pcre2_set_depth_limit(mc, VG_RULES_REGEX_DEPTH_LIMIT);
             }
             if (md)
-                res = rx_match((const pcre2_code *)ctx->regex[pc->p2], a, md, mc, ctx->arena);
+                res = rx_match((const pcre2_code *)ctx->regex[pc->p2],
+                               (const pcre2_code *)ctx->regex[pc->p2 + 1], a, md, mc,
+                               ctx->arena);
         }
         bool_to(&r[pc->p3], res == 1, res >= 0);
         NEXT();
