@@ -200,9 +200,17 @@ static int check_known(vg_event_t *ev, int k, const vg_jfield_t *f) {
             if (vg_time_parse_canonical(f->s, f->s_len, &ms)) {
                 ev->tx.f[k] = vg_time(ms);
                 ev->ts_text = f->s;
-            } else if (vg_time_parse(f->s, f->s_len, &ms, err, sizeof err) < 0)
-                reject(ev, VG_REJECT_BAD_TIMESTAMP, "field 'ts': %s", err);
-            else
+            } else if (vg_time_parse(f->s, f->s_len, &ms, err, sizeof err) < 0) {
+                /* digits only: epoch milliseconds sent as a string */
+                size_t d = 0;
+                while (d < f->s_len && f->s[d] >= '0' && f->s[d] <= '9') d++;
+                if (f->s_len > 0 && f->s_len <= 20 && d == f->s_len && f->s_len != 8)
+                    reject(ev, VG_REJECT_BAD_TIMESTAMP, "field 'ts': a string of digits; epoch "
+                           "milliseconds are a JSON number (no quotes), an RFC 3339 time a "
+                           "string");
+                else
+                    reject(ev, VG_REJECT_BAD_TIMESTAMP, "field 'ts': %s", err);
+            } else
                 ev->tx.f[k] = vg_time(ms);
             return 0;
         }
@@ -222,10 +230,12 @@ static int check_known(vg_event_t *ev, int k, const vg_jfield_t *f) {
             return 0;
         }
         if (f->type == VG_J_DOUBLE) {
+            /* the number as written has a fraction or an exponent: its value printed
+             * back (1772359200000.0 read 1772359200000) would look like an integer */
             vg_fmt_double(f->d, num);
             reject(ev, VG_REJECT_BAD_TIMESTAMP,
-                   "field 'ts': epoch milliseconds must be a JSON integer (no fraction or "
-                   "exponent), found %s", num);
+                   "field 'ts': epoch milliseconds must be a JSON integer, found a number "
+                   "written with a fraction or an exponent (value %s)", num);
             return 0;
         }
         reject(ev, VG_REJECT_BAD_TYPE,

@@ -221,9 +221,13 @@ static void test_epoch_ms(void **state) {
     expect_reject("{\"id\":\"a\",\"account\":\"b\",\"amount\":1,\"ts\":123456789012345678901234}",
                   VG_REJECT_BAD_TIMESTAMP, "out of range");
     expect_reject("{\"id\":\"a\",\"account\":\"b\",\"amount\":1,\"ts\":1.5}",
-                  VG_REJECT_BAD_TIMESTAMP, "must be a JSON integer (no fraction or exponent), found 1.5");
+                  VG_REJECT_BAD_TIMESTAMP, "must be a JSON integer, found a number written with a fraction or an exponent (value 1.5)");
+    /* the value printed back looks like an integer: the message says how it was written */
     expect_reject("{\"id\":\"a\",\"account\":\"b\",\"amount\":1,\"ts\":1000.0}",
-                  VG_REJECT_BAD_TIMESTAMP, "must be a JSON integer");
+                  VG_REJECT_BAD_TIMESTAMP, "written with a fraction or an exponent (value 1000)");
+    /* epoch milliseconds in a string: said so, not "expected a date" */
+    expect_reject("{\"id\":\"a\",\"account\":\"b\",\"amount\":1,\"ts\":\"1772359200000\"}",
+                  VG_REJECT_BAD_TIMESTAMP, "field 'ts': a string of digits; epoch milliseconds are a JSON number (no quotes)");
     expect_reject("{\"id\":\"a\",\"account\":\"b\",\"amount\":1,\"ts\":1e3}",
                   VG_REJECT_BAD_TIMESTAMP, "must be a JSON integer");
     expect_reject("{\"id\":\"a\",\"account\":\"b\",\"amount\":1,\"ts\":true}", VG_REJECT_BAD_TYPE,
