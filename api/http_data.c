@@ -277,6 +277,29 @@ static json_t *list_warnings(vg_api_t *a, const char *name, int is_del, int is_r
     return w;
 }
 
+#define AUDIT_ITEMS 100   /* items a lists.put / lists.del audit entry names, each way */
+
+/* What a PUT or DELETE of a whole list changed, for its audit entry: the items added and
+ * removed (sorted, the first AUDIT_ITEMS of each) and their counts, against the list as
+ * this instance held it (`old`, sorted and unique; with Redis, the copy it had). A
+ * version bump alone let a replace take a card off a blocklist without a trace. */
+static json_t *list_diff(const char *name, char **old, size_t no, char **items, size_t n) {
+    size_t m = 0;
+    char **nw = n ? copy_items(items, n, &m) : NULL;
+    json_t *add = json_array(), *rem = json_array();
+    size_t na = 0, nr = 0, i = 0, k = 0;
+    while (i < no || k < m) {
+        int c = i == no ? 1 : k == m ? -1 : strcmp(old[i], nw[k]);
+        if (c < 0 && nr++ < AUDIT_ITEMS) json_array_append_new(rem, json_string(old[i]));
+        if (c > 0 && na++ < AUDIT_ITEMS) json_array_append_new(add, json_string(nw[k]));
+        if (c <= 0) i++;
+        if (c >= 0) k++;
+    }
+    if (nw) free_items(nw, m);
+    return json_pack("{s:s,s:o,s:I,s:o,s:I}", "list", name, "added", add, "added_count",
+                     (json_int_t)na, "removed", rem, "removed_count", (json_int_t)nr);
+}
+
 /* Applies op to list `name` (locally or through Redis) and answers. `items` for "put",
  * `item` for "add"/"rem". A "put" of the items the list has, or an "add" of an item it
  * has, changes nothing: 200 with the list and its version as they are, no audit entry. */
@@ -303,6 +326,11 @@ static void list_change(vg_api_t *a, vg_req_t *q, vg_resp_t *r, const char *name
     }
     int rc = 0, unchanged = 0, created = !exists && !is_del;
     int64_t nv = cur + 1;
+    /* a whole list's items before the change, for the audit entry (list_diff) */
+    size_t nold = 0;
+    char **old = NULL;
+    if (!is_rem && strcmp(op, "add") != 0)
+        old = exists ? copy_items(a->lists[i].items, a->lists[i].n, &nold) : calloc(1, sizeof(char *));
     if (a->redis) {
         pthread_mutex_unlock(&a->mu);
         /* whether this change made the list is Redis's to say (another instance may have
@@ -311,11 +339,11 @@ static void list_change(vg_api_t *a, vg_req_t *q, vg_resp_t *r, const char *name
         if (rc == VG_EMISMATCH) {
             vg_resp_error(r, 412, "precondition_failed", "the shared version is %lld: reload and "
                                                          "retry", (long long)nv);
-            return;
+            goto out;
         }
         if (rc) {   /* 503 when not made, 504 when unknown, 500 naming a bad key */
             vg_redis_answer(a->redis, r, rc, "list");
-            return;
+            goto out;
         }
         pthread_mutex_lock(&a->mu);
     } else if (exists && (strcmp(op, "add") == 0 || strcmp(op, "put") == 0) &&
@@ -343,7 +371,7 @@ static void list_change(vg_api_t *a, vg_req_t *q, vg_resp_t *r, const char *name
     if (rc) {
         pthread_mutex_unlock(&a->mu);
         vg_resp_error(r, 500, "internal", "cannot change the list: %s", vg_strerror(rc));
-        return;
+        goto out;
     }
     i = find_list(a, name);
     json_t *out = i >= 0 ? list_json(&a->lists[i]) : json_object();
@@ -354,15 +382,26 @@ static void list_change(vg_api_t *a, vg_req_t *q, vg_resp_t *r, const char *name
     snprintf(r->etag, sizeof(r->etag), "\"%lld\"", (long long)nv);
     if (unchanged) {
         vg_resp_json(r, 200, out);
-        return;
+        goto out;
     }
     char action[32];
     snprintf(action, sizeof(action), "lists.%s", op);
     char target[VG_LISTS_NAME_MAX + 1 + VG_LISTS_ITEM_MAX + 1];   /* a name and an item, whole */
-    if (strcmp(op, "add") == 0 || is_rem) snprintf(target, sizeof(target), "%s/%s", name, items[0]);
-    else snprintf(target, sizeof(target), "%s", name);
-    vg_api_audit(a, q, action, target, cur, nv);
+    /* the list and the item in fields of their own too: a name and an item may hold "/",
+     * so "a/b/c" was list a/b's item c or list a's item b/c */
+    json_t *more;
+    if (strcmp(op, "add") == 0 || is_rem) {
+        snprintf(target, sizeof(target), "%s/%s", name, items[0]);
+        more = json_pack("{s:s,s:s}", "list", name, "item", items[0]);
+    } else {
+        snprintf(target, sizeof(target), "%s", name);
+        more = old ? list_diff(name, old, nold, is_del ? NULL : items, is_del ? 0 : n)
+                   : json_pack("{s:s}", "list", name);
+    }
+    vg_api_audit_more(a, q, action, target, cur, nv, more);
     vg_resp_json(r, created && !is_del ? 201 : 200, out);
+out:
+    if (old) free_items(old, nold);
 }
 
 void vg_h_list(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {

@@ -126,6 +126,25 @@ expect 200 "j['deleted'] is True and len(j['warnings'])==1 and 'bad_bins is decl
     "DELETE of a declared list: 200 with a warning"
 req DELETE "$U/v1/lists/bad_bin" ""; expect 200 "j['warnings']==[]" "DELETE of an undeclared list: no warning"
 
+echo "--- the audit of list changes names what changed"
+# a replace was audited as a version bump only (a card taken off a blocklist without a
+# trace), and "a/b/c" was list a/b's item c or list a's item b/c (found by a tester)
+req PUT "$U/v1/lists/aud" "" '["c1","c2","c3"]'; expect 201 "" "a list of three"
+req PUT "$U/v1/lists/aud" "" '["c1","c3","c4","c4"]'; expect 200 "" "replaced: c2 out, c4 in"
+req GET "$U/v1/audit?target=aud&limit=2" ""
+expect 200 "[(e['action'], e['list'], e['added'], e['removed'], e['added_count'], e['removed_count']) for e in j['entries']] == [('lists.put', 'aud', ['c4'], ['c2'], 1, 1), ('lists.put', 'aud', ['c1', 'c2', 'c3'], [], 3, 0)]" \
+    "lists.put entries: the items added and removed, and their counts"
+req DELETE "$U/v1/lists/aud" ""; expect 200 "" "the list deleted"
+req GET "$U/v1/audit?target=aud&limit=1" ""
+expect 200 "j['entries'][0]['action'] == 'lists.del' and j['entries'][0]['removed'] == ['c1', 'c3', 'c4']" \
+    "lists.del: the items it held"
+req PUT "$U/v1/lists/a%2Fb/c" ""; expect 201 "" "list a/b, item c"
+req PUT "$U/v1/lists/a/b%2Fc" ""; expect 201 "" "list a, item b/c"
+req GET "$U/v1/audit?target=a%2Fb%2Fc&limit=2" ""
+expect 200 "sorted((e['list'], e['item']) for e in j['entries']) == [('a', 'b/c'), ('a/b', 'c')]" \
+    "the same target, told apart by list and item"
+req DELETE "$U/v1/lists/a%2Fb" ""; req DELETE "$U/v1/lists/a" ""
+
 echo "--- answers match docs/openapi.json's schemas"
 oa() {   # oa PATH METHOD : the last answer (req) against the schema of PATH METHOD STATUS
     if python3 "$SRC/tests/integration/openapi_check.py" "$SRC/docs/openapi.json" "$1" "$2" "$STATUS" "$TMP/body" >"$TMP/oa" 2>&1
