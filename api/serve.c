@@ -13,6 +13,9 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <openssl/bio.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -132,6 +135,52 @@ static enum MHD_Result no_request(void *cls, struct MHD_Connection *c, const cha
     return MHD_NO;
 }
 
+static int no_passphrase(char *buf, int size, int rw, void *u) {
+    (void)buf, (void)size, (void)rw, (void)u;
+    return 0;   /* an encrypted key is refused, never asked for */
+}
+
+/* What the certificate and key are, read with OpenSSL (libmicrohttpd's GnuTLS only says
+ * no): *why the reason a pair is refused ("" when OpenSSL takes it); a certificate that
+ * has expired or is not valid yet is said on stderr (every client that verifies it
+ * refuses the connection), and serve goes on. */
+static void tls_inspect(const vg_config_t *cfg, const char *cert, const char *key, char *why,
+                        size_t n) {
+    why[0] = 0;
+    BIO *cb = BIO_new_mem_buf(cert, -1), *kb = BIO_new_mem_buf(key, -1);
+    X509 *x = cb ? PEM_read_bio_X509(cb, NULL, no_passphrase, NULL) : NULL;
+    EVP_PKEY *k = kb ? PEM_read_bio_PrivateKey(kb, NULL, no_passphrase, NULL) : NULL;
+    if (!x)
+        snprintf(why, n, "tls-cert %s holds no PEM certificate", cfg->tls_cert);
+    else if (!k && strstr(key, "ENCRYPTED"))
+        snprintf(why, n, "tls-key %s is encrypted (give the key without a passphrase)",
+                 cfg->tls_key);
+    else if (!k)
+        snprintf(why, n, "tls-key %s holds no PEM private key", cfg->tls_key);
+    else if (X509_check_private_key(x, k) != 1)
+        snprintf(why, n, "tls-key %s is not the private key of tls-cert %s", cfg->tls_key,
+                 cfg->tls_cert);
+    if (x && !why[0]) {
+        const ASN1_TIME *na = X509_get0_notAfter(x), *nb = X509_get0_notBefore(x);
+        struct tm t;
+        char when[40] = "?";
+        if (X509_cmp_current_time(na) < 0) {
+            if (ASN1_TIME_to_tm(na, &t) == 1) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &t);
+            fprintf(stderr, "vigil serve: warning: tls-cert %s expired at %s: every client "
+                            "that verifies it refuses the connection\n", cfg->tls_cert, when);
+        } else if (X509_cmp_current_time(nb) > 0) {
+            if (ASN1_TIME_to_tm(nb, &t) == 1) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &t);
+            fprintf(stderr, "vigil serve: warning: tls-cert %s is not valid before %s: every "
+                            "client that verifies it refuses the connection until then\n",
+                    cfg->tls_cert, when);
+        }
+    }
+    X509_free(x);
+    EVP_PKEY_free(k);
+    BIO_free(cb);
+    BIO_free(kb);
+}
+
 /* tls-cert and tls-key, read and loaded as vg_api_listen loads them (a daemon without a
  * listening socket), before anything else starts, as the address. 0 or -1 with errbuf. */
 static int check_tls(const vg_config_t *cfg, char *errbuf, size_t errlen) {
@@ -139,7 +188,11 @@ static int check_tls(const vg_config_t *cfg, char *errbuf, size_t errlen) {
     char *cert = vg_api_read_pem(cfg->tls_cert, "tls-cert", errbuf, errlen);
     char *key = cert ? vg_api_read_pem(cfg->tls_key, "tls-key", errbuf, errlen) : NULL;
     int rc = -1;
-    if (key) {
+    char why[600] = "";
+    if (key) tls_inspect(cfg, cert, key, why, sizeof why);
+    if (key && why[0]) {
+        snprintf(errbuf, errlen, "cannot listen on %s with HTTPS: %s", cfg->http, why);
+    } else if (key) {
         struct MHD_Daemon *d = MHD_start_daemon(
             MHD_USE_TLS | MHD_USE_NO_LISTEN_SOCKET, 0, NULL, NULL, no_request, NULL,
             MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_END);

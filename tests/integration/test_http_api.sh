@@ -545,7 +545,21 @@ tls_bad() {   # tls_bad WANT_RC GREP DESCRIPTION ARGS...
 tls_bad 2 "go together" "a certificate without a key" --tls-cert "$TMP/cert.pem"
 tls_bad 1 "No such file" "a missing key file" --tls-cert "$TMP/cert.pem" --tls-key "$TMP/none.pem"
 tls_bad 1 "not a PEM file" "a certificate that is not PEM" --tls-cert "$TMP/junk.pem" --tls-key "$TMP/key.pem"
-tls_bad 1 "with HTTPS" "a key that does not match the certificate" --tls-cert "$TMP/cert2.pem" --tls-key "$TMP/key.pem"
+# the reasons named (it said "refused (are tls-cert and tls-key a PEM certificate and its
+# private key?)" for all of them; found by a tester)
+tls_bad 1 "is not the private key of tls-cert" "a key that does not match the certificate" --tls-cert "$TMP/cert2.pem" --tls-key "$TMP/key.pem"
+openssl rsa -in "$TMP/key.pem" -aes256 -passout pass:x -out "$TMP/key-enc.pem" 2>/dev/null || bad "openssl rsa"
+tls_bad 1 "is encrypted" "an encrypted key" --tls-cert "$TMP/cert.pem" --tls-key "$TMP/key-enc.pem"
+tls_bad 1 "holds no PEM certificate" "a key given as the certificate" --tls-cert "$TMP/key.pem" --tls-key "$TMP/key.pem"
+# an expired certificate: served (a client may not verify it), with a warning at start
+openssl req -new -key "$TMP/key.pem" -subj /CN=127.0.0.1 -out "$TMP/exp.csr" 2>/dev/null &&
+    openssl x509 -req -in "$TMP/exp.csr" -signkey "$TMP/key.pem" -days -1 -out "$TMP/cert-exp.pem" 2>/dev/null ||
+    bad "openssl x509 (an expired certificate)"
+rc=0
+timeout -k 5 4 "$VIGIL" serve --http "127.0.0.1:0" --state "$TMP/st-tls" --tls-cert "$TMP/cert-exp.pem" \
+    --tls-key "$TMP/key.pem" >/dev/null 2>"$TMP/exp.err" || rc=$?
+grep -q "warning: tls-cert .*cert-exp.pem expired at" "$TMP/exp.err" && grep -q "listening on https://" "$TMP/exp.err" &&
+    ok "HTTPS, an expired certificate: served, with a warning" || bad "HTTPS, an expired certificate: exit $rc, $(cat "$TMP/exp.err")"
 rc=0
 timeout -k 5 20 "$VIGIL" serve --threads 100000 --state "$TMP/st-bad" >/dev/null 2>"$TMP/bad.err" || rc=$?
 [ $rc -eq 2 ] && grep -q "threads: at most 256" "$TMP/bad.err" && ok "--threads 100000: exit 2" ||
