@@ -5,7 +5,8 @@
  * Each alert becomes the record the API keeps without Kafka ("N/" + BE64(~id): the
  * alert, plus `alerted_at`, the time it was produced to the topic, and `cursor`; id is
  * alerted_at's milliseconds << 16 plus a sequence number, so that the list is newest
- * first by alerted_at), once:
+ * first by alerted_at), with its account's alert index entry ("M/", api/ctl.h) in the
+ * same write, once:
  * "I/" + alert_id -> BE64(id) says it is listed, so that an alert produced again after a
  * crash (at least once, same alert_id) is not listed twice. The next offset of each
  * partition ("G/alertoff/" + BE32(partition) -> BE64) is written in the same atomic
@@ -142,6 +143,8 @@ typedef struct rec {
     unsigned char ikey[2 + ALERT_ID_LEN];
     unsigned char aid[8];
     char *text;
+    unsigned char *mkey;   /* its alert index entry ("M/", api/ctl.h), or NULL */
+    size_t mkl;
 } rec_t;
 
 static void feed_batch_locked(vg_api_t *a, const vg_kafka_tail_msg_t *m, int n);
@@ -166,7 +169,7 @@ static void feed_batch_locked(vg_api_t *a, const vg_kafka_tail_msg_t *m, int n) 
         int64_t next;
         unsigned char key[16], val[8];
     } *po = calloc((size_t)n, sizeof *po);
-    vg_ctl_op_t *ops = calloc((size_t)(2 * n + n), sizeof *ops);
+    vg_ctl_op_t *ops = calloc((size_t)(3 * n + n), sizeof *ops);
     if (!r || !po || !ops) {   /* nothing written: the batch is read again after a restart */
         fprintf(stderr, "vigil serve: alert list: out of memory (%d alerts not listed)\n", n);
         free(r);
@@ -220,6 +223,11 @@ static void feed_batch_locked(vg_api_t *a, const vg_kafka_tail_msg_t *m, int n) 
                 taken = memcmp(r[k].nkey, c->nkey, sizeof c->nkey) == 0;
             if (!taken) break;
         }
+        /* the account's index entry, written with the record (an alert without an
+         * account is listed by no account query: none) */
+        size_t acl = strlen(al.acct);
+        if (acl > 0 && (c->mkey = malloc(VG_CTL_AIDX_LEN(acl))))
+            c->mkl = vg_ctl_alert_ikey(c->mkey, al.acct, acl, c->nkey);
         char tail[128];
         char at[40];
         vg_iso_time(m[i].ts_ms >= 0 ? m[i].ts_ms : now, at);
@@ -231,10 +239,17 @@ static void feed_batch_locked(vg_api_t *a, const vg_kafka_tail_msg_t *m, int n) 
             memcpy(c->text + al.blen, tail, (size_t)tl + 1);
         }
         alert_free(&al);
-        if (!c->text) continue;
+        if (!c->text || (acl > 0 && !c->mkey)) {   /* out of memory: not listed */
+            free(c->text);
+            free(c->mkey);
+            c->text = NULL;
+            c->mkey = NULL;
+            continue;
+        }
         vg_be64(c->aid, aid);
         ops[no++] = (vg_ctl_op_t){c->nkey, sizeof c->nkey, c->text, strlen(c->text)};
         ops[no++] = (vg_ctl_op_t){c->ikey, sizeof c->ikey, c->aid, 8};
+        if (c->mkey) ops[no++] = (vg_ctl_op_t){c->mkey, c->mkl, "", 0};
         nr++;
         atomic_fetch_add(&a->feed_indexed, 1);
     }
@@ -245,7 +260,10 @@ static void feed_batch_locked(vg_api_t *a, const vg_kafka_tail_msg_t *m, int n) 
         ops[no++] = (vg_ctl_op_t){po[j].key, 15, po[j].val, 8};
     }
     vg_ctl_write_later(a->ctl, ops, no);   /* copied; one atomic write */
-    for (int i = 0; i < nr; i++) free(r[i].text);
+    for (int i = 0; i < nr; i++) {
+        free(r[i].text);
+        free(r[i].mkey);
+    }
     free(r);
     free(po);
     free(ops);
@@ -269,7 +287,15 @@ static int edel_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl
     char err[64];
     if (ac && strcmp(ac, d->acct) == 0 && at &&
         vg_time_parse(at, strlen(at), &ms, err, sizeof err) == 0 && ms <= d->until) {
-        vg_ctl_del(d->ctl, k, kl);
+        size_t al = strlen(ac);
+        unsigned char *ik = kl == 10 ? malloc(VG_CTL_AIDX_LEN(al)) : NULL;
+        vg_ctl_op_t ops[2] = {{k, kl, NULL, 0}, {0}};
+        if (ik) ops[1] = (vg_ctl_op_t){ik, vg_ctl_alert_ikey(ik, ac, al, (const unsigned char *)k),
+                                       NULL, 0};
+        /* with its alert index entry (without memory, vg_ctl_alert_index_drop_gone after
+         * the scan deletes it) */
+        vg_ctl_write(d->ctl, ops, ik ? 2 : 1);
+        free(ik);
         vg_ctl_span_add(&d->span, k, kl);
     }
     json_decref(j);
@@ -323,6 +349,8 @@ static void erase_batch(void *ctx, const vg_kafka_tail_msg_t *m, int n) {
             edel_t d = {a->ctl, acct, until > had ? until : had, {{0}, {0}, 0, 0}, 0};
             vg_ctl_span_init(&d.span);
             vg_ctl_scan(a->ctl, "N/", 2, NULL, 0, edel_cb, &d);
+            /* the account's index entries whose alert is gone (the retention's too) */
+            d.other += vg_ctl_alert_index_drop_gone(a->ctl, acct, al) > 0;
             atomic_fetch_add(&a->feed_erased, (uint64_t)d.span.n);
             if (al <= VG_EVENT_MAX_ID) {   /* for the DELETE that published it, if here */
                 unsigned slot = a->feed_recent_i++ % 32;

@@ -415,16 +415,16 @@ void vg_ctl_span_deinit(vg_ctl_span_t *s) {
 
 int vg_ctl_purge_account(vg_ctl_t *c, const char *acct, size_t al, const vg_ctl_span_t *alerts,
                          char *errbuf, size_t errlen) {
-    unsigned char *pre = malloc(4 * (al + 3));
+    unsigned char *pre = malloc(6 * (al + 3));
     if (!pre) {
         snprintf(errbuf, errlen, "out of memory");
         return VG_ESTORE;
     }
-    vg_key_range_t kr[3];
+    vg_key_range_t kr[4];
     int nr = 0;
-    for (int kind = 0; kind < 2; kind++) {   /* its decisions and labels */
+    for (int kind = 0; kind < 3; kind++) {   /* its decisions, labels and alert index */
         unsigned char *p = pre + (size_t)kind * 2 * (al + 3);
-        p[0] = kind ? 'B' : 'D';
+        p[0] = "DBM"[kind];
         p[1] = '/';
         memcpy(p + 2, acct, al);
         p[2 + al] = 0;
@@ -452,4 +452,153 @@ int vg_ctl_delete_range(vg_ctl_t *c, const void *from, size_t flen, const void *
         return VG_ESTORE;
     }
     return 0;
+}
+
+/* ---- the alert index ----------------------------------------------------------------- */
+
+size_t vg_ctl_alert_ikey(unsigned char *out, const char *acct, size_t al,
+                         const unsigned char nkey[10]) {
+    out[0] = 'M';
+    out[1] = '/';
+    memcpy(out + 2, acct, al);
+    out[2 + al] = 0;
+    memcpy(out + 3 + al, nkey + 2, 8);
+    return VG_CTL_AIDX_LEN(al);
+}
+
+int vg_ctl_alerts_of(vg_ctl_t *c, const char *acct, size_t al, const unsigned char *from,
+                     vg_ctl_scan_cb cb, void *ctx) {
+    static const unsigned char newest[10] = {'N', '/'};   /* BE64(0): before every key */
+    unsigned char *k0 = malloc(VG_CTL_AIDX_LEN(al));
+    if (!k0) return VG_ENOMEM;
+    size_t pl = 3 + al;   /* "M/" account NUL */
+    vg_ctl_alert_ikey(k0, acct, al, from ? from : newest);
+    drain(c);
+    rocksdb_iterator_t *it = rocksdb_create_iterator(c->db, c->ro);
+    int rc = 0;
+    char *err = NULL;
+    for (rocksdb_iter_seek(it, (const char *)k0, pl + 8); rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        if (kl < pl || memcmp(k, k0, pl) != 0) break;
+        if (kl != pl + 8) continue;
+        unsigned char nkey[10] = {'N', '/'};
+        memcpy(nkey + 2, k + pl, 8);
+        char *v = rocksdb_get(c->db, c->ro, (const char *)nkey, sizeof nkey, &vl, &err);
+        if (err) break;
+        if (!v) continue;   /* gone with the retention: the next pruning deletes the entry */
+        rc = cb(ctx, (const char *)nkey, sizeof nkey, v, vl);
+        rocksdb_free(v);
+        if (rc) break;
+    }
+    if (!err) rocksdb_iter_get_error(it, &err);
+    rocksdb_iter_destroy(it);
+    free(k0);
+    if (err) {
+        rocksdb_free(err);
+        return VG_ESTORE;
+    }
+    return rc;
+}
+
+typedef struct aidx_prune {
+    vg_ctl_keys_t del;
+    uint64_t below;   /* prune: ids under this */
+    int gone;         /* drop_gone: entries whose record is gone */
+} aidx_prune_t;
+
+static int aidx_prune_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
+    (void)v, (void)vl;
+    aidx_prune_t *p = ctx;
+    if (kl < 2 + 1 + 8) return 0;
+    if (p->gone) {
+        unsigned char nkey[10] = {'N', '/'};
+        memcpy(nkey + 2, k + kl - 8, 8);
+        char *err = NULL;
+        size_t l;
+        char *r = rocksdb_get(p->del.c->db, p->del.c->ro, (const char *)nkey, sizeof nkey, &l,
+                              &err);
+        if (err) {
+            rocksdb_free(err);
+            return VG_ESTORE;
+        }
+        if (r) {
+            rocksdb_free(r);
+            return 0;
+        }
+    } else if (~vg_rd_be64((const unsigned char *)k + kl - 8) >= p->below) {
+        return 0;
+    }
+    return vg_ctl_keys_add(&p->del, k, kl);
+}
+
+static int64_t aidx_prune(vg_ctl_t *c, const void *prefix, size_t plen, uint64_t below,
+                          int gone) {
+    aidx_prune_t p = {{0}, below, gone};
+    vg_ctl_keys_init(&p.del, c, 1);
+    int rc = vg_ctl_scan(c, prefix, plen, NULL, 0, aidx_prune_cb, &p);
+    int erc = vg_ctl_keys_end(&p.del);
+    if (rc < 0) return rc;
+    if (erc < 0) return erc;
+    return p.del.n;
+}
+
+int64_t vg_ctl_alert_index_prune(vg_ctl_t *c, uint64_t below) {
+    return aidx_prune(c, "M/", 2, below, 0);
+}
+
+int64_t vg_ctl_alert_index_drop_gone(vg_ctl_t *c, const char *acct, size_t al) {
+    unsigned char *pre = malloc(al + 3);
+    if (!pre) return VG_ENOMEM;
+    pre[0] = 'M';
+    pre[1] = '/';
+    memcpy(pre + 2, acct, al);
+    pre[2 + al] = 0;
+    int64_t n = aidx_prune(c, pre, al + 3, 0, 1);
+    free(pre);
+    return n;
+}
+
+#define KEYS_BATCH 1024
+
+void vg_ctl_keys_init(vg_ctl_keys_t *b, vg_ctl_t *c, int del) {
+    b->c = c;
+    b->wb = rocksdb_writebatch_create();
+    b->del = del;
+    b->rc = 0;
+    b->n = 0;
+}
+
+/* Writes the pending keys. */
+static int keys_flush(vg_ctl_keys_t *b) {
+    rocksdb_writebatch_t *wb = b->wb;
+    int cnt = rocksdb_writebatch_count(wb);
+    if (!cnt || b->rc) return b->rc;
+    drain(b->c);
+    char *err = NULL;
+    ctl_rocks_write(b->c, wb, &err);
+    rocksdb_writebatch_clear(wb);
+    if (err) {
+        rocksdb_free(err);
+        b->rc = VG_ESTORE;
+    } else {
+        b->n += cnt;
+    }
+    return b->rc;
+}
+
+int vg_ctl_keys_add(vg_ctl_keys_t *b, const void *k, size_t kl) {
+    if (b->rc) return b->rc;
+    if (b->del) rocksdb_writebatch_delete(b->wb, k, kl);
+    else rocksdb_writebatch_put(b->wb, k, kl, "", 0);
+    if (rocksdb_writebatch_count(b->wb) >= KEYS_BATCH) return keys_flush(b);
+    return 0;
+}
+
+int vg_ctl_keys_end(vg_ctl_keys_t *b) {
+    int rc = keys_flush(b);
+    rocksdb_writebatch_destroy(b->wb);
+    b->wb = NULL;
+    return rc;
 }

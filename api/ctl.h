@@ -10,7 +10,9 @@
  * version of the module, the current one included (vg_ctl_version_key); "L/" name ->
  * list record; "A/" BE64(~seq) -> audit entry; "N/" BE64(~id) -> alert (id = created
  * ms << 16 | counter, so that a forward scan is newest first); "B/" account 0x00 id ->
- * label; "D/" account 0x00 BE64(~id) -> a recent decision; "G/" name -> counters.
+ * label; "D/" account 0x00 BE64(~id) -> a recent decision; "G/" name -> counters;
+ * "M/" account 0x00 BE64(~id) -> "" (the alert index: the account's alerts, newest
+ * first, written in the same write as their "N/" record; see vg_ctl_alerts_of).
  *
  * Threading: every function may be called from any thread (RocksDB is thread-safe).
  * Writes made with vg_ctl_write_later are written by a thread of the store's, soon and
@@ -98,10 +100,55 @@ void vg_ctl_span_add(vg_ctl_span_t *s, const void *k, size_t kl);
 void vg_ctl_span_deinit(vg_ctl_span_t *s);
 
 /* An erasure's purge of the control store (vg_ctl_purge): the account's decisions
- * ("D/" + account + NUL ...), labels ("B/" + account + NUL ...) and the alerts of span
+ * ("D/" + account + NUL ...), labels ("B/" + account + NUL ...), alert index entries
+ * ("M/" + account + NUL ...) and the alerts of span
  * (none when it is empty). 0, or VG_ESTORE with the reason in errbuf. */
 int vg_ctl_purge_account(vg_ctl_t *c, const char *acct, size_t al, const vg_ctl_span_t *alerts,
                          char *errbuf, size_t errlen);
+
+/* ---- the alert index: "M/" account 0x00 BE64(~id) for each alert "N/" BE64(~id) of
+ * the account (docs/architecture.md). Written with the alert, in the same write
+ * (vg_ctl_alert_ikey); deleted with it where it is erased; entries whose alert the
+ * retention took (a delete_range of "N/") are skipped by reads and deleted by
+ * vg_ctl_alert_index_prune. A state made before the index gets it once at the start
+ * (the caller's scan of "N/", then VG_CTL_AIDX_MARK). */
+
+#define VG_CTL_AIDX_MARK "G/alertidx"
+/* The index key of the alert whose key is nkey ("N/" BE64(~id)) of account acct (al
+ * bytes, no NUL) in out, which holds VG_CTL_AIDX_LEN(al) bytes; returns its length.
+ * Can't fail. */
+#define VG_CTL_AIDX_LEN(al) (2 + (al) + 1 + 8)
+size_t vg_ctl_alert_ikey(unsigned char *out, const char *acct, size_t al,
+                         const unsigned char nkey[10]);
+
+/* Calls cb(ctx, "N/" key, 10, alert record, its length) for each alert of the account
+ * listed in its index, newest first, starting at the first whose "N/" key is >= from
+ * (10 bytes; NULL: the newest), until cb returns non-zero (returned): the "N/" scan
+ * restricted to the account's alerts, at the cost of their number. Entries whose
+ * record is gone are skipped. 0 when all were visited, VG_ESTORE on error, VG_ENOMEM. */
+int vg_ctl_alerts_of(vg_ctl_t *c, const char *acct, size_t al, const unsigned char *from,
+                     vg_ctl_scan_cb cb, void *ctx);
+
+/* Deletes the index entries of alerts with an id below `below` (past the retention),
+ * and, when acct is not NULL, only the account's, those whose record is gone (an
+ * erasure's leftovers). The number deleted, VG_ESTORE or VG_ENOMEM. */
+int64_t vg_ctl_alert_index_prune(vg_ctl_t *c, uint64_t below);
+int64_t vg_ctl_alert_index_drop_gone(vg_ctl_t *c, const char *acct, size_t al);
+
+/* Many puts of empty values (del 0) or deletes (del 1), written 1,024 at a time: for
+ * scans that change many keys (the index's build and pruning). The caller embeds the
+ * struct: vg_ctl_keys_init, vg_ctl_keys_add for each key (copied), vg_ctl_keys_end,
+ * which writes the rest. add and end return 0, or VG_ESTORE / VG_ENOMEM (the first
+ * error is kept; later adds do nothing). */
+typedef struct vg_ctl_keys {
+    vg_ctl_t *c;
+    void *wb;          /* the pending batch (rocksdb_writebatch_t) */
+    int del, rc;
+    int64_t n;         /* keys written so far */
+} vg_ctl_keys_t;
+void vg_ctl_keys_init(vg_ctl_keys_t *b, vg_ctl_t *c, int del);
+int vg_ctl_keys_add(vg_ctl_keys_t *b, const void *k, size_t kl);
+int vg_ctl_keys_end(vg_ctl_keys_t *b);
 
 /* Deletes every key in [from, to). 0 or VG_ESTORE. */
 int vg_ctl_delete_range(vg_ctl_t *c, const void *from, size_t flen, const void *to,

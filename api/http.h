@@ -157,6 +157,7 @@ typedef struct vg_api {
     } feed_recent[32];
     unsigned feed_recent_i;
     int64_t feed_pruned_ms;   /* last pruning of the feed's alert-id index (tick thread) */
+    int64_t aidx_pruned_ms;   /* last pruning of the alert index, "M/" (tick thread) */
 } vg_api_t;
 
 /* Opens the control store under cfg->state, loads modules and lists from it (and from

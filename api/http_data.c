@@ -863,8 +863,14 @@ static int alert_del_cb(void *ctx, const char *k, size_t kl, const char *v, size
     alert_del_t *d = ctx;
     json_t *j = json_loadb(v, vl, JSON_ALLOW_NUL, NULL);
     const char *ac = j ? json_string_value(json_object_get(j, "account")) : NULL;
-    if (ac && strcmp(ac, d->acct) == 0) {
-        vg_ctl_del(d->ctl, k, kl);
+    if (ac && strcmp(ac, d->acct) == 0 && kl == 10) {
+        /* with its alert index entry (the account is at most VG_EVENT_MAX_ID bytes) */
+        size_t al = strlen(ac);
+        unsigned char ik[VG_CTL_AIDX_LEN(VG_EVENT_MAX_ID)];
+        vg_ctl_op_t ops[2] = {{k, kl, NULL, 0},
+                              {ik, vg_ctl_alert_ikey(ik, ac, al, (const unsigned char *)k),
+                               NULL, 0}};
+        vg_ctl_write(d->ctl, ops, 2);
         vg_ctl_span_add(&d->span, k, kl);
     }
     json_decref(j);
@@ -1026,6 +1032,11 @@ void vg_h_account(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
         int fed = 0, feed = a->kafka && a->feed;
         if (feed) pthread_mutex_lock(&a->feed_mu);
         if (!rc) rc = vg_ctl_scan(a->ctl, "N/", 2, NULL, 0, alert_del_cb, &d);
+        /* and the index entries of its alerts the retention took (purged below too) */
+        if (!rc) {
+            int64_t nd = vg_ctl_alert_index_drop_gone(a->ctl, acct, al);
+            if (nd < 0) rc = (int)nd;
+        }
         if (feed && q->kp) fed = vg_api_feed_erased(a, acct, q->kp->erased_at_ms);
         if (feed) pthread_mutex_unlock(&a->feed_mu);
         if (rc && !err[0]) snprintf(err, sizeof(err), "reading the control store: %s",
@@ -1217,6 +1228,16 @@ static int page_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl
     return 0;
 }
 
+/* The first alert after a full page (the scan's page_cb would set `more` on it): 1 when
+ * it is within `since`, else 2 (the scan stops there). */
+static int more_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
+    (void)v, (void)vl;
+    page_t *p = ctx;
+    if (kl != 10) return 0;
+    uint64_t id = ~vg_rd_be64((const unsigned char *)k + 2);
+    return p->since_ms > 0 && (int64_t)(id >> 16) < p->since_ms ? 2 : 1;
+}
+
 /* A query value of decimal digits only (no sign, no space: strtoull reads "-1" as
  * 2^64 - 1) that fits 64 bits, in *v; -1 otherwise. */
 static int digits_u64(const char *s, uint64_t *v) {
@@ -1288,7 +1309,26 @@ void vg_h_alerts(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
         }
     }
     p.arr = json_array();
-    vg_ctl_scan(a->ctl, "N/", 2, from, sizeof(from), page_cb, &p);
+    int rc;
+    if (p.account) {
+        /* the account's alerts from its index ("M/", api/ctl.h), at the cost of their
+         * number: the same entries, order and pages as the scan of the list below */
+        rc = vg_ctl_alerts_of(a->ctl, p.account, strlen(p.account), from, page_cb, &p);
+        /* a full page: the scan would give a cursor when the list goes on after its last
+         * alert (within `since`), of this account or not; the same here */
+        if (rc >= 0 && !p.more && (int)json_array_size(p.arr) >= p.limit) {
+            unsigned char after[10] = {'N', '/'};
+            vg_be64(after + 2, ~p.last + 1);
+            p.more = vg_ctl_scan(a->ctl, "N/", 2, after, sizeof(after), more_cb, &p) == 1;
+        }
+    } else {
+        rc = vg_ctl_scan(a->ctl, "N/", 2, from, sizeof(from), page_cb, &p);
+    }
+    if (rc < 0) {
+        json_decref(p.arr);
+        vg_resp_error(r, 500, "internal", "reading the alert list: %s", vg_strerror(rc));
+        return;
+    }
     json_t *out = json_pack("{s:o}", "alerts", p.arr);
     if (p.more) {
         char c[32];

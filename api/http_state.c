@@ -183,8 +183,15 @@ void vg_api_record_decision(vg_api_t *a, const char *account, size_t alen, const
         unsigned char key[10] = {'N', '/'};
         vg_be64(key + 2, ~aid);
         if (s) {
-            vg_ctl_op_t op = {key, sizeof(key), s, strlen(s)};
-            vg_ctl_write_later(a->ctl, &op, 1);
+            /* with its entry in the account's alert index, in the same write */
+            const char *ac = json_string_value(json_object_get(j, "account"));
+            size_t acl = ac ? strlen(ac) : 0;
+            unsigned char ik[VG_CTL_AIDX_LEN(VG_EVENT_MAX_ID)];
+            vg_ctl_op_t ops[2] = {{key, sizeof(key), s, strlen(s)}, {0}};
+            int nops = 1;
+            if (acl > 0 && acl <= VG_EVENT_MAX_ID)   /* an event's account: always */
+                ops[nops++] = (vg_ctl_op_t){ik, vg_ctl_alert_ikey(ik, ac, acl, key), "", 0};
+            vg_ctl_write_later(a->ctl, ops, nops);
         }
         free(s);
     }
@@ -199,6 +206,58 @@ typedef struct prune {
 static int prune_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
     prune_t *p = ctx;
     if (vl == 8 && vg_rd_be64((const unsigned char *)v) < p->below) vg_ctl_del(p->ctl, k, kl);
+    return 0;
+}
+
+/* ---- the alert index of a state made before it ("M/", api/ctl.h) ------------------- */
+
+static int aidx_build_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
+    vg_ctl_keys_t *b = ctx;
+    if (kl != 10) return 0;
+    json_t *j = json_loadb(v, vl, 0, NULL);
+    const char *ac = json_string_value(json_object_get(j, "account"));
+    size_t al = ac ? strlen(ac) : 0;
+    int rc = 0;
+    if (al > 0) {
+        unsigned char *ik = malloc(VG_CTL_AIDX_LEN(al));
+        rc = ik ? vg_ctl_keys_add(b, ik, vg_ctl_alert_ikey(ik, ac, al, (const unsigned char *)k))
+                : VG_ENOMEM;
+        free(ik);
+    }
+    json_decref(j);
+    return rc;
+}
+
+/* Once per state: when the marker is missing, an index entry for every listed alert (one
+ * scan of the list, each record's account read), then the marker. Interrupted, it runs
+ * again at the next start (the entries are the same). 0, or an error in errbuf. */
+static int alert_index_build(vg_api_t *a, char *errbuf, size_t errlen) {
+    vg_buf_t b;
+    vg_buf_init(&b);
+    int rc = vg_ctl_get(a->ctl, VG_CTL_AIDX_MARK, strlen(VG_CTL_AIDX_MARK), &b);
+    vg_buf_deinit(&b);
+    if (rc == 0) return 0;
+    if (rc != VG_ENOTFOUND) {
+        snprintf(errbuf, errlen, "control store: reading %s: %s", VG_CTL_AIDX_MARK,
+                 vg_strerror(rc));
+        return rc;
+    }
+    int64_t t0 = vg_now_ms();
+    vg_ctl_keys_t kb;
+    vg_ctl_keys_init(&kb, a->ctl, 0);
+    rc = vg_ctl_scan(a->ctl, "N/", 2, NULL, 0, aidx_build_cb, &kb);
+    int erc = vg_ctl_keys_end(&kb);
+    if (!rc) rc = erc;
+    if (!rc) rc = vg_ctl_put(a->ctl, VG_CTL_AIDX_MARK, strlen(VG_CTL_AIDX_MARK), "1", 1);
+    if (rc) {
+        snprintf(errbuf, errlen, "control store: building the alert index by account: %s",
+                 vg_strerror(rc));
+        return rc;
+    }
+    if (kb.n > 0)
+        fprintf(stderr, "vigil serve: indexed %lld alerts of the list by account in %lld ms "
+                        "(once: a state made before the index)\n",
+                (long long)kb.n, (long long)(vg_now_ms() - t0));
     return 0;
 }
 
@@ -237,6 +296,15 @@ void vg_api_tick(vg_api_t *a, int64_t now_ms) {
             unsigned char from[10] = {'N', '/'};
             vg_be64(from + 2, ~((uint64_t)cutoff << 16) + 1);
             vg_ctl_delete_range(a->ctl, from, sizeof(from), "N0", 2);
+            /* the alert index's entries of those alerts (read past meanwhile: their
+             * record is gone), once an hour: a scan of the index's keys */
+            if (now_ms - a->aidx_pruned_ms >= 3600 * 1000) {
+                a->aidx_pruned_ms = now_ms;
+                int64_t n = vg_ctl_alert_index_prune(a->ctl, (uint64_t)cutoff << 16);
+                if (n < 0)
+                    fprintf(stderr, "vigil serve: pruning the alert index failed (the next "
+                                    "hour tries again): %s\n", vg_strerror((int)n));
+            }
             /* the alert list's ids of the alerts topic (alert_feed.c), once an hour */
             if (a->feed && now_ms - a->feed_pruned_ms >= 3600 * 1000) {
                 a->feed_pruned_ms = now_ms;
@@ -654,6 +722,7 @@ vg_api_t *vg_api_new(vg_config_t *cfg, char *errbuf, size_t errlen) {
     vg_buf_deinit(&b);
     if (rc == VG_ENOTFOUND) vg_ctl_put(a->ctl, "G/shards", 8, sh, strlen(sh));
     vg_ctl_scan(a->ctl, "A/", 2, NULL, 0, seq_cb, &a->audit_seq);
+    if (alert_index_build(a, errbuf, errlen) != 0) goto err;
 
     pthread_mutex_lock(&a->mu);
     rc = vg_api_load_state(a, errbuf, errlen);
