@@ -214,7 +214,7 @@ static int prune_cb(void *ctx, const char *k, size_t kl, const char *v, size_t v
 static int aidx_build_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
     vg_ctl_keys_t *b = ctx;
     if (kl != 10) return 0;
-    json_t *j = json_loadb(v, vl, 0, NULL);
+    json_t *j = json_loadb(v, vl, JSON_ALLOW_NUL, NULL);
     const char *ac = json_string_value(json_object_get(j, "account"));
     size_t al = ac ? strlen(ac) : 0;
     int rc = 0;
