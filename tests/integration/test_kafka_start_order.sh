@@ -65,7 +65,7 @@ if command -v openssl >/dev/null; then
             -days 2 -subj "/CN=127.0.0.1" >/dev/null 2>&1 || kt_fail "openssl req"
     done
     PC=$(free_port)
-    clash c "cannot listen on 127.0.0.1:$PC with HTTPS: refused (are tls-cert and tls-key a PEM certificate and its private key?)" \
+    clash c "cannot listen on 127.0.0.1:$PC with HTTPS: tls-key $WORK/key2.pem is not the private key of tls-cert $WORK/cert1.pem" \
         "$PC" --tls-cert "$WORK/cert1.pem" --tls-key "$WORK/key2.pem"
     echo "not a certificate" >"$WORK/notpem"
     clash c2 "tls-cert $WORK/notpem: not a PEM file" "$PC" --tls-cert "$WORK/notpem" \
