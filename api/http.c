@@ -353,6 +353,9 @@ typedef struct conns {
     int64_t mhd_logged_us;     /* the last one written */
     uint64_t mhd_unlogged;     /* messages not written since then */
     char mhd_last[256];        /* the last of them */
+    /* requests refused by auth (401, 403): one line a second at most (log_denied) */
+    int64_t denied_logged_us;
+    uint64_t denied_unlogged;
 } conns_t;
 
 /* The longest request path routed (414 above it): a list item is up to 1024 bytes, so
@@ -1342,6 +1345,42 @@ static int check_query(struct MHD_Connection *c, vg_route_t rt, vg_resp_t *r) {
     return r->status ? -1 : 0;
 }
 
+/* A request refused by auth, on stderr (a security team looks for the denied attempts:
+ * who, what, from where; only a counter had them): one line a second at most, the ones
+ * not written counted in the next. The token is never shown, only its pseudonym. */
+static void log_denied(vg_api_t *a, struct MHD_Connection *c, const req_state_t *rs,
+                       int status, const char *why) {
+    const vg_req_t *q = &rs->q;
+    conns_t *cs = a->conns;
+    if (!cs) return;
+    pthread_mutex_lock(&cs->mu);
+    int64_t now = mono_us();
+    if (cs->denied_logged_us && now - cs->denied_logged_us < 1000000) {
+        cs->denied_unlogged++;
+        pthread_mutex_unlock(&cs->mu);
+        return;
+    }
+    uint64_t more = cs->denied_unlogged;
+    cs->denied_unlogged = 0;
+    cs->denied_logged_us = now;
+    pthread_mutex_unlock(&cs->mu);
+    char from[INET6_ADDRSTRLEN] = "?";
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, from,
+                  sizeof from);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, from,
+                  sizeof from);
+    char tail[64] = "";
+    if (more) snprintf(tail, sizeof tail, " (%" PRIu64 " more refused since the last line)", more);
+    /* the route, not the path as sent (a path's bytes would go to the log as they are) */
+    fprintf(stderr, "vigil serve: refused %d: %s %s by %s from %s: %s%s\n", status, q->method,
+            ROUTE_NAMES[rs->def.route], q->who, from, why, tail);
+}
+
 /* Auth: 0 when allowed, else the error set in r. */
 static int authorize(vg_api_t *a, struct MHD_Connection *c, req_state_t *rs, vg_resp_t *r) {
     vg_req_t *q = &rs->q;
@@ -1360,11 +1399,13 @@ static int authorize(vg_api_t *a, struct MHD_Connection *c, req_state_t *rs, vg_
     if (!h) {
         r->www_auth = 1;
         vg_resp_error(r, 401, "unauthorized", "a bearer token is required");
+        log_denied(a, c, rs, 401, "no token");
         return -1;
     }
     if (strncasecmp(h, "Bearer ", 7) != 0) {
         r->www_auth = 1;
         vg_resp_error(r, 401, "unauthorized", "the Authorization header must be `Bearer TOKEN`");
+        log_denied(a, c, rs, 401, "not a bearer token");
         return -1;
     }
     /* optional whitespace around the token is not part of it (RFC 9110 section 5.5) */
@@ -1377,6 +1418,7 @@ static int authorize(vg_api_t *a, struct MHD_Connection *c, req_state_t *rs, vg_
     if (q->role == VG_ROLE_NONE) {
         r->www_auth = 1;
         vg_resp_error(r, 401, "unauthorized", "unknown token");
+        log_denied(a, c, rs, 401, "unknown token");
         return -1;
     }
     snprintf(q->who, sizeof(q->who), "%s:%02x%02x%02x%02x", vg_role_name(q->role), hash[0],
@@ -1384,6 +1426,9 @@ static int authorize(vg_api_t *a, struct MHD_Connection *c, req_state_t *rs, vg_
     if (q->role < need) {
         vg_resp_error(r, 403, "forbidden", "role %s may not %s %s (needs %s)", vg_role_name(q->role),
                       q->method, ROUTE_NAMES[rs->def.route], vg_role_name(need));
+        char why[48];
+        snprintf(why, sizeof why, "role %s, needs %s", vg_role_name(q->role), vg_role_name(need));
+        log_denied(a, c, rs, 403, why);
         return -1;
     }
     return 0;

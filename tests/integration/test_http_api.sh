@@ -56,6 +56,16 @@ req PUT "$U/v1/lists/l" "$S" '["a"]'; expect_error 403 forbidden "scorer may not
 req DELETE "$U/v1/accounts/acct-1" "$N"; expect_error 403 forbidden "analyst may not erase accounts"
 req GET "$U/v1/alerts" "$S"; expect_error 403 forbidden "scorer may not read alerts"
 req POST "$U/v1/labels" "$S" '{"id":"x","account":"y","fraud":true}'; expect_error 403 forbidden "scorer may not label"
+# the refused requests are logged, one line a second at most, the others counted (a
+# security team had only a counter; found by a tester): the first above, and after a
+# second one more, with the count of those between
+sleep 1.1
+req PUT "$U/v1/rules/x" "$N" "feature f = count(1m)"; expect_error 403 forbidden "analyst may not put rules (again)"
+grep -q "refused 401: POST /v1/score by anonymous from 127.0.0.1: no token" "$TMP/a.log" &&
+    grep -q "refused 403: PUT /v1/rules/{module} by analyst:[0-9a-f]\{8\} from 127.0.0.1: role analyst, needs admin ([0-9]* more refused since the last line)" "$TMP/a.log" &&
+    ok "refused requests in the log: route, pseudonym, address, reason, the count between" ||
+    bad "refused requests not in the log: $(grep refused "$TMP/a.log")"
+grep -q "wrong\|$N\b" <(grep refused "$TMP/a.log") && bad "a token in the log" || ok "no token in the log"
 
 echo "--- routes and methods"
 req GET "$U/v1/nothing" "$A"; expect_error 404 not_found "unknown route"
