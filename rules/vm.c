@@ -183,14 +183,15 @@ static int rx_match(const pcre2_code *re, const pcre2_code *re_co, const vg_valu
             return -1;
         }
         ar->rx_callouts = 0;
-        ar->rx_callout_cap = cap;
+        ar->rx_callout_cap = cap * VG_VM_REGEX_CALLOUTS;
         pcre2_set_match_limit(mc, cap);
         pcre2_set_callout(mc, rx_callout, ar);
         int rc = pcre2_match(re_co, (PCRE2_SPTR)s->u.s.p, s->u.s.len, 0, PCRE2_NO_UTF_CHECK,
                              md, mc);
         pcre2_set_callout(mc, NULL, NULL);
-        uint32_t used = rc == PCRE2_ERROR_MATCHLIMIT || ar->rx_callouts > cap ? cap
-                                                                             : ar->rx_callouts;
+        uint32_t used = rc == PCRE2_ERROR_MATCHLIMIT || ar->rx_callouts > ar->rx_callout_cap
+                            ? cap
+                            : (ar->rx_callouts + VG_VM_REGEX_CALLOUTS - 1) / VG_VM_REGEX_CALLOUTS;
         ar->rx_steps += used + scan;
         return rc >= 0 ? 1 : rc == PCRE2_ERROR_NOMATCH ? 0 : -1;
     }

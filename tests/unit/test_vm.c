@@ -672,6 +672,25 @@ static void test_regex_quadratic(void **state) {
     free(big);
     vg_arena_deinit(&ar);
     vg_prog_unref(p);
+
+    /* an ordinary unanchored pattern on a field of a few hundred bytes answers as it
+     * always did (with callouts from 33 bytes on, a 450-byte user agent made the fifth
+     * of these null: a tester) */
+    p = compile("feature e1 = matches(tx.merchant, \"[^@]+@evil1\\\\.com\")\n"
+                "feature e2 = matches(tx.merchant, \"[^@]+@evil2\\\\.com\")\n"
+                "feature e3 = matches(tx.merchant, \"[^@]+@evil3\\\\.com\")\n"
+                "feature e4 = matches(tx.merchant, \"[^@]+@evil4\\\\.com\")\n"
+                "feature e5 = matches(tx.merchant, \"[^@]+@evil5\\\\.com\")\n"
+                "feature e6 = matches(tx.merchant, \"[^@]+@evil6\\\\.com\")\n"
+                "feature e7 = matches(tx.merchant, \"[^@]+@evil7\\\\.com\")\n");
+    char ua[461];
+    for (int i = 0; i < 460; i++) ua[i] = "Mozilla/5.0 (X11; Linux x86_64) "[i % 32];
+    ev.tx.f[VG_FIELD_MERCHANT] = vg_strv(ua, 460);
+    vg_arena_init(&ar);
+    assert_int_equal(vg_prog_eval_features(p, &ev.tx, NULL, &ar, out), 0);
+    for (int i = 0; i < 7; i++) assert_true(out[i].type == VG_T_BOOL && !out[i].u.b);
+    vg_arena_deinit(&ar);
+    vg_prog_unref(p);
 }
 
 static void test_refcount(void **state) {
