@@ -1539,6 +1539,7 @@ typedef struct hdr_check {
     const char *te;           /* the first Transfer-Encoding */
     int te_n, auth_n, host_n; /* Transfer-Encoding, Authorization and Host fields */
     const char *bad_name;     /* a field name with whitespace (or empty) */
+    int cl_bad;               /* a Content-Length that is not digits, or one folded */
 } hdr_check_t;
 
 /* Whether the value of the field before (h->pv) was cut at a NUL byte. libmicrohttpd
@@ -1566,11 +1567,21 @@ static enum MHD_Result hdr_cb(void *cls, enum MHD_ValueKind kind, const char *ke
     /* `Content-Length : 5` is not a Content-Length to libmicrohttpd, which then read the
      * body as the next request (a proxy that trims the name frames it as this one's) */
     if (!h->bad_name && (!*key || strpbrk(key, " \t"))) h->bad_name = key;
+    /* a framing field with its value on a folded line (obs-fold, RFC 9112 5.2):
+     * libmicrohttpd joins the line to the name (`Content-Length:` CRLF ` 2` is the field
+     * `Content-Length2`, empty), so there was no Content-Length and the body ran as the
+     * next request (a hidden DELETE; found by a tester) */
+    if ((!value || value_size == 0) && (strncasecmp(key, "Content-Length", 14) == 0 ||
+                                        strncasecmp(key, "Transfer-Encoding", 17) == 0))
+        h->cl_bad = 1;
     if (strcasecmp(key, "Transfer-Encoding") == 0) h->te_n++;
     else if (strcasecmp(key, "Authorization") == 0) h->auth_n++;
     else if (strcasecmp(key, "Host") == 0) h->host_n++;
     if (!value) return MHD_YES;
     if (strcasecmp(key, "Content-Length") == 0) {
+        size_t d = 0;
+        while (d < value_size && value[d] >= '0' && value[d] <= '9') d++;
+        if (value_size == 0 || d != value_size) h->cl_bad = 1;
         if (!h->cl) {
             h->cl = value;
             h->cl_len = value_size;
@@ -1604,6 +1615,12 @@ static int check_headers(struct MHD_Connection *c, const char *version, vg_resp_
     if (h.bad_name) {   /* RFC 9112 section 5.1: whitespace before the colon is a 400 */
         vg_resp_error(r, 400, "bad_request", "header field name '%.64s' has whitespace (none "
                       "may come before the colon)", h.bad_name);
+        r->close = 1;
+        return -1;
+    }
+    if (h.cl_bad) {
+        vg_resp_error(r, 400, "bad_request", "a Content-Length or Transfer-Encoding without a "
+                      "value, or not a number (a value on a folded line is not taken)");
         r->close = 1;
         return -1;
     }
