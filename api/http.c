@@ -1418,7 +1418,7 @@ static int authorize(vg_api_t *a, struct MHD_Connection *c, req_state_t *rs, vg_
     if (q->role == VG_ROLE_NONE) {
         r->www_auth = 1;
         vg_resp_error(r, 401, "unauthorized", "unknown token");
-        log_denied(a, c, rs, 401, "unknown token");
+        log_denied(a, c, rs, 401, tl ? "unknown token" : "no token");
         return -1;
     }
     snprintf(q->who, sizeof(q->who), "%s:%02x%02x%02x%02x", vg_role_name(q->role), hash[0],

@@ -374,8 +374,22 @@ static void list_change(vg_api_t *a, vg_req_t *q, vg_resp_t *r, const char *name
         goto out;
     }
     i = find_list(a, name);
-    json_t *out = i >= 0 ? list_json(&a->lists[i]) : json_object();
-    if (i >= 0) nv = a->lists[i].version;
+    json_t *out;
+    if (a->redis && strcmp(op, "put") == 0 && !unchanged) {
+        /* with Redis the version is Redis's answer, and the list this write made is its
+         * items: the copy may hold another instance's newer write already (it answered
+         * 201 with that one's items and version, and audited that version) */
+        size_t m = 0;
+        char **c = copy_items(items, n, &m);
+        json_t *arr = json_array();
+        for (size_t k = 0; c && k < m; k++) json_array_append_new(arr, json_string(c[k]));
+        if (c) free_items(c, m);
+        out = json_pack("{s:s,s:I,s:I,s:o}", "name", name, "version", (json_int_t)nv, "size",
+                        (json_int_t)m, "items", arr);
+    } else {
+        out = i >= 0 ? list_json(&a->lists[i]) : json_object();
+        if (i >= 0 && !a->redis) nv = a->lists[i].version;
+    }
     if (is_del) json_object_set_new(out, "deleted", json_true());
     pthread_mutex_unlock(&a->mu);
     json_object_set_new(out, "warnings", list_warnings(a, name, is_del, is_rem));
