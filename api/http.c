@@ -1613,8 +1613,9 @@ static int check_headers(struct MHD_Connection *c, const char *version, vg_resp_
         return -1;
     }
     if (h.bad_name) {   /* RFC 9112 section 5.1: whitespace before the colon is a 400 */
-        vg_resp_error(r, 400, "bad_request", "header field name '%.64s' has whitespace (none "
-                      "may come before the colon)", h.bad_name);
+        /* the name not shown: a folded line's value (a token, say) may be joined to it */
+        vg_resp_error(r, 400, "bad_request", "a header field name has whitespace (none may "
+                      "come before the colon, and no line may be folded)");
         r->close = 1;
         return -1;
     }
