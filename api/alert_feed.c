@@ -287,15 +287,11 @@ static int edel_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl
     char err[64];
     if (ac && strcmp(ac, d->acct) == 0 && at &&
         vg_time_parse(at, strlen(at), &ms, err, sizeof err) == 0 && ms <= d->until) {
-        size_t al = strlen(ac);
-        unsigned char *ik = kl == 10 ? malloc(VG_CTL_AIDX_LEN(al)) : NULL;
-        vg_ctl_op_t ops[2] = {{k, kl, NULL, 0}, {0}};
-        if (ik) ops[1] = (vg_ctl_op_t){ik, vg_ctl_alert_ikey(ik, ac, al, (const unsigned char *)k),
-                                       NULL, 0};
         /* with its alert index entry (without memory, vg_ctl_alert_index_drop_gone after
          * the scan deletes it) */
-        vg_ctl_write(d->ctl, ops, ik ? 2 : 1);
-        free(ik);
+        if (kl != 10 || vg_ctl_alert_del(d->ctl, (const unsigned char *)k, ac, strlen(ac)) ==
+                            VG_ENOMEM)
+            vg_ctl_del(d->ctl, k, kl);
         vg_ctl_span_add(&d->span, k, kl);
     }
     json_decref(j);

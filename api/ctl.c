@@ -466,6 +466,16 @@ size_t vg_ctl_alert_ikey(unsigned char *out, const char *acct, size_t al,
     return VG_CTL_AIDX_LEN(al);
 }
 
+int vg_ctl_alert_del(vg_ctl_t *c, const unsigned char nkey[10], const char *acct, size_t al) {
+    unsigned char buf[VG_CTL_AIDX_LEN(256)];
+    unsigned char *ik = al <= 256 ? buf : malloc(VG_CTL_AIDX_LEN(al));
+    if (!ik) return VG_ENOMEM;
+    vg_ctl_op_t ops[2] = {{nkey, 10, NULL, 0}, {ik, vg_ctl_alert_ikey(ik, acct, al, nkey), NULL, 0}};
+    int rc = vg_ctl_write(c, ops, 2);
+    if (ik != buf) free(ik);
+    return rc;
+}
+
 int vg_ctl_alerts_of(vg_ctl_t *c, const char *acct, size_t al, const unsigned char *from,
                      vg_ctl_scan_cb cb, void *ctx) {
     static const unsigned char newest[10] = {'N', '/'};   /* BE64(0): before every key */

@@ -120,6 +120,9 @@ int vg_ctl_purge_account(vg_ctl_t *c, const char *acct, size_t al, const vg_ctl_
 #define VG_CTL_AIDX_LEN(al) (2 + (al) + 1 + 8)
 size_t vg_ctl_alert_ikey(unsigned char *out, const char *acct, size_t al,
                          const unsigned char nkey[10]);
+/* Deletes the alert record nkey ("N/" + BE64(~id)) of account `acct` with its index
+ * entry, in one write. 0 or an error. */
+int vg_ctl_alert_del(vg_ctl_t *c, const unsigned char nkey[10], const char *acct, size_t al);
 
 /* Calls cb(ctx, "N/" key, 10, alert record, its length) for each alert of the account
  * listed in its index, newest first, starting at the first whose "N/" key is >= from

@@ -379,13 +379,10 @@ static void list_change(vg_api_t *a, vg_req_t *q, vg_resp_t *r, const char *name
         /* with Redis the version is Redis's answer, and the list this write made is its
          * items: the copy may hold another instance's newer write already (it answered
          * 201 with that one's items and version, and audited that version) */
-        size_t m = 0;
-        char **c = copy_items(items, n, &m);
-        json_t *arr = json_array();
-        for (size_t k = 0; c && k < m; k++) json_array_append_new(arr, json_string(c[k]));
-        if (c) free_items(c, m);
-        out = json_pack("{s:s,s:I,s:I,s:o}", "name", name, "version", (json_int_t)nv, "size",
-                        (json_int_t)m, "items", arr);
+        vg_list_t mine = {(char *)name, nv, NULL, 0, 0};
+        mine.items = copy_items(items, n, &mine.n);
+        out = list_json(&mine);
+        if (mine.items) free_items(mine.items, mine.n);
     } else {
         out = i >= 0 ? list_json(&a->lists[i]) : json_object();
         if (i >= 0 && !a->redis) nv = a->lists[i].version;
@@ -877,14 +874,8 @@ static int alert_del_cb(void *ctx, const char *k, size_t kl, const char *v, size
     alert_del_t *d = ctx;
     json_t *j = json_loadb(v, vl, JSON_ALLOW_NUL, NULL);
     const char *ac = j ? json_string_value(json_object_get(j, "account")) : NULL;
-    if (ac && strcmp(ac, d->acct) == 0 && kl == 10) {
-        /* with its alert index entry (the account is at most VG_EVENT_MAX_ID bytes) */
-        size_t al = strlen(ac);
-        unsigned char ik[VG_CTL_AIDX_LEN(VG_EVENT_MAX_ID)];
-        vg_ctl_op_t ops[2] = {{k, kl, NULL, 0},
-                              {ik, vg_ctl_alert_ikey(ik, ac, al, (const unsigned char *)k),
-                               NULL, 0}};
-        vg_ctl_write(d->ctl, ops, 2);
+    if (ac && strcmp(ac, d->acct) == 0 && kl == 10) {   /* with its alert index entry */
+        vg_ctl_alert_del(d->ctl, (const unsigned char *)k, ac, strlen(ac));
         vg_ctl_span_add(&d->span, k, kl);
     }
     json_decref(j);

@@ -345,6 +345,36 @@ static void record_file(vg_api_t *a, const char *name, const char *hex, int64_t 
                         "--rules file; the next start compares the file again\n", name);
 }
 
+/* The newest version of module `name` made from a --rules file (by "--rules"), newer than
+ * `floor` (at most 10,000 back from `cur`), or 0; *same: its source is the file's (hash
+ * `hex`). */
+static int64_t newest_file_version(vg_api_t *a, const char *name, int64_t cur, int64_t floor,
+                                   const char *hex, int *same) {
+    int64_t found = 0;
+    *same = 0;
+    vg_buf_t b;
+    vg_buf_init(&b);
+    for (int64_t v = cur; v > floor && v > cur - 10000; v--) {
+        unsigned char vkey[VG_CTL_VKEY_MAX];
+        size_t vkl = vg_ctl_version_key(vkey, name, v);
+        if (!vkl || vg_ctl_get(a->ctl, vkey, vkl, &b) != 0) continue;
+        json_t *j = json_loadb(b.p, b.len, 0, NULL);
+        const char *by = json_string_value(json_object_get(j, "by"));
+        if (by && strcmp(by, "--rules") == 0) {
+            const char *src = json_string_value(json_object_get(j, "source"));
+            char h[65];
+            if (src) file_hash(src, strlen(src), h);
+            *same = src && strcmp(h, hex) == 0;
+            found = v;
+            json_decref(j);
+            break;
+        }
+        json_decref(j);
+    }
+    vg_buf_deinit(&b);
+    return found;
+}
+
 /* Whether the file (hash `hex`) is what this state last loaded for module `name`: 1
  * (yes), 0 (it changed, or none was loaded), with the version that load made in
  * *loaded (0: none known). A state written before the hash was recorded: the newest
@@ -366,25 +396,10 @@ static int loaded_from_file(vg_api_t *a, const char *name, int64_t cur, int64_t 
         vg_buf_deinit(&b);
         return same;
     }
-    for (int64_t v = cur; v >= 1 && v > cur - 10000; v--) {
-        unsigned char vkey[VG_CTL_VKEY_MAX];
-        size_t vkl = vg_ctl_version_key(vkey, name, v);
-        if (!vkl || vg_ctl_get(a->ctl, vkey, vkl, &b) != 0) continue;
-        json_t *j = json_loadb(b.p, b.len, 0, NULL);
-        const char *by = json_string_value(json_object_get(j, "by"));
-        if (by && strcmp(by, "--rules") == 0) {
-            const char *src = json_string_value(json_object_get(j, "source"));
-            char h[65];
-            if (src) file_hash(src, strlen(src), h);
-            same = src && strcmp(h, hex) == 0;
-            *loaded = v;
-            json_decref(j);
-            if (same) record_file(a, name, hex, v);
-            break;
-        }
-        json_decref(j);
-    }
     vg_buf_deinit(&b);
+    int64_t v = newest_file_version(a, name, cur, 0, hex, &same);
+    if (v) *loaded = v;
+    if (same) record_file(a, name, hex, v);
     return same;
 }
 
@@ -396,27 +411,9 @@ static int loaded_from_file(vg_api_t *a, const char *name, int64_t cur, int64_t 
  * changed since the first instance deployed it (found by a tester). */
 static int64_t deployed_version(vg_api_t *a, const char *name, int64_t cur, int64_t loaded,
                                 const char *hex) {
-    int64_t found = 0;
-    vg_buf_t b;
-    vg_buf_init(&b);
-    for (int64_t v = cur; v > loaded && v > cur - 10000; v--) {
-        unsigned char vkey[VG_CTL_VKEY_MAX];
-        size_t vkl = vg_ctl_version_key(vkey, name, v);
-        if (!vkl || vg_ctl_get(a->ctl, vkey, vkl, &b) != 0) continue;
-        json_t *j = json_loadb(b.p, b.len, 0, NULL);
-        const char *by = json_string_value(json_object_get(j, "by"));
-        const char *src = json_string_value(json_object_get(j, "source"));
-        int from_file = by && strcmp(by, "--rules") == 0;
-        if (from_file && src) {
-            char h[65];
-            file_hash(src, strlen(src), h);
-            if (strcmp(h, hex) == 0) found = v;
-        }
-        json_decref(j);
-        if (from_file) break;   /* the newest one only: an older file's text again is new */
-    }
-    vg_buf_deinit(&b);
-    return found;
+    int same;
+    int64_t v = newest_file_version(a, name, cur, loaded, hex, &same);
+    return same ? v : 0;
 }
 
 /* ---- --rules at start: the changed files as one ruleset change --------------------- */
