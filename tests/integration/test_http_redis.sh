@@ -154,15 +154,15 @@ printf 'rule big\n  action review\n  score 75\n  when tx.amount > 5\nend\n' >"$T
 req PUT "$U1/v1/rules/big" "" "@$TMP/big2.vrl"; expect 200 "j['version']==2" "change the rule while instance two scores"
 NEWRS=$(python3 -c "import json; print(json.load(open('$TMP/body'))['ruleset'])")
 # scoring goes on until instance two has decided with the new ruleset (or WAIT_S passed)
-new_used() { awk '{print $2}' "$SC_OUT.load" | grep -q "^$NEWRS\$"; }
+new_used() { grep -q "^$NEWRS\$" < <(awk '{print $2}' "$SC_OUT.load"); }
 until_ok new_used
 touch "$TMP/stop.load"
 wait "$LOOP"
 NALL=$(lines_of "$SC_OUT.load")
 N200=$(grep -o '^200 ' "$SC_OUT.load" | wc -l)
 [ "$NALL" -ge 80 ] && [ "$N200" = "$NALL" ] && ok "no request lost under a rule change ($N200/$NALL)" || bad "under load: $N200/$NALL answered 200"
-if awk '{print $2}' "$SC_OUT.load" | grep -qv '^[0-9][0-9]*$'; then bad "a decision without its ruleset"; else ok "every decision names its ruleset"; fi
-awk '{print $2}' "$SC_OUT.load" | grep -q "^$NEWRS\$" && ok "the new ruleset ($NEWRS) was used after the change" || bad "new ruleset never used: $(awk '{print $2}' "$SC_OUT.load" | sort | uniq -c)"
+if grep -qv '^[0-9][0-9]*$' < <(awk '{print $2}' "$SC_OUT.load"); then bad "a decision without its ruleset"; else ok "every decision names its ruleset"; fi
+grep -q "^$NEWRS\$" < <(awk '{print $2}' "$SC_OUT.load") && ok "the new ruleset ($NEWRS) was used after the change" || bad "new ruleset never used: $(awk '{print $2}' "$SC_OUT.load" | sort | uniq -c)"
 
 echo "--- a module in Redis that does not compile here (a newer vigil's, or written by hand)"
 req GET "$U2/readyz" ""; ACTIVE=$(python3 -c "import json; print(json.load(open('$TMP/body'))['ruleset'])")
@@ -175,7 +175,7 @@ wait_for "$U2/readyz" "j['ruleset']==$ACTIVE and j.get('newest_ruleset')==$FUT" 
 req POST "$U2/v1/score" "" '{"id":"fut-1","account":"acct-f","ts":"2026-01-01T00:00:00Z","amount":9}'
 expect 200 "j['ruleset']==$ACTIVE" "decisions carry the ruleset in force, not the newest"
 req GET "$U2/metrics" ""
-echo "$BODY" | grep -q "^vigil_ruleset_version $ACTIVE\$" && echo "$BODY" | grep -q "^vigil_ruleset_newest $FUT\$" &&
+grep -q "^vigil_ruleset_version $ACTIVE\$" <<<"$BODY" && grep -q "^vigil_ruleset_newest $FUT\$" <<<"$BODY" &&
     ok "metrics: vigil_ruleset_version $ACTIVE, vigil_ruleset_newest $FUT" || bad "metrics: $(echo "$BODY" | grep ruleset_)"
 grep -q "field junk is not a module record" "$TMP/two.log" && ok "a record that is not a module is reported" || bad "junk record not reported"
 # ... once a minute however often it is announced (the subscriber takes announcements in

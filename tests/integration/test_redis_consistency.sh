@@ -126,16 +126,16 @@ until_ok sh -c "curl -s $U2/v1/lists/cards | grep -q card-5" && ok "... reaches 
     bad "card-5 not on two: $(items "$U2" cards)"
 redis-cli -p "$RP" hset vigil:rules bc 'not json' >/dev/null
 mod bc2 alert 1 r_bc; req PUT "$U1/v1/rules/bc" "" "@$TMP/bc2.vrl"; expect 200 "" "a PUT of that module replaces the bad record (was 503 Redis is down)"
-redis-cli -p "$RP" hget vigil:rules bc | grep -q '"module":"bc"' && ok "... Redis holds a record again" || bad "vigil:rules bc: $(redis-cli -p "$RP" hget vigil:rules bc)"
+grep -q '"module":"bc"' <<<"$(redis-cli -p "$RP" hget vigil:rules bc)" && ok "... Redis holds a record again" || bad "vigil:rules bc: $(redis-cli -p "$RP" hget vigil:rules bc)"
 RS=$(redis-cli -p "$RP" get vigil:ruleset)
 redis-cli -p "$RP" set vigil:ruleset abc >/dev/null
 mod x1 alert 2 r_x1; req PUT "$U1/v1/rules/x1" "" "@$TMP/x1.vrl"
 expect_error 500 redis_error "a PUT with vigil:ruleset not a counter: 500 redis_error"
-echo "$BODY" | grep -q "vigil:ruleset" && [ -z "$(header Retry-After)" ] && ok "... naming the key, no Retry-After" || bad "answer: $BODY $(header Retry-After)"
+grep -q "vigil:ruleset" <<<"$BODY" && [ -z "$(header Retry-After)" ] && ok "... naming the key, no Retry-After" || bad "answer: $BODY $(header Retry-After)"
 redis-cli -p "$RP" set vigil:ruleset "$RS" >/dev/null
 redis-cli -p "$RP" set vigil:list:ghost 'a string' >/dev/null
 req PUT "$U1/v1/lists/ghost/d" ""; expect_error 500 redis_error "a list key that is not a set: 500 redis_error"
-echo "$BODY" | grep -q "vigil:list:ghost" && ok "... naming the key" || bad "answer: $BODY"
+grep -q "vigil:list:ghost" <<<"$BODY" && ok "... naming the key" || bad "answer: $BODY"
 redis-cli -p "$RP" del vigil:list:ghost >/dev/null
 
 echo "--- a DELETE racing a PUT of a module that needs it, on two instances"
@@ -237,7 +237,7 @@ ev='{"id":"cf1","account":"a1","ts":"2026-12-07T10:00:00Z","amount":25,"card":"x
 fired() { curl -s "$1/v1/score?dry_run=true" -d "$ev" |
           python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["decision"], j["ruleset"], sorted(r["rule"] for r in j["rules"]))'; }
 d1=$(fired "$U1"); d2=$(fired "$U2")
-[ "$d1" = "$d2" ] && ! echo "$d1" | grep -q r_cf && ok "... and decide alike, r_cf (score > 30) not fired for 25: $d1" ||
+[ "$d1" = "$d2" ] && ! grep -q r_cf <<<"$d1" && ok "... and decide alike, r_cf (score > 30) not fired for 25: $d1" ||
     bad "decisions: one $d1, two $d2"
 grep "module cf version 2" "$TMP/one.log" | grep -q 'replaced local source: ".*score 20' &&
     ok "one logs module cf v2's replacement with its own source" || bad "one.log: $(grep -i "cf" "$TMP/one.log")"

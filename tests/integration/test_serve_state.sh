@@ -137,7 +137,7 @@ f=$(on_disk "$TMP/s4" erase-me-K9Q | grep -v "^$TMP/s4/control/")
 [ -z "$f" ] && ok "after the erasure, the account's name is in no shard store's file" ||
     bad "after the erasure, erase-me-K9Q is still in $(echo $f | tr '\n' ' ')"
 req GET "$U/v1/audit?target=erase-me-K9Q" ""
-echo "$BODY" | grep -q accounts.delete && ok "the erasure's audit entry is kept" ||
+grep -q accounts.delete <<<"$BODY" && ok "the erasure's audit entry is kept" ||
     bad "audit: $STATUS $BODY"
 # kept_ok DESCRIPTION : the other account is served with its 3 decisions (tables are
 # compressed: its bytes need not show in a file once compacted)
