@@ -183,6 +183,12 @@ int vg_config_add_tokens(vg_config_t *c, const char *spec, char *errbuf, size_t 
         c->tokens = nt;
         nt[c->ntokens].role = r;
         memcpy(nt[c->ntokens].hash, h, 32);
+        if (PKCS5_PBKDF2_HMAC(sec, (int)(end - sec), (const unsigned char *)VG_WHO_SALT,
+                              (int)sizeof(VG_WHO_SALT) - 1, VG_WHO_ITER, EVP_sha256(),
+                              (int)sizeof(nt[c->ntokens].who), nt[c->ntokens].who) != 1) {
+            OPENSSL_cleanse(h, sizeof(h));
+            return VG_ENOMEM;
+        }
         OPENSSL_cleanse(h, sizeof(h));
         c->ntokens++;
         p = e;
@@ -196,13 +202,15 @@ int vg_config_add_tokens(vg_config_t *c, const char *spec, char *errbuf, size_t 
 }
 
 vg_role_t vg_config_role(const vg_config_t *c, const char *token, size_t len,
-                         unsigned char hash_out[32]) {
+                         unsigned char who_out[4]) {
     unsigned char h[32];
     vg_sha256(token, len, h);
-    if (hash_out) memcpy(hash_out, h, 32);
     vg_role_t role = VG_ROLE_NONE;
     for (int i = 0; i < c->ntokens; i++)
-        if (CRYPTO_memcmp(h, c->tokens[i].hash, 32) == 0) role = c->tokens[i].role;
+        if (CRYPTO_memcmp(h, c->tokens[i].hash, 32) == 0) {
+            role = c->tokens[i].role;
+            if (who_out) memcpy(who_out, c->tokens[i].who, 4);
+        }
     return role;
 }
 

@@ -38,7 +38,16 @@ typedef enum vg_role {
 typedef struct vg_token {
     vg_role_t role;
     unsigned char hash[32];   /* SHA-256 of the token */
+    unsigned char who[4];     /* its pseudonym in audit entries and logs (VG_WHO_ITER) */
 } vg_token_t;
+
+/* A token's pseudonym ("admin:" and 8 hex digits in the audit trail and the log) is the
+ * first 4 bytes of PBKDF2-HMAC-SHA256(token, VG_WHO_SALT, VG_WHO_ITER): the same on every
+ * instance, and a guess of a weak token costs 50,000 hashes to check against it offline
+ * (before 2026-12-08 it was the SHA-256's first 4 bytes: one hash a guess). Computed
+ * once per token when the configuration is read (~50 ms each). */
+#define VG_WHO_SALT "vigil audit pseudonym"
+#define VG_WHO_ITER 50000
 
 typedef struct vg_config {
     /* SPEC section 5 */
@@ -97,9 +106,10 @@ int vg_config_add_tokens(vg_config_t *c, const char *spec, char *errbuf, size_t 
 void vg_sha256(const void *p, size_t n, unsigned char out[32]);
 
 /* The role of a bearer token (constant-time comparison of hashes), VG_ROLE_NONE when
- * unknown. Can't fail. */
+ * unknown; who_out (when not NULL) gets its pseudonym (vg_token_t.who) when known. Can't
+ * fail. */
 vg_role_t vg_config_role(const vg_config_t *c, const char *token, size_t len,
-                         unsigned char hash_out[32]);
+                         unsigned char who_out[4]);
 
 const char *vg_role_name(vg_role_t r);
 

@@ -1413,7 +1413,7 @@ static int authorize(vg_api_t *a, struct MHD_Connection *c, req_state_t *rs, vg_
     while (*t == ' ' || *t == '\t') t++;
     size_t tl = strlen(t);
     while (tl > 0 && (t[tl - 1] == ' ' || t[tl - 1] == '\t')) tl--;
-    unsigned char hash[32];
+    unsigned char hash[4];
     q->role = vg_config_role(a->cfg, t, tl, hash);
     if (q->role == VG_ROLE_NONE) {
         r->www_auth = 1;

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "api/config.h"
 #include "rules/errors.h"
@@ -302,15 +303,22 @@ static void test_precedence(void **st) {
     assert_int_equal(c->lateness_ms, 2 * 3600 * 1000);  /* flag over env */
     assert_string_equal(c->group, " spaced ");
     assert_int_equal(c->ntokens, 2);
-    unsigned char h[32];
+    unsigned char h[4], hx[4] = {0};
     assert_int_equal(vg_config_role(c, "abc", 3, h), VG_ROLE_ADMIN);
-    assert_int_equal(vg_config_role(c, "xyz", 3, NULL), VG_ROLE_SCORER);
+    assert_int_equal(vg_config_role(c, "xyz", 3, hx), VG_ROLE_SCORER);
     assert_int_equal(vg_config_role(c, "abd", 3, NULL), VG_ROLE_NONE);
     /* only the hash is kept */
     unsigned char want[32];
     vg_sha256("abc", 3, want);
     assert_memory_equal(c->tokens[0].hash, want, 32);
-    assert_memory_equal(h, want, 32);
+    /* the pseudonym is a slow hash's (PBKDF2-HMAC-SHA256 of the token, 50,000 rounds),
+     * not the SHA-256's first bytes (one hash per guess of a weak token) */
+    unsigned char pw[4];
+    assert_int_equal(PKCS5_PBKDF2_HMAC("abc", 3, (const unsigned char *)"vigil audit pseudonym",
+                                       21, 50000, EVP_sha256(), 4, pw), 1);
+    assert_memory_equal(h, pw, 4);
+    assert_memory_not_equal(h, want, 4);
+    assert_memory_not_equal(hx, pw, 4);
     vg_config_free(c);
     unlink(path);
     clear_env();
