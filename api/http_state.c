@@ -12,6 +12,7 @@
 #include "api/cli.h"
 #include "api/http.h"
 #include "api/redis.h"
+#include "engine/kafka.h"
 #include "engine/store.h"
 #include "rules/errors.h"
 
@@ -163,13 +164,11 @@ void vg_api_record_decision(vg_api_t *a, const char *account, size_t alen, const
         }
         const char *eid = json_string_value(json_object_get(j, "id"));
         json_int_t rs = json_integer_value(json_object_get(j, "ruleset"));
-        char buf[400];
-        int n = snprintf(buf, sizeof(buf), "%.*s%c%s%c%lld", (int)alen, account, 0, eid ? eid : "",
-                         0, (long long)rs);
-        unsigned char h[32];
-        vg_sha256(buf, (size_t)(n < (int)sizeof(buf) ? n : (int)sizeof(buf) - 1), h);
+        /* the function the Kafka pipeline uses (SPEC 7: deterministic for the account,
+         * the event id and the ruleset version; before 2026-12-08 a SHA-256 here, so the
+         * same alert had two ids with and without Kafka) */
         char hex[33];
-        for (int i = 0; i < 16; i++) snprintf(hex + 2 * i, 3, "%02x", h[i]);
+        vg_kafka_alert_id(account, alen, eid ? eid : "", eid ? strlen(eid) : 0, (int64_t)rs, hex);
         json_object_set_new(j, "alert_id", json_string(hex));
         json_object_set_new(j, "severity", json_string(sev ? sev : "medium"));
         char at[40];
