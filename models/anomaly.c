@@ -642,26 +642,26 @@ void vg_anomaly_score(const vg_anomaly_pop_t *pop, const vg_anomaly_state_t *st,
             int pop_drives = l_pop > 0 && p_pop < 0.5 && (l_pop > l_acc || l_acc <= log(3.0));
             if (pop_drives && as.n_eff < 3)
                 snprintf(r, L, "%s %s is large for an account with little amount history "
-                               "(top %s%% of all amounts)",
+                               "(about top %s%% of all amounts)",
                          noun, amt, reason_pct(pct, sizeof pct, 100.0 * p_pop));
             else if (pop_drives)
                 /* the population's tail is what makes the factor: say so, with what the
                  * account's own amounts say */
-                snprintf(r, L, "%s %s is large (top %s%% of all amounts; account median "
+                snprintf(r, L, "%s %s is large (about top %s%% of all amounts; usual "
                                "%s, p=%.2g)",
                          noun, amt, reason_pct(pct, sizeof pct, 100.0 * p_pop), med, res->p[s]);
             else if (as.n_eff >= 3 && as.median > 0 && as.ratio >= 1.5)
-                snprintf(r, L, as.ratio < 1e6 ? "%s %s is %.1fx this account's median %s"
-                                              : "%s %s is %.3gx this account's median %s",
+                snprintf(r, L, as.ratio < 1e6 ? "%s %s is %.1fx this account's usual amount %s"
+                                              : "%s %s is %.3gx this account's usual amount %s",
                          noun, amt, as.ratio, med);
             else if (as.n_eff >= 3 && as.median > 0)
-                snprintf(r, L, "%s %s is unusual for this account (median %s, p=%.2g)",
+                snprintf(r, L, "%s %s is unusual for this account (usual amount %s, p=%.2g)",
                          noun, amt, med, res->p[s]);
             else if (p_pop < 0.5 && as.p_hi <= as.p_lo)
                 /* little history (the model's weight of kept amounts, not a count of
                  * payments: it printed "an account with 1 payments" for one with 3) */
                 snprintf(r, L, "%s %s is large for an account with little amount history "
-                               "(top %s%% of all amounts)",
+                               "(about top %s%% of all amounts)",
                          noun, amt, reason_pct(pct, sizeof pct, 100.0 * p_pop));
             else
                 snprintf(r, L, "%s %s is unusually %s for an account with little amount "

@@ -113,7 +113,7 @@ static void test_injected_amount(void **state) {
     assert_true(r.signal[VG_ANOMALY_AMOUNT] > 0.5);
     assert_true(r.nreasons >= 1);
     assert_int_equal(r.reason_signal[0], VG_ANOMALY_AMOUNT);
-    assert_non_null(strstr(r.reason[0], "x this account's median"));
+    assert_non_null(strstr(r.reason[0], "x this account's usual amount"));
     /* an ordinary amount at the same time and place scores low */
     in.amount = 52.0;
     vg_anomaly_score(&f->pop, &f->st, &in, &r);
@@ -258,10 +258,10 @@ static void assert_readable(const char *t) {
     }
     const char *pct = strstr(t, "% of all amounts");
     if (pct) {
-        const char *top = strstr(t, "(top ");
+        const char *top = strstr(t, "(about top ");
         assert_non_null(top);
         assert_null(memchr(top, 'e', (size_t)(pct - top)));
-        assert_true(strtod(top + 5, NULL) < 50);
+        assert_true(strtod(top + 11, NULL) < 50);
     }
 }
 
@@ -758,9 +758,9 @@ static void rich_account(int fade) {
             /* no reason blames the account for an amount its own model finds ordinary */
             if (strstr(r.reason[j], "for this account"))
                 assert_true(r.p[VG_ANOMALY_AMOUNT] < 0.05);
-            /* the account's median is its own (450 before, for an account at 500) */
-            const char *med = strstr(r.reason[j], "median ");
-            if (i >= 30 && med) assert_true(fabs(strtod(med + 7, NULL) - 500) < 25);
+            /* the account's usual amount is its own (450 before, for an account at 500) */
+            const char *med = strstr(r.reason[j], "usual amount ");
+            if (i >= 30 && med) assert_true(fabs(strtod(med + 13, NULL) - 500) < 25);
         }
         if (fade && i >= 40 && r.p[VG_ANOMALY_AMOUNT] > 0.1) {
             /* an ordinary amount for the account is judged by its own amounts (0.42 before) */
