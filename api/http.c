@@ -686,6 +686,14 @@ static void h_metrics(vg_api_t *a, vg_resp_t *r) {
             vg_buf_puts(b, line);
         }
     }
+    vg_buf_puts(b, "# HELP vigil_rejected_total Events refused over HTTP (POST /v1/score, "
+                   "not dry runs) by code; they sum to vigil_decisions_total{decision=\"rejected\"}.\n"
+                   "# TYPE vigil_rejected_total counter\n");
+    for (int i = 1; i < VG_REJECT__COUNT; i++) {
+        snprintf(line, sizeof(line), "vigil_rejected_total{code=\"%s\"} %" PRIu64 "\n",
+                 vg_reject_code((vg_reject_t)i), (uint64_t)atomic_load(&a->rejected_by[i]));
+        vg_buf_puts(b, line);
+    }
     static const char *dn[4] = {"allow", "review", "block", "alert"};
     vg_buf_puts(b, "# HELP vigil_decisions_total Scored events by decision or outcome.\n"
                    "# TYPE vigil_decisions_total counter\n");
@@ -886,6 +894,24 @@ void vg_api_not_owner(vg_api_t *a, vg_resp_t *r, const char *acct, size_t alen, 
     vg_resp_json(r, 409, json_pack("{s:o}", "error", e));
 }
 
+/* An event refused over HTTP (not a dry run): counted in vigil_decisions_total's
+ * "rejected" and by its code in vigil_rejected_total (only the total was, and without
+ * the 413s of an event over 64 KiB or the empty body: an on-call engineer could not tell a
+ * client with a wrong clock, `future`, from one sending bad JSON). */
+static void count_rejected(vg_api_t *a, vg_reject_t code) {
+    atomic_fetch_add(&a->rejected, 1);
+    if ((int)code > 0 && (int)code < VG_REJECT__COUNT) atomic_fetch_add(&a->rejected_by[code], 1);
+}
+
+/* A score request refused as too large before the engine saw it (its Content-Length, or
+ * its body past the limit): counted unless it asked for a dry run. */
+static void count_score_too_large(vg_api_t *a, struct MHD_Connection *c, vg_route_t rt) {
+    if (rt != VG_ROUTE_SCORE) return;
+    const char *dr = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "dry_run");
+    if (dr && (strcmp(dr, "true") == 0 || strcmp(dr, "1") == 0)) return;
+    count_rejected(a, VG_REJECT_TOO_LARGE);
+}
+
 /* h_score's answer from the engine's (or the partition's) result: rc, *res and the
  * decision or rejection line in q->out. */
 static void score_answer(vg_api_t *a, vg_req_t *q, vg_resp_t *r, int rc,
@@ -915,11 +941,12 @@ static void score_answer(vg_api_t *a, vg_req_t *q, vg_resp_t *r, int rc,
         json_t *id = j ? json_object_get(j, "id") : NULL;
         json_object_set(e, "id", id ? id : json_null());
         json_decref(j);
-        if (!dry) atomic_fetch_add(&a->rejected, 1);   /* dry runs are not counted */
+        if (!dry) count_rejected(a, res->reject);   /* dry runs are not counted */
         vg_resp_json(r, res->reject == VG_REJECT_TOO_LARGE ? 413 : 400, json_pack("{s:o}", "error", e));
         return;
     }
     if (res->outcome == VG_OUT_BLANK) {
+        if (!dry) count_rejected(a, VG_REJECT_INVALID_JSON);
         vg_resp_error(r, 400, "invalid_json", "the body is empty");
         resp_error_id(r, NULL, 0);
         return;
@@ -1735,6 +1762,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             if (cl && strtoull(cl, NULL, 10) > rs->limit + route_slack(rs->def.route)) {
                 vg_resp_error(&r, 413, "too_large", "the body is %.40s bytes, limit %zu (%s)", cl,
                               rs->limit, limit_why(rs->def.route));
+                count_score_too_large(a, c, rs->def.route);
                 /* an event not read: its id is not known */
                 if (rs->def.route == VG_ROUTE_SCORE) resp_error_id(&r, NULL, 0);
                 err = 1;
@@ -1812,6 +1840,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     } else if (rs->too_large) {
         vg_resp_error(&r, 413, "too_large", "the body is over the limit of %zu bytes (%s)",
                       rs->limit, limit_why(rs->def.route));
+        count_score_too_large(a, c, rs->q.route);
         if (rs->q.route == VG_ROUTE_SCORE) resp_error_peek_id(&r, rs->body.p, rs->body.len);
     } else if (rs->q.route == VG_ROUTE_SCORE && event_len(rs->body.p, rs->body.len) > rs->limit) {
         /* within the slack of a newline, but not one (or more than the line) */
@@ -1819,6 +1848,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         vg_resp_error(&r, 413, "too_large", "the body is %zu bytes%s, limit %zu (%s)", el,
                       el < rs->body.len ? " without its newline" : "", rs->limit,
                       limit_why(rs->def.route));
+        count_score_too_large(a, c, rs->q.route);
         resp_error_peek_id(&r, rs->body.p, rs->body.len);
     } else {
         const union MHD_ConnectionInfo *ci =

@@ -95,6 +95,7 @@ typedef struct vg_api {
     atomic_uint_least64_t idgen;   /* ids of alerts and recent decisions: ms << 16 | n */
     atomic_int ready;
     atomic_uint_least64_t decisions[4], rejected, duplicates, alerts, overloaded, not_owner;
+    atomic_uint_least64_t rejected_by[VG_REJECT__COUNT];   /* rejected, by code (/metrics) */
     atomic_uint_least64_t labels_matched, labels_unmatched;   /* POST /v1/labels, no Kafka */
     atomic_uint_least64_t ckpt_failures;   /* checkpoints of the HTTP engine that failed */
     atomic_uint_least64_t slow_headers;    /* connections closed: headers too slow */

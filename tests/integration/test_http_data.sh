@@ -57,6 +57,21 @@ expect_error 400 bad_timestamp "dry run of a rejected event"
     [ "$(metric 'vigil_decisions_total{decision="rejected"}')" = "$rej0" ] &&
     ok "dry runs (new, duplicate, rejected) counted in no decision metric" ||
     bad "dry runs counted: allow $allow0->$(metric 'vigil_decisions_total{decision="allow"}'), duplicate $dup0->$(metric 'vigil_decisions_total{decision="duplicate"}'), rejected $rej0->$(metric 'vigil_decisions_total{decision="rejected"}')"
+echo "--- refused events are counted by code (an on-call engineer tells a wrong clock from bad JSON)"
+rej1=$(metric 'vigil_decisions_total{decision="rejected"}')
+req POST "$U/v1/score" "" '{"id":"r1","account":"acct-r","ts":"2026-01-01T00:00:03","amount":1}'; expect_error 400 bad_timestamp "a bad timestamp"
+req POST "$U/v1/score" "" '{"id":"r2",'; expect_error 400 invalid_json "invalid JSON"
+req POST "$U/v1/score" "" ''; expect_error 400 invalid_json "an empty body"
+python3 -c "import json; print(json.dumps({'id':'r3','account':'acct-r','ts':'2026-01-01T00:00:03Z','amount':1,'pad':'x'*70000}))" >"$TMP/big.json"
+req POST "$U/v1/score" "" "@$TMP/big.json"; expect_error 413 too_large "an event over 64 KiB"
+req POST "$U/v1/score?dry_run=true" "" "@$TMP/big.json"; expect_error 413 too_large "... in a dry run"
+[ "$(metric 'vigil_decisions_total{decision="rejected"}')" = "$((rej1 + 4))" ] &&
+    [ "$(metric 'vigil_rejected_total{code="bad_timestamp"}')" = 1 ] &&
+    [ "$(metric 'vigil_rejected_total{code="invalid_json"}')" = 2 ] &&
+    [ "$(metric 'vigil_rejected_total{code="too_large"}')" = 1 ] &&
+    [ "$(metric 'vigil_rejected_total{code="late"}')" = 0 ] &&
+    ok "rejected counts the 413 and the empty body too, and vigil_rejected_total{code} splits them" ||
+    bad "rejected $rej1 -> $(metric 'vigil_decisions_total{decision="rejected"}'); $(curl -s "$U/metrics" | grep '^vigil_rejected_total')"
 req POST "$U/v1/score" "" "$(ev m1 acct-m 1)"; expect 200 "" "a real duplicate"
 [ "$(metric 'vigil_decisions_total{decision="duplicate"}')" = "$((dup0 + 1))" ] &&
     ok "a real duplicate is counted" || bad "real duplicate not counted"
