@@ -60,8 +60,8 @@ kill -USR1 "$MB_PID"   # every broker down
 until_readyz 8 "j['kafka']['brokers'] == 'unreachable' and isinstance(j['kafka']['unreachable_s'], int) and j['kafka']['lag'] is None" \
     "brokers down: said in the body, the lag unknown"
 # the session timeout (3 s) after that
-until_readyz 10 "code == 503 and j['status'] == 'unavailable' and j['kafka']['brokers'] == 'unreachable' and j['kafka']['unreachable_s'] >= 3" \
-    "brokers down longer than the session timeout: 503 unavailable"
+until_readyz 10 "code == 503 and j['status'] == 'unavailable' and j['kafka']['brokers'] == 'unreachable' and j['kafka']['unreachable_s'] >= 3 and j['kafka']['partitions'] == 0" \
+    "brokers down longer than the session timeout: 503 unavailable, partitions 0"
 h=$(curl -s --max-time 2 -D - -o /dev/null "$U/readyz" | tr -d '\r' | awk -F': ' 'tolower($1) == "retry-after" {print $2}')
 [ "$h" = 1 ] && echo "ok   503 with Retry-After: 1" || kt_fail "503 without Retry-After (got '$h')"
 code=$(curl -s --max-time 2 -o /dev/null -w '%{http_code}' "$U/healthz")
