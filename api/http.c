@@ -783,6 +783,27 @@ static void h_metrics(vg_api_t *a, vg_resp_t *r) {
              "vigil_control_write_failures_total %" PRIu64 "\n",
              (uint64_t)atomic_load(&a->ckpt_failures), vg_ctl_failed_writes(a->ctl));
     vg_buf_puts(b, line);
+    if (!a->kafka) {   /* the HTTP engine's checkpoints (with Kafka: vigil_kafka_checkpoint_*) */
+        int64_t ok_ms = atomic_load(&a->ckpt_ok_ms), since = atomic_load(&a->ckpt_since_ms);
+        int64_t age = vg_now_ms() - (ok_ms ? ok_ms : since);
+        snprintf(line, sizeof(line),
+                 "# HELP vigil_checkpoint_duration_seconds The periodic checkpoints of the "
+                 "scoring state (every checkpoint-interval): their count and time.\n"
+                 "# TYPE vigil_checkpoint_duration_seconds summary\n"
+                 "vigil_checkpoint_duration_seconds_sum %.6f\n"
+                 "vigil_checkpoint_duration_seconds_count %" PRIu64 "\n"
+                 "# HELP vigil_checkpoint_last_duration_seconds The last periodic checkpoint's "
+                 "time.\n# TYPE vigil_checkpoint_last_duration_seconds gauge\n"
+                 "vigil_checkpoint_last_duration_seconds %.6f\n"
+                 "# HELP vigil_checkpoint_age_seconds Seconds since the last checkpoint that "
+                 "succeeded ended (since the start before the first): what the memory budget "
+                 "cannot evict yet was changed since.\n"
+                 "# TYPE vigil_checkpoint_age_seconds gauge\nvigil_checkpoint_age_seconds %.3f\n",
+                 (double)atomic_load(&a->ckpt_us_sum) / 1e6,
+                 (uint64_t)atomic_load(&a->ckpt_count),
+                 (double)atomic_load(&a->ckpt_last_us) / 1e6, age > 0 ? (double)age / 1000 : 0.0);
+        vg_buf_puts(b, line);
+    }
     snprintf(line, sizeof(line),
              "# HELP vigil_state_read_failures_total Scores and account views that failed "
              "because the state store could not read an account's records back (a damaged "

@@ -108,6 +108,11 @@ typedef struct vg_api {
     uint64_t read_fail_seen;               /* vg_engine_read_failures at the last tick */
     int64_t read_fail_logged_ms;           /* when the damaged state was last logged */
     uint64_t ckpt_failing;                 /* failures in a row (the tick thread's) */
+    /* the periodic checkpoints of the HTTP engine (the tick thread's), for /metrics: their
+     * count and time, the last one's, and when the last one that succeeded ended (0: none
+     * yet, then since ckpt_since_ms, the service's start) */
+    atomic_uint_least64_t ckpt_count, ckpt_us_sum;
+    atomic_int_least64_t ckpt_last_us, ckpt_ok_ms, ckpt_since_ms;
     vg_route_metrics_t routes[VG_ROUTE__COUNT];
     pthread_mutex_t hits_mu;   /* rule hit counters */
     /* DELETE /v1/accounts/{a}: one erasure at a time, each on a thread of its own (its

@@ -72,6 +72,12 @@ req POST "$U/v1/score?dry_run=true" "" "@$TMP/big.json"; expect_error 413 too_la
     [ "$(metric 'vigil_rejected_total{code="late"}')" = 0 ] &&
     ok "rejected counts the 413 and the empty body too, and vigil_rejected_total{code} splits them" ||
     bad "rejected $rej1 -> $(metric 'vigil_decisions_total{decision="rejected"}'); $(curl -s "$U/metrics" | grep '^vigil_rejected_total')"
+# the periodic checkpoints are timed (the memory budget drops only what one wrote)
+for _ in $(seq 1 100); do [ "$(metric vigil_checkpoint_duration_seconds_count)" -gt 0 ] 2>/dev/null && break; sleep 0.1; done
+[ "$(metric vigil_checkpoint_duration_seconds_count)" -gt 0 ] 2>/dev/null &&
+    age=$(metric vigil_checkpoint_age_seconds) && last=$(metric vigil_checkpoint_last_duration_seconds) &&
+    python3 -c "import sys; a, l = float('$age'), float('$last'); sys.exit(not (0 <= a < 30 and 0 <= l < 30))" &&
+    ok "checkpoints in /metrics: count > 0, last $last s, age $age s" || bad "checkpoint metrics: $(curl -s "$U/metrics" | grep '^vigil_checkpoint')"
 req POST "$U/v1/score" "" "$(ev m1 acct-m 1)"; expect 200 "" "a real duplicate"
 [ "$(metric 'vigil_decisions_total{decision="duplicate"}')" = "$((dup0 + 1))" ] &&
     ok "a real duplicate is counted" || bad "real duplicate not counted"
