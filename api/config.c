@@ -73,6 +73,8 @@ static const setting_t SETTINGS[] = {
     {"checkpoint-interval", K_DUR, OFF(checkpoint_ms), "1s", "state checkpoint interval"},
     {"mem-budget", K_SIZE, OFF(mem_budget), "0", "account state per shard in memory"},
     {"kafka-threads", K_INT, OFF(kafka_threads), "2", "Kafka processing threads (group members)"},
+    {"anomaly", K_STR, OFF(anomaly), "on",
+     "anomaly models: on (every event) or auto (only while the rules read anomaly.*)"},
 };
 #define NSET ((int)(sizeof(SETTINGS) / sizeof(SETTINGS[0])))
 
@@ -113,6 +115,10 @@ void vg_config_usage(FILE *f) {
 void vg_sha256(const void *p, size_t n, unsigned char out[32]) {
     unsigned int len = 32;
     EVP_Digest(p, n, out, &len, EVP_sha256(), NULL);
+}
+
+int vg_config_anomaly(const vg_config_t *c) {
+    return !c->anomaly || strcmp(c->anomaly, "auto") != 0;
 }
 
 const char *vg_role_name(vg_role_t r) {
@@ -366,6 +372,10 @@ static int set_value(vg_config_t *c, int i, const char *v, const char *from) {
     void *dst = (char *)c + s->off;
     switch (s->kind) {
     case K_STR: {
+        if (dst == &c->anomaly && strcmp(v, "on") != 0 && strcmp(v, "auto") != 0) {
+            fprintf(stderr, "vigil serve: %s: anomaly must be on or auto, not '%.40s'\n", from, v);
+            return 2;
+        }
         char *d = strdup(v);
         if (!d) return 2;
         free(*(char **)dst);

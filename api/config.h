@@ -74,6 +74,8 @@ typedef struct vg_config {
     int64_t alert_retention_ms;   /* alerts older than this are deleted (30d) */
     int64_t checkpoint_ms;    /* state checkpoint interval (1s) */
     size_t mem_budget;        /* per shard, 0 = unlimited */
+    char *anomaly;            /* "on" (default): the anomaly models score and learn every
+                                 event; "auto": only while the ruleset reads anomaly.* */
     int kafka_threads;        /* Kafka processing threads = group members (2) */
     char **kafka_conf;        /* "property=value" librdkafka settings, NULL-terminated
                                  (never NULL after a load), in precedence order */
@@ -112,6 +114,10 @@ vg_role_t vg_config_role(const vg_config_t *c, const char *token, size_t len,
                          unsigned char who_out[4]);
 
 const char *vg_role_name(vg_role_t r);
+
+/* 1 when the anomaly models run for every event (`anomaly = on`, the default), 0 when
+ * only while the ruleset reads anomaly.* (`auto`). */
+int vg_config_anomaly(const vg_config_t *c);
 
 /* Prints the serve usage text. */
 void vg_config_usage(FILE *f);

@@ -384,6 +384,7 @@ int vg_api_start_engine(vg_api_t *a, char *errbuf, size_t errlen) {
         .dedupe_horizon_ms = a->cfg->dedupe_horizon_ms,
         .future_ms = a->cfg->future_ms,
         .mem_budget = a->cfg->mem_budget,
+        .anomaly = vg_config_anomaly(a->cfg),
         .reset_mismatch = 1,
         /* half the interval: done well before the next one */
         .checkpoint_spread_ms = (a->cfg->checkpoint_ms > 0 ? a->cfg->checkpoint_ms : 1000) / 2,

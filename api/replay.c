@@ -55,6 +55,7 @@ typedef struct opts {
     int sync;
     int partitions;         /* --partitions N: serve's split over N partitions */
     int crc;                /* --partitioner crc32: that split by CRC32, not murmur2 */
+    int anomaly;            /* --anomaly on (1, the default) | auto (0) */
 } opts_t;
 
 static void usage(FILE *f) {
@@ -62,7 +63,7 @@ static void usage(FILE *f) {
         "usage: vigil replay --rules PATH [--input FILE|-] [--output FILE|-] [--state DIR]\n"
         "                    [--lists FILE] [--lateness DUR] [--dedupe-horizon DUR]\n"
         "                    [--mem-budget SIZE] [--partitions N [--partitioner P]]\n"
-        "                    [--labels FILE]\n"
+        "                    [--labels FILE] [--anomaly on|auto]\n"
         "\n"
         "Reads NDJSON events in order and writes one decision (or rejection) per line.\n"
         "  --rules PATH           a .vrl file or a directory of .vrl files (repeatable)\n"
@@ -76,6 +77,9 @@ static void usage(FILE *f) {
         "  --labels FILE          confirmed labels, CSV with the header id,account,fraud,at:\n"
         "                         each is applied before the first event whose time is\n"
         "                         at or after its `at` (fraud_count, labelled_count)\n"
+        "  --anomaly on|auto      the anomaly models score and learn every event (on, the\n"
+        "                         default, as vigil serve), or only while the rules read\n"
+        "                         anomaly.* (auto: decisions then carry \"anomaly\":{})\n"
         "  --lateness DUR         allowed lateness of out-of-order events (default 1h)\n"
         "  --dedupe-horizon DUR   how long an (account, id) is remembered (default 24h)\n"
         "  --mem-budget SIZE      with --state: keep at most SIZE bytes of account state\n"
@@ -456,6 +460,7 @@ static int parse_args(int argc, char **argv, opts_t *o) {
         {"partitions", required_argument, 0, 'P'},
         {"partitioner", required_argument, 0, 'R'},
         {"labels", required_argument, 0, 'B'},
+        {"anomaly", required_argument, 0, 'Y'},
         {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'},
         {0, 0, 0, 0},
@@ -468,6 +473,7 @@ static int parse_args(int argc, char **argv, opts_t *o) {
     o->ckpt_every = 100000;
     o->ckpt_interval_ms = 1000;
     o->sync = 1;
+    o->anomaly = 1;
     o->rules = calloc((size_t)argc + 1, sizeof(char *));
     if (!o->rules) return 1;
     optind = 1;
@@ -501,6 +507,13 @@ static int parse_args(int argc, char **argv, opts_t *o) {
             }
             break;
         }
+        case 'Y':
+            if (strcmp(optarg, "on") != 0 && strcmp(optarg, "auto") != 0) {
+                fprintf(stderr, "vigil replay: --anomaly must be on or auto, not '%.40s'\n", optarg);
+                return 2;
+            }
+            o->anomaly = strcmp(optarg, "on") == 0;
+            break;
         case 'm':
             if (vg_cli_size(optarg, &o->mem_budget)) {
                 fprintf(stderr, "vigil replay: --mem-budget: bad size '%s' (e.g. 512M)\n", optarg);
@@ -1144,6 +1157,7 @@ int vg_cmd_replay(int argc, char **argv) {
     po.lateness_ms = r.o.lateness_ms;
     po.dedupe_horizon_ms = r.o.horizon_ms;
     po.mem_budget = r.o.mem_budget;
+    po.anomaly = r.o.anomaly;
     po.store = r.store;
     r.pl = vg_pipeline_new(r.prog, &po, err, sizeof(err));
     if (r.pl && r.o.partitions > 1) {

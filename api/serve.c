@@ -218,6 +218,7 @@ static vg_serve_kafka_t *start_kafka(vg_api_t *a, const vg_config_t *cfg, char *
         .topic_labels = cfg->topic_labels, .state = cfg->state, .lateness_ms = cfg->lateness_ms,
         .dedupe_horizon_ms = cfg->dedupe_horizon_ms, .future_ms = cfg->future_ms,
         .mem_budget = cfg->mem_budget, .threads = cfg->kafka_threads,
+        .anomaly = vg_config_anomaly(cfg),
         .kafka_conf = (const char *const *)cfg->kafka_conf,
         .on_assign = on_assign, .on_assign_ctx = a, .on_label = on_label, .on_label_ctx = a,
     };

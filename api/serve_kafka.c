@@ -216,6 +216,7 @@ vg_serve_kafka_t *vg_serve_kafka_start(const vg_serve_kafka_cfg_t *cfg, vg_progr
     if (cfg->dedupe_horizon_ms >= 0) o.pipeline.dedupe_horizon_ms = cfg->dedupe_horizon_ms;
     o.pipeline.ruleset_version = cfg->ruleset_version > 0 ? cfg->ruleset_version : 0;
     o.pipeline.mem_budget = cfg->mem_budget;
+    o.pipeline.anomaly = cfg->anomaly;
     if (cfg->future_ms != 0) o.future_ms = cfg->future_ms;
     if (cfg->checkpoint_ms > 0) o.checkpoint_ms = cfg->checkpoint_ms;
     if (cfg->threads > 0) o.threads = cfg->threads;
@@ -303,6 +304,8 @@ static void usage(FILE *f) {
         "  --lateness DUR             allowed lateness (1h)\n"
         "  --dedupe-horizon DUR       duplicate horizon (24h)\n"
         "  --future DUR|off           reject events further ahead of the clock (5m)\n"
+        "  --anomaly on|auto          anomaly models for every event, or only while the\n"
+        "                             rules read anomaly.* (on)\n"
         "  --threads N                processing threads = group members (2)\n"
         "  --checkpoint-interval DUR  each partition about this often (5s)\n"
         "  --no-sync                  no fsync at checkpoints\n"
@@ -405,6 +408,7 @@ int vg_cmd_stream(int argc, char **argv) {
         {"lateness", required_argument, 0, 'l'},
         {"dedupe-horizon", required_argument, 0, 'H'},
         {"future", required_argument, 0, 'f'},
+        {"anomaly", required_argument, 0, 'Y'},
         {"threads", required_argument, 0, 't'},
         {"checkpoint-interval", required_argument, 0, 'C'},
         {"no-sync", no_argument, 0, 'n'},
@@ -420,7 +424,7 @@ int vg_cmd_stream(int argc, char **argv) {
     const char *kafka = NULL, *group = NULL, *tin = NULL, *talerts = NULL, *tdec = NULL,
                *tdlq = NULL, *state = NULL, *lists_file = NULL, *lateness = NULL,
                *horizon = NULL, *future = NULL, *threads = NULL, *ckpt = NULL,
-               *metrics_file = NULL, *changelog = NULL, *tlabels = NULL;
+               *metrics_file = NULL, *changelog = NULL, *tlabels = NULL, *anomaly = NULL;
     vg_serve_kafka_cfg_t cfg;
     memset(&cfg, 0, sizeof(cfg));
     cfg.lateness_ms = cfg.dedupe_horizon_ms = -1;   /* not given: the defaults (1h, 24h) */
@@ -462,6 +466,7 @@ int vg_cmd_stream(int argc, char **argv) {
         case 'l': lateness = optarg; break;
         case 'H': horizon = optarg; break;
         case 'f': future = optarg; break;
+        case 'Y': anomaly = optarg; break;
         case 't': threads = optarg; break;
         case 'C': ckpt = optarg; break;
         case 'n': cfg.no_sync = 1; break;
@@ -493,6 +498,12 @@ int vg_cmd_stream(int argc, char **argv) {
         fprintf(stderr, "vigil stream: unexpected argument '%s'\n", argv[optind]);
         goto done;
     }
+    anomaly = env_or(anomaly, "VIGIL_ANOMALY");
+    if (anomaly && strcmp(anomaly, "on") != 0 && strcmp(anomaly, "auto") != 0) {
+        fprintf(stderr, "vigil stream: --anomaly must be on or auto, not '%.40s'\n", anomaly);
+        goto done;
+    }
+    cfg.anomaly = !anomaly || strcmp(anomaly, "on") == 0;
     cfg.kafka = env_or(kafka, "VIGIL_KAFKA");
     cfg.group = env_or(group, "VIGIL_GROUP");
     cfg.topic_in = env_or(tin, "VIGIL_TOPIC_IN");

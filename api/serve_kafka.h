@@ -40,6 +40,7 @@ typedef struct vg_serve_kafka_cfg {
     int threads;                  /* <= 0: 2 */
     int no_sync;                  /* 1: no fsync at checkpoints */
     size_t mem_budget;            /* per partition; 0: unlimited */
+    int anomaly;                  /* vg_pipeline_opts_t.anomaly */
     const char *const *kafka_conf;    /* "name=value" librdkafka settings, NULL-terminated */
     int partitions;               /* embedded: partitions per topic (<= 0: 8) */
     const char *addr_file;        /* embedded: write the bootstrap address here */

@@ -219,6 +219,7 @@ static vg_pipeline_t *make_pipeline(vg_engine_t *e, shard_t *s, vg_program_t *p,
     po.lateness_ms = e->o.lateness_ms;
     po.dedupe_horizon_ms = e->o.dedupe_horizon_ms;
     po.mem_budget = e->o.mem_budget;
+    po.anomaly = e->o.anomaly;
     po.store = s->store;
     po.ruleset_version = version;
     po.lists = lists;
@@ -226,7 +227,7 @@ static vg_pipeline_t *make_pipeline(vg_engine_t *e, shard_t *s, vg_program_t *p,
     int carried = 0;
     vg_pipeline_t *pl = vg_pipeline_open(p, &po, &carried, errbuf, errlen);
     if (carried) {
-        fprintf(stderr, "vigil: state in %s was made by other rules; carried over to these "
+        fprintf(stderr, "vigil: state in %s was made by other rules (or anomaly setting); carried over to these "
                         "(as a live change of rules would)\n", vg_store_path(s->store));
         /* the store holds the old layout until the carried state is written: the next
          * checkpoint writes it even with nothing decided (a dry run, which reads the

@@ -45,6 +45,7 @@ typedef struct vg_engine_opts {
     int64_t lateness_ms, dedupe_horizon_ms;
     int64_t future_ms;           /* reject events further ahead of the clock; <= 0: off */
     size_t mem_budget;           /* per shard; 0 = unlimited */
+    int anomaly;                 /* vg_pipeline_opts_t.anomaly */
     int reset_mismatch;          /* a store holding state of other rules is emptied (logged)
                                     instead of refused */
     int64_t checkpoint_spread_ms; /* a periodic checkpoint spreads its slices over up to

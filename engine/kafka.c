@@ -866,7 +866,7 @@ static int part_load(worker_t *w, part_t *pt, char *errbuf, size_t errlen) {
     po.was_reset = &reset;
     pt->pl = vg_pipeline_open(p, &po, &carried, errbuf, errlen);
     if (carried)   /* restarted with other rules: the moved state goes with the next checkpoint */
-        logf_(k, 0, "partition %d: state in %s was made by other rules; carried over to "
+        logf_(k, 0, "partition %d: state in %s was made by other rules (or anomaly setting); carried over to "
               "these (as a live change of rules would)", (int)pt->id, vg_store_path(pt->store));
     if (reset) pt->cl_wipe = 1;
     if (reset)

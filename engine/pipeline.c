@@ -1178,20 +1178,44 @@ static int lk_compatible(const vg_pipeline_t *old, const vg_pipeline_t *nw) {
     return 1;
 }
 
+/* A pipeline of program p on o's store exactly as the store was made: with o's anomaly
+ * setting or the other one (a state made with `anomaly = auto` by rules that read no
+ * anomaly.*, opened with `on`: until 2026-12-08 the setting did not exist and such a
+ * state, every state of an upgraded service, would have been emptied). NULL when
+ * neither layout is the store's. */
+static vg_pipeline_t *open_as_made(vg_program_t *p, const vg_pipeline_opts_t *o) {
+    for (int k = 0; k < 2; k++) {
+        vg_pipeline_opts_t o1 = *o;
+        o1.reset_mismatch = 0;   /* its own layout, or not at all */
+        o1.was_reset = NULL;
+        if (k) o1.anomaly = !o->anomaly;
+        char e1[256];
+        vg_pipeline_t *pl = vg_pipeline_new(p, &o1, e1, sizeof e1);
+        if (pl) {
+            pl->opts.reset_mismatch = o->reset_mismatch;
+            pl->opts.was_reset = o->was_reset;
+            return pl;
+        }
+    }
+    return NULL;
+}
+
 vg_pipeline_t *vg_pipeline_open(vg_program_t *p, const vg_pipeline_opts_t *o, int *carried,
                                 char *errbuf, size_t errlen) {
     *carried = 0;
     if (o->store && o->reset_mismatch) {
-        /* made by these rules, or by others of the same layout: opened as it is */
-        vg_pipeline_opts_t o1 = *o;
-        o1.reset_mismatch = 0;
-        o1.was_reset = NULL;
-        char e1[256];
-        vg_pipeline_t *same = vg_pipeline_new(p, &o1, e1, sizeof e1);
+        /* made by these rules, or by others of the same layout: opened as it is (with
+         * the other anomaly setting: carried over to this one below) */
+        vg_pipeline_t *same = open_as_made(p, o);
+        if (same && same->opts.anomaly == o->anomaly) return same;
         if (same) {
-            same->opts.reset_mismatch = o->reset_mismatch;
-            same->opts.was_reset = o->was_reset;
-            return same;
+            char e2[256];
+            same->opts.anomaly = o->anomaly;
+            if (vg_pipeline_set_program(same, p, e2, sizeof e2) == 0) {
+                *carried = 1;
+                return same;
+            }
+            vg_pipeline_free(same);
         }
         vg_buf_t b;
         vg_buf_init(&b);
@@ -1203,15 +1227,11 @@ vg_pipeline_t *vg_pipeline_open(vg_program_t *p, const vg_pipeline_opts_t *o, in
             old = vg_prog_compile_sources(b.p, b.len);
         vg_buf_deinit(&b);
         if (old) {
-            vg_pipeline_opts_t o2 = *o;
-            o2.reset_mismatch = 0;   /* its own layout, or not at all */
-            o2.was_reset = NULL;
             char e2[256];
-            vg_pipeline_t *pl = vg_pipeline_new(old, &o2, e2, sizeof e2);
+            vg_pipeline_t *pl = open_as_made(old, o);
             vg_prog_unref(old);
+            if (pl) pl->opts.anomaly = o->anomaly;   /* the new pipeline's setting */
             if (pl && vg_pipeline_set_program(pl, p, e2, sizeof e2) == 0) {
-                pl->opts.reset_mismatch = o->reset_mismatch;
-                pl->opts.was_reset = o->was_reset;
                 *carried = 1;
                 return pl;
             }

@@ -1781,7 +1781,9 @@ vg_state_t *vg_state_new(vg_program_t *p, const vg_state_opts_t *o, char *errbuf
                  * must not lose the state) */
                 if (options_differ(st, &st->vbuf, errbuf, errlen)) goto err;
                 if (!o || !o->reset_mismatch) {
-                    seterr(errbuf, errlen, "state in % was made by other rules or options",
+                    seterr(errbuf, errlen, "state in % was made by other rules or options "
+                           "(the rules and --anomaly must be those it was made with; states "
+                           "made before 2026-12-08 had --anomaly auto)",
                            vg_store_path(st->store));
                     goto err;
                 }

@@ -33,7 +33,9 @@ ok() { echo "ok   $*"; }
 fail() { echo "FAIL $*"; failed=1; }
 
 mkdir -p "$FS"
-if ! mount -t tmpfs -o size=4M tmpfs "$FS" 2>/dev/null; then
+# 12M: the first checkpoint fits (6.3 MB with the anomaly models' state, the default
+# since 2026-12-08; 4M, the size before, filled at the first one), later ones do not
+if ! mount -t tmpfs -o size=12M tmpfs "$FS" 2>/dev/null; then
     echo "SKIP: cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN)"
     exit 77
 fi
@@ -141,7 +143,10 @@ got=$(curl -s "$U/v1/score" --data-binary @"$W/last.ndjson")
 head -31001 "$W/in.ndjson" >"$W/prefix.ndjson"
 "$VIGIL" replay --rules "$RULES" --input "$W/prefix.ndjson" --output "$W/prefix.out" 2>/dev/null
 want=$(tail -1 "$W/prefix.out")
-strip() { python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); d.pop("ruleset",None); print(json.dumps(d,sort_keys=True))'; }
+# without the anomaly object: the filler account's events (above, not in the input) are
+# in the anomaly models' population, so its figures differ from replay's of the input;
+# the features and the decision are the account's own
+strip() { python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); d.pop("ruleset",None); d.pop("anomaly",None); print(json.dumps(d,sort_keys=True))'; }
 [ "$(echo "$got" | strip)" = "$(echo "$want" | strip)" ] &&
     ok "after the disk-full episode, SIGKILL and restart: the next decision equals replay's" ||
     { fail "decision after restart differs"; echo " got  $got"; echo " want $want"; }

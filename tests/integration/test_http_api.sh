@@ -212,7 +212,7 @@ expect 200 "j['features']['tx_10m']==5 and 'fc' not in j['features']" "removing 
 
 echo "--- accounts"
 req GET "$U/v1/accounts/acct-1" "$N"
-expect 200 "j['account']=='acct-1' and j['features']['tx_10m']==5 and len(j['recent_decisions'])==5 and len(j['labels'])==3 and j['session'] is None and j['sessions']==[] and j['baseline'] is None and j['last_event']==j['recent_decisions'][0]['ts']" "account state"
+expect 200 "j['account']=='acct-1' and j['features']['tx_10m']==5 and len(j['recent_decisions'])==5 and len(j['labels'])==3 and j['session'] is None and j['sessions']==[] and j['baseline']['events']==5 and j['last_event']==j['recent_decisions'][0]['ts']" "account state (the anomaly baseline of its 5 events: the models learn every event)"
 req GET "$U/v1/accounts/nobody" "$N"; expect_error 404 not_found "unknown account"
 
 echo "--- alerts"
@@ -616,7 +616,7 @@ newest = [d for d in mine if d["ts"] == max(x["ts"] for x in mine)][-1]
 print(json.dumps({"ids": [d["id"] for d in want], "features": want[0]["features"], "sess": newest["features"]["sess_n"], "last": newest["ts"]}))
 PY
 req GET "http://127.0.0.1:$P5/v1/accounts/$WACCT" "$N"
-expect 200 "(lambda w: [d['id'] for d in j['recent_decisions']]==w['ids'] and j['features']==w['features'] and j['session']['events']==w['sess'] and j['session']['gap_seconds']==900 and j['session']['last']==w['last'] and j['sessions']==[j['session']] and j['baseline'] is None and j['shard']==0)(json.load(open('$TMP/warm-want.json')))" "an account only replay saw: its recent decisions and session from the engine"
+expect 200 "(lambda w: [d['id'] for d in j['recent_decisions']]==w['ids'] and j['features']==w['features'] and j['session']['events']==w['sess'] and j['session']['gap_seconds']==900 and j['session']['last']==w['last'] and j['sessions']==[j['session']] and j['baseline']['events'] > 0 and j['shard']==0)(json.load(open('$TMP/warm-want.json')))" "an account only replay saw: its recent decisions and session from the engine"
 stop_pid "$PID_warm"
 
 echo "--- a page of alerts stops at 8 MiB (alerts carry their decisions, which can be large:"

@@ -223,7 +223,9 @@ tail -1 "$WORK/h.out" | jq -e '.id == "h3" and .features.fs == null and .feature
 
 # --partitions: a label is applied before the first event of the whole stream at or
 # after its time, not of its account's partition (a2 of account A arrives after b1 of
-# account D, whose time passed the label's; A and D are in different partitions of 2)
+# account D, whose time passed the label's; A and D are in different partitions of 2;
+# --anomaly auto: each partition's anomaly population differs from one pipeline's, and
+# the rules here read none)
 printf 'feature fc = fraud_count(30d)\n' >"$WORK/p.vrl"
 printf 'id,account,fraud,at\na1,A,1,2026-11-01T01:45:00Z\n' >"$WORK/p.csv"
 {
@@ -232,10 +234,10 @@ printf 'id,account,fraud,at\na1,A,1,2026-11-01T01:45:00Z\n' >"$WORK/p.csv"
     echo '{"id":"a2","account":"A","ts":"2026-11-01T01:30:00Z","amount":10}'
 } >"$WORK/p.ndjson"
 for parts in 1 2; do
-    "$VIGIL" replay --rules "$WORK/p.vrl" --input "$WORK/p.ndjson" --labels "$WORK/p.csv" \
+    "$VIGIL" replay --anomaly auto --rules "$WORK/p.vrl" --input "$WORK/p.ndjson" --labels "$WORK/p.csv" \
         --partitions $parts --output "$WORK/p$parts.out" 2>/dev/null
 done
-"$VIGIL" replay --rules "$WORK/p.vrl" --input "$WORK/p.ndjson" --labels "$WORK/p.csv" \
+"$VIGIL" replay --anomaly auto --rules "$WORK/p.vrl" --input "$WORK/p.ndjson" --labels "$WORK/p.csv" \
     --output "$WORK/p0.out" 2>/dev/null
 if tail -1 "$WORK/p2.out" | jq -e '.id == "a2" and .features.fc == 1' >/dev/null &&
    cmp -s "$WORK/p0.out" "$WORK/p2.out"; then

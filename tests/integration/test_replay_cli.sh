@@ -721,6 +721,25 @@ else
     fail "demo.vrl on the sample: replay or pack_eval.py failed"
 fi
 
+# --anomaly: the models score and learn every event by default (SPEC 4), with rules that
+# read no anomaly.*; `auto` runs them only for rules that read them (the default before
+# 2026-12-08: "anomaly":{} and no baseline for a rule deployed later)
+printf 'feature n = count(1h)\n' >"$W/an.vrl"
+for i in 1 2 3; do printf '{"id":"an%d","account":"a","ts":"2026-01-01T00:0%d:00Z","amount":1%d}\n' $i $i $i; done >"$W/an.ndjson"
+"$VIGIL" replay --rules "$W/an.vrl" --input "$W/an.ndjson" --output "$W/an.on" 2>/dev/null &&
+    [ "$(jq -c 'select(.anomaly.score >= 0 and .anomaly.score <= 1) | .id' "$W/an.on" | wc -l)" = 3 ] &&
+    [ "$(jq -c 'select(.anomaly.amount != null) | .id' "$W/an.on" | wc -l)" -ge 1 ] &&
+    ok "replay: every decision carries anomaly.score by default" || fail "anomaly by default: $(head -2 "$W/an.on")"
+"$VIGIL" replay --anomaly auto --rules "$W/an.vrl" --input "$W/an.ndjson" --output "$W/an.auto" 2>/dev/null &&
+    [ "$(jq -c 'select(.anomaly == {}) | .id' "$W/an.auto" | wc -l)" = 3 ] &&
+    ok "replay --anomaly auto: \"anomaly\":{} for rules that read none" || fail "--anomaly auto: $(head -2 "$W/an.auto")"
+expect_rc 2 "--anomaly sometimes" "$VIGIL" replay --anomaly sometimes --rules "$W/an.vrl" --input "$W/an.ndjson"
+grep -q "anomaly must be on or auto" "$W/stderr" && ok "... says what it takes" || fail "--anomaly sometimes: $(cat "$W/stderr")"
+rm -rf "$W/an.st"
+"$VIGIL" replay --anomaly auto --rules "$W/an.vrl" --input "$W/an.ndjson" --output "$W/an.o1" --state "$W/an.st" 2>/dev/null
+expect_rc 1 "a --state made with --anomaly auto, resumed with the default" "$VIGIL" replay --rules "$W/an.vrl" --input "$W/an.ndjson" --output "$W/an.o1" --state "$W/an.st"
+grep -q "anomaly" "$W/stderr" && ok "... names --anomaly" || fail "resume refusal: $(cat "$W/stderr")"
+
 if [ $failed -ne 0 ]; then
     echo "test_replay_cli: FAILED"
     exit 1
