@@ -398,8 +398,8 @@ typedef struct req_state {
     int kacct;
     vg_buf_t kview;
     vg_kphase_t kp;
-    /* an erasure (DELETE /v1/accounts/{a}) handled on a thread of its own (erase_start):
-     * suspended the same way; eresp holds its answer */
+    /* an erasure (DELETE /v1/accounts/{a}), a list or a rule write handled on a thread
+     * of its own (erase_start): suspended the same way; eresp holds its answer */
     int erasing;
     vg_resp_t eresp;
     vg_api_t *a;
@@ -1156,12 +1156,25 @@ static int is_erasure(const vg_req_t *q) {
     return q->route == VG_ROUTE_ACCOUNT && strcmp(q->method, "DELETE") == 0;
 }
 
+/* A write that may take seconds: an erasure (its purge compacts the stores), a list's
+ * (a list of a million items is copied, written and indexed again: 1 to 2.7 s, during
+ * which every connection of the HTTP thread that ran it waited, scores too, and none
+ * got its 429: a scale tester), a rule module's (a ruleset swap with many accounts in
+ * memory). Run on a thread of their own, the connection suspended. */
+static int runs_apart(const vg_req_t *q) {
+    if (is_erasure(q)) return 1;
+    int get = strcmp(q->method, "GET") == 0 || strcmp(q->method, "HEAD") == 0;
+    return !get && (q->route == VG_ROUTE_LIST || q->route == VG_ROUTE_LIST_ITEM ||
+                    q->route == VG_ROUTE_RULE || q->route == VG_ROUTE_RULE_ROLLBACK);
+}
+
 static void *erase_main(void *arg) {
     req_state_t *rs = arg;
     vg_api_t *a = rs->a;
-    pthread_mutex_lock(&a->erase_mu);
+    pthread_mutex_t *mu = is_erasure(&rs->q) ? &a->erase_mu : &a->write_mu;
+    pthread_mutex_lock(mu);
     dispatch(a, &rs->q, &rs->eresp);
-    pthread_mutex_unlock(&a->erase_mu);
+    pthread_mutex_unlock(mu);
     score_kafka_done(rs);   /* rs may be freed from here on */
     return NULL;
 }
@@ -1184,9 +1197,10 @@ static int erase_start(vg_api_t *a, req_state_t *rs, struct MHD_Connection *c, v
         pthread_attr_destroy(&at);
     }
     if (!ok) {   /* no thread: run here, as before */
-        pthread_mutex_lock(&a->erase_mu);
+        pthread_mutex_t *mu = is_erasure(&rs->q) ? &a->erase_mu : &a->write_mu;
+        pthread_mutex_lock(mu);
         dispatch(a, &rs->q, &rs->eresp);
-        pthread_mutex_unlock(&a->erase_mu);
+        pthread_mutex_unlock(mu);
         score_kafka_done(rs);
     }
     return 1;
@@ -1901,7 +1915,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             } else if (a->kafka && account_kafka_start(a, rs, c, &r)) {
                 vg_buf_deinit(&r.body);
                 return MHD_YES;       /* suspended: answered when resumed */
-            } else if (r.status == 0 && is_erasure(&rs->q)) {
+            } else if (r.status == 0 && runs_apart(&rs->q)) {
                 if (erase_start(a, rs, c, &r)) {
                     vg_buf_deinit(&r.body);
                     return MHD_YES;   /* suspended: answered when the erasure is done */

@@ -118,6 +118,10 @@ typedef struct vg_api {
     /* DELETE /v1/accounts/{a}: one erasure at a time, each on a thread of its own (its
      * purge compacts the stores for seconds; api/http.c erase_start) */
     pthread_mutex_t erase_mu;
+    /* list and rule writes, each on a thread of its own too (a change of a list of a
+     * million items takes seconds: on an HTTP thread it held every connection that
+     * thread serves, scores included), one at a time */
+    pthread_mutex_t write_mu;
     char **hit_names;
     uint64_t *hit_counts;
     int nhits;

@@ -695,6 +695,7 @@ vg_api_t *vg_api_new(vg_config_t *cfg, char *errbuf, size_t errlen) {
     pthread_mutex_init(&a->mu, NULL);
     pthread_mutex_init(&a->hits_mu, NULL);
     pthread_mutex_init(&a->erase_mu, NULL);
+    pthread_mutex_init(&a->write_mu, NULL);
     atomic_store(&a->idgen, (uint64_t)vg_now_ms() << 16);
     atomic_store(&a->ckpt_since_ms, vg_now_ms());
     if (mkdir(cfg->state, 0755) < 0 && errno != EEXIST) {
@@ -796,5 +797,6 @@ void vg_api_free(vg_api_t *a) {
     pthread_mutex_destroy(&a->mu);
     pthread_mutex_destroy(&a->hits_mu);
     pthread_mutex_destroy(&a->erase_mu);
+    pthread_mutex_destroy(&a->write_mu);
     free(a);
 }
