@@ -137,6 +137,16 @@ codes=$(score 30000 31000)
 sleep 1
 [ -n "$N" ] && [ "$(metric vigil_checkpoint_failures_total)" = "$N" ] && ok "no failure since ($codes)" ||
     fail "checkpoints still failing: $(tail -2 "$W/serve.log")"
+# the control store takes writes again once RocksDB has resumed it (RocksDB polls for
+# room): the 1000 decisions above may all have come before that (a fresh clone under
+# ASan: no "written again" line before the SIGKILL below), so each try here records one
+# more decision, of an account of its own, until its log says so
+ctl_again() {
+    grep -q "control store written again" "$W/serve.log" && return 0
+    curl -s -o /dev/null "$U/v1/score" --data-binary "{\"id\":\"after-$RANDOM$RANDOM\",\"account\":\"zz-after\",\"ts\":\"2026-11-01T00:00:00Z\",\"amount\":1}"
+    return 1
+}
+wait_until ctl_again || fail "the control store never took writes again: $(grep 'control store' "$W/serve.log" | tail -2)"
 # everything scored is checkpointed within 200 ms; then SIGKILL, restart, one more event
 sleep 1.5
 kill -9 "$SPID"; wait "$SPID" 2>/dev/null; SPID=
