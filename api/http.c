@@ -57,7 +57,7 @@ int64_t vg_now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int64_t mono_us(void) {
+int64_t vg_api_mono_us(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
@@ -444,7 +444,7 @@ static void notify_conn(void *cls, struct MHD_Connection *c, void **socket_ctx,
                 MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
             x->fd = ci ? ci->connect_fd : -1;
             x->waiting = 1;
-            x->since_us = mono_us();
+            x->since_us = vg_api_mono_us();
             if (cs && x->fd >= 0) {
                 pthread_mutex_lock(&cs->mu);
                 x->next = cs->head;
@@ -488,7 +488,7 @@ static void header_wait(vg_api_t *a, struct MHD_Connection *c, int waiting) {
     pthread_mutex_lock(&cs->mu);
     x->waiting = waiting;
     x->idle = waiting;
-    x->since_us = mono_us();
+    x->since_us = vg_api_mono_us();
     pthread_mutex_unlock(&cs->mu);
 }
 
@@ -518,7 +518,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
         return;
     }
     pthread_mutex_lock(&cs->mu);
-    int64_t now = mono_us();
+    int64_t now = vg_api_mono_us();
     if (!cs->mhd_logged_us || now - cs->mhd_logged_us >= 1000000) {
         fprintf(stderr, "%s\n", line);
         cs->mhd_logged_us = now;
@@ -548,7 +548,7 @@ static void *conns_main(void *arg) {
         }
         pthread_cond_timedwait(&cs->cv, &cs->mu, &ts);
         if (cs->stop) break;
-        int64_t now = mono_us();
+        int64_t now = vg_api_mono_us();
         for (conn_ctx_t *x = cs->head; x; x = x->next)
             if (x->waiting && !x->cut && now - x->since_us > limit_us) {
                 x->cut = 1;
@@ -631,7 +631,7 @@ static enum MHD_Result send_resp(vg_api_t *a, struct MHD_Connection *c, req_stat
     }
     enum MHD_Result ok = MHD_queue_response(c, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
-    observe(a, rs->def.route, r->status, mono_us() - rs->start_us);
+    observe(a, rs->def.route, r->status, vg_api_mono_us() - rs->start_us);
     return ok;
 }
 
@@ -999,7 +999,7 @@ static int score_dry(vg_req_t *q, vg_resp_t *r, int *dry) {
 
 /* The time left before the request's deadline (microseconds); <= 0: 429 set in r. */
 static int64_t score_left(vg_api_t *a, vg_req_t *q, vg_resp_t *r) {
-    int64_t left_us = a->cfg->deadline_ms * 1000 - (mono_us() - q->start_us);
+    int64_t left_us = a->cfg->deadline_ms * 1000 - (vg_api_mono_us() - q->start_us);
     if (left_us <= 0) {
         atomic_fetch_add(&a->overloaded, 1);
         r->retry_after = 1;
@@ -1098,7 +1098,7 @@ static int score_kafka_start(vg_api_t *a, req_state_t *rs, struct MHD_Connection
     MHD_suspend_connection(c);
     int rc = vg_kafka_score_async(a->kafka, &rs->kq, q->ectx->ev.account.p,
                                   q->ectx->ev.account.len, q->body, q->len, rs->kdry,
-                                  mono_us() + left_us, q->out, &rs->kr, score_kafka_done, rs);
+                                  vg_api_mono_us() + left_us, q->out, &rs->kr, score_kafka_done, rs);
     if (rc != 0) {   /* refused at once: answered when the connection resumes */
         rs->kq.rc = rc;
         score_kafka_done(rs);
@@ -1129,11 +1129,11 @@ static int account_kafka_start(vg_api_t *a, req_state_t *rs, struct MHD_Connecti
     MHD_suspend_connection(c);
     if (rc == 0 && view)
         rc = vg_kafka_account_view_async(a->kafka, &rs->kq, acct, al, VG_RECENT_MAX,
-                                         mono_us() + VG_KVIEW_WAIT_MS * 1000LL, &rs->kview,
+                                         vg_api_mono_us() + VG_KVIEW_WAIT_MS * 1000LL, &rs->kview,
                                          &rs->kr, score_kafka_done, rs);
     else if (rc == 0)
         rc = vg_kafka_account_op_async(a->kafka, &rs->kq, erase, acct, al,
-                                       mono_us() + VG_KOP_WAIT_MS * 1000LL, &rs->kr,
+                                       vg_api_mono_us() + VG_KOP_WAIT_MS * 1000LL, &rs->kr,
                                        score_kafka_done, rs);
     else
         rs->kr.partition = -1;
@@ -1420,7 +1420,7 @@ static void log_denied(vg_api_t *a, struct MHD_Connection *c, const req_state_t 
     conns_t *cs = a->conns;
     if (!cs) return;
     pthread_mutex_lock(&cs->mu);
-    int64_t now = mono_us();
+    int64_t now = vg_api_mono_us();
     if (cs->denied_logged_us && now - cs->denied_logged_us < 1000000) {
         cs->denied_unlogged++;
         pthread_mutex_unlock(&cs->mu);
@@ -1572,7 +1572,7 @@ static int body_complete(struct MHD_Connection *c, const req_state_t *rs) {
  * headers (the connection's idle timeout alone let a body trickled a byte at a time go on
  * for ever). 0 to go on; -1 to close the connection. */
 static int body_time(vg_api_t *a, struct MHD_Connection *c, req_state_t *rs) {
-    int64_t left_us = a->cfg->request_timeout_ms * 1000 - (mono_us() - rs->start_us);
+    int64_t left_us = a->cfg->request_timeout_ms * 1000 - (vg_api_mono_us() - rs->start_us);
     if (left_us <= 0) rs->late = 1;
     if (rs->late) {
         /* libmicrohttpd (0.9.75) cannot answer in the middle of a body: 408 is answered
@@ -1737,7 +1737,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!rs) return MHD_NO;
         *con_cls = rs;
         rs->started = 1;
-        rs->start_us = mono_us();
+        rs->start_us = vg_api_mono_us();
         header_wait(a, c, 0);   /* the headers are complete */
         vg_buf_init(&rs->body);
         vg_resp_t r;
@@ -1869,7 +1869,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, timeout_s(a));
     /* the request is complete: a score's deadline counts from here (the time its body
      * took to arrive is not time spent waiting for a shard) */
-    rs->q.start_us = mono_us();
+    rs->q.start_us = vg_api_mono_us();
     vg_resp_t r;
     memset(&r, 0, sizeof(r));
     vg_buf_init(&r.body);

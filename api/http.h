@@ -205,6 +205,9 @@ int vg_api_feed_erased(vg_api_t *a, const char *acct, int64_t at_ms);
 int vg_api_publish_erasure(vg_api_t *a, const char *acct, char *errbuf, size_t errlen);
 
 /* Periodic work (checkpoint, alert retention); called by serve's main loop. */
+/* The monotonic clock in microseconds (request deadlines, checkpoint times). */
+int64_t vg_api_mono_us(void);
+
 void vg_api_tick(vg_api_t *a, int64_t now_ms);
 
 /* ---- shared by api/http*.c and api/redis.c (not for other callers) ---- */

@@ -261,20 +261,15 @@ static int alert_index_build(vg_api_t *a, char *errbuf, size_t errlen) {
     return 0;
 }
 
-static int64_t mono_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 void vg_api_tick(vg_api_t *a, int64_t now_ms) {
     char err[512];
     /* timed for /metrics: under load a checkpoint can take seconds, and the memory budget
      * evicts only what one wrote (an on-call engineer saw the state grow 27x past it and
      * no figure saying why) */
-    int64_t t0 = mono_us();
+    int64_t t0 = vg_api_mono_us();
     int crc = vg_engine_checkpoint(a->eng, 0, err, sizeof(err));
-    int64_t took = mono_us() - t0;
+    int64_t took = vg_api_mono_us() - t0;
     atomic_fetch_add(&a->ckpt_count, 1);
     atomic_fetch_add(&a->ckpt_us_sum, (uint64_t)took);
     atomic_store(&a->ckpt_last_us, took);
